@@ -1,0 +1,75 @@
+/* dj_buf.c -- see dj_buf.h. */
+#include "dj_buf.h"
+
+#include <bson/bson.h>
+#include <stdlib.h>
+
+void
+dj_buf_init (dj_buf_t *b)
+{
+   b->data = NULL;
+   b->len = 0;
+   b->cap = 0;
+}
+
+void
+dj_buf_cleanup (dj_buf_t *b)
+{
+   bson_free (b->data);
+   dj_buf_init (b);
+}
+
+void
+dj_buf_reserve (dj_buf_t *b, size_t extra)
+{
+   size_t want = b->len + extra;
+
+   if (want <= b->cap) {
+      return;
+   }
+   size_t cap = b->cap ? b->cap : 64;
+   while (cap < want) {
+      cap *= 2;
+   }
+   b->data = bson_realloc (b->data, cap); /* aborts on OOM */
+   b->cap = cap;
+}
+
+void
+dj_buf_append (dj_buf_t *b, const void *p, size_t n)
+{
+   if (!n) {
+      return;
+   }
+   dj_buf_reserve (b, n);
+   memcpy (b->data + b->len, p, n);
+   b->len += n;
+}
+
+void
+dj_buf_put_u64be (dj_buf_t *b, uint64_t v)
+{
+   uint8_t out[8];
+   for (int i = 7; i >= 0; i--) {
+      out[i] = (uint8_t) (v & 0xff);
+      v >>= 8;
+   }
+   dj_buf_append (b, out, 8);
+}
+
+void
+dj_buf_put_u32be (dj_buf_t *b, uint32_t v)
+{
+   uint8_t out[4] = {(uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v};
+   dj_buf_append (b, out, 4);
+}
+
+uint64_t
+dj_u64be_read (const uint8_t *p)
+{
+   uint64_t v = 0;
+   for (int i = 0; i < 8; i++) {
+      v = (v << 8) | p[i];
+   }
+   return v;
+}

@@ -1,0 +1,40 @@
+/*
+ * dj_buf.h -- a growable byte buffer (the sds of this project, much smaller).
+ *
+ * Ownership: a dj_buf_t owns `data`; dj_buf_cleanup() frees it. The struct
+ * itself is caller storage (stack or embedded): dj_buf_init / dj_buf_cleanup.
+ * Appends abort() on out-of-memory, as libbson's allocator does: a half-built
+ * key or document is never handed on.
+ */
+#ifndef DJ_BUF_H
+#define DJ_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+   uint8_t *data;
+   size_t len;
+   size_t cap;
+} dj_buf_t;
+
+void dj_buf_init (dj_buf_t *b);
+void dj_buf_cleanup (dj_buf_t *b);
+void dj_buf_reserve (dj_buf_t *b, size_t extra);
+void dj_buf_append (dj_buf_t *b, const void *p, size_t n);
+static inline void
+dj_buf_putc (dj_buf_t *b, uint8_t c)
+{
+   if (b->len == b->cap) {
+      dj_buf_reserve (b, 1);
+   }
+   b->data[b->len++] = c;
+}
+/* Big-endian fixed-width appends (order-preserving for unsigned values). */
+void dj_buf_put_u64be (dj_buf_t *b, uint64_t v);
+void dj_buf_put_u32be (dj_buf_t *b, uint32_t v);
+
+uint64_t dj_u64be_read (const uint8_t *p);
+
+#endif

@@ -1,0 +1,87 @@
+/* dj_error.c -- see dj_error.h. */
+#include "dj_error.h"
+
+#include <stdio.h>
+
+bool
+dj_error_set (bson_error_t *error, uint32_t domain, uint32_t code, const char *fmt, ...)
+{
+   va_list ap;
+
+   if (!error) {
+      return false;
+   }
+   error->domain = domain;
+   error->code = code;
+   va_start (ap, fmt);
+   vsnprintf (error->message, sizeof error->message, fmt, ap);
+   va_end (ap);
+   return false;
+}
+
+/* The one table of names. Sorted by code; looked up linearly (it is tiny and
+ * only touched on the error path). */
+static const struct {
+   uint32_t code;
+   const char *name;
+} code_names[] = {
+   {1, "InternalError"},
+   {2, "BadValue"},
+   {4, "NoSuchKey"},
+   {9, "FailedToParse"},
+   {14, "TypeMismatch"},
+   {15, "Overflow"},
+   {20, "IllegalOperation"},
+   {26, "NamespaceNotFound"},
+   {27, "IndexNotFound"},
+   {28, "PathNotViable"},
+   {40, "ConflictingUpdateOperators"},
+   {43, "CursorNotFound"},
+   {48, "NamespaceExists"},
+   {52, "DollarPrefixedFieldName"},
+   {53, "InvalidIdField"},
+   {54, "NotSingleValueField"},
+   {56, "EmptyFieldName"},
+   {57, "DottedFieldName"},
+   {59, "CommandNotFound"},
+   {66, "ImmutableField"},
+   {67, "CannotCreateIndex"},
+   {68, "IndexAlreadyExists"},
+   {72, "InvalidOptions"},
+   {73, "InvalidNamespace"},
+   {85, "IndexOptionsConflict"},
+   {86, "IndexKeySpecsConflict"},
+   {96, "OperationFailed"},
+   {115, "CommandNotSupported"},
+   {121, "DocumentValidationFailure"},
+   {238, "NotImplemented"},
+   {10334, "BSONObjectTooLarge"},
+   {11000, "DuplicateKey"},
+   {14031, "OutOfDiskSpace"},
+};
+
+const char *
+dj_error_code_name (uint32_t code, char *buf)
+{
+   size_t i;
+
+   for (i = 0; i < sizeof code_names / sizeof code_names[0]; i++) {
+      if (code_names[i].code == code) {
+         return code_names[i].name;
+      }
+   }
+   snprintf (buf, 24, "Location%u", code);
+   return buf;
+}
+
+void
+dj_error_append_reply (const bson_error_t *error, bson_t *reply)
+{
+   char buf[24];
+   uint32_t code = error->domain == DJ_DOMAIN_SERVER ? error->code : DJ_InternalError;
+
+   BSON_APPEND_DOUBLE (reply, "ok", 0.0);
+   BSON_APPEND_UTF8 (reply, "errmsg", error->message);
+   BSON_APPEND_INT32 (reply, "code", (int32_t) code);
+   BSON_APPEND_UTF8 (reply, "codeName", dj_error_code_name (code, buf));
+}

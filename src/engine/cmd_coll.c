@@ -1,0 +1,485 @@
+/*
+ * cmd_coll.c -- collections and databases: create, drop, dropDatabase,
+ * renameCollection, listCollections, listDatabases, collStats, dbStats.
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+
+/* create: https://www.mongodb.com/docs/manual/reference/command/create/ */
+bool
+dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"capped", "size", "max", "validator", "validationLevel", "validationAction",
+                                       "idIndex", "collation", "storageEngine", "indexOptionDefaults", "viewOn",
+                                       "pipeline", "timeseries", "expireAfterSeconds", "clusteredIndex",
+                                       "changeStreamPreAndPostImages", "autoIndexId", "flags", "encryptedFields", NULL};
+   const char *name;
+   bson_iter_t it;
+   bson_t options = BSON_INITIALIZER;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error)) {
+      goto done;
+   }
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (!strcmp (k, "viewOn") || !strcmp (k, "pipeline") || !strcmp (k, "timeseries") || !strcmp (k, "clusteredIndex") ||
+          !strcmp (k, "encryptedFields")) {
+         dj_err (error, DJ_NotImplemented, "create with '%s' is not supported by the embedded engine", k);
+         goto done;
+      }
+      if (!strcmp (k, "collation")) {
+         bson_iter_t ci;
+         if (!(BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
+               BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple"))) {
+            dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
+            goto done;
+         }
+      }
+      if (!strcmp (k, "capped") || !strcmp (k, "size") || !strcmp (k, "max") || !strcmp (k, "validator") ||
+          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction") || !strcmp (k, "expireAfterSeconds")) {
+         bson_append_value (&options, k, -1, bson_iter_value (&it));
+      }
+   }
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      goto done;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (c) {
+      dj_err (error, DJ_NamespaceExists, "Collection %s.%s already exists.", db, name);
+      goto done;
+   }
+   if (error->code || !(c = dj_coll_create (&ctx, db, name, &options, error)) || !dj_txn_commit (&ctx, error)) {
+      goto done;
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   bson_destroy (&options);
+   return ok;
+}
+
+/* drop: https://www.mongodb.com/docs/manual/reference/command/drop/
+ * Since MongoDB 7.0 dropping a missing collection succeeds. */
+bool
+dj_cmd_drop (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {NULL};
+   const char *name;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, true, &ctx, error)) {
+      return false;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      goto done;
+   }
+   if (c) {
+      if (!dj_coll_drop (&ctx, c, error) || !dj_txn_commit (&ctx, error)) {
+         goto done;
+      }
+      BSON_APPEND_INT32 (reply, "nIndexesWas", c->nindexes);
+   }
+   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   BSON_APPEND_UTF8 (reply, "ns", ns);
+   bson_free (ns);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   return ok;
+}
+
+bool
+dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {NULL};
+   dj_ctx_t ctx = {0};
+   char **names = NULL;
+   int n = 0;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_txn_begin (e, true, &ctx, error)) {
+      return false;
+   }
+   if (!dj_coll_list (&ctx, db, &names, &n, error)) {
+      goto done;
+   }
+   for (int i = 0; i < n; i++) {
+      dj_coll_t *c = dj_coll_load (&ctx, db, names[i], error);
+      bool dropped = c && dj_coll_drop (&ctx, c, error);
+      dj_coll_free (c);
+      if (!dropped) {
+         goto done;
+      }
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto done;
+   }
+   BSON_APPEND_UTF8 (reply, "dropped", db);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_strv_free (names, n);
+   return ok;
+}
+
+static bool
+split_ns (const char *ns, char **db, char **coll, bson_error_t *error)
+{
+   const char *dot = strchr (ns, '.');
+   if (!dot || dot == ns || !dot[1]) {
+      return dj_err (error, DJ_InvalidNamespace, "Invalid namespace specified '%s'", ns);
+   }
+   *db = bson_strndup (ns, (size_t) (dot - ns));
+   *coll = bson_strdup (dot + 1);
+   return true;
+}
+
+/* renameCollection: {renameCollection: "db.a", to: "db.b", dropTarget: bool}, run on admin.
+ * A collection's data is keyed by its id, not its name: renaming rewrites
+ * only the catalog entry, so it is O(1) and atomic. */
+bool
+dj_cmd_rename_collection (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"to", "dropTarget", "stayTemp", NULL};
+   bson_iter_t it;
+   char *sdb = NULL, *scoll = NULL, *tdb = NULL, *tcoll = NULL;
+   bool drop_target = false, ok = false;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *src = NULL, *dst = NULL;
+
+   if (!dj_cmd_check_fields (cmd, known, error)) {
+      return false;
+   }
+   if (strcmp (db, "admin")) {
+      return dj_err (error, 13, "renameCollection may only be run against the admin database.");
+   }
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   if (!BSON_ITER_HOLDS_UTF8 (&it)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field 'renameCollection' must be a string");
+   }
+   if (!split_ns (bson_iter_utf8 (&it, NULL), &sdb, &scoll, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "to") || !BSON_ITER_HOLDS_UTF8 (&it) ||
+       !split_ns (bson_iter_utf8 (&it, NULL), &tdb, &tcoll, error)) {
+      if (!tdb) {
+         dj_err (error, 40414, "BSON field 'renameCollection.to' is missing but a required field");
+      }
+      goto done;
+   }
+   dj_cmd_get_bool (cmd, "dropTarget", &drop_target, error);
+   if (!dj_ns_valid (sdb, scoll, error) || !dj_ns_valid (tdb, tcoll, error) || !dj_txn_begin (e, true, &ctx, error)) {
+      goto done;
+   }
+   src = dj_coll_load (&ctx, sdb, scoll, error);
+   if (!src) {
+      if (!error->code) {
+         dj_err (error, DJ_NamespaceNotFound, "Source collection %s.%s does not exist", sdb, scoll);
+      }
+      goto done;
+   }
+   if (!strcmp (sdb, tdb) && !strcmp (scoll, tcoll)) {
+      dj_err (error, DJ_IllegalOperation, "Can't rename a collection to itself");
+      goto done;
+   }
+   dst = dj_coll_load (&ctx, tdb, tcoll, error);
+   if (!dst && error->code) {
+      goto done;
+   }
+   if (dst) {
+      if (!drop_target) {
+         dj_err (error, DJ_NamespaceExists, "target namespace exists");
+         goto done;
+      }
+      if (!dj_coll_drop (&ctx, dst, error)) {
+         goto done;
+      }
+   }
+   /* move the catalog entry: delete the old key (data stays where it is) */
+   {
+      dj_buf_t k;
+      dj_buf_init (&k);
+      dj_buf_append (&k, sdb, strlen (sdb));
+      dj_buf_putc (&k, 0);
+      dj_buf_append (&k, scoll, strlen (scoll));
+      MDB_val mk = {k.len, k.data};
+      int rc = mdb_del (ctx.txn, e->dbi_catalog, &mk, NULL);
+      dj_buf_cleanup (&k);
+      if (rc) {
+         dj_lmdb_error (rc, error, "catalog delete");
+         goto done;
+      }
+   }
+   bson_free (src->db);
+   bson_free (src->name);
+   bson_free (src->ns);
+   src->db = bson_strdup (tdb);
+   src->name = bson_strdup (tcoll);
+   src->ns = bson_strdup_printf ("%s.%s", tdb, tcoll);
+   if (!dj_coll_save (&ctx, src, error) || !dj_txn_commit (&ctx, error)) {
+      goto done;
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (src);
+   dj_coll_free (dst);
+   bson_free (sdb);
+   bson_free (scoll);
+   bson_free (tdb);
+   bson_free (tcoll);
+   return ok;
+}
+
+/* listCollections: https://www.mongodb.com/docs/manual/reference/command/listCollections/ */
+bool
+dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"filter", "nameOnly", "cursor", "authorizedCollections", NULL};
+   bson_t filter;
+   bool has_filter, name_only = false, ok = false;
+   dj_matcher_t *m = NULL;
+   dj_ctx_t ctx = {0};
+   char **names = NULL;
+   int n = 0;
+   bson_t **docs = NULL;
+   size_t nd = 0;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
+       !dj_cmd_get_bool (cmd, "nameOnly", &name_only, error) || !(m = dj_matcher_new (&filter, error)) ||
+       !dj_txn_begin (e, false, &ctx, error) || !dj_coll_list (&ctx, db, &names, &n, error)) {
+      goto done;
+   }
+   docs = bson_malloc (sizeof (bson_t *) * (size_t) (n ? n : 1));
+   for (int i = 0; i < n; i++) {
+      dj_coll_t *c = dj_coll_load (&ctx, db, names[i], error);
+      if (!c) {
+         goto done;
+      }
+      bson_t *d = bson_new (), info, idx, key;
+      BSON_APPEND_UTF8 (d, "name", names[i]);
+      BSON_APPEND_UTF8 (d, "type", "collection");
+      if (!name_only) {
+         BSON_APPEND_DOCUMENT (d, "options", c->options);
+         BSON_APPEND_DOCUMENT_BEGIN (d, "info", &info);
+         BSON_APPEND_BOOL (&info, "readOnly", false);
+         bson_append_document_end (d, &info);
+         BSON_APPEND_DOCUMENT_BEGIN (d, "idIndex", &idx);
+         BSON_APPEND_INT32 (&idx, "v", 2);
+         BSON_APPEND_DOCUMENT_BEGIN (&idx, "key", &key);
+         BSON_APPEND_INT32 (&key, "_id", 1);
+         bson_append_document_end (&idx, &key);
+         BSON_APPEND_UTF8 (&idx, "name", "_id_");
+         bson_append_document_end (d, &idx);
+      }
+      dj_coll_free (c);
+      if (dj_matcher_match (m, d, NULL)) {
+         docs[nd++] = d;
+      } else {
+         bson_destroy (d);
+      }
+   }
+   dj_txn_abort (&ctx);
+   char *ns = bson_strdup_printf ("%s.$cmd.listCollections", db);
+   dj_reply_results (e, reply, ns, docs, nd, -1, false);
+   docs = NULL;
+   nd = 0;
+   bson_free (ns);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   for (size_t i = 0; i < nd; i++) {
+      bson_destroy (docs[i]);
+   }
+   bson_free (docs);
+   dj_strv_free (names, n);
+   dj_matcher_destroy (m);
+   return ok;
+}
+
+/* listDatabases: https://www.mongodb.com/docs/manual/reference/command/listDatabases/ */
+bool
+dj_cmd_list_databases (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"filter", "nameOnly", "authorizedDatabases", NULL};
+   bson_t filter, arr;
+   bool has_filter, name_only = false, ok = false;
+   dj_matcher_t *m = NULL;
+   dj_ctx_t ctx = {0};
+   char **dbs = NULL;
+   int n = 0;
+   int64_t total = 0;
+
+   (void) db;
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
+       !dj_cmd_get_bool (cmd, "nameOnly", &name_only, error) || !(m = dj_matcher_new (&filter, error)) ||
+       !dj_txn_begin (e, false, &ctx, error) || !dj_db_list (&ctx, &dbs, &n, error)) {
+      goto done;
+   }
+   BSON_APPEND_ARRAY_BEGIN (reply, "databases", &arr);
+   for (int i = 0, k = 0; i < n; i++) {
+      char **names = NULL;
+      int nc = 0;
+      int64_t size = 0;
+      if (!dj_coll_list (&ctx, dbs[i], &names, &nc, error)) {
+         goto done;
+      }
+      for (int j = 0; j < nc; j++) {
+         dj_coll_t *c = dj_coll_load (&ctx, dbs[i], names[j], error);
+         if (c) {
+            int64_t cnt, sz;
+            dj_coll_stats (&ctx, c, &cnt, &sz, NULL);
+            size += sz;
+            dj_coll_free (c);
+         }
+      }
+      dj_strv_free (names, nc);
+      bson_t one = BSON_INITIALIZER;
+      BSON_APPEND_UTF8 (&one, "name", dbs[i]);
+      if (!name_only) {
+         BSON_APPEND_INT64 (&one, "sizeOnDisk", size);
+         BSON_APPEND_BOOL (&one, "empty", size == 0);
+      }
+      if (dj_matcher_match (m, &one, NULL)) {
+         char buf[16];
+         const char *key;
+         bson_uint32_to_string ((uint32_t) k++, &key, buf, sizeof buf);
+         bson_append_document (&arr, key, -1, &one);
+         total += size;
+      }
+      bson_destroy (&one);
+   }
+   bson_append_array_end (reply, &arr);
+   if (!name_only) {
+      BSON_APPEND_INT64 (reply, "totalSize", total);
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_strv_free (dbs, n);
+   dj_matcher_destroy (m);
+   return ok;
+}
+
+/* collStats (basics): count, size, avgObjSize, nindexes, indexSizes. */
+bool
+dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"scale", "verbose", NULL};
+   const char *name;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, false, &ctx, error)) {
+      return false;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c) {
+      if (!error->code) {
+         dj_err (error, DJ_NamespaceNotFound, "Collection [%s.%s] not found.", db, name);
+      }
+      goto done;
+   }
+   int64_t count, size, total = 0;
+   int64_t *isz = bson_malloc0 (sizeof (int64_t) * (size_t) c->nindexes);
+   dj_coll_stats (&ctx, c, &count, &size, isz);
+   BSON_APPEND_UTF8 (reply, "ns", c->ns);
+   BSON_APPEND_INT64 (reply, "size", size);
+   BSON_APPEND_INT64 (reply, "count", count);
+   if (count) {
+      BSON_APPEND_INT64 (reply, "avgObjSize", size / count);
+   }
+   BSON_APPEND_INT64 (reply, "storageSize", size);
+   BSON_APPEND_INT32 (reply, "nindexes", c->nindexes);
+   bson_t sizes;
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "indexSizes", &sizes);
+   for (int i = 0; i < c->nindexes; i++) {
+      BSON_APPEND_INT64 (&sizes, c->indexes[i].name, isz[i]);
+      total += isz[i];
+   }
+   bson_append_document_end (reply, &sizes);
+   BSON_APPEND_INT64 (reply, "totalIndexSize", total);
+   BSON_APPEND_BOOL (reply, "capped", c->capped);
+   if (c->capped) {
+      BSON_APPEND_INT64 (reply, "maxSize", c->capped_size);
+      if (c->capped_max > 0) {
+         BSON_APPEND_INT64 (reply, "max", c->capped_max);
+      }
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_free (isz);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   return ok;
+}
+
+bool
+dj_cmd_db_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"scale", "freeStorage", NULL};
+   dj_ctx_t ctx = {0};
+   char **names = NULL;
+   int n = 0;
+   int64_t objects = 0, data = 0, nidx = 0, isize = 0;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_txn_begin (e, false, &ctx, error) ||
+       !dj_coll_list (&ctx, db, &names, &n, error)) {
+      goto done;
+   }
+   for (int i = 0; i < n; i++) {
+      dj_coll_t *c = dj_coll_load (&ctx, db, names[i], error);
+      if (!c) {
+         goto done;
+      }
+      int64_t count, size;
+      int64_t *isz = bson_malloc0 (sizeof (int64_t) * (size_t) c->nindexes);
+      dj_coll_stats (&ctx, c, &count, &size, isz);
+      objects += count;
+      data += size;
+      nidx += c->nindexes;
+      for (int k = 0; k < c->nindexes; k++) {
+         isize += isz[k];
+      }
+      bson_free (isz);
+      dj_coll_free (c);
+   }
+   BSON_APPEND_UTF8 (reply, "db", db);
+   BSON_APPEND_INT64 (reply, "collections", n);
+   BSON_APPEND_INT64 (reply, "views", 0);
+   BSON_APPEND_INT64 (reply, "objects", objects);
+   BSON_APPEND_DOUBLE (reply, "avgObjSize", objects ? (double) data / (double) objects : 0.0);
+   BSON_APPEND_INT64 (reply, "dataSize", data);
+   BSON_APPEND_INT64 (reply, "storageSize", data);
+   BSON_APPEND_INT64 (reply, "indexes", nidx);
+   BSON_APPEND_INT64 (reply, "indexSize", isize);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_strv_free (names, n);
+   return ok;
+}

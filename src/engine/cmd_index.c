@@ -1,0 +1,264 @@
+/*
+ * cmd_index.c -- createIndexes, dropIndexes, listIndexes.
+ * https://www.mongodb.com/docs/manual/reference/command/createIndexes/
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+
+/* Whether two specs differ in an option that makes them different indexes. */
+static bool
+same_options (const dj_index_t *a, const dj_index_t *b)
+{
+   if (a->unique != b->unique || a->sparse != b->sparse || (!a->partial) != (!b->partial)) {
+      return false;
+   }
+   if (a->partial) {
+      bson_iter_t ia, ib;
+      if (bson_iter_init_find (&ia, a->spec, "partialFilterExpression") &&
+          bson_iter_init_find (&ib, b->spec, "partialFilterExpression")) {
+         return dj_value_cmp (bson_iter_value (&ia), bson_iter_value (&ib)) == 0;
+      }
+   }
+   return true;
+}
+
+bool
+dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"indexes", "commitQuorum", "ignoreUnknownIndexOptions", "isTimeseriesNamespace", NULL};
+   const char *name;
+   bson_iter_t it, specs;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool created = false, ok = false, any_new = false;
+   int before;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "indexes") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+      return dj_err (error, 40414, "BSON field 'createIndexes.indexes' is missing but a required field");
+   }
+   bson_iter_recurse (&it, &specs);
+   if (!dj_txn_begin (e, true, &ctx, error) || !(c = dj_coll_load_or_create (&ctx, db, name, &created, error))) {
+      goto done;
+   }
+   before = c->nindexes;
+   int count = 0;
+   while (bson_iter_next (&specs)) {
+      bson_t spec;
+      const uint8_t *d;
+      uint32_t l;
+      dj_index_t probe;
+      count++;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&specs)) {
+         dj_err (error, DJ_TypeMismatch, "The 'indexes' field must be an array of index specifications");
+         goto done;
+      }
+      bson_iter_document (&specs, &l, &d);
+      bson_init_static (&spec, d, l);
+      if (!dj_index_load (&probe, &spec, error)) {
+         goto done;
+      }
+      if (!strcmp (probe.name, "*")) {
+         dj_index_cleanup (&probe);
+         dj_err (error, DJ_BadValue, "The index name '*' is not valid.");
+         goto done;
+      }
+      bool skip = false;
+      for (int i = 0; i < c->nindexes && !skip; i++) {
+         dj_index_t *ix = &c->indexes[i];
+         bool same_key = bson_equal (ix->key, probe.key);
+         if (!strcmp (ix->name, probe.name)) {
+            if (same_key && same_options (ix, &probe)) {
+               skip = true; /* already there: not an error */
+               continue;
+            }
+            dj_err (error, same_key ? DJ_IndexOptionsConflict : DJ_IndexKeySpecsConflict,
+                    "An existing index has the same name as the requested index. When index names are not specified, they "
+                    "are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %s, "
+                    "existing index: %s",
+                    probe.name, ix->name);
+            dj_index_cleanup (&probe);
+            goto done;
+         }
+         if (same_key && same_options (ix, &probe)) {
+            dj_err (error, DJ_IndexOptionsConflict, "Index already exists with a different name: %s", ix->name);
+            dj_index_cleanup (&probe);
+            goto done;
+         }
+      }
+      if (!skip && probe.is_id && !(probe.npaths == 1 && !strcmp (probe.paths[0].buf, "_id"))) {
+         dj_err (error, DJ_BadValue, "The index name '_id_' is reserved for the _id index, which must have key pattern {_id: 1}");
+         dj_index_cleanup (&probe);
+         goto done;
+      }
+      dj_index_cleanup (&probe);
+      if (!skip) {
+         if (!dj_coll_add_index (&ctx, c, &spec, error)) {
+            goto done;
+         }
+         any_new = true;
+      }
+   }
+   if (count == 0) {
+      dj_err (error, DJ_BadValue, "Must specify at least one index to create");
+      goto done;
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto done;
+   }
+   BSON_APPEND_INT32 (reply, "numIndexesBefore", before);
+   BSON_APPEND_INT32 (reply, "numIndexesAfter", c->nindexes);
+   BSON_APPEND_BOOL (reply, "createdCollectionAutomatically", created);
+   if (!any_new) {
+      BSON_APPEND_UTF8 (reply, "note", "all indexes already exist");
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   return ok;
+}
+
+static int
+find_index (const dj_coll_t *c, const bson_value_t *v)
+{
+   for (int i = 0; i < c->nindexes; i++) {
+      if (v->value_type == BSON_TYPE_UTF8 && !strcmp (c->indexes[i].name, v->value.v_utf8.str)) {
+         return i;
+      }
+      if (v->value_type == BSON_TYPE_DOCUMENT) {
+         bson_t k;
+         bson_init_static (&k, v->value.v_doc.data, v->value.v_doc.data_len);
+         if (bson_equal (&k, c->indexes[i].key)) {
+            return i;
+         }
+      }
+   }
+   return -1;
+}
+
+/* dropIndexes: {dropIndexes: coll, index: name | key pattern | "*" | [names]} */
+bool
+dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"index", NULL};
+   const char *name;
+   bson_iter_t it;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "index")) {
+      return dj_err (error, 40414, "BSON field 'dropIndexes.index' is missing but a required field");
+   }
+   const bson_value_t *which = bson_iter_value (&it);
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      return false;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c) {
+      if (!error->code) {
+         dj_err (error, DJ_NamespaceNotFound, "ns not found %s.%s", db, name);
+      }
+      goto done;
+   }
+   int was = c->nindexes;
+   if (which->value_type == BSON_TYPE_UTF8 && !strcmp (which->value.v_utf8.str, "*")) {
+      while (c->nindexes > 1) {
+         if (!dj_coll_drop_index (&ctx, c, c->nindexes - 1, error)) {
+            goto done;
+         }
+      }
+   } else if (which->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t ai;
+      bson_iter_init_from_data (&ai, which->value.v_doc.data, which->value.v_doc.data_len);
+      while (bson_iter_next (&ai)) {
+         int i = find_index (c, bson_iter_value (&ai));
+         if (i < 0) {
+            dj_err (error, DJ_IndexNotFound, "index not found with name [%s]",
+                    BSON_ITER_HOLDS_UTF8 (&ai) ? bson_iter_utf8 (&ai, NULL) : "?");
+            goto done;
+         }
+         if (c->indexes[i].is_id) {
+            dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
+            goto done;
+         }
+         if (!dj_coll_drop_index (&ctx, c, i, error)) {
+            goto done;
+         }
+      }
+   } else if (which->value_type == BSON_TYPE_UTF8 || which->value_type == BSON_TYPE_DOCUMENT) {
+      int i = find_index (c, which);
+      if (i < 0) {
+         if (which->value_type == BSON_TYPE_UTF8) {
+            dj_err (error, DJ_IndexNotFound, "index not found with name [%s]", which->value.v_utf8.str);
+         } else {
+            dj_err (error, DJ_IndexNotFound, "can't find index with key");
+         }
+         goto done;
+      }
+      if (c->indexes[i].is_id) {
+         dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
+         goto done;
+      }
+      if (!dj_coll_drop_index (&ctx, c, i, error)) {
+         goto done;
+      }
+   } else {
+      dj_err (error, DJ_TypeMismatch, "BSON field 'dropIndexes.index' is the wrong type '%s'", dj_type_name (which->value_type));
+      goto done;
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto done;
+   }
+   BSON_APPEND_INT32 (reply, "nIndexesWas", was);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   return ok;
+}
+
+bool
+dj_cmd_list_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"cursor", "includeBuildUUIDs", "includeIndexBuildInfo", NULL};
+   const char *name;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bool ok = false;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, false, &ctx, error)) {
+      return false;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c) {
+      if (!error->code) {
+         dj_err (error, DJ_NamespaceNotFound, "ns does not exist: %s.%s", db, name);
+      }
+      goto done;
+   }
+   bson_t **docs = bson_malloc (sizeof (bson_t *) * (size_t) c->nindexes);
+   for (int i = 0; i < c->nindexes; i++) {
+      docs[i] = bson_copy (c->indexes[i].spec);
+   }
+   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   dj_reply_results (e, reply, ns, docs, (size_t) c->nindexes, -1, false);
+   bson_free (ns);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   return ok;
+}

@@ -1,0 +1,385 @@
+/*
+ * cmd_read.c -- find, count, distinct.
+ *
+ * Each runs in one LMDB read transaction: it sees one snapshot and never
+ * blocks or is blocked by writers (in this or another process).
+ */
+#include "engine-private.h"
+
+#include <stdlib.h>
+
+/* A result document with the positional match that produced it. */
+typedef struct {
+   bson_t *doc; /* owned */
+   int32_t pos;
+} result_t;
+
+static const bson_t *
+result_doc (const void *item)
+{
+   return ((const result_t *) item)->doc;
+}
+
+typedef struct {
+   result_t **items; /* owned */
+   size_t n;
+   int64_t skip; /* unsorted scans skip as they go */
+} collect_t;
+
+static bool
+collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   collect_t *c = ctx;
+   (void) rid;
+   if (c->skip > 0) {
+      c->skip--;
+      return true;
+   }
+   result_t *r = bson_malloc (sizeof *r);
+   r->doc = bson_copy (doc);
+   r->pos = pos;
+   c->items = bson_realloc (c->items, sizeof (result_t *) * (c->n + 1));
+   c->items[c->n++] = r;
+   return true;
+}
+
+static bool
+check_nonneg (const char *field, int64_t v, bson_error_t *error)
+{
+   if (v < 0) {
+      return dj_err (error, 51024, "BSON field '%s' value must be >= 0, actual value '%" PRId64 "'", field, v);
+   }
+   return true;
+}
+
+static bool
+check_collation (const bson_t *cmd, bson_error_t *error)
+{
+   bson_iter_t it, ci;
+   if (!bson_iter_init_find (&it, cmd, "collation")) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
+       BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
+      return true;
+   }
+   return dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
+}
+
+/* Validates a hint: an index name or key pattern that must exist. */
+static bool
+check_hint (const bson_t *cmd, dj_coll_t *c, bson_error_t *error)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, cmd, "hint")) {
+      return true;
+   }
+   if (!c) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_UTF8 (&it)) {
+      for (int i = 0; i < c->nindexes; i++) {
+         if (!strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL))) {
+            return true;
+         }
+      }
+   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_t k;
+      bson_iter_document (&it, &l, &d);
+      bson_init_static (&k, d, l);
+      if (bson_empty (&k)) {
+         return true;
+      }
+      for (int i = 0; i < c->nindexes; i++) {
+         if (bson_equal (c->indexes[i].key, &k)) {
+            return true;
+         }
+      }
+   } else {
+      return dj_err (error, DJ_FailedToParse, "hint must be a string or an object");
+   }
+   return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
+}
+
+/* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
+bool
+dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {
+      "filter", "sort", "projection", "hint", "skip", "limit", "batchSize", "singleBatch", "max", "min",
+      "returnKey", "showRecordId", "tailable", "oplogReplay", "noCursorTimeout", "awaitData", "allowPartialResults",
+      "collation", "allowDiskUse", "let", "readOnce", "$_requestResumeToken", "$_resumeAfter", NULL};
+   const char *name;
+   bson_t filter, sort_spec, proj_spec;
+   bool has_filter, has_sort, has_proj, single = false, ok = false;
+   int64_t skip = 0, limit = 0, batch = -1;
+   bool p1, p2, p3;
+   dj_matcher_t *m = NULL;
+   dj_sort_t *sort = NULL;
+   dj_projection_t *proj = NULL;
+   dj_coll_t *c = NULL;
+   dj_ctx_t ctx = {0};
+   collect_t col = {0};
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
+       !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
+       !dj_cmd_get_doc (cmd, "projection", &proj_spec, &has_proj, error) ||
+       !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
+       !dj_cmd_get_int64 (cmd, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
+       !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
+       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !check_collation (cmd, error)) {
+      return false;
+   }
+   if (!p3) {
+      batch = -1;
+   }
+   if (!(m = dj_matcher_new (&filter, error))) {
+      goto done;
+   }
+   if (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) {
+      goto done;
+   }
+   if (has_proj && !bson_empty (&proj_spec) && !(proj = dj_projection_new (&proj_spec, error))) {
+      goto done;
+   }
+   if (!dj_txn_begin (e, false, &ctx, error)) {
+      goto done;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      goto done;
+   }
+   if (!check_hint (cmd, c, error)) {
+      goto done;
+   }
+   if (c) {
+      /* without a sort, the scan itself can skip and stop at the limit */
+      col.skip = sort ? 0 : skip;
+      int64_t max = (!sort && limit) ? skip + limit : 0;
+      if (!dj_plan_scan (&ctx, c, m, false, max, collect_fn, &col, error)) {
+         goto done;
+      }
+   }
+   dj_txn_abort (&ctx);
+   if (sort) {
+      dj_sort_items (sort, (void **) col.items, col.n, result_doc);
+      /* apply skip and limit after sorting */
+      size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
+      size_t to = limit ? (from + (size_t) limit < col.n ? from + (size_t) limit : col.n) : col.n;
+      for (size_t i = 0; i < from; i++) {
+         bson_destroy (col.items[i]->doc);
+         bson_free (col.items[i]);
+      }
+      for (size_t i = to; i < col.n; i++) {
+         bson_destroy (col.items[i]->doc);
+         bson_free (col.items[i]);
+      }
+      if (to > from) {
+         memmove (col.items, col.items + from, sizeof (result_t *) * (to - from));
+      }
+      col.n = to - from;
+   }
+   /* the results, projected; the cursor takes them over */
+   bson_t **docs = bson_malloc (sizeof (bson_t *) * (col.n ? col.n : 1));
+   for (size_t i = 0; i < col.n; i++) {
+      if (proj) {
+         docs[i] = bson_new ();
+         bson_t out;
+         if (!dj_projection_apply (proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
+            for (size_t k = 0; k <= i; k++) {
+               bson_destroy (docs[k]);
+            }
+            bson_free (docs);
+            goto done;
+         }
+         bson_concat (docs[i], &out);
+         bson_destroy (&out);
+      } else {
+         docs[i] = col.items[i]->doc; /* moved */
+         col.items[i]->doc = bson_new ();
+      }
+   }
+   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   /* a limit is already applied to the materialised results, so the cursor
+    * closes by itself once they are handed out */
+   dj_reply_results (e, reply, ns, docs, col.n, batch, single);
+   bson_free (ns);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   for (size_t i = 0; i < col.n; i++) {
+      bson_destroy (col.items[i]->doc);
+      bson_free (col.items[i]);
+   }
+   bson_free (col.items);
+   dj_coll_free (c);
+   dj_matcher_destroy (m);
+   dj_sort_destroy (sort);
+   dj_projection_destroy (proj);
+   return ok;
+}
+
+typedef struct {
+   int64_t n;
+} count_t;
+
+static bool
+count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) doc;
+   (void) pos;
+   ((count_t *) ctx)->n++;
+   return true;
+}
+
+/* count: https://www.mongodb.com/docs/manual/reference/command/count/ */
+bool
+dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"query", "limit", "skip", "hint", "collation", "readConcern", "fields", NULL};
+   const char *name;
+   bson_t query;
+   bool has_q, p1, p2, ok = false;
+   int64_t skip = 0, limit = 0;
+   dj_matcher_t *m = NULL;
+   dj_coll_t *c = NULL;
+   dj_ctx_t ctx = {0};
+   count_t cnt = {0};
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+       !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
+       !check_nonneg ("skip", skip, error) || !check_collation (cmd, error)) {
+      return false;
+   }
+   if (limit < 0) {
+      limit = -limit; /* count treats a negative limit as its absolute value */
+   }
+   if (!(m = dj_matcher_new (&query, error)) || !dj_txn_begin (e, false, &ctx, error)) {
+      goto done;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      goto done;
+   }
+   if (c && !dj_plan_scan (&ctx, c, m, false, limit ? skip + limit : 0, count_fn, &cnt, error)) {
+      goto done;
+   }
+   int64_t n = cnt.n - skip;
+   if (n < 0) {
+      n = 0;
+   }
+   if (limit && n > limit) {
+      n = limit;
+   }
+   BSON_APPEND_INT32 (reply, "n", (int32_t) n);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   dj_matcher_destroy (m);
+   return ok;
+}
+
+typedef struct {
+   dj_path_t path;
+   bson_value_t *vals; /* owned copies */
+   size_t n;
+} distinct_t;
+
+static void
+distinct_add (const bson_value_t *v, void *ctx)
+{
+   distinct_t *d = ctx;
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         distinct_add (bson_iter_value (&it), ctx);
+      }
+      return;
+   }
+   for (size_t i = 0; i < d->n; i++) {
+      if (dj_value_cmp (&d->vals[i], v) == 0 && dj_type_rank (d->vals[i].value_type) == dj_type_rank (v->value_type)) {
+         return;
+      }
+   }
+   d->vals = bson_realloc (d->vals, sizeof (bson_value_t) * (d->n + 1));
+   bson_value_copy (v, &d->vals[d->n++]);
+}
+
+static bool
+distinct_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   distinct_t *d = ctx;
+   bson_value_t dv;
+   (void) rid;
+   (void) pos;
+   dj_value_from_doc (doc, false, &dv);
+   dj_path_visit (&dv, &d->path, 0, false, distinct_add, d);
+   return true;
+}
+
+/* distinct: https://www.mongodb.com/docs/manual/reference/command/distinct/ */
+bool
+dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"key", "query", "collation", "hint", NULL};
+   const char *name;
+   bson_t query;
+   bson_iter_t it;
+   bool has_q, ok = false;
+   dj_matcher_t *m = NULL;
+   dj_coll_t *c = NULL;
+   dj_ctx_t ctx = {0};
+   distinct_t d = {0};
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+       !check_collation (cmd, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "key") || !BSON_ITER_HOLDS_UTF8 (&it)) {
+      return dj_err (error, 40414, "BSON field 'distinct.key' is missing but a required field");
+   }
+   const char *key = bson_iter_utf8 (&it, NULL);
+   if (!dj_path_init (&d.path, key, strlen (key), error)) {
+      return dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
+   }
+   if (!(m = dj_matcher_new (&query, error)) || !dj_txn_begin (e, false, &ctx, error)) {
+      goto done;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      goto done;
+   }
+   if (c && !dj_plan_scan (&ctx, c, m, false, 0, distinct_fn, &d, error)) {
+      goto done;
+   }
+   bson_t arr;
+   char buf[16];
+   const char *k;
+   BSON_APPEND_ARRAY_BEGIN (reply, "values", &arr);
+   for (size_t i = 0; i < d.n; i++) {
+      bson_uint32_to_string ((uint32_t) i, &k, buf, sizeof buf);
+      bson_append_value (&arr, k, -1, &d.vals[i]);
+   }
+   bson_append_array_end (reply, &arr);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   for (size_t i = 0; i < d.n; i++) {
+      bson_value_destroy (&d.vals[i]);
+   }
+   bson_free (d.vals);
+   dj_path_cleanup (&d.path);
+   dj_coll_free (c);
+   dj_matcher_destroy (m);
+   return ok;
+}

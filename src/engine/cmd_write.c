@@ -1,0 +1,815 @@
+/*
+ * cmd_write.c -- insert, update, delete, findAndModify.
+ *
+ * A write command is one LMDB write transaction. A statement that fails
+ * (duplicate key, bad operator, ...) becomes an entry of `writeErrors`, as
+ * in MongoDB: with ordered: true the command stops there, otherwise it goes
+ * on; the statements that succeeded are committed either way. Storage
+ * failures (disk full, I/O) are different: the transaction is aborted, the
+ * command fails as a whole, and nothing of it is written.
+ * https://www.mongodb.com/docs/manual/reference/command/insert/#output
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+
+static bool
+is_storage_error (const bson_error_t *e)
+{
+   return e->domain != DJ_DOMAIN_SERVER || e->code == DJ_OutOfDiskSpace || e->code == DJ_InternalError;
+}
+
+typedef struct {
+   bson_t arr;
+   int n;
+} werrs_t;
+
+static void
+werr_add (werrs_t *w, int index, const bson_error_t *e)
+{
+   char buf[16];
+   const char *key;
+   bson_t one;
+   bson_uint32_to_string ((uint32_t) w->n++, &key, buf, sizeof buf);
+   bson_append_document_begin (&w->arr, key, -1, &one);
+   BSON_APPEND_INT32 (&one, "index", index);
+   BSON_APPEND_INT32 (&one, "code", (int32_t) e->code);
+   BSON_APPEND_UTF8 (&one, "errmsg", e->message);
+   bson_append_document_end (&w->arr, &one);
+}
+
+/* Copies doc into out with _id first, generating an ObjectId if missing.
+ * https://www.mongodb.com/docs/manual/core/document/#the-_id-field */
+static bool
+with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   bson_init (out);
+   if (bson_iter_init_find (&it, doc, "_id")) {
+      bson_type_t t = bson_iter_type (&it);
+      if (t == BSON_TYPE_ARRAY || t == BSON_TYPE_REGEX || t == BSON_TYPE_UNDEFINED) {
+         bson_destroy (out);
+         return dj_err (error, DJ_BadValue, "The '_id' value cannot be of type %s", dj_type_name (t));
+      }
+      bson_append_value (out, "_id", 3, bson_iter_value (&it));
+   } else {
+      bson_oid_t oid;
+      bson_oid_init (&oid, NULL);
+      BSON_APPEND_OID (out, "_id", &oid);
+   }
+   bson_iter_init (&it, doc);
+   while (bson_iter_next (&it)) {
+      if (strcmp (bson_iter_key (&it), "_id")) {
+         bson_append_value (out, bson_iter_key (&it), -1, bson_iter_value (&it));
+      }
+   }
+   return true;
+}
+
+/* Capped collections keep the newest documents: drop the oldest (lowest
+ * record ids) while over `size` bytes or `max` documents.
+ * https://www.mongodb.com/docs/manual/core/capped-collections/ */
+static bool
+capped_trim (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
+{
+   int64_t count, size;
+   MDB_cursor *cur;
+   dj_buf_t p;
+
+   dj_coll_stats (ctx, c, &count, &size, NULL);
+   if (size <= c->capped_size && (c->capped_max <= 0 || count <= c->capped_max)) {
+      return true;
+   }
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   dj_buf_init (&p);
+   bool ok = true;
+   while (ok && count > 1 && (size > c->capped_size || (c->capped_max > 0 && count > c->capped_max))) {
+      p.len = 0;
+      dj_buf_put_u64be (&p, c->id);
+      MDB_val k = {8, p.data}, v;
+      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+      if (rc || k.mv_size != 16 || dj_u64be_read (k.mv_data) != c->id) {
+         break;
+      }
+      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
+      bson_t doc;
+      bson_init_static (&doc, v.mv_data, v.mv_size);
+      bson_t *copy = bson_copy (&doc);
+      size -= copy->len;
+      count--;
+      ok = dj_record_delete (ctx, c, rid, copy, error);
+      bson_destroy (copy);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   return ok;
+}
+
+static bool
+parse_ordered (const bson_t *cmd, bool *ordered, bool *bypass, bson_error_t *error)
+{
+   *ordered = true;
+   *bypass = false;
+   return dj_cmd_get_bool (cmd, "ordered", ordered, error) &&
+          dj_cmd_get_bool (cmd, "bypassDocumentValidation", bypass, error);
+}
+
+static bool
+get_array (const bson_t *cmd, const char *cmdname, const char *field, bson_iter_t *out, bson_error_t *error)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, cmd, field)) {
+      return dj_err (error, 40414, "BSON field '%s.%s' is missing but a required field", cmdname, field);
+   }
+   if (!BSON_ITER_HOLDS_ARRAY (&it)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field '%s.%s' is the wrong type '%s', expected type 'array'", cmdname,
+                     field, dj_type_name (bson_iter_type (&it)));
+   }
+   bson_iter_recurse (&it, out);
+   return true;
+}
+
+/* insert: https://www.mongodb.com/docs/manual/reference/command/insert/ */
+bool
+dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"documents", "ordered", "bypassDocumentValidation", NULL};
+   const char *name;
+   bson_iter_t docs;
+   bool ordered, bypass;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   werrs_t w = {.n = 0};
+   int n = 0, index = 0;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !get_array (cmd, "insert", "documents", &docs, error) ||
+       !parse_ordered (cmd, &ordered, &bypass, error)) {
+      return false;
+   }
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      return false;
+   }
+   if (!(c = dj_coll_load_or_create (&ctx, db, name, NULL, error))) {
+      dj_txn_abort (&ctx);
+      return false;
+   }
+   bson_init (&w.arr);
+   for (; bson_iter_next (&docs); index++) {
+      bson_error_t derr = {0};
+      bson_t raw, doc;
+      const uint8_t *d;
+      uint32_t l;
+      bool ok;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&docs)) {
+         dj_err (&derr, DJ_TypeMismatch, "BSON field 'insert.documents.%d' is the wrong type '%s', expected type 'object'", index,
+                 dj_type_name (bson_iter_type (&docs)));
+         werr_add (&w, index, &derr);
+         if (ordered) {
+            break;
+         }
+         continue;
+      }
+      bson_iter_document (&docs, &l, &d);
+      bson_init_static (&raw, d, l);
+      ok = with_id_first (&raw, &doc, &derr);
+      if (ok) {
+         ok = (bypass || dj_coll_validate (c, &doc, NULL, &derr)) && dj_record_insert (&ctx, c, &doc, NULL, &derr) &&
+              (!c->capped || capped_trim (&ctx, c, &derr));
+         bson_destroy (&doc);
+      }
+      if (!ok) {
+         if (is_storage_error (&derr)) {
+            *error = derr;
+            goto fail;
+         }
+         werr_add (&w, index, &derr);
+         if (ordered) {
+            break;
+         }
+         continue;
+      }
+      n++;
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto fail;
+   }
+   BSON_APPEND_INT32 (reply, "n", n);
+   if (w.n) {
+      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_destroy (&w.arr);
+   dj_coll_free (c);
+   return true;
+fail:
+   dj_txn_abort (&ctx);
+   bson_destroy (&w.arr);
+   dj_coll_free (c);
+   return false;
+}
+
+/* ---- update ------------------------------------------------------------- */
+
+typedef struct {
+   dj_ctx_t *ctx;
+   dj_coll_t *c;
+   const dj_update_t *u;
+   bool bypass;
+   int64_t n, modified;
+   bson_error_t err;
+   bool failed;
+} upd_t;
+
+static bool
+update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   upd_t *s = ctx;
+   bson_t out;
+   bool changed;
+
+   if (!dj_update_apply (s->u, doc, pos, false, &out, &changed, &s->err)) {
+      s->failed = true;
+      return false;
+   }
+   if (changed) {
+      bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; our write may move it */
+      bool ok = (s->bypass || dj_coll_validate (s->c, &out, old, &s->err)) &&
+                dj_record_update (s->ctx, s->c, rid, old, &out, &s->err);
+      bson_destroy (old);
+      if (!ok) {
+         bson_destroy (&out);
+         s->failed = true;
+         return false;
+      }
+      s->modified++;
+   }
+   s->n++;
+   bson_destroy (&out);
+   return true;
+}
+
+/* Builds and inserts the document an upsert creates. *id receives its _id
+ * (caller destroys). */
+static bool
+do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *u, bool bypass, bson_value_t *id,
+           bson_t **inserted, bson_error_t *error)
+{
+   dj_node_t *seed = dj_node_new_container (BSON_TYPE_DOCUMENT, NULL);
+   bson_t seed_doc = BSON_INITIALIZER, applied, final;
+   bool changed, ok = false;
+
+   if (!dj_matcher_upsert_seed (query, seed, error)) {
+      goto done;
+   }
+   if (dj_update_is_replacement (u)) {
+      /* a replacement keeps only the query's _id */
+      dj_node_t *qid = dj_node_child (seed, "_id", NULL);
+      if (qid) {
+         dj_node_append (&seed_doc, "_id", 3, qid);
+      }
+   } else {
+      dj_node_to_bson (seed, &seed_doc);
+   }
+   if (!dj_update_apply (u, &seed_doc, -1, true, &applied, &changed, error)) {
+      goto done;
+   }
+   ok = with_id_first (&applied, &final, error);
+   bson_destroy (&applied);
+   if (!ok) {
+      goto done;
+   }
+   ok = (bypass || dj_coll_validate (c, &final, NULL, error)) && dj_record_insert (ctx, c, &final, NULL, error);
+   if (ok) {
+      bson_iter_t it;
+      bson_iter_init_find (&it, &final, "_id");
+      bson_value_copy (bson_iter_value (&it), id);
+      if (inserted) {
+         *inserted = bson_copy (&final);
+      }
+   }
+   bson_destroy (&final);
+done:
+   bson_destroy (&seed_doc);
+   dj_node_free (seed);
+   return ok;
+}
+
+static bool
+get_stmt_doc (const bson_t *stmt, const char *field, bool required, bson_t *out, bson_error_t *error)
+{
+   bson_iter_t it;
+   const uint8_t *d;
+   uint32_t l;
+   if (!bson_iter_init_find (&it, stmt, field)) {
+      if (required) {
+         return dj_err (error, 40414, "BSON field '%s' is missing but a required field", field);
+      }
+      bson_init (out);
+      return true;
+   }
+   if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field '%s' is the wrong type '%s', expected type 'object'", field,
+                     dj_type_name (bson_iter_type (&it)));
+   }
+   bson_iter_document (&it, &l, &d);
+   bson_init_static (out, d, l);
+   return true;
+}
+
+static bool
+check_stmt_collation (const bson_t *stmt, bson_error_t *error)
+{
+   bson_iter_t it, ci;
+   if (!bson_iter_init_find (&it, stmt, "collation")) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
+       BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
+      return true;
+   }
+   return dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
+}
+
+/* One update statement: {q, u, upsert, multi, arrayFilters, ...}. Returns
+ * false with *error on failure. */
+static bool
+run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, bool bypass, int64_t *n, int64_t *nmod,
+                 bson_t *upserted, int *nups, bson_error_t *error)
+{
+   static const char *const known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", "sort", NULL};
+   bson_t q, af_doc;
+   bson_iter_t it;
+   bool upsert = false, multi = false, has_af = false;
+   dj_matcher_t *m = NULL;
+   dj_update_t *u = NULL;
+   bool ok = false;
+
+   bson_iter_init (&it, stmt);
+   while (bson_iter_next (&it)) {
+      bool found = false;
+      for (int i = 0; known[i] && !found; i++) {
+         found = !strcmp (known[i], bson_iter_key (&it));
+      }
+      if (!found) {
+         return dj_err (error, DJ_UnknownField, "BSON field 'update.updates.%s' is an unknown field.", bson_iter_key (&it));
+      }
+   }
+   if (!get_stmt_doc (stmt, "q", true, &q, error) || !check_stmt_collation (stmt, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, stmt, "u")) {
+      return dj_err (error, 40414, "BSON field 'update.updates.u' is missing but a required field");
+   }
+   const bson_value_t *uspec = bson_iter_value (&it);
+   if (bson_iter_init_find (&it, stmt, "upsert")) {
+      upsert = bson_iter_as_bool (&it);
+   }
+   if (bson_iter_init_find (&it, stmt, "multi")) {
+      multi = bson_iter_as_bool (&it);
+   }
+   if (bson_iter_init_find (&it, stmt, "arrayFilters")) {
+      const uint8_t *d;
+      uint32_t l;
+      if (!BSON_ITER_HOLDS_ARRAY (&it)) {
+         return dj_err (error, DJ_TypeMismatch, "BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'");
+      }
+      bson_iter_array (&it, &l, &d);
+      bson_init_static (&af_doc, d, l);
+      has_af = true;
+   }
+   if (!(m = dj_matcher_new (&q, error)) || !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, error))) {
+      goto done;
+   }
+   if (multi && dj_update_is_replacement (u)) {
+      dj_err (error, DJ_FailedToParse, "multi update is not supported for replacement-style update");
+      goto done;
+   }
+   upd_t s = {.ctx = ctx, .c = c, .u = u, .bypass = bypass};
+   if (!dj_plan_scan (ctx, c, m, true, multi ? 0 : 1, update_fn, &s, error)) {
+      goto done;
+   }
+   if (s.failed) {
+      *error = s.err;
+      *n += s.n; /* the documents before the failing one stay updated */
+      *nmod += s.modified;
+      goto done;
+   }
+   *n += s.n;
+   *nmod += s.modified;
+   if (s.n == 0 && upsert) {
+      bson_value_t id;
+      if (!do_upsert (ctx, c, &q, u, bypass, &id, NULL, error)) {
+         goto done;
+      }
+      char buf[16];
+      const char *key;
+      bson_t one;
+      bson_uint32_to_string ((uint32_t) (*nups)++, &key, buf, sizeof buf);
+      bson_append_document_begin (upserted, key, -1, &one);
+      BSON_APPEND_INT32 (&one, "index", index);
+      BSON_APPEND_VALUE (&one, "_id", &id);
+      bson_append_document_end (upserted, &one);
+      bson_value_destroy (&id);
+      (*n)++;
+   }
+   ok = true;
+done:
+   dj_matcher_destroy (m);
+   dj_update_destroy (u);
+   return ok;
+}
+
+/* update: https://www.mongodb.com/docs/manual/reference/command/update/ */
+bool
+dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"updates", "ordered", "bypassDocumentValidation", "let", NULL};
+   const char *name;
+   bson_iter_t stmts;
+   bool ordered, bypass;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   werrs_t w = {.n = 0};
+   bson_t upserted = BSON_INITIALIZER;
+   int nups = 0, index = 0;
+   int64_t n = 0, nmod = 0;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !get_array (cmd, "update", "updates", &stmts, error) ||
+       !parse_ordered (cmd, &ordered, &bypass, error)) {
+      bson_destroy (&upserted);
+      return false;
+   }
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      bson_destroy (&upserted);
+      return false;
+   }
+   bson_init (&w.arr);
+   for (; bson_iter_next (&stmts); index++) {
+      bson_error_t serr = {0};
+      bson_t stmt;
+      const uint8_t *d;
+      uint32_t l;
+      bool ok;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&stmts)) {
+         dj_err (&serr, DJ_TypeMismatch, "BSON field 'update.updates' is the wrong type, expected type 'object'");
+         ok = false;
+      } else {
+         bson_iter_document (&stmts, &l, &d);
+         bson_init_static (&stmt, d, l);
+         if (!c) {
+            c = dj_coll_load_or_create (&ctx, db, name, NULL, &serr); /* updates create it, as in MongoDB */
+         }
+         ok = c && run_update_stmt (&ctx, c, &stmt, index, bypass, &n, &nmod, &upserted, &nups, &serr);
+      }
+      if (!ok) {
+         if (is_storage_error (&serr)) {
+            *error = serr;
+            goto fail;
+         }
+         werr_add (&w, index, &serr);
+         if (ordered) {
+            break;
+         }
+      }
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto fail;
+   }
+   BSON_APPEND_INT32 (reply, "n", (int32_t) n);
+   BSON_APPEND_INT32 (reply, "nModified", (int32_t) nmod);
+   if (nups) {
+      BSON_APPEND_ARRAY (reply, "upserted", &upserted);
+   }
+   if (w.n) {
+      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_destroy (&w.arr);
+   bson_destroy (&upserted);
+   dj_coll_free (c);
+   return true;
+fail:
+   dj_txn_abort (&ctx);
+   bson_destroy (&w.arr);
+   bson_destroy (&upserted);
+   dj_coll_free (c);
+   return false;
+}
+
+/* ---- delete ------------------------------------------------------------- */
+
+typedef struct {
+   dj_ctx_t *ctx;
+   dj_coll_t *c;
+   int64_t n;
+   bson_error_t err;
+   bool failed;
+} del_t;
+
+static bool
+delete_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   del_t *s = ctx;
+   (void) pos;
+   bson_t *copy = bson_copy (doc);
+   bool ok = dj_record_delete (s->ctx, s->c, rid, copy, &s->err);
+   bson_destroy (copy);
+   if (!ok) {
+      s->failed = true;
+      return false;
+   }
+   s->n++;
+   return true;
+}
+
+/* delete: https://www.mongodb.com/docs/manual/reference/command/delete/ */
+bool
+dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"deletes", "ordered", "let", NULL};
+   const char *name;
+   bson_iter_t stmts;
+   bool ordered, bypass;
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   werrs_t w = {.n = 0};
+   int index = 0;
+   int64_t n = 0;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !get_array (cmd, "delete", "deletes", &stmts, error) ||
+       !parse_ordered (cmd, &ordered, &bypass, error)) {
+      return false;
+   }
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      return false;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      dj_txn_abort (&ctx);
+      return false;
+   }
+   bson_init (&w.arr);
+   for (; bson_iter_next (&stmts); index++) {
+      bson_error_t serr = {0};
+      bson_t stmt, q;
+      bson_iter_t it;
+      const uint8_t *d;
+      uint32_t l;
+      bool ok = false;
+      int64_t limit = -1;
+      dj_matcher_t *m = NULL;
+
+      if (!BSON_ITER_HOLDS_DOCUMENT (&stmts)) {
+         dj_err (&serr, DJ_TypeMismatch, "BSON field 'delete.deletes' is the wrong type, expected type 'object'");
+      } else {
+         bson_iter_document (&stmts, &l, &d);
+         bson_init_static (&stmt, d, l);
+         if (!bson_iter_init_find (&it, &stmt, "limit")) {
+            dj_err (&serr, 40414, "BSON field 'delete.deletes.limit' is missing but a required field");
+         } else if ((limit = bson_iter_as_int64 (&it)) != 0 && limit != 1) {
+            dj_err (&serr, DJ_FailedToParse, "The limit field in delete objects must be 0 or 1. Got %" PRId64, limit);
+         } else if (get_stmt_doc (&stmt, "q", true, &q, &serr) && check_stmt_collation (&stmt, &serr) &&
+                    (m = dj_matcher_new (&q, &serr))) {
+            del_t s = {.ctx = &ctx, .c = c};
+            ok = !c || dj_plan_scan (&ctx, c, m, true, limit, delete_fn, &s, &serr);
+            if (ok && s.failed) {
+               serr = s.err;
+               ok = false;
+            }
+            n += s.n;
+         }
+      }
+      dj_matcher_destroy (m);
+      if (!ok) {
+         if (is_storage_error (&serr)) {
+            *error = serr;
+            goto fail;
+         }
+         werr_add (&w, index, &serr);
+         if (ordered) {
+            break;
+         }
+      }
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      goto fail;
+   }
+   BSON_APPEND_INT32 (reply, "n", (int32_t) n);
+   if (w.n) {
+      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_destroy (&w.arr);
+   dj_coll_free (c);
+   return true;
+fail:
+   dj_txn_abort (&ctx);
+   bson_destroy (&w.arr);
+   dj_coll_free (c);
+   return false;
+}
+
+/* ---- findAndModify ----------------------------------------------------------- */
+
+typedef struct {
+   bson_t **docs;
+   uint64_t *rids;
+   int32_t *poss;
+   size_t n;
+} fam_collect_t;
+
+static bool
+fam_collect (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   fam_collect_t *f = ctx;
+   f->docs = bson_realloc (f->docs, sizeof (bson_t *) * (f->n + 1));
+   f->rids = bson_realloc (f->rids, sizeof (uint64_t) * (f->n + 1));
+   f->poss = bson_realloc (f->poss, sizeof (int32_t) * (f->n + 1));
+   f->docs[f->n] = bson_copy (doc);
+   f->rids[f->n] = rid;
+   f->poss[f->n++] = pos;
+   return true;
+}
+
+static bool
+project_into (bson_t *reply, const char *key, const bson_t *doc, dj_projection_t *proj, bson_error_t *error)
+{
+   if (!doc) {
+      BSON_APPEND_NULL (reply, key);
+      return true;
+   }
+   if (!proj) {
+      BSON_APPEND_DOCUMENT (reply, key, doc);
+      return true;
+   }
+   bson_t out;
+   if (!dj_projection_apply (proj, doc, -1, &out, error)) {
+      return false;
+   }
+   BSON_APPEND_DOCUMENT (reply, key, &out);
+   bson_destroy (&out);
+   return true;
+}
+
+/* findAndModify: https://www.mongodb.com/docs/manual/reference/command/findAndModify/ */
+bool
+dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"query", "sort", "remove", "update", "new", "fields", "upsert",
+                                       "bypassDocumentValidation", "arrayFilters", "hint", "collation", "let", NULL};
+   const char *name;
+   bson_t query, sort_spec, fields, af;
+   bson_iter_t it;
+   bool has_q, has_sort, has_fields, remove = false, want_new = false, upsert = false, bypass = false, ok = false;
+   bool has_af = false;
+   const bson_value_t *uspec = NULL;
+   dj_matcher_t *m = NULL;
+   dj_sort_t *sort = NULL;
+   dj_projection_t *proj = NULL;
+   dj_update_t *u = NULL;
+   dj_coll_t *c = NULL;
+   dj_ctx_t ctx = {0};
+   fam_collect_t f = {0};
+   bson_t *before = NULL, *after = NULL;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+       !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
+       !dj_cmd_get_doc (cmd, "fields", &fields, &has_fields, error) || !dj_cmd_get_bool (cmd, "remove", &remove, error) ||
+       !dj_cmd_get_bool (cmd, "new", &want_new, error) || !dj_cmd_get_bool (cmd, "upsert", &upsert, error) ||
+       !dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error) || !check_stmt_collation (cmd, error)) {
+      return false;
+   }
+   if (bson_iter_init_find (&it, cmd, "update")) {
+      uspec = bson_iter_value (&it);
+   }
+   if (bson_iter_init_find (&it, cmd, "arrayFilters") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_iter_array (&it, &l, &d);
+      bson_init_static (&af, d, l);
+      has_af = true;
+   }
+   if (remove && uspec) {
+      return dj_err (error, DJ_FailedToParse, "Cannot specify both an update and remove=true");
+   }
+   if (!remove && !uspec) {
+      return dj_err (error, DJ_FailedToParse, "Either an update or remove=true must be specified");
+   }
+   if (remove && want_new) {
+      return dj_err (error, DJ_FailedToParse, "Cannot specify both new=true and remove=true; 'remove' always returns the deleted document");
+   }
+   if (remove && upsert) {
+      return dj_err (error, DJ_FailedToParse, "Cannot specify both upsert=true and remove=true ");
+   }
+   if (!(m = dj_matcher_new (&query, error)) || (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) ||
+       (has_fields && !bson_empty (&fields) && !(proj = dj_projection_new (&fields, error))) ||
+       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, error)))) {
+      goto done;
+   }
+   if (!dj_txn_begin (e, true, &ctx, error)) {
+      goto done;
+   }
+   if (!(c = dj_coll_load_or_create (&ctx, db, name, NULL, error))) {
+      goto done;
+   }
+   /* all matches when sorting (the first after the sort wins), else the first */
+   if (!dj_plan_scan (&ctx, c, m, false, sort ? 0 : 1, fam_collect, &f, error)) {
+      goto done;
+   }
+   if (sort) {
+      /* sort positions along with documents: sort indices via the docs */
+      size_t best = 0;
+      for (size_t i = 1; i < f.n; i++) {
+         if (dj_sort_cmp (sort, f.docs[i], f.docs[best]) < 0) {
+            best = i;
+         }
+      }
+      if (f.n) {
+         bson_t *td = f.docs[0];
+         uint64_t tr = f.rids[0];
+         int32_t tp = f.poss[0];
+         f.docs[0] = f.docs[best];
+         f.rids[0] = f.rids[best];
+         f.poss[0] = f.poss[best];
+         f.docs[best] = td;
+         f.rids[best] = tr;
+         f.poss[best] = tp;
+      }
+   }
+   bson_t leo;
+   bson_value_t upserted_id = {.value_type = BSON_TYPE_EOD};
+   if (f.n) {
+      before = bson_copy (f.docs[0]);
+      if (remove) {
+         if (!dj_record_delete (&ctx, c, f.rids[0], before, error)) {
+            goto done;
+         }
+      } else {
+         bool changed;
+         bson_t out;
+         if (!dj_update_apply (u, before, f.poss[0], false, &out, &changed, error)) {
+            goto done;
+         }
+         if (changed && (!(bypass || dj_coll_validate (c, &out, before, error)) ||
+                         !dj_record_update (&ctx, c, f.rids[0], before, &out, error))) {
+            bson_destroy (&out);
+            goto done;
+         }
+         after = bson_copy (&out);
+         bson_destroy (&out);
+      }
+   } else if (upsert) {
+      if (!do_upsert (&ctx, c, &query, u, bypass, &upserted_id, &after, error)) {
+         goto done;
+      }
+   }
+   if (!dj_txn_commit (&ctx, error)) {
+      if (upserted_id.value_type != BSON_TYPE_EOD) {
+         bson_value_destroy (&upserted_id);
+      }
+      goto done;
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "lastErrorObject", &leo);
+   BSON_APPEND_INT32 (&leo, "n", (f.n || upserted_id.value_type != BSON_TYPE_EOD) ? 1 : 0);
+   if (!remove) {
+      BSON_APPEND_BOOL (&leo, "updatedExisting", f.n > 0);
+   }
+   if (upserted_id.value_type != BSON_TYPE_EOD) {
+      BSON_APPEND_VALUE (&leo, "upserted", &upserted_id);
+      bson_value_destroy (&upserted_id);
+   }
+   bson_append_document_end (reply, &leo);
+   if (!project_into (reply, "value", remove ? before : (want_new ? after : before), proj, error)) {
+      goto done;
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   for (size_t i = 0; i < f.n; i++) {
+      bson_destroy (f.docs[i]);
+   }
+   bson_free (f.docs);
+   bson_free (f.rids);
+   bson_free (f.poss);
+   if (before) {
+      bson_destroy (before);
+   }
+   if (after) {
+      bson_destroy (after);
+   }
+   dj_coll_free (c);
+   dj_matcher_destroy (m);
+   dj_sort_destroy (sort);
+   dj_projection_destroy (proj);
+   dj_update_destroy (u);
+   return ok;
+}

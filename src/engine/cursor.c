@@ -1,0 +1,269 @@
+/*
+ * cursor.c -- results waiting for getMore.
+ *
+ * A find's results are materialised when the find runs (one LMDB read
+ * transaction, so the cursor sees one consistent snapshot) and handed out in
+ * batches. Cursors live in the engine's list, guarded by cursors_mu; a cursor
+ * not touched for ten minutes is discarded, as MongoDB's idle timeout does.
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+#include <time.h>
+
+#define DJ_CURSOR_IDLE_SECONDS 600
+
+struct dj_cursor {
+   int64_t id;
+   char *ns;     /* owned */
+   bson_t **docs; /* owned, with each document */
+   size_t n, pos;
+   time_t used;
+   dj_cursor_t *next;
+};
+
+static void
+cursor_free (dj_cursor_t *c)
+{
+   for (size_t i = c->pos; i < c->n; i++) {
+      bson_destroy (c->docs[i]);
+   }
+   bson_free (c->docs);
+   bson_free (c->ns);
+   bson_free (c);
+}
+
+/* Caller holds cursors_mu. */
+static void
+reap_idle (dj_engine_t *e, time_t now)
+{
+   dj_cursor_t **pp = &e->cursors;
+   while (*pp) {
+      if (now - (*pp)->used > DJ_CURSOR_IDLE_SECONDS) {
+         dj_cursor_t *dead = *pp;
+         *pp = dead->next;
+         cursor_free (dead);
+      } else {
+         pp = &(*pp)->next;
+      }
+   }
+}
+
+int64_t
+dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos)
+{
+   dj_cursor_t *c = bson_malloc0 (sizeof *c);
+   c->ns = bson_strdup (ns);
+   c->docs = docs;
+   c->n = n;
+   c->pos = pos;
+   c->used = time (NULL);
+   pthread_mutex_lock (&e->cursors_mu);
+   reap_idle (e, c->used);
+   c->id = ++e->next_cursor_id;
+   c->next = e->cursors;
+   e->cursors = c;
+   pthread_mutex_unlock (&e->cursors_mu);
+   return c->id;
+}
+
+void
+dj_cursor_close_all (dj_engine_t *e)
+{
+   pthread_mutex_lock (&e->cursors_mu);
+   while (e->cursors) {
+      dj_cursor_t *c = e->cursors;
+      e->cursors = c->next;
+      cursor_free (c);
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
+}
+
+static size_t
+batch_end (bson_t **docs, size_t from, size_t n, int64_t batch_size)
+{
+   size_t end = from, bytes = 0;
+   while (end < n && (batch_size <= 0 || (int64_t) (end - from) < batch_size)) {
+      /* a batch stays under the 16 MiB reply limit, but holds at least one document */
+      if (end > from && bytes + docs[end]->len > DJ_MAX_BSON_SIZE - 16 * 1024) {
+         break;
+      }
+      bytes += docs[end]->len;
+      end++;
+   }
+   return end;
+}
+
+void
+dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                  bool single_batch)
+{
+   size_t end;
+
+   if (batch_size == 0 && !single_batch) {
+      end = 0; /* batchSize: 0 opens a cursor and returns nothing yet */
+   } else {
+      end = batch_end (docs, 0, n, batch_size < 0 ? 101 : batch_size);
+   }
+   int64_t id = 0;
+   dj_reply_cursor (reply, ns, "firstBatch", docs, end, 0);
+   for (size_t i = 0; i < end; i++) {
+      bson_destroy (docs[i]);
+   }
+   if (end < n && !single_batch) {
+      id = dj_cursor_open (e, ns, docs, n, end);
+      /* patch the id in: rebuild the cursor subdocument cheaply */
+      bson_iter_t it, ci;
+      if (bson_iter_init_find (&it, reply, "cursor") && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "id")) {
+         bson_iter_overwrite_int64 (&ci, id);
+      }
+      return;
+   }
+   for (size_t i = end; i < n; i++) {
+      bson_destroy (docs[i]);
+   }
+   bson_free (docs);
+}
+
+void
+dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t **docs, size_t n, int64_t id)
+{
+   bson_t cur, arr;
+   char buf[16];
+   const char *key;
+
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "cursor", &cur);
+   bson_append_array_begin (&cur, batch_name, -1, &arr);
+   for (size_t i = 0; i < n; i++) {
+      bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
+      bson_append_document (&arr, key, -1, docs[i]);
+   }
+   bson_append_array_end (&cur, &arr);
+   BSON_APPEND_INT64 (&cur, "id", id);
+   BSON_APPEND_UTF8 (&cur, "ns", ns);
+   bson_append_document_end (reply, &cur);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+}
+
+/* getMore: {getMore: <id>, collection: <name>, batchSize: <n>} */
+bool
+dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"collection", "batchSize", "maxTimeMS", "term", "lastKnownCommittedOpTime", NULL};
+   bson_iter_t it;
+   int64_t id, batch = -1;
+   bool present;
+   const char *coll = NULL;
+
+   if (!dj_cmd_check_fields (cmd, known, error)) {
+      return false;
+   }
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   if (!BSON_ITER_HOLDS_INT64 (&it)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field 'getMore.getMore' is the wrong type '%s', expected type 'long'",
+                     dj_type_name (bson_iter_type (&it)));
+   }
+   id = bson_iter_int64 (&it);
+   if (bson_iter_init_find (&it, cmd, "collection") && BSON_ITER_HOLDS_UTF8 (&it)) {
+      coll = bson_iter_utf8 (&it, NULL);
+   } else {
+      return dj_err (error, 40414, "BSON field 'getMore.collection' is missing but a required field");
+   }
+   if (!dj_cmd_get_int64 (cmd, "batchSize", &batch, &present, error)) {
+      return false;
+   }
+   if (present && batch < 0) {
+      return dj_err (error, 51024, "BSON field 'batchSize' value must be >= 0, actual value '%" PRId64 "'", batch);
+   }
+   if (!present || batch == 0) {
+      batch = -1; /* as much as fits */
+   }
+   char *ns = bson_strdup_printf ("%s.%s", db, coll);
+   pthread_mutex_lock (&e->cursors_mu);
+   dj_cursor_t **pp = &e->cursors, *c = NULL;
+   while (*pp && (*pp)->id != id) {
+      pp = &(*pp)->next;
+   }
+   c = *pp;
+   if (!c) {
+      pthread_mutex_unlock (&e->cursors_mu);
+      bson_free (ns);
+      return dj_err (error, DJ_CursorNotFound, "cursor id %" PRId64 " not found", id);
+   }
+   if (strcmp (c->ns, ns)) {
+      pthread_mutex_unlock (&e->cursors_mu);
+      dj_err (error, 13, "Requested getMore on namespace '%s', but cursor belongs to a different namespace %s", ns, c->ns);
+      bson_free (ns);
+      return false;
+   }
+   size_t end = batch_end (c->docs, c->pos, c->n, batch);
+   bool done = end >= c->n;
+   dj_reply_cursor (reply, ns, "nextBatch", c->docs + c->pos, end - c->pos, done ? 0 : id);
+   for (size_t i = c->pos; i < end; i++) {
+      bson_destroy (c->docs[i]);
+   }
+   c->pos = end;
+   c->used = time (NULL);
+   if (done) {
+      *pp = c->next;
+      cursor_free (c);
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
+   bson_free (ns);
+   return true;
+}
+
+/* killCursors: {killCursors: <collection>, cursors: [<id>...]} */
+bool
+dj_cmd_kill_cursors (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"cursors", NULL};
+   bson_iter_t it, ai;
+   bson_t killed = BSON_INITIALIZER, notfound = BSON_INITIALIZER;
+   int nk = 0, nn = 0;
+   char buf[16];
+   const char *key;
+
+   (void) db;
+   if (!dj_cmd_check_fields (cmd, known, error)) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "cursors") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_destroy (&killed);
+      bson_destroy (&notfound);
+      return dj_err (error, 40414, "BSON field 'killCursors.cursors' is missing but a required field");
+   }
+   bson_iter_recurse (&it, &ai);
+   while (bson_iter_next (&ai)) {
+      int64_t id = bson_iter_as_int64 (&ai);
+      bool found = false;
+      pthread_mutex_lock (&e->cursors_mu);
+      for (dj_cursor_t **pp = &e->cursors; *pp; pp = &(*pp)->next) {
+         if ((*pp)->id == id) {
+            dj_cursor_t *c = *pp;
+            *pp = c->next;
+            cursor_free (c);
+            found = true;
+            break;
+         }
+      }
+      pthread_mutex_unlock (&e->cursors_mu);
+      if (found) {
+         bson_uint32_to_string ((uint32_t) nk++, &key, buf, sizeof buf);
+         bson_append_int64 (&killed, key, -1, id);
+      } else {
+         bson_uint32_to_string ((uint32_t) nn++, &key, buf, sizeof buf);
+         bson_append_int64 (&notfound, key, -1, id);
+      }
+   }
+   BSON_APPEND_ARRAY (reply, "cursorsKilled", &killed);
+   BSON_APPEND_ARRAY (reply, "cursorsNotFound", &notfound);
+   bson_t empty = BSON_INITIALIZER;
+   BSON_APPEND_ARRAY (reply, "cursorsAlive", &empty);
+   BSON_APPEND_ARRAY (reply, "cursorsUnknown", &empty);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_destroy (&killed);
+   bson_destroy (&notfound);
+   return true;
+}

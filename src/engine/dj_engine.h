@@ -1,0 +1,92 @@
+/*
+ * dj_engine.h -- the embedded MongoDB-compatible engine.
+ *
+ * @mainpage
+ * The engine stores MongoDB documents in an LMDB environment (a directory)
+ * and answers MongoDB commands: the same BSON command documents a MongoDB
+ * server takes, and the same replies, error codes and messages. The Python
+ * driver and the wire-protocol server both talk to it through one function,
+ * dj_engine_run_command(); nothing else of the engine is public.
+ *
+ * Storage, in one sentence each:
+ *  - one LMDB environment per data directory, shared safely by several
+ *    processes (LMDB's lock file serialises writers; readers never block);
+ *  - each command is one LMDB transaction, fsync'd on commit unless the
+ *    engine was opened with DJ_ENGINE_NOSYNC: an acknowledged write survives
+ *    a crash or SIGKILL;
+ *  - documents are BSON, keyed by a per-collection record id (insertion
+ *    order, MongoDB's "natural order"); `_id` and every secondary index map an
+ *    order-preserving encoding of BSON values to record ids.
+ *
+ * @section threads_sec Threads
+ * A dj_engine_t may be used from several threads at once; each call runs in
+ * its own LMDB transaction. Opening the same directory twice in one process
+ * returns the same underlying environment (LMDB forbids two opens per
+ * process), reference-counted.
+ *
+ * @section caveats_sec Caveats
+ *  - Decimal128 values compare exactly, but an index key holds them as the
+ *    nearest pair of doubles: two decimals that differ beyond ~32 significant
+ *    digits share an index key (a unique index treats them as equal).
+ *  - Index keys longer than ~470 bytes are stored as a prefix plus a 128-bit
+ *    hash: equality and uniqueness stay exact, range scans recheck documents.
+ */
+#ifndef DJ_ENGINE_H
+#define DJ_ENGINE_H
+
+#include <bson/bson.h>
+
+#include "dj_error.h"
+
+/** Opaque handle on an open data directory. */
+typedef struct dj_engine dj_engine_t;
+
+/** Flags for dj_engine_open(). */
+enum {
+   /** Skip fsync on commit: faster, and a crash may lose the last commits
+    *  (never corrupts). For tests and benchmarks that say so. */
+   DJ_ENGINE_NOSYNC = 1 << 0
+};
+
+/** Options for dj_engine_open(); a zeroed struct means the defaults. */
+typedef struct {
+   int flags;       /**< DJ_ENGINE_* flags */
+   size_t map_size; /**< largest size the data file may grow to; 0: 256 GiB.
+                         Writes past it fail with OutOfDiskSpace (14031). */
+} dj_engine_options_t;
+
+/**
+ * Opens (creating if needed) the data directory @p path.
+ *
+ * @param[in] path   directory; created with mode 0700 if missing.
+ * @param[in] opts   options, or NULL for the defaults. When the directory is
+ *                   already open in this process, the first opener's options
+ *                   stay in force.
+ * @param[out] error set on failure: domain DJ_DOMAIN_STORAGE, code = errno or
+ *                   the LMDB return code, with a message naming the path.
+ * @return a handle the caller owns (dj_engine_close()), or NULL.
+ */
+dj_engine_t *dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error);
+
+/** Closes a handle from dj_engine_open(). Open cursors are discarded. NULL is a no-op. */
+void dj_engine_close (dj_engine_t *engine);
+
+/**
+ * Runs one MongoDB command against database @p db.
+ *
+ * @param[in]  engine the engine.
+ * @param[in]  db     database name ("admin" for admin commands).
+ * @param[in]  cmd    the command document; its first key names the command.
+ * @param[out] reply  uninitialised storage; always initialised on return, and
+ *                    the caller must bson_destroy() it. On failure it holds
+ *                    MongoDB's error shape {ok: 0, errmsg, code, codeName}.
+ *                    Write commands report per-document failures in
+ *                    `writeErrors` with ok: 1, as MongoDB does.
+ * @return true when reply.ok is 1.
+ */
+bool dj_engine_run_command (dj_engine_t *engine, const char *db, const bson_t *cmd, bson_t *reply);
+
+/** The path the engine was opened with (owned by the engine). */
+const char *dj_engine_path (const dj_engine_t *engine);
+
+#endif

@@ -1,0 +1,306 @@
+/*
+ * engine-private.h -- what the engine's files share. Not installed.
+ *
+ * Files, one job each:
+ *   value.c     MongoDB's order over BSON values
+ *   keyenc.c    order-preserving byte encoding of BSON values (index keys)
+ *   tree.c      mutable documents (for updates and projections)
+ *   path.c      dotted paths
+ *   match.c     the query language (filters)
+ *   update.c    update operators and replacement documents
+ *   project.c   find projections
+ *   sort.c      sort specifications
+ *   store.c     LMDB layout: catalog, records, indexes
+ *   plan.c      choosing an index and scanning
+ *   cursor.c    open cursors between find and getMore
+ *   cmd_*.c     one file per command family
+ *   engine.c    open/close and command dispatch
+ */
+#ifndef DJ_ENGINE_PRIVATE_H
+#define DJ_ENGINE_PRIVATE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "dj_buf.h"
+#include "dj_engine.h"
+#include "dj_error.h"
+
+typedef struct dj_node dj_node_t;
+typedef struct dj_path dj_path_t;
+typedef struct dj_matcher dj_matcher_t;
+typedef struct dj_update dj_update_t;
+typedef struct dj_projection dj_projection_t;
+typedef struct dj_sort dj_sort_t;
+typedef struct dj_index dj_index_t;
+typedef struct dj_coll dj_coll_t;
+typedef struct dj_cursor dj_cursor_t;
+typedef struct dj_ctx dj_ctx_t;
+
+#define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
+#define DJ_TYPE_NUMBER (-2) /* $type: "number" */
+
+/* ---- value.c ------------------------------------------------------------ */
+int dj_type_rank (bson_type_t t);
+const char *dj_type_name (bson_type_t t);
+bool dj_type_from_name (const char *name, int *out);
+bool dj_value_is_number (const bson_value_t *v);
+double dj_value_as_double (const bson_value_t *v);
+bool dj_value_as_int64_exact (const bson_value_t *v, int64_t *out);
+int dj_number_cmp (const bson_value_t *a, const bson_value_t *b);
+int dj_value_cmp (const bson_value_t *a, const bson_value_t *b);
+int dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb);
+bool dj_value_equal (const bson_value_t *a, const bson_value_t *b);
+bool dj_value_identical (const bson_value_t *a, const bson_value_t *b);
+/* Borrows doc's bytes: valid while doc is. */
+void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
+/* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */
+void dj_value_to_shell (const bson_value_t *v, dj_buf_t *out);
+void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
+
+/* ---- keyenc.c ----------------------------------------------------------- */
+/* Appends the order-preserving encoding of v; memcmp order of two encodings
+ * is dj_value_cmp order (descending inverts every byte). Missing encodes as
+ * null, as MongoDB indexes it. */
+void dj_key_append (dj_buf_t *b, const bson_value_t *v, bool descending);
+/* Longest key we hand LMDB (its limit is 511 bytes with the 8-byte prefix
+ * and record id); longer keys are cut and given a hash (see dj_engine.h). */
+#define DJ_KEY_MAX 470
+void dj_key_finish (dj_buf_t *b, size_t start);
+
+/* ---- path.c ------------------------------------------------------------- */
+struct dj_path {
+   char *buf;    /* owned: the dotted string with '.' replaced by NUL */
+   char **parts; /* owned array; strings point into buf */
+   int n;
+};
+bool dj_path_init (dj_path_t *p, const char *dotted, size_t len, bson_error_t *error);
+void dj_path_cleanup (dj_path_t *p);
+/* True if s is a non-negative array index in MongoDB's sense ("0", "12"). */
+bool dj_path_is_index (const char *s, uint32_t *out);
+/* Finds a field (or, in an array, a numeric index) in a document value.
+ * Returns false if absent. */
+bool dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out);
+/* All values at a path, arrays expanded at every level (leaf arrays are both
+ * reported whole, if want_whole, and element by element). Missing reports
+ * nothing; `found` counts reports. Used for sort keys and index keys. */
+typedef void (*dj_path_visit_fn) (const bson_value_t *v, void *ctx);
+void dj_path_visit (const bson_value_t *doc, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn,
+                    void *ctx);
+
+/* ---- tree.c: mutable documents ------------------------------------------ */
+struct dj_node {
+   char *key;      /* owned; NULL for array elements */
+   bson_value_t v; /* scalars: owned deep copy; DOCUMENT/ARRAY: only value_type */
+   dj_node_t **kids;
+   uint32_t n, cap;
+};
+dj_node_t *dj_node_new_container (bson_type_t t, const char *key);
+dj_node_t *dj_node_from_value (const bson_value_t *v, const char *key);
+dj_node_t *dj_node_from_bson (const bson_t *doc);
+dj_node_t *dj_node_copy (const dj_node_t *n, const char *key);
+void dj_node_free (dj_node_t *n);
+void dj_node_to_bson (const dj_node_t *doc, bson_t *out); /* appends fields of doc/array node into out */
+void dj_node_append (bson_t *out, const char *key, int keylen, const dj_node_t *n);
+/* A read-only bson_value_t view of n: scalars point at n's storage, containers
+ * are serialised into *tmp (initialised here; caller bson_destroy()s it). */
+void dj_node_value (const dj_node_t *n, bson_t *tmp, bson_value_t *out);
+bool dj_node_is_container (const dj_node_t *n);
+dj_node_t *dj_node_child (const dj_node_t *n, const char *key, uint32_t *pos);
+void dj_node_set_child (dj_node_t *parent, const char *key, dj_node_t *child); /* steals child */
+void dj_node_push (dj_node_t *arr, dj_node_t *child);                          /* steals child */
+void dj_node_insert_at (dj_node_t *arr, uint32_t pos, dj_node_t *child);       /* steals child */
+void dj_node_remove_at (dj_node_t *parent, uint32_t pos);
+void dj_node_replace_at (dj_node_t *parent, uint32_t pos, dj_node_t *child); /* steals child, keeps key */
+
+/* ---- match.c ------------------------------------------------------------ */
+/* Compiles a filter; every error MongoDB raises at parse time is raised here,
+ * before any document is read. */
+dj_matcher_t *dj_matcher_new (const bson_t *filter, bson_error_t *error);
+/* Like dj_matcher_new for a value-level predicate ($elemMatch on scalars,
+ * $pull conditions): {$gt: 1} applies to the value itself. */
+dj_matcher_t *dj_matcher_new_value (const bson_t *ops, bson_error_t *error);
+void dj_matcher_destroy (dj_matcher_t *m);
+/* `pos`, if not NULL, receives the array position the positional `$`
+ * operator refers to (-1 if none). */
+bool dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos);
+bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
+bool dj_matcher_is_empty (const dj_matcher_t *m);
+
+/* For the planner: the top-level conjuncts on one path. */
+typedef enum {
+   DJ_BOUND_NONE = 0,
+   DJ_BOUND_EQ,    /* value == v (also $in: one per value) */
+   DJ_BOUND_RANGE, /* lo/hi with inclusive flags, within one type bracket */
+} dj_bound_kind_t;
+typedef struct {
+   dj_bound_kind_t kind;
+   bson_value_t *points; /* EQ: borrowed from the matcher */
+   int npoints;
+   const bson_value_t *lo, *hi;
+   bool lo_incl, hi_incl;
+} dj_bounds_t;
+bool dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out);
+/* Equality fields of a filter, for building an upserted document. */
+bool dj_matcher_upsert_seed (const bson_t *filter, dj_node_t *doc, bson_error_t *error);
+
+/* ---- update.c ----------------------------------------------------------- */
+dj_update_t *dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error_t *error);
+void dj_update_destroy (dj_update_t *u);
+bool dj_update_is_replacement (const dj_update_t *u);
+/* Applies u to doc. `pos` is the matched array position for `$` (-1: none).
+ * `inserting` enables $setOnInsert. out: uninitialised; initialised on
+ * success. *changed: whether the document differs from doc. */
+bool dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, bson_t *out, bool *changed,
+                      bson_error_t *error);
+
+/* ---- project.c ---------------------------------------------------------- */
+dj_projection_t *dj_projection_new (const bson_t *spec, bson_error_t *error);
+void dj_projection_destroy (dj_projection_t *p);
+/* out: uninitialised; initialised on success. pos: the query's positional match. */
+bool dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error);
+
+/* ---- sort.c ------------------------------------------------------------- */
+dj_sort_t *dj_sort_new (const bson_t *spec, bson_error_t *error);
+void dj_sort_destroy (dj_sort_t *s);
+/* Sorts docs[0..n) in place (stable: ties keep their order). */
+void dj_sort_docs (const dj_sort_t *s, bson_t **docs, size_t n);
+/* Sorts arbitrary items by the document get(item) returns (stable). */
+void dj_sort_items (const dj_sort_t *s, void **items, size_t n, const bson_t *(*get) (const void *item));
+/* Compares two documents by the spec (<0: a first). */
+int dj_sort_cmp (const dj_sort_t *s, const bson_t *a, const bson_t *b);
+
+/* ---- store.c ------------------------------------------------------------ */
+struct dj_index {
+   uint64_t id;        /* key prefix in the data DBI */
+   char *name;         /* owned */
+   bson_t *key;        /* owned: the key pattern {a: 1, b: -1} */
+   dj_path_t *paths;   /* owned array of npaths */
+   bool *desc;         /* owned array of npaths */
+   int npaths;
+   bool unique, sparse, multikey, is_id;
+   dj_matcher_t *partial; /* owned, may be NULL */
+   bson_t *spec;          /* owned: the spec as listIndexes shows it */
+};
+struct dj_coll {
+   char *db, *name, *ns; /* owned */
+   uint64_t id;
+   bson_t *options; /* owned: create() options */
+   dj_index_t *indexes; /* owned array; [0] is _id_ */
+   int nindexes;
+   bool capped;
+   int64_t capped_size, capped_max;
+   dj_matcher_t *validator;   /* owned, may be NULL */
+   bool validation_warn_only; /* validationAction: "warn" */
+   bool validation_moderate;  /* validationLevel: "moderate" */
+   bool validation_off;
+};
+struct dj_ctx {
+   dj_engine_t *engine;
+   MDB_txn *txn;
+   bool write;
+};
+struct dj_engine {
+   struct dj_env *shared; /* refcounted LMDB env for this path */
+   MDB_env *env;
+   MDB_dbi dbi_catalog, dbi_data;
+   char *path;
+   pthread_mutex_t cursors_mu; /* guards everything below */
+   dj_cursor_t *cursors;
+   int64_t next_cursor_id;
+};
+
+bool dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error);
+bool dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error);
+void dj_txn_abort (dj_ctx_t *ctx);
+bool dj_lmdb_error (int rc, bson_error_t *error, const char *what);
+
+bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
+/* Loads a collection's catalog entry. Returns NULL with error->code == 0 when
+ * the collection does not exist, NULL with an error otherwise. */
+dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
+dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
+/* Loads, creating implicitly (as MongoDB's writes do) when absent. */
+dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);
+void dj_coll_free (dj_coll_t *c);
+bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
+bool dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
+bool dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_error_t *error);
+bool dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error);
+void dj_strv_free (char **v, int n);
+
+bool dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error);
+void dj_index_cleanup (dj_index_t *ix);
+/* Adds ix to c (already validated) and fills it from existing documents. */
+bool dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error);
+bool dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error);
+
+/* Record-level writes. All index maintenance and unique checks happen here,
+ * inside the caller's write transaction; on error nothing was written. */
+bool dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_out, bson_error_t *error);
+bool dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
+                       bson_error_t *error);
+bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error);
+bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
+/* Checks the collection's validator against doc. */
+bool dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* Statistics for collStats/dbStats. */
+void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
+
+/* ---- plan.c ------------------------------------------------------------- */
+/* Calls fn(rid, doc) for each document matching m, using an index where one
+ * fits. doc is valid only during the call (it lives in LMDB's map). fn
+ * returns false to stop early. `pos` receives the positional match. */
+typedef bool (*dj_scan_fn) (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx);
+/* writes: collect matching record ids first and only then call fn, so fn
+ * may change the collection without the scan seeing a document twice (the
+ * "Halloween problem"). `max`: stop after that many matches (0: all). */
+bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
+                   bson_error_t *error);
+/* Which plan dj_plan_scan would use: "COLLSCAN" or "IXSCAN <name>". Static string or c's memory. */
+const char *dj_plan_describe (dj_coll_t *c, const dj_matcher_t *m, char *buf, size_t n);
+
+/* ---- cursor.c ----------------------------------------------------------- */
+/* Takes ownership of docs[] (each bson_t* and the array). */
+int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos);
+void dj_cursor_close_all (dj_engine_t *e);
+
+/* ---- commands ----------------------------------------------------------- */
+typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+/* Checks cmd's fields against `known` (NULL-terminated; the command name
+ * itself and generic fields like $db, lsid, comment are always allowed). */
+bool dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error);
+/* The collection name from the first field ({find: "c"}); error if not a string. */
+bool dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error);
+bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
+bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
+bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);
+/* Appends a batch cursor reply: {cursor: {firstBatch|nextBatch, id, ns}}. */
+void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t **docs, size_t n, int64_t id);
+/* Takes documents from a result list into a first batch and, if more remain,
+ * a cursor. Owns docs afterwards. */
+void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                       bool single_batch);
+
+bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_update (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_delete (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_find_and_modify (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_find (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_get_more (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_kill_cursors (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_count (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_distinct (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_create (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop_database (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_rename_collection (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_db_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_create_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+
+#endif

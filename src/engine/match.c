@@ -1,0 +1,1187 @@
+/*
+ * match.c -- MongoDB's query language over BSON documents.
+ *
+ * A filter is compiled once into a tree of nodes (so parse errors are raised
+ * before any document is read, as MongoDB does) and then evaluated per
+ * document straight off the BSON bytes, without building trees.
+ *
+ * The rules that make this more than "compare a field":
+ *  - dotted paths walk into embedded documents and *through arrays*: for
+ *    "a.b", every document element of array `a` is searched for `b`;
+ *    https://www.mongodb.com/docs/manual/tutorial/query-array-of-documents/
+ *  - at the end of a path an array matches if the array itself matches or
+ *    any element does ({tags: "x"} finds ["x", "y"]);
+ *    https://www.mongodb.com/docs/manual/tutorial/query-arrays/
+ *  - {f: null} matches null and missing fields;
+ *    https://www.mongodb.com/docs/manual/tutorial/query-for-null-fields/
+ *  - $ne, $nin and $not are the negation of the whole positive test, so
+ *    {a: {$ne: 1}} rejects [1, 2];
+ *  - comparisons only match within one type bracket ({$gt: 5} never matches
+ *    a string); https://www.mongodb.com/docs/manual/reference/method/db.collection.find/#type-bracketing
+ */
+#include "engine-private.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <math.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD } nkind_t;
+
+typedef enum {
+   OP_EQ,
+   OP_LT,
+   OP_LTE,
+   OP_GT,
+   OP_GTE,
+   OP_IN,
+   OP_EXISTS,
+   OP_TYPE,
+   OP_REGEX,
+   OP_SIZE,
+   OP_MOD,
+   OP_ELEM_DOC, /* $elemMatch: {field: ...} */
+   OP_ELEM_VAL, /* $elemMatch: {$gt: ...} */
+   OP_ALWAYS_FALSE
+} op_t;
+
+typedef struct mnode mnode_t;
+struct mnode {
+   nkind_t kind;
+   mnode_t **kids; /* owned */
+   int nkids;
+   /* N_FIELD */
+   dj_path_t path; /* n == 0: the value itself (value-level matchers) */
+   op_t op;
+   bson_value_t val;     /* owned copy: EQ and comparisons */
+   bson_value_t *in;     /* owned array: $in values */
+   pcre2_code **in_re;   /* owned array, parallel to in (NULL where not a regex) */
+   int nin;
+   pcre2_code *re;       /* owned: $regex */
+   int types[32];
+   int ntypes;
+   int64_t num1, num2; /* $size: num1; $mod: divisor, remainder */
+   mnode_t *sub;       /* $elemMatch */
+};
+
+struct dj_matcher {
+   mnode_t *root;
+};
+
+static void
+node_free (mnode_t *n)
+{
+   if (!n) {
+      return;
+   }
+   for (int i = 0; i < n->nkids; i++) {
+      node_free (n->kids[i]);
+   }
+   bson_free (n->kids);
+   dj_path_cleanup (&n->path);
+   if (n->val.value_type != BSON_TYPE_EOD) {
+      bson_value_destroy (&n->val);
+   }
+   for (int i = 0; i < n->nin; i++) {
+      bson_value_destroy (&n->in[i]);
+      if (n->in_re[i]) {
+         pcre2_code_free (n->in_re[i]);
+      }
+   }
+   bson_free (n->in);
+   bson_free (n->in_re);
+   if (n->re) {
+      pcre2_code_free (n->re);
+   }
+   node_free (n->sub);
+   bson_free (n);
+}
+
+static mnode_t *
+node_new (nkind_t k)
+{
+   mnode_t *n = bson_malloc0 (sizeof *n);
+   n->kind = k;
+   return n;
+}
+
+static void
+node_add (mnode_t *parent, mnode_t *kid)
+{
+   parent->kids = bson_realloc (parent->kids, sizeof (mnode_t *) * (size_t) (parent->nkids + 1));
+   parent->kids[parent->nkids++] = kid;
+}
+
+static mnode_t *
+field_node (const char *path, size_t len, op_t op)
+{
+   mnode_t *n = node_new (N_FIELD);
+   n->op = op;
+   if (len) {
+      /* Empty components are legal in queries (they match nothing). */
+      n->path.buf = bson_strndup (path, len);
+      n->path.n = 1;
+      for (size_t i = 0; i < len; i++) {
+         n->path.n += n->path.buf[i] == '.';
+      }
+      n->path.parts = bson_malloc (sizeof (char *) * (size_t) n->path.n);
+      int k = 0;
+      n->path.parts[k++] = n->path.buf;
+      for (size_t i = 0; i < len; i++) {
+         if (n->path.buf[i] == '.') {
+            n->path.buf[i] = '\0';
+            n->path.parts[k++] = n->path.buf + i + 1;
+         }
+      }
+   }
+   return n;
+}
+
+/* ---- regular expressions ---------------------------------------------- */
+
+static pcre2_code *
+compile_regex (const char *pattern, size_t len, const char *options, bson_error_t *error)
+{
+   uint32_t flags = PCRE2_UTF;
+   int errcode;
+   PCRE2_SIZE erroff;
+
+   /* https://www.mongodb.com/docs/manual/reference/operator/query/regex/#std-label-regex-options */
+   for (const char *o = options; *o; o++) {
+      switch (*o) {
+      case 'i': flags |= PCRE2_CASELESS; break;
+      case 'm': flags |= PCRE2_MULTILINE; break;
+      case 's': flags |= PCRE2_DOTALL; break;
+      case 'x': flags |= PCRE2_EXTENDED; break;
+      case 'u': break;
+      default: dj_err (error, 51108, "invalid flag in regex options: %c", *o); return NULL;
+      }
+   }
+   pcre2_code *re = pcre2_compile ((PCRE2_SPTR) pattern, len, flags, &errcode, &erroff, NULL);
+   if (!re) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message (errcode, msg, sizeof msg);
+      dj_err (error, 51091, "Regular expression is invalid: %s", (char *) msg);
+   }
+   return re;
+}
+
+static bool
+regex_match (const pcre2_code *re, const bson_value_t *v)
+{
+   const char *s;
+   size_t n;
+
+   if (v->value_type == BSON_TYPE_UTF8) {
+      s = v->value.v_utf8.str;
+      n = v->value.v_utf8.len;
+   } else if (v->value_type == BSON_TYPE_SYMBOL) {
+      s = v->value.v_symbol.symbol;
+      n = v->value.v_symbol.len;
+   } else {
+      return false;
+   }
+   pcre2_match_data *md = pcre2_match_data_create_from_pattern (re, NULL);
+   int rc = pcre2_match (re, (PCRE2_SPTR) s, n, 0, 0, md, NULL);
+   pcre2_match_data_free (md);
+   return rc >= 0; /* invalid UTF-8 in a stored string: no match, not an error */
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static mnode_t *parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error);
+static bool parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, bson_error_t *error);
+
+static bool
+is_operator_doc (const bson_value_t *v)
+{
+   bson_iter_t it;
+   if (v->value_type != BSON_TYPE_DOCUMENT ||
+       !bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len) || !bson_iter_next (&it)) {
+      return false;
+   }
+   return bson_iter_key (&it)[0] == '$';
+}
+
+static bool
+parse_type_arg (mnode_t *n, const bson_value_t *v, bson_error_t *error)
+{
+   if (v->value_type == BSON_TYPE_UTF8) {
+      int t;
+      if (!dj_type_from_name (v->value.v_utf8.str, &t)) {
+         return dj_err (error, DJ_BadValue, "Unknown type name alias: %s", v->value.v_utf8.str);
+      }
+      n->types[n->ntypes++] = t;
+      return true;
+   }
+   if (dj_value_is_number (v)) {
+      int64_t code;
+      if (!dj_value_as_int64_exact (v, &code)) {
+         return dj_err (error, DJ_BadValue, "Invalid numerical type code: %g", dj_value_as_double (v));
+      }
+      if (code == -1) {
+         code = BSON_TYPE_MINKEY;
+      } else if (code == 127) {
+         code = BSON_TYPE_MAXKEY;
+      } else if (code < 1 || code > 19) {
+         return dj_err (error, DJ_BadValue, "Invalid numerical type code: %" PRId64, code);
+      }
+      n->types[n->ntypes++] = (int) code;
+      return true;
+   }
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         if (n->ntypes == 31) {
+            return dj_err (error, DJ_BadValue, "$type has too many type aliases");
+         }
+         const bson_value_t *e = bson_iter_value (&it);
+         if (e->value_type == BSON_TYPE_ARRAY) {
+            return dj_err (error, DJ_BadValue, "type must be represented as a number or a string");
+         }
+         if (!parse_type_arg (n, e, error)) {
+            return false;
+         }
+      }
+      return true;
+   }
+   return dj_err (error, DJ_TypeMismatch, "type must be represented as a number or a string");
+}
+
+static bool
+fill_in_list (mnode_t *n, const bson_value_t *arr, const char *opname, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   if (arr->value_type != BSON_TYPE_ARRAY) {
+      return dj_err (error, DJ_BadValue, "%s needs an array", opname);
+   }
+   bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const bson_value_t *e = bson_iter_value (&it);
+      if (is_operator_doc (e)) {
+         return dj_err (error, DJ_BadValue, "cannot nest $ under %s", opname);
+      }
+      n->in = bson_realloc (n->in, sizeof (bson_value_t) * (size_t) (n->nin + 1));
+      n->in_re = bson_realloc (n->in_re, sizeof (pcre2_code *) * (size_t) (n->nin + 1));
+      bson_value_copy (e, &n->in[n->nin]);
+      n->in_re[n->nin] = NULL;
+      if (e->value_type == BSON_TYPE_REGEX) {
+         n->in_re[n->nin] = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+         if (!n->in_re[n->nin]) {
+            bson_value_destroy (&n->in[n->nin]);
+            return false;
+         }
+      }
+      n->nin++;
+   }
+   return true;
+}
+
+static mnode_t *
+wrap_not (mnode_t *n)
+{
+   mnode_t *w = node_new (N_NOT);
+   node_add (w, n);
+   return w;
+}
+
+/* Whether an $elemMatch argument is the "query on element documents" form. */
+static bool
+elem_is_doc_form (const bson_value_t *v)
+{
+   bson_iter_t it;
+   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (k[0] != '$' || !strcmp (k, "$and") || !strcmp (k, "$or") || !strcmp (k, "$nor") || !strcmp (k, "$expr") ||
+          !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* Parses one {$op: arg} entry for `path` into a node appended to and_node. */
+static bool
+parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, const bson_value_t *arg,
+              const bson_value_t *opdoc, bson_error_t *error)
+{
+   mnode_t *n = NULL;
+
+#define CMP_OP(name, code)                                                          \
+   if (!strcmp (op, name)) {                                                         \
+      if (arg->value_type == BSON_TYPE_REGEX && code != OP_EQ) {                      \
+         return dj_err (error, DJ_BadValue, "Can't have RegEx as arg to predicate over field '%.*s'.", (int) plen, path); \
+      }                                                                             \
+      n = field_node (path, plen, code);                                            \
+      bson_value_copy (arg, &n->val);                                               \
+      goto done;                                                                    \
+   }
+   CMP_OP ("$eq", OP_EQ)
+   CMP_OP ("$lt", OP_LT)
+   CMP_OP ("$lte", OP_LTE)
+   CMP_OP ("$gt", OP_GT)
+   CMP_OP ("$gte", OP_GTE)
+#undef CMP_OP
+   if (!strcmp (op, "$ne")) {
+      if (arg->value_type == BSON_TYPE_REGEX) {
+         return dj_err (error, DJ_BadValue, "Can't have regex as arg to $ne.");
+      }
+      n = field_node (path, plen, OP_EQ);
+      bson_value_copy (arg, &n->val);
+      n = wrap_not (n);
+      goto done;
+   }
+   if (!strcmp (op, "$in") || !strcmp (op, "$nin")) {
+      n = field_node (path, plen, OP_IN);
+      if (!fill_in_list (n, arg, op, error)) {
+         node_free (n);
+         return false;
+      }
+      if (op[1] == 'n') {
+         n = wrap_not (n);
+      }
+      goto done;
+   }
+   if (!strcmp (op, "$exists")) {
+      n = field_node (path, plen, OP_EXISTS);
+      bool truthy = true;
+      switch (arg->value_type) {
+      case BSON_TYPE_BOOL: truthy = arg->value.v_bool; break;
+      case BSON_TYPE_NULL:
+      case BSON_TYPE_UNDEFINED: truthy = false; break;
+      case BSON_TYPE_INT32:
+      case BSON_TYPE_INT64:
+      case BSON_TYPE_DOUBLE:
+      case BSON_TYPE_DECIMAL128: truthy = dj_value_as_double (arg) != 0; break;
+      default: truthy = true;
+      }
+      if (!truthy) {
+         n = wrap_not (n);
+      }
+      goto done;
+   }
+   if (!strcmp (op, "$type")) {
+      n = field_node (path, plen, OP_TYPE);
+      if (!parse_type_arg (n, arg, error)) {
+         node_free (n);
+         return false;
+      }
+      goto done;
+   }
+   if (!strcmp (op, "$regex")) {
+      const char *pat, *opts = "";
+      size_t patlen;
+      bson_iter_t it;
+      if (arg->value_type == BSON_TYPE_UTF8) {
+         pat = arg->value.v_utf8.str;
+         patlen = arg->value.v_utf8.len;
+      } else if (arg->value_type == BSON_TYPE_REGEX) {
+         pat = arg->value.v_regex.regex;
+         patlen = strlen (pat);
+         opts = arg->value.v_regex.options;
+      } else {
+         return dj_err (error, DJ_BadValue, "$regex has to be a string");
+      }
+      bson_iter_init_from_data (&it, opdoc->value.v_doc.data, opdoc->value.v_doc.data_len);
+      if (bson_iter_find (&it, "$options")) {
+         if (!BSON_ITER_HOLDS_UTF8 (&it)) {
+            return dj_err (error, DJ_BadValue, "$options has to be a string");
+         }
+         if (*opts) {
+            return dj_err (error, DJ_BadValue, "options set in both $regex and $options");
+         }
+         opts = bson_iter_utf8 (&it, NULL);
+      }
+      if (memchr (pat, '\0', patlen)) {
+         return dj_err (error, 51091, "Regular expression cannot contain an embedded null byte");
+      }
+      n = field_node (path, plen, OP_REGEX);
+      n->re = compile_regex (pat, patlen, opts, error);
+      if (!n->re) {
+         node_free (n);
+         return false;
+      }
+      goto done;
+   }
+   if (!strcmp (op, "$options")) {
+      bson_iter_t it;
+      bson_iter_init_from_data (&it, opdoc->value.v_doc.data, opdoc->value.v_doc.data_len);
+      if (!bson_iter_find (&it, "$regex")) {
+         return dj_err (error, DJ_BadValue, "$options needs a $regex");
+      }
+      return true; /* consumed by $regex */
+   }
+   if (!strcmp (op, "$size")) {
+      int64_t sz;
+      if (!dj_value_is_number (arg)) {
+         return dj_err (error, DJ_BadValue, "$size needs a number");
+      }
+      if (!dj_value_as_int64_exact (arg, &sz)) {
+         return dj_err (error, DJ_BadValue, "$size must be a whole number");
+      }
+      if (sz < 0) {
+         return dj_err (error, DJ_BadValue, "$size may not be negative");
+      }
+      n = field_node (path, plen, OP_SIZE);
+      n->num1 = sz;
+      goto done;
+   }
+   if (!strcmp (op, "$mod")) {
+      bson_iter_t it;
+      bson_value_t parts[2];
+      int k = 0;
+      if (arg->value_type != BSON_TYPE_ARRAY) {
+         return dj_err (error, DJ_BadValue, "malformed mod, needs to be an array");
+      }
+      bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         if (k == 2) {
+            return dj_err (error, DJ_BadValue, "malformed mod, too many elements");
+         }
+         parts[k++] = *bson_iter_value (&it);
+      }
+      if (k < 2) {
+         return dj_err (error, DJ_BadValue, "malformed mod, not enough elements");
+      }
+      if (!dj_value_is_number (&parts[0])) {
+         return dj_err (error, DJ_BadValue, "malformed mod, divisor not a number");
+      }
+      if (!dj_value_is_number (&parts[1])) {
+         return dj_err (error, DJ_BadValue, "malformed mod, remainder not a number");
+      }
+      double d = trunc (dj_value_as_double (&parts[0])), r = trunc (dj_value_as_double (&parts[1]));
+      if (!isfinite (d) || !isfinite (r) || fabs (d) >= 9.2e18 || fabs (r) >= 9.2e18) {
+         return dj_err (error, DJ_BadValue, "malformed mod, divisor value is invalid :: caused by :: Out of bounds coercing to integral value");
+      }
+      if ((int64_t) d == 0) {
+         return dj_err (error, DJ_BadValue, "divisor cannot be 0");
+      }
+      n = field_node (path, plen, OP_MOD);
+      n->num1 = (int64_t) d;
+      n->num2 = (int64_t) r;
+      goto done;
+   }
+   if (!strcmp (op, "$all")) {
+      bson_iter_t it;
+      if (arg->value_type != BSON_TYPE_ARRAY) {
+         return dj_err (error, DJ_BadValue, "$all needs an array");
+      }
+      bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+      int count = 0;
+      while (bson_iter_next (&it)) {
+         const bson_value_t *e = bson_iter_value (&it);
+         count++;
+         if (is_operator_doc (e)) {
+            bson_iter_t first;
+            bson_iter_init_from_data (&first, e->value.v_doc.data, e->value.v_doc.data_len);
+            bson_iter_next (&first);
+            if (strcmp (bson_iter_key (&first), "$elemMatch") != 0) {
+               return dj_err (error, DJ_BadValue, "no $ expressions in $all");
+            }
+            if (!parse_ops (and_node, path, plen, e, error)) {
+               return false;
+            }
+            continue;
+         }
+         mnode_t *k = field_node (path, plen, e->value_type == BSON_TYPE_REGEX ? OP_REGEX : OP_EQ);
+         if (e->value_type == BSON_TYPE_REGEX) {
+            k->re = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+            if (!k->re) {
+               node_free (k);
+               return false;
+            }
+         } else {
+            bson_value_copy (e, &k->val);
+         }
+         node_add (and_node, k);
+      }
+      if (count == 0) {
+         node_add (and_node, field_node (path, plen, OP_ALWAYS_FALSE)); /* $all: [] matches nothing */
+      }
+      return true;
+   }
+   if (!strcmp (op, "$elemMatch")) {
+      if (arg->value_type != BSON_TYPE_DOCUMENT) {
+         return dj_err (error, DJ_BadValue, "$elemMatch needs an Object");
+      }
+      if (elem_is_doc_form (arg)) {
+         n = field_node (path, plen, OP_ELEM_DOC);
+         n->sub = parse_doc (arg->value.v_doc.data, arg->value.v_doc.data_len, false, error);
+      } else {
+         n = field_node (path, plen, OP_ELEM_VAL);
+         n->sub = node_new (N_AND);
+         if (!parse_ops (n->sub, "", 0, arg, error)) {
+            node_free (n);
+            return false;
+         }
+      }
+      if (!n->sub) {
+         node_free (n);
+         return false;
+      }
+      goto done;
+   }
+   if (!strcmp (op, "$not")) {
+      mnode_t *inner = node_new (N_AND);
+      if (arg->value_type == BSON_TYPE_REGEX) {
+         mnode_t *k = field_node (path, plen, OP_REGEX);
+         k->re = compile_regex (arg->value.v_regex.regex, strlen (arg->value.v_regex.regex), arg->value.v_regex.options, error);
+         if (!k->re) {
+            node_free (k);
+            node_free (inner);
+            return false;
+         }
+         node_add (inner, k);
+      } else if (arg->value_type == BSON_TYPE_DOCUMENT) {
+         if (arg->value.v_doc.data_len <= 5) {
+            node_free (inner);
+            return dj_err (error, DJ_BadValue, "$not cannot be empty");
+         }
+         if (!is_operator_doc (arg)) {
+            node_free (inner);
+            return dj_err (error, DJ_BadValue, "unknown operator: %s", "$not");
+         }
+         if (!parse_ops (inner, path, plen, arg, error)) {
+            node_free (inner);
+            return false;
+         }
+      } else {
+         node_free (inner);
+         return dj_err (error, DJ_BadValue, "$not needs a regex or a document");
+      }
+      n = wrap_not (inner);
+      goto done;
+   }
+   if (!strcmp (op, "$comment")) {
+      return true;
+   }
+   return dj_err (error, DJ_BadValue, "unknown operator: %s", op);
+
+done:
+   node_add (and_node, n);
+   return true;
+}
+
+static bool
+parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   bson_iter_init_from_data (&it, opdoc->value.v_doc.data, opdoc->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const char *op = bson_iter_key (&it);
+      if (op[0] != '$') {
+         return dj_err (error, DJ_BadValue, "unknown operator: %s", op);
+      }
+      if (!parse_one_op (and_node, path, plen, op, bson_iter_value (&it), opdoc, error)) {
+         return false;
+      }
+   }
+   return true;
+}
+
+static bool
+parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, bson_error_t *error)
+{
+   bson_iter_t it;
+   nkind_t kind = !strcmp (op, "$and") ? N_AND : !strcmp (op, "$or") ? N_OR : N_NOR;
+
+   if (arg->value_type != BSON_TYPE_ARRAY) {
+      return dj_err (error, DJ_BadValue, "%s must be an array", op);
+   }
+   mnode_t *n = node_new (kind);
+   bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         node_free (n);
+         return dj_err (error, DJ_BadValue, "$or/$and/$nor entries need to be full objects");
+      }
+      const bson_value_t *e = bson_iter_value (&it);
+      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, false, error);
+      if (!k) {
+         node_free (n);
+         return false;
+      }
+      node_add (n, k);
+   }
+   if (n->nkids == 0) {
+      node_free (n);
+      return dj_err (error, DJ_BadValue, "$and/$or/$nor must be a nonempty array");
+   }
+   if (kind == N_AND) {
+      /* flatten: {$and: [a, b]} is the same tree as {a, b}, and the planner
+       * then sees its conjuncts */
+      for (int i = 0; i < n->nkids; i++) {
+         node_add (and_node, n->kids[i]);
+      }
+      n->nkids = 0;
+      node_free (n);
+      return true;
+   }
+   node_add (and_node, n);
+   return true;
+}
+
+static mnode_t *
+parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error)
+{
+   bson_iter_t it;
+   mnode_t *and_node = node_new (N_AND);
+
+   (void) top;
+   if (!bson_iter_init_from_data (&it, data, len)) {
+      node_free (and_node);
+      dj_err (error, DJ_FailedToParse, "invalid BSON in query");
+      return NULL;
+   }
+   while (bson_iter_next (&it)) {
+      const char *key = bson_iter_key (&it);
+      const bson_value_t *v = bson_iter_value (&it);
+      bool ok = true;
+
+      if (key[0] == '$') {
+         if (!strcmp (key, "$and") || !strcmp (key, "$or") || !strcmp (key, "$nor")) {
+            ok = parse_logical (and_node, key, v, error);
+         } else if (!strcmp (key, "$comment")) {
+            ok = true;
+         } else if (!strcmp (key, "$expr")) {
+            ok = dj_err (error, DJ_NotImplemented,
+                         "$expr is not supported by the embedded engine until the aggregation expression evaluator lands");
+         } else {
+            ok = dj_err (error, DJ_BadValue, "unknown top level operator: %s. If you are trying to use a field name "
+                                             "that begins with '$', please use $getField.", key);
+         }
+      } else if (is_operator_doc (v)) {
+         ok = parse_ops (and_node, key, bson_iter_key_len (&it), v, error);
+      } else if (v->value_type == BSON_TYPE_REGEX) {
+         mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_REGEX);
+         n->re = compile_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
+         /* a stored regex equal to the literal matches too */
+         bson_value_copy (v, &n->val);
+         if (!n->re) {
+            node_free (n);
+            ok = false;
+         } else {
+            node_add (and_node, n);
+         }
+      } else {
+         mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_EQ);
+         bson_value_copy (v, &n->val);
+         node_add (and_node, n);
+      }
+      if (!ok) {
+         node_free (and_node);
+         return NULL;
+      }
+   }
+   return and_node;
+}
+
+dj_matcher_t *
+dj_matcher_new (const bson_t *filter, bson_error_t *error)
+{
+   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, error);
+   if (!root) {
+      return NULL;
+   }
+   dj_matcher_t *m = bson_malloc0 (sizeof *m);
+   m->root = root;
+   return m;
+}
+
+dj_matcher_t *
+dj_matcher_new_value (const bson_t *ops, bson_error_t *error)
+{
+   bson_value_t v;
+   mnode_t *root = node_new (N_AND);
+
+   dj_value_from_doc (ops, false, &v);
+   if (!parse_ops (root, "", 0, &v, error)) {
+      node_free (root);
+      return NULL;
+   }
+   dj_matcher_t *m = bson_malloc0 (sizeof *m);
+   m->root = root;
+   return m;
+}
+
+void
+dj_matcher_destroy (dj_matcher_t *m)
+{
+   if (m) {
+      node_free (m->root);
+      bson_free (m);
+   }
+}
+
+bool
+dj_matcher_is_empty (const dj_matcher_t *m)
+{
+   return m->root->kind == N_AND && m->root->nkids == 0;
+}
+
+/* ---- evaluation --------------------------------------------------------- */
+
+static bool eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos);
+
+static bool
+type_matches (const mnode_t *n, bson_type_t t)
+{
+   for (int i = 0; i < n->ntypes; i++) {
+      if (n->types[i] == (int) t) {
+         return true;
+      }
+      if (n->types[i] == DJ_TYPE_NUMBER && (t == BSON_TYPE_INT32 || t == BSON_TYPE_INT64 || t == BSON_TYPE_DOUBLE ||
+                                            t == BSON_TYPE_DECIMAL128)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+static bool
+eq_matches (const bson_value_t *want, const bson_value_t *v)
+{
+   if (want->value_type == BSON_TYPE_NULL) {
+      return v->value_type == BSON_TYPE_NULL || v->value_type == BSON_TYPE_EOD || v->value_type == BSON_TYPE_UNDEFINED;
+   }
+   if (v->value_type == BSON_TYPE_EOD) {
+      return false;
+   }
+   return dj_type_rank (want->value_type) == dj_type_rank (v->value_type) && dj_value_cmp (want, v) == 0;
+}
+
+/* The predicate against one value (no array expansion). v may be EOD. */
+static bool
+leaf (const mnode_t *n, const bson_value_t *v)
+{
+   switch (n->op) {
+   case OP_EQ: return eq_matches (&n->val, v);
+   case OP_LT:
+   case OP_LTE:
+   case OP_GT:
+   case OP_GTE: {
+      const bson_value_t *w = &n->val;
+      if (v->value_type == BSON_TYPE_EOD && w->value_type != BSON_TYPE_NULL) {
+         return false;
+      }
+      /* MinKey/MaxKey bound everything: {$lt: MaxKey} matches all but MaxKey. */
+      if (w->value_type != BSON_TYPE_MINKEY && w->value_type != BSON_TYPE_MAXKEY &&
+          dj_type_rank (w->value_type) != dj_type_rank (v->value_type)) {
+         return false;
+      }
+      int c = dj_value_cmp (v, w);
+      if (w->value_type == BSON_TYPE_NULL && v->value_type != BSON_TYPE_NULL && v->value_type != BSON_TYPE_EOD) {
+         return false;
+      }
+      /* NaN only equals NaN; it is not "less than" any number in a query */
+      if (dj_value_is_number (v) && dj_value_is_number (w)) {
+         bool vn = v->value_type == BSON_TYPE_DOUBLE && isnan (v->value.v_double);
+         bool wn = w->value_type == BSON_TYPE_DOUBLE && isnan (w->value.v_double);
+         if (vn || wn) {
+            return (vn && wn) && (n->op == OP_LTE || n->op == OP_GTE);
+         }
+      }
+      switch (n->op) {
+      case OP_LT: return c < 0;
+      case OP_LTE: return c <= 0;
+      case OP_GT: return c > 0;
+      default: return c >= 0;
+      }
+   }
+   case OP_IN:
+      for (int i = 0; i < n->nin; i++) {
+         if (n->in_re[i] ? (regex_match (n->in_re[i], v) || eq_matches (&n->in[i], v)) : eq_matches (&n->in[i], v)) {
+            return true;
+         }
+      }
+      return false;
+   case OP_EXISTS: return v->value_type != BSON_TYPE_EOD;
+   case OP_TYPE: return v->value_type != BSON_TYPE_EOD && type_matches (n, v->value_type);
+   case OP_REGEX:
+      if (v->value_type == BSON_TYPE_REGEX) {
+         return n->val.value_type == BSON_TYPE_REGEX && dj_value_cmp (v, &n->val) == 0;
+      }
+      return regex_match (n->re, v);
+   case OP_SIZE: {
+      if (v->value_type != BSON_TYPE_ARRAY) {
+         return false;
+      }
+      bson_iter_t it;
+      int64_t count = 0;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         count++;
+      }
+      return count == n->num1;
+   }
+   case OP_MOD: {
+      if (!dj_value_is_number (v)) {
+         return false;
+      }
+      double d = dj_value_as_double (v);
+      int64_t x;
+      if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
+         dj_value_as_int64_exact (v, &x);
+      } else {
+         if (!isfinite (d) || fabs (d) >= 9.2e18) {
+            return false;
+         }
+         x = (int64_t) trunc (d);
+      }
+      if (n->num1 == -1) {
+         return n->num2 == 0; /* x % -1 overflows for INT64_MIN; the answer is 0 */
+      }
+      return x % n->num1 == n->num2;
+   }
+   case OP_ELEM_DOC:
+   case OP_ELEM_VAL: {
+      if (v->value_type != BSON_TYPE_ARRAY) {
+         return false;
+      }
+      bson_iter_t it;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         const bson_value_t *e = bson_iter_value (&it);
+         if (n->op == OP_ELEM_DOC) {
+            if (e->value_type == BSON_TYPE_DOCUMENT && eval (n->sub, e, NULL)) {
+               return true;
+            }
+         } else if (eval (n->sub, e, NULL)) {
+            return true;
+         }
+      }
+      return false;
+   }
+   case OP_ALWAYS_FALSE: return false;
+   }
+   return false;
+}
+
+static bool
+whole_only (const mnode_t *n)
+{
+   return n->op == OP_SIZE || n->op == OP_ELEM_DOC || n->op == OP_ELEM_VAL || n->op == OP_ALWAYS_FALSE;
+}
+
+/* At the end of the path: the value, or any element of an array value. */
+static bool
+at_leaf (const mnode_t *n, const bson_value_t *v, int32_t *pos)
+{
+   if (leaf (n, v)) {
+      return true;
+   }
+   if (v->value_type == BSON_TYPE_ARRAY && !whole_only (n)) {
+      bson_iter_t it;
+      int32_t k = 0;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         if (leaf (n, bson_iter_value (&it))) {
+            if (pos && *pos < 0) {
+               *pos = k;
+            }
+            return true;
+         }
+         k++;
+      }
+   }
+   return false;
+}
+
+static const bson_value_t missing_value = {.value_type = BSON_TYPE_EOD};
+
+/* v: the value reached after parts[0..i); continue with parts[i]. */
+static bool
+walk (const mnode_t *n, const bson_value_t *v, int i, int32_t *pos)
+{
+   if (i == n->path.n) {
+      return at_leaf (n, v, pos);
+   }
+   const char *part = n->path.parts[i];
+   if (v->value_type == BSON_TYPE_DOCUMENT) {
+      bson_value_t child;
+      if (!dj_value_get_field (v, part, &child)) {
+         return leaf (n, &missing_value);
+      }
+      return walk (n, &child, i + 1, pos);
+   }
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bool produced = false;
+      uint32_t idx;
+      if (dj_path_is_index (part, &idx)) {
+         bson_value_t child;
+         if (dj_value_get_field (v, part, &child)) {
+            produced = true;
+            if (walk (n, &child, i + 1, pos)) {
+               return true;
+            }
+         }
+      }
+      bson_iter_t it;
+      int32_t k = 0;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         if (bson_iter_type (&it) == BSON_TYPE_DOCUMENT) {
+            int32_t sub = -1;
+            produced = true;
+            if (walk (n, bson_iter_value (&it), i, pos ? &sub : NULL)) {
+               if (pos && *pos < 0) {
+                  *pos = k;
+               }
+               return true;
+            }
+         }
+         k++;
+      }
+      return produced ? false : leaf (n, &missing_value);
+   }
+   return leaf (n, &missing_value);
+}
+
+static bool
+eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos)
+{
+   switch (n->kind) {
+   case N_AND:
+      for (int i = 0; i < n->nkids; i++) {
+         if (!eval (n->kids[i], doc, pos)) {
+            return false;
+         }
+      }
+      return true;
+   case N_OR:
+      for (int i = 0; i < n->nkids; i++) {
+         if (eval (n->kids[i], doc, pos)) {
+            return true;
+         }
+      }
+      return false;
+   case N_NOR:
+      for (int i = 0; i < n->nkids; i++) {
+         if (eval (n->kids[i], doc, NULL)) {
+            return false;
+         }
+      }
+      return true;
+   case N_NOT: return !eval (n->kids[0], doc, NULL);
+   case N_FIELD:
+      if (n->path.n == 0) {
+         return at_leaf (n, doc, pos); /* value-level: doc is the value */
+      }
+      return walk (n, doc, 0, pos);
+   }
+   return false;
+}
+
+bool
+dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos)
+{
+   bson_value_t v;
+
+   if (pos) {
+      *pos = -1;
+   }
+   dj_value_from_doc (doc, false, &v);
+   return eval (m->root, &v, pos);
+}
+
+bool
+dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v)
+{
+   return eval (m->root, v, NULL);
+}
+
+/* ---- planner support ---------------------------------------------------- */
+
+static bool
+path_is (const mnode_t *n, const char *path)
+{
+   /* compare the dotted form: parts are NUL-separated in buf */
+   size_t i = 0;
+   for (int k = 0; k < n->path.n; k++) {
+      size_t l = strlen (n->path.parts[k]);
+      if (strncmp (path + i, n->path.parts[k], l) != 0) {
+         return false;
+      }
+      i += l;
+      if (k + 1 < n->path.n) {
+         if (path[i] != '.') {
+            return false;
+         }
+         i++;
+      }
+   }
+   return n->path.n > 0 && path[i] == '\0';
+}
+
+static bool
+indexable_point (const bson_value_t *v)
+{
+   /* Arrays match element-wise and whole; regexes match by pattern: both
+    * need more than one point lookup, so they take the scan. */
+   return v->value_type != BSON_TYPE_ARRAY && v->value_type != BSON_TYPE_REGEX && v->value_type != BSON_TYPE_EOD;
+}
+
+bool
+dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
+{
+   const mnode_t *root = m->root;
+
+   memset (out, 0, sizeof *out);
+   if (root->kind != N_AND) {
+      return false;
+   }
+   for (int i = 0; i < root->nkids; i++) {
+      const mnode_t *n = root->kids[i];
+      if (n->kind != N_FIELD || !path_is (n, path)) {
+         continue;
+      }
+      if (n->op == OP_EQ && indexable_point (&n->val)) {
+         out->kind = DJ_BOUND_EQ;
+         out->points = (bson_value_t *) &n->val;
+         out->npoints = 1;
+         return true;
+      }
+      if (n->op == OP_IN) {
+         bool ok = true;
+         for (int k = 0; k < n->nin && ok; k++) {
+            ok = indexable_point (&n->in[k]);
+         }
+         if (ok) {
+            out->kind = DJ_BOUND_EQ;
+            out->points = n->in;
+            out->npoints = n->nin;
+            return true;
+         }
+      }
+      if ((n->op == OP_LT || n->op == OP_LTE || n->op == OP_GT || n->op == OP_GTE) && indexable_point (&n->val) &&
+          n->val.value_type != BSON_TYPE_NULL && n->val.value_type != BSON_TYPE_MINKEY &&
+          n->val.value_type != BSON_TYPE_MAXKEY && n->val.value_type != BSON_TYPE_DOCUMENT) {
+         if (n->op == OP_LT || n->op == OP_LTE) {
+            if (!out->hi) {
+               out->hi = &n->val;
+               out->hi_incl = n->op == OP_LTE;
+            }
+         } else if (!out->lo) {
+            out->lo = &n->val;
+            out->lo_incl = n->op == OP_GTE;
+         }
+         out->kind = DJ_BOUND_RANGE;
+      }
+   }
+   if (out->kind == DJ_BOUND_RANGE && out->lo && out->hi &&
+       dj_type_rank (out->lo->value_type) != dj_type_rank (out->hi->value_type)) {
+      out->hi = NULL; /* different brackets: no document can match both; keep one side, recheck does the rest */
+   }
+   return out->kind != DJ_BOUND_NONE;
+}
+
+/* ---- upsert seeds -------------------------------------------------------- */
+
+static bool
+seed_set (dj_node_t *doc, const char *path, size_t plen, const bson_value_t *v, bson_error_t *error)
+{
+   dj_path_t p;
+   dj_node_t *cur = doc;
+
+   if (!dj_path_init (&p, path, plen, error)) {
+      return false;
+   }
+   for (int i = 0; i < p.n; i++) {
+      dj_node_t *next = dj_node_child (cur, p.parts[i], NULL);
+      if (i + 1 == p.n) {
+         if (next) {
+            dj_path_cleanup (&p);
+            return dj_err (error, DJ_NotSingleValueField, "cannot infer query fields to set, path '%.*s' is matched twice",
+                           (int) plen, path);
+         }
+         dj_node_set_child (cur, p.parts[i], dj_node_from_value (v, p.parts[i]));
+         break;
+      }
+      if (!next) {
+         next = dj_node_new_container (BSON_TYPE_DOCUMENT, p.parts[i]);
+         dj_node_push (cur, next);
+      } else if (next->v.value_type != BSON_TYPE_DOCUMENT) {
+         dj_path_cleanup (&p);
+         return dj_err (error, DJ_NotSingleValueField, "cannot infer query fields to set, both paths '%.*s' and a prefix of it are matched",
+                        (int) plen, path);
+      }
+      cur = next;
+   }
+   dj_path_cleanup (&p);
+   return true;
+}
+
+bool
+dj_matcher_upsert_seed (const bson_t *filter, dj_node_t *doc, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   /* https://www.mongodb.com/docs/manual/reference/method/db.collection.update/#upsert-behavior:
+    * equality conditions become fields of the new document. */
+   if (!bson_iter_init (&it, filter)) {
+      return false;
+   }
+   while (bson_iter_next (&it)) {
+      const char *key = bson_iter_key (&it);
+      const bson_value_t *v = bson_iter_value (&it);
+      if (!strcmp (key, "$and")) {
+         bson_iter_t ai;
+         if (BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &ai)) {
+            while (bson_iter_next (&ai)) {
+               if (BSON_ITER_HOLDS_DOCUMENT (&ai)) {
+                  bson_t sub;
+                  const uint8_t *d;
+                  uint32_t l;
+                  bson_iter_document (&ai, &l, &d);
+                  if (bson_init_static (&sub, d, l) && !dj_matcher_upsert_seed (&sub, doc, error)) {
+                     return false;
+                  }
+               }
+            }
+         }
+         continue;
+      }
+      if (key[0] == '$') {
+         continue;
+      }
+      if (is_operator_doc (v)) {
+         bson_iter_t oi;
+         bson_iter_init_from_data (&oi, v->value.v_doc.data, v->value.v_doc.data_len);
+         while (bson_iter_next (&oi)) {
+            if (!strcmp (bson_iter_key (&oi), "$eq")) {
+               if (!seed_set (doc, key, bson_iter_key_len (&it), bson_iter_value (&oi), error)) {
+                  return false;
+               }
+            } else if (!strcmp (bson_iter_key (&oi), "$in")) {
+               /* a one-element $in is an equality too */
+               bson_iter_t ii;
+               const bson_value_t *only = NULL;
+               int count = 0;
+               if (BSON_ITER_HOLDS_ARRAY (&oi) && bson_iter_recurse (&oi, &ii)) {
+                  while (bson_iter_next (&ii)) {
+                     only = bson_iter_value (&ii);
+                     count++;
+                  }
+               }
+               if (count == 1 && only->value_type != BSON_TYPE_REGEX &&
+                   !seed_set (doc, key, bson_iter_key_len (&it), only, error)) {
+                  return false;
+               }
+            }
+         }
+         continue;
+      }
+      if (v->value_type == BSON_TYPE_REGEX) {
+         continue;
+      }
+      if (!seed_set (doc, key, bson_iter_key_len (&it), v, error)) {
+         return false;
+      }
+   }
+   return true;
+}

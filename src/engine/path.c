@@ -1,0 +1,131 @@
+/*
+ * path.c -- dotted field paths ("a.b.0.c") and walking them through values.
+ *
+ * https://www.mongodb.com/docs/manual/core/document/#dot-notation
+ */
+#include "engine-private.h"
+
+#include <stdlib.h>
+
+bool
+dj_path_init (dj_path_t *p, const char *dotted, size_t len, bson_error_t *error)
+{
+   p->buf = bson_strndup (dotted, len);
+   p->n = 1;
+   for (size_t i = 0; i < len; i++) {
+      if (p->buf[i] == '.') {
+         p->n++;
+      }
+   }
+   p->parts = bson_malloc (sizeof (char *) * (size_t) p->n);
+   int k = 0;
+   p->parts[k++] = p->buf;
+   for (size_t i = 0; i < len; i++) {
+      if (p->buf[i] == '.') {
+         p->buf[i] = '\0';
+         p->parts[k++] = p->buf + i + 1;
+      }
+   }
+   for (k = 0; k < p->n; k++) {
+      if (p->parts[k][0] == '\0') {
+         dj_path_cleanup (p);
+         if (len == 0) {
+            return dj_err (error, DJ_EmptyFieldName, "An empty update path is not valid.");
+         }
+         return dj_err (error, DJ_EmptyFieldName,
+                        "The update path '%.*s' contains an empty field name, which is not allowed.", (int) len, dotted);
+      }
+   }
+   return true;
+}
+
+void
+dj_path_cleanup (dj_path_t *p)
+{
+   bson_free (p->buf);
+   bson_free (p->parts);
+   p->buf = NULL;
+   p->parts = NULL;
+   p->n = 0;
+}
+
+bool
+dj_path_is_index (const char *s, uint32_t *out)
+{
+   uint64_t v = 0;
+
+   if (!*s || (s[0] == '0' && s[1])) {
+      return false; /* "" and "01" are field names, not positions */
+   }
+   for (; *s; s++) {
+      if (*s < '0' || *s > '9') {
+         return false;
+      }
+      v = v * 10 + (uint64_t) (*s - '0');
+      if (v > INT32_MAX) {
+         return false;
+      }
+   }
+   if (out) {
+      *out = (uint32_t) v;
+   }
+   return true;
+}
+
+bool
+dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out)
+{
+   bson_iter_t it;
+
+   if (container->value_type != BSON_TYPE_DOCUMENT && container->value_type != BSON_TYPE_ARRAY) {
+      return false;
+   }
+   if (!bson_iter_init_from_data (&it, container->value.v_doc.data, container->value.v_doc.data_len)) {
+      return false;
+   }
+   if (!bson_iter_find (&it, key)) {
+      return false;
+   }
+   *out = *bson_iter_value (&it);
+   return true;
+}
+
+void
+dj_path_visit (const bson_value_t *v, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn, void *ctx)
+{
+   if (from == path->n) {
+      if (v->value_type == BSON_TYPE_ARRAY && expand_leaf) {
+         bson_iter_t it;
+         if (bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+            while (bson_iter_next (&it)) {
+               fn (bson_iter_value (&it), ctx);
+            }
+         }
+         return;
+      }
+      fn (v, ctx);
+      return;
+   }
+   if (v->value_type == BSON_TYPE_DOCUMENT) {
+      bson_value_t child;
+      if (dj_value_get_field (v, path->parts[from], &child)) {
+         dj_path_visit (&child, path, from + 1, expand_leaf, fn, ctx);
+      }
+   } else if (v->value_type == BSON_TYPE_ARRAY) {
+      uint32_t idx;
+      bson_iter_t it;
+      if (dj_path_is_index (path->parts[from], &idx)) {
+         bson_value_t child;
+         if (dj_value_get_field (v, path->parts[from], &child)) {
+            dj_path_visit (&child, path, from + 1, expand_leaf, fn, ctx);
+         }
+      }
+      if (bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+         while (bson_iter_next (&it)) {
+            if (bson_iter_type (&it) == BSON_TYPE_DOCUMENT) {
+               dj_path_visit (bson_iter_value (&it), path, from, expand_leaf, fn, ctx);
+            }
+         }
+      }
+   }
+}

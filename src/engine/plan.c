@@ -1,0 +1,356 @@
+/*
+ * plan.c -- choosing how to find the documents a filter matches.
+ *
+ * The choice is simple and always safe: an index whose first field has an
+ * equality ($eq, $in) or a range ($gt/$gte/$lt/$lte) among the filter's
+ * top-level conjuncts narrows the scan; every candidate is then checked
+ * against the whole filter, so an index only ever removes work, never
+ * changes results. Equality beats range; unique beats non-unique.
+ *
+ * Ranges stay within the bound's type bracket, as MongoDB's comparisons do
+ * ({$gt: 5} never matches a string), and on a multikey index only one side
+ * of a range is used: {a: {$gt: 1, $lt: 5}} matches a: [0, 10] (each bound
+ * is met by some element), which an intersected scan would miss.
+ * https://www.mongodb.com/docs/manual/core/multikey-index-bounds/
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- a set of record ids (open addressing) -------------------------------- */
+typedef struct {
+   uint64_t *slots; /* 0 = empty; record ids start at 1 */
+   size_t cap, n;
+} ridset_t;
+
+static bool
+ridset_add (ridset_t *s, uint64_t rid)
+{
+   if ((s->n + 1) * 2 > s->cap) {
+      size_t ncap = s->cap ? s->cap * 2 : 64;
+      uint64_t *ns = bson_malloc0 (sizeof (uint64_t) * ncap);
+      for (size_t i = 0; i < s->cap; i++) {
+         if (s->slots[i]) {
+            size_t h = (size_t) (s->slots[i] * 0x9E3779B97F4A7C15ull) & (ncap - 1);
+            while (ns[h]) {
+               h = (h + 1) & (ncap - 1);
+            }
+            ns[h] = s->slots[i];
+         }
+      }
+      bson_free (s->slots);
+      s->slots = ns;
+      s->cap = ncap;
+   }
+   size_t h = (size_t) (rid * 0x9E3779B97F4A7C15ull) & (s->cap - 1);
+   while (s->slots[h]) {
+      if (s->slots[h] == rid) {
+         return false;
+      }
+      h = (h + 1) & (s->cap - 1);
+   }
+   s->slots[h] = rid;
+   s->n++;
+   return true;
+}
+
+/* ---- the scan state ---------------------------------------------------------- */
+typedef struct {
+   dj_ctx_t *ctx;
+   dj_coll_t *c;
+   const dj_matcher_t *m;
+   bool writes;
+   int64_t max, found;
+   dj_scan_fn fn;
+   void *fnctx;
+   bool stop;
+   ridset_t seen;
+   bool dedupe;
+   uint64_t *rids; /* writes: collected (rid, pos) pairs */
+   int32_t *poss;
+   size_t nrids;
+   bson_error_t *error;
+   bool failed;
+} scan_t;
+
+/* Considers one record; returns false to stop the scan. */
+static bool
+consider (scan_t *s, uint64_t rid, const bson_t *doc)
+{
+   int32_t pos;
+
+   if (s->dedupe && !ridset_add (&s->seen, rid)) {
+      return true;
+   }
+   if (!dj_matcher_match (s->m, doc, &pos)) {
+      return true;
+   }
+   s->found++;
+   if (s->writes) {
+      s->rids = bson_realloc (s->rids, sizeof (uint64_t) * (s->nrids + 1));
+      s->poss = bson_realloc (s->poss, sizeof (int32_t) * (s->nrids + 1));
+      s->rids[s->nrids] = rid;
+      s->poss[s->nrids++] = pos;
+   } else if (!s->fn (rid, doc, pos, s->fnctx)) {
+      s->stop = true;
+      return false;
+   }
+   if (s->max && s->found >= s->max) {
+      s->stop = true;
+      return false;
+   }
+   return true;
+}
+
+static bool
+scan_collection (scan_t *s)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
+
+   if (rc) {
+      return dj_lmdb_error (rc, s->error, "cursor");
+   }
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, s->c->id);
+   MDB_val k = {8, p.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   while (rc == 0 && k.mv_size == 16 && !memcmp (k.mv_data, p.data, 8)) {
+      bson_t doc;
+      if (!bson_init_static (&doc, v.mv_data, v.mv_size)) {
+         rc = MDB_CORRUPTED;
+         break;
+      }
+      if (!consider (s, dj_u64be_read ((uint8_t *) k.mv_data + 8), &doc)) {
+         break;
+      }
+      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   if (rc && rc != MDB_NOTFOUND) {
+      return dj_lmdb_error (rc, s->error, "collection scan");
+   }
+   return true;
+}
+
+/* Visits index entries with keys in [lo, hi) (byte strings after the index
+ * id); hi == NULL: to the end of the index. lo_skip: skip entries whose key
+ * starts with lo (an exclusive lower bound). hi_prefix_incl: entries starting
+ * with hi are inside. */
+static bool
+scan_index (scan_t *s, const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, const dj_buf_t *hi, bool hi_prefix_incl)
+{
+   MDB_cursor *cur;
+   dj_buf_t start;
+   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
+
+   if (rc) {
+      return dj_lmdb_error (rc, s->error, "cursor");
+   }
+   dj_buf_init (&start);
+   dj_buf_put_u64be (&start, ix->id);
+   dj_buf_append (&start, lo->data, lo->len);
+   MDB_val k = {start.len, start.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   while (rc == 0) {
+      const uint8_t *kd = k.mv_data;
+      if (k.mv_size < 8 || dj_u64be_read (kd) != ix->id) {
+         break;
+      }
+      const uint8_t *key = kd + 8;
+      size_t klen = k.mv_size - 8;
+      if (lo_skip && klen >= lo->len && !memcmp (key, lo->data, lo->len)) {
+         rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+         continue;
+      }
+      if (hi) {
+         size_t n = klen < hi->len ? klen : hi->len;
+         int c = memcmp (key, hi->data, n);
+         bool has_prefix = c == 0 && klen >= hi->len;
+         if (c > 0 || (has_prefix && !hi_prefix_incl) || (c == 0 && klen < hi->len && 0)) {
+            break;
+         }
+      }
+      uint64_t rid = ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
+      bson_t doc;
+      if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
+         s->failed = true;
+         break;
+      }
+      if (!consider (s, rid, &doc)) {
+         break;
+      }
+      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&start);
+   if (s->failed) {
+      return false;
+   }
+   if (rc && rc != MDB_NOTFOUND) {
+      return dj_lmdb_error (rc, s->error, "index scan");
+   }
+   return true;
+}
+
+typedef struct {
+   int index; /* -1: collection scan */
+   dj_bounds_t b;
+} choice_t;
+
+static const char *
+first_field (const dj_index_t *ix)
+{
+   bson_iter_t it;
+   if (bson_iter_init (&it, ix->key) && bson_iter_next (&it)) {
+      return bson_iter_key (&it);
+   }
+   return "";
+}
+
+static bool
+point_usable (const dj_index_t *ix, const bson_value_t *v)
+{
+   dj_buf_t k;
+   bool ok;
+
+   if (ix->sparse && v->value_type == BSON_TYPE_NULL) {
+      return false; /* a sparse index has no entry for missing fields */
+   }
+   dj_buf_init (&k);
+   dj_key_append (&k, v, ix->desc[0]);
+   ok = k.len < DJ_KEY_MAX - 24; /* never cut: prefix lookups stay exact */
+   dj_buf_cleanup (&k);
+   return ok;
+}
+
+static choice_t
+choose (dj_coll_t *c, const dj_matcher_t *m)
+{
+   choice_t best = {.index = -1};
+   int best_score = 0;
+
+   for (int i = 0; i < c->nindexes; i++) {
+      const dj_index_t *ix = &c->indexes[i];
+      dj_bounds_t b;
+      int score = 0;
+      if (ix->partial) {
+         continue; /* would need proof that the filter implies the partial filter */
+      }
+      if (!dj_matcher_bounds (m, first_field (ix), &b)) {
+         continue;
+      }
+      if (b.kind == DJ_BOUND_EQ) {
+         bool ok = true;
+         for (int p = 0; p < b.npoints && ok; p++) {
+            ok = point_usable (ix, &b.points[p]);
+         }
+         if (!ok) {
+            continue;
+         }
+         score = 10 + (ix->unique ? 5 : 0) + (ix->npaths == 1 ? 1 : 0);
+      } else {
+         if (ix->desc[0] || ix->sparse) {
+            continue;
+         }
+         if ((b.lo && !point_usable (ix, b.lo)) || (b.hi && !point_usable (ix, b.hi))) {
+            continue;
+         }
+         if (ix->multikey && b.lo && b.hi) {
+            b.hi = NULL;
+         }
+         score = 5 + (b.lo && b.hi ? 1 : 0);
+      }
+      if (score > best_score) {
+         best_score = score;
+         best.index = i;
+         best.b = b;
+      }
+   }
+   return best;
+}
+
+const char *
+dj_plan_describe (dj_coll_t *c, const dj_matcher_t *m, char *buf, size_t n)
+{
+   choice_t ch = choose (c, m);
+   if (ch.index < 0) {
+      return "COLLSCAN";
+   }
+   snprintf (buf, n, "IXSCAN %s", c->indexes[ch.index].name);
+   return buf;
+}
+
+static bool
+run_choice (scan_t *s, const choice_t *ch)
+{
+   const dj_index_t *ix = &s->c->indexes[ch->index];
+   dj_buf_t lo, hi;
+   bool ok = true;
+
+   dj_buf_init (&lo);
+   dj_buf_init (&hi);
+   if (ch->b.kind == DJ_BOUND_EQ) {
+      s->dedupe = ch->b.npoints > 1 || ix->multikey;
+      for (int p = 0; p < ch->b.npoints && ok && !s->stop; p++) {
+         lo.len = 0;
+         dj_key_append (&lo, &ch->b.points[p], ix->desc[0]);
+         ok = scan_index (s, ix, &lo, false, &lo, true);
+      }
+   } else {
+      s->dedupe = ix->multikey;
+      const bson_value_t *any = ch->b.lo ? ch->b.lo : ch->b.hi;
+      dj_buf_t bracket;
+      dj_buf_init (&bracket);
+      dj_key_append (&bracket, any, false);
+      uint8_t first = bracket.data[0];
+      uint8_t end = (uint8_t) ((first & 0xF8) == 0x50 ? 0x52 : first + 1); /* bool: false|true share a bracket */
+      if ((first & 0xF8) == 0x50) {
+         first = 0x50;
+      }
+      dj_buf_cleanup (&bracket);
+      if (ch->b.lo) {
+         dj_key_append (&lo, ch->b.lo, false);
+      } else {
+         dj_buf_putc (&lo, first);
+      }
+      if (ch->b.hi) {
+         dj_key_append (&hi, ch->b.hi, false);
+      } else {
+         dj_buf_putc (&hi, end);
+      }
+      ok = scan_index (s, ix, &lo, ch->b.lo && !ch->b.lo_incl, &hi, ch->b.hi ? ch->b.hi_incl : false);
+   }
+   dj_buf_cleanup (&lo);
+   dj_buf_cleanup (&hi);
+   return ok;
+}
+
+bool
+dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
+              bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error};
+   choice_t ch = choose (c, m);
+   bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
+
+   bson_free (s.seen.slots);
+   if (ok && writes) {
+      for (size_t i = 0; i < s.nrids; i++) {
+         bson_t doc;
+         if (!dj_record_get (ctx, c, s.rids[i], &doc, error)) {
+            ok = false;
+            break;
+         }
+         if (!fn (s.rids[i], &doc, s.poss[i], fnctx)) {
+            break;
+         }
+      }
+   }
+   bson_free (s.rids);
+   bson_free (s.poss);
+   return ok;
+}

@@ -1,0 +1,436 @@
+/*
+ * project.c -- find projections.
+ *
+ * https://www.mongodb.com/docs/manual/reference/method/db.collection.find/#projection
+ * {a: 1} includes, {a: 0} excludes (the two do not mix, except for _id);
+ * {a: {$slice: n}} / {$slice: [skip, n]} trims an array; {a: {$elemMatch: q}}
+ * keeps the first matching element; {"a.$": 1} keeps the element the query
+ * matched.
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+
+typedef struct pnode pnode_t;
+struct pnode {
+   char *name;   /* owned */
+   bool leaf;    /* include/exclude the whole value */
+   bool has_slice;
+   int64_t skip, limit; /* $slice: skip may be negative (from the end) */
+   dj_matcher_t *elem;  /* $elemMatch, owned */
+   bool positional;
+   pnode_t **kids; /* owned */
+   int nkids;
+};
+
+struct dj_projection {
+   pnode_t *root;
+   bool inclusion;
+   bool id_excluded;
+};
+
+static void
+pnode_free (pnode_t *n)
+{
+   if (!n) {
+      return;
+   }
+   for (int i = 0; i < n->nkids; i++) {
+      pnode_free (n->kids[i]);
+   }
+   bson_free (n->kids);
+   bson_free (n->name);
+   dj_matcher_destroy (n->elem);
+   bson_free (n);
+}
+
+void
+dj_projection_destroy (dj_projection_t *p)
+{
+   if (p) {
+      pnode_free (p->root);
+      bson_free (p);
+   }
+}
+
+static pnode_t *
+pnode_child (pnode_t *n, const char *name, bool create)
+{
+   for (int i = 0; i < n->nkids; i++) {
+      if (!strcmp (n->kids[i]->name, name)) {
+         return n->kids[i];
+      }
+   }
+   if (!create) {
+      return NULL;
+   }
+   pnode_t *k = bson_malloc0 (sizeof *k);
+   k->name = bson_strdup (name);
+   n->kids = bson_realloc (n->kids, sizeof (pnode_t *) * (size_t) (n->nkids + 1));
+   n->kids[n->nkids++] = k;
+   return k;
+}
+
+/* Adds a path; returns the leaf node or NULL on a collision. */
+static pnode_t *
+add_path (pnode_t *root, const char *dotted, bson_error_t *error)
+{
+   dj_path_t p;
+   pnode_t *cur = root;
+
+   if (!dj_path_init (&p, dotted, strlen (dotted), error)) {
+      dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
+      return NULL;
+   }
+   for (int i = 0; i < p.n; i++) {
+      pnode_t *next = pnode_child (cur, p.parts[i], false);
+      if (next && (next->leaf || i + 1 == p.n)) {
+         dj_err (error, 31250, "Path collision at %s", dotted);
+         dj_path_cleanup (&p);
+         return NULL;
+      }
+      cur = next ? next : pnode_child (cur, p.parts[i], true);
+   }
+   dj_path_cleanup (&p);
+   cur->leaf = true;
+   return cur;
+}
+
+static bool
+truthy (const bson_value_t *v, bool *out)
+{
+   if (v->value_type == BSON_TYPE_BOOL) {
+      *out = v->value.v_bool;
+      return true;
+   }
+   if (dj_value_is_number (v)) {
+      *out = dj_value_as_double (v) != 0;
+      return true;
+   }
+   return false;
+}
+
+dj_projection_t *
+dj_projection_new (const bson_t *spec, bson_error_t *error)
+{
+   bson_iter_t it;
+   dj_projection_t *p = bson_malloc0 (sizeof *p);
+   int mode = 0; /* 1 inclusion, -1 exclusion */
+
+   p->root = bson_malloc0 (sizeof (pnode_t));
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const char *key = bson_iter_key (&it);
+      const bson_value_t *v = bson_iter_value (&it);
+      size_t kl = strlen (key);
+      bool incl;
+
+      if (key[0] == '$') {
+         dj_err (error, DJ_BadValue, "FieldPath field names may not start with '$'. Consider using $getField or $setField.");
+         goto fail;
+      }
+      if (kl >= 2 && !strcmp (key + kl - 2, ".$")) {
+         if (!truthy (v, &incl) || !incl) {
+            dj_err (error, 31395, "positional projection cannot be used with an exclusion projection");
+            goto fail;
+         }
+         if (mode < 0) {
+            dj_err (error, 31254, "Cannot do exclusion on field %s in inclusion projection", key);
+            goto fail;
+         }
+         char *base = bson_strndup (key, kl - 2);
+         pnode_t *n = add_path (p->root, base, error);
+         bson_free (base);
+         if (!n) {
+            goto fail;
+         }
+         n->positional = true;
+         mode = 1;
+         continue;
+      }
+      if (v->value_type == BSON_TYPE_DOCUMENT) {
+         bson_iter_t oi;
+         bson_iter_init_from_data (&oi, v->value.v_doc.data, v->value.v_doc.data_len);
+         if (!bson_iter_next (&oi)) {
+            dj_err (error, 51270, "An empty sub-projection is not a valid value. Found empty object at path");
+            goto fail;
+         }
+         const char *op = bson_iter_key (&oi);
+         if (!strcmp (op, "$slice")) {
+            pnode_t *n = add_path (p->root, key, error);
+            if (!n) {
+               goto fail;
+            }
+            const bson_value_t *a = bson_iter_value (&oi);
+            n->has_slice = true;
+            if (a->value_type == BSON_TYPE_ARRAY) {
+               bson_iter_t ai;
+               bson_value_t parts[2];
+               int k = 0;
+               bson_iter_init_from_data (&ai, a->value.v_doc.data, a->value.v_doc.data_len);
+               while (bson_iter_next (&ai) && k < 3) {
+                  if (k < 2) {
+                     parts[k] = *bson_iter_value (&ai);
+                  }
+                  k++;
+               }
+               if (k != 2 || !dj_value_is_number (&parts[0]) || !dj_value_is_number (&parts[1])) {
+                  dj_err (error, 28724, "First argument to $slice must be an array, second must be a number");
+                  goto fail;
+               }
+               n->skip = (int64_t) dj_value_as_double (&parts[0]);
+               n->limit = (int64_t) dj_value_as_double (&parts[1]);
+               if (n->limit <= 0) {
+                  dj_err (error, 28724, "Third argument to $slice must be positive: %" PRId64, n->limit);
+                  goto fail;
+               }
+            } else if (dj_value_is_number (a)) {
+               int64_t s = (int64_t) dj_value_as_double (a);
+               n->skip = s >= 0 ? 0 : s;
+               n->limit = s >= 0 ? s : -s;
+            } else {
+               dj_err (error, 28724, "First argument to $slice must be an array, second must be a number");
+               goto fail;
+            }
+            n->leaf = false; /* $slice alone neither includes nor excludes */
+            continue;
+         }
+         if (!strcmp (op, "$elemMatch")) {
+            if (!BSON_ITER_HOLDS_DOCUMENT (&oi)) {
+               dj_err (error, DJ_BadValue, "elemMatch: Invalid argument, object required.");
+               goto fail;
+            }
+            if (mode < 0) {
+               dj_err (error, 31255, "Cannot use $elemMatch projection on a field in an exclusion projection");
+               goto fail;
+            }
+            if (strchr (key, '.')) {
+               dj_err (error, DJ_BadValue, "Cannot use $elemMatch projection on a nested field.");
+               goto fail;
+            }
+            pnode_t *n = add_path (p->root, key, error);
+            if (!n) {
+               goto fail;
+            }
+            /* {a: {$elemMatch: q}} keeps the first element e of a with {a: e} matching {a: {$elemMatch: q}} */
+            bson_t q = BSON_INITIALIZER, em;
+            BSON_APPEND_DOCUMENT_BEGIN (&q, "x", &em);
+            BSON_APPEND_VALUE (&em, "$elemMatch", bson_iter_value (&oi));
+            bson_append_document_end (&q, &em);
+            n->elem = dj_matcher_new (&q, error);
+            bson_destroy (&q);
+            if (!n->elem) {
+               goto fail;
+            }
+            mode = 1;
+            continue;
+         }
+         dj_err (error, DJ_NotImplemented,
+                 "projection expressions ('%s' in field '%s') are not supported by the embedded engine until the aggregation expression evaluator lands",
+                 op, key);
+         goto fail;
+      }
+      if (!truthy (v, &incl)) {
+         dj_err (error, DJ_NotImplemented,
+                 "literal and expression projection values (field '%s') are not supported by the embedded engine until the aggregation expression evaluator lands",
+                 key);
+         goto fail;
+      }
+      if (!strcmp (key, "_id")) {
+         p->id_excluded = !incl;
+         if (!add_path (p->root, key, error)) {
+            goto fail;
+         }
+         continue;
+      }
+      if (mode != 0 && mode != (incl ? 1 : -1)) {
+         if (incl) {
+            dj_err (error, 31253, "Cannot do inclusion on field %s in exclusion projection", key);
+         } else {
+            dj_err (error, 31254, "Cannot do exclusion on field %s in inclusion projection", key);
+         }
+         goto fail;
+      }
+      mode = incl ? 1 : -1;
+      if (!add_path (p->root, key, error)) {
+         goto fail;
+      }
+   }
+   /* {_id: 0} alone is an exclusion projection; {} keeps everything */
+   p->inclusion = mode > 0;
+   return p;
+fail:
+   dj_projection_destroy (p);
+   return NULL;
+}
+
+static void
+append_sliced (bson_t *out, const char *key, const bson_value_t *v, const pnode_t *n)
+{
+   if (v->value_type != BSON_TYPE_ARRAY) {
+      bson_append_value (out, key, -1, v);
+      return;
+   }
+   bson_iter_t it;
+   int64_t len = 0, i = 0, start, count;
+   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      len++;
+   }
+   start = n->skip >= 0 ? n->skip : len + n->skip;
+   if (start < 0) {
+      start = 0;
+   }
+   count = n->limit;
+   bson_t arr;
+   char buf[16];
+   const char *k;
+   uint32_t o = 0;
+   bson_append_array_begin (out, key, -1, &arr);
+   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      if (i >= start && i < start + count) {
+         bson_uint32_to_string (o++, &k, buf, sizeof buf);
+         bson_append_value (&arr, k, -1, bson_iter_value (&it));
+      }
+      i++;
+   }
+   bson_append_array_end (out, &arr);
+}
+
+typedef struct {
+   int32_t pos;
+   bool pos_failed;
+} papply_t;
+
+static void project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *doc, bson_t *out, int depth,
+                         papply_t *st);
+
+/* Projects one value under spec node n (n has children). */
+static void
+project_value (const dj_projection_t *p, const pnode_t *n, const char *key, const bson_value_t *v, bson_t *out, int depth,
+               papply_t *st)
+{
+   if (v->value_type == BSON_TYPE_DOCUMENT) {
+      bson_t sub;
+      bson_append_document_begin (out, key, -1, &sub);
+      project_doc (p, n, v, &sub, depth + 1, st);
+      bson_append_document_end (out, &sub);
+   } else if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_t arr;
+      bson_iter_t it;
+      char buf[16];
+      const char *k;
+      uint32_t o = 0;
+      bson_append_array_begin (out, key, -1, &arr);
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         const bson_value_t *e = bson_iter_value (&it);
+         if (e->value_type == BSON_TYPE_DOCUMENT || e->value_type == BSON_TYPE_ARRAY) {
+            bson_uint32_to_string (o++, &k, buf, sizeof buf);
+            project_value (p, n, k, e, &arr, depth, st);
+         } else if (!p->inclusion) {
+            bson_uint32_to_string (o++, &k, buf, sizeof buf);
+            bson_append_value (&arr, k, -1, e);
+         }
+      }
+      bson_append_array_end (out, &arr);
+   } else if (!p->inclusion) {
+      bson_append_value (out, key, -1, v);
+   }
+}
+
+
+static void
+project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *doc, bson_t *out, int depth, papply_t *st)
+{
+   bson_iter_t it;
+
+   bson_iter_init_from_data (&it, doc->value.v_doc.data, doc->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const char *key = bson_iter_key (&it);
+      const bson_value_t *v = bson_iter_value (&it);
+      const pnode_t *n = pnode_child ((pnode_t *) spec, key, false);
+      bool is_id = depth == 0 && !strcmp (key, "_id");
+
+      if (is_id && (!n || n->leaf)) {
+         if (!p->id_excluded) {
+            bson_append_value (out, key, -1, v);
+         }
+         continue;
+      }
+      if (!n) {
+         if (!p->inclusion) {
+            bson_append_value (out, key, -1, v);
+         }
+         continue;
+      }
+      if (n->elem) {
+         if (v->value_type == BSON_TYPE_ARRAY) {
+            bson_iter_t ai;
+            bson_iter_init_from_data (&ai, v->value.v_doc.data, v->value.v_doc.data_len);
+            while (bson_iter_next (&ai)) {
+               bson_t probe = BSON_INITIALIZER, one;
+               BSON_APPEND_ARRAY_BEGIN (&probe, "x", &one);
+               BSON_APPEND_VALUE (&one, "0", bson_iter_value (&ai));
+               bson_append_array_end (&probe, &one);
+               bool hit = dj_matcher_match (n->elem, &probe, NULL);
+               bson_destroy (&probe);
+               if (hit) {
+                  bson_t arr;
+                  bson_append_array_begin (out, key, -1, &arr);
+                  BSON_APPEND_VALUE (&arr, "0", bson_iter_value (&ai));
+                  bson_append_array_end (out, &arr);
+                  break;
+               }
+            }
+         }
+         continue;
+      }
+      if (n->positional) {
+         if (v->value_type == BSON_TYPE_ARRAY) {
+            bson_value_t e;
+            char idx[16];
+            snprintf (idx, sizeof idx, "%d", st->pos);
+            if (st->pos < 0 || !dj_value_get_field (v, idx, &e)) {
+               st->pos_failed = true;
+               continue;
+            }
+            bson_t arr;
+            bson_append_array_begin (out, key, -1, &arr);
+            BSON_APPEND_VALUE (&arr, "0", &e);
+            bson_append_array_end (out, &arr);
+         } else {
+            bson_append_value (out, key, -1, v);
+         }
+         continue;
+      }
+      if (n->has_slice) {
+         append_sliced (out, key, v, n);
+         continue;
+      }
+      if (n->leaf) {
+         if (p->inclusion) {
+            bson_append_value (out, key, -1, v);
+         }
+         continue;
+      }
+      project_value (p, n, key, v, out, depth, st);
+   }
+}
+
+bool
+dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error)
+{
+   bson_value_t dv;
+   papply_t st = {.pos = pos};
+
+   dj_value_from_doc (doc, false, &dv);
+   bson_init (out);
+   project_doc (p, p->root, &dv, out, 0, &st);
+   if (st.pos_failed) {
+      bson_destroy (out);
+      return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");
+   }
+   return true;
+}

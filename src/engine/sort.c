@@ -1,0 +1,209 @@
+/*
+ * sort.c -- sort specifications ({a: 1, "b.c": -1}).
+ *
+ * https://www.mongodb.com/docs/manual/reference/method/cursor.sort/
+ * A field that is an array sorts by its smallest element ascending and its
+ * largest element descending; a missing field sorts as null; an empty array
+ * sorts below null (it has no element, MongoDB keys it as undefined).
+ */
+#include "engine-private.h"
+
+#include <stdlib.h>
+
+typedef struct {
+   dj_path_t path;
+   int dir; /* 1 or -1 */
+} skey_t;
+
+struct dj_sort {
+   skey_t *keys; /* owned */
+   int n;
+};
+
+void
+dj_sort_destroy (dj_sort_t *s)
+{
+   if (!s) {
+      return;
+   }
+   for (int i = 0; i < s->n; i++) {
+      dj_path_cleanup (&s->keys[i].path);
+   }
+   bson_free (s->keys);
+   bson_free (s);
+}
+
+dj_sort_t *
+dj_sort_new (const bson_t *spec, bson_error_t *error)
+{
+   bson_iter_t it;
+   dj_sort_t *s = bson_malloc0 (sizeof *s);
+
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const bson_value_t *v = bson_iter_value (&it);
+      int64_t d;
+      if (v->value_type == BSON_TYPE_DOCUMENT) {
+         dj_err (error, DJ_NotImplemented, "$meta sort keys are not supported by the embedded engine");
+         goto fail;
+      }
+      if (!dj_value_is_number (v) || !dj_value_as_int64_exact (v, &d) || (d != 1 && d != -1)) {
+         dj_err (error, 15975, "$sort key ordering must be 1 (for ascending) or -1 (for descending)");
+         goto fail;
+      }
+      s->keys = bson_realloc (s->keys, sizeof (skey_t) * (size_t) (s->n + 1));
+      s->keys[s->n].dir = (int) d;
+      if (!dj_path_init (&s->keys[s->n].path, bson_iter_key (&it), bson_iter_key_len (&it), error)) {
+         dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
+         goto fail;
+      }
+      s->n++;
+   }
+   return s;
+fail:
+   dj_sort_destroy (s);
+   return NULL;
+}
+
+typedef struct {
+   int dir;
+   bool have;
+   bool saw_empty;
+   bson_value_t best;
+} pick_t;
+
+static void
+consider (pick_t *p, const bson_value_t *v)
+{
+   if (!p->have || (p->dir > 0 ? dj_value_cmp (v, &p->best) < 0 : dj_value_cmp (v, &p->best) > 0)) {
+      p->best = *v;
+      p->have = true;
+   }
+}
+
+static void
+pick_visit (const bson_value_t *v, void *ctx)
+{
+   pick_t *p = ctx;
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      bool any = false;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         consider (p, bson_iter_value (&it));
+         any = true;
+      }
+      if (!any) {
+         p->saw_empty = true;
+      }
+      return;
+   }
+   consider (p, v);
+}
+
+/* The sort key of doc for key k: borrowed from doc's bytes. */
+static bson_value_t
+sort_key (const skey_t *k, const bson_t *doc)
+{
+   bson_value_t dv;
+   pick_t p = {.dir = k->dir};
+
+   dj_value_from_doc (doc, false, &dv);
+   dj_path_visit (&dv, &k->path, 0, false, pick_visit, &p);
+   if (!p.have) {
+      p.best.value_type = p.saw_empty ? BSON_TYPE_UNDEFINED : BSON_TYPE_NULL;
+   }
+   return p.best;
+}
+
+int
+dj_sort_cmp (const dj_sort_t *s, const bson_t *a, const bson_t *b)
+{
+   for (int i = 0; i < s->n; i++) {
+      bson_value_t ka = sort_key (&s->keys[i], a), kb = sort_key (&s->keys[i], b);
+      int c = dj_value_cmp (&ka, &kb);
+      if (c) {
+         return c * s->keys[i].dir;
+      }
+   }
+   return 0;
+}
+
+typedef struct {
+   void *item;
+   bson_value_t *keys;
+   size_t idx;
+} entry_t;
+
+
+static int
+entry_cmp_n (const entry_t *x, const entry_t *y, const dj_sort_t *s)
+{
+   for (int i = 0; i < s->n; i++) {
+      int c = dj_value_cmp (&x->keys[i], &y->keys[i]);
+      if (c) {
+         return c * s->keys[i].dir;
+      }
+   }
+   return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+static void
+merge_sort (entry_t *a, entry_t *tmp, size_t n, const dj_sort_t *s)
+{
+   if (n < 2) {
+      return;
+   }
+   size_t h = n / 2;
+   merge_sort (a, tmp, h, s);
+   merge_sort (a + h, tmp, n - h, s);
+   size_t i = 0, j = h, k = 0;
+   while (i < h && j < n) {
+      tmp[k++] = entry_cmp_n (&a[j], &a[i], s) < 0 ? a[j++] : a[i++];
+   }
+   while (i < h) {
+      tmp[k++] = a[i++];
+   }
+   while (j < n) {
+      tmp[k++] = a[j++];
+   }
+   memcpy (a, tmp, sizeof (entry_t) * n);
+}
+
+static const bson_t *
+identity (const void *item)
+{
+   return item;
+}
+
+void
+dj_sort_docs (const dj_sort_t *s, bson_t **docs, size_t n)
+{
+   dj_sort_items (s, (void **) docs, n, identity);
+}
+
+void
+dj_sort_items (const dj_sort_t *s, void **docs, size_t n, const bson_t *(*get) (const void *item))
+{
+   if (n < 2 || s->n == 0) {
+      return;
+   }
+   entry_t *e = bson_malloc (sizeof (entry_t) * n);
+   entry_t *tmp = bson_malloc (sizeof (entry_t) * n);
+   bson_value_t *keys = bson_malloc (sizeof (bson_value_t) * n * (size_t) s->n);
+   for (size_t i = 0; i < n; i++) {
+      e[i].item = docs[i];
+      e[i].idx = i;
+      e[i].keys = keys + i * (size_t) s->n;
+      for (int k = 0; k < s->n; k++) {
+         e[i].keys[k] = sort_key (&s->keys[k], get (docs[i]));
+      }
+   }
+   merge_sort (e, tmp, n, s);
+   for (size_t i = 0; i < n; i++) {
+      docs[i] = e[i].item;
+   }
+   bson_free (keys);
+   bson_free (tmp);
+   bson_free (e);
+}

@@ -1,0 +1,1209 @@
+/*
+ * store.c -- how collections, documents and indexes sit in LMDB.
+ *
+ * One LMDB environment per data directory, with two named databases:
+ *
+ *   catalog  "db\0collection"  -> BSON {ns, id, options, indexes: [{id, spec, multikey}]}
+ *            "\x01next_id"     -> u64, the last prefix id handed out
+ *   data     [coll id][record id]            -> the document (BSON)
+ *            [index id][key]                 -> record id         (unique index)
+ *            [index id][key][record id]      -> ""                (other indexes)
+ *
+ * Ids are 8-byte big-endian, so each collection and each index is a
+ * contiguous key range: a "sub-database" by prefix. We use prefixes rather
+ * than one LMDB named database per index because named-database handles are
+ * per process and may not be opened by two transactions of one process at
+ * once, which would make concurrent create/drop across processes unsafe.
+ *
+ * Every write here happens inside the caller's LMDB write transaction, and
+ * LMDB allows one writer at a time across all processes: a unique check and
+ * the insert that follows it are atomic.
+ */
+#include "engine-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char NEXT_ID_KEY[] = "\x01next_id";
+
+bool
+dj_lmdb_error (int rc, bson_error_t *error, const char *what)
+{
+   if (rc == MDB_MAP_FULL || rc == ENOSPC) {
+      return dj_err (error, DJ_OutOfDiskSpace, "%s: the data directory is full (%s)", what, mdb_strerror (rc));
+   }
+   return dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) rc, "%s: %s", what, mdb_strerror (rc));
+}
+
+bool
+dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
+{
+   int rc = mdb_txn_begin (e->env, NULL, write ? 0 : MDB_RDONLY, &ctx->txn);
+   ctx->engine = e;
+   ctx->write = write;
+   if (rc) {
+      ctx->txn = NULL;
+      return dj_lmdb_error (rc, error, "cannot begin a transaction");
+   }
+   return true;
+}
+
+bool
+dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
+{
+   int rc = mdb_txn_commit (ctx->txn);
+   ctx->txn = NULL;
+   if (rc) {
+      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
+   }
+   return true;
+}
+
+void
+dj_txn_abort (dj_ctx_t *ctx)
+{
+   if (ctx->txn) {
+      mdb_txn_abort (ctx->txn);
+      ctx->txn = NULL;
+   }
+}
+
+/* ---- names ----------------------------------------------------------------- */
+
+bool
+dj_ns_valid (const char *db, const char *coll, bson_error_t *error)
+{
+   /* https://www.mongodb.com/docs/manual/reference/limits/#naming-restrictions */
+   if (!db || !*db || strlen (db) >= 64 || strpbrk (db, "/\\. \"$*<>:|?")) {
+      return dj_err (error, DJ_InvalidNamespace, "Invalid database name: '%s'", db ? db : "");
+   }
+   if (coll) {
+      if (!*coll) {
+         return dj_err (error, DJ_InvalidNamespace, "Invalid namespace specified '%s.'", db);
+      }
+      if (coll[0] == '$' || strchr (coll, '$')) {
+         return dj_err (error, DJ_InvalidNamespace, "Invalid collection name: %s", coll);
+      }
+      if (coll[0] == '.') {
+         return dj_err (error, DJ_InvalidNamespace, "Collection names cannot start with '.': %s", coll);
+      }
+      if (strlen (db) + 1 + strlen (coll) > 255) {
+         return dj_err (error, DJ_InvalidNamespace, "Fully qualified namespace is too long. Namespace: %s.%s", db, coll);
+      }
+   }
+   return true;
+}
+
+static void
+catalog_key (dj_buf_t *k, const char *db, const char *name)
+{
+   dj_buf_append (k, db, strlen (db));
+   dj_buf_putc (k, 0);
+   if (name) {
+      dj_buf_append (k, name, strlen (name));
+   }
+}
+
+static bool
+next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error)
+{
+   MDB_val k = {sizeof NEXT_ID_KEY - 1, (void *) NEXT_ID_KEY}, v;
+   uint64_t id = 0;
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &k, &v);
+
+   if (rc == 0 && v.mv_size == 8) {
+      id = dj_u64be_read (v.mv_data);
+   } else if (rc != MDB_NOTFOUND && rc != 0) {
+      return dj_lmdb_error (rc, error, "catalog read");
+   }
+   id++;
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_put_u64be (&b, id);
+   v.mv_size = 8;
+   v.mv_data = b.data;
+   rc = mdb_put (ctx->txn, ctx->engine->dbi_catalog, &k, &v, 0);
+   dj_buf_cleanup (&b);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "catalog write");
+   }
+   *out = id;
+   return true;
+}
+
+/* ---- indexes ------------------------------------------------------------ */
+
+void
+dj_index_cleanup (dj_index_t *ix)
+{
+   for (int i = 0; i < ix->npaths; i++) {
+      dj_path_cleanup (&ix->paths[i]);
+   }
+   bson_free (ix->paths);
+   bson_free (ix->desc);
+   bson_free (ix->name);
+   if (ix->key) {
+      bson_destroy (ix->key);
+   }
+   if (ix->spec) {
+      bson_destroy (ix->spec);
+   }
+   dj_matcher_destroy (ix->partial);
+   memset (ix, 0, sizeof *ix);
+}
+
+bool
+dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   memset (ix, 0, sizeof *ix);
+   ix->key = bson_new ();
+   ix->spec = bson_copy (spec);
+   bson_iter_init (&it, spec);
+   bool have_key = false;
+   while (bson_iter_next (&it)) {
+      const char *f = bson_iter_key (&it);
+      if (!strcmp (f, "key")) {
+         if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
+            dj_err (error, DJ_TypeMismatch, "The field 'key' must be an object, but got %s",
+                    dj_type_name (bson_iter_type (&it)));
+            goto fail;
+         }
+         bson_iter_t ki;
+         bson_iter_recurse (&it, &ki);
+         bson_reinit (ix->key);
+         while (bson_iter_next (&ki)) {
+            const bson_value_t *v = bson_iter_value (&ki);
+            double d = dj_value_as_double (v);
+            if (v->value_type == BSON_TYPE_UTF8) {
+               dj_err (error, DJ_CannotCreateIndex, "Index type '%s' is not supported by the embedded engine",
+                       v->value.v_utf8.str);
+               goto fail;
+            }
+            if (!dj_value_is_number (v) || d == 0 || d != d) {
+               dj_err (error, DJ_CannotCreateIndex, "Values in the index key pattern can only be numbers or strings, and numbers must be non-zero; found %s: %s",
+                       bson_iter_key (&ki), dj_type_name (v->value_type));
+               goto fail;
+            }
+            if (bson_iter_key (&ki)[0] == '\0' || bson_iter_key (&ki)[0] == '$') {
+               dj_err (error, DJ_CannotCreateIndex, "Index key contains an illegal field name: '%s'", bson_iter_key (&ki));
+               goto fail;
+            }
+            ix->paths = bson_realloc (ix->paths, sizeof (dj_path_t) * (size_t) (ix->npaths + 1));
+            ix->desc = bson_realloc (ix->desc, sizeof (bool) * (size_t) (ix->npaths + 1));
+            if (!dj_path_init (&ix->paths[ix->npaths], bson_iter_key (&ki), bson_iter_key_len (&ki), error)) {
+               dj_err (error, DJ_CannotCreateIndex, "Index key contains an illegal field name: '%s'", bson_iter_key (&ki));
+               goto fail;
+            }
+            ix->desc[ix->npaths] = d < 0;
+            ix->npaths++;
+            bson_append_value (ix->key, bson_iter_key (&ki), -1, v);
+         }
+         have_key = true;
+      } else if (!strcmp (f, "name")) {
+         if (!BSON_ITER_HOLDS_UTF8 (&it)) {
+            dj_err (error, DJ_TypeMismatch, "The field 'name' must be a string");
+            goto fail;
+         }
+         ix->name = bson_strdup (bson_iter_utf8 (&it, NULL));
+      } else if (!strcmp (f, "unique")) {
+         ix->unique = bson_iter_as_bool (&it);
+      } else if (!strcmp (f, "sparse")) {
+         ix->sparse = bson_iter_as_bool (&it);
+      } else if (!strcmp (f, "partialFilterExpression")) {
+         if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
+            dj_err (error, DJ_TypeMismatch, "The field 'partialFilterExpression' must be an object");
+            goto fail;
+         }
+         bson_t pf;
+         const uint8_t *d;
+         uint32_t l;
+         bson_iter_document (&it, &l, &d);
+         bson_init_static (&pf, d, l);
+         ix->partial = dj_matcher_new (&pf, error);
+         if (!ix->partial) {
+            goto fail;
+         }
+      } else if (!strcmp (f, "collation")) {
+         bson_iter_t ci;
+         if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
+             BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
+            continue;
+         }
+         dj_err (error, DJ_CannotCreateIndex, "collations other than 'simple' are not supported by the embedded engine");
+         goto fail;
+      } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "hidden") || !strcmp (f, "ns") ||
+                 !strcmp (f, "expireAfterSeconds") || !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
+                 !strcmp (f, "default_language") || !strcmp (f, "language_override") || !strcmp (f, "textIndexVersion") ||
+                 !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered")) {
+         continue;
+      } else {
+         dj_err (error, DJ_InvalidOptions, "The field '%s' is not valid for an index specification. Specification: %s", f,
+                 ix->name ? ix->name : "");
+         goto fail;
+      }
+   }
+   if (!have_key || ix->npaths == 0) {
+      dj_err (error, have_key ? DJ_CannotCreateIndex : DJ_FailedToParse,
+              have_key ? "Index keys cannot be an empty object." : "The 'key' field is a required property of an index specification");
+      goto fail;
+   }
+   if (!ix->name) {
+      dj_err (error, DJ_FailedToParse, "The 'name' field is a required property of an index specification");
+      goto fail;
+   }
+   if (ix->sparse && ix->partial) {
+      dj_err (error, DJ_CannotCreateIndex, "cannot mix \"partialFilterExpression\" and \"sparse\" options");
+      goto fail;
+   }
+   ix->is_id = !strcmp (ix->name, "_id_");
+   if (ix->is_id) {
+      ix->unique = true; /* _id is unique without saying so */
+   }
+   return true;
+fail:
+   dj_index_cleanup (ix);
+   return false;
+}
+
+/* The keys a document contributes to an index (0, 1 or many), each the
+ * encoded field values cut to DJ_KEY_MAX, deduplicated. */
+typedef struct {
+   dj_buf_t *keys; /* owned array */
+   int n;
+   bool multikey;
+} keyset_t;
+
+static void
+keyset_cleanup (keyset_t *ks)
+{
+   for (int i = 0; i < ks->n; i++) {
+      dj_buf_cleanup (&ks->keys[i]);
+   }
+   bson_free (ks->keys);
+   memset (ks, 0, sizeof *ks);
+}
+
+typedef struct {
+   bson_value_t *vals;
+   int n;
+   bool array;
+} fieldvals_t;
+
+static void
+collect_visit (const bson_value_t *v, void *ctx)
+{
+   fieldvals_t *f = ctx;
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      bool any = false;
+      f->array = true;
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
+         f->vals[f->n++] = *bson_iter_value (&it);
+         any = true;
+      }
+      if (!any) {
+         /* MongoDB indexes an empty array as undefined */
+         f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
+         f->vals[f->n].value_type = BSON_TYPE_UNDEFINED;
+         f->n++;
+      }
+      return;
+   }
+   f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
+   f->vals[f->n++] = *v;
+}
+
+static bool
+index_keys (const dj_index_t *ix, const bson_t *doc, keyset_t *ks, bson_error_t *error)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   bson_value_t dv;
+   int multi = -1;
+   bool ok = true, all_missing = true;
+
+   memset (ks, 0, sizeof *ks);
+   if (ix->partial && !dj_matcher_match (ix->partial, doc, NULL)) {
+      bson_free (fv);
+      return true;
+   }
+   dj_value_from_doc (doc, false, &dv);
+   for (int i = 0; i < ix->npaths; i++) {
+      dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
+      if (fv[i].n) {
+         all_missing = false;
+      } else {
+         fv[i].vals = bson_malloc (sizeof (bson_value_t));
+         fv[i].vals[0].value_type = BSON_TYPE_NULL;
+         fv[i].n = 1;
+      }
+      if (fv[i].n > 1 || fv[i].array) {
+         ks->multikey = true;
+         if (fv[i].n > 1) {
+            if (multi >= 0) {
+               ok = dj_err (error, 171, "cannot index parallel arrays [%s] [%s]", ix->paths[i].buf, ix->paths[multi].buf);
+               goto done;
+            }
+            multi = i;
+         }
+      }
+   }
+   if (ix->sparse && all_missing) {
+      goto done;
+   }
+   int count = multi >= 0 ? fv[multi].n : 1;
+   for (int r = 0; r < count; r++) {
+      dj_buf_t k;
+      dj_buf_init (&k);
+      for (int i = 0; i < ix->npaths; i++) {
+         dj_key_append (&k, &fv[i].vals[i == multi ? r : 0], ix->desc[i]);
+      }
+      dj_key_finish (&k, 0);
+      bool dup = false;
+      for (int j = 0; j < ks->n && !dup; j++) {
+         dup = ks->keys[j].len == k.len && !memcmp (ks->keys[j].data, k.data, k.len);
+      }
+      if (dup) {
+         dj_buf_cleanup (&k);
+         continue;
+      }
+      ks->keys = bson_realloc (ks->keys, sizeof (dj_buf_t) * (size_t) (ks->n + 1));
+      ks->keys[ks->n++] = k;
+   }
+done:
+   for (int i = 0; i < ix->npaths; i++) {
+      bson_free (fv[i].vals);
+   }
+   bson_free (fv);
+   if (!ok) {
+      keyset_cleanup (ks);
+   }
+   return ok;
+}
+
+static void
+entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
+{
+   out->len = 0;
+   dj_buf_put_u64be (out, ix->id);
+   dj_buf_append (out, k->data, k->len);
+   if (!ix->unique) {
+      dj_buf_put_u64be (out, rid);
+   }
+}
+
+static bool
+dup_key_error (const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, bson_error_t *error)
+{
+   dj_buf_t b;
+   bson_value_t dv;
+   dj_buf_init (&b);
+   dj_buf_append (&b, "{ ", 2);
+   dj_value_from_doc (doc, false, &dv);
+   for (int i = 0; i < ix->npaths; i++) {
+      fieldvals_t f = {0};
+      dj_path_visit (&dv, &ix->paths[i], 0, true, collect_visit, &f);
+      if (i) {
+         dj_buf_append (&b, ", ", 2);
+      }
+      dj_buf_append (&b, ix->paths[i].buf, strlen (ix->paths[i].buf)); /* first component; good enough for messages */
+      for (int p = 1; p < ix->paths[i].n; p++) {
+         dj_buf_putc (&b, '.');
+         dj_buf_append (&b, ix->paths[i].parts[p], strlen (ix->paths[i].parts[p]));
+      }
+      dj_buf_append (&b, ": ", 2);
+      bson_value_t nullv = {.value_type = BSON_TYPE_NULL};
+      dj_value_to_shell (f.n ? &f.vals[0] : &nullv, &b);
+      bson_free (f.vals);
+   }
+   dj_buf_append (&b, " }", 2);
+   dj_err (error, DJ_DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: %.*s", c->ns, ix->name,
+           (int) b.len, (char *) b.data);
+   dj_buf_cleanup (&b);
+   return false;
+}
+
+/* Checks that none of ks's keys is held by another record in unique index ix. */
+static bool
+unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const keyset_t *ks, uint64_t rid,
+              const bson_t *doc, bson_error_t *error)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   for (int i = 0; i < ks->n; i++) {
+      MDB_val key, val;
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
+      if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
+         dj_buf_cleanup (&k);
+         return dup_key_error (c, ix, doc, error);
+      }
+      if (rc && rc != MDB_NOTFOUND) {
+         dj_buf_cleanup (&k);
+         return dj_lmdb_error (rc, error, "index read");
+      }
+   }
+   dj_buf_cleanup (&k);
+   return true;
+}
+
+static bool
+put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_t *skip, uint64_t rid,
+          bson_error_t *error)
+{
+   dj_buf_t k, r;
+   dj_buf_init (&k);
+   dj_buf_init (&r);
+   dj_buf_put_u64be (&r, rid);
+   for (int i = 0; i < ks->n; i++) {
+      bool present = false;
+      for (int j = 0; skip && j < skip->n && !present; j++) {
+         present = skip->keys[j].len == ks->keys[i].len && !memcmp (skip->keys[j].data, ks->keys[i].data, ks->keys[i].len);
+      }
+      if (present) {
+         continue;
+      }
+      MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
+      if (rc) {
+         dj_buf_cleanup (&k);
+         dj_buf_cleanup (&r);
+         return dj_lmdb_error (rc, error, "index write");
+      }
+   }
+   dj_buf_cleanup (&k);
+   dj_buf_cleanup (&r);
+   return true;
+}
+
+static bool
+del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_t *keep, uint64_t rid,
+          bson_error_t *error)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   for (int i = 0; i < ks->n; i++) {
+      bool present = false;
+      for (int j = 0; keep && j < keep->n && !present; j++) {
+         present = keep->keys[j].len == ks->keys[i].len && !memcmp (keep->keys[j].data, ks->keys[i].data, ks->keys[i].len);
+      }
+      if (present) {
+         continue;
+      }
+      MDB_val key;
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_del (ctx->txn, ctx->engine->dbi_data, &key, NULL);
+      if (rc && rc != MDB_NOTFOUND) {
+         dj_buf_cleanup (&k);
+         return dj_lmdb_error (rc, error, "index delete");
+      }
+   }
+   dj_buf_cleanup (&k);
+   return true;
+}
+
+/* ---- collections ----------------------------------------------------------- */
+
+void
+dj_coll_free (dj_coll_t *c)
+{
+   if (!c) {
+      return;
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      dj_index_cleanup (&c->indexes[i]);
+   }
+   bson_free (c->indexes);
+   if (c->options) {
+      bson_destroy (c->options);
+   }
+   dj_matcher_destroy (c->validator);
+   bson_free (c->db);
+   bson_free (c->name);
+   bson_free (c->ns);
+   bson_free (c);
+}
+
+static bool
+coll_apply_options (dj_coll_t *c, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   bson_iter_init (&it, c->options);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (!strcmp (k, "capped")) {
+         c->capped = bson_iter_as_bool (&it);
+      } else if (!strcmp (k, "size")) {
+         c->capped_size = bson_iter_as_int64 (&it);
+      } else if (!strcmp (k, "max")) {
+         c->capped_max = bson_iter_as_int64 (&it);
+      } else if (!strcmp (k, "validator")) {
+         bson_t v;
+         const uint8_t *d;
+         uint32_t l;
+         if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
+            return dj_err (error, DJ_TypeMismatch, "BSON field 'validator' is the wrong type '%s', expected type 'object'",
+                           dj_type_name (bson_iter_type (&it)));
+         }
+         bson_iter_document (&it, &l, &d);
+         bson_init_static (&v, d, l);
+         dj_matcher_destroy (c->validator);
+         c->validator = NULL;
+         if (!bson_empty (&v)) {
+            c->validator = dj_matcher_new (&v, error);
+            if (!c->validator) {
+               return false;
+            }
+         }
+      } else if (!strcmp (k, "validationLevel")) {
+         const char *s = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : "";
+         if (strcmp (s, "strict") && strcmp (s, "moderate") && strcmp (s, "off")) {
+            return dj_err (error, DJ_BadValue, "Enumeration value '%s' for field 'validationLevel' is not a valid value.", s);
+         }
+         c->validation_moderate = !strcmp (s, "moderate");
+         c->validation_off = !strcmp (s, "off");
+      } else if (!strcmp (k, "validationAction")) {
+         const char *s = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : "";
+         if (strcmp (s, "error") && strcmp (s, "warn")) {
+            return dj_err (error, DJ_BadValue, "Enumeration value '%s' for field 'validationAction' is not a valid value.", s);
+         }
+         c->validation_warn_only = !strcmp (s, "warn");
+      }
+   }
+   if (c->capped && c->capped_size <= 0) {
+      return dj_err (error, 72, "the 'size' field is required when 'capped' is true");
+   }
+   return true;
+}
+
+static dj_coll_t *
+coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_error_t *error)
+{
+   bson_iter_t it, ii;
+   dj_coll_t *c = bson_malloc0 (sizeof *c);
+
+   c->db = bson_strdup (db);
+   c->name = bson_strdup (name);
+   c->ns = bson_strdup_printf ("%s.%s", db, name);
+   c->options = bson_new ();
+   if (bson_iter_init_find (&it, entry, "id")) {
+      c->id = (uint64_t) bson_iter_as_int64 (&it);
+   }
+   if (bson_iter_init_find (&it, entry, "options") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_t o;
+      bson_iter_document (&it, &l, &d);
+      bson_init_static (&o, d, l);
+      bson_destroy (c->options);
+      c->options = bson_copy (&o);
+   }
+   if (!coll_apply_options (c, error)) {
+      dj_coll_free (c);
+      return NULL;
+   }
+   if (bson_iter_init_find (&it, entry, "indexes") && bson_iter_recurse (&it, &ii)) {
+      while (bson_iter_next (&ii)) {
+         bson_iter_t fi;
+         bson_t spec;
+         const uint8_t *d;
+         uint32_t l;
+         uint64_t id = 0;
+         bool multikey = false;
+         bson_iter_recurse (&ii, &fi);
+         while (bson_iter_next (&fi)) {
+            if (!strcmp (bson_iter_key (&fi), "id")) {
+               id = (uint64_t) bson_iter_as_int64 (&fi);
+            } else if (!strcmp (bson_iter_key (&fi), "multikey")) {
+               multikey = bson_iter_as_bool (&fi);
+            } else if (!strcmp (bson_iter_key (&fi), "spec")) {
+               bson_iter_document (&fi, &l, &d);
+            }
+         }
+         bson_init_static (&spec, d, l);
+         c->indexes = bson_realloc (c->indexes, sizeof (dj_index_t) * (size_t) (c->nindexes + 1));
+         if (!dj_index_load (&c->indexes[c->nindexes], &spec, error)) {
+            dj_coll_free (c);
+            return NULL;
+         }
+         c->indexes[c->nindexes].id = id;
+         c->indexes[c->nindexes].multikey = multikey;
+         c->nindexes++;
+      }
+   }
+   return c;
+}
+
+bool
+dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
+{
+   bson_t entry = BSON_INITIALIZER, arr, one;
+   dj_buf_t k;
+   char buf[16];
+   const char *key;
+
+   BSON_APPEND_UTF8 (&entry, "ns", c->ns);
+   BSON_APPEND_INT64 (&entry, "id", (int64_t) c->id);
+   BSON_APPEND_DOCUMENT (&entry, "options", c->options);
+   BSON_APPEND_ARRAY_BEGIN (&entry, "indexes", &arr);
+   for (int i = 0; i < c->nindexes; i++) {
+      bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
+      bson_append_document_begin (&arr, key, -1, &one);
+      BSON_APPEND_INT64 (&one, "id", (int64_t) c->indexes[i].id);
+      BSON_APPEND_BOOL (&one, "multikey", c->indexes[i].multikey);
+      BSON_APPEND_DOCUMENT (&one, "spec", c->indexes[i].spec);
+      bson_append_document_end (&arr, &one);
+   }
+   bson_append_array_end (&entry, &arr);
+   dj_buf_init (&k);
+   catalog_key (&k, c->db, c->name);
+   MDB_val mk = {k.len, k.data}, mv = {entry.len, (void *) bson_get_data (&entry)};
+   int rc = mdb_put (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv, 0);
+   dj_buf_cleanup (&k);
+   bson_destroy (&entry);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "catalog write");
+   }
+   return true;
+}
+
+dj_coll_t *
+dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error)
+{
+   dj_buf_t k;
+   MDB_val mk, mv;
+   bson_t entry;
+
+   if (error) {
+      error->code = 0;
+   }
+   if (!dj_ns_valid (db, name, error)) {
+      return NULL;
+   }
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   mk.mv_size = k.len;
+   mk.mv_data = k.data;
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv);
+   dj_buf_cleanup (&k);
+   if (rc == MDB_NOTFOUND) {
+      return NULL;
+   }
+   if (rc) {
+      dj_lmdb_error (rc, error, "catalog read");
+      return NULL;
+   }
+   if (!bson_init_static (&entry, mv.mv_data, mv.mv_size)) {
+      dj_err (error, DJ_InternalError, "corrupt catalog entry for %s.%s", db, name);
+      return NULL;
+   }
+   return coll_from_entry (db, name, &entry, error);
+}
+
+dj_coll_t *
+dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error)
+{
+   dj_coll_t *c = bson_malloc0 (sizeof *c);
+   bson_t idspec = BSON_INITIALIZER, key;
+
+   c->db = bson_strdup (db);
+   c->name = bson_strdup (name);
+   c->ns = bson_strdup_printf ("%s.%s", db, name);
+   c->options = options ? bson_copy (options) : bson_new ();
+   if (!coll_apply_options (c, error) || !next_id (ctx, &c->id, error)) {
+      goto fail;
+   }
+   BSON_APPEND_INT32 (&idspec, "v", 2);
+   BSON_APPEND_DOCUMENT_BEGIN (&idspec, "key", &key);
+   BSON_APPEND_INT32 (&key, "_id", 1);
+   bson_append_document_end (&idspec, &key);
+   BSON_APPEND_UTF8 (&idspec, "name", "_id_");
+   c->indexes = bson_malloc0 (sizeof (dj_index_t));
+   if (!dj_index_load (&c->indexes[0], &idspec, error)) {
+      goto fail;
+   }
+   c->nindexes = 1;
+   if (!next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error)) {
+      goto fail;
+   }
+   bson_destroy (&idspec);
+   return c;
+fail:
+   bson_destroy (&idspec);
+   dj_coll_free (c);
+   return NULL;
+}
+
+dj_coll_t *
+dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error)
+{
+   dj_coll_t *c = dj_coll_load (ctx, db, name, error);
+   if (created) {
+      *created = false;
+   }
+   if (c || (error && error->code)) {
+      return c;
+   }
+   c = dj_coll_create (ctx, db, name, NULL, error);
+   if (c && created) {
+      *created = true;
+   }
+   return c;
+}
+
+static bool
+delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, id);
+   MDB_val k = {8, p.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   while (rc == 0 && k.mv_size >= 8 && !memcmp (k.mv_data, p.data, 8)) {
+      rc = mdb_cursor_del (cur, 0);
+      if (rc) {
+         break;
+      }
+      rc = mdb_cursor_get (cur, &k, &v, MDB_GET_CURRENT);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   if (rc && rc != MDB_NOTFOUND && rc != EINVAL) {
+      return dj_lmdb_error (rc, error, "drop");
+   }
+   return true;
+}
+
+bool
+dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
+{
+   dj_buf_t k;
+   if (!delete_prefix (ctx, c->id, error)) {
+      return false;
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!delete_prefix (ctx, c->indexes[i].id, error)) {
+         return false;
+      }
+   }
+   dj_buf_init (&k);
+   catalog_key (&k, c->db, c->name);
+   MDB_val mk = {k.len, k.data};
+   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
+   dj_buf_cleanup (&k);
+   if (rc && rc != MDB_NOTFOUND) {
+      return dj_lmdb_error (rc, error, "catalog delete");
+   }
+   return true;
+}
+
+void
+dj_strv_free (char **v, int n)
+{
+   for (int i = 0; i < n; i++) {
+      bson_free (v[i]);
+   }
+   bson_free (v);
+}
+
+static bool
+catalog_walk (dj_ctx_t *ctx, const char *db, char ***names, int *n, bool dbs, bson_error_t *error)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_catalog, &cur);
+
+   *names = NULL;
+   *n = 0;
+   if (rc) {
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   dj_buf_init (&p);
+   if (db) {
+      catalog_key (&p, db, NULL);
+   } else {
+      dj_buf_putc (&p, 0x02); /* past the \x01 counters */
+   }
+   MDB_val k = {p.len, p.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   while (rc == 0) {
+      if (db && (k.mv_size < p.len || memcmp (k.mv_data, p.data, p.len))) {
+         break;
+      }
+      const char *s = k.mv_data;
+      size_t dl = strnlen (s, k.mv_size);
+      char *item = dbs ? bson_strndup (s, dl) : bson_strndup (s + dl + 1, k.mv_size - dl - 1);
+      if (dbs && *n && !strcmp ((*names)[*n - 1], item)) {
+         bson_free (item);
+      } else {
+         *names = bson_realloc (*names, sizeof (char *) * (size_t) (*n + 1));
+         (*names)[(*n)++] = item;
+      }
+      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   if (rc && rc != MDB_NOTFOUND) {
+      dj_strv_free (*names, *n);
+      *names = NULL;
+      *n = 0;
+      return dj_lmdb_error (rc, error, "catalog scan");
+   }
+   return true;
+}
+
+bool
+dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_error_t *error)
+{
+   return catalog_walk (ctx, db, names, n, false, error);
+}
+
+bool
+dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error)
+{
+   return catalog_walk (ctx, NULL, names, n, true, error);
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+static void
+record_key (dj_buf_t *b, uint64_t coll, uint64_t rid)
+{
+   b->len = 0;
+   dj_buf_put_u64be (b, coll);
+   dj_buf_put_u64be (b, rid);
+}
+
+static bool
+next_rid (dj_ctx_t *ctx, const dj_coll_t *c, uint64_t *rid, bson_error_t *error)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id + 1);
+   MDB_val k = {8, p.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
+   *rid = 1;
+   if (rc == 0 && k.mv_size == 16 && dj_u64be_read (k.mv_data) == c->id) {
+      *rid = dj_u64be_read ((uint8_t *) k.mv_data + 8) + 1;
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   return true;
+}
+
+bool
+dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc, bson_error_t *error)
+{
+   dj_buf_t k;
+   MDB_val mk, mv;
+   dj_buf_init (&k);
+   record_key (&k, c->id, rid);
+   mk.mv_size = k.len;
+   mk.mv_data = k.data;
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv);
+   dj_buf_cleanup (&k);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "record read");
+   }
+   if (!bson_init_static (doc, mv.mv_data, mv.mv_size)) {
+      return dj_err (error, DJ_InternalError, "corrupt record %" PRIu64 " in %s", rid, c->ns);
+   }
+   return true;
+}
+
+bool
+dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error)
+{
+   /* https://www.mongodb.com/docs/manual/core/schema-validation/ */
+   if (!c->validator || c->validation_off || c->validation_warn_only) {
+      return true;
+   }
+   if (c->validation_moderate && old_doc && !dj_matcher_match (c->validator, old_doc, NULL)) {
+      return true; /* moderate: existing invalid documents may stay invalid */
+   }
+   if (!dj_matcher_match (c->validator, doc, NULL)) {
+      return dj_err (error, DJ_DocumentValidationFailure, "Document failed validation");
+   }
+   return true;
+}
+
+static bool
+mark_multikey (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
+{
+   c->indexes[i].multikey = true;
+   return dj_coll_save (ctx, c, error);
+}
+
+bool
+dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_out, bson_error_t *error)
+{
+   keyset_t *ks = bson_malloc0 (sizeof (keyset_t) * (size_t) c->nindexes);
+   dj_buf_t k;
+   uint64_t rid;
+   bool ok = false;
+
+   dj_buf_init (&k);
+   if (doc->len > DJ_MAX_BSON_SIZE) {
+      dj_err (error, DJ_BSONObjectTooLarge, "object to insert too large. size in bytes: %u, max size: %d", doc->len,
+              DJ_MAX_BSON_SIZE);
+      goto done;
+   }
+   if (!next_rid (ctx, c, &rid, error)) {
+      goto done;
+   }
+   /* every key first, every unique check second, writes last: a failure
+    * leaves nothing behind */
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!index_keys (&c->indexes[i], doc, &ks[i], error)) {
+         goto done;
+      }
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (c->indexes[i].unique && !unique_check (ctx, c, &c->indexes[i], &ks[i], rid, doc, error)) {
+         goto done;
+      }
+   }
+   record_key (&k, c->id, rid);
+   MDB_val mk = {k.len, k.data}, mv = {doc->len, (void *) bson_get_data (doc)};
+   int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, MDB_NOOVERWRITE);
+   if (rc) {
+      dj_lmdb_error (rc, error, "record write");
+      goto done;
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!put_keys (ctx, &c->indexes[i], &ks[i], NULL, rid, error)) {
+         goto done;
+      }
+      if (ks[i].multikey && !c->indexes[i].multikey && !mark_multikey (ctx, c, i, error)) {
+         goto done;
+      }
+   }
+   if (rid_out) {
+      *rid_out = rid;
+   }
+   ok = true;
+done:
+   for (int i = 0; i < c->nindexes; i++) {
+      keyset_cleanup (&ks[i]);
+   }
+   bson_free (ks);
+   dj_buf_cleanup (&k);
+   return ok;
+}
+
+bool
+dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
+                  bson_error_t *error)
+{
+   keyset_t *oks = bson_malloc0 (sizeof (keyset_t) * (size_t) c->nindexes);
+   keyset_t *nks = bson_malloc0 (sizeof (keyset_t) * (size_t) c->nindexes);
+   dj_buf_t k;
+   bool ok = false;
+
+   dj_buf_init (&k);
+   if (new_doc->len > DJ_MAX_BSON_SIZE) {
+      dj_err (error, DJ_BSONObjectTooLarge, "Resulting document after update is larger than %d", DJ_MAX_BSON_SIZE);
+      goto done;
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!index_keys (&c->indexes[i], old_doc, &oks[i], error) || !index_keys (&c->indexes[i], new_doc, &nks[i], error)) {
+         goto done;
+      }
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (c->indexes[i].unique && !unique_check (ctx, c, &c->indexes[i], &nks[i], rid, new_doc, error)) {
+         goto done;
+      }
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!del_keys (ctx, &c->indexes[i], &oks[i], &nks[i], rid, error) ||
+          !put_keys (ctx, &c->indexes[i], &nks[i], &oks[i], rid, error)) {
+         goto done;
+      }
+      if (nks[i].multikey && !c->indexes[i].multikey && !mark_multikey (ctx, c, i, error)) {
+         goto done;
+      }
+   }
+   record_key (&k, c->id, rid);
+   MDB_val mk = {k.len, k.data}, mv = {new_doc->len, (void *) bson_get_data (new_doc)};
+   int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, 0);
+   if (rc) {
+      dj_lmdb_error (rc, error, "record write");
+      goto done;
+   }
+   ok = true;
+done:
+   for (int i = 0; i < c->nindexes; i++) {
+      keyset_cleanup (&oks[i]);
+      keyset_cleanup (&nks[i]);
+   }
+   bson_free (oks);
+   bson_free (nks);
+   dj_buf_cleanup (&k);
+   return ok;
+}
+
+bool
+dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error)
+{
+   dj_buf_t k;
+   bool ok = true;
+
+   for (int i = 0; i < c->nindexes && ok; i++) {
+      keyset_t ks;
+      if (!index_keys (&c->indexes[i], doc, &ks, error)) {
+         return false;
+      }
+      ok = del_keys (ctx, &c->indexes[i], &ks, NULL, rid, error);
+      keyset_cleanup (&ks);
+   }
+   if (!ok) {
+      return false;
+   }
+   dj_buf_init (&k);
+   record_key (&k, c->id, rid);
+   MDB_val mk = {k.len, k.data};
+   int rc = mdb_del (ctx->txn, ctx->engine->dbi_data, &mk, NULL);
+   dj_buf_cleanup (&k);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "record delete");
+   }
+   return true;
+}
+
+bool
+dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error)
+{
+   dj_index_t ix;
+   MDB_cursor *cur;
+   dj_buf_t p;
+
+   if (!dj_index_load (&ix, spec, error)) {
+      return false;
+   }
+   if (!next_id (ctx, &ix.id, error)) {
+      dj_index_cleanup (&ix);
+      return false;
+   }
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   if (rc) {
+      dj_index_cleanup (&ix);
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   /* Index the existing documents. A unique violation among them fails the
+    * whole command, and the caller's transaction is aborted. */
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id);
+   MDB_val k = {8, p.data}, v;
+   bool ok = true;
+   int n_before = c->nindexes;
+   c->indexes = bson_realloc (c->indexes, sizeof (dj_index_t) * (size_t) (c->nindexes + 1));
+   c->indexes[c->nindexes++] = ix;
+   dj_index_t *nix = &c->indexes[n_before];
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   while (ok && rc == 0 && k.mv_size == 16 && !memcmp (k.mv_data, p.data, 8)) {
+      bson_t doc;
+      keyset_t ks;
+      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
+      bson_init_static (&doc, v.mv_data, v.mv_size);
+      ok = index_keys (nix, &doc, &ks, error);
+      if (ok) {
+         if (nix->unique) {
+            ok = unique_check (ctx, c, nix, &ks, rid, &doc, error);
+         }
+         if (ok) {
+            ok = put_keys (ctx, nix, &ks, NULL, rid, error);
+         }
+         nix->multikey |= ks.multikey;
+         keyset_cleanup (&ks);
+      }
+      if (ok) {
+         /* our puts moved the cursor's page; find our place again */
+         dj_buf_t again;
+         dj_buf_init (&again);
+         record_key (&again, c->id, rid + 1);
+         k.mv_size = again.len;
+         k.mv_data = again.data;
+         rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+         dj_buf_cleanup (&again);
+      }
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   if (ok && rc && rc != MDB_NOTFOUND) {
+      ok = dj_lmdb_error (rc, error, "index build");
+   }
+   if (ok) {
+      ok = dj_coll_save (ctx, c, error);
+   }
+   return ok;
+}
+
+bool
+dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
+{
+   if (!delete_prefix (ctx, c->indexes[i].id, error)) {
+      return false;
+   }
+   dj_index_cleanup (&c->indexes[i]);
+   memmove (c->indexes + i, c->indexes + i + 1, sizeof (dj_index_t) * (size_t) (c->nindexes - i - 1));
+   c->nindexes--;
+   return dj_coll_save (ctx, c, error);
+}
+
+void
+dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+
+   *count = *size = 0;
+   if (mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur)) {
+      return;
+   }
+   dj_buf_init (&p);
+   for (int i = -1; i < c->nindexes; i++) {
+      uint64_t id = i < 0 ? c->id : c->indexes[i].id;
+      int64_t bytes = 0, n = 0;
+      p.len = 0;
+      dj_buf_put_u64be (&p, id);
+      MDB_val k = {8, p.data}, v;
+      int rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+      while (rc == 0 && k.mv_size >= 8 && !memcmp (k.mv_data, p.data, 8)) {
+         n++;
+         bytes += (int64_t) (i < 0 ? v.mv_size : k.mv_size + v.mv_size);
+         rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+      }
+      if (i < 0) {
+         *count = n;
+         *size = bytes;
+      } else if (index_sizes) {
+         index_sizes[i] = bytes;
+      }
+   }
+   dj_buf_cleanup (&p);
+   mdb_cursor_close (cur);
+}

@@ -1,0 +1,438 @@
+/*
+ * value.c -- MongoDB's total order over BSON values, and type helpers.
+ *
+ * One comparison serves the query matcher, sort, $min/$max, distinct and the
+ * index key encoding's tests, so the engine has exactly one notion of order:
+ * https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
+ *
+ *   MinKey < Null (and missing) < Numbers < Symbol, String < Object < Array
+ *   < BinData < ObjectId < Boolean < Date < Timestamp < Regular Expression
+ *   < MaxKey
+ *
+ * Numbers compare by value across int32, int64, double and Decimal128, exactly
+ * (int64 vs double without rounding; Decimal128 by its decimal digits).
+ * NaN sorts below every other number and equals itself, as in MongoDB.
+ */
+#include "engine-private.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int
+dj_type_rank (bson_type_t t)
+{
+   /* The numbers are MongoDB's canonicalizeBSONType() values; only their
+    * order matters. Missing (EOD) sorts as null, as the sort docs state. */
+   switch (t) {
+   case BSON_TYPE_MINKEY: return -1;
+   case BSON_TYPE_UNDEFINED: return 0;
+   case BSON_TYPE_EOD:
+   case BSON_TYPE_NULL: return 5;
+   case BSON_TYPE_DOUBLE:
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64:
+   case BSON_TYPE_DECIMAL128: return 10;
+   case BSON_TYPE_UTF8:
+   case BSON_TYPE_SYMBOL: return 15;
+   case BSON_TYPE_DOCUMENT: return 20;
+   case BSON_TYPE_ARRAY: return 25;
+   case BSON_TYPE_BINARY: return 30;
+   case BSON_TYPE_OID: return 35;
+   case BSON_TYPE_BOOL: return 40;
+   case BSON_TYPE_DATE_TIME: return 45;
+   case BSON_TYPE_TIMESTAMP: return 47;
+   case BSON_TYPE_REGEX: return 50;
+   case BSON_TYPE_DBPOINTER: return 55;
+   case BSON_TYPE_CODE: return 60;
+   case BSON_TYPE_CODEWSCOPE: return 65;
+   case BSON_TYPE_MAXKEY: return 127;
+   default: return 100;
+   }
+}
+
+const char *
+dj_type_name (bson_type_t t)
+{
+   /* The $type aliases: https://www.mongodb.com/docs/manual/reference/operator/query/type/ */
+   switch (t) {
+   case BSON_TYPE_EOD: return "missing";
+   case BSON_TYPE_DOUBLE: return "double";
+   case BSON_TYPE_UTF8: return "string";
+   case BSON_TYPE_DOCUMENT: return "object";
+   case BSON_TYPE_ARRAY: return "array";
+   case BSON_TYPE_BINARY: return "binData";
+   case BSON_TYPE_UNDEFINED: return "undefined";
+   case BSON_TYPE_OID: return "objectId";
+   case BSON_TYPE_BOOL: return "bool";
+   case BSON_TYPE_DATE_TIME: return "date";
+   case BSON_TYPE_NULL: return "null";
+   case BSON_TYPE_REGEX: return "regex";
+   case BSON_TYPE_DBPOINTER: return "dbPointer";
+   case BSON_TYPE_CODE: return "javascript";
+   case BSON_TYPE_SYMBOL: return "symbol";
+   case BSON_TYPE_CODEWSCOPE: return "javascriptWithScope";
+   case BSON_TYPE_INT32: return "int";
+   case BSON_TYPE_TIMESTAMP: return "timestamp";
+   case BSON_TYPE_INT64: return "long";
+   case BSON_TYPE_DECIMAL128: return "decimal";
+   case BSON_TYPE_MINKEY: return "minKey";
+   case BSON_TYPE_MAXKEY: return "maxKey";
+   default: return "unknown";
+   }
+}
+
+bool
+dj_type_from_name (const char *name, int *out)
+{
+   static const bson_type_t all[] = {
+      BSON_TYPE_DOUBLE, BSON_TYPE_UTF8, BSON_TYPE_DOCUMENT, BSON_TYPE_ARRAY,
+      BSON_TYPE_BINARY, BSON_TYPE_UNDEFINED, BSON_TYPE_OID, BSON_TYPE_BOOL,
+      BSON_TYPE_DATE_TIME, BSON_TYPE_NULL, BSON_TYPE_REGEX, BSON_TYPE_DBPOINTER,
+      BSON_TYPE_CODE, BSON_TYPE_SYMBOL, BSON_TYPE_CODEWSCOPE, BSON_TYPE_INT32,
+      BSON_TYPE_TIMESTAMP, BSON_TYPE_INT64, BSON_TYPE_DECIMAL128, BSON_TYPE_MINKEY,
+      BSON_TYPE_MAXKEY};
+   if (!strcmp (name, "number")) {
+      *out = DJ_TYPE_NUMBER;
+      return true;
+   }
+   for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+      if (!strcmp (name, dj_type_name (all[i]))) {
+         *out = (int) all[i];
+         return true;
+      }
+   }
+   return false;
+}
+
+bool
+dj_value_is_number (const bson_value_t *v)
+{
+   return v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64 ||
+          v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128;
+}
+
+double
+dj_value_as_double (const bson_value_t *v)
+{
+   switch (v->value_type) {
+   case BSON_TYPE_INT32: return v->value.v_int32;
+   case BSON_TYPE_INT64: return (double) v->value.v_int64;
+   case BSON_TYPE_DOUBLE: return v->value.v_double;
+   case BSON_TYPE_DECIMAL128: {
+      char s[BSON_DECIMAL128_STRING];
+      bson_decimal128_to_string (&v->value.v_decimal128, s);
+      return strtod (s, NULL);
+   }
+   case BSON_TYPE_BOOL: return v->value.v_bool;
+   default: return 0.0;
+   }
+}
+
+bool
+dj_value_as_int64_exact (const bson_value_t *v, int64_t *out)
+{
+   switch (v->value_type) {
+   case BSON_TYPE_INT32: *out = v->value.v_int32; return true;
+   case BSON_TYPE_INT64: *out = v->value.v_int64; return true;
+   case BSON_TYPE_DOUBLE: {
+      double d = v->value.v_double;
+      if (d != trunc (d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0) {
+         return false;
+      }
+      *out = (int64_t) d;
+      return true;
+   }
+   case BSON_TYPE_DECIMAL128: {
+      double d = dj_value_as_double (v);
+      if (d != trunc (d) || fabs (d) > 9007199254740992.0) {
+         return false;
+      }
+      *out = (int64_t) d;
+      return true;
+   }
+   default: return false;
+   }
+}
+
+/* --- exact numeric comparison ------------------------------------------- */
+
+/* A finite number as sign * 0.d1d2d3... * 10^exp with no leading or trailing
+ * zero digits; zero has ndig == 0. Non-finite numbers use `special`. */
+typedef struct {
+   int special; /* 0 finite, 1 +inf, -1 -inf, 2 NaN */
+   int neg;
+   int exp;
+   int ndig;
+   char dig[800];
+} num_t;
+
+/* Parses "[-]d[.ddd][e|E[+-]x]" and "NaN"/"Infinity" forms. */
+static void
+num_parse (const char *s, num_t *n)
+{
+   memset (n, 0, sizeof *n - sizeof n->dig);
+   n->dig[0] = '\0';
+   if (*s == '-') {
+      n->neg = 1;
+      s++;
+   } else if (*s == '+') {
+      s++;
+   }
+   if (!strncasecmp (s, "nan", 3)) {
+      n->special = 2;
+      return;
+   }
+   if (!strncasecmp (s, "inf", 3)) {
+      n->special = n->neg ? -1 : 1;
+      return;
+   }
+   int point = -1, nd = 0, seen_nonzero = 0, lead = 0;
+   for (; *s && *s != 'e' && *s != 'E'; s++) {
+      if (*s == '.') {
+         point = nd + lead;
+         continue;
+      }
+      if (*s == '0' && !seen_nonzero) {
+         lead++;
+         continue;
+      }
+      seen_nonzero = 1;
+      if (nd < (int) sizeof n->dig - 1) {
+         n->dig[nd++] = *s;
+      }
+   }
+   int e = 0;
+   if (*s == 'e' || *s == 'E') {
+      e = atoi (s + 1);
+   }
+   int intdigits = (point < 0 ? nd + lead : point) - lead; /* digits before the point, after leading zeros */
+   while (nd > 0 && n->dig[nd - 1] == '0') {
+      nd--;
+   }
+   n->dig[nd] = '\0';
+   n->ndig = nd;
+   n->exp = nd ? intdigits + e : 0;
+}
+
+static void
+num_from_value (const bson_value_t *v, num_t *n)
+{
+   char s[820];
+   switch (v->value_type) {
+   case BSON_TYPE_INT32: snprintf (s, sizeof s, "%d", v->value.v_int32); break;
+   case BSON_TYPE_INT64: snprintf (s, sizeof s, "%" PRId64, v->value.v_int64); break;
+   case BSON_TYPE_DOUBLE:
+      /* glibc prints the exact binary value when asked for enough digits. */
+      snprintf (s, sizeof s, "%.770e", v->value.v_double);
+      break;
+   case BSON_TYPE_DECIMAL128: bson_decimal128_to_string (&v->value.v_decimal128, s); break;
+   default: strcpy (s, "0");
+   }
+   num_parse (s, n);
+}
+
+static int
+num_cmp (const num_t *a, const num_t *b)
+{
+   if (a->special == 2 || b->special == 2) {
+      return (b->special == 2) - (a->special == 2); /* NaN lowest, NaN == NaN */
+   }
+   int sa = a->special ? a->special * 2 : (a->ndig ? (a->neg ? -1 : 1) : 0);
+   int sb = b->special ? b->special * 2 : (b->ndig ? (b->neg ? -1 : 1) : 0);
+   if (sa != sb || sa == 0 || sa == 2 || sa == -2) {
+      return (sa > sb) - (sa < sb);
+   }
+   int mag;
+   if (a->exp != b->exp) {
+      mag = a->exp < b->exp ? -1 : 1;
+   } else {
+      int c = strcmp (a->dig, b->dig); /* no trailing zeros: a prefix is smaller */
+      mag = (c > 0) - (c < 0);
+   }
+   return sa < 0 ? -mag : mag;
+}
+
+static int
+cmp_i64_dbl (int64_t i, double d)
+{
+   if (isnan (d)) {
+      return 1;
+   }
+   if (d >= 9223372036854775808.0) {
+      return -1;
+   }
+   if (d < -9223372036854775808.0) {
+      return 1;
+   }
+   double t = trunc (d);
+   int64_t di = (int64_t) t;
+   if (i != di) {
+      return i < di ? -1 : 1;
+   }
+   double frac = d - t;
+   return frac > 0 ? -1 : (frac < 0 ? 1 : 0);
+}
+
+int
+dj_number_cmp (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_type_t ta = a->value_type, tb = b->value_type;
+
+   if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
+      num_t na, nb;
+      num_from_value (a, &na);
+      num_from_value (b, &nb);
+      return num_cmp (&na, &nb);
+   }
+   if (ta == BSON_TYPE_DOUBLE && tb == BSON_TYPE_DOUBLE) {
+      double x = a->value.v_double, y = b->value.v_double;
+      if (isnan (x) || isnan (y)) {
+         return isnan (y) - isnan (x);
+      }
+      return (x > y) - (x < y);
+   }
+   if (ta == BSON_TYPE_DOUBLE) {
+      return -cmp_i64_dbl (tb == BSON_TYPE_INT32 ? b->value.v_int32 : b->value.v_int64, a->value.v_double);
+   }
+   if (tb == BSON_TYPE_DOUBLE) {
+      return cmp_i64_dbl (ta == BSON_TYPE_INT32 ? a->value.v_int32 : a->value.v_int64, b->value.v_double);
+   }
+   int64_t x = ta == BSON_TYPE_INT32 ? a->value.v_int32 : a->value.v_int64;
+   int64_t y = tb == BSON_TYPE_INT32 ? b->value.v_int32 : b->value.v_int64;
+   return (x > y) - (x < y);
+}
+
+static int
+cmp_bytes (const void *a, size_t la, const void *b, size_t lb)
+{
+   int c = memcmp (a, b, la < lb ? la : lb);
+   if (c) {
+      return c < 0 ? -1 : 1;
+   }
+   return (la > lb) - (la < lb);
+}
+
+int
+dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb)
+{
+   bson_iter_t ia, ib;
+
+   if (!bson_iter_init_from_data (&ia, a, la) || !bson_iter_init_from_data (&ib, b, lb)) {
+      return cmp_bytes (a, la, b, lb);
+   }
+   for (;;) {
+      bool ha = bson_iter_next (&ia), hb = bson_iter_next (&ib);
+      if (!ha || !hb) {
+         return (ha > hb) - (ha < hb);
+      }
+      int ra = dj_type_rank (bson_iter_type (&ia)), rb = dj_type_rank (bson_iter_type (&ib));
+      if (ra != rb) {
+         return ra < rb ? -1 : 1;
+      }
+      int c = strcmp (bson_iter_key (&ia), bson_iter_key (&ib));
+      if (c) {
+         return c < 0 ? -1 : 1;
+      }
+      c = dj_value_cmp (bson_iter_value (&ia), bson_iter_value (&ib));
+      if (c) {
+         return c;
+      }
+   }
+}
+
+int
+dj_value_cmp (const bson_value_t *a, const bson_value_t *b)
+{
+   int ra = dj_type_rank (a->value_type), rb = dj_type_rank (b->value_type);
+   int c;
+
+   if (ra != rb) {
+      return ra < rb ? -1 : 1;
+   }
+   switch (a->value_type) {
+   case BSON_TYPE_DOUBLE:
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64:
+   case BSON_TYPE_DECIMAL128: return dj_number_cmp (a, b);
+   case BSON_TYPE_UTF8:
+   case BSON_TYPE_SYMBOL: {
+      const char *sa = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.str : a->value.v_symbol.symbol;
+      uint32_t la = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.len : a->value.v_symbol.len;
+      const char *sb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : b->value.v_symbol.symbol;
+      uint32_t lb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.len : b->value.v_symbol.len;
+      return cmp_bytes (sa, la, sb, lb);
+   }
+   case BSON_TYPE_DOCUMENT:
+   case BSON_TYPE_ARRAY:
+      return dj_doc_cmp (a->value.v_doc.data, a->value.v_doc.data_len, b->value.v_doc.data, b->value.v_doc.data_len);
+   case BSON_TYPE_BINARY:
+      if (a->value.v_binary.data_len != b->value.v_binary.data_len) {
+         return a->value.v_binary.data_len < b->value.v_binary.data_len ? -1 : 1;
+      }
+      if (a->value.v_binary.subtype != b->value.v_binary.subtype) {
+         return a->value.v_binary.subtype < b->value.v_binary.subtype ? -1 : 1;
+      }
+      return cmp_bytes (a->value.v_binary.data, a->value.v_binary.data_len, b->value.v_binary.data, b->value.v_binary.data_len);
+   case BSON_TYPE_OID: return cmp_bytes (a->value.v_oid.bytes, 12, b->value.v_oid.bytes, 12);
+   case BSON_TYPE_BOOL: return (a->value.v_bool > b->value.v_bool) - (a->value.v_bool < b->value.v_bool);
+   case BSON_TYPE_DATE_TIME:
+      return (a->value.v_datetime > b->value.v_datetime) - (a->value.v_datetime < b->value.v_datetime);
+   case BSON_TYPE_TIMESTAMP:
+      if (a->value.v_timestamp.timestamp != b->value.v_timestamp.timestamp) {
+         return a->value.v_timestamp.timestamp < b->value.v_timestamp.timestamp ? -1 : 1;
+      }
+      return (a->value.v_timestamp.increment > b->value.v_timestamp.increment) -
+             (a->value.v_timestamp.increment < b->value.v_timestamp.increment);
+   case BSON_TYPE_REGEX:
+      c = strcmp (a->value.v_regex.regex, b->value.v_regex.regex);
+      if (c) {
+         return c < 0 ? -1 : 1;
+      }
+      c = strcmp (a->value.v_regex.options, b->value.v_regex.options);
+      return (c > 0) - (c < 0);
+   case BSON_TYPE_DBPOINTER:
+      c = cmp_bytes (a->value.v_dbpointer.collection, a->value.v_dbpointer.collection_len, b->value.v_dbpointer.collection,
+                     b->value.v_dbpointer.collection_len);
+      return c ? c : cmp_bytes (a->value.v_dbpointer.oid.bytes, 12, b->value.v_dbpointer.oid.bytes, 12);
+   case BSON_TYPE_CODE:
+      return cmp_bytes (a->value.v_code.code, a->value.v_code.code_len, b->value.v_code.code, b->value.v_code.code_len);
+   case BSON_TYPE_CODEWSCOPE:
+      c = cmp_bytes (a->value.v_codewscope.code, a->value.v_codewscope.code_len, b->value.v_codewscope.code,
+                     b->value.v_codewscope.code_len);
+      return c ? c
+               : dj_doc_cmp (a->value.v_codewscope.scope_data, a->value.v_codewscope.scope_len,
+                             b->value.v_codewscope.scope_data, b->value.v_codewscope.scope_len);
+   default: return 0; /* null, undefined, missing, minKey, maxKey: one value each */
+   }
+}
+
+bool
+dj_value_equal (const bson_value_t *a, const bson_value_t *b)
+{
+   return dj_value_cmp (a, b) == 0;
+}
+
+bool
+dj_value_identical (const bson_value_t *a, const bson_value_t *b)
+{
+   /* Same type and same value: what $addToSet and replacement checks need
+    * beyond ==. (1 and 1.0 are equal but not identical.) Embedded documents
+    * are compared byte for byte, which also compares their element types. */
+   if (a->value_type != b->value_type) {
+      return false;
+   }
+   if (a->value_type == BSON_TYPE_DOCUMENT || a->value_type == BSON_TYPE_ARRAY) {
+      return a->value.v_doc.data_len == b->value.v_doc.data_len &&
+             !memcmp (a->value.v_doc.data, b->value.v_doc.data, a->value.v_doc.data_len);
+   }
+   return dj_value_cmp (a, b) == 0;
+}
+
+void
+dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out)
+{
+   out->value_type = is_array ? BSON_TYPE_ARRAY : BSON_TYPE_DOCUMENT;
+   out->value.v_doc.data = (uint8_t *) bson_get_data (doc);
+   out->value.v_doc.data_len = doc->len;
+}

@@ -1,0 +1,82 @@
+/*
+ * djongo-engine -- run MongoDB commands against a data directory.
+ *
+ *   djongo-engine --dbpath DIR [--db NAME] ['{"find": "c"}' ...]
+ *
+ * Each argument (or, with none, each line of standard input) is a command in
+ * MongoDB Extended JSON; each reply is printed as one line of relaxed
+ * Extended JSON. Exit status 1 if any command failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dj_engine.h"
+
+static int
+run_one (dj_engine_t *e, const char *db, const char *json)
+{
+   bson_error_t err;
+   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err);
+   bson_t reply;
+
+   if (!cmd) {
+      fprintf (stderr, "djongo-engine: not a JSON command: %s\n", err.message);
+      return 1;
+   }
+   bool ok = dj_engine_run_command (e, db, cmd, &reply);
+   char *out = bson_as_relaxed_extended_json (&reply, NULL);
+   printf ("%s\n", out);
+   bson_free (out);
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return ok ? 0 : 1;
+}
+
+int
+main (int argc, char **argv)
+{
+   const char *dbpath = NULL, *db = "test";
+   int first = argc, rc = 0;
+
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--dbpath") && i + 1 < argc) {
+         dbpath = argv[++i];
+      } else if (!strcmp (argv[i], "--db") && i + 1 < argc) {
+         db = argv[++i];
+      } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+         printf ("usage: djongo-engine --dbpath DIR [--db NAME] [JSON-COMMAND ...]\n");
+         return 0;
+      } else {
+         first = i;
+         break;
+      }
+   }
+   if (!dbpath) {
+      fprintf (stderr, "usage: djongo-engine --dbpath DIR [--db NAME] [JSON-COMMAND ...]\n");
+      return 2;
+   }
+   bson_error_t err;
+   dj_engine_t *e = dj_engine_open (dbpath, NULL, &err);
+   if (!e) {
+      fprintf (stderr, "djongo-engine: %s\n", err.message);
+      return 2;
+   }
+   if (first < argc) {
+      for (int i = first; i < argc; i++) {
+         rc |= run_one (e, db, argv[i]);
+      }
+   } else {
+      char *line = NULL;
+      size_t cap = 0;
+      ssize_t n;
+      while ((n = getline (&line, &cap, stdin)) > 0) {
+         if (n > 1) {
+            rc |= run_one (e, db, line);
+         }
+      }
+      free (line);
+   }
+   dj_engine_close (e);
+   return rc;
+}
