@@ -84,8 +84,14 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
             dj_index_cleanup (&probe);
             goto done;
          }
-         if (same_key && same_options (ix, &probe)) {
-            dj_err (error, DJ_IndexOptionsConflict, "Index already exists with a different name: %s", ix->name);
+         /* one key pattern, one index -- unless partial filters tell them apart */
+         if (same_key && (!ix->partial && !probe.partial)) {
+            if (same_options (ix, &probe)) {
+               dj_err (error, DJ_IndexOptionsConflict, "Index already exists with a different name: %s", ix->name);
+            } else {
+               dj_err (error, DJ_IndexOptionsConflict, "An equivalent index already exists with a different name and options. Requested index: %s, existing index: %s",
+                       probe.name, ix->name);
+            }
             dj_index_cleanup (&probe);
             goto done;
          }

@@ -192,7 +192,6 @@ dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present
    bson_iter_t it;
    const uint8_t *d;
    uint32_t l;
-   bson_t first;
 
    *present = false;
    bson_init (out);
@@ -203,7 +202,6 @@ dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present
       bson_iter_t n;
       bson_iter_init (&n, cmd);
       bson_iter_next (&n);
-      bson_init_static (&first, NULL, 0);
       return dj_err (error, DJ_TypeMismatch, "BSON field '%s.%s' is the wrong type '%s', expected type 'object'",
                      bson_iter_key (&n), field, dj_type_name (bson_iter_type (&it)));
    }

@@ -755,9 +755,10 @@ eq_matches (const bson_value_t *want, const bson_value_t *v)
    return dj_type_rank (want->value_type) == dj_type_rank (v->value_type) && dj_value_cmp (want, v) == 0;
 }
 
-/* The predicate against one value (no array expansion). v may be EOD. */
+/* The predicate against one value (no array expansion). v may be EOD.
+ * $elemMatch reports the matching element's position in *pos. */
 static bool
-leaf (const mnode_t *n, const bson_value_t *v)
+leaf_at (const mnode_t *n, const bson_value_t *v, int32_t *pos)
 {
    switch (n->op) {
    case OP_EQ: return eq_matches (&n->val, v);
@@ -844,22 +845,29 @@ leaf (const mnode_t *n, const bson_value_t *v)
          return false;
       }
       bson_iter_t it;
+      int32_t k = 0;
       bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
       while (bson_iter_next (&it)) {
          const bson_value_t *e = bson_iter_value (&it);
-         if (n->op == OP_ELEM_DOC) {
-            if (e->value_type == BSON_TYPE_DOCUMENT && eval (n->sub, e, NULL)) {
-               return true;
+         if ((n->op == OP_ELEM_VAL || e->value_type == BSON_TYPE_DOCUMENT) && eval (n->sub, e, NULL)) {
+            if (pos && *pos < 0) {
+               *pos = k;
             }
-         } else if (eval (n->sub, e, NULL)) {
             return true;
          }
+         k++;
       }
       return false;
    }
    case OP_ALWAYS_FALSE: return false;
    }
    return false;
+}
+
+static bool
+leaf (const mnode_t *n, const bson_value_t *v)
+{
+   return leaf_at (n, v, NULL);
 }
 
 static bool
@@ -872,7 +880,7 @@ whole_only (const mnode_t *n)
 static bool
 at_leaf (const mnode_t *n, const bson_value_t *v, int32_t *pos)
 {
-   if (leaf (n, v)) {
+   if (leaf_at (n, v, pos)) {
       return true;
    }
    if (v->value_type == BSON_TYPE_ARRAY && !whole_only (n)) {

@@ -116,6 +116,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    bson_iter_t it;
    dj_projection_t *p = bson_malloc0 (sizeof *p);
    int mode = 0; /* 1 inclusion, -1 exclusion */
+   bool id_included = false;
 
    p->root = bson_malloc0 (sizeof (pnode_t));
    bson_iter_init (&it, spec);
@@ -238,6 +239,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
       }
       if (!strcmp (key, "_id")) {
          p->id_excluded = !incl;
+         id_included = incl;
          if (!add_path (p->root, key, error)) {
             goto fail;
          }
@@ -257,7 +259,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
       }
    }
    /* {_id: 0} alone is an exclusion projection; {} keeps everything */
-   p->inclusion = mode > 0;
+   p->inclusion = mode > 0 || (mode == 0 && id_included);
    return p;
 fail:
    dj_projection_destroy (p);

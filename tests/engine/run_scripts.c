@@ -1,0 +1,318 @@
+/*
+ * run_scripts -- runs the engine's command scripts (tests/engine/scripts/).
+ *
+ *   run_scripts FILE.test ...
+ *
+ * A script is a sequence of lines, each file in a fresh data directory:
+ *
+ *   # text                  a comment (cite the manual page a case checks)
+ *   db NAME                 switch database (default "test")
+ *   run {command}           run a command (MongoDB Extended JSON)
+ *   ok                      the last reply has ok: 1 and no writeErrors
+ *   expect {doc}            the last reply contains doc (subset match:
+ *                           every field given must be there, recursively;
+ *                           arrays must have exactly the elements given)
+ *   docs [doc, ...]         the last reply's cursor batch is exactly these
+ *                           documents, in this order, with these types
+ *   error CODE              the last reply failed with CODE (ok: 0), or its
+ *                           first writeError has CODE
+ *   errmsg TEXT             the error message contains TEXT
+ *
+ * Prints each failure with file:line, then "N passed, N failed".
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "engine-private.h"
+
+static int passed, failed;
+
+/* libbson's JSON reader takes {"$type": ...} and {"$regex": ..., "$options":
+ * ...} for legacy Extended JSON syntax, so scripts' "$type", "$regex" and
+ * "$options" are read as "$__type" (etc.) and renamed back here. */
+static void
+unescape_into (const bson_t *in, bson_t *out)
+{
+   bson_iter_t it;
+   bson_iter_init (&it, in);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      char unesc[32];
+      if (!strncmp (k, "$__", 3) && strlen (k) < sizeof unesc) {
+         snprintf (unesc, sizeof unesc, "$%s", k + 3);
+         k = unesc;
+      }
+      if (BSON_ITER_HOLDS_DOCUMENT (&it) || BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_t sub, child;
+         const uint8_t *d;
+         uint32_t l;
+         bool arr = BSON_ITER_HOLDS_ARRAY (&it);
+         if (arr) {
+            bson_iter_array (&it, &l, &d);
+            bson_append_array_begin (out, k, -1, &child);
+         } else {
+            bson_iter_document (&it, &l, &d);
+            bson_append_document_begin (out, k, -1, &child);
+         }
+         bson_init_static (&sub, d, l);
+         unescape_into (&sub, &child);
+         if (arr) {
+            bson_append_array_end (out, &child);
+         } else {
+            bson_append_document_end (out, &child);
+         }
+      } else {
+         bson_append_value (out, k, -1, bson_iter_value (&it));
+      }
+   }
+}
+
+static bson_t *
+parse_json (const char *text, bson_error_t *err)
+{
+   dj_buf_t b;
+   dj_buf_init (&b);
+   for (const char *p = text; *p;) {
+      static const char *const legacy[] = {"\"$type\"", "\"$regex\"", "\"$options\"", NULL};
+      bool hit = false;
+      for (int i = 0; legacy[i] && !hit; i++) {
+         size_t n = strlen (legacy[i]);
+         if (!strncmp (p, legacy[i], n)) {
+            dj_buf_append (&b, "\"$__", 4);
+            dj_buf_append (&b, legacy[i] + 2, n - 2);
+            p += n;
+            hit = true;
+         }
+      }
+      if (!hit) {
+         dj_buf_putc (&b, (uint8_t) *p++);
+      }
+   }
+   dj_buf_putc (&b, 0);
+   char *esc = (char *) b.data;
+   bson_t *raw = bson_new_from_json ((const uint8_t *) esc, -1, err);
+   bson_free (esc);
+   if (!raw) {
+      return NULL;
+   }
+   bson_t *out = bson_new ();
+   unescape_into (raw, out);
+   bson_destroy (raw);
+   return out;
+}
+
+static bool
+values_match (const bson_value_t *want, const bson_value_t *got, bool subset);
+
+static bool
+docs_match (const uint8_t *wd, uint32_t wl, const uint8_t *gd, uint32_t gl, bool subset, bool is_array)
+{
+   bson_iter_t wi, gi;
+   bson_iter_init_from_data (&wi, wd, wl);
+   if (subset && !is_array) {
+      while (bson_iter_next (&wi)) {
+         bson_iter_init_from_data (&gi, gd, gl);
+         if (!bson_iter_find (&gi, bson_iter_key (&wi)) ||
+             !values_match (bson_iter_value (&wi), bson_iter_value (&gi), subset)) {
+            return false;
+         }
+      }
+      return true;
+   }
+   bson_iter_init_from_data (&gi, gd, gl);
+   for (;;) {
+      bool hw = bson_iter_next (&wi), hg = bson_iter_next (&gi);
+      if (hw != hg) {
+         return false;
+      }
+      if (!hw) {
+         return true;
+      }
+      if ((!is_array && strcmp (bson_iter_key (&wi), bson_iter_key (&gi))) ||
+          !values_match (bson_iter_value (&wi), bson_iter_value (&gi), subset)) {
+         return false;
+      }
+   }
+}
+
+static bool
+values_match (const bson_value_t *want, const bson_value_t *got, bool subset)
+{
+   if (want->value_type != got->value_type) {
+      return false;
+   }
+   if (want->value_type == BSON_TYPE_DOCUMENT || want->value_type == BSON_TYPE_ARRAY) {
+      return docs_match (want->value.v_doc.data, want->value.v_doc.data_len, got->value.v_doc.data,
+                         got->value.v_doc.data_len, subset, want->value_type == BSON_TYPE_ARRAY);
+   }
+   return dj_value_cmp (want, got) == 0;
+}
+
+static void
+fail (const char *file, int line, const char *what, const bson_t *reply, const char *extra)
+{
+   char *r = bson_as_relaxed_extended_json (reply, NULL);
+   printf ("FAIL %s:%d: %s\n  reply: %s\n%s%s%s", file, line, what, r, extra ? "  wanted: " : "", extra ? extra : "",
+           extra ? "\n" : "");
+   bson_free (r);
+   failed++;
+}
+
+static bool
+reply_error (const bson_t *reply, int32_t *code, const char **msg)
+{
+   bson_iter_t it, we;
+   if (bson_iter_init_find (&it, reply, "ok") && bson_iter_as_double (&it) == 0.0) {
+      if (bson_iter_init_find (&it, reply, "code")) {
+         *code = bson_iter_int32 (&it);
+      }
+      if (bson_iter_init_find (&it, reply, "errmsg")) {
+         *msg = bson_iter_utf8 (&it, NULL);
+      }
+      return true;
+   }
+   if (bson_iter_init_find (&it, reply, "writeErrors") && bson_iter_recurse (&it, &we) && bson_iter_next (&we)) {
+      bson_iter_t f;
+      bson_iter_recurse (&we, &f);
+      while (bson_iter_next (&f)) {
+         if (!strcmp (bson_iter_key (&f), "code")) {
+            *code = bson_iter_int32 (&f);
+         } else if (!strcmp (bson_iter_key (&f), "errmsg")) {
+            *msg = bson_iter_utf8 (&f, NULL);
+         }
+      }
+      return true;
+   }
+   return false;
+}
+
+static void
+run_file (const char *file)
+{
+   char dir[] = "/tmp/djongo-test-XXXXXX";
+   char db[128] = "test";
+   FILE *f = fopen (file, "r");
+   char *line = NULL;
+   size_t cap = 0;
+   int lineno = 0;
+   bson_t reply = BSON_INITIALIZER;
+   bson_error_t err;
+
+   if (!f || !mkdtemp (dir)) {
+      printf ("FAIL %s: cannot open or make a data directory\n", file);
+      failed++;
+      if (f) {
+         fclose (f);
+      }
+      return;
+   }
+   dj_engine_options_t opts = {.flags = DJ_ENGINE_NOSYNC};
+   dj_engine_t *e = dj_engine_open (dir, &opts, &err);
+   if (!e) {
+      printf ("FAIL %s: %s\n", file, err.message);
+      failed++;
+      fclose (f);
+      return;
+   }
+   while (getline (&line, &cap, f) > 0) {
+      lineno++;
+      line[strcspn (line, "\n")] = '\0';
+      char *arg = strchr (line, ' ');
+      if (arg) {
+         *arg++ = '\0';
+      }
+      if (!line[0] || line[0] == '#') {
+         continue;
+      }
+      if (!strcmp (line, "db")) {
+         snprintf (db, sizeof db, "%s", arg);
+      } else if (!strcmp (line, "run")) {
+         bson_t *cmd = parse_json (arg, &err);
+         bson_destroy (&reply);
+         if (!cmd) {
+            printf ("FAIL %s:%d: bad JSON in script: %s\n", file, lineno, err.message);
+            failed++;
+            bson_init (&reply);
+            continue;
+         }
+         dj_engine_run_command (e, db, cmd, &reply);
+         bson_destroy (cmd);
+      } else if (!strcmp (line, "ok")) {
+         int32_t code = 0;
+         const char *msg = "";
+         if (reply_error (&reply, &code, &msg)) {
+            fail (file, lineno, "expected success", &reply, NULL);
+         } else {
+            passed++;
+         }
+      } else if (!strcmp (line, "expect") || !strcmp (line, "docs")) {
+         bool is_docs = line[0] == 'd';
+         char *wrapped = bson_strdup_printf ("{\"v\": %s}", arg ? arg : "null");
+         bson_t *want = parse_json (wrapped, &err);
+         bson_free (wrapped);
+         if (!want) {
+            printf ("FAIL %s:%d: bad JSON in script: %s\n", file, lineno, err.message);
+            failed++;
+            continue;
+         }
+         bson_iter_t wi, gi, ci;
+         bson_iter_init_find (&wi, want, "v");
+         bool ok;
+         if (is_docs) {
+            ok = bson_iter_init_find (&gi, &reply, "cursor") && bson_iter_recurse (&gi, &ci) &&
+                 (bson_iter_find (&ci, "firstBatch") || (bson_iter_recurse (&gi, &ci) && bson_iter_find (&ci, "nextBatch"))) &&
+                 values_match (bson_iter_value (&wi), bson_iter_value (&ci), false);
+         } else {
+            bson_value_t rv;
+            dj_value_from_doc (&reply, false, &rv);
+            ok = values_match (bson_iter_value (&wi), &rv, true);
+         }
+         if (ok) {
+            passed++;
+         } else {
+            fail (file, lineno, is_docs ? "docs differ" : "reply does not contain the expected fields", &reply, arg);
+         }
+         bson_destroy (want);
+      } else if (!strcmp (line, "error")) {
+         int32_t code = 0;
+         const char *msg = "";
+         if (!reply_error (&reply, &code, &msg) || code != atoi (arg)) {
+            fail (file, lineno, "expected an error", &reply, arg);
+         } else {
+            passed++;
+         }
+      } else if (!strcmp (line, "errmsg")) {
+         int32_t code = 0;
+         const char *msg = "";
+         if (!reply_error (&reply, &code, &msg) || !strstr (msg, arg)) {
+            fail (file, lineno, "expected an error message", &reply, arg);
+         } else {
+            passed++;
+         }
+      } else {
+         printf ("FAIL %s:%d: unknown script verb '%s'\n", file, lineno, line);
+         failed++;
+      }
+   }
+   free (line);
+   fclose (f);
+   bson_destroy (&reply);
+   dj_engine_close (e);
+   char *rm = bson_strdup_printf ("rm -rf '%s'", dir);
+   if (system (rm) != 0) {
+      printf ("warning: could not remove %s\n", dir);
+   }
+   bson_free (rm);
+}
+
+int
+main (int argc, char **argv)
+{
+   for (int i = 1; i < argc; i++) {
+      run_file (argv[i]);
+   }
+   printf ("scripts: %d passed, %d failed\n", passed, failed);
+   return failed ? 1 : 0;
+}
