@@ -32,6 +32,7 @@ static const struct {
    {14, "TypeMismatch"},
    {15, "Overflow"},
    {20, "IllegalOperation"},
+   {22, "InvalidBSON"},
    {26, "NamespaceNotFound"},
    {27, "IndexNotFound"},
    {28, "PathNotViable"},

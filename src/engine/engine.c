@@ -259,6 +259,49 @@ cmd_ping (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson
    return true;
 }
 
+/* Checks every embedded document and array the way bson_init_static() will
+ * later, down to MongoDB's nesting limit. bson_validate() alone accepts an
+ * embedded document whose last byte is not NUL (seen with libbson 1.23), and
+ * commands rely on every nested document being readable. */
+static bool
+deep_valid (const uint8_t *data, uint32_t len, int depth, bool is_array)
+{
+   bson_t b;
+   bson_iter_t it;
+   uint32_t pos = 0;
+
+   if (depth > 180 || !bson_init_static (&b, data, len) || !bson_iter_init (&it, &b)) {
+      return false; /* https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents */
+   }
+   while (bson_iter_next (&it)) {
+      /* array keys must be "0", "1", ...: libbson refuses to copy other
+       * arrays, which would silently drop fields further on */
+      if (is_array) {
+         char want[16];
+         snprintf (want, sizeof want, "%u", pos++);
+         if (strcmp (bson_iter_key (&it), want)) {
+            return false;
+         }
+      }
+      const uint8_t *d = NULL;
+      uint32_t l = 0;
+      if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_iter_document (&it, &l, &d);
+      } else if (BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_iter_array (&it, &l, &d);
+      } else if (BSON_ITER_HOLDS_CODEWSCOPE (&it)) {
+         uint32_t cl;
+         bson_iter_codewscope (&it, &cl, &l, &d);
+      } else {
+         continue;
+      }
+      if (!d || !deep_valid (d, l, depth + 1, BSON_ITER_HOLDS_ARRAY (&it))) {
+         return false;
+      }
+   }
+   return !it.err_off;
+}
+
 /* The command table. Names are matched exactly, with MongoDB's historical
  * lower-case aliases. */
 static const struct {
@@ -298,8 +341,8 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    bool ok = false;
 
    bson_init (reply);
-   if (!cmd || !bson_validate (cmd, BSON_VALIDATE_NONE, NULL)) {
-      dj_err (&error, DJ_InvalidOptions, "command document is not valid BSON");
+   if (!cmd || !bson_validate (cmd, BSON_VALIDATE_NONE, NULL) || !deep_valid (bson_get_data (cmd), cmd->len, 0, false)) {
+      dj_err (&error, 22, "command document is not valid BSON");
       goto fail;
    }
    if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {

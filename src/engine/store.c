@@ -962,7 +962,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
 {
    keyset_t *ks = bson_malloc0 (sizeof (keyset_t) * (size_t) c->nindexes);
    dj_buf_t k;
-   uint64_t rid;
+   uint64_t rid = 0;
    bool ok = false;
 
    dj_buf_init (&k);

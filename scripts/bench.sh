@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Benchmarks (not part of the test command). Writes bench/results/*.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+[ -f build/build.ninja ] || meson setup build -Dbuildtype=release -Dpython=false >/dev/null
+ninja -C build >/dev/null
+mkdir -p bench/results
+./build/bench/engine_vs_sqlite "${N:-100000}" --markdown bench/results/engine_vs_sqlite.md
+./build/bench/engine_vs_sqlite "${N_SYNC:-2000}" --sync --markdown bench/results/engine_vs_sqlite_fsync.md

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing djongo needs, from Debian and PyPI.
+# Idempotent: skips what is already there. Used by scripts/test.sh, run.sh, bench.sh.
+set -euo pipefail
+
+debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libsqlite3-dev)
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+pips=(meson meson-python ninja pytest)
+need=()
+for p in "${pips[@]}"; do
+  python3 -m pip show -q "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+  echo "deps: installing PyPI packages: ${need[*]}"
+  python3 -m pip install -q "${need[@]}"
+fi

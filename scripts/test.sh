@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run). Installs its own dependencies, then:
+#   1. builds the C core with -Werror (release) and runs the C tests;
+#   2. builds it again with ASan+UBSan and runs the same C tests;
+#   3. installs the package with `pip install .` into a fresh virtualenv and
+#      runs the Python tests against the installed artefacts.
+# Ends with one summary line: "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bash scripts/deps.sh || exit 1
+
+total_pass=0 total_fail=0 broken=0
+tally() { # reads a program's output, echoes it, adds its "N passed, N failed" line
+  local out=$1 p f
+  echo "$out"
+  read -r p f < <(echo "$out" | sed -n 's/^[A-Za-z_-]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' | tail -1)
+  if [ -z "${p:-}" ]; then broken=$((broken + 1)); echo "!! no summary line from that program"; return; fi
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+run_c_tests() { # $1: build dir
+  local b=$1
+  tally "$("$b/tests/engine/run_scripts" tests/engine/scripts/*.test 2>&1)"
+  tally "$("$b/tests/engine/test_keyenc" 2>&1)"
+  tally "$("$b/tests/engine/test_durability" 2>&1)"
+  tally "$("$b/tests/engine/test_malformed" 2>&1)"
+}
+
+build() { # $1: dir, rest: meson options
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+  fi
+  ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { cat "$dir.ninja.log"; return 1; }
+}
+
+echo "== release build (-Werror) and C tests"
+if build build -Dbuildtype=release -Dpython=false; then run_c_tests build; else broken=$((broken + 1)); fi
+
+echo "== ASan+UBSan build and C tests"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=false; then
+  run_c_tests build-asan
+else
+  broken=$((broken + 1))
+fi
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+echo "== pip install . and Python tests"
+venv=$(mktemp -d /tmp/djongo-venv-XXXXXX)
+python3 -m venv --system-site-packages "$venv"
+if "$venv/bin/pip" install -q --no-build-isolation "$root" >"$venv.pip.log" 2>&1; then
+  out=$(cd /tmp && PATH="$venv/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1)
+  echo "$out"
+  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
+  if [ -z "${p:-}" ]; then
+    broken=$((broken + 1)); f=$(echo "$out" | tail -1 | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
+    total_fail=$((total_fail + ${f:-0}))
+  else
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0}))
+  fi
+else
+  cat "$venv.pip.log"; broken=$((broken + 1))
+fi
+rm -rf "$venv" "$venv.pip.log"
+
+if ((broken)); then echo "($broken test programs crashed, did not build, or printed no summary)"; total_fail=$((total_fail + broken)); fi
+echo "tests: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
