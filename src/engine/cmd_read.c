@@ -155,7 +155,20 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!check_hint (cmd, c, error)) {
       goto done;
    }
-   if (c) {
+   bool presorted = false;
+   if (c && sort) {
+      /* an index in the sort's order streams sorted documents: skip and
+       * limit then apply during the walk */
+      col.skip = skip;
+      if (!dj_plan_scan_sorted (&ctx, c, m, sort, limit ? skip + limit : 0, collect_fn, &col, &presorted, error) &&
+          presorted) {
+         goto done;
+      }
+      if (!presorted) {
+         col.skip = 0;
+      }
+   }
+   if (c && !presorted) {
       /* without a sort, the scan itself can skip and stop at the limit */
       col.skip = sort ? 0 : skip;
       int64_t max = (!sort && limit) ? skip + limit : 0;
@@ -164,7 +177,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       }
    }
    dj_txn_abort (&ctx);
-   if (sort) {
+   if (sort && !presorted) {
       dj_sort_items (sort, (void **) col.items, col.n, result_doc);
       /* apply skip and limit after sorting */
       size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
@@ -381,5 +394,79 @@ done:
    dj_path_cleanup (&d.path);
    dj_coll_free (c);
    dj_matcher_destroy (m);
+   return ok;
+}
+
+/* explain: {explain: {find|count|delete|update ...}, verbosity} -> the plan
+ * in MongoDB's queryPlanner shape.
+ * https://www.mongodb.com/docs/manual/reference/command/explain/ */
+bool
+dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"verbosity", NULL};
+   bson_iter_t it;
+   bson_t inner, filter, sort_spec, qp, plan;
+   bool has, ok = false;
+   dj_matcher_t *m = NULL;
+   dj_sort_t *sort = NULL;
+   dj_coll_t *c = NULL;
+   dj_ctx_t ctx = {0};
+   const char *name;
+
+   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "explain", &inner, &has, error)) {
+      return false;
+   }
+   if (!bson_iter_init (&it, &inner) || !bson_iter_next (&it)) {
+      return dj_err (error, DJ_FailedToParse, "explain command requires a nested object");
+   }
+   const char *verb = bson_iter_key (&it);
+   if (!dj_cmd_collection (&inner, &name, error) || !dj_ns_valid (db, name, error)) {
+      return false;
+   }
+   bson_init (&filter);
+   bson_init (&sort_spec);
+   if (!strcmp (verb, "find")) {
+      dj_cmd_get_doc (&inner, "filter", &filter, &has, error);
+      dj_cmd_get_doc (&inner, "sort", &sort_spec, &has, error);
+   } else if (!strcmp (verb, "count")) {
+      dj_cmd_get_doc (&inner, "query", &filter, &has, error);
+   } else if (!strcmp (verb, "delete") || !strcmp (verb, "update")) {
+      bson_iter_t s, st;
+      if (bson_iter_init_find (&s, &inner, !strcmp (verb, "delete") ? "deletes" : "updates") && BSON_ITER_HOLDS_ARRAY (&s) &&
+          bson_iter_recurse (&s, &st) && bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st)) {
+         bson_t stmt;
+         const uint8_t *d;
+         uint32_t l;
+         bson_iter_document (&st, &l, &d);
+         bson_init_static (&stmt, d, l);
+         dj_cmd_get_doc (&stmt, "q", &filter, &has, error);
+      }
+   } else {
+      return dj_err (error, DJ_NotImplemented, "explain of '%s' is not supported by the embedded engine", verb);
+   }
+   if (!(m = dj_matcher_new (&filter, error)) ||
+       (!bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) || !dj_txn_begin (e, false, &ctx, error)) {
+      goto done;
+   }
+   c = dj_coll_load (&ctx, db, name, error);
+   if (!c && error->code) {
+      goto done;
+   }
+   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "queryPlanner", &qp);
+   BSON_APPEND_UTF8 (&qp, "namespace", ns);
+   BSON_APPEND_DOCUMENT (&qp, "parsedQuery", &filter);
+   BSON_APPEND_DOCUMENT_BEGIN (&qp, "winningPlan", &plan);
+   dj_plan_explain (c, m, sort, &plan);
+   bson_append_document_end (&qp, &plan);
+   bson_append_document_end (reply, &qp);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   bson_free (ns);
+   ok = true;
+done:
+   dj_txn_abort (&ctx);
+   dj_coll_free (c);
+   dj_matcher_destroy (m);
+   dj_sort_destroy (sort);
    return ok;
 }

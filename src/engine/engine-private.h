@@ -167,6 +167,9 @@ void dj_sort_destroy (dj_sort_t *s);
 void dj_sort_docs (const dj_sort_t *s, bson_t **docs, size_t n);
 /* Sorts arbitrary items by the document get(item) returns (stable). */
 void dj_sort_items (const dj_sort_t *s, void **items, size_t n, const bson_t *(*get) (const void *item));
+/* The spec's keys: dotted field name (owned by s) and direction. */
+int dj_sort_nkeys (const dj_sort_t *s);
+const char *dj_sort_key (const dj_sort_t *s, int i, int *dir);
 /* Compares two documents by the spec (<0: a first). */
 int dj_sort_cmp (const dj_sort_t *s, const bson_t *a, const bson_t *b);
 
@@ -179,6 +182,7 @@ struct dj_index {
    bool *desc;         /* owned array of npaths */
    int npaths;
    bool unique, sparse, multikey, is_id;
+   bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
    dj_matcher_t *partial; /* owned, may be NULL */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
@@ -257,8 +261,16 @@ typedef bool (*dj_scan_fn) (uint64_t rid, const bson_t *doc, int32_t pos, void *
  * "Halloween problem"). `max`: stop after that many matches (0: all). */
 bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
                    bson_error_t *error);
-/* Which plan dj_plan_scan would use: "COLLSCAN" or "IXSCAN <name>". Static string or c's memory. */
-const char *dj_plan_describe (dj_coll_t *c, const dj_matcher_t *m, char *buf, size_t n);
+/* Like dj_plan_scan (reads only), but delivers documents in the order of
+ * sort `s` by walking an index, so a limit stops the walk early. Returns
+ * false with *used = false (and no error) when no index gives exactly the
+ * sort's order; the caller then sorts in memory. */
+bool dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *s, int64_t max, dj_scan_fn fn,
+                          void *fnctx, bool *used, bson_error_t *error);
+/* Appends MongoDB's explain shape of the plan find would use to `plan`:
+ * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
+ * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */
+void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */
@@ -301,6 +313,7 @@ bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, b
 bool dj_cmd_db_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_create_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_drop_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_explain (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_list_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 
 #endif

@@ -330,6 +330,7 @@ static const struct {
    {"dropIndexes", dj_cmd_drop_indexes},
    {"deleteIndexes", dj_cmd_drop_indexes},
    {"listIndexes", dj_cmd_list_indexes},
+   {"explain", dj_cmd_explain},
    {"ping", cmd_ping},
 };
 

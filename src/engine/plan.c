@@ -273,16 +273,6 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
    return best;
 }
 
-const char *
-dj_plan_describe (dj_coll_t *c, const dj_matcher_t *m, char *buf, size_t n)
-{
-   choice_t ch = choose (c, m);
-   if (ch.index < 0) {
-      return "COLLSCAN";
-   }
-   snprintf (buf, n, "IXSCAN %s", c->indexes[ch.index].name);
-   return buf;
-}
 
 static bool
 run_choice (scan_t *s, const choice_t *ch)
@@ -327,6 +317,137 @@ run_choice (scan_t *s, const choice_t *ch)
    dj_buf_cleanup (&lo);
    dj_buf_cleanup (&hi);
    return ok;
+}
+
+/* Walks index ix in key order (dir 1) or reverse key order (dir -1). */
+static bool
+walk_index (scan_t *s, const dj_index_t *ix, int dir)
+{
+   MDB_cursor *cur;
+   dj_buf_t p;
+   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
+
+   if (rc) {
+      return dj_lmdb_error (rc, s->error, "cursor");
+   }
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, dir > 0 ? ix->id : ix->id + 1);
+   MDB_val k = {8, p.data}, v;
+   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+   if (dir < 0) {
+      rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
+   }
+   while (rc == 0 && k.mv_size >= 8 && dj_u64be_read (k.mv_data) == ix->id) {
+      const uint8_t *kd = k.mv_data;
+      uint64_t rid = ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
+      bson_t doc;
+      if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
+         s->failed = true;
+         break;
+      }
+      if (!consider (s, rid, &doc)) {
+         break;
+      }
+      rc = mdb_cursor_get (cur, &k, &v, dir > 0 ? MDB_NEXT : MDB_PREV);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   if (s->failed) {
+      return false;
+   }
+   if (rc && rc != MDB_NOTFOUND) {
+      return dj_lmdb_error (rc, s->error, "index scan");
+   }
+   return true;
+}
+
+static int
+sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir);
+
+static void
+append_ixscan (bson_t *plan, const dj_index_t *ix, int dir)
+{
+   bson_t in;
+   BSON_APPEND_UTF8 (plan, "stage", "FETCH");
+   BSON_APPEND_DOCUMENT_BEGIN (plan, "inputStage", &in);
+   BSON_APPEND_UTF8 (&in, "stage", "IXSCAN");
+   BSON_APPEND_DOCUMENT (&in, "keyPattern", ix->key);
+   BSON_APPEND_UTF8 (&in, "indexName", ix->name);
+   BSON_APPEND_BOOL (&in, "isMultiKey", ix->multikey);
+   BSON_APPEND_BOOL (&in, "isUnique", ix->unique);
+   BSON_APPEND_UTF8 (&in, "direction", dir > 0 ? "forward" : "backward");
+   bson_append_document_end (plan, &in);
+}
+
+void
+dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan)
+{
+   int dir = 1;
+   if (sort && c) {
+      int i = sorted_index (c, m, sort, &dir);
+      if (i >= 0) {
+         append_ixscan (plan, &c->indexes[i], dir);
+         return;
+      }
+   }
+   bson_t inner, *target = plan;
+   if (sort) {
+      BSON_APPEND_UTF8 (plan, "stage", "SORT");
+      BSON_APPEND_DOCUMENT_BEGIN (plan, "inputStage", &inner);
+      target = &inner;
+   }
+   choice_t ch = c ? choose (c, m) : (choice_t){.index = -1};
+   if (ch.index < 0) {
+      BSON_APPEND_UTF8 (target, "stage", c ? "COLLSCAN" : "EOF");
+   } else {
+      append_ixscan (target, &c->indexes[ch.index], 1);
+   }
+   if (sort) {
+      bson_append_document_end (plan, &inner);
+   }
+}
+
+bool
+dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int64_t max, dj_scan_fn fn,
+                     void *fnctx, bool *used, bson_error_t *error)
+{
+   int dir;
+   int i = sorted_index (c, m, sort, &dir);
+   *used = i >= 0;
+   if (i < 0) {
+      return false;
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error};
+   return walk_index (&s, &c->indexes[i], dir);
+}
+
+/* The index whose walk yields sort's order (and the walk direction), or -1. */
+static int
+sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
+{
+   if (dj_sort_nkeys (sort) != 1) {
+      return -1;
+   }
+   const char *field = dj_sort_key (sort, 0, dir);
+   /* an equality on a unique index finds at most one document: no walk needed */
+   choice_t ch = choose (c, m);
+   if (ch.index >= 0 && ch.b.kind == DJ_BOUND_EQ && c->indexes[ch.index].unique) {
+      return -1;
+   }
+   for (int i = 0; i < c->nindexes; i++) {
+      const dj_index_t *ix = &c->indexes[i];
+      /* index order equals sort order only when every document has exactly
+       * one exact key: arrays (multikey), skipped documents (sparse,
+       * partial) and approximate keys (lossy) break that */
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || strcmp (first_field (ix), field)) {
+         continue;
+      }
+      if (ix->desc[0]) {
+         *dir = -*dir;
+      }
+      return i;
+   }
+   return -1;
 }
 
 bool

@@ -12,7 +12,8 @@
 
 typedef struct {
    dj_path_t path;
-   int dir; /* 1 or -1 */
+   char *dotted; /* owned */
+   int dir;      /* 1 or -1 */
 } skey_t;
 
 struct dj_sort {
@@ -28,6 +29,7 @@ dj_sort_destroy (dj_sort_t *s)
    }
    for (int i = 0; i < s->n; i++) {
       dj_path_cleanup (&s->keys[i].path);
+      bson_free (s->keys[i].dotted);
    }
    bson_free (s->keys);
    bson_free (s);
@@ -53,6 +55,7 @@ dj_sort_new (const bson_t *spec, bson_error_t *error)
       }
       s->keys = bson_realloc (s->keys, sizeof (skey_t) * (size_t) (s->n + 1));
       s->keys[s->n].dir = (int) d;
+      s->keys[s->n].dotted = bson_strdup (bson_iter_key (&it));
       if (!dj_path_init (&s->keys[s->n].path, bson_iter_key (&it), bson_iter_key_len (&it), error)) {
          dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
          goto fail;
@@ -114,6 +117,19 @@ sort_key (const skey_t *k, const bson_t *doc)
       p.best.value_type = p.saw_empty ? BSON_TYPE_UNDEFINED : BSON_TYPE_NULL;
    }
    return p.best;
+}
+
+int
+dj_sort_nkeys (const dj_sort_t *s)
+{
+   return s->n;
+}
+
+const char *
+dj_sort_key (const dj_sort_t *s, int i, int *dir)
+{
+   *dir = s->keys[i].dir;
+   return s->keys[i].dotted;
 }
 
 int

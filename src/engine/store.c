@@ -274,6 +274,7 @@ typedef struct {
    dj_buf_t *keys; /* owned array */
    int n;
    bool multikey;
+   bool lossy;
 } keyset_t;
 
 static void
@@ -360,8 +361,11 @@ index_keys (const dj_index_t *ix, const bson_t *doc, keyset_t *ks, bson_error_t 
       dj_buf_t k;
       dj_buf_init (&k);
       for (int i = 0; i < ix->npaths; i++) {
-         dj_key_append (&k, &fv[i].vals[i == multi ? r : 0], ix->desc[i]);
+         const bson_value_t *kv = &fv[i].vals[i == multi ? r : 0];
+         ks->lossy |= kv->value_type == BSON_TYPE_DECIMAL128 || kv->value_type == BSON_TYPE_DOCUMENT;
+         dj_key_append (&k, kv, ix->desc[i]);
       }
+      ks->lossy |= k.len > DJ_KEY_MAX;
       dj_key_finish (&k, 0);
       bool dup = false;
       for (int j = 0; j < ks->n && !dup; j++) {
@@ -621,13 +625,15 @@ coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_err
          const uint8_t *d;
          uint32_t l;
          uint64_t id = 0;
-         bool multikey = false;
+         bool multikey = false, lossy = false;
          bson_iter_recurse (&ii, &fi);
          while (bson_iter_next (&fi)) {
             if (!strcmp (bson_iter_key (&fi), "id")) {
                id = (uint64_t) bson_iter_as_int64 (&fi);
             } else if (!strcmp (bson_iter_key (&fi), "multikey")) {
                multikey = bson_iter_as_bool (&fi);
+            } else if (!strcmp (bson_iter_key (&fi), "lossy")) {
+               lossy = bson_iter_as_bool (&fi);
             } else if (!strcmp (bson_iter_key (&fi), "spec")) {
                bson_iter_document (&fi, &l, &d);
             }
@@ -640,6 +646,7 @@ coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_err
          }
          c->indexes[c->nindexes].id = id;
          c->indexes[c->nindexes].multikey = multikey;
+         c->indexes[c->nindexes].lossy = lossy;
          c->nindexes++;
       }
    }
@@ -663,6 +670,7 @@ dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
       bson_append_document_begin (&arr, key, -1, &one);
       BSON_APPEND_INT64 (&one, "id", (int64_t) c->indexes[i].id);
       BSON_APPEND_BOOL (&one, "multikey", c->indexes[i].multikey);
+      BSON_APPEND_BOOL (&one, "lossy", c->indexes[i].lossy);
       BSON_APPEND_DOCUMENT (&one, "spec", c->indexes[i].spec);
       bson_append_document_end (&arr, &one);
    }
@@ -950,10 +958,16 @@ dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, 
    return true;
 }
 
+/* Records that index i now holds a multikey or a lossy key (never unset:
+ * a flag may be stale-true, never stale-false). */
 static bool
-mark_multikey (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
+note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const keyset_t *ks, bson_error_t *error)
 {
-   c->indexes[i].multikey = true;
+   if ((!ks->multikey || c->indexes[i].multikey) && (!ks->lossy || c->indexes[i].lossy)) {
+      return true;
+   }
+   c->indexes[i].multikey |= ks->multikey;
+   c->indexes[i].lossy |= ks->lossy;
    return dj_coll_save (ctx, c, error);
 }
 
@@ -997,7 +1011,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
       if (!put_keys (ctx, &c->indexes[i], &ks[i], NULL, rid, error)) {
          goto done;
       }
-      if (ks[i].multikey && !c->indexes[i].multikey && !mark_multikey (ctx, c, i, error)) {
+      if (!note_flags (ctx, c, i, &ks[i], error)) {
          goto done;
       }
    }
@@ -1043,7 +1057,7 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
           !put_keys (ctx, &c->indexes[i], &nks[i], &oks[i], rid, error)) {
          goto done;
       }
-      if (nks[i].multikey && !c->indexes[i].multikey && !mark_multikey (ctx, c, i, error)) {
+      if (!note_flags (ctx, c, i, &nks[i], error)) {
          goto done;
       }
    }
@@ -1138,6 +1152,7 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
             ok = put_keys (ctx, nix, &ks, NULL, rid, error);
          }
          nix->multikey |= ks.multikey;
+         nix->lossy |= ks.lossy;
          keyset_cleanup (&ks);
       }
       if (ok) {
