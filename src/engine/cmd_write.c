@@ -365,7 +365,8 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, boo
    if (!bson_iter_init_find (&it, stmt, "u")) {
       return dj_err (error, 40414, "BSON field 'update.updates.u' is missing but a required field");
    }
-   const bson_value_t *uspec = bson_iter_value (&it);
+   bson_value_t uspec_v = *bson_iter_value (&it);
+   const bson_value_t *uspec = &uspec_v;
    if (bson_iter_init_find (&it, stmt, "upsert")) {
       upsert = bson_iter_as_bool (&it);
    }
@@ -687,8 +688,10 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
        !dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error) || !check_stmt_collation (cmd, error)) {
       return false;
    }
+   bson_value_t uspec_v;
    if (bson_iter_init_find (&it, cmd, "update")) {
-      uspec = bson_iter_value (&it);
+      uspec_v = *bson_iter_value (&it);
+      uspec = &uspec_v;
    }
    if (bson_iter_init_find (&it, cmd, "arrayFilters") && BSON_ITER_HOLDS_ARRAY (&it)) {
       const uint8_t *d;

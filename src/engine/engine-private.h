@@ -36,6 +36,7 @@ typedef struct dj_index dj_index_t;
 typedef struct dj_coll dj_coll_t;
 typedef struct dj_cursor dj_cursor_t;
 typedef struct dj_ctx dj_ctx_t;
+typedef struct dj_tz dj_tz_t;
 
 #define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
 #define DJ_TYPE_NUMBER (-2) /* $type: "number" */
@@ -57,6 +58,19 @@ void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
 /* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */
 void dj_value_to_shell (const bson_value_t *v, dj_buf_t *out);
 void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
+
+/* ---- decimal.c: exact Decimal128 arithmetic ------------------------------ */
+/* op is '+', '-', '*' or '/'; operands of any numeric type (doubles enter
+ * with 15 significant digits, as in MongoDB). out: a Decimal128. */
+bool dj_decimal_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
+void dj_decimal_from_value (const bson_value_t *v, bson_value_t *out);
+
+/* ---- tz.c: time zones ---------------------------------------------------- */
+/* "UTC", "+hh[:mm]" or an Olson name; cached for the process (never freed).
+ * NULL with error 40485 for unknown names. */
+const dj_tz_t *dj_tz_get (const char *name, bson_error_t *error);
+int32_t dj_tz_offset (const dj_tz_t *z, int64_t utc_seconds);
+int64_t dj_tz_local_to_utc (const dj_tz_t *z, int64_t local_seconds);
 
 /* ---- keyenc.c ----------------------------------------------------------- */
 /* Appends the order-preserving encoding of v; memcmp order of two encodings
@@ -113,6 +127,53 @@ void dj_node_insert_at (dj_node_t *arr, uint32_t pos, dj_node_t *child);       /
 void dj_node_remove_at (dj_node_t *parent, uint32_t pos);
 void dj_node_replace_at (dj_node_t *parent, uint32_t pos, dj_node_t *child); /* steals child, keeps key */
 
+/* ---- expr.c: the aggregation expression language ---------------------------- */
+/* Evaluation temporaries live in an arena, freed all at once per document. */
+typedef struct dj_arena dj_arena_t;
+dj_arena_t *dj_arena_new (void);
+void *dj_arena_alloc (dj_arena_t *a, size_t n);
+void dj_arena_reset (dj_arena_t *a);
+void dj_arena_destroy (dj_arena_t *a);
+/* Copies b's bytes into the arena; out views them (is_array picks the type). */
+void dj_arena_value (dj_arena_t *a, const bson_t *b, bool is_array, bson_value_t *out);
+
+typedef struct dj_expr dj_expr_t;
+/* Names visible while parsing (for "Use of undefined variable" errors). */
+typedef struct dj_vscope {
+   const char *name;
+   const struct dj_vscope *up;
+} dj_vscope_t;
+#define DJ_MAX_VARS 64
+typedef struct {
+   dj_arena_t *arena;   /* borrowed */
+   bson_value_t root;   /* $$ROOT */
+   bson_value_t current; /* $$CURRENT */
+   struct {
+      const char *name;
+      bson_value_t value;
+   } vars[DJ_MAX_VARS];
+   int nvars;
+   int64_t now_ms; /* $$NOW */
+   bson_error_t *error;
+} dj_eval_t;
+
+/* Parses an expression (any BSON value: literal, "$path", "$$var", {$op: ...},
+ * object or array of expressions). Every parse-time error is raised here. */
+dj_expr_t *dj_expr_parse (const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+/* Object literal {a: expr, ...} parsed as one expression. */
+dj_expr_t *dj_expr_parse_object (const bson_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+void dj_expr_destroy (dj_expr_t *e);
+bool dj_expr_is_const (const dj_expr_t *e, bson_value_t *out);
+/* Evaluates e. out: EOD for "missing"; memory borrowed from the documents
+ * or the arena (valid until dj_arena_reset). false with ev->error set. */
+bool dj_expr_eval (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out);
+void dj_eval_init (dj_eval_t *ev, dj_arena_t *arena, const bson_t *doc, int64_t now_ms, bson_error_t *error);
+/* $cond/$filter truthiness: false, null, missing, undefined and 0 are false. */
+bool dj_value_truthy (const bson_value_t *v);
+/* Expression comparison: like dj_value_cmp, but missing sorts below null. */
+int dj_expr_cmp (const bson_value_t *a, const bson_value_t *b);
+int64_t dj_now_ms (void);
+
 /* ---- match.c ------------------------------------------------------------ */
 /* Compiles a filter; every error MongoDB raises at parse time is raised here,
  * before any document is read. */
@@ -124,6 +185,12 @@ void dj_matcher_destroy (dj_matcher_t *m);
 /* `pos`, if not NULL, receives the array position the positional `$`
  * operator refers to (-1 if none). */
 bool dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos);
+/* Parses a filter whose $expr may use the variables in `scope`. */
+dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error);
+/* With the variables' values for $expr, and runtime errors: returns false
+ * with error->code set when an $expr failed (error may be NULL). */
+bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars,
+                          bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
 
@@ -261,6 +328,9 @@ typedef bool (*dj_scan_fn) (uint64_t rid, const bson_t *doc, int32_t pos, void *
  * "Halloween problem"). `max`: stop after that many matches (0: all). */
 bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
                    bson_error_t *error);
+/* The same, with variables for the filter's $expr. */
+bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                        dj_scan_fn fn, void *fnctx, bson_error_t *error);
 /* Like dj_plan_scan (reads only), but delivers documents in the order of
  * sort `s` by walking an index, so a limit stops the walk early. Returns
  * false with *used = false (and no error) when no index gives exactly the
@@ -271,6 +341,37 @@ bool dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, co
  * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
  * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */
 void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan);
+
+/* ---- pipeline.c: aggregation pipelines ----------------------------------- */
+typedef struct dj_pipeline dj_pipeline_t;
+/* A list of heap documents; the list owns them. */
+typedef struct {
+   bson_t **v;
+   size_t n, cap;
+} dj_docs_t;
+void dj_docs_push (dj_docs_t *d, bson_t *doc); /* steals doc */
+void dj_docs_clear (dj_docs_t *d);
+/* Parses the stages (an array document). `scope`: variables visible to $expr
+ * (a $lookup's let). Every parse error is raised here. */
+dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
+void dj_pipeline_destroy (dj_pipeline_t *p);
+bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
+bool dj_pipeline_needs_collection (const dj_pipeline_t *p); /* false when it starts with $documents */
+/* Runs p over collection db.coll (coll NULL: a collection-less pipeline) in
+ * the transaction ctx. vars: let variables (may be NULL). out: the results. */
+typedef struct {
+   dj_engine_t *engine;
+   dj_ctx_t *ctx;
+   const char *db;
+   const dj_eval_t *vars;
+   int64_t now_ms;
+   bool allow_disk;
+   bool bypass_validation;
+} dj_prun_t;
+bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
+/* Runs p over the given input documents (consumed). */
+bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */

@@ -331,6 +331,7 @@ static const struct {
    {"deleteIndexes", dj_cmd_drop_indexes},
    {"listIndexes", dj_cmd_list_indexes},
    {"explain", dj_cmd_explain},
+   {"aggregate", dj_cmd_aggregate},
    {"ping", cmd_ping},
 };
 

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD } nkind_t;
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR } nkind_t;
 
 typedef enum {
    OP_EQ,
@@ -63,6 +63,7 @@ struct mnode {
    int ntypes;
    int64_t num1, num2; /* $size: num1; $mod: divisor, remainder */
    mnode_t *sub;       /* $elemMatch */
+   dj_expr_t *expr;    /* N_EXPR: owned */
 };
 
 struct dj_matcher {
@@ -95,6 +96,7 @@ node_free (mnode_t *n)
       pcre2_code_free (n->re);
    }
    node_free (n->sub);
+   dj_expr_destroy (n->expr);
    bson_free (n);
 }
 
@@ -190,8 +192,14 @@ regex_match (const pcre2_code *re, const bson_value_t *v)
 
 /* ---- parsing ------------------------------------------------------------ */
 
-static mnode_t *parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error);
-static bool parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, bson_error_t *error);
+/* What parsing knows: the variables in scope for $expr ($lookup's let). */
+typedef struct {
+   const dj_vscope_t *scope;
+} pctx_t;
+
+static mnode_t *parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error);
+static bool parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, const pctx_t *pc,
+                       bson_error_t *error);
 
 static bool
 is_operator_doc (const bson_value_t *v)
@@ -307,7 +315,7 @@ elem_is_doc_form (const bson_value_t *v)
 /* Parses one {$op: arg} entry for `path` into a node appended to and_node. */
 static bool
 parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, const bson_value_t *arg,
-              const bson_value_t *opdoc, bson_error_t *error)
+              const bson_value_t *opdoc, const pctx_t *pc, bson_error_t *error)
 {
    mnode_t *n = NULL;
 
@@ -482,7 +490,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
             if (strcmp (bson_iter_key (&first), "$elemMatch") != 0) {
                return dj_err (error, DJ_BadValue, "no $ expressions in $all");
             }
-            if (!parse_ops (and_node, path, plen, e, error)) {
+            if (!parse_ops (and_node, path, plen, e, pc, error)) {
                return false;
             }
             continue;
@@ -510,11 +518,11 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
       }
       if (elem_is_doc_form (arg)) {
          n = field_node (path, plen, OP_ELEM_DOC);
-         n->sub = parse_doc (arg->value.v_doc.data, arg->value.v_doc.data_len, false, error);
+         n->sub = parse_doc (arg->value.v_doc.data, arg->value.v_doc.data_len, false, pc, error);
       } else {
          n = field_node (path, plen, OP_ELEM_VAL);
          n->sub = node_new (N_AND);
-         if (!parse_ops (n->sub, "", 0, arg, error)) {
+         if (!parse_ops (n->sub, "", 0, arg, pc, error)) {
             node_free (n);
             return false;
          }
@@ -545,7 +553,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
             node_free (inner);
             return dj_err (error, DJ_BadValue, "unknown operator: %s", "$not");
          }
-         if (!parse_ops (inner, path, plen, arg, error)) {
+         if (!parse_ops (inner, path, plen, arg, pc, error)) {
             node_free (inner);
             return false;
          }
@@ -567,7 +575,8 @@ done:
 }
 
 static bool
-parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, bson_error_t *error)
+parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, const pctx_t *pc,
+           bson_error_t *error)
 {
    bson_iter_t it;
 
@@ -577,7 +586,7 @@ parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t 
       if (op[0] != '$') {
          return dj_err (error, DJ_BadValue, "unknown operator: %s", op);
       }
-      if (!parse_one_op (and_node, path, plen, op, bson_iter_value (&it), opdoc, error)) {
+      if (!parse_one_op (and_node, path, plen, op, bson_iter_value (&it), opdoc, pc, error)) {
          return false;
       }
    }
@@ -585,7 +594,7 @@ parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t 
 }
 
 static bool
-parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, bson_error_t *error)
+parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bson_error_t *error)
 {
    bson_iter_t it;
    nkind_t kind = !strcmp (op, "$and") ? N_AND : !strcmp (op, "$or") ? N_OR : N_NOR;
@@ -601,7 +610,7 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, bson_
          return dj_err (error, DJ_BadValue, "$or/$and/$nor entries need to be full objects");
       }
       const bson_value_t *e = bson_iter_value (&it);
-      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, false, error);
+      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, false, pc, error);
       if (!k) {
          node_free (n);
          return false;
@@ -627,7 +636,7 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, bson_
 }
 
 static mnode_t *
-parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error)
+parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error)
 {
    bson_iter_t it;
    mnode_t *and_node = node_new (N_AND);
@@ -645,18 +654,25 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error)
 
       if (key[0] == '$') {
          if (!strcmp (key, "$and") || !strcmp (key, "$or") || !strcmp (key, "$nor")) {
-            ok = parse_logical (and_node, key, v, error);
+            ok = parse_logical (and_node, key, v, pc, error);
          } else if (!strcmp (key, "$comment")) {
             ok = true;
          } else if (!strcmp (key, "$expr")) {
-            ok = dj_err (error, DJ_NotImplemented,
-                         "$expr is not supported by the embedded engine until the aggregation expression evaluator lands");
+            /* https://www.mongodb.com/docs/manual/reference/operator/query/expr/ */
+            mnode_t *n = node_new (N_EXPR);
+            n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
+            if (!n->expr) {
+               node_free (n);
+               ok = false;
+            } else {
+               node_add (and_node, n);
+            }
          } else {
             ok = dj_err (error, DJ_BadValue, "unknown top level operator: %s. If you are trying to use a field name "
                                              "that begins with '$', please use $getField.", key);
          }
       } else if (is_operator_doc (v)) {
-         ok = parse_ops (and_node, key, bson_iter_key_len (&it), v, error);
+         ok = parse_ops (and_node, key, bson_iter_key_len (&it), v, pc, error);
       } else if (v->value_type == BSON_TYPE_REGEX) {
          mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_REGEX);
          n->re = compile_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
@@ -684,7 +700,14 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, bson_error_t *error)
 dj_matcher_t *
 dj_matcher_new (const bson_t *filter, bson_error_t *error)
 {
-   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, error);
+   return dj_matcher_new_scoped (filter, NULL, error);
+}
+
+dj_matcher_t *
+dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
+{
+   pctx_t pc = {.scope = scope};
+   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
    if (!root) {
       return NULL;
    }
@@ -700,7 +723,7 @@ dj_matcher_new_value (const bson_t *ops, bson_error_t *error)
    mnode_t *root = node_new (N_AND);
 
    dj_value_from_doc (ops, false, &v);
-   if (!parse_ops (root, "", 0, &v, error)) {
+   if (!parse_ops (root, "", 0, &v, NULL, error)) {
       node_free (root);
       return NULL;
    }
@@ -726,7 +749,15 @@ dj_matcher_is_empty (const dj_matcher_t *m)
 
 /* ---- evaluation --------------------------------------------------------- */
 
-static bool eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos);
+/* $expr needs the variables in force ($lookup's let) and a place to report
+ * runtime errors ($divide by zero ...). */
+typedef struct {
+   const dj_eval_t *vars;
+   bson_error_t *error;
+   bool failed;
+} xctx_t;
+
+static bool eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc);
 
 static bool
 type_matches (const mnode_t *n, bson_type_t t)
@@ -849,7 +880,7 @@ leaf_at (const mnode_t *n, const bson_value_t *v, int32_t *pos)
       bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
       while (bson_iter_next (&it)) {
          const bson_value_t *e = bson_iter_value (&it);
-         if ((n->op == OP_ELEM_VAL || e->value_type == BSON_TYPE_DOCUMENT) && eval (n->sub, e, NULL)) {
+         if ((n->op == OP_ELEM_VAL || e->value_type == BSON_TYPE_DOCUMENT) && eval (n->sub, e, NULL, NULL)) {
             if (pos && *pos < 0) {
                *pos = k;
             }
@@ -951,31 +982,56 @@ walk (const mnode_t *n, const bson_value_t *v, int i, int32_t *pos)
 }
 
 static bool
-eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos)
+eval_expr (const mnode_t *n, const bson_value_t *doc, xctx_t *xc)
+{
+   bson_error_t local = {0};
+   dj_arena_t *arena = dj_arena_new ();
+   dj_eval_t ev;
+   bson_t d;
+   bson_value_t r;
+
+   bson_init_static (&d, doc->value.v_doc.data, doc->value.v_doc.data_len);
+   dj_eval_init (&ev, arena, &d, xc && xc->vars ? xc->vars->now_ms : dj_now_ms (), xc && xc->error ? xc->error : &local);
+   if (xc && xc->vars) {
+      memcpy (ev.vars, xc->vars->vars, sizeof (ev.vars[0]) * (size_t) xc->vars->nvars);
+      ev.nvars = xc->vars->nvars;
+   }
+   bool ok = dj_expr_eval (n->expr, &ev, &r);
+   bool truth = ok && dj_value_truthy (&r);
+   dj_arena_destroy (arena);
+   if (!ok && xc) {
+      xc->failed = true;
+   }
+   return truth;
+}
+
+static bool
+eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
 {
    switch (n->kind) {
    case N_AND:
       for (int i = 0; i < n->nkids; i++) {
-         if (!eval (n->kids[i], doc, pos)) {
+         if (!eval (n->kids[i], doc, pos, xc)) {
             return false;
          }
       }
       return true;
    case N_OR:
       for (int i = 0; i < n->nkids; i++) {
-         if (eval (n->kids[i], doc, pos)) {
+         if (eval (n->kids[i], doc, pos, xc)) {
             return true;
          }
       }
       return false;
    case N_NOR:
       for (int i = 0; i < n->nkids; i++) {
-         if (eval (n->kids[i], doc, NULL)) {
+         if (eval (n->kids[i], doc, NULL, xc)) {
             return false;
          }
       }
       return true;
-   case N_NOT: return !eval (n->kids[0], doc, NULL);
+   case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
+   case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */
@@ -988,19 +1044,27 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos)
 bool
 dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos)
 {
+   return dj_matcher_match_ex (m, doc, pos, NULL, NULL);
+}
+
+bool
+dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars, bson_error_t *error)
+{
    bson_value_t v;
+   xctx_t xc = {.vars = vars, .error = error};
 
    if (pos) {
       *pos = -1;
    }
    dj_value_from_doc (doc, false, &v);
-   return eval (m->root, &v, pos);
+   bool r = eval (m->root, &v, pos, &xc);
+   return r && !xc.failed;
 }
 
 bool
 dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v)
 {
-   return eval (m->root, v, NULL);
+   return eval (m->root, v, NULL, NULL);
 }
 
 /* ---- planner support ---------------------------------------------------- */

@@ -72,6 +72,7 @@ typedef struct {
    size_t nrids;
    bson_error_t *error;
    bool failed;
+   const dj_eval_t *vars; /* $expr variables, may be NULL */
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -83,7 +84,13 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
    if (s->dedupe && !ridset_add (&s->seen, rid)) {
       return true;
    }
-   if (!dj_matcher_match (s->m, doc, &pos)) {
+   bson_error_t xe = {0};
+   if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
+      if (xe.code) { /* an $expr failed: the query fails */
+         *s->error = xe;
+         s->failed = true;
+         return false;
+      }
       return true;
    }
    s->found++;
@@ -130,6 +137,9 @@ scan_collection (scan_t *s)
    }
    mdb_cursor_close (cur);
    dj_buf_cleanup (&p);
+   if (s->failed) {
+      return false;
+   }
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, s->error, "collection scan");
    }
@@ -454,7 +464,14 @@ bool
 dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
               bson_error_t *error)
 {
-   scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error};
+   return dj_plan_scan_vars (ctx, c, m, NULL, writes, max, fn, fnctx, error);
+}
+
+bool
+dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                   dj_scan_fn fn, void *fnctx, bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
 

@@ -607,35 +607,17 @@ current_ms (void)
    return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* Integer arithmetic with MongoDB's promotion rules (SafeNum): int32
+/* Arithmetic with MongoDB's promotion rules for updates (SafeNum): int32
  * overflows into int64; int64 overflow is an error; any double makes a
- * double. Decimal128 operands are computed in long double and rounded to 34
- * digits (documented limit until the decimal arithmetic of the aggregation
- * issue lands). Returns false on int64 overflow. */
+ * double; any Decimal128 makes an exact Decimal128. Returns false on int64
+ * overflow. */
 static bool
 arith (bool mul, const bson_value_t *a, const bson_value_t *b, bson_value_t *out)
 {
    bson_type_t ta = a->value_type, tb = b->value_type;
 
    if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
-      char sa[BSON_DECIMAL128_STRING], sb[BSON_DECIMAL128_STRING], r[64];
-      long double x, y;
-      if (ta == BSON_TYPE_DECIMAL128) {
-         bson_decimal128_to_string (&a->value.v_decimal128, sa);
-         x = strtold (sa, NULL);
-      } else {
-         x = ta == BSON_TYPE_DOUBLE ? a->value.v_double : (long double) (ta == BSON_TYPE_INT32 ? a->value.v_int32 : a->value.v_int64);
-      }
-      if (tb == BSON_TYPE_DECIMAL128) {
-         bson_decimal128_to_string (&b->value.v_decimal128, sb);
-         y = strtold (sb, NULL);
-      } else {
-         y = tb == BSON_TYPE_DOUBLE ? b->value.v_double : (long double) (tb == BSON_TYPE_INT32 ? b->value.v_int32 : b->value.v_int64);
-      }
-      snprintf (r, sizeof r, "%.19Lg", mul ? x * y : x + y);
-      out->value_type = BSON_TYPE_DECIMAL128;
-      bson_decimal128_from_string (r, &out->value.v_decimal128);
-      return true;
+      return dj_decimal_arith (mul ? '*' : '+', a, b, out);
    }
    if (ta == BSON_TYPE_DOUBLE || tb == BSON_TYPE_DOUBLE) {
       double x = dj_value_as_double (a), y = dj_value_as_double (b);
