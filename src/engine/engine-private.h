@@ -356,6 +356,9 @@ void dj_docs_clear (dj_docs_t *d);
 dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
 void dj_pipeline_destroy (dj_pipeline_t *p);
 bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
+/* Only the stages an update pipeline may use ($addFields, $set, $project,
+ * $unset, $replaceRoot, $replaceWith)? Names the first offender otherwise. */
+bool dj_pipeline_check_update (const dj_pipeline_t *p, bson_error_t *error);
 bool dj_pipeline_needs_collection (const dj_pipeline_t *p); /* false when it starts with $documents */
 /* Runs p over collection db.coll (coll NULL: a collection-less pipeline) in
  * the transaction ctx. vars: let variables (may be NULL). out: the results. */

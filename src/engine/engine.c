@@ -274,6 +274,19 @@ deep_valid (const uint8_t *data, uint32_t len, int depth, bool is_array)
       return false; /* https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents */
    }
    while (bson_iter_next (&it)) {
+      /* keys and string values must be UTF-8; libbson 1.23's bson_validate
+       * does not check string values itself */
+      if (!bson_utf8_validate (bson_iter_key (&it), bson_iter_key_len (&it), false)) {
+         return false;
+      }
+      if (BSON_ITER_HOLDS_UTF8 (&it) || BSON_ITER_HOLDS_SYMBOL (&it) || BSON_ITER_HOLDS_CODE (&it)) {
+         uint32_t sl;
+         const char *sv = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, &sl)
+                          : BSON_ITER_HOLDS_SYMBOL (&it) ? bson_iter_symbol (&it, &sl) : bson_iter_code (&it, &sl);
+         if (!bson_utf8_validate (sv, sl, true)) {
+            return false;
+         }
+      }
       /* array keys must be "0", "1", ...: libbson refuses to copy other
        * arrays, which would silently drop fields further on */
       if (is_array) {
@@ -343,7 +356,11 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    bool ok = false;
 
    bson_init (reply);
-   if (!cmd || !bson_validate (cmd, BSON_VALIDATE_NONE, NULL) || !deep_valid (bson_get_data (cmd), cmd->len, 0, false)) {
+   /* strings and field names must be UTF-8 (embedded NULs are allowed in
+    * string values, as BSON allows): bad bytes would otherwise travel into
+    * replies and stored documents */
+   if (!cmd || !bson_validate (cmd, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, NULL) ||
+       !deep_valid (bson_get_data (cmd), cmd->len, 0, false)) {
       dj_err (&error, 22, "command document is not valid BSON");
       goto fail;
    }

@@ -93,7 +93,9 @@ static void
 arena_str (dj_arena_t *a, const char *s, size_t n, bson_value_t *out)
 {
    char *p = dj_arena_alloc (a, n + 1);
-   memcpy (p, s, n);
+   if (n) {
+      memcpy (p, s, n); /* s may be NULL when n is 0 (an empty buffer) */
+   }
    p[n] = '\0';
    out->value_type = BSON_TYPE_UTF8;
    out->value.v_utf8.str = p;
@@ -1507,7 +1509,7 @@ eval_date_part (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
    bson_value_t v;
    const dj_tz_t *tz = NULL;
    bool tz_null = false;
-   int64_t ms;
+   int64_t ms = 0;
    parts_t p;
 
    if (!eval (e->args[0], ev, &v) || !get_tz (e->nargs > 1 ? e->args[1] : NULL, ev, &tz, &tz_null)) {
@@ -2172,8 +2174,8 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
 {
    bson_value_t a, b, c, d;
    vlist_t l;
-   const char *s;
-   uint32_t sn;
+   const char *s = NULL;
+   uint32_t sn = 0;
    int id = e->op->id;
 
    switch (id) {

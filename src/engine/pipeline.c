@@ -212,6 +212,19 @@ dj_pipeline_writes (const dj_pipeline_t *p)
 }
 
 bool
+dj_pipeline_check_update (const dj_pipeline_t *p, bson_error_t *error)
+{
+   /* https://www.mongodb.com/docs/manual/tutorial/update-documents-with-aggregation-pipeline/ */
+   for (int i = 0; i < p->n; i++) {
+      skind_t k = p->stages[i].kind;
+      if (k != S_ADDFIELDS && k != S_PROJECT && k != S_REPLACEROOT) {
+         return dj_err (error, DJ_InvalidOptions, "Invalid update pipeline: stage %d is not one of $addFields, $set, $project, $unset, $replaceRoot or $replaceWith", i);
+      }
+   }
+   return true;
+}
+
+bool
 dj_pipeline_needs_collection (const dj_pipeline_t *p)
 {
    return !(p->n && p->stages[0].kind == S_DOCUMENTS);
@@ -523,6 +536,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (!strcmp (k, "_id")) {
+            if (have_id) {
+               return dj_err (error, 15948, "a group's _id may only be specified once");
+            }
             have_id = true;
             s->expr = dj_expr_parse (bson_iter_value (&it), scope, error);
             if (!s->expr) {
@@ -594,6 +610,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             if (!strcmp (k, "path") && BSON_ITER_HOLDS_UTF8 (&it)) {
                path = bson_iter_utf8 (&it, NULL);
             } else if (!strcmp (k, "includeArrayIndex") && BSON_ITER_HOLDS_UTF8 (&it)) {
+               bson_free (s->str2);
                s->str2 = bson_strdup (bson_iter_utf8 (&it, NULL));
                if (s->str2[0] == '$' || !s->str2[0]) {
                   return dj_err (error, 28822, "includeArrayIndex option to $unwind stage should not be prefixed with a '$': %s", s->str2);
@@ -727,8 +744,11 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
       while (bson_iter_next (&it)) {
          if (!strcmp (bson_iter_key (&it), "coll") && BSON_ITER_HOLDS_UTF8 (&it)) {
+            bson_free (s->str2);
             s->str2 = bson_strdup (bson_iter_utf8 (&it, NULL));
          } else if (!strcmp (bson_iter_key (&it), "pipeline")) {
+            dj_pipeline_destroy (s->sub);
+            s->sub = NULL;
             if (!sub_pipeline (bson_iter_value (&it), scope, &s->sub, "$unionWith", error)) {
                return false;
             }
@@ -771,6 +791,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (!strcmp (k, "groupBy")) {
+            dj_expr_destroy (s->expr);
             s->expr = dj_expr_parse (bson_iter_value (&it), scope, error);
             if (!s->expr) {
                return false;
@@ -782,8 +803,14 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             const uint8_t *d;
             uint32_t l;
             bson_iter_array (&it, &l, &d);
+            if (s->boundaries) {
+               bson_destroy (s->boundaries);
+            }
             s->boundaries = bson_new_from_data (d, l);
          } else if (!strcmp (k, "default")) {
+            if (s->has_default) {
+               bson_value_destroy (&s->dflt);
+            }
             bson_value_copy (bson_iter_value (&it), &s->dflt);
             s->has_default = true;
          } else if (!strcmp (k, "output")) {
@@ -841,6 +868,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (!strcmp (k, "partitionBy")) {
+            dj_expr_destroy (s->partition);
             s->partition = dj_expr_parse (bson_iter_value (&it), scope, error);
             if (!s->partition) {
                return false;
@@ -853,6 +881,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_document (&it, &l, &d);
             bson_init_static (&doc, d, l);
+            dj_sort_destroy (s->sort);
             s->sort = dj_sort_new (&doc, error);
             if (!s->sort) {
                return false;
@@ -897,6 +926,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                         }
                      }
                      continue;
+                  }
+                  if (w->rank || w->expr) {
+                     return dj_err (error, DJ_FailedToParse, "Expected exactly one window function in output field '%s'", w->name);
                   }
                   if (!strcmp (fk, "$rank") || !strcmp (fk, "$denseRank") || !strcmp (fk, "$documentNumber")) {
                      w->rank = fk[1] == 'r' ? 1 : fk[1] == 'd' && fk[2] == 'e' ? 2 : 3;
@@ -1014,6 +1046,8 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          } else if (!strcmp (k, "whenMatched")) {
             if (BSON_ITER_HOLDS_ARRAY (&it)) {
                s->when_matched = 4;
+               dj_pipeline_destroy (s->merge_pipeline);
+               s->merge_pipeline = NULL;
                if (!sub_pipeline (bson_iter_value (&it), scope, &s->merge_pipeline, "$merge", error)) {
                   return false;
                }
@@ -1237,12 +1271,20 @@ apply_shape (rctx_t *r, dj_eval_t *ev, const shape_t *shape, const bson_value_t 
             }
          }
          break; /* $project: computed fields come after the kept ones */
-      case SH_SUB:
+      case SH_SUB: {
+         /* a sub-projection with computed fields over a scalar builds a new
+          * document (pass 2 below); over documents and arrays it recurses */
+         bson_type_t vt = bson_iter_type (&it);
+         bool container = vt == BSON_TYPE_DOCUMENT || vt == BSON_TYPE_ARRAY;
+         if (!container && shape_has_computed (n) && (inclusion || addfields)) {
+            break;
+         }
          if (addfields || !shape_has_computed (n) || inclusion) {
             done[ki] = true;
             ok = shape_value (r, ev, n, bson_iter_value (&it), inclusion, addfields, depth, key, out);
          }
          break;
+      }
       }
    }
    /* computed fields that were not in the document, in specification order */
@@ -2032,7 +2074,7 @@ wrow_cmp (const void *a, const void *b)
 {
    const wrow_t *x = a, *y = b;
    size_t n = x->pkey.len < y->pkey.len ? x->pkey.len : y->pkey.len;
-   int c = memcmp (x->pkey.data, y->pkey.data, n);
+   int c = n ? memcmp (x->pkey.data, y->pkey.data, n) : 0; /* no partitionBy: empty keys */
    if (c) {
       return c;
    }
@@ -2076,7 +2118,7 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t start = 0; start < n && ok;) {
       size_t end = start + 1;
       while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len)) {
+             (rows[start].pkey.len == 0 || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
          end++;
       }
       size_t pn = end - start;
@@ -2479,7 +2521,9 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       for (size_t i = 0; i < k; i++) {
          bson_destroy (docs->v[i]);
       }
-      memmove (docs->v, docs->v + k, sizeof (bson_t *) * (docs->n - k));
+      if (docs->n > k) {
+         memmove (docs->v, docs->v + k, sizeof (bson_t *) * (docs->n - k));
+      }
       docs->n -= k;
       return true;
    }

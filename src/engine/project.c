@@ -24,6 +24,7 @@ struct pnode {
 };
 
 struct dj_projection {
+   dj_pipeline_t *pipeline; /* owned: projections with expressions run as $project */
    pnode_t *root;
    bool inclusion;
    bool id_excluded;
@@ -49,6 +50,7 @@ dj_projection_destroy (dj_projection_t *p)
 {
    if (p) {
       pnode_free (p->root);
+      dj_pipeline_destroy (p->pipeline);
       bson_free (p);
    }
 }
@@ -110,9 +112,50 @@ truthy (const bson_value_t *v, bool *out)
    return false;
 }
 
+/* Since MongoDB 4.4 find projections take aggregation expressions
+ * ({total: {$add: ["$a", "$b"]}}, {name: "$user.name"}): such projections
+ * are $project stages. https://www.mongodb.com/docs/manual/reference/method/db.collection.find/#std-label-find-projection */
+static bool
+has_expressions (const bson_t *spec)
+{
+   bson_iter_t it;
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const bson_value_t *v = bson_iter_value (&it);
+      if (v->value_type == BSON_TYPE_BOOL || dj_value_is_number (v)) {
+         continue;
+      }
+      if (v->value_type == BSON_TYPE_DOCUMENT) {
+         bson_iter_t oi;
+         bson_iter_init_from_data (&oi, v->value.v_doc.data, v->value.v_doc.data_len);
+         if (bson_iter_next (&oi) &&
+             (!strcmp (bson_iter_key (&oi), "$slice") || !strcmp (bson_iter_key (&oi), "$elemMatch"))) {
+            continue;
+         }
+      }
+      return true;
+   }
+   return false;
+}
+
 dj_projection_t *
 dj_projection_new (const bson_t *spec, bson_error_t *error)
 {
+   if (has_expressions (spec)) {
+      bson_t stages = BSON_INITIALIZER, st;
+      BSON_APPEND_DOCUMENT_BEGIN (&stages, "0", &st);
+      BSON_APPEND_DOCUMENT (&st, "$project", spec);
+      bson_append_document_end (&stages, &st);
+      dj_projection_t *p = bson_malloc0 (sizeof *p);
+      p->pipeline = dj_pipeline_new (&stages, NULL, error);
+      bson_destroy (&stages);
+      if (!p->pipeline) {
+         bson_free (p);
+         return NULL;
+      }
+      return p;
+   }
+
    bson_iter_t it;
    dj_projection_t *p = bson_malloc0 (sizeof *p);
    int mode = 0; /* 1 inclusion, -1 exclusion */
@@ -426,6 +469,19 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
 {
    bson_value_t dv;
    papply_t st = {.pos = pos};
+
+   if (p->pipeline) {
+      dj_docs_t docs = {0};
+      dj_prun_t run = {.now_ms = dj_now_ms ()};
+      dj_docs_push (&docs, bson_copy (doc));
+      if (!dj_pipeline_run_docs (p->pipeline, &run, &docs, error)) {
+         return false;
+      }
+      bson_init (out);
+      bson_concat (out, docs.v[0]);
+      dj_docs_clear (&docs);
+      return true;
+   }
 
    dj_value_from_doc (doc, false, &dv);
    bson_init (out);

@@ -55,11 +55,11 @@ dj_sort_new (const bson_t *spec, bson_error_t *error)
       }
       s->keys = bson_realloc (s->keys, sizeof (skey_t) * (size_t) (s->n + 1));
       s->keys[s->n].dir = (int) d;
-      s->keys[s->n].dotted = bson_strdup (bson_iter_key (&it));
       if (!dj_path_init (&s->keys[s->n].path, bson_iter_key (&it), bson_iter_key_len (&it), error)) {
          dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
          goto fail;
       }
+      s->keys[s->n].dotted = bson_strdup (bson_iter_key (&it));
       s->n++;
    }
    return s;

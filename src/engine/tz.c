@@ -136,7 +136,7 @@ const dj_tz_t *
 dj_tz_get (const char *name, bson_error_t *error)
 {
    dj_tz_t *z;
-   int32_t off;
+   int32_t off = 0;
 
    pthread_mutex_lock (&g_tz_mu);
    for (z = g_tzs; z; z = z->next) {

@@ -75,6 +75,7 @@ typedef struct {
 } afilter_t;
 
 struct dj_update {
+   dj_pipeline_t *pipeline; /* owned: pipeline-style update */
    bool replacement;
    bson_t *repl; /* owned */
    uitem_t *items; /* owned array */
@@ -110,6 +111,7 @@ dj_update_destroy (dj_update_t *u)
    if (u->repl) {
       bson_destroy (u->repl);
    }
+   dj_pipeline_destroy (u->pipeline);
    for (int i = 0; i < u->n; i++) {
       item_cleanup (&u->items[i]);
    }
@@ -490,9 +492,18 @@ dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error
    bson_iter_t it, fi;
 
    if (spec->value_type == BSON_TYPE_ARRAY) {
-      dj_err (error, DJ_NotImplemented,
-              "pipeline-style updates are not supported by the embedded engine until the aggregation pipeline lands");
-      goto fail;
+      /* https://www.mongodb.com/docs/manual/reference/method/db.collection.updateMany/#update-with-aggregation-pipeline */
+      bson_t stages;
+      bson_init_static (&stages, spec->value.v_doc.data, spec->value.v_doc.data_len);
+      if (array_filters && !bson_empty (array_filters)) {
+         dj_err (error, DJ_FailedToParse, "arrayFilters may not be specified for pipeline-style updates");
+         goto fail;
+      }
+      u->pipeline = dj_pipeline_new (&stages, NULL, error);
+      if (!u->pipeline || !dj_pipeline_check_update (u->pipeline, error)) {
+         goto fail;
+      }
+      return u;
    }
    if (spec->value_type != BSON_TYPE_DOCUMENT) {
       dj_err (error, DJ_FailedToParse, "Update argument must be either an object or an array");
@@ -1048,6 +1059,43 @@ dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inse
 
    if (have_id) {
       old_id = *bson_iter_value (&it);
+   }
+   if (u->pipeline) {
+      dj_docs_t docs = {0};
+      dj_prun_t run = {.now_ms = dj_now_ms ()};
+      dj_docs_push (&docs, bson_copy (doc));
+      if (!dj_pipeline_run_docs (u->pipeline, &run, &docs, error)) {
+         return false;
+      }
+      bson_t *res = docs.n == 1 ? docs.v[0] : NULL;
+      bson_iter_t ni;
+      bson_init (out);
+      if (!res) {
+         dj_docs_clear (&docs);
+         bson_destroy (out);
+         return dj_err (error, DJ_InternalError, "update pipeline did not produce exactly one document");
+      }
+      if (bson_iter_init_find (&ni, res, "_id")) {
+         if (have_id && !dj_value_identical (bson_iter_value (&ni), &old_id)) {
+            dj_docs_clear (&docs);
+            bson_destroy (out);
+            return dj_err (error, DJ_ImmutableField, "Performing an update on the path '_id' would modify the immutable field '_id'");
+         }
+         BSON_APPEND_VALUE (out, "_id", bson_iter_value (&ni));
+      } else if (have_id) {
+         BSON_APPEND_VALUE (out, "_id", &old_id);
+      }
+      bson_iter_init (&ni, res);
+      while (bson_iter_next (&ni)) {
+         if (strcmp (bson_iter_key (&ni), "_id")) {
+            bson_append_value (out, bson_iter_key (&ni), -1, bson_iter_value (&ni));
+         }
+      }
+      dj_docs_clear (&docs);
+      *changed = out->len != doc->len || memcmp (bson_get_data (out), bson_get_data (doc), doc->len);
+      (void) pos;
+      (void) inserting;
+      return true;
    }
    if (u->replacement) {
       bson_iter_t ri;

@@ -23,6 +23,9 @@ static const char *const seeds[] = {
    "{\"createIndexes\": \"c\", \"indexes\": [{\"key\": {\"a.b\": 1, \"n\": -1}, \"name\": \"ab\", \"unique\": true, \"partialFilterExpression\": {\"n\": {\"$gt\": 0}}}]}",
    "{\"count\": \"c\", \"query\": {\"a\": {\"$size\": 2, \"$all\": [1]}}, \"skip\": 1, \"limit\": 2}",
    "{\"distinct\": \"c\", \"key\": \"a.b\", \"query\": {\"_id\": {\"$type\": \"number\"}}}",
+   "{\"aggregate\": \"c\", \"pipeline\": [{\"$match\": {\"$expr\": {\"$gt\": [\"$n\", 0]}}}, {\"$lookup\": {\"from\": \"c\", \"let\": {\"x\": \"$a\"}, \"pipeline\": [{\"$project\": {\"y\": {\"$concatArrays\": [[\"$$x\"], [1]]}}}], \"as\": \"j\"}}, {\"$unwind\": {\"path\": \"$j\", \"preserveNullAndEmptyArrays\": true}}, {\"$group\": {\"_id\": {\"$toString\": \"$n\"}, \"s\": {\"$sum\": {\"$multiply\": [\"$n\", 2.5]}}, \"p\": {\"$push\": \"$j\"}}}], \"cursor\": {}}",
+   "{\"aggregate\": 1, \"pipeline\": [{\"$documents\": [{\"d\": {\"$date\": \"2020-01-01T00:00:00Z\"}, \"s\": \"a,b\"}]}, {\"$project\": {\"x\": {\"$dateToString\": {\"date\": \"$d\", \"format\": \"%Y-%V\", \"timezone\": \"Europe/Paris\"}}, \"y\": {\"$split\": [\"$s\", \",\"]}, \"z\": {\"$reduce\": {\"input\": {\"$range\": [0, 5]}, \"initialValue\": 0, \"in\": {\"$add\": [\"$$value\", \"$$this\"]}}}}}, {\"$facet\": {\"a\": [{\"$count\": \"n\"}], \"b\": [{\"$sortByCount\": \"$x\"}]}}], \"cursor\": {}}",
+   "{\"update\": \"c\", \"updates\": [{\"q\": {}, \"u\": [{\"$set\": {\"n\": {\"$cond\": [{\"$isNumber\": \"$n\"}, {\"$add\": [\"$n\", 1]}, 0]}}}, {\"$unset\": \"j\"}], \"multi\": true}]}",
 };
 
 static bool
@@ -56,7 +59,7 @@ main (int argc, char **argv)
    CHECK (e != NULL, "open: %s", err.message);
    srand (4242);
    size_t nseeds = sizeof seeds / sizeof seeds[0];
-   bson_t *docs[8];
+   bson_t *docs[16];
    for (size_t i = 0; i < nseeds; i++) {
       docs[i] = bson_new_from_json ((const uint8_t *) seeds[i], -1, &err);
       CHECK (docs[i] != NULL, "seed %zu parses: %s", i, err.message);
@@ -95,8 +98,19 @@ main (int argc, char **argv)
       if (!reply_well_formed (&reply)) {
          bad++;
          char *j = bson_as_relaxed_extended_json (&reply, NULL);
-         printf ("ill-formed reply: %s\n", j ? j : "(not printable)");
+         bson_iter_t ri;
+         printf ("ill-formed reply (%s, %u bytes, first key '%s'): %s\n",
+                 bson_validate (&reply, BSON_VALIDATE_NONE, NULL) ? "valid" : "invalid BSON", reply.len,
+                 bson_iter_init (&ri, &reply) && bson_iter_next (&ri) ? bson_iter_key (&ri) : "", j ? j : "(not printable)");
          bson_free (j);
+         if (getenv ("DJ_DUMP")) {
+            FILE *df = fopen (getenv ("DJ_DUMP"), "wb");
+            if (df) {
+               fwrite (bson_get_data (&reply), 1, reply.len, df);
+               fwrite (buf, 1, len, df);
+               fclose (df);
+            }
+         }
       }
       bson_destroy (&reply);
       bson_free (buf);
@@ -171,6 +185,17 @@ main (int argc, char **argv)
    CHECK (!dj_engine_run_command (e, "bad.db", ok, &reply) && reply_well_formed (&reply), "invalid database name");
    bson_destroy (&reply);
    bson_destroy (ok);
+   /* invalid UTF-8, in a value and in a key: InvalidBSON (22), nothing stored */
+   bson_t *badcmd = BCON_NEW ("insert", "u", "documents", "[", "{", "s", BCON_UTF8 ("caf\xc3"), "}", "]");
+   CHECK (!dj_engine_run_command (e, "test", badcmd, &reply) && reply_well_formed (&reply), "invalid UTF-8 value rejected");
+   bson_iter_t ci;
+   CHECK (bson_iter_init_find (&ci, &reply, "code") && bson_iter_int32 (&ci) == 22, "as InvalidBSON");
+   bson_destroy (&reply);
+   bson_destroy (badcmd);
+   badcmd = BCON_NEW ("insert", "u", "documents", "[", "{", "\xff", BCON_INT32 (1), "}", "]");
+   CHECK (!dj_engine_run_command (e, "test", badcmd, &reply), "invalid UTF-8 key rejected");
+   bson_destroy (&reply);
+   bson_destroy (badcmd);
    dj_engine_close (e);
    char *rm = bson_strdup_printf ("rm -rf %s", dir);
    if (system (rm) != 0) {
