@@ -232,6 +232,9 @@ dj_sort_t *dj_sort_new (const bson_t *spec, bson_error_t *error);
 void dj_sort_destroy (dj_sort_t *s);
 /* Sorts docs[0..n) in place (stable: ties keep their order). */
 void dj_sort_docs (const dj_sort_t *s, bson_t **docs, size_t n);
+/* Puts the first k documents in sort order into docs[0..k) (the same k a
+ * full stable sort would give); docs[k..n) hold the rest, unordered. */
+void dj_sort_docs_topk (const dj_sort_t *s, bson_t **docs, size_t n, size_t k);
 /* Sorts arbitrary items by the document get(item) returns (stable). */
 void dj_sort_items (const dj_sort_t *s, void **items, size_t n, const bson_t *(*get) (const void *item));
 /* The spec's keys: dotted field name (owned by s) and direction. */

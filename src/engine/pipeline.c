@@ -1800,6 +1800,37 @@ run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 static bson_t *
 with_path (const bson_t *doc, const dj_path_t *path, const bson_value_t *v, const char *idx_field, int64_t idx)
 {
+   if (path->n == 1 && (!idx_field || !strchr (idx_field, '.'))) {
+      /* top-level fields (the usual case): one pass over the document,
+       * replacing in place or appending, no tree */
+      bson_t *out = bson_new ();
+      bson_iter_t it;
+      bool set_v = false, set_i = false;
+      bson_value_t iv = {.value_type = idx < 0 ? BSON_TYPE_NULL : BSON_TYPE_INT64};
+      iv.value.v_int64 = idx;
+      bson_iter_init (&it, doc);
+      while (bson_iter_next (&it)) {
+         const char *k = bson_iter_key (&it);
+         if (!strcmp (k, path->parts[0])) {
+            if (v) {
+               bson_append_value (out, k, -1, v);
+            }
+            set_v = true;
+         } else if (idx_field && !strcmp (k, idx_field)) {
+            bson_append_value (out, k, -1, &iv);
+            set_i = true;
+         } else {
+            bson_append_value (out, k, -1, bson_iter_value (&it));
+         }
+      }
+      if (!set_v && v) {
+         bson_append_value (out, path->parts[0], -1, v);
+      }
+      if (idx_field && !set_i) {
+         bson_append_value (out, idx_field, -1, &iv);
+      }
+      return out;
+   }
    dj_node_t *tree = dj_node_from_bson (doc);
    dj_node_t *cur = tree;
    for (int i = 0; i < path->n - 1 && cur; i++) {
@@ -1955,9 +1986,176 @@ add_value (const bson_value_t *v, void *ctx)
 }
 
 
+/* A hash join for localField/foreignField: the foreign collection is read
+ * once and indexed by the encoded values at foreignField -- each array
+ * element and the whole array, missing as null -- so equality follows
+ * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
+typedef struct {
+   dj_buf_t key;
+   size_t *docs; /* indexes into the foreign list, ascending */
+   size_t n, cap;
+} jbucket_t;
+
+typedef struct {
+   jbucket_t *b;
+   size_t n, cap;
+   size_t *slots;
+   size_t nslots;
+} jtable_t;
+
+static jbucket_t *
+jtable_find (jtable_t *t, const dj_buf_t *k, bool create)
+{
+   if (create && (t->n + 1) * 2 > t->nslots) {
+      size_t ns = t->nslots ? t->nslots * 2 : 256;
+      size_t *nsl = bson_malloc0 (sizeof (size_t) * ns);
+      for (size_t i = 0; i < t->n; i++) {
+         size_t h = (size_t) hash_bytes (t->b[i].key.data, t->b[i].key.len) & (ns - 1);
+         while (nsl[h]) {
+            h = (h + 1) & (ns - 1);
+         }
+         nsl[h] = i + 1;
+      }
+      bson_free (t->slots);
+      t->slots = nsl;
+      t->nslots = ns;
+   }
+   if (!t->nslots) {
+      return NULL;
+   }
+   size_t h = (size_t) hash_bytes (k->data, k->len) & (t->nslots - 1);
+   while (t->slots[h]) {
+      jbucket_t *b = &t->b[t->slots[h] - 1];
+      if (b->key.len == k->len && !memcmp (b->key.data, k->data, k->len)) {
+         return b;
+      }
+      h = (h + 1) & (t->nslots - 1);
+   }
+   if (!create) {
+      return NULL;
+   }
+   if (t->n == t->cap) {
+      t->cap = t->cap ? t->cap * 2 : 64;
+      t->b = bson_realloc (t->b, sizeof (jbucket_t) * t->cap);
+   }
+   jbucket_t *b = &t->b[t->n];
+   memset (b, 0, sizeof *b);
+   dj_buf_init (&b->key);
+   dj_buf_append (&b->key, k->data, k->len);
+   t->slots[h] = ++t->n;
+   return b;
+}
+
+static void
+jtable_free (jtable_t *t)
+{
+   for (size_t i = 0; i < t->n; i++) {
+      dj_buf_cleanup (&t->b[i].key);
+      bson_free (t->b[i].docs);
+   }
+   bson_free (t->b);
+   bson_free (t->slots);
+}
+
+typedef struct {
+   jtable_t *t;
+   size_t doc;
+   int found;
+} jadd_t;
+
+static void
+jadd_value (const bson_value_t *v, void *ctx)
+{
+   jadd_t *ja = ctx;
+   dj_buf_t k;
+   ja->found++;
+   dj_buf_init (&k);
+   dj_key_append (&k, v, false);
+   jbucket_t *b = jtable_find (ja->t, &k, true);
+   dj_buf_cleanup (&k);
+   if (b->n && b->docs[b->n - 1] == ja->doc) {
+      return; /* [1, 1] indexes the document once */
+   }
+   if (b->n == b->cap) {
+      b->cap = b->cap ? b->cap * 2 : 4;
+      b->docs = bson_realloc (b->docs, sizeof (size_t) * b->cap);
+   }
+   b->docs[b->n++] = ja->doc;
+}
+
+static void
+jadd_visit (const bson_value_t *v, void *ctx)
+{
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      jadd_value (v, ctx); /* the whole array matches an equal array */
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         jadd_value (bson_iter_value (&it), ctx);
+      }
+      return;
+   }
+   jadd_value (v, ctx);
+}
+
+static void
+jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+{
+   for (size_t i = 0; i < foreign->n; i++) {
+      bson_value_t dv;
+      jadd_t ja = {.t = t, .doc = i};
+      dj_value_from_doc (foreign->v[i], false, &dv);
+      dj_path_visit (&dv, fp, 0, false, jadd_visit, &ja);
+      if (!ja.found) {
+         bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+         jadd_value (&null_v, &ja);
+      }
+   }
+}
+
+typedef struct {
+   jtable_t *t;
+   size_t *hits;
+   size_t n, cap;
+   int visited;
+} jprobe_t;
+
+static void
+jprobe_value (const bson_value_t *v, void *ctx)
+{
+   jprobe_t *jp = ctx;
+   dj_buf_t k;
+   jp->visited++;
+   if (v->value_type == BSON_TYPE_REGEX) {
+      return;
+   }
+   dj_buf_init (&k);
+   dj_key_append (&k, v, false);
+   jbucket_t *b = jtable_find (jp->t, &k, false);
+   dj_buf_cleanup (&k);
+   for (size_t i = 0; b && i < b->n; i++) {
+      if (jp->n == jp->cap) {
+         jp->cap = jp->cap ? jp->cap * 2 : 8;
+         jp->hits = bson_realloc (jp->hits, sizeof (size_t) * jp->cap);
+      }
+      jp->hits[jp->n++] = b->docs[i];
+   }
+}
+
+static int
+cmp_size (const void *a, const void *b)
+{
+   size_t x = *(const size_t *) a, y = *(const size_t *) b;
+   return (x > y) - (x < y);
+}
+
 static bool
 run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
+   jtable_t jt = {0};
+   dj_path_t lp = {0};
+   bool joined = false;
    const dj_prun_t *run = r->run;
    dj_path_t as;
    bool ok = true;
@@ -1966,6 +2164,21 @@ run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
+   }
+   if (s->local && s->str2) {
+      /* the foreign side, once: a hash table on foreignField */
+      dj_path_t fp;
+      ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error) &&
+           dj_path_init (&lp, s->local, strlen (s->local), r->error);
+      if (ok) {
+         ok = read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
+         have_all = true;
+         if (ok) {
+            jtable_build (&jt, &foreign_all, &fp);
+            joined = true;
+         }
+         dj_path_cleanup (&fp);
+      }
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_docs_t matches = {0};
@@ -1985,7 +2198,26 @@ run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (!ok) {
          break;
       }
-      if (s->local) {
+      if (joined) {
+         /* equality match: foreignField equals any value at localField (an
+          * array by its elements; missing matches null and missing) */
+         bson_value_t dv;
+         jprobe_t jp = {.t = &jt};
+         dj_value_from_doc (docs->v[i], false, &dv);
+         dj_path_visit (&dv, &lp, 0, true, jprobe_value, &jp);
+         if (!jp.visited) {
+            /* nothing at localField: it counts as null */
+            bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+            jprobe_value (&null_v, &jp);
+         }
+         qsort (jp.hits, jp.n, sizeof (size_t), cmp_size);
+         for (size_t k = 0; k < jp.n; k++) {
+            if (k == 0 || jp.hits[k] != jp.hits[k - 1]) {
+               dj_docs_push (&matches, bson_copy (foreign_all.v[jp.hits[k]]));
+            }
+         }
+         bson_free (jp.hits);
+      } else if (s->local) {
          /* equality match: foreignField equals any value at localField
           * (an array matches by element; missing matches null) */
          bson_value_t dv;
@@ -2057,6 +2289,8 @@ run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    dj_docs_clear (&foreign_all);
    dj_path_cleanup (&as);
+   dj_path_cleanup (&lp);
+   jtable_free (&jt);
    return ok;
 }
 
@@ -2513,7 +2747,11 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       if (!check_memory (r, bytes, "$sort")) {
          return false;
       }
-      dj_sort_docs (s->sort, docs->v, docs->n);
+      if (si + 1 < p->n && p->stages[si + 1].kind == S_LIMIT) {
+         dj_sort_docs_topk (s->sort, docs->v, docs->n, (size_t) p->stages[si + 1].n); /* the $limit then drops the rest */
+      } else {
+         dj_sort_docs (s->sort, docs->v, docs->n);
+      }
       return true;
    }
    case S_SKIP: {

@@ -186,6 +186,91 @@ merge_sort (entry_t *a, entry_t *tmp, size_t n, const dj_sort_t *s)
    memcpy (a, tmp, sizeof (entry_t) * n);
 }
 
+/* max-heap on (keys, idx): the root is the worst of the k best so far */
+static void
+heap_down (entry_t *h, size_t n, size_t i, const dj_sort_t *s)
+{
+   for (;;) {
+      size_t l = 2 * i + 1, r = l + 1, m = i;
+      if (l < n && entry_cmp_n (&h[l], &h[m], s) > 0) {
+         m = l;
+      }
+      if (r < n && entry_cmp_n (&h[r], &h[m], s) > 0) {
+         m = r;
+      }
+      if (m == i) {
+         return;
+      }
+      entry_t t = h[i];
+      h[i] = h[m];
+      h[m] = t;
+      i = m;
+   }
+}
+
+void
+dj_sort_docs_topk (const dj_sort_t *s, bson_t **docs, size_t n, size_t k)
+{
+   if (k == 0 || k * 4 >= n || s->n == 0) {
+      dj_sort_docs (s, docs, n);
+      return;
+   }
+   entry_t *heap = bson_malloc (sizeof (entry_t) * k);
+   bson_value_t *keys = bson_malloc (sizeof (bson_value_t) * (k + 1) * (size_t) s->n);
+   bool *taken = bson_malloc0 (sizeof (bool) * n);
+   entry_t cand;
+   size_t hn = 0;
+   cand.keys = keys + k * (size_t) s->n;
+   for (size_t i = 0; i < n; i++) {
+      cand.item = docs[i];
+      cand.idx = i;
+      for (int j = 0; j < s->n; j++) {
+         cand.keys[j] = sort_key (&s->keys[j], docs[i]);
+      }
+      if (hn < k) {
+         /* grow: slot hn owns key storage hn */
+         heap[hn] = cand;
+         heap[hn].keys = keys + hn * (size_t) s->n;
+         memcpy (heap[hn].keys, cand.keys, sizeof (bson_value_t) * (size_t) s->n);
+         hn++;
+         for (size_t p = hn / 2; p-- > 0;) {
+            heap_down (heap, hn, p, s);
+         }
+      } else if (entry_cmp_n (&cand, &heap[0], s) < 0) {
+         bson_value_t *slot = heap[0].keys;
+         heap[0] = cand;
+         heap[0].keys = slot;
+         memcpy (slot, cand.keys, sizeof (bson_value_t) * (size_t) s->n);
+         heap_down (heap, hn, 0, s);
+      }
+   }
+   /* heap -> ascending by repeatedly moving the max to the end */
+   for (size_t end = hn; end > 1; end--) {
+      entry_t t = heap[0];
+      heap[0] = heap[end - 1];
+      heap[end - 1] = t;
+      heap_down (heap, end - 1, 0, s);
+   }
+   bson_t **rest = bson_malloc (sizeof (bson_t *) * n);
+   size_t nr = 0;
+   for (size_t i = 0; i < hn; i++) {
+      taken[heap[i].idx] = true;
+   }
+   for (size_t i = 0; i < n; i++) {
+      if (!taken[i]) {
+         rest[nr++] = docs[i];
+      }
+   }
+   for (size_t i = 0; i < hn; i++) {
+      docs[i] = heap[i].item;
+   }
+   memcpy (docs + hn, rest, sizeof (bson_t *) * nr);
+   bson_free (rest);
+   bson_free (taken);
+   bson_free (keys);
+   bson_free (heap);
+}
+
 static const bson_t *
 identity (const void *item)
 {
