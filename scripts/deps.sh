@@ -15,7 +15,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-pips=(meson meson-python ninja pytest)
+pips=(meson meson-python ninja pytest pymongo)
 need=()
 for p in "${pips[@]}"; do
   python3 -m pip show -q "$p" >/dev/null 2>&1 || need+=("$p")

@@ -101,7 +101,22 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
             dj_expr_destroy (x);
             goto done;
          }
+         /* the value may point into x (a constant): keep a copy in the arena,
+          * which lives as long as the command */
+         bson_t holder = BSON_INITIALIZER;
+         bson_value_t hv;
+         bson_iter_t hi;
+         if (v.value_type != BSON_TYPE_EOD) {
+            BSON_APPEND_VALUE (&holder, "v", &v);
+         }
+         dj_arena_value (arena, &holder, false, &hv);
+         bson_destroy (&holder);
          dj_expr_destroy (x);
+         if (bson_iter_init_from_data (&hi, hv.value.v_doc.data, hv.value.v_doc.data_len) && bson_iter_next (&hi)) {
+            v = *bson_iter_value (&hi);
+         } else {
+            v.value_type = BSON_TYPE_NULL;
+         }
          if (vars.nvars == DJ_MAX_VARS) {
             dj_err (error, DJ_BadValue, "too many let variables");
             goto done;

@@ -700,6 +700,9 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
    e = xnew (X_OP);
    e->op = op;
    e->positional = true;
+   if (op->max == 0 && arg->value_type == BSON_TYPE_DOCUMENT && arg->value.v_doc.data_len == 5) {
+      return e; /* {$rand: {}}: MongoDB's way of passing no arguments */
+   }
    if (arg->value_type == BSON_TYPE_ARRAY) {
       bson_iter_t it;
       bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);

@@ -45,7 +45,8 @@ dj_docs_clear (dj_docs_t *d)
 
 typedef enum {
    S_MATCH, S_PROJECT, S_ADDFIELDS, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT, S_REPLACEROOT,
-   S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE
+   S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
+   S_LISTSESSIONS
 } skind_t;
 
 typedef enum { SH_INCLUDE, SH_EXCLUDE, SH_EXPR, SH_SUB } shkind_t;
@@ -227,7 +228,7 @@ dj_pipeline_check_update (const dj_pipeline_t *p, bson_error_t *error)
 bool
 dj_pipeline_needs_collection (const dj_pipeline_t *p)
 {
-   return !(p->n && p->stages[0].kind == S_DOCUMENTS);
+   return !(p->n && (p->stages[0].kind == S_DOCUMENTS || p->stages[0].kind == S_LISTSESSIONS));
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -768,6 +769,25 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       s->expr = dj_expr_parse (v, scope, error);
       return s->expr != NULL;
+   }
+   if (!strcmp (name, "$listLocalSessions")) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/
+       * The sessions a server holds in memory. The embedded engine itself
+       * keeps none (the wire server, which speaks sessions, will list its own). */
+      s->kind = S_LISTSESSIONS;
+      if (!first) {
+         return dj_err (error, 40602, "$listLocalSessions is only valid as the first stage in a pipeline");
+      }
+      if (v->value_type != BSON_TYPE_DOCUMENT) {
+         return dj_err (error, DJ_TypeMismatch, "$listLocalSessions options must be specified in an object");
+      }
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         if (strcmp (bson_iter_key (&it), "allUsers") && strcmp (bson_iter_key (&it), "users")) {
+            return dj_err (error, 40415, "BSON field '$listLocalSessions.%s' is an unknown field.", bson_iter_key (&it));
+         }
+      }
+      return true;
    }
    if (!strcmp (name, "$sortByCount")) {
       s->kind = S_SORTBYCOUNT;
@@ -2931,6 +2951,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       return true;
    }
    case S_SETWINDOWFIELDS: return run_window (r, s, docs);
+   case S_LISTSESSIONS: dj_docs_clear (docs); return true;
    case S_OUT: return run_out (r, s, docs);
    case S_MERGE: return run_merge (r, s, docs);
    }

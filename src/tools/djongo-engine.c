@@ -5,13 +5,18 @@
  *
  * Each argument (or, with none, each line of standard input) is a command in
  * MongoDB Extended JSON; each reply is printed as one line of relaxed
- * Extended JSON. Exit status 1 if any command failed.
+ * Extended JSON (--canonical: canonical, which keeps every BSON type, for
+ * programs that drive the engine through a pipe; output is flushed per
+ * line). A line "use DB" switches the database. Exit status 1 if any
+ * command failed.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dj_engine.h"
+
+static bool canonical;
 
 static int
 run_one (dj_engine_t *e, const char *db, const char *json)
@@ -25,8 +30,9 @@ run_one (dj_engine_t *e, const char *db, const char *json)
       return 1;
    }
    bool ok = dj_engine_run_command (e, db, cmd, &reply);
-   char *out = bson_as_relaxed_extended_json (&reply, NULL);
+   char *out = canonical ? bson_as_canonical_extended_json (&reply, NULL) : bson_as_relaxed_extended_json (&reply, NULL);
    printf ("%s\n", out);
+   fflush (stdout);
    bson_free (out);
    bson_destroy (&reply);
    bson_destroy (cmd);
@@ -44,8 +50,10 @@ main (int argc, char **argv)
          dbpath = argv[++i];
       } else if (!strcmp (argv[i], "--db") && i + 1 < argc) {
          db = argv[++i];
+      } else if (!strcmp (argv[i], "--canonical")) {
+         canonical = true;
       } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
-         printf ("usage: djongo-engine --dbpath DIR [--db NAME] [JSON-COMMAND ...]\n");
+         printf ("usage: djongo-engine --dbpath DIR [--db NAME] [--canonical] [JSON-COMMAND ...]\n");
          return 0;
       } else {
          first = i;
@@ -67,14 +75,21 @@ main (int argc, char **argv)
          rc |= run_one (e, db, argv[i]);
       }
    } else {
-      char *line = NULL;
+      char *line = NULL, *dbname = bson_strdup (db);
       size_t cap = 0;
       ssize_t n;
       while ((n = getline (&line, &cap, stdin)) > 0) {
-         if (n > 1) {
-            rc |= run_one (e, db, line);
+         line[strcspn (line, "\n")] = '\0';
+         if (!strncmp (line, "use ", 4)) {
+            bson_free (dbname);
+            dbname = bson_strdup (line + 4);
+            printf ("{\"ok\": 1}\n");
+            fflush (stdout);
+         } else if (line[0]) {
+            rc |= run_one (e, dbname, line);
          }
       }
+      bson_free (dbname);
       free (line);
    }
    dj_engine_close (e);
