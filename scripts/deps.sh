@@ -3,7 +3,7 @@
 # Idempotent: skips what is already there. Used by scripts/test.sh, run.sh, bench.sh.
 set -euo pipefail
 
-debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libsqlite3-dev)
+debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -70,13 +70,8 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    }
    dj_cmd_get_bool (cmd, "allowDiskUse", &allow_disk, error);
    dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error);
-   if (bson_iter_init_find (&it, cmd, "collation")) {
-      bson_iter_t ci;
-      if (!(BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-            BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple"))) {
-         dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
-         goto done;
-      }
+   if (!dj_cmd_collation (cmd, error)) {
+      goto done;
    }
    /* let: constants the pipeline sees as $$name */
    dj_eval_t vars;

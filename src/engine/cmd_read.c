@@ -52,18 +52,11 @@ check_nonneg (const char *field, int64_t v, bson_error_t *error)
    return true;
 }
 
+/* A command's collation becomes the thread's current one (dj_cmd_collation). */
 static bool
 check_collation (const bson_t *cmd, bson_error_t *error)
 {
-   bson_iter_t it, ci;
-   if (!bson_iter_init_find (&it, cmd, "collation")) {
-      return true;
-   }
-   if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-       BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
-      return true;
-   }
-   return dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
+   return dj_cmd_collation (cmd, error);
 }
 
 /* Validates a hint: an index name or key pattern that must exist. */
@@ -444,7 +437,7 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    } else {
       return dj_err (error, DJ_NotImplemented, "explain of '%s' is not supported by the embedded engine", verb);
    }
-   if (!(m = dj_matcher_new (&filter, error)) ||
+   if (!dj_cmd_collation (&inner, error) || !(m = dj_matcher_new (&filter, error)) ||
        (!bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) || !dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }

@@ -321,18 +321,11 @@ get_stmt_doc (const bson_t *stmt, const char *field, bool required, bson_t *out,
    return true;
 }
 
+/* Each statement's collation (or none) is current while it runs. */
 static bool
 check_stmt_collation (const bson_t *stmt, bson_error_t *error)
 {
-   bson_iter_t it, ci;
-   if (!bson_iter_init_find (&it, stmt, "collation")) {
-      return true;
-   }
-   if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-       BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
-      return true;
-   }
-   return dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
+   return dj_cmd_collation (stmt, error);
 }
 
 /* One update statement: {q, u, upsert, multi, arrayFilters, ...}. Returns

@@ -37,6 +37,7 @@ typedef struct dj_coll dj_coll_t;
 typedef struct dj_cursor dj_cursor_t;
 typedef struct dj_ctx dj_ctx_t;
 typedef struct dj_tz dj_tz_t;
+typedef struct dj_collation dj_collation_t;
 
 #define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
 #define DJ_TYPE_NUMBER (-2) /* $type: "number" */
@@ -65,6 +66,19 @@ void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
 bool dj_decimal_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
 void dj_decimal_from_value (const bson_value_t *v, bson_value_t *out);
 
+/* ---- collation.c: locale-aware strings (ICU) ---------------------------- */
+/* Parses a collation document. *out = NULL for {locale: "simple"}. Collators
+ * are cached for the process; never freed. */
+bool dj_collation_parse (const bson_value_t *spec, const dj_collation_t **out, bson_error_t *error);
+/* The thread's current collation (NULL: binary), set by the command that
+ * carries one and cleared by the dispatcher after every command. */
+const dj_collation_t *dj_collation_current (void);
+const dj_collation_t *dj_collation_set_current (const dj_collation_t *c);
+int dj_collation_cmp (const dj_collation_t *c, const char *a, size_t la, const char *b, size_t lb);
+void dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_t *out);
+/* Reads `collation` from cmd (or a statement) and makes it current. */
+bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+
 /* ---- tz.c: time zones ---------------------------------------------------- */
 /* "UTC", "+hh[:mm]" or an Olson name; cached for the process (never freed).
  * NULL with error 40485 for unknown names. */
@@ -77,6 +91,9 @@ int64_t dj_tz_local_to_utc (const dj_tz_t *z, int64_t local_seconds);
  * is dj_value_cmp order (descending inverts every byte). Missing encodes as
  * null, as MongoDB indexes it. */
 void dj_key_append (dj_buf_t *b, const bson_value_t *v, bool descending);
+/* The same, with strings under the current collation (for grouping and
+ * joins; never for index keys, which are binary). */
+void dj_key_append_collated (dj_buf_t *b, const bson_value_t *v);
 /* Longest key we hand LMDB (its limit is 511 bytes with the 8-byte prefix
  * and record id); longer keys are cut and given a hash (see dj_engine.h). */
 #define DJ_KEY_MAX 470

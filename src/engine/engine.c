@@ -248,6 +248,18 @@ dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *
    return true;
 }
 
+bool
+dj_cmd_collation (const bson_t *cmd, bson_error_t *error)
+{
+   bson_iter_t it;
+   const dj_collation_t *c = NULL;
+   if (bson_iter_init_find (&it, cmd, "collation") && !dj_collation_parse (bson_iter_value (&it), &c, error)) {
+      return false;
+   }
+   dj_collation_set_current (c);
+   return true;
+}
+
 static bool
 cmd_ping (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -379,6 +391,7 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       if (!strcmp (commands[i].name, name)) {
          ok = commands[i].fn (e, db, cmd, reply, &error);
+         dj_collation_set_current (NULL); /* a command's collation ends with it */
          if (!ok) {
             goto fail;
          }

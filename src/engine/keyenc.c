@@ -96,6 +96,9 @@ put_number (dj_buf_t *b, const bson_value_t *v)
 
 static void put_value (dj_buf_t *b, const bson_value_t *v);
 
+/* Collated encodings put a string's ICU sort key where its bytes would go. */
+static _Thread_local const dj_collation_t *tls_key_coll;
+
 static void
 put_doc (dj_buf_t *b, const uint8_t *data, uint32_t len, bool is_array)
 {
@@ -137,6 +140,14 @@ put_value (dj_buf_t *b, const bson_value_t *v)
    case BSON_TYPE_DECIMAL128: put_number (b, v); break;
    case BSON_TYPE_UTF8:
       dj_buf_putc (b, K_STRING);
+      if (tls_key_coll) {
+         dj_buf_t sk;
+         dj_buf_init (&sk);
+         dj_collation_key (tls_key_coll, v->value.v_utf8.str, v->value.v_utf8.len, &sk);
+         put_escaped (b, (const char *) sk.data, sk.len);
+         dj_buf_cleanup (&sk);
+         break;
+      }
       put_escaped (b, v->value.v_utf8.str, v->value.v_utf8.len);
       break;
    case BSON_TYPE_SYMBOL:
@@ -212,6 +223,14 @@ fnv1a (const uint8_t *p, size_t n, uint64_t h)
       h *= 0x100000001b3ull;
    }
    return h;
+}
+
+void
+dj_key_append_collated (dj_buf_t *b, const bson_value_t *v)
+{
+   tls_key_coll = dj_collation_current ();
+   put_value (b, v);
+   tls_key_coll = NULL;
 }
 
 void

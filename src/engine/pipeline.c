@@ -1612,7 +1612,7 @@ gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
    dj_buf_t k;
    dj_buf_init (&k);
    /* groups by value: 1, 1.0 and NumberLong(1) are one group, as in MongoDB */
-   dj_key_append (&k, id, false);
+   dj_key_append_collated (&k, id);
    if ((t->n + 1) * 2 > t->nslots) {
       size_t ns = t->nslots ? t->nslots * 2 : 64;
       size_t *nsl = bson_malloc0 (sizeof (size_t) * ns);
@@ -2091,7 +2091,7 @@ jadd_value (const bson_value_t *v, void *ctx)
    dj_buf_t k;
    ja->found++;
    dj_buf_init (&k);
-   dj_key_append (&k, v, false);
+   dj_key_append_collated (&k, v);
    jbucket_t *b = jtable_find (ja->t, &k, true);
    dj_buf_cleanup (&k);
    if (b->n && b->docs[b->n - 1] == ja->doc) {
@@ -2151,7 +2151,7 @@ jprobe_value (const bson_value_t *v, void *ctx)
       return;
    }
    dj_buf_init (&k);
-   dj_key_append (&k, v, false);
+   dj_key_append_collated (&k, v);
    jbucket_t *b = jtable_find (jp->t, &k, false);
    dj_buf_cleanup (&k);
    for (size_t i = 0; b && i < b->n; i++) {
@@ -2356,7 +2356,7 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          eval_setup (r, &ev, docs->v[i]);
          ok = dj_expr_eval (s->partition, &ev, &pv);
          if (ok) {
-            dj_key_append (&rows[i].pkey, &pv, false);
+            dj_key_append_collated (&rows[i].pkey, &pv);
          }
          dj_arena_reset (r->arena);
       }

@@ -243,6 +243,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
    choice_t best = {.index = -1};
    int best_score = 0;
 
+   if (dj_collation_current ()) {
+      return best; /* indexes hold binary keys: no bounds under a collation */
+   }
+
    for (int i = 0; i < c->nindexes; i++) {
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
@@ -435,7 +439,7 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1) {
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current ()) {
       return -1;
    }
    const char *field = dj_sort_key (sort, 0, dir);

@@ -357,10 +357,14 @@ dj_value_cmp (const bson_value_t *a, const bson_value_t *b)
    case BSON_TYPE_DECIMAL128: return dj_number_cmp (a, b);
    case BSON_TYPE_UTF8:
    case BSON_TYPE_SYMBOL: {
+      const dj_collation_t *coll = dj_collation_current ();
       const char *sa = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.str : a->value.v_symbol.symbol;
       uint32_t la = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.len : a->value.v_symbol.len;
       const char *sb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : b->value.v_symbol.symbol;
       uint32_t lb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.len : b->value.v_symbol.len;
+      if (coll) {
+         return dj_collation_cmp (coll, sa, la, sb, lb);
+      }
       return cmp_bytes (sa, la, sb, lb);
    }
    case BSON_TYPE_DOCUMENT:

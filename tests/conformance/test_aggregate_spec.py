@@ -18,10 +18,7 @@ FILES = sorted(glob.glob(os.path.join(CONFORMANCE, "crud-unified", "*aggregate*.
 
 # Tests the engine does not pass yet, each with what is missing. They still
 # run (a gap that closes shows up as a pass) and are reported, never hidden.
-KNOWN_GAPS = {
-    ("aggregate-collation.json", "Aggregate with collation"):
-        "collation (locale-aware comparison) needs ICU collators in the matcher, sort and grouping",
-}
+KNOWN_GAPS = {}
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ static const char *const seeds[] = {
    "{\"distinct\": \"c\", \"key\": \"a.b\", \"query\": {\"_id\": {\"$type\": \"number\"}}}",
    "{\"aggregate\": \"c\", \"pipeline\": [{\"$match\": {\"$expr\": {\"$gt\": [\"$n\", 0]}}}, {\"$lookup\": {\"from\": \"c\", \"let\": {\"x\": \"$a\"}, \"pipeline\": [{\"$project\": {\"y\": {\"$concatArrays\": [[\"$$x\"], [1]]}}}], \"as\": \"j\"}}, {\"$unwind\": {\"path\": \"$j\", \"preserveNullAndEmptyArrays\": true}}, {\"$group\": {\"_id\": {\"$toString\": \"$n\"}, \"s\": {\"$sum\": {\"$multiply\": [\"$n\", 2.5]}}, \"p\": {\"$push\": \"$j\"}}}], \"cursor\": {}}",
    "{\"aggregate\": 1, \"pipeline\": [{\"$documents\": [{\"d\": {\"$date\": \"2020-01-01T00:00:00Z\"}, \"s\": \"a,b\"}]}, {\"$project\": {\"x\": {\"$dateToString\": {\"date\": \"$d\", \"format\": \"%Y-%V\", \"timezone\": \"Europe/Paris\"}}, \"y\": {\"$split\": [\"$s\", \",\"]}, \"z\": {\"$reduce\": {\"input\": {\"$range\": [0, 5]}, \"initialValue\": 0, \"in\": {\"$add\": [\"$$value\", \"$$this\"]}}}}}, {\"$facet\": {\"a\": [{\"$count\": \"n\"}], \"b\": [{\"$sortByCount\": \"$x\"}]}}], \"cursor\": {}}",
+   "{\"find\": \"c\", \"filter\": {\"s\": {\"$gte\": \"A\"}}, \"sort\": {\"s\": -1}, \"collation\": {\"locale\": \"fr\", \"strength\": 1, \"numericOrdering\": true, \"caseFirst\": \"upper\", \"alternate\": \"shifted\"}}",
    "{\"update\": \"c\", \"updates\": [{\"q\": {}, \"u\": [{\"$set\": {\"n\": {\"$cond\": [{\"$isNumber\": \"$n\"}, {\"$add\": [\"$n\", 1]}, 0]}}}, {\"$unset\": \"j\"}], \"multi\": true}]}",
 };
 

@@ -1,0 +1,189 @@
+/*
+ * collation.c -- locale-aware string comparison (MongoDB collations, ICU).
+ *
+ * https://www.mongodb.com/docs/manual/reference/collation/
+ *
+ * A command that carries `collation` makes it the current collation of its
+ * thread for as long as it runs (dj_collation_set_current); string
+ * comparisons in the matcher, sort, $group keys, distinct and $lookup then
+ * follow it. The dispatcher clears it after every command. Index keys never
+ * use it: indexes are built with the simple (binary) collation, so while a
+ * collation is current the planner scans instead of using them.
+ *
+ * Collators are built once per distinct specification and kept for the life
+ * of the process in a list guarded by g_coll_mu; ICU collators are
+ * thread-safe for comparison and sort keys once configured.
+ */
+#include "engine-private.h"
+
+#include <stdio.h>
+#include <unicode/ucol.h>
+#include <unicode/ustring.h>
+
+struct dj_collation {
+   char *spec;       /* owned: canonical spec text, the cache key */
+   UCollator *coll;  /* owned by the cache, never closed */
+   bson_t *doc;      /* owned: the full spec as MongoDB reports it */
+   struct dj_collation *next;
+};
+
+static pthread_mutex_t g_coll_mu = PTHREAD_MUTEX_INITIALIZER;
+static dj_collation_t *g_colls;
+static _Thread_local const dj_collation_t *tls_current;
+
+const dj_collation_t *
+dj_collation_current (void)
+{
+   return tls_current;
+}
+
+const dj_collation_t *
+dj_collation_set_current (const dj_collation_t *c)
+{
+   const dj_collation_t *prev = tls_current;
+   tls_current = c;
+   return prev;
+}
+
+static bool
+set_attr (UCollator *c, UColAttribute a, UColAttributeValue v, bson_error_t *error)
+{
+   UErrorCode st = U_ZERO_ERROR;
+   ucol_setAttribute (c, a, v, &st);
+   if (U_FAILURE (st)) {
+      return dj_err (error, DJ_BadValue, "collation: %s", u_errorName (st));
+   }
+   return true;
+}
+
+bool
+dj_collation_parse (const bson_value_t *spec, const dj_collation_t **out, bson_error_t *error)
+{
+   bson_iter_t it;
+   const char *locale = NULL, *case_first = NULL, *alternate = NULL, *max_variable = NULL;
+   int64_t strength = 3;
+   bool case_level = false, numeric = false, backwards = false, normalization = false;
+
+   *out = NULL;
+   if (spec->value_type != BSON_TYPE_DOCUMENT) {
+      return dj_err (error, DJ_TypeMismatch, "collation must be an object");
+   }
+   bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      const bson_value_t *v = bson_iter_value (&it);
+      if (!strcmp (k, "locale") && v->value_type == BSON_TYPE_UTF8) {
+         locale = v->value.v_utf8.str;
+      } else if (!strcmp (k, "strength") && dj_value_is_number (v) && dj_value_as_int64_exact (v, &strength)) {
+         if (strength < 1 || strength > 5) {
+            return dj_err (error, DJ_BadValue, "unable to parse collation :: caused by :: Field 'strength' must be an integer 1 through 5. Got: %" PRId64, strength);
+         }
+      } else if (!strcmp (k, "caseLevel") && v->value_type == BSON_TYPE_BOOL) {
+         case_level = v->value.v_bool;
+      } else if (!strcmp (k, "numericOrdering") && v->value_type == BSON_TYPE_BOOL) {
+         numeric = v->value.v_bool;
+      } else if (!strcmp (k, "backwards") && v->value_type == BSON_TYPE_BOOL) {
+         backwards = v->value.v_bool;
+      } else if (!strcmp (k, "normalization") && v->value_type == BSON_TYPE_BOOL) {
+         normalization = v->value.v_bool;
+      } else if (!strcmp (k, "caseFirst") && v->value_type == BSON_TYPE_UTF8) {
+         case_first = v->value.v_utf8.str;
+      } else if (!strcmp (k, "alternate") && v->value_type == BSON_TYPE_UTF8) {
+         alternate = v->value.v_utf8.str;
+      } else if (!strcmp (k, "maxVariable") && v->value_type == BSON_TYPE_UTF8) {
+         max_variable = v->value.v_utf8.str;
+      } else if (!strcmp (k, "version")) {
+         continue;
+      } else {
+         return dj_err (error, DJ_BadValue, "unable to parse collation :: caused by :: unknown or ill-typed field '%s'", k);
+      }
+   }
+   if (!locale) {
+      return dj_err (error, DJ_BadValue, "unable to parse collation :: caused by :: missing required field 'locale'");
+   }
+   if (!strcmp (locale, "simple")) {
+      return true; /* binary comparison: no collator */
+   }
+   char key[512];
+   snprintf (key, sizeof key, "%s|%d|%d|%d|%d|%d|%s|%s|%s", locale, (int) strength, case_level, numeric, backwards,
+             normalization, case_first ? case_first : "", alternate ? alternate : "", max_variable ? max_variable : "");
+   pthread_mutex_lock (&g_coll_mu);
+   for (dj_collation_t *c = g_colls; c; c = c->next) {
+      if (!strcmp (c->spec, key)) {
+         pthread_mutex_unlock (&g_coll_mu);
+         *out = c;
+         return true;
+      }
+   }
+   UErrorCode st = U_ZERO_ERROR;
+   UCollator *uc = ucol_open (locale, &st);
+   bool ok = U_SUCCESS (st);
+   if (!ok) {
+      pthread_mutex_unlock (&g_coll_mu);
+      return dj_err (error, DJ_BadValue, "unable to parse collation :: caused by :: Field 'locale' is invalid: %s", locale);
+   }
+   static const UColAttributeValue strengths[] = {UCOL_PRIMARY, UCOL_SECONDARY, UCOL_TERTIARY, UCOL_QUATERNARY, UCOL_IDENTICAL};
+   ok = set_attr (uc, UCOL_STRENGTH, strengths[strength - 1], error) &&
+        set_attr (uc, UCOL_CASE_LEVEL, case_level ? UCOL_ON : UCOL_OFF, error) &&
+        set_attr (uc, UCOL_NUMERIC_COLLATION, numeric ? UCOL_ON : UCOL_OFF, error) &&
+        set_attr (uc, UCOL_FRENCH_COLLATION, backwards ? UCOL_ON : UCOL_OFF, error) &&
+        set_attr (uc, UCOL_NORMALIZATION_MODE, normalization ? UCOL_ON : UCOL_OFF, error);
+   if (ok && case_first && strcmp (case_first, "off")) {
+      ok = set_attr (uc, UCOL_CASE_FIRST, !strcmp (case_first, "upper") ? UCOL_UPPER_FIRST : UCOL_LOWER_FIRST, error);
+   }
+   if (ok && alternate && !strcmp (alternate, "shifted")) {
+      ok = set_attr (uc, UCOL_ALTERNATE_HANDLING, UCOL_SHIFTED, error);
+   }
+   if (ok && max_variable) {
+      st = U_ZERO_ERROR;
+      ucol_setMaxVariable (uc, !strcmp (max_variable, "space") ? UCOL_REORDER_CODE_SPACE : UCOL_REORDER_CODE_PUNCTUATION, &st);
+      ok = U_SUCCESS (st) || dj_err (error, DJ_BadValue, "collation: bad maxVariable");
+   }
+   if (!ok) {
+      ucol_close (uc);
+      pthread_mutex_unlock (&g_coll_mu);
+      return false;
+   }
+   dj_collation_t *c = bson_malloc0 (sizeof *c);
+   c->spec = bson_strdup (key);
+   c->coll = uc;
+   c->next = g_colls;
+   g_colls = c;
+   pthread_mutex_unlock (&g_coll_mu);
+   *out = c;
+   return true;
+}
+
+int
+dj_collation_cmp (const dj_collation_t *c, const char *a, size_t la, const char *b, size_t lb)
+{
+   UErrorCode st = U_ZERO_ERROR;
+   UCollationResult r = ucol_strcollUTF8 (c->coll, a, (int32_t) la, b, (int32_t) lb, &st);
+   if (U_FAILURE (st)) {
+      /* not valid UTF-8 (stored before validation existed): binary order */
+      int x = memcmp (a, b, la < lb ? la : lb);
+      return x ? (x < 0 ? -1 : 1) : (la > lb) - (la < lb);
+   }
+   return r == UCOL_LESS ? -1 : r == UCOL_GREATER ? 1 : 0;
+}
+
+void
+dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_t *out)
+{
+   UErrorCode st = U_ZERO_ERROR;
+   int32_t ulen = 0;
+   u_strFromUTF8 (NULL, 0, &ulen, s, (int32_t) n, &st);
+   st = U_ZERO_ERROR;
+   UChar *u = bson_malloc (sizeof (UChar) * (size_t) (ulen + 1));
+   u_strFromUTF8 (u, ulen + 1, &ulen, s, (int32_t) n, &st);
+   if (U_FAILURE (st)) {
+      ulen = 0;
+   }
+   int32_t klen = ucol_getSortKey (c->coll, u, ulen, NULL, 0);
+   uint8_t *k = bson_malloc ((size_t) klen + 1);
+   ucol_getSortKey (c->coll, u, ulen, k, klen + 1);
+   /* sort keys end with their only 0x00 */
+   dj_buf_append (out, k, klen > 0 ? (size_t) klen - 1 : 0);
+   bson_free (k);
+   bson_free (u);
+}
