@@ -2391,6 +2391,11 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       for (int w = 0; ok && w < s->nwf; w++) {
          const wfield_t *wf = &s->wf[w];
          int64_t rank = 0, dense = 0;
+         dj_path_t wpath;
+         if (!dj_path_init (&wpath, wf->name, strlen (wf->name), r->error)) {
+            ok = false;
+            break;
+         }
          for (size_t i = 0; ok && i < pn; i++) {
             bson_value_t result = {.value_type = BSON_TYPE_NULL};
             if (wf->rank == 1 || wf->rank == 2 || wf->rank == 3) {
@@ -2459,25 +2464,9 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                acc_result (&st, "v", &tmp);
                bson_iter_t ti;
                bson_iter_init_find (&ti, &tmp, "v");
-               bson_value_copy (bson_iter_value (&ti), &result);
+               bson_t *nd = with_path (outs[i], &wpath, bson_iter_value (&ti), NULL, 0);
                bson_destroy (&tmp);
                accst_cleanup (&st);
-               bson_t *nd = bson_new ();
-               bson_iter_t oi;
-               bson_iter_init (&oi, outs[i]);
-               bool set = false;
-               while (bson_iter_next (&oi)) {
-                  if (!strcmp (bson_iter_key (&oi), wf->name)) {
-                     BSON_APPEND_VALUE (nd, wf->name, &result);
-                     set = true;
-                  } else {
-                     bson_append_value (nd, bson_iter_key (&oi), -1, bson_iter_value (&oi));
-                  }
-               }
-               if (!set) {
-                  BSON_APPEND_VALUE (nd, wf->name, &result);
-               }
-               bson_value_destroy (&result);
                bson_destroy (outs[i]);
                outs[i] = nd;
                dj_arena_reset (r->arena);
@@ -2486,25 +2475,12 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             if (!ok) {
                break;
             }
-            bson_t *nd = bson_new ();
-            bson_iter_t oi;
-            bson_iter_init (&oi, outs[i]);
-            bool set = false;
-            while (bson_iter_next (&oi)) {
-               if (!strcmp (bson_iter_key (&oi), wf->name)) {
-                  BSON_APPEND_VALUE (nd, wf->name, &result);
-                  set = true;
-               } else {
-                  bson_append_value (nd, bson_iter_key (&oi), -1, bson_iter_value (&oi));
-               }
-            }
-            if (!set) {
-               BSON_APPEND_VALUE (nd, wf->name, &result);
-            }
+            bson_t *nd = with_path (outs[i], &wpath, &result, NULL, 0);
             bson_destroy (outs[i]);
             outs[i] = nd;
             dj_arena_reset (r->arena);
          }
+         dj_path_cleanup (&wpath);
       }
       for (size_t i = 0; i < pn; i++) {
          /* replace in the row order the partition sorted them into */
