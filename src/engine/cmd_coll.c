@@ -30,7 +30,7 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
       if (!strcmp (k, "viewOn") || !strcmp (k, "pipeline") || !strcmp (k, "timeseries") || !strcmp (k, "clusteredIndex") ||
-          !strcmp (k, "encryptedFields")) {
+          !strcmp (k, "encryptedFields") || !strcmp (k, "expireAfterSeconds")) {
          dj_err (error, DJ_NotImplemented, "create with '%s' is not supported by the embedded engine", k);
          goto done;
       }
@@ -43,7 +43,7 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          }
       }
       if (!strcmp (k, "capped") || !strcmp (k, "size") || !strcmp (k, "max") || !strcmp (k, "validator") ||
-          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction") || !strcmp (k, "expireAfterSeconds")) {
+          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
          bson_append_value (&options, k, -1, bson_iter_value (&it));
       }
    }

@@ -234,8 +234,12 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          }
          dj_err (error, DJ_CannotCreateIndex, "collations other than 'simple' are not supported by the embedded engine");
          goto fail;
+      } else if (!strcmp (f, "expireAfterSeconds")) {
+         /* refused rather than stored and never enforced */
+         dj_err (error, DJ_CannotCreateIndex, "TTL indexes (expireAfterSeconds) are not supported by the embedded engine");
+         goto fail;
       } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "hidden") || !strcmp (f, "ns") ||
-                 !strcmp (f, "expireAfterSeconds") || !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
+                 !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
                  !strcmp (f, "default_language") || !strcmp (f, "language_override") || !strcmp (f, "textIndexVersion") ||
                  !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered")) {
          continue;
