@@ -377,6 +377,60 @@ dn_div (dnum_t *a, dnum_t *b, dnum_t *r)
    bson_free (rem);
 }
 
+/* Exact comparison: doubles enter with every binary digit (glibc prints the
+ * exact value), not the 15 digits arithmetic uses. NaN sorts below every
+ * number and equals NaN, as in MongoDB. */
+static void
+dn_from_value_exact (const bson_value_t *v, dnum_t *n)
+{
+   if (v->value_type == BSON_TYPE_DOUBLE && v->value.v_double == v->value.v_double) {
+      char s[820];
+      snprintf (s, sizeof s, "%.770e", v->value.v_double);
+      dn_parse (s, n);
+      return;
+   }
+   dn_from_value (v, n);
+}
+
+int
+dj_decimal_cmp (const bson_value_t *a, const bson_value_t *b)
+{
+   dnum_t x, y;
+   int r;
+
+   dn_from_value_exact (a, &x);
+   dn_from_value_exact (b, &y);
+   if (x.special == 2 || y.special == 2) {
+      r = (y.special == 2) - (x.special == 2);
+      goto done;
+   }
+   int sx = x.special ? (x.neg ? -2 : 2) : (*x.dig ? (x.neg ? -1 : 1) : 0);
+   int sy = y.special ? (y.neg ? -2 : 2) : (*y.dig ? (y.neg ? -1 : 1) : 0);
+   if (sx != sy || sx == 0 || sx == 2 || sx == -2) {
+      r = (sx > sy) - (sx < sy);
+      goto done;
+   }
+   /* drop trailing zeros: then the position of the leading digit decides,
+    * and equal positions compare digit by digit (a prefix is smaller) */
+   size_t lx = strlen (x.dig), ly = strlen (y.dig);
+   while (lx > 1 && x.dig[lx - 1] == '0') {
+      x.dig[--lx] = '\0';
+      x.exp++;
+   }
+   while (ly > 1 && y.dig[ly - 1] == '0') {
+      y.dig[--ly] = '\0';
+      y.exp++;
+   }
+   int ex = (int) lx + x.exp, ey = (int) ly + y.exp;
+   int mag = ex != ey ? (ex < ey ? -1 : 1) : strcmp (x.dig, y.dig);
+   mag = (mag > 0) - (mag < 0);
+   r = sx < 0 ? -mag : mag;
+done:
+   dn_free (&x);
+   dn_free (&y);
+   return r;
+}
+
 bool
 dj_decimal_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out)
 {

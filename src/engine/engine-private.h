@@ -65,6 +65,8 @@ void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
  * with 15 significant digits, as in MongoDB). out: a Decimal128. */
 bool dj_decimal_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
 void dj_decimal_from_value (const bson_value_t *v, bson_value_t *out);
+/* Exact order of two numbers, at least one a Decimal128 (dj_number_cmp uses it). */
+int dj_decimal_cmp (const bson_value_t *a, const bson_value_t *b);
 
 /* ---- collation.c: locale-aware strings (ICU) ---------------------------- */
 /* Parses a collation document. *out = NULL for {locale: "simple"}. Collators

@@ -157,102 +157,6 @@ dj_value_as_int64_exact (const bson_value_t *v, int64_t *out)
 
 /* --- exact numeric comparison ------------------------------------------- */
 
-/* A finite number as sign * 0.d1d2d3... * 10^exp with no leading or trailing
- * zero digits; zero has ndig == 0. Non-finite numbers use `special`. */
-typedef struct {
-   int special; /* 0 finite, 1 +inf, -1 -inf, 2 NaN */
-   int neg;
-   int exp;
-   int ndig;
-   char dig[800];
-} num_t;
-
-/* Parses "[-]d[.ddd][e|E[+-]x]" and "NaN"/"Infinity" forms. */
-static void
-num_parse (const char *s, num_t *n)
-{
-   memset (n, 0, sizeof *n - sizeof n->dig);
-   n->dig[0] = '\0';
-   if (*s == '-') {
-      n->neg = 1;
-      s++;
-   } else if (*s == '+') {
-      s++;
-   }
-   if (!strncasecmp (s, "nan", 3)) {
-      n->special = 2;
-      return;
-   }
-   if (!strncasecmp (s, "inf", 3)) {
-      n->special = n->neg ? -1 : 1;
-      return;
-   }
-   int point = -1, nd = 0, seen_nonzero = 0, lead = 0;
-   for (; *s && *s != 'e' && *s != 'E'; s++) {
-      if (*s == '.') {
-         point = nd + lead;
-         continue;
-      }
-      if (*s == '0' && !seen_nonzero) {
-         lead++;
-         continue;
-      }
-      seen_nonzero = 1;
-      if (nd < (int) sizeof n->dig - 1) {
-         n->dig[nd++] = *s;
-      }
-   }
-   int e = 0;
-   if (*s == 'e' || *s == 'E') {
-      e = atoi (s + 1);
-   }
-   int intdigits = (point < 0 ? nd + lead : point) - lead; /* digits before the point, after leading zeros */
-   while (nd > 0 && n->dig[nd - 1] == '0') {
-      nd--;
-   }
-   n->dig[nd] = '\0';
-   n->ndig = nd;
-   n->exp = nd ? intdigits + e : 0;
-}
-
-static void
-num_from_value (const bson_value_t *v, num_t *n)
-{
-   char s[820];
-   switch (v->value_type) {
-   case BSON_TYPE_INT32: snprintf (s, sizeof s, "%d", v->value.v_int32); break;
-   case BSON_TYPE_INT64: snprintf (s, sizeof s, "%" PRId64, v->value.v_int64); break;
-   case BSON_TYPE_DOUBLE:
-      /* glibc prints the exact binary value when asked for enough digits. */
-      snprintf (s, sizeof s, "%.770e", v->value.v_double);
-      break;
-   case BSON_TYPE_DECIMAL128: bson_decimal128_to_string (&v->value.v_decimal128, s); break;
-   default: strcpy (s, "0");
-   }
-   num_parse (s, n);
-}
-
-static int
-num_cmp (const num_t *a, const num_t *b)
-{
-   if (a->special == 2 || b->special == 2) {
-      return (b->special == 2) - (a->special == 2); /* NaN lowest, NaN == NaN */
-   }
-   int sa = a->special ? a->special * 2 : (a->ndig ? (a->neg ? -1 : 1) : 0);
-   int sb = b->special ? b->special * 2 : (b->ndig ? (b->neg ? -1 : 1) : 0);
-   if (sa != sb || sa == 0 || sa == 2 || sa == -2) {
-      return (sa > sb) - (sa < sb);
-   }
-   int mag;
-   if (a->exp != b->exp) {
-      mag = a->exp < b->exp ? -1 : 1;
-   } else {
-      int c = strcmp (a->dig, b->dig); /* no trailing zeros: a prefix is smaller */
-      mag = (c > 0) - (c < 0);
-   }
-   return sa < 0 ? -mag : mag;
-}
-
 static int
 cmp_i64_dbl (int64_t i, double d)
 {
@@ -280,10 +184,7 @@ dj_number_cmp (const bson_value_t *a, const bson_value_t *b)
    bson_type_t ta = a->value_type, tb = b->value_type;
 
    if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
-      num_t na, nb;
-      num_from_value (a, &na);
-      num_from_value (b, &nb);
-      return num_cmp (&na, &nb);
+      return dj_decimal_cmp (a, b);
    }
    if (ta == BSON_TYPE_DOUBLE && tb == BSON_TYPE_DOUBLE) {
       double x = a->value.v_double, y = b->value.v_double;
