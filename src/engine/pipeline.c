@@ -1585,16 +1585,7 @@ acc_result (const accst_t *a, const char *field, bson_t *out)
 typedef struct {
    bson_value_t id; /* owned */
    accst_t *st;     /* owned, naccs */
-   dj_buf_t key;
 } group_t;
-
-typedef struct {
-   group_t *g;
-   size_t n, cap;
-   size_t *slots; /* hash -> group index + 1 */
-   size_t nslots;
-   size_t bytes;
-} gtable_t;
 
 static uint64_t
 hash_bytes (const uint8_t *p, size_t n)
@@ -1606,18 +1597,26 @@ hash_bytes (const uint8_t *p, size_t n)
    return h;
 }
 
-static group_t *
-gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
+/* Encoded keys to dense indexes 0..n-1, by open addressing. The $group
+ * table and the $lookup join both sit on it, each keeping its own array of
+ * values in step with the indexes. */
+typedef struct {
+   dj_buf_t *keys; /* owned */
+   size_t n, cap;
+   size_t *slots; /* hash -> index + 1 */
+   size_t nslots;
+} ktable_t;
+
+/* The index of k; SIZE_MAX when absent and !create. *added: k is new. */
+static size_t
+ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added)
 {
-   dj_buf_t k;
-   dj_buf_init (&k);
-   /* groups by value: 1, 1.0 and NumberLong(1) are one group, as in MongoDB */
-   dj_key_append_collated (&k, id);
-   if ((t->n + 1) * 2 > t->nslots) {
+   *added = false;
+   if (create && (t->n + 1) * 2 > t->nslots) {
       size_t ns = t->nslots ? t->nslots * 2 : 64;
       size_t *nsl = bson_malloc0 (sizeof (size_t) * ns);
       for (size_t i = 0; i < t->n; i++) {
-         size_t h = (size_t) hash_bytes (t->g[i].key.data, t->g[i].key.len) & (ns - 1);
+         size_t h = (size_t) hash_bytes (t->keys[i].data, t->keys[i].len) & (ns - 1);
          while (nsl[h]) {
             h = (h + 1) & (ns - 1);
          }
@@ -1627,48 +1626,91 @@ gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
       t->slots = nsl;
       t->nslots = ns;
    }
-   size_t h = (size_t) hash_bytes (k.data, k.len) & (t->nslots - 1);
+   if (!t->nslots) {
+      return SIZE_MAX;
+   }
+   size_t h = (size_t) hash_bytes (k->data, k->len) & (t->nslots - 1);
    while (t->slots[h]) {
-      group_t *g = &t->g[t->slots[h] - 1];
-      if (g->key.len == k.len && !memcmp (g->key.data, k.data, k.len)) {
-         dj_buf_cleanup (&k);
-         return g;
+      const dj_buf_t *e = &t->keys[t->slots[h] - 1];
+      if (e->len == k->len && !memcmp (e->data, k->data, k->len)) {
+         return t->slots[h] - 1;
       }
       h = (h + 1) & (t->nslots - 1);
    }
+   if (!create) {
+      return SIZE_MAX;
+   }
    if (t->n == t->cap) {
+      t->cap = t->cap ? t->cap * 2 : 16;
+      t->keys = bson_realloc (t->keys, sizeof (dj_buf_t) * t->cap);
+   }
+   dj_buf_init (&t->keys[t->n]);
+   dj_buf_append (&t->keys[t->n], k->data, k->len);
+   t->slots[h] = ++t->n;
+   *added = true;
+   return t->n - 1;
+}
+
+static void
+ktable_free (ktable_t *t)
+{
+   for (size_t i = 0; i < t->n; i++) {
+      dj_buf_cleanup (&t->keys[i]);
+   }
+   bson_free (t->keys);
+   bson_free (t->slots);
+}
+
+typedef struct {
+   ktable_t kt;
+   group_t *g; /* owned, kt.n entries */
+   size_t cap;
+   size_t bytes;
+} gtable_t;
+
+static group_t *
+gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
+{
+   dj_buf_t k;
+   bool added;
+   dj_buf_init (&k);
+   /* groups by value: 1, 1.0 and NumberLong(1) are one group, as in MongoDB */
+   dj_key_append_collated (&k, id);
+   size_t i = ktable_index (&t->kt, &k, true, &added);
+   t->bytes += added ? k.len + 64 : 0;
+   dj_buf_cleanup (&k);
+   if (!added) {
+      return &t->g[i];
+   }
+   if (i == t->cap) {
       t->cap = t->cap ? t->cap * 2 : 16;
       t->g = bson_realloc (t->g, sizeof (group_t) * t->cap);
    }
-   group_t *g = &t->g[t->n];
+   group_t *g = &t->g[i];
    if (id->value_type == BSON_TYPE_EOD) {
       g->id.value_type = BSON_TYPE_NULL;
    } else {
       bson_value_copy (id, &g->id);
    }
    g->st = bson_malloc0 (sizeof (accst_t) * (size_t) (naccs ? naccs : 1));
-   for (int i = 0; i < naccs; i++) {
-      g->st[i].op = accs[i].op;
+   for (int a = 0; a < naccs; a++) {
+      g->st[a].op = accs[a].op;
    }
-   g->key = k;
-   t->slots[h] = ++t->n;
-   t->bytes += k.len + 64;
    return g;
 }
 
 static void
 gtable_free (gtable_t *t, int naccs)
 {
-   for (size_t i = 0; i < t->n; i++) {
+   for (size_t i = 0; i < t->kt.n; i++) {
       bson_value_destroy (&t->g[i].id);
       for (int a = 0; a < naccs; a++) {
          accst_cleanup (&t->g[i].st[a]);
       }
       bson_free (t->g[i].st);
-      dj_buf_cleanup (&t->g[i].key);
    }
    bson_free (t->g);
-   bson_free (t->slots);
+   ktable_free (&t->kt);
 }
 
 static bool
@@ -1709,7 +1751,7 @@ run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    if (ok) {
       dj_docs_clear (docs);
-      for (size_t i = 0; i < t.n; i++) {
+      for (size_t i = 0; i < t.kt.n; i++) {
          bson_t *out = bson_new ();
          BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
          for (int a = 0; a < s->naccs; a++) {
@@ -2012,70 +2054,42 @@ add_value (const bson_value_t *v, void *ctx)
  * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
 typedef struct {
-   dj_buf_t key;
    size_t *docs; /* indexes into the foreign list, ascending */
    size_t n, cap;
 } jbucket_t;
 
 typedef struct {
-   jbucket_t *b;
-   size_t n, cap;
-   size_t *slots;
-   size_t nslots;
+   ktable_t kt;
+   jbucket_t *b; /* owned, kt.n entries */
+   size_t cap;
 } jtable_t;
 
 static jbucket_t *
 jtable_find (jtable_t *t, const dj_buf_t *k, bool create)
 {
-   if (create && (t->n + 1) * 2 > t->nslots) {
-      size_t ns = t->nslots ? t->nslots * 2 : 256;
-      size_t *nsl = bson_malloc0 (sizeof (size_t) * ns);
-      for (size_t i = 0; i < t->n; i++) {
-         size_t h = (size_t) hash_bytes (t->b[i].key.data, t->b[i].key.len) & (ns - 1);
-         while (nsl[h]) {
-            h = (h + 1) & (ns - 1);
-         }
-         nsl[h] = i + 1;
-      }
-      bson_free (t->slots);
-      t->slots = nsl;
-      t->nslots = ns;
-   }
-   if (!t->nslots) {
+   bool added;
+   size_t i = ktable_index (&t->kt, k, create, &added);
+   if (i == SIZE_MAX) {
       return NULL;
    }
-   size_t h = (size_t) hash_bytes (k->data, k->len) & (t->nslots - 1);
-   while (t->slots[h]) {
-      jbucket_t *b = &t->b[t->slots[h] - 1];
-      if (b->key.len == k->len && !memcmp (b->key.data, k->data, k->len)) {
-         return b;
+   if (added) {
+      if (i == t->cap) {
+         t->cap = t->cap ? t->cap * 2 : 64;
+         t->b = bson_realloc (t->b, sizeof (jbucket_t) * t->cap);
       }
-      h = (h + 1) & (t->nslots - 1);
+      memset (&t->b[i], 0, sizeof t->b[i]);
    }
-   if (!create) {
-      return NULL;
-   }
-   if (t->n == t->cap) {
-      t->cap = t->cap ? t->cap * 2 : 64;
-      t->b = bson_realloc (t->b, sizeof (jbucket_t) * t->cap);
-   }
-   jbucket_t *b = &t->b[t->n];
-   memset (b, 0, sizeof *b);
-   dj_buf_init (&b->key);
-   dj_buf_append (&b->key, k->data, k->len);
-   t->slots[h] = ++t->n;
-   return b;
+   return &t->b[i];
 }
 
 static void
 jtable_free (jtable_t *t)
 {
-   for (size_t i = 0; i < t->n; i++) {
-      dj_buf_cleanup (&t->b[i].key);
+   for (size_t i = 0; i < t->kt.n; i++) {
       bson_free (t->b[i].docs);
    }
    bson_free (t->b);
-   bson_free (t->slots);
+   ktable_free (&t->kt);
 }
 
 typedef struct {
@@ -2895,7 +2909,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       }
       if (ok) {
          dj_docs_clear (docs);
-         for (size_t i = 0; i < t.n; i++) {
+         for (size_t i = 0; i < t.kt.n; i++) {
             bson_t *out = bson_new ();
             BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
             BSON_APPEND_INT32 (out, "count", (int32_t) t.g[i].st[0].count);
