@@ -2572,20 +2572,19 @@ run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    return ok;
 }
 
-/* The record id of the first match (dj_plan_scan stops after it). */
+/* The first match: its record id and a copy of it (the scan stops there). */
 typedef struct {
    uint64_t rid;
-   bool found;
-} ridfound_t;
+   bson_t *doc; /* owned copy, NULL when nothing matched */
+} first_t;
 
 static bool
-rid_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+first_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   ridfound_t *rf = ctx;
-   (void) doc;
+   first_t *f = ctx;
    (void) pos;
-   rf->rid = rid;
-   rf->found = true;
+   f->rid = rid;
+   f->doc = bson_copy (doc);
    return false;
 }
 
@@ -2634,23 +2633,20 @@ run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = false;
          break;
       }
-      dj_docs_t found = {0};
-      collect_t cc = {.out = &found};
-      ok = dj_plan_scan (run->ctx, c, m, false, 1, collect_fn, &cc, r->error);
+      first_t found = {0};
+      ok = dj_plan_scan (run->ctx, c, m, false, 1, first_fn, &found, r->error);
       dj_matcher_destroy (m);
       if (!ok) {
-         dj_docs_clear (&found);
          break;
       }
-      if (found.n == 0) {
+      if (!found.doc) {
          if (s->when_not_matched == 0) {
             ok = dj_record_insert (run->ctx, c, d, NULL, r->error);
          } else if (s->when_not_matched == 2) {
             ok = dj_err (r->error, 13113, "$merge could not find a matching document in the target collection for at least one document in the source collection");
          }
       } else {
-         /* find the record id again through the _id index */
-         bson_t *old = found.v[0];
+         bson_t *old = found.doc;
          bson_t *newdoc = NULL;
          if (s->when_matched == 3) {
             ok = dj_err (r->error, 11000, "$merge with whenMatched: fail found an existing document with the same values for the 'on' fields");
@@ -2679,12 +2675,9 @@ run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             dj_docs_clear (&one);
          }
          if (ok && newdoc) {
-            /* locate the record: scan by _id */
-            bson_iter_t oi;
-            bson_t idq = BSON_INITIALIZER;
+            /* the new document keeps the old _id */
+            bson_iter_t oi, ni;
             bson_iter_init_find (&oi, old, "_id");
-            BSON_APPEND_VALUE (&idq, "_id", bson_iter_value (&oi));
-            bson_iter_t ni;
             if (!bson_iter_init_find (&ni, newdoc, "_id")) {
                bson_t *w = bson_new ();
                BSON_APPEND_VALUE (w, "_id", bson_iter_value (&oi));
@@ -2692,20 +2685,13 @@ run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                bson_destroy (newdoc);
                newdoc = w;
             }
-            dj_matcher_t *im = dj_matcher_new (&idq, r->error);
-            bson_destroy (&idq);
-            ridfound_t rf = {0};
-            ok = im && dj_plan_scan (run->ctx, c, im, false, 1, rid_fn, &rf, r->error);
-            dj_matcher_destroy (im);
-            if (ok && rf.found) {
-               ok = dj_record_update (run->ctx, c, rf.rid, old, newdoc, r->error);
-            }
+            ok = dj_record_update (run->ctx, c, found.rid, old, newdoc, r->error);
          }
          if (newdoc) {
             bson_destroy (newdoc);
          }
+         bson_destroy (found.doc);
       }
-      dj_docs_clear (&found);
    }
    dj_coll_free (c);
    dj_docs_clear (docs);
