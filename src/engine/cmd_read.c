@@ -52,12 +52,6 @@ check_nonneg (const char *field, int64_t v, bson_error_t *error)
    return true;
 }
 
-/* A command's collation becomes the thread's current one (dj_cmd_collation). */
-static bool
-check_collation (const bson_t *cmd, bson_error_t *error)
-{
-   return dj_cmd_collation (cmd, error);
-}
 
 /* Validates a hint: an index name or key pattern that must exist. */
 static bool
@@ -123,7 +117,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
        !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
        !dj_cmd_get_int64 (cmd, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
        !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
-       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !check_collation (cmd, error)) {
+       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_collation (cmd, error)) {
       return false;
    }
    if (!p3) {
@@ -259,7 +253,7 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
        !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
-       !check_nonneg ("skip", skip, error) || !check_collation (cmd, error)) {
+       !check_nonneg ("skip", skip, error) || !dj_cmd_collation (cmd, error)) {
       return false;
    }
    if (limit < 0) {
@@ -347,7 +341,7 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
 
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
        !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
-       !check_collation (cmd, error)) {
+       !dj_cmd_collation (cmd, error)) {
       return false;
    }
    if (!bson_iter_init_find (&it, cmd, "key") || !BSON_ITER_HOLDS_UTF8 (&it)) {

@@ -321,12 +321,6 @@ get_stmt_doc (const bson_t *stmt, const char *field, bool required, bson_t *out,
    return true;
 }
 
-/* Each statement's collation (or none) is current while it runs. */
-static bool
-check_stmt_collation (const bson_t *stmt, bson_error_t *error)
-{
-   return dj_cmd_collation (stmt, error);
-}
 
 /* One update statement: {q, u, upsert, multi, arrayFilters, ...}. Returns
  * false with *error on failure. */
@@ -352,7 +346,7 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, boo
          return dj_err (error, DJ_UnknownField, "BSON field 'update.updates.%s' is an unknown field.", bson_iter_key (&it));
       }
    }
-   if (!get_stmt_doc (stmt, "q", true, &q, error) || !check_stmt_collation (stmt, error)) {
+   if (!get_stmt_doc (stmt, "q", true, &q, error) || !dj_cmd_collation (stmt, error)) {
       return false;
    }
    if (!bson_iter_init_find (&it, stmt, "u")) {
@@ -569,7 +563,7 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
             dj_err (&serr, 40414, "BSON field 'delete.deletes.limit' is missing but a required field");
          } else if ((limit = bson_iter_as_int64 (&it)) != 0 && limit != 1) {
             dj_err (&serr, DJ_FailedToParse, "The limit field in delete objects must be 0 or 1. Got %" PRId64, limit);
-         } else if (get_stmt_doc (&stmt, "q", true, &q, &serr) && check_stmt_collation (&stmt, &serr) &&
+         } else if (get_stmt_doc (&stmt, "q", true, &q, &serr) && dj_cmd_collation (&stmt, &serr) &&
                     (m = dj_matcher_new (&q, &serr))) {
             del_t s = {.ctx = &ctx, .c = c};
             ok = !c || dj_plan_scan (&ctx, c, m, true, limit, delete_fn, &s, &serr);
@@ -678,7 +672,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
        !dj_cmd_get_doc (cmd, "fields", &fields, &has_fields, error) || !dj_cmd_get_bool (cmd, "remove", &remove, error) ||
        !dj_cmd_get_bool (cmd, "new", &want_new, error) || !dj_cmd_get_bool (cmd, "upsert", &upsert, error) ||
-       !dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error) || !check_stmt_collation (cmd, error)) {
+       !dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error) || !dj_cmd_collation (cmd, error)) {
       return false;
    }
    bson_value_t uspec_v;
