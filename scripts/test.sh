@@ -25,6 +25,7 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/engine/test_keyenc" 2>&1)"
   tally "$("$b/tests/engine/test_durability" 2>&1)"
   tally "$("$b/tests/engine/test_malformed" 2>&1)"
+  tally "$("$b/tests/sql/run_golden" tests/sql/golden/*.test 2>&1)"
 }
 
 build() { # $1: dir, rest: meson options
@@ -52,7 +53,7 @@ venv=$(mktemp -d /tmp/djongo-venv-XXXXXX)
 python3 -m venv --system-site-packages "$venv"
 if "$venv/bin/pip" install -q --no-build-isolation "$root" >"$venv.pip.log" 2>&1; then
   out=$(cd /tmp && PATH="$venv/bin:$PATH" DJONGO_CONFORMANCE="$root/../shared/conformance" \
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/conformance" 2>&1)
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/conformance" 2>&1)
   echo "$out"
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then

@@ -1,0 +1,127 @@
+/*
+ * compile-private.h -- what the compiler's files share.
+ *
+ *   expr.c    SQL expressions -> aggregation expressions; predicates ->
+ *             query filters or $expr, both with three-valued logic
+ *   select.c  SELECT -> find / aggregate
+ *   write.c   INSERT / UPDATE / DELETE
+ *   ddl.c     CREATE / DROP / ALTER, transaction statements
+ *   compile.c plans, binding, dj_mql_t
+ *
+ * Emitters append to a parent document under a key and return false with
+ * cx->error set on failure; a half-built parent is then discarded by the
+ * caller, so they never need to undo.
+ */
+#ifndef DJ_COMPILE_PRIVATE_H
+#define DJ_COMPILE_PRIVATE_H
+
+#include "dj_buf.h"
+#include "dj_compile.h"
+
+/* libbson's BSON_APPEND_* macros evaluate `key` twice (once for strlen);
+ * the compiler's keys are often cx_idx (&k, (*n)++). These forms pass -1
+ * (NUL-terminated) and evaluate each argument once. */
+#undef BSON_APPEND_DOCUMENT_BEGIN
+#undef BSON_APPEND_ARRAY_BEGIN
+#undef BSON_APPEND_DOCUMENT
+#undef BSON_APPEND_UTF8
+#undef BSON_APPEND_INT32
+#undef BSON_APPEND_INT64
+#undef BSON_APPEND_BOOL
+#undef BSON_APPEND_NULL
+#undef BSON_APPEND_VALUE
+#define BSON_APPEND_DOCUMENT_BEGIN(b, key, child) bson_append_document_begin ((b), (key), -1, (child))
+#define BSON_APPEND_ARRAY_BEGIN(b, key, child) bson_append_array_begin ((b), (key), -1, (child))
+#define BSON_APPEND_DOCUMENT(b, key, val) bson_append_document ((b), (key), -1, (val))
+#define BSON_APPEND_UTF8(b, key, val) bson_append_utf8 ((b), (key), -1, (val), -1)
+#define BSON_APPEND_INT32(b, key, val) bson_append_int32 ((b), (key), -1, (val))
+#define BSON_APPEND_INT64(b, key, val) bson_append_int64 ((b), (key), -1, (val))
+#define BSON_APPEND_BOOL(b, key, val) bson_append_bool ((b), (key), -1, (val))
+#define BSON_APPEND_NULL(b, key) bson_append_null ((b), (key), -1)
+#define BSON_APPEND_VALUE(b, key, val) bson_append_value ((b), (key), -1, (val))
+
+/* One FROM entry as the pipeline sees it. */
+typedef struct {
+   const char *alias;   /* the name columns are qualified with */
+   const char *table;   /* collection */
+   char prefix[160];    /* "" for the base table, "__dj_<alias>." for joins */
+} cx_source_t;
+
+#define CX_MAX_SOURCES 32
+#define CX_MAX_SUBS 32
+
+/* After $group, expressions are rewritten: a GROUP BY key becomes
+ * "$_id.k<i>", an aggregate call "$a<i>". */
+typedef struct {
+   const dj_list_t *keys;      /* dj_expr_t *: GROUP BY expressions */
+   dj_list_t aggs;             /* dj_expr_t *: aggregate calls (malloc'd v) */
+} cx_group_t;
+
+typedef struct cx {
+   const bson_value_t *params;
+   int nparams;
+   const char *db;
+   bson_error_t *error;
+   cx_source_t sources[CX_MAX_SOURCES];
+   int nsources;
+   cx_group_t *group;          /* non-NULL after $group */
+   int depth;
+   int nsub;                   /* subqueries with a $lookup into "__dj_sq<i>" */
+   const dj_expr_t *subs[CX_MAX_SUBS]; /* borrowed from the statement */
+   dj_mql_t *out;
+} cx_t;
+
+/* key buffer for array elements */
+typedef struct {
+   char buf[16];
+   const char *key;
+} cx_idx_t;
+
+const char *cx_idx (cx_idx_t *k, uint32_t i);
+
+bool cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
+bool cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
+
+/* Is e a constant once parameters are bound (literal or %s)? */
+bool cx_is_const (const dj_expr_t *e);
+/* The bound value of a constant (params borrowed; literals in *tmp). */
+bool cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out);
+bool cx_const_is_null (cx_t *cx, const dj_expr_t *e);
+/* Appends a constant's value as-is (a query value, a document to insert). */
+bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+
+/* Field path of a column (no "$"); false + error if unknown/ambiguous. */
+bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
+
+bool cx_is_aggregate (const dj_expr_t *e);
+bool cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b);
+/* Collects aggregate calls (not inside subqueries) into g->aggs. */
+void cx_collect_aggs (const dj_expr_t *e, cx_group_t *g);
+
+/* Aggregation expression whose value is e's SQL value. */
+bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* Aggregation expression, true iff predicate e is TRUE (want) / FALSE (!want). */
+bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+/* Query filter document matching the rows where e is TRUE (want) / FALSE. */
+bool cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+/* Does e mention only source 0 (the base table)? Subqueries: no. */
+bool cx_base_only (cx_t *cx, const dj_expr_t *e);
+/* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */
+bool cx_has_subquery (const dj_expr_t *e);
+
+/* select.c: appends the pipeline stages of a SELECT to `pipeline` (an
+ * array being built, next index *n). Used for subqueries too. */
+bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, bool for_subquery);
+/* Prepares stages that compute subquery results used by predicate e:
+ * each IN/EXISTS/scalar subquery becomes a $lookup into "__dj_sq<i>". */
+bool cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n);
+
+bool cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st);
+bool cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st);
+bool cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st);
+
+/* Adds a command to cx->out (steals cmd). */
+bool cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin);
+void cx_add_column (cx_t *cx, const char *name, const char *path);
+
+#endif

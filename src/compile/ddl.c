@@ -1,0 +1,304 @@
+/*
+ * ddl.c -- CREATE / DROP / ALTER, and the transaction statements.
+ *
+ * Documents have no column types, defaults or NOT NULL, so most of a
+ * table's definition has nothing to become; what does:
+ *   CREATE TABLE t (...)      {create: t} + {createIndexes} for PRIMARY KEY and UNIQUE
+ *   DROP TABLE [IF EXISTS] t  {drop: t} (IF EXISTS: NamespaceNotFound counts as success)
+ *   CREATE [UNIQUE] INDEX i ON t (a, b DESC) [WHERE ...]
+ *                             {createIndexes: t, indexes: [{key, name, unique, partialFilterExpression}]}
+ *   DROP INDEX i ON t         {dropIndexes: t, index: i}
+ *   ALTER TABLE t ADD c ... DEFAULT v    backfill: {update: t, q: {c: {$exists: false}}, u: {$set: {c: v}}}
+ *   ALTER TABLE t DROP c                 {update: t, u: {$unset: {c: ""}}}
+ *   ALTER TABLE t RENAME c TO d          {update: t, u: {$rename: {c: d}}}
+ *   ALTER TABLE t RENAME TO u            {renameCollection: "db.t", to: "db.u"} (admin)
+ *   ALTER TABLE t ADD CONSTRAINT n UNIQUE (a, b)   createIndexes, named n
+ *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n
+ *   ALTER TABLE t ALTER c TYPE/SET DEFAULT/[SET|DROP] NOT NULL   no command
+ *
+ * UNIQUE over a nullable column: SQL lets any number of rows hold NULL
+ * there, a MongoDB unique index would let one. Such indexes get a
+ * partialFilterExpression that leaves NULL and missing values out
+ * (MongoDB manual, "Unique Constraint" under Partial Indexes).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "compile-private.h"
+
+static const char *const non_null_types[] = {"double", "string", "object", "array", "binData", "objectId", "bool",
+                                             "date", "int", "timestamp", "long", "decimal", "regex", NULL};
+
+static const dj_coldef_t *
+find_coldef (const dj_sql_stmt_t *st, const char *name)
+{
+   for (int i = 0; i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (!strcmp (c->name, name)) {
+         return c;
+      }
+   }
+   return NULL;
+}
+
+/* One index spec {key, name, unique[, partialFilterExpression]} into `indexes`. */
+static bool
+index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const *cols, const bool *desc, int ncols,
+            bool unique, bool nullable, const dj_expr_t *where)
+{
+   cx_idx_t k;
+   bson_t spec, key;
+   bool ok = true;
+   BSON_APPEND_DOCUMENT_BEGIN (indexes, cx_idx (&k, i), &spec);
+   BSON_APPEND_DOCUMENT_BEGIN (&spec, "key", &key);
+   for (int c = 0; c < ncols; c++) {
+      if (cols[c][0] == '$' || !cols[c][0]) {
+         ok = cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", cols[c]);
+      }
+      BSON_APPEND_INT32 (&key, cols[c], desc && desc[c] ? -1 : 1);
+   }
+   bson_append_document_end (&spec, &key);
+   BSON_APPEND_UTF8 (&spec, "name", name);
+   if (unique) {
+      BSON_APPEND_BOOL (&spec, "unique", true);
+   }
+   if (ok && where) {
+      ok = cx_filter (cx, where, true, &spec, "partialFilterExpression");
+   } else if (ok && unique && nullable) {
+      bson_t pf, f, types;
+      BSON_APPEND_DOCUMENT_BEGIN (&spec, "partialFilterExpression", &pf);
+      for (int c = 0; c < ncols; c++) {
+         BSON_APPEND_DOCUMENT_BEGIN (&pf, cols[c], &f);
+         BSON_APPEND_ARRAY_BEGIN (&f, "$type", &types);
+         for (uint32_t t = 0; non_null_types[t]; t++) {
+            BSON_APPEND_UTF8 (&types, cx_idx (&k, t), non_null_types[t]);
+         }
+         bson_append_array_end (&f, &types);
+         bson_append_document_end (&pf, &f);
+      }
+      bson_append_document_end (&spec, &pf);
+   }
+   bson_append_document_end (indexes, &spec);
+   return ok;
+}
+
+static bool
+simple_command (cx_t *cx, const char *name, const char *value, int32_t ignore)
+{
+   bson_t *cmd = bson_new ();
+   BSON_APPEND_UTF8 (cmd, name, value);
+   return cx_add_command (cx, cmd, ignore, false);
+}
+
+/* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
+static bool
+constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   bson_t *cmd = bson_new (), indexes;
+   uint32_t n = 0;
+   bool ok = true;
+   char name[256];
+   BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
+   for (int i = 0; ok && i < st->coldefs.n; i++) {
+      dj_coldef_t *c = st->coldefs.v[i];
+      if (!(c->primary_key || c->unique) || !strcmp (c->name, "_id")) {
+         continue; /* _id is unique already */
+      }
+      snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
+      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL);
+   }
+   for (int i = 0; ok && i < st->constraints.n; i++) {
+      const dj_tconstraint_t *tc = st->constraints.v[i];
+      bool nullable = false;
+      for (int c = 0; c < tc->columns.n; c++) {
+         const dj_coldef_t *cd = find_coldef (st, tc->columns.v[c]);
+         nullable |= !tc->primary_key && (!cd || !cd->not_null); /* unknown column (ALTER): assume nullable */
+      }
+      if (tc->primary_key && tc->columns.n == 1 && !strcmp (tc->columns.v[0], "_id")) {
+         continue;
+      }
+      if (tc->name) {
+         bson_strncpy (name, tc->name, sizeof name);
+      } else {
+         snprintf (name, sizeof name, "%s_%s_%s", st->table, (char *) tc->columns.v[0], tc->primary_key ? "pk" : "uniq");
+      }
+      ok = index_spec (cx, &indexes, n++, name, (char *const *) tc->columns.v, NULL, tc->columns.n, true, nullable,
+                       tc->where);
+   }
+   bson_append_array_end (cmd, &indexes);
+   if (!ok || n == 0) {
+      bson_destroy (cmd);
+      return ok;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+/* {update: t, updates: [{q, u, multi: true}]}: opens updates[0] for the
+ * caller to fill with q and u; finish_update_all() closes and adds it. */
+static bson_t *
+update_all (const char *table, bson_t *ups, bson_t *up)
+{
+   bson_t *cmd = bson_new ();
+   BSON_APPEND_UTF8 (cmd, "update", table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", ups);
+   BSON_APPEND_DOCUMENT_BEGIN (ups, "0", up);
+   return cmd;
+}
+
+static bool
+finish_update_all (cx_t *cx, bson_t *cmd, bson_t *ups, bson_t *up)
+{
+   BSON_APPEND_BOOL (up, "multi", true);
+   bson_append_document_end (ups, up);
+   bson_append_array_end (cmd, ups);
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+static bool
+compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   bson_t ups, up, q, f, u, op;
+   bson_t *cmd;
+   switch (st->alter) {
+   case DJ_ALTER_ADD_COLUMN: {
+      const dj_coldef_t *c = st->coldefs.v[0];
+      if (c->name[0] == '$' || strchr (c->name, '.')) {
+         return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
+      }
+      if (c->default_value && !cx_is_const (c->default_value)) {
+         return cx_unsupported (cx, c->default_value->pos, "a DEFAULT that is not a constant");
+      }
+      if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
+         /* existing rows get the default, as SQL gives it to them */
+         cmd = update_all (st->table, &ups, &up);
+         BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+         BSON_APPEND_DOCUMENT_BEGIN (&q, c->name, &f);
+         BSON_APPEND_BOOL (&f, "$exists", false);
+         bson_append_document_end (&q, &f);
+         bson_append_document_end (&up, &q);
+         BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+         BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &op);
+         bool ok = cx_append_const (cx, c->default_value, &op, c->name);
+         bson_append_document_end (&u, &op);
+         bson_append_document_end (&up, &u);
+         if (!ok) {
+            bson_destroy (cmd);
+            return false;
+         }
+         if (!finish_update_all (cx, cmd, &ups, &up)) {
+            return false;
+         }
+      } else if (cx->error && cx->error->domain) {
+         return false;
+      }
+      return constraint_indexes (cx, st);
+   }
+   case DJ_ALTER_DROP_COLUMN:
+   case DJ_ALTER_RENAME_COLUMN: {
+      bool drop = st->alter == DJ_ALTER_DROP_COLUMN;
+      if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
+         return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
+      }
+      cmd = update_all (st->table, &ups, &up);
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+      BSON_APPEND_DOCUMENT_BEGIN (&q, st->column, &f);
+      BSON_APPEND_BOOL (&f, "$exists", true);
+      bson_append_document_end (&q, &f);
+      bson_append_document_end (&up, &q);
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, drop ? "$unset" : "$rename", &op);
+      BSON_APPEND_UTF8 (&op, st->column, drop ? "" : st->name);
+      bson_append_document_end (&u, &op);
+      bson_append_document_end (&up, &u);
+      return finish_update_all (cx, cmd, &ups, &up);
+   }
+   case DJ_ALTER_RENAME_TABLE: {
+      char *from = bson_strdup_printf ("%s.%s", cx->db, st->table);
+      char *to = bson_strdup_printf ("%s.%s", cx->db, st->name);
+      cmd = bson_new ();
+      BSON_APPEND_UTF8 (cmd, "renameCollection", from);
+      BSON_APPEND_UTF8 (cmd, "to", to);
+      bson_free (from);
+      bson_free (to);
+      return cx_add_command (cx, cmd, 0, true);
+   }
+   case DJ_ALTER_ADD_CONSTRAINT:
+      return constraint_indexes (cx, st);
+   case DJ_ALTER_DROP_CONSTRAINT:
+      cmd = bson_new ();
+      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
+      BSON_APPEND_UTF8 (cmd, "index", st->name);
+      return cx_add_command (cx, cmd, 0, false);
+   case DJ_ALTER_ALTER_COLUMN:
+      return true; /* nothing to change in documents: see the file comment */
+   }
+   return cx_unsupported (cx, 0, "ALTER TABLE form");
+}
+
+static bool
+compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   char *cols[64];
+   bool desc[64];
+   if (st->columns.n > 64) {
+      return cx_unsupported (cx, 0, "an index on more than 64 columns");
+   }
+   for (int i = 0; i < st->columns.n; i++) {
+      const dj_order_t *o = st->columns.v[i];
+      if (o->expr->kind != DJ_X_COLUMN || !strcmp (o->expr->name, "*")) {
+         return cx_unsupported (cx, o->expr->pos, "an index on an expression");
+      }
+      cols[i] = o->expr->name;
+      desc[i] = o->desc;
+   }
+   cx->nsources = 1;
+   cx->sources[0].table = cx->sources[0].alias = st->table;
+   cx->sources[0].prefix[0] = '\0';
+   bson_t *cmd = bson_new (), indexes;
+   BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
+   bool ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, false, st->where);
+   bson_append_array_end (cmd, &indexes);
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+bool
+cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   dj_mql_t *out = cx->out;
+   out->kind = DJ_MQL_DDL;
+   if (st->table) {
+      out->collection = bson_strdup (st->table);
+   }
+   switch (st->kind) {
+   case DJ_STMT_CREATE_TABLE:
+      return simple_command (cx, "create", st->table, st->if_not_exists ? DJ_NamespaceExists : 0) &&
+             constraint_indexes (cx, st);
+   case DJ_STMT_DROP_TABLE:
+      return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0);
+   case DJ_STMT_CREATE_INDEX:
+      return compile_create_index (cx, st);
+   case DJ_STMT_DROP_INDEX: {
+      if (!st->table) {
+         return cx_unsupported (cx, 0, "DROP INDEX without ON <table> (MongoDB index names belong to a collection)");
+      }
+      bson_t *cmd = bson_new ();
+      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
+      BSON_APPEND_UTF8 (cmd, "index", st->name);
+      return cx_add_command (cx, cmd, st->if_exists ? DJ_IndexNotFound : 0, false);
+   }
+   case DJ_STMT_ALTER_TABLE:
+      return compile_alter (cx, st);
+   default:
+      out->kind = DJ_MQL_TXN;
+      if (st->name) {
+         out->name = bson_strdup (st->name);
+      }
+      return true;
+   }
+}

@@ -1,0 +1,110 @@
+/*
+ * dj_compile.h -- SQL statement -> MongoDB commands.
+ *
+ * @mainpage
+ * A dj_plan_t is a parsed SQL statement ready to be bound: dj_plan_new()
+ * parses once; dj_plan_bind() takes the parameter values (BSON values, never
+ * text: a parameter is always a value, it can never become an operator or a
+ * field name) and produces the MongoDB command(s) to run, in a dj_mql_t.
+ * The driver caches plans by SQL text and binds them again with new values.
+ *
+ * Translation rules (the "why" is beside each rule in the .c files):
+ *  - the cheapest correct command: `find` for a plain filter/sort/limit/
+ *    projection on one table, `aggregate` otherwise ($lookup+$unwind for
+ *    joins, $group for GROUP BY and aggregates, $facet so that an aggregate
+ *    without GROUP BY returns its one row on an empty table); `insert`,
+ *    `update` (a pipeline update when a SET value is an expression),
+ *    `delete`; DDL -> create / drop / createIndexes / dropIndexes / update
+ *    (backfill, $unset, $rename) / renameCollection.
+ *  - SQL's three-valued logic is kept exactly: every predicate is compiled
+ *    into the filter of the rows where it is TRUE and, under NOT, of the rows
+ *    where it is FALSE; NULL (or a missing field) is neither. So
+ *    `a <> 1` does not match a NULL `a`, `NOT (a = 1)` neither, and
+ *    `a NOT IN (1, NULL)` matches nothing, as in SQL.
+ *  - Columns are document fields of the same name; a join's columns live
+ *    under "__dj_<alias>" while the pipeline runs. Result columns of an
+ *    aggregate are "c0", "c1", ... in SELECT order; of a find, the field
+ *    names. dj_mql_t.columns says which, so rows come out in SELECT order.
+ *  - Anything that parses but has no faithful translation fails with
+ *    DJ_SQL_UNSUPPORTED naming the construct and its byte offset.
+ *
+ * @section memory_sec Memory
+ * A plan owns its parsed statement; a dj_mql_t owns its commands and column
+ * arrays (dj_mql_cleanup()). Plans are immutable after dj_plan_new(): one plan
+ * may be bound from several threads at once.
+ */
+#ifndef DJ_COMPILE_H
+#define DJ_COMPILE_H
+
+#include <bson/bson.h>
+
+#include "dj_error.h"
+#include "dj_sql.h"
+
+typedef struct dj_plan dj_plan_t;
+
+/* What running the commands yields. */
+typedef enum {
+   DJ_MQL_ROWS,  /* commands[last] returns a cursor of rows */
+   DJ_MQL_WRITE, /* a write; rowcount = the reply's n (inserts: documents) */
+   DJ_MQL_DDL,   /* schema change; no rows, rowcount -1 */
+   DJ_MQL_TXN    /* BEGIN/COMMIT/ROLLBACK/SAVEPOINT/...: no command, the
+                    driver acts on `txn` (and `name` for savepoints) */
+} dj_mql_kind_t;
+
+#define DJ_MQL_MAX_COMMANDS 8
+
+typedef struct {
+   char *name; /* the column's name for cursor.description (owned) */
+   char *path; /* field path in a result document (owned) */
+} dj_mql_column_t;
+
+typedef struct {
+   dj_mql_kind_t kind;
+   dj_stmt_kind_t stmt;       /* what the SQL statement was */
+   char *collection;          /* target collection (owned), NULL for none */
+   int ncommands;
+   bson_t *commands[DJ_MQL_MAX_COMMANDS];  /* owned; run in order */
+   int32_t ignore_code[DJ_MQL_MAX_COMMANDS]; /* a server error code that counts
+                                                as success (IF [NOT] EXISTS), or 0 */
+   bool admin[DJ_MQL_MAX_COMMANDS];        /* run against "admin" (renameCollection) */
+   int ncolumns;
+   dj_mql_column_t *columns;  /* owned; SELECT order; RETURNING for inserts */
+   bool star;                 /* SELECT *: each document's own fields, _id last-in */
+   char *name;                /* savepoint name for DJ_MQL_TXN (owned) */
+} dj_mql_t;
+
+/**
+ * Parses @p sql into a plan.
+ * @param[out] error DJ_DOMAIN_SQL: DJ_SQL_SYNTAX or DJ_SQL_TOO_DEEP.
+ * @return a plan the caller owns (dj_plan_destroy()), or NULL.
+ */
+dj_plan_t *dj_plan_new (const char *sql, size_t len, bson_error_t *error);
+
+void dj_plan_destroy (dj_plan_t *plan);
+
+/** Number of %s parameters the statement takes. */
+int dj_plan_nparams (const dj_plan_t *plan);
+
+/** The parsed statement (borrowed: valid while the plan lives). */
+const dj_sql_stmt_t *dj_plan_stmt (const dj_plan_t *plan);
+
+/**
+ * Binds parameter values and produces the MongoDB commands.
+ *
+ * @param[in]  plan    the plan.
+ * @param[in]  db      database name (renameCollection needs full names).
+ * @param[in]  params  @p nparams values (borrowed: copied into the commands).
+ * @param[out] out     uninitialised storage; initialised on success only,
+ *                     then owned by the caller (dj_mql_cleanup()).
+ * @param[out] error   DJ_DOMAIN_SQL: DJ_SQL_PARAMS (count or a value's type,
+ *                     e.g. a LIMIT that is not an integer), DJ_SQL_UNSUPPORTED
+ *                     (names the construct and its byte offset).
+ * @return true on success.
+ */
+bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params, int nparams, dj_mql_t *out,
+                   bson_error_t *error);
+
+void dj_mql_cleanup (dj_mql_t *mql);
+
+#endif

@@ -1,0 +1,1463 @@
+/*
+ * expr.c -- SQL expressions and predicates -> MongoDB.
+ *
+ * Three translators, one per place an expression can land:
+ *   cx_agg_value  -- an aggregation expression with the SQL value
+ *                    (NULL propagation kept: $toUpper(null) is "" in MongoDB,
+ *                    so string functions are guarded);
+ *   cx_agg_truth  -- an aggregation boolean: true iff the predicate is TRUE
+ *                    (want) or FALSE (!want) under three-valued logic;
+ *   cx_filter     -- the same as a query filter, which can use indexes; it
+ *                    falls back to {$expr: cx_agg_truth} for what a filter
+ *                    cannot say (column vs column, arithmetic, functions).
+ *
+ * Why two truth values: SQL's NOT maps UNKNOWN to UNKNOWN, MongoDB's $not /
+ * $nor map "no match" to "match". Compiling NOT p as FALSE(p) instead of
+ * $nor(TRUE(p)) keeps NULLs out of both p and NOT p, as SQL does.
+ *
+ * Why {$literal: v} around every bound value in aggregation expressions: a
+ * parameter holding "$password" or {"$gt": ""} must stay a value, never
+ * become a field path or an operator (MongoDB manual, $literal: "Returns a
+ * value without parsing").
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "compile-private.h"
+
+const char *
+cx_idx (cx_idx_t *k, uint32_t i)
+{
+   bson_uint32_to_string (i, &k->key, k->buf, sizeof k->buf);
+   return k->key;
+}
+
+static bool
+vfail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, va_list ap)
+{
+   char msg[400];
+   vsnprintf (msg, sizeof msg, fmt, ap);
+   return dj_error_set (cx->error, DJ_DOMAIN_SQL, code, "%s (at offset %u)", msg, pos);
+}
+
+bool
+cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...)
+{
+   va_list ap;
+   va_start (ap, fmt);
+   vfail (cx, DJ_SQL_UNSUPPORTED, pos, fmt, ap);
+   va_end (ap);
+   return false;
+}
+
+bool
+cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...)
+{
+   va_list ap;
+   va_start (ap, fmt);
+   vfail (cx, DJ_SQL_PARAMS, pos, fmt, ap);
+   va_end (ap);
+   return false;
+}
+
+/* ---- constants ---- */
+
+bool
+cx_is_const (const dj_expr_t *e)
+{
+   switch (e->kind) {
+   case DJ_X_PARAM: case DJ_X_INT: case DJ_X_FLOAT: case DJ_X_STRING: case DJ_X_NULL: case DJ_X_BOOL:
+      return true;
+   default:
+      return false;
+   }
+}
+
+bool
+cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out)
+{
+   memset (tmp, 0, sizeof *tmp);
+   switch (e->kind) {
+   case DJ_X_PARAM:
+      if (e->ival >= cx->nparams) {
+         return cx_param_error (cx, e->pos, "parameter %d is missing: %d given", (int) e->ival + 1, cx->nparams);
+      }
+      *out = &cx->params[e->ival];
+      return true;
+   case DJ_X_INT:
+      if (e->ival >= INT32_MIN && e->ival <= INT32_MAX) {
+         tmp->value_type = BSON_TYPE_INT32;
+         tmp->value.v_int32 = (int32_t) e->ival;
+      } else {
+         tmp->value_type = BSON_TYPE_INT64;
+         tmp->value.v_int64 = e->ival;
+      }
+      break;
+   case DJ_X_FLOAT:
+      tmp->value_type = BSON_TYPE_DOUBLE;
+      tmp->value.v_double = e->dval;
+      break;
+   case DJ_X_STRING:
+      tmp->value_type = BSON_TYPE_UTF8;
+      tmp->value.v_utf8.str = e->name;
+      tmp->value.v_utf8.len = (uint32_t) strlen (e->name);
+      break;
+   case DJ_X_NULL:
+      tmp->value_type = BSON_TYPE_NULL;
+      break;
+   case DJ_X_BOOL:
+      tmp->value_type = BSON_TYPE_BOOL;
+      tmp->value.v_bool = e->ival != 0;
+      break;
+   default:
+      return cx_unsupported (cx, e->pos, "expected a constant");
+   }
+   *out = tmp;
+   return true;
+}
+
+static bool
+is_null_value (const bson_value_t *v)
+{
+   return v->value_type == BSON_TYPE_NULL || v->value_type == BSON_TYPE_UNDEFINED;
+}
+
+bool
+cx_const_is_null (cx_t *cx, const dj_expr_t *e)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   return cx_const_value (cx, e, &tmp, &v) && is_null_value (v);
+}
+
+bool
+cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_const_value (cx, e, &tmp, &v)) {
+      return false;
+   }
+   if (v->value_type == BSON_TYPE_UNDEFINED) {
+      return BSON_APPEND_NULL (parent, key);
+   }
+   return BSON_APPEND_VALUE (parent, key, v);
+}
+
+/* {$literal: v}: see the file comment. Plain numbers, booleans and null
+ * need no wrapping and read better in `djongo-sql translate`. */
+static bool
+append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_const_value (cx, e, &tmp, &v)) {
+      return false;
+   }
+   switch (v->value_type) {
+   case BSON_TYPE_INT32: case BSON_TYPE_INT64: case BSON_TYPE_DOUBLE: case BSON_TYPE_BOOL: case BSON_TYPE_NULL:
+   case BSON_TYPE_DECIMAL128: case BSON_TYPE_DATE_TIME: case BSON_TYPE_OID:
+      return BSON_APPEND_VALUE (parent, key, v);
+   case BSON_TYPE_UNDEFINED:
+      return BSON_APPEND_NULL (parent, key);
+   default: {
+      bson_t d;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_VALUE (&d, "$literal", v);
+      return bson_append_document_end (parent, &d);
+   }
+   }
+}
+
+/* ---- columns ---- */
+
+bool
+cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
+{
+   const cx_source_t *src = NULL;
+   if (col->name[0] == '$' || col->name[0] == '\0' || strstr (col->name, "..")) {
+      return cx_unsupported (cx, col->pos, "column name \"%s\" cannot be a MongoDB field name", col->name);
+   }
+   if (col->table) {
+      for (int i = 0; i < cx->nsources; i++) {
+         if (!strcmp (cx->sources[i].alias, col->table)) {
+            src = &cx->sources[i];
+            break;
+         }
+      }
+      if (!src) {
+         return cx_unsupported (cx, col->pos, "no table or alias \"%s\" in this query's FROM clause", col->table);
+      }
+   } else if (cx->nsources == 1) {
+      src = &cx->sources[0];
+   } else if (cx->nsources == 0) {
+      return cx_unsupported (cx, col->pos, "column \"%s\" in a query without FROM", col->name);
+   } else {
+      return cx_unsupported (cx, col->pos,
+                             "column \"%s\" needs a table qualifier: djongo has no schema to tell which table has it",
+                             col->name);
+   }
+   int n = snprintf (path, size, "%s%s", src->prefix, col->name);
+   if (n < 0 || (size_t) n >= size) {
+      return cx_unsupported (cx, col->pos, "column path too long");
+   }
+   return true;
+}
+
+static bool
+append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
+{
+   char path[512];
+   path[0] = '$';
+   if (!strcmp (col->name, "*")) {
+      return cx_unsupported (cx, col->pos, "%s.* outside a SELECT list", col->table);
+   }
+   if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
+      return false;
+   }
+   return BSON_APPEND_UTF8 (parent, key, path);
+}
+
+/* ---- structure ---- */
+
+static const char *const agg_names[] = {"COUNT", "SUM", "AVG", "MIN", "MAX", "STDDEV_POP", "STDDEV_SAMP",
+                                        "STDDEV", "VAR_POP", "VAR_SAMP", "VARIANCE", NULL};
+
+bool
+cx_is_aggregate (const dj_expr_t *e)
+{
+   if (e->kind != DJ_X_FUNC || e->over) {
+      return false;
+   }
+   for (int i = 0; agg_names[i]; i++) {
+      if (!strcmp (e->name, agg_names[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+static bool
+str_eq (const char *a, const char *b)
+{
+   return a == b || (a && b && !strcmp (a, b));
+}
+
+bool
+cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b)
+{
+   if (a == b) {
+      return true;
+   }
+   if (!a || !b || a->kind != b->kind || a->op != b->op || a->flags != b->flags || !str_eq (a->name, b->name) ||
+       a->ival != b->ival || a->args.n != b->args.n || a->sub || b->sub || a->over || b->over) {
+      return false;
+   }
+   if (a->kind == DJ_X_COLUMN && !str_eq (a->table, b->table)) {
+      return false;
+   }
+   if (a->kind == DJ_X_FLOAT && a->dval != b->dval) {
+      return false;
+   }
+   if (!cx_expr_equal (a->a, b->a) || !cx_expr_equal (a->b, b->b) || !cx_expr_equal (a->c, b->c) ||
+       !cx_expr_equal (a->filter, b->filter)) {
+      return false;
+   }
+   for (int i = 0; i < a->args.n; i++) {
+      if (!cx_expr_equal (a->args.v[i], b->args.v[i])) {
+         return false;
+      }
+   }
+   return true;
+}
+
+static void
+push_agg (cx_group_t *g, const dj_expr_t *e)
+{
+   for (int i = 0; i < g->aggs.n; i++) {
+      if (cx_expr_equal (g->aggs.v[i], e)) {
+         return;
+      }
+   }
+   if (g->aggs.n == g->aggs.cap) {
+      g->aggs.cap = g->aggs.cap ? g->aggs.cap * 2 : 8;
+      g->aggs.v = bson_realloc (g->aggs.v, sizeof (void *) * (size_t) g->aggs.cap);
+   }
+   g->aggs.v[g->aggs.n++] = (void *) e;
+}
+
+void
+cx_collect_aggs (const dj_expr_t *e, cx_group_t *g)
+{
+   if (!e) {
+      return;
+   }
+   if (cx_is_aggregate (e)) {
+      push_agg (g, e);
+      return;
+   }
+   cx_collect_aggs (e->a, g);
+   cx_collect_aggs (e->b, g);
+   cx_collect_aggs (e->c, g);
+   for (int i = 0; i < e->args.n; i++) {
+      cx_collect_aggs (e->args.v[i], g);
+   }
+}
+
+bool
+cx_has_subquery (const dj_expr_t *e)
+{
+   if (!e) {
+      return false;
+   }
+   if (e->sub) {
+      return true;
+   }
+   if (cx_has_subquery (e->a) || cx_has_subquery (e->b) || cx_has_subquery (e->c)) {
+      return true;
+   }
+   for (int i = 0; i < e->args.n; i++) {
+      if (cx_has_subquery (e->args.v[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+bool
+cx_base_only (cx_t *cx, const dj_expr_t *e)
+{
+   if (!e) {
+      return true;
+   }
+   if (e->sub) {
+      return false;
+   }
+   if (e->kind == DJ_X_COLUMN) {
+      return cx->nsources == 1 || (e->table && !strcmp (e->table, cx->sources[0].alias));
+   }
+   if (!cx_base_only (cx, e->a) || !cx_base_only (cx, e->b) || !cx_base_only (cx, e->c)) {
+      return false;
+   }
+   for (int i = 0; i < e->args.n; i++) {
+      if (!cx_base_only (cx, e->args.v[i])) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* ---- aggregation values ---- */
+
+static bool
+enter (cx_t *cx, const dj_expr_t *e)
+{
+   if (++cx->depth > DJ_SQL_MAX_DEPTH) {
+      return dj_error_set (cx->error, DJ_DOMAIN_SQL, DJ_SQL_TOO_DEEP, "expression nested too deeply (at offset %u)", e->pos);
+   }
+   return true;
+}
+
+/* {op: [a, b]} */
+static bool
+agg_binop (cx_t *cx, const char *op, const dj_expr_t *a, const dj_expr_t *b, bson_t *parent, const char *key)
+{
+   bson_t d, arr;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, op, &arr);
+   bool ok = cx_agg_value (cx, a, &arr, "0") && cx_agg_value (cx, b, &arr, "1");
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing. */
+static bool
+agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
+{
+   bson_t d, arr, ifn, ifarr;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, want_null ? "$eq" : "$ne", &arr);
+   BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &ifn);
+   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ifarr);
+   bool ok = cx_agg_value (cx, x, &ifarr, "0");
+   BSON_APPEND_NULL (&ifarr, "1");
+   bson_append_array_end (&ifn, &ifarr);
+   bson_append_document_end (&arr, &ifn);
+   BSON_APPEND_NULL (&arr, "1");
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]} */
+static bool
+agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, const char *key)
+{
+   bson_t d, arr, f, fa;
+   cx_idx_t k;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
+   bool ok = true;
+   /* any argument NULL -> NULL (SQL's rule for these functions) */
+   if (e->args.n == 1) {
+      ok = agg_isnull (cx, e->args.v[0], true, &arr, "0");
+   } else {
+      bson_t orr, oa;
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &orr);
+      BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
+      for (int i = 0; ok && i < e->args.n; i++) {
+         ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
+      }
+      bson_append_array_end (&orr, &oa);
+      bson_append_document_end (&arr, &orr);
+   }
+   BSON_APPEND_NULL (&arr, "1");
+   BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &f);
+   if (e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat")) {
+      ok = ok && cx_agg_value (cx, e->args.v[0], &f, op);
+   } else {
+      BSON_APPEND_ARRAY_BEGIN (&f, op, &fa);
+      for (int i = 0; ok && i < e->args.n; i++) {
+         ok = cx_agg_value (cx, e->args.v[i], &fa, cx_idx (&k, (uint32_t) i));
+      }
+      bson_append_array_end (&f, &fa);
+   }
+   bson_append_document_end (&arr, &f);
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+static bool
+agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   switch (e->op) {
+   case DJ_OP_ADD: return agg_binop (cx, "$add", e->a, e->b, parent, key);
+   case DJ_OP_SUB: return agg_binop (cx, "$subtract", e->a, e->b, parent, key);
+   case DJ_OP_MUL: return agg_binop (cx, "$multiply", e->a, e->b, parent, key);
+   case DJ_OP_MOD: return agg_binop (cx, "$mod", e->a, e->b, parent, key);
+   case DJ_OP_DIV: {
+      /* SQL divides integers by truncating (7 / 2 = 3); MongoDB's $divide
+       * always gives a double. Check the operand types at run time:
+       *   {$let: {vars: {x, y}, in: {$cond: [both integral,
+       *      {$toLong: {$trunc: {$divide}}}, {$divide}]}}}
+       * Integers past 2^53 lose precision through the double. */
+      bson_t d, let, vars, in, cond, ca, both, ba, t1, t2, tr, dv, dva, dv2, dva2, tl;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (&d, "$let", &let);
+      BSON_APPEND_DOCUMENT_BEGIN (&let, "vars", &vars);
+      bool ok = cx_agg_value (cx, e->a, &vars, "x") && cx_agg_value (cx, e->b, &vars, "y");
+      bson_append_document_end (&let, &vars);
+      BSON_APPEND_DOCUMENT_BEGIN (&let, "in", &in);
+      BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &ca);
+      (void) cond;
+      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &both);
+      BSON_APPEND_ARRAY_BEGIN (&both, "$and", &ba);
+      const char *vn[2] = {"$$x", "$$y"};
+      for (int i = 0; i < 2; i++) {
+         bson_t in2, ina, ty, types;
+         BSON_APPEND_DOCUMENT_BEGIN (&ba, i ? "1" : "0", &in2);
+         BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &ina);
+         BSON_APPEND_DOCUMENT_BEGIN (&ina, "0", &ty);
+         BSON_APPEND_UTF8 (&ty, "$type", vn[i]);
+         bson_append_document_end (&ina, &ty);
+         BSON_APPEND_ARRAY_BEGIN (&ina, "1", &types);
+         BSON_APPEND_UTF8 (&types, "0", "int");
+         BSON_APPEND_UTF8 (&types, "1", "long");
+         bson_append_array_end (&ina, &types);
+         bson_append_array_end (&in2, &ina);
+         bson_append_document_end (&ba, &in2);
+      }
+      bson_append_array_end (&both, &ba);
+      bson_append_document_end (&ca, &both);
+      BSON_APPEND_DOCUMENT_BEGIN (&ca, "1", &tl);
+      BSON_APPEND_DOCUMENT_BEGIN (&tl, "$toLong", &tr);
+      BSON_APPEND_DOCUMENT_BEGIN (&tr, "$trunc", &t1);
+      BSON_APPEND_ARRAY_BEGIN (&t1, "$divide", &dva);
+      BSON_APPEND_UTF8 (&dva, "0", "$$x");
+      BSON_APPEND_UTF8 (&dva, "1", "$$y");
+      bson_append_array_end (&t1, &dva);
+      bson_append_document_end (&tr, &t1);
+      bson_append_document_end (&tl, &tr);
+      bson_append_document_end (&ca, &tl);
+      (void) t2;
+      (void) dv;
+      BSON_APPEND_DOCUMENT_BEGIN (&ca, "2", &dv2);
+      BSON_APPEND_ARRAY_BEGIN (&dv2, "$divide", &dva2);
+      BSON_APPEND_UTF8 (&dva2, "0", "$$x");
+      BSON_APPEND_UTF8 (&dva2, "1", "$$y");
+      bson_append_array_end (&dv2, &dva2);
+      bson_append_document_end (&ca, &dv2);
+      bson_append_array_end (&in, &ca);
+      bson_append_document_end (&let, &in);
+      bson_append_document_end (&d, &let);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   case DJ_OP_CONCAT: {
+      /* SQL's || makes text of its operands; $concat refuses numbers. */
+      bson_t d, arr, s1, s2;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$concat", &arr);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &s1);
+      bool ok = cx_agg_value (cx, e->a, &s1, "$toString");
+      bson_append_document_end (&arr, &s1);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &s2);
+      ok = ok && cx_agg_value (cx, e->b, &s2, "$toString");
+      bson_append_document_end (&arr, &s2);
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   default: {
+      /* a comparison used as a value: TRUE / FALSE / NULL */
+      bson_t d, arr, inner, ia;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
+      bool ok = cx_agg_truth (cx, e, true, &arr, "0");
+      BSON_APPEND_BOOL (&arr, "1", true);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
+      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
+      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
+      BSON_APPEND_BOOL (&ia, "1", false);
+      BSON_APPEND_NULL (&ia, "2");
+      bson_append_array_end (&inner, &ia);
+      bson_append_document_end (&arr, &inner);
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   }
+}
+
+static const struct {
+   const char *sql, *mongo;
+} cast_types[] = {
+   {"INT", "long"}, {"INTEGER", "long"}, {"BIGINT", "long"}, {"SMALLINT", "long"}, {"SIGNED", "long"},
+   {"REAL", "double"}, {"FLOAT", "double"}, {"DOUBLE", "double"}, {"DOUBLE PRECISION", "double"},
+   {"TEXT", "string"}, {"VARCHAR", "string"}, {"CHAR", "string"}, {"NUMERIC", "decimal"}, {"DECIMAL", "decimal"},
+   {"BOOL", "bool"}, {"BOOLEAN", "bool"}, {"DATETIME", "date"}, {"TIMESTAMP", "date"}, {NULL, NULL}};
+
+static bool
+agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   char base[32];
+   size_t n = strcspn (e->name, "(");
+   while (n > 0 && e->name[n - 1] == ' ') {
+      n--;
+   }
+   snprintf (base, sizeof base, "%.*s", (int) n, e->name);
+   for (int i = 0; cast_types[i].sql; i++) {
+      if (!strcmp (base, cast_types[i].sql)) {
+         bson_t d, c;
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+         BSON_APPEND_DOCUMENT_BEGIN (&d, "$convert", &c);
+         bool ok = cx_agg_value (cx, e->a, &c, "input");
+         BSON_APPEND_UTF8 (&c, "to", cast_types[i].mongo);
+         BSON_APPEND_NULL (&c, "onNull");
+         bson_append_document_end (&d, &c);
+         bson_append_document_end (parent, &d);
+         return ok;
+      }
+   }
+   return cx_unsupported (cx, e->pos, "CAST to %s", e->name);
+}
+
+static bool
+agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t d, sw, br;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_DOCUMENT_BEGIN (&d, "$switch", &sw);
+   BSON_APPEND_ARRAY_BEGIN (&sw, "branches", &br);
+   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
+      bson_t b;
+      BSON_APPEND_DOCUMENT_BEGIN (&br, cx_idx (&k, (uint32_t) i / 2), &b);
+      const dj_expr_t *when = e->args.v[i];
+      if (e->a) { /* CASE x WHEN v: the branch is x = v */
+         dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
+         ok = cx_agg_truth (cx, &eq, true, &b, "case");
+      } else {
+         ok = cx_agg_truth (cx, when, true, &b, "case");
+      }
+      ok = ok && cx_agg_value (cx, e->args.v[i + 1], &b, "then");
+      bson_append_document_end (&br, &b);
+   }
+   bson_append_array_end (&sw, &br);
+   if (e->b) {
+      ok = ok && cx_agg_value (cx, e->b, &sw, "default");
+   } else {
+      BSON_APPEND_NULL (&sw, "default");
+   }
+   bson_append_document_end (&d, &sw);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* Scalar functions of the dialect. Aggregates are handled by the $group
+ * rewrite (agg_group_ref); here they are an error (no GROUP context). */
+static bool
+agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   const char *f = e->name;
+   int n = e->args.n;
+   bson_t d, arr;
+   cx_idx_t k;
+
+   if (e->over) {
+      return cx_unsupported (cx, e->pos, "window function %s() OVER (...)", f);
+   }
+   if (!strcmp (f, "COALESCE") || !strcmp (f, "IFNULL")) {
+      if (n < 2) {
+         return cx_unsupported (cx, e->pos, "%s with fewer than two arguments", f);
+      }
+      /* nested {$ifNull: [a, {$ifNull: [b, c]}]} (the n-ary form is 5.0+) */
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
+      bool ok = cx_agg_value (cx, e->args.v[0], &arr, "0");
+      if (n == 2) {
+         ok = ok && cx_agg_value (cx, e->args.v[1], &arr, "1");
+      } else {
+         dj_expr_t rest = *e;
+         rest.args.v = e->args.v + 1;
+         rest.args.n = n - 1;
+         ok = ok && agg_function (cx, &rest, &arr, "1");
+      }
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   if (!strcmp (f, "NULLIF") && n == 2) {
+      /* {$cond: [a = b, null, a]} */
+      bson_t c;
+      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = e->pos, .a = e->args.v[0], .b = e->args.v[1]};
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &c);
+      bool ok = cx_agg_truth (cx, &eq, true, &c, "0");
+      BSON_APPEND_NULL (&c, "1");
+      ok = ok && cx_agg_value (cx, e->args.v[0], &c, "2");
+      bson_append_array_end (&d, &c);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   static const struct {
+      const char *sql, *op;
+      int min, max;
+      bool guard; /* MongoDB gives a non-null result for null input */
+   } fns[] = {
+      {"UPPER", "$toUpper", 1, 1, true}, {"LOWER", "$toLower", 1, 1, true},
+      {"LENGTH", "$strLenCP", 1, 1, true}, {"CHAR_LENGTH", "$strLenCP", 1, 1, true},
+      {"TRIM", "$trim", 1, 1, true}, {"LTRIM", "$ltrim", 1, 1, true}, {"RTRIM", "$rtrim", 1, 1, true},
+      {"ABS", "$abs", 1, 1, false}, {"CEIL", "$ceil", 1, 1, false}, {"CEILING", "$ceil", 1, 1, false},
+      {"FLOOR", "$floor", 1, 1, false}, {"SQRT", "$sqrt", 1, 1, false}, {"EXP", "$exp", 1, 1, false},
+      {"LN", "$ln", 1, 1, false}, {"LOG10", "$log10", 1, 1, false}, {"ROUND", "$round", 1, 2, false},
+      {"POWER", "$pow", 2, 2, false}, {"MOD", "$mod", 2, 2, false}, {"SIN", "$sin", 1, 1, false},
+      {"COS", "$cos", 1, 1, false}, {"TAN", "$tan", 1, 1, false}, {"ASIN", "$asin", 1, 1, false},
+      {"ACOS", "$acos", 1, 1, false}, {"ATAN", "$atan", 1, 1, false}, {"ATAN2", "$atan2", 2, 2, false},
+      {"CONCAT", "$concat", 1, 64, true}, {NULL, NULL, 0, 0, false}};
+   for (int i = 0; fns[i].sql; i++) {
+      if (strcmp (f, fns[i].sql)) {
+         continue;
+      }
+      if (n < fns[i].min || n > fns[i].max) {
+         return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
+      }
+      if (fns[i].guard) {
+         return agg_null_guarded (cx, e, fns[i].op, parent, key);
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      bool ok = true;
+      if (n == 1 && strcmp (fns[i].op, "$round")) {
+         ok = cx_agg_value (cx, e->args.v[0], &d, fns[i].op);
+      } else {
+         BSON_APPEND_ARRAY_BEGIN (&d, fns[i].op, &arr);
+         for (int j = 0; ok && j < n; j++) {
+            ok = cx_agg_value (cx, e->args.v[j], &arr, cx_idx (&k, (uint32_t) j));
+         }
+         bson_append_array_end (&d, &arr);
+      }
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   if ((!strcmp (f, "SUBSTR") || !strcmp (f, "SUBSTRING")) && (n == 2 || n == 3)) {
+      /* SQL positions are 1-based: {$substrCP: [s, p - 1, len]}; without a
+       * length, to the end (a length past the end is fine for $substrCP). */
+      dj_expr_t one = {.kind = DJ_X_INT, .ival = 1, .pos = e->pos};
+      dj_expr_t start = {.kind = DJ_X_BINARY, .op = DJ_OP_SUB, .pos = e->pos, .a = e->args.v[1], .b = &one};
+      dj_expr_t big = {.kind = DJ_X_INT, .ival = INT32_MAX, .pos = e->pos};
+      dj_expr_t *argv[3] = {e->args.v[0], &start, n == 3 ? e->args.v[2] : &big};
+      dj_expr_t call = *e;
+      call.args.v = (void **) argv;
+      call.args.n = 3;
+      return agg_null_guarded (cx, &call, "$substrCP", parent, key);
+   }
+   if (cx_is_aggregate (e)) {
+      return cx_unsupported (cx, e->pos, "aggregate %s() in this position (WHERE, or nested in another aggregate)", f);
+   }
+   return cx_unsupported (cx, e->pos, "function %s()", f);
+}
+
+/* After $group: a GROUP BY key or aggregate call becomes a field reference. */
+static bool
+agg_group_ref (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bool *done)
+{
+   cx_group_t *g = cx->group;
+   char ref[32];
+   *done = false;
+   if (!g) {
+      return true;
+   }
+   for (int i = 0; i < g->aggs.n; i++) {
+      if (cx_expr_equal (g->aggs.v[i], e)) {
+         snprintf (ref, sizeof ref, "$a%d", i);
+         *done = true;
+         return BSON_APPEND_UTF8 (parent, key, ref);
+      }
+   }
+   for (int i = 0; g->keys && i < g->keys->n; i++) {
+      if (cx_expr_equal (g->keys->v[i], e)) {
+         snprintf (ref, sizeof ref, "$_id.k%d", i);
+         *done = true;
+         return BSON_APPEND_UTF8 (parent, key, ref);
+      }
+   }
+   if (e->kind == DJ_X_COLUMN) {
+      *done = true;
+      return cx_unsupported (cx, e->pos, "column \"%s\" must appear in GROUP BY or be used in an aggregate", e->name);
+   }
+   return true;
+}
+
+static int subquery_field (cx_t *cx, const dj_expr_t *e);
+
+bool
+cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bool done, ok;
+   if (!enter (cx, e)) {
+      return false;
+   }
+   if (!agg_group_ref (cx, e, parent, key, &done)) {
+      cx->depth--;
+      return false;
+   }
+   if (done) {
+      cx->depth--;
+      return true;
+   }
+   switch (e->kind) {
+   case DJ_X_COLUMN:
+      ok = append_field_ref (cx, e, parent, key);
+      break;
+   case DJ_X_PARAM: case DJ_X_INT: case DJ_X_FLOAT: case DJ_X_STRING: case DJ_X_NULL: case DJ_X_BOOL:
+      ok = append_literal (cx, e, parent, key);
+      break;
+   case DJ_X_NEG: {
+      bson_t d, arr;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$multiply", &arr);
+      BSON_APPEND_INT32 (&arr, "0", -1);
+      ok = cx_agg_value (cx, e->a, &arr, "1");
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   case DJ_X_BINARY:
+      ok = agg_arith (cx, e, parent, key);
+      break;
+   case DJ_X_CASE:
+      ok = agg_case (cx, e, parent, key);
+      break;
+   case DJ_X_CAST:
+      ok = agg_cast (cx, e, parent, key);
+      break;
+   case DJ_X_FUNC:
+      ok = agg_function (cx, e, parent, key);
+      break;
+   case DJ_X_SUBQUERY: {
+      /* first row's first column, NULL when there is no row */
+      int i = subquery_field (cx, e);
+      if (i < 0) {
+         ok = cx_unsupported (cx, e->pos, "scalar subquery in this position");
+         break;
+      }
+      char ref[40];
+      snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
+      bson_t d, arr, first, fa;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &first);
+      BSON_APPEND_ARRAY_BEGIN (&first, "$arrayElemAt", &fa);
+      BSON_APPEND_UTF8 (&fa, "0", ref);
+      BSON_APPEND_INT32 (&fa, "1", 0);
+      bson_append_array_end (&first, &fa);
+      bson_append_document_end (&arr, &first);
+      BSON_APPEND_NULL (&arr, "1");
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      ok = true;
+      break;
+   }
+   case DJ_X_STAR:
+      ok = cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
+      break;
+   default: {
+      /* a predicate used as a value: TRUE / FALSE / NULL */
+      bson_t d, arr, inner, ia;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
+      ok = cx_agg_truth (cx, e, true, &arr, "0");
+      BSON_APPEND_BOOL (&arr, "1", true);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
+      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
+      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
+      BSON_APPEND_BOOL (&ia, "1", false);
+      BSON_APPEND_NULL (&ia, "2");
+      bson_append_array_end (&inner, &ia);
+      bson_append_document_end (&arr, &inner);
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   }
+   cx->depth--;
+   return ok;
+}
+
+/* ---- truth under three-valued logic, as aggregation booleans ---- */
+
+static const char *
+cmp_op (dj_op_t op, bool negate)
+{
+   static const char *pos[] = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte"};
+   static const char *neg[] = {"$ne", "$eq", "$gte", "$gt", "$lte", "$lt"};
+   return negate ? neg[op] : pos[op];
+}
+
+static bool
+is_comparison (const dj_expr_t *e)
+{
+   return e->kind == DJ_X_BINARY && e->op <= DJ_OP_GE;
+}
+
+/* SQL LIKE pattern -> PCRE, anchored; `esc` escapes % and _ (0: none). */
+static bool
+like_to_regex (cx_t *cx, const dj_expr_t *e, const char *pat, uint32_t len, char esc, dj_buf_t *out)
+{
+   const char *meta = "\\^$.|?*+()[]{}";
+   bool lead = len > 0 && pat[0] == '%' && esc != '%';
+   uint32_t i = 0;
+   if (!lead) {
+      dj_buf_putc (out, '^');
+   }
+   bool trailing_any = false;
+   for (; i < len; i++) {
+      char c = pat[i];
+      trailing_any = false;
+      if (esc && c == esc) {
+         if (i + 1 >= len) {
+            return cx_param_error (cx, e->pos, "LIKE pattern ends with its escape character");
+         }
+         c = pat[++i];
+         if (strchr (meta, c) && c) {
+            dj_buf_putc (out, '\\');
+         }
+         dj_buf_putc (out, (uint8_t) c);
+      } else if (c == '%') {
+         if (!(i == 0 && lead)) {
+            dj_buf_append (out, ".*", 2);
+         }
+         trailing_any = true;
+      } else if (c == '_') {
+         dj_buf_putc (out, '.');
+      } else {
+         if (c && strchr (meta, c)) {
+            dj_buf_putc (out, '\\');
+         }
+         dj_buf_putc (out, (uint8_t) c);
+      }
+   }
+   if (trailing_any && out->len >= 2 && !memcmp (out->data + out->len - 2, ".*", 2)) {
+      out->len -= 2; /* 'abc%' needs no end anchor */
+   } else if (!(lead && len == 1)) {
+      dj_buf_append (out, "\\z", 2); /* \z, not $: $ also matches before a final newline */
+   }
+   dj_buf_putc (out, '\0');
+   return true;
+}
+
+/* The pattern of a LIKE/regex as a string constant, or false (+ error). */
+static bool
+pattern_of (cx_t *cx, const dj_expr_t *e, const bson_value_t **v, bson_value_t *tmp)
+{
+   if (!cx_is_const (e->b)) {
+      return cx_unsupported (cx, e->b->pos, "%s with a pattern that is not a constant or parameter",
+                             e->kind == DJ_X_LIKE ? "LIKE" : "regex match");
+   }
+   if (!cx_const_value (cx, e->b, tmp, v)) {
+      return false;
+   }
+   if (!is_null_value (*v) && (*v)->value_type != BSON_TYPE_UTF8) {
+      return cx_param_error (cx, e->b->pos, "the pattern of %s must be a string", e->kind == DJ_X_LIKE ? "LIKE" : "a regex match");
+   }
+   return true;
+}
+
+/* regex (PCRE text) and options ("s" plus "i") of a LIKE or ~ predicate;
+ * *is_null when the pattern is NULL. buf owns the text. */
+static bool
+predicate_regex (cx_t *cx, const dj_expr_t *e, dj_buf_t *buf, const char **options, bool *is_null)
+{
+   bson_value_t tmp, etmp;
+   const bson_value_t *v, *ev;
+   *is_null = false;
+   if (!pattern_of (cx, e, &v, &tmp)) {
+      return false;
+   }
+   if (is_null_value (v)) {
+      *is_null = true;
+      return true;
+   }
+   bool icase = (e->flags & DJ_XF_ICASE) != 0;
+   if (e->kind == DJ_X_REGEX) {
+      dj_buf_append (buf, v->value.v_utf8.str, v->value.v_utf8.len);
+      dj_buf_putc (buf, '\0');
+      if (strlen ((const char *) buf->data) != v->value.v_utf8.len) {
+         return cx_param_error (cx, e->b->pos, "a regex pattern cannot contain NUL");
+      }
+      *options = icase ? "i" : "";
+      return true;
+   }
+   char esc = 0;
+   if (e->c) {
+      if (!cx_is_const (e->c) || !cx_const_value (cx, e->c, &etmp, &ev) || ev->value_type != BSON_TYPE_UTF8 ||
+          ev->value.v_utf8.len != 1) {
+         return cx->error && cx->error->code ? false : cx_param_error (cx, e->c->pos, "ESCAPE takes a one-character string");
+      }
+      esc = ev->value.v_utf8.str[0];
+   }
+   if (memchr (v->value.v_utf8.str, '\0', v->value.v_utf8.len)) {
+      return cx_param_error (cx, e->b->pos, "a LIKE pattern cannot contain NUL");
+   }
+   *options = icase ? "is" : "s";
+   return like_to_regex (cx, e, v->value.v_utf8.str, v->value.v_utf8.len, esc, buf);
+}
+
+static bool
+agg_const_bool (bson_t *parent, const char *key, bool v)
+{
+   return BSON_APPEND_BOOL (parent, key, v);
+}
+
+static bool
+agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+
+bool
+cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bson_t d, arr;
+   cx_idx_t k;
+   bool ok = true;
+
+   if (!enter (cx, e)) {
+      return false;
+   }
+   switch (e->kind) {
+   case DJ_X_AND:
+   case DJ_X_OR: {
+      /* TRUE(a AND b) = TRUE(a) and TRUE(b); FALSE(a AND b) = FALSE(a) or FALSE(b) */
+      bool conj = (e->kind == DJ_X_AND) == want;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, conj ? "$and" : "$or", &arr);
+      for (int i = 0; ok && i < e->args.n; i++) {
+         ok = cx_agg_truth (cx, e->args.v[i], want, &arr, cx_idx (&k, (uint32_t) i));
+      }
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   case DJ_X_NOT:
+      ok = cx_agg_truth (cx, e->a, !want, parent, key);
+      break;
+   case DJ_X_BOOL:
+      ok = agg_const_bool (parent, key, (e->ival != 0) == want);
+      break;
+   case DJ_X_NULL:
+      ok = agg_const_bool (parent, key, false);
+      break;
+   case DJ_X_IS_NULL: {
+      bool want_null = ((e->flags & DJ_XF_NOT) == 0) == want;
+      ok = agg_isnull (cx, e->a, want_null, parent, key);
+      break;
+   }
+   case DJ_X_BINARY:
+      if (is_comparison (e)) {
+         /* TRUE(a op b) = a, b not NULL and a op b; FALSE: not NULL and not (a op b) */
+         if ((cx_is_const (e->a) && cx_const_is_null (cx, e->a)) || (cx_is_const (e->b) && cx_const_is_null (cx, e->b))) {
+            ok = cx->error && cx->error->code ? false : agg_const_bool (parent, key, false);
+            if (cx->error && cx->error->domain) {
+               ok = false;
+            }
+            break;
+         }
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
+         uint32_t i = 0;
+         if (!cx_is_const (e->a)) {
+            ok = agg_isnull (cx, e->a, false, &arr, cx_idx (&k, i++));
+         }
+         if (ok && !cx_is_const (e->b)) {
+            ok = agg_isnull (cx, e->b, false, &arr, cx_idx (&k, i++));
+         }
+         ok = ok && agg_binop (cx, cmp_op (e->op, !want), e->a, e->b, &arr, cx_idx (&k, i++));
+         bson_append_array_end (&d, &arr);
+         bson_append_document_end (parent, &d);
+         break;
+      }
+      /* arithmetic as a condition: true when non-zero, as SQLite reads it */
+      {
+         dj_expr_t zero = {.kind = DJ_X_INT, .pos = e->pos};
+         dj_expr_t ne = {.kind = DJ_X_BINARY, .op = DJ_OP_NE, .pos = e->pos, .a = (dj_expr_t *) e, .b = &zero};
+         ok = cx_agg_truth (cx, &ne, want, parent, key);
+      }
+      break;
+   case DJ_X_COLUMN:
+   case DJ_X_PARAM:
+   case DJ_X_FUNC:
+   case DJ_X_CASE:
+   case DJ_X_CAST:
+   case DJ_X_SUBQUERY: {
+      /* a value used as a condition: TRUE when it is true (a boolean) or a
+       * non-zero number; FALSE when false or 0; NULL otherwise. */
+      bson_t in, ina, vals;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$in", &in);
+      ok = cx_agg_value (cx, e, &in, "0");
+      (void) ina;
+      BSON_APPEND_ARRAY_BEGIN (&in, "1", &vals);
+      if (want) {
+         BSON_APPEND_BOOL (&vals, "0", true);
+         BSON_APPEND_INT32 (&vals, "1", 1);
+      } else {
+         BSON_APPEND_BOOL (&vals, "0", false);
+         BSON_APPEND_INT32 (&vals, "1", 0);
+      }
+      bson_append_array_end (&in, &vals);
+      bson_append_array_end (&d, &in);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   case DJ_X_IN_LIST: {
+      /* a IN (v1, v2, ...) = a = v1 OR a = v2 ...; NOT IN = NOT (that) */
+      dj_expr_t **eqs = bson_malloc (sizeof (dj_expr_t *) * (size_t) e->args.n + 1);
+      dj_expr_t *cells = bson_malloc0 (sizeof (dj_expr_t) * (size_t) e->args.n + 1);
+      dj_expr_t orx = {.kind = DJ_X_OR, .pos = e->pos};
+      for (int i = 0; i < e->args.n; i++) {
+         cells[i] = (dj_expr_t){.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = e->pos, .a = e->a, .b = e->args.v[i]};
+         eqs[i] = &cells[i];
+      }
+      orx.args.v = (void **) eqs;
+      orx.args.n = e->args.n;
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      ok = cx_agg_truth (cx, &orx, w, parent, key);
+      bson_free (eqs);
+      bson_free (cells);
+      break;
+   }
+   case DJ_X_BETWEEN: {
+      dj_expr_t ge = {.kind = DJ_X_BINARY, .op = DJ_OP_GE, .pos = e->pos, .a = e->a, .b = e->b};
+      dj_expr_t le = {.kind = DJ_X_BINARY, .op = DJ_OP_LE, .pos = e->pos, .a = e->a, .b = e->c};
+      void *both[2] = {&ge, &le};
+      dj_expr_t andx = {.kind = DJ_X_AND, .pos = e->pos, .args = {.v = both, .n = 2}};
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      ok = cx_agg_truth (cx, &andx, w, parent, key);
+      break;
+   }
+   case DJ_X_LIKE:
+   case DJ_X_REGEX: {
+      dj_buf_t re;
+      const char *opts = "";
+      bool is_null;
+      dj_buf_init (&re);
+      ok = predicate_regex (cx, e, &re, &opts, &is_null);
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      if (ok && is_null) {
+         ok = agg_const_bool (parent, key, false);
+      } else if (ok) {
+         /* {$and: [{$eq: [{$type: a}, "string"]}, [$not] {$regexMatch: ...}]} */
+         bson_t t, ta, ty, rm, rmd, nt, nta;
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
+         BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &t);
+         BSON_APPEND_ARRAY_BEGIN (&t, "$eq", &ta);
+         BSON_APPEND_DOCUMENT_BEGIN (&ta, "0", &ty);
+         ok = cx_agg_value (cx, e->a, &ty, "$type");
+         bson_append_document_end (&ta, &ty);
+         BSON_APPEND_UTF8 (&ta, "1", "string");
+         bson_append_array_end (&t, &ta);
+         bson_append_document_end (&arr, &t);
+         bson_t *target = &arr;
+         const char *tkey = "1";
+         if (!w) {
+            BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &nt);
+            BSON_APPEND_ARRAY_BEGIN (&nt, "$not", &nta);
+            target = &nta;
+            tkey = "0";
+         }
+         BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &rm);
+         BSON_APPEND_DOCUMENT_BEGIN (&rm, "$regexMatch", &rmd);
+         ok = ok && cx_agg_value (cx, e->a, &rmd, "input");
+         BSON_APPEND_UTF8 (&rmd, "regex", (const char *) re.data);
+         BSON_APPEND_UTF8 (&rmd, "options", opts);
+         bson_append_document_end (&rm, &rmd);
+         bson_append_document_end (target, &rm);
+         if (!w) {
+            bson_append_array_end (&nt, &nta);
+            bson_append_document_end (&arr, &nt);
+         }
+         bson_append_array_end (&d, &arr);
+         bson_append_document_end (parent, &d);
+      }
+      dj_buf_cleanup (&re);
+      break;
+   }
+   case DJ_X_IN_SELECT:
+   case DJ_X_EXISTS:
+      ok = agg_subquery_truth (cx, e, want, parent, key);
+      break;
+   default:
+      ok = cx_unsupported (cx, e->pos, "this expression as a condition");
+      break;
+   }
+   cx->depth--;
+   return ok;
+}
+
+/* ---- subqueries: results fetched by $lookup into "__dj_sq<i>" ---- */
+
+static int
+subquery_field (cx_t *cx, const dj_expr_t *e)
+{
+   for (int i = 0; i < cx->nsub; i++) {
+      if (cx->subs[i] == e) {
+         return i;
+      }
+   }
+   return -1; /* no $lookup was prepared for it (see cx_subquery_lookups) */
+}
+
+static bool
+agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   int i = subquery_field (cx, e);
+   char ref[48];
+   bson_t d, arr, sz, inner, ia;
+   if (i < 0) {
+      return cx_unsupported (cx, e->pos, "%s subquery in this position", e->kind == DJ_X_EXISTS ? "EXISTS" : "IN");
+   }
+   if (e->kind == DJ_X_EXISTS) {
+      /* EXISTS is never NULL: TRUE iff a row came back */
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      snprintf (ref, sizeof ref, "$__dj_sq%d", i);
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, w ? "$gt" : "$eq", &arr);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &sz);
+      BSON_APPEND_UTF8 (&sz, "$size", ref);
+      bson_append_document_end (&arr, &sz);
+      BSON_APPEND_INT32 (&arr, "1", 0);
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      return true;
+   }
+   /* a IN (sub): TRUE iff a is not NULL and among the values;
+    * FALSE iff a is not NULL, not among them, and no value is NULL. */
+   snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
+   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+   bool ok;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
+   ok = agg_isnull (cx, e->a, false, &arr, "0");
+   if (w) {
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &inner);
+      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
+      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
+      BSON_APPEND_UTF8 (&ia, "1", ref);
+      bson_append_array_end (&inner, &ia);
+      bson_append_document_end (&arr, &inner);
+   } else {
+      bson_t n1, n1a, n2, n2a, in2, in2a;
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &n1);
+      BSON_APPEND_ARRAY_BEGIN (&n1, "$not", &n1a);
+      BSON_APPEND_DOCUMENT_BEGIN (&n1a, "0", &inner);
+      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
+      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
+      BSON_APPEND_UTF8 (&ia, "1", ref);
+      bson_append_array_end (&inner, &ia);
+      bson_append_document_end (&n1a, &inner);
+      bson_append_array_end (&n1, &n1a);
+      bson_append_document_end (&arr, &n1);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &n2);
+      BSON_APPEND_ARRAY_BEGIN (&n2, "$not", &n2a);
+      BSON_APPEND_DOCUMENT_BEGIN (&n2a, "0", &in2);
+      BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &in2a);
+      BSON_APPEND_NULL (&in2a, "0");
+      BSON_APPEND_UTF8 (&in2a, "1", ref);
+      bson_append_array_end (&in2, &in2a);
+      bson_append_document_end (&n2a, &in2);
+      bson_append_array_end (&n2, &n2a);
+      bson_append_document_end (&arr, &n2);
+   }
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* ---- query filters ---- */
+
+static bool
+filter_never (bson_t *parent, const char *key)
+{
+   bson_t d;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_BOOL (&d, "$expr", false);
+   return bson_append_document_end (parent, &d);
+}
+
+static bool
+filter_expr (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bson_t d;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   bool ok = cx_agg_truth (cx, e, want, &d, "$expr");
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* {path: {op: v}} */
+static bool
+filter_field_op (cx_t *cx, const dj_expr_t *col, const char *op, const dj_expr_t *v, bson_t *parent, const char *key)
+{
+   char path[512];
+   bson_t d, f;
+   if (!cx_column_path (cx, col, path, sizeof path)) {
+      return false;
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
+   bool ok = true;
+   if (!strcmp (op, "$nin_null")) { /* FALSE(a = v): not v and not NULL */
+      bson_t arr;
+      BSON_APPEND_ARRAY_BEGIN (&f, "$nin", &arr);
+      ok = cx_append_const (cx, v, &arr, "0");
+      BSON_APPEND_NULL (&arr, "1");
+      bson_append_array_end (&f, &arr);
+   } else if (v) {
+      ok = cx_append_const (cx, v, &f, op);
+   } else {
+      BSON_APPEND_NULL (&f, op);
+   }
+   bson_append_document_end (&d, &f);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* Can a filter compare this column directly? Only real columns of the
+ * current sources, outside a $group. */
+static bool
+filter_column (cx_t *cx, const dj_expr_t *e)
+{
+   return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*");
+}
+
+bool
+cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bson_t d, arr;
+   cx_idx_t k;
+   bool ok = true;
+
+   if (!enter (cx, e)) {
+      return false;
+   }
+   switch (e->kind) {
+   case DJ_X_AND:
+   case DJ_X_OR: {
+      bool conj = (e->kind == DJ_X_AND) == want;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, conj ? "$and" : "$or", &arr);
+      for (int i = 0; ok && i < e->args.n; i++) {
+         ok = cx_filter (cx, e->args.v[i], want, &arr, cx_idx (&k, (uint32_t) i));
+      }
+      bson_append_array_end (&d, &arr);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   case DJ_X_NOT:
+      ok = cx_filter (cx, e->a, !want, parent, key);
+      break;
+   case DJ_X_BINARY: {
+      const dj_expr_t *col = e->a, *val = e->b;
+      dj_op_t op = e->op;
+      if (is_comparison (e) && !filter_column (cx, col) && filter_column (cx, val) && cx_is_const (col)) {
+         static const dj_op_t swapped[] = {DJ_OP_EQ, DJ_OP_NE, DJ_OP_GT, DJ_OP_GE, DJ_OP_LT, DJ_OP_LE};
+         col = e->b;
+         val = e->a;
+         op = swapped[op];
+      }
+      if (!is_comparison (e) || !filter_column (cx, col) || !cx_is_const (val)) {
+         ok = filter_expr (cx, e, want, parent, key);
+         break;
+      }
+      bson_value_t tmp;
+      const bson_value_t *v;
+      if (!cx_const_value (cx, val, &tmp, &v)) {
+         ok = false;
+         break;
+      }
+      if (is_null_value (v)) {
+         ok = filter_never (parent, key); /* a = NULL is never TRUE nor FALSE */
+         break;
+      }
+      /* TRUE(a = v): {a: {$eq: v}} (never the {a: v} shorthand: v may be a
+       * document that looks like operators). FALSE(a = v): {a: {$nin: [v, null]}}. */
+      const char *mop;
+      if (op == DJ_OP_EQ) {
+         mop = want ? "$eq" : "$nin_null";
+      } else if (op == DJ_OP_NE) {
+         mop = want ? "$nin_null" : "$eq";
+      } else {
+         mop = cmp_op (op, !want);
+      }
+      ok = filter_field_op (cx, col, mop, val, parent, key);
+      break;
+   }
+   case DJ_X_IS_NULL:
+      if (!filter_column (cx, e->a)) {
+         ok = filter_expr (cx, e, want, parent, key);
+         break;
+      }
+      {
+         bool want_null = ((e->flags & DJ_XF_NOT) == 0) == want;
+         /* {a: {$eq: null}} matches NULL and missing fields alike */
+         ok = filter_field_op (cx, e->a, want_null ? "$eq" : "$ne", NULL, parent, key);
+      }
+      break;
+   case DJ_X_IN_LIST: {
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      bool all_const = filter_column (cx, e->a);
+      for (int i = 0; all_const && i < e->args.n; i++) {
+         all_const = cx_is_const (e->args.v[i]);
+      }
+      if (!all_const) {
+         ok = filter_expr (cx, e, want, parent, key);
+         break;
+      }
+      /* TRUE: {a: {$in: non-null values}}. FALSE: no NULL in the list and
+       * {a: {$nin: values + [null]}}. */
+      bool has_null = false;
+      for (int i = 0; ok && i < e->args.n; i++) {
+         has_null |= cx_const_is_null (cx, e->args.v[i]);
+         ok = !(cx->error && cx->error->domain);
+      }
+      if (!ok) {
+         break;
+      }
+      if (!w && has_null) {
+         ok = filter_never (parent, key);
+         break;
+      }
+      char path[512];
+      bson_t f, vals;
+      if (!cx_column_path (cx, e->a, path, sizeof path)) {
+         ok = false;
+         break;
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
+      BSON_APPEND_ARRAY_BEGIN (&f, w ? "$in" : "$nin", &vals);
+      uint32_t j = 0;
+      for (int i = 0; ok && i < e->args.n; i++) {
+         if (!cx_const_is_null (cx, e->args.v[i])) {
+            ok = cx_append_const (cx, e->args.v[i], &vals, cx_idx (&k, j++));
+         }
+      }
+      if (!w) {
+         BSON_APPEND_NULL (&vals, cx_idx (&k, j++));
+      }
+      bson_append_array_end (&f, &vals);
+      bson_append_document_end (&d, &f);
+      bson_append_document_end (parent, &d);
+      break;
+   }
+   case DJ_X_BETWEEN: {
+      dj_expr_t ge = {.kind = DJ_X_BINARY, .op = DJ_OP_GE, .pos = e->pos, .a = e->a, .b = e->b};
+      dj_expr_t le = {.kind = DJ_X_BINARY, .op = DJ_OP_LE, .pos = e->pos, .a = e->a, .b = e->c};
+      void *both[2] = {&ge, &le};
+      dj_expr_t andx = {.kind = DJ_X_AND, .pos = e->pos, .args = {.v = both, .n = 2}};
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      ok = cx_filter (cx, &andx, w, parent, key);
+      break;
+   }
+   case DJ_X_LIKE:
+   case DJ_X_REGEX: {
+      if (!filter_column (cx, e->a)) {
+         ok = filter_expr (cx, e, want, parent, key);
+         break;
+      }
+      dj_buf_t re;
+      const char *opts = "";
+      bool is_null;
+      char path[512];
+      dj_buf_init (&re);
+      ok = predicate_regex (cx, e, &re, &opts, &is_null) && cx_column_path (cx, e->a, path, sizeof path);
+      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+      if (ok && is_null) {
+         ok = filter_never (parent, key);
+      } else if (ok) {
+         /* TRUE: {a: {$regex, $options}}; FALSE: a string that does not match */
+         bson_t f, nt;
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+         BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
+         if (w) {
+            BSON_APPEND_UTF8 (&f, "$regex", (const char *) re.data);
+            BSON_APPEND_UTF8 (&f, "$options", opts);
+         } else {
+            BSON_APPEND_UTF8 (&f, "$type", "string");
+            BSON_APPEND_DOCUMENT_BEGIN (&f, "$not", &nt);
+            BSON_APPEND_UTF8 (&nt, "$regex", (const char *) re.data);
+            BSON_APPEND_UTF8 (&nt, "$options", opts);
+            bson_append_document_end (&f, &nt);
+         }
+         bson_append_document_end (&d, &f);
+         bson_append_document_end (parent, &d);
+      }
+      dj_buf_cleanup (&re);
+      break;
+   }
+   case DJ_X_BOOL:
+      if ((e->ival != 0) == want) {
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+         ok = bson_append_document_end (parent, &d);
+      } else {
+         ok = filter_never (parent, key);
+      }
+      break;
+   case DJ_X_COLUMN:
+      if (filter_column (cx, e)) {
+         /* a boolean column as the condition: WHERE "flag" */
+         dj_expr_t t = {.kind = DJ_X_BOOL, .ival = 1, .pos = e->pos};
+         ok = filter_field_op (cx, e, "$eq", want ? &t : &(dj_expr_t){.kind = DJ_X_BOOL, .ival = 0}, parent, key);
+         break;
+      }
+      /* fall through */
+   default:
+      ok = filter_expr (cx, e, want, parent, key);
+      break;
+   }
+   cx->depth--;
+   return ok;
+}

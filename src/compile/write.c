@@ -1,0 +1,204 @@
+/*
+ * write.c -- INSERT, UPDATE, DELETE -> insert / update / delete commands.
+ *
+ *   INSERT INTO t (a, b) VALUES (%s, %s), (...)   {insert: t, documents: [{a, b}, ...]}
+ *   UPDATE t SET a = %s WHERE ...                 {update: t, updates: [{q, u: {$set}, multi: true}]}
+ *   UPDATE t SET a = a + 1 WHERE ...              ... u: [{$set: {a: {$add: ["$a", 1]}}}] (pipeline update)
+ *   DELETE FROM t WHERE ...                       {delete: t, deletes: [{q, limit: 0}]}
+ *
+ * A NULL value is stored as null (not left out): `IS NULL` matches both,
+ * and the document then shows every column the row was given.
+ * Integer primary keys are the driver's (a counter per table, issue 6): the
+ * compiler inserts what the SQL names.
+ */
+#include <string.h>
+
+#include "compile-private.h"
+
+static bool
+field_name_ok (cx_t *cx, const char *name, uint32_t pos)
+{
+   if (!name[0] || name[0] == '$' || strchr (name, '.')) {
+      return cx_unsupported (cx, pos, "column name \"%s\" cannot be a MongoDB field name", name);
+   }
+   return true;
+}
+
+static bool
+compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   if (st->select) {
+      return cx_unsupported (cx, st->select->pos, "INSERT ... SELECT");
+   }
+   if (st->columns.n == 0 && st->rows.n && ((dj_list_t *) st->rows.v[0])->n) {
+      return cx_unsupported (cx, 0, "INSERT without a column list (djongo has no schema to name the values)");
+   }
+   for (int i = 0; i < st->columns.n; i++) {
+      if (!field_name_ok (cx, st->columns.v[i], 0)) {
+         return false;
+      }
+      for (int j = 0; j < i; j++) {
+         if (!strcmp (st->columns.v[i], st->columns.v[j])) {
+            return cx_unsupported (cx, 0, "column \"%s\" named twice in INSERT", (char *) st->columns.v[i]);
+         }
+      }
+   }
+   bson_t *cmd = bson_new (), docs;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_UTF8 (cmd, "insert", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &docs);
+   for (int r = 0; ok && r < st->rows.n; r++) {
+      const dj_list_t *row = st->rows.v[r];
+      bson_t doc;
+      BSON_APPEND_DOCUMENT_BEGIN (&docs, cx_idx (&k, (uint32_t) r), &doc);
+      for (int c = 0; ok && c < row->n; c++) {
+         const dj_expr_t *v = row->v[c];
+         if (!cx_is_const (v)) {
+            ok = cx_unsupported (cx, v->pos, "an expression in VALUES (only constants and parameters)");
+            break;
+         }
+         ok = cx_append_const (cx, v, &doc, st->columns.v[c]);
+      }
+      bson_append_document_end (&docs, &doc);
+   }
+   bson_append_array_end (cmd, &docs);
+   BSON_APPEND_BOOL (cmd, "ordered", true);
+   for (int i = 0; ok && i < st->returning.n; i++) {
+      const dj_item_t *it = st->returning.v[i];
+      if (it->expr->kind != DJ_X_COLUMN || !strcmp (it->expr->name, "*")) {
+         ok = cx_unsupported (cx, it->expr->pos, "RETURNING something other than a column");
+      } else {
+         cx_add_column (cx, it->alias ? it->alias : it->expr->name, it->expr->name);
+      }
+   }
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+static bool
+set_target (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   cx->nsources = 1;
+   cx->sources[0].table = st->table;
+   cx->sources[0].alias = st->alias ? st->alias : st->table;
+   cx->sources[0].prefix[0] = '\0';
+   if (cx_has_subquery (st->where)) {
+      return cx_unsupported (cx, st->where->pos, "a subquery in the WHERE of %s", st->kind == DJ_STMT_UPDATE ? "UPDATE" : "DELETE");
+   }
+   if (st->returning.n) {
+      return cx_unsupported (cx, ((dj_item_t *) st->returning.v[0])->expr->pos, "RETURNING in %s",
+                             st->kind == DJ_STMT_UPDATE ? "UPDATE" : "DELETE");
+   }
+   return true;
+}
+
+static bool
+compile_update (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   if (!set_target (cx, st)) {
+      return false;
+   }
+   bool all_const = true;
+   for (int i = 0; i < st->sets.n; i++) {
+      const dj_item_t *it = st->sets.v[i];
+      if (!field_name_ok (cx, it->alias, it->expr->pos)) {
+         return false;
+      }
+      for (int j = 0; j < i; j++) {
+         if (!strcmp (it->alias, ((dj_item_t *) st->sets.v[j])->alias)) {
+            return cx_unsupported (cx, it->expr->pos, "column \"%s\" assigned twice in UPDATE", it->alias);
+         }
+      }
+      all_const &= cx_is_const (it->expr);
+   }
+   bson_t *cmd = bson_new (), ups, up, set;
+   bool ok = true;
+   BSON_APPEND_UTF8 (cmd, "update", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
+   if (st->where) {
+      ok = cx_filter (cx, st->where, true, &up, "q");
+   } else {
+      bson_t q;
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+      bson_append_document_end (&up, &q);
+   }
+   if (all_const) {
+      bson_t u;
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+      for (int i = 0; ok && i < st->sets.n; i++) {
+         const dj_item_t *it = st->sets.v[i];
+         ok = cx_append_const (cx, it->expr, &set, it->alias);
+      }
+      bson_append_document_end (&u, &set);
+      bson_append_document_end (&up, &u);
+   } else {
+      /* one $set stage: every right-hand side sees the row before the
+       * UPDATE, as SQL requires (SET a = b, b = a swaps) */
+      bson_t pipe, stage;
+      BSON_APPEND_ARRAY_BEGIN (&up, "u", &pipe);
+      BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &stage);
+      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
+      for (int i = 0; ok && i < st->sets.n; i++) {
+         const dj_item_t *it = st->sets.v[i];
+         ok = cx_agg_value (cx, it->expr, &set, it->alias);
+      }
+      bson_append_document_end (&stage, &set);
+      bson_append_document_end (&pipe, &stage);
+      bson_append_array_end (&up, &pipe);
+   }
+   BSON_APPEND_BOOL (&up, "multi", true);
+   bson_append_document_end (&ups, &up);
+   bson_append_array_end (cmd, &ups);
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+static bool
+compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   if (!set_target (cx, st)) {
+      return false;
+   }
+   bson_t *cmd = bson_new (), dels, del;
+   bool ok = true;
+   BSON_APPEND_UTF8 (cmd, "delete", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "deletes", &dels);
+   BSON_APPEND_DOCUMENT_BEGIN (&dels, "0", &del);
+   if (st->where) {
+      ok = cx_filter (cx, st->where, true, &del, "q");
+   } else {
+      bson_t q;
+      BSON_APPEND_DOCUMENT_BEGIN (&del, "q", &q);
+      bson_append_document_end (&del, &q);
+   }
+   BSON_APPEND_INT32 (&del, "limit", 0);
+   bson_append_document_end (&dels, &del);
+   bson_append_array_end (cmd, &dels);
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+bool
+cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   cx->out->kind = DJ_MQL_WRITE;
+   cx->out->collection = bson_strdup (st->table);
+   switch (st->kind) {
+   case DJ_STMT_INSERT: return compile_insert (cx, st);
+   case DJ_STMT_UPDATE: return compile_update (cx, st);
+   case DJ_STMT_DELETE: return compile_delete (cx, st);
+   default: return cx_unsupported (cx, 0, "statement");
+   }
+}

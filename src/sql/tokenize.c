@@ -1,0 +1,199 @@
+/*
+ * tokenize.c -- splits SQL text into tokens.
+ *
+ * One function, dj_sql_get_token(), returns the length of the token at the
+ * cursor and its type, switching on a 256-entry character-class table (a
+ * switch on the class compiles to a jump table; a switch on the raw byte
+ * would be a chain of comparisons). Keywords are not told apart here: the
+ * parser compares DJ_TK_ID tokens case-insensitively, so a keyword used as
+ * a name ("order", "group", common Django field names) only needs quoting
+ * where SQL itself would need it.
+ */
+#include <ctype.h>
+
+#include "dj_sql.h"
+
+enum {
+   CC_ILLEGAL = 0, /* what the table holds for bytes it does not list */
+   CC_SPACE, CC_ALPHA, CC_DIGIT, CC_QUOTE, CC_DQUOTE, CC_MINUS, CC_SLASH,
+   CC_LP, CC_RP, CC_COMMA, CC_DOT, CC_SEMI, CC_EQ, CC_LT, CC_GT, CC_BANG,
+   CC_PLUS, CC_STAR, CC_PERCENT, CC_PIPE, CC_TILDE, CC_NUL
+};
+
+/* Bytes >= 0x80 are identifier characters so UTF-8 names work unquoted. */
+static const unsigned char cls[256] = {
+   ['\0'] = CC_NUL,
+   [' '] = CC_SPACE, ['\t'] = CC_SPACE, ['\n'] = CC_SPACE, ['\r'] = CC_SPACE, ['\f'] = CC_SPACE, ['\v'] = CC_SPACE,
+   ['\''] = CC_QUOTE, ['"'] = CC_DQUOTE, ['-'] = CC_MINUS, ['/'] = CC_SLASH,
+   ['('] = CC_LP, [')'] = CC_RP, [','] = CC_COMMA, ['.'] = CC_DOT, [';'] = CC_SEMI,
+   ['='] = CC_EQ, ['<'] = CC_LT, ['>'] = CC_GT, ['!'] = CC_BANG, ['+'] = CC_PLUS,
+   ['*'] = CC_STAR, ['%'] = CC_PERCENT, ['|'] = CC_PIPE, ['~'] = CC_TILDE,
+   ['0'] = CC_DIGIT, ['1'] = CC_DIGIT, ['2'] = CC_DIGIT, ['3'] = CC_DIGIT, ['4'] = CC_DIGIT,
+   ['5'] = CC_DIGIT, ['6'] = CC_DIGIT, ['7'] = CC_DIGIT, ['8'] = CC_DIGIT, ['9'] = CC_DIGIT,
+};
+
+static int
+class_of (unsigned char c)
+{
+   if (c >= 0x80 || c == '_' || isalpha (c) || c == '$') {
+      return CC_ALPHA;
+   }
+   return cls[c];
+}
+
+size_t
+dj_sql_skip_space (const char *z, size_t n)
+{
+   size_t i = 0;
+   while (i < n) {
+      unsigned char c = (unsigned char) z[i];
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+         i++;
+      } else if (c == '-' && i + 1 < n && z[i + 1] == '-') {
+         while (i < n && z[i] != '\n') {
+            i++;
+         }
+      } else if (c == '/' && i + 1 < n && z[i + 1] == '*') {
+         size_t j = i + 2;
+         while (j + 1 < n && !(z[j] == '*' && z[j + 1] == '/')) {
+            j++;
+         }
+         if (j + 1 >= n) {
+            return i; /* unterminated comment: left for the tokenizer to refuse */
+         }
+         i = j + 2;
+      } else {
+         break;
+      }
+   }
+   return i;
+}
+
+/* A quoted run ending at the matching quote; a doubled quote is an escaped
+ * quote. Returns the length including both quotes, or 0 if unterminated. */
+static size_t
+quoted (const char *z, size_t n, char q)
+{
+   for (size_t i = 1; i < n; i++) {
+      if (z[i] == q) {
+         if (i + 1 < n && z[i + 1] == q) {
+            i++;
+            continue;
+         }
+         return i + 1;
+      }
+   }
+   return 0;
+}
+
+size_t
+dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
+{
+   size_t i;
+
+   if (n == 0) {
+      *type = DJ_TK_EOF;
+      return 0;
+   }
+   unsigned char c = (unsigned char) z[0];
+   switch (class_of (c)) {
+   case CC_ALPHA:
+      for (i = 1; i < n && (class_of ((unsigned char) z[i]) == CC_ALPHA || class_of ((unsigned char) z[i]) == CC_DIGIT); i++) {
+      }
+      *type = DJ_TK_ID;
+      return i;
+   case CC_DIGIT:
+   case CC_DOT: {
+      bool is_float = false;
+      i = 0;
+      if (c == '.' && (n < 2 || !isdigit ((unsigned char) z[1]))) {
+         *type = DJ_TK_DOT;
+         return 1;
+      }
+      while (i < n && isdigit ((unsigned char) z[i])) {
+         i++;
+      }
+      if (i < n && z[i] == '.') {
+         is_float = true;
+         i++;
+         while (i < n && isdigit ((unsigned char) z[i])) {
+            i++;
+         }
+      }
+      if (i < n && (z[i] == 'e' || z[i] == 'E')) {
+         size_t j = i + 1;
+         if (j < n && (z[j] == '+' || z[j] == '-')) {
+            j++;
+         }
+         if (j < n && isdigit ((unsigned char) z[j])) {
+            is_float = true;
+            i = j;
+            while (i < n && isdigit ((unsigned char) z[i])) {
+               i++;
+            }
+         }
+      }
+      /* "12abc" is not a number followed by a name: refuse it whole. */
+      if (i < n && class_of ((unsigned char) z[i]) == CC_ALPHA) {
+         while (i < n && class_of ((unsigned char) z[i]) == CC_ALPHA) {
+            i++;
+         }
+         *type = DJ_TK_ILLEGAL;
+         return i;
+      }
+      *type = is_float ? DJ_TK_FLOAT : DJ_TK_INT;
+      return i;
+   }
+   case CC_QUOTE:
+      i = quoted (z, n, '\'');
+      *type = i ? DJ_TK_STRING : DJ_TK_ILLEGAL;
+      return i ? i : n;
+   case CC_DQUOTE:
+      i = quoted (z, n, '"');
+      *type = i > 2 ? DJ_TK_QID : DJ_TK_ILLEGAL; /* "" is not a name */
+      return i ? i : n;
+   case CC_MINUS:
+      *type = DJ_TK_MINUS;
+      return 1;
+   case CC_SLASH:
+      *type = DJ_TK_SLASH;
+      return 1;
+   case CC_LP: *type = DJ_TK_LP; return 1;
+   case CC_RP: *type = DJ_TK_RP; return 1;
+   case CC_COMMA: *type = DJ_TK_COMMA; return 1;
+   case CC_SEMI: *type = DJ_TK_SEMI; return 1;
+   case CC_EQ:
+      *type = DJ_TK_EQ;
+      return (n > 1 && z[1] == '=') ? 2 : 1;
+   case CC_LT:
+      if (n > 1 && z[1] == '=') { *type = DJ_TK_LE; return 2; }
+      if (n > 1 && z[1] == '>') { *type = DJ_TK_NE; return 2; }
+      *type = DJ_TK_LT;
+      return 1;
+   case CC_GT:
+      if (n > 1 && z[1] == '=') { *type = DJ_TK_GE; return 2; }
+      *type = DJ_TK_GT;
+      return 1;
+   case CC_BANG:
+      if (n > 1 && z[1] == '=') { *type = DJ_TK_NE; return 2; }
+      *type = DJ_TK_ILLEGAL;
+      return 1;
+   case CC_PLUS: *type = DJ_TK_PLUS; return 1;
+   case CC_STAR: *type = DJ_TK_STAR; return 1;
+   case CC_PERCENT:
+      if (n > 1 && z[1] == 's') { *type = DJ_TK_PARAM; return 2; }
+      *type = DJ_TK_PERCENT;
+      return (n > 1 && z[1] == '%') ? 2 : 1; /* %% is Django's escaped % */
+   case CC_PIPE:
+      if (n > 1 && z[1] == '|') { *type = DJ_TK_CONCAT; return 2; }
+      *type = DJ_TK_ILLEGAL;
+      return 1;
+   case CC_TILDE:
+      if (n > 1 && z[1] == '*') { *type = DJ_TK_TILDE_STAR; return 2; }
+      *type = DJ_TK_TILDE;
+      return 1;
+   default:
+      *type = DJ_TK_ILLEGAL;
+      return 1;
+   }
+}

@@ -1,0 +1,505 @@
+/*
+ * djongo-sql -- translate SQL to MongoDB commands, or run it on the engine.
+ *
+ *   djongo-sql translate "SQL" [--params JSON-ARRAY] [--db NAME]
+ *       prints each MongoDB command as canonical Extended JSON, one a line
+ *   djongo-sql --host PATH [--db NAME] [--params JSON-ARRAY] ["SQL" ...]
+ *       runs each statement on the embedded engine at PATH and prints its
+ *       rows; with no statements, reads one statement a line from stdin
+ *       (an interactive prompt on a terminal)
+ *   djongo-sql --host PATH --batch
+ *       stdin: one JSON array [SQL, [params...]] a line (Extended JSON);
+ *       stdout: one line each, {"columns": [...], "rows": [[...]], "rowcount": n}
+ *       or {"error": {"domain": d, "code": c, "message": m}} -- what the
+ *       execution tests drive.
+ *
+ * Exit status: 0, or 1 when any statement failed, 2 on bad usage.
+ *
+ * The run loop here (first batch + getMore, rows in SELECT order, write
+ * errors, IF [NOT] EXISTS codes) is what the DB-API driver will do through
+ * its transport seam (issue 6); mongodb:// hosts come with that driver.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dj_compile.h"
+#include "dj_engine.h"
+
+typedef struct {
+   dj_engine_t *engine;
+   const char *db;
+} session_t;
+
+/* Reads a JSON array of parameters into a bson_t holding {"p": [...]};
+ * the values are then borrowed from it. */
+static bool
+load_params (const char *json, bson_t *holder, bson_value_t **values, int *n, bson_error_t *error)
+{
+   char *wrapped = bson_strdup_printf ("{\"p\": %s}", json ? json : "[]");
+   bool ok = bson_init_from_json (holder, wrapped, -1, error);
+   bson_free (wrapped);
+   *values = NULL;
+   *n = 0;
+   if (!ok) {
+      return false;
+   }
+   bson_iter_t it, a;
+   if (!bson_iter_init_find (&it, holder, "p") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &a)) {
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_PARAMS, "parameters must be a JSON array");
+   }
+   while (bson_iter_next (&a)) {
+      *values = bson_realloc (*values, sizeof **values * (size_t) (*n + 1));
+      (*values)[(*n)++] = *bson_iter_value (&a); /* borrowed from holder */
+   }
+   return true;
+}
+
+static void
+print_json (const bson_t *doc, bool canonical)
+{
+   char *s = canonical ? bson_as_canonical_extended_json (doc, NULL) : bson_as_relaxed_extended_json (doc, NULL);
+   printf ("%s\n", s);
+   bson_free (s);
+}
+
+/* Copies the value at `path` (dotted) of doc into row[key], NULL if missing. */
+static void
+append_cell (bson_t *row, const char *key, const bson_t *doc, const char *path)
+{
+   bson_iter_t it, found;
+   if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)) {
+      bson_append_value (row, key, -1, bson_iter_value (&found));
+   } else {
+      bson_append_null (row, key, -1);
+   }
+}
+
+/* Runs one command; a server error becomes *error (domain SERVER). */
+static bool
+run (session_t *s, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   if (dj_engine_run_command (s->engine, db, cmd, reply)) {
+      bson_iter_t it;
+      /* write commands report per-document failures with ok: 1 */
+      if (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_iter_t a, e;
+         int32_t code = 0;
+         const char *msg = "write error";
+         if (bson_iter_recurse (&it, &a) && bson_iter_next (&a) && BSON_ITER_HOLDS_DOCUMENT (&a) && bson_iter_recurse (&a, &e)) {
+            while (bson_iter_next (&e)) {
+               if (BSON_ITER_IS_KEY (&e, "code")) {
+                  code = bson_iter_as_int64 (&e) > INT32_MAX ? 0 : (int32_t) bson_iter_as_int64 (&e);
+               } else if (BSON_ITER_IS_KEY (&e, "errmsg") && BSON_ITER_HOLDS_UTF8 (&e)) {
+                  msg = bson_iter_utf8 (&e, NULL);
+               }
+            }
+         }
+         return dj_error_set (error, DJ_DOMAIN_SERVER, (uint32_t) code, "%s", msg);
+      }
+      return true;
+   }
+   bson_iter_t it;
+   int32_t code = DJ_InternalError;
+   const char *msg = "command failed";
+   if (bson_iter_init_find (&it, reply, "code")) {
+      code = (int32_t) bson_iter_as_int64 (&it);
+   }
+   if (bson_iter_init_find (&it, reply, "errmsg") && BSON_ITER_HOLDS_UTF8 (&it)) {
+      msg = bson_iter_utf8 (&it, NULL);
+   }
+   return dj_error_set (error, DJ_DOMAIN_SERVER, (uint32_t) code, "%s", msg);
+}
+
+/* Appends the rows of a cursor reply's batch to `rows`; returns the cursor id. */
+static int64_t
+take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, uint32_t *nrows)
+{
+   bson_iter_t it, cur, batch;
+   int64_t id = 0;
+   if (!bson_iter_init_find (&it, reply, "cursor") || !bson_iter_recurse (&it, &cur)) {
+      return 0;
+   }
+   while (bson_iter_next (&cur)) {
+      if (BSON_ITER_IS_KEY (&cur, "id")) {
+         id = bson_iter_as_int64 (&cur);
+      } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
+         while (bson_iter_next (&batch)) {
+            bson_t doc, row;
+            uint32_t len;
+            const uint8_t *data;
+            char kb[16];
+            const char *key;
+            bson_iter_document (&batch, &len, &data);
+            if (!bson_init_static (&doc, data, len)) {
+               continue;
+            }
+            bson_uint32_to_string ((*nrows)++, &key, kb, sizeof kb);
+            bson_append_array_begin (rows, key, -1, &row);
+            if (m->star) {
+               bson_iter_t f;
+               uint32_t c = 0;
+               bson_iter_init (&f, &doc);
+               while (bson_iter_next (&f)) {
+                  char cb[16];
+                  const char *ck;
+                  bson_uint32_to_string (c++, &ck, cb, sizeof cb);
+                  bson_append_value (&row, ck, -1, bson_iter_value (&f));
+               }
+            } else {
+               for (int i = 0; i < m->ncolumns; i++) {
+                  char cb[16];
+                  const char *ck;
+                  bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
+                  append_cell (&row, ck, &doc, m->columns[i].path);
+               }
+            }
+            bson_append_array_end (rows, &row);
+         }
+      }
+   }
+   return id;
+}
+
+/* Executes SQL; fills `result` with {columns, rows, rowcount} or returns false. */
+static bool
+execute (session_t *s, const char *sql, const bson_value_t *params, int nparams, bson_t *result, bson_error_t *error)
+{
+   dj_plan_t *plan = dj_plan_new (sql, strlen (sql), error);
+   dj_mql_t m;
+   bool ok = true;
+   int64_t rowcount = -1;
+   if (!plan) {
+      return false;
+   }
+   if (!dj_plan_bind (plan, s->db, params, nparams, &m, error)) {
+      dj_plan_destroy (plan);
+      return false;
+   }
+   bson_t cols, rows;
+   uint32_t nrows = 0;
+   BSON_APPEND_ARRAY_BEGIN (result, "columns", &cols);
+   for (int i = 0; i < m.ncolumns; i++) {
+      char kb[16];
+      const char *key;
+      bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
+      BSON_APPEND_UTF8 (&cols, key, m.columns[i].name);
+   }
+   bson_append_array_end (result, &cols);
+   BSON_APPEND_ARRAY_BEGIN (result, "rows", &rows);
+   if (m.kind == DJ_MQL_TXN) {
+      /* transactions come with the driver's sessions (issue 6) */
+      ok = dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                         "transaction statements run through the DB-API driver, not djongo-sql");
+   }
+   for (int i = 0; ok && i < m.ncommands; i++) {
+      bson_t reply;
+      const char *db = m.admin[i] ? "admin" : s->db;
+      if (!run (s, db, m.commands[i], &reply, error)) {
+         if (m.ignore_code[i] && error->domain == DJ_DOMAIN_SERVER && error->code == (uint32_t) m.ignore_code[i]) {
+            memset (error, 0, sizeof *error);
+         } else {
+            ok = false;
+         }
+         bson_destroy (&reply);
+         continue;
+      }
+      bson_iter_t it;
+      if (m.kind == DJ_MQL_ROWS && i == m.ncommands - 1) {
+         int64_t id = take_batch (&reply, "firstBatch", &m, &rows, &nrows);
+         while (ok && id != 0) {
+            bson_t more = BSON_INITIALIZER, next;
+            BSON_APPEND_INT64 (&more, "getMore", id);
+            BSON_APPEND_UTF8 (&more, "collection", m.collection ? m.collection : "");
+            ok = run (s, s->db, &more, &next, error);
+            id = ok ? take_batch (&next, "nextBatch", &m, &rows, &nrows) : 0;
+            bson_destroy (&next);
+            bson_destroy (&more);
+         }
+         rowcount = nrows;
+      } else if (m.kind == DJ_MQL_WRITE && bson_iter_init_find (&it, &reply, "n")) {
+         rowcount = bson_iter_as_int64 (&it);
+      }
+      bson_destroy (&reply);
+   }
+   bson_append_array_end (result, &rows);
+   BSON_APPEND_INT64 (result, "rowcount", rowcount);
+   dj_mql_cleanup (&m);
+   dj_plan_destroy (plan);
+   return ok;
+}
+
+static void
+error_doc (const bson_error_t *error, bson_t *out)
+{
+   bson_t e;
+   BSON_APPEND_DOCUMENT_BEGIN (out, "error", &e);
+   BSON_APPEND_INT32 (&e, "domain", (int32_t) error->domain);
+   BSON_APPEND_INT32 (&e, "code", (int32_t) error->code);
+   BSON_APPEND_UTF8 (&e, "message", error->message);
+   bson_append_document_end (out, &e);
+}
+
+static int
+translate (const char *sql, const char *params_json, const char *db)
+{
+   bson_error_t error;
+   bson_t holder;
+   bson_value_t *params;
+   int n;
+   if (!load_params (params_json, &holder, &params, &n, &error)) {
+      fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
+      bson_destroy (&holder);
+      return 2;
+   }
+   int rc = 0;
+   dj_plan_t *plan = dj_plan_new (sql, strlen (sql), &error);
+   dj_mql_t m;
+   if (!plan || !dj_plan_bind (plan, db, params, n, &m, &error)) {
+      fprintf (stderr, "djongo-sql: %s\n", error.message);
+      rc = 1;
+   } else {
+      for (int i = 0; i < m.ncommands; i++) {
+         print_json (m.commands[i], true);
+      }
+      if (m.kind == DJ_MQL_TXN) {
+         printf ("(transaction statement: no MongoDB command)\n");
+      }
+      dj_mql_cleanup (&m);
+   }
+   dj_plan_destroy (plan);
+   bson_free (params);
+   bson_destroy (&holder);
+   return rc;
+}
+
+/* Prints a result for people: a header line, then one line per row. */
+static void
+print_table (const bson_t *result)
+{
+   bson_iter_t it, a;
+   if (bson_iter_init_find (&it, result, "columns") && bson_iter_recurse (&it, &a)) {
+      bool first = true;
+      while (bson_iter_next (&a)) {
+         printf ("%s%s", first ? "" : " | ", bson_iter_utf8 (&a, NULL));
+         first = false;
+      }
+      if (!first) {
+         printf ("\n");
+      }
+   }
+   if (bson_iter_init_find (&it, result, "rows") && bson_iter_recurse (&it, &a)) {
+      while (bson_iter_next (&a)) {
+         bson_iter_t c;
+         bson_iter_recurse (&a, &c);
+         bool first = true;
+         while (bson_iter_next (&c)) {
+            bson_t one = BSON_INITIALIZER;
+            bson_append_value (&one, "v", 1, bson_iter_value (&c));
+            char *s = bson_as_relaxed_extended_json (&one, NULL);
+            /* strip the { "v" : ... } wrapper */
+            size_t len = strlen (s);
+            printf ("%s%.*s", first ? "" : " | ", (int) (len > 11 ? len - 11 : 0), s + 9);
+            bson_free (s);
+            bson_destroy (&one);
+            first = false;
+         }
+         printf ("\n");
+      }
+   }
+   if (bson_iter_init_find (&it, result, "rowcount")) {
+      printf ("(%lld row%s)\n", (long long) bson_iter_as_int64 (&it), bson_iter_as_int64 (&it) == 1 ? "" : "s");
+   }
+}
+
+static int
+run_one (session_t *s, const char *sql, const bson_value_t *params, int n, bool json)
+{
+   bson_error_t error;
+   bson_t result = BSON_INITIALIZER;
+   bool ok = execute (s, sql, params, n, &result, &error);
+   if (!ok) {
+      if (json) {
+         bson_t e = BSON_INITIALIZER;
+         error_doc (&error, &e);
+         print_json (&e, false);
+         bson_destroy (&e);
+      } else {
+         fprintf (stderr, "error: %s\n", error.message);
+      }
+   } else if (json) {
+      print_json (&result, false);
+   } else {
+      print_table (&result);
+   }
+   fflush (stdout);
+   bson_destroy (&result);
+   return ok ? 0 : 1;
+}
+
+/* --batch: each line is [SQL, [params]] */
+static int
+batch (session_t *s)
+{
+   char *line = NULL;
+   size_t cap = 0;
+   ssize_t len;
+   int rc = 0;
+   while ((len = getline (&line, &cap, stdin)) > 0) {
+      bson_error_t error;
+      bson_t holder;
+      char *wrapped = bson_strdup_printf ("{\"b\": %s}", line);
+      bool ok = bson_init_from_json (&holder, wrapped, -1, &error);
+      bson_free (wrapped);
+      bson_iter_t it, a;
+      const char *sql = NULL;
+      bson_value_t *params = NULL;
+      int n = 0;
+      if (ok && bson_iter_init_find (&it, &holder, "b") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &a) &&
+          bson_iter_next (&a) && BSON_ITER_HOLDS_UTF8 (&a)) {
+         sql = bson_iter_utf8 (&a, NULL);
+         if (bson_iter_next (&a) && BSON_ITER_HOLDS_ARRAY (&a)) {
+            bson_iter_t p;
+            bson_iter_recurse (&a, &p);
+            while (bson_iter_next (&p)) {
+               params = bson_realloc (params, sizeof *params * (size_t) (n + 1));
+               params[n++] = *bson_iter_value (&p);
+            }
+         }
+      }
+      if (!sql) {
+         bson_t e = BSON_INITIALIZER;
+         if (ok) {
+            dj_error_set (&error, DJ_DOMAIN_SQL, DJ_SQL_PARAMS, "expected a JSON array [SQL, [params...]]");
+         }
+         error_doc (&error, &e);
+         print_json (&e, false);
+         bson_destroy (&e);
+         rc = 1;
+      } else {
+         rc |= run_one (s, sql, params, n, true);
+      }
+      fflush (stdout);
+      bson_free (params);
+      if (ok) {
+         bson_destroy (&holder);
+      }
+   }
+   free (line);
+   return rc;
+}
+
+static void
+usage (FILE *f)
+{
+   fprintf (f, "usage: djongo-sql translate \"SQL\" [--params JSON-ARRAY] [--db NAME]\n"
+               "       djongo-sql --host PATH [--db NAME] [--params JSON-ARRAY] [--json] [\"SQL\" ...]\n"
+               "       djongo-sql --host PATH [--db NAME] --batch   (stdin: [SQL, [params]] a line)\n");
+}
+
+int
+main (int argc, char **argv)
+{
+   const char *host = NULL, *db = "test", *params_json = NULL;
+   const char *stmts[256];
+   int nstmts = 0;
+   bool translate_mode = false, json = false, batch_mode = false;
+
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "translate") && i == 1) {
+         translate_mode = true;
+      } else if (!strcmp (argv[i], "--host") && i + 1 < argc) {
+         host = argv[++i];
+      } else if (!strcmp (argv[i], "--db") && i + 1 < argc) {
+         db = argv[++i];
+      } else if (!strcmp (argv[i], "--params") && i + 1 < argc) {
+         params_json = argv[++i];
+      } else if (!strcmp (argv[i], "--json")) {
+         json = true;
+      } else if (!strcmp (argv[i], "--batch")) {
+         batch_mode = true;
+      } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
+         usage (stdout);
+         return 0;
+      } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+         usage (stderr);
+         return 2;
+      } else if (nstmts < 256) {
+         stmts[nstmts++] = argv[i];
+      }
+   }
+   if (translate_mode) {
+      if (nstmts != 1) {
+         usage (stderr);
+         return 2;
+      }
+      return translate (stmts[0], params_json, db);
+   }
+   if (!host) {
+      usage (stderr);
+      return 2;
+   }
+   if (!strncmp (host, "mongodb://", 10) || !strncmp (host, "mongodb+srv://", 14)) {
+      fprintf (stderr, "djongo-sql: MongoDB servers are reached through the DB-API driver (not built yet); "
+                       "give a data directory path for the embedded engine\n");
+      return 2;
+   }
+   if (!strncmp (host, "file:", 5)) {
+      host += 5;
+   }
+   bson_error_t error;
+   dj_engine_t *engine = dj_engine_open (host, NULL, &error);
+   if (!engine) {
+      fprintf (stderr, "djongo-sql: %s\n", error.message);
+      return 1;
+   }
+   session_t s = {.engine = engine, .db = db};
+   int rc = 0;
+   if (batch_mode) {
+      rc = batch (&s);
+   } else {
+      bson_t holder;
+      bson_value_t *params;
+      int n;
+      if (!load_params (params_json, &holder, &params, &n, &error)) {
+         fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
+         bson_destroy (&holder);
+         dj_engine_close (engine);
+         return 2;
+      }
+      for (int i = 0; i < nstmts; i++) {
+         rc |= run_one (&s, stmts[i], params, n, json);
+      }
+      if (nstmts == 0) {
+         bool tty = isatty (0);
+         char *line = NULL;
+         size_t cap = 0;
+         ssize_t len;
+         for (;;) {
+            if (tty) {
+               printf ("djongo-sql> ");
+               fflush (stdout);
+            }
+            if ((len = getline (&line, &cap, stdin)) <= 0) {
+               break;
+            }
+            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+               line[--len] = '\0';
+            }
+            if (len == 0) {
+               continue;
+            }
+            rc |= run_one (&s, line, NULL, 0, json);
+         }
+         free (line);
+         if (tty) {
+            printf ("\n");
+         }
+      }
+      bson_free (params);
+      bson_destroy (&holder);
+   }
+   dj_engine_close (engine);
+   return rc;
+}
