@@ -15,10 +15,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-pips=(meson meson-python ninja pytest pymongo)
+# name=requirement: installed unless `pip show name` finds it at a matching version
+pips=(meson=meson meson-python=meson-python ninja=ninja pytest=pytest pymongo=pymongo "django=django>=5.2,<5.3")
 need=()
 for p in "${pips[@]}"; do
-  python3 -m pip show -q "$p" >/dev/null 2>&1 || need+=("$p")
+  name=${p%%=*} req=${p#*=}
+  python3 - "$req" <<'PY' 2>/dev/null || need+=("$req")
+import sys
+from importlib.metadata import version
+from packaging.requirements import Requirement
+r = Requirement(sys.argv[1])
+sys.exit(0 if r.specifier.contains(version(r.name), prereleases=True) else 1)
+PY
 done
 if ((${#need[@]})); then
   echo "deps: installing PyPI packages: ${need[*]}"

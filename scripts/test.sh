@@ -43,6 +43,13 @@ echo "== ASan+UBSan build and C tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=false; then
   run_c_tests build-asan
+  # the executor and djongo-sql under the sanitizers: the SQL execution
+  # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
+  out=$(cd /tmp && PATH="$root/build-asan/src/tools:$PATH" PYTHONPATH="$root/tests/sql" \
+        python3 -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1)
+  echo "$out" | tail -3
+  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
+  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
 else
   broken=$((broken + 1))
 fi

@@ -68,6 +68,11 @@ typedef struct cx {
    int depth;
    int nsub;                   /* subqueries with a $lookup into "__dj_sq<i>" */
    const dj_expr_t *subs[CX_MAX_SUBS]; /* borrowed from the statement */
+   /* Inside a subquery: the enclosing query, and the $lookup `let` document
+    * being built ({o<i>: "$<outer path>"}) for the outer columns it uses. */
+   struct cx *outer;
+   bson_t *lets;
+   int nlets;
    dj_mql_t *out;
 } cx_t;
 
@@ -90,6 +95,8 @@ bool cx_const_is_null (cx_t *cx, const dj_expr_t *e);
 /* Appends a constant's value as-is (a query value, a document to insert). */
 bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 
+/* Does col name a column of the enclosing query (a correlated reference)? */
+bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 

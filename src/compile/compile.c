@@ -102,6 +102,54 @@ dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params,
    return ok;
 }
 
+/* Copies `in`, replacing the q of its first write statement (under
+ * "updates" or "deletes") by {_id: {$in: ids}}. */
+static void
+copy_with_ids (const bson_t *in, const bson_t *ids, bson_t *out)
+{
+   bson_iter_t it;
+   bson_iter_init (&it, in);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if ((!strcmp (k, "updates") || !strcmp (k, "deletes")) && BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_iter_t a, f;
+         bson_t arr, first, q, in_doc;
+         bson_append_array_begin (out, k, -1, &arr);
+         bson_iter_recurse (&it, &a);
+         if (bson_iter_next (&a) && BSON_ITER_HOLDS_DOCUMENT (&a) && bson_iter_recurse (&a, &f)) {
+            bson_append_document_begin (&arr, "0", 1, &first);
+            while (bson_iter_next (&f)) {
+               if (BSON_ITER_IS_KEY (&f, "q")) {
+                  bson_append_document_begin (&first, "q", 1, &q);
+                  bson_append_document_begin (&q, "_id", 3, &in_doc);
+                  bson_append_array (&in_doc, "$in", 3, ids);
+                  bson_append_document_end (&q, &in_doc);
+                  bson_append_document_end (&first, &q);
+               } else {
+                  bson_append_iter (&first, NULL, 0, &f);
+               }
+            }
+            bson_append_document_end (&arr, &first);
+         }
+         bson_append_array_end (out, &arr);
+      } else {
+         bson_append_iter (out, NULL, 0, &it);
+      }
+   }
+}
+
+void
+dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
+{
+   if (mql->feed_to <= 0 || mql->feed_to >= mql->ncommands) {
+      return;
+   }
+   bson_t *cmd = bson_new ();
+   copy_with_ids (mql->commands[mql->feed_to], ids, cmd);
+   bson_destroy (mql->commands[mql->feed_to]);
+   mql->commands[mql->feed_to] = cmd;
+}
+
 void
 dj_mql_cleanup (dj_mql_t *mql)
 {

@@ -26,6 +26,10 @@
 
 #include "compile-private.h"
 
+#define DJ_TABLES DJ_TABLES_COLLECTION
+
+static bool rename_table_entry (cx_t *cx, const char *from, const char *to);
+
 static const char *const non_null_types[] = {"double", "string", "object", "array", "binData", "objectId", "bool",
                                              "date", "int", "timestamp", "long", "decimal", "regex", NULL};
 
@@ -221,7 +225,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       BSON_APPEND_UTF8 (cmd, "to", to);
       bson_free (from);
       bson_free (to);
-      return cx_add_command (cx, cmd, 0, true);
+      return cx_add_command (cx, cmd, 0, true) && rename_table_entry (cx, st->table, st->name);
    }
    case DJ_ALTER_ADD_CONSTRAINT:
       return constraint_indexes (cx, st);
@@ -267,6 +271,77 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command (cx, cmd, 0, false);
 }
 
+/* An AUTOINCREMENT column: {table, auto: column, seq: 0} in the
+ * tables collection (dj_exec.h says how INSERTs use it). A re-created table
+ * starts its counter again, as SQLite's and PostgreSQL's do. */
+static bool
+record_auto_column (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   const dj_coldef_t *autoc = NULL;
+   for (int i = 0; i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->autoincrement) {
+         if (autoc) {
+            return cx_unsupported (cx, 0, "two AUTOINCREMENT columns in one table");
+         }
+         autoc = c;
+      }
+   }
+   if (!autoc) {
+      return true;
+   }
+   bson_t *cmd = bson_new (), ups, up, q, u, set;
+   BSON_APPEND_UTF8 (cmd, "update", DJ_TABLES);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", st->table);
+   bson_append_document_end (&up, &q);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+   BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+   BSON_APPEND_UTF8 (&set, "auto", autoc->name);
+   BSON_APPEND_INT64 (&set, "seq", 0);
+   bson_append_document_end (&u, &set);
+   bson_append_document_end (&up, &u);
+   BSON_APPEND_BOOL (&up, "upsert", true);
+   bson_append_document_end (&ups, &up);
+   bson_append_array_end (cmd, &ups);
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+static bool
+forget_table (cx_t *cx, const char *table)
+{
+   bson_t *cmd = bson_new (), dels, del, q;
+   BSON_APPEND_UTF8 (cmd, "delete", DJ_TABLES);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "deletes", &dels);
+   BSON_APPEND_DOCUMENT_BEGIN (&dels, "0", &del);
+   BSON_APPEND_DOCUMENT_BEGIN (&del, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", table);
+   bson_append_document_end (&del, &q);
+   BSON_APPEND_INT32 (&del, "limit", 0);
+   bson_append_document_end (&dels, &del);
+   bson_append_array_end (cmd, &dels);
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+/* ALTER TABLE t RENAME TO u: the counter moves with the table. */
+static bool
+rename_table_entry (cx_t *cx, const char *from, const char *to)
+{
+   bson_t ups, up, q, u, set;
+   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", from);
+   bson_append_document_end (&up, &q);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+   BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+   BSON_APPEND_UTF8 (&set, "table", to);
+   bson_append_document_end (&u, &set);
+   bson_append_document_end (&up, &u);
+   return finish_update_all (cx, cmd, &ups, &up);
+}
+
 bool
 cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -278,9 +353,10 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
    switch (st->kind) {
    case DJ_STMT_CREATE_TABLE:
       return simple_command (cx, "create", st->table, st->if_not_exists ? DJ_NamespaceExists : 0) &&
-             constraint_indexes (cx, st);
+             constraint_indexes (cx, st) && record_auto_column (cx, st);
    case DJ_STMT_DROP_TABLE:
-      return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0);
+      return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0) &&
+             forget_table (cx, st->table);
    case DJ_STMT_CREATE_INDEX:
       return compile_create_index (cx, st);
    case DJ_STMT_DROP_INDEX: {

@@ -43,6 +43,10 @@
 
 typedef struct dj_plan dj_plan_t;
 
+/* The collection where CREATE TABLE records AUTOINCREMENT columns and their
+ * counters, {table, auto, seq} (dj_exec.h says how INSERTs use it). */
+#define DJ_TABLES_COLLECTION "__djongo_tables"
+
 /* What running the commands yields. */
 typedef enum {
    DJ_MQL_ROWS,  /* commands[last] returns a cursor of rows */
@@ -72,6 +76,15 @@ typedef struct {
    dj_mql_column_t *columns;  /* owned; SELECT order; RETURNING for inserts */
    bool star;                 /* SELECT *: each document's own fields, _id last-in */
    char *name;                /* savepoint name for DJ_MQL_TXN (owned) */
+   int feed_to;               /* > 0: commands[feed_to] is a write whose
+                                 filter is the _ids ("c0" of each row) that
+                                 commands[feed_to - 1] returns: an UPDATE or
+                                 DELETE with a subquery in WHERE. See
+                                 dj_mql_feed_ids(). */
+   bool auto_ids;             /* an INSERT: the executor fills AUTOINCREMENT keys */
+   bool ignore_duplicates;    /* INSERT OR IGNORE: writeErrors that are all
+                                 DuplicateKey (11000) are not an error; the
+                                 rowcount is the documents inserted */
 } dj_mql_t;
 
 /**
@@ -104,6 +117,12 @@ const dj_sql_stmt_t *dj_plan_stmt (const dj_plan_t *plan);
  */
 bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params, int nparams, dj_mql_t *out,
                    bson_error_t *error);
+
+/**
+ * Sets the filter of commands[feed_to] to {_id: {$in: ids}}.
+ * @param[in] ids an array (borrowed: copied).
+ */
+void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
 
 void dj_mql_cleanup (dj_mql_t *mql);
 

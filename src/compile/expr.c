@@ -187,6 +187,14 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
          }
       }
       if (!src) {
+         for (cx_t *o = cx->outer ? cx->outer->outer : NULL; o; o = o->outer) {
+            for (int i = 0; i < o->nsources; i++) {
+               if (!strcmp (o->sources[i].alias, col->table)) {
+                  return cx_unsupported (cx, col->pos, "a subquery referring to \"%s\" of a query two or more levels out",
+                                         col->table);
+               }
+            }
+         }
          return cx_unsupported (cx, col->pos, "no table or alias \"%s\" in this query's FROM clause", col->table);
       }
    } else if (cx->nsources == 1) {
@@ -206,12 +214,66 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
 }
 
 static bool
+has_alias (const cx_t *cx, const char *alias)
+{
+   for (int i = 0; i < cx->nsources; i++) {
+      if (!strcmp (cx->sources[i].alias, alias)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+bool
+cx_is_outer (cx_t *cx, const dj_expr_t *col)
+{
+   return col->kind == DJ_X_COLUMN && col->table && cx->outer && !has_alias (cx, col->table) &&
+          has_alias (cx->outer, col->table);
+}
+
+/* An outer column inside a correlated subquery: a $lookup variable
+ * "$$o<i>" bound by `let` to the outer document's field. */
+static bool
+append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
+{
+   char path[512], var[16], ref[20];
+   path[0] = '$';
+   if (!cx_column_path (cx->outer, col, path + 1, sizeof path - 1)) {
+      return false;
+   }
+   /* the same outer column twice is one variable */
+   bson_iter_t it;
+   int found = -1;
+   if (bson_iter_init (&it, cx->lets)) {
+      for (int i = 0; bson_iter_next (&it); i++) {
+         if (BSON_ITER_HOLDS_UTF8 (&it) && !strcmp (bson_iter_utf8 (&it, NULL), path)) {
+            found = i;
+            break;
+         }
+      }
+   }
+   if (found < 0) {
+      found = cx->nlets++;
+      snprintf (var, sizeof var, "o%d", found);
+      BSON_APPEND_UTF8 (cx->lets, var, path);
+   }
+   snprintf (ref, sizeof ref, "$$o%d", found);
+   return BSON_APPEND_UTF8 (parent, key, ref);
+}
+
+static bool
 append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
 {
    char path[512];
    path[0] = '$';
    if (!strcmp (col->name, "*")) {
       return cx_unsupported (cx, col->pos, "%s.* outside a SELECT list", col->table);
+   }
+   if (cx_is_outer (cx, col)) {
+      if (cx->outer->outer && cx_is_outer (cx->outer, col)) {
+         return cx_unsupported (cx, col->pos, "a subquery referring to a query two levels out");
+      }
+      return append_outer_ref (cx, col, parent, key);
    }
    if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
       return false;
@@ -1270,7 +1332,7 @@ filter_field_op (cx_t *cx, const dj_expr_t *col, const char *op, const dj_expr_t
 static bool
 filter_column (cx_t *cx, const dj_expr_t *e)
 {
-   return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*");
+   return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*") && !cx_is_outer (cx, e);
 }
 
 bool

@@ -613,13 +613,13 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
       BSON_APPEND_NULL (&group, "_id");
    } else {
       BSON_APPEND_DOCUMENT_BEGIN (&group, "_id", &id);
-      for (int i = 0; ok && i < s->group_by.n; i++) {
+      for (int i = 0; ok && i < g->keys->n; i++) {
          char key[16];
          bson_t ifn, ia;
          snprintf (key, sizeof key, "k%d", i);
          BSON_APPEND_DOCUMENT_BEGIN (&id, key, &ifn);
          BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-         ok = cx_agg_value (cx, s->group_by.v[i], &ia, "0");
+         ok = cx_agg_value (cx, g->keys->v[i], &ia, "0");
          BSON_APPEND_NULL (&ia, "1");
          bson_append_array_end (&ifn, &ia);
          bson_append_document_end (&id, &ifn);
@@ -683,16 +683,15 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       if (e->kind != DJ_X_EXISTS && sub->items.n != 1) {
          return cx_unsupported (cx, sub->pos, "a subquery returning %d columns where one is expected", sub->items.n);
       }
+      /* the sub-pipeline is built first: only then are the outer columns
+       * it uses (its `let` variables) known */
+      bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
       cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
-                 .out = NULL};
-      bson_t st, lk, sp;
+                 .out = NULL, .outer = cx, .lets = &lets};
+      bson_t st, lk;
       cx_idx_t k;
       uint32_t sn = 0;
       const dj_from_t *f0 = sub->from.v[0];
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$lookup", &lk);
-      BSON_APPEND_UTF8 (&lk, "from", f0->name ? f0->name : "");
-      BSON_APPEND_ARRAY_BEGIN (&lk, "pipeline", &sp);
       bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, true);
       if (ok && e->kind == DJ_X_EXISTS && !sub->limit) {
          bson_t lim;
@@ -700,23 +699,24 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
          BSON_APPEND_INT32 (&lim, "$limit", 1);
          bson_append_document_end (&sp, &lim);
       }
-      bson_append_array_end (&lk, &sp);
-      char as[32];
-      snprintf (as, sizeof as, "__dj_sq%d", cx->nsub);
-      BSON_APPEND_UTF8 (&lk, "as", as);
-      bson_append_document_end (&st, &lk);
-      bson_append_document_end (pipeline, &st);
-      if (!ok) {
-         if (cx->error && cx->error->code == DJ_SQL_UNSUPPORTED && strstr (cx->error->message, "no table or alias")) {
-            /* the subquery names a table of the outer query */
-            char msg[sizeof cx->error->message];
-            bson_strncpy (msg, cx->error->message, sizeof msg);
-            return cx_unsupported (cx, sub->pos, "correlated subquery (%s)", msg);
+      if (ok) {
+         char as[32];
+         snprintf (as, sizeof as, "__dj_sq%d", cx->nsub);
+         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+         BSON_APPEND_DOCUMENT_BEGIN (&st, "$lookup", &lk);
+         BSON_APPEND_UTF8 (&lk, "from", f0->name ? f0->name : "");
+         if (!bson_empty (&lets)) {
+            BSON_APPEND_DOCUMENT (&lk, "let", &lets);
          }
-         return false;
+         bson_append_array (&lk, "pipeline", -1, &sp);
+         BSON_APPEND_UTF8 (&lk, "as", as);
+         bson_append_document_end (&st, &lk);
+         bson_append_document_end (pipeline, &st);
+         cx->subs[cx->nsub++] = e;
       }
-      cx->subs[cx->nsub++] = e;
-      return true;
+      bson_destroy (&lets);
+      bson_destroy (&sp);
+      return ok;
    }
    if (!cx_subquery_lookups (cx, e->a, pipeline, n) || !cx_subquery_lookups (cx, e->b, pipeline, n) ||
        !cx_subquery_lookups (cx, e->c, pipeline, n)) {
@@ -738,6 +738,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    const dj_expr_t *conj[256];
    bool ok = true;
    cx_group_t g = {0};
+   dj_list_t keys = {0}; /* GROUP BY with positions and aliases resolved (owned v) */
 
    if (s->next) {
       return cx_unsupported (cx, s->pos, "UNION, INTERSECT and EXCEPT");
@@ -798,9 +799,20 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       for (int i = 0; i < s->order_by.n; i++) {
          cx_collect_aggs (((dj_order_t *) s->order_by.v[i])->expr, &g);
       }
-      g.keys = &s->group_by;
-      for (int i = 0; ok && i < s->group_by.n; i++) {
-         if (has_aggregate (s->group_by.v[i])) {
+      /* GROUP BY 1 / GROUP BY alias name a SELECT item (SQLite, MySQL and
+       * PostgreSQL all allow it; Django emits GROUP BY 1 for values()) */
+      keys.v = bson_malloc (sizeof (void *) * (size_t) (s->group_by.n + 1));
+      keys.n = keys.cap = s->group_by.n;
+      for (int i = 0; i < s->group_by.n; i++) {
+         dj_order_t probe = {.expr = s->group_by.v[i]};
+         int ref = order_item_ref (s, &probe);
+         keys.v[i] = ref >= 0 && (probe.expr->kind == DJ_X_INT || probe.expr->kind == DJ_X_COLUMN)
+                        ? ((dj_item_t *) s->items.v[ref])->expr
+                        : s->group_by.v[i];
+      }
+      g.keys = &keys;
+      for (int i = 0; ok && i < keys.n; i++) {
+         if (has_aggregate (keys.v[i])) {
             ok = cx_unsupported (cx, ((dj_expr_t *) s->group_by.v[i])->pos, "an aggregate in GROUP BY");
          }
       }
@@ -884,6 +896,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    bson_append_document_end (pipeline, &st);
    cx->group = NULL;
    bson_free (g.aggs.v);
+   bson_free (keys.v);
    if (!ok) {
       return false;
    }

@@ -63,7 +63,10 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
       bson_append_document_end (&docs, &doc);
    }
    bson_append_array_end (cmd, &docs);
-   BSON_APPEND_BOOL (cmd, "ordered", true);
+   /* ignore_conflicts: unordered, so one duplicate does not stop the rest */
+   BSON_APPEND_BOOL (cmd, "ordered", !st->ignore_conflicts);
+   cx->out->ignore_duplicates = st->ignore_conflicts;
+   cx->out->auto_ids = true;
    for (int i = 0; ok && i < st->returning.n; i++) {
       const dj_item_t *it = st->returning.v[i];
       if (it->expr->kind != DJ_X_COLUMN || !strcmp (it->expr->name, "*")) {
@@ -79,6 +82,57 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command (cx, cmd, 0, false);
 }
 
+/* A subquery in the WHERE of UPDATE/DELETE: the write commands take a plain
+ * filter, so a first aggregate finds the _ids of the matching rows (with
+ * $lookup for the subqueries) and the write then targets {_id: {$in: ids}}
+ * (the executor feeds one into the other: dj_mql_t.feed_to). Run inside a
+ * transaction, as Django's atomic blocks do, the two see the same data. */
+static bool
+feed_ids_command (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   dj_expr_t id = {.kind = DJ_X_COLUMN, .name = "_id", .table = (char *) cx->sources[0].alias};
+   dj_item_t item = {.expr = &id};
+   void *items[1] = {&item};
+   dj_from_t from = {.name = st->table, .alias = st->alias, .join = DJ_JOIN_NONE};
+   void *froms[1] = {&from};
+   dj_select_t sel = {.items = {.v = items, .n = 1}, .from = {.v = froms, .n = 1}, .where = st->where};
+   bson_t *cmd = bson_new (), pipeline, cursor;
+   uint32_t n = 0;
+   BSON_APPEND_UTF8 (cmd, "aggregate", st->table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
+   bool ok = cx_select_pipeline (cx, &sel, &pipeline, &n, true);
+   bson_append_array_end (cmd, &pipeline);
+   BSON_APPEND_DOCUMENT_BEGIN (cmd, "cursor", &cursor);
+   bson_append_document_end (cmd, &cursor);
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   cx->out->feed_to = 1;
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+/* The q of a write: the WHERE as a filter, a placeholder the executor
+ * replaces (feed_to), or {} for every row. */
+static bool
+write_filter (cx_t *cx, const dj_sql_stmt_t *st, bson_t *parent)
+{
+   bson_t q, in, ids;
+   if (cx->out->feed_to) {
+      BSON_APPEND_DOCUMENT_BEGIN (parent, "q", &q);
+      BSON_APPEND_DOCUMENT_BEGIN (&q, "_id", &in);
+      BSON_APPEND_ARRAY_BEGIN (&in, "$in", &ids);
+      bson_append_array_end (&in, &ids);
+      bson_append_document_end (&q, &in);
+      return bson_append_document_end (parent, &q);
+   }
+   if (st->where) {
+      return cx_filter (cx, st->where, true, parent, "q");
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (parent, "q", &q);
+   return bson_append_document_end (parent, &q);
+}
+
 static bool
 set_target (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -86,8 +140,8 @@ set_target (cx_t *cx, const dj_sql_stmt_t *st)
    cx->sources[0].table = st->table;
    cx->sources[0].alias = st->alias ? st->alias : st->table;
    cx->sources[0].prefix[0] = '\0';
-   if (cx_has_subquery (st->where)) {
-      return cx_unsupported (cx, st->where->pos, "a subquery in the WHERE of %s", st->kind == DJ_STMT_UPDATE ? "UPDATE" : "DELETE");
+   if (cx_has_subquery (st->where) && !feed_ids_command (cx, st)) {
+      return false;
    }
    if (st->returning.n) {
       return cx_unsupported (cx, ((dj_item_t *) st->returning.v[0])->expr->pos, "RETURNING in %s",
@@ -105,6 +159,9 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
    bool all_const = true;
    for (int i = 0; i < st->sets.n; i++) {
       const dj_item_t *it = st->sets.v[i];
+      if (cx_has_subquery (it->expr)) {
+         return cx_unsupported (cx, it->expr->pos, "a subquery in UPDATE ... SET");
+      }
       if (!field_name_ok (cx, it->alias, it->expr->pos)) {
          return false;
       }
@@ -120,13 +177,7 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
    BSON_APPEND_UTF8 (cmd, "update", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
    BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
-   if (st->where) {
-      ok = cx_filter (cx, st->where, true, &up, "q");
-   } else {
-      bson_t q;
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-      bson_append_document_end (&up, &q);
-   }
+   ok = write_filter (cx, st, &up);
    if (all_const) {
       bson_t u;
       BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
@@ -173,13 +224,7 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
    BSON_APPEND_UTF8 (cmd, "delete", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "deletes", &dels);
    BSON_APPEND_DOCUMENT_BEGIN (&dels, "0", &del);
-   if (st->where) {
-      ok = cx_filter (cx, st->where, true, &del, "q");
-   } else {
-      bson_t q;
-      BSON_APPEND_DOCUMENT_BEGIN (&del, "q", &q);
-      bson_append_document_end (&del, &q);
-   }
+   ok = write_filter (cx, st, &del);
    BSON_APPEND_INT32 (&del, "limit", 0);
    bson_append_document_end (&dels, &del);
    bson_append_array_end (cmd, &dels);

@@ -2244,7 +2244,9 @@ run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
             jprobe_value (&null_v, &jp);
          }
-         qsort (jp.hits, jp.n, sizeof (size_t), cmp_size);
+         if (jp.n > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
+            qsort (jp.hits, jp.n, sizeof (size_t), cmp_size);
+         }
          for (size_t k = 0; k < jp.n; k++) {
             if (k == 0 || jp.hits[k] != jp.hits[k - 1]) {
                dj_docs_push (&matches, bson_copy (foreign_all.v[jp.hits[k]]));

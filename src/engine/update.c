@@ -578,7 +578,9 @@ dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error
    if (!check_conflicts (u, error)) {
       goto fail;
    }
-   qsort (u->items, (size_t) u->n, sizeof (uitem_t), item_cmp);
+   if (u->n > 1) { /* items is NULL for an empty update ({$set: {}}); qsort (NULL, 0) is undefined */
+      qsort (u->items, (size_t) u->n, sizeof (uitem_t), item_cmp);
+   }
    return u;
 
 fail:

@@ -13,8 +13,10 @@
  *    paramstyle); %% is the modulo operator written the way Django's
  *    %-formatting would leave it;
  *  - operators: = <> != < <= > >= + - * / % || and the regex match
- *    operators ~ (case-sensitive) and ~* (case-insensitive); LIKE (case
- *    sensitive) and ILIKE, both with an optional ESCAPE '<char>'.
+ *    operators ~ or REGEXP (case-sensitive) and ~* (case-insensitive); LIKE
+ *    (case sensitive) and ILIKE, both with an optional ESCAPE '<char>';
+ *  - INSERT OR IGNORE / INSERT ... ON CONFLICT DO NOTHING skip rows that
+ *    would break a unique index (Django's ignore_conflicts).
  *
  * Everything the parser accepts is in the grammar comment of parse.c.
  * Whatever is syntactically wrong fails here with a message that names the
@@ -212,6 +214,7 @@ struct dj_sql_stmt {
    char *column;       /* ALTER: column */
    dj_alter_kind_t alter;
    bool unique, if_exists, if_not_exists;
+   bool ignore_conflicts; /* INSERT OR IGNORE / ON CONFLICT DO NOTHING */
    void *arena_;       /* private: the arena owning everything */
 };
 
@@ -239,10 +242,11 @@ typedef enum {
 } dj_token_type_t;
 
 /**
- * Reads the token at @p z (at most @p n bytes), skipping nothing: whitespace
- * and comments come back as length > 0 with *type DJ_TK_EOF-free spaces
- * (see tokenize.c: the caller skips them with dj_sql_skip_space()).
- * @return the token's length in bytes (0 only at the end of input).
+ * Reads the token that starts at @p z (at most @p n bytes). The caller skips
+ * whitespace and comments first, with dj_sql_skip_space().
+ * @return the token's length in bytes (0 only at the end of input, with
+ *         *type DJ_TK_EOF); an unterminated string or a byte outside the
+ *         dialect is a DJ_TK_ILLEGAL token.
  */
 size_t dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type);
 

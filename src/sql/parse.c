@@ -726,6 +726,12 @@ parse_pred (parser_t *p)
    default:
       break;
    }
+   if (is_kw (p, "REGEXP")) { /* SQLite's and MySQL's spelling of ~ */
+      e = new_expr (p, DJ_X_REGEX, a->pos);
+      advance (p);
+      e->a = a;
+      return (e->b = parse_sum (p)) ? e : NULL;
+   }
    if (accept_kw (p, "IS")) {
       e = new_expr (p, DJ_X_IS_NULL, a->pos);
       e->a = a;
@@ -1079,6 +1085,12 @@ static bool
 parse_insert (parser_t *p, dj_sql_stmt_t *st)
 {
    st->kind = DJ_STMT_INSERT;
+   if (accept_kw (p, "OR")) { /* INSERT OR IGNORE (SQLite's spelling of ON CONFLICT DO NOTHING) */
+      if (!expect_kw (p, "IGNORE")) {
+         return false;
+      }
+      st->ignore_conflicts = true;
+   }
    if (!expect_kw (p, "INTO") || !(st->table = parse_name (p, "a table name"))) {
       return false;
    }
@@ -1123,7 +1135,19 @@ parse_insert (parser_t *p, dj_sql_stmt_t *st)
       return fail (p, "expected VALUES, DEFAULT VALUES or SELECT");
    }
    if (accept_kw (p, "ON")) {
-      return fail (p, "ON CONFLICT is not part of the dialect");
+      if (!expect_kw (p, "CONFLICT")) {
+         return false;
+      }
+      if (p->tk == DJ_TK_LP) { /* the conflict target: any unique index counts */
+         dj_list_t cols = {0};
+         if (!parse_name_list (p, &cols)) {
+            return false;
+         }
+      }
+      if (!expect_kw (p, "DO") || !expect_kw (p, "NOTHING")) {
+         return false; /* ON CONFLICT DO UPDATE is not part of the dialect */
+      }
+      st->ignore_conflicts = true;
    }
    return parse_returning (p, st);
 }

@@ -15,9 +15,8 @@
  *
  * Exit status: 0, or 1 when any statement failed, 2 on bad usage.
  *
- * The run loop here (first batch + getMore, rows in SELECT order, write
- * errors, IF [NOT] EXISTS codes) is what the DB-API driver will do through
- * its transport seam (issue 6); mongodb:// hosts come with that driver.
+ * Statements run through src/exec (dj_exec.h), as the DB-API driver's do;
+ * mongodb:// hosts come with the driver's libmongoc transport (issue 6).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +25,10 @@
 
 #include "dj_compile.h"
 #include "dj_engine.h"
+#include "dj_exec.h"
 
 typedef struct {
-   dj_engine_t *engine;
-   const char *db;
+   dj_exec_t *exec; /* owned by main */
 } session_t;
 
 /* Reads a JSON array of parameters into a bson_t holding {"p": [...]};
@@ -64,167 +63,58 @@ print_json (const bson_t *doc, bool canonical)
    bson_free (s);
 }
 
-/* Copies the value at `path` (dotted) of doc into row[key], NULL if missing. */
-static void
-append_cell (bson_t *row, const char *key, const bson_t *doc, const char *path)
-{
-   bson_iter_t it, found;
-   if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)) {
-      bson_append_value (row, key, -1, bson_iter_value (&found));
-   } else {
-      bson_append_null (row, key, -1);
-   }
-}
-
-/* Runs one command; a server error becomes *error (domain SERVER). */
+/* The transport seam for the embedded engine: a reply with ok: 0 becomes
+ * the error (MongoDB's code and message). */
 static bool
-run (session_t *s, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+engine_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   if (dj_engine_run_command (s->engine, db, cmd, reply)) {
-      bson_iter_t it;
-      /* write commands report per-document failures with ok: 1 */
-      if (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it)) {
-         bson_iter_t a, e;
-         int32_t code = 0;
-         const char *msg = "write error";
-         if (bson_iter_recurse (&it, &a) && bson_iter_next (&a) && BSON_ITER_HOLDS_DOCUMENT (&a) && bson_iter_recurse (&a, &e)) {
-            while (bson_iter_next (&e)) {
-               if (BSON_ITER_IS_KEY (&e, "code")) {
-                  code = bson_iter_as_int64 (&e) > INT32_MAX ? 0 : (int32_t) bson_iter_as_int64 (&e);
-               } else if (BSON_ITER_IS_KEY (&e, "errmsg") && BSON_ITER_HOLDS_UTF8 (&e)) {
-                  msg = bson_iter_utf8 (&e, NULL);
-               }
-            }
-         }
-         return dj_error_set (error, DJ_DOMAIN_SERVER, (uint32_t) code, "%s", msg);
-      }
+   if (dj_engine_run_command (ctx, db, cmd, reply)) {
       return true;
    }
    bson_iter_t it;
-   int32_t code = DJ_InternalError;
+   uint32_t code = DJ_InternalError;
    const char *msg = "command failed";
-   if (bson_iter_init_find (&it, reply, "code")) {
-      code = (int32_t) bson_iter_as_int64 (&it);
+   if (bson_iter_init_find (&it, reply, "code") && BSON_ITER_HOLDS_NUMBER (&it)) {
+      code = (uint32_t) bson_iter_as_int64 (&it);
    }
    if (bson_iter_init_find (&it, reply, "errmsg") && BSON_ITER_HOLDS_UTF8 (&it)) {
       msg = bson_iter_utf8 (&it, NULL);
    }
-   return dj_error_set (error, DJ_DOMAIN_SERVER, (uint32_t) code, "%s", msg);
+   return dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
 }
 
-/* Appends the rows of a cursor reply's batch to `rows`; returns the cursor id. */
-static int64_t
-take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, uint32_t *nrows)
-{
-   bson_iter_t it, cur, batch;
-   int64_t id = 0;
-   if (!bson_iter_init_find (&it, reply, "cursor") || !bson_iter_recurse (&it, &cur)) {
-      return 0;
-   }
-   while (bson_iter_next (&cur)) {
-      if (BSON_ITER_IS_KEY (&cur, "id")) {
-         id = bson_iter_as_int64 (&cur);
-      } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
-         while (bson_iter_next (&batch)) {
-            bson_t doc, row;
-            uint32_t len;
-            const uint8_t *data;
-            char kb[16];
-            const char *key;
-            bson_iter_document (&batch, &len, &data);
-            if (!bson_init_static (&doc, data, len)) {
-               continue;
-            }
-            bson_uint32_to_string ((*nrows)++, &key, kb, sizeof kb);
-            bson_append_array_begin (rows, key, -1, &row);
-            if (m->star) {
-               bson_iter_t f;
-               uint32_t c = 0;
-               bson_iter_init (&f, &doc);
-               while (bson_iter_next (&f)) {
-                  char cb[16];
-                  const char *ck;
-                  bson_uint32_to_string (c++, &ck, cb, sizeof cb);
-                  bson_append_value (&row, ck, -1, bson_iter_value (&f));
-               }
-            } else {
-               for (int i = 0; i < m->ncolumns; i++) {
-                  char cb[16];
-                  const char *ck;
-                  bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
-                  append_cell (&row, ck, &doc, m->columns[i].path);
-               }
-            }
-            bson_append_array_end (rows, &row);
-         }
-      }
-   }
-   return id;
-}
-
-/* Executes SQL; fills `result` with {columns, rows, rowcount} or returns false. */
+/* Executes SQL; fills `result` with {columns, rows, rowcount[, lastrowid]}. */
 static bool
 execute (session_t *s, const char *sql, const bson_value_t *params, int nparams, bson_t *result, bson_error_t *error)
 {
    dj_plan_t *plan = dj_plan_new (sql, strlen (sql), error);
    dj_mql_t m;
-   bool ok = true;
-   int64_t rowcount = -1;
+   dj_result_t r;
    if (!plan) {
       return false;
    }
-   if (!dj_plan_bind (plan, s->db, params, nparams, &m, error)) {
+   if (!dj_plan_bind (plan, dj_exec_db (s->exec), params, nparams, &m, error)) {
       dj_plan_destroy (plan);
       return false;
    }
-   bson_t cols, rows;
-   uint32_t nrows = 0;
-   BSON_APPEND_ARRAY_BEGIN (result, "columns", &cols);
-   for (int i = 0; i < m.ncolumns; i++) {
-      char kb[16];
-      const char *key;
-      bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
-      BSON_APPEND_UTF8 (&cols, key, m.columns[i].name);
-   }
-   bson_append_array_end (result, &cols);
-   BSON_APPEND_ARRAY_BEGIN (result, "rows", &rows);
-   if (m.kind == DJ_MQL_TXN) {
-      /* transactions come with the driver's sessions (issue 6) */
-      ok = dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
-                         "transaction statements run through the DB-API driver, not djongo-sql");
-   }
-   for (int i = 0; ok && i < m.ncommands; i++) {
-      bson_t reply;
-      const char *db = m.admin[i] ? "admin" : s->db;
-      if (!run (s, db, m.commands[i], &reply, error)) {
-         if (m.ignore_code[i] && error->domain == DJ_DOMAIN_SERVER && error->code == (uint32_t) m.ignore_code[i]) {
-            memset (error, 0, sizeof *error);
-         } else {
-            ok = false;
-         }
-         bson_destroy (&reply);
-         continue;
+   bool ok = dj_exec_run (s->exec, &m, &r, error);
+   if (ok) {
+      bson_t cols;
+      BSON_APPEND_ARRAY_BEGIN (result, "columns", &cols);
+      for (int i = 0; i < m.ncolumns; i++) {
+         char kb[16];
+         const char *key;
+         bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
+         BSON_APPEND_UTF8 (&cols, key, m.columns[i].name);
       }
-      bson_iter_t it;
-      if (m.kind == DJ_MQL_ROWS && i == m.ncommands - 1) {
-         int64_t id = take_batch (&reply, "firstBatch", &m, &rows, &nrows);
-         while (ok && id != 0) {
-            bson_t more = BSON_INITIALIZER, next;
-            BSON_APPEND_INT64 (&more, "getMore", id);
-            BSON_APPEND_UTF8 (&more, "collection", m.collection ? m.collection : "");
-            ok = run (s, s->db, &more, &next, error);
-            id = ok ? take_batch (&next, "nextBatch", &m, &rows, &nrows) : 0;
-            bson_destroy (&next);
-            bson_destroy (&more);
-         }
-         rowcount = nrows;
-      } else if (m.kind == DJ_MQL_WRITE && bson_iter_init_find (&it, &reply, "n")) {
-         rowcount = bson_iter_as_int64 (&it);
+      bson_append_array_end (result, &cols);
+      BSON_APPEND_ARRAY (result, "rows", r.rows);
+      BSON_APPEND_INT64 (result, "rowcount", r.rowcount);
+      if (r.has_lastrowid) {
+         BSON_APPEND_INT64 (result, "lastrowid", r.lastrowid);
       }
-      bson_destroy (&reply);
+      dj_result_cleanup (&r);
    }
-   bson_append_array_end (result, &rows);
-   BSON_APPEND_INT64 (result, "rowcount", rowcount);
    dj_mql_cleanup (&m);
    dj_plan_destroy (plan);
    return ok;
@@ -454,7 +344,7 @@ main (int argc, char **argv)
       fprintf (stderr, "djongo-sql: %s\n", error.message);
       return 1;
    }
-   session_t s = {.engine = engine, .db = db};
+   session_t s = {.exec = dj_exec_new (engine_run, engine, db)};
    int rc = 0;
    if (batch_mode) {
       rc = batch (&s);
@@ -500,6 +390,7 @@ main (int argc, char **argv)
       bson_free (params);
       bson_destroy (&holder);
    }
+   dj_exec_destroy (s.exec);
    dj_engine_close (engine);
    return rc;
 }

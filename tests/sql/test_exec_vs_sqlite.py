@@ -10,6 +10,7 @@ side some rows lack a field altogether (MongoDB's "missing"), which SQL must
 read as NULL too.
 """
 import collections
+import datetime
 import json
 import math
 import os
@@ -26,7 +27,7 @@ SCHEMA = [
     'CREATE TABLE "blog" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(50) NOT NULL UNIQUE, '
     '"rating" integer NULL, "owner_id" integer NULL)',
     'CREATE TABLE "author" ("id" integer NOT NULL PRIMARY KEY, "name" varchar(50) NOT NULL)',
-    'CREATE TABLE "entry" ("id" integer NOT NULL PRIMARY KEY, "blog_id" integer NULL, '
+    'CREATE TABLE "entry" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "blog_id" integer NULL, '
     '"headline" varchar(100) NULL, "n" integer NULL, "score" real NULL, "flag" bool NULL)',
 ]
 
@@ -163,6 +164,17 @@ QUERIES = [
     ('SELECT "b"."id" FROM "blog" "b" WHERE NOT EXISTS (SELECT 1 AS "a" FROM "entry" U0 WHERE U0."n" > %s)', [500], False),
     ('SELECT "e"."id", (SELECT MAX(U0."rating") FROM "blog" U0) AS "m" FROM "entry" "e"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" = (SELECT MIN(U0."n") FROM "entry" U0 WHERE U0."n" > %s)', [0], False),
+    # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
+    ('SELECT "b"."id", EXISTS(SELECT 1 AS "a" FROM "entry" U0 WHERE (U0."blog_id" = ("b"."id") AND U0."n" > %s) LIMIT 1) '
+     'AS "has" FROM "blog" "b"', [2], False),
+    ('SELECT "b"."id" FROM "blog" "b" WHERE NOT EXISTS(SELECT 1 FROM "entry" U0 WHERE U0."blog_id" = "b"."id")', [], False),
+    ('SELECT "b"."id", (SELECT U0."headline" FROM "entry" U0 WHERE U0."blog_id" = ("b"."id") ORDER BY U0."id" DESC LIMIT 1) '
+     'AS "latest" FROM "blog" "b"', [], False),
+    ('SELECT "b"."id", (SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id") AS "n" FROM "blog" "b"', [], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" > (SELECT AVG(U0."n") FROM "entry" U0 WHERE U0."blog_id" = "e"."blog_id")',
+     [], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."owner_id" = "e"."n")',
+     [], False),
 ]
 
 # Writes, each followed by a full read of the table.
@@ -174,10 +186,24 @@ WRITES = [
     ('DELETE FROM "entry" WHERE "entry"."n" <> %s', [42]),
     ('INSERT INTO "entry" ("id", "blog_id", "n") VALUES (%s, %s, %s), (%s, %s, %s)', [20, 1, 5, 21, None, None]),
     ('DELETE FROM "entry" WHERE "entry"."blog_id" IS NULL', []),
+    # AUTOINCREMENT: ids continue after the largest one, explicit ones included
+    ('INSERT INTO "entry" ("blog_id", "headline") VALUES (%s, %s), (%s, %s)', [2, "auto 1", 3, "auto 2"]),
+    ('INSERT INTO "entry" ("id", "headline") VALUES (%s, %s)', [50, "explicit"]),
+    ('INSERT INTO "entry" ("headline", "n") VALUES (%s, %s)', ["after explicit", 7]),
+    ('INSERT INTO "entry" ("id", "headline") VALUES (%s, %s)', [None, "NULL id means a new one"]),
+    # subqueries in UPDATE / DELETE (Django's related-filter updates)
+    ('UPDATE "entry" SET "n" = %s WHERE "entry"."id" IN (SELECT U0."id" FROM "entry" U0 INNER JOIN "blog" U1 '
+     'ON (U0."blog_id" = U1."id") WHERE U1."name" = %s)', [99, "Cooking"]),
+    ('UPDATE "entry" SET "score" = ("entry"."n" * %s) WHERE EXISTS(SELECT 1 FROM "blog" U0 '
+     'WHERE U0."id" = "entry"."blog_id" AND U0."rating" IS NULL)', [2]),
+    ('DELETE FROM "entry" WHERE "entry"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."owner_id" = %s)', [1]),
+    ('DELETE FROM "entry" WHERE NOT ("entry"."blog_id" IN (SELECT U0."id" FROM "blog" U0))', []),
 ]
 
 
 def norm_value(v):
+    if isinstance(v, (datetime.date, datetime.time)):
+        return str(v)  # Django's SQLite connection parses date columns; the stored text is the same
     if isinstance(v, bool):
         return int(v)
     if isinstance(v, float):
@@ -299,5 +325,36 @@ def test_errors_are_reported_not_guessed(tmp_path):
         assert res["rows"] == [[5]]
         res = eng.run('SELECT "blog"."id" FROM "blog" WHERE "blog"."name" LIKE %s', [".*"])
         assert res["rows"] == []
+    finally:
+        eng.close()
+
+
+def test_auto_increment_ids(tmp_path):
+    eng = Engine(tmp_path / "a")
+    try:
+        eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NULL)', [])
+        res = eng.run('INSERT INTO "t" ("name") VALUES (%s), (%s) RETURNING "t"."id", "t"."name"', ["a", "b"])
+        assert res["rows"] == [[1, "a"], [2, "b"]] and res["lastrowid"] == 2 and res["rowcount"] == 2
+        # ids written past the counter (another tool, an explicit key) are never handed out again
+        eng.run('INSERT INTO "t" ("id", "name") VALUES (%s, %s)', [10, "x"])
+        assert eng.run('INSERT INTO "t" ("name") VALUES (%s)', ["c"])["lastrowid"] == 11
+        # a failed insert (duplicate key) reports 11000 and stores nothing
+        res = eng.run('INSERT INTO "t" ("id", "name") VALUES (%s, %s)', [11, "dup"])
+        assert res["error"]["code"] == 11000
+        assert eng.run('SELECT COUNT(*) FROM "t"', [])["rows"] == [[4]]
+        # a re-created table starts again
+        eng.run('DROP TABLE "t"', [])
+        eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NULL)', [])
+        assert eng.run('INSERT INTO "t" ("name") VALUES (%s)', ["z"])["lastrowid"] == 1
+        # the counter follows a renamed table
+        eng.run('ALTER TABLE "t" RENAME TO "u"', [])
+        assert eng.run('INSERT INTO "u" ("name") VALUES (%s)', ["y"])["lastrowid"] == 2
+        # INSERT OR IGNORE skips what a unique index refuses and counts what it stored
+        eng.run('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer NOT NULL, '
+                '"b" integer NOT NULL, CONSTRAINT "m_ab" UNIQUE ("a", "b"))', [])
+        assert eng.run('INSERT INTO "m" ("a", "b") VALUES (%s, %s), (%s, %s)', [1, 1, 1, 2])["rowcount"] == 2
+        res = eng.run('INSERT OR IGNORE INTO "m" ("a", "b") VALUES (%s, %s), (%s, %s), (%s, %s)', [1, 1, 1, 3, 1, 2])
+        assert "error" not in res and res["rowcount"] == 1
+        assert eng.run('SELECT "m"."a", "m"."b" FROM "m" ORDER BY "m"."b"', [])["rows"] == [[1, 1], [1, 2], [1, 3]]
     finally:
         eng.close()

@@ -1,0 +1,81 @@
+/*
+ * dj_exec.h -- runs compiled SQL (a dj_mql_t) over one transport.
+ *
+ * @mainpage
+ * Between the compiler and a MongoDB (embedded or real) sits one seam, a
+ * function that runs a command: dj_run_command_fn. Everything a statement
+ * needs beyond its commands happens here, once, for every client (the
+ * djongo-sql tool and the DB-API driver alike):
+ *  - rows: cursor batches drained with getMore, each document turned into a
+ *    row in SELECT order (a missing field is NULL);
+ *  - write results: rowcount from the reply's n; per-document writeErrors
+ *    become the statement's error (DuplicateKey 11000 ...), except those an
+ *    INSERT OR IGNORE asked to skip;
+ *  - IF [NOT] EXISTS: the server code the plan says to ignore;
+ *  - integer auto-increment keys (AUTOINCREMENT columns): CREATE TABLE
+ *    records the column in DJ_TABLES_COLLECTION ("__djongo_tables",
+ *    documents {table, auto, seq}); an INSERT that
+ *    leaves it out (or gives NULL) gets ids from a per-table counter there,
+ *    advanced atomically by findAndModify to max(counter, largest id in the
+ *    collection) + n -- so ids written by other tools are never reused; an
+ *    explicit id advances the counter too, so an id once used is not given
+ *    again after its row is deleted (SQLite's AUTOINCREMENT rule).
+ *    lastrowid is the last id given; RETURNING reads the inserted values.
+ *
+ * @section threads_sec Threads
+ * A dj_exec_t is one session: use it from one thread at a time (the DB-API
+ * driver enforces that per connection). It holds no global state.
+ *
+ * @section memory_sec Memory
+ * dj_exec_t owns its table cache; dj_result_t owns its rows
+ * (dj_result_cleanup()).
+ */
+#ifndef DJ_EXEC_H
+#define DJ_EXEC_H
+
+#include <bson/bson.h>
+
+#include "dj_compile.h"
+#include "dj_error.h"
+
+/**
+ * Runs one MongoDB command. Must initialise @p reply in every case. Returns
+ * false with @p error set when the command failed (a reply with ok: 0 is
+ * such a failure: domain DJ_DOMAIN_SERVER, code = the server's code).
+ */
+typedef bool (*dj_run_command_fn) (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
+typedef struct dj_exec dj_exec_t;
+
+/**
+ * A session on database @p db over @p run (with @p ctx passed through).
+ * @return a session the caller owns (dj_exec_destroy()).
+ */
+dj_exec_t *dj_exec_new (dj_run_command_fn run, void *ctx, const char *db);
+void dj_exec_destroy (dj_exec_t *x);
+const char *dj_exec_db (const dj_exec_t *x);
+
+typedef struct {
+   bson_t *rows;       /* owned: an array of rows, each an array in column order */
+   int64_t rowcount;   /* rows returned, or documents written; -1 for DDL */
+   int64_t lastrowid;  /* last auto-increment id an INSERT gave, if has_lastrowid */
+   bool has_lastrowid;
+} dj_result_t;
+
+/**
+ * Runs a bound statement. @p m is modified (an INSERT gets its ids; an
+ * UPDATE/DELETE with a subquery gets the matching _ids).
+ * @param[out] out   initialised on success only; the caller owns it.
+ * @param[out] error DJ_DOMAIN_SERVER (the server's code and message),
+ *                   DJ_DOMAIN_SQL (DJ_SQL_UNSUPPORTED: transaction
+ *                   statements, which the driver handles itself).
+ */
+bool dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error);
+
+/** Parses, binds and runs @p sql (a convenience over dj_plan_* + dj_exec_run). */
+bool dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *params, int nparams, dj_result_t *out,
+                  bson_error_t *error);
+
+void dj_result_cleanup (dj_result_t *r);
+
+#endif

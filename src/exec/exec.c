@@ -1,0 +1,516 @@
+/*
+ * exec.c -- runs a dj_mql_t over a transport (see dj_exec.h).
+ */
+#include <string.h>
+
+#include "dj_exec.h"
+
+struct dj_exec {
+   dj_run_command_fn run;
+   void *ctx;
+   char *db;     /* owned */
+   bson_t *autos; /* owned cache {table: "column" or null}; cleared by DDL */
+};
+
+dj_exec_t *
+dj_exec_new (dj_run_command_fn run, void *ctx, const char *db)
+{
+   dj_exec_t *x = bson_malloc0 (sizeof *x);
+   x->run = run;
+   x->ctx = ctx;
+   x->db = bson_strdup (db);
+   x->autos = bson_new ();
+   return x;
+}
+
+void
+dj_exec_destroy (dj_exec_t *x)
+{
+   if (x) {
+      bson_destroy (x->autos);
+      bson_free (x->db);
+      bson_free (x);
+   }
+}
+
+const char *
+dj_exec_db (const dj_exec_t *x)
+{
+   return x->db;
+}
+
+void
+dj_result_cleanup (dj_result_t *r)
+{
+   if (r->rows) {
+      bson_destroy (r->rows);
+   }
+   memset (r, 0, sizeof *r);
+}
+
+/* Runs one command. Write errors (reported with ok: 1) become the error,
+ * except DuplicateKey ones when ignore_dups. */
+static bool
+run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error)
+{
+   if (!x->run (x->ctx, db, cmd, reply, error)) {
+      return false;
+   }
+   bson_iter_t it, a, e;
+   if (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &a)) {
+      while (bson_iter_next (&a)) {
+         int64_t code = 0;
+         const char *msg = "write error";
+         if (!BSON_ITER_HOLDS_DOCUMENT (&a) || !bson_iter_recurse (&a, &e)) {
+            continue;
+         }
+         while (bson_iter_next (&e)) {
+            if (BSON_ITER_IS_KEY (&e, "code")) {
+               code = bson_iter_as_int64 (&e);
+            } else if (BSON_ITER_IS_KEY (&e, "errmsg") && BSON_ITER_HOLDS_UTF8 (&e)) {
+               msg = bson_iter_utf8 (&e, NULL);
+            }
+         }
+         if (!(ignore_dups && code == DJ_DuplicateKey)) {
+            return dj_error_set (error, DJ_DOMAIN_SERVER, (uint32_t) code, "%s", msg);
+         }
+      }
+   }
+   return true;
+}
+
+/* Appends the value at dotted `path` of doc (NULL when missing) to row. */
+static void
+append_cell (bson_t *row, const char *key, const bson_t *doc, const char *path)
+{
+   bson_iter_t it, found;
+   if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)) {
+      bson_append_value (row, key, -1, bson_iter_value (&found));
+   } else {
+      bson_append_null (row, key, -1);
+   }
+}
+
+/* Appends doc as a row of m's columns (or all its fields for SELECT *). */
+static void
+append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
+{
+   char kb[16], cb[16];
+   const char *key, *ck;
+   bson_t row;
+   bson_uint32_to_string ((uint32_t) (*nrows)++, &key, kb, sizeof kb);
+   bson_append_array_begin (rows, key, -1, &row);
+   if (m->star) {
+      bson_iter_t f;
+      uint32_t c = 0;
+      bson_iter_init (&f, doc);
+      while (bson_iter_next (&f)) {
+         bson_uint32_to_string (c++, &ck, cb, sizeof cb);
+         bson_append_value (&row, ck, -1, bson_iter_value (&f));
+      }
+   } else {
+      for (int i = 0; i < m->ncolumns; i++) {
+         bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
+         append_cell (&row, ck, doc, m->columns[i].path);
+      }
+   }
+   bson_append_array_end (rows, &row);
+}
+
+/* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
+static int64_t
+take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, int64_t *nrows)
+{
+   bson_iter_t it, cur, batch;
+   int64_t id = 0;
+   if (!bson_iter_init_find (&it, reply, "cursor") || !bson_iter_recurse (&it, &cur)) {
+      return 0;
+   }
+   while (bson_iter_next (&cur)) {
+      if (BSON_ITER_IS_KEY (&cur, "id")) {
+         id = bson_iter_as_int64 (&cur);
+      } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
+         while (bson_iter_next (&batch)) {
+            bson_t doc;
+            uint32_t len;
+            const uint8_t *data;
+            if (!BSON_ITER_HOLDS_DOCUMENT (&batch)) {
+               continue;
+            }
+            bson_iter_document (&batch, &len, &data);
+            if (bson_init_static (&doc, data, len)) {
+               append_row (m, &doc, rows, nrows);
+            }
+         }
+      }
+   }
+   return id;
+}
+
+/* Runs a cursor-returning command and appends all its rows (getMore until
+ * the cursor is exhausted). */
+static bool
+run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int64_t *nrows, bson_error_t *error)
+{
+   bson_t reply;
+   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   int64_t id = ok ? take_batch (&reply, "firstBatch", m, rows, nrows) : 0;
+   bson_destroy (&reply);
+   while (ok && id != 0) {
+      bson_t more = BSON_INITIALIZER;
+      BSON_APPEND_INT64 (&more, "getMore", id);
+      BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
+      ok = run_cmd (x, x->db, &more, false, &reply, error);
+      id = ok ? take_batch (&reply, "nextBatch", m, rows, nrows) : 0;
+      bson_destroy (&reply);
+      bson_destroy (&more);
+   }
+   return ok;
+}
+
+/* ---- auto-increment keys ---- */
+
+/* The AUTOINCREMENT column of `table` (owned copy), or NULL if none. */
+static bool
+auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
+{
+   bson_iter_t it;
+   *col = NULL;
+   if (bson_iter_init_find (&it, x->autos, table)) {
+      if (BSON_ITER_HOLDS_UTF8 (&it)) {
+         *col = bson_strdup (bson_iter_utf8 (&it, NULL));
+      }
+      return true;
+   }
+   bson_t cmd = BSON_INITIALIZER, filter, reply;
+   BSON_APPEND_UTF8 (&cmd, "find", DJ_TABLES_COLLECTION);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
+   BSON_APPEND_UTF8 (&filter, "table", table);
+   bson_append_document_end (&cmd, &filter);
+   BSON_APPEND_INT32 (&cmd, "limit", 1);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0.auto", &it) &&
+       BSON_ITER_HOLDS_UTF8 (&it)) {
+      *col = bson_strdup (bson_iter_utf8 (&it, NULL));
+   }
+   if (ok) {
+      if (*col) {
+         BSON_APPEND_UTF8 (x->autos, table, *col);
+      } else {
+         BSON_APPEND_NULL (x->autos, table);
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   return ok;
+}
+
+static bool
+lacks (const bson_t *doc, const char *col)
+{
+   bson_iter_t it;
+   return !bson_iter_init_find (&it, doc, col) || BSON_ITER_HOLDS_NULL (&it);
+}
+
+/* Largest number in `col` of `table` (0 if none): the sorted walk uses the
+ * column's unique index. */
+static bool
+max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_error_t *error)
+{
+   bson_t cmd = BSON_INITIALIZER, filter, cond, sort, proj, reply;
+   BSON_APPEND_UTF8 (&cmd, "find", table);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
+   BSON_APPEND_DOCUMENT_BEGIN (&filter, col, &cond);
+   BSON_APPEND_UTF8 (&cond, "$type", "number");
+   bson_append_document_end (&filter, &cond);
+   bson_append_document_end (&cmd, &filter);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "sort", &sort);
+   BSON_APPEND_INT32 (&sort, col, -1);
+   bson_append_document_end (&cmd, &sort);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "projection", &proj);
+   BSON_APPEND_INT32 (&proj, col, 1);
+   bson_append_document_end (&cmd, &proj);
+   BSON_APPEND_INT32 (&cmd, "limit", 1);
+   *out = 0;
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bson_iter_t it, f;
+   if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it) &&
+       BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &f) && bson_iter_find (&f, col) &&
+       BSON_ITER_HOLDS_NUMBER (&f)) {
+      *out = bson_iter_as_int64 (&f);
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   return ok;
+}
+
+/* Advances the table's counter past max(counter, maxid) by n, atomically;
+ * *last = the new counter value (the ids are last - n + 1 .. last). A
+ * failed INSERT leaves a gap, as SQLite's and PostgreSQL's sequences do. */
+static bool
+take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *last, bson_error_t *error)
+{
+   bson_t cmd = BSON_INITIALIZER, q, pipe, st, set, add, aa, mx, ma, ifn, ia, reply;
+   BSON_APPEND_UTF8 (&cmd, "findAndModify", DJ_TABLES_COLLECTION);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "query", &q);
+   BSON_APPEND_UTF8 (&q, "table", table);
+   bson_append_document_end (&cmd, &q);
+   /* [{$set: {seq: {$add: [{$max: [{$ifNull: ["$seq", 0]}, maxid]}, n]}}}] */
+   BSON_APPEND_ARRAY_BEGIN (&cmd, "update", &pipe);
+   BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, "seq", &add);
+   BSON_APPEND_ARRAY_BEGIN (&add, "$add", &aa);
+   BSON_APPEND_DOCUMENT_BEGIN (&aa, "0", &mx);
+   BSON_APPEND_ARRAY_BEGIN (&mx, "$max", &ma);
+   BSON_APPEND_DOCUMENT_BEGIN (&ma, "0", &ifn);
+   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
+   BSON_APPEND_UTF8 (&ia, "0", "$seq");
+   BSON_APPEND_INT64 (&ia, "1", 0);
+   bson_append_array_end (&ifn, &ia);
+   bson_append_document_end (&ma, &ifn);
+   BSON_APPEND_INT64 (&ma, "1", maxid);
+   bson_append_array_end (&mx, &ma);
+   bson_append_document_end (&aa, &mx);
+   BSON_APPEND_INT64 (&aa, "1", n);
+   bson_append_array_end (&add, &aa);
+   bson_append_document_end (&set, &add);
+   bson_append_document_end (&st, &set);
+   bson_append_document_end (&pipe, &st);
+   bson_append_array_end (&cmd, &pipe);
+   BSON_APPEND_BOOL (&cmd, "new", true);
+   BSON_APPEND_BOOL (&cmd, "upsert", true);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bson_iter_t it;
+   if (ok) {
+      if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "value.seq", &it) && BSON_ITER_HOLDS_NUMBER (&it)) {
+         *last = bson_iter_as_int64 (&it);
+      } else {
+         ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the id counter of \"%s\" did not advance", table);
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   return ok;
+}
+
+static void
+append_id (bson_t *doc, const char *col, int64_t id)
+{
+   if (id >= INT32_MIN && id <= INT32_MAX) {
+      BSON_APPEND_INT32 (doc, col, (int32_t) id); /* what pymongo stores for a small int */
+   } else {
+      BSON_APPEND_INT64 (doc, col, id);
+   }
+}
+
+/* Gives the documents of an INSERT that lack the table's AUTOINCREMENT
+ * column their ids (rewriting commands[0]); sets lastrowid. */
+static bool
+assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
+{
+   char *col = NULL;
+   bson_iter_t it, docs;
+   int64_t n = 0, last = 0, maxid = 0, explicit_max = INT64_MIN;
+   if (!auto_column (x, m->collection, &col, error)) {
+      return false;
+   }
+   if (!col) {
+      return true;
+   }
+   bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
+   while (ok && bson_iter_next (&docs)) {
+      bson_t d;
+      uint32_t len;
+      const uint8_t *data;
+      bson_iter_document (&docs, &len, &data);
+      if (bson_init_static (&d, data, len) && lacks (&d, col)) {
+         n++;
+      } else if (bson_init_static (&d, data, len)) {
+         bson_iter_t idit;
+         if (bson_iter_init_find (&idit, &d, col) && BSON_ITER_HOLDS_NUMBER (&idit)) {
+            out->lastrowid = bson_iter_as_int64 (&idit); /* an explicit key */
+            out->has_lastrowid = true;
+            explicit_max = out->lastrowid > explicit_max ? out->lastrowid : explicit_max;
+         }
+      }
+   }
+   if (n == 0) {
+      /* explicit keys advance the counter too: an id once used is not handed
+       * out again even after its row is deleted (SQLite's AUTOINCREMENT) */
+      if (ok && explicit_max != INT64_MIN) {
+         ok = take_ids (x, m->collection, explicit_max, 0, &last, error);
+      }
+      bson_free (col);
+      return ok;
+   }
+   ok = max_id (x, m->collection, col, &maxid, error);
+   if (ok && explicit_max > maxid) {
+      maxid = explicit_max; /* explicit keys in this very batch */
+   }
+   ok = ok && take_ids (x, m->collection, maxid, n, &last, error);
+   if (ok) {
+      /* rebuild the command with the ids in document order */
+      bson_t *cmd = bson_new (), arr;
+      int64_t next = last - n + 1;
+      bson_iter_init (&it, m->commands[0]);
+      while (bson_iter_next (&it)) {
+         if (!BSON_ITER_IS_KEY (&it, "documents")) {
+            bson_append_iter (cmd, NULL, 0, &it);
+            continue;
+         }
+         bson_append_array_begin (cmd, "documents", -1, &arr);
+         bson_iter_recurse (&it, &docs);
+         uint32_t i = 0;
+         while (bson_iter_next (&docs)) {
+            bson_t d, nd;
+            uint32_t len;
+            const uint8_t *data;
+            char kb[16];
+            const char *key;
+            bson_uint32_to_string (i++, &key, kb, sizeof kb);
+            bson_iter_document (&docs, &len, &data);
+            bson_init_static (&d, data, len);
+            if (!lacks (&d, col)) {
+               bson_append_document (&arr, key, -1, &d);
+               continue;
+            }
+            bson_append_document_begin (&arr, key, -1, &nd);
+            out->lastrowid = next;
+            out->has_lastrowid = true;
+            append_id (&nd, col, next++);
+            bson_iter_t f;
+            bson_iter_init (&f, &d);
+            while (bson_iter_next (&f)) {
+               if (strcmp (bson_iter_key (&f), col)) {
+                  bson_append_iter (&nd, NULL, 0, &f);
+               }
+            }
+            bson_append_document_end (&arr, &nd);
+         }
+         bson_append_array_end (cmd, &arr);
+      }
+      bson_destroy (m->commands[0]);
+      m->commands[0] = cmd;
+   }
+   bson_free (col);
+   return ok;
+}
+
+/* RETURNING: the columns of each inserted document, in order. */
+static void
+returning_rows (const dj_mql_t *m, dj_result_t *out)
+{
+   bson_iter_t it, docs;
+   int64_t nrows = 0;
+   if (!bson_iter_init_find (&it, m->commands[0], "documents") || !bson_iter_recurse (&it, &docs)) {
+      return;
+   }
+   while (bson_iter_next (&docs)) {
+      bson_t d;
+      uint32_t len;
+      const uint8_t *data;
+      bson_iter_document (&docs, &len, &data);
+      if (bson_init_static (&d, data, len)) {
+         append_row (m, &d, out->rows, &nrows);
+      }
+   }
+}
+
+/* ---- statements ---- */
+
+bool
+dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
+{
+   bool ok = true;
+   memset (out, 0, sizeof *out);
+   out->rows = bson_new ();
+   out->rowcount = -1;
+   if (m->kind == DJ_MQL_TXN) {
+      dj_result_cleanup (out);
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                           "transaction statements are carried out by the driver's session, not sent as commands");
+   }
+   if (m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
+      ok = assign_ids (x, m, out, error);
+   }
+   for (int i = 0; ok && i < m->ncommands; i++) {
+      bool last = i == m->ncommands - 1;
+      if (m->kind == DJ_MQL_ROWS && last) {
+         int64_t n = 0;
+         ok = run_rows (x, m, m->commands[i], out->rows, &n, error);
+         out->rowcount = n;
+         continue;
+      }
+      if (m->feed_to && i == m->feed_to - 1) {
+         /* the rows' c0 are the _ids the next command writes */
+         bson_t ids = BSON_INITIALIZER;
+         int64_t n = 0;
+         dj_mql_t idcols = {.ncolumns = 0, .star = true, .collection = m->collection};
+         ok = run_rows (x, &idcols, m->commands[i], &ids, &n, error);
+         if (ok) {
+            /* each row is [c0] (star: the document's one field) */
+            bson_t flat = BSON_INITIALIZER;
+            bson_iter_t r, c;
+            uint32_t k = 0;
+            bson_iter_init (&r, &ids);
+            while (bson_iter_next (&r)) {
+               if (bson_iter_recurse (&r, &c) && bson_iter_next (&c)) {
+                  char kb[16];
+                  const char *key;
+                  bson_uint32_to_string (k++, &key, kb, sizeof kb);
+                  bson_append_value (&flat, key, -1, bson_iter_value (&c));
+               }
+            }
+            dj_mql_feed_ids (m, &flat);
+            bson_destroy (&flat);
+         }
+         bson_destroy (&ids);
+         continue;
+      }
+      bson_t reply;
+      const char *db = m->admin[i] ? "admin" : x->db;
+      if (!run_cmd (x, db, m->commands[i], m->ignore_duplicates, &reply, error)) {
+         if (m->ignore_code[i] && error->domain == DJ_DOMAIN_SERVER && error->code == (uint32_t) m->ignore_code[i]) {
+            memset (error, 0, sizeof *error);
+         } else {
+            ok = false;
+         }
+      } else if (m->kind == DJ_MQL_WRITE && last) {
+         bson_iter_t it;
+         if (bson_iter_init_find (&it, &reply, "n") && BSON_ITER_HOLDS_NUMBER (&it)) {
+            out->rowcount = bson_iter_as_int64 (&it);
+         }
+      }
+      bson_destroy (&reply);
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
+      returning_rows (m, out);
+   }
+   if (m->kind == DJ_MQL_DDL) {
+      /* a table may have been created, dropped or renamed */
+      bson_reinit (x->autos);
+   }
+   if (!ok) {
+      dj_result_cleanup (out);
+   }
+   return ok;
+}
+
+bool
+dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *params, int nparams, dj_result_t *out,
+             bson_error_t *error)
+{
+   dj_plan_t *plan = dj_plan_new (sql, len, error);
+   dj_mql_t m;
+   if (!plan) {
+      return false;
+   }
+   bool ok = dj_plan_bind (plan, x->db, params, nparams, &m, error);
+   if (ok) {
+      ok = dj_exec_run (x, &m, out, error);
+      dj_mql_cleanup (&m);
+   }
+   dj_plan_destroy (plan);
+   return ok;
+}
