@@ -116,9 +116,18 @@ bool cx_base_only (cx_t *cx, const dj_expr_t *e);
 /* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */
 bool cx_has_subquery (const dj_expr_t *e);
 
+/* cx_select_pipeline flags */
+enum {
+   CX_PIPE_KEEP_NULLS = 1 << 0, /* every cN present, NULL rather than missing */
+   CX_PIPE_NO_COLUMNS = 1 << 1, /* do not describe cN in cx->out->columns */
+   CX_PIPE_NO_ORDER = 1 << 2,   /* ORDER BY / LIMIT / OFFSET belong to the caller */
+   CX_PIPE_SUBQUERY = CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS
+};
+
 /* select.c: appends the pipeline stages of a SELECT to `pipeline` (an
- * array being built, next index *n). Used for subqueries too. */
-bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, bool for_subquery);
+ * array being built, next index *n). Used for subqueries and the branches
+ * of UNION/INTERSECT/EXCEPT too (flags). */
+bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags);
 /* Prepares stages that compute subquery results used by predicate e:
  * each IN/EXISTS/scalar subquery becomes a $lookup into "__dj_sq<i>". */
 bool cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n);

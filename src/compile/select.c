@@ -174,6 +174,9 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
    return ok;
 }
 
+static bool stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n);
+static bool compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n);
+
 /* ---- find ---- */
 
 static bool
@@ -692,7 +695,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       cx_idx_t k;
       uint32_t sn = 0;
       const dj_from_t *f0 = sub->from.v[0];
-      bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, true);
+      bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, CX_PIPE_SUBQUERY);
       if (ok && e->kind == DJ_X_EXISTS && !sub->limit) {
          bson_t lim;
          BSON_APPEND_DOCUMENT_BEGIN (&sp, cx_idx (&k, sn++), &lim);
@@ -731,17 +734,18 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
 }
 
 bool
-cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, bool for_subquery)
+cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
    cx_idx_t k;
-   bson_t st, proj, sort;
+   bson_t st, proj;
    const dj_expr_t *conj[256];
    bool ok = true;
    cx_group_t g = {0};
    dj_list_t keys = {0}; /* GROUP BY with positions and aliases resolved (owned v) */
 
-   if (s->next) {
-      return cx_unsupported (cx, s->pos, "UNION, INTERSECT and EXCEPT");
+   if (s->next && !(flags & CX_PIPE_NO_ORDER)) {
+      /* only compound_pipeline() compiles the parts of a compound */
+      return cx_unsupported (cx, s->pos, "UNION/INTERSECT/EXCEPT in this position");
    }
    if (!set_sources (cx, s)) {
       return false;
@@ -849,7 +853,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          ok = cx_unsupported (cx, it->expr->pos, "* in a SELECT list with joins, grouping or expressions (djongo has no schema to expand it)");
          break;
       }
-      if (for_subquery || s->distinct) {
+      if ((flags & CX_PIPE_KEEP_NULLS) || s->distinct) {
          /* keep NULL columns present: "$sq.c0" arrays and DISTINCT groups
           * must see NULL, not a missing field */
          bson_t ifn, ia;
@@ -862,7 +866,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       } else {
          ok = project_value (cx, it->expr, &proj, key);
       }
-      if (ok && cx->out && !for_subquery) {
+      if (ok && cx->out && !(flags & CX_PIPE_NO_COLUMNS)) {
          cx_add_column (cx, item_name (it), key);
       }
    }
@@ -912,7 +916,19 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
       bson_append_document_end (pipeline, &st);
    }
-   /* 7. ORDER BY, OFFSET, LIMIT */
+   if (flags & CX_PIPE_NO_ORDER) {
+      return true;
+   }
+   return stage_order_limit (cx, s, sort_ref, pipeline, n);
+}
+
+/* 7. ORDER BY (sort_ref[i]: the cN an ORDER BY term names, or -1 for its
+ * s<i> key), OFFSET, LIMIT. */
+static bool
+stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n)
+{
+   cx_idx_t k;
+   bson_t st, sort;
    if (s->order_by.n) {
       BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
       BSON_APPEND_DOCUMENT_BEGIN (&st, "$sort", &sort);
@@ -978,7 +994,7 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
    uint32_t n = 0;
    BSON_APPEND_UTF8 (cmd, "aggregate", s->from.n ? ((dj_from_t *) s->from.v[0])->name : "");
    BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = cx_select_pipeline (cx, s, &pipeline, &n, false);
+   bool ok = s->next ? compound_pipeline (cx, s, &pipeline, &n) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
    bson_append_array_end (cmd, &pipeline);
    bson_t cursor = BSON_INITIALIZER;
    BSON_APPEND_DOCUMENT (cmd, "cursor", &cursor);
@@ -987,4 +1003,139 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
       return false;
    }
    return cx_add_command (cx, cmd, 0, false);
+}
+
+/* ---- UNION / INTERSECT / EXCEPT ---- */
+
+static bool
+stage_distinct_rows (bson_t *pipeline, uint32_t *n)
+{
+   cx_idx_t k;
+   bson_t st, grp;
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
+   BSON_APPEND_UTF8 (&grp, "_id", "$$ROOT");
+   bson_append_document_end (&st, &grp);
+   bson_append_document_end (pipeline, &st);
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
+   return bson_append_document_end (pipeline, &st);
+}
+
+static void
+stage_tag (bson_t *pipeline, uint32_t *n, int tag)
+{
+   cx_idx_t k;
+   bson_t st, set;
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
+   BSON_APPEND_INT32 (&set, "__dj_t", tag);
+   bson_append_document_end (&st, &set);
+   bson_append_document_end (pipeline, &st);
+}
+
+/* Left to right, as SQL reads `a UNION b EXCEPT c`:
+ *   UNION ALL   {$unionWith: {coll, pipeline}}
+ *   UNION       the same, then one row per distinct row ($group on $$ROOT)
+ *   INTERSECT / EXCEPT  rows so far tagged 0, the branch's tagged 1; after
+ *               $unionWith, group by the row and keep it when it came from
+ *               both sides (INTERSECT) or only from the left (EXCEPT).
+ * Branches keep NULL columns present, so rows compare whole. ORDER BY,
+ * LIMIT and OFFSET apply to the result and may name its columns only. */
+static bool
+compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n)
+{
+   cx_idx_t k;
+   int ncols = s->items.n;
+   if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER)) {
+      return false;
+   }
+   for (const dj_select_t *left = s; left->next; left = left->next) {
+      const dj_select_t *b = left->next;
+      dj_setop_t op = left->setop;
+      if (b->items.n != ncols) {
+         return cx_unsupported (cx, b->pos, "the SELECTs of a UNION/INTERSECT/EXCEPT have %d and %d columns", ncols,
+                                b->items.n);
+      }
+      if (b->from.n == 0) {
+         return cx_unsupported (cx, b->pos, "SELECT without FROM");
+      }
+      if (b->order_by.n || b->limit || b->offset) {
+         return cx_unsupported (cx, b->pos, "ORDER BY or LIMIT inside one SELECT of a UNION/INTERSECT/EXCEPT");
+      }
+      bool tagged = op == DJ_SET_INTERSECT || op == DJ_SET_EXCEPT;
+      if (tagged) {
+         stage_tag (pipeline, n, 0);
+      }
+      bson_t st, uw, bp;
+      uint32_t bn = 0;
+      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+      BSON_APPEND_DOCUMENT_BEGIN (&st, "$unionWith", &uw);
+      BSON_APPEND_UTF8 (&uw, "coll", ((dj_from_t *) b->from.v[0])->name);
+      BSON_APPEND_ARRAY_BEGIN (&uw, "pipeline", &bp);
+      dj_select_t branch = *b;
+      branch.next = NULL;
+      bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
+      if (ok && tagged) {
+         stage_tag (&bp, &bn, 1);
+      }
+      bson_append_array_end (&uw, &bp);
+      bson_append_document_end (&st, &uw);
+      bson_append_document_end (pipeline, &st);
+      if (!ok) {
+         return false;
+      }
+      if (op == DJ_SET_UNION) {
+         stage_distinct_rows (pipeline, n);
+      } else if (tagged) {
+         /* {$group: {_id: {c0: "$c0", ...}, t: {$addToSet: "$__dj_t"}}} */
+         bson_t grp, id, t, m, f, all;
+         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+         BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
+         BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
+         for (int i = 0; i < ncols; i++) {
+            char key[16], ref[16];
+            snprintf (key, sizeof key, "c%d", i);
+            snprintf (ref, sizeof ref, "$c%d", i);
+            BSON_APPEND_UTF8 (&id, key, ref);
+         }
+         bson_append_document_end (&grp, &id);
+         BSON_APPEND_DOCUMENT_BEGIN (&grp, "t", &t);
+         BSON_APPEND_UTF8 (&t, "$addToSet", "$__dj_t");
+         bson_append_document_end (&grp, &t);
+         bson_append_document_end (&st, &grp);
+         bson_append_document_end (pipeline, &st);
+         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+         BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
+         BSON_APPEND_DOCUMENT_BEGIN (&m, "t", &f);
+         BSON_APPEND_ARRAY_BEGIN (&f, op == DJ_SET_INTERSECT ? "$all" : "$nin", &all);
+         if (op == DJ_SET_INTERSECT) {
+            BSON_APPEND_INT32 (&all, "0", 0);
+         }
+         BSON_APPEND_INT32 (&all, op == DJ_SET_INTERSECT ? "1" : "0", 1);
+         bson_append_array_end (&f, &all);
+         bson_append_document_end (&m, &f);
+         bson_append_document_end (&st, &m);
+         bson_append_document_end (pipeline, &st);
+         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+         BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
+         bson_append_document_end (pipeline, &st);
+      }
+   }
+   int sort_ref[128];
+   if (s->order_by.n > 128) {
+      return cx_unsupported (cx, s->pos, "more than 128 ORDER BY terms");
+   }
+   for (int i = 0; i < s->order_by.n; i++) {
+      const dj_order_t *o = s->order_by.v[i];
+      sort_ref[i] = order_item_ref (s, o);
+      bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
+      if (sort_ref[i] < 0) {
+         return cx_unsupported (cx, o->expr->pos, "ORDER BY of a UNION/INTERSECT/EXCEPT that is not one of its columns");
+      }
+      if (nulls_first == o->desc) {
+         return cx_unsupported (cx, o->expr->pos, "NULLS FIRST/LAST on a UNION/INTERSECT/EXCEPT");
+      }
+   }
+   return stage_order_limit (cx, s, sort_ref, pipeline, n);
 }

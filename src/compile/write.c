@@ -100,7 +100,7 @@ feed_ids_command (cx_t *cx, const dj_sql_stmt_t *st)
    uint32_t n = 0;
    BSON_APPEND_UTF8 (cmd, "aggregate", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = cx_select_pipeline (cx, &sel, &pipeline, &n, true);
+   bool ok = cx_select_pipeline (cx, &sel, &pipeline, &n, CX_PIPE_SUBQUERY);
    bson_append_array_end (cmd, &pipeline);
    BSON_APPEND_DOCUMENT_BEGIN (cmd, "cursor", &cursor);
    bson_append_document_end (cmd, &cursor);

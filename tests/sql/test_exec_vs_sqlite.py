@@ -164,6 +164,16 @@ QUERIES = [
     ('SELECT "b"."id" FROM "blog" "b" WHERE NOT EXISTS (SELECT 1 AS "a" FROM "entry" U0 WHERE U0."n" > %s)', [500], False),
     ('SELECT "e"."id", (SELECT MAX(U0."rating") FROM "blog" U0) AS "m" FROM "entry" "e"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" = (SELECT MIN(U0."n") FROM "entry" U0 WHERE U0."n" > %s)', [0], False),
+    # UNION / INTERSECT / EXCEPT, NULLs included (a NULL row equals a NULL row here)
+    ('SELECT "e"."n" FROM "entry" "e" UNION SELECT "b"."rating" FROM "blog" "b"', [], False),
+    ('SELECT "e"."n" FROM "entry" "e" UNION ALL SELECT "b"."rating" FROM "blog" "b"', [], False),
+    ('SELECT "e"."n" FROM "entry" "e" INTERSECT SELECT "b"."rating" FROM "blog" "b"', [], False),
+    ('SELECT "e"."n" FROM "entry" "e" EXCEPT SELECT "b"."rating" FROM "blog" "b"', [], False),
+    ('SELECT "b"."rating" FROM "blog" "b" EXCEPT SELECT "e"."n" FROM "entry" "e"', [], False),
+    ('SELECT "e"."blog_id", "e"."n" FROM "entry" "e" WHERE "e"."n" > %s UNION SELECT "b"."id", "b"."rating" FROM "blog" "b" '
+     'ORDER BY 1, 2 LIMIT %s', [0, 4], True),
+    ('SELECT "a"."name" FROM "author" "a" UNION SELECT "b"."name" FROM "blog" "b" EXCEPT SELECT "b"."name" FROM "blog" "b" '
+     'WHERE "b"."rating" > %s', [1], False),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
     ('SELECT "b"."id", EXISTS(SELECT 1 AS "a" FROM "entry" U0 WHERE (U0."blog_id" = ("b"."id") AND U0."n" > %s) LIMIT 1) '
      'AS "has" FROM "blog" "b"', [2], False),
