@@ -660,6 +660,115 @@ agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return ok;
 }
 
+/* A string constant argument (a field or unit name, a time zone), or NULL
+ * with the error set. Borrowed from the statement or the parameters. */
+static const char *
+const_string (cx_t *cx, const dj_expr_t *e, const char *what)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_is_const (e)) {
+      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
+      return NULL;
+   }
+   if (!cx_const_value (cx, e, &tmp, &v)) {
+      return NULL;
+   }
+   if (v->value_type != BSON_TYPE_UTF8) {
+      cx_param_error (cx, e->pos, "%s must be a string", what);
+      return NULL;
+   }
+   return v->value.v_utf8.str;
+}
+
+/* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
+ * x[, 'tz']) on BSON dates. Field names are PostgreSQL's plus Django's
+ * (week_day: 1 = Sunday .. 7 = Saturday, MongoDB's $dayOfWeek; iso_week_day:
+ * 1 = Monday, $isoDayOfWeek; week: the ISO week, $isoWeek). A time zone is an
+ * Olson name or an offset; the result is NULL for a NULL date.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/dateTrunc/ */
+static bool
+agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   int n = e->args.n;
+   bool trunc = !strcmp (e->name, "DATE_TRUNC");
+   if (n < 2 || n > 3 || (!strcmp (e->name, "EXTRACT") && n != 2)) {
+      return cx_unsupported (cx, e->pos, "%s() with %d arguments", e->name, n);
+   }
+   const char *field = const_string (cx, e->args.v[0], trunc ? "the unit of DATE_TRUNC" : "the field of EXTRACT");
+   const char *tz = NULL;
+   if (!field || (n == 3 && !(tz = const_string (cx, e->args.v[2], "a time zone")))) {
+      return false;
+   }
+   const dj_expr_t *x = e->args.v[1];
+   bson_t d, a;
+   if (trunc) {
+      static const char *const units[] = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", NULL};
+      int u = -1;
+      for (int i = 0; units[i]; i++) {
+         if (!strcasecmp (field, units[i])) {
+            u = i;
+         }
+      }
+      if (u < 0) {
+         return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
+      bool ok = cx_agg_value (cx, x, &a, "date");
+      BSON_APPEND_UTF8 (&a, "unit", units[u]);
+      if (u == 3) {
+         BSON_APPEND_UTF8 (&a, "startOfWeek", "monday"); /* ISO weeks, as Django's TruncWeek */
+      }
+      if (tz) {
+         BSON_APPEND_UTF8 (&a, "timezone", tz);
+      }
+      bson_append_document_end (&d, &a);
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   static const struct {
+      const char *field, *op;
+   } fields[] = {{"year", "$year"}, {"month", "$month"}, {"day", "$dayOfMonth"}, {"hour", "$hour"},
+                 {"minute", "$minute"}, {"second", "$second"}, {"week", "$isoWeek"}, {"week_day", "$dayOfWeek"},
+                 {"dow", "$dayOfWeek"}, {"iso_week_day", "$isoDayOfWeek"}, {"isodow", "$isoDayOfWeek"},
+                 {"iso_year", "$isoWeekYear"}, {"isoyear", "$isoWeekYear"}, {"doy", "$dayOfYear"},
+                 {"quarter", "$month"}, {NULL, NULL}};
+   for (int i = 0; fields[i].field; i++) {
+      if (strcasecmp (field, fields[i].field)) {
+         continue;
+      }
+      bool quarter = !strcasecmp (field, "quarter");
+      bson_t q, qa, dv, dva, *target = parent;
+      const char *tkey = key;
+      if (quarter) { /* {$toInt: {$ceil: {$divide: [{$month: ...}, 3]}}}: an integer, as SQL's */
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &q);
+         BSON_APPEND_DOCUMENT_BEGIN (&q, "$toInt", &qa);
+         BSON_APPEND_DOCUMENT_BEGIN (&qa, "$ceil", &dv);
+         BSON_APPEND_ARRAY_BEGIN (&dv, "$divide", &dva);
+         target = &dva;
+         tkey = "0";
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (&d, fields[i].op, &a);
+      bool ok = cx_agg_value (cx, x, &a, "date");
+      if (tz) {
+         BSON_APPEND_UTF8 (&a, "timezone", tz);
+      }
+      bson_append_document_end (&d, &a);
+      bson_append_document_end (target, &d);
+      if (quarter) {
+         BSON_APPEND_INT32 (&dva, "1", 3);
+         bson_append_array_end (&dv, &dva);
+         bson_append_document_end (&qa, &dv);
+         bson_append_document_end (&q, &qa);
+         bson_append_document_end (parent, &q);
+      }
+      return ok;
+   }
+   return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
+}
+
 /* Scalar functions of the dialect. Aggregates are handled by the $group
  * rewrite (agg_group_ref); here they are an error (no GROUP context). */
 static bool
@@ -692,6 +801,12 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       bson_append_array_end (&d, &arr);
       bson_append_document_end (parent, &d);
       return ok;
+   }
+   if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
+      return agg_date_function (cx, e, parent, key);
+   }
+   if (!strcmp (f, "NOW") && n == 0) {
+      return BSON_APPEND_UTF8 (parent, key, "$$NOW");
    }
    if (!strcmp (f, "NULLIF") && n == 2) {
       /* {$cond: [a = b, null, a]} */

@@ -2921,8 +2921,39 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
       if (id == XO_DATETRUNC && !arg (e, 2, ev, &b)) {
          return false;
       }
+      /* startOfWeek (args[4] of $dateTrunc and $dateDiff): 0 = Sunday, the
+       * default .. 6 = Saturday; case-insensitive day names or their first
+       * three letters. https://www.mongodb.com/docs/manual/reference/operator/aggregation/dateTrunc/ */
+      int start_dow = 0;
+      bool sow_null = false;
+      if ((id == XO_DATETRUNC || id == XO_DATEDIFF) && e->args[4]) {
+         bson_value_t sow;
+         static const char *const days[] = {"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"};
+         if (!arg (e, 4, ev, &sow)) {
+            return false;
+         }
+         if (nullish (&sow)) {
+            sow_null = true;
+         } else {
+            start_dow = -1;
+            for (int d = 0; sow.value_type == BSON_TYPE_UTF8 && d < 7; d++) {
+               if (!strcasecmp (sow.value.v_utf8.str, days[d]) ||
+                   (strlen (sow.value.v_utf8.str) == 3 && !strncasecmp (sow.value.v_utf8.str, days[d], 3))) {
+                  start_dow = d;
+               }
+            }
+            if (start_dow < 0) {
+               return fail (ev, 5439018, "%s parameter 'startOfWeek' value cannot be recognized as a day of a week",
+                            e->op->name);
+            }
+         }
+      }
       if (nullish (&a) || nullish (&unit_v) || tz_null || ((id != XO_DATETRUNC) && nullish (&b))) {
          set_null (out);
+         return true;
+      }
+      if (sow_null && unit_v.value_type == BSON_TYPE_UTF8 && !strcmp (unit_v.value.v_utf8.str, "week")) {
+         set_null (out); /* an explicit null startOfWeek with unit week */
          return true;
       }
       if (unit_v.value_type != BSON_TYPE_UTF8 || !valid_unit (unit_v.value.v_utf8.str)) {
@@ -2977,9 +3008,9 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
          } else if (!strcmp (unit, "month")) {
             r = (q.year * 12 + q.month) - (p.year * 12 + p.month);
          } else if (!strcmp (unit, "week")) {
-            /* weeks start on Sunday by default */
-            int64_t d1 = floordiv (ms + (int64_t) p.offset * 1000, 86400000) - (p.dow - 1);
-            int64_t d2 = floordiv (ms2 + (int64_t) q.offset * 1000, 86400000) - (q.dow - 1);
+            /* weeks start on startOfWeek (Sunday by default); dow is 1 = Sunday */
+            int64_t d1 = floordiv (ms + (int64_t) p.offset * 1000, 86400000) - (p.dow - 1 - start_dow + 7) % 7;
+            int64_t d2 = floordiv (ms2 + (int64_t) q.offset * 1000, 86400000) - (q.dow - 1 - start_dow + 7) % 7;
             r = (d2 - d1) / 7;
          } else if (!strcmp (unit, "day")) {
             r = floordiv (ms2 + (int64_t) q.offset * 1000, 86400000) - floordiv (ms + (int64_t) p.offset * 1000, 86400000);
@@ -3003,7 +3034,7 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
          r = from_parts (2000 + floordiv (months, 12), months - floordiv (months, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
       } else if (!strcmp (unit, "week") || !strcmp (unit, "day")) {
          int64_t local_days = floordiv (ms + (int64_t) p.offset * 1000, 86400000);
-         int64_t ref = days_from_civil (2000, 1, 2); /* a Sunday: weeks start on Sunday */
+         int64_t ref = days_from_civil (2000, 1, 2) + start_dow; /* 2000-01-02 is a Sunday */
          int64_t per = !strcmp (unit, "week") ? 7 : 1;
          int64_t ddays = floordiv (local_days - (per == 7 ? ref : days_from_civil (2000, 1, 1)), per * bin) * per * bin +
                          (per == 7 ? ref : days_from_civil (2000, 1, 1));

@@ -391,6 +391,25 @@ parse_function (parser_t *p, char *name, size_t pos)
    e->name = name;
    /* the '(' is current */
    advance (p);
+   if (!strcmp (name, "EXTRACT")) {
+      /* EXTRACT(field FROM expr): args = ['field', expr] */
+      dj_expr_t *field = new_expr (p, DJ_X_STRING, p->pos), *a;
+      if (p->tk != DJ_TK_ID) {
+         fail (p, "expected a field name (YEAR, MONTH, ...) in EXTRACT");
+         return NULL;
+      }
+      field->name = copy_text (p, p->sql + p->pos, p->tlen);
+      for (char *c = field->name; *c; c++) {
+         *c = (char) tolower ((unsigned char) *c);
+      }
+      advance (p);
+      if (!expect_kw (p, "FROM") || !(a = parse_expr (p)) || !expect (p, DJ_TK_RP, ") to close EXTRACT (...)")) {
+         return NULL;
+      }
+      list_push (p, &e->args, field);
+      list_push (p, &e->args, a);
+      return e;
+   }
    if (accept (p, DJ_TK_STAR)) {
       e->flags |= DJ_XF_STAR;
    } else if (p->tk != DJ_TK_RP) {
@@ -555,6 +574,11 @@ parse_primary (parser_t *p)
       }
       if (accept_kw (p, "CASE")) {
          return parse_case (p, pos);
+      }
+      if (accept_kw (p, "CURRENT_TIMESTAMP")) {
+         e = new_expr (p, DJ_X_FUNC, pos);
+         e->name = copy_text (p, "NOW", 3);
+         return e;
       }
       if (accept_kw (p, "EXISTS")) {
          e = new_expr (p, DJ_X_EXISTS, pos);

@@ -368,3 +368,50 @@ def test_auto_increment_ids(tmp_path):
         assert eng.run('SELECT "m"."a", "m"."b" FROM "m" ORDER BY "m"."b"', [])["rows"] == [[1, 1], [1, 2], [1, 3]]
     finally:
         eng.close()
+
+
+def test_date_functions(tmp_path):
+    """EXTRACT / DATE_PART / DATE_TRUNC on BSON dates, against Python's own
+    calendar arithmetic (SQLite stores dates as text, so it cannot be the
+    reference here)."""
+    from zoneinfo import ZoneInfo
+
+    utc = datetime.timezone.utc
+    moments = [datetime.datetime(2024, 3, 31, 23, 30, 15, tzinfo=utc), datetime.datetime(2023, 1, 1, 0, 0, 0, tzinfo=utc),
+               datetime.datetime(2024, 12, 30, 12, 0, 0, tzinfo=utc), datetime.datetime(2021, 1, 3, 8, 5, 9, tzinfo=utc)]
+    eng = Engine(tmp_path / "d")
+    try:
+        eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "d" datetime NULL)', [])
+        for m in moments:
+            eng.run('INSERT INTO "t" ("d") VALUES (%s)', [{"$date": m.isoformat().replace("+00:00", "Z")}])
+        eng.run('INSERT INTO "t" ("d") VALUES (%s)', [None])
+        sql = ('SELECT EXTRACT(YEAR FROM "t"."d"), EXTRACT(MONTH FROM "t"."d"), EXTRACT(DAY FROM "t"."d"), '
+               'EXTRACT(HOUR FROM "t"."d"), EXTRACT(MINUTE FROM "t"."d"), EXTRACT(SECOND FROM "t"."d"), '
+               'EXTRACT(WEEK FROM "t"."d"), EXTRACT(WEEK_DAY FROM "t"."d"), EXTRACT(ISO_WEEK_DAY FROM "t"."d"), '
+               'EXTRACT(QUARTER FROM "t"."d"), EXTRACT(ISO_YEAR FROM "t"."d"), EXTRACT(DOY FROM "t"."d"), '
+               'DATE_PART(%s, "t"."d", %s), DATE_PART(%s, "t"."d", %s), '
+               'DATE_TRUNC(%s, "t"."d"), DATE_TRUNC(%s, "t"."d"), DATE_TRUNC(%s, "t"."d"), DATE_TRUNC(%s, "t"."d", %s) '
+               'FROM "t" ORDER BY "t"."id"')
+        res = eng.run(sql, ["day", "Europe/Paris", "hour", "America/New_York", "month", "week", "quarter", "day",
+                            "Asia/Tokyo"])
+        assert "error" not in res, res
+        rows = res["rows"]
+        assert rows[-1] == [None] * 18  # NULL in, NULL out
+        paris, ny, tokyo = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York"), ZoneInfo("Asia/Tokyo")
+        for m, row in zip(moments, rows):
+            iso = m.isocalendar()
+            monday = (m - datetime.timedelta(days=m.weekday())).replace(hour=0, minute=0, second=0)
+            qmonth = (m.month - 1) // 3 * 3 + 1
+            local_day = m.astimezone(tokyo).replace(hour=0, minute=0, second=0)
+            want = [m.year, m.month, m.day, m.hour, m.minute, m.second, iso.week, m.isoweekday() % 7 + 1,
+                    iso.weekday, (m.month - 1) // 3 + 1, iso.year, m.timetuple().tm_yday,
+                    m.astimezone(paris).day, m.astimezone(ny).hour,
+                    m.replace(day=1, hour=0, minute=0, second=0), monday,
+                    m.replace(month=qmonth, day=1, hour=0, minute=0, second=0), local_day.astimezone(utc)]
+            got = [v.replace(tzinfo=utc) if isinstance(v, datetime.datetime) and v.tzinfo is None else v for v in row]
+            got = [v.astimezone(utc) if isinstance(v, datetime.datetime) else v for v in got]
+            assert got == want, (m, got, want)
+        res = eng.run('SELECT DATE_TRUNC(%s, "t"."d") FROM "t"', ["fortnight"])
+        assert res["error"]["code"] == 2 and "DATE_TRUNC to 'fortnight'" in res["error"]["message"]
+    finally:
+        eng.close()
