@@ -5,8 +5,10 @@
  *             query filters or $expr, both with three-valued logic
  *   select.c  SELECT -> find / aggregate
  *   write.c   INSERT / UPDATE / DELETE
+ *   window.c  window functions -> $setWindowFields
  *   ddl.c     CREATE / DROP / ALTER, transaction statements
  *   compile.c plans, binding, dj_mql_t
+ *   cache.c   the plan cache (SQL text -> shared plan)
  *
  * Emitters append to a parent document under a key and return false with
  * cx->error set on failure; a half-built parent is then discarded by the
@@ -40,6 +42,11 @@
 #define BSON_APPEND_NULL(b, key) bson_append_null ((b), (key), -1)
 #define BSON_APPEND_VALUE(b, key, val) bson_append_value ((b), (key), -1, (val))
 
+struct dj_plan {
+   dj_sql_stmt_t *stmt; /* owned */
+   int refs;            /* references of a cached plan (atomic, cache.c); 0 from dj_plan_new */
+};
+
 /* One FROM entry as the pipeline sees it. */
 typedef struct {
    const char *alias;   /* the name columns are qualified with */
@@ -49,6 +56,7 @@ typedef struct {
 
 #define CX_MAX_SOURCES 32
 #define CX_MAX_SUBS 32
+#define CX_MAX_WINDOWS 16
 
 /* After $group, expressions are rewritten: a GROUP BY key becomes
  * "$_id.k<i>", an aggregate call "$a<i>". */
@@ -73,6 +81,9 @@ typedef struct cx {
    struct cx *outer;
    bson_t *lets;
    int nlets;
+   /* window calls computed by $setWindowFields into "__dj_w<i>" (window.c) */
+   const dj_expr_t *wins[CX_MAX_WINDOWS];
+   int nwins;
    dj_mql_t *out;
 } cx_t;
 
@@ -131,6 +142,11 @@ bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint3
 /* Prepares stages that compute subquery results used by predicate e:
  * each IN/EXISTS/scalar subquery becomes a $lookup into "__dj_sq<i>". */
 bool cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n);
+
+/* window.c: does the SELECT list or ORDER BY call window functions? */
+bool cx_has_window (const dj_select_t *s);
+/* window.c: the $setWindowFields stages for them (see its comment). */
+bool cx_window_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n);
 
 bool cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st);
 bool cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st);

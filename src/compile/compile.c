@@ -5,9 +5,6 @@
 
 #include "compile-private.h"
 
-struct dj_plan {
-   dj_sql_stmt_t *stmt; /* owned */
-};
 
 dj_plan_t *
 dj_plan_new (const char *sql, size_t len, bson_error_t *error)

@@ -126,4 +126,32 @@ void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
 
 void dj_mql_cleanup (dj_mql_t *mql);
 
+/*
+ * Plan cache: SQL text -> plan, parsed once and shared. Least recently used
+ * plans are dropped past the capacity. The cache has its own lock: one cache
+ * may serve every connection of a process.
+ *
+ * A plan from dj_plan_cache_get() is counted: the caller gives it back with
+ * dj_plan_release() (it stays valid until then, even if the cache drops it).
+ * Errors are not cached: a statement that does not parse is parsed again.
+ */
+typedef struct dj_plan_cache dj_plan_cache_t;
+
+/** A cache of at most @p capacity plans (0: 512). Owned by the caller. */
+dj_plan_cache_t *dj_plan_cache_new (size_t capacity);
+void dj_plan_cache_destroy (dj_plan_cache_t *cache);
+
+/**
+ * The plan for @p sql, from the cache or parsed now.
+ * @return a counted reference (dj_plan_release()), or NULL with @p error
+ *         set as dj_plan_new() sets it.
+ */
+dj_plan_t *dj_plan_cache_get (dj_plan_cache_t *cache, const char *sql, size_t len, bson_error_t *error);
+
+/** Gives back a reference from dj_plan_cache_get(). NULL is a no-op. */
+void dj_plan_release (dj_plan_t *plan);
+
+/** Hits and misses so far (for benchmarks and tests). */
+void dj_plan_cache_stats (dj_plan_cache_t *cache, uint64_t *hits, uint64_t *misses);
+
 #endif

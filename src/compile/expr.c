@@ -780,7 +780,7 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    cx_idx_t k;
 
    if (e->over) {
-      return cx_unsupported (cx, e->pos, "window function %s() OVER (...)", f);
+      return cx_unsupported (cx, e->pos, "window function %s() outside the SELECT list and ORDER BY", f);
    }
    if (!strcmp (f, "COALESCE") || !strcmp (f, "IFNULL")) {
       if (n < 2) {
@@ -917,6 +917,16 @@ cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    bool done, ok;
    if (!enter (cx, e)) {
       return false;
+   }
+   if (e->kind == DJ_X_FUNC && e->over) {
+      for (int i = 0; i < cx->nwins; i++) {
+         if (cx->wins[i] == e) {
+            char ref[24];
+            snprintf (ref, sizeof ref, "$__dj_w%d", i);
+            cx->depth--;
+            return BSON_APPEND_UTF8 (parent, key, ref);
+         }
+      }
    }
    if (!agg_group_ref (cx, e, parent, key, &done)) {
       cx->depth--;

@@ -794,6 +794,12 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       for (int i = 0; ok && i < s->order_by.n; i++) {
          ok = cx_subquery_lookups (cx, ((dj_order_t *) s->order_by.v[i])->expr, pipeline, n);
       }
+      /* window functions see the rows WHERE kept */
+      if (ok && cx_has_window (s)) {
+         ok = cx_window_stages (cx, s, pipeline, n);
+      }
+   } else if (cx_has_window (s)) {
+      ok = cx_unsupported (cx, s->pos, "window functions together with GROUP BY or aggregates");
    }
    if (grouped) {
       for (int i = 0; i < s->items.n; i++) {

@@ -1952,7 +1952,9 @@ run_unwind (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       for (int p = 0; p < s->path.n && found; p++) {
          bson_value_t next;
          found = cur.value_type == BSON_TYPE_DOCUMENT && dj_value_get_field (&cur, s->path.parts[p], &next);
-         cur = next;
+         if (found) {
+            cur = next; /* next is unset when the field is missing */
+         }
       }
       if (found) {
          v = cur;

@@ -676,11 +676,21 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
    return e;
 }
 
+/* A chain a op b op c ... builds a left-deep tree, one level per operator:
+ * each operator takes one step of the depth budget (enter), given back when
+ * the chain ends, so DJ_SQL_MAX_DEPTH bounds the height of the tree and not
+ * only the parser's own recursion -- the compiler walks trees recursively. */
 static dj_expr_t *
 parse_prod (parser_t *p)
 {
+   int chain = 0;
    dj_expr_t *e = parse_unary (p);
-   while (e) {
+   while (e && (p->tk == DJ_TK_STAR || p->tk == DJ_TK_SLASH || p->tk == DJ_TK_PERCENT)) {
+      if (!enter (p)) {
+         e = NULL;
+         break;
+      }
+      chain++;
       dj_op_t op;
       if (p->tk == DJ_TK_STAR) {
          op = DJ_OP_MUL;
@@ -695,14 +705,21 @@ parse_prod (parser_t *p)
       dj_expr_t *b = parse_unary (p);
       e = b ? binary (p, op, e, b) : NULL;
    }
+   p->depth -= chain;
    return e;
 }
 
 static dj_expr_t *
 parse_sum (parser_t *p)
 {
+   int chain = 0;
    dj_expr_t *e = parse_prod (p);
-   while (e) {
+   while (e && (p->tk == DJ_TK_PLUS || p->tk == DJ_TK_MINUS || p->tk == DJ_TK_CONCAT)) {
+      if (!enter (p)) {
+         e = NULL;
+         break;
+      }
+      chain++;
       dj_op_t op;
       if (p->tk == DJ_TK_PLUS) {
          op = DJ_OP_ADD;
@@ -717,6 +734,7 @@ parse_sum (parser_t *p)
       dj_expr_t *b = parse_prod (p);
       e = b ? binary (p, op, e, b) : NULL;
    }
+   p->depth -= chain;
    return e;
 }
 

@@ -188,9 +188,9 @@ print_table (const bson_t *result)
             bson_t one = BSON_INITIALIZER;
             bson_append_value (&one, "v", 1, bson_iter_value (&c));
             char *s = bson_as_relaxed_extended_json (&one, NULL);
-            /* strip the { "v" : ... } wrapper */
+            /* strip the wrapper: "{ \"v\" : " (8 bytes) ... " }" (2 bytes) */
             size_t len = strlen (s);
-            printf ("%s%.*s", first ? "" : " | ", (int) (len > 11 ? len - 11 : 0), s + 9);
+            printf ("%s%.*s", first ? "" : " | ", (int) (len > 10 ? len - 10 : 0), s + 8);
             bson_free (s);
             bson_destroy (&one);
             first = false;

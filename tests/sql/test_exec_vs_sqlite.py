@@ -174,6 +174,20 @@ QUERIES = [
      'ORDER BY 1, 2 LIMIT %s', [0, 4], True),
     ('SELECT "a"."name" FROM "author" "a" UNION SELECT "b"."name" FROM "blog" "b" EXCEPT SELECT "b"."name" FROM "blog" "b" '
      'WHERE "b"."rating" > %s', [1], False),
+    # window functions (Django's Window()); SQL's default frame includes peers
+    ('SELECT "e"."id", ROW_NUMBER() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n", "e"."id") FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", RANK() OVER (ORDER BY "e"."n"), DENSE_RANK() OVER (ORDER BY "e"."n") FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n") FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") AS "run" FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id"), AVG("e"."score") OVER (PARTITION BY "e"."blog_id"), '
+     'COUNT("e"."n") OVER (), MIN("e"."n") OVER (ORDER BY "e"."id"), MAX("e"."score") OVER (ORDER BY "e"."n" DESC) '
+     'FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", LAG("e"."n") OVER (ORDER BY "e"."id"), LEAD("e"."n", 2, %s) OVER (ORDER BY "e"."id") '
+     'FROM "entry" "e" ORDER BY "e"."id"', [0], True),
+    ('SELECT "e"."id", FIRST_VALUE("e"."headline") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id") FROM "entry" "e"',
+     [], False),
+    ('SELECT "e"."id", ROW_NUMBER() OVER (ORDER BY "e"."id" DESC) AS "rn" FROM "entry" "e" WHERE "e"."n" > %s '
+     'ORDER BY "rn"', [0], True),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
     ('SELECT "b"."id", EXISTS(SELECT 1 AS "a" FROM "entry" U0 WHERE (U0."blog_id" = ("b"."id") AND U0."n" > %s) LIMIT 1) '
      'AS "has" FROM "blog" "b"', [2], False),
@@ -315,8 +329,9 @@ def test_errors_are_reported_not_guessed(tmp_path):
         eng.run(SCHEMA[0], [])
         res = eng.run('SELECT "blog"."id" FROM "blog" WHERE', [])
         assert res["error"]["code"] == 1 and "syntax error at end of input" in res["error"]["message"]
-        res = eng.run('SELECT "blog"."id", ROW_NUMBER() OVER () FROM "blog"', [])
-        assert res["error"]["code"] == 2 and "window function ROW_NUMBER()" in res["error"]["message"]
+        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id" ROWS BETWEEN 1 PRECEDING '
+                      'AND CURRENT ROW) FROM "blog"', [])
+        assert res["error"]["code"] == 2 and "an explicit window frame" in res["error"]["message"], res
         # duplicate key from the unique index the CREATE TABLE made: MongoDB's 11000
         assert "error" not in eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [1, "x"])
         res = eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [2, "x"])
