@@ -751,7 +751,18 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       return false;
    }
    if (s->from.n == 0) {
-      return cx_unsupported (cx, s->pos, "SELECT without FROM");
+      /* SELECT without FROM: one row to compute on, {$documents: [{}]}
+       * (aggregate: 1, the database-level form) */
+      bson_t docs, one;
+      if (!cx->out || cx->outer || (flags & CX_PIPE_NO_COLUMNS)) {
+         return cx_unsupported (cx, s->pos, "SELECT without FROM inside another statement");
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+      BSON_APPEND_ARRAY_BEGIN (&st, "$documents", &docs);
+      BSON_APPEND_DOCUMENT_BEGIN (&docs, "0", &one);
+      bson_append_document_end (&docs, &one);
+      bson_append_array_end (&st, &docs);
+      bson_append_document_end (pipeline, &st);
    }
    int nc = conjuncts (s->where, conj, 256);
    if (s->where && s->where->kind == DJ_X_AND && s->where->args.n > 256) {
@@ -998,7 +1009,11 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
    }
    bson_t *cmd = bson_new (), pipeline;
    uint32_t n = 0;
-   BSON_APPEND_UTF8 (cmd, "aggregate", s->from.n ? ((dj_from_t *) s->from.v[0])->name : "");
+   if (s->from.n) {
+      BSON_APPEND_UTF8 (cmd, "aggregate", ((dj_from_t *) s->from.v[0])->name);
+   } else {
+      BSON_APPEND_INT32 (cmd, "aggregate", 1);
+   }
    BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
    bool ok = s->next ? compound_pipeline (cx, s, &pipeline, &n) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
    bson_append_array_end (cmd, &pipeline);
@@ -1040,12 +1055,105 @@ stage_tag (bson_t *pipeline, uint32_t *n, int tag)
    bson_append_document_end (pipeline, &st);
 }
 
+/* INTERSECT ALL / EXCEPT ALL: count each row's copies per side, keep
+ * min(l, r) or max(l - r, 0) of them:
+ *   {$group: {_id: row, l: {$sum: left ? 1 : 0}, r: {$sum: right ? 1 : 0}}}
+ *   {$set: {n: ...}} {$match: {n > 0}} {$set: {k: {$range: [0, n]}}}
+ *   {$unwind: "$k"} {$replaceWith: "$_id"} */
+static bool
+stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
+{
+   cx_idx_t k;
+   bson_t st, grp, id, acc, cond, ca, eq, ea, set, nv, na, sub, sa, m, ex, gt, ga, rg, ra;
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
+   BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
+   for (int i = 0; i < ncols; i++) {
+      char key[16], ref[16];
+      snprintf (key, sizeof key, "c%d", i);
+      snprintf (ref, sizeof ref, "$c%d", i);
+      BSON_APPEND_UTF8 (&id, key, ref);
+   }
+   bson_append_document_end (&grp, &id);
+   for (int side = 0; side < 2; side++) {
+      BSON_APPEND_DOCUMENT_BEGIN (&grp, side ? "r" : "l", &acc);
+      BSON_APPEND_DOCUMENT_BEGIN (&acc, "$sum", &cond);
+      BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
+      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &eq);
+      BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
+      BSON_APPEND_UTF8 (&ea, "0", "$__dj_t");
+      BSON_APPEND_INT32 (&ea, "1", side);
+      bson_append_array_end (&eq, &ea);
+      bson_append_document_end (&ca, &eq);
+      BSON_APPEND_INT32 (&ca, "1", 1);
+      BSON_APPEND_INT32 (&ca, "2", 0);
+      bson_append_array_end (&cond, &ca);
+      bson_append_document_end (&acc, &cond);
+      bson_append_document_end (&grp, &acc);
+   }
+   bson_append_document_end (&st, &grp);
+   bson_append_document_end (pipeline, &st);
+   /* n */
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, "n", &nv);
+   if (intersect) {
+      BSON_APPEND_ARRAY_BEGIN (&nv, "$min", &na);
+      BSON_APPEND_UTF8 (&na, "0", "$l");
+      BSON_APPEND_UTF8 (&na, "1", "$r");
+   } else {
+      BSON_APPEND_ARRAY_BEGIN (&nv, "$max", &na);
+      BSON_APPEND_DOCUMENT_BEGIN (&na, "0", &sub);
+      BSON_APPEND_ARRAY_BEGIN (&sub, "$subtract", &sa);
+      BSON_APPEND_UTF8 (&sa, "0", "$l");
+      BSON_APPEND_UTF8 (&sa, "1", "$r");
+      bson_append_array_end (&sub, &sa);
+      bson_append_document_end (&na, &sub);
+      BSON_APPEND_INT32 (&na, "1", 0);
+   }
+   bson_append_array_end (&nv, &na);
+   bson_append_document_end (&set, &nv);
+   bson_append_document_end (&st, &set);
+   bson_append_document_end (pipeline, &st);
+   /* n > 0 */
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
+   BSON_APPEND_DOCUMENT_BEGIN (&m, "$expr", &ex);
+   BSON_APPEND_ARRAY_BEGIN (&ex, "$gt", &ga);
+   BSON_APPEND_UTF8 (&ga, "0", "$n");
+   BSON_APPEND_INT32 (&ga, "1", 0);
+   bson_append_array_end (&ex, &ga);
+   bson_append_document_end (&m, &ex);
+   bson_append_document_end (&st, &m);
+   bson_append_document_end (pipeline, &st);
+   (void) gt;
+   /* n copies */
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, "k", &rg);
+   BSON_APPEND_ARRAY_BEGIN (&rg, "$range", &ra);
+   BSON_APPEND_INT32 (&ra, "0", 0);
+   BSON_APPEND_UTF8 (&ra, "1", "$n");
+   bson_append_array_end (&rg, &ra);
+   bson_append_document_end (&set, &rg);
+   bson_append_document_end (&st, &set);
+   bson_append_document_end (pipeline, &st);
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_UTF8 (&st, "$unwind", "$k");
+   bson_append_document_end (pipeline, &st);
+   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
+   BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
+   return bson_append_document_end (pipeline, &st);
+}
+
 /* Left to right, as SQL reads `a UNION b EXCEPT c`:
  *   UNION ALL   {$unionWith: {coll, pipeline}}
  *   UNION       the same, then one row per distinct row ($group on $$ROOT)
  *   INTERSECT / EXCEPT  rows so far tagged 0, the branch's tagged 1; after
  *               $unionWith, group by the row and keep it when it came from
- *               both sides (INTERSECT) or only from the left (EXCEPT).
+ *               both sides (INTERSECT) or only from the left (EXCEPT);
+ *               ... ALL keeps as many copies as SQL's multiset rules say
+ *               (stage_multiset).
  * Branches keep NULL columns present, so rows compare whole. ORDER BY,
  * LIMIT and OFFSET apply to the result and may name its columns only. */
 static bool
@@ -1069,7 +1177,9 @@ compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n
       if (b->order_by.n || b->limit || b->offset) {
          return cx_unsupported (cx, b->pos, "ORDER BY or LIMIT inside one SELECT of a UNION/INTERSECT/EXCEPT");
       }
-      bool tagged = op == DJ_SET_INTERSECT || op == DJ_SET_EXCEPT;
+      bool tagged = op != DJ_SET_UNION && op != DJ_SET_UNION_ALL;
+      bool intersect = op == DJ_SET_INTERSECT || op == DJ_SET_INTERSECT_ALL;
+      bool all = op == DJ_SET_INTERSECT_ALL || op == DJ_SET_EXCEPT_ALL;
       if (tagged) {
          stage_tag (pipeline, n, 0);
       }
@@ -1093,6 +1203,8 @@ compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n
       }
       if (op == DJ_SET_UNION) {
          stage_distinct_rows (pipeline, n);
+      } else if (tagged && all) {
+         ok = stage_multiset (pipeline, n, ncols, intersect);
       } else if (tagged) {
          /* {$group: {_id: {c0: "$c0", ...}, t: {$addToSet: "$__dj_t"}}} */
          bson_t grp, id, t, m, f, all;
@@ -1114,11 +1226,11 @@ compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n
          BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
          BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
          BSON_APPEND_DOCUMENT_BEGIN (&m, "t", &f);
-         BSON_APPEND_ARRAY_BEGIN (&f, op == DJ_SET_INTERSECT ? "$all" : "$nin", &all);
-         if (op == DJ_SET_INTERSECT) {
+         BSON_APPEND_ARRAY_BEGIN (&f, intersect ? "$all" : "$nin", &all);
+         if (intersect) {
             BSON_APPEND_INT32 (&all, "0", 0);
          }
-         BSON_APPEND_INT32 (&all, op == DJ_SET_INTERSECT ? "1" : "0", 1);
+         BSON_APPEND_INT32 (&all, intersect ? "1" : "0", 1);
          bson_append_array_end (&f, &all);
          bson_append_document_end (&m, &f);
          bson_append_document_end (&st, &m);

@@ -14,7 +14,9 @@
  *
  * Why not MongoDB's range windows: they take one numeric sort key; SQL's
  * default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW takes any
- * keys. Explicit frames (ROWS/RANGE ...) are refused, not approximated.
+ * keys. ROWS frames are MongoDB's documents windows; RANGE frames bounded by
+ * UNBOUNDED and CURRENT ROW use the peer stage; RANGE with offsets and
+ * GROUPS frames are refused, not approximated (frame_of).
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/setWindowFields/
  */
 #include <stdio.h>
@@ -72,16 +74,99 @@ ifnull_field (cx_t *cx, const dj_expr_t *e, bson_t *doc, const char *field)
    return ok;
 }
 
+/* A documents-window bound: "unbounded", "current" or a signed offset. */
+typedef struct {
+   const char *word; /* or NULL for `n` */
+   int64_t n;
+} wbound_t;
+
 static void
-window_docs (bson_t *out, const char *key, const char *from, const char *to)
+append_bound (bson_t *arr, const char *key, wbound_t b)
+{
+   if (b.word) {
+      BSON_APPEND_UTF8 (arr, key, b.word);
+   } else {
+      BSON_APPEND_INT64 (arr, key, b.n);
+   }
+}
+
+static void
+window_docs_b (bson_t *out, const char *key, wbound_t lo, wbound_t hi)
 {
    bson_t w, d;
    BSON_APPEND_DOCUMENT_BEGIN (out, key, &w);
    BSON_APPEND_ARRAY_BEGIN (&w, "documents", &d);
-   BSON_APPEND_UTF8 (&d, "0", from);
-   BSON_APPEND_UTF8 (&d, "1", to);
+   append_bound (&d, "0", lo);
+   append_bound (&d, "1", hi);
    bson_append_array_end (&w, &d);
    bson_append_document_end (out, &w);
+}
+
+static void
+window_docs (bson_t *out, const char *key, const char *from, const char *to)
+{
+   window_docs_b (out, key, (wbound_t){.word = from}, (wbound_t){.word = to});
+}
+
+static wbound_t
+rows_bound (dj_bound_t b, int64_t n)
+{
+   switch (b) {
+   case DJ_BOUND_UNBOUNDED_PRECEDING:
+   case DJ_BOUND_UNBOUNDED_FOLLOWING: return (wbound_t){.word = "unbounded"};
+   case DJ_BOUND_CURRENT: return (wbound_t){.word = "current"};
+   case DJ_BOUND_PRECEDING: return (wbound_t){.n = -n};
+   default: return (wbound_t){.n = n};
+   }
+}
+
+/* The documents window of an aggregate/value function and how its result
+ * reaches the current row's peers ($last or $first of the running value
+ * over each peer group, or NULL when peers play no part):
+ *   no ORDER BY             the whole partition (all rows are peers)
+ *   RANGE (or default)      UNBOUNDED PRECEDING .. CURRENT ROW: running, peers take the last
+ *                           UNBOUNDED .. UNBOUNDED: the whole partition
+ *                           CURRENT ROW .. UNBOUNDED FOLLOWING: suffix, peers take the first
+ *   ROWS                    exactly the documents window, no peers */
+static bool
+frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char **peer)
+{
+   const dj_window_t *w = e->over;
+   const wbound_t unb = {.word = "unbounded"}, cur = {.word = "current"};
+   *peer = NULL;
+   if (w->frame == DJ_FRAME_GROUPS) {
+      return cx_unsupported (cx, w->frame_pos, "a GROUPS window frame");
+   }
+   if (w->frame != DJ_FRAME_NONE &&
+       (w->start == DJ_BOUND_UNBOUNDED_FOLLOWING || w->end == DJ_BOUND_UNBOUNDED_PRECEDING ||
+        w->start_n < 0 || w->end_n < 0)) {
+      return cx_unsupported (cx, w->frame_pos, "a window frame that starts after its end");
+   }
+   if (w->frame == DJ_FRAME_ROWS) {
+      *lo = rows_bound (w->start, w->start_n);
+      *hi = rows_bound (w->end, w->end_n);
+      return true;
+   }
+   if (w->frame == DJ_FRAME_RANGE && (w->start == DJ_BOUND_PRECEDING || w->start == DJ_BOUND_FOLLOWING ||
+                                      w->end == DJ_BOUND_PRECEDING || w->end == DJ_BOUND_FOLLOWING)) {
+      return cx_unsupported (cx, w->frame_pos, "a RANGE window frame with an offset");
+   }
+   dj_bound_t start = w->frame ? w->start : DJ_BOUND_UNBOUNDED_PRECEDING;
+   dj_bound_t end = w->frame ? w->end : DJ_BOUND_CURRENT;
+   if (w->order.n == 0 || (start == DJ_BOUND_UNBOUNDED_PRECEDING && end == DJ_BOUND_UNBOUNDED_FOLLOWING)) {
+      *lo = *hi = unb;
+   } else if (start == DJ_BOUND_UNBOUNDED_PRECEDING && end == DJ_BOUND_CURRENT) {
+      *lo = unb;
+      *hi = cur;
+      *peer = "$last";
+   } else if (start == DJ_BOUND_CURRENT && end == DJ_BOUND_UNBOUNDED_FOLLOWING) {
+      *lo = cur;
+      *hi = unb;
+      *peer = "$first";
+   } else {
+      return cx_unsupported (cx, w->frame_pos, "a RANGE window frame from CURRENT ROW to CURRENT ROW");
+   }
+   return true;
 }
 
 /* Stage B: spreads `op` ($last / $min) of field `src` over each peer group
@@ -127,9 +212,6 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    bool ok = true, ordered = w->order.n > 0;
 
    snprintf (name, sizeof name, "__dj_w%d", i);
-   if (w->has_frame) {
-      return cx_unsupported (cx, e->pos, "an explicit window frame (ROWS/RANGE ...) in %s() OVER", f);
-   }
    if (e->filter || (e->flags & DJ_XF_DISTINCT)) {
       return cx_unsupported (cx, e->pos, "FILTER or DISTINCT in window function %s()", f);
    }
@@ -143,7 +225,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    bool is_agg = cx_is_aggregate (&(dj_expr_t){.kind = DJ_X_FUNC, .name = (char *) f});
    bool rownum = !strcmp (f, "ROW_NUMBER"), rank = !strcmp (f, "RANK"), dense = !strcmp (f, "DENSE_RANK");
    bool lag = !strcmp (f, "LAG"), lead = !strcmp (f, "LEAD"), first = !strcmp (f, "FIRST_VALUE");
-   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first) {
+   bool last_value = !strcmp (f, "LAST_VALUE");
+   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value) {
       return cx_unsupported (cx, e->pos, "window function %s()", f);
    }
    if ((rownum || rank || dense) && e->args.n) {
@@ -262,14 +345,24 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       bson_append_document_end (&fo, &sh);
       bson_append_document_end (&out, &fo);
    } else {
-      /* aggregates and FIRST_VALUE: over the whole partition without ORDER
-       * BY; with it, a running value spread to the peers */
-      const char *op = first ? "$first" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
+      /* aggregates, FIRST_VALUE, LAST_VALUE over the frame (frame_of);
+       * ranking functions and LAG/LEAD ignore frames, as SQL says */
+      const char *op = first ? "$first" : last_value ? "$last" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
                        !strcmp (f, "MIN") ? "$min" : !strcmp (f, "MAX") ? "$max" : !strcmp (f, "COUNT") ? "$sum" : NULL;
+      wbound_t lo, hi;
       if (!op) {
          ok = cx_unsupported (cx, e->pos, "%s() as a window function", f);
+      } else if ((first || last_value) && e->args.n != 1) {
+         ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       }
-      const char *dst = ordered && !first ? cum : name;
+      ok = ok && frame_of (cx, e, &lo, &hi, &peer_op);
+      if (!ok) {
+         bson_append_document_end (&swf, &out);
+         bson_append_document_end (&st, &swf);
+         bson_append_document_end (pipeline, &st);
+         return false;
+      }
+      const char *dst = peer_op ? cum : name;
       const dj_expr_t *arg = e->args.n ? e->args.v[0] : NULL;
       BSON_APPEND_DOCUMENT_BEGIN (&out, dst, &fo);
       if (!ok) {
@@ -290,7 +383,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       } else {
          ok = cx_agg_value (cx, arg, &fo, op);
       }
-      window_docs (&fo, "window", "unbounded", ordered ? "current" : "unbounded");
+      window_docs_b (&fo, "window", lo, hi);
       bson_append_document_end (&out, &fo);
       if (ok && !strcmp (f, "SUM")) {
          /* how many non-NULL inputs: none means SUM is NULL, not 0 */
@@ -304,12 +397,11 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          BSON_APPEND_INT32 (&ca, "2", 1);
          bson_append_array_end (&c, &ca);
          bson_append_document_end (&fo, &c);
-         window_docs (&fo, "window", "unbounded", ordered ? "current" : "unbounded");
+         window_docs_b (&fo, "window", lo, hi);
          bson_append_document_end (&out, &fo);
          sum_fix = true;
       }
-      if (ordered && !first) {
-         peer_op = "$last";
+      if (peer_op) {
          peer_src = cum;
       }
    }
@@ -331,7 +423,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    if (peer_op) {
       stage_peers (pipeline, n, name, peer_op, peer_src, name);
       if (sum_fix) {
-         stage_peers (pipeline, n, name, "$last", cnt, cnt);
+         stage_peers (pipeline, n, name, peer_op, cnt, cnt);
       }
    }
    if (sum_fix) {

@@ -106,11 +106,22 @@ enum {
    DJ_XF_STAR = 1 << 3      /* COUNT(*) */
 };
 
+/* A window frame bound. */
+typedef enum {
+   DJ_BOUND_UNBOUNDED_PRECEDING, DJ_BOUND_PRECEDING, DJ_BOUND_CURRENT, DJ_BOUND_FOLLOWING,
+   DJ_BOUND_UNBOUNDED_FOLLOWING
+} dj_bound_t;
+
+typedef enum { DJ_FRAME_NONE, DJ_FRAME_ROWS, DJ_FRAME_RANGE, DJ_FRAME_GROUPS } dj_frame_t;
+
 /* A window specification: OVER (PARTITION BY .. ORDER BY .. [frame]). */
 typedef struct {
    dj_list_t partition; /* dj_expr_t * */
    dj_list_t order;     /* dj_order_t * */
-   bool has_frame;      /* a ROWS/RANGE frame was written (kept verbatim) */
+   dj_frame_t frame;    /* DJ_FRAME_NONE: SQL's default frame */
+   dj_bound_t start, end;
+   int64_t start_n, end_n; /* the n of "n PRECEDING" / "n FOLLOWING" */
+   uint32_t frame_pos;
 } dj_window_t;
 
 struct dj_expr {
@@ -152,7 +163,9 @@ typedef struct {
    uint32_t pos;
 } dj_from_t;
 
-typedef enum { DJ_SET_NONE, DJ_SET_UNION, DJ_SET_UNION_ALL, DJ_SET_INTERSECT, DJ_SET_EXCEPT } dj_setop_t;
+typedef enum {
+   DJ_SET_NONE, DJ_SET_UNION, DJ_SET_UNION_ALL, DJ_SET_INTERSECT, DJ_SET_INTERSECT_ALL, DJ_SET_EXCEPT, DJ_SET_EXCEPT_ALL
+} dj_setop_t;
 
 struct dj_select {
    bool distinct;

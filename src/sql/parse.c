@@ -6,7 +6,7 @@
  *   stmt     := select | insert | update | delete | create | drop | alter
  *             | BEGIN | COMMIT | ROLLBACK [TO [SAVEPOINT] name]
  *             | SAVEPOINT name | RELEASE [SAVEPOINT] name          [';']
- *   select   := core {(UNION [ALL] | INTERSECT | EXCEPT) core}
+ *   select   := core {(UNION | INTERSECT | EXCEPT) [ALL] core}
  *               [ORDER BY order {, order}] [LIMIT expr] [OFFSET expr]
  *   core     := SELECT [DISTINCT] item {, item} [FROM from {join}]
  *               [WHERE expr] [GROUP BY expr {, expr}] [HAVING expr]
@@ -340,6 +340,42 @@ parse_order_list (parser_t *p, dj_list_t *out)
    return true;
 }
 
+/* UNBOUNDED PRECEDING | n PRECEDING | CURRENT ROW | n FOLLOWING | UNBOUNDED FOLLOWING */
+static bool
+parse_bound (parser_t *p, dj_bound_t *b, int64_t *n)
+{
+   if (accept_kw (p, "UNBOUNDED")) {
+      if (accept_kw (p, "PRECEDING")) {
+         *b = DJ_BOUND_UNBOUNDED_PRECEDING;
+         return true;
+      }
+      *b = DJ_BOUND_UNBOUNDED_FOLLOWING;
+      return expect_kw (p, "FOLLOWING");
+   }
+   if (accept_kw (p, "CURRENT")) {
+      *b = DJ_BOUND_CURRENT;
+      return expect_kw (p, "ROW");
+   }
+   if (p->tk != DJ_TK_INT) {
+      return fail (p, "expected UNBOUNDED, CURRENT ROW or a number in a window frame");
+   }
+   char num[24];
+   snprintf (num, sizeof num, "%.*s", (int) (p->tlen < 23 ? p->tlen : 23), p->sql + p->pos);
+   errno = 0;
+   long long v = strtoll (num, NULL, 10);
+   if (errno || p->tlen > 18) {
+      return fail (p, "window frame offset out of range");
+   }
+   *n = v;
+   advance (p);
+   if (accept_kw (p, "PRECEDING")) {
+      *b = DJ_BOUND_PRECEDING;
+      return true;
+   }
+   *b = DJ_BOUND_FOLLOWING;
+   return expect_kw (p, "FOLLOWING");
+}
+
 /* OVER ( [PARTITION BY ...] [ORDER BY ...] [ROWS|RANGE frame] ) */
 static dj_window_t *
 parse_window (parser_t *p)
@@ -366,13 +402,22 @@ parse_window (parser_t *p)
       }
    }
    if (is_kw (p, "ROWS") || is_kw (p, "RANGE") || is_kw (p, "GROUPS")) {
-      /* The frame is kept only as "present": the compiler refuses frames it
-       * cannot express rather than guess. Skip to the matching ')'. */
-      w->has_frame = true;
-      int level = 0;
-      while (p->tk != DJ_TK_EOF && !(p->tk == DJ_TK_RP && level == 0)) {
-         level += p->tk == DJ_TK_LP ? 1 : p->tk == DJ_TK_RP ? -1 : 0;
-         advance (p);
+      /* {ROWS | RANGE | GROUPS} {bound | BETWEEN bound AND bound};
+       * a single bound is the start, the end being CURRENT ROW */
+      w->frame_pos = (uint32_t) p->pos;
+      w->frame = is_kw (p, "ROWS") ? DJ_FRAME_ROWS : is_kw (p, "RANGE") ? DJ_FRAME_RANGE : DJ_FRAME_GROUPS;
+      advance (p);
+      bool between = accept_kw (p, "BETWEEN");
+      if (!parse_bound (p, &w->start, &w->start_n)) {
+         return NULL;
+      }
+      w->end = DJ_BOUND_CURRENT;
+      if (between && (!expect_kw (p, "AND") || !parse_bound (p, &w->end, &w->end_n))) {
+         return NULL;
+      }
+      if (is_kw (p, "EXCLUDE")) {
+         fail (p, "EXCLUDE in a window frame is not part of the dialect");
+         return NULL;
       }
    }
    if (!expect (p, DJ_TK_RP, ") to close OVER (...)")) {
@@ -1049,9 +1094,9 @@ parse_select (parser_t *p)
       if (accept_kw (p, "UNION")) {
          op = accept_kw (p, "ALL") ? DJ_SET_UNION_ALL : DJ_SET_UNION;
       } else if (accept_kw (p, "INTERSECT")) {
-         op = DJ_SET_INTERSECT;
+         op = accept_kw (p, "ALL") ? DJ_SET_INTERSECT_ALL : DJ_SET_INTERSECT;
       } else if (accept_kw (p, "EXCEPT")) {
-         op = DJ_SET_EXCEPT;
+         op = accept_kw (p, "ALL") ? DJ_SET_EXCEPT_ALL : DJ_SET_EXCEPT;
       } else {
          break;
       }

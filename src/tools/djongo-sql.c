@@ -3,10 +3,11 @@
  *
  *   djongo-sql translate "SQL" [--params JSON-ARRAY] [--db NAME]
  *       prints each MongoDB command as canonical Extended JSON, one a line
- *   djongo-sql --host PATH [--db NAME] [--params JSON-ARRAY] ["SQL" ...]
- *       runs each statement on the embedded engine at PATH and prints its
- *       rows; with no statements, reads one statement a line from stdin
- *       (an interactive prompt on a terminal)
+ *   djongo-sql --host HOST [--db NAME] [--params JSON-ARRAY] ["SQL" ...]
+ *       runs each statement and prints its rows; HOST is a data directory
+ *       (the embedded engine) or a MongoDB server (mongodb://..., or a host
+ *       name), by dj_transport.h's rule; with no statements, reads one
+ *       statement a line from stdin (an interactive prompt on a terminal)
  *   djongo-sql --host PATH --batch
  *       stdin: one JSON array [SQL, [params...]] a line (Extended JSON);
  *       stdout: one line each, {"columns": [...], "rows": [[...]], "rowcount": n}
@@ -15,8 +16,8 @@
  *
  * Exit status: 0, or 1 when any statement failed, 2 on bad usage.
  *
- * Statements run through src/exec (dj_exec.h), as the DB-API driver's do;
- * mongodb:// hosts come with the driver's libmongoc transport (issue 6).
+ * Statements run through src/exec (dj_exec.h) over src/transport, as the
+ * DB-API driver's will.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +25,8 @@
 #include <unistd.h>
 
 #include "dj_compile.h"
-#include "dj_engine.h"
 #include "dj_exec.h"
+#include "dj_transport.h"
 
 typedef struct {
    dj_exec_t *exec; /* owned by main */
@@ -61,26 +62,6 @@ print_json (const bson_t *doc, bool canonical)
    char *s = canonical ? bson_as_canonical_extended_json (doc, NULL) : bson_as_relaxed_extended_json (doc, NULL);
    printf ("%s\n", s);
    bson_free (s);
-}
-
-/* The transport seam for the embedded engine: a reply with ok: 0 becomes
- * the error (MongoDB's code and message). */
-static bool
-engine_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
-{
-   if (dj_engine_run_command (ctx, db, cmd, reply)) {
-      return true;
-   }
-   bson_iter_t it;
-   uint32_t code = DJ_InternalError;
-   const char *msg = "command failed";
-   if (bson_iter_init_find (&it, reply, "code") && BSON_ITER_HOLDS_NUMBER (&it)) {
-      code = (uint32_t) bson_iter_as_int64 (&it);
-   }
-   if (bson_iter_init_find (&it, reply, "errmsg") && BSON_ITER_HOLDS_UTF8 (&it)) {
-      msg = bson_iter_utf8 (&it, NULL);
-   }
-   return dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
 }
 
 /* Executes SQL; fills `result` with {columns, rows, rowcount[, lastrowid]}. */
@@ -199,7 +180,12 @@ print_table (const bson_t *result)
       }
    }
    if (bson_iter_init_find (&it, result, "rowcount")) {
-      printf ("(%lld row%s)\n", (long long) bson_iter_as_int64 (&it), bson_iter_as_int64 (&it) == 1 ? "" : "s");
+      int64_t n = bson_iter_as_int64 (&it);
+      if (n < 0) {
+         printf ("OK\n");
+      } else {
+         printf ("(%lld row%s)\n", (long long) n, n == 1 ? "" : "s");
+      }
    }
 }
 
@@ -284,7 +270,7 @@ static void
 usage (FILE *f)
 {
    fprintf (f, "usage: djongo-sql translate \"SQL\" [--params JSON-ARRAY] [--db NAME]\n"
-               "       djongo-sql --host PATH [--db NAME] [--params JSON-ARRAY] [--json] [\"SQL\" ...]\n"
+               "       djongo-sql --host PATH|mongodb://URI|HOST[:PORT] [--db NAME] [--params JSON-ARRAY] [--json] [\"SQL\" ...]\n"
                "       djongo-sql --host PATH [--db NAME] --batch   (stdin: [SQL, [params]] a line)\n");
 }
 
@@ -330,21 +316,13 @@ main (int argc, char **argv)
       usage (stderr);
       return 2;
    }
-   if (!strncmp (host, "mongodb://", 10) || !strncmp (host, "mongodb+srv://", 14)) {
-      fprintf (stderr, "djongo-sql: MongoDB servers are reached through the DB-API driver (not built yet); "
-                       "give a data directory path for the embedded engine\n");
-      return 2;
-   }
-   if (!strncmp (host, "file:", 5)) {
-      host += 5;
-   }
    bson_error_t error;
-   dj_engine_t *engine = dj_engine_open (host, NULL, &error);
-   if (!engine) {
+   dj_transport_t *tr = dj_transport_open (host, &error);
+   if (!tr) {
       fprintf (stderr, "djongo-sql: %s\n", error.message);
       return 1;
    }
-   session_t s = {.exec = dj_exec_new (engine_run, engine, db)};
+   session_t s = {.exec = dj_exec_new (dj_transport_run, tr, db)};
    int rc = 0;
    if (batch_mode) {
       rc = batch (&s);
@@ -355,7 +333,8 @@ main (int argc, char **argv)
       if (!load_params (params_json, &holder, &params, &n, &error)) {
          fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
          bson_destroy (&holder);
-         dj_engine_close (engine);
+         dj_exec_destroy (s.exec);
+         dj_transport_close (tr);
          return 2;
       }
       for (int i = 0; i < nstmts; i++) {
@@ -391,6 +370,6 @@ main (int argc, char **argv)
       bson_destroy (&holder);
    }
    dj_exec_destroy (s.exec);
-   dj_engine_close (engine);
+   dj_transport_close (tr);
    return rc;
 }

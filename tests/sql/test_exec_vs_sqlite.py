@@ -188,6 +188,23 @@ QUERIES = [
      [], False),
     ('SELECT "e"."id", ROW_NUMBER() OVER (ORDER BY "e"."id" DESC) AS "rn" FROM "entry" "e" WHERE "e"."n" > %s '
      'ORDER BY "rn"', [0], True),
+    # explicit frames: ROWS -> documents windows; RANGE UNBOUNDED/CURRENT ROW -> peers
+    ('SELECT "e"."id", SUM("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM "entry" "e"',
+     [], False),
+    ('SELECT "e"."id", AVG("e"."score") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id" ROWS 2 PRECEDING) '
+     'FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", MAX("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) '
+     'FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", SUM("e"."n") OVER (ORDER BY "e"."n" RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) '
+     'FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", COUNT(*) OVER (ORDER BY "e"."n" RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) '
+     'FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", LAST_VALUE("e"."headline") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") FROM "entry" "e"',
+     [], False),
+    ('SELECT "e"."id", FIRST_VALUE("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN 2 PRECEDING AND CURRENT ROW), '
+     'LAST_VALUE("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) FROM "entry" "e"', [], False),
+    # SELECT without FROM
+    ('SELECT 1, %s, (2 * 3), COALESCE(NULL, %s), COUNT(*)', ["x", 4], False),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
     ('SELECT "b"."id", EXISTS(SELECT 1 AS "a" FROM "entry" U0 WHERE (U0."blog_id" = ("b"."id") AND U0."n" > %s) LIMIT 1) '
      'AS "has" FROM "blog" "b"', [2], False),
@@ -329,9 +346,9 @@ def test_errors_are_reported_not_guessed(tmp_path):
         eng.run(SCHEMA[0], [])
         res = eng.run('SELECT "blog"."id" FROM "blog" WHERE', [])
         assert res["error"]["code"] == 1 and "syntax error at end of input" in res["error"]["message"]
-        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id" ROWS BETWEEN 1 PRECEDING '
+        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id" RANGE BETWEEN 1 PRECEDING '
                       'AND CURRENT ROW) FROM "blog"', [])
-        assert res["error"]["code"] == 2 and "an explicit window frame" in res["error"]["message"], res
+        assert res["error"]["code"] == 2 and "a RANGE window frame with an offset" in res["error"]["message"], res
         # duplicate key from the unique index the CREATE TABLE made: MongoDB's 11000
         assert "error" not in eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [1, "x"])
         res = eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [2, "x"])
@@ -428,5 +445,28 @@ def test_date_functions(tmp_path):
             assert got == want, (m, got, want)
         res = eng.run('SELECT DATE_TRUNC(%s, "t"."d") FROM "t"', ["fortnight"])
         assert res["error"]["code"] == 2 and "DATE_TRUNC to 'fortnight'" in res["error"]["message"]
+    finally:
+        eng.close()
+
+
+def test_intersect_except_all(tmp_path):
+    """INTERSECT ALL / EXCEPT ALL keep min(l, r) / max(l - r, 0) copies of each
+    row (SQL's multiset rules; SQLite lacks them, collections.Counter does
+    the same arithmetic); NULLs count as equal rows here, as in DISTINCT."""
+    left = [1, 1, 1, 2, 2, None, None, 3]
+    right = [1, 2, 2, 2, None, 4]
+    eng = Engine(tmp_path / "s")
+    try:
+        for t, vals in (("l", left), ("r", right)):
+            eng.run('CREATE TABLE "%s" ("v" integer NULL)' % t, [])
+            for v in vals:
+                eng.run('INSERT INTO "%s" ("v") VALUES (%%s)' % t, [v])
+        cl, cr = collections.Counter(left), collections.Counter(right)
+        sl, sr = set(left), set(right)
+        for op, want in (("INTERSECT ALL", cl & cr), ("EXCEPT ALL", cl - cr),
+                         ("INTERSECT", collections.Counter(sl & sr)), ("EXCEPT", collections.Counter(sl - sr))):
+            res = eng.run('SELECT "l"."v" FROM "l" %s SELECT "r"."v" FROM "r"' % op, [])
+            got = collections.Counter(r[0] for r in res["rows"])
+            assert got == want, (op, got, want)
     finally:
         eng.close()

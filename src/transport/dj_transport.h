@@ -1,0 +1,51 @@
+/*
+ * dj_transport.h -- where commands go: the embedded engine or a MongoDB
+ * server (libmongoc), behind the one seam dj_exec uses (dj_run_command_fn).
+ *
+ * Selection rule (what users write as HOST):
+ *   - a filesystem path -- absolute, ./relative, ~/..., or a file: URI --
+ *     is a data directory for the embedded engine;
+ *   - mongodb://... or mongodb+srv://... is a MongoDB deployment (replica
+ *     sets, TLS, SCRAM, Atlas: whatever libmongoc's URI takes);
+ *   - anything else is a host name, optionally :port, of a MongoDB server
+ *     (mongodb://HOST).
+ *
+ * Errors: a server's reply with ok: 0 or a write concern error becomes
+ * DJ_DOMAIN_SERVER with MongoDB's code, from either transport; network,
+ * server-selection and authentication failures keep libmongoc's
+ * {domain, code} (domains below DJ_DOMAIN_SERVER), which the driver maps to
+ * OperationalError.
+ *
+ * @section threads_sec Threads
+ * One transport serves one connection: use it from one thread at a time
+ * (libmongoc's mongoc_client_t is single-threaded; the engine handle is
+ * thread-safe but the rule is the same for both). libmongoc's process-wide
+ * initialisation happens once, under pthread_once.
+ */
+#ifndef DJ_TRANSPORT_H
+#define DJ_TRANSPORT_H
+
+#include <bson/bson.h>
+
+#include "dj_error.h"
+
+typedef struct dj_transport dj_transport_t;
+
+/**
+ * Opens HOST by the rule above. No network round trip happens here: a
+ * server that cannot be reached fails the first command.
+ * @param[out] error a bad URI (libmongoc's message) or a data directory that
+ *                   cannot be opened (DJ_DOMAIN_STORAGE).
+ * @return a transport the caller owns (dj_transport_close()), or NULL.
+ */
+dj_transport_t *dj_transport_open (const char *host, bson_error_t *error);
+
+void dj_transport_close (dj_transport_t *t);
+
+/** "embedded" or "mongodb". */
+const char *dj_transport_kind (const dj_transport_t *t);
+
+/** A dj_run_command_fn: @p ctx is the dj_transport_t. */
+bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
+#endif
