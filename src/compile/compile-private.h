@@ -52,6 +52,8 @@ typedef struct {
    const char *alias;   /* the name columns are qualified with */
    const char *table;   /* collection */
    char prefix[160];    /* "" for the base table, "__dj_<alias>." for joins */
+   const dj_select_t *sub; /* a derived table (FROM (SELECT ...) alias): its
+                              columns are the inner rows' c<i>, by name */
 } cx_source_t;
 
 #define CX_MAX_SOURCES 32

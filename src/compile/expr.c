@@ -206,6 +206,19 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
                              "column \"%s\" needs a table qualifier: djongo has no schema to tell which table has it",
                              col->name);
    }
+   if (src->sub) {
+      /* a derived table's column: the inner SELECT item of that name */
+      const dj_select_t *in = src->sub;
+      for (int i = 0; i < in->items.n; i++) {
+         const dj_item_t *it = in->items.v[i];
+         const char *nm = it->alias ? it->alias : it->expr->kind == DJ_X_COLUMN ? it->expr->name : NULL;
+         if (nm && !strcmp (nm, col->name)) {
+            snprintf (path, size, "c%d", i);
+            return true;
+         }
+      }
+      return cx_unsupported (cx, col->pos, "no column \"%s\" in the derived table \"%s\"", col->name, src->alias);
+   }
    int n = snprintf (path, size, "%s%s", src->prefix, col->name);
    if (n < 0 || (size_t) n >= size) {
       return cx_unsupported (cx, col->pos, "column path too long");

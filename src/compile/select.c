@@ -39,8 +39,12 @@ set_sources (cx_t *cx, const dj_select_t *s)
    for (int i = 0; i < s->from.n; i++) {
       const dj_from_t *f = s->from.v[i];
       cx_source_t *src = &cx->sources[cx->nsources++];
+      src->sub = NULL;
       if (f->sub) {
-         return cx_unsupported (cx, f->pos, "a subquery in FROM (derived table)");
+         if (i > 0 || s->from.n > 1) {
+            return cx_unsupported (cx, f->pos, "a derived table (subquery in FROM) joined with other tables");
+         }
+         src->sub = f->sub;
       }
       src->table = f->name;
       src->alias = f->alias ? f->alias : f->name;
@@ -83,7 +87,8 @@ has_aggregate (const dj_expr_t *e)
    return false;
 }
 
-/* A non-negative integer constant (LIMIT/OFFSET); -1 + error otherwise. */
+/* LIMIT/OFFSET: an integer constant, >= 0 (INT64_MAX: no limit); -1 + error
+ * otherwise. */
 static int64_t
 count_value (cx_t *cx, const dj_expr_t *e, const char *what)
 {
@@ -106,8 +111,9 @@ count_value (cx_t *cx, const dj_expr_t *e, const char *what)
       return -1;
    }
    if (n < 0) {
-      cx_param_error (cx, e->pos, "%s must not be negative", what);
-      return -1;
+      /* SQLite's rule, which its Django backend relies on (LIMIT -1 OFFSET n):
+       * a negative LIMIT is no limit, a negative OFFSET is 0 */
+      return !strcmp (what, "LIMIT") ? INT64_MAX : 0;
    }
    return n;
 }
@@ -175,14 +181,15 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
 }
 
 static bool stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n);
-static bool compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n);
+static bool compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags);
 
 /* ---- find ---- */
 
 static bool
 find_eligible (cx_t *cx, const dj_select_t *s)
 {
-   if (s->next || s->from.n != 1 || s->distinct || s->group_by.n || s->having || cx_has_subquery (s->where)) {
+   if (s->next || s->from.n != 1 || s->distinct || s->group_by.n || s->having || cx_has_subquery (s->where) ||
+       ((dj_from_t *) s->from.v[0])->sub) {
       return false;
    }
    for (int i = 0; i < s->items.n; i++) {
@@ -274,7 +281,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
       BSON_APPEND_BOOL (&f, "$expr", false);
       bson_append_document_end (cmd, &f);
       BSON_APPEND_INT32 (cmd, "limit", 1);
-   } else if (ok && limit > 0) {
+   } else if (ok && limit > 0 && limit != INT64_MAX) {
       BSON_APPEND_INT64 (cmd, "limit", limit);
    }
    if (!ok) {
@@ -744,7 +751,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    dj_list_t keys = {0}; /* GROUP BY with positions and aliases resolved (owned v) */
 
    if (s->next && !(flags & CX_PIPE_NO_ORDER)) {
-      /* only compound_pipeline() compiles the parts of a compound */
+      /* only compound_stages() compiles the parts of a compound */
       return cx_unsupported (cx, s->pos, "UNION/INTERSECT/EXCEPT in this position");
    }
    if (!set_sources (cx, s)) {
@@ -763,6 +770,21 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       bson_append_document_end (&docs, &one);
       bson_append_array_end (&st, &docs);
       bson_append_document_end (pipeline, &st);
+   }
+   if (s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub) {
+      /* a derived table: its own stages first (in a context of its own:
+       * its names are not ours), leaving rows {c0, c1, ...} */
+      const dj_select_t *in = ((dj_from_t *) s->from.v[0])->sub;
+      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error,
+                 .depth = cx->depth + 1, .out = cx->out, .outer = cx->outer, .lets = cx->lets};
+      bool ok_in = in->next ? compound_stages (&sc, in, pipeline, n, CX_PIPE_NO_COLUMNS)
+                            : cx_select_pipeline (&sc, in, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS);
+      if (cx->outer) {
+         cx->nlets = sc.nlets; /* correlated columns the inner part used */
+      }
+      if (!ok_in) {
+         return false;
+      }
    }
    int nc = conjuncts (s->where, conj, 256);
    if (s->where && s->where->kind == DJ_X_AND && s->where->args.n > 256) {
@@ -985,7 +1007,7 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
       BSON_APPEND_BOOL (&m, "$expr", false);
       bson_append_document_end (&st, &m);
       bson_append_document_end (pipeline, &st);
-   } else if (limit > 0) {
+   } else if (limit > 0 && limit != INT64_MAX) {
       BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
       BSON_APPEND_INT64 (&st, "$limit", limit);
       bson_append_document_end (pipeline, &st);
@@ -998,24 +1020,30 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
 {
    const dj_select_t *s = st->select;
    cx->out->kind = DJ_MQL_ROWS;
+   const dj_select_t *base = s;
+   while (base->from.n && ((dj_from_t *) base->from.v[0])->sub) {
+      base = ((dj_from_t *) base->from.v[0])->sub;
+   }
+   if (base->from.n) {
+      cx->out->collection = bson_strdup (((dj_from_t *) base->from.v[0])->name); /* where the cursor lives */
+   }
    if (s->from.n && !s->next) {
       if (!set_sources (cx, s)) {
          return false;
       }
-      cx->out->collection = bson_strdup (cx->sources[0].table);
       if (find_eligible (cx, s)) {
          return compile_find (cx, s);
       }
    }
    bson_t *cmd = bson_new (), pipeline;
    uint32_t n = 0;
-   if (s->from.n) {
-      BSON_APPEND_UTF8 (cmd, "aggregate", ((dj_from_t *) s->from.v[0])->name);
+   if (base->from.n) {
+      BSON_APPEND_UTF8 (cmd, "aggregate", ((dj_from_t *) base->from.v[0])->name);
    } else {
       BSON_APPEND_INT32 (cmd, "aggregate", 1);
    }
    BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = s->next ? compound_pipeline (cx, s, &pipeline, &n) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
+   bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, 0) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
    bson_append_array_end (cmd, &pipeline);
    bson_t cursor = BSON_INITIALIZER;
    BSON_APPEND_DOCUMENT (cmd, "cursor", &cursor);
@@ -1157,11 +1185,11 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
  * Branches keep NULL columns present, so rows compare whole. ORDER BY,
  * LIMIT and OFFSET apply to the result and may name its columns only. */
 static bool
-compound_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n)
+compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
    cx_idx_t k;
    int ncols = s->items.n;
-   if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER)) {
+   if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
    for (const dj_select_t *left = s; left->next; left = left->next) {

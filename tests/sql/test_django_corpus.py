@@ -131,4 +131,5 @@ def test_most_of_the_corpus_translates(result):
     report, _, _, _ = result
     # A floor, raised as the compiler grows: a change that makes the compiler
     # refuse what it translated before fails here.
-    assert report["translated"] >= 0.80 * report["statements"], dict(report)
+    considered = report["statements"] - report["skipped (transaction control, PRAGMA)"]
+    assert report["translated"] >= 0.98 * considered, dict(report)

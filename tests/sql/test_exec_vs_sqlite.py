@@ -203,6 +203,14 @@ QUERIES = [
      [], False),
     ('SELECT "e"."id", FIRST_VALUE("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN 2 PRECEDING AND CURRENT ROW), '
      'LAST_VALUE("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) FROM "entry" "e"', [], False),
+    # derived tables (Django's count() of distinct / sliced / combined querysets)
+    ('SELECT COUNT(*) FROM (SELECT DISTINCT "e"."blog_id" AS "col1" FROM "entry" "e") subquery', [], False),
+    ('SELECT COUNT(*) FROM (SELECT "e"."id" AS "col1" FROM "entry" "e" ORDER BY "e"."id" LIMIT 3 OFFSET 2) subquery',
+     [], False),
+    ('SELECT COUNT(*) FROM (SELECT "e"."n" FROM "entry" "e" UNION SELECT "b"."rating" FROM "blog" "b") subquery', [], False),
+    ('SELECT "s"."k", "s"."c" FROM (SELECT "e"."blog_id" AS "k", COUNT("e"."n") AS "c" FROM "entry" "e" '
+     'GROUP BY "e"."blog_id") "s" WHERE "s"."c" >= %s ORDER BY "s"."k"', [1], True),
+    ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT -1 OFFSET %s', [4], True),
     # SELECT without FROM
     ('SELECT 1, %s, (2 * 3), COALESCE(NULL, %s), COUNT(*)', ["x", 4], False),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
