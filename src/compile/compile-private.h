@@ -124,6 +124,11 @@ bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
 bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* Query filter document matching the rows where e is TRUE (want) / FALSE. */
 bool cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+/* Appends "$sum": {$cond: [x IS NULL, 0, 1]} to an accumulator document:
+ * COUNT(x), and how many inputs SUM saw (SQL's SUM of none is NULL). */
+bool cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc);
+/* parent[key] = {$cond: [{$gt: [count_ref, 0]}, value_ref, null]} */
+bool cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref);
 /* Does e mention only source 0 (the base table)? Subqueries: no. */
 bool cx_base_only (cx_t *cx, const dj_expr_t *e);
 /* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */

@@ -1156,6 +1156,39 @@ agg_const_bool (bson_t *parent, const char *key, bool v)
 static bool
 agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 
+typedef bool (*truth_fn) (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+
+/* AND / OR for either truth translator (`leaf`):
+ * TRUE(a AND b) = TRUE(a) and TRUE(b); FALSE(a AND b) = FALSE(a) or FALSE(b),
+ * and the mirror image for OR. */
+static bool
+connective (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, truth_fn leaf)
+{
+   bson_t d, arr;
+   cx_idx_t k;
+   bool ok = true, conj = (e->kind == DJ_X_AND) == want;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, conj ? "$and" : "$or", &arr);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = leaf (cx, e->args.v[i], want, &arr, cx_idx (&k, (uint32_t) i));
+   }
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   return ok;
+}
+
+/* a [NOT] BETWEEN b AND c is (a >= b AND a <= c), negated for NOT: SQL's
+ * definition, so NULL bounds come out as SQL says. */
+static bool
+between (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, truth_fn leaf)
+{
+   dj_expr_t ge = {.kind = DJ_X_BINARY, .op = DJ_OP_GE, .pos = e->pos, .a = e->a, .b = e->b};
+   dj_expr_t le = {.kind = DJ_X_BINARY, .op = DJ_OP_LE, .pos = e->pos, .a = e->a, .b = e->c};
+   void *both[2] = {&ge, &le};
+   dj_expr_t andx = {.kind = DJ_X_AND, .pos = e->pos, .args = {.v = both, .n = 2}};
+   return leaf (cx, &andx, (e->flags & DJ_XF_NOT) ? !want : want, parent, key);
+}
+
 bool
 cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
@@ -1168,18 +1201,9 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
    }
    switch (e->kind) {
    case DJ_X_AND:
-   case DJ_X_OR: {
-      /* TRUE(a AND b) = TRUE(a) and TRUE(b); FALSE(a AND b) = FALSE(a) or FALSE(b) */
-      bool conj = (e->kind == DJ_X_AND) == want;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, conj ? "$and" : "$or", &arr);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_agg_truth (cx, e->args.v[i], want, &arr, cx_idx (&k, (uint32_t) i));
-      }
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
+   case DJ_X_OR:
+      ok = connective (cx, e, want, parent, key, cx_agg_truth);
       break;
-   }
    case DJ_X_NOT:
       ok = cx_agg_truth (cx, e->a, !want, parent, key);
       break;
@@ -1268,15 +1292,9 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       bson_free (cells);
       break;
    }
-   case DJ_X_BETWEEN: {
-      dj_expr_t ge = {.kind = DJ_X_BINARY, .op = DJ_OP_GE, .pos = e->pos, .a = e->a, .b = e->b};
-      dj_expr_t le = {.kind = DJ_X_BINARY, .op = DJ_OP_LE, .pos = e->pos, .a = e->a, .b = e->c};
-      void *both[2] = {&ge, &le};
-      dj_expr_t andx = {.kind = DJ_X_AND, .pos = e->pos, .args = {.v = both, .n = 2}};
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      ok = cx_agg_truth (cx, &andx, w, parent, key);
+   case DJ_X_BETWEEN:
+      ok = between (cx, e, want, parent, key, cx_agg_truth);
       break;
-   }
    case DJ_X_LIKE:
    case DJ_X_REGEX: {
       dj_buf_t re;
@@ -1476,7 +1494,7 @@ filter_column (cx_t *cx, const dj_expr_t *e)
 bool
 cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
-   bson_t d, arr;
+   bson_t d;
    cx_idx_t k;
    bool ok = true;
 
@@ -1485,17 +1503,9 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
    }
    switch (e->kind) {
    case DJ_X_AND:
-   case DJ_X_OR: {
-      bool conj = (e->kind == DJ_X_AND) == want;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, conj ? "$and" : "$or", &arr);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_filter (cx, e->args.v[i], want, &arr, cx_idx (&k, (uint32_t) i));
-      }
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
+   case DJ_X_OR:
+      ok = connective (cx, e, want, parent, key, cx_filter);
       break;
-   }
    case DJ_X_NOT:
       ok = cx_filter (cx, e->a, !want, parent, key);
       break;
@@ -1593,15 +1603,9 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       bson_append_document_end (parent, &d);
       break;
    }
-   case DJ_X_BETWEEN: {
-      dj_expr_t ge = {.kind = DJ_X_BINARY, .op = DJ_OP_GE, .pos = e->pos, .a = e->a, .b = e->b};
-      dj_expr_t le = {.kind = DJ_X_BINARY, .op = DJ_OP_LE, .pos = e->pos, .a = e->a, .b = e->c};
-      void *both[2] = {&ge, &le};
-      dj_expr_t andx = {.kind = DJ_X_AND, .pos = e->pos, .args = {.v = both, .n = 2}};
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      ok = cx_filter (cx, &andx, w, parent, key);
+   case DJ_X_BETWEEN:
+      ok = between (cx, e, want, parent, key, cx_filter);
       break;
-   }
    case DJ_X_LIKE:
    case DJ_X_REGEX: {
       if (!filter_column (cx, e->a)) {
@@ -1660,4 +1664,37 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
    }
    cx->depth--;
    return ok;
+}
+
+bool
+cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc)
+{
+   bson_t c, ca;
+   dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = x ? x->pos : 0, .a = (dj_expr_t *) x};
+   BSON_APPEND_DOCUMENT_BEGIN (acc, "$sum", &c);
+   BSON_APPEND_ARRAY_BEGIN (&c, "$cond", &ca);
+   bool ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
+   BSON_APPEND_INT32 (&ca, "1", 0);
+   BSON_APPEND_INT32 (&ca, "2", 1);
+   bson_append_array_end (&c, &ca);
+   bson_append_document_end (acc, &c);
+   return ok;
+}
+
+bool
+cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref)
+{
+   bson_t v, c, g, ga;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &v);
+   BSON_APPEND_ARRAY_BEGIN (&v, "$cond", &c);
+   BSON_APPEND_DOCUMENT_BEGIN (&c, "0", &g);
+   BSON_APPEND_ARRAY_BEGIN (&g, "$gt", &ga);
+   BSON_APPEND_UTF8 (&ga, "0", count_ref);
+   BSON_APPEND_INT32 (&ga, "1", 0);
+   bson_append_array_end (&g, &ga);
+   bson_append_document_end (&c, &g);
+   BSON_APPEND_UTF8 (&c, "1", value_ref);
+   BSON_APPEND_NULL (&c, "2");
+   bson_append_array_end (&v, &c);
+   return bson_append_document_end (parent, &v);
 }

@@ -464,7 +464,7 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
    char field[24], nfield[24], ref[28], nref[28];
    const char *f = e->name;
    bool distinct = (e->flags & DJ_XF_DISTINCT) != 0;
-   bson_t acc, cond, ca;
+   bson_t acc;
    bool ok = true;
 
    snprintf (field, sizeof field, "a%d", i);
@@ -530,15 +530,7 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
       if ((e->flags & DJ_XF_STAR) && !e->filter) {
          BSON_APPEND_INT32 (&acc, "$sum", 1);
       } else {
-         /* COUNT(x) counts the rows where x is not NULL */
-         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = e->pos, .a = (dj_expr_t *) arg};
-         BSON_APPEND_DOCUMENT_BEGIN (&acc, "$sum", &cond);
-         BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
-         ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
-         BSON_APPEND_INT32 (&ca, "1", 0);
-         BSON_APPEND_INT32 (&ca, "2", 1);
-         bson_append_array_end (&cond, &ca);
-         bson_append_document_end (&acc, &cond);
+         ok = cx_append_count_nonnull (cx, arg, &acc); /* COUNT(x): rows where x is not NULL */
       }
       bson_append_document_end (group, &acc);
       return ok;
@@ -559,29 +551,10 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
       bson_append_document_end (group, &acc);
       if (!strcmp (f, "SUM")) {
          /* count the non-NULL inputs: none means SUM is NULL */
-         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = e->pos, .a = (dj_expr_t *) arg};
          BSON_APPEND_DOCUMENT_BEGIN (group, nfield, &acc);
-         BSON_APPEND_DOCUMENT_BEGIN (&acc, "$sum", &cond);
-         BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
-         ok = ok && cx_agg_truth (cx, &isnull, true, &ca, "0");
-         BSON_APPEND_INT32 (&ca, "1", 0);
-         BSON_APPEND_INT32 (&ca, "2", 1);
-         bson_append_array_end (&cond, &ca);
-         bson_append_document_end (&acc, &cond);
+         ok = ok && cx_append_count_nonnull (cx, arg, &acc);
          bson_append_document_end (group, &acc);
-         bson_t fix, fa, gt, ga;
-         BSON_APPEND_DOCUMENT_BEGIN (post, field, &fix);
-         BSON_APPEND_ARRAY_BEGIN (&fix, "$cond", &fa);
-         BSON_APPEND_DOCUMENT_BEGIN (&fa, "0", &gt);
-         BSON_APPEND_ARRAY_BEGIN (&gt, "$gt", &ga);
-         BSON_APPEND_UTF8 (&ga, "0", nref);
-         BSON_APPEND_INT32 (&ga, "1", 0);
-         bson_append_array_end (&gt, &ga);
-         bson_append_document_end (&fa, &gt);
-         BSON_APPEND_UTF8 (&fa, "1", ref);
-         BSON_APPEND_NULL (&fa, "2");
-         bson_append_array_end (&fix, &fa);
-         bson_append_document_end (post, &fix);
+         cx_append_null_if_none (post, field, ref, nref);
       } else if (accs[j].square) {
          bson_t sq, sa;
          BSON_APPEND_DOCUMENT_BEGIN (post, field, &sq);

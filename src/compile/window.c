@@ -370,15 +370,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          if (e->flags & DJ_XF_STAR) {
             BSON_APPEND_INT32 (&fo, "$sum", 1);
          } else {
-            dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = e->pos, .a = (dj_expr_t *) arg};
-            bson_t c, ca;
-            BSON_APPEND_DOCUMENT_BEGIN (&fo, "$sum", &c);
-            BSON_APPEND_ARRAY_BEGIN (&c, "$cond", &ca);
-            ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
-            BSON_APPEND_INT32 (&ca, "1", 0);
-            BSON_APPEND_INT32 (&ca, "2", 1);
-            bson_append_array_end (&c, &ca);
-            bson_append_document_end (&fo, &c);
+            ok = cx_append_count_nonnull (cx, arg, &fo);
          }
       } else {
          ok = cx_agg_value (cx, arg, &fo, op);
@@ -387,16 +379,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       bson_append_document_end (&out, &fo);
       if (ok && !strcmp (f, "SUM")) {
          /* how many non-NULL inputs: none means SUM is NULL, not 0 */
-         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = e->pos, .a = (dj_expr_t *) arg};
-         bson_t c, ca;
          BSON_APPEND_DOCUMENT_BEGIN (&out, cnt, &fo);
-         BSON_APPEND_DOCUMENT_BEGIN (&fo, "$sum", &c);
-         BSON_APPEND_ARRAY_BEGIN (&c, "$cond", &ca);
-         ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
-         BSON_APPEND_INT32 (&ca, "1", 0);
-         BSON_APPEND_INT32 (&ca, "2", 1);
-         bson_append_array_end (&c, &ca);
-         bson_append_document_end (&fo, &c);
+         ok = cx_append_count_nonnull (cx, arg, &fo);
          window_docs_b (&fo, "window", lo, hi);
          bson_append_document_end (&out, &fo);
          sum_fix = true;
@@ -428,24 +412,12 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    }
    if (sum_fix) {
       /* {$set: {w: {$cond: [{$gt: ["$w_n", 0]}, "$w", null]}}} */
-      bson_t v, c, g, ga;
       char nref[64], vref[64];
       snprintf (nref, sizeof nref, "$%s", cnt);
       snprintf (vref, sizeof vref, "$%s", name);
       BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
       BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-      BSON_APPEND_DOCUMENT_BEGIN (&set, name, &v);
-      BSON_APPEND_ARRAY_BEGIN (&v, "$cond", &c);
-      BSON_APPEND_DOCUMENT_BEGIN (&c, "0", &g);
-      BSON_APPEND_ARRAY_BEGIN (&g, "$gt", &ga);
-      BSON_APPEND_UTF8 (&ga, "0", nref);
-      BSON_APPEND_INT32 (&ga, "1", 0);
-      bson_append_array_end (&g, &ga);
-      bson_append_document_end (&c, &g);
-      BSON_APPEND_UTF8 (&c, "1", vref);
-      BSON_APPEND_NULL (&c, "2");
-      bson_append_array_end (&v, &c);
-      bson_append_document_end (&set, &v);
+      cx_append_null_if_none (&set, name, vref, nref);
       bson_append_document_end (&st, &set);
       bson_append_document_end (pipeline, &st);
    }

@@ -29,7 +29,8 @@
 #include "dj_transport.h"
 
 typedef struct {
-   dj_exec_t *exec; /* owned by main */
+   dj_exec_t *exec;         /* owned by main */
+   dj_plan_cache_t *plans;  /* owned by main: a statement repeated in a session is parsed once */
 } session_t;
 
 /* Reads a JSON array of parameters into a bson_t holding {"p": [...]};
@@ -68,14 +69,14 @@ print_json (const bson_t *doc, bool canonical)
 static bool
 execute (session_t *s, const char *sql, const bson_value_t *params, int nparams, bson_t *result, bson_error_t *error)
 {
-   dj_plan_t *plan = dj_plan_new (sql, strlen (sql), error);
+   dj_plan_t *plan = dj_plan_cache_get (s->plans, sql, strlen (sql), error);
    dj_mql_t m;
    dj_result_t r;
    if (!plan) {
       return false;
    }
    if (!dj_plan_bind (plan, dj_exec_db (s->exec), params, nparams, &m, error)) {
-      dj_plan_destroy (plan);
+      dj_plan_release (plan);
       return false;
    }
    bool ok = dj_exec_run (s->exec, &m, &r, error);
@@ -97,7 +98,7 @@ execute (session_t *s, const char *sql, const bson_value_t *params, int nparams,
       dj_result_cleanup (&r);
    }
    dj_mql_cleanup (&m);
-   dj_plan_destroy (plan);
+   dj_plan_release (plan);
    return ok;
 }
 
@@ -322,7 +323,7 @@ main (int argc, char **argv)
       fprintf (stderr, "djongo-sql: %s\n", error.message);
       return 1;
    }
-   session_t s = {.exec = dj_exec_new (dj_transport_run, tr, db)};
+   session_t s = {.exec = dj_exec_new (dj_transport_run, tr, db), .plans = dj_plan_cache_new (0)};
    int rc = 0;
    if (batch_mode) {
       rc = batch (&s);
@@ -333,6 +334,7 @@ main (int argc, char **argv)
       if (!load_params (params_json, &holder, &params, &n, &error)) {
          fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
          bson_destroy (&holder);
+         dj_plan_cache_destroy (s.plans);
          dj_exec_destroy (s.exec);
          dj_transport_close (tr);
          return 2;
@@ -369,6 +371,7 @@ main (int argc, char **argv)
       bson_free (params);
       bson_destroy (&holder);
    }
+   dj_plan_cache_destroy (s.plans);
    dj_exec_destroy (s.exec);
    dj_transport_close (tr);
    return rc;

@@ -478,3 +478,28 @@ def test_intersect_except_all(tmp_path):
             assert got == want, (op, got, want)
     finally:
         eng.close()
+
+
+@pytest.mark.parametrize("host", ["mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200",
+                                  "127.0.0.1:1"])
+def test_unreachable_mongodb_is_a_clean_network_error(host):
+    """A MongoDB host (URI or bare host:port, dj_transport.h's rule) goes
+    through libmongoc; with no server there, the statement fails with
+    libmongoc's server-selection error -- not a server code, not a crash."""
+    if "serverSelection" not in host:
+        host = "mongodb://%s/?serverSelectionTimeoutMS=200" % host
+    out = subprocess.run([TOOL, "--host", host, "--json", 'SELECT "t"."a" FROM "t"'], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1
+    err = json_util.loads(out.stdout)["error"]
+    assert err["domain"] < 1000 and "No suitable servers" in err["message"], err
+
+
+def test_host_selection_rule(tmp_path):
+    """A path (absolute, ./relative or file:) is the embedded engine."""
+    for host in (str(tmp_path / "a"), "file:" + str(tmp_path / "b")):
+        out = subprocess.run([TOOL, "--host", host, "--json", "SELECT 1"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and json_util.loads(out.stdout)["rows"] == [[1]], out
+    out = subprocess.run([TOOL, "--host", "./rel-db", "--json", "SELECT 2"], capture_output=True, text=True, timeout=30,
+                         cwd=tmp_path)
+    assert out.returncode == 0 and (tmp_path / "rel-db").is_dir()
