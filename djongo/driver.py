@@ -1,0 +1,153 @@
+"""djongo's DB-API 2.0 driver (PEP 249): SQL on MongoDB or the embedded engine.
+
+    from djongo import driver
+    conn = driver.connect("./var/data", db="demo")        # embedded engine
+    conn = driver.connect("mongodb://host:27017", db="x")   # a MongoDB server
+    cur = conn.cursor()
+    cur.execute('SELECT "t"."a" FROM "t" WHERE "t"."b" = %s', [1])
+
+The work is in C (djongo._driver, src/pydriver/module.c): compiling SQL,
+running it, BSON <-> Python. This module is the PEP 249 surface over it, as
+Django's own backends sit on sqlite3/psycopg. HOST rule: a path (absolute,
+./relative or file:) is the embedded engine; mongodb://, mongodb+srv:// or a
+host name is a server.
+
+This first slice runs in autocommit: each statement is its own transaction
+(commit() has nothing to do). Multi-statement transactions and savepoints
+need sessions in the engine and the libmongoc transport (issue 6, next);
+until then BEGIN/SAVEPOINT/ROLLBACK and Connection.rollback() raise
+NotSupportedError rather than pretend.
+"""
+from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,  # noqa: F401
+                                InternalError, NotSupportedError, OperationalError, ProgrammingError, Warning)
+from djongo import _driver
+
+apilevel = "2.0"
+threadsafety = 1  # threads may share the module, not connections
+paramstyle = "format"
+
+
+def connect(host, db="test"):
+    """A connection to HOST (see the module docstring), database DB."""
+    return Connection(host, db)
+
+
+class Connection:
+    def __init__(self, host, db):
+        self._c = _driver.Connection(host, db)
+        self._closed = False
+
+    def cursor(self):
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        return Cursor(self)
+
+    def commit(self):
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        # autocommit: every statement is already committed
+
+    def rollback(self):
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        raise NotSupportedError("rollback needs multi-document transactions, which this driver does not have yet "
+                                "(statements run in autocommit)")
+
+    def close(self):
+        if not self._closed:
+            self._c.close()
+            self._closed = True
+
+    @property
+    def autocommit(self):
+        return True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    Error, InterfaceError, DatabaseError, DataError = Error, InterfaceError, DatabaseError, DataError
+    OperationalError, IntegrityError, InternalError = OperationalError, IntegrityError, InternalError
+    ProgrammingError, NotSupportedError, Warning = ProgrammingError, NotSupportedError, Warning
+
+
+class Cursor:
+    arraysize = 1
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.description = None
+        self.rowcount = -1
+        self.lastrowid = None
+        self._rows = []
+        self._pos = 0
+        self._closed = False
+
+    def _check(self):
+        if self._closed or self.connection._closed:
+            raise InterfaceError("the cursor is closed")
+
+    def execute(self, sql, params=None):
+        self._check()
+        if params is not None and not isinstance(params, (list, tuple)):
+            raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
+        names, rows, rowcount, lastrowid, txn = self.connection._c.execute(sql, params)
+        if txn is not None:
+            raise NotSupportedError("%s needs multi-document transactions, which this driver does not have yet "
+                                    "(statements run in autocommit)" % txn)
+        self.description = None if names is None else tuple((n, None, None, None, None, None, None) for n in names)
+        self._rows, self._pos = rows, 0
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+        return self
+
+    def executemany(self, sql, seq_of_params):
+        self._check()
+        total = 0
+        for params in seq_of_params:
+            self.execute(sql, params)
+            total += max(self.rowcount, 0)
+        self.rowcount = total
+        self.description = None
+
+    def fetchone(self):
+        self._check()
+        if self.description is None:
+            raise ProgrammingError("the last statement returned no rows")
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return row
+
+    def fetchmany(self, size=None):
+        self._check()
+        if self.description is None:
+            raise ProgrammingError("the last statement returned no rows")
+        size = self.arraysize if size is None else size
+        rows = self._rows[self._pos:self._pos + size]
+        self._pos += len(rows)
+        return rows
+
+    def fetchall(self):
+        self._check()
+        if self.description is None:
+            raise ProgrammingError("the last statement returned no rows")
+        rows = self._rows[self._pos:]
+        self._pos = len(self._rows)
+        return rows
+
+    def __iter__(self):
+        return iter(self.fetchone, None)
+
+    def close(self):
+        self._closed = True
+        self._rows = []
+
+    def setinputsizes(self, sizes):
+        pass
+
+    def setoutputsize(self, size, column=None):
+        pass

@@ -1,0 +1,668 @@
+/*
+ * module.c -- djongo._driver: the C half of the DB-API driver.
+ *
+ * One type, Connection(host, db): SQL in, rows out. It runs each statement
+ * through the plan cache (SQL text -> plan, shared by every connection of
+ * the process), the executor (src/exec) and a transport (src/transport:
+ * embedded engine or libmongoc), and turns the result documents into tuples
+ * here, in SELECT order, without intermediate dicts. Cursors, paramstyle and
+ * the PEP 249 surface are Python (djongo/driver.py), as in mysqlclient.
+ *
+ * Locking rule: a connection is used by one thread at a time. A second
+ * thread entering while the first is inside execute() gets ProgrammingError
+ * at once (a non-blocking per-connection lock), never a corrupted session.
+ * The GIL is released around compiling and running a statement: that code
+ * touches no Python object (parameters are converted to BSON before, rows
+ * to Python after).
+ *
+ * Ownership: a Connection owns its transport and executor; the plan cache
+ * is process-wide (module state, created at import, its own mutex).
+ *
+ * Types, Python -> BSON (parameters): None, bool, int (int32 when it fits,
+ * else int64; beyond int64: DataError), float, str, bytes/bytearray/
+ * memoryview (binary), decimal.Decimal (Decimal128, exact to 34 digits),
+ * datetime.datetime (UTC milliseconds: an aware value is converted, a naive
+ * one is taken as UTC, microseconds below the millisecond are dropped, as
+ * MongoDB keeps milliseconds), datetime.date (midnight UTC), datetime.time
+ * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
+ * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
+ * tuple (array). BSON -> Python: the reverse, dates as naive UTC datetimes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+#include <pythread.h>
+
+#include "dj_compile.h"
+#include "dj_exec.h"
+#include "dj_transport.h"
+
+/* module state: set once at import (the GIL guards it), then read-only */
+static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
+static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
+   *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
+static PyObject *Decimal_type, *UUID_type, *ObjectId_type;
+
+/* ---- errors: mapped once ---- */
+
+/* Raises the PEP 249 exception for a C error. Returns NULL. */
+static PyObject *
+map_error (const bson_error_t *e)
+{
+   PyObject *cls = Exc_OperationalError;
+   if (e->domain == DJ_DOMAIN_SQL) {
+      cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError : Exc_ProgrammingError;
+   } else if (e->domain == DJ_DOMAIN_SERVER) {
+      switch (e->code) {
+      case DJ_DuplicateKey: case 11001: case DJ_DocumentValidationFailure:
+         cls = Exc_IntegrityError;
+         break;
+      case DJ_NamespaceNotFound: case DJ_NamespaceExists: case DJ_IndexNotFound: case DJ_InvalidNamespace:
+      case DJ_FailedToParse: case DJ_BadValue: case DJ_TypeMismatch:
+         cls = Exc_ProgrammingError;
+         break;
+      case DJ_Overflow:
+         cls = Exc_DataError;
+         break;
+      case DJ_InternalError:
+         cls = Exc_InternalError;
+         break;
+      default:
+         cls = Exc_OperationalError;
+      }
+   }
+   PyObject *args = Py_BuildValue ("(sII)", e->message, e->code, e->domain);
+   if (args) {
+      PyErr_SetObject (cls, args);
+      Py_DECREF (args);
+   }
+   return NULL;
+}
+
+/* ---- Python -> BSON ---- */
+
+static bool append_py (bson_t *b, const char *key, PyObject *v, int depth);
+
+static bool
+append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
+{
+   bson_t child;
+   PyObject *fast = PySequence_Fast (seq, "expected a sequence");
+   if (!fast) {
+      return false;
+   }
+   bson_append_array_begin (b, key, -1, &child);
+   Py_ssize_t n = PySequence_Fast_GET_SIZE (fast);
+   bool ok = true;
+   for (Py_ssize_t i = 0; ok && i < n; i++) {
+      char kb[16];
+      const char *k;
+      bson_uint32_to_string ((uint32_t) i, &k, kb, sizeof kb);
+      ok = append_py (&child, k, PySequence_Fast_GET_ITEM (fast, i), depth + 1);
+   }
+   bson_append_array_end (b, &child);
+   Py_DECREF (fast);
+   return ok;
+}
+
+static int64_t
+days_from_civil (int64_t y, unsigned m, unsigned d)
+{
+   y -= m <= 2;
+   int64_t era = (y >= 0 ? y : y - 399) / 400;
+   unsigned yoe = (unsigned) (y - era * 400);
+   unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+   unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+   return era * 146097 + (int64_t) doe - 719468;
+}
+
+static bool
+append_datetime (bson_t *b, const char *key, PyObject *v)
+{
+   PyObject *utc = v;
+   Py_INCREF (utc);
+   PyObject *tz = PyObject_GetAttrString (v, "tzinfo");
+   if (!tz) {
+      Py_DECREF (utc);
+      return false;
+   }
+   if (tz != Py_None) {
+      /* aware: to UTC, then naive */
+      PyObject *r = PyObject_CallMethod (v, "astimezone", "O", PyDateTime_TimeZone_UTC);
+      Py_DECREF (utc);
+      utc = r;
+   }
+   Py_DECREF (tz);
+   if (!utc) {
+      return false;
+   }
+   int64_t days = days_from_civil (PyDateTime_GET_YEAR (utc), PyDateTime_GET_MONTH (utc), PyDateTime_GET_DAY (utc));
+   int64_t ms = days * 86400000 + (int64_t) PyDateTime_DATE_GET_HOUR (utc) * 3600000 +
+                (int64_t) PyDateTime_DATE_GET_MINUTE (utc) * 60000 + (int64_t) PyDateTime_DATE_GET_SECOND (utc) * 1000 +
+                PyDateTime_DATE_GET_MICROSECOND (utc) / 1000;
+   Py_DECREF (utc);
+   return bson_append_date_time (b, key, -1, ms);
+}
+
+static bool
+append_py (bson_t *b, const char *key, PyObject *v, int depth)
+{
+   if (depth > 100) {
+      PyErr_SetString (Exc_DataError, "parameter nested deeper than 100 levels");
+      return false;
+   }
+   if (v == Py_None) {
+      return bson_append_null (b, key, -1);
+   }
+   if (PyBool_Check (v)) {
+      return bson_append_bool (b, key, -1, v == Py_True);
+   }
+   if (PyLong_Check (v)) {
+      int overflow;
+      long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
+      if (overflow) {
+         PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
+         return false;
+      }
+      if (x == -1 && PyErr_Occurred ()) {
+         return false;
+      }
+      return x >= INT32_MIN && x <= INT32_MAX ? bson_append_int32 (b, key, -1, (int32_t) x)
+                                              : bson_append_int64 (b, key, -1, (int64_t) x);
+   }
+   if (PyFloat_Check (v)) {
+      return bson_append_double (b, key, -1, PyFloat_AS_DOUBLE (v));
+   }
+   if (PyUnicode_Check (v)) {
+      Py_ssize_t n;
+      const char *s = PyUnicode_AsUTF8AndSize (v, &n);
+      if (!s) {
+         return false; /* lone surrogates: not UTF-8 */
+      }
+      return bson_append_utf8 (b, key, -1, s, (int) n);
+   }
+   if (PyBytes_Check (v) || PyByteArray_Check (v) || PyMemoryView_Check (v)) {
+      Py_buffer buf;
+      if (PyObject_GetBuffer (v, &buf, PyBUF_SIMPLE) < 0) {
+         return false;
+      }
+      bool ok = buf.len <= INT32_MAX && bson_append_binary (b, key, -1, BSON_SUBTYPE_BINARY, buf.buf, (uint32_t) buf.len);
+      PyBuffer_Release (&buf);
+      if (!ok) {
+         PyErr_SetString (Exc_DataError, "binary value too large");
+      }
+      return ok;
+   }
+   if (PyDateTime_Check (v)) {
+      return append_datetime (b, key, v);
+   }
+   if (PyDate_Check (v)) {
+      int64_t days = days_from_civil (PyDateTime_GET_YEAR (v), PyDateTime_GET_MONTH (v), PyDateTime_GET_DAY (v));
+      return bson_append_date_time (b, key, -1, days * 86400000);
+   }
+   if (PyTime_Check (v)) {
+      PyObject *s = PyObject_CallMethod (v, "isoformat", NULL);
+      if (!s) {
+         return false;
+      }
+      bool ok = append_py (b, key, s, depth + 1);
+      Py_DECREF (s);
+      return ok;
+   }
+   if (PyObject_IsInstance (v, Decimal_type) == 1) {
+      PyObject *s = PyObject_Str (v);
+      bson_decimal128_t d;
+      bool ok = s && bson_decimal128_from_string (PyUnicode_AsUTF8 (s), &d);
+      Py_XDECREF (s);
+      if (!ok) {
+         if (!PyErr_Occurred ()) {
+            PyErr_SetString (Exc_DataError, "Decimal beyond what Decimal128 holds");
+         }
+         return false;
+      }
+      return bson_append_decimal128 (b, key, -1, &d);
+   }
+   if (PyObject_IsInstance (v, UUID_type) == 1) {
+      PyObject *raw = PyObject_GetAttrString (v, "bytes");
+      bool ok = raw && PyBytes_Check (raw) && PyBytes_GET_SIZE (raw) == 16 &&
+                bson_append_binary (b, key, -1, BSON_SUBTYPE_UUID, (const uint8_t *) PyBytes_AS_STRING (raw), 16);
+      Py_XDECREF (raw);
+      return ok;
+   }
+   if (ObjectId_type && PyObject_IsInstance (v, ObjectId_type) == 1) {
+      PyObject *raw = PyObject_GetAttrString (v, "binary");
+      bool ok = raw && PyBytes_Check (raw) && PyBytes_GET_SIZE (raw) == 12;
+      if (ok) {
+         bson_oid_t oid;
+         bson_oid_init_from_data (&oid, (const uint8_t *) PyBytes_AS_STRING (raw));
+         ok = bson_append_oid (b, key, -1, &oid);
+      }
+      Py_XDECREF (raw);
+      return ok;
+   }
+   if (PyDict_Check (v)) {
+      bson_t child;
+      PyObject *k, *val;
+      Py_ssize_t pos = 0;
+      bool ok = true;
+      bson_append_document_begin (b, key, -1, &child);
+      while (ok && PyDict_Next (v, &pos, &k, &val)) {
+         const char *ks = PyUnicode_Check (k) ? PyUnicode_AsUTF8 (k) : NULL;
+         if (!ks) {
+            if (!PyErr_Occurred ()) {
+               PyErr_SetString (Exc_DataError, "document keys must be strings");
+            }
+            ok = false;
+            break;
+         }
+         ok = append_py (&child, ks, val, depth + 1);
+      }
+      bson_append_document_end (b, &child);
+      return ok;
+   }
+   if (PyList_Check (v) || PyTuple_Check (v)) {
+      return append_seq (b, key, v, depth);
+   }
+   PyErr_Format (Exc_ProgrammingError, "cannot bind a parameter of type %s", Py_TYPE (v)->tp_name);
+   return false;
+}
+
+/* ---- BSON -> Python ---- */
+
+static PyObject *to_py (const bson_iter_t *it, int depth);
+
+static PyObject *
+doc_to_py (const bson_iter_t *it, bool array, int depth)
+{
+   bson_iter_t child;
+   if (!bson_iter_recurse (it, &child)) {
+      return PyErr_Format (Exc_InternalError, "malformed document in a result");
+   }
+   PyObject *out = array ? PyList_New (0) : PyDict_New ();
+   while (out && bson_iter_next (&child)) {
+      PyObject *v = to_py (&child, depth + 1);
+      int rc = -1;
+      if (v) {
+         rc = array ? PyList_Append (out, v) : PyDict_SetItemString (out, bson_iter_key (&child), v);
+         Py_DECREF (v);
+      }
+      if (rc < 0) {
+         Py_CLEAR (out);
+      }
+   }
+   return out;
+}
+
+static void
+civil_from_days (int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+   z += 719468;
+   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+   unsigned doe = (unsigned) (z - era * 146097);
+   unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+   unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+   unsigned mp = (5 * doy + 2) / 153;
+   *d = doy - (153 * mp + 2) / 5 + 1;
+   *m = mp < 10 ? mp + 3 : mp - 9;
+   *y = (int64_t) yoe + era * 400 + (*m <= 2);
+}
+
+static PyObject *
+to_py (const bson_iter_t *it, int depth)
+{
+   if (depth > 200) {
+      return PyErr_Format (Exc_InternalError, "result nested too deeply");
+   }
+   switch (bson_iter_type (it)) {
+   case BSON_TYPE_INT32: return PyLong_FromLong (bson_iter_int32 (it));
+   case BSON_TYPE_INT64: return PyLong_FromLongLong (bson_iter_int64 (it));
+   case BSON_TYPE_DOUBLE: return PyFloat_FromDouble (bson_iter_double (it));
+   case BSON_TYPE_BOOL: return PyBool_FromLong (bson_iter_bool (it));
+   case BSON_TYPE_NULL:
+   case BSON_TYPE_UNDEFINED: Py_RETURN_NONE;
+   case BSON_TYPE_UTF8: {
+      uint32_t n;
+      const char *s = bson_iter_utf8 (it, &n);
+      return PyUnicode_DecodeUTF8 (s, n, "strict");
+   }
+   case BSON_TYPE_DATE_TIME: {
+      int64_t ms = bson_iter_date_time (it);
+      int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+      int64_t rem = ms - days * 86400000, y;
+      unsigned mo, d;
+      civil_from_days (days, &y, &mo, &d);
+      if (y < 1 || y > 9999) {
+         return PyErr_Format (Exc_DataError, "date out of Python's range (year %lld)", (long long) y);
+      }
+      return PyDateTime_FromDateAndTime ((int) y, (int) mo, (int) d, (int) (rem / 3600000), (int) (rem / 60000 % 60),
+                                         (int) (rem / 1000 % 60), (int) (rem % 1000) * 1000);
+   }
+   case BSON_TYPE_DECIMAL128: {
+      bson_decimal128_t dec;
+      char s[BSON_DECIMAL128_STRING];
+      bson_iter_decimal128 (it, &dec);
+      bson_decimal128_to_string (&dec, s);
+      return PyObject_CallFunction (Decimal_type, "s", s);
+   }
+   case BSON_TYPE_OID: {
+      const bson_oid_t *oid = bson_iter_oid (it);
+      if (ObjectId_type) {
+         return PyObject_CallFunction (ObjectId_type, "y#", (const char *) oid->bytes, (Py_ssize_t) 12);
+      }
+      char hex[25];
+      bson_oid_to_string (oid, hex);
+      return PyUnicode_FromString (hex);
+   }
+   case BSON_TYPE_BINARY: {
+      bson_subtype_t st;
+      uint32_t n;
+      const uint8_t *data;
+      bson_iter_binary (it, &st, &n, &data);
+      if (st == BSON_SUBTYPE_UUID && n == 16) {
+         PyObject *kw = Py_BuildValue ("{s:y#}", "bytes", (const char *) data, (Py_ssize_t) 16);
+         PyObject *empty = PyTuple_New (0), *u = NULL;
+         if (kw && empty) {
+            u = PyObject_Call (UUID_type, empty, kw);
+         }
+         Py_XDECREF (kw);
+         Py_XDECREF (empty);
+         return u;
+      }
+      return PyBytes_FromStringAndSize ((const char *) data, n);
+   }
+   case BSON_TYPE_DOCUMENT: return doc_to_py (it, false, depth);
+   case BSON_TYPE_ARRAY: return doc_to_py (it, true, depth);
+   default: {
+      /* other BSON types (regex, timestamp, ...) as their Extended JSON text */
+      bson_t one = BSON_INITIALIZER;
+      bson_append_value (&one, "v", 1, bson_iter_value ((bson_iter_t *) it));
+      char *s = bson_as_relaxed_extended_json (&one, NULL);
+      PyObject *r = PyUnicode_FromString (s ? s : "");
+      bson_free (s);
+      bson_destroy (&one);
+      return r;
+   }
+   }
+}
+
+/* ---- Connection ---- */
+
+typedef struct {
+   PyObject_HEAD
+   dj_transport_t *transport; /* owned */
+   dj_exec_t *exec;           /* owned */
+   PyThread_type_lock lock;   /* held while a statement runs */
+} ConnectionObject;
+
+static int
+Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
+{
+   static char *kwlist[] = {"host", "db", NULL};
+   const char *host, *db;
+   bson_error_t error;
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss", kwlist, &host, &db)) {
+      return -1;
+   }
+   if (self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "connection already initialised");
+      return -1;
+   }
+   if (!*db || strchr (db, '.') || strchr (db, '$') || strchr (db, '/') || strchr (db, ' ')) {
+      PyErr_Format (Exc_ProgrammingError, "invalid database name \"%s\"", db);
+      return -1;
+   }
+   dj_transport_t *t;
+   Py_BEGIN_ALLOW_THREADS
+   t = dj_transport_open (host, &error);
+   Py_END_ALLOW_THREADS
+   if (!t) {
+      map_error (&error);
+      return -1;
+   }
+   self->transport = t;
+   self->exec = dj_exec_new (dj_transport_run, t, db);
+   self->lock = PyThread_allocate_lock ();
+   if (!self->lock) {
+      PyErr_NoMemory ();
+      return -1;
+   }
+   return 0;
+}
+
+static void
+Connection_close_internal (ConnectionObject *self)
+{
+   dj_exec_destroy (self->exec);
+   self->exec = NULL;
+   dj_transport_close (self->transport);
+   self->transport = NULL;
+}
+
+static void
+Connection_dealloc (ConnectionObject *self)
+{
+   Connection_close_internal (self);
+   if (self->lock) {
+      PyThread_free_lock (self->lock);
+   }
+   Py_TYPE (self)->tp_free ((PyObject *) self);
+}
+
+static PyObject *
+Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
+{
+   if (self->lock && !PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return NULL;
+   }
+   Connection_close_internal (self);
+   if (self->lock) {
+      PyThread_release_lock (self->lock);
+   }
+   Py_RETURN_NONE;
+}
+
+/* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn)
+ *   names: tuple of column names, or None for statements without rows
+ *   rows: list of tuples; txn: None, or ("BEGIN"|"COMMIT"|..., savepoint name) */
+static PyObject *
+Connection_execute (ConnectionObject *self, PyObject *args)
+{
+   const char *sql;
+   Py_ssize_t sql_len;
+   PyObject *params;
+   if (!PyArg_ParseTuple (args, "s#O", &sql, &sql_len, &params)) {
+      return NULL;
+   }
+   if (!self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
+      return NULL;
+   }
+   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return NULL;
+   }
+   PyObject *result = NULL;
+   bson_t holder = BSON_INITIALIZER;
+   bson_value_t *values = NULL;
+   int n = 0;
+   /* parameters -> BSON, with the GIL */
+   if (params != Py_None && !append_seq (&holder, "p", params, 0)) {
+      goto done;
+   }
+   bson_iter_t it, arr;
+   if (bson_iter_init_find (&it, &holder, "p") && bson_iter_recurse (&it, &arr)) {
+      int cap = 16;
+      values = bson_malloc (sizeof *values * (size_t) cap);
+      while (bson_iter_next (&arr)) {
+         if (n == cap) {
+            cap *= 2;
+            values = bson_realloc (values, sizeof *values * (size_t) cap);
+         }
+         values[n++] = *bson_iter_value (&arr); /* borrowed from holder */
+      }
+   }
+   bson_error_t error;
+   dj_mql_t m;
+   dj_result_t r;
+   bool ok, bound = false, ran = false;
+   Py_BEGIN_ALLOW_THREADS
+   dj_plan_t *plan = dj_plan_cache_get (g_plans, sql, (size_t) sql_len, &error);
+   ok = plan != NULL;
+   if (ok) {
+      ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
+      dj_plan_release (plan);
+   }
+   if (ok && m.kind != DJ_MQL_TXN) {
+      ok = ran = dj_exec_run (self->exec, &m, &r, &error);
+   }
+   Py_END_ALLOW_THREADS
+   if (!ok) {
+      map_error (&error);
+      goto cleanup;
+   }
+   if (m.kind == DJ_MQL_TXN) {
+      static const char *const names[] = {[DJ_STMT_BEGIN] = "BEGIN", [DJ_STMT_COMMIT] = "COMMIT",
+                                          [DJ_STMT_ROLLBACK] = "ROLLBACK", [DJ_STMT_SAVEPOINT] = "SAVEPOINT",
+                                          [DJ_STMT_RELEASE] = "RELEASE", [DJ_STMT_ROLLBACK_TO] = "ROLLBACK TO"};
+      result = Py_BuildValue ("(OOnOz)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt]);
+      (void) m.name;
+      goto cleanup;
+   }
+   /* rows -> tuples */
+   PyObject *names = Py_None, *rows = PyList_New (0);
+   Py_INCREF (Py_None);
+   bool has_rows = m.kind == DJ_MQL_ROWS || m.ncolumns > 0;
+   if (rows && has_rows) {
+      Py_DECREF (Py_None);
+      names = PyTuple_New (m.ncolumns);
+      for (int i = 0; names && i < m.ncolumns; i++) {
+         PyObject *s = PyUnicode_FromString (m.columns[i].name);
+         if (!s) {
+            Py_CLEAR (names);
+            break;
+         }
+         PyTuple_SET_ITEM (names, i, s);
+      }
+      bson_iter_t ri, ci;
+      if (names && bson_iter_init (&ri, r.rows)) {
+         while (rows && bson_iter_next (&ri)) {
+            if (!bson_iter_recurse (&ri, &ci)) {
+               continue;
+            }
+            /* SELECT *: as many cells as the document has */
+            Py_ssize_t ncells = 0;
+            bson_iter_t cnt = ci;
+            while (bson_iter_next (&cnt)) {
+               ncells++;
+            }
+            PyObject *t = PyTuple_New (ncells);
+            for (Py_ssize_t c = 0; t && bson_iter_next (&ci); c++) {
+               PyObject *v = to_py (&ci, 0);
+               if (!v) {
+                  Py_CLEAR (t);
+                  break;
+               }
+               PyTuple_SET_ITEM (t, c, v);
+            }
+            if (!t || PyList_Append (rows, t) < 0) {
+               Py_XDECREF (t);
+               Py_CLEAR (rows);
+            } else {
+               Py_DECREF (t);
+            }
+         }
+      }
+   }
+   if (names && rows) {
+      PyObject *lastrowid = r.has_lastrowid ? PyLong_FromLongLong (r.lastrowid) : (Py_INCREF (Py_None), Py_None);
+      result = Py_BuildValue ("(OOLOO)", names, rows, (long long) r.rowcount, lastrowid, Py_None);
+      Py_XDECREF (lastrowid);
+   }
+   Py_XDECREF (names);
+   Py_XDECREF (rows);
+cleanup:
+   if (ran) {
+      dj_result_cleanup (&r);
+   }
+   if (bound) {
+      dj_mql_cleanup (&m);
+   }
+done:
+   bson_free (values);
+   bson_destroy (&holder);
+   PyThread_release_lock (self->lock);
+   return result;
+}
+
+static PyMethodDef Connection_methods[] = {
+   {"execute", (PyCFunction) Connection_execute, METH_VARARGS,
+    "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None)"},
+   {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
+   {NULL, NULL, 0, NULL}};
+
+static PyTypeObject ConnectionType = {
+   PyVarObject_HEAD_INIT (NULL, 0).tp_name = "djongo._driver.Connection",
+   .tp_basicsize = sizeof (ConnectionObject),
+   .tp_flags = Py_TPFLAGS_DEFAULT,
+   .tp_new = PyType_GenericNew,
+   .tp_init = (initproc) Connection_init,
+   .tp_dealloc = (destructor) Connection_dealloc,
+   .tp_methods = Connection_methods,
+   .tp_doc = "Connection(host, db): SQL over the embedded engine (a path) or MongoDB (a URI or host).",
+};
+
+static PyObject *
+import_attr (const char *module, const char *name)
+{
+   PyObject *m = PyImport_ImportModule (module);
+   if (!m) {
+      return NULL;
+   }
+   PyObject *a = PyObject_GetAttrString (m, name);
+   Py_DECREF (m);
+   return a;
+}
+
+static struct PyModuleDef driver_module = {PyModuleDef_HEAD_INIT, "_driver",
+                                           "djongo's DB-API driver core (C): see djongo/driver.py", -1, NULL};
+
+PyMODINIT_FUNC
+PyInit__driver (void)
+{
+   PyDateTime_IMPORT;
+   if (!PyDateTimeAPI || PyType_Ready (&ConnectionType) < 0) {
+      return NULL;
+   }
+   if (!(Exc_Error = import_attr ("djongo._exceptions", "Error")) ||
+       !(Exc_DataError = import_attr ("djongo._exceptions", "DataError")) ||
+       !(Exc_OperationalError = import_attr ("djongo._exceptions", "OperationalError")) ||
+       !(Exc_IntegrityError = import_attr ("djongo._exceptions", "IntegrityError")) ||
+       !(Exc_ProgrammingError = import_attr ("djongo._exceptions", "ProgrammingError")) ||
+       !(Exc_NotSupportedError = import_attr ("djongo._exceptions", "NotSupportedError")) ||
+       !(Exc_InterfaceError = import_attr ("djongo._exceptions", "InterfaceError")) ||
+       !(Exc_InternalError = import_attr ("djongo._exceptions", "InternalError")) ||
+       !(Decimal_type = import_attr ("decimal", "Decimal")) || !(UUID_type = import_attr ("uuid", "UUID"))) {
+      return NULL;
+   }
+   /* bson.ObjectId (pymongo's) is the ecosystem's ObjectId; without pymongo,
+    * ObjectIds come back as their hex text */
+   ObjectId_type = import_attr ("bson", "ObjectId");
+   if (!ObjectId_type) {
+      PyErr_Clear ();
+   }
+   if (!g_plans) {
+      g_plans = dj_plan_cache_new (0);
+   }
+   PyObject *m = PyModule_Create (&driver_module);
+   if (!m) {
+      return NULL;
+   }
+   Py_INCREF (&ConnectionType);
+   if (PyModule_AddObject (m, "Connection", (PyObject *) &ConnectionType) < 0) {
+      Py_DECREF (&ConnectionType);
+      Py_DECREF (m);
+      return NULL;
+   }
+   return m;
+}

@@ -1,0 +1,168 @@
+"""The DB-API driver (djongo.driver over the C core djongo._driver), installed.
+
+Round trips of every parameter type with their boundaries, PEP 249 cursor
+behaviour, the error mapping, AUTOINCREMENT keys and the HOST rule. What
+MongoDB keeps is documented here by assertion: datetimes to the millisecond,
+Decimal128 to 34 significant digits, integers within int64.
+"""
+import datetime
+import decimal
+import threading
+import uuid
+
+import bson
+import pytest
+
+from djongo import driver
+
+
+@pytest.fixture
+def cur(tmp_path):
+    conn = driver.connect(str(tmp_path / "db"), db="t")
+    c = conn.cursor()
+    c.execute('CREATE TABLE "x" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "v" text NULL)')
+    yield c
+    conn.close()
+
+
+ROUND_TRIPS = [
+    None, True, False, 0, -1, 2**31 - 1, 2**31, -2**31 - 1, 2**63 - 1, -2**63, 0.0, -1.5, 1e308, float("inf"),
+    "", "héllo ✓", "a\x00b", "$where", b"", b"\x00\xff" * 100, bytearray(b"ab"),
+    decimal.Decimal("0"), decimal.Decimal("-1.50"), decimal.Decimal("1234567890123456789012345678901234"),
+    decimal.Decimal("1E-6176"), decimal.Decimal("NaN"),
+    datetime.datetime(2024, 2, 29, 23, 59, 59, 999000), datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31),
+    uuid.UUID("12345678-1234-5678-1234-567812345678"), bson.ObjectId("0123456789abcdef01234567"),
+    {"a": {"$gt": ""}, "b": [1, None, {"c": "d"}]}, [1, "two", [3]],
+]
+
+
+@pytest.mark.parametrize("value", ROUND_TRIPS, ids=[repr(v)[:40] for v in ROUND_TRIPS])
+def test_round_trip(cur, value):
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [value])
+    cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."id" = %s', [cur.lastrowid])
+    (got,), = cur.fetchall()
+    if isinstance(value, bytearray):
+        value = bytes(value)
+    if isinstance(value, decimal.Decimal) and value.is_nan():
+        assert got.is_nan()
+    elif isinstance(value, tuple):
+        assert got == list(value)
+    else:
+        assert got == value and type(got) is type(value)
+
+
+def test_what_mongodb_keeps(cur):
+    # datetimes: milliseconds; aware values become naive UTC; dates become midnight UTC datetimes
+    for given, kept in [
+        (datetime.datetime(2024, 1, 1, 12, 0, 0, 123456), datetime.datetime(2024, 1, 1, 12, 0, 0, 123000)),
+        (datetime.datetime(2024, 1, 1, 12, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2))),
+         datetime.datetime(2024, 1, 1, 10, 0)),
+        (datetime.date(2024, 3, 1), datetime.datetime(2024, 3, 1)),
+        (datetime.time(13, 45, 1, 500), "13:45:01.000500"),
+        ((1, 2), [1, 2]),
+    ]:
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [given])
+        cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."id" = %s', [cur.lastrowid])
+        assert cur.fetchone() == (kept,)
+    # Decimal128 holds 34 significant digits: more is a DataError, never a silent rounding
+    with pytest.raises(driver.DataError):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [decimal.Decimal("1." + "1" * 40)])
+    with pytest.raises(driver.DataError):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [2**63])
+    with pytest.raises(driver.ProgrammingError):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [object()])
+
+
+def test_cursor_protocol(cur):
+    cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
+    assert cur.rowcount == 3 and cur.description is None
+    cur.execute('SELECT "x"."id", "x"."v" AS "value" FROM "x" ORDER BY "x"."id"')
+    assert [d[0] for d in cur.description] == ["id", "value"] and cur.rowcount == 3
+    assert cur.fetchone() == (1, "a")
+    assert cur.fetchmany(5) == [(2, "b"), (3, None)]
+    assert cur.fetchone() is None and cur.fetchall() == []
+    cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" IS NULL')
+    assert list(cur) == [(None,)]
+    cur.execute('UPDATE "x" SET "v" = %s WHERE "x"."v" IS NOT NULL', ["z"])
+    assert cur.rowcount == 2 and cur.description is None
+    with pytest.raises(driver.ProgrammingError):
+        cur.fetchall()
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s), (%s) RETURNING "x"."id"', ["p", "q"])
+    assert cur.fetchall() == [(4,), (5,)] and cur.lastrowid == 5
+    cur.close()
+    with pytest.raises(driver.InterfaceError):
+        cur.execute('SELECT "x"."v" FROM "x"')
+
+
+def test_errors_are_pep249_classes(cur):
+    cur.execute('CREATE UNIQUE INDEX "x_v" ON "x" ("v")')
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["dup"])
+    with pytest.raises(driver.IntegrityError) as e:
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["dup"])
+    assert e.value.code == 11000 and "duplicate key" in str(e.value)
+    with pytest.raises(driver.ProgrammingError) as e:
+        cur.execute('SELECT "x"."v" FROM "x" WHERE')
+    assert "syntax error at end of input" in str(e.value)
+    with pytest.raises(driver.NotSupportedError, match="NTILE"):
+        cur.execute('SELECT NTILE(2) OVER (ORDER BY "x"."v") FROM "x"')
+    with pytest.raises(driver.ProgrammingError, match="takes 1 parameter, 0 given"):
+        cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."id" = %s', [])
+    with pytest.raises(driver.ProgrammingError) as e:
+        cur.execute('DROP INDEX "nope" ON "x"')
+    assert e.value.code == 27  # IndexNotFound
+    # (DROP TABLE of a missing table succeeds: MongoDB's drop rule since 7.0, which the engine follows)
+    for stmt in ("BEGIN", 'SAVEPOINT "s1"', "ROLLBACK"):
+        with pytest.raises(driver.NotSupportedError, match="transactions"):
+            cur.execute(stmt)
+    with pytest.raises(driver.NotSupportedError):
+        cur.connection.rollback()
+    cur.connection.commit()  # autocommit: nothing to do, not an error
+    assert issubclass(driver.IntegrityError, driver.DatabaseError) and issubclass(driver.DatabaseError, driver.Error)
+
+
+def test_hostile_parameters_stay_values(cur):
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["secret"])
+    for p in ({"$ne": None}, {"$gt": ""}, "$v", ".*", "%"):
+        cur.execute('SELECT "x"."id" FROM "x" WHERE "x"."v" = %s', [p])
+        assert cur.fetchall() == []
+    cur.execute('SELECT "x"."id" FROM "x" WHERE "x"."v" LIKE %s', ["%cre%"])
+    assert cur.fetchall() == [(1,)]
+
+
+def test_host_rule_and_bad_hosts(tmp_path):
+    conn = driver.connect("file:" + str(tmp_path / "f"), db="t")
+    conn.cursor().execute("SELECT 1")
+    conn.close()
+    bad = driver.connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200", db="t")
+    with pytest.raises(driver.OperationalError, match="No suitable servers"):
+        bad.cursor().execute("SELECT 1")
+    with pytest.raises(driver.ProgrammingError):
+        driver.connect(str(tmp_path / "g"), db="bad.name")
+    with pytest.raises(driver.InterfaceError):
+        bad.close() or bad.cursor()
+
+
+def test_connections_in_threads(tmp_path):
+    """One connection per thread: the intended use, on one data directory."""
+    path = str(tmp_path / "mt")
+    setup = driver.connect(path, db="t")
+    setup.cursor().execute('CREATE TABLE "c" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "w" integer)')
+    errors = []
+
+    def work(w):
+        try:
+            c = driver.connect(path, db="t").cursor()
+            for _ in range(50):
+                c.execute('INSERT INTO "c" ("w") VALUES (%s)', [w])
+        except Exception as e:  # noqa: BLE001 -- collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    cur = setup.cursor()
+    cur.execute('SELECT COUNT(*), COUNT(DISTINCT "c"."id") FROM "c"')
+    assert cur.fetchone() == (200, 200)  # no id handed out twice
