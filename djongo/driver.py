@@ -22,9 +22,52 @@ from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError,
                                 InternalError, NotSupportedError, OperationalError, ProgrammingError, Warning)
 from djongo import _driver
 
+import datetime as _dt
+import time as _time
+
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
 paramstyle = "format"
+
+# PEP 249 constructors: the Python values the driver binds (see _driver.c)
+Date = _dt.date
+Time = _dt.time
+Timestamp = _dt.datetime
+Binary = bytes
+
+
+def DateFromTicks(ticks):
+    return Date(*_time.localtime(ticks)[:3])
+
+
+def TimeFromTicks(ticks):
+    return Time(*_time.localtime(ticks)[3:6])
+
+
+def TimestampFromTicks(ticks):
+    return Timestamp(*_time.localtime(ticks)[:6])
+
+
+class _DBAPITypeObject:
+    """A PEP 249 type object. Documents carry no column types, so
+    cursor.description's type_code is None; these compare equal to the
+    names of the SQL types each stands for, for code that checks them."""
+
+    def __init__(self, *names):
+        self.names = frozenset(n.upper() for n in names)
+
+    def __eq__(self, other):
+        return isinstance(other, str) and other.upper() in self.names
+
+    def __hash__(self):
+        return hash(self.names)
+
+
+STRING = _DBAPITypeObject("TEXT", "VARCHAR", "CHAR", "STRING")
+BINARY = _DBAPITypeObject("BLOB", "BINARY", "BYTEA")
+NUMBER = _DBAPITypeObject("INTEGER", "INT", "BIGINT", "SMALLINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC")
+DATETIME = _DBAPITypeObject("DATETIME", "TIMESTAMP", "DATE", "TIME")
+ROWID = _DBAPITypeObject("ROWID", "OBJECTID")
 
 
 def connect(host, db="test"):

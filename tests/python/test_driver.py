@@ -166,3 +166,15 @@ def test_connections_in_threads(tmp_path):
     cur = setup.cursor()
     cur.execute('SELECT COUNT(*), COUNT(DISTINCT "c"."id") FROM "c"')
     assert cur.fetchone() == (200, 200)  # no id handed out twice
+
+
+def test_module_surface():
+    assert (driver.apilevel, driver.threadsafety, driver.paramstyle) == ("2.0", 1, "format")
+    assert driver.Binary(b"x") == b"x" and driver.Date(2024, 1, 2) == datetime.date(2024, 1, 2)
+    assert driver.Timestamp(2024, 1, 2, 3, 4, 5) == datetime.datetime(2024, 1, 2, 3, 4, 5)
+    assert isinstance(driver.TimestampFromTicks(0), datetime.datetime)
+    assert isinstance(driver.DateFromTicks(0), datetime.date) and isinstance(driver.TimeFromTicks(0), datetime.time)
+    assert driver.STRING == "varchar" and driver.NUMBER == "BIGINT" and driver.DATETIME != "TEXT"
+    for name in ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
+                 "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError"):
+        assert getattr(driver, name) is getattr(driver.Connection, name)
