@@ -120,6 +120,9 @@ void cx_collect_aggs (const dj_expr_t *e, cx_group_t *g);
 
 /* Aggregation expression whose value is e's SQL value. */
 bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* {$ifNull: [e, null]}: e's value with a missing field read as NULL (so
+ * NULL and missing group, compare and project alike). */
+bool cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* Aggregation expression, true iff predicate e is TRUE (want) / FALSE (!want). */
 bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* Query filter document matching the rows where e is TRUE (want) / FALSE. */

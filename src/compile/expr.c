@@ -447,19 +447,27 @@ agg_binop (cx_t *cx, const char *op, const dj_expr_t *a, const dj_expr_t *b, bso
    return ok;
 }
 
+bool
+cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t ifn, ia;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &ifn);
+   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
+   bool ok = cx_agg_value (cx, e, &ia, "0");
+   BSON_APPEND_NULL (&ia, "1");
+   bson_append_array_end (&ifn, &ia);
+   bson_append_document_end (parent, &ifn);
+   return ok;
+}
+
 /* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing. */
 static bool
 agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
 {
-   bson_t d, arr, ifn, ifarr;
+   bson_t d, arr;
    BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
    BSON_APPEND_ARRAY_BEGIN (&d, want_null ? "$eq" : "$ne", &arr);
-   BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &ifn);
-   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ifarr);
-   bool ok = cx_agg_value (cx, x, &ifarr, "0");
-   BSON_APPEND_NULL (&ifarr, "1");
-   bson_append_array_end (&ifn, &ifarr);
-   bson_append_document_end (&arr, &ifn);
+   bool ok = cx_agg_value_or_null (cx, x, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
    bson_append_array_end (&d, &arr);
    bson_append_document_end (parent, &d);

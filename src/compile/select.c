@@ -598,14 +598,8 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
       BSON_APPEND_DOCUMENT_BEGIN (&group, "_id", &id);
       for (int i = 0; ok && i < g->keys->n; i++) {
          char key[16];
-         bson_t ifn, ia;
          snprintf (key, sizeof key, "k%d", i);
-         BSON_APPEND_DOCUMENT_BEGIN (&id, key, &ifn);
-         BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-         ok = cx_agg_value (cx, g->keys->v[i], &ia, "0");
-         BSON_APPEND_NULL (&ia, "1");
-         bson_append_array_end (&ifn, &ia);
-         bson_append_document_end (&id, &ifn);
+         ok = cx_agg_value_or_null (cx, g->keys->v[i], &id, key);
       }
       bson_append_document_end (&group, &id);
    }
@@ -868,13 +862,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       if ((flags & CX_PIPE_KEEP_NULLS) || s->distinct) {
          /* keep NULL columns present: "$sq.c0" arrays and DISTINCT groups
           * must see NULL, not a missing field */
-         bson_t ifn, ia;
-         BSON_APPEND_DOCUMENT_BEGIN (&proj, key, &ifn);
-         BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-         ok = cx_agg_value (cx, it->expr, &ia, "0");
-         BSON_APPEND_NULL (&ia, "1");
-         bson_append_array_end (&ifn, &ia);
-         bson_append_document_end (&proj, &ifn);
+         ok = cx_agg_value_or_null (cx, it->expr, &proj, key);
       } else {
          ok = project_value (cx, it->expr, &proj, key);
       }

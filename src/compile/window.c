@@ -60,20 +60,6 @@ cx_has_window (const dj_select_t *s)
    return n > 0;
 }
 
-/* {fieldname: {$ifNull: [expr, null]}} into doc */
-static bool
-ifnull_field (cx_t *cx, const dj_expr_t *e, bson_t *doc, const char *field)
-{
-   bson_t ifn, ia;
-   BSON_APPEND_DOCUMENT_BEGIN (doc, field, &ifn);
-   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-   bool ok = cx_agg_value (cx, e, &ia, "0");
-   BSON_APPEND_NULL (&ia, "1");
-   bson_append_array_end (&ifn, &ia);
-   bson_append_document_end (doc, &ifn);
-   return ok;
-}
-
 /* A documents-window bound: "unbounded", "current" or a signed offset. */
 typedef struct {
    const char *word; /* or NULL for `n` */
@@ -254,12 +240,12 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    for (int j = 0; ok && j < w->partition.n; j++) {
       char pk[16];
       snprintf (pk, sizeof pk, "k%d", j);
-      ok = ifnull_field (cx, w->partition.v[j], &part, pk);
+      ok = cx_agg_value_or_null (cx, w->partition.v[j], &part, pk);
    }
    bson_append_document_end (&set, &part);
    for (int j = 0; ok && j < w->order.n; j++) {
       snprintf (field, sizeof field, "%s_s%d", name, j);
-      ok = ifnull_field (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
+      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
    }
    /* the peer key repeats the expressions: fields set by this same $set
     * are not visible to it (a stage sees its input document) */
@@ -268,7 +254,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    for (int j = 0; ok && j < w->order.n; j++) {
       char sk[16];
       snprintf (sk, sizeof sk, "s%d", j);
-      ok = ifnull_field (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, sk);
+      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, sk);
    }
    bson_append_document_end (&set, &keydoc);
    bson_append_document_end (&st, &set);

@@ -13,6 +13,7 @@
  * distinct from null, as in MongoDB: {$eq: ["$nosuch", null]} is false, and
  * a missing value leaves a computed field out of its document.
  */
+#include "dj_date.h"
 #include "engine-private.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -1370,33 +1371,6 @@ eval_math1 (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
 
 /* ---- dates ----------------------------------------------------------------- */
 
-/* days since 1970-01-01 <-> civil date (proleptic Gregorian), after
- * Howard Hinnant's algorithms; exact over the whole int64 range we use. */
-static int64_t
-days_from_civil (int64_t y, unsigned m, unsigned d)
-{
-   y -= m <= 2;
-   const int64_t era = (y >= 0 ? y : y - 399) / 400;
-   const unsigned yoe = (unsigned) (y - era * 400);
-   const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-   const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-   return era * 146097 + (int64_t) doe - 719468;
-}
-
-static void
-civil_from_days (int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-   z += 719468;
-   const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-   const unsigned doe = (unsigned) (z - era * 146097);
-   const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-   const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-   const unsigned mp = (5 * doy + 2) / 153;
-   *d = doy - (153 * mp + 2) / 5 + 1;
-   *m = mp < 10 ? mp + 3 : mp - 9;
-   *y = (int64_t) yoe + era * 400 + (*m <= 2);
-}
-
 typedef struct {
    int64_t year;
    unsigned month, day, hour, minute, second, ms;
@@ -1420,13 +1394,13 @@ to_parts (int64_t ms, const dj_tz_t *tz, parts_t *p)
    int64_t local_ms = ms + (int64_t) p->offset * 1000;
    int64_t days = floordiv (local_ms, 86400000);
    int64_t rem = local_ms - days * 86400000;
-   civil_from_days (days, &p->year, &p->month, &p->day);
+   dj_civil_from_days (days, &p->year, &p->month, &p->day);
    p->hour = (unsigned) (rem / 3600000);
    p->minute = (unsigned) (rem / 60000 % 60);
    p->second = (unsigned) (rem / 1000 % 60);
    p->ms = (unsigned) (rem % 1000);
    p->dow = (unsigned) ((days % 7 + 7 + 4) % 7) + 1; /* 1970-01-01 was a Thursday */
-   p->doy = (unsigned) (days - days_from_civil (p->year, 1, 1)) + 1;
+   p->doy = (unsigned) (days - dj_days_from_civil (p->year, 1, 1)) + 1;
 }
 
 static int64_t
@@ -1435,7 +1409,7 @@ from_parts (int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s, 
    /* months and days may overflow their ranges: MongoDB carries them */
    y += floordiv (mo - 1, 12);
    mo = mo - 1 - floordiv (mo - 1, 12) * 12 + 1;
-   int64_t days = days_from_civil (y, (unsigned) mo, 1) + d - 1;
+   int64_t days = dj_days_from_civil (y, (unsigned) mo, 1) + d - 1;
    int64_t local_s = days * 86400 + h * 3600 + mi * 60 + s;
    int64_t utc_s = tz ? dj_tz_local_to_utc (tz, local_s) : local_s;
    return utc_s * 1000 + ms;
@@ -1457,12 +1431,12 @@ iso_week (const parts_t *p, int64_t *wyear, unsigned *week)
    int64_t w = (ordinal - wd + 10) / 7;
    if (w < 1) {
       y--;
-      int64_t dec31 = days_from_civil (y, 12, 31);
+      int64_t dec31 = dj_days_from_civil (y, 12, 31);
       parts_t q;
       to_parts (dec31 * 86400000, NULL, &q);
       w = ((int64_t) q.doy - (int64_t) iso_dow (&q) + 10) / 7;
    } else if (w == 53) {
-      int64_t jan1next = days_from_civil (y + 1, 1, 1);
+      int64_t jan1next = dj_days_from_civil (y + 1, 1, 1);
       int jd = (int) (((jan1next % 7) + 7 + 3) % 7) + 1; /* ISO weekday of next Jan 1 */
       if (jd <= 4) {
          y++;
@@ -2991,7 +2965,7 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
             int64_t y = p.year + floordiv (tm, 12);
             int64_t mo = tm - floordiv (tm, 12) * 12 + 1;
             /* clamp the day to the target month's length, as MongoDB does */
-            int64_t dim = days_from_civil (mo == 12 ? y + 1 : y, mo == 12 ? 1 : (unsigned) mo + 1, 1) - days_from_civil (y, (unsigned) mo, 1);
+            int64_t dim = dj_days_from_civil (mo == 12 ? y + 1 : y, mo == 12 ? 1 : (unsigned) mo + 1, 1) - dj_days_from_civil (y, (unsigned) mo, 1);
             r = from_parts (y, mo, p.day > dim ? dim : p.day, p.hour, p.minute, p.second, p.ms, tz);
          }
          out->value_type = BSON_TYPE_DATE_TIME;
@@ -3034,13 +3008,13 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
          r = from_parts (2000 + floordiv (months, 12), months - floordiv (months, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
       } else if (!strcmp (unit, "week") || !strcmp (unit, "day")) {
          int64_t local_days = floordiv (ms + (int64_t) p.offset * 1000, 86400000);
-         int64_t ref = days_from_civil (2000, 1, 2) + start_dow; /* 2000-01-02 is a Sunday */
+         int64_t ref = dj_days_from_civil (2000, 1, 2) + start_dow; /* 2000-01-02 is a Sunday */
          int64_t per = !strcmp (unit, "week") ? 7 : 1;
-         int64_t ddays = floordiv (local_days - (per == 7 ? ref : days_from_civil (2000, 1, 1)), per * bin) * per * bin +
-                         (per == 7 ? ref : days_from_civil (2000, 1, 1));
+         int64_t ddays = floordiv (local_days - (per == 7 ? ref : dj_days_from_civil (2000, 1, 1)), per * bin) * per * bin +
+                         (per == 7 ? ref : dj_days_from_civil (2000, 1, 1));
          int64_t y;
          unsigned mo, dd;
-         civil_from_days (ddays, &y, &mo, &dd);
+         dj_civil_from_days (ddays, &y, &mo, &dd);
          r = from_parts (y, mo, dd, 0, 0, 0, 0, tz);
       } else {
          int64_t u = unit_ms (unit) * bin;
@@ -3093,12 +3067,12 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
       int64_t r;
       if (iso) {
          /* ISO week date: Monday of week 1 is the Monday on or before Jan 4 */
-         int64_t jan4 = days_from_civil (vals[0], 1, 4);
+         int64_t jan4 = dj_days_from_civil (vals[0], 1, 4);
          int wd = (int) (((jan4 % 7) + 7 + 3) % 7) + 1; /* ISO weekday */
          int64_t day = jan4 - (wd - 1) + (vals[1] - 1) * 7 + (vals[2] - 1);
          int64_t y;
          unsigned mo, dd;
-         civil_from_days (day, &y, &mo, &dd);
+         dj_civil_from_days (day, &y, &mo, &dd);
          r = from_parts (y, mo, dd, vals[3], vals[4], vals[5], vals[6], tz);
       } else {
          r = from_parts (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], tz);

@@ -34,6 +34,7 @@
 #include <pythread.h>
 
 #include "dj_compile.h"
+#include "dj_date.h"
 #include "dj_exec.h"
 #include "dj_transport.h"
 
@@ -105,16 +106,6 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
    return ok;
 }
 
-static int64_t
-days_from_civil (int64_t y, unsigned m, unsigned d)
-{
-   y -= m <= 2;
-   int64_t era = (y >= 0 ? y : y - 399) / 400;
-   unsigned yoe = (unsigned) (y - era * 400);
-   unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-   unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-   return era * 146097 + (int64_t) doe - 719468;
-}
 
 static bool
 append_datetime (bson_t *b, const char *key, PyObject *v)
@@ -136,7 +127,7 @@ append_datetime (bson_t *b, const char *key, PyObject *v)
    if (!utc) {
       return false;
    }
-   int64_t days = days_from_civil (PyDateTime_GET_YEAR (utc), PyDateTime_GET_MONTH (utc), PyDateTime_GET_DAY (utc));
+   int64_t days = dj_days_from_civil (PyDateTime_GET_YEAR (utc), PyDateTime_GET_MONTH (utc), PyDateTime_GET_DAY (utc));
    int64_t ms = days * 86400000 + (int64_t) PyDateTime_DATE_GET_HOUR (utc) * 3600000 +
                 (int64_t) PyDateTime_DATE_GET_MINUTE (utc) * 60000 + (int64_t) PyDateTime_DATE_GET_SECOND (utc) * 1000 +
                 PyDateTime_DATE_GET_MICROSECOND (utc) / 1000;
@@ -197,7 +188,7 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return append_datetime (b, key, v);
    }
    if (PyDate_Check (v)) {
-      int64_t days = days_from_civil (PyDateTime_GET_YEAR (v), PyDateTime_GET_MONTH (v), PyDateTime_GET_DAY (v));
+      int64_t days = dj_days_from_civil (PyDateTime_GET_YEAR (v), PyDateTime_GET_MONTH (v), PyDateTime_GET_DAY (v));
       return bson_append_date_time (b, key, -1, days * 86400000);
    }
    if (PyTime_Check (v)) {
@@ -293,19 +284,6 @@ doc_to_py (const bson_iter_t *it, bool array, int depth)
    return out;
 }
 
-static void
-civil_from_days (int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-   z += 719468;
-   int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-   unsigned doe = (unsigned) (z - era * 146097);
-   unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-   unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-   unsigned mp = (5 * doy + 2) / 153;
-   *d = doy - (153 * mp + 2) / 5 + 1;
-   *m = mp < 10 ? mp + 3 : mp - 9;
-   *y = (int64_t) yoe + era * 400 + (*m <= 2);
-}
 
 static PyObject *
 to_py (const bson_iter_t *it, int depth)
@@ -330,7 +308,7 @@ to_py (const bson_iter_t *it, int depth)
       int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
       int64_t rem = ms - days * 86400000, y;
       unsigned mo, d;
-      civil_from_days (days, &y, &mo, &d);
+      dj_civil_from_days (days, &y, &mo, &d);
       if (y < 1 || y > 9999) {
          return PyErr_Format (Exc_DataError, "date out of Python's range (year %lld)", (long long) y);
       }
