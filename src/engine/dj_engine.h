@@ -18,9 +18,18 @@
  *    order, MongoDB's "natural order"); `_id` and every secondary index map an
  *    order-preserving encoding of BSON values to record ids.
  *
+ * @section txn_sec Transactions
+ * dj_engine_txn_begin() opens a transaction that spans commands: they run
+ * in it with dj_engine_run_command_in(), see each other's writes, and
+ * become visible to others all at once on dj_engine_txn_commit(), or not at
+ * all. Nested transactions (savepoints) undo part of one. Snapshot
+ * isolation: other readers keep seeing the last committed state; other
+ * writers wait (LMDB has one writer at a time), as in SQLite.
+ *
  * @section threads_sec Threads
  * A dj_engine_t may be used from several threads at once; each call runs in
- * its own LMDB transaction. Opening the same directory twice in one process
+ * its own LMDB transaction. A dj_engine_txn_t belongs to the thread that
+ * began it (LMDB's write lock is held by a thread). Opening the same directory twice in one process
  * returns the same underlying environment (LMDB forbids two opens per
  * process), reference-counted.
  *
@@ -85,6 +94,48 @@ void dj_engine_close (dj_engine_t *engine);
  * @return true when reply.ok is 1.
  */
 bool dj_engine_run_command (dj_engine_t *engine, const char *db, const bson_t *cmd, bson_t *reply);
+
+/** A transaction over several commands; see @ref txn_sec. */
+typedef struct dj_engine_txn dj_engine_txn_t;
+
+/**
+ * Begins a transaction, or a savepoint inside one.
+ *
+ * @param[in] parent NULL for a top-level transaction, which takes the data
+ *                   directory's write lock (waiting while another thread or
+ *                   process holds it); else an open transaction of the same
+ *                   engine, which cannot run commands until the new, nested
+ *                   one ends.
+ * @param[out] error WriteConflict (112) when this thread already holds the
+ *                   write lock through another transaction (waiting would
+ *                   deadlock); IllegalOperation (20) when @p parent already
+ *                   has an open nested transaction.
+ * @return a handle owned by the caller until dj_engine_txn_commit() or
+ *         dj_engine_txn_abort(), or NULL.
+ */
+dj_engine_txn_t *dj_engine_txn_begin (dj_engine_t *engine, dj_engine_txn_t *parent, bson_error_t *error);
+
+/**
+ * Commits @p txn (and first any nested transactions still open in it) and
+ * frees the handles. A nested transaction's writes join its parent's; a
+ * top-level one's become durable (fsync'd unless DJ_ENGINE_NOSYNC).
+ * @return false if the commit failed: then nothing of @p txn was written
+ *         (it was aborted and freed all the same).
+ */
+bool dj_engine_txn_commit (dj_engine_txn_t *txn, bson_error_t *error);
+
+/** Discards @p txn's writes (and its open nested transactions') and frees the handles. */
+void dj_engine_txn_abort (dj_engine_txn_t *txn);
+
+/**
+ * dj_engine_run_command() inside @p txn (NULL: the same as
+ * dj_engine_run_command()). A command that fails (ok: 0) leaves no writes
+ * behind and the transaction usable; per-document writeErrors keep the
+ * writes before them, as outside a transaction. Cursors opened here hold
+ * their documents, so getMore works after the transaction ends.
+ */
+bool dj_engine_run_command_in (dj_engine_t *engine, dj_engine_txn_t *txn, const char *db, const bson_t *cmd,
+                               bson_t *reply);
 
 /** The path the engine was opened with (owned by the engine). */
 const char *dj_engine_path (const dj_engine_t *engine);

@@ -292,6 +292,8 @@ struct dj_ctx {
    dj_engine_t *engine;
    MDB_txn *txn;
    bool write;
+   bool borrowed; /* a read inside a caller's transaction: txn is theirs */
+   bool top;      /* a top-level write transaction: holds the env's writer mark */
 };
 struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
@@ -303,9 +305,18 @@ struct dj_engine {
    int64_t next_cursor_id;
 };
 
+/* ---- txn.c: one command's transaction, and callers' transactions ---------- */
+/* Begins the transaction one command runs in. Inside a caller's transaction
+ * (dj_engine_run_command_in) a write is a nested LMDB transaction of it, so
+ * a failing command undoes only itself, and a read uses the caller's
+ * transaction as is (it must see the caller's writes). */
 bool dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error);
 bool dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error);
 void dj_txn_abort (dj_ctx_t *ctx);
+/* The env's writer mark (engine.c): which thread holds LMDB's write lock, so
+ * that a thread asking for a second one gets WriteConflict, not a deadlock. */
+bool dj_env_writer_check (dj_engine_t *e, bson_error_t *error);
+void dj_env_writer_set (dj_engine_t *e, bool held);
 bool dj_lmdb_error (int rc, bson_error_t *error, const char *what);
 
 bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);

@@ -18,6 +18,12 @@ struct dj_env {
    MDB_dbi dbi_catalog, dbi_data;
    int refs;
    struct dj_env *next;
+   /* Which thread holds LMDB's write lock through this env (writer_mu guards
+    * both). LMDB's lock is not recursive: a thread that asked for it twice
+    * would wait for itself forever, so it is told WriteConflict instead. */
+   pthread_mutex_t writer_mu;
+   bool writer_held;
+   pthread_t writer;
 };
 static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_env *g_envs;
@@ -48,6 +54,7 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    e = bson_malloc0 (sizeof *e);
    e->realpath = bson_strdup (real);
    e->refs = 1;
+   pthread_mutex_init (&e->writer_mu, NULL);
    unsigned flags = MDB_NOTLS; /* read transactions are not tied to threads */
    if (opts && (opts->flags & DJ_ENGINE_NOSYNC)) {
       flags |= MDB_NOSYNC;
@@ -79,6 +86,7 @@ fail:
    if (e->env) {
       mdb_env_close (e->env);
    }
+   pthread_mutex_destroy (&e->writer_mu);
    bson_free (e->realpath);
    bson_free (e);
    pthread_mutex_unlock (&g_envs_mu);
@@ -97,6 +105,7 @@ env_release (struct dj_env *e)
          }
       }
       mdb_env_close (e->env);
+      pthread_mutex_destroy (&e->writer_mu);
       bson_free (e->realpath);
       bson_free (e);
    }
@@ -131,6 +140,32 @@ dj_engine_close (dj_engine_t *e)
    env_release (e->shared);
    bson_free (e->path);
    bson_free (e);
+}
+
+bool
+dj_env_writer_check (dj_engine_t *e, bson_error_t *error)
+{
+   struct dj_env *env = e->shared;
+   pthread_mutex_lock (&env->writer_mu);
+   bool mine = env->writer_held && pthread_equal (env->writer, pthread_self ());
+   pthread_mutex_unlock (&env->writer_mu);
+   if (mine) {
+      return dj_err (error, DJ_WriteConflict,
+                     "this thread already holds a write transaction on '%s' (through another connection); "
+                     "commit or abort it first",
+                     env->realpath);
+   }
+   return true;
+}
+
+void
+dj_env_writer_set (dj_engine_t *e, bool held)
+{
+   struct dj_env *env = e->shared;
+   pthread_mutex_lock (&env->writer_mu);
+   env->writer_held = held;
+   env->writer = pthread_self ();
+   pthread_mutex_unlock (&env->writer_mu);
 }
 
 const char *

@@ -36,39 +36,6 @@ dj_lmdb_error (int rc, bson_error_t *error, const char *what)
    return dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) rc, "%s: %s", what, mdb_strerror (rc));
 }
 
-bool
-dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
-{
-   int rc = mdb_txn_begin (e->env, NULL, write ? 0 : MDB_RDONLY, &ctx->txn);
-   ctx->engine = e;
-   ctx->write = write;
-   if (rc) {
-      ctx->txn = NULL;
-      return dj_lmdb_error (rc, error, "cannot begin a transaction");
-   }
-   return true;
-}
-
-bool
-dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
-{
-   int rc = mdb_txn_commit (ctx->txn);
-   ctx->txn = NULL;
-   if (rc) {
-      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
-   }
-   return true;
-}
-
-void
-dj_txn_abort (dj_ctx_t *ctx)
-{
-   if (ctx->txn) {
-      mdb_txn_abort (ctx->txn);
-      ctx->txn = NULL;
-   }
-}
-
 /* ---- names ----------------------------------------------------------------- */
 
 bool

@@ -1,0 +1,247 @@
+/*
+ * txn.c -- transactions: the one each command runs in, and the ones callers
+ * hold across commands (dj_engine_txn_*, see dj_engine.h).
+ *
+ * Commands never see a dj_engine_txn_t: they call dj_txn_begin() as if they
+ * were alone, and dj_engine_run_command_in() makes the caller's transaction
+ * the thread's current one for the length of the call. A command's write
+ * transaction is then an LMDB nested transaction of the caller's -- so a
+ * command that fails aborts only its own writes -- and a read borrows the
+ * caller's transaction (LMDB has no read-only nested transactions, and the
+ * read must see the caller's uncommitted writes anyway).
+ *
+ * Ownership: a dj_engine_txn_t is the caller's until commit/abort, which
+ * also end (and free) nested transactions still open under it.
+ */
+#include "engine-private.h"
+
+struct dj_engine_txn {
+   dj_engine_t *engine;   /* borrowed */
+   MDB_txn *txn;          /* owned until commit/abort */
+   dj_engine_txn_t *parent; /* NULL: top-level, holds the env's writer mark */
+   dj_engine_txn_t *child;  /* the open nested transaction, if any (owned through the chain) */
+   pthread_t thread;
+};
+
+/* The caller's transaction for the command running on this thread. */
+static _Thread_local dj_engine_txn_t *tls_txn;
+
+bool
+dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
+{
+   dj_engine_txn_t *outer = tls_txn && tls_txn->engine->env == e->env ? tls_txn : NULL;
+   int rc;
+
+   ctx->engine = e;
+   ctx->write = write;
+   ctx->borrowed = false;
+   ctx->top = false;
+   ctx->txn = NULL;
+   if (outer && !write) {
+      ctx->txn = outer->txn;
+      ctx->borrowed = true;
+      return true;
+   }
+   if (outer) {
+      rc = mdb_txn_begin (e->env, outer->txn, 0, &ctx->txn);
+   } else {
+      if (write && !dj_env_writer_check (e, error)) {
+         return false;
+      }
+      rc = mdb_txn_begin (e->env, NULL, write ? 0 : MDB_RDONLY, &ctx->txn);
+      if (!rc && write) {
+         dj_env_writer_set (e, true);
+         ctx->top = true;
+      }
+   }
+   if (rc) {
+      ctx->txn = NULL;
+      return dj_lmdb_error (rc, error, "cannot begin a transaction");
+   }
+   return true;
+}
+
+static void
+ctx_end (dj_ctx_t *ctx)
+{
+   if (ctx->top) {
+      /* cleared before LMDB releases its lock, so the next writer's mark
+       * (set after it gets the lock) is never overwritten */
+      dj_env_writer_set (ctx->engine, false);
+      ctx->top = false;
+   }
+}
+
+bool
+dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
+{
+   int rc = 0;
+   ctx_end (ctx);
+   if (!ctx->borrowed) {
+      rc = mdb_txn_commit (ctx->txn);
+   }
+   ctx->txn = NULL;
+   if (rc) {
+      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
+   }
+   return true;
+}
+
+void
+dj_txn_abort (dj_ctx_t *ctx)
+{
+   if (ctx->txn) {
+      ctx_end (ctx);
+      if (!ctx->borrowed) {
+         mdb_txn_abort (ctx->txn);
+      }
+      ctx->txn = NULL;
+   }
+}
+
+/* ---- callers' transactions ------------------------------------------------- */
+
+static bool
+owned_here (const dj_engine_txn_t *t, bson_error_t *error)
+{
+   if (!pthread_equal (t->thread, pthread_self ())) {
+      return dj_err (error, DJ_IllegalOperation, "a transaction may only be used by the thread that began it");
+   }
+   return true;
+}
+
+dj_engine_txn_t *
+dj_engine_txn_begin (dj_engine_t *e, dj_engine_txn_t *parent, bson_error_t *error)
+{
+   MDB_txn *txn = NULL;
+   int rc;
+
+   if (parent) {
+      if (!owned_here (parent, error)) {
+         return NULL;
+      }
+      if (parent->child) {
+         dj_err (error, DJ_IllegalOperation, "the transaction already has an open nested transaction");
+         return NULL;
+      }
+      if (parent->engine->env != e->env) {
+         dj_err (error, DJ_IllegalOperation, "a nested transaction must be on its parent's data directory");
+         return NULL;
+      }
+      rc = mdb_txn_begin (e->env, parent->txn, 0, &txn);
+   } else {
+      if (!dj_env_writer_check (e, error)) {
+         return NULL;
+      }
+      rc = mdb_txn_begin (e->env, NULL, 0, &txn);
+   }
+   if (rc) {
+      dj_lmdb_error (rc, error, "cannot begin a transaction");
+      return NULL;
+   }
+   dj_engine_txn_t *t = bson_malloc0 (sizeof *t);
+   t->engine = e;
+   t->txn = txn;
+   t->parent = parent;
+   t->thread = pthread_self ();
+   if (parent) {
+      parent->child = t;
+   } else {
+      dj_env_writer_set (e, true);
+   }
+   return t;
+}
+
+/* Unlinks t from its parent, clears the writer mark of a top-level one, and
+ * frees t's open descendants' handles (LMDB ends their transactions with t's). */
+static void
+txn_release (dj_engine_txn_t *t)
+{
+   for (dj_engine_txn_t *c = t->child, *next; c; c = next) {
+      next = c->child;
+      bson_free (c);
+   }
+   if (t->parent) {
+      t->parent->child = NULL;
+   } else {
+      dj_env_writer_set (t->engine, false);
+   }
+}
+
+bool
+dj_engine_txn_commit (dj_engine_txn_t *t, bson_error_t *error)
+{
+   if (!t) {
+      return true;
+   }
+   if (!owned_here (t, error)) {
+      return false;
+   }
+   /* innermost first: each nested transaction's writes join its parent */
+   int rc = 0;
+   dj_engine_txn_t *inner = t;
+   while (inner->child) {
+      inner = inner->child;
+   }
+   while (inner != t && !rc) {
+      rc = mdb_txn_commit (inner->txn);
+      inner->txn = NULL;
+      inner = inner->parent;
+   }
+   if (rc) {
+      mdb_txn_abort (t->txn); /* also ends what is left under it */
+   } else {
+      rc = mdb_txn_commit (t->txn);
+   }
+   txn_release (t);
+   bson_free (t);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
+   }
+   return true;
+}
+
+void
+dj_engine_txn_abort (dj_engine_txn_t *t)
+{
+   if (!t) {
+      return;
+   }
+   /* aborting a parent aborts its children inside LMDB; from another thread
+    * LMDB's lock could not be released, so that is a caller's bug we refuse
+    * loudly rather than corrupt the lock */
+   BSON_ASSERT (pthread_equal (t->thread, pthread_self ()));
+   mdb_txn_abort (t->txn);
+   txn_release (t);
+   bson_free (t);
+}
+
+bool
+dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   bson_error_t error = {0};
+
+   if (!t) {
+      return dj_engine_run_command (e, db, cmd, reply);
+   }
+   if (!owned_here (t, &error)) {
+      goto fail;
+   }
+   if (t->child) {
+      dj_err (&error, DJ_IllegalOperation, "the transaction has an open nested transaction; run commands in that one");
+      goto fail;
+   }
+   if (t->engine->env != e->env) {
+      dj_err (&error, DJ_IllegalOperation, "the transaction belongs to another data directory");
+      goto fail;
+   }
+   dj_engine_txn_t *saved = tls_txn;
+   tls_txn = t;
+   bool ok = dj_engine_run_command (e, db, cmd, reply);
+   tls_txn = saved;
+   return ok;
+fail:
+   bson_init (reply);
+   dj_error_append_reply (&error, reply);
+   return false;
+}
