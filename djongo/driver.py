@@ -12,11 +12,19 @@ Django's own backends sit on sqlite3/psycopg. HOST rule: a path (absolute,
 ./relative or file:) is the embedded engine; mongodb://, mongodb+srv:// or a
 host name is a server.
 
-This first slice runs in autocommit: each statement is its own transaction
-(commit() has nothing to do). Multi-statement transactions and savepoints
-need sessions in the engine and the libmongoc transport (issue 6, next);
-until then BEGIN/SAVEPOINT/ROLLBACK and Connection.rollback() raise
-NotSupportedError rather than pretend.
+Transactions, as PEP 249 says: with autocommit off (the default) the first
+write or DDL statement begins a transaction that lasts until commit() or
+rollback() (reads outside one see the last commit); with autocommit on
+(what Django's backend uses) each statement commits by itself. BEGIN,
+COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO work as SQL
+statements. Every write statement is atomic: a multi-row INSERT that hits a
+duplicate key leaves no rows.
+
+  - embedded engine: a transaction holds the data directory's write lock
+    (other writers wait, readers do not), savepoints are LMDB nested
+    transactions; a transaction belongs to the thread that began it.
+  - MongoDB server: a session with a multi-document transaction (needs a
+    replica set); savepoints raise NotSupportedError, as MongoDB has none.
 """
 from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,  # noqa: F401
                                 InternalError, NotSupportedError, OperationalError, ProgrammingError, Warning)
@@ -70,14 +78,14 @@ DATETIME = _DBAPITypeObject("DATETIME", "TIMESTAMP", "DATE", "TIME")
 ROWID = _DBAPITypeObject("ROWID", "OBJECTID")
 
 
-def connect(host, db="test"):
+def connect(host, db="test", autocommit=False):
     """A connection to HOST (see the module docstring), database DB."""
-    return Connection(host, db)
+    return Connection(host, db, autocommit)
 
 
 class Connection:
-    def __init__(self, host, db):
-        self._c = _driver.Connection(host, db)
+    def __init__(self, host, db, autocommit=False):
+        self._c = _driver.Connection(host, db, autocommit)
         self._closed = False
 
     def cursor(self):
@@ -88,22 +96,33 @@ class Connection:
     def commit(self):
         if self._closed:
             raise InterfaceError("the connection is closed")
-        # autocommit: every statement is already committed
+        self._c.commit()
 
     def rollback(self):
         if self._closed:
             raise InterfaceError("the connection is closed")
-        raise NotSupportedError("rollback needs multi-document transactions, which this driver does not have yet "
-                                "(statements run in autocommit)")
+        self._c.rollback()
 
     def close(self):
+        """Closes the connection; an uncommitted transaction is rolled back."""
         if not self._closed:
             self._c.close()
             self._closed = True
 
     @property
     def autocommit(self):
-        return True
+        return self._c.autocommit
+
+    @autocommit.setter
+    def autocommit(self, on):
+        """Turning autocommit on commits the open transaction."""
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        self._c.autocommit = bool(on)
+
+    @property
+    def in_transaction(self):
+        return not self._closed and self._c.in_transaction
 
     def __enter__(self):
         return self
@@ -136,10 +155,7 @@ class Cursor:
         self._check()
         if params is not None and not isinstance(params, (list, tuple)):
             raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
-        names, rows, rowcount, lastrowid, txn = self.connection._c.execute(sql, params)
-        if txn is not None:
-            raise NotSupportedError("%s needs multi-document transactions, which this driver does not have yet "
-                                    "(statements run in autocommit)" % txn)
+        names, rows, rowcount, lastrowid, _txn = self.connection._c.execute(sql, params)
         self.description = None if names is None else tuple((n, None, None, None, None, None, None) for n in names)
         self._rows, self._pos = rows, 0
         self.rowcount = rowcount

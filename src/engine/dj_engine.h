@@ -124,7 +124,10 @@ dj_engine_txn_t *dj_engine_txn_begin (dj_engine_t *engine, dj_engine_txn_t *pare
  */
 bool dj_engine_txn_commit (dj_engine_txn_t *txn, bson_error_t *error);
 
-/** Discards @p txn's writes (and its open nested transactions') and frees the handles. */
+/** Discards @p txn's writes (and its open nested transactions') and frees
+ *  the handles. Called from another thread than the one that began it, only
+ *  the handles are freed: LMDB's lock can be released by its owner alone, so
+ *  the transaction (never written) ends when that thread exits. */
 void dj_engine_txn_abort (dj_engine_txn_t *txn);
 
 /**

@@ -207,10 +207,26 @@ dj_engine_txn_abort (dj_engine_txn_t *t)
    if (!t) {
       return;
    }
-   /* aborting a parent aborts its children inside LMDB; from another thread
-    * LMDB's lock could not be released, so that is a caller's bug we refuse
-    * loudly rather than corrupt the lock */
-   BSON_ASSERT (pthread_equal (t->thread, pthread_self ()));
+   if (!pthread_equal (t->thread, pthread_self ())) {
+      /* Another thread cannot release LMDB's write lock (a robust mutex
+       * refuses a non-owner's unlock). This happens when a connection is
+       * garbage-collected on another thread: the LMDB transaction is left
+       * as it is -- nothing of it is ever written -- and LMDB discards it
+       * when the owning thread exits (the next writer finds the lock's
+       * owner dead and recovers). Until then, that thread's writes get
+       * WriteConflict and other writers wait. Only the handles are freed. */
+      for (dj_engine_txn_t *c = t; c; c = c->child) {
+         c->txn = NULL;
+      }
+      if (t->parent) {
+         t->parent->child = NULL;
+      }
+      for (dj_engine_txn_t *c = t, *next; c; c = next) {
+         next = c->child;
+         bson_free (c);
+      }
+      return;
+   }
    mdb_txn_abort (t->txn);
    txn_release (t);
    bson_free (t);

@@ -20,7 +20,13 @@
  *    collection) + n -- so ids written by other tools are never reused; an
  *    explicit id advances the counter too, so an id once used is not given
  *    again after its row is deleted (SQLite's AUTOINCREMENT rule).
- *    lastrowid is the last id given; RETURNING reads the inserted values.
+ *    lastrowid is the last id given; RETURNING reads the inserted values;
+ *  - transactions: BEGIN/COMMIT/ROLLBACK and SAVEPOINT/RELEASE/ROLLBACK TO
+ *    go to the transport's dj_txn_fn; every write or DDL statement runs as
+ *    one atomic unit (DJ_TXN_STMT_*), so a multi-row INSERT that meets a
+ *    duplicate key leaves no rows, and an auto-increment counter moves only
+ *    with its rows -- where the transport can do that (the embedded engine;
+ *    on a MongoDB server only inside a transaction).
  *
  * @section threads_sec Threads
  * A dj_exec_t is one session: use it from one thread at a time (the DB-API
@@ -45,13 +51,40 @@
  */
 typedef bool (*dj_run_command_fn) (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
+/** What a dj_txn_fn is asked to do. */
+typedef enum {
+   DJ_TXN_BEGIN,       /* BEGIN: error if a transaction is open */
+   DJ_TXN_COMMIT,      /* COMMIT: no-op without a transaction (PEP 249 commit()) */
+   DJ_TXN_ROLLBACK,    /* ROLLBACK: no-op without a transaction */
+   DJ_TXN_SAVEPOINT,   /* SAVEPOINT name (outside a transaction: begins one, as SQLite) */
+   DJ_TXN_RELEASE,     /* RELEASE [SAVEPOINT] name: keeps its writes, ends it and the later ones */
+   DJ_TXN_ROLLBACK_TO, /* ROLLBACK TO [SAVEPOINT] name: undoes since it; it stays open */
+   DJ_TXN_STMT_BEGIN,  /* the start of one statement's atomic unit */
+   DJ_TXN_STMT_COMMIT, /* ... its successful end */
+   DJ_TXN_STMT_ABORT,  /* ... its failed end (must not fail) */
+   DJ_TXN_ACTIVE       /* returns whether a transaction is open (no error) */
+} dj_txn_op_t;
+
+/**
+ * Carries out a transaction operation. @p name is the savepoint's, else NULL.
+ * @return false with @p error set (a savepoint that does not exist, BEGIN
+ *         inside a transaction, savepoints on a transport without them:
+ *         DJ_DOMAIN_SQL/DJ_SQL_UNSUPPORTED).
+ */
+typedef bool (*dj_txn_fn) (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);
+
 typedef struct dj_exec dj_exec_t;
 
 /**
- * A session on database @p db over @p run (with @p ctx passed through).
+ * A session on database @p db over @p run and @p txn (with @p ctx passed
+ * through). @p txn may be NULL: transaction statements are then refused
+ * (DJ_SQL_UNSUPPORTED) and statements are not atomic units.
  * @return a session the caller owns (dj_exec_destroy()).
  */
-dj_exec_t *dj_exec_new (dj_run_command_fn run, void *ctx, const char *db);
+dj_exec_t *dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db);
+
+/** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
+bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);
 void dj_exec_destroy (dj_exec_t *x);
 const char *dj_exec_db (const dj_exec_t *x);
 

@@ -7,16 +7,18 @@
 
 struct dj_exec {
    dj_run_command_fn run;
+   dj_txn_fn txn; /* may be NULL */
    void *ctx;
    char *db;     /* owned */
    bson_t *autos; /* owned cache {table: "column" or null}; cleared by DDL */
 };
 
 dj_exec_t *
-dj_exec_new (dj_run_command_fn run, void *ctx, const char *db)
+dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
 {
    dj_exec_t *x = bson_malloc0 (sizeof *x);
    x->run = run;
+   x->txn = txn;
    x->ctx = ctx;
    x->db = bson_strdup (db);
    x->autos = bson_new ();
@@ -417,7 +419,39 @@ returning_rows (const dj_mql_t *m, dj_result_t *out)
    }
 }
 
+/* ---- transactions ---- */
+
+bool
+dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error)
+{
+   if (!x->txn) {
+      if (op == DJ_TXN_ACTIVE || op == DJ_TXN_STMT_BEGIN || op == DJ_TXN_STMT_COMMIT || op == DJ_TXN_STMT_ABORT) {
+         return op != DJ_TXN_ACTIVE; /* never active; statement units are no-ops */
+      }
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "this connection does not support transactions");
+   }
+   if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
+      /* a CREATE/DROP TABLE may have been undone */
+      bson_reinit (x->autos);
+   }
+   return x->txn (x->ctx, op, name, error);
+}
+
+static bool
+run_txn_statement (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
+{
+   static const dj_txn_op_t ops[] = {[DJ_STMT_BEGIN] = DJ_TXN_BEGIN,         [DJ_STMT_COMMIT] = DJ_TXN_COMMIT,
+                                     [DJ_STMT_ROLLBACK] = DJ_TXN_ROLLBACK,   [DJ_STMT_SAVEPOINT] = DJ_TXN_SAVEPOINT,
+                                     [DJ_STMT_RELEASE] = DJ_TXN_RELEASE,     [DJ_STMT_ROLLBACK_TO] = DJ_TXN_ROLLBACK_TO};
+   if (m->stmt < DJ_STMT_BEGIN || m->stmt > DJ_STMT_ROLLBACK_TO) {
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not a transaction statement");
+   }
+   return dj_exec_txn (x, ops[m->stmt], m->name, error);
+}
+
 /* ---- statements ---- */
+
+static bool exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error);
 
 bool
 dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
@@ -427,10 +461,40 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    out->rows = bson_new ();
    out->rowcount = -1;
    if (m->kind == DJ_MQL_TXN) {
-      dj_result_cleanup (out);
-      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
-                           "transaction statements are carried out by the driver's session, not sent as commands");
+      if (!run_txn_statement (x, m, error)) {
+         dj_result_cleanup (out);
+         return false;
+      }
+      return true;
    }
+   /* writes and DDL are atomic units: all their commands, or none */
+   bool unit = m->kind != DJ_MQL_ROWS;
+   if (unit && !dj_exec_txn (x, DJ_TXN_STMT_BEGIN, NULL, error)) {
+      dj_result_cleanup (out);
+      return false;
+   }
+   ok = exec_commands (x, m, out, error);
+   if (unit) {
+      if (ok) {
+         ok = dj_exec_txn (x, DJ_TXN_STMT_COMMIT, NULL, error);
+      } else {
+         dj_exec_txn (x, DJ_TXN_STMT_ABORT, NULL, NULL);
+      }
+   }
+   if (m->kind == DJ_MQL_DDL) {
+      /* a table may have been created, dropped or renamed */
+      bson_reinit (x->autos);
+   }
+   if (!ok) {
+      dj_result_cleanup (out);
+   }
+   return ok;
+}
+
+static bool
+exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
+{
+   bool ok = true;
    if (m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
       ok = assign_ids (x, m, out, error);
    }
@@ -486,13 +550,6 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
       returning_rows (m, out);
-   }
-   if (m->kind == DJ_MQL_DDL) {
-      /* a table may have been created, dropped or renamed */
-      bson_reinit (x->autos);
-   }
-   if (!ok) {
-      dj_result_cleanup (out);
    }
    return ok;
 }

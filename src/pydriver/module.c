@@ -370,17 +370,20 @@ typedef struct {
    dj_transport_t *transport; /* owned */
    dj_exec_t *exec;           /* owned */
    PyThread_type_lock lock;   /* held while a statement runs */
+   bool autocommit;           /* false: a write or DDL statement outside a transaction begins one (PEP 249) */
 } ConnectionObject;
 
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", NULL};
    const char *host, *db;
+   int autocommit = 0;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss", kwlist, &host, &db)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|p", kwlist, &host, &db, &autocommit)) {
       return -1;
    }
+   self->autocommit = autocommit;
    if (self->exec) {
       PyErr_SetString (Exc_InterfaceError, "connection already initialised");
       return -1;
@@ -398,7 +401,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
       return -1;
    }
    self->transport = t;
-   self->exec = dj_exec_new (dj_transport_run, t, db);
+   self->exec = dj_exec_new (dj_transport_run, dj_transport_txn, t, db);
    self->lock = PyThread_allocate_lock ();
    if (!self->lock) {
       PyErr_NoMemory ();
@@ -491,7 +494,11 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
       dj_plan_release (plan);
    }
-   if (ok && m.kind != DJ_MQL_TXN) {
+   if (ok && !self->autocommit && (m.kind == DJ_MQL_WRITE || m.kind == DJ_MQL_DDL) &&
+       !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
+      ok = dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, &error); /* PEP 249's implicit transaction */
+   }
+   if (ok) {
       ok = ran = dj_exec_run (self->exec, &m, &r, &error);
    }
    Py_END_ALLOW_THREADS
@@ -504,7 +511,6 @@ Connection_execute (ConnectionObject *self, PyObject *args)
                                           [DJ_STMT_ROLLBACK] = "ROLLBACK", [DJ_STMT_SAVEPOINT] = "SAVEPOINT",
                                           [DJ_STMT_RELEASE] = "RELEASE", [DJ_STMT_ROLLBACK_TO] = "ROLLBACK TO"};
       result = Py_BuildValue ("(OOnOz)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt]);
-      (void) m.name;
       goto cleanup;
    }
    /* rows -> tuples */
@@ -573,7 +579,86 @@ done:
    return result;
 }
 
+/* commit() / rollback(): the transaction, if one is open (else nothing). */
+static PyObject *
+Connection_txn (ConnectionObject *self, dj_txn_op_t op)
+{
+   bson_error_t error;
+   bool ok;
+   if (!self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
+      return NULL;
+   }
+   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return NULL;
+   }
+   Py_BEGIN_ALLOW_THREADS
+   ok = dj_exec_txn (self->exec, op, NULL, &error);
+   Py_END_ALLOW_THREADS
+   PyThread_release_lock (self->lock);
+   if (!ok) {
+      map_error (&error);
+      return NULL;
+   }
+   Py_RETURN_NONE;
+}
+
+static PyObject *
+Connection_commit (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
+{
+   return Connection_txn (self, DJ_TXN_COMMIT);
+}
+
+static PyObject *
+Connection_rollback (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
+{
+   return Connection_txn (self, DJ_TXN_ROLLBACK);
+}
+
+static PyObject *
+Connection_get_in_transaction (ConnectionObject *self, void *Py_UNUSED (closure))
+{
+   return PyBool_FromLong (self->exec && dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL));
+}
+
+static PyObject *
+Connection_get_autocommit (ConnectionObject *self, void *Py_UNUSED (closure))
+{
+   return PyBool_FromLong (self->autocommit);
+}
+
+/* Turning autocommit on commits an open transaction (as sqlite3 does). */
+static int
+Connection_set_autocommit (ConnectionObject *self, PyObject *value, void *Py_UNUSED (closure))
+{
+   int on = value ? PyObject_IsTrue (value) : -1;
+   if (on < 0) {
+      if (!PyErr_Occurred ()) {
+         PyErr_SetString (PyExc_TypeError, "autocommit cannot be deleted");
+      }
+      return -1;
+   }
+   if (on && !self->autocommit && self->exec) {
+      PyObject *r = Connection_txn (self, DJ_TXN_COMMIT);
+      if (!r) {
+         return -1;
+      }
+      Py_DECREF (r);
+   }
+   self->autocommit = on;
+   return 0;
+}
+
+static PyGetSetDef Connection_getset[] = {
+   {"autocommit", (getter) Connection_get_autocommit, (setter) Connection_set_autocommit,
+    "False (PEP 249's default): a write outside a transaction begins one, kept until commit()/rollback()", NULL},
+   {"in_transaction", (getter) Connection_get_in_transaction, NULL, "whether a transaction is open", NULL},
+   {NULL, NULL, NULL, NULL, NULL}};
+
 static PyMethodDef Connection_methods[] = {
+   {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
+   {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,
     "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None)"},
    {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
@@ -587,7 +672,8 @@ static PyTypeObject ConnectionType = {
    .tp_init = (initproc) Connection_init,
    .tp_dealloc = (destructor) Connection_dealloc,
    .tp_methods = Connection_methods,
-   .tp_doc = "Connection(host, db): SQL over the embedded engine (a path) or MongoDB (a URI or host).",
+   .tp_getset = Connection_getset,
+   .tp_doc = "Connection(host, db, autocommit=False): SQL over the embedded engine (a path) or MongoDB (a URI or host).",
 };
 
 static PyObject *

@@ -323,7 +323,7 @@ main (int argc, char **argv)
       fprintf (stderr, "djongo-sql: %s\n", error.message);
       return 1;
    }
-   session_t s = {.exec = dj_exec_new (dj_transport_run, tr, db), .plans = dj_plan_cache_new (0)};
+   session_t s = {.exec = dj_exec_new (dj_transport_run, dj_transport_txn, tr, db), .plans = dj_plan_cache_new (0)};
    int rc = 0;
    if (batch_mode) {
       rc = batch (&s);

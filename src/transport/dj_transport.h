@@ -28,6 +28,7 @@
 #include <bson/bson.h>
 
 #include "dj_error.h"
+#include "dj_exec.h"
 
 typedef struct dj_transport dj_transport_t;
 
@@ -45,7 +46,21 @@ void dj_transport_close (dj_transport_t *t);
 /** "embedded" or "mongodb". */
 const char *dj_transport_kind (const dj_transport_t *t);
 
-/** A dj_run_command_fn: @p ctx is the dj_transport_t. */
+/** A dj_run_command_fn: @p ctx is the dj_transport_t. Runs in the open
+ *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
+/**
+ * A dj_txn_fn: @p ctx is the dj_transport_t.
+ *  - embedded: BEGIN takes the data directory's write lock until COMMIT or
+ *    ROLLBACK (other writers wait; readers see the last commit); savepoints
+ *    are nested LMDB transactions; each statement's unit is one more nested
+ *    transaction (or, in autocommit, its own transaction).
+ *  - server: a client session with a multi-document transaction (a replica
+ *    set or sharded cluster is needed, as MongoDB requires); savepoints are
+ *    refused with DJ_SQL_UNSUPPORTED; statement units are no-ops.
+ * dj_transport_close() rolls back an open transaction.
+ */
+bool dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);
 
 #endif

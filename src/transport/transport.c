@@ -6,11 +6,27 @@
 #include <string.h>
 
 #include "dj_engine.h"
+#include "dj_exec.h"
+#include "dj_sql.h"
 #include "dj_transport.h"
+
+typedef struct {
+   char *name;           /* owned */
+   dj_engine_txn_t *txn; /* nested in the previous savepoint's, or the root */
+} savepoint_t;
 
 struct dj_transport {
    dj_engine_t *engine;     /* owned, or NULL */
    mongoc_client_t *client; /* owned, or NULL */
+   /* embedded: the open transaction (owned until commit/rollback), its
+    * savepoints (outermost first) and the running statement's unit */
+   dj_engine_txn_t *root;
+   bool implicit_root; /* begun by a SAVEPOINT outside a transaction */
+   savepoint_t *sps;   /* owned array */
+   int nsp, capsp;
+   dj_engine_txn_t *stmt;
+   /* server: the session of the open transaction (owned), else NULL */
+   mongoc_client_session_t *session;
 };
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
@@ -64,10 +80,27 @@ dj_transport_open (const char *host, bson_error_t *error)
    return t;
 }
 
+static void
+forget_savepoints (dj_transport_t *t, int from)
+{
+   for (int i = from; i < t->nsp; i++) {
+      bson_free (t->sps[i].name);
+   }
+   t->nsp = from;
+}
+
 void
 dj_transport_close (dj_transport_t *t)
 {
    if (t) {
+      /* an open transaction is rolled back, as PEP 249 says close() does */
+      dj_engine_txn_abort (t->stmt);
+      dj_engine_txn_abort (t->root);
+      forget_savepoints (t, 0);
+      bson_free (t->sps);
+      if (t->session) {
+         mongoc_client_session_destroy (t->session); /* aborts its transaction */
+      }
       dj_engine_close (t->engine);
       if (t->client) {
          mongoc_client_destroy (t->client);
@@ -98,15 +131,36 @@ reply_error (const bson_t *reply, bson_error_t *error)
    return dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
 }
 
+/* The transaction commands run in: the statement's unit, else the innermost
+ * savepoint, else the root (NULL: autocommit). */
+static dj_engine_txn_t *
+current_txn (dj_transport_t *t)
+{
+   return t->stmt ? t->stmt : t->nsp ? t->sps[t->nsp - 1].txn : t->root;
+}
+
 bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
    if (t->engine) {
-      return dj_engine_run_command (t->engine, db, cmd, reply) || reply_error (reply, error);
+      return dj_engine_run_command_in (t->engine, current_txn (t), db, cmd, reply) || reply_error (reply, error);
    }
-   /* initialises reply in every case */
-   if (mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error)) {
+   bool ok;
+   if (t->session) {
+      bson_t opts = BSON_INITIALIZER;
+      if (mongoc_client_session_append (t->session, &opts, error)) {
+         ok = mongoc_client_command_with_opts (t->client, db, cmd, NULL, &opts, reply, error);
+      } else {
+         bson_init (reply);
+         ok = false;
+      }
+      bson_destroy (&opts);
+   } else {
+      /* initialises reply in every case */
+      ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+   }
+   if (ok) {
       return true;
    }
    if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
@@ -117,4 +171,181 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
       dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
    }
    return false;
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+static bool
+unsupported (bson_error_t *error, const char *what)
+{
+   return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "%s", what);
+}
+
+static int
+find_savepoint (const dj_transport_t *t, const char *name, bson_error_t *error)
+{
+   for (int i = t->nsp - 1; i >= 0; i--) {
+      if (!strcasecmp (t->sps[i].name, name)) { /* SQL names fold case, as SQLite compares them */
+         return i;
+      }
+   }
+   dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "no such savepoint: %s", name);
+   return -1;
+}
+
+static bool
+push_savepoint (dj_transport_t *t, const char *name, bson_error_t *error)
+{
+   dj_engine_txn_t *parent = t->nsp ? t->sps[t->nsp - 1].txn : t->root;
+   dj_engine_txn_t *sp = dj_engine_txn_begin (t->engine, parent, error);
+   if (!sp) {
+      return false;
+   }
+   if (t->nsp == t->capsp) {
+      t->capsp = t->capsp ? 2 * t->capsp : 8;
+      t->sps = bson_realloc (t->sps, (size_t) t->capsp * sizeof *t->sps);
+   }
+   t->sps[t->nsp].name = bson_strdup (name);
+   t->sps[t->nsp++].txn = sp;
+   return true;
+}
+
+static bool
+embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *error)
+{
+   int i;
+   bool ok;
+
+   switch (op) {
+   case DJ_TXN_ACTIVE:
+      return t->root != NULL;
+   case DJ_TXN_BEGIN:
+      if (t->root) {
+         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation,
+                              "cannot start a transaction within a transaction");
+      }
+      t->root = dj_engine_txn_begin (t->engine, NULL, error);
+      t->implicit_root = false;
+      return t->root != NULL;
+   case DJ_TXN_COMMIT:
+      ok = dj_engine_txn_commit (t->root, error); /* also its savepoints */
+      t->root = NULL;
+      forget_savepoints (t, 0);
+      return ok;
+   case DJ_TXN_ROLLBACK:
+      dj_engine_txn_abort (t->root);
+      t->root = NULL;
+      forget_savepoints (t, 0);
+      return true;
+   case DJ_TXN_SAVEPOINT:
+      if (!t->root) {
+         if (!(t->root = dj_engine_txn_begin (t->engine, NULL, error))) {
+            return false;
+         }
+         t->implicit_root = true;
+      }
+      return push_savepoint (t, name, error);
+   case DJ_TXN_RELEASE:
+      if ((i = find_savepoint (t, name, error)) < 0) {
+         return false;
+      }
+      ok = dj_engine_txn_commit (t->sps[i].txn, error); /* and the later ones */
+      forget_savepoints (t, i);
+      if (!ok) {
+         /* the savepoint's writes are lost; the transaction cannot be trusted */
+         dj_engine_txn_abort (t->root);
+         t->root = NULL;
+         forget_savepoints (t, 0);
+         return false;
+      }
+      if (t->nsp == 0 && t->implicit_root) {
+         return embedded_txn (t, DJ_TXN_COMMIT, NULL, error);
+      }
+      return true;
+   case DJ_TXN_ROLLBACK_TO:
+      if ((i = find_savepoint (t, name, error)) < 0) {
+         return false;
+      }
+      dj_engine_txn_abort (t->sps[i].txn); /* and the later ones */
+      char *keep = t->sps[i].name;
+      t->sps[i].name = NULL;
+      forget_savepoints (t, i);
+      ok = push_savepoint (t, keep, error); /* the savepoint stays, empty */
+      bson_free (keep);
+      return ok;
+   case DJ_TXN_STMT_BEGIN:
+      t->stmt = dj_engine_txn_begin (t->engine, t->nsp ? t->sps[t->nsp - 1].txn : t->root, error);
+      return t->stmt != NULL;
+   case DJ_TXN_STMT_COMMIT:
+      ok = dj_engine_txn_commit (t->stmt, error);
+      t->stmt = NULL;
+      return ok;
+   case DJ_TXN_STMT_ABORT:
+      dj_engine_txn_abort (t->stmt);
+      t->stmt = NULL;
+      return true;
+   }
+   return unsupported (error, "unknown transaction operation");
+}
+
+/* On a server: a session with a multi-document transaction. MongoDB has no
+ * savepoints, and statements outside a transaction are not atomic units
+ * (inside one, a failed write aborts the whole transaction server-side). */
+static bool
+server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
+{
+   bool ok;
+   switch (op) {
+   case DJ_TXN_ACTIVE:
+      return t->session != NULL;
+   case DJ_TXN_BEGIN:
+      if (t->session) {
+         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation,
+                              "cannot start a transaction within a transaction");
+      }
+      if (!(t->session = mongoc_client_start_session (t->client, NULL, error))) {
+         return false;
+      }
+      if (!mongoc_client_session_start_transaction (t->session, NULL, error)) {
+         mongoc_client_session_destroy (t->session);
+         t->session = NULL;
+         return false;
+      }
+      return true;
+   case DJ_TXN_COMMIT:
+   case DJ_TXN_ROLLBACK:
+      if (!t->session) {
+         return true;
+      }
+      if (op == DJ_TXN_COMMIT) {
+         bson_t reply;
+         ok = mongoc_client_session_commit_transaction (t->session, &reply, error);
+         bson_destroy (&reply);
+      } else {
+         ok = mongoc_client_session_abort_transaction (t->session, error);
+      }
+      mongoc_client_session_destroy (t->session);
+      t->session = NULL;
+      return ok;
+   case DJ_TXN_SAVEPOINT:
+   case DJ_TXN_RELEASE:
+   case DJ_TXN_ROLLBACK_TO:
+      return unsupported (error, "savepoints are not supported by MongoDB servers (the embedded engine has them); "
+                                 "nested atomic blocks need a data directory as HOST");
+   case DJ_TXN_STMT_BEGIN:
+   case DJ_TXN_STMT_COMMIT:
+   case DJ_TXN_STMT_ABORT:
+      return true;
+   }
+   return unsupported (error, "unknown transaction operation");
+}
+
+bool
+dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error)
+{
+   dj_transport_t *t = ctx;
+   if (t->engine) {
+      return embedded_txn (t, op, name, error);
+   }
+   return server_txn (t, op, error);
 }

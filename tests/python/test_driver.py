@@ -111,12 +111,6 @@ def test_errors_are_pep249_classes(cur):
         cur.execute('DROP INDEX "nope" ON "x"')
     assert e.value.code == 27  # IndexNotFound
     # (DROP TABLE of a missing table succeeds: MongoDB's drop rule since 7.0, which the engine follows)
-    for stmt in ("BEGIN", 'SAVEPOINT "s1"', "ROLLBACK"):
-        with pytest.raises(driver.NotSupportedError, match="transactions"):
-            cur.execute(stmt)
-    with pytest.raises(driver.NotSupportedError):
-        cur.connection.rollback()
-    cur.connection.commit()  # autocommit: nothing to do, not an error
     assert issubclass(driver.IntegrityError, driver.DatabaseError) and issubclass(driver.DatabaseError, driver.Error)
 
 
@@ -145,13 +139,13 @@ def test_host_rule_and_bad_hosts(tmp_path):
 def test_connections_in_threads(tmp_path):
     """One connection per thread: the intended use, on one data directory."""
     path = str(tmp_path / "mt")
-    setup = driver.connect(path, db="t")
+    setup = driver.connect(path, db="t", autocommit=True)
     setup.cursor().execute('CREATE TABLE "c" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "w" integer)')
     errors = []
 
     def work(w):
         try:
-            c = driver.connect(path, db="t").cursor()
+            c = driver.connect(path, db="t", autocommit=True).cursor()
             for _ in range(50):
                 c.execute('INSERT INTO "c" ("w") VALUES (%s)', [w])
         except Exception as e:  # noqa: BLE001 -- collected and asserted below
