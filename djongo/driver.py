@@ -56,24 +56,46 @@ def TimestampFromTicks(ticks):
     return Timestamp(*_time.localtime(ticks)[:6])
 
 
+_TYPE_NAMES = {str: "TEXT", int: "INTEGER", bool: "BOOLEAN", float: "REAL", bytes: "BLOB",
+               _dt.datetime: "TIMESTAMP", _dt.date: "DATE", _dt.time: "TIME", dict: "OBJECT", list: "ARRAY"}
+
+
+def _type_code(rows, i):
+    """A column's type_code is the type CREATE TABLE declared for it; for
+    computed columns and tables made by other tools (documents carry no
+    column types), the SQL name of its first non-NULL value's type (None
+    when all are NULL)."""
+    for row in rows:
+        v = row[i]
+        if v is not None:
+            t = type(v)
+            return _TYPE_NAMES.get(t) or {"Decimal": "DECIMAL", "ObjectId": "OBJECTID", "UUID": "UUID"}.get(
+                t.__name__, t.__name__.upper())
+    return None
+
+
 class _DBAPITypeObject:
-    """A PEP 249 type object. Documents carry no column types, so
-    cursor.description's type_code is None; these compare equal to the
-    names of the SQL types each stands for, for code that checks them."""
+    """A PEP 249 type object: compares equal to the names of the SQL types
+    it stands for (cursor.description's type_code is such a name)."""
 
     def __init__(self, *names):
         self.names = frozenset(n.upper() for n in names)
 
     def __eq__(self, other):
-        return isinstance(other, str) and other.upper() in self.names
+        # "varchar(20)", "integer unsigned": the type's first word decides
+        if not isinstance(other, str):
+            return False
+        words = other.upper().split("(")[0].split()
+        return bool(words) and words[0] in self.names
 
     def __hash__(self):
         return hash(self.names)
 
 
-STRING = _DBAPITypeObject("TEXT", "VARCHAR", "CHAR", "STRING")
-BINARY = _DBAPITypeObject("BLOB", "BINARY", "BYTEA")
-NUMBER = _DBAPITypeObject("INTEGER", "INT", "BIGINT", "SMALLINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC")
+STRING = _DBAPITypeObject("TEXT", "VARCHAR", "CHAR", "STRING", "UUID")
+BINARY = _DBAPITypeObject("BLOB", "BINARY", "BYTEA", "VARBINARY")
+NUMBER = _DBAPITypeObject("INTEGER", "INT", "BIGINT", "SMALLINT", "REAL", "FLOAT", "DOUBLE", "DECIMAL", "NUMERIC",
+                          "BOOL", "BOOLEAN")
 DATETIME = _DBAPITypeObject("DATETIME", "TIMESTAMP", "DATE", "TIME")
 ROWID = _DBAPITypeObject("ROWID", "OBJECTID")
 
@@ -104,10 +126,12 @@ class Connection:
         self._c.rollback()
 
     def close(self):
-        """Closes the connection; an uncommitted transaction is rolled back."""
-        if not self._closed:
-            self._c.close()
-            self._closed = True
+        """Closes the connection; an uncommitted transaction is rolled back.
+        PEP 249: the connection is unusable afterwards, closing included."""
+        if self._closed:
+            raise InterfaceError("the connection is already closed")
+        self._c.close()
+        self._closed = True
 
     @property
     def autocommit(self):
@@ -128,7 +152,8 @@ class Connection:
         return self
 
     def __exit__(self, *exc):
-        self.close()
+        if not self._closed:
+            self.close()
 
     Error, InterfaceError, DatabaseError, DataError = Error, InterfaceError, DatabaseError, DataError
     OperationalError, IntegrityError, InternalError = OperationalError, IntegrityError, InternalError
@@ -155,8 +180,10 @@ class Cursor:
         self._check()
         if params is not None and not isinstance(params, (list, tuple)):
             raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
-        names, rows, rowcount, lastrowid, _txn = self.connection._c.execute(sql, params)
-        self.description = None if names is None else tuple((n, None, None, None, None, None, None) for n in names)
+        names, rows, rowcount, lastrowid, _txn, types = self.connection._c.execute(sql, params)
+        self.description = None if names is None else tuple(
+            (n, (types and types[i]) or _type_code(rows, i), None, None, None, None, None)
+            for i, n in enumerate(names))
         self._rows, self._pos = rows, 0
         self.rowcount = rowcount
         self.lastrowid = lastrowid

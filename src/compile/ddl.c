@@ -29,6 +29,8 @@
 #define DJ_TABLES DJ_TABLES_COLLECTION
 
 static bool rename_table_entry (cx_t *cx, const char *from, const char *to);
+static bool update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
+                                  const char *type);
 
 static const char *const non_null_types[] = {"double", "string", "object", "array", "binData", "objectId", "bool",
                                              "date", "int", "timestamp", "long", "decimal", "regex", NULL};
@@ -196,7 +198,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       } else if (cx->error && cx->error->domain) {
          return false;
       }
-      return constraint_indexes (cx, st);
+      return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type);
    }
    case DJ_ALTER_DROP_COLUMN:
    case DJ_ALTER_RENAME_COLUMN: {
@@ -215,7 +217,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       BSON_APPEND_UTF8 (&op, st->column, drop ? "" : st->name);
       bson_append_document_end (&u, &op);
       bson_append_document_end (&up, &u);
-      return finish_update_all (cx, cmd, &ups, &up);
+      return finish_update_all (cx, cmd, &ups, &up) &&
+             update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL);
    }
    case DJ_ALTER_RENAME_TABLE: {
       char *from = bson_strdup_printf ("%s.%s", cx->db, st->table);
@@ -271,11 +274,13 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command (cx, cmd, 0, false);
 }
 
-/* An AUTOINCREMENT column: {table, auto: column, seq: 0} in the
- * tables collection (dj_exec.h says how INSERTs use it). A re-created table
- * starts its counter again, as SQLite's and PostgreSQL's do. */
+/* The table's entry in the tables collection: {table, columns: [names in
+ * order], types: {name: declared type}, auto: the AUTOINCREMENT column or
+ * null, seq: 0} (dj_exec.h says
+ * how INSERTs use it). A re-created table starts its counter again, as
+ * SQLite's and PostgreSQL's do. */
 static bool
-record_auto_column (cx_t *cx, const dj_sql_stmt_t *st)
+record_table (cx_t *cx, const dj_sql_stmt_t *st)
 {
    const dj_coldef_t *autoc = NULL;
    for (int i = 0; i < st->coldefs.n; i++) {
@@ -287,10 +292,8 @@ record_auto_column (cx_t *cx, const dj_sql_stmt_t *st)
          autoc = c;
       }
    }
-   if (!autoc) {
-      return true;
-   }
-   bson_t *cmd = bson_new (), ups, up, q, u, set;
+   bson_t *cmd = bson_new (), ups, up, q, u, set, cols, types;
+   cx_idx_t k;
    BSON_APPEND_UTF8 (cmd, "update", DJ_TABLES);
    BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
    BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
@@ -298,8 +301,26 @@ record_auto_column (cx_t *cx, const dj_sql_stmt_t *st)
    BSON_APPEND_UTF8 (&q, "table", st->table);
    bson_append_document_end (&up, &q);
    BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
-   BSON_APPEND_UTF8 (&set, "auto", autoc->name);
+   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
+   BSON_APPEND_DOCUMENT_BEGIN (&u, st->if_not_exists ? "$setOnInsert" : "$set", &set);
+   BSON_APPEND_ARRAY_BEGIN (&set, "columns", &cols);
+   for (int i = 0; i < st->coldefs.n; i++) {
+      BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) i), ((const dj_coldef_t *) st->coldefs.v[i])->name);
+   }
+   bson_append_array_end (&set, &cols);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, "types", &types);
+   for (int i = 0; i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->type) {
+         BSON_APPEND_UTF8 (&types, c->name, c->type);
+      }
+   }
+   bson_append_document_end (&set, &types);
+   if (autoc) {
+      BSON_APPEND_UTF8 (&set, "auto", autoc->name);
+   } else {
+      BSON_APPEND_NULL (&set, "auto");
+   }
    BSON_APPEND_INT64 (&set, "seq", 0);
    bson_append_document_end (&u, &set);
    bson_append_document_end (&up, &u);
@@ -307,6 +328,81 @@ record_auto_column (cx_t *cx, const dj_sql_stmt_t *st)
    bson_append_document_end (&ups, &up);
    bson_append_array_end (cmd, &ups);
    return cx_add_command (cx, cmd, 0, false);
+}
+
+/* ALTER TABLE ADD/DROP/RENAME COLUMN: the recorded column list and types
+ * follow: {$push: {columns: c}, $set: {types.c: type}}, {$pull: {columns:
+ * c}, $unset: {types.c}} or, for a rename, a pipeline. */
+static bool
+update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
+                      const char *type)
+{
+   bson_t ups, up, q, u, o, stage, set, map, spec, in, cond, eq, ea, lit;
+   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", table);
+   bson_append_document_end (&up, &q);
+   if (to) {
+      /* [{$set: {columns: {$map: {input: "$columns", in: {$cond: [{$eq: ["$$this", from]}, to, "$$this"]}}}}}] */
+      BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
+      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
+      BSON_APPEND_DOCUMENT_BEGIN (&set, "columns", &map);
+      BSON_APPEND_DOCUMENT_BEGIN (&map, "$map", &spec);
+      BSON_APPEND_UTF8 (&spec, "input", "$columns");
+      BSON_APPEND_DOCUMENT_BEGIN (&spec, "in", &in);
+      BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &cond);
+      BSON_APPEND_DOCUMENT_BEGIN (&cond, "0", &eq);
+      BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
+      BSON_APPEND_UTF8 (&ea, "0", "$$this");
+      BSON_APPEND_DOCUMENT_BEGIN (&ea, "1", &lit);
+      BSON_APPEND_UTF8 (&lit, "$literal", from);
+      bson_append_document_end (&ea, &lit);
+      bson_append_array_end (&eq, &ea);
+      bson_append_document_end (&cond, &eq);
+      BSON_APPEND_DOCUMENT_BEGIN (&cond, "1", &lit);
+      BSON_APPEND_UTF8 (&lit, "$literal", to);
+      bson_append_document_end (&cond, &lit);
+      BSON_APPEND_UTF8 (&cond, "2", "$$this");
+      bson_append_array_end (&in, &cond);
+      bson_append_document_end (&spec, &in);
+      bson_append_document_end (&map, &spec);
+      bson_append_document_end (&set, &map);
+      bson_append_document_end (&stage, &set);
+      bson_append_document_end (&u, &stage);
+      bson_append_array_end (&up, &u);
+      /* the type moves in a second update: a pipeline cannot $rename */
+      if (!finish_update_all (cx, cmd, &ups, &up)) {
+         return false;
+      }
+      cmd = update_all (DJ_TABLES, &ups, &up);
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+      BSON_APPEND_UTF8 (&q, "table", table);
+      bson_append_document_end (&up, &q);
+      char *tf = bson_strdup_printf ("types.%s", from), *tt = bson_strdup_printf ("types.%s", to);
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$rename", &o);
+      BSON_APPEND_UTF8 (&o, tf, tt);
+      bson_append_document_end (&u, &o);
+      bson_append_document_end (&up, &u);
+      bson_free (tf);
+      bson_free (tt);
+   } else {
+      bool add = !strcmp (op, "$push");
+      char *tf = bson_strdup_printf ("types.%s", from);
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, op, &o);
+      BSON_APPEND_UTF8 (&o, "columns", from);
+      bson_append_document_end (&u, &o);
+      if (!add || type) {
+         BSON_APPEND_DOCUMENT_BEGIN (&u, add ? "$set" : "$unset", &o);
+         BSON_APPEND_UTF8 (&o, tf, add ? type : "");
+         bson_append_document_end (&u, &o);
+      }
+      bson_append_document_end (&up, &u);
+      bson_free (tf);
+   }
+   return finish_update_all (cx, cmd, &ups, &up);
 }
 
 static bool
@@ -353,7 +449,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
    switch (st->kind) {
    case DJ_STMT_CREATE_TABLE:
       return simple_command (cx, "create", st->table, st->if_not_exists ? DJ_NamespaceExists : 0) &&
-             constraint_indexes (cx, st) && record_auto_column (cx, st);
+             constraint_indexes (cx, st) && record_table (cx, st);
    case DJ_STMT_DROP_TABLE:
       return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0) &&
              forget_table (cx, st->table);

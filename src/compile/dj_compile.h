@@ -43,8 +43,10 @@
 
 typedef struct dj_plan dj_plan_t;
 
-/* The collection where CREATE TABLE records AUTOINCREMENT columns and their
- * counters, {table, auto, seq} (dj_exec.h says how INSERTs use it). */
+/* The collection where CREATE TABLE records each table's columns, in order,
+ * and its AUTOINCREMENT column with its counter: {table, columns, auto, seq}
+ * (auto: null when there is none; dj_exec.h says how INSERTs use it). ALTER
+ * TABLE keeps `columns` up to date. */
 #define DJ_TABLES_COLLECTION "__djongo_tables"
 
 /* What running the commands yields. */
@@ -82,6 +84,9 @@ typedef struct {
                                  DELETE with a subquery in WHERE. See
                                  dj_mql_feed_ids(). */
    bool auto_ids;             /* an INSERT: the executor fills AUTOINCREMENT keys */
+   bool positional;           /* INSERT without a column list: the documents'
+                                 fields are "0", "1", ...; the executor names
+                                 them from the columns CREATE TABLE recorded */
    bool ignore_duplicates;    /* INSERT OR IGNORE: writeErrors that are all
                                  DuplicateKey (11000) are not an error; the
                                  rowcount is the documents inserted */

@@ -30,9 +30,9 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
    if (st->select) {
       return cx_unsupported (cx, st->select->pos, "INSERT ... SELECT");
    }
-   if (st->columns.n == 0 && st->rows.n && ((dj_list_t *) st->rows.v[0])->n) {
-      return cx_unsupported (cx, 0, "INSERT without a column list (djongo has no schema to name the values)");
-   }
+   /* without a column list, values are named by position; the executor
+    * knows the table's columns (dj_mql_t.positional) */
+   cx->out->positional = st->columns.n == 0 && st->rows.n && ((dj_list_t *) st->rows.v[0])->n;
    for (int i = 0; i < st->columns.n; i++) {
       if (!field_name_ok (cx, st->columns.v[i], 0)) {
          return false;
@@ -58,7 +58,8 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
             ok = cx_unsupported (cx, v->pos, "an expression in VALUES (only constants and parameters)");
             break;
          }
-         ok = cx_append_const (cx, v, &doc, st->columns.v[c]);
+         cx_idx_t ck;
+         ok = cx_append_const (cx, v, &doc, cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c]);
       }
       bson_append_document_end (&docs, &doc);
    }

@@ -111,4 +111,12 @@ bool dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t 
 
 void dj_result_cleanup (dj_result_t *r);
 
+/**
+ * The type CREATE TABLE (or ALTER TABLE ADD COLUMN) declared for @p column
+ * of @p table, upper-cased as written ("VARCHAR(20)"), for
+ * cursor.description. May run one query (then cached per session).
+ * @return an owned string (bson_free()), or NULL when unknown.
+ */
+char *dj_exec_column_type (dj_exec_t *x, const char *table, const char *column);
+
 #endif

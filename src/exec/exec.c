@@ -10,7 +10,7 @@ struct dj_exec {
    dj_txn_fn txn; /* may be NULL */
    void *ctx;
    char *db;     /* owned */
-   bson_t *autos; /* owned cache {table: "column" or null}; cleared by DDL */
+   bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
 };
 
 dj_exec_t *
@@ -21,7 +21,7 @@ dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
    x->txn = txn;
    x->ctx = ctx;
    x->db = bson_strdup (db);
-   x->autos = bson_new ();
+   x->tables = bson_new ();
    return x;
 }
 
@@ -29,7 +29,7 @@ void
 dj_exec_destroy (dj_exec_t *x)
 {
    if (x) {
-      bson_destroy (x->autos);
+      bson_destroy (x->tables);
       bson_free (x->db);
       bson_free (x);
    }
@@ -172,39 +172,156 @@ run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int6
 
 /* ---- auto-increment keys ---- */
 
+/* The table's entry in the tables collection ({table, columns, auto, seq}),
+ * cached per session: *info views the cache (valid until the next DDL or
+ * rollback); *found is false for a table CREATE TABLE never made. */
+static bool
+table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_error_t *error)
+{
+   bson_iter_t it;
+   uint32_t len;
+   const uint8_t *data;
+   if (!bson_iter_init_find (&it, x->tables, table)) {
+      bson_t cmd = BSON_INITIALIZER, filter, reply;
+      BSON_APPEND_UTF8 (&cmd, "find", DJ_TABLES_COLLECTION);
+      BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
+      BSON_APPEND_UTF8 (&filter, "table", table);
+      bson_append_document_end (&cmd, &filter);
+      BSON_APPEND_INT32 (&cmd, "limit", 1);
+      bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      if (ok) {
+         bson_iter_t d;
+         if (bson_iter_init (&d, &reply) && bson_iter_find_descendant (&d, "cursor.firstBatch.0", &d) &&
+             BSON_ITER_HOLDS_DOCUMENT (&d)) {
+            bson_iter_document (&d, &len, &data);
+            bson_t doc;
+            bson_init_static (&doc, data, len);
+            BSON_APPEND_DOCUMENT (x->tables, table, &doc);
+         } else {
+            BSON_APPEND_NULL (x->tables, table);
+         }
+      }
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+      if (!ok) {
+         return false;
+      }
+      bson_iter_init_find (&it, x->tables, table);
+   }
+   *found = BSON_ITER_HOLDS_DOCUMENT (&it);
+   if (*found) {
+      bson_iter_document (&it, &len, &data);
+      bson_init_static (info, data, len);
+   }
+   return true;
+}
+
+char *
+dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
+{
+   bson_t info;
+   bson_iter_t it, t;
+   bson_error_t ignored; /* unknown is an answer here */
+   bool found;
+   if (!table || !column || !table_info (x, table, &info, &found, &ignored) || !found) {
+      return NULL;
+   }
+   if (bson_iter_init_find (&it, &info, "types") && BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &t) &&
+       bson_iter_find (&t, column) && BSON_ITER_HOLDS_UTF8 (&t)) {
+      return bson_strdup (bson_iter_utf8 (&t, NULL));
+   }
+   return NULL;
+}
+
 /* The AUTOINCREMENT column of `table` (owned copy), or NULL if none. */
 static bool
 auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
 {
+   bson_t info;
    bson_iter_t it;
+   bool found;
    *col = NULL;
-   if (bson_iter_init_find (&it, x->autos, table)) {
-      if (BSON_ITER_HOLDS_UTF8 (&it)) {
-         *col = bson_strdup (bson_iter_utf8 (&it, NULL));
-      }
-      return true;
+   if (!table_info (x, table, &info, &found, error)) {
+      return false;
    }
-   bson_t cmd = BSON_INITIALIZER, filter, reply;
-   BSON_APPEND_UTF8 (&cmd, "find", DJ_TABLES_COLLECTION);
-   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
-   BSON_APPEND_UTF8 (&filter, "table", table);
-   bson_append_document_end (&cmd, &filter);
-   BSON_APPEND_INT32 (&cmd, "limit", 1);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
-   if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0.auto", &it) &&
-       BSON_ITER_HOLDS_UTF8 (&it)) {
+   if (found && bson_iter_init_find (&it, &info, "auto") && BSON_ITER_HOLDS_UTF8 (&it)) {
       *col = bson_strdup (bson_iter_utf8 (&it, NULL));
    }
-   if (ok) {
-      if (*col) {
-         BSON_APPEND_UTF8 (x->autos, table, *col);
-      } else {
-         BSON_APPEND_NULL (x->autos, table);
+   return true;
+}
+
+/* INSERT without a column list: renames the documents' "0", "1", ... to the
+ * table's columns, in CREATE TABLE order (rewriting commands[0]). */
+static bool
+name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   bson_t info;
+   bson_iter_t it, docs;
+   bool found;
+   uint32_t ncols = 0;
+   if (!table_info (x, m->collection, &info, &found, error)) {
+      return false;
+   }
+   if (!found || !bson_iter_init_find (&it, &info, "columns") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX,
+                           "INSERT INTO \"%s\" without a column list: the table's columns are unknown "
+                           "(it was not made by CREATE TABLE); name the columns",
+                           m->collection);
+   }
+   bson_iter_t c;
+   bson_iter_recurse (&it, &c);
+   while (bson_iter_next (&c)) {
+      if (BSON_ITER_HOLDS_UTF8 (&c)) {
+         ncols++;
       }
    }
-   bson_destroy (&reply);
-   bson_destroy (&cmd);
-   return ok;
+   bson_t *cmd = bson_new (), arr;
+   bool ok = true;
+   bson_iter_init (&it, m->commands[0]);
+   while (bson_iter_next (&it)) {
+      if (!BSON_ITER_IS_KEY (&it, "documents")) {
+         bson_append_iter (cmd, NULL, 0, &it);
+         continue;
+      }
+      bson_append_array_begin (cmd, "documents", -1, &arr);
+      bson_iter_recurse (&it, &docs);
+      while (ok && bson_iter_next (&docs)) {
+         bson_t d, nd;
+         uint32_t len, nvals = 0;
+         const uint8_t *data;
+         bson_iter_document (&docs, &len, &data);
+         bson_init_static (&d, data, len);
+         bson_iter_t f;
+         bson_iter_init (&f, &d);
+         while (bson_iter_next (&f)) {
+            nvals++;
+         }
+         if (nvals != ncols) {
+            /* SQLite's wording */
+            ok = dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "table %s has %u columns but %u values were supplied",
+                               m->collection, ncols, nvals);
+            break;
+         }
+         bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &nd);
+         bson_iter_init (&f, &d);
+         bson_iter_t it2, cn;
+         bson_iter_init_find (&it2, &info, "columns");
+         bson_iter_recurse (&it2, &cn);
+         while (bson_iter_next (&f) && bson_iter_next (&cn)) {
+            bson_append_value (&nd, bson_iter_utf8 (&cn, NULL), -1, bson_iter_value (&f));
+         }
+         bson_append_document_end (&arr, &nd);
+      }
+      bson_append_array_end (cmd, &arr);
+   }
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   bson_destroy (m->commands[0]);
+   m->commands[0] = cmd;
+   m->positional = false;
+   return true;
 }
 
 static bool
@@ -432,7 +549,7 @@ dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error
    }
    if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
       /* a CREATE/DROP TABLE may have been undone */
-      bson_reinit (x->autos);
+      bson_reinit (x->tables);
    }
    return x->txn (x->ctx, op, name, error);
 }
@@ -483,7 +600,7 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (m->kind == DJ_MQL_DDL) {
       /* a table may have been created, dropped or renamed */
-      bson_reinit (x->autos);
+      bson_reinit (x->tables);
    }
    if (!ok) {
       dj_result_cleanup (out);
@@ -495,7 +612,10 @@ static bool
 exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
 {
    bool ok = true;
-   if (m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
+   if (m->kind == DJ_MQL_WRITE && m->positional) {
+      ok = name_positional (x, m, error);
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
       ok = assign_ids (x, m, out, error);
    }
    for (int i = 0; ok && i < m->ncommands; i++) {

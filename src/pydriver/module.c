@@ -443,9 +443,10 @@ Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
    Py_RETURN_NONE;
 }
 
-/* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn)
+/* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn, types)
  *   names: tuple of column names, or None for statements without rows
- *   rows: list of tuples; txn: None, or ("BEGIN"|"COMMIT"|..., savepoint name) */
+ *   rows: list of tuples; txn: None, or "BEGIN"|"COMMIT"|... for transaction statements
+ *   types: tuple of declared column types (str or None), or None */
 static PyObject *
 Connection_execute (ConnectionObject *self, PyObject *args)
 {
@@ -487,6 +488,13 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    dj_mql_t m;
    dj_result_t r;
    bool ok, bound = false, ran = false;
+   size_t unescaped_len = 0;
+   /* with parameters, quoted %% means % (dj_sql_unescape_percents) */
+   char *unescaped = params != Py_None ? dj_sql_unescape_percents (sql, (size_t) sql_len, &unescaped_len) : NULL;
+   if (unescaped) {
+      sql = unescaped;
+      sql_len = (Py_ssize_t) unescaped_len;
+   }
    Py_BEGIN_ALLOW_THREADS
    dj_plan_t *plan = dj_plan_cache_get (g_plans, sql, (size_t) sql_len, &error);
    ok = plan != NULL;
@@ -510,7 +518,7 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       static const char *const names[] = {[DJ_STMT_BEGIN] = "BEGIN", [DJ_STMT_COMMIT] = "COMMIT",
                                           [DJ_STMT_ROLLBACK] = "ROLLBACK", [DJ_STMT_SAVEPOINT] = "SAVEPOINT",
                                           [DJ_STMT_RELEASE] = "RELEASE", [DJ_STMT_ROLLBACK_TO] = "ROLLBACK TO"};
-      result = Py_BuildValue ("(OOnOz)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt]);
+      result = Py_BuildValue ("(OOnOzO)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt], Py_None);
       goto cleanup;
    }
    /* rows -> tuples */
@@ -558,11 +566,35 @@ Connection_execute (ConnectionObject *self, PyObject *args)
          }
       }
    }
-   if (names && rows) {
+   /* declared types for cursor.description: plain columns of the statement's table */
+   PyObject *types = Py_None;
+   Py_INCREF (Py_None);
+   if (names && rows && names != Py_None && m.kind == DJ_MQL_ROWS) {
+      Py_DECREF (Py_None);
+      types = PyTuple_New (m.ncolumns);
+      for (int i = 0; types && i < m.ncolumns; i++) {
+         char *type = NULL;
+         const char *path = m.columns[i].path;
+         if (path && !strchr (path, '.')) {
+            Py_BEGIN_ALLOW_THREADS
+            type = dj_exec_column_type (self->exec, m.collection, path);
+            Py_END_ALLOW_THREADS
+         }
+         PyObject *t = type ? PyUnicode_FromString (type) : (Py_INCREF (Py_None), Py_None);
+         bson_free (type);
+         if (!t) {
+            Py_CLEAR (types);
+            break;
+         }
+         PyTuple_SET_ITEM (types, i, t);
+      }
+   }
+   if (names && rows && types) {
       PyObject *lastrowid = r.has_lastrowid ? PyLong_FromLongLong (r.lastrowid) : (Py_INCREF (Py_None), Py_None);
-      result = Py_BuildValue ("(OOLOO)", names, rows, (long long) r.rowcount, lastrowid, Py_None);
+      result = Py_BuildValue ("(OOLOOO)", names, rows, (long long) r.rowcount, lastrowid, Py_None, types);
       Py_XDECREF (lastrowid);
    }
+   Py_XDECREF (types);
    Py_XDECREF (names);
    Py_XDECREF (rows);
 cleanup:
@@ -572,6 +604,7 @@ cleanup:
    if (bound) {
       dj_mql_cleanup (&m);
    }
+   bson_free (unescaped);
 done:
    bson_free (values);
    bson_destroy (&holder);
@@ -660,7 +693,8 @@ static PyMethodDef Connection_methods[] = {
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,
-    "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None)"},
+    "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None, "
+    "declared types or None)"},
    {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
    {NULL, NULL, 0, NULL}};
 

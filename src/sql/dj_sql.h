@@ -266,4 +266,16 @@ size_t dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type);
 /** Length of the whitespace/comments at @p z (at most @p n bytes). */
 size_t dj_sql_skip_space (const char *z, size_t n);
 
+/**
+ * The format paramstyle's other half: when a statement comes with
+ * parameters (even none: an empty list), %% inside its quoted strings and
+ * names stands for one % -- psycopg's and Django's SQLite backend's rule,
+ * which SQL written for them relies on ('100%%' is the text 100%). Outside
+ * quotes %% stays the modulo operator. Without parameters (None), the text
+ * is taken as it is.
+ * @return a NUL-terminated copy with the quoted %% halved (bson_free()), and
+ *         its length in *out_len; NULL when nothing needs halving.
+ */
+char *dj_sql_unescape_percents (const char *sql, size_t len, size_t *out_len);
+
 #endif

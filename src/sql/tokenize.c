@@ -10,6 +10,7 @@
  * where SQL itself would need it.
  */
 #include <ctype.h>
+#include <string.h>
 
 #include "dj_sql.h"
 
@@ -196,4 +197,43 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
       *type = DJ_TK_ILLEGAL;
       return 1;
    }
+}
+
+char *
+dj_sql_unescape_percents (const char *sql, size_t len, size_t *out_len)
+{
+   if (!memmem (sql, len, "%%", 2)) {
+      return NULL;
+   }
+   char *out = bson_malloc (len + 1), quote = 0;
+   size_t o = 0;
+   bool changed = false;
+   for (size_t i = 0; i < len; i++) {
+      char c = sql[i];
+      if (quote) {
+         if (c == quote) {
+            quote = 0; /* a doubled quote closes and reopens: same result */
+         } else if (c == '%' && i + 1 < len && sql[i + 1] == '%') {
+            i++;
+            changed = true;
+         }
+      } else if (c == '\'' || c == '"') {
+         quote = c;
+      } else if ((c == '-' && i + 1 < len && sql[i + 1] == '-') || (c == '/' && i + 1 < len && sql[i + 1] == '*')) {
+         /* a comment is copied as is: a quote in it opens nothing */
+         size_t skip = dj_sql_skip_space (sql + i, len - i);
+         memcpy (out + o, sql + i, skip);
+         o += skip;
+         i += skip - 1;
+         continue;
+      }
+      out[o++] = c;
+   }
+   out[o] = 0;
+   if (!changed) {
+      bson_free (out);
+      return NULL;
+   }
+   *out_len = o;
+   return out;
 }

@@ -172,3 +172,35 @@ def test_module_surface():
     for name in ("Warning", "Error", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
                  "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError"):
         assert getattr(driver, name) is getattr(driver.Connection, name)
+
+
+def test_percent_rule(cur):
+    """Format paramstyle (psycopg's rule): with parameters, quoted %% is %;
+    without (None), the text is as written. Outside quotes %% is modulo."""
+    cur.execute("SELECT '100%%', 7 %% 4", [])
+    assert cur.fetchone() == ("100%", 3)
+    cur.execute("SELECT '100%%' -- it's a comment with a quote\n, %s", ["%%"])
+    assert cur.fetchone() == ("100%", "%%")  # parameters are never touched
+    cur.execute("SELECT '100%%'")
+    assert cur.fetchone() == ("100%%",)
+
+
+def test_insert_without_columns_and_declared_types(cur):
+    """CREATE TABLE records the columns (in order) and their declared types;
+    ALTER TABLE keeps them; INSERT without a column list and
+    cursor.description use them."""
+    cur.execute('INSERT INTO "x" VALUES (NULL, %s)', ["a"])
+    cur.execute('ALTER TABLE "x" ADD COLUMN "n" integer NULL')
+    cur.execute('ALTER TABLE "x" RENAME COLUMN "v" TO "w"')
+    cur.execute('INSERT INTO "x" VALUES (10, %s, %s)', ["b", 5])
+    cur.execute('SELECT "x"."id", "x"."w", "x"."n" FROM "x" ORDER BY "x"."id"')
+    assert cur.fetchall() == [(1, "a", None), (10, "b", 5)]
+    assert [d[1] for d in cur.description] == ["INTEGER", "TEXT", "INTEGER"]
+    assert cur.description[1][1] == driver.STRING and cur.description[2][1] == driver.NUMBER
+    cur.execute('SELECT COUNT(*) AS "c" FROM "x"')
+    assert cur.description[0][1] == "INTEGER"  # computed: the value's type
+    cur.execute('ALTER TABLE "x" DROP COLUMN "n"')
+    with pytest.raises(driver.ProgrammingError, match="has 2 columns but 3 values"):
+        cur.execute('INSERT INTO "x" VALUES (11, %s, %s)', ["c", 6])
+    with pytest.raises(driver.ProgrammingError, match="columns are unknown"):
+        cur.execute('INSERT INTO "nosuch" VALUES (1)')
