@@ -44,8 +44,20 @@ if build build -Dbuildtype=release -Dpython=false; then run_c_tests build; else 
 
 echo "== ASan+UBSan build and C tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=false; then
+if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=true; then
   run_c_tests build-asan
+  # the DB-API driver's C under the sanitizers: its Python tests against the
+  # ASan+UBSan extension (a package dir of the sources + that build's .so;
+  # CPython's own leaks at exit are not ours, so leak checks are off here)
+  pyasan=$(mktemp -d /tmp/djongo-pyasan-XXXXXX); mkdir "$pyasan/djongo"
+  ln -s "$root"/djongo/*.py "$root"/build-asan/djongo/_driver*.so "$pyasan/djongo/"
+  out=$(cd /tmp && LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH="$pyasan" \
+        python3 -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1)
+  echo "$out" | tail -3
+  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
+  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  rm -rf "$pyasan"
   # the executor and djongo-sql under the sanitizers: the SQL execution
   # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
   out=$(cd /tmp && PATH="$root/build-asan/src/tools:$PATH" PYTHONPATH="$root/tests/sql" \
