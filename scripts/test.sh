@@ -60,7 +60,7 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   rm -rf "$pyasan"
   # the executor and djongo-sql under the sanitizers: the SQL execution
   # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
-  out=$(cd /tmp && PATH="$root/build-asan/src/tools:$PATH" PYTHONPATH="$root/tests/sql" \
+  out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" PYTHONPATH="$root/tests/sql" \
         python3 -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1)
   echo "$out" | tail -3
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')

@@ -474,9 +474,12 @@ agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const 
    return ok;
 }
 
-/* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]} */
+/* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]}.
+ * `names`: the operator takes an object ({$replaceAll: {input, find,
+ * replacement}}), its arguments' names in SQL order; NULL: an array. */
 static bool
-agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, const char *key)
+agg_null_guarded_as (cx_t *cx, const dj_expr_t *e, const char *op, const char *const *names, bson_t *parent,
+                     const char *key)
 {
    bson_t d, arr, f, fa;
    cx_idx_t k;
@@ -498,7 +501,13 @@ agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, 
    }
    BSON_APPEND_NULL (&arr, "1");
    BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &f);
-   if (e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat")) {
+   if (names) {
+      BSON_APPEND_DOCUMENT_BEGIN (&f, op, &fa);
+      for (int i = 0; ok && i < e->args.n; i++) {
+         ok = cx_agg_value (cx, e->args.v[i], &fa, names[i]);
+      }
+      bson_append_document_end (&f, &fa);
+   } else if (e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat")) {
       ok = ok && cx_agg_value (cx, e->args.v[0], &f, op);
    } else {
       BSON_APPEND_ARRAY_BEGIN (&f, op, &fa);
@@ -511,6 +520,12 @@ agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, 
    bson_append_array_end (&d, &arr);
    bson_append_document_end (parent, &d);
    return ok;
+}
+
+static bool
+agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, const char *key)
+{
+   return agg_null_guarded_as (cx, e, op, NULL, parent, key);
 }
 
 static bool
@@ -880,6 +895,11 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       }
       bson_append_document_end (parent, &d);
       return ok;
+   }
+   if (!strcmp (f, "REPLACE") && n == 3) {
+      /* every occurrence, as SQL's REPLACE(s, from, to) */
+      static const char *const names[] = {"input", "find", "replacement"};
+      return agg_null_guarded_as (cx, e, "$replaceAll", names, parent, key);
    }
    if ((!strcmp (f, "SUBSTR") || !strcmp (f, "SUBSTRING")) && (n == 2 || n == 3)) {
       /* SQL positions are 1-based: {$substrCP: [s, p - 1, len]}; without a

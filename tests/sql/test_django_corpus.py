@@ -17,6 +17,7 @@ point on (and says so) but keeps checking that nothing crashes.
 import collections
 import json
 import re
+import os
 import shutil
 import subprocess
 
@@ -29,7 +30,8 @@ from bson import json_util  # noqa: E402
 import django_corpus  # noqa: E402
 from test_exec_vs_sqlite import norm_rows  # noqa: E402
 
-TOOL = shutil.which("djongo-sql")
+# DJONGO_SQL: a given build's binary (scripts/test.sh passes the ASan one); else the installed one
+TOOL = os.environ.get("DJONGO_SQL") or shutil.which("djongo-sql")
 DJ_DOMAIN_SQL = 1001
 
 
