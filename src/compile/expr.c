@@ -718,7 +718,8 @@ const_string (cx_t *cx, const dj_expr_t *e, const char *what)
 }
 
 /* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
- * x[, 'tz']) on BSON dates. Field names are PostgreSQL's plus Django's
+ * x[, 'tz']) on BSON dates (with a time zone, DATE_TRUNC gives local
+ * wall-clock time, as PostgreSQL's date_trunc of x AT TIME ZONE tz). Field names are PostgreSQL's plus Django's
  * (week_day: 1 = Sunday .. 7 = Saturday, MongoDB's $dayOfWeek; iso_week_day:
  * 1 = Monday, $isoDayOfWeek; week: the ISO week, $isoWeek). A time zone is an
  * Olson name or an offset; the result is NULL for a NULL date.
@@ -749,7 +750,22 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       if (u < 0) {
          return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
       }
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
+       * the local wall-clock time, a timestamp without zone (which dates
+       * here carry as UTC) -- what Django's Trunc/TruncDate expect back:
+       *   {$let: {vars: {t: {$dateTrunc: {date, unit, timezone}}}, in:
+       *     {$cond: [t is null, null, {$dateFromParts: {year: {$year: {date: t, timezone}}, ...}}]}}} */
+      bson_t let, vars, in, cond, ca, isn, isa, parts, pd;
+      bson_t *target = parent;
+      const char *tkey = key;
+      if (tz) {
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &let);
+         BSON_APPEND_DOCUMENT_BEGIN (&let, "$let", &vars);
+         BSON_APPEND_DOCUMENT_BEGIN (&vars, "vars", &in);
+         target = &in;
+         tkey = "t";
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &d);
       BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
       bool ok = cx_agg_value (cx, x, &a, "date");
       BSON_APPEND_UTF8 (&a, "unit", units[u]);
@@ -760,7 +776,39 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
          BSON_APPEND_UTF8 (&a, "timezone", tz);
       }
       bson_append_document_end (&d, &a);
-      bson_append_document_end (parent, &d);
+      bson_append_document_end (target, &d);
+      if (tz) {
+         static const char *const parts_of[][2] = {{"year", "$year"},     {"month", "$month"},   {"day", "$dayOfMonth"},
+                                                   {"hour", "$hour"},     {"minute", "$minute"}, {"second", "$second"},
+                                                   {"millisecond", "$millisecond"}};
+         bson_append_document_end (&vars, &in);
+         BSON_APPEND_DOCUMENT_BEGIN (&vars, "in", &cond);
+         BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
+         BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &isn);
+         BSON_APPEND_ARRAY_BEGIN (&isn, "$eq", &isa);
+         BSON_APPEND_UTF8 (&isa, "0", "$$t");
+         BSON_APPEND_NULL (&isa, "1");
+         bson_append_array_end (&isn, &isa);
+         bson_append_document_end (&ca, &isn);
+         BSON_APPEND_NULL (&ca, "1");
+         BSON_APPEND_DOCUMENT_BEGIN (&ca, "2", &parts);
+         BSON_APPEND_DOCUMENT_BEGIN (&parts, "$dateFromParts", &pd);
+         for (size_t i = 0; i < sizeof parts_of / sizeof parts_of[0]; i++) {
+            bson_t p, pa;
+            BSON_APPEND_DOCUMENT_BEGIN (&pd, parts_of[i][0], &p);
+            BSON_APPEND_DOCUMENT_BEGIN (&p, parts_of[i][1], &pa);
+            BSON_APPEND_UTF8 (&pa, "date", "$$t");
+            BSON_APPEND_UTF8 (&pa, "timezone", tz);
+            bson_append_document_end (&p, &pa);
+            bson_append_document_end (&pd, &p);
+         }
+         bson_append_document_end (&parts, &pd);
+         bson_append_document_end (&ca, &parts);
+         bson_append_array_end (&cond, &ca);
+         bson_append_document_end (&vars, &cond);
+         bson_append_document_end (&let, &vars);
+         bson_append_document_end (parent, &let);
+      }
       return ok;
    }
    static const struct {

@@ -612,6 +612,54 @@ done:
    return result;
 }
 
+/* command(db, cmd: dict) -> reply dict: one MongoDB command, in the open
+ * transaction if any, for what SQL does not say (introspection, creating and
+ * dropping test databases). A reply with ok: 0 raises, mapped as SQL errors are. */
+static PyObject *
+Connection_command (ConnectionObject *self, PyObject *args)
+{
+   const char *db;
+   PyObject *cmd;
+   if (!PyArg_ParseTuple (args, "sO!", &db, &PyDict_Type, &cmd)) {
+      return NULL;
+   }
+   if (!self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
+      return NULL;
+   }
+   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return NULL;
+   }
+   PyObject *result = NULL;
+   bson_t holder = BSON_INITIALIZER, doc, reply, wrap = BSON_INITIALIZER;
+   bson_iter_t it;
+   uint32_t len;
+   const uint8_t *data;
+   bson_error_t error;
+   if (append_py (&holder, "c", cmd, 0) && bson_iter_init_find (&it, &holder, "c")) {
+      bson_iter_document (&it, &len, &data);
+      bson_init_static (&doc, data, len);
+      bool ok;
+      Py_BEGIN_ALLOW_THREADS
+      ok = dj_transport_run (self->transport, db, &doc, &reply, &error);
+      Py_END_ALLOW_THREADS
+      if (!ok) {
+         map_error (&error);
+      } else {
+         BSON_APPEND_DOCUMENT (&wrap, "r", &reply);
+         if (bson_iter_init_find (&it, &wrap, "r")) {
+            result = doc_to_py (&it, false, 0);
+         }
+      }
+      bson_destroy (&reply);
+   }
+   bson_destroy (&wrap);
+   bson_destroy (&holder);
+   PyThread_release_lock (self->lock);
+   return result;
+}
+
 /* commit() / rollback(): the transaction, if one is open (else nothing). */
 static PyObject *
 Connection_txn (ConnectionObject *self, dj_txn_op_t op)
@@ -690,6 +738,8 @@ static PyGetSetDef Connection_getset[] = {
    {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef Connection_methods[] = {
+   {"command", (PyCFunction) Connection_command, METH_VARARGS,
+    "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,

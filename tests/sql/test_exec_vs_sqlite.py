@@ -450,7 +450,8 @@ def test_date_functions(tmp_path):
                     iso.weekday, (m.month - 1) // 3 + 1, iso.year, m.timetuple().tm_yday,
                     m.astimezone(paris).day, m.astimezone(ny).hour,
                     m.replace(day=1, hour=0, minute=0, second=0), monday,
-                    m.replace(month=qmonth, day=1, hour=0, minute=0, second=0), local_day.astimezone(utc)]
+                    m.replace(month=qmonth, day=1, hour=0, minute=0, second=0),
+                    local_day.replace(tzinfo=utc)]  # local wall-clock time, as PostgreSQL's AT TIME ZONE
             got = [v.replace(tzinfo=utc) if isinstance(v, datetime.datetime) and v.tzinfo is None else v for v in row]
             got = [v.astimezone(utc) if isinstance(v, datetime.datetime) else v for v in got]
             assert got == want, (m, got, want)
