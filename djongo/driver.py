@@ -108,6 +108,7 @@ def connect(host, db="test", autocommit=False):
 class Connection:
     def __init__(self, host, db, autocommit=False):
         self._c = _driver.Connection(host, db, autocommit)
+        self._db = db
         self._closed = False
 
     def cursor(self):
@@ -143,6 +144,28 @@ class Connection:
         if self._closed:
             raise InterfaceError("the connection is closed")
         self._c.autocommit = bool(on)
+
+    def command(self, cmd, db=None):
+        """Runs one MongoDB command (a dict, the command's name first) on
+        database DB (default: the connection's), in the open transaction if
+        any -- for what SQL does not say (listing collections and indexes,
+        dropping a database). A reply's cursor is drained: its firstBatch
+        holds every document."""
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        db = db or self._db
+        reply = self._c.command(db, cmd)
+        cursor = reply.get("cursor")
+        if isinstance(cursor, dict) and "firstBatch" in cursor and cursor.get("id"):
+            docs = list(cursor["firstBatch"])
+            coll = cursor.get("ns", "").split(".", 1)[-1]
+            cid = cursor["id"]
+            while cid:
+                more = self._c.command(db, {"getMore": cid, "collection": coll})["cursor"]
+                docs.extend(more["nextBatch"])
+                cid = more["id"]
+            cursor["firstBatch"], cursor["id"] = docs, 0
+        return reply
 
     @property
     def in_transaction(self):

@@ -502,7 +502,10 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
       dj_plan_release (plan);
    }
-   if (ok && !self->autocommit && (m.kind == DJ_MQL_WRITE || m.kind == DJ_MQL_DDL) &&
+   /* a SAVEPOINT too: it then nests in the PEP 249 transaction, which its
+    * RELEASE must not end (outside one, SQL's SAVEPOINT would begin its own) */
+   if (ok && !self->autocommit &&
+       (m.kind == DJ_MQL_WRITE || m.kind == DJ_MQL_DDL || (m.kind == DJ_MQL_TXN && m.stmt == DJ_STMT_SAVEPOINT)) &&
        !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
       ok = dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, &error); /* PEP 249's implicit transaction */
    }

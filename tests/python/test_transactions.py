@@ -192,3 +192,17 @@ def test_server_transport_refuses_savepoints():
     with pytest.raises(driver.OperationalError):
         c.cursor().execute("BEGIN")  # needs the server: none here
     c.close()
+
+
+def test_savepoint_in_pep249_mode_nests_in_the_transaction(path):
+    """Django's nested atomic with autocommit off: the savepoint's RELEASE
+    must not commit; the transaction ends at commit()/rollback()."""
+    a = driver.connect(path, db="d")
+    cur = a.cursor()
+    cur.execute('SAVEPOINT "s1"')
+    cur.execute('INSERT INTO "t" ("v") VALUES (1)')
+    cur.execute('RELEASE SAVEPOINT "s1"')
+    assert a.in_transaction
+    a.rollback()
+    assert values(a) == []
+    a.close()

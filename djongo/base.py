@@ -1,0 +1,193 @@
+"""Django's database backend for djongo: ENGINE 'djongo'.
+
+The SQL Django writes (operations.py spells it in djongo's dialect) goes to
+the C DB-API driver (djongo.driver), which compiles it to MongoDB commands
+and runs them on the embedded engine or a MongoDB server. This module only
+turns settings into a connection and says how Django's transactions map
+onto the driver's (autocommit, savepoints) -- the rest is the files beside
+it, one job each, as in Django's own backends.
+
+Settings (DATABASES['default']):
+  NAME      the MongoDB database name
+  HOST      a filesystem path (or file: URI): the embedded engine's data
+            directory; mongodb:// or mongodb+srv:// URI, or host name: a
+            MongoDB server; none: mongodb://localhost:27017 (as the
+            original djongo)
+  PORT, USER, PASSWORD   for a host name, as Django's other backends
+  OPTIONS / CLIENT       the original djongo's CLIENT keys (host, port,
+            username, password, authSource, authMechanism, any libmongoc
+            URI option) are accepted in either
+  ENFORCE_SCHEMA, LOGGING  the original djongo's keys, accepted
+"""
+import logging
+import os
+import urllib.parse
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.asyncio import async_unsafe
+
+from djongo import driver as Database
+from djongo.client import DatabaseClient
+from djongo.creation import DatabaseCreation
+from djongo.features import DatabaseFeatures
+from djongo.introspection import DatabaseIntrospection
+from djongo.operations import DatabaseOperations
+from djongo.schema import DatabaseSchemaEditor
+from djongo.validation import DatabaseValidation
+
+logger = logging.getLogger("djongo")
+
+# URI options of the original djongo's CLIENT dict that are not host/credentials
+_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema"}
+
+
+def _is_path(host):
+    return host.startswith(("/", ".", "~", "file:")) or ("/" in host and "://" not in host)
+
+
+def host_for_settings(settings_dict):
+    """The driver's HOST (a data directory or a MongoDB URI) from Django's
+    settings plus the original djongo's CLIENT keys."""
+    client = dict(settings_dict.get("CLIENT") or {})
+    options = dict(settings_dict.get("OPTIONS") or {})
+    client.update({k: v for k, v in options.items() if k not in ("autocommit",)})
+    host = settings_dict.get("HOST") or client.get("host") or ""
+    if host and _is_path(host):
+        return os.path.expanduser(host[5:] if host.startswith("file:") else host)
+    if host.startswith(("mongodb://", "mongodb+srv://")):
+        uri = host
+    else:
+        host = host or "localhost"
+        port = settings_dict.get("PORT") or client.get("port") or 27017
+        user = settings_dict.get("USER") or client.get("username")
+        password = settings_dict.get("PASSWORD") or client.get("password")
+        auth = ""
+        if user:
+            auth = urllib.parse.quote_plus(str(user))
+            if password:
+                auth += ":" + urllib.parse.quote_plus(str(password))
+            auth += "@"
+        uri = "mongodb://%s%s:%s/" % (auth, host, port)
+    extra = {k: v for k, v in client.items() if k not in _CLIENT_NON_URI and v is not None}
+    if extra:
+        uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(
+            {k: str(v).lower() if isinstance(v, bool) else v for k, v in extra.items()})
+    return uri
+
+
+class DatabaseWrapper(BaseDatabaseWrapper):
+    vendor = "djongo"
+    display_name = "MongoDB (djongo)"
+
+    # Column types CREATE TABLE records (cursor.description, inspectdb); the
+    # documents themselves hold any BSON type. AUTOINCREMENT keys come from a
+    # per-table counter that never reuses an id (src/exec/dj_exec.h).
+    data_types = {
+        "AutoField": "integer",
+        "BigAutoField": "bigint",
+        "BinaryField": "blob",
+        "BooleanField": "bool",
+        "CharField": "varchar(%(max_length)s)",
+        "DateField": "date",
+        "DateTimeField": "datetime",
+        "DecimalField": "decimal",
+        "DurationField": "bigint",
+        "FileField": "varchar(%(max_length)s)",
+        "FilePathField": "varchar(%(max_length)s)",
+        "FloatField": "real",
+        "IntegerField": "integer",
+        "BigIntegerField": "bigint",
+        "IPAddressField": "char(15)",
+        "GenericIPAddressField": "char(39)",
+        "JSONField": "text",
+        "OneToOneField": "integer",
+        "PositiveBigIntegerField": "bigint unsigned",
+        "PositiveIntegerField": "integer unsigned",
+        "PositiveSmallIntegerField": "smallint unsigned",
+        "SlugField": "varchar(%(max_length)s)",
+        "SmallAutoField": "integer",
+        "SmallIntegerField": "smallint",
+        "TextField": "text",
+        "TimeField": "time",
+        "UUIDField": "uuid",
+    }
+    data_types_suffix = {
+        "AutoField": "AUTOINCREMENT",
+        "BigAutoField": "AUTOINCREMENT",
+        "SmallAutoField": "AUTOINCREMENT",
+    }
+    # LIKE is case-sensitive in djongo's dialect and ILIKE is not (both
+    # become MongoDB regular expressions, ILIKE with the i option, which
+    # folds case across Unicode). Django escapes %, _ and \ in the values of
+    # these lookups, iexact included.
+    operators = {
+        "exact": "= %s",
+        "iexact": "ILIKE %s ESCAPE '\\'",
+        "contains": "LIKE %s ESCAPE '\\'",
+        "icontains": "ILIKE %s ESCAPE '\\'",
+        "regex": "~ %s",
+        "iregex": "~* %s",
+        "gt": "> %s",
+        "gte": ">= %s",
+        "lt": "< %s",
+        "lte": "<= %s",
+        "startswith": "LIKE %s ESCAPE '\\'",
+        "endswith": "LIKE %s ESCAPE '\\'",
+        "istartswith": "ILIKE %s ESCAPE '\\'",
+        "iendswith": "ILIKE %s ESCAPE '\\'",
+    }
+    pattern_esc = r"REPLACE(REPLACE(REPLACE({}, '\', '\\'), '%%', '\%%'), '_', '\_')"
+    pattern_ops = {
+        "contains": r"LIKE '%%' || {} || '%%' ESCAPE '\'",
+        "icontains": r"ILIKE '%%' || {} || '%%' ESCAPE '\'",
+        "startswith": r"LIKE {} || '%%' ESCAPE '\'",
+        "istartswith": r"ILIKE {} || '%%' ESCAPE '\'",
+        "endswith": r"LIKE '%%' || {} ESCAPE '\'",
+        "iendswith": r"ILIKE '%%' || {} ESCAPE '\'",
+    }
+
+    Database = Database
+    SchemaEditorClass = DatabaseSchemaEditor
+    client_class = DatabaseClient
+    creation_class = DatabaseCreation
+    features_class = DatabaseFeatures
+    introspection_class = DatabaseIntrospection
+    ops_class = DatabaseOperations
+    validation_class = DatabaseValidation
+
+    def get_connection_params(self):
+        settings_dict = self.settings_dict
+        if not settings_dict["NAME"]:
+            raise ImproperlyConfigured("settings.DATABASES is improperly configured. Please supply the NAME value.")
+        return {"host": host_for_settings(settings_dict), "db": settings_dict["NAME"]}
+
+    @async_unsafe
+    def get_new_connection(self, conn_params):
+        return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True)
+
+    def init_connection_state(self):
+        pass  # no session settings: time zones are handled in operations.py
+
+    @async_unsafe
+    def create_cursor(self, name=None):
+        return self.connection.cursor()
+
+    def _set_autocommit(self, autocommit):
+        with self.wrap_database_errors:
+            self.connection.autocommit = autocommit
+
+    def is_usable(self):
+        return self.connection is not None and not self.connection._closed
+
+    @property
+    def embedded(self):
+        """Whether HOST names a data directory (the embedded engine)."""
+        return _is_path(self.get_connection_params()["host"])
+
+    def command(self, cmd, db=None):
+        """Runs one MongoDB command (a dict) on this connection's database,
+        in its open transaction if any; cursors are drained."""
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            return self.connection.command(cmd, db=db)

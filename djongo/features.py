@@ -1,0 +1,105 @@
+"""What the djongo backend can do, stated truthfully (Django's test suite and
+ORM read these). Where the answer differs between the embedded engine and a
+MongoDB server, it is a property that asks the connection."""
+from django.db.backends.base.features import BaseDatabaseFeatures
+from django.utils.functional import cached_property
+
+
+class DatabaseFeatures(BaseDatabaseFeatures):
+    minimum_database_version = None
+    # Transactions: the engine has them (an LMDB write transaction, nested
+    # ones for savepoints); a MongoDB server has them on replica sets, with
+    # no savepoints (the driver refuses those by name).
+    supports_transactions = True
+    atomic_transactions = True
+    can_release_savepoints = True
+    # Integer AUTOINCREMENT keys come back from INSERT ... RETURNING.
+    can_return_columns_from_insert = True
+    can_return_rows_from_bulk_insert = True
+    has_bulk_insert = True
+    supports_ignore_conflicts = True
+    # Documents have no foreign keys: Django's collector does cascades.
+    supports_foreign_keys = False
+    can_create_inline_fk = False
+    supports_forward_references = True
+    # Constraints MongoDB indexes can express: unique (incl. partial), not CHECK.
+    supports_column_check_constraints = False
+    supports_table_check_constraints = False
+    supports_partial_indexes = True
+    supports_expression_indexes = False
+    supports_covering_indexes = False
+    supports_deferrable_unique_constraints = False
+    supports_index_on_text_field = True
+    supports_functions_in_partial_indexes = False
+    can_rename_index = False
+    # Values: BSON keeps types; what it has no type for is stored as Django's
+    # fallback (durations as microseconds, time as ISO text).
+    has_native_uuid_field = True
+    has_native_duration_field = False
+    has_native_json_field = False
+    supports_json_field = False
+    supports_timezones = False
+    supports_microsecond_precision = False  # BSON dates hold milliseconds
+    has_zoneinfo_database = True
+    supports_unspecified_pk = False
+    supports_boolean_expr_in_select_clause = True
+    # SQL the compiler translates.
+    supports_over_clause = True
+    supports_frame_range_fixed_distance = False
+    supports_frame_exclusion = False
+    only_supports_unbounded_with_preceding_and_following = True
+    supports_aggregate_filter_clause = True
+    supports_slicing_ordering_in_compound = True
+    supports_parentheses_in_compound = False
+    order_by_nulls_first = True  # MongoDB sorts null (and missing) first, as SQLite
+    supports_select_for_update_with_limit = False
+    has_select_for_update = False
+    supports_sequence_reset = False
+    supports_subqueries_in_group_by = False
+    supports_tuple_lookups = False
+    supports_update_conflicts = False
+    supports_default_keyword_in_insert = False
+    supports_default_keyword_in_bulk_insert = False
+    requires_literal_defaults = False
+    supports_cast_with_precision = False
+    supports_regex_backreferencing = False
+    supports_comments = False
+    supports_comments_inline = False
+    supports_stored_generated_columns = False
+    supports_virtual_generated_columns = False
+    supports_collation_on_charfield = False
+    supports_collation_on_textfield = False
+    supports_non_deterministic_collations = False
+    supports_paramstyle_pyformat = False
+    supports_unlimited_charfield = True
+    ignores_table_name_case = False
+    can_clone_databases = False
+    test_db_allows_multiple_connections = True
+    supports_temporal_subtraction = True
+    allows_auto_pk_0 = True
+    insert_test_table_with_defaults = 'INSERT INTO {} ("null") VALUES (1)'
+    introspected_field_types = {
+        **BaseDatabaseFeatures.introspected_field_types,
+        "BooleanField": "BooleanField",
+        "DurationField": "BigIntegerField",
+        "GenericIPAddressField": "CharField",
+        "PositiveBigIntegerField": "PositiveBigIntegerField",
+        "PositiveIntegerField": "PositiveIntegerField",
+        "PositiveSmallIntegerField": "PositiveSmallIntegerField",
+        "TimeField": "TimeField",
+        "UUIDField": "UUIDField",
+    }
+
+    @cached_property
+    def uses_savepoints(self):
+        return self.connection.embedded
+
+    @cached_property
+    def can_rollback_ddl(self):
+        # the engine's DDL is documents in the same LMDB transaction; a
+        # server cannot drop or create collections inside a transaction
+        return self.connection.embedded
+
+    @cached_property
+    def django_test_skips(self):
+        return {}

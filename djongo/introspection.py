@@ -1,0 +1,130 @@
+"""What is in the database, for inspectdb, migrations and the test runner:
+collections are tables; columns, their declared types and the
+AUTOINCREMENT key come from the entry CREATE TABLE wrote in
+__djongo_tables; for collections made by other tools, columns are sampled
+from documents. Constraints are the collection's indexes."""
+from collections import namedtuple
+
+from django.db.backends.base.introspection import BaseDatabaseIntrospection
+from django.db.backends.base.introspection import FieldInfo as BaseFieldInfo
+from django.db.backends.base.introspection import TableInfo
+
+FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk",))
+
+TABLES = "__djongo_tables"  # DJ_TABLES_COLLECTION in src/compile/dj_compile.h
+SAMPLE = 100  # documents read to infer the fields of a collection without an entry
+
+_BSON_TYPES = {str: "text", int: "bigint", bool: "bool", float: "real"}
+
+
+class DatabaseIntrospection(BaseDatabaseIntrospection):
+    data_types_reverse = {
+        "bool": "BooleanField",
+        "boolean": "BooleanField",
+        "smallint": "SmallIntegerField",
+        "smallint unsigned": "PositiveSmallIntegerField",
+        "integer": "IntegerField",
+        "int": "IntegerField",
+        "integer unsigned": "PositiveIntegerField",
+        "bigint": "BigIntegerField",
+        "bigint unsigned": "PositiveBigIntegerField",
+        "decimal": "DecimalField",
+        "real": "FloatField",
+        "text": "TextField",
+        "char": "CharField",
+        "varchar": "CharField",
+        "blob": "BinaryField",
+        "date": "DateField",
+        "datetime": "DateTimeField",
+        "time": "TimeField",
+        "uuid": "UUIDField",
+    }
+
+    def get_field_type(self, data_type, description):
+        base = (data_type or "text").lower().split("(")[0].strip()
+        field_type = self.data_types_reverse.get(base) or self.data_types_reverse.get(base.split()[0], "TextField")
+        if description.pk and field_type in ("IntegerField", "BigIntegerField", "SmallIntegerField"):
+            return {"IntegerField": "AutoField", "BigIntegerField": "BigAutoField",
+                    "SmallIntegerField": "SmallAutoField"}[field_type]
+        return field_type
+
+    def _entries(self):
+        reply = self.connection.command({"find": TABLES, "filter": {}})
+        return {d["table"]: d for d in reply["cursor"]["firstBatch"] if "table" in d}
+
+    def get_table_list(self, cursor):
+        reply = self.connection.command({"listCollections": 1, "nameOnly": True})
+        names = sorted(c["name"] for c in reply["cursor"]["firstBatch"])
+        return [TableInfo(n, "t") for n in names if n != TABLES and not n.startswith("system.")]
+
+    def get_table_description(self, cursor, table_name):
+        entry = self._entries().get(table_name)
+        if entry and "columns" in entry:
+            columns, types = entry["columns"], entry.get("types") or {}
+        else:
+            columns, types = self._sample_columns(table_name)
+        pk = self.get_primary_key_column(cursor, table_name)
+        out = []
+        for name in columns:
+            t = types.get(name) or "text"
+            size = None
+            if "(" in t:
+                try:
+                    size = int(t.split("(")[1].split(")")[0].split(",")[0])
+                except ValueError:
+                    size = None
+            out.append(FieldInfo(name, t.lower(), None, size, None, None, name != pk, None, None, name == pk))
+        return out
+
+    def _sample_columns(self, table_name):
+        reply = self.connection.command({"find": table_name, "limit": SAMPLE})
+        columns, types = [], {}
+        for doc in reply["cursor"]["firstBatch"]:
+            for k, v in doc.items():
+                if k == "_id" or k in types:
+                    continue
+                columns.append(k)
+                types[k] = _BSON_TYPES.get(type(v), "text")
+        return columns, types
+
+    def get_sequences(self, cursor, table_name, table_fields=()):
+        entry = self._entries().get(table_name) or {}
+        if entry.get("auto"):
+            return [{"table": table_name, "column": entry["auto"]}]
+        return []
+
+    def get_relations(self, cursor, table_name):
+        return {}  # documents have no foreign keys
+
+    def get_primary_key_columns(self, cursor, table_name):
+        for c in self.get_constraints(cursor, table_name).values():
+            if c["primary_key"]:
+                return c["columns"]
+        return None
+
+    def get_constraints(self, cursor, table_name):
+        """The collection's indexes: unique ones are UNIQUE constraints, the
+        one CREATE TABLE made for PRIMARY KEY (named <table>_<column>_pk) is
+        the primary key; _id_ (MongoDB's own) is left out."""
+        try:
+            reply = self.connection.command({"listIndexes": table_name})
+        except self.connection.Database.DatabaseError:
+            return {}
+        out = {}
+        for ix in reply["cursor"]["firstBatch"]:
+            if ix["name"] == "_id_":
+                continue
+            columns = list(ix["key"].keys())
+            out[ix["name"]] = {
+                "columns": columns,
+                "orders": ["DESC" if ix["key"][c] == -1 else "ASC" for c in columns],
+                "primary_key": ix["name"].endswith("_pk") and bool(ix.get("unique")),
+                "unique": bool(ix.get("unique")),
+                "foreign_key": None,
+                "check": False,
+                "index": True,
+                "type": "idx",
+                "definition": None,
+                "options": None,
+            }
+        return out

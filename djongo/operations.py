@@ -1,0 +1,266 @@
+"""How Django's ORM spells SQL for djongo's dialect (src/sql/dj_sql.h), and how
+values cross between Python and BSON.
+
+Dates: datetimes are BSON dates (UTC, milliseconds); a DateField is the
+date's midnight UTC; a TimeField is ISO text ("13:45:00.250000"); a
+DurationField is microseconds (bigint). EXTRACT/DATE_PART take a time zone
+as a third argument and DATE_TRUNC gives local wall-clock time, as
+PostgreSQL's `x AT TIME ZONE tz` -- which is what Django's Trunc and
+TruncDate expect back.
+"""
+import datetime
+import decimal
+import uuid
+
+from django.conf import settings
+from django.db import NotSupportedError
+from django.db.backends.base.operations import BaseDatabaseOperations
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
+
+
+class DatabaseOperations(BaseDatabaseOperations):
+    cast_char_field_without_max_length = "text"
+    cast_data_types = {
+        "AutoField": "integer",
+        "BigAutoField": "bigint",
+        "SmallAutoField": "smallint",
+        "DateTimeField": "datetime",
+        "DateField": "datetime",
+        "DecimalField": "decimal",
+        "FloatField": "real",
+        "IntegerField": "integer",
+        "BigIntegerField": "bigint",
+        "SmallIntegerField": "smallint",
+        "PositiveIntegerField": "integer",
+        "PositiveSmallIntegerField": "smallint",
+        "PositiveBigIntegerField": "bigint",
+        "BooleanField": "bool",
+        "CharField": "text",
+        "TextField": "text",
+    }
+    explain_prefix = None
+
+    # ---- names and statements ----
+
+    def quote_name(self, name):
+        if name.startswith('"') and name.endswith('"'):
+            return name
+        return '"%s"' % name.replace('"', '""')
+
+    def no_limit_value(self):
+        return -1  # the dialect's "no limit" (SQLite's), for OFFSET without LIMIT
+
+    def max_name_length(self):
+        return 120  # MongoDB namespaces are <= 255 bytes with the database name
+
+    def pk_default_value(self):
+        return "NULL"
+
+    def prepare_sql_script(self, sql):
+        return [s.strip() for s in sql.split(";") if s.strip()]
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        return ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
+
+    def last_insert_id(self, cursor, table_name, pk_name):
+        return cursor.lastrowid
+
+    def return_insert_columns(self, fields):
+        if not fields:
+            return "", ()
+        cols = ", ".join("%s.%s" % (self.quote_name(f.model._meta.db_table), self.quote_name(f.column)) for f in fields)
+        return "RETURNING %s" % cols, ()
+
+    def fetch_returned_insert_columns(self, cursor, returning_params):
+        return cursor.fetchone()
+
+    def fetch_returned_insert_rows(self, cursor):
+        return cursor.fetchall()
+
+    def insert_statement(self, on_conflict=None):
+        from django.db.models.constants import OnConflict
+        if on_conflict == OnConflict.IGNORE:
+            return "INSERT OR IGNORE INTO"
+        return super().insert_statement(on_conflict=on_conflict)
+
+    def bulk_insert_sql(self, fields, placeholder_rows):
+        return "VALUES " + ", ".join("(%s)" % ", ".join(row) for row in placeholder_rows)
+
+    def for_update_sql(self, nowait=False, skip_locked=False, of=(), no_key=False):
+        raise NotSupportedError("SELECT ... FOR UPDATE: use a transaction (the engine serialises writers)")
+
+    def distinct_sql(self, fields, params):
+        if fields:
+            raise NotSupportedError("DISTINCT ON fields is not supported by djongo")
+        return ["DISTINCT"], []
+
+    def regex_lookup(self, lookup_type):
+        return "%s ~* %s" if lookup_type == "iregex" else "%s ~ %s"
+
+    def savepoint_create_sql(self, sid):
+        return "SAVEPOINT %s" % self.quote_name(sid)
+
+    def savepoint_commit_sql(self, sid):
+        return "RELEASE SAVEPOINT %s" % self.quote_name(sid)
+
+    def savepoint_rollback_sql(self, sid):
+        return "ROLLBACK TO SAVEPOINT %s" % self.quote_name(sid)
+
+    def last_executed_query(self, cursor, sql, params):
+        return sql if params is None else "%s -- params %r" % (sql, tuple(params))
+
+    # ---- dates and times ----
+
+    def _tz(self, tzname):
+        return tzname if tzname and settings.USE_TZ else None
+
+    def date_extract_sql(self, lookup_type, sql, params):
+        return "EXTRACT(%s FROM %s)" % (self._extract_field(lookup_type), sql), params
+
+    def _extract_field(self, lookup_type):
+        field = lookup_type.upper()
+        if field not in ("YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND", "WEEK", "WEEK_DAY", "ISO_WEEK_DAY",
+                         "ISO_YEAR", "QUARTER"):
+            raise ValueError("Invalid lookup type: %r" % lookup_type)
+        return field
+
+    def datetime_extract_sql(self, lookup_type, sql, params, tzname):
+        tz = self._tz(tzname)
+        if tz is None:
+            return self.date_extract_sql(lookup_type, sql, params)
+        return "DATE_PART(%%s, %s, %%s)" % sql, (lookup_type.lower(), *params, tz)
+
+    def time_extract_sql(self, lookup_type, sql, params):
+        raise NotSupportedError("extracting %s from a TimeField (stored as ISO text)" % lookup_type)
+
+    def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
+        return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
+
+    def datetime_trunc_sql(self, lookup_type, sql, params, tzname):
+        tz = self._tz(tzname)
+        if tz is None:
+            return self.date_trunc_sql(lookup_type, sql, params)
+        return "DATE_TRUNC(%%s, %s, %%s)" % sql, (lookup_type, *params, tz)
+
+    def datetime_cast_date_sql(self, sql, params, tzname):
+        return self.datetime_trunc_sql("day", sql, params, tzname)
+
+    def datetime_cast_time_sql(self, sql, params, tzname):
+        raise NotSupportedError("TruncTime / __time (a time of day has no BSON type)")
+
+    def time_trunc_sql(self, lookup_type, sql, params, tzname=None):
+        raise NotSupportedError("truncating a TimeField (stored as ISO text)")
+
+    def combine_duration_expression(self, connector, sub_expressions):
+        # datetime +/- duration: BSON date arithmetic is in milliseconds,
+        # durations are stored in microseconds
+        if connector not in ("+", "-"):
+            raise NotSupportedError("%s on a duration" % connector)
+        lhs, rhs = sub_expressions
+        return "(%s %s (%s / 1000))" % (lhs, connector, rhs)
+
+    def format_for_duration_arithmetic(self, sql):
+        return sql
+
+    def subtract_temporals(self, internal_type, lhs, rhs):
+        lhs_sql, lhs_params = lhs
+        rhs_sql, rhs_params = rhs
+        if internal_type == "TimeField":
+            raise NotSupportedError("subtracting TimeFields (stored as ISO text)")
+        return "((%s - %s) * 1000)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
+
+    # ---- Python -> BSON (the driver binds these types natively) ----
+
+    def adapt_datefield_value(self, value):
+        return value
+
+    def adapt_datetimefield_value(self, value):
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        if timezone.is_aware(value):
+            if not settings.USE_TZ:
+                raise ValueError("djongo does not support timezone-aware datetimes when USE_TZ is False.")
+        return value
+
+    def adapt_timefield_value(self, value):
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        if timezone.is_aware(value):
+            raise ValueError("djongo does not support timezone-aware times.")
+        return value.isoformat()
+
+    def adapt_decimalfield_value(self, value, max_digits=None, decimal_places=None):
+        return value
+
+    def adapt_ipaddressfield_value(self, value):
+        return value or None
+
+    # ---- BSON -> Python ----
+
+    def get_db_converters(self, expression):
+        converters = super().get_db_converters(expression)
+        internal_type = expression.output_field.get_internal_type()
+        convert = {
+            "DateTimeField": self.convert_datetimefield_value,
+            "DateField": self.convert_datefield_value,
+            "TimeField": self.convert_timefield_value,
+            "DecimalField": self.convert_decimalfield_value,
+            "UUIDField": self.convert_uuidfield_value,
+            "BooleanField": self.convert_booleanfield_value,
+            "DurationField": self.convert_durationfield_value,
+        }.get(internal_type)
+        if convert:
+            converters.append(convert)
+        return converters
+
+    def convert_datetimefield_value(self, value, expression, connection):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = parse_datetime(value)
+        elif isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+            value = datetime.datetime(value.year, value.month, value.day)
+        if settings.USE_TZ and value is not None and timezone.is_naive(value):
+            value = timezone.make_aware(value, datetime.timezone.utc)
+        return value
+
+    def convert_datefield_value(self, value, expression, connection):
+        if isinstance(value, datetime.datetime):
+            return value.date()
+        if isinstance(value, str):
+            return parse_date(value)
+        return value
+
+    def convert_timefield_value(self, value, expression, connection):
+        if isinstance(value, str):
+            return parse_time(value)
+        if isinstance(value, datetime.datetime):
+            return value.time()
+        return value
+
+    def convert_decimalfield_value(self, value, expression, connection):
+        if value is None:
+            return None
+        if not isinstance(value, decimal.Decimal):
+            value = decimal.Decimal(str(value))
+        places = getattr(expression.output_field, "decimal_places", None)
+        if places is not None and value.is_finite():
+            try:
+                value = value.quantize(decimal.Decimal(1).scaleb(-places))
+            except decimal.InvalidOperation:
+                pass
+        return value
+
+    def convert_uuidfield_value(self, value, expression, connection):
+        if isinstance(value, str):
+            return uuid.UUID(value)
+        return value
+
+    def convert_booleanfield_value(self, value, expression, connection):
+        return bool(value) if value in (0, 1) else value
+
+    def convert_durationfield_value(self, value, expression, connection):
+        if isinstance(value, str):
+            return parse_duration(value)
+        return super().convert_durationfield_value(value, expression, connection)

@@ -1,0 +1,99 @@
+"""Migrations on documents: Django's schema editor with djongo's DDL.
+
+Tables are collections (CREATE TABLE also records the column list and
+types in __djongo_tables); primary keys and unique constraints are unique
+indexes (a nullable UNIQUE column gets a partial index, so many NULLs are
+allowed as in SQL); conditional constraints and indexes are partial
+indexes. Adding a column with a default backfills existing documents;
+renaming or dropping one renames or unsets the field in every document.
+ALTER COLUMN (type, NULL, default) changes nothing stored: documents keep
+the values they have. Foreign keys and CHECK constraints have no MongoDB
+counterpart (features.py says so; Django's collector does the cascades).
+"""
+import datetime
+import decimal
+
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+
+class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
+    sql_create_table = "CREATE TABLE %(table)s (%(definition)s)"
+    sql_delete_table = "DROP TABLE %(table)s"
+    sql_rename_table = "ALTER TABLE %(old_table)s RENAME TO %(new_table)s"
+    sql_create_column = "ALTER TABLE %(table)s ADD COLUMN %(column)s %(definition)s"
+    sql_delete_column = "ALTER TABLE %(table)s DROP COLUMN %(column)s"
+    sql_rename_column = "ALTER TABLE %(table)s RENAME COLUMN %(old_column)s TO %(new_column)s"
+    sql_create_index = "CREATE INDEX %(name)s ON %(table)s (%(columns)s)%(extra)s%(condition)s"
+    sql_create_unique_index = "CREATE UNIQUE INDEX %(name)s ON %(table)s (%(columns)s)%(condition)s"
+    sql_delete_index = "DROP INDEX %(name)s ON %(table)s"
+    sql_create_unique = "ALTER TABLE %(table)s ADD CONSTRAINT %(name)s UNIQUE (%(columns)s)"
+    sql_delete_unique = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+    sql_create_pk = "ALTER TABLE %(table)s ADD CONSTRAINT %(name)s PRIMARY KEY (%(columns)s)"
+    sql_delete_pk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+    sql_delete_constraint = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+    sql_create_check = None
+    sql_delete_check = None
+    sql_create_fk = None
+    sql_create_inline_fk = None
+    sql_delete_fk = None
+    sql_create_column_inline_fk = None
+    sql_alter_column_collate = None
+    sql_alter_column_comment = None
+    sql_alter_table_comment = None
+
+    def quote_value(self, value):
+        """Renders a value as a SQL literal (for sqlmigrate's output and
+        defaults written into DDL text); statements run bind values."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float, decimal.Decimal)):
+            return str(value)
+        if isinstance(value, (datetime.date, datetime.time, datetime.datetime)):
+            return "'%s'" % value.isoformat()
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raise ValueError("binary defaults cannot be written as SQL text")
+        return "'%s'" % str(value).replace("'", "''")
+
+    def prepare_default(self, value):
+        return self.quote_value(value)
+
+    def _field_data_type(self, field):
+        return field.db_type(self.connection)
+
+    def _alter_column_type_sql(self, model, old_field, new_field, new_type, old_collation, new_collation):
+        # documents keep their values: nothing to rewrite for a new type
+        return ("ALTER COLUMN %s TYPE %s" % (self.quote_name(new_field.column), new_type), []), []
+
+    def _delete_constraint_sql(self, template, model, name):
+        if template is None:
+            return None
+        return super()._delete_constraint_sql(template, model, name)
+
+    def _check_sql(self, name, check):
+        return None
+
+    def _create_check_sql(self, model, name, check):
+        return None
+
+    def _delete_check_sql(self, model, name):
+        return None
+
+    def _create_fk_sql(self, model, field, suffix):
+        return None
+
+    def _delete_fk_sql(self, model, name):
+        return None
+
+    def add_constraint(self, model, constraint):
+        from django.db.models import CheckConstraint
+        if isinstance(constraint, CheckConstraint):
+            return  # features.supports_table_check_constraints = False
+        super().add_constraint(model, constraint)
+
+    def remove_constraint(self, model, constraint):
+        from django.db.models import CheckConstraint
+        if isinstance(constraint, CheckConstraint):
+            return
+        super().remove_constraint(model, constraint)
