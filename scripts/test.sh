@@ -51,9 +51,12 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   # CPython's own leaks at exit are not ours, so leak checks are off here)
   pyasan=$(mktemp -d /tmp/djongo-pyasan-XXXXXX); mkdir "$pyasan/djongo"
   ln -s "$root"/djongo/*.py "$root"/build-asan/djongo/_driver*.so "$pyasan/djongo/"
+  # (the interpreter itself, not a pyenv shim, which would put its own bin
+  # directory -- and any installed djongo tools -- first on PATH)
+  py=$(python3 -c 'import sys; print(sys.executable)')
   out=$(cd /tmp && LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" \
-        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH="$pyasan" \
-        python3 -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1)
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH="$pyasan" PATH="$root/build-asan/src/tools:$PATH" \
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1)
   echo "$out" | tail -3
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
