@@ -160,8 +160,9 @@ class Connection:
             docs = list(cursor["firstBatch"])
             coll = cursor.get("ns", "").split(".", 1)[-1]
             cid = cursor["id"]
+            from bson import Int64  # getMore takes a long, as MongoDB's cursor ids are
             while cid:
-                more = self._c.command(db, {"getMore": cid, "collection": coll})["cursor"]
+                more = self._c.command(db, {"getMore": Int64(cid), "collection": coll})["cursor"]
                 docs.extend(more["nextBatch"])
                 cid = more["id"]
             cursor["firstBatch"], cursor["id"] = docs, 0

@@ -76,6 +76,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     can_clone_databases = False
     test_db_allows_multiple_connections = True
     supports_temporal_subtraction = True
+    greatest_least_ignores_nulls = True
     allows_auto_pk_0 = True
     insert_test_table_with_defaults = 'INSERT INTO {} ("null") VALUES (1)'
     introspected_field_types = {

@@ -261,6 +261,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         return bool(value) if value in (0, 1) else value
 
     def convert_durationfield_value(self, value, expression, connection):
+        if isinstance(value, datetime.timedelta):
+            return value
         if isinstance(value, str):
             return parse_duration(value)
         return super().convert_durationfield_value(value, expression, connection)

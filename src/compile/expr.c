@@ -919,7 +919,12 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       {"POWER", "$pow", 2, 2, false}, {"MOD", "$mod", 2, 2, false}, {"SIN", "$sin", 1, 1, false},
       {"COS", "$cos", 1, 1, false}, {"TAN", "$tan", 1, 1, false}, {"ASIN", "$asin", 1, 1, false},
       {"ACOS", "$acos", 1, 1, false}, {"ATAN", "$atan", 1, 1, false}, {"ATAN2", "$atan2", 2, 2, false},
-      {"CONCAT", "$concat", 1, 64, true}, {NULL, NULL, 0, 0, false}};
+      {"CONCAT", "$concat", 1, 64, true},
+      /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
+       * rule; features.greatest_least_ignores_nulls) */
+      {"GREATEST", "$max", 2, 64, false}, {"LEAST", "$min", 2, 64, false},
+      {"RADIANS", "$degreesToRadians", 1, 1, false}, {"DEGREES", "$radiansToDegrees", 1, 1, false},
+      {NULL, NULL, 0, 0, false}};
    for (int i = 0; fns[i].sql; i++) {
       if (strcmp (f, fns[i].sql)) {
          continue;
@@ -941,6 +946,28 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
          }
          bson_append_array_end (&d, &arr);
       }
+      bson_append_document_end (parent, &d);
+      return ok;
+   }
+   if (!strcmp (f, "PI") && n == 0) {
+      bson_t lit; /* a bare number in $project would mean "include" */
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &lit);
+      BSON_APPEND_DOUBLE (&lit, "$literal", 3.14159265358979323846);
+      return bson_append_document_end (parent, &lit);
+   }
+   if (!strcmp (f, "RANDOM") && n == 0) {
+      bson_t r;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (&d, "$rand", &r);
+      bson_append_document_end (&d, &r);
+      return bson_append_document_end (parent, &d);
+   }
+   if (!strcmp (f, "LOG") && n == 2) {
+      /* LOG(base, x), as PostgreSQL's and Django's Log(): {$log: [x, base]} */
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+      BSON_APPEND_ARRAY_BEGIN (&d, "$log", &arr);
+      bool ok = cx_agg_value (cx, e->args.v[1], &arr, "0") && cx_agg_value (cx, e->args.v[0], &arr, "1");
+      bson_append_array_end (&d, &arr);
       bson_append_document_end (parent, &d);
       return ok;
    }

@@ -42,7 +42,7 @@
 static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
 static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
    *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
-static PyObject *Decimal_type, *UUID_type, *ObjectId_type;
+static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type;
 
 /* ---- errors: mapped once ---- */
 
@@ -158,8 +158,10 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       if (x == -1 && PyErr_Occurred ()) {
          return false;
       }
-      return x >= INT32_MIN && x <= INT32_MAX ? bson_append_int32 (b, key, -1, (int32_t) x)
-                                              : bson_append_int64 (b, key, -1, (int64_t) x);
+      /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size */
+      bool wide = Int64_type && PyObject_IsInstance (v, Int64_type) == 1;
+      return !wide && x >= INT32_MIN && x <= INT32_MAX ? bson_append_int32 (b, key, -1, (int32_t) x)
+                                                       : bson_append_int64 (b, key, -1, (int64_t) x);
    }
    if (PyFloat_Check (v)) {
       return bson_append_double (b, key, -1, PyFloat_AS_DOUBLE (v));
@@ -800,6 +802,10 @@ PyInit__driver (void)
     * ObjectIds come back as their hex text */
    ObjectId_type = import_attr ("bson", "ObjectId");
    if (!ObjectId_type) {
+      PyErr_Clear ();
+   }
+   Int64_type = import_attr ("bson", "Int64");
+   if (!Int64_type) {
       PyErr_Clear ();
    }
    if (!g_plans) {

@@ -94,6 +94,7 @@ QUERIES = [
     ('SELECT "e"."id", NULLIF("e"."n", %s) FROM "entry" "e"', [3], False),
     ('SELECT "e"."id", ("e"."headline" || %s) FROM "entry" "e"', ["!"], False),
     ('SELECT "e"."id", SUBSTR("e"."headline", 2, 3), SUBSTR("e"."headline", 3) FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", ROUND(PI(), 6), RADIANS(180) > 3.14, LOG(2, 8) FROM "entry" "e"', [], False),
     # Django's pattern_esc for F() in LIKE lookups: every occurrence replaced, NULL stays NULL
     ('SELECT "e"."id", REPLACE(REPLACE("e"."headline", %s, %s), %s, %s) FROM "entry" "e"', ["l", "_", "o", "%"], False),
     ('SELECT "e"."id", ABS("e"."n") FROM "entry" "e"', [], False),
