@@ -42,6 +42,12 @@ logger = logging.getLogger("djongo")
 _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema"}
 
 
+def _get_varchar_column(data):
+    if data["max_length"] is None:
+        return "varchar"
+    return "varchar(%(max_length)s)" % data
+
+
 def _is_path(host):
     return host.startswith(("/", ".", "~", "file:")) or ("/" in host and "://" not in host)
 
@@ -88,7 +94,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         "BigAutoField": "bigint",
         "BinaryField": "blob",
         "BooleanField": "bool",
-        "CharField": "varchar(%(max_length)s)",
+        "CharField": _get_varchar_column,
         "DateField": "date",
         "DateTimeField": "datetime",
         "DecimalField": "decimal",

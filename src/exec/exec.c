@@ -233,6 +233,42 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    return NULL;
 }
 
+/* SELECT * over a table CREATE TABLE made: its columns, in their order
+ * (a field a document lacks is NULL), instead of each document's own
+ * fields -- SQL's rows, and names for cursor.description. */
+static bool
+expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   bson_t info;
+   bson_iter_t it, c;
+   bool found;
+   if (!table_info (x, m->collection, &info, &found, error)) {
+      return false;
+   }
+   if (!found || !bson_iter_init_find (&it, &info, "columns") || !BSON_ITER_HOLDS_ARRAY (&it) ||
+       !bson_iter_recurse (&it, &c)) {
+      return true; /* a collection from elsewhere: its documents' fields */
+   }
+   int n = 0, cap = 8;
+   dj_mql_column_t *cols = bson_malloc (sizeof *cols * (size_t) cap);
+   while (bson_iter_next (&c)) {
+      if (!BSON_ITER_HOLDS_UTF8 (&c)) {
+         continue;
+      }
+      if (n == cap) {
+         cap *= 2;
+         cols = bson_realloc (cols, sizeof *cols * (size_t) cap);
+      }
+      cols[n].name = bson_strdup (bson_iter_utf8 (&c, NULL));
+      cols[n].path = bson_strdup (cols[n].name);
+      n++;
+   }
+   m->columns = cols; /* m owns them (dj_mql_cleanup) */
+   m->ncolumns = n;
+   m->star = false;
+   return true;
+}
+
 /* The AUTOINCREMENT column of `table` (owned copy), or NULL if none. */
 static bool
 auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
@@ -612,6 +648,9 @@ static bool
 exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
 {
    bool ok = true;
+   if (m->kind == DJ_MQL_ROWS && m->star && m->ncolumns == 0 && m->collection) {
+      ok = expand_star (x, m, error);
+   }
    if (m->kind == DJ_MQL_WRITE && m->positional) {
       ok = name_positional (x, m, error);
    }
