@@ -474,6 +474,74 @@ agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const 
    return ok;
 }
 
+/* Appends a template value: strings "@0".."@9" stand for the compiled
+ * arguments, everything else is copied (recursing into documents and
+ * arrays). Templates are the compiler's own constants, never user text. */
+static bool
+template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key)
+{
+   if (BSON_ITER_HOLDS_UTF8 (it)) {
+      uint32_t len;
+      const char *str = bson_iter_utf8 (it, &len);
+      if (len == 2 && str[0] == '@' && str[1] >= '0' && str[1] - '0' < args->n) {
+         return cx_agg_value (cx, args->v[str[1] - '0'], parent, key);
+      }
+   }
+   if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
+      bool array = BSON_ITER_HOLDS_ARRAY (it);
+      bson_t child;
+      bson_iter_t sub;
+      bool ok = true;
+      if (array) {
+         bson_append_array_begin (parent, key, -1, &child);
+      } else {
+         bson_append_document_begin (parent, key, -1, &child);
+      }
+      bson_iter_recurse (it, &sub);
+      while (ok && bson_iter_next (&sub)) {
+         ok = template_value (cx, &sub, args, &child, bson_iter_key (&sub));
+      }
+      if (array) {
+         bson_append_array_end (parent, &child);
+      } else {
+         bson_append_document_end (parent, &child);
+      }
+      return ok;
+   }
+   return bson_append_iter (parent, key, -1, it);
+}
+
+/* The expression `json` (a template, see template_value) with e's
+ * arguments, NULL when any argument is NULL (SQL's rule for functions). */
+static bool
+agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bson_t *parent, const char *key)
+{
+   bson_error_t jerr;
+   bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
+   BSON_ASSERT (tpl); /* a template is a constant of this file */
+   bson_t d, arr, orr, oa;
+   bson_iter_t it;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
+   BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &orr);
+   BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
+   }
+   bson_append_array_end (&orr, &oa);
+   bson_append_document_end (&arr, &orr);
+   BSON_APPEND_NULL (&arr, "1");
+   if (ok && bson_iter_init_find (&it, tpl, "x")) {
+      ok = template_value (cx, &it, &e->args, &arr, "2");
+   }
+   bson_append_array_end (&d, &arr);
+   bson_append_document_end (parent, &d);
+   bson_destroy (tpl);
+   return ok;
+}
+
 /* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]}.
  * `names`: the operator takes an object ({$replaceAll: {input, find,
  * replacement}}), its arguments' names in SQL order; NULL: an array. */
@@ -912,7 +980,6 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    } fns[] = {
       {"UPPER", "$toUpper", 1, 1, true}, {"LOWER", "$toLower", 1, 1, true},
       {"LENGTH", "$strLenCP", 1, 1, true}, {"CHAR_LENGTH", "$strLenCP", 1, 1, true},
-      {"TRIM", "$trim", 1, 1, true}, {"LTRIM", "$ltrim", 1, 1, true}, {"RTRIM", "$rtrim", 1, 1, true},
       {"ABS", "$abs", 1, 1, false}, {"CEIL", "$ceil", 1, 1, false}, {"CEILING", "$ceil", 1, 1, false},
       {"FLOOR", "$floor", 1, 1, false}, {"SQRT", "$sqrt", 1, 1, false}, {"EXP", "$exp", 1, 1, false},
       {"LN", "$ln", 1, 1, false}, {"LOG10", "$log10", 1, 1, false}, {"ROUND", "$round", 1, 2, false},
@@ -970,6 +1037,44 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       bson_append_array_end (&d, &arr);
       bson_append_document_end (parent, &d);
       return ok;
+   }
+   /* Functions MongoDB has no operator for, as expressions ({"x": ...}
+    * holds the template; "@N" is argument N). */
+   static const struct {
+      const char *sql;
+      int nargs;
+      const char *json;
+   } templates[] = {
+      {"TRIM", 1, "{\"x\": {\"$trim\": {\"input\": \"@0\"}}}"},
+      {"LTRIM", 1, "{\"x\": {\"$ltrim\": {\"input\": \"@0\"}}}"},
+      {"RTRIM", 1, "{\"x\": {\"$rtrim\": {\"input\": \"@0\"}}}"},
+      {"LEFT", 2, "{\"x\": {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}}"},
+      {"RIGHT", 2, "{\"x\": {\"$substrCP\": [\"@0\", {\"$max\": [0, {\"$subtract\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}]}, "
+                   "{\"$max\": [\"@1\", 0]}]}}"},
+      /* INSTR(s, sub): 1-based position, 0 when absent (Django's StrIndex) */
+      {"INSTR", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
+      {"STRPOS", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
+      {"REPEAT", 2, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$max\": [\"@1\", 0]}]}, \"initialValue\": \"\", "
+                    "\"in\": {\"$concat\": [\"$$value\", \"@0\"]}}}}"},
+      {"REVERSE", 1, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$strLenCP\": \"@0\"}]}, \"initialValue\": \"\", "
+                     "\"in\": {\"$concat\": [{\"$substrCP\": [\"@0\", \"$$this\", 1]}, \"$$value\"]}}}}"},
+      /* LPAD/RPAD(s, n, fill): cut to n, or padded with fill repeated (PostgreSQL's) */
+      {"LPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
+                  "{\"$concat\": [{\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
+                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}, \"@0\"]}]}}"},
+      {"RPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
+                  "{\"$concat\": [\"@0\", {\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
+                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}]}]}}"},
+      {"SIGN", 1, "{\"x\": {\"$cond\": [{\"$gt\": [\"@0\", 0]}, 1, {\"$cond\": [{\"$lt\": [\"@0\", 0]}, -1, 0]}]}}"},
+      {"COT", 1, "{\"x\": {\"$divide\": [1, {\"$tan\": \"@0\"}]}}"},
+      {NULL, 0, NULL}};
+   for (int i = 0; templates[i].sql; i++) {
+      if (!strcmp (f, templates[i].sql)) {
+         if (n != templates[i].nargs) {
+            return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
+         }
+         return agg_template (cx, e, templates[i].json, parent, key);
+      }
    }
    if (!strcmp (f, "REPLACE") && n == 3) {
       /* every occurrence, as SQL's REPLACE(s, from, to) */

@@ -228,6 +228,16 @@ static const char *const reserved[] = {
    "FOR", "IS", "IN", "LIKE", "ILIKE", "BETWEEN", "ESCAPE", "THEN", "WHEN", "ELSE",
    "END", "ASC", "DESC", "NULLS", "DEFAULT", "FILTER", "OVER", "CASE", "DISTINCT", "ALL", NULL};
 
+/* Whether the token after the current one is "(" (one token of lookahead
+ * for the keywords that are also function names). */
+static bool
+next_is_lparen (parser_t *p)
+{
+   size_t at = p->pos + p->tlen;
+   at += dj_sql_skip_space (p->sql + at, p->len - at);
+   return at < p->len && p->sql[at] == '(';
+}
+
 static bool
 is_reserved (parser_t *p)
 {
@@ -641,6 +651,13 @@ parse_primary (parser_t *p)
             return NULL;
          }
          return e;
+      }
+      if ((is_kw (p, "LEFT") || is_kw (p, "RIGHT")) && next_is_lparen (p)) {
+         /* LEFT(s, n) / RIGHT(s, n): the string functions (Django's Left,
+          * Right), not the join keywords */
+         char *name = copy_text (p, p->sql + p->pos, p->tlen);
+         advance (p);
+         return parse_function (p, name, pos);
       }
       if (is_reserved (p)) {
          fail (p, "expected an expression");

@@ -95,6 +95,8 @@ QUERIES = [
     ('SELECT "e"."id", ("e"."headline" || %s) FROM "entry" "e"', ["!"], False),
     ('SELECT "e"."id", SUBSTR("e"."headline", 2, 3), SUBSTR("e"."headline", 3) FROM "entry" "e"', [], False),
     ('SELECT "e"."id", ROUND(PI(), 6), RADIANS(180) > 3.14, LOG(2, 8) FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", TRIM(%s), LTRIM(%s), RTRIM(%s), INSTR("e"."headline", %s), SIGN("e"."n" - 2) FROM "entry" "e"',
+     ["  a ", "  a ", " a  ", "o"], False),
     # Django's pattern_esc for F() in LIKE lookups: every occurrence replaced, NULL stays NULL
     ('SELECT "e"."id", REPLACE(REPLACE("e"."headline", %s, %s), %s, %s) FROM "entry" "e"', ["l", "_", "o", "%"], False),
     ('SELECT "e"."id", ABS("e"."n") FROM "entry" "e"', [], False),
@@ -410,6 +412,20 @@ def test_auto_increment_ids(tmp_path):
         res = eng.run('INSERT OR IGNORE INTO "m" ("a", "b") VALUES (%s, %s), (%s, %s), (%s, %s)', [1, 1, 1, 3, 1, 2])
         assert "error" not in res and res["rowcount"] == 1
         assert eng.run('SELECT "m"."a", "m"."b" FROM "m" ORDER BY "m"."b"', [])["rows"] == [[1, 1], [1, 2], [1, 3]]
+    finally:
+        eng.close()
+
+
+def test_functions_sqlite_lacks(tmp_path):
+    """String functions of PostgreSQL (and Django's Left, Right, Repeat,
+    Reverse, LPad, RPad) that SQLite has not: known answers, NULL in -> NULL out."""
+    eng = Engine(tmp_path / "f")
+    try:
+        res = eng.run("SELECT LEFT(%s, 2), RIGHT(%s, 3), REPEAT(%s, 3), REVERSE(%s), LPAD(%s, 3, %s), "
+                      "RPAD(%s, 5, %s), LPAD(%s, 2, %s), LEFT(%s, 2), REPEAT(%s, 2)",
+                      ["hello", "hello", "ab", "abc", "7", "0", "ab", "xy", "hello", "*", None, None])
+        assert "error" not in res, res
+        assert res["rows"] == [["he", "llo", "ababab", "cba", "007", "abxyx", "he", None, None]]
     finally:
         eng.close()
 
