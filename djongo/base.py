@@ -177,6 +177,8 @@ class DatabaseWrapper(BaseDatabaseWrapper):
 
     @async_unsafe
     def create_cursor(self, name=None):
+        # connection.queries (DEBUG) carries each statement's MongoDB commands
+        self.connection.trace = self.queries_logged or logger.isEnabledFor(logging.DEBUG)
         return self.connection.cursor()
 
     def _set_autocommit(self, autocommit):

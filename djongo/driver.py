@@ -31,7 +31,11 @@ from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError,
 from djongo import _driver
 
 import datetime as _dt
+import logging as _logging
 import time as _time
+
+# DEBUG: each statement with the MongoDB commands it ran
+_log = _logging.getLogger("djongo")
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
@@ -169,6 +173,15 @@ class Connection:
         return reply
 
     @property
+    def trace(self):
+        """Keep each statement's MongoDB commands (Cursor.last_commands)."""
+        return self._c.trace
+
+    @trace.setter
+    def trace(self, on):
+        self._c.trace = bool(on)
+
+    @property
     def in_transaction(self):
         return not self._closed and self._c.in_transaction
 
@@ -204,7 +217,15 @@ class Cursor:
         self._check()
         if params is not None and not isinstance(params, (list, tuple)):
             raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
-        names, rows, rowcount, lastrowid, _txn, types = self.connection._c.execute(sql, params)
+        c = self.connection._c
+        logging = _log.isEnabledFor(_logging.DEBUG)
+        if logging:
+            c.trace = True
+        try:
+            names, rows, rowcount, lastrowid, _txn, types = c.execute(sql, params)
+        finally:
+            if logging:
+                _log.debug("%s; params=%r -> %s", sql, params, " ; ".join(c.last_commands))
         self.description = None if names is None else tuple(
             (n, (types and types[i]) or _type_code(rows, i), None, None, None, None, None)
             for i, n in enumerate(names))
@@ -221,6 +242,12 @@ class Cursor:
             total += max(self.rowcount, 0)
         self.rowcount = total
         self.description = None
+
+    @property
+    def last_commands(self):
+        """The MongoDB commands (relaxed Extended JSON) of the last statement,
+        when the connection's tracing is on (connection.trace = True)."""
+        return self.connection._c.last_commands
 
     def fetchone(self):
         self._check()

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import NotSupportedError
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
+from django.db.backends.utils import split_tzname_delta
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 
@@ -108,12 +109,25 @@ class DatabaseOperations(BaseDatabaseOperations):
         return "ROLLBACK TO SAVEPOINT %s" % self.quote_name(sid)
 
     def last_executed_query(self, cursor, sql, params):
-        return sql if params is None else "%s -- params %r" % (sql, tuple(params))
+        """The SQL, its parameters and (when traced) the MongoDB commands it
+        became: what connection.queries shows."""
+        text = sql if params is None else "%s -- params %r" % (sql, tuple(params))
+        commands = getattr(cursor, "last_commands", ())
+        if commands:
+            text += " -- MongoDB: " + " ; ".join(commands)
+        return text
 
     # ---- dates and times ----
 
     def _tz(self, tzname):
-        return tzname if tzname and settings.USE_TZ else None
+        """The time zone for the engine: an Olson name, or a fixed offset
+        ("UTC+05:00" and "+05:00" as Django spells them -> "+05:00")."""
+        if not (tzname and settings.USE_TZ):
+            return None
+        name, sign, offset = split_tzname_delta(tzname)
+        if offset:
+            return sign + offset if name.upper() in ("UTC", "GMT", "") else tzname
+        return name
 
     def date_extract_sql(self, lookup_type, sql, params):
         return "EXTRACT(%s FROM %s)" % (self._extract_field(lookup_type), sql), params

@@ -373,6 +373,8 @@ typedef struct {
    dj_exec_t *exec;           /* owned */
    PyThread_type_lock lock;   /* held while a statement runs */
    bool autocommit;           /* false: a write or DDL statement outside a transaction begins one (PEP 249) */
+   bool trace;                /* keep each statement's MongoDB commands in last_commands */
+   PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
 } ConnectionObject;
 
 static int
@@ -425,6 +427,7 @@ static void
 Connection_dealloc (ConnectionObject *self)
 {
    Connection_close_internal (self);
+   Py_CLEAR (self->last_commands);
    if (self->lock) {
       PyThread_free_lock (self->lock);
    }
@@ -515,6 +518,25 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       ok = ran = dj_exec_run (self->exec, &m, &r, &error);
    }
    Py_END_ALLOW_THREADS
+   if (self->trace && bound) {
+      /* what the statement ran (auto ids and fed _ids filled in), for the
+       * djongo logger and connection.queries */
+      PyObject *cmds = PyTuple_New (m.ncommands);
+      for (int i = 0; cmds && i < m.ncommands; i++) {
+         char *json = bson_as_relaxed_extended_json (m.commands[i], NULL);
+         PyObject *str = json ? PyUnicode_FromString (json) : NULL;
+         bson_free (json);
+         if (!str) {
+            Py_CLEAR (cmds);
+            break;
+         }
+         PyTuple_SET_ITEM (cmds, i, str);
+      }
+      Py_XSETREF (self->last_commands, cmds);
+      if (!cmds) {
+         PyErr_Clear (); /* tracing never fails a statement */
+      }
+   }
    if (!ok) {
       map_error (&error);
       goto cleanup;
@@ -736,7 +758,36 @@ Connection_set_autocommit (ConnectionObject *self, PyObject *value, void *Py_UNU
    return 0;
 }
 
+static PyObject *
+Connection_get_trace (ConnectionObject *self, void *Py_UNUSED (closure))
+{
+   return PyBool_FromLong (self->trace);
+}
+
+static int
+Connection_set_trace (ConnectionObject *self, PyObject *value, void *Py_UNUSED (closure))
+{
+   int on = value ? PyObject_IsTrue (value) : 0;
+   if (on < 0) {
+      return -1;
+   }
+   self->trace = on;
+   return 0;
+}
+
+static PyObject *
+Connection_get_last_commands (ConnectionObject *self, void *Py_UNUSED (closure))
+{
+   PyObject *r = self->last_commands ? self->last_commands : PyTuple_New (0);
+   Py_XINCREF (self->last_commands);
+   return r;
+}
+
 static PyGetSetDef Connection_getset[] = {
+   {"trace", (getter) Connection_get_trace, (setter) Connection_set_trace,
+    "keep each statement's MongoDB commands in last_commands", NULL},
+   {"last_commands", (getter) Connection_get_last_commands, NULL,
+    "the MongoDB commands of the last statement (relaxed Extended JSON), when trace is on", NULL},
    {"autocommit", (getter) Connection_get_autocommit, (setter) Connection_set_autocommit,
     "False (PEP 249's default): a write outside a transaction begins one, kept until commit()/rollback()", NULL},
    {"in_transaction", (getter) Connection_get_in_transaction, NULL, "whether a transaction is open", NULL},

@@ -1,0 +1,59 @@
+"""The backend's own contracts, outside Django's suite: how settings become a
+HOST for the driver (Django's keys and the original djongo's CLIENT keys),
+and that the djongo logger and connection.queries carry each statement's
+MongoDB commands."""
+import os
+import pathlib
+import subprocess
+import sys
+
+from djongo.base import host_for_settings
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_host_rule_from_settings(tmp_path):
+    assert host_for_settings({"HOST": str(tmp_path)}) == str(tmp_path)
+    assert host_for_settings({"HOST": "file:" + str(tmp_path)}) == str(tmp_path)
+    assert host_for_settings({"HOST": "./var/data"}) == "./var/data"
+    assert host_for_settings({}) == "mongodb://localhost:27017/"  # the original djongo's default
+    assert host_for_settings({"HOST": "db.example.com", "PORT": 27018, "USER": "u@x", "PASSWORD": "p:w"}) == \
+        "mongodb://u%40x:p%3Aw@db.example.com:27018/"
+    assert host_for_settings({"HOST": "mongodb://h1,h2/?replicaSet=rs"}) == "mongodb://h1,h2/?replicaSet=rs"
+    # the original djongo's CLIENT dict: host/port/credentials and any URI option
+    assert host_for_settings({"CLIENT": {"host": "h", "port": 1, "username": "a", "password": "b",
+                                         "authSource": "admin", "tls": True}}) == \
+        "mongodb://a:b@h:1/?authSource=admin&tls=true"
+
+
+SCRIPT = r'''
+import io, logging, os, sys
+sys.path.insert(0, os.environ["EXAMPLE"])
+os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+call_command("migrate", verbosity=0)
+from blog.models import Blog
+stream = io.StringIO()
+log = logging.getLogger("djongo")
+log.addHandler(logging.StreamHandler(stream))
+log.setLevel(logging.DEBUG)
+Blog.objects.create(name="b1")
+with CaptureQueriesContext(connection) as q:
+    assert Blog.objects.filter(name__istartswith="B").count() == 1
+print("QUERY", q.captured_queries[-1]["sql"])
+print("LOG", stream.getvalue().strip().splitlines()[0])
+'''
+
+
+def test_logger_and_queries_carry_mongodb_commands(tmp_path):
+    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"))
+    p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    query = [line for line in p.stdout.splitlines() if line.startswith("QUERY")][0]
+    assert 'ILIKE %s' in query and "-- MongoDB: " in query and '"$regex" : "^B", "$options" : "is"' in query
+    log = [line for line in p.stdout.splitlines() if line.startswith("LOG")][0]
+    assert 'INSERT INTO "blog_blog"' in log and '"insert" : "blog_blog"' in log
