@@ -3,7 +3,8 @@
 # Idempotent: skips what is already there. Used by scripts/test.sh, run.sh, bench.sh.
 set -euo pipefail
 
-debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata)
+debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata
+      chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,7 +18,8 @@ fi
 
 # name=requirement: installed unless `pip show name` finds it at a matching version
 pips=(meson=meson meson-python=meson-python ninja=ninja pytest=pytest pymongo=pymongo "django=django>=5.2,<5.3"
-      "dbapi-compliance=dbapi-compliance==1.15.0")  # dbapi20.py: PEP 249 conformance suite
+      "dbapi-compliance=dbapi-compliance==1.15.0"  # dbapi20.py: PEP 249 conformance suite
+      selenium=selenium)
 need=()
 for p in "${pips[@]}"; do
   name=${p%%=*} req=${p#*=}

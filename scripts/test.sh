@@ -78,7 +78,7 @@ venv=$(mktemp -d /tmp/djongo-venv-XXXXXX)
 python3 -m venv --system-site-packages "$venv"
 if "$venv/bin/pip" install -q --no-build-isolation "$root" >"$venv.pip.log" 2>&1; then
   out=$(cd /tmp && PATH="$venv/bin:$PATH" DJONGO_CONFORMANCE="$root/../shared/conformance" \
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/django" \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/django" "$root/tests/e2e" \
         "$root/tests/conformance" 2>&1)
   echo "$out"
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')

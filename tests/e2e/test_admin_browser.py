@@ -1,0 +1,152 @@
+"""The example site in a real browser (Debian's headless Chromium driven by
+Selenium): `manage.py runserver` on a fresh data directory, then log into
+the admin, add, edit, list, search and delete entries as a person would;
+the documents are then checked in the engine, from another process, through
+the DB-API driver's MongoDB commands (not through Django)."""
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from djongo import driver
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Debian's chromium and chromium-driver (scripts/deps.sh installs them)")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def site(tmp_path):
+    data = tmp_path / "site-data"
+    env = dict(os.environ, DJONGO_HOST=str(data), PYTHONPATH=str(ROOT / "example"))
+    manage = [sys.executable, "manage.py"]
+    for args in (["migrate", "--no-input"], ["seed"]):
+        subprocess.run(manage + args, cwd=ROOT / "example", env=env, check=True, capture_output=True, timeout=300)
+    port = free_port()
+    server = subprocess.Popen(manage + ["runserver", "--noreload", "127.0.0.1:%d" % port], cwd=ROOT / "example",
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = "http://127.0.0.1:%d" % port
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield url, data
+    server.terminate()
+    server.wait(10)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000"):
+        opts.add_argument(a)
+    b = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    b.implicitly_wait(5)
+    yield b
+    b.quit()
+
+
+def wait_text(b, text):
+    """Waits for a page (after a click or submit) to show text."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(b, 15).until(lambda d: text in d.page_source)
+    return True
+
+
+def test_admin_in_a_browser(site, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, data = site
+    b = browser
+    b.get(url + "/admin/")
+    b.find_element(By.NAME, "username").send_keys("admin")
+    b.find_element(By.NAME, "password").send_keys("admin")
+    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    assert wait_text(b, "Site administration")
+
+    # list and search
+    b.get(url + "/admin/blog/entry/")
+    assert "Abbey Road at 55" in b.page_source and "4 entries" in b.page_source
+    b.find_element(By.ID, "searchbar").send_keys("omelette\n")
+    WebDriverWait(b, 15).until(lambda d: "q=omelette" in d.current_url)
+    assert "The perfect omelette" in b.page_source and "Abbey Road" not in b.page_source
+
+    # add
+    b.get(url + "/admin/blog/entry/add/")
+    Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
+    b.find_element(By.ID, "id_headline").send_keys("Soup from the browser")
+    b.find_element(By.ID, "id_body_text").send_keys("Leeks and potatoes.")
+    b.find_element(By.ID, "id_pub_date_0").send_keys("2026-02-03")
+    b.find_element(By.ID, "id_pub_date_1").send_keys("08:15:00")
+    rating = b.find_element(By.ID, "id_rating")
+    rating.clear()
+    rating.send_keys("4")
+    Select(b.find_element(By.ID, "id_tags_from")).select_by_visible_text("food")
+    b.find_element(By.ID, "id_tags_add").click()
+    b.find_element(By.NAME, "_save").click()
+    assert wait_text(b, "was added successfully")
+
+    # edit: first an invalid URL (the error is shown, nothing saved), then a valid edit
+    b.find_element(By.LINK_TEXT, "Soup from the browser").click()
+    b.find_element(By.ID, "id_website").send_keys("not a url")
+    b.find_element(By.NAME, "_save").click()
+    assert wait_text(b, "Enter a valid URL.")
+    website = b.find_element(By.ID, "id_website")
+    website.clear()
+    website.send_keys("https://soup.example.com")
+    headline = b.find_element(By.ID, "id_headline")
+    headline.clear()
+    headline.send_keys("Soup from the browser, edited")
+    b.find_element(By.NAME, "_save").click()
+    assert wait_text(b, "was changed successfully")
+
+    # the documents, from another process, through MongoDB commands
+    conn = driver.connect(str(data), db="publishing", autocommit=True)
+    try:
+        docs = conn.command({"find": "blog_entry", "filter": {"headline": "Soup from the browser, edited"}})
+        (doc,) = docs["cursor"]["firstBatch"]
+        assert doc["rating"] == 4 and doc["website"] == "https://soup.example.com"
+        assert doc["pub_date"].isoformat() == "2026-02-03T08:15:00"
+        cooking = conn.command({"find": "blog_blog", "filter": {"name": "Cooking"}})["cursor"]["firstBatch"][0]
+        assert doc["blog_id"] == cooking["id"]
+        tags = conn.command({"find": "blog_entry_tags", "filter": {"entry_id": doc["id"]}})["cursor"]["firstBatch"]
+        food = conn.command({"find": "blog_tag", "filter": {"name": "food"}})["cursor"]["firstBatch"][0]
+        assert [t["tag_id"] for t in tags] == [food["id"]]
+        entry_id = doc["id"]
+    finally:
+        conn.close()
+
+    # delete
+    b.get(url + "/admin/blog/entry/%d/delete/" % entry_id)
+    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    assert wait_text(b, "was deleted successfully")
+    conn = driver.connect(str(data), db="publishing", autocommit=True)
+    try:
+        assert conn.command({"count": "blog_entry", "query": {"id": entry_id}})["n"] == 0
+        assert conn.command({"count": "blog_entry_tags", "query": {"entry_id": entry_id}})["n"] == 0
+        assert conn.command({"count": "blog_entry", "query": {}})["n"] == 4
+    finally:
+        conn.close()
