@@ -1,7 +1,17 @@
 """Test databases: a database of the same deployment named test_<NAME> (on
 the embedded engine, in the same data directory), dropped before and after
-the run unless --keepdb."""
+the run unless --keepdb.
+
+`manage.py test --parallel N` on the embedded engine: each worker gets a
+clone in a data directory of its own (<HOST>-clone-<n>), so the workers'
+transactions do not queue on one directory's write lock (LMDB has one
+writer per directory). On a MongoDB server, clones are databases
+<NAME>_<n> of the same deployment."""
+import shutil
+
 from django.db.backends.base.creation import BaseDatabaseCreation
+
+from djongo import driver
 
 
 class DatabaseCreation(BaseDatabaseCreation):
@@ -15,7 +25,46 @@ class DatabaseCreation(BaseDatabaseCreation):
         self._drop(name)  # MongoDB creates databases on first write
         return name
 
+    def _clone_host(self, suffix):
+        return "%s-clone-%s" % (self.connection.get_connection_params()["host"].rstrip("/"), suffix)
+
+    def get_test_db_clone_settings(self, suffix):
+        clone = super().get_test_db_clone_settings(suffix)
+        if self.connection.embedded:
+            clone["HOST"] = self._clone_host(suffix)
+        return clone
+
+    def _clone_test_db(self, suffix, verbosity, keepdb=False):
+        source = self.connection.settings_dict["NAME"]
+        clone = self.get_test_db_clone_settings(suffix)
+        target_host = clone.get("HOST") if self.connection.embedded else self.connection.get_connection_params()["host"]
+        if self.connection.embedded and not keepdb:
+            shutil.rmtree(target_host, ignore_errors=True)
+        target = driver.connect(target_host, db=clone["NAME"], autocommit=True)
+        try:
+            if not keepdb:
+                target.command({"dropDatabase": 1})
+            names = [c["name"] for c in self.connection.command({"listCollections": 1, "nameOnly": True},
+                                                                   db=source)["cursor"]["firstBatch"]]
+            for name in names:
+                docs = self.connection.command({"find": name, "filter": {}}, db=source)["cursor"]["firstBatch"]
+                target.command({"create": name})
+                for i in range(0, len(docs), 1000):
+                    target.command({"insert": name, "documents": docs[i:i + 1000]})
+                indexes = [{k: v for k, v in ix.items() if k not in ("v", "ns")}
+                           for ix in self.connection.command({"listIndexes": name}, db=source)["cursor"]["firstBatch"]
+                           if ix["name"] != "_id_"]
+                if indexes:
+                    target.command({"createIndexes": name, "indexes": indexes})
+        finally:
+            target.close()
+
     def _destroy_test_db(self, test_database_name, verbosity):
+        base = self.connection.settings_dict["NAME"]
+        if self.connection.embedded and test_database_name.startswith(base + "_"):
+            # a worker's clone: its own data directory
+            shutil.rmtree(self._clone_host(test_database_name[len(base) + 1:]), ignore_errors=True)
+            return
         self._drop(test_database_name)
 
     def sql_table_creation_suffix(self):

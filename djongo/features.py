@@ -73,7 +73,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_paramstyle_pyformat = False
     supports_unlimited_charfield = True
     ignores_table_name_case = False
-    can_clone_databases = False
+    can_clone_databases = True
     test_db_allows_multiple_connections = True
     supports_temporal_subtraction = True
     greatest_least_ignores_nulls = True

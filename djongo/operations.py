@@ -96,6 +96,17 @@ class DatabaseOperations(BaseDatabaseOperations):
             raise NotSupportedError("DISTINCT ON fields is not supported by djongo")
         return ["DISTINCT"], []
 
+    _TEXT_TYPES = {"CharField", "TextField", "SlugField", "EmailField", "URLField", "FilePathField", "FileField",
+                   "ImageField", "GenericIPAddressField", "IPAddressField", None}
+
+    def lookup_cast(self, lookup_type, internal_type=None):
+        # pattern lookups on numbers and dates match their text, as on
+        # PostgreSQL (x::text): a regular expression only matches strings
+        if lookup_type in ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
+                           "regex", "iregex") and internal_type not in self._TEXT_TYPES:
+            return "CAST(%s AS text)"
+        return "%s"
+
     def regex_lookup(self, lookup_type):
         return "%s ~* %s" if lookup_type == "iregex" else "%s ~ %s"
 
