@@ -239,8 +239,11 @@ compile_find (cx_t *cx, const dj_select_t *s)
          const dj_item_t *it = s->items.v[i];
          ok = cx_column_path (cx, it->expr, path, sizeof path);
          if (ok) {
+            bson_iter_t seen;
             has_id |= !strcmp (path, "_id");
-            BSON_APPEND_INT32 (&proj, path, 1); /* a repeated column is one field */
+            if (!bson_iter_init_find (&seen, &proj, path)) { /* a repeated column is one field */
+               BSON_APPEND_INT32 (&proj, path, 1);
+            }
             cx_add_column (cx, item_name (it), path);
          }
       }
