@@ -104,6 +104,12 @@ DATETIME = _DBAPITypeObject("DATETIME", "TIMESTAMP", "DATE", "TIME")
 ROWID = _DBAPITypeObject("ROWID", "OBJECTID")
 
 
+def translate(sql, params=None, db="test"):
+    """The MongoDB commands (relaxed Extended JSON strings) SQL compiles to,
+    without running it. Auto-increment ids are only given when it runs."""
+    return _driver.translate(sql, params, db)
+
+
 def connect(host, db="test", autocommit=False):
     """A connection to HOST (see the module docstring), database DB."""
     return Connection(host, db, autocommit)

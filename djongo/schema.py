@@ -41,6 +41,19 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     sql_alter_column_comment = None
     sql_alter_table_comment = None
 
+    def execute(self, sql, params=()):
+        """As Django's, and when collecting SQL (sqlmigrate), each statement
+        is followed by the MongoDB commands it becomes, as comments."""
+        super().execute(sql, params)
+        if self.collect_sql and sql is not None:
+            from djongo import driver
+            try:
+                commands = driver.translate(str(sql), list(params) if params is not None else None,
+                                            self.connection.settings_dict["NAME"])
+            except driver.Error as e:
+                commands = ("(not translated: %s)" % e,)
+            self.collected_sql.extend("-- MongoDB: %s" % c for c in commands)
+
     def quote_value(self, value):
         """Renders a value as a SQL literal (for sqlmigrate's output and
         defaults written into DDL text); statements run bind values."""

@@ -448,6 +448,85 @@ Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
    Py_RETURN_NONE;
 }
 
+/* Parameters (a sequence, or None) -> BSON values: *values (owned by the
+ * caller, bson_free) borrow from holder, which the caller destroys. */
+static bool
+bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
+{
+   bson_iter_t it, arr;
+   *values = NULL;
+   *n = 0;
+   if (params != Py_None && !append_seq (holder, "p", params, 0)) {
+      return false;
+   }
+   if (bson_iter_init_find (&it, holder, "p") && bson_iter_recurse (&it, &arr)) {
+      int cap = 16;
+      *values = bson_malloc (sizeof **values * (size_t) cap);
+      while (bson_iter_next (&arr)) {
+         if (*n == cap) {
+            cap *= 2;
+            *values = bson_realloc (*values, sizeof **values * (size_t) cap);
+         }
+         (*values)[(*n)++] = *bson_iter_value (&arr);
+      }
+   }
+   return true;
+}
+
+/* translate(sql, params, db) -> tuple of the MongoDB commands (relaxed
+ * Extended JSON) the statement compiles to, without running it (sqlmigrate,
+ * djongo-sql translate). Auto-increment ids and fed _ids are filled in only
+ * when a statement runs. */
+static PyObject *
+driver_translate (PyObject *Py_UNUSED (module), PyObject *args)
+{
+   const char *sql, *db;
+   Py_ssize_t sql_len;
+   PyObject *params, *result = NULL;
+   if (!PyArg_ParseTuple (args, "s#Os", &sql, &sql_len, &params, &db)) {
+      return NULL;
+   }
+   bson_t holder = BSON_INITIALIZER;
+   bson_value_t *values = NULL;
+   int n = 0;
+   size_t unescaped_len = 0;
+   char *unescaped = NULL;
+   if (bind_params (params, &holder, &values, &n)) {
+      bson_error_t error;
+      dj_mql_t m;
+      unescaped = params != Py_None ? dj_sql_unescape_percents (sql, (size_t) sql_len, &unescaped_len) : NULL;
+      dj_plan_t *plan = dj_plan_cache_get (g_plans, unescaped ? unescaped : sql,
+                                           unescaped ? unescaped_len : (size_t) sql_len, &error);
+      bool ok = plan && dj_plan_bind (plan, db, values, n, &m, &error);
+      dj_plan_release (plan);
+      if (!ok) {
+         map_error (&error);
+      } else {
+         result = PyTuple_New (m.ncommands);
+         for (int i = 0; result && i < m.ncommands; i++) {
+            char *json = bson_as_relaxed_extended_json (m.commands[i], NULL);
+            PyObject *str = json ? PyUnicode_FromString (json) : NULL;
+            bson_free (json);
+            if (!str) {
+               Py_CLEAR (result);
+               break;
+            }
+            PyTuple_SET_ITEM (result, i, str);
+         }
+         dj_mql_cleanup (&m);
+      }
+   }
+   bson_free (unescaped);
+   bson_free (values);
+   bson_destroy (&holder);
+   return result;
+}
+
+static PyMethodDef driver_functions[] = {
+   {"translate", driver_translate, METH_VARARGS,
+    "translate(sql, params, db) -> the MongoDB commands (Extended JSON) the statement compiles to"},
+   {NULL, NULL, 0, NULL}};
+
 /* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn, types)
  *   names: tuple of column names, or None for statements without rows
  *   rows: list of tuples; txn: None, or "BEGIN"|"COMMIT"|... for transaction statements
@@ -474,20 +553,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    bson_value_t *values = NULL;
    int n = 0;
    /* parameters -> BSON, with the GIL */
-   if (params != Py_None && !append_seq (&holder, "p", params, 0)) {
+   if (!bind_params (params, &holder, &values, &n)) {
       goto done;
-   }
-   bson_iter_t it, arr;
-   if (bson_iter_init_find (&it, &holder, "p") && bson_iter_recurse (&it, &arr)) {
-      int cap = 16;
-      values = bson_malloc (sizeof *values * (size_t) cap);
-      while (bson_iter_next (&arr)) {
-         if (n == cap) {
-            cap *= 2;
-            values = bson_realloc (values, sizeof *values * (size_t) cap);
-         }
-         values[n++] = *bson_iter_value (&arr); /* borrowed from holder */
-      }
    }
    bson_error_t error;
    dj_mql_t m;
@@ -829,7 +896,8 @@ import_attr (const char *module, const char *name)
 }
 
 static struct PyModuleDef driver_module = {PyModuleDef_HEAD_INIT, "_driver",
-                                           "djongo's DB-API driver core (C): see djongo/driver.py", -1, NULL};
+                                           "djongo's DB-API driver core (C): see djongo/driver.py", -1,
+                                           driver_functions};
 
 PyMODINIT_FUNC
 PyInit__driver (void)

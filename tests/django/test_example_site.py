@@ -32,3 +32,10 @@ def test_makemigrations_is_clean(tmp_path):
     """The committed migrations match the models (djongo's introspection and
     autodetector agree)."""
     assert "No changes detected" in run(["manage.py", "makemigrations", "--check", "--dry-run"], tmp_path / "d")
+
+
+def test_sqlmigrate_shows_sql_and_mongodb_commands(tmp_path):
+    out = run(["manage.py", "sqlmigrate", "blog", "0001"], tmp_path / "d")
+    assert 'CREATE TABLE "blog_entry"' in out
+    assert '-- MongoDB: { "create" : "blog_entry" }' in out
+    assert '"createIndexes" : "blog_entry"' in out and '"name" : "blog_entry_pub_dat' in out
