@@ -241,9 +241,21 @@ class Cursor:
         return self
 
     def executemany(self, sql, seq_of_params):
+        """An INSERT of one VALUES row runs as multi-row inserts (in C);
+        anything else runs row by row."""
         self._check()
+        seq = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+        for params in seq:
+            if params is not None and not isinstance(params, (list, tuple)):
+                raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
+        done = self.connection._c.insertmany(sql, seq) if seq else None
+        if done is not None:
+            self.rowcount, self.lastrowid = done
+            self.description = None
+            self._rows, self._pos = [], 0
+            return
         total = 0
-        for params in seq_of_params:
+        for params in seq:
             self.execute(sql, params)
             total += max(self.rowcount, 0)
         self.rowcount = total

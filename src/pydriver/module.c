@@ -527,6 +527,140 @@ static PyMethodDef driver_functions[] = {
     "translate(sql, params, db) -> the MongoDB commands (Extended JSON) the statement compiles to"},
    {NULL, NULL, 0, NULL}};
 
+/* insertmany(sql, seq_of_params) -> (rowcount, lastrowid) for an INSERT
+ * of one VALUES row without RETURNING: the rows are bound one by one and
+ * sent as multi-row inserts (up to DJ_INSERTMANY_ROWS rows or 8 MiB each),
+ * so ids are taken once per batch and each batch is one atomic unit.
+ * Returns None, having run nothing, when the statement is not such an
+ * INSERT (the caller then runs it row by row). */
+#define DJ_INSERTMANY_ROWS 10000
+#define DJ_INSERTMANY_BYTES (8 * 1024 * 1024)
+
+static PyObject *
+Connection_insertmany (ConnectionObject *self, PyObject *args)
+{
+   const char *sql;
+   Py_ssize_t sql_len;
+   PyObject *seq;
+   if (!PyArg_ParseTuple (args, "s#O", &sql, &sql_len, &seq)) {
+      return NULL;
+   }
+   if (!self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
+      return NULL;
+   }
+   PyObject *fast = PySequence_Fast (seq, "executemany() takes a sequence of parameter sequences");
+   if (!fast) {
+      return NULL;
+   }
+   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      Py_DECREF (fast);
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return NULL;
+   }
+   PyObject *result = NULL;
+   bson_error_t error;
+   size_t unescaped_len = 0;
+   char *unescaped = dj_sql_unescape_percents (sql, (size_t) sql_len, &unescaped_len);
+   dj_plan_t *plan = dj_plan_cache_get (g_plans, unescaped ? unescaped : sql,
+                                        unescaped ? unescaped_len : (size_t) sql_len, &error);
+   Py_ssize_t nrows = PySequence_Fast_GET_SIZE (fast), i = 0;
+   int64_t rowcount = 0, lastrowid = 0;
+   bool has_last = false, ok = plan != NULL;
+   if (!ok) {
+      map_error (&error);
+   }
+   while (ok && i < nrows) {
+      dj_mql_t first;
+      bool have_first = false;
+      bson_t docs = BSON_INITIALIZER;
+      uint32_t k = 0;
+      for (; ok && i < nrows && k < DJ_INSERTMANY_ROWS && docs.len < DJ_INSERTMANY_BYTES; i++) {
+         bson_t holder = BSON_INITIALIZER;
+         bson_value_t *values = NULL;
+         int n = 0;
+         dj_mql_t m;
+         ok = bind_params (PySequence_Fast_GET_ITEM (fast, i), &holder, &values, &n);
+         if (ok && !(ok = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error))) {
+            map_error (&error);
+         }
+         bson_free (values);
+         bson_destroy (&holder);
+         if (!ok) {
+            break;
+         }
+         if (!have_first && rowcount == 0 && k == 0 &&
+             !(m.kind == DJ_MQL_WRITE && m.stmt == DJ_STMT_INSERT && m.ncommands == 1 && m.ncolumns == 0)) {
+            dj_mql_cleanup (&m); /* not an INSERT we can batch: the caller loops */
+            bson_destroy (&docs);
+            Py_INCREF (Py_None);
+            result = Py_None;
+            goto done;
+         }
+         bson_iter_t it, d;
+         if (bson_iter_init_find (&it, m.commands[0], "documents") && bson_iter_recurse (&it, &d)) {
+            while (bson_iter_next (&d)) {
+               char kb[16];
+               const char *key;
+               bson_uint32_to_string (k++, &key, kb, sizeof kb);
+               bson_append_value (&docs, key, -1, bson_iter_value (&d));
+            }
+         }
+         if (!have_first) {
+            first = m; /* keeps its plan-derived fields; its documents are replaced below */
+            have_first = true;
+         } else {
+            dj_mql_cleanup (&m);
+         }
+      }
+      if (ok && have_first) {
+         bson_t *cmd = bson_new ();
+         bson_iter_t it;
+         bson_iter_init (&it, first.commands[0]);
+         while (bson_iter_next (&it)) {
+            if (BSON_ITER_IS_KEY (&it, "documents")) {
+               bson_append_array (cmd, "documents", -1, &docs);
+            } else {
+               bson_append_iter (cmd, NULL, 0, &it);
+            }
+         }
+         bson_destroy (first.commands[0]);
+         first.commands[0] = cmd;
+         dj_result_t r;
+         Py_BEGIN_ALLOW_THREADS
+         if (!self->autocommit && !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
+            ok = dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, &error);
+         }
+         ok = ok && dj_exec_run (self->exec, &first, &r, &error);
+         Py_END_ALLOW_THREADS
+         if (ok) {
+            rowcount += r.rowcount > 0 ? r.rowcount : 0;
+            if (r.has_lastrowid) {
+               lastrowid = r.lastrowid;
+               has_last = true;
+            }
+            dj_result_cleanup (&r);
+         } else {
+            map_error (&error);
+         }
+      }
+      if (have_first) {
+         dj_mql_cleanup (&first);
+      }
+      bson_destroy (&docs);
+   }
+   if (ok) {
+      result = has_last ? Py_BuildValue ("(LL)", (long long) rowcount, (long long) lastrowid)
+                        : Py_BuildValue ("(LO)", (long long) rowcount, Py_None);
+   }
+done:
+   dj_plan_release (plan);
+   bson_free (unescaped);
+   Py_DECREF (fast);
+   PyThread_release_lock (self->lock);
+   return result;
+}
+
 /* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn, types)
  *   names: tuple of column names, or None for statements without rows
  *   rows: list of tuples; txn: None, or "BEGIN"|"COMMIT"|... for transaction statements
@@ -863,6 +997,8 @@ static PyGetSetDef Connection_getset[] = {
 static PyMethodDef Connection_methods[] = {
    {"command", (PyCFunction) Connection_command, METH_VARARGS,
     "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
+   {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,
+    "insertmany(sql, seq) -> (rowcount, lastrowid), or None when sql is not a one-row INSERT without RETURNING"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,

@@ -204,3 +204,27 @@ def test_insert_without_columns_and_declared_types(cur):
         cur.execute('INSERT INTO "x" VALUES (11, %s, %s)', ["c", 6])
     with pytest.raises(driver.ProgrammingError, match="columns are unknown"):
         cur.execute('INSERT INTO "nosuch" VALUES (1)')
+
+
+def test_executemany_batches_inserts(tmp_path):
+    """One-row INSERTs run as multi-row batches (10,000 rows each): ids in
+    order, rowcount and lastrowid as if run one by one; a duplicate fails
+    its batch as a whole; other statements run row by row."""
+    conn = driver.connect(str(tmp_path / "m"), db="t", autocommit=True)
+    cur = conn.cursor()
+    cur.execute('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "k" integer NOT NULL UNIQUE)')
+    cur.executemany('INSERT INTO "m" ("k") VALUES (%s)', [(i,) for i in range(25000)])
+    assert cur.rowcount == 25000 and cur.lastrowid == 25000
+    cur.execute('SELECT MIN("m"."id"), MAX("m"."id"), COUNT(DISTINCT "m"."id"), SUM("m"."k") FROM "m"')
+    assert cur.fetchone() == (1, 25000, 25000, sum(range(25000)))
+    cur.execute('SELECT "m"."k" FROM "m" WHERE "m"."id" = %s', [12345])
+    assert cur.fetchone() == (12344,)
+    with pytest.raises(driver.IntegrityError):
+        cur.executemany('INSERT INTO "m" ("k") VALUES (%s)', [(-1,), (-2,), (5,), (-3,)])
+    cur.execute('SELECT COUNT(*) FROM "m" WHERE "m"."k" < 0')
+    assert cur.fetchone() == (0,)  # the failed batch left nothing
+    cur.executemany('UPDATE "m" SET "k" = "k" + 100000 WHERE "m"."id" = %s', [(1,), (2,)])
+    assert cur.rowcount == 2
+    with pytest.raises(driver.ProgrammingError, match="parameter"):
+        cur.executemany('INSERT INTO "m" ("k") VALUES (%s)', [(1, 2)])
+    conn.close()

@@ -1,0 +1,125 @@
+"""DB-API driver throughput: insert N rows and fetch N rows through
+djongo.driver (SQL -> MongoDB commands -> embedded engine -> Python tuples)
+against Python's sqlite3 on the same machine, in the same run.
+
+    python3 bench/driver_rows.py [N] [--markdown FILE]
+
+Both sides do the same work the same way: one table (id, name, score,
+created), the rows inserted by executemany in one transaction, then
+SELECT * fetched with fetchall, then a filtered SELECT with ORDER BY and
+LIMIT. Durability is equal: sqlite3 in WAL mode with synchronous=FULL, the
+engine fsyncs each commit. The pymongo column (issue 6) needs the
+wire-protocol server (issue 4); until then it is left out rather than
+measured against something else.
+"""
+import datetime
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+
+from djongo import driver
+
+CREATE = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" varchar(50) NOT NULL, '
+          '"score" real NULL, "created" datetime NOT NULL)')
+INSERT = 'INSERT INTO "t" ("name", "score", "created") VALUES (%s, %s, %s)'
+SELECT_ALL = 'SELECT "t"."id", "t"."name", "t"."score", "t"."created" FROM "t"'
+SELECT_TOP = ('SELECT "t"."id", "t"."name" FROM "t" WHERE "t"."score" > %s ORDER BY "t"."score" DESC LIMIT 100')
+
+
+def rows(n):
+    base = datetime.datetime(2024, 1, 1)
+    return [("name%d" % i, (i * 7919) % 1000 / 10.0, base + datetime.timedelta(seconds=i)) for i in range(n)]
+
+
+def best(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def bench_djongo(data, n):
+    d = tempfile.mkdtemp(prefix="djongo-bench-")
+    try:
+        conn = driver.connect(d + "/db", db="bench")
+        cur = conn.cursor()
+        cur.execute(CREATE)
+        conn.commit()
+        t0 = time.perf_counter()
+        cur.executemany(INSERT, data)
+        conn.commit()
+        insert = time.perf_counter() - t0
+
+        def fetch():
+            cur.execute(SELECT_ALL)
+            assert len(cur.fetchall()) == n
+
+        def top():
+            cur.execute(SELECT_TOP, [50.0])
+            cur.fetchall()
+        out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
+        conn.close()
+        return out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_sqlite(data, n):
+    d = tempfile.mkdtemp(prefix="sqlite-bench-")
+    try:
+        conn = sqlite3.connect(os.path.join(d, "db.sqlite"))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        cur = conn.cursor()
+        cur.execute(CREATE)
+        conn.commit()
+        t0 = time.perf_counter()
+        cur.executemany(INSERT.replace("%s", "?"), data)
+        conn.commit()
+        insert = time.perf_counter() - t0
+
+        def fetch():
+            cur.execute(SELECT_ALL)
+            assert len(cur.fetchall()) == n
+
+        def top():
+            cur.execute(SELECT_TOP.replace("%s", "?"), [50.0])
+            cur.fetchall()
+        out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
+        conn.close()
+        return out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    n = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 100000
+    md = sys.argv[sys.argv.index("--markdown") + 1] if "--markdown" in sys.argv else None
+    data = rows(n)
+    dj = bench_djongo(data, n)
+    lite = bench_sqlite(data, n)
+    lines = ["# DB-API driver: %d rows through djongo.driver (embedded engine) vs sqlite3" % n, "",
+             "`python3 bench/driver_rows.py %d` (best of 3 for reads; one insert run). Same SQL, same rows, " % n,
+             "one transaction for the inserts, fsync on commit on both sides. Lower is better.", "",
+             "| operation | djongo.driver | sqlite3 | djongo / sqlite3 | djongo rows/s |",
+             "|---|---:|---:|---:|---:|"]
+    for op, label, count in (("insert", "executemany INSERT, commit", n), ("fetch", "SELECT all, fetchall", n),
+                             ("top", "WHERE > ORDER BY DESC LIMIT 100", None)):
+        rate = "%.0f" % (count / dj[op]) if count else "-"
+        lines.append("| %s | %.3f s | %.3f s | %.2fx | %s |" % (label, dj[op], lite[op], dj[op] / lite[op], rate))
+    lines += ["", "pymongo against the same data: needs the wire-protocol server (issue 4); not measured yet."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if md:
+        with open(md, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
