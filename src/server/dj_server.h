@@ -1,0 +1,70 @@
+/*
+ * dj_server.h -- the embedded engine served over MongoDB's wire protocol,
+ * so pymongo, libmongoc, mongosh and Compass can use the same data
+ * directory Django does (`djongo-server --dbpath DIR`).
+ *
+ * @mainpage
+ * One thread accepts connections (TCP, and a unix socket if asked); each
+ * connection has a thread that reads a message, runs its command and writes
+ * the reply. Commands go to the one engine handle (dj_engine.h), which is
+ * thread-safe: readers never wait for each other or for writers (LMDB's
+ * MVCC); writers take turns. The server answers the commands drivers send
+ * around the engine's (hello/isMaster, buildInfo, getParameter, ...:
+ * handshake.c) and reports itself as the primary of a one-member replica
+ * set, so drivers offer sessions and transactions.
+ *
+ * A malformed, truncated or oversized message closes its connection with
+ * a log line, never the server. SIGTERM/SIGINT stop accepting, let running
+ * commands finish, close connections and the engine (every acknowledged
+ * write is already durable: each command commits before it is answered).
+ *
+ * @section sessions_sec Sessions and transactions
+ * Commands carrying lsid + txnNumber + autocommit: false run in that
+ * session's transaction (startTransaction: true begins it): one engine
+ * transaction (dj_engine_txn_t) owned by a worker thread of its own, since
+ * an LMDB write transaction belongs to one thread while a driver may send
+ * the session's commands over any of its connections. A command that fails
+ * inside a transaction aborts it (MongoDB's rule); commitTransaction /
+ * abortTransaction end it.
+ */
+#ifndef DJ_SERVER_H
+#define DJ_SERVER_H
+
+#include <bson/bson.h>
+
+#include "dj_error.h"
+
+typedef struct {
+   const char *dbpath;      /**< data directory (created if missing) */
+   const char *bind;        /**< address to listen on; NULL: 127.0.0.1 (loopback only) */
+   int port;                /**< TCP port (0: 27017), or DJ_SERVER_ANY_PORT, or DJ_SERVER_NO_TCP */
+   const char *unix_path;   /**< also listen on this unix socket, or NULL */
+   int engine_flags;        /**< DJ_ENGINE_* (e.g. DJ_ENGINE_NOSYNC for tests) */
+   int max_connections;     /**< 0: 1000 */
+   bool quiet;              /**< no log lines on stderr */
+} dj_server_options_t;
+
+enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };
+
+typedef struct dj_server dj_server_t;
+
+/**
+ * Opens the data directory and starts listening (not yet serving).
+ * @return a server the caller owns (dj_server_destroy()), or NULL with
+ *         @p error set (the directory, or the address, cannot be used).
+ */
+dj_server_t *dj_server_new (const dj_server_options_t *opts, bson_error_t *error);
+
+/** The TCP port bound (with DJ_SERVER_ANY_PORT, the one the system chose). */
+int dj_server_port (const dj_server_t *srv);
+
+/** Serves until dj_server_stop() (or, if @p handle_signals, SIGINT/SIGTERM). */
+void dj_server_run (dj_server_t *srv, bool handle_signals);
+
+/** Asks a running server to stop; safe from any thread or a signal handler. */
+void dj_server_stop (dj_server_t *srv);
+
+/** Closes connections, sessions and the engine. */
+void dj_server_destroy (dj_server_t *srv);
+
+#endif

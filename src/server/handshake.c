@@ -1,0 +1,233 @@
+/*
+ * handshake.c -- the commands a mongod answers that are not about data:
+ * what drivers, mongosh and Compass send on connecting and around their
+ * work. Replies follow mongod's shapes (the fields drivers read).
+ * https://www.mongodb.com/docs/manual/reference/command/hello/
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server-private.h"
+
+/* The MongoDB version whose wire protocol and commands we follow: 7.0
+ * (maxWireVersion 21), as the engine's behaviour does. */
+#define DJ_SERVER_VERSION "7.0.0"
+#define DJ_MAX_WIRE_VERSION 21
+
+static void
+ok (bson_t *reply)
+{
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+}
+
+static void
+hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, bson_t *reply)
+{
+   bson_t hosts, tv;
+   bson_oid_t pid;
+   bson_oid_init_from_string (&pid, "000000000000000000000000");
+   /* a one-member replica set: drivers then offer sessions and transactions.
+    * hosts is the address this client reached us at, so a driver's
+    * discovery converges on an address it can reach. */
+   if (legacy_name) {
+      BSON_APPEND_BOOL (reply, "ismaster", true);
+   } else {
+      BSON_APPEND_BOOL (reply, "isWritablePrimary", true);
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "topologyVersion", &tv);
+   BSON_APPEND_OID (&tv, "processId", &pid);
+   BSON_APPEND_INT64 (&tv, "counter", 0);
+   bson_append_document_end (reply, &tv);
+   BSON_APPEND_UTF8 (reply, "setName", "djongo");
+   BSON_APPEND_INT32 (reply, "setVersion", 1);
+   BSON_APPEND_ARRAY_BEGIN (reply, "hosts", &hosts);
+   BSON_APPEND_UTF8 (&hosts, "0", c->local);
+   bson_append_array_end (reply, &hosts);
+   BSON_APPEND_UTF8 (reply, "primary", c->local);
+   BSON_APPEND_BOOL (reply, "secondary", false);
+   BSON_APPEND_INT32 (reply, "maxBsonObjectSize", 16 * 1024 * 1024);
+   BSON_APPEND_INT32 (reply, "maxMessageSizeBytes", DJ_WIRE_MAX_MESSAGE);
+   BSON_APPEND_INT32 (reply, "maxWriteBatchSize", 100000);
+   BSON_APPEND_DATE_TIME (reply, "localTime", (int64_t) time (NULL) * 1000);
+   BSON_APPEND_INT32 (reply, "logicalSessionTimeoutMinutes", 30);
+   BSON_APPEND_INT64 (reply, "connectionId", c->id);
+   BSON_APPEND_INT32 (reply, "minWireVersion", 0);
+   BSON_APPEND_INT32 (reply, "maxWireVersion", DJ_MAX_WIRE_VERSION);
+   BSON_APPEND_BOOL (reply, "readOnly", false);
+   (void) srv;
+   ok (reply);
+}
+
+static void
+build_info (bson_t *reply)
+{
+   bson_t arr;
+   BSON_APPEND_UTF8 (reply, "version", DJ_SERVER_VERSION);
+   BSON_APPEND_UTF8 (reply, "gitVersion", "djongo");
+   BSON_APPEND_ARRAY_BEGIN (reply, "versionArray", &arr);
+   BSON_APPEND_INT32 (&arr, "0", 7);
+   BSON_APPEND_INT32 (&arr, "1", 0);
+   BSON_APPEND_INT32 (&arr, "2", 0);
+   BSON_APPEND_INT32 (&arr, "3", 0);
+   bson_append_array_end (reply, &arr);
+   BSON_APPEND_INT32 (reply, "bits", 64);
+   BSON_APPEND_BOOL (reply, "debug", false);
+   BSON_APPEND_INT32 (reply, "maxBsonObjectSize", 16 * 1024 * 1024);
+   BSON_APPEND_ARRAY_BEGIN (reply, "storageEngines", &arr);
+   BSON_APPEND_UTF8 (&arr, "0", "djongo-lmdb");
+   bson_append_array_end (reply, &arr);
+   BSON_APPEND_UTF8 (reply, "javascriptEngine", "none");
+   ok (reply);
+}
+
+static void
+host_info (bson_t *reply)
+{
+   bson_t sys, os;
+   struct utsname u;
+   char host[256] = "localhost";
+   gethostname (host, sizeof host - 1);
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "system", &sys);
+   BSON_APPEND_DATE_TIME (&sys, "currentTime", (int64_t) time (NULL) * 1000);
+   BSON_APPEND_UTF8 (&sys, "hostname", host);
+   BSON_APPEND_INT32 (&sys, "cpuAddrSize", 64);
+   BSON_APPEND_INT32 (&sys, "numCores", (int32_t) sysconf (_SC_NPROCESSORS_ONLN));
+   bson_append_document_end (reply, &sys);
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "os", &os);
+   if (uname (&u) == 0) {
+      BSON_APPEND_UTF8 (&os, "type", u.sysname);
+      BSON_APPEND_UTF8 (&os, "name", u.sysname);
+      BSON_APPEND_UTF8 (&os, "version", u.release);
+   }
+   bson_append_document_end (reply, &os);
+   ok (reply);
+}
+
+static void
+command_not_found (const char *name, bson_t *reply)
+{
+   bson_error_t e;
+   dj_err (&e, DJ_CommandNotFound, "no such command: '%s'", name);
+   dj_error_append_reply (&e, reply);
+}
+
+bool
+dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
+                      bson_t *reply)
+{
+   bson_iter_t it;
+   (void) db;
+   if (!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) {
+      bson_init (reply);
+      hello (srv, c, strcmp (name, "hello") != 0, reply);
+      return true;
+   }
+   if (!strcasecmp (name, "buildInfo")) {
+      bson_init (reply);
+      build_info (reply);
+      return true;
+   }
+   if (!strcmp (name, "hostInfo")) {
+      bson_init (reply);
+      host_info (reply);
+      return true;
+   }
+   if (!strcmp (name, "whatsmyuri")) {
+      bson_init (reply);
+      BSON_APPEND_UTF8 (reply, "you", c->peer);
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "getParameter")) {
+      /* what mongosh and drivers ask for; unknown parameters are left out */
+      bson_init (reply);
+      if (bson_iter_init_find (&it, cmd, "featureCompatibilityVersion") ||
+          (bson_iter_init_find (&it, cmd, "getParameter") && BSON_ITER_HOLDS_UTF8 (&it) &&
+           !strcmp (bson_iter_utf8 (&it, NULL), "*"))) {
+         bson_t fcv;
+         BSON_APPEND_DOCUMENT_BEGIN (reply, "featureCompatibilityVersion", &fcv);
+         BSON_APPEND_UTF8 (&fcv, "version", "7.0");
+         bson_append_document_end (reply, &fcv);
+      }
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "connectionStatus")) {
+      bson_t info, arr;
+      bson_init (reply);
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "authInfo", &info);
+      BSON_APPEND_ARRAY_BEGIN (&info, "authenticatedUsers", &arr);
+      bson_append_array_end (&info, &arr);
+      BSON_APPEND_ARRAY_BEGIN (&info, "authenticatedUserRoles", &arr);
+      bson_append_array_end (&info, &arr);
+      bson_append_document_end (reply, &info);
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "endSessions") || !strcmp (name, "killSessions")) {
+      bson_init (reply);
+      if (bson_iter_init_find (&it, cmd, name) && BSON_ITER_HOLDS_ARRAY (&it)) {
+         uint32_t len;
+         const uint8_t *data;
+         bson_t arr;
+         bson_iter_array (&it, &len, &data);
+         if (bson_init_static (&arr, data, len)) {
+            dj_sessions_end (srv->sessions, &arr);
+         }
+      }
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "refreshSessions") || !strcmp (name, "logout") || !strcmp (name, "getFreeMonitoringStatus")) {
+      bson_init (reply);
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "getCmdLineOpts")) {
+      bson_t argv, parsed, storage;
+      bson_init (reply);
+      BSON_APPEND_ARRAY_BEGIN (reply, "argv", &argv);
+      BSON_APPEND_UTF8 (&argv, "0", "djongo-server");
+      bson_append_array_end (reply, &argv);
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "parsed", &parsed);
+      BSON_APPEND_DOCUMENT_BEGIN (&parsed, "storage", &storage);
+      BSON_APPEND_UTF8 (&storage, "dbPath", srv->dbpath);
+      bson_append_document_end (&parsed, &storage);
+      bson_append_document_end (reply, &parsed);
+      ok (reply);
+      return true;
+   }
+   if (!strcmp (name, "serverStatus")) {
+      bson_t conns;
+      char host[256] = "localhost";
+      gethostname (host, sizeof host - 1);
+      bson_init (reply);
+      BSON_APPEND_UTF8 (reply, "host", host);
+      BSON_APPEND_UTF8 (reply, "version", DJ_SERVER_VERSION);
+      BSON_APPEND_UTF8 (reply, "process", "djongo-server");
+      BSON_APPEND_INT64 (reply, "pid", (int64_t) getpid ());
+      BSON_APPEND_INT64 (reply, "uptimeMillis", (int64_t) time (NULL) * 1000 - srv->started_ms);
+      BSON_APPEND_DATE_TIME (reply, "localTime", (int64_t) time (NULL) * 1000);
+      pthread_mutex_lock (&srv->mu);
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "connections", &conns);
+      BSON_APPEND_INT32 (&conns, "current", srv->nconns);
+      BSON_APPEND_INT32 (&conns, "available", srv->max_connections - srv->nconns);
+      BSON_APPEND_INT64 (&conns, "totalCreated", srv->next_conn_id);
+      bson_append_document_end (reply, &conns);
+      pthread_mutex_unlock (&srv->mu);
+      ok (reply);
+      return true;
+   }
+   /* server administration we do not have: a clear CommandNotFound rather
+    * than the engine's generic one */
+   if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "fsync") ||
+       !strcmp (name, "createUser") || !strcmp (name, "saslStart") || !strcmp (name, "authenticate")) {
+      bson_init (reply);
+      command_not_found (name, reply);
+      return true;
+   }
+   return false;
+}

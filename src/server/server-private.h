@@ -1,0 +1,70 @@
+/*
+ * server-private.h -- what the server's files share. Not installed.
+ *
+ *   wire.c       messages <-> commands (dj_wire.h)
+ *   server.c     listening, connections, dispatch, shutdown
+ *   handshake.c  the commands a server answers around the engine's
+ *   sessions.c   sessions and multi-document transactions
+ */
+#ifndef DJ_SERVER_PRIVATE_H
+#define DJ_SERVER_PRIVATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "dj_engine.h"
+#include "dj_server.h"
+#include "dj_wire.h"
+
+typedef struct dj_sessions dj_sessions_t;
+
+/* One client connection (owned by the server's list; its thread runs it). */
+typedef struct dj_conn {
+   struct dj_server *srv;
+   int fd;
+   int64_t id;
+   char peer[96];      /* "ip:port" of the client, for whatsmyuri and logs */
+   char local[96];     /* "host:port" the client reached us at: hello's hosts */
+   struct dj_conn *next;
+} dj_conn_t;
+
+struct dj_server {
+   char *dbpath, *bind, *unix_path; /* owned copies of the options */
+   int port;
+   int max_connections;
+   bool quiet;
+   dj_engine_t *engine; /* owned */
+   dj_sessions_t *sessions; /* owned */
+   int tcp_fd, unix_fd;
+   int wake[2];         /* self-pipe: dj_server_stop() wakes the accept loop */
+   atomic_bool stopping;
+   atomic_int next_request_id;
+   int64_t started_ms;
+   pthread_mutex_t mu;  /* guards conns, nconns, next_conn_id */
+   pthread_cond_t idle; /* signalled when nconns drops to 0 */
+   dj_conn_t *conns;
+   int nconns;
+   int64_t next_conn_id;
+};
+
+void dj_server_log (const struct dj_server *srv, const char *fmt, ...) BSON_GNUC_PRINTF (2, 3);
+
+/* handshake.c: answers the server-level command `name` into reply
+ * (initialised here) and returns true, or returns false (reply untouched)
+ * when the command is the engine's. */
+bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
+                           bson_t *reply);
+
+/* sessions.c */
+dj_sessions_t *dj_sessions_new (dj_engine_t *engine);
+void dj_sessions_destroy (dj_sessions_t *s); /* aborts open transactions */
+/* Runs cmd for its session if it belongs to a transaction (autocommit:
+ * false) or ends one (commitTransaction / abortTransaction): returns true
+ * with reply initialised. Returns false (reply untouched) for everything
+ * else, which runs outside transactions. */
+bool dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_t *cmd, bson_t *reply);
+/* endSessions / killSessions: aborts the listed sessions' transactions. */
+void dj_sessions_end (dj_sessions_t *s, const bson_t *lsids_array);
+int dj_sessions_active (dj_sessions_t *s);
+
+#endif

@@ -1,0 +1,444 @@
+/*
+ * server.c -- listening, one thread per connection, dispatch, shutdown.
+ *
+ * A connection's thread reads a 16-byte header, checks the length against
+ * the maximum message size before allocating anything, reads the body,
+ * parses it (wire.c), runs the command and writes the reply. A malformed
+ * message is logged and closes its connection; the server goes on.
+ * Stopping: dj_server_stop() writes to a self-pipe the accept loop polls;
+ * the loop then shuts every connection's socket down (their threads see EOF
+ * after the command they are running) and waits for them to finish.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server-private.h"
+
+void
+dj_server_log (const struct dj_server *srv, const char *fmt, ...)
+{
+   if (srv->quiet) {
+      return;
+   }
+   char when[32];
+   time_t now = time (NULL);
+   struct tm tm;
+   gmtime_r (&now, &tm);
+   strftime (when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+   va_list ap;
+   va_start (ap, fmt);
+   flockfile (stderr);
+   fprintf (stderr, "%s djongo-server: ", when);
+   vfprintf (stderr, fmt, ap);
+   fputc ('\n', stderr);
+   funlockfile (stderr);
+   va_end (ap);
+}
+
+/* ---- I/O ------------------------------------------------------------------- */
+
+static bool
+read_all (int fd, uint8_t *p, size_t n)
+{
+   while (n) {
+      ssize_t r = recv (fd, p, n, 0);
+      if (r == 0) {
+         return false;
+      }
+      if (r < 0) {
+         if (errno == EINTR) {
+            continue;
+         }
+         return false;
+      }
+      p += r;
+      n -= (size_t) r;
+   }
+   return true;
+}
+
+static bool
+write_all (int fd, const uint8_t *p, size_t n)
+{
+   while (n) {
+      ssize_t w = send (fd, p, n, MSG_NOSIGNAL);
+      if (w < 0) {
+         if (errno == EINTR) {
+            continue;
+         }
+         return false;
+      }
+      p += w;
+      n -= (size_t) w;
+   }
+   return true;
+}
+
+/* ---- commands -------------------------------------------------------------- */
+
+static void
+run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it;
+   const char *name = bson_iter_init (&it, cmd) && bson_iter_next (&it) ? bson_iter_key (&it) : "";
+   if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
+      return;
+   }
+   if (dj_sessions_run (srv->sessions, db, name, cmd, reply)) {
+      return;
+   }
+   dj_engine_run_command (srv->engine, db, cmd, reply);
+}
+
+static void *
+conn_main (void *arg)
+{
+   dj_conn_t *c = arg;
+   struct dj_server *srv = c->srv;
+   uint8_t *msg = NULL;
+   dj_buf_t out;
+   dj_buf_init (&out);
+   for (;;) {
+      uint8_t head[DJ_WIRE_HEADER];
+      dj_wire_header_t h;
+      bson_error_t error = {0};
+      if (!read_all (c->fd, head, sizeof head)) {
+         break; /* the client left (or we are stopping) */
+      }
+      if (!dj_wire_read_header (head, &h, &error)) {
+         dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer, error.message);
+         break;
+      }
+      /* header and body in one buffer: OP_MSG's checksum covers both */
+      msg = bson_malloc ((size_t) h.length);
+      memcpy (msg, head, sizeof head);
+      if (!read_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER)) {
+         dj_server_log (srv, "conn%lld %s: truncated message; closing", (long long) c->id, c->peer);
+         break;
+      }
+      dj_wire_request_t req;
+      if (!dj_wire_parse (&h, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, &req, &error)) {
+         dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer, error.message);
+         break;
+      }
+      bson_free (msg);
+      msg = NULL;
+      bson_t reply;
+      run_command (srv, c, req.db, req.cmd, &reply);
+      bool reply_wanted = !(req.flags & DJ_MSG_MORE_TO_COME);
+      bool ok = true;
+      if (reply_wanted) {
+         out.len = 0;
+         dj_wire_reply (&h, &req, &reply, atomic_fetch_add (&srv->next_request_id, 1), &out);
+         ok = write_all (c->fd, out.data, out.len);
+      }
+      bson_destroy (&reply);
+      dj_wire_request_cleanup (&req);
+      if (!ok) {
+         break;
+      }
+   }
+   bson_free (msg);
+   dj_buf_cleanup (&out);
+   close (c->fd);
+   pthread_mutex_lock (&srv->mu);
+   for (dj_conn_t **pp = &srv->conns; *pp; pp = &(*pp)->next) {
+      if (*pp == c) {
+         *pp = c->next;
+         break;
+      }
+   }
+   if (--srv->nconns == 0) {
+      pthread_cond_broadcast (&srv->idle);
+   }
+   pthread_mutex_unlock (&srv->mu);
+   bson_free (c);
+   return NULL;
+}
+
+/* ---- listening ------------------------------------------------------------- */
+
+static void
+addr_text (const struct sockaddr *sa, char *out, size_t n)
+{
+   char ip[INET6_ADDRSTRLEN] = "?";
+   if (sa->sa_family == AF_INET) {
+      const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+      inet_ntop (AF_INET, &in->sin_addr, ip, sizeof ip);
+      snprintf (out, n, "%s:%d", ip, ntohs (in->sin_port));
+   } else if (sa->sa_family == AF_INET6) {
+      const struct sockaddr_in6 *in = (const struct sockaddr_in6 *) sa;
+      inet_ntop (AF_INET6, &in->sin6_addr, ip, sizeof ip);
+      snprintf (out, n, "[%s]:%d", ip, ntohs (in->sin6_port));
+   } else {
+      snprintf (out, n, "unix");
+   }
+}
+
+static int
+listen_tcp (struct dj_server *srv, bson_error_t *error)
+{
+   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+   char port[16];
+   snprintf (port, sizeof port, "%d", srv->port == DJ_SERVER_ANY_PORT ? 0 : srv->port);
+   int rc = getaddrinfo (srv->bind, port, &hints, &res);
+   if (rc) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) rc, "cannot resolve bind address '%s': %s", srv->bind,
+                    gai_strerror (rc));
+      return -1;
+   }
+   int fd = socket (res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+   int one = 1;
+   if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+       bind (fd, res->ai_addr, res->ai_addrlen) || listen (fd, 128)) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot listen on %s:%s: %s", srv->bind, port,
+                    strerror (errno));
+      if (fd >= 0) {
+         close (fd);
+      }
+      freeaddrinfo (res);
+      return -1;
+   }
+   freeaddrinfo (res);
+   struct sockaddr_storage ss;
+   socklen_t sl = sizeof ss;
+   if (getsockname (fd, (struct sockaddr *) &ss, &sl) == 0) {
+      srv->port = ntohs (ss.ss_family == AF_INET ? ((struct sockaddr_in *) &ss)->sin_port
+                                                 : ((struct sockaddr_in6 *) &ss)->sin6_port);
+   }
+   return fd;
+}
+
+static int
+listen_unix (struct dj_server *srv, bson_error_t *error)
+{
+   struct sockaddr_un sa = {.sun_family = AF_UNIX};
+   if (strlen (srv->unix_path) >= sizeof sa.sun_path) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, ENAMETOOLONG, "unix socket path too long: %s", srv->unix_path);
+      return -1;
+   }
+   strcpy (sa.sun_path, srv->unix_path);
+   unlink (srv->unix_path); /* a stale socket from a killed server */
+   int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+   if (fd < 0 || bind (fd, (struct sockaddr *) &sa, sizeof sa) || listen (fd, 128)) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot listen on %s: %s", srv->unix_path,
+                    strerror (errno));
+      if (fd >= 0) {
+         close (fd);
+      }
+      return -1;
+   }
+   return fd;
+}
+
+dj_server_t *
+dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
+{
+   struct dj_server *srv = bson_malloc0 (sizeof *srv);
+   srv->dbpath = bson_strdup (opts->dbpath);
+   srv->bind = bson_strdup (opts->bind ? opts->bind : "127.0.0.1");
+   srv->unix_path = opts->unix_path ? bson_strdup (opts->unix_path) : NULL;
+   srv->port = opts->port ? opts->port : 27017;
+   srv->max_connections = opts->max_connections > 0 ? opts->max_connections : 1000;
+   srv->quiet = opts->quiet;
+   srv->tcp_fd = srv->unix_fd = -1;
+   srv->wake[0] = srv->wake[1] = -1;
+   srv->started_ms = (int64_t) time (NULL) * 1000;
+   atomic_init (&srv->stopping, false);
+   atomic_init (&srv->next_request_id, 1);
+   pthread_mutex_init (&srv->mu, NULL);
+   pthread_cond_init (&srv->idle, NULL);
+   dj_engine_options_t eo = {.flags = opts->engine_flags};
+   if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
+      goto fail;
+   }
+   srv->sessions = dj_sessions_new (srv->engine);
+   if (pipe2 (srv->wake, O_CLOEXEC | O_NONBLOCK)) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "pipe: %s", strerror (errno));
+      goto fail;
+   }
+   if (srv->port != DJ_SERVER_NO_TCP && (srv->tcp_fd = listen_tcp (srv, error)) < 0) {
+      goto fail;
+   }
+   if (srv->unix_path && (srv->unix_fd = listen_unix (srv, error)) < 0) {
+      goto fail;
+   }
+   return srv;
+fail:
+   dj_server_destroy (srv);
+   return NULL;
+}
+
+int
+dj_server_port (const dj_server_t *srv)
+{
+   return srv->port;
+}
+
+void
+dj_server_stop (dj_server_t *srv)
+{
+   atomic_store (&srv->stopping, true);
+   if (srv->wake[1] >= 0) {
+      ssize_t w = write (srv->wake[1], "x", 1); /* async-signal-safe */
+      (void) w;
+   }
+}
+
+static void *
+signal_main (void *arg)
+{
+   struct dj_server *srv = arg;
+   sigset_t set;
+   int sig;
+   sigemptyset (&set);
+   sigaddset (&set, SIGINT);
+   sigaddset (&set, SIGTERM);
+   if (sigwait (&set, &sig) == 0) {
+      dj_server_log (srv, "signal %d: shutting down", sig);
+      dj_server_stop (srv);
+   }
+   return NULL;
+}
+
+static void
+accept_one (struct dj_server *srv, int lfd, bool tcp)
+{
+   struct sockaddr_storage peer, local;
+   socklen_t pl = sizeof peer, ll = sizeof local;
+   int fd = accept4 (lfd, (struct sockaddr *) &peer, &pl, SOCK_CLOEXEC);
+   if (fd < 0) {
+      return;
+   }
+   pthread_mutex_lock (&srv->mu);
+   bool full = srv->nconns >= srv->max_connections;
+   pthread_mutex_unlock (&srv->mu);
+   if (full) {
+      dj_server_log (srv, "connection refused: %d connections open (the maximum)", srv->max_connections);
+      close (fd);
+      return;
+   }
+   dj_conn_t *c = bson_malloc0 (sizeof *c);
+   c->srv = srv;
+   c->fd = fd;
+   if (tcp) {
+      int one = 1;
+      setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      addr_text ((struct sockaddr *) &peer, c->peer, sizeof c->peer);
+      if (getsockname (fd, (struct sockaddr *) &local, &ll) == 0) {
+         addr_text ((struct sockaddr *) &local, c->local, sizeof c->local);
+      }
+   } else {
+      snprintf (c->peer, sizeof c->peer, "%s", srv->unix_path);
+      snprintf (c->local, sizeof c->local, "%s", srv->unix_path);
+   }
+   pthread_mutex_lock (&srv->mu);
+   c->id = ++srv->next_conn_id;
+   c->next = srv->conns;
+   srv->conns = c;
+   srv->nconns++;
+   pthread_mutex_unlock (&srv->mu);
+   pthread_t t;
+   pthread_attr_t attr;
+   pthread_attr_init (&attr);
+   pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+   if (pthread_create (&t, &attr, conn_main, c) != 0) {
+      dj_server_log (srv, "cannot start a connection thread: %s", strerror (errno));
+      pthread_mutex_lock (&srv->mu);
+      srv->conns = c->next;
+      srv->nconns--;
+      pthread_mutex_unlock (&srv->mu);
+      close (fd);
+      bson_free (c);
+   }
+   pthread_attr_destroy (&attr);
+}
+
+void
+dj_server_run (dj_server_t *srv, bool handle_signals)
+{
+   pthread_t sig_thread;
+   bool have_sig_thread = false;
+   if (handle_signals) {
+      /* every thread started from here on blocks the signals; one waits for them */
+      sigset_t set;
+      sigemptyset (&set);
+      sigaddset (&set, SIGINT);
+      sigaddset (&set, SIGTERM);
+      pthread_sigmask (SIG_BLOCK, &set, NULL);
+      have_sig_thread = pthread_create (&sig_thread, NULL, signal_main, srv) == 0;
+   }
+   dj_server_log (srv, "serving %s on %s:%d%s%s", srv->dbpath, srv->bind, srv->port, srv->unix_path ? " and " : "",
+                  srv->unix_path ? srv->unix_path : "");
+   while (!atomic_load (&srv->stopping)) {
+      struct pollfd p[3] = {{srv->wake[0], POLLIN, 0}, {srv->tcp_fd, POLLIN, 0}, {srv->unix_fd, POLLIN, 0}};
+      if (poll (p, 3, -1) < 0) {
+         if (errno == EINTR) {
+            continue;
+         }
+         break;
+      }
+      if (p[1].revents & POLLIN) {
+         accept_one (srv, srv->tcp_fd, true);
+      }
+      if (p[2].revents & POLLIN) {
+         accept_one (srv, srv->unix_fd, false);
+      }
+   }
+   /* stop: no new connections; wake every connection thread and wait */
+   pthread_mutex_lock (&srv->mu);
+   for (dj_conn_t *c = srv->conns; c; c = c->next) {
+      shutdown (c->fd, SHUT_RDWR);
+   }
+   while (srv->nconns > 0) {
+      pthread_cond_wait (&srv->idle, &srv->mu);
+   }
+   pthread_mutex_unlock (&srv->mu);
+   if (have_sig_thread) {
+      pthread_kill (sig_thread, SIGTERM); /* if it is still waiting */
+      pthread_join (sig_thread, NULL);
+   }
+   dj_server_log (srv, "stopped");
+}
+
+void
+dj_server_destroy (dj_server_t *srv)
+{
+   if (!srv) {
+      return;
+   }
+   dj_sessions_destroy (srv->sessions);
+   dj_engine_close (srv->engine);
+   if (srv->tcp_fd >= 0) {
+      close (srv->tcp_fd);
+   }
+   if (srv->unix_fd >= 0) {
+      close (srv->unix_fd);
+      unlink (srv->unix_path);
+   }
+   for (int i = 0; i < 2; i++) {
+      if (srv->wake[i] >= 0) {
+         close (srv->wake[i]);
+      }
+   }
+   pthread_cond_destroy (&srv->idle);
+   pthread_mutex_destroy (&srv->mu);
+   bson_free (srv->dbpath);
+   bson_free (srv->bind);
+   bson_free (srv->unix_path);
+   bson_free (srv);
+}

@@ -1,0 +1,417 @@
+/*
+ * sessions.c -- logical sessions and multi-document transactions.
+ * https://www.mongodb.com/docs/manual/core/transactions/
+ *
+ * A transaction is one engine transaction (dj_engine_txn_t). LMDB's write
+ * transaction belongs to the thread that began it, while a driver may send
+ * a session's commands over any of its connections (so, any of our
+ * connection threads). Each open transaction therefore has a worker thread
+ * of its own that begins it, runs every command of it, and commits or
+ * aborts it; connection threads hand commands to it and wait for the reply.
+ *
+ * MongoDB's rules kept here: commands of a transaction carry lsid,
+ * txnNumber and autocommit: false, the first also startTransaction: true; a
+ * higher txnNumber on the session ends the previous transaction; a command
+ * that fails inside a transaction aborts it, and later commands of it get
+ * NoSuchTransaction (251) labelled TransientTransactionError;
+ * commitTransaction may be retried after it succeeded.
+ *
+ * Ownership: the table owns its sessions; a session owns its worker while
+ * the transaction is open; a job is the caller's (stack) and lives until
+ * the worker marks it done.
+ */
+#include <string.h>
+
+#include "server-private.h"
+
+enum { JOB_RUN, JOB_COMMIT, JOB_ABORT };
+enum { TXN_NONE, TXN_OPEN, TXN_COMMITTED, TXN_ABORTED };
+
+typedef struct {
+   int kind;
+   const char *db;
+   const bson_t *cmd;
+   bson_t *reply; /* initialised by the worker */
+   bool ok, done;
+} job_t;
+
+typedef struct {
+   dj_engine_t *engine;
+   pthread_t thread;
+   pthread_mutex_t mu;
+   pthread_cond_t cv;
+   job_t *job; /* the pending job, or NULL */
+   bool begun, begin_ok;
+   bson_error_t begin_error;
+} worker_t;
+
+typedef struct session {
+   uint8_t id[16];
+   int64_t txn_number;
+   int state;
+   worker_t *w;        /* owned while state == TXN_OPEN */
+   pthread_mutex_t mu; /* one command of the session at a time */
+   struct session *next;
+} session_t;
+
+struct dj_sessions {
+   dj_engine_t *engine;
+   pthread_mutex_t mu; /* guards list */
+   session_t *list;
+};
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static void *
+worker_main (void *arg)
+{
+   worker_t *w = arg;
+   bson_error_t err = {0};
+   dj_engine_txn_t *t = dj_engine_txn_begin (w->engine, NULL, &err);
+   pthread_mutex_lock (&w->mu);
+   w->begun = true;
+   w->begin_ok = t != NULL;
+   w->begin_error = err;
+   pthread_cond_broadcast (&w->cv);
+   while (t) {
+      while (!w->job) {
+         pthread_cond_wait (&w->cv, &w->mu);
+      }
+      job_t *job = w->job;
+      pthread_mutex_unlock (&w->mu);
+      switch (job->kind) {
+      case JOB_RUN:
+         job->ok = dj_engine_run_command_in (w->engine, t, job->db, job->cmd, job->reply);
+         break;
+      case JOB_COMMIT:
+         bson_init (job->reply);
+         job->ok = dj_engine_txn_commit (t, &err);
+         t = NULL;
+         if (job->ok) {
+            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+         } else {
+            dj_error_append_reply (&err, job->reply);
+         }
+         break;
+      default:
+         dj_engine_txn_abort (t);
+         t = NULL;
+         bson_init (job->reply);
+         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+         job->ok = true;
+      }
+      pthread_mutex_lock (&w->mu);
+      job->done = true;
+      w->job = NULL;
+      pthread_cond_broadcast (&w->cv);
+   }
+   pthread_mutex_unlock (&w->mu);
+   return NULL;
+}
+
+static worker_t *
+worker_start (dj_engine_t *engine, bson_error_t *error)
+{
+   worker_t *w = bson_malloc0 (sizeof *w);
+   w->engine = engine;
+   pthread_mutex_init (&w->mu, NULL);
+   pthread_cond_init (&w->cv, NULL);
+   if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
+      dj_err (error, DJ_InternalError, "cannot start a transaction thread");
+      pthread_cond_destroy (&w->cv);
+      pthread_mutex_destroy (&w->mu);
+      bson_free (w);
+      return NULL;
+   }
+   pthread_mutex_lock (&w->mu);
+   while (!w->begun) {
+      pthread_cond_wait (&w->cv, &w->mu);
+   }
+   bool ok = w->begin_ok;
+   *error = w->begin_error;
+   pthread_mutex_unlock (&w->mu);
+   if (!ok) {
+      pthread_join (w->thread, NULL);
+      pthread_cond_destroy (&w->cv);
+      pthread_mutex_destroy (&w->mu);
+      bson_free (w);
+      return NULL;
+   }
+   return w;
+}
+
+static bool
+worker_do (worker_t *w, int kind, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   job_t job = {kind, db, cmd, reply, false, false};
+   pthread_mutex_lock (&w->mu);
+   w->job = &job;
+   pthread_cond_broadcast (&w->cv);
+   while (!job.done) {
+      pthread_cond_wait (&w->cv, &w->mu);
+   }
+   pthread_mutex_unlock (&w->mu);
+   return job.ok;
+}
+
+/* Commits or aborts, then reaps the worker's thread. */
+static bool
+worker_end (worker_t *w, bool commit, bson_t *reply)
+{
+   bson_t ignored;
+   bool ok = worker_do (w, commit ? JOB_COMMIT : JOB_ABORT, NULL, NULL, reply ? reply : &ignored);
+   if (!reply) {
+      bson_destroy (&ignored);
+   }
+   pthread_join (w->thread, NULL);
+   pthread_cond_destroy (&w->cv);
+   pthread_mutex_destroy (&w->mu);
+   bson_free (w);
+   return ok;
+}
+
+/* ---- the table ----------------------------------------------------------- */
+
+dj_sessions_t *
+dj_sessions_new (dj_engine_t *engine)
+{
+   dj_sessions_t *s = bson_malloc0 (sizeof *s);
+   s->engine = engine;
+   pthread_mutex_init (&s->mu, NULL);
+   return s;
+}
+
+static void
+session_abort (session_t *ss)
+{
+   if (ss->state == TXN_OPEN) {
+      worker_end (ss->w, false, NULL);
+      ss->w = NULL;
+      ss->state = TXN_ABORTED;
+   }
+}
+
+void
+dj_sessions_destroy (dj_sessions_t *s)
+{
+   if (!s) {
+      return;
+   }
+   for (session_t *ss = s->list, *next; ss; ss = next) {
+      next = ss->next;
+      session_abort (ss);
+      pthread_mutex_destroy (&ss->mu);
+      bson_free (ss);
+   }
+   pthread_mutex_destroy (&s->mu);
+   bson_free (s);
+}
+
+int
+dj_sessions_active (dj_sessions_t *s)
+{
+   int n = 0;
+   pthread_mutex_lock (&s->mu);
+   for (session_t *ss = s->list; ss; ss = ss->next) {
+      n += ss->state == TXN_OPEN;
+   }
+   pthread_mutex_unlock (&s->mu);
+   return n;
+}
+
+/* The 16-byte UUID of an lsid document {id: UUID}. */
+static bool
+lsid_of (const bson_iter_t *lsid, uint8_t out[16])
+{
+   bson_iter_t f;
+   bson_subtype_t st;
+   uint32_t len;
+   const uint8_t *data;
+   if (!BSON_ITER_HOLDS_DOCUMENT (lsid) || !bson_iter_recurse (lsid, &f) || !bson_iter_find (&f, "id") ||
+       !BSON_ITER_HOLDS_BINARY (&f)) {
+      return false;
+   }
+   bson_iter_binary (&f, &st, &len, &data);
+   if (len != 16) {
+      return false;
+   }
+   memcpy (out, data, 16);
+   return true;
+}
+
+/* Finds (or creates) a session and locks it. */
+static session_t *
+session_get (dj_sessions_t *s, const uint8_t id[16], bool create)
+{
+   pthread_mutex_lock (&s->mu);
+   session_t *ss = s->list;
+   while (ss && memcmp (ss->id, id, 16)) {
+      ss = ss->next;
+   }
+   if (!ss && create) {
+      ss = bson_malloc0 (sizeof *ss);
+      memcpy (ss->id, id, 16);
+      pthread_mutex_init (&ss->mu, NULL);
+      ss->next = s->list;
+      s->list = ss;
+   }
+   pthread_mutex_unlock (&s->mu);
+   if (ss) {
+      pthread_mutex_lock (&ss->mu);
+   }
+   return ss;
+}
+
+void
+dj_sessions_end (dj_sessions_t *s, const bson_t *lsids)
+{
+   bson_iter_t it;
+   uint8_t id[16];
+   bson_iter_init (&it, lsids);
+   while (bson_iter_next (&it)) {
+      if (!lsid_of (&it, id)) {
+         continue;
+      }
+      session_t *ss = session_get (s, id, false);
+      if (ss) {
+         session_abort (ss);
+         pthread_mutex_unlock (&ss->mu);
+      }
+   }
+}
+
+/* fmt takes one %lld: the txnNumber */
+static void
+error_reply (bson_t *reply, uint32_t code, bool transient, const char *fmt, int64_t n)
+{
+   bson_error_t e;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+   dj_err (&e, code, fmt, (long long) n);
+#pragma GCC diagnostic pop
+   bson_init (reply);
+   dj_error_append_reply (&e, reply);
+   if (transient) {
+      bson_t labels;
+      BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &labels);
+      BSON_APPEND_UTF8 (&labels, "0", "TransientTransactionError");
+      bson_append_array_end (reply, &labels);
+   }
+}
+
+/* Did a command inside a transaction fail (ok: 0 or write errors)? */
+static bool
+failed (const bson_t *reply, bool ok)
+{
+   bson_iter_t it;
+   return !ok || (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it));
+}
+
+bool
+dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it;
+   uint8_t id[16];
+   int64_t txn = -1;
+   bool has_autocommit = false, autocommit = true, start = false;
+   bool commit = !strcmp (name, "commitTransaction"), abort_ = !strcmp (name, "abortTransaction");
+
+   if (!bson_iter_init_find (&it, cmd, "lsid") || !lsid_of (&it, id)) {
+      if (commit || abort_) {
+         error_reply (reply, DJ_InvalidOptions, false, "commitTransaction and abortTransaction need a session (lsid) %lld",
+                     0);
+         return true;
+      }
+      return false;
+   }
+   if (bson_iter_init_find (&it, cmd, "txnNumber") && BSON_ITER_HOLDS_NUMBER (&it)) {
+      txn = bson_iter_as_int64 (&it);
+   }
+   if (bson_iter_init_find (&it, cmd, "autocommit")) {
+      has_autocommit = true;
+      autocommit = bson_iter_as_bool (&it);
+   }
+   if (bson_iter_init_find (&it, cmd, "startTransaction")) {
+      start = bson_iter_as_bool (&it);
+   }
+   if (!has_autocommit && !commit && !abort_) {
+      return false; /* an ordinary command of a session (retryable writes included) */
+   }
+   if (has_autocommit && autocommit) {
+      error_reply (reply, DJ_InvalidOptions, false, "autocommit must be false (txnNumber %lld)", txn);
+      return true;
+   }
+   if (txn < 0) {
+      error_reply (reply, DJ_InvalidOptions, false, "a transaction needs a txnNumber (got %lld)", txn);
+      return true;
+   }
+   session_t *ss = session_get (s, id, true);
+   if (start) {
+      if (ss->state == TXN_OPEN && ss->txn_number == txn) {
+         error_reply (reply, DJ_ConflictingOperationInProgress, false,
+                      "Transaction with txnNumber %lld has already been started", txn);
+         goto done;
+      }
+      if (txn < ss->txn_number) {
+         error_reply (reply, DJ_TransactionTooOld, false, "txnNumber %lld is older than the session's", txn);
+         goto done;
+      }
+      session_abort (ss); /* a newer transaction ends the old one */
+      bson_error_t err = {0};
+      if (!(ss->w = worker_start (s->engine, &err))) {
+         ss->state = TXN_ABORTED;
+         ss->txn_number = txn;
+         bson_init (reply);
+         dj_error_append_reply (&err, reply);
+         goto done;
+      }
+      ss->state = TXN_OPEN;
+      ss->txn_number = txn;
+   } else if (txn != ss->txn_number || ss->state == TXN_NONE) {
+      error_reply (reply, DJ_NoSuchTransaction, true, "Transaction with txnNumber %lld is not open", txn);
+      goto done;
+   }
+   if (commit) {
+      if (ss->state == TXN_COMMITTED) {
+         bson_init (reply); /* a retried commit */
+         BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+      } else if (ss->state != TXN_OPEN) {
+         error_reply (reply, DJ_NoSuchTransaction, true, "Transaction %lld has been aborted", txn);
+      } else {
+         bool ok = worker_end (ss->w, true, reply);
+         ss->w = NULL;
+         ss->state = ok ? TXN_COMMITTED : TXN_ABORTED;
+      }
+      goto done;
+   }
+   if (abort_) {
+      if (ss->state == TXN_COMMITTED) {
+         error_reply (reply, DJ_TransactionCommitted, false, "Transaction %lld has been committed", txn);
+      } else if (ss->state != TXN_OPEN) {
+         error_reply (reply, DJ_NoSuchTransaction, true, "Transaction %lld has been aborted", txn);
+      } else {
+         worker_end (ss->w, false, reply);
+         ss->w = NULL;
+         ss->state = TXN_ABORTED;
+      }
+      goto done;
+   }
+   if (ss->state == TXN_COMMITTED) {
+      error_reply (reply, DJ_TransactionCommitted, false, "Transaction %lld has been committed", txn);
+      goto done;
+   }
+   if (ss->state != TXN_OPEN) {
+      error_reply (reply, DJ_NoSuchTransaction, true, "Transaction %lld has been aborted", txn);
+      goto done;
+   }
+   bool ok = worker_do (ss->w, JOB_RUN, db, cmd, reply);
+   if (failed (reply, ok)) {
+      /* MongoDB aborts a transaction whose command failed */
+      worker_end (ss->w, false, NULL);
+      ss->w = NULL;
+      ss->state = TXN_ABORTED;
+   }
+done:
+   pthread_mutex_unlock (&ss->mu);
+   return true;
+}

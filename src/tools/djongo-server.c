@@ -1,0 +1,65 @@
+/*
+ * djongo-server -- the embedded engine over MongoDB's wire protocol.
+ *
+ *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync] [--quiet]
+ *
+ * Binds loopback unless --bind says otherwise. Connect with any MongoDB
+ * driver, mongosh or Compass: mongodb://127.0.0.1:27017/ (the server is a
+ * one-member replica set named "djongo", so transactions work).
+ * SIGINT/SIGTERM stop it cleanly.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dj_engine.h"
+#include "dj_server.h"
+
+static int
+usage (void)
+{
+   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] [--quiet]\n");
+   return 2;
+}
+
+int
+main (int argc, char **argv)
+{
+   dj_server_options_t o = {0};
+   for (int i = 1; i < argc; i++) {
+      const char *a = argv[i];
+      bool more = i + 1 < argc;
+      if (!strcmp (a, "--dbpath") && more) {
+         o.dbpath = argv[++i];
+      } else if (!strcmp (a, "--port") && more) {
+         o.port = atoi (argv[++i]);
+         if (o.port == 0) {
+            o.port = DJ_SERVER_ANY_PORT; /* --port 0: any free port, printed below */
+         }
+      } else if (!strcmp (a, "--bind") && more) {
+         o.bind = argv[++i];
+      } else if (!strcmp (a, "--unix") && more) {
+         o.unix_path = argv[++i];
+      } else if (!strcmp (a, "--nosync")) {
+         o.engine_flags |= DJ_ENGINE_NOSYNC;
+      } else if (!strcmp (a, "--quiet")) {
+         o.quiet = true;
+      } else {
+         return usage ();
+      }
+   }
+   if (!o.dbpath) {
+      return usage ();
+   }
+   bson_error_t error;
+   dj_server_t *srv = dj_server_new (&o, &error);
+   if (!srv) {
+      fprintf (stderr, "djongo-server: %s\n", error.message);
+      return 1;
+   }
+   printf ("djongo-server listening on port %d\n", dj_server_port (srv));
+   fflush (stdout);
+   dj_server_run (srv, true);
+   dj_server_destroy (srv);
+   return 0;
+}
