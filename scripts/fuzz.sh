@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Fuzzes the SQL tokenizer, parser and compiler with libFuzzer (clang),
-# under ASan+UBSan, starting from tests/fuzz/corpus/sql; new inputs that
-# reach new code are merged back into that corpus (commit them: the test
-# command replays the corpus in every build).
+# Fuzzes with libFuzzer (clang), under ASan+UBSan, starting from
+# tests/fuzz/corpus/TARGET; new inputs that reach new code are merged back
+# into that corpus (commit them: the test command replays the corpora in
+# every build). Targets: sql (tokenizer, parser, compiler), wire (message
+# framing and OP_MSG/OP_QUERY parsing of the wire-protocol server).
 #
-#   bash scripts/fuzz.sh [SECONDS]     default 300
+#   bash scripts/fuzz.sh [SECONDS] [sql|wire]     default 300 sql
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-300}
+target=${2:-sql}
+case "$target" in
+  sql) dict=(-dict=tests/fuzz/sql.dict); maxlen=4096 ;;
+  wire) dict=(); maxlen=65536 ;;
+  *) echo "fuzz: unknown target $target (sql or wire)"; exit 2 ;;
+esac
 bash scripts/deps.sh
 if ! command -v clang >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -22,12 +29,13 @@ fi
 ninja -C build-fuzz >build-fuzz.ninja.log
 libs=$(pkg-config --libs libbson-1.0 lmdb libpcre2-8 icu-i18n icu-uc)
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Isrc/common -Isrc/sql -Isrc/compile $(pkg-config --cflags libbson-1.0) \
-  tests/fuzz/fuzz_sql.c build-fuzz/libdjcore.a $libs -lpthread -lm -o build-fuzz/fuzz_sql
+  -Isrc/common -Isrc/sql -Isrc/compile -Isrc/server $(pkg-config --cflags libbson-1.0) \
+  "tests/fuzz/fuzz_$target.c" build-fuzz/libdjcore.a $libs $(pkg-config --libs libmongoc-1.0) -lpthread -lm \
+  -o "build-fuzz/fuzz_$target"
 work=$(mktemp -d /tmp/djongo-fuzz-XXXXXX)
 echo "fuzz: ${secs}s on 2 workers, new inputs in $work"
-build-fuzz/fuzz_sql -max_total_time="$secs" -jobs=2 -workers=2 -max_len=4096 -timeout=10 \
-  -dict=tests/fuzz/sql.dict "$work" tests/fuzz/corpus/sql >"$work.log" 2>&1 || { tail -50 "$work.log" fuzz-*.log 2>/dev/null; exit 1; }
-build-fuzz/fuzz_sql -merge=1 tests/fuzz/corpus/sql "$work" >>"$work.log" 2>&1
-echo "fuzz: no crash; corpus now $(ls tests/fuzz/corpus/sql | wc -l) inputs"
+"build-fuzz/fuzz_$target" -max_total_time="$secs" -jobs=2 -workers=2 -max_len=$maxlen -timeout=10 \
+  "${dict[@]}" "$work" "tests/fuzz/corpus/$target" >"$work.log" 2>&1 || { tail -50 "$work.log" fuzz-*.log 2>/dev/null; exit 1; }
+"build-fuzz/fuzz_$target" -merge=1 "tests/fuzz/corpus/$target" "$work" >>"$work.log" 2>&1
+echo "fuzz: no crash; corpus now $(ls "tests/fuzz/corpus/$target" | wc -l) inputs"
 rm -f fuzz-*.log

@@ -29,6 +29,8 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/sql/run_golden" tests/sql/golden/*.test 2>&1)"
   tally "$("$b/tests/sql/test_plan_cache" 2>&1)"
   tally "$("$b/tests/fuzz/replay_sql" tests/fuzz/corpus/sql 2>&1)"
+  tally "$("$b/tests/fuzz/replay_wire" tests/fuzz/corpus/wire 2>&1)"
+  tally "$("$b/tests/wire/test_mongoc" 2>&1)"
 }
 
 build() { # $1: dir, rest: meson options
@@ -61,10 +63,12 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
   rm -rf "$pyasan"
-  # the executor and djongo-sql under the sanitizers: the SQL execution
-  # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
-  out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" PYTHONPATH="$root/tests/sql" \
-        python3 -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1)
+  # the executor, djongo-sql and djongo-server under the sanitizers (leak
+  # checks on: the server must exit 0 after SIGTERM): the SQL execution
+  # tests, the Django corpus replay and the wire tests drive the ASan+UBSan tools
+  out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" DJONGO_SERVER="$root/build-asan/src/tools/djongo-server" \
+        PYTHONPATH="$root/tests/sql" \
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/sql" "$root/tests/wire" 2>&1)
   echo "$out" | tail -3
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
@@ -78,7 +82,7 @@ venv=$(mktemp -d /tmp/djongo-venv-XXXXXX)
 python3 -m venv --system-site-packages "$venv"
 if "$venv/bin/pip" install -q --no-build-isolation "$root" >"$venv.pip.log" 2>&1; then
   out=$(cd /tmp && PATH="$venv/bin:$PATH" DJONGO_CONFORMANCE="$root/../shared/conformance" \
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/django" "$root/tests/e2e" \
+        "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/django" "$root/tests/e2e" "$root/tests/wire" \
         "$root/tests/conformance" 2>&1)
   echo "$out"
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')

@@ -25,7 +25,10 @@
  * an LMDB write transaction belongs to one thread while a driver may send
  * the session's commands over any of its connections. A command that fails
  * inside a transaction aborts it (MongoDB's rule); commitTransaction /
- * abortTransaction end it.
+ * abortTransaction end it; one left open longer than txn_lifetime_s is
+ * aborted. The engine has one writer at a time: while a transaction is
+ * open, other writes wait for it to end (or to be aborted by that limit);
+ * reads never wait.
  */
 #ifndef DJ_SERVER_H
 #define DJ_SERVER_H
@@ -42,6 +45,8 @@ typedef struct {
    int engine_flags;        /**< DJ_ENGINE_* (e.g. DJ_ENGINE_NOSYNC for tests) */
    int max_connections;     /**< 0: 1000 */
    bool quiet;              /**< no log lines on stderr */
+   int txn_lifetime_s;      /**< abort transactions open longer (0: 60 s, MongoDB's
+                                 transactionLifetimeLimitSeconds default) */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

@@ -32,6 +32,7 @@ struct dj_server {
    char *dbpath, *bind, *unix_path; /* owned copies of the options */
    int port;
    int max_connections;
+   int64_t txn_lifetime_ms;
    bool quiet;
    dj_engine_t *engine; /* owned */
    dj_sessions_t *sessions; /* owned */
@@ -66,5 +67,9 @@ bool dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const 
 /* endSessions / killSessions: aborts the listed sessions' transactions. */
 void dj_sessions_end (dj_sessions_t *s, const bson_t *lsids_array);
 int dj_sessions_active (dj_sessions_t *s);
+/* Aborts transactions open longer than lifetime_ms (MongoDB's
+ * transactionLifetimeLimitSeconds): an abandoned transaction would
+ * otherwise hold the data directory's write lock for good. */
+void dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms);
 
 #endif

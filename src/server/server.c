@@ -255,6 +255,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->port = opts->port ? opts->port : 27017;
    srv->max_connections = opts->max_connections > 0 ? opts->max_connections : 1000;
    srv->quiet = opts->quiet;
+   srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
    srv->wake[0] = srv->wake[1] = -1;
    srv->started_ms = (int64_t) time (NULL) * 1000;
@@ -386,12 +387,14 @@ dj_server_run (dj_server_t *srv, bool handle_signals)
                   srv->unix_path ? srv->unix_path : "");
    while (!atomic_load (&srv->stopping)) {
       struct pollfd p[3] = {{srv->wake[0], POLLIN, 0}, {srv->tcp_fd, POLLIN, 0}, {srv->unix_fd, POLLIN, 0}};
-      if (poll (p, 3, -1) < 0) {
+      int rc = poll (p, 3, 500);
+      if (rc < 0) {
          if (errno == EINTR) {
             continue;
          }
          break;
       }
+      dj_sessions_reap (srv->sessions, srv->txn_lifetime_ms);
       if (p[1].revents & POLLIN) {
          accept_one (srv, srv->tcp_fd, true);
       }
@@ -405,7 +408,21 @@ dj_server_run (dj_server_t *srv, bool handle_signals)
       shutdown (c->fd, SHUT_RDWR);
    }
    while (srv->nconns > 0) {
-      pthread_cond_wait (&srv->idle, &srv->mu);
+      /* a connection may be waiting for the write lock an idle
+       * transaction holds: abort those, so every thread can finish */
+      pthread_mutex_unlock (&srv->mu);
+      dj_sessions_reap (srv->sessions, -1);
+      pthread_mutex_lock (&srv->mu);
+      struct timespec until;
+      clock_gettime (CLOCK_REALTIME, &until);
+      until.tv_nsec += 200 * 1000 * 1000;
+      if (until.tv_nsec >= 1000000000) {
+         until.tv_sec++;
+         until.tv_nsec -= 1000000000;
+      }
+      if (srv->nconns > 0) {
+         pthread_cond_timedwait (&srv->idle, &srv->mu, &until);
+      }
    }
    pthread_mutex_unlock (&srv->mu);
    if (have_sig_thread) {

@@ -24,6 +24,8 @@
 
 #include "server-private.h"
 
+int64_t dj_now_ms (void); /* engine: wall-clock milliseconds */
+
 enum { JOB_RUN, JOB_COMMIT, JOB_ABORT };
 enum { TXN_NONE, TXN_OPEN, TXN_COMMITTED, TXN_ABORTED };
 
@@ -48,6 +50,7 @@ typedef struct {
 typedef struct session {
    uint8_t id[16];
    int64_t txn_number;
+   int64_t txn_started_ms; /* when the open transaction began */
    int state;
    worker_t *w;        /* owned while state == TXN_OPEN */
    pthread_mutex_t mu; /* one command of the session at a time */
@@ -207,6 +210,23 @@ dj_sessions_destroy (dj_sessions_t *s)
    bson_free (s);
 }
 
+void
+dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms)
+{
+   int64_t now = dj_now_ms ();
+   pthread_mutex_lock (&s->mu);
+   for (session_t *ss = s->list; ss; ss = ss->next) {
+      /* a session running a command is left alone; it is reaped next time */
+      if (ss->state == TXN_OPEN && now - ss->txn_started_ms > lifetime_ms && pthread_mutex_trylock (&ss->mu) == 0) {
+         if (ss->state == TXN_OPEN) {
+            session_abort (ss);
+         }
+         pthread_mutex_unlock (&ss->mu);
+      }
+   }
+   pthread_mutex_unlock (&s->mu);
+}
+
 int
 dj_sessions_active (dj_sessions_t *s)
 {
@@ -299,6 +319,24 @@ error_reply (bson_t *reply, uint32_t code, bool transient, const char *fmt, int6
    }
 }
 
+/* A one-member replica set acknowledges w: 1 and "majority"; asking for
+ * more members can never be satisfied: the commit is durable all the same
+ * and the reply says so with MongoDB's writeConcernError (100). */
+static void
+write_concern_check (const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it, w;
+   if (bson_iter_init_find (&it, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &w) &&
+       bson_iter_find (&w, "w") && BSON_ITER_HOLDS_NUMBER (&w) && bson_iter_as_int64 (&w) > 1) {
+      bson_t wce;
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "writeConcernError", &wce);
+      BSON_APPEND_INT32 (&wce, "code", 100);
+      BSON_APPEND_UTF8 (&wce, "codeName", "UnsatisfiableWriteConcern");
+      BSON_APPEND_UTF8 (&wce, "errmsg", "Not enough data-bearing nodes");
+      bson_append_document_end (reply, &wce);
+   }
+}
+
 /* Did a command inside a transaction fail (ok: 0 or write errors)? */
 static bool
 failed (const bson_t *reply, bool ok)
@@ -367,6 +405,7 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
       }
       ss->state = TXN_OPEN;
       ss->txn_number = txn;
+      ss->txn_started_ms = dj_now_ms ();
    } else if (txn != ss->txn_number || ss->state == TXN_NONE) {
       error_reply (reply, DJ_NoSuchTransaction, true, "Transaction with txnNumber %lld is not open", txn);
       goto done;
@@ -381,6 +420,9 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
          bool ok = worker_end (ss->w, true, reply);
          ss->w = NULL;
          ss->state = ok ? TXN_COMMITTED : TXN_ABORTED;
+         if (ok) {
+            write_concern_check (cmd, reply);
+         }
       }
       goto done;
    }

@@ -187,9 +187,12 @@ parse_msg (const uint8_t *body, size_t len, dj_wire_request_t *out, bson_error_t
    while (bson_iter_next (&it)) {
       bson_iter_t dup;
       if (bson_iter_init_find (&dup, &main_doc, bson_iter_key (&it))) {
+         /* the message first: the key lives in seqs */
+         dj_err (error, DJ_FailedToParse, "'%s' is both in the body and a document sequence", bson_iter_key (&it));
          bson_destroy (out->cmd);
+         out->cmd = NULL;
          bson_destroy (&seqs);
-         return dj_err (error, DJ_FailedToParse, "'%s' is both in the body and a document sequence", bson_iter_key (&it));
+         return false;
       }
       bson_append_iter (out->cmd, NULL, 0, &it);
    }

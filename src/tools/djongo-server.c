@@ -1,7 +1,8 @@
 /*
  * djongo-server -- the embedded engine over MongoDB's wire protocol.
  *
- *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync] [--quiet]
+ *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
+ *                 [--txn-lifetime SECONDS] [--quiet]
  *
  * Binds loopback unless --bind says otherwise. Connect with any MongoDB
  * driver, mongosh or Compass: mongodb://127.0.0.1:27017/ (the server is a
@@ -18,7 +19,7 @@
 static int
 usage (void)
 {
-   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] [--quiet]\n");
+   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] [--txn-lifetime SECONDS] [--quiet]\n");
    return 2;
 }
 
@@ -42,6 +43,8 @@ main (int argc, char **argv)
          o.unix_path = argv[++i];
       } else if (!strcmp (a, "--nosync")) {
          o.engine_flags |= DJ_ENGINE_NOSYNC;
+      } else if (!strcmp (a, "--txn-lifetime") && more) {
+         o.txn_lifetime_s = atoi (argv[++i]);
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
       } else {

@@ -1,0 +1,183 @@
+"""djongo-server through pymongo (the ecosystem's driver) and through raw
+sockets: CRUD, cursors, indexes, errors with MongoDB's codes, sessions and
+transactions; malformed, truncated and oversized messages close only their
+connection; the data outlives the server."""
+import socket
+import struct
+import threading
+
+import bson
+import pymongo
+import pytest
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from conftest import Server
+
+
+def client(server, **kw):
+    return pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000, **kw)
+
+
+def test_handshake_and_crud(server):
+    c = client(server)
+    info = c.server_info()
+    assert info["version"].startswith("7.") and info["ok"] == 1
+    hello = c.admin.command("hello")
+    assert hello["isWritablePrimary"] and hello["setName"] == "djongo" and hello["maxWireVersion"] >= 17
+    coll = c.shop.items
+    coll.insert_many([{"_id": i, "k": i % 5, "tags": ["a", "b"][: i % 3]} for i in range(500)])
+    assert coll.count_documents({"k": 2}) == 100
+    assert len(list(coll.find({}, batch_size=7))) == 500  # many getMores
+    assert [d["_id"] for d in coll.find({"k": 4}).sort("_id", -1).limit(2)] == [499, 494]
+    assert coll.update_many({"k": 1}, {"$set": {"flag": True}}).modified_count == 100
+    assert coll.find_one_and_update({"_id": 3}, {"$inc": {"n": 1}}, return_document=True)["n"] == 1
+    assert coll.delete_many({"k": 0}).deleted_count == 100
+    coll.create_index([("k", 1)], unique=False, name="k_1")
+    assert {ix["name"] for ix in coll.list_indexes()} == {"_id_", "k_1"}
+    assert list(coll.aggregate([{"$group": {"_id": None, "n": {"$sum": 1}}}]))[0]["n"] == 400
+    with pytest.raises(DuplicateKeyError) as e:
+        coll.insert_one({"_id": 1})
+    assert e.value.code == 11000
+    with pytest.raises(OperationFailure) as e:
+        c.shop.command({"nosuchcommand": 1})
+    assert e.value.code == 59
+    assert "shop" in c.list_database_names()
+    c.close()
+
+
+def test_transactions(server):
+    c = client(server)
+    coll = c.bank.accounts
+    coll.insert_many([{"_id": "a", "v": 100}, {"_id": "b", "v": 0}])
+    with c.start_session() as s:
+        with s.start_transaction():
+            coll.update_one({"_id": "a"}, {"$inc": {"v": -30}}, session=s)
+            coll.update_one({"_id": "b"}, {"$inc": {"v": 30}}, session=s)
+            assert coll.find_one({"_id": "b"}, session=s)["v"] == 30
+            assert coll.find_one({"_id": "b"})["v"] == 0  # others see the last commit
+    assert [d["v"] for d in coll.find().sort("_id")] == [70, 30]
+    with c.start_session() as s:
+        s.start_transaction()
+        coll.update_one({"_id": "a"}, {"$inc": {"v": -70}}, session=s)
+        s.abort_transaction()
+    assert coll.find_one({"_id": "a"})["v"] == 70
+    # a failing command aborts the transaction (MongoDB's rule)
+    with c.start_session() as s:
+        s.start_transaction()
+        coll.insert_one({"_id": "c"}, session=s)
+        with pytest.raises(DuplicateKeyError):
+            coll.insert_one({"_id": "a"}, session=s)
+        with pytest.raises(OperationFailure) as e:
+            coll.insert_one({"_id": "d"}, session=s)
+        assert e.value.code == 251 and e.value.has_error_label("TransientTransactionError")
+        with pytest.raises(OperationFailure):
+            s.commit_transaction()
+    assert coll.count_documents({"_id": {"$in": ["c", "d"]}}) == 0
+    # with_transaction retries and commits
+    with c.start_session() as s:
+        s.with_transaction(lambda s: coll.insert_one({"_id": "e"}, session=s))
+    assert coll.count_documents({"_id": "e"}) == 1
+    c.close()
+
+
+def test_concurrent_clients(server):
+    errors = []
+
+    def work(n):
+        try:
+            c = client(server)
+            for i in range(100):
+                c.load.c.insert_one({"w": n, "i": i})
+                c.load.c.find_one({"w": n, "i": i})
+            c.close()
+        except Exception as e:  # noqa: BLE001 -- asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert client(server).load.c.count_documents({}) == 800
+
+
+def raw_message(doc, opcode=2013, flags=0, request_id=1):
+    body = struct.pack("<I", flags) + b"\x00" + bson.encode(doc)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, opcode) + body
+
+
+def roundtrip(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)  # then the client is done sending (a truncated message stays truncated)
+    head = s.recv(16)
+    s.close()
+    return head
+
+
+def test_bad_messages_close_only_their_connection(server):
+    port = server.port
+    ok = raw_message({"ping": 1, "$db": "admin"})
+    assert len(roundtrip(port, ok)) == 16
+    bad = [
+        struct.pack("<iiii", 8, 1, 0, 2013),                    # shorter than a header
+        struct.pack("<iiii", 64 * 1024 * 1024, 1, 0, 2013),     # over the maximum: refused before allocating
+        raw_message({"ping": 1})[:-3],                          # truncated, then the client goes away
+        raw_message({"ping": 1}),                               # no $db
+        raw_message({"ping": 1, "$db": "x"}, flags=1 << 5),     # unknown required flag bit
+        raw_message({"ping": 1, "$db": "x"}, opcode=2012),      # OP_COMPRESSED: never offered
+        struct.pack("<iiii", 26, 1, 0, 2013) + b"\0\0\0\0\0" + b"\x05\0\0\0\x01",  # broken BSON
+    ]
+    for data in bad:
+        assert roundtrip(port, data) == b""  # closed without a reply
+    assert len(roundtrip(port, ok)) == 16      # the server is still there
+    c = client(server)
+    assert c.admin.command("ping")["ok"] == 1
+    c.close()
+
+
+def test_checksum_and_document_sequences(server):
+    import zlib  # noqa: F401 -- (crc32c is computed below by hand)
+
+    def crc32c(data):
+        crc = 0xFFFFFFFF
+        for b in data:
+            crc ^= b
+            for _ in range(8):
+                crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+        return ~crc & 0xFFFFFFFF
+
+    body = bson.encode({"insert": "seq", "$db": "wire"})
+    docs = b"".join(bson.encode({"_id": i}) for i in range(3))
+    seq = b"documents\x00" + docs
+    payload = struct.pack("<I", 1) + b"\x00" + body + b"\x01" + struct.pack("<i", 4 + len(seq)) + seq
+    msg = struct.pack("<iiii", 16 + len(payload) + 4, 7, 0, 2013) + payload
+    msg += struct.pack("<I", crc32c(msg))
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    s.sendall(msg)
+    head = s.recv(16)
+    length, _, response_to, opcode = struct.unpack("<iiii", head)
+    rest = b""
+    while len(rest) < length - 16:
+        rest += s.recv(length - 16 - len(rest))
+    s.close()
+    assert response_to == 7 and opcode == 2013
+    reply = bson.decode(rest[5:])
+    assert reply["ok"] == 1 and reply["n"] == 3
+    # a wrong checksum: the connection is closed
+    bad = msg[:-4] + struct.pack("<I", crc32c(msg[:-4]) ^ 1)
+    assert roundtrip(server.port, bad) == b""
+
+
+def test_data_outlives_the_server(tmp_path):
+    s = Server(tmp_path / "d")
+    c = client(s)
+    c.keep.c.insert_one({"_id": 1, "v": "kept"})
+    c.close()
+    assert s.stop() == 0
+    s = Server(tmp_path / "d")
+    c = client(s)
+    assert c.keep.c.find_one({"_id": 1})["v"] == "kept"
+    c.close()
+    assert s.stop() == 0
