@@ -1,6 +1,7 @@
 """DB-API driver throughput: insert N rows and fetch N rows through
 djongo.driver (SQL -> MongoDB commands -> embedded engine -> Python tuples)
-against Python's sqlite3 on the same machine, in the same run.
+against Python's sqlite3 on the same machine, in the same run; and, against
+djongo-server, through the driver's libmongoc transport vs pymongo.
 
     python3 bench/driver_rows.py [N] [--markdown FILE]
 
@@ -8,9 +9,7 @@ Both sides do the same work the same way: one table (id, name, score,
 created), the rows inserted by executemany in one transaction, then
 SELECT * fetched with fetchall, then a filtered SELECT with ORDER BY and
 LIMIT. Durability is equal: sqlite3 in WAL mode with synchronous=FULL, the
-engine fsyncs each commit. The pymongo column (issue 6) needs the
-wire-protocol server (issue 4); until then it is left out rather than
-measured against something else.
+engine fsyncs each commit.
 """
 import datetime
 import os
@@ -70,6 +69,59 @@ def bench_djongo(data, n):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def bench_server(data, n):
+    """The same work through djongo.driver's libmongoc transport and through
+    pymongo, both against one djongo-server (the same engine behind the
+    wire protocol)."""
+    import subprocess
+
+    import pymongo
+    d = tempfile.mkdtemp(prefix="djongo-bench-srv-")
+    proc = subprocess.Popen([shutil.which("djongo-server"), "--dbpath", d, "--port", "0", "--quiet"],
+                            stdout=subprocess.PIPE, text=True)
+    port = int(proc.stdout.readline().split()[-1])
+    uri = "mongodb://127.0.0.1:%d/" % port
+    try:
+        conn = driver.connect(uri, db="bench", autocommit=True)
+        cur = conn.cursor()
+        cur.execute(CREATE)
+        t0 = time.perf_counter()
+        cur.executemany(INSERT, data)
+        dj = {"insert": time.perf_counter() - t0}
+
+        def fetch():
+            cur.execute(SELECT_ALL)
+            assert len(cur.fetchall()) == n
+
+        def top():
+            cur.execute(SELECT_TOP, [50.0])
+            cur.fetchall()
+        dj["fetch"], dj["top"] = best(fetch)[0], best(top)[0]
+        conn.close()
+
+        client = pymongo.MongoClient(uri)
+        coll = client.bench.pm
+        docs = [{"id": i + 1, "name": r[0], "score": r[1], "created": r[2]} for i, r in enumerate(data)]
+        t0 = time.perf_counter()
+        coll.insert_many(docs)
+        pm = {"insert": time.perf_counter() - t0}
+
+        def pfetch():
+            rows = [(d["id"], d["name"], d["score"], d["created"])
+                    for d in coll.find({}, {"_id": 0, "id": 1, "name": 1, "score": 1, "created": 1})]
+            assert len(rows) == n
+
+        def ptop():
+            list(coll.find({"score": {"$gt": 50.0}}, {"_id": 0, "id": 1, "name": 1}).sort("score", -1).limit(100))
+        pm["fetch"], pm["top"] = best(pfetch)[0], best(ptop)[0]
+        client.close()
+        return dj, pm
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def bench_sqlite(data, n):
     d = tempfile.mkdtemp(prefix="sqlite-bench-")
     try:
@@ -104,6 +156,7 @@ def main():
     data = rows(n)
     dj = bench_djongo(data, n)
     lite = bench_sqlite(data, n)
+    wire_dj, wire_pm = bench_server(data, n) if shutil.which("djongo-server") else (None, None)
     lines = ["# DB-API driver: %d rows through djongo.driver (embedded engine) vs sqlite3" % n, "",
              "`python3 bench/driver_rows.py %d` (best of 3 for reads; one insert run). Same SQL, same rows, " % n,
              "one transaction for the inserts, fsync on commit on both sides. Lower is better.", "",
@@ -113,7 +166,14 @@ def main():
                              ("top", "WHERE > ORDER BY DESC LIMIT 100", None)):
         rate = "%.0f" % (count / dj[op]) if count else "-"
         lines.append("| %s | %.3f s | %.3f s | %.2fx | %s |" % (label, dj[op], lite[op], dj[op] / lite[op], rate))
-    lines += ["", "pymongo against the same data: needs the wire-protocol server (issue 4); not measured yet."]
+    if wire_dj:
+        lines += ["", "Against djongo-server (the same engine over the wire protocol, loopback): djongo.driver",
+                  "through its libmongoc transport vs pymongo doing the same inserts and reads (insert_many; find",
+                  "with the same projection, rows built as tuples).", "",
+                  "| operation | djongo.driver | pymongo | djongo / pymongo |", "|---|---:|---:|---:|"]
+        for op, label in (("insert", "INSERT %d rows / insert_many" % n), ("fetch", "SELECT all / find all"),
+                          ("top", "WHERE > ORDER BY DESC LIMIT 100")):
+            lines.append("| %s | %.3f s | %.3f s | %.2fx |" % (label, wire_dj[op], wire_pm[op], wire_dj[op] / wire_pm[op]))
     text = "\n".join(lines) + "\n"
     print(text)
     if md:

@@ -181,3 +181,19 @@ def test_data_outlives_the_server(tmp_path):
     assert c.keep.c.find_one({"_id": 1})["v"] == "kept"
     c.close()
     assert s.stop() == 0
+
+
+def test_load_no_lost_writes(tmp_path):
+    """bench/wire_load.py, short: concurrent clients mixing reads and writes;
+    no errors, every acknowledged insert found, also after a restart."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import TOOL
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    p = subprocess.run([sys.executable, os.path.join(root, "bench", "wire_load.py"), "--clients", "4", "--seconds", "3",
+                        "--server", TOOL, "--markdown", str(tmp_path / "load.md")], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "errors: 0" in p.stdout
