@@ -62,13 +62,21 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   echo "$out" | tail -3
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  # the executor and djongo-sql under the sanitizers: the SQL execution
+  # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
+  out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" PYTHONPATH="$root/tests/sql" \
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1)
+  echo "$out" | tail -3
+  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
+  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  # djongo-server under the sanitizers, leak checks on (it must exit 0 after
+  # SIGTERM), driven by pymongo and by the ASan driver's libmongoc transport
+  out=$(cd /tmp && LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" \
+        ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 DJONGO_SERVER_ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        DJONGO_SERVER="$root/build-asan/src/tools/djongo-server" DJONGO_CONFORMANCE="$root/../shared/conformance" \
+        PYTHONPATH="$pyasan" PATH="$root/build-asan/src/tools:$PATH" \
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/wire" 2>&1)
   rm -rf "$pyasan"
-  # the executor, djongo-sql and djongo-server under the sanitizers (leak
-  # checks on: the server must exit 0 after SIGTERM): the SQL execution
-  # tests, the Django corpus replay and the wire tests drive the ASan+UBSan tools
-  out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" DJONGO_SERVER="$root/build-asan/src/tools/djongo-server" \
-        PYTHONPATH="$root/tests/sql" \
-        "$py" -m pytest -q -p no:cacheprovider "$root/tests/sql" "$root/tests/wire" 2>&1)
   echo "$out" | tail -3
   read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi

@@ -16,8 +16,12 @@ class Server:
     def __init__(self, dbpath, *extra):
         if not TOOL:
             pytest.fail("djongo-server is not installed (pip install . puts it on PATH)")
+        env = dict(os.environ)
+        if "DJONGO_SERVER_ASAN_OPTIONS" in env:  # the sanitizer build: its own settings (leak checks)
+            env["ASAN_OPTIONS"] = env["DJONGO_SERVER_ASAN_OPTIONS"]
+            env.pop("LD_PRELOAD", None)
         self.proc = subprocess.Popen([TOOL, "--dbpath", str(dbpath), "--port", "0", "--nosync", *extra],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         assert line.startswith("djongo-server listening on port "), line + self.proc.stderr.read()
         self.port = int(line.split()[-1])
