@@ -197,3 +197,12 @@ def test_load_no_lost_writes(tmp_path):
                        timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "errors: 0" in p.stdout
+
+
+def test_python_m_djongo_server(tmp_path):
+    """python -m djongo.server runs the same program."""
+    import subprocess
+    import sys
+    p = subprocess.run([sys.executable, "-m", "djongo.server", "--no-such-option"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "usage: djongo-server" in p.stderr
