@@ -474,6 +474,27 @@ agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const 
    return ok;
 }
 
+/* Appends under key the condition "some argument of e is NULL": one
+ * isnull test, or their $or. */
+static bool
+append_any_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   if (e->args.n == 1) {
+      return agg_isnull (cx, e->args.v[0], true, parent, key);
+   }
+   bson_t orr, oa;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &orr);
+   BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
+   }
+   bson_append_array_end (&orr, &oa);
+   bson_append_document_end (parent, &orr);
+   return ok;
+}
+
 /* Appends a template value: strings "@0".."@9" stand for the compiled
  * arguments, everything else is copied (recursing into documents and
  * arrays). Templates are the compiler's own constants, never user text. */
@@ -519,19 +540,11 @@ agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bson_t *parent, co
    bson_error_t jerr;
    bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
    BSON_ASSERT (tpl); /* a template is a constant of this file */
-   bson_t d, arr, orr, oa;
+   bson_t d, arr;
    bson_iter_t it;
-   cx_idx_t k;
-   bool ok = true;
    BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
    BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &orr);
-   BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
-   for (int i = 0; ok && i < e->args.n; i++) {
-      ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
-   }
-   bson_append_array_end (&orr, &oa);
-   bson_append_document_end (&arr, &orr);
+   bool ok = append_any_null (cx, e, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
    if (ok && bson_iter_init_find (&it, tpl, "x")) {
       ok = template_value (cx, &it, &e->args, &arr, "2");
@@ -553,20 +566,8 @@ agg_null_guarded_as (cx_t *cx, const dj_expr_t *e, const char *op, const char *c
    cx_idx_t k;
    BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
    BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   bool ok = true;
    /* any argument NULL -> NULL (SQL's rule for these functions) */
-   if (e->args.n == 1) {
-      ok = agg_isnull (cx, e->args.v[0], true, &arr, "0");
-   } else {
-      bson_t orr, oa;
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &orr);
-      BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
-      }
-      bson_append_array_end (&orr, &oa);
-      bson_append_document_end (&arr, &orr);
-   }
+   bool ok = append_any_null (cx, e, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
    BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &f);
    if (names) {
@@ -818,65 +819,36 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       if (u < 0) {
          return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
       }
-      /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
-       * the local wall-clock time, a timestamp without zone (which dates
-       * here carry as UTC) -- what Django's Trunc/TruncDate expect back:
-       *   {$let: {vars: {t: {$dateTrunc: {date, unit, timezone}}}, in:
-       *     {$cond: [t is null, null, {$dateFromParts: {year: {$year: {date: t, timezone}}, ...}}]}}} */
-      bson_t let, vars, in, cond, ca, isn, isa, parts, pd;
-      bson_t *target = parent;
-      const char *tkey = key;
       if (tz) {
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &let);
-         BSON_APPEND_DOCUMENT_BEGIN (&let, "$let", &vars);
-         BSON_APPEND_DOCUMENT_BEGIN (&vars, "vars", &in);
-         target = &in;
-         tkey = "t";
+         /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
+          * the local wall-clock time, a timestamp without zone (which dates
+          * here carry as UTC) -- what Django's Trunc/TruncDate expect back.
+          * startOfWeek only counts for the unit week (ISO weeks, as Django's). */
+         dj_expr_t unit = {.kind = DJ_X_STRING, .name = (char *) units[u], .pos = e->pos};
+         dj_expr_t *argv[3] = {&unit, e->args.v[1], e->args.v[2]};
+         dj_expr_t call = *e;
+         call.args.v = (void **) argv;
+         call.args.n = 3;
+         return agg_template (
+            cx, &call,
+            "{\"x\": {\"$let\": {\"vars\": {\"t\": {\"$dateTrunc\": {\"date\": \"@1\", \"unit\": \"@0\", \"timezone\": \"@2\", "
+            "\"startOfWeek\": \"monday\"}}}, \"in\": {\"$dateFromParts\": {"
+            "\"year\": {\"$year\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"month\": {\"$month\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
+            "\"day\": {\"$dayOfMonth\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"hour\": {\"$hour\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
+            "\"minute\": {\"$minute\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
+            "\"second\": {\"$second\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
+            "\"millisecond\": {\"$millisecond\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}}}}}}",
+            parent, key);
       }
-      BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &d);
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
       BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
       bool ok = cx_agg_value (cx, x, &a, "date");
       BSON_APPEND_UTF8 (&a, "unit", units[u]);
       if (u == 3) {
          BSON_APPEND_UTF8 (&a, "startOfWeek", "monday"); /* ISO weeks, as Django's TruncWeek */
       }
-      if (tz) {
-         BSON_APPEND_UTF8 (&a, "timezone", tz);
-      }
       bson_append_document_end (&d, &a);
-      bson_append_document_end (target, &d);
-      if (tz) {
-         static const char *const parts_of[][2] = {{"year", "$year"},     {"month", "$month"},   {"day", "$dayOfMonth"},
-                                                   {"hour", "$hour"},     {"minute", "$minute"}, {"second", "$second"},
-                                                   {"millisecond", "$millisecond"}};
-         bson_append_document_end (&vars, &in);
-         BSON_APPEND_DOCUMENT_BEGIN (&vars, "in", &cond);
-         BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
-         BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &isn);
-         BSON_APPEND_ARRAY_BEGIN (&isn, "$eq", &isa);
-         BSON_APPEND_UTF8 (&isa, "0", "$$t");
-         BSON_APPEND_NULL (&isa, "1");
-         bson_append_array_end (&isn, &isa);
-         bson_append_document_end (&ca, &isn);
-         BSON_APPEND_NULL (&ca, "1");
-         BSON_APPEND_DOCUMENT_BEGIN (&ca, "2", &parts);
-         BSON_APPEND_DOCUMENT_BEGIN (&parts, "$dateFromParts", &pd);
-         for (size_t i = 0; i < sizeof parts_of / sizeof parts_of[0]; i++) {
-            bson_t p, pa;
-            BSON_APPEND_DOCUMENT_BEGIN (&pd, parts_of[i][0], &p);
-            BSON_APPEND_DOCUMENT_BEGIN (&p, parts_of[i][1], &pa);
-            BSON_APPEND_UTF8 (&pa, "date", "$$t");
-            BSON_APPEND_UTF8 (&pa, "timezone", tz);
-            bson_append_document_end (&p, &pa);
-            bson_append_document_end (&pd, &p);
-         }
-         bson_append_document_end (&parts, &pd);
-         bson_append_document_end (&ca, &parts);
-         bson_append_array_end (&cond, &ca);
-         bson_append_document_end (&vars, &cond);
-         bson_append_document_end (&let, &vars);
-         bson_append_document_end (parent, &let);
-      }
+      bson_append_document_end (parent, &d);
       return ok;
    }
    static const struct {

@@ -216,18 +216,31 @@ table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_err
    return true;
 }
 
+/* The field `key` of the table's entry (*it points at it, valid until the
+ * next DDL or rollback); *found is false when the table or the field is not
+ * there. */
+static bool
+entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error)
+{
+   bson_t info;
+   bool has;
+   *found = false;
+   if (!table_info (x, table, &info, &has, error)) {
+      return false;
+   }
+   *found = has && bson_iter_init_find (it, &info, key);
+   return true;
+}
+
 char *
 dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
 {
-   bson_t info;
    bson_iter_t it, t;
    bson_error_t ignored; /* unknown is an answer here */
    bool found;
-   if (!table || !column || !table_info (x, table, &info, &found, &ignored) || !found) {
-      return NULL;
-   }
-   if (bson_iter_init_find (&it, &info, "types") && BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &t) &&
-       bson_iter_find (&t, column) && BSON_ITER_HOLDS_UTF8 (&t)) {
+   if (table && column && entry_field (x, table, "types", &it, &found, &ignored) && found &&
+       BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &t) && bson_iter_find (&t, column) &&
+       BSON_ITER_HOLDS_UTF8 (&t)) {
       return bson_strdup (bson_iter_utf8 (&t, NULL));
    }
    return NULL;
@@ -239,14 +252,12 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
 static bool
 expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
 {
-   bson_t info;
    bson_iter_t it, c;
    bool found;
-   if (!table_info (x, m->collection, &info, &found, error)) {
+   if (!entry_field (x, m->collection, "columns", &it, &found, error)) {
       return false;
    }
-   if (!found || !bson_iter_init_find (&it, &info, "columns") || !BSON_ITER_HOLDS_ARRAY (&it) ||
-       !bson_iter_recurse (&it, &c)) {
+   if (!found || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &c)) {
       return true; /* a collection from elsewhere: its documents' fields */
    }
    int n = 0, cap = 8;
@@ -273,45 +284,27 @@ expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
 static bool
 auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
 {
-   bson_t info;
    bson_iter_t it;
    bool found;
    *col = NULL;
-   if (!table_info (x, table, &info, &found, error)) {
+   if (!entry_field (x, table, "auto", &it, &found, error)) {
       return false;
    }
-   if (found && bson_iter_init_find (&it, &info, "auto") && BSON_ITER_HOLDS_UTF8 (&it)) {
+   if (found && BSON_ITER_HOLDS_UTF8 (&it)) {
       *col = bson_strdup (bson_iter_utf8 (&it, NULL));
    }
    return true;
 }
 
-/* INSERT without a column list: renames the documents' "0", "1", ... to the
- * table's columns, in CREATE TABLE order (rewriting commands[0]). */
+/* Rewrites an INSERT's documents (commands[0]) one by one: fn appends the
+ * new form of doc under key into arr, or fails with error set. */
+typedef bool (*doc_rewrite_fn) (const bson_t *doc, const char *key, bson_t *arr, void *ctx, bson_error_t *error);
+
 static bool
-name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+rewrite_documents (dj_mql_t *m, doc_rewrite_fn fn, void *ctx, bson_error_t *error)
 {
-   bson_t info;
-   bson_iter_t it, docs;
-   bool found;
-   uint32_t ncols = 0;
-   if (!table_info (x, m->collection, &info, &found, error)) {
-      return false;
-   }
-   if (!found || !bson_iter_init_find (&it, &info, "columns") || !BSON_ITER_HOLDS_ARRAY (&it)) {
-      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX,
-                           "INSERT INTO \"%s\" without a column list: the table's columns are unknown "
-                           "(it was not made by CREATE TABLE); name the columns",
-                           m->collection);
-   }
-   bson_iter_t c;
-   bson_iter_recurse (&it, &c);
-   while (bson_iter_next (&c)) {
-      if (BSON_ITER_HOLDS_UTF8 (&c)) {
-         ncols++;
-      }
-   }
    bson_t *cmd = bson_new (), arr;
+   bson_iter_t it, docs;
    bool ok = true;
    bson_iter_init (&it, m->commands[0]);
    while (bson_iter_next (&it)) {
@@ -322,31 +315,11 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
       bson_append_array_begin (cmd, "documents", -1, &arr);
       bson_iter_recurse (&it, &docs);
       while (ok && bson_iter_next (&docs)) {
-         bson_t d, nd;
-         uint32_t len, nvals = 0;
+         bson_t d;
+         uint32_t len;
          const uint8_t *data;
          bson_iter_document (&docs, &len, &data);
-         bson_init_static (&d, data, len);
-         bson_iter_t f;
-         bson_iter_init (&f, &d);
-         while (bson_iter_next (&f)) {
-            nvals++;
-         }
-         if (nvals != ncols) {
-            /* SQLite's wording */
-            ok = dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "table %s has %u columns but %u values were supplied",
-                               m->collection, ncols, nvals);
-            break;
-         }
-         bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &nd);
-         bson_iter_init (&f, &d);
-         bson_iter_t it2, cn;
-         bson_iter_init_find (&it2, &info, "columns");
-         bson_iter_recurse (&it2, &cn);
-         while (bson_iter_next (&f) && bson_iter_next (&cn)) {
-            bson_append_value (&nd, bson_iter_utf8 (&cn, NULL), -1, bson_iter_value (&f));
-         }
-         bson_append_document_end (&arr, &nd);
+         ok = bson_init_static (&d, data, len) && fn (&d, bson_iter_key (&docs), &arr, ctx, error);
       }
       bson_append_array_end (cmd, &arr);
    }
@@ -355,7 +328,69 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
       return false;
    }
    bson_destroy (m->commands[0]);
-   m->commands[0] = cmd;
+   m->commands[0] = cmd; /* m owns it */
+   return true;
+}
+
+typedef struct {
+   bson_iter_t cols; /* the table's column list */
+   uint32_t ncols;
+   const char *table;
+} positional_t;
+
+static bool
+positional_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_error_t *error)
+{
+   positional_t *p = ctx;
+   bson_iter_t f, cn;
+   uint32_t nvals = 0;
+   bson_t nd;
+   bson_iter_init (&f, d);
+   while (bson_iter_next (&f)) {
+      nvals++;
+   }
+   if (nvals != p->ncols) {
+      /* SQLite's wording */
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "table %s has %u columns but %u values were supplied",
+                           p->table, p->ncols, nvals);
+   }
+   bson_append_document_begin (arr, key, -1, &nd);
+   bson_iter_init (&f, d);
+   bson_iter_recurse (&p->cols, &cn);
+   while (bson_iter_next (&f) && bson_iter_next (&cn)) {
+      bson_append_value (&nd, bson_iter_utf8 (&cn, NULL), -1, bson_iter_value (&f));
+   }
+   return bson_append_document_end (arr, &nd);
+}
+
+/* INSERT without a column list: renames the documents' "0", "1", ... to the
+ * table's columns, in CREATE TABLE order (rewriting commands[0]). */
+static bool
+name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   bson_iter_t cols;
+   bool found;
+   uint32_t ncols = 0;
+   if (!entry_field (x, m->collection, "columns", &cols, &found, error)) {
+      return false;
+   }
+   if (!found || !BSON_ITER_HOLDS_ARRAY (&cols)) {
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX,
+                           "INSERT INTO \"%s\" without a column list: the table's columns are unknown "
+                           "(it was not made by CREATE TABLE); name the columns",
+                           m->collection);
+   }
+   bson_iter_t c;
+   bson_iter_recurse (&cols, &c);
+   while (bson_iter_next (&c)) {
+      if (BSON_ITER_HOLDS_UTF8 (&c)) {
+         ncols++;
+      }
+   }
+   positional_t p = {.cols = cols, .ncols = ncols, .table = m->collection};
+   if (!rewrite_documents (m, positional_doc, &p, error)) {
+      return false;
+   }
    m->positional = false;
    return true;
 }
@@ -459,6 +494,35 @@ append_id (bson_t *doc, const char *col, int64_t id)
    }
 }
 
+typedef struct {
+   const char *col; /* the AUTOINCREMENT column */
+   int64_t next;    /* the next id to give */
+   dj_result_t *out;
+} with_ids_t;
+
+static bool
+with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_error_t *error)
+{
+   with_ids_t *w = ctx;
+   bson_t nd;
+   bson_iter_t f;
+   (void) error;
+   if (!lacks (d, w->col)) {
+      return bson_append_document (arr, key, -1, d);
+   }
+   bson_append_document_begin (arr, key, -1, &nd);
+   w->out->lastrowid = w->next;
+   w->out->has_lastrowid = true;
+   append_id (&nd, w->col, w->next++);
+   bson_iter_init (&f, d);
+   while (bson_iter_next (&f)) {
+      if (strcmp (bson_iter_key (&f), w->col)) {
+         bson_append_iter (&nd, NULL, 0, &f);
+      }
+   }
+   return bson_append_document_end (arr, &nd);
+}
+
 /* Gives the documents of an INSERT that lack the table's AUTOINCREMENT
  * column their ids (rewriting commands[0]); sets lastrowid. */
 static bool
@@ -505,48 +569,9 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    ok = ok && take_ids (x, m->collection, maxid, n, &last, error);
    if (ok) {
-      /* rebuild the command with the ids in document order */
-      bson_t *cmd = bson_new (), arr;
-      int64_t next = last - n + 1;
-      bson_iter_init (&it, m->commands[0]);
-      while (bson_iter_next (&it)) {
-         if (!BSON_ITER_IS_KEY (&it, "documents")) {
-            bson_append_iter (cmd, NULL, 0, &it);
-            continue;
-         }
-         bson_append_array_begin (cmd, "documents", -1, &arr);
-         bson_iter_recurse (&it, &docs);
-         uint32_t i = 0;
-         while (bson_iter_next (&docs)) {
-            bson_t d, nd;
-            uint32_t len;
-            const uint8_t *data;
-            char kb[16];
-            const char *key;
-            bson_uint32_to_string (i++, &key, kb, sizeof kb);
-            bson_iter_document (&docs, &len, &data);
-            bson_init_static (&d, data, len);
-            if (!lacks (&d, col)) {
-               bson_append_document (&arr, key, -1, &d);
-               continue;
-            }
-            bson_append_document_begin (&arr, key, -1, &nd);
-            out->lastrowid = next;
-            out->has_lastrowid = true;
-            append_id (&nd, col, next++);
-            bson_iter_t f;
-            bson_iter_init (&f, &d);
-            while (bson_iter_next (&f)) {
-               if (strcmp (bson_iter_key (&f), col)) {
-                  bson_append_iter (&nd, NULL, 0, &f);
-               }
-            }
-            bson_append_document_end (&arr, &nd);
-         }
-         bson_append_array_end (cmd, &arr);
-      }
-      bson_destroy (m->commands[0]);
-      m->commands[0] = cmd;
+      /* the documents again, the ids given in document order */
+      with_ids_t w = {.col = col, .next = last - n + 1, .out = out};
+      ok = rewrite_documents (m, with_id_doc, &w, error);
    }
    bson_free (col);
    return ok;

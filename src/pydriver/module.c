@@ -448,6 +448,42 @@ Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
    Py_RETURN_NONE;
 }
 
+/* A statement's way in: the connection must be open and not running
+ * something for another thread (then the caller holds self->lock and
+ * releases it when done). Raises and returns false otherwise. */
+static bool
+conn_enter (ConnectionObject *self)
+{
+   if (!self->exec) {
+      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
+      return false;
+   }
+   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+      return false;
+   }
+   return true;
+}
+
+/* A statement's MongoDB commands as a tuple of relaxed Extended JSON
+ * strings (new reference), or NULL with a Python error. */
+static PyObject *
+commands_json (const dj_mql_t *m)
+{
+   PyObject *cmds = PyTuple_New (m->ncommands);
+   for (int i = 0; cmds && i < m->ncommands; i++) {
+      char *json = bson_as_relaxed_extended_json (m->commands[i], NULL);
+      PyObject *str = json ? PyUnicode_FromString (json) : NULL;
+      bson_free (json);
+      if (!str) {
+         Py_CLEAR (cmds);
+         break;
+      }
+      PyTuple_SET_ITEM (cmds, i, str);
+   }
+   return cmds;
+}
+
 /* Parameters (a sequence, or None) -> BSON values: *values (owned by the
  * caller, bson_free) borrow from holder, which the caller destroys. */
 static bool
@@ -502,17 +538,7 @@ driver_translate (PyObject *Py_UNUSED (module), PyObject *args)
       if (!ok) {
          map_error (&error);
       } else {
-         result = PyTuple_New (m.ncommands);
-         for (int i = 0; result && i < m.ncommands; i++) {
-            char *json = bson_as_relaxed_extended_json (m.commands[i], NULL);
-            PyObject *str = json ? PyUnicode_FromString (json) : NULL;
-            bson_free (json);
-            if (!str) {
-               Py_CLEAR (result);
-               break;
-            }
-            PyTuple_SET_ITEM (result, i, str);
-         }
+         result = commands_json (&m);
          dj_mql_cleanup (&m);
       }
    }
@@ -545,17 +571,12 @@ Connection_insertmany (ConnectionObject *self, PyObject *args)
    if (!PyArg_ParseTuple (args, "s#O", &sql, &sql_len, &seq)) {
       return NULL;
    }
-   if (!self->exec) {
-      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
-      return NULL;
-   }
    PyObject *fast = PySequence_Fast (seq, "executemany() takes a sequence of parameter sequences");
    if (!fast) {
       return NULL;
    }
-   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
+   if (!conn_enter (self)) {
       Py_DECREF (fast);
-      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
       return NULL;
    }
    PyObject *result = NULL;
@@ -674,12 +695,7 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    if (!PyArg_ParseTuple (args, "s#O", &sql, &sql_len, &params)) {
       return NULL;
    }
-   if (!self->exec) {
-      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
-      return NULL;
-   }
-   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
-      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+   if (!conn_enter (self)) {
       return NULL;
    }
    PyObject *result = NULL;
@@ -722,17 +738,7 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    if (self->trace && bound) {
       /* what the statement ran (auto ids and fed _ids filled in), for the
        * djongo logger and connection.queries */
-      PyObject *cmds = PyTuple_New (m.ncommands);
-      for (int i = 0; cmds && i < m.ncommands; i++) {
-         char *json = bson_as_relaxed_extended_json (m.commands[i], NULL);
-         PyObject *str = json ? PyUnicode_FromString (json) : NULL;
-         bson_free (json);
-         if (!str) {
-            Py_CLEAR (cmds);
-            break;
-         }
-         PyTuple_SET_ITEM (cmds, i, str);
-      }
+      PyObject *cmds = commands_json (&m);
       Py_XSETREF (self->last_commands, cmds);
       if (!cmds) {
          PyErr_Clear (); /* tracing never fails a statement */
@@ -851,12 +857,7 @@ Connection_command (ConnectionObject *self, PyObject *args)
    if (!PyArg_ParseTuple (args, "sO!", &db, &PyDict_Type, &cmd)) {
       return NULL;
    }
-   if (!self->exec) {
-      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
-      return NULL;
-   }
-   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
-      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+   if (!conn_enter (self)) {
       return NULL;
    }
    PyObject *result = NULL;
@@ -894,12 +895,7 @@ Connection_txn (ConnectionObject *self, dj_txn_op_t op)
 {
    bson_error_t error;
    bool ok;
-   if (!self->exec) {
-      PyErr_SetString (Exc_InterfaceError, "the connection is closed");
-      return NULL;
-   }
-   if (!PyThread_acquire_lock (self->lock, NOWAIT_LOCK)) {
-      PyErr_SetString (Exc_ProgrammingError, "this connection is in use from another thread");
+   if (!conn_enter (self)) {
       return NULL;
    }
    Py_BEGIN_ALLOW_THREADS

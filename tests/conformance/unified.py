@@ -64,18 +64,19 @@ def version(s):
     return tuple(parts + [0] * (3 - len(parts)))
 
 
-def requirements_met(reqs):
-    """runOnRequirements: any one entry may hold. We are a standalone server."""
+def requirements_met(reqs, topology="single", server_version=SERVER_VERSION):
+    """runOnRequirements: any one entry may hold. The engine API is a
+    standalone server; djongo-server passes topology="replicaset"."""
     if not reqs:
         return True, ""
     reasons = []
     for r in reqs:
         why = []
-        if "minServerVersion" in r and version(r["minServerVersion"]) > SERVER_VERSION:
+        if "minServerVersion" in r and version(r["minServerVersion"]) > server_version:
             why.append("needs server >= %s" % r["minServerVersion"])
-        if "maxServerVersion" in r and version(r["maxServerVersion"]) < SERVER_VERSION:
+        if "maxServerVersion" in r and version(r["maxServerVersion"]) < server_version:
             why.append("needs server <= %s" % r["maxServerVersion"])
-        if "topologies" in r and "single" not in r["topologies"]:
+        if "topologies" in r and topology not in r["topologies"]:
             why.append("needs topology %s" % "/".join(r["topologies"]))
         if r.get("serverless") == "require":
             why.append("needs serverless")
@@ -83,6 +84,8 @@ def requirements_met(reqs):
             why.append("needs auth")
         if r.get("csfle"):
             why.append("needs client-side encryption")
+        if r.get("serverParameters"):
+            why.append("needs server parameters %s" % ", ".join(r["serverParameters"]))
         if not why:
             return True, ""
         reasons.append(", ".join(why))

@@ -2,13 +2,16 @@
  * ctest.h -- the few lines of test framework the C tests share.
  *
  * CHECK(cond, fmt, ...) counts a pass or prints a failure with file:line;
+ * J(json) makes a test document;
  * CTEST_REPORT(name) prints "name: N passed, N failed" and yields the exit
  * status. Counters are per test program (each is its own process).
  */
 #ifndef DJ_CTEST_H
 #define DJ_CTEST_H
 
+#include <bson/bson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static int ctest_passed, ctest_failed;
 
@@ -23,6 +26,19 @@ static int ctest_passed, ctest_failed;
          printf ("\n");                                                  \
       }                                                                  \
    } while (0)
+
+/* A document from JSON written in a test (exits on a typo in the test). */
+static inline bson_t *
+J (const char *json)
+{
+   bson_error_t err;
+   bson_t *b = bson_new_from_json ((const uint8_t *) json, -1, &err);
+   if (!b) {
+      printf ("bad JSON in test: %s: %s\n", json, err.message);
+      exit (2);
+   }
+   return b;
+}
 
 #define CTEST_REPORT(name)                                                          \
    (printf ("%s: %d passed, %d failed\n", (name), ctest_passed, ctest_failed),   \

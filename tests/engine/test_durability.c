@@ -17,18 +17,6 @@
 #include "ctest.h"
 #include "engine-private.h"
 
-static bson_t *
-J (const char *json)
-{
-   bson_error_t err;
-   bson_t *b = bson_new_from_json ((const uint8_t *) json, -1, &err);
-   if (!b) {
-      printf ("bad JSON in test: %s: %s\n", json, err.message);
-      exit (2);
-   }
-   return b;
-}
-
 /* Runs a command; returns reply.ok and, if asked, an int field of the reply. */
 static bool
 run (dj_engine_t *e, const char *json, const char *field, int64_t *out)

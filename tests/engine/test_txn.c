@@ -17,18 +17,6 @@
 #include "ctest.h"
 #include "engine-private.h"
 
-static bson_t *
-J (const char *json)
-{
-   bson_error_t err;
-   bson_t *b = bson_new_from_json ((const uint8_t *) json, -1, &err);
-   if (!b) {
-      printf ("bad JSON in test: %s: %s\n", json, err.message);
-      exit (2);
-   }
-   return b;
-}
-
 /* Runs a command (in t, if not NULL); returns ok, and the reply's code in *code. */
 static bool
 run (dj_engine_t *e, dj_engine_txn_t *t, const char *json, int *code)

@@ -31,36 +31,15 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "conformance"))
-from unified import MISSING, Skip, matches, version  # noqa: E402
+from unified import MISSING, Skip, matches  # noqa: E402,F401
+from unified import requirements_met as shared_requirements_met  # noqa: E402
 
 SERVER_VERSION = (7, 0, 0)
 TOPOLOGY = "replicaset"  # djongo-server reports a one-member replica set
 
 
 def requirements_met(reqs):
-    if not reqs:
-        return True, ""
-    reasons = []
-    for r in reqs:
-        why = []
-        if "minServerVersion" in r and version(r["minServerVersion"]) > SERVER_VERSION:
-            why.append("needs server >= %s" % r["minServerVersion"])
-        if "maxServerVersion" in r and version(r["maxServerVersion"]) < SERVER_VERSION:
-            why.append("needs server <= %s" % r["maxServerVersion"])
-        if "topologies" in r and TOPOLOGY not in r["topologies"]:
-            why.append("needs topology %s" % "/".join(r["topologies"]))
-        if r.get("serverless") == "require":
-            why.append("needs serverless")
-        if r.get("auth") is True:
-            why.append("needs auth")
-        if r.get("csfle"):
-            why.append("needs client-side encryption")
-        if r.get("serverParameters"):
-            why.append("needs server parameters %s" % ", ".join(r["serverParameters"]))
-        if not why:
-            return True, ""
-        reasons.append(", ".join(why))
-    return False, "; ".join(reasons)
+    return shared_requirements_met(reqs, topology=TOPOLOGY, server_version=SERVER_VERSION)
 
 
 def read_pref(spec):
@@ -149,6 +128,8 @@ class Runner:
                 raise Skip("entity type %s" % kind)
 
     def _coll_opts(self, o):
+        """writeConcern / readConcern / readPreference -> pymongo's objects
+        (collection, database and transaction options alike)."""
         kw = {}
         if "writeConcern" in o:
             kw["write_concern"] = WriteConcern(**{snake(k) if k != "wtimeoutMS" else "wtimeout": v
@@ -160,16 +141,9 @@ class Runner:
         return kw
 
     def _txn_opts(self, o):
-        kw = {}
-        if "writeConcern" in o:
-            kw["write_concern"] = WriteConcern(**{snake(k) if k != "wtimeoutMS" else "wtimeout": v
-                                                  for k, v in o["writeConcern"].items()})
-        if "readConcern" in o:
-            kw["read_concern"] = ReadConcern(o["readConcern"].get("level"))
+        kw = self._coll_opts(o)
         if "maxCommitTimeMS" in o:
             kw["max_commit_time_ms"] = o["maxCommitTimeMS"]
-        if "readPreference" in o:
-            kw["read_preference"] = read_pref(o["readPreference"])
         return kw
 
     def close(self):
