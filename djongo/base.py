@@ -17,7 +17,11 @@ Settings (DATABASES['default']):
   OPTIONS / CLIENT       the original djongo's CLIENT keys (host, port,
             username, password, authSource, authMechanism, any libmongoc
             URI option) are accepted in either
-  ENFORCE_SCHEMA, LOGGING  the original djongo's keys, accepted
+  ENFORCE_SCHEMA the original djongo's key: False (default) lets models work
+            without migrations (integer ids included); True rejects writes
+            to tables no migration created
+  LOGGING   the original djongo's key, accepted (use Django's LOGGING and
+            the "djongo" logger)
 """
 import logging
 import os
@@ -39,7 +43,7 @@ from djongo.validation import DatabaseValidation
 logger = logging.getLogger("djongo")
 
 # URI options of the original djongo's CLIENT dict that are not host/credentials
-_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema"}
+_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA"}
 
 
 def _get_varchar_column(data):
@@ -57,7 +61,7 @@ def host_for_settings(settings_dict):
     settings plus the original djongo's CLIENT keys."""
     client = dict(settings_dict.get("CLIENT") or {})
     options = dict(settings_dict.get("OPTIONS") or {})
-    client.update({k: v for k, v in options.items() if k not in ("autocommit",)})
+    client.update({k: v for k, v in options.items() if k not in ("autocommit", "ENFORCE_SCHEMA")})
     host = settings_dict.get("HOST") or client.get("host") or ""
     if host and _is_path(host):
         return os.path.expanduser(host[5:] if host.startswith("file:") else host)
@@ -166,11 +170,18 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         settings_dict = self.settings_dict
         if not settings_dict["NAME"]:
             raise ImproperlyConfigured("settings.DATABASES is improperly configured. Please supply the NAME value.")
-        return {"host": host_for_settings(settings_dict), "db": settings_dict["NAME"]}
+        # ENFORCE_SCHEMA (the original djongo's key; default False): False lets
+        # models work without migrations (collections appear on first write,
+        # integer ids come from a counter the first INSERT sets up); True
+        # rejects writes to tables no migration created
+        strict = settings_dict.get("ENFORCE_SCHEMA", (settings_dict.get("OPTIONS") or {}).get("ENFORCE_SCHEMA", False))
+        return {"host": host_for_settings(settings_dict), "db": settings_dict["NAME"],
+                "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT}
 
     @async_unsafe
     def get_new_connection(self, conn_params):
-        return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True)
+        return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
+                                tables=conn_params["tables"])
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

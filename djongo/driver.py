@@ -110,14 +110,22 @@ def translate(sql, params=None, db="test"):
     return _driver.translate(sql, params, db)
 
 
-def connect(host, db="test", autocommit=False):
-    """A connection to HOST (see the module docstring), database DB."""
-    return Connection(host, db, autocommit)
+# tables= of connect(): how tables CREATE TABLE never made are treated
+TABLES_PLAIN, TABLES_IMPLICIT, TABLES_STRICT = 0, 1, 2
+
+
+def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN):
+    """A connection to HOST (see the module docstring), database DB.
+    tables: TABLES_PLAIN (collections as they are), TABLES_IMPLICIT (an
+    INSERT ... RETURNING a column it does not give makes that column the
+    table's auto-increment key: models used without migrations) or
+    TABLES_STRICT (writes to a table CREATE TABLE never made fail)."""
+    return Connection(host, db, autocommit, tables)
 
 
 class Connection:
-    def __init__(self, host, db, autocommit=False):
-        self._c = _driver.Connection(host, db, autocommit)
+    def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN):
+        self._c = _driver.Connection(host, db, autocommit, tables)
         self._db = db
         self._closed = False
 

@@ -83,6 +83,18 @@ typedef struct dj_exec dj_exec_t;
  */
 dj_exec_t *dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db);
 
+/** How the session treats tables CREATE TABLE never made (collections
+ *  written by other tools, or models used without migrations). */
+typedef enum {
+   DJ_TABLES_PLAIN = 0,    /* as they are: plain collections, no auto-increment keys */
+   DJ_TABLES_IMPLICIT = 1, /* an INSERT into such a table that RETURNING a column it does
+                              not give records that column as the table's AUTOINCREMENT
+                              key (Django's models without migrations get their ids) */
+   DJ_TABLES_STRICT = 2    /* writes to such a table fail: NamespaceNotFound "no such table" */
+} dj_tables_mode_t;
+
+void dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode);
+
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);
 void dj_exec_destroy (dj_exec_t *x);

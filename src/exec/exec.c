@@ -8,6 +8,7 @@
 struct dj_exec {
    dj_run_command_fn run;
    dj_txn_fn txn; /* may be NULL */
+   dj_tables_mode_t tables_mode;
    void *ctx;
    char *db;     /* owned */
    bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
@@ -494,6 +495,55 @@ append_id (bson_t *doc, const char *col, int64_t id)
    }
 }
 
+/* DJ_TABLES_IMPLICIT: an INSERT into a table without an entry, RETURNING a
+ * column none of its documents gives, records that column as the table's
+ * AUTOINCREMENT key ($setOnInsert: an entry made meanwhile stays). */
+static bool
+register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
+{
+   bson_iter_t it, docs;
+   bool found;
+   if (m->ncolumns < 1) {
+      return true; /* no RETURNING: nothing says which column is the key */
+   }
+   if (!entry_field (x, m->collection, "table", &it, &found, error)) {
+      return false;
+   }
+   if (found) {
+      return true;
+   }
+   const char *col = m->columns[0].path;
+   if (bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs)) {
+      while (bson_iter_next (&docs)) {
+         bson_iter_t f;
+         if (bson_iter_recurse (&docs, &f) && bson_iter_find (&f, col) && !BSON_ITER_HOLDS_NULL (&f)) {
+            return true; /* the RETURNING column is given: not a key to make */
+         }
+      }
+   }
+   bson_t cmd = BSON_INITIALIZER, ups, up, q, u, set, reply;
+   BSON_APPEND_UTF8 (&cmd, "update", DJ_TABLES_COLLECTION);
+   BSON_APPEND_ARRAY_BEGIN (&cmd, "updates", &ups);
+   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", m->collection);
+   bson_append_document_end (&up, &q);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+   BSON_APPEND_DOCUMENT_BEGIN (&u, "$setOnInsert", &set);
+   BSON_APPEND_UTF8 (&set, "auto", col);
+   BSON_APPEND_INT64 (&set, "seq", 0);
+   bson_append_document_end (&u, &set);
+   bson_append_document_end (&up, &u);
+   BSON_APPEND_BOOL (&up, "upsert", true);
+   bson_append_document_end (&ups, &up);
+   bson_append_array_end (&cmd, &ups);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   bson_reinit (x->tables); /* the entry is there now */
+   return ok;
+}
+
 typedef struct {
    const char *col; /* the AUTOINCREMENT column */
    int64_t next;    /* the next id to give */
@@ -531,6 +581,9 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    char *col = NULL;
    bson_iter_t it, docs;
    int64_t n = 0, last = 0, maxid = 0, explicit_max = INT64_MIN;
+   if (x->tables_mode == DJ_TABLES_IMPLICIT && !register_implicit (x, m, error)) {
+      return false;
+   }
    if (!auto_column (x, m->collection, &col, error)) {
       return false;
    }
@@ -595,6 +648,12 @@ returning_rows (const dj_mql_t *m, dj_result_t *out)
          append_row (m, &d, out->rows, &nrows);
       }
    }
+}
+
+void
+dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode)
+{
+   x->tables_mode = mode;
 }
 
 /* ---- transactions ---- */
@@ -676,7 +735,16 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (m->kind == DJ_MQL_ROWS && m->star && m->ncolumns == 0 && m->collection) {
       ok = expand_star (x, m, error);
    }
-   if (m->kind == DJ_MQL_WRITE && m->positional) {
+   if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
+      bson_iter_t it;
+      bool found;
+      ok = entry_field (x, m->collection, "table", &it, &found, error);
+      if (ok && !found) {
+         /* SQLite's words; NamespaceNotFound, as MongoDB says it */
+         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", m->collection);
+      }
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->positional) {
       ok = name_positional (x, m, error);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {

@@ -380,11 +380,15 @@ typedef struct {
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", "autocommit", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", "tables", NULL};
    const char *host, *db;
-   int autocommit = 0;
+   int autocommit = 0, tables = DJ_TABLES_PLAIN;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|p", kwlist, &host, &db, &autocommit)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pi", kwlist, &host, &db, &autocommit, &tables)) {
+      return -1;
+   }
+   if (tables < DJ_TABLES_PLAIN || tables > DJ_TABLES_STRICT) {
+      PyErr_SetString (PyExc_ValueError, "tables must be 0 (plain), 1 (implicit) or 2 (strict)");
       return -1;
    }
    self->autocommit = autocommit;
@@ -406,6 +410,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    self->transport = t;
    self->exec = dj_exec_new (dj_transport_run, dj_transport_txn, t, db);
+   dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    self->lock = PyThread_allocate_lock ();
    if (!self->lock) {
       PyErr_NoMemory ();

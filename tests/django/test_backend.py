@@ -57,3 +57,49 @@ def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     assert 'ILIKE %s' in query and "-- MongoDB: " in query and '"$regex" : "^B", "$options" : "is"' in query
     log = [line for line in p.stdout.splitlines() if line.startswith("LOG")][0]
     assert 'INSERT INTO "blog_blog"' in log and '"insert" : "blog_blog"' in log
+
+
+SCHEMA_SCRIPT = r'''
+import os, sys
+sys.path.insert(0, os.environ["EXAMPLE"])
+os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
+import django
+from django.conf import settings
+django.setup()
+from django.db import connection, models, utils
+
+class Note(models.Model):   # no migration ever creates this table
+    text = models.CharField(max_length=20)
+    class Meta:
+        app_label = "blog"
+        db_table = "unmigrated_note"
+
+class Other(models.Model):  # nor this one
+    text = models.CharField(max_length=20)
+    class Meta:
+        app_label = "blog"
+        db_table = "other_note"
+
+a = Note.objects.create(text="a")
+b = Note.objects.create(text="b")
+print("IDS", a.pk, b.pk, Note.objects.get(pk=b.pk).text, Note.objects.count())
+connection.close()
+connection.settings_dict["ENFORCE_SCHEMA"] = True
+Note.objects.create(text="c")  # its first INSERT gave it an entry: a table now
+print("STRICT NOTE ok")
+try:
+    Other.objects.create(text="c")
+    print("STRICT accepted")
+except utils.ProgrammingError as e:
+    print("STRICT", e)
+'''
+
+
+def test_enforce_schema(tmp_path):
+    """ENFORCE_SCHEMA False (the default): a model works without migrations,
+    integer ids included. True: writes to a table no migration made fail."""
+    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"))
+    p = subprocess.run([sys.executable, "-c", SCHEMA_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "IDS 1 2 b 2" in p.stdout
+    assert "STRICT NOTE ok" in p.stdout and "STRICT no such table: other_note" in p.stdout

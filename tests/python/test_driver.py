@@ -228,3 +228,41 @@ def test_executemany_batches_inserts(tmp_path):
     with pytest.raises(driver.ProgrammingError, match="parameter"):
         cur.executemany('INSERT INTO "m" ("k") VALUES (%s)', [(1, 2)])
     conn.close()
+
+
+def test_tables_modes(tmp_path):
+    """Tables CREATE TABLE never made: plain collections (default), implicit
+    (an INSERT RETURNING a column it does not give makes that column the
+    auto-increment key: Django models without migrations) or strict (writes
+    refused: no such table)."""
+    path = str(tmp_path / "modes")
+    plain = driver.connect(path, db="t", autocommit=True)
+    cur = plain.cursor()
+    cur.execute('INSERT INTO "p" ("v") VALUES (%s) RETURNING "p"."id"', ["a"])
+    assert cur.fetchall() == [(None,)] and cur.lastrowid is None
+    plain.close()
+    implicit = driver.connect(path, db="t", autocommit=True, tables=driver.TABLES_IMPLICIT)
+    cur = implicit.cursor()
+    cur.execute('INSERT INTO "n" ("v") VALUES (%s) RETURNING "n"."id"', ["a"])
+    assert cur.fetchall() == [(1,)] and cur.lastrowid == 1
+    cur.execute('INSERT INTO "n" ("v") VALUES (%s), (%s) RETURNING "n"."id"', ["b", "c"])
+    assert cur.fetchall() == [(2,), (3,)]
+    cur.execute('INSERT INTO "n" ("id", "v") VALUES (%s, %s)', [10, "d"])
+    cur.execute('INSERT INTO "n" ("v") VALUES (%s) RETURNING "n"."id"', ["e"])
+    assert cur.fetchall() == [(11,)]
+    cur.execute('INSERT INTO "m" ("k", "v") VALUES (%s, %s) RETURNING "m"."k"', [5, "x"])  # given: no key made
+    assert cur.fetchall() == [(5,)]
+    implicit.close()
+    strict = driver.connect(path, db="t", autocommit=True, tables=driver.TABLES_STRICT)
+    cur = strict.cursor()
+    with pytest.raises(driver.ProgrammingError, match="no such table: q"):
+        cur.execute('INSERT INTO "q" ("v") VALUES (%s)', ["a"])
+    with pytest.raises(driver.ProgrammingError, match="no such table: q"):
+        cur.execute('UPDATE "q" SET "v" = %s', ["a"])
+    cur.execute('INSERT INTO "n" ("v") VALUES (%s)', ["f"])  # n has an entry now
+    cur.execute('CREATE TABLE "q" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "v" text)')
+    cur.execute('INSERT INTO "q" ("v") VALUES (%s)', ["a"])
+    assert cur.lastrowid == 1
+    strict.close()
+    with pytest.raises(ValueError):
+        driver.connect(path, db="t", tables=7)
