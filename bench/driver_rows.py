@@ -43,28 +43,33 @@ def best(fn, repeat=3):
     return min(times), statistics.median(times)
 
 
+def dbapi_ops(conn, data, n, placeholder="%s"):
+    """The measured work on any DB-API connection: create, executemany
+    INSERT + commit (timed once), SELECT all and the top-100 query (best of 3)."""
+    cur = conn.cursor()
+    cur.execute(CREATE)
+    conn.commit()
+    t0 = time.perf_counter()
+    cur.executemany(INSERT.replace("%s", placeholder), data)
+    conn.commit()
+    insert = time.perf_counter() - t0
+
+    def fetch():
+        cur.execute(SELECT_ALL)
+        assert len(cur.fetchall()) == n
+
+    def top():
+        cur.execute(SELECT_TOP.replace("%s", placeholder), [50.0])
+        cur.fetchall()
+    out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
+    conn.close()
+    return out
+
+
 def bench_djongo(data, n):
     d = tempfile.mkdtemp(prefix="djongo-bench-")
     try:
-        conn = driver.connect(d + "/db", db="bench")
-        cur = conn.cursor()
-        cur.execute(CREATE)
-        conn.commit()
-        t0 = time.perf_counter()
-        cur.executemany(INSERT, data)
-        conn.commit()
-        insert = time.perf_counter() - t0
-
-        def fetch():
-            cur.execute(SELECT_ALL)
-            assert len(cur.fetchall()) == n
-
-        def top():
-            cur.execute(SELECT_TOP, [50.0])
-            cur.fetchall()
-        out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
-        conn.close()
-        return out
+        return dbapi_ops(driver.connect(d + "/db", db="bench"), data, n)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -82,22 +87,7 @@ def bench_server(data, n):
     port = int(proc.stdout.readline().split()[-1])
     uri = "mongodb://127.0.0.1:%d/" % port
     try:
-        conn = driver.connect(uri, db="bench", autocommit=True)
-        cur = conn.cursor()
-        cur.execute(CREATE)
-        t0 = time.perf_counter()
-        cur.executemany(INSERT, data)
-        dj = {"insert": time.perf_counter() - t0}
-
-        def fetch():
-            cur.execute(SELECT_ALL)
-            assert len(cur.fetchall()) == n
-
-        def top():
-            cur.execute(SELECT_TOP, [50.0])
-            cur.fetchall()
-        dj["fetch"], dj["top"] = best(fetch)[0], best(top)[0]
-        conn.close()
+        dj = dbapi_ops(driver.connect(uri, db="bench", autocommit=True), data, n)
 
         client = pymongo.MongoClient(uri)
         coll = client.bench.pm
@@ -128,24 +118,7 @@ def bench_sqlite(data, n):
         conn = sqlite3.connect(os.path.join(d, "db.sqlite"))
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        cur = conn.cursor()
-        cur.execute(CREATE)
-        conn.commit()
-        t0 = time.perf_counter()
-        cur.executemany(INSERT.replace("%s", "?"), data)
-        conn.commit()
-        insert = time.perf_counter() - t0
-
-        def fetch():
-            cur.execute(SELECT_ALL)
-            assert len(cur.fetchall()) == n
-
-        def top():
-            cur.execute(SELECT_TOP.replace("%s", "?"), [50.0])
-            cur.fetchall()
-        out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
-        conn.close()
-        return out
+        return dbapi_ops(conn, data, n, placeholder="?")
     finally:
         shutil.rmtree(d, ignore_errors=True)
 

@@ -489,6 +489,21 @@ commands_json (const dj_mql_t *m)
    return cmds;
 }
 
+/* Runs a bound statement (without the GIL): with autocommit off, a write,
+ * DDL or SAVEPOINT outside a transaction first begins PEP 249's implicit
+ * one -- a SAVEPOINT too, so it nests in that transaction, which its RELEASE
+ * must not end (outside one, SQL's SAVEPOINT would begin its own). */
+static bool
+run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t *error)
+{
+   if (!self->autocommit &&
+       (m->kind == DJ_MQL_WRITE || m->kind == DJ_MQL_DDL || (m->kind == DJ_MQL_TXN && m->stmt == DJ_STMT_SAVEPOINT)) &&
+       !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL) && !dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, error)) {
+      return false;
+   }
+   return dj_exec_run (self->exec, m, r, error);
+}
+
 /* Parameters (a sequence, or None) -> BSON values: *values (owned by the
  * caller, bson_free) borrow from holder, which the caller destroys. */
 static bool
@@ -654,10 +669,7 @@ Connection_insertmany (ConnectionObject *self, PyObject *args)
          first.commands[0] = cmd;
          dj_result_t r;
          Py_BEGIN_ALLOW_THREADS
-         if (!self->autocommit && !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
-            ok = dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, &error);
-         }
-         ok = ok && dj_exec_run (self->exec, &first, &r, &error);
+         ok = run_statement (self, &first, &r, &error);
          Py_END_ALLOW_THREADS
          if (ok) {
             rowcount += r.rowcount > 0 ? r.rowcount : 0;
@@ -729,15 +741,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
       dj_plan_release (plan);
    }
-   /* a SAVEPOINT too: it then nests in the PEP 249 transaction, which its
-    * RELEASE must not end (outside one, SQL's SAVEPOINT would begin its own) */
-   if (ok && !self->autocommit &&
-       (m.kind == DJ_MQL_WRITE || m.kind == DJ_MQL_DDL || (m.kind == DJ_MQL_TXN && m.stmt == DJ_STMT_SAVEPOINT)) &&
-       !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
-      ok = dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, &error); /* PEP 249's implicit transaction */
-   }
    if (ok) {
-      ok = ran = dj_exec_run (self->exec, &m, &r, &error);
+      ok = ran = run_statement (self, &m, &r, &error);
    }
    Py_END_ALLOW_THREADS
    if (self->trace && bound) {
