@@ -67,7 +67,7 @@ typedef struct {
 /**
  * Opens (creating if needed) the data directory @p path.
  *
- * @param[in] path   directory; created with mode 0700 if missing.
+ * @param[in] path   directory; created (with missing parents) with mode 0700 if missing.
  * @param[in] opts   options, or NULL for the defaults. When the directory is
  *                   already open in this process, the first opener's options
  *                   stay in force.

@@ -28,6 +28,30 @@ struct dj_env {
 static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_env *g_envs;
 
+/* mkdir -p: the data directory and any missing parents (0700: the data is
+ * the user's). false with errno set. */
+static bool
+mkdir_parents (const char *path)
+{
+   char buf[PATH_MAX];
+   size_t n = strlen (path);
+   if (n == 0 || n >= sizeof buf) {
+      errno = n ? ENAMETOOLONG : ENOENT;
+      return false;
+   }
+   memcpy (buf, path, n + 1);
+   for (char *p = buf + 1; *p; p++) {
+      if (*p == '/') {
+         *p = 0;
+         if (mkdir (buf, 0700) != 0 && errno != EEXIST) {
+            return false;
+         }
+         *p = '/';
+      }
+   }
+   return mkdir (buf, 0700) == 0 || errno == EEXIST;
+}
+
 static struct dj_env *
 env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
@@ -35,7 +59,7 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    struct dj_env *e;
    int rc;
 
-   if (mkdir (path, 0700) != 0 && errno != EEXIST) {
+   if (!mkdir_parents (path)) {
       dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot create data directory '%s': %s", path, strerror (errno));
       return NULL;
    }

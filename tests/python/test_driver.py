@@ -136,6 +136,15 @@ def test_host_rule_and_bad_hosts(tmp_path):
         bad.close() or bad.cursor()
 
 
+def test_data_directory_with_missing_parents(tmp_path):
+    """A fresh checkout has no var/: the data directory and its parents are made."""
+    conn = driver.connect(str(tmp_path / "var" / "site" / "data"), db="t")
+    assert (tmp_path / "var" / "site" / "data").is_dir()
+    conn.close()
+    with pytest.raises(driver.OperationalError, match="cannot create data directory"):
+        driver.connect("/proc/no/such/place", db="t")
+
+
 def test_connections_in_threads(tmp_path):
     """One connection per thread: the intended use, on one data directory."""
     path = str(tmp_path / "mt")
