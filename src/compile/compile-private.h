@@ -112,6 +112,7 @@ bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *
 bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
+bool cx_path_has_index (const char *name);
 
 bool cx_is_aggregate (const dj_expr_t *e);
 bool cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b);

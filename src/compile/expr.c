@@ -209,12 +209,14 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
    if (src->sub) {
       /* a derived table's column: the inner SELECT item of that name */
       const dj_select_t *in = src->sub;
+      const char *dot = strchr (col->name, '.'); /* derived.col -> 'key' */
+      size_t head = dot ? (size_t) (dot - col->name) : strlen (col->name);
       for (int i = 0; i < in->items.n; i++) {
          const dj_item_t *it = in->items.v[i];
          const char *nm = it->alias ? it->alias : it->expr->kind == DJ_X_COLUMN ? it->expr->name : NULL;
-         if (nm && !strcmp (nm, col->name)) {
-            snprintf (path, size, "c%d", i);
-            return true;
+         if (nm && strlen (nm) == head && !strncmp (nm, col->name, head)) {
+            int n = snprintf (path, size, "c%d%s", i, dot ? dot : "");
+            return n > 0 && (size_t) n < size ? true : cx_unsupported (cx, col->pos, "column path too long");
          }
       }
       return cx_unsupported (cx, col->pos, "no column \"%s\" in the derived table \"%s\"", col->name, src->alias);
@@ -224,6 +226,72 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
       return cx_unsupported (cx, col->pos, "column path too long");
    }
    return true;
+}
+
+static bool
+is_index_step (const char *seg, size_t n)
+{
+   return n && strspn (seg, "0123456789") >= n;
+}
+
+/* Whether a column path (col -> ...) has an array index step ("a.0.b"). */
+bool
+cx_path_has_index (const char *name)
+{
+   for (const char *seg = strchr (name, '.'), *end; seg; seg = end) {
+      end = strchr (seg + 1, '.');
+      if (is_index_step (seg + 1, end ? (size_t) (end - seg - 1) : strlen (seg + 1))) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* "$a.0.b" as an expression: a field path in an expression does not index
+ * arrays ("$a.0" looks for a field named "0" in each element), so each index
+ * step is an $arrayElemAt and each key after it a $getField.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/arrayElemAt/ */
+static bool
+append_indexed_path (bson_t *parent, const char *key, const char *path)
+{
+   /* the steps before the first index stay one field path ("$col.key") */
+   const char *p = strchr (path, '.'), *end;
+   while (p && !is_index_step (p + 1, (end = strchr (p + 1, '.')) ? (size_t) (end - p - 1) : strlen (p + 1))) {
+      p = end;
+   }
+   bson_t *cur = bson_new (), *next;
+   bson_append_utf8 (cur, "v", 1, path, p ? (int) (p - path) : -1);
+   while (p) {
+      const char *seg = p + 1;
+      end = strchr (seg, '.');
+      int n = end ? (int) (end - seg) : (int) strlen (seg);
+      bson_iter_t it;
+      bson_t op, in, field;
+      bson_iter_init_find (&it, cur, "v");
+      next = bson_new ();
+      BSON_APPEND_DOCUMENT_BEGIN (next, "v", &op);
+      if (is_index_step (seg, (size_t) n)) {
+         BSON_APPEND_ARRAY_BEGIN (&op, "$arrayElemAt", &in);
+         bson_append_iter (&in, "0", 1, &it);
+         BSON_APPEND_INT64 (&in, "1", strtoll (seg, NULL, 10));
+         bson_append_array_end (&op, &in);
+      } else {
+         BSON_APPEND_DOCUMENT_BEGIN (&op, "$getField", &in);
+         BSON_APPEND_DOCUMENT_BEGIN (&in, "field", &field);
+         bson_append_utf8 (&field, "$literal", 8, seg, n);
+         bson_append_document_end (&in, &field);
+         bson_append_iter (&in, "input", 5, &it);
+         bson_append_document_end (&op, &in);
+      }
+      bson_append_document_end (next, &op);
+      bson_destroy (cur);
+      cur = next;
+      p = end;
+   }
+   bson_iter_t it;
+   bool ok = bson_iter_init_find (&it, cur, "v") && bson_append_iter (parent, key, -1, &it);
+   bson_destroy (cur);
+   return ok;
 }
 
 static bool
@@ -290,6 +358,9 @@ append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
    }
    if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
       return false;
+   }
+   if (cx_path_has_index (col->name)) {
+      return append_indexed_path (parent, key, path);
    }
    return BSON_APPEND_UTF8 (parent, key, path);
 }

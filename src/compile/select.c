@@ -200,7 +200,9 @@ find_eligible (cx_t *cx, const dj_select_t *s)
          }
          continue;
       }
-      if (it->expr->kind != DJ_X_COLUMN) {
+      /* a path (col -> 'key') projects as an expression: a find projection
+       * of "a.b" keeps {a: {b}} (and collides with "a"), not b's value */
+      if (it->expr->kind != DJ_X_COLUMN || strchr (it->expr->name, '.')) {
          return false;
       }
    }
@@ -208,7 +210,8 @@ find_eligible (cx_t *cx, const dj_select_t *s)
       const dj_order_t *o = s->order_by.v[i];
       int ref = order_item_ref (s, o);
       const dj_expr_t *e = ref >= 0 ? ((dj_item_t *) s->items.v[ref])->expr : o->expr;
-      if (e->kind != DJ_X_COLUMN || (o->nulls == 1 && o->desc) || (o->nulls == 2 && !o->desc)) {
+      if (e->kind != DJ_X_COLUMN || cx_path_has_index (e->name) || (o->nulls == 1 && o->desc) ||
+          (o->nulls == 2 && !o->desc)) {
          return false;
       }
    }

@@ -66,7 +66,8 @@ typedef struct {
 } dj_list_t;
 
 typedef enum {
-   DJ_X_COLUMN,   /* table.name or name; name "*" for t.* */
+   DJ_X_COLUMN,   /* table.name or name; name "*" for t.*; a path into
+                     a document (col -> 'key' -> 0) is name "col.key.0" */
    DJ_X_PARAM,    /* %s; ival = parameter index */
    DJ_X_INT,      /* ival */
    DJ_X_FLOAT,    /* dval (text in name, for exact decimals) */
@@ -251,7 +252,7 @@ typedef enum {
    DJ_TK_LP, DJ_TK_RP, DJ_TK_COMMA, DJ_TK_DOT, DJ_TK_SEMI,
    DJ_TK_EQ, DJ_TK_NE, DJ_TK_LT, DJ_TK_LE, DJ_TK_GT, DJ_TK_GE,
    DJ_TK_PLUS, DJ_TK_MINUS, DJ_TK_STAR, DJ_TK_SLASH, DJ_TK_PERCENT, DJ_TK_CONCAT,
-   DJ_TK_TILDE, DJ_TK_TILDE_STAR, DJ_TK_ILLEGAL
+   DJ_TK_TILDE, DJ_TK_TILDE_STAR, DJ_TK_ARROW, DJ_TK_ILLEGAL
 } dj_token_type_t;
 
 /**

@@ -26,7 +26,7 @@
  *               | [NOT] BETWEEN sum AND sum | [NOT] (LIKE | ILIKE) sum [ESCAPE sum]
  *               | (~ | ~*) sum]
  *   sum      := prod {(+ | - | '||') prod};  prod := unary {(* | / | %) unary}
- *   unary    := (- | +) unary | primary
+ *   unary    := (- | +) unary | primary {'->' (string | integer)}
  *   primary  := literal | %s | NULL | TRUE | FALSE | name ['.' name]
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
@@ -693,6 +693,56 @@ parse_primary (parser_t *p)
    }
 }
 
+/* col -> 'key' and col -> 0 (PostgreSQL's operator) step into a document or
+ * an array: the column's name becomes the MongoDB path "col.key" / "col.0".
+ * Keys are literals in the SQL text, never parameters: a path is part of the
+ * plan (MongoDB matches paths, not values), and a literal cannot smuggle an
+ * operator in -- a key MongoDB would read as a path separator or an operator
+ * ('.' anywhere, '$' first) is refused rather than reinterpreted.
+ * https://www.mongodb.com/docs/manual/core/document/#dot-notation */
+static dj_expr_t *
+parse_path_step (parser_t *p, dj_expr_t *e)
+{
+   size_t at = p->pos;
+   advance (p);
+   if (e->kind != DJ_X_COLUMN || !strcmp (e->name, "*")) {
+      p->pos = at;
+      p->tlen = 2; /* name the arrow in the message */
+      fail (p, "'->' steps into a column's document; the left side is not a column");
+      return NULL;
+   }
+   if (p->tk == DJ_TK_GT) {
+      fail (p, "'->>' (the key as text) is not supported: use '->', which gives the stored value");
+      return NULL;
+   }
+   char *key;
+   if (p->tk == DJ_TK_STRING) {
+      key = unquote (p, '\'');
+   } else if (p->tk == DJ_TK_INT) {
+      key = copy_text (p, p->sql + p->pos, p->tlen);
+   } else {
+      fail (p, "expected a key (a quoted string) or an array index after '->'");
+      return NULL;
+   }
+   if (!*key || strchr (key, '.') || key[0] == '$' || memchr (p->sql + p->pos, '\0', p->tlen)) {
+      if (!p->failed) {
+         p->failed = true;
+         dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                       "a document key that is empty, contains '.' or NUL, or starts with '$' cannot be a MongoDB path "
+                       "(at offset %zu)", p->pos);
+      }
+      return NULL;
+   }
+   size_t n = strlen (e->name), k = strlen (key);
+   char *path = arena_alloc (p->arena, n + k + 2);
+   memcpy (path, e->name, n);
+   path[n] = '.';
+   memcpy (path + n + 1, key, k + 1);
+   e->name = path;
+   advance (p);
+   return e;
+}
+
 static dj_expr_t *
 parse_unary (parser_t *p)
 {
@@ -723,6 +773,9 @@ parse_unary (parser_t *p)
       e = parse_unary (p);
    } else {
       e = parse_primary (p);
+      while (e && p->tk == DJ_TK_ARROW) {
+         e = parse_path_step (p, e);
+      }
    }
    p->depth--;
    return e;

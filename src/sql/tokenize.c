@@ -154,6 +154,10 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
       *type = i > 2 ? DJ_TK_QID : DJ_TK_ILLEGAL; /* "" is not a name */
       return i ? i : n;
    case CC_MINUS:
+      if (n > 1 && z[1] == '>') {
+         *type = DJ_TK_ARROW; /* col -> 'key': a path into a document */
+         return 2;
+      }
       *type = DJ_TK_MINUS;
       return 1;
    case CC_SLASH:
