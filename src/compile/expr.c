@@ -604,22 +604,27 @@ template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent
 }
 
 /* The expression `json` (a template, see template_value) with e's
- * arguments, NULL when any argument is NULL (SQL's rule for functions). */
+ * arguments; `guard`: NULL when any argument is NULL (SQL's rule for
+ * functions), else the template sees NULLs and missing values itself. */
 static bool
-agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bson_t *parent, const char *key)
+agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bool guard, bson_t *parent, const char *key)
 {
    bson_error_t jerr;
    bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
    BSON_ASSERT (tpl); /* a template is a constant of this file */
    bson_t d, arr;
    bson_iter_t it;
+   bool ok = bson_iter_init_find (&it, tpl, "x");
+   if (!guard) {
+      ok = ok && template_value (cx, &it, &e->args, parent, key);
+      bson_destroy (tpl);
+      return ok;
+   }
    BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
    BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   bool ok = append_any_null (cx, e, &arr, "0");
+   ok = ok && append_any_null (cx, e, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
-   if (ok && bson_iter_init_find (&it, tpl, "x")) {
-      ok = template_value (cx, &it, &e->args, &arr, "2");
-   }
+   ok = ok && template_value (cx, &it, &e->args, &arr, "2");
    bson_append_array_end (&d, &arr);
    bson_append_document_end (parent, &d);
    bson_destroy (tpl);
@@ -909,7 +914,7 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
             "\"minute\": {\"$minute\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
             "\"second\": {\"$second\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
             "\"millisecond\": {\"$millisecond\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}}}}}}",
-            parent, key);
+            true, parent, key);
       }
       BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
       BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
@@ -1087,6 +1092,7 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       const char *sql;
       int nargs;
       const char *json;
+      bool sees_null; /* no NULL-in-NULL-out guard */
    } templates[] = {
       {"TRIM", 1, "{\"x\": {\"$trim\": {\"input\": \"@0\"}}}"},
       {"LTRIM", 1, "{\"x\": {\"$ltrim\": {\"input\": \"@0\"}}}"},
@@ -1110,13 +1116,17 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
                   "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}]}]}}"},
       {"SIGN", 1, "{\"x\": {\"$cond\": [{\"$gt\": [\"@0\", 0]}, 1, {\"$cond\": [{\"$lt\": [\"@0\", 0]}, -1, 0]}]}}"},
       {"COT", 1, "{\"x\": {\"$divide\": [1, {\"$tan\": \"@0\"}]}}"},
+      /* a value's BSON type name, "missing" for an absent path (has_key tests
+       * presence: a key holding null exists), and an array's length */
+      {"JSON_TYPE", 1, "{\"x\": {\"$type\": \"@0\"}}", true},
+      {"JSON_ARRAY_LENGTH", 1, "{\"x\": {\"$cond\": [{\"$isArray\": \"@0\"}, {\"$size\": \"@0\"}, null]}}"},
       {NULL, 0, NULL}};
    for (int i = 0; templates[i].sql; i++) {
       if (!strcmp (f, templates[i].sql)) {
          if (n != templates[i].nargs) {
             return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
          }
-         return agg_template (cx, e, templates[i].json, parent, key);
+         return agg_template (cx, e, templates[i].json, !templates[i].sees_null, parent, key);
       }
    }
    if (!strcmp (f, "REPLACE") && n == 3) {
