@@ -110,7 +110,12 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         "BigIntegerField": "bigint",
         "IPAddressField": "char(15)",
         "GenericIPAddressField": "char(39)",
-        "JSONField": "text",
+        "JSONField": "json",
+        # djongo.models' document fields
+        "EmbeddedField": "document",
+        "ArrayField": "array",
+        "ArrayReferenceField": "array",
+        "ObjectIdField": "objectid",
         "OneToOneField": "integer",
         "PositiveBigIntegerField": "bigint unsigned",
         "PositiveIntegerField": "integer unsigned",

@@ -1,0 +1,31 @@
+"""``from djongo import models``: Django's models plus MongoDB's document fields.
+
+Everything ``django.db.models`` offers is here unchanged; added are the fields
+a document store gives (fields.py) and a manager that reaches the collection
+with MongoDB's own API (manager.py):
+
+  EmbeddedField(model_container=Address)   a sub-document
+  ArrayField(model_container=Author)       a list of sub-documents
+  ArrayField(models.CharField(...))        a list of scalars
+  ArrayReferenceField(to=Tag, on_delete=)  a list of keys of another model
+  ObjectIdField()                          named ``_id``: the primary key, a
+                                           fresh ObjectId per object
+  GenericObjectIdField()                   an ObjectId that is not the key
+  JSONField()                              any BSON value, stored natively
+  DjongoManager                            Entry.objects.mongo_find(...)
+
+Queries reach into documents with Django's own syntax --
+``filter(address__city='Paris')``, ``filter(authors__name='X')`` (any array
+element), ``order_by('address__city')``, ``values('data__a__b')`` -- which
+djongo's SQL spells ``"entry"."address" -> 'city'`` and the compiler turns
+into the MongoDB path ``address.city``.
+"""
+from django.db.models import *  # noqa: F401,F403  (the drop-in promise)
+from django.db.models import __all__ as _django_all
+
+from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField, GenericObjectIdField, JSONField,
+                                  ObjectIdField)
+from djongo.models.manager import DjongoManager
+
+__all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
+           "EmbeddedField", "GenericObjectIdField", "JSONField", "ObjectIdField"]

@@ -1,0 +1,537 @@
+"""Document fields: sub-documents, arrays, references, ObjectIds, JSON.
+
+Each stores the BSON MongoDB users expect -- a sub-document is a document,
+an array an array, an ObjectId an ObjectId -- because the C driver binds
+dicts, lists and ObjectIds as BSON values and reads them back as such. The
+Python side only converts between model instances and plain values, and
+gives Django the transforms (lookups.py) that reach into the documents.
+
+Container models: the model given as ``model_container`` describes the
+sub-document's fields. It is normally abstract (``Meta: abstract = True``,
+as in the original djongo), so it has no collection of its own; Django 5
+refuses to instantiate abstract models, so values are instances of a
+concrete twin (``container_class()``: a subclass registered in a private
+app registry, invisible to migrations), and a dict is accepted wherever an
+instance is.
+"""
+import threading
+
+import bson
+from django.apps.registry import Apps
+from django.core import checks, exceptions
+from django.db import models
+from django.db.models.fields import NOT_PROVIDED
+from django.utils.translation import gettext_lazy as _
+
+from djongo.models import lookups
+
+# ---- container models ----
+
+_twins = {}
+_twins_lock = threading.Lock()  # guards _twins (class creation registers in _twin_apps)
+_twin_apps = Apps()  # a registry of its own: migrations never see the twins
+
+
+def container_class(container):
+    """The class sub-document values are instances of: the container itself
+    if it is concrete, else its concrete twin (one per container)."""
+    if not container._meta.abstract:
+        return container
+    with _twins_lock:
+        twin = _twins.get(container)
+        if twin is None:
+            meta = type("Meta", (), {"apps": _twin_apps, "app_label": container._meta.app_label, "managed": False,
+                                     "db_table": "__djongo_embedded_%s" % container.__name__.lower()})
+            attrs = {"__module__": container.__module__, "Meta": meta, "__qualname__": container.__qualname__}
+            # a value, not a related object: Django refuses model instances
+            # as UPDATE values unless they lack prepare_database_save
+            attrs["prepare_database_save"] = property(_not_a_relation)
+            if container.__str__ is models.Model.__str__:
+                attrs["__str__"] = _document_str  # "Address object (None)" says nothing
+            twin = type(container.__name__, (container,), attrs)
+            _twins[container] = twin
+        return twin
+
+
+def _not_a_relation(self):
+    raise AttributeError("a sub-document is stored as a value")
+
+
+def _document_str(self):
+    return ", ".join("%s: %s" % (f.name, getattr(self, f.attname)) for f in _stored_fields(type(self))
+                     if getattr(self, f.attname) not in (None, ""))
+
+
+def _stored_fields(cls):
+    """The container's fields that the sub-document holds (not the twin's
+    automatic primary key)."""
+    return [f for f in cls._meta.concrete_fields if not (f.primary_key and f.auto_created)]
+
+
+class _AsExpression:
+    """What connection.ops.get_db_converters() asks of an expression."""
+
+    def __init__(self, field):
+        self.output_field = field
+
+
+def _converters(field, connection):
+    return connection.ops.get_db_converters(_AsExpression(field)) + field.get_db_converters(connection)
+
+
+def document_from_instance(container, value, connection):
+    """A container instance (or dict) as the dict the driver stores."""
+    value = instance_from_value(container, value)
+    doc = {}
+    for f in _stored_fields(container_class(container)):
+        doc[f.column] = f.get_db_prep_save(getattr(value, f.attname), connection)
+    return doc
+
+
+def instance_from_document(container, doc, connection):
+    """A stored sub-document as a container instance, each value through
+    the same converters a column of that field type goes through."""
+    kwargs = {}
+    cls = container_class(container)
+    for f in _stored_fields(cls):
+        if f.column in doc:
+            v = doc[f.column]
+            for convert in _converters(f, connection):
+                v = convert(v, _AsExpression(f), connection)
+            kwargs[f.attname] = v
+    return cls(**kwargs)
+
+
+def instance_from_value(container, value):
+    """A dict (keys: field names) or an instance as a container instance."""
+    cls = container_class(container)
+    if value is None or isinstance(value, cls):
+        return value
+    if isinstance(value, container):  # a concrete subclass the user made
+        return cls(**{f.attname: getattr(value, f.attname) for f in _stored_fields(cls)})
+    if isinstance(value, dict):
+        names = {f.name: f for f in _stored_fields(cls)} | {f.attname: f for f in _stored_fields(cls)}
+        unknown = set(value) - set(names)
+        if unknown:
+            raise exceptions.ValidationError(_("Unknown field(s) for %(model)s: %(names)s"), code="invalid",
+                                             params={"model": container.__name__, "names": ", ".join(sorted(unknown))})
+        return cls(**{names[k].attname: v for k, v in value.items()})
+    raise exceptions.ValidationError(_("Expected a %(model)s or a dict, got %(type)s"), code="invalid",
+                                     params={"model": container.__name__, "type": type(value).__name__})
+
+
+def validate_instance(instance, label=None):
+    """Runs the container fields' validators (clean_fields, then clean);
+    messages name the field (and the array position, `label`)."""
+    try:
+        instance.clean_fields()
+        instance.clean()
+    except exceptions.ValidationError as e:
+        messages = []
+        for name, errors in e.message_dict.items():
+            for m in errors:
+                where = name if name != exceptions.NON_FIELD_ERRORS else ""
+                prefix = " ".join(p for p in (label, where) if p)
+                messages.append("%s: %s" % (prefix, m) if prefix else m)
+        raise exceptions.ValidationError(messages, code="invalid")
+
+
+def _check_container(field, container):
+    if not (isinstance(container, type) and issubclass(container, models.Model)):
+        return [checks.Error("model_container must be a model class", obj=field, id="djongo.E001")]
+    return []
+
+
+class _ConvertingDescriptor:
+    """Sets the attribute through the field's to_python, so a dict assigned
+    reads back as a container instance at once."""
+
+    def __init__(self, field):
+        self.field = field
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        return instance.__dict__.get(self.field.attname)
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = self.field.to_python(value)
+
+
+# ---- EmbeddedField ----
+
+
+class EmbeddedField(models.Field):
+    """A sub-document described by ``model_container``'s fields.
+
+    ``null=False, blank=False`` (the default) make a value required: a
+    missing sub-document is never stored. Saving through a form, or calling
+    ``full_clean()``, runs the container fields' validators."""
+
+    description = _("Embedded document")
+    empty_strings_allowed = False
+
+    def __init__(self, model_container=None, model_form_class=None, model_form_kwargs=None, *args, **kwargs):
+        self.model_container = model_container
+        self.model_form_class = model_form_class
+        self.model_form_kwargs = model_form_kwargs or {}
+        super().__init__(*args, **kwargs)
+
+    def check(self, **kwargs):
+        return [*super().check(**kwargs), *_check_container(self, self.model_container)]
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["model_container"] = self.model_container
+        if self.model_form_class is not None:
+            kwargs["model_form_class"] = self.model_form_class
+        if self.model_form_kwargs:
+            kwargs["model_form_kwargs"] = self.model_form_kwargs
+        return name, "djongo.models.EmbeddedField", args, kwargs
+
+    def get_internal_type(self):
+        return "EmbeddedField"
+
+    def contribute_to_class(self, cls, name, **kwargs):
+        super().contribute_to_class(cls, name, **kwargs)
+        setattr(cls, self.attname, _ConvertingDescriptor(self))
+
+    def to_python(self, value):
+        return instance_from_value(self.model_container, value)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        return document_from_instance(self.model_container, value, connection)
+
+    def get_db_prep_save(self, value, connection):
+        if value is None and not self.null:
+            # MongoDB has no NOT NULL: the field says it, before the write
+            from django.db import IntegrityError
+
+            raise IntegrityError("NOT NULL constraint failed: %s.%s (an EmbeddedField with null=False is never "
+                                 "stored missing)" % (self.model._meta.db_table, self.column))
+        return super().get_db_prep_save(value, connection)
+
+    def from_db_value(self, value, expression, connection):
+        if not isinstance(value, dict):
+            return value
+        return instance_from_document(self.model_container, value, connection)
+
+    def validate(self, value, model_instance):
+        super().validate(value, model_instance)
+        if value is not None:
+            validate_instance(value)
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        if value is None:
+            return None
+        return {f.name: f.value_to_string(value) for f in _stored_fields(container_class(self.model_container))}
+
+    def get_transform(self, name):
+        transform = super().get_transform(name)
+        if transform:
+            return transform
+        try:
+            inner = container_class(self.model_container)._meta.get_field(name)
+        except exceptions.FieldDoesNotExist:
+            return None
+        return _PathFactory(inner.column, inner)
+
+    def formfield(self, **kwargs):
+        from djongo.forms import EmbeddedFormField
+
+        return super().formfield(**{"form_class": EmbeddedFormField, "model_container": self.model_container,
+                                    "model_form_class": self.model_form_class,
+                                    "model_form_kwargs": self.model_form_kwargs, **kwargs})
+
+
+class _PathFactory:
+    def __init__(self, key, output_field):
+        self.key, self.output_field = key, output_field
+
+    def __call__(self, lhs, *args, **kwargs):
+        return lookups.PathTransform(self.key, lhs, self.output_field)
+
+
+# ---- ArrayField ----
+
+
+class ArrayField(models.Field):
+    """A list: of sub-documents (``model_container=``) or of scalars
+    (``base_field=``, e.g. ``ArrayField(models.CharField(max_length=20))``).
+
+    Lookups: ``authors__name='X'`` (any element's name), ``authors__0__name``
+    (the first element), ``tags__has='x'`` (an element equals),
+    ``tags__contains=['x', 'y']`` (every one is an element), ``tags__len``."""
+
+    description = _("Array")
+    empty_strings_allowed = False
+
+    def __init__(self, base_field=None, model_container=None, model_form_class=None, model_form_kwargs=None, *args,
+                 **kwargs):
+        self.base_field = base_field
+        self.model_container = model_container
+        self.model_form_class = model_form_class
+        self.model_form_kwargs = model_form_kwargs or {}
+        kwargs.setdefault("default", list)
+        super().__init__(*args, **kwargs)
+        if self.base_field is not None and not self.base_field.name:
+            self.base_field.set_attributes_from_name("item")
+
+    def check(self, **kwargs):
+        errors = super().check(**kwargs)
+        if (self.base_field is None) == (self.model_container is None):
+            errors.append(checks.Error("ArrayField takes model_container= or base_field=, one of them", obj=self,
+                                       id="djongo.E002"))
+        elif self.model_container is not None:
+            errors += _check_container(self, self.model_container)
+        return errors
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if kwargs.get("default") is list:
+            del kwargs["default"]
+        for attr in ("base_field", "model_container", "model_form_class"):
+            if getattr(self, attr) is not None:
+                kwargs[attr] = getattr(self, attr)
+        if self.model_form_kwargs:
+            kwargs["model_form_kwargs"] = self.model_form_kwargs
+        return name, "djongo.models.ArrayField", args, kwargs
+
+    def get_internal_type(self):
+        return "ArrayField"
+
+    def contribute_to_class(self, cls, name, **kwargs):
+        super().contribute_to_class(cls, name, **kwargs)
+        setattr(cls, self.attname, _ConvertingDescriptor(self))
+
+    def _item_to_python(self, item):
+        if self.model_container is not None:
+            return instance_from_value(self.model_container, item)
+        return self.base_field.to_python(item)
+
+    def to_python(self, value):
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            raise exceptions.ValidationError(_("Expected a list, got %(type)s"), code="invalid",
+                                             params={"type": type(value).__name__})
+        return [self._item_to_python(v) for v in value]
+
+    def element_db_value(self, item, connection):
+        if self.model_container is not None:
+            return document_from_instance(self.model_container, item, connection)
+        return self.base_field.get_db_prep_save(self.base_field.to_python(item), connection)
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        return [self.element_db_value(v, connection) for v in self.to_python(value)]
+
+    def from_db_value(self, value, expression, connection):
+        if not isinstance(value, list):
+            return value
+        if self.model_container is not None:
+            return [instance_from_document(self.model_container, v, connection) if isinstance(v, dict) else v
+                    for v in value]
+        out = []
+        for v in value:
+            for convert in _converters(self.base_field, connection):
+                v = convert(v, _AsExpression(self.base_field), connection)
+            out.append(v)
+        return out
+
+    def validate(self, value, model_instance):
+        super().validate(value, model_instance)
+        if value is None:
+            return
+        errors = []
+        for i, item in enumerate(value, 1):
+            try:
+                if self.model_container is not None:
+                    validate_instance(item, label="item %d" % i)
+                else:
+                    self.base_field.clean(item, model_instance)
+            except exceptions.ValidationError as e:
+                errors.extend(e.messages if self.model_container is not None
+                              else ["item %d: %s" % (i, m) for m in e.messages])
+        if errors:
+            raise exceptions.ValidationError(errors, code="invalid")
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        if value is None:
+            return None
+        if self.model_container is not None:
+            fields = _stored_fields(container_class(self.model_container))
+            return [{f.name: f.value_to_string(v) for f in fields} for v in value]
+        return list(value)
+
+    def get_transform(self, name):
+        transform = super().get_transform(name)
+        if transform:
+            return transform
+        if name.isdigit():
+            if self.model_container is not None:
+                element = EmbeddedField(model_container=self.model_container, null=True)
+                element.set_attributes_from_name(name)
+                return _PathFactory(name, element)
+            return _PathFactory(name, self.base_field)
+        if self.model_container is not None:
+            try:
+                inner = container_class(self.model_container)._meta.get_field(name)
+            except exceptions.FieldDoesNotExist:
+                return None
+            return _PathFactory(inner.column, inner)
+        return None
+
+    def formfield(self, **kwargs):
+        from djongo.forms import ArrayFormField
+
+        return super().formfield(**{"form_class": ArrayFormField, "model_container": self.model_container,
+                                    "base_field": self.base_field, "model_form_class": self.model_form_class,
+                                    "model_form_kwargs": self.model_form_kwargs, **kwargs})
+
+
+class _ArrayContains(lookups.DataContains):
+    def element_field(self):
+        field = self.lhs.output_field
+        return field.base_field if field.base_field is not None else None
+
+
+ArrayField.register_lookup(_ArrayContains)
+ArrayField.register_lookup(lookups.ElementOf)
+ArrayField.register_lookup(lookups.ArrayLength)
+ArrayField.register_lookup(lookups.DocumentExact)
+EmbeddedField.register_lookup(lookups.DocumentExact)
+
+
+# ---- ObjectIds ----
+
+
+class ObjectIdField(models.Field):
+    """A BSON ObjectId. Named ``_id`` it is the primary key (as MongoDB's
+    ``_id``): a fresh ObjectId is made for each new object, client-side as
+    MongoDB's drivers do, so no round trip is needed to learn it."""
+
+    description = _("ObjectId")
+    empty_strings_allowed = False
+    default_error_messages = {"invalid": _("“%(value)s” is not a valid ObjectId (24 hexadecimal digits).")}
+
+    def __init__(self, *args, **kwargs):
+        self._pk_given = "primary_key" in kwargs
+        super().__init__(*args, **kwargs)
+
+    def contribute_to_class(self, cls, name, **kwargs):
+        if name == "_id" and not self._pk_given:
+            self.primary_key = True
+        if self.primary_key:
+            if self.default is NOT_PROVIDED:
+                self.default = bson.ObjectId
+            self.editable = False
+            self.blank = True
+        super().contribute_to_class(cls, name, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.primary_key and not self._pk_given:
+            kwargs.pop("primary_key", None)
+        if kwargs.get("default") is bson.ObjectId and self.primary_key:
+            kwargs.pop("default")
+        if self.primary_key:
+            kwargs.pop("editable", None)
+            kwargs.pop("blank", None)
+        return name, "djongo.models.%s" % type(self).__name__, args, kwargs
+
+    def get_internal_type(self):
+        return "ObjectIdField"
+
+    def to_python(self, value):
+        if value is None or isinstance(value, bson.ObjectId):
+            return value
+        try:
+            return bson.ObjectId(str(value))
+        except (bson.errors.InvalidId, TypeError):
+            raise exceptions.ValidationError(self.error_messages["invalid"], code="invalid", params={"value": value})
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        if value is None or hasattr(value, "resolve_expression"):
+            return value
+        try:
+            return bson.ObjectId(str(value)) if not isinstance(value, bson.ObjectId) else value
+        except (bson.errors.InvalidId, TypeError) as e:
+            # ValueError, as Django's fields say it (the admin turns it into a 404)
+            raise ValueError("Field '%s' expected an ObjectId but got %r." % (self.name, value)) from e
+
+    def value_to_string(self, obj):
+        value = self.value_from_object(obj)
+        return "" if value is None else str(value)
+
+    def formfield(self, **kwargs):
+        from djongo.forms import ObjectIdFormField
+
+        return super().formfield(**{"form_class": ObjectIdFormField, **kwargs})
+
+
+class GenericObjectIdField(ObjectIdField):
+    """An ObjectId that is not the primary key (a reference to any
+    document, as the original djongo's), never made automatically."""
+
+    description = _("ObjectId reference")
+
+    def contribute_to_class(self, cls, name, **kwargs):
+        models.Field.contribute_to_class(self, cls, name, **kwargs)
+
+
+# ---- JSON ----
+
+
+class JSONField(models.JSONField):
+    """Django's JSONField, stored as BSON (a dict is a sub-document, a list
+    an array) instead of JSON text, so MongoDB queries and indexes see it.
+
+    Lookups: ``data__a__b=1`` (paths; an integer step indexes an array),
+    ``data__contains={'a': 1}``, ``data__has_key``, ``has_keys``,
+    ``has_any_keys``, ``data__a__isnull=True`` (the key is absent). A value
+    that is JSON null is stored as BSON null, which reads as SQL NULL."""
+
+    def _check_supported(self, databases):
+        return []  # stored natively: no JSON column support needed
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        return name, "djongo.models.JSONField", args, kwargs
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
+            return value
+        if self.encoder is not None and value is not None:
+            import json
+
+            value = json.loads(json.dumps(value, cls=self.encoder))
+        return value
+
+    def get_db_prep_save(self, value, connection):
+        return self.get_db_prep_value(value, connection)
+
+    def from_db_value(self, value, expression, connection):
+        return value
+
+    def get_transform(self, name):
+        transform = models.Field.get_transform(self, name)
+        if transform:
+            return transform
+        return _PathFactory(name, self)
+
+
+for _lookup in (lookups.DocumentExact, lookups.DataContains, lookups.HasKey, lookups.HasKeys, lookups.HasAnyKeys,
+                lookups.KeyIsNull):
+    JSONField.register_lookup(_lookup)
+JSONField.register_lookup(models.lookups.IContains)  # Django's JSON ones compare JSON text
+JSONField.register_lookup(models.lookups.IExact)
+
+
+from djongo.models.references import ArrayReferenceField  # noqa: E402  (uses the fields above)

@@ -1,0 +1,48 @@
+"""DjongoManager: a model's collection through MongoDB's own API.
+
+``Entry.objects.mongo_find({...})``, ``mongo_aggregate([...])``,
+``mongo_insert_one({...})``, ``mongo_update_many(...)`` ... are the methods
+of pymongo's ``Collection`` (minus the prefix) on the model's collection:
+
+- on a MongoDB server (HOST a URI or host name), a real pymongo Collection
+  on the same database, from a client made once per Django connection;
+- on the embedded engine, ``djongo.mongo.Collection``: the same method
+  names, arguments and result types (pymongo's ``InsertOneResult``,
+  ``UpdateResult``...), running as commands on Django's own connection --
+  so they see, and join, the open transaction (``atomic()`` blocks and
+  TestCase included). pymongo itself can reach the same data through
+  ``djongo-server``.
+
+``raw_aggregate(pipeline)`` runs a pipeline and gives model instances, as
+``Manager.raw()`` does for SQL.
+"""
+from django.db import connections, models
+
+from djongo.mongo import Collection, instance_from_document
+
+
+class DjongoManager(models.Manager):
+    def mongo_collection(self):
+        """The collection (see the module's docstring for which kind)."""
+        connection = connections[self.db]
+        table = self.model._meta.db_table
+        if connection.embedded:
+            return Collection(connection, table)
+        client = getattr(connection, "_djongo_pymongo", None)
+        if client is None:
+            import pymongo
+
+            client = connection._djongo_pymongo = pymongo.MongoClient(connection.get_connection_params()["host"])
+        return client[connection.settings_dict["NAME"]][table]
+
+    def __getattr__(self, name):
+        if name.startswith("mongo_") and name != "mongo_collection":
+            return getattr(self.mongo_collection(), name[len("mongo_"):])
+        raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    def raw_aggregate(self, pipeline):
+        """Runs `pipeline` on the model's collection; each document out is
+        an instance (fields the pipeline dropped are deferred)."""
+        connection = connections[self.db]
+        docs = self.mongo_collection().aggregate(list(pipeline))
+        return [instance_from_document(self.model, doc, connection, self.db) for doc in docs]
