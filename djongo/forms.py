@@ -59,10 +59,14 @@ class EmbeddedWidget(forms.Widget):
     def make_form(self, name, value):
         if isinstance(value, forms.BaseForm):
             return value
-        return self.form_class(prefix=name, initial=_initial(value))
+        return self.form_class(prefix=name, initial=_initial(value), use_required_attribute=False)
 
     def value_from_datadict(self, data, files, name):
-        return self.form_class(data, files, prefix=name)
+        if self.value_omitted_from_data(data, files, name):
+            return None  # not in the submission (a form without this field)
+        # no HTML "required": an optional sub-document may be left blank
+        # (the server validates, as formsets do for their rows)
+        return self.form_class(data, files, prefix=name, use_required_attribute=False)
 
     def value_omitted_from_data(self, data, files, name):
         return not any(k.startswith(name + "-") for k in data)
@@ -137,6 +141,8 @@ class ArrayWidget(forms.Widget):
         return self.formset_class(prefix=name, initial=initial)
 
     def value_from_datadict(self, data, files, name):
+        if self.value_omitted_from_data(data, files, name):
+            return None  # not in the submission: no management form to bind
         return self.formset_class(data, files, prefix=name)
 
     def value_omitted_from_data(self, data, files, name):
@@ -189,7 +195,8 @@ class ArrayFormField(forms.Field):
 
     def clean(self, value):
         if not isinstance(value, forms.BaseFormSet):
-            return super().clean(value)
+            value = super().clean(value)
+            return [] if value is None else value
         if not value.is_valid():
             raise ValidationError(self.error_messages["nested"], code="nested")
         items = []

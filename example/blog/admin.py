@@ -22,8 +22,9 @@ class TagAdmin(admin.ModelAdmin):
 
 @admin.register(Entry)
 class EntryAdmin(admin.ModelAdmin):
-    list_display = ["headline", "blog", "pub_date", "rating"]
+    list_display = ["headline", "blog", "pub_date", "rating", "address"]
     list_filter = ["blog", "tags", "pub_date"]
-    search_fields = ["headline", "body_text"]
+    # address__city and contributors__name reach into the documents
+    search_fields = ["headline", "body_text", "address__city", "contributors__name", "contributors__role"]
     date_hierarchy = "pub_date"
     filter_horizontal = ["authors", "tags"]

@@ -150,3 +150,78 @@ def test_admin_in_a_browser(site, browser):
         assert conn.command({"count": "blog_entry", "query": {}})["n"] == 4
     finally:
         conn.close()
+
+
+def find_entry(data, headline):
+    conn = driver.connect(str(data), db="publishing", autocommit=True)
+    try:
+        (doc,) = conn.command({"find": "blog_entry", "filter": {"headline": headline}})["cursor"]["firstBatch"]
+        return doc
+    finally:
+        conn.close()
+
+
+def test_embedded_address_and_contributors_in_a_browser(site, browser):
+    """djongo.models in the admin: an entry with an embedded address (a
+    nested fieldset) and three contributors (an array: items added with the
+    "Add another item" button), then one item edited and one removed, an
+    invalid URL refused with its error and the input kept; the stored
+    document is checked from another process."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    url, data = site
+    b = browser
+    b.get(url + "/admin/login/?next=/admin/blog/entry/add/")
+    b.find_element(By.NAME, "username").send_keys("admin")
+    b.find_element(By.NAME, "password").send_keys("admin")
+    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    assert wait_text(b, "Add entry")
+
+    Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
+    b.find_element(By.ID, "id_headline").send_keys("Dumplings")
+    b.find_element(By.ID, "id_pub_date_0").send_keys("2026-03-04")
+    b.find_element(By.ID, "id_pub_date_1").send_keys("12:00:00")
+    b.find_element(By.ID, "id_address-street").send_keys("1 Rue de la Paix")
+    b.find_element(By.ID, "id_address-city").send_keys("Paris")
+    b.find_element(By.ID, "id_address-homepage").send_keys("not a url")
+    # one blank item is there; two more through the button
+    add = b.find_element(By.CSS_SELECTOR, "#id_contributors .djongo-array-add")
+    add.click()
+    add.click()
+    for i, (name, role) in enumerate([("Ann", "writer"), ("Bob", "photos"), ("Cy", "recipe")]):
+        b.find_element(By.ID, "id_contributors-%d-name" % i).send_keys(name)
+        b.find_element(By.ID, "id_contributors-%d-role" % i).send_keys(role)
+    b.find_element(By.NAME, "_save").click()
+
+    # the invalid URL: its error beside the field, nothing saved, input kept
+    assert wait_text(b, "Enter a valid URL.")
+    assert b.find_element(By.ID, "id_address-city").get_attribute("value") == "Paris"
+    assert b.find_element(By.ID, "id_contributors-2-name").get_attribute("value") == "Cy"
+    homepage = b.find_element(By.ID, "id_address-homepage")
+    homepage.clear()
+    homepage.send_keys("https://dumplings.example/")
+    b.find_element(By.NAME, "_continue").click()
+    assert wait_text(b, "was added successfully")
+
+    doc = find_entry(data, "Dumplings")
+    assert doc["address"] == {"street": "1 Rue de la Paix", "city": "Paris", "country": "",
+                              "homepage": "https://dumplings.example/"}
+    assert [(c["name"], c["role"]) for c in doc["contributors"]] == [("Ann", "writer"), ("Bob", "photos"),
+                                                                     ("Cy", "recipe")]
+
+    # edit one item, remove another
+    role = b.find_element(By.ID, "id_contributors-1-role")
+    role.clear()
+    role.send_keys("illustrations")
+    b.find_element(By.ID, "id_contributors-0-DELETE").click()
+    b.find_element(By.NAME, "_save").click()
+    assert wait_text(b, "was changed successfully")
+
+    doc = find_entry(data, "Dumplings")
+    assert [(c["name"], c["role"]) for c in doc["contributors"]] == [("Bob", "illustrations"), ("Cy", "recipe")]
+    assert doc["address"]["city"] == "Paris"
+
+    # the changelist shows the address, and search reaches into the documents
+    b.get(url + "/admin/blog/entry/?q=illustr")
+    assert "Dumplings" in b.page_source and "1 Rue de la Paix, Paris" in b.page_source

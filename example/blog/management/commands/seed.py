@@ -30,14 +30,18 @@ class Command(BaseCommand):
             ("Ann", "ann@example.com", "Paris"), ("Bob", "bob@example.com", "London"), ("Cy", "", "Berlin")])
         tags = {n: Tag.objects.create(name=n) for n in ("music", "news", "food", "howto")}
         now = timezone.now()
-        for i, (blog, headline, authors, tagnames) in enumerate([
-            (beatles, "Lennon's lost demo found", [ann], ["music", "news"]),
-            (beatles, "Abbey Road at 55", [ann, bob], ["music"]),
-            (cooking, "Bread in five steps", [cy], ["food", "howto"]),
-            (cooking, "The perfect omelette", [bob, cy], ["food"]),
+        for i, (blog, headline, authors, tagnames, city, contributors) in enumerate([
+            (beatles, "Lennon's lost demo found", [ann], ["music", "news"], "Liverpool",
+             [{"name": "Ann", "role": "writer"}, {"name": "Dee", "role": "photos"}]),
+            (beatles, "Abbey Road at 55", [ann, bob], ["music"], "London", [{"name": "Bob", "role": "writer"}]),
+            (cooking, "Bread in five steps", [cy], ["food", "howto"], "Berlin", []),
+            (cooking, "The perfect omelette", [bob, cy], ["food"], "Lyon",
+             [{"name": "Cy", "role": "recipe"}, {"name": "Eve", "role": "photos", "email": "eve@example.com"}]),
         ]):
             e = Entry.objects.create(blog=blog, headline=headline, body_text="Lorem ipsum " * 20,
-                                     pub_date=now - datetime.timedelta(days=10 * i), rating=5 - i)
+                                     pub_date=now - datetime.timedelta(days=10 * i), rating=5 - i,
+                                     address={"city": city, "country": "UK" if blog is beatles else ""},
+                                     contributors=contributors)
             e.authors.set(authors)
             e.tags.set([tags[t] for t in tagnames])
         self.stdout.write("created %d blogs, %d authors, %d tags, %d entries" % (
