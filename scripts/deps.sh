@@ -19,7 +19,8 @@ fi
 # name=requirement: installed unless `pip show name` finds it at a matching version
 pips=(meson=meson meson-python=meson-python ninja=ninja pytest=pytest pymongo=pymongo "django=django>=5.2,<5.3"
       "dbapi-compliance=dbapi-compliance==1.15.0"  # dbapi20.py: PEP 249 conformance suite
-      selenium=selenium tblib=tblib)  # tblib: tracebacks from Django suite workers
+      selenium=selenium tblib=tblib  # tblib: tracebacks from Django suite workers
+      djangorestframework=djangorestframework)  # DRF serializers of djongo.models' fields (tests)
 need=()
 for p in "${pips[@]}"; do
   name=${p%%=*} req=${p#*=}

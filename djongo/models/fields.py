@@ -21,6 +21,8 @@ from django.apps.registry import Apps
 from django.core import checks, exceptions
 from django.db import models
 from django.db.models.fields import NOT_PROVIDED
+from django.utils.encoding import is_protected_type
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from djongo.models import lookups
@@ -60,6 +62,19 @@ def _not_a_relation(self):
 def _document_str(self):
     return ", ".join("%s: %s" % (f.name, getattr(self, f.attname)) for f in _stored_fields(type(self))
                      if getattr(self, f.attname) not in (None, ""))
+
+
+def _natives(value):
+    """A field value as plain data (serializers: dumpdata, DRF): documents
+    as dicts of their fields, lists as lists, scalars Django serializes
+    itself (numbers, dates, None) as they are, anything else as text."""
+    if isinstance(value, models.Model):
+        return {f.name: _natives(getattr(value, f.attname)) for f in _stored_fields(type(value))}
+    if isinstance(value, (list, tuple)):
+        return [_natives(v) for v in value]
+    if isinstance(value, dict) or is_protected_type(value):
+        return value
+    return str(value)
 
 
 def _stored_fields(cls):
@@ -115,9 +130,18 @@ def instance_from_value(container, value):
         if unknown:
             raise exceptions.ValidationError(_("Unknown field(s) for %(model)s: %(names)s"), code="invalid",
                                              params={"model": container.__name__, "names": ", ".join(sorted(unknown))})
-        return cls(**{names[k].attname: v for k, v in value.items()})
+        return cls(**{names[k].attname: _to_python(names[k], v) for k, v in value.items()})
     raise exceptions.ValidationError(_("Expected a %(model)s or a dict, got %(type)s"), code="invalid",
                                      params={"model": container.__name__, "type": type(value).__name__})
+
+
+def _to_python(field, value):
+    """A field's Python value from plain data (e.g. "2020-01-02" for a date);
+    what does not convert stays as given, for validation to report."""
+    try:
+        return field.to_python(value)
+    except exceptions.ValidationError:
+        return value
 
 
 def validate_instance(instance, label=None):
@@ -218,16 +242,17 @@ class EmbeddedField(models.Field):
             return value
         return instance_from_document(self.model_container, value, connection)
 
-    def validate(self, value, model_instance):
-        super().validate(value, model_instance)
-        if value is not None:
-            validate_instance(value)
+    @cached_property
+    def validators(self):
+        # the container's validators run as this field's validator: model
+        # full_clean() and DRF's ModelField both run a field's validators
+        return [*super().validators, self._validate_document]
+
+    def _validate_document(self, value):
+        validate_instance(instance_from_value(self.model_container, value))
 
     def value_to_string(self, obj):
-        value = self.value_from_object(obj)
-        if value is None:
-            return None
-        return {f.name: f.value_to_string(value) for f in _stored_fields(container_class(self.model_container))}
+        return _natives(self.value_from_object(obj))
 
     def get_transform(self, name):
         transform = super().get_transform(name)
@@ -343,17 +368,18 @@ class ArrayField(models.Field):
             out.append(v)
         return out
 
-    def validate(self, value, model_instance):
-        super().validate(value, model_instance)
-        if value is None:
-            return
+    @cached_property
+    def validators(self):
+        return [*super().validators, self._validate_items]
+
+    def _validate_items(self, value):
         errors = []
-        for i, item in enumerate(value, 1):
+        for i, item in enumerate(self.to_python(value), 1):
             try:
                 if self.model_container is not None:
                     validate_instance(item, label="item %d" % i)
                 else:
-                    self.base_field.clean(item, model_instance)
+                    self.base_field.clean(item, None)
             except exceptions.ValidationError as e:
                 errors.extend(e.messages if self.model_container is not None
                               else ["item %d: %s" % (i, m) for m in e.messages])
@@ -361,13 +387,7 @@ class ArrayField(models.Field):
             raise exceptions.ValidationError(errors, code="invalid")
 
     def value_to_string(self, obj):
-        value = self.value_from_object(obj)
-        if value is None:
-            return None
-        if self.model_container is not None:
-            fields = _stored_fields(container_class(self.model_container))
-            return [{f.name: f.value_to_string(v) for f in fields} for v in value]
-        return list(value)
+        return _natives(self.value_from_object(obj))
 
     def get_transform(self, name):
         transform = super().get_transform(name)

@@ -87,8 +87,12 @@ class ArrayReferenceField(ArrayField):
     def validate(self, value, model_instance):
         models.Field.validate(self, value, model_instance)
 
+    @property
+    def validators(self):
+        return models.Field.validators.func(self)
+
     def value_to_string(self, obj):
-        return [str(v) for v in self.value_from_object(obj) or []]
+        return [v if isinstance(v, (int, str)) else str(v) for v in self.value_from_object(obj)]
 
     def formfield(self, **kwargs):
         from django import forms
@@ -213,7 +217,9 @@ class _ForwardDescriptor:
         return _ForwardManager(instance, self.field)
 
     def __set__(self, instance, value):
-        raise TypeError("Direct assignment to %s is prohibited: use %s.set()" % (self.field.name, self.field.name))
+        # assigning keys or objects sets the array (saved with the owner),
+        # as assigning a ForeignKey does; Model(tags=[...]) comes here too
+        setattr(instance, self.field.attname, self.field.to_python(value))
 
 
 class _ReverseDescriptor:

@@ -307,3 +307,47 @@ class FormTests(TestCase):
         f = EntryForm(form_data(**{"authors-0-name": "x" * 60}))
         assert not f.is_valid() and "authors" in f.errors
         assert "Ensure this value has at most 50 characters" in f.as_p()
+
+
+class SerializerTests(TestCase):
+    """DRF's ModelSerializer, unmodified: nested data out and in, the
+    container's validators reported per field."""
+
+    def serializer(self):
+        serializers = pytest.importorskip("rest_framework.serializers")
+
+        class EntrySerializer(serializers.ModelSerializer):
+            class Meta:
+                model = Entry
+                fields = ["id", "headline", "address", "authors", "keywords", "tags", "data"]
+
+        return EntrySerializer
+
+    def test_nested_out_and_in(self):
+        S = self.serializer()
+        t = Tag.objects.create(name="t")
+        e = Entry.objects.create(headline="h", address={"city": "Paris", "since": datetime.date(2020, 1, 2),
+                                                         "geo": {"lat": 1.5, "lng": 2.0}},
+                                 authors=[{"name": "Ann"}], keywords=["k"], tags_ids=[t.pk], data={"a": [1]})
+        out = S(e).data
+        assert out["address"] == {"city": "Paris", "homepage": "", "since": datetime.date(2020, 1, 2),
+                                  "geo": {"lat": 1.5, "lng": 2.0}}
+        assert out["authors"] == [{"name": "Ann", "email": ""}] and out["keywords"] == ["k"]
+        assert out["tags"] == [t.pk] and out["data"] == {"a": [1]}
+        s = S(data={"headline": "new", "address": {"city": "Oslo", "since": "2021-05-06"},
+                    "authors": [{"name": "Bo", "email": "bo@x.org"}], "keywords": ["a", "b"], "tags": [t.pk],
+                    "data": {"x": {"y": 2}}})
+        assert s.is_valid(), s.errors
+        obj = s.save()
+        doc = Entry.objects.mongo_find_one({"id": obj.id})
+        assert doc["address"]["city"] == "Oslo" and doc["address"]["since"] == datetime.datetime(2021, 5, 6)
+        assert doc["authors"] == [{"name": "Bo", "email": "bo@x.org"}] and doc["tags"] == [t.pk]
+        assert doc["data"] == {"x": {"y": 2}}
+
+    def test_container_validators_report_errors(self):
+        S = self.serializer()
+        s = S(data={"headline": "bad", "address": {"city": "X", "homepage": "https://x.org/<script>"},
+                    "authors": [{"name": "A", "email": "nope"}], "keywords": []})
+        assert not s.is_valid()
+        assert "Script injection" in str(s.errors["address"]) and "item 1 email" in str(s.errors["authors"])
+        assert Entry.objects.filter(headline="bad").count() == 0
