@@ -26,7 +26,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_column_check_constraints = False
     supports_table_check_constraints = False
     supports_partial_indexes = True
-    supports_expression_indexes = False
+    supports_expression_indexes = True  # paths into documents (F("address__city")); other expressions are refused
     supports_covering_indexes = False
     supports_deferrable_unique_constraints = False
     supports_index_on_text_field = True

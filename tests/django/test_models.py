@@ -87,6 +87,16 @@ class EmbeddedFieldTests(TestCase):
             Entry.objects.create(headline="no address")
         assert Entry.objects.mongo_count_documents({"headline": "no address"}) == 0
 
+    def test_index_on_embedded_paths(self):
+        indexes = connection.command({"listIndexes": Entry._meta.db_table, "cursor": {}})["cursor"]["firstBatch"]
+        (ix,) = [i for i in indexes if i["name"] == "entry_city_author"]
+        assert list(ix["key"].items()) == [("address.city", 1), ("authors.name", -1)]
+        from django.db.models import Index
+        from django.db.models.functions import Lower
+
+        with pytest.raises(NotSupportedError), connection.schema_editor() as editor:
+            editor.add_index(Entry, Index(Lower("headline"), name="entry_lower"))
+
     def test_unknown_key_refused(self):
         with pytest.raises(ValidationError):
             Entry(headline="h", address={"city": "Paris", "nope": 1})

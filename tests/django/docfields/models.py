@@ -53,6 +53,10 @@ class Entry(models.Model):
 
     objects = models.DjongoManager()
 
+    class Meta:
+        # an index on embedded paths (MongoDB: {"address.city": 1, "authors.name": -1})
+        indexes = [models.Index(models.F("address__city"), models.F("authors__name").desc(), name="entry_city_author")]
+
 
 class Reader(models.Model):
     name = models.CharField(max_length=20)
