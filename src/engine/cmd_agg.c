@@ -13,13 +13,12 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
                                        "collation", "hint", "let", "fromMongos", "needsMerge", "isMapReduceCommand", NULL};
    bson_iter_t it;
    const char *coll = NULL;
-   bson_t stages, cursor, let;
-   bool has_cursor, has_let, allow_disk = false, bypass = false, explain = false, ok = false;
+   bson_t stages, cursor;
+   bool has_cursor, allow_disk = false, bypass = false, explain = false, ok = false;
    int64_t batch = -1;
    dj_pipeline_t *p = NULL;
    dj_ctx_t ctx = {0};
-   dj_arena_t *arena = dj_arena_new ();
-   dj_vscope_t *scope = NULL;
+   dj_let_t let = {0};
    dj_docs_t out = {0};
 
    if (!dj_cmd_check_fields (cmd, known, error)) {
@@ -74,59 +73,10 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
       goto done;
    }
    /* let: constants the pipeline sees as $$name */
-   dj_eval_t vars;
-   dj_eval_init (&vars, arena, NULL, dj_now_ms (), error);
-   if (!dj_cmd_get_doc (cmd, "let", &let, &has_let, error)) {
+   if (!dj_let_parse (cmd, &let, error)) {
       goto done;
    }
-   if (has_let) {
-      int n = 0;
-      bson_iter_init (&it, &let);
-      while (bson_iter_next (&it)) {
-         n++;
-      }
-      scope = bson_malloc (sizeof (dj_vscope_t) * (size_t) (n ? n : 1));
-      const dj_vscope_t *up = NULL;
-      int k = 0;
-      bson_iter_init (&it, &let);
-      while (bson_iter_next (&it)) {
-         dj_expr_t *x = dj_expr_parse (bson_iter_value (&it), NULL, error);
-         bson_value_t v;
-         if (!x || !dj_expr_eval (x, &vars, &v)) {
-            dj_expr_destroy (x);
-            goto done;
-         }
-         /* the value may point into x (a constant): keep a copy in the arena,
-          * which lives as long as the command */
-         bson_t holder = BSON_INITIALIZER;
-         bson_value_t hv;
-         bson_iter_t hi;
-         if (v.value_type != BSON_TYPE_EOD) {
-            BSON_APPEND_VALUE (&holder, "v", &v);
-         }
-         dj_arena_value (arena, &holder, false, &hv);
-         bson_destroy (&holder);
-         dj_expr_destroy (x);
-         if (bson_iter_init_from_data (&hi, hv.value.v_doc.data, hv.value.v_doc.data_len) && bson_iter_next (&hi)) {
-            v = *bson_iter_value (&hi);
-         } else {
-            v.value_type = BSON_TYPE_NULL;
-         }
-         if (vars.nvars == DJ_MAX_VARS) {
-            dj_err (error, DJ_BadValue, "too many let variables");
-            goto done;
-         }
-         vars.vars[vars.nvars].name = bson_iter_key (&it);
-         vars.vars[vars.nvars].value = v;
-         vars.nvars++;
-         scope[k].name = bson_iter_key (&it);
-         scope[k].up = up;
-         up = &scope[k++];
-      }
-      p = dj_pipeline_new (&stages, up, error);
-   } else {
-      p = dj_pipeline_new (&stages, NULL, error);
-   }
+   p = dj_pipeline_new (&stages, let.top, error);
    if (!p) {
       goto done;
    }
@@ -145,10 +95,18 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
       goto done;
    }
    bool writes = dj_pipeline_writes (p);
+   bson_iter_t rc;
+   if (writes && bson_iter_init_find (&rc, cmd, "readConcern") && BSON_ITER_HOLDS_DOCUMENT (&rc) &&
+       bson_iter_recurse (&rc, &rc) && bson_iter_find (&rc, "level") && BSON_ITER_HOLDS_UTF8 (&rc) &&
+       !strcmp (bson_iter_utf8 (&rc, NULL), "linearizable")) {
+      /* https://www.mongodb.com/docs/manual/reference/read-concern-linearizable/ */
+      dj_err (error, DJ_InvalidOptions, "cannot use a readConcern of level 'linearizable' with $out or $merge");
+      goto done;
+   }
    if (!dj_txn_begin (e, writes, &ctx, error)) {
       goto done;
    }
-   dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &vars, .now_ms = vars.now_ms,
+   dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
                     .allow_disk = allow_disk, .bypass_validation = bypass};
    if (!dj_pipeline_run (p, &run, coll, &out, error)) {
       goto done;
@@ -169,7 +127,6 @@ done:
    dj_txn_abort (&ctx);
    dj_docs_clear (&out);
    dj_pipeline_destroy (p);
-   dj_arena_destroy (arena);
-   bson_free (scope);
+   dj_let_destroy (&let);
    return ok;
 }

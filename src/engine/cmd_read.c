@@ -109,6 +109,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    collect_t col = {0};
+   dj_let_t let = {0};
 
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
        !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
@@ -123,7 +124,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!p3) {
       batch = -1;
    }
-   if (!(m = dj_matcher_new (&filter, error))) {
+   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&filter, let.top, error))) {
       goto done;
    }
    if (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) {
@@ -143,7 +144,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       goto done;
    }
    bool presorted = false;
-   if (c && sort) {
+   if (c && sort && !let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
        * limit then apply during the walk */
       col.skip = skip;
@@ -159,7 +160,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       /* without a sort, the scan itself can skip and stop at the limit */
       col.skip = sort ? 0 : skip;
       int64_t max = (!sort && limit) ? skip + limit : 0;
-      if (!dj_plan_scan (&ctx, c, m, false, max, collect_fn, &col, error)) {
+      if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
    }
@@ -219,6 +220,7 @@ done:
    dj_matcher_destroy (m);
    dj_sort_destroy (sort);
    dj_projection_destroy (proj);
+   dj_let_destroy (&let);
    return ok;
 }
 

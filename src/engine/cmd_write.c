@@ -40,6 +40,26 @@ werr_add (werrs_t *w, int index, const bson_error_t *e)
 
 /* Copies doc into out with _id first, generating an ObjectId if missing.
  * https://www.mongodb.com/docs/manual/core/document/#the-_id-field */
+/* The first '$'-prefixed key anywhere inside the document at `it`, or NULL. */
+static const char *
+dollar_key (const bson_iter_t *it)
+{
+   bson_iter_t child;
+   if (!bson_iter_recurse (it, &child)) {
+      return NULL;
+   }
+   while (bson_iter_next (&child)) {
+      const char *found = bson_iter_key (&child)[0] == '$' ? bson_iter_key (&child) : NULL;
+      if (!found && (BSON_ITER_HOLDS_DOCUMENT (&child) || BSON_ITER_HOLDS_ARRAY (&child))) {
+         found = dollar_key (&child);
+      }
+      if (found) {
+         return found;
+      }
+   }
+   return NULL;
+}
+
 static bool
 with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
 {
@@ -48,9 +68,16 @@ with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
    bson_init (out);
    if (bson_iter_init_find (&it, doc, "_id")) {
       bson_type_t t = bson_iter_type (&it);
+      const char *dollar;
       if (t == BSON_TYPE_ARRAY || t == BSON_TYPE_REGEX || t == BSON_TYPE_UNDEFINED) {
          bson_destroy (out);
          return dj_err (error, DJ_BadValue, "The '_id' value cannot be of type %s", dj_type_name (t));
+      }
+      if (t == BSON_TYPE_DOCUMENT && (dollar = dollar_key (&it))) {
+         /* https://www.mongodb.com/docs/manual/core/dot-dollar-considerations/ */
+         bson_destroy (out);
+         return dj_err (error, DJ_InvalidIdField,
+                        "_id fields may not contain '$'-prefixed fields: %s is not valid for storage.", dollar);
       }
       bson_append_value (out, "_id", 3, bson_iter_value (&it));
    } else {
@@ -219,6 +246,7 @@ typedef struct {
    dj_ctx_t *ctx;
    dj_coll_t *c;
    const dj_update_t *u;
+   const dj_eval_t *vars; /* the command's let values */
    bool bypass;
    int64_t n, modified;
    bson_error_t err;
@@ -232,7 +260,7 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    bson_t out;
    bool changed;
 
-   if (!dj_update_apply (s->u, doc, pos, false, &out, &changed, &s->err)) {
+   if (!dj_update_apply (s->u, doc, pos, false, s->vars, &out, &changed, &s->err)) {
       s->failed = true;
       return false;
    }
@@ -256,8 +284,8 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 /* Builds and inserts the document an upsert creates. *id receives its _id
  * (caller destroys). */
 static bool
-do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *u, bool bypass, bson_value_t *id,
-           bson_t **inserted, bson_error_t *error)
+do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *u, const dj_eval_t *vars, bool bypass,
+           bson_value_t *id, bson_t **inserted, bson_error_t *error)
 {
    dj_node_t *seed = dj_node_new_container (BSON_TYPE_DOCUMENT, NULL);
    bson_t seed_doc = BSON_INITIALIZER, applied, final;
@@ -275,7 +303,7 @@ do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *
    } else {
       dj_node_to_bson (seed, &seed_doc);
    }
-   if (!dj_update_apply (u, &seed_doc, -1, true, &applied, &changed, error)) {
+   if (!dj_update_apply (u, &seed_doc, -1, true, vars, &applied, &changed, error)) {
       goto done;
    }
    ok = with_id_first (&applied, &final, error);
@@ -325,10 +353,12 @@ get_stmt_doc (const bson_t *stmt, const char *field, bool required, bson_t *out,
 /* One update statement: {q, u, upsert, multi, arrayFilters, ...}. Returns
  * false with *error on failure. */
 static bool
-run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, bool bypass, int64_t *n, int64_t *nmod,
+run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t *stmt, int index, bool bypass, int64_t *n,
+                 int64_t *nmod,
                  bson_t *upserted, int *nups, bson_error_t *error)
 {
-   static const char *const known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", "sort", NULL};
+   /* no "sort": MongoDB 8.0 added it; 7.0, whose behaviour we follow, refuses it */
+   static const char *const known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", NULL};
    bson_t q, af_doc;
    bson_iter_t it;
    bool upsert = false, multi = false, has_af = false;
@@ -370,15 +400,16 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, boo
       bson_init_static (&af_doc, d, l);
       has_af = true;
    }
-   if (!(m = dj_matcher_new (&q, error)) || !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, error))) {
+   if (!(m = dj_matcher_new_scoped (&q, let->top, error)) ||
+       !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, let->top, error))) {
       goto done;
    }
    if (multi && dj_update_is_replacement (u)) {
       dj_err (error, DJ_FailedToParse, "multi update is not supported for replacement-style update");
       goto done;
    }
-   upd_t s = {.ctx = ctx, .c = c, .u = u, .bypass = bypass};
-   if (!dj_plan_scan (ctx, c, m, true, multi ? 0 : 1, update_fn, &s, error)) {
+   upd_t s = {.ctx = ctx, .c = c, .u = u, .vars = &let->vars, .bypass = bypass};
+   if (!dj_plan_scan_vars (ctx, c, m, &let->vars, true, multi ? 0 : 1, update_fn, &s, error)) {
       goto done;
    }
    if (s.failed) {
@@ -391,7 +422,7 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *stmt, int index, boo
    *nmod += s.modified;
    if (s.n == 0 && upsert) {
       bson_value_t id;
-      if (!do_upsert (ctx, c, &q, u, bypass, &id, NULL, error)) {
+      if (!do_upsert (ctx, c, &q, u, &let->vars, bypass, &id, NULL, error)) {
          goto done;
       }
       char buf[16];
@@ -426,14 +457,13 @@ dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    bson_t upserted = BSON_INITIALIZER;
    int nups = 0, index = 0;
    int64_t n = 0, nmod = 0;
+   dj_let_t let;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !get_array (cmd, "update", "updates", &stmts, error) ||
-       !parse_ordered (cmd, &ordered, &bypass, error)) {
-      bson_destroy (&upserted);
-      return false;
-   }
-   if (!dj_txn_begin (e, true, &ctx, error)) {
+   if (!dj_let_parse (cmd, &let, error) || !dj_cmd_check_fields (cmd, known, error) ||
+       !dj_cmd_collection (cmd, &name, error) || !dj_ns_valid (db, name, error) ||
+       !get_array (cmd, "update", "updates", &stmts, error) || !parse_ordered (cmd, &ordered, &bypass, error) ||
+       !dj_txn_begin (e, true, &ctx, error)) {
+      dj_let_destroy (&let);
       bson_destroy (&upserted);
       return false;
    }
@@ -453,7 +483,7 @@ dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          if (!c) {
             c = dj_coll_load_or_create (&ctx, db, name, NULL, &serr); /* updates create it, as in MongoDB */
          }
-         ok = c && run_update_stmt (&ctx, c, &stmt, index, bypass, &n, &nmod, &upserted, &nups, &serr);
+         ok = c && run_update_stmt (&ctx, c, &let, &stmt, index, bypass, &n, &nmod, &upserted, &nups, &serr);
       }
       if (!ok) {
          if (is_storage_error (&serr)) {
@@ -481,12 +511,14 @@ dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    bson_destroy (&w.arr);
    bson_destroy (&upserted);
    dj_coll_free (c);
+   dj_let_destroy (&let);
    return true;
 fail:
    dj_txn_abort (&ctx);
    bson_destroy (&w.arr);
    bson_destroy (&upserted);
    dj_coll_free (c);
+   dj_let_destroy (&let);
    return false;
 }
 
@@ -529,18 +561,19 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    werrs_t w = {.n = 0};
    int index = 0;
    int64_t n = 0;
+   dj_let_t let;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !get_array (cmd, "delete", "deletes", &stmts, error) ||
-       !parse_ordered (cmd, &ordered, &bypass, error)) {
-      return false;
-   }
-   if (!dj_txn_begin (e, true, &ctx, error)) {
+   if (!dj_let_parse (cmd, &let, error) || !dj_cmd_check_fields (cmd, known, error) ||
+       !dj_cmd_collection (cmd, &name, error) || !dj_ns_valid (db, name, error) ||
+       !get_array (cmd, "delete", "deletes", &stmts, error) || !parse_ordered (cmd, &ordered, &bypass, error) ||
+       !dj_txn_begin (e, true, &ctx, error)) {
+      dj_let_destroy (&let);
       return false;
    }
    c = dj_coll_load (&ctx, db, name, error);
    if (!c && error->code) {
       dj_txn_abort (&ctx);
+      dj_let_destroy (&let);
       return false;
    }
    bson_init (&w.arr);
@@ -564,9 +597,9 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          } else if ((limit = bson_iter_as_int64 (&it)) != 0 && limit != 1) {
             dj_err (&serr, DJ_FailedToParse, "The limit field in delete objects must be 0 or 1. Got %" PRId64, limit);
          } else if (get_stmt_doc (&stmt, "q", true, &q, &serr) && dj_cmd_collation (&stmt, &serr) &&
-                    (m = dj_matcher_new (&q, &serr))) {
+                    (m = dj_matcher_new_scoped (&q, let.top, &serr))) {
             del_t s = {.ctx = &ctx, .c = c};
-            ok = !c || dj_plan_scan (&ctx, c, m, true, limit, delete_fn, &s, &serr);
+            ok = !c || dj_plan_scan_vars (&ctx, c, m, &let.vars, true, limit, delete_fn, &s, &serr);
             if (ok && s.failed) {
                serr = s.err;
                ok = false;
@@ -596,11 +629,13 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    bson_destroy (&w.arr);
    dj_coll_free (c);
+   dj_let_destroy (&let);
    return true;
 fail:
    dj_txn_abort (&ctx);
    bson_destroy (&w.arr);
    dj_coll_free (c);
+   dj_let_destroy (&let);
    return false;
 }
 
@@ -666,6 +701,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    dj_ctx_t ctx = {0};
    fam_collect_t f = {0};
    bson_t *before = NULL, *after = NULL;
+   dj_let_t let = {0};
 
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
        !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
@@ -699,9 +735,10 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    if (remove && upsert) {
       return dj_err (error, DJ_FailedToParse, "Cannot specify both upsert=true and remove=true ");
    }
-   if (!(m = dj_matcher_new (&query, error)) || (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) ||
+   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&query, let.top, error)) ||
+       (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) ||
        (has_fields && !bson_empty (&fields) && !(proj = dj_projection_new (&fields, error))) ||
-       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, error)))) {
+       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, let.top, error)))) {
       goto done;
    }
    if (!dj_txn_begin (e, true, &ctx, error)) {
@@ -711,7 +748,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       goto done;
    }
    /* all matches when sorting (the first after the sort wins), else the first */
-   if (!dj_plan_scan (&ctx, c, m, false, sort ? 0 : 1, fam_collect, &f, error)) {
+   if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, sort ? 0 : 1, fam_collect, &f, error)) {
       goto done;
    }
    if (sort) {
@@ -745,7 +782,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       } else {
          bool changed;
          bson_t out;
-         if (!dj_update_apply (u, before, f.poss[0], false, &out, &changed, error)) {
+         if (!dj_update_apply (u, before, f.poss[0], false, &let.vars, &out, &changed, error)) {
             goto done;
          }
          if (changed && (!(bypass || dj_coll_validate (c, &out, before, error)) ||
@@ -757,7 +794,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
          bson_destroy (&out);
       }
    } else if (upsert) {
-      if (!do_upsert (&ctx, c, &query, u, bypass, &upserted_id, &after, error)) {
+      if (!do_upsert (&ctx, c, &query, u, &let.vars, bypass, &upserted_id, &after, error)) {
          goto done;
       }
    }
@@ -801,5 +838,6 @@ done:
    dj_sort_destroy (sort);
    dj_projection_destroy (proj);
    dj_update_destroy (u);
+   dj_let_destroy (&let);
    return ok;
 }

@@ -187,6 +187,20 @@ bool dj_expr_is_const (const dj_expr_t *e, bson_value_t *out);
  * or the arena (valid until dj_arena_reset). false with ev->error set. */
 bool dj_expr_eval (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out);
 void dj_eval_init (dj_eval_t *ev, dj_arena_t *arena, const bson_t *doc, int64_t now_ms, bson_error_t *error);
+/* A command's `let`: {name: expression, ...}, each evaluated once (no
+ * document in scope), visible as $$name to the command's filter ($expr),
+ * update pipeline and aggregation pipeline.
+ * https://www.mongodb.com/docs/manual/reference/command/find/#let-variables */
+typedef struct {
+   dj_arena_t *arena;      /* owned: the values */
+   dj_vscope_t *scope;     /* owned: one entry per variable, chained */
+   const dj_vscope_t *top; /* the innermost entry; NULL without let */
+   dj_eval_t vars;         /* the values, for evaluation */
+} dj_let_t;
+/* Reads cmd's "let" (absent: no variables). `let` is set up even on
+ * failure: always dj_let_destroy() it. */
+bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
+void dj_let_destroy (dj_let_t *let);
 /* $cond/$filter truthiness: false, null, missing, undefined and 0 are false. */
 bool dj_value_truthy (const bson_value_t *v);
 /* Expression comparison: like dj_value_cmp, but missing sorts below null. */
@@ -231,14 +245,17 @@ bool dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *ou
 bool dj_matcher_upsert_seed (const bson_t *filter, dj_node_t *doc, bson_error_t *error);
 
 /* ---- update.c ----------------------------------------------------------- */
-dj_update_t *dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error_t *error);
+/* `scope`: the command's let variables a pipeline-style update may use (NULL: none). */
+dj_update_t *dj_update_new (const bson_value_t *spec, const bson_t *array_filters, const dj_vscope_t *scope,
+                            bson_error_t *error);
 void dj_update_destroy (dj_update_t *u);
 bool dj_update_is_replacement (const dj_update_t *u);
 /* Applies u to doc. `pos` is the matched array position for `$` (-1: none).
- * `inserting` enables $setOnInsert. out: uninitialised; initialised on
- * success. *changed: whether the document differs from doc. */
-bool dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, bson_t *out, bool *changed,
-                      bson_error_t *error);
+ * `inserting` enables $setOnInsert. `vars`: the let values (NULL: none).
+ * out: uninitialised; initialised on success. *changed: whether the
+ * document differs from doc. */
+bool dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, const dj_eval_t *vars,
+                      bson_t *out, bool *changed, bson_error_t *error);
 
 /* ---- project.c ---------------------------------------------------------- */
 dj_projection_t *dj_projection_new (const bson_t *spec, bson_error_t *error);

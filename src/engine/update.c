@@ -486,7 +486,7 @@ check_identifiers (dj_update_t *u, const dj_path_t *p, const char *dotted, bson_
 }
 
 dj_update_t *
-dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error_t *error)
+dj_update_new (const bson_value_t *spec, const bson_t *array_filters, const dj_vscope_t *scope, bson_error_t *error)
 {
    dj_update_t *u = bson_malloc0 (sizeof *u);
    bson_iter_t it, fi;
@@ -499,7 +499,7 @@ dj_update_new (const bson_value_t *spec, const bson_t *array_filters, bson_error
          dj_err (error, DJ_FailedToParse, "arrayFilters may not be specified for pipeline-style updates");
          goto fail;
       }
-      u->pipeline = dj_pipeline_new (&stages, NULL, error);
+      u->pipeline = dj_pipeline_new (&stages, scope, error);
       if (!u->pipeline || !dj_pipeline_check_update (u->pipeline, error)) {
          goto fail;
       }
@@ -1052,8 +1052,8 @@ apply_rename (actx_t *a, const uitem_t *it, dj_node_t *doc)
 }
 
 bool
-dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, bson_t *out, bool *changed,
-                 bson_error_t *error)
+dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, const dj_eval_t *vars,
+                 bson_t *out, bool *changed, bson_error_t *error)
 {
    bson_iter_t it;
    bson_value_t old_id = {.value_type = BSON_TYPE_EOD};
@@ -1064,7 +1064,7 @@ dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inse
    }
    if (u->pipeline) {
       dj_docs_t docs = {0};
-      dj_prun_t run = {.now_ms = dj_now_ms ()};
+      dj_prun_t run = {.now_ms = vars ? vars->now_ms : dj_now_ms (), .vars = vars};
       dj_docs_push (&docs, bson_copy (doc));
       if (!dj_pipeline_run_docs (u->pipeline, &run, &docs, error)) {
          return false;
