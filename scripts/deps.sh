@@ -3,7 +3,7 @@
 # Idempotent: skips what is already there. Used by scripts/test.sh, run.sh, bench.sh.
 set -euo pipefail
 
-debs=(build-essential pkg-config libbson-dev libmongoc-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata
+debs=(build-essential pkg-config libbson-dev libmongoc-dev libssl-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata
       chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
 missing=()
 for p in "${debs[@]}"; do

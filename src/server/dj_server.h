@@ -29,6 +29,11 @@
  * aborted. The engine has one writer at a time: while a transaction is
  * open, other writes wait for it to end (or to be aborted by that limit);
  * reads never wait.
+ *
+ * @section auth_sec Authentication
+ * With auth_file, clients authenticate with SCRAM-SHA-256 (saslStart /
+ * saslContinue, as drivers do for MongoDB users) before any command but
+ * the handshake (hello, ping, buildInfo...); others get Unauthorized (13).
  */
 #ifndef DJ_SERVER_H
 #define DJ_SERVER_H
@@ -47,6 +52,8 @@ typedef struct {
    bool quiet;              /**< no log lines on stderr */
    int txn_lifetime_s;      /**< abort transactions open longer (0: 60 s, MongoDB's
                                  transactionLifetimeLimitSeconds default) */
+   const char *auth_file;   /**< require SCRAM-SHA-256 authentication by the users of
+                                 this file (dj_server_add_user()); NULL: none */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };
@@ -71,5 +78,12 @@ void dj_server_stop (dj_server_t *srv);
 
 /** Closes connections, sessions and the engine. */
 void dj_server_destroy (dj_server_t *srv);
+
+/**
+ * Adds (or replaces) a user in a users file for auth_file: its
+ * SCRAM-SHA-256 keys, derived from @p password (printable ASCII), never
+ * the password itself. The file is created readable by its owner only.
+ */
+bool dj_server_add_user (const char *path, const char *user, const char *password, bson_error_t *error);
 
 #endif

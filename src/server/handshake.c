@@ -24,7 +24,7 @@ ok (bson_t *reply)
 }
 
 static void
-hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, bson_t *reply)
+hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd, bson_t *reply)
 {
    bson_t hosts, tv;
    bson_oid_t pid;
@@ -57,7 +57,17 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, bson_t *reply)
    BSON_APPEND_INT32 (reply, "minWireVersion", 0);
    BSON_APPEND_INT32 (reply, "maxWireVersion", DJ_MAX_WIRE_VERSION);
    BSON_APPEND_BOOL (reply, "readOnly", false);
-   (void) srv;
+   /* saslSupportedMechs: "db.user" asks which mechanisms that user has */
+   bson_iter_t sm;
+   if (srv->users && bson_iter_init_find (&sm, cmd, "saslSupportedMechs") && BSON_ITER_HOLDS_UTF8 (&sm)) {
+      const char *dot = strchr (bson_iter_utf8 (&sm, NULL), '.');
+      if (dot && dj_users_has (srv->users, dot + 1)) {
+         bson_t mechs;
+         BSON_APPEND_ARRAY_BEGIN (reply, "saslSupportedMechs", &mechs);
+         BSON_APPEND_UTF8 (&mechs, "0", "SCRAM-SHA-256");
+         bson_append_array_end (reply, &mechs);
+      }
+   }
    ok (reply);
 }
 
@@ -122,7 +132,7 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    (void) db;
    if (!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) {
       bson_init (reply);
-      hello (srv, c, strcmp (name, "hello") != 0, reply);
+      hello (srv, c, strcmp (name, "hello") != 0, cmd, reply);
       return true;
    }
    if (!strcasecmp (name, "buildInfo")) {

@@ -5,6 +5,7 @@
  *   server.c     listening, connections, dispatch, shutdown
  *   handshake.c  the commands a server answers around the engine's
  *   sessions.c   sessions and multi-document transactions
+ *   auth.c       SCRAM-SHA-256 (saslStart / saslContinue), the users file
  */
 #ifndef DJ_SERVER_PRIVATE_H
 #define DJ_SERVER_PRIVATE_H
@@ -17,6 +18,8 @@
 #include "dj_wire.h"
 
 typedef struct dj_sessions dj_sessions_t;
+typedef struct dj_users dj_users_t;
+typedef struct dj_auth_conv dj_auth_conv_t;
 
 /* One client connection (owned by the server's list; its thread runs it). */
 typedef struct dj_conn {
@@ -25,6 +28,8 @@ typedef struct dj_conn {
    int64_t id;
    char peer[96];      /* "ip:port" of the client, for whatsmyuri and logs */
    char local[96];     /* "host:port" the client reached us at: hello's hosts */
+   char *user;         /* owned: the authenticated user, or NULL */
+   dj_auth_conv_t *conv; /* owned: a SCRAM conversation in progress, or NULL */
    struct dj_conn *next;
 } dj_conn_t;
 
@@ -36,6 +41,7 @@ struct dj_server {
    bool quiet;
    dj_engine_t *engine; /* owned */
    dj_sessions_t *sessions; /* owned */
+   dj_users_t *users;   /* owned: --auth's users (NULL: no authentication) */
    int tcp_fd, unix_fd;
    int wake[2];         /* self-pipe: dj_server_stop() wakes the accept loop */
    atomic_bool stopping;
@@ -55,6 +61,20 @@ void dj_server_log (const struct dj_server *srv, const char *fmt, ...) BSON_GNUC
  * when the command is the engine's. */
 bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
                            bson_t *reply);
+
+/* auth.c: the users file (lines user:iterations:salt:StoredKey:ServerKey) */
+dj_users_t *dj_users_load (const char *path, bson_error_t *error);
+void dj_users_destroy (dj_users_t *us);
+bool dj_users_has (const dj_users_t *us, const char *name);
+/* Derives the user's SCRAM-SHA-256 keys and writes them to the file
+ * (created 0600; an existing line for the user is replaced). */
+bool dj_users_add (const char *path, const char *name, const char *password, bson_error_t *error);
+void dj_auth_conv_free (dj_auth_conv_t *cv);
+/* saslStart / saslContinue / logout, and with --auth the refusal of
+ * everything but the handshake before a user has authenticated: returns
+ * true with reply initialised, false (reply untouched) otherwise. */
+bool dj_auth_command (struct dj_server *srv, dj_conn_t *c, const char *name, const bson_t *cmd, bson_t *reply);
+bool dj_auth_exempt (const char *name);
 
 /* sessions.c */
 dj_sessions_t *dj_sessions_new (dj_engine_t *engine);

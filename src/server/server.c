@@ -95,6 +95,9 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
 {
    bson_iter_t it;
    const char *name = bson_iter_init (&it, cmd) && bson_iter_next (&it) ? bson_iter_key (&it) : "";
+   if (dj_auth_command (srv, c, name, cmd, reply)) {
+      return;
+   }
    if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
       return;
    }
@@ -166,6 +169,8 @@ conn_main (void *arg)
       pthread_cond_broadcast (&srv->idle);
    }
    pthread_mutex_unlock (&srv->mu);
+   bson_free (c->user);
+   dj_auth_conv_free (c->conv);
    bson_free (c);
    return NULL;
 }
@@ -268,6 +273,9 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
       goto fail;
    }
    srv->sessions = dj_sessions_new (srv->engine);
+   if (opts->auth_file && !(srv->users = dj_users_load (opts->auth_file, error))) {
+      goto fail;
+   }
    if (pipe2 (srv->wake, O_CLOEXEC | O_NONBLOCK)) {
       dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "pipe: %s", strerror (errno));
       goto fail;
@@ -439,6 +447,7 @@ dj_server_destroy (dj_server_t *srv)
       return;
    }
    dj_sessions_destroy (srv->sessions);
+   dj_users_destroy (srv->users);
    dj_engine_close (srv->engine);
    if (srv->tcp_fd >= 0) {
       close (srv->tcp_fd);

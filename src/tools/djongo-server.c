@@ -2,7 +2,12 @@
  * djongo-server -- the embedded engine over MongoDB's wire protocol.
  *
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
- *                 [--txn-lifetime SECONDS] [--quiet]
+ *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
+ *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
+ *
+ * --auth: clients authenticate with SCRAM-SHA-256 as a user of the file
+ * (mongodb://user:password@127.0.0.1/?authMechanism=SCRAM-SHA-256, or
+ * without the mechanism: the server says it is SCRAM-SHA-256).
  *
  * Binds loopback unless --bind says otherwise. Connect with any MongoDB
  * driver, mongosh or Compass: mongodb://127.0.0.1:27017/ (the server is a
@@ -19,8 +24,32 @@
 static int
 usage (void)
 {
-   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] [--txn-lifetime SECONDS] [--quiet]\n");
+   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] "
+                    "[--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
+                    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n");
    return 2;
+}
+
+/* --add-user FILE USER: the password is one line of stdin (not an
+ * argument: arguments show in `ps`). */
+static int
+add_user (const char *file, const char *user)
+{
+   char pw[1024];
+   if (!fgets (pw, sizeof pw, stdin)) {
+      fprintf (stderr, "djongo-server: no password on stdin\n");
+      return 1;
+   }
+   pw[strcspn (pw, "\r\n")] = '\0';
+   bson_error_t error;
+   bool ok = dj_server_add_user (file, user, pw, &error);
+   memset (pw, 0, sizeof pw);
+   if (!ok) {
+      fprintf (stderr, "djongo-server: %s\n", error.message);
+      return 1;
+   }
+   printf ("user %s added to %s\n", user, file);
+   return 0;
 }
 
 int
@@ -45,6 +74,10 @@ main (int argc, char **argv)
          o.engine_flags |= DJ_ENGINE_NOSYNC;
       } else if (!strcmp (a, "--txn-lifetime") && more) {
          o.txn_lifetime_s = atoi (argv[++i]);
+      } else if (!strcmp (a, "--auth") && more) {
+         o.auth_file = argv[++i];
+      } else if (!strcmp (a, "--add-user") && i + 2 < argc) {
+         return add_user (argv[i + 1], argv[i + 2]);
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
       } else {

@@ -1,4 +1,4 @@
-"""Models exercising djongo.models' document fields (tests/django/test_models.py)."""
+"""Models exercising djongo.models' document fields (tests/django/docfields_tests.py)."""
 from django.core.exceptions import ValidationError
 
 from djongo import models

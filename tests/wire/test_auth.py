@@ -1,0 +1,97 @@
+"""djongo-server --auth: SCRAM-SHA-256 through pymongo (negotiated and
+named), refusals before authentication, wrong passwords, and the users
+file (keys only, owner-readable)."""
+import os
+import stat
+import subprocess
+
+import pymongo
+import pytest
+from pymongo.errors import OperationFailure
+
+from conftest import TOOL, Server
+
+
+def add_user(path, user, password):
+    p = subprocess.run([TOOL, "--add-user", str(path), user], input=password + "\n", capture_output=True, text=True,
+                       timeout=60)
+    return p
+
+
+@pytest.fixture
+def auth_server(tmp_path):
+    users = tmp_path / "users"
+    assert add_user(users, "alice", "s3cret!pw").returncode == 0
+    assert add_user(users, "bob", "other pw").returncode == 0
+    s = Server(tmp_path / "data", "--auth", str(users))
+    yield s
+    assert s.stop() == 0
+
+
+def client(s, creds="", opts=""):
+    return pymongo.MongoClient("mongodb://%s127.0.0.1:%d/%s" % (creds, s.port, opts), serverSelectionTimeoutMS=5000)
+
+
+def test_users_file_holds_keys_not_passwords(tmp_path):
+    users = tmp_path / "users"
+    assert add_user(users, "alice", "pw-one").returncode == 0
+    assert add_user(users, "alice", "pw-two").returncode == 0  # replaces the line
+    text = users.read_text()
+    assert text.count("alice:") == 1 and "pw-two" not in text and "pw-one" not in text
+    assert stat.S_IMODE(os.stat(users).st_mode) == 0o600
+    assert add_user(users, "carol", "caf\u00e9").returncode == 1  # beyond printable ASCII: refused
+    assert add_user(users, "x:y", "pw").returncode == 1
+
+
+def test_scram_sha_256(auth_server):
+    with client(auth_server) as anon:
+        assert anon.admin.command("ping")["ok"] == 1  # the handshake needs no user
+        with pytest.raises(OperationFailure) as e:
+            anon.db.c.insert_one({"a": 1})
+        assert e.value.code == 13  # Unauthorized
+    with client(auth_server, "alice:s3cret!pw@") as c:  # mechanism negotiated (saslSupportedMechs)
+        c.db.c.insert_one({"a": 1})
+        assert c.db.c.count_documents({}) == 1
+    with client(auth_server, "bob:other%20pw@", "?authMechanism=SCRAM-SHA-256&authSource=db") as c:
+        assert c.db.c.find_one({}, {"_id": 0}) == {"a": 1}
+
+
+def test_wrong_password_and_mechanisms(auth_server):
+    with client(auth_server, "alice:wrong@", "?authMechanism=SCRAM-SHA-256") as c:
+        with pytest.raises(OperationFailure) as e:
+            c.db.c.find_one()
+        assert e.value.code == 18  # AuthenticationFailed
+    with client(auth_server, "nobody:x@", "?authMechanism=SCRAM-SHA-256") as c:
+        with pytest.raises(OperationFailure) as e:
+            c.db.c.find_one()
+        assert e.value.code == 18  # the same answer as a wrong password
+    with client(auth_server, "alice:s3cret!pw@", "?authMechanism=SCRAM-SHA-1") as c:
+        with pytest.raises(OperationFailure):
+            c.db.c.find_one()
+
+
+def test_without_auth_sasl_is_refused(server):
+    with client(server, "alice:pw@", "?authMechanism=SCRAM-SHA-256") as c:
+        with pytest.raises(OperationFailure):
+            c.db.c.find_one()
+
+
+def test_malformed_conversations_fail_cleanly(auth_server):
+    from bson.binary import Binary
+
+    with client(auth_server) as c:
+        for payload in (b"", b"garbage", b"n,,n=alice", b"n,,n=alice,r=short", b"p=tls,,n=alice,r=0123456789ab",
+                        b"n,,n=al=ZZice,r=0123456789abcdef", b"n,,n=alice,r=0123456789abcdef\x00x", b"x" * 70000):
+            with pytest.raises(OperationFailure) as e:
+                c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=Binary(payload))
+            assert e.value.code == 18, payload
+        with pytest.raises(OperationFailure):  # no conversation
+            c.admin.command("saslContinue", 1, conversationId=1, payload=Binary(b"c=biws,r=x,p=AAAA"))
+        r = c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=Binary(b"n,,n=alice,r=0123456789abcdef"))
+        assert r["done"] is False and bytes(r["payload"]).startswith(b"r=0123456789abcdef")
+        for bad in (b"c=biws,r=0123456789abcdef,p=AAAA", b"c=biws,r=" + bytes(r["payload"])[2:34] + b",p=!!!!",
+                    b"c=eSws,r=x,p=AAAA"):
+            with pytest.raises(OperationFailure) as e:
+                c.admin.command("saslContinue", 1, conversationId=1, payload=Binary(bad))
+            assert e.value.code == 18
+        assert c.admin.command("ping")["ok"] == 1  # the server is still there
