@@ -116,6 +116,19 @@ typedef struct dj_engine_txn dj_engine_txn_t;
 dj_engine_txn_t *dj_engine_txn_begin (dj_engine_t *engine, dj_engine_txn_t *parent, bson_error_t *error);
 
 /**
+ * Begins a top-level transaction as a read-only snapshot of the committed
+ * data (no lock taken): MongoDB's snapshot isolation for transactions that
+ * are mostly reads, and for many of them at once. Its first write turns it
+ * into a write transaction, if it can without breaking the snapshot: when
+ * something was committed since the snapshot was taken, or another
+ * snapshot transaction is already writing, that write fails with
+ * WriteConflict (112) -- MongoDB's answer to conflicting transactions,
+ * which drivers retry as a TransientTransactionError -- instead of waiting.
+ * Commit and abort as for dj_engine_txn_begin()'s transactions.
+ */
+dj_engine_txn_t *dj_engine_txn_begin_snapshot (dj_engine_t *engine, bson_error_t *error);
+
+/**
  * Commits @p txn (and first any nested transactions still open in it) and
  * frees the handles. A nested transaction's writes join its parent's; a
  * top-level one's become durable (fsync'd unless DJ_ENGINE_NOSYNC).

@@ -334,6 +334,10 @@ void dj_txn_abort (dj_ctx_t *ctx);
  * that a thread asking for a second one gets WriteConflict, not a deadlock. */
 bool dj_env_writer_check (dj_engine_t *e, bson_error_t *error);
 void dj_env_writer_set (dj_engine_t *e, bool held);
+/* The one writing snapshot transaction of the env: claim returns false if
+ * another holds it (then the caller reports WriteConflict). */
+bool dj_env_snapshot_writer_claim (dj_engine_t *e);
+void dj_env_snapshot_writer_release (dj_engine_t *e);
 bool dj_lmdb_error (int rc, bson_error_t *error, const char *what);
 
 bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);

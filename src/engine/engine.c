@@ -24,6 +24,10 @@ struct dj_env {
    pthread_mutex_t writer_mu;
    bool writer_held;
    pthread_t writer;
+   /* Whether a snapshot transaction has become a writer (writer_mu guards
+    * it): a second one asking is told WriteConflict instead of waiting for
+    * the first to end (dj_engine_txn_begin_snapshot). */
+   bool snapshot_writer;
 };
 static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_env *g_envs;
@@ -189,6 +193,26 @@ dj_env_writer_set (dj_engine_t *e, bool held)
    pthread_mutex_lock (&env->writer_mu);
    env->writer_held = held;
    env->writer = pthread_self ();
+   pthread_mutex_unlock (&env->writer_mu);
+}
+
+bool
+dj_env_snapshot_writer_claim (dj_engine_t *e)
+{
+   struct dj_env *env = e->shared;
+   pthread_mutex_lock (&env->writer_mu);
+   bool free_ = !env->snapshot_writer;
+   env->snapshot_writer = true;
+   pthread_mutex_unlock (&env->writer_mu);
+   return free_;
+}
+
+void
+dj_env_snapshot_writer_release (dj_engine_t *e)
+{
+   struct dj_env *env = e->shared;
+   pthread_mutex_lock (&env->writer_mu);
+   env->snapshot_writer = false;
    pthread_mutex_unlock (&env->writer_mu);
 }
 

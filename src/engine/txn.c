@@ -18,6 +18,8 @@
 struct dj_engine_txn {
    dj_engine_t *engine;   /* borrowed */
    MDB_txn *txn;          /* owned until commit/abort */
+   bool readonly;         /* a snapshot not (yet) written: an MDB_RDONLY txn, no writer mark */
+   bool snapshot_writer;  /* a snapshot turned writer: holds the env's snapshot-writer slot */
    dj_engine_txn_t *parent; /* NULL: top-level, holds the env's writer mark */
    dj_engine_txn_t *child;  /* the open nested transaction, if any (owned through the chain) */
    pthread_t thread;
@@ -26,12 +28,17 @@ struct dj_engine_txn {
 /* The caller's transaction for the command running on this thread. */
 static _Thread_local dj_engine_txn_t *tls_txn;
 
+static bool upgrade (dj_engine_txn_t *t, bson_error_t *error);
+
 bool
 dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
 {
    dj_engine_txn_t *outer = tls_txn && tls_txn->engine->env == e->env ? tls_txn : NULL;
    int rc;
 
+   if (outer && write && outer->readonly && !upgrade (outer, error)) {
+      return false;
+   }
    ctx->engine = e;
    ctx->write = write;
    ctx->borrowed = false;
@@ -101,6 +108,60 @@ dj_txn_abort (dj_ctx_t *ctx)
 
 /* ---- callers' transactions ------------------------------------------------- */
 
+/* A snapshot's first write: a write transaction that starts exactly where
+ * the snapshot stands (LMDB's transaction ids count commits), or
+ * WriteConflict. https://www.mongodb.com/docs/manual/core/transactions-production-consideration/#in-progress-transactions-and-write-conflicts */
+static bool
+upgrade (dj_engine_txn_t *t, bson_error_t *error)
+{
+   dj_engine_t *e = t->engine;
+   MDB_envinfo info;
+   size_t snap = mdb_txn_id (t->txn);
+   mdb_env_info (e->env, &info);
+   if (info.me_last_txnid != snap) {
+      return dj_err (error, DJ_WriteConflict, "WriteConflict: the data changed since this transaction's snapshot");
+   }
+   if (!dj_env_snapshot_writer_claim (e)) {
+      return dj_err (error, DJ_WriteConflict, "WriteConflict: another transaction is writing");
+   }
+   MDB_txn *w = NULL;
+   int rc = dj_env_writer_check (e, error) ? mdb_txn_begin (e->env, NULL, 0, &w) : -1;
+   if (rc || mdb_txn_id (w) != snap + 1) {
+      /* -1: the writer check set error; else a commit slipped in between */
+      if (w) {
+         mdb_txn_abort (w);
+      }
+      dj_env_snapshot_writer_release (e);
+      if (rc > 0) {
+         return dj_lmdb_error (rc, error, "cannot begin a transaction");
+      }
+      return rc ? false : dj_err (error, DJ_WriteConflict, "WriteConflict: the data changed since this transaction's snapshot");
+   }
+   dj_env_writer_set (e, true);
+   mdb_txn_abort (t->txn);
+   t->txn = w;
+   t->readonly = false;
+   t->snapshot_writer = true;
+   return true;
+}
+
+dj_engine_txn_t *
+dj_engine_txn_begin_snapshot (dj_engine_t *e, bson_error_t *error)
+{
+   MDB_txn *txn = NULL;
+   int rc = mdb_txn_begin (e->env, NULL, MDB_RDONLY, &txn);
+   if (rc) {
+      dj_lmdb_error (rc, error, "cannot begin a transaction");
+      return NULL;
+   }
+   dj_engine_txn_t *t = bson_malloc0 (sizeof *t);
+   t->engine = e;
+   t->txn = txn;
+   t->readonly = true;
+   t->thread = pthread_self ();
+   return t;
+}
+
 static bool
 owned_here (const dj_engine_txn_t *t, bson_error_t *error)
 {
@@ -126,6 +187,9 @@ dj_engine_txn_begin (dj_engine_t *e, dj_engine_txn_t *parent, bson_error_t *erro
       }
       if (parent->engine->env != e->env) {
          dj_err (error, DJ_IllegalOperation, "a nested transaction must be on its parent's data directory");
+         return NULL;
+      }
+      if (parent->readonly && !upgrade (parent, error)) {
          return NULL;
       }
       rc = mdb_txn_begin (e->env, parent->txn, 0, &txn);
@@ -163,8 +227,11 @@ txn_release (dj_engine_txn_t *t)
    }
    if (t->parent) {
       t->parent->child = NULL;
-   } else {
+   } else if (!t->readonly) {
       dj_env_writer_set (t->engine, false);
+   }
+   if (t->snapshot_writer) {
+      dj_env_snapshot_writer_release (t->engine);
    }
 }
 

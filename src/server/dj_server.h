@@ -26,9 +26,13 @@
  * the session's commands over any of its connections. A command that fails
  * inside a transaction aborts it (MongoDB's rule); commitTransaction /
  * abortTransaction end it; one left open longer than txn_lifetime_s is
- * aborted. The engine has one writer at a time: while a transaction is
- * open, other writes wait for it to end (or to be aborted by that limit);
- * reads never wait.
+ * aborted. A transaction is a snapshot (dj_engine_txn_begin_snapshot):
+ * its reads take no lock and see the data as it was at its first command;
+ * its first write makes it the writer unless another transaction is
+ * writing or something was committed since the snapshot -- then that write
+ * fails with WriteConflict (112) labelled TransientTransactionError, which
+ * drivers' withTransaction retries. Writes outside transactions wait for a
+ * writing transaction to end; reads never wait.
  *
  * @section auth_sec Authentication
  * With auth_file, clients authenticate with SCRAM-SHA-256 (saslStart /

@@ -2,7 +2,7 @@
  * sessions.c -- logical sessions and multi-document transactions.
  * https://www.mongodb.com/docs/manual/core/transactions/
  *
- * A transaction is one engine transaction (dj_engine_txn_t). LMDB's write
+ * A transaction is one engine snapshot transaction (dj_engine_txn_t). LMDB's write
  * transaction belongs to the thread that began it, while a driver may send
  * a session's commands over any of its connections (so, any of our
  * connection threads). Each open transaction therefore has a worker thread
@@ -70,7 +70,9 @@ worker_main (void *arg)
 {
    worker_t *w = arg;
    bson_error_t err = {0};
-   dj_engine_txn_t *t = dj_engine_txn_begin (w->engine, NULL, &err);
+   /* a snapshot: reads take no lock, the first write takes the writer's
+    * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
+   dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (w->engine, &err);
    pthread_mutex_lock (&w->mu);
    w->begun = true;
    w->begin_ok = t != NULL;
@@ -448,10 +450,18 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
    }
    bool ok = worker_do (ss->w, JOB_RUN, db, cmd, reply);
    if (failed (reply, ok)) {
-      /* MongoDB aborts a transaction whose command failed */
+      /* MongoDB aborts a transaction whose command failed; a write
+       * conflict is worth retrying from the start, which the label says */
       worker_end (ss->w, false, NULL);
       ss->w = NULL;
       ss->state = TXN_ABORTED;
+      if (bson_iter_init_find (&it, reply, "code") && bson_iter_as_int64 (&it) == DJ_WriteConflict &&
+          !bson_has_field (reply, "errorLabels")) {
+         bson_t labels;
+         BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &labels);
+         BSON_APPEND_UTF8 (&labels, "0", "TransientTransactionError");
+         bson_append_array_end (reply, &labels);
+      }
    }
 done:
    pthread_mutex_unlock (&ss->mu);

@@ -9,7 +9,10 @@
  *    the transaction goes on;
  *  - a second writer on another thread waits for the commit and then sees
  *    it; the same thread asking for a second write lock gets WriteConflict
- *    (112) instead of a deadlock; a parent with an open child refuses commands.
+ *    (112) instead of a deadlock; a parent with an open child refuses commands;
+ *  - snapshot transactions (dj_engine_txn_begin_snapshot): many at once,
+ *    each reading its snapshot; the first write of one becomes the writer,
+ *    a second writer or a write on an outdated snapshot gets WriteConflict.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -181,6 +184,36 @@ main (void)
    dj_engine_close (e);
    e = open_dir (dir);
    CHECK (count (e, NULL, "{}") == 8, "commits survive reopening: %lld", (long long) count (e, NULL, "{}"));
+
+   /* snapshot transactions: reads take no lock, the first write becomes the
+    * writer if nothing changed since the snapshot and no other snapshot is
+    * writing -- else WriteConflict, at once */
+   dj_engine_txn_t *s1 = dj_engine_txn_begin_snapshot (e, &err), *s2 = dj_engine_txn_begin_snapshot (e, &err);
+   CHECK (s1 && s2, "two snapshots at once: %s", err.message);
+   CHECK (count (e, s2, "{}") == 8, "a snapshot reads");
+   CHECK (run (e, s1, "{\"insert\": \"c\", \"documents\": [{\"_id\": 200, \"k\": 200}]}", NULL),
+          "first write of a snapshot");
+   CHECK (count (e, s1, "{}") == 9, "it sees its write");
+   CHECK (!run (e, s2, "{\"insert\": \"c\", \"documents\": [{\"_id\": 201, \"k\": 201}]}", &code) &&
+             code == DJ_WriteConflict,
+          "a second writing snapshot: WriteConflict, not a wait: %d", code);
+   CHECK (count (e, s2, "{}") == 8, "the other snapshot does not see it");
+   CHECK (dj_engine_txn_commit (s1, &err), "commit: %s", err.message);
+   CHECK (count (e, s2, "{}") == 8, "nor after its commit (snapshot isolation)");
+   CHECK (count (e, NULL, "{}") == 9, "outside, the commit is visible");
+   CHECK (!run (e, s2, "{\"insert\": \"c\", \"documents\": [{\"_id\": 202, \"k\": 202}]}", &code) &&
+             code == DJ_WriteConflict,
+          "writing on a snapshot older than the last commit: WriteConflict: %d", code);
+   CHECK (dj_engine_txn_commit (s2, &err), "a read-only snapshot commits: %s", err.message);
+   s1 = dj_engine_txn_begin_snapshot (e, &err);
+   CHECK (run (e, s1, "{\"delete\": \"c\", \"deletes\": [{\"q\": {\"_id\": 200}, \"limit\": 1}]}", NULL),
+          "a fresh snapshot writes");
+   dj_engine_txn_abort (s1);
+   CHECK (count (e, NULL, "{}") == 9, "its abort leaves nothing");
+   s2 = dj_engine_txn_begin_snapshot (e, &err);
+   CHECK (run (e, s2, "{\"insert\": \"c\", \"documents\": [{\"_id\": 203, \"k\": 203}]}", NULL),
+          "after an abort the writer's place is free again");
+   CHECK (dj_engine_txn_commit (s2, &err), "commit: %s", err.message);
    dj_engine_close (e);
 
    char rm[256];
