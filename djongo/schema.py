@@ -4,7 +4,10 @@ Tables are collections (CREATE TABLE also records the column list and
 types in __djongo_tables); primary keys and unique constraints are unique
 indexes (a nullable UNIQUE column gets a partial index, so many NULLs are
 allowed as in SQL); conditional constraints and indexes are partial
-indexes. Adding a column with a default backfills existing documents;
+indexes; indexes on document paths (Index(F("address__city"))) are
+MongoDB dot-path indexes; other expression indexes and unique constraints
+are not created, with a warning (as Django does on backends without
+expression indexes; djongo.W002/W003 say it at check time). Adding a column with a default backfills existing documents;
 renaming or dropping one renames or unsets the field in every document.
 ALTER COLUMN (type, NULL, default) changes nothing stored: documents keep
 the values they have. Foreign keys and CHECK constraints have no MongoDB
@@ -12,8 +15,11 @@ counterpart (features.py says so; Django's collector does the cascades).
 """
 import datetime
 import decimal
+import logging
 
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+logger = logging.getLogger("djongo")
 
 
 class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
@@ -44,6 +50,8 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     def execute(self, sql, params=()):
         """As Django's, and when collecting SQL (sqlmigrate), each statement
         is followed by the MongoDB commands it becomes, as comments."""
+        if sql is not None and self._unindexable(str(sql), params):
+            return
         super().execute(sql, params)
         if self.collect_sql and sql is not None:
             from djongo import driver
@@ -53,6 +61,21 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
             except driver.Error as e:
                 commands = ("(not translated: %s)" % e,)
             self.collected_sql.extend("-- MongoDB: %s" % c for c in commands)
+
+    def _unindexable(self, sql, params):
+        """An index or unique constraint on expressions MongoDB cannot index
+        (anything but fields and paths into documents, e.g. Lower("name"))
+        is not created, with a warning, as Django does on backends without
+        expression indexes (validation.py's check says so up front)."""
+        if not (sql.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")) and "((" in sql):
+            return False
+        from djongo import driver
+        try:
+            driver.translate(sql, list(params) if params else None, self.connection.settings_dict["NAME"])
+        except driver.NotSupportedError as e:
+            logger.warning("index skipped: %s -- %s (MongoDB indexes fields and document paths)", sql, e)
+            return True
+        return False
 
     def quote_value(self, value):
         """Renders a value as a SQL literal (for sqlmigrate's output and

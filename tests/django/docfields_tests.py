@@ -91,11 +91,29 @@ class EmbeddedFieldTests(TestCase):
         indexes = connection.command({"listIndexes": Entry._meta.db_table, "cursor": {}})["cursor"]["firstBatch"]
         (ix,) = [i for i in indexes if i["name"] == "entry_city_author"]
         assert list(ix["key"].items()) == [("address.city", 1), ("authors.name", -1)]
-        from django.db.models import Index
+        from django.db.models import Index, UniqueConstraint
         from django.db.models.functions import Lower
 
-        with pytest.raises(NotSupportedError), connection.schema_editor() as editor:
+        # expressions MongoDB cannot index: not created (as Django does on
+        # backends without expression indexes), and the checks say so
+        with connection.schema_editor() as editor:
             editor.add_index(Entry, Index(Lower("headline"), name="entry_lower"))
+            editor.add_constraint(Entry, UniqueConstraint(Lower("headline"), name="entry_lower_uniq"))
+        indexes = connection.command({"listIndexes": Entry._meta.db_table, "cursor": {}})["cursor"]["firstBatch"]
+        assert not {"entry_lower", "entry_lower_uniq"} & {i["name"] for i in indexes}
+
+    def test_checks_name_what_is_not_indexed(self):
+        from django.db.models import Index, UniqueConstraint
+        from django.db.models.functions import Lower
+
+        assert [w.id for w in connection.validation.check()] == []  # the path index is fine
+        Entry._meta.indexes.append(Index(Lower("headline"), name="entry_lower"))
+        Entry._meta.constraints.append(UniqueConstraint(Lower("headline"), name="entry_lower_uniq"))
+        try:
+            assert sorted(w.id for w in connection.validation.check()) == ["djongo.W002", "djongo.W003"]
+        finally:
+            Entry._meta.indexes.pop()
+            Entry._meta.constraints.pop()
 
     def test_unknown_key_refused(self):
         with pytest.raises(ValidationError):
