@@ -230,9 +230,12 @@ class ObjectIdFormField(forms.CharField):
     default_error_messages = {"invalid": _("Enter a valid ObjectId (24 hexadecimal digits).")}
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 24)
-        kwargs.setdefault("min_length", 24)
+        # no length validators: they would run on the ObjectId to_python
+        # made; the format is checked there
+        kwargs.pop("max_length", None)
+        kwargs.pop("min_length", None)
         super().__init__(**kwargs)
+        self.widget.attrs.setdefault("maxlength", "24")
 
     def to_python(self, value):
         value = super().to_python(value)

@@ -13,10 +13,19 @@ from django.conf import settings
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 if not settings.configured:
     settings.configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "docfields"],
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.admin",
+                        "django.contrib.sessions", "django.contrib.messages", "docfields"],
         DATABASES={"default": {"ENGINE": "djongo", "NAME": "docfields",
                                "HOST": tempfile.mkdtemp(prefix="djongo-docfields-")}},
-        USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"docfields": None})
+        USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"docfields": None},
+        ROOT_URLCONF="docfields.urls", SECRET_KEY="docfields-tests", ALLOWED_HOSTS=["testserver"],
+        MIDDLEWARE=["django.contrib.sessions.middleware.SessionMiddleware",
+                    "django.contrib.auth.middleware.AuthenticationMiddleware",
+                    "django.contrib.messages.middleware.MessageMiddleware"],
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates", "APP_DIRS": True,
+                    "OPTIONS": {"context_processors": ["django.template.context_processors.request",
+                                                       "django.contrib.auth.context_processors.auth",
+                                                       "django.contrib.messages.context_processors.messages"]}}])
     import django
 
     django.setup()
@@ -379,3 +388,41 @@ class SerializerTests(TestCase):
         assert not s.is_valid()
         assert "Script injection" in str(s.errors["address"]) and "item 1 email" in str(s.errors["authors"])
         assert Entry.objects.filter(headline="bad").count() == 0
+
+
+class AdminTests(TestCase):
+    """The admin on document models: an ObjectId primary key in its URLs,
+    nested forms in add and change views (the browser test drives the
+    example site's)."""
+
+    def setUp(self):
+        from django.contrib.auth.models import User
+
+        User.objects.create_superuser("root", "r@example.com", "pw")
+        self.client.login(username="root", password="pw")
+
+    def test_object_id_primary_key(self):
+        r = self.client.post("/admin/docfields/doc/add/", {"title": "first", "ref": ""})
+        assert r.status_code == 302, r.content[:3000]
+        d = Doc.objects.get()
+        assert isinstance(d.pk, bson.ObjectId)
+        url = "/admin/docfields/doc/%s/change/" % d.pk
+        assert self.client.get(url).status_code == 200
+        r = self.client.post(url, {"title": "renamed", "ref": "not-an-oid"})
+        assert r.status_code == 200 and b"valid ObjectId" in r.content
+        r = self.client.post(url, {"title": "renamed", "ref": str(d.pk)})
+        assert r.status_code == 302 and Doc.objects.get().ref == d.pk
+        assert self.client.get("/admin/docfields/doc/%s/change/" % ("0" * 24)).status_code == 302  # not found
+        assert self.client.get("/admin/docfields/doc/zz/change/").status_code == 302
+        assert self.client.post("/admin/docfields/doc/%s/delete/" % d.pk, {"post": "yes"}).status_code == 302
+        assert Doc.objects.count() == 0
+
+    def test_entry_add_with_nested_forms(self):
+        t = Tag.objects.create(name="t")
+        data = form_data(**{"tags": [str(t.pk)], "data": "null"})
+        r = self.client.post("/admin/docfields/entry/add/", data)
+        assert r.status_code == 302, r.content[:3000]
+        e = Entry.objects.get()
+        assert e.address.city == "Paris" and [a.name for a in e.authors] == ["Bob", "Ann"] and e.tags_ids == [t.pk]
+        page = self.client.get("/admin/docfields/entry/%d/change/" % e.pk).content.decode()
+        assert 'name="address-city"' in page and 'value="Bob"' in page and "djongo-array-add" in page
