@@ -87,9 +87,14 @@ bool dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const 
 /* endSessions / killSessions: aborts the listed sessions' transactions. */
 void dj_sessions_end (dj_sessions_t *s, const bson_t *lsids_array);
 int dj_sessions_active (dj_sessions_t *s);
+/* An aggregate starting with $listLocalSessions: out (initialised) is the
+ * command with that stage turned into $documents of the known sessions.
+ * false (out untouched) for any other command. */
+bool dj_sessions_rewrite_list (dj_sessions_t *s, const bson_t *cmd, bson_t *out);
 /* Aborts transactions open longer than lifetime_ms (MongoDB's
  * transactionLifetimeLimitSeconds): an abandoned transaction would
- * otherwise hold the data directory's write lock for good. */
+ * otherwise hold the data directory's write lock for good. Forgets ended
+ * sessions and sessions idle for 30 minutes. */
 void dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms);
 
 #endif

@@ -104,6 +104,12 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    if (dj_sessions_run (srv->sessions, db, name, cmd, reply)) {
       return;
    }
+   bson_t rewritten;
+   if (!strcmp (name, "aggregate") && dj_sessions_rewrite_list (srv->sessions, cmd, &rewritten)) {
+      dj_engine_run_command (srv->engine, db, &rewritten, reply);
+      bson_destroy (&rewritten);
+      return;
+   }
    dj_engine_run_command (srv->engine, db, cmd, reply);
 }
 

@@ -20,6 +20,7 @@
  * the transaction is open; a job is the caller's (stack) and lives until
  * the worker marks it done.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "server-private.h"
@@ -49,6 +50,9 @@ typedef struct {
 
 typedef struct session {
    uint8_t id[16];
+   int64_t last_use_ms;    /* for $listLocalSessions and the idle timeout */
+   int refs;               /* threads between session_get and session_put (guarded by the table's mu) */
+   bool ended;             /* endSessions named it: reaped once unused */
    int64_t txn_number;
    int64_t txn_started_ms; /* when the open transaction began */
    int state;
@@ -59,9 +63,12 @@ typedef struct session {
 
 struct dj_sessions {
    dj_engine_t *engine;
-   pthread_mutex_t mu; /* guards list */
+   pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms */
    session_t *list;
 };
+
+/* A session unused this long is forgotten (hello's logicalSessionTimeoutMinutes). */
+#define SESSION_IDLE_MS (30 * 60 * 1000)
 
 /* ---- the worker ------------------------------------------------------------ */
 
@@ -217,13 +224,22 @@ dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms)
 {
    int64_t now = dj_now_ms ();
    pthread_mutex_lock (&s->mu);
-   for (session_t *ss = s->list; ss; ss = ss->next) {
+   for (session_t **pp = &s->list, *ss; (ss = *pp);) {
       /* a session running a command is left alone; it is reaped next time */
       if (ss->state == TXN_OPEN && now - ss->txn_started_ms > lifetime_ms && pthread_mutex_trylock (&ss->mu) == 0) {
          if (ss->state == TXN_OPEN) {
             session_abort (ss);
          }
          pthread_mutex_unlock (&ss->mu);
+      }
+      /* ended or idle, and nobody between session_get and session_put:
+       * no other thread can reach it once unlinked (refs is 0 under mu) */
+      if (ss->refs == 0 && ss->state != TXN_OPEN && (ss->ended || now - ss->last_use_ms > SESSION_IDLE_MS)) {
+         *pp = ss->next;
+         pthread_mutex_destroy (&ss->mu);
+         bson_free (ss);
+      } else {
+         pp = &ss->next;
       }
    }
    pthread_mutex_unlock (&s->mu);
@@ -261,7 +277,7 @@ lsid_of (const bson_iter_t *lsid, uint8_t out[16])
    return true;
 }
 
-/* Finds (or creates) a session and locks it. */
+/* Finds (or creates) a session and locks it; session_put() gives it back. */
 static session_t *
 session_get (dj_sessions_t *s, const uint8_t id[16], bool create)
 {
@@ -277,11 +293,27 @@ session_get (dj_sessions_t *s, const uint8_t id[16], bool create)
       ss->next = s->list;
       s->list = ss;
    }
+   if (ss) {
+      ss->refs++; /* keeps the reaper off it until session_put */
+      ss->last_use_ms = dj_now_ms ();
+      if (create) {
+         ss->ended = false; /* a driver may reuse an lsid it ended */
+      }
+   }
    pthread_mutex_unlock (&s->mu);
    if (ss) {
       pthread_mutex_lock (&ss->mu);
    }
    return ss;
+}
+
+static void
+session_put (dj_sessions_t *s, session_t *ss)
+{
+   pthread_mutex_unlock (&ss->mu);
+   pthread_mutex_lock (&s->mu);
+   ss->refs--;
+   pthread_mutex_unlock (&s->mu);
 }
 
 void
@@ -297,7 +329,10 @@ dj_sessions_end (dj_sessions_t *s, const bson_t *lsids)
       session_t *ss = session_get (s, id, false);
       if (ss) {
          session_abort (ss);
-         pthread_mutex_unlock (&ss->mu);
+         pthread_mutex_lock (&s->mu);
+         ss->ended = true;
+         pthread_mutex_unlock (&s->mu);
+         session_put (s, ss);
       }
    }
 }
@@ -375,7 +410,10 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
       start = bson_iter_as_bool (&it);
    }
    if (!has_autocommit && !commit && !abort_) {
-      return false; /* an ordinary command of a session (retryable writes included) */
+      /* an ordinary command of a session (retryable writes included): the
+       * session is known from now on ($listLocalSessions) */
+      session_put (s, session_get (s, id, true));
+      return false;
    }
    if (has_autocommit && autocommit) {
       error_reply (reply, DJ_InvalidOptions, false, "autocommit must be false (txnNumber %lld)", txn);
@@ -464,6 +502,65 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
       }
    }
 done:
-   pthread_mutex_unlock (&ss->mu);
+   session_put (s, ss);
+   return true;
+}
+
+/* $listLocalSessions: the sessions this server has seen and not yet
+ * forgotten (ended ones excluded), as MongoDB lists its in-memory cache.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/
+ * The stage becomes a $documents stage of those sessions, so the rest of
+ * the pipeline runs in the engine as usual. */
+bool
+dj_sessions_rewrite_list (dj_sessions_t *s, const bson_t *cmd, bson_t *out)
+{
+   bson_iter_t it, st, first;
+   if (!bson_iter_init_find (&it, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &st) ||
+       !bson_iter_next (&st) || !BSON_ITER_HOLDS_DOCUMENT (&st) || !bson_iter_recurse (&st, &first) ||
+       !bson_iter_next (&first) || strcmp (bson_iter_key (&first), "$listLocalSessions")) {
+      return false;
+   }
+   static const uint8_t no_user[32] = {0}; /* uid: the hash of the (absent) user */
+   bson_init (out);
+   bson_iter_init (&it, cmd);
+   while (bson_iter_next (&it)) {
+      if (strcmp (bson_iter_key (&it), "pipeline")) {
+         bson_append_iter (out, NULL, 0, &it);
+         continue;
+      }
+      bson_t pipe, stage, docs, doc, id;
+      BSON_APPEND_ARRAY_BEGIN (out, "pipeline", &pipe);
+      BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &stage);
+      BSON_APPEND_ARRAY_BEGIN (&stage, "$documents", &docs);
+      pthread_mutex_lock (&s->mu);
+      int n = 0;
+      for (session_t *ss = s->list; ss; ss = ss->next) {
+         if (ss->ended) {
+            continue;
+         }
+         char key[16];
+         snprintf (key, sizeof key, "%d", n++);
+         BSON_APPEND_DOCUMENT_BEGIN (&docs, key, &doc);
+         BSON_APPEND_DOCUMENT_BEGIN (&doc, "_id", &id);
+         bson_append_binary (&id, "id", 2, BSON_SUBTYPE_UUID, ss->id, 16);
+         bson_append_binary (&id, "uid", 3, BSON_SUBTYPE_BINARY, no_user, sizeof no_user);
+         bson_append_document_end (&doc, &id);
+         BSON_APPEND_DATE_TIME (&doc, "lastUse", ss->last_use_ms);
+         bson_append_document_end (&docs, &doc);
+      }
+      pthread_mutex_unlock (&s->mu);
+      bson_append_array_end (&stage, &docs);
+      bson_append_document_end (&pipe, &stage);
+      /* the stages after $listLocalSessions, renumbered */
+      bson_iter_t rest;
+      bson_iter_recurse (&it, &rest);
+      bson_iter_next (&rest);
+      for (int i = 1; bson_iter_next (&rest); i++) {
+         char key[16];
+         snprintf (key, sizeof key, "%d", i);
+         bson_append_value (&pipe, key, -1, bson_iter_value (&rest));
+      }
+      bson_append_array_end (out, &pipe);
+   }
    return true;
 }

@@ -80,6 +80,42 @@ def test_transactions(server):
     c.close()
 
 
+def test_concurrent_transactions_conflict_and_retry(server):
+    """Transactions are snapshots: two that write at once -- the second
+    gets WriteConflict labelled TransientTransactionError (MongoDB's answer)
+    and with_transaction retries it after the first commits."""
+    c = client(server)
+    coll = c.shop.stock
+    coll.insert_one({"_id": "x", "n": 10})
+    s1, s2 = c.start_session(), c.start_session()
+    s1.start_transaction()
+    s2.start_transaction()
+    assert coll.find_one({"_id": "x"}, session=s2)["n"] == 10  # reads take no lock
+    coll.update_one({"_id": "x"}, {"$inc": {"n": -1}}, session=s1)
+    with pytest.raises(OperationFailure) as e:
+        coll.update_one({"_id": "x"}, {"$inc": {"n": -2}}, session=s2)
+    assert e.value.code == 112 and e.value.has_error_label("TransientTransactionError")
+    s1.commit_transaction()
+    s2.abort_transaction()
+    s2.with_transaction(lambda s: coll.update_one({"_id": "x"}, {"$inc": {"n": -2}}, session=s))
+    assert coll.find_one({"_id": "x"})["n"] == 7
+    s1.end_session()
+    s2.end_session()
+    c.close()
+
+
+def test_list_local_sessions(server):
+    c = client(server)
+    with c.start_session() as s:
+        c.db.c.insert_one({"a": 1}, session=s)
+        listed = list(c.admin.aggregate([{"$listLocalSessions": {}}, {"$project": {"_id.id": 1, "lastUse": 1}}]))
+        assert s.session_id["id"] in [d["_id"]["id"] for d in listed]
+        assert all(isinstance(d["lastUse"], __import__("datetime").datetime) for d in listed)
+        assert list(c.admin.aggregate([{"$listLocalSessions": {}}, {"$match": {"_id.id": s.session_id["id"]}},
+                                       {"$count": "n"}])) == [{"n": 1}]
+    c.close()
+
+
 def test_concurrent_clients(server):
     errors = []
 
