@@ -1,6 +1,7 @@
 /*
  * cmd_coll.c -- collections and databases: create, drop, dropDatabase,
- * renameCollection, listCollections, listDatabases, collStats, dbStats.
+ * renameCollection, listCollections, listDatabases, collStats, dbStats (views:
+ * view.c).
  */
 #include "engine-private.h"
 
@@ -25,11 +26,19 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
        !dj_ns_valid (db, name, error)) {
       goto done;
    }
+   if (bson_has_field (cmd, "viewOn")) {
+      if (!dj_view_options (cmd, &options, error)) {
+         goto done;
+      }
+   } else if (bson_has_field (cmd, "pipeline")) {
+      dj_err (error, DJ_InvalidOptions, "'pipeline' requires 'viewOn' to also be specified");
+      goto done;
+   }
    bson_iter_init (&it, cmd);
    bson_iter_next (&it);
-   while (bson_iter_next (&it)) {
+   while (!bson_has_field (&options, "viewOn") && bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
-      if (!strcmp (k, "viewOn") || !strcmp (k, "pipeline") || !strcmp (k, "timeseries") || !strcmp (k, "clusteredIndex") ||
+      if (!strcmp (k, "timeseries") || !strcmp (k, "clusteredIndex") ||
           !strcmp (k, "encryptedFields") || !strcmp (k, "expireAfterSeconds")) {
          dj_err (error, DJ_NotImplemented, "create with '%s' is not supported by the embedded engine", k);
          goto done;
@@ -276,8 +285,13 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
       }
       bson_t *d = bson_new (), info, idx, key;
       BSON_APPEND_UTF8 (d, "name", names[i]);
-      BSON_APPEND_UTF8 (d, "type", "collection");
-      if (!name_only) {
+      BSON_APPEND_UTF8 (d, "type", c->view_on ? "view" : "collection");
+      if (!name_only && c->view_on) {
+         BSON_APPEND_DOCUMENT (d, "options", c->options);
+         BSON_APPEND_DOCUMENT_BEGIN (d, "info", &info);
+         BSON_APPEND_BOOL (&info, "readOnly", true);
+         bson_append_document_end (d, &info);
+      } else if (!name_only) {
          BSON_APPEND_DOCUMENT (d, "options", c->options);
          BSON_APPEND_DOCUMENT_BEGIN (d, "info", &info);
          BSON_APPEND_BOOL (&info, "readOnly", false);

@@ -25,6 +25,15 @@
  * all. Nested transactions (savepoints) undo part of one. Snapshot
  * isolation: other readers keep seeing the last committed state; other
  * writers wait (LMDB has one writer at a time), as in SQLite.
+ * dj_engine_txn_begin_snapshot() starts one as a read-only snapshot that
+ * takes the writer's place at its first write, or fails with
+ * WriteConflict: many open at once, as MongoDB's transactions.
+ *
+ * @section views_sec Views
+ * create with viewOn and pipeline makes a read-only view (view.c): find,
+ * count, distinct, aggregate and $lookup read its pipeline's output over
+ * its source; writes and index commands on it fail with
+ * CommandNotSupportedOnView (166).
  *
  * @section threads_sec Threads
  * A dj_engine_t may be used from several threads at once; each call runs in

@@ -304,6 +304,7 @@ struct dj_coll {
    bool validation_warn_only; /* validationAction: "warn" */
    bool validation_moderate;  /* validationLevel: "moderate" */
    bool validation_off;
+   const char *view_on;  /* a view: the collection it reads (points into options), else NULL */
 };
 struct dj_ctx {
    dj_engine_t *engine;
@@ -429,6 +430,20 @@ bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *
 /* Runs p over the given input documents (consumed). */
 bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+
+/* ---- view.c: read-only views (create with viewOn) -------------------------- */
+/* A view is a catalog entry whose options hold {viewOn, pipeline}; reading
+ * it runs the pipeline over what it is on (read_collection in pipeline.c).
+ * Before a command runs: find, count and distinct on a view become an
+ * aggregate on it; writes, index commands and the like are refused with
+ * CommandNotSupportedOnView (166). Returns true with *handled set when it
+ * answered (reply appended), false with error on failure. */
+bool dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bson_t *reply,
+                       bool *handled, bson_error_t *error);
+/* create's viewOn: checks the definition; `options` receives {viewOn, pipeline}. */
+bool dj_view_options (const bson_t *cmd, bson_t *options, bson_error_t *error);
+/* The view's documents (all of them): its pipeline over its source, which may be a view in turn. */
+bool dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */

@@ -471,6 +471,13 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       goto fail;
    }
    const char *name = bson_iter_key (&it);
+   bool handled;
+   if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {
+      goto fail;
+   }
+   if (handled) {
+      return true;
+   }
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       if (!strcmp (commands[i].name, name)) {
          ok = commands[i].fn (e, db, cmd, reply, &error);

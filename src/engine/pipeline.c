@@ -2014,6 +2014,22 @@ read_collection (const dj_prun_t *run, const char *db, const char *coll, const d
       }
       return true;
    }
+   if (c->view_on) {
+      /* a view: its pipeline's output, then the filter */
+      dj_docs_t vd = {0};
+      bool ok = dj_view_read (run, c, 0, &vd, error);
+      for (size_t i = 0; i < vd.n; i++) {
+         if (ok && (!m || dj_matcher_match_ex (m, vd.v[i], NULL, vars, error))) {
+            dj_docs_push (out, vd.v[i]);
+         } else {
+            ok = ok && !(error && error->code);
+            bson_destroy (vd.v[i]);
+         }
+      }
+      bson_free (vd.v);
+      dj_coll_free (c);
+      return ok;
+   }
    dj_matcher_t *all = NULL;
    if (!m) {
       bson_t empty = BSON_INITIALIZER;
@@ -2028,6 +2044,48 @@ read_collection (const dj_prun_t *run, const char *db, const char *coll, const d
 }
 
 static bool run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+bool
+dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t stages;
+   const uint8_t *d;
+   uint32_t l;
+   /* https://www.mongodb.com/docs/manual/core/views/#behavior: views on
+    * views resolve to the first real collection, up to 20 deep */
+   if (depth >= 20) {
+      return dj_err (error, DJ_ViewDepthLimitExceeded, "View depth too deep or view cycle detected. Maximum depth is 20");
+   }
+   bson_init (&stages);
+   if (bson_iter_init_find (&it, view->options, "pipeline") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_iter_array (&it, &l, &d);
+      bson_destroy (&stages);
+      bson_init_static (&stages, d, l);
+   }
+   dj_pipeline_t *p = dj_pipeline_new (&stages, NULL, error);
+   bson_destroy (&stages);
+   if (!p) {
+      return false;
+   }
+   bool ok;
+   bson_error_t le = {0};
+   dj_coll_t *src = dj_coll_load (run->ctx, view->db, view->view_on, &le);
+   if (!src) {
+      ok = !le.code; /* a view on a missing collection is empty */
+      if (!ok) {
+         *error = le;
+      }
+   } else if (src->view_on) {
+      ok = dj_view_read (run, src, depth + 1, out, error);
+   } else {
+      ok = read_collection (run, view->db, view->view_on, NULL, NULL, out, error);
+   }
+   dj_coll_free (src);
+   ok = ok && run_stages (p, 0, run, out, error);
+   dj_pipeline_destroy (p);
+   return ok;
+}
 
 /* ---- $lookup ------------------------------------------------------------------ */
 
@@ -2537,6 +2595,10 @@ run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       *r->error = le;
       return false;
    }
+   if (c && c->view_on) {
+      dj_coll_free (c);
+      return dj_err (r->error, DJ_CommandNotSupportedOnView, "Namespace %s.%s is a view, not a collection", db, s->str);
+   }
    if (c) {
       if (c->capped) {
          dj_coll_free (c);
@@ -2604,6 +2666,10 @@ run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_coll_t *c = dj_coll_load_or_create (run->ctx, db, s->str, NULL, r->error);
    if (!c) {
       return false;
+   }
+   if (c->view_on) {
+      dj_coll_free (c);
+      return dj_err (r->error, DJ_CommandNotSupportedOnView, "Namespace %s.%s is a view, not a collection", db, s->str);
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
       bson_t *d = docs->v[i];

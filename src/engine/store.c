@@ -518,7 +518,9 @@ coll_apply_options (dj_coll_t *c, bson_error_t *error)
    bson_iter_init (&it, c->options);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
-      if (!strcmp (k, "capped")) {
+      if (!strcmp (k, "viewOn") && BSON_ITER_HOLDS_UTF8 (&it)) {
+         c->view_on = bson_iter_utf8 (&it, NULL);
+      } else if (!strcmp (k, "capped")) {
          c->capped = bson_iter_as_bool (&it);
       } else if (!strcmp (k, "size")) {
          c->capped_size = bson_iter_as_int64 (&it);
