@@ -14,7 +14,20 @@ FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk",))
 TABLES = "__djongo_tables"  # DJ_TABLES_COLLECTION in src/compile/dj_compile.h
 SAMPLE = 100  # documents read to infer the fields of a collection without an entry
 
-_BSON_TYPES = {str: "text", int: "bigint", bool: "bool", float: "real"}
+def _sampled_type(v):
+    """A sampled value's column type (the names CREATE TABLE records)."""
+    import datetime
+    import decimal
+    import uuid
+
+    import bson
+
+    for py, t in ((bool, "bool"), (int, "bigint"), (float, "real"), (str, "text"), (dict, "document"),
+                  (list, "array"), (bson.ObjectId, "objectid"), (datetime.datetime, "datetime"),
+                  (decimal.Decimal, "decimal"), (uuid.UUID, "uuid"), (bytes, "blob")):
+        if isinstance(v, py):
+            return t
+    return "json"  # anything else: a JSONField keeps any BSON value
 
 
 class DatabaseIntrospection(BaseDatabaseIntrospection):
@@ -38,6 +51,12 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         "datetime": "DateTimeField",
         "time": "TimeField",
         "uuid": "UUIDField",
+        # documents, arrays and any BSON value: djongo.models' fields (a
+        # dotted name is written as is by inspectdb; add `import djongo.models`)
+        "document": "djongo.models.JSONField",
+        "array": "djongo.models.JSONField",
+        "json": "djongo.models.JSONField",
+        "objectid": "djongo.models.ObjectIdField",
     }
 
     def get_field_type(self, data_type, description):
@@ -73,7 +92,8 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                     size = int(t.split("(")[1].split(")")[0].split(",")[0])
                 except ValueError:
                     size = None
-            out.append(FieldInfo(name, t.lower(), None, size, None, None, name != pk, None, None, name == pk))
+            # display_size carries varchar(n)'s n: inspectdb's max_length
+            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk, None, None, name == pk))
         return out
 
     def _sample_columns(self, table_name):
@@ -84,7 +104,7 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                 if k == "_id" or k in types:
                     continue
                 columns.append(k)
-                types[k] = _BSON_TYPES.get(type(v), "text")
+                types[k] = _sampled_type(v)
         return columns, types
 
     def get_sequences(self, cursor, table_name, table_fields=()):

@@ -71,10 +71,14 @@ def run_app(tests, app, settings, timeout):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("apps", nargs="*", default=APPS)
-    ap.add_argument("--out", default=str(ROOT / "docs" / "django-suite.md"))
+    ap.add_argument("--out", default=None, help="table file (default: docs/django-suite.md for the full list of "
+                                              "apps, var/django-suite/subset.md for a few, so a partial run never "
+                                              "replaces the published table)")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--logs", default=None, help="directory for each run's full output")
     a = ap.parse_args()
+    if a.out is None:
+        a.out = str(ROOT / "docs" / "django-suite.md") if a.apps == APPS else str(ROOT / "var" / "django-suite" / "subset.md")
     tests = django_tests()
     rows, tot = [], collections.Counter()
     for app in a.apps:
