@@ -185,7 +185,31 @@ class _ConvertingDescriptor:
 # ---- EmbeddedField ----
 
 
-class EmbeddedField(models.Field):
+class _ContainerField(models.Field):
+    """What EmbeddedField and ArrayField share: a container model (and the
+    form class and kwargs the admin builds its nested form from), and an
+    attribute that converts what is assigned (a dict reads back as an
+    instance at once)."""
+
+    def __init__(self, *args, model_container=None, model_form_class=None, model_form_kwargs=None, **kwargs):
+        self.model_container = model_container
+        self.model_form_class = model_form_class
+        self.model_form_kwargs = model_form_kwargs or {}
+        super().__init__(*args, **kwargs)
+
+    def _deconstruct_container(self, kwargs):
+        for attr in ("model_container", "model_form_class"):
+            if getattr(self, attr) is not None:
+                kwargs[attr] = getattr(self, attr)
+        if self.model_form_kwargs:
+            kwargs["model_form_kwargs"] = self.model_form_kwargs
+
+    def contribute_to_class(self, cls, name, **kwargs):
+        super().contribute_to_class(cls, name, **kwargs)
+        setattr(cls, self.attname, _ConvertingDescriptor(self))
+
+
+class EmbeddedField(_ContainerField):
     """A sub-document described by ``model_container``'s fields.
 
     ``null=False, blank=False`` (the default) make a value required: a
@@ -196,29 +220,19 @@ class EmbeddedField(models.Field):
     empty_strings_allowed = False
 
     def __init__(self, model_container=None, model_form_class=None, model_form_kwargs=None, *args, **kwargs):
-        self.model_container = model_container
-        self.model_form_class = model_form_class
-        self.model_form_kwargs = model_form_kwargs or {}
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, model_container=model_container, model_form_class=model_form_class,
+                         model_form_kwargs=model_form_kwargs, **kwargs)
 
     def check(self, **kwargs):
         return [*super().check(**kwargs), *_check_container(self, self.model_container)]
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
-        kwargs["model_container"] = self.model_container
-        if self.model_form_class is not None:
-            kwargs["model_form_class"] = self.model_form_class
-        if self.model_form_kwargs:
-            kwargs["model_form_kwargs"] = self.model_form_kwargs
+        self._deconstruct_container(kwargs)
         return name, "djongo.models.EmbeddedField", args, kwargs
 
     def get_internal_type(self):
         return "EmbeddedField"
-
-    def contribute_to_class(self, cls, name, **kwargs):
-        super().contribute_to_class(cls, name, **kwargs)
-        setattr(cls, self.attname, _ConvertingDescriptor(self))
 
     def to_python(self, value):
         return instance_from_value(self.model_container, value)
@@ -283,7 +297,7 @@ class _PathFactory:
 # ---- ArrayField ----
 
 
-class ArrayField(models.Field):
+class ArrayField(_ContainerField):
     """A list: of sub-documents (``model_container=``) or of scalars
     (``base_field=``, e.g. ``ArrayField(models.CharField(max_length=20))``).
 
@@ -297,11 +311,9 @@ class ArrayField(models.Field):
     def __init__(self, base_field=None, model_container=None, model_form_class=None, model_form_kwargs=None, *args,
                  **kwargs):
         self.base_field = base_field
-        self.model_container = model_container
-        self.model_form_class = model_form_class
-        self.model_form_kwargs = model_form_kwargs or {}
         kwargs.setdefault("default", list)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, model_container=model_container, model_form_class=model_form_class,
+                         model_form_kwargs=model_form_kwargs, **kwargs)
         if self.base_field is not None and not self.base_field.name:
             self.base_field.set_attributes_from_name("item")
 
@@ -318,19 +330,13 @@ class ArrayField(models.Field):
         name, path, args, kwargs = super().deconstruct()
         if kwargs.get("default") is list:
             del kwargs["default"]
-        for attr in ("base_field", "model_container", "model_form_class"):
-            if getattr(self, attr) is not None:
-                kwargs[attr] = getattr(self, attr)
-        if self.model_form_kwargs:
-            kwargs["model_form_kwargs"] = self.model_form_kwargs
+        if self.base_field is not None:
+            kwargs["base_field"] = self.base_field
+        self._deconstruct_container(kwargs)
         return name, "djongo.models.ArrayField", args, kwargs
 
     def get_internal_type(self):
         return "ArrayField"
-
-    def contribute_to_class(self, cls, name, **kwargs):
-        super().contribute_to_class(cls, name, **kwargs)
-        setattr(cls, self.attname, _ConvertingDescriptor(self))
 
     def _item_to_python(self, item):
         if self.model_container is not None:

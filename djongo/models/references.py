@@ -133,7 +133,17 @@ def _write(owner, field, keys):
     owner.save(update_fields=[field.name])
 
 
-class _ForwardManager:
+class _QuerysetManager:
+    """all(), and filter(), count(), exists()... of get_queryset()."""
+
+    def all(self):
+        return self.get_queryset()
+
+    def __getattr__(self, name):
+        return getattr(self.get_queryset(), name)
+
+
+class _ForwardManager(_QuerysetManager):
     """``entry.tags``: the referenced objects, and the verbs that change
     the array (each saves the owner's array field only)."""
 
@@ -146,12 +156,6 @@ class _ForwardManager:
     def get_queryset(self):
         db = router.db_for_read(self.field.to, instance=self.owner)
         return self.field.to._default_manager.using(db).filter(pk__in=self._keys())
-
-    def all(self):
-        return self.get_queryset()
-
-    def __getattr__(self, name):  # filter(), count(), exists() ... of the referenced objects
-        return getattr(self.get_queryset(), name)
 
     def _pks(self, objs):
         return [o.pk if isinstance(o, models.Model) else self.field.target_pk.to_python(o) for o in objs]
@@ -172,7 +176,7 @@ class _ForwardManager:
         _write(self.owner, self.field, list(dict.fromkeys(self._pks(objs))))
 
 
-class _ReverseManager:
+class _ReverseManager(_QuerysetManager):
     """``tag.entry_set``: the owners whose array holds this object's key."""
 
     def __init__(self, target, field):
@@ -180,12 +184,6 @@ class _ReverseManager:
 
     def get_queryset(self):
         return self.field.referring(self.target.pk)
-
-    def all(self):
-        return self.get_queryset()
-
-    def __getattr__(self, name):
-        return getattr(self.get_queryset(), name)
 
     def add(self, *owners):
         for o in owners:

@@ -145,6 +145,19 @@ upgrade (dj_engine_txn_t *t, bson_error_t *error)
    return true;
 }
 
+/* A handle on a begun LMDB transaction, owned by this thread. */
+static dj_engine_txn_t *
+txn_new (dj_engine_t *e, MDB_txn *txn, dj_engine_txn_t *parent, bool readonly)
+{
+   dj_engine_txn_t *t = bson_malloc0 (sizeof *t);
+   t->engine = e;
+   t->txn = txn;
+   t->parent = parent;
+   t->readonly = readonly;
+   t->thread = pthread_self ();
+   return t;
+}
+
 dj_engine_txn_t *
 dj_engine_txn_begin_snapshot (dj_engine_t *e, bson_error_t *error)
 {
@@ -154,12 +167,7 @@ dj_engine_txn_begin_snapshot (dj_engine_t *e, bson_error_t *error)
       dj_lmdb_error (rc, error, "cannot begin a transaction");
       return NULL;
    }
-   dj_engine_txn_t *t = bson_malloc0 (sizeof *t);
-   t->engine = e;
-   t->txn = txn;
-   t->readonly = true;
-   t->thread = pthread_self ();
-   return t;
+   return txn_new (e, txn, NULL, true);
 }
 
 static bool
@@ -203,11 +211,7 @@ dj_engine_txn_begin (dj_engine_t *e, dj_engine_txn_t *parent, bson_error_t *erro
       dj_lmdb_error (rc, error, "cannot begin a transaction");
       return NULL;
    }
-   dj_engine_txn_t *t = bson_malloc0 (sizeof *t);
-   t->engine = e;
-   t->txn = txn;
-   t->parent = parent;
-   t->thread = pthread_self ();
+   dj_engine_txn_t *t = txn_new (e, txn, parent, false);
    if (parent) {
       parent->child = t;
    } else {

@@ -75,17 +75,24 @@ def wait_text(b, text):
     return True
 
 
+def log_in(b, url, path, expect):
+    """Logs in as admin/admin and lands on path (a page showing expect)."""
+    from selenium.webdriver.common.by import By
+
+    b.get(url + "/admin/login/?next=" + path)
+    b.find_element(By.NAME, "username").send_keys("admin")
+    b.find_element(By.NAME, "password").send_keys("admin")
+    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    assert wait_text(b, expect)
+
+
 def test_admin_in_a_browser(site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, data = site
     b = browser
-    b.get(url + "/admin/")
-    b.find_element(By.NAME, "username").send_keys("admin")
-    b.find_element(By.NAME, "password").send_keys("admin")
-    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert wait_text(b, "Site administration")
+    log_in(b, url, "/admin/", "Site administration")
 
     # list and search
     b.get(url + "/admin/blog/entry/")
@@ -172,11 +179,7 @@ def test_embedded_address_and_contributors_in_a_browser(site, browser):
 
     url, data = site
     b = browser
-    b.get(url + "/admin/login/?next=/admin/blog/entry/add/")
-    b.find_element(By.NAME, "username").send_keys("admin")
-    b.find_element(By.NAME, "password").send_keys("admin")
-    b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    assert wait_text(b, "Add entry")
+    log_in(b, url, "/admin/blog/entry/add/", "Add entry")
 
     Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
     b.find_element(By.ID, "id_headline").send_keys("Dumplings")
