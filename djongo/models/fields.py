@@ -208,6 +208,9 @@ class _ContainerField(models.Field):
         super().contribute_to_class(cls, name, **kwargs)
         setattr(cls, self.attname, _ConvertingDescriptor(self))
 
+    def value_to_string(self, obj):
+        return _natives(self.value_from_object(obj))
+
 
 class EmbeddedField(_ContainerField):
     """A sub-document described by ``model_container``'s fields.
@@ -264,9 +267,6 @@ class EmbeddedField(_ContainerField):
 
     def _validate_document(self, value):
         validate_instance(instance_from_value(self.model_container, value))
-
-    def value_to_string(self, obj):
-        return _natives(self.value_from_object(obj))
 
     def get_transform(self, name):
         transform = super().get_transform(name)
@@ -391,9 +391,6 @@ class ArrayField(_ContainerField):
                               else ["item %d: %s" % (i, m) for m in e.messages])
         if errors:
             raise exceptions.ValidationError(errors, code="invalid")
-
-    def value_to_string(self, obj):
-        return _natives(self.value_from_object(obj))
 
     def get_transform(self, name):
         transform = super().get_transform(name)
