@@ -15,6 +15,8 @@ Both nested kinds bind the POSTed data to their form/formset in
 invalid submission shows again with what was typed and the errors where
 they belong.
 """
+import json
+
 import bson
 from django import forms
 from django.core.exceptions import ValidationError
@@ -157,15 +159,17 @@ class ArrayWidget(forms.Widget):
         empty = formset.empty_form
         # the "Add another" button copies this blank item, numbering it with
         # TOTAL_FORMS as Django's admin inlines do
+        # (values as JSON string literals: safe inside the script)
         script = (
-            "(function(){var box=document.getElementById('%(id)s');"
+            "(function(){var box=document.getElementById(%(id)s);"
             "var btn=box.querySelector('.djongo-array-add');btn.addEventListener('click',function(e){"
-            "e.preventDefault();var total=box.querySelector('input[name=\"%(name)s-TOTAL_FORMS\"]');"
+            "e.preventDefault();var total=box.querySelector('input[name=\"'+%(name)s+'-TOTAL_FORMS\"]');"
             "var n=parseInt(total.value,10);var html=box.querySelector('template').innerHTML"
             ".replace(/__prefix__/g,n);var d=document.createElement('div');d.innerHTML=html;"
-            "var item=d.firstElementChild;item.querySelector('h3').textContent='%(item)s '+(n+1);"
+            "var item=d.firstElementChild;item.querySelector('h3').textContent=%(item)s+' '+(n+1);"
             "box.querySelector('.djongo-array-items').appendChild(item);total.value=n+1;});})();"
-        ) % {"id": fid, "name": name, "item": _("Item")}
+        ) % {k: json.dumps(str(v)).replace("<", "\\u003c")
+             for k, v in (("id", fid), ("name", name), ("item", _("Item")))}
         return format_html(
             '<div class="djongo-array" id="{}">{}{}<div class="djongo-array-items">{}</div>'
             '<template><fieldset class="module aligned djongo-array-item"><h3></h3>{}</fieldset></template>'
