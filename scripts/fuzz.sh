@@ -27,7 +27,7 @@ if [ ! -f build-fuzz/build.ninja ]; then
     -Dpython=false -Dtests=false >build-fuzz.setup.log
 fi
 ninja -C build-fuzz >build-fuzz.ninja.log
-libs=$(pkg-config --libs libbson-1.0 lmdb libpcre2-8 icu-i18n icu-uc)
+libs=$(pkg-config --libs libbson-1.0 lmdb libpcre2-8 icu-i18n icu-uc libcrypto)
 clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Isrc/common -Isrc/sql -Isrc/compile -Isrc/server $(pkg-config --cflags libbson-1.0) \
   "tests/fuzz/fuzz_$target.c" build-fuzz/libdjcore.a $libs $(pkg-config --libs libmongoc-1.0) -lpthread -lm \

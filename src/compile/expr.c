@@ -481,7 +481,9 @@ cx_base_only (cx_t *cx, const dj_expr_t *e)
       return false;
    }
    if (e->kind == DJ_X_COLUMN) {
-      return cx->nsources == 1 || (e->table && !strcmp (e->table, cx->sources[0].alias));
+      /* (no FROM: nothing is the base table; the column is refused later) */
+      return cx->nsources == 1 ||
+             (cx->nsources > 1 && e->table && cx->sources[0].alias && !strcmp (e->table, cx->sources[0].alias));
    }
    if (!cx_base_only (cx, e->a) || !cx_base_only (cx, e->b) || !cx_base_only (cx, e->c)) {
       return false;
