@@ -78,8 +78,10 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
+        notnull = set()
         if entry and "columns" in entry:
             columns, types = entry["columns"], entry.get("types") or {}
+            notnull = set(entry.get("notnull") or ())
         else:
             columns, types = self._sample_columns(table_name)
         pk = self.get_primary_key_column(cursor, table_name)
@@ -93,7 +95,8 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                 except ValueError:
                     size = None
             # display_size carries varchar(n)'s n: inspectdb's max_length
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk, None, None, name == pk))
+            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None, None,
+                                 name == pk))
         return out
 
     def _sample_columns(self, table_name):

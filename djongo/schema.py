@@ -7,10 +7,12 @@ allowed as in SQL); conditional constraints and indexes are partial
 indexes; indexes on document paths (Index(F("address__city"))) are
 MongoDB dot-path indexes; other expression indexes and unique constraints
 are not created, with a warning (as Django does on backends without
-expression indexes; djongo.W002/W003 say it at check time). Adding a column with a default backfills existing documents;
-renaming or dropping one renames or unsets the field in every document.
-ALTER COLUMN (type, NULL, default) changes nothing stored: documents keep
-the values they have. Foreign keys and CHECK constraints have no MongoDB
+expression indexes; djongo.W002/W003 say it at check time). Adding a
+column with a default backfills existing documents; renaming or dropping
+one renames or unsets the field in every document. NOT NULL is recorded
+with the table and checked on INSERT and UPDATE (IntegrityError); ALTER
+COLUMN records a new type or NOT NULL but changes nothing stored:
+documents keep the values they have. Foreign keys and CHECK constraints have no MongoDB
 counterpart (features.py says so; Django's collector does the cascades).
 """
 import datetime

@@ -1,8 +1,10 @@
 /*
  * ddl.c -- CREATE / DROP / ALTER, and the transaction statements.
  *
- * Documents have no column types, defaults or NOT NULL, so most of a
- * table's definition has nothing to become; what does:
+ * Documents have no column types, defaults or NOT NULL: a table's columns,
+ * declared types and NOT NULL columns are recorded in its entry in
+ * __djongo_tables (the executor checks writes against NOT NULL; see
+ * dj_exec.h); the rest becomes:
  *   CREATE TABLE t (...)      {create: t} + {createIndexes} for PRIMARY KEY and UNIQUE
  *   DROP TABLE [IF EXISTS] t  {drop: t} (IF EXISTS: NamespaceNotFound counts as success)
  *   CREATE [UNIQUE] INDEX i ON t (a, b DESC) [WHERE ...]
@@ -14,7 +16,8 @@
  *   ALTER TABLE t RENAME TO u            {renameCollection: "db.t", to: "db.u"} (admin)
  *   ALTER TABLE t ADD CONSTRAINT n UNIQUE (a, b)   createIndexes, named n
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n
- *   ALTER TABLE t ALTER c TYPE/SET DEFAULT/[SET|DROP] NOT NULL   no command
+ *   ALTER TABLE t ALTER c TYPE / [SET|DROP] NOT NULL   the entry only (stored values stay)
+ *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
  *
  * UNIQUE over a nullable column: SQL lets any number of rows hold NULL
  * there, a MongoDB unique index would let one. Such indexes get a
@@ -161,6 +164,24 @@ finish_update_all (cx_t *cx, bson_t *cmd, bson_t *ups, bson_t *up)
    return cx_add_command (cx, cmd, 0, false);
 }
 
+/* {op: {field: value}} on the table's entry ($set a type, $addToSet or
+ * $pull a NOT NULL column). */
+static bool
+update_entry (cx_t *cx, const char *table, const char *op, const char *field, const char *value)
+{
+   bson_t ups, up, q, u, o;
+   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+   BSON_APPEND_UTF8 (&q, "table", table);
+   bson_append_document_end (&up, &q);
+   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
+   BSON_APPEND_DOCUMENT_BEGIN (&u, op, &o);
+   BSON_APPEND_UTF8 (&o, field, value);
+   bson_append_document_end (&u, &o);
+   bson_append_document_end (&up, &u);
+   return finish_update_all (cx, cmd, &ups, &up);
+}
+
 static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -198,7 +219,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       } else if (cx->error && cx->error->domain) {
          return false;
       }
-      return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type);
+      return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
+             (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name));
    }
    case DJ_ALTER_DROP_COLUMN:
    case DJ_ALTER_RENAME_COLUMN: {
@@ -218,7 +240,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       bson_append_document_end (&u, &op);
       bson_append_document_end (&up, &u);
       return finish_update_all (cx, cmd, &ups, &up) &&
-             update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL);
+             update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL) &&
+             (!drop || update_entry (cx, st->table, "$pull", "notnull", st->column));
    }
    case DJ_ALTER_RENAME_TABLE: {
       char *from = bson_strdup_printf ("%s.%s", cx->db, st->table);
@@ -237,8 +260,24 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
       BSON_APPEND_UTF8 (cmd, "index", st->name);
       return cx_add_command (cx, cmd, 0, false);
-   case DJ_ALTER_ALTER_COLUMN:
-      return true; /* nothing to change in documents: see the file comment */
+   case DJ_ALTER_ALTER_COLUMN: {
+      /* the entry follows (introspection, and the NOT NULL the executor
+       * checks); stored values stay as they are: see the file comment */
+      const dj_coldef_t *c = st->coldefs.n ? st->coldefs.v[0] : NULL;
+      if (!c) {
+         return true;
+      }
+      if (c->type) {
+         char *tf = bson_strdup_printf ("types.%s", c->name);
+         bool ok = update_entry (cx, st->table, "$set", tf, c->type);
+         bson_free (tf);
+         return ok;
+      }
+      if (c->not_null || c->drop_not_null) {
+         return update_entry (cx, st->table, c->not_null ? "$addToSet" : "$pull", "notnull", c->name);
+      }
+      return true;
+   }
    }
    return cx_unsupported (cx, 0, "ALTER TABLE form");
 }
@@ -275,8 +314,8 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
 }
 
 /* The table's entry in the tables collection: {table, columns: [names in
- * order], types: {name: declared type}, auto: the AUTOINCREMENT column or
- * null, seq: 0} (dj_exec.h says
+ * order], types: {name: declared type}, notnull: [NOT NULL columns], auto:
+ * the AUTOINCREMENT column or null, seq: 0} (dj_exec.h says
  * how INSERTs use it). A re-created table starts its counter again, as
  * SQLite's and PostgreSQL's do. */
 static bool
@@ -316,6 +355,14 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st)
       }
    }
    bson_append_document_end (&set, &types);
+   BSON_APPEND_ARRAY_BEGIN (&set, "notnull", &cols);
+   for (int i = 0, n = 0; i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->not_null || c->primary_key) {
+         BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) n++), c->name);
+      }
+   }
+   bson_append_array_end (&set, &cols);
    if (autoc) {
       BSON_APPEND_UTF8 (&set, "auto", autoc->name);
    } else {
@@ -330,6 +377,37 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command (cx, cmd, 0, false);
 }
 
+/* field: {$map: {input: "$field", in: {$cond: [{$eq: ["$$this", from]}, to, "$$this"]}}}:
+ * the list with one name renamed (a missing list stays missing). */
+static void
+append_renamed (bson_t *set, const char *field, const char *from, const char *to)
+{
+   bson_t map, spec, in, cond, eq, ea, lit;
+   char input[128];
+   snprintf (input, sizeof input, "$%s", field);
+   BSON_APPEND_DOCUMENT_BEGIN (set, field, &map);
+   BSON_APPEND_DOCUMENT_BEGIN (&map, "$map", &spec);
+   BSON_APPEND_UTF8 (&spec, "input", input);
+   BSON_APPEND_DOCUMENT_BEGIN (&spec, "in", &in);
+   BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &cond);
+   BSON_APPEND_DOCUMENT_BEGIN (&cond, "0", &eq);
+   BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
+   BSON_APPEND_UTF8 (&ea, "0", "$$this");
+   BSON_APPEND_DOCUMENT_BEGIN (&ea, "1", &lit);
+   BSON_APPEND_UTF8 (&lit, "$literal", from);
+   bson_append_document_end (&ea, &lit);
+   bson_append_array_end (&eq, &ea);
+   bson_append_document_end (&cond, &eq);
+   BSON_APPEND_DOCUMENT_BEGIN (&cond, "1", &lit);
+   BSON_APPEND_UTF8 (&lit, "$literal", to);
+   bson_append_document_end (&cond, &lit);
+   BSON_APPEND_UTF8 (&cond, "2", "$$this");
+   bson_append_array_end (&in, &cond);
+   bson_append_document_end (&spec, &in);
+   bson_append_document_end (&map, &spec);
+   bson_append_document_end (set, &map);
+}
+
 /* ALTER TABLE ADD/DROP/RENAME COLUMN: the recorded column list and types
  * follow: {$push: {columns: c}, $set: {types.c: type}}, {$pull: {columns:
  * c}, $unset: {types.c}} or, for a rename, a pipeline. */
@@ -337,37 +415,18 @@ static bool
 update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
                       const char *type)
 {
-   bson_t ups, up, q, u, o, stage, set, map, spec, in, cond, eq, ea, lit;
+   bson_t ups, up, q, u, o, stage, set;
    bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
    BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
    BSON_APPEND_UTF8 (&q, "table", table);
    bson_append_document_end (&up, &q);
    if (to) {
-      /* [{$set: {columns: {$map: {input: "$columns", in: {$cond: [{$eq: ["$$this", from]}, to, "$$this"]}}}}}] */
+      /* [{$set: {columns: <renamed>, notnull: <renamed>}}] */
       BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
       BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
       BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
-      BSON_APPEND_DOCUMENT_BEGIN (&set, "columns", &map);
-      BSON_APPEND_DOCUMENT_BEGIN (&map, "$map", &spec);
-      BSON_APPEND_UTF8 (&spec, "input", "$columns");
-      BSON_APPEND_DOCUMENT_BEGIN (&spec, "in", &in);
-      BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &cond);
-      BSON_APPEND_DOCUMENT_BEGIN (&cond, "0", &eq);
-      BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
-      BSON_APPEND_UTF8 (&ea, "0", "$$this");
-      BSON_APPEND_DOCUMENT_BEGIN (&ea, "1", &lit);
-      BSON_APPEND_UTF8 (&lit, "$literal", from);
-      bson_append_document_end (&ea, &lit);
-      bson_append_array_end (&eq, &ea);
-      bson_append_document_end (&cond, &eq);
-      BSON_APPEND_DOCUMENT_BEGIN (&cond, "1", &lit);
-      BSON_APPEND_UTF8 (&lit, "$literal", to);
-      bson_append_document_end (&cond, &lit);
-      BSON_APPEND_UTF8 (&cond, "2", "$$this");
-      bson_append_array_end (&in, &cond);
-      bson_append_document_end (&spec, &in);
-      bson_append_document_end (&map, &spec);
-      bson_append_document_end (&set, &map);
+      append_renamed (&set, "columns", from, to);
+      append_renamed (&set, "notnull", from, to);
       bson_append_document_end (&stage, &set);
       bson_append_document_end (&u, &stage);
       bson_append_array_end (&up, &u);

@@ -21,6 +21,11 @@
  *    explicit id advances the counter too, so an id once used is not given
  *    again after its row is deleted (SQLite's AUTOINCREMENT rule).
  *    lastrowid is the last id given; RETURNING reads the inserted values;
+ *  - NOT NULL: the columns CREATE/ALTER TABLE declared NOT NULL (the
+ *    entry's notnull list): an INSERT value or UPDATE SET that is NULL
+ *    fails with DocumentValidationFailure (121, IntegrityError in the
+ *    driver), "NOT NULL constraint failed: t.c"; a column an INSERT leaves
+ *    out, or a value an expression computes, is not checked;
  *  - transactions: BEGIN/COMMIT/ROLLBACK and SAVEPOINT/RELEASE/ROLLBACK TO
  *    go to the transport's dj_txn_fn; every write or DDL statement runs as
  *    one atomic unit (DJ_TXN_STMT_*), so a multi-row INSERT that meets a

@@ -656,6 +656,104 @@ dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode)
    x->tables_mode = mode;
 }
 
+/* ---- NOT NULL ---- */
+
+/* Whether `name` is in the array at `list`. */
+static bool
+listed (const bson_iter_t *list, const char *name)
+{
+   bson_iter_t it;
+   if (!BSON_ITER_HOLDS_ARRAY (list) || !bson_iter_recurse (list, &it)) {
+      return false;
+   }
+   while (bson_iter_next (&it)) {
+      if (BSON_ITER_HOLDS_UTF8 (&it) && !strcmp (bson_iter_utf8 (&it, NULL), name)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* The first field of doc set to null that `notnull` lists, or NULL. */
+static const char *
+null_in (const bson_iter_t *notnull, const bson_t *doc)
+{
+   bson_iter_t f;
+   bson_iter_init (&f, doc);
+   while (bson_iter_next (&f)) {
+      if (BSON_ITER_HOLDS_NULL (&f) && listed (notnull, bson_iter_key (&f))) {
+         return bson_iter_key (&f);
+      }
+   }
+   return NULL;
+}
+
+/* The $set of an update statement's u: {$set: {...}}, or a pipeline's
+ * first {$set: {...}} stage (UPDATE ... SET with expressions). */
+static bool
+update_set (const bson_iter_t *u, bson_t *set)
+{
+   bson_iter_t it;
+   uint32_t len;
+   const uint8_t *data;
+   if (BSON_ITER_HOLDS_ARRAY (u) && bson_iter_recurse (u, &it) && bson_iter_next (&it) &&
+       BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      bson_iter_recurse (&it, &it);
+   } else if (!(BSON_ITER_HOLDS_DOCUMENT (u) && bson_iter_recurse (u, &it))) {
+      return false;
+   }
+   if (!bson_iter_find (&it, "$set") || !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      return false;
+   }
+   bson_iter_document (&it, &len, &data);
+   return bson_init_static (set, data, len);
+}
+
+/* SQL's NOT NULL for the columns CREATE/ALTER TABLE declared so: an INSERT
+ * or UPDATE that sets one to NULL fails (IntegrityError through the
+ * driver: MongoDB's DocumentValidationFailure). A column an INSERT leaves
+ * out is not checked (a database default may stand for it), nor a value
+ * computed by an expression. Documents other tools write are theirs. */
+static bool
+check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
+{
+   bson_iter_t notnull, it, items, f;
+   bool found;
+   if (!entry_field (x, m->collection, "notnull", &notnull, &found, error)) {
+      return false;
+   }
+   if (!found || !BSON_ITER_HOLDS_ARRAY (&notnull)) {
+      return true;
+   }
+   bool insert = bson_iter_init_find (&it, m->commands[0], "documents");
+   if (!insert && !bson_iter_init_find (&it, m->commands[0], "updates")) {
+      return true;
+   }
+   if (!bson_iter_recurse (&it, &items)) {
+      return true;
+   }
+   while (bson_iter_next (&items)) {
+      bson_t doc;
+      uint32_t len;
+      const uint8_t *data;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&items)) {
+         continue;
+      }
+      bson_iter_document (&items, &len, &data);
+      bson_init_static (&doc, data, len);
+      if (!insert && !(bson_iter_init_find (&f, &doc, "u") && update_set (&f, &doc))) {
+         continue;
+      }
+      const char *col = null_in (&notnull, &doc);
+      if (col) {
+         /* SQLite's words */
+         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_DocumentValidationFailure,
+                              "NOT NULL constraint failed: %s.%s", m->collection, col);
+      }
+   }
+   return true;
+}
+
 /* ---- transactions ---- */
 
 bool
@@ -749,6 +847,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
       ok = assign_ids (x, m, out, error);
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
+      ok = check_not_null (x, m, error);
    }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;

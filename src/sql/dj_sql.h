@@ -186,6 +186,7 @@ typedef struct {
    char *name;
    char *type;        /* type name as written, upper-cased, or NULL */
    bool not_null, primary_key, unique, autoincrement;
+   bool drop_not_null; /* ALTER COLUMN c DROP NOT NULL */
    dj_expr_t *default_value;
    char *ref_table, *ref_column; /* REFERENCES t (c) */
 } dj_coldef_t;

@@ -1594,8 +1594,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (accept_kw (p, "ALTER")) {
       /* ALTER COLUMN c {TYPE t | SET NOT NULL | DROP NOT NULL | SET DEFAULT e | DROP DEFAULT}:
-       * documents have no column types or NOT NULL to change; the compiler
-       * turns these into nothing or a default backfill. */
+       * the compiler records the type and NOT NULL in the table's entry
+       * (what the executor checks writes against); defaults change nothing
+       * stored. */
       accept_kw (p, "COLUMN");
       st->alter = DJ_ALTER_ALTER_COLUMN;
       if (!(st->column = parse_name (p, "a column name"))) {
@@ -1616,7 +1617,7 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
             return fail (p, "expected NOT NULL or DEFAULT after SET");
          }
       } else if (accept_kw (p, "DROP")) {
-         if (!accept_kw (p, "DEFAULT") && !(expect_kw (p, "NOT") && expect_kw (p, "NULL"))) {
+         if (!accept_kw (p, "DEFAULT") && !(c->drop_not_null = expect_kw (p, "NOT") && expect_kw (p, "NULL"))) {
             return false;
          }
       } else {

@@ -114,6 +114,31 @@ def test_errors_are_pep249_classes(cur):
     assert issubclass(driver.IntegrityError, driver.DatabaseError) and issubclass(driver.DatabaseError, driver.Error)
 
 
+def test_not_null(cur):
+    """NOT NULL columns refuse NULL on INSERT and UPDATE (IntegrityError, SQLite's
+    words); ALTER COLUMN SET/DROP NOT NULL and RENAME COLUMN follow; a column an
+    INSERT leaves out is not checked (a database default may stand for it)."""
+    cur.execute('CREATE TABLE "n" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" text NOT NULL, "b" text NULL)')
+    cur.execute('INSERT INTO "n" ("a", "b") VALUES (%s, %s)', ["x", None])
+    with pytest.raises(driver.IntegrityError, match=r"NOT NULL constraint failed: n\.a"):
+        cur.execute('INSERT INTO "n" ("a", "b") VALUES (%s, %s), (%s, %s)', ["y", "1", None, "2"])
+    cur.execute('SELECT COUNT(*) FROM "n"')
+    assert cur.fetchone() == (1,)  # the statement is atomic: no row of it stayed
+    with pytest.raises(driver.IntegrityError):
+        cur.execute('UPDATE "n" SET "a" = %s', [None])
+    with pytest.raises(driver.IntegrityError):
+        cur.execute('UPDATE "n" SET "a" = %s, "b" = "n"."a" || %s', [None, "!"])
+    cur.execute('INSERT INTO "n" ("b") VALUES (%s)', ["left out"])
+    cur.execute('ALTER TABLE "n" ALTER COLUMN "b" SET NOT NULL')
+    cur.execute('ALTER TABLE "n" RENAME COLUMN "b" TO "c"')
+    with pytest.raises(driver.IntegrityError, match=r"n\.c"):
+        cur.execute('UPDATE "n" SET "c" = %s', [None])
+    cur.execute('ALTER TABLE "n" ALTER COLUMN "a" DROP NOT NULL')
+    cur.execute('UPDATE "n" SET "a" = %s', [None])
+    cur.execute('SELECT "n"."a" FROM "n"')
+    assert cur.fetchall() == [(None,), (None,)]
+
+
 def test_hostile_parameters_stay_values(cur):
     cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["secret"])
     for p in ({"$ne": None}, {"$gt": ""}, "$v", ".*", "%"):
