@@ -12,4 +12,5 @@ mkdir -p bench/results
 python3 bench/sql_compile.py bench/results/sql_compile.md   # vs the original djongo, in bench/.oldenv
 python3 -m pip install -q --no-build-isolation .
 (cd /tmp && python3 "$OLDPWD/bench/driver_rows.py" "${N:-100000}" --markdown "$OLDPWD/bench/results/driver_rows.md")
+(cd /tmp && python3 "$OLDPWD/bench/django_documents.py" "${N_DOCS:-10000}" --markdown "$OLDPWD/bench/results/django_documents.md")
 (cd /tmp && python3 "$OLDPWD/bench/wire_load.py" --clients 8 --seconds 10 --markdown "$OLDPWD/bench/results/wire_load.md")
