@@ -11,8 +11,8 @@ expression indexes; djongo.W002/W003 say it at check time). Adding a
 column with a default backfills existing documents; renaming or dropping
 one renames or unsets the field in every document. NOT NULL is recorded
 with the table and checked on INSERT and UPDATE (IntegrityError); ALTER
-COLUMN records a new type or NOT NULL but changes nothing stored:
-documents keep the values they have. Foreign keys and CHECK constraints have no MongoDB
+COLUMN TYPE records the type and converts the stored values SQL would
+(src/compile/ddl.c), keeping those that do not convert. Foreign keys and CHECK constraints have no MongoDB
 counterpart (features.py says so; Django's collector does the cascades).
 """
 import datetime

@@ -16,7 +16,8 @@
  *   ALTER TABLE t RENAME TO u            {renameCollection: "db.t", to: "db.u"} (admin)
  *   ALTER TABLE t ADD CONSTRAINT n UNIQUE (a, b)   createIndexes, named n
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n
- *   ALTER TABLE t ALTER c TYPE / [SET|DROP] NOT NULL   the entry only (stored values stay)
+ *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
+ *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
  *
  * UNIQUE over a nullable column: SQL lets any number of rows hold NULL
@@ -182,6 +183,104 @@ update_entry (cx_t *cx, const char *table, const char *op, const char *field, co
    return finish_update_all (cx, cmd, &ups, &up);
 }
 
+/* Appends the value at `it` as `key`, with every string equal to `from`
+ * replaced by `to` (a template's placeholder, for a column's path). */
+static bool
+copy_subst (const bson_iter_t *it, const char *from, const char *to, bson_t *parent, const char *key)
+{
+   if (BSON_ITER_HOLDS_UTF8 (it)) {
+      const char *v = bson_iter_utf8 (it, NULL);
+      return bson_append_utf8 (parent, key, -1, strcmp (v, from) ? v : to, -1);
+   }
+   if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
+      bool array = BSON_ITER_HOLDS_ARRAY (it);
+      bson_t child;
+      bson_iter_t sub;
+      bool ok = true;
+      if (array) {
+         bson_append_array_begin (parent, key, -1, &child);
+      } else {
+         bson_append_document_begin (parent, key, -1, &child);
+      }
+      bson_iter_recurse (it, &sub);
+      while (ok && bson_iter_next (&sub)) {
+         ok = copy_subst (&sub, from, to, &child, bson_iter_key (&sub));
+      }
+      return (array ? bson_append_array_end (parent, &child) : bson_append_document_end (parent, &child)) && ok;
+   }
+   return bson_append_iter (parent, key, -1, it);
+}
+
+/* ALTER COLUMN c TYPE t: the stored values SQL would convert, converted
+ * in place -- a number becomes text for a text type, numeric text or
+ * another number becomes a number for a numeric type, ISO text becomes a
+ * date for a date type, an integer becomes a boolean -- each with
+ * $convert's onError keeping what does not convert (SQL would refuse the
+ * ALTER; here the rows keep the value and the new type is recorded all the
+ * same). https://www.mongodb.com/docs/manual/reference/operator/aggregation/convert/ */
+static bool
+convert_column (cx_t *cx, const char *table, const char *column, const char *type)
+{
+   static const struct {
+      const char *prefix, *to, *from;
+   } rules[] = {
+      {"VARCHAR", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
+      {"CHAR", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
+      {"TEXT", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
+      {"BIGINT", "long", "[\"string\", \"int\", \"double\", \"decimal\"]"},
+      {"SMALLINT", "long", "[\"string\", \"double\", \"decimal\"]"},
+      {"INT", "long", "[\"string\", \"double\", \"decimal\"]"},
+      {"REAL", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
+      {"DOUBLE", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
+      {"FLOAT", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
+      {"DECIMAL", "decimal", "[\"string\", \"int\", \"long\", \"double\"]"},
+      {"NUMERIC", "decimal", "[\"string\", \"int\", \"long\", \"double\"]"},
+      {"DATE", "date", "[\"string\"]"},
+      {"TIMESTAMP", "date", "[\"string\"]"},
+      {"BOOL", "bool", "[\"int\", \"long\"]"},
+      {NULL, NULL, NULL}};
+   for (int i = 0; rules[i].prefix; i++) {
+      if (strncmp (type, rules[i].prefix, strlen (rules[i].prefix))) {
+         continue;
+      }
+      /* [{$set: {c: {$cond: [{$in: [{$type: "$c"}, from]}, {$convert: {input: "$c", to, onError: "$c"}}, "$c"]}}}] */
+      char *json = bson_strdup_printf (
+         "{\"u\": [{\"$set\": {\"@c\": {\"$cond\": [{\"$in\": [{\"$type\": \"$@c\"}, %s]}, "
+         "{\"$convert\": {\"input\": \"$@c\", \"to\": \"%s\", \"onError\": \"$@c\"}}, \"$@c\"]}}}]}",
+         rules[i].from, rules[i].to);
+      /* the column's name goes in through BSON, not the JSON text */
+      bson_error_t jerr;
+      bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
+      bson_free (json);
+      BSON_ASSERT (tpl);
+      bson_t ups, up, q, f, u, stage, set, *cmd = update_all (table, &ups, &up);
+      bson_iter_t it, cond;
+      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
+      BSON_APPEND_DOCUMENT_BEGIN (&q, column, &f);
+      BSON_APPEND_NULL (&f, "$ne");
+      bson_append_document_end (&q, &f);
+      bson_append_document_end (&up, &q);
+      BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
+      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
+      bson_iter_init (&it, tpl);
+      bson_iter_find_descendant (&it, "u.0.$set.@c", &cond);
+      char ref[300];
+      snprintf (ref, sizeof ref, "$%s", column);
+      bool ok = strlen (column) < sizeof ref - 1 && copy_subst (&cond, "$@c", ref, &set, column);
+      bson_append_document_end (&stage, &set);
+      bson_append_document_end (&u, &stage);
+      bson_append_array_end (&up, &u);
+      bson_destroy (tpl);
+      if (!ok) {
+         bson_destroy (cmd);
+         return cx_unsupported (cx, 0, "column name \"%s\" too long", column);
+      }
+      return finish_update_all (cx, cmd, &ups, &up);
+   }
+   return true; /* other types (uuid, blob, json, time...): values stay as they are */
+}
+
 static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -262,14 +361,17 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       return cx_add_command (cx, cmd, 0, false);
    case DJ_ALTER_ALTER_COLUMN: {
       /* the entry follows (introspection, and the NOT NULL the executor
-       * checks); stored values stay as they are: see the file comment */
+       * checks); a new type converts the values SQL would (convert_column) */
       const dj_coldef_t *c = st->coldefs.n ? st->coldefs.v[0] : NULL;
       if (!c) {
          return true;
       }
       if (c->type) {
+         if (c->name[0] == '$' || strchr (c->name, '.')) {
+            return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
+         }
          char *tf = bson_strdup_printf ("types.%s", c->name);
-         bool ok = update_entry (cx, st->table, "$set", tf, c->type);
+         bool ok = convert_column (cx, st->table, c->name, c->type) && update_entry (cx, st->table, "$set", tf, c->type);
          bson_free (tf);
          return ok;
       }

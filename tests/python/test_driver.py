@@ -139,6 +139,23 @@ def test_not_null(cur):
     assert cur.fetchall() == [(None,), (None,)]
 
 
+def test_alter_column_type_converts_values(cur):
+    """ALTER COLUMN TYPE converts the stored values SQL would (and keeps
+    what does not convert): queries with the new type's values then match."""
+    cur.execute('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" varchar(10) NULL, '
+                '"b" integer NULL, "d" text NULL)')
+    cur.executemany('INSERT INTO "m" ("a", "b", "d") VALUES (%s, %s, %s)',
+                    [("5", 1, "2020-01-02"), ("x", 22, "nope"), (None, None, None)])
+    cur.execute('ALTER TABLE "m" ALTER COLUMN "a" TYPE integer')
+    cur.execute('ALTER TABLE "m" ALTER COLUMN "b" TYPE varchar(20)')
+    cur.execute('ALTER TABLE "m" ALTER COLUMN "d" TYPE datetime')
+    cur.execute('SELECT "m"."a", "m"."b", "m"."d" FROM "m" ORDER BY "m"."id"')
+    assert cur.fetchall() == [(5, "1", datetime.datetime(2020, 1, 2)), ("x", "22", "nope"), (None, None, None)]
+    cur.execute('SELECT "m"."id" FROM "m" WHERE "m"."a" = %s AND "m"."b" = %s', [5, "1"])
+    assert cur.fetchall() == [(1,)]
+    assert [d[1] for d in cur.description] == ["INTEGER"]  # declared types follow
+
+
 def test_hostile_parameters_stay_values(cur):
     cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["secret"])
     for p in ({"$ne": None}, {"$gt": ""}, "$v", ".*", "%"):
