@@ -50,9 +50,20 @@ def container_class(container):
             attrs["prepare_database_save"] = property(_not_a_relation)
             if container.__str__ is models.Model.__str__:
                 attrs["__str__"] = _document_str  # "Address object (None)" says nothing
+            # pickled by the container (the twin is in no registry pickle can reach)
+            attrs["__reduce__"] = _reduce_twin
             twin = type(container.__name__, (container,), attrs)
             _twins[container] = twin
         return twin
+
+
+def _reduce_twin(self):
+    return _unpickle_twin, (type(self).__bases__[0],), self.__getstate__()
+
+
+def _unpickle_twin(container):
+    cls = container_class(container)
+    return cls.__new__(cls)
 
 
 def _not_a_relation(self):

@@ -76,6 +76,17 @@ class EmbeddedFieldTests(TestCase):
         got.save()
         assert Entry.objects.mongo_find_one({"id": e.id})["address"]["city"] == "Lyon"
 
+    def test_pickle(self):
+        import pickle
+
+        e = Entry.objects.create(headline="p", address={"city": "Paris", "geo": {"lat": 1.0, "lng": 2.0}},
+                                 authors=[{"name": "Ann"}])
+        back = pickle.loads(pickle.dumps(Entry.objects.get(pk=e.pk)))  # e.g. a cache of model instances
+        assert isinstance(back.address, Address) and back.address.geo.lat == 1.0 and back.authors[0].name == "Ann"
+        back.address.city = "Lyon"
+        back.save()
+        assert Entry.objects.get(pk=e.pk).address.city == "Lyon"
+
     def test_validators_of_the_container_run(self):
         e = Entry(headline="h", address={"city": "Paris", "homepage": "http://x.org/<script>"})
         with pytest.raises(ValidationError) as err:
