@@ -399,6 +399,7 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
       return;
    }
    if (cv->proved) { /* the empty last step of a driver that did not skip it */
+      bson_free (c->user); /* a connection may authenticate again */
       c->user = bson_strdup (cv->user->name);
       dj_auth_conv_free (cv);
       c->conv = NULL;
@@ -435,6 +436,7 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
    char *final = bson_strdup_printf ("v=%s", v);
    bson_free (v);
    if (cv->skip_empty) {
+      bson_free (c->user); /* a connection may authenticate again */
       c->user = bson_strdup (cv->user->name);
       dj_auth_conv_free (cv);
       c->conv = NULL;

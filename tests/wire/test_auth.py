@@ -1,12 +1,16 @@
 """djongo-server --auth: SCRAM-SHA-256 through pymongo (negotiated and
 named), refusals before authentication, wrong passwords, and the users
 file (keys only, owner-readable)."""
+import base64
+import hashlib
+import hmac
 import os
 import stat
 import subprocess
 
 import pymongo
 import pytest
+from bson.binary import Binary
 from pymongo.errors import OperationFailure
 
 from conftest import TOOL, Server
@@ -54,6 +58,25 @@ def test_scram_sha_256(auth_server):
         assert c.db.c.count_documents({}) == 1
     with client(auth_server, "bob:other%20pw@", "?authMechanism=SCRAM-SHA-256&authSource=db") as c:
         assert c.db.c.find_one({}, {"_id": 0}) == {"a": 1}
+        # the same connection authenticating again (as another user), the
+        # exchange written out: RFC 5802's client side
+        cnonce = base64.b64encode(os.urandom(18)).decode()
+        first = "n=alice,r=" + cnonce
+        r = c.admin.command("saslStart", 1, mechanism="SCRAM-SHA-256", payload=Binary(b"n,," + first.encode()),
+                            options={"skipEmptyExchange": True})
+        server_first = bytes(r["payload"]).decode()
+        fields = dict(kv.split("=", 1) for kv in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", b"s3cret!pw", base64.b64decode(fields["s"]), int(fields["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        without_proof = "c=biws,r=" + fields["r"]
+        auth_msg = ",".join([first, server_first, without_proof]).encode()
+        sig = hmac.new(hashlib.sha256(client_key).digest(), auth_msg, "sha256").digest()
+        proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, sig))).decode()
+        r = c.admin.command("saslContinue", 1, conversationId=r["conversationId"],
+                            payload=Binary((without_proof + ",p=" + proof).encode()))
+        server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+        assert r["done"] and bytes(r["payload"]).decode() == "v=" + base64.b64encode(
+            hmac.new(server_key, auth_msg, "sha256").digest()).decode()  # the server proves itself too
 
 
 def test_wrong_password_and_mechanisms(auth_server):
@@ -77,8 +100,6 @@ def test_without_auth_sasl_is_refused(server):
 
 
 def test_malformed_conversations_fail_cleanly(auth_server):
-    from bson.binary import Binary
-
     with client(auth_server) as c:
         for payload in (b"", b"garbage", b"n,,n=alice", b"n,,n=alice,r=short", b"p=tls,,n=alice,r=0123456789ab",
                         b"n,,n=al=ZZice,r=0123456789abcdef", b"n,,n=alice,r=0123456789abcdef\x00x", b"x" * 70000):
