@@ -113,6 +113,9 @@ bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
+/* Appends a template value (a constant BSON of the compiler's): strings
+ * "@0".."@9" become the compiled args, the rest is copied. */
+bool cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key);
 
 bool cx_is_aggregate (const dj_expr_t *e);
 bool cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b);

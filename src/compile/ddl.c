@@ -32,7 +32,6 @@
 
 #define DJ_TABLES DJ_TABLES_COLLECTION
 
-static bool rename_table_entry (cx_t *cx, const char *from, const char *to);
 static bool update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
                                   const char *type);
 
@@ -183,34 +182,6 @@ update_entry (cx_t *cx, const char *table, const char *op, const char *field, co
    return finish_update_all (cx, cmd, &ups, &up);
 }
 
-/* Appends the value at `it` as `key`, with every string equal to `from`
- * replaced by `to` (a template's placeholder, for a column's path). */
-static bool
-copy_subst (const bson_iter_t *it, const char *from, const char *to, bson_t *parent, const char *key)
-{
-   if (BSON_ITER_HOLDS_UTF8 (it)) {
-      const char *v = bson_iter_utf8 (it, NULL);
-      return bson_append_utf8 (parent, key, -1, strcmp (v, from) ? v : to, -1);
-   }
-   if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
-      bool array = BSON_ITER_HOLDS_ARRAY (it);
-      bson_t child;
-      bson_iter_t sub;
-      bool ok = true;
-      if (array) {
-         bson_append_array_begin (parent, key, -1, &child);
-      } else {
-         bson_append_document_begin (parent, key, -1, &child);
-      }
-      bson_iter_recurse (it, &sub);
-      while (ok && bson_iter_next (&sub)) {
-         ok = copy_subst (&sub, from, to, &child, bson_iter_key (&sub));
-      }
-      return (array ? bson_append_array_end (parent, &child) : bson_append_document_end (parent, &child)) && ok;
-   }
-   return bson_append_iter (parent, key, -1, it);
-}
-
 /* ALTER COLUMN c TYPE t: the stored values SQL would convert, converted
  * in place -- a number becomes text for a text type, numeric text or
  * another number becomes a number for a numeric type, ISO text becomes a
@@ -245,16 +216,22 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
       }
       /* [{$set: {c: {$cond: [{$in: [{$type: "$c"}, from]}, {$convert: {input: "$c", to, onError: "$c"}}, "$c"]}}}] */
       char *json = bson_strdup_printf (
-         "{\"u\": [{\"$set\": {\"@c\": {\"$cond\": [{\"$in\": [{\"$type\": \"$@c\"}, %s]}, "
-         "{\"$convert\": {\"input\": \"$@c\", \"to\": \"%s\", \"onError\": \"$@c\"}}, \"$@c\"]}}}]}",
+         "{\"x\": {\"$cond\": [{\"$in\": [{\"$type\": \"@0\"}, %s]}, "
+         "{\"$convert\": {\"input\": \"@0\", \"to\": \"%s\", \"onError\": \"@0\"}}, \"@0\"]}}",
          rules[i].from, rules[i].to);
-      /* the column's name goes in through BSON, not the JSON text */
       bson_error_t jerr;
       bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
       bson_free (json);
-      BSON_ASSERT (tpl);
+      BSON_ASSERT (tpl); /* from this file's constants */
+      /* the column as the template's argument: a field path of the table */
+      dj_expr_t col = {.kind = DJ_X_COLUMN, .name = (char *) column};
+      void *argv[1] = {&col};
+      dj_list_t args = {.v = argv, .n = 1};
+      cx->nsources = 1;
+      cx->sources[0].table = cx->sources[0].alias = table;
+      cx->sources[0].prefix[0] = '\0';
       bson_t ups, up, q, f, u, stage, set, *cmd = update_all (table, &ups, &up);
-      bson_iter_t it, cond;
+      bson_iter_t it;
       BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
       BSON_APPEND_DOCUMENT_BEGIN (&q, column, &f);
       BSON_APPEND_NULL (&f, "$ne");
@@ -263,18 +240,14 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
       BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
       BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
       BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
-      bson_iter_init (&it, tpl);
-      bson_iter_find_descendant (&it, "u.0.$set.@c", &cond);
-      char ref[300];
-      snprintf (ref, sizeof ref, "$%s", column);
-      bool ok = strlen (column) < sizeof ref - 1 && copy_subst (&cond, "$@c", ref, &set, column);
+      bool ok = bson_iter_init_find (&it, tpl, "x") && cx_template_value (cx, &it, &args, &set, column);
       bson_append_document_end (&stage, &set);
       bson_append_document_end (&u, &stage);
       bson_append_array_end (&up, &u);
       bson_destroy (tpl);
       if (!ok) {
          bson_destroy (cmd);
-         return cx_unsupported (cx, 0, "column name \"%s\" too long", column);
+         return false;
       }
       return finish_update_all (cx, cmd, &ups, &up);
    }
@@ -350,7 +323,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       BSON_APPEND_UTF8 (cmd, "to", to);
       bson_free (from);
       bson_free (to);
-      return cx_add_command (cx, cmd, 0, true) && rename_table_entry (cx, st->table, st->name);
+      /* the entry (and its counter) moves with the table */
+      return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name);
    }
    case DJ_ALTER_ADD_CONSTRAINT:
       return constraint_indexes (cx, st);
@@ -580,23 +554,6 @@ forget_table (cx_t *cx, const char *table)
    bson_append_document_end (&dels, &del);
    bson_append_array_end (cmd, &dels);
    return cx_add_command (cx, cmd, 0, false);
-}
-
-/* ALTER TABLE t RENAME TO u: the counter moves with the table. */
-static bool
-rename_table_entry (cx_t *cx, const char *from, const char *to)
-{
-   bson_t ups, up, q, u, set;
-   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", from);
-   bson_append_document_end (&up, &q);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
-   BSON_APPEND_UTF8 (&set, "table", to);
-   bson_append_document_end (&u, &set);
-   bson_append_document_end (&up, &u);
-   return finish_update_all (cx, cmd, &ups, &up);
 }
 
 bool

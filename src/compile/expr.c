@@ -571,8 +571,8 @@ append_any_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 /* Appends a template value: strings "@0".."@9" stand for the compiled
  * arguments, everything else is copied (recursing into documents and
  * arrays). Templates are the compiler's own constants, never user text. */
-static bool
-template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key)
+bool
+cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key)
 {
    if (BSON_ITER_HOLDS_UTF8 (it)) {
       uint32_t len;
@@ -593,7 +593,7 @@ template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent
       }
       bson_iter_recurse (it, &sub);
       while (ok && bson_iter_next (&sub)) {
-         ok = template_value (cx, &sub, args, &child, bson_iter_key (&sub));
+         ok = cx_template_value (cx, &sub, args, &child, bson_iter_key (&sub));
       }
       if (array) {
          bson_append_array_end (parent, &child);
@@ -605,7 +605,7 @@ template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent
    return bson_append_iter (parent, key, -1, it);
 }
 
-/* The expression `json` (a template, see template_value) with e's
+/* The expression `json` (a template, see cx_template_value) with e's
  * arguments; `guard`: NULL when any argument is NULL (SQL's rule for
  * functions), else the template sees NULLs and missing values itself. */
 static bool
@@ -618,7 +618,7 @@ agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bool guard, bson_t
    bson_iter_t it;
    bool ok = bson_iter_init_find (&it, tpl, "x");
    if (!guard) {
-      ok = ok && template_value (cx, &it, &e->args, parent, key);
+      ok = ok && cx_template_value (cx, &it, &e->args, parent, key);
       bson_destroy (tpl);
       return ok;
    }
@@ -626,7 +626,7 @@ agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bool guard, bson_t
    BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
    ok = ok && append_any_null (cx, e, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
-   ok = ok && template_value (cx, &it, &e->args, &arr, "2");
+   ok = ok && cx_template_value (cx, &it, &e->args, &arr, "2");
    bson_append_array_end (&d, &arr);
    bson_append_document_end (parent, &d);
    bson_destroy (tpl);
