@@ -10,6 +10,7 @@ TruncDate expect back.
 """
 import datetime
 import decimal
+import json
 import uuid
 
 from django.conf import settings
@@ -156,8 +157,14 @@ class DatabaseOperations(BaseDatabaseOperations):
             return self.date_extract_sql(lookup_type, sql, params)
         return "DATE_PART(%%s, %s, %%s)" % sql, (lookup_type.lower(), *params, tz)
 
+    # A TimeField is ISO text "HH:MM:SS[.ffffff]": its parts are substrings
+    _TIME_PARTS = {"hour": 1, "minute": 4, "second": 7}
+
     def time_extract_sql(self, lookup_type, sql, params):
-        raise NotSupportedError("extracting %s from a TimeField (stored as ISO text)" % lookup_type)
+        start = self._TIME_PARTS.get(lookup_type)
+        if start is None:
+            raise NotSupportedError("extracting %s from a TimeField (stored as ISO text)" % lookup_type)
+        return "CAST(SUBSTR(%s, %d, 2) AS integer)" % (sql, start), params
 
     def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
         return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
@@ -172,10 +179,15 @@ class DatabaseOperations(BaseDatabaseOperations):
         return self.datetime_trunc_sql("day", sql, params, tzname)
 
     def datetime_cast_time_sql(self, sql, params, tzname):
-        raise NotSupportedError("TruncTime / __time (a time of day has no BSON type)")
+        # the wall-clock time in the zone, as a TimeField stores it (ISO text)
+        return "TIME_OF_DAY(%s, %%s)" % sql, (*params, self._tz(tzname) or "UTC")
 
     def time_trunc_sql(self, lookup_type, sql, params, tzname=None):
-        raise NotSupportedError("truncating a TimeField (stored as ISO text)")
+        keep = {"hour": (2, ":00:00"), "minute": (5, ":00"), "second": (8, "")}.get(lookup_type)
+        if keep is None:
+            raise NotSupportedError("truncating a TimeField to %s" % lookup_type)
+        n, rest = keep
+        return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):
         # datetime +/- duration: BSON date arithmetic is in milliseconds,
@@ -237,7 +249,18 @@ class DatabaseOperations(BaseDatabaseOperations):
         }.get(internal_type)
         if convert:
             converters.append(convert)
+        if internal_type == "JSONField" and not getattr(expression.output_field, "stored_as_bson", False):
+            # Django's own JSONField (e.g. JSONObject's output) parses JSON
+            # text; the engine answers documents: give it their JSON
+            converters.append(self.convert_jsonfield_value)
         return converters
+
+    def convert_jsonfield_value(self, value, expression, connection):
+        if value is None or isinstance(value, str):
+            return value
+        from django.core.serializers.json import DjangoJSONEncoder
+
+        return json.dumps(value, cls=DjangoJSONEncoder)
 
     def convert_datetimefield_value(self, value, expression, connection):
         if value is None:

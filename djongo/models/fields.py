@@ -532,6 +532,8 @@ class JSONField(models.JSONField):
     ``has_any_keys``, ``data__a__isnull=True`` (the key is absent). A value
     that is JSON null is stored as BSON null, which reads as SQL NULL."""
 
+    stored_as_bson = True  # operations.py: no JSON-text converter for this one
+
     def _check_supported(self, databases):
         return []  # stored natively: no JSON column support needed
 

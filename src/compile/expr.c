@@ -1118,6 +1118,12 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
                   "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}]}]}}"},
       {"SIGN", 1, "{\"x\": {\"$cond\": [{\"$gt\": [\"@0\", 0]}, 1, {\"$cond\": [{\"$lt\": [\"@0\", 0]}, -1, 0]}]}}"},
       {"COT", 1, "{\"x\": {\"$divide\": [1, {\"$tan\": \"@0\"}]}}"},
+      /* TIME_OF_DAY(datetime, tz): the wall-clock time as a TimeField stores
+       * it (Python's isoformat: "HH:MM:SS", ".ffffff" when not whole) */
+      {"TIME_OF_DAY", 2, "{\"x\": {\"$cond\": [{\"$eq\": [{\"$millisecond\": {\"date\": \"@0\", \"timezone\": \"@1\"}}, 0]}, "
+                         "{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S\", \"timezone\": \"@1\"}}, "
+                         "{\"$concat\": [{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S.%L\", \"timezone\": \"@1\"}}, "
+                         "\"000\"]}]}}"},
       /* a value's BSON type name, "missing" for an absent path (has_key tests
        * presence: a key holding null exists), and an array's length */
       {"JSON_TYPE", 1, "{\"x\": {\"$type\": \"@0\"}}", true},
@@ -1130,6 +1136,29 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
          }
          return agg_template (cx, e, templates[i].json, !templates[i].sees_null, parent, key);
       }
+   }
+   if (!strcmp (f, "JSON_OBJECT")) {
+      /* JSON_OBJECT(k1, v1, ...): the keys may be parameters, so the object
+       * is built at run time: {$arrayToObject: [[[k1, v1], ...]]} */
+      if (n % 2) {
+         return cx_unsupported (cx, e->pos, "JSON_OBJECT() with an odd number of arguments");
+      }
+      bson_t op, outer, pairs, pair;
+      cx_idx_t k, pk;
+      bool ok = true;
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &op);
+      BSON_APPEND_ARRAY_BEGIN (&op, "$arrayToObject", &outer);
+      BSON_APPEND_ARRAY_BEGIN (&outer, "0", &pairs);
+      for (int i = 0; ok && i < n; i += 2) {
+         BSON_APPEND_ARRAY_BEGIN (&pairs, cx_idx (&k, (uint32_t) (i / 2)), &pair);
+         ok = cx_agg_value (cx, e->args.v[i], &pair, cx_idx (&pk, 0)) &&
+              cx_agg_value (cx, e->args.v[i + 1], &pair, cx_idx (&pk, 1));
+         bson_append_array_end (&pairs, &pair);
+      }
+      bson_append_array_end (&outer, &pairs);
+      bson_append_array_end (&op, &outer);
+      bson_append_document_end (parent, &op);
+      return ok;
    }
    if (!strcmp (f, "REPLACE") && n == 3) {
       /* every occurrence, as SQL's REPLACE(s, from, to) */
