@@ -39,7 +39,7 @@ from django.db.models.deletion import ProtectedError  # noqa: E402
 from django.test import TestCase  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
-from docfields.models import Address, Author, Doc, Entry, Reader, Tag  # noqa: E402
+from docfields.models import Address, Author, Doc, Entry, Event, Reader, Tag  # noqa: E402
 
 _db_ready = False
 
@@ -437,3 +437,30 @@ class AdminTests(TestCase):
         assert e.address.city == "Paris" and [a.name for a in e.authors] == ["Bob", "Ann"] and e.tags_ids == [t.pk]
         page = self.client.get("/admin/docfields/entry/%d/change/" % e.pk).content.decode()
         assert 'name="address-city"' in page and 'value="Bob"' in page and "djongo-array-add" in page
+
+
+class FunctionTests(TestCase):
+    """Django functions the backend spells for documents: a TimeField's
+    parts and truncation (ISO text), a datetime's time of day in a zone,
+    JSONObject (an object built at run time)."""
+
+    def test_time_functions_and_json_object(self):
+        from django.db.models.functions import ExtractHour, ExtractMinute, JSONObject, TruncHour, Upper
+
+        utc = datetime.timezone.utc
+        Event.objects.create(name="a", at=datetime.datetime(2024, 2, 3, 23, 30, tzinfo=utc),
+                             starts=datetime.time(13, 45, 10, 250000))
+        Event.objects.create(name="b", at=datetime.datetime(2024, 2, 4, 8, 0, 5, tzinfo=utc),
+                             starts=datetime.time(7, 5))
+        rows = list(Event.objects.order_by("name").annotate(h=ExtractHour("starts"), m=ExtractMinute("starts"),
+                                                            t=TruncHour("starts")).values_list("h", "m", "t"))
+        assert rows == [(13, 45, datetime.time(13)), (7, 5, datetime.time(7))]
+        from django.utils import timezone
+
+        with timezone.override(utc):
+            assert list(Event.objects.filter(at__time=datetime.time(23, 30)).values_list("name", flat=True)) == ["a"]
+        with timezone.override(datetime.timezone(datetime.timedelta(hours=2))):  # wall-clock time in the zone
+            assert list(Event.objects.filter(at__time=datetime.time(10, 0, 5)).values_list("name", flat=True)) == ["b"]
+        assert list(Event.objects.filter(starts__hour__gte=10).values_list("name", flat=True)) == ["a"]
+        obj = Event.objects.annotate(o=JSONObject(n=Upper("name"), h=ExtractHour("starts"))).order_by("name")
+        assert [e.o for e in obj] == [{"n": "A", "h": 13}, {"n": "B", "h": 7}]

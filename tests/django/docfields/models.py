@@ -68,3 +68,11 @@ class Doc(models.Model):
     _id = models.ObjectIdField()
     title = models.CharField(max_length=20)
     ref = models.GenericObjectIdField(null=True, blank=True)
+
+
+class Event(models.Model):
+    """For the time functions and JSONObject (docfields_tests.FunctionTests)."""
+
+    name = models.CharField(max_length=20)
+    at = models.DateTimeField()
+    starts = models.TimeField()
