@@ -1023,19 +1023,56 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
 
 /* ---- UNION / INTERSECT / EXCEPT ---- */
 
-static bool
+/* Appends the stages of `json` ({"s": [stage, ...]}, a constant of this
+ * file) to the pipeline. */
+static void
+append_const_stages (bson_t *pipeline, uint32_t *n, const char *json)
+{
+   bson_error_t jerr;
+   bson_t *c = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
+   BSON_ASSERT (c); /* this file's constants are valid JSON */
+   bson_iter_t it, st;
+   cx_idx_t k;
+   bson_iter_init_find (&it, c, "s");
+   bson_iter_recurse (&it, &st);
+   while (bson_iter_next (&st)) {
+      bson_append_iter (pipeline, cx_idx (&k, (*n)++), -1, &st);
+   }
+   bson_destroy (c);
+}
+
+/* One row per distinct row: {$group: {_id: "$$ROOT"}}, {$replaceWith: "$_id"}. */
+static void
 stage_distinct_rows (bson_t *pipeline, uint32_t *n)
 {
+   append_const_stages (pipeline, n,
+                        "{\"s\": [{\"$group\": {\"_id\": \"$$ROOT\"}}, {\"$replaceWith\": \"$_id\"}]}");
+}
+
+/* {$group: {_id: {c0: "$c0", ...}, <accumulators>}}: one group per row of
+ * ncols columns; `accumulators` is a JSON constant of this file. */
+static void
+stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *accumulators)
+{
    cx_idx_t k;
-   bson_t st, grp;
+   bson_t st, grp, id;
+   bson_error_t jerr;
+   bson_t *acc = bson_new_from_json ((const uint8_t *) accumulators, -1, &jerr);
+   BSON_ASSERT (acc);
    BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
    BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
-   BSON_APPEND_UTF8 (&grp, "_id", "$$ROOT");
+   BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
+   for (int i = 0; i < ncols; i++) {
+      char key[16], ref[16];
+      snprintf (key, sizeof key, "c%d", i);
+      snprintf (ref, sizeof ref, "$c%d", i);
+      BSON_APPEND_UTF8 (&id, key, ref);
+   }
+   bson_append_document_end (&grp, &id);
+   bson_concat (&grp, acc);
    bson_append_document_end (&st, &grp);
    bson_append_document_end (pipeline, &st);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
-   return bson_append_document_end (pipeline, &st);
+   bson_destroy (acc);
 }
 
 static void
@@ -1055,90 +1092,20 @@ stage_tag (bson_t *pipeline, uint32_t *n, int tag)
  *   {$group: {_id: row, l: {$sum: left ? 1 : 0}, r: {$sum: right ? 1 : 0}}}
  *   {$set: {n: ...}} {$match: {n > 0}} {$set: {k: {$range: [0, n]}}}
  *   {$unwind: "$k"} {$replaceWith: "$_id"} */
-static bool
+static void
 stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
 {
-   cx_idx_t k;
-   bson_t st, grp, id, acc, cond, ca, eq, ea, set, nv, na, sub, sa, m, ex, gt, ga, rg, ra;
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
-   BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
-   for (int i = 0; i < ncols; i++) {
-      char key[16], ref[16];
-      snprintf (key, sizeof key, "c%d", i);
-      snprintf (ref, sizeof ref, "$c%d", i);
-      BSON_APPEND_UTF8 (&id, key, ref);
-   }
-   bson_append_document_end (&grp, &id);
-   for (int side = 0; side < 2; side++) {
-      BSON_APPEND_DOCUMENT_BEGIN (&grp, side ? "r" : "l", &acc);
-      BSON_APPEND_DOCUMENT_BEGIN (&acc, "$sum", &cond);
-      BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &eq);
-      BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
-      BSON_APPEND_UTF8 (&ea, "0", "$__dj_t");
-      BSON_APPEND_INT32 (&ea, "1", side);
-      bson_append_array_end (&eq, &ea);
-      bson_append_document_end (&ca, &eq);
-      BSON_APPEND_INT32 (&ca, "1", 1);
-      BSON_APPEND_INT32 (&ca, "2", 0);
-      bson_append_array_end (&cond, &ca);
-      bson_append_document_end (&acc, &cond);
-      bson_append_document_end (&grp, &acc);
-   }
-   bson_append_document_end (&st, &grp);
-   bson_append_document_end (pipeline, &st);
-   /* n */
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, "n", &nv);
-   if (intersect) {
-      BSON_APPEND_ARRAY_BEGIN (&nv, "$min", &na);
-      BSON_APPEND_UTF8 (&na, "0", "$l");
-      BSON_APPEND_UTF8 (&na, "1", "$r");
-   } else {
-      BSON_APPEND_ARRAY_BEGIN (&nv, "$max", &na);
-      BSON_APPEND_DOCUMENT_BEGIN (&na, "0", &sub);
-      BSON_APPEND_ARRAY_BEGIN (&sub, "$subtract", &sa);
-      BSON_APPEND_UTF8 (&sa, "0", "$l");
-      BSON_APPEND_UTF8 (&sa, "1", "$r");
-      bson_append_array_end (&sub, &sa);
-      bson_append_document_end (&na, &sub);
-      BSON_APPEND_INT32 (&na, "1", 0);
-   }
-   bson_append_array_end (&nv, &na);
-   bson_append_document_end (&set, &nv);
-   bson_append_document_end (&st, &set);
-   bson_append_document_end (pipeline, &st);
-   /* n > 0 */
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
-   BSON_APPEND_DOCUMENT_BEGIN (&m, "$expr", &ex);
-   BSON_APPEND_ARRAY_BEGIN (&ex, "$gt", &ga);
-   BSON_APPEND_UTF8 (&ga, "0", "$n");
-   BSON_APPEND_INT32 (&ga, "1", 0);
-   bson_append_array_end (&ex, &ga);
-   bson_append_document_end (&m, &ex);
-   bson_append_document_end (&st, &m);
-   bson_append_document_end (pipeline, &st);
-   (void) gt;
-   /* n copies */
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, "k", &rg);
-   BSON_APPEND_ARRAY_BEGIN (&rg, "$range", &ra);
-   BSON_APPEND_INT32 (&ra, "0", 0);
-   BSON_APPEND_UTF8 (&ra, "1", "$n");
-   bson_append_array_end (&rg, &ra);
-   bson_append_document_end (&set, &rg);
-   bson_append_document_end (&st, &set);
-   bson_append_document_end (pipeline, &st);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_UTF8 (&st, "$unwind", "$k");
-   bson_append_document_end (pipeline, &st);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
-   return bson_append_document_end (pipeline, &st);
+   /* a row's copies from the left (tag 0) and from the right (tag 1) */
+   stage_group_rows (pipeline, n, ncols,
+                     "{\"l\": {\"$sum\": {\"$cond\": [{\"$eq\": [\"$__dj_t\", 0]}, 1, 0]}}, "
+                     "\"r\": {\"$sum\": {\"$cond\": [{\"$eq\": [\"$__dj_t\", 1]}, 1, 0]}}}");
+   append_const_stages (pipeline, n,
+                        intersect ? "{\"s\": [{\"$set\": {\"n\": {\"$min\": [\"$l\", \"$r\"]}}}]}"
+                                  : "{\"s\": [{\"$set\": {\"n\": {\"$max\": [{\"$subtract\": [\"$l\", \"$r\"]}, 0]}}}]}");
+   append_const_stages (pipeline, n,
+                        "{\"s\": [{\"$match\": {\"$expr\": {\"$gt\": [\"$n\", 0]}}},"
+                        " {\"$set\": {\"k\": {\"$range\": [0, \"$n\"]}}},"
+                        " {\"$unwind\": \"$k\"}, {\"$replaceWith\": \"$_id\"}]}");
 }
 
 /* Left to right, as SQL reads `a UNION b EXCEPT c`:
@@ -1199,40 +1166,15 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       if (op == DJ_SET_UNION) {
          stage_distinct_rows (pipeline, n);
       } else if (tagged && all) {
-         ok = stage_multiset (pipeline, n, ncols, intersect);
+         stage_multiset (pipeline, n, ncols, intersect);
       } else if (tagged) {
-         /* {$group: {_id: {c0: "$c0", ...}, t: {$addToSet: "$__dj_t"}}} */
-         bson_t grp, id, t, m, f, all;
-         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-         BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
-         BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
-         for (int i = 0; i < ncols; i++) {
-            char key[16], ref[16];
-            snprintf (key, sizeof key, "c%d", i);
-            snprintf (ref, sizeof ref, "$c%d", i);
-            BSON_APPEND_UTF8 (&id, key, ref);
-         }
-         bson_append_document_end (&grp, &id);
-         BSON_APPEND_DOCUMENT_BEGIN (&grp, "t", &t);
-         BSON_APPEND_UTF8 (&t, "$addToSet", "$__dj_t");
-         bson_append_document_end (&grp, &t);
-         bson_append_document_end (&st, &grp);
-         bson_append_document_end (pipeline, &st);
-         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-         BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
-         BSON_APPEND_DOCUMENT_BEGIN (&m, "t", &f);
-         BSON_APPEND_ARRAY_BEGIN (&f, intersect ? "$all" : "$nin", &all);
-         if (intersect) {
-            BSON_APPEND_INT32 (&all, "0", 0);
-         }
-         BSON_APPEND_INT32 (&all, intersect ? "1" : "0", 1);
-         bson_append_array_end (&f, &all);
-         bson_append_document_end (&m, &f);
-         bson_append_document_end (&st, &m);
-         bson_append_document_end (pipeline, &st);
-         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-         BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
-         bson_append_document_end (pipeline, &st);
+         /* the sides each row came from: INTERSECT keeps the rows of both,
+          * EXCEPT those of the left only */
+         stage_group_rows (pipeline, n, ncols, "{\"t\": {\"$addToSet\": \"$__dj_t\"}}");
+         append_const_stages (pipeline, n,
+                              intersect ? "{\"s\": [{\"$match\": {\"t\": {\"$all\": [0, 1]}}}]}"
+                                        : "{\"s\": [{\"$match\": {\"t\": {\"$nin\": [1]}}}]}");
+         append_const_stages (pipeline, n, "{\"s\": [{\"$replaceWith\": \"$_id\"}]}");
       }
    }
    int sort_ref[128];
