@@ -120,6 +120,24 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
    bson_append_array_end (rows, &row);
 }
 
+/* Advances `arr` (an iterator over an array) to its next document, viewed
+ * by *doc; other elements are skipped. false at the end. */
+static bool
+next_document (bson_iter_t *arr, bson_t *doc)
+{
+   while (bson_iter_next (arr)) {
+      uint32_t len;
+      const uint8_t *data;
+      if (BSON_ITER_HOLDS_DOCUMENT (arr)) {
+         bson_iter_document (arr, &len, &data);
+         if (bson_init_static (doc, data, len)) {
+            return true;
+         }
+      }
+   }
+   return false;
+}
+
 /* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
 static int64_t
 take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, int64_t *nrows)
@@ -133,17 +151,9 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
       if (BSON_ITER_IS_KEY (&cur, "id")) {
          id = bson_iter_as_int64 (&cur);
       } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
-         while (bson_iter_next (&batch)) {
-            bson_t doc;
-            uint32_t len;
-            const uint8_t *data;
-            if (!BSON_ITER_HOLDS_DOCUMENT (&batch)) {
-               continue;
-            }
-            bson_iter_document (&batch, &len, &data);
-            if (bson_init_static (&doc, data, len)) {
-               append_row (m, &doc, rows, nrows);
-            }
+         bson_t doc;
+         while (next_document (&batch, &doc)) {
+            append_row (m, &doc, rows, nrows);
          }
       }
    }
@@ -591,14 +601,11 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       return true;
    }
    bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
-   while (ok && bson_iter_next (&docs)) {
-      bson_t d;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document (&docs, &len, &data);
-      if (bson_init_static (&d, data, len) && lacks (&d, col)) {
+   bson_t d;
+   while (ok && next_document (&docs, &d)) {
+      if (lacks (&d, col)) {
          n++;
-      } else if (bson_init_static (&d, data, len)) {
+      } else {
          bson_iter_t idit;
          if (bson_iter_init_find (&idit, &d, col) && BSON_ITER_HOLDS_NUMBER (&idit)) {
             out->lastrowid = bson_iter_as_int64 (&idit); /* an explicit key */
@@ -639,14 +646,9 @@ returning_rows (const dj_mql_t *m, dj_result_t *out)
    if (!bson_iter_init_find (&it, m->commands[0], "documents") || !bson_iter_recurse (&it, &docs)) {
       return;
    }
-   while (bson_iter_next (&docs)) {
-      bson_t d;
-      uint32_t len;
-      const uint8_t *data;
-      bson_iter_document (&docs, &len, &data);
-      if (bson_init_static (&d, data, len)) {
-         append_row (m, &d, out->rows, &nrows);
-      }
+   bson_t d;
+   while (next_document (&docs, &d)) {
+      append_row (m, &d, out->rows, &nrows);
    }
 }
 
@@ -732,15 +734,8 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    if (!bson_iter_recurse (&it, &items)) {
       return true;
    }
-   while (bson_iter_next (&items)) {
-      bson_t doc;
-      uint32_t len;
-      const uint8_t *data;
-      if (!BSON_ITER_HOLDS_DOCUMENT (&items)) {
-         continue;
-      }
-      bson_iter_document (&items, &len, &data);
-      bson_init_static (&doc, data, len);
+   bson_t doc;
+   while (next_document (&items, &doc)) {
       if (!insert && !(bson_iter_init_find (&f, &doc, "u") && update_set (&f, &doc))) {
          continue;
       }
