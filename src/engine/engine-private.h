@@ -345,6 +345,9 @@ bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
 /* Loads a collection's catalog entry. Returns NULL with error->code == 0 when
  * the collection does not exist, NULL with an error otherwise. */
 dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
+/* Whether db.name is a view (reads only its catalog entry: the check every
+ * command on a collection goes through, view.c). */
+bool dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name);
 dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
 /* Loads, creating implicitly (as MongoDB's writes do) when absent. */
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);

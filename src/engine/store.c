@@ -693,6 +693,24 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
    return coll_from_entry (db, name, &entry, error);
 }
 
+bool
+dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
+{
+   dj_buf_t k;
+   MDB_val mk, mv;
+   bson_t entry;
+   bson_iter_t it;
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   mk.mv_size = k.len;
+   mk.mv_data = k.data;
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv);
+   dj_buf_cleanup (&k);
+   /* the raw entry: no indexes or validator to build for a yes/no */
+   return rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init (&it, &entry) &&
+          bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
+}
+
 dj_coll_t *
 dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error)
 {

@@ -213,9 +213,7 @@ dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t
    if (!dj_txn_begin (e, false, &ctx, error)) {
       return false;
    }
-   dj_coll_t *c = dj_coll_load (&ctx, db, coll, &le);
-   bool view = c && c->view_on;
-   dj_coll_free (c);
+   bool view = dj_coll_is_view (&ctx, db, coll);
    dj_txn_abort (&ctx);
    if (!view) {
       return true;
