@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "engine-private.h"
+#include "dj_values.h"
 
 static int passed, failed;
 

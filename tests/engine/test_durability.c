@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "ctest.h"
-#include "engine-private.h"
+#include "dj_buf.h"
+#include "dj_engine.h"
 
 /* Runs a command; returns reply.ok and, if asked, an int field of the reply. */
 static bool

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 #include "ctest.h"
-#include "engine-private.h"
+#include "dj_values.h"
 
 static int
 sign (int x)

@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 #include "ctest.h"
-#include "engine-private.h"
+#include "dj_buf.h"
+#include "dj_engine.h"
 
 static const char *const seeds[] = {
    "{\"insert\": \"c\", \"documents\": [{\"_id\": 1, \"a\": [1, {\"b\": \"x\"}]}]}",

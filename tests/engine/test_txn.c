@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #include "ctest.h"
-#include "engine-private.h"
+#include "dj_buf.h"
+#include "dj_engine.h"
+
+#include <pthread.h>
 
 /* Runs a command (in t, if not NULL); returns ok, and the reply's code in *code. */
 static bool

@@ -10,7 +10,7 @@
  * with string-based names in lexicographic order. Fields with numeric names
  * are processed in numeric order."
  */
-#include "engine-private.h"
+#include "dj_query.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -75,7 +75,9 @@ typedef struct {
 } afilter_t;
 
 struct dj_update {
-   dj_pipeline_t *pipeline; /* owned: pipeline-style update */
+   bool pipeline;          /* a pipeline-style update: the stages below */
+   dj_reshape_t **stages;  /* owned array of owned stages */
+   int nstages;
    bool replacement;
    bson_t *repl; /* owned */
    uitem_t *items; /* owned array */
@@ -111,7 +113,10 @@ dj_update_destroy (dj_update_t *u)
    if (u->repl) {
       bson_destroy (u->repl);
    }
-   dj_pipeline_destroy (u->pipeline);
+   for (int i = 0; i < u->nstages; i++) {
+      dj_reshape_destroy (u->stages[i]);
+   }
+   bson_free (u->stages);
    for (int i = 0; i < u->n; i++) {
       item_cleanup (&u->items[i]);
    }
@@ -485,6 +490,59 @@ check_identifiers (dj_update_t *u, const dj_path_t *p, const char *dotted, bson_
    return true;
 }
 
+/* A pipeline-style update: only the document-shaping stages may appear.
+ * https://www.mongodb.com/docs/manual/tutorial/update-documents-with-aggregation-pipeline/ */
+static bool
+parse_stages (dj_update_t *u, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   u->pipeline = true;
+   bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      const char *name = NULL;
+      bson_value_t v;
+      if (!dj_stage_split (&it, &name, &v, error)) {
+         return false;
+      }
+      if (!dj_reshape_is_stage (name)) {
+         return dj_err (error, DJ_InvalidOptions,
+                        "Invalid update pipeline: stage %d is not one of $addFields, $set, $project, $unset, $replaceRoot or $replaceWith",
+                        u->nstages);
+      }
+      dj_reshape_t *r = dj_reshape_new (name, &v, scope, error);
+      if (!r) {
+         return false;
+      }
+      u->stages = bson_realloc (u->stages, sizeof (dj_reshape_t *) * (size_t) (u->nstages + 1));
+      u->stages[u->nstages++] = r;
+   }
+   return true;
+}
+
+/* Runs the stages of a pipeline-style update over doc. NULL on failure. */
+static bson_t *
+run_stages (const dj_update_t *u, const bson_t *doc, const dj_eval_t *vars, bson_error_t *error)
+{
+   dj_arena_t *arena = dj_arena_new ();
+   bson_t *cur = bson_copy (doc);
+   for (int i = 0; cur && i < u->nstages; i++) {
+      dj_eval_t ev;
+      bson_t *next = bson_new ();
+      dj_eval_init_vars (&ev, arena, cur, vars, vars ? vars->now_ms : dj_now_ms (), error);
+      bool ok = dj_reshape_apply (u->stages[i], &ev, cur, next);
+      dj_arena_reset (arena);
+      bson_destroy (cur);
+      cur = next;
+      if (!ok) {
+         bson_destroy (cur);
+         cur = NULL;
+      }
+   }
+   dj_arena_destroy (arena);
+   return cur;
+}
+
 dj_update_t *
 dj_update_new (const bson_value_t *spec, const bson_t *array_filters, const dj_vscope_t *scope, bson_error_t *error)
 {
@@ -493,14 +551,11 @@ dj_update_new (const bson_value_t *spec, const bson_t *array_filters, const dj_v
 
    if (spec->value_type == BSON_TYPE_ARRAY) {
       /* https://www.mongodb.com/docs/manual/reference/method/db.collection.updateMany/#update-with-aggregation-pipeline */
-      bson_t stages;
-      bson_init_static (&stages, spec->value.v_doc.data, spec->value.v_doc.data_len);
       if (array_filters && !bson_empty (array_filters)) {
          dj_err (error, DJ_FailedToParse, "arrayFilters may not be specified for pipeline-style updates");
          goto fail;
       }
-      u->pipeline = dj_pipeline_new (&stages, scope, error);
-      if (!u->pipeline || !dj_pipeline_check_update (u->pipeline, error)) {
+      if (!parse_stages (u, spec, scope, error)) {
          goto fail;
       }
       return u;
@@ -1063,23 +1118,15 @@ dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inse
       old_id = *bson_iter_value (&it);
    }
    if (u->pipeline) {
-      dj_docs_t docs = {0};
-      dj_prun_t run = {.now_ms = vars ? vars->now_ms : dj_now_ms (), .vars = vars};
-      dj_docs_push (&docs, bson_copy (doc));
-      if (!dj_pipeline_run_docs (u->pipeline, &run, &docs, error)) {
+      bson_t *res = run_stages (u, doc, vars, error);
+      if (!res) {
          return false;
       }
-      bson_t *res = docs.n == 1 ? docs.v[0] : NULL;
       bson_iter_t ni;
       bson_init (out);
-      if (!res) {
-         dj_docs_clear (&docs);
-         bson_destroy (out);
-         return dj_err (error, DJ_InternalError, "update pipeline did not produce exactly one document");
-      }
       if (bson_iter_init_find (&ni, res, "_id")) {
          if (have_id && !dj_value_identical (bson_iter_value (&ni), &old_id)) {
-            dj_docs_clear (&docs);
+            bson_destroy (res);
             bson_destroy (out);
             return dj_err (error, DJ_ImmutableField, "Performing an update on the path '_id' would modify the immutable field '_id'");
          }
@@ -1093,7 +1140,7 @@ dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inse
             bson_append_value (out, bson_iter_key (&ni), -1, bson_iter_value (&ni));
          }
       }
-      dj_docs_clear (&docs);
+      bson_destroy (res);
       *changed = out->len != doc->len || memcmp (bson_get_data (out), bson_get_data (doc), doc->len);
       (void) pos;
       (void) inserting;

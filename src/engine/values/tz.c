@@ -7,7 +7,9 @@
  * Loaded zones are cached for the life of the process in a list guarded by
  * g_tz_mu; a zone is immutable once loaded, so callers use it without a lock.
  */
-#include "engine-private.h"
+#include "dj_values.h"
+
+#include <pthread.h>
 
 #include <ctype.h>
 #include <stdio.h>

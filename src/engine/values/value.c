@@ -13,7 +13,7 @@
  * (int64 vs double without rounding; Decimal128 by its decimal digits).
  * NaN sorts below every other number and equals itself, as in MongoDB.
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <math.h>
 #include <stdio.h>

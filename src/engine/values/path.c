@@ -3,7 +3,7 @@
  *
  * https://www.mongodb.com/docs/manual/core/document/#dot-notation
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <stdlib.h>
 

@@ -16,7 +16,7 @@
  *   array    (value)* then 0x01
  *   binary   u32 length, subtype, bytes (MongoDB orders by length first)
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  * aggregate they amount to; commands that would write to it or index it
  * are refused with CommandNotSupportedOnView (166), as MongoDB does.
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 

@@ -2,7 +2,7 @@
  * cmd_index.c -- createIndexes, dropIndexes, listIndexes.
  * https://www.mongodb.com/docs/manual/reference/command/createIndexes/
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 

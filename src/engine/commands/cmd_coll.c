@@ -3,7 +3,7 @@
  * renameCollection, listCollections, listDatabases, collStats, dbStats (views:
  * view.c).
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 

@@ -19,7 +19,7 @@
  * LMDB allows one writer at a time across all processes: a unique check and
  * the insert that follows it are atomic.
  */
-#include "engine-private.h"
+#include "dj_storage.h"
 
 #include <errno.h>
 #include <stdio.h>

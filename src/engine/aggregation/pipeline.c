@@ -13,7 +13,7 @@
  * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does
  * (with allowDiskUse they keep going in memory -- we do not spill).
  */
-#include "engine-private.h"
+#include "dj_agg.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -44,21 +44,10 @@ dj_docs_clear (dj_docs_t *d)
 /* ---- stage definitions ------------------------------------------------------ */
 
 typedef enum {
-   S_MATCH, S_PROJECT, S_ADDFIELDS, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT, S_REPLACEROOT,
+   S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
    S_LISTSESSIONS
 } skind_t;
-
-typedef enum { SH_INCLUDE, SH_EXCLUDE, SH_EXPR, SH_SUB } shkind_t;
-
-typedef struct shape shape_t;
-struct shape {
-   char *name; /* owned */
-   shkind_t kind;
-   dj_expr_t *expr; /* SH_EXPR, owned */
-   shape_t **kids;  /* SH_SUB, owned */
-   int nkids;
-};
 
 typedef enum { A_SUM, A_AVG, A_MIN, A_MAX, A_FIRST, A_LAST, A_PUSH, A_ADDTOSET, A_COUNT, A_STDPOP, A_STDSAMP, A_MERGE } aop_t;
 
@@ -83,8 +72,7 @@ typedef struct {
 typedef struct stage {
    skind_t kind;
    dj_matcher_t *match;
-   shape_t *shape;
-   bool inclusion, id_excluded;
+   dj_reshape_t *reshape; /* $project, $addFields/$set, $unset, $replaceRoot/$replaceWith */
    dj_expr_t *expr;
    acc_t *accs;
    int naccs;
@@ -126,25 +114,10 @@ struct dj_pipeline {
 };
 
 static void
-shape_free (shape_t *s)
-{
-   if (!s) {
-      return;
-   }
-   for (int i = 0; i < s->nkids; i++) {
-      shape_free (s->kids[i]);
-   }
-   bson_free (s->kids);
-   bson_free (s->name);
-   dj_expr_destroy (s->expr);
-   bson_free (s);
-}
-
-static void
 stage_cleanup (stage_t *s)
 {
    dj_matcher_destroy (s->match);
-   shape_free (s->shape);
+   dj_reshape_destroy (s->reshape);
    dj_expr_destroy (s->expr);
    for (int i = 0; i < s->naccs; i++) {
       bson_free (s->accs[i].field);
@@ -213,150 +186,12 @@ dj_pipeline_writes (const dj_pipeline_t *p)
 }
 
 bool
-dj_pipeline_check_update (const dj_pipeline_t *p, bson_error_t *error)
-{
-   /* https://www.mongodb.com/docs/manual/tutorial/update-documents-with-aggregation-pipeline/ */
-   for (int i = 0; i < p->n; i++) {
-      skind_t k = p->stages[i].kind;
-      if (k != S_ADDFIELDS && k != S_PROJECT && k != S_REPLACEROOT) {
-         return dj_err (error, DJ_InvalidOptions, "Invalid update pipeline: stage %d is not one of $addFields, $set, $project, $unset, $replaceRoot or $replaceWith", i);
-      }
-   }
-   return true;
-}
-
-bool
 dj_pipeline_needs_collection (const dj_pipeline_t *p)
 {
    return !(p->n && (p->stages[0].kind == S_DOCUMENTS || p->stages[0].kind == S_LISTSESSIONS));
 }
 
 /* ---- parsing -------------------------------------------------------------- */
-
-static bool
-is_truthy_spec (const bson_value_t *v, bool *out)
-{
-   if (v->value_type == BSON_TYPE_BOOL) {
-      *out = v->value.v_bool;
-      return true;
-   }
-   if (dj_value_is_number (v)) {
-      *out = dj_value_as_double (v) != 0;
-      return true;
-   }
-   return false;
-}
-
-static shape_t *
-shape_child (shape_t *parent, const char *name)
-{
-   for (int i = 0; i < parent->nkids; i++) {
-      if (!strcmp (parent->kids[i]->name, name)) {
-         return parent->kids[i];
-      }
-   }
-   shape_t *k = bson_malloc0 (sizeof *k);
-   k->name = bson_strdup (name);
-   k->kind = SH_SUB;
-   parent->kids = bson_realloc (parent->kids, sizeof (shape_t *) * (size_t) (parent->nkids + 1));
-   parent->kids[parent->nkids++] = k;
-   return k;
-}
-
-/* Adds one projection entry at dotted `path` under root. mode: 1 inclusion,
- * -1 exclusion, 0 unknown yet; updated. */
-static bool parse_shape_into (shape_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
-                              bool *id_excluded, int depth, bson_error_t *error);
-
-static bool
-shape_add (shape_t *root, const char *path, const bson_value_t *v, const dj_vscope_t *scope, bool addfields, int *mode,
-           bool *id_excluded, int depth, bson_error_t *error)
-{
-   dj_path_t p;
-   if (!dj_path_init (&p, path, strlen (path), error)) {
-      return dj_err (error, 40352, "FieldPath cannot be constructed with empty string");
-   }
-   shape_t *cur = root;
-   for (int i = 0; i < p.n - 1; i++) {
-      shape_t *next = shape_child (cur, p.parts[i]);
-      if (next->kind != SH_SUB) {
-         dj_path_cleanup (&p);
-         return dj_err (error, 31250, "Invalid $project :: caused by :: Path collision at %s", path);
-      }
-      cur = next;
-   }
-   const char *leaf = p.parts[p.n - 1];
-   for (int i = 0; i < cur->nkids; i++) {
-      if (!strcmp (cur->kids[i]->name, leaf)) {
-         dj_path_cleanup (&p);
-         return dj_err (error, 31250, "Invalid $project :: caused by :: Path collision at %s", path);
-      }
-   }
-   shape_t *node = shape_child (cur, leaf);
-   bool incl;
-   bool is_id = depth == 0 && p.n == 1 && !strcmp (leaf, "_id");
-   if (path[0] == '$') {
-      dj_path_cleanup (&p);
-      return dj_err (error, 16410, "FieldPath field names may not start with '$'. Consider using $getField or $setField.");
-   }
-   if (!addfields && is_truthy_spec (v, &incl)) {
-      node->kind = incl ? SH_INCLUDE : SH_EXCLUDE;
-      if (is_id) {
-         *id_excluded = !incl;
-      } else if (*mode == 0) {
-         *mode = incl ? 1 : -1;
-      } else if (*mode != (incl ? 1 : -1)) {
-         dj_path_cleanup (&p);
-         if (incl) {
-            return dj_err (error, 31253, "Invalid $project :: caused by :: Cannot do inclusion on field %s in exclusion projection", path);
-         }
-         return dj_err (error, 31254, "Invalid $project :: caused by :: Cannot do exclusion on field %s in inclusion projection", path);
-      }
-      dj_path_cleanup (&p);
-      return true;
-   }
-   if (v->value_type == BSON_TYPE_DOCUMENT) {
-      bson_iter_t it;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      bool empty = !bson_iter_next (&it);
-      if (empty && !addfields) {
-         dj_path_cleanup (&p);
-         return dj_err (error, 51282, "Invalid $project :: caused by :: An empty sub-projection is not a valid value. Found empty object at path");
-      }
-      if (!empty && bson_iter_key (&it)[0] != '$') {
-         /* a nested projection / nested fields */
-         dj_path_cleanup (&p);
-         return parse_shape_into (node, v, scope, addfields, mode, id_excluded, depth + 1, error);
-      }
-   }
-   node->kind = SH_EXPR;
-   node->expr = dj_expr_parse (v, scope, error);
-   dj_path_cleanup (&p);
-   if (!node->expr) {
-      return false;
-   }
-   if (!addfields && !is_id) {
-      if (*mode < 0) {
-         return dj_err (error, 31252, "Invalid $project :: caused by :: Cannot use expression other than $meta in exclusion projection");
-      }
-      *mode = 1;
-   }
-   return true;
-}
-
-static bool
-parse_shape_into (shape_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
-                  bool *id_excluded, int depth, bson_error_t *error)
-{
-   bson_iter_t it;
-   bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      if (!shape_add (root, bson_iter_key (&it), bson_iter_value (&it), scope, addfields, mode, id_excluded, depth, error)) {
-         return false;
-      }
-   }
-   return true;
-}
 
 static bool
 parse_accumulator (acc_t *a, const char *field, const bson_value_t *spec, const dj_vscope_t *scope, const char *stage,
@@ -483,49 +318,10 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       s->match = dj_matcher_new_scoped (&doc, scope, error);
       return s->match != NULL;
    }
-   if (!strcmp (name, "$project") || !strcmp (name, "$addFields") || !strcmp (name, "$set")) {
-      bool add = name[1] != 'p';
-      int mode = 0;
-      s->kind = add ? S_ADDFIELDS : S_PROJECT;
-      if (v->value_type != BSON_TYPE_DOCUMENT) {
-         return dj_err (error, add ? 40272 : 15969, "%s specification must be an object", name);
-      }
-      if (!add && v->value.v_doc.data_len == 5) {
-         return dj_err (error, 51272, "Invalid $project :: caused by :: projection specification must have at least one field");
-      }
-      s->shape = bson_malloc0 (sizeof (shape_t));
-      s->shape->kind = SH_SUB;
-      if (!parse_shape_into (s->shape, v, scope, add, &mode, &s->id_excluded, 0, error)) {
-         return false;
-      }
-      s->inclusion = mode > 0 || (mode == 0 && !s->id_excluded);
-      if (!add && mode == 0 && s->id_excluded) {
-         s->inclusion = false;
-      }
-      return true;
-   }
-   if (!strcmp (name, "$unset")) {
-      s->kind = S_PROJECT;
-      s->shape = bson_malloc0 (sizeof (shape_t));
-      s->shape->kind = SH_SUB;
-      bson_value_t zero = {.value_type = BSON_TYPE_INT32};
-      int mode = 0;
-      if (v->value_type == BSON_TYPE_UTF8) {
-         return shape_add (s->shape, v->value.v_utf8.str, &zero, scope, false, &mode, &s->id_excluded, 0, error);
-      }
-      if (v->value_type != BSON_TYPE_ARRAY) {
-         return dj_err (error, 31002, "$unset specification must be a string or an array");
-      }
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         if (!BSON_ITER_HOLDS_UTF8 (&it)) {
-            return dj_err (error, 31120, "$unset specification must be a string or an array containing only string values");
-         }
-         if (!shape_add (s->shape, bson_iter_utf8 (&it, NULL), &zero, scope, false, &mode, &s->id_excluded, 0, error)) {
-            return false;
-         }
-      }
-      return true;
+   if (dj_reshape_is_stage (name)) {
+      s->kind = S_RESHAPE;
+      s->reshape = dj_reshape_new (name, v, scope, error);
+      return s->reshape != NULL;
    }
    if (!strcmp (name, "$group")) {
       s->kind = S_GROUP;
@@ -695,19 +491,6 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          }
       }
       return true;
-   }
-   if (!strcmp (name, "$replaceRoot") || !strcmp (name, "$replaceWith")) {
-      s->kind = S_REPLACEROOT;
-      const bson_value_t *root = v;
-      bson_value_t nr;
-      if (name[8] == 'R') {
-         if (v->value_type != BSON_TYPE_DOCUMENT || !dj_value_get_field (v, "newRoot", &nr)) {
-            return dj_err (error, 40231, "no newRoot specified for the $replaceRoot stage");
-         }
-         root = &nr;
-      }
-      s->expr = dj_expr_parse (root, scope, error);
-      return s->expr != NULL;
    }
    if (!strcmp (name, "$facet")) {
       s->kind = S_FACET;
@@ -1103,24 +886,10 @@ dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *e
 
    bson_iter_init (&it, stages);
    while (bson_iter_next (&it)) {
-      bson_iter_t si;
-      if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
-         dj_err (error, DJ_TypeMismatch, "Each element of the 'pipeline' array must be an object");
-         goto fail;
-      }
-      bson_iter_recurse (&it, &si);
-      int nkeys = 0;
       const char *name = NULL;
       bson_value_t argv;
-      const bson_value_t *arg = NULL;
-      while (bson_iter_next (&si)) {
-         nkeys++;
-         name = bson_iter_key (&si);
-         argv = *bson_iter_value (&si);
-         arg = &argv;
-      }
-      if (nkeys != 1) {
-         dj_err (error, 40323, "A pipeline stage specification object must contain exactly one field.");
+      const bson_value_t *arg = &argv;
+      if (!dj_stage_split (&it, &name, &argv, error)) {
          goto fail;
       }
       p->stages = bson_realloc (p->stages, sizeof (stage_t) * (size_t) (p->n + 1));
@@ -1151,11 +920,7 @@ typedef struct {
 static void
 eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc)
 {
-   dj_eval_init (ev, r->arena, doc, r->run->now_ms, r->error);
-   if (r->run->vars) {
-      memcpy (ev->vars, r->run->vars->vars, sizeof (ev->vars[0]) * (size_t) r->run->vars->nvars);
-      ev->nvars = r->run->vars->nvars;
-   }
+   dj_eval_init_vars (ev, r->arena, doc, r->run->vars, r->run->now_ms, r->error);
 }
 
 static bool
@@ -1169,182 +934,14 @@ check_memory (rctx_t *r, size_t bytes, const char *stage)
    return true;
 }
 
-/* ---- $project / $addFields ---------------------------------------------- */
-
-static bool apply_shape (rctx_t *r, dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool inclusion,
-                         bool addfields, int depth, bool id_excluded, bson_t *out);
-
 static bool
-shape_value (rctx_t *r, dj_eval_t *ev, const shape_t *node, const bson_value_t *v, bool inclusion, bool addfields, int depth,
-             const char *key, bson_t *out)
-{
-   /* node is SH_SUB applied to an existing value */
-   if (v->value_type == BSON_TYPE_DOCUMENT) {
-      bson_t sub;
-      bson_append_document_begin (out, key, -1, &sub);
-      bool ok = apply_shape (r, ev, node, v, inclusion, addfields, depth + 1, false, &sub);
-      bson_append_document_end (out, &sub);
-      return ok;
-   }
-   if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_t arr;
-      bson_iter_t it;
-      uint32_t k = 0;
-      bson_append_array_begin (out, key, -1, &arr);
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         const bson_value_t *e = bson_iter_value (&it);
-         char buf[16];
-         const char *ek;
-         if (e->value_type == BSON_TYPE_DOCUMENT || e->value_type == BSON_TYPE_ARRAY) {
-            bson_uint32_to_string (k++, &ek, buf, sizeof buf);
-            if (!shape_value (r, ev, node, e, inclusion, addfields, depth, ek, &arr)) {
-               bson_append_array_end (out, &arr);
-               return false;
-            }
-         } else if (!inclusion || addfields) {
-            /* $addFields on a scalar element replaces it with the new fields */
-            bson_uint32_to_string (k++, &ek, buf, sizeof buf);
-            if (addfields) {
-               static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-               bson_value_t ev0 = {.value_type = BSON_TYPE_DOCUMENT};
-               ev0.value.v_doc.data = (uint8_t *) empty;
-               ev0.value.v_doc.data_len = 5;
-               if (!shape_value (r, ev, node, &ev0, inclusion, addfields, depth, ek, &arr)) {
-                  bson_append_array_end (out, &arr);
-                  return false;
-               }
-            } else {
-               bson_append_value (&arr, ek, -1, e);
-            }
-         }
-      }
-      bson_append_array_end (out, &arr);
-      return true;
-   }
-   if (addfields) {
-      static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-      bson_value_t e0 = {.value_type = BSON_TYPE_DOCUMENT};
-      e0.value.v_doc.data = (uint8_t *) empty;
-      e0.value.v_doc.data_len = 5;
-      return shape_value (r, ev, node, &e0, inclusion, addfields, depth, key, out);
-   }
-   if (!inclusion) {
-      bson_append_value (out, key, -1, v);
-   }
-   return true;
-}
-
-static bool
-shape_has_computed (const shape_t *s)
-{
-   if (s->kind == SH_EXPR) {
-      return true;
-   }
-   for (int i = 0; i < s->nkids; i++) {
-      if (shape_has_computed (s->kids[i])) {
-         return true;
-      }
-   }
-   return false;
-}
-
-static bool
-apply_shape (rctx_t *r, dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool inclusion, bool addfields,
-             int depth, bool id_excluded, bson_t *out)
-{
-   bson_iter_t it;
-   bson_value_t v;
-   bool *done = bson_malloc0 (sizeof (bool) * (size_t) (shape->nkids ? shape->nkids : 1));
-   bool ok = true;
-
-   bson_iter_init_from_data (&it, doc->value.v_doc.data, doc->value.v_doc.data_len);
-   while (ok && bson_iter_next (&it)) {
-      const char *key = bson_iter_key (&it);
-      int ki = -1;
-      for (int i = 0; i < shape->nkids; i++) {
-         if (!strcmp (shape->kids[i]->name, key)) {
-            ki = i;
-         }
-      }
-      bool is_id = depth == 0 && !strcmp (key, "_id");
-      if (ki < 0) {
-         if (addfields || !inclusion || (is_id && !id_excluded)) {
-            bson_append_value (out, key, -1, bson_iter_value (&it));
-         }
-         continue;
-      }
-      const shape_t *n = shape->kids[ki];
-      switch (n->kind) {
-      case SH_INCLUDE:
-         done[ki] = true;
-         bson_append_value (out, key, -1, bson_iter_value (&it));
-         break;
-      case SH_EXCLUDE: done[ki] = true; break;
-      case SH_EXPR:
-         if (addfields) {
-            /* $addFields replaces in place */
-            done[ki] = true;
-            ok = dj_expr_eval (n->expr, ev, &v);
-            if (ok && v.value_type != BSON_TYPE_EOD) {
-               bson_append_value (out, key, -1, &v);
-            }
-         }
-         break; /* $project: computed fields come after the kept ones */
-      case SH_SUB: {
-         /* a sub-projection with computed fields over a scalar builds a new
-          * document (pass 2 below); over documents and arrays it recurses */
-         bson_type_t vt = bson_iter_type (&it);
-         bool container = vt == BSON_TYPE_DOCUMENT || vt == BSON_TYPE_ARRAY;
-         if (!container && shape_has_computed (n) && (inclusion || addfields)) {
-            break;
-         }
-         if (addfields || !shape_has_computed (n) || inclusion) {
-            done[ki] = true;
-            ok = shape_value (r, ev, n, bson_iter_value (&it), inclusion, addfields, depth, key, out);
-         }
-         break;
-      }
-      }
-   }
-   /* computed fields that were not in the document, in specification order */
-   for (int i = 0; ok && i < shape->nkids; i++) {
-      const shape_t *n = shape->kids[i];
-      if (done[i]) {
-         continue;
-      }
-      if (n->kind == SH_EXPR) {
-         ok = dj_expr_eval (n->expr, ev, &v);
-         if (ok && v.value_type != BSON_TYPE_EOD) {
-            bson_append_value (out, n->name, -1, &v);
-         }
-      } else if (n->kind == SH_SUB && shape_has_computed (n) && (inclusion || addfields)) {
-         static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-         bson_value_t e0 = {.value_type = BSON_TYPE_DOCUMENT};
-         e0.value.v_doc.data = (uint8_t *) empty;
-         e0.value.v_doc.data_len = 5;
-         bson_t sub;
-         bson_append_document_begin (out, n->name, -1, &sub);
-         ok = apply_shape (r, ev, n, &e0, inclusion, addfields, depth + 1, false, &sub);
-         bson_append_document_end (out, &sub);
-      }
-   }
-   bson_free (done);
-   return ok;
-}
-
-static bool
-run_shape (rctx_t *r, const stage_t *s, dj_docs_t *docs)
+run_reshape (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
    for (size_t i = 0; i < docs->n; i++) {
       dj_eval_t ev;
-      bson_value_t dv;
       bson_t *out = bson_new ();
       eval_setup (r, &ev, docs->v[i]);
-      dj_value_from_doc (docs->v[i], false, &dv);
-      bool ok;
-      ok = apply_shape (r, &ev, s->shape, &dv, s->kind == S_PROJECT ? s->inclusion : false, s->kind == S_ADDFIELDS, 0,
-                        s->id_excluded, out);
+      bool ok = dj_reshape_apply (s->reshape, &ev, docs->v[i], out);
       dj_arena_reset (r->arena);
       if (!ok) {
          bson_destroy (out);
@@ -2798,8 +2395,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       docs->n = k;
       return true;
    }
-   case S_PROJECT:
-   case S_ADDFIELDS: return run_shape (r, s, docs);
+   case S_RESHAPE: return run_reshape (r, s, docs);
    case S_GROUP: return run_group (r, s, docs);
    case S_SORT: {
       size_t bytes = 0;
@@ -2848,29 +2444,6 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_UNWIND: return run_unwind (r, s, docs);
    case S_LOOKUP: return run_lookup (r, s, docs);
-   case S_REPLACEROOT:
-      for (size_t i = 0; i < docs->n; i++) {
-         dj_eval_t ev;
-         bson_value_t v;
-         eval_setup (r, &ev, docs->v[i]);
-         if (!dj_expr_eval (s->expr, &ev, &v)) {
-            return false;
-         }
-         if (v.value_type != BSON_TYPE_DOCUMENT) {
-            dj_buf_t b;
-            dj_buf_init (&b);
-            dj_value_to_shell (&v, &b);
-            dj_err (r->error, 40228, "'newRoot' expression must evaluate to an object, but resulting value was: %.*s. Type of resulting value: '%s'. Input document: ...",
-                    (int) b.len, b.data ? (char *) b.data : "MISSING", dj_type_name (v.value_type));
-            dj_buf_cleanup (&b);
-            return false;
-         }
-         bson_t *nd = bson_new_from_data (v.value.v_doc.data, v.value.v_doc.data_len);
-         bson_destroy (docs->v[i]);
-         docs->v[i] = nd;
-         dj_arena_reset (r->arena);
-      }
-      return true;
    case S_FACET: {
       bson_t *out = bson_new ();
       bool ok = true;

@@ -6,7 +6,7 @@
  * batches. Cursors live in the engine's list, guarded by cursors_mu; a cursor
  * not touched for ten minutes is discarded, as MongoDB's idle timeout does.
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 #include <time.h>

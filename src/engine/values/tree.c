@@ -8,7 +8,7 @@
  * Ownership: a node owns its key, its scalar value (deep copy) and its
  * children; dj_node_free() frees the whole subtree.
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <stdio.h>
 

@@ -4,7 +4,7 @@
  * Each runs in one LMDB read transaction: it sees one snapshot and never
  * blocks or is blocked by writers (in this or another process).
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdlib.h>
 

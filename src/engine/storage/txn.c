@@ -13,7 +13,7 @@
  * Ownership: a dj_engine_txn_t is the caller's until commit/abort, which
  * also end (and free) nested transactions still open under it.
  */
-#include "engine-private.h"
+#include "dj_storage.h"
 
 struct dj_engine_txn {
    dj_engine_t *engine;   /* borrowed */
@@ -304,31 +304,24 @@ dj_engine_txn_abort (dj_engine_txn_t *t)
 }
 
 bool
-dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+dj_txn_enter (dj_engine_t *e, dj_engine_txn_t *t, dj_engine_txn_t **saved, bson_error_t *error)
 {
-   bson_error_t error = {0};
-
-   if (!t) {
-      return dj_engine_run_command (e, db, cmd, reply);
-   }
-   if (!owned_here (t, &error)) {
-      goto fail;
+   if (!owned_here (t, error)) {
+      return false;
    }
    if (t->child) {
-      dj_err (&error, DJ_IllegalOperation, "the transaction has an open nested transaction; run commands in that one");
-      goto fail;
+      return dj_err (error, DJ_IllegalOperation, "the transaction has an open nested transaction; run commands in that one");
    }
    if (t->engine->env != e->env) {
-      dj_err (&error, DJ_IllegalOperation, "the transaction belongs to another data directory");
-      goto fail;
+      return dj_err (error, DJ_IllegalOperation, "the transaction belongs to another data directory");
    }
-   dj_engine_txn_t *saved = tls_txn;
+   *saved = tls_txn;
    tls_txn = t;
-   bool ok = dj_engine_run_command (e, db, cmd, reply);
+   return true;
+}
+
+void
+dj_txn_leave (dj_engine_txn_t *saved)
+{
    tls_txn = saved;
-   return ok;
-fail:
-   bson_init (reply);
-   dj_error_append_reply (&error, reply);
-   return false;
 }

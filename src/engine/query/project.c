@@ -7,7 +7,7 @@
  * keeps the first matching element; {"a.$": 1} keeps the element the query
  * matched.
  */
-#include "engine-private.h"
+#include "dj_query.h"
 
 #include <stdio.h>
 
@@ -24,7 +24,7 @@ struct pnode {
 };
 
 struct dj_projection {
-   dj_pipeline_t *pipeline; /* owned: projections with expressions run as $project */
+   dj_reshape_t *reshape; /* owned: projections with expressions run as $project */
    pnode_t *root;
    bool inclusion;
    bool id_excluded;
@@ -50,7 +50,7 @@ dj_projection_destroy (dj_projection_t *p)
 {
    if (p) {
       pnode_free (p->root);
-      dj_pipeline_destroy (p->pipeline);
+      dj_reshape_destroy (p->reshape);
       bson_free (p);
    }
 }
@@ -142,14 +142,11 @@ dj_projection_t *
 dj_projection_new (const bson_t *spec, bson_error_t *error)
 {
    if (has_expressions (spec)) {
-      bson_t stages = BSON_INITIALIZER, st;
-      BSON_APPEND_DOCUMENT_BEGIN (&stages, "0", &st);
-      BSON_APPEND_DOCUMENT (&st, "$project", spec);
-      bson_append_document_end (&stages, &st);
+      bson_value_t sv;
+      dj_value_from_doc (spec, false, &sv);
       dj_projection_t *p = bson_malloc0 (sizeof *p);
-      p->pipeline = dj_pipeline_new (&stages, NULL, error);
-      bson_destroy (&stages);
-      if (!p->pipeline) {
+      p->reshape = dj_reshape_new ("$project", &sv, NULL, error);
+      if (!p->reshape) {
          bson_free (p);
          return NULL;
       }
@@ -470,17 +467,17 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
    bson_value_t dv;
    papply_t st = {.pos = pos};
 
-   if (p->pipeline) {
-      dj_docs_t docs = {0};
-      dj_prun_t run = {.now_ms = dj_now_ms ()};
-      dj_docs_push (&docs, bson_copy (doc));
-      if (!dj_pipeline_run_docs (p->pipeline, &run, &docs, error)) {
-         return false;
-      }
+   if (p->reshape) {
+      dj_arena_t *arena = dj_arena_new ();
+      dj_eval_t ev;
+      dj_eval_init (&ev, arena, doc, dj_now_ms (), error);
       bson_init (out);
-      bson_concat (out, docs.v[0]);
-      dj_docs_clear (&docs);
-      return true;
+      bool ok = dj_reshape_apply (p->reshape, &ev, doc, out);
+      dj_arena_destroy (arena);
+      if (!ok) {
+         bson_destroy (out);
+      }
+      return ok;
    }
 
    dj_value_from_doc (doc, false, &dv);

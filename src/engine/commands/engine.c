@@ -1,7 +1,7 @@
 /*
  * engine.c -- opening data directories and dispatching commands.
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -9,150 +9,14 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-/* LMDB forbids opening one environment twice in a process (closing either
- * would drop the other's locks), so handles on the same directory share one
- * MDB_env. The list is the only process-global state; g_envs_mu guards it. */
-struct dj_env {
-   char *realpath; /* owned */
-   MDB_env *env;
-   MDB_dbi dbi_catalog, dbi_data;
-   int refs;
-   struct dj_env *next;
-   /* Which thread holds LMDB's write lock through this env (writer_mu guards
-    * both). LMDB's lock is not recursive: a thread that asked for it twice
-    * would wait for itself forever, so it is told WriteConflict instead. */
-   pthread_mutex_t writer_mu;
-   bool writer_held;
-   pthread_t writer;
-   /* Whether a snapshot transaction has become a writer (writer_mu guards
-    * it): a second one asking is told WriteConflict instead of waiting for
-    * the first to end (dj_engine_txn_begin_snapshot). */
-   bool snapshot_writer;
-};
-static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct dj_env *g_envs;
-
-/* mkdir -p: the data directory and any missing parents (0700: the data is
- * the user's). false with errno set. */
-static bool
-mkdir_parents (const char *path)
-{
-   char buf[PATH_MAX];
-   size_t n = strlen (path);
-   if (n == 0 || n >= sizeof buf) {
-      errno = n ? ENAMETOOLONG : ENOENT;
-      return false;
-   }
-   memcpy (buf, path, n + 1);
-   for (char *p = buf + 1; *p; p++) {
-      if (*p == '/') {
-         *p = 0;
-         if (mkdir (buf, 0700) != 0 && errno != EEXIST) {
-            return false;
-         }
-         *p = '/';
-      }
-   }
-   return mkdir (buf, 0700) == 0 || errno == EEXIST;
-}
-
-static struct dj_env *
-env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
-{
-   char real[PATH_MAX];
-   struct dj_env *e;
-   int rc;
-
-   if (!mkdir_parents (path)) {
-      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot create data directory '%s': %s", path, strerror (errno));
-      return NULL;
-   }
-   if (!realpath (path, real)) {
-      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot resolve data directory '%s': %s", path, strerror (errno));
-      return NULL;
-   }
-   pthread_mutex_lock (&g_envs_mu);
-   for (e = g_envs; e; e = e->next) {
-      if (!strcmp (e->realpath, real)) {
-         e->refs++;
-         pthread_mutex_unlock (&g_envs_mu);
-         return e;
-      }
-   }
-   e = bson_malloc0 (sizeof *e);
-   e->realpath = bson_strdup (real);
-   e->refs = 1;
-   pthread_mutex_init (&e->writer_mu, NULL);
-   unsigned flags = MDB_NOTLS; /* read transactions are not tied to threads */
-   if (opts && (opts->flags & DJ_ENGINE_NOSYNC)) {
-      flags |= MDB_NOSYNC;
-   }
-   size_t map_size = opts && opts->map_size ? opts->map_size : ((size_t) 256 << 30);
-   MDB_txn *txn = NULL;
-   if ((rc = mdb_env_create (&e->env)) || (rc = mdb_env_set_maxdbs (e->env, 4)) ||
-       (rc = mdb_env_set_mapsize (e->env, map_size)) || (rc = mdb_env_set_maxreaders (e->env, 512)) ||
-       (rc = mdb_env_open (e->env, real, flags, 0600))) {
-      dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) rc, "cannot open data directory '%s': %s", real, mdb_strerror (rc));
-      goto fail;
-   }
-   int dead = 0;
-   mdb_reader_check (e->env, &dead); /* slots left by killed processes */
-   if ((rc = mdb_txn_begin (e->env, NULL, 0, &txn)) ||
-       (rc = mdb_dbi_open (txn, "catalog", MDB_CREATE, &e->dbi_catalog)) ||
-       (rc = mdb_dbi_open (txn, "data", MDB_CREATE, &e->dbi_data)) || (rc = mdb_txn_commit (txn))) {
-      if (txn && rc) {
-         mdb_txn_abort (txn);
-      }
-      dj_lmdb_error (rc, error, "cannot initialise data directory");
-      goto fail;
-   }
-   e->next = g_envs;
-   g_envs = e;
-   pthread_mutex_unlock (&g_envs_mu);
-   return e;
-fail:
-   if (e->env) {
-      mdb_env_close (e->env);
-   }
-   pthread_mutex_destroy (&e->writer_mu);
-   bson_free (e->realpath);
-   bson_free (e);
-   pthread_mutex_unlock (&g_envs_mu);
-   return NULL;
-}
-
-static void
-env_release (struct dj_env *e)
-{
-   pthread_mutex_lock (&g_envs_mu);
-   if (--e->refs == 0) {
-      for (struct dj_env **pp = &g_envs; *pp; pp = &(*pp)->next) {
-         if (*pp == e) {
-            *pp = e->next;
-            break;
-         }
-      }
-      mdb_env_close (e->env);
-      pthread_mutex_destroy (&e->writer_mu);
-      bson_free (e->realpath);
-      bson_free (e);
-   }
-   pthread_mutex_unlock (&g_envs_mu);
-}
-
 dj_engine_t *
 dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
-   struct dj_env *shared = env_acquire (path, opts, error);
-   if (!shared) {
+   dj_engine_t *e = bson_malloc0 (sizeof *e);
+   if (!dj_storage_open (e, path, opts, error)) {
+      bson_free (e);
       return NULL;
    }
-   dj_engine_t *e = bson_malloc0 (sizeof *e);
-   e->shared = shared;
-   e->env = shared->env;
-   e->dbi_catalog = shared->dbi_catalog;
-   e->dbi_data = shared->dbi_data;
-   e->path = bson_strdup (path);
    pthread_mutex_init (&e->cursors_mu, NULL);
    return e;
 }
@@ -165,55 +29,8 @@ dj_engine_close (dj_engine_t *e)
    }
    dj_cursor_close_all (e);
    pthread_mutex_destroy (&e->cursors_mu);
-   env_release (e->shared);
-   bson_free (e->path);
+   dj_storage_close (e);
    bson_free (e);
-}
-
-bool
-dj_env_writer_check (dj_engine_t *e, bson_error_t *error)
-{
-   struct dj_env *env = e->shared;
-   pthread_mutex_lock (&env->writer_mu);
-   bool mine = env->writer_held && pthread_equal (env->writer, pthread_self ());
-   pthread_mutex_unlock (&env->writer_mu);
-   if (mine) {
-      return dj_err (error, DJ_WriteConflict,
-                     "this thread already holds a write transaction on '%s' (through another connection); "
-                     "commit or abort it first",
-                     env->realpath);
-   }
-   return true;
-}
-
-void
-dj_env_writer_set (dj_engine_t *e, bool held)
-{
-   struct dj_env *env = e->shared;
-   pthread_mutex_lock (&env->writer_mu);
-   env->writer_held = held;
-   env->writer = pthread_self ();
-   pthread_mutex_unlock (&env->writer_mu);
-}
-
-bool
-dj_env_snapshot_writer_claim (dj_engine_t *e)
-{
-   struct dj_env *env = e->shared;
-   pthread_mutex_lock (&env->writer_mu);
-   bool free_ = !env->snapshot_writer;
-   env->snapshot_writer = true;
-   pthread_mutex_unlock (&env->writer_mu);
-   return free_;
-}
-
-void
-dj_env_snapshot_writer_release (dj_engine_t *e)
-{
-   struct dj_env *env = e->shared;
-   pthread_mutex_lock (&env->writer_mu);
-   env->snapshot_writer = false;
-   pthread_mutex_unlock (&env->writer_mu);
 }
 
 const char *
@@ -494,4 +311,23 @@ fail:
    bson_reinit (reply);
    dj_error_append_reply (&error, reply);
    return false;
+}
+
+bool
+dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   bson_error_t error = {0};
+   dj_engine_txn_t *saved;
+
+   if (!t) {
+      return dj_engine_run_command (e, db, cmd, reply);
+   }
+   if (!dj_txn_enter (e, t, &saved, &error)) {
+      bson_init (reply);
+      dj_error_append_reply (&error, reply);
+      return false;
+   }
+   bool ok = dj_engine_run_command (e, db, cmd, reply);
+   dj_txn_leave (saved);
+   return ok;
 }

@@ -2,7 +2,7 @@
  * cmd_agg.c -- the aggregate command.
  * https://www.mongodb.com/docs/manual/reference/command/aggregate/
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 

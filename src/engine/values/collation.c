@@ -14,7 +14,9 @@
  * of the process in a list guarded by g_coll_mu; ICU collators are
  * thread-safe for comparison and sort keys once configured.
  */
-#include "engine-private.h"
+#include "dj_values.h"
+
+#include <pthread.h>
 
 #include <stdio.h>
 #include <unicode/ucol.h>

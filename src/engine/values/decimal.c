@@ -9,7 +9,7 @@
  * MongoDB's Decimal128(double) does.
  * https://www.mongodb.com/docs/manual/reference/bson-types/#decimal128-bson-data-type
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <stdio.h>
 #include <stdlib.h>

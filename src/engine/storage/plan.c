@@ -13,7 +13,7 @@
  * is met by some element), which an intersected scan would miss.
  * https://www.mongodb.com/docs/manual/core/multikey-index-bounds/
  */
-#include "engine-private.h"
+#include "dj_storage.h"
 
 #include <stdio.h>
 #include <stdlib.h>

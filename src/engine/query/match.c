@@ -19,7 +19,7 @@
  *  - comparisons only match within one type bracket ({$gt: 5} never matches
  *    a string); https://www.mongodb.com/docs/manual/reference/method/db.collection.find/#type-bracketing
  */
-#include "engine-private.h"
+#include "dj_query.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
@@ -991,11 +991,8 @@ eval_expr (const mnode_t *n, const bson_value_t *doc, xctx_t *xc)
    bson_value_t r;
 
    bson_init_static (&d, doc->value.v_doc.data, doc->value.v_doc.data_len);
-   dj_eval_init (&ev, arena, &d, xc && xc->vars ? xc->vars->now_ms : dj_now_ms (), xc && xc->error ? xc->error : &local);
-   if (xc && xc->vars) {
-      memcpy (ev.vars, xc->vars->vars, sizeof (ev.vars[0]) * (size_t) xc->vars->nvars);
-      ev.nvars = xc->vars->nvars;
-   }
+   const dj_eval_t *vars = xc ? xc->vars : NULL;
+   dj_eval_init_vars (&ev, arena, &d, vars, vars ? vars->now_ms : dj_now_ms (), xc && xc->error ? xc->error : &local);
    bool ok = dj_expr_eval (n->expr, &ev, &r);
    bool truth = ok && dj_value_truthy (&r);
    dj_arena_destroy (arena);

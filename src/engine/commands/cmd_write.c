@@ -9,7 +9,7 @@
  * command fails as a whole, and nothing of it is written.
  * https://www.mongodb.com/docs/manual/reference/command/insert/#output
  */
-#include "engine-private.h"
+#include "dj_commands.h"
 
 #include <stdio.h>
 

@@ -6,7 +6,7 @@
  * largest element descending; a missing field sorts as null; an empty array
  * sorts below null (it has no element, MongoDB keys it as undefined).
  */
-#include "engine-private.h"
+#include "dj_values.h"
 
 #include <stdlib.h>
 

@@ -1,0 +1,54 @@
+/*
+ * dj_agg.h -- aggregation pipelines.
+ *
+ * What it owns: parsing a pipeline's stages (every parse error raised before
+ * a document is read) and running them over a collection, a view or given
+ * documents: $match, $group and the accumulators, $sort, $lookup, $unwind,
+ * $facet, $unionWith, $setWindowFields, $out/$merge and the rest.
+ * Who calls it: commands (aggregate, views, find on a view).
+ * It calls storage (reading and writing collections), query ($match, the
+ * shaping stages), expr and values.
+ * Memory: a dj_pipeline_t is its creator's; a dj_docs_t owns its documents.
+ *
+ * Files:
+ *   pipeline.c   parsing stages, the stage loop, the stages
+ */
+#ifndef DJ_AGG_H
+#define DJ_AGG_H
+
+#include "dj_storage.h"
+
+/* ---- pipeline.c: aggregation pipelines ----------------------------------- */
+typedef struct dj_pipeline dj_pipeline_t;
+/* A list of heap documents; the list owns them. */
+typedef struct {
+   bson_t **v;
+   size_t n, cap;
+} dj_docs_t;
+void dj_docs_push (dj_docs_t *d, bson_t *doc); /* steals doc */
+void dj_docs_clear (dj_docs_t *d);
+/* Parses the stages (an array document). `scope`: variables visible to $expr
+ * (a $lookup's let). Every parse error is raised here. */
+dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
+void dj_pipeline_destroy (dj_pipeline_t *p);
+bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
+bool dj_pipeline_needs_collection (const dj_pipeline_t *p); /* false when it starts with $documents */
+/* Runs p over collection db.coll (coll NULL: a collection-less pipeline) in
+ * the transaction ctx. vars: let variables (may be NULL). out: the results. */
+typedef struct {
+   dj_engine_t *engine;
+   dj_ctx_t *ctx;
+   const char *db;
+   const dj_eval_t *vars;
+   int64_t now_ms;
+   bool allow_disk;
+   bool bypass_validation;
+} dj_prun_t;
+bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
+/* Runs p over the given input documents (consumed). */
+bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+/* The view's documents (all of them): its pipeline over its source, which may be a view in turn. */
+bool dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error);
+
+#endif

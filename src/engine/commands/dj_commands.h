@@ -1,0 +1,105 @@
+/*
+ * dj_commands.h -- the engine's commands: dispatch, one file per family.
+ *
+ * What it owns: dj_engine_open/close and dj_engine_run_command (dj_engine.h),
+ * the command table, each command's argument checks (raised before it
+ * touches data), open cursors between find/aggregate and getMore, views,
+ * a command's `let` and `collation`.
+ * Who calls it: the public API (dj_engine.h): the transports, the server,
+ * the tools. It calls every layer below.
+ * Memory: replies are the caller's (dj_engine_run_command initialises them).
+ *
+ * Files:
+ *   engine.c     open/close, the command table and dispatch, shared argument helpers
+ *   cmd_read.c   find, count, distinct, explain
+ *   cmd_agg.c    aggregate
+ *   cmd_write.c  insert, update, delete, findAndModify
+ *   cmd_coll.c   create, drop, renameCollection, listCollections, stats
+ *   cmd_index.c  createIndexes, dropIndexes, listIndexes
+ *   cursor.c     open cursors, getMore, killCursors
+ *   view.c       read-only views: find/count/distinct become aggregates, writes refused
+ *   let.c        a command's `let` variables
+ */
+#ifndef DJ_COMMANDS_H
+#define DJ_COMMANDS_H
+
+#include "dj_agg.h"
+
+typedef struct dj_cursor dj_cursor_t;
+
+/* ---- view.c: read-only views (create with viewOn) -------------------------- */
+/* A view is a catalog entry whose options hold {viewOn, pipeline}; reading
+ * it runs the pipeline over what it is on (read_collection in pipeline.c).
+ * Before a command runs: find, count and distinct on a view become an
+ * aggregate on it; writes, index commands and the like are refused with
+ * CommandNotSupportedOnView (166). Returns true with *handled set when it
+ * answered (reply appended), false with error on failure. */
+bool dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bson_t *reply,
+                       bool *handled, bson_error_t *error);
+/* create's viewOn: checks the definition; `options` receives {viewOn, pipeline}. */
+bool dj_view_options (const bson_t *cmd, bson_t *options, bson_error_t *error);
+
+/* ---- let.c ------------------------------------------------------------- */
+/* A command's `let`: {name: expression, ...}, each evaluated once (no
+ * document in scope), visible as $$name to the command's filter ($expr),
+ * update pipeline and aggregation pipeline.
+ * https://www.mongodb.com/docs/manual/reference/command/find/#let-variables */
+typedef struct {
+   dj_arena_t *arena;      /* owned: the values */
+   dj_vscope_t *scope;     /* owned: one entry per variable, chained */
+   const dj_vscope_t *top; /* the innermost entry; NULL without let */
+   dj_eval_t vars;         /* the values, for evaluation */
+} dj_let_t;
+/* Reads cmd's "let" (absent: no variables). `let` is set up even on
+ * failure: always dj_let_destroy() it. */
+bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
+void dj_let_destroy (dj_let_t *let);
+/* Reads `collation` from cmd (or a statement) and makes it current. */
+bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+
+/* ---- cursor.c ----------------------------------------------------------- */
+/* Takes ownership of docs[] (each bson_t* and the array). */
+int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos);
+void dj_cursor_close_all (dj_engine_t *e);
+
+/* ---- commands ----------------------------------------------------------- */
+typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+/* Checks cmd's fields against `known` (NULL-terminated; the command name
+ * itself and generic fields like $db, lsid, comment are always allowed). */
+bool dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error);
+/* The collection name from the first field ({find: "c"}); error if not a string. */
+bool dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error);
+bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
+bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
+bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);
+/* Appends a batch cursor reply: {cursor: {firstBatch|nextBatch, id, ns}}. */
+void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t **docs, size_t n, int64_t id);
+/* Takes documents from a result list into a first batch and, if more remain,
+ * a cursor. Owns docs afterwards. */
+void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                       bool single_batch);
+
+bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_update (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_delete (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_find_and_modify (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_find (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_get_more (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_kill_cursors (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_count (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_distinct (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_create (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop_database (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_rename_collection (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_db_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_create_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_drop_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_explain (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_list_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+
+#endif

@@ -1,0 +1,103 @@
+/*
+ * dj_query.h -- the query language: filters, updates, projections.
+ *
+ * What it owns: compiling a filter ({a: {$gt: 1}}) into a matcher and
+ * matching documents; the bounds a filter puts on a path (for the planner);
+ * update operators and replacement documents; find projections; the
+ * document-shaping stages ($project, $addFields/$set, $unset, $replaceRoot/
+ * $replaceWith) that projections, pipeline updates and aggregation share.
+ * Who calls it: storage (partial index filters, validators, scans),
+ * aggregation ($match and the shaping stages), commands.
+ * It calls expr and values, never storage: it works on one document at a time.
+ * Memory: every dj_*_new returns an object its caller destroys; parse-time
+ * errors are raised by the _new functions, before any document is read.
+ *
+ * Files:
+ *   match.c      filters: the query operators, $expr, bounds for the planner
+ *   update.c     update operators, replacement documents, pipeline updates
+ *   project.c    find projections (incl. positional $ and $elemMatch)
+ *   reshape.c    the document-shaping stages shared with aggregation
+ */
+#ifndef DJ_QUERY_H
+#define DJ_QUERY_H
+
+#include "dj_expr.h"
+
+typedef struct dj_matcher dj_matcher_t;
+typedef struct dj_update dj_update_t;
+typedef struct dj_projection dj_projection_t;
+typedef struct dj_reshape dj_reshape_t;
+
+/* ---- match.c ------------------------------------------------------------ */
+/* Compiles a filter; every error MongoDB raises at parse time is raised here,
+ * before any document is read. */
+dj_matcher_t *dj_matcher_new (const bson_t *filter, bson_error_t *error);
+/* Like dj_matcher_new for a value-level predicate ($elemMatch on scalars,
+ * $pull conditions): {$gt: 1} applies to the value itself. */
+dj_matcher_t *dj_matcher_new_value (const bson_t *ops, bson_error_t *error);
+void dj_matcher_destroy (dj_matcher_t *m);
+/* `pos`, if not NULL, receives the array position the positional `$`
+ * operator refers to (-1 if none). */
+bool dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos);
+/* Parses a filter whose $expr may use the variables in `scope`. */
+dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error);
+/* With the variables' values for $expr, and runtime errors: returns false
+ * with error->code set when an $expr failed (error may be NULL). */
+bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars,
+                          bson_error_t *error);
+bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
+bool dj_matcher_is_empty (const dj_matcher_t *m);
+
+/* For the planner: the top-level conjuncts on one path. */
+typedef enum {
+   DJ_BOUND_NONE = 0,
+   DJ_BOUND_EQ,    /* value == v (also $in: one per value) */
+   DJ_BOUND_RANGE, /* lo/hi with inclusive flags, within one type bracket */
+} dj_bound_kind_t;
+typedef struct {
+   dj_bound_kind_t kind;
+   bson_value_t *points; /* EQ: borrowed from the matcher */
+   int npoints;
+   const bson_value_t *lo, *hi;
+   bool lo_incl, hi_incl;
+} dj_bounds_t;
+bool dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out);
+/* Equality fields of a filter, for building an upserted document. */
+bool dj_matcher_upsert_seed (const bson_t *filter, dj_node_t *doc, bson_error_t *error);
+
+/* ---- update.c ----------------------------------------------------------- */
+/* `scope`: the command's let variables a pipeline-style update may use (NULL: none). */
+dj_update_t *dj_update_new (const bson_value_t *spec, const bson_t *array_filters, const dj_vscope_t *scope,
+                            bson_error_t *error);
+void dj_update_destroy (dj_update_t *u);
+bool dj_update_is_replacement (const dj_update_t *u);
+/* Applies u to doc. `pos` is the matched array position for `$` (-1: none).
+ * `inserting` enables $setOnInsert. `vars`: the let values (NULL: none).
+ * out: uninitialised; initialised on success. *changed: whether the
+ * document differs from doc. */
+bool dj_update_apply (const dj_update_t *u, const bson_t *doc, int32_t pos, bool inserting, const dj_eval_t *vars,
+                      bson_t *out, bool *changed, bson_error_t *error);
+
+/* ---- project.c ---------------------------------------------------------- */
+dj_projection_t *dj_projection_new (const bson_t *spec, bson_error_t *error);
+void dj_projection_destroy (dj_projection_t *p);
+/* out: uninitialised; initialised on success. pos: the query's positional match. */
+bool dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error);
+
+/* ---- reshape.c: $project, $addFields/$set, $unset, $replaceRoot/$replaceWith */
+/* Whether `name` is one of the document-shaping stages. */
+bool dj_reshape_is_stage (const char *name);
+/* Parses stage `name` (a shaping stage) with its specification. `scope`:
+ * variables visible to its expressions. NULL with error on failure. */
+dj_reshape_t *dj_reshape_new (const char *name, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+void dj_reshape_destroy (dj_reshape_t *r);
+/* Reshapes doc, appending the result's fields to out (an empty document the
+ * caller owns; on failure it holds a partial result to discard). ev is set
+ * up on doc (dj_eval_init); its error is set on failure. Temporaries go to
+ * ev's arena (the caller resets it). */
+bool dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out);
+/* One element of a stage array: {name: spec} with exactly one field.
+ * name/spec borrow from it. Errors are the ones MongoDB gives. */
+bool dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bson_error_t *error);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * dj_storage.h -- data on disk: LMDB environments, the catalog, records,
+ * indexes, transactions, and scans that choose an index.
+ *
+ * What it owns: the LMDB layout (store.c's header comment), every write to
+ * it (index maintenance and unique checks happen here, inside the caller's
+ * write transaction), the one transaction each command runs in and the ones
+ * callers hold across commands, and the access paths (collection scan,
+ * index scan, ordered index walk) a filter and sort are answered by.
+ * Who calls it: aggregation (reading and writing collections) and commands.
+ * It calls query (partial index filters, validators, filter bounds) and
+ * values (key encoding).
+ * Memory: a dj_coll_t is its loader's (dj_coll_free); documents handed to
+ * scan callbacks live in LMDB's map, valid only during the call.
+ * Threads: an engine handle may be used from several threads; an LMDB write
+ * transaction belongs to the thread that began it.
+ *
+ * Files:
+ *   env.c        LMDB environments shared per data directory, writer marks
+ *   store.c      the catalog, records and index entries
+ *   txn.c        each command's transaction; callers' and snapshot transactions
+ *   plan.c       choosing an index and scanning (one iterator over LMDB cursors)
+ */
+#ifndef DJ_STORAGE_H
+#define DJ_STORAGE_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "dj_query.h"
+
+typedef struct dj_index dj_index_t;
+typedef struct dj_coll dj_coll_t;
+typedef struct dj_ctx dj_ctx_t;
+
+/* ---- store.c ------------------------------------------------------------ */
+struct dj_index {
+   uint64_t id;        /* key prefix in the data DBI */
+   char *name;         /* owned */
+   bson_t *key;        /* owned: the key pattern {a: 1, b: -1} */
+   dj_path_t *paths;   /* owned array of npaths */
+   bool *desc;         /* owned array of npaths */
+   int npaths;
+   bool unique, sparse, multikey, is_id;
+   bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
+   dj_matcher_t *partial; /* owned, may be NULL */
+   bson_t *spec;          /* owned: the spec as listIndexes shows it */
+};
+struct dj_coll {
+   char *db, *name, *ns; /* owned */
+   uint64_t id;
+   bson_t *options; /* owned: create() options */
+   dj_index_t *indexes; /* owned array; [0] is _id_ */
+   int nindexes;
+   bool capped;
+   int64_t capped_size, capped_max;
+   dj_matcher_t *validator;   /* owned, may be NULL */
+   bool validation_warn_only; /* validationAction: "warn" */
+   bool validation_moderate;  /* validationLevel: "moderate" */
+   bool validation_off;
+   const char *view_on;  /* a view: the collection it reads (points into options), else NULL */
+};
+struct dj_ctx {
+   dj_engine_t *engine;
+   MDB_txn *txn;
+   bool write;
+   bool borrowed; /* a read inside a caller's transaction: txn is theirs */
+   bool top;      /* a top-level write transaction: holds the env's writer mark */
+};
+struct dj_engine {
+   struct dj_env *shared; /* refcounted LMDB env for this path */
+   MDB_env *env;
+   MDB_dbi dbi_catalog, dbi_data;
+   char *path;
+   /* The open cursors: commands/cursor.c's (storage never touches them). */
+   pthread_mutex_t cursors_mu; /* guards everything below */
+   struct dj_cursor *cursors;
+   int64_t next_cursor_id;
+};
+
+/* ---- env.c: data directories ---------------------------------------------- */
+/* Opens (creating it and missing parents, 0700) the data directory `path`
+ * for e: e's storage fields are set; the LMDB environment is shared with
+ * other handles on the same directory. dj_storage_close releases it. */
+bool dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *opts, bson_error_t *error);
+void dj_storage_close (dj_engine_t *e);
+
+/* ---- txn.c: one command's transaction, and callers' transactions ---------- */
+/* Begins the transaction one command runs in. Inside a caller's transaction
+ * (dj_engine_run_command_in) a write is a nested LMDB transaction of it, so
+ * a failing command undoes only itself, and a read uses the caller's
+ * transaction as is (it must see the caller's writes). */
+bool dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error);
+bool dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error);
+void dj_txn_abort (dj_ctx_t *ctx);
+/* Makes t (a caller's transaction) the one the commands run on this thread
+ * use, after checking it may be used here; *saved receives the previous one
+ * for dj_txn_leave. */
+bool dj_txn_enter (dj_engine_t *e, dj_engine_txn_t *t, dj_engine_txn_t **saved, bson_error_t *error);
+void dj_txn_leave (dj_engine_txn_t *saved);
+/* The env's writer mark (env.c): which thread holds LMDB's write lock, so
+ * that a thread asking for a second one gets WriteConflict, not a deadlock. */
+bool dj_env_writer_check (dj_engine_t *e, bson_error_t *error);
+void dj_env_writer_set (dj_engine_t *e, bool held);
+/* The one writing snapshot transaction of the env: claim returns false if
+ * another holds it (then the caller reports WriteConflict). */
+bool dj_env_snapshot_writer_claim (dj_engine_t *e);
+void dj_env_snapshot_writer_release (dj_engine_t *e);
+bool dj_lmdb_error (int rc, bson_error_t *error, const char *what);
+
+bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
+/* Loads a collection's catalog entry. Returns NULL with error->code == 0 when
+ * the collection does not exist, NULL with an error otherwise. */
+dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
+/* Whether db.name is a view (reads only its catalog entry: the check every
+ * command on a collection goes through, view.c). */
+bool dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name);
+dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
+/* Loads, creating implicitly (as MongoDB's writes do) when absent. */
+dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);
+void dj_coll_free (dj_coll_t *c);
+bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
+bool dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
+bool dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_error_t *error);
+bool dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error);
+void dj_strv_free (char **v, int n);
+
+bool dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error);
+void dj_index_cleanup (dj_index_t *ix);
+/* Adds ix to c (already validated) and fills it from existing documents. */
+bool dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error);
+bool dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error);
+
+/* Record-level writes. All index maintenance and unique checks happen here,
+ * inside the caller's write transaction; on error nothing was written. */
+bool dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_out, bson_error_t *error);
+bool dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
+                       bson_error_t *error);
+bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error);
+bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
+/* Checks the collection's validator against doc. */
+bool dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* Statistics for collStats/dbStats. */
+void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
+
+/* ---- plan.c ------------------------------------------------------------- */
+/* Calls fn(rid, doc) for each document matching m, using an index where one
+ * fits. doc is valid only during the call (it lives in LMDB's map). fn
+ * returns false to stop early. `pos` receives the positional match. */
+typedef bool (*dj_scan_fn) (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx);
+/* writes: collect matching record ids first and only then call fn, so fn
+ * may change the collection without the scan seeing a document twice (the
+ * "Halloween problem"). `max`: stop after that many matches (0: all). */
+bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writes, int64_t max, dj_scan_fn fn, void *fnctx,
+                   bson_error_t *error);
+/* The same, with variables for the filter's $expr. */
+bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                        dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* Like dj_plan_scan (reads only), but delivers documents in the order of
+ * sort `s` by walking an index, so a limit stops the walk early. Returns
+ * false with *used = false (and no error) when no index gives exactly the
+ * sort's order; the caller then sorts in memory. */
+bool dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *s, int64_t max, dj_scan_fn fn,
+                          void *fnctx, bool *used, bson_error_t *error);
+/* Appends MongoDB's explain shape of the plan find would use to `plan`:
+ * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
+ * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */
+void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan);
+
+#endif

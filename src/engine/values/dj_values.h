@@ -1,0 +1,158 @@
+/*
+ * dj_values.h -- the engine's bottom layer: BSON values and documents.
+ *
+ * What it owns: MongoDB's one order over values (and documents by a sort
+ * specification), the order-preserving key encoding indexes are made of,
+ * exact Decimal128 arithmetic, collations (ICU) and time zones (tzdata),
+ * dotted paths, and documents as mutable trees.
+ * Who calls it: every layer above (expr, query, storage, aggregation,
+ * commands). It calls nothing of the engine's.
+ * Memory: values passed in are borrowed; what a function returns is the
+ * caller's unless its comment says otherwise. Collators and time zones are
+ * cached for the process (never freed, each cache behind its own mutex).
+ *
+ * Files:
+ *   value.c      MongoDB's total order over BSON values, type names and ranks
+ *   sort.c       sort specifications ({a: 1, "b.c": -1}) and document order
+ *   keyenc.c     order-preserving byte encoding of values (index keys)
+ *   decimal.c    exact Decimal128 arithmetic
+ *   collation.c  locale-aware string comparison (collations, ICU)
+ *   tz.c         time zones for date expressions
+ *   path.c       dotted paths and walking them through values
+ *   tree.c       documents as mutable trees (updates, projections)
+ */
+#ifndef DJ_VALUES_H
+#define DJ_VALUES_H
+
+#include "dj_buf.h"
+#include "dj_engine.h"
+#include "dj_error.h"
+
+typedef struct dj_node dj_node_t;
+typedef struct dj_path dj_path_t;
+typedef struct dj_sort dj_sort_t;
+typedef struct dj_tz dj_tz_t;
+typedef struct dj_collation dj_collation_t;
+
+#define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
+#define DJ_TYPE_NUMBER (-2) /* $type: "number" */
+
+/* ---- value.c ------------------------------------------------------------ */
+int dj_type_rank (bson_type_t t);
+const char *dj_type_name (bson_type_t t);
+bool dj_type_from_name (const char *name, int *out);
+bool dj_value_is_number (const bson_value_t *v);
+double dj_value_as_double (const bson_value_t *v);
+bool dj_value_as_int64_exact (const bson_value_t *v, int64_t *out);
+int dj_number_cmp (const bson_value_t *a, const bson_value_t *b);
+int dj_value_cmp (const bson_value_t *a, const bson_value_t *b);
+int dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb);
+bool dj_value_equal (const bson_value_t *a, const bson_value_t *b);
+bool dj_value_identical (const bson_value_t *a, const bson_value_t *b);
+/* Borrows doc's bytes: valid while doc is. */
+void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
+/* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */
+void dj_value_to_shell (const bson_value_t *v, dj_buf_t *out);
+void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
+
+/* ---- decimal.c: exact Decimal128 arithmetic ------------------------------ */
+/* op is '+', '-', '*' or '/'; operands of any numeric type (doubles enter
+ * with 15 significant digits, as in MongoDB). out: a Decimal128. */
+bool dj_decimal_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
+void dj_decimal_from_value (const bson_value_t *v, bson_value_t *out);
+/* Exact order of two numbers, at least one a Decimal128 (dj_number_cmp uses it). */
+int dj_decimal_cmp (const bson_value_t *a, const bson_value_t *b);
+
+/* ---- collation.c: locale-aware strings (ICU) ---------------------------- */
+/* Parses a collation document. *out = NULL for {locale: "simple"}. Collators
+ * are cached for the process; never freed. */
+bool dj_collation_parse (const bson_value_t *spec, const dj_collation_t **out, bson_error_t *error);
+/* The thread's current collation (NULL: binary), set by the command that
+ * carries one and cleared by the dispatcher after every command. */
+const dj_collation_t *dj_collation_current (void);
+const dj_collation_t *dj_collation_set_current (const dj_collation_t *c);
+int dj_collation_cmp (const dj_collation_t *c, const char *a, size_t la, const char *b, size_t lb);
+void dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_t *out);
+
+/* ---- tz.c: time zones ---------------------------------------------------- */
+/* "UTC", "+hh[:mm]" or an Olson name; cached for the process (never freed).
+ * NULL with error 40485 for unknown names. */
+const dj_tz_t *dj_tz_get (const char *name, bson_error_t *error);
+int32_t dj_tz_offset (const dj_tz_t *z, int64_t utc_seconds);
+int64_t dj_tz_local_to_utc (const dj_tz_t *z, int64_t local_seconds);
+
+/* ---- keyenc.c ----------------------------------------------------------- */
+/* Appends the order-preserving encoding of v; memcmp order of two encodings
+ * is dj_value_cmp order (descending inverts every byte). Missing encodes as
+ * null, as MongoDB indexes it. */
+void dj_key_append (dj_buf_t *b, const bson_value_t *v, bool descending);
+/* The same, with strings under the current collation (for grouping and
+ * joins; never for index keys, which are binary). */
+void dj_key_append_collated (dj_buf_t *b, const bson_value_t *v);
+/* Longest key we hand LMDB (its limit is 511 bytes with the 8-byte prefix
+ * and record id); longer keys are cut and given a hash (see dj_engine.h). */
+#define DJ_KEY_MAX 470
+void dj_key_finish (dj_buf_t *b, size_t start);
+
+/* ---- path.c ------------------------------------------------------------- */
+struct dj_path {
+   char *buf;    /* owned: the dotted string with '.' replaced by NUL */
+   char **parts; /* owned array; strings point into buf */
+   int n;
+};
+bool dj_path_init (dj_path_t *p, const char *dotted, size_t len, bson_error_t *error);
+void dj_path_cleanup (dj_path_t *p);
+/* True if s is a non-negative array index in MongoDB's sense ("0", "12"). */
+bool dj_path_is_index (const char *s, uint32_t *out);
+/* Finds a field (or, in an array, a numeric index) in a document value.
+ * Returns false if absent. */
+bool dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out);
+/* All values at a path, arrays expanded at every level (leaf arrays are both
+ * reported whole, if want_whole, and element by element). Missing reports
+ * nothing; `found` counts reports. Used for sort keys and index keys. */
+typedef void (*dj_path_visit_fn) (const bson_value_t *v, void *ctx);
+void dj_path_visit (const bson_value_t *doc, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn,
+                    void *ctx);
+
+/* ---- tree.c: mutable documents ------------------------------------------ */
+struct dj_node {
+   char *key;      /* owned; NULL for array elements */
+   bson_value_t v; /* scalars: owned deep copy; DOCUMENT/ARRAY: only value_type */
+   dj_node_t **kids;
+   uint32_t n, cap;
+};
+dj_node_t *dj_node_new_container (bson_type_t t, const char *key);
+dj_node_t *dj_node_from_value (const bson_value_t *v, const char *key);
+dj_node_t *dj_node_from_bson (const bson_t *doc);
+dj_node_t *dj_node_copy (const dj_node_t *n, const char *key);
+void dj_node_free (dj_node_t *n);
+void dj_node_to_bson (const dj_node_t *doc, bson_t *out); /* appends fields of doc/array node into out */
+void dj_node_append (bson_t *out, const char *key, int keylen, const dj_node_t *n);
+/* A read-only bson_value_t view of n: scalars point at n's storage, containers
+ * are serialised into *tmp (initialised here; caller bson_destroy()s it). */
+void dj_node_value (const dj_node_t *n, bson_t *tmp, bson_value_t *out);
+bool dj_node_is_container (const dj_node_t *n);
+dj_node_t *dj_node_child (const dj_node_t *n, const char *key, uint32_t *pos);
+void dj_node_set_child (dj_node_t *parent, const char *key, dj_node_t *child); /* steals child */
+void dj_node_push (dj_node_t *arr, dj_node_t *child);                          /* steals child */
+void dj_node_insert_at (dj_node_t *arr, uint32_t pos, dj_node_t *child);       /* steals child */
+void dj_node_remove_at (dj_node_t *parent, uint32_t pos);
+void dj_node_replace_at (dj_node_t *parent, uint32_t pos, dj_node_t *child); /* steals child, keeps key */
+
+/* ---- sort.c ------------------------------------------------------------- */
+dj_sort_t *dj_sort_new (const bson_t *spec, bson_error_t *error);
+void dj_sort_destroy (dj_sort_t *s);
+/* Sorts docs[0..n) in place (stable: ties keep their order). */
+void dj_sort_docs (const dj_sort_t *s, bson_t **docs, size_t n);
+/* Puts the first k documents in sort order into docs[0..k) (the same k a
+ * full stable sort would give); docs[k..n) hold the rest, unordered. */
+void dj_sort_docs_topk (const dj_sort_t *s, bson_t **docs, size_t n, size_t k);
+/* Sorts arbitrary items by the document get(item) returns (stable). */
+void dj_sort_items (const dj_sort_t *s, void **items, size_t n, const bson_t *(*get) (const void *item));
+/* The spec's keys: dotted field name (owned by s) and direction. */
+int dj_sort_nkeys (const dj_sort_t *s);
+const char *dj_sort_key (const dj_sort_t *s, int i, int *dir);
+/* Compares two documents by the spec (<0: a first). */
+int dj_sort_cmp (const dj_sort_t *s, const bson_t *a, const bson_t *b);
+
+#endif
