@@ -11,7 +11,13 @@
  * Memory: a dj_pipeline_t is its creator's; a dj_docs_t owns its documents.
  *
  * Files:
- *   pipeline.c   parsing stages, the stage loop, the stages
+ *   agg-private.h  what the files below share: stage_t, the run state, entry points
+ *   pipeline.c     parsing stages, the stage loop, the small stages ($match, $sort, $facet...)
+ *   group.c        $group, $bucket, the accumulators, hash tables of group keys
+ *   unwind.c       $unwind
+ *   lookup.c       reading other collections: $lookup, views, $unionWith's input
+ *   window.c       $setWindowFields
+ *   out.c          $out, $merge
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H

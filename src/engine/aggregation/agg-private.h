@@ -1,0 +1,166 @@
+/*
+ * agg-private.h -- what the aggregation layer's files share. Not installed.
+ *
+ * A parsed pipeline is an array of stage_t; running it hands a list of
+ * documents (dj_docs_t) from stage to stage. Each stage family that needs
+ * more than a few lines has its own file and its dj_agg_run_* entry point,
+ * called from the stage loop in pipeline.c.
+ */
+#ifndef DJ_AGG_PRIVATE_H
+#define DJ_AGG_PRIVATE_H
+
+#include "dj_agg.h"
+
+/* $group, $sort and $bucket count the bytes they hold; past this, without
+ * allowDiskUse, they fail with MongoDB's error 292. */
+#define DJ_STAGE_MEMORY_LIMIT ((size_t) 100 * 1024 * 1024)
+
+typedef enum {
+   S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
+   S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
+   S_LISTSESSIONS
+} skind_t;
+
+typedef enum { A_SUM, A_AVG, A_MIN, A_MAX, A_FIRST, A_LAST, A_PUSH, A_ADDTOSET, A_COUNT, A_STDPOP, A_STDSAMP, A_MERGE } aop_t;
+
+typedef struct {
+   char *field; /* owned */
+   aop_t op;
+   dj_expr_t *expr; /* owned; NULL for $count */
+} acc_t;
+
+typedef struct {
+   char *name;          /* owned: output field */
+   aop_t op;            /* for window accumulators */
+   int rank;            /* 1 $rank, 2 $denseRank, 3 $documentNumber, 4 $shift, 0 accumulator */
+   dj_expr_t *expr;     /* owned */
+   int64_t shift_by;
+   bson_value_t shift_default; /* owned */
+   bool has_window, range;
+   bool lo_unbounded, hi_unbounded, lo_current, hi_current;
+   double lo, hi;
+} wfield_t;
+
+typedef struct stage {
+   skind_t kind;
+   dj_matcher_t *match;
+   dj_reshape_t *reshape; /* $project, $addFields/$set, $unset, $replaceRoot/$replaceWith */
+   dj_expr_t *expr;
+   acc_t *accs;
+   int naccs;
+   dj_sort_t *sort;
+   int64_t n;
+   char *str, *str2;
+   bool flag;
+   dj_path_t path;
+   /* $lookup */
+   char *local, *foreign;
+   dj_expr_t **let_exprs;
+   char **let_names;
+   int nlet;
+   dj_vscope_t *let_scope; /* owned array, nlet entries */
+   dj_pipeline_t *sub;
+   /* $facet */
+   char **fnames;
+   dj_pipeline_t **facets;
+   int nfacets;
+   /* $bucket */
+   bson_t *boundaries;
+   bson_value_t dflt;
+   bool has_default;
+   /* $setWindowFields */
+   dj_expr_t *partition;
+   wfield_t *wf;
+   int nwf;
+   /* $merge */
+   char **on;
+   int non;
+   int when_matched;     /* 0 merge, 1 replace, 2 keepExisting, 3 fail, 4 pipeline */
+   int when_not_matched; /* 0 insert, 1 discard, 2 fail */
+   dj_pipeline_t *merge_pipeline;
+} stage_t;
+
+struct dj_pipeline {
+   stage_t *stages;
+   int n;
+};
+
+/* The state of one run: the run's settings, the arena evaluation
+ * temporaries live in (reset per document), where errors go. */
+typedef struct {
+   const dj_prun_t *run;
+   dj_arena_t *arena;
+   bson_error_t *error;
+} rctx_t;
+
+/* An evaluation context on doc with the run's variables. */
+void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
+/* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
+bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
+/* Runs stages [from, n) of p over docs (replaced by the result). */
+bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+/* ---- group.c: $group, $bucket, the accumulators, hash tables of keys ------ */
+typedef struct {
+   aop_t op;
+   bson_value_t val; /* owned */
+   bool have;
+   int64_t count;
+   double mean, m2;
+   bson_value_t sum; /* owned if decimal... plain struct copy for numbers */
+   bson_t *arr;      /* $push / $addToSet */
+   uint32_t narr;
+   dj_node_t *merged;
+} accst_t;
+
+typedef struct {
+   bson_value_t id; /* owned */
+   accst_t *st;     /* owned, naccs */
+} group_t;
+
+typedef struct {
+   dj_buf_t *keys; /* owned */
+   size_t n, cap;
+   size_t *slots; /* hash -> index + 1 */
+   size_t nslots;
+} ktable_t;
+
+typedef struct {
+   ktable_t kt;
+   group_t *g; /* owned, kt.n entries */
+   size_t cap;
+   size_t bytes;
+} gtable_t;
+
+void dj_accst_cleanup (accst_t *a);
+bool dj_acc_step (accst_t *a, const bson_value_t *v, bson_error_t *error);
+void dj_acc_result (const accst_t *a, const char *field, bson_t *out);
+/* The index of k; SIZE_MAX when absent and !create. *added: k is new. */
+size_t dj_ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added);
+void dj_ktable_free (ktable_t *t);
+/* The group of key id, created (with naccs fresh accumulator states) when new. */
+group_t *dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs);
+void dj_gtable_free (gtable_t *t, int naccs);
+bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- unwind.c ------------------------------------------------------------- */
+/* Copies doc with `path` set to v (v NULL: removed) and, if idx_field, that
+ * field set to idx (-1: null). */
+bson_t *dj_agg_with_path (const bson_t *doc, const dj_path_t *path, const bson_value_t *v, const char *idx_field, int64_t idx);
+bool dj_agg_run_unwind (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- lookup.c: reading other collections, views, $lookup ------------------ */
+/* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
+bool dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
+                             dj_docs_t *out, bson_error_t *error);
+bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- window.c ------------------------------------------------------------- */
+bool dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- out.c ---------------------------------------------------------------- */
+bool dj_agg_run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+#endif

@@ -1,0 +1,416 @@
+/*
+ * lookup.c -- reading other collections: $lookup, views, and the
+ * collection reads $unionWith and $facet's inputs share.
+ *
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/
+ *
+ * Reads happen in the pipeline's own LMDB transaction, so a pipeline sees
+ * one consistent snapshot. An equality $lookup builds a hash table of the
+ * foreign side's keys (collated) and probes it per local document.
+ */
+#include "agg-private.h"
+
+#include <stdlib.h>
+
+typedef struct {
+   dj_docs_t *out;
+} collect_t;
+
+static bool
+collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) pos;
+   dj_docs_push (((collect_t *) ctx)->out, bson_copy (doc));
+   return true;
+}
+
+/* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
+bool
+dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
+                 dj_docs_t *out, bson_error_t *error)
+{
+   bson_error_t le = {0};
+   dj_coll_t *c = dj_coll_load (run->ctx, db, coll, &le);
+   if (!c) {
+      if (le.code) {
+         *error = le;
+         return false;
+      }
+      return true;
+   }
+   if (c->view_on) {
+      /* a view: its pipeline's output, then the filter */
+      dj_docs_t vd = {0};
+      bool ok = dj_view_read (run, c, 0, &vd, error);
+      for (size_t i = 0; i < vd.n; i++) {
+         if (ok && (!m || dj_matcher_match_ex (m, vd.v[i], NULL, vars, error))) {
+            dj_docs_push (out, vd.v[i]);
+         } else {
+            ok = ok && !(error && error->code);
+            bson_destroy (vd.v[i]);
+         }
+      }
+      bson_free (vd.v);
+      dj_coll_free (c);
+      return ok;
+   }
+   dj_matcher_t *all = NULL;
+   if (!m) {
+      bson_t empty = BSON_INITIALIZER;
+      all = dj_matcher_new (&empty, error);
+      m = all;
+   }
+   collect_t cc = {.out = out};
+   bool ok = dj_plan_scan_vars (run->ctx, c, m, vars, false, 0, collect_fn, &cc, error);
+   dj_matcher_destroy (all);
+   dj_coll_free (c);
+   return ok;
+}
+
+
+bool
+dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t stages;
+   const uint8_t *d;
+   uint32_t l;
+   /* https://www.mongodb.com/docs/manual/core/views/#behavior: views on
+    * views resolve to the first real collection, up to 20 deep */
+   if (depth >= 20) {
+      return dj_err (error, DJ_ViewDepthLimitExceeded, "View depth too deep or view cycle detected. Maximum depth is 20");
+   }
+   bson_init (&stages);
+   if (bson_iter_init_find (&it, view->options, "pipeline") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_iter_array (&it, &l, &d);
+      bson_destroy (&stages);
+      bson_init_static (&stages, d, l);
+   }
+   dj_pipeline_t *p = dj_pipeline_new (&stages, NULL, error);
+   bson_destroy (&stages);
+   if (!p) {
+      return false;
+   }
+   bool ok;
+   bson_error_t le = {0};
+   dj_coll_t *src = dj_coll_load (run->ctx, view->db, view->view_on, &le);
+   if (!src) {
+      ok = !le.code; /* a view on a missing collection is empty */
+      if (!ok) {
+         *error = le;
+      }
+   } else if (src->view_on) {
+      ok = dj_view_read (run, src, depth + 1, out, error);
+   } else {
+      ok = dj_agg_read_collection (run, view->db, view->view_on, NULL, NULL, out, error);
+   }
+   dj_coll_free (src);
+   ok = ok && dj_agg_run_stages (p, 0, run, out, error);
+   dj_pipeline_destroy (p);
+   return ok;
+}
+
+/* ---- $lookup ------------------------------------------------------------------ */
+
+typedef struct {
+   bson_t *arr;
+   uint32_t n;
+} addctx_t;
+
+static void
+add_value (const bson_value_t *v, void *ctx)
+{
+   addctx_t *ac = ctx;
+   char buf[16];
+   const char *key;
+   if (v->value_type == BSON_TYPE_REGEX) {
+      return; /* a stored regex would turn into a pattern in $in */
+   }
+   bson_uint32_to_string (ac->n++, &key, buf, sizeof buf);
+   bson_append_value (ac->arr, key, -1, v);
+}
+
+
+/* A hash join for localField/foreignField: the foreign collection is read
+ * once and indexed by the encoded values at foreignField -- each array
+ * element and the whole array, missing as null -- so equality follows
+ * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
+typedef struct {
+   size_t *docs; /* indexes into the foreign list, ascending */
+   size_t n, cap;
+} jbucket_t;
+
+typedef struct {
+   ktable_t kt;
+   jbucket_t *b; /* owned, kt.n entries */
+   size_t cap;
+} jtable_t;
+
+static jbucket_t *
+jtable_find (jtable_t *t, const dj_buf_t *k, bool create)
+{
+   bool added;
+   size_t i = dj_ktable_index (&t->kt, k, create, &added);
+   if (i == SIZE_MAX) {
+      return NULL;
+   }
+   if (added) {
+      if (i == t->cap) {
+         t->cap = t->cap ? t->cap * 2 : 64;
+         t->b = bson_realloc (t->b, sizeof (jbucket_t) * t->cap);
+      }
+      memset (&t->b[i], 0, sizeof t->b[i]);
+   }
+   return &t->b[i];
+}
+
+static void
+jtable_free (jtable_t *t)
+{
+   for (size_t i = 0; i < t->kt.n; i++) {
+      bson_free (t->b[i].docs);
+   }
+   bson_free (t->b);
+   dj_ktable_free (&t->kt);
+}
+
+typedef struct {
+   jtable_t *t;
+   size_t doc;
+   int found;
+} jadd_t;
+
+static void
+jadd_value (const bson_value_t *v, void *ctx)
+{
+   jadd_t *ja = ctx;
+   dj_buf_t k;
+   ja->found++;
+   dj_buf_init (&k);
+   dj_key_append_collated (&k, v);
+   jbucket_t *b = jtable_find (ja->t, &k, true);
+   dj_buf_cleanup (&k);
+   if (b->n && b->docs[b->n - 1] == ja->doc) {
+      return; /* [1, 1] indexes the document once */
+   }
+   if (b->n == b->cap) {
+      b->cap = b->cap ? b->cap * 2 : 4;
+      b->docs = bson_realloc (b->docs, sizeof (size_t) * b->cap);
+   }
+   b->docs[b->n++] = ja->doc;
+}
+
+static void
+jadd_visit (const bson_value_t *v, void *ctx)
+{
+   if (v->value_type == BSON_TYPE_ARRAY) {
+      bson_iter_t it;
+      jadd_value (v, ctx); /* the whole array matches an equal array */
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         jadd_value (bson_iter_value (&it), ctx);
+      }
+      return;
+   }
+   jadd_value (v, ctx);
+}
+
+static void
+jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+{
+   for (size_t i = 0; i < foreign->n; i++) {
+      bson_value_t dv;
+      jadd_t ja = {.t = t, .doc = i};
+      dj_value_from_doc (foreign->v[i], false, &dv);
+      dj_path_visit (&dv, fp, 0, false, jadd_visit, &ja);
+      if (!ja.found) {
+         bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+         jadd_value (&null_v, &ja);
+      }
+   }
+}
+
+typedef struct {
+   jtable_t *t;
+   size_t *hits;
+   size_t n, cap;
+   int visited;
+} jprobe_t;
+
+static void
+jprobe_value (const bson_value_t *v, void *ctx)
+{
+   jprobe_t *jp = ctx;
+   dj_buf_t k;
+   jp->visited++;
+   if (v->value_type == BSON_TYPE_REGEX) {
+      return;
+   }
+   dj_buf_init (&k);
+   dj_key_append_collated (&k, v);
+   jbucket_t *b = jtable_find (jp->t, &k, false);
+   dj_buf_cleanup (&k);
+   for (size_t i = 0; b && i < b->n; i++) {
+      if (jp->n == jp->cap) {
+         jp->cap = jp->cap ? jp->cap * 2 : 8;
+         jp->hits = bson_realloc (jp->hits, sizeof (size_t) * jp->cap);
+      }
+      jp->hits[jp->n++] = b->docs[i];
+   }
+}
+
+static int
+cmp_size (const void *a, const void *b)
+{
+   size_t x = *(const size_t *) a, y = *(const size_t *) b;
+   return (x > y) - (x < y);
+}
+
+bool
+dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
+{
+   jtable_t jt = {0};
+   dj_path_t lp = {0};
+   bool joined = false;
+   const dj_prun_t *run = r->run;
+   dj_path_t as;
+   bool ok = true;
+   dj_docs_t foreign_all = {0};
+   bool have_all = false;
+
+   if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
+      return false;
+   }
+   if (s->local && s->str2) {
+      /* the foreign side, once: a hash table on foreignField */
+      dj_path_t fp;
+      ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error) &&
+           dj_path_init (&lp, s->local, strlen (s->local), r->error);
+      if (ok) {
+         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
+         have_all = true;
+         if (ok) {
+            jtable_build (&jt, &foreign_all, &fp);
+            joined = true;
+         }
+         dj_path_cleanup (&fp);
+      }
+   }
+   for (size_t i = 0; ok && i < docs->n; i++) {
+      dj_docs_t matches = {0};
+      dj_eval_t ev;
+      dj_agg_eval_setup (r, &ev, docs->v[i]);
+      /* let variables, evaluated against the local document */
+      dj_eval_t vars = ev;
+      for (int k = 0; ok && k < s->nlet; k++) {
+         bson_value_t lv;
+         ok = dj_expr_eval (s->let_exprs[k], &ev, &lv);
+         if (ok && vars.nvars < DJ_MAX_VARS) {
+            vars.vars[vars.nvars].name = s->let_names[k];
+            vars.vars[vars.nvars].value = lv.value_type == BSON_TYPE_EOD ? (bson_value_t){.value_type = BSON_TYPE_NULL} : lv;
+            vars.nvars++;
+         }
+      }
+      if (!ok) {
+         break;
+      }
+      if (joined) {
+         /* equality match: foreignField equals any value at localField (an
+          * array by its elements; missing matches null and missing) */
+         bson_value_t dv;
+         jprobe_t jp = {.t = &jt};
+         dj_value_from_doc (docs->v[i], false, &dv);
+         dj_path_visit (&dv, &lp, 0, true, jprobe_value, &jp);
+         if (!jp.visited) {
+            /* nothing at localField: it counts as null */
+            bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+            jprobe_value (&null_v, &jp);
+         }
+         if (jp.n > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
+            qsort (jp.hits, jp.n, sizeof (size_t), cmp_size);
+         }
+         for (size_t k = 0; k < jp.n; k++) {
+            if (k == 0 || jp.hits[k] != jp.hits[k - 1]) {
+               dj_docs_push (&matches, bson_copy (foreign_all.v[jp.hits[k]]));
+            }
+         }
+         bson_free (jp.hits);
+      } else if (s->local) {
+         /* equality match: foreignField equals any value at localField
+          * (an array matches by element; missing matches null) */
+         bson_value_t dv;
+         dj_value_from_doc (docs->v[i], false, &dv);
+         dj_path_t lp;
+         ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
+         if (!ok) {
+            break;
+         }
+         bson_t q = BSON_INITIALIZER, cond, arr;
+         BSON_APPEND_DOCUMENT_BEGIN (&q, s->foreign, &cond);
+         BSON_APPEND_ARRAY_BEGIN (&cond, "$in", &arr);
+         addctx_t ac = {&arr, 0};
+         dj_path_visit (&dv, &lp, 0, true, add_value, &ac);
+         if (ac.n == 0) {
+            BSON_APPEND_NULL (&arr, "0");
+         }
+         bson_append_array_end (&cond, &arr);
+         bson_append_document_end (&q, &cond);
+         dj_path_cleanup (&lp);
+         dj_matcher_t *m = dj_matcher_new (&q, r->error);
+         bson_destroy (&q);
+         if (!m) {
+            ok = false;
+            break;
+         }
+         if (s->str2) {
+            ok = dj_agg_read_collection (run, run->db, s->str2, m, NULL, &matches, r->error);
+         }
+         dj_matcher_destroy (m);
+      } else if (s->str2 && dj_pipeline_needs_collection (s->sub)) {
+         /* uncorrelated pipelines still run per document (they may use let) */
+         if (!have_all) {
+            ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
+            have_all = true;
+         }
+         for (size_t k = 0; ok && k < foreign_all.n; k++) {
+            dj_docs_push (&matches, bson_copy (foreign_all.v[k]));
+         }
+      }
+      if (ok && s->sub) {
+         dj_prun_t sub = *run;
+         sub.vars = &vars;
+         ok = dj_agg_run_stages (s->sub, 0, &sub, &matches, r->error);
+      }
+      if (ok) {
+         bson_t arr = BSON_INITIALIZER;
+         for (size_t k = 0; k < matches.n; k++) {
+            char buf[16];
+            const char *key;
+            bson_uint32_to_string ((uint32_t) k, &key, buf, sizeof buf);
+            bson_append_document (&arr, key, -1, matches.v[k]);
+         }
+         bson_value_t av;
+         dj_value_from_doc (&arr, true, &av);
+         bson_t *nd = dj_agg_with_path (docs->v[i], &as, &av, NULL, 0);
+         bson_destroy (&arr);
+         if (nd->len > DJ_MAX_BSON_SIZE) {
+            bson_destroy (nd);
+            ok = dj_err (r->error, 4568, "Total size of documents in %s matching pipeline's $lookup stage exceeds 16793600 bytes",
+                         s->str2 ? s->str2 : "$documents");
+         } else {
+            bson_destroy (docs->v[i]);
+            docs->v[i] = nd;
+         }
+      }
+      dj_docs_clear (&matches);
+      dj_arena_reset (r->arena);
+   }
+   dj_docs_clear (&foreign_all);
+   dj_path_cleanup (&as);
+   dj_path_cleanup (&lp);
+   jtable_free (&jt);
+   return ok;
+}
+
