@@ -110,48 +110,36 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
    return true;
 }
 
-static bool
-scan_collection (scan_t *s)
-{
-   MDB_cursor *cur;
-   dj_buf_t p;
-   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
+/* ---- one iterator over the data DBI ------------------------------------------
+ * A collection's records and an index's entries are both key ranges of the
+ * data DBI behind an 8-byte id prefix (store.c's header comment). range_t
+ * describes one such walk -- forward or backward, optionally bounded -- and
+ * scan_range() is the one loop over LMDB that serves the collection scan,
+ * the bounded index scan and the ordered index walk. */
+typedef struct {
+   uint64_t id;          /* the collection's or the index's key prefix */
+   const dj_index_t *ix; /* NULL: the collection's records (key: id + record id) */
+   int dir;              /* 1: key order, -1: reverse key order */
+   /* Bounds on the key after the prefix (forward walks of an index only):
+    * start at lo; lo_skip skips entries starting with lo (an exclusive lower
+    * bound); stop past hi (NULL: the end of the index), entries starting
+    * with hi being inside when hi_prefix_incl. */
+   const dj_buf_t *lo, *hi;
+   bool lo_skip, hi_prefix_incl;
+   const char *what; /* for LMDB errors */
+} range_t;
 
-   if (rc) {
-      return dj_lmdb_error (rc, s->error, "cursor");
-   }
-   dj_buf_init (&p);
-   dj_buf_put_u64be (&p, s->c->id);
-   MDB_val k = {8, p.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   while (rc == 0 && k.mv_size == 16 && !memcmp (k.mv_data, p.data, 8)) {
-      bson_t doc;
-      if (!bson_init_static (&doc, v.mv_data, v.mv_size)) {
-         rc = MDB_CORRUPTED;
-         break;
-      }
-      if (!consider (s, dj_u64be_read ((uint8_t *) k.mv_data + 8), &doc)) {
-         break;
-      }
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-   }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&p);
-   if (s->failed) {
-      return false;
-   }
-   if (rc && rc != MDB_NOTFOUND) {
-      return dj_lmdb_error (rc, s->error, "collection scan");
-   }
-   return true;
+/* Whether an index key (after the prefix) lies past r's upper bound. */
+static bool
+past_hi (const range_t *r, const uint8_t *key, size_t klen)
+{
+   size_t n = klen < r->hi->len ? klen : r->hi->len;
+   int c = memcmp (key, r->hi->data, n);
+   return c > 0 || (c == 0 && klen >= r->hi->len && !r->hi_prefix_incl);
 }
 
-/* Visits index entries with keys in [lo, hi) (byte strings after the index
- * id); hi == NULL: to the end of the index. lo_skip: skip entries whose key
- * starts with lo (an exclusive lower bound). hi_prefix_incl: entries starting
- * with hi are inside. */
 static bool
-scan_index (scan_t *s, const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, const dj_buf_t *hi, bool hi_prefix_incl)
+scan_range (scan_t *s, const range_t *r)
 {
    MDB_cursor *cur;
    dj_buf_t start;
@@ -161,39 +149,49 @@ scan_index (scan_t *s, const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, c
       return dj_lmdb_error (rc, s->error, "cursor");
    }
    dj_buf_init (&start);
-   dj_buf_put_u64be (&start, ix->id);
-   dj_buf_append (&start, lo->data, lo->len);
+   dj_buf_put_u64be (&start, r->dir > 0 ? r->id : r->id + 1);
+   if (r->lo) {
+      dj_buf_append (&start, r->lo->data, r->lo->len);
+   }
    MDB_val k = {start.len, start.data}, v;
    rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   while (rc == 0) {
+   if (r->dir < 0) {
+      rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
+   }
+   for (; rc == 0; rc = mdb_cursor_get (cur, &k, &v, r->dir > 0 ? MDB_NEXT : MDB_PREV)) {
       const uint8_t *kd = k.mv_data;
-      if (k.mv_size < 8 || dj_u64be_read (kd) != ix->id) {
+      uint64_t rid;
+      bson_t doc;
+      if (k.mv_size < 8 || dj_u64be_read (kd) != r->id) {
          break;
       }
-      const uint8_t *key = kd + 8;
-      size_t klen = k.mv_size - 8;
-      if (lo_skip && klen >= lo->len && !memcmp (key, lo->data, lo->len)) {
-         rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
-         continue;
-      }
-      if (hi) {
-         size_t n = klen < hi->len ? klen : hi->len;
-         int c = memcmp (key, hi->data, n);
-         bool has_prefix = c == 0 && klen >= hi->len;
-         if (c > 0 || (has_prefix && !hi_prefix_incl) || (c == 0 && klen < hi->len && 0)) {
+      if (!r->ix) {
+         if (k.mv_size != 16) {
             break;
          }
-      }
-      uint64_t rid = ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
-      bson_t doc;
-      if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
-         s->failed = true;
-         break;
+         if (!bson_init_static (&doc, v.mv_data, v.mv_size)) {
+            rc = MDB_CORRUPTED;
+            break;
+         }
+         rid = dj_u64be_read (kd + 8);
+      } else {
+         const uint8_t *key = kd + 8;
+         size_t klen = k.mv_size - 8;
+         if (r->lo_skip && klen >= r->lo->len && !memcmp (key, r->lo->data, r->lo->len)) {
+            continue;
+         }
+         if (r->hi && past_hi (r, key, klen)) {
+            break;
+         }
+         rid = r->ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
+         if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
+            s->failed = true;
+            break;
+         }
       }
       if (!consider (s, rid, &doc)) {
          break;
       }
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
    }
    mdb_cursor_close (cur);
    dj_buf_cleanup (&start);
@@ -201,9 +199,25 @@ scan_index (scan_t *s, const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, c
       return false;
    }
    if (rc && rc != MDB_NOTFOUND) {
-      return dj_lmdb_error (rc, s->error, "index scan");
+      return dj_lmdb_error (rc, s->error, r->what);
    }
    return true;
+}
+
+static bool
+scan_collection (scan_t *s)
+{
+   range_t r = {.id = s->c->id, .dir = 1, .what = "collection scan"};
+   return scan_range (s, &r);
+}
+
+/* Visits index entries with keys in [lo, hi) (see range_t). */
+static bool
+scan_index (scan_t *s, const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, const dj_buf_t *hi, bool hi_prefix_incl)
+{
+   range_t r = {.id = ix->id, .ix = ix, .dir = 1, .lo = lo, .lo_skip = lo_skip, .hi = hi, .hi_prefix_incl = hi_prefix_incl,
+                .what = "index scan"};
+   return scan_range (s, &r);
 }
 
 typedef struct {
@@ -337,42 +351,8 @@ run_choice (scan_t *s, const choice_t *ch)
 static bool
 walk_index (scan_t *s, const dj_index_t *ix, int dir)
 {
-   MDB_cursor *cur;
-   dj_buf_t p;
-   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
-
-   if (rc) {
-      return dj_lmdb_error (rc, s->error, "cursor");
-   }
-   dj_buf_init (&p);
-   dj_buf_put_u64be (&p, dir > 0 ? ix->id : ix->id + 1);
-   MDB_val k = {8, p.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   if (dir < 0) {
-      rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
-   }
-   while (rc == 0 && k.mv_size >= 8 && dj_u64be_read (k.mv_data) == ix->id) {
-      const uint8_t *kd = k.mv_data;
-      uint64_t rid = ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
-      bson_t doc;
-      if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
-         s->failed = true;
-         break;
-      }
-      if (!consider (s, rid, &doc)) {
-         break;
-      }
-      rc = mdb_cursor_get (cur, &k, &v, dir > 0 ? MDB_NEXT : MDB_PREV);
-   }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&p);
-   if (s->failed) {
-      return false;
-   }
-   if (rc && rc != MDB_NOTFOUND) {
-      return dj_lmdb_error (rc, s->error, "index scan");
-   }
-   return true;
+   range_t r = {.id = ix->id, .ix = ix, .dir = dir, .what = "index scan"};
+   return scan_range (s, &r);
 }
 
 static int
