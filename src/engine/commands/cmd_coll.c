@@ -22,8 +22,7 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error)) {
       goto done;
    }
    if (bson_has_field (cmd, "viewOn")) {
@@ -87,8 +86,7 @@ dj_cmd_drop (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, true, &ctx, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, true, &ctx, error)) {
       return false;
    }
    c = dj_coll_load (&ctx, db, name, error);
@@ -404,15 +402,10 @@ dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *re
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, false, &ctx, error)) {
       return false;
    }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c) {
-      if (!error->code) {
-         dj_err (error, DJ_NamespaceNotFound, "Collection [%s.%s] not found.", db, name);
-      }
+   if (!(c = dj_cmd_load_existing (&ctx, db, name, "Collection [%s.%s] not found.", error))) {
       goto done;
    }
    int64_t count, size, total = 0;

@@ -34,8 +34,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    bool created = false, ok = false, any_new = false;
    int before;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error)) {
       return false;
    }
    if (!bson_iter_init_find (&it, cmd, "indexes") || !BSON_ITER_HOLDS_ARRAY (&it)) {
@@ -159,8 +158,7 @@ dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error)) {
       return false;
    }
    if (!bson_iter_init_find (&it, cmd, "index")) {
@@ -170,11 +168,7 @@ dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
    if (!dj_txn_begin (e, true, &ctx, error)) {
       return false;
    }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c) {
-      if (!error->code) {
-         dj_err (error, DJ_NamespaceNotFound, "ns not found %s.%s", db, name);
-      }
+   if (!(c = dj_cmd_load_existing (&ctx, db, name, "ns not found %s.%s", error))) {
       goto done;
    }
    int was = c->nindexes;
@@ -244,15 +238,10 @@ dj_cmd_list_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, false, &ctx, error)) {
       return false;
    }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c) {
-      if (!error->code) {
-         dj_err (error, DJ_NamespaceNotFound, "ns does not exist: %s.%s", db, name);
-      }
+   if (!(c = dj_cmd_load_existing (&ctx, db, name, "ns does not exist: %s.%s", error))) {
       goto done;
    }
    bson_t **docs = bson_malloc (sizeof (bson_t *) * (size_t) c->nindexes);

@@ -111,8 +111,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    collect_t col = {0};
    dj_let_t let = {0};
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
        !dj_cmd_get_doc (cmd, "projection", &proj_spec, &has_proj, error) ||
        !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
@@ -252,8 +251,7 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    dj_ctx_t ctx = {0};
    count_t cnt = {0};
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
        !check_nonneg ("skip", skip, error) || !dj_cmd_collation (cmd, error)) {
       return false;
@@ -341,8 +339,7 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    dj_ctx_t ctx = {0};
    distinct_t d = {0};
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_collation (cmd, error)) {
       return false;
    }

@@ -173,8 +173,7 @@ dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    werrs_t w = {.n = 0};
    int n = 0, index = 0;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !get_array (cmd, "insert", "documents", &docs, error) ||
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !get_array (cmd, "insert", "documents", &docs, error) ||
        !parse_ordered (cmd, &ordered, &bypass, error)) {
       return false;
    }
@@ -703,8 +702,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    bson_t *before = NULL, *after = NULL;
    dj_let_t let = {0};
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_collection (cmd, &name, error) ||
-       !dj_ns_valid (db, name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
        !dj_cmd_get_doc (cmd, "fields", &fields, &has_fields, error) || !dj_cmd_get_bool (cmd, "remove", &remove, error) ||
        !dj_cmd_get_bool (cmd, "new", &want_new, error) || !dj_cmd_get_bool (cmd, "upsert", &upsert, error) ||

@@ -69,6 +69,14 @@ typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd
 bool dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error);
 /* The collection name from the first field ({find: "c"}); error if not a string. */
 bool dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error);
+/* The checks every command on a collection starts with: its fields
+ * against `known`, the collection name (*name, borrowed from cmd) and the
+ * namespace db.name. */
+bool dj_cmd_target (const bson_t *cmd, const char *db, const char *const *known, const char **name, bson_error_t *error);
+/* Loads db.name in ctx; a missing collection is NamespaceNotFound with the
+ * message `missing` (a format taking db and name: each command has
+ * MongoDB's own words). */
+dj_coll_t *dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const char *missing, bson_error_t *error);
 bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);

@@ -87,6 +87,22 @@ dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error)
 }
 
 bool
+dj_cmd_target (const bson_t *cmd, const char *db, const char *const *known, const char **name, bson_error_t *error)
+{
+   return dj_cmd_check_fields (cmd, known, error) && dj_cmd_collection (cmd, name, error) && dj_ns_valid (db, *name, error);
+}
+
+dj_coll_t *
+dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const char *missing, bson_error_t *error)
+{
+   dj_coll_t *c = dj_coll_load (ctx, db, name, error);
+   if (!c && !error->code) {
+      dj_err (error, DJ_NamespaceNotFound, missing, db, name);
+   }
+   return c;
+}
+
+bool
 dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error)
 {
    bson_iter_t it;
