@@ -29,7 +29,7 @@ typedef struct dj_cursor dj_cursor_t;
 
 /* ---- view.c: read-only views (create with viewOn) -------------------------- */
 /* A view is a catalog entry whose options hold {viewOn, pipeline}; reading
- * it runs the pipeline over what it is on (read_collection in pipeline.c).
+ * it runs the pipeline over what it is on (aggregation/lookup.c).
  * Before a command runs: find, count and distinct on a view become an
  * aggregate on it; writes, index commands and the like are refused with
  * CommandNotSupportedOnView (166). Returns true with *handled set when it
