@@ -19,9 +19,12 @@ is_storage_error (const bson_error_t *e)
    return e->domain != DJ_DOMAIN_SERVER || e->code == DJ_OutOfDiskSpace || e->code == DJ_InternalError;
 }
 
+/* A write command's write errors, and whether it stops at the first. */
 typedef struct {
    bson_t arr;
    int n;
+   bool ordered;
+   bool stop; /* an ordered command had a statement fail */
 } werrs_t;
 
 static void
@@ -36,6 +39,22 @@ werr_add (werrs_t *w, int index, const bson_error_t *e)
    BSON_APPEND_INT32 (&one, "code", (int32_t) e->code);
    BSON_APPEND_UTF8 (&one, "errmsg", e->message);
    bson_append_document_end (&w->arr, &one);
+}
+
+/* Statement `index` failed with e. A storage error fails the whole command
+ * (false, e copied to *error: nothing of it may be committed); any other is
+ * the statement's write error, after which an ordered command stops (w->stop).
+ * https://www.mongodb.com/docs/manual/reference/command/insert/#output */
+static bool
+stmt_failed (werrs_t *w, int index, const bson_error_t *e, bson_error_t *error)
+{
+   if (is_storage_error (e)) {
+      *error = *e;
+      return false;
+   }
+   werr_add (w, index, e);
+   w->stop = w->ordered;
+   return true;
 }
 
 /* Copies doc into out with _id first, generating an ObjectId if missing.
@@ -185,6 +204,7 @@ dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
       return false;
    }
    bson_init (&w.arr);
+   w.ordered = ordered;
    for (; bson_iter_next (&docs); index++) {
       bson_error_t derr = {0};
       bson_t raw, doc;
@@ -209,12 +229,10 @@ dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          bson_destroy (&doc);
       }
       if (!ok) {
-         if (is_storage_error (&derr)) {
-            *error = derr;
+         if (!stmt_failed (&w, index, &derr, error)) {
             goto fail;
          }
-         werr_add (&w, index, &derr);
-         if (ordered) {
+         if (w.stop) {
             break;
          }
          continue;
@@ -467,6 +485,7 @@ dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
       return false;
    }
    bson_init (&w.arr);
+   w.ordered = ordered;
    for (; bson_iter_next (&stmts); index++) {
       bson_error_t serr = {0};
       bson_t stmt;
@@ -485,12 +504,10 @@ dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          ok = c && run_update_stmt (&ctx, c, &let, &stmt, index, bypass, &n, &nmod, &upserted, &nups, &serr);
       }
       if (!ok) {
-         if (is_storage_error (&serr)) {
-            *error = serr;
+         if (!stmt_failed (&w, index, &serr, error)) {
             goto fail;
          }
-         werr_add (&w, index, &serr);
-         if (ordered) {
+         if (w.stop) {
             break;
          }
       }
@@ -576,6 +593,7 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
       return false;
    }
    bson_init (&w.arr);
+   w.ordered = ordered;
    for (; bson_iter_next (&stmts); index++) {
       bson_error_t serr = {0};
       bson_t stmt, q;
@@ -608,12 +626,10 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
       }
       dj_matcher_destroy (m);
       if (!ok) {
-         if (is_storage_error (&serr)) {
-            *error = serr;
+         if (!stmt_failed (&w, index, &serr, error)) {
             goto fail;
          }
-         werr_add (&w, index, &serr);
-         if (ordered) {
+         if (w.stop) {
             break;
          }
       }
