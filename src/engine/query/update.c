@@ -971,6 +971,25 @@ array_filter_match (const actx_t *a, const char *ident, size_t len, const dj_nod
    return false;
 }
 
+/* PathNotViable: `field` cannot be created inside the element key: e (a
+ * scalar, or an array addressed by name), in MongoDB's words. */
+static bool
+cannot_create (const actx_t *a, const char *field, const char *key, const dj_node_t *e)
+{
+   dj_buf_t b;
+   bson_t tmp;
+   bson_value_t v;
+
+   dj_buf_init (&b);
+   dj_node_value (e, &tmp, &v);
+   dj_value_to_shell (&v, &b);
+   dj_err (a->error, DJ_PathNotViable, "Cannot create field '%s' in element {%s: %.*s}", field, key, (int) b.len,
+           (char *) b.data);
+   bson_destroy (&tmp);
+   dj_buf_cleanup (&b);
+   return false;
+}
+
 static bool
 apply_path (actx_t *a, const uitem_t *it, const dj_path_t *p, dj_node_t *cur, int i)
 {
@@ -1006,17 +1025,7 @@ apply_path (actx_t *a, const uitem_t *it, const dj_path_t *p, dj_node_t *cur, in
                return false;
             }
          } else if (creates (it->op)) {
-            dj_buf_t b;
-            bson_t tmp;
-            bson_value_t v;
-            dj_buf_init (&b);
-            dj_node_value (e, &tmp, &v);
-            dj_value_to_shell (&v, &b);
-            dj_err (a->error, DJ_PathNotViable, "Cannot create field '%s' in element {%u: %.*s}", p->parts[i + 1], k,
-                    (int) b.len, (char *) b.data);
-            bson_destroy (&tmp);
-            dj_buf_cleanup (&b);
-            return false;
+            return cannot_create (a, p->parts[i + 1], posbuf, e);
          }
       }
       return true;
@@ -1026,17 +1035,7 @@ apply_path (actx_t *a, const uitem_t *it, const dj_path_t *p, dj_node_t *cur, in
       if (!creates (it->op)) {
          return true;
       }
-      dj_buf_t b;
-      bson_t tmp;
-      bson_value_t v;
-      dj_buf_init (&b);
-      dj_node_value (cur, &tmp, &v);
-      dj_value_to_shell (&v, &b);
-      dj_err (a->error, DJ_PathNotViable, "Cannot create field '%s' in element {%s: %.*s}", part,
-              i > 0 ? p->parts[i - 1] : "", (int) b.len, (char *) b.data);
-      bson_destroy (&tmp);
-      dj_buf_cleanup (&b);
-      return false;
+      return cannot_create (a, part, i > 0 ? p->parts[i - 1] : "", cur);
    }
    dj_node_t *child = dj_node_child (cur, part, NULL);
    if (last) {
@@ -1055,13 +1054,7 @@ apply_path (actx_t *a, const uitem_t *it, const dj_path_t *p, dj_node_t *cur, in
       if (!creates (it->op) || (it->op == U_SET_ON_INSERT && !a->inserting)) {
          return true;
       }
-      dj_buf_t b;
-      dj_buf_init (&b);
-      dj_value_to_shell (&child->v, &b);
-      dj_err (a->error, DJ_PathNotViable, "Cannot create field '%s' in element {%s: %.*s}", p->parts[i + 1], part,
-              (int) b.len, (char *) b.data);
-      dj_buf_cleanup (&b);
-      return false;
+      return cannot_create (a, p->parts[i + 1], part, child);
    }
    return apply_path (a, it, p, child, i + 1);
 }
