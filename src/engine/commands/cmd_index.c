@@ -147,6 +147,25 @@ find_index (const dj_coll_t *c, const bson_value_t *v)
    return -1;
 }
 
+/* Drops the index `which` names: a name or a key pattern (in_array: an
+ * element of an array of names, where anything but a name is unknown). */
+static bool
+drop_one (dj_ctx_t *ctx, dj_coll_t *c, const bson_value_t *which, bool in_array, bson_error_t *error)
+{
+   int i = find_index (c, which);
+   if (i < 0) {
+      if (which->value_type == BSON_TYPE_UTF8) {
+         return dj_err (error, DJ_IndexNotFound, "index not found with name [%s]", which->value.v_utf8.str);
+      }
+      return in_array ? dj_err (error, DJ_IndexNotFound, "index not found with name [?]")
+                      : dj_err (error, DJ_IndexNotFound, "can't find index with key");
+   }
+   if (c->indexes[i].is_id) {
+      return dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
+   }
+   return dj_coll_drop_index (ctx, c, i, error);
+}
+
 /* dropIndexes: {dropIndexes: coll, index: name | key pattern | "*" | [names]} */
 bool
 dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -182,35 +201,12 @@ dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
       bson_iter_t ai;
       bson_iter_init_from_data (&ai, which->value.v_doc.data, which->value.v_doc.data_len);
       while (bson_iter_next (&ai)) {
-         int i = find_index (c, bson_iter_value (&ai));
-         if (i < 0) {
-            dj_err (error, DJ_IndexNotFound, "index not found with name [%s]",
-                    BSON_ITER_HOLDS_UTF8 (&ai) ? bson_iter_utf8 (&ai, NULL) : "?");
-            goto done;
-         }
-         if (c->indexes[i].is_id) {
-            dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
-            goto done;
-         }
-         if (!dj_coll_drop_index (&ctx, c, i, error)) {
+         if (!drop_one (&ctx, c, bson_iter_value (&ai), true, error)) {
             goto done;
          }
       }
    } else if (which->value_type == BSON_TYPE_UTF8 || which->value_type == BSON_TYPE_DOCUMENT) {
-      int i = find_index (c, which);
-      if (i < 0) {
-         if (which->value_type == BSON_TYPE_UTF8) {
-            dj_err (error, DJ_IndexNotFound, "index not found with name [%s]", which->value.v_utf8.str);
-         } else {
-            dj_err (error, DJ_IndexNotFound, "can't find index with key");
-         }
-         goto done;
-      }
-      if (c->indexes[i].is_id) {
-         dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
-         goto done;
-      }
-      if (!dj_coll_drop_index (&ctx, c, i, error)) {
+      if (!drop_one (&ctx, c, which, false, error)) {
          goto done;
       }
    } else {
