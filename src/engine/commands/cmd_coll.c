@@ -219,28 +219,7 @@ dj_cmd_rename_collection (dj_engine_t *e, const char *db, const bson_t *cmd, bso
          goto done;
       }
    }
-   /* move the catalog entry: delete the old key (data stays where it is) */
-   {
-      dj_buf_t k;
-      dj_buf_init (&k);
-      dj_buf_append (&k, sdb, strlen (sdb));
-      dj_buf_putc (&k, 0);
-      dj_buf_append (&k, scoll, strlen (scoll));
-      MDB_val mk = {k.len, k.data};
-      int rc = mdb_del (ctx.txn, e->dbi_catalog, &mk, NULL);
-      dj_buf_cleanup (&k);
-      if (rc) {
-         dj_lmdb_error (rc, error, "catalog delete");
-         goto done;
-      }
-   }
-   bson_free (src->db);
-   bson_free (src->name);
-   bson_free (src->ns);
-   src->db = bson_strdup (tdb);
-   src->name = bson_strdup (tcoll);
-   src->ns = bson_strdup_printf ("%s.%s", tdb, tcoll);
-   if (!dj_coll_save (&ctx, src, error) || !dj_txn_commit (&ctx, error)) {
+   if (!dj_coll_rename (&ctx, src, tdb, tcoll, error) || !dj_txn_commit (&ctx, error)) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

@@ -113,48 +113,6 @@ with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
    return true;
 }
 
-/* Capped collections keep the newest documents: drop the oldest (lowest
- * record ids) while over `size` bytes or `max` documents.
- * https://www.mongodb.com/docs/manual/core/capped-collections/ */
-static bool
-capped_trim (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
-{
-   int64_t count, size;
-   MDB_cursor *cur;
-   dj_buf_t p;
-
-   dj_coll_stats (ctx, c, &count, &size, NULL);
-   if (size <= c->capped_size && (c->capped_max <= 0 || count <= c->capped_max)) {
-      return true;
-   }
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
-   if (rc) {
-      return dj_lmdb_error (rc, error, "cursor");
-   }
-   dj_buf_init (&p);
-   bool ok = true;
-   while (ok && count > 1 && (size > c->capped_size || (c->capped_max > 0 && count > c->capped_max))) {
-      p.len = 0;
-      dj_buf_put_u64be (&p, c->id);
-      MDB_val k = {8, p.data}, v;
-      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-      if (rc || k.mv_size != 16 || dj_u64be_read (k.mv_data) != c->id) {
-         break;
-      }
-      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
-      bson_t doc;
-      bson_init_static (&doc, v.mv_data, v.mv_size);
-      bson_t *copy = bson_copy (&doc);
-      size -= copy->len;
-      count--;
-      ok = dj_record_delete (ctx, c, rid, copy, error);
-      bson_destroy (copy);
-   }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&p);
-   return ok;
-}
-
 static bool
 parse_ordered (const bson_t *cmd, bool *ordered, bool *bypass, bson_error_t *error)
 {
@@ -225,7 +183,7 @@ dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
       ok = with_id_first (&raw, &doc, &derr);
       if (ok) {
          ok = (bypass || dj_coll_validate (c, &doc, NULL, &derr)) && dj_record_insert (&ctx, c, &doc, NULL, &derr) &&
-              (!c->capped || capped_trim (&ctx, c, &derr));
+              (!c->capped || dj_coll_trim_capped (&ctx, c, &derr));
          bson_destroy (&doc);
       }
       if (!ok) {

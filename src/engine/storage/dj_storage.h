@@ -121,6 +121,11 @@ dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *na
 void dj_coll_free (dj_coll_t *c);
 bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
 bool dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
+/* Moves c's catalog entry to db.name (the caller checked the target is free). */
+bool dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, bson_error_t *error);
+/* A capped collection keeps its newest documents: deletes the oldest while
+ * it is over its size or document count. */
+bool dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
 bool dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_error_t *error);
 bool dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error);
 void dj_strv_free (char **v, int n);

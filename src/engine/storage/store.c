@@ -1168,6 +1168,71 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
    return ok;
 }
 
+/* Capped collections keep the newest documents: drop the oldest (lowest
+ * record ids) while over `size` bytes or `max` documents.
+ * https://www.mongodb.com/docs/manual/core/capped-collections/ */
+bool
+dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
+{
+   int64_t count, size;
+   MDB_cursor *cur;
+   dj_buf_t p;
+
+   dj_coll_stats (ctx, c, &count, &size, NULL);
+   if (size <= c->capped_size && (c->capped_max <= 0 || count <= c->capped_max)) {
+      return true;
+   }
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "cursor");
+   }
+   dj_buf_init (&p);
+   bool ok = true;
+   while (ok && count > 1 && (size > c->capped_size || (c->capped_max > 0 && count > c->capped_max))) {
+      p.len = 0;
+      dj_buf_put_u64be (&p, c->id);
+      MDB_val k = {8, p.data}, v;
+      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+      if (rc || k.mv_size != 16 || dj_u64be_read (k.mv_data) != c->id) {
+         break;
+      }
+      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
+      bson_t doc;
+      bson_init_static (&doc, v.mv_data, v.mv_size);
+      bson_t *copy = bson_copy (&doc);
+      size -= copy->len;
+      count--;
+      ok = dj_record_delete (ctx, c, rid, copy, error);
+      bson_destroy (copy);
+   }
+   mdb_cursor_close (cur);
+   dj_buf_cleanup (&p);
+   return ok;
+}
+
+bool
+dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, bson_error_t *error)
+{
+   /* the catalog entry moves to the new key; records and index entries stay
+    * where they are (they are keyed by the collection's and indexes' ids) */
+   dj_buf_t k;
+   dj_buf_init (&k);
+   catalog_key (&k, c->db, c->name);
+   MDB_val mk = {k.len, k.data};
+   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
+   dj_buf_cleanup (&k);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "catalog delete");
+   }
+   bson_free (c->db);
+   bson_free (c->name);
+   bson_free (c->ns);
+   c->db = bson_strdup (db);
+   c->name = bson_strdup (name);
+   c->ns = bson_strdup_printf ("%s.%s", db, name);
+   return dj_coll_save (ctx, c, error);
+}
+
 bool
 dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
 {
