@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "dj_bson_depth.h"
 #include "dj_wire.h"
 
 static int32_t
@@ -73,6 +74,12 @@ read_doc (const uint8_t *p, size_t avail, bson_t *doc, uint32_t *len, bson_error
    }
    if (n > DJ_WIRE_MAX_DOCUMENT) {
       return dj_err (error, DJ_BSONObjectTooLarge, "document of %d bytes is over the maximum size", n);
+   }
+   /* the nesting is bounded first: bson_validate() recurses once per level,
+    * and this runs before the client has authenticated */
+   if (!dj_bson_depth_ok (p, (size_t) n, DJ_BSON_MAX_DEPTH)) {
+      return dj_err (error, 22 /* InvalidBSON */, "invalid BSON in message, or nested deeper than %d levels",
+                     DJ_BSON_MAX_DEPTH);
    }
    if (!bson_init_static (doc, p, (size_t) n) || !bson_validate (doc, BSON_VALIDATE_NONE, NULL)) {
       return dj_err (error, 22 /* InvalidBSON */, "invalid BSON in message");

@@ -1,6 +1,7 @@
 /*
  * engine.c -- opening data directories and dispatching commands.
  */
+#include "dj_bson_depth.h"
 #include "dj_commands.h"
 
 #include <errno.h>
@@ -198,7 +199,7 @@ deep_valid (const uint8_t *data, uint32_t len, int depth, bool is_array)
    bson_iter_t it;
    uint32_t pos = 0;
 
-   if (depth > 180 || !bson_init_static (&b, data, len) || !bson_iter_init (&it, &b)) {
+   if (depth > DJ_BSON_MAX_DEPTH || !bson_init_static (&b, data, len) || !bson_iter_init (&it, &b)) {
       return false; /* https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents */
    }
    while (bson_iter_next (&it)) {
@@ -287,7 +288,12 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    /* strings and field names must be UTF-8 (embedded NULs are allowed in
     * string values, as BSON allows): bad bytes would otherwise travel into
     * replies and stored documents */
-   if (!cmd || !bson_validate (cmd, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, NULL) ||
+   if (!cmd || !dj_bson_depth_ok (bson_get_data (cmd), cmd->len, DJ_BSON_MAX_DEPTH)) {
+      /* before anything that recurses: bson_validate() would overflow the stack on deep nesting */
+      dj_err (&error, 22, "command document is not valid BSON or nests deeper than %d levels", DJ_BSON_MAX_DEPTH);
+      goto fail;
+   }
+   if (!bson_validate (cmd, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, NULL) ||
        !deep_valid (bson_get_data (cmd), cmd->len, 0, false)) {
       dj_err (&error, 22, "command document is not valid BSON");
       goto fail;

@@ -1,0 +1,206 @@
+/*
+ * test_depth -- nesting is bounded before anything recurses
+ * (src/common/dj_bson_depth.h).
+ *
+ * 1. Documents nested 0..DJ_BSON_MAX_DEPTH levels are accepted, deeper ones
+ *    refused, up to 100,000 levels (which a recursive walk does not survive).
+ * 2. The check never refuses what libbson reads: every BSON type, and
+ *    thousands of random mutations of a document holding all of them --
+ *    whenever libbson validates and iterates one without error,
+ *    dj_bson_depth_ok() accepts it too.
+ * 3. dj_engine_run_command answers a command nested 100,000 deep with
+ *    InvalidBSON (22), and one within the bound normally.
+ * https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ctest.h"
+#include "dj_bson_depth.h"
+#include "dj_engine.h"
+
+/* {x: {a: {a: ... {} }}}: the document under x nests `depth` levels below it. */
+static bson_t *
+nested (int depth)
+{
+   bson_t *inner = bson_new ();
+   for (int i = 0; i < depth; i++) {
+      bson_t *outer = bson_new ();
+      BSON_APPEND_DOCUMENT (outer, "a", inner);
+      bson_destroy (inner);
+      inner = outer;
+   }
+   return inner;
+}
+
+static bson_t *
+ping_with (int depth)
+{
+   bson_t *cmd = bson_new ();
+   bson_t *x = nested (depth);
+   BSON_APPEND_INT32 (cmd, "ping", 1);
+   BSON_APPEND_DOCUMENT (cmd, "x", x); /* x sits one level below the top */
+   bson_destroy (x);
+   return cmd;
+}
+
+static bson_t *
+every_type (void)
+{
+   bson_t *d = bson_new (), *scope = BCON_NEW ("s", BCON_INT32 (1)), arr;
+   bson_oid_t oid;
+   bson_decimal128_t dec;
+   uint8_t bin[3] = {1, 2, 3};
+   bson_oid_init_from_string (&oid, "5f0c1a2b3c4d5e6f70818293");
+   bson_decimal128_from_string ("1.5", &dec);
+   BSON_APPEND_DOUBLE (d, "dbl", 1.5);
+   BSON_APPEND_UTF8 (d, "str", "text");
+   BSON_APPEND_DOCUMENT (d, "doc", scope);
+   BSON_APPEND_ARRAY_BEGIN (d, "arr", &arr);
+   BSON_APPEND_INT32 (&arr, "0", 1);
+   BSON_APPEND_UTF8 (&arr, "1", "two");
+   bson_append_array_end (d, &arr);
+   BSON_APPEND_BINARY (d, "bin", BSON_SUBTYPE_BINARY, bin, sizeof bin);
+   BSON_APPEND_UNDEFINED (d, "undef");
+   BSON_APPEND_OID (d, "oid", &oid);
+   BSON_APPEND_BOOL (d, "bool", true);
+   BSON_APPEND_DATE_TIME (d, "date", 1);
+   BSON_APPEND_NULL (d, "null");
+   BSON_APPEND_REGEX (d, "re", "^a", "i");
+   BSON_APPEND_DBPOINTER (d, "dbp", "db.c", &oid);
+   BSON_APPEND_CODE (d, "code", "f()");
+   BSON_APPEND_SYMBOL (d, "sym", "s");
+   BSON_APPEND_CODE_WITH_SCOPE (d, "cws", "g()", scope);
+   BSON_APPEND_INT32 (d, "i32", 7);
+   BSON_APPEND_TIMESTAMP (d, "ts", 1, 2);
+   BSON_APPEND_INT64 (d, "i64", 8);
+   BSON_APPEND_DECIMAL128 (d, "dec", &dec);
+   BSON_APPEND_MINKEY (d, "min");
+   BSON_APPEND_MAXKEY (d, "max");
+   bson_destroy (scope);
+   return d;
+}
+
+/* The reference: libbson's own reading, recursively, with the check
+ * bson_validate() lacks in libbson 1.23 (a truncated last element ends
+ * iteration with err_off set but passes validation). */
+static bool
+strict_valid (const uint8_t *data, uint32_t len)
+{
+   bson_t b;
+   bson_iter_t it;
+   if (!bson_init_static (&b, data, len) || !bson_validate (&b, BSON_VALIDATE_NONE, NULL) || !bson_iter_init (&it, &b)) {
+      return false;
+   }
+   while (bson_iter_next (&it)) {
+      const uint8_t *d = NULL;
+      uint32_t l = 0, cl;
+      if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_iter_document (&it, &l, &d);
+      } else if (BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_iter_array (&it, &l, &d);
+      } else if (BSON_ITER_HOLDS_CODEWSCOPE (&it)) {
+         bson_iter_codewscope (&it, &cl, &l, &d);
+      } else {
+         continue;
+      }
+      if (!d || !strict_valid (d, l)) {
+         return false;
+      }
+   }
+   return !it.err_off;
+}
+
+static bool
+depth_ok (const bson_t *b)
+{
+   return dj_bson_depth_ok (bson_get_data (b), b->len, DJ_BSON_MAX_DEPTH);
+}
+
+static int
+reply_code (const bson_t *reply)
+{
+   bson_iter_t it;
+   return bson_iter_init_find (&it, reply, "code") ? bson_iter_as_int64 (&it) : 0;
+}
+
+int
+main (void)
+{
+   /* 1. the bound: the document under x is one level below the top, and it
+    * nests `depth` more */
+   int depths[] = {0, 1, 100, DJ_BSON_MAX_DEPTH - 1, DJ_BSON_MAX_DEPTH, DJ_BSON_MAX_DEPTH + 1, 10000, 100000};
+   for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
+      bson_t *cmd = ping_with (depths[i]);
+      bool want = depths[i] + 1 <= DJ_BSON_MAX_DEPTH;
+      CHECK (depth_ok (cmd) == want, "depth %d: %s", depths[i], want ? "refused" : "accepted");
+      bson_destroy (cmd);
+   }
+
+   /* 2. every type is read; libbson's verdict is never contradicted */
+   bson_t *all = every_type ();
+   CHECK (depth_ok (all), "a document holding every BSON type was refused");
+   srand (7);
+   int agreed = 0, mismatches = 0;
+   for (int round = 0; round < 20000; round++) {
+      uint8_t *bytes = bson_malloc (all->len);
+      memcpy (bytes, bson_get_data (all), all->len);
+      int flips = 1 + rand () % 3;
+      for (int f = 0; f < flips; f++) {
+         bytes[rand () % all->len] = (uint8_t) rand ();
+      }
+      uint32_t len = 4 + (uint32_t) rand () % (all->len - 4);
+      if (rand () % 2) {
+         len = all->len;
+      }
+      bytes[0] = (uint8_t) len; /* keep the length word consistent half of the time */
+      bytes[1] = (uint8_t) (len >> 8);
+      bytes[2] = bytes[3] = 0;
+      bool lib = strict_valid (bytes, len);
+      bool ours = dj_bson_depth_ok (bytes, len, DJ_BSON_MAX_DEPTH);
+      if (lib && !ours) {
+         if (!mismatches++) { /* the first one, to read */
+            printf ("refused although libbson accepts (%u bytes):", len);
+            for (uint32_t i = 0; i < len; i++) {
+               printf (" %02x", bytes[i]);
+            }
+            printf ("\n");
+         }
+      } else if (lib) {
+         agreed++;
+      }
+      bson_free (bytes);
+   }
+   CHECK (mismatches == 0, "%d mutants libbson accepts were refused", mismatches);
+   CHECK (agreed > 0, "no mutant was valid: the property was never exercised");
+   bson_destroy (all);
+
+   /* 3. through the engine */
+   char dir[] = "/tmp/djongo-depth-XXXXXX";
+   bson_error_t err;
+   if (!mkdtemp (dir)) {
+      return 2;
+   }
+   dj_engine_options_t opts = {.flags = DJ_ENGINE_NOSYNC};
+   dj_engine_t *e = dj_engine_open (dir, &opts, &err);
+   CHECK (e != NULL, "open: %s", err.message);
+   if (e) {
+      bson_t reply;
+      bson_t *deep = ping_with (100000), *fine = ping_with (150);
+      dj_engine_run_command (e, "admin", deep, &reply);
+      CHECK (reply_code (&reply) == 22, "100,000 levels: code %d", reply_code (&reply));
+      bson_destroy (&reply);
+      CHECK (dj_engine_run_command (e, "admin", fine, &reply), "150 levels refused");
+      bson_destroy (&reply);
+      bson_destroy (deep);
+      bson_destroy (fine);
+      dj_engine_close (e);
+   }
+   char *rm = bson_strdup_printf ("rm -rf %s", dir);
+   if (system (rm) != 0) {
+      printf ("warning: could not remove %s\n", dir);
+   }
+   bson_free (rm);
+   return CTEST_REPORT ("depth");
+}

@@ -1,0 +1,68 @@
+"""Hostile messages that must not take djongo-server down (issue 19's
+hardening campaign): each is answered or its connection closed, and the
+server goes on serving everybody else."""
+import socket
+import struct
+
+import pymongo
+
+from conftest import TOOL, Server  # noqa: F401 -- Server for the --auth case
+from test_auth import add_user
+
+
+def nested(depth):
+    """The BSON bytes of {"a": {"a": ... {} ...}} nested `depth` levels below the top."""
+    doc = b"\x05\x00\x00\x00\x00"
+    for _ in range(depth):
+        doc = struct.pack("<i", len(doc) + 8) + b"\x03a\x00" + doc + b"\x00"
+    return doc
+
+
+def ping_with(value_bytes):
+    """An OP_MSG {ping: 1, $db: "admin", x: <value_bytes as a document>} built by hand
+    (pymongo itself refuses to encode what it cannot recurse into)."""
+    elems = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
+    elems += b"\x03x\x00" + value_bytes
+    doc = struct.pack("<i", len(elems) + 5) + elems + b"\x00"
+    body = struct.pack("<I", 0) + b"\x00" + doc
+    return struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body
+
+
+def exchange(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s.sendall(data)
+        head = s.recv(16)
+    except ConnectionResetError:
+        head = b""
+    s.close()
+    return head
+
+
+def alive(srv, creds=""):
+    c = pymongo.MongoClient("mongodb://%s127.0.0.1:%d/" % (creds, srv.port), serverSelectionTimeoutMS=5000)
+    try:
+        return c.admin.command("ping")["ok"] == 1
+    finally:
+        c.close()
+
+
+def test_deep_nesting_is_refused_not_a_crash(server):
+    # 10,000 and 100,000 levels: ~70 KB and ~700 KB, far past what a recursive
+    # bson_validate survives on a thread's stack; both closed without a reply
+    for depth in (10_000, 100_000):
+        assert exchange(server.port, ping_with(nested(depth))) == b""
+        assert alive(server)
+    # within the limit the same message is an ordinary ping
+    assert len(exchange(server.port, ping_with(nested(150)))) == 16
+
+
+def test_deep_nesting_before_authentication(tmp_path):
+    users = tmp_path / "users"
+    assert add_user(users, "alice", "s3cret!pw").returncode == 0
+    srv = Server(tmp_path / "data", "--auth", str(users))
+    try:
+        assert exchange(srv.port, ping_with(nested(10_000))) == b""
+        assert alive(srv, "alice:s3cret%21pw@")
+    finally:
+        assert srv.stop() == 0
