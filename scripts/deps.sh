@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing djongo needs, from Debian and PyPI.
 # Idempotent: skips what is already there. Used by scripts/test.sh, run.sh, bench.sh.
+#   bash scripts/deps.sh tests   also fetches MongoDB's specification tests (below)
 set -euo pipefail
 
 debs=(build-essential pkg-config libbson-dev libmongoc-dev libssl-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev tzdata
@@ -35,4 +36,27 @@ done
 if ((${#need[@]})); then
   echo "deps: installing PyPI packages: ${need[*]}"
   python3 -m pip install -q "${need[@]}"
+fi
+
+# MongoDB's specification tests (unified-format JSON: crud/unified,
+# transactions/unified, ...) ship in pymongo's sdist, test/. The test command
+# takes them from the sdist of the installed pymongo version, unpacked into
+# .cache/pymongo-sdist/pymongo-VERSION (ignored by git: test input only, never
+# part of djongo's source); tests/conformance/specdata.py finds them there.
+if [ "${1:-}" = tests ]; then
+  cache=$(cd "$(dirname "$0")/.." && pwd)/.cache/pymongo-sdist
+  ver=$(python3 -c 'import pymongo; print(pymongo.version)')
+  if [ ! -d "$cache/pymongo-$ver/test/crud/unified" ]; then
+    echo "deps: fetching pymongo $ver's sdist from PyPI (MongoDB's specification tests) into $cache"
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/pymongo-sdist-XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    python3 -m pip download -q --no-binary pymongo --no-deps "pymongo==$ver" -d "$tmp"
+    tar xzf "$tmp/pymongo-$ver.tar.gz" -C "$tmp"
+    for d in crud/unified transactions/unified; do
+      [ -d "$tmp/pymongo-$ver/test/$d" ] || { echo "deps: pymongo $ver's sdist has no test/$d" >&2; exit 1; }
+    done
+    mkdir -p "$cache"
+    rm -rf "$cache"/pymongo-*  # an older version's
+    mv "$tmp/pymongo-$ver" "$cache/"
+  fi
 fi

@@ -8,7 +8,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-bash scripts/deps.sh || exit 1
+# (with "tests": MongoDB's specification tests too, from pymongo's sdist)
+bash scripts/deps.sh tests || { echo "!! scripts/deps.sh failed"; echo "tests: 0 passed, 1 failed"; exit 1; }
 
 total_pass=0 total_fail=0 broken=0
 tally() { # reads a program's output, echoes it, adds its "N passed, N failed" line
@@ -17,6 +18,22 @@ tally() { # reads a program's output, echoes it, adds its "N passed, N failed" l
   read -r p f < <(echo "$out" | sed -n 's/^[A-Za-z_-]*: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' | tail -1)
   if [ -z "${p:-}" ]; then broken=$((broken + 1)); echo "!! no summary line from that program"; return; fi
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+count_of() { # $1: a summary line, $2: a word (regex): the number before that word, if any
+  echo "$1" | grep -oE "[0-9]+ ($2)([^A-Za-z]|\$)" | grep -oE '^[0-9]+' | tail -1
+}
+pytest_tally() { # $1: a pytest run's output, $2: its exit status; adds up its last line
+  # ("3 failed, 120 passed, 4 skipped in 9.1s", "120 passed", "2 errors in 1s", ...):
+  # each count by its word, wherever it stands; errors count as failures. A run
+  # with no such count, or that exited non-zero without any failure, is broken.
+  local last p f e
+  last=$(echo "$1" | tail -1)
+  p=$(count_of "$last" passed) f=$(count_of "$last" failed) e=$(count_of "$last" 'errors?')
+  if [ -z "$p$f$e" ] || { [ "$2" -ne 0 ] && [ $((${f:-0} + ${e:-0})) -eq 0 ]; }; then
+    broken=$((broken + 1)); echo "!! pytest exited $2 with no count of passed/failed tests in: $last"; return
+  fi
+  total_pass=$((total_pass + ${p:-0})); total_fail=$((total_fail + ${f:-0} + ${e:-0}))
 }
 
 run_c_tests() { # $1: build dir
@@ -59,28 +76,25 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   py=$(python3 -c 'import sys; print(sys.executable)')
   out=$(cd /tmp && LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" \
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH="$pyasan" PATH="$root/build-asan/src/tools:$PATH" \
-        "$py" -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1)
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/python" 2>&1); rc=$?
   echo "$out" | tail -3
-  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
-  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  pytest_tally "$out" "$rc"
   # the executor and djongo-sql under the sanitizers: the SQL execution
   # tests and the Django corpus replay drive the ASan+UBSan djongo-sql
   out=$(cd /tmp && DJONGO_SQL="$root/build-asan/src/tools/djongo-sql" PYTHONPATH="$root/tests/sql" \
-        "$py" -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1)
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/sql" 2>&1); rc=$?
   echo "$out" | tail -3
-  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
-  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  pytest_tally "$out" "$rc"
   # djongo-server under the sanitizers, leak checks on (it must exit 0 after
   # SIGTERM), driven by pymongo and by the ASan driver's libmongoc transport
   out=$(cd /tmp && LD_PRELOAD="$(cc -print-file-name=libasan.so) $(cc -print-file-name=libubsan.so)" \
         ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 DJONGO_SERVER_ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-        DJONGO_SERVER="$root/build-asan/src/tools/djongo-server" DJONGO_CONFORMANCE="$root/../shared/conformance" \
+        DJONGO_SERVER="$root/build-asan/src/tools/djongo-server" \
         PYTHONPATH="$pyasan" PATH="$root/build-asan/src/tools:$PATH" \
-        "$py" -m pytest -q -p no:cacheprovider "$root/tests/wire" 2>&1)
+        "$py" -m pytest -q -p no:cacheprovider "$root/tests/wire" 2>&1); rc=$?
   rm -rf "$pyasan"
   echo "$out" | tail -3
-  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
-  if [ -z "${p:-}" ]; then broken=$((broken + 1)); else total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0})); fi
+  pytest_tally "$out" "$rc"
 else
   broken=$((broken + 1))
 fi
@@ -90,17 +104,11 @@ echo "== pip install . and Python tests"
 venv=$(mktemp -d /tmp/djongo-venv-XXXXXX)
 python3 -m venv --system-site-packages "$venv"
 if "$venv/bin/pip" install -q --no-build-isolation "$root" >"$venv.pip.log" 2>&1; then
-  out=$(cd /tmp && PATH="$venv/bin:$PATH" DJONGO_CONFORMANCE="$root/../shared/conformance" \
+  out=$(cd /tmp && PATH="$venv/bin:$PATH" \
         "$venv/bin/python" -m pytest -q -p no:cacheprovider "$root/tests/python" "$root/tests/sql" "$root/tests/django" "$root/tests/e2e" "$root/tests/wire" \
-        "$root/tests/conformance" 2>&1)
+        "$root/tests/conformance" 2>&1); rc=$?
   echo "$out"
-  read -r p f < <(echo "$out" | tail -1 | sed -n 's/^=* *\([0-9]*\) passed\(, \([0-9]*\) failed\)\?.*/\1 \3/p')
-  if [ -z "${p:-}" ]; then
-    broken=$((broken + 1)); f=$(echo "$out" | tail -1 | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
-    total_fail=$((total_fail + ${f:-0}))
-  else
-    total_pass=$((total_pass + p)); total_fail=$((total_fail + ${f:-0}))
-  fi
+  pytest_tally "$out" "$rc"
 else
   cat "$venv.pip.log"; broken=$((broken + 1))
 fi

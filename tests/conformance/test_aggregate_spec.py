@@ -1,20 +1,24 @@
 """The CRUD specification's aggregate tests, through the engine API.
 
+The files: crud/unified/*aggregate*.json of MongoDB's specification tests,
+from pymongo's sdist (specdata.py; scripts/deps.sh fetches it).
+
 Every standalone-runnable aggregate test must pass; each skip is listed with
 its reason (replica-set-only, server-version ranges, driver-only checks).
 """
 
-import glob
 import os
 import shutil
 
 import pytest
 
+from specdata import show, spec_files, spec_root
 from unified import run_files
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CONFORMANCE = os.environ.get("DJONGO_CONFORMANCE", os.path.join(HERE, "..", "..", "..", "shared", "conformance"))
-FILES = sorted(glob.glob(os.path.join(CONFORMANCE, "crud-unified", "*aggregate*.json")))
+
+def aggregate_files():
+    return [f for f in spec_files("crud", "unified") if "aggregate" in os.path.basename(f)]
+
 
 # Tests the engine does not pass yet, each with what is missing. They still
 # run (a gap that closes shows up as a pass) and are reported, never hidden.
@@ -22,22 +26,21 @@ KNOWN_GAPS = {}
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, request):
     tool = shutil.which("djongo-engine")
     assert tool, "djongo-engine must be installed (pip install .)"
-    if not FILES:
-        pytest.skip("conformance data not found at %s" % CONFORMANCE)
-    res = run_files(tool, str(tmp_path_factory.mktemp("spec")), FILES)
-    print("\n%-40s %-60s %s" % ("file", "test", "status"))
-    for f, d, status, detail in res:
-        print("%-40s %-60s %s %s" % (f, d[:60], status, detail[:160]))
+    res = run_files(tool, str(tmp_path_factory.mktemp("spec")), aggregate_files())
     counts = {s: sum(1 for r in res if r[2] == s) for s in ("passed", "failed", "skipped")}
-    print("aggregate spec tests: %(passed)d passed, %(failed)d failed, %(skipped)d skipped" % counts)
+    lines = ["aggregate spec tests through the engine API (%s): %d passed, %d failed, %d skipped"
+             % (spec_root(), counts["passed"], counts["failed"], counts["skipped"])]
+    lines += ["  %s %s: %s -- %s" % (status, f, d, detail[:160])
+              for f, d, status, detail in res if status != "passed"]
+    show(request, "\n".join(lines))
     return res
 
 
 def test_files_found():
-    assert FILES, "no conformance files"
+    assert aggregate_files(), "no aggregate files among the CRUD spec tests"
 
 
 def test_every_runnable_aggregate_test_passes(results):

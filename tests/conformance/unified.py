@@ -9,7 +9,8 @@ check (the exact command a driver sends, client-side validation, sessions
 over a network) is reported as skipped, with the reason.
 
 Format: source/unified-test-format/unified-test-format.md in
-mongodb/specifications. Test data: ../shared/conformance (test input only).
+mongodb/specifications. Test data: the spec JSON files in pymongo's sdist
+(specdata.py; scripts/deps.sh fetches it), test input only.
 """
 
 import json

@@ -15,7 +15,8 @@ CRUD and transactions (GridFS, change streams, client bulkWrite of server
 runner).
 
 Format: source/unified-test-format/unified-test-format.md in
-mongodb/specifications. Test data: ../shared/conformance (input only).
+mongodb/specifications. Test data: the spec JSON files in pymongo's sdist
+(tests/conformance/specdata.py; scripts/deps.sh fetches it), input only.
 """
 import json
 import os
