@@ -44,6 +44,7 @@ load_params (const char *json, bson_t *holder, bson_value_t **values, int *n, bs
    *values = NULL;
    *n = 0;
    if (!ok) {
+      bson_init (holder); /* libbson destroyed what it had parsed: the caller's bson_destroy must find a document */
       return false;
    }
    bson_iter_t it, a;
