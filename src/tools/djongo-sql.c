@@ -58,6 +58,20 @@ load_params (const char *json, bson_t *holder, bson_value_t **values, int *n, bs
    return true;
 }
 
+/* load_params for --params: a bad value is reported here, for both modes,
+ * and the holder is then destroyed (nothing to clean up but the caller's). */
+static bool
+cli_params (const char *json, bson_t *holder, bson_value_t **values, int *n)
+{
+   bson_error_t error;
+   if (!load_params (json, holder, values, n, &error)) {
+      fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
+      bson_destroy (holder);
+      return false;
+   }
+   return true;
+}
+
 static void
 print_json (const bson_t *doc, bool canonical)
 {
@@ -121,9 +135,7 @@ translate (const char *sql, const char *params_json, const char *db)
    bson_t holder;
    bson_value_t *params;
    int n;
-   if (!load_params (params_json, &holder, &params, &n, &error)) {
-      fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
-      bson_destroy (&holder);
+   if (!cli_params (params_json, &holder, &params, &n)) {
       return 2;
    }
    int rc = 0;
@@ -332,9 +344,7 @@ main (int argc, char **argv)
       bson_t holder;
       bson_value_t *params;
       int n;
-      if (!load_params (params_json, &holder, &params, &n, &error)) {
-         fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
-         bson_destroy (&holder);
+      if (!cli_params (params_json, &holder, &params, &n)) {
          dj_plan_cache_destroy (s.plans);
          dj_exec_destroy (s.exec);
          dj_transport_close (tr);
