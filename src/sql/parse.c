@@ -293,6 +293,21 @@ static dj_expr_t *parse_expr (parser_t *p);
 static dj_select_t *parse_select (parser_t *p);
 static dj_expr_t *parse_sum (parser_t *p);
 
+/* expr [, expr ...] appended to `list`: window partitions, GROUP BY,
+ * function arguments and IN lists are all this. */
+static bool
+parse_expr_list (parser_t *p, dj_list_t *list)
+{
+   do {
+      dj_expr_t *e = parse_expr (p);
+      if (!e) {
+         return false;
+      }
+      list_push (p, list, e);
+   } while (accept (p, DJ_TK_COMMA));
+   return true;
+}
+
 static bool
 enter (parser_t *p)
 {
@@ -398,13 +413,9 @@ parse_window (parser_t *p)
       if (!expect_kw (p, "BY")) {
          return NULL;
       }
-      do {
-         dj_expr_t *e = parse_expr (p);
-         if (!e) {
-            return NULL;
-         }
-         list_push (p, &w->partition, e);
-      } while (accept (p, DJ_TK_COMMA));
+      if (!parse_expr_list (p, &w->partition)) {
+         return NULL;
+      }
    }
    if (accept_kw (p, "ORDER")) {
       if (!expect_kw (p, "BY") || !parse_order_list (p, &w->order)) {
@@ -473,13 +484,9 @@ parse_function (parser_t *p, char *name, size_t pos)
       } else {
          accept_kw (p, "ALL");
       }
-      do {
-         dj_expr_t *a = parse_expr (p);
-         if (!a) {
-            return NULL;
-         }
-         list_push (p, &e->args, a);
-      } while (accept (p, DJ_TK_COMMA));
+      if (!parse_expr_list (p, &e->args)) {
+         return NULL;
+      }
    }
    if (!expect (p, DJ_TK_RP, ") to close the argument list")) {
       return NULL;
@@ -794,63 +801,60 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
 /* A chain a op b op c ... builds a left-deep tree, one level per operator:
  * each operator takes one step of the depth budget (enter), given back when
  * the chain ends, so DJ_SQL_MAX_DEPTH bounds the height of the tree and not
- * only the parser's own recursion -- the compiler walks trees recursively. */
+ * only the parser's own recursion -- the compiler walks trees recursively.
+ * The products' and the sums' chains differ only in their operators and
+ * operands, hence one loop over a table for both (AND/OR chains are
+ * flattened instead: parse_chain). */
+typedef struct {
+   dj_token_type_t tk;
+   dj_op_t op;
+} binop_t;
+
+/* each table ends at DJ_TK_EOF, which is no operator */
+static const binop_t prod_ops[] = {{DJ_TK_STAR, DJ_OP_MUL}, {DJ_TK_SLASH, DJ_OP_DIV}, {DJ_TK_PERCENT, DJ_OP_MOD}, {DJ_TK_EOF}};
+static const binop_t sum_ops[] = {{DJ_TK_PLUS, DJ_OP_ADD}, {DJ_TK_MINUS, DJ_OP_SUB}, {DJ_TK_CONCAT, DJ_OP_CONCAT}, {DJ_TK_EOF}};
+
+static const binop_t *
+chain_op (const parser_t *p, const binop_t *ops)
+{
+   for (; ops->tk != DJ_TK_EOF; ops++) {
+      if (p->tk == ops->tk) {
+         return ops;
+      }
+   }
+   return NULL;
+}
+
 static dj_expr_t *
-parse_prod (parser_t *p)
+parse_left_chain (parser_t *p, dj_expr_t *(*operand) (parser_t *), const binop_t *ops)
 {
    int chain = 0;
-   dj_expr_t *e = parse_unary (p);
-   while (e && (p->tk == DJ_TK_STAR || p->tk == DJ_TK_SLASH || p->tk == DJ_TK_PERCENT)) {
+   dj_expr_t *e = operand (p);
+   const binop_t *o;
+   while (e && (o = chain_op (p, ops))) {
       if (!enter (p)) {
          e = NULL;
          break;
       }
       chain++;
-      dj_op_t op;
-      if (p->tk == DJ_TK_STAR) {
-         op = DJ_OP_MUL;
-      } else if (p->tk == DJ_TK_SLASH) {
-         op = DJ_OP_DIV;
-      } else if (p->tk == DJ_TK_PERCENT) {
-         op = DJ_OP_MOD;
-      } else {
-         break;
-      }
       advance (p);
-      dj_expr_t *b = parse_unary (p);
-      e = b ? binary (p, op, e, b) : NULL;
+      dj_expr_t *b = operand (p);
+      e = b ? binary (p, o->op, e, b) : NULL;
    }
    p->depth -= chain;
    return e;
 }
 
 static dj_expr_t *
+parse_prod (parser_t *p)
+{
+   return parse_left_chain (p, parse_unary, prod_ops);
+}
+
+static dj_expr_t *
 parse_sum (parser_t *p)
 {
-   int chain = 0;
-   dj_expr_t *e = parse_prod (p);
-   while (e && (p->tk == DJ_TK_PLUS || p->tk == DJ_TK_MINUS || p->tk == DJ_TK_CONCAT)) {
-      if (!enter (p)) {
-         e = NULL;
-         break;
-      }
-      chain++;
-      dj_op_t op;
-      if (p->tk == DJ_TK_PLUS) {
-         op = DJ_OP_ADD;
-      } else if (p->tk == DJ_TK_MINUS) {
-         op = DJ_OP_SUB;
-      } else if (p->tk == DJ_TK_CONCAT) {
-         op = DJ_OP_CONCAT;
-      } else {
-         break;
-      }
-      advance (p);
-      dj_expr_t *b = parse_prod (p);
-      e = b ? binary (p, op, e, b) : NULL;
-   }
-   p->depth -= chain;
-   return e;
+   return parse_left_chain (p, parse_prod, sum_ops);
 }
 
 static dj_expr_t *
@@ -928,14 +932,7 @@ parse_pred (parser_t *p)
       e = new_expr (p, DJ_X_IN_LIST, a->pos);
       e->flags = neg;
       e->a = a;
-      do {
-         dj_expr_t *v = parse_expr (p);
-         if (!v) {
-            return NULL;
-         }
-         list_push (p, &e->args, v);
-      } while (accept (p, DJ_TK_COMMA));
-      return expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
+      return parse_expr_list (p, &e->args) && expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
    }
    if (accept_kw (p, "BETWEEN")) {
       e = new_expr (p, DJ_X_BETWEEN, a->pos);
@@ -1138,13 +1135,9 @@ parse_core (parser_t *p)
       if (!expect_kw (p, "BY")) {
          return NULL;
       }
-      do {
-         dj_expr_t *g = parse_expr (p);
-         if (!g) {
-            return NULL;
-         }
-         list_push (p, &s->group_by, g);
-      } while (accept (p, DJ_TK_COMMA));
+      if (!parse_expr_list (p, &s->group_by)) {
+         return NULL;
+      }
    }
    if (accept_kw (p, "HAVING") && !(s->having = parse_expr (p))) {
       return NULL;
