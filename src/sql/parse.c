@@ -409,13 +409,8 @@ parse_window (parser_t *p)
    if (!expect (p, DJ_TK_LP, "( after OVER")) {
       return NULL;
    }
-   if (accept_kw (p, "PARTITION")) {
-      if (!expect_kw (p, "BY")) {
-         return NULL;
-      }
-      if (!parse_expr_list (p, &w->partition)) {
-         return NULL;
-      }
+   if (accept_kw (p, "PARTITION") && !(expect_kw (p, "BY") && parse_expr_list (p, &w->partition))) {
+      return NULL;
    }
    if (accept_kw (p, "ORDER")) {
       if (!expect_kw (p, "BY") || !parse_order_list (p, &w->order)) {
@@ -1131,13 +1126,8 @@ parse_core (parser_t *p)
    if (accept_kw (p, "WHERE") && !(s->where = parse_expr (p))) {
       return NULL;
    }
-   if (accept_kw (p, "GROUP")) {
-      if (!expect_kw (p, "BY")) {
-         return NULL;
-      }
-      if (!parse_expr_list (p, &s->group_by)) {
-         return NULL;
-      }
+   if (accept_kw (p, "GROUP") && !(expect_kw (p, "BY") && parse_expr_list (p, &s->group_by))) {
+      return NULL;
    }
    if (accept_kw (p, "HAVING") && !(s->having = parse_expr (p))) {
       return NULL;
@@ -1445,6 +1435,31 @@ at_tconstraint (parser_t *p)
           is_kw (p, "FOREIGN");
 }
 
+/* Appends what a parser returned; false when it failed (returned NULL).
+ * CREATE TABLE's elements and ALTER TABLE ADD take the same two parsers. */
+static bool
+push_parsed (parser_t *p, dj_list_t *list, void *parsed)
+{
+   if (!parsed) {
+      return false;
+   }
+   list_push (p, list, parsed);
+   return true;
+}
+
+/* [IF NOT EXISTS], for CREATE TABLE and CREATE INDEX */
+static bool
+parse_if_not_exists (parser_t *p, dj_sql_stmt_t *st)
+{
+   if (accept_kw (p, "IF")) {
+      if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
+         return false;
+      }
+      st->if_not_exists = true;
+   }
+   return true;
+}
+
 static bool
 parse_create (parser_t *p, dj_sql_stmt_t *st)
 {
@@ -1452,13 +1467,7 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
    if (accept_kw (p, "INDEX")) {
       st->kind = DJ_STMT_CREATE_INDEX;
       st->unique = unique;
-      if (accept_kw (p, "IF")) {
-         if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
-            return false;
-         }
-         st->if_not_exists = true;
-      }
-      if (!(st->name = parse_name (p, "an index name")) || !expect_kw (p, "ON") ||
+      if (!parse_if_not_exists (p, st) || !(st->name = parse_name (p, "an index name")) || !expect_kw (p, "ON") ||
           !(st->table = parse_name (p, "a table name")) || !expect (p, DJ_TK_LP, "( to open the index keys") ||
           !parse_order_list (p, &st->columns) || !expect (p, DJ_TK_RP, ") to close the index keys")) {
          return false;
@@ -1475,28 +1484,14 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
       return false;
    }
    st->kind = DJ_STMT_CREATE_TABLE;
-   if (accept_kw (p, "IF")) {
-      if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
-         return false;
-      }
-      st->if_not_exists = true;
-   }
-   if (!(st->table = parse_name (p, "a table name")) || !expect (p, DJ_TK_LP, "( to open the column list")) {
+   if (!parse_if_not_exists (p, st) || !(st->table = parse_name (p, "a table name")) ||
+       !expect (p, DJ_TK_LP, "( to open the column list")) {
       return false;
    }
    do {
-      if (at_tconstraint (p)) {
-         dj_tconstraint_t *tc = parse_tconstraint (p);
-         if (!tc) {
-            return false;
-         }
-         list_push (p, &st->constraints, tc);
-      } else {
-         dj_coldef_t *c = parse_coldef (p);
-         if (!c) {
-            return false;
-         }
-         list_push (p, &st->coldefs, c);
+      if (!(at_tconstraint (p) ? push_parsed (p, &st->constraints, parse_tconstraint (p))
+                               : push_parsed (p, &st->coldefs, parse_coldef (p)))) {
+         return false;
       }
    } while (accept (p, DJ_TK_COMMA));
    return expect (p, DJ_TK_RP, ") to close the column list");
@@ -1546,21 +1541,11 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    if (accept_kw (p, "ADD")) {
       if (at_tconstraint (p)) {
          st->alter = DJ_ALTER_ADD_CONSTRAINT;
-         dj_tconstraint_t *tc = parse_tconstraint (p);
-         if (!tc) {
-            return false;
-         }
-         list_push (p, &st->constraints, tc);
-         return true;
+         return push_parsed (p, &st->constraints, parse_tconstraint (p));
       }
       accept_kw (p, "COLUMN");
       st->alter = DJ_ALTER_ADD_COLUMN;
-      dj_coldef_t *c = parse_coldef (p);
-      if (!c) {
-         return false;
-      }
-      list_push (p, &st->coldefs, c);
-      return true;
+      return push_parsed (p, &st->coldefs, parse_coldef (p));
    }
    if (accept_kw (p, "DROP")) {
       if (accept_kw (p, "CONSTRAINT")) {
@@ -1632,23 +1617,16 @@ parse_statement (parser_t *p, dj_sql_stmt_t *st)
       st->kind = DJ_STMT_SELECT;
       return (st->select = parse_select (p)) != NULL;
    }
-   if (accept_kw (p, "INSERT")) {
-      return parse_insert (p, st);
-   }
-   if (accept_kw (p, "UPDATE")) {
-      return parse_update (p, st);
-   }
-   if (accept_kw (p, "DELETE")) {
-      return parse_delete (p, st);
-   }
-   if (accept_kw (p, "CREATE")) {
-      return parse_create (p, st);
-   }
-   if (accept_kw (p, "DROP")) {
-      return parse_drop (p, st);
-   }
-   if (accept_kw (p, "ALTER")) {
-      return parse_alter (p, st);
+   /* the statements whose first keyword hands the rest to their own parser */
+   static const struct {
+      const char *kw;
+      bool (*parse) (parser_t *p, dj_sql_stmt_t *st);
+   } by_keyword[] = {{"INSERT", parse_insert}, {"UPDATE", parse_update}, {"DELETE", parse_delete},
+                     {"CREATE", parse_create}, {"DROP", parse_drop}, {"ALTER", parse_alter}};
+   for (size_t i = 0; i < sizeof by_keyword / sizeof by_keyword[0]; i++) {
+      if (accept_kw (p, by_keyword[i].kw)) {
+         return by_keyword[i].parse (p, st);
+      }
    }
    if (accept_kw (p, "BEGIN") || accept_kw (p, "START")) {
       st->kind = DJ_STMT_BEGIN;
