@@ -10,35 +10,19 @@
  *   topk    $sort + $limit 10                     ORDER BY amt DESC LIMIT 10
  *   lookup  $lookup customer by _id, $count       JOIN customers, COUNT(*)
  */
-#include <sqlite3.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
+#include <string.h>
 
-#include "dj_engine.h"
-
-static double
-now (void)
-{
-   struct timespec ts;
-   clock_gettime (CLOCK_MONOTONIC, &ts);
-   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
-}
+#include "bench.h"
 
 static int64_t
-engine_agg (dj_engine_t *e, const char *json)
+engine_agg (bench_t *b, const char *json)
 {
    bson_error_t err;
    bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
    if (!cmd) {
-      fprintf (stderr, "bad JSON: %s\n", err.message);
-      exit (1);
+      bench_die (b, err.message);
    }
-   if (!dj_engine_run_command (e, "bench", cmd, &reply)) {
-      char *j = bson_as_relaxed_extended_json (&reply, NULL);
-      fprintf (stderr, "engine command failed: %s\n", j);
-      exit (1);
-   }
+   bench_engine (b, cmd, &reply);
    /* count the first batch (batchSize is set large enough) */
    bson_iter_t it, bi;
    int64_t n = 0;
@@ -53,13 +37,12 @@ engine_agg (dj_engine_t *e, const char *json)
 }
 
 static int64_t
-sqlite_rows (sqlite3 *db, const char *sql)
+sqlite_rows (bench_t *b, const char *sql)
 {
    sqlite3_stmt *st;
    int64_t n = 0;
-   if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK) {
-      fprintf (stderr, "sqlite: %s\n", sqlite3_errmsg (db));
-      exit (1);
+   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
+      bench_die (b, sqlite3_errmsg (b->db));
    }
    while (sqlite3_step (st) == SQLITE_ROW) {
       (void) sqlite3_column_double (st, 0);
@@ -81,21 +64,9 @@ main (int argc, char **argv)
          n = atoi (argv[i]);
       }
    }
-   char dir[] = "/tmp/djongo-aggbench-XXXXXX";
-   if (!mkdtemp (dir)) {
-      return 1;
-   }
-   char edir[256], spath[256];
-   snprintf (edir, sizeof edir, "%s/engine", dir);
-   snprintf (spath, sizeof spath, "%s/s.db", dir);
-   bson_error_t err;
-   dj_engine_options_t opts = {.flags = DJ_ENGINE_NOSYNC};
-   dj_engine_t *e = dj_engine_open (edir, &opts, &err);
-   sqlite3 *db;
-   if (!e || sqlite3_open (spath, &db) != SQLITE_OK) {
-      fprintf (stderr, "open failed\n");
-      return 1;
-   }
+   bench_t b;
+   bench_open (&b, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   sqlite3 *db = b.db;
    sqlite3_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                      "CREATE TABLE orders (id INTEGER PRIMARY KEY, cust INTEGER, amt REAL, note TEXT);"
                      "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);", NULL, NULL, NULL);
@@ -103,15 +74,15 @@ main (int argc, char **argv)
    sqlite3_exec (db, "BEGIN", NULL, NULL, NULL);
    sqlite3_stmt *ins;
    sqlite3_prepare_v2 (db, "INSERT INTO orders VALUES (?, ?, ?, ?)", -1, &ins, NULL);
-   for (int b = 0; b < n; b += 1000) {
+   for (int first = 0; first < n; first += 1000) {
       bson_t *cmd = bson_new (), arr;
       BSON_APPEND_UTF8 (cmd, "insert", "orders");
       BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &arr);
-      for (int i = b; i < b + 1000 && i < n; i++) {
+      for (int i = first; i < first + 1000 && i < n; i++) {
          char key[16];
          bson_t d;
          double amt = (double) ((i * 7919) % 100000) / 100.0;
-         snprintf (key, sizeof key, "%d", i - b);
+         snprintf (key, sizeof key, "%d", i - first);
          bson_append_document_begin (&arr, key, -1, &d);
          BSON_APPEND_INT32 (&d, "_id", i);
          BSON_APPEND_INT32 (&d, "cust", i % 1000);
@@ -126,9 +97,7 @@ main (int argc, char **argv)
          sqlite3_reset (ins);
       }
       bson_append_array_end (cmd, &arr);
-      bson_t reply;
-      dj_engine_run_command (e, "bench", cmd, &reply);
-      bson_destroy (&reply);
+      bench_engine (&b, cmd, NULL);
       bson_destroy (cmd);
    }
    sqlite3_finalize (ins);
@@ -150,9 +119,7 @@ main (int argc, char **argv)
          sqlite3_exec (db, sql, NULL, NULL, NULL);
       }
       bson_append_array_end (cmd, &arr);
-      bson_t reply;
-      dj_engine_run_command (e, "bench", cmd, &reply);
-      bson_destroy (&reply);
+      bench_engine (&b, cmd, NULL);
       bson_destroy (cmd);
    }
    sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
@@ -169,47 +136,26 @@ main (int argc, char **argv)
       {"lookup", "{\"aggregate\": \"orders\", \"pipeline\": [{\"$lookup\": {\"from\": \"customers\", \"localField\": \"cust\", \"foreignField\": \"_id\", \"as\": \"c\"}}, {\"$unwind\": \"$c\"}, {\"$count\": \"n\"}], \"cursor\": {}}",
        "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.cust"},
    };
-   FILE *out = md ? fopen (md, "w") : NULL;
-   char head[256];
-   snprintf (head, sizeof head, "Aggregation vs SQLite %s, %d orders, 1000 customers (best of 3, seconds)\n\n", sqlite3_libversion (), n);
-   const char *th = "| workload | djongo engine (s) | SQLite (s) | engine / SQLite time |\n|---|---:|---:|---:|\n";
-   fputs (head, stdout);
-   fputs (th, stdout);
-   if (out) {
-      fprintf (out, "# %s%s", head, th);
-   }
+   bench_title (&b, "Aggregation vs SQLite %s, %d orders, 1000 customers (best of 3, seconds)\n\n", sqlite3_libversion (), n);
+   bench_print (&b, "| workload | djongo engine (s) | SQLite (s) | engine / SQLite time |\n|---|---:|---:|---:|\n");
    for (size_t w = 0; w < sizeof work / sizeof work[0]; w++) {
       double be = 1e9, bs = 1e9;
       int64_t ne = 0, ns = 0;
       for (int rep = 0; rep < 3; rep++) {
-         double t = now ();
-         ne = engine_agg (e, work[w].pipeline);
-         t = now () - t;
+         double t = bench_now ();
+         ne = engine_agg (&b, work[w].pipeline);
+         t = bench_now () - t;
          be = t < be ? t : be;
-         t = now ();
-         ns = sqlite_rows (db, work[w].sql);
-         t = now () - t;
+         t = bench_now ();
+         ns = sqlite_rows (&b, work[w].sql);
+         t = bench_now () - t;
          bs = t < bs ? t : bs;
       }
-      char line[256];
-      snprintf (line, sizeof line, "| %s | %.4f | %.4f | %.2f |\n", work[w].name, be, bs, be / bs);
-      fputs (line, stdout);
-      if (out) {
-         fputs (line, out);
-      }
+      bench_print (&b, "| %s | %.4f | %.4f | %.2f |\n", work[w].name, be, bs, be / bs);
       if (ne <= 0 || ns <= 0) {
          fprintf (stderr, "workload %s returned nothing (engine %" PRId64 ", sqlite %" PRId64 ")\n", work[w].name, ne, ns);
       }
    }
-   if (out) {
-      fclose (out);
-   }
-   sqlite3_close (db);
-   dj_engine_close (e);
-   char *rm = bson_strdup_printf ("rm -rf %s", dir);
-   if (system (rm) != 0) {
-      fprintf (stderr, "could not remove %s\n", dir);
-   }
-   bson_free (rm);
+   bench_close (&b);
    return 0;
 }

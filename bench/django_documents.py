@@ -24,6 +24,8 @@ import sys
 import tempfile
 import time
 
+from benchutil import best, report
+
 HERE = pathlib.Path(__file__).resolve().parent
 CITIES = ["Paris", "Lyon", "Berlin", "Oslo", "Rome", "Lima", "Kyiv", "Pune", "Quito", "Hanoi"]
 
@@ -67,14 +69,6 @@ def side(which, n):
                 NAddress.objects.create(entry=e, street="%d Main St" % i, city=CITIES[i % len(CITIES)])
                 NContributor.objects.bulk_create([NContributor(entry=e, name=a, role=r) for a, r in people(i)])
     timings["create %d entries (one transaction)" % n] = time.perf_counter() - t0
-
-    def best(fn, repeat=3):
-        out = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-        return min(out)
 
     def city_listing():
         if which == "djongo":
@@ -138,10 +132,7 @@ def main():
     for k in results["djongo"]:
         d, s = results["djongo"][k] * 1000, results["sqlite"][k] * 1000
         lines.append("| %s | %.1f | %.1f | %.2fx |" % (k, d, s, d / s if s else float("nan")))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if out:
-        pathlib.Path(out).write_text(text)
+    report(lines, out)
 
 
 if __name__ == "__main__":

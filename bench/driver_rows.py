@@ -15,11 +15,11 @@ import datetime
 import os
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
 
+from benchutil import best, report
 from djongo import driver
 
 CREATE = ('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" varchar(50) NOT NULL, '
@@ -32,15 +32,6 @@ SELECT_TOP = ('SELECT "t"."id", "t"."name" FROM "t" WHERE "t"."score" > %s ORDER
 def rows(n):
     base = datetime.datetime(2024, 1, 1)
     return [("name%d" % i, (i * 7919) % 1000 / 10.0, base + datetime.timedelta(seconds=i)) for i in range(n)]
-
-
-def best(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def dbapi_ops(conn, data, n, placeholder="%s"):
@@ -61,7 +52,7 @@ def dbapi_ops(conn, data, n, placeholder="%s"):
     def top():
         cur.execute(SELECT_TOP.replace("%s", placeholder), [50.0])
         cur.fetchall()
-    out = {"insert": insert, "fetch": best(fetch)[0], "top": best(top)[0]}
+    out = {"insert": insert, "fetch": best(fetch), "top": best(top)}
     conn.close()
     return out
 
@@ -103,7 +94,7 @@ def bench_server(data, n):
 
         def ptop():
             list(coll.find({"score": {"$gt": 50.0}}, {"_id": 0, "id": 1, "name": 1}).sort("score", -1).limit(100))
-        pm["fetch"], pm["top"] = best(pfetch)[0], best(ptop)[0]
+        pm["fetch"], pm["top"] = best(pfetch), best(ptop)
         client.close()
         return dj, pm
     finally:
@@ -147,11 +138,7 @@ def main():
         for op, label in (("insert", "INSERT %d rows / insert_many" % n), ("fetch", "SELECT all / find all"),
                           ("top", "WHERE > ORDER BY DESC LIMIT 100")):
             lines.append("| %s | %.3f s | %.3f s | %.2fx |" % (label, wire_dj[op], wire_pm[op], wire_dj[op] / wire_pm[op]))
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if md:
-        with open(md, "w") as f:
-            f.write(text)
+    report(lines, md)
 
 
 if __name__ == "__main__":

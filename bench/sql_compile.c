@@ -34,6 +34,32 @@ cmp64 (const void *a, const void *b)
    return x < y ? -1 : x > y;
 }
 
+/* The median time of REPEAT runs of what the driver does per statement:
+ * get a plan, bind it, drop the commands and the plan. With a cache the plan
+ * is a cache hit (released); without one it is parsed and compiled afresh
+ * (destroyed) -- the one difference between the "cached" and "cold" columns. */
+static int64_t
+median_ns (int64_t *t, int repeat, dj_plan_cache_t *cache, const char *sql, const bson_value_t *params, int n)
+{
+   size_t len = strlen (sql);
+   bson_error_t error;
+   dj_mql_t m;
+   for (int r = 0; r < repeat; r++) {
+      int64_t t0 = now_ns ();
+      dj_plan_t *plan = cache ? dj_plan_cache_get (cache, sql, len, &error) : dj_plan_new (sql, len, &error);
+      dj_plan_bind (plan, "bench", params, n, &m, &error);
+      dj_mql_cleanup (&m);
+      if (cache) {
+         dj_plan_release (plan);
+      } else {
+         dj_plan_destroy (plan);
+      }
+      t[r] = now_ns () - t0;
+   }
+   qsort (t, (size_t) repeat, sizeof *t, cmp64);
+   return t[repeat / 2];
+}
+
 int
 main (int argc, char **argv)
 {
@@ -82,28 +108,9 @@ main (int argc, char **argv)
       }
       int64_t cold = 0, cached = 0;
       if (ok) {
-         size_t len = strlen (sql);
-         for (int r = 0; r < repeat; r++) {
-            int64_t t0 = now_ns ();
-            dj_plan_t *plan = dj_plan_new (sql, len, &error);
-            dj_plan_bind (plan, "bench", params, n, &m, &error);
-            dj_mql_cleanup (&m);
-            dj_plan_destroy (plan);
-            t[r] = now_ns () - t0;
-         }
-         qsort (t, (size_t) repeat, sizeof *t, cmp64);
-         cold = t[repeat / 2];
-         dj_plan_release (dj_plan_cache_get (cache, sql, len, &error)); /* warm */
-         for (int r = 0; r < repeat; r++) {
-            int64_t t0 = now_ns ();
-            dj_plan_t *plan = dj_plan_cache_get (cache, sql, len, &error);
-            dj_plan_bind (plan, "bench", params, n, &m, &error);
-            dj_mql_cleanup (&m);
-            dj_plan_release (plan);
-            t[r] = now_ns () - t0;
-         }
-         qsort (t, (size_t) repeat, sizeof *t, cmp64);
-         cached = t[repeat / 2];
+         cold = median_ns (t, repeat, NULL, sql, params, n);
+         dj_plan_release (dj_plan_cache_get (cache, sql, strlen (sql), &error)); /* warm */
+         cached = median_ns (t, repeat, cache, sql, params, n);
       }
       printf ("{\"i\": %d, \"ok\": %s, \"cold_ns\": %lld, \"cached_ns\": %lld}\n", i, ok ? "true" : "false",
               (long long) cold, (long long) cached);

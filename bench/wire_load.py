@@ -19,6 +19,8 @@ import time
 
 import pymongo
 
+from benchutil import report
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -98,11 +100,7 @@ def main():
     lines.append("| **all** | **%d** | **%.0f** |" % (ops, ops / elapsed))
     lines += ["", "errors: %d; acknowledged inserts %d, found %d, found after a restart %d" % (
         len(errors), len(ids), found, found_after_restart)]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.markdown:
-        with open(a.markdown, "w") as f:
-            f.write(text)
+    report(lines, a.markdown)
     if errors or found != len(ids) or found_after_restart != len(ids):
         print("FAILED:", errors[:5])
         sys.exit(1)

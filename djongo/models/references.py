@@ -205,14 +205,23 @@ class _ReverseManager(_QuerysetManager):
         self.add(*owners)
 
 
-class _ForwardDescriptor:
+class _ManagerDescriptor:
+    """On an instance, a manager (the class's `manager`) of its related
+    objects, made afresh at each access as Django's related managers are;
+    on the class, the descriptor itself."""
+    manager = None
+
     def __init__(self, field):
         self.field = field
 
     def __get__(self, instance, owner):
         if instance is None:
             return self
-        return _ForwardManager(instance, self.field)
+        return self.manager(instance, self.field)
+
+
+class _ForwardDescriptor(_ManagerDescriptor):
+    manager = _ForwardManager
 
     def __set__(self, instance, value):
         # assigning keys or objects sets the array (saved with the owner),
@@ -220,11 +229,5 @@ class _ForwardDescriptor:
         setattr(instance, self.field.attname, self.field.to_python(value))
 
 
-class _ReverseDescriptor:
-    def __init__(self, field):
-        self.field = field
-
-    def __get__(self, instance, owner):
-        if instance is None:
-            return self
-        return _ReverseManager(instance, self.field)
+class _ReverseDescriptor(_ManagerDescriptor):
+    manager = _ReverseManager

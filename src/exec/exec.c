@@ -451,37 +451,16 @@ max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_err
 static bool
 take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *last, bson_error_t *error)
 {
-   bson_t cmd = BSON_INITIALIZER, q, pipe, st, set, add, aa, mx, ma, ifn, ia, reply;
-   BSON_APPEND_UTF8 (&cmd, "findAndModify", DJ_TABLES_COLLECTION);
-   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "query", &q);
-   BSON_APPEND_UTF8 (&q, "table", table);
-   bson_append_document_end (&cmd, &q);
-   /* [{$set: {seq: {$add: [{$max: [{$ifNull: ["$seq", 0]}, maxid]}, n]}}}] */
-   BSON_APPEND_ARRAY_BEGIN (&cmd, "update", &pipe);
-   BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, "seq", &add);
-   BSON_APPEND_ARRAY_BEGIN (&add, "$add", &aa);
-   BSON_APPEND_DOCUMENT_BEGIN (&aa, "0", &mx);
-   BSON_APPEND_ARRAY_BEGIN (&mx, "$max", &ma);
-   BSON_APPEND_DOCUMENT_BEGIN (&ma, "0", &ifn);
-   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-   BSON_APPEND_UTF8 (&ia, "0", "$seq");
-   BSON_APPEND_INT64 (&ia, "1", 0);
-   bson_append_array_end (&ifn, &ia);
-   bson_append_document_end (&ma, &ifn);
-   BSON_APPEND_INT64 (&ma, "1", maxid);
-   bson_append_array_end (&mx, &ma);
-   bson_append_document_end (&aa, &mx);
-   BSON_APPEND_INT64 (&aa, "1", n);
-   bson_append_array_end (&add, &aa);
-   bson_append_document_end (&set, &add);
-   bson_append_document_end (&st, &set);
-   bson_append_document_end (&pipe, &st);
-   bson_append_array_end (&cmd, &pipe);
-   BSON_APPEND_BOOL (&cmd, "new", true);
-   BSON_APPEND_BOOL (&cmd, "upsert", true);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   /* the command written in its own shape (BCON) rather than as a begin/end
+    * call per nested level; the values are typed (BCON_UTF8 ...), so that no
+    * table or column name can be read as BCON's "{" or "[" */
+   bson_t reply, *cmd = BCON_NEW (
+      "findAndModify", BCON_UTF8 (DJ_TABLES_COLLECTION), "query", "{", "table", BCON_UTF8 (table), "}",
+      /* [{$set: {seq: {$add: [{$max: [{$ifNull: ["$seq", 0]}, maxid]}, n]}}}] */
+      "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[", BCON_UTF8 ("$seq"),
+      BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), "]", "}", BCON_INT64 (n), "]", "}", "}", "}", "]",
+      "new", BCON_BOOL (true), "upsert", BCON_BOOL (true));
+   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
    bson_iter_t it;
    if (ok) {
       if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "value.seq", &it) && BSON_ITER_HOLDS_NUMBER (&it)) {
@@ -491,7 +470,7 @@ take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *la
       }
    }
    bson_destroy (&reply);
-   bson_destroy (&cmd);
+   bson_destroy (cmd);
    return ok;
 }
 
@@ -531,25 +510,13 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
          }
       }
    }
-   bson_t cmd = BSON_INITIALIZER, ups, up, q, u, set, reply;
-   BSON_APPEND_UTF8 (&cmd, "update", DJ_TABLES_COLLECTION);
-   BSON_APPEND_ARRAY_BEGIN (&cmd, "updates", &ups);
-   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", m->collection);
-   bson_append_document_end (&up, &q);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   BSON_APPEND_DOCUMENT_BEGIN (&u, "$setOnInsert", &set);
-   BSON_APPEND_UTF8 (&set, "auto", col);
-   BSON_APPEND_INT64 (&set, "seq", 0);
-   bson_append_document_end (&u, &set);
-   bson_append_document_end (&up, &u);
-   BSON_APPEND_BOOL (&up, "upsert", true);
-   bson_append_document_end (&ups, &up);
-   bson_append_array_end (&cmd, &ups);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bson_t reply, *cmd = BCON_NEW ("update", BCON_UTF8 (DJ_TABLES_COLLECTION), "updates", "[", "{", /* see take_ids */
+                                  "q", "{", "table", BCON_UTF8 (m->collection), "}",
+                                  "u", "{", "$setOnInsert", "{", "auto", BCON_UTF8 (col), "seq", BCON_INT64 (0), "}", "}",
+                                  "upsert", BCON_BOOL (true), "}", "]");
+   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
    bson_destroy (&reply);
-   bson_destroy (&cmd);
+   bson_destroy (cmd);
    bson_reinit (x->tables); /* the entry is there now */
    return ok;
 }

@@ -470,6 +470,20 @@ conn_enter (ConnectionObject *self)
    return true;
 }
 
+/* A method's arguments (a PyArg_ParseTuple format), then the connection
+ * (conn_enter): how execute() and command() begin. (insertmany() cannot:
+ * it reads the caller's sequence, which may run Python code that uses this
+ * connection, before it takes the connection.) */
+static bool
+conn_enter_args (ConnectionObject *self, PyObject *args, const char *format, ...)
+{
+   va_list ap;
+   va_start (ap, format);
+   int parsed = PyArg_VaParse (args, format, ap);
+   va_end (ap);
+   return parsed && conn_enter (self);
+}
+
 /* A statement's MongoDB commands as a tuple of relaxed Extended JSON
  * strings (new reference), or NULL with a Python error. */
 static PyObject *
@@ -709,10 +723,7 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    const char *sql;
    Py_ssize_t sql_len;
    PyObject *params;
-   if (!PyArg_ParseTuple (args, "s#O", &sql, &sql_len, &params)) {
-      return NULL;
-   }
-   if (!conn_enter (self)) {
+   if (!conn_enter_args (self, args, "s#O", &sql, &sql_len, &params)) {
       return NULL;
    }
    PyObject *result = NULL;
@@ -864,10 +875,7 @@ Connection_command (ConnectionObject *self, PyObject *args)
 {
    const char *db;
    PyObject *cmd;
-   if (!PyArg_ParseTuple (args, "sO!", &db, &PyDict_Type, &cmd)) {
-      return NULL;
-   }
-   if (!conn_enter (self)) {
+   if (!conn_enter_args (self, args, "sO!", &db, &PyDict_Type, &cmd)) {
       return NULL;
    }
    PyObject *result = NULL;

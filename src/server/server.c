@@ -51,39 +51,22 @@ dj_server_log (const struct dj_server *srv, const char *fmt, ...)
 
 /* ---- I/O ------------------------------------------------------------------- */
 
+/* Receives (sending false) or sends exactly n bytes at p; false when the
+ * peer has gone or the socket failed. One loop for both directions: the
+ * same partial transfers, the same retry after a signal (EINTR). */
 static bool
-read_all (int fd, uint8_t *p, size_t n)
+transfer_all (int fd, uint8_t *p, size_t n, bool sending)
 {
    while (n) {
-      ssize_t r = recv (fd, p, n, 0);
-      if (r == 0) {
-         return false;
+      ssize_t r = sending ? send (fd, p, n, MSG_NOSIGNAL) : recv (fd, p, n, 0);
+      if (r < 0 && errno == EINTR) {
+         continue;
       }
-      if (r < 0) {
-         if (errno == EINTR) {
-            continue;
-         }
+      if (r <= 0) { /* 0: recv's end of stream */
          return false;
       }
       p += r;
       n -= (size_t) r;
-   }
-   return true;
-}
-
-static bool
-write_all (int fd, const uint8_t *p, size_t n)
-{
-   while (n) {
-      ssize_t w = send (fd, p, n, MSG_NOSIGNAL);
-      if (w < 0) {
-         if (errno == EINTR) {
-            continue;
-         }
-         return false;
-      }
-      p += w;
-      n -= (size_t) w;
    }
    return true;
 }
@@ -125,7 +108,7 @@ conn_main (void *arg)
       uint8_t head[DJ_WIRE_HEADER];
       dj_wire_header_t h;
       bson_error_t error = {0};
-      if (!read_all (c->fd, head, sizeof head)) {
+      if (!transfer_all (c->fd, head, sizeof head, false)) {
          break; /* the client left (or we are stopping) */
       }
       if (!dj_wire_read_header (head, &h, &error)) {
@@ -135,7 +118,7 @@ conn_main (void *arg)
       /* header and body in one buffer: OP_MSG's checksum covers both */
       msg = bson_malloc ((size_t) h.length);
       memcpy (msg, head, sizeof head);
-      if (!read_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER)) {
+      if (!transfer_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, false)) {
          dj_server_log (srv, "conn%lld %s: truncated message; closing", (long long) c->id, c->peer);
          break;
       }
@@ -153,7 +136,7 @@ conn_main (void *arg)
       if (reply_wanted) {
          out.len = 0;
          dj_wire_reply (&h, &req, &reply, atomic_fetch_add (&srv->next_request_id, 1), &out);
-         ok = write_all (c->fd, out.data, out.len);
+         ok = transfer_all (c->fd, out.data, out.len, true);
       }
       bson_destroy (&reply);
       dj_wire_request_cleanup (&req);

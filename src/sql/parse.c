@@ -293,6 +293,21 @@ static dj_expr_t *parse_expr (parser_t *p);
 static dj_select_t *parse_select (parser_t *p);
 static dj_expr_t *parse_sum (parser_t *p);
 
+/* expr [, expr ...] appended to `list`: window partitions, GROUP BY,
+ * function arguments and IN lists are all this. */
+static bool
+parse_expr_list (parser_t *p, dj_list_t *list)
+{
+   do {
+      dj_expr_t *e = parse_expr (p);
+      if (!e) {
+         return false;
+      }
+      list_push (p, list, e);
+   } while (accept (p, DJ_TK_COMMA));
+   return true;
+}
+
 static bool
 enter (parser_t *p)
 {
@@ -394,17 +409,8 @@ parse_window (parser_t *p)
    if (!expect (p, DJ_TK_LP, "( after OVER")) {
       return NULL;
    }
-   if (accept_kw (p, "PARTITION")) {
-      if (!expect_kw (p, "BY")) {
-         return NULL;
-      }
-      do {
-         dj_expr_t *e = parse_expr (p);
-         if (!e) {
-            return NULL;
-         }
-         list_push (p, &w->partition, e);
-      } while (accept (p, DJ_TK_COMMA));
+   if (accept_kw (p, "PARTITION") && !(expect_kw (p, "BY") && parse_expr_list (p, &w->partition))) {
+      return NULL;
    }
    if (accept_kw (p, "ORDER")) {
       if (!expect_kw (p, "BY") || !parse_order_list (p, &w->order)) {
@@ -473,13 +479,9 @@ parse_function (parser_t *p, char *name, size_t pos)
       } else {
          accept_kw (p, "ALL");
       }
-      do {
-         dj_expr_t *a = parse_expr (p);
-         if (!a) {
-            return NULL;
-         }
-         list_push (p, &e->args, a);
-      } while (accept (p, DJ_TK_COMMA));
+      if (!parse_expr_list (p, &e->args)) {
+         return NULL;
+      }
    }
    if (!expect (p, DJ_TK_RP, ") to close the argument list")) {
       return NULL;
@@ -794,63 +796,60 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
 /* A chain a op b op c ... builds a left-deep tree, one level per operator:
  * each operator takes one step of the depth budget (enter), given back when
  * the chain ends, so DJ_SQL_MAX_DEPTH bounds the height of the tree and not
- * only the parser's own recursion -- the compiler walks trees recursively. */
+ * only the parser's own recursion -- the compiler walks trees recursively.
+ * The products' and the sums' chains differ only in their operators and
+ * operands, hence one loop over a table for both (AND/OR chains are
+ * flattened instead: parse_chain). */
+typedef struct {
+   dj_token_type_t tk;
+   dj_op_t op;
+} binop_t;
+
+/* each table ends at DJ_TK_EOF, which is no operator */
+static const binop_t prod_ops[] = {{DJ_TK_STAR, DJ_OP_MUL}, {DJ_TK_SLASH, DJ_OP_DIV}, {DJ_TK_PERCENT, DJ_OP_MOD}, {DJ_TK_EOF}};
+static const binop_t sum_ops[] = {{DJ_TK_PLUS, DJ_OP_ADD}, {DJ_TK_MINUS, DJ_OP_SUB}, {DJ_TK_CONCAT, DJ_OP_CONCAT}, {DJ_TK_EOF}};
+
+static const binop_t *
+chain_op (const parser_t *p, const binop_t *ops)
+{
+   for (; ops->tk != DJ_TK_EOF; ops++) {
+      if (p->tk == ops->tk) {
+         return ops;
+      }
+   }
+   return NULL;
+}
+
 static dj_expr_t *
-parse_prod (parser_t *p)
+parse_left_chain (parser_t *p, dj_expr_t *(*operand) (parser_t *), const binop_t *ops)
 {
    int chain = 0;
-   dj_expr_t *e = parse_unary (p);
-   while (e && (p->tk == DJ_TK_STAR || p->tk == DJ_TK_SLASH || p->tk == DJ_TK_PERCENT)) {
+   dj_expr_t *e = operand (p);
+   const binop_t *o;
+   while (e && (o = chain_op (p, ops))) {
       if (!enter (p)) {
          e = NULL;
          break;
       }
       chain++;
-      dj_op_t op;
-      if (p->tk == DJ_TK_STAR) {
-         op = DJ_OP_MUL;
-      } else if (p->tk == DJ_TK_SLASH) {
-         op = DJ_OP_DIV;
-      } else if (p->tk == DJ_TK_PERCENT) {
-         op = DJ_OP_MOD;
-      } else {
-         break;
-      }
       advance (p);
-      dj_expr_t *b = parse_unary (p);
-      e = b ? binary (p, op, e, b) : NULL;
+      dj_expr_t *b = operand (p);
+      e = b ? binary (p, o->op, e, b) : NULL;
    }
    p->depth -= chain;
    return e;
 }
 
 static dj_expr_t *
+parse_prod (parser_t *p)
+{
+   return parse_left_chain (p, parse_unary, prod_ops);
+}
+
+static dj_expr_t *
 parse_sum (parser_t *p)
 {
-   int chain = 0;
-   dj_expr_t *e = parse_prod (p);
-   while (e && (p->tk == DJ_TK_PLUS || p->tk == DJ_TK_MINUS || p->tk == DJ_TK_CONCAT)) {
-      if (!enter (p)) {
-         e = NULL;
-         break;
-      }
-      chain++;
-      dj_op_t op;
-      if (p->tk == DJ_TK_PLUS) {
-         op = DJ_OP_ADD;
-      } else if (p->tk == DJ_TK_MINUS) {
-         op = DJ_OP_SUB;
-      } else if (p->tk == DJ_TK_CONCAT) {
-         op = DJ_OP_CONCAT;
-      } else {
-         break;
-      }
-      advance (p);
-      dj_expr_t *b = parse_prod (p);
-      e = b ? binary (p, op, e, b) : NULL;
-   }
-   p->depth -= chain;
-   return e;
+   return parse_left_chain (p, parse_prod, sum_ops);
 }
 
 static dj_expr_t *
@@ -928,14 +927,7 @@ parse_pred (parser_t *p)
       e = new_expr (p, DJ_X_IN_LIST, a->pos);
       e->flags = neg;
       e->a = a;
-      do {
-         dj_expr_t *v = parse_expr (p);
-         if (!v) {
-            return NULL;
-         }
-         list_push (p, &e->args, v);
-      } while (accept (p, DJ_TK_COMMA));
-      return expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
+      return parse_expr_list (p, &e->args) && expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
    }
    if (accept_kw (p, "BETWEEN")) {
       e = new_expr (p, DJ_X_BETWEEN, a->pos);
@@ -1134,17 +1126,8 @@ parse_core (parser_t *p)
    if (accept_kw (p, "WHERE") && !(s->where = parse_expr (p))) {
       return NULL;
    }
-   if (accept_kw (p, "GROUP")) {
-      if (!expect_kw (p, "BY")) {
-         return NULL;
-      }
-      do {
-         dj_expr_t *g = parse_expr (p);
-         if (!g) {
-            return NULL;
-         }
-         list_push (p, &s->group_by, g);
-      } while (accept (p, DJ_TK_COMMA));
+   if (accept_kw (p, "GROUP") && !(expect_kw (p, "BY") && parse_expr_list (p, &s->group_by))) {
+      return NULL;
    }
    if (accept_kw (p, "HAVING") && !(s->having = parse_expr (p))) {
       return NULL;
@@ -1452,6 +1435,31 @@ at_tconstraint (parser_t *p)
           is_kw (p, "FOREIGN");
 }
 
+/* Appends what a parser returned; false when it failed (returned NULL).
+ * CREATE TABLE's elements and ALTER TABLE ADD take the same two parsers. */
+static bool
+push_parsed (parser_t *p, dj_list_t *list, void *parsed)
+{
+   if (!parsed) {
+      return false;
+   }
+   list_push (p, list, parsed);
+   return true;
+}
+
+/* [IF NOT EXISTS], for CREATE TABLE and CREATE INDEX */
+static bool
+parse_if_not_exists (parser_t *p, dj_sql_stmt_t *st)
+{
+   if (accept_kw (p, "IF")) {
+      if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
+         return false;
+      }
+      st->if_not_exists = true;
+   }
+   return true;
+}
+
 static bool
 parse_create (parser_t *p, dj_sql_stmt_t *st)
 {
@@ -1459,13 +1467,7 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
    if (accept_kw (p, "INDEX")) {
       st->kind = DJ_STMT_CREATE_INDEX;
       st->unique = unique;
-      if (accept_kw (p, "IF")) {
-         if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
-            return false;
-         }
-         st->if_not_exists = true;
-      }
-      if (!(st->name = parse_name (p, "an index name")) || !expect_kw (p, "ON") ||
+      if (!parse_if_not_exists (p, st) || !(st->name = parse_name (p, "an index name")) || !expect_kw (p, "ON") ||
           !(st->table = parse_name (p, "a table name")) || !expect (p, DJ_TK_LP, "( to open the index keys") ||
           !parse_order_list (p, &st->columns) || !expect (p, DJ_TK_RP, ") to close the index keys")) {
          return false;
@@ -1482,28 +1484,14 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
       return false;
    }
    st->kind = DJ_STMT_CREATE_TABLE;
-   if (accept_kw (p, "IF")) {
-      if (!expect_kw (p, "NOT") || !expect_kw (p, "EXISTS")) {
-         return false;
-      }
-      st->if_not_exists = true;
-   }
-   if (!(st->table = parse_name (p, "a table name")) || !expect (p, DJ_TK_LP, "( to open the column list")) {
+   if (!parse_if_not_exists (p, st) || !(st->table = parse_name (p, "a table name")) ||
+       !expect (p, DJ_TK_LP, "( to open the column list")) {
       return false;
    }
    do {
-      if (at_tconstraint (p)) {
-         dj_tconstraint_t *tc = parse_tconstraint (p);
-         if (!tc) {
-            return false;
-         }
-         list_push (p, &st->constraints, tc);
-      } else {
-         dj_coldef_t *c = parse_coldef (p);
-         if (!c) {
-            return false;
-         }
-         list_push (p, &st->coldefs, c);
+      if (!(at_tconstraint (p) ? push_parsed (p, &st->constraints, parse_tconstraint (p))
+                               : push_parsed (p, &st->coldefs, parse_coldef (p)))) {
+         return false;
       }
    } while (accept (p, DJ_TK_COMMA));
    return expect (p, DJ_TK_RP, ") to close the column list");
@@ -1553,21 +1541,11 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    if (accept_kw (p, "ADD")) {
       if (at_tconstraint (p)) {
          st->alter = DJ_ALTER_ADD_CONSTRAINT;
-         dj_tconstraint_t *tc = parse_tconstraint (p);
-         if (!tc) {
-            return false;
-         }
-         list_push (p, &st->constraints, tc);
-         return true;
+         return push_parsed (p, &st->constraints, parse_tconstraint (p));
       }
       accept_kw (p, "COLUMN");
       st->alter = DJ_ALTER_ADD_COLUMN;
-      dj_coldef_t *c = parse_coldef (p);
-      if (!c) {
-         return false;
-      }
-      list_push (p, &st->coldefs, c);
-      return true;
+      return push_parsed (p, &st->coldefs, parse_coldef (p));
    }
    if (accept_kw (p, "DROP")) {
       if (accept_kw (p, "CONSTRAINT")) {
@@ -1639,23 +1617,16 @@ parse_statement (parser_t *p, dj_sql_stmt_t *st)
       st->kind = DJ_STMT_SELECT;
       return (st->select = parse_select (p)) != NULL;
    }
-   if (accept_kw (p, "INSERT")) {
-      return parse_insert (p, st);
-   }
-   if (accept_kw (p, "UPDATE")) {
-      return parse_update (p, st);
-   }
-   if (accept_kw (p, "DELETE")) {
-      return parse_delete (p, st);
-   }
-   if (accept_kw (p, "CREATE")) {
-      return parse_create (p, st);
-   }
-   if (accept_kw (p, "DROP")) {
-      return parse_drop (p, st);
-   }
-   if (accept_kw (p, "ALTER")) {
-      return parse_alter (p, st);
+   /* the statements whose first keyword hands the rest to their own parser */
+   static const struct {
+      const char *kw;
+      bool (*parse) (parser_t *p, dj_sql_stmt_t *st);
+   } by_keyword[] = {{"INSERT", parse_insert}, {"UPDATE", parse_update}, {"DELETE", parse_delete},
+                     {"CREATE", parse_create}, {"DROP", parse_drop}, {"ALTER", parse_alter}};
+   for (size_t i = 0; i < sizeof by_keyword / sizeof by_keyword[0]; i++) {
+      if (accept_kw (p, by_keyword[i].kw)) {
+         return by_keyword[i].parse (p, st);
+      }
    }
    if (accept_kw (p, "BEGIN") || accept_kw (p, "START")) {
       st->kind = DJ_STMT_BEGIN;

@@ -87,6 +87,17 @@ quoted (const char *z, size_t n, char q)
    return 0;
 }
 
+/* An operator that a second character can extend: `two` when z[1] is c2
+ * (the longest match: "<=" is one token), else `one`. One rule for the
+ * operators below; inline, as the tokenizer's switch is its hot path. */
+static inline size_t
+one_or_two (const char *z, size_t n, char c2, dj_token_type_t two, dj_token_type_t one, dj_token_type_t *type)
+{
+   bool pair = n > 1 && z[1] == c2;
+   *type = pair ? two : one;
+   return pair ? 2 : 1;
+}
+
 size_t
 dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
 {
@@ -154,12 +165,7 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
       *type = i > 2 ? DJ_TK_QID : DJ_TK_ILLEGAL; /* "" is not a name */
       return i ? i : n;
    case CC_MINUS:
-      if (n > 1 && z[1] == '>') {
-         *type = DJ_TK_ARROW; /* col -> 'key': a path into a document */
-         return 2;
-      }
-      *type = DJ_TK_MINUS;
-      return 1;
+      return one_or_two (z, n, '>', DJ_TK_ARROW, DJ_TK_MINUS, type); /* col -> 'key': a path into a document */
    case CC_SLASH:
       *type = DJ_TK_SLASH;
       return 1;
@@ -167,36 +173,19 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
    case CC_RP: *type = DJ_TK_RP; return 1;
    case CC_COMMA: *type = DJ_TK_COMMA; return 1;
    case CC_SEMI: *type = DJ_TK_SEMI; return 1;
-   case CC_EQ:
-      *type = DJ_TK_EQ;
-      return (n > 1 && z[1] == '=') ? 2 : 1;
+   case CC_EQ: return one_or_two (z, n, '=', DJ_TK_EQ, DJ_TK_EQ, type); /* == is = */
    case CC_LT:
-      if (n > 1 && z[1] == '=') { *type = DJ_TK_LE; return 2; }
       if (n > 1 && z[1] == '>') { *type = DJ_TK_NE; return 2; }
-      *type = DJ_TK_LT;
-      return 1;
-   case CC_GT:
-      if (n > 1 && z[1] == '=') { *type = DJ_TK_GE; return 2; }
-      *type = DJ_TK_GT;
-      return 1;
-   case CC_BANG:
-      if (n > 1 && z[1] == '=') { *type = DJ_TK_NE; return 2; }
-      *type = DJ_TK_ILLEGAL;
-      return 1;
+      return one_or_two (z, n, '=', DJ_TK_LE, DJ_TK_LT, type);
+   case CC_GT: return one_or_two (z, n, '=', DJ_TK_GE, DJ_TK_GT, type);
+   case CC_BANG: return one_or_two (z, n, '=', DJ_TK_NE, DJ_TK_ILLEGAL, type);
    case CC_PLUS: *type = DJ_TK_PLUS; return 1;
    case CC_STAR: *type = DJ_TK_STAR; return 1;
    case CC_PERCENT:
       if (n > 1 && z[1] == 's') { *type = DJ_TK_PARAM; return 2; }
-      *type = DJ_TK_PERCENT;
-      return (n > 1 && z[1] == '%') ? 2 : 1; /* %% is Django's escaped % */
-   case CC_PIPE:
-      if (n > 1 && z[1] == '|') { *type = DJ_TK_CONCAT; return 2; }
-      *type = DJ_TK_ILLEGAL;
-      return 1;
-   case CC_TILDE:
-      if (n > 1 && z[1] == '*') { *type = DJ_TK_TILDE_STAR; return 2; }
-      *type = DJ_TK_TILDE;
-      return 1;
+      return one_or_two (z, n, '%', DJ_TK_PERCENT, DJ_TK_PERCENT, type); /* %% is Django's escaped % */
+   case CC_PIPE: return one_or_two (z, n, '|', DJ_TK_CONCAT, DJ_TK_ILLEGAL, type);
+   case CC_TILDE: return one_or_two (z, n, '*', DJ_TK_TILDE_STAR, DJ_TK_TILDE, type);
    default:
       *type = DJ_TK_ILLEGAL;
       return 1;

@@ -44,6 +44,7 @@ load_params (const char *json, bson_t *holder, bson_value_t **values, int *n, bs
    *values = NULL;
    *n = 0;
    if (!ok) {
+      bson_init (holder); /* libbson destroyed what it had parsed: the caller's bson_destroy must find a document */
       return false;
    }
    bson_iter_t it, a;
@@ -53,6 +54,20 @@ load_params (const char *json, bson_t *holder, bson_value_t **values, int *n, bs
    while (bson_iter_next (&a)) {
       *values = bson_realloc (*values, sizeof **values * (size_t) (*n + 1));
       (*values)[(*n)++] = *bson_iter_value (&a); /* borrowed from holder */
+   }
+   return true;
+}
+
+/* load_params for --params: a bad value is reported here, for both modes,
+ * and the holder is then destroyed (nothing to clean up but the caller's). */
+static bool
+cli_params (const char *json, bson_t *holder, bson_value_t **values, int *n)
+{
+   bson_error_t error;
+   if (!load_params (json, holder, values, n, &error)) {
+      fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
+      bson_destroy (holder);
+      return false;
    }
    return true;
 }
@@ -120,9 +135,7 @@ translate (const char *sql, const char *params_json, const char *db)
    bson_t holder;
    bson_value_t *params;
    int n;
-   if (!load_params (params_json, &holder, &params, &n, &error)) {
-      fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
-      bson_destroy (&holder);
+   if (!cli_params (params_json, &holder, &params, &n)) {
       return 2;
    }
    int rc = 0;
@@ -331,9 +344,7 @@ main (int argc, char **argv)
       bson_t holder;
       bson_value_t *params;
       int n;
-      if (!load_params (params_json, &holder, &params, &n, &error)) {
-         fprintf (stderr, "djongo-sql: bad --params: %s\n", error.message);
-         bson_destroy (&holder);
+      if (!cli_params (params_json, &holder, &params, &n)) {
          dj_plan_cache_destroy (s.plans);
          dj_exec_destroy (s.exec);
          dj_transport_close (tr);

@@ -217,13 +217,9 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    bool ok;
 
    switch (op) {
-   case DJ_TXN_ACTIVE:
+   case DJ_TXN_ACTIVE: /* answered by dj_transport_txn */
       return t->root != NULL;
-   case DJ_TXN_BEGIN:
-      if (t->root) {
-         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation,
-                              "cannot start a transaction within a transaction");
-      }
+   case DJ_TXN_BEGIN: /* none open: dj_transport_txn checked */
       t->root = dj_engine_txn_begin (t->engine, NULL, error);
       t->implicit_root = false;
       return t->root != NULL;
@@ -296,13 +292,9 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
 {
    bool ok;
    switch (op) {
-   case DJ_TXN_ACTIVE:
+   case DJ_TXN_ACTIVE: /* answered by dj_transport_txn */
       return t->session != NULL;
-   case DJ_TXN_BEGIN:
-      if (t->session) {
-         return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation,
-                              "cannot start a transaction within a transaction");
-      }
+   case DJ_TXN_BEGIN: /* none open: dj_transport_txn checked */
       if (!(t->session = mongoc_client_start_session (t->client, NULL, error))) {
          return false;
       }
@@ -344,6 +336,15 @@ bool
 dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
+   /* what a transaction is open means, and that BEGIN inside one is refused
+    * (as MongoDB and SQLite refuse it), is the same rule on both transports */
+   bool active = t->engine ? t->root != NULL : t->session != NULL;
+   if (op == DJ_TXN_ACTIVE) {
+      return active;
+   }
+   if (op == DJ_TXN_BEGIN && active) {
+      return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation, "cannot start a transaction within a transaction");
+   }
    if (t->engine) {
       return embedded_txn (t, op, name, error);
    }

@@ -86,6 +86,24 @@ def log_in(b, url, path, expect):
     assert wait_text(b, expect)
 
 
+def engine(data):
+    """The site's database from this process, through the DB-API driver's
+    MongoDB commands (not through Django); a context manager that closes it."""
+    return driver.connect(str(data), db="publishing", autocommit=True)
+
+
+def fill(b, fields):
+    """Sets the form's inputs, by id, in order: each is cleared (it may hold
+    a default, the value being edited, or the input of a form shown again
+    with its errors), then typed into as a person would."""
+    from selenium.webdriver.common.by import By
+
+    for id_, text in fields.items():
+        field = b.find_element(By.ID, id_)
+        field.clear()
+        field.send_keys(text)
+
+
 def test_admin_in_a_browser(site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -104,13 +122,8 @@ def test_admin_in_a_browser(site, browser):
     # add
     b.get(url + "/admin/blog/entry/add/")
     Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
-    b.find_element(By.ID, "id_headline").send_keys("Soup from the browser")
-    b.find_element(By.ID, "id_body_text").send_keys("Leeks and potatoes.")
-    b.find_element(By.ID, "id_pub_date_0").send_keys("2026-02-03")
-    b.find_element(By.ID, "id_pub_date_1").send_keys("08:15:00")
-    rating = b.find_element(By.ID, "id_rating")
-    rating.clear()
-    rating.send_keys("4")
+    fill(b, {"id_headline": "Soup from the browser", "id_body_text": "Leeks and potatoes.", "id_pub_date_0": "2026-02-03",
+             "id_pub_date_1": "08:15:00", "id_rating": "4"})
     Select(b.find_element(By.ID, "id_tags_from")).select_by_visible_text("food")
     b.find_element(By.ID, "id_tags_add").click()
     b.find_element(By.NAME, "_save").click()
@@ -118,21 +131,15 @@ def test_admin_in_a_browser(site, browser):
 
     # edit: first an invalid URL (the error is shown, nothing saved), then a valid edit
     b.find_element(By.LINK_TEXT, "Soup from the browser").click()
-    b.find_element(By.ID, "id_website").send_keys("not a url")
+    fill(b, {"id_website": "not a url"})
     b.find_element(By.NAME, "_save").click()
     assert wait_text(b, "Enter a valid URL.")
-    website = b.find_element(By.ID, "id_website")
-    website.clear()
-    website.send_keys("https://soup.example.com")
-    headline = b.find_element(By.ID, "id_headline")
-    headline.clear()
-    headline.send_keys("Soup from the browser, edited")
+    fill(b, {"id_website": "https://soup.example.com", "id_headline": "Soup from the browser, edited"})
     b.find_element(By.NAME, "_save").click()
     assert wait_text(b, "was changed successfully")
 
     # the documents, from another process, through MongoDB commands
-    conn = driver.connect(str(data), db="publishing", autocommit=True)
-    try:
+    with engine(data) as conn:
         docs = conn.command({"find": "blog_entry", "filter": {"headline": "Soup from the browser, edited"}})
         (doc,) = docs["cursor"]["firstBatch"]
         assert doc["rating"] == 4 and doc["website"] == "https://soup.example.com"
@@ -143,29 +150,21 @@ def test_admin_in_a_browser(site, browser):
         food = conn.command({"find": "blog_tag", "filter": {"name": "food"}})["cursor"]["firstBatch"][0]
         assert [t["tag_id"] for t in tags] == [food["id"]]
         entry_id = doc["id"]
-    finally:
-        conn.close()
 
     # delete
     b.get(url + "/admin/blog/entry/%d/delete/" % entry_id)
     b.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     assert wait_text(b, "was deleted successfully")
-    conn = driver.connect(str(data), db="publishing", autocommit=True)
-    try:
+    with engine(data) as conn:
         assert conn.command({"count": "blog_entry", "query": {"id": entry_id}})["n"] == 0
         assert conn.command({"count": "blog_entry_tags", "query": {"entry_id": entry_id}})["n"] == 0
         assert conn.command({"count": "blog_entry", "query": {}})["n"] == 4
-    finally:
-        conn.close()
 
 
 def find_entry(data, headline):
-    conn = driver.connect(str(data), db="publishing", autocommit=True)
-    try:
+    with engine(data) as conn:
         (doc,) = conn.command({"find": "blog_entry", "filter": {"headline": headline}})["cursor"]["firstBatch"]
-        return doc
-    finally:
-        conn.close()
+    return doc
 
 
 def test_embedded_address_and_contributors_in_a_browser(site, browser):
@@ -182,28 +181,21 @@ def test_embedded_address_and_contributors_in_a_browser(site, browser):
     log_in(b, url, "/admin/blog/entry/add/", "Add entry")
 
     Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
-    b.find_element(By.ID, "id_headline").send_keys("Dumplings")
-    b.find_element(By.ID, "id_pub_date_0").send_keys("2026-03-04")
-    b.find_element(By.ID, "id_pub_date_1").send_keys("12:00:00")
-    b.find_element(By.ID, "id_address-street").send_keys("1 Rue de la Paix")
-    b.find_element(By.ID, "id_address-city").send_keys("Paris")
-    b.find_element(By.ID, "id_address-homepage").send_keys("not a url")
+    fill(b, {"id_headline": "Dumplings", "id_pub_date_0": "2026-03-04", "id_pub_date_1": "12:00:00",
+             "id_address-street": "1 Rue de la Paix", "id_address-city": "Paris", "id_address-homepage": "not a url"})
     # one blank item is there; two more through the button
     add = b.find_element(By.CSS_SELECTOR, "#id_contributors .djongo-array-add")
     add.click()
     add.click()
     for i, (name, role) in enumerate([("Ann", "writer"), ("Bob", "photos"), ("Cy", "recipe")]):
-        b.find_element(By.ID, "id_contributors-%d-name" % i).send_keys(name)
-        b.find_element(By.ID, "id_contributors-%d-role" % i).send_keys(role)
+        fill(b, {"id_contributors-%d-name" % i: name, "id_contributors-%d-role" % i: role})
     b.find_element(By.NAME, "_save").click()
 
     # the invalid URL: its error beside the field, nothing saved, input kept
     assert wait_text(b, "Enter a valid URL.")
     assert b.find_element(By.ID, "id_address-city").get_attribute("value") == "Paris"
     assert b.find_element(By.ID, "id_contributors-2-name").get_attribute("value") == "Cy"
-    homepage = b.find_element(By.ID, "id_address-homepage")
-    homepage.clear()
-    homepage.send_keys("https://dumplings.example/")
+    fill(b, {"id_address-homepage": "https://dumplings.example/"})
     b.find_element(By.NAME, "_continue").click()
     assert wait_text(b, "was added successfully")
 
@@ -214,9 +206,7 @@ def test_embedded_address_and_contributors_in_a_browser(site, browser):
                                                                      ("Cy", "recipe")]
 
     # edit one item, remove another
-    role = b.find_element(By.ID, "id_contributors-1-role")
-    role.clear()
-    role.send_keys("illustrations")
+    fill(b, {"id_contributors-1-role": "illustrations"})
     b.find_element(By.ID, "id_contributors-0-DELETE").click()
     b.find_element(By.NAME, "_save").click()
     assert wait_text(b, "was changed successfully")

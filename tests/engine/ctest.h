@@ -3,6 +3,7 @@
  *
  * CHECK(cond, fmt, ...) counts a pass or prints a failure with file:line;
  * J(json) makes a test document;
+ * ctest_rmdir(dir) removes a test's scratch directory;
  * CTEST_REPORT(name) prints "name: N passed, N failed" and yields the exit
  * status. Counters are per test program (each is its own process).
  */
@@ -38,6 +39,18 @@ J (const char *json)
       exit (2);
    }
    return b;
+}
+
+/* Removes a test's scratch directory; one left behind is a warning, not a
+ * failure (the tests ran). */
+static inline void
+ctest_rmdir (const char *dir)
+{
+   char *rm = bson_strdup_printf ("rm -rf '%s'", dir);
+   if (system (rm) != 0) {
+      printf ("warning: could not remove %s\n", dir);
+   }
+   bson_free (rm);
 }
 
 #define CTEST_REPORT(name)                                                          \

@@ -199,10 +199,6 @@ main (int argc, char **argv)
    bson_destroy (&reply);
    bson_destroy (badcmd);
    dj_engine_close (e);
-   char *rm = bson_strdup_printf ("rm -rf %s", dir);
-   if (system (rm) != 0) {
-      printf ("warning: could not remove %s\n", dir);
-   }
-   bson_free (rm);
+   ctest_rmdir (dir);
    return CTEST_REPORT ("malformed");
 }

@@ -219,10 +219,6 @@ main (void)
    CHECK (dj_engine_txn_commit (s2, &err), "commit: %s", err.message);
    dj_engine_close (e);
 
-   char rm[256];
-   snprintf (rm, sizeof rm, "rm -rf %s", dir);
-   if (system (rm) != 0) {
-      printf ("warning: could not remove %s\n", dir);
-   }
+   ctest_rmdir (dir);
    return CTEST_REPORT ("txn");
 }

@@ -7,12 +7,12 @@ Decimal128 to 34 significant digits, integers within int64.
 """
 import datetime
 import decimal
-import threading
 import uuid
 
 import bson
 import pytest
 
+from concurrently import in_threads
 from djongo import driver
 
 
@@ -192,22 +192,13 @@ def test_connections_in_threads(tmp_path):
     path = str(tmp_path / "mt")
     setup = driver.connect(path, db="t", autocommit=True)
     setup.cursor().execute('CREATE TABLE "c" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "w" integer)')
-    errors = []
 
     def work(w):
-        try:
-            c = driver.connect(path, db="t", autocommit=True).cursor()
-            for _ in range(50):
-                c.execute('INSERT INTO "c" ("w") VALUES (%s)', [w])
-        except Exception as e:  # noqa: BLE001 -- collected and asserted below
-            errors.append(e)
+        c = driver.connect(path, db="t", autocommit=True).cursor()
+        for _ in range(50):
+            c.execute('INSERT INTO "c" ("w") VALUES (%s)', [w])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not in_threads(work, 4)
     cur = setup.cursor()
     cur.execute('SELECT COUNT(*), COUNT(DISTINCT "c"."id") FROM "c"')
     assert cur.fetchone() == (200, 200)  # no id handed out twice

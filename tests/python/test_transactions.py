@@ -23,10 +23,23 @@ def path(tmp_path):
     return p
 
 
+@pytest.fixture
+def conn(path):
+    """A connection in autocommit mode, as Django opens them; closed after the test."""
+    with driver.connect(path, db="d", autocommit=True) as c:
+        yield c
+
+
 def values(conn):
     cur = conn.cursor()
     cur.execute('SELECT "t"."v" FROM "t" ORDER BY "t"."v"')
     return [v for (v,) in cur.fetchall()]
+
+
+def committed(path):
+    """The values another connection sees: what has been committed."""
+    with driver.connect(path, db="d") as other:
+        return values(other)
 
 
 def test_pep249_implicit_transaction(path):
@@ -53,8 +66,7 @@ def test_close_rolls_back(path):
     a = driver.connect(path, db="d")
     a.cursor().execute('INSERT INTO "t" ("v") VALUES (1)')
     a.close()
-    with driver.connect(path, db="d") as b:
-        assert values(b) == []
+    assert committed(path) == []
 
 
 def test_autocommit_switch_commits(path):
@@ -64,15 +76,13 @@ def test_autocommit_switch_commits(path):
     assert not a.in_transaction
     a.cursor().execute('INSERT INTO "t" ("v") VALUES (2)')
     assert not a.in_transaction
-    with driver.connect(path, db="d") as b:
-        assert values(b) == [1, 2]
+    assert committed(path) == [1, 2]
     a.close()
 
 
-def test_sql_statements_and_savepoints(path):
+def test_sql_statements_and_savepoints(path, conn):
     """The SQL Django's atomic() sends with autocommit on."""
-    a = driver.connect(path, db="d", autocommit=True)
-    cur = a.cursor()
+    cur = conn.cursor()
     cur.execute("BEGIN")
     cur.execute('INSERT INTO "t" ("v") VALUES (1)')
     cur.execute('SAVEPOINT "s1_x1"')
@@ -80,11 +90,11 @@ def test_sql_statements_and_savepoints(path):
     cur.execute('SAVEPOINT "s1_x2"')
     cur.execute('INSERT INTO "t" ("v") VALUES (3)')
     cur.execute('ROLLBACK TO SAVEPOINT "s1_x2"')
-    assert values(a) == [1, 2]
+    assert values(conn) == [1, 2]
     cur.execute('INSERT INTO "t" ("v") VALUES (4)')  # the savepoint stays usable
     cur.execute('RELEASE SAVEPOINT "s1_x2"')
     cur.execute('ROLLBACK TO SAVEPOINT "s1_x1"')
-    assert values(a) == [1]
+    assert values(conn) == [1]
     cur.execute('RELEASE SAVEPOINT "s1_x1"')
     with pytest.raises(driver.ProgrammingError, match="no such savepoint"):
         cur.execute('RELEASE SAVEPOINT "s1_x1"')
@@ -92,48 +102,41 @@ def test_sql_statements_and_savepoints(path):
         cur.execute("BEGIN")
     cur.execute('INSERT INTO "t" ("v") VALUES (5)')
     cur.execute("COMMIT")
-    with driver.connect(path, db="d") as b:
-        assert values(b) == [1, 5]
+    assert committed(path) == [1, 5]
     cur.execute("BEGIN")
     cur.execute('DELETE FROM "t"')
     cur.execute("ROLLBACK")
-    assert values(a) == [1, 5]
-    a.close()
+    assert values(conn) == [1, 5]
 
 
-def test_savepoint_outside_a_transaction_begins_one(path):
+def test_savepoint_outside_a_transaction_begins_one(path, conn):
     """SQLite's rule: releasing the outermost such savepoint commits."""
-    a = driver.connect(path, db="d", autocommit=True)
-    cur = a.cursor()
+    cur = conn.cursor()
     cur.execute('SAVEPOINT "sp"')
-    assert a.in_transaction
+    assert conn.in_transaction
     cur.execute('INSERT INTO "t" ("v") VALUES (7)')
     cur.execute('RELEASE SAVEPOINT "sp"')
-    assert not a.in_transaction
-    with driver.connect(path, db="d") as b:
-        assert values(b) == [7]
-    a.close()
+    assert not conn.in_transaction
+    assert committed(path) == [7]
 
 
-def test_a_failed_statement_leaves_nothing(path):
+def test_a_failed_statement_leaves_nothing(conn):
     """A multi-row INSERT that meets a duplicate inserts no row and uses no
     id, in autocommit and inside a transaction (which goes on)."""
-    a = driver.connect(path, db="d", autocommit=True)
-    cur = a.cursor()
+    cur = conn.cursor()
     cur.execute('INSERT INTO "t" ("v") VALUES (1)')
     with pytest.raises(driver.IntegrityError):
         cur.execute('INSERT INTO "t" ("v") VALUES (2), (3), (1), (4)')
-    assert values(a) == [1]
+    assert values(conn) == [1]
     cur.execute("BEGIN")
     cur.execute('INSERT INTO "t" ("v") VALUES (5)')
     with pytest.raises(driver.IntegrityError):
         cur.execute('INSERT INTO "t" ("v") VALUES (6), (5)')
     cur.execute('INSERT INTO "t" ("v") VALUES (8)')
     cur.execute("COMMIT")
-    assert values(a) == [1, 5, 8]
+    assert values(conn) == [1, 5, 8]
     cur.execute('SELECT "t"."id" FROM "t" ORDER BY "t"."id"')
     assert [i for (i,) in cur.fetchall()] == [1, 2, 3]  # failed statements gave out no ids
-    a.close()
 
 
 def test_ddl_rolls_back(path):

@@ -524,3 +524,13 @@ def test_host_selection_rule(tmp_path):
     out = subprocess.run([TOOL, "--host", "./rel-db", "--json", "SELECT 2"], capture_output=True, text=True, timeout=30,
                          cwd=tmp_path)
     assert out.returncode == 0 and (tmp_path / "rel-db").is_dir()
+
+
+@pytest.mark.parametrize("params", ["[1,", '{"a": 1}'])
+@pytest.mark.parametrize("mode", ["translate", "host"])
+def test_bad_params_are_usage_errors(tmp_path, mode, params):
+    """--params that is not JSON, or not an array: exit status 2 and the
+    reason, in both modes (JSON that did not parse used to be freed twice)."""
+    where = ["translate"] if mode == "translate" else ["--host", str(tmp_path / "p")]
+    out = subprocess.run([TOOL, *where, "--params", params, "SELECT %s"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "bad --params" in out.stderr, out

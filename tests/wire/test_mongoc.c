@@ -121,10 +121,6 @@ main (void)
    dj_server_stop (srv);
    pthread_join (th, NULL);
    dj_server_destroy (srv);
-   char rm[128];
-   snprintf (rm, sizeof rm, "rm -rf %s", dir);
-   if (system (rm) != 0) {
-      printf ("warning: cannot remove %s\n", dir);
-   }
+   ctest_rmdir (dir);
    return CTEST_REPORT ("mongoc");
 }

@@ -2,9 +2,10 @@
 sockets: CRUD, cursors, indexes, errors with MongoDB's codes, sessions and
 transactions; malformed, truncated and oversized messages close only their
 connection; the data outlives the server."""
+import os
 import socket
 import struct
-import threading
+import sys
 
 import bson
 import pymongo
@@ -12,6 +13,9 @@ import pytest
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from conftest import Server
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "python"))
+from concurrently import in_threads  # noqa: E402 -- shared with the driver's tests
 
 
 def client(server, **kw):
@@ -117,24 +121,14 @@ def test_list_local_sessions(server):
 
 
 def test_concurrent_clients(server):
-    errors = []
-
     def work(n):
-        try:
-            c = client(server)
-            for i in range(100):
-                c.load.c.insert_one({"w": n, "i": i})
-                c.load.c.find_one({"w": n, "i": i})
-            c.close()
-        except Exception as e:  # noqa: BLE001 -- asserted below
-            errors.append(e)
+        c = client(server)
+        for i in range(100):
+            c.load.c.insert_one({"w": n, "i": i})
+            c.load.c.find_one({"w": n, "i": i})
+        c.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not in_threads(work, 8)
     assert client(server).load.c.count_documents({}) == 800
 
 

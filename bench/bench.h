@@ -1,0 +1,130 @@
+/*
+ * bench.h -- what the engine-vs-SQLite benchmarks share, so that both
+ * measure and report the same way: a monotonic clock; one scratch directory
+ * holding the engine's data and the SQLite database side by side (removed
+ * at the end); engine commands that stop the run when they fail (a timing
+ * of failing commands would be meaningless); and the Markdown table, printed
+ * to stdout and written to --markdown FILE with the title as its heading.
+ */
+#ifndef DJ_BENCH_H
+#define DJ_BENCH_H
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "dj_engine.h"
+
+typedef struct {
+   const char *name; /* the program, for messages */
+   char dir[64];     /* the scratch directory */
+   dj_engine_t *engine;
+   sqlite3 *db;
+   FILE *md; /* --markdown FILE, or NULL */
+} bench_t;
+
+static inline double
+bench_now (void)
+{
+   struct timespec ts;
+   clock_gettime (CLOCK_MONOTONIC, &ts);
+   return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static inline void
+bench_die (const bench_t *b, const char *what)
+{
+   fprintf (stderr, "%s: %s\n", b->name, what);
+   exit (1);
+}
+
+/* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
+ * fresh directory under /tmp, and the Markdown file when md is given. */
+static inline void
+bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
+{
+   b->name = name;
+   snprintf (b->dir, sizeof b->dir, "/tmp/djongo-%s-XXXXXX", name);
+   if (!mkdtemp (b->dir)) {
+      bench_die (b, "mkdtemp");
+   }
+   char path[128];
+   bson_error_t err;
+   dj_engine_options_t opts = {.flags = engine_flags};
+   snprintf (path, sizeof path, "%s/engine", b->dir);
+   if (!(b->engine = dj_engine_open (path, &opts, &err))) {
+      bench_die (b, err.message);
+   }
+   snprintf (path, sizeof path, "%s/sqlite.db", b->dir);
+   if (sqlite3_open (path, &b->db) != SQLITE_OK) {
+      bench_die (b, "sqlite open");
+   }
+   b->md = md ? fopen (md, "w") : NULL;
+}
+
+/* Runs an engine command; reply (when not NULL) is the caller's to destroy. */
+static inline void
+bench_engine (bench_t *b, const bson_t *cmd, bson_t *reply)
+{
+   bson_t r;
+   if (!dj_engine_run_command (b->engine, "bench", cmd, &r)) {
+      char *j = bson_as_relaxed_extended_json (&r, NULL);
+      fprintf (stderr, "%s: engine command failed: %s\n", b->name, j);
+      exit (1);
+   }
+   if (reply) {
+      bson_steal (reply, &r);
+   } else {
+      bson_destroy (&r);
+   }
+}
+
+/* One line of the table (a row, the title or the header), to both outputs. */
+static inline void
+bench_vprint (bench_t *b, const char *prefix, const char *fmt, va_list ap)
+{
+   char line[512];
+   vsnprintf (line, sizeof line, fmt, ap);
+   fputs (line, stdout);
+   if (b->md) {
+      fputs (prefix, b->md);
+      fputs (line, b->md);
+   }
+}
+
+static inline void
+bench_title (bench_t *b, const char *fmt, ...) /* the Markdown file's heading */
+{
+   va_list ap;
+   va_start (ap, fmt);
+   bench_vprint (b, "# ", fmt, ap);
+   va_end (ap);
+}
+
+static inline void
+bench_print (bench_t *b, const char *fmt, ...)
+{
+   va_list ap;
+   va_start (ap, fmt);
+   bench_vprint (b, "", fmt, ap);
+   va_end (ap);
+}
+
+static inline void
+bench_close (bench_t *b)
+{
+   if (b->md) {
+      fclose (b->md);
+   }
+   sqlite3_close (b->db);
+   dj_engine_close (b->engine);
+   char *rm = bson_strdup_printf ("rm -rf '%s'", b->dir);
+   if (system (rm) != 0) {
+      fprintf (stderr, "could not remove %s\n", b->dir);
+   }
+   bson_free (rm);
+}
+
+#endif
