@@ -197,10 +197,6 @@ main (void)
       bson_destroy (fine);
       dj_engine_close (e);
    }
-   char *rm = bson_strdup_printf ("rm -rf %s", dir);
-   if (system (rm) != 0) {
-      printf ("warning: could not remove %s\n", dir);
-   }
-   bson_free (rm);
+   ctest_rmdir (dir);
    return CTEST_REPORT ("depth");
 }
