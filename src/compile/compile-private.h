@@ -113,9 +113,58 @@ bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
-/* Appends a template value (a constant BSON of the compiler's): strings
- * "@0".."@9" become the compiled args, the rest is copied. */
-bool cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key);
+
+/* template.c: documents written as JSON templates (see its comment). What
+ * fills a hole "@<i>" of a template: */
+typedef enum {
+   CX_A_VALUE,   /* e's SQL value (cx_agg_value) */
+   CX_A_OR_NULL, /* e's value, missing read as NULL (cx_agg_value_or_null) */
+   CX_A_TRUE,    /* true iff predicate e is TRUE (cx_agg_truth) */
+   CX_A_FALSE,   /* true iff predicate e is FALSE */
+   CX_A_FILTER,  /* the query filter of the rows where e is TRUE (cx_filter) */
+   CX_A_CONST,   /* constant e as it is, a query value (cx_append_const) */
+   CX_A_STR,     /* a string of the compiler's (a field path, a name); also a key */
+   CX_A_INT32,
+   CX_A_INT64,
+   CX_A_BOOL,
+   CX_A_DOC,     /* a document, copied */
+   CX_A_ARRAY,   /* an array, copied */
+   CX_A_FN       /* what fn appends for e (a shape with a varying length) */
+} cx_arg_kind_t;
+
+typedef struct cx_arg {
+   cx_arg_kind_t kind;
+   const dj_expr_t *e;
+   const char *str;
+   int64_t i64; /* INT32, INT64, BOOL */
+   const bson_t *doc;
+   bool (*fn) (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+} cx_arg_t;
+
+#define CX_VALUE(x) ((cx_arg_t){.kind = CX_A_VALUE, .e = (x)})
+#define CX_OR_NULL(x) ((cx_arg_t){.kind = CX_A_OR_NULL, .e = (x)})
+#define CX_TRUTH(x, want) ((cx_arg_t){.kind = (want) ? CX_A_TRUE : CX_A_FALSE, .e = (x)})
+#define CX_FILTER(x) ((cx_arg_t){.kind = CX_A_FILTER, .e = (x)})
+#define CX_CONST(x) ((cx_arg_t){.kind = CX_A_CONST, .e = (x)})
+#define CX_STR(s) ((cx_arg_t){.kind = CX_A_STR, .str = (s)})
+#define CX_INT32(n) ((cx_arg_t){.kind = CX_A_INT32, .i64 = (n)})
+#define CX_INT64(n) ((cx_arg_t){.kind = CX_A_INT64, .i64 = (n)})
+#define CX_BOOL(b) ((cx_arg_t){.kind = CX_A_BOOL, .i64 = (b)})
+#define CX_DOC(d) ((cx_arg_t){.kind = CX_A_DOC, .doc = (d)})
+#define CX_ARRAY(d) ((cx_arg_t){.kind = CX_A_ARRAY, .doc = (d)})
+#define CX_FN(f, x) ((cx_arg_t){.kind = CX_A_FN, .fn = (f), .e = (x)})
+/* The `args, nargs` of cx_template / cx_stages: CX_ARGS (CX_VALUE (a), ...). */
+#define CX_ARGS(...) (const cx_arg_t[]){__VA_ARGS__}, (int) (sizeof ((const cx_arg_t[]){__VA_ARGS__}) / sizeof (cx_arg_t))
+#define CX_NO_ARGS NULL, 0
+
+/* Appends template `tpl` under key, its holes filled by args[0..nargs). */
+bool cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key);
+/* A new document (owned by the caller): the members of template `tpl`, a
+ * document; NULL when a hole failed (cx->error set). */
+bson_t *cx_template_new (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs);
+/* Appends a stage (`tpl` a document) or stages (an array of them) to a
+ * pipeline being built, next index *n. */
+bool cx_stages (cx_t *cx, bson_t *pipeline, uint32_t *n, const char *tpl, const cx_arg_t *args, int nargs);
 
 bool cx_is_aggregate (const dj_expr_t *e);
 bool cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b);
@@ -168,6 +217,9 @@ bool cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st);
 
 /* Adds a command to cx->out (steals cmd). */
 bool cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin);
+/* The usual ending of a compile_*: adds cmd (steals it) when ok, else
+ * destroys it (NULL is fine) and returns false. */
+bool cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd);
 void cx_add_column (cx_t *cx, const char *name, const char *path);
 
 #endif

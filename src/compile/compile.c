@@ -53,6 +53,16 @@ cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin)
    return true;
 }
 
+bool
+cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd)
+{
+   if (!ok || !cmd) {
+      bson_destroy (cmd); /* a half-built command: the error is set */
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
 void
 cx_add_column (cx_t *cx, const char *name, const char *path)
 {

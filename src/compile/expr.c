@@ -161,12 +161,8 @@ append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return BSON_APPEND_VALUE (parent, key, v);
    case BSON_TYPE_UNDEFINED:
       return BSON_APPEND_NULL (parent, key);
-   default: {
-      bson_t d;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_VALUE (&d, "$literal", v);
-      return bson_append_document_end (parent, &d);
-   }
+   default:
+      return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), parent, key);
    }
 }
 
@@ -511,40 +507,58 @@ enter (cx_t *cx, const dj_expr_t *e)
 static bool
 agg_binop (cx_t *cx, const char *op, const dj_expr_t *a, const dj_expr_t *b, bson_t *parent, const char *key)
 {
-   bson_t d, arr;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, op, &arr);
-   bool ok = cx_agg_value (cx, a, &arr, "0") && cx_agg_value (cx, b, &arr, "1");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx, "{'@0': ['@1', '@2']}", CX_ARGS (CX_STR (op), CX_VALUE (a), CX_VALUE (b)), parent, key);
 }
 
 bool
 cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_t ifn, ia;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &ifn);
-   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-   bool ok = cx_agg_value (cx, e, &ia, "0");
-   BSON_APPEND_NULL (&ia, "1");
-   bson_append_array_end (&ifn, &ia);
-   bson_append_document_end (parent, &ifn);
-   return ok;
+   return cx_template (cx, "{'$ifNull': ['@0', null]}", CX_ARGS (CX_VALUE (e)), parent, key);
 }
 
 /* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing. */
 static bool
 agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
 {
-   bson_t d, arr;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, want_null ? "$eq" : "$ne", &arr);
-   bool ok = cx_agg_value_or_null (cx, x, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
+   return cx_template (cx, "{'@0': ['@1', null]}", CX_ARGS (CX_STR (want_null ? "$eq" : "$ne"), CX_OR_NULL (x)),
+                       parent, key);
+}
+
+typedef bool (*emit_fn) (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+
+/* [f(x0), f(x1), ...] over the expressions of a list. */
+static bool
+append_each (cx_t *cx, const dj_list_t *l, emit_fn f, bson_t *parent, const char *key)
+{
+   bson_t arr;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (parent, key, &arr);
+   for (int i = 0; ok && i < l->n; i++) {
+      ok = f (cx, l->v[i], &arr, cx_idx (&k, (uint32_t) i));
+   }
+   bson_append_array_end (parent, &arr);
    return ok;
+}
+
+/* [a0, a1, ...]: e's arguments' values, for an operator taking an array. */
+static bool
+append_args_array (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return append_each (cx, &e->args, cx_agg_value, parent, key);
+}
+
+static bool
+agg_is_null (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
+{
+   return agg_isnull (cx, x, true, parent, key);
+}
+
+/* [isnull(a0), isnull(a1), ...] */
+static bool
+append_args_isnull (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return append_each (cx, &e->args, agg_is_null, parent, key);
 }
 
 /* Appends under key the condition "some argument of e is NULL": one
@@ -555,124 +569,60 @@ append_any_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (e->args.n == 1) {
       return agg_isnull (cx, e->args.v[0], true, parent, key);
    }
-   bson_t orr, oa;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &orr);
-   BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
-   for (int i = 0; ok && i < e->args.n; i++) {
-      ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
-   }
-   bson_append_array_end (&orr, &oa);
-   bson_append_document_end (parent, &orr);
-   return ok;
+   return cx_template (cx, "{'$or': '@0'}", CX_ARGS (CX_FN (append_args_isnull, e)), parent, key);
 }
 
-/* Appends a template value: strings "@0".."@9" stand for the compiled
- * arguments, everything else is copied (recursing into documents and
- * arrays). Templates are the compiler's own constants, never user text. */
-bool
-cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key)
-{
-   if (BSON_ITER_HOLDS_UTF8 (it)) {
-      uint32_t len;
-      const char *str = bson_iter_utf8 (it, &len);
-      if (len == 2 && str[0] == '@' && str[1] >= '0' && str[1] - '0' < args->n) {
-         return cx_agg_value (cx, args->v[str[1] - '0'], parent, key);
-      }
-   }
-   if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
-      bool array = BSON_ITER_HOLDS_ARRAY (it);
-      bson_t child;
-      bson_iter_t sub;
-      bool ok = true;
-      if (array) {
-         bson_append_array_begin (parent, key, -1, &child);
-      } else {
-         bson_append_document_begin (parent, key, -1, &child);
-      }
-      bson_iter_recurse (it, &sub);
-      while (ok && bson_iter_next (&sub)) {
-         ok = cx_template_value (cx, &sub, args, &child, bson_iter_key (&sub));
-      }
-      if (array) {
-         bson_append_array_end (parent, &child);
-      } else {
-         bson_append_document_end (parent, &child);
-      }
-      return ok;
-   }
-   return bson_append_iter (parent, key, -1, it);
-}
-
-/* The expression `json` (a template, see cx_template_value) with e's
- * arguments; `guard`: NULL when any argument is NULL (SQL's rule for
- * functions), else the template sees NULLs and missing values itself. */
+/* Template `tpl` (see template.c) with its arguments args; `guard`: NULL
+ * when any argument of e is NULL (SQL's rule for functions), where
+ * MongoDB's operator would make something of a NULL ($toUpper(null) is ""):
+ * {$cond: [any argument NULL, null, tpl]}. */
 static bool
-agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bool guard, bson_t *parent, const char *key)
+agg_guarded (cx_t *cx, const dj_expr_t *e, bool guard, const char *tpl, const cx_arg_t *args, int nargs,
+             bson_t *parent, const char *key)
 {
-   bson_error_t jerr;
-   bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
-   BSON_ASSERT (tpl); /* a template is a constant of this file */
-   bson_t d, arr;
-   bson_iter_t it;
-   bool ok = bson_iter_init_find (&it, tpl, "x");
    if (!guard) {
-      ok = ok && cx_template_value (cx, &it, &e->args, parent, key);
-      bson_destroy (tpl);
-      return ok;
+      return cx_template (cx, tpl, args, nargs, parent, key);
    }
+   bson_t d, arr;
    BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
    BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   ok = ok && append_any_null (cx, e, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   ok = ok && cx_template_value (cx, &it, &e->args, &arr, "2");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   bson_destroy (tpl);
-   return ok;
-}
-
-/* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]}.
- * `names`: the operator takes an object ({$replaceAll: {input, find,
- * replacement}}), its arguments' names in SQL order; NULL: an array. */
-static bool
-agg_null_guarded_as (cx_t *cx, const dj_expr_t *e, const char *op, const char *const *names, bson_t *parent,
-                     const char *key)
-{
-   bson_t d, arr, f, fa;
-   cx_idx_t k;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   /* any argument NULL -> NULL (SQL's rule for these functions) */
    bool ok = append_any_null (cx, e, &arr, "0");
    BSON_APPEND_NULL (&arr, "1");
-   BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &f);
-   if (names) {
-      BSON_APPEND_DOCUMENT_BEGIN (&f, op, &fa);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_agg_value (cx, e->args.v[i], &fa, names[i]);
-      }
-      bson_append_document_end (&f, &fa);
-   } else if (e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat")) {
-      ok = ok && cx_agg_value (cx, e->args.v[0], &f, op);
-   } else {
-      BSON_APPEND_ARRAY_BEGIN (&f, op, &fa);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_agg_value (cx, e->args.v[i], &fa, cx_idx (&k, (uint32_t) i));
-      }
-      bson_append_array_end (&f, &fa);
-   }
-   bson_append_document_end (&arr, &f);
+   ok = ok && cx_template (cx, tpl, args, nargs, &arr, "2");
    bson_append_array_end (&d, &arr);
    bson_append_document_end (parent, &d);
    return ok;
 }
 
+/* Template `tpl` whose "@<i>" is e's argument i. */
 static bool
-agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, const char *key)
+agg_template (cx_t *cx, const dj_expr_t *e, const char *tpl, bool guard, bson_t *parent, const char *key)
 {
-   return agg_null_guarded_as (cx, e, op, NULL, parent, key);
+   cx_arg_t args[10];
+   BSON_ASSERT (e->args.n <= 10);
+   for (int i = 0; i < e->args.n; i++) {
+      args[i] = CX_VALUE (e->args.v[i]);
+   }
+   return agg_guarded (cx, e, guard, tpl, args, e->args.n, parent, key);
+}
+
+/* {op: x} for one argument, {op: [x, y, ...]} for more; NULL-guarded for
+ * the string functions, which turn NULL into "" in MongoDB. */
+static bool
+agg_operator (cx_t *cx, const dj_expr_t *e, const char *op, bool guard, bson_t *parent, const char *key)
+{
+   bool one = e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat") && strcmp (op, "$round");
+   return agg_guarded (cx, e, guard, "{'@0': '@1'}",
+                       CX_ARGS (CX_STR (op), one ? CX_VALUE (e->args.v[0]) : CX_FN (append_args_array, e)), parent,
+                       key);
+}
+
+/* A predicate used as a value: TRUE / FALSE / NULL. */
+static bool
+agg_truth_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return cx_template (cx, "{'$cond': ['@0', true, {'$cond': ['@1', false, null]}]}",
+                       CX_ARGS (CX_TRUTH (e, true), CX_TRUTH (e, false)), parent, key);
 }
 
 static bool
@@ -683,97 +633,21 @@ agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    case DJ_OP_SUB: return agg_binop (cx, "$subtract", e->a, e->b, parent, key);
    case DJ_OP_MUL: return agg_binop (cx, "$multiply", e->a, e->b, parent, key);
    case DJ_OP_MOD: return agg_binop (cx, "$mod", e->a, e->b, parent, key);
-   case DJ_OP_DIV: {
+   case DJ_OP_DIV:
       /* SQL divides integers by truncating (7 / 2 = 3); MongoDB's $divide
-       * always gives a double. Check the operand types at run time:
-       *   {$let: {vars: {x, y}, in: {$cond: [both integral,
-       *      {$toLong: {$trunc: {$divide}}}, {$divide}]}}}
+       * always gives a double. Check the operand types at run time.
        * Integers past 2^53 lose precision through the double. */
-      bson_t d, let, vars, in, cond, ca, both, ba, t1, t2, tr, dv, dva, dv2, dva2, tl;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$let", &let);
-      BSON_APPEND_DOCUMENT_BEGIN (&let, "vars", &vars);
-      bool ok = cx_agg_value (cx, e->a, &vars, "x") && cx_agg_value (cx, e->b, &vars, "y");
-      bson_append_document_end (&let, &vars);
-      BSON_APPEND_DOCUMENT_BEGIN (&let, "in", &in);
-      BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &ca);
-      (void) cond;
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &both);
-      BSON_APPEND_ARRAY_BEGIN (&both, "$and", &ba);
-      const char *vn[2] = {"$$x", "$$y"};
-      for (int i = 0; i < 2; i++) {
-         bson_t in2, ina, ty, types;
-         BSON_APPEND_DOCUMENT_BEGIN (&ba, i ? "1" : "0", &in2);
-         BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &ina);
-         BSON_APPEND_DOCUMENT_BEGIN (&ina, "0", &ty);
-         BSON_APPEND_UTF8 (&ty, "$type", vn[i]);
-         bson_append_document_end (&ina, &ty);
-         BSON_APPEND_ARRAY_BEGIN (&ina, "1", &types);
-         BSON_APPEND_UTF8 (&types, "0", "int");
-         BSON_APPEND_UTF8 (&types, "1", "long");
-         bson_append_array_end (&ina, &types);
-         bson_append_array_end (&in2, &ina);
-         bson_append_document_end (&ba, &in2);
-      }
-      bson_append_array_end (&both, &ba);
-      bson_append_document_end (&ca, &both);
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "1", &tl);
-      BSON_APPEND_DOCUMENT_BEGIN (&tl, "$toLong", &tr);
-      BSON_APPEND_DOCUMENT_BEGIN (&tr, "$trunc", &t1);
-      BSON_APPEND_ARRAY_BEGIN (&t1, "$divide", &dva);
-      BSON_APPEND_UTF8 (&dva, "0", "$$x");
-      BSON_APPEND_UTF8 (&dva, "1", "$$y");
-      bson_append_array_end (&t1, &dva);
-      bson_append_document_end (&tr, &t1);
-      bson_append_document_end (&tl, &tr);
-      bson_append_document_end (&ca, &tl);
-      (void) t2;
-      (void) dv;
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "2", &dv2);
-      BSON_APPEND_ARRAY_BEGIN (&dv2, "$divide", &dva2);
-      BSON_APPEND_UTF8 (&dva2, "0", "$$x");
-      BSON_APPEND_UTF8 (&dva2, "1", "$$y");
-      bson_append_array_end (&dv2, &dva2);
-      bson_append_document_end (&ca, &dv2);
-      bson_append_array_end (&in, &ca);
-      bson_append_document_end (&let, &in);
-      bson_append_document_end (&d, &let);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   case DJ_OP_CONCAT: {
+      return cx_template (cx,
+                          "{'$let': {'vars': {'x': '@0', 'y': '@1'}, 'in': {'$cond': ["
+                          "{'$and': [{'$in': [{'$type': '$$x'}, ['int', 'long']]}, {'$in': [{'$type': '$$y'}, ['int', 'long']]}]}, "
+                          "{'$toLong': {'$trunc': {'$divide': ['$$x', '$$y']}}}, {'$divide': ['$$x', '$$y']}]}}}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   case DJ_OP_CONCAT:
       /* SQL's || makes text of its operands; $concat refuses numbers. */
-      bson_t d, arr, s1, s2;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$concat", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &s1);
-      bool ok = cx_agg_value (cx, e->a, &s1, "$toString");
-      bson_append_document_end (&arr, &s1);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &s2);
-      ok = ok && cx_agg_value (cx, e->b, &s2, "$toString");
-      bson_append_document_end (&arr, &s2);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   default: {
-      /* a comparison used as a value: TRUE / FALSE / NULL */
-      bson_t d, arr, inner, ia;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-      bool ok = cx_agg_truth (cx, e, true, &arr, "0");
-      BSON_APPEND_BOOL (&arr, "1", true);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
-      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
-      BSON_APPEND_BOOL (&ia, "1", false);
-      BSON_APPEND_NULL (&ia, "2");
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
+      return cx_template (cx, "{'$concat': [{'$toString': '@0'}, {'$toString': '@1'}]}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   default:
+      return agg_truth_value (cx, e, parent, key); /* a comparison */
    }
 }
 
@@ -796,51 +670,40 @@ agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    snprintf (base, sizeof base, "%.*s", (int) n, e->name);
    for (int i = 0; cast_types[i].sql; i++) {
       if (!strcmp (base, cast_types[i].sql)) {
-         bson_t d, c;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_DOCUMENT_BEGIN (&d, "$convert", &c);
-         bool ok = cx_agg_value (cx, e->a, &c, "input");
-         BSON_APPEND_UTF8 (&c, "to", cast_types[i].mongo);
-         BSON_APPEND_NULL (&c, "onNull");
-         bson_append_document_end (&d, &c);
-         bson_append_document_end (parent, &d);
-         return ok;
+         return cx_template (cx, "{'$convert': {'input': '@0', 'to': '@1', 'onNull': null}}",
+                             CX_ARGS (CX_VALUE (e->a), CX_STR (cast_types[i].mongo)), parent, key);
       }
    }
    return cx_unsupported (cx, e->pos, "CAST to %s", e->name);
 }
 
+/* The branches of CASE e: [{case, then}, ...] */
+static bool
+case_branches (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t br;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (parent, key, &br);
+   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
+      const dj_expr_t *when = e->args.v[i];
+      /* CASE x WHEN v: the branch is x = v */
+      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
+      ok = cx_template (cx, "{'case': '@0', 'then': '@1'}",
+                        CX_ARGS (CX_TRUTH (e->a ? &eq : when, true), CX_VALUE (e->args.v[i + 1])), &br,
+                        cx_idx (&k, (uint32_t) i / 2));
+   }
+   bson_append_array_end (parent, &br);
+   return ok;
+}
+
+static const dj_expr_t null_expr = {.kind = DJ_X_NULL};
+
 static bool
 agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_t d, sw, br;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_DOCUMENT_BEGIN (&d, "$switch", &sw);
-   BSON_APPEND_ARRAY_BEGIN (&sw, "branches", &br);
-   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
-      bson_t b;
-      BSON_APPEND_DOCUMENT_BEGIN (&br, cx_idx (&k, (uint32_t) i / 2), &b);
-      const dj_expr_t *when = e->args.v[i];
-      if (e->a) { /* CASE x WHEN v: the branch is x = v */
-         dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
-         ok = cx_agg_truth (cx, &eq, true, &b, "case");
-      } else {
-         ok = cx_agg_truth (cx, when, true, &b, "case");
-      }
-      ok = ok && cx_agg_value (cx, e->args.v[i + 1], &b, "then");
-      bson_append_document_end (&br, &b);
-   }
-   bson_append_array_end (&sw, &br);
-   if (e->b) {
-      ok = ok && cx_agg_value (cx, e->b, &sw, "default");
-   } else {
-      BSON_APPEND_NULL (&sw, "default");
-   }
-   bson_append_document_end (&d, &sw);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx, "{'$switch': {'branches': '@0', 'default': '@1'}}",
+                       CX_ARGS (CX_FN (case_branches, e), CX_VALUE (e->b ? e->b : &null_expr)), parent, key);
 }
 
 /* A string constant argument (a field or unit name, a time zone), or NULL
@@ -885,7 +748,6 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       return false;
    }
    const dj_expr_t *x = e->args.v[1];
-   bson_t d, a;
    if (trunc) {
       static const char *const units[] = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", NULL};
       int u = -1;
@@ -909,25 +771,20 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
          call.args.n = 3;
          return agg_template (
             cx, &call,
-            "{\"x\": {\"$let\": {\"vars\": {\"t\": {\"$dateTrunc\": {\"date\": \"@1\", \"unit\": \"@0\", \"timezone\": \"@2\", "
-            "\"startOfWeek\": \"monday\"}}}, \"in\": {\"$dateFromParts\": {"
-            "\"year\": {\"$year\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"month\": {\"$month\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"day\": {\"$dayOfMonth\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"hour\": {\"$hour\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"minute\": {\"$minute\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"second\": {\"$second\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"millisecond\": {\"$millisecond\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}}}}}}",
+            "{'$let': {'vars': {'t': {'$dateTrunc': {'date': '@1', 'unit': '@0', 'timezone': '@2', "
+            "'startOfWeek': 'monday'}}}, 'in': {'$dateFromParts': {"
+            "'year': {'$year': {'date': '$$t', 'timezone': '@2'}}, 'month': {'$month': {'date': '$$t', 'timezone': '@2'}}, "
+            "'day': {'$dayOfMonth': {'date': '$$t', 'timezone': '@2'}}, 'hour': {'$hour': {'date': '$$t', 'timezone': '@2'}}, "
+            "'minute': {'$minute': {'date': '$$t', 'timezone': '@2'}}, "
+            "'second': {'$second': {'date': '$$t', 'timezone': '@2'}}, "
+            "'millisecond': {'$millisecond': {'date': '$$t', 'timezone': '@2'}}}}}}",
             true, parent, key);
       }
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
-      bool ok = cx_agg_value (cx, x, &a, "date");
-      BSON_APPEND_UTF8 (&a, "unit", units[u]);
-      if (u == 3) {
-         BSON_APPEND_UTF8 (&a, "startOfWeek", "monday"); /* ISO weeks, as Django's TruncWeek */
-      }
-      bson_append_document_end (&d, &a);
-      bson_append_document_end (parent, &d);
-      return ok;
+      /* week: ISO weeks, as Django's TruncWeek */
+      return cx_template (cx,
+                          u == 3 ? "{'$dateTrunc': {'date': '@0', 'unit': '@1', 'startOfWeek': 'monday'}}"
+                                 : "{'$dateTrunc': {'date': '@0', 'unit': '@1'}}",
+                          CX_ARGS (CX_VALUE (x), CX_STR (units[u])), parent, key);
    }
    static const struct {
       const char *field, *op;
@@ -940,46 +797,96 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       if (strcasecmp (field, fields[i].field)) {
          continue;
       }
-      bool quarter = !strcasecmp (field, "quarter");
-      bson_t q, qa, dv, dva, *target = parent;
-      const char *tkey = key;
-      if (quarter) { /* {$toInt: {$ceil: {$divide: [{$month: ...}, 3]}}}: an integer, as SQL's */
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &q);
-         BSON_APPEND_DOCUMENT_BEGIN (&q, "$toInt", &qa);
-         BSON_APPEND_DOCUMENT_BEGIN (&qa, "$ceil", &dv);
-         BSON_APPEND_ARRAY_BEGIN (&dv, "$divide", &dva);
-         target = &dva;
-         tkey = "0";
-      }
-      BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, fields[i].op, &a);
-      bool ok = cx_agg_value (cx, x, &a, "date");
-      if (tz) {
-         BSON_APPEND_UTF8 (&a, "timezone", tz);
-      }
-      bson_append_document_end (&d, &a);
-      bson_append_document_end (target, &d);
-      if (quarter) {
-         BSON_APPEND_INT32 (&dva, "1", 3);
-         bson_append_array_end (&dv, &dva);
-         bson_append_document_end (&qa, &dv);
-         bson_append_document_end (&q, &qa);
-         bson_append_document_end (parent, &q);
-      }
-      return ok;
+      /* [a time zone] x [the quarter: {$toInt: {$ceil: ...}}, an integer as SQL's] */
+      static const char *const tpl[2][2] = {
+         {"{'@1': {'date': '@0'}}", "{'@1': {'date': '@0', 'timezone': '@2'}}"},
+         {"{'$toInt': {'$ceil': {'$divide': [{'@1': {'date': '@0'}}, 3]}}}",
+          "{'$toInt': {'$ceil': {'$divide': [{'@1': {'date': '@0', 'timezone': '@2'}}, 3]}}}"}};
+      return cx_template (cx, tpl[!strcasecmp (field, "quarter")][tz != NULL],
+                          CX_ARGS (CX_VALUE (x), CX_STR (fields[i].op), CX_STR (tz)), parent, key);
    }
    return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
 }
 
-/* Scalar functions of the dialect. Aggregates are handled by the $group
- * rewrite (agg_group_ref); here they are an error (no GROUP context). */
+/* JSON_OBJECT's [[k1, v1], ...] */
+static bool
+json_object_pairs (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t pairs;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (parent, key, &pairs);
+   for (int i = 0; ok && i < e->args.n; i += 2) {
+      ok = cx_template (cx, "['@0', '@1']", CX_ARGS (CX_VALUE (e->args.v[i]), CX_VALUE (e->args.v[i + 1])), &pairs,
+                        cx_idx (&k, (uint32_t) (i / 2)));
+   }
+   bson_append_array_end (parent, &pairs);
+   return ok;
+}
+
+/* Scalar functions of the dialect: one row each, an operator ({op: x},
+ * {op: [x, y, ...]}) or, for what MongoDB has no operator for, a template
+ * whose "@<i>" is argument i. */
+static const struct {
+   const char *sql;
+   int min, max;
+   const char *op, *json;
+   bool guard; /* NULL when an argument is NULL: MongoDB's operator would give a non-null result */
+} functions[] = {
+   {"UPPER", 1, 1, "$toUpper", NULL, true}, {"LOWER", 1, 1, "$toLower", NULL, true},
+   {"LENGTH", 1, 1, "$strLenCP", NULL, true}, {"CHAR_LENGTH", 1, 1, "$strLenCP", NULL, true},
+   {"ABS", 1, 1, "$abs", NULL, false}, {"CEIL", 1, 1, "$ceil", NULL, false}, {"CEILING", 1, 1, "$ceil", NULL, false},
+   {"FLOOR", 1, 1, "$floor", NULL, false}, {"SQRT", 1, 1, "$sqrt", NULL, false}, {"EXP", 1, 1, "$exp", NULL, false},
+   {"LN", 1, 1, "$ln", NULL, false}, {"LOG10", 1, 1, "$log10", NULL, false}, {"ROUND", 1, 2, "$round", NULL, false},
+   {"POWER", 2, 2, "$pow", NULL, false}, {"MOD", 2, 2, "$mod", NULL, false}, {"SIN", 1, 1, "$sin", NULL, false},
+   {"COS", 1, 1, "$cos", NULL, false}, {"TAN", 1, 1, "$tan", NULL, false}, {"ASIN", 1, 1, "$asin", NULL, false},
+   {"ACOS", 1, 1, "$acos", NULL, false}, {"ATAN", 1, 1, "$atan", NULL, false}, {"ATAN2", 2, 2, "$atan2", NULL, false},
+   {"CONCAT", 1, 64, "$concat", NULL, true},
+   /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
+    * rule; features.greatest_least_ignores_nulls) */
+   {"GREATEST", 2, 64, "$max", NULL, false}, {"LEAST", 2, 64, "$min", NULL, false},
+   {"RADIANS", 1, 1, "$degreesToRadians", NULL, false}, {"DEGREES", 1, 1, "$radiansToDegrees", NULL, false},
+   {"TRIM", 1, 1, NULL, "{'$trim': {'input': '@0'}}", true},
+   {"LTRIM", 1, 1, NULL, "{'$ltrim': {'input': '@0'}}", true},
+   {"RTRIM", 1, 1, NULL, "{'$rtrim': {'input': '@0'}}", true},
+   {"LEFT", 2, 2, NULL, "{'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}", true},
+   {"RIGHT", 2, 2, NULL, "{'$substrCP': ['@0', {'$max': [0, {'$subtract': [{'$strLenCP': '@0'}, '@1']}]}, "
+                "{'$max': ['@1', 0]}]}", true},
+   /* INSTR(s, sub): 1-based position, 0 when absent (Django's StrIndex) */
+   {"INSTR", 2, 2, NULL, "{'$add': [{'$indexOfCP': ['@0', '@1']}, 1]}", true},
+   {"STRPOS", 2, 2, NULL, "{'$add': [{'$indexOfCP': ['@0', '@1']}, 1]}", true},
+   {"REPEAT", 2, 2, NULL, "{'$reduce': {'input': {'$range': [0, {'$max': ['@1', 0]}]}, 'initialValue': '', "
+                 "'in': {'$concat': ['$$value', '@0']}}}", true},
+   {"REVERSE", 1, 1, NULL, "{'$reduce': {'input': {'$range': [0, {'$strLenCP': '@0'}]}, 'initialValue': '', "
+                  "'in': {'$concat': [{'$substrCP': ['@0', '$$this', 1]}, '$$value']}}}", true},
+   /* LPAD/RPAD(s, n, fill): cut to n, or padded with fill repeated (PostgreSQL's) */
+   {"LPAD", 3, 3, NULL, "{'$cond': [{'$gte': [{'$strLenCP': '@0'}, '@1']}, {'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}, "
+               "{'$concat': [{'$substrCP': [{'$reduce': {'input': {'$range': [0, '@1']}, 'initialValue': '', "
+               "'in': {'$concat': ['$$value', '@2']}}}, 0, {'$subtract': ['@1', {'$strLenCP': '@0'}]}]}, '@0']}]}", true},
+   {"RPAD", 3, 3, NULL, "{'$cond': [{'$gte': [{'$strLenCP': '@0'}, '@1']}, {'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}, "
+               "{'$concat': ['@0', {'$substrCP': [{'$reduce': {'input': {'$range': [0, '@1']}, 'initialValue': '', "
+               "'in': {'$concat': ['$$value', '@2']}}}, 0, {'$subtract': ['@1', {'$strLenCP': '@0'}]}]}]}]}", true},
+   {"SIGN", 1, 1, NULL, "{'$cond': [{'$gt': ['@0', 0]}, 1, {'$cond': [{'$lt': ['@0', 0]}, -1, 0]}]}", true},
+   {"COT", 1, 1, NULL, "{'$divide': [1, {'$tan': '@0'}]}", true},
+   /* TIME_OF_DAY(datetime, tz): the wall-clock time as a TimeField stores
+    * it (Python's isoformat: "HH:MM:SS", ".ffffff" when not whole) */
+   {"TIME_OF_DAY", 2, 2, NULL, "{'$cond': [{'$eq': [{'$millisecond': {'date': '@0', 'timezone': '@1'}}, 0]}, "
+                      "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
+                      "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
+                      "'000']}]}", true},
+   /* a value's BSON type name, "missing" for an absent path (has_key tests
+    * presence: a key holding null exists), and an array's length */
+   {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},
+   {"JSON_ARRAY_LENGTH", 1, 1, NULL, "{'$cond': [{'$isArray': '@0'}, {'$size': '@0'}, null]}", true},
+   {NULL, 0, 0, NULL, NULL, false}};
+
+/* Aggregates are handled by the $group rewrite (agg_group_ref); here they
+ * are an error (no GROUP context). */
 static bool
 agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
    const char *f = e->name;
    int n = e->args.n;
-   bson_t d, arr;
-   cx_idx_t k;
 
    if (e->over) {
       return cx_unsupported (cx, e->pos, "window function %s() outside the SELECT list and ORDER BY", f);
@@ -989,20 +896,12 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
          return cx_unsupported (cx, e->pos, "%s with fewer than two arguments", f);
       }
       /* nested {$ifNull: [a, {$ifNull: [b, c]}]} (the n-ary form is 5.0+) */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
-      bool ok = cx_agg_value (cx, e->args.v[0], &arr, "0");
-      if (n == 2) {
-         ok = ok && cx_agg_value (cx, e->args.v[1], &arr, "1");
-      } else {
-         dj_expr_t rest = *e;
-         rest.args.v = e->args.v + 1;
-         rest.args.n = n - 1;
-         ok = ok && agg_function (cx, &rest, &arr, "1");
-      }
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
+      dj_expr_t rest = *e;
+      rest.args.v = e->args.v + 1;
+      rest.args.n = n - 1;
+      return cx_template (cx, "{'$ifNull': ['@0', '@1']}",
+                          CX_ARGS (CX_VALUE (e->args.v[0]), n == 2 ? CX_VALUE (e->args.v[1]) : CX_FN (agg_function, &rest)),
+                          parent, key);
    }
    if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
       return agg_date_function (cx, e, parent, key);
@@ -1011,159 +910,42 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return BSON_APPEND_UTF8 (parent, key, "$$NOW");
    }
    if (!strcmp (f, "NULLIF") && n == 2) {
-      /* {$cond: [a = b, null, a]} */
-      bson_t c;
       dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = e->pos, .a = e->args.v[0], .b = e->args.v[1]};
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &c);
-      bool ok = cx_agg_truth (cx, &eq, true, &c, "0");
-      BSON_APPEND_NULL (&c, "1");
-      ok = ok && cx_agg_value (cx, e->args.v[0], &c, "2");
-      bson_append_array_end (&d, &c);
-      bson_append_document_end (parent, &d);
-      return ok;
+      return cx_template (cx, "{'$cond': ['@0', null, '@1']}", CX_ARGS (CX_TRUTH (&eq, true), CX_VALUE (eq.a)), parent,
+                          key);
    }
-   static const struct {
-      const char *sql, *op;
-      int min, max;
-      bool guard; /* MongoDB gives a non-null result for null input */
-   } fns[] = {
-      {"UPPER", "$toUpper", 1, 1, true}, {"LOWER", "$toLower", 1, 1, true},
-      {"LENGTH", "$strLenCP", 1, 1, true}, {"CHAR_LENGTH", "$strLenCP", 1, 1, true},
-      {"ABS", "$abs", 1, 1, false}, {"CEIL", "$ceil", 1, 1, false}, {"CEILING", "$ceil", 1, 1, false},
-      {"FLOOR", "$floor", 1, 1, false}, {"SQRT", "$sqrt", 1, 1, false}, {"EXP", "$exp", 1, 1, false},
-      {"LN", "$ln", 1, 1, false}, {"LOG10", "$log10", 1, 1, false}, {"ROUND", "$round", 1, 2, false},
-      {"POWER", "$pow", 2, 2, false}, {"MOD", "$mod", 2, 2, false}, {"SIN", "$sin", 1, 1, false},
-      {"COS", "$cos", 1, 1, false}, {"TAN", "$tan", 1, 1, false}, {"ASIN", "$asin", 1, 1, false},
-      {"ACOS", "$acos", 1, 1, false}, {"ATAN", "$atan", 1, 1, false}, {"ATAN2", "$atan2", 2, 2, false},
-      {"CONCAT", "$concat", 1, 64, true},
-      /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
-       * rule; features.greatest_least_ignores_nulls) */
-      {"GREATEST", "$max", 2, 64, false}, {"LEAST", "$min", 2, 64, false},
-      {"RADIANS", "$degreesToRadians", 1, 1, false}, {"DEGREES", "$radiansToDegrees", 1, 1, false},
-      {NULL, NULL, 0, 0, false}};
-   for (int i = 0; fns[i].sql; i++) {
-      if (strcmp (f, fns[i].sql)) {
+   for (int i = 0; functions[i].sql; i++) {
+      if (strcmp (f, functions[i].sql)) {
          continue;
       }
-      if (n < fns[i].min || n > fns[i].max) {
+      if (n < functions[i].min || n > functions[i].max) {
          return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
       }
-      if (fns[i].guard) {
-         return agg_null_guarded (cx, e, fns[i].op, parent, key);
+      if (functions[i].op) {
+         return agg_operator (cx, e, functions[i].op, functions[i].guard, parent, key);
       }
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      bool ok = true;
-      if (n == 1 && strcmp (fns[i].op, "$round")) {
-         ok = cx_agg_value (cx, e->args.v[0], &d, fns[i].op);
-      } else {
-         BSON_APPEND_ARRAY_BEGIN (&d, fns[i].op, &arr);
-         for (int j = 0; ok && j < n; j++) {
-            ok = cx_agg_value (cx, e->args.v[j], &arr, cx_idx (&k, (uint32_t) j));
-         }
-         bson_append_array_end (&d, &arr);
-      }
-      bson_append_document_end (parent, &d);
-      return ok;
+      return agg_template (cx, e, functions[i].json, functions[i].guard, parent, key);
    }
-   if (!strcmp (f, "PI") && n == 0) {
-      bson_t lit; /* a bare number in $project would mean "include" */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &lit);
-      BSON_APPEND_DOUBLE (&lit, "$literal", 3.14159265358979323846);
-      return bson_append_document_end (parent, &lit);
+   if (!strcmp (f, "PI") && n == 0) { /* a bare number in $project would mean "include" */
+      return cx_template (cx, "{'$literal': 3.14159265358979323846}", CX_NO_ARGS, parent, key);
    }
    if (!strcmp (f, "RANDOM") && n == 0) {
-      bson_t r;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$rand", &r);
-      bson_append_document_end (&d, &r);
-      return bson_append_document_end (parent, &d);
+      return cx_template (cx, "{'$rand': {}}", CX_NO_ARGS, parent, key);
    }
-   if (!strcmp (f, "LOG") && n == 2) {
-      /* LOG(base, x), as PostgreSQL's and Django's Log(): {$log: [x, base]} */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$log", &arr);
-      bool ok = cx_agg_value (cx, e->args.v[1], &arr, "0") && cx_agg_value (cx, e->args.v[0], &arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   /* Functions MongoDB has no operator for, as expressions ({"x": ...}
-    * holds the template; "@N" is argument N). */
-   static const struct {
-      const char *sql;
-      int nargs;
-      const char *json;
-      bool sees_null; /* no NULL-in-NULL-out guard */
-   } templates[] = {
-      {"TRIM", 1, "{\"x\": {\"$trim\": {\"input\": \"@0\"}}}"},
-      {"LTRIM", 1, "{\"x\": {\"$ltrim\": {\"input\": \"@0\"}}}"},
-      {"RTRIM", 1, "{\"x\": {\"$rtrim\": {\"input\": \"@0\"}}}"},
-      {"LEFT", 2, "{\"x\": {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}}"},
-      {"RIGHT", 2, "{\"x\": {\"$substrCP\": [\"@0\", {\"$max\": [0, {\"$subtract\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}]}, "
-                   "{\"$max\": [\"@1\", 0]}]}}"},
-      /* INSTR(s, sub): 1-based position, 0 when absent (Django's StrIndex) */
-      {"INSTR", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
-      {"STRPOS", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
-      {"REPEAT", 2, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$max\": [\"@1\", 0]}]}, \"initialValue\": \"\", "
-                    "\"in\": {\"$concat\": [\"$$value\", \"@0\"]}}}}"},
-      {"REVERSE", 1, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$strLenCP\": \"@0\"}]}, \"initialValue\": \"\", "
-                     "\"in\": {\"$concat\": [{\"$substrCP\": [\"@0\", \"$$this\", 1]}, \"$$value\"]}}}}"},
-      /* LPAD/RPAD(s, n, fill): cut to n, or padded with fill repeated (PostgreSQL's) */
-      {"LPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
-                  "{\"$concat\": [{\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
-                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}, \"@0\"]}]}}"},
-      {"RPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
-                  "{\"$concat\": [\"@0\", {\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
-                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}]}]}}"},
-      {"SIGN", 1, "{\"x\": {\"$cond\": [{\"$gt\": [\"@0\", 0]}, 1, {\"$cond\": [{\"$lt\": [\"@0\", 0]}, -1, 0]}]}}"},
-      {"COT", 1, "{\"x\": {\"$divide\": [1, {\"$tan\": \"@0\"}]}}"},
-      /* TIME_OF_DAY(datetime, tz): the wall-clock time as a TimeField stores
-       * it (Python's isoformat: "HH:MM:SS", ".ffffff" when not whole) */
-      {"TIME_OF_DAY", 2, "{\"x\": {\"$cond\": [{\"$eq\": [{\"$millisecond\": {\"date\": \"@0\", \"timezone\": \"@1\"}}, 0]}, "
-                         "{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S\", \"timezone\": \"@1\"}}, "
-                         "{\"$concat\": [{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S.%L\", \"timezone\": \"@1\"}}, "
-                         "\"000\"]}]}}"},
-      /* a value's BSON type name, "missing" for an absent path (has_key tests
-       * presence: a key holding null exists), and an array's length */
-      {"JSON_TYPE", 1, "{\"x\": {\"$type\": \"@0\"}}", true},
-      {"JSON_ARRAY_LENGTH", 1, "{\"x\": {\"$cond\": [{\"$isArray\": \"@0\"}, {\"$size\": \"@0\"}, null]}}"},
-      {NULL, 0, NULL}};
-   for (int i = 0; templates[i].sql; i++) {
-      if (!strcmp (f, templates[i].sql)) {
-         if (n != templates[i].nargs) {
-            return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
-         }
-         return agg_template (cx, e, templates[i].json, !templates[i].sees_null, parent, key);
-      }
+   if (!strcmp (f, "LOG") && n == 2) { /* LOG(base, x), as PostgreSQL's and Django's Log() */
+      return agg_template (cx, e, "{'$log': ['@1', '@0']}", false, parent, key);
    }
    if (!strcmp (f, "JSON_OBJECT")) {
       /* JSON_OBJECT(k1, v1, ...): the keys may be parameters, so the object
-       * is built at run time: {$arrayToObject: [[[k1, v1], ...]]} */
+       * is built at run time */
       if (n % 2) {
          return cx_unsupported (cx, e->pos, "JSON_OBJECT() with an odd number of arguments");
       }
-      bson_t op, outer, pairs, pair;
-      cx_idx_t k, pk;
-      bool ok = true;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &op);
-      BSON_APPEND_ARRAY_BEGIN (&op, "$arrayToObject", &outer);
-      BSON_APPEND_ARRAY_BEGIN (&outer, "0", &pairs);
-      for (int i = 0; ok && i < n; i += 2) {
-         BSON_APPEND_ARRAY_BEGIN (&pairs, cx_idx (&k, (uint32_t) (i / 2)), &pair);
-         ok = cx_agg_value (cx, e->args.v[i], &pair, cx_idx (&pk, 0)) &&
-              cx_agg_value (cx, e->args.v[i + 1], &pair, cx_idx (&pk, 1));
-         bson_append_array_end (&pairs, &pair);
-      }
-      bson_append_array_end (&outer, &pairs);
-      bson_append_array_end (&op, &outer);
-      bson_append_document_end (parent, &op);
-      return ok;
+      return cx_template (cx, "{'$arrayToObject': ['@0']}", CX_ARGS (CX_FN (json_object_pairs, e)), parent, key);
    }
-   if (!strcmp (f, "REPLACE") && n == 3) {
-      /* every occurrence, as SQL's REPLACE(s, from, to) */
-      static const char *const names[] = {"input", "find", "replacement"};
-      return agg_null_guarded_as (cx, e, "$replaceAll", names, parent, key);
+   if (!strcmp (f, "REPLACE") && n == 3) { /* every occurrence, as SQL's REPLACE(s, from, to) */
+      return agg_template (cx, e, "{'$replaceAll': {'input': '@0', 'find': '@1', 'replacement': '@2'}}", true, parent,
+                           key);
    }
    if ((!strcmp (f, "SUBSTR") || !strcmp (f, "SUBSTRING")) && (n == 2 || n == 3)) {
       /* SQL positions are 1-based: {$substrCP: [s, p - 1, len]}; without a
@@ -1175,7 +957,7 @@ agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       dj_expr_t call = *e;
       call.args.v = (void **) argv;
       call.args.n = 3;
-      return agg_null_guarded (cx, &call, "$substrCP", parent, key);
+      return agg_template (cx, &call, "{'$substrCP': ['@0', '@1', '@2']}", true, parent, key);
    }
    if (cx_is_aggregate (e)) {
       return cx_unsupported (cx, e->pos, "aggregate %s() in this position (WHERE, or nested in another aggregate)", f);

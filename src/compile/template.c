@@ -1,0 +1,235 @@
+/*
+ * template.c -- the compiler's fixed shapes written as JSON templates.
+ *
+ * Most of what the compiler emits is a fixed shape with a few holes:
+ * {$ifNull: [<e>, null]}, {$lookup: {from: <table>, ..., as: <field>}}. A
+ * template is that shape as JSON text, with 'single-quoted' strings so
+ * that it reads in C without backslashes; a string "@<i>" is hole i, which
+ * args[i] fills (cx_arg_t, compile-private.h). A hole may stand as a key
+ * too ({'@0': {'$ne': null}}), filled by a string argument.
+ *
+ * Why the text is walked at each use rather than read once with
+ * bson_new_from_json(): binding a cached plan takes about 2 µs
+ * (bench/results/sql_compile.md); parsing into a bson_t and copying it out
+ * again would cost as much as the rest. Walking the text appends straight
+ * into the parent, without allocating.
+ *
+ * Numbers read as libbson's JSON reader reads them, so the BSON types are
+ * those the hand-built documents had: an integer is an int32 when it fits,
+ * else an int64; one with '.' or an exponent is a double. Strings have no
+ * escapes. Templates are constants of the compiler (or printf'd from
+ * them), never user text: a malformed one is a bug, and asserts.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "compile-private.h"
+
+typedef struct {
+   const char *p; /* the next character of the template */
+   cx_t *cx;
+   const cx_arg_t *args;
+   int nargs;
+   bool ok; /* false once a hole failed to fill: the walk goes on, so that
+               every document it opened is closed, but fills nothing more
+               (the first error stays the one reported) */
+} walk_t;
+
+static void value (walk_t *w, bson_t *parent, const char *key);
+
+static void
+skip_space (walk_t *w)
+{
+   while (*w->p == ' ' || *w->p == '\n' || *w->p == '\t' || *w->p == '\r') {
+      w->p++;
+   }
+}
+
+/* A quoted string at w->p: *s (borrowed from the template) and its length. */
+static void
+string (walk_t *w, const char **s, int *len)
+{
+   char quote = *w->p++;
+   BSON_ASSERT (quote == '\'' || quote == '"');
+   const char *end = strchr (w->p, quote);
+   BSON_ASSERT (end);
+   *s = w->p;
+   *len = (int) (end - w->p);
+   w->p = end + 1;
+}
+
+/* The hole "@<i>" names, or NULL for any other string. */
+static const cx_arg_t *
+hole (const walk_t *w, const char *s, int len)
+{
+   if (len < 2 || len > 3 || s[0] != '@' || strspn (s + 1, "0123456789") < (size_t) (len - 1)) {
+      return NULL;
+   }
+   int i = atoi (s + 1);
+   BSON_ASSERT (i < w->nargs);
+   return &w->args[i];
+}
+
+static void
+fill (walk_t *w, const cx_arg_t *a, bson_t *parent, const char *key)
+{
+   if (!w->ok) {
+      return;
+   }
+   switch (a->kind) {
+   case CX_A_VALUE: w->ok = cx_agg_value (w->cx, a->e, parent, key); break;
+   case CX_A_OR_NULL: w->ok = cx_agg_value_or_null (w->cx, a->e, parent, key); break;
+   case CX_A_TRUE: w->ok = cx_agg_truth (w->cx, a->e, true, parent, key); break;
+   case CX_A_FALSE: w->ok = cx_agg_truth (w->cx, a->e, false, parent, key); break;
+   case CX_A_FILTER: w->ok = cx_filter (w->cx, a->e, true, parent, key); break;
+   case CX_A_CONST: w->ok = cx_append_const (w->cx, a->e, parent, key); break;
+   case CX_A_STR: w->ok = BSON_APPEND_UTF8 (parent, key, a->str); break;
+   case CX_A_INT32: w->ok = BSON_APPEND_INT32 (parent, key, (int32_t) a->i64); break;
+   case CX_A_INT64: w->ok = BSON_APPEND_INT64 (parent, key, a->i64); break;
+   case CX_A_BOOL: w->ok = BSON_APPEND_BOOL (parent, key, a->i64 != 0); break;
+   case CX_A_DOC: w->ok = BSON_APPEND_DOCUMENT (parent, key, a->doc); break;
+   case CX_A_ARRAY: w->ok = bson_append_array (parent, key, -1, a->doc); break;
+   case CX_A_FN: w->ok = a->fn (w->cx, a->e, parent, key); break;
+   default: BSON_ASSERT (false);
+   }
+}
+
+/* The members of a document or the elements of an array, up to `close`;
+ * array elements are keyed from *n on. */
+static void
+members (walk_t *w, bson_t *parent, char close, uint32_t *n)
+{
+   skip_space (w);
+   while (*w->p != close) {
+      cx_idx_t k;
+      const char *key;
+      char buf[64];
+      if (n) {
+         key = cx_idx (&k, (*n)++);
+      } else {
+         const char *s;
+         int len;
+         string (w, &s, &len);
+         const cx_arg_t *a = hole (w, s, len);
+         if (a) {
+            BSON_ASSERT (a->kind == CX_A_STR);
+            key = a->str;
+         } else {
+            BSON_ASSERT ((size_t) len < sizeof buf);
+            memcpy (buf, s, (size_t) len);
+            buf[len] = '\0';
+            key = buf;
+         }
+         skip_space (w);
+         BSON_ASSERT (*w->p == ':');
+         w->p++;
+      }
+      value (w, parent, key);
+      skip_space (w);
+      if (*w->p == ',') {
+         w->p++;
+         skip_space (w);
+      } else {
+         BSON_ASSERT (*w->p == close);
+      }
+   }
+   w->p++;
+}
+
+static void
+value (walk_t *w, bson_t *parent, const char *key)
+{
+   skip_space (w);
+   char c = *w->p;
+   if (c == '{' || c == '[') {
+      bson_t child;
+      uint32_t n = 0;
+      w->p++;
+      if (c == '{') {
+         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &child);
+         members (w, &child, '}', NULL);
+         bson_append_document_end (parent, &child);
+      } else {
+         BSON_APPEND_ARRAY_BEGIN (parent, key, &child);
+         members (w, &child, ']', &n);
+         bson_append_array_end (parent, &child);
+      }
+   } else if (c == '\'' || c == '"') {
+      const char *s;
+      int len;
+      string (w, &s, &len);
+      const cx_arg_t *a = hole (w, s, len);
+      if (a) {
+         fill (w, a, parent, key);
+      } else {
+         bson_append_utf8 (parent, key, -1, s, len);
+      }
+   } else if (!strncmp (w->p, "true", 4) || !strncmp (w->p, "false", 5)) {
+      BSON_APPEND_BOOL (parent, key, c == 't');
+      w->p += c == 't' ? 4 : 5;
+   } else if (!strncmp (w->p, "null", 4)) {
+      BSON_APPEND_NULL (parent, key);
+      w->p += 4;
+   } else {
+      char *end;
+      size_t len = strspn (w->p, "+-0123456789.eE");
+      BSON_ASSERT (len > 0);
+      if (strcspn (w->p, ".eE") < len) {
+         BSON_APPEND_DOUBLE (parent, key, strtod (w->p, &end));
+      } else {
+         long long i = strtoll (w->p, &end, 10);
+         if (i >= INT32_MIN && i <= INT32_MAX) {
+            BSON_APPEND_INT32 (parent, key, (int32_t) i);
+         } else {
+            BSON_APPEND_INT64 (parent, key, i);
+         }
+      }
+      BSON_ASSERT (end == w->p + len);
+      w->p = end;
+   }
+}
+
+bool
+cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key)
+{
+   walk_t w = {.p = tpl, .cx = cx, .args = args, .nargs = nargs, .ok = true};
+   value (&w, parent, key);
+   skip_space (&w);
+   BSON_ASSERT (*w.p == '\0');
+   return w.ok;
+}
+
+bson_t *
+cx_template_new (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs)
+{
+   walk_t w = {.p = tpl, .cx = cx, .args = args, .nargs = nargs, .ok = true};
+   bson_t *doc = bson_new ();
+   skip_space (&w);
+   BSON_ASSERT (*w.p == '{');
+   w.p++;
+   members (&w, doc, '}', NULL);
+   skip_space (&w);
+   BSON_ASSERT (*w.p == '\0');
+   if (!w.ok) {
+      bson_destroy (doc);
+      return NULL;
+   }
+   return doc;
+}
+
+bool
+cx_stages (cx_t *cx, bson_t *pipeline, uint32_t *n, const char *tpl, const cx_arg_t *args, int nargs)
+{
+   walk_t w = {.p = tpl, .cx = cx, .args = args, .nargs = nargs, .ok = true};
+   skip_space (&w);
+   if (*w.p == '[') {
+      w.p++;
+      members (&w, pipeline, ']', n);
+   } else {
+      cx_idx_t k;
+      value (&w, pipeline, cx_idx (&k, (*n)++));
+   }
+   skip_space (&w);
+   BSON_ASSERT (*w.p == '\0');
+   return w.ok;
+}
