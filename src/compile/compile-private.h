@@ -3,6 +3,8 @@
  *
  *   expr.c    SQL expressions -> aggregation expressions; predicates ->
  *             query filters or $expr, both with three-valued logic
+ *   function.c  scalar functions, CAST, CASE (one table row a function)
+ *   template.c  documents written as JSON templates with holes
  *   select.c  SELECT -> find / aggregate
  *   write.c   INSERT / UPDATE / DELETE
  *   window.c  window functions -> $setWindowFields
@@ -176,6 +178,12 @@ bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
 /* {$ifNull: [e, null]}: e's value with a missing field read as NULL (so
  * NULL and missing group, compare and project alike). */
 bool cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing ($ne: is not). */
+bool cx_agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key);
+/* function.c: a function call (not an aggregate), CAST, CASE */
+bool cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* Aggregation expression, true iff predicate e is TRUE (want) / FALSE (!want). */
 bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* Query filter document matching the rows where e is TRUE (want) / FALSE. */

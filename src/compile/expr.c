@@ -516,105 +516,11 @@ cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *
    return cx_template (cx, "{'$ifNull': ['@0', null]}", CX_ARGS (CX_VALUE (e)), parent, key);
 }
 
-/* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing. */
-static bool
-agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
+bool
+cx_agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
 {
    return cx_template (cx, "{'@0': ['@1', null]}", CX_ARGS (CX_STR (want_null ? "$eq" : "$ne"), CX_OR_NULL (x)),
                        parent, key);
-}
-
-typedef bool (*emit_fn) (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
-
-/* [f(x0), f(x1), ...] over the expressions of a list. */
-static bool
-append_each (cx_t *cx, const dj_list_t *l, emit_fn f, bson_t *parent, const char *key)
-{
-   bson_t arr;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_ARRAY_BEGIN (parent, key, &arr);
-   for (int i = 0; ok && i < l->n; i++) {
-      ok = f (cx, l->v[i], &arr, cx_idx (&k, (uint32_t) i));
-   }
-   bson_append_array_end (parent, &arr);
-   return ok;
-}
-
-/* [a0, a1, ...]: e's arguments' values, for an operator taking an array. */
-static bool
-append_args_array (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   return append_each (cx, &e->args, cx_agg_value, parent, key);
-}
-
-static bool
-agg_is_null (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
-{
-   return agg_isnull (cx, x, true, parent, key);
-}
-
-/* [isnull(a0), isnull(a1), ...] */
-static bool
-append_args_isnull (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   return append_each (cx, &e->args, agg_is_null, parent, key);
-}
-
-/* Appends under key the condition "some argument of e is NULL": one
- * isnull test, or their $or. */
-static bool
-append_any_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   if (e->args.n == 1) {
-      return agg_isnull (cx, e->args.v[0], true, parent, key);
-   }
-   return cx_template (cx, "{'$or': '@0'}", CX_ARGS (CX_FN (append_args_isnull, e)), parent, key);
-}
-
-/* Template `tpl` (see template.c) with its arguments args; `guard`: NULL
- * when any argument of e is NULL (SQL's rule for functions), where
- * MongoDB's operator would make something of a NULL ($toUpper(null) is ""):
- * {$cond: [any argument NULL, null, tpl]}. */
-static bool
-agg_guarded (cx_t *cx, const dj_expr_t *e, bool guard, const char *tpl, const cx_arg_t *args, int nargs,
-             bson_t *parent, const char *key)
-{
-   if (!guard) {
-      return cx_template (cx, tpl, args, nargs, parent, key);
-   }
-   bson_t d, arr;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   bool ok = append_any_null (cx, e, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   ok = ok && cx_template (cx, tpl, args, nargs, &arr, "2");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
-}
-
-/* Template `tpl` whose "@<i>" is e's argument i. */
-static bool
-agg_template (cx_t *cx, const dj_expr_t *e, const char *tpl, bool guard, bson_t *parent, const char *key)
-{
-   cx_arg_t args[10];
-   BSON_ASSERT (e->args.n <= 10);
-   for (int i = 0; i < e->args.n; i++) {
-      args[i] = CX_VALUE (e->args.v[i]);
-   }
-   return agg_guarded (cx, e, guard, tpl, args, e->args.n, parent, key);
-}
-
-/* {op: x} for one argument, {op: [x, y, ...]} for more; NULL-guarded for
- * the string functions, which turn NULL into "" in MongoDB. */
-static bool
-agg_operator (cx_t *cx, const dj_expr_t *e, const char *op, bool guard, bson_t *parent, const char *key)
-{
-   bool one = e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat") && strcmp (op, "$round");
-   return agg_guarded (cx, e, guard, "{'@0': '@1'}",
-                       CX_ARGS (CX_STR (op), one ? CX_VALUE (e->args.v[0]) : CX_FN (append_args_array, e)), parent,
-                       key);
 }
 
 /* A predicate used as a value: TRUE / FALSE / NULL. */
@@ -649,320 +555,6 @@ agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    default:
       return agg_truth_value (cx, e, parent, key); /* a comparison */
    }
-}
-
-static const struct {
-   const char *sql, *mongo;
-} cast_types[] = {
-   {"INT", "long"}, {"INTEGER", "long"}, {"BIGINT", "long"}, {"SMALLINT", "long"}, {"SIGNED", "long"},
-   {"REAL", "double"}, {"FLOAT", "double"}, {"DOUBLE", "double"}, {"DOUBLE PRECISION", "double"},
-   {"TEXT", "string"}, {"VARCHAR", "string"}, {"CHAR", "string"}, {"NUMERIC", "decimal"}, {"DECIMAL", "decimal"},
-   {"BOOL", "bool"}, {"BOOLEAN", "bool"}, {"DATETIME", "date"}, {"TIMESTAMP", "date"}, {NULL, NULL}};
-
-static bool
-agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   char base[32];
-   size_t n = strcspn (e->name, "(");
-   while (n > 0 && e->name[n - 1] == ' ') {
-      n--;
-   }
-   snprintf (base, sizeof base, "%.*s", (int) n, e->name);
-   for (int i = 0; cast_types[i].sql; i++) {
-      if (!strcmp (base, cast_types[i].sql)) {
-         return cx_template (cx, "{'$convert': {'input': '@0', 'to': '@1', 'onNull': null}}",
-                             CX_ARGS (CX_VALUE (e->a), CX_STR (cast_types[i].mongo)), parent, key);
-      }
-   }
-   return cx_unsupported (cx, e->pos, "CAST to %s", e->name);
-}
-
-/* The branches of CASE e: [{case, then}, ...] */
-static bool
-case_branches (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   bson_t br;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_ARRAY_BEGIN (parent, key, &br);
-   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
-      const dj_expr_t *when = e->args.v[i];
-      /* CASE x WHEN v: the branch is x = v */
-      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
-      ok = cx_template (cx, "{'case': '@0', 'then': '@1'}",
-                        CX_ARGS (CX_TRUTH (e->a ? &eq : when, true), CX_VALUE (e->args.v[i + 1])), &br,
-                        cx_idx (&k, (uint32_t) i / 2));
-   }
-   bson_append_array_end (parent, &br);
-   return ok;
-}
-
-static const dj_expr_t null_expr = {.kind = DJ_X_NULL};
-
-static bool
-agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   return cx_template (cx, "{'$switch': {'branches': '@0', 'default': '@1'}}",
-                       CX_ARGS (CX_FN (case_branches, e), CX_VALUE (e->b ? e->b : &null_expr)), parent, key);
-}
-
-/* A string constant argument (a field or unit name, a time zone), or NULL
- * with the error set. Borrowed from the statement or the parameters. */
-static const char *
-const_string (cx_t *cx, const dj_expr_t *e, const char *what)
-{
-   bson_value_t tmp;
-   const bson_value_t *v;
-   if (!cx_is_const (e)) {
-      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
-      return NULL;
-   }
-   if (!cx_const_value (cx, e, &tmp, &v)) {
-      return NULL;
-   }
-   if (v->value_type != BSON_TYPE_UTF8) {
-      cx_param_error (cx, e->pos, "%s must be a string", what);
-      return NULL;
-   }
-   return v->value.v_utf8.str;
-}
-
-/* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
- * x[, 'tz']) on BSON dates (with a time zone, DATE_TRUNC gives local
- * wall-clock time, as PostgreSQL's date_trunc of x AT TIME ZONE tz). Field names are PostgreSQL's plus Django's
- * (week_day: 1 = Sunday .. 7 = Saturday, MongoDB's $dayOfWeek; iso_week_day:
- * 1 = Monday, $isoDayOfWeek; week: the ISO week, $isoWeek). A time zone is an
- * Olson name or an offset; the result is NULL for a NULL date.
- * https://www.mongodb.com/docs/manual/reference/operator/aggregation/dateTrunc/ */
-static bool
-agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   int n = e->args.n;
-   bool trunc = !strcmp (e->name, "DATE_TRUNC");
-   if (n < 2 || n > 3 || (!strcmp (e->name, "EXTRACT") && n != 2)) {
-      return cx_unsupported (cx, e->pos, "%s() with %d arguments", e->name, n);
-   }
-   const char *field = const_string (cx, e->args.v[0], trunc ? "the unit of DATE_TRUNC" : "the field of EXTRACT");
-   const char *tz = NULL;
-   if (!field || (n == 3 && !(tz = const_string (cx, e->args.v[2], "a time zone")))) {
-      return false;
-   }
-   const dj_expr_t *x = e->args.v[1];
-   if (trunc) {
-      static const char *const units[] = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", NULL};
-      int u = -1;
-      for (int i = 0; units[i]; i++) {
-         if (!strcasecmp (field, units[i])) {
-            u = i;
-         }
-      }
-      if (u < 0) {
-         return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
-      }
-      if (tz) {
-         /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
-          * the local wall-clock time, a timestamp without zone (which dates
-          * here carry as UTC) -- what Django's Trunc/TruncDate expect back.
-          * startOfWeek only counts for the unit week (ISO weeks, as Django's). */
-         dj_expr_t unit = {.kind = DJ_X_STRING, .name = (char *) units[u], .pos = e->pos};
-         dj_expr_t *argv[3] = {&unit, e->args.v[1], e->args.v[2]};
-         dj_expr_t call = *e;
-         call.args.v = (void **) argv;
-         call.args.n = 3;
-         return agg_template (
-            cx, &call,
-            "{'$let': {'vars': {'t': {'$dateTrunc': {'date': '@1', 'unit': '@0', 'timezone': '@2', "
-            "'startOfWeek': 'monday'}}}, 'in': {'$dateFromParts': {"
-            "'year': {'$year': {'date': '$$t', 'timezone': '@2'}}, 'month': {'$month': {'date': '$$t', 'timezone': '@2'}}, "
-            "'day': {'$dayOfMonth': {'date': '$$t', 'timezone': '@2'}}, 'hour': {'$hour': {'date': '$$t', 'timezone': '@2'}}, "
-            "'minute': {'$minute': {'date': '$$t', 'timezone': '@2'}}, "
-            "'second': {'$second': {'date': '$$t', 'timezone': '@2'}}, "
-            "'millisecond': {'$millisecond': {'date': '$$t', 'timezone': '@2'}}}}}}",
-            true, parent, key);
-      }
-      /* week: ISO weeks, as Django's TruncWeek */
-      return cx_template (cx,
-                          u == 3 ? "{'$dateTrunc': {'date': '@0', 'unit': '@1', 'startOfWeek': 'monday'}}"
-                                 : "{'$dateTrunc': {'date': '@0', 'unit': '@1'}}",
-                          CX_ARGS (CX_VALUE (x), CX_STR (units[u])), parent, key);
-   }
-   static const struct {
-      const char *field, *op;
-   } fields[] = {{"year", "$year"}, {"month", "$month"}, {"day", "$dayOfMonth"}, {"hour", "$hour"},
-                 {"minute", "$minute"}, {"second", "$second"}, {"week", "$isoWeek"}, {"week_day", "$dayOfWeek"},
-                 {"dow", "$dayOfWeek"}, {"iso_week_day", "$isoDayOfWeek"}, {"isodow", "$isoDayOfWeek"},
-                 {"iso_year", "$isoWeekYear"}, {"isoyear", "$isoWeekYear"}, {"doy", "$dayOfYear"},
-                 {"quarter", "$month"}, {NULL, NULL}};
-   for (int i = 0; fields[i].field; i++) {
-      if (strcasecmp (field, fields[i].field)) {
-         continue;
-      }
-      /* [a time zone] x [the quarter: {$toInt: {$ceil: ...}}, an integer as SQL's] */
-      static const char *const tpl[2][2] = {
-         {"{'@1': {'date': '@0'}}", "{'@1': {'date': '@0', 'timezone': '@2'}}"},
-         {"{'$toInt': {'$ceil': {'$divide': [{'@1': {'date': '@0'}}, 3]}}}",
-          "{'$toInt': {'$ceil': {'$divide': [{'@1': {'date': '@0', 'timezone': '@2'}}, 3]}}}"}};
-      return cx_template (cx, tpl[!strcasecmp (field, "quarter")][tz != NULL],
-                          CX_ARGS (CX_VALUE (x), CX_STR (fields[i].op), CX_STR (tz)), parent, key);
-   }
-   return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
-}
-
-/* JSON_OBJECT's [[k1, v1], ...] */
-static bool
-json_object_pairs (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   bson_t pairs;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_ARRAY_BEGIN (parent, key, &pairs);
-   for (int i = 0; ok && i < e->args.n; i += 2) {
-      ok = cx_template (cx, "['@0', '@1']", CX_ARGS (CX_VALUE (e->args.v[i]), CX_VALUE (e->args.v[i + 1])), &pairs,
-                        cx_idx (&k, (uint32_t) (i / 2)));
-   }
-   bson_append_array_end (parent, &pairs);
-   return ok;
-}
-
-/* Scalar functions of the dialect: one row each, an operator ({op: x},
- * {op: [x, y, ...]}) or, for what MongoDB has no operator for, a template
- * whose "@<i>" is argument i. */
-static const struct {
-   const char *sql;
-   int min, max;
-   const char *op, *json;
-   bool guard; /* NULL when an argument is NULL: MongoDB's operator would give a non-null result */
-} functions[] = {
-   {"UPPER", 1, 1, "$toUpper", NULL, true}, {"LOWER", 1, 1, "$toLower", NULL, true},
-   {"LENGTH", 1, 1, "$strLenCP", NULL, true}, {"CHAR_LENGTH", 1, 1, "$strLenCP", NULL, true},
-   {"ABS", 1, 1, "$abs", NULL, false}, {"CEIL", 1, 1, "$ceil", NULL, false}, {"CEILING", 1, 1, "$ceil", NULL, false},
-   {"FLOOR", 1, 1, "$floor", NULL, false}, {"SQRT", 1, 1, "$sqrt", NULL, false}, {"EXP", 1, 1, "$exp", NULL, false},
-   {"LN", 1, 1, "$ln", NULL, false}, {"LOG10", 1, 1, "$log10", NULL, false}, {"ROUND", 1, 2, "$round", NULL, false},
-   {"POWER", 2, 2, "$pow", NULL, false}, {"MOD", 2, 2, "$mod", NULL, false}, {"SIN", 1, 1, "$sin", NULL, false},
-   {"COS", 1, 1, "$cos", NULL, false}, {"TAN", 1, 1, "$tan", NULL, false}, {"ASIN", 1, 1, "$asin", NULL, false},
-   {"ACOS", 1, 1, "$acos", NULL, false}, {"ATAN", 1, 1, "$atan", NULL, false}, {"ATAN2", 2, 2, "$atan2", NULL, false},
-   {"CONCAT", 1, 64, "$concat", NULL, true},
-   /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
-    * rule; features.greatest_least_ignores_nulls) */
-   {"GREATEST", 2, 64, "$max", NULL, false}, {"LEAST", 2, 64, "$min", NULL, false},
-   {"RADIANS", 1, 1, "$degreesToRadians", NULL, false}, {"DEGREES", 1, 1, "$radiansToDegrees", NULL, false},
-   {"TRIM", 1, 1, NULL, "{'$trim': {'input': '@0'}}", true},
-   {"LTRIM", 1, 1, NULL, "{'$ltrim': {'input': '@0'}}", true},
-   {"RTRIM", 1, 1, NULL, "{'$rtrim': {'input': '@0'}}", true},
-   {"LEFT", 2, 2, NULL, "{'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}", true},
-   {"RIGHT", 2, 2, NULL, "{'$substrCP': ['@0', {'$max': [0, {'$subtract': [{'$strLenCP': '@0'}, '@1']}]}, "
-                "{'$max': ['@1', 0]}]}", true},
-   /* INSTR(s, sub): 1-based position, 0 when absent (Django's StrIndex) */
-   {"INSTR", 2, 2, NULL, "{'$add': [{'$indexOfCP': ['@0', '@1']}, 1]}", true},
-   {"STRPOS", 2, 2, NULL, "{'$add': [{'$indexOfCP': ['@0', '@1']}, 1]}", true},
-   {"REPEAT", 2, 2, NULL, "{'$reduce': {'input': {'$range': [0, {'$max': ['@1', 0]}]}, 'initialValue': '', "
-                 "'in': {'$concat': ['$$value', '@0']}}}", true},
-   {"REVERSE", 1, 1, NULL, "{'$reduce': {'input': {'$range': [0, {'$strLenCP': '@0'}]}, 'initialValue': '', "
-                  "'in': {'$concat': [{'$substrCP': ['@0', '$$this', 1]}, '$$value']}}}", true},
-   /* LPAD/RPAD(s, n, fill): cut to n, or padded with fill repeated (PostgreSQL's) */
-   {"LPAD", 3, 3, NULL, "{'$cond': [{'$gte': [{'$strLenCP': '@0'}, '@1']}, {'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}, "
-               "{'$concat': [{'$substrCP': [{'$reduce': {'input': {'$range': [0, '@1']}, 'initialValue': '', "
-               "'in': {'$concat': ['$$value', '@2']}}}, 0, {'$subtract': ['@1', {'$strLenCP': '@0'}]}]}, '@0']}]}", true},
-   {"RPAD", 3, 3, NULL, "{'$cond': [{'$gte': [{'$strLenCP': '@0'}, '@1']}, {'$substrCP': ['@0', 0, {'$max': ['@1', 0]}]}, "
-               "{'$concat': ['@0', {'$substrCP': [{'$reduce': {'input': {'$range': [0, '@1']}, 'initialValue': '', "
-               "'in': {'$concat': ['$$value', '@2']}}}, 0, {'$subtract': ['@1', {'$strLenCP': '@0'}]}]}]}]}", true},
-   {"SIGN", 1, 1, NULL, "{'$cond': [{'$gt': ['@0', 0]}, 1, {'$cond': [{'$lt': ['@0', 0]}, -1, 0]}]}", true},
-   {"COT", 1, 1, NULL, "{'$divide': [1, {'$tan': '@0'}]}", true},
-   /* TIME_OF_DAY(datetime, tz): the wall-clock time as a TimeField stores
-    * it (Python's isoformat: "HH:MM:SS", ".ffffff" when not whole) */
-   {"TIME_OF_DAY", 2, 2, NULL, "{'$cond': [{'$eq': [{'$millisecond': {'date': '@0', 'timezone': '@1'}}, 0]}, "
-                      "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
-                      "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
-                      "'000']}]}", true},
-   /* a value's BSON type name, "missing" for an absent path (has_key tests
-    * presence: a key holding null exists), and an array's length */
-   {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},
-   {"JSON_ARRAY_LENGTH", 1, 1, NULL, "{'$cond': [{'$isArray': '@0'}, {'$size': '@0'}, null]}", true},
-   {NULL, 0, 0, NULL, NULL, false}};
-
-/* Aggregates are handled by the $group rewrite (agg_group_ref); here they
- * are an error (no GROUP context). */
-static bool
-agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   const char *f = e->name;
-   int n = e->args.n;
-
-   if (e->over) {
-      return cx_unsupported (cx, e->pos, "window function %s() outside the SELECT list and ORDER BY", f);
-   }
-   if (!strcmp (f, "COALESCE") || !strcmp (f, "IFNULL")) {
-      if (n < 2) {
-         return cx_unsupported (cx, e->pos, "%s with fewer than two arguments", f);
-      }
-      /* nested {$ifNull: [a, {$ifNull: [b, c]}]} (the n-ary form is 5.0+) */
-      dj_expr_t rest = *e;
-      rest.args.v = e->args.v + 1;
-      rest.args.n = n - 1;
-      return cx_template (cx, "{'$ifNull': ['@0', '@1']}",
-                          CX_ARGS (CX_VALUE (e->args.v[0]), n == 2 ? CX_VALUE (e->args.v[1]) : CX_FN (agg_function, &rest)),
-                          parent, key);
-   }
-   if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
-      return agg_date_function (cx, e, parent, key);
-   }
-   if (!strcmp (f, "NOW") && n == 0) {
-      return BSON_APPEND_UTF8 (parent, key, "$$NOW");
-   }
-   if (!strcmp (f, "NULLIF") && n == 2) {
-      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = e->pos, .a = e->args.v[0], .b = e->args.v[1]};
-      return cx_template (cx, "{'$cond': ['@0', null, '@1']}", CX_ARGS (CX_TRUTH (&eq, true), CX_VALUE (eq.a)), parent,
-                          key);
-   }
-   for (int i = 0; functions[i].sql; i++) {
-      if (strcmp (f, functions[i].sql)) {
-         continue;
-      }
-      if (n < functions[i].min || n > functions[i].max) {
-         return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
-      }
-      if (functions[i].op) {
-         return agg_operator (cx, e, functions[i].op, functions[i].guard, parent, key);
-      }
-      return agg_template (cx, e, functions[i].json, functions[i].guard, parent, key);
-   }
-   if (!strcmp (f, "PI") && n == 0) { /* a bare number in $project would mean "include" */
-      return cx_template (cx, "{'$literal': 3.14159265358979323846}", CX_NO_ARGS, parent, key);
-   }
-   if (!strcmp (f, "RANDOM") && n == 0) {
-      return cx_template (cx, "{'$rand': {}}", CX_NO_ARGS, parent, key);
-   }
-   if (!strcmp (f, "LOG") && n == 2) { /* LOG(base, x), as PostgreSQL's and Django's Log() */
-      return agg_template (cx, e, "{'$log': ['@1', '@0']}", false, parent, key);
-   }
-   if (!strcmp (f, "JSON_OBJECT")) {
-      /* JSON_OBJECT(k1, v1, ...): the keys may be parameters, so the object
-       * is built at run time */
-      if (n % 2) {
-         return cx_unsupported (cx, e->pos, "JSON_OBJECT() with an odd number of arguments");
-      }
-      return cx_template (cx, "{'$arrayToObject': ['@0']}", CX_ARGS (CX_FN (json_object_pairs, e)), parent, key);
-   }
-   if (!strcmp (f, "REPLACE") && n == 3) { /* every occurrence, as SQL's REPLACE(s, from, to) */
-      return agg_template (cx, e, "{'$replaceAll': {'input': '@0', 'find': '@1', 'replacement': '@2'}}", true, parent,
-                           key);
-   }
-   if ((!strcmp (f, "SUBSTR") || !strcmp (f, "SUBSTRING")) && (n == 2 || n == 3)) {
-      /* SQL positions are 1-based: {$substrCP: [s, p - 1, len]}; without a
-       * length, to the end (a length past the end is fine for $substrCP). */
-      dj_expr_t one = {.kind = DJ_X_INT, .ival = 1, .pos = e->pos};
-      dj_expr_t start = {.kind = DJ_X_BINARY, .op = DJ_OP_SUB, .pos = e->pos, .a = e->args.v[1], .b = &one};
-      dj_expr_t big = {.kind = DJ_X_INT, .ival = INT32_MAX, .pos = e->pos};
-      dj_expr_t *argv[3] = {e->args.v[0], &start, n == 3 ? e->args.v[2] : &big};
-      dj_expr_t call = *e;
-      call.args.v = (void **) argv;
-      call.args.n = 3;
-      return agg_template (cx, &call, "{'$substrCP': ['@0', '@1', '@2']}", true, parent, key);
-   }
-   if (cx_is_aggregate (e)) {
-      return cx_unsupported (cx, e->pos, "aggregate %s() in this position (WHERE, or nested in another aggregate)", f);
-   }
-   return cx_unsupported (cx, e->pos, "function %s()", f);
 }
 
 /* After $group: a GROUP BY key or aggregate call becomes a field reference. */
@@ -1030,27 +622,20 @@ cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    case DJ_X_PARAM: case DJ_X_INT: case DJ_X_FLOAT: case DJ_X_STRING: case DJ_X_NULL: case DJ_X_BOOL:
       ok = append_literal (cx, e, parent, key);
       break;
-   case DJ_X_NEG: {
-      bson_t d, arr;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$multiply", &arr);
-      BSON_APPEND_INT32 (&arr, "0", -1);
-      ok = cx_agg_value (cx, e->a, &arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
+   case DJ_X_NEG:
+      ok = cx_template (cx, "{'$multiply': [-1, '@0']}", CX_ARGS (CX_VALUE (e->a)), parent, key);
       break;
-   }
    case DJ_X_BINARY:
       ok = agg_arith (cx, e, parent, key);
       break;
    case DJ_X_CASE:
-      ok = agg_case (cx, e, parent, key);
+      ok = cx_agg_case (cx, e, parent, key);
       break;
    case DJ_X_CAST:
-      ok = agg_cast (cx, e, parent, key);
+      ok = cx_agg_cast (cx, e, parent, key);
       break;
    case DJ_X_FUNC:
-      ok = agg_function (cx, e, parent, key);
+      ok = cx_agg_function (cx, e, parent, key);
       break;
    case DJ_X_SUBQUERY: {
       /* first row's first column, NULL when there is no row */
@@ -1061,42 +646,15 @@ cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       }
       char ref[40];
       snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
-      bson_t d, arr, first, fa;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &first);
-      BSON_APPEND_ARRAY_BEGIN (&first, "$arrayElemAt", &fa);
-      BSON_APPEND_UTF8 (&fa, "0", ref);
-      BSON_APPEND_INT32 (&fa, "1", 0);
-      bson_append_array_end (&first, &fa);
-      bson_append_document_end (&arr, &first);
-      BSON_APPEND_NULL (&arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      ok = true;
+      ok = cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 0]}, null]}", CX_ARGS (CX_STR (ref)), parent, key);
       break;
    }
    case DJ_X_STAR:
       ok = cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
       break;
-   default: {
-      /* a predicate used as a value: TRUE / FALSE / NULL */
-      bson_t d, arr, inner, ia;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-      ok = cx_agg_truth (cx, e, true, &arr, "0");
-      BSON_APPEND_BOOL (&arr, "1", true);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
-      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
-      BSON_APPEND_BOOL (&ia, "1", false);
-      BSON_APPEND_NULL (&ia, "2");
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
+   default:
+      ok = agg_truth_value (cx, e, parent, key); /* a predicate used as a value */
       break;
-   }
    }
    cx->depth--;
    return ok;
@@ -1289,7 +847,7 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       break;
    case DJ_X_IS_NULL: {
       bool want_null = ((e->flags & DJ_XF_NOT) == 0) == want;
-      ok = agg_isnull (cx, e->a, want_null, parent, key);
+      ok = cx_agg_isnull (cx, e->a, want_null, parent, key);
       break;
    }
    case DJ_X_BINARY:
@@ -1306,10 +864,10 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
          BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
          uint32_t i = 0;
          if (!cx_is_const (e->a)) {
-            ok = agg_isnull (cx, e->a, false, &arr, cx_idx (&k, i++));
+            ok = cx_agg_isnull (cx, e->a, false, &arr, cx_idx (&k, i++));
          }
          if (ok && !cx_is_const (e->b)) {
-            ok = agg_isnull (cx, e->b, false, &arr, cx_idx (&k, i++));
+            ok = cx_agg_isnull (cx, e->b, false, &arr, cx_idx (&k, i++));
          }
          ok = ok && agg_binop (cx, cmp_op (e->op, !want), e->a, e->b, &arr, cx_idx (&k, i++));
          bson_append_array_end (&d, &arr);
@@ -1331,22 +889,8 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
    case DJ_X_SUBQUERY: {
       /* a value used as a condition: TRUE when it is true (a boolean) or a
        * non-zero number; FALSE when false or 0; NULL otherwise. */
-      bson_t in, ina, vals;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$in", &in);
-      ok = cx_agg_value (cx, e, &in, "0");
-      (void) ina;
-      BSON_APPEND_ARRAY_BEGIN (&in, "1", &vals);
-      if (want) {
-         BSON_APPEND_BOOL (&vals, "0", true);
-         BSON_APPEND_INT32 (&vals, "1", 1);
-      } else {
-         BSON_APPEND_BOOL (&vals, "0", false);
-         BSON_APPEND_INT32 (&vals, "1", 0);
-      }
-      bson_append_array_end (&in, &vals);
-      bson_append_array_end (&d, &in);
-      bson_append_document_end (parent, &d);
+      ok = cx_template (cx, want ? "{'$in': ['@0', [true, 1]]}" : "{'$in': ['@0', [false, 0]]}",
+                        CX_ARGS (CX_VALUE (e)), parent, key);
       break;
    }
    case DJ_X_IN_LIST: {
@@ -1380,39 +924,13 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       if (ok && is_null) {
          ok = agg_const_bool (parent, key, false);
       } else if (ok) {
-         /* {$and: [{$eq: [{$type: a}, "string"]}, [$not] {$regexMatch: ...}]} */
-         bson_t t, ta, ty, rm, rmd, nt, nta;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-         BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &t);
-         BSON_APPEND_ARRAY_BEGIN (&t, "$eq", &ta);
-         BSON_APPEND_DOCUMENT_BEGIN (&ta, "0", &ty);
-         ok = cx_agg_value (cx, e->a, &ty, "$type");
-         bson_append_document_end (&ta, &ty);
-         BSON_APPEND_UTF8 (&ta, "1", "string");
-         bson_append_array_end (&t, &ta);
-         bson_append_document_end (&arr, &t);
-         bson_t *target = &arr;
-         const char *tkey = "1";
-         if (!w) {
-            BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &nt);
-            BSON_APPEND_ARRAY_BEGIN (&nt, "$not", &nta);
-            target = &nta;
-            tkey = "0";
-         }
-         BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &rm);
-         BSON_APPEND_DOCUMENT_BEGIN (&rm, "$regexMatch", &rmd);
-         ok = ok && cx_agg_value (cx, e->a, &rmd, "input");
-         BSON_APPEND_UTF8 (&rmd, "regex", (const char *) re.data);
-         BSON_APPEND_UTF8 (&rmd, "options", opts);
-         bson_append_document_end (&rm, &rmd);
-         bson_append_document_end (target, &rm);
-         if (!w) {
-            bson_append_array_end (&nt, &nta);
-            bson_append_document_end (&arr, &nt);
-         }
-         bson_append_array_end (&d, &arr);
-         bson_append_document_end (parent, &d);
+         /* a string, and one that matches (TRUE) or does not (FALSE) */
+         ok = cx_template (cx,
+                           w ? "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+                               "{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}"
+                             : "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+                               "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}]}",
+                           CX_ARGS (CX_VALUE (e->a), CX_STR ((const char *) re.data), CX_STR (opts)), parent, key);
       }
       dj_buf_cleanup (&re);
       break;
@@ -1447,65 +965,24 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
 {
    int i = subquery_field (cx, e);
    char ref[48];
-   bson_t d, arr, sz, inner, ia;
+   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
    if (i < 0) {
       return cx_unsupported (cx, e->pos, "%s subquery in this position", e->kind == DJ_X_EXISTS ? "EXISTS" : "IN");
    }
    if (e->kind == DJ_X_EXISTS) {
       /* EXISTS is never NULL: TRUE iff a row came back */
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
       snprintf (ref, sizeof ref, "$__dj_sq%d", i);
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, w ? "$gt" : "$eq", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &sz);
-      BSON_APPEND_UTF8 (&sz, "$size", ref);
-      bson_append_document_end (&arr, &sz);
-      BSON_APPEND_INT32 (&arr, "1", 0);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return true;
+      return cx_template (cx, "{'@0': [{'$size': '@1'}, 0]}", CX_ARGS (CX_STR (w ? "$gt" : "$eq"), CX_STR (ref)), parent,
+                          key);
    }
    /* a IN (sub): TRUE iff a is not NULL and among the values;
     * FALSE iff a is not NULL, not among them, and no value is NULL. */
    snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
-   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-   bool ok;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-   ok = agg_isnull (cx, e->a, false, &arr, "0");
-   if (w) {
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
-      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
-      BSON_APPEND_UTF8 (&ia, "1", ref);
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-   } else {
-      bson_t n1, n1a, n2, n2a, in2, in2a;
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &n1);
-      BSON_APPEND_ARRAY_BEGIN (&n1, "$not", &n1a);
-      BSON_APPEND_DOCUMENT_BEGIN (&n1a, "0", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
-      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
-      BSON_APPEND_UTF8 (&ia, "1", ref);
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&n1a, &inner);
-      bson_append_array_end (&n1, &n1a);
-      bson_append_document_end (&arr, &n1);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &n2);
-      BSON_APPEND_ARRAY_BEGIN (&n2, "$not", &n2a);
-      BSON_APPEND_DOCUMENT_BEGIN (&n2a, "0", &in2);
-      BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &in2a);
-      BSON_APPEND_NULL (&in2a, "0");
-      BSON_APPEND_UTF8 (&in2a, "1", ref);
-      bson_append_array_end (&in2, &in2a);
-      bson_append_document_end (&n2a, &in2);
-      bson_append_array_end (&n2, &n2a);
-      bson_append_document_end (&arr, &n2);
-   }
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx,
+                       w ? "{'$and': [{'$ne': ['@0', null]}, {'$in': ['@1', '@2']}]}"
+                         : "{'$and': [{'$ne': ['@0', null]}, {'$not': [{'$in': ['@1', '@2']}]}, "
+                           "{'$not': [{'$in': [null, '@2']}]}]}",
+                       CX_ARGS (CX_OR_NULL (e->a), CX_VALUE (e->a), CX_STR (ref)), parent, key);
 }
 
 /* ---- query filters ---- */
@@ -1513,48 +990,28 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
 static bool
 filter_never (bson_t *parent, const char *key)
 {
-   bson_t d;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_BOOL (&d, "$expr", false);
-   return bson_append_document_end (parent, &d);
+   return cx_template (NULL, "{'$expr': false}", CX_NO_ARGS, parent, key);
 }
 
 static bool
 filter_expr (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
-   bson_t d;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   bool ok = cx_agg_truth (cx, e, want, &d, "$expr");
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx, "{'$expr': '@0'}", CX_ARGS (CX_TRUTH (e, want)), parent, key);
 }
 
-/* {path: {op: v}} */
+/* {path: {op: v}}; op "$nin_null": FALSE(a = v), not v and not NULL. */
 static bool
 filter_field_op (cx_t *cx, const dj_expr_t *col, const char *op, const dj_expr_t *v, bson_t *parent, const char *key)
 {
    char path[512];
-   bson_t d, f;
    if (!cx_column_path (cx, col, path, sizeof path)) {
       return false;
    }
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
-   bool ok = true;
-   if (!strcmp (op, "$nin_null")) { /* FALSE(a = v): not v and not NULL */
-      bson_t arr;
-      BSON_APPEND_ARRAY_BEGIN (&f, "$nin", &arr);
-      ok = cx_append_const (cx, v, &arr, "0");
-      BSON_APPEND_NULL (&arr, "1");
-      bson_append_array_end (&f, &arr);
-   } else if (v) {
-      ok = cx_append_const (cx, v, &f, op);
-   } else {
-      BSON_APPEND_NULL (&f, op);
-   }
-   bson_append_document_end (&d, &f);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx,
+                       !strcmp (op, "$nin_null") ? "{'@0': {'$nin': ['@2', null]}}"
+                       : v                       ? "{'@0': {'@1': '@2'}}"
+                                                 : "{'@0': {'@1': null}}",
+                       CX_ARGS (CX_STR (path), CX_STR (op), CX_CONST (v)), parent, key);
 }
 
 /* Can a filter compare this column directly? Only real columns of the
@@ -1697,29 +1154,17 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
          ok = filter_never (parent, key);
       } else if (ok) {
          /* TRUE: {a: {$regex, $options}}; FALSE: a string that does not match */
-         bson_t f, nt;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
-         if (w) {
-            BSON_APPEND_UTF8 (&f, "$regex", (const char *) re.data);
-            BSON_APPEND_UTF8 (&f, "$options", opts);
-         } else {
-            BSON_APPEND_UTF8 (&f, "$type", "string");
-            BSON_APPEND_DOCUMENT_BEGIN (&f, "$not", &nt);
-            BSON_APPEND_UTF8 (&nt, "$regex", (const char *) re.data);
-            BSON_APPEND_UTF8 (&nt, "$options", opts);
-            bson_append_document_end (&f, &nt);
-         }
-         bson_append_document_end (&d, &f);
-         bson_append_document_end (parent, &d);
+         ok = cx_template (cx,
+                           w ? "{'@0': {'$regex': '@1', '$options': '@2'}}"
+                             : "{'@0': {'$type': 'string', '$not': {'$regex': '@1', '$options': '@2'}}}",
+                           CX_ARGS (CX_STR (path), CX_STR ((const char *) re.data), CX_STR (opts)), parent, key);
       }
       dj_buf_cleanup (&re);
       break;
    }
    case DJ_X_BOOL:
       if ((e->ival != 0) == want) {
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         ok = bson_append_document_end (parent, &d);
+         ok = cx_template (cx, "{}", CX_NO_ARGS, parent, key);
       } else {
          ok = filter_never (parent, key);
       }
@@ -1743,32 +1188,13 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
 bool
 cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc)
 {
-   bson_t c, ca;
    dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = x ? x->pos : 0, .a = (dj_expr_t *) x};
-   BSON_APPEND_DOCUMENT_BEGIN (acc, "$sum", &c);
-   BSON_APPEND_ARRAY_BEGIN (&c, "$cond", &ca);
-   bool ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
-   BSON_APPEND_INT32 (&ca, "1", 0);
-   BSON_APPEND_INT32 (&ca, "2", 1);
-   bson_append_array_end (&c, &ca);
-   bson_append_document_end (acc, &c);
-   return ok;
+   return cx_template (cx, "{'$cond': ['@0', 0, 1]}", CX_ARGS (CX_TRUTH (&isnull, true)), acc, "$sum");
 }
 
 bool
 cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref)
 {
-   bson_t v, c, g, ga;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &v);
-   BSON_APPEND_ARRAY_BEGIN (&v, "$cond", &c);
-   BSON_APPEND_DOCUMENT_BEGIN (&c, "0", &g);
-   BSON_APPEND_ARRAY_BEGIN (&g, "$gt", &ga);
-   BSON_APPEND_UTF8 (&ga, "0", count_ref);
-   BSON_APPEND_INT32 (&ga, "1", 0);
-   bson_append_array_end (&g, &ga);
-   bson_append_document_end (&c, &g);
-   BSON_APPEND_UTF8 (&c, "1", value_ref);
-   BSON_APPEND_NULL (&c, "2");
-   bson_append_array_end (&v, &c);
-   return bson_append_document_end (parent, &v);
+   return cx_template (NULL, "{'$cond': [{'$gt': ['@0', 0]}, '@1', null]}", CX_ARGS (CX_STR (count_ref), CX_STR (value_ref)),
+                       parent, key);
 }
