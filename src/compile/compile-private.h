@@ -158,6 +158,8 @@ typedef struct cx_arg {
 /* The `args, nargs` of cx_template / cx_stages: CX_ARGS (CX_VALUE (a), ...). */
 #define CX_ARGS(...) (const cx_arg_t[]){__VA_ARGS__}, (int) (sizeof ((const cx_arg_t[]){__VA_ARGS__}) / sizeof (cx_arg_t))
 #define CX_NO_ARGS NULL, 0
+/* ... or an array of them, for several templates filled alike */
+#define CX_ARGV(a) (a), (int) (sizeof (a) / sizeof *(a))
 
 /* Appends template `tpl` under key, its holes filled by args[0..nargs). */
 bool cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key);
@@ -188,9 +190,9 @@ bool cx_agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* Query filter document matching the rows where e is TRUE (want) / FALSE. */
 bool cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
-/* Appends "$sum": {$cond: [x IS NULL, 0, 1]} to an accumulator document:
- * COUNT(x), and how many inputs SUM saw (SQL's SUM of none is NULL). */
-bool cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc);
+/* {$cond: [x IS NULL, 0, 1]}, for {$sum: ...}: COUNT(x), and how many
+ * inputs SUM saw (SQL's SUM of none is NULL). */
+bool cx_agg_count_one (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key);
 /* parent[key] = {$cond: [{$gt: [count_ref, 0]}, value_ref, null]} */
 bool cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref);
 /* Does e mention only source 0 (the base table)? Subqueries: no. */

@@ -1186,10 +1186,10 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
 }
 
 bool
-cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc)
+cx_agg_count_one (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
 {
    dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = x ? x->pos : 0, .a = (dj_expr_t *) x};
-   return cx_template (cx, "{'$cond': ['@0', 0, 1]}", CX_ARGS (CX_TRUTH (&isnull, true)), acc, "$sum");
+   return cx_template (cx, "{'$cond': ['@0', 0, 1]}", CX_ARGS (CX_TRUTH (&isnull, true)), parent, key);
 }
 
 bool

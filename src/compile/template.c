@@ -4,9 +4,11 @@
  * Most of what the compiler emits is a fixed shape with a few holes:
  * {$ifNull: [<e>, null]}, {$lookup: {from: <table>, ..., as: <field>}}. A
  * template is that shape as JSON text, with 'single-quoted' strings so
- * that it reads in C without backslashes; a string "@<i>" is hole i, which
- * args[i] fills (cx_arg_t, compile-private.h). A hole may stand as a key
- * too ({'@0': {'$ne': null}}), filled by a string argument.
+ * that it reads in C without backslashes; a string "@<d>" (d a digit) is
+ * hole d, which args[d] fills (cx_arg_t, compile-private.h). A hole may
+ * stand as a key too ({'@0': {'$ne': null}}), and a string argument may be
+ * spliced into a longer string or key: '$@0' is the field path of field
+ * @0, '@0_p' a name made from @0.
  *
  * Why the text is walked at each use rather than read once with
  * bson_new_from_json(): binding a cached plan takes about 2 µs
@@ -58,16 +60,39 @@ string (walk_t *w, const char **s, int *len)
    w->p = end + 1;
 }
 
-/* The hole "@<i>" names, or NULL for any other string. */
+/* The hole a string is, "@<d>", or NULL. */
 static const cx_arg_t *
 hole (const walk_t *w, const char *s, int len)
 {
-   if (len < 2 || len > 3 || s[0] != '@' || strspn (s + 1, "0123456789") < (size_t) (len - 1)) {
+   if (len != 2 || s[0] != '@' || s[1] < '0' || s[1] > '9') {
       return NULL;
    }
-   int i = atoi (s + 1);
-   BSON_ASSERT (i < w->nargs);
-   return &w->args[i];
+   BSON_ASSERT (s[1] - '0' < w->nargs);
+   return &w->args[s[1] - '0'];
+}
+
+/* A string with holes spliced in ("$@0" the field path of field @0,
+ * "@0_p" a name made from @0): a new string (bson_free()), or NULL when
+ * the string has no hole (it is the template's own text). Rare enough to
+ * allocate: no buffer stays on the stack of recursive calls. */
+static char *
+splice_holes (const walk_t *w, const char *s, int len)
+{
+   if (!memchr (s, '@', (size_t) len)) {
+      return NULL;
+   }
+   bson_string_t *out = bson_string_new (NULL);
+   for (const char *p = s; p < s + len; p++) {
+      if (*p == '@' && p + 1 < s + len && p[1] >= '0' && p[1] <= '9') {
+         const cx_arg_t *a = hole (w, p, 2);
+         BSON_ASSERT (a->kind == CX_A_STR);
+         bson_string_append (out, a->str);
+         p++;
+      } else {
+         bson_string_append_c (out, *p);
+      }
+   }
+   return bson_string_free (out, false);
 }
 
 static void
@@ -103,7 +128,7 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
    while (*w->p != close) {
       cx_idx_t k;
       const char *key;
-      char buf[64];
+      char buf[64], *spliced = NULL;
       if (n) {
          key = cx_idx (&k, (*n)++);
       } else {
@@ -114,6 +139,8 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
          if (a) {
             BSON_ASSERT (a->kind == CX_A_STR);
             key = a->str;
+         } else if ((spliced = splice_holes (w, s, len))) {
+            key = spliced;
          } else {
             BSON_ASSERT ((size_t) len < sizeof buf);
             memcpy (buf, s, (size_t) len);
@@ -125,6 +152,7 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
          w->p++;
       }
       value (w, parent, key);
+      bson_free (spliced);
       skip_space (w);
       if (*w->p == ',') {
          w->p++;
@@ -159,11 +187,15 @@ value (walk_t *w, bson_t *parent, const char *key)
       int len;
       string (w, &s, &len);
       const cx_arg_t *a = hole (w, s, len);
+      char *spliced = a ? NULL : splice_holes (w, s, len);
       if (a) {
          fill (w, a, parent, key);
+      } else if (spliced) {
+         BSON_APPEND_UTF8 (parent, key, spliced);
       } else {
          bson_append_utf8 (parent, key, -1, s, len);
       }
+      bson_free (spliced);
    } else if (!strncmp (w->p, "true", 4) || !strncmp (w->p, "false", 5)) {
       BSON_APPEND_BOOL (parent, key, c == 't');
       w->p += c == 't' ? 4 : 5;
