@@ -821,24 +821,70 @@ between (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *ke
    return leaf (cx, &andx, (e->flags & DJ_XF_NOT) ? !want : want, parent, key);
 }
 
-bool
-cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+/* What the two truth translators share: the depth guard; AND / OR; NOT,
+ * the other truth value; [NOT] BETWEEN, rewritten. `self` is the
+ * translator, `own` its other cases. */
+static bool
+truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, truth_fn self, truth_fn own)
 {
-   bson_t d, arr;
-   cx_idx_t k;
-   bool ok = true;
-
+   bool ok;
    if (!enter (cx, e)) {
       return false;
    }
    switch (e->kind) {
    case DJ_X_AND:
    case DJ_X_OR:
-      ok = connective (cx, e, want, parent, key, cx_agg_truth);
+      ok = connective (cx, e, want, parent, key, self);
       break;
    case DJ_X_NOT:
-      ok = cx_agg_truth (cx, e->a, !want, parent, key);
+      ok = self (cx, e->a, !want, parent, key);
       break;
+   case DJ_X_BETWEEN:
+      ok = between (cx, e, want, parent, key, self);
+      break;
+   default:
+      ok = own (cx, e, want, parent, key);
+      break;
+   }
+   cx->depth--;
+   return ok;
+}
+
+/* LIKE / regex match, as an aggregation boolean or a query filter: TRUE
+ * for a string that matches, FALSE for one that does not; a NULL pattern
+ * makes it neither. */
+static bool
+regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bool filter, bson_t *parent, const char *key)
+{
+   static const char *const tpl[2][3] = {
+      /* NULL pattern, TRUE, FALSE; @0 the subject, @1 the regex, @2 its options */
+      {"false",
+       "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, {'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}",
+       "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+       "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}]}"},
+      {"{'$expr': false}", "{'@0': {'$regex': '@1', '$options': '@2'}}",
+       "{'@0': {'$type': 'string', '$not': {'$regex': '@1', '$options': '@2'}}}"}};
+   dj_buf_t re;
+   const char *opts = "";
+   bool is_null, w = (e->flags & DJ_XF_NOT) ? !want : want;
+   char path[512];
+   dj_buf_init (&re);
+   bool ok = predicate_regex (cx, e, &re, &opts, &is_null) && (!filter || cx_column_path (cx, e->a, path, sizeof path));
+   ok = ok && cx_template (cx, tpl[filter][is_null ? 0 : w ? 1 : 2],
+                           CX_ARGS (filter ? CX_STR (path) : CX_VALUE (e->a), CX_STR ((const char *) re.data), CX_STR (opts)),
+                           parent, key);
+   dj_buf_cleanup (&re);
+   return ok;
+}
+
+static bool
+agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bson_t d, arr;
+   cx_idx_t k;
+   bool ok = true;
+
+   switch (e->kind) {
    case DJ_X_BOOL:
       ok = agg_const_bool (parent, key, (e->ival != 0) == want);
       break;
@@ -910,31 +956,10 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       bson_free (cells);
       break;
    }
-   case DJ_X_BETWEEN:
-      ok = between (cx, e, want, parent, key, cx_agg_truth);
-      break;
    case DJ_X_LIKE:
-   case DJ_X_REGEX: {
-      dj_buf_t re;
-      const char *opts = "";
-      bool is_null;
-      dj_buf_init (&re);
-      ok = predicate_regex (cx, e, &re, &opts, &is_null);
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      if (ok && is_null) {
-         ok = agg_const_bool (parent, key, false);
-      } else if (ok) {
-         /* a string, and one that matches (TRUE) or does not (FALSE) */
-         ok = cx_template (cx,
-                           w ? "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
-                               "{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}"
-                             : "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
-                               "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}]}",
-                           CX_ARGS (CX_VALUE (e->a), CX_STR ((const char *) re.data), CX_STR (opts)), parent, key);
-      }
-      dj_buf_cleanup (&re);
+   case DJ_X_REGEX:
+      ok = regex_truth (cx, e, want, false, parent, key);
       break;
-   }
    case DJ_X_IN_SELECT:
    case DJ_X_EXISTS:
       ok = agg_subquery_truth (cx, e, want, parent, key);
@@ -943,8 +968,13 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       ok = cx_unsupported (cx, e->pos, "this expression as a condition");
       break;
    }
-   cx->depth--;
    return ok;
+}
+
+bool
+cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   return truth (cx, e, want, parent, key, cx_agg_truth, agg_truth);
 }
 
 /* ---- subqueries: results fetched by $lookup into "__dj_sq<i>" ---- */
@@ -1022,24 +1052,14 @@ filter_column (cx_t *cx, const dj_expr_t *e)
    return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*") && !cx_is_outer (cx, e);
 }
 
-bool
-cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+static bool
+filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
    bson_t d;
    cx_idx_t k;
    bool ok = true;
 
-   if (!enter (cx, e)) {
-      return false;
-   }
    switch (e->kind) {
-   case DJ_X_AND:
-   case DJ_X_OR:
-      ok = connective (cx, e, want, parent, key, cx_filter);
-      break;
-   case DJ_X_NOT:
-      ok = cx_filter (cx, e->a, !want, parent, key);
-      break;
    case DJ_X_BINARY: {
       const dj_expr_t *col = e->a, *val = e->b;
       dj_op_t op = e->op;
@@ -1134,34 +1154,10 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       bson_append_document_end (parent, &d);
       break;
    }
-   case DJ_X_BETWEEN:
-      ok = between (cx, e, want, parent, key, cx_filter);
-      break;
    case DJ_X_LIKE:
-   case DJ_X_REGEX: {
-      if (!filter_column (cx, e->a)) {
-         ok = filter_expr (cx, e, want, parent, key);
-         break;
-      }
-      dj_buf_t re;
-      const char *opts = "";
-      bool is_null;
-      char path[512];
-      dj_buf_init (&re);
-      ok = predicate_regex (cx, e, &re, &opts, &is_null) && cx_column_path (cx, e->a, path, sizeof path);
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      if (ok && is_null) {
-         ok = filter_never (parent, key);
-      } else if (ok) {
-         /* TRUE: {a: {$regex, $options}}; FALSE: a string that does not match */
-         ok = cx_template (cx,
-                           w ? "{'@0': {'$regex': '@1', '$options': '@2'}}"
-                             : "{'@0': {'$type': 'string', '$not': {'$regex': '@1', '$options': '@2'}}}",
-                           CX_ARGS (CX_STR (path), CX_STR ((const char *) re.data), CX_STR (opts)), parent, key);
-      }
-      dj_buf_cleanup (&re);
+   case DJ_X_REGEX:
+      ok = filter_column (cx, e->a) ? regex_truth (cx, e, want, true, parent, key) : filter_expr (cx, e, want, parent, key);
       break;
-   }
    case DJ_X_BOOL:
       if ((e->ival != 0) == want) {
          ok = cx_template (cx, "{}", CX_NO_ARGS, parent, key);
@@ -1181,8 +1177,13 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       ok = filter_expr (cx, e, want, parent, key);
       break;
    }
-   cx->depth--;
    return ok;
+}
+
+bool
+cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   return truth (cx, e, want, parent, key, cx_filter, filter);
 }
 
 bool
