@@ -99,8 +99,11 @@ typedef struct {
 
 const char *cx_idx (cx_idx_t *k, uint32_t i);
 
-bool cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
-bool cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
+/* Sets cx->error (DJ_DOMAIN_SQL, code; the message names the byte offset)
+ * and returns false. */
+bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (4, 5);
+#define cx_unsupported(cx, pos, ...) cx_fail ((cx), DJ_SQL_UNSUPPORTED, (pos), __VA_ARGS__)
+#define cx_param_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_PARAMS, (pos), __VA_ARGS__)
 
 /* Is e a constant once parameters are bound (literal or %s)? */
 bool cx_is_const (const dj_expr_t *e);
@@ -195,6 +198,9 @@ bool cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const c
 bool cx_agg_count_one (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key);
 /* parent[key] = {$cond: [{$gt: [count_ref, 0]}, value_ref, null]} */
 bool cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref);
+/* Is pred true of e or of an expression in it (not looking into
+ * subqueries)? ctx is pred's. */
+bool cx_expr_any (const dj_expr_t *e, bool (*pred) (const dj_expr_t *e, const void *ctx), const void *ctx);
 /* Does e mention only source 0 (the base table)? Subqueries: no. */
 bool cx_base_only (cx_t *cx, const dj_expr_t *e);
 /* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */

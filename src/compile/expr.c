@@ -33,32 +33,15 @@ cx_idx (cx_idx_t *k, uint32_t i)
    return k->key;
 }
 
-static bool
-vfail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, va_list ap)
+bool
+cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...)
 {
    char msg[400];
+   va_list ap;
+   va_start (ap, fmt);
    vsnprintf (msg, sizeof msg, fmt, ap);
+   va_end (ap);
    return dj_error_set (cx->error, DJ_DOMAIN_SQL, code, "%s (at offset %u)", msg, pos);
-}
-
-bool
-cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...)
-{
-   va_list ap;
-   va_start (ap, fmt);
-   vfail (cx, DJ_SQL_UNSUPPORTED, pos, fmt, ap);
-   va_end (ap);
-   return false;
-}
-
-bool
-cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...)
-{
-   va_list ap;
-   va_start (ap, fmt);
-   vfail (cx, DJ_SQL_PARAMS, pos, fmt, ap);
-   va_end (ap);
-   return false;
 }
 
 /* ---- constants ---- */
@@ -448,48 +431,55 @@ cx_collect_aggs (const dj_expr_t *e, cx_group_t *g)
 }
 
 bool
-cx_has_subquery (const dj_expr_t *e)
+cx_expr_any (const dj_expr_t *e, bool (*pred) (const dj_expr_t *e, const void *ctx), const void *ctx)
 {
    if (!e) {
       return false;
    }
-   if (e->sub) {
+   if (pred (e, ctx)) {
       return true;
    }
-   if (cx_has_subquery (e->a) || cx_has_subquery (e->b) || cx_has_subquery (e->c)) {
+   if (cx_expr_any (e->a, pred, ctx) || cx_expr_any (e->b, pred, ctx) || cx_expr_any (e->c, pred, ctx)) {
       return true;
    }
    for (int i = 0; i < e->args.n; i++) {
-      if (cx_has_subquery (e->args.v[i])) {
+      if (cx_expr_any (e->args.v[i], pred, ctx)) {
          return true;
       }
    }
    return false;
 }
 
+static bool
+is_subquery (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->sub != NULL;
+}
+
+bool
+cx_has_subquery (const dj_expr_t *e)
+{
+   return cx_expr_any (e, is_subquery, NULL);
+}
+
+/* A subquery, or a column of a joined table: not the base table's alone. */
+static bool
+not_base (const dj_expr_t *e, const void *ctx)
+{
+   const cx_t *cx = ctx;
+   if (e->kind == DJ_X_COLUMN) {
+      /* (no FROM: nothing is the base table; the column is refused later) */
+      return !(cx->nsources == 1 ||
+               (cx->nsources > 1 && e->table && cx->sources[0].alias && !strcmp (e->table, cx->sources[0].alias)));
+   }
+   return e->sub != NULL;
+}
+
 bool
 cx_base_only (cx_t *cx, const dj_expr_t *e)
 {
-   if (!e) {
-      return true;
-   }
-   if (e->sub) {
-      return false;
-   }
-   if (e->kind == DJ_X_COLUMN) {
-      /* (no FROM: nothing is the base table; the column is refused later) */
-      return cx->nsources == 1 ||
-             (cx->nsources > 1 && e->table && cx->sources[0].alias && !strcmp (e->table, cx->sources[0].alias));
-   }
-   if (!cx_base_only (cx, e->a) || !cx_base_only (cx, e->b) || !cx_base_only (cx, e->c)) {
-      return false;
-   }
-   for (int i = 0; i < e->args.n; i++) {
-      if (!cx_base_only (cx, e->args.v[i])) {
-         return false;
-      }
-   }
-   return true;
+   return !cx_expr_any (e, not_base, cx);
 }
 
 /* ---- aggregation values ---- */
@@ -498,7 +488,7 @@ static bool
 enter (cx_t *cx, const dj_expr_t *e)
 {
    if (++cx->depth > DJ_SQL_MAX_DEPTH) {
-      return dj_error_set (cx->error, DJ_DOMAIN_SQL, DJ_SQL_TOO_DEEP, "expression nested too deeply (at offset %u)", e->pos);
+      return cx_fail (cx, DJ_SQL_TOO_DEEP, e->pos, "expression nested too deeply");
    }
    return true;
 }

@@ -134,24 +134,30 @@ cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return cx_unsupported (cx, e->pos, "CAST to %s", e->name);
 }
 
-/* The branches of CASE e: [{case, then}, ...] */
+/* [tpl(a0, a1), tpl(a2, a3), ...] over e's arguments in pairs; `when`:
+ * the first of each pair is CASE's WHEN, a condition (x = v for CASE x). */
+static bool
+append_pairs (cx_t *cx, const dj_expr_t *e, const char *tpl, bool when, bson_t *parent, const char *key)
+{
+   bson_t arr;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (parent, key, &arr);
+   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
+      const dj_expr_t *first = e->args.v[i];
+      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = first->pos, .a = e->a, .b = (dj_expr_t *) first};
+      ok = cx_template (cx, tpl,
+                        CX_ARGS (when ? CX_TRUTH (e->a ? &eq : first, true) : CX_VALUE (first), CX_VALUE (e->args.v[i + 1])),
+                        &arr, cx_idx (&k, (uint32_t) i / 2));
+   }
+   bson_append_array_end (parent, &arr);
+   return ok;
+}
+
 static bool
 case_branches (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_t br;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_ARRAY_BEGIN (parent, key, &br);
-   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
-      const dj_expr_t *when = e->args.v[i];
-      /* CASE x WHEN v: the branch is x = v */
-      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
-      ok = cx_template (cx, "{'case': '@0', 'then': '@1'}",
-                        CX_ARGS (CX_TRUTH (e->a ? &eq : when, true), CX_VALUE (e->args.v[i + 1])), &br,
-                        cx_idx (&k, (uint32_t) i / 2));
-   }
-   bson_append_array_end (parent, &br);
-   return ok;
+   return append_pairs (cx, e, "{'case': '@0', 'then': '@1'}", true, parent, key);
 }
 
 static const dj_expr_t null_expr = {.kind = DJ_X_NULL};
@@ -269,16 +275,7 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
 static bool
 json_object_pairs (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_t pairs;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_ARRAY_BEGIN (parent, key, &pairs);
-   for (int i = 0; ok && i < e->args.n; i += 2) {
-      ok = cx_template (cx, "['@0', '@1']", CX_ARGS (CX_VALUE (e->args.v[i]), CX_VALUE (e->args.v[i + 1])), &pairs,
-                        cx_idx (&k, (uint32_t) (i / 2)));
-   }
-   bson_append_array_end (parent, &pairs);
-   return ok;
+   return append_pairs (cx, e, "['@0', '@1']", false, parent, key);
 }
 
 /* Scalar functions of the dialect: one row each, an operator ({op: x},

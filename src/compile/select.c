@@ -68,23 +68,16 @@ set_sources (cx_t *cx, const dj_select_t *s)
 /* ---- helpers ---- */
 
 static bool
+is_aggregate (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return cx_is_aggregate (e);
+}
+
+static bool
 has_aggregate (const dj_expr_t *e)
 {
-   if (!e) {
-      return false;
-   }
-   if (cx_is_aggregate (e)) {
-      return true;
-   }
-   if (has_aggregate (e->a) || has_aggregate (e->b) || has_aggregate (e->c)) {
-      return true;
-   }
-   for (int i = 0; i < e->args.n; i++) {
-      if (has_aggregate (e->args.v[i])) {
-         return true;
-      }
-   }
-   return false;
+   return cx_expr_any (e, is_aggregate, NULL);
 }
 
 /* LIMIT/OFFSET: an integer constant, >= 0 (INT64_MAX: no limit); -1 + error
