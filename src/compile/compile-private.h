@@ -218,6 +218,11 @@ enum {
  * array being built, next index *n). Used for subqueries and the branches
  * of UNION/INTERSECT/EXCEPT too (flags). */
 bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags);
+/* select.c: adds {aggregate: coll (NULL: 1, the database-level form),
+ * pipeline: [the stages of s], cursor: {}}. */
+bool cx_add_aggregate (cx_t *cx, const char *coll, const dj_select_t *s, int flags);
+/* Makes `table` (named `alias`, or by its name) the one source. */
+void cx_single_source (cx_t *cx, const char *table, const char *alias);
 /* Prepares stages that compute subquery results used by predicate e:
  * each IN/EXISTS/scalar subquery becomes a $lookup into "__dj_sq<i>". */
 bool cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n);

@@ -64,6 +64,16 @@ cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd)
 }
 
 void
+cx_single_source (cx_t *cx, const char *table, const char *alias)
+{
+   cx->nsources = 1;
+   cx->sources[0].table = table;
+   cx->sources[0].alias = alias ? alias : table;
+   cx->sources[0].prefix[0] = '\0';
+   cx->sources[0].sub = NULL;
+}
+
+void
 cx_add_column (cx_t *cx, const char *name, const char *path)
 {
    dj_mql_t *out = cx->out;

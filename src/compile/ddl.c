@@ -199,9 +199,7 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
       }
       /* the column as the template's argument: a field path of the table */
       dj_expr_t col = {.kind = DJ_X_COLUMN, .name = (char *) column};
-      cx->nsources = 1;
-      cx->sources[0].table = cx->sources[0].alias = table;
-      cx->sources[0].prefix[0] = '\0';
+      cx_single_source (cx, table, NULL);
       char *tpl = bson_strdup_printf (
          "{'q': {'@0': {'$ne': null}}, 'u': [{'$set': {'@0': {'$cond': [{'$in': [{'$type': '@1'}, %s]}, "
          "{'$convert': {'input': '@1', 'to': '%s', 'onError': '@1'}}, '@1']}}}], 'multi': true}",
@@ -309,19 +307,13 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
       cols[i] = o->expr->name;
       desc[i] = o->desc;
    }
-   cx->nsources = 1;
-   cx->sources[0].table = cx->sources[0].alias = st->table;
-   cx->sources[0].prefix[0] = '\0';
+   cx_single_source (cx, st->table, NULL);
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
    bool ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, false, st->where);
    bson_append_array_end (cmd, &indexes);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* The table's entry in the tables collection: {table, columns: [names in

@@ -835,23 +835,22 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
          return compile_find (cx, s);
       }
    }
-   bson_t *cmd = bson_new (), pipeline;
+   return cx_add_aggregate (cx, base->from.n ? ((dj_from_t *) base->from.v[0])->name : NULL, s, 0);
+}
+
+bool
+cx_add_aggregate (cx_t *cx, const char *coll, const dj_select_t *s, int flags)
+{
+   bson_t pipeline = BSON_INITIALIZER;
    uint32_t n = 0;
-   if (base->from.n) {
-      BSON_APPEND_UTF8 (cmd, "aggregate", ((dj_from_t *) base->from.v[0])->name);
-   } else {
-      BSON_APPEND_INT32 (cmd, "aggregate", 1);
-   }
-   BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, 0) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
-   bson_append_array_end (cmd, &pipeline);
-   bson_t cursor = BSON_INITIALIZER;
-   BSON_APPEND_DOCUMENT (cmd, "cursor", &cursor);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, flags) : cx_select_pipeline (cx, s, &pipeline, &n, flags);
+   bson_t *cmd = !ok    ? NULL
+                 : coll ? cx_template_new (cx, "{'aggregate': '@0', 'pipeline': '@1', 'cursor': {}}",
+                                           CX_ARGS (CX_STR (coll), CX_ARRAY (&pipeline)))
+                        : cx_template_new (cx, "{'aggregate': 1, 'pipeline': '@0', 'cursor': {}}",
+                                           CX_ARGS (CX_ARRAY (&pipeline)));
+   bson_destroy (&pipeline);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* ---- UNION / INTERSECT / EXCEPT ---- */
