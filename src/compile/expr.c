@@ -580,71 +580,55 @@ agg_group_ref (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bo
 
 static int subquery_field (cx_t *cx, const dj_expr_t *e);
 
-bool
-cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+/* e's value by its kind, once neither a window call nor a $group result. */
+static bool
+agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bool done, ok;
-   if (!enter (cx, e)) {
-      return false;
-   }
-   if (e->kind == DJ_X_FUNC && e->over) {
-      for (int i = 0; i < cx->nwins; i++) {
-         if (cx->wins[i] == e) {
-            char ref[24];
-            snprintf (ref, sizeof ref, "$__dj_w%d", i);
-            cx->depth--;
-            return BSON_APPEND_UTF8 (parent, key, ref);
-         }
-      }
-   }
-   if (!agg_group_ref (cx, e, parent, key, &done)) {
-      cx->depth--;
-      return false;
-   }
-   if (done) {
-      cx->depth--;
-      return true;
-   }
    switch (e->kind) {
-   case DJ_X_COLUMN:
-      ok = append_field_ref (cx, e, parent, key);
-      break;
+   case DJ_X_COLUMN: return append_field_ref (cx, e, parent, key);
    case DJ_X_PARAM: case DJ_X_INT: case DJ_X_FLOAT: case DJ_X_STRING: case DJ_X_NULL: case DJ_X_BOOL:
-      ok = append_literal (cx, e, parent, key);
-      break;
-   case DJ_X_NEG:
-      ok = cx_template (cx, "{'$multiply': [-1, '@0']}", CX_ARGS (CX_VALUE (e->a)), parent, key);
-      break;
-   case DJ_X_BINARY:
-      ok = agg_arith (cx, e, parent, key);
-      break;
-   case DJ_X_CASE:
-      ok = cx_agg_case (cx, e, parent, key);
-      break;
-   case DJ_X_CAST:
-      ok = cx_agg_cast (cx, e, parent, key);
-      break;
-   case DJ_X_FUNC:
-      ok = cx_agg_function (cx, e, parent, key);
-      break;
+      return append_literal (cx, e, parent, key);
+   case DJ_X_NEG: return cx_template (cx, "{'$multiply': [-1, '@0']}", CX_ARGS (CX_VALUE (e->a)), parent, key);
+   case DJ_X_BINARY: return agg_arith (cx, e, parent, key);
+   case DJ_X_CASE: return cx_agg_case (cx, e, parent, key);
+   case DJ_X_CAST: return cx_agg_cast (cx, e, parent, key);
+   case DJ_X_FUNC: return cx_agg_function (cx, e, parent, key);
    case DJ_X_SUBQUERY: {
       /* first row's first column, NULL when there is no row */
       int i = subquery_field (cx, e);
-      if (i < 0) {
-         ok = cx_unsupported (cx, e->pos, "scalar subquery in this position");
-         break;
-      }
       char ref[40];
+      if (i < 0) {
+         return cx_unsupported (cx, e->pos, "scalar subquery in this position");
+      }
       snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
-      ok = cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 0]}, null]}", CX_ARGS (CX_STR (ref)), parent, key);
-      break;
+      return cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 0]}, null]}", CX_ARGS (CX_STR (ref)), parent, key);
    }
-   case DJ_X_STAR:
-      ok = cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
-      break;
-   default:
-      ok = agg_truth_value (cx, e, parent, key); /* a predicate used as a value */
-      break;
+   case DJ_X_STAR: return cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
+   default: return agg_truth_value (cx, e, parent, key); /* a predicate used as a value */
+   }
+}
+
+bool
+cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bool done = false, ok = true;
+   if (!enter (cx, e)) {
+      return false;
+   }
+   /* a window call computed by $setWindowFields (window.c) */
+   for (int i = 0; e->kind == DJ_X_FUNC && e->over && !done && i < cx->nwins; i++) {
+      if (cx->wins[i] == e) {
+         char ref[24];
+         snprintf (ref, sizeof ref, "$__dj_w%d", i);
+         ok = BSON_APPEND_UTF8 (parent, key, ref);
+         done = true;
+      }
+   }
+   if (!done) {
+      ok = agg_group_ref (cx, e, parent, key, &done);
+   }
+   if (ok && !done) {
+      ok = agg_value (cx, e, parent, key);
    }
    cx->depth--;
    return ok;
