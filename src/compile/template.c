@@ -14,7 +14,7 @@
  * bson_new_from_json(): binding a cached plan takes about 2 µs
  * (bench/results/sql_compile.md); parsing into a bson_t and copying it out
  * again would cost as much as the rest. Walking the text appends straight
- * into the parent, without allocating.
+ * into the parent, allocating only for a spliced string.
  *
  * Numbers read as libbson's JSON reader reads them, so the BSON types are
  * those the hand-built documents had: an integer is an int32 when it fits,
