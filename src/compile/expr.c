@@ -854,8 +854,6 @@ regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bool filter, bson_t *paren
 static bool
 agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
-   bson_t d, arr;
-   cx_idx_t k;
    bool ok = true;
 
    switch (e->kind) {
@@ -880,18 +878,15 @@ agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
             }
             break;
          }
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-         uint32_t i = 0;
-         if (!cx_is_const (e->a)) {
-            ok = cx_agg_isnull (cx, e->a, false, &arr, cx_idx (&k, i++));
-         }
-         if (ok && !cx_is_const (e->b)) {
-            ok = cx_agg_isnull (cx, e->b, false, &arr, cx_idx (&k, i++));
-         }
-         ok = ok && agg_binop (cx, cmp_op (e->op, !want), e->a, e->b, &arr, cx_idx (&k, i++));
-         bson_append_array_end (&d, &arr);
-         bson_append_document_end (parent, &d);
+         /* a constant (not NULL, as seen above) needs no test */
+         static const char *const tpl[2][2] = {
+            {"{'$and': [{'$ne': ['@0', null]}, {'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}",
+             "{'$and': [{'$ne': ['@0', null]}, {'@2': ['@3', '@4']}]}"},
+            {"{'$and': [{'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}", "{'$and': [{'@2': ['@3', '@4']}]}"}};
+         ok = cx_template (cx, tpl[cx_is_const (e->a)][cx_is_const (e->b)],
+                           CX_ARGS (CX_OR_NULL (e->a), CX_OR_NULL (e->b), CX_STR (cmp_op (e->op, !want)),
+                                    CX_VALUE (e->a), CX_VALUE (e->b)),
+                           parent, key);
          break;
       }
       /* arithmetic as a condition: true when non-zero, as SQLite reads it */
