@@ -120,7 +120,7 @@ bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
 
 /* template.c: documents written as JSON templates (see its comment). What
- * fills a hole "@<i>" of a template: */
+ * fills a hole "@<d>" of a template (d a digit: ten holes at most): */
 typedef enum {
    CX_A_VALUE,   /* e's SQL value (cx_agg_value) */
    CX_A_OR_NULL, /* e's value, missing read as NULL (cx_agg_value_or_null) */
@@ -164,7 +164,8 @@ typedef struct cx_arg {
 /* ... or an array of them, for several templates filled alike */
 #define CX_ARGV(a) (a), (int) (sizeof (a) / sizeof *(a))
 
-/* Appends template `tpl` under key, its holes filled by args[0..nargs). */
+/* Appends template `tpl` under key, its holes filled by args[0..nargs)
+ * (cx may be NULL when no hole is an expression). */
 bool cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key);
 /* A new document (owned by the caller): the members of template `tpl`, a
  * document; NULL when a hole failed (cx->error set). */

@@ -3,8 +3,7 @@
  *
  * Three translators, one per place an expression can land:
  *   cx_agg_value  -- an aggregation expression with the SQL value
- *                    (NULL propagation kept: $toUpper(null) is "" in MongoDB,
- *                    so string functions are guarded);
+ *                    (functions, CAST and CASE in function.c);
  *   cx_agg_truth  -- an aggregation boolean: true iff the predicate is TRUE
  *                    (want) or FALSE (!want) under three-valued logic;
  *   cx_filter     -- the same as a query filter, which can use indexes; it
@@ -14,6 +13,9 @@
  * Why two truth values: SQL's NOT maps UNKNOWN to UNKNOWN, MongoDB's $not /
  * $nor map "no match" to "match". Compiling NOT p as FALSE(p) instead of
  * $nor(TRUE(p)) keeps NULLs out of both p and NOT p, as SQL does.
+ *
+ * The fixed shapes are JSON templates (template.c); what is built by hand
+ * here has a varying length (AND/OR lists, IN lists, array paths).
  *
  * Why {$literal: v} around every bound value in aggregation expressions: a
  * parameter holding "$password" or {"$gt": ""} must stay a value, never

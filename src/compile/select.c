@@ -372,7 +372,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
    snprintf (ref, sizeof ref, "$%s", as);
    snprintf (lref, sizeof lref, "$%s", lpath);
    const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (local ? foreign->name : NULL), CX_STR (as),
-                            CX_STR (ref), CX_STR (lref)};
+                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT)};
    cx_stages (cx, pipeline, n,
               local ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}"
                     : "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
@@ -382,10 +382,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
       cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
                  CX_ARGV (args));
    }
-   cx_stages (cx, pipeline, n,
-              f->join == DJ_JOIN_LEFT ? "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': true}}"
-                                      : "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': false}}",
-              CX_ARGV (args));
+   cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
 
    /* the rest of an INNER JOIN's ON is a filter on the joined rows */
    for (int i = 0; i < nrest; i++) {
