@@ -99,6 +99,15 @@ simple_command (cx_t *cx, const char *name, const char *value, int32_t ignore)
    return cx_add_command (cx, cmd, ignore, false);
 }
 
+/* DROP INDEX, ALTER TABLE DROP CONSTRAINT */
+static bool
+drop_index (cx_t *cx, const char *table, const char *name, int32_t ignore)
+{
+   return cx_add_command (
+      cx, cx_template_new (cx, "{'dropIndexes': '@0', 'index': '@1'}", CX_ARGS (CX_STR (table), CX_STR (name))), ignore,
+      false);
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
@@ -249,23 +258,15 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
              (!drop || update_entry (cx, st->table, "$pull", "notnull", st->column));
    }
    case DJ_ALTER_RENAME_TABLE: {
-      char *from = bson_strdup_printf ("%s.%s", cx->db, st->table);
-      char *to = bson_strdup_printf ("%s.%s", cx->db, st->name);
-      cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "renameCollection", from);
-      BSON_APPEND_UTF8 (cmd, "to", to);
-      bson_free (from);
-      bson_free (to);
+      cmd = cx_template_new (cx, "{'renameCollection': '@0.@1', 'to': '@0.@2'}",
+                             CX_ARGS (CX_STR (cx->db), CX_STR (st->table), CX_STR (st->name)));
       /* the entry (and its counter) moves with the table */
       return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name);
    }
    case DJ_ALTER_ADD_CONSTRAINT:
       return constraint_indexes (cx, st);
    case DJ_ALTER_DROP_CONSTRAINT:
-      cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
-      BSON_APPEND_UTF8 (cmd, "index", st->name);
-      return cx_add_command (cx, cmd, 0, false);
+      return drop_index (cx, st->table, st->name, 0);
    case DJ_ALTER_ALTER_COLUMN: {
       /* the entry follows (introspection, and the NOT NULL the executor
        * checks); a new type converts the values SQL would (convert_column) */
@@ -334,50 +335,30 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st)
          autoc = c;
       }
    }
-   bson_t *cmd = bson_new (), ups, up, q, u, set, cols, types;
+   bson_t cols = BSON_INITIALIZER, types = BSON_INITIALIZER, notnull = BSON_INITIALIZER;
    cx_idx_t k;
-   BSON_APPEND_UTF8 (cmd, "update", DJ_TABLES);
-   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
-   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", st->table);
-   bson_append_document_end (&up, &q);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
-   BSON_APPEND_DOCUMENT_BEGIN (&u, st->if_not_exists ? "$setOnInsert" : "$set", &set);
-   BSON_APPEND_ARRAY_BEGIN (&set, "columns", &cols);
-   for (int i = 0; i < st->coldefs.n; i++) {
-      BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) i), ((const dj_coldef_t *) st->coldefs.v[i])->name);
-   }
-   bson_append_array_end (&set, &cols);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, "types", &types);
-   for (int i = 0; i < st->coldefs.n; i++) {
+   for (int i = 0, n = 0; i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
+      BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) i), c->name);
       if (c->type) {
          BSON_APPEND_UTF8 (&types, c->name, c->type);
       }
-   }
-   bson_append_document_end (&set, &types);
-   BSON_APPEND_ARRAY_BEGIN (&set, "notnull", &cols);
-   for (int i = 0, n = 0; i < st->coldefs.n; i++) {
-      const dj_coldef_t *c = st->coldefs.v[i];
       if (c->not_null || c->primary_key) {
-         BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) n++), c->name);
+         BSON_APPEND_UTF8 (&notnull, cx_idx (&k, (uint32_t) n++), c->name);
       }
    }
-   bson_append_array_end (&set, &cols);
-   if (autoc) {
-      BSON_APPEND_UTF8 (&set, "auto", autoc->name);
-   } else {
-      BSON_APPEND_NULL (&set, "auto");
-   }
-   BSON_APPEND_INT64 (&set, "seq", 0);
-   bson_append_document_end (&u, &set);
-   bson_append_document_end (&up, &u);
-   BSON_APPEND_BOOL (&up, "upsert", true);
-   bson_append_document_end (&ups, &up);
-   bson_append_array_end (cmd, &ups);
-   return cx_add_command (cx, cmd, 0, false);
+   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
+   static const dj_expr_t null_value = {.kind = DJ_X_NULL};
+   bool ok = update_many (
+      cx, DJ_TABLES,
+      "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6'}}, "
+      "'upsert': true}",
+      CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_ARRAY (&cols), CX_DOC (&types),
+               CX_ARRAY (&notnull), autoc ? CX_STR (autoc->name) : CX_CONST (&null_value), CX_INT64 (0)));
+   bson_destroy (&cols);
+   bson_destroy (&types);
+   bson_destroy (&notnull);
+   return ok;
 }
 
 /* ALTER TABLE ADD/DROP/RENAME COLUMN: the recorded column list and types
@@ -443,10 +424,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
       if (!st->table) {
          return cx_unsupported (cx, 0, "DROP INDEX without ON <table> (MongoDB index names belong to a collection)");
       }
-      bson_t *cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
-      BSON_APPEND_UTF8 (cmd, "index", st->name);
-      return cx_add_command (cx, cmd, st->if_exists ? DJ_IndexNotFound : 0, false);
+      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0);
    }
    case DJ_STMT_ALTER_TABLE:
       return compile_alter (cx, st);
