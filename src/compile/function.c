@@ -97,12 +97,13 @@ agg_template (cx_t *cx, const dj_expr_t *e, const char *tpl, bool guard, bson_t 
    return agg_guarded (cx, e, guard, tpl, args, e->args.n, parent, key);
 }
 
-/* {op: x} for one argument, {op: [x, y, ...]} for more; NULL-guarded for
- * the string functions, which turn NULL into "" in MongoDB. */
+/* {op: x} for one argument, {op: [x, y, ...]} for more (and for $concat
+ * and $round, whose one argument is still an array); NULL-guarded for the
+ * string functions, which turn NULL into "" in MongoDB. */
 static bool
 agg_operator (cx_t *cx, const dj_expr_t *e, const char *op, bool guard, bson_t *parent, const char *key)
 {
-   bool one = e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat") && strcmp (op, "$round");
+   bool one = e->args.n == 1 && strcmp (op, "$concat") && strcmp (op, "$round");
    return agg_guarded (cx, e, guard, "{'@0': '@1'}",
                        CX_ARGS (CX_STR (op), one ? CX_VALUE (e->args.v[0]) : CX_FN (append_args_array, e)), parent,
                        key);
