@@ -133,14 +133,15 @@ frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char *
    return true;
 }
 
-/* Stage B: spreads `op` ($last / $min) of field `src` over each peer group
- * into field `dst`; w is the call's "__dj_w<i>". */
+/* Stage B: spreads `op` ($last / $min) of field w<src> over each peer
+ * group into field w<dst>; w is the call's "__dj_w<i>", src and dst
+ * suffixes of it. */
 static void
 stage_peers (bson_t *pipeline, uint32_t *n, const char *w, const char *op, const char *src, const char *dst)
 {
    cx_stages (NULL, pipeline, n,
               "{'$setWindowFields': {'partitionBy': {'p': '$@0_p', 'k': '$@0_k'}, 'sortBy': {'@0_rn': 1}, "
-              "'output': {'@1': {'@2': '$@3', 'window': {'documents': ['unbounded', 'unbounded']}}}}}",
+              "'output': {'@0@1': {'@2': '$@0@3', 'window': {'documents': ['unbounded', 'unbounded']}}}}}",
               CX_ARGS (CX_STR (w), CX_STR (dst), CX_STR (op), CX_STR (src)));
 }
 
@@ -194,7 +195,8 @@ shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
  * "@0" for DENSE_RANK, LAG/LEAD and what needs no peer stage, "@0_c" the
  * running value the peer stage spreads; "@0_n" how many non-NULL inputs
  * SUM saw. @1 the sort, @2 the argument, @3 the offset or the accumulator,
- * @4 LAG/LEAD's default, @5 @6 the window's bounds. */
+ * @4 LAG/LEAD's default or SUM's count of a non-NULL input, @5 @6 the
+ * window's bounds. */
 #define STAGE_A "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': '@1', 'output': {'@0_rn': {'$documentNumber': {}}"
 #define OVER_FRAME "'window': {'documents': ['@5', '@6']}"
 static const char *const stage_a_rownum = STAGE_A "}}}";
@@ -323,13 +325,9 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       cx_stages (cx, pipeline, n, "{'$set': {'@0': '$@0_rn'}}", CX_ARGS (CX_STR (name)));
    }
    if (peer_op) {
-      char rn[48], cum[48], cnt[48];
-      snprintf (rn, sizeof rn, "%s_rn", name);
-      snprintf (cum, sizeof cum, "%s_c", name);
-      snprintf (cnt, sizeof cnt, "%s_n", name);
-      stage_peers (pipeline, n, name, peer_op, rank ? rn : cum, name);
+      stage_peers (pipeline, n, name, peer_op, rank ? "_rn" : "_c", "");
       if (sum_fix) {
-         stage_peers (pipeline, n, name, peer_op, cnt, cnt);
+         stage_peers (pipeline, n, name, peer_op, "_n", "_n");
       }
    }
    if (sum_fix) {
