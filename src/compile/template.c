@@ -37,7 +37,7 @@ typedef struct {
                (the first error stays the one reported) */
 } walk_t;
 
-static void value (walk_t *w, bson_t *parent, const char *key);
+static void value (walk_t *w, bson_t *parent, const char *key, int keylen);
 
 static void
 skip_space (walk_t *w)
@@ -47,17 +47,22 @@ skip_space (walk_t *w)
    }
 }
 
-/* A quoted string at w->p: *s (borrowed from the template) and its length. */
-static void
+/* A quoted string at w->p: *s (borrowed from the template), its length,
+ * and whether it has an '@' (a hole, or one spliced in). */
+static bool
 string (walk_t *w, const char **s, int *len)
 {
    char quote = *w->p++;
+   bool at = false;
    BSON_ASSERT (quote == '\'' || quote == '"');
-   const char *end = strchr (w->p, quote);
-   BSON_ASSERT (end);
    *s = w->p;
-   *len = (int) (end - w->p);
-   w->p = end + 1;
+   for (; *w->p != quote; w->p++) {
+      BSON_ASSERT (*w->p);
+      at |= *w->p == '@';
+   }
+   *len = (int) (w->p - *s);
+   w->p++;
+   return at;
 }
 
 /* The hole a string is, "@<d>", or NULL. */
@@ -72,15 +77,11 @@ hole (const walk_t *w, const char *s, int len)
 }
 
 /* A string with holes spliced in ("$@0" the field path of field @0,
- * "@0_p" a name made from @0): a new string (bson_free()), or NULL when
- * the string has no hole (it is the template's own text). Rare enough to
+ * "@0_p" a name made from @0): a new string (bson_free()). Rare enough to
  * allocate: no buffer stays on the stack of recursive calls. */
 static char *
 splice_holes (const walk_t *w, const char *s, int len)
 {
-   if (!memchr (s, '@', (size_t) len)) {
-      return NULL;
-   }
    bson_string_t *out = bson_string_new (NULL);
    for (const char *p = s; p < s + len; p++) {
       if (*p == '@' && p + 1 < s + len && p[1] >= '0' && p[1] <= '9') {
@@ -95,11 +96,19 @@ splice_holes (const walk_t *w, const char *s, int len)
    return bson_string_free (out, false);
 }
 
+/* Fills hole a under key (keylen bytes, or NUL-terminated when -1). */
 static void
-fill (walk_t *w, const cx_arg_t *a, bson_t *parent, const char *key)
+fill (walk_t *w, const cx_arg_t *a, bson_t *parent, const char *key, int keylen)
 {
+   char buf[64];
    if (!w->ok) {
       return;
+   }
+   if (keylen >= 0) { /* the emitters take NUL-terminated keys */
+      BSON_ASSERT ((size_t) keylen < sizeof buf);
+      memcpy (buf, key, (size_t) keylen);
+      buf[keylen] = '\0';
+      key = buf;
    }
    switch (a->kind) {
    case CX_A_VALUE: w->ok = cx_agg_value (w->cx, a->e, parent, key); break;
@@ -128,30 +137,27 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
    while (*w->p != close) {
       cx_idx_t k;
       const char *key;
-      char buf[64], *spliced = NULL;
+      int keylen = -1;
+      char *spliced = NULL;
       if (n) {
          key = cx_idx (&k, (*n)++);
       } else {
-         const char *s;
-         int len;
-         string (w, &s, &len);
-         const cx_arg_t *a = hole (w, s, len);
-         if (a) {
+         const cx_arg_t *a;
+         if (!string (w, &key, &keylen)) {
+            /* the template's own key */
+         } else if ((a = hole (w, key, keylen))) {
             BSON_ASSERT (a->kind == CX_A_STR);
             key = a->str;
-         } else if ((spliced = splice_holes (w, s, len))) {
-            key = spliced;
+            keylen = -1;
          } else {
-            BSON_ASSERT ((size_t) len < sizeof buf);
-            memcpy (buf, s, (size_t) len);
-            buf[len] = '\0';
-            key = buf;
+            key = spliced = splice_holes (w, key, keylen);
+            keylen = -1;
          }
          skip_space (w);
          BSON_ASSERT (*w->p == ':');
          w->p++;
       }
-      value (w, parent, key);
+      value (w, parent, key, keylen);
       bson_free (spliced);
       skip_space (w);
       if (*w->p == ',') {
@@ -164,60 +170,68 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
    w->p++;
 }
 
+/* The value at w->p under key (keylen bytes, or NUL-terminated when -1). */
 static void
-value (walk_t *w, bson_t *parent, const char *key)
+value (walk_t *w, bson_t *parent, const char *key, int keylen)
 {
+   bson_t child;
+   uint32_t n = 0;
    skip_space (w);
-   char c = *w->p;
-   if (c == '{' || c == '[') {
-      bson_t child;
-      uint32_t n = 0;
+   switch (*w->p) {
+   case '{':
       w->p++;
-      if (c == '{') {
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &child);
-         members (w, &child, '}', NULL);
-         bson_append_document_end (parent, &child);
-      } else {
-         BSON_APPEND_ARRAY_BEGIN (parent, key, &child);
-         members (w, &child, ']', &n);
-         bson_append_array_end (parent, &child);
-      }
-   } else if (c == '\'' || c == '"') {
+      bson_append_document_begin (parent, key, keylen, &child);
+      members (w, &child, '}', NULL);
+      bson_append_document_end (parent, &child);
+      break;
+   case '[':
+      w->p++;
+      bson_append_array_begin (parent, key, keylen, &child);
+      members (w, &child, ']', &n);
+      bson_append_array_end (parent, &child);
+      break;
+   case '\'':
+   case '"': {
       const char *s;
       int len;
-      string (w, &s, &len);
-      const cx_arg_t *a = hole (w, s, len);
-      char *spliced = a ? NULL : splice_holes (w, s, len);
+      const cx_arg_t *a = NULL;
+      char *spliced = NULL;
+      if (string (w, &s, &len) && !(a = hole (w, s, len))) {
+         s = spliced = splice_holes (w, s, len);
+         len = -1;
+      }
       if (a) {
-         fill (w, a, parent, key);
-      } else if (spliced) {
-         BSON_APPEND_UTF8 (parent, key, spliced);
+         fill (w, a, parent, key, keylen);
       } else {
-         bson_append_utf8 (parent, key, -1, s, len);
+         bson_append_utf8 (parent, key, keylen, s, len);
       }
       bson_free (spliced);
-   } else if (!strncmp (w->p, "true", 4) || !strncmp (w->p, "false", 5)) {
-      BSON_APPEND_BOOL (parent, key, c == 't');
-      w->p += c == 't' ? 4 : 5;
-   } else if (!strncmp (w->p, "null", 4)) {
-      BSON_APPEND_NULL (parent, key);
+      break;
+   }
+   case 't':
+   case 'f':
+      BSON_ASSERT (!strncmp (w->p, "true", 4) || !strncmp (w->p, "false", 5));
+      bson_append_bool (parent, key, keylen, *w->p == 't');
+      w->p += *w->p == 't' ? 4 : 5;
+      break;
+   case 'n':
+      BSON_ASSERT (!strncmp (w->p, "null", 4));
+      bson_append_null (parent, key, keylen);
       w->p += 4;
-   } else {
+      break;
+   default: {
       char *end;
-      size_t len = strspn (w->p, "+-0123456789.eE");
-      BSON_ASSERT (len > 0);
-      if (strcspn (w->p, ".eE") < len) {
-         BSON_APPEND_DOUBLE (parent, key, strtod (w->p, &end));
+      long long i = strtoll (w->p, &end, 10);
+      BSON_ASSERT (end > w->p);
+      if (*end == '.' || *end == 'e' || *end == 'E') {
+         bson_append_double (parent, key, keylen, strtod (w->p, &end));
+      } else if (i >= INT32_MIN && i <= INT32_MAX) {
+         bson_append_int32 (parent, key, keylen, (int32_t) i);
       } else {
-         long long i = strtoll (w->p, &end, 10);
-         if (i >= INT32_MIN && i <= INT32_MAX) {
-            BSON_APPEND_INT32 (parent, key, (int32_t) i);
-         } else {
-            BSON_APPEND_INT64 (parent, key, i);
-         }
+         bson_append_int64 (parent, key, keylen, i);
       }
-      BSON_ASSERT (end == w->p + len);
       w->p = end;
+   }
    }
 }
 
@@ -225,7 +239,7 @@ bool
 cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key)
 {
    walk_t w = {.p = tpl, .cx = cx, .args = args, .nargs = nargs, .ok = true};
-   value (&w, parent, key);
+   value (&w, parent, key, -1);
    skip_space (&w);
    BSON_ASSERT (*w.p == '\0');
    return w.ok;
@@ -259,7 +273,7 @@ cx_stages (cx_t *cx, bson_t *pipeline, uint32_t *n, const char *tpl, const cx_ar
       members (&w, pipeline, ']', n);
    } else {
       cx_idx_t k;
-      value (&w, pipeline, cx_idx (&k, (*n)++));
+      value (&w, pipeline, cx_idx (&k, (*n)++), -1);
    }
    skip_space (&w);
    BSON_ASSERT (*w.p == '\0');
