@@ -838,15 +838,20 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
 bool
 cx_add_aggregate (cx_t *cx, const char *coll, const dj_select_t *s, int flags)
 {
-   bson_t pipeline = BSON_INITIALIZER;
+   /* built in place, not from a template: the pipeline is most of the
+    * command, and a copy of it would be a second allocation */
+   bson_t *cmd = bson_new (), pipeline, cursor;
    uint32_t n = 0;
+   if (coll) {
+      BSON_APPEND_UTF8 (cmd, "aggregate", coll);
+   } else {
+      BSON_APPEND_INT32 (cmd, "aggregate", 1);
+   }
+   BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
    bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, flags) : cx_select_pipeline (cx, s, &pipeline, &n, flags);
-   bson_t *cmd = !ok    ? NULL
-                 : coll ? cx_template_new (cx, "{'aggregate': '@0', 'pipeline': '@1', 'cursor': {}}",
-                                           CX_ARGS (CX_STR (coll), CX_ARRAY (&pipeline)))
-                        : cx_template_new (cx, "{'aggregate': 1, 'pipeline': '@0', 'cursor': {}}",
-                                           CX_ARGS (CX_ARRAY (&pipeline)));
-   bson_destroy (&pipeline);
+   bson_append_array_end (cmd, &pipeline);
+   BSON_APPEND_DOCUMENT_BEGIN (cmd, "cursor", &cursor);
+   bson_append_document_end (cmd, &cursor);
    return cx_add_command_if (cx, ok, cmd);
 }
 

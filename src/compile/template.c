@@ -158,7 +158,9 @@ members (walk_t *w, bson_t *parent, char close, uint32_t *n)
          w->p++;
       }
       value (w, parent, key, keylen);
-      bson_free (spliced);
+      if (spliced) { /* (bson_free is an indirect call, even for NULL) */
+         bson_free (spliced);
+      }
       skip_space (w);
       if (*w->p == ',') {
          w->p++;
@@ -205,7 +207,9 @@ value (walk_t *w, bson_t *parent, const char *key, int keylen)
       } else {
          bson_append_utf8 (parent, key, keylen, s, len);
       }
-      bson_free (spliced);
+      if (spliced) {
+         bson_free (spliced);
+      }
       break;
    }
    case 't':
