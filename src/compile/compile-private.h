@@ -109,6 +109,9 @@ bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_
 bool cx_is_const (const dj_expr_t *e);
 /* The bound value of a constant (params borrowed; literals in *tmp). */
 bool cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out);
+/* cx_const_value of an argument that must be a constant or a parameter
+ * (LIMIT, a unit name...): `what` names it in the error otherwise. */
+bool cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out);
 bool cx_const_is_null (cx_t *cx, const dj_expr_t *e);
 /* Appends a constant's value as-is (a query value, a document to insert). */
 bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);

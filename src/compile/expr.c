@@ -102,6 +102,15 @@ cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_valu
    return true;
 }
 
+bool
+cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out)
+{
+   if (!cx_is_const (e)) {
+      return cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
+   }
+   return cx_const_value (cx, e, tmp, out);
+}
+
 static bool
 is_null_value (const bson_value_t *v)
 {

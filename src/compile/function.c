@@ -177,11 +177,7 @@ const_string (cx_t *cx, const dj_expr_t *e, const char *what)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   if (!cx_is_const (e)) {
-      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
-      return NULL;
-   }
-   if (!cx_const_value (cx, e, &tmp, &v)) {
+   if (!cx_const_arg (cx, e, what, &tmp, &v)) {
       return NULL;
    }
    if (v->value_type != BSON_TYPE_UTF8) {

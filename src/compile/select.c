@@ -87,11 +87,7 @@ count_value (cx_t *cx, const dj_expr_t *e, const char *what)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   if (!cx_is_const (e)) {
-      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
-      return -1;
-   }
-   if (!cx_const_value (cx, e, &tmp, &v)) {
+   if (!cx_const_arg (cx, e, what, &tmp, &v)) {
       return -1;
    }
    int64_t n;
