@@ -3,6 +3,8 @@
  *
  *   expr.c    SQL expressions -> aggregation expressions; predicates ->
  *             query filters or $expr, both with three-valued logic
+ *   function.c  scalar functions, CAST, CASE (one table row a function)
+ *   template.c  documents written as JSON templates with holes
  *   select.c  SELECT -> find / aggregate
  *   write.c   INSERT / UPDATE / DELETE
  *   window.c  window functions -> $setWindowFields
@@ -97,13 +99,19 @@ typedef struct {
 
 const char *cx_idx (cx_idx_t *k, uint32_t i);
 
-bool cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
-bool cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
+/* Sets cx->error (DJ_DOMAIN_SQL, code; the message names the byte offset)
+ * and returns false. */
+bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (4, 5);
+#define cx_unsupported(cx, pos, ...) cx_fail ((cx), DJ_SQL_UNSUPPORTED, (pos), __VA_ARGS__)
+#define cx_param_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_PARAMS, (pos), __VA_ARGS__)
 
 /* Is e a constant once parameters are bound (literal or %s)? */
 bool cx_is_const (const dj_expr_t *e);
 /* The bound value of a constant (params borrowed; literals in *tmp). */
 bool cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out);
+/* cx_const_value of an argument that must be a constant or a parameter
+ * (LIMIT, a unit name...): `what` names it in the error otherwise. */
+bool cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out);
 bool cx_const_is_null (cx_t *cx, const dj_expr_t *e);
 /* Appends a constant's value as-is (a query value, a document to insert). */
 bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
@@ -113,9 +121,61 @@ bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
-/* Appends a template value (a constant BSON of the compiler's): strings
- * "@0".."@9" become the compiled args, the rest is copied. */
-bool cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key);
+
+/* template.c: documents written as JSON templates (see its comment). What
+ * fills a hole "@<d>" of a template (d a digit: ten holes at most): */
+typedef enum {
+   CX_A_VALUE,   /* e's SQL value (cx_agg_value) */
+   CX_A_OR_NULL, /* e's value, missing read as NULL (cx_agg_value_or_null) */
+   CX_A_TRUE,    /* true iff predicate e is TRUE (cx_agg_truth) */
+   CX_A_FALSE,   /* true iff predicate e is FALSE */
+   CX_A_FILTER,  /* the query filter of the rows where e is TRUE (cx_filter) */
+   CX_A_CONST,   /* constant e as it is, a query value (cx_append_const) */
+   CX_A_STR,     /* a string of the compiler's (a field path, a name); also a key */
+   CX_A_INT32,
+   CX_A_INT64,
+   CX_A_BOOL,
+   CX_A_DOC,     /* a document, copied */
+   CX_A_ARRAY,   /* an array, copied */
+   CX_A_FN       /* what fn appends for e (a shape with a varying length) */
+} cx_arg_kind_t;
+
+typedef struct cx_arg {
+   cx_arg_kind_t kind;
+   const dj_expr_t *e;
+   const char *str;
+   int64_t i64; /* INT32, INT64, BOOL */
+   const bson_t *doc;
+   bool (*fn) (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+} cx_arg_t;
+
+#define CX_VALUE(x) ((cx_arg_t){.kind = CX_A_VALUE, .e = (x)})
+#define CX_OR_NULL(x) ((cx_arg_t){.kind = CX_A_OR_NULL, .e = (x)})
+#define CX_TRUTH(x, want) ((cx_arg_t){.kind = (want) ? CX_A_TRUE : CX_A_FALSE, .e = (x)})
+#define CX_FILTER(x) ((cx_arg_t){.kind = CX_A_FILTER, .e = (x)})
+#define CX_CONST(x) ((cx_arg_t){.kind = CX_A_CONST, .e = (x)})
+#define CX_STR(s) ((cx_arg_t){.kind = CX_A_STR, .str = (s)})
+#define CX_INT32(n) ((cx_arg_t){.kind = CX_A_INT32, .i64 = (n)})
+#define CX_INT64(n) ((cx_arg_t){.kind = CX_A_INT64, .i64 = (n)})
+#define CX_BOOL(b) ((cx_arg_t){.kind = CX_A_BOOL, .i64 = (b)})
+#define CX_DOC(d) ((cx_arg_t){.kind = CX_A_DOC, .doc = (d)})
+#define CX_ARRAY(d) ((cx_arg_t){.kind = CX_A_ARRAY, .doc = (d)})
+#define CX_FN(f, x) ((cx_arg_t){.kind = CX_A_FN, .fn = (f), .e = (x)})
+/* The `args, nargs` of cx_template / cx_stages: CX_ARGS (CX_VALUE (a), ...). */
+#define CX_ARGS(...) (const cx_arg_t[]){__VA_ARGS__}, (int) (sizeof ((const cx_arg_t[]){__VA_ARGS__}) / sizeof (cx_arg_t))
+#define CX_NO_ARGS NULL, 0
+/* ... or an array of them, for several templates filled alike */
+#define CX_ARGV(a) (a), (int) (sizeof (a) / sizeof *(a))
+
+/* Appends template `tpl` under key, its holes filled by args[0..nargs)
+ * (cx may be NULL when no hole is an expression). */
+bool cx_template (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs, bson_t *parent, const char *key);
+/* A new document (owned by the caller): the members of template `tpl`, a
+ * document; NULL when a hole failed (cx->error set). */
+bson_t *cx_template_new (cx_t *cx, const char *tpl, const cx_arg_t *args, int nargs);
+/* Appends a stage (`tpl` a document) or stages (an array of them) to a
+ * pipeline being built, next index *n. */
+bool cx_stages (cx_t *cx, bson_t *pipeline, uint32_t *n, const char *tpl, const cx_arg_t *args, int nargs);
 
 bool cx_is_aggregate (const dj_expr_t *e);
 bool cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b);
@@ -127,15 +187,24 @@ bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
 /* {$ifNull: [e, null]}: e's value with a missing field read as NULL (so
  * NULL and missing group, compare and project alike). */
 bool cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing ($ne: is not). */
+bool cx_agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key);
+/* function.c: a function call (not an aggregate), CAST, CASE */
+bool cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* Aggregation expression, true iff predicate e is TRUE (want) / FALSE (!want). */
 bool cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* Query filter document matching the rows where e is TRUE (want) / FALSE. */
 bool cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
-/* Appends "$sum": {$cond: [x IS NULL, 0, 1]} to an accumulator document:
- * COUNT(x), and how many inputs SUM saw (SQL's SUM of none is NULL). */
-bool cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc);
+/* {$cond: [x IS NULL, 0, 1]}, for {$sum: ...}: COUNT(x), and how many
+ * inputs SUM saw (SQL's SUM of none is NULL). */
+bool cx_agg_count_one (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key);
 /* parent[key] = {$cond: [{$gt: [count_ref, 0]}, value_ref, null]} */
 bool cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref);
+/* Is pred true of e or of an expression in it (not looking into
+ * subqueries)? ctx is pred's. */
+bool cx_expr_any (const dj_expr_t *e, bool (*pred) (const dj_expr_t *e, const void *ctx), const void *ctx);
 /* Does e mention only source 0 (the base table)? Subqueries: no. */
 bool cx_base_only (cx_t *cx, const dj_expr_t *e);
 /* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */
@@ -153,6 +222,11 @@ enum {
  * array being built, next index *n). Used for subqueries and the branches
  * of UNION/INTERSECT/EXCEPT too (flags). */
 bool cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags);
+/* select.c: adds {aggregate: coll (NULL: 1, the database-level form),
+ * pipeline: [the stages of s], cursor: {}}. */
+bool cx_add_aggregate (cx_t *cx, const char *coll, const dj_select_t *s, int flags);
+/* Makes `table` (named `alias`, or by its name) the one source. */
+void cx_single_source (cx_t *cx, const char *table, const char *alias);
 /* Prepares stages that compute subquery results used by predicate e:
  * each IN/EXISTS/scalar subquery becomes a $lookup into "__dj_sq<i>". */
 bool cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n);
@@ -168,6 +242,9 @@ bool cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st);
 
 /* Adds a command to cx->out (steals cmd). */
 bool cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin);
+/* The usual ending of a compile_*: adds cmd (steals it) when ok, else
+ * destroys it (NULL is fine) and returns false. */
+bool cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd);
 void cx_add_column (cx_t *cx, const char *name, const char *path);
 
 #endif

@@ -53,6 +53,26 @@ cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin)
    return true;
 }
 
+bool
+cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd)
+{
+   if (!ok || !cmd) {
+      bson_destroy (cmd); /* a half-built command: the error is set */
+      return false;
+   }
+   return cx_add_command (cx, cmd, 0, false);
+}
+
+void
+cx_single_source (cx_t *cx, const char *table, const char *alias)
+{
+   cx->nsources = 1;
+   cx->sources[0].table = table;
+   cx->sources[0].alias = alias ? alias : table;
+   cx->sources[0].prefix[0] = '\0';
+   cx->sources[0].sub = NULL;
+}
+
 void
 cx_add_column (cx_t *cx, const char *name, const char *path)
 {

@@ -99,6 +99,15 @@ simple_command (cx_t *cx, const char *name, const char *value, int32_t ignore)
    return cx_add_command (cx, cmd, ignore, false);
 }
 
+/* DROP INDEX, ALTER TABLE DROP CONSTRAINT */
+static bool
+drop_index (cx_t *cx, const char *table, const char *name, int32_t ignore)
+{
+   return cx_add_command (
+      cx, cx_template_new (cx, "{'dropIndexes': '@0', 'index': '@1'}", CX_ARGS (CX_STR (table), CX_STR (name))), ignore,
+      false);
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
@@ -143,25 +152,17 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command (cx, cmd, 0, false);
 }
 
-/* {update: t, updates: [{q, u, multi: true}]}: opens updates[0] for the
- * caller to fill with q and u; finish_update_all() closes and adds it. */
-static bson_t *
-update_all (const char *table, bson_t *ups, bson_t *up)
-{
-   bson_t *cmd = bson_new ();
-   BSON_APPEND_UTF8 (cmd, "update", table);
-   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", ups);
-   BSON_APPEND_DOCUMENT_BEGIN (ups, "0", up);
-   return cmd;
-}
-
+/* {update: table, updates: [tpl]}: one update, `tpl` the template of
+ * its {q, u, multi: true} (see template.c). */
 static bool
-finish_update_all (cx_t *cx, bson_t *cmd, bson_t *ups, bson_t *up)
+update_many (cx_t *cx, const char *table, const char *tpl, const cx_arg_t *args, int nargs)
 {
-   BSON_APPEND_BOOL (up, "multi", true);
-   bson_append_document_end (ups, up);
-   bson_append_array_end (cmd, ups);
-   return cx_add_command (cx, cmd, 0, false);
+   bson_t *cmd = bson_new (), ups;
+   BSON_APPEND_UTF8 (cmd, "update", table);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   bool ok = cx_template (cx, tpl, args, nargs, &ups, "0");
+   bson_append_array_end (cmd, &ups);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* {op: {field: value}} on the table's entry ($set a type, $addToSet or
@@ -169,17 +170,8 @@ finish_update_all (cx_t *cx, bson_t *cmd, bson_t *ups, bson_t *up)
 static bool
 update_entry (cx_t *cx, const char *table, const char *op, const char *field, const char *value)
 {
-   bson_t ups, up, q, u, o;
-   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", table);
-   bson_append_document_end (&up, &q);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   BSON_APPEND_DOCUMENT_BEGIN (&u, op, &o);
-   BSON_APPEND_UTF8 (&o, field, value);
-   bson_append_document_end (&u, &o);
-   bson_append_document_end (&up, &u);
-   return finish_update_all (cx, cmd, &ups, &up);
+   return update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'@2': '@3'}}, 'multi': true}",
+                       CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (field), CX_STR (value)));
 }
 
 /* ALTER COLUMN c TYPE t: the stored values SQL would convert, converted
@@ -195,61 +187,35 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
    static const struct {
       const char *prefix, *to, *from;
    } rules[] = {
-      {"VARCHAR", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
-      {"CHAR", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
-      {"TEXT", "string", "[\"int\", \"long\", \"double\", \"decimal\"]"},
-      {"BIGINT", "long", "[\"string\", \"int\", \"double\", \"decimal\"]"},
-      {"SMALLINT", "long", "[\"string\", \"double\", \"decimal\"]"},
-      {"INT", "long", "[\"string\", \"double\", \"decimal\"]"},
-      {"REAL", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
-      {"DOUBLE", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
-      {"FLOAT", "double", "[\"string\", \"int\", \"long\", \"decimal\"]"},
-      {"DECIMAL", "decimal", "[\"string\", \"int\", \"long\", \"double\"]"},
-      {"NUMERIC", "decimal", "[\"string\", \"int\", \"long\", \"double\"]"},
-      {"DATE", "date", "[\"string\"]"},
-      {"TIMESTAMP", "date", "[\"string\"]"},
-      {"BOOL", "bool", "[\"int\", \"long\"]"},
+      {"VARCHAR", "string", "['int', 'long', 'double', 'decimal']"},
+      {"CHAR", "string", "['int', 'long', 'double', 'decimal']"},
+      {"TEXT", "string", "['int', 'long', 'double', 'decimal']"},
+      {"BIGINT", "long", "['string', 'int', 'double', 'decimal']"},
+      {"SMALLINT", "long", "['string', 'double', 'decimal']"},
+      {"INT", "long", "['string', 'double', 'decimal']"},
+      {"REAL", "double", "['string', 'int', 'long', 'decimal']"},
+      {"DOUBLE", "double", "['string', 'int', 'long', 'decimal']"},
+      {"FLOAT", "double", "['string', 'int', 'long', 'decimal']"},
+      {"DECIMAL", "decimal", "['string', 'int', 'long', 'double']"},
+      {"NUMERIC", "decimal", "['string', 'int', 'long', 'double']"},
+      {"DATE", "date", "['string']"},
+      {"TIMESTAMP", "date", "['string']"},
+      {"BOOL", "bool", "['int', 'long']"},
       {NULL, NULL, NULL}};
    for (int i = 0; rules[i].prefix; i++) {
       if (strncmp (type, rules[i].prefix, strlen (rules[i].prefix))) {
          continue;
       }
-      /* [{$set: {c: {$cond: [{$in: [{$type: "$c"}, from]}, {$convert: {input: "$c", to, onError: "$c"}}, "$c"]}}}] */
-      char *json = bson_strdup_printf (
-         "{\"x\": {\"$cond\": [{\"$in\": [{\"$type\": \"@0\"}, %s]}, "
-         "{\"$convert\": {\"input\": \"@0\", \"to\": \"%s\", \"onError\": \"@0\"}}, \"@0\"]}}",
-         rules[i].from, rules[i].to);
-      bson_error_t jerr;
-      bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
-      bson_free (json);
-      BSON_ASSERT (tpl); /* from this file's constants */
       /* the column as the template's argument: a field path of the table */
       dj_expr_t col = {.kind = DJ_X_COLUMN, .name = (char *) column};
-      void *argv[1] = {&col};
-      dj_list_t args = {.v = argv, .n = 1};
-      cx->nsources = 1;
-      cx->sources[0].table = cx->sources[0].alias = table;
-      cx->sources[0].prefix[0] = '\0';
-      bson_t ups, up, q, f, u, stage, set, *cmd = update_all (table, &ups, &up);
-      bson_iter_t it;
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-      BSON_APPEND_DOCUMENT_BEGIN (&q, column, &f);
-      BSON_APPEND_NULL (&f, "$ne");
-      bson_append_document_end (&q, &f);
-      bson_append_document_end (&up, &q);
-      BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
-      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
-      bool ok = bson_iter_init_find (&it, tpl, "x") && cx_template_value (cx, &it, &args, &set, column);
-      bson_append_document_end (&stage, &set);
-      bson_append_document_end (&u, &stage);
-      bson_append_array_end (&up, &u);
-      bson_destroy (tpl);
-      if (!ok) {
-         bson_destroy (cmd);
-         return false;
-      }
-      return finish_update_all (cx, cmd, &ups, &up);
+      cx_single_source (cx, table, NULL);
+      char *tpl = bson_strdup_printf (
+         "{'q': {'@0': {'$ne': null}}, 'u': [{'$set': {'@0': {'$cond': [{'$in': [{'$type': '@1'}, %s]}, "
+         "{'$convert': {'input': '@1', 'to': '%s', 'onError': '@1'}}, '@1']}}}], 'multi': true}",
+         rules[i].from, rules[i].to);
+      bool ok = update_many (cx, table, tpl, CX_ARGS (CX_STR (column), CX_VALUE (&col)));
+      bson_free (tpl);
+      return ok;
    }
    return true; /* other types (uuid, blob, json, time...): values stay as they are */
 }
@@ -257,7 +223,6 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
 static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
-   bson_t ups, up, q, f, u, op;
    bson_t *cmd;
    switch (st->alter) {
    case DJ_ALTER_ADD_COLUMN: {
@@ -270,22 +235,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       }
       if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
          /* existing rows get the default, as SQL gives it to them */
-         cmd = update_all (st->table, &ups, &up);
-         BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-         BSON_APPEND_DOCUMENT_BEGIN (&q, c->name, &f);
-         BSON_APPEND_BOOL (&f, "$exists", false);
-         bson_append_document_end (&q, &f);
-         bson_append_document_end (&up, &q);
-         BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-         BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &op);
-         bool ok = cx_append_const (cx, c->default_value, &op, c->name);
-         bson_append_document_end (&u, &op);
-         bson_append_document_end (&up, &u);
-         if (!ok) {
-            bson_destroy (cmd);
-            return false;
-         }
-         if (!finish_update_all (cx, cmd, &ups, &up)) {
+         if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': {'$set': {'@0': '@1'}}, 'multi': true}",
+                           CX_ARGS (CX_STR (c->name), CX_CONST (c->default_value)))) {
             return false;
          }
       } else if (cx->error && cx->error->domain) {
@@ -300,39 +251,22 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
          return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
       }
-      cmd = update_all (st->table, &ups, &up);
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-      BSON_APPEND_DOCUMENT_BEGIN (&q, st->column, &f);
-      BSON_APPEND_BOOL (&f, "$exists", true);
-      bson_append_document_end (&q, &f);
-      bson_append_document_end (&up, &q);
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, drop ? "$unset" : "$rename", &op);
-      BSON_APPEND_UTF8 (&op, st->column, drop ? "" : st->name);
-      bson_append_document_end (&u, &op);
-      bson_append_document_end (&up, &u);
-      return finish_update_all (cx, cmd, &ups, &up) &&
+      return update_many (cx, st->table, "{'q': {'@0': {'$exists': true}}, 'u': {'@1': {'@0': '@2'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (st->column), CX_STR (drop ? "$unset" : "$rename"),
+                                   CX_STR (drop ? "" : st->name))) &&
              update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL) &&
              (!drop || update_entry (cx, st->table, "$pull", "notnull", st->column));
    }
    case DJ_ALTER_RENAME_TABLE: {
-      char *from = bson_strdup_printf ("%s.%s", cx->db, st->table);
-      char *to = bson_strdup_printf ("%s.%s", cx->db, st->name);
-      cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "renameCollection", from);
-      BSON_APPEND_UTF8 (cmd, "to", to);
-      bson_free (from);
-      bson_free (to);
+      cmd = cx_template_new (cx, "{'renameCollection': '@0.@1', 'to': '@0.@2'}",
+                             CX_ARGS (CX_STR (cx->db), CX_STR (st->table), CX_STR (st->name)));
       /* the entry (and its counter) moves with the table */
       return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name);
    }
    case DJ_ALTER_ADD_CONSTRAINT:
       return constraint_indexes (cx, st);
    case DJ_ALTER_DROP_CONSTRAINT:
-      cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
-      BSON_APPEND_UTF8 (cmd, "index", st->name);
-      return cx_add_command (cx, cmd, 0, false);
+      return drop_index (cx, st->table, st->name, 0);
    case DJ_ALTER_ALTER_COLUMN: {
       /* the entry follows (introspection, and the NOT NULL the executor
        * checks); a new type converts the values SQL would (convert_column) */
@@ -374,19 +308,13 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
       cols[i] = o->expr->name;
       desc[i] = o->desc;
    }
-   cx->nsources = 1;
-   cx->sources[0].table = cx->sources[0].alias = st->table;
-   cx->sources[0].prefix[0] = '\0';
+   cx_single_source (cx, st->table, NULL);
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
    bool ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, false, st->where);
    bson_append_array_end (cmd, &indexes);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* The table's entry in the tables collection: {table, columns: [names in
@@ -407,81 +335,30 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st)
          autoc = c;
       }
    }
-   bson_t *cmd = bson_new (), ups, up, q, u, set, cols, types;
+   bson_t cols = BSON_INITIALIZER, types = BSON_INITIALIZER, notnull = BSON_INITIALIZER;
    cx_idx_t k;
-   BSON_APPEND_UTF8 (cmd, "update", DJ_TABLES);
-   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
-   BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", st->table);
-   bson_append_document_end (&up, &q);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
-   BSON_APPEND_DOCUMENT_BEGIN (&u, st->if_not_exists ? "$setOnInsert" : "$set", &set);
-   BSON_APPEND_ARRAY_BEGIN (&set, "columns", &cols);
-   for (int i = 0; i < st->coldefs.n; i++) {
-      BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) i), ((const dj_coldef_t *) st->coldefs.v[i])->name);
-   }
-   bson_append_array_end (&set, &cols);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, "types", &types);
-   for (int i = 0; i < st->coldefs.n; i++) {
+   for (int i = 0, n = 0; i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
+      BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) i), c->name);
       if (c->type) {
          BSON_APPEND_UTF8 (&types, c->name, c->type);
       }
-   }
-   bson_append_document_end (&set, &types);
-   BSON_APPEND_ARRAY_BEGIN (&set, "notnull", &cols);
-   for (int i = 0, n = 0; i < st->coldefs.n; i++) {
-      const dj_coldef_t *c = st->coldefs.v[i];
       if (c->not_null || c->primary_key) {
-         BSON_APPEND_UTF8 (&cols, cx_idx (&k, (uint32_t) n++), c->name);
+         BSON_APPEND_UTF8 (&notnull, cx_idx (&k, (uint32_t) n++), c->name);
       }
    }
-   bson_append_array_end (&set, &cols);
-   if (autoc) {
-      BSON_APPEND_UTF8 (&set, "auto", autoc->name);
-   } else {
-      BSON_APPEND_NULL (&set, "auto");
-   }
-   BSON_APPEND_INT64 (&set, "seq", 0);
-   bson_append_document_end (&u, &set);
-   bson_append_document_end (&up, &u);
-   BSON_APPEND_BOOL (&up, "upsert", true);
-   bson_append_document_end (&ups, &up);
-   bson_append_array_end (cmd, &ups);
-   return cx_add_command (cx, cmd, 0, false);
-}
-
-/* field: {$map: {input: "$field", in: {$cond: [{$eq: ["$$this", from]}, to, "$$this"]}}}:
- * the list with one name renamed (a missing list stays missing). */
-static void
-append_renamed (bson_t *set, const char *field, const char *from, const char *to)
-{
-   bson_t map, spec, in, cond, eq, ea, lit;
-   char input[128];
-   snprintf (input, sizeof input, "$%s", field);
-   BSON_APPEND_DOCUMENT_BEGIN (set, field, &map);
-   BSON_APPEND_DOCUMENT_BEGIN (&map, "$map", &spec);
-   BSON_APPEND_UTF8 (&spec, "input", input);
-   BSON_APPEND_DOCUMENT_BEGIN (&spec, "in", &in);
-   BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &cond);
-   BSON_APPEND_DOCUMENT_BEGIN (&cond, "0", &eq);
-   BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
-   BSON_APPEND_UTF8 (&ea, "0", "$$this");
-   BSON_APPEND_DOCUMENT_BEGIN (&ea, "1", &lit);
-   BSON_APPEND_UTF8 (&lit, "$literal", from);
-   bson_append_document_end (&ea, &lit);
-   bson_append_array_end (&eq, &ea);
-   bson_append_document_end (&cond, &eq);
-   BSON_APPEND_DOCUMENT_BEGIN (&cond, "1", &lit);
-   BSON_APPEND_UTF8 (&lit, "$literal", to);
-   bson_append_document_end (&cond, &lit);
-   BSON_APPEND_UTF8 (&cond, "2", "$$this");
-   bson_append_array_end (&in, &cond);
-   bson_append_document_end (&spec, &in);
-   bson_append_document_end (&map, &spec);
-   bson_append_document_end (set, &map);
+   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
+   static const dj_expr_t null_value = {.kind = DJ_X_NULL};
+   bool ok = update_many (
+      cx, DJ_TABLES,
+      "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6'}}, "
+      "'upsert': true}",
+      CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_ARRAY (&cols), CX_DOC (&types),
+               CX_ARRAY (&notnull), autoc ? CX_STR (autoc->name) : CX_CONST (&null_value), CX_INT64 (0)));
+   bson_destroy (&cols);
+   bson_destroy (&types);
+   bson_destroy (&notnull);
+   return ok;
 }
 
 /* ALTER TABLE ADD/DROP/RENAME COLUMN: the recorded column list and types
@@ -491,69 +368,39 @@ static bool
 update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
                       const char *type)
 {
-   bson_t ups, up, q, u, o, stage, set;
-   bson_t *cmd = update_all (DJ_TABLES, &ups, &up);
-   BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", table);
-   bson_append_document_end (&up, &q);
+   char *tf = bson_strdup_printf ("types.%s", from), *tt = to ? bson_strdup_printf ("types.%s", to) : NULL;
+   bool ok, add = !strcmp (op, "$push");
    if (to) {
-      /* [{$set: {columns: <renamed>, notnull: <renamed>}}] */
-      BSON_APPEND_ARRAY_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, "0", &stage);
-      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
-      append_renamed (&set, "columns", from, to);
-      append_renamed (&set, "notnull", from, to);
-      bson_append_document_end (&stage, &set);
-      bson_append_document_end (&u, &stage);
-      bson_append_array_end (&up, &u);
-      /* the type moves in a second update: a pipeline cannot $rename */
-      if (!finish_update_all (cx, cmd, &ups, &up)) {
-         return false;
-      }
-      cmd = update_all (DJ_TABLES, &ups, &up);
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "q", &q);
-      BSON_APPEND_UTF8 (&q, "table", table);
-      bson_append_document_end (&up, &q);
-      char *tf = bson_strdup_printf ("types.%s", from), *tt = bson_strdup_printf ("types.%s", to);
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, "$rename", &o);
-      BSON_APPEND_UTF8 (&o, tf, tt);
-      bson_append_document_end (&u, &o);
-      bson_append_document_end (&up, &u);
-      bson_free (tf);
-      bson_free (tt);
+      /* each list with the one name renamed (a missing list stays missing);
+       * the type moves in a second update: a pipeline cannot $rename */
+      ok = update_many (cx, DJ_TABLES,
+                        "{'q': {'table': '@0'}, 'u': [{'$set': {"
+                        "'columns': {'$map': {'input': '$columns', 'in': {'$cond': [{'$eq': ['$$this', {'$literal': '@1'}]}, {'$literal': '@2'}, '$$this']}}}, "
+                        "'notnull': {'$map': {'input': '$notnull', 'in': {'$cond': [{'$eq': ['$$this', {'$literal': '@1'}]}, {'$literal': '@2'}, '$$this']}}}"
+                        "}}], 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (to))) &&
+           update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt)));
+   } else if (add && !type) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from)));
    } else {
-      bool add = !strcmp (op, "$push");
-      char *tf = bson_strdup_printf ("types.%s", from);
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, op, &o);
-      BSON_APPEND_UTF8 (&o, "columns", from);
-      bson_append_document_end (&u, &o);
-      if (!add || type) {
-         BSON_APPEND_DOCUMENT_BEGIN (&u, add ? "$set" : "$unset", &o);
-         BSON_APPEND_UTF8 (&o, tf, add ? type : "");
-         bson_append_document_end (&u, &o);
-      }
-      bson_append_document_end (&up, &u);
-      bson_free (tf);
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}, '@3': {'@4': '@5'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from), CX_STR (add ? "$set" : "$unset"), CX_STR (tf),
+                                 CX_STR (add ? type : "")));
    }
-   return finish_update_all (cx, cmd, &ups, &up);
+   bson_free (tf);
+   bson_free (tt);
+   return ok;
 }
 
 static bool
 forget_table (cx_t *cx, const char *table)
 {
-   bson_t *cmd = bson_new (), dels, del, q;
-   BSON_APPEND_UTF8 (cmd, "delete", DJ_TABLES);
-   BSON_APPEND_ARRAY_BEGIN (cmd, "deletes", &dels);
-   BSON_APPEND_DOCUMENT_BEGIN (&dels, "0", &del);
-   BSON_APPEND_DOCUMENT_BEGIN (&del, "q", &q);
-   BSON_APPEND_UTF8 (&q, "table", table);
-   bson_append_document_end (&del, &q);
-   BSON_APPEND_INT32 (&del, "limit", 0);
-   bson_append_document_end (&dels, &del);
-   bson_append_array_end (cmd, &dels);
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (
+      cx, true,
+      cx_template_new (cx, "{'delete': '@0', 'deletes': [{'q': {'table': '@1'}, 'limit': 0}]}",
+                       CX_ARGS (CX_STR (DJ_TABLES), CX_STR (table))));
 }
 
 bool
@@ -577,10 +424,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
       if (!st->table) {
          return cx_unsupported (cx, 0, "DROP INDEX without ON <table> (MongoDB index names belong to a collection)");
       }
-      bson_t *cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "dropIndexes", st->table);
-      BSON_APPEND_UTF8 (cmd, "index", st->name);
-      return cx_add_command (cx, cmd, st->if_exists ? DJ_IndexNotFound : 0, false);
+      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0);
    }
    case DJ_STMT_ALTER_TABLE:
       return compile_alter (cx, st);

@@ -3,8 +3,7 @@
  *
  * Three translators, one per place an expression can land:
  *   cx_agg_value  -- an aggregation expression with the SQL value
- *                    (NULL propagation kept: $toUpper(null) is "" in MongoDB,
- *                    so string functions are guarded);
+ *                    (functions, CAST and CASE in function.c);
  *   cx_agg_truth  -- an aggregation boolean: true iff the predicate is TRUE
  *                    (want) or FALSE (!want) under three-valued logic;
  *   cx_filter     -- the same as a query filter, which can use indexes; it
@@ -14,6 +13,9 @@
  * Why two truth values: SQL's NOT maps UNKNOWN to UNKNOWN, MongoDB's $not /
  * $nor map "no match" to "match". Compiling NOT p as FALSE(p) instead of
  * $nor(TRUE(p)) keeps NULLs out of both p and NOT p, as SQL does.
+ *
+ * The fixed shapes are JSON templates (template.c); what is built by hand
+ * here has a varying length (AND/OR lists, IN lists, array paths).
  *
  * Why {$literal: v} around every bound value in aggregation expressions: a
  * parameter holding "$password" or {"$gt": ""} must stay a value, never
@@ -33,32 +35,15 @@ cx_idx (cx_idx_t *k, uint32_t i)
    return k->key;
 }
 
-static bool
-vfail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, va_list ap)
+bool
+cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...)
 {
    char msg[400];
+   va_list ap;
+   va_start (ap, fmt);
    vsnprintf (msg, sizeof msg, fmt, ap);
+   va_end (ap);
    return dj_error_set (cx->error, DJ_DOMAIN_SQL, code, "%s (at offset %u)", msg, pos);
-}
-
-bool
-cx_unsupported (cx_t *cx, uint32_t pos, const char *fmt, ...)
-{
-   va_list ap;
-   va_start (ap, fmt);
-   vfail (cx, DJ_SQL_UNSUPPORTED, pos, fmt, ap);
-   va_end (ap);
-   return false;
-}
-
-bool
-cx_param_error (cx_t *cx, uint32_t pos, const char *fmt, ...)
-{
-   va_list ap;
-   va_start (ap, fmt);
-   vfail (cx, DJ_SQL_PARAMS, pos, fmt, ap);
-   va_end (ap);
-   return false;
 }
 
 /* ---- constants ---- */
@@ -117,6 +102,15 @@ cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_valu
    return true;
 }
 
+bool
+cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out)
+{
+   if (!cx_is_const (e)) {
+      return cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
+   }
+   return cx_const_value (cx, e, tmp, out);
+}
+
 static bool
 is_null_value (const bson_value_t *v)
 {
@@ -161,12 +155,8 @@ append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return BSON_APPEND_VALUE (parent, key, v);
    case BSON_TYPE_UNDEFINED:
       return BSON_APPEND_NULL (parent, key);
-   default: {
-      bson_t d;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_VALUE (&d, "$literal", v);
-      return bson_append_document_end (parent, &d);
-   }
+   default:
+      return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), parent, key);
    }
 }
 
@@ -452,48 +442,55 @@ cx_collect_aggs (const dj_expr_t *e, cx_group_t *g)
 }
 
 bool
-cx_has_subquery (const dj_expr_t *e)
+cx_expr_any (const dj_expr_t *e, bool (*pred) (const dj_expr_t *e, const void *ctx), const void *ctx)
 {
    if (!e) {
       return false;
    }
-   if (e->sub) {
+   if (pred (e, ctx)) {
       return true;
    }
-   if (cx_has_subquery (e->a) || cx_has_subquery (e->b) || cx_has_subquery (e->c)) {
+   if (cx_expr_any (e->a, pred, ctx) || cx_expr_any (e->b, pred, ctx) || cx_expr_any (e->c, pred, ctx)) {
       return true;
    }
    for (int i = 0; i < e->args.n; i++) {
-      if (cx_has_subquery (e->args.v[i])) {
+      if (cx_expr_any (e->args.v[i], pred, ctx)) {
          return true;
       }
    }
    return false;
 }
 
+static bool
+is_subquery (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->sub != NULL;
+}
+
+bool
+cx_has_subquery (const dj_expr_t *e)
+{
+   return cx_expr_any (e, is_subquery, NULL);
+}
+
+/* A subquery, or a column of a joined table: not the base table's alone. */
+static bool
+not_base (const dj_expr_t *e, const void *ctx)
+{
+   const cx_t *cx = ctx;
+   if (e->kind == DJ_X_COLUMN) {
+      /* (no FROM: nothing is the base table; the column is refused later) */
+      return !(cx->nsources == 1 ||
+               (cx->nsources > 1 && e->table && cx->sources[0].alias && !strcmp (e->table, cx->sources[0].alias)));
+   }
+   return e->sub != NULL;
+}
+
 bool
 cx_base_only (cx_t *cx, const dj_expr_t *e)
 {
-   if (!e) {
-      return true;
-   }
-   if (e->sub) {
-      return false;
-   }
-   if (e->kind == DJ_X_COLUMN) {
-      /* (no FROM: nothing is the base table; the column is refused later) */
-      return cx->nsources == 1 ||
-             (cx->nsources > 1 && e->table && cx->sources[0].alias && !strcmp (e->table, cx->sources[0].alias));
-   }
-   if (!cx_base_only (cx, e->a) || !cx_base_only (cx, e->b) || !cx_base_only (cx, e->c)) {
-      return false;
-   }
-   for (int i = 0; i < e->args.n; i++) {
-      if (!cx_base_only (cx, e->args.v[i])) {
-         return false;
-      }
-   }
-   return true;
+   return !cx_expr_any (e, not_base, cx);
 }
 
 /* ---- aggregation values ---- */
@@ -502,7 +499,7 @@ static bool
 enter (cx_t *cx, const dj_expr_t *e)
 {
    if (++cx->depth > DJ_SQL_MAX_DEPTH) {
-      return dj_error_set (cx->error, DJ_DOMAIN_SQL, DJ_SQL_TOO_DEEP, "expression nested too deeply (at offset %u)", e->pos);
+      return cx_fail (cx, DJ_SQL_TOO_DEEP, e->pos, "expression nested too deeply");
    }
    return true;
 }
@@ -511,168 +508,28 @@ enter (cx_t *cx, const dj_expr_t *e)
 static bool
 agg_binop (cx_t *cx, const char *op, const dj_expr_t *a, const dj_expr_t *b, bson_t *parent, const char *key)
 {
-   bson_t d, arr;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, op, &arr);
-   bool ok = cx_agg_value (cx, a, &arr, "0") && cx_agg_value (cx, b, &arr, "1");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx, "{'@0': ['@1', '@2']}", CX_ARGS (CX_STR (op), CX_VALUE (a), CX_VALUE (b)), parent, key);
 }
 
 bool
 cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_t ifn, ia;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &ifn);
-   BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-   bool ok = cx_agg_value (cx, e, &ia, "0");
-   BSON_APPEND_NULL (&ia, "1");
-   bson_append_array_end (&ifn, &ia);
-   bson_append_document_end (parent, &ifn);
-   return ok;
+   return cx_template (cx, "{'$ifNull': ['@0', null]}", CX_ARGS (CX_VALUE (e)), parent, key);
 }
 
-/* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing. */
-static bool
-agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
-{
-   bson_t d, arr;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, want_null ? "$eq" : "$ne", &arr);
-   bool ok = cx_agg_value_or_null (cx, x, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
-}
-
-/* Appends under key the condition "some argument of e is NULL": one
- * isnull test, or their $or. */
-static bool
-append_any_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   if (e->args.n == 1) {
-      return agg_isnull (cx, e->args.v[0], true, parent, key);
-   }
-   bson_t orr, oa;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &orr);
-   BSON_APPEND_ARRAY_BEGIN (&orr, "$or", &oa);
-   for (int i = 0; ok && i < e->args.n; i++) {
-      ok = agg_isnull (cx, e->args.v[i], true, &oa, cx_idx (&k, (uint32_t) i));
-   }
-   bson_append_array_end (&orr, &oa);
-   bson_append_document_end (parent, &orr);
-   return ok;
-}
-
-/* Appends a template value: strings "@0".."@9" stand for the compiled
- * arguments, everything else is copied (recursing into documents and
- * arrays). Templates are the compiler's own constants, never user text. */
 bool
-cx_template_value (cx_t *cx, bson_iter_t *it, const dj_list_t *args, bson_t *parent, const char *key)
+cx_agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key)
 {
-   if (BSON_ITER_HOLDS_UTF8 (it)) {
-      uint32_t len;
-      const char *str = bson_iter_utf8 (it, &len);
-      if (len == 2 && str[0] == '@' && str[1] >= '0' && str[1] - '0' < args->n) {
-         return cx_agg_value (cx, args->v[str[1] - '0'], parent, key);
-      }
-   }
-   if (BSON_ITER_HOLDS_DOCUMENT (it) || BSON_ITER_HOLDS_ARRAY (it)) {
-      bool array = BSON_ITER_HOLDS_ARRAY (it);
-      bson_t child;
-      bson_iter_t sub;
-      bool ok = true;
-      if (array) {
-         bson_append_array_begin (parent, key, -1, &child);
-      } else {
-         bson_append_document_begin (parent, key, -1, &child);
-      }
-      bson_iter_recurse (it, &sub);
-      while (ok && bson_iter_next (&sub)) {
-         ok = cx_template_value (cx, &sub, args, &child, bson_iter_key (&sub));
-      }
-      if (array) {
-         bson_append_array_end (parent, &child);
-      } else {
-         bson_append_document_end (parent, &child);
-      }
-      return ok;
-   }
-   return bson_append_iter (parent, key, -1, it);
+   return cx_template (cx, "{'@0': ['@1', null]}", CX_ARGS (CX_STR (want_null ? "$eq" : "$ne"), CX_OR_NULL (x)),
+                       parent, key);
 }
 
-/* The expression `json` (a template, see cx_template_value) with e's
- * arguments; `guard`: NULL when any argument is NULL (SQL's rule for
- * functions), else the template sees NULLs and missing values itself. */
+/* A predicate used as a value: TRUE / FALSE / NULL. */
 static bool
-agg_template (cx_t *cx, const dj_expr_t *e, const char *json, bool guard, bson_t *parent, const char *key)
+agg_truth_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bson_error_t jerr;
-   bson_t *tpl = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
-   BSON_ASSERT (tpl); /* a template is a constant of this file */
-   bson_t d, arr;
-   bson_iter_t it;
-   bool ok = bson_iter_init_find (&it, tpl, "x");
-   if (!guard) {
-      ok = ok && cx_template_value (cx, &it, &e->args, parent, key);
-      bson_destroy (tpl);
-      return ok;
-   }
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   ok = ok && append_any_null (cx, e, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   ok = ok && cx_template_value (cx, &it, &e->args, &arr, "2");
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   bson_destroy (tpl);
-   return ok;
-}
-
-/* String functions that turn NULL into "" in MongoDB: {$cond: [isnull(x), null, {op: x}]}.
- * `names`: the operator takes an object ({$replaceAll: {input, find,
- * replacement}}), its arguments' names in SQL order; NULL: an array. */
-static bool
-agg_null_guarded_as (cx_t *cx, const dj_expr_t *e, const char *op, const char *const *names, bson_t *parent,
-                     const char *key)
-{
-   bson_t d, arr, f, fa;
-   cx_idx_t k;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-   /* any argument NULL -> NULL (SQL's rule for these functions) */
-   bool ok = append_any_null (cx, e, &arr, "0");
-   BSON_APPEND_NULL (&arr, "1");
-   BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &f);
-   if (names) {
-      BSON_APPEND_DOCUMENT_BEGIN (&f, op, &fa);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_agg_value (cx, e->args.v[i], &fa, names[i]);
-      }
-      bson_append_document_end (&f, &fa);
-   } else if (e->args.n == 1 && strcmp (op, "$substrCP") && strcmp (op, "$concat")) {
-      ok = ok && cx_agg_value (cx, e->args.v[0], &f, op);
-   } else {
-      BSON_APPEND_ARRAY_BEGIN (&f, op, &fa);
-      for (int i = 0; ok && i < e->args.n; i++) {
-         ok = cx_agg_value (cx, e->args.v[i], &fa, cx_idx (&k, (uint32_t) i));
-      }
-      bson_append_array_end (&f, &fa);
-   }
-   bson_append_document_end (&arr, &f);
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
-}
-
-static bool
-agg_null_guarded (cx_t *cx, const dj_expr_t *e, const char *op, bson_t *parent, const char *key)
-{
-   return agg_null_guarded_as (cx, e, op, NULL, parent, key);
+   return cx_template (cx, "{'$cond': ['@0', true, {'$cond': ['@1', false, null]}]}",
+                       CX_ARGS (CX_TRUTH (e, true), CX_TRUTH (e, false)), parent, key);
 }
 
 static bool
@@ -683,504 +540,22 @@ agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    case DJ_OP_SUB: return agg_binop (cx, "$subtract", e->a, e->b, parent, key);
    case DJ_OP_MUL: return agg_binop (cx, "$multiply", e->a, e->b, parent, key);
    case DJ_OP_MOD: return agg_binop (cx, "$mod", e->a, e->b, parent, key);
-   case DJ_OP_DIV: {
+   case DJ_OP_DIV:
       /* SQL divides integers by truncating (7 / 2 = 3); MongoDB's $divide
-       * always gives a double. Check the operand types at run time:
-       *   {$let: {vars: {x, y}, in: {$cond: [both integral,
-       *      {$toLong: {$trunc: {$divide}}}, {$divide}]}}}
+       * always gives a double. Check the operand types at run time.
        * Integers past 2^53 lose precision through the double. */
-      bson_t d, let, vars, in, cond, ca, both, ba, t1, t2, tr, dv, dva, dv2, dva2, tl;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$let", &let);
-      BSON_APPEND_DOCUMENT_BEGIN (&let, "vars", &vars);
-      bool ok = cx_agg_value (cx, e->a, &vars, "x") && cx_agg_value (cx, e->b, &vars, "y");
-      bson_append_document_end (&let, &vars);
-      BSON_APPEND_DOCUMENT_BEGIN (&let, "in", &in);
-      BSON_APPEND_ARRAY_BEGIN (&in, "$cond", &ca);
-      (void) cond;
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &both);
-      BSON_APPEND_ARRAY_BEGIN (&both, "$and", &ba);
-      const char *vn[2] = {"$$x", "$$y"};
-      for (int i = 0; i < 2; i++) {
-         bson_t in2, ina, ty, types;
-         BSON_APPEND_DOCUMENT_BEGIN (&ba, i ? "1" : "0", &in2);
-         BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &ina);
-         BSON_APPEND_DOCUMENT_BEGIN (&ina, "0", &ty);
-         BSON_APPEND_UTF8 (&ty, "$type", vn[i]);
-         bson_append_document_end (&ina, &ty);
-         BSON_APPEND_ARRAY_BEGIN (&ina, "1", &types);
-         BSON_APPEND_UTF8 (&types, "0", "int");
-         BSON_APPEND_UTF8 (&types, "1", "long");
-         bson_append_array_end (&ina, &types);
-         bson_append_array_end (&in2, &ina);
-         bson_append_document_end (&ba, &in2);
-      }
-      bson_append_array_end (&both, &ba);
-      bson_append_document_end (&ca, &both);
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "1", &tl);
-      BSON_APPEND_DOCUMENT_BEGIN (&tl, "$toLong", &tr);
-      BSON_APPEND_DOCUMENT_BEGIN (&tr, "$trunc", &t1);
-      BSON_APPEND_ARRAY_BEGIN (&t1, "$divide", &dva);
-      BSON_APPEND_UTF8 (&dva, "0", "$$x");
-      BSON_APPEND_UTF8 (&dva, "1", "$$y");
-      bson_append_array_end (&t1, &dva);
-      bson_append_document_end (&tr, &t1);
-      bson_append_document_end (&tl, &tr);
-      bson_append_document_end (&ca, &tl);
-      (void) t2;
-      (void) dv;
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "2", &dv2);
-      BSON_APPEND_ARRAY_BEGIN (&dv2, "$divide", &dva2);
-      BSON_APPEND_UTF8 (&dva2, "0", "$$x");
-      BSON_APPEND_UTF8 (&dva2, "1", "$$y");
-      bson_append_array_end (&dv2, &dva2);
-      bson_append_document_end (&ca, &dv2);
-      bson_append_array_end (&in, &ca);
-      bson_append_document_end (&let, &in);
-      bson_append_document_end (&d, &let);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   case DJ_OP_CONCAT: {
+      return cx_template (cx,
+                          "{'$let': {'vars': {'x': '@0', 'y': '@1'}, 'in': {'$cond': ["
+                          "{'$and': [{'$in': [{'$type': '$$x'}, ['int', 'long']]}, {'$in': [{'$type': '$$y'}, ['int', 'long']]}]}, "
+                          "{'$toLong': {'$trunc': {'$divide': ['$$x', '$$y']}}}, {'$divide': ['$$x', '$$y']}]}}}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   case DJ_OP_CONCAT:
       /* SQL's || makes text of its operands; $concat refuses numbers. */
-      bson_t d, arr, s1, s2;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$concat", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &s1);
-      bool ok = cx_agg_value (cx, e->a, &s1, "$toString");
-      bson_append_document_end (&arr, &s1);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &s2);
-      ok = ok && cx_agg_value (cx, e->b, &s2, "$toString");
-      bson_append_document_end (&arr, &s2);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
+      return cx_template (cx, "{'$concat': [{'$toString': '@0'}, {'$toString': '@1'}]}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   default:
+      return agg_truth_value (cx, e, parent, key); /* a comparison */
    }
-   default: {
-      /* a comparison used as a value: TRUE / FALSE / NULL */
-      bson_t d, arr, inner, ia;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-      bool ok = cx_agg_truth (cx, e, true, &arr, "0");
-      BSON_APPEND_BOOL (&arr, "1", true);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
-      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
-      BSON_APPEND_BOOL (&ia, "1", false);
-      BSON_APPEND_NULL (&ia, "2");
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   }
-}
-
-static const struct {
-   const char *sql, *mongo;
-} cast_types[] = {
-   {"INT", "long"}, {"INTEGER", "long"}, {"BIGINT", "long"}, {"SMALLINT", "long"}, {"SIGNED", "long"},
-   {"REAL", "double"}, {"FLOAT", "double"}, {"DOUBLE", "double"}, {"DOUBLE PRECISION", "double"},
-   {"TEXT", "string"}, {"VARCHAR", "string"}, {"CHAR", "string"}, {"NUMERIC", "decimal"}, {"DECIMAL", "decimal"},
-   {"BOOL", "bool"}, {"BOOLEAN", "bool"}, {"DATETIME", "date"}, {"TIMESTAMP", "date"}, {NULL, NULL}};
-
-static bool
-agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   char base[32];
-   size_t n = strcspn (e->name, "(");
-   while (n > 0 && e->name[n - 1] == ' ') {
-      n--;
-   }
-   snprintf (base, sizeof base, "%.*s", (int) n, e->name);
-   for (int i = 0; cast_types[i].sql; i++) {
-      if (!strcmp (base, cast_types[i].sql)) {
-         bson_t d, c;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_DOCUMENT_BEGIN (&d, "$convert", &c);
-         bool ok = cx_agg_value (cx, e->a, &c, "input");
-         BSON_APPEND_UTF8 (&c, "to", cast_types[i].mongo);
-         BSON_APPEND_NULL (&c, "onNull");
-         bson_append_document_end (&d, &c);
-         bson_append_document_end (parent, &d);
-         return ok;
-      }
-   }
-   return cx_unsupported (cx, e->pos, "CAST to %s", e->name);
-}
-
-static bool
-agg_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   bson_t d, sw, br;
-   cx_idx_t k;
-   bool ok = true;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_DOCUMENT_BEGIN (&d, "$switch", &sw);
-   BSON_APPEND_ARRAY_BEGIN (&sw, "branches", &br);
-   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
-      bson_t b;
-      BSON_APPEND_DOCUMENT_BEGIN (&br, cx_idx (&k, (uint32_t) i / 2), &b);
-      const dj_expr_t *when = e->args.v[i];
-      if (e->a) { /* CASE x WHEN v: the branch is x = v */
-         dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
-         ok = cx_agg_truth (cx, &eq, true, &b, "case");
-      } else {
-         ok = cx_agg_truth (cx, when, true, &b, "case");
-      }
-      ok = ok && cx_agg_value (cx, e->args.v[i + 1], &b, "then");
-      bson_append_document_end (&br, &b);
-   }
-   bson_append_array_end (&sw, &br);
-   if (e->b) {
-      ok = ok && cx_agg_value (cx, e->b, &sw, "default");
-   } else {
-      BSON_APPEND_NULL (&sw, "default");
-   }
-   bson_append_document_end (&d, &sw);
-   bson_append_document_end (parent, &d);
-   return ok;
-}
-
-/* A string constant argument (a field or unit name, a time zone), or NULL
- * with the error set. Borrowed from the statement or the parameters. */
-static const char *
-const_string (cx_t *cx, const dj_expr_t *e, const char *what)
-{
-   bson_value_t tmp;
-   const bson_value_t *v;
-   if (!cx_is_const (e)) {
-      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
-      return NULL;
-   }
-   if (!cx_const_value (cx, e, &tmp, &v)) {
-      return NULL;
-   }
-   if (v->value_type != BSON_TYPE_UTF8) {
-      cx_param_error (cx, e->pos, "%s must be a string", what);
-      return NULL;
-   }
-   return v->value.v_utf8.str;
-}
-
-/* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
- * x[, 'tz']) on BSON dates (with a time zone, DATE_TRUNC gives local
- * wall-clock time, as PostgreSQL's date_trunc of x AT TIME ZONE tz). Field names are PostgreSQL's plus Django's
- * (week_day: 1 = Sunday .. 7 = Saturday, MongoDB's $dayOfWeek; iso_week_day:
- * 1 = Monday, $isoDayOfWeek; week: the ISO week, $isoWeek). A time zone is an
- * Olson name or an offset; the result is NULL for a NULL date.
- * https://www.mongodb.com/docs/manual/reference/operator/aggregation/dateTrunc/ */
-static bool
-agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   int n = e->args.n;
-   bool trunc = !strcmp (e->name, "DATE_TRUNC");
-   if (n < 2 || n > 3 || (!strcmp (e->name, "EXTRACT") && n != 2)) {
-      return cx_unsupported (cx, e->pos, "%s() with %d arguments", e->name, n);
-   }
-   const char *field = const_string (cx, e->args.v[0], trunc ? "the unit of DATE_TRUNC" : "the field of EXTRACT");
-   const char *tz = NULL;
-   if (!field || (n == 3 && !(tz = const_string (cx, e->args.v[2], "a time zone")))) {
-      return false;
-   }
-   const dj_expr_t *x = e->args.v[1];
-   bson_t d, a;
-   if (trunc) {
-      static const char *const units[] = {"year", "quarter", "month", "week", "day", "hour", "minute", "second", NULL};
-      int u = -1;
-      for (int i = 0; units[i]; i++) {
-         if (!strcasecmp (field, units[i])) {
-            u = i;
-         }
-      }
-      if (u < 0) {
-         return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
-      }
-      if (tz) {
-         /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
-          * the local wall-clock time, a timestamp without zone (which dates
-          * here carry as UTC) -- what Django's Trunc/TruncDate expect back.
-          * startOfWeek only counts for the unit week (ISO weeks, as Django's). */
-         dj_expr_t unit = {.kind = DJ_X_STRING, .name = (char *) units[u], .pos = e->pos};
-         dj_expr_t *argv[3] = {&unit, e->args.v[1], e->args.v[2]};
-         dj_expr_t call = *e;
-         call.args.v = (void **) argv;
-         call.args.n = 3;
-         return agg_template (
-            cx, &call,
-            "{\"x\": {\"$let\": {\"vars\": {\"t\": {\"$dateTrunc\": {\"date\": \"@1\", \"unit\": \"@0\", \"timezone\": \"@2\", "
-            "\"startOfWeek\": \"monday\"}}}, \"in\": {\"$dateFromParts\": {"
-            "\"year\": {\"$year\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"month\": {\"$month\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"day\": {\"$dayOfMonth\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, \"hour\": {\"$hour\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"minute\": {\"$minute\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"second\": {\"$second\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}, "
-            "\"millisecond\": {\"$millisecond\": {\"date\": \"$$t\", \"timezone\": \"@2\"}}}}}}}",
-            true, parent, key);
-      }
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$dateTrunc", &a);
-      bool ok = cx_agg_value (cx, x, &a, "date");
-      BSON_APPEND_UTF8 (&a, "unit", units[u]);
-      if (u == 3) {
-         BSON_APPEND_UTF8 (&a, "startOfWeek", "monday"); /* ISO weeks, as Django's TruncWeek */
-      }
-      bson_append_document_end (&d, &a);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   static const struct {
-      const char *field, *op;
-   } fields[] = {{"year", "$year"}, {"month", "$month"}, {"day", "$dayOfMonth"}, {"hour", "$hour"},
-                 {"minute", "$minute"}, {"second", "$second"}, {"week", "$isoWeek"}, {"week_day", "$dayOfWeek"},
-                 {"dow", "$dayOfWeek"}, {"iso_week_day", "$isoDayOfWeek"}, {"isodow", "$isoDayOfWeek"},
-                 {"iso_year", "$isoWeekYear"}, {"isoyear", "$isoWeekYear"}, {"doy", "$dayOfYear"},
-                 {"quarter", "$month"}, {NULL, NULL}};
-   for (int i = 0; fields[i].field; i++) {
-      if (strcasecmp (field, fields[i].field)) {
-         continue;
-      }
-      bool quarter = !strcasecmp (field, "quarter");
-      bson_t q, qa, dv, dva, *target = parent;
-      const char *tkey = key;
-      if (quarter) { /* {$toInt: {$ceil: {$divide: [{$month: ...}, 3]}}}: an integer, as SQL's */
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &q);
-         BSON_APPEND_DOCUMENT_BEGIN (&q, "$toInt", &qa);
-         BSON_APPEND_DOCUMENT_BEGIN (&qa, "$ceil", &dv);
-         BSON_APPEND_ARRAY_BEGIN (&dv, "$divide", &dva);
-         target = &dva;
-         tkey = "0";
-      }
-      BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, fields[i].op, &a);
-      bool ok = cx_agg_value (cx, x, &a, "date");
-      if (tz) {
-         BSON_APPEND_UTF8 (&a, "timezone", tz);
-      }
-      bson_append_document_end (&d, &a);
-      bson_append_document_end (target, &d);
-      if (quarter) {
-         BSON_APPEND_INT32 (&dva, "1", 3);
-         bson_append_array_end (&dv, &dva);
-         bson_append_document_end (&qa, &dv);
-         bson_append_document_end (&q, &qa);
-         bson_append_document_end (parent, &q);
-      }
-      return ok;
-   }
-   return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
-}
-
-/* Scalar functions of the dialect. Aggregates are handled by the $group
- * rewrite (agg_group_ref); here they are an error (no GROUP context). */
-static bool
-agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
-{
-   const char *f = e->name;
-   int n = e->args.n;
-   bson_t d, arr;
-   cx_idx_t k;
-
-   if (e->over) {
-      return cx_unsupported (cx, e->pos, "window function %s() outside the SELECT list and ORDER BY", f);
-   }
-   if (!strcmp (f, "COALESCE") || !strcmp (f, "IFNULL")) {
-      if (n < 2) {
-         return cx_unsupported (cx, e->pos, "%s with fewer than two arguments", f);
-      }
-      /* nested {$ifNull: [a, {$ifNull: [b, c]}]} (the n-ary form is 5.0+) */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
-      bool ok = cx_agg_value (cx, e->args.v[0], &arr, "0");
-      if (n == 2) {
-         ok = ok && cx_agg_value (cx, e->args.v[1], &arr, "1");
-      } else {
-         dj_expr_t rest = *e;
-         rest.args.v = e->args.v + 1;
-         rest.args.n = n - 1;
-         ok = ok && agg_function (cx, &rest, &arr, "1");
-      }
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
-      return agg_date_function (cx, e, parent, key);
-   }
-   if (!strcmp (f, "NOW") && n == 0) {
-      return BSON_APPEND_UTF8 (parent, key, "$$NOW");
-   }
-   if (!strcmp (f, "NULLIF") && n == 2) {
-      /* {$cond: [a = b, null, a]} */
-      bson_t c;
-      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = e->pos, .a = e->args.v[0], .b = e->args.v[1]};
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &c);
-      bool ok = cx_agg_truth (cx, &eq, true, &c, "0");
-      BSON_APPEND_NULL (&c, "1");
-      ok = ok && cx_agg_value (cx, e->args.v[0], &c, "2");
-      bson_append_array_end (&d, &c);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   static const struct {
-      const char *sql, *op;
-      int min, max;
-      bool guard; /* MongoDB gives a non-null result for null input */
-   } fns[] = {
-      {"UPPER", "$toUpper", 1, 1, true}, {"LOWER", "$toLower", 1, 1, true},
-      {"LENGTH", "$strLenCP", 1, 1, true}, {"CHAR_LENGTH", "$strLenCP", 1, 1, true},
-      {"ABS", "$abs", 1, 1, false}, {"CEIL", "$ceil", 1, 1, false}, {"CEILING", "$ceil", 1, 1, false},
-      {"FLOOR", "$floor", 1, 1, false}, {"SQRT", "$sqrt", 1, 1, false}, {"EXP", "$exp", 1, 1, false},
-      {"LN", "$ln", 1, 1, false}, {"LOG10", "$log10", 1, 1, false}, {"ROUND", "$round", 1, 2, false},
-      {"POWER", "$pow", 2, 2, false}, {"MOD", "$mod", 2, 2, false}, {"SIN", "$sin", 1, 1, false},
-      {"COS", "$cos", 1, 1, false}, {"TAN", "$tan", 1, 1, false}, {"ASIN", "$asin", 1, 1, false},
-      {"ACOS", "$acos", 1, 1, false}, {"ATAN", "$atan", 1, 1, false}, {"ATAN2", "$atan2", 2, 2, false},
-      {"CONCAT", "$concat", 1, 64, true},
-      /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
-       * rule; features.greatest_least_ignores_nulls) */
-      {"GREATEST", "$max", 2, 64, false}, {"LEAST", "$min", 2, 64, false},
-      {"RADIANS", "$degreesToRadians", 1, 1, false}, {"DEGREES", "$radiansToDegrees", 1, 1, false},
-      {NULL, NULL, 0, 0, false}};
-   for (int i = 0; fns[i].sql; i++) {
-      if (strcmp (f, fns[i].sql)) {
-         continue;
-      }
-      if (n < fns[i].min || n > fns[i].max) {
-         return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
-      }
-      if (fns[i].guard) {
-         return agg_null_guarded (cx, e, fns[i].op, parent, key);
-      }
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      bool ok = true;
-      if (n == 1 && strcmp (fns[i].op, "$round")) {
-         ok = cx_agg_value (cx, e->args.v[0], &d, fns[i].op);
-      } else {
-         BSON_APPEND_ARRAY_BEGIN (&d, fns[i].op, &arr);
-         for (int j = 0; ok && j < n; j++) {
-            ok = cx_agg_value (cx, e->args.v[j], &arr, cx_idx (&k, (uint32_t) j));
-         }
-         bson_append_array_end (&d, &arr);
-      }
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   if (!strcmp (f, "PI") && n == 0) {
-      bson_t lit; /* a bare number in $project would mean "include" */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &lit);
-      BSON_APPEND_DOUBLE (&lit, "$literal", 3.14159265358979323846);
-      return bson_append_document_end (parent, &lit);
-   }
-   if (!strcmp (f, "RANDOM") && n == 0) {
-      bson_t r;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_DOCUMENT_BEGIN (&d, "$rand", &r);
-      bson_append_document_end (&d, &r);
-      return bson_append_document_end (parent, &d);
-   }
-   if (!strcmp (f, "LOG") && n == 2) {
-      /* LOG(base, x), as PostgreSQL's and Django's Log(): {$log: [x, base]} */
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$log", &arr);
-      bool ok = cx_agg_value (cx, e->args.v[1], &arr, "0") && cx_agg_value (cx, e->args.v[0], &arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return ok;
-   }
-   /* Functions MongoDB has no operator for, as expressions ({"x": ...}
-    * holds the template; "@N" is argument N). */
-   static const struct {
-      const char *sql;
-      int nargs;
-      const char *json;
-      bool sees_null; /* no NULL-in-NULL-out guard */
-   } templates[] = {
-      {"TRIM", 1, "{\"x\": {\"$trim\": {\"input\": \"@0\"}}}"},
-      {"LTRIM", 1, "{\"x\": {\"$ltrim\": {\"input\": \"@0\"}}}"},
-      {"RTRIM", 1, "{\"x\": {\"$rtrim\": {\"input\": \"@0\"}}}"},
-      {"LEFT", 2, "{\"x\": {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}}"},
-      {"RIGHT", 2, "{\"x\": {\"$substrCP\": [\"@0\", {\"$max\": [0, {\"$subtract\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}]}, "
-                   "{\"$max\": [\"@1\", 0]}]}}"},
-      /* INSTR(s, sub): 1-based position, 0 when absent (Django's StrIndex) */
-      {"INSTR", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
-      {"STRPOS", 2, "{\"x\": {\"$add\": [{\"$indexOfCP\": [\"@0\", \"@1\"]}, 1]}}"},
-      {"REPEAT", 2, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$max\": [\"@1\", 0]}]}, \"initialValue\": \"\", "
-                    "\"in\": {\"$concat\": [\"$$value\", \"@0\"]}}}}"},
-      {"REVERSE", 1, "{\"x\": {\"$reduce\": {\"input\": {\"$range\": [0, {\"$strLenCP\": \"@0\"}]}, \"initialValue\": \"\", "
-                     "\"in\": {\"$concat\": [{\"$substrCP\": [\"@0\", \"$$this\", 1]}, \"$$value\"]}}}}"},
-      /* LPAD/RPAD(s, n, fill): cut to n, or padded with fill repeated (PostgreSQL's) */
-      {"LPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
-                  "{\"$concat\": [{\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
-                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}, \"@0\"]}]}}"},
-      {"RPAD", 3, "{\"x\": {\"$cond\": [{\"$gte\": [{\"$strLenCP\": \"@0\"}, \"@1\"]}, {\"$substrCP\": [\"@0\", 0, {\"$max\": [\"@1\", 0]}]}, "
-                  "{\"$concat\": [\"@0\", {\"$substrCP\": [{\"$reduce\": {\"input\": {\"$range\": [0, \"@1\"]}, \"initialValue\": \"\", "
-                  "\"in\": {\"$concat\": [\"$$value\", \"@2\"]}}}, 0, {\"$subtract\": [\"@1\", {\"$strLenCP\": \"@0\"}]}]}]}]}}"},
-      {"SIGN", 1, "{\"x\": {\"$cond\": [{\"$gt\": [\"@0\", 0]}, 1, {\"$cond\": [{\"$lt\": [\"@0\", 0]}, -1, 0]}]}}"},
-      {"COT", 1, "{\"x\": {\"$divide\": [1, {\"$tan\": \"@0\"}]}}"},
-      /* TIME_OF_DAY(datetime, tz): the wall-clock time as a TimeField stores
-       * it (Python's isoformat: "HH:MM:SS", ".ffffff" when not whole) */
-      {"TIME_OF_DAY", 2, "{\"x\": {\"$cond\": [{\"$eq\": [{\"$millisecond\": {\"date\": \"@0\", \"timezone\": \"@1\"}}, 0]}, "
-                         "{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S\", \"timezone\": \"@1\"}}, "
-                         "{\"$concat\": [{\"$dateToString\": {\"date\": \"@0\", \"format\": \"%H:%M:%S.%L\", \"timezone\": \"@1\"}}, "
-                         "\"000\"]}]}}"},
-      /* a value's BSON type name, "missing" for an absent path (has_key tests
-       * presence: a key holding null exists), and an array's length */
-      {"JSON_TYPE", 1, "{\"x\": {\"$type\": \"@0\"}}", true},
-      {"JSON_ARRAY_LENGTH", 1, "{\"x\": {\"$cond\": [{\"$isArray\": \"@0\"}, {\"$size\": \"@0\"}, null]}}"},
-      {NULL, 0, NULL}};
-   for (int i = 0; templates[i].sql; i++) {
-      if (!strcmp (f, templates[i].sql)) {
-         if (n != templates[i].nargs) {
-            return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
-         }
-         return agg_template (cx, e, templates[i].json, !templates[i].sees_null, parent, key);
-      }
-   }
-   if (!strcmp (f, "JSON_OBJECT")) {
-      /* JSON_OBJECT(k1, v1, ...): the keys may be parameters, so the object
-       * is built at run time: {$arrayToObject: [[[k1, v1], ...]]} */
-      if (n % 2) {
-         return cx_unsupported (cx, e->pos, "JSON_OBJECT() with an odd number of arguments");
-      }
-      bson_t op, outer, pairs, pair;
-      cx_idx_t k, pk;
-      bool ok = true;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &op);
-      BSON_APPEND_ARRAY_BEGIN (&op, "$arrayToObject", &outer);
-      BSON_APPEND_ARRAY_BEGIN (&outer, "0", &pairs);
-      for (int i = 0; ok && i < n; i += 2) {
-         BSON_APPEND_ARRAY_BEGIN (&pairs, cx_idx (&k, (uint32_t) (i / 2)), &pair);
-         ok = cx_agg_value (cx, e->args.v[i], &pair, cx_idx (&pk, 0)) &&
-              cx_agg_value (cx, e->args.v[i + 1], &pair, cx_idx (&pk, 1));
-         bson_append_array_end (&pairs, &pair);
-      }
-      bson_append_array_end (&outer, &pairs);
-      bson_append_array_end (&op, &outer);
-      bson_append_document_end (parent, &op);
-      return ok;
-   }
-   if (!strcmp (f, "REPLACE") && n == 3) {
-      /* every occurrence, as SQL's REPLACE(s, from, to) */
-      static const char *const names[] = {"input", "find", "replacement"};
-      return agg_null_guarded_as (cx, e, "$replaceAll", names, parent, key);
-   }
-   if ((!strcmp (f, "SUBSTR") || !strcmp (f, "SUBSTRING")) && (n == 2 || n == 3)) {
-      /* SQL positions are 1-based: {$substrCP: [s, p - 1, len]}; without a
-       * length, to the end (a length past the end is fine for $substrCP). */
-      dj_expr_t one = {.kind = DJ_X_INT, .ival = 1, .pos = e->pos};
-      dj_expr_t start = {.kind = DJ_X_BINARY, .op = DJ_OP_SUB, .pos = e->pos, .a = e->args.v[1], .b = &one};
-      dj_expr_t big = {.kind = DJ_X_INT, .ival = INT32_MAX, .pos = e->pos};
-      dj_expr_t *argv[3] = {e->args.v[0], &start, n == 3 ? e->args.v[2] : &big};
-      dj_expr_t call = *e;
-      call.args.v = (void **) argv;
-      call.args.n = 3;
-      return agg_null_guarded (cx, &call, "$substrCP", parent, key);
-   }
-   if (cx_is_aggregate (e)) {
-      return cx_unsupported (cx, e->pos, "aggregate %s() in this position (WHERE, or nested in another aggregate)", f);
-   }
-   return cx_unsupported (cx, e->pos, "function %s()", f);
 }
 
 /* After $group: a GROUP BY key or aggregate call becomes a field reference. */
@@ -1216,105 +591,55 @@ agg_group_ref (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bo
 
 static int subquery_field (cx_t *cx, const dj_expr_t *e);
 
-bool
-cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+/* e's value by its kind, once neither a window call nor a $group result. */
+static bool
+agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bool done, ok;
-   if (!enter (cx, e)) {
-      return false;
-   }
-   if (e->kind == DJ_X_FUNC && e->over) {
-      for (int i = 0; i < cx->nwins; i++) {
-         if (cx->wins[i] == e) {
-            char ref[24];
-            snprintf (ref, sizeof ref, "$__dj_w%d", i);
-            cx->depth--;
-            return BSON_APPEND_UTF8 (parent, key, ref);
-         }
-      }
-   }
-   if (!agg_group_ref (cx, e, parent, key, &done)) {
-      cx->depth--;
-      return false;
-   }
-   if (done) {
-      cx->depth--;
-      return true;
-   }
    switch (e->kind) {
-   case DJ_X_COLUMN:
-      ok = append_field_ref (cx, e, parent, key);
-      break;
+   case DJ_X_COLUMN: return append_field_ref (cx, e, parent, key);
    case DJ_X_PARAM: case DJ_X_INT: case DJ_X_FLOAT: case DJ_X_STRING: case DJ_X_NULL: case DJ_X_BOOL:
-      ok = append_literal (cx, e, parent, key);
-      break;
-   case DJ_X_NEG: {
-      bson_t d, arr;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$multiply", &arr);
-      BSON_APPEND_INT32 (&arr, "0", -1);
-      ok = cx_agg_value (cx, e->a, &arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      break;
-   }
-   case DJ_X_BINARY:
-      ok = agg_arith (cx, e, parent, key);
-      break;
-   case DJ_X_CASE:
-      ok = agg_case (cx, e, parent, key);
-      break;
-   case DJ_X_CAST:
-      ok = agg_cast (cx, e, parent, key);
-      break;
-   case DJ_X_FUNC:
-      ok = agg_function (cx, e, parent, key);
-      break;
+      return append_literal (cx, e, parent, key);
+   case DJ_X_NEG: return cx_template (cx, "{'$multiply': [-1, '@0']}", CX_ARGS (CX_VALUE (e->a)), parent, key);
+   case DJ_X_BINARY: return agg_arith (cx, e, parent, key);
+   case DJ_X_CASE: return cx_agg_case (cx, e, parent, key);
+   case DJ_X_CAST: return cx_agg_cast (cx, e, parent, key);
+   case DJ_X_FUNC: return cx_agg_function (cx, e, parent, key);
    case DJ_X_SUBQUERY: {
       /* first row's first column, NULL when there is no row */
       int i = subquery_field (cx, e);
-      if (i < 0) {
-         ok = cx_unsupported (cx, e->pos, "scalar subquery in this position");
-         break;
-      }
       char ref[40];
+      if (i < 0) {
+         return cx_unsupported (cx, e->pos, "scalar subquery in this position");
+      }
       snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
-      bson_t d, arr, first, fa;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$ifNull", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &first);
-      BSON_APPEND_ARRAY_BEGIN (&first, "$arrayElemAt", &fa);
-      BSON_APPEND_UTF8 (&fa, "0", ref);
-      BSON_APPEND_INT32 (&fa, "1", 0);
-      bson_append_array_end (&first, &fa);
-      bson_append_document_end (&arr, &first);
-      BSON_APPEND_NULL (&arr, "1");
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      ok = true;
-      break;
+      return cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 0]}, null]}", CX_ARGS (CX_STR (ref)), parent, key);
    }
-   case DJ_X_STAR:
-      ok = cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
-      break;
-   default: {
-      /* a predicate used as a value: TRUE / FALSE / NULL */
-      bson_t d, arr, inner, ia;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
-      ok = cx_agg_truth (cx, e, true, &arr, "0");
-      BSON_APPEND_BOOL (&arr, "1", true);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$cond", &ia);
-      ok = ok && cx_agg_truth (cx, e, false, &ia, "0");
-      BSON_APPEND_BOOL (&ia, "1", false);
-      BSON_APPEND_NULL (&ia, "2");
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      break;
+   case DJ_X_STAR: return cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
+   default: return agg_truth_value (cx, e, parent, key); /* a predicate used as a value */
    }
+}
+
+bool
+cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bool done = false, ok = true;
+   if (!enter (cx, e)) {
+      return false;
+   }
+   /* a window call computed by $setWindowFields (window.c) */
+   for (int i = 0; e->kind == DJ_X_FUNC && e->over && !done && i < cx->nwins; i++) {
+      if (cx->wins[i] == e) {
+         char ref[24];
+         snprintf (ref, sizeof ref, "$__dj_w%d", i);
+         ok = BSON_APPEND_UTF8 (parent, key, ref);
+         done = true;
+      }
+   }
+   if (!done) {
+      ok = agg_group_ref (cx, e, parent, key, &done);
+   }
+   if (ok && !done) {
+      ok = agg_value (cx, e, parent, key);
    }
    cx->depth--;
    return ok;
@@ -1481,24 +806,68 @@ between (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *ke
    return leaf (cx, &andx, (e->flags & DJ_XF_NOT) ? !want : want, parent, key);
 }
 
-bool
-cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+/* What the two truth translators share: the depth guard; AND / OR; NOT,
+ * the other truth value; [NOT] BETWEEN, rewritten. `self` is the
+ * translator, `own` its other cases. */
+static bool
+truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, truth_fn self, truth_fn own)
 {
-   bson_t d, arr;
-   cx_idx_t k;
-   bool ok = true;
-
+   bool ok;
    if (!enter (cx, e)) {
       return false;
    }
    switch (e->kind) {
    case DJ_X_AND:
    case DJ_X_OR:
-      ok = connective (cx, e, want, parent, key, cx_agg_truth);
+      ok = connective (cx, e, want, parent, key, self);
       break;
    case DJ_X_NOT:
-      ok = cx_agg_truth (cx, e->a, !want, parent, key);
+      ok = self (cx, e->a, !want, parent, key);
       break;
+   case DJ_X_BETWEEN:
+      ok = between (cx, e, want, parent, key, self);
+      break;
+   default:
+      ok = own (cx, e, want, parent, key);
+      break;
+   }
+   cx->depth--;
+   return ok;
+}
+
+/* LIKE / regex match, as an aggregation boolean or a query filter: TRUE
+ * for a string that matches, FALSE for one that does not; a NULL pattern
+ * makes it neither. */
+static bool
+regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bool filter, bson_t *parent, const char *key)
+{
+   static const char *const tpl[2][3] = {
+      /* NULL pattern, TRUE, FALSE; @0 the subject, @1 the regex, @2 its options */
+      {"false",
+       "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, {'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}",
+       "{'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+       "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}]}"},
+      {"{'$expr': false}", "{'@0': {'$regex': '@1', '$options': '@2'}}",
+       "{'@0': {'$type': 'string', '$not': {'$regex': '@1', '$options': '@2'}}}"}};
+   dj_buf_t re;
+   const char *opts = "";
+   bool is_null, w = (e->flags & DJ_XF_NOT) ? !want : want;
+   char path[512];
+   dj_buf_init (&re);
+   bool ok = predicate_regex (cx, e, &re, &opts, &is_null) && (!filter || cx_column_path (cx, e->a, path, sizeof path));
+   ok = ok && cx_template (cx, tpl[filter][is_null ? 0 : w ? 1 : 2],
+                           CX_ARGS (filter ? CX_STR (path) : CX_VALUE (e->a), CX_STR ((const char *) re.data), CX_STR (opts)),
+                           parent, key);
+   dj_buf_cleanup (&re);
+   return ok;
+}
+
+static bool
+agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bool ok = true;
+
+   switch (e->kind) {
    case DJ_X_BOOL:
       ok = agg_const_bool (parent, key, (e->ival != 0) == want);
       break;
@@ -1507,7 +876,7 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       break;
    case DJ_X_IS_NULL: {
       bool want_null = ((e->flags & DJ_XF_NOT) == 0) == want;
-      ok = agg_isnull (cx, e->a, want_null, parent, key);
+      ok = cx_agg_isnull (cx, e->a, want_null, parent, key);
       break;
    }
    case DJ_X_BINARY:
@@ -1520,18 +889,15 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
             }
             break;
          }
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-         uint32_t i = 0;
-         if (!cx_is_const (e->a)) {
-            ok = agg_isnull (cx, e->a, false, &arr, cx_idx (&k, i++));
-         }
-         if (ok && !cx_is_const (e->b)) {
-            ok = agg_isnull (cx, e->b, false, &arr, cx_idx (&k, i++));
-         }
-         ok = ok && agg_binop (cx, cmp_op (e->op, !want), e->a, e->b, &arr, cx_idx (&k, i++));
-         bson_append_array_end (&d, &arr);
-         bson_append_document_end (parent, &d);
+         /* a constant (not NULL, as seen above) needs no test */
+         static const char *const tpl[2][2] = {
+            {"{'$and': [{'$ne': ['@0', null]}, {'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}",
+             "{'$and': [{'$ne': ['@0', null]}, {'@2': ['@3', '@4']}]}"},
+            {"{'$and': [{'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}", "{'$and': [{'@2': ['@3', '@4']}]}"}};
+         ok = cx_template (cx, tpl[cx_is_const (e->a)][cx_is_const (e->b)],
+                           CX_ARGS (CX_OR_NULL (e->a), CX_OR_NULL (e->b), CX_STR (cmp_op (e->op, !want)),
+                                    CX_VALUE (e->a), CX_VALUE (e->b)),
+                           parent, key);
          break;
       }
       /* arithmetic as a condition: true when non-zero, as SQLite reads it */
@@ -1549,22 +915,8 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
    case DJ_X_SUBQUERY: {
       /* a value used as a condition: TRUE when it is true (a boolean) or a
        * non-zero number; FALSE when false or 0; NULL otherwise. */
-      bson_t in, ina, vals;
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, "$in", &in);
-      ok = cx_agg_value (cx, e, &in, "0");
-      (void) ina;
-      BSON_APPEND_ARRAY_BEGIN (&in, "1", &vals);
-      if (want) {
-         BSON_APPEND_BOOL (&vals, "0", true);
-         BSON_APPEND_INT32 (&vals, "1", 1);
-      } else {
-         BSON_APPEND_BOOL (&vals, "0", false);
-         BSON_APPEND_INT32 (&vals, "1", 0);
-      }
-      bson_append_array_end (&in, &vals);
-      bson_append_array_end (&d, &in);
-      bson_append_document_end (parent, &d);
+      ok = cx_template (cx, want ? "{'$in': ['@0', [true, 1]]}" : "{'$in': ['@0', [false, 0]]}",
+                        CX_ARGS (CX_VALUE (e)), parent, key);
       break;
    }
    case DJ_X_IN_LIST: {
@@ -1584,57 +936,10 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       bson_free (cells);
       break;
    }
-   case DJ_X_BETWEEN:
-      ok = between (cx, e, want, parent, key, cx_agg_truth);
-      break;
    case DJ_X_LIKE:
-   case DJ_X_REGEX: {
-      dj_buf_t re;
-      const char *opts = "";
-      bool is_null;
-      dj_buf_init (&re);
-      ok = predicate_regex (cx, e, &re, &opts, &is_null);
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      if (ok && is_null) {
-         ok = agg_const_bool (parent, key, false);
-      } else if (ok) {
-         /* {$and: [{$eq: [{$type: a}, "string"]}, [$not] {$regexMatch: ...}]} */
-         bson_t t, ta, ty, rm, rmd, nt, nta;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-         BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &t);
-         BSON_APPEND_ARRAY_BEGIN (&t, "$eq", &ta);
-         BSON_APPEND_DOCUMENT_BEGIN (&ta, "0", &ty);
-         ok = cx_agg_value (cx, e->a, &ty, "$type");
-         bson_append_document_end (&ta, &ty);
-         BSON_APPEND_UTF8 (&ta, "1", "string");
-         bson_append_array_end (&t, &ta);
-         bson_append_document_end (&arr, &t);
-         bson_t *target = &arr;
-         const char *tkey = "1";
-         if (!w) {
-            BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &nt);
-            BSON_APPEND_ARRAY_BEGIN (&nt, "$not", &nta);
-            target = &nta;
-            tkey = "0";
-         }
-         BSON_APPEND_DOCUMENT_BEGIN (target, tkey, &rm);
-         BSON_APPEND_DOCUMENT_BEGIN (&rm, "$regexMatch", &rmd);
-         ok = ok && cx_agg_value (cx, e->a, &rmd, "input");
-         BSON_APPEND_UTF8 (&rmd, "regex", (const char *) re.data);
-         BSON_APPEND_UTF8 (&rmd, "options", opts);
-         bson_append_document_end (&rm, &rmd);
-         bson_append_document_end (target, &rm);
-         if (!w) {
-            bson_append_array_end (&nt, &nta);
-            bson_append_document_end (&arr, &nt);
-         }
-         bson_append_array_end (&d, &arr);
-         bson_append_document_end (parent, &d);
-      }
-      dj_buf_cleanup (&re);
+   case DJ_X_REGEX:
+      ok = regex_truth (cx, e, want, false, parent, key);
       break;
-   }
    case DJ_X_IN_SELECT:
    case DJ_X_EXISTS:
       ok = agg_subquery_truth (cx, e, want, parent, key);
@@ -1643,8 +948,13 @@ cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const cha
       ok = cx_unsupported (cx, e->pos, "this expression as a condition");
       break;
    }
-   cx->depth--;
    return ok;
+}
+
+bool
+cx_agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   return truth (cx, e, want, parent, key, cx_agg_truth, agg_truth);
 }
 
 /* ---- subqueries: results fetched by $lookup into "__dj_sq<i>" ---- */
@@ -1665,65 +975,24 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
 {
    int i = subquery_field (cx, e);
    char ref[48];
-   bson_t d, arr, sz, inner, ia;
+   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
    if (i < 0) {
       return cx_unsupported (cx, e->pos, "%s subquery in this position", e->kind == DJ_X_EXISTS ? "EXISTS" : "IN");
    }
    if (e->kind == DJ_X_EXISTS) {
       /* EXISTS is never NULL: TRUE iff a row came back */
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
       snprintf (ref, sizeof ref, "$__dj_sq%d", i);
-      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-      BSON_APPEND_ARRAY_BEGIN (&d, w ? "$gt" : "$eq", &arr);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "0", &sz);
-      BSON_APPEND_UTF8 (&sz, "$size", ref);
-      bson_append_document_end (&arr, &sz);
-      BSON_APPEND_INT32 (&arr, "1", 0);
-      bson_append_array_end (&d, &arr);
-      bson_append_document_end (parent, &d);
-      return true;
+      return cx_template (cx, "{'@0': [{'$size': '@1'}, 0]}", CX_ARGS (CX_STR (w ? "$gt" : "$eq"), CX_STR (ref)), parent,
+                          key);
    }
    /* a IN (sub): TRUE iff a is not NULL and among the values;
     * FALSE iff a is not NULL, not among them, and no value is NULL. */
    snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
-   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-   bool ok;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_ARRAY_BEGIN (&d, "$and", &arr);
-   ok = agg_isnull (cx, e->a, false, &arr, "0");
-   if (w) {
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
-      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
-      BSON_APPEND_UTF8 (&ia, "1", ref);
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&arr, &inner);
-   } else {
-      bson_t n1, n1a, n2, n2a, in2, in2a;
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "1", &n1);
-      BSON_APPEND_ARRAY_BEGIN (&n1, "$not", &n1a);
-      BSON_APPEND_DOCUMENT_BEGIN (&n1a, "0", &inner);
-      BSON_APPEND_ARRAY_BEGIN (&inner, "$in", &ia);
-      ok = ok && cx_agg_value (cx, e->a, &ia, "0");
-      BSON_APPEND_UTF8 (&ia, "1", ref);
-      bson_append_array_end (&inner, &ia);
-      bson_append_document_end (&n1a, &inner);
-      bson_append_array_end (&n1, &n1a);
-      bson_append_document_end (&arr, &n1);
-      BSON_APPEND_DOCUMENT_BEGIN (&arr, "2", &n2);
-      BSON_APPEND_ARRAY_BEGIN (&n2, "$not", &n2a);
-      BSON_APPEND_DOCUMENT_BEGIN (&n2a, "0", &in2);
-      BSON_APPEND_ARRAY_BEGIN (&in2, "$in", &in2a);
-      BSON_APPEND_NULL (&in2a, "0");
-      BSON_APPEND_UTF8 (&in2a, "1", ref);
-      bson_append_array_end (&in2, &in2a);
-      bson_append_document_end (&n2a, &in2);
-      bson_append_array_end (&n2, &n2a);
-      bson_append_document_end (&arr, &n2);
-   }
-   bson_append_array_end (&d, &arr);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx,
+                       w ? "{'$and': [{'$ne': ['@0', null]}, {'$in': ['@1', '@2']}]}"
+                         : "{'$and': [{'$ne': ['@0', null]}, {'$not': [{'$in': ['@1', '@2']}]}, "
+                           "{'$not': [{'$in': [null, '@2']}]}]}",
+                       CX_ARGS (CX_OR_NULL (e->a), CX_VALUE (e->a), CX_STR (ref)), parent, key);
 }
 
 /* ---- query filters ---- */
@@ -1731,48 +1000,28 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
 static bool
 filter_never (bson_t *parent, const char *key)
 {
-   bson_t d;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_BOOL (&d, "$expr", false);
-   return bson_append_document_end (parent, &d);
+   return cx_template (NULL, "{'$expr': false}", CX_NO_ARGS, parent, key);
 }
 
 static bool
 filter_expr (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
-   bson_t d;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   bool ok = cx_agg_truth (cx, e, want, &d, "$expr");
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx, "{'$expr': '@0'}", CX_ARGS (CX_TRUTH (e, want)), parent, key);
 }
 
-/* {path: {op: v}} */
+/* {path: {op: v}}; op "$nin_null": FALSE(a = v), not v and not NULL. */
 static bool
 filter_field_op (cx_t *cx, const dj_expr_t *col, const char *op, const dj_expr_t *v, bson_t *parent, const char *key)
 {
    char path[512];
-   bson_t d, f;
    if (!cx_column_path (cx, col, path, sizeof path)) {
       return false;
    }
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-   BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
-   bool ok = true;
-   if (!strcmp (op, "$nin_null")) { /* FALSE(a = v): not v and not NULL */
-      bson_t arr;
-      BSON_APPEND_ARRAY_BEGIN (&f, "$nin", &arr);
-      ok = cx_append_const (cx, v, &arr, "0");
-      BSON_APPEND_NULL (&arr, "1");
-      bson_append_array_end (&f, &arr);
-   } else if (v) {
-      ok = cx_append_const (cx, v, &f, op);
-   } else {
-      BSON_APPEND_NULL (&f, op);
-   }
-   bson_append_document_end (&d, &f);
-   bson_append_document_end (parent, &d);
-   return ok;
+   return cx_template (cx,
+                       !strcmp (op, "$nin_null") ? "{'@0': {'$nin': ['@2', null]}}"
+                       : v                       ? "{'@0': {'@1': '@2'}}"
+                                                 : "{'@0': {'@1': null}}",
+                       CX_ARGS (CX_STR (path), CX_STR (op), CX_CONST (v)), parent, key);
 }
 
 /* Can a filter compare this column directly? Only real columns of the
@@ -1783,24 +1032,14 @@ filter_column (cx_t *cx, const dj_expr_t *e)
    return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*") && !cx_is_outer (cx, e);
 }
 
-bool
-cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+static bool
+filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
    bson_t d;
    cx_idx_t k;
    bool ok = true;
 
-   if (!enter (cx, e)) {
-      return false;
-   }
    switch (e->kind) {
-   case DJ_X_AND:
-   case DJ_X_OR:
-      ok = connective (cx, e, want, parent, key, cx_filter);
-      break;
-   case DJ_X_NOT:
-      ok = cx_filter (cx, e->a, !want, parent, key);
-      break;
    case DJ_X_BINARY: {
       const dj_expr_t *col = e->a, *val = e->b;
       dj_op_t op = e->op;
@@ -1895,49 +1134,13 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       bson_append_document_end (parent, &d);
       break;
    }
-   case DJ_X_BETWEEN:
-      ok = between (cx, e, want, parent, key, cx_filter);
-      break;
    case DJ_X_LIKE:
-   case DJ_X_REGEX: {
-      if (!filter_column (cx, e->a)) {
-         ok = filter_expr (cx, e, want, parent, key);
-         break;
-      }
-      dj_buf_t re;
-      const char *opts = "";
-      bool is_null;
-      char path[512];
-      dj_buf_init (&re);
-      ok = predicate_regex (cx, e, &re, &opts, &is_null) && cx_column_path (cx, e->a, path, sizeof path);
-      bool w = (e->flags & DJ_XF_NOT) ? !want : want;
-      if (ok && is_null) {
-         ok = filter_never (parent, key);
-      } else if (ok) {
-         /* TRUE: {a: {$regex, $options}}; FALSE: a string that does not match */
-         bson_t f, nt;
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         BSON_APPEND_DOCUMENT_BEGIN (&d, path, &f);
-         if (w) {
-            BSON_APPEND_UTF8 (&f, "$regex", (const char *) re.data);
-            BSON_APPEND_UTF8 (&f, "$options", opts);
-         } else {
-            BSON_APPEND_UTF8 (&f, "$type", "string");
-            BSON_APPEND_DOCUMENT_BEGIN (&f, "$not", &nt);
-            BSON_APPEND_UTF8 (&nt, "$regex", (const char *) re.data);
-            BSON_APPEND_UTF8 (&nt, "$options", opts);
-            bson_append_document_end (&f, &nt);
-         }
-         bson_append_document_end (&d, &f);
-         bson_append_document_end (parent, &d);
-      }
-      dj_buf_cleanup (&re);
+   case DJ_X_REGEX:
+      ok = filter_column (cx, e->a) ? regex_truth (cx, e, want, true, parent, key) : filter_expr (cx, e, want, parent, key);
       break;
-   }
    case DJ_X_BOOL:
       if ((e->ival != 0) == want) {
-         BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
-         ok = bson_append_document_end (parent, &d);
+         ok = cx_template (cx, "{}", CX_NO_ARGS, parent, key);
       } else {
          ok = filter_never (parent, key);
       }
@@ -1954,39 +1157,25 @@ cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       ok = filter_expr (cx, e, want, parent, key);
       break;
    }
-   cx->depth--;
    return ok;
 }
 
 bool
-cx_append_count_nonnull (cx_t *cx, const dj_expr_t *x, bson_t *acc)
+cx_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
-   bson_t c, ca;
+   return truth (cx, e, want, parent, key, cx_filter, filter);
+}
+
+bool
+cx_agg_count_one (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
+{
    dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = x ? x->pos : 0, .a = (dj_expr_t *) x};
-   BSON_APPEND_DOCUMENT_BEGIN (acc, "$sum", &c);
-   BSON_APPEND_ARRAY_BEGIN (&c, "$cond", &ca);
-   bool ok = cx_agg_truth (cx, &isnull, true, &ca, "0");
-   BSON_APPEND_INT32 (&ca, "1", 0);
-   BSON_APPEND_INT32 (&ca, "2", 1);
-   bson_append_array_end (&c, &ca);
-   bson_append_document_end (acc, &c);
-   return ok;
+   return cx_template (cx, "{'$cond': ['@0', 0, 1]}", CX_ARGS (CX_TRUTH (&isnull, true)), parent, key);
 }
 
 bool
 cx_append_null_if_none (bson_t *parent, const char *key, const char *value_ref, const char *count_ref)
 {
-   bson_t v, c, g, ga;
-   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &v);
-   BSON_APPEND_ARRAY_BEGIN (&v, "$cond", &c);
-   BSON_APPEND_DOCUMENT_BEGIN (&c, "0", &g);
-   BSON_APPEND_ARRAY_BEGIN (&g, "$gt", &ga);
-   BSON_APPEND_UTF8 (&ga, "0", count_ref);
-   BSON_APPEND_INT32 (&ga, "1", 0);
-   bson_append_array_end (&g, &ga);
-   bson_append_document_end (&c, &g);
-   BSON_APPEND_UTF8 (&c, "1", value_ref);
-   BSON_APPEND_NULL (&c, "2");
-   bson_append_array_end (&v, &c);
-   return bson_append_document_end (parent, &v);
+   return cx_template (NULL, "{'$cond': [{'$gt': ['@0', 0]}, '@1', null]}", CX_ARGS (CX_STR (count_ref), CX_STR (value_ref)),
+                       parent, key);
 }

@@ -68,23 +68,16 @@ set_sources (cx_t *cx, const dj_select_t *s)
 /* ---- helpers ---- */
 
 static bool
+is_aggregate (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return cx_is_aggregate (e);
+}
+
+static bool
 has_aggregate (const dj_expr_t *e)
 {
-   if (!e) {
-      return false;
-   }
-   if (cx_is_aggregate (e)) {
-      return true;
-   }
-   if (has_aggregate (e->a) || has_aggregate (e->b) || has_aggregate (e->c)) {
-      return true;
-   }
-   for (int i = 0; i < e->args.n; i++) {
-      if (has_aggregate (e->args.v[i])) {
-         return true;
-      }
-   }
-   return false;
+   return cx_expr_any (e, is_aggregate, NULL);
 }
 
 /* LIMIT/OFFSET: an integer constant, >= 0 (INT64_MAX: no limit); -1 + error
@@ -94,11 +87,7 @@ count_value (cx_t *cx, const dj_expr_t *e, const char *what)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   if (!cx_is_const (e)) {
-      cx_unsupported (cx, e->pos, "%s that is not a constant or parameter", what);
-      return -1;
-   }
-   if (!cx_const_value (cx, e, &tmp, &v)) {
+   if (!cx_const_arg (cx, e, what, &tmp, &v)) {
       return -1;
    }
    int64_t n;
@@ -173,15 +162,12 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
    if (!cx_is_const (e)) {
       return cx_agg_value (cx, e, proj, key);
    }
-   bson_t lit;
-   BSON_APPEND_DOCUMENT_BEGIN (proj, key, &lit);
-   bool ok = cx_append_const (cx, e, &lit, "$literal");
-   bson_append_document_end (proj, &lit);
-   return ok;
+   return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), proj, key);
 }
 
 static bool stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n);
 static bool compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags);
+static void stage_distinct_rows (bson_t *pipeline, uint32_t *n);
 
 /* ---- find ---- */
 
@@ -280,21 +266,12 @@ compile_find (cx_t *cx, const dj_select_t *s)
    if (ok && limit == 0) {
       /* LIMIT 0: no rows; find's limit 0 would mean all of them */
       bson_destroy (cmd);
-      cmd = bson_new ();
-      BSON_APPEND_UTF8 (cmd, "find", cx->sources[0].table);
-      bson_t f;
-      BSON_APPEND_DOCUMENT_BEGIN (cmd, "filter", &f);
-      BSON_APPEND_BOOL (&f, "$expr", false);
-      bson_append_document_end (cmd, &f);
-      BSON_APPEND_INT32 (cmd, "limit", 1);
+      cmd = cx_template_new (cx, "{'find': '@0', 'filter': {'$expr': false}, 'limit': 1}",
+                             CX_ARGS (CX_STR (cx->sources[0].table)));
    } else if (ok && limit > 0 && limit != INT64_MAX) {
       BSON_APPEND_INT64 (cmd, "limit", limit);
    }
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* ---- aggregate ---- */
@@ -302,12 +279,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
 static bool
 stage_match_filter (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n)
 {
-   cx_idx_t k;
-   bson_t st;
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   bool ok = cx_filter (cx, e, true, &st, "$match");
-   bson_append_document_end (pipeline, &st);
-   return ok;
+   return cx_stages (cx, pipeline, n, "{'$match': '@0'}", CX_ARGS (CX_FILTER (e)));
 }
 
 /* Splits WHERE into its top-level conjuncts. */
@@ -362,9 +334,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
 {
    const cx_source_t *src = &cx->sources[j];
    const dj_expr_t *local = NULL, *foreign = NULL;
-   char lpath[512], as[200];
-   cx_idx_t k;
-   bson_t st, lk, sub;
+   char lpath[512] = "", as[200];
    const dj_expr_t *rest[64];
    int nrest = 0;
 
@@ -391,67 +361,24 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
       if (f->join == DJ_JOIN_INNER) {
          /* SQL: NULL joins nothing; $lookup would pair a NULL local field
           * with foreign documents whose field is NULL or missing. */
-         bson_t m, c;
-         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-         BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
-         BSON_APPEND_DOCUMENT_BEGIN (&m, lpath, &c);
-         BSON_APPEND_NULL (&c, "$ne");
-         bson_append_document_end (&m, &c);
-         bson_append_document_end (&st, &m);
-         bson_append_document_end (pipeline, &st);
+         cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
       }
    }
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$lookup", &lk);
-   BSON_APPEND_UTF8 (&lk, "from", src->table);
-   if (local) {
-      BSON_APPEND_UTF8 (&lk, "localField", lpath);
-      BSON_APPEND_UTF8 (&lk, "foreignField", foreign->name);
-   } else {
-      BSON_APPEND_ARRAY_BEGIN (&lk, "pipeline", &sub);
-      bson_append_array_end (&lk, &sub);
-   }
-   BSON_APPEND_UTF8 (&lk, "as", as);
-   bson_append_document_end (&st, &lk);
-   bson_append_document_end (pipeline, &st);
-
-   char ref[210];
+   char ref[210], lref[520];
    snprintf (ref, sizeof ref, "$%s", as);
+   snprintf (lref, sizeof lref, "$%s", lpath);
+   const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (local ? foreign->name : NULL), CX_STR (as),
+                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT)};
+   cx_stages (cx, pipeline, n,
+              local ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}"
+                    : "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
+              CX_ARGV (args));
    if (f->join == DJ_JOIN_LEFT) {
       /* a NULL local field matches nothing: empty the array it got */
-      bson_t set, cond, ca, eq, ea, ifn, ia, empty;
-      char lref[520];
-      snprintf (lref, sizeof lref, "$%s", lpath);
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-      BSON_APPEND_DOCUMENT_BEGIN (&set, as, &cond);
-      BSON_APPEND_ARRAY_BEGIN (&cond, "$cond", &ca);
-      BSON_APPEND_DOCUMENT_BEGIN (&ca, "0", &eq);
-      BSON_APPEND_ARRAY_BEGIN (&eq, "$eq", &ea);
-      BSON_APPEND_DOCUMENT_BEGIN (&ea, "0", &ifn);
-      BSON_APPEND_ARRAY_BEGIN (&ifn, "$ifNull", &ia);
-      BSON_APPEND_UTF8 (&ia, "0", lref);
-      BSON_APPEND_NULL (&ia, "1");
-      bson_append_array_end (&ifn, &ia);
-      bson_append_document_end (&ea, &ifn);
-      BSON_APPEND_NULL (&ea, "1");
-      bson_append_array_end (&eq, &ea);
-      bson_append_document_end (&ca, &eq);
-      BSON_APPEND_ARRAY_BEGIN (&ca, "1", &empty);
-      bson_append_array_end (&ca, &empty);
-      BSON_APPEND_UTF8 (&ca, "2", ref);
-      bson_append_array_end (&cond, &ca);
-      bson_append_document_end (&set, &cond);
-      bson_append_document_end (&st, &set);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
+                 CX_ARGV (args));
    }
-   bson_t uw;
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$unwind", &uw);
-   BSON_APPEND_UTF8 (&uw, "path", ref);
-   BSON_APPEND_BOOL (&uw, "preserveNullAndEmptyArrays", f->join == DJ_JOIN_LEFT);
-   bson_append_document_end (&st, &uw);
-   bson_append_document_end (pipeline, &st);
+   cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
 
    /* the rest of an INNER JOIN's ON is a filter on the joined rows */
    for (int i = 0; i < nrest; i++) {
@@ -470,7 +397,6 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
    char field[24], nfield[24], ref[28], nref[28];
    const char *f = e->name;
    bool distinct = (e->flags & DJ_XF_DISTINCT) != 0;
-   bson_t acc;
    bool ok = true;
 
    snprintf (field, sizeof field, "a%d", i);
@@ -504,42 +430,24 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
 
    if (distinct) {
       /* {$addToSet: x}, then reduce the set (without NULL) after $group */
-      BSON_APPEND_DOCUMENT_BEGIN (group, field, &acc);
-      ok = cx_agg_value (cx, arg, &acc, "$addToSet");
-      bson_append_document_end (group, &acc);
-      bson_t red, filt, fd, fc, fca;
-      BSON_APPEND_DOCUMENT_BEGIN (post, field, &red);
+      ok = cx_template (cx, "{'$addToSet': '@0'}", CX_ARGS (CX_VALUE (arg)), group, field);
       const char *op = is_count ? "$size" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
                        !strcmp (f, "MIN") ? "$min" : !strcmp (f, "MAX") ? "$max" : NULL;
       if (!op) {
          return cx_unsupported (cx, e->pos, "%s(DISTINCT ...)", f);
       }
-      BSON_APPEND_DOCUMENT_BEGIN (&red, op, &filt);
-      BSON_APPEND_DOCUMENT_BEGIN (&filt, "$filter", &fd);
-      BSON_APPEND_UTF8 (&fd, "input", ref);
-      BSON_APPEND_DOCUMENT_BEGIN (&fd, "cond", &fc);
-      BSON_APPEND_ARRAY_BEGIN (&fc, "$ne", &fca);
-      BSON_APPEND_UTF8 (&fca, "0", "$$this");
-      BSON_APPEND_NULL (&fca, "1");
-      bson_append_array_end (&fc, &fca);
-      bson_append_document_end (&fd, &fc);
-      bson_append_document_end (&filt, &fd);
-      bson_append_document_end (&red, &filt);
-      bson_append_document_end (post, &red);
+      cx_template (cx, "{'@0': {'$filter': {'input': '@1', 'cond': {'$ne': ['$$this', null]}}}}",
+                   CX_ARGS (CX_STR (op), CX_STR (ref)), post, field);
       if (!strcmp (f, "SUM")) {
          return cx_unsupported (cx, e->pos, "SUM(DISTINCT ...)"); /* $sum of [] is 0, SQL says NULL */
       }
       return ok;
    }
    if (is_count) {
-      BSON_APPEND_DOCUMENT_BEGIN (group, field, &acc);
       if ((e->flags & DJ_XF_STAR) && !e->filter) {
-         BSON_APPEND_INT32 (&acc, "$sum", 1);
-      } else {
-         ok = cx_append_count_nonnull (cx, arg, &acc); /* COUNT(x): rows where x is not NULL */
+         return cx_template (cx, "{'$sum': 1}", CX_NO_ARGS, group, field);
       }
-      bson_append_document_end (group, &acc);
-      return ok;
+      return cx_template (cx, "{'$sum': '@0'}", CX_ARGS (CX_FN (cx_agg_count_one, arg)), group, field);
    }
    static const struct {
       const char *sql, *op;
@@ -552,23 +460,13 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
       if (strcmp (f, accs[j].sql)) {
          continue;
       }
-      BSON_APPEND_DOCUMENT_BEGIN (group, field, &acc);
-      ok = cx_agg_value (cx, arg, &acc, accs[j].op);
-      bson_append_document_end (group, &acc);
+      ok = cx_template (cx, "{'@0': '@1'}", CX_ARGS (CX_STR (accs[j].op), CX_VALUE (arg)), group, field);
       if (!strcmp (f, "SUM")) {
          /* count the non-NULL inputs: none means SUM is NULL */
-         BSON_APPEND_DOCUMENT_BEGIN (group, nfield, &acc);
-         ok = ok && cx_append_count_nonnull (cx, arg, &acc);
-         bson_append_document_end (group, &acc);
+         ok = ok && cx_template (cx, "{'$sum': '@0'}", CX_ARGS (CX_FN (cx_agg_count_one, arg)), group, nfield);
          cx_append_null_if_none (post, field, ref, nref);
       } else if (accs[j].square) {
-         bson_t sq, sa;
-         BSON_APPEND_DOCUMENT_BEGIN (post, field, &sq);
-         BSON_APPEND_ARRAY_BEGIN (&sq, "$pow", &sa);
-         BSON_APPEND_UTF8 (&sa, "0", ref);
-         BSON_APPEND_INT32 (&sa, "1", 2);
-         bson_append_array_end (&sq, &sa);
-         bson_append_document_end (post, &sq);
+         cx_template (cx, "{'$pow': ['@0', 2]}", CX_ARGS (CX_STR (ref)), post, field);
       }
       return ok;
    }
@@ -578,26 +476,9 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
 static bool
 stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, uint32_t *n)
 {
-   cx_idx_t k, k2;
-   bson_t st, group, id, post, defaults;
-   bool ok = true;
+   bson_t group = BSON_INITIALIZER, id, post = BSON_INITIALIZER, defaults = BSON_INITIALIZER;
+   bool ok = true, scalar = s->group_by.n == 0;
 
-   bson_init (&post);
-   bson_init (&defaults);
-   bson_t *target = pipeline;
-   uint32_t *tn = n, fn = 0;
-   bson_t facet_st, facet, facet_arr;
-   bool scalar = s->group_by.n == 0;
-   if (scalar) {
-      /* {$facet: {g: [$group, $set]}} -> {$replaceWith: {$ifNull: [{$arrayElemAt: ["$g", 0]}, defaults]}} */
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &facet_st);
-      BSON_APPEND_DOCUMENT_BEGIN (&facet_st, "$facet", &facet);
-      BSON_APPEND_ARRAY_BEGIN (&facet, "g", &facet_arr);
-      target = &facet_arr;
-      tn = &fn;
-   }
-   BSON_APPEND_DOCUMENT_BEGIN (target, cx_idx (&k, (*tn)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &group);
    if (scalar) {
       BSON_APPEND_NULL (&group, "_id");
    } else {
@@ -612,34 +493,18 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
    for (int i = 0; ok && i < g->aggs.n; i++) {
       ok = accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
    }
-   bson_append_document_end (&st, &group);
-   bson_append_document_end (target, &st);
-   if (ok && !bson_empty (&post)) {
-      BSON_APPEND_DOCUMENT_BEGIN (target, cx_idx (&k2, (*tn)++), &st);
-      BSON_APPEND_DOCUMENT (&st, "$set", &post);
-      bson_append_document_end (target, &st);
-   }
-   if (scalar) {
-      bson_t rw, ifn, ia, at, aa;
-      bson_append_array_end (&facet, &facet_arr);
-      bson_append_document_end (&facet_st, &facet);
-      bson_append_document_end (pipeline, &facet_st);
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$replaceWith", &rw);
-      BSON_APPEND_ARRAY_BEGIN (&rw, "$ifNull", &ia);
-      BSON_APPEND_DOCUMENT_BEGIN (&ia, "0", &at);
-      BSON_APPEND_ARRAY_BEGIN (&at, "$arrayElemAt", &aa);
-      BSON_APPEND_UTF8 (&aa, "0", "$g");
-      BSON_APPEND_INT32 (&aa, "1", 0);
-      bson_append_array_end (&at, &aa);
-      bson_append_document_end (&ia, &at);
-      BSON_APPEND_DOCUMENT_BEGIN (&ia, "1", &ifn);
-      BSON_APPEND_DOCUMENT (&ifn, "$literal", &defaults);
-      bson_append_document_end (&ia, &ifn);
-      bson_append_array_end (&rw, &ia);
-      bson_append_document_end (&st, &rw);
-      bson_append_document_end (pipeline, &st);
-   }
+   /* $group, then the accumulators' fix-ups ($set) if any; without GROUP
+    * BY, inside a $facet whose one row (or, on no input, the defaults:
+    * COUNT's 0, NULL for the others) replaces the document */
+   static const char *const tpl[2][2] = {
+      {"{'$group': '@0'}", "[{'$group': '@0'}, {'$set': '@1'}]"},
+      {"[{'$facet': {'g': [{'$group': '@0'}]}}, "
+       "{'$replaceWith': {'$ifNull': [{'$arrayElemAt': ['$g', 0]}, {'$literal': '@2'}]}}]",
+       "[{'$facet': {'g': [{'$group': '@0'}, {'$set': '@1'}]}}, "
+       "{'$replaceWith': {'$ifNull': [{'$arrayElemAt': ['$g', 0]}, {'$literal': '@2'}]}}]"}};
+   ok = ok && cx_stages (cx, pipeline, n, tpl[scalar][!bson_empty (&post)],
+                         CX_ARGS (CX_DOC (&group), CX_DOC (&post), CX_DOC (&defaults)));
+   bson_destroy (&group);
    bson_destroy (&post);
    bson_destroy (&defaults);
    return ok;
@@ -671,30 +536,19 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
       cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
                  .out = NULL, .outer = cx, .lets = &lets};
-      bson_t st, lk;
-      cx_idx_t k;
       uint32_t sn = 0;
       const dj_from_t *f0 = sub->from.v[0];
       bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, CX_PIPE_SUBQUERY);
       if (ok && e->kind == DJ_X_EXISTS && !sub->limit) {
-         bson_t lim;
-         BSON_APPEND_DOCUMENT_BEGIN (&sp, cx_idx (&k, sn++), &lim);
-         BSON_APPEND_INT32 (&lim, "$limit", 1);
-         bson_append_document_end (&sp, &lim);
+         cx_stages (cx, &sp, &sn, "{'$limit': 1}", CX_NO_ARGS);
       }
       if (ok) {
          char as[32];
          snprintf (as, sizeof as, "__dj_sq%d", cx->nsub);
-         BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-         BSON_APPEND_DOCUMENT_BEGIN (&st, "$lookup", &lk);
-         BSON_APPEND_UTF8 (&lk, "from", f0->name ? f0->name : "");
-         if (!bson_empty (&lets)) {
-            BSON_APPEND_DOCUMENT (&lk, "let", &lets);
-         }
-         bson_append_array (&lk, "pipeline", -1, &sp);
-         BSON_APPEND_UTF8 (&lk, "as", as);
-         bson_append_document_end (&st, &lk);
-         bson_append_document_end (pipeline, &st);
+         cx_stages (cx, pipeline, n,
+                    bson_empty (&lets) ? "{'$lookup': {'from': '@0', 'pipeline': '@2', 'as': '@3'}}"
+                                       : "{'$lookup': {'from': '@0', 'let': '@1', 'pipeline': '@2', 'as': '@3'}}",
+                    CX_ARGS (CX_STR (f0->name ? f0->name : ""), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
          cx->subs[cx->nsub++] = e;
       }
       bson_destroy (&lets);
@@ -733,16 +587,10 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    if (s->from.n == 0) {
       /* SELECT without FROM: one row to compute on, {$documents: [{}]}
        * (aggregate: 1, the database-level form) */
-      bson_t docs, one;
       if (!cx->out || cx->outer || (flags & CX_PIPE_NO_COLUMNS)) {
          return cx_unsupported (cx, s->pos, "SELECT without FROM inside another statement");
       }
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_ARRAY_BEGIN (&st, "$documents", &docs);
-      BSON_APPEND_DOCUMENT_BEGIN (&docs, "0", &one);
-      bson_append_document_end (&docs, &one);
-      bson_append_array_end (&st, &docs);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$documents': [{}]}", CX_NO_ARGS);
    }
    if (s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub) {
       /* a derived table: its own stages first (in a context of its own:
@@ -838,12 +686,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          if (cx_has_subquery (s->having)) {
             ok = cx_unsupported (cx, s->having->pos, "a subquery in HAVING");
          } else {
-            bson_t m;
-            BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-            BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
-            ok = cx_agg_truth (cx, s->having, true, &m, "$expr");
-            bson_append_document_end (&st, &m);
-            bson_append_document_end (pipeline, &st);
+            ok = cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
          }
       }
    } else if (s->having) {
@@ -912,15 +755,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    }
    /* 6. DISTINCT */
    if (s->distinct) {
-      bson_t grp;
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
-      BSON_APPEND_UTF8 (&grp, "_id", "$$ROOT");
-      bson_append_document_end (&st, &grp);
-      bson_append_document_end (pipeline, &st);
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_UTF8 (&st, "$replaceWith", "$_id");
-      bson_append_document_end (pipeline, &st);
+      stage_distinct_rows (pipeline, n);
    }
    if (flags & CX_PIPE_NO_ORDER) {
       return true;
@@ -962,22 +797,13 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
       return false;
    }
    if (skip > 0) {
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_INT64 (&st, "$skip", skip);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$skip': '@0'}", CX_ARGS (CX_INT64 (skip)));
    }
    if (limit == 0) {
       /* $limit must be positive: LIMIT 0 becomes a $match that keeps nothing */
-      bson_t m;
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$match", &m);
-      BSON_APPEND_BOOL (&m, "$expr", false);
-      bson_append_document_end (&st, &m);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$match': {'$expr': false}}", CX_NO_ARGS);
    } else if (limit > 0 && limit != INT64_MAX) {
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_INT64 (&st, "$limit", limit);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$limit': '@0'}", CX_ARGS (CX_INT64 (limit)));
    }
    return true;
 }
@@ -1002,89 +828,59 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
          return compile_find (cx, s);
       }
    }
-   bson_t *cmd = bson_new (), pipeline;
+   return cx_add_aggregate (cx, base->from.n ? ((dj_from_t *) base->from.v[0])->name : NULL, s, 0);
+}
+
+bool
+cx_add_aggregate (cx_t *cx, const char *coll, const dj_select_t *s, int flags)
+{
+   /* built in place, not from a template: the pipeline is most of the
+    * command, and a copy of it would be a second allocation */
+   bson_t *cmd = bson_new (), pipeline, cursor;
    uint32_t n = 0;
-   if (base->from.n) {
-      BSON_APPEND_UTF8 (cmd, "aggregate", ((dj_from_t *) base->from.v[0])->name);
+   if (coll) {
+      BSON_APPEND_UTF8 (cmd, "aggregate", coll);
    } else {
       BSON_APPEND_INT32 (cmd, "aggregate", 1);
    }
    BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, 0) : cx_select_pipeline (cx, s, &pipeline, &n, 0);
+   bool ok = s->next ? compound_stages (cx, s, &pipeline, &n, flags) : cx_select_pipeline (cx, s, &pipeline, &n, flags);
    bson_append_array_end (cmd, &pipeline);
-   bson_t cursor = BSON_INITIALIZER;
-   BSON_APPEND_DOCUMENT (cmd, "cursor", &cursor);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   BSON_APPEND_DOCUMENT_BEGIN (cmd, "cursor", &cursor);
+   bson_append_document_end (cmd, &cursor);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* ---- UNION / INTERSECT / EXCEPT ---- */
-
-/* Appends the stages of `json` ({"s": [stage, ...]}, a constant of this
- * file) to the pipeline. */
-static void
-append_const_stages (bson_t *pipeline, uint32_t *n, const char *json)
-{
-   bson_error_t jerr;
-   bson_t *c = bson_new_from_json ((const uint8_t *) json, -1, &jerr);
-   BSON_ASSERT (c); /* this file's constants are valid JSON */
-   bson_iter_t it, st;
-   cx_idx_t k;
-   bson_iter_init_find (&it, c, "s");
-   bson_iter_recurse (&it, &st);
-   while (bson_iter_next (&st)) {
-      bson_append_iter (pipeline, cx_idx (&k, (*n)++), -1, &st);
-   }
-   bson_destroy (c);
-}
 
 /* One row per distinct row: {$group: {_id: "$$ROOT"}}, {$replaceWith: "$_id"}. */
 static void
 stage_distinct_rows (bson_t *pipeline, uint32_t *n)
 {
-   append_const_stages (pipeline, n,
-                        "{\"s\": [{\"$group\": {\"_id\": \"$$ROOT\"}}, {\"$replaceWith\": \"$_id\"}]}");
+   cx_stages (NULL, pipeline, n, "[{'$group': {'_id': '$$ROOT'}}, {'$replaceWith': '$_id'}]", CX_NO_ARGS);
 }
 
 /* {$group: {_id: {c0: "$c0", ...}, <accumulators>}}: one group per row of
- * ncols columns; `accumulators` is a JSON constant of this file. */
+ * ncols columns; `group` is the template of the $group stage, "@0" its _id. */
 static void
-stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *accumulators)
+stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *group)
 {
-   cx_idx_t k;
-   bson_t st, grp, id;
-   bson_error_t jerr;
-   bson_t *acc = bson_new_from_json ((const uint8_t *) accumulators, -1, &jerr);
-   BSON_ASSERT (acc);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$group", &grp);
-   BSON_APPEND_DOCUMENT_BEGIN (&grp, "_id", &id);
+   bson_t id = BSON_INITIALIZER;
    for (int i = 0; i < ncols; i++) {
       char key[16], ref[16];
       snprintf (key, sizeof key, "c%d", i);
       snprintf (ref, sizeof ref, "$c%d", i);
       BSON_APPEND_UTF8 (&id, key, ref);
    }
-   bson_append_document_end (&grp, &id);
-   bson_concat (&grp, acc);
-   bson_append_document_end (&st, &grp);
-   bson_append_document_end (pipeline, &st);
-   bson_destroy (acc);
+   cx_stages (NULL, pipeline, n, group, CX_ARGS (CX_DOC (&id)));
+   bson_destroy (&id);
 }
 
+/* {$set: {__dj_t: tag}}: which side of an INTERSECT/EXCEPT a row is from */
 static void
 stage_tag (bson_t *pipeline, uint32_t *n, int tag)
 {
-   cx_idx_t k;
-   bson_t st, set;
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-   BSON_APPEND_INT32 (&set, "__dj_t", tag);
-   bson_append_document_end (&st, &set);
-   bson_append_document_end (pipeline, &st);
+   cx_stages (NULL, pipeline, n, "{'$set': {'__dj_t': '@0'}}", CX_ARGS (CX_INT32 (tag)));
 }
 
 /* INTERSECT ALL / EXCEPT ALL: count each row's copies per side, keep
@@ -1097,15 +893,16 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
 {
    /* a row's copies from the left (tag 0) and from the right (tag 1) */
    stage_group_rows (pipeline, n, ncols,
-                     "{\"l\": {\"$sum\": {\"$cond\": [{\"$eq\": [\"$__dj_t\", 0]}, 1, 0]}}, "
-                     "\"r\": {\"$sum\": {\"$cond\": [{\"$eq\": [\"$__dj_t\", 1]}, 1, 0]}}}");
-   append_const_stages (pipeline, n,
-                        intersect ? "{\"s\": [{\"$set\": {\"n\": {\"$min\": [\"$l\", \"$r\"]}}}]}"
-                                  : "{\"s\": [{\"$set\": {\"n\": {\"$max\": [{\"$subtract\": [\"$l\", \"$r\"]}, 0]}}}]}");
-   append_const_stages (pipeline, n,
-                        "{\"s\": [{\"$match\": {\"$expr\": {\"$gt\": [\"$n\", 0]}}},"
-                        " {\"$set\": {\"k\": {\"$range\": [0, \"$n\"]}}},"
-                        " {\"$unwind\": \"$k\"}, {\"$replaceWith\": \"$_id\"}]}");
+                     "{'$group': {'_id': '@0', 'l': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 0]}, 1, 0]}}, "
+                     "'r': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 1]}, 1, 0]}}}}");
+   cx_stages (NULL, pipeline, n,
+              intersect ? "{'$set': {'n': {'$min': ['$l', '$r']}}}"
+                        : "{'$set': {'n': {'$max': [{'$subtract': ['$l', '$r']}, 0]}}}",
+              CX_NO_ARGS);
+   cx_stages (NULL, pipeline, n,
+              "[{'$match': {'$expr': {'$gt': ['$n', 0]}}}, {'$set': {'k': {'$range': [0, '$n']}}},"
+              " {'$unwind': '$k'}, {'$replaceWith': '$_id'}]",
+              CX_NO_ARGS);
 }
 
 /* Left to right, as SQL reads `a UNION b EXCEPT c`:
@@ -1121,7 +918,6 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
 static bool
 compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
-   cx_idx_t k;
    int ncols = s->items.n;
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
@@ -1145,21 +941,17 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       if (tagged) {
          stage_tag (pipeline, n, 0);
       }
-      bson_t st, uw, bp;
+      bson_t bp = BSON_INITIALIZER;
       uint32_t bn = 0;
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$unionWith", &uw);
-      BSON_APPEND_UTF8 (&uw, "coll", ((dj_from_t *) b->from.v[0])->name);
-      BSON_APPEND_ARRAY_BEGIN (&uw, "pipeline", &bp);
       dj_select_t branch = *b;
       branch.next = NULL;
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }
-      bson_append_array_end (&uw, &bp);
-      bson_append_document_end (&st, &uw);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$unionWith': {'coll': '@0', 'pipeline': '@1'}}",
+                 CX_ARGS (CX_STR (((dj_from_t *) b->from.v[0])->name), CX_ARRAY (&bp)));
+      bson_destroy (&bp);
       if (!ok) {
          return false;
       }
@@ -1170,11 +962,11 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       } else if (tagged) {
          /* the sides each row came from: INTERSECT keeps the rows of both,
           * EXCEPT those of the left only */
-         stage_group_rows (pipeline, n, ncols, "{\"t\": {\"$addToSet\": \"$__dj_t\"}}");
-         append_const_stages (pipeline, n,
-                              intersect ? "{\"s\": [{\"$match\": {\"t\": {\"$all\": [0, 1]}}}]}"
-                                        : "{\"s\": [{\"$match\": {\"t\": {\"$nin\": [1]}}}]}");
-         append_const_stages (pipeline, n, "{\"s\": [{\"$replaceWith\": \"$_id\"}]}");
+         stage_group_rows (pipeline, n, ncols, "{'$group': {'_id': '@0', 't': {'$addToSet': '$__dj_t'}}}");
+         cx_stages (NULL, pipeline, n,
+                    intersect ? "[{'$match': {'t': {'$all': [0, 1]}}}, {'$replaceWith': '$_id'}]"
+                              : "[{'$match': {'t': {'$nin': [1]}}}, {'$replaceWith': '$_id'}]",
+                    CX_NO_ARGS);
       }
    }
    int sort_ref[128];

@@ -66,32 +66,10 @@ typedef struct {
    int64_t n;
 } wbound_t;
 
-static void
-append_bound (bson_t *arr, const char *key, wbound_t b)
+static cx_arg_t
+bound_arg (wbound_t b)
 {
-   if (b.word) {
-      BSON_APPEND_UTF8 (arr, key, b.word);
-   } else {
-      BSON_APPEND_INT64 (arr, key, b.n);
-   }
-}
-
-static void
-window_docs_b (bson_t *out, const char *key, wbound_t lo, wbound_t hi)
-{
-   bson_t w, d;
-   BSON_APPEND_DOCUMENT_BEGIN (out, key, &w);
-   BSON_APPEND_ARRAY_BEGIN (&w, "documents", &d);
-   append_bound (&d, "0", lo);
-   append_bound (&d, "1", hi);
-   bson_append_array_end (&w, &d);
-   bson_append_document_end (out, &w);
-}
-
-static void
-window_docs (bson_t *out, const char *key, const char *from, const char *to)
-{
-   window_docs_b (out, key, (wbound_t){.word = from}, (wbound_t){.word = to});
+   return b.word ? CX_STR (b.word) : CX_INT64 (b.n);
 }
 
 static wbound_t
@@ -155,36 +133,80 @@ frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char *
    return true;
 }
 
-/* Stage B: spreads `op` ($last / $min) of field `src` over each peer group
- * into field `dst`. */
+/* Stage B: spreads `op` ($last / $min) of field w<src> over each peer
+ * group into field w<dst>; w is the call's "__dj_w<i>", src and dst
+ * suffixes of it. */
 static void
 stage_peers (bson_t *pipeline, uint32_t *n, const char *w, const char *op, const char *src, const char *dst)
 {
-   cx_idx_t k;
-   bson_t st, swf, part, sort, out, f;
-   char p[64], key[64], rn[64], srcref[64];
-   snprintf (p, sizeof p, "$%s_p", w);
-   snprintf (key, sizeof key, "$%s_k", w);
-   snprintf (rn, sizeof rn, "%s_rn", w);
-   snprintf (srcref, sizeof srcref, "$%s", src);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$setWindowFields", &swf);
-   BSON_APPEND_DOCUMENT_BEGIN (&swf, "partitionBy", &part);
-   BSON_APPEND_UTF8 (&part, "p", p);
-   BSON_APPEND_UTF8 (&part, "k", key);
-   bson_append_document_end (&swf, &part);
-   BSON_APPEND_DOCUMENT_BEGIN (&swf, "sortBy", &sort);
-   BSON_APPEND_INT32 (&sort, rn, 1);
-   bson_append_document_end (&swf, &sort);
-   BSON_APPEND_DOCUMENT_BEGIN (&swf, "output", &out);
-   BSON_APPEND_DOCUMENT_BEGIN (&out, dst, &f);
-   BSON_APPEND_UTF8 (&f, op, srcref);
-   window_docs (&f, "window", "unbounded", "unbounded");
-   bson_append_document_end (&out, &f);
-   bson_append_document_end (&swf, &out);
-   bson_append_document_end (&st, &swf);
-   bson_append_document_end (pipeline, &st);
+   cx_stages (NULL, pipeline, n,
+              "{'$setWindowFields': {'partitionBy': {'p': '$@0_p', 'k': '$@0_k'}, 'sortBy': {'@0_rn': 1}, "
+              "'output': {'@0@1': {'@2': '$@0@3', 'window': {'documents': ['unbounded', 'unbounded']}}}}}",
+              CX_ARGS (CX_STR (w), CX_STR (dst), CX_STR (op), CX_STR (src)));
 }
+
+/* The $set before stage A: the partition key {k0, ..}, the ORDER BY
+ * values _s<j>, and the peer key {s0, ..}, NULL and missing alike. */
+static bool
+stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, uint32_t *n)
+{
+   bson_t set = BSON_INITIALIZER, part, keydoc;
+   char field[48], k[16];
+   bool ok = true;
+   snprintf (field, sizeof field, "%s_p", name);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, field, &part);
+   for (int j = 0; ok && j < w->partition.n; j++) {
+      snprintf (k, sizeof k, "k%d", j);
+      ok = cx_agg_value_or_null (cx, w->partition.v[j], &part, k);
+   }
+   bson_append_document_end (&set, &part);
+   for (int j = 0; ok && j < w->order.n; j++) {
+      snprintf (field, sizeof field, "%s_s%d", name, j);
+      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
+   }
+   /* the peer key repeats the expressions: fields set by this same $set
+    * are not visible to it (a stage sees its input document) */
+   snprintf (field, sizeof field, "%s_k", name);
+   BSON_APPEND_DOCUMENT_BEGIN (&set, field, &keydoc);
+   for (int j = 0; ok && j < w->order.n; j++) {
+      snprintf (k, sizeof k, "s%d", j);
+      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, k);
+   }
+   bson_append_document_end (&set, &keydoc);
+   ok = ok && cx_stages (cx, pipeline, n, "{'$set': '@0'}", CX_ARGS (CX_DOC (&set)));
+   bson_destroy (&set);
+   return ok;
+}
+
+/* LAG/LEAD's default: a constant, NULL when there is none. */
+static bool
+shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   if (e->args.n < 3) {
+      return BSON_APPEND_NULL (parent, key);
+   }
+   if (!cx_is_const (e->args.v[2])) {
+      return cx_unsupported (cx, ((dj_expr_t *) e->args.v[2])->pos, "a %s() default that is not a constant", e->name);
+   }
+   return cx_append_const (cx, e->args.v[2], parent, key);
+}
+
+/* Stage A's outputs: "@0_rn" the row number, and the function's value:
+ * "@0" for DENSE_RANK, LAG/LEAD and what needs no peer stage, "@0_c" the
+ * running value the peer stage spreads; "@0_n" how many non-NULL inputs
+ * SUM saw. @1 the sort, @2 the argument, @3 the offset or the accumulator,
+ * @4 LAG/LEAD's default or SUM's count of a non-NULL input, @5 @6 the
+ * window's bounds. */
+#define STAGE_A "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': '@1', 'output': {'@0_rn': {'$documentNumber': {}}"
+#define OVER_FRAME "'window': {'documents': ['@5', '@6']}"
+static const char *const stage_a_rownum = STAGE_A "}}}";
+static const char *const stage_a_dense = STAGE_A ", '@0': {'$denseRank': {}}}}}";
+static const char *const stage_a_shift = STAGE_A ", '@0': {'$shift': {'output': '@2', 'by': '@3', 'default': '@4'}}}}}";
+static const char *const stage_a_frame = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}}}}";
+static const char *const stage_a_frame_peers = STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}}}}";
+static const char *const stage_a_sum = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
+static const char *const stage_a_sum_peers =
+   STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
 
 /* The stages for window call e, number i; its value ends in "__dj_w<i>". */
 static bool
@@ -193,9 +215,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    const dj_window_t *w = e->over;
    const char *f = e->name;
    char name[24], field[48];
-   cx_idx_t k;
-   bson_t st, set, part, keydoc, swf, sort, out, fo;
-   bool ok = true, ordered = w->order.n > 0;
+   bool ordered = w->order.n > 0;
 
    snprintf (name, sizeof name, "__dj_w%d", i);
    if (e->filter || (e->flags & DJ_XF_DISTINCT)) {
@@ -231,48 +251,12 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    if (is_agg && !(e->flags & DJ_XF_STAR) && e->args.n != 1) {
       return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
    }
-
-   /* $set: partition key, sort values, peer key */
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-   snprintf (field, sizeof field, "%s_p", name);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, field, &part);
-   for (int j = 0; ok && j < w->partition.n; j++) {
-      char pk[16];
-      snprintf (pk, sizeof pk, "k%d", j);
-      ok = cx_agg_value_or_null (cx, w->partition.v[j], &part, pk);
-   }
-   bson_append_document_end (&set, &part);
-   for (int j = 0; ok && j < w->order.n; j++) {
-      snprintf (field, sizeof field, "%s_s%d", name, j);
-      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
-   }
-   /* the peer key repeats the expressions: fields set by this same $set
-    * are not visible to it (a stage sees its input document) */
-   snprintf (field, sizeof field, "%s_k", name);
-   BSON_APPEND_DOCUMENT_BEGIN (&set, field, &keydoc);
-   for (int j = 0; ok && j < w->order.n; j++) {
-      char sk[16];
-      snprintf (sk, sizeof sk, "s%d", j);
-      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, sk);
-   }
-   bson_append_document_end (&set, &keydoc);
-   bson_append_document_end (&st, &set);
-   bson_append_document_end (pipeline, &st);
-   if (!ok) {
+   if (!stage_keys (cx, w, name, pipeline, n)) {
       return false;
    }
 
    /* stage A */
-   char pref[48], rn[48], cum[48], cnt[48];
-   snprintf (pref, sizeof pref, "$%s_p", name);
-   snprintf (rn, sizeof rn, "%s_rn", name);
-   snprintf (cum, sizeof cum, "%s_c", name);
-   snprintf (cnt, sizeof cnt, "%s_n", name);
-   BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-   BSON_APPEND_DOCUMENT_BEGIN (&st, "$setWindowFields", &swf);
-   BSON_APPEND_UTF8 (&swf, "partitionBy", pref);
-   BSON_APPEND_DOCUMENT_BEGIN (&swf, "sortBy", &sort);
+   bson_t sort = BSON_INITIALIZER;
    if (dense) { /* one key, the peer document: same direction for all parts */
       snprintf (field, sizeof field, "%s_k", name);
       BSON_APPEND_INT32 (&sort, field, ((dj_order_t *) w->order.v[0])->desc ? -1 : 1);
@@ -284,24 +268,14 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    } else {
       BSON_APPEND_INT32 (&sort, "_id", 1); /* any order: SQL leaves it unspecified */
    }
-   bson_append_document_end (&swf, &sort);
-   BSON_APPEND_DOCUMENT_BEGIN (&swf, "output", &out);
-   BSON_APPEND_DOCUMENT_BEGIN (&out, rn, &fo);
-   BSON_APPEND_DOCUMENT_BEGIN (&fo, "$documentNumber", &part);
-   bson_append_document_end (&fo, &part);
-   bson_append_document_end (&out, &fo);
-   const char *peer_op = NULL, *peer_src = NULL;
-   bool sum_fix = false;
-   if (rownum) {
-      /* the row number is it */
-   } else if (rank) {
-      peer_op = "$min";
-      peer_src = rn;
+   const dj_expr_t *arg = e->args.n ? e->args.v[0] : NULL;
+   cx_arg_t args[7] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
+   const char *stage = stage_a_rownum, *peer_op = NULL;
+   bool ok = true, sum_fix = false;
+   if (rownum || rank) {
+      peer_op = rank ? "$min" : NULL; /* RANK: the first row number among the peers */
    } else if (dense) {
-      BSON_APPEND_DOCUMENT_BEGIN (&out, name, &fo);
-      BSON_APPEND_DOCUMENT_BEGIN (&fo, "$denseRank", &part);
-      bson_append_document_end (&fo, &part);
-      bson_append_document_end (&out, &fo);
+      stage = stage_a_dense;
    } else if (lag || lead) {
       /* LAG(x [, offset [, default]]): {$shift: {output, by: -offset, default}} */
       int64_t by = 1;
@@ -314,98 +288,56 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          }
          by = o->ival;
       }
-      bson_t sh;
-      BSON_APPEND_DOCUMENT_BEGIN (&out, name, &fo);
-      BSON_APPEND_DOCUMENT_BEGIN (&fo, "$shift", &sh);
-      ok = ok && cx_agg_value (cx, e->args.v[0], &sh, "output");
-      BSON_APPEND_INT64 (&sh, "by", lag ? -by : by);
-      if (ok && e->args.n == 3) {
-         if (!cx_is_const (e->args.v[2])) {
-            ok = cx_unsupported (cx, ((dj_expr_t *) e->args.v[2])->pos, "a %s() default that is not a constant", f);
-         } else {
-            ok = cx_append_const (cx, e->args.v[2], &sh, "default");
-         }
-      } else {
-         BSON_APPEND_NULL (&sh, "default");
-      }
-      bson_append_document_end (&fo, &sh);
-      bson_append_document_end (&out, &fo);
+      stage = stage_a_shift;
+      args[3] = CX_INT64 (lag ? -by : by);
+      args[4] = CX_FN (shift_default, e);
    } else {
       /* aggregates, FIRST_VALUE, LAST_VALUE over the frame (frame_of);
        * ranking functions and LAG/LEAD ignore frames, as SQL says */
       const char *op = first ? "$first" : last_value ? "$last" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
                        !strcmp (f, "MIN") ? "$min" : !strcmp (f, "MAX") ? "$max" : !strcmp (f, "COUNT") ? "$sum" : NULL;
-      wbound_t lo, hi;
+      wbound_t lo = {0}, hi = {0};
       if (!op) {
          ok = cx_unsupported (cx, e->pos, "%s() as a window function", f);
       } else if ((first || last_value) && e->args.n != 1) {
          ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       }
       ok = ok && frame_of (cx, e, &lo, &hi, &peer_op);
-      if (!ok) {
-         bson_append_document_end (&swf, &out);
-         bson_append_document_end (&st, &swf);
-         bson_append_document_end (pipeline, &st);
-         return false;
-      }
-      const char *dst = peer_op ? cum : name;
-      const dj_expr_t *arg = e->args.n ? e->args.v[0] : NULL;
-      BSON_APPEND_DOCUMENT_BEGIN (&out, dst, &fo);
-      if (!ok) {
-      } else if (!strcmp (f, "COUNT")) {
-         if (e->flags & DJ_XF_STAR) {
-            BSON_APPEND_INT32 (&fo, "$sum", 1);
-         } else {
-            ok = cx_append_count_nonnull (cx, arg, &fo);
+      if (ok) {
+         /* SUM also counts its non-NULL inputs: none means NULL, not 0 */
+         sum_fix = !strcmp (f, "SUM");
+         stage = sum_fix ? (peer_op ? stage_a_sum_peers : stage_a_sum) : peer_op ? stage_a_frame_peers : stage_a_frame;
+         args[3] = CX_STR (op);
+         if (!strcmp (f, "COUNT")) {
+            args[2] = (e->flags & DJ_XF_STAR) ? CX_INT32 (1) : CX_FN (cx_agg_count_one, arg);
          }
-      } else {
-         ok = cx_agg_value (cx, arg, &fo, op);
-      }
-      window_docs_b (&fo, "window", lo, hi);
-      bson_append_document_end (&out, &fo);
-      if (ok && !strcmp (f, "SUM")) {
-         /* how many non-NULL inputs: none means SUM is NULL, not 0 */
-         BSON_APPEND_DOCUMENT_BEGIN (&out, cnt, &fo);
-         ok = cx_append_count_nonnull (cx, arg, &fo);
-         window_docs_b (&fo, "window", lo, hi);
-         bson_append_document_end (&out, &fo);
-         sum_fix = true;
-      }
-      if (peer_op) {
-         peer_src = cum;
+         args[4] = CX_FN (cx_agg_count_one, arg);
+         args[5] = bound_arg (lo);
+         args[6] = bound_arg (hi);
       }
    }
-   bson_append_document_end (&swf, &out);
-   bson_append_document_end (&st, &swf);
-   bson_append_document_end (pipeline, &st);
+   ok = ok && cx_stages (cx, pipeline, n, stage, CX_ARGV (args));
+   bson_destroy (&sort);
    if (!ok) {
       return false;
    }
    if (rownum) {
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
-      char ref[64];
-      snprintf (ref, sizeof ref, "$%s", rn);
-      BSON_APPEND_UTF8 (&set, name, ref);
-      bson_append_document_end (&st, &set);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$set': {'@0': '$@0_rn'}}", CX_ARGS (CX_STR (name)));
    }
    if (peer_op) {
-      stage_peers (pipeline, n, name, peer_op, peer_src, name);
+      stage_peers (pipeline, n, name, peer_op, rank ? "_rn" : "_c", "");
       if (sum_fix) {
-         stage_peers (pipeline, n, name, peer_op, cnt, cnt);
+         stage_peers (pipeline, n, name, peer_op, "_n", "_n");
       }
    }
    if (sum_fix) {
-      /* {$set: {w: {$cond: [{$gt: ["$w_n", 0]}, "$w", null]}}} */
       char nref[64], vref[64];
-      snprintf (nref, sizeof nref, "$%s", cnt);
+      bson_t set = BSON_INITIALIZER;
+      snprintf (nref, sizeof nref, "$%s_n", name);
       snprintf (vref, sizeof vref, "$%s", name);
-      BSON_APPEND_DOCUMENT_BEGIN (pipeline, cx_idx (&k, (*n)++), &st);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "$set", &set);
       cx_append_null_if_none (&set, name, vref, nref);
-      bson_append_document_end (&st, &set);
-      bson_append_document_end (pipeline, &st);
+      cx_stages (cx, pipeline, n, "{'$set': '@0'}", CX_ARGS (CX_DOC (&set)));
+      bson_destroy (&set);
    }
    return true;
 }

@@ -76,11 +76,7 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
          cx_add_column (cx, it->alias ? it->alias : it->expr->name, it->expr->name);
       }
    }
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 /* A subquery in the WHERE of UPDATE/DELETE: the write commands take a plain
@@ -97,20 +93,8 @@ feed_ids_command (cx_t *cx, const dj_sql_stmt_t *st)
    dj_from_t from = {.name = st->table, .alias = st->alias, .join = DJ_JOIN_NONE};
    void *froms[1] = {&from};
    dj_select_t sel = {.items = {.v = items, .n = 1}, .from = {.v = froms, .n = 1}, .where = st->where};
-   bson_t *cmd = bson_new (), pipeline, cursor;
-   uint32_t n = 0;
-   BSON_APPEND_UTF8 (cmd, "aggregate", st->table);
-   BSON_APPEND_ARRAY_BEGIN (cmd, "pipeline", &pipeline);
-   bool ok = cx_select_pipeline (cx, &sel, &pipeline, &n, CX_PIPE_SUBQUERY);
-   bson_append_array_end (cmd, &pipeline);
-   BSON_APPEND_DOCUMENT_BEGIN (cmd, "cursor", &cursor);
-   bson_append_document_end (cmd, &cursor);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
    cx->out->feed_to = 1;
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_aggregate (cx, st->table, &sel, CX_PIPE_SUBQUERY);
 }
 
 /* The q of a write: the WHERE as a filter, a placeholder the executor
@@ -118,29 +102,19 @@ feed_ids_command (cx_t *cx, const dj_sql_stmt_t *st)
 static bool
 write_filter (cx_t *cx, const dj_sql_stmt_t *st, bson_t *parent)
 {
-   bson_t q, in, ids;
    if (cx->out->feed_to) {
-      BSON_APPEND_DOCUMENT_BEGIN (parent, "q", &q);
-      BSON_APPEND_DOCUMENT_BEGIN (&q, "_id", &in);
-      BSON_APPEND_ARRAY_BEGIN (&in, "$in", &ids);
-      bson_append_array_end (&in, &ids);
-      bson_append_document_end (&q, &in);
-      return bson_append_document_end (parent, &q);
+      return cx_template (cx, "{'_id': {'$in': []}}", CX_NO_ARGS, parent, "q");
    }
    if (st->where) {
       return cx_filter (cx, st->where, true, parent, "q");
    }
-   BSON_APPEND_DOCUMENT_BEGIN (parent, "q", &q);
-   return bson_append_document_end (parent, &q);
+   return cx_template (cx, "{}", CX_NO_ARGS, parent, "q");
 }
 
 static bool
 set_target (cx_t *cx, const dj_sql_stmt_t *st)
 {
-   cx->nsources = 1;
-   cx->sources[0].table = st->table;
-   cx->sources[0].alias = st->alias ? st->alias : st->table;
-   cx->sources[0].prefix[0] = '\0';
+   cx_single_source (cx, st->table, st->alias);
    if (cx_has_subquery (st->where) && !feed_ids_command (cx, st)) {
       return false;
    }
@@ -173,45 +147,24 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
       }
       all_const &= cx_is_const (it->expr);
    }
-   bson_t *cmd = bson_new (), ups, up, set;
-   bool ok = true;
+   bson_t *cmd = bson_new (), ups, up, set = BSON_INITIALIZER;
    BSON_APPEND_UTF8 (cmd, "update", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
    BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
-   ok = write_filter (cx, st, &up);
-   if (all_const) {
-      bson_t u;
-      BSON_APPEND_DOCUMENT_BEGIN (&up, "u", &u);
-      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
-      for (int i = 0; ok && i < st->sets.n; i++) {
-         const dj_item_t *it = st->sets.v[i];
-         ok = cx_append_const (cx, it->expr, &set, it->alias);
-      }
-      bson_append_document_end (&u, &set);
-      bson_append_document_end (&up, &u);
-   } else {
-      /* one $set stage: every right-hand side sees the row before the
-       * UPDATE, as SQL requires (SET a = b, b = a swaps) */
-      bson_t pipe, stage;
-      BSON_APPEND_ARRAY_BEGIN (&up, "u", &pipe);
-      BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &stage);
-      BSON_APPEND_DOCUMENT_BEGIN (&stage, "$set", &set);
-      for (int i = 0; ok && i < st->sets.n; i++) {
-         const dj_item_t *it = st->sets.v[i];
-         ok = cx_agg_value (cx, it->expr, &set, it->alias);
-      }
-      bson_append_document_end (&stage, &set);
-      bson_append_document_end (&pipe, &stage);
-      bson_append_array_end (&up, &pipe);
+   bool ok = write_filter (cx, st, &up);
+   for (int i = 0; ok && i < st->sets.n; i++) {
+      const dj_item_t *it = st->sets.v[i];
+      ok = all_const ? cx_append_const (cx, it->expr, &set, it->alias) : cx_agg_value (cx, it->expr, &set, it->alias);
    }
+   /* not all constants: a pipeline of one $set stage, where every
+    * right-hand side sees the row before the UPDATE, as SQL requires
+    * (SET a = b, b = a swaps) */
+   ok = ok && cx_template (cx, all_const ? "{'$set': '@0'}" : "[{'$set': '@0'}]", CX_ARGS (CX_DOC (&set)), &up, "u");
    BSON_APPEND_BOOL (&up, "multi", true);
    bson_append_document_end (&ups, &up);
    bson_append_array_end (cmd, &ups);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   bson_destroy (&set);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 static bool
@@ -229,11 +182,7 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
    BSON_APPEND_INT32 (&del, "limit", 0);
    bson_append_document_end (&dels, &del);
    bson_append_array_end (cmd, &dels);
-   if (!ok) {
-      bson_destroy (cmd);
-      return false;
-   }
-   return cx_add_command (cx, cmd, 0, false);
+   return cx_add_command_if (cx, ok, cmd);
 }
 
 bool
