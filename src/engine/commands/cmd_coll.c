@@ -69,10 +69,8 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
    bson_destroy (&options);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 /* drop: https://www.mongodb.com/docs/manual/reference/command/drop/
@@ -105,9 +103,7 @@ dj_cmd_drop (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 bool
@@ -417,9 +413,7 @@ dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *re
    bson_free (isz);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 bool

@@ -112,9 +112,6 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       dj_err (error, DJ_BadValue, "Must specify at least one index to create");
       goto done;
    }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto done;
-   }
    BSON_APPEND_INT32 (reply, "numIndexesBefore", before);
    BSON_APPEND_INT32 (reply, "numIndexesAfter", c->nindexes);
    BSON_APPEND_BOOL (reply, "createdCollectionAutomatically", created);
@@ -124,9 +121,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 static int
@@ -213,16 +208,11 @@ dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
       dj_err (error, DJ_TypeMismatch, "BSON field 'dropIndexes.index' is the wrong type '%s'", dj_type_name (which->value_type));
       goto done;
    }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto done;
-   }
    BSON_APPEND_INT32 (reply, "nIndexesWas", was);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 bool
@@ -249,7 +239,5 @@ dj_cmd_list_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
    bson_free (ns);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }

@@ -280,10 +280,8 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
    dj_matcher_destroy (m);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 typedef struct {
@@ -450,9 +448,7 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    bson_free (ns);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_coll_free (c);
    dj_matcher_destroy (m);
    dj_sort_destroy (sort);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }

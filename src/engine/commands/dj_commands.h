@@ -77,6 +77,11 @@ bool dj_cmd_target (const bson_t *cmd, const char *db, const char *const *known,
  * message `missing` (a format taking db and name: each command has
  * MongoDB's own words). */
 dj_coll_t *dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const char *missing, bson_error_t *error);
+/* The one exit of a command on a collection: when ok, commits its write
+ * transaction if still open (false with error if that fails); aborts what
+ * is left, frees c (may be NULL) and returns ok. The reply may be complete
+ * before the commit: dj_engine_run_command replaces it when ok is false. */
+bool dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error);
 bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);

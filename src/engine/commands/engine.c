@@ -104,6 +104,17 @@ dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const cha
 }
 
 bool
+dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error)
+{
+   if (ok && ctx->txn && ctx->write) {
+      ok = dj_txn_commit (ctx, error); /* a failure replaces the reply with the error */
+   }
+   dj_txn_abort (ctx);
+   dj_coll_free (c);
+   return ok;
+}
+
+bool
 dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error)
 {
    bson_iter_t it;
