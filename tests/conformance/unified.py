@@ -93,29 +93,18 @@ def requirements_met(reqs, topology="single", server_version=SERVER_VERSION):
     return False, "; ".join(reasons)
 
 
+# MongoDB's $type names of the Python values bson decodes to; order matters
+# (bool before int, Int64 before int: each is a subclass of the next).
+TYPE_NAMES = [(bool, "bool"), (Int64, "long"), (int, "int"), (float, "double"), (str, "string"), (dict, "object"),
+              (list, "array"), (Decimal128, "decimal"), (ObjectId, "objectId"), (type(None), "null")]
+
+
 def type_name(v):
     if v is MISSING:
         return "missing"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, Int64):
-        return "long"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "double"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, Decimal128):
-        return "decimal"
-    if isinstance(v, ObjectId):
-        return "objectId"
-    if v is None:
-        return "null"
+    for cls, name in TYPE_NAMES:
+        if isinstance(v, cls):
+            return name
     return type(v).__name__
 
 
