@@ -240,11 +240,18 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       bool ok = true;
       bson_append_document_begin (b, key, -1, &child);
       while (ok && PyDict_Next (v, &pos, &k, &val)) {
-         const char *ks = PyUnicode_Check (k) ? PyUnicode_AsUTF8 (k) : NULL;
+         Py_ssize_t kn = 0;
+         const char *ks = PyUnicode_Check (k) ? PyUnicode_AsUTF8AndSize (k, &kn) : NULL;
          if (!ks) {
             if (!PyErr_Occurred ()) {
                PyErr_SetString (Exc_DataError, "document keys must be strings");
             }
+            ok = false;
+            break;
+         }
+         if (strlen (ks) != (size_t) kn) {
+            /* BSON field names are C strings: "role\0junk" would be stored as "role" */
+            PyErr_Format (Exc_DataError, "document key %R contains a NUL character, which BSON field names cannot hold", k);
             ok = false;
             break;
          }

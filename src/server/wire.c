@@ -188,6 +188,10 @@ parse_msg (const uint8_t *body, size_t len, dj_wire_request_t *out, bson_error_t
       bson_destroy (&seqs);
       return dj_err (error, DJ_InvalidNamespace, "Invalid database name");
    }
+   if (strlen (db) != dblen) { /* "x\0y" would otherwise be taken as "x" */
+      bson_destroy (&seqs);
+      return dj_err (error, DJ_InvalidNamespace, "namespaces cannot have embedded null characters");
+   }
    memcpy (out->db, db, dblen + 1);
    out->cmd = bson_copy (&main_doc);
    bson_iter_init (&it, &seqs);

@@ -165,6 +165,20 @@ def test_hostile_parameters_stay_values(cur):
     assert cur.fetchall() == [(1,)]
 
 
+def test_keys_with_nul_are_refused(cur):
+    # BSON field names are C strings: {"role\x00junk": ...} used to be stored as
+    # {"role": ...}, and two such keys became duplicates (issue 19)
+    for doc in ({"role\x00junk": "admin"}, {"a\x00x": 1, "a\x00y": 2}, {"ok": {"deep\x00": 1}}, [{"k\x00": 1}]):
+        with pytest.raises(driver.DataError, match="NUL"):
+            cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [doc])
+    cur.execute('SELECT COUNT(*) FROM "x"')
+    assert cur.fetchall() == [(0,)]
+    # a NUL inside a value is data, kept whole
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [{"role": "ad\x00min"}])
+    cur.execute('SELECT "x"."v" FROM "x"')
+    assert cur.fetchall() == [({"role": "ad\x00min"},)]
+
+
 def test_host_rule_and_bad_hosts(tmp_path):
     conn = driver.connect("file:" + str(tmp_path / "f"), db="t")
     conn.cursor().execute("SELECT 1")

@@ -11,11 +11,10 @@ from test_auth import add_user
 
 
 def nested(depth):
-    """The BSON bytes of {"a": {"a": ... {} ...}} nested `depth` levels below the top."""
-    doc = b"\x05\x00\x00\x00\x00"
-    for _ in range(depth):
-        doc = struct.pack("<i", len(doc) + 8) + b"\x03a\x00" + doc + b"\x00"
-    return doc
+    """The BSON bytes of {"a": {"a": ... {} ...}} nested `depth` levels below the top:
+    each level is its length, type 0x03, key "a", the level inside, and a terminator."""
+    heads = b"".join(struct.pack("<i", 5 + 8 * (depth - k)) + b"\x03a\x00" for k in range(depth))
+    return heads + b"\x05\x00\x00\x00\x00" + b"\x00" * depth
 
 
 def ping_with(value_bytes):
@@ -66,3 +65,30 @@ def test_deep_nesting_before_authentication(tmp_path):
         assert alive(srv, "alice:s3cret%21pw@")
     finally:
         assert srv.stop() == 0
+
+
+def raw_msg(doc):
+    body = struct.pack("<I", 0) + b"\x00" + doc
+    return struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body
+
+
+def test_names_with_nul_are_refused(server):
+    # {ping: 1, $db: "admin\0x"}: the database name used to be read as "admin"
+    elems = b"\x10ping\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 8) + b"admin\x00x\x00"
+    assert exchange(server.port, raw_msg(struct.pack("<i", len(elems) + 5) + elems + b"\x00")) == b""
+    c = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000)
+    try:
+        db = c.get_database("t")
+        db.get_collection("a").insert_one({"_id": 1})
+        # a collection name "a\0b" used to be read as "a" (pymongo's Collection
+        # refuses such names itself; a command document carries them as it is)
+        for cmd in ({"find": "a\x00b"}, {"insert": "a\x00b", "documents": [{"_id": 2}]}):
+            try:
+                db.command(cmd)
+                raise AssertionError("accepted: %r" % cmd)
+            except pymongo.errors.OperationFailure as e:
+                assert e.code == 73, e
+        assert db.get_collection("a").count_documents({}) == 1
+    finally:
+        c.close()
+    assert alive(server)

@@ -83,7 +83,11 @@ dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error)
    if (!BSON_ITER_HOLDS_UTF8 (&it)) {
       return dj_err (error, DJ_InvalidNamespace, "collection name has invalid type %s", dj_type_name (bson_iter_type (&it)));
    }
-   *name = bson_iter_utf8 (&it, NULL);
+   uint32_t len;
+   *name = bson_iter_utf8 (&it, &len);
+   if (strlen (*name) != len) { /* "a\0b" would otherwise be taken as "a" */
+      return dj_err (error, DJ_InvalidNamespace, "namespaces cannot have embedded null characters");
+   }
    return true;
 }
 
