@@ -20,28 +20,35 @@
 #include "dj_bson_depth.h"
 #include "dj_engine.h"
 
-/* {x: {a: {a: ... {} }}}: the document under x nests `depth` levels below it. */
-static bson_t *
-nested (int depth)
-{
-   bson_t *inner = bson_new ();
-   for (int i = 0; i < depth; i++) {
-      bson_t *outer = bson_new ();
-      BSON_APPEND_DOCUMENT (outer, "a", inner);
-      bson_destroy (inner);
-      inner = outer;
-   }
-   return inner;
-}
-
+/* {ping: 1, x: {a: {a: ... {} }}}: the document under x nests `depth`
+ * levels below it. Written byte by byte (each level: its length, type 0x03,
+ * key "a", the level inside, a terminator) -- appending level by level
+ * would copy the document once per level. */
 static bson_t *
 ping_with (int depth)
 {
-   bson_t *cmd = bson_new ();
-   bson_t *x = nested (depth);
-   BSON_APPEND_INT32 (cmd, "ping", 1);
-   BSON_APPEND_DOCUMENT (cmd, "x", x); /* x sits one level below the top */
-   bson_destroy (x);
+   static const uint8_t head[] = {0x10, 'p', 'i', 'n', 'g', 0, 1, 0, 0, 0, 0x03, 'x', 0};
+   size_t xlen = 5 + 8 * (size_t) depth, total = 4 + sizeof head + xlen + 1;
+   uint8_t *b = bson_malloc (total), *p = b;
+   uint32_t n = (uint32_t) total;
+   n = BSON_UINT32_TO_LE (n);
+   memcpy (p, &n, 4);
+   p += 4;
+   memcpy (p, head, sizeof head);
+   p += sizeof head;
+   for (int k = 0; k < depth; k++) {
+      n = BSON_UINT32_TO_LE ((uint32_t) (5 + 8 * (depth - k)));
+      memcpy (p, &n, 4);
+      static const uint8_t level[] = {0x03, 'a', 0}; /* type, key "a" and its NUL */
+      memcpy (p + 4, level, sizeof level);
+      p += 7;
+   }
+   static const uint8_t empty[] = {5, 0, 0, 0, 0}; /* {} */
+   memcpy (p, empty, sizeof empty);
+   p += 5;
+   memset (p, 0, (size_t) depth + 1); /* the levels' terminators, then the command's */
+   bson_t *cmd = bson_new_from_data (b, total);
+   bson_free (b);
    return cmd;
 }
 
