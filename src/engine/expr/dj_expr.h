@@ -13,7 +13,13 @@
  * until dj_arena_reset.
  *
  * Files:
- *   expr.c       arena, parsing, variables, evaluation, the operator table
+ *   expr.c          arena, parsing, variables, evaluation, the operator table
+ *   expr-private.h  what the files share: the node, the table's row, helpers
+ *   ops_arith.c     numbers: arithmetic, rounding, trigonometry, bits, $sum.. as expressions
+ *   ops_date.c      dates: parts, formats, $dateTrunc/$dateAdd/$dateDiff, from/to parts
+ *   ops_string.c    strings: substrings, case, trim, split, replace, regex
+ *   ops_array.c     arrays, sets, objects ($filter/$map/$reduce, $zip, $mergeObjects...)
+ *   ops_type.c      types and conversions ($type, $convert, $toString...)
  */
 #ifndef DJ_EXPR_H
 #define DJ_EXPR_H
