@@ -49,17 +49,9 @@ typedef enum {
    S_LISTSESSIONS
 } skind_t;
 
-typedef enum { A_SUM, A_AVG, A_MIN, A_MAX, A_FIRST, A_LAST, A_PUSH, A_ADDTOSET, A_COUNT, A_STDPOP, A_STDSAMP, A_MERGE } aop_t;
-
-typedef struct {
-   char *field; /* owned */
-   aop_t op;
-   dj_expr_t *expr; /* owned; NULL for $count */
-} acc_t;
-
 typedef struct {
    char *name;          /* owned: output field */
-   aop_t op;            /* for window accumulators */
+   const dj_accop_t *op; /* for window accumulators */
    int rank;            /* 1 $rank, 2 $denseRank, 3 $documentNumber, 4 $shift, 0 accumulator */
    dj_expr_t *expr;     /* owned */
    int64_t shift_by;
@@ -74,7 +66,7 @@ typedef struct stage {
    dj_matcher_t *match;
    dj_reshape_t *reshape; /* $project, $addFields/$set, $unset, $replaceRoot/$replaceWith */
    dj_expr_t *expr;
-   acc_t *accs;
+   dj_acc_t *accs;
    int naccs;
    dj_sort_t *sort;
    int64_t n;
@@ -194,56 +186,6 @@ dj_pipeline_needs_collection (const dj_pipeline_t *p)
 /* ---- parsing -------------------------------------------------------------- */
 
 static bool
-parse_accumulator (acc_t *a, const char *field, const bson_value_t *spec, const dj_vscope_t *scope, const char *stage,
-                   bson_error_t *error)
-{
-   static const struct {
-      const char *name;
-      aop_t op;
-   } names[] = {{"$sum", A_SUM},     {"$avg", A_AVG},        {"$min", A_MIN},
-                {"$max", A_MAX},     {"$first", A_FIRST},    {"$last", A_LAST},
-                {"$push", A_PUSH},   {"$addToSet", A_ADDTOSET}, {"$count", A_COUNT},
-                {"$stdDevPop", A_STDPOP}, {"$stdDevSamp", A_STDSAMP}, {"$mergeObjects", A_MERGE}};
-   bson_iter_t it;
-   memset (a, 0, sizeof *a);
-   a->field = bson_strdup (field);
-   if (spec->value_type != BSON_TYPE_DOCUMENT) {
-      return dj_err (error, 40234, "The field '%s' must be an accumulator object", field);
-   }
-   bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
-   if (!bson_iter_next (&it)) {
-      return dj_err (error, 40234, "The field '%s' must be an accumulator object", field);
-   }
-   const char *op = bson_iter_key (&it);
-   const bson_value_t *arg = bson_iter_value (&it);
-   if (bson_iter_next (&it)) {
-      return dj_err (error, 40238, "The field '%s' must specify one accumulator", field);
-   }
-   int found = -1;
-   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-      if (!strcmp (names[i].name, op)) {
-         found = (int) i;
-      }
-   }
-   if (found < 0) {
-      return dj_err (error, 15952, "Unknown group operator '%s'", op);
-   }
-   a->op = names[found].op;
-   if (a->op == A_COUNT) {
-      if (arg->value_type != BSON_TYPE_DOCUMENT || arg->value.v_doc.data_len != 5) {
-         return dj_err (error, 40237, "$count takes no arguments, i.e. $count:{}");
-      }
-      return true;
-   }
-   if (arg->value_type == BSON_TYPE_ARRAY) {
-      return dj_err (error, 40237, "The %s accumulator is a unary operator", op);
-   }
-   a->expr = dj_expr_parse (arg, scope, error);
-   (void) stage;
-   return a->expr != NULL;
-}
-
-static bool
 parse_let (stage_t *s, const bson_value_t *let, const dj_vscope_t *scope, bson_error_t *error)
 {
    bson_iter_t it;
@@ -346,9 +288,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          if (strchr (k, '.')) {
             return dj_err (error, 40235, "The field name '%s' cannot contain '.'", k);
          }
-         s->accs = bson_realloc (s->accs, sizeof (acc_t) * (size_t) (s->naccs + 1));
+         s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
          s->naccs++;
-         if (!parse_accumulator (&s->accs[s->naccs - 1], k, bson_iter_value (&it), scope, "$group", error)) {
+         if (!dj_acc_parse (&s->accs[s->naccs - 1], k, bson_iter_value (&it), scope, error)) {
             return false;
          }
       }
@@ -623,9 +565,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_recurse (&it, &oi);
             while (bson_iter_next (&oi)) {
-               s->accs = bson_realloc (s->accs, sizeof (acc_t) * (size_t) (s->naccs + 1));
+               s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
                s->naccs++;
-               if (!parse_accumulator (&s->accs[s->naccs - 1], bson_iter_key (&oi), bson_iter_value (&oi), scope, "$bucket", error)) {
+               if (!dj_acc_parse (&s->accs[s->naccs - 1], bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
                   return false;
                }
             }
@@ -655,9 +597,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          return dj_err (error, 40192, "The $bucket 'boundaries' field must have at least 2 values");
       }
       if (!s->naccs) {
-         s->accs = bson_malloc0 (sizeof (acc_t));
+         s->accs = bson_malloc0 (sizeof (dj_acc_t));
          s->accs[0].field = bson_strdup ("count");
-         s->accs[0].op = A_COUNT;
+         s->accs[0].op = dj_acc_op ("$count");
          s->naccs = 1;
       }
       return true;
@@ -701,6 +643,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                memset (w, 0, sizeof *w);
                w->name = bson_strdup (bson_iter_key (&oi));
                w->lo_unbounded = w->hi_unbounded = true;
+               w->op = dj_acc_op ("$sum"); /* an output field without a function: $sum of nothing, 0 */
                bson_iter_t fi;
                if (!BSON_ITER_HOLDS_DOCUMENT (&oi)) {
                   return dj_err (error, DJ_FailedToParse, "$setWindowFields output field must be an object");
@@ -753,12 +696,12 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                      }
                      continue;
                   }
-                  acc_t a;
+                  dj_acc_t a;
                   bson_t one = BSON_INITIALIZER;
                   BSON_APPEND_VALUE (&one, fk, fv);
                   bson_value_t ov;
                   dj_value_from_doc (&one, false, &ov);
-                  bool ok = parse_accumulator (&a, w->name, &ov, scope, "$setWindowFields", error);
+                  bool ok = dj_acc_parse (&a, w->name, &ov, scope, error);
                   bson_destroy (&one);
                   bson_free (a.field);
                   if (!ok) {
@@ -956,232 +899,8 @@ run_reshape (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 /* ---- $group ------------------------------------------------------------------- */
 
 typedef struct {
-   aop_t op;
-   bson_value_t val; /* owned */
-   bool have;
-   int64_t count;
-   double mean, m2;
-   bson_value_t sum; /* owned if decimal... plain struct copy for numbers */
-   bson_t *arr;      /* $push / $addToSet */
-   uint32_t narr;
-   dj_node_t *merged;
-} accst_t;
-
-static void
-accst_cleanup (accst_t *a)
-{
-   if (a->have && a->val.value_type != BSON_TYPE_EOD) {
-      bson_value_destroy (&a->val);
-   }
-   if (a->arr) {
-      bson_destroy (a->arr);
-   }
-   dj_node_free (a->merged);
-}
-
-static void
-num_add (bson_value_t *acc, const bson_value_t *v)
-{
-   /* $sum's widening: int32 -> int64 -> double; decimal wins */
-   bson_type_t ta = acc->value_type, tb = v->value_type;
-   if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
-      dj_decimal_arith ('+', acc, v, acc);
-      return;
-   }
-   if (ta == BSON_TYPE_DOUBLE || tb == BSON_TYPE_DOUBLE) {
-      double x = dj_value_as_double (acc) + dj_value_as_double (v);
-      acc->value_type = BSON_TYPE_DOUBLE;
-      acc->value.v_double = x;
-      return;
-   }
-   int64_t x = ta == BSON_TYPE_INT32 ? acc->value.v_int32 : acc->value.v_int64;
-   int64_t y = tb == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
-   int64_t rr;
-   if (__builtin_add_overflow (x, y, &rr)) {
-      acc->value_type = BSON_TYPE_DOUBLE;
-      acc->value.v_double = (double) x + (double) y;
-   } else if (ta == BSON_TYPE_INT32 && tb == BSON_TYPE_INT32 && rr >= INT32_MIN && rr <= INT32_MAX) {
-      acc->value.v_int32 = (int32_t) rr;
-   } else {
-      acc->value_type = BSON_TYPE_INT64;
-      acc->value.v_int64 = rr;
-   }
-}
-
-static bool
-acc_step (accst_t *a, const bson_value_t *v, bson_error_t *error)
-{
-   bool nullish = v->value_type == BSON_TYPE_EOD || v->value_type == BSON_TYPE_NULL || v->value_type == BSON_TYPE_UNDEFINED;
-   switch (a->op) {
-   case A_SUM:
-   case A_AVG:
-      if (!a->have) {
-         a->sum.value_type = BSON_TYPE_INT32;
-         a->sum.value.v_int32 = 0;
-         a->have = true;
-         a->val.value_type = BSON_TYPE_EOD;
-      }
-      if (dj_value_is_number (v)) {
-         num_add (&a->sum, v);
-         a->count++;
-      }
-      return true;
-   case A_COUNT: a->count++; return true;
-   case A_MIN:
-   case A_MAX:
-      if (nullish) {
-         return true;
-      }
-      if (!a->have || (a->op == A_MIN ? dj_value_cmp (v, &a->val) < 0 : dj_value_cmp (v, &a->val) > 0)) {
-         if (a->have) {
-            bson_value_destroy (&a->val);
-         }
-         bson_value_copy (v, &a->val);
-         a->have = true;
-      }
-      return true;
-   case A_FIRST:
-      if (!a->have) {
-         if (v->value_type == BSON_TYPE_EOD) {
-            a->val.value_type = BSON_TYPE_NULL;
-         } else {
-            bson_value_copy (v, &a->val);
-         }
-         a->have = true;
-      }
-      return true;
-   case A_LAST:
-      if (a->have) {
-         bson_value_destroy (&a->val);
-      }
-      if (v->value_type == BSON_TYPE_EOD) {
-         a->val.value_type = BSON_TYPE_NULL;
-      } else {
-         bson_value_copy (v, &a->val);
-      }
-      a->have = true;
-      return true;
-   case A_PUSH:
-   case A_ADDTOSET: {
-      if (!a->arr) {
-         a->arr = bson_new ();
-      }
-      if (v->value_type == BSON_TYPE_EOD) {
-         return true;
-      }
-      if (a->op == A_ADDTOSET) {
-         bson_iter_t it;
-         bson_iter_init (&it, a->arr);
-         while (bson_iter_next (&it)) {
-            if (dj_value_cmp (bson_iter_value (&it), v) == 0) {
-               return true;
-            }
-         }
-      }
-      char buf[16];
-      const char *k;
-      bson_uint32_to_string (a->narr++, &k, buf, sizeof buf);
-      bson_append_value (a->arr, k, -1, v);
-      return true;
-   }
-   case A_STDPOP:
-   case A_STDSAMP:
-      if (dj_value_is_number (v)) {
-         double x = dj_value_as_double (v);
-         a->count++;
-         double d = x - a->mean;
-         a->mean += d / (double) a->count;
-         a->m2 += d * (x - a->mean);
-      }
-      return true;
-   case A_MERGE:
-      if (nullish) {
-         return true;
-      }
-      if (v->value_type != BSON_TYPE_DOCUMENT) {
-         return dj_err (error, 40400, "$mergeObjects requires object inputs, but input is of type %s", dj_type_name (v->value_type));
-      }
-      if (!a->merged) {
-         a->merged = dj_node_new_container (BSON_TYPE_DOCUMENT, NULL);
-      }
-      {
-         bson_iter_t it;
-         bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-         while (bson_iter_next (&it)) {
-            dj_node_set_child (a->merged, bson_iter_key (&it), dj_node_from_value (bson_iter_value (&it), bson_iter_key (&it)));
-         }
-      }
-      return true;
-   }
-   return true;
-}
-
-static void
-acc_result (const accst_t *a, const char *field, bson_t *out)
-{
-   switch (a->op) {
-   case A_SUM:
-      if (a->have) {
-         BSON_APPEND_VALUE (out, field, &a->sum);
-      } else {
-         BSON_APPEND_INT32 (out, field, 0);
-      }
-      return;
-   case A_AVG:
-      if (!a->have || !a->count) {
-         BSON_APPEND_NULL (out, field);
-      } else if (a->sum.value_type == BSON_TYPE_DECIMAL128) {
-         bson_value_t c = {.value_type = BSON_TYPE_INT64}, r;
-         c.value.v_int64 = a->count;
-         dj_decimal_arith ('/', &a->sum, &c, &r);
-         BSON_APPEND_VALUE (out, field, &r);
-      } else {
-         BSON_APPEND_DOUBLE (out, field, dj_value_as_double (&a->sum) / (double) a->count);
-      }
-      return;
-   case A_COUNT: BSON_APPEND_INT32 (out, field, (int32_t) a->count); return;
-   case A_MIN:
-   case A_MAX:
-   case A_FIRST:
-   case A_LAST:
-      if (a->have) {
-         BSON_APPEND_VALUE (out, field, &a->val);
-      } else {
-         BSON_APPEND_NULL (out, field);
-      }
-      return;
-   case A_PUSH:
-   case A_ADDTOSET:
-      if (a->arr) {
-         BSON_APPEND_ARRAY (out, field, a->arr);
-      } else {
-         bson_t empty = BSON_INITIALIZER;
-         BSON_APPEND_ARRAY (out, field, &empty);
-      }
-      return;
-   case A_STDPOP:
-   case A_STDSAMP:
-      if (a->op == A_STDPOP ? a->count == 0 : a->count < 2) {
-         BSON_APPEND_NULL (out, field);
-      } else {
-         BSON_APPEND_DOUBLE (out, field, sqrt (a->m2 / (double) (a->op == A_STDPOP ? a->count : a->count - 1)));
-      }
-      return;
-   case A_MERGE: {
-      bson_t d = BSON_INITIALIZER;
-      if (a->merged) {
-         dj_node_to_bson (a->merged, &d);
-      }
-      BSON_APPEND_DOCUMENT (out, field, &d);
-      bson_destroy (&d);
-      return;
-   }
-   }
-}
-
-typedef struct {
    bson_value_t id; /* owned */
-   accst_t *st;     /* owned, naccs */
+   dj_accst_t *st;     /* owned, naccs */
 } group_t;
 
 static uint64_t
@@ -1266,7 +985,7 @@ typedef struct {
 } gtable_t;
 
 static group_t *
-gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
+gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *accs)
 {
    dj_buf_t k;
    bool added;
@@ -1289,7 +1008,7 @@ gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs)
    } else {
       bson_value_copy (id, &g->id);
    }
-   g->st = bson_malloc0 (sizeof (accst_t) * (size_t) (naccs ? naccs : 1));
+   g->st = bson_malloc0 (sizeof (dj_accst_t) * (size_t) (naccs ? naccs : 1));
    for (int a = 0; a < naccs; a++) {
       g->st[a].op = accs[a].op;
    }
@@ -1302,7 +1021,7 @@ gtable_free (gtable_t *t, int naccs)
    for (size_t i = 0; i < t->kt.n; i++) {
       bson_value_destroy (&t->g[i].id);
       for (int a = 0; a < naccs; a++) {
-         accst_cleanup (&t->g[i].st[a]);
+         dj_accst_cleanup (&t->g[i].st[a]);
       }
       bson_free (t->g[i].st);
    }
@@ -1311,17 +1030,17 @@ gtable_free (gtable_t *t, int naccs)
 }
 
 static bool
-accumulate (rctx_t *r, gtable_t *t, const acc_t *accs, int naccs, group_t *g, dj_eval_t *ev)
+accumulate (rctx_t *r, gtable_t *t, const dj_acc_t *accs, int naccs, group_t *g, dj_eval_t *ev)
 {
    for (int a = 0; a < naccs; a++) {
       bson_value_t v = {.value_type = BSON_TYPE_EOD};
       if (accs[a].expr && !dj_expr_eval (accs[a].expr, ev, &v)) {
          return false;
       }
-      if (!acc_step (&g->st[a], &v, r->error)) {
+      if (!dj_acc_step (&g->st[a], &v, r->error)) {
          return false;
       }
-      if (accs[a].op == A_PUSH || accs[a].op == A_ADDTOSET) {
+      if (dj_acc_collects (accs[a].op)) {
          t->bytes += 16 + (v.value_type == BSON_TYPE_UTF8 ? v.value.v_utf8.len
                                                           : (v.value_type == BSON_TYPE_DOCUMENT || v.value_type == BSON_TYPE_ARRAY) ? v.value.v_doc.data_len : 8);
       }
@@ -1352,7 +1071,7 @@ run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          bson_t *out = bson_new ();
          BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
          for (int a = 0; a < s->naccs; a++) {
-            acc_result (&t.g[i].st[a], s->accs[a].field, out);
+            dj_acc_result (&t.g[i].st[a], s->accs[a].field, out);
          }
          dj_docs_push (docs, out);
       }
@@ -1379,7 +1098,7 @@ run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       b[nb++] = *bson_iter_value (&it);
    }
    /* one accumulator set per bucket plus the default bucket */
-   accst_t *st = bson_malloc0 (sizeof (accst_t) * (size_t) (nb * s->naccs + s->naccs));
+   dj_accst_t *st = bson_malloc0 (sizeof (dj_accst_t) * (size_t) (nb * s->naccs + s->naccs));
    bool *used = bson_malloc0 (sizeof (bool) * (size_t) nb);
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
       st[i].op = s->accs[i % s->naccs].op;
@@ -1430,7 +1149,7 @@ run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          bson_t *out = bson_new ();
          BSON_APPEND_VALUE (out, "_id", &b[k]);
          for (int a = 0; a < s->naccs; a++) {
-            acc_result (&st[k * s->naccs + a], s->accs[a].field, out);
+            dj_acc_result (&st[k * s->naccs + a], s->accs[a].field, out);
          }
          dj_docs_push (docs, out);
       }
@@ -1438,13 +1157,13 @@ run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          bson_t *out = bson_new ();
          BSON_APPEND_VALUE (out, "_id", &s->dflt);
          for (int a = 0; a < s->naccs; a++) {
-            acc_result (&st[nb * s->naccs + a], s->accs[a].field, out);
+            dj_acc_result (&st[nb * s->naccs + a], s->accs[a].field, out);
          }
          dj_docs_push (docs, out);
       }
    }
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
-      accst_cleanup (&st[i]);
+      dj_accst_cleanup (&st[i]);
    }
    bson_free (st);
    bson_free (used);
@@ -2103,7 +1822,7 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                } else if (!wf->has_window && s->sort) {
                   hi = (int64_t) i; /* with a sortBy the default window is [unbounded, current] */
                }
-               accst_t st = {.op = wf->op};
+               dj_accst_t st = {.op = wf->op};
                for (int64_t j = lo < 0 ? 0 : lo; ok && j <= hi && j < (int64_t) pn; j++) {
                   if (wf->has_window && wf->range) {
                      /* range windows: by the sort key's numeric value */
@@ -2131,15 +1850,15 @@ run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                   if (wf->expr) {
                      ok = dj_expr_eval (wf->expr, &ev, &v);
                   }
-                  ok = ok && acc_step (&st, &v, r->error);
+                  ok = ok && dj_acc_step (&st, &v, r->error);
                }
                bson_t tmp = BSON_INITIALIZER;
-               acc_result (&st, "v", &tmp);
+               dj_acc_result (&st, "v", &tmp);
                bson_iter_t ti;
                bson_iter_init_find (&ti, &tmp, "v");
                bson_t *nd = with_path (outs[i], &wpath, bson_iter_value (&ti), NULL, 0);
                bson_destroy (&tmp);
-               accst_cleanup (&st);
+               dj_accst_cleanup (&st);
                bson_destroy (outs[i]);
                outs[i] = nd;
                dj_arena_reset (r->arena);
@@ -2523,7 +2242,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_SORTBYCOUNT: {
       gtable_t t = {0};
-      acc_t cnt = {.field = "count", .op = A_COUNT};
+      dj_acc_t cnt = {.field = "count", .op = dj_acc_op ("$count")};
       bool ok = true;
       for (size_t i = 0; ok && i < docs->n; i++) {
          dj_eval_t ev;

@@ -76,4 +76,9 @@ bool dj_value_truthy (const bson_value_t *v);
 int dj_expr_cmp (const bson_value_t *a, const bson_value_t *b);
 int64_t dj_now_ms (void);
 
+/* ---- ops_arith.c ---------------------------------------------------------- */
+/* out = a op b ('+', '-', '*') with aggregation's widening: int32 -> int64 ->
+ * double on overflow; any double: double; any decimal: decimal. out may be a. */
+void dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
+
 #endif

@@ -168,7 +168,6 @@ void x_list_value (dj_eval_t *ev, const bson_value_t *vals, uint32_t n, bson_val
 bool x_doc_value (dj_eval_t *ev, bson_t *doc, bool is_array, bson_value_t *out);
 
 /* ---- ops_arith.c ---- */
-void x_num_binop (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
 bool op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
 bool op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
 bool op_divide_mod (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);

@@ -16,7 +16,7 @@
 /* $add/$multiply/$subtract with aggregation's widening: int32 -> int64 ->
  * double on overflow; any double: double; any decimal: decimal. */
 void
-x_num_binop (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out)
+dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out)
 {
    bson_type_t ta = a->value_type, tb = b->value_type;
    if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
@@ -82,14 +82,14 @@ op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          have_date = true;
          bson_value_t ms;
          set_long (&ms, v[i].value.v_datetime);
-         x_num_binop ('+', &acc, &ms, &acc);
+         dj_num_arith ('+', &acc, &ms, &acc);
          continue;
       }
       if (!isnum (&v[i])) {
          return x_fail (ev, mul ? 16555 : 16554, "%s only supports numeric%s types, not %s", e->op->name,
                         mul ? "" : " or date", tname (&v[i]));
       }
-      x_num_binop (e->op->aux, &acc, &v[i], &acc);
+      dj_num_arith (e->op->aux, &acc, &v[i], &acc);
    }
    if (is_null) {
       set_null (out);
@@ -120,7 +120,7 @@ op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
    if (!isnum (a) || !isnum (b)) {
       return x_fail (ev, 16556, "can't $subtract %s from %s", tname (b), tname (a));
    }
-   x_num_binop ('-', a, b, out);
+   dj_num_arith ('-', a, b, out);
    (void) e;
    return true;
 }
@@ -458,7 +458,7 @@ op_sum_avg (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
    uint32_t cnt = 0;
    for (uint32_t i = 0; i < l.n; i++) {
       if (isnum (&l.v[i])) {
-         x_num_binop ('+', &acc, &l.v[i], &acc);
+         dj_num_arith ('+', &acc, &l.v[i], &acc);
          cnt++;
       }
    }
