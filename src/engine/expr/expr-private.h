@@ -13,6 +13,9 @@
  *   NULL_ANY  ARGS, and any null/missing/undefined argument given gives null
  *   EMPTY1    ARGS, and a null/missing/undefined argument 0 gives ""
  *
+ * (with `eval` set, only the first `eval` arguments: the others are the
+ * function's to evaluate when it needs them -- $convert's onError, $map's in)
+ *
  * then, if the row lists accepted types, argument 0 is checked against them
  * and the row's error raised when it is not one: `msg` is a printf format
  * given (operator name, type name) in that order.
@@ -46,6 +49,7 @@ struct opdef {
    const char *msg; /* ... formatted with (operator name, type name) */
    const char *const *named; /* object-form parameters, NULL if positional only */
    int required;             /* how many leading named parameters are required */
+   int eval;                 /* ARGS..: evaluate only the first `eval` arguments (0: all) */
    int aux;                  /* which member of a family its function serves */
    xparse_t parse;           /* a parser of its own ($literal, $let, $switch) */
 };

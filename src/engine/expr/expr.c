@@ -165,12 +165,12 @@ static const struct opdef ops[] = {
    {"$and", op_and_or, 0, ANY, LAZY, .aux = C_AND},
    {"$or", op_and_or, 0, ANY, LAZY, .aux = C_OR},
    {"$not", op_not, 1, 1, ARGS},
-   {"$cond", op_cond, 3, 3, LAZY, .named = NAMED ("if", "then", "else"), .required = 3},
+   {"$cond", op_cond, 3, 3, ARGS, .eval = 1, .named = NAMED ("if", "then", "else"), .required = 3},
    {"$ifNull", op_ifnull, 2, ANY, LAZY},
    {"$switch", op_switch, -1, -1, LAZY, .parse = parse_switch},
    /* types and conversions (ops_type.c) */
    {"$type", op_type, 1, 1, ARGS},
-   {"$convert", op_convert, -1, -1, LAZY, .named = NAMED ("input", "to", "onError", "onNull"), .required = 2},
+   {"$convert", op_convert, -1, -1, ARGS, .eval = 2, .named = NAMED ("input", "to", "onError", "onNull"), .required = 2},
    {"$toString", op_to, 1, 1, NULL1, .aux = BSON_TYPE_UTF8},
    {"$toInt", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT32},
    {"$toLong", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT64},
@@ -219,8 +219,8 @@ static const struct opdef ops[] = {
    {"$isoWeek", op_date_part, 1, 1, DATE_PART (D_ISOWEEK)},
    {"$isoWeekYear", op_date_part, 1, 1, DATE_PART (D_ISOWEEKYEAR)},
    {"$isoDayOfWeek", op_date_part, 1, 1, DATE_PART (D_ISODAYOFWEEK)},
-   {"$dateToString", op_date_to_string, -1, -1, LAZY, .named = NAMED ("date", "format", "timezone", "onNull"), .required = 1},
-   {"$dateFromString", op_date_from_string, -1, -1, LAZY,
+   {"$dateToString", op_date_to_string, -1, -1, ARGS, .eval = 3, .named = NAMED ("date", "format", "timezone", "onNull"), .required = 1},
+   {"$dateFromString", op_date_from_string, -1, -1, ARGS, .eval = 3,
     .named = NAMED ("dateString", "format", "timezone", "onError", "onNull"), .required = 1},
    {"$dateTrunc", op_date_arith, -1, -1, LAZY, .named = NAMED ("date", "unit", "binSize", "timezone", "startOfWeek"),
     .required = 2, .aux = D_TRUNC},
@@ -231,7 +231,7 @@ static const struct opdef ops[] = {
    {"$dateFromParts", op_date_from_parts, -1, -1, LAZY,
     .named = NAMED ("year", "month", "day", "hour", "minute", "second", "millisecond", "timezone", "isoWeekYear", "isoWeek",
                     "isoDayOfWeek")},
-   {"$dateToParts", op_date_to_parts, -1, -1, LAZY, .named = NAMED ("date", "timezone", "iso8601"), .required = 1},
+   {"$dateToParts", op_date_to_parts, -1, -1, ARGS, .eval = 2, .named = NAMED ("date", "timezone", "iso8601"), .required = 1},
    /* arrays, sets, objects (ops_array.c) */
    {"$arrayElemAt", op_elem_at, 2, 2, NULL_ANY, T (BSON_TYPE_ARRAY), 28689, "%s's first argument must be an array, but is %s",
     .aux = AR_ELEMAT},
@@ -239,9 +239,10 @@ static const struct opdef ops[] = {
    {"$last", op_elem_at, 1, 1, ARRAY_ARG (28689, "%s's argument must be an array, but is %s"), .aux = AR_LAST},
    {"$size", op_size, 1, 1, ARGS, T (BSON_TYPE_ARRAY), 17124, "The argument to %s must be an array. Type of the argument was: %s"},
    {"$slice", op_slice, 2, 3, NULL_ANY, T (BSON_TYPE_ARRAY), 28724, "First argument to %s must be an array, but is of type: %s"},
-   {"$filter", op_filter_map, -1, -1, LAZY, .named = NAMED ("input", "cond", "as", "limit"), .required = 2, .aux = AR_FILTER},
-   {"$map", op_filter_map, -1, -1, LAZY, .named = NAMED ("input", "in", "as"), .required = 2, .aux = AR_MAP},
-   {"$reduce", op_reduce, -1, -1, LAZY, .named = NAMED ("input", "initialValue", "in"), .required = 3},
+   {"$filter", op_filter_map, -1, -1, ARGS, .eval = 1, .named = NAMED ("input", "cond", "as", "limit"), .required = 2, .aux = AR_FILTER},
+   {"$map", op_filter_map, -1, -1, ARGS, .eval = 1, .named = NAMED ("input", "in", "as"), .required = 2, .aux = AR_MAP},
+   {"$reduce", op_reduce, -1, -1, ARRAY_ARG (40080, "%s requires that 'input' be an array, found: %s"), .eval = 2,
+    .named = NAMED ("input", "initialValue", "in"), .required = 3},
    {"$range", op_range, 2, 3, ARGS},
    {"$reverseArray", op_reverse, 1, 1, ARRAY_ARG (34435, "The argument to %s must be an array, but was of type: %s")},
    {"$in", op_in, 2, 2, ARGS},
@@ -261,9 +262,9 @@ static const struct opdef ops[] = {
    {"$anyElementTrue", op_any_all, 1, 1, ARGS, T (BSON_TYPE_ARRAY), 17041, "%s's argument must be an array, but is %s", .aux = AR_ANY},
    {"$allElementsTrue", op_any_all, 1, 1, ARGS, T (BSON_TYPE_ARRAY), 17040, "%s's argument must be an array, but is %s", .aux = AR_ALL},
    {"$mergeObjects", op_merge_objects, 0, ANY, ARGS},
-   {"$getField", op_get_field, 1, 1, LAZY, .named = NAMED ("field", "input"), .required = 1},
-   {"$setField", op_set_field, -1, -1, LAZY, .named = NAMED ("field", "input", "value"), .required = 3, .aux = AR_SET},
-   {"$unsetField", op_set_field, -1, -1, LAZY, .named = NAMED ("field", "input"), .required = 2, .aux = AR_UNSET},
+   {"$getField", op_get_field, 1, 1, ARGS, .eval = 1, .named = NAMED ("field", "input"), .required = 1},
+   {"$setField", op_set_field, -1, -1, ARGS, .eval = 2, .named = NAMED ("field", "input", "value"), .required = 3, .aux = AR_SET},
+   {"$unsetField", op_set_field, -1, -1, ARGS, .eval = 2, .named = NAMED ("field", "input"), .required = 2, .aux = AR_UNSET},
    /* trigonometry (ops_arith.c) */
    {"$sin", op_math1, 1, 1, NUMERIC, .aux = M_SIN},
    {"$cos", op_math1, 1, 1, NUMERIC, .aux = M_COS},
@@ -1128,12 +1129,11 @@ op_not (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    return true;
 }
 
+/* if (evaluated), then, else */
 static bool
 op_cond (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a;
-   (void) v;
-   return x_arg (e, 0, ev, &a) && x_arg (e, dj_value_truthy (&a) ? 1 : 2, ev, out);
+   return x_arg (e, dj_value_truthy (&v[0]) ? 1 : 2, ev, out);
 }
 
 static bool
@@ -1217,6 +1217,9 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
    if (op->max != ANY && op->max > n) {
       n = op->max; /* optional positional arguments: missing */
    }
+   if (op->eval && op->eval < n) {
+      n = op->eval;
+   }
    bson_value_t few[8];
    bson_value_t *v = n <= 8 ? few : dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (size_t) n);
    for (int i = 0; i < n; i++) {
@@ -1237,7 +1240,7 @@ eval_op (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
       }
       break;
    case NULL_ANY:
-      for (int i = 0; i < e->nargs; i++) {
+      for (int i = 0; i < n && i < e->nargs; i++) {
          if (e->args[i] && nullish (&v[i])) {
             set_null (out);
             return true;

@@ -83,19 +83,15 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    return true;
 }
 
-/* $filter (aux AR_FILTER): input, cond, as, limit; $map (AR_MAP): input, in, as.
+/* $filter (aux AR_FILTER): input (evaluated), cond, as, limit; $map (AR_MAP): input (evaluated), in, as.
  * The inner expression sees the element as $$<as> ($$this by default). */
 bool
 op_filter_map (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    bool filter = e->op->aux == AR_FILTER;
    int64_t limit = -1;
-   bson_value_t a, b;
+   bson_value_t a = v[0], b;
    vlist_t l;
-   (void) v;
-   if (!x_arg (e, 0, ev, &a)) {
-      return false;
-   }
    if (filter && e->args[3]) {
       if (!x_arg (e, 3, ev, &b)) {
          return false;
@@ -138,24 +134,13 @@ op_filter_map (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
    return true;
 }
 
-/* input, initialValue, in (which sees $$value and $$this) */
+/* input, initialValue (evaluated), in (which sees $$value and $$this) */
 bool
 op_reduce (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a, acc;
+   bson_value_t acc = v[1];
    vlist_t l;
-   (void) v;
-   if (!x_arg (e, 0, ev, &a) || !x_arg (e, 1, ev, &acc)) {
-      return false;
-   }
-   if (nullish (&a)) {
-      set_null (out);
-      return true;
-   }
-   if (a.value_type != BSON_TYPE_ARRAY) {
-      return x_fail (ev, 40080, "$reduce requires that 'input' be an array, found: %s", tname (&a));
-   }
-   x_list (ev, &a, &l);
+   x_list (ev, &v[0], &l);
    for (uint32_t i = 0; i < l.n; i++) {
       if (!x_push_var (ev, "value", &acc) || !x_push_var (ev, "this", &l.v[i])) {
          return false;
@@ -602,15 +587,11 @@ op_merge_objects (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
    return x_doc_value (ev, &doc, false, out);
 }
 
-/* field, input ($$CURRENT when not given) */
+/* field (evaluated), input ($$CURRENT when not given) */
 bool
 op_get_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t field, input;
-   (void) v;
-   if (!x_arg (e, 0, ev, &field)) {
-      return false;
-   }
+   bson_value_t field = v[0], input;
    if (e->positional || !e->args[1]) {
       input = ev->current;
    } else if (!x_arg (e, 1, ev, &input)) {
@@ -632,15 +613,11 @@ op_get_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *
    return true;
 }
 
-/* $setField (aux AR_SET): field, input, value; $unsetField (AR_UNSET): field, input */
+/* $setField (aux AR_SET): field, input (evaluated), value; $unsetField (AR_UNSET): field, input */
 bool
 op_set_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t field, input, value = MISSING;
-   (void) v;
-   if (!x_arg (e, 0, ev, &field) || !x_arg (e, 1, ev, &input)) {
-      return false;
-   }
+   bson_value_t field = v[0], input = v[1], value = MISSING;
    if (field.value_type != BSON_TYPE_UTF8) {
       return x_fail (ev, 5654602, "%s requires 'field' to evaluate to type String, but got %s", e->op->name, tname (&field));
    }

@@ -317,41 +317,41 @@ valid_unit (const char *u)
 }
 
 bool
+/* date, format, timezone (evaluated); onNull (evaluated when needed) */
 op_date_to_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a, b;
-   (void) v;
+   const bson_value_t *fmt = &v[1];
    const dj_tz_t *tz;
    bool tz_null = false;
    int64_t ms;
-   if (!x_arg (e, 0, ev, &a) || !x_arg (e, 1, ev, &b) || !get_tz (e->args[2], ev, &tz, &tz_null)) {
+   if (!tz_value (ev, e->args[2] ? &v[2] : NULL, &tz, &tz_null)) {
       return false;
    }
-   if (nullish (&a)) {
+   if (nullish (&v[0])) {
       return e->args[3] ? x_eval (e->args[3], ev, out) : (set_null (out), true);
    }
-   if (tz_null || b.value_type == BSON_TYPE_NULL) {
+   if (tz_null || fmt->value_type == BSON_TYPE_NULL) {
       set_null (out);
       return true;
    }
-   if (!x_date_ms (ev, &a, &ms)) {
+   if (!x_date_ms (ev, &v[0], &ms)) {
       return false;
    }
-   if (b.value_type != BSON_TYPE_EOD && b.value_type != BSON_TYPE_UTF8) {
-      return x_fail (ev, 18533, "$dateToString requires that 'format' be a string, found: %s", tname (&b));
+   if (fmt->value_type != BSON_TYPE_EOD && fmt->value_type != BSON_TYPE_UTF8) {
+      return x_fail (ev, 18533, "$dateToString requires that 'format' be a string, found: %s", tname (fmt));
    }
-   return x_format_date (ev, ms, tz, b.value_type == BSON_TYPE_UTF8 ? b.value.v_utf8.str : "%Y-%m-%dT%H:%M:%S.%LZ", out);
+   return x_format_date (ev, ms, tz, fmt->value_type == BSON_TYPE_UTF8 ? fmt->value.v_utf8.str : "%Y-%m-%dT%H:%M:%S.%LZ", out);
 }
 
 bool
+/* dateString, format, timezone (evaluated); onError, onNull (evaluated when needed) */
 op_date_from_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a, b;
-   (void) v;
+   const bson_value_t a = v[0];
    const dj_tz_t *tz;
    bool tz_null = false, had;
    int64_t ms;
-   if (!x_arg (e, 0, ev, &a) || !x_arg (e, 1, ev, &b) || !get_tz (e->args[2], ev, &tz, &tz_null)) {
+   if (!tz_value (ev, e->args[2] ? &v[2] : NULL, &tz, &tz_null)) {
       return false;
    }
    if (nullish (&a)) {
@@ -584,27 +584,27 @@ op_date_from_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
 }
 
 bool
+/* date, timezone (evaluated), iso8601 (evaluated after the zone is checked) */
 op_date_to_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a, b;
-   (void) v;
+   bson_value_t iso;
    const dj_tz_t *tz;
    bool tz_null = false;
    int64_t ms;
    parts_t p;
-   if (!x_arg (e, 0, ev, &a) || !get_tz (e->args[1], ev, &tz, &tz_null) || !x_arg (e, 2, ev, &b)) {
+   if (!tz_value (ev, e->args[1] ? &v[1] : NULL, &tz, &tz_null) || !x_arg (e, 2, ev, &iso)) {
       return false;
    }
-   if (nullish (&a) || tz_null) {
+   if (nullish (&v[0]) || tz_null) {
       set_null (out);
       return true;
    }
-   if (!x_date_ms (ev, &a, &ms)) {
+   if (!x_date_ms (ev, &v[0], &ms)) {
       return false;
    }
    to_parts (ms, tz, &p);
    bson_t doc = BSON_INITIALIZER;
-   if (dj_value_truthy (&b)) {
+   if (dj_value_truthy (&iso)) {
       int64_t wy;
       unsigned w;
       iso_week (&p, &wy, &w);
@@ -620,7 +620,5 @@ op_date_to_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
    BSON_APPEND_INT32 (&doc, "minute", (int32_t) p.minute);
    BSON_APPEND_INT32 (&doc, "second", (int32_t) p.second);
    BSON_APPEND_INT32 (&doc, "millisecond", (int32_t) p.ms);
-   dj_arena_value (ev->arena, &doc, false, out);
-   bson_destroy (&doc);
-   return true;
+   return x_doc_value (ev, &doc, false, out);
 }

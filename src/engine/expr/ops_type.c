@@ -251,31 +251,27 @@ op_is_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
    return true;
 }
 
-/* args: input, to, onError, onNull (the last two evaluated only when needed) */
+/* input, to (evaluated); onError, onNull (evaluated when needed) */
 bool
 op_convert (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a, b;
-   (void) v;
-   if (!x_arg (e, 0, ev, &a) || !x_arg (e, 1, ev, &b)) {
-      return false;
-   }
-   if (nullish (&b)) {
+   bson_value_t *a = &v[0], *b = &v[1];
+   if (nullish (b)) {
       set_null (out);
       return true;
    }
-   int to = convert_target (&b);
+   int to = convert_target (b);
    if (to < 0) {
-      return x_fail (ev, 2, "Unknown type name: %s", b.value_type == BSON_TYPE_UTF8 ? b.value.v_utf8.str : tname (&b));
+      return x_fail (ev, 2, "Unknown type name: %s", b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : tname (b));
    }
-   if (nullish (&a)) {
+   if (nullish (a)) {
       if (e->args[3]) {
          return x_eval (e->args[3], ev, out);
       }
       set_null (out);
       return true;
    }
-   if (!convert (ev, &a, to, out)) {
+   if (!convert (ev, a, to, out)) {
       if (e->args[2]) {
          return x_eval (e->args[2], ev, out);
       }
