@@ -31,7 +31,8 @@ typedef enum { LAZY, ARGS, NULL1, NULL_ANY, EMPTY1 } xargs_t;
 
 struct opdef;
 /* v: the evaluated arguments (NULL for LAZY rows); the function may overwrite them. */
-typedef bool (*xfn_t) (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+#define XFN_ARGS const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
+typedef bool (*xfn_t) (XFN_ARGS);
 typedef dj_expr_t *(*xparse_t) (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope,
                                 bson_error_t *error);
 
@@ -95,12 +96,18 @@ set_null (bson_value_t *out)
    out->value_type = BSON_TYPE_NULL;
 }
 
-static inline void
-set_bool (bson_value_t *out, bool b)
-{
-   out->value_type = BSON_TYPE_BOOL;
-   out->value.v_bool = b;
-}
+/* set_bool, set_long, set_double, set_date: out = x of that type */
+#define SETTER(name, ctype, type, member)                                                                              \
+   static inline void name (bson_value_t *out, ctype x)                                                                 \
+   {                                                                                                                    \
+      out->value_type = type;                                                                                           \
+      out->value.member = x;                                                                                            \
+   }
+SETTER (set_bool, bool, BSON_TYPE_BOOL, v_bool)
+SETTER (set_long, int64_t, BSON_TYPE_INT64, v_int64)
+SETTER (set_double, double, BSON_TYPE_DOUBLE, v_double)
+SETTER (set_date, int64_t, BSON_TYPE_DATE_TIME, v_datetime)
+#undef SETTER
 
 /* int32 when it fits: MongoDB narrows integer results the same way */
 static inline void
@@ -113,27 +120,6 @@ set_int (bson_value_t *out, int64_t v)
       out->value_type = BSON_TYPE_INT64;
       out->value.v_int64 = v;
    }
-}
-
-static inline void
-set_long (bson_value_t *out, int64_t v)
-{
-   out->value_type = BSON_TYPE_INT64;
-   out->value.v_int64 = v;
-}
-
-static inline void
-set_double (bson_value_t *out, double d)
-{
-   out->value_type = BSON_TYPE_DOUBLE;
-   out->value.v_double = d;
-}
-
-static inline void
-set_date (bson_value_t *out, int64_t ms)
-{
-   out->value_type = BSON_TYPE_DATE_TIME;
-   out->value.v_datetime = ms;
 }
 
 static inline const char *
@@ -165,28 +151,18 @@ bool x_arg (const dj_expr_t *e, int i, dj_eval_t *ev, bson_value_t *out);
 bool x_fail (dj_eval_t *ev, uint32_t code, const char *fmt, ...) BSON_GNUC_PRINTF (3, 4);
 bool x_push_var (dj_eval_t *ev, const char *name, const bson_value_t *v);
 void x_str (dj_arena_t *a, const char *s, size_t n, bson_value_t *out); /* a string copied into the arena */
-void x_list (dj_eval_t *ev, const bson_value_t *arr, vlist_t *out);      /* an array's elements */
+vlist_t x_list (dj_eval_t *ev, const bson_value_t *arr); /* an array's elements (in the arena) */
 /* the values as an array (missing ones left out) */
 void x_list_value (dj_eval_t *ev, const bson_value_t *vals, uint32_t n, bson_value_t *out);
+/* the list-style operators' inputs ($sum: [..] or $sum: "$arr"): one array argument means its elements */
+vlist_t x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v);
 /* doc (a document or array, destroyed here) copied into the arena as out; true */
 bool x_doc_value (dj_eval_t *ev, bson_t *doc, bool is_array, bson_value_t *out);
 
 /* ---- ops_arith.c ---- */
-bool op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_divide_mod (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_abs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_ceil_floor (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_math1 (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_math2 (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_round (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_bit (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_bitnot (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_rand (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_sum_avg (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_min_max (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_stddev (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+bool op_add (XFN_ARGS), op_subtract (XFN_ARGS), op_divide_mod (XFN_ARGS), op_pow (XFN_ARGS), op_abs (XFN_ARGS),
+     op_ceil_floor (XFN_ARGS), op_math1 (XFN_ARGS), op_math2 (XFN_ARGS), op_round (XFN_ARGS), op_bit (XFN_ARGS),
+     op_bitnot (XFN_ARGS), op_rand (XFN_ARGS), op_sum_avg (XFN_ARGS), op_min_max (XFN_ARGS), op_stddev (XFN_ARGS);
 /* the members of the op_math1/op_math2/op_round/op_bit/... families (opdef.aux) */
 enum { M_SQRT, M_EXP, M_LN, M_LOG10, M_SIN, M_COS, M_TAN, M_ASIN, M_ACOS, M_ATAN, M_SINH, M_COSH, M_TANH, M_ASINH,
        M_ACOSH, M_ATANH, M_DEG2RAD, M_RAD2DEG, M_LOG, M_ATAN2, M_CEIL, M_FLOOR };
@@ -195,59 +171,27 @@ enum { M_SQRT, M_EXP, M_LN, M_LOG10, M_SIN, M_COS, M_TAN, M_ASIN, M_ACOS, M_ATAN
 bool x_date_ms (dj_eval_t *ev, const bson_value_t *v, int64_t *ms);
 bool x_format_date (dj_eval_t *ev, int64_t ms, const dj_tz_t *tz, const char *fmt, bson_value_t *out);
 bool x_parse_iso (const char *s, const dj_tz_t *tz, int64_t *ms_out, bool *had_offset);
-bool op_date_part (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_date_to_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_date_from_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_date_from_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_date_to_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+bool op_date_part (XFN_ARGS), op_date_to_string (XFN_ARGS), op_date_from_string (XFN_ARGS), op_date_arith (XFN_ARGS),
+     op_date_from_parts (XFN_ARGS), op_date_to_parts (XFN_ARGS);
 enum { D_YEAR, D_MONTH, D_DAYOFMONTH, D_DAYOFWEEK, D_DAYOFYEAR, D_HOUR, D_MINUTE, D_SECOND, D_MILLISECOND, D_WEEK,
        D_ISOWEEK, D_ISOWEEKYEAR, D_ISODAYOFWEEK, D_TRUNC, D_ADD, D_SUBTRACT, D_DIFF };
 
 /* ---- ops_string.c ---- */
-bool op_concat (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_substr (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_strlen (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_indexof_str (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_case (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_trim (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_split (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_replace (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_regex (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_strcasecmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+bool op_concat (XFN_ARGS), op_substr (XFN_ARGS), op_strlen (XFN_ARGS), op_indexof_str (XFN_ARGS), op_case (XFN_ARGS),
+     op_trim (XFN_ARGS), op_split (XFN_ARGS), op_replace (XFN_ARGS), op_regex (XFN_ARGS), op_strcasecmp (XFN_ARGS);
 enum { S_CP, S_BYTES, S_LOWER, S_UPPER, S_TRIM, S_LTRIM, S_RTRIM, S_ONE, S_ALL, S_MATCH, S_FIND, S_FINDALL };
 
 /* ---- ops_array.c: arrays, sets, objects ---- */
-bool op_elem_at (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_size (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_filter_map (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_reduce (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_range (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_reverse (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_in (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_indexof_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_concat_arrays (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_sort_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_array_to_object (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_object_to_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_set (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_any_all (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_merge_objects (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_get_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_set_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+bool op_elem_at (XFN_ARGS), op_size (XFN_ARGS), op_slice (XFN_ARGS), op_filter_map (XFN_ARGS), op_reduce (XFN_ARGS),
+     op_range (XFN_ARGS), op_reverse (XFN_ARGS), op_in (XFN_ARGS), op_indexof_array (XFN_ARGS),
+     op_concat_arrays (XFN_ARGS), op_sort_array (XFN_ARGS), op_zip (XFN_ARGS), op_array_to_object (XFN_ARGS),
+     op_object_to_array (XFN_ARGS), op_set (XFN_ARGS), op_any_all (XFN_ARGS), op_merge_objects (XFN_ARGS),
+     op_get_field (XFN_ARGS), op_set_field (XFN_ARGS);
 enum { AR_FIRST, AR_LAST, AR_ELEMAT, AR_FILTER, AR_MAP, AR_EQUALS, AR_INTERSECTION, AR_UNION, AR_DIFFERENCE, AR_ISSUBSET,
        AR_ANY, AR_ALL, AR_SET, AR_UNSET };
-/* the list-style operators' inputs ($sum: [..] or $sum: "$arr"): one array argument means its elements */
-void x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, vlist_t *l);
 
 /* ---- ops_type.c: conversions, types ---- */
 bool x_stringify (dj_eval_t *ev, const bson_value_t *v, bson_value_t *out);
-bool op_type (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_is_number (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_is_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_convert (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-bool op_to (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+bool op_type (XFN_ARGS), op_is_number (XFN_ARGS), op_is_array (XFN_ARGS), op_convert (XFN_ARGS), op_to (XFN_ARGS);
 
 #endif

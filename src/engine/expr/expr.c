@@ -117,13 +117,8 @@ static dj_expr_t *parse_let (const struct opdef *op, const bson_value_t *arg, co
                              bson_error_t *error);
 static dj_expr_t *parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope,
                                 bson_error_t *error);
-static bool op_cmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_and_or (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_not (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_cond (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_ifnull (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_switch (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
-static bool op_let (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out);
+static bool op_cmp (XFN_ARGS), op_and_or (XFN_ARGS), op_not (XFN_ARGS), op_cond (XFN_ARGS), op_ifnull (XFN_ARGS),
+   op_switch (XFN_ARGS), op_let (XFN_ARGS);
 enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
 
 #define NAMED(...) ((const char *const[]){__VA_ARGS__, NULL})
@@ -343,11 +338,28 @@ xnew (xkind_t k)
    return e;
 }
 
+/* e destroyed; NULL (a failed parse's result) */
+static dj_expr_t *
+xdrop (dj_expr_t *e)
+{
+   dj_expr_destroy (e);
+   return NULL;
+}
+
 static void
 xadd (dj_expr_t *e, dj_expr_t *kid)
 {
    e->args = bson_realloc (e->args, sizeof (dj_expr_t *) * (size_t) (e->nargs + 1));
    e->args[e->nargs++] = kid;
+}
+
+/* kid appended under `key` (copied; NULL for none) */
+static void
+xadd_keyed (dj_expr_t *e, const char *key, dj_expr_t *kid)
+{
+   e->keys = bson_realloc (e->keys, sizeof (char *) * (size_t) (e->nargs + 1));
+   e->keys[e->nargs] = key ? bson_strdup (key) : NULL;
+   xadd (e, kid);
 }
 
 static bool
@@ -413,8 +425,7 @@ parse_string (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *err
    if (s[1] != '$') {
       e = xnew (X_FIELD);
       if (!parse_path_tail (e, s + 1, n - 1, error)) {
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
       return e;
    }
@@ -436,8 +447,7 @@ parse_string (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *err
    e = xnew (X_VAR);
    e->var = bson_strndup (name, nl);
    if (name[nl] == '.' && !parse_path_tail (e, name + nl + 1, n - 2 - nl - 1, error)) {
-      dj_expr_destroy (e);
-      return NULL;
+      return xdrop (e);
    }
    return e;
 }
@@ -477,8 +487,7 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
       if (bson_iter_find (&ai, "as")) {
          if (!BSON_ITER_HOLDS_UTF8 (&ai) || !valid_var_name (bson_iter_utf8 (&ai, NULL), strlen (bson_iter_utf8 (&ai, NULL)), true)) {
             dj_err (error, 16866, "invalid parameter: 'as' must be a valid variable name");
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
          e->as = bson_strdup (bson_iter_utf8 (&ai, NULL));
          inner.name = e->as;
@@ -499,8 +508,7 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
       }
       if (slot < 0) {
          dj_err (error, 28647, "Unrecognized parameter to %s: %s", op->name, k);
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
       if (filter_map && !strcmp (k, "as")) {
          continue;
@@ -513,15 +521,13 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
       }
       e->args[slot] = parse (bson_iter_value (&it), kid_scope, error);
       if (!e->args[slot]) {
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
    }
    for (int i = 0; i < op->required; i++) {
       if (!e->args[i]) {
          dj_err (error, 2, "Missing '%s' parameter to %s", op->named[i], op->name);
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
    }
    return e;
@@ -530,9 +536,9 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
 static dj_expr_t *
 parse_literal (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope, bson_error_t *error)
 {
+   (void) op, (void) scope, (void) error;
    dj_expr_t *e = xnew (X_CONST);
    bson_value_copy (arg, &e->val);
-   (void) op, (void) scope, (void) error;
    return e;
 }
 
@@ -561,31 +567,25 @@ parse_let (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *s
             const char *vn = bson_iter_key (&vi);
             if (!valid_var_name (vn, strlen (vn), true)) {
                dj_err (error, 16867, "'%s' starts with an invalid character for a user variable name", vn);
-               dj_expr_destroy (e);
-               return NULL;
+               return xdrop (e);
             }
             dj_expr_t *ve = parse (bson_iter_value (&vi), scope, error);
             if (!ve) {
-               dj_expr_destroy (e);
-               return NULL;
+               return xdrop (e);
             }
-            e->keys = bson_realloc (e->keys, sizeof (char *) * (size_t) (e->nargs + 1));
-            e->keys[e->nargs] = bson_strdup (vn);
-            xadd (e, ve);
+            xadd_keyed (e, vn, ve);
          }
       } else if (!strcmp (bson_iter_key (&it), "in")) {
          in_v = *bson_iter_value (&it);
          in = &in_v;
       } else {
          dj_err (error, 16875, "Unrecognized parameter to $let: %s", bson_iter_key (&it));
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
    }
    if (!have_vars || !in) {
       dj_err (error, have_vars ? 16877 : 16876, "Missing '%s' parameter to $let", have_vars ? "in" : "vars");
-      dj_expr_destroy (e);
-      return NULL;
+      return xdrop (e);
    }
    /* the body sees the new names */
    dj_vscope_t *sc = bson_malloc (sizeof (dj_vscope_t) * (size_t) (e->nargs ? e->nargs : 1));
@@ -598,12 +598,9 @@ parse_let (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *s
    dj_expr_t *body = parse (in, up, error);
    bson_free (sc);
    if (!body) {
-      dj_expr_destroy (e);
-      return NULL;
+      return xdrop (e);
    }
-   e->keys = bson_realloc (e->keys, sizeof (char *) * (size_t) (e->nargs + 1));
-   e->keys[e->nargs] = NULL;
-   xadd (e, body);
+   xadd_keyed (e, NULL, body);
    return e;
 }
 
@@ -680,8 +677,7 @@ parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t
    return e;
 switch_fail:
    dj_expr_destroy (dflt);
-   dj_expr_destroy (e);
-   return NULL;
+   return xdrop (e);
 }
 
 static dj_expr_t *
@@ -722,16 +718,14 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
       while (bson_iter_next (&it)) {
          dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
          if (!k) {
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
          xadd (e, k);
       }
    } else {
       dj_expr_t *k = parse (arg, scope, error);
       if (!k) {
-         dj_expr_destroy (e);
-         return NULL;
+         return xdrop (e);
       }
       xadd (e, k);
    }
@@ -742,8 +736,7 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
          dj_err (error, 16020, "Expression %s takes at least %d arguments, and at most %d, but %d were passed in.", op->name,
                  op->min, op->max, e->nargs);
       }
-      dj_expr_destroy (e);
-      return NULL;
+      return xdrop (e);
    }
    return e;
 }
@@ -762,8 +755,7 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
       while (bson_iter_next (&it)) {
          dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
          if (!k) {
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
          xadd (e, k);
       }
@@ -786,22 +778,17 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
          const char *k = bson_iter_key (&it);
          if (k[0] == '$') {
             dj_err (error, 16410, "FieldPath field names may not start with '$'. Consider using $getField or $setField.");
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
          if (strchr (k, '.')) {
             dj_err (error, 16412, "FieldPath field names may not contain '.'. Consider using $getField or $setField.");
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
          dj_expr_t *kid = parse (bson_iter_value (&it), scope, error);
          if (!kid) {
-            dj_expr_destroy (e);
-            return NULL;
+            return xdrop (e);
          }
-         e->keys = bson_realloc (e->keys, sizeof (char *) * (size_t) (e->nargs + 1));
-         e->keys[e->nargs] = bson_strdup (k);
-         xadd (e, kid);
+         xadd_keyed (e, k, kid);
       }
       return e;
    }
@@ -986,21 +973,23 @@ x_push_var (dj_eval_t *ev, const char *name, const bson_value_t *v)
    return true;
 }
 
-void
-x_list (dj_eval_t *ev, const bson_value_t *arr, vlist_t *out)
+vlist_t
+x_list (dj_eval_t *ev, const bson_value_t *arr)
 {
    bson_iter_t it;
    uint32_t n = 0;
+   vlist_t l;
    bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       n++;
    }
-   out->v = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (n ? n : 1));
-   out->n = 0;
+   l.v = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (n ? n : 1));
+   l.n = 0;
    bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
-      out->v[out->n++] = *bson_iter_value (&it);
+      l.v[l.n++] = *bson_iter_value (&it);
    }
+   return l;
 }
 
 bool
@@ -1025,15 +1014,13 @@ x_list_value (dj_eval_t *ev, const bson_value_t *vals, uint32_t n, bson_value_t 
    x_doc_value (ev, &arr, true, out);
 }
 
-void
-x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, vlist_t *l)
+vlist_t
+x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v)
 {
    if (e->nargs == 1 && v[0].value_type == BSON_TYPE_ARRAY) {
-      x_list (ev, &v[0], l);
-   } else {
-      l->v = v;
-      l->n = (uint32_t) e->nargs;
+      return x_list (ev, &v[0]);
    }
+   return (vlist_t){.v = v, .n = (uint32_t) e->nargs};
 }
 
 bool
@@ -1087,6 +1074,7 @@ eval_array_lit (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out)
 static bool
 op_cmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) ev;
    int r = dj_expr_cmp (&v[0], &v[1]);
    switch (e->op->aux) {
    case C_EQ: set_bool (out, r == 0); break;
@@ -1097,7 +1085,6 @@ op_cmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    case C_LTE: set_bool (out, r <= 0); break;
    default: set_int (out, r < 0 ? -1 : r > 0); break;
    }
-   (void) ev;
    return true;
 }
 
@@ -1105,6 +1092,7 @@ op_cmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 static bool
 op_and_or (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    bool is_and = e->op->aux == C_AND;
    bson_value_t a;
    for (int i = 0; i < e->nargs; i++) {
@@ -1117,15 +1105,14 @@ op_and_or (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
       }
    }
    set_bool (out, is_and);
-   (void) v;
    return true;
 }
 
 static bool
 op_not (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   set_bool (out, !dj_value_truthy (&v[0]));
    (void) e, (void) ev;
+   set_bool (out, !dj_value_truthy (&v[0]));
    return true;
 }
 
@@ -1139,6 +1126,7 @@ op_cond (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 static bool
 op_ifnull (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    bson_value_t a;
    for (int i = 0; i < e->nargs; i++) {
       if (!x_eval (e->args[i], ev, &a)) {
@@ -1149,7 +1137,6 @@ op_ifnull (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
          return true;
       }
    }
-   (void) v;
    return true;
 }
 
@@ -1157,6 +1144,7 @@ op_ifnull (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
 static bool
 op_switch (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    bson_value_t a;
    for (int i = 0; i + 1 < e->nargs; i += 2) {
       if (!x_eval (e->args[i], ev, &a)) {
@@ -1169,7 +1157,6 @@ op_switch (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
    if (!e->args[e->nargs - 1]) {
       return x_fail (ev, 40066, "$switch could not find a matching branch for an input, and no default was specified.");
    }
-   (void) v;
    return x_eval (e->args[e->nargs - 1], ev, out);
 }
 
@@ -1177,6 +1164,7 @@ op_switch (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
 static bool
 op_let (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    int nv = e->nargs - 1;
    bson_value_t *vals = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (size_t) (nv ? nv : 1));
    for (int i = 0; i < nv; i++) {
@@ -1193,7 +1181,6 @@ op_let (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    }
    bool ok = x_eval (e->args[nv], ev, out);
    ev->nvars = saved;
-   (void) v;
    return ok;
 }
 

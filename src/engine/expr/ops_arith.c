@@ -108,6 +108,7 @@ op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    bson_value_t *a = &v[0], *b = &v[1];
    if (a->value_type == BSON_TYPE_DATE_TIME && b->value_type == BSON_TYPE_DATE_TIME) {
       set_long (out, a->value.v_datetime - b->value.v_datetime);
@@ -121,7 +122,6 @@ op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
       return x_fail (ev, 16556, "can't $subtract %s from %s", tname (b), tname (a));
    }
    dj_num_arith ('-', a, b, out);
-   (void) e;
    return true;
 }
 
@@ -162,6 +162,7 @@ op_divide_mod (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
 bool
 op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    bson_value_t *a = &v[0], *b = &v[1];
    if (!isnum (a) || !isnum (b)) {
       return x_fail (ev, 28762, "$pow's base must be numeric, not %s", tname (isnum (a) ? b : a));
@@ -186,13 +187,13 @@ op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       }
    }
    set_double_like (out, r, a->value_type == BSON_TYPE_DECIMAL128 || b->value_type == BSON_TYPE_DECIMAL128);
-   (void) e;
    return true;
 }
 
 bool
 op_abs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    if (v->value_type == BSON_TYPE_INT32) {
       set_int (out, llabs ((long long) v->value.v_int32));
    } else if (v->value_type == BSON_TYPE_INT64) {
@@ -206,20 +207,19 @@ op_abs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    } else {
       set_double (out, fabs (v->value.v_double));
    }
-   (void) e;
    return true;
 }
 
 bool
 op_ceil_floor (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) ev;
    if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
       *out = *v;
       return true;
    }
    double d = dj_value_as_double (v);
    set_double_like (out, e->op->aux == M_CEIL ? ceil (d) : floor (d), v->value_type == BSON_TYPE_DECIMAL128);
-   (void) ev;
    return true;
 }
 
@@ -396,6 +396,7 @@ op_round (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_bit (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    int op = e->op->aux;
    int64_t acc = op == '&' ? -1 : 0;
    bool long_seen = false;
@@ -421,28 +422,27 @@ op_bit (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       out->value_type = BSON_TYPE_INT32;
       out->value.v_int32 = (int32_t) acc;
    }
-   (void) v;
    return true;
 }
 
 bool
 op_bitnot (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e, (void) ev;
    if (v->value_type == BSON_TYPE_INT32) {
       out->value_type = BSON_TYPE_INT32;
       out->value.v_int32 = ~v->value.v_int32;
    } else {
       set_long (out, ~v->value.v_int64);
    }
-   (void) e, (void) ev;
    return true;
 }
 
 bool
 op_rand (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   set_double (out, (double) random () / ((double) RAND_MAX + 1.0));
    (void) e, (void) ev, (void) v;
+   set_double (out, (double) random () / ((double) RAND_MAX + 1.0));
    return true;
 }
 
@@ -452,8 +452,7 @@ op_rand (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_sum_avg (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_acc_inputs (e, ev, v, &l);
+   vlist_t l = x_acc_inputs (e, ev, v);
    bson_value_t acc = {.value_type = BSON_TYPE_INT32};
    uint32_t cnt = 0;
    for (uint32_t i = 0; i < l.n; i++) {
@@ -480,8 +479,7 @@ op_sum_avg (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
 bool
 op_min_max (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_acc_inputs (e, ev, v, &l);
+   vlist_t l = x_acc_inputs (e, ev, v);
    bool have = false;
    for (uint32_t i = 0; i < l.n; i++) {
       if (nullish (&l.v[i])) {
@@ -503,8 +501,7 @@ op_min_max (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
 bool
 op_stddev (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_acc_inputs (e, ev, v, &l);
+   vlist_t l = x_acc_inputs (e, ev, v);
    double mean = 0, m2 = 0;
    uint32_t cnt = 0;
    for (uint32_t i = 0; i < l.n; i++) {

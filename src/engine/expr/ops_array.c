@@ -31,7 +31,7 @@ op_elem_at (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
                         dj_value_as_double (b));
       }
    }
-   x_list (ev, &v[0], &l);
+   l = x_list (ev, &v[0]);
    if (idx < 0) {
       idx += l.n;
    }
@@ -42,10 +42,9 @@ op_elem_at (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
 bool
 op_size (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_list (ev, v, &l);
-   set_int (out, l.n);
    (void) e;
+   vlist_t l = x_list (ev, v);
+   set_int (out, l.n);
    return true;
 }
 
@@ -58,7 +57,7 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    if (!dj_value_as_int64_exact (&v[1], &x) || (e->nargs == 3 && !dj_value_as_int64_exact (&v[2], &y))) {
       return x_fail (ev, 28725, "Second argument to $slice must be a numeric value");
    }
-   x_list (ev, &v[0], &l);
+   l = x_list (ev, &v[0]);
    int64_t from, count;
    if (e->nargs == 2) {
       from = x >= 0 ? 0 : (int64_t) l.n + x;
@@ -107,7 +106,7 @@ op_filter_map (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
    if (a.value_type != BSON_TYPE_ARRAY) {
       return x_fail (ev, filter ? 28651 : 16883, "input to %s must be an array not %s", e->op->name, tname (&a));
    }
-   x_list (ev, &a, &l);
+   l = x_list (ev, &a);
    bson_value_t *res = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (l.n ? l.n : 1));
    uint32_t k = 0;
    for (uint32_t i = 0; i < l.n && (limit < 0 || k < limit); i++) {
@@ -139,8 +138,7 @@ bool
 op_reduce (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    bson_value_t acc = v[1];
-   vlist_t l;
-   x_list (ev, &v[0], &l);
+   vlist_t l = x_list (ev, &v[0]);
    for (uint32_t i = 0; i < l.n; i++) {
       if (!x_push_var (ev, "value", &acc) || !x_push_var (ev, "this", &l.v[i])) {
          return false;
@@ -159,6 +157,7 @@ op_reduce (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
 bool
 op_range (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    int64_t from, to, step = 1;
    if (!dj_value_as_int64_exact (&v[0], &from) || !isnum (&v[0])) {
       return x_fail (ev, 34443, "$range requires a numeric starting value, found value of type: %s", tname (&v[0]));
@@ -182,22 +181,20 @@ op_range (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       }
       bson_append_int32 (&arr, akey (k++, buf), -1, (int32_t) x);
    }
-   (void) e;
    return x_doc_value (ev, &arr, true, out);
 }
 
 bool
 op_reverse (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_list (ev, v, &l);
+   (void) e;
+   vlist_t l = x_list (ev, v);
    for (uint32_t i = 0; i < l.n / 2; i++) {
       bson_value_t t = l.v[i];
       l.v[i] = l.v[l.n - 1 - i];
       l.v[l.n - 1 - i] = t;
    }
    x_list_value (ev, l.v, l.n, out);
-   (void) e;
    return true;
 }
 
@@ -217,13 +214,13 @@ list_find (const vlist_t *l, const bson_value_t *x, int64_t from, int64_t to)
 bool
 op_in (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    vlist_t l;
    if (v[1].value_type != BSON_TYPE_ARRAY) {
       return x_fail (ev, 40081, "$in requires an array as a second argument, found: %s", tname (&v[1]));
    }
-   x_list (ev, &v[1], &l);
+   l = x_list (ev, &v[1]);
    set_bool (out, list_find (&l, &v[0], 0, -1) >= 0);
-   (void) e;
    return true;
 }
 
@@ -231,6 +228,7 @@ op_in (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_indexof_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    int64_t from = 0, to = -1;
    vlist_t l;
    if (v[2].value_type != BSON_TYPE_EOD && (!dj_value_as_int64_exact (&v[2], &from) || from < 0)) {
@@ -239,9 +237,8 @@ op_indexof_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
    if (v[3].value_type != BSON_TYPE_EOD && (!dj_value_as_int64_exact (&v[3], &to) || to < 0)) {
       return x_fail (ev, 40097, "$indexOfArray requires a nonnegative integral end index");
    }
-   x_list (ev, &v[0], &l);
+   l = x_list (ev, &v[0]);
    set_int (out, list_find (&l, &v[1], from, to));
-   (void) e;
    return true;
 }
 
@@ -249,11 +246,11 @@ op_indexof_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
 bool
 op_concat_arrays (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    bson_t arr = BSON_INITIALIZER;
    uint32_t k = 0;
    bson_value_t a;
    char buf[16];
-   (void) v;
    for (int i = 0; i < e->nargs; i++) {
       if (!x_eval (e->args[i], ev, &a)) {
          bson_destroy (&arr);
@@ -281,9 +278,9 @@ op_concat_arrays (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
 bool
 op_sort_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    bson_value_t *b = &v[1];
-   vlist_t l;
-   x_list (ev, &v[0], &l);
+   vlist_t l = x_list (ev, &v[0]);
    if (b->value_type == BSON_TYPE_DOCUMENT) {
       bson_t spec;
       bson_init_static (&spec, b->value.v_doc.data, b->value.v_doc.data_len);
@@ -335,7 +332,6 @@ op_sort_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
       l.v[j] = x;
    }
    x_list_value (ev, l.v, l.n, out);
-   (void) e;
    return true;
 }
 
@@ -343,8 +339,8 @@ op_sort_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
 bool
 op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_list (ev, &v[0], &l);
+   (void) e;
+   vlist_t l = x_list (ev, &v[0]);
    vlist_t *cols = dj_arena_alloc (ev->arena, sizeof (vlist_t) * (l.n ? l.n : 1));
    vlist_t defs = {0};
    uint32_t minlen = UINT32_MAX, maxlen = 0;
@@ -356,7 +352,7 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       if (l.v[i].value_type != BSON_TYPE_ARRAY) {
          return x_fail (ev, 34468, "$zip found a non-array expression in input: %s", tname (&l.v[i]));
       }
-      x_list (ev, &l.v[i], &cols[i]);
+      cols[i] = x_list (ev, &l.v[i]);
       minlen = cols[i].n < minlen ? cols[i].n : minlen;
       maxlen = cols[i].n > maxlen ? cols[i].n : maxlen;
    }
@@ -365,7 +361,7 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       if (!longest) {
          return x_fail (ev, 34466, "cannot specify defaults unless useLongestLength is true");
       }
-      x_list (ev, &v[2], &defs);
+      defs = x_list (ev, &v[2]);
       if (defs.n != l.n) {
          return x_fail (ev, 34467, "defaults and inputs must have the same length");
       }
@@ -388,7 +384,6 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       }
       bson_append_array_end (&arr, &row);
    }
-   (void) e;
    return x_doc_value (ev, &arr, true, out);
 }
 
@@ -396,14 +391,13 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_array_to_object (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   vlist_t l;
-   x_list (ev, v, &l);
+   (void) e;
+   vlist_t l = x_list (ev, v);
    bson_t doc = BSON_INITIALIZER;
    for (uint32_t i = 0; i < l.n; i++) {
       bson_value_t k, val;
       if (l.v[i].value_type == BSON_TYPE_ARRAY) {
-         vlist_t pair;
-         x_list (ev, &l.v[i], &pair);
+         vlist_t pair = x_list (ev, &l.v[i]);
          if (pair.n != 2) {
             bson_destroy (&doc);
             return x_fail (ev, 40397, "$arrayToObject requires an array of size 2 arrays,found array of size: %u", pair.n);
@@ -445,13 +439,13 @@ op_array_to_object (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
       bson_copy_to (&tmp, &doc);
       bson_destroy (&tmp);
    }
-   (void) e;
    return x_doc_value (ev, &doc, false, out);
 }
 
 bool
 op_object_to_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    bson_t arr = BSON_INITIALIZER;
    bson_iter_t it;
    uint32_t k = 0;
@@ -464,7 +458,6 @@ op_object_to_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
       BSON_APPEND_VALUE (&kv, "v", bson_iter_value (&it));
       bson_append_document_end (&arr, &kv);
    }
-   (void) e;
    return x_doc_value (ev, &arr, true, out);
 }
 
@@ -494,7 +487,7 @@ op_set (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          return x_fail (ev, 17044, "All operands of %s must be arrays. One argument is of type: %s", e->op->name,
                         tname (&v[i]));
       }
-      x_list (ev, &v[i], &sets[i]);
+      sets[i] = x_list (ev, &v[i]);
    }
    if (id == AR_UNION || id == AR_INTERSECTION || id == AR_DIFFERENCE) {
       vlist_t r = {.v = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * 1024), .n = 0};
@@ -549,8 +542,7 @@ bool
 op_any_all (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    bool all = e->op->aux == AR_ALL;
-   vlist_t l;
-   x_list (ev, v, &l);
+   vlist_t l = x_list (ev, v);
    for (uint32_t i = 0; i < l.n; i++) {
       if (dj_value_truthy (&l.v[i]) != all) {
          set_bool (out, !all);
@@ -565,8 +557,7 @@ bool
 op_merge_objects (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    dj_node_t *acc = dj_node_new_container (BSON_TYPE_DOCUMENT, NULL);
-   vlist_t in;
-   x_acc_inputs (e, ev, v, &in);
+   vlist_t in = x_acc_inputs (e, ev, v);
    for (uint32_t i = 0; i < in.n; i++) {
       if (nullish (&in.v[i])) {
          continue;

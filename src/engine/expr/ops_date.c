@@ -133,26 +133,38 @@ x_date_ms (dj_eval_t *ev, const bson_value_t *v, int64_t *ms)
    }
 }
 
+/* The date v in the zone tz as calendar parts: 1; null or missing (or a null
+ * zone): 0, out is null; not a date: -1, the error set. */
+static int
+date_parts (dj_eval_t *ev, const bson_value_t *v, const dj_tz_t *tz, bool tz_null, parts_t *p, bson_value_t *out)
+{
+   int64_t ms;
+   if (nullish (v) || tz_null) {
+      set_null (out);
+      return 0;
+   }
+   if (!x_date_ms (ev, v, &ms)) {
+      return -1;
+   }
+   to_parts (ms, tz, p);
+   return 1;
+}
+
 /* $year, $month, ... (aux D_YEAR ...): args date, timezone */
 bool
 op_date_part (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    const dj_tz_t *tz = NULL;
    bool tz_null = false;
-   int64_t ms = 0;
    parts_t p;
 
    if (!tz_value (ev, e->nargs > 1 && e->args[1] ? &v[1] : NULL, &tz, &tz_null)) {
       return false;
    }
-   if (nullish (&v[0]) || tz_null) {
-      set_null (out);
-      return true;
+   int r = date_parts (ev, &v[0], tz, tz_null, &p, out);
+   if (r <= 0) {
+      return r == 0;
    }
-   if (!x_date_ms (ev, &v[0], &ms)) {
-      return false;
-   }
-   to_parts (ms, tz, &p);
    int64_t wy;
    unsigned w;
    switch (e->op->aux) {
@@ -380,9 +392,9 @@ op_date_from_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_va
 bool
 op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    bson_value_t a, b;
    int id = e->op->aux;
-   (void) v;
    /* args: trunc (date, unit, binSize, timezone, startOfWeek);
     *       add (startDate, unit, amount, timezone);
     *       diff (startDate, endDate, unit, timezone, startOfWeek) */
@@ -526,8 +538,8 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
 bool
 op_date_from_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   bson_value_t a;
    (void) v;
+   bson_value_t a;
    static const int64_t dflt[] = {1970, 1, 1, 0, 0, 0, 0};
    int64_t vals[7];
    const dj_tz_t *tz;
@@ -590,19 +602,14 @@ op_date_to_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
    bson_value_t iso;
    const dj_tz_t *tz;
    bool tz_null = false;
-   int64_t ms;
    parts_t p;
    if (!tz_value (ev, e->args[1] ? &v[1] : NULL, &tz, &tz_null) || !x_arg (e, 2, ev, &iso)) {
       return false;
    }
-   if (nullish (&v[0]) || tz_null) {
-      set_null (out);
-      return true;
+   int r = date_parts (ev, &v[0], tz, tz_null, &p, out);
+   if (r <= 0) {
+      return r == 0;
    }
-   if (!x_date_ms (ev, &v[0], &ms)) {
-      return false;
-   }
-   to_parts (ms, tz, &p);
    bson_t doc = BSON_INITIALIZER;
    if (dj_value_truthy (&iso)) {
       int64_t wy;

@@ -111,6 +111,7 @@ compile_re (dj_eval_t *ev, const char *op, const bson_value_t *rv, const bson_va
 static void
 regex_result (dj_eval_t *ev, const char *s, pcre2_match_data *md, int rc, bson_t *doc)
 {
+   (void) ev;
    PCRE2_SIZE *ov = pcre2_get_ovector_pointer (md);
    BSON_APPEND_UTF8 (doc, "match", "");
    bson_t d2 = BSON_INITIALIZER;
@@ -134,7 +135,6 @@ regex_result (dj_eval_t *ev, const char *s, pcre2_match_data *md, int rc, bson_t
    bson_reinit (doc);
    bson_concat (doc, &d2);
    bson_destroy (&d2);
-   (void) ev;
 }
 
 
@@ -142,6 +142,7 @@ regex_result (dj_eval_t *ev, const char *s, pcre2_match_data *md, int rc, bson_t
 bool
 op_concat (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) v;
    dj_buf_t buf;
    bson_value_t a;
    const char *s = NULL;
@@ -169,7 +170,6 @@ op_concat (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
       buf_str (ev, &buf, out);
    }
    dj_buf_cleanup (&buf);
-   (void) v;
    return true;
 }
 
@@ -210,8 +210,8 @@ op_substr (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
 bool
 op_strlen (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   set_int (out, e->op->aux == S_CP ? (int64_t) utf8_cp_len (v->value.v_utf8.str, v->value.v_utf8.len) : v->value.v_utf8.len);
    (void) ev;
+   set_int (out, e->op->aux == S_CP ? (int64_t) utf8_cp_len (v->value.v_utf8.str, v->value.v_utf8.len) : v->value.v_utf8.len);
    return true;
 }
 
@@ -302,6 +302,7 @@ op_trim (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 bool
 op_split (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    bson_value_t *b = &v[1];
    if (b->value_type != BSON_TYPE_UTF8) {
       return x_fail (ev, 40086, "$split requires an expression that evaluates to a string as a second argument, found: %s",
@@ -326,7 +327,6 @@ op_split (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       }
    }
    bson_append_utf8 (&arr, akey (k++, buf), -1, s + start, (int) (sn - start));
-   (void) e;
    return x_doc_value (ev, &arr, true, out);
 }
 
@@ -458,6 +458,7 @@ casecmp_arg (dj_eval_t *ev, bson_value_t *a, const char **s, uint32_t *n)
 bool
 op_strcasecmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    const char *x, *y;
    uint32_t xn, yn;
    if (!casecmp_arg (ev, &v[0], &x, &xn) || !casecmp_arg (ev, &v[1], &y, &yn)) {
@@ -471,6 +472,5 @@ op_strcasecmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
       r = (xn > yn) - (xn < yn);
    }
    set_int (out, r < 0 ? -1 : r > 0);
-   (void) e;
    return true;
 }

@@ -229,25 +229,25 @@ convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
 bool
 op_type (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
+   (void) e;
    const char *s = tname (v);
    x_str (ev->arena, s, strlen (s), out);
-   (void) e;
    return true;
 }
 
 bool
 op_is_number (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   set_bool (out, isnum (v));
    (void) e, (void) ev;
+   set_bool (out, isnum (v));
    return true;
 }
 
 bool
 op_is_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
-   set_bool (out, v->value_type == BSON_TYPE_ARRAY);
    (void) e, (void) ev;
+   set_bool (out, v->value_type == BSON_TYPE_ARRAY);
    return true;
 }
 
