@@ -5,20 +5,19 @@
  *
  * An operator is one row of ops[] (expr.c) and one function in the file of
  * its family (ops_*.c). The row says how its arguments are handled before
- * the function runs (the shared prologue, x_eval_op in expr.c):
+ * the function runs (the shared prologue, eval_op in expr.c):
  *
- *   LAZY      the function evaluates its own arguments ($cond, $and, $let...)
+ *   LAZY      the function evaluates its own arguments ($and, $switch, $let...)
  *   ARGS      every argument is evaluated first, in order (absent: missing)
  *   NULL1     ARGS, and a null/missing/undefined argument 0 gives null
  *   NULL_ANY  ARGS, and any null/missing/undefined argument given gives null
  *   EMPTY1    ARGS, and a null/missing/undefined argument 0 gives ""
  *
- * (with `eval` set, only the first `eval` arguments: the others are the
- * function's to evaluate when it needs them -- $convert's onError, $map's in)
- *
- * then, if the row lists accepted types, argument 0 is checked against them
+ * With `eval` set only the first `eval` arguments are evaluated; the others
+ * are the function's, for when it needs them ($convert's onError, $map's in).
+ * Then, if the row lists accepted types, argument 0 is checked against them
  * and the row's error raised when it is not one: `msg` is a printf format
- * given (operator name, type name) in that order.
+ * given (operator name, type name) in that order ("%.0s" skips the name).
  */
 #ifndef DJ_EXPR_PRIVATE_H
 #define DJ_EXPR_PRIVATE_H

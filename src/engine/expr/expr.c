@@ -129,8 +129,10 @@ enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
 #define REGEX(r) ARGS, .named = NAMED ("input", "regex", "options"), .required = 2, .aux = r
 #define DATE_ARITH(d) LAZY, .named = NAMED ("startDate", "unit", "amount", "timezone"), .required = 3, .aux = d
 
-/* Pages: https://www.mongodb.com/docs/manual/reference/operator/aggregation/<name without $>/
- * name, function, arity (min, max), argument rule, accepted types of argument 0, error otherwise, ... */
+/* One row per operator (expr-private.h: struct opdef): name, function, positional arity (min, max),
+ * argument rule, the types accepted for argument 0 and the error otherwise; then, by name, the
+ * object-form parameters, how many arguments the prologue evaluates and the family member.
+ * Each operator's page: https://www.mongodb.com/docs/manual/reference/operator/aggregation/<name without $>/ */
 static const struct opdef ops[] = {
    /* arithmetic (ops_arith.c) */
    {"$add", op_add, 0, ANY, ARGS, .aux = '+'},
