@@ -913,7 +913,6 @@ path_get (dj_eval_t *ev, const bson_value_t *v, const dj_path_t *p, int i, bson_
       bson_iter_t it;
       uint32_t k = 0;
       char buf[16];
-      const char *key;
       bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
       while (bson_iter_next (&it)) {
          const bson_value_t *e = bson_iter_value (&it);
@@ -925,11 +924,9 @@ path_get (dj_eval_t *ev, const bson_value_t *v, const dj_path_t *p, int i, bson_
          if (sub.value_type == BSON_TYPE_EOD) {
             continue;
          }
-         bson_uint32_to_string (k++, &key, buf, sizeof buf);
-         bson_append_value (&arr, key, -1, &sub);
+         bson_append_value (&arr, akey (k++, buf), -1, &sub);
       }
-      dj_arena_value (ev->arena, &arr, true, out);
-      bson_destroy (&arr);
+      x_doc_value (ev, &arr, true, out);
       return;
    }
    *out = MISSING;

@@ -109,9 +109,8 @@ compile_re (dj_eval_t *ev, const char *op, const bson_value_t *rv, const bson_va
 
 /* one $regexFind result document: {match, idx, captures} */
 static void
-regex_result (dj_eval_t *ev, const char *s, pcre2_match_data *md, int rc, bson_t *doc)
+regex_result (const char *s, pcre2_match_data *md, int rc, bson_t *doc)
 {
-   (void) ev;
    PCRE2_SIZE *ov = pcre2_get_ovector_pointer (md);
    BSON_APPEND_UTF8 (doc, "match", "");
    bson_t d2 = BSON_INITIALIZER;
@@ -411,7 +410,7 @@ op_regex (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          set_null (out);
       } else {
          bson_t doc = BSON_INITIALIZER;
-         regex_result (ev, s, md, rc, &doc);
+         regex_result (s, md, rc, &doc);
          x_doc_value (ev, &doc, false, out);
       }
    } else {
@@ -426,7 +425,7 @@ op_regex (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          }
          PCRE2_SIZE *ov = pcre2_get_ovector_pointer (md);
          bson_t doc = BSON_INITIALIZER;
-         regex_result (ev, s, md, rc, &doc);
+         regex_result (s, md, rc, &doc);
          bson_append_document (&arr, akey (k++, buf), -1, &doc);
          bson_destroy (&doc);
          off = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
