@@ -134,6 +134,13 @@ as_i64 (const bson_value_t *v)
    return v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
 }
 
+/* it over the fields (elements) of the document (array) v */
+static inline void
+x_iter (bson_iter_t *it, const bson_value_t *v)
+{
+   bson_iter_init_from_data (it, v->value.v_doc.data, v->value.v_doc.data_len);
+}
+
 /* The key of array element i ("0", "1", ...); buf holds it. */
 static inline const char *
 akey (uint32_t i, char buf[16])

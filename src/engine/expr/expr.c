@@ -477,7 +477,7 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
    e->args = bson_malloc0 (sizeof (dj_expr_t *) * (size_t) nnamed);
    e->nargs = nnamed;
    bson_iter_t it;
-   bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+   x_iter (&it, arg);
    /* $filter/$map/$reduce bind a name for their inner expressions */
    dj_vscope_t inner = {.name = NULL, .up = scope}, inner2 = {.name = "value", .up = NULL};
    const dj_vscope_t *kid_scope = scope;
@@ -485,7 +485,7 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
    if (filter_map) {
       bson_iter_t ai;
       inner.name = "this";
-      bson_iter_init_from_data (&ai, arg->value.v_doc.data, arg->value.v_doc.data_len);
+      x_iter (&ai, arg);
       if (bson_iter_find (&ai, "as")) {
          if (!BSON_ITER_HOLDS_UTF8 (&ai) || !valid_var_name (bson_iter_utf8 (&ai, NULL), strlen (bson_iter_utf8 (&ai, NULL)), true)) {
             dj_err (error, 16866, "invalid parameter: 'as' must be a valid variable name");
@@ -559,7 +559,7 @@ parse_let (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *s
    e = xnew (X_OP);
    e->op = op;
    e->keys = NULL;
-   bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+   x_iter (&it, arg);
    bool have_vars = false;
    while (bson_iter_next (&it)) {
       if (!strcmp (bson_iter_key (&it), "vars") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
@@ -620,7 +620,7 @@ parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t
    e->op = op;
    dj_expr_t *dflt = NULL;
    bool have_branches = false;
-   bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+   x_iter (&it, arg);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
       if (!strcmp (k, "branches")) {
@@ -698,7 +698,7 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
    /* object form for operators with named parameters */
    if (op->named && arg->value_type == BSON_TYPE_DOCUMENT) {
       bson_iter_t fi;
-      bson_iter_init_from_data (&fi, arg->value.v_doc.data, arg->value.v_doc.data_len);
+      x_iter (&fi, arg);
       bool looks_named = bson_iter_next (&fi) && bson_iter_key (&fi)[0] != '$';
       if (op->min < 0 || looks_named) {
          return parse_named (op, arg, scope, error);
@@ -716,7 +716,7 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
    }
    if (arg->value_type == BSON_TYPE_ARRAY) {
       bson_iter_t it;
-      bson_iter_init_from_data (&it, arg->value.v_doc.data, arg->value.v_doc.data_len);
+      x_iter (&it, arg);
       while (bson_iter_next (&it)) {
          dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
          if (!k) {
@@ -753,7 +753,7 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
    case BSON_TYPE_UTF8: return parse_string (v, scope, error);
    case BSON_TYPE_ARRAY:
       e = xnew (X_ARRAY);
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      x_iter (&it, v);
       while (bson_iter_next (&it)) {
          dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
          if (!k) {
@@ -763,7 +763,7 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
       }
       return e;
    case BSON_TYPE_DOCUMENT: {
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      x_iter (&it, v);
       if (bson_iter_next (&it) && bson_iter_key (&it)[0] == '$') {
          const char *name = bson_iter_key (&it);
          bson_value_t argv = *bson_iter_value (&it);
@@ -775,7 +775,7 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
          return parse_op (name, arg, scope, error);
       }
       e = xnew (X_OBJECT);
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      x_iter (&it, v);
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (k[0] == '$') {
@@ -909,24 +909,15 @@ path_get (dj_eval_t *ev, const bson_value_t *v, const dj_path_t *p, int i, bson_
       return;
    }
    if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_t arr = BSON_INITIALIZER;
-      bson_iter_t it;
-      uint32_t k = 0;
-      char buf[16];
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         const bson_value_t *e = bson_iter_value (&it);
-         if (e->value_type != BSON_TYPE_DOCUMENT && e->value_type != BSON_TYPE_ARRAY) {
-            continue;
+      vlist_t l = x_list (ev, v);
+      for (uint32_t j = 0; j < l.n; j++) {
+         bson_value_t sub = MISSING;
+         if (l.v[j].value_type == BSON_TYPE_DOCUMENT || l.v[j].value_type == BSON_TYPE_ARRAY) {
+            path_get (ev, &l.v[j], p, i, &sub);
          }
-         bson_value_t sub;
-         path_get (ev, e, p, i, &sub);
-         if (sub.value_type == BSON_TYPE_EOD) {
-            continue;
-         }
-         bson_append_value (&arr, akey (k++, buf), -1, &sub);
+         l.v[j] = sub;
       }
-      x_doc_value (ev, &arr, true, out);
+      x_list_value (ev, l.v, l.n, out); /* the missing left out */
       return;
    }
    *out = MISSING;
@@ -978,13 +969,13 @@ x_list (dj_eval_t *ev, const bson_value_t *arr)
    bson_iter_t it;
    uint32_t n = 0;
    vlist_t l;
-   bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
+   x_iter (&it, arr);
    while (bson_iter_next (&it)) {
       n++;
    }
    l.v = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (n ? n : 1));
    l.n = 0;
-   bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
+   x_iter (&it, arr);
    while (bson_iter_next (&it)) {
       l.v[l.n++] = *bson_iter_value (&it);
    }

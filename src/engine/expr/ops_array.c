@@ -266,7 +266,7 @@ op_concat_arrays (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
          return x_fail (ev, 28664, "$concatArrays only supports arrays, not %s", tname (&a));
       }
       bson_iter_t it;
-      bson_iter_init_from_data (&it, a.value.v_doc.data, a.value.v_doc.data_len);
+      x_iter (&it, &a);
       while (bson_iter_next (&it)) {
          bson_append_value (&arr, akey (k++, buf), -1, bson_iter_value (&it));
       }
@@ -387,6 +387,27 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    return x_doc_value (ev, &arr, true, out);
 }
 
+/* The fields `it` walks, into out, with field `key` set to val where it
+ * stands (or last, when it is not there); val missing: without the field. */
+static void
+with_field (bson_iter_t *it, const char *key, const bson_value_t *val, bson_t *out)
+{
+   bool set = false;
+   while (bson_iter_next (it)) {
+      if (strcmp (bson_iter_key (it), key)) {
+         bson_append_value (out, bson_iter_key (it), -1, bson_iter_value (it));
+         continue;
+      }
+      if (val->value_type != BSON_TYPE_EOD) {
+         bson_append_value (out, key, -1, val);
+      }
+      set = true;
+   }
+   if (!set && val->value_type != BSON_TYPE_EOD) {
+      bson_append_value (out, key, -1, val);
+   }
+}
+
 /* [[k, v], ...] or [{k, v}, ...] */
 bool
 op_array_to_object (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
@@ -422,19 +443,8 @@ op_array_to_object (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
       /* a repeated key keeps its first position and takes the last value */
       bson_t tmp = BSON_INITIALIZER;
       bson_iter_t it;
-      bool replaced = false;
       bson_iter_init (&it, &doc);
-      while (bson_iter_next (&it)) {
-         if (!strcmp (bson_iter_key (&it), k.value.v_utf8.str)) {
-            bson_append_value (&tmp, k.value.v_utf8.str, -1, &val);
-            replaced = true;
-         } else {
-            bson_append_value (&tmp, bson_iter_key (&it), -1, bson_iter_value (&it));
-         }
-      }
-      if (!replaced) {
-         bson_append_value (&tmp, k.value.v_utf8.str, -1, &val);
-      }
+      with_field (&it, k.value.v_utf8.str, &val, &tmp);
       bson_destroy (&doc);
       bson_copy_to (&tmp, &doc);
       bson_destroy (&tmp);
@@ -450,7 +460,7 @@ op_object_to_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
    bson_iter_t it;
    uint32_t k = 0;
    char buf[16];
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+   x_iter (&it, v);
    while (bson_iter_next (&it)) {
       bson_t kv;
       bson_append_document_begin (&arr, akey (k++, buf), -1, &kv);
@@ -567,7 +577,7 @@ op_merge_objects (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
          return x_fail (ev, 40400, "$mergeObjects requires object inputs, but input %s is of type %s", "", tname (&in.v[i]));
       }
       bson_iter_t it;
-      bson_iter_init_from_data (&it, in.v[i].value.v_doc.data, in.v[i].value.v_doc.data_len);
+      x_iter (&it, &in.v[i]);
       while (bson_iter_next (&it)) {
          dj_node_set_child (acc, bson_iter_key (&it), dj_node_from_value (bson_iter_value (&it), bson_iter_key (&it)));
       }
@@ -624,20 +634,7 @@ op_set_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *
    }
    bson_t doc = BSON_INITIALIZER;
    bson_iter_t it;
-   bool set = false;
-   bson_iter_init_from_data (&it, input.value.v_doc.data, input.value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      if (!strcmp (bson_iter_key (&it), field.value.v_utf8.str)) {
-         if (value.value_type != BSON_TYPE_EOD) {
-            bson_append_value (&doc, bson_iter_key (&it), -1, &value);
-         }
-         set = true;
-      } else {
-         bson_append_value (&doc, bson_iter_key (&it), -1, bson_iter_value (&it));
-      }
-   }
-   if (!set && value.value_type != BSON_TYPE_EOD) {
-      bson_append_value (&doc, field.value.v_utf8.str, -1, &value);
-   }
+   x_iter (&it, &input);
+   with_field (&it, field.value.v_utf8.str, &value, &doc);
    return x_doc_value (ev, &doc, false, out);
 }
