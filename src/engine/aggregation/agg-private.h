@@ -21,17 +21,9 @@ typedef enum {
    S_LISTSESSIONS
 } skind_t;
 
-typedef enum { A_SUM, A_AVG, A_MIN, A_MAX, A_FIRST, A_LAST, A_PUSH, A_ADDTOSET, A_COUNT, A_STDPOP, A_STDSAMP, A_MERGE } aop_t;
-
-typedef struct {
-   char *field; /* owned */
-   aop_t op;
-   dj_expr_t *expr; /* owned; NULL for $count */
-} acc_t;
-
 typedef struct {
    char *name;          /* owned: output field */
-   aop_t op;            /* for window accumulators */
+   const dj_accop_t *op; /* for window accumulators */
    int rank;            /* 1 $rank, 2 $denseRank, 3 $documentNumber, 4 $shift, 0 accumulator */
    dj_expr_t *expr;     /* owned */
    int64_t shift_by;
@@ -46,7 +38,7 @@ typedef struct stage {
    dj_matcher_t *match;
    dj_reshape_t *reshape; /* $project, $addFields/$set, $unset, $replaceRoot/$replaceWith */
    dj_expr_t *expr;
-   acc_t *accs;
+   dj_acc_t *accs;
    int naccs;
    dj_sort_t *sort;
    int64_t n;
@@ -100,22 +92,11 @@ bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 
-/* ---- group.c: $group, $bucket, the accumulators, hash tables of keys ------ */
-typedef struct {
-   aop_t op;
-   bson_value_t val; /* owned */
-   bool have;
-   int64_t count;
-   double mean, m2;
-   bson_value_t sum; /* owned if decimal... plain struct copy for numbers */
-   bson_t *arr;      /* $push / $addToSet */
-   uint32_t narr;
-   dj_node_t *merged;
-} accst_t;
+/* ---- group.c: $group, $bucket, hash tables of keys ----------------------- */
 
 typedef struct {
    bson_value_t id; /* owned */
-   accst_t *st;     /* owned, naccs */
+   dj_accst_t *st;     /* owned, naccs */
 } group_t;
 
 typedef struct {
@@ -132,14 +113,11 @@ typedef struct {
    size_t bytes;
 } gtable_t;
 
-void dj_accst_cleanup (accst_t *a);
-bool dj_acc_step (accst_t *a, const bson_value_t *v, bson_error_t *error);
-void dj_acc_result (const accst_t *a, const char *field, bson_t *out);
 /* The index of k; SIZE_MAX when absent and !create. *added: k is new. */
 size_t dj_ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added);
 void dj_ktable_free (ktable_t *t);
 /* The group of key id, created (with naccs fresh accumulator states) when new. */
-group_t *dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const acc_t *accs);
+group_t *dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *accs);
 void dj_gtable_free (gtable_t *t, int naccs);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);

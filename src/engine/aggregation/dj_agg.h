@@ -11,13 +11,14 @@
  * Memory: a dj_pipeline_t is its creator's; a dj_docs_t owns its documents.
  *
  * Files:
- *   agg-private.h  what the files below share: stage_t, the run state, entry points
- *   pipeline.c     parsing stages, the stage loop, the small stages ($match, $sort, $facet...)
- *   group.c        $group, $bucket, the accumulators, hash tables of group keys
- *   unwind.c       $unwind
- *   lookup.c       reading other collections: $lookup, views, $unionWith's input
- *   window.c       $setWindowFields
- *   out.c          $out, $merge
+ *   agg-private.h   what the files below share: stage_t, the run state, entry points
+ *   pipeline.c      parsing stages, the stage loop, the small stages ($match, $sort, $facet...)
+ *   accumulators.c  the accumulators ($sum, $push...) of $group, $bucket, $setWindowFields
+ *   group.c         $group, $bucket, hash tables of group keys
+ *   unwind.c        $unwind
+ *   lookup.c        reading other collections: $lookup, views, $unionWith's input
+ *   window.c        $setWindowFields
+ *   out.c           $out, $merge
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H
@@ -53,6 +54,34 @@ typedef struct {
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
 /* Runs p over the given input documents (consumed). */
 bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+/* ---- accumulators.c: $sum, $avg, $min, $max, $first, $last, $push, $addToSet,
+ * $count, $stdDevPop, $stdDevSamp, $mergeObjects ----------------------------- */
+typedef struct dj_accop dj_accop_t; /* a row of the accumulator table */
+typedef struct {
+   char *field; /* owned */
+   const dj_accop_t *op;
+   dj_expr_t *expr; /* owned; NULL for $count */
+} dj_acc_t;
+/* One accumulator's running state; zeroed with op set before the first step. */
+typedef struct {
+   const dj_accop_t *op;
+   bson_value_t val; /* owned: $min/$max/$first/$last */
+   bool have;
+   int64_t count;
+   double mean, m2;  /* $stdDev* */
+   bson_value_t sum; /* $sum/$avg: a number */
+   bson_t *arr;      /* $push / $addToSet */
+   uint32_t narr;
+   dj_node_t *merged; /* $mergeObjects */
+} dj_accst_t;
+const dj_accop_t *dj_acc_op (const char *name); /* NULL if there is none */
+/* Parses `field: {$op: expr}` into a (a->field, a->expr owned even on failure). */
+bool dj_acc_parse (dj_acc_t *a, const char *field, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_acc_collects (const dj_accop_t *op); /* keeps every value ($push, $addToSet) */
+bool dj_acc_step (dj_accst_t *a, const bson_value_t *v, bson_error_t *error); /* v: EOD for missing */
+void dj_acc_result (const dj_accst_t *a, const char *field, bson_t *out); /* appends field: result */
+void dj_accst_cleanup (dj_accst_t *a);
 
 /* The view's documents (all of them): its pipeline over its source, which may be a view in turn. */
 bool dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error);

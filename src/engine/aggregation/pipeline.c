@@ -123,56 +123,6 @@ dj_pipeline_needs_collection (const dj_pipeline_t *p)
 /* ---- parsing -------------------------------------------------------------- */
 
 static bool
-parse_accumulator (acc_t *a, const char *field, const bson_value_t *spec, const dj_vscope_t *scope, const char *stage,
-                   bson_error_t *error)
-{
-   static const struct {
-      const char *name;
-      aop_t op;
-   } names[] = {{"$sum", A_SUM},     {"$avg", A_AVG},        {"$min", A_MIN},
-                {"$max", A_MAX},     {"$first", A_FIRST},    {"$last", A_LAST},
-                {"$push", A_PUSH},   {"$addToSet", A_ADDTOSET}, {"$count", A_COUNT},
-                {"$stdDevPop", A_STDPOP}, {"$stdDevSamp", A_STDSAMP}, {"$mergeObjects", A_MERGE}};
-   bson_iter_t it;
-   memset (a, 0, sizeof *a);
-   a->field = bson_strdup (field);
-   if (spec->value_type != BSON_TYPE_DOCUMENT) {
-      return dj_err (error, 40234, "The field '%s' must be an accumulator object", field);
-   }
-   bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
-   if (!bson_iter_next (&it)) {
-      return dj_err (error, 40234, "The field '%s' must be an accumulator object", field);
-   }
-   const char *op = bson_iter_key (&it);
-   const bson_value_t *arg = bson_iter_value (&it);
-   if (bson_iter_next (&it)) {
-      return dj_err (error, 40238, "The field '%s' must specify one accumulator", field);
-   }
-   int found = -1;
-   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-      if (!strcmp (names[i].name, op)) {
-         found = (int) i;
-      }
-   }
-   if (found < 0) {
-      return dj_err (error, 15952, "Unknown group operator '%s'", op);
-   }
-   a->op = names[found].op;
-   if (a->op == A_COUNT) {
-      if (arg->value_type != BSON_TYPE_DOCUMENT || arg->value.v_doc.data_len != 5) {
-         return dj_err (error, 40237, "$count takes no arguments, i.e. $count:{}");
-      }
-      return true;
-   }
-   if (arg->value_type == BSON_TYPE_ARRAY) {
-      return dj_err (error, 40237, "The %s accumulator is a unary operator", op);
-   }
-   a->expr = dj_expr_parse (arg, scope, error);
-   (void) stage;
-   return a->expr != NULL;
-}
-
-static bool
 parse_let (stage_t *s, const bson_value_t *let, const dj_vscope_t *scope, bson_error_t *error)
 {
    bson_iter_t it;
@@ -275,9 +225,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          if (strchr (k, '.')) {
             return dj_err (error, 40235, "The field name '%s' cannot contain '.'", k);
          }
-         s->accs = bson_realloc (s->accs, sizeof (acc_t) * (size_t) (s->naccs + 1));
+         s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
          s->naccs++;
-         if (!parse_accumulator (&s->accs[s->naccs - 1], k, bson_iter_value (&it), scope, "$group", error)) {
+         if (!dj_acc_parse (&s->accs[s->naccs - 1], k, bson_iter_value (&it), scope, error)) {
             return false;
          }
       }
@@ -552,9 +502,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_recurse (&it, &oi);
             while (bson_iter_next (&oi)) {
-               s->accs = bson_realloc (s->accs, sizeof (acc_t) * (size_t) (s->naccs + 1));
+               s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
                s->naccs++;
-               if (!parse_accumulator (&s->accs[s->naccs - 1], bson_iter_key (&oi), bson_iter_value (&oi), scope, "$bucket", error)) {
+               if (!dj_acc_parse (&s->accs[s->naccs - 1], bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
                   return false;
                }
             }
@@ -584,9 +534,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          return dj_err (error, 40192, "The $bucket 'boundaries' field must have at least 2 values");
       }
       if (!s->naccs) {
-         s->accs = bson_malloc0 (sizeof (acc_t));
+         s->accs = bson_malloc0 (sizeof (dj_acc_t));
          s->accs[0].field = bson_strdup ("count");
-         s->accs[0].op = A_COUNT;
+         s->accs[0].op = dj_acc_op ("$count");
          s->naccs = 1;
       }
       return true;
@@ -630,6 +580,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                memset (w, 0, sizeof *w);
                w->name = bson_strdup (bson_iter_key (&oi));
                w->lo_unbounded = w->hi_unbounded = true;
+               w->op = dj_acc_op ("$sum"); /* an output field without a function: $sum of nothing, 0 */
                bson_iter_t fi;
                if (!BSON_ITER_HOLDS_DOCUMENT (&oi)) {
                   return dj_err (error, DJ_FailedToParse, "$setWindowFields output field must be an object");
@@ -682,12 +633,12 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                      }
                      continue;
                   }
-                  acc_t a;
+                  dj_acc_t a;
                   bson_t one = BSON_INITIALIZER;
                   BSON_APPEND_VALUE (&one, fk, fv);
                   bson_value_t ov;
                   dj_value_from_doc (&one, false, &ov);
-                  bool ok = parse_accumulator (&a, w->name, &ov, scope, "$setWindowFields", error);
+                  bool ok = dj_acc_parse (&a, w->name, &ov, scope, error);
                   bson_destroy (&one);
                   bson_free (a.field);
                   if (!ok) {
@@ -1035,7 +986,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_SORTBYCOUNT: {
       gtable_t t = {0};
-      acc_t cnt = {.field = "count", .op = A_COUNT};
+      dj_acc_t cnt = {.field = "count", .op = dj_acc_op ("$count")};
       bool ok = true;
       for (size_t i = 0; ok && i < docs->n; i++) {
          dj_eval_t ev;

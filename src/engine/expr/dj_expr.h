@@ -13,7 +13,13 @@
  * until dj_arena_reset.
  *
  * Files:
- *   expr.c       arena, parsing, variables, evaluation, the operator table
+ *   expr.c          arena, parsing, variables, evaluation, the operator table
+ *   expr-private.h  what the files share: the node, the table's row, helpers
+ *   ops_arith.c     numbers: arithmetic, rounding, trigonometry, bits, $sum.. as expressions
+ *   ops_date.c      dates: parts, formats, $dateTrunc/$dateAdd/$dateDiff, from/to parts
+ *   ops_string.c    strings: substrings, case, trim, split, replace, regex
+ *   ops_array.c     arrays, sets, objects ($filter/$map/$reduce, $zip, $mergeObjects...)
+ *   ops_type.c      types and conversions ($type, $convert, $toString...)
  */
 #ifndef DJ_EXPR_H
 #define DJ_EXPR_H
@@ -69,5 +75,10 @@ bool dj_value_truthy (const bson_value_t *v);
 /* Expression comparison: like dj_value_cmp, but missing sorts below null. */
 int dj_expr_cmp (const bson_value_t *a, const bson_value_t *b);
 int64_t dj_now_ms (void);
+
+/* ---- ops_arith.c ---------------------------------------------------------- */
+/* out = a op b ('+', '-', '*') with aggregation's widening: int32 -> int64 ->
+ * double on overflow; any double: double; any decimal: decimal. out may be a. */
+void dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
 
 #endif

@@ -1,0 +1,523 @@
+/*
+ * ops_arith.c -- numbers: arithmetic, rounding, logarithms, trigonometry,
+ * bitwise operators, $rand, and the accumulators used as expressions
+ * ($sum, $avg, $min, $max, $stdDevPop, $stdDevSamp over their arguments).
+ *
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/#arithmetic-expression-operators
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/#trigonometry-expression-operators
+ *
+ * Their rows (name, arity, argument rule) are in expr.c's ops[].
+ */
+#include "expr-private.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+/* $add/$multiply/$subtract with aggregation's widening: int32 -> int64 ->
+ * double on overflow; any double: double; any decimal: decimal. */
+void
+dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out)
+{
+   bson_type_t ta = a->value_type, tb = b->value_type;
+   if (ta == BSON_TYPE_DECIMAL128 || tb == BSON_TYPE_DECIMAL128) {
+      dj_decimal_arith (op, a, b, out);
+      return;
+   }
+   if (ta == BSON_TYPE_DOUBLE || tb == BSON_TYPE_DOUBLE) {
+      double x = dj_value_as_double (a), y = dj_value_as_double (b);
+      set_double (out, op == '+' ? x + y : op == '-' ? x - y : x * y);
+      return;
+   }
+   int64_t x = as_i64 (a), y = as_i64 (b);
+   int64_t r;
+   bool ovf = op == '+' ? __builtin_add_overflow (x, y, &r) : op == '-' ? __builtin_sub_overflow (x, y, &r)
+                                                                        : __builtin_mul_overflow (x, y, &r);
+   if (ovf) {
+      set_double (out, op == '+' ? (double) x + (double) y : op == '-' ? (double) x - (double) y : (double) x * (double) y);
+   } else if (ta == BSON_TYPE_INT32 && tb == BSON_TYPE_INT32 && r >= INT32_MIN && r <= INT32_MAX) {
+      set_int (out, r);
+   } else {
+      set_long (out, r);
+   }
+}
+
+/* an integer result: int32 when both operands were int32 and it fits */
+static void
+set_int_like (bson_value_t *out, int64_t r, const bson_value_t *a, const bson_value_t *b)
+{
+   if (a->value_type == BSON_TYPE_INT32 && b->value_type == BSON_TYPE_INT32 && r >= INT32_MIN && r <= INT32_MAX) {
+      set_int (out, r);
+   } else {
+      set_long (out, r);
+   }
+}
+
+/* a double result, as a decimal when the input was one */
+static void
+set_double_like (bson_value_t *out, double d, bool decimal)
+{
+   set_double (out, d);
+   if (decimal) {
+      dj_decimal_from_value (out, out);
+   }
+}
+
+/* $add (aux '+') and $multiply (aux '*') */
+bool
+op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   bool mul = e->op->aux == '*';
+   bson_value_t acc = {.value_type = BSON_TYPE_INT32};
+   acc.value.v_int32 = mul ? 1 : 0;
+   bool have_date = false, is_null = false;
+   for (int i = 0; i < e->nargs; i++) {
+      if (nullish (&v[i])) {
+         is_null = true;
+         continue;
+      }
+      if (!mul && v[i].value_type == BSON_TYPE_DATE_TIME) {
+         if (have_date) {
+            return x_fail (ev, 16612, "only one date allowed in an $add expression");
+         }
+         have_date = true;
+         bson_value_t ms;
+         set_long (&ms, v[i].value.v_datetime);
+         dj_num_arith ('+', &acc, &ms, &acc);
+         continue;
+      }
+      if (!isnum (&v[i])) {
+         return x_fail (ev, mul ? 16555 : 16554, "%s only supports numeric%s types, not %s", e->op->name,
+                        mul ? "" : " or date", tname (&v[i]));
+      }
+      dj_num_arith (e->op->aux, &acc, &v[i], &acc);
+   }
+   if (is_null) {
+      set_null (out);
+      return true;
+   }
+   if (have_date) {
+      double d = dj_value_as_double (&acc);
+      set_date (out, acc.value_type == BSON_TYPE_INT64 || acc.value_type == BSON_TYPE_INT32 ? as_i64 (&acc)
+                                                                                            : (int64_t) llround (d));
+      return true;
+   }
+   *out = acc;
+   return true;
+}
+
+bool
+op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e;
+   bson_value_t *a = &v[0], *b = &v[1];
+   if (a->value_type == BSON_TYPE_DATE_TIME && b->value_type == BSON_TYPE_DATE_TIME) {
+      set_long (out, a->value.v_datetime - b->value.v_datetime);
+      return true;
+   }
+   if (a->value_type == BSON_TYPE_DATE_TIME && isnum (b)) {
+      set_date (out, a->value.v_datetime - (int64_t) llround (dj_value_as_double (b)));
+      return true;
+   }
+   if (!isnum (a) || !isnum (b)) {
+      return x_fail (ev, 16556, "can't $subtract %s from %s", tname (b), tname (a));
+   }
+   dj_num_arith ('-', a, b, out);
+   return true;
+}
+
+/* $divide (aux '/') and $mod (aux '%') */
+bool
+op_divide_mod (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   bson_value_t *a = &v[0], *b = &v[1];
+   bool div = e->op->aux == '/';
+   if (!isnum (a) || !isnum (b)) {
+      return x_fail (ev, div ? 16609 : 16611, "%s only supports numeric types, not %s and %s", e->op->name, tname (a),
+                     tname (b));
+   }
+   bson_value_t zero = {.value_type = BSON_TYPE_INT32};
+   if (dj_number_cmp (b, &zero) == 0) {
+      return x_fail (ev, div ? 2 : 16610, "can't %s by zero", e->op->name);
+   }
+   if (a->value_type == BSON_TYPE_DECIMAL128 || b->value_type == BSON_TYPE_DECIMAL128) {
+      if (div) {
+         return dj_decimal_arith ('/', a, b, out);
+      }
+      set_double_like (out, fmod (dj_value_as_double (a), dj_value_as_double (b)), true);
+      return true;
+   }
+   if (div) {
+      set_double (out, dj_value_as_double (a) / dj_value_as_double (b));
+      return true;
+   }
+   if (a->value_type == BSON_TYPE_DOUBLE || b->value_type == BSON_TYPE_DOUBLE) {
+      set_double (out, fmod (dj_value_as_double (a), dj_value_as_double (b)));
+      return true;
+   }
+   int64_t x = as_i64 (a), y = as_i64 (b);
+   set_int_like (out, y == -1 ? 0 : x % y, a, b);
+   return true;
+}
+
+bool
+op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e;
+   bson_value_t *a = &v[0], *b = &v[1];
+   if (!isnum (a) || !isnum (b)) {
+      return x_fail (ev, 28762, "$pow's base must be numeric, not %s", tname (isnum (a) ? b : a));
+   }
+   double x = dj_value_as_double (a), y = dj_value_as_double (b);
+   if (x == 0 && y < 0) {
+      return x_fail (ev, 28764, "$pow cannot take a base of 0 and a negative exponent");
+   }
+   bool ints = (a->value_type == BSON_TYPE_INT32 || a->value_type == BSON_TYPE_INT64) &&
+               (b->value_type == BSON_TYPE_INT32 || b->value_type == BSON_TYPE_INT64) && y >= 0;
+   double r = pow (x, y);
+   if (ints && fabs (r) < 9.2e18) {
+      /* exact integer power when it fits */
+      int64_t base = (int64_t) x, res = 1;
+      bool ovf = false;
+      for (int64_t k = 0; k < (int64_t) y && !ovf; k++) {
+         ovf = __builtin_mul_overflow (res, base, &res);
+      }
+      if (!ovf) {
+         set_int_like (out, res, a, b);
+         return true;
+      }
+   }
+   set_double_like (out, r, a->value_type == BSON_TYPE_DECIMAL128 || b->value_type == BSON_TYPE_DECIMAL128);
+   return true;
+}
+
+bool
+op_abs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e;
+   if (v->value_type == BSON_TYPE_INT32) {
+      set_int (out, llabs ((long long) v->value.v_int32));
+   } else if (v->value_type == BSON_TYPE_INT64) {
+      if (v->value.v_int64 == INT64_MIN) {
+         return x_fail (ev, 28680, "can't take $abs of long long min");
+      }
+      set_long (out, llabs (v->value.v_int64));
+   } else if (v->value_type == BSON_TYPE_DECIMAL128) {
+      *out = *v;
+      out->value.v_decimal128.high &= ~(1ull << 63);
+   } else {
+      set_double (out, fabs (v->value.v_double));
+   }
+   return true;
+}
+
+bool
+op_ceil_floor (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) ev;
+   if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
+      *out = *v;
+      return true;
+   }
+   double d = dj_value_as_double (v);
+   set_double_like (out, e->op->aux == M_CEIL ? ceil (d) : floor (d), v->value_type == BSON_TYPE_DECIMAL128);
+   return true;
+}
+
+/* one number in, a double out (a decimal for a decimal) */
+bool
+op_math1 (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   double d = dj_value_as_double (v);
+   double r = 0;
+   switch (e->op->aux) {
+   case M_SQRT:
+      if (d < 0) {
+         return x_fail (ev, 28714, "$sqrt's argument must be greater than or equal to 0");
+      }
+      r = sqrt (d);
+      break;
+   case M_EXP: r = exp (d); break;
+   case M_LN:
+      if (d <= 0) {
+         return x_fail (ev, 28766, "$ln's argument must be a positive number, but is %g", d);
+      }
+      r = log (d);
+      break;
+   case M_LOG10:
+      if (d <= 0) {
+         return x_fail (ev, 28761, "$log10's argument must be a positive number, but is %g", d);
+      }
+      r = log10 (d);
+      break;
+   case M_SIN: r = sin (d); break;
+   case M_COS: r = cos (d); break;
+   case M_TAN: r = tan (d); break;
+   case M_ASIN:
+   case M_ACOS:
+      if (d < -1 || d > 1) {
+         return x_fail (ev, 50989, "cannot apply %s to %g, value must in [-1,1]", e->op->name, d);
+      }
+      r = e->op->aux == M_ASIN ? asin (d) : acos (d);
+      break;
+   case M_ATAN: r = atan (d); break;
+   case M_SINH: r = sinh (d); break;
+   case M_COSH: r = cosh (d); break;
+   case M_TANH: r = tanh (d); break;
+   case M_ASINH: r = asinh (d); break;
+   case M_ACOSH:
+      if (d < 1) {
+         return x_fail (ev, 50989, "cannot apply $acosh to %g, value must in [1,inf]", d);
+      }
+      r = acosh (d);
+      break;
+   case M_ATANH:
+      if (d < -1 || d > 1) {
+         return x_fail (ev, 50989, "cannot apply $atanh to %g, value must in [-1,1]", d);
+      }
+      r = atanh (d);
+      break;
+   case M_DEG2RAD: r = d * M_PI / 180.0; break;
+   case M_RAD2DEG: r = d * 180.0 / M_PI; break;
+   default: break;
+   }
+   set_double_like (out, r, v->value_type == BSON_TYPE_DECIMAL128);
+   return true;
+}
+
+static bool
+to_double_arg (dj_eval_t *ev, const char *op, const bson_value_t *v, double *d)
+{
+   if (!isnum (v)) {
+      return x_fail (ev, 28765, "%s only supports numeric types, not %s", op, tname (v));
+   }
+   *d = dj_value_as_double (v);
+   return true;
+}
+
+/* $log, $atan2 */
+bool
+op_math2 (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   double x = 0, y = 0;
+   if (!to_double_arg (ev, e->op->name, &v[0], &x) || !to_double_arg (ev, e->op->name, &v[1], &y)) {
+      return false;
+   }
+   if (e->op->aux == M_LOG) {
+      if (x <= 0 || y <= 0 || y == 1) {
+         return x_fail (ev, 28758, "$log's argument must be a positive number, and the base must be positive and not 1");
+      }
+      set_double (out, log (x) / log (y));
+   } else {
+      set_double (out, atan2 (x, y));
+   }
+   return true;
+}
+
+/* round half to even at `place` digits after the point (negative: before) */
+static double
+round_half_even (double x, int place)
+{
+   if (!isfinite (x)) {
+      return x;
+   }
+   long double scale = powl (10.0L, place);
+   long double y = (long double) x * scale;
+   long double r = roundl (y);
+   if (fabsl (y - truncl (y)) == 0.5L) {
+      r = 2.0L * roundl (y / 2.0L);
+   }
+   return (double) (r / scale);
+}
+
+/* $round (aux 0) and $trunc (aux 1) */
+bool
+op_round (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   bool trunc_mode = e->op->aux == 1;
+   int64_t place = 0;
+   if (e->nargs > 1) {
+      if (!dj_value_as_int64_exact (&v[1], &place) || place < -20 || place > 100) {
+         return x_fail (ev, 51083, "cannot apply %s with precision value %g value must be in [-20, 100]", e->op->name,
+                        dj_value_as_double (&v[1]));
+      }
+   }
+   switch (v[0].value_type) {
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64: {
+      int64_t x = as_i64 (&v[0]);
+      if (place < 0) {
+         int64_t p = 1;
+         for (int64_t i = 0; i < -place && p < INT64_MAX / 10; i++) {
+            p *= 10;
+         }
+         int64_t q = x / p, r = x % p;
+         if (!trunc_mode) {
+            int64_t half = p / 2;
+            int64_t ar = r < 0 ? -r : r;
+            if (ar > half || (ar == half && (q % 2 != 0))) {
+               q += x < 0 ? -1 : 1;
+            }
+         }
+         x = q * p;
+      }
+      if (v[0].value_type == BSON_TYPE_INT32) {
+         set_int (out, x);
+      } else {
+         set_long (out, x);
+      }
+      return true;
+   }
+   case BSON_TYPE_DOUBLE: {
+      double x = v[0].value.v_double;
+      if (trunc_mode) {
+         long double scale = powl (10.0L, (long double) place);
+         set_double (out, (double) (truncl ((long double) x * scale) / scale));
+      } else {
+         set_double (out, round_half_even (x, (int) place));
+      }
+      return true;
+   }
+   default: {
+      /* Decimal128: via its string digits */
+      char s[BSON_DECIMAL128_STRING];
+      bson_decimal128_to_string (&v[0].value.v_decimal128, s);
+      double x = strtod (s, NULL);
+      char r[64];
+      snprintf (r, sizeof r, "%.*f", place > 0 ? (int) place : 0,
+                trunc_mode ? trunc (x * pow (10, (double) place)) / pow (10, (double) place) : round_half_even (x, (int) place));
+      out->value_type = BSON_TYPE_DECIMAL128;
+      bson_decimal128_from_string (r, &out->value.v_decimal128);
+      return true;
+   }
+   }
+}
+
+/* $bitAnd, $bitOr, $bitXor (aux '&', '|', '^'): a null operand gives null at once */
+bool
+op_bit (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) v;
+   int op = e->op->aux;
+   int64_t acc = op == '&' ? -1 : 0;
+   bool long_seen = false;
+   bson_value_t a;
+   for (int i = 0; i < e->nargs; i++) {
+      if (!x_eval (e->args[i], ev, &a)) {
+         return false;
+      }
+      if (nullish (&a)) {
+         set_null (out);
+         return true;
+      }
+      if (a.value_type != BSON_TYPE_INT32 && a.value_type != BSON_TYPE_INT64) {
+         return x_fail (ev, 28679, "%s only supports int and long operands.", e->op->name);
+      }
+      int64_t x = as_i64 (&a);
+      long_seen |= a.value_type == BSON_TYPE_INT64;
+      acc = op == '&' ? (acc & x) : op == '|' ? (acc | x) : (acc ^ x);
+   }
+   if (long_seen) {
+      set_long (out, acc);
+   } else {
+      out->value_type = BSON_TYPE_INT32;
+      out->value.v_int32 = (int32_t) acc;
+   }
+   return true;
+}
+
+bool
+op_bitnot (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e, (void) ev;
+   if (v->value_type == BSON_TYPE_INT32) {
+      out->value_type = BSON_TYPE_INT32;
+      out->value.v_int32 = ~v->value.v_int32;
+   } else {
+      set_long (out, ~v->value.v_int64);
+   }
+   return true;
+}
+
+bool
+op_rand (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e, (void) ev, (void) v;
+   set_double (out, (double) random () / ((double) RAND_MAX + 1.0));
+   return true;
+}
+
+/* ---- accumulators as expressions: over their arguments, or one array's elements ---- */
+
+/* $sum (aux 0), $avg (aux 1): numbers only, others skipped */
+bool
+op_sum_avg (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   vlist_t l = x_acc_inputs (e, ev, v);
+   bson_value_t acc = {.value_type = BSON_TYPE_INT32};
+   uint32_t cnt = 0;
+   for (uint32_t i = 0; i < l.n; i++) {
+      if (isnum (&l.v[i])) {
+         dj_num_arith ('+', &acc, &l.v[i], &acc);
+         cnt++;
+      }
+   }
+   if (e->op->aux == 0) {
+      *out = acc;
+   } else if (!cnt) {
+      set_null (out);
+   } else if (acc.value_type == BSON_TYPE_DECIMAL128) {
+      bson_value_t c;
+      set_int (&c, cnt);
+      dj_decimal_arith ('/', &acc, &c, out);
+   } else {
+      set_double (out, dj_value_as_double (&acc) / cnt);
+   }
+   return true;
+}
+
+/* $min (aux -1), $max (aux 1): nulls skipped; none: null */
+bool
+op_min_max (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   vlist_t l = x_acc_inputs (e, ev, v);
+   bool have = false;
+   for (uint32_t i = 0; i < l.n; i++) {
+      if (nullish (&l.v[i])) {
+         continue;
+      }
+      int c = have ? dj_value_cmp (&l.v[i], out) : 0;
+      if (!have || (e->op->aux < 0 ? c < 0 : c > 0)) {
+         *out = l.v[i];
+         have = true;
+      }
+   }
+   if (!have) {
+      set_null (out);
+   }
+   return true;
+}
+
+/* $stdDevPop (aux 0), $stdDevSamp (aux 1): Welford's running variance */
+bool
+op_stddev (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   vlist_t l = x_acc_inputs (e, ev, v);
+   double mean = 0, m2 = 0;
+   uint32_t cnt = 0;
+   for (uint32_t i = 0; i < l.n; i++) {
+      if (isnum (&l.v[i])) {
+         double x = dj_value_as_double (&l.v[i]);
+         cnt++;
+         double d = x - mean;
+         mean += d / cnt;
+         m2 += d * (x - mean);
+      }
+   }
+   bool samp = e->op->aux == 1;
+   if (samp ? cnt < 2 : cnt == 0) {
+      set_null (out);
+   } else {
+      set_double (out, sqrt (m2 / (samp ? cnt - 1 : cnt)));
+   }
+   return true;
+}

@@ -1,0 +1,288 @@
+/*
+ * ops_type.c -- types and conversions: $type, $isNumber, $isArray,
+ * $convert and the $toString..$toObjectId shorthands.
+ *
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/convert/
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/#type-expression-operators
+ *
+ * Their rows (name, arity, argument rule) are in expr.c's ops[].
+ */
+#include "expr-private.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <strings.h>
+
+/* the string form $toString / $convert give */
+bool
+x_stringify (dj_eval_t *ev, const bson_value_t *v, bson_value_t *out)
+{
+   char tmp[64];
+   switch (v->value_type) {
+   case BSON_TYPE_UTF8: *out = *v; return true;
+   case BSON_TYPE_INT32: snprintf (tmp, sizeof tmp, "%d", v->value.v_int32); break;
+   case BSON_TYPE_INT64: snprintf (tmp, sizeof tmp, "%" PRId64, v->value.v_int64); break;
+   case BSON_TYPE_DOUBLE: {
+      double d = v->value.v_double;
+      if (isnan (d)) {
+         snprintf (tmp, sizeof tmp, "NaN");
+      } else if (isinf (d)) {
+         snprintf (tmp, sizeof tmp, d > 0 ? "Infinity" : "-Infinity");
+      } else if (d == trunc (d) && fabs (d) < 1e15) {
+         snprintf (tmp, sizeof tmp, "%.0f", d);
+      } else {
+         snprintf (tmp, sizeof tmp, "%.17g", d);
+         /* shortest round-trip form */
+         for (int prec = 1; prec <= 17; prec++) {
+            char t2[64];
+            snprintf (t2, sizeof t2, "%.*g", prec, d);
+            if (strtod (t2, NULL) == d) {
+               memcpy (tmp, t2, sizeof t2);
+               break;
+            }
+         }
+      }
+      break;
+   }
+   case BSON_TYPE_DECIMAL128: bson_decimal128_to_string (&v->value.v_decimal128, tmp); break;
+   case BSON_TYPE_BOOL: snprintf (tmp, sizeof tmp, "%s", v->value.v_bool ? "true" : "false"); break;
+   case BSON_TYPE_OID: bson_oid_to_string (&v->value.v_oid, tmp); break;
+   case BSON_TYPE_DATE_TIME: return x_format_date (ev, v->value.v_datetime, NULL, "%Y-%m-%dT%H:%M:%S.%LZ", out);
+   default: return x_fail (ev, 241, "Unsupported conversion from %s to string", tname (v));
+   }
+   x_str (ev->arena, tmp, strlen (tmp), out);
+   return true;
+}
+
+
+/* target type codes for $convert */
+static int
+convert_target (const bson_value_t *to)
+{
+   int t = -1;
+   if (to->value_type == BSON_TYPE_UTF8) {
+      if (!dj_type_from_name (to->value.v_utf8.str, &t)) {
+         return -1;
+      }
+      return t;
+   }
+   int64_t code;
+   if (dj_value_as_int64_exact (to, &code)) {
+      return (int) code;
+   }
+   return -1;
+}
+
+static bool
+convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
+{
+   char s[128];
+   switch (to) {
+   case BSON_TYPE_DOUBLE:
+      if (isnum (v) || v->value_type == BSON_TYPE_BOOL) {
+         set_double (out, dj_value_as_double (v));
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_DATE_TIME) {
+         set_double (out, (double) v->value.v_datetime);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8) {
+         char *end;
+         double d = strtod (v->value.v_utf8.str, &end);
+         if (*v->value.v_utf8.str && !*end && !isspace ((unsigned char) v->value.v_utf8.str[0])) {
+            set_double (out, d);
+            return true;
+         }
+         return x_fail (ev, 241, "Failed to parse number '%s' in $convert with no onError value: Did not consume whole string.",
+                      v->value.v_utf8.str);
+      }
+      break;
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64: {
+      int64_t x;
+      int64_t lo = to == BSON_TYPE_INT32 ? INT32_MIN : INT64_MIN, hi = to == BSON_TYPE_INT32 ? INT32_MAX : INT64_MAX;
+      if (v->value_type == BSON_TYPE_BOOL) {
+         x = v->value.v_bool;
+      } else if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
+         x = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
+      } else if (v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
+         double d = trunc (dj_value_as_double (v));
+         if (!isfinite (d) || d < (double) lo || d >= -(double) lo) {
+            return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %g", d);
+         }
+         x = (int64_t) d;
+      } else if (v->value_type == BSON_TYPE_DATE_TIME && to == BSON_TYPE_INT64) {
+         x = v->value.v_datetime;
+      } else if (v->value_type == BSON_TYPE_UTF8) {
+         char *end;
+         errno = 0;
+         long long ll = strtoll (v->value.v_utf8.str, &end, 10);
+         if (!*v->value.v_utf8.str || *end || errno) {
+            return x_fail (ev, 241, "Failed to parse number '%s' in $convert with no onError value: Did not consume whole string.",
+                         v->value.v_utf8.str);
+         }
+         x = ll;
+      } else {
+         break;
+      }
+      if (x < lo || x > hi) {
+         return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %" PRId64, x);
+      }
+      if (to == BSON_TYPE_INT32) {
+         out->value_type = BSON_TYPE_INT32;
+         out->value.v_int32 = (int32_t) x;
+      } else {
+         set_long (out, x);
+      }
+      return true;
+   }
+   case BSON_TYPE_DECIMAL128:
+      if (isnum (v) || v->value_type == BSON_TYPE_BOOL) {
+         bson_value_t n = *v;
+         if (v->value_type == BSON_TYPE_BOOL) {
+            set_int (&n, v->value.v_bool);
+         }
+         if (v->value_type == BSON_TYPE_DOUBLE) {
+            /* $toDecimal keeps the double's shortest decimal form */
+            bson_value_t sv;
+            if (!x_stringify (ev, v, &sv)) {
+               return false;
+            }
+            out->value_type = BSON_TYPE_DECIMAL128;
+            bson_decimal128_from_string (sv.value.v_utf8.str, &out->value.v_decimal128);
+            return true;
+         }
+         dj_decimal_from_value (&n, out);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8) {
+         out->value_type = BSON_TYPE_DECIMAL128;
+         if (bson_decimal128_from_string (v->value.v_utf8.str, &out->value.v_decimal128)) {
+            bson_decimal128_to_string (&out->value.v_decimal128, s);
+            if (strcmp (s, "NaN") || !strcasecmp (v->value.v_utf8.str, "nan")) {
+               return true;
+            }
+         }
+         return x_fail (ev, 241, "Failed to parse number '%s' in $convert with no onError value", v->value.v_utf8.str);
+      }
+      if (v->value_type == BSON_TYPE_DATE_TIME) {
+         bson_value_t n;
+         set_long (&n, v->value.v_datetime);
+         dj_decimal_from_value (&n, out);
+         return true;
+      }
+      break;
+   case BSON_TYPE_UTF8: return x_stringify (ev, v, out);
+   case BSON_TYPE_BOOL:
+      set_bool (out, dj_value_truthy (v));
+      return true;
+   case BSON_TYPE_DATE_TIME: {
+      int64_t ms;
+      bool had;
+      if (v->value_type == BSON_TYPE_DATE_TIME) {
+         *out = *v;
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_INT64 || v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
+         set_date (out, v->value_type == BSON_TYPE_INT64 ? v->value.v_int64 : (int64_t) dj_value_as_double (v));
+         return true;
+      }
+      if ((v->value_type == BSON_TYPE_OID || v->value_type == BSON_TYPE_TIMESTAMP) && x_date_ms (ev, v, &ms)) {
+         set_date (out, ms);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8 && x_parse_iso (v->value.v_utf8.str, NULL, &ms, &had)) {
+         set_date (out, ms);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8) {
+         return x_fail (ev, 241, "Error parsing date string '%s'", v->value.v_utf8.str);
+      }
+      break;
+   }
+   case BSON_TYPE_OID:
+      if (v->value_type == BSON_TYPE_OID) {
+         *out = *v;
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8 && bson_oid_is_valid (v->value.v_utf8.str, v->value.v_utf8.len) &&
+          v->value.v_utf8.len == 24) {
+         out->value_type = BSON_TYPE_OID;
+         bson_oid_init_from_string (&out->value.v_oid, v->value.v_utf8.str);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_UTF8) {
+         return x_fail (ev, 241, "Failed to parse objectId '%s' in $convert with no onError value: Invalid string length for parsing to OID, expected 24 but found %u",
+                      v->value.v_utf8.str, v->value.v_utf8.len);
+      }
+      break;
+   default: return x_fail (ev, 2, "Unknown type name: %d", to);
+   }
+   return x_fail (ev, 241, "Unsupported conversion from %s to %s in $convert with no onError value", tname (v),
+                dj_type_name ((bson_type_t) to));
+}
+
+bool
+op_type (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e;
+   const char *s = tname (v);
+   x_str (ev->arena, s, strlen (s), out);
+   return true;
+}
+
+bool
+op_is_number (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e, (void) ev;
+   set_bool (out, isnum (v));
+   return true;
+}
+
+bool
+op_is_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e, (void) ev;
+   set_bool (out, v->value_type == BSON_TYPE_ARRAY);
+   return true;
+}
+
+/* input, to (evaluated); onError, onNull (evaluated when needed) */
+bool
+op_convert (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   bson_value_t *a = &v[0], *b = &v[1];
+   if (nullish (b)) {
+      set_null (out);
+      return true;
+   }
+   int to = convert_target (b);
+   if (to < 0) {
+      return x_fail (ev, 2, "Unknown type name: %s", b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : tname (b));
+   }
+   if (nullish (a)) {
+      if (e->args[3]) {
+         return x_eval (e->args[3], ev, out);
+      }
+      set_null (out);
+      return true;
+   }
+   if (!convert (ev, a, to, out)) {
+      if (e->args[2]) {
+         return x_eval (e->args[2], ev, out);
+      }
+      return false;
+   }
+   return true;
+}
+
+/* $toString, $toInt, ... (aux: the target type) */
+bool
+op_to (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   return convert (ev, v, e->op->aux, out);
+}
