@@ -62,6 +62,7 @@ dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       return false;
    }
    qsort (rows, n, sizeof (wrow_t), wrow_cmp);
+   size_t done = 0; /* rows[0..done) hold results; the rest still point at the input */
    for (size_t start = 0; start < n && ok;) {
       size_t end = start + 1;
       while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
@@ -181,13 +182,19 @@ dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       bson_free (outs);
       bson_free (pd);
-      start = end;
+      start = done = end;
    }
+   /* the input goes; the results take its place -- all of them, or after a
+    * failure the partitions that were done (those after it still point at
+    * the input: handing them back freed them twice) */
    for (size_t i = 0; i < n; i++) {
       bson_destroy (docs->v[i]);
-      docs->v[i] = rows[i].doc;
       dj_buf_cleanup (&rows[i].pkey);
    }
+   for (size_t i = 0; i < done; i++) {
+      docs->v[i] = rows[i].doc;
+   }
+   docs->n = done;
    bson_free (rows);
    return ok;
 }
