@@ -1,0 +1,71 @@
+/*
+ * parse-private.h -- what the parser's files share. Not installed.
+ *
+ *   parse.c       the parser's state and token helpers, SELECT, INSERT,
+ *                 UPDATE, DELETE, DDL, transaction statements, dj_sql_parse
+ *   parse_expr.c  expressions: operators by precedence, predicates,
+ *                 functions, CASE, CAST, window specifications, types
+ *
+ * The grammar is written out at the top of parse.c. Errors: the first one
+ * wins and is kept on the parser (sql_fail); every function returns
+ * NULL/false after it. All nodes come from the statement's arena.
+ */
+#ifndef DJ_PARSE_PRIVATE_H
+#define DJ_PARSE_PRIVATE_H
+
+#include "dj_sql.h"
+
+/* ---- the statement's arena: every node, freed at once ---- */
+typedef struct chunk {
+   struct chunk *next;
+   size_t used, cap;
+   _Alignas (max_align_t) unsigned char data[];
+} chunk_t;
+
+typedef struct {
+   chunk_t *head;
+} arena_t;
+
+/* ---- parser state ---- */
+typedef struct {
+   const char *sql;
+   size_t len;
+   size_t pos;             /* start of the current token */
+   dj_token_type_t tk;     /* current token */
+   size_t tlen;            /* its length */
+   arena_t *arena;
+   dj_sql_stmt_t *stmt;
+   int depth;
+   bool failed;
+   bson_error_t *error;
+} parser_t;
+
+/* ---- parse.c ---- */
+void *sql_arena_alloc (arena_t *a, size_t n);
+void sql_advance (parser_t *p);
+/* Records the first error: "near "TOKEN" at offset N: <what was expected>". */
+bool sql_fail (parser_t *p, const char *fmt, ...) BSON_GNUC_PRINTF (2, 3);
+bool sql_is_kw (parser_t *p, const char *kw);
+bool sql_accept_kw (parser_t *p, const char *kw);
+bool sql_expect_kw (parser_t *p, const char *kw);
+bool sql_accept (parser_t *p, dj_token_type_t t);
+bool sql_expect (parser_t *p, dj_token_type_t t, const char *what);
+char *sql_copy_text (parser_t *p, const char *s, size_t n);
+char *sql_unquote (parser_t *p, char q);
+void sql_list_push (parser_t *p, dj_list_t *l, void *v);
+bool sql_next_is_lparen (parser_t *p);
+bool sql_is_reserved (parser_t *p);
+char *sql_parse_name (parser_t *p, const char *what);
+dj_expr_t *sql_new_expr (parser_t *p, dj_expr_kind_t kind, size_t pos);
+dj_select_t *sql_parse_select (parser_t *p);
+
+/* ---- parse_expr.c ---- */
+bool sql_parse_expr_list (parser_t *p, dj_list_t *list);
+bool sql_enter (parser_t *p);
+bool sql_at_subquery (parser_t *p);
+bool sql_parse_order_list (parser_t *p, dj_list_t *out);
+char *sql_parse_type (parser_t *p);
+dj_expr_t *sql_parse_unary (parser_t *p);
+dj_expr_t *sql_parse_expr (parser_t *p);
+
+#endif
