@@ -81,4 +81,8 @@ int64_t dj_now_ms (void);
  * double on overflow; any double: double; any decimal: decimal. out may be a. */
 void dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
 
+/* Adds the PCRE2 options MongoDB's regex flags (i, m, s, x, u) stand for to
+ * *flags; false with the offending character in *bad for any other. */
+bool dj_regex_flags (const char *options, uint32_t *flags, char *bad);
+
 #endif

@@ -86,15 +86,10 @@ compile_re (dj_eval_t *ev, const char *op, const bson_value_t *rv, const bson_va
       x_fail (ev, 51106, "%s needs 'options' to be of type string", op);
       return NULL;
    }
-   for (const char *o = opts; *o; o++) {
-      switch (*o) {
-      case 'i': flags |= PCRE2_CASELESS; break;
-      case 'm': flags |= PCRE2_MULTILINE; break;
-      case 's': flags |= PCRE2_DOTALL; break;
-      case 'x': flags |= PCRE2_EXTENDED; break;
-      case 'u': break;
-      default: x_fail (ev, 51108, "%s invalid flag in regex options: %c", op, *o); return NULL;
-      }
+   char bad;
+   if (!dj_regex_flags (opts, &flags, &bad)) {
+      x_fail (ev, 51108, "%s invalid flag in regex options: %c", op, bad);
+      return NULL;
    }
    int ec;
    PCRE2_SIZE eo;
@@ -471,5 +466,22 @@ op_strcasecmp (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
       r = (xn > yn) - (xn < yn);
    }
    set_int (out, r < 0 ? -1 : r > 0);
+   return true;
+}
+
+bool
+dj_regex_flags (const char *options, uint32_t *flags, char *bad)
+{
+   /* https://www.mongodb.com/docs/manual/reference/operator/query/regex/#std-label-regex-options */
+   for (const char *o = options; *o; o++) {
+      switch (*o) {
+      case 'i': *flags |= PCRE2_CASELESS; break;
+      case 'm': *flags |= PCRE2_MULTILINE; break;
+      case 's': *flags |= PCRE2_DOTALL; break;
+      case 'x': *flags |= PCRE2_EXTENDED; break;
+      case 'u': break;
+      default: *bad = *o; return false;
+      }
+   }
    return true;
 }

@@ -149,16 +149,10 @@ compile_regex (const char *pattern, size_t len, const char *options, bson_error_
    int errcode;
    PCRE2_SIZE erroff;
 
-   /* https://www.mongodb.com/docs/manual/reference/operator/query/regex/#std-label-regex-options */
-   for (const char *o = options; *o; o++) {
-      switch (*o) {
-      case 'i': flags |= PCRE2_CASELESS; break;
-      case 'm': flags |= PCRE2_MULTILINE; break;
-      case 's': flags |= PCRE2_DOTALL; break;
-      case 'x': flags |= PCRE2_EXTENDED; break;
-      case 'u': break;
-      default: dj_err (error, 51108, "invalid flag in regex options: %c", *o); return NULL;
-      }
+   char bad;
+   if (!dj_regex_flags (options, &flags, &bad)) {
+      dj_err (error, 51108, "invalid flag in regex options: %c", bad);
+      return NULL;
    }
    pcre2_code *re = pcre2_compile ((PCRE2_SPTR) pattern, len, flags, &errcode, &erroff, NULL);
    if (!re) {
