@@ -122,6 +122,17 @@ dj_pipeline_needs_collection (const dj_pipeline_t *p)
 
 /* ---- parsing -------------------------------------------------------------- */
 
+/* {count: {$count: {}}}: the accumulators of $sortByCount, and of a
+ * $bucket without `output`. */
+static void
+count_only (stage_t *s)
+{
+   s->accs = bson_malloc0 (sizeof (dj_acc_t));
+   s->accs[0].field = bson_strdup ("count");
+   s->accs[0].op = dj_acc_op ("$count");
+   s->naccs = 1;
+}
+
 static bool
 parse_let (stage_t *s, const bson_value_t *let, const dj_vscope_t *scope, bson_error_t *error)
 {
@@ -461,6 +472,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       } else if (v->value_type != BSON_TYPE_UTF8 || v->value.v_utf8.str[0] != '$') {
          return dj_err (error, 40148, "the sortByCount field must be defined as a $-prefixed path or an expression");
       }
+      /* $group {_id: <expression>, count: {$sum: 1}} then $sort {count: -1}, as the manual defines it:
+       * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sortByCount/ */
+      count_only (s);
+      bson_t spec = BSON_INITIALIZER;
+      BSON_APPEND_INT32 (&spec, "count", -1);
+      s->sort = dj_sort_new (&spec, error);
+      bson_destroy (&spec);
       s->expr = dj_expr_parse (v, scope, error);
       return s->expr != NULL;
    }
@@ -534,10 +552,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          return dj_err (error, 40192, "The $bucket 'boundaries' field must have at least 2 values");
       }
       if (!s->naccs) {
-         s->accs = bson_malloc0 (sizeof (dj_acc_t));
-         s->accs[0].field = bson_strdup ("count");
-         s->accs[0].op = dj_acc_op ("$count");
-         s->naccs = 1;
+         count_only (s);
       }
       return true;
    }
@@ -984,39 +999,12 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       dj_arena_reset (r->arena);
       return true;
    }
-   case S_SORTBYCOUNT: {
-      gtable_t t = {0};
-      dj_acc_t cnt = {.field = "count", .op = dj_acc_op ("$count")};
-      bool ok = true;
-      for (size_t i = 0; ok && i < docs->n; i++) {
-         dj_eval_t ev;
-         bson_value_t id;
-         dj_agg_eval_setup (r, &ev, docs->v[i]);
-         ok = dj_expr_eval (s->expr, &ev, &id);
-         if (ok) {
-            group_t *g = dj_gtable_get (&t, &id, 1, &cnt);
-            g->st[0].count++;
-         }
-         dj_arena_reset (r->arena);
+   case S_SORTBYCOUNT:
+      if (!dj_agg_run_group (r, s, docs)) {
+         return false;
       }
-      if (ok) {
-         dj_docs_clear (docs);
-         for (size_t i = 0; i < t.kt.n; i++) {
-            bson_t *out = bson_new ();
-            BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
-            BSON_APPEND_INT32 (out, "count", (int32_t) t.g[i].st[0].count);
-            dj_docs_push (docs, out);
-         }
-         bson_t spec = BSON_INITIALIZER;
-         BSON_APPEND_INT32 (&spec, "count", -1);
-         dj_sort_t *so = dj_sort_new (&spec, r->error);
-         dj_sort_docs (so, docs->v, docs->n);
-         dj_sort_destroy (so);
-         bson_destroy (&spec);
-      }
-      dj_gtable_free (&t, 1);
-      return ok;
-   }
+      dj_sort_docs (s->sort, docs->v, docs->n);
+      return true;
    case S_BUCKET: return dj_agg_run_bucket (r, s, docs);
    case S_SAMPLE: {
       /* Fisher-Yates on the first `size` slots */
