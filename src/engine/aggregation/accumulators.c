@@ -141,9 +141,7 @@ append_value (dj_accst_t *a, const bson_value_t *v, bool unique)
       }
    }
    char buf[16];
-   const char *k;
-   bson_uint32_to_string (a->narr++, &k, buf, sizeof buf);
-   bson_append_value (a->arr, k, -1, v);
+   bson_append_value (a->arr, dj_array_key (a->narr++, buf), -1, v);
    return true;
 }
 

@@ -123,12 +123,10 @@ add_value (const bson_value_t *v, void *ctx)
 {
    addctx_t *ac = ctx;
    char buf[16];
-   const char *key;
    if (v->value_type == BSON_TYPE_REGEX) {
       return; /* a stored regex would turn into a pattern in $in */
    }
-   bson_uint32_to_string (ac->n++, &key, buf, sizeof buf);
-   bson_append_value (ac->arr, key, -1, v);
+   bson_append_value (ac->arr, dj_array_key (ac->n++, buf), -1, v);
 }
 
 

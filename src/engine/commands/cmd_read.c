@@ -360,11 +360,9 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    }
    bson_t arr;
    char buf[16];
-   const char *k;
    BSON_APPEND_ARRAY_BEGIN (reply, "values", &arr);
    for (size_t i = 0; i < d.n; i++) {
-      bson_uint32_to_string ((uint32_t) i, &k, buf, sizeof buf);
-      bson_append_value (&arr, k, -1, &d.vals[i]);
+      bson_append_value (&arr, dj_array_key ((uint32_t) i, buf), -1, &d.vals[i]);
    }
    bson_append_array_end (reply, &arr);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

@@ -141,15 +141,6 @@ x_iter (bson_iter_t *it, const bson_value_t *v)
    bson_iter_init_from_data (it, v->value.v_doc.data, v->value.v_doc.data_len);
 }
 
-/* The key of array element i ("0", "1", ...); buf holds it. */
-static inline const char *
-akey (uint32_t i, char buf[16])
-{
-   const char *k;
-   bson_uint32_to_string (i, &k, buf, 16);
-   return k;
-}
-
 /* ---- expr.c: evaluation helpers ---- */
 bool x_eval (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out);
 /* argument i (missing when absent) */

@@ -998,7 +998,7 @@ x_list_value (dj_eval_t *ev, const bson_value_t *vals, uint32_t n, bson_value_t 
    uint32_t k = 0;
    for (uint32_t i = 0; i < n; i++) {
       if (vals[i].value_type != BSON_TYPE_EOD) {
-         bson_append_value (&arr, akey (k++, buf), -1, &vals[i]);
+         bson_append_value (&arr, dj_array_key (k++, buf), -1, &vals[i]);
       }
    }
    x_doc_value (ev, &arr, true, out);

@@ -179,7 +179,7 @@ op_range (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          bson_destroy (&arr);
          return x_fail (ev, 146, "$range would use too much memory");
       }
-      bson_append_int32 (&arr, akey (k++, buf), -1, (int32_t) x);
+      bson_append_int32 (&arr, dj_array_key (k++, buf), -1, (int32_t) x);
    }
    return x_doc_value (ev, &arr, true, out);
 }
@@ -268,7 +268,7 @@ op_concat_arrays (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
       bson_iter_t it;
       x_iter (&it, &a);
       while (bson_iter_next (&it)) {
-         bson_append_value (&arr, akey (k++, buf), -1, bson_iter_value (&it));
+         bson_append_value (&arr, dj_array_key (k++, buf), -1, bson_iter_value (&it));
       }
    }
    return x_doc_value (ev, &arr, true, out);
@@ -371,9 +371,9 @@ op_zip (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    char buf[16], b2[16];
    for (uint32_t r = 0; r < rows; r++) {
       bson_t row;
-      bson_append_array_begin (&arr, akey (r, buf), -1, &row);
+      bson_append_array_begin (&arr, dj_array_key (r, buf), -1, &row);
       for (uint32_t i = 0; i < l.n; i++) {
-         const char *k2 = akey (i, b2);
+         const char *k2 = dj_array_key (i, b2);
          if (r < cols[i].n) {
             bson_append_value (&row, k2, -1, &cols[i].v[r]);
          } else if (defs.n) {
@@ -463,7 +463,7 @@ op_object_to_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
    x_iter (&it, v);
    while (bson_iter_next (&it)) {
       bson_t kv;
-      bson_append_document_begin (&arr, akey (k++, buf), -1, &kv);
+      bson_append_document_begin (&arr, dj_array_key (k++, buf), -1, &kv);
       BSON_APPEND_UTF8 (&kv, "k", bson_iter_key (&it));
       BSON_APPEND_VALUE (&kv, "v", bson_iter_value (&it));
       bson_append_document_end (&arr, &kv);

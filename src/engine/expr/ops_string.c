@@ -115,7 +115,7 @@ regex_result (const char *s, pcre2_match_data *md, int rc, bson_t *doc)
    BSON_APPEND_ARRAY_BEGIN (&d2, "captures", &caps);
    for (int i = 1; i < rc || i < (int) pcre2_get_ovector_count (md); i++) {
       char buf[16];
-      const char *k = akey ((uint32_t) (i - 1), buf);
+      const char *k = dj_array_key ((uint32_t) (i - 1), buf);
       if (i >= (int) pcre2_get_ovector_count (md)) {
          break;
       }
@@ -313,14 +313,14 @@ op_split (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    char buf[16];
    for (size_t i = 0; i + b->value.v_utf8.len <= sn;) {
       if (!memcmp (s + i, b->value.v_utf8.str, b->value.v_utf8.len)) {
-         bson_append_utf8 (&arr, akey (k++, buf), -1, s + start, (int) (i - start));
+         bson_append_utf8 (&arr, dj_array_key (k++, buf), -1, s + start, (int) (i - start));
          i += b->value.v_utf8.len;
          start = i;
       } else {
          i++;
       }
    }
-   bson_append_utf8 (&arr, akey (k++, buf), -1, s + start, (int) (sn - start));
+   bson_append_utf8 (&arr, dj_array_key (k++, buf), -1, s + start, (int) (sn - start));
    return x_doc_value (ev, &arr, true, out);
 }
 
@@ -421,7 +421,7 @@ op_regex (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
          PCRE2_SIZE *ov = pcre2_get_ovector_pointer (md);
          bson_t doc = BSON_INITIALIZER;
          regex_result (s, md, rc, &doc);
-         bson_append_document (&arr, akey (k++, buf), -1, &doc);
+         bson_append_document (&arr, dj_array_key (k++, buf), -1, &doc);
          bson_destroy (&doc);
          off = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
       }

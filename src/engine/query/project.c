@@ -326,14 +326,12 @@ append_sliced (bson_t *out, const char *key, const bson_value_t *v, const pnode_
    count = n->limit;
    bson_t arr;
    char buf[16];
-   const char *k;
    uint32_t o = 0;
    bson_append_array_begin (out, key, -1, &arr);
    bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       if (i >= start && i < start + count) {
-         bson_uint32_to_string (o++, &k, buf, sizeof buf);
-         bson_append_value (&arr, k, -1, bson_iter_value (&it));
+         bson_append_value (&arr, dj_array_key (o++, buf), -1, bson_iter_value (&it));
       }
       i++;
    }
@@ -372,8 +370,7 @@ project_value (const dj_projection_t *p, const pnode_t *n, const char *key, cons
             bson_uint32_to_string (o++, &k, buf, sizeof buf);
             project_value (p, n, k, e, &arr, depth, st);
          } else if (!p->inclusion) {
-            bson_uint32_to_string (o++, &k, buf, sizeof buf);
-            bson_append_value (&arr, k, -1, e);
+            bson_append_value (&arr, dj_array_key (o++, buf), -1, e);
          }
       }
       bson_append_array_end (out, &arr);

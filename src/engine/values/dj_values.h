@@ -37,6 +37,16 @@ typedef struct dj_collation dj_collation_t;
 #define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
 #define DJ_TYPE_NUMBER (-2) /* $type: "number" */
 
+/* The key of array element i ("0", "1", ...), for appending to a BSON
+ * array; buf holds it (or it is a static string). */
+static inline const char *
+dj_array_key (uint32_t i, char buf[16])
+{
+   const char *k;
+   bson_uint32_to_string (i, &k, buf, 16);
+   return k;
+}
+
 /* ---- value.c ------------------------------------------------------------ */
 int dj_type_rank (bson_type_t t);
 const char *dj_type_name (bson_type_t t);
