@@ -137,82 +137,121 @@ get_array (const bson_t *cmd, const char *cmdname, const char *field, bson_iter_
    return true;
 }
 
+
+/* ---- the statement loop of insert, update and delete --------------------- */
+
+/* A write command across its statements. Everything here is owned by the
+ * command and released by write_cmd_cleanup(). */
+typedef struct write_cmd {
+   dj_ctx_t ctx;
+   const char *db, *name;
+   dj_coll_t *c; /* insert: loaded up front; update: at its first statement; delete: NULL if missing */
+   dj_let_t let;
+   bool bypass;
+   werrs_t w;
+   int64_t n, nmod;   /* matched (or inserted, deleted) and modified documents */
+   bson_t upserted;   /* update: [{index, _id}] */
+   int nups;
+} write_cmd_t;
+
+/* One statement, the element at `it` (its type not checked yet): false with
+ * the statement's error in *serr. */
+typedef bool (*stmt_fn) (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *serr);
+
+static void
+write_cmd_init (write_cmd_t *wc, const char *db)
+{
+   memset (wc, 0, sizeof *wc);
+   wc->db = db;
+   bson_init (&wc->w.arr);
+   bson_init (&wc->upserted);
+}
+
+static void
+write_cmd_cleanup (write_cmd_t *wc)
+{
+   dj_txn_abort (&wc->ctx);
+   bson_destroy (&wc->w.arr);
+   bson_destroy (&wc->upserted);
+   dj_coll_free (wc->c);
+   dj_let_destroy (&wc->let);
+}
+
+/* Runs fn over the statements, in the command's one transaction, and
+ * commits. False (nothing committed) only for a storage error. */
+static bool
+write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bson_error_t *error)
+{
+   wc->w.ordered = ordered;
+   for (int index = 0; bson_iter_next (stmts); index++) {
+      bson_error_t serr = {0};
+      if (fn (wc, stmts, index, &serr)) {
+         continue;
+      }
+      if (!stmt_failed (&wc->w, index, &serr, error)) {
+         return false;
+      }
+      if (wc->w.stop) {
+         break;
+      }
+   }
+   return dj_txn_commit (&wc->ctx, error);
+}
+
+/* The end of every write command's reply: writeErrors, if any, and ok. */
+static void
+write_cmd_reply (const write_cmd_t *wc, bson_t *reply)
+{
+   if (wc->w.n) {
+      BSON_APPEND_ARRAY (reply, "writeErrors", &wc->w.arr);
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+}
+
+/* One document of an insert. */
+static bool
+insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *serr)
+{
+   bson_t raw, doc;
+   const uint8_t *d;
+   uint32_t l;
+
+   if (!BSON_ITER_HOLDS_DOCUMENT (it)) {
+      return dj_err (serr, DJ_TypeMismatch, "BSON field 'insert.documents.%d' is the wrong type '%s', expected type 'object'",
+                     index, dj_type_name (bson_iter_type (it)));
+   }
+   bson_iter_document (it, &l, &d);
+   bson_init_static (&raw, d, l);
+   if (!with_id_first (&raw, &doc, serr)) {
+      return false;
+   }
+   bool ok = (wc->bypass || dj_coll_validate (wc->c, &doc, NULL, serr)) && dj_record_insert (&wc->ctx, wc->c, &doc, NULL, serr) &&
+             (!wc->c->capped || dj_coll_trim_capped (&wc->ctx, wc->c, serr));
+   bson_destroy (&doc);
+   wc->n += ok;
+   return ok;
+}
+
 /* insert: https://www.mongodb.com/docs/manual/reference/command/insert/ */
 bool
 dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    static const char *const known[] = {"documents", "ordered", "bypassDocumentValidation", NULL};
-   const char *name;
+   write_cmd_t wc;
    bson_iter_t docs;
-   bool ordered, bypass;
-   dj_ctx_t ctx = {0};
-   dj_coll_t *c = NULL;
-   werrs_t w = {.n = 0};
-   int n = 0, index = 0;
+   bool ordered, ok = false;
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !get_array (cmd, "insert", "documents", &docs, error) ||
-       !parse_ordered (cmd, &ordered, &bypass, error)) {
-      return false;
+   write_cmd_init (&wc, db);
+   if (dj_cmd_target (cmd, db, known, &wc.name, error) && get_array (cmd, "insert", "documents", &docs, error) &&
+       parse_ordered (cmd, &ordered, &wc.bypass, error) && dj_txn_begin (e, true, &wc.ctx, error) &&
+       (wc.c = dj_coll_load_or_create (&wc.ctx, db, wc.name, NULL, error)) &&
+       write_cmd_run (&wc, &docs, ordered, insert_stmt, error)) {
+      BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
+      write_cmd_reply (&wc, reply);
+      ok = true;
    }
-   if (!dj_txn_begin (e, true, &ctx, error)) {
-      return false;
-   }
-   if (!(c = dj_coll_load_or_create (&ctx, db, name, NULL, error))) {
-      dj_txn_abort (&ctx);
-      return false;
-   }
-   bson_init (&w.arr);
-   w.ordered = ordered;
-   for (; bson_iter_next (&docs); index++) {
-      bson_error_t derr = {0};
-      bson_t raw, doc;
-      const uint8_t *d;
-      uint32_t l;
-      bool ok;
-      if (!BSON_ITER_HOLDS_DOCUMENT (&docs)) {
-         dj_err (&derr, DJ_TypeMismatch, "BSON field 'insert.documents.%d' is the wrong type '%s', expected type 'object'", index,
-                 dj_type_name (bson_iter_type (&docs)));
-         werr_add (&w, index, &derr);
-         if (ordered) {
-            break;
-         }
-         continue;
-      }
-      bson_iter_document (&docs, &l, &d);
-      bson_init_static (&raw, d, l);
-      ok = with_id_first (&raw, &doc, &derr);
-      if (ok) {
-         ok = (bypass || dj_coll_validate (c, &doc, NULL, &derr)) && dj_record_insert (&ctx, c, &doc, NULL, &derr) &&
-              (!c->capped || dj_coll_trim_capped (&ctx, c, &derr));
-         bson_destroy (&doc);
-      }
-      if (!ok) {
-         if (!stmt_failed (&w, index, &derr, error)) {
-            goto fail;
-         }
-         if (w.stop) {
-            break;
-         }
-         continue;
-      }
-      n++;
-   }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto fail;
-   }
-   BSON_APPEND_INT32 (reply, "n", n);
-   if (w.n) {
-      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
-   }
-   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
-   bson_destroy (&w.arr);
-   dj_coll_free (c);
-   return true;
-fail:
-   dj_txn_abort (&ctx);
-   bson_destroy (&w.arr);
-   dj_coll_free (c);
-   return false;
+   write_cmd_cleanup (&wc);
+   return ok;
 }
 
 /* ---- update ------------------------------------------------------------- */
@@ -418,82 +457,49 @@ done:
    return ok;
 }
 
+/* One statement of an update; updates create the collection, as in MongoDB. */
+static bool
+update_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *serr)
+{
+   bson_t stmt;
+   const uint8_t *d;
+   uint32_t l;
+
+   if (!BSON_ITER_HOLDS_DOCUMENT (it)) {
+      return dj_err (serr, DJ_TypeMismatch, "BSON field 'update.updates' is the wrong type, expected type 'object'");
+   }
+   bson_iter_document (it, &l, &d);
+   bson_init_static (&stmt, d, l);
+   if (!wc->c && !(wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, serr))) {
+      return false;
+   }
+   return run_update_stmt (&wc->ctx, wc->c, &wc->let, &stmt, index, wc->bypass, &wc->n, &wc->nmod, &wc->upserted, &wc->nups,
+                           serr);
+}
+
 /* update: https://www.mongodb.com/docs/manual/reference/command/update/ */
 bool
 dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    static const char *const known[] = {"updates", "ordered", "bypassDocumentValidation", "let", NULL};
-   const char *name;
+   write_cmd_t wc;
    bson_iter_t stmts;
-   bool ordered, bypass;
-   dj_ctx_t ctx = {0};
-   dj_coll_t *c = NULL;
-   werrs_t w = {.n = 0};
-   bson_t upserted = BSON_INITIALIZER;
-   int nups = 0, index = 0;
-   int64_t n = 0, nmod = 0;
-   dj_let_t let;
+   bool ordered, ok = false;
 
-   if (!dj_let_parse (cmd, &let, error) || !dj_cmd_check_fields (cmd, known, error) ||
-       !dj_cmd_collection (cmd, &name, error) || !dj_ns_valid (db, name, error) ||
-       !get_array (cmd, "update", "updates", &stmts, error) || !parse_ordered (cmd, &ordered, &bypass, error) ||
-       !dj_txn_begin (e, true, &ctx, error)) {
-      dj_let_destroy (&let);
-      bson_destroy (&upserted);
-      return false;
-   }
-   bson_init (&w.arr);
-   w.ordered = ordered;
-   for (; bson_iter_next (&stmts); index++) {
-      bson_error_t serr = {0};
-      bson_t stmt;
-      const uint8_t *d;
-      uint32_t l;
-      bool ok;
-      if (!BSON_ITER_HOLDS_DOCUMENT (&stmts)) {
-         dj_err (&serr, DJ_TypeMismatch, "BSON field 'update.updates' is the wrong type, expected type 'object'");
-         ok = false;
-      } else {
-         bson_iter_document (&stmts, &l, &d);
-         bson_init_static (&stmt, d, l);
-         if (!c) {
-            c = dj_coll_load_or_create (&ctx, db, name, NULL, &serr); /* updates create it, as in MongoDB */
-         }
-         ok = c && run_update_stmt (&ctx, c, &let, &stmt, index, bypass, &n, &nmod, &upserted, &nups, &serr);
+   write_cmd_init (&wc, db);
+   if (dj_let_parse (cmd, &wc.let, error) && dj_cmd_target (cmd, db, known, &wc.name, error) &&
+       get_array (cmd, "update", "updates", &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
+       dj_txn_begin (e, true, &wc.ctx, error) && write_cmd_run (&wc, &stmts, ordered, update_stmt, error)) {
+      BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
+      BSON_APPEND_INT32 (reply, "nModified", (int32_t) wc.nmod);
+      if (wc.nups) {
+         BSON_APPEND_ARRAY (reply, "upserted", &wc.upserted);
       }
-      if (!ok) {
-         if (!stmt_failed (&w, index, &serr, error)) {
-            goto fail;
-         }
-         if (w.stop) {
-            break;
-         }
-      }
+      write_cmd_reply (&wc, reply);
+      ok = true;
    }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto fail;
-   }
-   BSON_APPEND_INT32 (reply, "n", (int32_t) n);
-   BSON_APPEND_INT32 (reply, "nModified", (int32_t) nmod);
-   if (nups) {
-      BSON_APPEND_ARRAY (reply, "upserted", &upserted);
-   }
-   if (w.n) {
-      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
-   }
-   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
-   bson_destroy (&w.arr);
-   bson_destroy (&upserted);
-   dj_coll_free (c);
-   dj_let_destroy (&let);
-   return true;
-fail:
-   dj_txn_abort (&ctx);
-   bson_destroy (&w.arr);
-   bson_destroy (&upserted);
-   dj_coll_free (c);
-   dj_let_destroy (&let);
-   return false;
+   write_cmd_cleanup (&wc);
+   return ok;
 }
 
 /* ---- delete ------------------------------------------------------------- */
@@ -522,94 +528,65 @@ delete_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+/* One statement of a delete: {q, limit, collation, hint}. */
+static bool
+delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *serr)
+{
+   bson_t stmt, q;
+   bson_iter_t li;
+   const uint8_t *d;
+   uint32_t l;
+   int64_t limit;
+   dj_matcher_t *m = NULL;
+   bool ok = false;
+
+   (void) index;
+   if (!BSON_ITER_HOLDS_DOCUMENT (it)) {
+      return dj_err (serr, DJ_TypeMismatch, "BSON field 'delete.deletes' is the wrong type, expected type 'object'");
+   }
+   bson_iter_document (it, &l, &d);
+   bson_init_static (&stmt, d, l);
+   if (!bson_iter_init_find (&li, &stmt, "limit")) {
+      return dj_err (serr, 40414, "BSON field 'delete.deletes.limit' is missing but a required field");
+   }
+   if ((limit = bson_iter_as_int64 (&li)) != 0 && limit != 1) {
+      return dj_err (serr, DJ_FailedToParse, "The limit field in delete objects must be 0 or 1. Got %" PRId64, limit);
+   }
+   if (get_stmt_doc (&stmt, "q", true, &q, serr) && dj_cmd_collation (&stmt, serr) &&
+       (m = dj_matcher_new_scoped (&q, wc->let.top, serr))) {
+      del_t s = {.ctx = &wc->ctx, .c = wc->c};
+      ok = !wc->c || dj_plan_scan_vars (&wc->ctx, wc->c, m, &wc->let.vars, true, limit, delete_fn, &s, serr);
+      if (ok && s.failed) {
+         *serr = s.err;
+         ok = false;
+      }
+      wc->n += s.n;
+   }
+   dj_matcher_destroy (m);
+   return ok;
+}
+
 /* delete: https://www.mongodb.com/docs/manual/reference/command/delete/ */
 bool
 dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    static const char *const known[] = {"deletes", "ordered", "let", NULL};
-   const char *name;
+   write_cmd_t wc;
    bson_iter_t stmts;
-   bool ordered, bypass;
-   dj_ctx_t ctx = {0};
-   dj_coll_t *c = NULL;
-   werrs_t w = {.n = 0};
-   int index = 0;
-   int64_t n = 0;
-   dj_let_t let;
+   bool ordered, ok = false;
 
-   if (!dj_let_parse (cmd, &let, error) || !dj_cmd_check_fields (cmd, known, error) ||
-       !dj_cmd_collection (cmd, &name, error) || !dj_ns_valid (db, name, error) ||
-       !get_array (cmd, "delete", "deletes", &stmts, error) || !parse_ordered (cmd, &ordered, &bypass, error) ||
-       !dj_txn_begin (e, true, &ctx, error)) {
-      dj_let_destroy (&let);
-      return false;
+   write_cmd_init (&wc, db);
+   if (dj_let_parse (cmd, &wc.let, error) && dj_cmd_target (cmd, db, known, &wc.name, error) &&
+       get_array (cmd, "delete", "deletes", &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
+       dj_txn_begin (e, true, &wc.ctx, error) &&
+       (wc.c = dj_coll_load (&wc.ctx, db, wc.name, error), !error->code) /* missing: nothing to delete */ &&
+       write_cmd_run (&wc, &stmts, ordered, delete_stmt, error)) {
+      BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
+      write_cmd_reply (&wc, reply);
+      ok = true;
    }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c && error->code) {
-      dj_txn_abort (&ctx);
-      dj_let_destroy (&let);
-      return false;
-   }
-   bson_init (&w.arr);
-   w.ordered = ordered;
-   for (; bson_iter_next (&stmts); index++) {
-      bson_error_t serr = {0};
-      bson_t stmt, q;
-      bson_iter_t it;
-      const uint8_t *d;
-      uint32_t l;
-      bool ok = false;
-      int64_t limit = -1;
-      dj_matcher_t *m = NULL;
-
-      if (!BSON_ITER_HOLDS_DOCUMENT (&stmts)) {
-         dj_err (&serr, DJ_TypeMismatch, "BSON field 'delete.deletes' is the wrong type, expected type 'object'");
-      } else {
-         bson_iter_document (&stmts, &l, &d);
-         bson_init_static (&stmt, d, l);
-         if (!bson_iter_init_find (&it, &stmt, "limit")) {
-            dj_err (&serr, 40414, "BSON field 'delete.deletes.limit' is missing but a required field");
-         } else if ((limit = bson_iter_as_int64 (&it)) != 0 && limit != 1) {
-            dj_err (&serr, DJ_FailedToParse, "The limit field in delete objects must be 0 or 1. Got %" PRId64, limit);
-         } else if (get_stmt_doc (&stmt, "q", true, &q, &serr) && dj_cmd_collation (&stmt, &serr) &&
-                    (m = dj_matcher_new_scoped (&q, let.top, &serr))) {
-            del_t s = {.ctx = &ctx, .c = c};
-            ok = !c || dj_plan_scan_vars (&ctx, c, m, &let.vars, true, limit, delete_fn, &s, &serr);
-            if (ok && s.failed) {
-               serr = s.err;
-               ok = false;
-            }
-            n += s.n;
-         }
-      }
-      dj_matcher_destroy (m);
-      if (!ok) {
-         if (!stmt_failed (&w, index, &serr, error)) {
-            goto fail;
-         }
-         if (w.stop) {
-            break;
-         }
-      }
-   }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto fail;
-   }
-   BSON_APPEND_INT32 (reply, "n", (int32_t) n);
-   if (w.n) {
-      BSON_APPEND_ARRAY (reply, "writeErrors", &w.arr);
-   }
-   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
-   bson_destroy (&w.arr);
-   dj_coll_free (c);
-   dj_let_destroy (&let);
-   return true;
-fail:
-   dj_txn_abort (&ctx);
-   bson_destroy (&w.arr);
-   dj_coll_free (c);
-   dj_let_destroy (&let);
-   return false;
+   write_cmd_cleanup (&wc);
+   return ok;
 }
 
 /* ---- findAndModify ----------------------------------------------------------- */
