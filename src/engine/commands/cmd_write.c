@@ -198,15 +198,6 @@ write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bs
    return dj_txn_commit (&wc->ctx, error);
 }
 
-/* The end of every write command's reply: writeErrors, if any, and ok. */
-static void
-write_cmd_reply (const write_cmd_t *wc, bson_t *reply)
-{
-   if (wc->w.n) {
-      BSON_APPEND_ARRAY (reply, "writeErrors", &wc->w.arr);
-   }
-   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
-}
 
 /* One document of an insert. */
 static bool
@@ -232,27 +223,6 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    return ok;
 }
 
-/* insert: https://www.mongodb.com/docs/manual/reference/command/insert/ */
-bool
-dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
-{
-   static const char *const known[] = {"documents", "ordered", "bypassDocumentValidation", NULL};
-   write_cmd_t wc;
-   bson_iter_t docs;
-   bool ordered, ok = false;
-
-   write_cmd_init (&wc, db);
-   if (dj_cmd_target (cmd, db, known, &wc.name, error) && get_array (cmd, "insert", "documents", &docs, error) &&
-       parse_ordered (cmd, &ordered, &wc.bypass, error) && dj_txn_begin (e, true, &wc.ctx, error) &&
-       (wc.c = dj_coll_load_or_create (&wc.ctx, db, wc.name, NULL, error)) &&
-       write_cmd_run (&wc, &docs, ordered, insert_stmt, error)) {
-      BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
-      write_cmd_reply (&wc, reply);
-      ok = true;
-   }
-   write_cmd_cleanup (&wc);
-   return ok;
-}
 
 /* ---- update ------------------------------------------------------------- */
 
@@ -477,30 +447,6 @@ update_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
                            serr);
 }
 
-/* update: https://www.mongodb.com/docs/manual/reference/command/update/ */
-bool
-dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
-{
-   static const char *const known[] = {"updates", "ordered", "bypassDocumentValidation", "let", NULL};
-   write_cmd_t wc;
-   bson_iter_t stmts;
-   bool ordered, ok = false;
-
-   write_cmd_init (&wc, db);
-   if (dj_let_parse (cmd, &wc.let, error) && dj_cmd_target (cmd, db, known, &wc.name, error) &&
-       get_array (cmd, "update", "updates", &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
-       dj_txn_begin (e, true, &wc.ctx, error) && write_cmd_run (&wc, &stmts, ordered, update_stmt, error)) {
-      BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
-      BSON_APPEND_INT32 (reply, "nModified", (int32_t) wc.nmod);
-      if (wc.nups) {
-         BSON_APPEND_ARRAY (reply, "upserted", &wc.upserted);
-      }
-      write_cmd_reply (&wc, reply);
-      ok = true;
-   }
-   write_cmd_cleanup (&wc);
-   return ok;
-}
 
 /* ---- delete ------------------------------------------------------------- */
 
@@ -566,27 +512,87 @@ delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    return ok;
 }
 
-/* delete: https://www.mongodb.com/docs/manual/reference/command/delete/ */
-bool
-dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+
+/* ---- the three commands --------------------------------------------------- */
+
+/* How insert, update and delete differ: one row each. */
+typedef struct {
+   const char *name, *field; /* the command and its array of statements */
+   const char *const *known;
+   bool let;                 /* takes `let` (read first, as MongoDB does) */
+   enum { COLL_CREATE, COLL_AT_FIRST_STATEMENT, COLL_IF_EXISTS } coll;
+   bool modified;            /* reports nModified and upserted */
+   stmt_fn stmt;
+} write_kind_t;
+
+static const char *const insert_known[] = {"documents", "ordered", "bypassDocumentValidation", NULL};
+static const char *const update_known[] = {"updates", "ordered", "bypassDocumentValidation", "let", NULL};
+static const char *const delete_known[] = {"deletes", "ordered", "let", NULL};
+/* https://www.mongodb.com/docs/manual/reference/command/insert/
+ * https://www.mongodb.com/docs/manual/reference/command/update/
+ * https://www.mongodb.com/docs/manual/reference/command/delete/ */
+static const write_kind_t insert_kind = {"insert", "documents", insert_known, false, COLL_CREATE, false, insert_stmt};
+static const write_kind_t update_kind = {"update", "updates", update_known, true, COLL_AT_FIRST_STATEMENT, true, update_stmt};
+static const write_kind_t delete_kind = {"delete", "deletes", delete_known, true, COLL_IF_EXISTS, false, delete_stmt};
+
+/* The target collection, as the command needs it before its statements
+ * (update_stmt creates it at the first statement). */
+static bool
+load_target (write_cmd_t *wc, const write_kind_t *k, bson_error_t *error)
 {
-   static const char *const known[] = {"deletes", "ordered", "let", NULL};
+   switch (k->coll) {
+   case COLL_CREATE: return (wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, error)) != NULL;
+   case COLL_IF_EXISTS: wc->c = dj_coll_load (&wc->ctx, wc->db, wc->name, error); return !error->code; /* missing: nothing to delete */
+   case COLL_AT_FIRST_STATEMENT: return true;
+   }
+   return true;
+}
+
+static bool
+write_command (const write_kind_t *k, dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
    write_cmd_t wc;
    bson_iter_t stmts;
    bool ordered, ok = false;
 
    write_cmd_init (&wc, db);
-   if (dj_let_parse (cmd, &wc.let, error) && dj_cmd_target (cmd, db, known, &wc.name, error) &&
-       get_array (cmd, "delete", "deletes", &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
-       dj_txn_begin (e, true, &wc.ctx, error) &&
-       (wc.c = dj_coll_load (&wc.ctx, db, wc.name, error), !error->code) /* missing: nothing to delete */ &&
-       write_cmd_run (&wc, &stmts, ordered, delete_stmt, error)) {
+   if ((!k->let || dj_let_parse (cmd, &wc.let, error)) && dj_cmd_target (cmd, db, k->known, &wc.name, error) &&
+       get_array (cmd, k->name, k->field, &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
+       dj_txn_begin (e, true, &wc.ctx, error) && load_target (&wc, k, error) &&
+       write_cmd_run (&wc, &stmts, ordered, k->stmt, error)) {
       BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
-      write_cmd_reply (&wc, reply);
+      if (k->modified) {
+         BSON_APPEND_INT32 (reply, "nModified", (int32_t) wc.nmod);
+         if (wc.nups) {
+            BSON_APPEND_ARRAY (reply, "upserted", &wc.upserted);
+         }
+      }
+      if (wc.w.n) {
+         BSON_APPEND_ARRAY (reply, "writeErrors", &wc.w.arr);
+      }
+      BSON_APPEND_DOUBLE (reply, "ok", 1.0);
       ok = true;
    }
    write_cmd_cleanup (&wc);
    return ok;
+}
+
+bool
+dj_cmd_insert (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   return write_command (&insert_kind, e, db, cmd, reply, error);
+}
+
+bool
+dj_cmd_update (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   return write_command (&update_kind, e, db, cmd, reply, error);
+}
+
+bool
+dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   return write_command (&delete_kind, e, db, cmd, reply, error);
 }
 
 /* ---- findAndModify ----------------------------------------------------------- */
