@@ -19,7 +19,8 @@
  *   env.c        LMDB environments shared per data directory, writer marks
  *   store.c      the catalog, records and index entries
  *   txn.c        each command's transaction; callers' and snapshot transactions
- *   plan.c       choosing an index and scanning (one iterator over LMDB cursors)
+ *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
+ *   plan.c       choosing an index and scanning
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -147,6 +148,38 @@ bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_stati
 bool dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
+
+/* ---- walk.c: one cursor over a key range --------------------------------- */
+/* Walks the keys of `dbi` that start with prefix[0..n) (n == 0: all keys),
+ * in key order (dir 1) or backward (dir -1):
+ *
+ *    dj_walk_t w;
+ *    if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, p, 8, 1, error)) return false;
+ *    while (dj_walk_next (&w)) { ... w.k, w.v ... }
+ *    return dj_walk_close (&w, "collection scan", error);
+ *
+ * w.k and w.v point into LMDB's map: valid until the next call or a write.
+ * A loop may stop early; dj_walk_close then reports nothing. */
+typedef enum { DJ_WALK_START, DJ_WALK_SEEK, DJ_WALK_ON, DJ_WALK_DELETED, DJ_WALK_END } dj_walk_state_t;
+typedef struct {
+   MDB_cursor *cur;
+   dj_buf_t prefix, from;
+   int dir;
+   dj_walk_state_t state;
+   MDB_val k, v; /* the current entry */
+   int rc;       /* LMDB's last answer */
+} dj_walk_t;
+bool dj_walk_open (dj_walk_t *w, dj_ctx_t *ctx, MDB_dbi dbi, const void *prefix, size_t n, int dir, bson_error_t *error);
+/* The next dj_walk_next goes to the first key at or after key (forward
+ * walks: a start inside the range, or the way back after writes moved the
+ * cursor). */
+void dj_walk_seek (dj_walk_t *w, const void *key, size_t n);
+/* Moves to the next entry of the range: false at its end or on an error. */
+bool dj_walk_next (dj_walk_t *w);
+/* Deletes the current entry; dj_walk_next then goes on with the one after it. */
+bool dj_walk_del (dj_walk_t *w);
+/* Ends the walk; false with an error (`what` failed) if LMDB failed. */
+bool dj_walk_close (dj_walk_t *w, const char *what, bson_error_t *error);
 
 /* ---- plan.c ------------------------------------------------------------- */
 /* Calls fn(rid, doc) for each document matching m, using an index where one

@@ -141,49 +141,43 @@ past_hi (const range_t *r, const uint8_t *key, size_t klen)
 static bool
 scan_range (scan_t *s, const range_t *r)
 {
-   MDB_cursor *cur;
-   dj_buf_t start;
-   int rc = mdb_cursor_open (s->ctx->txn, s->ctx->engine->dbi_data, &cur);
+   dj_walk_t w;
+   dj_buf_t p;
 
-   if (rc) {
-      return dj_lmdb_error (rc, s->error, "cursor");
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, r->id);
+   if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, p.data, p.len, r->dir, s->error)) {
+      dj_buf_cleanup (&p);
+      return false;
    }
-   dj_buf_init (&start);
-   dj_buf_put_u64be (&start, r->dir > 0 ? r->id : r->id + 1);
-   if (r->lo) {
-      dj_buf_append (&start, r->lo->data, r->lo->len);
+   if (r->lo) { /* the key after the prefix starts at lo */
+      dj_buf_append (&p, r->lo->data, r->lo->len);
+      dj_walk_seek (&w, p.data, p.len);
    }
-   MDB_val k = {start.len, start.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   if (r->dir < 0) {
-      rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
-   }
-   for (; rc == 0; rc = mdb_cursor_get (cur, &k, &v, r->dir > 0 ? MDB_NEXT : MDB_PREV)) {
-      const uint8_t *kd = k.mv_data;
+   dj_buf_cleanup (&p);
+   while (dj_walk_next (&w)) {
+      const uint8_t *kd = w.k.mv_data;
       uint64_t rid;
       bson_t doc;
-      if (k.mv_size < 8 || dj_u64be_read (kd) != r->id) {
-         break;
-      }
       if (!r->ix) {
-         if (k.mv_size != 16) {
+         if (w.k.mv_size != 16) {
             break;
          }
-         if (!bson_init_static (&doc, v.mv_data, v.mv_size)) {
-            rc = MDB_CORRUPTED;
+         if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+            w.rc = MDB_CORRUPTED;
             break;
          }
          rid = dj_u64be_read (kd + 8);
       } else {
          const uint8_t *key = kd + 8;
-         size_t klen = k.mv_size - 8;
+         size_t klen = w.k.mv_size - 8;
          if (r->lo_skip && klen >= r->lo->len && !memcmp (key, r->lo->data, r->lo->len)) {
             continue;
          }
          if (r->hi && past_hi (r, key, klen)) {
             break;
          }
-         rid = r->ix->unique ? dj_u64be_read (v.mv_data) : dj_u64be_read (kd + k.mv_size - 8);
+         rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
          if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
             s->failed = true;
             break;
@@ -193,15 +187,12 @@ scan_range (scan_t *s, const range_t *r)
          break;
       }
    }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&start);
-   if (s->failed) {
+   if (s->failed) { /* the error is the record's, already set */
+      bson_error_t ignored;
+      dj_walk_close (&w, r->what, &ignored);
       return false;
    }
-   if (rc && rc != MDB_NOTFOUND) {
-      return dj_lmdb_error (rc, s->error, r->what);
-   }
-   return true;
+   return dj_walk_close (&w, r->what, s->error);
 }
 
 static bool

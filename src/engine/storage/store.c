@@ -765,29 +765,19 @@ dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *c
 static bool
 delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error)
 {
-   MDB_cursor *cur;
+   dj_walk_t w;
    dj_buf_t p;
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
-   if (rc) {
-      return dj_lmdb_error (rc, error, "cursor");
-   }
+
    dj_buf_init (&p);
    dj_buf_put_u64be (&p, id);
-   MDB_val k = {8, p.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   while (rc == 0 && k.mv_size >= 8 && !memcmp (k.mv_data, p.data, 8)) {
-      rc = mdb_cursor_del (cur, 0);
-      if (rc) {
-         break;
-      }
-      rc = mdb_cursor_get (cur, &k, &v, MDB_GET_CURRENT);
-   }
-   mdb_cursor_close (cur);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
    dj_buf_cleanup (&p);
-   if (rc && rc != MDB_NOTFOUND && rc != EINVAL) {
-      return dj_lmdb_error (rc, error, "drop");
+   if (!ok) {
+      return false;
    }
-   return true;
+   while (dj_walk_next (&w) && dj_walk_del (&w)) {
+   }
+   return dj_walk_close (&w, "drop", error);
 }
 
 bool
@@ -825,45 +815,40 @@ dj_strv_free (char **v, int n)
 static bool
 catalog_walk (dj_ctx_t *ctx, const char *db, char ***names, int *n, bool dbs, bson_error_t *error)
 {
-   MDB_cursor *cur;
+   static const uint8_t past_counters = 0x02; /* the catalog's \x01 keys are counters, not names */
+   dj_walk_t w;
    dj_buf_t p;
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_catalog, &cur);
 
    *names = NULL;
    *n = 0;
-   if (rc) {
-      return dj_lmdb_error (rc, error, "cursor");
-   }
    dj_buf_init (&p);
    if (db) {
       catalog_key (&p, db, NULL);
-   } else {
-      dj_buf_putc (&p, 0x02); /* past the \x01 counters */
    }
-   MDB_val k = {p.len, p.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   while (rc == 0) {
-      if (db && (k.mv_size < p.len || memcmp (k.mv_data, p.data, p.len))) {
-         break;
-      }
-      const char *s = k.mv_data;
-      size_t dl = strnlen (s, k.mv_size);
-      char *item = dbs ? bson_strndup (s, dl) : bson_strndup (s + dl + 1, k.mv_size - dl - 1);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_catalog, p.data, p.len, 1, error);
+   dj_buf_cleanup (&p);
+   if (!ok) {
+      return false;
+   }
+   if (!db) {
+      dj_walk_seek (&w, &past_counters, 1);
+   }
+   while (dj_walk_next (&w)) {
+      const char *s = w.k.mv_data;
+      size_t dl = strnlen (s, w.k.mv_size);
+      char *item = dbs ? bson_strndup (s, dl) : bson_strndup (s + dl + 1, w.k.mv_size - dl - 1);
       if (dbs && *n && !strcmp ((*names)[*n - 1], item)) {
          bson_free (item);
       } else {
          *names = bson_realloc (*names, sizeof (char *) * (size_t) (*n + 1));
          (*names)[(*n)++] = item;
       }
-      rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
    }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&p);
-   if (rc && rc != MDB_NOTFOUND) {
+   if (!dj_walk_close (&w, "catalog scan", error)) {
       dj_strv_free (*names, *n);
       *names = NULL;
       *n = 0;
-      return dj_lmdb_error (rc, error, "catalog scan");
+      return false;
    }
    return true;
 }
@@ -893,24 +878,21 @@ record_key (dj_buf_t *b, uint64_t coll, uint64_t rid)
 static bool
 next_rid (dj_ctx_t *ctx, const dj_coll_t *c, uint64_t *rid, bson_error_t *error)
 {
-   MDB_cursor *cur;
+   dj_walk_t w;
    dj_buf_t p;
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
-   if (rc) {
-      return dj_lmdb_error (rc, error, "cursor");
-   }
+
    dj_buf_init (&p);
-   dj_buf_put_u64be (&p, c->id + 1);
-   MDB_val k = {8, p.data}, v;
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   rc = rc == 0 ? mdb_cursor_get (cur, &k, &v, MDB_PREV) : mdb_cursor_get (cur, &k, &v, MDB_LAST);
-   *rid = 1;
-   if (rc == 0 && k.mv_size == 16 && dj_u64be_read (k.mv_data) == c->id) {
-      *rid = dj_u64be_read ((uint8_t *) k.mv_data + 8) + 1;
-   }
-   mdb_cursor_close (cur);
+   dj_buf_put_u64be (&p, c->id);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, -1, error);
    dj_buf_cleanup (&p);
-   return true;
+   if (!ok) {
+      return false;
+   }
+   *rid = 1; /* the last record's id + 1 */
+   if (dj_walk_next (&w) && w.k.mv_size == 16) {
+      *rid = dj_u64be_read ((uint8_t *) w.k.mv_data + 8) + 1;
+   }
+   return dj_walk_close (&w, "record ids", error);
 }
 
 bool
@@ -1103,7 +1085,7 @@ bool
 dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error)
 {
    dj_index_t ix;
-   MDB_cursor *cur;
+   dj_walk_t w;
    dj_buf_t p;
 
    if (!dj_index_load (&ix, spec, error)) {
@@ -1113,27 +1095,25 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
       dj_index_cleanup (&ix);
       return false;
    }
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
-   if (rc) {
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
+   dj_buf_cleanup (&p);
+   if (!ok) {
       dj_index_cleanup (&ix);
-      return dj_lmdb_error (rc, error, "cursor");
+      return false;
    }
    /* Index the existing documents. A unique violation among them fails the
     * whole command, and the caller's transaction is aborted. */
-   dj_buf_init (&p);
-   dj_buf_put_u64be (&p, c->id);
-   MDB_val k = {8, p.data}, v;
-   bool ok = true;
    int n_before = c->nindexes;
    c->indexes = bson_realloc (c->indexes, sizeof (dj_index_t) * (size_t) (c->nindexes + 1));
    c->indexes[c->nindexes++] = ix;
    dj_index_t *nix = &c->indexes[n_before];
-   rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-   while (ok && rc == 0 && k.mv_size == 16 && !memcmp (k.mv_data, p.data, 8)) {
+   while (ok && dj_walk_next (&w) && w.k.mv_size == 16) {
       bson_t doc;
       keyset_t ks;
-      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
-      bson_init_static (&doc, v.mv_data, v.mv_size);
+      uint64_t rid = dj_u64be_read ((uint8_t *) w.k.mv_data + 8);
+      bson_init_static (&doc, w.v.mv_data, w.v.mv_size);
       ok = index_keys (nix, &doc, &ks, error);
       if (ok) {
          if (nix->unique) {
@@ -1151,19 +1131,15 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
          dj_buf_t again;
          dj_buf_init (&again);
          record_key (&again, c->id, rid + 1);
-         k.mv_size = again.len;
-         k.mv_data = again.data;
-         rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
+         dj_walk_seek (&w, again.data, again.len);
          dj_buf_cleanup (&again);
       }
    }
-   mdb_cursor_close (cur);
-   dj_buf_cleanup (&p);
-   if (ok && rc && rc != MDB_NOTFOUND) {
-      ok = dj_lmdb_error (rc, error, "index build");
-   }
    if (ok) {
-      ok = dj_coll_save (ctx, c, error);
+      ok = dj_walk_close (&w, "index build", error) && dj_coll_save (ctx, c, error);
+   } else {
+      bson_error_t ignored; /* the error is the document's */
+      dj_walk_close (&w, "index build", &ignored);
    }
    return ok;
 }
@@ -1175,37 +1151,37 @@ bool
 dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
 {
    int64_t count, size;
-   MDB_cursor *cur;
    dj_buf_t p;
 
    dj_coll_stats (ctx, c, &count, &size, NULL);
-   if (size <= c->capped_size && (c->capped_max <= 0 || count <= c->capped_max)) {
-      return true;
-   }
-   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
-   if (rc) {
-      return dj_lmdb_error (rc, error, "cursor");
-   }
    dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id);
    bool ok = true;
    while (ok && count > 1 && (size > c->capped_size || (c->capped_max > 0 && count > c->capped_max))) {
-      p.len = 0;
-      dj_buf_put_u64be (&p, c->id);
-      MDB_val k = {8, p.data}, v;
-      rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-      if (rc || k.mv_size != 16 || dj_u64be_read (k.mv_data) != c->id) {
+      /* the oldest record: the first of the collection's range (deleting it
+       * rewrites indexes too, so each round walks afresh) */
+      dj_walk_t w;
+      if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error)) {
+         ok = false;
          break;
       }
-      uint64_t rid = dj_u64be_read ((uint8_t *) k.mv_data + 8);
-      bson_t doc;
-      bson_init_static (&doc, v.mv_data, v.mv_size);
-      bson_t *copy = bson_copy (&doc);
+      bson_t *copy = NULL;
+      uint64_t rid = 0;
+      if (dj_walk_next (&w) && w.k.mv_size == 16) {
+         bson_t doc;
+         rid = dj_u64be_read ((uint8_t *) w.k.mv_data + 8);
+         bson_init_static (&doc, w.v.mv_data, w.v.mv_size);
+         copy = bson_copy (&doc);
+      }
+      ok = dj_walk_close (&w, "capped collection", error);
+      if (!copy) {
+         break;
+      }
       size -= copy->len;
       count--;
-      ok = dj_record_delete (ctx, c, rid, copy, error);
+      ok = ok && dj_record_delete (ctx, c, rid, copy, error);
       bson_destroy (copy);
    }
-   mdb_cursor_close (cur);
    dj_buf_cleanup (&p);
    return ok;
 }
@@ -1248,26 +1224,24 @@ dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
 void
 dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes)
 {
-   MDB_cursor *cur;
-   dj_buf_t p;
-
    *count = *size = 0;
-   if (mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur)) {
-      return;
-   }
-   dj_buf_init (&p);
    for (int i = -1; i < c->nindexes; i++) {
-      uint64_t id = i < 0 ? c->id : c->indexes[i].id;
+      dj_walk_t w;
+      dj_buf_t p;
+      bson_error_t ignored; /* statistics are best effort */
       int64_t bytes = 0, n = 0;
-      p.len = 0;
-      dj_buf_put_u64be (&p, id);
-      MDB_val k = {8, p.data}, v;
-      int rc = mdb_cursor_get (cur, &k, &v, MDB_SET_RANGE);
-      while (rc == 0 && k.mv_size >= 8 && !memcmp (k.mv_data, p.data, 8)) {
-         n++;
-         bytes += (int64_t) (i < 0 ? v.mv_size : k.mv_size + v.mv_size);
-         rc = mdb_cursor_get (cur, &k, &v, MDB_NEXT);
+      dj_buf_init (&p);
+      dj_buf_put_u64be (&p, i < 0 ? c->id : c->indexes[i].id);
+      bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, &ignored);
+      dj_buf_cleanup (&p);
+      if (!ok) {
+         return;
       }
+      while (dj_walk_next (&w)) {
+         n++;
+         bytes += (int64_t) (i < 0 ? w.v.mv_size : w.k.mv_size + w.v.mv_size);
+      }
+      dj_walk_close (&w, "statistics", &ignored);
       if (i < 0) {
          *count = n;
          *size = bytes;
@@ -1275,6 +1249,4 @@ dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64
          index_sizes[i] = bytes;
       }
    }
-   dj_buf_cleanup (&p);
-   mdb_cursor_close (cur);
 }
