@@ -660,11 +660,23 @@ dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
    return true;
 }
 
+/* The raw catalog entry of db.name (it lives in LMDB's map): LMDB's answer. */
+static int
+catalog_get (dj_ctx_t *ctx, const char *db, const char *name, MDB_val *entry)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   MDB_val mk = {k.len, k.data};
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, entry);
+   dj_buf_cleanup (&k);
+   return rc;
+}
+
 dj_coll_t *
 dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error)
 {
-   dj_buf_t k;
-   MDB_val mk, mv;
+   MDB_val mv;
    bson_t entry;
 
    if (error) {
@@ -673,12 +685,7 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
    if (!dj_ns_valid (db, name, error)) {
       return NULL;
    }
-   dj_buf_init (&k);
-   catalog_key (&k, db, name);
-   mk.mv_size = k.len;
-   mk.mv_data = k.data;
-   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv);
-   dj_buf_cleanup (&k);
+   int rc = catalog_get (ctx, db, name, &mv);
    if (rc == MDB_NOTFOUND) {
       return NULL;
    }
@@ -696,16 +703,10 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
 bool
 dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
 {
-   dj_buf_t k;
-   MDB_val mk, mv;
+   MDB_val mv;
    bson_t entry;
    bson_iter_t it;
-   dj_buf_init (&k);
-   catalog_key (&k, db, name);
-   mk.mv_size = k.len;
-   mk.mv_data = k.data;
-   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv);
-   dj_buf_cleanup (&k);
+   int rc = catalog_get (ctx, db, name, &mv);
    /* the raw entry: no indexes or validator to build for a yes/no */
    return rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init (&it, &entry) &&
           bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
