@@ -14,7 +14,7 @@ git worktree add --detach "$old/src" "$rev" >/dev/null
 for dir in "$old/src/build" build; do
   [ -f "$dir/build.ninja" ] || meson setup "$dir" -Dbuildtype=release -Dpython=false >/dev/null
 done
-ninja -C "$old/src/build" bench/engine_vs_sqlite bench/agg_vs_sqlite >/dev/null
-ninja -C build bench/engine_vs_sqlite bench/agg_vs_sqlite >/dev/null
+ninja -C "$old/src/build" bench/engine_vs_sqlite bench/agg_vs_sqlite bench/sql_compile >/dev/null
+ninja -C build bench/engine_vs_sqlite bench/agg_vs_sqlite bench/sql_compile >/dev/null
 mkdir -p bench/results
 python3 bench/compare_builds.py "$old/src/build" build --rounds "${2:-5}" --markdown bench/results/builds.md

@@ -80,13 +80,6 @@ arena_free (arena_t *a)
 }
 
 
-void
-sql_advance (parser_t *p)
-{
-   p->pos += p->tlen;
-   p->pos += dj_sql_skip_space (p->sql + p->pos, p->len - p->pos);
-   p->tlen = dj_sql_get_token (p->sql + p->pos, p->len - p->pos, &p->tk);
-}
 
 bool
 sql_fail (parser_t *p, const char *fmt, ...) BSON_GNUC_PRINTF (2, 3);
@@ -118,44 +111,10 @@ sql_fail (parser_t *p, const char *fmt, ...)
    return false;
 }
 
-bool
-sql_is_kw (parser_t *p, const char *kw)
-{
-   size_t n = strlen (kw);
-   return p->tk == DJ_TK_ID && p->tlen == n && strncasecmp (p->sql + p->pos, kw, n) == 0;
-}
 
-bool
-sql_accept_kw (parser_t *p, const char *kw)
-{
-   if (sql_is_kw (p, kw)) {
-      sql_advance (p);
-      return true;
-   }
-   return false;
-}
 
-bool
-sql_expect_kw (parser_t *p, const char *kw)
-{
-   return sql_accept_kw (p, kw) || sql_fail (p, "expected %s", kw);
-}
 
-bool
-sql_accept (parser_t *p, dj_token_type_t t)
-{
-   if (p->tk == t) {
-      sql_advance (p);
-      return true;
-   }
-   return false;
-}
 
-bool
-sql_expect (parser_t *p, dj_token_type_t t, const char *what)
-{
-   return sql_accept (p, t) || sql_fail (p, "expected %s", what);
-}
 
 char *
 sql_copy_text (parser_t *p, const char *s, size_t n)
@@ -183,20 +142,6 @@ sql_unquote (parser_t *p, char q)
    return r;
 }
 
-void
-sql_list_push (parser_t *p, dj_list_t *l, void *v)
-{
-   if (l->n == l->cap) {
-      int cap = l->cap ? l->cap * 2 : 4;
-      void **nv = sql_arena_alloc (p->arena, sizeof (void *) * (size_t) cap);
-      if (l->n) {
-         memcpy (nv, l->v, sizeof (void *) * (size_t) l->n);
-      }
-      l->v = nv;
-      l->cap = cap;
-   }
-   l->v[l->n++] = v;
-}
 
 static const char *const reserved[] = {
    "SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "UNION",
@@ -257,14 +202,6 @@ parse_alias (parser_t *p)
    return NULL;
 }
 
-dj_expr_t *
-sql_new_expr (parser_t *p, dj_expr_kind_t kind, size_t pos)
-{
-   dj_expr_t *e = sql_arena_alloc (p->arena, sizeof *e);
-   e->kind = kind;
-   e->pos = (uint32_t) pos;
-   return e;
-}
 
 static dj_from_t *
 parse_from_item (parser_t *p, dj_join_t join)

@@ -28,18 +28,6 @@ sql_parse_expr_list (parser_t *p, dj_list_t *list)
    return true;
 }
 
-bool
-sql_enter (parser_t *p)
-{
-   if (++p->depth > DJ_SQL_MAX_DEPTH) {
-      if (!p->failed) {
-         p->failed = true;
-         dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_TOO_DEEP, "statement nested deeper than %d levels (offset %zu)", DJ_SQL_MAX_DEPTH, p->pos);
-      }
-      return false;
-   }
-   return true;
-}
 
 /* Is the current '(' the start of a subquery? Looks past nested '('. */
 bool
