@@ -26,9 +26,21 @@ duplicate key leaves no rows.
   - MongoDB server: a session with a multi-document transaction (needs a
     replica set); savepoints raise NotSupportedError, as MongoDB has none.
 """
-from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,  # noqa: F401
+import os as _os
+
+# libmongoc keeps performance counters in /dev/shm/mongoc-<pid>, created when
+# the library loads and removed only at a normal exit: a process that ends
+# with os._exit (Django's forked test workers) leaves the file behind, and a
+# later process given that pid prints "Falling back to malloc for counters".
+# djongo reads none of them; libmongoc's documented switch turns them off,
+# and it must be set before the extension (and so libmongoc) is loaded. A
+# user's own setting wins.
+# https://www.mongodb.com/docs/languages/c/c-driver/current/libmongoc/basic-troubleshooting/
+_os.environ.setdefault("MONGOC_DISABLE_SHM", "1")
+
+from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError, InterfaceError,  # noqa: E402,F401
                                 InternalError, NotSupportedError, OperationalError, ProgrammingError, Warning)
-from djongo import _driver
+from djongo import _driver  # noqa: E402
 
 import datetime as _dt
 import logging as _logging

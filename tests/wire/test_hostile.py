@@ -1,8 +1,11 @@
 """Hostile messages that must not take djongo-server down (issue 19's
 hardening campaign): each is answered or its connection closed, and the
 server goes on serving everybody else."""
+import os
 import socket
 import struct
+import subprocess
+import sys
 
 import pymongo
 
@@ -92,3 +95,15 @@ def test_names_with_nul_are_refused(server):
     finally:
         c.close()
     assert alive(server)
+
+
+def test_no_shared_memory_left_behind(server):
+    # libmongoc's counters file /dev/shm/mongoc-<pid> outlived processes that
+    # end with os._exit (forked test workers); djongo turns the counters off
+    prog = ("import os\nfrom djongo import driver\n"
+            "c = driver.connect(%r, db='t', autocommit=True).cursor()\n"
+            "c.execute('SELECT 1')\nprint(os.getpid(), flush=True)\nos._exit(0)\n" % server.uri)
+    p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert not os.path.exists("/dev/shm/mongoc-%s" % p.stdout.split()[0])
+    assert "Falling back to malloc" not in p.stderr
