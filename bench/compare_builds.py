@@ -81,9 +81,11 @@ def main():
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--markdown")
+    ap.add_argument("--labels", nargs=2, metavar=("OLD", "NEW"), help="names of the builds in the table's title")
     a = ap.parse_args()
     a.old, a.new = os.path.abspath(a.old), os.path.abspath(a.new)  # the programs run in a scratch directory
-    lines = [f"Old build (`{a.old}`) vs new build (`{a.new}`), {a.rounds} alternating rounds, medians.",
+    old_name, new_name = a.labels or (a.old, a.new)
+    lines = [f"Old build (`{old_name}`) vs new build (`{new_name}`), {a.rounds} alternating rounds, medians.",
              "new/old > 1 is better for ops/s and worse for seconds; SQLite's column shows the machine's drift.", "",
              "| benchmark | workload | unit | old engine | new engine | new/old | SQLite new/old |",
              "|---|---|---|---:|---:|---:|---:|"]

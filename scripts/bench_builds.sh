@@ -17,4 +17,5 @@ done
 ninja -C "$old/src/build" bench/engine_vs_sqlite bench/agg_vs_sqlite bench/sql_compile >/dev/null
 ninja -C build bench/engine_vs_sqlite bench/agg_vs_sqlite bench/sql_compile >/dev/null
 mkdir -p bench/results
-python3 bench/compare_builds.py "$old/src/build" build --rounds "${2:-5}" --markdown bench/results/builds.md
+python3 bench/compare_builds.py "$old/src/build" build --rounds "${2:-5}" --markdown bench/results/builds.md \
+  --labels "$rev" "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' + changes')"
