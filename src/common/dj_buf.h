@@ -37,4 +37,15 @@ void dj_buf_put_u32be (dj_buf_t *b, uint32_t v);
 
 uint64_t dj_u64be_read (const uint8_t *p);
 
+/* Room for element n of the growable array v (capacity cap, any integer
+ * types): when it is full the capacity doubles, starting at `first`. v is
+ * bson_realloc'd, so pointers into it do not survive the call. */
+#define DJ_GROW(v, n, cap, first)                                  \
+   do {                                                            \
+      if ((size_t) (n) >= (size_t) (cap)) {                        \
+         (cap) = (cap) ? (cap) * 2 : (first);                      \
+         (v) = bson_realloc ((v), sizeof *(v) * (size_t) (cap));   \
+      }                                                            \
+   } while (0)
+
 #endif

@@ -416,10 +416,7 @@ push_agg (cx_group_t *g, const dj_expr_t *e)
          return;
       }
    }
-   if (g->aggs.n == g->aggs.cap) {
-      g->aggs.cap = g->aggs.cap ? g->aggs.cap * 2 : 8;
-      g->aggs.v = bson_realloc (g->aggs.v, sizeof (void *) * (size_t) g->aggs.cap);
-   }
+   DJ_GROW (g->aggs.v, g->aggs.n, g->aggs.cap, 8);
    g->aggs.v[g->aggs.n++] = (void *) e;
 }
 

@@ -59,10 +59,7 @@ dj_ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added)
    if (!create) {
       return SIZE_MAX;
    }
-   if (t->n == t->cap) {
-      t->cap = t->cap ? t->cap * 2 : 16;
-      t->keys = bson_realloc (t->keys, sizeof (dj_buf_t) * t->cap);
-   }
+   DJ_GROW (t->keys, t->n, t->cap, 16);
    dj_buf_init (&t->keys[t->n]);
    dj_buf_append (&t->keys[t->n], k->data, k->len);
    t->slots[h] = ++t->n;
@@ -94,10 +91,7 @@ dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *a
    if (!added) {
       return &t->g[i];
    }
-   if (i == t->cap) {
-      t->cap = t->cap ? t->cap * 2 : 16;
-      t->g = bson_realloc (t->g, sizeof (group_t) * t->cap);
-   }
+   DJ_GROW (t->g, i, t->cap, 16);
    group_t *g = &t->g[i];
    if (id->value_type == BSON_TYPE_EOD) {
       g->id.value_type = BSON_TYPE_NULL;

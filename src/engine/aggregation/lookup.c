@@ -155,10 +155,7 @@ jtable_find (jtable_t *t, const dj_buf_t *k, bool create)
       return NULL;
    }
    if (added) {
-      if (i == t->cap) {
-         t->cap = t->cap ? t->cap * 2 : 64;
-         t->b = bson_realloc (t->b, sizeof (jbucket_t) * t->cap);
-      }
+      DJ_GROW (t->b, i, t->cap, 64);
       memset (&t->b[i], 0, sizeof t->b[i]);
    }
    return &t->b[i];
@@ -193,10 +190,7 @@ jadd_value (const bson_value_t *v, void *ctx)
    if (b->n && b->docs[b->n - 1] == ja->doc) {
       return; /* [1, 1] indexes the document once */
    }
-   if (b->n == b->cap) {
-      b->cap = b->cap ? b->cap * 2 : 4;
-      b->docs = bson_realloc (b->docs, sizeof (size_t) * b->cap);
-   }
+   DJ_GROW (b->docs, b->n, b->cap, 4);
    b->docs[b->n++] = ja->doc;
 }
 
@@ -251,10 +245,7 @@ jprobe_value (const bson_value_t *v, void *ctx)
    jbucket_t *b = jtable_find (jp->t, &k, false);
    dj_buf_cleanup (&k);
    for (size_t i = 0; b && i < b->n; i++) {
-      if (jp->n == jp->cap) {
-         jp->cap = jp->cap ? jp->cap * 2 : 8;
-         jp->hits = bson_realloc (jp->hits, sizeof (size_t) * jp->cap);
-      }
+      DJ_GROW (jp->hits, jp->n, jp->cap, 8);
       jp->hits[jp->n++] = b->docs[i];
    }
 }

@@ -22,10 +22,7 @@
 void
 dj_docs_push (dj_docs_t *d, bson_t *doc)
 {
-   if (d->n == d->cap) {
-      d->cap = d->cap ? d->cap * 2 : 16;
-      d->v = bson_realloc (d->v, sizeof (bson_t *) * d->cap);
-   }
+   DJ_GROW (d->v, d->n, d->cap, 16);
    d->v[d->n++] = doc;
 }
 

@@ -178,10 +178,7 @@ dj_node_child (const dj_node_t *n, const char *key, uint32_t *pos)
 void
 dj_node_push (dj_node_t *arr, dj_node_t *child)
 {
-   if (arr->n == arr->cap) {
-      arr->cap = arr->cap ? arr->cap * 2 : 4;
-      arr->kids = bson_realloc (arr->kids, sizeof (dj_node_t *) * arr->cap);
-   }
+   DJ_GROW (arr->kids, arr->n, arr->cap, 4);
    arr->kids[arr->n++] = child;
 }
 
