@@ -84,11 +84,7 @@ dj_cmd_drop (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, true, &ctx, error)) {
-      return false;
-   }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c && error->code) {
+   if (!dj_cmd_open (e, db, cmd, known, true, NULL, &name, &ctx, &c, error)) {
       goto done;
    }
    if (c) {
@@ -372,15 +368,11 @@ bool
 dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    static const char *const known[] = {"scale", "verbose", NULL};
-   const char *name;
    dj_ctx_t ctx = {0};
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, false, &ctx, error)) {
-      return false;
-   }
-   if (!(c = dj_cmd_load_existing (&ctx, db, name, "Collection [%s.%s] not found.", error))) {
+   if (!dj_cmd_open (e, db, cmd, known, false, "Collection [%s.%s] not found.", NULL, &ctx, &c, error)) {
       goto done;
    }
    int64_t count, size, total = 0;

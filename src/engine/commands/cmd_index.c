@@ -219,24 +219,18 @@ bool
 dj_cmd_list_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    static const char *const known[] = {"cursor", "includeBuildUUIDs", "includeIndexBuildInfo", NULL};
-   const char *name;
    dj_ctx_t ctx = {0};
    dj_coll_t *c = NULL;
    bool ok = false;
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, false, &ctx, error)) {
-      return false;
-   }
-   if (!(c = dj_cmd_load_existing (&ctx, db, name, "ns does not exist: %s.%s", error))) {
+   if (!dj_cmd_open (e, db, cmd, known, false, "ns does not exist: %s.%s", NULL, &ctx, &c, error)) {
       goto done;
    }
    bson_t **docs = bson_malloc (sizeof (bson_t *) * (size_t) c->nindexes);
    for (int i = 0; i < c->nindexes; i++) {
       docs[i] = bson_copy (c->indexes[i].spec);
    }
-   char *ns = bson_strdup_printf ("%s.%s", db, name);
-   dj_reply_results (e, reply, ns, docs, (size_t) c->nindexes, -1, false);
-   bson_free (ns);
+   dj_reply_results (e, reply, c->ns, docs, (size_t) c->nindexes, -1, false);
    ok = true;
 done:
    return dj_cmd_end (&ctx, c, ok, error);

@@ -77,6 +77,13 @@ bool dj_cmd_target (const bson_t *cmd, const char *db, const char *const *known,
  * message `missing` (a format taking db and name: each command has
  * MongoDB's own words). */
 dj_coll_t *dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const char *missing, bson_error_t *error);
+/* The start of a command on a collection: dj_cmd_target, its transaction
+ * (write or read) and the collection in *c -- NULL when it does not exist,
+ * which is NamespaceNotFound in the words `missing` when that is not NULL.
+ * *name (if not NULL): the collection's name, borrowed from cmd. Either
+ * way the caller ends with dj_cmd_end. */
+bool dj_cmd_open (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, const char *missing,
+                  const char **name, dj_ctx_t *ctx, dj_coll_t **c, bson_error_t *error);
 /* The one exit of a command on a collection: when ok, commits its write
  * transaction if still open (false with error if that fails); aborts what
  * is left, frees c (may be NULL) and returns ok. The reply may be complete

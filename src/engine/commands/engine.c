@@ -108,6 +108,24 @@ dj_cmd_load_existing (dj_ctx_t *ctx, const char *db, const char *name, const cha
 }
 
 bool
+dj_cmd_open (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, const char *missing,
+             const char **pname, dj_ctx_t *ctx, dj_coll_t **c, bson_error_t *error)
+{
+   const char *name;
+   if (pname) {
+      *pname = NULL;
+   }
+   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_txn_begin (e, write, ctx, error)) {
+      return false;
+   }
+   if (pname) {
+      *pname = name;
+   }
+   *c = missing ? dj_cmd_load_existing (ctx, db, name, missing, error) : dj_coll_load (ctx, db, name, error);
+   return *c || !error->code;
+}
+
+bool
 dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error)
 {
    if (ok && ctx->txn && ctx->write) {
