@@ -13,6 +13,7 @@
  * passwords are refused when added rather than stored in a form a driver
  * would not reproduce.
  */
+#include <sys/stat.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -120,9 +121,19 @@ dj_users_t *
 dj_users_load (const char *path, bson_error_t *error)
 {
    FILE *f = fopen (path, "r");
+   struct stat st;
    if (!f) {
       dj_err (error, DJ_BadValue, "cannot read the users file %s: %s", path,
                     strerror (errno));
+      return NULL;
+   }
+   /* anyone who reads the keys can pose as this server to its users and
+    * try passwords offline against them: like ssh's private keys, the file
+    * must be the owner's alone */
+   if (fstat (fileno (f), &st) == 0 && (st.st_mode & 077)) {
+      dj_err (error, DJ_BadValue, "the users file %s can be read or written by other users (mode %03o); it must be "
+                                  "the owner's only: chmod 600 %s", path, (unsigned) (st.st_mode & 0777), path);
+      fclose (f);
       return NULL;
    }
    dj_users_t *us = bson_malloc0 (sizeof *us);

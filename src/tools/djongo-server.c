@@ -21,12 +21,36 @@
 #include "dj_engine.h"
 #include "dj_server.h"
 
+static const char usage_text[] =
+   "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync]\n"
+   "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
+   "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
+   "       djongo-server --help | --version\n";
+
+static const char help_text[] =
+   "\n"
+   "Serves a djongo data directory (the embedded engine) over MongoDB's wire\n"
+   "protocol, so pymongo, libmongoc, mongosh and Compass can connect:\n"
+   "mongodb://127.0.0.1:27017/\n"
+   "\n"
+   "  --dbpath DIR            the data directory (created if missing)\n"
+   "  --port N                TCP port on the bind address (default 27017; 0: any free port,\n"
+   "                          printed on start)\n"
+   "  --bind ADDRESS          the address to listen on (default 127.0.0.1)\n"
+   "  --unix PATH             also listen on a unix socket\n"
+   "  --nosync                do not fsync each commit (faster; a machine crash may lose\n"
+   "                          the last commits, never corrupt the data)\n"
+   "  --txn-lifetime SECONDS  abort transactions open longer than this (default 60)\n"
+   "  --auth USERS-FILE       require SCRAM-SHA-256 authentication (users from the file)\n"
+   "  --quiet                 no log lines\n"
+   "  --add-user USERS-FILE USER\n"
+   "                          add or replace USER in the users file (created 0600); the\n"
+   "                          file keeps SCRAM keys, never the password\n";
+
 static int
 usage (void)
 {
-   fprintf (stderr, "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync] "
-                    "[--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
-                    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n");
+   fputs (usage_text, stderr);
    return 2;
 }
 
@@ -80,6 +104,12 @@ main (int argc, char **argv)
          return add_user (argv[i + 1], argv[i + 2]);
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
+      } else if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
+         printf ("%s%s", usage_text, help_text);
+         return 0;
+      } else if (!strcmp (a, "--version")) {
+         printf ("djongo-server %s\n", DJONGO_VERSION);
+         return 0;
       } else {
          return usage ();
       }

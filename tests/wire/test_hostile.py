@@ -107,3 +107,29 @@ def test_no_shared_memory_left_behind(server):
     assert p.returncode == 0, p.stderr
     assert not os.path.exists("/dev/shm/mongoc-%s" % p.stdout.split()[0])
     assert "Falling back to malloc" not in p.stderr
+
+
+def test_users_file_readable_by_others_is_refused(tmp_path):
+    users = tmp_path / "users"
+    assert add_user(users, "alice", "s3cret!pw").returncode == 0
+    os.chmod(users, 0o644)
+    p = subprocess.run([TOOL, "--dbpath", str(tmp_path / "d"), "--port", "0", "--auth", str(users)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "chmod 600" in p.stderr, p.stderr
+
+
+def test_cursor_ids_cannot_be_guessed(server):
+    # sequential ids let any client getMore another's cursor by counting
+    c = pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000)
+    try:
+        coll = c.t.c
+        coll.insert_many([{"_id": i} for i in range(10)])
+        ids = []
+        for _ in range(4):
+            cur = coll.find(batch_size=1)
+            next(cur)
+            ids.append(cur.cursor_id)
+        assert all(i > 0 for i in ids) and len(set(ids)) == 4
+        assert all(abs(a - b) > 1 for a, b in zip(ids, ids[1:])), ids
+    finally:
+        c.close()

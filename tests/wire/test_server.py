@@ -236,3 +236,12 @@ def test_python_m_djongo_server(tmp_path):
     p = subprocess.run([sys.executable, "-m", "djongo.server", "--no-such-option"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and "usage: djongo-server" in p.stderr
+
+
+def test_help_and_version():
+    from conftest import TOOL
+    import subprocess
+    for args, text in ((["--help"], "--dbpath DIR"), (["--version"], "djongo-server 2.")):
+        p = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0 and text in p.stdout, (args, p.stdout, p.stderr)
+    assert subprocess.run([TOOL, "--no-such-option"], capture_output=True, text=True, timeout=30).returncode == 2
