@@ -30,20 +30,24 @@ string_size (const uint8_t *p, const uint8_t *end)
    return 4 + (size_t) n;
 }
 
-/* The size of a fixed-size value of type t. */
-static size_t
+/* The size of a value of type t when the type fixes it, else -1. */
+static int
 fixed_size (uint8_t t)
 {
    switch (t) {
-   case 0x08: return 1;  /* bool */
-   case 0x10: return 4;  /* int32 */
-   case 0x07: return 12; /* ObjectId */
-   case 0x13: return 16; /* decimal128 */
-   case 0x01:            /* double */
-   case 0x09:            /* datetime */
-   case 0x11:            /* timestamp */
-   case 0x12: return 8;  /* int64 */
-   default: return 0;    /* undefined, null, minKey, maxKey */
+   case 0x06: /* undefined */
+   case 0x0A: /* null */
+   case 0x7F: /* maxKey */
+   case 0xFF: /* minKey */ return 0;
+   case 0x08: /* bool */ return 1;
+   case 0x10: /* int32 */ return 4;
+   case 0x01: /* double */
+   case 0x09: /* datetime */
+   case 0x11: /* timestamp */
+   case 0x12: /* int64 */ return 8;
+   case 0x07: /* ObjectId */ return 12;
+   case 0x13: /* decimal128 */ return 16;
+   default: return -1;
    }
 }
 
@@ -79,19 +83,9 @@ dj_bson_depth_ok (const uint8_t *data, size_t len, int max_depth)
       }
       p = nul + 1;
       size_t avail = (size_t) (end - p), n = 0, s;
-      switch (type) {
-      case 0x01: /* double */
-      case 0x06: /* undefined */
-      case 0x07: /* ObjectId */
-      case 0x08: /* bool */
-      case 0x09: /* datetime */
-      case 0x0A: /* null */
-      case 0x10: /* int32 */
-      case 0x11: /* timestamp */
-      case 0x12: /* int64 */
-      case 0x13: /* decimal128 */
-      case 0x7F: /* maxKey */
-      case 0xFF: /* minKey */ n = fixed_size (type); break;
+      int fixed = fixed_size (type);
+      switch (fixed >= 0 ? 0 : type) { /* type 0 (the terminator) was handled above */
+      case 0: n = (size_t) fixed; break;
       case 0x02: /* string */
       case 0x0D: /* JavaScript code */
       case 0x0E: /* symbol */
