@@ -8,8 +8,6 @@
  */
 #include "dj_commands.h"
 
-#include <sys/random.h>
-
 #include <stdio.h>
 #include <time.h>
 
@@ -51,28 +49,6 @@ reap_idle (dj_engine_t *e, time_t now)
    }
 }
 
-/* A cursor id nobody can guess: random, positive, not 0 (MongoDB's "no
- * cursor"), not one in use -- sequential ids let any client of a server
- * read another's results by counting. Called with cursors_mu held. */
-static int64_t
-new_cursor_id (dj_engine_t *e)
-{
-   for (;;) {
-      uint64_t r = 0;
-      if (getrandom (&r, sizeof r, 0) != (ssize_t) sizeof r) {
-         r = (uint64_t) ++e->next_cursor_id * 0x9E3779B97F4A7C15ull; /* no entropy to be had: still not consecutive */
-      }
-      int64_t id = (int64_t) (r >> 1);
-      bool taken = id == 0;
-      for (dj_cursor_t *c = e->cursors; c && !taken; c = c->next) {
-         taken = c->id == id;
-      }
-      if (!taken) {
-         return id;
-      }
-   }
-}
-
 int64_t
 dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos)
 {
@@ -84,7 +60,7 @@ dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t 
    c->used = time (NULL);
    pthread_mutex_lock (&e->cursors_mu);
    reap_idle (e, c->used);
-   c->id = new_cursor_id (e);
+   c->id = ++e->next_cursor_id;
    c->next = e->cursors;
    e->cursors = c;
    pthread_mutex_unlock (&e->cursors_mu);

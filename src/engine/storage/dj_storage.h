@@ -76,7 +76,7 @@ struct dj_engine {
    /* The open cursors: commands/cursor.c's (storage never touches them). */
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
-   int64_t next_cursor_id; /* only where no random bytes can be had (cursor.c) */
+   int64_t next_cursor_id;
 };
 
 /* ---- env.c: data directories ---------------------------------------------- */
