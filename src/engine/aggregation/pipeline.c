@@ -1041,12 +1041,6 @@ dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_do
 }
 
 bool
-dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
-{
-   return dj_agg_run_stages (p, 0, run, docs, error);
-}
-
-bool
 dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error)
 {
    int from = 0;
