@@ -43,7 +43,10 @@ cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...)
    va_start (ap, fmt);
    vsnprintf (msg, sizeof msg, fmt, ap);
    va_end (ap);
-   return dj_error_set (cx->error, DJ_DOMAIN_SQL, code, "%s (at offset %u)", msg, pos);
+   /* a refusal says so in its first words, whatever the construct (the
+    * driver maps the code to NotSupportedError; people read the text) */
+   return dj_error_set (cx->error, DJ_DOMAIN_SQL, code, "%s%s (at offset %u)",
+                        code == DJ_SQL_UNSUPPORTED ? "not supported: " : "", msg, pos);
 }
 
 /* ---- constants ---- */

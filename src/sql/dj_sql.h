@@ -9,9 +9,10 @@
  * The dialect (operations.py quotes and spells things this way):
  *  - identifiers: bare (case kept) or "double quoted" ("" escapes a quote);
  *  - strings: 'single quoted' ('' escapes a quote); no backslash escapes;
- *  - parameters: %s, numbered 0.. in order of appearance (Django's format
- *    paramstyle); %% is the modulo operator written the way Django's
- *    %-formatting would leave it;
+ *  - parameters: %s (Django's format paramstyle) or ? (sqlite3's qmark),
+ *    one kind as good as the other, numbered 0.. in order of appearance;
+ *    %% is the modulo operator written the way Django's %-formatting
+ *    would leave it;
  *  - operators: = <> != < <= > >= + - * / % || and the regex match
  *    operators ~ or REGEXP (case-sensitive) and ~* (case-insensitive); LIKE
  *    (case sensitive) and ILIKE, both with an optional ESCAPE '<char>';

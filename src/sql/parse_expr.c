@@ -438,7 +438,7 @@ parse_path_step (parser_t *p, dj_expr_t *e)
       if (!p->failed) {
          p->failed = true;
          dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
-                       "a document key that is empty, contains '.' or NUL, or starts with '$' cannot be a MongoDB path "
+                       "not supported: a document key that is empty, contains '.' or NUL, or starts with '$' cannot be a MongoDB path "
                        "(at offset %zu)", p->pos);
       }
       return NULL;

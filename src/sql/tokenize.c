@@ -18,7 +18,7 @@ enum {
    CC_ILLEGAL = 0, /* what the table holds for bytes it does not list */
    CC_SPACE, CC_ALPHA, CC_DIGIT, CC_QUOTE, CC_DQUOTE, CC_MINUS, CC_SLASH,
    CC_LP, CC_RP, CC_COMMA, CC_DOT, CC_SEMI, CC_EQ, CC_LT, CC_GT, CC_BANG,
-   CC_PLUS, CC_STAR, CC_PERCENT, CC_PIPE, CC_TILDE, CC_NUL
+   CC_PLUS, CC_STAR, CC_PERCENT, CC_PIPE, CC_TILDE, CC_QMARK, CC_NUL
 };
 
 /* Bytes >= 0x80 are identifier characters so UTF-8 names work unquoted. */
@@ -28,7 +28,7 @@ static const unsigned char cls[256] = {
    ['\''] = CC_QUOTE, ['"'] = CC_DQUOTE, ['-'] = CC_MINUS, ['/'] = CC_SLASH,
    ['('] = CC_LP, [')'] = CC_RP, [','] = CC_COMMA, ['.'] = CC_DOT, [';'] = CC_SEMI,
    ['='] = CC_EQ, ['<'] = CC_LT, ['>'] = CC_GT, ['!'] = CC_BANG, ['+'] = CC_PLUS,
-   ['*'] = CC_STAR, ['%'] = CC_PERCENT, ['|'] = CC_PIPE, ['~'] = CC_TILDE,
+   ['*'] = CC_STAR, ['%'] = CC_PERCENT, ['|'] = CC_PIPE, ['~'] = CC_TILDE, ['?'] = CC_QMARK,
    ['0'] = CC_DIGIT, ['1'] = CC_DIGIT, ['2'] = CC_DIGIT, ['3'] = CC_DIGIT, ['4'] = CC_DIGIT,
    ['5'] = CC_DIGIT, ['6'] = CC_DIGIT, ['7'] = CC_DIGIT, ['8'] = CC_DIGIT, ['9'] = CC_DIGIT,
 };
@@ -184,6 +184,9 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
    case CC_PERCENT:
       if (n > 1 && z[1] == 's') { *type = DJ_TK_PARAM; return 2; }
       return one_or_two (z, n, '%', DJ_TK_PERCENT, DJ_TK_PERCENT, type); /* %% is Django's escaped % */
+   case CC_QMARK: /* qmark paramstyle (sqlite3, ODBC): the same positional parameter as %s */
+      *type = DJ_TK_PARAM;
+      return 1;
    case CC_PIPE: return one_or_two (z, n, '|', DJ_TK_CONCAT, DJ_TK_ILLEGAL, type);
    case CC_TILDE: return one_or_two (z, n, '*', DJ_TK_TILDE_STAR, DJ_TK_TILDE, type);
    default:
