@@ -63,7 +63,11 @@ typedef struct dj_engine dj_engine_t;
 enum {
    /** Skip fsync on commit: faster, and a crash may lose the last commits
     *  (never corrupts). For tests and benchmarks that say so. */
-   DJ_ENGINE_NOSYNC = 1 << 0
+   DJ_ENGINE_NOSYNC = 1 << 0,
+   /** Open only a data directory the engine already made (it holds
+    *  data.mdb): nothing is created, so a mistyped path is an error
+    *  (ENOENT, DJ_DOMAIN_STORAGE) instead of a new empty database. */
+   DJ_ENGINE_EXISTING = 1 << 1
 };
 
 /** Options for dj_engine_open(); a zeroed struct means the defaults. */
@@ -76,7 +80,8 @@ typedef struct {
 /**
  * Opens (creating if needed) the data directory @p path.
  *
- * @param[in] path   directory; created (with missing parents) with mode 0700 if missing.
+ * @param[in] path   directory; created (with missing parents) with mode 0700 if
+ *                   missing, unless opts->flags has DJ_ENGINE_EXISTING.
  * @param[in] opts   options, or NULL for the defaults. When the directory is
  *                   already open in this process, the first opener's options
  *                   stay in force.

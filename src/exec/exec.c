@@ -12,7 +12,17 @@ struct dj_exec {
    void *ctx;
    char *db;     /* owned */
    bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
+   bson_t *plain;  /* owned cache {collection: true} of collections CREATE TABLE did not make that exist;
+                      cleared with `tables` */
 };
+
+/* After DDL or a rollback: what was known of tables may have changed. */
+static void
+forget_tables (dj_exec_t *x)
+{
+   bson_reinit (x->tables);
+   bson_reinit (x->plain);
+}
 
 dj_exec_t *
 dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
@@ -23,6 +33,7 @@ dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
    x->ctx = ctx;
    x->db = bson_strdup (db);
    x->tables = bson_new ();
+   x->plain = bson_new ();
    return x;
 }
 
@@ -31,6 +42,7 @@ dj_exec_destroy (dj_exec_t *x)
 {
    if (x) {
       bson_destroy (x->tables);
+      bson_destroy (x->plain);
       bson_free (x->db);
       bson_free (x);
    }
@@ -517,7 +529,7 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
    bson_destroy (&reply);
    bson_destroy (cmd);
-   bson_reinit (x->tables); /* the entry is there now */
+   forget_tables (x); /* the entry is there now */
    return ok;
 }
 
@@ -729,7 +741,7 @@ dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error
    }
    if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
       /* a CREATE/DROP TABLE may have been undone */
-      bson_reinit (x->tables);
+      forget_tables (x);
    }
    return x->txn (x->ctx, op, name, error);
 }
@@ -780,7 +792,7 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (m->kind == DJ_MQL_DDL) {
       /* a table may have been created, dropped or renamed */
-      bson_reinit (x->tables);
+      forget_tables (x);
    }
    if (!ok) {
       dj_result_cleanup (out);
@@ -788,10 +800,50 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    return ok;
 }
 
+/* A SELECT from a table that CREATE TABLE never made and no collection
+ * holds fails with SQLite's words ("no such table"), as NamespaceNotFound,
+ * rather than giving no rows: a mistyped name is an error. Both answers
+ * are cached per session (a recorded table by table_info, a plain
+ * collection in x->plain); a missing one is asked again each time, as a
+ * collection can appear at any moment. */
+static bool
+check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
+{
+   bson_iter_t it;
+   bool found;
+   if (!entry_field (x, table, "table", &it, &found, error)) {
+      return false;
+   }
+   if (found || bson_has_field (x->plain, table)) {
+      return true;
+   }
+   bson_t cmd = BSON_INITIALIZER, filter, reply;
+   BSON_APPEND_INT32 (&cmd, "listCollections", 1);
+   BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
+   BSON_APPEND_UTF8 (&filter, "name", table);
+   bson_append_document_end (&cmd, &filter);
+   BSON_APPEND_BOOL (&cmd, "nameOnly", true);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   if (ok) {
+      found = bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it);
+      if (found) {
+         BSON_APPEND_BOOL (x->plain, table, true);
+      } else {
+         ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", table);
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   return ok;
+}
+
 static bool
 exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
 {
    bool ok = true;
+   if (m->kind == DJ_MQL_ROWS && m->collection && !check_table_exists (x, m->collection, error)) {
+      return false;
+   }
    if (m->kind == DJ_MQL_ROWS && m->star && m->ncolumns == 0 && m->collection) {
       ok = expand_star (x, m, error);
    }

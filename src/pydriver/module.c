@@ -409,7 +409,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    dj_transport_t *t;
    Py_BEGIN_ALLOW_THREADS
-   t = dj_transport_open (host, &error);
+   t = dj_transport_open (host, 0, &error);
    Py_END_ALLOW_THREADS
    if (!t) {
       map_error (&error);

@@ -270,6 +270,15 @@ size_t dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type);
 size_t dj_sql_skip_space (const char *z, size_t n);
 
 /**
+ * Where the first statement of @p z ends, for prompts that read statements
+ * across lines (like sqlite3_complete(): a ';' ends a statement only
+ * outside quoted strings, quoted names and comments).
+ * @return the length through that ';', or 0 when no statement is complete
+ *         yet (no such ';', or an unterminated quote or comment).
+ */
+size_t dj_sql_statement_end (const char *z, size_t n);
+
+/**
  * The format paramstyle's other half: when a statement comes with
  * parameters (even none: an empty list), %% inside its quoted strings and
  * names stands for one % -- psycopg's and Django's SQLite backend's rule,

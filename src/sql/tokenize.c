@@ -195,6 +195,29 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
    }
 }
 
+size_t
+dj_sql_statement_end (const char *z, size_t n)
+{
+   size_t i = 0;
+   for (;;) {
+      i += dj_sql_skip_space (z + i, n - i);
+      if (i + 1 < n && z[i] == '/' && z[i + 1] == '*') {
+         return 0; /* skip_space stops at a comment that does not end */
+      }
+      dj_token_type_t type;
+      size_t len = dj_sql_get_token (z + i, n - i, &type);
+      if (len == 0) {
+         return 0;
+      }
+      i += len;
+      if (type == DJ_TK_SEMI) {
+         return i;
+      }
+      /* an unterminated quote runs to the end: get_token returned all of
+       * it, so the loop ends at the next turn */
+   }
+}
+
 char *
 dj_sql_unescape_percents (const char *sql, size_t len, size_t *out_len)
 {

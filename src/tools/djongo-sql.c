@@ -3,11 +3,15 @@
  *
  *   djongo-sql translate "SQL" [--params JSON-ARRAY] [--db NAME]
  *       prints each MongoDB command as canonical Extended JSON, one a line
- *   djongo-sql --host HOST [--db NAME] [--params JSON-ARRAY] ["SQL" ...]
+ *   djongo-sql --host HOST [--db NAME] [--create] [--params JSON-ARRAY] ["SQL" ...]
  *       runs each statement and prints its rows; HOST is a data directory
  *       (the embedded engine) or a MongoDB server (mongodb://..., or a host
- *       name), by dj_transport.h's rule; with no statements, reads one
- *       statement a line from stdin (an interactive prompt on a terminal)
+ *       name), by dj_transport.h's rule. The data directory, and a --db
+ *       named, must exist unless --create (a typo is an error, not a new
+ *       empty database). With no statements, reads statements from stdin,
+ *       each ended by ';' as sqlite3 and psql do (the last one may omit
+ *       it); on a terminal, a prompt with line editing and history
+ *       (readline) and the commands .help .tables .quit (or \? \dt \q).
  *   djongo-sql --host PATH --batch
  *       stdin: one JSON array [SQL, [params...]] a line (Extended JSON);
  *       stdout: one line each, {"columns": [...], "rows": [[...]], "rowcount": n}
@@ -24,11 +28,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef DJ_HAVE_READLINE
+#include <readline/history.h>
+#include <readline/readline.h>
+#endif
+
+#include "dj_buf.h"
 #include "dj_compile.h"
 #include "dj_exec.h"
+#include "dj_sql.h"
 #include "dj_transport.h"
 
 typedef struct {
+   dj_transport_t *tr;      /* owned by main */
    dj_exec_t *exec;         /* owned by main */
    dj_plan_cache_t *plans;  /* owned by main: a statement repeated in a session is parsed once */
 } session_t;
@@ -283,9 +295,198 @@ batch (session_t *s)
 static void
 usage (FILE *f)
 {
-   fprintf (f, "usage: djongo-sql translate \"SQL\" [--params JSON-ARRAY] [--db NAME]\n"
-               "       djongo-sql --host PATH|mongodb://URI|HOST[:PORT] [--db NAME] [--params JSON-ARRAY] [--json] [\"SQL\" ...]\n"
-               "       djongo-sql --host PATH [--db NAME] --batch   (stdin: [SQL, [params]] a line)\n");
+   fprintf (f,
+            "usage: djongo-sql translate \"SQL\" [--params JSON-ARRAY] [--db NAME]\n"
+            "       djongo-sql --host HOST [--db NAME] [--create] [--params JSON-ARRAY] [--json] [\"SQL\" ...]\n"
+            "       djongo-sql --host PATH [--db NAME] [--create] --batch\n"
+            "\n"
+            "Translates SQL to MongoDB commands, or runs it on a database.\n"
+            "\n"
+            "  translate       print the MongoDB commands of one statement (Extended JSON)\n"
+            "  --host HOST     a data directory (a path: /abs, ./rel, ~/x or file:x) for the\n"
+            "                  embedded engine, or a MongoDB server (mongodb://URI or HOST[:PORT])\n"
+            "  --db NAME       the database (default: test)\n"
+            "  --create        create the data directory / database if missing (without it, a\n"
+            "                  path or --db that does not exist is an error)\n"
+            "  --params JSON   parameter values for %%s or ? placeholders, a JSON array\n"
+            "  --json          print results as Extended JSON, one line each\n"
+            "  --batch         read [SQL, [params]] JSON arrays from stdin, answer one line each\n"
+            "  --version       print the version\n"
+            "  -h, --help      print this help\n"
+            "\n"
+            "With no SQL arguments, statements are read from stdin, each ended by ';'.\n"
+            "At the prompt: .help (\\?), .tables (\\dt), .quit (\\q, exit).\n");
+}
+
+/* The database a --db names must exist unless --create: listDatabases
+ * (nameOnly) on admin names it. */
+static bool
+database_exists (dj_transport_t *tr, const char *db, bson_error_t *error, bool *exists)
+{
+   bson_t cmd = BSON_INITIALIZER, reply;
+   BSON_APPEND_INT32 (&cmd, "listDatabases", 1);
+   BSON_APPEND_BOOL (&cmd, "nameOnly", true);
+   bool ok = dj_transport_run (tr, "admin", &cmd, &reply, error);
+   bson_iter_t it, a, name;
+   *exists = false;
+   if (ok && bson_iter_init_find (&it, &reply, "databases") && bson_iter_recurse (&it, &a)) {
+      while (bson_iter_next (&a)) {
+         if (bson_iter_recurse (&a, &name) && bson_iter_find (&name, "name") && BSON_ITER_HOLDS_UTF8 (&name) &&
+             !strcmp (bson_iter_utf8 (&name, NULL), db)) {
+            *exists = true;
+         }
+      }
+   }
+   bson_destroy (&cmd);
+   bson_destroy (&reply);
+   return ok;
+}
+
+/* .tables: the database's collections, without djongo's own and MongoDB's
+ * system ones, sorted by name (the engine lists them in name order). */
+static int
+list_tables (session_t *s)
+{
+   bson_error_t error;
+   bson_t cmd = BSON_INITIALIZER, reply;
+   BSON_APPEND_INT32 (&cmd, "listCollections", 1);
+   BSON_APPEND_BOOL (&cmd, "nameOnly", true);
+   bool ok = dj_transport_run (s->tr, dj_exec_db (s->exec), &cmd, &reply, &error);
+   bson_iter_t it, a, name;
+   if (!ok) {
+      fprintf (stderr, "error: %s\n", error.message);
+   } else if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &a) &&
+              bson_iter_recurse (&a, &a)) {
+      while (bson_iter_next (&a)) {
+         if (bson_iter_recurse (&a, &name) && bson_iter_find (&name, "name") && BSON_ITER_HOLDS_UTF8 (&name)) {
+            const char *n = bson_iter_utf8 (&name, NULL);
+            if (strncmp (n, "__djongo", 8) && strncmp (n, "system.", 7)) {
+               printf ("%s\n", n);
+            }
+         }
+      }
+   }
+   bson_destroy (&cmd);
+   bson_destroy (&reply);
+   return ok ? 0 : 1;
+}
+
+static const char prompt_help[] =
+   "Statements end with ';' and may span lines.\n"
+   "  .help   \\?    this text\n"
+   "  .tables \\dt   the tables (collections) of the database\n"
+   "  .quit   \\q    leave (also: exit, quit, end of input)\n";
+
+/* One line of input: what readline or getline gave, without its newline
+ * (malloc'd: the caller frees), or NULL at the end of input. */
+static char *
+read_line (bool tty, const char *prompt)
+{
+#ifdef DJ_HAVE_READLINE
+   if (tty) {
+      char *l = readline (prompt);
+      if (l && *l) {
+         add_history (l);
+      }
+      return l;
+   }
+#else
+   if (tty) {
+      fputs (prompt, stdout);
+      fflush (stdout);
+   }
+#endif
+   char *line = NULL;
+   size_t cap = 0;
+   ssize_t len = getline (&line, &cap, stdin);
+   if (len < 0) {
+      free (line);
+      return NULL;
+   }
+   while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+      line[--len] = '\0';
+   }
+   return line;
+}
+
+/* A prompt command (only where no statement is half typed): 1 ran,
+ * 0 not one, -1 quit. */
+static int
+prompt_command (session_t *s, const char *line, int *rc)
+{
+   while (*line == ' ' || *line == '\t') {
+      line++;
+   }
+   size_t n = strlen (line);
+   while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == ';')) {
+      n--;
+   }
+#define IS(word) (n == strlen (word) && !strncmp (line, word, n))
+   if (IS (".quit") || IS (".exit") || IS ("\\q") || IS ("exit") || IS ("quit")) {
+      return -1;
+   }
+   if (IS (".help") || IS ("\\?") || IS ("help")) {
+      fputs (prompt_help, stdout);
+      return 1;
+   }
+   if (IS (".tables") || IS ("\\dt")) {
+      *rc |= list_tables (s);
+      return 1;
+   }
+#undef IS
+   if (line[0] == '.' || line[0] == '\\') {
+      fprintf (stderr, "error: unknown command '%.*s' (.help lists them)\n", (int) n, line);
+      *rc |= 1;
+      return 1;
+   }
+   return 0;
+}
+
+/* Statements from stdin, each ended by ';' (dj_sql_statement_end), as
+ * sqlite3 and psql read them; what is left at the end of input runs too. */
+static int
+prompt_loop (session_t *s, bool json)
+{
+   bool tty = isatty (0);
+   dj_buf_t text; /* what was typed and not yet run; statements start at `done` */
+   size_t done = 0;
+   dj_buf_init (&text);
+   int rc = 0;
+   char *line;
+   while ((line = read_line (tty, text.len > done ? "      ...> " : "djongo-sql> "))) {
+      int cmd = text.len > done ? 0 : prompt_command (s, line, &rc);
+      if (cmd < 0) {
+         free (line);
+         break;
+      }
+      if (cmd == 0) {
+         dj_buf_append (&text, line, strlen (line));
+         dj_buf_append (&text, "\n", 1);
+         size_t end;
+         while ((end = dj_sql_statement_end ((const char *) text.data + done, text.len - done)) > 0) {
+            char *stmt = bson_strndup ((const char *) text.data + done, end);
+            if (dj_sql_skip_space (stmt, end - 1) < end - 1) { /* not a bare ';' */
+               rc |= run_one (s, stmt, NULL, 0, json);
+            }
+            bson_free (stmt);
+            done += end;
+         }
+         if (done + dj_sql_skip_space ((const char *) text.data + done, text.len - done) == text.len) {
+            text.len = done = 0; /* only blanks or comments left: a fresh prompt */
+         }
+      }
+      free (line);
+   }
+   if (text.len > done) {
+      char *stmt = bson_strndup ((const char *) text.data + done, text.len - done);
+      rc |= run_one (s, stmt, NULL, 0, json);
+      bson_free (stmt);
+   }
+   dj_buf_cleanup (&text);
+   if (tty) {
+      printf ("\n");
+   }
+   return rc;
 }
 
 int
@@ -294,7 +495,7 @@ main (int argc, char **argv)
    const char *host = NULL, *db = "test", *params_json = NULL;
    const char *stmts[256];
    int nstmts = 0;
-   bool translate_mode = false, json = false, batch_mode = false;
+   bool translate_mode = false, json = false, batch_mode = false, create = false, db_given = false;
 
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "translate") && i == 1) {
@@ -303,16 +504,23 @@ main (int argc, char **argv)
          host = argv[++i];
       } else if (!strcmp (argv[i], "--db") && i + 1 < argc) {
          db = argv[++i];
+         db_given = true;
       } else if (!strcmp (argv[i], "--params") && i + 1 < argc) {
          params_json = argv[++i];
       } else if (!strcmp (argv[i], "--json")) {
          json = true;
       } else if (!strcmp (argv[i], "--batch")) {
          batch_mode = true;
+      } else if (!strcmp (argv[i], "--create")) {
+         create = true;
+      } else if (!strcmp (argv[i], "--version")) {
+         printf ("djongo-sql %s\n", DJONGO_VERSION);
+         return 0;
       } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
          usage (stdout);
          return 0;
       } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+         fprintf (stderr, "djongo-sql: unknown option or missing value: %s\n", argv[i]);
          usage (stderr);
          return 2;
       } else if (nstmts < 256) {
@@ -331,12 +539,24 @@ main (int argc, char **argv)
       return 2;
    }
    bson_error_t error;
-   dj_transport_t *tr = dj_transport_open (host, &error);
+   dj_transport_t *tr = dj_transport_open (host, create ? 0 : DJ_TRANSPORT_EXISTING, &error);
    if (!tr) {
-      fprintf (stderr, "djongo-sql: %s\n", error.message);
+      fprintf (stderr, "djongo-sql: %s%s\n", error.message, create ? "" : " (--create makes a new one)");
       return 1;
    }
-   session_t s = {.exec = dj_exec_new (dj_transport_run, dj_transport_txn, tr, db), .plans = dj_plan_cache_new (0)};
+   if (db_given && !create) {
+      bool exists;
+      if (!database_exists (tr, db, &error, &exists) || !exists) {
+         if (exists) {
+            fprintf (stderr, "djongo-sql: %s\n", error.message);
+         } else {
+            fprintf (stderr, "djongo-sql: no database '%s' at %s (--create makes a new one)\n", db, host);
+         }
+         dj_transport_close (tr);
+         return 1;
+      }
+   }
+   session_t s = {.tr = tr, .exec = dj_exec_new (dj_transport_run, dj_transport_txn, tr, db), .plans = dj_plan_cache_new (0)};
    int rc = 0;
    if (batch_mode) {
       rc = batch (&s);
@@ -354,30 +574,7 @@ main (int argc, char **argv)
          rc |= run_one (&s, stmts[i], params, n, json);
       }
       if (nstmts == 0) {
-         bool tty = isatty (0);
-         char *line = NULL;
-         size_t cap = 0;
-         ssize_t len;
-         for (;;) {
-            if (tty) {
-               printf ("djongo-sql> ");
-               fflush (stdout);
-            }
-            if ((len = getline (&line, &cap, stdin)) <= 0) {
-               break;
-            }
-            while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
-               line[--len] = '\0';
-            }
-            if (len == 0) {
-               continue;
-            }
-            rc |= run_one (&s, line, NULL, 0, json);
-         }
-         free (line);
-         if (tty) {
-            printf ("\n");
-         }
+         rc |= prompt_loop (&s, json);
       }
       bson_free (params);
       bson_destroy (&holder);

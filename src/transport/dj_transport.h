@@ -32,14 +32,23 @@
 
 typedef struct dj_transport dj_transport_t;
 
+/** Flags for dj_transport_open(). */
+enum {
+   /** A path must name a data directory the engine already made (a typo
+    *  is an error, not a new empty database); djongo-sql without --create. */
+   DJ_TRANSPORT_EXISTING = 1 << 0
+};
+
 /**
  * Opens HOST by the rule above. No network round trip happens here: a
  * server that cannot be reached fails the first command.
+ * @param[in]  flags DJ_TRANSPORT_* flags, or 0.
  * @param[out] error a bad URI (libmongoc's message) or a data directory that
- *                   cannot be opened (DJ_DOMAIN_STORAGE).
+ *                   cannot be opened or, with DJ_TRANSPORT_EXISTING, does not
+ *                   exist (DJ_DOMAIN_STORAGE).
  * @return a transport the caller owns (dj_transport_close()), or NULL.
  */
-dj_transport_t *dj_transport_open (const char *host, bson_error_t *error);
+dj_transport_t *dj_transport_open (const char *host, int flags, bson_error_t *error);
 
 void dj_transport_close (dj_transport_t *t);
 

@@ -323,3 +323,16 @@ def test_tables_modes(tmp_path):
     strict.close()
     with pytest.raises(ValueError):
         driver.connect(path, db="t", tables=7)
+
+
+def test_select_from_a_table_that_does_not_exist(cur):
+    """SQLite's words for a mistyped table; a collection CREATE TABLE did not
+    make (a plain MongoDB collection) is a table all the same."""
+    with pytest.raises(driver.ProgrammingError, match="^no such table: nosuch$") as e:
+        cur.execute('SELECT "nosuch"."v" FROM "nosuch"')
+    assert e.value.code == 26  # NamespaceNotFound
+    cur.connection.command({"create": "plain"})
+    cur.execute('SELECT COUNT(*) FROM "plain"')
+    assert cur.fetchone() == (0,)
+    cur.execute('SELECT "x"."v" FROM "x"')  # a table CREATE TABLE made, still empty
+    assert cur.fetchall() == []

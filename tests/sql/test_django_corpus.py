@@ -53,7 +53,7 @@ def replay(engine_dir):
     ref.ensure_connection()
     ref.connection.execute("PRAGMA case_sensitive_like = ON")  # our LIKE's meaning
     cur = ref.cursor()
-    proc = subprocess.Popen([TOOL, "--host", str(engine_dir), "--db", "corpus", "--batch"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([TOOL, "--host", str(engine_dir), "--db", "corpus", "--create", "--batch"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     report = collections.Counter()
     refused, mismatches = [], []

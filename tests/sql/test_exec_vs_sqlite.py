@@ -274,7 +274,7 @@ def norm_rows(rows):
 
 class Engine:
     def __init__(self, path):
-        self.proc = subprocess.Popen([TOOL, "--host", str(path), "--db", "exec", "--batch"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([TOOL, "--host", str(path), "--db", "exec", "--create", "--batch"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True)
 
     def run(self, sql, params):
@@ -519,9 +519,10 @@ def test_unreachable_mongodb_is_a_clean_network_error(host):
 def test_host_selection_rule(tmp_path):
     """A path (absolute, ./relative or file:) is the embedded engine."""
     for host in (str(tmp_path / "a"), "file:" + str(tmp_path / "b")):
-        out = subprocess.run([TOOL, "--host", host, "--json", "SELECT 1"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([TOOL, "--host", host, "--create", "--json", "SELECT 1"], capture_output=True, text=True,
+                             timeout=30)
         assert out.returncode == 0 and json_util.loads(out.stdout)["rows"] == [[1]], out
-    out = subprocess.run([TOOL, "--host", "./rel-db", "--json", "SELECT 2"], capture_output=True, text=True, timeout=30,
+    out = subprocess.run([TOOL, "--host", "./rel-db", "--create", "--json", "SELECT 2"], capture_output=True, text=True, timeout=30,
                          cwd=tmp_path)
     assert out.returncode == 0 and (tmp_path / "rel-db").is_dir()
 
@@ -531,6 +532,6 @@ def test_host_selection_rule(tmp_path):
 def test_bad_params_are_usage_errors(tmp_path, mode, params):
     """--params that is not JSON, or not an array: exit status 2 and the
     reason, in both modes (JSON that did not parse used to be freed twice)."""
-    where = ["translate"] if mode == "translate" else ["--host", str(tmp_path / "p")]
+    where = ["translate"] if mode == "translate" else ["--host", str(tmp_path / "p"), "--create"]
     out = subprocess.run([TOOL, *where, "--params", params, "SELECT %s"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "bad --params" in out.stderr, out

@@ -64,7 +64,16 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    struct dj_env *e;
    int rc;
 
-   if (!mkdir_parents (path)) {
+   if (opts && (opts->flags & DJ_ENGINE_EXISTING)) {
+      char *file = bson_strdup_printf ("%s/data.mdb", path);
+      struct stat st;
+      bool there = stat (file, &st) == 0 && S_ISREG (st.st_mode);
+      bson_free (file);
+      if (!there) {
+         dj_error_set (error, DJ_DOMAIN_STORAGE, ENOENT, "no database at '%s': not a data directory djongo made", path);
+         return NULL;
+      }
+   } else if (!mkdir_parents (path)) {
       dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot create data directory '%s': %s", path, strerror (errno));
       return NULL;
    }
