@@ -32,6 +32,7 @@ enum {
    DJ_BadValue = 2,
    DJ_NoSuchKey = 4,
    DJ_FailedToParse = 9,
+   DJ_Unauthorized = 13,
    DJ_TypeMismatch = 14,
    DJ_Overflow = 15,
    DJ_IllegalOperation = 20,

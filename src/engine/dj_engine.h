@@ -167,6 +167,16 @@ void dj_engine_txn_abort (dj_engine_txn_t *txn);
 bool dj_engine_run_command_in (dj_engine_t *engine, dj_engine_txn_t *txn, const char *db, const bson_t *cmd,
                                bson_t *reply);
 
+/**
+ * dj_engine_run_command_in() on behalf of @p user (for instance "name@db";
+ * NULL when no one authenticated; borrowed for the call): the cursors the
+ * command opens belong to that user, and a getMore or killCursors of
+ * another user's cursor fails with Unauthorized (13), as mongod's do.
+ * djongo-server passes the connection's authenticated user.
+ */
+bool dj_engine_run_command_as (dj_engine_t *engine, dj_engine_txn_t *txn, const char *user, const char *db,
+                               const bson_t *cmd, bson_t *reply);
+
 /** The path the engine was opened with (owned by the engine). */
 const char *dj_engine_path (const dj_engine_t *engine);
 

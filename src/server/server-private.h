@@ -83,7 +83,8 @@ void dj_sessions_destroy (dj_sessions_t *s); /* aborts open transactions */
  * false) or ends one (commitTransaction / abortTransaction): returns true
  * with reply initialised. Returns false (reply untouched) for everything
  * else, which runs outside transactions. */
-bool dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_t *cmd, bson_t *reply);
+bool dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char *name, const bson_t *cmd,
+                      bson_t *reply);
 /* endSessions / killSessions: aborts the listed sessions' transactions. */
 void dj_sessions_end (dj_sessions_t *s, const bson_t *lsids_array);
 int dj_sessions_active (dj_sessions_t *s);

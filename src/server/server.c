@@ -84,16 +84,17 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
       return;
    }
-   if (dj_sessions_run (srv->sessions, db, name, cmd, reply)) {
+   /* c->user: cursors belong to the user who opened them */
+   if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
       return;
    }
    bson_t rewritten;
    if (!strcmp (name, "aggregate") && dj_sessions_rewrite_list (srv->sessions, cmd, &rewritten)) {
-      dj_engine_run_command (srv->engine, db, &rewritten, reply);
+      dj_engine_run_command_as (srv->engine, NULL, c->user, db, &rewritten, reply);
       bson_destroy (&rewritten);
       return;
    }
-   dj_engine_run_command (srv->engine, db, cmd, reply);
+   dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
 }
 
 static void *

@@ -36,6 +36,7 @@ typedef struct {
    const bson_t *cmd;
    bson_t *reply; /* initialised by the worker */
    bool ok, done;
+   const char *user; /* the connection's authenticated user (borrowed), or NULL */
 } job_t;
 
 typedef struct {
@@ -93,7 +94,7 @@ worker_main (void *arg)
       pthread_mutex_unlock (&w->mu);
       switch (job->kind) {
       case JOB_RUN:
-         job->ok = dj_engine_run_command_in (w->engine, t, job->db, job->cmd, job->reply);
+         job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
          break;
       case JOB_COMMIT:
          bson_init (job->reply);
@@ -153,9 +154,9 @@ worker_start (dj_engine_t *engine, bson_error_t *error)
 }
 
 static bool
-worker_do (worker_t *w, int kind, const char *db, const bson_t *cmd, bson_t *reply)
+worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   job_t job = {kind, db, cmd, reply, false, false};
+   job_t job = {kind, db, cmd, reply, false, false, user};
    pthread_mutex_lock (&w->mu);
    w->job = &job;
    pthread_cond_broadcast (&w->cv);
@@ -171,7 +172,7 @@ static bool
 worker_end (worker_t *w, bool commit, bson_t *reply)
 {
    bson_t ignored;
-   bool ok = worker_do (w, commit ? JOB_COMMIT : JOB_ABORT, NULL, NULL, reply ? reply : &ignored);
+   bool ok = worker_do (w, commit ? JOB_COMMIT : JOB_ABORT, NULL, NULL, NULL, reply ? reply : &ignored);
    if (!reply) {
       bson_destroy (&ignored);
    }
@@ -383,7 +384,7 @@ failed (const bson_t *reply, bool ok)
 }
 
 bool
-dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
+dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
 {
    bson_iter_t it;
    uint8_t id[16];
@@ -486,7 +487,7 @@ dj_sessions_run (dj_sessions_t *s, const char *db, const char *name, const bson_
       error_reply (reply, DJ_NoSuchTransaction, true, "Transaction %lld has been aborted", txn);
       goto done;
    }
-   bool ok = worker_do (ss->w, JOB_RUN, db, cmd, reply);
+   bool ok = worker_do (ss->w, JOB_RUN, user, db, cmd, reply);
    if (failed (reply, ok)) {
       /* MongoDB aborts a transaction whose command failed; a write
        * conflict is worth retrying from the start, which the label says */

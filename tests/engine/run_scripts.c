@@ -17,9 +17,13 @@
  *   error CODE              the last reply failed with CODE (ok: 0), or its
  *                           first writeError has CODE
  *   errmsg TEXT             the error message contains TEXT
+ *   keep NAME               the last reply opened a cursor (cursor.id is not
+ *                           0): later lines may write @NAME for its id, as
+ *                           cursor ids are random (not known in advance)
  *
  * Prints each failure with file:line, then "N passed, N failed".
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,12 +73,44 @@ unescape_into (const bson_t *in, bson_t *out)
    }
 }
 
+/* The cursor ids `keep` remembered, by name, for one script. */
+typedef struct {
+   int n;
+   char name[16][32];
+   int64_t id[16];
+} kept_t;
+
+/* @NAME at p: appends the kept id as {"$numberLong": "..."} and returns the
+ * length consumed, or 0 when p is not a kept name. */
+static size_t
+kept_id (const kept_t *k, const char *p, dj_buf_t *b)
+{
+   if (*p != '@') {
+      return 0;
+   }
+   for (int i = 0; i < k->n; i++) {
+      size_t n = strlen (k->name[i]);
+      if (!strncmp (p + 1, k->name[i], n) && !isalnum ((unsigned char) p[1 + n]) && p[1 + n] != '_') {
+         char num[64];
+         int len = snprintf (num, sizeof num, "{\"$numberLong\": \"%lld\"}", (long long) k->id[i]);
+         dj_buf_append (b, num, (size_t) len);
+         return n + 1;
+      }
+   }
+   return 0;
+}
+
 static bson_t *
-parse_json (const char *text, bson_error_t *err)
+parse_json (const char *text, const kept_t *kept, bson_error_t *err)
 {
    dj_buf_t b;
    dj_buf_init (&b);
    for (const char *p = text; *p;) {
+      size_t used = kept_id (kept, p, &b);
+      if (used) {
+         p += used;
+         continue;
+      }
       static const char *const legacy[] = {"\"$type\"", "\"$regex\"", "\"$options\"", NULL};
       bool hit = false;
       for (int i = 0; legacy[i] && !hit; i++) {
@@ -199,6 +235,7 @@ run_file (const char *file)
    int lineno = 0;
    bson_t reply = BSON_INITIALIZER;
    bson_error_t err;
+   kept_t kept = {0};
 
    if (!f || !mkdtemp (dir)) {
       printf ("FAIL %s: cannot open or make a data directory\n", file);
@@ -229,7 +266,7 @@ run_file (const char *file)
       if (!strcmp (line, "db")) {
          snprintf (db, sizeof db, "%s", arg);
       } else if (!strcmp (line, "run")) {
-         bson_t *cmd = parse_json (arg, &err);
+         bson_t *cmd = parse_json (arg, &kept, &err);
          bson_destroy (&reply);
          if (!cmd) {
             printf ("FAIL %s:%d: bad JSON in script: %s\n", file, lineno, err.message);
@@ -250,7 +287,7 @@ run_file (const char *file)
       } else if (!strcmp (line, "expect") || !strcmp (line, "docs")) {
          bool is_docs = line[0] == 'd';
          char *wrapped = bson_strdup_printf ("{\"v\": %s}", arg ? arg : "null");
-         bson_t *want = parse_json (wrapped, &err);
+         bson_t *want = parse_json (wrapped, &kept, &err);
          bson_free (wrapped);
          if (!want) {
             printf ("FAIL %s:%d: bad JSON in script: %s\n", file, lineno, err.message);
@@ -289,6 +326,22 @@ run_file (const char *file)
          if (!reply_error (&reply, &code, &msg) || !strstr (msg, arg)) {
             fail (file, lineno, "expected an error message", &reply, arg);
          } else {
+            passed++;
+         }
+      } else if (!strcmp (line, "keep")) {
+         bson_iter_t it;
+         int64_t id = bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.id", &it) &&
+                            BSON_ITER_HOLDS_INT64 (&it)
+                         ? bson_iter_int64 (&it)
+                         : 0;
+         if (!arg || strlen (arg) >= sizeof kept.name[0] || kept.n == 16) {
+            printf ("FAIL %s:%d: keep needs a short name (at most 16 a script)\n", file, lineno);
+            failed++;
+         } else if (id == 0) {
+            fail (file, lineno, "expected an open cursor (cursor.id not 0)", &reply, arg);
+         } else {
+            snprintf (kept.name[kept.n], sizeof kept.name[0], "%s", arg);
+            kept.id[kept.n++] = id;
             passed++;
          }
       } else {

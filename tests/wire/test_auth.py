@@ -116,3 +116,23 @@ def test_malformed_conversations_fail_cleanly(auth_server):
                 c.admin.command("saslContinue", 1, conversationId=1, payload=Binary(bad))
             assert e.value.code == 18
         assert c.admin.command("ping")["ok"] == 1  # the server is still there
+
+
+def test_cursors_belong_to_the_user_who_opened_them(auth_server):
+    """getMore and killCursors of another user's cursor: Unauthorized (13),
+    as mongod (https://www.mongodb.com/docs/manual/reference/command/getMore/);
+    ids are random, so they cannot be guessed from one's own."""
+    with client(auth_server, "alice:s3cret!pw@") as a, client(auth_server, "bob:other%20pw@") as b:
+        a.db.c.insert_many([{"i": i} for i in range(10)])
+        first = a.db.command("find", "c", batchSize=2)["cursor"]["id"]
+        second = a.db.command("find", "c", batchSize=2)["cursor"]["id"]
+        assert first > 0 and second > 0 and abs(first - second) > 1 << 20  # not a counter
+        with pytest.raises(OperationFailure) as e:
+            b.db.command("getMore", first, collection="c")
+        assert e.value.code == 13 and "not created by the authenticated user" in str(e.value)
+        with pytest.raises(OperationFailure) as e:
+            b.db.command("killCursors", "c", cursors=[first])
+        assert e.value.code == 13
+        r = a.db.command("getMore", first, collection="c", batchSize=3)  # still alive, still alice's
+        assert [d["i"] for d in r["cursor"]["nextBatch"]] == [2, 3, 4]
+        assert a.db.command("killCursors", "c", cursors=[first, second])["cursorsKilled"] == [first, second]

@@ -5,10 +5,18 @@
  * transaction, so the cursor sees one consistent snapshot) and handed out in
  * batches. Cursors live in the engine's list, guarded by cursors_mu; a cursor
  * not touched for ten minutes is discarded, as MongoDB's idle timeout does.
+ *
+ * Ids are random (a positive int64, never 0), as mongod's are, so that one
+ * client cannot guess another's cursor; and a cursor belongs to the user
+ * whose command opened it (dj_engine_run_command_as): another user's
+ * getMore or killCursors fails with Unauthorized (13), as mongod's does
+ * (https://www.mongodb.com/docs/manual/reference/command/getMore/ --
+ * "the user must be the user who created the cursor").
  */
 #include "dj_commands.h"
 
 #include <stdio.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define DJ_CURSOR_IDLE_SECONDS 600
@@ -16,6 +24,7 @@
 struct dj_cursor {
    int64_t id;
    char *ns;     /* owned */
+   char *owner;  /* owned: "user@db" who opened it, or NULL (no authentication) */
    bson_t **docs; /* owned, with each document */
    size_t n, pos;
    time_t used;
@@ -30,7 +39,54 @@ cursor_free (dj_cursor_t *c)
    }
    bson_free (c->docs);
    bson_free (c->ns);
+   bson_free (c->owner);
    bson_free (c);
+}
+
+/* The user the commands on this thread run for (borrowed from the caller of
+ * dj_engine_run_command_as for the length of the command), NULL for none.
+ * Thread-local like the current transaction (storage/txn.c): each command
+ * runs on its caller's thread. */
+static _Thread_local const char *tls_user;
+
+const char *
+dj_cursor_user_enter (const char *user)
+{
+   const char *saved = tls_user;
+   tls_user = user;
+   return saved;
+}
+
+void
+dj_cursor_user_leave (const char *saved)
+{
+   tls_user = saved;
+}
+
+static bool
+owned_by_caller (const dj_cursor_t *c)
+{
+   return c->owner ? tls_user && !strcmp (c->owner, tls_user) : !tls_user;
+}
+
+/* A random positive id no open cursor has. Caller holds cursors_mu. */
+static int64_t
+new_cursor_id (dj_engine_t *e)
+{
+   for (;;) {
+      uint64_t r = 0;
+      if (getrandom (&r, sizeof r, 0) != (ssize_t) sizeof r) {
+         r = (uint64_t) ++e->next_cursor_id * 0x9E3779B97F4A7C15u; /* no entropy source: distinct, if guessable */
+      }
+      int64_t id = (int64_t) (r & INT64_MAX);
+      bool taken = id == 0;
+      for (dj_cursor_t *c = e->cursors; c && !taken; c = c->next) {
+         taken = c->id == id;
+      }
+      if (!taken) {
+         return id;
+      }
+   }
 }
 
 /* Caller holds cursors_mu. */
@@ -57,10 +113,11 @@ dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t 
    c->docs = docs;
    c->n = n;
    c->pos = pos;
+   c->owner = tls_user ? bson_strdup (tls_user) : NULL;
    c->used = time (NULL);
    pthread_mutex_lock (&e->cursors_mu);
    reap_idle (e, c->used);
-   c->id = ++e->next_cursor_id;
+   c->id = new_cursor_id (e);
    c->next = e->cursors;
    e->cursors = c;
    pthread_mutex_unlock (&e->cursors_mu);
@@ -191,6 +248,11 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       bson_free (ns);
       return dj_err (error, DJ_CursorNotFound, "cursor id %" PRId64 " not found", id);
    }
+   if (!owned_by_caller (c)) {
+      pthread_mutex_unlock (&e->cursors_mu);
+      bson_free (ns);
+      return dj_err (error, DJ_Unauthorized, "cursor id %" PRId64 " was not created by the authenticated user", id);
+   }
    if (strcmp (c->ns, ns)) {
       pthread_mutex_unlock (&e->cursors_mu);
       dj_err (error, 13, "Requested getMore on namespace '%s', but cursor belongs to a different namespace %s", ns, c->ns);
@@ -234,6 +296,22 @@ dj_cmd_kill_cursors (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
       bson_destroy (&notfound);
       return dj_err (error, 40414, "BSON field 'killCursors.cursors' is missing but a required field");
    }
+   /* first: every cursor named that exists must be the caller's, or
+    * nothing is killed */
+   pthread_mutex_lock (&e->cursors_mu);
+   bson_iter_recurse (&it, &ai);
+   while (bson_iter_next (&ai)) {
+      int64_t id = bson_iter_as_int64 (&ai);
+      for (dj_cursor_t *c = e->cursors; c; c = c->next) {
+         if (c->id == id && !owned_by_caller (c)) {
+            pthread_mutex_unlock (&e->cursors_mu);
+            bson_destroy (&killed);
+            bson_destroy (&notfound);
+            return dj_err (error, DJ_Unauthorized, "not authorized to kill cursor %" PRId64 ": another user opened it", id);
+         }
+      }
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
    bson_iter_recurse (&it, &ai);
    while (bson_iter_next (&ai)) {
       int64_t id = bson_iter_as_int64 (&ai);

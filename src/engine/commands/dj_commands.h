@@ -60,6 +60,10 @@ bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */
 int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos);
+/* The user the commands on this thread run for (dj_engine_run_command_as):
+ * enter returns the previous one, which leave restores. */
+const char *dj_cursor_user_enter (const char *user);
+void dj_cursor_user_leave (const char *saved);
 void dj_cursor_close_all (dj_engine_t *e);
 
 /* ---- commands ----------------------------------------------------------- */

@@ -369,6 +369,16 @@ fail:
 }
 
 bool
+dj_engine_run_command_as (dj_engine_t *e, dj_engine_txn_t *t, const char *user, const char *db, const bson_t *cmd,
+                          bson_t *reply)
+{
+   const char *saved = dj_cursor_user_enter (user);
+   bool ok = dj_engine_run_command_in (e, t, db, cmd, reply);
+   dj_cursor_user_leave (saved);
+   return ok;
+}
+
+bool
 dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
 {
    bson_error_t error = {0};

@@ -76,7 +76,7 @@ struct dj_engine {
    /* The open cursors: commands/cursor.c's (storage never touches them). */
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
-   int64_t next_cursor_id;
+   int64_t next_cursor_id; /* only when the kernel gives no random bytes */
 };
 
 /* ---- env.c: data directories ---------------------------------------------- */
