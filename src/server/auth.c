@@ -12,6 +12,12 @@
  * which MongoDB applies to SCRAM-SHA-256 passwords, changes nothing; other
  * passwords are refused when added rather than stored in a form a driver
  * would not reproduce.
+ *
+ * Failed logins are slowed, not locked out: a failure's reply waits
+ * 100 ms, doubled for each failure in a row of that user (server-wide) or
+ * of that connection, up to 5 s; a success resets the user's count. The
+ * rightful user is never refused, and guessing costs seconds per try on
+ * every connection slot an attacker holds.
  */
 #include <sys/stat.h>
 #include <ctype.h>
@@ -20,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -42,11 +49,13 @@ typedef struct {
    uint8_t salt[64];
    int salt_len;
    uint8_t stored_key[KEY_LEN], server_key[KEY_LEN];
+   int fails; /* failed logins in a row (guarded by dj_users.mu) */
 } user_t;
 
 struct dj_users {
    user_t *v; /* owned, with each name */
    int n;
+   pthread_mutex_t mu; /* guards each user's `fails` (the rest is read-only once loaded) */
 };
 
 /* One connection's conversation (owned by the connection). */
@@ -138,6 +147,7 @@ dj_users_load (const char *path, bson_error_t *error)
    }
    dj_users_t *us = bson_malloc0 (sizeof *us);
    us->v = bson_malloc0 (sizeof (user_t) * MAX_USERS);
+   pthread_mutex_init (&us->mu, NULL);
    char line[MAX_LINE];
    int lineno = 0;
    bool ok = true;
@@ -173,6 +183,7 @@ dj_users_destroy (dj_users_t *us)
       bson_free (us->v[i].name);
    }
    bson_free (us->v);
+   pthread_mutex_destroy (&us->mu);
    bson_free (us);
 }
 
@@ -283,12 +294,48 @@ fail (bson_t *reply, int code, const char *name, const char *msg)
    BSON_APPEND_UTF8 (reply, "codeName", name);
 }
 
+/* Counts a failure (of user u, if known) and waits before the reply says
+ * so: 100 ms << (failures in a row - 1), at most 5 s. */
 static void
-auth_failed (dj_conn_t *c, bson_t *reply)
+slow_down (struct dj_server *srv, dj_conn_t *c, const user_t *u)
 {
+   int n = ++c->auth_fails;
+   if (u) {
+      pthread_mutex_lock (&srv->users->mu);
+      user_t *w = (user_t *) u; /* the users table is the server's; only `fails` changes */
+      if (++w->fails > n) {
+         n = w->fails;
+      }
+      pthread_mutex_unlock (&srv->users->mu);
+   }
+   int64_t ms = n > 6 ? 5000 : 100LL << (n - 1);
+   if (ms > 5000) {
+      ms = 5000;
+   }
+   struct timespec ts = {(time_t) (ms / 1000), (long) (ms % 1000) * 1000000L};
+   while (nanosleep (&ts, &ts) != 0 && errno == EINTR) {
+   }
+}
+
+static void
+auth_failed (struct dj_server *srv, dj_conn_t *c, bson_t *reply)
+{
+   slow_down (srv, c, c->conv ? c->conv->user : NULL);
    dj_auth_conv_free (c->conv);
    c->conv = NULL;
    fail (reply, 18, "AuthenticationFailed", "Authentication failed.");
+}
+
+/* A login succeeded: the user's count starts again. */
+static void
+logged_in (struct dj_server *srv, dj_conn_t *c, const user_t *u)
+{
+   pthread_mutex_lock (&srv->users->mu);
+   ((user_t *) u)->fails = 0;
+   pthread_mutex_unlock (&srv->users->mu);
+   c->auth_fails = 0;
+   bson_free (c->user); /* a connection may authenticate again */
+   c->user = bson_strdup (u->name);
 }
 
 /* The payload as text (BinData or a string; at most 4 KiB). */
@@ -360,6 +407,8 @@ sasl_start (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *repl
 {
    bson_iter_t it, opt;
    char msg[4096], name[256];
+   dj_auth_conv_free (c->conv); /* a new saslStart abandons any conversation before it */
+   c->conv = NULL;
    if (!bson_iter_init_find (&it, cmd, "mechanism") || !BSON_ITER_HOLDS_UTF8 (&it) ||
        strcmp (bson_iter_utf8 (&it, NULL), "SCRAM-SHA-256")) {
       fail (reply, 2, "BadValue", "Unsupported mechanism: djongo-server offers SCRAM-SHA-256");
@@ -367,20 +416,20 @@ sasl_start (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *repl
    }
    /* client-first-message: gs2 header "n,," (no channel binding), then the bare part "n=user,r=nonce" */
    if (!payload (cmd, msg, sizeof msg) || strncmp (msg, "n,,", 3)) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    const char *bare = msg + 3;
    const char *r = strstr (bare, ",r=");
    if (strncmp (bare, "n=", 2) || !r || !unescape_name (bare + 2, (size_t) (r - bare - 2), name, sizeof name) ||
        strlen (r + 3) < 8 || strchr (r + 3, ',')) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    const user_t *u = find_user (srv->users, name);
    uint8_t snonce[18];
    if (!u || RAND_bytes (snonce, sizeof snonce) != 1) {
-      auth_failed (c, reply); /* the same answer for an unknown user as for a wrong password */
+      auth_failed (srv, c, reply); /* the same answer for an unknown user as for a wrong password */
       return;
    }
    dj_auth_conv_free (c->conv);
@@ -404,14 +453,12 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
 {
    char msg[4096];
    dj_auth_conv_t *cv = c->conv;
-   (void) srv;
    if (!cv || !payload (cmd, msg, sizeof msg)) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    if (cv->proved) { /* the empty last step of a driver that did not skip it */
-      bson_free (c->user); /* a connection may authenticate again */
-      c->user = bson_strdup (cv->user->name);
+      logged_in (srv, c, cv->user);
       dj_auth_conv_free (cv);
       c->conv = NULL;
       reply_payload (reply, "", true);
@@ -421,12 +468,12 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
    char *p = strstr (msg, ",p=");
    if (strncmp (msg, "c=biws,r=", 9) || !p || strncmp (msg + 9, cv->nonce, strlen (cv->nonce)) ||
        msg + 9 + strlen (cv->nonce) != p) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    uint8_t proof[KEY_LEN], sig[KEY_LEN], client_key[KEY_LEN], stored[KEY_LEN], server_sig[KEY_LEN];
    if (b64_decode (p + 3, strlen (p + 3), proof, KEY_LEN) != KEY_LEN) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    *p = '\0'; /* msg is now client-final-message-without-proof */
@@ -440,15 +487,14 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
    hmac (cv->user->server_key, KEY_LEN, auth_msg, strlen (auth_msg), server_sig);
    bson_free (auth_msg);
    if (!good) {
-      auth_failed (c, reply);
+      auth_failed (srv, c, reply);
       return;
    }
    char *v = b64_encode (server_sig, KEY_LEN);
    char *final = bson_strdup_printf ("v=%s", v);
    bson_free (v);
    if (cv->skip_empty) {
-      bson_free (c->user); /* a connection may authenticate again */
-      c->user = bson_strdup (cv->user->name);
+      logged_in (srv, c, cv->user);
       dj_auth_conv_free (cv);
       c->conv = NULL;
       reply_payload (reply, final, true);

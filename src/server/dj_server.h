@@ -52,7 +52,13 @@ typedef struct {
    int port;                /**< TCP port (0: 27017), or DJ_SERVER_ANY_PORT, or DJ_SERVER_NO_TCP */
    const char *unix_path;   /**< also listen on this unix socket, or NULL */
    int engine_flags;        /**< DJ_ENGINE_* (e.g. DJ_ENGINE_NOSYNC for tests) */
-   int max_connections;     /**< 0: 1000 */
+   int max_connections;     /**< 0: 1000; more are accepted and closed at once */
+   int auth_timeout_s;      /**< with auth_file: a connection that has not authenticated
+                                 this long after connecting is closed (0: 10 s) */
+   int idle_timeout_s;      /**< close a connection silent this long between messages
+                                 (0: never, as mongod) */
+   int message_timeout_s;   /**< a message must arrive whole within this once its first
+                                 byte has (0: 30 s): slow senders cannot pin a thread */
    bool quiet;              /**< no log lines on stderr */
    int txn_lifetime_s;      /**< abort transactions open longer (0: 60 s, MongoDB's
                                  transactionLifetimeLimitSeconds default) */

@@ -30,6 +30,7 @@ typedef struct dj_conn {
    char local[96];     /* "host:port" the client reached us at: hello's hosts */
    char *user;         /* owned: the authenticated user, or NULL */
    dj_auth_conv_t *conv; /* owned: a SCRAM conversation in progress, or NULL */
+   int auth_fails;     /* failed logins in a row on this connection (auth.c's backoff) */
    struct dj_conn *next;
 } dj_conn_t;
 
@@ -38,6 +39,9 @@ struct dj_server {
    int port;
    int max_connections;
    int64_t txn_lifetime_ms;
+   int64_t auth_timeout_ms;    /* --auth: log in within this from connecting */
+   int64_t idle_timeout_ms;    /* between messages; 0: no limit */
+   int64_t message_timeout_ms; /* a message, once begun, arrives whole within this */
    bool quiet;
    dj_engine_t *engine; /* owned */
    dj_sessions_t *sessions; /* owned */

@@ -51,13 +51,52 @@ dj_server_log (const struct dj_server *srv, const char *fmt, ...)
 
 /* ---- I/O ------------------------------------------------------------------- */
 
-/* Receives (sending false) or sends exactly n bytes at p; false when the
- * peer has gone or the socket failed. One loop for both directions: the
- * same partial transfers, the same retry after a signal (EINTR). */
+static int64_t
+monotonic_ms (void)
+{
+   struct timespec ts;
+   clock_gettime (CLOCK_MONOTONIC, &ts);
+   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is readable or the deadline (monotonic ms; -1: none)
+ * passes: false on the deadline. */
 static bool
-transfer_all (int fd, uint8_t *p, size_t n, bool sending)
+wait_readable (int fd, int64_t deadline)
+{
+   for (;;) {
+      int timeout = -1;
+      if (deadline >= 0) {
+         int64_t left = deadline - monotonic_ms ();
+         if (left <= 0) {
+            return false;
+         }
+         timeout = left > INT32_MAX ? INT32_MAX : (int) left;
+      }
+      struct pollfd p = {fd, POLLIN, 0};
+      int rc = poll (&p, 1, timeout);
+      if (rc > 0) {
+         return true; /* readable, or closed: recv tells which */
+      }
+      if (rc < 0 && errno != EINTR) {
+         return true; /* let recv report the error */
+      }
+   }
+}
+
+/* Receives (sending false) or sends exactly n bytes at p; false when the
+ * peer has gone, the socket failed, or (receiving) the deadline -- monotonic
+ * ms, -1 for none -- passed first (*timed_out then true). One loop for both
+ * directions: the same partial transfers, the same retry after a signal
+ * (EINTR). */
+static bool
+transfer_all (int fd, uint8_t *p, size_t n, bool sending, int64_t deadline, bool *timed_out)
 {
    while (n) {
+      if (!sending && deadline >= 0 && !wait_readable (fd, deadline)) {
+         *timed_out = true;
+         return false;
+      }
       ssize_t r = sending ? send (fd, p, n, MSG_NOSIGNAL) : recv (fd, p, n, 0);
       if (r < 0 && errno == EINTR) {
          continue;
@@ -105,11 +144,37 @@ conn_main (void *arg)
    uint8_t *msg = NULL;
    dj_buf_t out;
    dj_buf_init (&out);
+   int64_t connected = monotonic_ms ();
    for (;;) {
       uint8_t head[DJ_WIRE_HEADER];
       dj_wire_header_t h;
       bson_error_t error = {0};
-      if (!transfer_all (c->fd, head, sizeof head, false)) {
+      bool timed_out = false;
+      /* Between messages: with --auth, a connection that has not logged in
+       * gets --auth-timeout from its start, so idle sockets cannot hold the
+       * connection slots; otherwise --idle-timeout (0: wait forever, as
+       * mongod does). */
+      bool unauthenticated = srv->users && !c->user;
+      int64_t idle_deadline = unauthenticated ? connected + srv->auth_timeout_ms
+                              : srv->idle_timeout_ms > 0 ? monotonic_ms () + srv->idle_timeout_ms
+                                                          : -1;
+      if (!wait_readable (c->fd, idle_deadline)) {
+         dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer,
+                        unauthenticated ? "not authenticated in time (--auth-timeout)" : "idle (--idle-timeout)");
+         break;
+      }
+      /* A message that has begun must arrive whole within
+       * --message-timeout: a client trickling bytes (slowloris) cannot hold
+       * a thread for ever. */
+      int64_t deadline = monotonic_ms () + srv->message_timeout_ms;
+      if (unauthenticated && idle_deadline < deadline) {
+         deadline = idle_deadline;
+      }
+      if (!transfer_all (c->fd, head, sizeof head, false, deadline, &timed_out)) {
+         if (timed_out) {
+            dj_server_log (srv, "conn%lld %s: message not complete in time (--message-timeout); closing",
+                           (long long) c->id, c->peer);
+         }
          break; /* the client left (or we are stopping) */
       }
       if (!dj_wire_read_header (head, &h, &error)) {
@@ -119,8 +184,9 @@ conn_main (void *arg)
       /* header and body in one buffer: OP_MSG's checksum covers both */
       msg = bson_malloc ((size_t) h.length);
       memcpy (msg, head, sizeof head);
-      if (!transfer_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, false)) {
-         dj_server_log (srv, "conn%lld %s: truncated message; closing", (long long) c->id, c->peer);
+      if (!transfer_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, false, deadline, &timed_out)) {
+         dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer,
+                        timed_out ? "message not complete in time (--message-timeout)" : "truncated message");
          break;
       }
       dj_wire_request_t req;
@@ -137,7 +203,7 @@ conn_main (void *arg)
       if (reply_wanted) {
          out.len = 0;
          dj_wire_reply (&h, &req, &reply, atomic_fetch_add (&srv->next_request_id, 1), &out);
-         ok = transfer_all (c->fd, out.data, out.len, true);
+         ok = transfer_all (c->fd, out.data, out.len, true, -1, NULL);
       }
       bson_destroy (&reply);
       dj_wire_request_cleanup (&req);
@@ -249,6 +315,9 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->unix_path = opts->unix_path ? bson_strdup (opts->unix_path) : NULL;
    srv->port = opts->port ? opts->port : 27017;
    srv->max_connections = opts->max_connections > 0 ? opts->max_connections : 1000;
+   srv->auth_timeout_ms = (int64_t) (opts->auth_timeout_s > 0 ? opts->auth_timeout_s : 10) * 1000;
+   srv->idle_timeout_ms = (int64_t) (opts->idle_timeout_s > 0 ? opts->idle_timeout_s : 0) * 1000;
+   srv->message_timeout_ms = (int64_t) (opts->message_timeout_s > 0 ? opts->message_timeout_s : 30) * 1000;
    srv->quiet = opts->quiet;
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;

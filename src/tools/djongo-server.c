@@ -3,6 +3,7 @@
  *
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
+ *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
  *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
  *
  * --auth: clients authenticate with SCRAM-SHA-256 as a user of the file
@@ -24,6 +25,7 @@
 static const char usage_text[] =
    "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync]\n"
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
+   "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
    "       djongo-server --help | --version\n";
 
@@ -42,6 +44,12 @@ static const char help_text[] =
    "                          the last commits, never corrupt the data)\n"
    "  --txn-lifetime SECONDS  abort transactions open longer than this (default 60)\n"
    "  --auth USERS-FILE       require SCRAM-SHA-256 authentication (users from the file)\n"
+   "  --max-conns N           connections open at once (default 1000); more are closed\n"
+   "  --auth-timeout S        with --auth: close a connection not logged in S seconds after\n"
+   "                          connecting (default 10)\n"
+   "  --idle-timeout S        close a connection silent for S seconds (default: never)\n"
+   "  --message-timeout S     a message must arrive whole within S seconds of its first\n"
+   "                          byte (default 30)\n"
    "  --quiet                 no log lines\n"
    "  --add-user USERS-FILE USER\n"
    "                          add or replace USER in the users file (created 0600); the\n"
@@ -52,6 +60,19 @@ usage (void)
 {
    fputs (usage_text, stderr);
    return 2;
+}
+
+/* A count or a number of seconds: a positive integer, else usage. */
+static int
+positive (const char *text)
+{
+   char *end;
+   long v = strtol (text, &end, 10);
+   if (*end || v <= 0 || v > 1000000000) {
+      fprintf (stderr, "djongo-server: '%s' is not a positive whole number\n", text);
+      exit (usage ());
+   }
+   return (int) v;
 }
 
 /* --add-user FILE USER: the password is one line of stdin (not an
@@ -102,6 +123,14 @@ main (int argc, char **argv)
          o.auth_file = argv[++i];
       } else if (!strcmp (a, "--add-user") && i + 2 < argc) {
          return add_user (argv[i + 1], argv[i + 2]);
+      } else if (!strcmp (a, "--max-conns") && more) {
+         o.max_connections = positive (argv[++i]);
+      } else if (!strcmp (a, "--auth-timeout") && more) {
+         o.auth_timeout_s = positive (argv[++i]);
+      } else if (!strcmp (a, "--idle-timeout") && more) {
+         o.idle_timeout_s = positive (argv[++i]);
+      } else if (!strcmp (a, "--message-timeout") && more) {
+         o.message_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
       } else if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
