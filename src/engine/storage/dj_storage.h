@@ -108,6 +108,9 @@ void dj_env_writer_set (dj_engine_t *e, bool held);
 bool dj_env_snapshot_writer_claim (dj_engine_t *e);
 void dj_env_snapshot_writer_release (dj_engine_t *e);
 bool dj_lmdb_error (int rc, bson_error_t *error, const char *what);
+/* A failed mdb_txn_commit: OutOfDiskSpace (naming the data directory) when
+ * the disk is full, else dj_lmdb_error's "commit failed, nothing was written". */
+bool dj_commit_error (const dj_engine_t *e, int rc, bson_error_t *error);
 
 bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
 /* Loads a collection's catalog entry. Returns NULL with error->code == 0 when

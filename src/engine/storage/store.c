@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 
 static const char NEXT_ID_KEY[] = "\x01next_id";
 
@@ -34,6 +35,26 @@ dj_lmdb_error (int rc, bson_error_t *error, const char *what)
       return dj_err (error, DJ_OutOfDiskSpace, "%s: the data directory is full (%s)", what, mdb_strerror (rc));
    }
    return dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) rc, "%s: %s", what, mdb_strerror (rc));
+}
+
+bool
+dj_commit_error (const dj_engine_t *e, int rc, bson_error_t *error)
+{
+   /* A full disk reaches LMDB's commit as ENOSPC, or as EIO when a page
+    * write came up short (LMDB reports a short write as EIO): when the
+    * filesystem holding the data directory has (almost) nothing left, say
+    * so in words a user acts on, as MongoDB's OutOfDiskSpace does. */
+   struct statvfs fs;
+   if ((rc == EIO || rc == ENOSPC) && statvfs (e->path, &fs) == 0) {
+      unsigned long long avail = (unsigned long long) fs.f_bavail * fs.f_frsize;
+      if (rc == ENOSPC || avail < (1ULL << 20)) {
+         return dj_err (error, DJ_OutOfDiskSpace,
+                        "the disk holding the data directory %s is full (%llu KiB free): commit failed, nothing was "
+                        "written; free some space and retry",
+                        e->path, avail >> 10);
+      }
+   }
+   return dj_lmdb_error (rc, error, "commit failed, nothing was written");
 }
 
 /* ---- names ----------------------------------------------------------------- */

@@ -89,7 +89,7 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
    }
    ctx->txn = NULL;
    if (rc) {
-      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
+      return dj_commit_error (ctx->engine, rc, error);
    }
    return true;
 }
@@ -264,10 +264,11 @@ dj_engine_txn_commit (dj_engine_txn_t *t, bson_error_t *error)
    } else {
       rc = mdb_txn_commit (t->txn);
    }
+   const dj_engine_t *engine = t->engine;
    txn_release (t);
    bson_free (t);
    if (rc) {
-      return dj_lmdb_error (rc, error, "commit failed, nothing was written");
+      return dj_commit_error (engine, rc, error);
    }
    return true;
 }
