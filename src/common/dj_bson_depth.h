@@ -9,8 +9,9 @@
  * explicit stack of fixed size, wherever untrusted BSON enters: the wire
  * server's message reader and dj_engine_run_command().
  *
- * MongoDB stores documents nested at most 100 levels; commands and messages
- * carry them inside a few levels of their own, hence the larger bound.
+ * MongoDB stores documents nested at most 100 levels (storage/store.c
+ * refuses deeper ones, DJ_MAX_STORED_DEPTH); commands and messages carry
+ * them inside a few levels of their own, hence the larger bound here.
  * https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents
  */
 #ifndef DJ_BSON_DEPTH_H

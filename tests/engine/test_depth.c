@@ -132,6 +132,94 @@ reply_code (const bson_t *reply)
    return bson_iter_init_find (&it, reply, "code") ? bson_iter_as_int64 (&it) : 0;
 }
 
+/* {insert: "n", documents: [{_id: id, a: {a: ... 1}}]}: the document nests
+ * `levels` objects (or arrays) below its top, each a level. */
+static bson_t *
+insert_nested (int id, int levels, bool arrays)
+{
+   bson_t *cmd = bson_new (), docs, doc;
+   bson_t *chain = bson_malloc (sizeof (bson_t) * (size_t) (levels + 1));
+   BSON_APPEND_UTF8 (cmd, "insert", "n");
+   BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &docs);
+   BSON_APPEND_DOCUMENT_BEGIN (&docs, "0", &doc);
+   BSON_APPEND_INT32 (&doc, "_id", id);
+   chain[0] = doc;
+   for (int k = 1; k <= levels; k++) {
+      const char *key = arrays && k > 1 ? "0" : "a";
+      if (arrays) {
+         bson_append_array_begin (&chain[k - 1], key, -1, &chain[k]);
+      } else {
+         bson_append_document_begin (&chain[k - 1], key, -1, &chain[k]);
+      }
+   }
+   BSON_APPEND_INT32 (&chain[levels], arrays ? "0" : "a", 1);
+   for (int k = levels; k >= 1; k--) {
+      if (arrays) {
+         bson_append_array_end (&chain[k - 1], &chain[k]);
+      } else {
+         bson_append_document_end (&chain[k - 1], &chain[k]);
+      }
+   }
+   doc = chain[0];
+   bson_append_document_end (&docs, &doc);
+   bson_append_array_end (cmd, &docs);
+   bson_free (chain);
+   return cmd;
+}
+
+/* The code of a reply's error or first writeError, 0 for none. */
+static int
+write_code (const bson_t *reply)
+{
+   bson_iter_t it;
+   if (bson_iter_init (&it, reply) && bson_iter_find_descendant (&it, "writeErrors.0.code", &it)) {
+      return bson_iter_int32 (&it);
+   }
+   return reply_code (reply);
+}
+
+/* Stored documents nest at most 100 levels, the top document the first;
+ * an insert or update past that is Overflow (15), as mongod since
+ * SERVER-26703 / SERVER-28347.
+ * https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents */
+static void
+stored_depth (dj_engine_t *e)
+{
+   bson_t reply;
+   bson_t *ok100 = insert_nested (1, 99, false), *arr101 = insert_nested (2, 100, true),
+          *obj101 = insert_nested (3, 100, false);
+   dj_engine_run_command (e, "test", ok100, &reply);
+   CHECK (write_code (&reply) == 0, "100 levels refused: code %d", write_code (&reply));
+   bson_destroy (&reply);
+   dj_engine_run_command (e, "test", arr101, &reply);
+   CHECK (write_code (&reply) == 15, "101 levels of arrays: code %d", write_code (&reply));
+   bson_destroy (&reply);
+   dj_engine_run_command (e, "test", obj101, &reply);
+   CHECK (write_code (&reply) == 15, "101 levels of objects: code %d", write_code (&reply));
+   bson_destroy (&reply);
+   /* $set the innermost value (a.a...a, 100 names) to a document: a 101st level */
+   char path[2 * 100];
+   for (int k = 0; k < 100; k++) {
+      path[2 * k] = 'a';
+      path[2 * k + 1] = k < 99 ? '.' : '\0';
+   }
+   bson_t *deeper = BCON_NEW ("update", "n", "updates", "[", "{", "q", "{", "_id", BCON_INT32 (1), "}", "u", "{",
+                              "$set", "{", path, "{", "deeper", BCON_BOOL (true), "}", "}", "}", "}", "]");
+   dj_engine_run_command (e, "test", deeper, &reply);
+   CHECK (write_code (&reply) == 15, "an update making 101 levels: code %d", write_code (&reply));
+   bson_destroy (&reply);
+   bson_t *count = BCON_NEW ("count", "n");
+   dj_engine_run_command (e, "test", count, &reply);
+   bson_iter_t it;
+   CHECK (bson_iter_init_find (&it, &reply, "n") && bson_iter_as_int64 (&it) == 1, "only the 100-level document");
+   bson_destroy (&reply);
+   bson_destroy (count);
+   bson_destroy (deeper);
+   bson_destroy (ok100);
+   bson_destroy (arr101);
+   bson_destroy (obj101);
+}
+
 int
 main (void)
 {
@@ -202,6 +290,7 @@ main (void)
       bson_destroy (&reply);
       bson_destroy (deep);
       bson_destroy (fine);
+      stored_depth (e);
       dj_engine_close (e);
    }
    ctest_rmdir (dir);

@@ -21,6 +21,8 @@
  */
 #include "dj_storage.h"
 
+#include "dj_bson_depth.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -980,6 +982,11 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
               DJ_MAX_BSON_SIZE);
       goto done;
    }
+   if (!dj_bson_depth_ok (bson_get_data (doc), doc->len, DJ_MAX_STORED_DEPTH)) {
+      dj_err (error, DJ_Overflow, "cannot insert document because it exceeds %d levels of nesting",
+              DJ_MAX_STORED_DEPTH + 1);
+      goto done;
+   }
    if (!next_rid (ctx, c, &rid, error)) {
       goto done;
    }
@@ -1035,6 +1042,11 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    dj_buf_init (&k);
    if (new_doc->len > DJ_MAX_BSON_SIZE) {
       dj_err (error, DJ_BSONObjectTooLarge, "Resulting document after update is larger than %d", DJ_MAX_BSON_SIZE);
+      goto done;
+   }
+   if (!dj_bson_depth_ok (bson_get_data (new_doc), new_doc->len, DJ_MAX_STORED_DEPTH)) {
+      dj_err (error, DJ_Overflow, "the document after the update would exceed %d levels of nesting",
+              DJ_MAX_STORED_DEPTH + 1);
       goto done;
    }
    for (int i = 0; i < c->nindexes; i++) {

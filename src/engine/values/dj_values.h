@@ -35,6 +35,11 @@ typedef struct dj_tz dj_tz_t;
 typedef struct dj_collation dj_collation_t;
 
 #define DJ_MAX_BSON_SIZE (16 * 1024 * 1024)
+/* The deepest a stored document nests below its top level: MongoDB
+ * "supports no more than 100 levels of nesting for BSON documents. Each
+ * object or array adds a level", the top document being the first.
+ * https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Nested-Depth-for-BSON-Documents */
+#define DJ_MAX_STORED_DEPTH 99
 #define DJ_TYPE_NUMBER (-2) /* $type: "number" */
 
 /* The key of array element i ("0", "1", ...), for appending to a BSON
