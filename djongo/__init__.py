@@ -1,9 +1,10 @@
 """djongo: Django on MongoDB, with a C core.
 
-This package is Django's plugin surface (the database backend lands here with
-the Django-backend issue). The work happens in C: the embedded engine
-(src/engine), and, as the architecture fills in, the SQL compiler, the DB-API
-driver and the wire-protocol server. See DEVELOPERS.md.
+This package is Django's plugin surface: the database backend (ENGINE
+'djongo': base.py and the files beside it), the DB-API driver's Python half
+(driver.py), model and form fields (models/, forms.py). The work happens in
+C: the SQL compiler, the DB-API driver, the embedded engine and the
+wire-protocol server (src/). See DEVELOPERS.md.
 """
 
 import os
@@ -16,3 +17,29 @@ def engine_tool():
     """Path of the installed ``djongo-engine`` program (runs MongoDB commands
     against a data directory), or None if it is not on PATH."""
     return shutil.which("djongo-engine", path=os.environ.get("PATH"))
+
+
+def _register_settings_check():
+    """`manage.py check` reports mistakes in a djongo DATABASES entry
+    (djongo.E01x, validation.settings_errors) -- the connection refuses
+    them too, when it is first made. With --database, the backend's own
+    validation reports them instead."""
+    try:
+        from django.core import checks
+    except ImportError:  # the driver used without Django
+        return
+
+    @checks.register(checks.Tags.compatibility)
+    def djongo_settings(app_configs=None, databases=None, **kwargs):
+        from django.conf import settings
+
+        from djongo.validation import settings_errors
+
+        errors = []
+        for alias, entry in getattr(settings, "DATABASES", {}).items():
+            if entry.get("ENGINE") == "djongo" and alias not in (databases or ()):
+                errors += settings_errors(alias, entry)
+        return errors
+
+
+_register_settings_check()

@@ -38,7 +38,7 @@ from djongo.features import DatabaseFeatures
 from djongo.introspection import DatabaseIntrospection
 from djongo.operations import DatabaseOperations
 from djongo.schema import DatabaseSchemaEditor
-from djongo.validation import DatabaseValidation
+from djongo.validation import DatabaseValidation, settings_errors
 
 logger = logging.getLogger("djongo")
 
@@ -175,6 +175,14 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         settings_dict = self.settings_dict
         if not settings_dict["NAME"]:
             raise ImproperlyConfigured("settings.DATABASES is improperly configured. Please supply the NAME value.")
+        # once per wrapper: a typo in the settings stops the connection with
+        # the check's words instead of being ignored
+        if not getattr(self, "_settings_checked", False):
+            errors = settings_errors(self.alias, settings_dict)
+            if errors:
+                raise ImproperlyConfigured("\n".join("%s %s%s" % (e.id, e.msg, " (HINT: %s)" % e.hint if e.hint else "")
+                                                     for e in errors))
+            self._settings_checked = True
         # ENFORCE_SCHEMA (the original djongo's key; default False): False lets
         # models work without migrations (collections appear on first write,
         # integer ids come from a counter the first INSERT sets up); True

@@ -171,10 +171,30 @@ def validate_instance(instance, label=None):
         raise exceptions.ValidationError(messages, code="invalid")
 
 
-def _check_container(field, container):
+def _check_container(field, container, seen=()):
+    """The container model's fields must be ones a sub-document can hold: a
+    relation needs a row of its own (a ForeignKey's id, a many-to-many's
+    join table), which a sub-document is not -- said at check time, not by
+    a TypeError at save time or by silence."""
     if not (isinstance(container, type) and issubclass(container, models.Model)):
         return [checks.Error("model_container must be a model class", obj=field, id="djongo.E001")]
-    return []
+    errors = []
+    where = "%s (the model_container of %s)" % (container.__name__, field)
+    for inner in container._meta.get_fields(include_hidden=False):
+        if getattr(inner, "many_to_many", False) and inner.concrete is False and inner.auto_created:
+            continue  # the reverse side of another model's relation
+        if getattr(inner, "many_to_many", False):
+            errors.append(checks.Error(
+                "%s.%s: a ManyToManyField cannot be inside a sub-document" % (where, inner.name), obj=field,
+                hint="use djongo.models.ArrayReferenceField, or an ArrayField of ids", id="djongo.E003"))
+        elif getattr(inner, "is_relation", False) and (inner.many_to_one or inner.one_to_one) and inner.concrete:
+            errors.append(checks.Error(
+                "%s.%s: a %s cannot be inside a sub-document" % (where, inner.name, type(inner).__name__),
+                obj=field, hint="store the related object's id in a plain field (IntegerField, ObjectIdField) "
+                                "and look it up, or make the relation on the outer model", id="djongo.E004"))
+        elif isinstance(inner, _ContainerField) and inner.model_container is not None and container not in seen:
+            errors += _check_container(inner, inner.model_container, seen + (container,))
+    return errors
 
 
 class _ConvertingDescriptor:
@@ -478,6 +498,17 @@ class ObjectIdField(models.Field):
             kwargs.pop("editable", None)
             kwargs.pop("blank", None)
         return name, "djongo.models.%s" % type(self).__name__, args, kwargs
+
+    def check(self, **kwargs):
+        errors = super().check(**kwargs)
+        if not self.primary_key and self.default is NOT_PROVIDED and not self.null and \
+                type(self) is ObjectIdField:
+            errors.append(checks.Warning(
+                "ObjectIdField %r is neither the primary key nor named _id, so no ObjectId is made for it: "
+                "a new object without a value fails to save" % self.name, obj=self,
+                hint="name it _id (or primary_key=True) for MongoDB's _id; default=bson.ObjectId for a fresh id; "
+                     "GenericObjectIdField (null=True) for a reference to a document", id="djongo.W004"))
+        return errors
 
     def get_internal_type(self):
         return "ObjectIdField"

@@ -1,0 +1,123 @@
+"""Typos and impossible placements are said at check time (issue 19,
+finding 6), each in a fresh process (Django's settings are configured
+once per process): DATABASES keys and values (djongo.E01x) -- refused when
+the connection is first made and reported by `manage.py check` -- and
+fields a sub-document cannot hold (djongo.E003/E004/W004/E015)."""
+import json
+import subprocess
+import sys
+import textwrap
+
+PRELUDE = """
+import json, sys
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth"],
+                   DATABASES={"default": DB}, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
+import django
+django.setup()
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+"""
+
+
+def run(db, body):
+    script = "DB = %r\n" % (db,) + PRELUDE + textwrap.dedent(body)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+SETTINGS_REPORT = """
+found = [[e.id, e.msg, e.hint] for e in checks.run_checks()]
+try:
+    connection.ensure_connection()
+    refused = None
+except ImproperlyConfigured as e:
+    refused = str(e)
+print(json.dumps({"checks": found, "refused": refused}))
+"""
+
+
+def test_typos_in_settings_are_errors(tmp_path):
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "d"), "ENFORCE_SCHEME": True,
+             "OPTIONS": {"authSorce": "admin", "replicaSet": "rs"}}, SETTINGS_REPORT)
+    ids = sorted(i for i, _, _ in r["checks"])
+    assert ids == ["djongo.E010", "djongo.E012"], r
+    msgs = {i: (m, h) for i, m, h in r["checks"]}
+    assert "'ENFORCE_SCHEME'" in msgs["djongo.E010"][0] and "ENFORCE_SCHEMA" in msgs["djongo.E010"][1]
+    assert "'authSorce'" in msgs["djongo.E012"][0] and "authsource" in msgs["djongo.E012"][1].lower()
+    assert "djongo.E010" in r["refused"] and "djongo.E012" in r["refused"]  # no connection on bad settings
+    assert not (tmp_path / "d").exists()
+
+
+def test_enforce_schema_must_be_a_bool(tmp_path):
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "d"), "ENFORCE_SCHEMA": "False"},
+            SETTINGS_REPORT)
+    assert [i for i, _, _ in r["checks"]] == ["djongo.E011"] and "'False'" in r["checks"][0][1]
+
+
+def test_host_rules(tmp_path):
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "no" / "such" / "d")}, SETTINGS_REPORT)
+    assert [i for i, _, _ in r["checks"]] == ["djongo.E014"] and "does not exist" in r["checks"][0][1]
+    assert not (tmp_path / "no").exists()  # the whole tree is not made
+    (tmp_path / "relative-data").mkdir()
+    script = "import os; os.chdir(%r)\n" % str(tmp_path) + SETTINGS_REPORT
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": "relative-data"}, script)
+    assert [i for i, _, _ in r["checks"]] == ["djongo.E013"] and "./relative-data" in r["checks"][0][2]
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "d")}, SETTINGS_REPORT)
+    assert r == {"checks": [], "refused": None}  # good settings: nothing said, the connection made
+
+
+FIELDS = """
+import bson
+from django.db import models as dj
+from djongo import models
+
+class Author(dj.Model):
+    class Meta:
+        app_label = "checks_app"
+
+class Inner(dj.Model):
+    author = dj.ForeignKey(Author, on_delete=dj.CASCADE)
+    tags = dj.ManyToManyField(Author, related_name="+")
+    class Meta:
+        abstract = True
+
+class Outer(dj.Model):
+    inner = models.EmbeddedField(model_container=Inner)
+    many = models.ArrayField(model_container=Inner)
+    class Meta:
+        app_label = "checks_app"
+
+class Ids(dj.Model):
+    _id = models.ObjectIdField()
+    ref = models.ObjectIdField()
+    fresh = models.ObjectIdField(default=bson.ObjectId)
+    generic = models.GenericObjectIdField(null=True)
+    class Meta:
+        app_label = "checks_app"
+
+class Json(dj.Model):
+    data = dj.JSONField()
+    good = models.JSONField()
+    class Meta:
+        app_label = "checks_app"
+
+out = {}
+for m in (Outer, Ids):
+    out[m.__name__] = sorted([e.id, e.msg] for e in m.check())
+out["Json"] = [[e.id, e.hint] for f in Json._meta.local_fields
+               for e in connection.validation.check_field(f) if e.id.startswith("djongo")]
+print(json.dumps(out))
+"""
+
+
+def test_fields_a_sub_document_cannot_hold(tmp_path):
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "d")}, FIELDS)
+    outer = r["Outer"]
+    assert [i for i, _ in outer] == ["djongo.E003", "djongo.E003", "djongo.E004", "djongo.E004"], outer
+    assert all("Inner" in m for _, m in outer) and any(".tags" in m for _, m in outer)
+    ids = r["Ids"]
+    assert [i for i, _ in ids] == ["djongo.W004"] and "'ref'" in ids[0][1]  # only the one with no id made
+    assert r["Json"] == [["djongo.E015", r["Json"][0][1]]] and "djongo.models.JSONField" in r["Json"][0][1]
