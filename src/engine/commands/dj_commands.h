@@ -63,6 +63,9 @@ int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n,
 void dj_cursor_close_all (dj_engine_t *e);
 
 /* ---- commands ----------------------------------------------------------- */
+/* A command: fills reply and returns true, or returns false with *error.
+ * A failed command's reply is replaced by the error, keeping only the error's
+ * own fields the command left in it (keyPattern, keyValue, errInfo). */
 typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 /* Checks cmd's fields against `known` (NULL-terminated; the command name
  * itself and generic fields like $db, lsid, comment are always allowed). */

@@ -362,9 +362,24 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    }
    dj_err (&error, DJ_CommandNotFound, "no such command: '%s'", name);
 fail:
-   /* a failed command's partial reply is replaced by the error */
-   bson_reinit (reply);
-   dj_error_append_reply (&error, reply);
+   /* a failed command's partial reply is replaced by the error, except the
+    * fields a command left there that belong to the error itself: a
+    * DuplicateKey's keyPattern/keyValue, a DocumentValidationFailure's
+    * errInfo (https://www.mongodb.com/docs/manual/core/index-unique/,
+    * https://www.mongodb.com/docs/manual/core/schema-validation/) */
+   {
+      static const char *const kept[] = {"keyPattern", "keyValue", "errInfo", NULL};
+      bson_t extra = BSON_INITIALIZER;
+      for (int i = 0; kept[i]; i++) {
+         if (bson_iter_init_find (&it, reply, kept[i])) {
+            bson_append_value (&extra, kept[i], -1, bson_iter_value (&it));
+         }
+      }
+      bson_reinit (reply);
+      dj_error_append_reply (&error, reply);
+      bson_concat (reply, &extra);
+      bson_destroy (&extra);
+   }
    return false;
 }
 

@@ -67,6 +67,11 @@ struct dj_ctx {
    bool write;
    bool borrowed; /* a read inside a caller's transaction: txn is theirs */
    bool top;      /* a top-level write transaction: holds the env's writer mark */
+   /* owned, NULL unless the last error raised here carries fields of its
+    * own for the reply: {keyPattern, keyValue} of a DuplicateKey, {errInfo}
+    * of a DocumentValidationFailure. dj_ctx_error_info moves them out;
+    * dj_txn_abort frees what is left. */
+   bson_t *error_info;
 };
 struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
@@ -94,6 +99,9 @@ void dj_storage_close (dj_engine_t *e);
 bool dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error);
 bool dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error);
 void dj_txn_abort (dj_ctx_t *ctx);
+/* Appends to `into` the fields ctx->error_info holds for error e (a write
+ * error or an error reply: they sit beside code and errmsg), and clears it. */
+void dj_ctx_error_info (dj_ctx_t *ctx, const bson_error_t *e, bson_t *into);
 /* Makes t (a caller's transaction) the one the commands run on this thread
  * use, after checking it may be used here; *saved receives the previous one
  * for dj_txn_leave. */
@@ -144,8 +152,9 @@ bool dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *
                        bson_error_t *error);
 bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error);
 bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
-/* Checks the collection's validator against doc. */
-bool dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* Checks the collection's validator against doc; a failure's errInfo goes to
+ * ctx->error_info. */
+bool dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
 
