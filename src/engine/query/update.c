@@ -468,9 +468,26 @@ parse_array_filters (dj_update_t *u, const bson_t *filters, bson_error_t *error)
    return true;
 }
 
+/* A path's positional parts: one `$` at most and never first; `$[]` and
+ * `$[id]` not first either; each `$[id]` names an array filter (marked used).
+ * https://www.mongodb.com/docs/manual/reference/operator/update/positional/#restrictions */
 static bool
 check_identifiers (dj_update_t *u, const dj_path_t *p, const char *dotted, bson_error_t *error)
 {
+   int dollars = 0;
+   for (int i = 0; i < p->n; i++) {
+      dollars += !strcmp (p->parts[i], "$");
+   }
+   if (dollars > 1) {
+      return dj_err (error, DJ_BadValue, "Too many positional (i.e. '$') elements found in path '%s'", dotted);
+   }
+   if (p->n && !strcmp (p->parts[0], "$")) {
+      return dj_err (error, DJ_BadValue, "Cannot have positional (i.e. '$') element in the first position in path '%s'", dotted);
+   }
+   if (p->n && !strncmp (p->parts[0], "$[", 2)) {
+      return dj_err (error, DJ_BadValue,
+                     "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '%s'", dotted);
+   }
    for (int i = 0; i < p->n; i++) {
       const char *c = p->parts[i];
       size_t l = strlen (c);
