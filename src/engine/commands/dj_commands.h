@@ -56,6 +56,13 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* cmd's hint (an index name or key pattern) as the index of c it names: -1
+ * for none ({} too), DJ_HINT_NATURAL for {$natural: ...} (the collection
+ * scan); BadValue when it names no index of c (c NULL: a missing
+ * collection, any hint goes).
+ * https://www.mongodb.com/docs/manual/reference/command/find/ (hint) */
+#define DJ_HINT_NATURAL (-2)
+bool dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */

@@ -199,6 +199,50 @@ dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *
 }
 
 bool
+dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error)
+{
+   bson_iter_t it;
+   *index = -1;
+   if (!bson_iter_init_find (&it, cmd, "hint")) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_UTF8 (&it)) {
+      for (int i = 0; c && i < c->nindexes; i++) {
+         if (!strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL))) {
+            *index = i;
+            return true;
+         }
+      }
+   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_t k;
+      bson_iter_t first;
+      bson_iter_document (&it, &l, &d);
+      bson_init_static (&k, d, l);
+      if (bson_iter_init_find (&first, &k, "$natural") && bson_count_keys (&k) == 1) {
+         *index = DJ_HINT_NATURAL;
+         return true;
+      }
+      if (bson_empty (&k)) {
+         return true;
+      }
+      for (int i = 0; c && i < c->nindexes; i++) {
+         if (bson_equal (c->indexes[i].key, &k)) {
+            *index = i;
+            return true;
+         }
+      }
+   } else {
+      return dj_err (error, DJ_FailedToParse, "hint must be a string or an object");
+   }
+   if (!c) {
+      return true; /* a missing collection answers nothing, whatever the hint */
+   }
+   return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
+}
+
+bool
 dj_cmd_collation (const bson_t *cmd, bson_error_t *error)
 {
    bson_iter_t it;

@@ -155,6 +155,13 @@ bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_stati
 /* Checks the collection's validator against doc; a failure's errInfo goes to
  * ctx->error_info. */
 bool dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* The index key doc holds for ix, as a document of ix's fields ({a: 1, b:
+ * "x"}; the first entry's for a multikey document): find's returnKey. */
+void dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out);
+/* Encodes `bound` (find's min or max: {field: value, ...}, ix's fields in
+ * order) as an index key into out; false (error 51174) when its fields are
+ * not ix's. */
+bool dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
 
@@ -209,6 +216,18 @@ bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, cons
  * sort's order; the caller then sorts in memory. */
 bool dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *s, int64_t max, dj_scan_fn fn,
                           void *fnctx, bool *used, bson_error_t *error);
+/* A hinted scan: the entries of index `index` (-1: the collection's records,
+ * lo and hi unused) in key order, from key `lo`
+ * (inclusive; NULL: the first) to `hi` (exclusive; NULL: past the last) --
+ * find's min/max, encoded as dj_index_key_bound does -- each document
+ * checked against m and handed to fn once (a multikey document has several
+ * entries). Documents the index holds no entry for (sparse, partial) are not
+ * seen, as with mongod's hinted plans. */
+bool dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
+                          const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* The index the scans above use for m (and sort, may be NULL): -1 for a
+ * collection scan. */
+int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
 /* Appends MongoDB's explain shape of the plan find would use to `plan`:
  * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
  * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */

@@ -467,3 +467,27 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    bson_free (s.poss);
    return ok;
 }
+
+bool
+dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
+                     const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error)
+{
+   const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
+               .dedupe = ix && ix->multikey};
+   range_t r = {.id = ix ? ix->id : c->id, .ix = ix, .dir = 1, .lo = ix ? lo : NULL, .hi = ix ? hi : NULL,
+                .what = ix ? "index scan" : "collection scan"};
+   bool ok = scan_range (&s, &r);
+   bson_free (s.seen.slots);
+   return ok;
+}
+
+int
+dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
+{
+   int dir, i;
+   if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
+      return i;
+   }
+   return choose (c, m).index;
+}

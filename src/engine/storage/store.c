@@ -391,6 +391,68 @@ entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
    }
 }
 
+/* The key of doc's entry `row` in ix as a document of ix's fields ({a: 1});
+ * `shell`, if not NULL, receives it as mongod's messages print it ({ a: 1 }). */
+static void
+key_doc (const dj_index_t *ix, const bson_t *doc, int row, bson_t *kv, dj_buf_t *shell)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   int multi;
+   bool multikey, all_missing;
+   bson_iter_t kp;
+
+   /* the keys were made from doc already, so this cannot fail again */
+   index_fields (ix, doc, fv, &multi, &multikey, &all_missing, NULL);
+   if (shell) {
+      dj_buf_append (shell, "{ ", 2);
+   }
+   bson_iter_init (&kp, ix->key);
+   for (int i = 0; i < ix->npaths && bson_iter_next (&kp); i++) {
+      const bson_value_t *v = &fv[i].vals[i == multi ? row : 0];
+      bson_append_value (kv, bson_iter_key (&kp), -1, v);
+      if (shell) {
+         if (i) {
+            dj_buf_append (shell, ", ", 2);
+         }
+         dj_buf_append (shell, bson_iter_key (&kp), strlen (bson_iter_key (&kp)));
+         dj_buf_append (shell, ": ", 2);
+         dj_value_to_shell (v, shell);
+      }
+   }
+   if (shell) {
+      dj_buf_append (shell, " }", 2);
+   }
+   for (int i = 0; i < ix->npaths; i++) {
+      bson_free (fv[i].vals);
+   }
+   bson_free (fv);
+}
+
+void
+dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out)
+{
+   bson_init (out);
+   key_doc (ix, doc, 0, out, NULL);
+}
+
+bool
+dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error)
+{
+   bson_iter_t kp, b;
+   bool same = bson_count_keys (bound) == (uint32_t) ix->npaths;
+   bson_iter_init (&kp, ix->key);
+   bson_iter_init (&b, bound);
+   for (int i = 0; same && i < ix->npaths && bson_iter_next (&kp) && bson_iter_next (&b); i++) {
+      same = !strcmp (bson_iter_key (&kp), bson_iter_key (&b));
+      dj_key_append (out, bson_iter_value (&b), ix->desc[i]);
+   }
+   if (!same) {
+      /* https://www.mongodb.com/docs/manual/reference/method/cursor.min/#index-bounds */
+      return dj_err (error, 51174, "The index chosen is not compatible with min/max");
+   }
+   return true;
+}
+
 /* DuplicateKey, as mongod reports it: the message names the index and the
  * conflicting key ({ a: 1 }), and the reply carries keyPattern and keyValue
  * (the same key as a document) beside it -- ctx->error_info.
@@ -399,39 +461,17 @@ entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
 static bool
 dup_key_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row, bson_error_t *error)
 {
-   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
-   int multi;
-   bool multikey, all_missing;
    dj_buf_t b;
    bson_t *info = bson_new (), kv;
-   bson_iter_t kp;
 
-   /* the keys were made from doc already, so this cannot fail again */
-   index_fields (ix, doc, fv, &multi, &multikey, &all_missing, NULL);
    BSON_APPEND_DOCUMENT (info, "keyPattern", ix->key);
    BSON_APPEND_DOCUMENT_BEGIN (info, "keyValue", &kv);
    dj_buf_init (&b);
-   dj_buf_append (&b, "{ ", 2);
-   bson_iter_init (&kp, ix->key);
-   for (int i = 0; i < ix->npaths && bson_iter_next (&kp); i++) {
-      const bson_value_t *v = &fv[i].vals[i == multi ? row : 0];
-      if (i) {
-         dj_buf_append (&b, ", ", 2);
-      }
-      dj_buf_append (&b, bson_iter_key (&kp), strlen (bson_iter_key (&kp)));
-      dj_buf_append (&b, ": ", 2);
-      dj_value_to_shell (v, &b);
-      bson_append_value (&kv, bson_iter_key (&kp), -1, v);
-   }
-   dj_buf_append (&b, " }", 2);
+   key_doc (ix, doc, row, &kv, &b);
    bson_append_document_end (info, &kv);
    dj_err (error, DJ_DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: %.*s", c->ns, ix->name,
            (int) b.len, (char *) b.data);
    dj_buf_cleanup (&b);
-   for (int i = 0; i < ix->npaths; i++) {
-      bson_free (fv[i].vals);
-   }
-   bson_free (fv);
    if (ctx->error_info) {
       bson_destroy (ctx->error_info);
    }
