@@ -354,8 +354,37 @@ static const struct {
    {"ping", cmd_ping},
 };
 
+/* readConcern {level: "snapshot"} outside a transaction: only reads that
+ * can run at one point in time take it (find, aggregate, distinct); mongod
+ * refuses it on everything else, writes included.
+ * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/ */
+static bool
+snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
+{
+   static const char *const readers[] = {"find", "aggregate", "distinct", NULL};
+   bson_iter_t it, level;
+   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &level) ||
+       !bson_iter_find (&level, "level") || !BSON_ITER_HOLDS_UTF8 (&level) || strcmp (bson_iter_utf8 (&level, NULL), "snapshot")) {
+      return true;
+   }
+   for (int i = 0; readers[i]; i++) {
+      if (!strcmp (readers[i], name)) {
+         return true;
+      }
+   }
+   return dj_err (error, DJ_InvalidOptions, "Command %s does not support { readConcern: { level: \"snapshot\" } }", name);
+}
+
+static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply);
+
 bool
 dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   return run_command (e, db, cmd, false, reply);
+}
+
+static bool
+run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply)
 {
    bson_error_t error = {0};
    bson_iter_t it;
@@ -388,6 +417,9 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    }
    const char *name = bson_iter_key (&it);
    bool handled;
+   if (!in_txn && !snapshot_allowed (name, cmd, &error)) {
+      goto fail;
+   }
    if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {
       goto fail;
    }
@@ -441,7 +473,7 @@ dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, co
       dj_error_append_reply (&error, reply);
       return false;
    }
-   bool ok = dj_engine_run_command (e, db, cmd, reply);
+   bool ok = run_command (e, db, cmd, true, reply);
    dj_txn_leave (saved);
    return ok;
 }
