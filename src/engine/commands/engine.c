@@ -355,13 +355,14 @@ static const struct {
 };
 
 /* readConcern {level: "snapshot"} outside a transaction: only reads that
- * can run at one point in time take it (find, aggregate, distinct); mongod
- * refuses it on everything else, writes included.
+ * can run at one point in time take it (find, aggregate, distinct, and the
+ * getMores of their cursors); mongod refuses it on everything else, writes
+ * included.
  * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/ */
 static bool
 snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
 {
-   static const char *const readers[] = {"find", "aggregate", "distinct", NULL};
+   static const char *const readers[] = {"find", "aggregate", "distinct", "getMore", NULL};
    bson_iter_t it, level;
    if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &level) ||
        !bson_iter_find (&level, "level") || !BSON_ITER_HOLDS_UTF8 (&level) || strcmp (bson_iter_utf8 (&level, NULL), "snapshot")) {
