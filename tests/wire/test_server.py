@@ -42,6 +42,15 @@ def test_handshake_and_crud(server):
     with pytest.raises(DuplicateKeyError) as e:
         coll.insert_one({"_id": 1})
     assert e.value.code == 11000
+    # the duplicate key, as mongod names it (https://www.mongodb.com/docs/manual/core/index-unique/)
+    assert e.value.details["keyPattern"] == {"_id": 1} and e.value.details["keyValue"] == {"_id": 1}
+    uniq = c.shop.uniq
+    uniq.create_index([("u", 1), ("v", -1)], unique=True, name="uv")
+    uniq.insert_one({"u": 1, "v": [5, 6]})
+    with pytest.raises(DuplicateKeyError) as e:
+        uniq.find_one_and_update({"u": 2}, {"$set": {"u": 1, "v": 6}}, upsert=True)
+    assert e.value.details["keyPattern"] == {"u": 1, "v": -1} and e.value.details["keyValue"] == {"u": 1, "v": 6}
+    assert "index: uv dup key: { u: 1, v: 6 }" in e.value.details["errmsg"]
     with pytest.raises(OperationFailure) as e:
         c.shop.command({"nosuchcommand": 1})
     assert e.value.code == 59
