@@ -434,15 +434,22 @@ parse_array_filters (dj_update_t *u, const bson_t *filters, bson_error_t *error)
          if (!id) {
             id = bson_strndup (k, n);
          } else if (strlen (id) != n || strncmp (id, k, n)) {
+            dj_err (error, DJ_FailedToParse,
+                    "Error parsing array filter :: caused by :: Expected a single top-level field name, found '%s' and '%.*s'", id,
+                    (int) n, k);
             bson_free (id);
-            return dj_err (error, DJ_FailedToParse, "Error parsing array filter :: caused by :: Expected a single top-level field name, found '%s' and '%.*s'",
-                           k, (int) n, k);
+            return false;
          }
       }
       if (!id) {
          return dj_err (error, DJ_FailedToParse, "Cannot use an expression without a top-level field name in arrayFilters");
       }
-      if (!((id[0] >= 'a' && id[0] <= 'z'))) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/update/positional-filtered/#behavior */
+      bool alnum = id[0] >= 'a' && id[0] <= 'z';
+      for (const char *p = id; alnum && *p; p++) {
+         alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+      }
+      if (!alnum) {
          dj_err (error, DJ_BadValue, "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string beginning with a lowercase letter, found '%s'", id);
          bson_free (id);
          return false;
