@@ -488,7 +488,7 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    BSON_APPEND_UTF8 (&qp, "namespace", ns);
    BSON_APPEND_DOCUMENT (&qp, "parsedQuery", &filter);
    BSON_APPEND_DOCUMENT_BEGIN (&qp, "winningPlan", &plan);
-   dj_plan_explain (c, m, sort, &plan);
+   dj_plan_explain (c, m, sort, hint == DJ_HINT_NATURAL ? DJ_PLAN_COLLSCAN : hint, &plan);
    bson_append_document_end (&qp, &plan);
    bson_append_document_end (reply, &qp);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

@@ -61,7 +61,7 @@ bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
  * scan); BadValue when it names no index of c (c NULL: a missing
  * collection, any hint goes).
  * https://www.mongodb.com/docs/manual/reference/command/find/ (hint) */
-#define DJ_HINT_NATURAL (-2)
+#define DJ_HINT_NATURAL DJ_PLAN_COLLSCAN
 bool dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error);
 
 /* ---- cursor.c ----------------------------------------------------------- */

@@ -231,6 +231,9 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
 /* Appends MongoDB's explain shape of the plan find would use to `plan`:
  * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
  * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */
-void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan);
+/* `hint`: -1 the planner's choice, DJ_PLAN_COLLSCAN the collection scan,
+ * else the index find was told to use. */
+#define DJ_PLAN_COLLSCAN (-2)
+void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan);
 
 #endif

@@ -365,10 +365,10 @@ append_ixscan (bson_t *plan, const dj_index_t *ix, int dir)
 }
 
 void
-dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan)
+dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
-   if (sort && c) {
+   if (sort && c && hint == -1) {
       int i = sorted_index (c, m, sort, &dir);
       if (i >= 0) {
          append_ixscan (plan, &c->indexes[i], dir);
@@ -381,7 +381,7 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bso
       BSON_APPEND_DOCUMENT_BEGIN (plan, "inputStage", &inner);
       target = &inner;
    }
-   choice_t ch = c ? choose (c, m) : (choice_t){.index = -1};
+   choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
    if (ch.index < 0) {
       BSON_APPEND_UTF8 (target, "stage", c ? "COLLSCAN" : "EOF");
    } else {
