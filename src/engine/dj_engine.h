@@ -102,9 +102,12 @@ void dj_engine_close (dj_engine_t *engine);
  * @param[in]  cmd    the command document; its first key names the command.
  * @param[out] reply  uninitialised storage; always initialised on return, and
  *                    the caller must bson_destroy() it. On failure it holds
- *                    MongoDB's error shape {ok: 0, errmsg, code, codeName}.
- *                    Write commands report per-document failures in
- *                    `writeErrors` with ok: 1, as MongoDB does.
+ *                    MongoDB's error shape {ok: 0, errmsg, code, codeName},
+ *                    with the error's own fields where mongod adds them
+ *                    (DuplicateKey: keyPattern, keyValue; document
+ *                    validation: errInfo). Write commands report
+ *                    per-document failures in `writeErrors` with ok: 1
+ *                    (those fields included), as MongoDB does.
  * @return true when reply.ok is 1.
  */
 bool dj_engine_run_command (dj_engine_t *engine, const char *db, const bson_t *cmd, bson_t *reply);

@@ -16,9 +16,20 @@
  * NoSuchTransaction (251) labelled TransientTransactionError;
  * commitTransaction may be retried after it succeeded.
  *
+ * Snapshot sessions read outside transactions at one point in time: the
+ * first find/aggregate/distinct with readConcern {level: "snapshot"} and
+ * no atClusterTime opens a read-only snapshot (a worker of its own, as a
+ * transaction has) and its reply names the point (atClusterTime, a
+ * Timestamp); the session's later reads give that atClusterTime back and
+ * run in the same snapshot, so later writes stay invisible to them. A
+ * snapshot is kept for mongod's default history window
+ * (minSnapshotHistoryWindowInSeconds, 300 s); a read at a point no longer
+ * (or never) kept fails with SnapshotTooOld (239).
+ * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/
+ *
  * Ownership: the table owns its sessions; a session owns its worker while
- * the transaction is open; a job is the caller's (stack) and lives until
- * the worker marks it done.
+ * the transaction is open, and its snapshot worker while it has one; a job
+ * is the caller's (stack) and lives until the worker marks it done.
  */
 #include <stdio.h>
 #include <string.h>
@@ -58,15 +69,22 @@ typedef struct session {
    int64_t txn_started_ms; /* when the open transaction began */
    int state;
    worker_t *w;        /* owned while state == TXN_OPEN */
+   worker_t *snap;     /* owned: the snapshot reads outside transactions run in, or NULL */
+   uint32_t snap_t, snap_i;  /* its atClusterTime */
+   int64_t snap_started_ms;
    pthread_mutex_t mu; /* one command of the session at a time */
    struct session *next;
 } session_t;
 
 struct dj_sessions {
    dj_engine_t *engine;
-   pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms */
+   pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms; snap_clock */
    session_t *list;
+   uint32_t snap_secs, snap_inc; /* the last atClusterTime handed out */
 };
+
+/* How long a snapshot stays readable (mongod's minSnapshotHistoryWindowInSeconds default). */
+#define SNAPSHOT_WINDOW_MS (300 * 1000)
 
 /* A session unused this long is forgotten (hello's logicalSessionTimeoutMinutes). */
 #define SESSION_IDLE_MS (30 * 60 * 1000)
@@ -204,6 +222,15 @@ session_abort (session_t *ss)
    }
 }
 
+static void
+snapshot_drop (session_t *ss)
+{
+   if (ss->snap) {
+      worker_end (ss->snap, false, NULL);
+      ss->snap = NULL;
+   }
+}
+
 void
 dj_sessions_destroy (dj_sessions_t *s)
 {
@@ -213,6 +240,7 @@ dj_sessions_destroy (dj_sessions_t *s)
    for (session_t *ss = s->list, *next; ss; ss = next) {
       next = ss->next;
       session_abort (ss);
+      snapshot_drop (ss);
       pthread_mutex_destroy (&ss->mu);
       bson_free (ss);
    }
@@ -233,9 +261,15 @@ dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms)
          }
          pthread_mutex_unlock (&ss->mu);
       }
+      /* a snapshot past the history window (or at shutdown) is let go */
+      if (ss->snap && (lifetime_ms < 0 || ss->ended || now - ss->snap_started_ms > SNAPSHOT_WINDOW_MS) &&
+          pthread_mutex_trylock (&ss->mu) == 0) {
+         snapshot_drop (ss);
+         pthread_mutex_unlock (&ss->mu);
+      }
       /* ended or idle, and nobody between session_get and session_put:
        * no other thread can reach it once unlinked (refs is 0 under mu) */
-      if (ss->refs == 0 && ss->state != TXN_OPEN && (ss->ended || now - ss->last_use_ms > SESSION_IDLE_MS)) {
+      if (ss->refs == 0 && ss->state != TXN_OPEN && !ss->snap && (ss->ended || now - ss->last_use_ms > SESSION_IDLE_MS)) {
          *pp = ss->next;
          pthread_mutex_destroy (&ss->mu);
          bson_free (ss);
@@ -330,6 +364,7 @@ dj_sessions_end (dj_sessions_t *s, const bson_t *lsids)
       session_t *ss = session_get (s, id, false);
       if (ss) {
          session_abort (ss);
+         snapshot_drop (ss);
          pthread_mutex_lock (&s->mu);
          ss->ended = true;
          pthread_mutex_unlock (&s->mu);
@@ -383,6 +418,103 @@ failed (const bson_t *reply, bool ok)
    return !ok || (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it));
 }
 
+/* A read with readConcern {level: "snapshot"} outside a transaction (the
+ * engine refuses that level for commands other than these):
+ * has_at, at_t and at_i receive its atClusterTime. */
+static bool
+snapshot_read (const char *name, const bson_t *cmd, bool *has_at, uint32_t *at_t, uint32_t *at_i)
+{
+   bson_iter_t it, rc;
+   *has_at = false;
+   if (strcmp (name, "find") && strcmp (name, "aggregate") && strcmp (name, "distinct")) {
+      return false;
+   }
+   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &rc) ||
+       !bson_iter_find (&rc, "level") || !BSON_ITER_HOLDS_UTF8 (&rc) || strcmp (bson_iter_utf8 (&rc, NULL), "snapshot")) {
+      return false;
+   }
+   bson_iter_recurse (&it, &rc);
+   if (bson_iter_find (&rc, "atClusterTime") && BSON_ITER_HOLDS_TIMESTAMP (&rc)) {
+      bson_iter_timestamp (&rc, at_t, at_i);
+      *has_at = true;
+   }
+   return true;
+}
+
+/* The reply with the snapshot's atClusterTime where mongod puts it:
+ * cursor.atClusterTime for find and aggregate, atClusterTime for distinct. */
+static void
+add_cluster_time (bson_t *reply, uint32_t t, uint32_t i)
+{
+   bson_t out = BSON_INITIALIZER;
+   bson_iter_t it;
+   bool in_cursor = bson_iter_init_find (&it, reply, "cursor") && BSON_ITER_HOLDS_DOCUMENT (&it);
+   bson_iter_init (&it, reply);
+   while (bson_iter_next (&it)) {
+      if (in_cursor && !strcmp (bson_iter_key (&it), "cursor")) {
+         bson_t cur;
+         bson_iter_t c;
+         BSON_APPEND_DOCUMENT_BEGIN (&out, "cursor", &cur);
+         bson_iter_recurse (&it, &c);
+         while (bson_iter_next (&c)) {
+            bson_append_iter (&cur, NULL, 0, &c);
+         }
+         BSON_APPEND_TIMESTAMP (&cur, "atClusterTime", t, i);
+         bson_append_document_end (&out, &cur);
+      } else {
+         bson_append_iter (&out, NULL, 0, &it);
+      }
+   }
+   if (!in_cursor) {
+      BSON_APPEND_TIMESTAMP (&out, "atClusterTime", t, i);
+   }
+   bson_destroy (reply);
+   bson_steal (reply, &out);
+}
+
+/* Runs a snapshot read for session `id`: a read without atClusterTime
+ * opens the session's snapshot (replacing the one it had), a read with one
+ * runs in the snapshot of that time. */
+static void
+snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *db, const bson_t *cmd, bool has_at, uint32_t at_t,
+              uint32_t at_i, bson_t *reply)
+{
+   session_t *ss = session_get (s, id, true);
+   if (!has_at) {
+      bson_error_t err = {0};
+      snapshot_drop (ss);
+      if (!(ss->snap = worker_start (s->engine, &err))) {
+         bson_init (reply);
+         dj_error_append_reply (&err, reply);
+         session_put (s, ss);
+         return;
+      }
+      pthread_mutex_lock (&s->mu);
+      /* the wall clock's seconds, and an increment within one second */
+      uint32_t now = (uint32_t) (dj_now_ms () / 1000);
+      if (now > s->snap_secs) {
+         s->snap_secs = now;
+         s->snap_inc = 1;
+      } else {
+         s->snap_inc++;
+      }
+      ss->snap_t = s->snap_secs;
+      ss->snap_i = s->snap_inc;
+      pthread_mutex_unlock (&s->mu);
+      ss->snap_started_ms = dj_now_ms ();
+   } else if (!ss->snap || ss->snap_t != at_t || ss->snap_i != at_i) {
+      error_reply (reply, 239, false, "Read timestamp is older than the oldest available timestamp (%lld)",
+                   (long long) at_t);
+      session_put (s, ss);
+      return;
+   }
+   bool ok = worker_do (ss->snap, JOB_RUN, db, cmd, reply);
+   if (ok) {
+      add_cluster_time (reply, ss->snap_t, ss->snap_i);
+   }
+   session_put (s, ss);
+}
+
 bool
 dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
 {
@@ -409,6 +541,12 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
    }
    if (bson_iter_init_find (&it, cmd, "startTransaction")) {
       start = bson_iter_as_bool (&it);
+   }
+   bool has_at;
+   uint32_t at_t = 0, at_i = 0;
+   if (!has_autocommit && !commit && !abort_ && snapshot_read (name, cmd, &has_at, &at_t, &at_i)) {
+      snapshot_run (s, id, db, cmd, has_at, at_t, at_i, reply);
+      return true;
    }
    if (!has_autocommit && !commit && !abort_) {
       /* an ordinary command of a session (retryable writes included): the

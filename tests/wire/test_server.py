@@ -42,6 +42,15 @@ def test_handshake_and_crud(server):
     with pytest.raises(DuplicateKeyError) as e:
         coll.insert_one({"_id": 1})
     assert e.value.code == 11000
+    # the duplicate key, as mongod names it (https://www.mongodb.com/docs/manual/core/index-unique/)
+    assert e.value.details["keyPattern"] == {"_id": 1} and e.value.details["keyValue"] == {"_id": 1}
+    uniq = c.shop.uniq
+    uniq.create_index([("u", 1), ("v", -1)], unique=True, name="uv")
+    uniq.insert_one({"u": 1, "v": [5, 6]})
+    with pytest.raises(DuplicateKeyError) as e:
+        uniq.find_one_and_update({"u": 2}, {"$set": {"u": 1, "v": 6}}, upsert=True)
+    assert e.value.details["keyPattern"] == {"u": 1, "v": -1} and e.value.details["keyValue"] == {"u": 1, "v": 6}
+    assert "index: uv dup key: { u: 1, v: 6 }" in e.value.details["errmsg"]
     with pytest.raises(OperationFailure) as e:
         c.shop.command({"nosuchcommand": 1})
     assert e.value.code == 59
@@ -117,6 +126,35 @@ def test_list_local_sessions(server):
         assert all(isinstance(d["lastUse"], __import__("datetime").datetime) for d in listed)
         assert list(c.admin.aggregate([{"$listLocalSessions": {}}, {"$match": {"_id.id": s.session_id["id"]}},
                                        {"$count": "n"}])) == [{"n": 1}]
+    c.close()
+
+
+def test_snapshot_session(server):
+    """A snapshot session reads at one point in time (its first read's
+    atClusterTime) and may not write.
+    https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/"""
+    c = client(server)
+    coll = c.db.snap
+    coll.insert_many([{"_id": 1, "x": 11}, {"_id": 2, "x": 22}])
+    with c.start_session(snapshot=True) as s:
+        assert list(coll.find({}, session=s)) == [{"_id": 1, "x": 11}, {"_id": 2, "x": 22}]
+        assert isinstance(s._snapshot_time, bson.Timestamp)
+        coll.update_one({"_id": 1}, {"$inc": {"x": 1}})
+        coll.insert_one({"_id": 3})
+        assert list(coll.find({}, session=s, batch_size=1)) == [{"_id": 1, "x": 11}, {"_id": 2, "x": 22}]
+        assert sorted(coll.distinct("x", session=s)) == [11, 22]
+        assert coll.count_documents({}, session=s) == 2
+        with pytest.raises(OperationFailure) as e:
+            coll.insert_one({"_id": 9}, session=s)
+        assert e.value.code == 72
+        with pytest.raises(OperationFailure) as e:
+            coll.update_one({"_id": 2}, {"$set": {"x": 0}}, session=s)
+        assert e.value.code == 72
+    assert coll.count_documents({}) == 3 and coll.find_one({"_id": 1})["x"] == 12
+    # a point in time the server does not hold
+    with pytest.raises(OperationFailure) as e:
+        c.db.command({"find": "snap", "readConcern": {"level": "snapshot", "atClusterTime": bson.Timestamp(1, 1)}})
+    assert e.value.code == 239
     c.close()
 
 

@@ -106,6 +106,16 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    if (!dj_txn_begin (e, writes, &ctx, error)) {
       goto done;
    }
+   if (coll && bson_iter_init_find (&it, cmd, "hint")) {
+      /* a hint must name an index of the collection (a view has none to name) */
+      int hint;
+      dj_coll_t *c = dj_coll_load (&ctx, db, coll, error);
+      bool hint_ok = (c || !error->code) && (!c || c->view_on || dj_cmd_hint (cmd, c, &hint, error));
+      dj_coll_free (c);
+      if (!hint_ok) {
+         goto done;
+      }
+   }
    dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
                     .allow_disk = allow_disk, .bypass_validation = bypass};
    if (!dj_pipeline_run (p, &run, coll, &out, error)) {

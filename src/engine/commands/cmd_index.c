@@ -103,6 +103,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       dj_index_cleanup (&probe);
       if (!skip) {
          if (!dj_coll_add_index (&ctx, c, &spec, error)) {
+            dj_ctx_error_info (&ctx, error, reply); /* a DuplicateKey's keyPattern/keyValue */
             goto done;
          }
          any_new = true;

@@ -12,6 +12,7 @@
 typedef struct {
    bson_t *doc; /* owned */
    int32_t pos;
+   uint64_t rid; /* showRecordId */
 } result_t;
 
 static const bson_t *
@@ -30,7 +31,6 @@ static bool
 collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
    collect_t *c = ctx;
-   (void) rid;
    if (c->skip > 0) {
       c->skip--;
       return true;
@@ -38,6 +38,7 @@ collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    result_t *r = bson_malloc (sizeof *r);
    r->doc = bson_copy (doc);
    r->pos = pos;
+   r->rid = rid;
    c->items = bson_realloc (c->items, sizeof (result_t *) * (c->n + 1));
    c->items[c->n++] = r;
    return true;
@@ -53,43 +54,6 @@ check_nonneg (const char *field, int64_t v, bson_error_t *error)
 }
 
 
-/* Validates a hint: an index name or key pattern that must exist. */
-static bool
-check_hint (const bson_t *cmd, dj_coll_t *c, bson_error_t *error)
-{
-   bson_iter_t it;
-   if (!bson_iter_init_find (&it, cmd, "hint")) {
-      return true;
-   }
-   if (!c) {
-      return true;
-   }
-   if (BSON_ITER_HOLDS_UTF8 (&it)) {
-      for (int i = 0; i < c->nindexes; i++) {
-         if (!strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL))) {
-            return true;
-         }
-      }
-   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
-      const uint8_t *d;
-      uint32_t l;
-      bson_t k;
-      bson_iter_document (&it, &l, &d);
-      bson_init_static (&k, d, l);
-      if (bson_empty (&k)) {
-         return true;
-      }
-      for (int i = 0; i < c->nindexes; i++) {
-         if (bson_equal (c->indexes[i].key, &k)) {
-            return true;
-         }
-      }
-   } else {
-      return dj_err (error, DJ_FailedToParse, "hint must be a string or an object");
-   }
-   return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
-}
-
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
 bool
 dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -99,10 +63,12 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       "returnKey", "showRecordId", "tailable", "oplogReplay", "noCursorTimeout", "awaitData", "allowPartialResults",
       "collation", "allowDiskUse", "let", "readOnce", "$_requestResumeToken", "$_resumeAfter", NULL};
    const char *name;
-   bson_t filter, sort_spec, proj_spec;
-   bool has_filter, has_sort, has_proj, single = false, ok = false;
+   bson_t filter, sort_spec, proj_spec, min_spec, max_spec;
+   bool has_filter, has_sort, has_proj, has_min, has_max, single = false, ok = false, return_key = false, show_rid = false;
    int64_t skip = 0, limit = 0, batch = -1;
    bool p1, p2, p3;
+   int hint = -1, used = -1; /* the hinted index; the index the scan used (returnKey) */
+   dj_buf_t lo, hi;          /* min and max as keys of the hinted index */
    dj_matcher_t *m = NULL;
    dj_sort_t *sort = NULL;
    dj_projection_t *proj = NULL;
@@ -117,12 +83,31 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
        !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
        !dj_cmd_get_int64 (cmd, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
        !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
-       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_collation (cmd, error)) {
+       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_get_bool (cmd, "returnKey", &return_key, error) ||
+       !dj_cmd_get_bool (cmd, "showRecordId", &show_rid, error) || !dj_cmd_get_doc (cmd, "min", &min_spec, &has_min, error) ||
+       !dj_cmd_get_doc (cmd, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error)) {
       return false;
    }
    if (!p3) {
       batch = -1;
    }
+   has_min = has_min && !bson_empty (&min_spec);
+   has_max = has_max && !bson_empty (&max_spec);
+   if (has_min && has_max) {
+      /* https://www.mongodb.com/docs/manual/reference/method/cursor.min/#index-bounds */
+      bson_iter_t a, b;
+      bool same = bson_count_keys (&min_spec) == bson_count_keys (&max_spec);
+      bson_iter_init (&a, &min_spec);
+      bson_iter_init (&b, &max_spec);
+      while (same && bson_iter_next (&a) && bson_iter_next (&b)) {
+         same = !strcmp (bson_iter_key (&a), bson_iter_key (&b));
+      }
+      if (!same) {
+         return dj_err (error, 51176, "min and max must have the same field names");
+      }
+   }
+   dj_buf_init (&lo);
+   dj_buf_init (&hi);
    if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&filter, let.top, error))) {
       goto done;
    }
@@ -139,11 +124,41 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!c && error->code) {
       goto done;
    }
-   if (!check_hint (cmd, c, error)) {
+   if (!dj_cmd_hint (cmd, c, &hint, error)) {
       goto done;
    }
+   bool hinted = hint >= 0 || hint == DJ_HINT_NATURAL;
+   if (hint == DJ_HINT_NATURAL) {
+      hint = -1; /* the collection scan */
+   }
+   if (c && (has_min || has_max)) {
+      /* min/max bound the hinted index's keys: min inclusive, max exclusive
+       * https://www.mongodb.com/docs/manual/reference/method/cursor.min/ */
+      if (hint < 0) {
+         dj_err (error, 51173, "When using min()/max() a hint of which index to use must be provided");
+         goto done;
+      }
+      if ((has_min && !dj_index_key_bound (&c->indexes[hint], &min_spec, &lo, error)) ||
+          (has_max && !dj_index_key_bound (&c->indexes[hint], &max_spec, &hi, error))) {
+         goto done;
+      }
+   }
    bool presorted = false;
-   if (c && sort && !let.top) { /* (the sorted walk takes no variables) */
+   if (c && hinted) {
+      /* a hint fixes the plan: the index's entries in key order, so without
+       * a sort the documents come in the hinted index's order */
+      col.skip = sort ? 0 : skip;
+      int64_t max = (!sort && limit) ? skip + limit : 0;
+      used = hint;
+      if (!dj_plan_scan_hinted (&ctx, c, hint, has_min ? &lo : NULL, has_max ? &hi : NULL, m, &let.vars, max, collect_fn, &col,
+                                error)) {
+         goto done;
+      }
+      presorted = !sort; /* nothing to sort; skip and limit applied */
+   } else if (c) {
+      used = dj_plan_index (c, m, let.top ? NULL : sort);
+   }
+   if (c && !hinted && sort && !let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
        * limit then apply during the walk */
       col.skip = skip;
@@ -155,7 +170,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          col.skip = 0;
       }
    }
-   if (c && !presorted) {
+   if (c && !hinted && !presorted) {
       /* without a sort, the scan itself can skip and stop at the limit */
       col.skip = sort ? 0 : skip;
       int64_t max = (!sort && limit) ? skip + limit : 0;
@@ -185,7 +200,17 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    /* the results, projected; the cursor takes them over */
    bson_t **docs = bson_malloc (sizeof (bson_t *) * (col.n ? col.n : 1));
    for (size_t i = 0; i < col.n; i++) {
-      if (proj) {
+      if (return_key) {
+         /* only the index key; {} when no index was used
+          * https://www.mongodb.com/docs/manual/reference/command/find/ (returnKey) */
+         bson_t key = BSON_INITIALIZER;
+         if (used >= 0) {
+            bson_destroy (&key);
+            dj_index_key_doc (&c->indexes[used], col.items[i]->doc, &key);
+         }
+         docs[i] = bson_copy (&key);
+         bson_destroy (&key);
+      } else if (proj) {
          docs[i] = bson_new ();
          bson_t out;
          if (!dj_projection_apply (proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
@@ -200,6 +225,10 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       } else {
          docs[i] = col.items[i]->doc; /* moved */
          col.items[i]->doc = bson_new ();
+      }
+      if (show_rid) {
+         /* https://www.mongodb.com/docs/manual/reference/command/find/ (showRecordId) */
+         BSON_APPEND_INT64 (docs[i], "$recordId", (int64_t) col.items[i]->rid);
       }
    }
    char *ns = bson_strdup_printf ("%s.%s", db, name);
@@ -220,6 +249,8 @@ done:
    dj_sort_destroy (sort);
    dj_projection_destroy (proj);
    dj_let_destroy (&let);
+   dj_buf_cleanup (&lo);
+   dj_buf_cleanup (&hi);
    return ok;
 }
 
@@ -266,7 +297,17 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    if (!c && error->code) {
       goto done;
    }
-   if (c && !dj_plan_scan (&ctx, c, m, false, limit ? skip + limit : 0, count_fn, &cnt, error)) {
+   int hint;
+   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+      goto done;
+   }
+   bool hinted = hint >= 0 || hint == DJ_HINT_NATURAL;
+   if (c && hinted &&
+       !dj_plan_scan_hinted (&ctx, c, hint >= 0 ? hint : -1, NULL, NULL, m, NULL, limit ? skip + limit : 0, count_fn, &cnt,
+                             error)) {
+      goto done;
+   }
+   if (c && !hinted && !dj_plan_scan (&ctx, c, m, false, limit ? skip + limit : 0, count_fn, &cnt, error)) {
       goto done;
    }
    int64_t n = cnt.n - skip;
@@ -355,6 +396,10 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    if (!c && error->code) {
       goto done;
    }
+   int hint;
+   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+      goto done;
+   }
    if (c && !dj_plan_scan (&ctx, c, m, false, 0, distinct_fn, &d, error)) {
       goto done;
    }
@@ -434,12 +479,16 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    if (!c && error->code) {
       goto done;
    }
+   int hint;
+   if (!dj_cmd_hint (&inner, c, &hint, error)) {
+      goto done;
+   }
    char *ns = bson_strdup_printf ("%s.%s", db, name);
    BSON_APPEND_DOCUMENT_BEGIN (reply, "queryPlanner", &qp);
    BSON_APPEND_UTF8 (&qp, "namespace", ns);
    BSON_APPEND_DOCUMENT (&qp, "parsedQuery", &filter);
    BSON_APPEND_DOCUMENT_BEGIN (&qp, "winningPlan", &plan);
-   dj_plan_explain (c, m, sort, &plan);
+   dj_plan_explain (c, m, sort, hint == DJ_HINT_NATURAL ? DJ_PLAN_COLLSCAN : hint, &plan);
    bson_append_document_end (&qp, &plan);
    bson_append_document_end (reply, &qp);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

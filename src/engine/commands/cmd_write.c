@@ -27,8 +27,10 @@ typedef struct {
    bool stop; /* an ordered command had a statement fail */
 } werrs_t;
 
+/* A write error: {index, code, errmsg} and the error's own fields (ctx's
+ * error_info: keyPattern/keyValue, errInfo). */
 static void
-werr_add (werrs_t *w, int index, const bson_error_t *e)
+werr_add (werrs_t *w, dj_ctx_t *ctx, int index, const bson_error_t *e)
 {
    char buf[16];
    const char *key;
@@ -38,6 +40,7 @@ werr_add (werrs_t *w, int index, const bson_error_t *e)
    BSON_APPEND_INT32 (&one, "index", index);
    BSON_APPEND_INT32 (&one, "code", (int32_t) e->code);
    BSON_APPEND_UTF8 (&one, "errmsg", e->message);
+   dj_ctx_error_info (ctx, e, &one);
    bson_append_document_end (&w->arr, &one);
 }
 
@@ -46,13 +49,13 @@ werr_add (werrs_t *w, int index, const bson_error_t *e)
  * the statement's write error, after which an ordered command stops (w->stop).
  * https://www.mongodb.com/docs/manual/reference/command/insert/#output */
 static bool
-stmt_failed (werrs_t *w, int index, const bson_error_t *e, bson_error_t *error)
+stmt_failed (werrs_t *w, dj_ctx_t *ctx, int index, const bson_error_t *e, bson_error_t *error)
 {
    if (is_storage_error (e)) {
       *error = *e;
       return false;
    }
-   werr_add (w, index, e);
+   werr_add (w, ctx, index, e);
    w->stop = w->ordered;
    return true;
 }
@@ -188,7 +191,7 @@ write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bs
       if (fn (wc, stmts, index, &serr)) {
          continue;
       }
-      if (!stmt_failed (&wc->w, index, &serr, error)) {
+      if (!stmt_failed (&wc->w, &wc->ctx, index, &serr, error)) {
          return false;
       }
       if (wc->w.stop) {
@@ -216,7 +219,7 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    if (!with_id_first (&raw, &doc, serr)) {
       return false;
    }
-   bool ok = (wc->bypass || dj_coll_validate (wc->c, &doc, NULL, serr)) && dj_record_insert (&wc->ctx, wc->c, &doc, NULL, serr) &&
+   bool ok = (wc->bypass || dj_coll_validate (&wc->ctx, wc->c, &doc, NULL, serr)) && dj_record_insert (&wc->ctx, wc->c, &doc, NULL, serr) &&
              (!wc->c->capped || dj_coll_trim_capped (&wc->ctx, wc->c, serr));
    bson_destroy (&doc);
    wc->n += ok;
@@ -250,7 +253,7 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    }
    if (changed) {
       bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; our write may move it */
-      bool ok = (s->bypass || dj_coll_validate (s->c, &out, old, &s->err)) &&
+      bool ok = (s->bypass || dj_coll_validate (s->ctx, s->c, &out, old, &s->err)) &&
                 dj_record_update (s->ctx, s->c, rid, old, &out, &s->err);
       bson_destroy (old);
       if (!ok) {
@@ -295,7 +298,7 @@ do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *
    if (!ok) {
       goto done;
    }
-   ok = (bypass || dj_coll_validate (c, &final, NULL, error)) && dj_record_insert (ctx, c, &final, NULL, error);
+   ok = (bypass || dj_coll_validate (ctx, c, &final, NULL, error)) && dj_record_insert (ctx, c, &final, NULL, error);
    if (ok) {
       bson_iter_t it;
       bson_iter_init_find (&it, &final, "_id");
@@ -740,7 +743,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
          if (!dj_update_apply (u, before, f.poss[0], false, &let.vars, &out, &changed, error)) {
             goto done;
          }
-         if (changed && (!(bypass || dj_coll_validate (c, &out, before, error)) ||
+         if (changed && (!(bypass || dj_coll_validate (&ctx, c, &out, before, error)) ||
                          !dj_record_update (&ctx, c, f.rids[0], before, &out, error))) {
             bson_destroy (&out);
             goto done;
@@ -775,6 +778,9 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
+   if (!ok) {
+      dj_ctx_error_info (&ctx, error, reply); /* kept beside the error: engine.c */
+   }
    dj_txn_abort (&ctx);
    for (size_t i = 0; i < f.n; i++) {
       bson_destroy (f.docs[i]);

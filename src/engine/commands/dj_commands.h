@@ -56,6 +56,13 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* cmd's hint (an index name or key pattern) as the index of c it names: -1
+ * for none ({} too), DJ_HINT_NATURAL for {$natural: ...} (the collection
+ * scan); BadValue when it names no index of c (c NULL: a missing
+ * collection, any hint goes).
+ * https://www.mongodb.com/docs/manual/reference/command/find/ (hint) */
+#define DJ_HINT_NATURAL DJ_PLAN_COLLSCAN
+bool dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */
@@ -67,6 +74,9 @@ void dj_cursor_user_leave (const char *saved);
 void dj_cursor_close_all (dj_engine_t *e);
 
 /* ---- commands ----------------------------------------------------------- */
+/* A command: fills reply and returns true, or returns false with *error.
+ * A failed command's reply is replaced by the error, keeping only the error's
+ * own fields the command left in it (keyPattern, keyValue, errInfo). */
 typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 /* Checks cmd's fields against `known` (NULL-terminated; the command name
  * itself and generic fields like $db, lsid, comment are always allowed). */

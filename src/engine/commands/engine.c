@@ -199,6 +199,50 @@ dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *
 }
 
 bool
+dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error)
+{
+   bson_iter_t it;
+   *index = -1;
+   if (!bson_iter_init_find (&it, cmd, "hint")) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_UTF8 (&it)) {
+      for (int i = 0; c && i < c->nindexes; i++) {
+         if (!strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL))) {
+            *index = i;
+            return true;
+         }
+      }
+   } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_t k;
+      bson_iter_t first;
+      bson_iter_document (&it, &l, &d);
+      bson_init_static (&k, d, l);
+      if (bson_iter_init_find (&first, &k, "$natural") && bson_count_keys (&k) == 1) {
+         *index = DJ_HINT_NATURAL;
+         return true;
+      }
+      if (bson_empty (&k)) {
+         return true;
+      }
+      for (int i = 0; c && i < c->nindexes; i++) {
+         if (bson_equal (c->indexes[i].key, &k)) {
+            *index = i;
+            return true;
+         }
+      }
+   } else {
+      return dj_err (error, DJ_FailedToParse, "hint must be a string or an object");
+   }
+   if (!c) {
+      return true; /* a missing collection answers nothing, whatever the hint */
+   }
+   return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
+}
+
+bool
 dj_cmd_collation (const bson_t *cmd, bson_error_t *error)
 {
    bson_iter_t it;
@@ -310,8 +354,38 @@ static const struct {
    {"ping", cmd_ping},
 };
 
+/* readConcern {level: "snapshot"} outside a transaction: only reads that
+ * can run at one point in time take it (find, aggregate, distinct, and the
+ * getMores of their cursors); mongod refuses it on everything else, writes
+ * included.
+ * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/ */
+static bool
+snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
+{
+   static const char *const readers[] = {"find", "aggregate", "distinct", "getMore", NULL};
+   bson_iter_t it, level;
+   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &level) ||
+       !bson_iter_find (&level, "level") || !BSON_ITER_HOLDS_UTF8 (&level) || strcmp (bson_iter_utf8 (&level, NULL), "snapshot")) {
+      return true;
+   }
+   for (int i = 0; readers[i]; i++) {
+      if (!strcmp (readers[i], name)) {
+         return true;
+      }
+   }
+   return dj_err (error, DJ_InvalidOptions, "Command %s does not support { readConcern: { level: \"snapshot\" } }", name);
+}
+
+static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply);
+
 bool
 dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   return run_command (e, db, cmd, false, reply);
+}
+
+static bool
+run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply)
 {
    bson_error_t error = {0};
    bson_iter_t it;
@@ -344,6 +418,9 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    }
    const char *name = bson_iter_key (&it);
    bool handled;
+   if (!in_txn && !snapshot_allowed (name, cmd, &error)) {
+      goto fail;
+   }
    if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {
       goto fail;
    }
@@ -362,9 +439,24 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    }
    dj_err (&error, DJ_CommandNotFound, "no such command: '%s'", name);
 fail:
-   /* a failed command's partial reply is replaced by the error */
-   bson_reinit (reply);
-   dj_error_append_reply (&error, reply);
+   /* a failed command's partial reply is replaced by the error, except the
+    * fields a command left there that belong to the error itself: a
+    * DuplicateKey's keyPattern/keyValue, a DocumentValidationFailure's
+    * errInfo (https://www.mongodb.com/docs/manual/core/index-unique/,
+    * https://www.mongodb.com/docs/manual/core/schema-validation/) */
+   {
+      static const char *const kept[] = {"keyPattern", "keyValue", "errInfo", NULL};
+      bson_t extra = BSON_INITIALIZER;
+      for (int i = 0; kept[i]; i++) {
+         if (bson_iter_init_find (&it, reply, kept[i])) {
+            bson_append_value (&extra, kept[i], -1, bson_iter_value (&it));
+         }
+      }
+      bson_reinit (reply);
+      dj_error_append_reply (&error, reply);
+      bson_concat (reply, &extra);
+      bson_destroy (&extra);
+   }
    return false;
 }
 
@@ -392,7 +484,7 @@ dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, co
       dj_error_append_reply (&error, reply);
       return false;
    }
-   bool ok = dj_engine_run_command (e, db, cmd, reply);
+   bool ok = run_command (e, db, cmd, true, reply);
    dj_txn_leave (saved);
    return ok;
 }

@@ -17,6 +17,7 @@
  *   update.c     update operators, replacement documents, pipeline updates
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
+ *   failure.c    why a document fails a filter (a validator's errInfo details)
  */
 #ifndef DJ_QUERY_H
 #define DJ_QUERY_H
@@ -47,6 +48,11 @@ bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos
                           bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+
+/* ---- failure.c ---------------------------------------------------------- */
+/* Appends to `details` why doc fails `filter` (a filter that parses), in the
+ * shape of mongod's DocumentValidationFailure errInfo.details. */
+void dj_match_failure_details (const bson_t *filter, const bson_t *doc, bson_t *details);
 
 /* For the planner: the top-level conjuncts on one path. */
 typedef enum {

@@ -195,15 +195,26 @@ static mnode_t *parse_doc (const uint8_t *data, uint32_t len, bool top, const pc
 static bool parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, const pctx_t *pc,
                        bson_error_t *error);
 
+/* A document of operators ({$gt: 1}): its first key starts with '$' and it
+ * is not a DBRef ({$ref, $id[, $db]}), which filters compare as a value in
+ * equality, $in and $all. https://www.mongodb.com/docs/manual/reference/database-references/#dbrefs */
 static bool
 is_operator_doc (const bson_value_t *v)
 {
    bson_iter_t it;
+   bool ref = false, id = false;
    if (v->value_type != BSON_TYPE_DOCUMENT ||
        !bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len) || !bson_iter_next (&it)) {
       return false;
    }
-   return bson_iter_key (&it)[0] == '$';
+   if (bson_iter_key (&it)[0] != '$') {
+      return false;
+   }
+   do {
+      ref |= !strcmp (bson_iter_key (&it), "$ref");
+      id |= !strcmp (bson_iter_key (&it), "$id");
+   } while (bson_iter_next (&it));
+   return !(ref && id);
 }
 
 static bool

@@ -434,15 +434,22 @@ parse_array_filters (dj_update_t *u, const bson_t *filters, bson_error_t *error)
          if (!id) {
             id = bson_strndup (k, n);
          } else if (strlen (id) != n || strncmp (id, k, n)) {
+            dj_err (error, DJ_FailedToParse,
+                    "Error parsing array filter :: caused by :: Expected a single top-level field name, found '%s' and '%.*s'", id,
+                    (int) n, k);
             bson_free (id);
-            return dj_err (error, DJ_FailedToParse, "Error parsing array filter :: caused by :: Expected a single top-level field name, found '%s' and '%.*s'",
-                           k, (int) n, k);
+            return false;
          }
       }
       if (!id) {
          return dj_err (error, DJ_FailedToParse, "Cannot use an expression without a top-level field name in arrayFilters");
       }
-      if (!((id[0] >= 'a' && id[0] <= 'z'))) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/update/positional-filtered/#behavior */
+      bool alnum = id[0] >= 'a' && id[0] <= 'z';
+      for (const char *p = id; alnum && *p; p++) {
+         alnum = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9');
+      }
+      if (!alnum) {
          dj_err (error, DJ_BadValue, "Error parsing array filter :: caused by :: The top-level field name must be an alphanumeric string beginning with a lowercase letter, found '%s'", id);
          bson_free (id);
          return false;
@@ -468,9 +475,26 @@ parse_array_filters (dj_update_t *u, const bson_t *filters, bson_error_t *error)
    return true;
 }
 
+/* A path's positional parts: one `$` at most and never first; `$[]` and
+ * `$[id]` not first either; each `$[id]` names an array filter (marked used).
+ * https://www.mongodb.com/docs/manual/reference/operator/update/positional/#restrictions */
 static bool
 check_identifiers (dj_update_t *u, const dj_path_t *p, const char *dotted, bson_error_t *error)
 {
+   int dollars = 0;
+   for (int i = 0; i < p->n; i++) {
+      dollars += !strcmp (p->parts[i], "$");
+   }
+   if (dollars > 1) {
+      return dj_err (error, DJ_BadValue, "Too many positional (i.e. '$') elements found in path '%s'", dotted);
+   }
+   if (p->n && !strcmp (p->parts[0], "$")) {
+      return dj_err (error, DJ_BadValue, "Cannot have positional (i.e. '$') element in the first position in path '%s'", dotted);
+   }
+   if (p->n && !strncmp (p->parts[0], "$[", 2)) {
+      return dj_err (error, DJ_BadValue,
+                     "Cannot have array filter identifier (i.e. '$[<id>]') element in the first position in path '%s'", dotted);
+   }
    for (int i = 0; i < p->n; i++) {
       const char *c = p->parts[i];
       size_t l = strlen (c);

@@ -67,6 +67,11 @@ struct dj_ctx {
    bool write;
    bool borrowed; /* a read inside a caller's transaction: txn is theirs */
    bool top;      /* a top-level write transaction: holds the env's writer mark */
+   /* owned, NULL unless the last error raised here carries fields of its
+    * own for the reply: {keyPattern, keyValue} of a DuplicateKey, {errInfo}
+    * of a DocumentValidationFailure. dj_ctx_error_info moves them out;
+    * dj_txn_abort frees what is left. */
+   bson_t *error_info;
 };
 struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
@@ -94,6 +99,9 @@ void dj_storage_close (dj_engine_t *e);
 bool dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error);
 bool dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error);
 void dj_txn_abort (dj_ctx_t *ctx);
+/* Appends to `into` the fields ctx->error_info holds for error e (a write
+ * error or an error reply: they sit beside code and errmsg), and clears it. */
+void dj_ctx_error_info (dj_ctx_t *ctx, const bson_error_t *e, bson_t *into);
 /* Makes t (a caller's transaction) the one the commands run on this thread
  * use, after checking it may be used here; *saved receives the previous one
  * for dj_txn_leave. */
@@ -147,8 +155,16 @@ bool dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *
                        bson_error_t *error);
 bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error);
 bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
-/* Checks the collection's validator against doc. */
-bool dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* Checks the collection's validator against doc; a failure's errInfo goes to
+ * ctx->error_info. */
+bool dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error);
+/* The index key doc holds for ix, as a document of ix's fields ({a: 1, b:
+ * "x"}; the first entry's for a multikey document): find's returnKey. */
+void dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out);
+/* Encodes `bound` (find's min or max: {field: value, ...}, ix's fields in
+ * order) as an index key into out; false (error 51174) when its fields are
+ * not ix's. */
+bool dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
 
@@ -203,9 +219,24 @@ bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, cons
  * sort's order; the caller then sorts in memory. */
 bool dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *s, int64_t max, dj_scan_fn fn,
                           void *fnctx, bool *used, bson_error_t *error);
+/* A hinted scan: the entries of index `index` (-1: the collection's records,
+ * lo and hi unused) in key order, from key `lo`
+ * (inclusive; NULL: the first) to `hi` (exclusive; NULL: past the last) --
+ * find's min/max, encoded as dj_index_key_bound does -- each document
+ * checked against m and handed to fn once (a multikey document has several
+ * entries). Documents the index holds no entry for (sparse, partial) are not
+ * seen, as with mongod's hinted plans. */
+bool dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
+                          const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* The index the scans above use for m (and sort, may be NULL): -1 for a
+ * collection scan. */
+int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
 /* Appends MongoDB's explain shape of the plan find would use to `plan`:
  * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
  * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */
-void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan);
+/* `hint`: -1 the planner's choice, DJ_PLAN_COLLSCAN the collection scan,
+ * else the index find was told to use. */
+#define DJ_PLAN_COLLSCAN (-2)
+void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan);
 
 #endif

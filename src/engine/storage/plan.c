@@ -365,10 +365,10 @@ append_ixscan (bson_t *plan, const dj_index_t *ix, int dir)
 }
 
 void
-dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bson_t *plan)
+dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
-   if (sort && c) {
+   if (sort && c && hint == -1) {
       int i = sorted_index (c, m, sort, &dir);
       if (i >= 0) {
          append_ixscan (plan, &c->indexes[i], dir);
@@ -381,7 +381,7 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, bso
       BSON_APPEND_DOCUMENT_BEGIN (plan, "inputStage", &inner);
       target = &inner;
    }
-   choice_t ch = c ? choose (c, m) : (choice_t){.index = -1};
+   choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
    if (ch.index < 0) {
       BSON_APPEND_UTF8 (target, "stage", c ? "COLLSCAN" : "EOF");
    } else {
@@ -466,4 +466,28 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    bson_free (s.rids);
    bson_free (s.poss);
    return ok;
+}
+
+bool
+dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
+                     const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error)
+{
+   const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
+               .dedupe = ix && ix->multikey};
+   range_t r = {.id = ix ? ix->id : c->id, .ix = ix, .dir = 1, .lo = ix ? lo : NULL, .hi = ix ? hi : NULL,
+                .what = ix ? "index scan" : "collection scan"};
+   bool ok = scan_range (&s, &r);
+   bson_free (s.seen.slots);
+   return ok;
+}
+
+int
+dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
+{
+   int dir, i;
+   if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
+      return i;
+   }
+   return choose (c, m).index;
 }

@@ -266,6 +266,7 @@ fail:
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */
 typedef struct {
    dj_buf_t *keys; /* owned array */
+   int *rows;      /* owned array: the element of the multikey field key i was made from */
    int n;
    bool multikey;
    bool lossy;
@@ -278,6 +279,7 @@ keyset_cleanup (keyset_t *ks)
       dj_buf_cleanup (&ks->keys[i]);
    }
    bson_free (ks->keys);
+   bson_free (ks->rows);
    memset (ks, 0, sizeof *ks);
 }
 
@@ -313,39 +315,55 @@ collect_visit (const bson_value_t *v, void *ctx)
    f->vals[f->n++] = *v;
 }
 
+/* The values doc has at each of ix's paths (fv: ix->npaths of them, each
+ * freed by fields_free; a missing field holds null). *multi receives the
+ * path with several values (-1: none), *all_missing whether every path was
+ * absent. Values borrow doc's bytes. */
 static bool
-index_keys (const dj_index_t *ix, const bson_t *doc, keyset_t *ks, bson_error_t *error)
+index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *multi, bool *multikey, bool *all_missing,
+              bson_error_t *error)
 {
-   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
    bson_value_t dv;
-   int multi = -1;
-   bool ok = true, all_missing = true;
-
-   memset (ks, 0, sizeof *ks);
-   if (ix->partial && !dj_matcher_match (ix->partial, doc, NULL)) {
-      bson_free (fv);
-      return true;
-   }
+   *multi = -1;
+   *multikey = false;
+   *all_missing = true;
    dj_value_from_doc (doc, false, &dv);
    for (int i = 0; i < ix->npaths; i++) {
       dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
       if (fv[i].n) {
-         all_missing = false;
+         *all_missing = false;
       } else {
          fv[i].vals = bson_malloc (sizeof (bson_value_t));
          fv[i].vals[0].value_type = BSON_TYPE_NULL;
          fv[i].n = 1;
       }
       if (fv[i].n > 1 || fv[i].array) {
-         ks->multikey = true;
+         *multikey = true;
          if (fv[i].n > 1) {
-            if (multi >= 0) {
-               ok = dj_err (error, 171, "cannot index parallel arrays [%s] [%s]", ix->paths[i].buf, ix->paths[multi].buf);
-               goto done;
+            if (*multi >= 0) {
+               return dj_err (error, 171, "cannot index parallel arrays [%s] [%s]", ix->paths[i].buf, ix->paths[*multi].buf);
             }
-            multi = i;
+            *multi = i;
          }
       }
+   }
+   return true;
+}
+
+static bool
+index_keys (const dj_index_t *ix, const bson_t *doc, keyset_t *ks, bson_error_t *error)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   int multi;
+   bool ok = true, all_missing;
+
+   memset (ks, 0, sizeof *ks);
+   if (ix->partial && !dj_matcher_match (ix->partial, doc, NULL)) {
+      bson_free (fv);
+      return true;
+   }
+   if (!(ok = index_fields (ix, doc, fv, &multi, &ks->multikey, &all_missing, error))) {
+      goto done;
    }
    if (ix->sparse && all_missing) {
       goto done;
@@ -370,6 +388,8 @@ index_keys (const dj_index_t *ix, const bson_t *doc, keyset_t *ks, bson_error_t 
          continue;
       }
       ks->keys = bson_realloc (ks->keys, sizeof (dj_buf_t) * (size_t) (ks->n + 1));
+      ks->rows = bson_realloc (ks->rows, sizeof (int) * (size_t) (ks->n + 1));
+      ks->rows[ks->n] = r;
       ks->keys[ks->n++] = k;
    }
 done:
@@ -394,34 +414,91 @@ entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
    }
 }
 
+/* The key of doc's entry `row` in ix as a document of ix's fields ({a: 1});
+ * `shell`, if not NULL, receives it as mongod's messages print it ({ a: 1 }). */
+static void
+key_doc (const dj_index_t *ix, const bson_t *doc, int row, bson_t *kv, dj_buf_t *shell)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   int multi;
+   bool multikey, all_missing;
+   bson_iter_t kp;
+
+   /* the keys were made from doc already, so this cannot fail again */
+   index_fields (ix, doc, fv, &multi, &multikey, &all_missing, NULL);
+   if (shell) {
+      dj_buf_append (shell, "{ ", 2);
+   }
+   bson_iter_init (&kp, ix->key);
+   for (int i = 0; i < ix->npaths && bson_iter_next (&kp); i++) {
+      const bson_value_t *v = &fv[i].vals[i == multi ? row : 0];
+      bson_append_value (kv, bson_iter_key (&kp), -1, v);
+      if (shell) {
+         if (i) {
+            dj_buf_append (shell, ", ", 2);
+         }
+         dj_buf_append (shell, bson_iter_key (&kp), strlen (bson_iter_key (&kp)));
+         dj_buf_append (shell, ": ", 2);
+         dj_value_to_shell (v, shell);
+      }
+   }
+   if (shell) {
+      dj_buf_append (shell, " }", 2);
+   }
+   for (int i = 0; i < ix->npaths; i++) {
+      bson_free (fv[i].vals);
+   }
+   bson_free (fv);
+}
+
+void
+dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out)
+{
+   bson_init (out);
+   key_doc (ix, doc, 0, out, NULL);
+}
+
+bool
+dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error)
+{
+   bson_iter_t kp, b;
+   bool same = bson_count_keys (bound) == (uint32_t) ix->npaths;
+   bson_iter_init (&kp, ix->key);
+   bson_iter_init (&b, bound);
+   for (int i = 0; same && i < ix->npaths && bson_iter_next (&kp) && bson_iter_next (&b); i++) {
+      same = !strcmp (bson_iter_key (&kp), bson_iter_key (&b));
+      dj_key_append (out, bson_iter_value (&b), ix->desc[i]);
+   }
+   if (!same) {
+      /* https://www.mongodb.com/docs/manual/reference/method/cursor.min/#index-bounds */
+      return dj_err (error, 51174, "The index chosen is not compatible with min/max");
+   }
+   return true;
+}
+
+/* DuplicateKey, as mongod reports it: the message names the index and the
+ * conflicting key ({ a: 1 }), and the reply carries keyPattern and keyValue
+ * (the same key as a document) beside it -- ctx->error_info.
+ * `row` is the element of a multikey field the conflicting key came from.
+ * https://www.mongodb.com/docs/manual/core/index-unique/ */
 static bool
-dup_key_error (const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, bson_error_t *error)
+dup_key_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row, bson_error_t *error)
 {
    dj_buf_t b;
-   bson_value_t dv;
+   bson_t *info = bson_new (), kv;
+
+   BSON_APPEND_DOCUMENT (info, "keyPattern", ix->key);
+   BSON_APPEND_DOCUMENT_BEGIN (info, "keyValue", &kv);
    dj_buf_init (&b);
-   dj_buf_append (&b, "{ ", 2);
-   dj_value_from_doc (doc, false, &dv);
-   for (int i = 0; i < ix->npaths; i++) {
-      fieldvals_t f = {0};
-      dj_path_visit (&dv, &ix->paths[i], 0, true, collect_visit, &f);
-      if (i) {
-         dj_buf_append (&b, ", ", 2);
-      }
-      dj_buf_append (&b, ix->paths[i].buf, strlen (ix->paths[i].buf)); /* first component; good enough for messages */
-      for (int p = 1; p < ix->paths[i].n; p++) {
-         dj_buf_putc (&b, '.');
-         dj_buf_append (&b, ix->paths[i].parts[p], strlen (ix->paths[i].parts[p]));
-      }
-      dj_buf_append (&b, ": ", 2);
-      bson_value_t nullv = {.value_type = BSON_TYPE_NULL};
-      dj_value_to_shell (f.n ? &f.vals[0] : &nullv, &b);
-      bson_free (f.vals);
-   }
-   dj_buf_append (&b, " }", 2);
+   key_doc (ix, doc, row, &kv, &b);
+   bson_append_document_end (info, &kv);
    dj_err (error, DJ_DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: %.*s", c->ns, ix->name,
            (int) b.len, (char *) b.data);
    dj_buf_cleanup (&b);
+   if (ctx->error_info) {
+      bson_destroy (ctx->error_info);
+   }
+   ctx->error_info = info;
    return false;
 }
 
@@ -440,7 +517,7 @@ unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const key
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
-         return dup_key_error (c, ix, doc, error);
+         return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
       }
       if (rc && rc != MDB_NOTFOUND) {
          dj_buf_cleanup (&k);
@@ -940,7 +1017,7 @@ dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc, bson_erro
 }
 
 bool
-dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error)
+dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, bson_error_t *error)
 {
    /* https://www.mongodb.com/docs/manual/core/schema-validation/ */
    if (!c->validator || c->validation_off || c->validation_warn_only) {
@@ -949,10 +1026,32 @@ dj_coll_validate (const dj_coll_t *c, const bson_t *doc, const bson_t *old_doc, 
    if (c->validation_moderate && old_doc && !dj_matcher_match (c->validator, old_doc, NULL)) {
       return true; /* moderate: existing invalid documents may stay invalid */
    }
-   if (!dj_matcher_match (c->validator, doc, NULL)) {
-      return dj_err (error, DJ_DocumentValidationFailure, "Document failed validation");
+   if (dj_matcher_match (c->validator, doc, NULL)) {
+      return true;
    }
-   return true;
+   /* errInfo: {failingDocumentId, details}
+    * https://www.mongodb.com/docs/manual/core/schema-validation/specify-query-expression-rules/ */
+   bson_t *info = bson_new (), ei, det, spec;
+   bson_iter_t it;
+   BSON_APPEND_DOCUMENT_BEGIN (info, "errInfo", &ei);
+   if (bson_iter_init_find (&it, doc, "_id")) {
+      BSON_APPEND_VALUE (&ei, "failingDocumentId", bson_iter_value (&it));
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (&ei, "details", &det);
+   if (bson_iter_init_find (&it, c->options, "validator") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_iter_document (&it, &l, &d);
+      bson_init_static (&spec, d, l);
+      dj_match_failure_details (&spec, doc, &det);
+   }
+   bson_append_document_end (&ei, &det);
+   bson_append_document_end (info, &ei);
+   if (ctx->error_info) {
+      bson_destroy (ctx->error_info);
+   }
+   ctx->error_info = info;
+   return dj_err (error, DJ_DocumentValidationFailure, "Document failed validation");
 }
 
 /* Records that index i now holds a multikey or a lossy key (never unset:

@@ -97,6 +97,10 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
 void
 dj_txn_abort (dj_ctx_t *ctx)
 {
+   if (ctx->error_info) {
+      bson_destroy (ctx->error_info);
+      ctx->error_info = NULL;
+   }
    if (ctx->txn) {
       ctx_end (ctx);
       if (!ctx->borrowed) {
@@ -104,6 +108,19 @@ dj_txn_abort (dj_ctx_t *ctx)
       }
       ctx->txn = NULL;
    }
+}
+
+void
+dj_ctx_error_info (dj_ctx_t *ctx, const bson_error_t *e, bson_t *into)
+{
+   if (!ctx->error_info) {
+      return;
+   }
+   if (e->domain == DJ_DOMAIN_SERVER && (e->code == DJ_DuplicateKey || e->code == DJ_DocumentValidationFailure)) {
+      bson_concat (into, ctx->error_info);
+   }
+   bson_destroy (ctx->error_info);
+   ctx->error_info = NULL;
 }
 
 /* ---- callers' transactions ------------------------------------------------- */
