@@ -476,8 +476,8 @@ add_cluster_time (bson_t *reply, uint32_t t, uint32_t i)
  * opens the session's snapshot (replacing the one it had), a read with one
  * runs in the snapshot of that time. */
 static void
-snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *db, const bson_t *cmd, bool has_at, uint32_t at_t,
-              uint32_t at_i, bson_t *reply)
+snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const char *db, const bson_t *cmd, bool has_at,
+              uint32_t at_t, uint32_t at_i, bson_t *reply)
 {
    session_t *ss = session_get (s, id, true);
    if (!has_at) {
@@ -508,7 +508,7 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *db, const bson
       session_put (s, ss);
       return;
    }
-   bool ok = worker_do (ss->snap, JOB_RUN, db, cmd, reply);
+   bool ok = worker_do (ss->snap, JOB_RUN, user, db, cmd, reply);
    if (ok) {
       add_cluster_time (reply, ss->snap_t, ss->snap_i);
    }
@@ -545,7 +545,7 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
    bool has_at;
    uint32_t at_t = 0, at_i = 0;
    if (!has_autocommit && !commit && !abort_ && snapshot_read (name, cmd, &has_at, &at_t, &at_i)) {
-      snapshot_run (s, id, db, cmd, has_at, at_t, at_i, reply);
+      snapshot_run (s, id, user, db, cmd, has_at, at_t, at_i, reply);
       return true;
    }
    if (!has_autocommit && !commit && !abort_) {
