@@ -66,6 +66,7 @@ STATIC_URL = "static/"
 
 LOGGING = {
     "version": 1,
+    "disable_existing_loggers": False,  # keep Django's own (runserver's request log)
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"djongo": {"handlers": ["console"], "level": os.environ.get("DJONGO_LOG_LEVEL", "WARNING")}},
 }
