@@ -673,6 +673,20 @@ catalog_get (dj_ctx_t *ctx, const char *db, const char *name, MDB_val *entry)
    return rc;
 }
 
+/* Removes db.name's catalog entry: LMDB's answer (MDB_NOTFOUND when there
+ * was none). */
+static int
+catalog_del (dj_ctx_t *ctx, const char *db, const char *name)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   MDB_val mk = {k.len, k.data};
+   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
+   dj_buf_cleanup (&k);
+   return rc;
+}
+
 dj_coll_t *
 dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error)
 {
@@ -784,7 +798,6 @@ delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error)
 bool
 dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
 {
-   dj_buf_t k;
    if (!delete_prefix (ctx, c->id, error)) {
       return false;
    }
@@ -793,11 +806,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
          return false;
       }
    }
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
-   dj_buf_cleanup (&k);
+   int rc = catalog_del (ctx, c->db, c->name);
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
@@ -1192,12 +1201,7 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
 {
    /* the catalog entry moves to the new key; records and index entries stay
     * where they are (they are keyed by the collection's and indexes' ids) */
-   dj_buf_t k;
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
-   dj_buf_cleanup (&k);
+   int rc = catalog_del (ctx, c->db, c->name);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
