@@ -89,6 +89,14 @@ bool dj_cmd_open (dj_engine_t *e, const char *db, const bson_t *cmd, const char 
  * is left, frees c (may be NULL) and returns ok. The reply may be complete
  * before the commit: dj_engine_run_command replaces it when ok is false. */
 bool dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error);
+/* The start of a command on a whole database: its fields against `known`,
+ * its transaction (write or read) and the names of db's collections
+ * (*names: owned, freed by dj_cmd_end_db; NULL and *n 0 until listed).
+ * Either way the caller ends with dj_cmd_end_db. */
+bool dj_cmd_open_db (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, dj_ctx_t *ctx,
+                     char ***names, int *n, bson_error_t *error);
+/* dj_cmd_end for dj_cmd_open_db: also frees names. */
+bool dj_cmd_end_db (dj_ctx_t *ctx, char **names, int n, bool ok, bson_error_t *error);
 bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);

@@ -137,6 +137,21 @@ dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error)
 }
 
 bool
+dj_cmd_open_db (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, dj_ctx_t *ctx,
+                char ***names, int *n, bson_error_t *error)
+{
+   return dj_cmd_check_fields (cmd, known, error) && dj_txn_begin (e, write, ctx, error) &&
+          dj_coll_list (ctx, db, names, n, error);
+}
+
+bool
+dj_cmd_end_db (dj_ctx_t *ctx, char **names, int n, bool ok, bson_error_t *error)
+{
+   dj_strv_free (names, n);
+   return dj_cmd_end (ctx, NULL, ok, error);
+}
+
+bool
 dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error)
 {
    bson_iter_t it;
