@@ -17,6 +17,8 @@
  *   update.c     update operators, replacement documents, pipeline updates
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
+ *   spec.c       the projection specification tree both of them parse into
+ *                (spec-private.h: nodes, the path-collision rule)
  */
 #ifndef DJ_QUERY_H
 #define DJ_QUERY_H
