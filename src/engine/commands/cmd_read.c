@@ -103,13 +103,10 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    bool has_filter, has_sort, has_proj, single = false, ok = false;
    int64_t skip = 0, limit = 0, batch = -1;
    bool p1, p2, p3;
-   dj_matcher_t *m = NULL;
-   dj_sort_t *sort = NULL;
-   dj_projection_t *proj = NULL;
+   dj_find_spec_t fs = {0};
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    collect_t col = {0};
-   dj_let_t let = {0};
 
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
@@ -123,16 +120,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!p3) {
       batch = -1;
    }
-   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&filter, let.top, error))) {
-      goto done;
-   }
-   if (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) {
-      goto done;
-   }
-   if (has_proj && !bson_empty (&proj_spec) && !(proj = dj_projection_new (&proj_spec, error))) {
-      goto done;
-   }
-   if (!dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
    c = dj_coll_load (&ctx, db, name, error);
@@ -143,11 +131,11 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       goto done;
    }
    bool presorted = false;
-   if (c && sort && !let.top) { /* (the sorted walk takes no variables) */
+   if (c && fs.sort && !fs.let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
        * limit then apply during the walk */
       col.skip = skip;
-      if (!dj_plan_scan_sorted (&ctx, c, m, sort, limit ? skip + limit : 0, collect_fn, &col, &presorted, error) &&
+      if (!dj_plan_scan_sorted (&ctx, c, fs.m, fs.sort, limit ? skip + limit : 0, collect_fn, &col, &presorted, error) &&
           presorted) {
          goto done;
       }
@@ -157,15 +145,15 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    if (c && !presorted) {
       /* without a sort, the scan itself can skip and stop at the limit */
-      col.skip = sort ? 0 : skip;
-      int64_t max = (!sort && limit) ? skip + limit : 0;
-      if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, max, collect_fn, &col, error)) {
+      col.skip = fs.sort ? 0 : skip;
+      int64_t max = (!fs.sort && limit) ? skip + limit : 0;
+      if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
    }
    dj_txn_abort (&ctx);
-   if (sort && !presorted) {
-      dj_sort_items (sort, (void **) col.items, col.n, result_doc);
+   if (fs.sort && !presorted) {
+      dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
       /* apply skip and limit after sorting */
       size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
       size_t to = limit ? (from + (size_t) limit < col.n ? from + (size_t) limit : col.n) : col.n;
@@ -185,10 +173,10 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    /* the results, projected; the cursor takes them over */
    bson_t **docs = bson_malloc (sizeof (bson_t *) * (col.n ? col.n : 1));
    for (size_t i = 0; i < col.n; i++) {
-      if (proj) {
+      if (fs.proj) {
          docs[i] = bson_new ();
          bson_t out;
-         if (!dj_projection_apply (proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
+         if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
             for (size_t k = 0; k <= i; k++) {
                bson_destroy (docs[k]);
             }
@@ -209,18 +197,13 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    bson_free (ns);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
    for (size_t i = 0; i < col.n; i++) {
       bson_destroy (col.items[i]->doc);
       bson_free (col.items[i]);
    }
    bson_free (col.items);
-   dj_coll_free (c);
-   dj_matcher_destroy (m);
-   dj_sort_destroy (sort);
-   dj_projection_destroy (proj);
-   dj_let_destroy (&let);
-   return ok;
+   dj_find_spec_destroy (&fs);
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 typedef struct {

@@ -649,15 +649,12 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    bool has_q, has_sort, has_fields, remove = false, want_new = false, upsert = false, bypass = false, ok = false;
    bool has_af = false;
    const bson_value_t *uspec = NULL;
-   dj_matcher_t *m = NULL;
-   dj_sort_t *sort = NULL;
-   dj_projection_t *proj = NULL;
+   dj_find_spec_t fs = {0};
    dj_update_t *u = NULL;
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    fam_collect_t f = {0};
    bson_t *before = NULL, *after = NULL;
-   dj_let_t let = {0};
 
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
@@ -690,10 +687,8 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    if (remove && upsert) {
       return dj_err (error, DJ_FailedToParse, "Cannot specify both upsert=true and remove=true ");
    }
-   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&query, let.top, error)) ||
-       (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) ||
-       (has_fields && !bson_empty (&fields) && !(proj = dj_projection_new (&fields, error))) ||
-       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, let.top, error)))) {
+   if (!dj_find_spec_parse (cmd, &query, &sort_spec, &fields, &fs, error) ||
+       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, fs.let.top, error)))) {
       goto done;
    }
    if (!dj_txn_begin (e, true, &ctx, error)) {
@@ -703,14 +698,14 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       goto done;
    }
    /* all matches when sorting (the first after the sort wins), else the first */
-   if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, sort ? 0 : 1, fam_collect, &f, error)) {
+   if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, fs.sort ? 0 : 1, fam_collect, &f, error)) {
       goto done;
    }
-   if (sort) {
+   if (fs.sort) {
       /* sort positions along with documents: sort indices via the docs */
       size_t best = 0;
       for (size_t i = 1; i < f.n; i++) {
-         if (dj_sort_cmp (sort, f.docs[i], f.docs[best]) < 0) {
+         if (dj_sort_cmp (fs.sort, f.docs[i], f.docs[best]) < 0) {
             best = i;
          }
       }
@@ -737,7 +732,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       } else {
          bool changed;
          bson_t out;
-         if (!dj_update_apply (u, before, f.poss[0], false, &let.vars, &out, &changed, error)) {
+         if (!dj_update_apply (u, before, f.poss[0], false, &fs.let.vars, &out, &changed, error)) {
             goto done;
          }
          if (changed && (!(bypass || dj_coll_validate (c, &out, before, error)) ||
@@ -749,7 +744,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
          bson_destroy (&out);
       }
    } else if (upsert) {
-      if (!do_upsert (&ctx, c, &query, u, &let.vars, bypass, &upserted_id, &after, error)) {
+      if (!do_upsert (&ctx, c, &query, u, &fs.let.vars, bypass, &upserted_id, &after, error)) {
          goto done;
       }
    }
@@ -769,7 +764,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       bson_value_destroy (&upserted_id);
    }
    bson_append_document_end (reply, &leo);
-   if (!project_into (reply, "value", remove ? before : (want_new ? after : before), proj, error)) {
+   if (!project_into (reply, "value", remove ? before : (want_new ? after : before), fs.proj, error)) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
@@ -789,10 +784,7 @@ done:
       bson_destroy (after);
    }
    dj_coll_free (c);
-   dj_matcher_destroy (m);
-   dj_sort_destroy (sort);
-   dj_projection_destroy (proj);
+   dj_find_spec_destroy (&fs);
    dj_update_destroy (u);
-   dj_let_destroy (&let);
    return ok;
 }

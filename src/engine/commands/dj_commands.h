@@ -18,7 +18,8 @@
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
- *   let.c        a command's `let` variables
+ *   let.c        a command's `let` variables; what find and findAndModify
+ *                parse alike (let, filter, sort, projection)
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -56,6 +57,20 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* What find and findAndModify both read from a command: its let, the filter
+ * (whose $expr sees the let variables), the sort and the projection (NULL
+ * when their specification is empty: dj_cmd_get_doc leaves an absent one
+ * empty). Borrows nothing from the specifications. Set up even on failure:
+ * always dj_find_spec_destroy() it. */
+typedef struct {
+   dj_let_t let;
+   dj_matcher_t *m;       /* owned */
+   dj_sort_t *sort;       /* owned; NULL: no sort */
+   dj_projection_t *proj; /* owned; NULL: whole documents */
+} dj_find_spec_t;
+bool dj_find_spec_parse (const bson_t *cmd, const bson_t *filter, const bson_t *sort, const bson_t *projection,
+                         dj_find_spec_t *fs, bson_error_t *error);
+void dj_find_spec_destroy (dj_find_spec_t *fs);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */
