@@ -224,17 +224,51 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 }
 
 
-/* ---- update ------------------------------------------------------------- */
+/* ---- the scans of update and delete ---------------------------------------- */
 
+/* What an update's or a delete's scan callback writes with, and what it
+ * reports: a dj_scan_fn cannot return an error, so the first one waits in
+ * err until the scan is over. */
 typedef struct {
    dj_ctx_t *ctx;
    dj_coll_t *c;
+   int64_t n; /* documents matched (and written) */
+   bson_error_t err;
+   bool failed;
+} wscan_t;
+
+/* In a scan callback: w->err is set; stops the scan. */
+static bool
+wscan_stop (wscan_t *w)
+{
+   w->failed = true;
+   return false;
+}
+
+/* Runs fn (its ctx: arg, which starts with w) over w->c's documents that m
+ * matches, at most max (0: all); a callback's error becomes *error. */
+static bool
+wscan_run (wscan_t *w, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *arg,
+           bson_error_t *error)
+{
+   if (!dj_plan_scan_vars (w->ctx, w->c, m, vars, true, max, fn, arg, error)) {
+      return false;
+   }
+   if (w->failed) {
+      *error = w->err;
+      return false;
+   }
+   return true;
+}
+
+/* ---- update ------------------------------------------------------------- */
+
+typedef struct {
+   wscan_t w; /* first: the scan's state */
    const dj_update_t *u;
    const dj_eval_t *vars; /* the command's let values */
    bool bypass;
-   int64_t n, modified;
-   bson_error_t err;
-   bool failed;
+   int64_t modified;
 } upd_t;
 
 static bool
@@ -244,23 +278,21 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    bson_t out;
    bool changed;
 
-   if (!dj_update_apply (s->u, doc, pos, false, s->vars, &out, &changed, &s->err)) {
-      s->failed = true;
-      return false;
+   if (!dj_update_apply (s->u, doc, pos, false, s->vars, &out, &changed, &s->w.err)) {
+      return wscan_stop (&s->w);
    }
    if (changed) {
       bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; our write may move it */
-      bool ok = (s->bypass || dj_coll_validate (s->c, &out, old, &s->err)) &&
-                dj_record_update (s->ctx, s->c, rid, old, &out, &s->err);
+      bool ok = (s->bypass || dj_coll_validate (s->w.c, &out, old, &s->w.err)) &&
+                dj_record_update (s->w.ctx, s->w.c, rid, old, &out, &s->w.err);
       bson_destroy (old);
       if (!ok) {
          bson_destroy (&out);
-         s->failed = true;
-         return false;
+         return wscan_stop (&s->w);
       }
       s->modified++;
    }
-   s->n++;
+   s->w.n++;
    bson_destroy (&out);
    return true;
 }
@@ -392,19 +424,16 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
       dj_err (error, DJ_FailedToParse, "multi update is not supported for replacement-style update");
       goto done;
    }
-   upd_t s = {.ctx = ctx, .c = c, .u = u, .vars = &let->vars, .bypass = bypass};
-   if (!dj_plan_scan_vars (ctx, c, m, &let->vars, true, multi ? 0 : 1, update_fn, &s, error)) {
-      goto done;
-   }
-   if (s.failed) {
-      *error = s.err;
-      *n += s.n; /* the documents before the failing one stay updated */
+   upd_t s = {.w = {.ctx = ctx, .c = c}, .u = u, .vars = &let->vars, .bypass = bypass};
+   bool scanned = wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
+   if (scanned || s.w.failed) {
+      *n += s.w.n; /* the documents before a failing one stay updated */
       *nmod += s.modified;
+   }
+   if (!scanned) {
       goto done;
    }
-   *n += s.n;
-   *nmod += s.modified;
-   if (s.n == 0 && upsert) {
+   if (s.w.n == 0 && upsert) {
       bson_value_t id;
       if (!do_upsert (ctx, c, &q, u, &let->vars, bypass, &id, NULL, error)) {
          goto done;
@@ -450,25 +479,16 @@ update_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 
 /* ---- delete ------------------------------------------------------------- */
 
-typedef struct {
-   dj_ctx_t *ctx;
-   dj_coll_t *c;
-   int64_t n;
-   bson_error_t err;
-   bool failed;
-} del_t;
-
 static bool
 delete_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   del_t *s = ctx;
+   wscan_t *s = ctx;
    (void) pos;
    bson_t *copy = bson_copy (doc);
    bool ok = dj_record_delete (s->ctx, s->c, rid, copy, &s->err);
    bson_destroy (copy);
    if (!ok) {
-      s->failed = true;
-      return false;
+      return wscan_stop (s);
    }
    s->n++;
    return true;
@@ -500,12 +520,8 @@ delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    }
    if (get_stmt_doc (&stmt, "q", true, &q, serr) && dj_cmd_collation (&stmt, serr) &&
        (m = dj_matcher_new_scoped (&q, wc->let.top, serr))) {
-      del_t s = {.ctx = &wc->ctx, .c = wc->c};
-      ok = !wc->c || dj_plan_scan_vars (&wc->ctx, wc->c, m, &wc->let.vars, true, limit, delete_fn, &s, serr);
-      if (ok && s.failed) {
-         *serr = s.err;
-         ok = false;
-      }
+      wscan_t s = {.ctx = &wc->ctx, .c = wc->c};
+      ok = !wc->c || wscan_run (&s, m, &wc->let.vars, limit, delete_fn, &s, serr);
       wc->n += s.n;
    }
    dj_matcher_destroy (m);
