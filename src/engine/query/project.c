@@ -229,11 +229,7 @@ append_sliced (bson_t *out, const char *key, const bson_value_t *v, const dj_spe
       return;
    }
    bson_iter_t it;
-   int64_t len = 0, i = 0, start, count;
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      len++;
-   }
+   int64_t len = dj_value_count (v), i = 0, start, count;
    start = n->skip >= 0 ? n->skip : len + n->skip;
    if (start < 0) {
       start = 0;
