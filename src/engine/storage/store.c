@@ -428,6 +428,19 @@ unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const key
    return true;
 }
 
+/* Whether ks (NULL: none) holds key: an update writes and deletes only the
+ * index keys that changed. */
+static bool
+keyset_has (const keyset_t *ks, const dj_buf_t *key)
+{
+   for (int j = 0; ks && j < ks->n; j++) {
+      if (ks->keys[j].len == key->len && !memcmp (ks->keys[j].data, key->data, key->len)) {
+         return true;
+      }
+   }
+   return false;
+}
+
 static bool
 put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_t *skip, uint64_t rid,
           bson_error_t *error)
@@ -437,11 +450,7 @@ put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_
    dj_buf_init (&r);
    dj_buf_put_u64be (&r, rid);
    for (int i = 0; i < ks->n; i++) {
-      bool present = false;
-      for (int j = 0; skip && j < skip->n && !present; j++) {
-         present = skip->keys[j].len == ks->keys[i].len && !memcmp (skip->keys[j].data, ks->keys[i].data, ks->keys[i].len);
-      }
-      if (present) {
+      if (keyset_has (skip, &ks->keys[i])) {
          continue;
       }
       MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
@@ -467,11 +476,7 @@ del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_
    dj_buf_t k;
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
-      bool present = false;
-      for (int j = 0; keep && j < keep->n && !present; j++) {
-         present = keep->keys[j].len == ks->keys[i].len && !memcmp (keep->keys[j].data, ks->keys[i].data, ks->keys[i].len);
-      }
-      if (present) {
+      if (keyset_has (keep, &ks->keys[i])) {
          continue;
       }
       MDB_val key;
