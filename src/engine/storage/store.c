@@ -72,6 +72,26 @@ catalog_key (dj_buf_t *k, const char *db, const char *name)
    }
 }
 
+typedef enum { CAT_GET, CAT_PUT, CAT_DEL } catop_t;
+
+/* db.name's catalog entry read (CAT_GET: *entry then lives in LMDB's map),
+ * written (CAT_PUT: *entry) or removed (CAT_DEL): LMDB's answer
+ * (MDB_NOTFOUND when there is none to read or remove). */
+static int
+catalog_op (dj_ctx_t *ctx, catop_t op, const char *db, const char *name, MDB_val *entry)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   MDB_val mk = {k.len, k.data};
+   MDB_dbi dbi = ctx->engine->dbi_catalog;
+   int rc = op == CAT_GET   ? mdb_get (ctx->txn, dbi, &mk, entry)
+            : op == CAT_PUT ? mdb_put (ctx->txn, dbi, &mk, entry, 0)
+                            : mdb_del (ctx->txn, dbi, &mk, NULL);
+   dj_buf_cleanup (&k);
+   return rc;
+}
+
 static bool
 next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error)
 {
@@ -635,7 +655,6 @@ bool
 dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
 {
    bson_t entry = BSON_INITIALIZER, arr, one;
-   dj_buf_t k;
    char buf[16];
    const char *key;
 
@@ -653,43 +672,13 @@ dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
       bson_append_document_end (&arr, &one);
    }
    bson_append_array_end (&entry, &arr);
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data}, mv = {entry.len, (void *) bson_get_data (&entry)};
-   int rc = mdb_put (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv, 0);
-   dj_buf_cleanup (&k);
+   MDB_val mv = {entry.len, (void *) bson_get_data (&entry)};
+   int rc = catalog_op (ctx, CAT_PUT, c->db, c->name, &mv);
    bson_destroy (&entry);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog write");
    }
    return true;
-}
-
-/* The raw catalog entry of db.name (it lives in LMDB's map): LMDB's answer. */
-static int
-catalog_get (dj_ctx_t *ctx, const char *db, const char *name, MDB_val *entry)
-{
-   dj_buf_t k;
-   dj_buf_init (&k);
-   catalog_key (&k, db, name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, entry);
-   dj_buf_cleanup (&k);
-   return rc;
-}
-
-/* Removes db.name's catalog entry: LMDB's answer (MDB_NOTFOUND when there
- * was none). */
-static int
-catalog_del (dj_ctx_t *ctx, const char *db, const char *name)
-{
-   dj_buf_t k;
-   dj_buf_init (&k);
-   catalog_key (&k, db, name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
-   dj_buf_cleanup (&k);
-   return rc;
 }
 
 dj_coll_t *
@@ -704,7 +693,7 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
    if (!dj_ns_valid (db, name, error)) {
       return NULL;
    }
-   int rc = catalog_get (ctx, db, name, &mv);
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
    if (rc == MDB_NOTFOUND) {
       return NULL;
    }
@@ -725,7 +714,7 @@ dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
    MDB_val mv;
    bson_t entry;
    bson_iter_t it;
-   int rc = catalog_get (ctx, db, name, &mv);
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
    /* the raw entry: no indexes or validator to build for a yes/no */
    return rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init (&it, &entry) &&
           bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
@@ -811,7 +800,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
          return false;
       }
    }
-   int rc = catalog_del (ctx, c->db, c->name);
+   int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
@@ -1206,7 +1195,7 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
 {
    /* the catalog entry moves to the new key; records and index entries stay
     * where they are (they are keyed by the collection's and indexes' ids) */
-   int rc = catalog_del (ctx, c->db, c->name);
+   int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
