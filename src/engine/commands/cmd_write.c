@@ -406,15 +406,8 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
    if (bson_iter_init_find (&it, stmt, "multi")) {
       multi = bson_iter_as_bool (&it);
    }
-   if (bson_iter_init_find (&it, stmt, "arrayFilters")) {
-      const uint8_t *d;
-      uint32_t l;
-      if (!BSON_ITER_HOLDS_ARRAY (&it)) {
-         return dj_err (error, DJ_TypeMismatch, "BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'");
-      }
-      bson_iter_array (&it, &l, &d);
-      bson_init_static (&af_doc, d, l);
-      has_af = true;
+   if (!dj_cmd_get_array (stmt, "arrayFilters", "update.updates.arrayFilters", &af_doc, &has_af, error)) {
+      return false;
    }
    if (!(m = dj_matcher_new_scoped (&q, let->top, error)) ||
        !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, let->top, error))) {

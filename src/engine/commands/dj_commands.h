@@ -113,6 +113,11 @@ bool dj_cmd_open_db (dj_engine_t *e, const char *db, const bson_t *cmd, const ch
 /* dj_cmd_end for dj_cmd_open_db: also frees names. */
 bool dj_cmd_end_db (dj_ctx_t *ctx, char **names, int n, bool ok, bson_error_t *error);
 bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
+/* An optional array field of cmd (or of a statement): *out borrows it from
+ * cmd, empty when absent; *present says whether it was there. Any other type
+ * is TypeMismatch naming the field as `where` (its full name: "create.pipeline"). */
+bool dj_cmd_get_array (const bson_t *cmd, const char *field, const char *where, bson_t *out, bool *present,
+                       bson_error_t *error);
 bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);
 /* Appends a batch cursor reply: {cursor: {firstBatch|nextBatch, id, ns}}. */
