@@ -27,8 +27,9 @@
 
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
-typedef struct dj_projection dj_projection_t;
 typedef struct dj_reshape dj_reshape_t;
+/* A find projection is a shaping too: the same type (query/spec-private.h). */
+typedef struct dj_reshape dj_projection_t;
 
 /* ---- match.c ------------------------------------------------------------ */
 /* Compiles a filter; every error MongoDB raises at parse time is raised here,

@@ -11,21 +11,12 @@
 
 #include <stdio.h>
 
-struct dj_projection {
-   dj_reshape_t *reshape; /* owned: projections with expressions run as $project */
-   dj_spec_node_t *root;  /* owned */
-   bool inclusion;
-   bool id_excluded;
-};
-
+/* A find projection is a shaping (spec-private.h): a $project stage when it
+ * has expressions, else RS_FIND over its specification tree. */
 void
 dj_projection_destroy (dj_projection_t *p)
 {
-   if (p) {
-      dj_spec_free (p->root);
-      dj_reshape_destroy (p->reshape);
-      bson_free (p);
-   }
+   dj_reshape_destroy (p);
 }
 
 /* Since MongoDB 4.4 find projections take aggregation expressions
@@ -60,13 +51,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    if (has_expressions (spec)) {
       bson_value_t sv;
       dj_value_from_doc (spec, false, &sv);
-      dj_projection_t *p = bson_malloc0 (sizeof *p);
-      p->reshape = dj_reshape_new ("$project", &sv, NULL, error);
-      if (!p->reshape) {
-         bson_free (p);
-         return NULL;
-      }
-      return p;
+      return dj_reshape_new ("$project", &sv, NULL, error);
    }
 
    bson_iter_t it;
@@ -74,7 +59,8 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    int mode = 0; /* 1 inclusion, -1 exclusion */
    bool id_included = false;
 
-   p->root = dj_spec_new ();
+   p->kind = RS_FIND;
+   p->shape = dj_spec_new ();
    bson_iter_init (&it, spec);
    while (bson_iter_next (&it)) {
       const char *key = bson_iter_key (&it);
@@ -96,7 +82,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
             goto fail;
          }
          char *base = bson_strndup (key, kl - 2);
-         dj_spec_node_t *n = dj_spec_add (p->root, base, false, error);
+         dj_spec_node_t *n = dj_spec_add (p->shape, base, false, error);
          bson_free (base);
          if (!n) {
             goto fail;
@@ -114,7 +100,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
          }
          const char *op = bson_iter_key (&oi);
          if (!strcmp (op, "$slice")) {
-            dj_spec_node_t *n = dj_spec_add (p->root, key, false, error);
+            dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
             if (!n) {
                goto fail;
             }
@@ -164,7 +150,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
                dj_err (error, DJ_BadValue, "Cannot use $elemMatch projection on a nested field.");
                goto fail;
             }
-            dj_spec_node_t *n = dj_spec_add (p->root, key, false, error);
+            dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
             if (!n) {
                goto fail;
             }
@@ -207,7 +193,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
       } else {
          mode = incl ? 1 : -1;
       }
-      dj_spec_node_t *n = dj_spec_add (p->root, key, false, error);
+      dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
       if (!n) {
          goto fail;
       }
@@ -391,12 +377,12 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
    bson_value_t dv;
    papply_t st = {.pos = pos};
 
-   if (p->reshape) {
+   if (p->kind != RS_FIND) {
       dj_arena_t *arena = dj_arena_new ();
       dj_eval_t ev;
       dj_eval_init (&ev, arena, doc, dj_now_ms (), error);
       bson_init (out);
-      bool ok = dj_reshape_apply (p->reshape, &ev, doc, out);
+      bool ok = dj_reshape_apply (p, &ev, doc, out);
       dj_arena_destroy (arena);
       if (!ok) {
          bson_destroy (out);
@@ -406,7 +392,7 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
 
    dj_value_from_doc (doc, false, &dv);
    bson_init (out);
-   project_doc (p, p->root, &dv, out, 0, &st);
+   project_doc (p, p->shape, &dv, out, 0, &st);
    if (st.pos_failed) {
       bson_destroy (out);
       return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");

@@ -17,15 +17,6 @@
  */
 #include "spec-private.h"
 
-typedef enum { RS_PROJECT, RS_ADDFIELDS, RS_REPLACEROOT } rskind_t;
-
-struct dj_reshape {
-   rskind_t kind;
-   dj_spec_node_t *shape; /* RS_PROJECT, RS_ADDFIELDS: owned */
-   bool inclusion, id_excluded;
-   dj_expr_t *root;  /* RS_REPLACEROOT: the new root, owned */
-};
-
 void
 dj_reshape_destroy (dj_reshape_t *r)
 {
@@ -387,6 +378,7 @@ dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_
 {
    bson_value_t v;
 
+   BSON_ASSERT (r->kind != RS_FIND); /* find projections: dj_projection_apply */
    if (r->kind == RS_REPLACEROOT) {
       if (!dj_expr_eval (r->root, ev, &v)) {
          return false;

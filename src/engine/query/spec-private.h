@@ -10,6 +10,8 @@
  * below it through.
  * Memory: each node owns its name, its children and its expression or
  * matcher; dj_spec_free frees a tree.
+ * Also here: struct dj_reshape, which find projections share with the
+ * shaping stages.
  */
 #ifndef DJ_SPEC_PRIVATE_H
 #define DJ_SPEC_PRIVATE_H
@@ -35,6 +37,17 @@ struct dj_spec_node {
    int64_t skip, limit;  /* DJ_SPEC_SLICE: skip may be negative (from the end) */
    dj_spec_node_t **kids; /* owned */
    int nkids;
+};
+
+/* A shaping: a stage ($project, $addFields, $unset, $replaceRoot) or a
+ * find projection without expressions (RS_FIND; one with expressions is a
+ * $project). dj_projection_t and dj_reshape_t are this one type. */
+typedef enum { RS_PROJECT, RS_ADDFIELDS, RS_REPLACEROOT, RS_FIND } dj_rskind_t;
+struct dj_reshape {
+   dj_rskind_t kind;
+   dj_spec_node_t *shape; /* RS_PROJECT, RS_ADDFIELDS, RS_FIND: owned */
+   bool inclusion, id_excluded;
+   dj_expr_t *root; /* RS_REPLACEROOT: the new root, owned */
 };
 
 /* A new, empty root (DJ_SPEC_SUB): the caller frees it with dj_spec_free. */
