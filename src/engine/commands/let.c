@@ -91,5 +91,4 @@ dj_find_spec_destroy (dj_find_spec_t *fs)
    dj_sort_destroy (fs->sort);
    dj_projection_destroy (fs->proj);
    dj_let_destroy (&fs->let);
-   memset (fs, 0, sizeof *fs);
 }

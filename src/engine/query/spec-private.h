@@ -55,10 +55,31 @@ dj_spec_node_t *dj_spec_new (void);
 /* Frees n and everything below it (n may be NULL). */
 void dj_spec_free (dj_spec_node_t *n);
 /* n's child named `name`, or NULL; *index (if not NULL) receives its
- * position among n's children (-1 when absent). */
-dj_spec_node_t *dj_spec_child (const dj_spec_node_t *n, const char *name, int *index);
+ * position among n's children (-1 when absent). Inline: applying a
+ * projection asks it for every field of every document. */
+static inline dj_spec_node_t *
+dj_spec_child (const dj_spec_node_t *n, const char *name, int *index)
+{
+   for (int i = 0; i < n->nkids; i++) {
+      if (!strcmp (n->kids[i]->name, name)) {
+         if (index) {
+            *index = i;
+         }
+         return n->kids[i];
+      }
+   }
+   if (index) {
+      *index = -1;
+   }
+   return NULL;
+}
+
 /* Whether n takes the whole value at its path: no path may go below it. */
-bool dj_spec_whole (const dj_spec_node_t *n);
+static inline bool
+dj_spec_whole (const dj_spec_node_t *n)
+{
+   return n->kind != DJ_SPEC_SUB && n->kind != DJ_SPEC_SLICE;
+}
 /* Adds the node for the dotted path under root, making the components on
  * the way (DJ_SPEC_SUB); the new node is DJ_SPEC_SUB too, for the caller to
  * set. NULL with error when a component is empty or the path collides with

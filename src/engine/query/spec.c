@@ -31,29 +31,6 @@ dj_spec_free (dj_spec_node_t *n)
 }
 
 dj_spec_node_t *
-dj_spec_child (const dj_spec_node_t *n, const char *name, int *index)
-{
-   for (int i = 0; i < n->nkids; i++) {
-      if (!strcmp (n->kids[i]->name, name)) {
-         if (index) {
-            *index = i;
-         }
-         return n->kids[i];
-      }
-   }
-   if (index) {
-      *index = -1;
-   }
-   return NULL;
-}
-
-bool
-dj_spec_whole (const dj_spec_node_t *n)
-{
-   return n->kind != DJ_SPEC_SUB && n->kind != DJ_SPEC_SLICE;
-}
-
-dj_spec_node_t *
 dj_spec_add (dj_spec_node_t *root, const char *dotted, bool stage, bson_error_t *error)
 {
    dj_path_t p;
