@@ -4,6 +4,8 @@ the C core. Runs against the installed artefacts, not the source tree."""
 import json
 import subprocess
 
+import pytest
+
 import djongo
 
 
@@ -19,30 +21,30 @@ def test_version():
     assert djongo.__version__.startswith("2.")
 
 
-def test_engine_round_trip(tmp_path):
-    rc, replies = run_engine(
-        tmp_path / "data",
-        '{"insert": "c", "documents": [{"_id": 1, "a": [1, 2]}, {"_id": 2, "a": 3}]}',
-        '{"find": "c", "filter": {"a": 2}}',
-    )
-    assert rc == 0
-    assert replies[0] == {"n": 2, "ok": 1.0}
-    assert replies[1]["cursor"]["firstBatch"] == [{"_id": 1, "a": [1, 2]}]
+# Each case: the commands of one djongo-engine run, its exit status and the
+# replies, one a line, in full.
+@pytest.mark.parametrize("commands, rc, replies", [
+    pytest.param(
+        ['{"insert": "c", "documents": [{"_id": 1, "a": [1, 2]}, {"_id": 2, "a": 3}]}',
+         '{"find": "c", "filter": {"a": 2}}'],
+        0,
+        [{"n": 2, "ok": 1.0},
+         {"cursor": {"firstBatch": [{"_id": 1, "a": [1, 2]}], "id": 0, "ns": "t.c"}, "ok": 1.0}],
+        id="round_trip"),
+    pytest.param(
+        ['{"insert": "c", "documents": [{"_id": 1}, {"_id": 1}]}', '{"nosuch": 1}'],
+        1,
+        [{"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg":
+                                   "E11000 duplicate key error collection: t.c index: _id_ dup key: { _id: 1 }"}],
+          "ok": 1.0},
+         {"ok": 0.0, "errmsg": "no such command: 'nosuch'", "code": 59, "codeName": "CommandNotFound"}],
+        id="errors_are_mongodb_errors"),
+])
+def test_engine_replies(tmp_path, commands, rc, replies):
+    assert run_engine(tmp_path / "data", *commands) == (rc, replies)
 
 
 def test_data_persists_between_processes(tmp_path):
     run_engine(tmp_path / "d", '{"insert": "c", "documents": [{"_id": "x"}]}')
     rc, replies = run_engine(tmp_path / "d", '{"count": "c"}')
     assert rc == 0 and replies[0]["n"] == 1
-
-
-def test_errors_are_mongodb_errors(tmp_path):
-    rc, replies = run_engine(
-        tmp_path / "e",
-        '{"insert": "c", "documents": [{"_id": 1}, {"_id": 1}]}',
-        '{"nosuch": 1}',
-    )
-    assert rc == 1
-    assert replies[0]["writeErrors"][0]["code"] == 11000
-    assert replies[1] == {"ok": 0.0, "errmsg": "no such command: 'nosuch'", "code": 59,
-                          "codeName": "CommandNotFound"}

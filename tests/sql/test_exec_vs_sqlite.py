@@ -289,13 +289,8 @@ class Engine:
         self.proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def dbs(tmp_path_factory):
-    if TOOL is None:
-        pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
-    lite = sqlite3.connect(":memory:")
-    lite.execute("PRAGMA case_sensitive_like = ON")  # our LIKE is case-sensitive, ILIKE is not
-    eng = Engine(tmp_path_factory.mktemp("engine"))
+def load(lite, eng):
+    """SCHEMA and ROWS into both databases; every statement must succeed on the engine."""
     for ddl in SCHEMA:
         lite.execute(ddl)
         res = eng.run(ddl, [])
@@ -307,6 +302,16 @@ def dbs(tmp_path_factory):
         res = eng.run(sql, list(vals))
         assert "error" not in res, res
         assert res["rowcount"] == 1
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory):
+    if TOOL is None:
+        pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
+    lite = sqlite3.connect(":memory:")
+    lite.execute("PRAGMA case_sensitive_like = ON")  # our LIKE is case-sensitive, ILIKE is not
+    eng = Engine(tmp_path_factory.mktemp("engine"))
+    load(lite, eng)
     yield lite, eng
     eng.close()
     lite.close()
@@ -333,14 +338,7 @@ def test_writes_match_sqlite(tmp_path):
     lite = sqlite3.connect(":memory:")
     eng = Engine(tmp_path / "w")
     try:
-        for ddl in SCHEMA:
-            lite.execute(ddl)
-            eng.run(ddl, [])
-        for table, cols, vals in ROWS:
-            sql = 'INSERT INTO "%s" (%s) VALUES (%s)' % (table, ", ".join('"%s"' % c for c in cols),
-                                                        ", ".join(["%s"] * len(cols)))
-            lite.execute(sql.replace("%s", "?"), vals)
-            eng.run(sql, list(vals))
+        load(lite, eng)
         read = 'SELECT "entry"."id", "entry"."blog_id", "entry"."headline", "entry"."n", "entry"."score", "entry"."flag" ' \
                'FROM "entry" ORDER BY "entry"."id"'
         for sql, params in WRITES:

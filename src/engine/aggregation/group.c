@@ -176,11 +176,7 @@ bool
 dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
    bson_iter_t it;
-   int nb = 0;
-   bson_iter_init (&it, s->boundaries);
-   while (bson_iter_next (&it)) {
-      nb++;
-   }
+   int nb = (int) bson_count_keys (s->boundaries);
    bson_value_t *b = bson_malloc (sizeof (bson_value_t) * (size_t) nb);
    nb = 0;
    bson_iter_init (&it, s->boundaries);

@@ -146,11 +146,17 @@ typedef struct {
    size_t cap;
 } jtable_t;
 
+/* The bucket of the value v (its collated key); NULL when there is none
+ * and create is false. */
 static jbucket_t *
-jtable_find (jtable_t *t, const dj_buf_t *k, bool create)
+jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
-   size_t i = dj_ktable_index (&t->kt, k, create, &added);
+   dj_buf_t k;
+   dj_buf_init (&k);
+   dj_key_append_collated (&k, v);
+   size_t i = dj_ktable_index (&t->kt, &k, create, &added);
+   dj_buf_cleanup (&k);
    if (i == SIZE_MAX) {
       return NULL;
    }
@@ -181,12 +187,8 @@ static void
 jadd_value (const bson_value_t *v, void *ctx)
 {
    jadd_t *ja = ctx;
-   dj_buf_t k;
    ja->found++;
-   dj_buf_init (&k);
-   dj_key_append_collated (&k, v);
-   jbucket_t *b = jtable_find (ja->t, &k, true);
-   dj_buf_cleanup (&k);
+   jbucket_t *b = jtable_find (ja->t, v, true);
    if (b->n && b->docs[b->n - 1] == ja->doc) {
       return; /* [1, 1] indexes the document once */
    }
@@ -235,15 +237,11 @@ static void
 jprobe_value (const bson_value_t *v, void *ctx)
 {
    jprobe_t *jp = ctx;
-   dj_buf_t k;
    jp->visited++;
    if (v->value_type == BSON_TYPE_REGEX) {
       return;
    }
-   dj_buf_init (&k);
-   dj_key_append_collated (&k, v);
-   jbucket_t *b = jtable_find (jp->t, &k, false);
-   dj_buf_cleanup (&k);
+   jbucket_t *b = jtable_find (jp->t, v, false);
    for (size_t i = 0; b && i < b->n; i++) {
       DJ_GROW (jp->hits, jp->n, jp->cap, 8);
       jp->hits[jp->n++] = b->docs[i];

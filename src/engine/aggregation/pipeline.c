@@ -190,6 +190,38 @@ parse_window_bound (const bson_value_t *v, bool *unbounded, bool *current, doubl
    return false;
 }
 
+/* The pieces stages' specifications share. Each replaces what a repeated
+ * field parsed before ({groupBy: a, groupBy: b}: the last wins). */
+
+/* *slot: v parsed as an expression. */
+static bool
+set_expr (dj_expr_t **slot, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+{
+   dj_expr_destroy (*slot);
+   *slot = dj_expr_parse (v, scope, error);
+   return *slot != NULL;
+}
+
+/* s->sort: the sort specification in the document value v. */
+static bool
+set_sort (stage_t *s, const bson_value_t *v, bson_error_t *error)
+{
+   bson_t doc;
+   bson_init_static (&doc, v->value.v_doc.data, v->value.v_doc.data_len);
+   dj_sort_destroy (s->sort);
+   s->sort = dj_sort_new (&doc, error);
+   return s->sort != NULL;
+}
+
+/* One more accumulator on s: the output field `name` with v, {$op: expression}. */
+static bool
+add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+{
+   s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
+   s->naccs++;
+   return dj_acc_parse (&s->accs[s->naccs - 1], name, v, scope, error);
+}
+
 static bool
 parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bool first, bson_error_t *error)
 {
@@ -224,8 +256,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                return dj_err (error, 15948, "a group's _id may only be specified once");
             }
             have_id = true;
-            s->expr = dj_expr_parse (bson_iter_value (&it), scope, error);
-            if (!s->expr) {
+            if (!set_expr (&s->expr, bson_iter_value (&it), scope, error)) {
                return false;
             }
             continue;
@@ -233,9 +264,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          if (strchr (k, '.')) {
             return dj_err (error, 40235, "The field name '%s' cannot contain '.'", k);
          }
-         s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
-         s->naccs++;
-         if (!dj_acc_parse (&s->accs[s->naccs - 1], k, bson_iter_value (&it), scope, error)) {
+         if (!add_acc (s, k, bson_iter_value (&it), scope, error)) {
             return false;
          }
       }
@@ -249,9 +278,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       if (v->value_type != BSON_TYPE_DOCUMENT || v->value.v_doc.data_len == 5) {
          return dj_err (error, 15976, "$sort stage must have at least one sort key");
       }
-      bson_init_static (&doc, v->value.v_doc.data, v->value.v_doc.data_len);
-      s->sort = dj_sort_new (&doc, error);
-      return s->sort != NULL;
+      return set_sort (s, v, error);
    }
    if (!strcmp (name, "$skip") || !strcmp (name, "$limit") || !strcmp (name, "$sample")) {
       s->kind = name[2] == 'k' ? S_SKIP : name[2] == 'i' ? S_LIMIT : S_SAMPLE;
@@ -488,9 +515,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (!strcmp (k, "groupBy")) {
-            dj_expr_destroy (s->expr);
-            s->expr = dj_expr_parse (bson_iter_value (&it), scope, error);
-            if (!s->expr) {
+            if (!set_expr (&s->expr, bson_iter_value (&it), scope, error)) {
                return false;
             }
          } else if (!strcmp (k, "boundaries")) {
@@ -517,9 +542,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_recurse (&it, &oi);
             while (bson_iter_next (&oi)) {
-               s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
-               s->naccs++;
-               if (!dj_acc_parse (&s->accs[s->naccs - 1], bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
+               if (!add_acc (s, bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
                   return false;
                }
             }
@@ -562,22 +585,14 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       while (bson_iter_next (&it)) {
          const char *k = bson_iter_key (&it);
          if (!strcmp (k, "partitionBy")) {
-            dj_expr_destroy (s->partition);
-            s->partition = dj_expr_parse (bson_iter_value (&it), scope, error);
-            if (!s->partition) {
+            if (!set_expr (&s->partition, bson_iter_value (&it), scope, error)) {
                return false;
             }
          } else if (!strcmp (k, "sortBy")) {
-            const uint8_t *d;
-            uint32_t l;
             if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
                return dj_err (error, DJ_FailedToParse, "sortBy must be an object");
             }
-            bson_iter_document (&it, &l, &d);
-            bson_init_static (&doc, d, l);
-            dj_sort_destroy (s->sort);
-            s->sort = dj_sort_new (&doc, error);
-            if (!s->sort) {
+            if (!set_sort (s, bson_iter_value (&it), error)) {
                return false;
             }
          } else if (!strcmp (k, "output")) {

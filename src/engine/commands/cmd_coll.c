@@ -111,10 +111,7 @@ dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t 
    int n = 0;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_txn_begin (e, true, &ctx, error)) {
-      return false;
-   }
-   if (!dj_coll_list (&ctx, db, &names, &n, error)) {
+   if (!dj_cmd_open_db (e, db, cmd, known, true, &ctx, &names, &n, error)) {
       goto done;
    }
    for (int i = 0; i < n; i++) {
@@ -125,16 +122,11 @@ dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t 
          goto done;
       }
    }
-   if (!dj_txn_commit (&ctx, error)) {
-      goto done;
-   }
    BSON_APPEND_UTF8 (reply, "dropped", db);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_strv_free (names, n);
-   return ok;
+   return dj_cmd_end_db (&ctx, names, n, ok, error);
 }
 
 static bool
@@ -241,9 +233,9 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
    bson_t **docs = NULL;
    size_t nd = 0;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
-       !dj_cmd_get_bool (cmd, "nameOnly", &name_only, error) || !(m = dj_matcher_new (&filter, error)) ||
-       !dj_txn_begin (e, false, &ctx, error) || !dj_coll_list (&ctx, db, &names, &n, error)) {
+   if (!dj_cmd_open_db (e, db, cmd, known, false, &ctx, &names, &n, error) ||
+       !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) || !dj_cmd_get_bool (cmd, "nameOnly", &name_only, error) ||
+       !(m = dj_matcher_new (&filter, error))) {
       goto done;
    }
    docs = bson_malloc (sizeof (bson_t *) * (size_t) (n ? n : 1));
@@ -288,14 +280,12 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
    bson_free (ns);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
    for (size_t i = 0; i < nd; i++) {
       bson_destroy (docs[i]);
    }
    bson_free (docs);
-   dj_strv_free (names, n);
    dj_matcher_destroy (m);
-   return ok;
+   return dj_cmd_end_db (&ctx, names, n, ok, error);
 }
 
 /* listDatabases: https://www.mongodb.com/docs/manual/reference/command/listDatabases/ */
@@ -418,8 +408,7 @@ dj_cmd_db_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    int64_t objects = 0, data = 0, nidx = 0, isize = 0;
    bool ok = false;
 
-   if (!dj_cmd_check_fields (cmd, known, error) || !dj_txn_begin (e, false, &ctx, error) ||
-       !dj_coll_list (&ctx, db, &names, &n, error)) {
+   if (!dj_cmd_open_db (e, db, cmd, known, false, &ctx, &names, &n, error)) {
       goto done;
    }
    for (int i = 0; i < n; i++) {
@@ -451,7 +440,5 @@ dj_cmd_db_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
-   dj_strv_free (names, n);
-   return ok;
+   return dj_cmd_end_db (&ctx, names, n, ok, error);
 }

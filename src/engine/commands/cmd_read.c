@@ -69,13 +69,10 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    bool p1, p2, p3;
    int hint = -1, used = -1; /* the hinted index; the index the scan used (returnKey) */
    dj_buf_t lo, hi;          /* min and max as keys of the hinted index */
-   dj_matcher_t *m = NULL;
-   dj_sort_t *sort = NULL;
-   dj_projection_t *proj = NULL;
+   dj_find_spec_t fs = {0};
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    collect_t col = {0};
-   dj_let_t let = {0};
 
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
@@ -108,16 +105,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    dj_buf_init (&lo);
    dj_buf_init (&hi);
-   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&filter, let.top, error))) {
-      goto done;
-   }
-   if (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) {
-      goto done;
-   }
-   if (has_proj && !bson_empty (&proj_spec) && !(proj = dj_projection_new (&proj_spec, error))) {
-      goto done;
-   }
-   if (!dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
    c = dj_coll_load (&ctx, db, name, error);
@@ -147,22 +135,22 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (c && hinted) {
       /* a hint fixes the plan: the index's entries in key order, so without
        * a sort the documents come in the hinted index's order */
-      col.skip = sort ? 0 : skip;
-      int64_t max = (!sort && limit) ? skip + limit : 0;
+      col.skip = fs.sort ? 0 : skip;
+      int64_t max = (!fs.sort && limit) ? skip + limit : 0;
       used = hint;
-      if (!dj_plan_scan_hinted (&ctx, c, hint, has_min ? &lo : NULL, has_max ? &hi : NULL, m, &let.vars, max, collect_fn, &col,
+      if (!dj_plan_scan_hinted (&ctx, c, hint, has_min ? &lo : NULL, has_max ? &hi : NULL, fs.m, &fs.let.vars, max, collect_fn, &col,
                                 error)) {
          goto done;
       }
-      presorted = !sort; /* nothing to sort; skip and limit applied */
+      presorted = !fs.sort; /* nothing to sort; skip and limit applied */
    } else if (c) {
-      used = dj_plan_index (c, m, let.top ? NULL : sort);
+      used = dj_plan_index (c, fs.m, fs.let.top ? NULL : fs.sort);
    }
-   if (c && !hinted && sort && !let.top) { /* (the sorted walk takes no variables) */
+   if (c && !hinted && fs.sort && !fs.let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
        * limit then apply during the walk */
       col.skip = skip;
-      if (!dj_plan_scan_sorted (&ctx, c, m, sort, limit ? skip + limit : 0, collect_fn, &col, &presorted, error) &&
+      if (!dj_plan_scan_sorted (&ctx, c, fs.m, fs.sort, limit ? skip + limit : 0, collect_fn, &col, &presorted, error) &&
           presorted) {
          goto done;
       }
@@ -172,15 +160,15 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    if (c && !hinted && !presorted) {
       /* without a sort, the scan itself can skip and stop at the limit */
-      col.skip = sort ? 0 : skip;
-      int64_t max = (!sort && limit) ? skip + limit : 0;
-      if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, max, collect_fn, &col, error)) {
+      col.skip = fs.sort ? 0 : skip;
+      int64_t max = (!fs.sort && limit) ? skip + limit : 0;
+      if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
    }
    dj_txn_abort (&ctx);
-   if (sort && !presorted) {
-      dj_sort_items (sort, (void **) col.items, col.n, result_doc);
+   if (fs.sort && !presorted) {
+      dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
       /* apply skip and limit after sorting */
       size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
       size_t to = limit ? (from + (size_t) limit < col.n ? from + (size_t) limit : col.n) : col.n;
@@ -210,10 +198,10 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          }
          docs[i] = bson_copy (&key);
          bson_destroy (&key);
-      } else if (proj) {
+      } else if (fs.proj) {
          docs[i] = bson_new ();
          bson_t out;
-         if (!dj_projection_apply (proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
+         if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
             for (size_t k = 0; k <= i; k++) {
                bson_destroy (docs[k]);
             }
@@ -238,20 +226,15 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    bson_free (ns);
    ok = true;
 done:
-   dj_txn_abort (&ctx);
    for (size_t i = 0; i < col.n; i++) {
       bson_destroy (col.items[i]->doc);
       bson_free (col.items[i]);
    }
    bson_free (col.items);
-   dj_coll_free (c);
-   dj_matcher_destroy (m);
-   dj_sort_destroy (sort);
-   dj_projection_destroy (proj);
-   dj_let_destroy (&let);
+   dj_find_spec_destroy (&fs);
    dj_buf_cleanup (&lo);
    dj_buf_cleanup (&hi);
-   return ok;
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 typedef struct {

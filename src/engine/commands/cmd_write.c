@@ -227,17 +227,51 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 }
 
 
-/* ---- update ------------------------------------------------------------- */
+/* ---- the scans of update and delete ---------------------------------------- */
 
+/* What an update's or a delete's scan callback writes with, and what it
+ * reports: a dj_scan_fn cannot return an error, so the first one waits in
+ * err until the scan is over. */
 typedef struct {
    dj_ctx_t *ctx;
    dj_coll_t *c;
+   int64_t n; /* documents matched (and written) */
+   bson_error_t err;
+   bool failed;
+} wscan_t;
+
+/* In a scan callback: w->err is set; stops the scan. */
+static bool
+wscan_stop (wscan_t *w)
+{
+   w->failed = true;
+   return false;
+}
+
+/* Runs fn (its ctx: arg, which starts with w) over w->c's documents that m
+ * matches, at most max (0: all); a callback's error becomes *error. */
+static bool
+wscan_run (wscan_t *w, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *arg,
+           bson_error_t *error)
+{
+   if (!dj_plan_scan_vars (w->ctx, w->c, m, vars, true, max, fn, arg, error)) {
+      return false;
+   }
+   if (w->failed) {
+      *error = w->err;
+      return false;
+   }
+   return true;
+}
+
+/* ---- update ------------------------------------------------------------- */
+
+typedef struct {
+   wscan_t w; /* first: the scan's state */
    const dj_update_t *u;
    const dj_eval_t *vars; /* the command's let values */
    bool bypass;
-   int64_t n, modified;
-   bson_error_t err;
-   bool failed;
+   int64_t modified;
 } upd_t;
 
 static bool
@@ -247,23 +281,21 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    bson_t out;
    bool changed;
 
-   if (!dj_update_apply (s->u, doc, pos, false, s->vars, &out, &changed, &s->err)) {
-      s->failed = true;
-      return false;
+   if (!dj_update_apply (s->u, doc, pos, false, s->vars, &out, &changed, &s->w.err)) {
+      return wscan_stop (&s->w);
    }
    if (changed) {
       bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; our write may move it */
-      bool ok = (s->bypass || dj_coll_validate (s->ctx, s->c, &out, old, &s->err)) &&
-                dj_record_update (s->ctx, s->c, rid, old, &out, &s->err);
+      bool ok = (s->bypass || dj_coll_validate (s->w.ctx, s->w.c, &out, old, &s->w.err)) &&
+                dj_record_update (s->w.ctx, s->w.c, rid, old, &out, &s->w.err);
       bson_destroy (old);
       if (!ok) {
          bson_destroy (&out);
-         s->failed = true;
-         return false;
+         return wscan_stop (&s->w);
       }
       s->modified++;
    }
-   s->n++;
+   s->w.n++;
    bson_destroy (&out);
    return true;
 }
@@ -377,15 +409,8 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
    if (bson_iter_init_find (&it, stmt, "multi")) {
       multi = bson_iter_as_bool (&it);
    }
-   if (bson_iter_init_find (&it, stmt, "arrayFilters")) {
-      const uint8_t *d;
-      uint32_t l;
-      if (!BSON_ITER_HOLDS_ARRAY (&it)) {
-         return dj_err (error, DJ_TypeMismatch, "BSON field 'update.updates.arrayFilters' is the wrong type, expected type 'array'");
-      }
-      bson_iter_array (&it, &l, &d);
-      bson_init_static (&af_doc, d, l);
-      has_af = true;
+   if (!dj_cmd_get_array (stmt, "arrayFilters", "update.updates.arrayFilters", &af_doc, &has_af, error)) {
+      return false;
    }
    if (!(m = dj_matcher_new_scoped (&q, let->top, error)) ||
        !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, let->top, error))) {
@@ -395,19 +420,16 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
       dj_err (error, DJ_FailedToParse, "multi update is not supported for replacement-style update");
       goto done;
    }
-   upd_t s = {.ctx = ctx, .c = c, .u = u, .vars = &let->vars, .bypass = bypass};
-   if (!dj_plan_scan_vars (ctx, c, m, &let->vars, true, multi ? 0 : 1, update_fn, &s, error)) {
-      goto done;
-   }
-   if (s.failed) {
-      *error = s.err;
-      *n += s.n; /* the documents before the failing one stay updated */
+   upd_t s = {.w = {.ctx = ctx, .c = c}, .u = u, .vars = &let->vars, .bypass = bypass};
+   bool scanned = wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
+   if (scanned || s.w.failed) {
+      *n += s.w.n; /* the documents before a failing one stay updated */
       *nmod += s.modified;
+   }
+   if (!scanned) {
       goto done;
    }
-   *n += s.n;
-   *nmod += s.modified;
-   if (s.n == 0 && upsert) {
+   if (s.w.n == 0 && upsert) {
       bson_value_t id;
       if (!do_upsert (ctx, c, &q, u, &let->vars, bypass, &id, NULL, error)) {
          goto done;
@@ -453,25 +475,16 @@ update_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 
 /* ---- delete ------------------------------------------------------------- */
 
-typedef struct {
-   dj_ctx_t *ctx;
-   dj_coll_t *c;
-   int64_t n;
-   bson_error_t err;
-   bool failed;
-} del_t;
-
 static bool
 delete_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   del_t *s = ctx;
+   wscan_t *s = ctx;
    (void) pos;
    bson_t *copy = bson_copy (doc);
    bool ok = dj_record_delete (s->ctx, s->c, rid, copy, &s->err);
    bson_destroy (copy);
    if (!ok) {
-      s->failed = true;
-      return false;
+      return wscan_stop (s);
    }
    s->n++;
    return true;
@@ -503,12 +516,8 @@ delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    }
    if (get_stmt_doc (&stmt, "q", true, &q, serr) && dj_cmd_collation (&stmt, serr) &&
        (m = dj_matcher_new_scoped (&q, wc->let.top, serr))) {
-      del_t s = {.ctx = &wc->ctx, .c = wc->c};
-      ok = !wc->c || dj_plan_scan_vars (&wc->ctx, wc->c, m, &wc->let.vars, true, limit, delete_fn, &s, serr);
-      if (ok && s.failed) {
-         *serr = s.err;
-         ok = false;
-      }
+      wscan_t s = {.ctx = &wc->ctx, .c = wc->c};
+      ok = !wc->c || wscan_run (&s, m, &wc->let.vars, limit, delete_fn, &s, serr);
       wc->n += s.n;
    }
    dj_matcher_destroy (m);
@@ -652,15 +661,12 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    bool has_q, has_sort, has_fields, remove = false, want_new = false, upsert = false, bypass = false, ok = false;
    bool has_af = false;
    const bson_value_t *uspec = NULL;
-   dj_matcher_t *m = NULL;
-   dj_sort_t *sort = NULL;
-   dj_projection_t *proj = NULL;
+   dj_find_spec_t fs = {0};
    dj_update_t *u = NULL;
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    fam_collect_t f = {0};
    bson_t *before = NULL, *after = NULL;
-   dj_let_t let = {0};
 
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
@@ -693,10 +699,8 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    if (remove && upsert) {
       return dj_err (error, DJ_FailedToParse, "Cannot specify both upsert=true and remove=true ");
    }
-   if (!dj_let_parse (cmd, &let, error) || !(m = dj_matcher_new_scoped (&query, let.top, error)) ||
-       (has_sort && !bson_empty (&sort_spec) && !(sort = dj_sort_new (&sort_spec, error))) ||
-       (has_fields && !bson_empty (&fields) && !(proj = dj_projection_new (&fields, error))) ||
-       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, let.top, error)))) {
+   if (!dj_find_spec_parse (cmd, &query, &sort_spec, &fields, &fs, error) ||
+       (uspec && !(u = dj_update_new (uspec, has_af ? &af : NULL, fs.let.top, error)))) {
       goto done;
    }
    if (!dj_txn_begin (e, true, &ctx, error)) {
@@ -706,14 +710,14 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       goto done;
    }
    /* all matches when sorting (the first after the sort wins), else the first */
-   if (!dj_plan_scan_vars (&ctx, c, m, &let.vars, false, sort ? 0 : 1, fam_collect, &f, error)) {
+   if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, fs.sort ? 0 : 1, fam_collect, &f, error)) {
       goto done;
    }
-   if (sort) {
+   if (fs.sort) {
       /* sort positions along with documents: sort indices via the docs */
       size_t best = 0;
       for (size_t i = 1; i < f.n; i++) {
-         if (dj_sort_cmp (sort, f.docs[i], f.docs[best]) < 0) {
+         if (dj_sort_cmp (fs.sort, f.docs[i], f.docs[best]) < 0) {
             best = i;
          }
       }
@@ -740,7 +744,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       } else {
          bool changed;
          bson_t out;
-         if (!dj_update_apply (u, before, f.poss[0], false, &let.vars, &out, &changed, error)) {
+         if (!dj_update_apply (u, before, f.poss[0], false, &fs.let.vars, &out, &changed, error)) {
             goto done;
          }
          if (changed && (!(bypass || dj_coll_validate (&ctx, c, &out, before, error)) ||
@@ -752,7 +756,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
          bson_destroy (&out);
       }
    } else if (upsert) {
-      if (!do_upsert (&ctx, c, &query, u, &let.vars, bypass, &upserted_id, &after, error)) {
+      if (!do_upsert (&ctx, c, &query, u, &fs.let.vars, bypass, &upserted_id, &after, error)) {
          goto done;
       }
    }
@@ -772,7 +776,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       bson_value_destroy (&upserted_id);
    }
    bson_append_document_end (reply, &leo);
-   if (!project_into (reply, "value", remove ? before : (want_new ? after : before), proj, error)) {
+   if (!project_into (reply, "value", remove ? before : (want_new ? after : before), fs.proj, error)) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
@@ -795,10 +799,7 @@ done:
       bson_destroy (after);
    }
    dj_coll_free (c);
-   dj_matcher_destroy (m);
-   dj_sort_destroy (sort);
-   dj_projection_destroy (proj);
+   dj_find_spec_destroy (&fs);
    dj_update_destroy (u);
-   dj_let_destroy (&let);
    return ok;
 }

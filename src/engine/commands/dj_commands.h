@@ -18,7 +18,8 @@
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
- *   let.c        a command's `let` variables
+ *   let.c        a command's `let` variables; what find and findAndModify
+ *                parse alike (let, filter, sort, projection)
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -63,6 +64,20 @@ bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
  * https://www.mongodb.com/docs/manual/reference/command/find/ (hint) */
 #define DJ_HINT_NATURAL DJ_PLAN_COLLSCAN
 bool dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error);
+/* What find and findAndModify both read from a command: its let, the filter
+ * (whose $expr sees the let variables), the sort and the projection (NULL
+ * when their specification is empty: dj_cmd_get_doc leaves an absent one
+ * empty). Borrows nothing from the specifications. Set up even on failure:
+ * always dj_find_spec_destroy() it. */
+typedef struct {
+   dj_let_t let;
+   dj_matcher_t *m;       /* owned */
+   dj_sort_t *sort;       /* owned; NULL: no sort */
+   dj_projection_t *proj; /* owned; NULL: whole documents */
+} dj_find_spec_t;
+bool dj_find_spec_parse (const bson_t *cmd, const bson_t *filter, const bson_t *sort, const bson_t *projection,
+                         dj_find_spec_t *fs, bson_error_t *error);
+void dj_find_spec_destroy (dj_find_spec_t *fs);
 
 /* ---- cursor.c ----------------------------------------------------------- */
 /* Takes ownership of docs[] (each bson_t* and the array). */
@@ -103,7 +118,20 @@ bool dj_cmd_open (dj_engine_t *e, const char *db, const bson_t *cmd, const char 
  * is left, frees c (may be NULL) and returns ok. The reply may be complete
  * before the commit: dj_engine_run_command replaces it when ok is false. */
 bool dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error);
+/* The start of a command on a whole database: its fields against `known`,
+ * its transaction (write or read) and the names of db's collections
+ * (*names: owned, freed by dj_cmd_end_db; NULL and *n 0 until listed).
+ * Either way the caller ends with dj_cmd_end_db. */
+bool dj_cmd_open_db (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, dj_ctx_t *ctx,
+                     char ***names, int *n, bson_error_t *error);
+/* dj_cmd_end for dj_cmd_open_db: also frees names. */
+bool dj_cmd_end_db (dj_ctx_t *ctx, char **names, int n, bool ok, bson_error_t *error);
 bool dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error);
+/* An optional array field of cmd (or of a statement): *out borrows it from
+ * cmd, empty when absent; *present says whether it was there. Any other type
+ * is TypeMismatch naming the field as `where` (its full name: "create.pipeline"). */
+bool dj_cmd_get_array (const bson_t *cmd, const char *field, const char *where, bson_t *out, bool *present,
+                       bson_error_t *error);
 bool dj_cmd_get_int64 (const bson_t *cmd, const char *field, int64_t *out, bool *present, bson_error_t *error);
 bool dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *error);
 /* Appends a batch cursor reply: {cursor: {firstBatch|nextBatch, id, ns}}. */

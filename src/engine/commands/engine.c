@@ -137,29 +137,64 @@ dj_cmd_end (dj_ctx_t *ctx, dj_coll_t *c, bool ok, bson_error_t *error)
 }
 
 bool
-dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error)
+dj_cmd_open_db (dj_engine_t *e, const char *db, const bson_t *cmd, const char *const *known, bool write, dj_ctx_t *ctx,
+                char ***names, int *n, bson_error_t *error)
 {
-   bson_iter_t it;
-   const uint8_t *d;
-   uint32_t l;
+   return dj_cmd_check_fields (cmd, known, error) && dj_txn_begin (e, write, ctx, error) &&
+          dj_coll_list (ctx, db, names, n, error);
+}
 
+bool
+dj_cmd_end_db (dj_ctx_t *ctx, char **names, int n, bool ok, bson_error_t *error)
+{
+   dj_strv_free (names, n);
+   return dj_cmd_end (ctx, NULL, ok, error);
+}
+
+/* cmd's field of `type` (a document or an array) into *out, borrowed from
+ * cmd; absent: *out empty. False, with *it at the field, when it holds
+ * another type. */
+static bool
+get_container (const bson_t *cmd, const char *field, bson_type_t type, bson_t *out, bool *present, bson_iter_t *it)
+{
    *present = false;
    bson_init (out);
-   if (!bson_iter_init_find (&it, cmd, field)) {
+   if (!bson_iter_init_find (it, cmd, field)) {
       return true;
    }
-   if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
-      bson_iter_t n;
-      bson_iter_init (&n, cmd);
-      bson_iter_next (&n);
-      return dj_err (error, DJ_TypeMismatch, "BSON field '%s.%s' is the wrong type '%s', expected type 'object'",
-                     bson_iter_key (&n), field, dj_type_name (bson_iter_type (&it)));
+   if (bson_iter_type (it) != type) {
+      return false;
    }
-   bson_iter_document (&it, &l, &d);
+   const bson_value_t *v = bson_iter_value (it);
    bson_destroy (out);
-   bson_init_static (out, d, l);
+   bson_init_static (out, v->value.v_doc.data, v->value.v_doc.data_len);
    *present = true;
    return true;
+}
+
+bool
+dj_cmd_get_doc (const bson_t *cmd, const char *field, bson_t *out, bool *present, bson_error_t *error)
+{
+   bson_iter_t it, n;
+
+   if (get_container (cmd, field, BSON_TYPE_DOCUMENT, out, present, &it)) {
+      return true;
+   }
+   bson_iter_init (&n, cmd);
+   bson_iter_next (&n);
+   return dj_err (error, DJ_TypeMismatch, "BSON field '%s.%s' is the wrong type '%s', expected type 'object'",
+                  bson_iter_key (&n), field, dj_type_name (bson_iter_type (&it)));
+}
+
+bool
+dj_cmd_get_array (const bson_t *cmd, const char *field, const char *where, bson_t *out, bool *present, bson_error_t *error)
+{
+   bson_iter_t it;
+
+   if (get_container (cmd, field, BSON_TYPE_ARRAY, out, present, &it)) {
+      return true;
+   }
+   return dj_err (error, DJ_TypeMismatch, "BSON field '%s' is the wrong type, expected type 'array'", where);
 }
 
 bool

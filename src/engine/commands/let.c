@@ -3,6 +3,8 @@
  * (no document in scope) and visible as $$name to the command's filter
  * ($expr), update pipeline and aggregation pipeline.
  * https://www.mongodb.com/docs/manual/reference/command/find/#let-variables
+ * Also the part of a find or findAndModify command read alike around it:
+ * the filter that sees those variables, the sort and the projection.
  */
 #include "dj_commands.h"
 
@@ -71,4 +73,22 @@ dj_let_destroy (dj_let_t *let)
    dj_arena_destroy (let->arena);
    bson_free (let->scope);
    memset (let, 0, sizeof *let);
+}
+
+bool
+dj_find_spec_parse (const bson_t *cmd, const bson_t *filter, const bson_t *sort, const bson_t *projection,
+                    dj_find_spec_t *fs, bson_error_t *error)
+{
+   return dj_let_parse (cmd, &fs->let, error) && (fs->m = dj_matcher_new_scoped (filter, fs->let.top, error)) &&
+          (bson_empty (sort) || (fs->sort = dj_sort_new (sort, error))) &&
+          (bson_empty (projection) || (fs->proj = dj_projection_new (projection, error)));
+}
+
+void
+dj_find_spec_destroy (dj_find_spec_t *fs)
+{
+   dj_matcher_destroy (fs->m);
+   dj_sort_destroy (fs->sort);
+   dj_projection_destroy (fs->proj);
+   dj_let_destroy (&fs->let);
 }

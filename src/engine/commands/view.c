@@ -19,8 +19,8 @@ dj_view_options (const bson_t *cmd, bson_t *options, bson_error_t *error)
 {
    static const char *const allowed[] = {"viewOn", "pipeline", "collation", "writeConcern", "comment", NULL};
    bson_iter_t it;
-   bson_t stages = BSON_INITIALIZER;
-   bool has_pipeline = false;
+   bson_t stages;
+   bool has_pipeline;
 
    bson_iter_init (&it, cmd);
    bson_iter_next (&it); /* create: name */
@@ -43,16 +43,8 @@ dj_view_options (const bson_t *cmd, bson_t *options, bson_error_t *error)
    if (!len) {
       return dj_err (error, DJ_BadValue, "'viewOn' cannot be empty");
    }
-   if (bson_iter_init_find (&it, cmd, "pipeline")) {
-      const uint8_t *d;
-      uint32_t l;
-      if (!BSON_ITER_HOLDS_ARRAY (&it)) {
-         return dj_err (error, DJ_TypeMismatch, "BSON field 'create.pipeline' is the wrong type, expected type 'array'");
-      }
-      bson_iter_array (&it, &l, &d);
-      bson_destroy (&stages);
-      bson_init_static (&stages, d, l);
-      has_pipeline = true;
+   if (!dj_cmd_get_array (cmd, "pipeline", "create.pipeline", &stages, &has_pipeline, error)) {
+      return false;
    }
    /* the definition must parse now, and may not write */
    dj_pipeline_t *p = dj_pipeline_new (&stages, NULL, error);

@@ -125,7 +125,7 @@ enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
 /* the argument rules the families share */
 #define NUMERIC NULL1, T_NUMBER, 28765, "%s only supports numeric types, not %s"
 #define ARRAY_ARG(code, msg) NULL1, T (BSON_TYPE_ARRAY), code, msg
-#define DATE_PART(d) ARGS, .named = NAMED ("date", "timezone"), .required = 1, .aux = d
+#define DATE_PART(name, d) {name, op_date_part, 1, 1, ARGS, .named = NAMED ("date", "timezone"), .required = 1, .aux = d}
 #define REGEX(r) ARGS, .named = NAMED ("input", "regex", "options"), .required = 2, .aux = r
 #define DATE_ARITH(d) LAZY, .named = NAMED ("startDate", "unit", "amount", "timezone"), .required = 3, .aux = d
 
@@ -203,19 +203,19 @@ static const struct opdef ops[] = {
    {"$regexFindAll", op_regex, -1, -1, REGEX (S_FINDALL)},
    {"$strcasecmp", op_strcasecmp, 2, 2, ARGS},
    /* dates (ops_date.c) */
-   {"$year", op_date_part, 1, 1, DATE_PART (D_YEAR)},
-   {"$month", op_date_part, 1, 1, DATE_PART (D_MONTH)},
-   {"$dayOfMonth", op_date_part, 1, 1, DATE_PART (D_DAYOFMONTH)},
-   {"$dayOfWeek", op_date_part, 1, 1, DATE_PART (D_DAYOFWEEK)},
-   {"$dayOfYear", op_date_part, 1, 1, DATE_PART (D_DAYOFYEAR)},
-   {"$hour", op_date_part, 1, 1, DATE_PART (D_HOUR)},
-   {"$minute", op_date_part, 1, 1, DATE_PART (D_MINUTE)},
-   {"$second", op_date_part, 1, 1, DATE_PART (D_SECOND)},
-   {"$millisecond", op_date_part, 1, 1, DATE_PART (D_MILLISECOND)},
-   {"$week", op_date_part, 1, 1, DATE_PART (D_WEEK)},
-   {"$isoWeek", op_date_part, 1, 1, DATE_PART (D_ISOWEEK)},
-   {"$isoWeekYear", op_date_part, 1, 1, DATE_PART (D_ISOWEEKYEAR)},
-   {"$isoDayOfWeek", op_date_part, 1, 1, DATE_PART (D_ISODAYOFWEEK)},
+   DATE_PART ("$year", D_YEAR),
+   DATE_PART ("$month", D_MONTH),
+   DATE_PART ("$dayOfMonth", D_DAYOFMONTH),
+   DATE_PART ("$dayOfWeek", D_DAYOFWEEK),
+   DATE_PART ("$dayOfYear", D_DAYOFYEAR),
+   DATE_PART ("$hour", D_HOUR),
+   DATE_PART ("$minute", D_MINUTE),
+   DATE_PART ("$second", D_SECOND),
+   DATE_PART ("$millisecond", D_MILLISECOND),
+   DATE_PART ("$week", D_WEEK),
+   DATE_PART ("$isoWeek", D_ISOWEEK),
+   DATE_PART ("$isoWeekYear", D_ISOWEEKYEAR),
+   DATE_PART ("$isoDayOfWeek", D_ISODAYOFWEEK),
    {"$dateToString", op_date_to_string, -1, -1, ARGS, .eval = 3, .named = NAMED ("date", "format", "timezone", "onNull"), .required = 1},
    {"$dateFromString", op_date_from_string, -1, -1, ARGS, .eval = 3,
     .named = NAMED ("dateString", "format", "timezone", "onError", "onNull"), .required = 1},
@@ -390,6 +390,36 @@ valid_var_name (const char *s, size_t n, bool user)
 }
 
 static dj_expr_t *parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+
+/* Parses v and appends it to e's arguments: false when it fails to parse. */
+static bool
+xadd_one (dj_expr_t *e, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+{
+   dj_expr_t *k = parse (v, scope, error);
+   if (!k) {
+      return false;
+   }
+   xadd (e, k);
+   return true;
+}
+
+/* e with v parsed into its arguments: each element of an array, anything
+ * else as the one argument. NULL (e destroyed) when one fails to parse. */
+static dj_expr_t *
+xadd_parsed (dj_expr_t *e, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+{
+   if (v->value_type != BSON_TYPE_ARRAY) {
+      return xadd_one (e, v, scope, error) ? e : xdrop (e);
+   }
+   bson_iter_t it;
+   x_iter (&it, v);
+   while (bson_iter_next (&it)) {
+      if (!xadd_one (e, bson_iter_value (&it), scope, error)) {
+         return xdrop (e);
+      }
+   }
+   return e;
+}
 
 static bool
 parse_path_tail (dj_expr_t *e, const char *p, size_t n, bson_error_t *error)
@@ -714,22 +744,8 @@ parse_op (const char *name, const bson_value_t *arg, const dj_vscope_t *scope, b
    if (op->max == 0 && arg->value_type == BSON_TYPE_DOCUMENT && arg->value.v_doc.data_len == 5) {
       return e; /* {$rand: {}}: MongoDB's way of passing no arguments */
    }
-   if (arg->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      x_iter (&it, arg);
-      while (bson_iter_next (&it)) {
-         dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
-         if (!k) {
-            return xdrop (e);
-         }
-         xadd (e, k);
-      }
-   } else {
-      dj_expr_t *k = parse (arg, scope, error);
-      if (!k) {
-         return xdrop (e);
-      }
-      xadd (e, k);
+   if (!xadd_parsed (e, arg, scope, error)) {
+      return NULL;
    }
    if (e->nargs < op->min || (op->max != ANY && e->nargs > op->max)) {
       if (op->min == op->max) {
@@ -751,17 +767,7 @@ parse (const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
 
    switch (v->value_type) {
    case BSON_TYPE_UTF8: return parse_string (v, scope, error);
-   case BSON_TYPE_ARRAY:
-      e = xnew (X_ARRAY);
-      x_iter (&it, v);
-      while (bson_iter_next (&it)) {
-         dj_expr_t *k = parse (bson_iter_value (&it), scope, error);
-         if (!k) {
-            return xdrop (e);
-         }
-         xadd (e, k);
-      }
-      return e;
+   case BSON_TYPE_ARRAY: return xadd_parsed (xnew (X_ARRAY), v, scope, error);
    case BSON_TYPE_DOCUMENT: {
       x_iter (&it, v);
       if (bson_iter_next (&it) && bson_iter_key (&it)[0] == '$') {

@@ -18,6 +18,8 @@
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
  *   failure.c    why a document fails a filter (a validator's errInfo details)
+ *   spec.c       the projection specification tree both of them parse into
+ *                (spec-private.h: nodes, the path-collision rule)
  */
 #ifndef DJ_QUERY_H
 #define DJ_QUERY_H
@@ -26,8 +28,9 @@
 
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
-typedef struct dj_projection dj_projection_t;
 typedef struct dj_reshape dj_reshape_t;
+/* A find projection is a shaping too: the same type (query/spec-private.h). */
+typedef struct dj_reshape dj_projection_t;
 
 /* ---- match.c ------------------------------------------------------------ */
 /* Compiles a filter; every error MongoDB raises at parse time is raised here,

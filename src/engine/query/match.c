@@ -791,6 +791,70 @@ eq_matches (const bson_value_t *want, const bson_value_t *v)
    return dj_type_rank (want->value_type) == dj_type_rank (v->value_type) && dj_value_cmp (want, v) == 0;
 }
 
+/* ---- the predicates over an array's elements ($elemMatch, a value's
+ * elements at the path's end, documents inside arrays along the path) ---- */
+
+typedef struct {
+   const mnode_t *n;
+   int i;         /* walk_test: the path component to continue with */
+   bool produced; /* walk_test: some element was a document */
+} elem_test_t;
+
+/* One element e against t; sub: where a nested positional match may go
+ * (NULL when the caller wants none), not the caller's. */
+typedef bool (*elem_test_fn) (elem_test_t *t, const bson_value_t *e, int32_t *sub);
+
+/* Whether some element of the array arr passes test; *pos (if not NULL and
+ * still -1) receives the first such element's index, for the positional
+ * `$`. */
+static bool
+any_element (const bson_value_t *arr, elem_test_fn test, elem_test_t *t, int32_t *pos)
+{
+   bson_iter_t it;
+   int32_t k = 0;
+   bson_iter_init_from_data (&it, arr->value.v_doc.data, arr->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      int32_t sub = -1;
+      if (test (t, bson_iter_value (&it), pos ? &sub : NULL)) {
+         if (pos && *pos < 0) {
+            *pos = k;
+         }
+         return true;
+      }
+      k++;
+   }
+   return false;
+}
+
+static bool leaf (const mnode_t *n, const bson_value_t *v);
+static bool walk (const mnode_t *n, const bson_value_t *v, int i, int32_t *pos);
+
+/* $elemMatch: {$elemMatch: {a: 1}} takes documents, {$elemMatch: {$gt: 1}} any value. */
+static bool
+elem_match_test (elem_test_t *t, const bson_value_t *e, int32_t *sub)
+{
+   (void) sub;
+   return (t->n->op == OP_ELEM_VAL || e->value_type == BSON_TYPE_DOCUMENT) && eval (t->n->sub, e, NULL, NULL);
+}
+
+static bool
+leaf_test (elem_test_t *t, const bson_value_t *e, int32_t *sub)
+{
+   (void) sub;
+   return leaf (t->n, e);
+}
+
+/* The path goes on inside each document element ({"a.b": 1} over a: [{b: 1}]). */
+static bool
+walk_test (elem_test_t *t, const bson_value_t *e, int32_t *sub)
+{
+   if (e->value_type != BSON_TYPE_DOCUMENT) {
+      return false;
+   }
+   t->produced = true;
+   return walk (t->n, e, t->i, sub);
+}
+
 /* The predicate against one value (no array expansion). v may be EOD.
  * $elemMatch reports the matching element's position in *pos. */
 static bool
@@ -844,18 +908,7 @@ leaf_at (const mnode_t *n, const bson_value_t *v, int32_t *pos)
          return n->val.value_type == BSON_TYPE_REGEX && dj_value_cmp (v, &n->val) == 0;
       }
       return regex_match (n->re, v);
-   case OP_SIZE: {
-      if (v->value_type != BSON_TYPE_ARRAY) {
-         return false;
-      }
-      bson_iter_t it;
-      int64_t count = 0;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         count++;
-      }
-      return count == n->num1;
-   }
+   case OP_SIZE: return v->value_type == BSON_TYPE_ARRAY && (int64_t) dj_value_count (v) == n->num1;
    case OP_MOD: {
       if (!dj_value_is_number (v)) {
          return false;
@@ -877,23 +930,8 @@ leaf_at (const mnode_t *n, const bson_value_t *v, int32_t *pos)
    }
    case OP_ELEM_DOC:
    case OP_ELEM_VAL: {
-      if (v->value_type != BSON_TYPE_ARRAY) {
-         return false;
-      }
-      bson_iter_t it;
-      int32_t k = 0;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         const bson_value_t *e = bson_iter_value (&it);
-         if ((n->op == OP_ELEM_VAL || e->value_type == BSON_TYPE_DOCUMENT) && eval (n->sub, e, NULL, NULL)) {
-            if (pos && *pos < 0) {
-               *pos = k;
-            }
-            return true;
-         }
-         k++;
-      }
-      return false;
+      elem_test_t t = {.n = n};
+      return v->value_type == BSON_TYPE_ARRAY && any_element (v, elem_match_test, &t, pos);
    }
    case OP_ALWAYS_FALSE: return false;
    }
@@ -919,21 +957,8 @@ at_leaf (const mnode_t *n, const bson_value_t *v, int32_t *pos)
    if (leaf_at (n, v, pos)) {
       return true;
    }
-   if (v->value_type == BSON_TYPE_ARRAY && !whole_only (n)) {
-      bson_iter_t it;
-      int32_t k = 0;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         if (leaf (n, bson_iter_value (&it))) {
-            if (pos && *pos < 0) {
-               *pos = k;
-            }
-            return true;
-         }
-         k++;
-      }
-   }
-   return false;
+   elem_test_t t = {.n = n};
+   return v->value_type == BSON_TYPE_ARRAY && !whole_only (n) && any_element (v, leaf_test, &t, pos);
 }
 
 static const bson_value_t missing_value = {.value_type = BSON_TYPE_EOD};
@@ -965,23 +990,11 @@ walk (const mnode_t *n, const bson_value_t *v, int i, int32_t *pos)
             }
          }
       }
-      bson_iter_t it;
-      int32_t k = 0;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         if (bson_iter_type (&it) == BSON_TYPE_DOCUMENT) {
-            int32_t sub = -1;
-            produced = true;
-            if (walk (n, bson_iter_value (&it), i, pos ? &sub : NULL)) {
-               if (pos && *pos < 0) {
-                  *pos = k;
-               }
-               return true;
-            }
-         }
-         k++;
+      elem_test_t t = {.n = n, .i = i};
+      if (any_element (v, walk_test, &t, pos)) {
+         return true;
       }
-      return produced ? false : leaf (n, &missing_value);
+      return (produced || t.produced) ? false : leaf (n, &missing_value);
    }
    return leaf (n, &missing_value);
 }

@@ -7,109 +7,16 @@
  * keeps the first matching element; {"a.$": 1} keeps the element the query
  * matched.
  */
-#include "dj_query.h"
+#include "spec-private.h"
 
 #include <stdio.h>
 
-typedef struct pnode pnode_t;
-struct pnode {
-   char *name;   /* owned */
-   bool leaf;    /* include/exclude the whole value */
-   bool has_slice;
-   int64_t skip, limit; /* $slice: skip may be negative (from the end) */
-   dj_matcher_t *elem;  /* $elemMatch, owned */
-   bool positional;
-   pnode_t **kids; /* owned */
-   int nkids;
-};
-
-struct dj_projection {
-   dj_reshape_t *reshape; /* owned: projections with expressions run as $project */
-   pnode_t *root;
-   bool inclusion;
-   bool id_excluded;
-};
-
-static void
-pnode_free (pnode_t *n)
-{
-   if (!n) {
-      return;
-   }
-   for (int i = 0; i < n->nkids; i++) {
-      pnode_free (n->kids[i]);
-   }
-   bson_free (n->kids);
-   bson_free (n->name);
-   dj_matcher_destroy (n->elem);
-   bson_free (n);
-}
-
+/* A find projection is a shaping (spec-private.h): a $project stage when it
+ * has expressions, else RS_FIND over its specification tree. */
 void
 dj_projection_destroy (dj_projection_t *p)
 {
-   if (p) {
-      pnode_free (p->root);
-      dj_reshape_destroy (p->reshape);
-      bson_free (p);
-   }
-}
-
-static pnode_t *
-pnode_child (pnode_t *n, const char *name, bool create)
-{
-   for (int i = 0; i < n->nkids; i++) {
-      if (!strcmp (n->kids[i]->name, name)) {
-         return n->kids[i];
-      }
-   }
-   if (!create) {
-      return NULL;
-   }
-   pnode_t *k = bson_malloc0 (sizeof *k);
-   k->name = bson_strdup (name);
-   n->kids = bson_realloc (n->kids, sizeof (pnode_t *) * (size_t) (n->nkids + 1));
-   n->kids[n->nkids++] = k;
-   return k;
-}
-
-/* Adds a path; returns the leaf node or NULL on a collision. */
-static pnode_t *
-add_path (pnode_t *root, const char *dotted, bson_error_t *error)
-{
-   dj_path_t p;
-   pnode_t *cur = root;
-
-   if (!dj_path_init (&p, dotted, strlen (dotted), error)) {
-      dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
-      return NULL;
-   }
-   for (int i = 0; i < p.n; i++) {
-      pnode_t *next = pnode_child (cur, p.parts[i], false);
-      if (next && (next->leaf || i + 1 == p.n)) {
-         dj_err (error, 31250, "Path collision at %s", dotted);
-         dj_path_cleanup (&p);
-         return NULL;
-      }
-      cur = next ? next : pnode_child (cur, p.parts[i], true);
-   }
-   dj_path_cleanup (&p);
-   cur->leaf = true;
-   return cur;
-}
-
-static bool
-truthy (const bson_value_t *v, bool *out)
-{
-   if (v->value_type == BSON_TYPE_BOOL) {
-      *out = v->value.v_bool;
-      return true;
-   }
-   if (dj_value_is_number (v)) {
-      *out = dj_value_as_double (v) != 0;
-      return true;
-   }
-   return false;
+   dj_reshape_destroy (p);
 }
 
 /* Since MongoDB 4.4 find projections take aggregation expressions
@@ -144,13 +51,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    if (has_expressions (spec)) {
       bson_value_t sv;
       dj_value_from_doc (spec, false, &sv);
-      dj_projection_t *p = bson_malloc0 (sizeof *p);
-      p->reshape = dj_reshape_new ("$project", &sv, NULL, error);
-      if (!p->reshape) {
-         bson_free (p);
-         return NULL;
-      }
-      return p;
+      return dj_reshape_new ("$project", &sv, NULL, error);
    }
 
    bson_iter_t it;
@@ -158,7 +59,8 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    int mode = 0; /* 1 inclusion, -1 exclusion */
    bool id_included = false;
 
-   p->root = bson_malloc0 (sizeof (pnode_t));
+   p->kind = RS_FIND;
+   p->shape = dj_spec_new ();
    bson_iter_init (&it, spec);
    while (bson_iter_next (&it)) {
       const char *key = bson_iter_key (&it);
@@ -171,7 +73,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
          goto fail;
       }
       if (kl >= 2 && !strcmp (key + kl - 2, ".$")) {
-         if (!truthy (v, &incl) || !incl) {
+         if (!dj_spec_truthy (v, &incl) || !incl) {
             dj_err (error, 31395, "positional projection cannot be used with an exclusion projection");
             goto fail;
          }
@@ -180,12 +82,12 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
             goto fail;
          }
          char *base = bson_strndup (key, kl - 2);
-         pnode_t *n = add_path (p->root, base, error);
+         dj_spec_node_t *n = dj_spec_add (p->shape, base, false, error);
          bson_free (base);
          if (!n) {
             goto fail;
          }
-         n->positional = true;
+         n->kind = DJ_SPEC_POSITIONAL;
          mode = 1;
          continue;
       }
@@ -198,12 +100,12 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
          }
          const char *op = bson_iter_key (&oi);
          if (!strcmp (op, "$slice")) {
-            pnode_t *n = add_path (p->root, key, error);
+            dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
             if (!n) {
                goto fail;
             }
             const bson_value_t *a = bson_iter_value (&oi);
-            n->has_slice = true;
+            n->kind = DJ_SPEC_SLICE; /* $slice alone neither includes nor excludes */
             if (a->value_type == BSON_TYPE_ARRAY) {
                bson_iter_t ai;
                bson_value_t parts[2];
@@ -233,7 +135,6 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
                dj_err (error, 28724, "First argument to $slice must be an array, second must be a number");
                goto fail;
             }
-            n->leaf = false; /* $slice alone neither includes nor excludes */
             continue;
          }
          if (!strcmp (op, "$elemMatch")) {
@@ -249,10 +150,11 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
                dj_err (error, DJ_BadValue, "Cannot use $elemMatch projection on a nested field.");
                goto fail;
             }
-            pnode_t *n = add_path (p->root, key, error);
+            dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
             if (!n) {
                goto fail;
             }
+            n->kind = DJ_SPEC_ELEMMATCH;
             /* {a: {$elemMatch: q}} keeps the first element e of a with {a: e} matching {a: {$elemMatch: q}} */
             bson_t q = BSON_INITIALIZER, em;
             BSON_APPEND_DOCUMENT_BEGIN (&q, "x", &em);
@@ -271,32 +173,31 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
                  op, key);
          goto fail;
       }
-      if (!truthy (v, &incl)) {
+      if (!dj_spec_truthy (v, &incl)) {
          dj_err (error, DJ_NotImplemented,
                  "literal and expression projection values (field '%s') are not supported by the embedded engine until the aggregation expression evaluator lands",
                  key);
          goto fail;
       }
-      if (!strcmp (key, "_id")) {
+      bool is_id = !strcmp (key, "_id");
+      if (is_id) {
          p->id_excluded = !incl;
          id_included = incl;
-         if (!add_path (p->root, key, error)) {
-            goto fail;
-         }
-         continue;
-      }
-      if (mode != 0 && mode != (incl ? 1 : -1)) {
+      } else if (mode != 0 && mode != (incl ? 1 : -1)) {
          if (incl) {
             dj_err (error, 31253, "Cannot do inclusion on field %s in exclusion projection", key);
          } else {
             dj_err (error, 31254, "Cannot do exclusion on field %s in inclusion projection", key);
          }
          goto fail;
+      } else {
+         mode = incl ? 1 : -1;
       }
-      mode = incl ? 1 : -1;
-      if (!add_path (p->root, key, error)) {
+      dj_spec_node_t *n = dj_spec_add (p->shape, key, false, error);
+      if (!n) {
          goto fail;
       }
+      n->kind = incl ? DJ_SPEC_INCLUDE : DJ_SPEC_EXCLUDE;
    }
    /* {_id: 0} alone is an exclusion projection; {} keeps everything */
    p->inclusion = mode > 0 || (mode == 0 && id_included);
@@ -307,18 +208,14 @@ fail:
 }
 
 static void
-append_sliced (bson_t *out, const char *key, const bson_value_t *v, const pnode_t *n)
+append_sliced (bson_t *out, const char *key, const bson_value_t *v, const dj_spec_node_t *n)
 {
    if (v->value_type != BSON_TYPE_ARRAY) {
       bson_append_value (out, key, -1, v);
       return;
    }
    bson_iter_t it;
-   int64_t len = 0, i = 0, start, count;
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      len++;
-   }
+   int64_t len = dj_value_count (v), i = 0, start, count;
    start = n->skip >= 0 ? n->skip : len + n->skip;
    if (start < 0) {
       start = 0;
@@ -338,17 +235,67 @@ append_sliced (bson_t *out, const char *key, const bson_value_t *v, const pnode_
    bson_append_array_end (out, &arr);
 }
 
+/* {a: {$elemMatch: q}}: the first element of the array v that q matches, as
+ * a one-element array (nothing when none does or v is not an array). */
+static void
+append_elem_match (bson_t *out, const char *key, const bson_value_t *v, const dj_matcher_t *elem)
+{
+   if (v->value_type != BSON_TYPE_ARRAY) {
+      return;
+   }
+   bson_iter_t ai;
+   bson_iter_init_from_data (&ai, v->value.v_doc.data, v->value.v_doc.data_len);
+   while (bson_iter_next (&ai)) {
+      bson_t probe = BSON_INITIALIZER, one;
+      BSON_APPEND_ARRAY_BEGIN (&probe, "x", &one);
+      BSON_APPEND_VALUE (&one, "0", bson_iter_value (&ai));
+      bson_append_array_end (&probe, &one);
+      bool hit = dj_matcher_match (elem, &probe, NULL);
+      bson_destroy (&probe);
+      if (hit) {
+         bson_t arr;
+         bson_append_array_begin (out, key, -1, &arr);
+         BSON_APPEND_VALUE (&arr, "0", bson_iter_value (&ai));
+         bson_append_array_end (out, &arr);
+         return;
+      }
+   }
+}
+
+/* {"a.$": 1}: element `pos` (the query's positional match) of the array v,
+ * as a one-element array; a value that is not an array as it is. False
+ * when there is no such element. */
+static bool
+append_positional (bson_t *out, const char *key, const bson_value_t *v, int32_t pos)
+{
+   if (v->value_type != BSON_TYPE_ARRAY) {
+      bson_append_value (out, key, -1, v);
+      return true;
+   }
+   bson_value_t e;
+   char idx[16];
+   snprintf (idx, sizeof idx, "%d", pos);
+   if (pos < 0 || !dj_value_get_field (v, idx, &e)) {
+      return false;
+   }
+   bson_t arr;
+   bson_append_array_begin (out, key, -1, &arr);
+   BSON_APPEND_VALUE (&arr, "0", &e);
+   bson_append_array_end (out, &arr);
+   return true;
+}
+
 typedef struct {
    int32_t pos;
    bool pos_failed;
 } papply_t;
 
-static void project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *doc, bson_t *out, int depth,
+static void project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_value_t *doc, bson_t *out, int depth,
                          papply_t *st);
 
 /* Projects one value under spec node n (n has children). */
 static void
-project_value (const dj_projection_t *p, const pnode_t *n, const char *key, const bson_value_t *v, bson_t *out, int depth,
+project_value (const dj_projection_t *p, const dj_spec_node_t *n, const char *key, const bson_value_t *v, bson_t *out, int depth,
                papply_t *st)
 {
    if (v->value_type == BSON_TYPE_DOCUMENT) {
@@ -381,7 +328,7 @@ project_value (const dj_projection_t *p, const pnode_t *n, const char *key, cons
 
 
 static void
-project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *doc, bson_t *out, int depth, papply_t *st)
+project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_value_t *doc, bson_t *out, int depth, papply_t *st)
 {
    bson_iter_t it;
 
@@ -389,10 +336,10 @@ project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *
    while (bson_iter_next (&it)) {
       const char *key = bson_iter_key (&it);
       const bson_value_t *v = bson_iter_value (&it);
-      const pnode_t *n = pnode_child ((pnode_t *) spec, key, false);
+      const dj_spec_node_t *n = dj_spec_child (spec, key, NULL);
       bool is_id = depth == 0 && !strcmp (key, "_id");
 
-      if (is_id && (!n || n->leaf)) {
+      if (is_id && (!n || dj_spec_whole (n))) {
          if (!p->id_excluded) {
             bson_append_value (out, key, -1, v);
          }
@@ -404,57 +351,23 @@ project_doc (const dj_projection_t *p, const pnode_t *spec, const bson_value_t *
          }
          continue;
       }
-      if (n->elem) {
-         if (v->value_type == BSON_TYPE_ARRAY) {
-            bson_iter_t ai;
-            bson_iter_init_from_data (&ai, v->value.v_doc.data, v->value.v_doc.data_len);
-            while (bson_iter_next (&ai)) {
-               bson_t probe = BSON_INITIALIZER, one;
-               BSON_APPEND_ARRAY_BEGIN (&probe, "x", &one);
-               BSON_APPEND_VALUE (&one, "0", bson_iter_value (&ai));
-               bson_append_array_end (&probe, &one);
-               bool hit = dj_matcher_match (n->elem, &probe, NULL);
-               bson_destroy (&probe);
-               if (hit) {
-                  bson_t arr;
-                  bson_append_array_begin (out, key, -1, &arr);
-                  BSON_APPEND_VALUE (&arr, "0", bson_iter_value (&ai));
-                  bson_append_array_end (out, &arr);
-                  break;
-               }
-            }
+      switch (n->kind) {
+      case DJ_SPEC_ELEMMATCH: append_elem_match (out, key, v, n->elem); break;
+      case DJ_SPEC_POSITIONAL:
+         if (!append_positional (out, key, v, st->pos)) {
+            st->pos_failed = true;
          }
-         continue;
-      }
-      if (n->positional) {
-         if (v->value_type == BSON_TYPE_ARRAY) {
-            bson_value_t e;
-            char idx[16];
-            snprintf (idx, sizeof idx, "%d", st->pos);
-            if (st->pos < 0 || !dj_value_get_field (v, idx, &e)) {
-               st->pos_failed = true;
-               continue;
-            }
-            bson_t arr;
-            bson_append_array_begin (out, key, -1, &arr);
-            BSON_APPEND_VALUE (&arr, "0", &e);
-            bson_append_array_end (out, &arr);
-         } else {
-            bson_append_value (out, key, -1, v);
-         }
-         continue;
-      }
-      if (n->has_slice) {
-         append_sliced (out, key, v, n);
-         continue;
-      }
-      if (n->leaf) {
+         break;
+      case DJ_SPEC_SLICE: append_sliced (out, key, v, n); break;
+      case DJ_SPEC_INCLUDE:
+      case DJ_SPEC_EXCLUDE:
          if (p->inclusion) {
             bson_append_value (out, key, -1, v);
          }
-         continue;
+         break;
+      case DJ_SPEC_SUB: project_value (p, n, key, v, out, depth, st); break;
+      case DJ_SPEC_EXPR: break; /* not in find projections: those with expressions run as $project */
       }
-      project_value (p, n, key, v, out, depth, st);
    }
 }
 
@@ -464,12 +377,12 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
    bson_value_t dv;
    papply_t st = {.pos = pos};
 
-   if (p->reshape) {
+   if (p->kind != RS_FIND) {
       dj_arena_t *arena = dj_arena_new ();
       dj_eval_t ev;
       dj_eval_init (&ev, arena, doc, dj_now_ms (), error);
       bson_init (out);
-      bool ok = dj_reshape_apply (p->reshape, &ev, doc, out);
+      bool ok = dj_reshape_apply (p, &ev, doc, out);
       dj_arena_destroy (arena);
       if (!ok) {
          bson_destroy (out);
@@ -479,7 +392,7 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
 
    dj_value_from_doc (doc, false, &dv);
    bson_init (out);
-   project_doc (p, p->root, &dv, out, 0, &st);
+   project_doc (p, p->shape, &dv, out, 0, &st);
    if (st.pos_failed) {
       bson_destroy (out);
       return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");

@@ -11,52 +11,17 @@
  * and pipeline-style updates use them without the pipeline (and so without
  * storage), and the aggregation pipeline runs them as stages.
  *
- * A $project/$addFields specification is parsed into a tree of `shape`
- * nodes, one per path component: included, excluded, computed (an
- * expression) or a sub-shape for a nested path.
+ * A $project/$addFields specification is parsed into the tree find
+ * projections use too (spec-private.h), one node per path component:
+ * included, excluded, computed (an expression) or more paths below.
  */
-#include "dj_query.h"
-
-typedef enum { SH_INCLUDE, SH_EXCLUDE, SH_EXPR, SH_SUB } shkind_t;
-
-typedef struct shape shape_t;
-struct shape {
-   char *name; /* owned */
-   shkind_t kind;
-   dj_expr_t *expr; /* SH_EXPR, owned */
-   shape_t **kids;  /* SH_SUB, owned */
-   int nkids;
-};
-
-typedef enum { RS_PROJECT, RS_ADDFIELDS, RS_REPLACEROOT } rskind_t;
-
-struct dj_reshape {
-   rskind_t kind;
-   shape_t *shape;   /* RS_PROJECT, RS_ADDFIELDS: owned */
-   bool inclusion, id_excluded;
-   dj_expr_t *root;  /* RS_REPLACEROOT: the new root, owned */
-};
-
-static void
-shape_free (shape_t *s)
-{
-   if (!s) {
-      return;
-   }
-   for (int i = 0; i < s->nkids; i++) {
-      shape_free (s->kids[i]);
-   }
-   bson_free (s->kids);
-   bson_free (s->name);
-   dj_expr_destroy (s->expr);
-   bson_free (s);
-}
+#include "spec-private.h"
 
 void
 dj_reshape_destroy (dj_reshape_t *r)
 {
    if (r) {
-      shape_free (r->shape);
+      dj_spec_free (r->shape);
       dj_expr_destroy (r->root);
       bson_free (r);
    }
@@ -64,86 +29,36 @@ dj_reshape_destroy (dj_reshape_t *r)
 
 /* ---- parsing -------------------------------------------------------------- */
 
-static bool
-is_truthy_spec (const bson_value_t *v, bool *out)
-{
-   if (v->value_type == BSON_TYPE_BOOL) {
-      *out = v->value.v_bool;
-      return true;
-   }
-   if (dj_value_is_number (v)) {
-      *out = dj_value_as_double (v) != 0;
-      return true;
-   }
-   return false;
-}
-
-static shape_t *
-shape_child (shape_t *parent, const char *name)
-{
-   for (int i = 0; i < parent->nkids; i++) {
-      if (!strcmp (parent->kids[i]->name, name)) {
-         return parent->kids[i];
-      }
-   }
-   shape_t *k = bson_malloc0 (sizeof *k);
-   k->name = bson_strdup (name);
-   k->kind = SH_SUB;
-   parent->kids = bson_realloc (parent->kids, sizeof (shape_t *) * (size_t) (parent->nkids + 1));
-   parent->kids[parent->nkids++] = k;
-   return k;
-}
-
 /* Adds one projection entry at dotted `path` under root. mode: 1 inclusion,
  * -1 exclusion, 0 unknown yet; updated. */
-static bool parse_shape_into (shape_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
+static bool parse_shape_into (dj_spec_node_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
                               bool *id_excluded, int depth, bson_error_t *error);
 
 static bool
-shape_add (shape_t *root, const char *path, const bson_value_t *v, const dj_vscope_t *scope, bool addfields, int *mode,
-           bool *id_excluded, int depth, bson_error_t *error)
+shape_add (dj_spec_node_t *root, const char *path, const bson_value_t *v, const dj_vscope_t *scope, bool addfields,
+           int *mode, bool *id_excluded, int depth, bson_error_t *error)
 {
-   dj_path_t p;
-   if (!dj_path_init (&p, path, strlen (path), error)) {
-      return dj_err (error, 40352, "FieldPath cannot be constructed with empty string");
+   dj_spec_node_t *node = dj_spec_add (root, path, true, error);
+   if (!node) {
+      return false;
    }
-   shape_t *cur = root;
-   for (int i = 0; i < p.n - 1; i++) {
-      shape_t *next = shape_child (cur, p.parts[i]);
-      if (next->kind != SH_SUB) {
-         dj_path_cleanup (&p);
-         return dj_err (error, 31250, "Invalid $project :: caused by :: Path collision at %s", path);
-      }
-      cur = next;
-   }
-   const char *leaf = p.parts[p.n - 1];
-   for (int i = 0; i < cur->nkids; i++) {
-      if (!strcmp (cur->kids[i]->name, leaf)) {
-         dj_path_cleanup (&p);
-         return dj_err (error, 31250, "Invalid $project :: caused by :: Path collision at %s", path);
-      }
-   }
-   shape_t *node = shape_child (cur, leaf);
    bool incl;
-   bool is_id = depth == 0 && p.n == 1 && !strcmp (leaf, "_id");
+   bool is_id = depth == 0 && !strcmp (path, "_id");
    if (path[0] == '$') {
-      dj_path_cleanup (&p);
       return dj_err (error, 16410, "FieldPath field names may not start with '$'. Consider using $getField or $setField.");
    }
-   if (!addfields && is_truthy_spec (v, &incl)) {
-      node->kind = incl ? SH_INCLUDE : SH_EXCLUDE;
+   if (!addfields && dj_spec_truthy (v, &incl)) {
+      node->kind = incl ? DJ_SPEC_INCLUDE : DJ_SPEC_EXCLUDE;
       if (is_id) {
          *id_excluded = !incl;
       } else if (*mode == 0) {
          *mode = incl ? 1 : -1;
       } else if (*mode != (incl ? 1 : -1)) {
-         dj_path_cleanup (&p);
          if (incl) {
             return dj_err (error, 31253, "Invalid $project :: caused by :: Cannot do inclusion on field %s in exclusion projection", path);
          }
          return dj_err (error, 31254, "Invalid $project :: caused by :: Cannot do exclusion on field %s in inclusion projection", path);
       }
-      dj_path_cleanup (&p);
       return true;
    }
    if (v->value_type == BSON_TYPE_DOCUMENT) {
@@ -151,18 +66,15 @@ shape_add (shape_t *root, const char *path, const bson_value_t *v, const dj_vsco
       bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
       bool empty = !bson_iter_next (&it);
       if (empty && !addfields) {
-         dj_path_cleanup (&p);
          return dj_err (error, 51282, "Invalid $project :: caused by :: An empty sub-projection is not a valid value. Found empty object at path");
       }
       if (!empty && bson_iter_key (&it)[0] != '$') {
          /* a nested projection / nested fields */
-         dj_path_cleanup (&p);
          return parse_shape_into (node, v, scope, addfields, mode, id_excluded, depth + 1, error);
       }
    }
-   node->kind = SH_EXPR;
+   node->kind = DJ_SPEC_EXPR;
    node->expr = dj_expr_parse (v, scope, error);
-   dj_path_cleanup (&p);
    if (!node->expr) {
       return false;
    }
@@ -176,7 +88,7 @@ shape_add (shape_t *root, const char *path, const bson_value_t *v, const dj_vsco
 }
 
 static bool
-parse_shape_into (shape_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
+parse_shape_into (dj_spec_node_t *root, const bson_value_t *spec, const dj_vscope_t *scope, bool addfields, int *mode,
                   bool *id_excluded, int depth, bson_error_t *error)
 {
    bson_iter_t it;
@@ -216,8 +128,7 @@ parse_reshape (dj_reshape_t *r, const char *name, const bson_value_t *v, const d
       if (!add && v->value.v_doc.data_len == 5) {
          return dj_err (error, 51272, "Invalid $project :: caused by :: projection specification must have at least one field");
       }
-      r->shape = bson_malloc0 (sizeof (shape_t));
-      r->shape->kind = SH_SUB;
+      r->shape = dj_spec_new ();
       if (!parse_shape_into (r->shape, v, scope, add, &mode, &r->id_excluded, 0, error)) {
          return false;
       }
@@ -229,8 +140,7 @@ parse_reshape (dj_reshape_t *r, const char *name, const bson_value_t *v, const d
    }
    if (!strcmp (name, "$unset")) {
       r->kind = RS_PROJECT;
-      r->shape = bson_malloc0 (sizeof (shape_t));
-      r->shape->kind = SH_SUB;
+      r->shape = dj_spec_new ();
       bson_value_t zero = {.value_type = BSON_TYPE_INT32};
       int mode = 0;
       if (v->value_type == BSON_TYPE_UTF8) {
@@ -299,14 +209,24 @@ dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bs
 
 /* ---- applying --------------------------------------------------------------- */
 
-static bool apply_shape (dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool inclusion,
+/* *v: the empty document {} (static data: nothing to free). */
+static void
+empty_doc (bson_value_t *v)
+{
+   static const uint8_t empty[5] = {5, 0, 0, 0, 0};
+   v->value_type = BSON_TYPE_DOCUMENT;
+   v->value.v_doc.data = (uint8_t *) empty;
+   v->value.v_doc.data_len = sizeof empty;
+}
+
+static bool apply_shape (dj_eval_t *ev, const dj_spec_node_t *shape, const bson_value_t *doc, bool inclusion,
                          bool addfields, int depth, bool id_excluded, bson_t *out);
 
 static bool
-shape_value (dj_eval_t *ev, const shape_t *node, const bson_value_t *v, bool inclusion, bool addfields, int depth,
+shape_value (dj_eval_t *ev, const dj_spec_node_t *node, const bson_value_t *v, bool inclusion, bool addfields, int depth,
              const char *key, bson_t *out)
 {
-   /* node is SH_SUB applied to an existing value */
+   /* node is DJ_SPEC_SUB applied to an existing value */
    if (v->value_type == BSON_TYPE_DOCUMENT) {
       bson_t sub;
       bson_append_document_begin (out, key, -1, &sub);
@@ -334,10 +254,8 @@ shape_value (dj_eval_t *ev, const shape_t *node, const bson_value_t *v, bool inc
             /* $addFields on a scalar element replaces it with the new fields */
             bson_uint32_to_string (k++, &ek, buf, sizeof buf);
             if (addfields) {
-               static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-               bson_value_t ev0 = {.value_type = BSON_TYPE_DOCUMENT};
-               ev0.value.v_doc.data = (uint8_t *) empty;
-               ev0.value.v_doc.data_len = 5;
+               bson_value_t ev0;
+               empty_doc (&ev0);
                if (!shape_value (ev, node, &ev0, inclusion, addfields, depth, ek, &arr)) {
                   bson_append_array_end (out, &arr);
                   return false;
@@ -351,10 +269,8 @@ shape_value (dj_eval_t *ev, const shape_t *node, const bson_value_t *v, bool inc
       return true;
    }
    if (addfields) {
-      static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-      bson_value_t e0 = {.value_type = BSON_TYPE_DOCUMENT};
-      e0.value.v_doc.data = (uint8_t *) empty;
-      e0.value.v_doc.data_len = 5;
+      bson_value_t e0;
+      empty_doc (&e0);
       return shape_value (ev, node, &e0, inclusion, addfields, depth, key, out);
    }
    if (!inclusion) {
@@ -364,9 +280,9 @@ shape_value (dj_eval_t *ev, const shape_t *node, const bson_value_t *v, bool inc
 }
 
 static bool
-shape_has_computed (const shape_t *s)
+shape_has_computed (const dj_spec_node_t *s)
 {
-   if (s->kind == SH_EXPR) {
+   if (s->kind == DJ_SPEC_EXPR) {
       return true;
    }
    for (int i = 0; i < s->nkids; i++) {
@@ -378,7 +294,7 @@ shape_has_computed (const shape_t *s)
 }
 
 static bool
-apply_shape (dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool inclusion, bool addfields,
+apply_shape (dj_eval_t *ev, const dj_spec_node_t *shape, const bson_value_t *doc, bool inclusion, bool addfields,
              int depth, bool id_excluded, bson_t *out)
 {
    bson_iter_t it;
@@ -389,27 +305,22 @@ apply_shape (dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool 
    bson_iter_init_from_data (&it, doc->value.v_doc.data, doc->value.v_doc.data_len);
    while (ok && bson_iter_next (&it)) {
       const char *key = bson_iter_key (&it);
-      int ki = -1;
-      for (int i = 0; i < shape->nkids; i++) {
-         if (!strcmp (shape->kids[i]->name, key)) {
-            ki = i;
-         }
-      }
+      int ki;
+      const dj_spec_node_t *n = dj_spec_child (shape, key, &ki);
       bool is_id = depth == 0 && !strcmp (key, "_id");
-      if (ki < 0) {
+      if (!n) {
          if (addfields || !inclusion || (is_id && !id_excluded)) {
             bson_append_value (out, key, -1, bson_iter_value (&it));
          }
          continue;
       }
-      const shape_t *n = shape->kids[ki];
       switch (n->kind) {
-      case SH_INCLUDE:
+      case DJ_SPEC_INCLUDE:
          done[ki] = true;
          bson_append_value (out, key, -1, bson_iter_value (&it));
          break;
-      case SH_EXCLUDE: done[ki] = true; break;
-      case SH_EXPR:
+      case DJ_SPEC_EXCLUDE: done[ki] = true; break;
+      case DJ_SPEC_EXPR:
          if (addfields) {
             /* $addFields replaces in place */
             done[ki] = true;
@@ -419,7 +330,7 @@ apply_shape (dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool 
             }
          }
          break; /* $project: computed fields come after the kept ones */
-      case SH_SUB: {
+      case DJ_SPEC_SUB: {
          /* a sub-projection with computed fields over a scalar builds a new
           * document (pass 2 below); over documents and arrays it recurses */
          bson_type_t vt = bson_iter_type (&it);
@@ -433,24 +344,25 @@ apply_shape (dj_eval_t *ev, const shape_t *shape, const bson_value_t *doc, bool 
          }
          break;
       }
+      case DJ_SPEC_SLICE:
+      case DJ_SPEC_ELEMMATCH:
+      case DJ_SPEC_POSITIONAL: break; /* find projections only */
       }
    }
    /* computed fields that were not in the document, in specification order */
    for (int i = 0; ok && i < shape->nkids; i++) {
-      const shape_t *n = shape->kids[i];
+      const dj_spec_node_t *n = shape->kids[i];
       if (done[i]) {
          continue;
       }
-      if (n->kind == SH_EXPR) {
+      if (n->kind == DJ_SPEC_EXPR) {
          ok = dj_expr_eval (n->expr, ev, &v);
          if (ok && v.value_type != BSON_TYPE_EOD) {
             bson_append_value (out, n->name, -1, &v);
          }
-      } else if (n->kind == SH_SUB && shape_has_computed (n) && (inclusion || addfields)) {
-         static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-         bson_value_t e0 = {.value_type = BSON_TYPE_DOCUMENT};
-         e0.value.v_doc.data = (uint8_t *) empty;
-         e0.value.v_doc.data_len = 5;
+      } else if (n->kind == DJ_SPEC_SUB && shape_has_computed (n) && (inclusion || addfields)) {
+         bson_value_t e0;
+         empty_doc (&e0);
          bson_t sub;
          bson_append_document_begin (out, n->name, -1, &sub);
          ok = apply_shape (ev, n, &e0, inclusion, addfields, depth + 1, false, &sub);
@@ -466,6 +378,7 @@ dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_
 {
    bson_value_t v;
 
+   BSON_ASSERT (r->kind != RS_FIND); /* find projections: dj_projection_apply */
    if (r->kind == RS_REPLACEROOT) {
       if (!dj_expr_eval (r->root, ev, &v)) {
          return false;

@@ -95,6 +95,26 @@ catalog_key (dj_buf_t *k, const char *db, const char *name)
    }
 }
 
+typedef enum { CAT_GET, CAT_PUT, CAT_DEL } catop_t;
+
+/* db.name's catalog entry read (CAT_GET: *entry then lives in LMDB's map),
+ * written (CAT_PUT: *entry) or removed (CAT_DEL): LMDB's answer
+ * (MDB_NOTFOUND when there is none to read or remove). */
+static int
+catalog_op (dj_ctx_t *ctx, catop_t op, const char *db, const char *name, MDB_val *entry)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   catalog_key (&k, db, name);
+   MDB_val mk = {k.len, k.data};
+   MDB_dbi dbi = ctx->engine->dbi_catalog;
+   int rc = op == CAT_GET   ? mdb_get (ctx->txn, dbi, &mk, entry)
+            : op == CAT_PUT ? mdb_put (ctx->txn, dbi, &mk, entry, 0)
+                            : mdb_del (ctx->txn, dbi, &mk, NULL);
+   dj_buf_cleanup (&k);
+   return rc;
+}
+
 static bool
 next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error)
 {
@@ -528,6 +548,19 @@ unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const key
    return true;
 }
 
+/* Whether ks (NULL: none) holds key: an update writes and deletes only the
+ * index keys that changed. */
+static bool
+keyset_has (const keyset_t *ks, const dj_buf_t *key)
+{
+   for (int j = 0; ks && j < ks->n; j++) {
+      if (ks->keys[j].len == key->len && !memcmp (ks->keys[j].data, key->data, key->len)) {
+         return true;
+      }
+   }
+   return false;
+}
+
 static bool
 put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_t *skip, uint64_t rid,
           bson_error_t *error)
@@ -537,11 +570,7 @@ put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_
    dj_buf_init (&r);
    dj_buf_put_u64be (&r, rid);
    for (int i = 0; i < ks->n; i++) {
-      bool present = false;
-      for (int j = 0; skip && j < skip->n && !present; j++) {
-         present = skip->keys[j].len == ks->keys[i].len && !memcmp (skip->keys[j].data, ks->keys[i].data, ks->keys[i].len);
-      }
-      if (present) {
+      if (keyset_has (skip, &ks->keys[i])) {
          continue;
       }
       MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
@@ -567,11 +596,7 @@ del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const keyset_t *ks, const keyset_
    dj_buf_t k;
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
-      bool present = false;
-      for (int j = 0; keep && j < keep->n && !present; j++) {
-         present = keep->keys[j].len == ks->keys[i].len && !memcmp (keep->keys[j].data, ks->keys[i].data, ks->keys[i].len);
-      }
-      if (present) {
+      if (keyset_has (keep, &ks->keys[i])) {
          continue;
       }
       MDB_val key;
@@ -730,7 +755,6 @@ bool
 dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
 {
    bson_t entry = BSON_INITIALIZER, arr, one;
-   dj_buf_t k;
    char buf[16];
    const char *key;
 
@@ -748,29 +772,13 @@ dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
       bson_append_document_end (&arr, &one);
    }
    bson_append_array_end (&entry, &arr);
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data}, mv = {entry.len, (void *) bson_get_data (&entry)};
-   int rc = mdb_put (ctx->txn, ctx->engine->dbi_catalog, &mk, &mv, 0);
-   dj_buf_cleanup (&k);
+   MDB_val mv = {entry.len, (void *) bson_get_data (&entry)};
+   int rc = catalog_op (ctx, CAT_PUT, c->db, c->name, &mv);
    bson_destroy (&entry);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog write");
    }
    return true;
-}
-
-/* The raw catalog entry of db.name (it lives in LMDB's map): LMDB's answer. */
-static int
-catalog_get (dj_ctx_t *ctx, const char *db, const char *name, MDB_val *entry)
-{
-   dj_buf_t k;
-   dj_buf_init (&k);
-   catalog_key (&k, db, name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_get (ctx->txn, ctx->engine->dbi_catalog, &mk, entry);
-   dj_buf_cleanup (&k);
-   return rc;
 }
 
 dj_coll_t *
@@ -785,7 +793,7 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
    if (!dj_ns_valid (db, name, error)) {
       return NULL;
    }
-   int rc = catalog_get (ctx, db, name, &mv);
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
    if (rc == MDB_NOTFOUND) {
       return NULL;
    }
@@ -806,7 +814,7 @@ dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
    MDB_val mv;
    bson_t entry;
    bson_iter_t it;
-   int rc = catalog_get (ctx, db, name, &mv);
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
    /* the raw entry: no indexes or validator to build for a yes/no */
    return rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init (&it, &entry) &&
           bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
@@ -884,7 +892,6 @@ delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error)
 bool
 dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
 {
-   dj_buf_t k;
    if (!delete_prefix (ctx, c->id, error)) {
       return false;
    }
@@ -893,11 +900,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
          return false;
       }
    }
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
-   dj_buf_cleanup (&k);
+   int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
@@ -1324,12 +1327,7 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
 {
    /* the catalog entry moves to the new key; records and index entries stay
     * where they are (they are keyed by the collection's and indexes' ids) */
-   dj_buf_t k;
-   dj_buf_init (&k);
-   catalog_key (&k, c->db, c->name);
-   MDB_val mk = {k.len, k.data};
-   int rc = mdb_del (ctx->txn, ctx->engine->dbi_catalog, &mk, NULL);
-   dj_buf_cleanup (&k);
+   int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }

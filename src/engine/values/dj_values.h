@@ -122,6 +122,8 @@ bool dj_path_is_index (const char *s, uint32_t *out);
 /* Finds a field (or, in an array, a numeric index) in a document value.
  * Returns false if absent. */
 bool dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out);
+/* How many fields a document value, or elements an array value, holds. */
+uint32_t dj_value_count (const bson_value_t *container);
 /* All values at a path, arrays expanded at every level (leaf arrays are both
  * reported whole, if want_whole, and element by element). Missing reports
  * nothing; `found` counts reports. Used for sort keys and index keys. */

@@ -90,6 +90,20 @@ dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t
    return true;
 }
 
+uint32_t
+dj_value_count (const bson_value_t *container)
+{
+   bson_iter_t it;
+   uint32_t n = 0;
+
+   if (bson_iter_init_from_data (&it, container->value.v_doc.data, container->value.v_doc.data_len)) {
+      while (bson_iter_next (&it)) {
+         n++;
+      }
+   }
+   return n;
+}
+
 void
 dj_path_visit (const bson_value_t *v, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn, void *ctx)
 {
