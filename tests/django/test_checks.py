@@ -74,9 +74,13 @@ import bson
 from django.db import models as dj
 from djongo import models
 
-class Author(dj.Model):
+class Base(dj.Model):  # the app label, inherited (an abstract model's Meta is)
     class Meta:
+        abstract = True
         app_label = "checks_app"
+
+class Author(Base):
+    pass
 
 class Inner(dj.Model):
     author = dj.ForeignKey(Author, on_delete=dj.CASCADE)
@@ -84,25 +88,19 @@ class Inner(dj.Model):
     class Meta:
         abstract = True
 
-class Outer(dj.Model):
+class Outer(Base):
     inner = models.EmbeddedField(model_container=Inner)
     many = models.ArrayField(model_container=Inner)
-    class Meta:
-        app_label = "checks_app"
 
-class Ids(dj.Model):
+class Ids(Base):
     _id = models.ObjectIdField()
     ref = models.ObjectIdField()
     fresh = models.ObjectIdField(default=bson.ObjectId)
     generic = models.GenericObjectIdField(null=True)
-    class Meta:
-        app_label = "checks_app"
 
-class Json(dj.Model):
+class Json(Base):
     data = dj.JSONField()
     good = models.JSONField()
-    class Meta:
-        app_label = "checks_app"
 
 out = {}
 for m in (Outer, Ids):

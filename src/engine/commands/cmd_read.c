@@ -251,6 +251,24 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+/* What count and distinct start with: the query's matcher (*m, owned by
+ * the caller), a read transaction, the collection (*c: NULL when it does
+ * not exist) and the hint (dj_cmd_hint). On failure the caller still
+ * cleans up all three. */
+static bool
+open_filtered (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, const bson_t *query, dj_matcher_t **m,
+               dj_ctx_t *ctx, dj_coll_t **c, int *hint, bson_error_t *error)
+{
+   if (!(*m = dj_matcher_new (query, error)) || !dj_txn_begin (e, false, ctx, error)) {
+      return false;
+   }
+   *c = dj_coll_load (ctx, db, name, error);
+   if (!*c && error->code) {
+      return false;
+   }
+   return dj_cmd_hint (cmd, *c, hint, error);
+}
+
 /* count: https://www.mongodb.com/docs/manual/reference/command/count/ */
 bool
 dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -273,15 +291,8 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    if (limit < 0) {
       limit = -limit; /* count treats a negative limit as its absolute value */
    }
-   if (!(m = dj_matcher_new (&query, error)) || !dj_txn_begin (e, false, &ctx, error)) {
-      goto done;
-   }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c && error->code) {
-      goto done;
-   }
    int hint;
-   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+   if (!open_filtered (e, db, name, cmd, &query, &m, &ctx, &c, &hint, error)) {
       goto done;
    }
    bool hinted = hint >= 0 || hint == DJ_HINT_NATURAL;
@@ -372,15 +383,8 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    if (!dj_path_init (&d.path, key, strlen (key), error)) {
       return dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
    }
-   if (!(m = dj_matcher_new (&query, error)) || !dj_txn_begin (e, false, &ctx, error)) {
-      goto done;
-   }
-   c = dj_coll_load (&ctx, db, name, error);
-   if (!c && error->code) {
-      goto done;
-   }
    int hint;
-   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+   if (!open_filtered (e, db, name, cmd, &query, &m, &ctx, &c, &hint, error)) {
       goto done;
    }
    if (c && !dj_plan_scan (&ctx, c, m, false, 0, distinct_fn, &d, error)) {
