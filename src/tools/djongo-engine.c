@@ -18,6 +18,22 @@
 
 static bool canonical;
 
+static const char usage_text[] = "usage: djongo-engine --dbpath DIR [--db NAME] [--canonical] [JSON-COMMAND ...]\n";
+static const char help_text[] =
+   "\n"
+   "Runs MongoDB commands on djongo's embedded engine, with no server.\n"
+   "\n"
+   "  --dbpath DIR    the data directory (created if missing)\n"
+   "  --db NAME       the database the commands run in (default: test)\n"
+   "  --canonical     print replies as canonical Extended JSON (every BSON type kept)\n"
+   "  --version       print the version\n"
+   "  -h, --help      print this help\n"
+   "\n"
+   "Each JSON-COMMAND (or, with none, each line of stdin) is one command in\n"
+   "Extended JSON, e.g. '{\"find\": \"blog_entry\", \"filter\": {\"rating\": {\"$gt\": 3}}}';\n"
+   "each reply is one line. On stdin, a line \"use NAME\" switches the database.\n"
+   "Exit status: 0, 1 when a command failed, 2 on bad usage.\n";
+
 static int
 run_one (dj_engine_t *e, const char *db, const char *json)
 {
@@ -53,15 +69,21 @@ main (int argc, char **argv)
       } else if (!strcmp (argv[i], "--canonical")) {
          canonical = true;
       } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
-         printf ("usage: djongo-engine --dbpath DIR [--db NAME] [--canonical] [JSON-COMMAND ...]\n");
+         printf ("%s%s", usage_text, help_text);
          return 0;
+      } else if (!strcmp (argv[i], "--version")) {
+         printf ("djongo-engine %s\n", DJONGO_VERSION);
+         return 0;
+      } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+         fprintf (stderr, "djongo-engine: unknown option or missing value: %s\n%s", argv[i], usage_text);
+         return 2;
       } else {
          first = i;
          break;
       }
    }
    if (!dbpath) {
-      fprintf (stderr, "usage: djongo-engine --dbpath DIR [--db NAME] [JSON-COMMAND ...]\n");
+      fputs (usage_text, stderr);
       return 2;
    }
    bson_error_t err;

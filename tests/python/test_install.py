@@ -19,6 +19,13 @@ def run_engine(dbpath, *commands):
 
 def test_version():
     assert djongo.__version__.startswith("2.")
+    tool = djongo.engine_tool()
+    out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "djongo-engine %s\n" % djongo.__version__
+    out = subprocess.run([tool, "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--canonical" in out.stdout and "the data directory" in out.stdout
+    out = subprocess.run([tool, "--dbpaht", "x"], capture_output=True, text=True, timeout=60)  # a typo
+    assert out.returncode == 2 and "unknown option" in out.stderr
 
 
 # Each case: the commands of one djongo-engine run, its exit status and the
