@@ -42,7 +42,8 @@ def test_version():
         ['{"insert": "c", "documents": [{"_id": 1}, {"_id": 1}]}', '{"nosuch": 1}'],
         1,
         [{"n": 1, "writeErrors": [{"index": 1, "code": 11000, "errmsg":
-                                   "E11000 duplicate key error collection: t.c index: _id_ dup key: { _id: 1 }"}],
+                                   "E11000 duplicate key error collection: t.c index: _id_ dup key: { _id: 1 }",
+                               "keyPattern": {"_id": 1}, "keyValue": {"_id": 1}}],
           "ok": 1.0},
          {"ok": 0.0, "errmsg": "no such command: 'nosuch'", "code": 59, "codeName": "CommandNotFound"}],
         id="errors_are_mongodb_errors"),
