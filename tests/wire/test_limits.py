@@ -109,19 +109,43 @@ def test_slowloris_is_cut_off(tmp_path):
         assert s.stop() == 0
 
 
+def served(port):
+    """A connection the server answered a ping on, or None if it was closed."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    try:
+        sock.settimeout(5)
+        sock.sendall(op_msg({"ping": 1, "$db": "admin"}))
+        reply(sock)
+        return sock
+    except (OSError, struct.error):
+        sock.close()
+        return None
+
+
 def test_max_conns(tmp_path):
     s = Server(tmp_path / "data", "--max-conns", "2")
     try:
-        time.sleep(0.3)  # Server() probed the port: that connection's thread ends first
-        held = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
-        time.sleep(0.3)
+        held = []
+        for _ in range(50):  # (Server() probed the port: that connection may still be counted a moment)
+            sock = served(s.port)
+            if sock:
+                held.append(sock)
+            if len(held) == 2:
+                break
+            time.sleep(0.1)
+        assert len(held) == 2
         extra = socket.create_connection(("127.0.0.1", s.port))
         assert closed_within(extra, 5)
         for h in held:
             h.close()
-        time.sleep(0.3)
-        with pymongo.MongoClient(s.uri, serverSelectionTimeoutMS=5000, maxPoolSize=1) as c:
-            assert c.admin.command("ping")["ok"] == 1
+        for _ in range(50):  # the two slots come free
+            sock = served(s.port)
+            if sock:
+                sock.close()
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no connection served after the others closed")
     finally:
         assert s.stop() == 0
 
