@@ -168,6 +168,20 @@ dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
 }
 
 void
+dj_mql_drop_claim (dj_mql_t *mql)
+{
+   if (!mql->for_update || mql->ncommands < 2) {
+      return;
+   }
+   bson_destroy (mql->commands[0]);
+   int n = --mql->ncommands;
+   memmove (mql->commands, mql->commands + 1, sizeof mql->commands[0] * (size_t) n);
+   memmove (mql->ignore_code, mql->ignore_code + 1, sizeof mql->ignore_code[0] * (size_t) n);
+   memmove (mql->admin, mql->admin + 1, sizeof mql->admin[0] * (size_t) n);
+   mql->for_update = false;
+}
+
+void
 dj_mql_cleanup (dj_mql_t *mql)
 {
    for (int i = 0; i < mql->ncommands; i++) {

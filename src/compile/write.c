@@ -185,6 +185,62 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command_if (cx, ok, cmd);
 }
 
+/* SELECT ... FOR UPDATE: the rows' write lock is taken by writing them
+ * inside the transaction -- a first command, before the read, that sets and
+ * then unsets DJ_CLAIM_FIELD on every row the WHERE matches. The documents
+ * end as they were, but each was written by this transaction, so on MongoDB
+ * another transaction writing (or claiming) one of them gets WriteConflict
+ * (112, TransientTransactionError) until this one ends, and so does this
+ * one if another changed them since its snapshot; a no-op update would not
+ * do, as MongoDB does not write a document an update leaves unchanged.
+ * https://www.mongodb.com/docs/manual/core/transactions-production-consideration/#in-progress-transactions-and-write-conflicts
+ * On the embedded engine the claim is the transaction's first write: it
+ * takes the data directory's write lock (or fails with WriteConflict when
+ * the snapshot is stale). The executor runs the claim only inside a
+ * transaction (outside one a lock would end with the statement, as in
+ * PostgreSQL). What the claim cannot cover is refused: joins and derived
+ * tables (their other tables' rows would be locked by PostgreSQL too),
+ * UNION & co., GROUP BY / DISTINCT (PostgreSQL refuses those), and a
+ * subquery in WHERE. */
+bool
+cx_compile_claim (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   const dj_select_t *s = st->select;
+   const dj_from_t *from = s->from.n ? s->from.v[0] : NULL;
+   const char *why = NULL;
+   if (!from || s->from.n != 1 || !from->name) {
+      why = "FOR UPDATE needs one table in FROM (no join, no derived table)";
+   } else if (s->next) {
+      why = "FOR UPDATE with UNION, INTERSECT or EXCEPT";
+   } else if (s->group_by.n || s->having || s->distinct) {
+      why = "FOR UPDATE with GROUP BY, HAVING or DISTINCT";
+   } else if (cx_has_subquery (s->where)) {
+      why = "FOR UPDATE with a subquery in WHERE";
+   }
+   if (why) {
+      return cx_unsupported (cx, st->for_update_pos, "%s", why);
+   }
+   cx_single_source (cx, from->name, from->alias);
+   bson_t *cmd = bson_new (), ups, up;
+   bool ok = true;
+   BSON_APPEND_UTF8 (cmd, "update", from->name);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   for (int i = 0; ok && i < 2; i++) {
+      BSON_APPEND_DOCUMENT_BEGIN (&ups, i ? "1" : "0", &up);
+      ok = s->where ? cx_filter (cx, s->where, true, &up, "q") : cx_template (cx, "{}", CX_NO_ARGS, &up, "q");
+      ok = ok && cx_template (cx, i ? "{'$unset': {'" DJ_CLAIM_FIELD "': ''}}" : "{'$set': {'" DJ_CLAIM_FIELD "': true}}",
+                              CX_NO_ARGS, &up, "u");
+      BSON_APPEND_BOOL (&up, "multi", true);
+      bson_append_document_end (&ups, &up);
+   }
+   bson_append_array_end (cmd, &ups);
+   if (!cx_add_command_if (cx, ok, cmd)) {
+      return false;
+   }
+   cx->out->for_update = true;
+   return true;
+}
+
 bool
 cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st)
 {

@@ -31,7 +31,9 @@
  *    one atomic unit (DJ_TXN_STMT_*), so a multi-row INSERT that meets a
  *    duplicate key leaves no rows, and an auto-increment counter moves only
  *    with its rows -- where the transport can do that (the embedded engine;
- *    on a MongoDB server only inside a transaction).
+ *    on a MongoDB server only inside a transaction); SELECT ... FOR UPDATE
+ *    inside a transaction is one too: its claim (dj_mql_t.for_update) and
+ *    its read.
  *
  * @section threads_sec Threads
  * A dj_exec_t is one session: use it from one thread at a time (the DB-API
