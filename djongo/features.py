@@ -52,8 +52,18 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_slicing_ordering_in_compound = True
     supports_parentheses_in_compound = False
     order_by_nulls_first = True  # MongoDB sorts null (and missing) first, as SQLite
+    # select_for_update(): SELECT ... FOR UPDATE, whose first command claims
+    # the rows by writing them in the transaction (src/compile/write.c:
+    # cx_compile_claim), so a concurrent read-modify-write serialises -- on
+    # the embedded engine that write takes the data directory's write lock.
+    # Its variants are not translated: Django raises NotSupportedError for
+    # nowait/skip_locked/of/no_key while these say False, and for a LIMIT.
+    has_select_for_update = True
+    has_select_for_update_nowait = False
+    has_select_for_update_skip_locked = False
+    has_select_for_update_of = False
+    has_select_for_no_key_update = False
     supports_select_for_update_with_limit = False
-    has_select_for_update = False
     supports_sequence_reset = False
     supports_subqueries_in_group_by = False
     supports_tuple_lookups = False
