@@ -198,36 +198,63 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
  * takes the data directory's write lock (or fails with WriteConflict when
  * the snapshot is stale). The executor runs the claim only inside a
  * transaction (outside one a lock would end with the statement, as in
- * PostgreSQL). What the claim cannot cover is refused: joins and derived
- * tables (their other tables' rows would be locked by PostgreSQL too),
- * UNION & co., GROUP BY / DISTINCT (PostgreSQL refuses those), and a
- * subquery in WHERE. */
+ * PostgreSQL).
+ *
+ * With a join (Django's update_or_create() through a many-to-many manager
+ * or a multi-table-inherited model) or a subquery in WHERE, a first
+ * aggregate finds the _ids of the first table's rows the query reads and
+ * the claim targets those (dj_mql_t.feed_to). Only that table's rows are
+ * claimed: a joined row another transaction changes is still not lost --
+ * this transaction's write to it gets WriteConflict (MongoDB's snapshot
+ * rule; on the embedded engine the write lock covers every table) -- where
+ * PostgreSQL would have made the other wait. Refused: derived tables,
+ * UNION & co., GROUP BY / HAVING / DISTINCT (PostgreSQL refuses those). */
 bool
 cx_compile_claim (cx_t *cx, const dj_sql_stmt_t *st)
 {
    const dj_select_t *s = st->select;
    const dj_from_t *from = s->from.n ? s->from.v[0] : NULL;
    const char *why = NULL;
-   if (!from || s->from.n != 1 || !from->name) {
-      why = "FOR UPDATE needs one table in FROM (no join, no derived table)";
+   if (!from || !from->name) {
+      why = "FOR UPDATE needs a table (not a derived table) first in FROM";
    } else if (s->next) {
       why = "FOR UPDATE with UNION, INTERSECT or EXCEPT";
    } else if (s->group_by.n || s->having || s->distinct) {
       why = "FOR UPDATE with GROUP BY, HAVING or DISTINCT";
-   } else if (cx_has_subquery (s->where)) {
-      why = "FOR UPDATE with a subquery in WHERE";
+   }
+   for (int i = 1; !why && i < s->from.n; i++) {
+      if (!((const dj_from_t *) s->from.v[i])->name) {
+         why = "FOR UPDATE with a derived table";
+      }
    }
    if (why) {
       return cx_unsupported (cx, st->for_update_pos, "%s", why);
    }
-   cx_single_source (cx, from->name, from->alias);
+   if (s->from.n > 1 || cx_has_subquery (s->where)) {
+      /* SELECT <first table>._id FROM <the same FROM> WHERE <the same WHERE> */
+      dj_expr_t id = {.kind = DJ_X_COLUMN, .name = "_id", .table = from->alias ? from->alias : from->name};
+      dj_item_t item = {.expr = &id};
+      void *items[1] = {&item};
+      dj_select_t ids = {.items = {.v = items, .n = 1}, .from = s->from, .where = s->where, .pos = s->pos};
+      cx->out->feed_to = 1;
+      if (!cx_add_aggregate (cx, from->name, &ids, CX_PIPE_SUBQUERY)) {
+         return false;
+      }
+      cx->nsub = 0; /* the read's pipeline numbers its own subquery $lookups */
+   } else {
+      cx_single_source (cx, from->name, from->alias);
+   }
    bson_t *cmd = bson_new (), ups, up;
    bool ok = true;
    BSON_APPEND_UTF8 (cmd, "update", from->name);
    BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
    for (int i = 0; ok && i < 2; i++) {
       BSON_APPEND_DOCUMENT_BEGIN (&ups, i ? "1" : "0", &up);
-      ok = s->where ? cx_filter (cx, s->where, true, &up, "q") : cx_template (cx, "{}", CX_NO_ARGS, &up, "q");
+      if (cx->out->feed_to) {
+         ok = cx_template (cx, "{'_id': {'$in': []}}", CX_NO_ARGS, &up, "q"); /* the executor fills it */
+      } else {
+         ok = s->where ? cx_filter (cx, s->where, true, &up, "q") : cx_template (cx, "{}", CX_NO_ARGS, &up, "q");
+      }
       ok = ok && cx_template (cx, i ? "{'$unset': {'" DJ_CLAIM_FIELD "': ''}}" : "{'$set': {'" DJ_CLAIM_FIELD "': true}}",
                               CX_NO_ARGS, &up, "u");
       BSON_APPEND_BOOL (&up, "multi", true);

@@ -354,3 +354,28 @@ def test_select_for_update_outside_a_transaction_claims_nothing(path, conn):
     conn.cursor().execute("COMMIT")
     with pytest.raises(driver.NotSupportedError, match="NOWAIT"):
         cur.execute('SELECT "c"."n" FROM "c" FOR UPDATE NOWAIT')
+
+
+def test_select_for_update_over_a_join(path):
+    """A join (Django's update_or_create() through a related manager): the
+    first table's rows the query reads are claimed (their _ids found by an
+    aggregate), and the write lock is held from that SELECT -- a second
+    writer in this thread is told WriteConflict rather than deadlocking."""
+    counter(path, 2)
+    with driver.connect(path, db="d", autocommit=True) as c:
+        c.cursor().execute('CREATE TABLE "p" ("id" integer NOT NULL PRIMARY KEY, "tag" text NOT NULL)')
+        c.cursor().execute('INSERT INTO "p" ("id", "tag") VALUES (1, %s), (2, %s)', ["x", "y"])
+    a = driver.connect(path, db="d")
+    a.trace = True
+    cur = a.cursor()
+    cur.execute('SELECT "c"."n" FROM "c" INNER JOIN "p" ON ("c"."id" = "p"."id") WHERE "p"."tag" = %s FOR UPDATE',
+                ["x"])
+    assert cur.fetchall() == [(2,)]
+    assert [c.split('"')[1] for c in cur.last_commands] == ["aggregate", "update", "aggregate"]
+    assert cur.last_commands[1].count('"$oid"') == 2  # one row's _id, in the set and in the unset
+    with driver.connect(path, db="d", autocommit=True) as b:
+        with pytest.raises(driver.OperationalError) as e:
+            b.cursor().execute('UPDATE "p" SET "tag" = %s WHERE "p"."id" = 2', ["z"])
+        assert e.value.code == 112
+    a.rollback()
+    a.close()
