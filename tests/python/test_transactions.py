@@ -379,3 +379,22 @@ def test_select_for_update_over_a_join(path):
         assert e.value.code == 112
     a.rollback()
     a.close()
+
+
+def test_snapshots_dropped_on_another_thread_free_their_reader_slot(path):
+    """A connection whose transaction only read, dropped on another thread
+    (garbage collection does that): its snapshot ends there and then, rather
+    than holding one of LMDB's 512 reader slots until the process exits."""
+    counter(path)
+    keep = driver.connect(path, db="d", autocommit=True)  # keeps the environment (and its reader table) open
+    for _ in range(600):
+        a = driver.connect(path, db="d")
+        assert count(a) == 0  # a snapshot transaction is open
+        box = [a]
+        del a
+        th = threading.Thread(target=box.clear)  # the last reference goes on that thread
+        th.start()
+        th.join()
+    with driver.connect(path, db="d") as c:
+        assert count(c) == 0
+    keep.close()
