@@ -204,7 +204,9 @@ class Connection:
     def command(self, cmd, db=None):
         """Runs one MongoDB command (a dict, the command's name first) on
         database DB (default: the connection's), in the open transaction if
-        any -- for what SQL does not say (listing collections and indexes,
+        any (with autocommit off it begins one, as a statement does; on a
+        MongoDB server, commands a transaction cannot run, listCollections
+        for one, then need autocommit) -- for what SQL does not say (listing collections and indexes,
         dropping a database). A reply's cursor is drained: its firstBatch
         holds every document."""
         if self._closed:

@@ -191,9 +191,11 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
  * end as they were, but each was written by this transaction, so on MongoDB
  * another transaction writing (or claiming) one of them gets WriteConflict
  * (112, TransientTransactionError) until this one ends, and so does this
- * one if another changed them since its snapshot; a no-op update would not
- * do, as MongoDB does not write a document an update leaves unchanged.
- * https://www.mongodb.com/docs/manual/core/transactions-production-consideration/#in-progress-transactions-and-write-conflicts
+ * one if another changed them since its snapshot. This is the manual's own
+ * way to lock a document read in a transaction (an update that modifies
+ * it), and a no-op update would not do, as MongoDB does not write a
+ * document an update leaves unchanged (SERVER-77616).
+ * https://www.mongodb.com/docs/manual/core/transactions-production-consideration/#in-progress-transactions-and-stale-reads
  * On the embedded engine the claim is the transaction's first write: it
  * takes the data directory's write lock (or fails with WriteConflict when
  * the snapshot is stale). The executor runs the claim only inside a
