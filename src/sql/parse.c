@@ -407,8 +407,8 @@ parse_for_update (parser_t *p, dj_sql_stmt_t *st)
       return sql_fail (p, "expected UPDATE");
    }
    p->failed = true;
-   return dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "%s (at offset %zu): djongo takes FOR UPDATE alone",
-                        what, at);
+   return dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                        "not supported: %s (at offset %zu): djongo takes FOR UPDATE alone", what, at);
 }
 
 static bool
