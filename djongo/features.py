@@ -7,9 +7,11 @@ from django.utils.functional import cached_property
 
 class DatabaseFeatures(BaseDatabaseFeatures):
     minimum_database_version = None
-    # Transactions: the engine has them (an LMDB write transaction, nested
-    # ones for savepoints); a MongoDB server has them on replica sets, with
-    # no savepoints (the driver refuses those by name).
+    # Transactions: the engine has them (begun at an atomic block's first
+    # statement: a read snapshot until the first write takes the write lock,
+    # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB
+    # server has them on replica sets, with no savepoints (the driver
+    # refuses those by name).
     supports_transactions = True
     atomic_transactions = True
     can_release_savepoints = True
