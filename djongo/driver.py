@@ -13,18 +13,44 @@ Django's own backends sit on sqlite3/psycopg. HOST rule: a path (absolute,
 host name is a server.
 
 Transactions, as PEP 249 says: with autocommit off (the default) the first
-write or DDL statement begins a transaction that lasts until commit() or
-rollback() (reads outside one see the last commit); with autocommit on
-(what Django's backend uses) each statement commits by itself. BEGIN,
-COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO work as SQL
+statement -- a read too, or a command() -- begins a transaction that lasts
+until commit() or rollback(), so every read in it sees one snapshot plus the
+transaction's own writes (a read that ran outside would let two "read, +1,
+save" transactions lose an update); with autocommit on (what Django's
+backend uses between atomic() blocks) each statement commits by itself.
+BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO work as SQL
 statements. Every write statement is atomic: a multi-row INSERT that hits a
 duplicate key leaves no rows.
 
-  - embedded engine: a transaction holds the data directory's write lock
-    (other writers wait, readers do not), savepoints are LMDB nested
-    transactions; a transaction belongs to the thread that began it.
+  - embedded engine (LMDB: one writer at a time, readers never blocked):
+    a transaction begun by a read is a snapshot that holds no lock, as
+    SQLite's in WAL mode; its first write (or SAVEPOINT, or SELECT ... FOR
+    UPDATE) takes the data directory's write lock, waiting for another
+    writer -- unless another transaction committed since the snapshot was
+    taken: then that statement raises OperationalError with code 112
+    (WriteConflict), and the transaction must be rolled back and retried
+    (it would otherwise write on stale reads). Within one process, a
+    snapshot transaction that finds another one writing fails so at once
+    (that one's commit would make it stale). A transaction begun by a
+    write, DDL, SAVEPOINT or SELECT ... FOR UPDATE, or by SQL's BEGIN,
+    takes the write lock at once and cannot meet that conflict. Why not
+    always take the lock at the first statement: read-only transactions
+    (and Django's TestCase blocks that only read) would then queue behind
+    each other and behind every writer, for nothing. SELECT ... FOR UPDATE
+    is the way to read-then-write without a retry loop. Savepoints are
+    LMDB nested transactions; a transaction belongs to the thread that
+    began it.
   - MongoDB server: a session with a multi-document transaction (needs a
-    replica set); savepoints raise NotSupportedError, as MongoDB has none.
+    replica set), started at the first statement, so MongoDB's snapshot
+    and WriteConflict rules apply (WriteConflict, code 112, labelled
+    TransientTransactionError: retry the transaction); savepoints raise
+    NotSupportedError, as MongoDB has none.
+  - SELECT ... FOR UPDATE claims the rows it reads (of its first table) by
+    writing them, unchanged, in the transaction (the reserved field
+    __djongo_claim is set and unset), so another claimer or writer of them
+    waits (embedded) or gets WriteConflict (MongoDB); outside a transaction
+    it is a plain read. OF, NOWAIT, SKIP LOCKED and NO KEY raise
+    NotSupportedError.
 """
 import os as _os
 
@@ -178,7 +204,9 @@ class Connection:
     def command(self, cmd, db=None):
         """Runs one MongoDB command (a dict, the command's name first) on
         database DB (default: the connection's), in the open transaction if
-        any -- for what SQL does not say (listing collections and indexes,
+        any (with autocommit off it begins one, as a statement does; on a
+        MongoDB server, commands a transaction cannot run, listCollections
+        for one, then need autocommit) -- for what SQL does not say (listing collections and indexes,
         dropping a database). A reply's cursor is drained: its firstBatch
         holds every document."""
         if self._closed:

@@ -7,9 +7,11 @@ from django.utils.functional import cached_property
 
 class DatabaseFeatures(BaseDatabaseFeatures):
     minimum_database_version = None
-    # Transactions: the engine has them (an LMDB write transaction, nested
-    # ones for savepoints); a MongoDB server has them on replica sets, with
-    # no savepoints (the driver refuses those by name).
+    # Transactions: the engine has them (begun at an atomic block's first
+    # statement: a read snapshot until the first write takes the write lock,
+    # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB
+    # server has them on replica sets, with no savepoints (the driver
+    # refuses those by name).
     supports_transactions = True
     atomic_transactions = True
     can_release_savepoints = True
@@ -52,8 +54,18 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_slicing_ordering_in_compound = True
     supports_parentheses_in_compound = False
     order_by_nulls_first = True  # MongoDB sorts null (and missing) first, as SQLite
+    # select_for_update(): SELECT ... FOR UPDATE, whose first command claims
+    # the rows by writing them in the transaction (src/compile/write.c:
+    # cx_compile_claim), so a concurrent read-modify-write serialises -- on
+    # the embedded engine that write takes the data directory's write lock.
+    # Its variants are not translated: Django raises NotSupportedError for
+    # nowait/skip_locked/of/no_key while these say False, and for a LIMIT.
+    has_select_for_update = True
+    has_select_for_update_nowait = False
+    has_select_for_update_skip_locked = False
+    has_select_for_update_of = False
+    has_select_for_no_key_update = False
     supports_select_for_update_with_limit = False
-    has_select_for_update = False
     supports_sequence_reset = False
     supports_subqueries_in_group_by = False
     supports_tuple_lookups = False
@@ -103,4 +115,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
 
     @cached_property
     def django_test_skips(self):
-        return {}
+        skips = {}
+        if self.connection.embedded:
+            skips["the embedded engine has one write lock per data directory, as SQLite: a transaction that "
+                  "holds it (select_for_update() included) makes every other writer wait, not only the "
+                  "writers of its rows"] = {
+                "get_or_create.tests.UpdateOrCreateTransactionTests.test_creation_in_transaction",
+            }
+        return skips

@@ -89,9 +89,6 @@ class DatabaseOperations(BaseDatabaseOperations):
     def bulk_insert_sql(self, fields, placeholder_rows):
         return "VALUES " + ", ".join("(%s)" % ", ".join(row) for row in placeholder_rows)
 
-    def for_update_sql(self, nowait=False, skip_locked=False, of=(), no_key=False):
-        raise NotSupportedError("SELECT ... FOR UPDATE: use a transaction (the engine serialises writers)")
-
     def distinct_sql(self, fields, params):
         if fields:
             raise NotSupportedError("DISTINCT ON fields is not supported by djongo")

@@ -238,6 +238,9 @@ bool cx_window_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_
 
 bool cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st);
 bool cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st);
+/* write.c: the first command of SELECT ... FOR UPDATE, which claims the rows
+ * (dj_mql_t.for_update) */
+bool cx_compile_claim (cx_t *cx, const dj_sql_stmt_t *st);
 bool cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st);
 
 /* Adds a command to cx->out (steals cmd). */

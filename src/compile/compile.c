@@ -119,8 +119,9 @@ dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params,
    return ok;
 }
 
-/* Copies `in`, replacing the q of its first write statement (under
- * "updates" or "deletes") by {_id: {$in: ids}}. */
+/* Copies `in`, replacing the q of each of its write statements (under
+ * "updates" or "deletes": one for UPDATE/DELETE, two for a FOR UPDATE
+ * claim) by {_id: {$in: ids}}. */
 static void
 copy_with_ids (const bson_t *in, const bson_t *ids, bson_t *out)
 {
@@ -130,23 +131,23 @@ copy_with_ids (const bson_t *in, const bson_t *ids, bson_t *out)
       const char *k = bson_iter_key (&it);
       if ((!strcmp (k, "updates") || !strcmp (k, "deletes")) && BSON_ITER_HOLDS_ARRAY (&it)) {
          bson_iter_t a, f;
-         bson_t arr, first, q, in_doc;
+         bson_t arr, one, q, in_doc;
          bson_append_array_begin (out, k, -1, &arr);
          bson_iter_recurse (&it, &a);
-         if (bson_iter_next (&a) && BSON_ITER_HOLDS_DOCUMENT (&a) && bson_iter_recurse (&a, &f)) {
-            bson_append_document_begin (&arr, "0", 1, &first);
+         while (bson_iter_next (&a) && BSON_ITER_HOLDS_DOCUMENT (&a) && bson_iter_recurse (&a, &f)) {
+            bson_append_document_begin (&arr, bson_iter_key (&a), -1, &one);
             while (bson_iter_next (&f)) {
                if (BSON_ITER_IS_KEY (&f, "q")) {
-                  bson_append_document_begin (&first, "q", 1, &q);
+                  bson_append_document_begin (&one, "q", 1, &q);
                   bson_append_document_begin (&q, "_id", 3, &in_doc);
                   bson_append_array (&in_doc, "$in", 3, ids);
                   bson_append_document_end (&q, &in_doc);
-                  bson_append_document_end (&first, &q);
+                  bson_append_document_end (&one, &q);
                } else {
-                  bson_append_iter (&first, NULL, 0, &f);
+                  bson_append_iter (&one, NULL, 0, &f);
                }
             }
-            bson_append_document_end (&arr, &first);
+            bson_append_document_end (&arr, &one);
          }
          bson_append_array_end (out, &arr);
       } else {
@@ -165,6 +166,24 @@ dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
    copy_with_ids (mql->commands[mql->feed_to], ids, cmd);
    bson_destroy (mql->commands[mql->feed_to]);
    mql->commands[mql->feed_to] = cmd;
+}
+
+void
+dj_mql_drop_claim (dj_mql_t *mql)
+{
+   if (!mql->for_update || mql->ncommands < (mql->feed_to ? 3 : 2)) {
+      return;
+   }
+   int k = mql->feed_to ? 2 : 1; /* the claim, and the aggregate that feeds it its _ids */
+   for (int i = 0; i < k; i++) {
+      bson_destroy (mql->commands[i]);
+   }
+   int n = mql->ncommands -= k;
+   memmove (mql->commands, mql->commands + k, sizeof mql->commands[0] * (size_t) n);
+   memmove (mql->ignore_code, mql->ignore_code + k, sizeof mql->ignore_code[0] * (size_t) n);
+   memmove (mql->admin, mql->admin + k, sizeof mql->admin[0] * (size_t) n);
+   mql->for_update = false;
+   mql->feed_to = 0;
 }
 
 void

@@ -25,6 +25,8 @@
  *    under "__dj_<alias>" while the pipeline runs. Result columns of an
  *    aggregate are "c0", "c1", ... in SELECT order; of a find, the field
  *    names. dj_mql_t.columns says which, so rows come out in SELECT order.
+ *  - SELECT ... FOR UPDATE: an update that writes the matched rows without
+ *    changing them (write.c, cx_compile_claim), then the read.
  *  - Anything that parses but has no faithful translation fails with
  *    DJ_SQL_UNSUPPORTED naming the construct and its byte offset.
  *
@@ -48,6 +50,10 @@ typedef struct dj_plan dj_plan_t;
  * (auto: null when there is none; dj_exec.h says how INSERTs use it). ALTER
  * TABLE keeps `columns` up to date. */
 #define DJ_TABLES_COLLECTION "__djongo_tables"
+
+/* The field SELECT ... FOR UPDATE sets and unsets in the rows it claims
+ * (dj_mql_t.for_update): reserved, a column of that name would be lost. */
+#define DJ_CLAIM_FIELD "__djongo_claim"
 
 /* What running the commands yields. */
 typedef enum {
@@ -81,7 +87,8 @@ typedef struct {
    int feed_to;               /* > 0: commands[feed_to] is a write whose
                                  filter is the _ids ("c0" of each row) that
                                  commands[feed_to - 1] returns: an UPDATE or
-                                 DELETE with a subquery in WHERE. See
+                                 DELETE with a subquery in WHERE, a FOR
+                                 UPDATE claim over a join. See
                                  dj_mql_feed_ids(). */
    bool auto_ids;             /* an INSERT: the executor fills AUTOINCREMENT keys */
    bool positional;           /* INSERT without a column list: the documents'
@@ -90,6 +97,15 @@ typedef struct {
    bool ignore_duplicates;    /* INSERT OR IGNORE: writeErrors that are all
                                  DuplicateKey (11000) are not an error; the
                                  rowcount is the documents inserted */
+   bool for_update;           /* SELECT ... FOR UPDATE: commands[0] (or [1],
+                                 fed by [0] as feed_to says, for a join or a
+                                 subquery) is an update that claims the rows
+                                 of the first table in FROM that the query
+                                 reads (sets, then unsets, DJ_CLAIM_FIELD), so
+                                 that concurrent writers of them conflict; the
+                                 executor runs it, as one atomic unit with the
+                                 read, only inside a transaction (else
+                                 dj_mql_drop_claim) */
 } dj_mql_t;
 
 /**
@@ -128,6 +144,10 @@ bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *pa
  * @param[in] ids an array (borrowed: copied).
  */
 void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
+
+/** SELECT ... FOR UPDATE run outside a transaction: drops the claim (and
+ *  the aggregate feeding it), leaving the read; clears for_update. */
+void dj_mql_drop_claim (dj_mql_t *mql);
 
 void dj_mql_cleanup (dj_mql_t *mql);
 

@@ -813,6 +813,9 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
 {
    const dj_select_t *s = st->select;
    cx->out->kind = DJ_MQL_ROWS;
+   if (st->for_update && !cx_compile_claim (cx, st)) {
+      return false;
+   }
    const dj_select_t *base = s;
    while (base->from.n && ((dj_from_t *) base->from.v[0])->sub) {
       base = ((dj_from_t *) base->from.v[0])->sub;

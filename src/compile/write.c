@@ -185,6 +185,91 @@ compile_delete (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_add_command_if (cx, ok, cmd);
 }
 
+/* SELECT ... FOR UPDATE: the rows' write lock is taken by writing them
+ * inside the transaction -- a first command, before the read, that sets and
+ * then unsets DJ_CLAIM_FIELD on every row the WHERE matches. The documents
+ * end as they were, but each was written by this transaction, so on MongoDB
+ * another transaction writing (or claiming) one of them gets WriteConflict
+ * (112, TransientTransactionError) until this one ends, and so does this
+ * one if another changed them since its snapshot. This is the manual's own
+ * way to lock a document read in a transaction (an update that modifies
+ * it), and a no-op update would not do, as MongoDB does not write a
+ * document an update leaves unchanged (SERVER-77616).
+ * https://www.mongodb.com/docs/manual/core/transactions-production-consideration/#in-progress-transactions-and-stale-reads
+ * On the embedded engine the claim is the transaction's first write: it
+ * takes the data directory's write lock (or fails with WriteConflict when
+ * the snapshot is stale). The executor runs the claim only inside a
+ * transaction (outside one a lock would end with the statement, as in
+ * PostgreSQL).
+ *
+ * With a join (Django's update_or_create() through a many-to-many manager
+ * or a multi-table-inherited model) or a subquery in WHERE, a first
+ * aggregate finds the _ids of the first table's rows the query reads and
+ * the claim targets those (dj_mql_t.feed_to). Only that table's rows are
+ * claimed: a joined row another transaction changes is still not lost --
+ * this transaction's write to it gets WriteConflict (MongoDB's snapshot
+ * rule; on the embedded engine the write lock covers every table) -- where
+ * PostgreSQL would have made the other wait. Refused: derived tables,
+ * UNION & co., GROUP BY / HAVING / DISTINCT (PostgreSQL refuses those). */
+bool
+cx_compile_claim (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   const dj_select_t *s = st->select;
+   const dj_from_t *from = s->from.n ? s->from.v[0] : NULL;
+   const char *why = NULL;
+   if (!from || !from->name) {
+      why = "FOR UPDATE needs a table (not a derived table) first in FROM";
+   } else if (s->next) {
+      why = "FOR UPDATE with UNION, INTERSECT or EXCEPT";
+   } else if (s->group_by.n || s->having || s->distinct) {
+      why = "FOR UPDATE with GROUP BY, HAVING or DISTINCT";
+   }
+   for (int i = 1; !why && i < s->from.n; i++) {
+      if (!((const dj_from_t *) s->from.v[i])->name) {
+         why = "FOR UPDATE with a derived table";
+      }
+   }
+   if (why) {
+      return cx_unsupported (cx, st->for_update_pos, "%s", why);
+   }
+   if (s->from.n > 1 || cx_has_subquery (s->where)) {
+      /* SELECT <first table>._id FROM <the same FROM> WHERE <the same WHERE> */
+      dj_expr_t id = {.kind = DJ_X_COLUMN, .name = "_id", .table = from->alias ? from->alias : from->name};
+      dj_item_t item = {.expr = &id};
+      void *items[1] = {&item};
+      dj_select_t ids = {.items = {.v = items, .n = 1}, .from = s->from, .where = s->where, .pos = s->pos};
+      cx->out->feed_to = 1;
+      if (!cx_add_aggregate (cx, from->name, &ids, CX_PIPE_SUBQUERY)) {
+         return false;
+      }
+      cx->nsub = 0; /* the read's pipeline numbers its own subquery $lookups */
+   } else {
+      cx_single_source (cx, from->name, from->alias);
+   }
+   bson_t *cmd = bson_new (), ups, up;
+   bool ok = true;
+   BSON_APPEND_UTF8 (cmd, "update", from->name);
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   for (int i = 0; ok && i < 2; i++) {
+      BSON_APPEND_DOCUMENT_BEGIN (&ups, i ? "1" : "0", &up);
+      if (cx->out->feed_to) {
+         ok = cx_template (cx, "{'_id': {'$in': []}}", CX_NO_ARGS, &up, "q"); /* the executor fills it */
+      } else {
+         ok = s->where ? cx_filter (cx, s->where, true, &up, "q") : cx_template (cx, "{}", CX_NO_ARGS, &up, "q");
+      }
+      ok = ok && cx_template (cx, i ? "{'$unset': {'" DJ_CLAIM_FIELD "': ''}}" : "{'$set': {'" DJ_CLAIM_FIELD "': true}}",
+                              CX_NO_ARGS, &up, "u");
+      BSON_APPEND_BOOL (&up, "multi", true);
+      bson_append_document_end (&ups, &up);
+   }
+   bson_append_array_end (cmd, &ups);
+   if (!cx_add_command_if (cx, ok, cmd)) {
+      return false;
+   }
+   cx->out->for_update = true;
+   return true;
+}
+
 bool
 cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st)
 {

@@ -157,7 +157,9 @@ bool dj_engine_txn_commit (dj_engine_txn_t *txn, bson_error_t *error);
 /** Discards @p txn's writes (and its open nested transactions') and frees
  *  the handles. Called from another thread than the one that began it, only
  *  the handles are freed: LMDB's lock can be released by its owner alone, so
- *  the transaction (never written) ends when that thread exits. */
+ *  the transaction (never written) ends when that thread exits -- except a
+ *  snapshot that has not written (dj_engine_txn_begin_snapshot()), a
+ *  read-only LMDB transaction any thread may end, which ends at once. */
 void dj_engine_txn_abort (dj_engine_txn_t *txn);
 
 /**

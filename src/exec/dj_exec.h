@@ -31,7 +31,9 @@
  *    one atomic unit (DJ_TXN_STMT_*), so a multi-row INSERT that meets a
  *    duplicate key leaves no rows, and an auto-increment counter moves only
  *    with its rows -- where the transport can do that (the embedded engine;
- *    on a MongoDB server only inside a transaction).
+ *    on a MongoDB server only inside a transaction); SELECT ... FOR UPDATE
+ *    inside a transaction is one too: its claim (dj_mql_t.for_update) and
+ *    its read.
  *
  * @section threads_sec Threads
  * A dj_exec_t is one session: use it from one thread at a time (the DB-API
@@ -59,6 +61,11 @@ typedef bool (*dj_run_command_fn) (void *ctx, const char *db, const bson_t *cmd,
 /** What a dj_txn_fn is asked to do. */
 typedef enum {
    DJ_TXN_BEGIN,       /* BEGIN: error if a transaction is open */
+   DJ_TXN_BEGIN_DEFERRED, /* BEGIN for a transaction whose first statement
+                             reads: where the transport can, a snapshot that
+                             takes the write lock at its first write, or
+                             fails then with WriteConflict (112) if another
+                             transaction committed since (dj_transport.h) */
    DJ_TXN_COMMIT,      /* COMMIT: no-op without a transaction (PEP 249 commit()) */
    DJ_TXN_ROLLBACK,    /* ROLLBACK: no-op without a transaction */
    DJ_TXN_SAVEPOINT,   /* SAVEPOINT name (outside a transaction: begins one, as SQLite) */

@@ -776,8 +776,15 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       }
       return true;
    }
-   /* writes and DDL are atomic units: all their commands, or none */
-   bool unit = m->kind != DJ_MQL_ROWS;
+   /* SELECT ... FOR UPDATE claims its rows (commands[0]) inside a
+    * transaction only: outside one the lock would end with the statement */
+   bool claim = m->for_update && dj_exec_txn (x, DJ_TXN_ACTIVE, NULL, NULL);
+   if (m->for_update && !claim) {
+      dj_mql_drop_claim (m);
+   }
+   /* writes, DDL and a claim with its read are atomic units: all their
+    * commands, or none */
+   bool unit = m->kind != DJ_MQL_ROWS || claim;
    if (unit && !dj_exec_txn (x, DJ_TXN_STMT_BEGIN, NULL, error)) {
       dj_result_cleanup (out);
       return false;

@@ -379,7 +379,7 @@ typedef struct {
    dj_transport_t *transport; /* owned */
    dj_exec_t *exec;           /* owned */
    PyThread_type_lock lock;   /* held while a statement runs */
-   bool autocommit;           /* false: a write or DDL statement outside a transaction begins one (PEP 249) */
+   bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
    bool trace;                /* keep each statement's MongoDB commands in last_commands */
    PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
 } ConnectionObject;
@@ -510,17 +510,34 @@ commands_json (const dj_mql_t *m)
    return cmds;
 }
 
-/* Runs a bound statement (without the GIL): with autocommit off, a write,
- * DDL or SAVEPOINT outside a transaction first begins PEP 249's implicit
- * one -- a SAVEPOINT too, so it nests in that transaction, which its RELEASE
- * must not end (outside one, SQL's SAVEPOINT would begin its own). */
+/* With autocommit off, the first statement outside a transaction begins
+ * PEP 249's implicit one, whatever it is -- a read too, so that every read
+ * of the transaction sees its snapshot and its own writes (a read before
+ * the first write that ran outside would let two read-modify-writes lose
+ * an update). A statement that writes (a write, DDL, a SAVEPOINT -- which
+ * must nest in that transaction: its RELEASE must not end it -- or a
+ * SELECT ... FOR UPDATE) begins it holding the write lock; a plain read
+ * begins it deferred (dj_transport.h: a snapshot until its first write).
+ * Transaction statements other than SAVEPOINT begin nothing. */
+static bool
+begin_implicit (ConnectionObject *self, bool writes, bson_error_t *error)
+{
+   if (self->autocommit || dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL)) {
+      return true;
+   }
+   return dj_exec_txn (self->exec, writes ? DJ_TXN_BEGIN : DJ_TXN_BEGIN_DEFERRED, NULL, error);
+}
+
+/* Runs a bound statement (without the GIL), in PEP 249's implicit
+ * transaction when autocommit is off (begin_implicit). */
 static bool
 run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t *error)
 {
-   if (!self->autocommit &&
-       (m->kind == DJ_MQL_WRITE || m->kind == DJ_MQL_DDL || (m->kind == DJ_MQL_TXN && m->stmt == DJ_STMT_SAVEPOINT)) &&
-       !dj_exec_txn (self->exec, DJ_TXN_ACTIVE, NULL, NULL) && !dj_exec_txn (self->exec, DJ_TXN_BEGIN, NULL, error)) {
-      return false;
+   if (m->kind != DJ_MQL_TXN || m->stmt == DJ_STMT_SAVEPOINT) {
+      bool writes = m->kind != DJ_MQL_ROWS || m->for_update;
+      if (!begin_implicit (self, writes, error)) {
+         return false;
+      }
    }
    return dj_exec_run (self->exec, m, r, error);
 }
@@ -896,7 +913,15 @@ Connection_command (ConnectionObject *self, PyObject *args)
       bson_init_static (&doc, data, len);
       bool ok;
       Py_BEGIN_ALLOW_THREADS
-      ok = dj_transport_run (self->transport, db, &doc, &reply, &error);
+      /* a command is a statement too: with autocommit off it runs in the
+       * implicit transaction, begun deferred (whether it writes is the
+       * engine's to find out; its first write takes the lock) */
+      ok = begin_implicit (self, false, &error);
+      if (ok) {
+         ok = dj_transport_run (self->transport, db, &doc, &reply, &error);
+      } else {
+         bson_init (&reply);
+      }
       Py_END_ALLOW_THREADS
       if (!ok) {
          map_error (&error);

@@ -18,6 +18,8 @@
  *    (case sensitive) and ILIKE, both with an optional ESCAPE '<char>';
  *  - INSERT OR IGNORE / INSERT ... ON CONFLICT DO NOTHING skip rows that
  *    would break a unique index (Django's ignore_conflicts).
+ *  - SELECT ... FOR UPDATE (Django's select_for_update()), without OF,
+ *    NOWAIT, SKIP LOCKED or NO KEY, which are refused (DJ_SQL_UNSUPPORTED).
  *
  * Everything the parser accepts is in the grammar comment of parse.c.
  * Whatever is syntactically wrong fails here with a message that names the
@@ -231,6 +233,8 @@ struct dj_sql_stmt {
    dj_alter_kind_t alter;
    bool unique, if_exists, if_not_exists;
    bool ignore_conflicts; /* INSERT OR IGNORE / ON CONFLICT DO NOTHING */
+   bool for_update;    /* SELECT ... FOR UPDATE */
+   uint32_t for_update_pos; /* ... the offset of its FOR */
    void *arena_;       /* private: the arena owning everything */
 };
 

@@ -8,6 +8,7 @@
  *             | SAVEPOINT name | RELEASE [SAVEPOINT] name          [';']
  *   select   := core {(UNION | INTERSECT | EXCEPT) [ALL] core}
  *               [ORDER BY order {, order}] [LIMIT expr] [OFFSET expr]
+ *               [FOR UPDATE]                     (the statement's SELECT only)
  *   core     := SELECT [DISTINCT] item {, item} [FROM from {join}]
  *               [WHERE expr] [GROUP BY expr {, expr}] [HAVING expr]
  *             | '(' select ')'
@@ -371,6 +372,43 @@ sql_parse_select (parser_t *p)
    }
    p->depth--;
    return first;
+}
+
+/* FOR UPDATE after the statement's SELECT (where Django puts it: after
+ * LIMIT/OFFSET). Its variants are valid SQL that djongo does not translate
+ * (dj_compile.h says what FOR UPDATE does): refused by name, so that
+ * Django's own NotSupportedError for them (the backend's features say
+ * has_select_for_update_nowait/skip_locked/of = False) has a twin here. */
+static bool
+parse_for_update (parser_t *p, dj_sql_stmt_t *st)
+{
+   size_t at = p->pos;
+   if (!sql_accept_kw (p, "FOR")) {
+      return true;
+   }
+   st->for_update_pos = (uint32_t) at;
+   at = p->pos;
+   const char *what = NULL;
+   if (sql_accept_kw (p, "UPDATE")) {
+      if (sql_is_kw (p, "OF")) {
+         what = "FOR UPDATE OF";
+      } else if (sql_is_kw (p, "NOWAIT")) {
+         what = "FOR UPDATE NOWAIT";
+      } else if (sql_is_kw (p, "SKIP")) {
+         what = "FOR UPDATE SKIP LOCKED";
+      } else {
+         st->for_update = true;
+         return true;
+      }
+      at = p->pos;
+   } else if (sql_is_kw (p, "NO") || sql_is_kw (p, "SHARE") || sql_is_kw (p, "KEY")) {
+      what = "FOR SHARE / FOR NO KEY UPDATE / FOR KEY SHARE";
+   } else {
+      return sql_fail (p, "expected UPDATE");
+   }
+   p->failed = true;
+   return dj_error_set (p->error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                        "not supported: %s (at offset %zu): djongo takes FOR UPDATE alone", what, at);
 }
 
 static bool
@@ -800,7 +838,7 @@ parse_statement (parser_t *p, dj_sql_stmt_t *st)
 {
    if (sql_is_kw (p, "SELECT") || p->tk == DJ_TK_LP) {
       st->kind = DJ_STMT_SELECT;
-      return (st->select = sql_parse_select (p)) != NULL;
+      return (st->select = sql_parse_select (p)) != NULL && parse_for_update (p, st);
    }
    /* the statements whose first keyword hands the rest to their own parser */
    static const struct {

@@ -62,12 +62,22 @@ bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *rep
 /**
  * A dj_txn_fn: @p ctx is the dj_transport_t.
  *  - embedded: BEGIN takes the data directory's write lock until COMMIT or
- *    ROLLBACK (other writers wait; readers see the last commit); savepoints
- *    are nested LMDB transactions; each statement's unit is one more nested
- *    transaction (or, in autocommit, its own transaction).
+ *    ROLLBACK (other writers wait; readers see the last commit).
+ *    BEGIN_DEFERRED takes none: the transaction starts as a read snapshot
+ *    (dj_engine_txn_begin_snapshot) and takes the lock at its first write
+ *    -- a write statement, a FOR UPDATE claim or a SAVEPOINT -- unless
+ *    another transaction committed since the snapshot was taken: then that
+ *    statement fails with WriteConflict (112) and the transaction can only
+ *    be rolled back and retried (SQLite's WAL mode does the same, with
+ *    SQLITE_BUSY_SNAPSHOT). Savepoints are nested LMDB transactions; each
+ *    statement's unit is one more nested transaction (or, in autocommit,
+ *    its own transaction).
  *  - server: a client session with a multi-document transaction (a replica
- *    set or sharded cluster is needed, as MongoDB requires); savepoints are
- *    refused with DJ_SQL_UNSUPPORTED; statement units are no-ops.
+ *    set or sharded cluster is needed, as MongoDB requires), the same for
+ *    both BEGINs: MongoDB's transaction reads one snapshot, and a write to
+ *    a document another transaction wrote since gets WriteConflict
+ *    (TransientTransactionError); savepoints are refused with
+ *    DJ_SQL_UNSUPPORTED; statement units are no-ops.
  * dj_transport_close() rolls back an open transaction.
  */
 bool dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);

@@ -221,7 +221,9 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    case DJ_TXN_ACTIVE: /* answered by dj_transport_txn */
       return t->root != NULL;
    case DJ_TXN_BEGIN: /* none open: dj_transport_txn checked */
-      t->root = dj_engine_txn_begin (t->engine, NULL, error);
+   case DJ_TXN_BEGIN_DEFERRED:
+      t->root = op == DJ_TXN_BEGIN ? dj_engine_txn_begin (t->engine, NULL, error)
+                                   : dj_engine_txn_begin_snapshot (t->engine, error);
       t->implicit_root = false;
       return t->root != NULL;
    case DJ_TXN_COMMIT:
@@ -296,6 +298,7 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
    case DJ_TXN_ACTIVE: /* answered by dj_transport_txn */
       return t->session != NULL;
    case DJ_TXN_BEGIN: /* none open: dj_transport_txn checked */
+   case DJ_TXN_BEGIN_DEFERRED: /* MongoDB's transactions are snapshots already */
       if (!(t->session = mongoc_client_start_session (t->client, NULL, error))) {
          return false;
       }
@@ -343,7 +346,7 @@ dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *err
    if (op == DJ_TXN_ACTIVE) {
       return active;
    }
-   if (op == DJ_TXN_BEGIN && active) {
+   if ((op == DJ_TXN_BEGIN || op == DJ_TXN_BEGIN_DEFERRED) && active) {
       return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation, "cannot start a transaction within a transaction");
    }
    if (t->engine) {

@@ -296,14 +296,17 @@ dj_engine_txn_abort (dj_engine_txn_t *t)
    if (!t) {
       return;
    }
-   if (!pthread_equal (t->thread, pthread_self ())) {
+   if (!pthread_equal (t->thread, pthread_self ()) && !(t->readonly && !t->parent)) {
       /* Another thread cannot release LMDB's write lock (a robust mutex
        * refuses a non-owner's unlock). This happens when a connection is
        * garbage-collected on another thread: the LMDB transaction is left
        * as it is -- nothing of it is ever written -- and LMDB discards it
        * when the owning thread exits (the next writer finds the lock's
        * owner dead and recovers). Until then, that thread's writes get
-       * WriteConflict and other writers wait. Only the handles are freed. */
+       * WriteConflict and other writers wait. Only the handles are freed.
+       * (A snapshot that never wrote is a read-only LMDB transaction, which
+       * the environment's MDB_NOTLS lets any thread end: it is aborted
+       * below, so that its reader slot is not held until the process exits.) */
       for (dj_engine_txn_t *c = t; c; c = c->child) {
          c->txn = NULL;
       }
