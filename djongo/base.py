@@ -23,12 +23,14 @@ Settings (DATABASES['default']):
   LOGGING   the original djongo's key, accepted (use Django's LOGGING and
             the "djongo" logger)
 """
+import contextlib
 import logging
 import os
 import urllib.parse
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorDebugWrapper
 from django.utils.asyncio import async_unsafe
 
 from djongo import driver as Database
@@ -84,6 +86,23 @@ def host_for_settings(settings_dict):
         uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(
             {k: str(v).lower() if isinstance(v, bool) else v for k, v in extra.items()})
     return uri
+
+
+class DebugCursor(CursorDebugWrapper):
+    """connection.queries (DEBUG, CaptureQueriesContext): each entry's "sql"
+    is the statement as Django's other backends show it, and its "mongodb"
+    key the MongoDB commands it ran (a list of Extended JSON texts)."""
+
+    @contextlib.contextmanager
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        log = self.db.queries_log
+        before = len(log)
+        try:
+            with super().debug_sql(sql, params, use_last_executed_query, many):
+                yield
+        finally:
+            if len(log) > before or (log and log.maxlen and len(log) == log.maxlen):
+                log[-1]["mongodb"] = list(getattr(self.cursor, "last_commands", ()))
 
 
 class DatabaseWrapper(BaseDatabaseWrapper):
@@ -198,6 +217,9 @@ class DatabaseWrapper(BaseDatabaseWrapper):
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py
+
+    def make_debug_cursor(self, cursor):
+        return DebugCursor(cursor, self)
 
     @async_unsafe
     def create_cursor(self, name=None):

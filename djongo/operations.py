@@ -21,6 +21,21 @@ from django.db.backends.utils import split_tzname_delta
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 
+def _sql_literal(value):
+    """A parameter as the SQL literal SQLite's QUOTE() would write."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "X'%s'" % bytes(value).hex().upper()
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        value = value.isoformat(" ") if isinstance(value, datetime.datetime) else value.isoformat()
+    return "'%s'" % str(value).replace("'", "''")
+
+
 class DatabaseOperations(BaseDatabaseOperations):
     cast_char_field_without_max_length = "text"
     cast_data_types = {
@@ -118,13 +133,16 @@ class DatabaseOperations(BaseDatabaseOperations):
         return "ROLLBACK TO SAVEPOINT %s" % self.quote_name(sid)
 
     def last_executed_query(self, cursor, sql, params):
-        """The SQL, its parameters and (when traced) the MongoDB commands it
-        became: what connection.queries shows."""
-        text = sql if params is None else "%s -- params %r" % (sql, tuple(params))
-        commands = getattr(cursor, "last_commands", ())
-        if commands:
-            text += " -- MongoDB: " + " ; ".join(commands)
-        return text
+        """The SQL with its parameters written in as SQL literals, as
+        Django's SQLite backend shows it in connection.queries; the MongoDB
+        commands the statement ran go beside it, in each entry's "mongodb"
+        key (base.DebugCursor) and in the "djongo" logger."""
+        if not params:
+            return sql if params is None else sql.replace("%%", "%")
+        try:
+            return sql % tuple(_sql_literal(p) for p in params)
+        except (TypeError, ValueError):  # a placeholder count Django did not make
+            return "%s -- params %r" % (sql, tuple(params))
 
     # ---- dates and times ----
 

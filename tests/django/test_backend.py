@@ -45,6 +45,7 @@ Blog.objects.create(name="b1")
 with CaptureQueriesContext(connection) as q:
     assert Blog.objects.filter(name__istartswith="B").count() == 1
 print("QUERY", q.captured_queries[-1]["sql"])
+print("MONGODB", q.captured_queries[-1]["mongodb"])
 print("LOG", stream.getvalue().strip().splitlines()[0])
 '''
 
@@ -54,7 +55,10 @@ def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     query = [line for line in p.stdout.splitlines() if line.startswith("QUERY")][0]
-    assert 'ILIKE %s' in query and "-- MongoDB: " in query and '"$regex" : "^B", "$options" : "is"' in query
+    # Django-like: the parameters written in as SQL literals, no MongoDB in the SQL
+    assert """ILIKE 'B%' ESCAPE""" in query and "MongoDB" not in query and "$regex" not in query
+    mongodb = [line for line in p.stdout.splitlines() if line.startswith("MONGODB")][0]
+    assert '"$regex" : "^B", "$options" : "is"' in mongodb
     log = [line for line in p.stdout.splitlines() if line.startswith("LOG")][0]
     assert 'INSERT INTO "blog_blog"' in log and '"insert" : "blog_blog"' in log
 
