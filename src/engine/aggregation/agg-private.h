@@ -132,6 +132,10 @@ bool dj_agg_run_unwind (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 /* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
 bool dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
                              dj_docs_t *out, bson_error_t *error);
+/* How many documents of coll m matches (NULL: all), without materialising
+ * them (dj_plan_count: from index keys when an index answers m exactly). */
+bool dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m,
+                              const dj_eval_t *vars, int64_t *n, bson_error_t *error);
 bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- window.c ------------------------------------------------------------- */

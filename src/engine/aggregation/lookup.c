@@ -70,6 +70,39 @@ dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, 
 
 
 bool
+dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m,
+                         const dj_eval_t *vars, int64_t *n, bson_error_t *error)
+{
+   bson_error_t le = {0};
+   *n = 0;
+   dj_coll_t *c = dj_coll_load (run->ctx, db, coll, &le);
+   if (!c) {
+      if (le.code) {
+         *error = le;
+         return false;
+      }
+      return true;
+   }
+   bool ok;
+   if (c->view_on) { /* a view's documents are its pipeline's: read them */
+      dj_docs_t docs = {0};
+      ok = dj_agg_read_collection (run, db, coll, m, vars, &docs, error);
+      *n = (int64_t) docs.n;
+      dj_docs_clear (&docs);
+   } else {
+      dj_matcher_t *all = NULL;
+      if (!m) {
+         bson_t empty = BSON_INITIALIZER;
+         m = all = dj_matcher_new (&empty, error);
+      }
+      ok = m && dj_plan_count (run->ctx, c, m, vars, n, error);
+      dj_matcher_destroy (all);
+   }
+   dj_coll_free (c);
+   return ok;
+}
+
+bool
 dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error)
 {
    bson_iter_t it;

@@ -1055,6 +1055,91 @@ dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_do
    return ok;
 }
 
+/* ---- counting without documents ---------------------------------------------
+ * A stage whose output depends only on how many documents reach it: $count,
+ * a $group with a constant _id whose accumulators all count ({$sum: 1},
+ * {$count: {}}), or a $facet of such stages alone -- what SQL's COUNT(*)
+ * becomes. After the leading $match, such a stage is fed a number instead of
+ * documents (dj_agg_count_collection), which an index may answer from its
+ * keys alone. */
+static bool
+counts_only (const stage_t *s)
+{
+   bson_value_t v;
+   switch (s->kind) {
+   case S_COUNT:
+      return true;
+   case S_GROUP:
+      if (!s->expr || !dj_expr_is_const (s->expr, &v) || s->naccs == 0) {
+         return false;
+      }
+      for (int i = 0; i < s->naccs; i++) {
+         const dj_acc_t *a = &s->accs[i];
+         bool count = a->op == dj_acc_op ("$count") ||
+                      (a->op == dj_acc_op ("$sum") && a->expr && dj_expr_is_const (a->expr, &v) &&
+                       v.value_type == BSON_TYPE_INT32 && v.value.v_int32 == 1);
+         if (!count) {
+            return false;
+         }
+      }
+      return true;
+   case S_FACET:
+      for (int k = 0; k < s->nfacets; k++) {
+         if (s->facets[k]->n != 1 || !counts_only (&s->facets[k]->stages[0])) {
+            return false;
+         }
+      }
+      return s->nfacets > 0;
+   default:
+      return false;
+   }
+}
+
+/* What a counts_only stage outputs for n input documents. */
+static void
+count_output (const stage_t *s, int64_t n, dj_docs_t *out)
+{
+   bson_value_t v;
+   if (s->kind == S_FACET) {
+      bson_t *d = bson_new ();
+      for (int k = 0; k < s->nfacets; k++) {
+         dj_docs_t sub = {0};
+         count_output (&s->facets[k]->stages[0], n, &sub);
+         bson_t arr;
+         BSON_APPEND_ARRAY_BEGIN (d, s->fnames[k], &arr);
+         for (size_t i = 0; i < sub.n; i++) {
+            char kb[16];
+            const char *key;
+            bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
+            BSON_APPEND_DOCUMENT (&arr, key, sub.v[i]);
+         }
+         bson_append_array_end (d, &arr);
+         dj_docs_clear (&sub);
+      }
+      dj_docs_push (out, d);
+      return;
+   }
+   if (n == 0) {
+      return; /* $count and $group output nothing for no input */
+   }
+   bson_t *d = bson_new ();
+   if (s->kind == S_COUNT) {
+      BSON_APPEND_INT32 (d, s->str, (int32_t) n); /* as run_stage's $count */
+   } else {
+      dj_expr_is_const (s->expr, &v);
+      BSON_APPEND_VALUE (d, "_id", &v);
+      for (int i = 0; i < s->naccs; i++) {
+         /* a sum of int 1s: an int while it fits, then a long (as $sum) */
+         if (n <= INT32_MAX) {
+            BSON_APPEND_INT32 (d, s->accs[i].field, (int32_t) n);
+         } else {
+            BSON_APPEND_INT64 (d, s->accs[i].field, n);
+         }
+      }
+   }
+   dj_docs_push (out, d);
+}
+
 bool
 dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error)
 {
@@ -1066,6 +1151,14 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
       if (p->n && p->stages[0].kind == S_MATCH) {
          m = p->stages[0].match;
          from = 1;
+      }
+      if (from < p->n && counts_only (&p->stages[from])) {
+         int64_t n;
+         if (!dj_agg_count_collection (run, run->db, coll, m, run->vars, &n, error)) {
+            return false;
+         }
+         count_output (&p->stages[from], n, out);
+         return dj_agg_run_stages (p, from + 1, run, out, error);
       }
       if (!dj_agg_read_collection (run, run->db, coll, m, run->vars, out, error)) {
          dj_docs_clear (out);

@@ -301,7 +301,10 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
                              error)) {
       goto done;
    }
-   if (c && !hinted && !dj_plan_scan (&ctx, c, m, false, limit ? skip + limit : 0, count_fn, &cnt, error)) {
+   if (c && !hinted && limit && !dj_plan_scan (&ctx, c, m, false, skip + limit, count_fn, &cnt, error)) {
+      goto done;
+   }
+   if (c && !hinted && !limit && !dj_plan_count (&ctx, c, m, NULL, &cnt.n, error)) { /* from index keys if it can */
       goto done;
    }
    int64_t n = cnt.n - skip;

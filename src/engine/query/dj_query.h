@@ -69,6 +69,12 @@ typedef struct {
    int npoints;
    const bson_value_t *lo, *hi;
    bool lo_incl, hi_incl;
+   /* The bounds say all the filter says: it is these conditions on this one
+    * path and nothing else, on values whose index keys compare exactly as
+    * the matcher compares them (numbers but NaN and Decimal128, strings,
+    * booleans, dates, ObjectIds). With an index where each document has
+    * exactly one key, counting its entries in the bounds counts matches. */
+   bool exact;
 } dj_bounds_t;
 bool dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out);
 /* Equality fields of a filter, for building an upserted document. */

@@ -1113,10 +1113,28 @@ indexable_point (const bson_value_t *v)
    return v->value_type != BSON_TYPE_ARRAY && v->value_type != BSON_TYPE_REGEX && v->value_type != BSON_TYPE_EOD;
 }
 
+/* A value whose index key orders and compares exactly as the matcher
+ * compares it (dj_bounds_t.exact): no null (it also matches missing), no
+ * NaN or Decimal128 (their keys are approximate), no documents or arrays. */
+static bool
+exact_point (const bson_value_t *v)
+{
+   switch (v->value_type) {
+   case BSON_TYPE_INT32: case BSON_TYPE_INT64: case BSON_TYPE_UTF8: case BSON_TYPE_BOOL: case BSON_TYPE_DATE_TIME:
+   case BSON_TYPE_OID:
+      return true;
+   case BSON_TYPE_DOUBLE:
+      return v->value.v_double == v->value.v_double;
+   default:
+      return false;
+   }
+}
+
 bool
 dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
 {
    const mnode_t *root = m->root;
+   int used = 0; /* conjuncts the bounds capture exactly */
 
    memset (out, 0, sizeof *out);
    if (root->kind != N_AND) {
@@ -1131,17 +1149,20 @@ dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
          out->kind = DJ_BOUND_EQ;
          out->points = (bson_value_t *) &n->val;
          out->npoints = 1;
+         out->exact = root->nkids == 1 && exact_point (&n->val);
          return true;
       }
       if (n->op == OP_IN) {
-         bool ok = true;
+         bool ok = true, exact = root->nkids == 1;
          for (int k = 0; k < n->nin && ok; k++) {
             ok = indexable_point (&n->in[k]);
+            exact = exact && exact_point (&n->in[k]);
          }
          if (ok) {
             out->kind = DJ_BOUND_EQ;
             out->points = n->in;
             out->npoints = n->nin;
+            out->exact = exact;
             return true;
          }
       }
@@ -1152,17 +1173,24 @@ dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
             if (!out->hi) {
                out->hi = &n->val;
                out->hi_incl = n->op == OP_LTE;
+               used += exact_point (&n->val);
             }
          } else if (!out->lo) {
             out->lo = &n->val;
             out->lo_incl = n->op == OP_GTE;
+            used += exact_point (&n->val);
          }
          out->kind = DJ_BOUND_RANGE;
       }
    }
+   out->exact = out->kind == DJ_BOUND_RANGE && used == root->nkids;
+   if (out->exact && !out->lo && dj_type_rank (out->hi->value_type) == dj_type_rank (BSON_TYPE_DOUBLE)) {
+      out->exact = false; /* NaN keys sort below every number, but {$lt: 5} does not match NaN */
+   }
    if (out->kind == DJ_BOUND_RANGE && out->lo && out->hi &&
        dj_type_rank (out->lo->value_type) != dj_type_rank (out->hi->value_type)) {
       out->hi = NULL; /* different brackets: no document can match both; keep one side, recheck does the rest */
+      out->exact = false;
    }
    return out->kind != DJ_BOUND_NONE;
 }

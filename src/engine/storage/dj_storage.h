@@ -231,6 +231,12 @@ bool dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t
 /* The index the scans above use for m (and sort, may be NULL): -1 for a
  * collection scan. */
 int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
+/* How many documents m matches (with $expr variables vars, may be NULL),
+ * counted from index keys without reading documents when an index answers
+ * the whole filter exactly (dj_bounds_t.exact), or from the record keys for
+ * an empty filter; else by scanning and matching, copying nothing. */
+bool dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
+                    bson_error_t *error);
 /* Appends MongoDB's explain shape of the plan find would use to `plan`:
  * {stage: COLLSCAN} or {stage: FETCH, inputStage: {stage: IXSCAN, indexName,
  * keyPattern, direction}}, under {stage: SORT} when sorting in memory. */

@@ -73,6 +73,7 @@ typedef struct {
    bson_error_t *error;
    bool failed;
    const dj_eval_t *vars; /* $expr variables, may be NULL */
+   bool count_only; /* the entries in range are the matches: count them, fetch nothing */
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -163,6 +164,10 @@ scan_range (scan_t *s, const range_t *r)
          if (w.k.mv_size != 16) {
             break;
          }
+         if (s->count_only) {
+            s->found++;
+            continue;
+         }
          if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
             w.rc = MDB_CORRUPTED;
             break;
@@ -178,6 +183,10 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
+         if (s->count_only) {
+            s->found += !s->dedupe || ridset_add (&s->seen, rid);
+            continue;
+         }
          if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
             s->failed = true;
             break;
@@ -465,6 +474,39 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    bson_free (s.rids);
    bson_free (s.poss);
+   return ok;
+}
+
+static bool
+count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) doc;
+   (void) pos;
+   (void) ctx;
+   return true; /* scan_t.found counts */
+}
+
+bool
+dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
+               bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
+   bool ok;
+   if (dj_matcher_is_empty (m)) {
+      s.count_only = true; /* every record: count the keys, read no document */
+      ok = scan_collection (&s);
+   } else {
+      choice_t ch = choose (c, m);
+      const dj_index_t *ix = ch.index >= 0 ? &c->indexes[ch.index] : NULL;
+      /* covered: each document has exactly one entry in this index (no
+       * arrays, every document indexed, no key cut), and the bounds are the
+       * whole filter, compared as the matcher compares */
+      s.count_only = ix && ch.b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
+      ok = ix ? run_choice (&s, &ch) : scan_collection (&s);
+   }
+   bson_free (s.seen.slots);
+   *n = s.found;
    return ok;
 }
 
