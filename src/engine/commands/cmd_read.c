@@ -13,6 +13,7 @@ typedef struct {
    bson_t *doc; /* owned */
    int32_t pos;
    uint64_t rid; /* showRecordId */
+   uint64_t seq; /* arrival order: ties in a sort keep it */
 } result_t;
 
 static const bson_t *
@@ -23,9 +24,59 @@ result_doc (const void *item)
 
 typedef struct {
    result_t **items; /* owned */
-   size_t n;
+   size_t n, cap;
    int64_t skip; /* unsorted scans skip as they go */
+   /* ORDER BY + LIMIT without an index in that order: only the topk first
+    * documents in sort order are kept (a max-heap on items, the worst at
+    * the root), so a sort with a limit copies k documents, not all. */
+   const dj_sort_t *sort;
+   size_t topk;
+   uint64_t seq;
 } collect_t;
+
+/* Whether a comes after b in the result order (the sort, then arrival). */
+static bool
+later (const collect_t *c, const result_t *a, const result_t *b)
+{
+   int k = dj_sort_cmp (c->sort, a->doc, b->doc);
+   return k > 0 || (k == 0 && a->seq > b->seq);
+}
+
+static void
+heap_swap (collect_t *c, size_t i, size_t j)
+{
+   result_t *t = c->items[i];
+   c->items[i] = c->items[j];
+   c->items[j] = t;
+}
+
+static void
+sift_up (collect_t *c, size_t i)
+{
+   while (i > 0 && later (c, c->items[i], c->items[(i - 1) / 2])) {
+      heap_swap (c, i, (i - 1) / 2);
+      i = (i - 1) / 2;
+   }
+}
+
+static void
+sift_down (collect_t *c, size_t i)
+{
+   for (;;) {
+      size_t l = 2 * i + 1, r = l + 1, m = i;
+      if (l < c->n && later (c, c->items[l], c->items[m])) {
+         m = l;
+      }
+      if (r < c->n && later (c, c->items[r], c->items[m])) {
+         m = r;
+      }
+      if (m == i) {
+         return;
+      }
+      heap_swap (c, i, m);
+      i = m;
+   }
+}
 
 static bool
 collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
@@ -35,13 +86,32 @@ collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
       c->skip--;
       return true;
    }
+   uint64_t seq = c->seq++;
+   if (c->topk && c->n == c->topk) {
+      result_t *worst = c->items[0];
+      if (dj_sort_cmp (c->sort, doc, worst->doc) >= 0) {
+         return true; /* not before the k-th: never copied (a tie arrived later) */
+      }
+      bson_destroy (worst->doc);
+      *worst = (result_t) {bson_copy (doc), pos, rid, seq};
+      sift_down (c, 0);
+      return true;
+   }
    result_t *r = bson_malloc (sizeof *r);
-   r->doc = bson_copy (doc);
-   r->pos = pos;
-   r->rid = rid;
-   c->items = bson_realloc (c->items, sizeof (result_t *) * (c->n + 1));
+   *r = (result_t) {bson_copy (doc), pos, rid, seq};
+   DJ_GROW (c->items, c->n, c->cap, 16);
    c->items[c->n++] = r;
+   if (c->topk) {
+      sift_up (c, c->n - 1);
+   }
    return true;
+}
+
+static int
+by_arrival (const void *a, const void *b)
+{
+   uint64_t x = (*(result_t *const *) a)->seq, y = (*(result_t *const *) b)->seq;
+   return x < y ? -1 : x > y;
 }
 
 static bool
@@ -159,11 +229,17 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       }
    }
    if (c && !hinted && !presorted) {
-      /* without a sort, the scan itself can skip and stop at the limit */
+      /* without a sort, the scan itself can skip and stop at the limit;
+       * with one, only the first skip + limit in sort order are kept */
       col.skip = fs.sort ? 0 : skip;
       int64_t max = (!fs.sort && limit) ? skip + limit : 0;
+      col.sort = fs.sort;
+      col.topk = fs.sort && limit && skip <= INT64_MAX - limit ? (size_t) (skip + limit) : 0;
       if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
+      }
+      if (col.topk) {
+         qsort (col.items, col.n, sizeof *col.items, by_arrival); /* the stable sort below keeps ties in this order */
       }
    }
    dj_txn_abort (&ctx);
