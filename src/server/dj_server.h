@@ -58,6 +58,8 @@ typedef struct {
                                  transactionLifetimeLimitSeconds default) */
    const char *auth_file;   /**< require SCRAM-SHA-256 authentication by the users of
                                  this file (dj_server_add_user()); NULL: none */
+   bool test_commands;      /**< enableTestCommands: configureFailPoint (the failCommand
+                                 fail point drivers' tests use) exists */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

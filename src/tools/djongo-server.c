@@ -3,6 +3,7 @@
  *
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
+ *                 [--setParameter enableTestCommands=1]
  *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
  *
  * --auth: clients authenticate with SCRAM-SHA-256 as a user of the file
@@ -43,6 +44,9 @@ static const char help_text[] =
    "  --txn-lifetime SECONDS  abort transactions open longer than this (default 60)\n"
    "  --auth USERS-FILE       require SCRAM-SHA-256 authentication (users from the file)\n"
    "  --quiet                 no log lines\n"
+  "  --setParameter enableTestCommands=1\n"
+  "                          test commands, as mongod's: configureFailPoint (the\n"
+  "                          failCommand fail point drivers' test suites use)\n"
    "  --add-user USERS-FILE USER\n"
    "                          add or replace USER in the users file (created 0600); the\n"
    "                          file keeps SCRAM keys, never the password\n";
@@ -102,6 +106,15 @@ main (int argc, char **argv)
          o.auth_file = argv[++i];
       } else if (!strcmp (a, "--add-user") && i + 2 < argc) {
          return add_user (argv[i + 1], argv[i + 2]);
+      } else if (!strcmp (a, "--setParameter") && more) {
+         /* mongod's spelling; the one parameter this server has */
+         const char *p = argv[++i];
+         if (!strcmp (p, "enableTestCommands=1") || !strcmp (p, "enableTestCommands=true")) {
+            o.test_commands = true;
+         } else if (strcmp (p, "enableTestCommands=0") && strcmp (p, "enableTestCommands=false")) {
+            fprintf (stderr, "djongo-server: unknown --setParameter '%s' (only enableTestCommands=0|1)\n", p);
+            return 2;
+         }
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
       } else if (!strcmp (a, "--help") || !strcmp (a, "-h")) {
