@@ -91,6 +91,7 @@ static const struct {
    {13435, "NotPrimaryNoSecondaryOk"},
    {13436, "NotPrimaryOrSecondary"},
    {14031, "OutOfDiskSpace"},
+   {31082, "SearchNotEnabled"},
 };
 
 const char *

@@ -162,6 +162,23 @@ command_not_found (const char *name, bson_t *reply)
    dj_error_append_reply (&e, reply);
 }
 
+/* Atlas Search's commands and $listSearchIndexes: mongod outside Atlas
+ * refuses them with SearchNotEnabled (31082), and so does this server.
+ * https://www.mongodb.com/docs/manual/reference/command/createSearchIndexes/ */
+static bool
+atlas_search (const char *name, const bson_t *cmd)
+{
+   if (!strcmp (name, "createSearchIndexes") || !strcmp (name, "dropSearchIndex") ||
+       !strcmp (name, "updateSearchIndex")) {
+      return true;
+   }
+   bson_iter_t it, st, stage;
+   return !strcmp (name, "aggregate") && bson_iter_init_find (&it, cmd, "pipeline") && BSON_ITER_HOLDS_ARRAY (&it) &&
+          bson_iter_recurse (&it, &st) && bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st) &&
+          bson_iter_recurse (&st, &stage) && bson_iter_next (&stage) &&
+          !strcmp (bson_iter_key (&stage), "$listSearchIndexes");
+}
+
 bool
 dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
                       bson_t *reply)
@@ -271,6 +288,15 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       bson_append_document_end (reply, &conns);
       pthread_mutex_unlock (&srv->mu);
       ok (reply);
+      return true;
+   }
+   if (atlas_search (name, cmd)) {
+      bson_error_t e;
+      dj_err (&e, 31082,
+              "Using Atlas Search Database Commands and the $listSearchIndexes aggregation stage requires "
+              "additional configuration. Please connect to Atlas or an AtlasCLI local deployment to enable.");
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
       return true;
    }
    /* server administration we do not have: a clear CommandNotFound rather

@@ -80,9 +80,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
 {
    bson_iter_t it;
    const char *name = bson_iter_init (&it, cmd) && bson_iter_next (&it) ? bson_iter_key (&it) : "";
-   if (dj_auth_command (srv, c, name, cmd, reply)) {
-      return true;
-   }
+   /* the fail point first: mongod's applies to the authentication
+    * commands too (drivers' tests drop saslStart's connection) */
    dj_fail_action_t fa;
    bool fired = dj_failpoint_check (srv, c, name, &fa);
    if (fired) {
@@ -99,7 +98,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       }
    }
    bool in_txn = bson_has_field (cmd, "autocommit");
-   if (!strcmp (name, "configureFailPoint")) {
+   if (dj_auth_command (srv, c, name, cmd, reply)) {
+   } else if (!strcmp (name, "configureFailPoint")) {
       dj_failpoint_configure (srv, db, cmd, reply);
    } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
    } else if (dj_sessions_run (srv->sessions, db, name, cmd, reply)) {
