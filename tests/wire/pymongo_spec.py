@@ -66,7 +66,8 @@ KNOWN = [
     (r"Timeseries", "missing feature", "time-series collections"),
     (r"ClusteredIndex", "missing feature", "clustered collections (clusteredIndex)"),
     (r"sort_option_unsupported_\(server-side_error\)", "missing feature",
-     "MongoDB 7.0 refuses `sort` in update/replace statements (added in 8.0); the engine accepts it"),
+     "an unknown field of an update statement (8.0's `sort`) is a writeError from the engine; "
+     "mongod 7.0 refuses the whole command (ok: 0, 40415 before anything runs)"),
     (r"DuplicateKey_error_is_accessible", "missing feature",
      "DuplicateKey errors without keyPattern / keyValue (engine work in progress)"),
     (r"showRecordId_and_returnKey", "missing feature", "find's showRecordId / returnKey (engine work in progress)"),
