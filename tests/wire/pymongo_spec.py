@@ -6,10 +6,11 @@
 pymongo's test package comes from the sdist `bash scripts/deps.sh tests`
 unpacks into .cache/pymongo-sdist/pymongo-VERSION/ (specdata.py finds it;
 DJONGO_SPEC_TESTS may point at another copy of its test/ directory). Each
-suite is one of pymongo's test modules, run by `pytest` inside the sdist in
-a subprocess against a fresh djongo-server started with test commands
-(--setParameter enableTestCommands=1), as drivers run them against a mongod
-started with them. pymongo_spec_plugin.py keeps the spec tests of the
+suite is one of pymongo's test modules, run by `pytest` in a subprocess
+(its test/ package importable, the installed pymongo under test) against a
+fresh djongo-server started with test commands (--setParameter
+enableTestCommands=1), as drivers run them against a mongod started with
+them. pymongo_spec_plugin.py keeps the spec tests of the
 module and records each test's outcome.
 
 Every test that does not pass is given a reason and a category:
@@ -130,23 +131,29 @@ def run_suite(name, server, workdir):
     """Runs one suite through pymongo's runner against a started Server;
     returns the rows the plugin recorded (one dict per test)."""
     module = SUITES[name][0]
-    test_dir = spec_root()
-    sdist = os.path.dirname(test_dir)
+    test_dir = os.path.realpath(spec_root())
     results = os.path.join(workdir, "%s.jsonl" % name)
     ini = os.path.join(workdir, "pytest.ini")
     with open(ini, "w") as f:
         # pymongo's own pytest settings (pyproject.toml) need its test-only
         # plugins (pytest-asyncio...): an empty ini stands in for them
         f.write("[pytest]\n")
+    # pymongo's test package alone on the path (a directory holding a link to
+    # it), not the sdist's root: the tests then drive the installed pymongo
+    # (with its C extensions), not the sdist's copy of its sources
+    pyroot = os.path.join(workdir, "pyroot-" + name)
+    os.makedirs(pyroot, exist_ok=True)
+    if not os.path.exists(os.path.join(pyroot, "test")):
+        os.symlink(test_dir, os.path.join(pyroot, "test"))
     env = dict(os.environ)
     env.update(DB_IP="127.0.0.1", DB_PORT=str(server.port), DJONGO_SPEC_RESULTS=results,
                DJONGO_SPEC_DESELECT="\n".join(NEEDS_SECONDARY),
-               PYTHONPATH=os.pathsep.join([HERE, sdist] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
+               PYTHONPATH=os.pathsep.join([HERE, pyroot] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
     env.pop("LD_PRELOAD", None)  # (the sanitizer run preloads ASan for the server, not for this)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", ini, "--rootdir", sdist, "-q", "-p", "no:cacheprovider",
-         "-p", "pymongo_spec_plugin", os.path.join(test_dir, module)],
-        cwd=sdist, env=env, capture_output=True, text=True, timeout=1800)
+        [sys.executable, "-P", "-m", "pytest", "-c", ini, "--rootdir", pyroot, "-q", "-p", "no:cacheprovider",
+         "-p", "pymongo_spec_plugin", os.path.join(pyroot, "test", module)],
+        cwd=pyroot, env=env, capture_output=True, text=True, timeout=1800)
     rows = []
     if os.path.exists(results):
         with open(results) as f:
