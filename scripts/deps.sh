@@ -42,7 +42,9 @@ fi
 # transactions/unified, ...) ship in pymongo's sdist, test/. The test command
 # takes them from the sdist of the installed pymongo version, unpacked into
 # .cache/pymongo-sdist/pymongo-VERSION (ignored by git: test input only, never
-# part of djongo's source); tests/conformance/specdata.py finds them there.
+# part of djongo's source); tests/wire/specdata.py finds them there, and
+# tests/wire/pymongo_spec.py runs them with pymongo's own runner (its test/
+# package) against djongo-server.
 if [ "${1:-}" = tests ]; then
   cache=$(cd "$(dirname "$0")/.." && pwd)/.cache/pymongo-sdist
   ver=$(python3 -c 'import pymongo; print(pymongo.version)')
@@ -52,8 +54,8 @@ if [ "${1:-}" = tests ]; then
     trap 'rm -rf "$tmp"' EXIT
     python3 -m pip download -q --no-binary pymongo --no-deps "pymongo==$ver" -d "$tmp"
     tar xzf "$tmp/pymongo-$ver.tar.gz" -C "$tmp"
-    for d in crud/unified transactions/unified; do
-      [ -d "$tmp/pymongo-$ver/test/$d" ] || { echo "deps: pymongo $ver's sdist has no test/$d" >&2; exit 1; }
+    for d in crud/unified transactions/unified sessions retryable_reads/unified retryable_writes/unified unified_format.py; do
+      [ -e "$tmp/pymongo-$ver/test/$d" ] || { echo "deps: pymongo $ver's sdist has no test/$d" >&2; exit 1; }
     done
     mkdir -p "$cache"
     rm -rf "$cache"/pymongo-*  # an older version's

@@ -55,6 +55,8 @@ enum {
    DJ_InvalidNamespace = 73,
    DJ_IndexOptionsConflict = 85,
    DJ_IndexKeySpecsConflict = 86,
+   DJ_UnknownReplWriteConcern = 79,
+   DJ_UnsatisfiableWriteConcern = 100,
    DJ_OperationFailed = 96,
    DJ_WriteConflict = 112,
    DJ_CommandNotSupported = 115,

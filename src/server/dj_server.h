@@ -34,6 +34,17 @@
  * drivers' withTransaction retries. Writes outside transactions wait for a
  * writing transaction to end; reads never wait.
  *
+ * @section replset_sec What a replica-set member adds
+ * Every reply carries operationTime and $clusterTime (unsigned: a zero
+ * hash, keyId 0); each write advances the cluster time, reads answer with
+ * the last write's. A retryable write (txnNumber outside a transaction)
+ * retried after it succeeded is answered with its first reply, not run
+ * again. Write concerns a one-member set cannot satisfy (w > 1, unknown tag
+ * sets) get a writeConcernError after the write; a writeConcern inside a
+ * transaction is refused (72). With test_commands (mongod's
+ * enableTestCommands), configureFailPoint sets the failCommand and
+ * onPrimaryTransactionalWrite fail points drivers' spec tests use.
+ *
  * @section auth_sec Authentication
  * With auth_file, clients authenticate with SCRAM-SHA-256 (saslStart /
  * saslContinue, as drivers do for MongoDB users) before any command but
@@ -64,6 +75,8 @@ typedef struct {
                                  transactionLifetimeLimitSeconds default) */
    const char *auth_file;   /**< require SCRAM-SHA-256 authentication by the users of
                                  this file (dj_server_add_user()); NULL: none */
+   bool test_commands;      /**< enableTestCommands: configureFailPoint (the failCommand
+                                 fail point drivers' tests use) exists */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

@@ -116,12 +116,67 @@ host_info (bson_t *reply)
    ok (reply);
 }
 
+/* getParameter: "*" lists every parameter; otherwise the ones named
+ * (`getParameter: 1, name: 1`). Unknown names are left out.
+ * https://www.mongodb.com/docs/manual/reference/command/getParameter/ */
+static void
+get_parameter (struct dj_server *srv, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it;
+   bool all = bson_iter_init_find (&it, cmd, "getParameter") && BSON_ITER_HOLDS_UTF8 (&it) &&
+              !strcmp (bson_iter_utf8 (&it, NULL), "*");
+   bson_init (reply);
+   if (all || bson_has_field (cmd, "featureCompatibilityVersion")) {
+      bson_t fcv;
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "featureCompatibilityVersion", &fcv);
+      BSON_APPEND_UTF8 (&fcv, "version", "7.0");
+      bson_append_document_end (reply, &fcv);
+   }
+   /* mongod reports whether it was started with test commands (drivers'
+    * test harnesses read it before using fail points) */
+   if (all || bson_has_field (cmd, "enableTestCommands")) {
+      BSON_APPEND_BOOL (reply, "enableTestCommands", srv->test_commands);
+   }
+   if (all || bson_has_field (cmd, "transactionLifetimeLimitSeconds")) {
+      BSON_APPEND_INT32 (reply, "transactionLifetimeLimitSeconds", (int32_t) (srv->txn_lifetime_ms / 1000));
+   }
+   ok (reply);
+}
+
+/* The handshake's client metadata names the application (appName in the
+ * connection string): the failCommand fail point can target it. */
+static void
+remember_app_name (dj_conn_t *c, const bson_t *cmd)
+{
+   bson_iter_t it, d;
+   if (bson_iter_init (&it, cmd) && bson_iter_find_descendant (&it, "client.application.name", &d) && BSON_ITER_HOLDS_UTF8 (&d)) {
+      snprintf (c->app_name, sizeof c->app_name, "%s", bson_iter_utf8 (&d, NULL));
+   }
+}
+
 static void
 command_not_found (const char *name, bson_t *reply)
 {
    bson_error_t e;
    dj_err (&e, DJ_CommandNotFound, "no such command: '%s'", name);
    dj_error_append_reply (&e, reply);
+}
+
+/* Atlas Search's commands and $listSearchIndexes: mongod outside Atlas
+ * refuses them with SearchNotEnabled (31082), and so does this server.
+ * https://www.mongodb.com/docs/manual/reference/command/createSearchIndexes/ */
+static bool
+atlas_search (const char *name, const bson_t *cmd)
+{
+   if (!strcmp (name, "createSearchIndexes") || !strcmp (name, "dropSearchIndex") ||
+       !strcmp (name, "updateSearchIndex")) {
+      return true;
+   }
+   bson_iter_t it, st, stage;
+   return !strcmp (name, "aggregate") && bson_iter_init_find (&it, cmd, "pipeline") && BSON_ITER_HOLDS_ARRAY (&it) &&
+          bson_iter_recurse (&it, &st) && bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st) &&
+          bson_iter_recurse (&st, &stage) && bson_iter_next (&stage) &&
+          !strcmp (bson_iter_key (&stage), "$listSearchIndexes");
 }
 
 bool
@@ -132,6 +187,7 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    (void) db;
    if (!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) {
       bson_init (reply);
+      remember_app_name (c, cmd);
       hello (srv, c, strcmp (name, "hello") != 0, cmd, reply);
       return true;
    }
@@ -152,17 +208,7 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       return true;
    }
    if (!strcmp (name, "getParameter")) {
-      /* what mongosh and drivers ask for; unknown parameters are left out */
-      bson_init (reply);
-      if (bson_iter_init_find (&it, cmd, "featureCompatibilityVersion") ||
-          (bson_iter_init_find (&it, cmd, "getParameter") && BSON_ITER_HOLDS_UTF8 (&it) &&
-           !strcmp (bson_iter_utf8 (&it, NULL), "*"))) {
-         bson_t fcv;
-         BSON_APPEND_DOCUMENT_BEGIN (reply, "featureCompatibilityVersion", &fcv);
-         BSON_APPEND_UTF8 (&fcv, "version", "7.0");
-         bson_append_document_end (reply, &fcv);
-      }
-      ok (reply);
+      get_parameter (srv, cmd, reply);
       return true;
    }
    if (!strcmp (name, "connectionStatus")) {
@@ -191,6 +237,13 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       ok (reply);
       return true;
    }
+   if (!strcmp (name, "killAllSessions")) {
+      /* (no users to filter by: every session is this server's one user's) */
+      dj_sessions_kill_all (srv->sessions);
+      bson_init (reply);
+      ok (reply);
+      return true;
+   }
    if (!strcmp (name, "refreshSessions") || !strcmp (name, "logout") || !strcmp (name, "getFreeMonitoringStatus")) {
       bson_init (reply);
       ok (reply);
@@ -206,6 +259,12 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       BSON_APPEND_DOCUMENT_BEGIN (&parsed, "storage", &storage);
       BSON_APPEND_UTF8 (&storage, "dbPath", srv->dbpath);
       bson_append_document_end (&parsed, &storage);
+      if (srv->test_commands) {
+         bson_t sp;
+         BSON_APPEND_DOCUMENT_BEGIN (&parsed, "setParameter", &sp);
+         BSON_APPEND_UTF8 (&sp, "enableTestCommands", "1");
+         bson_append_document_end (&parsed, &sp);
+      }
       bson_append_document_end (reply, &parsed);
       ok (reply);
       return true;
@@ -229,6 +288,15 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       bson_append_document_end (reply, &conns);
       pthread_mutex_unlock (&srv->mu);
       ok (reply);
+      return true;
+   }
+   if (atlas_search (name, cmd)) {
+      bson_error_t e;
+      dj_err (&e, 31082,
+              "Using Atlas Search Database Commands and the $listSearchIndexes aggregation stage requires "
+              "additional configuration. Please connect to Atlas or an AtlasCLI local deployment to enable.");
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
       return true;
    }
    /* server administration we do not have: a clear CommandNotFound rather

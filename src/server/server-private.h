@@ -6,6 +6,10 @@
  *   handshake.c  the commands a server answers around the engine's
  *   sessions.c   sessions and multi-document transactions
  *   auth.c       SCRAM-SHA-256 (saslStart / saslContinue), the users file
+ *   replset.c    what a replica-set member adds to replies: cluster time,
+ *                write concern errors
+ *   failpoint.c  test commands: configureFailPoint and the failCommand fail
+ *                point, error labels
  */
 #ifndef DJ_SERVER_PRIVATE_H
 #define DJ_SERVER_PRIVATE_H
@@ -20,6 +24,7 @@
 typedef struct dj_sessions dj_sessions_t;
 typedef struct dj_users dj_users_t;
 typedef struct dj_auth_conv dj_auth_conv_t;
+typedef struct dj_failpoint dj_failpoint_t;
 
 /* One client connection (owned by the server's list; its thread runs it). */
 typedef struct dj_conn {
@@ -31,6 +36,7 @@ typedef struct dj_conn {
    char *user;         /* owned: the authenticated user, or NULL */
    dj_auth_conv_t *conv; /* owned: a SCRAM conversation in progress, or NULL */
    int auth_fails;     /* failed logins in a row on this connection (auth.c's backoff) */
+   char app_name[128]; /* the handshake's client.application.name, or "" */
    struct dj_conn *next;
 } dj_conn_t;
 
@@ -43,6 +49,11 @@ struct dj_server {
    int64_t idle_timeout_ms;    /* between messages; 0: no limit */
    int64_t message_timeout_ms; /* a message, once begun, arrives whole within this */
    bool quiet;
+   bool test_commands;  /* enableTestCommands: configureFailPoint exists */
+   dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
+   dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
+   pthread_mutex_t clock_mu;  /* guards clock_secs, clock_inc: the cluster time */
+   uint32_t clock_secs, clock_inc;
    dj_engine_t *engine; /* owned */
    dj_sessions_t *sessions; /* owned */
    dj_users_t *users;   /* owned: --auth's users (NULL: no authentication) */
@@ -80,8 +91,61 @@ void dj_auth_conv_free (dj_auth_conv_t *cv);
 bool dj_auth_command (struct dj_server *srv, dj_conn_t *c, const char *name, const bson_t *cmd, bson_t *reply);
 bool dj_auth_exempt (const char *name);
 
+/* replset.c */
+/* Does the command write (so advance the cluster time)? */
+bool dj_is_write_command (const char *name, const bson_t *cmd);
+void dj_cluster_time_init (struct dj_server *srv);
+/* Appends $clusterTime and operationTime to reply, advancing the clock
+ * first when the command wrote. */
+void dj_cluster_time_stamp (struct dj_server *srv, bool advance, bson_t *reply);
+/* The cluster time now (the last write's), without advancing it. */
+void dj_cluster_time_now (struct dj_server *srv, uint32_t *t, uint32_t *i);
+/* Appends writeConcernError to a successful reply whose command asked for
+ * a write concern a one-member set cannot satisfy (w > 1, unknown tags). */
+void dj_write_concern_check (const bson_t *cmd, bson_t *reply);
+
+/* failpoint.c: what the failCommand fail point does to one command
+ * (owned by the caller: dj_fail_action_cleanup()) */
+typedef struct {
+   bool close_connection, block, has_error;
+   int64_t block_ms;
+   int32_t error_code;
+   bson_t *error_labels;        /* owned copy, or NULL: the server's own labels */
+   bson_t *write_concern_error; /* owned copy, or NULL */
+} dj_fail_action_t;
+dj_failpoint_t *dj_failpoint_new (void);
+void dj_failpoint_destroy (dj_failpoint_t *fp);
+/* configureFailPoint: reply initialised */
+bool dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd, bson_t *reply);
+/* Does the fail point fire for this command on this connection? If so
+ * (counting it against times / skip), *out says what to do. */
+bool dj_failpoint_check (struct dj_server *srv, const dj_conn_t *c, const char *name, dj_fail_action_t *out);
+void dj_fail_action_cleanup (dj_fail_action_t *a);
+/* onPrimaryTransactionalWrite, asked by a retryable write: true when it
+ * fires (close the connection unanswered), *fail_before when the write is
+ * not to be applied first. */
+bool dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before);
+/* A retryable write (txnNumber outside a transaction)? */
+bool dj_is_retryable_write (const char *name, const bson_t *cmd);
+void dj_fail_action_block (const dj_fail_action_t *a);
+/* The configured error as the reply (initialised here). */
+void dj_fail_action_error (const dj_fail_action_t *a, const char *name, const bson_t *cmd, bson_t *reply);
+/* After the command ran: the configured writeConcernError into its reply. */
+void dj_fail_action_after (const dj_fail_action_t *a, const char *name, const bson_t *cmd, bson_t *reply);
+/* mongod's error labels (RetryableWriteError, TransientTransactionError)
+ * for an error reply that has none. */
+void dj_error_labels_add (const char *name, const bson_t *cmd, bson_t *reply);
+
 /* sessions.c */
-dj_sessions_t *dj_sessions_new (dj_engine_t *engine);
+/* Retryable writes: a write retried with the txnNumber of one that
+ * succeeded is answered with the first execution's reply (copied into
+ * reply, initialised) instead of running again. */
+bool dj_sessions_retry_lookup (dj_sessions_t *s, const bson_t *cmd, bson_t *reply);
+/* Remembers a retryable write's successful reply for its session. */
+void dj_sessions_retry_record (dj_sessions_t *s, const bson_t *cmd, const bson_t *reply);
+/* killAllSessions: aborts every open transaction. */
+void dj_sessions_kill_all (dj_sessions_t *s);
+dj_sessions_t *dj_sessions_new (dj_engine_t *engine, struct dj_server *srv);
 void dj_sessions_destroy (dj_sessions_t *s); /* aborts open transactions */
 /* Runs cmd for its session if it belongs to a transaction (autocommit:
  * false) or ends one (commitTransaction / abortTransaction): returns true

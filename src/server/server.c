@@ -112,28 +112,76 @@ transfer_all (int fd, uint8_t *p, size_t n, bool sending, int64_t deadline, bool
 
 /* ---- commands -------------------------------------------------------------- */
 
-static void
+/* The command's reply; false: the connection is to be closed unanswered
+ * (the failCommand fail point's closeConnection). */
+static bool
 run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *cmd, bson_t *reply)
 {
    bson_iter_t it;
    const char *name = bson_iter_init (&it, cmd) && bson_iter_next (&it) ? bson_iter_key (&it) : "";
+   /* the fail point first: mongod's applies to the authentication
+    * commands too (drivers' tests drop saslStart's connection) */
+   dj_fail_action_t fa;
+   bool fired = dj_failpoint_check (srv, c, name, &fa);
+   if (fired) {
+      dj_fail_action_block (&fa);
+      if (fa.close_connection) {
+         dj_fail_action_cleanup (&fa);
+         return false;
+      }
+      if (fa.has_error) {
+         dj_fail_action_error (&fa, name, cmd, reply);
+         dj_fail_action_cleanup (&fa);
+         dj_cluster_time_stamp (srv, false, reply);
+         return true;
+      }
+   }
+   bool in_txn = bson_has_field (cmd, "autocommit");
+   /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
-      return;
+   } else if (!strcmp (name, "configureFailPoint")) {
+      dj_failpoint_configure (srv, db, cmd, reply);
+   } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
+   } else if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
+   } else if (dj_is_retryable_write (name, cmd)) {
+      /* a retry of a write that succeeded gets the first reply; the
+       * onPrimaryTransactionalWrite fail point drops the connection
+       * before or after the write */
+      if (!dj_sessions_retry_lookup (srv->sessions, cmd, reply)) {
+         bool fail_before = false, drop = dj_failpoint_txn_write (srv, &fail_before);
+         if (!(drop && fail_before)) {
+            dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
+            dj_sessions_retry_record (srv->sessions, cmd, reply);
+         }
+         if (drop) {
+            if (!fail_before) {
+               bson_destroy (reply);
+            }
+            if (fired) {
+               dj_fail_action_cleanup (&fa);
+            }
+            return false;
+         }
+      }
+   } else {
+      bson_t rewritten;
+      if (!strcmp (name, "aggregate") && dj_sessions_rewrite_list (srv->sessions, cmd, &rewritten)) {
+         dj_engine_run_command_as (srv->engine, NULL, c->user, db, &rewritten, reply);
+         bson_destroy (&rewritten);
+      } else {
+         dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
+      }
    }
-   if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
-      return;
+   bool write = dj_is_write_command (name, cmd);
+   if (write && (!in_txn || !strcmp (name, "commitTransaction"))) {
+      dj_write_concern_check (cmd, reply);
    }
-   /* c->user: cursors belong to the user who opened them */
-   if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
-      return;
+   if (fired) {
+      dj_fail_action_after (&fa, name, cmd, reply);
+      dj_fail_action_cleanup (&fa);
    }
-   bson_t rewritten;
-   if (!strcmp (name, "aggregate") && dj_sessions_rewrite_list (srv->sessions, cmd, &rewritten)) {
-      dj_engine_run_command_as (srv->engine, NULL, c->user, db, &rewritten, reply);
-      bson_destroy (&rewritten);
-      return;
-   }
-   dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
+   dj_cluster_time_stamp (srv, write, reply);
+   return true;
 }
 
 static void *
@@ -197,7 +245,10 @@ conn_main (void *arg)
       bson_free (msg);
       msg = NULL;
       bson_t reply;
-      run_command (srv, c, req.db, req.cmd, &reply);
+      if (!run_command (srv, c, req.db, req.cmd, &reply)) {
+         dj_wire_request_cleanup (&req);
+         break; /* closeConnection: no reply */
+      }
       bool reply_wanted = !(req.flags & DJ_MSG_MORE_TO_COME);
       bool ok = true;
       if (reply_wanted) {
@@ -319,6 +370,10 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->idle_timeout_ms = (int64_t) (opts->idle_timeout_s > 0 ? opts->idle_timeout_s : 0) * 1000;
    srv->message_timeout_ms = (int64_t) (opts->message_timeout_s > 0 ? opts->message_timeout_s : 30) * 1000;
    srv->quiet = opts->quiet;
+   srv->test_commands = opts->test_commands;
+   srv->failpoint = dj_failpoint_new ();
+   srv->txn_write_fp = dj_failpoint_new ();
+   dj_cluster_time_init (srv);
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
    srv->wake[0] = srv->wake[1] = -1;
@@ -331,7 +386,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
       goto fail;
    }
-   srv->sessions = dj_sessions_new (srv->engine);
+   srv->sessions = dj_sessions_new (srv->engine, srv);
    if (opts->auth_file && !(srv->users = dj_users_load (opts->auth_file, error))) {
       goto fail;
    }
@@ -522,6 +577,9 @@ dj_server_destroy (dj_server_t *srv)
    }
    pthread_cond_destroy (&srv->idle);
    pthread_mutex_destroy (&srv->mu);
+   pthread_mutex_destroy (&srv->clock_mu);
+   dj_failpoint_destroy (srv->failpoint);
+   dj_failpoint_destroy (srv->txn_write_fp);
    bson_free (srv->dbpath);
    bson_free (srv->bind);
    bson_free (srv->unix_path);

@@ -72,15 +72,17 @@ typedef struct session {
    worker_t *snap;     /* owned: the snapshot reads outside transactions run in, or NULL */
    uint32_t snap_t, snap_i;  /* its atClusterTime */
    int64_t snap_started_ms;
+   int64_t retry_txn;  /* the last successful retryable write's txnNumber (-1: none) */
+   bson_t *retry_reply; /* owned: its reply, or NULL */
    pthread_mutex_t mu; /* one command of the session at a time */
    struct session *next;
 } session_t;
 
 struct dj_sessions {
    dj_engine_t *engine;
-   pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms; snap_clock */
+   struct dj_server *srv; /* borrowed: its cluster time is a snapshot's atClusterTime */
+   pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms */
    session_t *list;
-   uint32_t snap_secs, snap_inc; /* the last atClusterTime handed out */
 };
 
 /* How long a snapshot stays readable (mongod's minSnapshotHistoryWindowInSeconds default). */
@@ -204,10 +206,11 @@ worker_end (worker_t *w, bool commit, bson_t *reply)
 /* ---- the table ----------------------------------------------------------- */
 
 dj_sessions_t *
-dj_sessions_new (dj_engine_t *engine)
+dj_sessions_new (dj_engine_t *engine, struct dj_server *srv)
 {
    dj_sessions_t *s = bson_malloc0 (sizeof *s);
    s->engine = engine;
+   s->srv = srv;
    pthread_mutex_init (&s->mu, NULL);
    return s;
 }
@@ -231,6 +234,16 @@ snapshot_drop (session_t *ss)
    }
 }
 
+static void
+session_free (session_t *ss)
+{
+   if (ss->retry_reply) {
+      bson_destroy (ss->retry_reply);
+   }
+   pthread_mutex_destroy (&ss->mu);
+   bson_free (ss);
+}
+
 void
 dj_sessions_destroy (dj_sessions_t *s)
 {
@@ -241,8 +254,7 @@ dj_sessions_destroy (dj_sessions_t *s)
       next = ss->next;
       session_abort (ss);
       snapshot_drop (ss);
-      pthread_mutex_destroy (&ss->mu);
-      bson_free (ss);
+      session_free (ss);
    }
    pthread_mutex_destroy (&s->mu);
    bson_free (s);
@@ -271,8 +283,7 @@ dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms)
        * no other thread can reach it once unlinked (refs is 0 under mu) */
       if (ss->refs == 0 && ss->state != TXN_OPEN && !ss->snap && (ss->ended || now - ss->last_use_ms > SESSION_IDLE_MS)) {
          *pp = ss->next;
-         pthread_mutex_destroy (&ss->mu);
-         bson_free (ss);
+         session_free (ss);
       } else {
          pp = &ss->next;
       }
@@ -324,6 +335,7 @@ session_get (dj_sessions_t *s, const uint8_t id[16], bool create)
    if (!ss && create) {
       ss = bson_malloc0 (sizeof *ss);
       memcpy (ss->id, id, 16);
+      ss->retry_txn = -1;
       pthread_mutex_init (&ss->mu, NULL);
       ss->next = s->list;
       s->list = ss;
@@ -349,6 +361,89 @@ session_put (dj_sessions_t *s, session_t *ss)
    pthread_mutex_lock (&s->mu);
    ss->refs--;
    pthread_mutex_unlock (&s->mu);
+}
+
+/* A retryable write's session and txnNumber. */
+static bool
+retry_key (const bson_t *cmd, uint8_t id[16], int64_t *txn)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, cmd, "lsid") || !lsid_of (&it, id) || !bson_iter_init_find (&it, cmd, "txnNumber") ||
+       !BSON_ITER_HOLDS_NUMBER (&it)) {
+      return false;
+   }
+   *txn = bson_iter_as_int64 (&it);
+   return true;
+}
+
+/* mongod keeps each executed statement of a retryable write with its
+ * session, so a retry does not apply it twice.
+ * https://www.mongodb.com/docs/manual/core/retryable-writes/
+ * Here a command either runs whole or not at all (the failCommand fail
+ * point fails before, or adds a writeConcernError after), so the
+ * command's reply is what is kept: the last successful one per session. */
+bool
+dj_sessions_retry_lookup (dj_sessions_t *s, const bson_t *cmd, bson_t *reply)
+{
+   uint8_t id[16];
+   int64_t txn;
+   bool found = false;
+   if (!retry_key (cmd, id, &txn)) {
+      return false;
+   }
+   session_t *ss = session_get (s, id, false);
+   if (ss) {
+      if (ss->retry_reply && ss->retry_txn == txn) {
+         bson_copy_to (ss->retry_reply, reply);
+         found = true;
+      }
+      session_put (s, ss);
+   }
+   return found;
+}
+
+void
+dj_sessions_retry_record (dj_sessions_t *s, const bson_t *cmd, const bson_t *reply)
+{
+   uint8_t id[16];
+   int64_t txn;
+   bson_iter_t it;
+   if (!retry_key (cmd, id, &txn) || !bson_iter_init_find (&it, reply, "ok") || bson_iter_as_double (&it) != 1.0 ||
+       bson_has_field (reply, "writeErrors")) {
+      return; /* failed statements run again when retried, as on mongod */
+   }
+   session_t *ss = session_get (s, id, true);
+   if (ss->retry_reply) {
+      bson_destroy (ss->retry_reply);
+   }
+   ss->retry_reply = bson_copy (reply);
+   ss->retry_txn = txn;
+   session_put (s, ss);
+}
+
+void
+dj_sessions_kill_all (dj_sessions_t *s)
+{
+   /* collect the ids first: session_get takes the table's lock itself */
+   uint8_t (*ids)[16] = NULL;
+   size_t n = 0, cap = 0;
+   pthread_mutex_lock (&s->mu);
+   for (session_t *ss = s->list; ss; ss = ss->next) {
+      if (n == cap) {
+         cap = cap ? 2 * cap : 16;
+         ids = bson_realloc (ids, cap * sizeof *ids);
+      }
+      memcpy (ids[n++], ss->id, 16);
+   }
+   pthread_mutex_unlock (&s->mu);
+   for (size_t i = 0; i < n; i++) {
+      session_t *ss = session_get (s, ids[i], false);
+      if (ss) {
+         session_abort (ss);
+         session_put (s, ss);
+      }
+   }
+   bson_free (ids);
 }
 
 void
@@ -389,24 +484,6 @@ error_reply (bson_t *reply, uint32_t code, bool transient, const char *fmt, int6
       BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &labels);
       BSON_APPEND_UTF8 (&labels, "0", "TransientTransactionError");
       bson_append_array_end (reply, &labels);
-   }
-}
-
-/* A one-member replica set acknowledges w: 1 and "majority"; asking for
- * more members can never be satisfied: the commit is durable all the same
- * and the reply says so with MongoDB's writeConcernError (100). */
-static void
-write_concern_check (const bson_t *cmd, bson_t *reply)
-{
-   bson_iter_t it, w;
-   if (bson_iter_init_find (&it, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &w) &&
-       bson_iter_find (&w, "w") && BSON_ITER_HOLDS_NUMBER (&w) && bson_iter_as_int64 (&w) > 1) {
-      bson_t wce;
-      BSON_APPEND_DOCUMENT_BEGIN (reply, "writeConcernError", &wce);
-      BSON_APPEND_INT32 (&wce, "code", 100);
-      BSON_APPEND_UTF8 (&wce, "codeName", "UnsatisfiableWriteConcern");
-      BSON_APPEND_UTF8 (&wce, "errmsg", "Not enough data-bearing nodes");
-      bson_append_document_end (reply, &wce);
    }
 }
 
@@ -489,18 +566,9 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const ch
          session_put (s, ss);
          return;
       }
-      pthread_mutex_lock (&s->mu);
-      /* the wall clock's seconds, and an increment within one second */
-      uint32_t now = (uint32_t) (dj_now_ms () / 1000);
-      if (now > s->snap_secs) {
-         s->snap_secs = now;
-         s->snap_inc = 1;
-      } else {
-         s->snap_inc++;
-      }
-      ss->snap_t = s->snap_secs;
-      ss->snap_i = s->snap_inc;
-      pthread_mutex_unlock (&s->mu);
+      /* the snapshot stands at the cluster time of the last write, the
+       * operationTime replies carry: a client may name it again */
+      dj_cluster_time_now (s->srv, &ss->snap_t, &ss->snap_i);
       ss->snap_started_ms = dj_now_ms ();
    } else if (!ss->snap || ss->snap_t != at_t || ss->snap_i != at_i) {
       error_reply (reply, 239, false, "Read timestamp is older than the oldest available timestamp (%lld)",
@@ -599,9 +667,6 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
          bool ok = worker_end (ss->w, true, reply);
          ss->w = NULL;
          ss->state = ok ? TXN_COMMITTED : TXN_ABORTED;
-         if (ok) {
-            write_concern_check (cmd, reply);
-         }
       }
       goto done;
    }
@@ -625,7 +690,17 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       error_reply (reply, DJ_NoSuchTransaction, true, "Transaction %lld has been aborted", txn);
       goto done;
    }
-   bool ok = worker_do (ss->w, JOB_RUN, user, db, cmd, reply);
+   bool ok;
+   if (bson_has_field (cmd, "writeConcern")) {
+      /* a transaction's write concern is commitTransaction's alone; the
+       * failure aborts the transaction, as any failed command of it does
+       * https://www.mongodb.com/docs/manual/core/transactions/#transactions-and-write-concern */
+      error_reply (reply, DJ_InvalidOptions, false,
+                   "writeConcern is not allowed within a multi-statement transaction (txnNumber %lld)", txn);
+      ok = false;
+   } else {
+      ok = worker_do (ss->w, JOB_RUN, user, db, cmd, reply);
+   }
    if (failed (reply, ok)) {
       /* MongoDB aborts a transaction whose command failed; a write
        * conflict is worth retrying from the start, which the label says */

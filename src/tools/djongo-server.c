@@ -4,6 +4,7 @@
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
+ *                 [--setParameter enableTestCommands=1]
  *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
  *
  * --auth: clients authenticate with SCRAM-SHA-256 as a user of the file
@@ -51,6 +52,9 @@ static const char help_text[] =
    "  --message-timeout S     a message must arrive whole within S seconds of its first\n"
    "                          byte (default 30)\n"
    "  --quiet                 no log lines\n"
+  "  --setParameter enableTestCommands=1\n"
+  "                          test commands, as mongod's: configureFailPoint (the\n"
+  "                          failCommand fail point drivers' test suites use)\n"
    "  --add-user USERS-FILE USER\n"
    "                          add or replace USER in the users file (created 0600); the\n"
    "                          file keeps SCRAM keys, never the password\n";
@@ -131,6 +135,15 @@ main (int argc, char **argv)
          o.idle_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--message-timeout") && more) {
          o.message_timeout_s = positive (argv[++i]);
+      } else if (!strcmp (a, "--setParameter") && more) {
+         /* mongod's spelling; the one parameter this server has */
+         const char *p = argv[++i];
+         if (!strcmp (p, "enableTestCommands=1") || !strcmp (p, "enableTestCommands=true")) {
+            o.test_commands = true;
+         } else if (strcmp (p, "enableTestCommands=0") && strcmp (p, "enableTestCommands=false")) {
+            fprintf (stderr, "djongo-server: unknown --setParameter '%s' (only enableTestCommands=0|1)\n", p);
+            return 2;
+         }
       } else if (!strcmp (a, "--quiet")) {
          o.quiet = true;
       } else if (!strcmp (a, "--help") || !strcmp (a, "-h")) {

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/wire/ -> the tree
 CACHE = os.path.join(ROOT, ".cache", "pymongo-sdist")
 
 
