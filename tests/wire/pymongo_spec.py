@@ -39,9 +39,9 @@ SERVER_VERSION = (7, 0, 0)  # what djongo-server reports (handshake.c)
 # that ran (rounded down), and the number of passes reached: a regression
 # that fails tests, or that makes them skip, fails the floor)
 SUITES = {
-    "crud": ("test_crud_unified.py", 98, 301),
+    "crud": ("test_crud_unified.py", 98, 302),
     "transactions": ("test_transactions_unified.py", 100, 179),
-    "sessions": ("test_sessions_unified.py", 46, 13),
+    "sessions": ("test_sessions_unified.py", 100, 28),
     "retryable-reads": ("test_retryable_reads_unified.py", 85, 238),
     "retryable-writes": ("test_retryable_writes_unified.py", 100, 109),
     "index-management": ("test_index_management.py", 100, 15),
