@@ -39,14 +39,14 @@ SERVER_VERSION = (7, 0, 0)  # what djongo-server reports (handshake.c)
 # that ran (rounded down), and the number of passes reached: a regression
 # that fails tests, or that makes them skip, fails the floor)
 SUITES = {
-    "crud": ("test_crud_unified.py", 98, 302),
+    "crud": ("test_crud_unified.py", 100, 307),
     "transactions": ("test_transactions_unified.py", 100, 179),
     "sessions": ("test_sessions_unified.py", 100, 28),
     "retryable-reads": ("test_retryable_reads_unified.py", 85, 238),
     "retryable-writes": ("test_retryable_writes_unified.py", 100, 109),
     "index-management": ("test_index_management.py", 100, 15),
     "collection-management": ("test_collection_management.py", 14, 1),
-    "command-monitoring": ("test_command_monitoring.py", 96, 31),
+    "command-monitoring": ("test_command_monitoring.py", 100, 32),
     "command-logging": ("test_command_logging.py", 96, 26),
 }
 
@@ -61,17 +61,9 @@ NEEDS_SECONDARY = [
 
 # Failures with a known cause: (regex on "Class::test", category, reason).
 KNOWN = [
-    (r"SnapshotSessions", "missing feature",
-     "snapshot sessions: reads at atClusterTime and refusing writes (engine work in progress)"),
     (r"ChangeStreams|[Ww]atch", "missing feature", "change streams ($changeStream)"),
     (r"Timeseries", "missing feature", "time-series collections"),
     (r"ClusteredIndex", "missing feature", "clustered collections (clusteredIndex)"),
-    (r"sort_option_unsupported_\(server-side_error\)", "missing feature",
-     "an unknown field of an update statement (8.0's `sort`) is a writeError from the engine; "
-     "mongod 7.0 refuses the whole command (ok: 0, 40415 before anything runs)"),
-    (r"DuplicateKey_error_is_accessible", "missing feature",
-     "DuplicateKey errors without keyPattern / keyValue (engine work in progress)"),
-    (r"showRecordId_and_returnKey", "missing feature", "find's showRecordId / returnKey (engine work in progress)"),
     (r"Failed_bulk_write_command_log_message", "missing feature",
      "an update pipeline with an unknown stage is refused only when a document matches (mongod parses it first)"),
 ]

@@ -76,6 +76,33 @@ typedef struct {
    bson_t *doc; /* owned copy, NULL when nothing matched */
 } first_t;
 
+/* A DuplicateKey's details for a $merge that found its document
+ * (whenMatched: fail): {keyPattern, keyValue} of the 'on' fields (_id by
+ * default), kept in ctx->error_info for the reply. */
+static void
+merge_key_info (const stage_t *s, const bson_t *d, dj_ctx_t *ctx)
+{
+   bson_t *info = bson_new (), pat, val;
+   bson_iter_t it;
+   BSON_APPEND_DOCUMENT_BEGIN (info, "keyPattern", &pat);
+   for (int k = 0; k < (s->non ? s->non : 1); k++) {
+      BSON_APPEND_INT32 (&pat, s->non ? s->on[k] : "_id", 1);
+   }
+   bson_append_document_end (info, &pat);
+   BSON_APPEND_DOCUMENT_BEGIN (info, "keyValue", &val);
+   for (int k = 0; k < (s->non ? s->non : 1); k++) {
+      const char *f = s->non ? s->on[k] : "_id";
+      if (bson_iter_init (&it, d) && bson_iter_find_descendant (&it, f, &it)) {
+         BSON_APPEND_VALUE (&val, f, bson_iter_value (&it));
+      }
+   }
+   bson_append_document_end (info, &val);
+   if (ctx->error_info) {
+      bson_destroy (ctx->error_info);
+   }
+   ctx->error_info = info;
+}
+
 static bool
 first_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
@@ -151,7 +178,9 @@ dj_agg_run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          bson_t *old = found.doc;
          bson_t *newdoc = NULL;
          if (s->when_matched == 3) {
-            ok = dj_err (r->error, 11000, "$merge with whenMatched: fail found an existing document with the same values for the 'on' fields");
+            /* as the insert mongod makes would fail: the 'on' fields' key */
+            ok = dj_err (r->error, DJ_DuplicateKey, "$merge with whenMatched: fail found an existing document with the same values for the 'on' fields");
+            merge_key_info (s, d, run->ctx);
          } else if (s->when_matched == 2) {
             /* keep existing */
          } else if (s->when_matched == 1) {

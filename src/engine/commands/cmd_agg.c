@@ -119,6 +119,7 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
                     .allow_disk = allow_disk, .bypass_validation = bypass};
    if (!dj_pipeline_run (p, &run, coll, &out, error)) {
+      dj_ctx_error_info (&ctx, error, reply); /* $out/$merge: a DuplicateKey's keyPattern/keyValue (engine.c keeps them) */
       goto done;
    }
    if (writes && !dj_txn_commit (&ctx, error)) {

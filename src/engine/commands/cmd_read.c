@@ -290,7 +290,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = col.items[i]->doc; /* moved */
          col.items[i]->doc = bson_new ();
       }
-      if (show_rid) {
+      if (show_rid && !return_key) { /* returnKey gives the key alone (the command-monitoring spec test) */
          /* https://www.mongodb.com/docs/manual/reference/command/find/ (showRecordId) */
          BSON_APPEND_INT64 (docs[i], "$recordId", (int64_t) col.items[i]->rid);
       }

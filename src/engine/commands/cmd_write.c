@@ -376,8 +376,6 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
                  int64_t *nmod,
                  bson_t *upserted, int *nups, bson_error_t *error)
 {
-   /* no "sort": MongoDB 8.0 added it; 7.0, whose behaviour we follow, refuses it */
-   static const char *const known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c", NULL};
    bson_t q, af_doc;
    bson_iter_t it;
    bool upsert = false, multi = false, has_af = false;
@@ -385,16 +383,6 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
    dj_update_t *u = NULL;
    bool ok = false;
 
-   bson_iter_init (&it, stmt);
-   while (bson_iter_next (&it)) {
-      bool found = false;
-      for (int i = 0; known[i] && !found; i++) {
-         found = !strcmp (known[i], bson_iter_key (&it));
-      }
-      if (!found) {
-         return dj_err (error, DJ_UnknownField, "BSON field 'update.updates.%s' is an unknown field.", bson_iter_key (&it));
-      }
-   }
    if (!get_stmt_doc (stmt, "q", true, &q, error) || !dj_cmd_collation (stmt, error)) {
       return false;
    }
@@ -531,6 +519,7 @@ delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 typedef struct {
    const char *name, *field; /* the command and its array of statements */
    const char *const *known;
+   const char *const *stmt_known; /* a statement's fields (NULL: documents, not statements) */
    bool let;                 /* takes `let` (read first, as MongoDB does) */
    enum { COLL_CREATE, COLL_AT_FIRST_STATEMENT, COLL_IF_EXISTS } coll;
    bool modified;            /* reports nModified and upserted */
@@ -543,9 +532,40 @@ static const char *const delete_known[] = {"deletes", "ordered", "let", NULL};
 /* https://www.mongodb.com/docs/manual/reference/command/insert/
  * https://www.mongodb.com/docs/manual/reference/command/update/
  * https://www.mongodb.com/docs/manual/reference/command/delete/ */
-static const write_kind_t insert_kind = {"insert", "documents", insert_known, false, COLL_CREATE, false, insert_stmt};
-static const write_kind_t update_kind = {"update", "updates", update_known, true, COLL_AT_FIRST_STATEMENT, true, update_stmt};
-static const write_kind_t delete_kind = {"delete", "deletes", delete_known, true, COLL_IF_EXISTS, false, delete_stmt};
+/* no "sort": MongoDB 8.0 added it; 7.0, whose behaviour we follow, refuses it */
+static const char *const update_stmt_known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c",
+                                                NULL};
+static const write_kind_t insert_kind = {"insert", "documents", insert_known, NULL, false, COLL_CREATE, false,
+                                         insert_stmt};
+static const write_kind_t update_kind = {"update", "updates", update_known, update_stmt_known, true,
+                                         COLL_AT_FIRST_STATEMENT, true, update_stmt};
+static const write_kind_t delete_kind = {"delete", "deletes", delete_known, NULL, true, COLL_IF_EXISTS, false,
+                                         delete_stmt};
+
+/* Every statement's fields, before any statement runs: mongod parses the
+ * whole command first, so an unknown field fails the command (ok: 0,
+ * 40415) rather than becoming one statement's writeError. */
+static bool
+check_statements (const write_kind_t *k, const bson_iter_t *stmts, bson_error_t *error)
+{
+   bson_iter_t it = *stmts, f;
+   while (k->stmt_known && bson_iter_next (&it)) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &f)) {
+         continue; /* the statement's own check says what is wrong */
+      }
+      while (bson_iter_next (&f)) {
+         bool found = false;
+         for (int i = 0; k->stmt_known[i] && !found; i++) {
+            found = !strcmp (k->stmt_known[i], bson_iter_key (&f));
+         }
+         if (!found) {
+            return dj_err (error, DJ_UnknownField, "BSON field '%s.%s.%s' is an unknown field.", k->name, k->field,
+                           bson_iter_key (&f));
+         }
+      }
+   }
+   return true;
+}
 
 /* The target collection, as the command needs it before its statements
  * (update_stmt creates it at the first statement). */
@@ -569,7 +589,8 @@ write_command (const write_kind_t *k, dj_engine_t *e, const char *db, const bson
 
    write_cmd_init (&wc, db);
    if ((!k->let || dj_let_parse (cmd, &wc.let, error)) && dj_cmd_target (cmd, db, k->known, &wc.name, error) &&
-       get_array (cmd, k->name, k->field, &stmts, error) && parse_ordered (cmd, &ordered, &wc.bypass, error) &&
+       get_array (cmd, k->name, k->field, &stmts, error) && check_statements (k, &stmts, error) &&
+       parse_ordered (cmd, &ordered, &wc.bypass, error) &&
        dj_txn_begin (e, true, &wc.ctx, error) && load_target (&wc, k, error) &&
        write_cmd_run (&wc, &stmts, ordered, k->stmt, error)) {
       BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
