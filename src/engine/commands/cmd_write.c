@@ -542,6 +542,35 @@ static const write_kind_t update_kind = {"update", "updates", update_known, upda
 static const write_kind_t delete_kind = {"delete", "deletes", delete_known, NULL, true, COLL_IF_EXISTS, false,
                                          delete_stmt};
 
+/* An update pipeline's stages are parsed with the command, as mongod
+ * parses them: a stage that is not a shaping stage fails the whole command
+ * (the command-logging spec's operation-id.json), not one statement. */
+static bool
+check_update_pipeline (const bson_iter_t *u, bson_error_t *error)
+{
+   bson_iter_t it;
+   int i = 0;
+   bson_iter_recurse (u, &it);
+   while (bson_iter_next (&it)) {
+      const char *name = NULL;
+      bson_value_t v;
+      bson_iter_t st;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &st) || !bson_iter_next (&st)) {
+         return dj_err (error, DJ_InvalidOptions, "Invalid update pipeline: stage %d is not a stage", i);
+      }
+      if (!dj_stage_split (&it, &name, &v, error)) {
+         return false;
+      }
+      if (!dj_reshape_is_stage (name)) {
+         return dj_err (error, DJ_InvalidOptions,
+                        "Invalid update pipeline: stage %d is not one of $addFields, $set, $project, $unset, "
+                        "$replaceRoot or $replaceWith", i);
+      }
+      i++;
+   }
+   return true;
+}
+
 /* Every statement's fields, before any statement runs: mongod parses the
  * whole command first, so an unknown field fails the command (ok: 0,
  * 40415) rather than becoming one statement's writeError. */
@@ -561,6 +590,9 @@ check_statements (const write_kind_t *k, const bson_iter_t *stmts, bson_error_t 
          if (!found) {
             return dj_err (error, DJ_UnknownField, "BSON field '%s.%s.%s' is an unknown field.", k->name, k->field,
                            bson_iter_key (&f));
+         }
+         if (!strcmp (bson_iter_key (&f), "u") && BSON_ITER_HOLDS_ARRAY (&f) && !check_update_pipeline (&f, error)) {
+            return false;
          }
       }
    }
