@@ -4,6 +4,7 @@
  * work. Replies follow mongod's shapes (the fields drivers read).
  * https://www.mongodb.com/docs/manual/reference/command/hello/
  */
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -23,12 +24,45 @@ ok (bson_t *reply)
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
 }
 
+/* Awaitable hello (the SDAM spec's streaming monitor): a client that sends
+ * the topologyVersion it last saw and maxAwaitTimeMS is answered when the
+ * topology changes or the time is up. A one-member set's topology never
+ * changes while the process lives, so the answer waits the time (at most
+ * DJ_HELLO_AWAIT_MAX_MS) -- or until the client goes or the server stops
+ * (their sockets wake the poll) -- instead of a monitor polling hello in a
+ * loop.
+ * https://github.com/mongodb/specifications/blob/master/source/server-discovery-and-monitoring/server-monitoring.md#streaming-protocol */
+/* The longest a hello waits, whatever maxAwaitTimeMS says: pymongo does not
+ * cancel an awaitable check when an operation reports a state change (it
+ * only requests a new one), so a longer wait would stall the operations
+ * that need a fresh check for that long -- a second costs an idle monitor
+ * one hello a second, instead of one each round trip. */
+#define DJ_HELLO_AWAIT_MAX_MS 1000
+
+static void
+await_topology_change (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd)
+{
+   bson_iter_t it, tv;
+   int64_t wait_ms;
+   if (!bson_iter_init_find (&it, cmd, "maxAwaitTimeMS") || !BSON_ITER_HOLDS_NUMBER (&it) ||
+       (wait_ms = bson_iter_as_int64 (&it)) <= 0 || !bson_iter_init_find (&it, cmd, "topologyVersion") ||
+       !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &tv) || !bson_iter_find (&tv, "processId") ||
+       !BSON_ITER_HOLDS_OID (&tv) || !bson_oid_equal (bson_iter_oid (&tv), &srv->process_id)) {
+      return; /* not awaitable, or another process's version: answer now */
+   }
+   if (wait_ms > DJ_HELLO_AWAIT_MAX_MS) {
+      wait_ms = DJ_HELLO_AWAIT_MAX_MS;
+   }
+   struct pollfd p = {c->fd, POLLIN | POLLRDHUP, 0};
+   poll (&p, 1, (int) wait_ms);
+}
+
 static void
 hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd, bson_t *reply)
 {
    bson_t hosts, tv;
-   bson_oid_t pid;
-   bson_oid_init_from_string (&pid, "000000000000000000000000");
+   const bson_oid_t *pid = &srv->process_id;
+   await_topology_change (srv, c, cmd);
    /* a one-member replica set: drivers then offer sessions and transactions.
     * hosts is the address this client reached us at, so a driver's
     * discovery converges on an address it can reach. */
@@ -38,7 +72,7 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
       BSON_APPEND_BOOL (reply, "isWritablePrimary", true);
    }
    BSON_APPEND_DOCUMENT_BEGIN (reply, "topologyVersion", &tv);
-   BSON_APPEND_OID (&tv, "processId", &pid);
+   BSON_APPEND_OID (&tv, "processId", pid);
    BSON_APPEND_INT64 (&tv, "counter", 0);
    bson_append_document_end (reply, &tv);
    BSON_APPEND_UTF8 (reply, "setName", "djongo");

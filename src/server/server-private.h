@@ -62,6 +62,7 @@ struct dj_server {
    atomic_bool stopping;
    atomic_int next_request_id;
    int64_t started_ms;
+   bson_oid_t process_id; /* hello's topologyVersion.processId: new each start */
    pthread_mutex_t mu;  /* guards conns, nconns, next_conn_id */
    pthread_cond_t idle; /* signalled when nconns drops to 0 */
    dj_conn_t *conns;

@@ -378,6 +378,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->tcp_fd = srv->unix_fd = -1;
    srv->wake[0] = srv->wake[1] = -1;
    srv->started_ms = (int64_t) time (NULL) * 1000;
+   bson_oid_init (&srv->process_id, NULL);
    atomic_init (&srv->stopping, false);
    atomic_init (&srv->next_request_id, 1);
    pthread_mutex_init (&srv->mu, NULL);

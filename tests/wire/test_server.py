@@ -283,3 +283,30 @@ def test_help_and_version():
         p = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0 and text in p.stdout, (args, p.stdout, p.stderr)
     assert subprocess.run([TOOL, "--no-such-option"], capture_output=True, text=True, timeout=30).returncode == 2
+
+
+def test_awaitable_hello(server):
+    """A monitor's hello with the topologyVersion it saw and maxAwaitTimeMS
+    is answered when the topology changes or the time is up -- a one-member
+    set never changes, so after the time -- instead of at once (an idle
+    client used to poll hello in a loop). processId is this process's."""
+    import time
+    import bson as _bson
+    with pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000) as c:
+        tv = c.admin.command("hello")["topologyVersion"]
+        assert tv["processId"] != _bson.ObjectId("0" * 24) and tv["counter"] == 0
+        start = time.monotonic()
+        r = c.admin.command("hello", topologyVersion=tv, maxAwaitTimeMS=700)
+        assert time.monotonic() - start >= 0.6 and r["topologyVersion"] == tv
+        start = time.monotonic()
+        c.admin.command("hello", topologyVersion=tv, maxAwaitTimeMS=10000)
+        assert 0.9 <= time.monotonic() - start < 5  # a second at most (handshake.c: DJ_HELLO_AWAIT_MAX_MS)
+        start = time.monotonic()
+        c.admin.command("hello", topologyVersion={"processId": _bson.ObjectId(), "counter": 0}, maxAwaitTimeMS=5000)
+        assert time.monotonic() - start < 2.5  # another process's version: answered at once
+    other = Server(server.proc.args[2] + "-other")
+    try:
+        with pymongo.MongoClient(other.uri, serverSelectionTimeoutMS=5000) as c:
+            assert c.admin.command("hello")["topologyVersion"]["processId"] != tv["processId"]
+    finally:
+        assert other.stop() == 0
