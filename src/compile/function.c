@@ -435,6 +435,9 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       }
       return cx_template (cx, "{'$arrayToObject': ['@0']}", CX_ARGS (CX_FN (json_object_pairs, e)), parent, key);
    }
+   if (!strcmp (f, "JSON_ARRAY")) { /* JSON_ARRAY(a, ...): the values in an array, NULL as null (Django's JSONArray) */
+      return append_args_array (cx, e, parent, key);
+   }
    if (!strcmp (f, "JSON_GET") && n == 2) {
       return json_get (cx, e, parent, key);
    }
