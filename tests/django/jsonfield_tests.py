@@ -4,7 +4,7 @@ reads them, has_key*, key__isnull, key lookups, contains / contained_by,
 ordering and annotations by key, JSONObject, encoder/decoder, inspectdb.
 Each query's answer is what Django's other backends give (its docs:
 https://docs.djangoproject.com/en/5.2/topics/db/queries/#querying-jsonfield).
-Run in a process of its own (test_jsonfield.py); models: jsonapp/models.py."""
+Run in a process of its own (test_models.py); models: jsonapp/models.py."""
 import datetime
 import io
 import pathlib
@@ -34,18 +34,14 @@ from django.db.models.fields.json import KT, KeyTransform  # noqa: E402
 from django.db.models.functions import JSONObject, Upper  # noqa: E402
 from django.test import TestCase  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
-
 from jsonapp.models import Doc, Strict  # noqa: E402
 
-_db_ready = False
 
-
-def setUpModule():
-    global _db_ready
-    if not _db_ready:
-        setup_test_environment()
-        connection.creation.create_test_db(verbosity=0, autoclobber=True)
-        _db_ready = True
+@pytest.fixture(scope="module", autouse=True)
+def test_database():
+    """One test database for the module; each TestCase rolls back its own."""
+    setup_test_environment()
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
 
 
 def names(qs):
