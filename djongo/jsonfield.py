@@ -40,6 +40,7 @@ follow PostgreSQL's ``@>`` / ``<@``, except that a document inside a
 list is compared whole.
 """
 from django.db.models import lookups as builtin
+from django.db.models.expressions import Col
 from django.db.models.fields import json as dj
 
 from djongo._values import UNDEFINED
@@ -67,8 +68,54 @@ def _expr_path(expr, compiler):
     return sql, list(params)
 
 
+def _dot_path(transform, compiler):
+    """(sql, params) of a KeyTransform chain on a column as djongo's MongoDB
+    path, ``col -> 'a' -> 0`` (``col.a.0``), or None when a key cannot be a
+    MongoDB path step ('a.b', '$x', ''). That path is what MongoDB indexes,
+    and in a filter it matches a superset of the JSON path's rows (it also
+    reaches through arrays and matches an array's elements)."""
+    lhs, params, keys = transform.preprocess_lhs(compiler, compiler.connection)
+    root = transform
+    while isinstance(root, dj.KeyTransform):
+        root = root.lhs
+    if not isinstance(root, Col) or any(not k or "." in k or k.startswith("$") or "\0" in k for k in keys):
+        return None
+    return "%s%s" % (lhs, "".join(" -> %s" % key_sql(k) for k in keys)), list(params)
+
+
 def key_transform(self, compiler, connection):
+    if not compiler.query.alias_cols:
+        # an index or constraint expression (Django compiles those with
+        # Query(model, alias_cols=False)): MongoDB indexes the dot path,
+        # which the filters below use (_indexed)
+        path = _dot_path(self, compiler)
+        if path is not None:
+            return path
     return _path(self, compiler)
+
+
+def _indexed(lookup, compiler, strict_sql, strict_params, op, rhs_params):
+    """``(col -> 'a' <op> AND <strict>)``: the JSON path's condition led by
+    the same condition on the MongoDB path, a filter an index on
+    ``Index("value__a")`` serves; the first can only keep rows the second
+    would, so the answer is the strict one's."""
+    if not isinstance(lookup.lhs, dj.KeyTransform):
+        return strict_sql, strict_params
+    dot = _dot_path(lookup.lhs, compiler)
+    if dot is None:
+        return strict_sql, strict_params
+    return "(%s %s AND %s)" % (dot[0], op, strict_sql), [*dot[1], *rhs_params, *strict_params]
+
+
+def key_in(self, compiler, connection):
+    """``value__a__in=[...]``: Django's IN, index-assisted (_indexed)."""
+    lhs, lhs_params = self.process_lhs(compiler, connection)
+    rhs, rhs_params = self.process_rhs(compiler, connection)
+    op = self.get_rhs_op(connection, rhs)
+    params = [*lhs_params, *rhs_params]
+    if rhs.replace("%s", "").strip("(), "):  # an expression among the values: no filter form
+        return "%s %s" % (lhs, op), params
+    return _indexed(self, compiler, "%s %s" % (lhs, op), params, op, rhs_params)
 
 
 def _has(container, key, params, index):
@@ -125,6 +172,8 @@ def json_exact(self, compiler, connection):
         # matches the array ['x', 'y']: not equality
         # (https://www.mongodb.com/docs/manual/tutorial/query-arrays/)
         return "(%s = %s AND JSON_TYPE(%s) <> 'array')" % (lhs, rhs, lhs), [*params, *lhs_params]
+    if rhs == "%s":
+        return _indexed(self, compiler, "%s = %s" % (lhs, rhs), params, "= %s", rhs_params)
     return "%s = %s" % (lhs, rhs), params
 
 
@@ -215,6 +264,7 @@ dj.KeyTransform.as_djongo = key_transform
 dj.HasKeyLookup.as_djongo = has_key
 dj.JSONExact.as_djongo = json_exact
 dj.KeyTransformIsNull.as_djongo = key_is_null
+dj.KeyTransformIn.as_djongo = key_in
 dj.DataContains.as_djongo = data_contains
 dj.ContainedBy.as_djongo = contained_by
 builtin.IsNull.as_djongo = column_is_null

@@ -27,6 +27,7 @@ if not settings.configured:
     django.setup()
 
 import pytest  # noqa: E402
+from bson import json_util  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import IntegrityError, connection  # noqa: E402
 from django.db.models import Count, F, JSONField, Q, Value  # noqa: E402
@@ -34,6 +35,7 @@ from django.db.models.fields.json import KT, KeyTransform  # noqa: E402
 from django.db.models.functions import JSONObject, Upper  # noqa: E402
 from django.test import TestCase  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
+from djongo import driver  # noqa: E402
 from jsonapp.models import Doc, Strict  # noqa: E402
 
 
@@ -213,6 +215,16 @@ class QueryTests(TestCase):
         assert [(c["value__k__l"], c["n"]) for c in counts] == [("m", 1), ("n", 1)]
         assert names(Doc.objects.filter(Q(value__a="b") | Q(value__c=3))) == ["obj", "obj2"]
         assert names(Doc.objects.annotate(a=F("value__a")).filter(a="B")) == ["obj2"]
+
+    def test_an_index_on_a_key_serves_its_filters(self):
+        indexes = connection.command({"listIndexes": Doc._meta.db_table})["cursor"]["firstBatch"]
+        assert {"value.a": 1} in [dict(i["key"]) for i in indexes]
+        for qs in (Doc.objects.filter(value__a="b"), Doc.objects.filter(value__a__in=["b", "c"])):
+            sql, params = qs.query.sql_with_params()
+            cmd = json_util.loads(driver.translate(sql, list(params), connection.settings_dict["NAME"])[0])
+            plan = connection.command({"explain": {"find": cmd["find"], "filter": cmd["filter"]}})
+            assert "doc_value_a" in json_util.dumps(plan["queryPlanner"]["winningPlan"])
+            assert names(qs) == ["obj"]
 
     def test_json_object(self):
         got = Doc.objects.filter(name="obj2").annotate(o=JSONObject(name=Upper("name"), a="value__a")).get().o

@@ -24,6 +24,9 @@ class Doc(models.Model):
     value = models.JSONField(null=True, blank=True)
     custom = models.JSONField(null=True, encoder=DjangoJSONEncoder, decoder=UUIDDecoder)
 
+    class Meta:
+        indexes = [models.Index(models.F("value__a"), name="doc_value_a")]  # MongoDB's {"value.a": 1}
+
 
 class Strict(models.Model):
     value = models.JSONField()  # NOT NULL: a JSON null is a value, SQL NULL is not
