@@ -97,8 +97,8 @@ def key_transform(self, compiler, connection):
 def _indexed(lookup, compiler, strict_sql, strict_params, op, rhs_params):
     """``(col -> 'a' <op> AND <strict>)``: the JSON path's condition led by
     the same condition on the MongoDB path, a filter an index on
-    ``Index("value__a")`` serves; the first can only keep rows the second
-    would, so the answer is the strict one's."""
+    ``Index("value__a")`` serves. Every row the strict condition keeps, the
+    MongoDB path's keeps too, so the answer is the strict one's."""
     if not isinstance(lookup.lhs, dj.KeyTransform):
         return strict_sql, strict_params
     dot = _dot_path(lookup.lhs, compiler)
