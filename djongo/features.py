@@ -38,8 +38,12 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # fallback (durations as microseconds, time as ISO text).
     has_native_uuid_field = True
     has_native_duration_field = False
-    has_native_json_field = False
-    supports_json_field = False
+    # Django's JSONField: stored as BSON, not JSON text (djongo/jsonfield.py);
+    # "native" tells Django not to parse key-lookup values as JSON text
+    has_native_json_field = True
+    supports_json_field = True
+    supports_json_field_contains = True
+    json_key_contains_list_matching_requires_list = True  # PostgreSQL's @>: [{'f': 'g'}], not {'f': 'g'}
     supports_timezones = False
     supports_microsecond_precision = False  # BSON dates hold milliseconds
     has_zoneinfo_database = True

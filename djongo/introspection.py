@@ -51,11 +51,11 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         "datetime": "DateTimeField",
         "time": "TimeField",
         "uuid": "UUIDField",
-        # documents, arrays and any BSON value: djongo.models' fields (a
-        # dotted name is written as is by inspectdb; add `import djongo.models`)
-        "document": "djongo.models.JSONField",
-        "array": "djongo.models.JSONField",
-        "json": "djongo.models.JSONField",
+        # documents, arrays and any other BSON value: Django's JSONField,
+        # which djongo stores as BSON (inspectdb's `models.JSONField`)
+        "document": "JSONField",
+        "array": "JSONField",
+        "json": "JSONField",
         "objectid": "djongo.models.ObjectIdField",
     }
 

@@ -14,11 +14,13 @@ import json
 import uuid
 
 from django.conf import settings
-from django.db import NotSupportedError
+from django.db import DataError, NotSupportedError
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 from django.db.backends.utils import split_tzname_delta
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
+
+from djongo._values import UNDEFINED
 
 
 def _sql_literal(value):
@@ -248,6 +250,21 @@ class DatabaseOperations(BaseDatabaseOperations):
     def adapt_ipaddressfield_value(self, value):
         return value or None
 
+    def adapt_json_value(self, value, encoder):
+        """A JSONField's value as BSON: the JSON data itself (a dict a
+        document, a list an array), made plain JSON first as Django's other
+        backends do (the encoder's output; tuples as lists, keys as text; a
+        value JSON cannot hold raises TypeError), so what is stored is what
+        json.loads would give back. JSON null, which Django passes here and
+        never SQL NULL, is BSON undefined: why, in djongo/jsonfield.py."""
+        if value is None:
+            return UNDEFINED
+        text = json.dumps(value, cls=encoder)
+        try:
+            return json.loads(text)
+        except ValueError as e:
+            raise DataError("the JSONField's encoder gave text that is not JSON: %s" % e) from e
+
     # ---- BSON -> Python ----
 
     def get_db_converters(self, expression):
@@ -271,7 +288,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         return converters
 
     def convert_jsonfield_value(self, value, expression, connection):
-        if value is None or isinstance(value, str):
+        """The stored BSON as the JSON text Django's JSONField.from_db_value
+        parses (with the field's decoder): a string is a JSON string."""
+        if value is None:
             return value
         from django.core.serializers.json import DjangoJSONEncoder
 

@@ -94,7 +94,9 @@ def document_path(model, expression):
         expression = expression.expression
     if not isinstance(expression, F):
         return False
-    from djongo.models.fields import ArrayField, EmbeddedField, JSONField
+    from django.db.models import JSONField
+
+    from djongo.models.fields import ArrayField, EmbeddedField
 
     head, _, rest = expression.name.partition("__")
     try:
@@ -127,16 +129,7 @@ class DatabaseValidation(BaseDatabaseValidation):
         return errors
 
     def check_field_type(self, field, field_type):
-        from django.db.models import JSONField as DjangoJSONField
-
-        from djongo.models.fields import JSONField
-
         errors = []
-        if isinstance(field, DjangoJSONField) and not isinstance(field, JSONField):
-            errors.append(checks.Error(
-                "Django's models.JSONField stores JSON text, which djongo does not do.", obj=field,
-                hint="use djongo.models.JSONField: the same field, stored as a BSON document MongoDB can query",
-                id="djongo.E015"))
         if field.db_index and field.get_internal_type() == "BinaryField":
             errors.append(checks.Warning(
                 "djongo indexes binary fields by their bytes; a db_index on a BinaryField is rarely useful.",

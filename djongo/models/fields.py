@@ -555,50 +555,27 @@ class GenericObjectIdField(ObjectIdField):
 
 
 class JSONField(models.JSONField):
-    """Django's JSONField, stored as BSON (a dict is a sub-document, a list
-    an array) instead of JSON text, so MongoDB queries and indexes see it.
-
-    Lookups: ``data__a__b=1`` (paths; an integer step indexes an array),
-    ``data__contains={'a': 1}``, ``data__has_key``, ``has_keys``,
-    ``has_any_keys``, ``data__a__isnull=True`` (the key is absent). A value
-    that is JSON null is stored as BSON null, which reads as SQL NULL."""
+    """Django's JSONField, which djongo stores as BSON (a dict is a
+    sub-document, a list an array) with its lookups, transforms and JSON
+    null (djongo/jsonfield.py); this one differs in reading values back as
+    they are stored, without JSON text and a decoder, and in storing the
+    BSON values Python gives it (an ObjectId, a datetime) as they are
+    rather than refusing what JSON cannot hold -- documents other MongoDB
+    tools write keep their types."""
 
     stored_as_bson = True  # operations.py: no JSON-text converter for this one
-
-    def _check_supported(self, databases):
-        return []  # stored natively: no JSON column support needed
 
     def deconstruct(self):
         name, path, args, kwargs = super().deconstruct()
         return name, "djongo.models.JSONField", args, kwargs
 
     def get_db_prep_value(self, value, connection, prepared=False):
-        if hasattr(value, "as_sql") or hasattr(value, "resolve_expression"):
-            return value
-        if self.encoder is not None and value is not None:
-            import json
-
-            value = json.loads(json.dumps(value, cls=self.encoder))
-        return value
-
-    def get_db_prep_save(self, value, connection):
-        return self.get_db_prep_value(value, connection)
+        if value is None or self.encoder is not None:
+            return super().get_db_prep_value(value, connection, prepared)
+        return value if prepared else self.get_prep_value(value)
 
     def from_db_value(self, value, expression, connection):
         return value
-
-    def get_transform(self, name):
-        transform = models.Field.get_transform(self, name)
-        if transform:
-            return transform
-        return _PathFactory(name, self)
-
-
-for _lookup in (lookups.DocumentExact, lookups.DataContains, lookups.HasKey, lookups.HasKeys, lookups.HasAnyKeys,
-                lookups.KeyIsNull):
-    JSONField.register_lookup(_lookup)
-JSONField.register_lookup(models.lookups.IContains)  # Django's JSON ones compare JSON text
-JSONField.register_lookup(models.lookups.IExact)
 
 
 from djongo.models.references import ArrayReferenceField  # noqa: E402  (uses the fields above)

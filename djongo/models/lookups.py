@@ -11,7 +11,7 @@ so no key can turn into an operator. Values stay bound parameters.
 """
 from django.db import NotSupportedError
 from django.db.models import BooleanField, IntegerField, Lookup, Transform
-from django.db.models.lookups import Exact, IsNull
+from django.db.models.lookups import Exact
 
 
 def key_sql(key):
@@ -43,43 +43,6 @@ def _literal_rhs(lookup, what):
     if hasattr(lookup.rhs, "resolve_expression"):
         raise NotSupportedError("%s takes a value, not an expression" % what)
     return lookup.rhs
-
-
-def _key_type_sql(compiler, lhs, key):
-    sql, params = compiler.compile(lhs)
-    return "JSON_TYPE(%s -> %s)" % (sql, key_sql(key)), params
-
-
-class HasKey(Lookup):
-    """``data__has_key='a'``: the key is present, even holding null
-    (JSON_TYPE is 'missing' only for an absent path)."""
-
-    lookup_name = "has_key"
-    prepare_rhs = False
-    joiner = " AND "
-
-    def keys(self):
-        rhs = _literal_rhs(self, self.lookup_name)
-        return [rhs] if self.lookup_name == "has_key" else list(rhs)
-
-    def as_sql(self, compiler, connection):
-        parts, params = [], []
-        for key in self.keys():
-            sql, p = _key_type_sql(compiler, self.lhs, key)
-            parts.append("%s <> 'missing'" % sql)
-            params.extend(p)
-        if not parts:
-            return ("1 = 1", []) if self.joiner == " AND " else ("1 = 0", [])
-        return "(%s)" % self.joiner.join(parts), params
-
-
-class HasKeys(HasKey):
-    lookup_name = "has_keys"
-
-
-class HasAnyKeys(HasKey):
-    lookup_name = "has_any_keys"
-    joiner = " OR "
 
 
 def _containment(lhs_sql, value, field, connection):
@@ -135,17 +98,6 @@ class DocumentExact(Exact):
         if hasattr(self.rhs, "resolve_expression"):
             return super().process_rhs(compiler, connection)
         return "%s", [self.lhs.output_field.get_db_prep_value(self.rhs, connection, prepared=False)]
-
-
-class KeyIsNull(IsNull):
-    """``data__a__isnull=True``: the key is absent (a key holding null is
-    present, as Django's JSONField reads it)."""
-
-    def as_sql(self, compiler, connection):
-        if not isinstance(self.lhs, PathTransform) or not isinstance(self.rhs, bool):
-            return super().as_sql(compiler, connection)
-        sql, params = compiler.compile(self.lhs)
-        return "JSON_TYPE(%s) %s 'missing'" % (sql, "=" if self.rhs else "<>"), params
 
 
 class ArrayLength(Transform):

@@ -113,8 +113,12 @@ bool cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson
  * (LIMIT, a unit name...): `what` names it in the error otherwise. */
 bool cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out);
 bool cx_const_is_null (cx_t *cx, const dj_expr_t *e);
-/* Appends a constant's value as-is (a query value, a document to insert). */
+/* Appends a constant's value as a query value (BSON undefined as null). */
 bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* Appends a constant's value as a value to store (INSERT VALUES, UPDATE
+ * SET): as it is, BSON undefined included -- a JSON column's JSON null
+ * (djongo/operations.py: adapt_json_value), kept apart from SQL NULL. */
+bool cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 
 /* Does col name a column of the enclosing query (a correlated reference)? */
 bool cx_is_outer (cx_t *cx, const dj_expr_t *col);

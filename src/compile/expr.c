@@ -142,6 +142,14 @@ cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return BSON_APPEND_VALUE (parent, key, v);
 }
 
+bool
+cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   return cx_const_value (cx, e, &tmp, &v) && BSON_APPEND_VALUE (parent, key, v);
+}
+
 /* {$literal: v}: see the file comment. Plain numbers, booleans and null
  * need no wrapping and read better in `djongo-sql translate`. */
 static bool

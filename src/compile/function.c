@@ -126,6 +126,11 @@ cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       n--;
    }
    snprintf (base, sizeof base, "%.*s", (int) n, e->name);
+   if (!strcmp (base, "JSON")) {
+      /* a JSON column holds any BSON value as it is (Django's
+       * Cast(x, JSONField())): nothing to convert */
+      return cx_agg_value (cx, e->a, parent, key);
+   }
    for (int i = 0; cast_types[i].sql; i++) {
       if (!strcmp (base, cast_types[i].sql)) {
          return cx_template (cx, "{'$convert': {'input': '@0', 'to': '@1', 'onNull': null}}",
@@ -275,6 +280,34 @@ json_object_pairs (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
    return append_pairs (cx, e, "['@0', '@1']", false, parent, key);
 }
 
+/* JSON_GET(x, key): one step of a JSON path, as JSON reads it (Django's
+ * JSONField, djongo/jsonfield.py) -- unlike `col -> 'key'`, whose field
+ * path reaches through arrays ("$a.k" is every element's k): a string key
+ * is a field of a document ($getField, so any key: "a.b", "$x"), an integer
+ * an index into an array (counted from the end when negative, as
+ * $arrayElemAt does); anything else, or no such field or element, is
+ * missing ($$REMOVE), which JSON_TYPE reads as 'missing' and a row as NULL.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/getField/ */
+static bool
+json_get (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   const dj_expr_t *step = e->args.v[1];
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_const_arg (cx, step, "a JSON_GET key", &tmp, &v)) {
+      return false;
+   }
+   bool index = v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64;
+   if (!index && v->value_type != BSON_TYPE_UTF8) {
+      return cx_unsupported (cx, step->pos, "a JSON_GET key that is neither a string nor an integer");
+   }
+   return cx_template (cx, index ? "{'$let': {'vars': {'j': '@0'}, 'in': {'$cond': [{'$isArray': '$$j'}, "
+                                   "{'$arrayElemAt': ['$$j', '@1']}, '$$REMOVE']}}}"
+                                 : "{'$let': {'vars': {'j': '@0'}, 'in': {'$cond': [{'$eq': [{'$type': '$$j'}, 'object']}, "
+                                   "{'$getField': {'field': {'$literal': '@1'}, 'input': '$$j'}}, '$$REMOVE']}}}",
+                       CX_ARGS (CX_VALUE (e->args.v[0]), CX_CONST (step)), parent, key);
+}
+
 /* Scalar functions of the dialect: one row each, an operator ({op: x},
  * {op: [x, y, ...]}) or, for what MongoDB has no operator for, a template
  * whose "@<i>" is argument i. */
@@ -329,6 +362,14 @@ static const struct {
     * presence: a key holding null exists), and an array's length */
    {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},
    {"JSON_ARRAY_LENGTH", 1, 1, NULL, "{'$cond': [{'$isArray': '@0'}, {'$size': '@0'}, null]}", true},
+   /* a document's keys as an array, [] for anything else (NULL included:
+    * it has no keys); whether every element of one array is in another
+    * (NULL unless both are arrays): Django's has_key and contained_by
+    * (djongo/jsonfield.py) */
+   {"JSON_KEYS", 1, 1, NULL, "{'$cond': [{'$eq': [{'$type': '@0'}, 'object']}, "
+                   "{'$map': {'input': {'$objectToArray': '@0'}, 'in': '$$this.k'}}, []]}", false},
+   {"ARRAY_SUBSET", 2, 2, NULL, "{'$cond': [{'$and': [{'$isArray': '@0'}, {'$isArray': '@1'}]}, "
+                      "{'$setIsSubset': ['@0', '@1']}, null]}", false},
    {NULL, 0, 0, NULL, NULL, false}};
 
 /* Aggregates are handled by the $group rewrite (agg_group_ref); here they
@@ -393,6 +434,12 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
          return cx_unsupported (cx, e->pos, "JSON_OBJECT() with an odd number of arguments");
       }
       return cx_template (cx, "{'$arrayToObject': ['@0']}", CX_ARGS (CX_FN (json_object_pairs, e)), parent, key);
+   }
+   if (!strcmp (f, "JSON_ARRAY")) { /* JSON_ARRAY(a, ...): the values in an array, NULL as null (Django's JSONArray) */
+      return append_args_array (cx, e, parent, key);
+   }
+   if (!strcmp (f, "JSON_GET") && n == 2) {
+      return json_get (cx, e, parent, key);
    }
    if (!strcmp (f, "REPLACE") && n == 3) { /* every occurrence, as SQL's REPLACE(s, from, to) */
       return agg_template (cx, e, "{'$replaceAll': {'input': '@0', 'find': '@1', 'replacement': '@2'}}", true, parent,

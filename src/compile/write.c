@@ -7,7 +7,9 @@
  *   DELETE FROM t WHERE ...                       {delete: t, deletes: [{q, limit: 0}]}
  *
  * A NULL value is stored as null (not left out): `IS NULL` matches both,
- * and the document then shows every column the row was given.
+ * and the document then shows every column the row was given. A parameter
+ * that is BSON undefined is stored as undefined: a JSON column's top-level
+ * JSON null, which must stay apart from SQL NULL (djongo/operations.py).
  * Integer primary keys are the driver's (a counter per table, issue 6): the
  * compiler inserts what the SQL names.
  */
@@ -59,7 +61,7 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
             break;
          }
          cx_idx_t ck;
-         ok = cx_append_const (cx, v, &doc, cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c]);
+         ok = cx_append_stored (cx, v, &doc, cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c]);
       }
       bson_append_document_end (&docs, &doc);
    }
@@ -154,7 +156,7 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
    bool ok = write_filter (cx, st, &up);
    for (int i = 0; ok && i < st->sets.n; i++) {
       const dj_item_t *it = st->sets.v[i];
-      ok = all_const ? cx_append_const (cx, it->expr, &set, it->alias) : cx_agg_value (cx, it->expr, &set, it->alias);
+      ok = all_const ? cx_append_stored (cx, it->expr, &set, it->alias) : cx_agg_value (cx, it->expr, &set, it->alias);
    }
    /* not all constants: a pipeline of one $set stage, where every
     * right-hand side sees the row before the UPDATE, as SQL requires

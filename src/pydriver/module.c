@@ -26,7 +26,9 @@
  * MongoDB keeps milliseconds), datetime.date (midnight UTC), datetime.time
  * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
  * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
- * tuple (array). BSON -> Python: the reverse, dates as naive UTC datetimes.
+ * tuple (array), djongo._values.Undefined (BSON undefined: a JSON column's
+ * JSON null, kept apart from SQL NULL). BSON -> Python: the reverse, dates
+ * as naive UTC datetimes, undefined as None.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -42,7 +44,7 @@
 static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
 static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
    *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
-static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type;
+static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type;
 
 /* ---- errors: mapped once ---- */
 
@@ -201,6 +203,9 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       bool ok = append_py (b, key, s, depth + 1);
       Py_DECREF (s);
       return ok;
+   }
+   if (PyObject_IsInstance (v, Undefined_type) == 1) {
+      return bson_append_undefined (b, key, -1);
    }
    if (PyObject_IsInstance (v, Decimal_type) == 1) {
       PyObject *s = PyObject_Str (v);
@@ -1096,7 +1101,8 @@ PyInit__driver (void)
        !(Exc_NotSupportedError = import_attr ("djongo._exceptions", "NotSupportedError")) ||
        !(Exc_InterfaceError = import_attr ("djongo._exceptions", "InterfaceError")) ||
        !(Exc_InternalError = import_attr ("djongo._exceptions", "InternalError")) ||
-       !(Decimal_type = import_attr ("decimal", "Decimal")) || !(UUID_type = import_attr ("uuid", "UUID"))) {
+       !(Decimal_type = import_attr ("decimal", "Decimal")) || !(UUID_type = import_attr ("uuid", "UUID")) ||
+       !(Undefined_type = import_attr ("djongo._values", "Undefined"))) {
       return NULL;
    }
    /* bson.ObjectId (pymongo's) is the ecosystem's ObjectId; without pymongo,

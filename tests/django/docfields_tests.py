@@ -34,7 +34,7 @@ import bson  # noqa: E402
 import pytest  # noqa: E402
 from django import forms  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
-from django.db import IntegrityError, NotSupportedError, connection, transaction  # noqa: E402
+from django.db import IntegrityError, connection, transaction  # noqa: E402
 from django.db.models.deletion import ProtectedError  # noqa: E402
 from django.test import TestCase  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
@@ -266,10 +266,14 @@ class JSONFieldTests(TestCase):
         assert list(Entry.objects.order_by("data__a__b").filter(data__a__b__gt=0).values_list("data__a__b", flat=True)) \
             == [1, 2]
 
-    def test_hostile_keys_are_refused_not_interpreted(self):
-        for key in ("$where", "a.b", ""):
-            with pytest.raises(NotSupportedError):
-                list(Entry.objects.filter(**{"data__%s" % key if key else "data__": 1}))
+    def test_hostile_keys_are_keys_not_operators(self):
+        # a key is a value of the path (JSON_GET: $getField with $literal),
+        # never a MongoDB path or operator
+        h = Entry.objects.create(headline="h", address={"city": "P"}, data={"$where": 1, "a.b": 2, "": 3})
+        for key, value in (("$where", 1), ("a.b", 2), ("", 3)):
+            assert ids(Entry.objects.filter(**{"data__%s" % key: value})) == [h.id]
+            assert ids(Entry.objects.filter(data__has_key=key)) == [h.id]
+        assert ids(Entry.objects.filter(data__a__b=2)) == [self.b.id]  # "a" -> "b", not the key "a.b"
 
 
 class DjongoManagerTests(TestCase):

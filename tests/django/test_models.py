@@ -1,18 +1,22 @@
-"""djongo.models' tests (docfields_tests.py) in a pytest process of their
-own: they configure Django's settings for their app (tests/django/docfields)
-at import, which would clash with the other modules that configure Django
-differently in the same process (tests/sql's corpus). Every test's result
-is printed; any failure fails this one."""
+"""djongo.models' tests (docfields_tests.py) and those of Django's own
+JSONField (jsonfield_tests.py), each suite in a pytest process of its own:
+they configure Django's settings for their app (tests/django/docfields,
+tests/django/jsonapp) at import, which would clash with the other modules
+that configure Django differently in the same process (tests/sql's corpus).
+Every test's result is printed; any failure fails the suite's test."""
 import pathlib
 import subprocess
 import sys
 
+import pytest
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def test_document_fields_suite():
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-                        str(HERE / "docfields_tests.py")], capture_output=True, text=True, timeout=600, cwd=HERE)
+@pytest.mark.parametrize("suite", ["docfields_tests.py", "jsonfield_tests.py"])
+def test_suite(suite):
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(HERE / suite)],
+                       capture_output=True, text=True, timeout=600, cwd=HERE)
     print(p.stdout[-20000:])
     assert p.returncode == 0, p.stdout[-20000:] + p.stderr[-5000:]
     assert " passed" in p.stdout.splitlines()[-1]

@@ -428,6 +428,36 @@ def test_functions_sqlite_lacks(tmp_path):
         eng.close()
 
 
+def test_json_functions(tmp_path):
+    """The JSON functions Django's JSONField compiles to (djongo/jsonfield.py),
+    which SQLite spells otherwise: known answers. JSON_GET steps into a
+    document by key or an array by index and nowhere else (no reaching
+    through arrays, missing -> NULL); JSON_KEYS is [] for a non-document;
+    ARRAY_SUBSET is NULL unless both sides are arrays; a parameter that is
+    BSON undefined is stored as undefined (a JSON column's JSON null)."""
+    eng = Engine(tmp_path / "j")
+    try:
+        eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "v" json NULL)', [])
+        rows = [{"a": {"b": [10, {"c": "x"}]}, "k.e": 1, "$d": 2}, [{"a": 1}, 5], {"$undefined": True}, None]
+        for i, v in enumerate(rows):
+            assert "error" not in eng.run('INSERT INTO "t" ("id", "v") VALUES (%s, %s)', [i, v])
+        res = eng.run('SELECT JSON_GET(JSON_GET(JSON_GET("t"."v", \'a\'), \'b\'), 1), JSON_GET("t"."v", \'a\'), '
+                      'JSON_GET("t"."v", 1), JSON_GET("t"."v", \'k.e\'), JSON_GET("t"."v", \'$d\'), '
+                      'JSON_KEYS("t"."v"), ARRAY_SUBSET(%s, JSON_KEYS("t"."v")), ARRAY_SUBSET("t"."v", %s), '
+                      'JSON_TYPE("t"."v"), JSON_ARRAY("t"."id", NULL), CAST("t"."v" AS json) = "t"."v" '
+                      'FROM "t" ORDER BY "t"."id"', [["a", "$d"], [5, {"a": 1}, 6]])
+        assert "error" not in res, res
+        assert res["rows"] == [
+            [{"c": "x"}, {"b": [10, {"c": "x"}]}, None, 1, 2, ["a", "k.e", "$d"], True, None, "object", [0, None], True],
+            [None, None, 5, None, None, [], False, True, "array", [1, None], True],
+            [None, None, None, None, None, [], False, None, "undefined", [2, None], None],
+            [None, None, None, None, None, [], False, None, "null", [3, None], None]]
+        res = eng.run('SELECT "t"."id" FROM "t" WHERE JSON_GET(JSON_GET("t"."v", 0), \'a\') = 1', [])
+        assert res["rows"] == [[1]]
+    finally:
+        eng.close()
+
+
 def test_date_functions(tmp_path):
     """EXTRACT / DATE_PART / DATE_TRUNC on BSON dates, against Python's own
     calendar arithmetic (SQLite stores dates as text, so it cannot be the

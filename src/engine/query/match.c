@@ -628,9 +628,19 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
    }
    if (kind == N_AND) {
       /* flatten: {$and: [a, b]} is the same tree as {a, b}, and the planner
-       * then sees its conjuncts */
+       * then sees its conjuncts -- each entry was parsed as a document, an
+       * AND of its own fields, so those fields are what joins and_node */
       for (int i = 0; i < n->nkids; i++) {
-         node_add (and_node, n->kids[i]);
+         mnode_t *k = n->kids[i];
+         if (k->kind != N_AND) {
+            node_add (and_node, k);
+            continue;
+         }
+         for (int j = 0; j < k->nkids; j++) {
+            node_add (and_node, k->kids[j]);
+         }
+         k->nkids = 0;
+         node_free (k);
       }
       n->nkids = 0;
       node_free (n);
