@@ -310,3 +310,26 @@ def test_awaitable_hello(server):
             assert c.admin.command("hello")["topologyVersion"]["processId"] != tv["processId"]
     finally:
         assert other.stop() == 0
+
+
+def test_tailable_await_data_cursor(server):
+    """pymongo's TAILABLE_AWAIT cursor on a capped collection waits for a
+    document inserted while it waits (before: it closed after the first
+    batch). https://www.mongodb.com/docs/manual/core/tailable-cursors/"""
+    import threading
+    import time
+    from pymongo import CursorType
+    with pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000) as c:
+        log = c.db.create_collection("log", capped=True, size=1 << 20)
+        log.insert_one({"_id": 0})
+        cur = log.find(cursor_type=CursorType.TAILABLE_AWAIT).max_await_time_ms(3000)
+        assert next(cur) == {"_id": 0}
+        threading.Timer(0.5, lambda: log.insert_one({"_id": 1})).start()
+        start = time.monotonic()
+        assert next(cur) == {"_id": 1} and time.monotonic() - start >= 0.4  # waited for it
+        assert cur.alive
+        cur.close()
+        c.db.plain.insert_one({})
+        with pytest.raises(OperationFailure) as e:  # only capped collections are tailed
+            next(c.db.plain.find(cursor_type=CursorType.TAILABLE))
+        assert e.value.code == 2

@@ -32,6 +32,7 @@ typedef struct {
    const dj_sort_t *sort;
    size_t topk;
    uint64_t seq;
+   uint64_t max_rid; /* the last record id that matched, skipped ones too (tailable cursors go on from it) */
 } collect_t;
 
 /* Whether a comes after b in the result order (the sort, then arrival). */
@@ -82,6 +83,7 @@ static bool
 collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
    collect_t *c = ctx;
+   c->max_rid = rid > c->max_rid ? rid : c->max_rid;
    if (c->skip > 0) {
       c->skip--;
       return true;
@@ -135,6 +137,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    const char *name;
    bson_t filter, sort_spec, proj_spec, min_spec, max_spec;
    bool has_filter, has_sort, has_proj, has_min, has_max, single = false, ok = false, return_key = false, show_rid = false;
+   bool tailable = false, await_data = false;
    int64_t skip = 0, limit = 0, batch = -1;
    bool p1, p2, p3;
    int hint = -1, used = -1; /* the hinted index; the index the scan used (returnKey) */
@@ -152,8 +155,17 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
        !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
        !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_get_bool (cmd, "returnKey", &return_key, error) ||
        !dj_cmd_get_bool (cmd, "showRecordId", &show_rid, error) || !dj_cmd_get_doc (cmd, "min", &min_spec, &has_min, error) ||
-       !dj_cmd_get_doc (cmd, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error)) {
+       !dj_cmd_get_doc (cmd, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
+       !dj_cmd_get_bool (cmd, "tailable", &tailable, error) || !dj_cmd_get_bool (cmd, "awaitData", &await_data, error)) {
       return false;
+   }
+   /* https://www.mongodb.com/docs/manual/core/tailable-cursors/ */
+   if (await_data && !tailable) {
+      return dj_err (error, DJ_FailedToParse, "Cannot set 'awaitData' without also setting 'tailable'");
+   }
+   if (tailable && (single || (has_sort && !bson_empty (&sort_spec) && !bson_has_field (&sort_spec, "$natural")))) {
+      return dj_err (error, DJ_BadValue, "error processing query: a tailable cursor %s",
+                     single ? "cannot be a single batch" : "reads in insertion order: no sort but $natural");
    }
    if (!p3) {
       batch = -1;
@@ -184,6 +196,14 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    if (!dj_cmd_hint (cmd, c, &hint, error)) {
       goto done;
+   }
+   if (tailable && c && !c->capped) {
+      dj_err (error, DJ_BadValue, "error processing query: tailable cursor requested on non capped collection %s.%s", db,
+              name);
+      goto done;
+   }
+   if (tailable) {
+      hint = DJ_HINT_NATURAL; /* in insertion order, the order later documents come in */
    }
    bool hinted = hint >= 0 || hint == DJ_HINT_NATURAL;
    if (hint == DJ_HINT_NATURAL) {
@@ -296,9 +316,20 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       }
    }
    char *ns = bson_strdup_printf ("%s.%s", db, name);
-   /* a limit is already applied to the materialised results, so the cursor
-    * closes by itself once they are handed out */
-   dj_reply_results (e, reply, ns, docs, col.n, batch, single);
+   if (tailable && c) {
+      dj_tail_t *tail = bson_malloc0 (sizeof *tail);
+      tail->db = bson_strdup (db);
+      tail->coll = bson_strdup (name);
+      tail->filter = has_filter ? bson_copy (&filter) : bson_new ();
+      tail->projection = fs.proj ? bson_copy (&proj_spec) : NULL;
+      tail->await_data = await_data;
+      tail->last_rid = col.max_rid;
+      dj_reply_tailable (e, reply, ns, docs, col.n, batch, tail);
+   } else {
+      /* a limit is already applied to the materialised results, so the
+       * cursor closes by itself once they are handed out */
+      dj_reply_results (e, reply, ns, docs, col.n, batch, single);
+   }
    bson_free (ns);
    ok = true;
 done:

@@ -19,11 +19,13 @@
 #include <sys/random.h>
 #include <time.h>
 
+
 #define DJ_CURSOR_IDLE_SECONDS 600
 
 struct dj_cursor {
    int64_t id;
    char *ns;     /* owned */
+   dj_tail_t *tail; /* owned: a tailable cursor's collection and filter, else NULL */
    char *owner;  /* owned: "user@db" who opened it, or NULL (no authentication) */
    bson_t **docs; /* owned, with each document */
    size_t n, pos;
@@ -40,7 +42,24 @@ cursor_free (dj_cursor_t *c)
    bson_free (c->docs);
    bson_free (c->ns);
    bson_free (c->owner);
+   dj_tail_free (c->tail);
    bson_free (c);
+}
+
+void
+dj_tail_free (dj_tail_t *t)
+{
+   if (t) {
+      bson_free (t->db);
+      bson_free (t->coll);
+      if (t->filter) {
+         bson_destroy (t->filter);
+      }
+      if (t->projection) {
+         bson_destroy (t->projection);
+      }
+      bson_free (t);
+   }
 }
 
 /* The user the commands on this thread run for (borrowed from the caller of
@@ -183,6 +202,98 @@ dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, 
 }
 
 void
+dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                   dj_tail_t *tail)
+{
+   size_t end = batch_size == 0 ? 0 : batch_end (docs, 0, n, batch_size < 0 ? 101 : batch_size);
+   dj_reply_cursor (reply, ns, "firstBatch", docs, end, 0);
+   for (size_t i = 0; i < end; i++) {
+      bson_destroy (docs[i]);
+   }
+   int64_t id = dj_cursor_open (e, ns, docs, n, end);
+   pthread_mutex_lock (&e->cursors_mu);
+   for (dj_cursor_t *c = e->cursors; c; c = c->next) {
+      if (c->id == id) {
+         c->tail = tail;
+      }
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
+   bson_iter_t it, ci;
+   if (bson_iter_init_find (&it, reply, "cursor") && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "id")) {
+      bson_iter_overwrite_int64 (&ci, id);
+   }
+}
+
+typedef struct {
+   bson_t **docs;
+   size_t n, cap;
+   uint64_t last;
+   const dj_projection_t *proj;
+   bson_error_t *error;
+   bool failed;
+} tail_collect_t;
+
+static bool
+tail_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   tail_collect_t *t = ctx;
+   bson_t out;
+   if (t->proj && !dj_projection_apply (t->proj, doc, pos, &out, t->error)) {
+      t->failed = true;
+      return false;
+   }
+   DJ_GROW (t->docs, t->n, t->cap, 16);
+   t->docs[t->n++] = t->proj ? bson_copy (&out) : bson_copy (doc);
+   if (t->proj) {
+      bson_destroy (&out);
+   }
+   t->last = rid;
+   return t->n < 100000; /* a batch's worth at most per read */
+}
+
+/* The tailable cursor's next documents: the records after its last one
+ * that match, read in one snapshot; with awaitData, waiting up to wait_ms
+ * for some (polled: writers of another process give no signal here). */
+static bool
+tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, size_t *n, bson_error_t *error)
+{
+   dj_matcher_t *m = dj_matcher_new (tail->filter, error);
+   dj_projection_t *proj = NULL;
+   if (!m || (tail->projection && !(proj = dj_projection_new (tail->projection, error)))) {
+      dj_matcher_destroy (m);
+      return false;
+   }
+   tail_collect_t t = {.proj = proj, .last = tail->last_rid, .error = error};
+   int64_t deadline = dj_now_ms () + (tail->await_data ? wait_ms : 0);
+   bool ok = true;
+   for (;;) {
+      dj_ctx_t ctx = {0};
+      dj_coll_t *c = NULL;
+      ok = dj_txn_begin (e, false, &ctx, error);
+      if (ok) {
+         c = dj_coll_load (&ctx, tail->db, tail->coll, error);
+         ok = c || !error->code;
+      }
+      if (ok && c) {
+         ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, tail_fn, &t, error) && !t.failed;
+      }
+      dj_coll_free (c);
+      dj_txn_abort (&ctx);
+      if (!ok || t.n || dj_now_ms () >= deadline) {
+         break;
+      }
+      struct timespec ts = {0, 20 * 1000000L};
+      nanosleep (&ts, NULL);
+   }
+   dj_matcher_destroy (m);
+   dj_projection_destroy (proj);
+   tail->last_rid = t.last;
+   *docs = t.docs;
+   *n = t.n;
+   return ok;
+}
+
+void
 dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t **docs, size_t n, int64_t id)
 {
    bson_t cur, arr;
@@ -230,6 +341,11 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    if (!dj_cmd_get_int64 (cmd, "batchSize", &batch, &present, error)) {
       return false;
    }
+   int64_t max_time_ms = 0; /* a tailable awaitData cursor's wait (0: the default second) */
+   bool has_mt;
+   if (!dj_cmd_get_int64 (cmd, "maxTimeMS", &max_time_ms, &has_mt, error)) {
+      return false;
+   }
    if (present && batch < 0) {
       return dj_err (error, 51024, "BSON field 'batchSize' value must be >= 0, actual value '%" PRId64 "'", batch);
    }
@@ -259,8 +375,33 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       bson_free (ns);
       return false;
    }
+   if (c->tail && c->pos >= c->n) {
+      /* a tailable cursor whose documents are all out: read what came
+       * since, off the list meanwhile (the wait must not hold the lock) */
+      *pp = c->next;
+      pthread_mutex_unlock (&e->cursors_mu);
+      bson_t **more = NULL;
+      size_t nmore = 0;
+      bool got = tail_fetch (e, c->tail, max_time_ms > 0 ? max_time_ms : 1000, &more, &nmore, error);
+      for (size_t i = c->pos; i < c->n; i++) {
+         bson_destroy (c->docs[i]);
+      }
+      bson_free (c->docs);
+      c->docs = more;
+      c->n = nmore;
+      c->pos = 0;
+      pthread_mutex_lock (&e->cursors_mu);
+      c->next = e->cursors;
+      e->cursors = c;
+      pp = &e->cursors;
+      if (!got) {
+         pthread_mutex_unlock (&e->cursors_mu);
+         bson_free (ns);
+         return false;
+      }
+   }
    size_t end = batch_end (c->docs, c->pos, c->n, batch);
-   bool done = end >= c->n;
+   bool done = end >= c->n && !c->tail;
    dj_reply_cursor (reply, ns, "nextBatch", c->docs + c->pos, end - c->pos, done ? 0 : id);
    for (size_t i = c->pos; i < end; i++) {
       bson_destroy (c->docs[i]);

@@ -140,6 +140,23 @@ void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bso
  * a cursor. Owns docs afterwards. */
 void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                        bool single_batch);
+/* A tailable cursor's way back to its capped collection (owned by the
+ * cursor once given): later getMores read the records after last_rid that
+ * match filter, shaped by projection; with await_data a getMore with none
+ * waits up to its maxTimeMS (1 s by default) for some.
+ * https://www.mongodb.com/docs/manual/core/tailable-cursors/ */
+typedef struct {
+   char *db, *coll;     /* owned */
+   bson_t *filter;      /* owned */
+   bson_t *projection;  /* owned, NULL: whole documents */
+   uint64_t last_rid;
+   bool await_data;
+} dj_tail_t;
+void dj_tail_free (dj_tail_t *t);
+/* dj_reply_results for a tailable find: the cursor stays open after its
+ * documents are handed out (it takes over tail). */
+void dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                        dj_tail_t *tail);
 
 bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

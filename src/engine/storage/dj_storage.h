@@ -231,6 +231,10 @@ bool dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t
 /* The index the scans above use for m (and sort, may be NULL): -1 for a
  * collection scan. */
 int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
+/* The records after record id `after`, in insertion order, that m matches:
+ * what a tailable cursor reads next on a capped collection. */
+bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
+                         bson_error_t *error);
 /* How many documents m matches (with $expr variables vars, may be NULL),
  * counted from index keys without reading documents when an index answers
  * the whole filter exactly (dj_bounds_t.exact), or from the record keys for

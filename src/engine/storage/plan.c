@@ -524,6 +524,20 @@ dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo,
    return ok;
 }
 
+bool
+dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
+                    bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = fn, .fnctx = fnctx, .error = error};
+   dj_buf_t lo;
+   dj_buf_init (&lo);
+   dj_buf_put_u64be (&lo, after + 1);
+   range_t r = {.id = c->id, .dir = 1, .lo = &lo, .what = "collection scan"};
+   bool ok = scan_range (&s, &r);
+   dj_buf_cleanup (&lo);
+   return ok;
+}
+
 int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
