@@ -1,5 +1,5 @@
 /*
- * cmd_coll.c -- collections and databases: create, drop, dropDatabase,
+ * cmd_coll.c -- collections and databases: create, drop, dropDatabase, validate,
  * renameCollection, listCollections, listDatabases, collStats, dbStats (views:
  * view.c).
  */
@@ -351,6 +351,88 @@ done:
    dj_strv_free (dbs, n);
    dj_matcher_destroy (m);
    return ok;
+}
+
+/* A count as mongod's replies hold it: an int while it fits. */
+static void
+append_count (bson_t *b, const char *key, int64_t n)
+{
+   if (n <= INT32_MAX) {
+      BSON_APPEND_INT32 (b, key, (int32_t) n);
+   } else {
+      BSON_APPEND_INT64 (b, key, n);
+   }
+}
+
+/* validate: every record a whole document, every index entry pointing at a
+ * record, and an index on which every document has exactly one entry
+ * (not multikey, sparse or partial) holding as many entries as there are
+ * records. The reply is mongod's shape.
+ * https://www.mongodb.com/docs/manual/reference/command/validate/ */
+bool
+dj_cmd_validate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"full", "repair", "metadata", "checkBSONConformance", "background", NULL};
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   dj_coll_check_t r = {0};
+   bool ok = false;
+
+   if (!dj_cmd_open (e, db, cmd, known, false, "Collection '%s.%s' does not exist to validate.", NULL, &ctx, &c, error) ||
+       !dj_coll_check (&ctx, c, &r, error)) {
+      goto done;
+   }
+   bson_t keys, details, errors = BSON_INITIALIZER, one; /* errors: an array's document, appended last */
+   int nerr = 0;
+   char kb[16];
+   const char *key;
+   BSON_APPEND_UTF8 (reply, "ns", c->ns);
+   append_count (reply, "nInvalidDocuments", r.invalid);
+   append_count (reply, "nNonCompliantDocuments", 0);
+   append_count (reply, "nrecords", r.nrecords);
+   BSON_APPEND_INT32 (reply, "nIndexes", c->nindexes);
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "keysPerIndex", &keys);
+   for (int i = 0; i < c->nindexes; i++) {
+      append_count (&keys, c->indexes[i].name, r.keys[i]);
+   }
+   bson_append_document_end (reply, &keys);
+   if (r.invalid) {
+      bson_uint32_to_string ((uint32_t) nerr++, &key, kb, sizeof kb);
+      char *m = bson_strdup_printf ("%" PRId64 " record(s) are not valid BSON documents", r.invalid);
+      BSON_APPEND_UTF8 (&errors, key, m);
+      bson_free (m);
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "indexDetails", &details);
+   for (int i = 0; i < c->nindexes; i++) {
+      const dj_index_t *ix = &c->indexes[i];
+      bool exact = !ix->multikey && !ix->sparse && !ix->partial;
+      char *why = r.dangling[i] ? bson_strdup_printf ("index %s has %" PRId64 " entries for records that do not exist",
+                                                      ix->name, r.dangling[i])
+                  : exact && r.keys[i] != r.nrecords
+                     ? bson_strdup_printf ("index %s has %" PRId64 " entries for %" PRId64 " records", ix->name,
+                                           r.keys[i], r.nrecords)
+                     : NULL;
+      BSON_APPEND_DOCUMENT_BEGIN (&details, ix->name, &one);
+      BSON_APPEND_BOOL (&one, "valid", why == NULL);
+      bson_append_document_end (&details, &one);
+      if (why) {
+         bson_uint32_to_string ((uint32_t) nerr++, &key, kb, sizeof kb);
+         BSON_APPEND_UTF8 (&errors, key, why);
+         bson_free (why);
+      }
+   }
+   bson_append_document_end (reply, &details);
+   BSON_APPEND_ARRAY (reply, "errors", &errors);
+   bson_destroy (&errors);
+   bson_t empty = BSON_INITIALIZER;
+   BSON_APPEND_ARRAY (reply, "warnings", &empty);
+   BSON_APPEND_BOOL (reply, "valid", nerr == 0);
+   BSON_APPEND_BOOL (reply, "repaired", false);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   dj_coll_check_cleanup (&r);
+   return dj_cmd_end (&ctx, c, ok, error);
 }
 
 /* collStats (basics): count, size, avgObjSize, nindexes, indexSizes. */

@@ -14,7 +14,7 @@
  *   cmd_read.c   find, count, distinct, explain
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
- *   cmd_coll.c   create, drop, renameCollection, listCollections, stats
+ *   cmd_coll.c   create, drop, renameCollection, listCollections, stats, validate
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
@@ -175,6 +175,7 @@ bool dj_cmd_rename_collection (dj_engine_t *, const char *, const bson_t *, bson
 bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_validate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_db_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_create_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_drop_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -379,6 +379,7 @@ static const struct {
    {"listCollections", dj_cmd_list_collections},
    {"listDatabases", dj_cmd_list_databases},
    {"collStats", dj_cmd_coll_stats},
+   {"validate", dj_cmd_validate},
    {"dbStats", dj_cmd_db_stats},
    {"createIndexes", dj_cmd_create_indexes},
    {"dropIndexes", dj_cmd_drop_indexes},

@@ -165,6 +165,15 @@ void dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out);
  * order) as an index key into out; false (error 51174) when its fields are
  * not ix's. */
 bool dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error);
+/* What validate checks, record by record and entry by entry: that each
+ * record is a well-formed document, and that each index entry names a
+ * record that exists; the caller compares entry counts with records. */
+typedef struct {
+   int64_t nrecords, invalid;
+   int64_t *keys, *dangling; /* owned, one per index */
+} dj_coll_check_t;
+bool dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_error_t *error);
+void dj_coll_check_cleanup (dj_coll_check_t *r);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
 

@@ -1352,6 +1352,62 @@ dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
    return dj_coll_save (ctx, c, error);
 }
 
+bool
+dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_error_t *error)
+{
+   memset (out, 0, sizeof *out);
+   out->keys = bson_malloc0 (sizeof (int64_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   out->dangling = bson_malloc0 (sizeof (int64_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   for (int i = -1; i < c->nindexes; i++) {
+      dj_walk_t w;
+      dj_buf_t p;
+      const dj_index_t *ix = i < 0 ? NULL : &c->indexes[i];
+      dj_buf_init (&p);
+      dj_buf_put_u64be (&p, ix ? ix->id : c->id);
+      bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
+      dj_buf_cleanup (&p);
+      if (!ok) {
+         return false;
+      }
+      while (dj_walk_next (&w)) {
+         if (!ix) {
+            bson_t doc;
+            out->nrecords++;
+            /* a record must be a whole document a reader can walk */
+            if (w.k.mv_size != 16 || !bson_init_static (&doc, w.v.mv_data, w.v.mv_size) ||
+                !dj_bson_depth_ok (w.v.mv_data, w.v.mv_size, DJ_BSON_MAX_DEPTH) || !bson_validate (&doc, 0, NULL)) {
+               out->invalid++;
+            }
+            continue;
+         }
+         out->keys[i]++;
+         /* every entry names a record that is there */
+         const uint8_t *kd = w.k.mv_data;
+         uint64_t rid = ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
+         dj_buf_t rk;
+         dj_buf_init (&rk);
+         dj_buf_put_u64be (&rk, c->id);
+         dj_buf_put_u64be (&rk, rid);
+         MDB_val mk = {rk.len, rk.data}, mv;
+         if (mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv) != 0) {
+            out->dangling[i]++;
+         }
+         dj_buf_cleanup (&rk);
+      }
+      if (!dj_walk_close (&w, "validate", error)) {
+         return false;
+      }
+   }
+   return true;
+}
+
+void
+dj_coll_check_cleanup (dj_coll_check_t *r)
+{
+   bson_free (r->keys);
+   bson_free (r->dangling);
+}
+
 void
 dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes)
 {
