@@ -106,6 +106,12 @@ typedef struct {
                                  executor runs it, as one atomic unit with the
                                  read, only inside a transaction (else
                                  dj_mql_drop_claim) */
+   const char *engine_only;   /* the first SQL function (static text:
+                                 "MD5") compiled to one of the embedded
+                                 engine's own operators ($_djongo...), which
+                                 a MongoDB server has not; NULL for none. The
+                                 executor refuses the statement on a server
+                                 (dj_exec_set_engine_ops) */
 } dj_mql_t;
 
 /**

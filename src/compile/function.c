@@ -329,6 +329,15 @@ static const struct {
     * presence: a key holding null exists), and an array's length */
    {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},
    {"JSON_ARRAY_LENGTH", 1, 1, NULL, "{'$cond': [{'$isArray': '@0'}, {'$size': '@0'}, null]}", true},
+   /* what MongoDB has no operator for: the embedded engine's own ($_djongo...,
+    * src/engine/expr/ops_djongo.c); over a MongoDB server the executor
+    * refuses the statement by name (dj_mql_t.engine_only). MD5 and SHA* are
+    * the hex digests Django's MD5/SHA1.. functions return, CHR PostgreSQL's
+    * chr() (Django's Chr), ASCII PostgreSQL's ascii() (Django's Ord). */
+   {"MD5", 1, 1, "$_djongoMd5", NULL, false}, {"SHA1", 1, 1, "$_djongoSha1", NULL, false},
+   {"SHA224", 1, 1, "$_djongoSha224", NULL, false}, {"SHA256", 1, 1, "$_djongoSha256", NULL, false},
+   {"SHA384", 1, 1, "$_djongoSha384", NULL, false}, {"SHA512", 1, 1, "$_djongoSha512", NULL, false},
+   {"CHR", 1, 1, "$_djongoChr", NULL, false}, {"ASCII", 1, 1, "$_djongoOrd", NULL, false},
    {NULL, 0, 0, NULL, NULL, false}};
 
 /* Aggregates are handled by the $group rewrite (agg_group_ref); here they
@@ -371,6 +380,9 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       }
       if (n < functions[i].min || n > functions[i].max) {
          return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
+      }
+      if (functions[i].op && !strncmp (functions[i].op, "$_djongo", 8) && !cx->out->engine_only) {
+         cx->out->engine_only = functions[i].sql;
       }
       if (functions[i].op) {
          return agg_operator (cx, e, functions[i].op, functions[i].guard, parent, key);

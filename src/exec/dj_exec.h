@@ -107,6 +107,13 @@ typedef enum {
 
 void dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode);
 
+/** Whether the transport runs the embedded engine's own expression
+ *  operators ($_djongoMd5 ...: dj_mql_t.engine_only); false (the default)
+ *  refuses a statement that needs one with DJ_SQL_UNSUPPORTED naming its
+ *  SQL function, as a MongoDB server would only say "Unrecognized
+ *  expression". */
+void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
+
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);
 void dj_exec_destroy (dj_exec_t *x);

@@ -9,6 +9,7 @@ struct dj_exec {
    dj_run_command_fn run;
    dj_txn_fn txn; /* may be NULL */
    dj_tables_mode_t tables_mode;
+   bool engine_ops; /* the transport runs the embedded engine's $_djongo operators */
    void *ctx;
    char *db;     /* owned */
    bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
@@ -637,6 +638,12 @@ dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode)
    x->tables_mode = mode;
 }
 
+void
+dj_exec_set_engine_ops (dj_exec_t *x, bool available)
+{
+   x->engine_ops = available;
+}
+
 /* ---- NOT NULL ---- */
 
 /* Whether `name` is in the array at `list`. */
@@ -769,6 +776,13 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    memset (out, 0, sizeof *out);
    out->rows = bson_new ();
    out->rowcount = -1;
+   if (m->engine_only && !x->engine_ops) {
+      dj_result_cleanup (out);
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                           "%s() is not supported on a MongoDB server: MongoDB has no operator for it (djongo's "
+                           "embedded engine has)",
+                           m->engine_only);
+   }
    if (m->kind == DJ_MQL_TXN) {
       if (!run_txn_statement (x, m, error)) {
          dj_result_cleanup (out);

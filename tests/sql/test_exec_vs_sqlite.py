@@ -11,6 +11,7 @@ read as NULL too.
 """
 import collections
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -117,6 +118,28 @@ QUERIES = [
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" NOT LIKE %s', ["%o%"], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE %s', ["%.%"], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE %s', [None], False),
+    # LIKE with a pattern that is not a constant (Django's F() in contains/startswith/endswith): the
+    # regex is built from the pattern while the query runs; % and _ in the data are wildcards unless escaped
+    ('SELECT "e"."id", "b"."id" FROM "entry" "e", "blog" "b" WHERE "e"."headline" LIKE \'%\' || "b"."name" || \'%\'',
+     [], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE \'%\' || REPLACE(REPLACE(REPLACE(SUBSTR("e"."headline", '
+     '2, 3), \'\\\', \'\\\\\'), \'%\', \'\\%\'), \'_\', \'\\_\') || \'%\' ESCAPE \'\\\'', [], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" LIKE SUBSTR("b"."headline", 1, 2) || %s',
+     ["%"], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" NOT LIKE SUBSTR("b"."headline", 1, 2) || %s',
+     ["%"], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE NOT ("a"."headline" LIKE "b"."headline")', [], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" LIKE %s || SUBSTR("b"."headline", 3) '
+     'ESCAPE \'!\'', ["!%"], False),
+    ('SELECT "e"."id", ("e"."headline" LIKE UPPER("e"."headline")) FROM "entry" "e"', [], False),
+    # MD5/SHA*/CHR/ASCII (Django's MD5, SHA1.., Chr, Ord): the engine's $_djongo operators; SQLite has them
+    # as the functions Django's SQLite backend registers (the fixture does the same)
+    ('SELECT "e"."id", MD5("e"."headline"), SHA1("e"."headline"), SHA224("e"."headline"), SHA256("e"."headline"), '
+     'SHA384("e"."headline"), SHA512("e"."headline") FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", ASCII("e"."headline"), CHR("e"."n" + 64), CHR(%s), ASCII(%s) FROM "entry" "e"', [10003, "\u00e9t\u00e9"],
+     False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE ASCII("e"."headline") = %s OR MD5("e"."headline") = MD5(%s)', [72, "a_b c"],
+     False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."flag"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE NOT "e"."flag"', [], False),
     # ORDER BY, LIMIT, OFFSET, NULL placement
@@ -304,12 +327,26 @@ def load(lite, eng):
         assert res["rowcount"] == 1
 
 
+def register_functions(lite):
+    """What Django's SQLite backend registers for MD5/SHA* (hex digests of
+    the UTF-8 text), and PostgreSQL's chr()/ascii() as Django's Chr/Ord
+    spell them; NULL in, NULL out."""
+    def null_safe(f):
+        return lambda x: None if x is None else f(x)
+    for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512"):
+        lite.create_function(name.upper(), 1, null_safe(lambda s, h=name: hashlib.new(h, s.encode()).hexdigest()),
+                             deterministic=True)
+    lite.create_function("CHR", 1, null_safe(chr), deterministic=True)
+    lite.create_function("ASCII", 1, null_safe(lambda s: ord(s[0]) if s else 0), deterministic=True)
+
+
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory):
     if TOOL is None:
         pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
     lite = sqlite3.connect(":memory:")
     lite.execute("PRAGMA case_sensitive_like = ON")  # our LIKE is case-sensitive, ILIKE is not
+    register_functions(lite)
     eng = Engine(tmp_path_factory.mktemp("engine"))
     load(lite, eng)
     yield lite, eng

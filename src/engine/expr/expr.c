@@ -294,6 +294,15 @@ static const struct opdef ops[] = {
    {"$max", op_min_max, 0, ANY, ARGS, .aux = 1},
    {"$stdDevPop", op_stddev, 0, ANY, ARGS},
    {"$stdDevSamp", op_stddev, 0, ANY, ARGS, .aux = 1},
+   /* djongo's own, for SQL functions MongoDB has none for (ops_djongo.c) */
+   {"$_djongoMd5", op_hash, 1, 1, NULL1, .aux = H_MD5},
+   {"$_djongoSha1", op_hash, 1, 1, NULL1, .aux = H_SHA1},
+   {"$_djongoSha224", op_hash, 1, 1, NULL1, .aux = H_SHA224},
+   {"$_djongoSha256", op_hash, 1, 1, NULL1, .aux = H_SHA256},
+   {"$_djongoSha384", op_hash, 1, 1, NULL1, .aux = H_SHA384},
+   {"$_djongoSha512", op_hash, 1, 1, NULL1, .aux = H_SHA512},
+   {"$_djongoChr", op_chr, 1, 1, NULL1},
+   {"$_djongoOrd", op_ord, 1, 1, NULL1},
 };
 
 
