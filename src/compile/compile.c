@@ -168,6 +168,56 @@ dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
    mql->commands[mql->feed_to] = cmd;
 }
 
+bool
+dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
+{
+   bson_iter_t it, docs, rowit, cell, vals, field;
+   if (mql->values_from != 1 || mql->ncommands != 2 || !bson_iter_init (&rowit, rows) ||
+       !bson_iter_init_find (&it, mql->commands[1], "documents") || !bson_iter_recurse (&it, &docs)) {
+      return false;
+   }
+   bson_t *cmd = bson_new (), arr;
+   bool ok = true;
+   bson_iter_init (&it, mql->commands[1]);
+   while (ok && bson_iter_next (&it)) {
+      if (!BSON_ITER_IS_KEY (&it, "documents")) {
+         ok = bson_append_iter (cmd, NULL, 0, &it);
+         continue;
+      }
+      bson_append_array_begin (cmd, "documents", -1, &arr);
+      while (ok && bson_iter_next (&docs)) {
+         bson_t doc;
+         /* row r: [[v0, v1, ...]] */
+         ok = BSON_ITER_HOLDS_DOCUMENT (&docs) && bson_iter_next (&rowit) && bson_iter_recurse (&rowit, &cell) &&
+              bson_iter_next (&cell) && BSON_ITER_HOLDS_ARRAY (&cell) && bson_iter_recurse (&cell, &vals) &&
+              bson_iter_recurse (&docs, &field);
+         if (!ok) {
+            break;
+         }
+         bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &doc);
+         while (ok && bson_iter_next (&field)) {
+            ok = bson_iter_next (&vals) && bson_append_value (&doc, bson_iter_key (&field), -1, bson_iter_value (&vals));
+         }
+         ok = ok && !bson_iter_next (&vals);
+         bson_append_document_end (&arr, &doc);
+      }
+      ok = ok && !bson_iter_next (&rowit);
+      bson_append_array_end (cmd, &arr);
+   }
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   bson_destroy (mql->commands[0]);
+   bson_destroy (mql->commands[1]);
+   mql->commands[0] = cmd; /* owned */
+   mql->ncommands = 1;
+   mql->ignore_code[0] = mql->ignore_code[1];
+   mql->admin[0] = mql->admin[1];
+   mql->values_from = 0;
+   return true;
+}
+
 void
 dj_mql_drop_claim (dj_mql_t *mql)
 {

@@ -106,6 +106,12 @@ typedef struct {
                                  executor runs it, as one atomic unit with the
                                  read, only inside a transaction (else
                                  dj_mql_drop_claim) */
+   int values_from;           /* 1: an INSERT with expressions in VALUES:
+                                 commands[0] computes the values (an
+                                 aggregate over $documents: one document
+                                 {v: [values]} per row), commands[1] is the
+                                 insert, its values null until
+                                 dj_mql_set_values() puts them in */
    const char *engine_only;   /* the first SQL function (static text:
                                  "MD5") compiled to one of the embedded
                                  engine's own operators ($_djongo...), which
@@ -150,6 +156,18 @@ bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *pa
  * @param[in] ids an array (borrowed: copied).
  */
 void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
+
+/**
+ * values_from: puts the values commands[0] computed into the insert (the
+ * i-th value of row r into the i-th field of document r), then drops
+ * commands[0]; clears values_from.
+ * @param[in] rows what commands[0] returned, as rows: an array of arrays
+ *                 whose first element is the row's array of values
+ *                 (borrowed).
+ * @return false when the rows do not fit the insert (not one per
+ *         document, or another number of values).
+ */
+bool dj_mql_set_values (dj_mql_t *mql, const bson_t *rows);
 
 /** SELECT ... FOR UPDATE run outside a transaction: drops the claim (and
  *  the aggregate feeding it), leaving the read; clears for_update. */

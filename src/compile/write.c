@@ -43,9 +43,55 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
          }
       }
    }
-   bson_t *cmd = bson_new (), docs;
+   /* expressions in VALUES (UPPER(%s), NOW(), Django's expressions in
+    * create()/bulk_create()): every value of every row is computed by a
+    * first command, {aggregate: 1, pipeline: [{$documents: [{v: [values of
+    * row 0]}, ...]}]}, and the insert's documents hold null until the
+    * executor puts the results in (dj_mql_set_values) -- so what follows
+    * (ids, NOT NULL, RETURNING) sees plain values. SQL's VALUES see no
+    * table: a column or a subquery there is refused. */
+   bool computed = false;
+   for (int r = 0; r < st->rows.n; r++) {
+      const dj_list_t *row = st->rows.v[r];
+      for (int c = 0; c < row->n; c++) {
+         const dj_expr_t *v = row->v[c];
+         if (cx_has_subquery (v)) {
+            return cx_unsupported (cx, v->pos, "a subquery in VALUES");
+         }
+         computed |= !cx_is_const (v);
+      }
+   }
+   bson_t *cmd = bson_new (), docs, vals;
    cx_idx_t k;
    bool ok = true;
+   if (computed) {
+      bson_t *agg = bson_new (), pipe, stage, rows;
+      BSON_APPEND_INT32 (agg, "aggregate", 1);
+      BSON_APPEND_ARRAY_BEGIN (agg, "pipeline", &pipe);
+      BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &stage);
+      BSON_APPEND_ARRAY_BEGIN (&stage, "$documents", &rows);
+      for (int r = 0; ok && r < st->rows.n; r++) {
+         const dj_list_t *row = st->rows.v[r];
+         bson_t doc;
+         BSON_APPEND_DOCUMENT_BEGIN (&rows, cx_idx (&k, (uint32_t) r), &doc);
+         BSON_APPEND_ARRAY_BEGIN (&doc, "v", &vals);
+         for (int c = 0; ok && c < row->n; c++) {
+            cx_idx_t ck;
+            ok = cx_agg_value (cx, row->v[c], &vals, cx_idx (&ck, (uint32_t) c));
+         }
+         bson_append_array_end (&doc, &vals);
+         bson_append_document_end (&rows, &doc);
+      }
+      bson_append_array_end (&stage, &rows);
+      bson_append_document_end (&pipe, &stage);
+      bson_append_array_end (agg, &pipe);
+      ok = ok && cx_template (cx, "{'batchSize': '@0'}", CX_ARGS (CX_INT32 (st->rows.n)), agg, "cursor");
+      if (!cx_add_command_if (cx, ok, agg)) {
+         bson_destroy (cmd);
+         return false;
+      }
+      cx->out->values_from = 1;
+   }
    BSON_APPEND_UTF8 (cmd, "insert", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &docs);
    for (int r = 0; ok && r < st->rows.n; r++) {
@@ -53,13 +99,9 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
       bson_t doc;
       BSON_APPEND_DOCUMENT_BEGIN (&docs, cx_idx (&k, (uint32_t) r), &doc);
       for (int c = 0; ok && c < row->n; c++) {
-         const dj_expr_t *v = row->v[c];
-         if (!cx_is_const (v)) {
-            ok = cx_unsupported (cx, v->pos, "an expression in VALUES (only constants and parameters)");
-            break;
-         }
          cx_idx_t ck;
-         ok = cx_append_const (cx, v, &doc, cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c]);
+         const char *col = cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c];
+         ok = computed ? BSON_APPEND_NULL (&doc, col) : cx_append_const (cx, row->v[c], &doc, col);
       }
       bson_append_document_end (&docs, &doc);
    }

@@ -858,6 +858,22 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
    return ok;
 }
 
+/* An INSERT with expressions in VALUES: commands[0] computes every row's
+ * values, which go into the insert's documents (dj_mql_set_values). */
+static bool
+compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   bson_t rows = BSON_INITIALIZER;
+   int64_t n = 0;
+   dj_mql_t star = {.star = true, .collection = "$cmd.aggregate"};
+   bool ok = run_rows (x, &star, m->commands[0], &rows, &n, error);
+   if (ok && !dj_mql_set_values (m, &rows)) {
+      ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the values of an INSERT came back in another shape");
+   }
+   bson_destroy (&rows);
+   return ok;
+}
+
 static bool
 exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
 {
@@ -876,6 +892,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          /* SQLite's words; NamespaceNotFound, as MongoDB says it */
          return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", m->collection);
       }
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->values_from) {
+      ok = compute_values (x, m, error);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->positional) {
       ok = name_positional (x, m, error);

@@ -263,6 +263,11 @@ WRITES = [
     ('UPDATE "entry" SET "headline" = %s WHERE NOT ("entry"."flag")', ["off"]),
     ('DELETE FROM "entry" WHERE "entry"."n" <> %s', [42]),
     ('INSERT INTO "entry" ("id", "blog_id", "n") VALUES (%s, %s, %s), (%s, %s, %s)', [20, 1, 5, 21, None, None]),
+    # expressions in VALUES (Django's create()/bulk_create() with expressions): computed, then inserted
+    ('INSERT INTO "entry" ("id", "headline", "n", "score") VALUES (%s, UPPER(%s), %s + 1, %s), (%s, %s || %s, ABS(%s), '
+     'LENGTH(%s) * 1.5)', [30, "shout", 4, None, 31, "a", "b", -9, "four"]),
+    ('INSERT INTO "entry" ("headline", "n") VALUES (REPLACE(%s, %s, %s), CASE WHEN %s > 1 THEN 1 ELSE 0 END)',
+     ["x-y", "-", "+", 5]),
     ('DELETE FROM "entry" WHERE "entry"."blog_id" IS NULL', []),
     # AUTOINCREMENT: ids continue after the largest one, explicit ones included
     ('INSERT INTO "entry" ("blog_id", "headline") VALUES (%s, %s), (%s, %s)', [2, "auto 1", 3, "auto 2"]),
@@ -426,6 +431,11 @@ def test_auto_increment_ids(tmp_path):
         eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NULL)', [])
         res = eng.run('INSERT INTO "t" ("name") VALUES (%s), (%s) RETURNING "t"."id", "t"."name"', ["a", "b"])
         assert res["rows"] == [[1, "a"], [2, "b"]] and res["lastrowid"] == 2 and res["rowcount"] == 2
+        # computed VALUES get their ids and come back from RETURNING as stored
+        res = eng.run('INSERT INTO "t" ("name") VALUES (UPPER(%s)), (%s || %s) RETURNING "t"."id", "t"."name"',
+                      ["c", "d", "e"])
+        assert res["rows"] == [[3, "C"], [4, "de"]] and res["lastrowid"] == 4 and res["rowcount"] == 2, res
+        eng.run('DELETE FROM "t" WHERE "t"."id" > %s', [2])
         # ids written past the counter (another tool, an explicit key) are never handed out again
         eng.run('INSERT INTO "t" ("id", "name") VALUES (%s, %s)', [10, "x"])
         assert eng.run('INSERT INTO "t" ("name") VALUES (%s)', ["c"])["lastrowid"] == 11
