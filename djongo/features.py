@@ -19,7 +19,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     can_return_columns_from_insert = True
     can_return_rows_from_bulk_insert = True
     has_bulk_insert = True
+    # INSERT OR IGNORE (skips what a unique index refuses) and INSERT ... ON
+    # CONFLICT (unique_fields) DO UPDATE SET f = EXCLUDED.f: one upsert per row
     supports_ignore_conflicts = True
+    supports_update_conflicts = True
+    supports_update_conflicts_with_target = True
     # Documents have no foreign keys: Django's collector does cascades.
     supports_foreign_keys = False
     can_create_inline_fk = False
@@ -69,7 +73,6 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_sequence_reset = False
     supports_subqueries_in_group_by = False
     supports_tuple_lookups = False
-    supports_update_conflicts = False
     supports_default_keyword_in_insert = False
     supports_default_keyword_in_bulk_insert = False
     requires_literal_defaults = False

@@ -112,6 +112,11 @@ typedef struct {
                                  {v: [values]} per row), commands[1] is the
                                  insert, its values null until
                                  dj_mql_set_values() puts them in */
+   bson_t *upsert;            /* INSERT ... ON CONFLICT (keys) DO UPDATE SET
+                                 c = EXCLUDED.s: {keys: [..], set: {c: s}}
+                                 (owned); the executor turns commands[0]
+                                 into upserts with dj_mql_to_upserts() once
+                                 the documents are final (ids given) */
    const char *engine_only;   /* the first SQL function (static text:
                                  "MD5") compiled to one of the embedded
                                  engine's own operators ($_djongo...), which
@@ -168,6 +173,15 @@ void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
  *         document, or another number of values).
  */
 bool dj_mql_set_values (dj_mql_t *mql, const bson_t *rows);
+
+/**
+ * upsert: replaces the insert commands[0] by an update of one upsert per
+ * document, in order: {q: {key: value, ...}, u: {$set: {c: the document's
+ * s}, $setOnInsert: {the document's other fields}}, upsert: true}. A
+ * document with a NULL or absent key cannot conflict (SQL's NULLs are
+ * distinct): its q matches nothing ({$expr: false}), so it is inserted.
+ */
+void dj_mql_to_upserts (dj_mql_t *mql);
 
 /** SELECT ... FOR UPDATE run outside a transaction: drops the claim (and
  *  the aggregate feeding it), leaving the read; clears for_update. */

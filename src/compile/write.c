@@ -5,6 +5,8 @@
  *   UPDATE t SET a = %s WHERE ...                 {update: t, updates: [{q, u: {$set}, multi: true}]}
  *   UPDATE t SET a = a + 1 WHERE ...              ... u: [{$set: {a: {$add: ["$a", 1]}}}] (pipeline update)
  *   DELETE FROM t WHERE ...                       {delete: t, deletes: [{q, limit: 0}]}
+ *   INSERT ... ON CONFLICT (k) DO UPDATE SET ...  {update: t, updates: [{q: {k}, u: {$set, $setOnInsert},
+ *                                                  upsert: true}, ...]} (made by the executor: upsert_spec)
  *
  * A NULL value is stored as null (not left out): `IS NULL` matches both,
  * and the document then shows every column the row was given.
@@ -12,6 +14,7 @@
  * compiler inserts what the SQL names.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "compile-private.h"
 
@@ -21,6 +24,55 @@ field_name_ok (cx_t *cx, const char *name, uint32_t pos)
    if (!name[0] || name[0] == '$' || strchr (name, '.')) {
       return cx_unsupported (cx, pos, "column name \"%s\" cannot be a MongoDB field name", name);
    }
+   return true;
+}
+
+/* ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.s, ...: SQLite's upsert
+ * (Django's bulk_create(update_conflicts=True, unique_fields=..,
+ * update_fields=..)). Recorded in dj_mql_t.upsert as {keys: [..], set:
+ * {c: s, ..}}; once the executor has the documents as they will be
+ * inserted (ids given), dj_mql_to_upserts() turns the insert into one
+ * upsert per row: q = the row's keys, $set = the SET columns from the
+ * row, $setOnInsert = the rest of the row. So a row whose keys match a
+ * stored row updates it, any other row is inserted; a row that breaks
+ * another unique index fails with DuplicateKey as in SQLite. Only
+ * EXCLUDED.<column> on the right (what Django writes); an expression of
+ * the stored row would need a pipeline update, which cannot hold the
+ * insert's $setOnInsert. */
+static bool
+upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   if (st->conflict_where) {
+      return cx_unsupported (cx, st->conflict_where->pos, "ON CONFLICT DO UPDATE ... WHERE");
+   }
+   bson_t *spec = bson_new (), keys, set;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (spec, "keys", &keys);
+   for (int i = 0; ok && i < st->conflict_target.n; i++) {
+      ok = field_name_ok (cx, st->conflict_target.v[i], 0);
+      BSON_APPEND_UTF8 (&keys, cx_idx (&k, (uint32_t) i), st->conflict_target.v[i]);
+   }
+   bson_append_array_end (spec, &keys);
+   BSON_APPEND_DOCUMENT_BEGIN (spec, "set", &set);
+   for (int i = 0; ok && i < st->conflict_sets.n; i++) {
+      const dj_item_t *it = st->conflict_sets.v[i];
+      const dj_expr_t *v = it->expr;
+      if (v->kind != DJ_X_COLUMN || !v->table || strcasecmp (v->table, "EXCLUDED") || !strcmp (v->name, "*")) {
+         ok = cx_unsupported (cx, v->pos, "ON CONFLICT DO UPDATE SET to something other than EXCLUDED.<column>");
+      } else if (bson_has_field (&set, it->alias)) {
+         ok = cx_unsupported (cx, v->pos, "column \"%s\" assigned twice in ON CONFLICT DO UPDATE", it->alias);
+      } else {
+         ok = field_name_ok (cx, it->alias, v->pos) && field_name_ok (cx, v->name, v->pos);
+         BSON_APPEND_UTF8 (&set, it->alias, v->name);
+      }
+   }
+   bson_append_document_end (spec, &set);
+   if (!ok) {
+      bson_destroy (spec);
+      return false;
+   }
+   cx->out->upsert = spec; /* owned by the dj_mql_t */
    return true;
 }
 
@@ -106,6 +158,9 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
       bson_append_document_end (&docs, &doc);
    }
    bson_append_array_end (cmd, &docs);
+   if (ok && st->conflict_sets.n) {
+      ok = upsert_spec (cx, st);
+   }
    /* ignore_conflicts: unordered, so one duplicate does not stop the rest */
    BSON_APPEND_BOOL (cmd, "ordered", !st->ignore_conflicts);
    cx->out->ignore_duplicates = st->ignore_conflicts;

@@ -617,19 +617,81 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    return ok;
 }
 
-/* RETURNING: the columns of each inserted document, in order. */
+/* RETURNING: the columns of each document of the insert `cmd`, in order. */
 static void
-returning_rows (const dj_mql_t *m, dj_result_t *out)
+returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
 {
    bson_iter_t it, docs;
    int64_t nrows = 0;
-   if (!bson_iter_init_find (&it, m->commands[0], "documents") || !bson_iter_recurse (&it, &docs)) {
+   if (!bson_iter_init_find (&it, cmd, "documents") || !bson_iter_recurse (&it, &docs)) {
       return;
    }
    bson_t d;
    while (next_document (&docs, &d)) {
       append_row (m, &d, out->rows, &nrows);
    }
+}
+
+/* Whether the update reply's upserted list ({u: [{index, _id}, ...]})
+ * names statement i. */
+static bool
+was_upserted (const bson_t *upserted, int64_t i)
+{
+   bson_iter_t it, one, f;
+   if (!bson_iter_init_find (&it, upserted, "u") || !bson_iter_recurse (&it, &one)) {
+      return false;
+   }
+   while (bson_iter_next (&one)) {
+      if (bson_iter_recurse (&one, &f) && bson_iter_find (&f, "index") && BSON_ITER_HOLDS_NUMBER (&f) &&
+          bson_iter_as_int64 (&f) == i) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* RETURNING of INSERT ... ON CONFLICT DO UPDATE: a row that was inserted
+ * returns its document (`inserted`, the insert the upserts were made
+ * from); one that updated a stored row returns that row as it is now,
+ * found by the upsert's q (its keys) -- SQLite's RETURNING of an upsert. */
+static bool
+returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, const bson_t *upserted, dj_result_t *out,
+                   bson_error_t *error)
+{
+   bson_iter_t it, docs, ups, q;
+   bson_t d;
+   int64_t i = 0, nrows = 0;
+   if (!bson_iter_init_find (&it, inserted, "documents") || !bson_iter_recurse (&it, &docs) ||
+       !bson_iter_init_find (&it, m->commands[0], "updates") || !bson_iter_recurse (&it, &ups)) {
+      return true;
+   }
+   bool ok = true;
+   while (ok && next_document (&docs, &d) && bson_iter_next (&ups)) {
+      if (was_upserted (upserted, i++)) {
+         append_row (m, &d, out->rows, &nrows);
+         continue;
+      }
+      bson_t cmd = BSON_INITIALIZER, reply;
+      BSON_APPEND_UTF8 (&cmd, "find", m->collection);
+      if (bson_iter_recurse (&ups, &q) && bson_iter_find (&q, "q")) {
+         bson_append_iter (&cmd, "filter", 6, &q);
+      }
+      BSON_APPEND_INT32 (&cmd, "limit", 1);
+      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bson_iter_t row;
+      uint32_t len;
+      const uint8_t *data;
+      bson_t found;
+      if (ok && bson_iter_init (&row, &reply) && bson_iter_find_descendant (&row, "cursor.firstBatch.0", &row) &&
+          BSON_ITER_HOLDS_DOCUMENT (&row)) {
+         bson_iter_document (&row, &len, &data);
+         bson_init_static (&found, data, len);
+         append_row (m, &found, out->rows, &nrows);
+      }
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+   }
+   return ok;
 }
 
 void
@@ -905,6 +967,12 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);
    }
+   bson_t *inserted = NULL; /* an upsert's documents as an insert, for RETURNING */
+   bson_t upserted = BSON_INITIALIZER;
+   if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
+      inserted = bson_copy (m->commands[0]);
+      dj_mql_to_upserts (m);
+   }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
       if (m->kind == DJ_MQL_ROWS && last) {
@@ -952,12 +1020,21 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          if (bson_iter_init_find (&it, &reply, "n") && BSON_ITER_HOLDS_NUMBER (&it)) {
             out->rowcount = bson_iter_as_int64 (&it);
          }
+         if (inserted && bson_iter_init_find (&it, &reply, "upserted") && BSON_ITER_HOLDS_ARRAY (&it)) {
+            bson_append_iter (&upserted, "u", 1, &it);
+         }
       }
       bson_destroy (&reply);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
-      returning_rows (m, out);
+      if (inserted) {
+         ok = returning_upserts (x, m, inserted, &upserted, out, error);
+      } else {
+         returning_rows (m->commands[0], m, out);
+      }
    }
+   bson_destroy (inserted);
+   bson_destroy (&upserted);
    return ok;
 }
 

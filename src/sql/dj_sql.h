@@ -17,7 +17,9 @@
  *    operators ~ or REGEXP (case-sensitive) and ~* (case-insensitive); LIKE
  *    (case sensitive) and ILIKE, both with an optional ESCAPE '<char>';
  *  - INSERT OR IGNORE / INSERT ... ON CONFLICT DO NOTHING skip rows that
- *    would break a unique index (Django's ignore_conflicts).
+ *    would break a unique index (Django's ignore_conflicts); INSERT ... ON
+ *    CONFLICT (cols) DO UPDATE SET c = EXCLUDED.c, ... updates the row
+ *    whose cols equal the new row's instead (Django's update_conflicts).
  *  - SELECT ... FOR UPDATE (Django's select_for_update()), without OF,
  *    NOWAIT, SKIP LOCKED or NO KEY, which are refused (DJ_SQL_UNSUPPORTED).
  *
@@ -233,6 +235,11 @@ struct dj_sql_stmt {
    dj_alter_kind_t alter;
    bool unique, if_exists, if_not_exists;
    bool ignore_conflicts; /* INSERT OR IGNORE / ON CONFLICT DO NOTHING */
+   dj_list_t conflict_target; /* ON CONFLICT (cols): column names (char *) */
+   dj_list_t conflict_sets;   /* ON CONFLICT (..) DO UPDATE SET: dj_item_t *
+                                 (alias = column, expr = value; EXCLUDED.c
+                                 is a column of table "EXCLUDED") */
+   dj_expr_t *conflict_where; /* ... DO UPDATE SET .. WHERE expr */
    bool for_update;    /* SELECT ... FOR UPDATE */
    uint32_t for_update_pos; /* ... the offset of its FOR */
    void *arena_;       /* private: the arena owning everything */

@@ -268,6 +268,11 @@ WRITES = [
      'LENGTH(%s) * 1.5)', [30, "shout", 4, None, 31, "a", "b", -9, "four"]),
     ('INSERT INTO "entry" ("headline", "n") VALUES (REPLACE(%s, %s, %s), CASE WHEN %s > 1 THEN 1 ELSE 0 END)',
      ["x-y", "-", "+", 5]),
+    # INSERT ... ON CONFLICT DO UPDATE (Django's bulk_create(update_conflicts=True)): a row whose key is stored
+    # updates it (its SET columns only), the others are inserted; rowcount counts both, as SQLite's
+    ('INSERT INTO "entry" ("id", "headline", "n", "score") VALUES (%s, %s, %s, %s), (%s, %s, %s, %s), (%s, %s, %s, %s) '
+     'ON CONFLICT ("id") DO UPDATE SET "headline" = EXCLUDED."headline", "score" = EXCLUDED."score"',
+     [30, "upserted", 99, 0.5, 40, "new", 1, None, 40, "twice", 2, 2.5]),
     ('DELETE FROM "entry" WHERE "entry"."blog_id" IS NULL', []),
     # AUTOINCREMENT: ids continue after the largest one, explicit ones included
     ('INSERT INTO "entry" ("blog_id", "headline") VALUES (%s, %s), (%s, %s)', [2, "auto 1", 3, "auto 2"]),
@@ -450,6 +455,21 @@ def test_auto_increment_ids(tmp_path):
         # the counter follows a renamed table
         eng.run('ALTER TABLE "t" RENAME TO "u"', [])
         assert eng.run('INSERT INTO "u" ("name") VALUES (%s)', ["y"])["lastrowid"] == 2
+        # ON CONFLICT DO UPDATE ... RETURNING: an updated row returns as it is stored now, an inserted one with
+        # its new id (SQLite's RETURNING of an upsert); a NULL key never conflicts
+        eng.run('CREATE TABLE "up" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "k" integer NULL UNIQUE, '
+                '"name" text NULL, "rank" integer NULL)', [])
+        eng.run('INSERT INTO "up" ("k", "name", "rank") VALUES (%s, %s, %s), (%s, %s, %s)', [1, "a", 1, 2, "b", 2])
+        res = eng.run('INSERT INTO "up" ("k", "name", "rank") VALUES (%s, %s, %s), (%s, %s, %s), (%s, %s, %s) '
+                      'ON CONFLICT ("k") DO UPDATE SET "name" = EXCLUDED."name" RETURNING "up"."id", "up"."name", '
+                      '"up"."rank"', [2, "B", 20, 3, "C", 30, None, "N", 40])
+        assert res["rows"] == [[2, "B", 2], [4, "C", 30], [5, "N", 40]] and res["rowcount"] == 3, res
+        res = eng.run('INSERT INTO "up" ("id", "k", "name") VALUES (%s, %s, %s) ON CONFLICT ("k") DO UPDATE SET '
+                      '"name" = EXCLUDED."name"', [9, 1, "dup id"])
+        assert "error" not in res and eng.run('SELECT "up"."name" FROM "up" WHERE "up"."k" = 1', [])["rows"] == [["dup id"]]
+        res = eng.run('INSERT INTO "up" ("id", "k", "name") VALUES (%s, %s, %s) ON CONFLICT ("k") DO UPDATE SET '
+                      '"name" = EXCLUDED."name"', [1, 7, "other unique index"])
+        assert res["error"]["code"] == 11000, res  # a conflict on another unique index stays an error
         # INSERT OR IGNORE skips what a unique index refuses and counts what it stored
         eng.run('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer NOT NULL, '
                 '"b" integer NOT NULL, CONSTRAINT "m_ab" UNIQUE ("a", "b"))', [])
