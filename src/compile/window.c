@@ -10,7 +10,10 @@
  *   $setWindowFields  (B) where SQL's frame includes the current row's
  *             peers (rows equal on ORDER BY): partitionBy {p, k}, sorted by
  *             A's row number, spreads the last row's value (running
- *             aggregates) or the first row's number (RANK) to all peers.
+ *             aggregates) or the first row's number (RANK, PERCENT_RANK)
+ *             or the last one (CUME_DIST) to all peers.
+ *   $set      NTILE, PERCENT_RANK, CUME_DIST: computed from the row number
+ *             and the partition's row count (distribution_tpl).
  *
  * Why not MongoDB's range windows: they take one numeric sort key; SQL's
  * default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW takes any
@@ -201,12 +204,55 @@ shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 #define OVER_FRAME "'window': {'documents': ['@5', '@6']}"
 static const char *const stage_a_rownum = STAGE_A "}}}";
 static const char *const stage_a_dense = STAGE_A ", '@0': {'$denseRank': {}}}}}";
+/* with the partition's row count "@0_cnt" (NTILE, PERCENT_RANK, CUME_DIST) */
+static const char *const stage_a_count =
+   STAGE_A ", '@0_cnt': {'$sum': 1, 'window': {'documents': ['unbounded', 'unbounded']}}}}}";
 static const char *const stage_a_shift = STAGE_A ", '@0': {'$shift': {'output': '@2', 'by': '@3', 'default': '@4'}}}}}";
 static const char *const stage_a_frame = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}}}}";
 static const char *const stage_a_frame_peers = STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}}}}";
 static const char *const stage_a_sum = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
 static const char *const stage_a_sum_peers =
    STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
+
+/* NTILE(k), PERCENT_RANK(), CUME_DIST() from the row number _rn (for the
+ * last two spread over the peers first: RANK's first row number, or the
+ * last one, the rows up to and including the current row's peers) and the
+ * partition's row count _cnt, as SQL defines them:
+ *   PERCENT_RANK = (rank - 1) / (rows - 1), 0 for a partition of one row
+ *   CUME_DIST    = (rows up to the current row's last peer) / rows
+ *   NTILE(k)     buckets 1..k of rows/k rows each, the first rows%k buckets
+ *                one row more: row rn is in bucket (rn-1) div (q+1) + 1
+ *                while rn <= r(q+1) (q = rows div k, r = rows mod k), else
+ *                in r + (rn-1 - r(q+1)) div q + 1 */
+static const char *const distribution_tpl[] = {
+   "{'$set': {'@0': {'$cond': [{'$lte': ['$@0_cnt', 1]}, 0.0, "
+   "{'$divide': [{'$subtract': ['$@0', 1]}, {'$subtract': ['$@0_cnt', 1]}]}]}}}",
+   "{'$set': {'@0': {'$divide': ['$@0', '$@0_cnt']}}}",
+   "{'$set': {'@0': {'$let': {'vars': {'q': {'$floor': {'$divide': ['$@0_cnt', '@1']}}, 'r': {'$mod': ['$@0_cnt', '@1']}, "
+   "'rn': {'$subtract': ['$@0_rn', 1]}}, 'in': {'$toInt': {'$cond': [{'$lt': ['$$rn', {'$multiply': ['$$r', {'$add': ['$$q', 1]}]}]}, "
+   "{'$add': [{'$floor': {'$divide': ['$$rn', {'$add': ['$$q', 1]}]}}, 1]}, "
+   "{'$add': [{'$floor': {'$divide': [{'$subtract': ['$$rn', {'$multiply': ['$$r', {'$add': ['$$q', 1]}]}]}, '$$q']}}, "
+   "'$$r', 1]}]}}}}}}"};
+
+/* NTILE's bucket count: a positive integer constant (PostgreSQL refuses
+ * what is not greater than zero). */
+static bool
+ntile_buckets (cx_t *cx, const dj_expr_t *e, int64_t *k)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (e->args.n != 1) {
+      return cx_unsupported (cx, e->pos, "NTILE() with %d arguments", e->args.n);
+   }
+   if (!cx_const_arg (cx, e->args.v[0], "the bucket count of NTILE()", &tmp, &v)) {
+      return false;
+   }
+   if ((v->value_type != BSON_TYPE_INT32 && v->value_type != BSON_TYPE_INT64) ||
+       (*k = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64) < 1) {
+      return cx_param_error (cx, ((const dj_expr_t *) e->args.v[0])->pos, "argument of NTILE() must be an integer greater than zero");
+   }
+   return true;
+}
 
 /* The stages for window call e, number i; its value ends in "__dj_w<i>". */
 static bool
@@ -232,10 +278,13 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    bool rownum = !strcmp (f, "ROW_NUMBER"), rank = !strcmp (f, "RANK"), dense = !strcmp (f, "DENSE_RANK");
    bool lag = !strcmp (f, "LAG"), lead = !strcmp (f, "LEAD"), first = !strcmp (f, "FIRST_VALUE");
    bool last_value = !strcmp (f, "LAST_VALUE");
-   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value) {
+   /* 0 PERCENT_RANK, 1 CUME_DIST, 2 NTILE (distribution_tpl), or -1 */
+   int dist = !strcmp (f, "PERCENT_RANK") ? 0 : !strcmp (f, "CUME_DIST") ? 1 : !strcmp (f, "NTILE") ? 2 : -1;
+   int64_t buckets = 0;
+   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value && dist < 0) {
       return cx_unsupported (cx, e->pos, "window function %s()", f);
    }
-   if ((rownum || rank || dense) && e->args.n) {
+   if ((rownum || rank || dense || dist == 0 || dist == 1) && e->args.n) {
       return cx_unsupported (cx, e->pos, "%s() with arguments", f);
    }
    if ((rank || dense || lag || lead) && !ordered) {
@@ -250,6 +299,9 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    }
    if (is_agg && !(e->flags & DJ_XF_STAR) && e->args.n != 1) {
       return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
+   }
+   if (dist == 2 && !ntile_buckets (cx, e, &buckets)) {
+      return false;
    }
    if (!stage_keys (cx, w, name, pipeline, n)) {
       return false;
@@ -268,11 +320,14 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    } else {
       BSON_APPEND_INT32 (&sort, "_id", 1); /* any order: SQL leaves it unspecified */
    }
-   const dj_expr_t *arg = e->args.n ? e->args.v[0] : NULL;
+   const dj_expr_t *arg = e->args.n && dist < 0 ? e->args.v[0] : NULL;
    cx_arg_t args[7] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
    const char *stage = stage_a_rownum, *peer_op = NULL;
    bool ok = true, sum_fix = false;
-   if (rownum || rank) {
+   if (dist >= 0) {
+      stage = stage_a_count;
+      peer_op = dist == 0 ? "$min" : dist == 1 ? "$max" : NULL;
+   } else if (rownum || rank) {
       peer_op = rank ? "$min" : NULL; /* RANK: the first row number among the peers */
    } else if (dense) {
       stage = stage_a_dense;
@@ -325,10 +380,13 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       cx_stages (cx, pipeline, n, "{'$set': {'@0': '$@0_rn'}}", CX_ARGS (CX_STR (name)));
    }
    if (peer_op) {
-      stage_peers (pipeline, n, name, peer_op, rank ? "_rn" : "_c", "");
+      stage_peers (pipeline, n, name, peer_op, rank || dist >= 0 ? "_rn" : "_c", "");
       if (sum_fix) {
          stage_peers (pipeline, n, name, peer_op, "_n", "_n");
       }
+   }
+   if (dist >= 0) {
+      cx_stages (cx, pipeline, n, distribution_tpl[dist], CX_ARGS (CX_STR (name), CX_INT64 (buckets)));
    }
    if (sum_fix) {
       char nref[64], vref[64];

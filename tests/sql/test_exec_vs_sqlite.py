@@ -208,6 +208,14 @@ QUERIES = [
     ('SELECT "e"."id", RANK() OVER (ORDER BY "e"."n"), DENSE_RANK() OVER (ORDER BY "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") AS "run" FROM "entry" "e"', [], False),
+    # NTILE / PERCENT_RANK / CUME_DIST: from the row number, the peers and the partition's row count
+    ('SELECT "e"."id", NTILE(3) OVER (ORDER BY "e"."id"), NTILE(%s) OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id"), '
+     'NTILE(20) OVER (ORDER BY "e"."id" DESC) FROM "entry" "e"', [2], False),
+    ('SELECT "e"."id", PERCENT_RANK() OVER (ORDER BY "e"."n"), CUME_DIST() OVER (ORDER BY "e"."n") FROM "entry" "e"', [],
+     False),
+    ('SELECT "e"."id", PERCENT_RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n"), '
+     'CUME_DIST() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n"), CUME_DIST() OVER () '
+     'FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id"), AVG("e"."score") OVER (PARTITION BY "e"."blog_id"), '
      'COUNT("e"."n") OVER (), MIN("e"."n") OVER (ORDER BY "e"."id"), MAX("e"."score") OVER (ORDER BY "e"."n" DESC) '
      'FROM "entry" "e"', [], False),
