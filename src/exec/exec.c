@@ -617,6 +617,82 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    return ok;
 }
 
+static bool listed (const bson_iter_t *list, const char *name);
+
+/* Whether the index spec `ix` ({key, unique, partialFilterExpression..})
+ * is a unique index on exactly the columns `keys` lists. */
+static bool
+index_is_target (const bson_t *ix, const bson_iter_t *keys)
+{
+   bson_iter_t it, k, f;
+   bool unique = bson_iter_init_find (&it, ix, "unique") && bson_iter_as_bool (&it);
+   bool is_id = bson_iter_init_find (&it, ix, "name") && BSON_ITER_HOLDS_UTF8 (&it) &&
+                !strcmp (bson_iter_utf8 (&it, NULL), "_id_");
+   if ((!unique && !is_id) || !bson_iter_init_find (&it, ix, "key") || !bson_iter_recurse (&it, &f)) {
+      return false;
+   }
+   /* partial: only the form UNIQUE over nullable columns takes (each key
+    * {$type: [the non-null types]}, src/compile/ddl.c), which is SQL's
+    * plain UNIQUE; a conditional index is not a target without ON
+    * CONFLICT ... WHERE, as in SQLite */
+   bson_iter_t pf, cond;
+   if (bson_iter_init_find (&pf, ix, "partialFilterExpression")) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&pf) || !bson_iter_recurse (&pf, &pf)) {
+         return false;
+      }
+      while (bson_iter_next (&pf)) {
+         if (!listed (keys, bson_iter_key (&pf)) || !BSON_ITER_HOLDS_DOCUMENT (&pf) || !bson_iter_recurse (&pf, &cond) ||
+             !bson_iter_next (&cond) || strcmp (bson_iter_key (&cond), "$type") || bson_iter_next (&cond)) {
+            return false;
+         }
+      }
+   }
+   uint32_t nkey = 0, nlisted = 0;
+   while (bson_iter_next (&f)) {
+      nkey++;
+      if (!listed (keys, bson_iter_key (&f))) {
+         return false;
+      }
+   }
+   bson_iter_recurse (keys, &k);
+   while (bson_iter_next (&k)) {
+      nlisted++;
+   }
+   return nkey == nlisted;
+}
+
+/* ON CONFLICT (cols) DO UPDATE: as SQLite, the conflict target must be the
+ * columns of a unique index (the primary key's included), else the
+ * statement is an error -- an upsert keyed on other columns would update
+ * rows no constraint ties together. */
+static bool
+check_conflict_target (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
+{
+   bson_iter_t keys, it, batch;
+   if (!bson_iter_init_find (&keys, m->upsert, "keys")) {
+      return true;
+   }
+   bson_t cmd = BSON_INITIALIZER, reply;
+   BSON_APPEND_UTF8 (&cmd, "listIndexes", m->collection);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error), found = false;
+   /* the indexes of a table fit one batch (MongoDB allows 64) */
+   if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &batch) &&
+       bson_iter_recurse (&batch, &it)) {
+      bson_t ix;
+      while (!found && next_document (&it, &ix)) {
+         found = index_is_target (&ix, &keys);
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   if (ok && !found) {
+      /* SQLite's words */
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX,
+                           "ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint");
+   }
+   return ok;
+}
+
 /* RETURNING: the columns of each document of the insert `cmd`, in order. */
 static void
 returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
@@ -969,6 +1045,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    bson_t *inserted = NULL; /* an upsert's documents as an insert, for RETURNING */
    bson_t upserted = BSON_INITIALIZER;
+   if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
+      ok = check_conflict_target (x, m, error);
+   }
    if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
       inserted = bson_copy (m->commands[0]);
       dj_mql_to_upserts (m);

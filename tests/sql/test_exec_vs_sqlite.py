@@ -478,6 +478,9 @@ def test_auto_increment_ids(tmp_path):
         res = eng.run('INSERT INTO "up" ("id", "k", "name") VALUES (%s, %s, %s) ON CONFLICT ("k") DO UPDATE SET '
                       '"name" = EXCLUDED."name"', [1, 7, "other unique index"])
         assert res["error"]["code"] == 11000, res  # a conflict on another unique index stays an error
+        res = eng.run('INSERT INTO "up" ("k", "name") VALUES (%s, %s) ON CONFLICT ("name") DO UPDATE SET '
+                      '"k" = EXCLUDED."k"', [8, "a"])  # "name" has no unique index: SQLite's error
+        assert res["error"]["code"] == 1 and "does not match any PRIMARY KEY or UNIQUE" in res["error"]["message"], res
         # INSERT OR IGNORE skips what a unique index refuses and counts what it stored
         eng.run('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer NOT NULL, '
                 '"b" integer NOT NULL, CONSTRAINT "m_ab" UNIQUE ("a", "b"))', [])
