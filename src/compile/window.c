@@ -234,22 +234,24 @@ static const char *const distribution_tpl[] = {
    "{'$add': [{'$floor': {'$divide': [{'$subtract': ['$$rn', {'$multiply': ['$$r', {'$add': ['$$q', 1]}]}]}, '$$q']}}, "
    "'$$r', 1]}]}}}}}}"};
 
-/* NTILE's bucket count: a positive integer constant (PostgreSQL refuses
- * what is not greater than zero). */
+/* Argument i of e, an integer constant (a literal or a parameter) of at
+ * least `min`: NTILE's bucket count and NTH_VALUE's n (PostgreSQL refuses
+ * what is not greater than zero), LAG/LEAD's offset. */
 static bool
-ntile_buckets (cx_t *cx, const dj_expr_t *e, int64_t *k)
+const_int_arg (cx_t *cx, const dj_expr_t *e, int i, int64_t min, int64_t *out)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   if (e->args.n != 1) {
-      return cx_unsupported (cx, e->pos, "NTILE() with %d arguments", e->args.n);
-   }
-   if (!cx_const_arg (cx, e->args.v[0], "the bucket count of NTILE()", &tmp, &v)) {
+   const dj_expr_t *a = e->args.v[i];
+   char what[64];
+   snprintf (what, sizeof what, "argument %d of %s()", i + 1, e->name);
+   if (!cx_const_arg (cx, a, what, &tmp, &v)) {
       return false;
    }
    if ((v->value_type != BSON_TYPE_INT32 && v->value_type != BSON_TYPE_INT64) ||
-       (*k = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64) < 1) {
-      return cx_param_error (cx, ((const dj_expr_t *) e->args.v[0])->pos, "argument of NTILE() must be an integer greater than zero");
+       (*out = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64) < min) {
+      return min > 0 ? cx_param_error (cx, a->pos, "%s must be an integer greater than zero", what)
+                     : cx_param_error (cx, a->pos, "%s must be an integer", what);
    }
    return true;
 }
@@ -280,8 +282,12 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    bool last_value = !strcmp (f, "LAST_VALUE");
    /* 0 PERCENT_RANK, 1 CUME_DIST, 2 NTILE (distribution_tpl), or -1 */
    int dist = !strcmp (f, "PERCENT_RANK") ? 0 : !strcmp (f, "CUME_DIST") ? 1 : !strcmp (f, "NTILE") ? 2 : -1;
-   int64_t buckets = 0;
-   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value && dist < 0) {
+   int64_t buckets = 0, nth_n = 0;
+   bool nth = !strcmp (f, "NTH_VALUE");
+   if (nth && e->args.n != 2) {
+      return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
+   }
+   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value && dist < 0 && !nth) {
       return cx_unsupported (cx, e->pos, "window function %s()", f);
    }
    if ((rownum || rank || dense || dist == 0 || dist == 1) && e->args.n) {
@@ -300,7 +306,10 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    if (is_agg && !(e->flags & DJ_XF_STAR) && e->args.n != 1) {
       return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
    }
-   if (dist == 2 && !ntile_buckets (cx, e, &buckets)) {
+   if (dist == 2 && (e->args.n != 1 || nth)) {
+      return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
+   }
+   if ((dist == 2 && !const_int_arg (cx, e, 0, 1, &buckets)) || (nth && !const_int_arg (cx, e, 1, 1, &nth_n))) {
       return false;
    }
    if (!stage_keys (cx, w, name, pipeline, n)) {
@@ -337,11 +346,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       if (e->args.n < 1 || e->args.n > 3) {
          ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       } else if (e->args.n >= 2) {
-         const dj_expr_t *o = e->args.v[1];
-         if (o->kind != DJ_X_INT) {
-            ok = cx_unsupported (cx, o->pos, "a %s() offset that is not an integer literal", f);
-         }
-         by = o->ival;
+         ok = const_int_arg (cx, e, 1, INT64_MIN, &by);
       }
       stage = stage_a_shift;
       args[3] = CX_INT64 (lag ? -by : by);
@@ -349,7 +354,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    } else {
       /* aggregates, FIRST_VALUE, LAST_VALUE over the frame (frame_of);
        * ranking functions and LAG/LEAD ignore frames, as SQL says */
-      const char *op = first ? "$first" : last_value ? "$last" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
+      const char *op = first ? "$first" : last_value ? "$last" : nth ? "$push" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
                        !strcmp (f, "MIN") ? "$min" : !strcmp (f, "MAX") ? "$max" : !strcmp (f, "COUNT") ? "$sum" : NULL;
       wbound_t lo = {0}, hi = {0};
       if (!op) {
@@ -365,6 +370,9 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          args[3] = CX_STR (op);
          if (!strcmp (f, "COUNT")) {
             args[2] = (e->flags & DJ_XF_STAR) ? CX_INT32 (1) : CX_FN (cx_agg_count_one, arg);
+         }
+         if (nth) {
+            args[2] = CX_OR_NULL (arg); /* a NULL value still counts in the frame */
          }
          args[4] = CX_FN (cx_agg_count_one, arg);
          args[5] = bound_arg (lo);
@@ -387,6 +395,10 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    }
    if (dist >= 0) {
       cx_stages (cx, pipeline, n, distribution_tpl[dist], CX_ARGS (CX_STR (name), CX_INT64 (buckets)));
+   }
+   if (nth) { /* NTH_VALUE(x, n): the frame's n-th value, NULL when it has fewer rows */
+      cx_stages (cx, pipeline, n, "{'$set': {'@0': {'$ifNull': [{'$arrayElemAt': ['$@0', '@1']}, null]}}}",
+                 CX_ARGS (CX_STR (name), CX_INT64 (nth_n - 1)));
    }
    if (sum_fix) {
       char nref[64], vref[64];

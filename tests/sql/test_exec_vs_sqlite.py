@@ -208,6 +208,12 @@ QUERIES = [
     ('SELECT "e"."id", RANK() OVER (ORDER BY "e"."n"), DENSE_RANK() OVER (ORDER BY "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") AS "run" FROM "entry" "e"', [], False),
+    # NTH_VALUE over the frame (NULL until it has n rows); LAG/LEAD offsets as parameters (Django's Value)
+    ('SELECT "e"."id", NTH_VALUE("e"."headline", 2) OVER (ORDER BY "e"."id"), NTH_VALUE("e"."n", %s) OVER '
+     '(PARTITION BY "e"."blog_id" ORDER BY "e"."id" ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), '
+     'NTH_VALUE("e"."score", 1) OVER (ORDER BY "e"."n") FROM "entry" "e"', [2], False),
+    ('SELECT "e"."id", LAG("e"."n", %s, %s) OVER (ORDER BY "e"."id"), LEAD("e"."id", %s) OVER (ORDER BY "e"."id") '
+     'FROM "entry" "e"', [2, -1, 3], False),
     # NTILE / PERCENT_RANK / CUME_DIST: from the row number, the peers and the partition's row count
     ('SELECT "e"."id", NTILE(3) OVER (ORDER BY "e"."id"), NTILE(%s) OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id"), '
      'NTILE(20) OVER (ORDER BY "e"."id" DESC) FROM "entry" "e"', [2], False),
