@@ -500,7 +500,8 @@ def test_auto_increment_ids(tmp_path):
 
 def test_functions_sqlite_lacks(tmp_path):
     """String functions of PostgreSQL (and Django's Left, Right, Repeat,
-    Reverse, LPad, RPad) that SQLite has not: known answers, NULL in -> NULL out."""
+    Reverse, LPad, RPad, Concat) that SQLite has not: known answers, NULL in
+    -> NULL out (CONCAT: NULL left out, as PostgreSQL's)."""
     eng = Engine(tmp_path / "f")
     try:
         res = eng.run("SELECT LEFT(%s, 2), RIGHT(%s, 3), REPEAT(%s, 3), REVERSE(%s), LPAD(%s, 3, %s), "
@@ -508,6 +509,9 @@ def test_functions_sqlite_lacks(tmp_path):
                       ["hello", "hello", "ab", "abc", "7", "0", "ab", "xy", "hello", "*", None, None])
         assert "error" not in res, res
         assert res["rows"] == [["he", "llo", "ababab", "cba", "007", "abxyx", "he", None, None]]
+        # CONCAT as PostgreSQL's concat() (Django's Concat): NULL left out, numbers as text; || stays NULL
+        res = eng.run("SELECT CONCAT(%s, %s, %s, %s), CONCAT(%s, %s), %s || %s", ["a", None, 42, 1.5, None, None, "a", None])
+        assert res["rows"] == [["a421.5", "", None]], res
     finally:
         eng.close()
 
