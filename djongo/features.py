@@ -51,9 +51,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_boolean_expr_in_select_clause = True
     # SQL the compiler translates.
     supports_over_clause = True
-    supports_frame_range_fixed_distance = False
+    # RANGE frames with offsets (one numeric ORDER BY key) and GROUPS frames
+    # are MongoDB range windows (src/compile/window.c); EXCLUDE is not
+    supports_frame_range_fixed_distance = True
     supports_frame_exclusion = False
-    only_supports_unbounded_with_preceding_and_following = True
+    only_supports_unbounded_with_preceding_and_following = False
     supports_aggregate_filter_clause = True
     supports_slicing_ordering_in_compound = True
     supports_parentheses_in_compound = False

@@ -15,11 +15,12 @@
  *   $set      NTILE, PERCENT_RANK, CUME_DIST: computed from the row number
  *             and the partition's row count (distribution_tpl).
  *
- * Why not MongoDB's range windows: they take one numeric sort key; SQL's
- * default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW takes any
- * keys. ROWS frames are MongoDB's documents windows; RANGE frames bounded by
- * UNBOUNDED and CURRENT ROW use the peer stage; RANGE with offsets and
- * GROUPS frames are refused, not approximated (frame_of).
+ * Why not MongoDB's range windows throughout: they take one numeric sort
+ * key; SQL's default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT
+ * ROW takes any keys. ROWS frames are MongoDB's documents windows; RANGE
+ * frames bounded by UNBOUNDED and CURRENT ROW use the peer stage; RANGE
+ * with offsets (one numeric key, as SQL requires one key) and GROUPS (over
+ * the peer group's number) are range windows (frame_of, value_key_stage).
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/setWindowFields/
  */
 #include <stdio.h>
@@ -63,6 +64,16 @@ cx_has_window (const dj_select_t *s)
    return n > 0;
 }
 
+/* Whether the frame is computed with a range window over an "_r" key:
+ * RANGE with an offset (n PRECEDING / n FOLLOWING), or GROUPS. */
+static bool
+frame_by_value (const dj_window_t *w)
+{
+   return w->frame == DJ_FRAME_GROUPS ||
+          (w->frame == DJ_FRAME_RANGE && (w->start == DJ_BOUND_PRECEDING || w->start == DJ_BOUND_FOLLOWING ||
+                                          w->end == DJ_BOUND_PRECEDING || w->end == DJ_BOUND_FOLLOWING));
+}
+
 /* A documents-window bound: "unbounded", "current" or a signed offset. */
 typedef struct {
    const char *word; /* or NULL for `n` */
@@ -87,23 +98,27 @@ rows_bound (dj_bound_t b, int64_t n)
    }
 }
 
-/* The documents window of an aggregate/value function and how its result
- * reaches the current row's peers ($last or $first of the running value
- * over each peer group, or NULL when peers play no part):
+/* The window of an aggregate/value function over its frame, and how its
+ * result reaches the current row's peers ($last or $first of the running
+ * value over each peer group, or NULL when peers play no part):
  *   no ORDER BY             the whole partition (all rows are peers)
  *   RANGE (or default)      UNBOUNDED PRECEDING .. CURRENT ROW: running, peers take the last
  *                           UNBOUNDED .. UNBOUNDED: the whole partition
  *                           CURRENT ROW .. UNBOUNDED FOLLOWING: suffix, peers take the first
- *   ROWS                    exactly the documents window, no peers */
+ *   ROWS                    exactly the documents window, no peers
+ *   RANGE with an offset    a range window over the one ORDER BY key (the
+ *                           "_r" field: by_value_key), CURRENT ROW is 0 --
+ *                           the current row's value, so its peers are in
+ *   GROUPS                  a range window over the peer group's number
+ *                           (the "_r" field: its dense rank), CURRENT ROW 0
+ * *by_value says a range window ("range" rather than "documents"). */
 static bool
-frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char **peer)
+frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char **peer, bool *by_value)
 {
    const dj_window_t *w = e->over;
    const wbound_t unb = {.word = "unbounded"}, cur = {.word = "current"};
    *peer = NULL;
-   if (w->frame == DJ_FRAME_GROUPS) {
-      return cx_unsupported (cx, w->frame_pos, "a GROUPS window frame");
-   }
+   *by_value = false;
    if (w->frame != DJ_FRAME_NONE &&
        (w->start == DJ_BOUND_UNBOUNDED_FOLLOWING || w->end == DJ_BOUND_UNBOUNDED_PRECEDING ||
         w->start_n < 0 || w->end_n < 0)) {
@@ -114,9 +129,14 @@ frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char *
       *hi = rows_bound (w->end, w->end_n);
       return true;
    }
-   if (w->frame == DJ_FRAME_RANGE && (w->start == DJ_BOUND_PRECEDING || w->start == DJ_BOUND_FOLLOWING ||
-                                      w->end == DJ_BOUND_PRECEDING || w->end == DJ_BOUND_FOLLOWING)) {
-      return cx_unsupported (cx, w->frame_pos, "a RANGE window frame with an offset");
+   if (frame_by_value (w)) {
+      /* the range window's bounds: offsets from the key, 0 for CURRENT ROW */
+      *by_value = true;
+      *lo = rows_bound (w->start, w->start_n);
+      *hi = rows_bound (w->end, w->end_n);
+      lo->word = w->start == DJ_BOUND_CURRENT ? NULL : lo->word;
+      hi->word = w->end == DJ_BOUND_CURRENT ? NULL : hi->word;
+      return true;
    }
    dj_bound_t start = w->frame ? w->start : DJ_BOUND_UNBOUNDED_PRECEDING;
    dj_bound_t end = w->frame ? w->end : DJ_BOUND_CURRENT;
@@ -181,6 +201,39 @@ stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, 
    return ok;
 }
 
+/* The "_r" key a range window needs (frame_by_value), set before stage A:
+ *   RANGE n PRECEDING ..: the one ORDER BY key, negated for DESC (so that
+ *     PRECEDING is always lower), a NULL key 0 in a partition of the NULL
+ *     keys alone -- SQL's frame of a NULL row is its NULL peers
+ *   GROUPS: the number of the row's peer group ($denseRank in ORDER BY's
+ *     direction), so n PRECEDING is n groups back
+ * The keys must be numbers (MongoDB's range windows: setWindowFields). */
+static bool
+value_key_stage (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, uint32_t *n)
+{
+   if (w->order.n == 0 || (w->frame == DJ_FRAME_RANGE && w->order.n != 1)) {
+      return cx_unsupported (cx, w->frame_pos, w->frame == DJ_FRAME_GROUPS ? "a GROUPS window frame without ORDER BY"
+                                                                           : "a RANGE window frame with an offset and "
+                                                                             "other than one ORDER BY key");
+   }
+   bool desc = ((dj_order_t *) w->order.v[0])->desc;
+   for (int j = 1; j < w->order.n; j++) {
+      if (((dj_order_t *) w->order.v[j])->desc != desc) {
+         return cx_unsupported (cx, w->frame_pos, "a GROUPS window frame over ORDER BY keys in mixed directions");
+      }
+   }
+   if (w->frame == DJ_FRAME_GROUPS) {
+      return cx_stages (cx, pipeline, n,
+                        "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': {'@0_k': '@1'}, "
+                        "'output': {'@0_r': {'$denseRank': {}}}}}",
+                        CX_ARGS (CX_STR (name), CX_INT32 (desc ? -1 : 1)));
+   }
+   return cx_stages (cx, pipeline, n,
+                     "{'$set': {'@0_r': {'$multiply': [{'$ifNull': ['$@0_s0', 0]}, '@1']}, "
+                     "'@0_p': {'p': '$@0_p', 'null': {'$eq': ['$@0_s0', null]}}}}",
+                     CX_ARGS (CX_STR (name), CX_INT32 (desc ? -1 : 1)));
+}
+
 /* LAG/LEAD's default: a constant, NULL when there is none. */
 static bool
 shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
@@ -199,9 +252,9 @@ shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
  * running value the peer stage spreads; "@0_n" how many non-NULL inputs
  * SUM saw. @1 the sort, @2 the argument, @3 the offset or the accumulator,
  * @4 LAG/LEAD's default or SUM's count of a non-NULL input, @5 @6 the
- * window's bounds. */
+ * window's bounds, @7 its unit ("documents" or "range"). */
 #define STAGE_A "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': '@1', 'output': {'@0_rn': {'$documentNumber': {}}"
-#define OVER_FRAME "'window': {'documents': ['@5', '@6']}"
+#define OVER_FRAME "'window': {'@7': ['@5', '@6']}"
 static const char *const stage_a_rownum = STAGE_A "}}}";
 static const char *const stage_a_dense = STAGE_A ", '@0': {'$denseRank': {}}}}}";
 /* with the partition's row count "@0_cnt" (NTILE, PERCENT_RANK, CUME_DIST) */
@@ -318,7 +371,13 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
 
    /* stage A */
    bson_t sort = BSON_INITIALIZER;
-   if (dense) { /* one key, the peer document: same direction for all parts */
+   if ((is_agg || first || last_value || nth) && frame_by_value (w)) {
+      if (!value_key_stage (cx, w, name, pipeline, n)) {
+         return false;
+      }
+      snprintf (field, sizeof field, "%s_r", name);
+      BSON_APPEND_INT32 (&sort, field, 1);
+   } else if (dense) { /* one key, the peer document: same direction for all parts */
       snprintf (field, sizeof field, "%s_k", name);
       BSON_APPEND_INT32 (&sort, field, ((dj_order_t *) w->order.v[0])->desc ? -1 : 1);
    } else if (ordered) {
@@ -330,7 +389,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       BSON_APPEND_INT32 (&sort, "_id", 1); /* any order: SQL leaves it unspecified */
    }
    const dj_expr_t *arg = e->args.n && dist < 0 ? e->args.v[0] : NULL;
-   cx_arg_t args[7] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
+   cx_arg_t args[8] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
    const char *stage = stage_a_rownum, *peer_op = NULL;
    bool ok = true, sum_fix = false;
    if (dist >= 0) {
@@ -362,7 +421,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       } else if ((first || last_value) && e->args.n != 1) {
          ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       }
-      ok = ok && frame_of (cx, e, &lo, &hi, &peer_op);
+      bool by_value = false;
+      ok = ok && frame_of (cx, e, &lo, &hi, &peer_op, &by_value);
       if (ok) {
          /* SUM also counts its non-NULL inputs: none means NULL, not 0 */
          sum_fix = !strcmp (f, "SUM");
@@ -377,6 +437,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          args[4] = CX_FN (cx_agg_count_one, arg);
          args[5] = bound_arg (lo);
          args[6] = bound_arg (hi);
+         args[7] = CX_STR (by_value ? "range" : "documents");
       }
    }
    ok = ok && cx_stages (cx, pipeline, n, stage, CX_ARGV (args));

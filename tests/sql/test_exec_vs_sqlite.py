@@ -208,6 +208,14 @@ QUERIES = [
     ('SELECT "e"."id", RANK() OVER (ORDER BY "e"."n"), DENSE_RANK() OVER (ORDER BY "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") AS "run" FROM "entry" "e"', [], False),
+    # RANGE frames with offsets (one key; NULL keys frame their NULL peers) and GROUPS frames
+    ('SELECT "e"."id", SUM("e"."score") OVER (ORDER BY "e"."n" RANGE BETWEEN 3 PRECEDING AND 1 FOLLOWING), '
+     'COUNT(*) OVER (ORDER BY "e"."n" DESC RANGE BETWEEN CURRENT ROW AND 4 FOLLOWING), '
+     'MIN("e"."id") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n" RANGE 2 PRECEDING) FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", SUM("e"."n") OVER (ORDER BY "e"."blog_id" GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW), '
+     'COUNT("e"."score") OVER (ORDER BY "e"."flag" DESC, "e"."blog_id" DESC GROUPS BETWEEN CURRENT ROW AND 2 FOLLOWING), '
+     'FIRST_VALUE("e"."id") OVER (ORDER BY "e"."blog_id" GROUPS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) '
+     'FROM "entry" "e"', [], False),
     # NTH_VALUE over the frame (NULL until it has n rows); LAG/LEAD offsets as parameters (Django's Value)
     ('SELECT "e"."id", NTH_VALUE("e"."headline", 2) OVER (ORDER BY "e"."id"), NTH_VALUE("e"."n", %s) OVER '
      '(PARTITION BY "e"."blog_id" ORDER BY "e"."id" ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), '
@@ -419,8 +427,8 @@ def test_errors_are_reported_not_guessed(tmp_path):
         eng.run(SCHEMA[0], [])
         res = eng.run('SELECT "blog"."id" FROM "blog" WHERE', [])
         assert res["error"]["code"] == 1 and "syntax error at end of input" in res["error"]["message"]
-        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id" RANGE BETWEEN 1 PRECEDING '
-                      'AND CURRENT ROW) FROM "blog"', [])
+        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id", "blog"."name" RANGE BETWEEN '
+                      '1 PRECEDING AND CURRENT ROW) FROM "blog"', [])
         assert res["error"]["code"] == 2 and "a RANGE window frame with an offset" in res["error"]["message"], res
         # duplicate key from the unique index the CREATE TABLE made: MongoDB's 11000
         assert "error" not in eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [1, "x"])
