@@ -218,31 +218,14 @@ dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
    return true;
 }
 
-/* Whether `name` is one of the strings of the array at `list`. */
-static bool
-listed (const bson_iter_t *list, const char *name)
-{
-   bson_iter_t it;
-   if (!BSON_ITER_HOLDS_ARRAY (list) || !bson_iter_recurse (list, &it)) {
-      return false;
-   }
-   while (bson_iter_next (&it)) {
-      if (BSON_ITER_HOLDS_UTF8 (&it) && !strcmp (bson_iter_utf8 (&it, NULL), name)) {
-         return true;
-      }
-   }
-   return false;
-}
-
 /* One upsert of dj_mql_to_upserts for document doc. */
 static void
 append_upsert (const bson_iter_t *keys, const bson_iter_t *set, const bson_t *doc, bson_t *parent, const char *key)
 {
-   bson_t up, q, u, part;
+   bson_t up, q = BSON_INITIALIZER, u, part;
    bson_iter_t k, f, s;
    bool null_key = false;
    bson_append_document_begin (parent, key, -1, &up);
-   bson_append_document_begin (&up, "q", 1, &q);
    bson_iter_recurse (keys, &k);
    while (bson_iter_next (&k)) {
       if (!bson_iter_init_find (&f, doc, bson_iter_utf8 (&k, NULL)) || BSON_ITER_HOLDS_NULL (&f)) {
@@ -262,7 +245,7 @@ append_upsert (const bson_iter_t *keys, const bson_iter_t *set, const bson_t *do
          bson_append_document_end (&q, &eq);
       }
    }
-   bson_append_document_end (&up, &q);
+   bson_append_document (&up, "q", 1, &q);
    bson_append_document_begin (&up, "u", 1, &u);
    bson_append_document_begin (&u, "$set", 4, &part);
    bson_iter_recurse (set, &s);
@@ -281,7 +264,7 @@ append_upsert (const bson_iter_t *keys, const bson_iter_t *set, const bson_t *do
    while (bson_iter_next (&f)) {
       bson_iter_t tmp;
       const char *name = bson_iter_key (&f);
-      if (!(bson_iter_recurse (set, &tmp) && bson_iter_find (&tmp, name)) && (null_key || !listed (keys, name))) {
+      if (!(bson_iter_recurse (set, &tmp) && bson_iter_find (&tmp, name)) && !bson_has_field (&q, name)) {
          bson_append_iter (&rest, NULL, 0, &f);
       }
    }
@@ -289,6 +272,7 @@ append_upsert (const bson_iter_t *keys, const bson_iter_t *set, const bson_t *do
       bson_append_document (&u, "$setOnInsert", -1, &rest);
    }
    bson_destroy (&rest);
+   bson_destroy (&q);
    bson_append_document_end (&up, &u);
    bson_append_bool (&up, "upsert", -1, true);
    bson_append_document_end (parent, &up);
