@@ -549,6 +549,18 @@ agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
                           "{'$and': [{'$in': [{'$type': '$$x'}, ['int', 'long']]}, {'$in': [{'$type': '$$y'}, ['int', 'long']]}]}, "
                           "{'$toLong': {'$trunc': {'$divide': ['$$x', '$$y']}}}, {'$divide': ['$$x', '$$y']}]}}}",
                           CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   case DJ_OP_BITAND: return agg_binop (cx, "$bitAnd", e->a, e->b, parent, key);
+   case DJ_OP_BITOR: return agg_binop (cx, "$bitOr", e->a, e->b, parent, key);
+   case DJ_OP_BITXOR: return agg_binop (cx, "$bitXor", e->a, e->b, parent, key);
+   case DJ_OP_POW: return agg_binop (cx, "$pow", e->a, e->b, parent, key);
+   case DJ_OP_SHL:
+   case DJ_OP_SHR:
+      /* MongoDB has no shifts: a << b is a * 2^b, a >> b is floor(a / 2^b)
+       * (an arithmetic shift: -5 >> 1 is -3), exact below 2^53 */
+      return cx_template (cx,
+                          e->op == DJ_OP_SHL ? "{'$multiply': ['@0', {'$pow': [2, '@1']}]}"
+                                             : "{'$toLong': {'$floor': {'$divide': ['@0', {'$pow': [2, '@1']}]}}}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
    case DJ_OP_CONCAT:
       /* SQL's || makes text of its operands; $concat refuses numbers. */
       return cx_template (cx, "{'$concat': [{'$toString': '@0'}, {'$toString': '@1'}]}",

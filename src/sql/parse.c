@@ -24,10 +24,12 @@
  *   delete   := DELETE FROM name [[AS] alias] [WHERE expr]
  *   expr     := or;  or := and {OR and};  and := not {AND not};
  *   not      := NOT not | pred
- *   pred     := sum [cmp sum | IS [NOT] NULL | [NOT] IN '(' (select | expr {, expr}) ')'
- *               | [NOT] BETWEEN sum AND sum | [NOT] (LIKE | ILIKE) sum [ESCAPE sum]
- *               | (~ | ~*) sum]
- *   sum      := prod {(+ | - | '||') prod};  prod := unary {(* | / | %) unary}
+ *   pred     := bits [cmp bits | IS [NOT] NULL | [NOT] IN '(' (select | expr {, expr}) ')'
+ *               | [NOT] BETWEEN bits AND bits | [NOT] (LIKE | ILIKE) bits [ESCAPE bits]
+ *               | (~ | ~*) bits]
+ *   bits     := sum {(& | '|' | # | << | >>) sum}
+ *   sum      := prod {(+ | - | '||') prod};  prod := pow {(* | / | %) pow}
+ *   pow      := unary {^ unary}
  *   unary    := (- | +) unary | primary {'->' (string | integer)}
  *   primary  := literal | %s | NULL | TRUE | FALSE | name ['.' name]
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]

@@ -101,6 +101,10 @@ QUERIES = [
     # Django's pattern_esc for F() in LIKE lookups: every occurrence replaced, NULL stays NULL
     ('SELECT "e"."id", REPLACE(REPLACE("e"."headline", %s, %s), %s, %s) FROM "entry" "e"', ["l", "_", "o", "%"], False),
     ('SELECT "e"."id", ABS("e"."n") FROM "entry" "e"', [], False),
+    # bitwise operators (Django's bitand/bitor/bitleftshift/bitrightshift), below + - and above comparisons
+    ('SELECT "e"."id", ("e"."n" & %s), ("e"."n" | %s), ("e"."n" << %s), ("e"."n" >> %s), "e"."n" & 3 + 1 FROM "entry" "e"',
+     [6, 8, 2, 1], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" & %s = %s', [1, 1], False),
     ('SELECT "e"."id", CASE WHEN "e"."n" > %s THEN %s WHEN "e"."n" IS NULL THEN %s ELSE %s END FROM "entry" "e"',
      [2, "big", "none", "small"], False),
     ('SELECT "e"."id", CASE "e"."n" WHEN 3 THEN \'three\' WHEN 0 THEN \'zero\' END FROM "entry" "e"', [], False),
@@ -517,6 +521,9 @@ def test_functions_sqlite_lacks(tmp_path):
                       ["hello", "hello", "ab", "abc", "7", "0", "ab", "xy", "hello", "*", None, None])
         assert "error" not in res, res
         assert res["rows"] == [["he", "llo", "ababab", "cba", "007", "abxyx", "he", None, None]]
+        # # (xor) and ^ (power) as PostgreSQL's, which SQLite has not; higher precedence for ^ than for *
+        res = eng.run("SELECT 5 # %s, %s # 1, 2 ^ %s, 3 * 2 ^ 2, %s ^ 2", [3, None, 10, 1.5])
+        assert res["rows"] == [[6, None, 1024, 12, 2.25]], res
         # CONCAT as PostgreSQL's concat() (Django's Concat): NULL left out, numbers as text; || stays NULL
         res = eng.run("SELECT CONCAT(%s, %s, %s, %s), CONCAT(%s, %s), %s || %s", ["a", None, 42, 1.5, None, None, "a", None])
         assert res["rows"] == [["a421.5", "", None]], res
