@@ -12,7 +12,9 @@
  *  - the cheapest correct command: `find` for a plain filter/sort/limit/
  *    projection on one table, `aggregate` otherwise ($lookup+$unwind for
  *    joins, $group for GROUP BY and aggregates, $facet so that an aggregate
- *    without GROUP BY returns its one row on an empty table); `insert`,
+ *    without GROUP BY returns its one row on an empty table); `insert`
+ *    (after an aggregate over $documents that computes expressions in
+ *    VALUES; as one upsert per row for ON CONFLICT (keys) DO UPDATE),
  *    `update` (a pipeline update when a SET value is an expression),
  *    `delete`; DDL -> create / drop / createIndexes / dropIndexes / update
  *    (backfill, $unset, $rename) / renameCollection.
@@ -27,6 +29,10 @@
  *    names. dj_mql_t.columns says which, so rows come out in SELECT order.
  *  - SELECT ... FOR UPDATE: an update that writes the matched rows without
  *    changing them (write.c, cx_compile_claim), then the read.
+ *  - SQL functions MongoDB has no operator for (MD5, SHA*, CHR, ASCII)
+ *    use the embedded engine's own $_djongo... operators and mark the
+ *    statement (dj_mql_t.engine_only) so that a MongoDB server refuses it
+ *    by name before it runs.
  *  - Anything that parses but has no faithful translation fails with
  *    DJ_SQL_UNSUPPORTED naming the construct and its byte offset.
  *
