@@ -1,6 +1,6 @@
 /*
  * window.c -- window functions: f(...) OVER (PARTITION BY ... ORDER BY ...)
- * -> $setWindowFields, for a SELECT without GROUP BY.
+ * -> $setWindowFields (with GROUP BY: over the groups, after $group and HAVING).
  *
  * Per window call i, before the $project of the SELECT list:
  *   $set      __dj_w<i>_p: {k0: ..} (partition key, NULL and missing alike),

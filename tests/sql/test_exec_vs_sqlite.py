@@ -226,6 +226,10 @@ QUERIES = [
      'NTH_VALUE("e"."score", 1) OVER (ORDER BY "e"."n") FROM "entry" "e"', [2], False),
     ('SELECT "e"."id", LAG("e"."n", %s, %s) OVER (ORDER BY "e"."id"), LEAD("e"."id", %s) OVER (ORDER BY "e"."id") '
      'FROM "entry" "e"', [2, -1, 3], False),
+    # window functions over GROUP BY's groups (after HAVING): their arguments are keys and aggregates
+    ('SELECT "e"."blog_id", COUNT(*), RANK() OVER (ORDER BY COUNT(*) DESC), SUM(COUNT(*)) OVER (), '
+     'MAX("e"."blog_id") OVER (PARTITION BY COUNT(*)), SUM(SUM("e"."n")) OVER (ORDER BY "e"."blog_id") '
+     'FROM "entry" "e" GROUP BY "e"."blog_id" HAVING COUNT(*) > %s', [0], False),
     # NTILE / PERCENT_RANK / CUME_DIST: from the row number, the peers and the partition's row count
     ('SELECT "e"."id", NTILE(3) OVER (ORDER BY "e"."id"), NTILE(%s) OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id"), '
      'NTILE(20) OVER (ORDER BY "e"."id" DESC) FROM "entry" "e"', [2], False),
