@@ -171,8 +171,10 @@ dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
 bool
 dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
 {
-   bson_iter_t it, docs, rowit, cell, vals, field;
-   if (mql->values_from != 1 || mql->ncommands != 2 || !bson_iter_init (&rowit, rows) ||
+   bson_iter_t it, docs, row, vals, field;
+   /* one row: [v00, v01, .., v10, ..], the values row after row */
+   if (mql->values_from != 1 || mql->ncommands != 2 || !bson_iter_init (&row, rows) || !bson_iter_next (&row) ||
+       !BSON_ITER_HOLDS_ARRAY (&row) || !bson_iter_recurse (&row, &vals) ||
        !bson_iter_init_find (&it, mql->commands[1], "documents") || !bson_iter_recurse (&it, &docs)) {
       return false;
    }
@@ -187,21 +189,16 @@ dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
       bson_append_array_begin (cmd, "documents", -1, &arr);
       while (ok && bson_iter_next (&docs)) {
          bson_t doc;
-         /* row r: [[v0, v1, ...]] */
-         ok = BSON_ITER_HOLDS_DOCUMENT (&docs) && bson_iter_next (&rowit) && bson_iter_recurse (&rowit, &cell) &&
-              bson_iter_next (&cell) && BSON_ITER_HOLDS_ARRAY (&cell) && bson_iter_recurse (&cell, &vals) &&
-              bson_iter_recurse (&docs, &field);
-         if (!ok) {
+         if (!(ok = BSON_ITER_HOLDS_DOCUMENT (&docs) && bson_iter_recurse (&docs, &field))) {
             break;
          }
          bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &doc);
          while (ok && bson_iter_next (&field)) {
             ok = bson_iter_next (&vals) && bson_append_value (&doc, bson_iter_key (&field), -1, bson_iter_value (&vals));
          }
-         ok = ok && !bson_iter_next (&vals);
          bson_append_document_end (&arr, &doc);
       }
-      ok = ok && !bson_iter_next (&rowit);
+      ok = ok && !bson_iter_next (&vals);
       bson_append_array_end (cmd, &arr);
    }
    if (!ok) {

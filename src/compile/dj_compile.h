@@ -113,10 +113,10 @@ typedef struct {
                                  read, only inside a transaction (else
                                  dj_mql_drop_claim) */
    int values_from;           /* 1: an INSERT with expressions in VALUES:
-                                 commands[0] computes the values (an
-                                 aggregate over $documents: one document
-                                 {v: [values]} per row), commands[1] is the
-                                 insert, its values null until
+                                 commands[0] computes the values (the
+                                 SELECT without FROM of them all, row after
+                                 row: one row c0, c1, ..), commands[1] is
+                                 the insert, its values null until
                                  dj_mql_set_values() puts them in */
    bson_t *upsert;            /* INSERT ... ON CONFLICT (keys) DO UPDATE SET
                                  c = EXCLUDED.s: {keys: [..], set: {c: s}}
@@ -169,14 +169,12 @@ bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *pa
 void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
 
 /**
- * values_from: puts the values commands[0] computed into the insert (the
- * i-th value of row r into the i-th field of document r), then drops
+ * values_from: puts the values commands[0] computed into the insert, in
+ * order (document after document, field after field), then drops
  * commands[0]; clears values_from.
- * @param[in] rows what commands[0] returned, as rows: an array of arrays
- *                 whose first element is the row's array of values
- *                 (borrowed).
- * @return false when the rows do not fit the insert (not one per
- *         document, or another number of values).
+ * @param[in] rows what commands[0] returned, as rows: an array holding one
+ *                 array of all the values (borrowed).
+ * @return false when the values do not fit the insert (another number).
  */
 bool dj_mql_set_values (dj_mql_t *mql, const bson_t *rows);
 

@@ -587,7 +587,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    if (s->from.n == 0) {
       /* SELECT without FROM: one row to compute on, {$documents: [{}]}
        * (aggregate: 1, the database-level form) */
-      if (!cx->out || cx->outer || (flags & CX_PIPE_NO_COLUMNS)) {
+      if (!cx->out || cx->outer || ((flags & CX_PIPE_NO_COLUMNS) && !(flags & CX_PIPE_VALUES))) {
          return cx_unsupported (cx, s->pos, "SELECT without FROM inside another statement");
       }
       cx_stages (cx, pipeline, n, "{'$documents': [{}]}", CX_NO_ARGS);

@@ -95,50 +95,43 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
          }
       }
    }
-   /* expressions in VALUES (UPPER(%s), NOW(), Django's expressions in
-    * create()/bulk_create()): every value of every row is computed by a
-    * first command, {aggregate: 1, pipeline: [{$documents: [{v: [values of
-    * row 0]}, ...]}]}, and the insert's documents hold null until the
-    * executor puts the results in (dj_mql_set_values) -- so what follows
-    * (ids, NOT NULL, RETURNING) sees plain values. SQL's VALUES see no
-    * table: a column or a subquery there is refused. */
+   /* expressions in VALUES (UPPER(%s), NOW(), a subquery: Django's
+    * expressions in create()/bulk_create()): every value of every row is
+    * computed by a first command, the SELECT without FROM of them all, row
+    * after row (SELECT v00, v01, .., v10, ..: {aggregate: 1, pipeline:
+    * [{$documents: [{}]}, .., {$project: {c0, c1, ..}}]}), and the
+    * insert's documents hold null until the executor puts the results in
+    * (dj_mql_set_values) -- so what follows (ids, NOT NULL, RETURNING)
+    * sees plain values. SQL's VALUES see no table: a column there is an
+    * error. */
    bool computed = false;
+   int total = 0;
    for (int r = 0; r < st->rows.n; r++) {
       const dj_list_t *row = st->rows.v[r];
       for (int c = 0; c < row->n; c++) {
-         const dj_expr_t *v = row->v[c];
-         if (cx_has_subquery (v)) {
-            return cx_unsupported (cx, v->pos, "a subquery in VALUES");
-         }
-         computed |= !cx_is_const (v);
+         computed |= !cx_is_const (row->v[c]);
       }
+      total += row->n;
    }
-   bson_t *cmd = bson_new (), docs, vals;
+   bson_t *cmd = bson_new (), docs;
    cx_idx_t k;
    bool ok = true;
    if (computed) {
-      bson_t *agg = bson_new (), pipe, stage, rows;
-      BSON_APPEND_INT32 (agg, "aggregate", 1);
-      BSON_APPEND_ARRAY_BEGIN (agg, "pipeline", &pipe);
-      BSON_APPEND_DOCUMENT_BEGIN (&pipe, "0", &stage);
-      BSON_APPEND_ARRAY_BEGIN (&stage, "$documents", &rows);
-      for (int r = 0; ok && r < st->rows.n; r++) {
+      dj_item_t *items = bson_malloc0 (sizeof *items * (size_t) total);
+      void **iv = bson_malloc (sizeof *iv * (size_t) total);
+      int i = 0;
+      for (int r = 0; r < st->rows.n; r++) {
          const dj_list_t *row = st->rows.v[r];
-         bson_t doc;
-         BSON_APPEND_DOCUMENT_BEGIN (&rows, cx_idx (&k, (uint32_t) r), &doc);
-         BSON_APPEND_ARRAY_BEGIN (&doc, "v", &vals);
-         for (int c = 0; ok && c < row->n; c++) {
-            cx_idx_t ck;
-            ok = cx_agg_value (cx, row->v[c], &vals, cx_idx (&ck, (uint32_t) c));
+         for (int c = 0; c < row->n; c++, i++) {
+            items[i].expr = row->v[c];
+            iv[i] = &items[i];
          }
-         bson_append_array_end (&doc, &vals);
-         bson_append_document_end (&rows, &doc);
       }
-      bson_append_array_end (&stage, &rows);
-      bson_append_document_end (&pipe, &stage);
-      bson_append_array_end (agg, &pipe);
-      ok = ok && cx_template (cx, "{'batchSize': '@0'}", CX_ARGS (CX_INT32 (st->rows.n)), agg, "cursor");
-      if (!cx_add_command_if (cx, ok, agg)) {
+      const dj_select_t values = {.items = {.v = iv, .n = total}};
+      ok = cx_add_aggregate (cx, NULL, &values, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_VALUES);
+      bson_free (iv);
+      bson_free (items);
+      if (!ok) {
          bson_destroy (cmd);
          return false;
       }

@@ -298,6 +298,8 @@ WRITES = [
      'LENGTH(%s) * 1.5)', [30, "shout", 4, None, 31, "a", "b", -9, "four"]),
     ('INSERT INTO "entry" ("headline", "n") VALUES (REPLACE(%s, %s, %s), CASE WHEN %s > 1 THEN 1 ELSE 0 END)',
      ["x-y", "-", "+", 5]),
+    ('INSERT INTO "entry" ("id", "headline", "n") VALUES (%s, (SELECT MAX(U0."name") FROM "blog" U0), '
+     '(SELECT COUNT(*) FROM "entry" U1 WHERE U1."n" > %s) + 100)', [35, 3]),
     # INSERT ... ON CONFLICT DO UPDATE (Django's bulk_create(update_conflicts=True)): a row whose key is stored
     # updates it (its SET columns only), the others are inserted; rowcount counts both, as SQLite's
     ('INSERT INTO "entry" ("id", "headline", "n", "score") VALUES (%s, %s, %s, %s), (%s, %s, %s, %s), (%s, %s, %s, %s) '
