@@ -19,7 +19,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     can_return_columns_from_insert = True
     can_return_rows_from_bulk_insert = True
     has_bulk_insert = True
+    # INSERT OR IGNORE (skips what a unique index refuses) and INSERT ... ON
+    # CONFLICT (unique_fields) DO UPDATE SET f = EXCLUDED.f: one upsert per row
     supports_ignore_conflicts = True
+    supports_update_conflicts = True
+    supports_update_conflicts_with_target = True
     # Documents have no foreign keys: Django's collector does cascades.
     supports_foreign_keys = False
     can_create_inline_fk = False
@@ -51,9 +55,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_boolean_expr_in_select_clause = True
     # SQL the compiler translates.
     supports_over_clause = True
-    supports_frame_range_fixed_distance = False
+    # RANGE frames with offsets (one numeric ORDER BY key) and GROUPS frames
+    # are MongoDB range windows (src/compile/window.c); EXCLUDE is not
+    supports_frame_range_fixed_distance = True
     supports_frame_exclusion = False
-    only_supports_unbounded_with_preceding_and_following = True
+    only_supports_unbounded_with_preceding_and_following = False
     supports_aggregate_filter_clause = True
     supports_slicing_ordering_in_compound = True
     supports_parentheses_in_compound = False
@@ -73,7 +79,6 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_sequence_reset = False
     supports_subqueries_in_group_by = False
     supports_tuple_lookups = False
-    supports_update_conflicts = False
     supports_default_keyword_in_insert = False
     supports_default_keyword_in_bulk_insert = False
     requires_literal_defaults = False

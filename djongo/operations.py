@@ -103,6 +103,16 @@ class DatabaseOperations(BaseDatabaseOperations):
             return "INSERT OR IGNORE INTO"
         return super().insert_statement(on_conflict=on_conflict)
 
+    def on_conflict_suffix_sql(self, fields, on_conflict, update_fields, unique_fields):
+        # bulk_create(update_conflicts=True): SQLite's spelling; the executor
+        # runs one upsert per row keyed on unique_fields (src/compile/write.c)
+        from django.db.models.constants import OnConflict
+        if on_conflict == OnConflict.UPDATE:
+            return "ON CONFLICT(%s) DO UPDATE SET %s" % (
+                ", ".join(map(self.quote_name, unique_fields)),
+                ", ".join("%s = EXCLUDED.%s" % (f, f) for f in map(self.quote_name, update_fields)))
+        return super().on_conflict_suffix_sql(fields, on_conflict, update_fields, unique_fields)
+
     def bulk_insert_sql(self, fields, placeholder_rows):
         return "VALUES " + ", ".join("(%s)" % ", ".join(row) for row in placeholder_rows)
 

@@ -219,6 +219,8 @@ enum {
    CX_PIPE_KEEP_NULLS = 1 << 0, /* every cN present, NULL rather than missing */
    CX_PIPE_NO_COLUMNS = 1 << 1, /* do not describe cN in cx->out->columns */
    CX_PIPE_NO_ORDER = 1 << 2,   /* ORDER BY / LIMIT / OFFSET belong to the caller */
+   CX_PIPE_VALUES = 1 << 3,     /* an INSERT's computed VALUES: a SELECT without FROM
+                                   that describes no columns (write.c) */
    CX_PIPE_SUBQUERY = CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS
 };
 

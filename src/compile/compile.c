@@ -168,6 +168,144 @@ dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids)
    mql->commands[mql->feed_to] = cmd;
 }
 
+bool
+dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
+{
+   bson_iter_t it, docs, row, vals, field;
+   /* one row: [v00, v01, .., v10, ..], the values row after row */
+   if (mql->values_from != 1 || mql->ncommands != 2 || !bson_iter_init (&row, rows) || !bson_iter_next (&row) ||
+       !BSON_ITER_HOLDS_ARRAY (&row) || !bson_iter_recurse (&row, &vals) ||
+       !bson_iter_init_find (&it, mql->commands[1], "documents") || !bson_iter_recurse (&it, &docs)) {
+      return false;
+   }
+   bson_t *cmd = bson_new (), arr;
+   bool ok = true;
+   bson_iter_init (&it, mql->commands[1]);
+   while (ok && bson_iter_next (&it)) {
+      if (!BSON_ITER_IS_KEY (&it, "documents")) {
+         ok = bson_append_iter (cmd, NULL, 0, &it);
+         continue;
+      }
+      bson_append_array_begin (cmd, "documents", -1, &arr);
+      while (ok && bson_iter_next (&docs)) {
+         bson_t doc;
+         if (!(ok = BSON_ITER_HOLDS_DOCUMENT (&docs) && bson_iter_recurse (&docs, &field))) {
+            break;
+         }
+         bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &doc);
+         while (ok && bson_iter_next (&field)) {
+            ok = bson_iter_next (&vals) && bson_append_value (&doc, bson_iter_key (&field), -1, bson_iter_value (&vals));
+         }
+         bson_append_document_end (&arr, &doc);
+      }
+      ok = ok && !bson_iter_next (&vals);
+      bson_append_array_end (cmd, &arr);
+   }
+   if (!ok) {
+      bson_destroy (cmd);
+      return false;
+   }
+   bson_destroy (mql->commands[0]);
+   bson_destroy (mql->commands[1]);
+   mql->commands[0] = cmd; /* owned */
+   mql->ncommands = 1;
+   mql->ignore_code[0] = mql->ignore_code[1];
+   mql->admin[0] = mql->admin[1];
+   mql->values_from = 0;
+   return true;
+}
+
+/* One upsert of dj_mql_to_upserts for document doc. */
+static void
+append_upsert (const bson_iter_t *keys, const bson_iter_t *set, const bson_t *doc, bson_t *parent, const char *key)
+{
+   bson_t up, q = BSON_INITIALIZER, u, part;
+   bson_iter_t k, f, s;
+   bool null_key = false;
+   bson_append_document_begin (parent, key, -1, &up);
+   bson_iter_recurse (keys, &k);
+   while (bson_iter_next (&k)) {
+      if (!bson_iter_init_find (&f, doc, bson_iter_utf8 (&k, NULL)) || BSON_ITER_HOLDS_NULL (&f)) {
+         null_key = true;
+      }
+   }
+   if (null_key) {
+      BSON_APPEND_BOOL (&q, "$expr", false);
+   } else {
+      bson_iter_recurse (keys, &k);
+      while (bson_iter_next (&k)) {
+         bson_iter_init_find (&f, doc, bson_iter_utf8 (&k, NULL));
+         /* {k: {$eq: v}}: a value that is a document stays a value */
+         bson_t eq;
+         bson_append_document_begin (&q, bson_iter_utf8 (&k, NULL), -1, &eq);
+         bson_append_value (&eq, "$eq", 3, bson_iter_value (&f));
+         bson_append_document_end (&q, &eq);
+      }
+   }
+   bson_append_document (&up, "q", 1, &q);
+   bson_append_document_begin (&up, "u", 1, &u);
+   bson_append_document_begin (&u, "$set", 4, &part);
+   bson_iter_recurse (set, &s);
+   while (bson_iter_next (&s)) {
+      if (bson_iter_init_find (&f, doc, bson_iter_utf8 (&s, NULL))) {
+         bson_append_value (&part, bson_iter_key (&s), -1, bson_iter_value (&f));
+      } else {
+         bson_append_null (&part, bson_iter_key (&s), -1); /* EXCLUDED.c of a column not given: NULL */
+      }
+   }
+   bson_append_document_end (&u, &part);
+   /* the rest of the row, for an insert ($setOnInsert may not be empty;
+    * the keys come from q unless it matches nothing) */
+   bson_t rest = BSON_INITIALIZER;
+   bson_iter_init (&f, doc);
+   while (bson_iter_next (&f)) {
+      bson_iter_t tmp;
+      const char *name = bson_iter_key (&f);
+      if (!(bson_iter_recurse (set, &tmp) && bson_iter_find (&tmp, name)) && !bson_has_field (&q, name)) {
+         bson_append_iter (&rest, NULL, 0, &f);
+      }
+   }
+   if (!bson_empty (&rest)) {
+      bson_append_document (&u, "$setOnInsert", -1, &rest);
+   }
+   bson_destroy (&rest);
+   bson_destroy (&q);
+   bson_append_document_end (&up, &u);
+   bson_append_bool (&up, "upsert", -1, true);
+   bson_append_document_end (parent, &up);
+}
+
+void
+dj_mql_to_upserts (dj_mql_t *mql)
+{
+   bson_iter_t it, docs, keys, set;
+   if (!mql->upsert || mql->ncommands < 1 || !bson_iter_init_find (&keys, mql->upsert, "keys") ||
+       !bson_iter_init_find (&set, mql->upsert, "set") || !bson_iter_init_find (&it, mql->commands[0], "insert") ||
+       !BSON_ITER_HOLDS_UTF8 (&it)) {
+      return;
+   }
+   bson_t *cmd = bson_new (), ups;
+   BSON_APPEND_UTF8 (cmd, "update", bson_iter_utf8 (&it, NULL));
+   BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
+   if (bson_iter_init_find (&it, mql->commands[0], "documents") && bson_iter_recurse (&it, &docs)) {
+      while (bson_iter_next (&docs)) {
+         uint32_t len;
+         const uint8_t *data;
+         bson_t doc;
+         if (BSON_ITER_HOLDS_DOCUMENT (&docs)) {
+            bson_iter_document (&docs, &len, &data);
+            if (bson_init_static (&doc, data, len)) {
+               append_upsert (&keys, &set, &doc, &ups, bson_iter_key (&docs));
+            }
+         }
+      }
+   }
+   bson_append_array_end (cmd, &ups);
+   BSON_APPEND_BOOL (cmd, "ordered", true);
+   bson_destroy (mql->commands[0]);
+   mql->commands[0] = cmd; /* owned */
+}
+
 void
 dj_mql_drop_claim (dj_mql_t *mql)
 {
@@ -197,6 +335,7 @@ dj_mql_cleanup (dj_mql_t *mql)
       bson_free (mql->columns[i].path);
    }
    bson_free (mql->columns);
+   bson_destroy (mql->upsert);
    bson_free (mql->collection);
    bson_free (mql->name);
    memset (mql, 0, sizeof *mql);

@@ -12,7 +12,9 @@
  *  - the cheapest correct command: `find` for a plain filter/sort/limit/
  *    projection on one table, `aggregate` otherwise ($lookup+$unwind for
  *    joins, $group for GROUP BY and aggregates, $facet so that an aggregate
- *    without GROUP BY returns its one row on an empty table); `insert`,
+ *    without GROUP BY returns its one row on an empty table); `insert`
+ *    (after an aggregate over $documents that computes expressions in
+ *    VALUES; as one upsert per row for ON CONFLICT (keys) DO UPDATE),
  *    `update` (a pipeline update when a SET value is an expression),
  *    `delete`; DDL -> create / drop / createIndexes / dropIndexes / update
  *    (backfill, $unset, $rename) / renameCollection.
@@ -27,6 +29,10 @@
  *    names. dj_mql_t.columns says which, so rows come out in SELECT order.
  *  - SELECT ... FOR UPDATE: an update that writes the matched rows without
  *    changing them (write.c, cx_compile_claim), then the read.
+ *  - SQL functions MongoDB has no operator for (MD5, SHA*, CHR, ASCII)
+ *    use the embedded engine's own $_djongo... operators and mark the
+ *    statement (dj_mql_t.engine_only) so that a MongoDB server refuses it
+ *    by name before it runs.
  *  - Anything that parses but has no faithful translation fails with
  *    DJ_SQL_UNSUPPORTED naming the construct and its byte offset.
  *
@@ -106,6 +112,23 @@ typedef struct {
                                  executor runs it, as one atomic unit with the
                                  read, only inside a transaction (else
                                  dj_mql_drop_claim) */
+   int values_from;           /* 1: an INSERT with expressions in VALUES:
+                                 commands[0] computes the values (the
+                                 SELECT without FROM of them all, row after
+                                 row: one row c0, c1, ..), commands[1] is
+                                 the insert, its values null until
+                                 dj_mql_set_values() puts them in */
+   bson_t *upsert;            /* INSERT ... ON CONFLICT (keys) DO UPDATE SET
+                                 c = EXCLUDED.s: {keys: [..], set: {c: s}}
+                                 (owned); the executor turns commands[0]
+                                 into upserts with dj_mql_to_upserts() once
+                                 the documents are final (ids given) */
+   const char *engine_only;   /* the first SQL function (static text:
+                                 "MD5") compiled to one of the embedded
+                                 engine's own operators ($_djongo...), which
+                                 a MongoDB server has not; NULL for none. The
+                                 executor refuses the statement on a server
+                                 (dj_exec_set_engine_ops) */
 } dj_mql_t;
 
 /**
@@ -144,6 +167,25 @@ bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *pa
  * @param[in] ids an array (borrowed: copied).
  */
 void dj_mql_feed_ids (dj_mql_t *mql, const bson_t *ids);
+
+/**
+ * values_from: puts the values commands[0] computed into the insert, in
+ * order (document after document, field after field), then drops
+ * commands[0]; clears values_from.
+ * @param[in] rows what commands[0] returned, as rows: an array holding one
+ *                 array of all the values (borrowed).
+ * @return false when the values do not fit the insert (another number).
+ */
+bool dj_mql_set_values (dj_mql_t *mql, const bson_t *rows);
+
+/**
+ * upsert: replaces the insert commands[0] by an update of one upsert per
+ * document, in order: {q: {key: value, ...}, u: {$set: {c: the document's
+ * s}, $setOnInsert: {the document's other fields}}, upsert: true}. A
+ * document with a NULL or absent key cannot conflict (SQL's NULLs are
+ * distinct): its q matches nothing ({$expr: false}), so it is inserted.
+ */
+void dj_mql_to_upserts (dj_mql_t *mql);
 
 /** SELECT ... FOR UPDATE run outside a transaction: drops the claim (and
  *  the aggregate feeding it), leaving the read; clears for_update. */

@@ -557,6 +557,18 @@ agg_arith (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
                           "{'$and': [{'$in': [{'$type': '$$x'}, ['int', 'long']]}, {'$in': [{'$type': '$$y'}, ['int', 'long']]}]}, "
                           "{'$toLong': {'$trunc': {'$divide': ['$$x', '$$y']}}}, {'$divide': ['$$x', '$$y']}]}}}",
                           CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
+   case DJ_OP_BITAND: return agg_binop (cx, "$bitAnd", e->a, e->b, parent, key);
+   case DJ_OP_BITOR: return agg_binop (cx, "$bitOr", e->a, e->b, parent, key);
+   case DJ_OP_BITXOR: return agg_binop (cx, "$bitXor", e->a, e->b, parent, key);
+   case DJ_OP_POW: return agg_binop (cx, "$pow", e->a, e->b, parent, key);
+   case DJ_OP_SHL:
+   case DJ_OP_SHR:
+      /* MongoDB has no shifts: a << b is a * 2^b, a >> b is floor(a / 2^b)
+       * (an arithmetic shift: -5 >> 1 is -3), exact below 2^53 */
+      return cx_template (cx,
+                          e->op == DJ_OP_SHL ? "{'$multiply': ['@0', {'$pow': [2, '@1']}]}"
+                                             : "{'$toLong': {'$floor': {'$divide': ['@0', {'$pow': [2, '@1']}]}}}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b)), parent, key);
    case DJ_OP_CONCAT:
       /* SQL's || makes text of its operands; $concat refuses numbers. */
       return cx_template (cx, "{'$concat': [{'$toString': '@0'}, {'$toString': '@1'}]}",
@@ -843,6 +855,8 @@ truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key,
    return ok;
 }
 
+static bool dynamic_regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
+
 /* LIKE / regex match, as an aggregation boolean or a query filter: TRUE
  * for a string that matches, FALSE for one that does not; a NULL pattern
  * makes it neither. */
@@ -857,6 +871,9 @@ regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bool filter, bson_t *paren
        "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@1', 'options': '@2'}}]}]}"},
       {"{'$expr': false}", "{'@0': {'$regex': '@1', '$options': '@2'}}",
        "{'@0': {'$type': 'string', '$not': {'$regex': '@1', '$options': '@2'}}}"}};
+   if (!filter && !cx_is_const (e->b)) {
+      return dynamic_regex_truth (cx, e, want, parent, key);
+   }
    dj_buf_t re;
    const char *opts = "";
    bool is_null, w = (e->flags & DJ_XF_NOT) ? !want : want;
@@ -868,6 +885,66 @@ regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bool filter, bson_t *paren
                            parent, key);
    dj_buf_cleanup (&re);
    return ok;
+}
+
+/* The regex of LIKE pattern p (an expression), built while the query runs:
+ * each code point of p in turn -- after the escape character, itself;
+ * else % is .*, _ is ., and the rest is itself -- a PCRE metacharacter
+ * quoted with a backslash (like_to_regex's rules, for Django's F() in
+ * contains/startswith/endswith: '%' || REPLACE(..) || '%' ESCAPE '\').
+ * The state is {s: regex so far, e: the last code point was the escape}.
+ * $$pat the pattern (dynamic_regex_truth's $let), @1 the escape character
+ * ("" for none, which never equals one code point), @2 the
+ * metacharacters. */
+static const char dynamic_like_regex[] =
+   "{'$concat': ['^', {'$getField': {'field': 's', "
+   "'input': {'$reduce': {'input': {'$range': [0, {'$strLenCP': '$$pat'}]}, 'initialValue': {'s': '', "
+   "'e': false}, 'in': {'$let': {'vars': {'ch': {'$substrCP': ['$$pat', '$$this', 1]}}, "
+   "'in': {'$cond': [{'$and': [{'$not': ['$$value.e']}, {'$eq': ['$$ch', '@1']}]}, {'s': '$$value.s', "
+   "'e': true}, {'s': {'$concat': ['$$value.s', {'$cond': [{'$or': ['$$value.e', "
+   "{'$not': [{'$in': ['$$ch', ['%', '_']]}]}]}, {'$cond': [{'$gte': [{'$indexOfCP': ['@2', '$$ch']}, 0]}, "
+   "{'$concat': ['\\', '$$ch']}, '$$ch']}, {'$cond': [{'$eq': ['$$ch', '%']}, '.*', '.']}]}]}, "
+   "'e': false}]}}}}}}}, '\\z']}";
+
+/* The regex of a LIKE or ~ whose pattern ($$pat) is not a constant (a
+ * column, an expression): LIKE's built from it at run time, ~'s the pattern
+ * itself. */
+static bool
+dynamic_regex (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   if (e->kind == DJ_X_REGEX) {
+      return BSON_APPEND_UTF8 (parent, key, "$$pat");
+   }
+   const char *esc = "";
+   bson_value_t etmp;
+   const bson_value_t *ev;
+   if (e->c) {
+      if (!cx_is_const (e->c) || !cx_const_value (cx, e->c, &etmp, &ev) || ev->value_type != BSON_TYPE_UTF8 ||
+          ev->value.v_utf8.len != 1) {
+         return cx->error && cx->error->code ? false : cx_param_error (cx, e->c->pos, "ESCAPE takes a one-character string");
+      }
+      esc = ev->value.v_utf8.str;
+   }
+   return cx_template (cx, dynamic_like_regex, CX_ARGS (CX_STR (""), CX_STR (esc), CX_STR ("\\^$.|?*+()[]{}")), parent, key);
+}
+
+/* LIKE / ~ with a pattern that is not a constant, evaluated once into $$pat:
+ * TRUE when subject and pattern are strings and the subject matches, FALSE
+ * when both are strings and it does not; a NULL subject or pattern makes
+ * it neither. */
+static bool
+dynamic_regex_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   bool w = (e->flags & DJ_XF_NOT) ? !want : want;
+   const char *opts = e->kind == DJ_X_LIKE ? ((e->flags & DJ_XF_ICASE) ? "is" : "s") : (e->flags & DJ_XF_ICASE) ? "i" : "";
+   return cx_template (cx,
+                       w ? "{'$let': {'vars': {'pat': '@1'}, 'in': {'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+                           "{'$eq': [{'$type': '$$pat'}, 'string']}, "
+                           "{'$regexMatch': {'input': '@0', 'regex': '@3', 'options': '@2'}}]}}}"
+                         : "{'$let': {'vars': {'pat': '@1'}, 'in': {'$and': [{'$eq': [{'$type': '@0'}, 'string']}, "
+                           "{'$eq': [{'$type': '$$pat'}, 'string']}, "
+                           "{'$not': [{'$regexMatch': {'input': '@0', 'regex': '@3', 'options': '@2'}}]}]}}}",
+                       CX_ARGS (CX_VALUE (e->a), CX_VALUE (e->b), CX_STR (opts), CX_FN (dynamic_regex, e)), parent, key);
 }
 
 static bool
@@ -1144,7 +1221,8 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
    }
    case DJ_X_LIKE:
    case DJ_X_REGEX:
-      ok = filter_column (cx, e->a) ? regex_truth (cx, e, want, true, parent, key) : filter_expr (cx, e, want, parent, key);
+      ok = filter_column (cx, e->a) && cx_is_const (e->b) ? regex_truth (cx, e, want, true, parent, key)
+                                                          : filter_expr (cx, e, want, parent, key);
       break;
    case DJ_X_BOOL:
       if ((e->ival != 0) == want) {

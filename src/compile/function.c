@@ -39,6 +39,20 @@ append_args_array (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
    return append_each (cx, &e->args, cx_agg_value, parent, key);
 }
 
+/* x as text, "" for NULL (CONCAT's argument) */
+static bool
+agg_text_or_empty (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
+{
+   return cx_template (cx, "{'$ifNull': [{'$toString': '@0'}, '']}", CX_ARGS (CX_VALUE (x)), parent, key);
+}
+
+/* [text(a0), text(a1), ...] */
+static bool
+append_args_text (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return append_each (cx, &e->args, agg_text_or_empty, parent, key);
+}
+
 static bool
 agg_is_null (cx_t *cx, const dj_expr_t *x, bson_t *parent, const char *key)
 {
@@ -97,13 +111,13 @@ agg_template (cx_t *cx, const dj_expr_t *e, const char *tpl, bool guard, bson_t 
    return agg_guarded (cx, e, guard, tpl, args, e->args.n, parent, key);
 }
 
-/* {op: x} for one argument, {op: [x, y, ...]} for more (and for $concat
- * and $round, whose one argument is still an array); NULL-guarded for the
- * string functions, which turn NULL into "" in MongoDB. */
+/* {op: x} for one argument, {op: [x, y, ...]} for more (and for $round,
+ * whose one argument is still an array); NULL-guarded for the string
+ * functions, which turn NULL into "" in MongoDB. */
 static bool
 agg_operator (cx_t *cx, const dj_expr_t *e, const char *op, bool guard, bson_t *parent, const char *key)
 {
-   bool one = e->args.n == 1 && strcmp (op, "$concat") && strcmp (op, "$round");
+   bool one = e->args.n == 1 && strcmp (op, "$round");
    return agg_guarded (cx, e, guard, "{'@0': '@1'}",
                        CX_ARGS (CX_STR (op), one ? CX_VALUE (e->args.v[0]) : CX_FN (append_args_array, e)), parent,
                        key);
@@ -325,7 +339,6 @@ static const struct {
    {"POWER", 2, 2, "$pow", NULL, false}, {"MOD", 2, 2, "$mod", NULL, false}, {"SIN", 1, 1, "$sin", NULL, false},
    {"COS", 1, 1, "$cos", NULL, false}, {"TAN", 1, 1, "$tan", NULL, false}, {"ASIN", 1, 1, "$asin", NULL, false},
    {"ACOS", 1, 1, "$acos", NULL, false}, {"ATAN", 1, 1, "$atan", NULL, false}, {"ATAN2", 2, 2, "$atan2", NULL, false},
-   {"CONCAT", 1, 64, "$concat", NULL, true},
    /* the largest/smallest non-NULL argument, NULL if all are (PostgreSQL's
     * rule; features.greatest_least_ignores_nulls) */
    {"GREATEST", 2, 64, "$max", NULL, false}, {"LEAST", 2, 64, "$min", NULL, false},
@@ -370,6 +383,15 @@ static const struct {
                    "{'$map': {'input': {'$objectToArray': '@0'}, 'in': '$$this.k'}}, []]}", false},
    {"ARRAY_SUBSET", 2, 2, NULL, "{'$cond': [{'$and': [{'$isArray': '@0'}, {'$isArray': '@1'}]}, "
                       "{'$setIsSubset': ['@0', '@1']}, null]}", false},
+   /* what MongoDB has no operator for: the embedded engine's own ($_djongo...,
+    * src/engine/expr/ops_djongo.c); over a MongoDB server the executor
+    * refuses the statement by name (dj_mql_t.engine_only). MD5 and SHA* are
+    * the hex digests Django's MD5/SHA1.. functions return, CHR PostgreSQL's
+    * chr() (Django's Chr), ASCII PostgreSQL's ascii() (Django's Ord). */
+   {"MD5", 1, 1, "$_djongoMd5", NULL, false}, {"SHA1", 1, 1, "$_djongoSha1", NULL, false},
+   {"SHA224", 1, 1, "$_djongoSha224", NULL, false}, {"SHA256", 1, 1, "$_djongoSha256", NULL, false},
+   {"SHA384", 1, 1, "$_djongoSha384", NULL, false}, {"SHA512", 1, 1, "$_djongoSha512", NULL, false},
+   {"CHR", 1, 1, "$_djongoChr", NULL, false}, {"ASCII", 1, 1, "$_djongoOrd", NULL, false},
    {NULL, 0, 0, NULL, NULL, false}};
 
 /* Aggregates are handled by the $group rewrite (agg_group_ref); here they
@@ -395,6 +417,12 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
                           CX_ARGS (CX_VALUE (e->args.v[0]), n == 2 ? CX_VALUE (e->args.v[1]) : CX_FN (cx_agg_function, &rest)),
                           parent, key);
    }
+   if (!strcmp (f, "CONCAT") && n >= 1) {
+      /* PostgreSQL's concat(), which Django's Concat emits: NULL arguments
+       * are left out, the others joined as text (`||` instead is NULL when
+       * either side is) */
+      return cx_template (cx, "{'$concat': '@0'}", CX_ARGS (CX_FN (append_args_text, e)), parent, key);
+   }
    if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
       return agg_date_function (cx, e, parent, key);
    }
@@ -412,6 +440,9 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       }
       if (n < functions[i].min || n > functions[i].max) {
          return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, n);
+      }
+      if (functions[i].op && !strncmp (functions[i].op, "$_djongo", 8) && !cx->out->engine_only) {
+         cx->out->engine_only = functions[i].sql;
       }
       if (functions[i].op) {
          return agg_operator (cx, e, functions[i].op, functions[i].guard, parent, key);

@@ -587,7 +587,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
    if (s->from.n == 0) {
       /* SELECT without FROM: one row to compute on, {$documents: [{}]}
        * (aggregate: 1, the database-level form) */
-      if (!cx->out || cx->outer || (flags & CX_PIPE_NO_COLUMNS)) {
+      if (!cx->out || cx->outer || ((flags & CX_PIPE_NO_COLUMNS) && !(flags & CX_PIPE_VALUES))) {
          return cx_unsupported (cx, s->pos, "SELECT without FROM inside another statement");
       }
       cx_stages (cx, pipeline, n, "{'$documents': [{}]}", CX_NO_ARGS);
@@ -652,8 +652,6 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       if (ok && cx_has_window (s)) {
          ok = cx_window_stages (cx, s, pipeline, n);
       }
-   } else if (cx_has_window (s)) {
-      ok = cx_unsupported (cx, s->pos, "window functions together with GROUP BY or aggregates");
    }
    if (grouped) {
       for (int i = 0; i < s->items.n; i++) {
@@ -688,6 +686,12 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          } else {
             ok = cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
          }
+      }
+      /* window functions over the groups HAVING kept (SQL's order: the
+       * windows see the grouped rows; their arguments and partitions are
+       * GROUP BY keys or aggregates, which read the $group's output) */
+      if (ok && cx_has_window (s)) {
+         ok = cx_window_stages (cx, s, pipeline, n);
       }
    } else if (s->having) {
       ok = cx_unsupported (cx, s->having->pos, "HAVING without GROUP BY or aggregates");

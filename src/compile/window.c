@@ -1,6 +1,6 @@
 /*
  * window.c -- window functions: f(...) OVER (PARTITION BY ... ORDER BY ...)
- * -> $setWindowFields, for a SELECT without GROUP BY.
+ * -> $setWindowFields (with GROUP BY: over the groups, after $group and HAVING).
  *
  * Per window call i, before the $project of the SELECT list:
  *   $set      __dj_w<i>_p: {k0: ..} (partition key, NULL and missing alike),
@@ -10,13 +10,17 @@
  *   $setWindowFields  (B) where SQL's frame includes the current row's
  *             peers (rows equal on ORDER BY): partitionBy {p, k}, sorted by
  *             A's row number, spreads the last row's value (running
- *             aggregates) or the first row's number (RANK) to all peers.
+ *             aggregates) or the first row's number (RANK, PERCENT_RANK)
+ *             or the last one (CUME_DIST) to all peers.
+ *   $set      NTILE, PERCENT_RANK, CUME_DIST: computed from the row number
+ *             and the partition's row count (distribution_tpl).
  *
- * Why not MongoDB's range windows: they take one numeric sort key; SQL's
- * default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW takes any
- * keys. ROWS frames are MongoDB's documents windows; RANGE frames bounded by
- * UNBOUNDED and CURRENT ROW use the peer stage; RANGE with offsets and
- * GROUPS frames are refused, not approximated (frame_of).
+ * Why not MongoDB's range windows throughout: they take one numeric sort
+ * key; SQL's default frame RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT
+ * ROW takes any keys. ROWS frames are MongoDB's documents windows; RANGE
+ * frames bounded by UNBOUNDED and CURRENT ROW use the peer stage; RANGE
+ * with offsets (one numeric key, as SQL requires one key) and GROUPS (over
+ * the peer group's number) are range windows (frame_of, value_key_stage).
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/setWindowFields/
  */
 #include <stdio.h>
@@ -60,6 +64,16 @@ cx_has_window (const dj_select_t *s)
    return n > 0;
 }
 
+/* Whether the frame is computed with a range window over an "_r" key:
+ * RANGE with an offset (n PRECEDING / n FOLLOWING), or GROUPS. */
+static bool
+frame_by_value (const dj_window_t *w)
+{
+   return w->frame == DJ_FRAME_GROUPS ||
+          (w->frame == DJ_FRAME_RANGE && (w->start == DJ_BOUND_PRECEDING || w->start == DJ_BOUND_FOLLOWING ||
+                                          w->end == DJ_BOUND_PRECEDING || w->end == DJ_BOUND_FOLLOWING));
+}
+
 /* A documents-window bound: "unbounded", "current" or a signed offset. */
 typedef struct {
    const char *word; /* or NULL for `n` */
@@ -84,23 +98,27 @@ rows_bound (dj_bound_t b, int64_t n)
    }
 }
 
-/* The documents window of an aggregate/value function and how its result
- * reaches the current row's peers ($last or $first of the running value
- * over each peer group, or NULL when peers play no part):
+/* The window of an aggregate/value function over its frame, and how its
+ * result reaches the current row's peers ($last or $first of the running
+ * value over each peer group, or NULL when peers play no part):
  *   no ORDER BY             the whole partition (all rows are peers)
  *   RANGE (or default)      UNBOUNDED PRECEDING .. CURRENT ROW: running, peers take the last
  *                           UNBOUNDED .. UNBOUNDED: the whole partition
  *                           CURRENT ROW .. UNBOUNDED FOLLOWING: suffix, peers take the first
- *   ROWS                    exactly the documents window, no peers */
+ *   ROWS                    exactly the documents window, no peers
+ *   RANGE with an offset    a range window over the one ORDER BY key (the
+ *                           "_r" field: by_value_key), CURRENT ROW is 0 --
+ *                           the current row's value, so its peers are in
+ *   GROUPS                  a range window over the peer group's number
+ *                           (the "_r" field: its dense rank), CURRENT ROW 0
+ * *by_value says a range window ("range" rather than "documents"). */
 static bool
-frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char **peer)
+frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char **peer, bool *by_value)
 {
    const dj_window_t *w = e->over;
    const wbound_t unb = {.word = "unbounded"}, cur = {.word = "current"};
    *peer = NULL;
-   if (w->frame == DJ_FRAME_GROUPS) {
-      return cx_unsupported (cx, w->frame_pos, "a GROUPS window frame");
-   }
+   *by_value = false;
    if (w->frame != DJ_FRAME_NONE &&
        (w->start == DJ_BOUND_UNBOUNDED_FOLLOWING || w->end == DJ_BOUND_UNBOUNDED_PRECEDING ||
         w->start_n < 0 || w->end_n < 0)) {
@@ -111,9 +129,14 @@ frame_of (cx_t *cx, const dj_expr_t *e, wbound_t *lo, wbound_t *hi, const char *
       *hi = rows_bound (w->end, w->end_n);
       return true;
    }
-   if (w->frame == DJ_FRAME_RANGE && (w->start == DJ_BOUND_PRECEDING || w->start == DJ_BOUND_FOLLOWING ||
-                                      w->end == DJ_BOUND_PRECEDING || w->end == DJ_BOUND_FOLLOWING)) {
-      return cx_unsupported (cx, w->frame_pos, "a RANGE window frame with an offset");
+   if (frame_by_value (w)) {
+      /* the range window's bounds: offsets from the key, 0 for CURRENT ROW */
+      *by_value = true;
+      *lo = rows_bound (w->start, w->start_n);
+      *hi = rows_bound (w->end, w->end_n);
+      lo->word = w->start == DJ_BOUND_CURRENT ? NULL : lo->word;
+      hi->word = w->end == DJ_BOUND_CURRENT ? NULL : hi->word;
+      return true;
    }
    dj_bound_t start = w->frame ? w->start : DJ_BOUND_UNBOUNDED_PRECEDING;
    dj_bound_t end = w->frame ? w->end : DJ_BOUND_CURRENT;
@@ -178,6 +201,39 @@ stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, 
    return ok;
 }
 
+/* The "_r" key a range window needs (frame_by_value), set before stage A:
+ *   RANGE n PRECEDING ..: the one ORDER BY key, negated for DESC (so that
+ *     PRECEDING is always lower), a NULL key 0 in a partition of the NULL
+ *     keys alone -- SQL's frame of a NULL row is its NULL peers
+ *   GROUPS: the number of the row's peer group ($denseRank in ORDER BY's
+ *     direction), so n PRECEDING is n groups back
+ * The keys must be numbers (MongoDB's range windows: setWindowFields). */
+static bool
+value_key_stage (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, uint32_t *n)
+{
+   if (w->order.n == 0 || (w->frame == DJ_FRAME_RANGE && w->order.n != 1)) {
+      return cx_unsupported (cx, w->frame_pos, w->frame == DJ_FRAME_GROUPS ? "a GROUPS window frame without ORDER BY"
+                                                                           : "a RANGE window frame with an offset and "
+                                                                             "other than one ORDER BY key");
+   }
+   bool desc = ((dj_order_t *) w->order.v[0])->desc;
+   for (int j = 1; j < w->order.n; j++) {
+      if (((dj_order_t *) w->order.v[j])->desc != desc) {
+         return cx_unsupported (cx, w->frame_pos, "a GROUPS window frame over ORDER BY keys in mixed directions");
+      }
+   }
+   if (w->frame == DJ_FRAME_GROUPS) {
+      return cx_stages (cx, pipeline, n,
+                        "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': {'@0_k': '@1'}, "
+                        "'output': {'@0_r': {'$denseRank': {}}}}}",
+                        CX_ARGS (CX_STR (name), CX_INT32 (desc ? -1 : 1)));
+   }
+   return cx_stages (cx, pipeline, n,
+                     "{'$set': {'@0_r': {'$multiply': [{'$ifNull': ['$@0_s0', 0]}, '@1']}, "
+                     "'@0_p': {'p': '$@0_p', 'null': {'$eq': ['$@0_s0', null]}}}}",
+                     CX_ARGS (CX_STR (name), CX_INT32 (desc ? -1 : 1)));
+}
+
 /* LAG/LEAD's default: a constant, NULL when there is none. */
 static bool
 shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
@@ -196,17 +252,62 @@ shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
  * running value the peer stage spreads; "@0_n" how many non-NULL inputs
  * SUM saw. @1 the sort, @2 the argument, @3 the offset or the accumulator,
  * @4 LAG/LEAD's default or SUM's count of a non-NULL input, @5 @6 the
- * window's bounds. */
+ * window's bounds, @7 its unit ("documents" or "range"). */
 #define STAGE_A "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': '@1', 'output': {'@0_rn': {'$documentNumber': {}}"
-#define OVER_FRAME "'window': {'documents': ['@5', '@6']}"
+#define OVER_FRAME "'window': {'@7': ['@5', '@6']}"
 static const char *const stage_a_rownum = STAGE_A "}}}";
 static const char *const stage_a_dense = STAGE_A ", '@0': {'$denseRank': {}}}}}";
+/* with the partition's row count "@0_cnt" (NTILE, PERCENT_RANK, CUME_DIST) */
+static const char *const stage_a_count =
+   STAGE_A ", '@0_cnt': {'$sum': 1, 'window': {'documents': ['unbounded', 'unbounded']}}}}}";
 static const char *const stage_a_shift = STAGE_A ", '@0': {'$shift': {'output': '@2', 'by': '@3', 'default': '@4'}}}}}";
 static const char *const stage_a_frame = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}}}}";
 static const char *const stage_a_frame_peers = STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}}}}";
 static const char *const stage_a_sum = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
 static const char *const stage_a_sum_peers =
    STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
+
+/* NTILE(k), PERCENT_RANK(), CUME_DIST() from the row number _rn (for the
+ * last two spread over the peers first: RANK's first row number, or the
+ * last one, the rows up to and including the current row's peers) and the
+ * partition's row count _cnt, as SQL defines them:
+ *   PERCENT_RANK = (rank - 1) / (rows - 1), 0 for a partition of one row
+ *   CUME_DIST    = (rows up to the current row's last peer) / rows
+ *   NTILE(k)     buckets 1..k of rows/k rows each, the first rows%k buckets
+ *                one row more: row rn is in bucket (rn-1) div (q+1) + 1
+ *                while rn <= r(q+1) (q = rows div k, r = rows mod k), else
+ *                in r + (rn-1 - r(q+1)) div q + 1 */
+static const char *const distribution_tpl[] = {
+   "{'$set': {'@0': {'$cond': [{'$lte': ['$@0_cnt', 1]}, 0.0, "
+   "{'$divide': [{'$subtract': ['$@0', 1]}, {'$subtract': ['$@0_cnt', 1]}]}]}}}",
+   "{'$set': {'@0': {'$divide': ['$@0', '$@0_cnt']}}}",
+   "{'$set': {'@0': {'$let': {'vars': {'q': {'$floor': {'$divide': ['$@0_cnt', '@1']}}, 'r': {'$mod': ['$@0_cnt', '@1']}, "
+   "'rn': {'$subtract': ['$@0_rn', 1]}}, 'in': {'$toInt': {'$cond': [{'$lt': ['$$rn', {'$multiply': ['$$r', {'$add': ['$$q', 1]}]}]}, "
+   "{'$add': [{'$floor': {'$divide': ['$$rn', {'$add': ['$$q', 1]}]}}, 1]}, "
+   "{'$add': [{'$floor': {'$divide': [{'$subtract': ['$$rn', {'$multiply': ['$$r', {'$add': ['$$q', 1]}]}]}, '$$q']}}, "
+   "'$$r', 1]}]}}}}}}"};
+
+/* Argument i of e, an integer constant (a literal or a parameter) of at
+ * least `min`: NTILE's bucket count and NTH_VALUE's n (PostgreSQL refuses
+ * what is not greater than zero), LAG/LEAD's offset. */
+static bool
+const_int_arg (cx_t *cx, const dj_expr_t *e, int i, int64_t min, int64_t *out)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   const dj_expr_t *a = e->args.v[i];
+   char what[64];
+   snprintf (what, sizeof what, "argument %d of %s()", i + 1, e->name);
+   if (!cx_const_arg (cx, a, what, &tmp, &v)) {
+      return false;
+   }
+   if ((v->value_type != BSON_TYPE_INT32 && v->value_type != BSON_TYPE_INT64) ||
+       (*out = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64) < min) {
+      return min > 0 ? cx_param_error (cx, a->pos, "%s must be an integer greater than zero", what)
+                     : cx_param_error (cx, a->pos, "%s must be an integer", what);
+   }
+   return true;
+}
 
 /* The stages for window call e, number i; its value ends in "__dj_w<i>". */
 static bool
@@ -232,10 +333,17 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    bool rownum = !strcmp (f, "ROW_NUMBER"), rank = !strcmp (f, "RANK"), dense = !strcmp (f, "DENSE_RANK");
    bool lag = !strcmp (f, "LAG"), lead = !strcmp (f, "LEAD"), first = !strcmp (f, "FIRST_VALUE");
    bool last_value = !strcmp (f, "LAST_VALUE");
-   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value) {
+   /* 0 PERCENT_RANK, 1 CUME_DIST, 2 NTILE (distribution_tpl), or -1 */
+   int dist = !strcmp (f, "PERCENT_RANK") ? 0 : !strcmp (f, "CUME_DIST") ? 1 : !strcmp (f, "NTILE") ? 2 : -1;
+   int64_t buckets = 0, nth_n = 0;
+   bool nth = !strcmp (f, "NTH_VALUE");
+   if (nth && e->args.n != 2) {
+      return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
+   }
+   if (!is_agg && !rownum && !rank && !dense && !lag && !lead && !first && !last_value && dist < 0 && !nth) {
       return cx_unsupported (cx, e->pos, "window function %s()", f);
    }
-   if ((rownum || rank || dense) && e->args.n) {
+   if ((rownum || rank || dense || dist == 0 || dist == 1) && e->args.n) {
       return cx_unsupported (cx, e->pos, "%s() with arguments", f);
    }
    if ((rank || dense || lag || lead) && !ordered) {
@@ -251,13 +359,25 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    if (is_agg && !(e->flags & DJ_XF_STAR) && e->args.n != 1) {
       return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
    }
+   if (dist == 2 && (e->args.n != 1 || nth)) {
+      return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
+   }
+   if ((dist == 2 && !const_int_arg (cx, e, 0, 1, &buckets)) || (nth && !const_int_arg (cx, e, 1, 1, &nth_n))) {
+      return false;
+   }
    if (!stage_keys (cx, w, name, pipeline, n)) {
       return false;
    }
 
    /* stage A */
    bson_t sort = BSON_INITIALIZER;
-   if (dense) { /* one key, the peer document: same direction for all parts */
+   if ((is_agg || first || last_value || nth) && frame_by_value (w)) {
+      if (!value_key_stage (cx, w, name, pipeline, n)) {
+         return false;
+      }
+      snprintf (field, sizeof field, "%s_r", name);
+      BSON_APPEND_INT32 (&sort, field, 1);
+   } else if (dense) { /* one key, the peer document: same direction for all parts */
       snprintf (field, sizeof field, "%s_k", name);
       BSON_APPEND_INT32 (&sort, field, ((dj_order_t *) w->order.v[0])->desc ? -1 : 1);
    } else if (ordered) {
@@ -268,11 +388,14 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    } else {
       BSON_APPEND_INT32 (&sort, "_id", 1); /* any order: SQL leaves it unspecified */
    }
-   const dj_expr_t *arg = e->args.n ? e->args.v[0] : NULL;
-   cx_arg_t args[7] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
+   const dj_expr_t *arg = e->args.n && dist < 0 ? e->args.v[0] : NULL;
+   cx_arg_t args[8] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
    const char *stage = stage_a_rownum, *peer_op = NULL;
    bool ok = true, sum_fix = false;
-   if (rownum || rank) {
+   if (dist >= 0) {
+      stage = stage_a_count;
+      peer_op = dist == 0 ? "$min" : dist == 1 ? "$max" : NULL;
+   } else if (rownum || rank) {
       peer_op = rank ? "$min" : NULL; /* RANK: the first row number among the peers */
    } else if (dense) {
       stage = stage_a_dense;
@@ -282,11 +405,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       if (e->args.n < 1 || e->args.n > 3) {
          ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       } else if (e->args.n >= 2) {
-         const dj_expr_t *o = e->args.v[1];
-         if (o->kind != DJ_X_INT) {
-            ok = cx_unsupported (cx, o->pos, "a %s() offset that is not an integer literal", f);
-         }
-         by = o->ival;
+         ok = const_int_arg (cx, e, 1, INT64_MIN, &by);
       }
       stage = stage_a_shift;
       args[3] = CX_INT64 (lag ? -by : by);
@@ -294,7 +413,7 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    } else {
       /* aggregates, FIRST_VALUE, LAST_VALUE over the frame (frame_of);
        * ranking functions and LAG/LEAD ignore frames, as SQL says */
-      const char *op = first ? "$first" : last_value ? "$last" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
+      const char *op = first ? "$first" : last_value ? "$last" : nth ? "$push" : !strcmp (f, "SUM") ? "$sum" : !strcmp (f, "AVG") ? "$avg" :
                        !strcmp (f, "MIN") ? "$min" : !strcmp (f, "MAX") ? "$max" : !strcmp (f, "COUNT") ? "$sum" : NULL;
       wbound_t lo = {0}, hi = {0};
       if (!op) {
@@ -302,7 +421,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       } else if ((first || last_value) && e->args.n != 1) {
          ok = cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
       }
-      ok = ok && frame_of (cx, e, &lo, &hi, &peer_op);
+      bool by_value = false;
+      ok = ok && frame_of (cx, e, &lo, &hi, &peer_op, &by_value);
       if (ok) {
          /* SUM also counts its non-NULL inputs: none means NULL, not 0 */
          sum_fix = !strcmp (f, "SUM");
@@ -311,9 +431,13 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          if (!strcmp (f, "COUNT")) {
             args[2] = (e->flags & DJ_XF_STAR) ? CX_INT32 (1) : CX_FN (cx_agg_count_one, arg);
          }
+         if (nth) {
+            args[2] = CX_OR_NULL (arg); /* a NULL value still counts in the frame */
+         }
          args[4] = CX_FN (cx_agg_count_one, arg);
          args[5] = bound_arg (lo);
          args[6] = bound_arg (hi);
+         args[7] = CX_STR (by_value ? "range" : "documents");
       }
    }
    ok = ok && cx_stages (cx, pipeline, n, stage, CX_ARGV (args));
@@ -325,10 +449,17 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       cx_stages (cx, pipeline, n, "{'$set': {'@0': '$@0_rn'}}", CX_ARGS (CX_STR (name)));
    }
    if (peer_op) {
-      stage_peers (pipeline, n, name, peer_op, rank ? "_rn" : "_c", "");
+      stage_peers (pipeline, n, name, peer_op, rank || dist >= 0 ? "_rn" : "_c", "");
       if (sum_fix) {
          stage_peers (pipeline, n, name, peer_op, "_n", "_n");
       }
+   }
+   if (dist >= 0) {
+      cx_stages (cx, pipeline, n, distribution_tpl[dist], CX_ARGS (CX_STR (name), CX_INT64 (buckets)));
+   }
+   if (nth) { /* NTH_VALUE(x, n): the frame's n-th value, NULL when it has fewer rows */
+      cx_stages (cx, pipeline, n, "{'$set': {'@0': {'$ifNull': [{'$arrayElemAt': ['$@0', '@1']}, null]}}}",
+                 CX_ARGS (CX_STR (name), CX_INT64 (nth_n - 1)));
    }
    if (sum_fix) {
       char nref[64], vref[64];

@@ -5,6 +5,8 @@
  *   UPDATE t SET a = %s WHERE ...                 {update: t, updates: [{q, u: {$set}, multi: true}]}
  *   UPDATE t SET a = a + 1 WHERE ...              ... u: [{$set: {a: {$add: ["$a", 1]}}}] (pipeline update)
  *   DELETE FROM t WHERE ...                       {delete: t, deletes: [{q, limit: 0}]}
+ *   INSERT ... ON CONFLICT (k) DO UPDATE SET ...  {update: t, updates: [{q: {k}, u: {$set, $setOnInsert},
+ *                                                  upsert: true}, ...]} (made by the executor: upsert_spec)
  *
  * A NULL value is stored as null (not left out): `IS NULL` matches both,
  * and the document then shows every column the row was given. A parameter
@@ -14,6 +16,7 @@
  * compiler inserts what the SQL names.
  */
 #include <string.h>
+#include <strings.h>
 
 #include "compile-private.h"
 
@@ -23,6 +26,55 @@ field_name_ok (cx_t *cx, const char *name, uint32_t pos)
    if (!name[0] || name[0] == '$' || strchr (name, '.')) {
       return cx_unsupported (cx, pos, "column name \"%s\" cannot be a MongoDB field name", name);
    }
+   return true;
+}
+
+/* ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.s, ...: SQLite's upsert
+ * (Django's bulk_create(update_conflicts=True, unique_fields=..,
+ * update_fields=..)). Recorded in dj_mql_t.upsert as {keys: [..], set:
+ * {c: s, ..}}; once the executor has the documents as they will be
+ * inserted (ids given), dj_mql_to_upserts() turns the insert into one
+ * upsert per row: q = the row's keys, $set = the SET columns from the
+ * row, $setOnInsert = the rest of the row. So a row whose keys match a
+ * stored row updates it, any other row is inserted; a row that breaks
+ * another unique index fails with DuplicateKey as in SQLite. Only
+ * EXCLUDED.<column> on the right (what Django writes); an expression of
+ * the stored row would need a pipeline update, which cannot hold the
+ * insert's $setOnInsert. */
+static bool
+upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   if (st->conflict_where) {
+      return cx_unsupported (cx, st->conflict_where->pos, "ON CONFLICT DO UPDATE ... WHERE");
+   }
+   bson_t *spec = bson_new (), keys, set;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_ARRAY_BEGIN (spec, "keys", &keys);
+   for (int i = 0; ok && i < st->conflict_target.n; i++) {
+      ok = field_name_ok (cx, st->conflict_target.v[i], 0);
+      BSON_APPEND_UTF8 (&keys, cx_idx (&k, (uint32_t) i), st->conflict_target.v[i]);
+   }
+   bson_append_array_end (spec, &keys);
+   BSON_APPEND_DOCUMENT_BEGIN (spec, "set", &set);
+   for (int i = 0; ok && i < st->conflict_sets.n; i++) {
+      const dj_item_t *it = st->conflict_sets.v[i];
+      const dj_expr_t *v = it->expr;
+      if (v->kind != DJ_X_COLUMN || !v->table || strcasecmp (v->table, "EXCLUDED") || !strcmp (v->name, "*")) {
+         ok = cx_unsupported (cx, v->pos, "ON CONFLICT DO UPDATE SET to something other than EXCLUDED.<column>");
+      } else if (bson_has_field (&set, it->alias)) {
+         ok = cx_unsupported (cx, v->pos, "column \"%s\" assigned twice in ON CONFLICT DO UPDATE", it->alias);
+      } else {
+         ok = field_name_ok (cx, it->alias, v->pos) && field_name_ok (cx, v->name, v->pos);
+         BSON_APPEND_UTF8 (&set, it->alias, v->name);
+      }
+   }
+   bson_append_document_end (spec, &set);
+   if (!ok) {
+      bson_destroy (spec);
+      return false;
+   }
+   cx->out->upsert = spec; /* owned by the dj_mql_t */
    return true;
 }
 
@@ -45,9 +97,48 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
          }
       }
    }
+   /* expressions in VALUES (UPPER(%s), NOW(), a subquery: Django's
+    * expressions in create()/bulk_create()): every value of every row is
+    * computed by a first command, the SELECT without FROM of them all, row
+    * after row (SELECT v00, v01, .., v10, ..: {aggregate: 1, pipeline:
+    * [{$documents: [{}]}, .., {$project: {c0, c1, ..}}]}), and the
+    * insert's documents hold null until the executor puts the results in
+    * (dj_mql_set_values) -- so what follows (ids, NOT NULL, RETURNING)
+    * sees plain values. SQL's VALUES see no table: a column there is an
+    * error. */
+   bool computed = false;
+   int total = 0;
+   for (int r = 0; r < st->rows.n; r++) {
+      const dj_list_t *row = st->rows.v[r];
+      for (int c = 0; c < row->n; c++) {
+         computed |= !cx_is_const (row->v[c]);
+      }
+      total += row->n;
+   }
    bson_t *cmd = bson_new (), docs;
    cx_idx_t k;
    bool ok = true;
+   if (computed) {
+      dj_item_t *items = bson_malloc0 (sizeof *items * (size_t) total);
+      void **iv = bson_malloc (sizeof *iv * (size_t) total);
+      int i = 0;
+      for (int r = 0; r < st->rows.n; r++) {
+         const dj_list_t *row = st->rows.v[r];
+         for (int c = 0; c < row->n; c++, i++) {
+            items[i].expr = row->v[c];
+            iv[i] = &items[i];
+         }
+      }
+      const dj_select_t values = {.items = {.v = iv, .n = total}};
+      ok = cx_add_aggregate (cx, NULL, &values, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_VALUES);
+      bson_free (iv);
+      bson_free (items);
+      if (!ok) {
+         bson_destroy (cmd);
+         return false;
+      }
+      cx->out->values_from = 1;
+   }
    BSON_APPEND_UTF8 (cmd, "insert", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &docs);
    for (int r = 0; ok && r < st->rows.n; r++) {
@@ -55,17 +146,16 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
       bson_t doc;
       BSON_APPEND_DOCUMENT_BEGIN (&docs, cx_idx (&k, (uint32_t) r), &doc);
       for (int c = 0; ok && c < row->n; c++) {
-         const dj_expr_t *v = row->v[c];
-         if (!cx_is_const (v)) {
-            ok = cx_unsupported (cx, v->pos, "an expression in VALUES (only constants and parameters)");
-            break;
-         }
          cx_idx_t ck;
-         ok = cx_append_stored (cx, v, &doc, cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c]);
+         const char *col = cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c];
+         ok = computed ? BSON_APPEND_NULL (&doc, col) : cx_append_stored (cx, row->v[c], &doc, col);
       }
       bson_append_document_end (&docs, &doc);
    }
    bson_append_array_end (cmd, &docs);
+   if (ok && st->conflict_sets.n) {
+      ok = upsert_spec (cx, st);
+   }
    /* ignore_conflicts: unordered, so one duplicate does not stop the rest */
    BSON_APPEND_BOOL (cmd, "ordered", !st->ignore_conflicts);
    cx->out->ignore_duplicates = st->ignore_conflicts;

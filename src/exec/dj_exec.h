@@ -21,6 +21,15 @@
  *    explicit id advances the counter too, so an id once used is not given
  *    again after its row is deleted (SQLite's AUTOINCREMENT rule).
  *    lastrowid is the last id given; RETURNING reads the inserted values;
+ *  - INSERT with expressions in VALUES: the values computed first
+ *    (dj_mql_t.values_from, dj_mql_set_values), so ids, NOT NULL and
+ *    RETURNING see plain values;
+ *  - INSERT ... ON CONFLICT (keys) DO UPDATE: the conflict target must be
+ *    a unique index's columns (else SQLite's error, DJ_SQL_SYNTAX); the
+ *    documents, ids given, become one upsert each (dj_mql_to_upserts);
+ *    RETURNING gives an inserted row's values, an updated row as stored;
+ *  - the embedded engine's own operators (dj_mql_t.engine_only) are
+ *    refused by name unless dj_exec_set_engine_ops() said they run;
  *  - NOT NULL: the columns CREATE/ALTER TABLE declared NOT NULL (the
  *    entry's notnull list): an INSERT value or UPDATE SET that is NULL
  *    fails with DocumentValidationFailure (121, IntegrityError in the
@@ -106,6 +115,13 @@ typedef enum {
 } dj_tables_mode_t;
 
 void dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode);
+
+/** Whether the transport runs the embedded engine's own expression
+ *  operators ($_djongoMd5 ...: dj_mql_t.engine_only); false (the default)
+ *  refuses a statement that needs one with DJ_SQL_UNSUPPORTED naming its
+ *  SQL function, as a MongoDB server would only say "Unrecognized
+ *  expression". */
+void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
 
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);

@@ -9,6 +9,7 @@ struct dj_exec {
    dj_run_command_fn run;
    dj_txn_fn txn; /* may be NULL */
    dj_tables_mode_t tables_mode;
+   bool engine_ops; /* the transport runs the embedded engine's $_djongo operators */
    void *ctx;
    char *db;     /* owned */
    bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
@@ -616,13 +617,89 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    return ok;
 }
 
-/* RETURNING: the columns of each inserted document, in order. */
+static bool listed (const bson_iter_t *list, const char *name);
+
+/* Whether the index spec `ix` ({key, unique, partialFilterExpression..})
+ * is a unique index on exactly the columns `keys` lists. */
+static bool
+index_is_target (const bson_t *ix, const bson_iter_t *keys)
+{
+   bson_iter_t it, k, f;
+   bool unique = bson_iter_init_find (&it, ix, "unique") && bson_iter_as_bool (&it);
+   bool is_id = bson_iter_init_find (&it, ix, "name") && BSON_ITER_HOLDS_UTF8 (&it) &&
+                !strcmp (bson_iter_utf8 (&it, NULL), "_id_");
+   if ((!unique && !is_id) || !bson_iter_init_find (&it, ix, "key") || !bson_iter_recurse (&it, &f)) {
+      return false;
+   }
+   /* partial: only the form UNIQUE over nullable columns takes (each key
+    * {$type: [the non-null types]}, src/compile/ddl.c), which is SQL's
+    * plain UNIQUE; a conditional index is not a target without ON
+    * CONFLICT ... WHERE, as in SQLite */
+   bson_iter_t pf, cond;
+   if (bson_iter_init_find (&pf, ix, "partialFilterExpression")) {
+      if (!BSON_ITER_HOLDS_DOCUMENT (&pf) || !bson_iter_recurse (&pf, &pf)) {
+         return false;
+      }
+      while (bson_iter_next (&pf)) {
+         if (!listed (keys, bson_iter_key (&pf)) || !BSON_ITER_HOLDS_DOCUMENT (&pf) || !bson_iter_recurse (&pf, &cond) ||
+             !bson_iter_next (&cond) || strcmp (bson_iter_key (&cond), "$type") || bson_iter_next (&cond)) {
+            return false;
+         }
+      }
+   }
+   uint32_t nkey = 0, nlisted = 0;
+   while (bson_iter_next (&f)) {
+      nkey++;
+      if (!listed (keys, bson_iter_key (&f))) {
+         return false;
+      }
+   }
+   bson_iter_recurse (keys, &k);
+   while (bson_iter_next (&k)) {
+      nlisted++;
+   }
+   return nkey == nlisted;
+}
+
+/* ON CONFLICT (cols) DO UPDATE: as SQLite, the conflict target must be the
+ * columns of a unique index (the primary key's included), else the
+ * statement is an error -- an upsert keyed on other columns would update
+ * rows no constraint ties together. */
+static bool
+check_conflict_target (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
+{
+   bson_iter_t keys, it, batch;
+   if (!bson_iter_init_find (&keys, m->upsert, "keys")) {
+      return true;
+   }
+   bson_t cmd = BSON_INITIALIZER, reply;
+   BSON_APPEND_UTF8 (&cmd, "listIndexes", m->collection);
+   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error), found = false;
+   /* the indexes of a table fit one batch (MongoDB allows 64) */
+   if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &batch) &&
+       bson_iter_recurse (&batch, &it)) {
+      bson_t ix;
+      while (!found && next_document (&it, &ix)) {
+         found = index_is_target (&ix, &keys);
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   if (ok && !found) {
+      /* SQLite's words */
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX,
+                           "ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint");
+   }
+   return ok;
+}
+
+/* RETURNING: the columns of each document of the insert `cmd`, in order. */
 static void
-returning_rows (const dj_mql_t *m, dj_result_t *out)
+returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
 {
    bson_iter_t it, docs;
    int64_t nrows = 0;
-   if (!bson_iter_init_find (&it, m->commands[0], "documents") || !bson_iter_recurse (&it, &docs)) {
+   if (!bson_iter_init_find (&it, cmd, "documents") || !bson_iter_recurse (&it, &docs)) {
       return;
    }
    bson_t d;
@@ -631,10 +708,78 @@ returning_rows (const dj_mql_t *m, dj_result_t *out)
    }
 }
 
+/* Whether the update reply's upserted list ({u: [{index, _id}, ...]})
+ * names statement i. */
+static bool
+was_upserted (const bson_t *upserted, int64_t i)
+{
+   bson_iter_t it, one, f;
+   if (!bson_iter_init_find (&it, upserted, "u") || !bson_iter_recurse (&it, &one)) {
+      return false;
+   }
+   while (bson_iter_next (&one)) {
+      if (bson_iter_recurse (&one, &f) && bson_iter_find (&f, "index") && BSON_ITER_HOLDS_NUMBER (&f) &&
+          bson_iter_as_int64 (&f) == i) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* RETURNING of INSERT ... ON CONFLICT DO UPDATE: a row that was inserted
+ * returns its document (`inserted`, the insert the upserts were made
+ * from); one that updated a stored row returns that row as it is now,
+ * found by the upsert's q (its keys) -- SQLite's RETURNING of an upsert. */
+static bool
+returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, const bson_t *upserted, dj_result_t *out,
+                   bson_error_t *error)
+{
+   bson_iter_t it, docs, ups, q;
+   bson_t d;
+   int64_t i = 0, nrows = 0;
+   if (!bson_iter_init_find (&it, inserted, "documents") || !bson_iter_recurse (&it, &docs) ||
+       !bson_iter_init_find (&it, m->commands[0], "updates") || !bson_iter_recurse (&it, &ups)) {
+      return true;
+   }
+   bool ok = true;
+   while (ok && next_document (&docs, &d) && bson_iter_next (&ups)) {
+      if (was_upserted (upserted, i++)) {
+         append_row (m, &d, out->rows, &nrows);
+         continue;
+      }
+      bson_t cmd = BSON_INITIALIZER, reply;
+      BSON_APPEND_UTF8 (&cmd, "find", m->collection);
+      if (bson_iter_recurse (&ups, &q) && bson_iter_find (&q, "q")) {
+         bson_append_iter (&cmd, "filter", 6, &q);
+      }
+      BSON_APPEND_INT32 (&cmd, "limit", 1);
+      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bson_iter_t row;
+      uint32_t len;
+      const uint8_t *data;
+      bson_t found;
+      if (ok && bson_iter_init (&row, &reply) && bson_iter_find_descendant (&row, "cursor.firstBatch.0", &row) &&
+          BSON_ITER_HOLDS_DOCUMENT (&row)) {
+         bson_iter_document (&row, &len, &data);
+         bson_init_static (&found, data, len);
+         append_row (m, &found, out->rows, &nrows);
+      }
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+   }
+   return ok;
+}
+
 void
 dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode)
 {
    x->tables_mode = mode;
+}
+
+void
+dj_exec_set_engine_ops (dj_exec_t *x, bool available)
+{
+   x->engine_ops = available;
 }
 
 /* ---- NOT NULL ---- */
@@ -769,6 +914,13 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    memset (out, 0, sizeof *out);
    out->rows = bson_new ();
    out->rowcount = -1;
+   if (m->engine_only && !x->engine_ops) {
+      dj_result_cleanup (out);
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                           "%s() is not supported on a MongoDB server: MongoDB has no operator for it (djongo's "
+                           "embedded engine has)",
+                           m->engine_only);
+   }
    if (m->kind == DJ_MQL_TXN) {
       if (!run_txn_statement (x, m, error)) {
          dj_result_cleanup (out);
@@ -844,6 +996,22 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
    return ok;
 }
 
+/* An INSERT with expressions in VALUES: commands[0] computes every row's
+ * values, which go into the insert's documents (dj_mql_set_values). */
+static bool
+compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   bson_t rows = BSON_INITIALIZER;
+   int64_t n = 0;
+   dj_mql_t star = {.star = true, .collection = "$cmd.aggregate"};
+   bool ok = run_rows (x, &star, m->commands[0], &rows, &n, error);
+   if (ok && !dj_mql_set_values (m, &rows)) {
+      ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the values of an INSERT came back in another shape");
+   }
+   bson_destroy (&rows);
+   return ok;
+}
+
 static bool
 exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
 {
@@ -863,6 +1031,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", m->collection);
       }
    }
+   if (ok && m->kind == DJ_MQL_WRITE && m->values_from) {
+      ok = compute_values (x, m, error);
+   }
    if (ok && m->kind == DJ_MQL_WRITE && m->positional) {
       ok = name_positional (x, m, error);
    }
@@ -871,6 +1042,15 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);
+   }
+   bson_t *inserted = NULL; /* an upsert's documents as an insert, for RETURNING */
+   bson_t upserted = BSON_INITIALIZER;
+   if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
+      ok = check_conflict_target (x, m, error);
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
+      inserted = bson_copy (m->commands[0]);
+      dj_mql_to_upserts (m);
    }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
@@ -919,12 +1099,21 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          if (bson_iter_init_find (&it, &reply, "n") && BSON_ITER_HOLDS_NUMBER (&it)) {
             out->rowcount = bson_iter_as_int64 (&it);
          }
+         if (inserted && bson_iter_init_find (&it, &reply, "upserted") && BSON_ITER_HOLDS_ARRAY (&it)) {
+            bson_append_iter (&upserted, "u", 1, &it);
+         }
       }
       bson_destroy (&reply);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
-      returning_rows (m, out);
+      if (inserted) {
+         ok = returning_upserts (x, m, inserted, &upserted, out, error);
+      } else {
+         returning_rows (m->commands[0], m, out);
+      }
    }
+   bson_destroy (inserted);
+   bson_destroy (&upserted);
    return ok;
 }
 

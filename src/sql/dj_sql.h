@@ -13,11 +13,14 @@
  *    one kind as good as the other, numbered 0.. in order of appearance;
  *    %% is the modulo operator written the way Django's %-formatting
  *    would leave it;
- *  - operators: = <> != < <= > >= + - * / % || and the regex match
+ *  - operators: = <> != < <= > >= + - * / % || ^ (power), the bitwise
+ *    & | # (xor) << >> (PostgreSQL's, which Django's bitand()... emit), and the regex match
  *    operators ~ or REGEXP (case-sensitive) and ~* (case-insensitive); LIKE
  *    (case sensitive) and ILIKE, both with an optional ESCAPE '<char>';
  *  - INSERT OR IGNORE / INSERT ... ON CONFLICT DO NOTHING skip rows that
- *    would break a unique index (Django's ignore_conflicts).
+ *    would break a unique index (Django's ignore_conflicts); INSERT ... ON
+ *    CONFLICT (cols) DO UPDATE SET c = EXCLUDED.c, ... updates the row
+ *    whose cols equal the new row's instead (Django's update_conflicts).
  *  - SELECT ... FOR UPDATE (Django's select_for_update()), without OF,
  *    NOWAIT, SKIP LOCKED or NO KEY, which are refused (DJ_SQL_UNSUPPORTED).
  *
@@ -99,7 +102,9 @@ typedef enum {
 /* Binary operators (dj_expr_t.op for DJ_X_BINARY). */
 typedef enum {
    DJ_OP_EQ, DJ_OP_NE, DJ_OP_LT, DJ_OP_LE, DJ_OP_GT, DJ_OP_GE,
-   DJ_OP_ADD, DJ_OP_SUB, DJ_OP_MUL, DJ_OP_DIV, DJ_OP_MOD, DJ_OP_CONCAT
+   DJ_OP_ADD, DJ_OP_SUB, DJ_OP_MUL, DJ_OP_DIV, DJ_OP_MOD, DJ_OP_CONCAT,
+   DJ_OP_BITAND, DJ_OP_BITOR, DJ_OP_BITXOR, DJ_OP_SHL, DJ_OP_SHR, /* & | # << >> */
+   DJ_OP_POW /* ^ (PostgreSQL's exponent; Django's ** on F()) */
 } dj_op_t;
 
 /* dj_expr_t.flags */
@@ -233,6 +238,11 @@ struct dj_sql_stmt {
    dj_alter_kind_t alter;
    bool unique, if_exists, if_not_exists;
    bool ignore_conflicts; /* INSERT OR IGNORE / ON CONFLICT DO NOTHING */
+   dj_list_t conflict_target; /* ON CONFLICT (cols): column names (char *) */
+   dj_list_t conflict_sets;   /* ON CONFLICT (..) DO UPDATE SET: dj_item_t *
+                                 (alias = column, expr = value; EXCLUDED.c
+                                 is a column of table "EXCLUDED") */
+   dj_expr_t *conflict_where; /* ... DO UPDATE SET .. WHERE expr */
    bool for_update;    /* SELECT ... FOR UPDATE */
    uint32_t for_update_pos; /* ... the offset of its FOR */
    void *arena_;       /* private: the arena owning everything */
@@ -258,7 +268,8 @@ typedef enum {
    DJ_TK_LP, DJ_TK_RP, DJ_TK_COMMA, DJ_TK_DOT, DJ_TK_SEMI,
    DJ_TK_EQ, DJ_TK_NE, DJ_TK_LT, DJ_TK_LE, DJ_TK_GT, DJ_TK_GE,
    DJ_TK_PLUS, DJ_TK_MINUS, DJ_TK_STAR, DJ_TK_SLASH, DJ_TK_PERCENT, DJ_TK_CONCAT,
-   DJ_TK_TILDE, DJ_TK_TILDE_STAR, DJ_TK_ARROW, DJ_TK_ILLEGAL
+   DJ_TK_TILDE, DJ_TK_TILDE_STAR, DJ_TK_ARROW, DJ_TK_AMP, DJ_TK_PIPE, DJ_TK_HASH, DJ_TK_SHL, DJ_TK_SHR,
+   DJ_TK_CARET, DJ_TK_ILLEGAL
 } dj_token_type_t;
 
 /**

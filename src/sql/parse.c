@@ -18,15 +18,18 @@
  *   order    := expr [ASC | DESC] [NULLS (FIRST | LAST)]
  *   insert   := INSERT INTO name ['(' col {, col} ')']
  *               (VALUES row {, row} | DEFAULT VALUES | select)
+ *               [ON CONFLICT ['(' col {, col} ')'] DO (NOTHING | UPDATE SET col = expr {, col = expr} [WHERE expr])]
  *               [RETURNING item {, item}]
  *   update   := UPDATE name [[AS] alias] SET col = expr {, col = expr} [WHERE expr]
  *   delete   := DELETE FROM name [[AS] alias] [WHERE expr]
  *   expr     := or;  or := and {OR and};  and := not {AND not};
  *   not      := NOT not | pred
- *   pred     := sum [cmp sum | IS [NOT] NULL | [NOT] IN '(' (select | expr {, expr}) ')'
- *               | [NOT] BETWEEN sum AND sum | [NOT] (LIKE | ILIKE) sum [ESCAPE sum]
- *               | (~ | ~*) sum]
- *   sum      := prod {(+ | - | '||') prod};  prod := unary {(* | / | %) unary}
+ *   pred     := bits [cmp bits | IS [NOT] NULL | [NOT] IN '(' (select | expr {, expr}) ')'
+ *               | [NOT] BETWEEN bits AND bits | [NOT] (LIKE | ILIKE) bits [ESCAPE bits]
+ *               | (~ | ~*) bits]
+ *   bits     := sum {(& | '|' | # | << | >>) sum}
+ *   sum      := prod {(+ | - | '||') prod};  prod := pow {(* | / | %) pow}
+ *   pow      := unary {^ unary}
  *   unary    := (- | +) unary | primary {'->' (string | integer)}
  *   primary  := literal | %s | NULL | TRUE | FALSE | name ['.' name]
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
@@ -444,6 +447,26 @@ parse_name_list (parser_t *p, dj_list_t *out)
    return sql_expect (p, DJ_TK_RP, ")");
 }
 
+/* col = expr {, col = expr} (UPDATE's SET, ON CONFLICT DO UPDATE SET) */
+static bool
+parse_assignments (parser_t *p, dj_list_t *sets)
+{
+   do {
+      dj_item_t *it = sql_arena_alloc (p->arena, sizeof *it);
+      if (!(it->alias = sql_parse_name (p, "a column name"))) {
+         return false;
+      }
+      if (sql_accept (p, DJ_TK_DOT) && !(it->alias = sql_parse_name (p, "a column name"))) {
+         return false; /* "t"."c" = ...: the table is the target */
+      }
+      if (!sql_expect (p, DJ_TK_EQ, "= after the column name") || !(it->expr = sql_parse_expr (p))) {
+         return false;
+      }
+      sql_list_push (p, sets, it);
+   } while (sql_accept (p, DJ_TK_COMMA));
+   return true;
+}
+
 static bool
 parse_insert (parser_t *p, dj_sql_stmt_t *st)
 {
@@ -501,16 +524,29 @@ parse_insert (parser_t *p, dj_sql_stmt_t *st)
       if (!sql_expect_kw (p, "CONFLICT")) {
          return false;
       }
-      if (p->tk == DJ_TK_LP) { /* the conflict target: any unique index counts */
-         dj_list_t cols = {0};
-         if (!parse_name_list (p, &cols)) {
+      /* the conflict target: DO NOTHING skips a row any unique index
+       * refuses; DO UPDATE updates the row whose target columns match */
+      if (p->tk == DJ_TK_LP && !parse_name_list (p, &st->conflict_target)) {
+         return false;
+      }
+      if (!sql_expect_kw (p, "DO")) {
+         return false;
+      }
+      if (sql_accept_kw (p, "UPDATE")) {
+         if (!st->conflict_target.n) {
+            return sql_fail (p, "ON CONFLICT DO UPDATE needs a conflict target: ON CONFLICT (column, ...)");
+         }
+         if (!sql_expect_kw (p, "SET") || !parse_assignments (p, &st->conflict_sets)) {
             return false;
          }
+         if (sql_accept_kw (p, "WHERE") && !(st->conflict_where = sql_parse_expr (p))) {
+            return false;
+         }
+      } else if (!sql_expect_kw (p, "NOTHING")) {
+         return false;
+      } else {
+         st->ignore_conflicts = true;
       }
-      if (!sql_expect_kw (p, "DO") || !sql_expect_kw (p, "NOTHING")) {
-         return false; /* ON CONFLICT DO UPDATE is not part of the dialect */
-      }
-      st->ignore_conflicts = true;
    }
    return parse_returning (p, st);
 }
@@ -525,22 +561,9 @@ parse_update (parser_t *p, dj_sql_stmt_t *st)
    if (!sql_is_kw (p, "SET")) {
       st->alias = parse_alias (p);
    }
-   if (!sql_expect_kw (p, "SET")) {
+   if (!sql_expect_kw (p, "SET") || !parse_assignments (p, &st->sets)) {
       return false;
    }
-   do {
-      dj_item_t *it = sql_arena_alloc (p->arena, sizeof *it);
-      if (!(it->alias = sql_parse_name (p, "a column name"))) {
-         return false;
-      }
-      if (sql_accept (p, DJ_TK_DOT) && !(it->alias = sql_parse_name (p, "a column name"))) {
-         return false; /* "t"."c" = ...: the table is the target */
-      }
-      if (!sql_expect (p, DJ_TK_EQ, "= after the column name") || !(it->expr = sql_parse_expr (p))) {
-         return false;
-      }
-      sql_list_push (p, &st->sets, it);
-   } while (sql_accept (p, DJ_TK_COMMA));
    if (sql_accept_kw (p, "WHERE") && !(st->where = sql_parse_expr (p))) {
       return false;
    }

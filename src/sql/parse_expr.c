@@ -514,8 +514,12 @@ typedef struct {
 } binop_t;
 
 /* each table ends at DJ_TK_EOF, which is no operator */
+static const binop_t pow_ops[] = {{DJ_TK_CARET, DJ_OP_POW}, {DJ_TK_EOF}};
 static const binop_t prod_ops[] = {{DJ_TK_STAR, DJ_OP_MUL}, {DJ_TK_SLASH, DJ_OP_DIV}, {DJ_TK_PERCENT, DJ_OP_MOD}, {DJ_TK_EOF}};
 static const binop_t sum_ops[] = {{DJ_TK_PLUS, DJ_OP_ADD}, {DJ_TK_MINUS, DJ_OP_SUB}, {DJ_TK_CONCAT, DJ_OP_CONCAT}, {DJ_TK_EOF}};
+/* PostgreSQL's "any other operator" level: below + -, above comparisons */
+static const binop_t bit_ops[] = {{DJ_TK_AMP, DJ_OP_BITAND}, {DJ_TK_PIPE, DJ_OP_BITOR}, {DJ_TK_HASH, DJ_OP_BITXOR},
+                                  {DJ_TK_SHL, DJ_OP_SHL}, {DJ_TK_SHR, DJ_OP_SHR}, {DJ_TK_EOF}};
 
 static const binop_t *
 chain_op (const parser_t *p, const binop_t *ops)
@@ -549,9 +553,15 @@ parse_left_chain (parser_t *p, dj_expr_t *(*operand) (parser_t *), const binop_t
 }
 
 static dj_expr_t *
+parse_pow (parser_t *p)
+{
+   return parse_left_chain (p, sql_parse_unary, pow_ops);
+}
+
+static dj_expr_t *
 parse_prod (parser_t *p)
 {
-   return parse_left_chain (p, sql_parse_unary, prod_ops);
+   return parse_left_chain (p, parse_pow, prod_ops);
 }
 
 static dj_expr_t *
@@ -561,9 +571,15 @@ parse_sum (parser_t *p)
 }
 
 static dj_expr_t *
+parse_bits (parser_t *p)
+{
+   return parse_left_chain (p, parse_sum, bit_ops);
+}
+
+static dj_expr_t *
 parse_pred (parser_t *p)
 {
-   dj_expr_t *a = parse_sum (p), *e;
+   dj_expr_t *a = parse_bits (p), *e;
    if (!a) {
       return NULL;
    }
@@ -577,7 +593,7 @@ parse_pred (parser_t *p)
    case DJ_TK_GE: op = DJ_OP_GE; goto cmp;
    cmp: {
       sql_advance (p);
-      dj_expr_t *b = parse_sum (p);
+      dj_expr_t *b = parse_bits (p);
       return b ? binary (p, op, a, b) : NULL;
    }
    case DJ_TK_TILDE:
@@ -586,7 +602,7 @@ parse_pred (parser_t *p)
       e->flags = p->tk == DJ_TK_TILDE_STAR ? DJ_XF_ICASE : 0;
       sql_advance (p);
       e->a = a;
-      return (e->b = parse_sum (p)) ? e : NULL;
+      return (e->b = parse_bits (p)) ? e : NULL;
    default:
       break;
    }
@@ -594,7 +610,7 @@ parse_pred (parser_t *p)
       e = sql_new_expr (p, DJ_X_REGEX, a->pos);
       sql_advance (p);
       e->a = a;
-      return (e->b = parse_sum (p)) ? e : NULL;
+      return (e->b = parse_bits (p)) ? e : NULL;
    }
    if (sql_accept_kw (p, "IS")) {
       e = sql_new_expr (p, DJ_X_IS_NULL, a->pos);
@@ -641,7 +657,7 @@ parse_pred (parser_t *p)
       e = sql_new_expr (p, DJ_X_BETWEEN, a->pos);
       e->flags = neg;
       e->a = a;
-      if (!(e->b = parse_sum (p)) || !sql_expect_kw (p, "AND") || !(e->c = parse_sum (p))) {
+      if (!(e->b = parse_bits (p)) || !sql_expect_kw (p, "AND") || !(e->c = parse_bits (p))) {
          return NULL;
       }
       return e;
@@ -651,10 +667,10 @@ parse_pred (parser_t *p)
       e->flags = neg | (sql_is_kw (p, "ILIKE") ? DJ_XF_ICASE : 0);
       sql_advance (p);
       e->a = a;
-      if (!(e->b = parse_sum (p))) {
+      if (!(e->b = parse_bits (p))) {
          return NULL;
       }
-      if (sql_accept_kw (p, "ESCAPE") && !(e->c = parse_sum (p))) {
+      if (sql_accept_kw (p, "ESCAPE") && !(e->c = parse_bits (p))) {
          return NULL;
       }
       return e;

@@ -18,7 +18,7 @@ enum {
    CC_ILLEGAL = 0, /* what the table holds for bytes it does not list */
    CC_SPACE, CC_ALPHA, CC_DIGIT, CC_QUOTE, CC_DQUOTE, CC_MINUS, CC_SLASH,
    CC_LP, CC_RP, CC_COMMA, CC_DOT, CC_SEMI, CC_EQ, CC_LT, CC_GT, CC_BANG,
-   CC_PLUS, CC_STAR, CC_PERCENT, CC_PIPE, CC_TILDE, CC_QMARK, CC_NUL
+   CC_PLUS, CC_STAR, CC_PERCENT, CC_PIPE, CC_TILDE, CC_QMARK, CC_AMP, CC_HASH, CC_CARET, CC_NUL
 };
 
 /* Bytes >= 0x80 are identifier characters so UTF-8 names work unquoted. */
@@ -29,6 +29,7 @@ static const unsigned char cls[256] = {
    ['('] = CC_LP, [')'] = CC_RP, [','] = CC_COMMA, ['.'] = CC_DOT, [';'] = CC_SEMI,
    ['='] = CC_EQ, ['<'] = CC_LT, ['>'] = CC_GT, ['!'] = CC_BANG, ['+'] = CC_PLUS,
    ['*'] = CC_STAR, ['%'] = CC_PERCENT, ['|'] = CC_PIPE, ['~'] = CC_TILDE, ['?'] = CC_QMARK,
+   ['&'] = CC_AMP, ['#'] = CC_HASH, ['^'] = CC_CARET,
    ['0'] = CC_DIGIT, ['1'] = CC_DIGIT, ['2'] = CC_DIGIT, ['3'] = CC_DIGIT, ['4'] = CC_DIGIT,
    ['5'] = CC_DIGIT, ['6'] = CC_DIGIT, ['7'] = CC_DIGIT, ['8'] = CC_DIGIT, ['9'] = CC_DIGIT,
 };
@@ -176,8 +177,11 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
    case CC_EQ: return one_or_two (z, n, '=', DJ_TK_EQ, DJ_TK_EQ, type); /* == is = */
    case CC_LT:
       if (n > 1 && z[1] == '>') { *type = DJ_TK_NE; return 2; }
+      if (n > 1 && z[1] == '<') { *type = DJ_TK_SHL; return 2; }
       return one_or_two (z, n, '=', DJ_TK_LE, DJ_TK_LT, type);
-   case CC_GT: return one_or_two (z, n, '=', DJ_TK_GE, DJ_TK_GT, type);
+   case CC_GT:
+      if (n > 1 && z[1] == '>') { *type = DJ_TK_SHR; return 2; }
+      return one_or_two (z, n, '=', DJ_TK_GE, DJ_TK_GT, type);
    case CC_BANG: return one_or_two (z, n, '=', DJ_TK_NE, DJ_TK_ILLEGAL, type);
    case CC_PLUS: *type = DJ_TK_PLUS; return 1;
    case CC_STAR: *type = DJ_TK_STAR; return 1;
@@ -187,7 +191,10 @@ dj_sql_get_token (const char *z, size_t n, dj_token_type_t *type)
    case CC_QMARK: /* qmark paramstyle (sqlite3, ODBC): the same positional parameter as %s */
       *type = DJ_TK_PARAM;
       return 1;
-   case CC_PIPE: return one_or_two (z, n, '|', DJ_TK_CONCAT, DJ_TK_ILLEGAL, type);
+   case CC_PIPE: return one_or_two (z, n, '|', DJ_TK_CONCAT, DJ_TK_PIPE, type);
+   case CC_AMP: *type = DJ_TK_AMP; return 1;
+   case CC_HASH: *type = DJ_TK_HASH; return 1;
+   case CC_CARET: *type = DJ_TK_CARET; return 1;
    case CC_TILDE: return one_or_two (z, n, '*', DJ_TK_TILDE_STAR, DJ_TK_TILDE, type);
    default:
       *type = DJ_TK_ILLEGAL;

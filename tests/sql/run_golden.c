@@ -12,7 +12,8 @@
  *   sql TEXT         the statement (starts a case)
  *   params JSON      its parameters, a JSON array (Extended JSON); default []
  *   mql JSON         one expected command, relaxed Extended JSON; several
- *                    lines for several commands, in order
+ *                    lines for several commands, in order (an INSERT ... ON
+ *                    CONFLICT DO UPDATE: the upserts dj_mql_to_upserts makes)
  *   columns A, B     the result columns (name=path), e.g. "id=id, n=c1"
  *   error TEXT       the expected error message, exactly
  *
@@ -130,6 +131,9 @@ run_case (case_t *c)
    char *got[DJ_MQL_MAX_COMMANDS] = {0};
    int ngot = 0;
    if (compiled) {
+      if (m.upsert && !m.values_from) {
+         dj_mql_to_upserts (&m); /* ON CONFLICT DO UPDATE: the upserts the executor runs (ids aside) */
+      }
       for (int i = 0; i < m.ncommands; i++) {
          char *j = bson_as_relaxed_extended_json (m.commands[i], NULL);
          got[ngot++] = squeeze (j);

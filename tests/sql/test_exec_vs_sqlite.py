@@ -11,6 +11,7 @@ read as NULL too.
 """
 import collections
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -100,6 +101,10 @@ QUERIES = [
     # Django's pattern_esc for F() in LIKE lookups: every occurrence replaced, NULL stays NULL
     ('SELECT "e"."id", REPLACE(REPLACE("e"."headline", %s, %s), %s, %s) FROM "entry" "e"', ["l", "_", "o", "%"], False),
     ('SELECT "e"."id", ABS("e"."n") FROM "entry" "e"', [], False),
+    # bitwise operators (Django's bitand/bitor/bitleftshift/bitrightshift), below + - and above comparisons
+    ('SELECT "e"."id", ("e"."n" & %s), ("e"."n" | %s), ("e"."n" << %s), ("e"."n" >> %s), "e"."n" & 3 + 1 FROM "entry" "e"',
+     [6, 8, 2, 1], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" & %s = %s', [1, 1], False),
     ('SELECT "e"."id", CASE WHEN "e"."n" > %s THEN %s WHEN "e"."n" IS NULL THEN %s ELSE %s END FROM "entry" "e"',
      [2, "big", "none", "small"], False),
     ('SELECT "e"."id", CASE "e"."n" WHEN 3 THEN \'three\' WHEN 0 THEN \'zero\' END FROM "entry" "e"', [], False),
@@ -117,6 +122,28 @@ QUERIES = [
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" NOT LIKE %s', ["%o%"], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE %s', ["%.%"], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE %s', [None], False),
+    # LIKE with a pattern that is not a constant (Django's F() in contains/startswith/endswith): the
+    # regex is built from the pattern while the query runs; % and _ in the data are wildcards unless escaped
+    ('SELECT "e"."id", "b"."id" FROM "entry" "e", "blog" "b" WHERE "e"."headline" LIKE \'%\' || "b"."name" || \'%\'',
+     [], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."headline" LIKE \'%\' || REPLACE(REPLACE(REPLACE(SUBSTR("e"."headline", '
+     '2, 3), \'\\\', \'\\\\\'), \'%\', \'\\%\'), \'_\', \'\\_\') || \'%\' ESCAPE \'\\\'', [], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" LIKE SUBSTR("b"."headline", 1, 2) || %s',
+     ["%"], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" NOT LIKE SUBSTR("b"."headline", 1, 2) || %s',
+     ["%"], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE NOT ("a"."headline" LIKE "b"."headline")', [], False),
+    ('SELECT "a"."id", "b"."id" FROM "entry" "a", "entry" "b" WHERE "a"."headline" LIKE %s || SUBSTR("b"."headline", 3) '
+     'ESCAPE \'!\'', ["!%"], False),
+    ('SELECT "e"."id", ("e"."headline" LIKE UPPER("e"."headline")) FROM "entry" "e"', [], False),
+    # MD5/SHA*/CHR/ASCII (Django's MD5, SHA1.., Chr, Ord): the engine's $_djongo operators; SQLite has them
+    # as the functions Django's SQLite backend registers (the fixture does the same)
+    ('SELECT "e"."id", MD5("e"."headline"), SHA1("e"."headline"), SHA224("e"."headline"), SHA256("e"."headline"), '
+     'SHA384("e"."headline"), SHA512("e"."headline") FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", ASCII("e"."headline"), CHR("e"."n" + 64), CHR(%s), ASCII(%s) FROM "entry" "e"', [10003, "\u00e9t\u00e9"],
+     False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE ASCII("e"."headline") = %s OR MD5("e"."headline") = MD5(%s)', [72, "a_b c"],
+     False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."flag"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE NOT "e"."flag"', [], False),
     # ORDER BY, LIMIT, OFFSET, NULL placement
@@ -185,6 +212,32 @@ QUERIES = [
     ('SELECT "e"."id", RANK() OVER (ORDER BY "e"."n"), DENSE_RANK() OVER (ORDER BY "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n") FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n") AS "run" FROM "entry" "e"', [], False),
+    # RANGE frames with offsets (one key; NULL keys frame their NULL peers) and GROUPS frames
+    ('SELECT "e"."id", SUM("e"."score") OVER (ORDER BY "e"."n" RANGE BETWEEN 3 PRECEDING AND 1 FOLLOWING), '
+     'COUNT(*) OVER (ORDER BY "e"."n" DESC RANGE BETWEEN CURRENT ROW AND 4 FOLLOWING), '
+     'MIN("e"."id") OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."n" RANGE 2 PRECEDING) FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", SUM("e"."n") OVER (ORDER BY "e"."blog_id" GROUPS BETWEEN 1 PRECEDING AND CURRENT ROW), '
+     'COUNT("e"."score") OVER (ORDER BY "e"."flag" DESC, "e"."blog_id" DESC GROUPS BETWEEN CURRENT ROW AND 2 FOLLOWING), '
+     'FIRST_VALUE("e"."id") OVER (ORDER BY "e"."blog_id" GROUPS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) '
+     'FROM "entry" "e"', [], False),
+    # NTH_VALUE over the frame (NULL until it has n rows); LAG/LEAD offsets as parameters (Django's Value)
+    ('SELECT "e"."id", NTH_VALUE("e"."headline", 2) OVER (ORDER BY "e"."id"), NTH_VALUE("e"."n", %s) OVER '
+     '(PARTITION BY "e"."blog_id" ORDER BY "e"."id" ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING), '
+     'NTH_VALUE("e"."score", 1) OVER (ORDER BY "e"."n") FROM "entry" "e"', [2], False),
+    ('SELECT "e"."id", LAG("e"."n", %s, %s) OVER (ORDER BY "e"."id"), LEAD("e"."id", %s) OVER (ORDER BY "e"."id") '
+     'FROM "entry" "e"', [2, -1, 3], False),
+    # window functions over GROUP BY's groups (after HAVING): their arguments are keys and aggregates
+    ('SELECT "e"."blog_id", COUNT(*), RANK() OVER (ORDER BY COUNT(*) DESC), SUM(COUNT(*)) OVER (), '
+     'MAX("e"."blog_id") OVER (PARTITION BY COUNT(*)), SUM(SUM("e"."n")) OVER (ORDER BY "e"."blog_id") '
+     'FROM "entry" "e" GROUP BY "e"."blog_id" HAVING COUNT(*) > %s', [0], False),
+    # NTILE / PERCENT_RANK / CUME_DIST: from the row number, the peers and the partition's row count
+    ('SELECT "e"."id", NTILE(3) OVER (ORDER BY "e"."id"), NTILE(%s) OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."id"), '
+     'NTILE(20) OVER (ORDER BY "e"."id" DESC) FROM "entry" "e"', [2], False),
+    ('SELECT "e"."id", PERCENT_RANK() OVER (ORDER BY "e"."n"), CUME_DIST() OVER (ORDER BY "e"."n") FROM "entry" "e"', [],
+     False),
+    ('SELECT "e"."id", PERCENT_RANK() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n"), '
+     'CUME_DIST() OVER (PARTITION BY "e"."blog_id" ORDER BY "e"."flag" DESC, "e"."n"), CUME_DIST() OVER () '
+     'FROM "entry" "e"', [], False),
     ('SELECT "e"."id", SUM("e"."n") OVER (PARTITION BY "e"."blog_id"), AVG("e"."score") OVER (PARTITION BY "e"."blog_id"), '
      'COUNT("e"."n") OVER (), MIN("e"."n") OVER (ORDER BY "e"."id"), MAX("e"."score") OVER (ORDER BY "e"."n" DESC) '
      'FROM "entry" "e"', [], False),
@@ -240,6 +293,18 @@ WRITES = [
     ('UPDATE "entry" SET "headline" = %s WHERE NOT ("entry"."flag")', ["off"]),
     ('DELETE FROM "entry" WHERE "entry"."n" <> %s', [42]),
     ('INSERT INTO "entry" ("id", "blog_id", "n") VALUES (%s, %s, %s), (%s, %s, %s)', [20, 1, 5, 21, None, None]),
+    # expressions in VALUES (Django's create()/bulk_create() with expressions): computed, then inserted
+    ('INSERT INTO "entry" ("id", "headline", "n", "score") VALUES (%s, UPPER(%s), %s + 1, %s), (%s, %s || %s, ABS(%s), '
+     'LENGTH(%s) * 1.5)', [30, "shout", 4, None, 31, "a", "b", -9, "four"]),
+    ('INSERT INTO "entry" ("headline", "n") VALUES (REPLACE(%s, %s, %s), CASE WHEN %s > 1 THEN 1 ELSE 0 END)',
+     ["x-y", "-", "+", 5]),
+    ('INSERT INTO "entry" ("id", "headline", "n") VALUES (%s, (SELECT MAX(U0."name") FROM "blog" U0), '
+     '(SELECT COUNT(*) FROM "entry" U1 WHERE U1."n" > %s) + 100)', [35, 3]),
+    # INSERT ... ON CONFLICT DO UPDATE (Django's bulk_create(update_conflicts=True)): a row whose key is stored
+    # updates it (its SET columns only), the others are inserted; rowcount counts both, as SQLite's
+    ('INSERT INTO "entry" ("id", "headline", "n", "score") VALUES (%s, %s, %s, %s), (%s, %s, %s, %s), (%s, %s, %s, %s) '
+     'ON CONFLICT ("id") DO UPDATE SET "headline" = EXCLUDED."headline", "score" = EXCLUDED."score"',
+     [30, "upserted", 99, 0.5, 40, "new", 1, None, 40, "twice", 2, 2.5]),
     ('DELETE FROM "entry" WHERE "entry"."blog_id" IS NULL', []),
     # AUTOINCREMENT: ids continue after the largest one, explicit ones included
     ('INSERT INTO "entry" ("blog_id", "headline") VALUES (%s, %s), (%s, %s)', [2, "auto 1", 3, "auto 2"]),
@@ -304,12 +369,26 @@ def load(lite, eng):
         assert res["rowcount"] == 1
 
 
+def register_functions(lite):
+    """What Django's SQLite backend registers for MD5/SHA* (hex digests of
+    the UTF-8 text), and PostgreSQL's chr()/ascii() as Django's Chr/Ord
+    spell them; NULL in, NULL out."""
+    def null_safe(f):
+        return lambda x: None if x is None else f(x)
+    for name in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512"):
+        lite.create_function(name.upper(), 1, null_safe(lambda s, h=name: hashlib.new(h, s.encode()).hexdigest()),
+                             deterministic=True)
+    lite.create_function("CHR", 1, null_safe(chr), deterministic=True)
+    lite.create_function("ASCII", 1, null_safe(lambda s: ord(s[0]) if s else 0), deterministic=True)
+
+
 @pytest.fixture(scope="module")
 def dbs(tmp_path_factory):
     if TOOL is None:
         pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
     lite = sqlite3.connect(":memory:")
     lite.execute("PRAGMA case_sensitive_like = ON")  # our LIKE is case-sensitive, ILIKE is not
+    register_functions(lite)
     eng = Engine(tmp_path_factory.mktemp("engine"))
     load(lite, eng)
     yield lite, eng
@@ -358,8 +437,8 @@ def test_errors_are_reported_not_guessed(tmp_path):
         eng.run(SCHEMA[0], [])
         res = eng.run('SELECT "blog"."id" FROM "blog" WHERE', [])
         assert res["error"]["code"] == 1 and "syntax error at end of input" in res["error"]["message"]
-        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id" RANGE BETWEEN 1 PRECEDING '
-                      'AND CURRENT ROW) FROM "blog"', [])
+        res = eng.run('SELECT "blog"."id", SUM("blog"."id") OVER (ORDER BY "blog"."id", "blog"."name" RANGE BETWEEN '
+                      '1 PRECEDING AND CURRENT ROW) FROM "blog"', [])
         assert res["error"]["code"] == 2 and "a RANGE window frame with an offset" in res["error"]["message"], res
         # duplicate key from the unique index the CREATE TABLE made: MongoDB's 11000
         assert "error" not in eng.run('INSERT INTO "blog" ("id", "name") VALUES (%s, %s)', [1, "x"])
@@ -389,6 +468,11 @@ def test_auto_increment_ids(tmp_path):
         eng.run('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NULL)', [])
         res = eng.run('INSERT INTO "t" ("name") VALUES (%s), (%s) RETURNING "t"."id", "t"."name"', ["a", "b"])
         assert res["rows"] == [[1, "a"], [2, "b"]] and res["lastrowid"] == 2 and res["rowcount"] == 2
+        # computed VALUES get their ids and come back from RETURNING as stored
+        res = eng.run('INSERT INTO "t" ("name") VALUES (UPPER(%s)), (%s || %s) RETURNING "t"."id", "t"."name"',
+                      ["c", "d", "e"])
+        assert res["rows"] == [[3, "C"], [4, "de"]] and res["lastrowid"] == 4 and res["rowcount"] == 2, res
+        eng.run('DELETE FROM "t" WHERE "t"."id" > %s', [2])
         # ids written past the counter (another tool, an explicit key) are never handed out again
         eng.run('INSERT INTO "t" ("id", "name") VALUES (%s, %s)', [10, "x"])
         assert eng.run('INSERT INTO "t" ("name") VALUES (%s)', ["c"])["lastrowid"] == 11
@@ -403,6 +487,24 @@ def test_auto_increment_ids(tmp_path):
         # the counter follows a renamed table
         eng.run('ALTER TABLE "t" RENAME TO "u"', [])
         assert eng.run('INSERT INTO "u" ("name") VALUES (%s)', ["y"])["lastrowid"] == 2
+        # ON CONFLICT DO UPDATE ... RETURNING: an updated row returns as it is stored now, an inserted one with
+        # its new id (SQLite's RETURNING of an upsert); a NULL key never conflicts
+        eng.run('CREATE TABLE "up" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "k" integer NULL UNIQUE, '
+                '"name" text NULL, "rank" integer NULL)', [])
+        eng.run('INSERT INTO "up" ("k", "name", "rank") VALUES (%s, %s, %s), (%s, %s, %s)', [1, "a", 1, 2, "b", 2])
+        res = eng.run('INSERT INTO "up" ("k", "name", "rank") VALUES (%s, %s, %s), (%s, %s, %s), (%s, %s, %s) '
+                      'ON CONFLICT ("k") DO UPDATE SET "name" = EXCLUDED."name" RETURNING "up"."id", "up"."name", '
+                      '"up"."rank"', [2, "B", 20, 3, "C", 30, None, "N", 40])
+        assert res["rows"] == [[2, "B", 2], [4, "C", 30], [5, "N", 40]] and res["rowcount"] == 3, res
+        res = eng.run('INSERT INTO "up" ("id", "k", "name") VALUES (%s, %s, %s) ON CONFLICT ("k") DO UPDATE SET '
+                      '"name" = EXCLUDED."name"', [9, 1, "dup id"])
+        assert "error" not in res and eng.run('SELECT "up"."name" FROM "up" WHERE "up"."k" = 1', [])["rows"] == [["dup id"]]
+        res = eng.run('INSERT INTO "up" ("id", "k", "name") VALUES (%s, %s, %s) ON CONFLICT ("k") DO UPDATE SET '
+                      '"name" = EXCLUDED."name"', [1, 7, "other unique index"])
+        assert res["error"]["code"] == 11000, res  # a conflict on another unique index stays an error
+        res = eng.run('INSERT INTO "up" ("k", "name") VALUES (%s, %s) ON CONFLICT ("name") DO UPDATE SET '
+                      '"k" = EXCLUDED."k"', [8, "a"])  # "name" has no unique index: SQLite's error
+        assert res["error"]["code"] == 1 and "does not match any PRIMARY KEY or UNIQUE" in res["error"]["message"], res
         # INSERT OR IGNORE skips what a unique index refuses and counts what it stored
         eng.run('CREATE TABLE "m" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer NOT NULL, '
                 '"b" integer NOT NULL, CONSTRAINT "m_ab" UNIQUE ("a", "b"))', [])
@@ -416,7 +518,8 @@ def test_auto_increment_ids(tmp_path):
 
 def test_functions_sqlite_lacks(tmp_path):
     """String functions of PostgreSQL (and Django's Left, Right, Repeat,
-    Reverse, LPad, RPad) that SQLite has not: known answers, NULL in -> NULL out."""
+    Reverse, LPad, RPad, Concat) that SQLite has not: known answers, NULL in
+    -> NULL out (CONCAT: NULL left out, as PostgreSQL's)."""
     eng = Engine(tmp_path / "f")
     try:
         res = eng.run("SELECT LEFT(%s, 2), RIGHT(%s, 3), REPEAT(%s, 3), REVERSE(%s), LPAD(%s, 3, %s), "
@@ -424,6 +527,12 @@ def test_functions_sqlite_lacks(tmp_path):
                       ["hello", "hello", "ab", "abc", "7", "0", "ab", "xy", "hello", "*", None, None])
         assert "error" not in res, res
         assert res["rows"] == [["he", "llo", "ababab", "cba", "007", "abxyx", "he", None, None]]
+        # # (xor) and ^ (power) as PostgreSQL's, which SQLite has not; higher precedence for ^ than for *
+        res = eng.run("SELECT 5 # %s, %s # 1, 2 ^ %s, 3 * 2 ^ 2, %s ^ 2", [3, None, 10, 1.5])
+        assert res["rows"] == [[6, None, 1024, 12, 2.25]], res
+        # CONCAT as PostgreSQL's concat() (Django's Concat): NULL left out, numbers as text; || stays NULL
+        res = eng.run("SELECT CONCAT(%s, %s, %s, %s), CONCAT(%s, %s), %s || %s", ["a", None, 42, 1.5, None, None, "a", None])
+        assert res["rows"] == [["a421.5", "", None]], res
     finally:
         eng.close()
 

@@ -187,6 +187,10 @@ bool op_elem_at (XFN_ARGS), op_size (XFN_ARGS), op_slice (XFN_ARGS), op_filter_m
 enum { AR_FIRST, AR_LAST, AR_ELEMAT, AR_FILTER, AR_MAP, AR_EQUALS, AR_INTERSECTION, AR_UNION, AR_DIFFERENCE, AR_ISSUBSET,
        AR_ANY, AR_ALL, AR_SET, AR_UNSET };
 
+/* ---- ops_djongo.c: djongo's own operators ($_djongo...) ---- */
+bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS);
+enum { H_MD5, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512 };
+
 /* ---- ops_type.c: conversions, types ---- */
 bool x_stringify (dj_eval_t *ev, const bson_value_t *v, bson_value_t *out);
 bool op_type (XFN_ARGS), op_is_number (XFN_ARGS), op_is_array (XFN_ARGS), op_convert (XFN_ARGS), op_to (XFN_ARGS);

@@ -127,6 +127,7 @@ enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
 #define ARRAY_ARG(code, msg) NULL1, T (BSON_TYPE_ARRAY), code, msg
 #define DATE_PART(name, d) {name, op_date_part, 1, 1, ARGS, .named = NAMED ("date", "timezone"), .required = 1, .aux = d}
 #define REGEX(r) ARGS, .named = NAMED ("input", "regex", "options"), .required = 2, .aux = r
+#define HASH(name, h) {name, op_hash, 1, 1, NULL1, .aux = h}
 #define DATE_ARITH(d) LAZY, .named = NAMED ("startDate", "unit", "amount", "timezone"), .required = 3, .aux = d
 
 /* One row per operator (expr-private.h: struct opdef): name, function, positional arity (min, max),
@@ -294,6 +295,11 @@ static const struct opdef ops[] = {
    {"$max", op_min_max, 0, ANY, ARGS, .aux = 1},
    {"$stdDevPop", op_stddev, 0, ANY, ARGS},
    {"$stdDevSamp", op_stddev, 0, ANY, ARGS, .aux = 1},
+   /* djongo's own, for SQL functions MongoDB has none for (ops_djongo.c) */
+   HASH ("$_djongoMd5", H_MD5), HASH ("$_djongoSha1", H_SHA1), HASH ("$_djongoSha224", H_SHA224),
+   HASH ("$_djongoSha256", H_SHA256), HASH ("$_djongoSha384", H_SHA384), HASH ("$_djongoSha512", H_SHA512),
+   {"$_djongoChr", op_chr, 1, 1, NULL1},
+   {"$_djongoOrd", op_ord, 1, 1, NULL1},
 };
 
 
