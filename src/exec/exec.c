@@ -882,7 +882,7 @@ dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error
       if (op == DJ_TXN_ACTIVE || op == DJ_TXN_STMT_BEGIN || op == DJ_TXN_STMT_COMMIT || op == DJ_TXN_STMT_ABORT) {
          return op != DJ_TXN_ACTIVE; /* never active; statement units are no-ops */
       }
-      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "this connection does not support transactions");
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not supported: transactions on this connection");
    }
    if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
       /* a CREATE/DROP TABLE may have been undone */
@@ -898,7 +898,7 @@ run_txn_statement (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
                                      [DJ_STMT_ROLLBACK] = DJ_TXN_ROLLBACK,   [DJ_STMT_SAVEPOINT] = DJ_TXN_SAVEPOINT,
                                      [DJ_STMT_RELEASE] = DJ_TXN_RELEASE,     [DJ_STMT_ROLLBACK_TO] = DJ_TXN_ROLLBACK_TO};
    if (m->stmt < DJ_STMT_BEGIN || m->stmt > DJ_STMT_ROLLBACK_TO) {
-      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not a transaction statement");
+      return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not supported: %s as a transaction statement", "this statement");
    }
    return dj_exec_txn (x, ops[m->stmt], m->name, error);
 }
@@ -917,7 +917,7 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (m->engine_only && !x->engine_ops) {
       dj_result_cleanup (out);
       return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
-                           "%s() is not supported on a MongoDB server: MongoDB has no operator for it (djongo's "
+                           "not supported: %s() on a MongoDB server: MongoDB has no operator for it (djongo's "
                            "embedded engine has)",
                            m->engine_only);
    }

@@ -68,6 +68,9 @@ typedef struct {
                                  this long after connecting is closed (0: 10 s) */
    int idle_timeout_s;      /**< close a connection silent this long between messages
                                  (0: never, as mongod) */
+   int max_incoming_mb;     /**< the messages being received on all connections hold at most
+                                 this many MiB together (0: 1024); a message that would pass
+                                 it closes its connection */
    int message_timeout_s;   /**< a message must arrive whole within this once its first
                                  byte has (0: 30 s): slow senders cannot pin a thread */
    bool quiet;              /**< no log lines on stderr */

@@ -48,6 +48,8 @@ struct dj_server {
    int64_t auth_timeout_ms;    /* --auth: log in within this from connecting */
    int64_t idle_timeout_ms;    /* between messages; 0: no limit */
    int64_t message_timeout_ms; /* a message, once begun, arrives whole within this */
+   int64_t max_incoming;       /* bytes all messages being received may hold together */
+   atomic_llong incoming;      /* what they hold now */
    bool quiet;
    bool test_commands;  /* enableTestCommands: configureFailPoint exists */
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */

@@ -193,6 +193,7 @@ conn_main (void *arg)
    dj_buf_t out;
    dj_buf_init (&out);
    int64_t connected = monotonic_ms ();
+   int64_t held = 0; /* this connection's share of srv->incoming */
    for (;;) {
       uint8_t head[DJ_WIRE_HEADER];
       dj_wire_header_t h;
@@ -229,6 +230,16 @@ conn_main (void *arg)
          dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer, error.message);
          break;
       }
+      /* the memory messages being received hold, all connections together,
+       * stays under --max-incoming-mb: many slow senders of large messages
+       * cannot exhaust the machine's memory (each is bounded by the 48 MB
+       * message limit, their sum by this) */
+      held = (int64_t) h.length;
+      if (atomic_fetch_add (&srv->incoming, held) + held > srv->max_incoming) {
+         dj_server_log (srv, "conn%lld %s: a %lld-byte message would pass --max-incoming-mb; closing", (long long) c->id,
+                        c->peer, (long long) held);
+         break;
+      }
       /* header and body in one buffer: OP_MSG's checksum covers both */
       msg = bson_malloc ((size_t) h.length);
       memcpy (msg, head, sizeof head);
@@ -244,6 +255,8 @@ conn_main (void *arg)
       }
       bson_free (msg);
       msg = NULL;
+      atomic_fetch_sub (&srv->incoming, held);
+      held = 0;
       bson_t reply;
       if (!run_command (srv, c, req.db, req.cmd, &reply)) {
          dj_wire_request_cleanup (&req);
@@ -262,6 +275,7 @@ conn_main (void *arg)
          break;
       }
    }
+   atomic_fetch_sub (&srv->incoming, held);
    bson_free (msg);
    dj_buf_cleanup (&out);
    close (c->fd);
@@ -369,6 +383,8 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->auth_timeout_ms = (int64_t) (opts->auth_timeout_s > 0 ? opts->auth_timeout_s : 10) * 1000;
    srv->idle_timeout_ms = (int64_t) (opts->idle_timeout_s > 0 ? opts->idle_timeout_s : 0) * 1000;
    srv->message_timeout_ms = (int64_t) (opts->message_timeout_s > 0 ? opts->message_timeout_s : 30) * 1000;
+   srv->max_incoming = (int64_t) (opts->max_incoming_mb > 0 ? opts->max_incoming_mb : 1024) << 20;
+   atomic_init (&srv->incoming, 0);
    srv->quiet = opts->quiet;
    srv->test_commands = opts->test_commands;
    srv->failpoint = dj_failpoint_new ();

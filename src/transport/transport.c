@@ -179,7 +179,7 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
 static bool
 unsupported (bson_error_t *error, const char *what)
 {
-   return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "%s", what);
+   return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not supported: %s", what); /* as every refusal begins */
 }
 
 static int
@@ -326,7 +326,7 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
    case DJ_TXN_SAVEPOINT:
    case DJ_TXN_RELEASE:
    case DJ_TXN_ROLLBACK_TO:
-      return unsupported (error, "savepoints are not supported by MongoDB servers (the embedded engine has them); "
+      return unsupported (error, "savepoints on a MongoDB server (the embedded engine has them); "
                                  "nested atomic blocks need a data directory as HOST");
    case DJ_TXN_STMT_BEGIN:
    case DJ_TXN_STMT_COMMIT:

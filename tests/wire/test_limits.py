@@ -171,7 +171,23 @@ def test_failed_logins_are_slowed_not_locked_out(tmp_path, users):
 def test_bad_limit_values_are_usage_errors(tmp_path):
     import subprocess
     from conftest import TOOL
-    for flag in ("--max-conns", "--auth-timeout", "--idle-timeout", "--message-timeout"):
+    for flag in ("--max-conns", "--auth-timeout", "--idle-timeout", "--message-timeout", "--max-incoming-mb"):
         out = subprocess.run([TOOL, "--dbpath", str(tmp_path / "d"), flag, "0"], capture_output=True, text=True,
                              timeout=30)
         assert out.returncode == 2 and "not a positive whole number" in out.stderr
+
+
+def test_memory_of_incoming_messages_is_bounded(tmp_path):
+    """The messages being received hold at most --max-incoming-mb together:
+    one that would pass it closes its connection (each is bounded by the
+    48 MB message limit, their sum by this); others are served."""
+    s = Server(tmp_path / "data", "--max-incoming-mb", "1")
+    try:
+        with pymongo.MongoClient(s.uri, serverSelectionTimeoutMS=5000, retryWrites=False) as c:
+            with pytest.raises(pymongo.errors.AutoReconnect):
+                c.db.c.insert_one({"big": "x" * (2 << 20)})
+            c.db.c.insert_one({"small": 1})
+            assert c.db.c.count_documents({}) == 1
+    finally:
+        assert s.stop() == 0
+    assert "would pass --max-incoming-mb" in s.proc.stderr.read()

@@ -19,6 +19,6 @@ def test_engine_only_functions_are_refused_by_name(server, fn):
         arg = '"t"."n"' if fn == "CHR" else '"t"."name"'
         with pytest.raises(driver.NotSupportedError) as e:
             cur.execute('SELECT "t"."id" FROM "t" WHERE %s(%s) IS NOT NULL' % (fn, arg))
-        assert "%s() is not supported on a MongoDB server" % fn in str(e.value)
+        assert str(e.value).startswith("not supported: %s() on a MongoDB server" % fn)
         cur.execute('SELECT "t"."id", UPPER("t"."name") FROM "t"')  # the connection goes on
         assert cur.fetchall() == [(1, "X")]
