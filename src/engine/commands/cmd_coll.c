@@ -301,7 +301,10 @@ dj_cmd_list_databases (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    int n = 0;
    int64_t total = 0;
 
-   (void) db;
+   if (strcmp (db, "admin")) {
+      /* https://www.mongodb.com/docs/manual/reference/command/listDatabases/ */
+      return dj_err (error, DJ_Unauthorized, "listDatabases may only be run against the admin database.");
+   }
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
        !dj_cmd_get_bool (cmd, "nameOnly", &name_only, error) || !(m = dj_matcher_new (&filter, error)) ||
        !dj_txn_begin (e, false, &ctx, error) || !dj_db_list (&ctx, &dbs, &n, error)) {

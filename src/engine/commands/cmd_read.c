@@ -536,6 +536,8 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
    const char *name;
+   bson_iter_t pipeline; /* aggregate: its pipeline, the stages after pipeline_from listed */
+   int pipeline_from = -1;
 
    if (!dj_cmd_check_fields (cmd, known, error) || !dj_cmd_get_doc (cmd, "explain", &inner, &has, error)) {
       return false;
@@ -565,6 +567,25 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
          bson_init_static (&stmt, d, l);
          dj_cmd_get_doc (&stmt, "q", &filter, &has, error);
       }
+   } else if (!strcmp (verb, "aggregate")) {
+      /* the pipeline's leading $match is what the planner answers (the
+       * rest runs over its documents: listed as the "stages" after it) */
+      if (!bson_iter_init_find (&it, &inner, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+         return dj_err (error, DJ_FailedToParse, "'pipeline' option must be specified as an array");
+      }
+      bson_iter_t st, m0;
+      pipeline_from = 0;
+      bson_iter_recurse (&it, &st);
+      if (bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &m0) && bson_iter_next (&m0) &&
+          !strcmp (bson_iter_key (&m0), "$match") && BSON_ITER_HOLDS_DOCUMENT (&m0)) {
+         const uint8_t *d;
+         uint32_t l;
+         bson_iter_document (&m0, &l, &d);
+         bson_destroy (&filter);
+         bson_init_static (&filter, d, l);
+         pipeline_from = 1;
+      }
+      pipeline = it;
    } else {
       return dj_err (error, DJ_NotImplemented, "explain of '%s' is not supported by the embedded engine", verb);
    }
@@ -581,13 +602,39 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
       goto done;
    }
    char *ns = bson_strdup_printf ("%s.%s", db, name);
-   BSON_APPEND_DOCUMENT_BEGIN (reply, "queryPlanner", &qp);
+   bson_init (&qp);
    BSON_APPEND_UTF8 (&qp, "namespace", ns);
    BSON_APPEND_DOCUMENT (&qp, "parsedQuery", &filter);
    BSON_APPEND_DOCUMENT_BEGIN (&qp, "winningPlan", &plan);
    dj_plan_explain (c, m, sort, hint == DJ_HINT_NATURAL ? DJ_PLAN_COLLSCAN : hint, &plan);
    bson_append_document_end (&qp, &plan);
-   bson_append_document_end (reply, &qp);
+   BSON_APPEND_DOCUMENT (reply, "queryPlanner", &qp);
+   if (pipeline_from >= 0) {
+      /* mongod's shape for a pipeline: the $cursor stage that reads the
+       * collection, then the stages that run over its documents */
+      bson_t stages, cur, qpw;
+      bson_iter_t st;
+      int k = 0, n = 0;
+      char kb[16];
+      const char *key;
+      BSON_APPEND_ARRAY_BEGIN (reply, "stages", &stages);
+      bson_uint32_to_string ((uint32_t) n++, &key, kb, sizeof kb);
+      BSON_APPEND_DOCUMENT_BEGIN (&stages, key, &cur);
+      BSON_APPEND_DOCUMENT_BEGIN (&cur, "$cursor", &qpw);
+      BSON_APPEND_DOCUMENT (&qpw, "queryPlanner", &qp);
+      bson_append_document_end (&cur, &qpw);
+      bson_append_document_end (&stages, &cur);
+      bson_iter_recurse (&pipeline, &st);
+      while (bson_iter_next (&st)) {
+         if (k++ < pipeline_from) {
+            continue;
+         }
+         bson_uint32_to_string ((uint32_t) n++, &key, kb, sizeof kb);
+         bson_append_value (&stages, key, -1, bson_iter_value (&st));
+      }
+      bson_append_array_end (reply, &stages);
+   }
+   bson_destroy (&qp);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    bson_free (ns);
    ok = true;
