@@ -19,15 +19,20 @@ def engine_tool():
     return shutil.which("djongo-engine", path=os.environ.get("PATH"))
 
 
-def _register_settings_check():
+_settings_check_registered = False
+
+
+def register_settings_check():
     """`manage.py check` reports mistakes in a djongo DATABASES entry
     (djongo.E01x, validation.settings_errors) -- the connection refuses
     them too, when it is first made. With --database, the backend's own
-    validation reports them instead."""
-    try:
-        from django.core import checks
-    except ImportError:  # the driver used without Django
+    validation reports them instead. Called where Django is in play
+    (djongo.base, djongo.models), so the driver alone never imports Django."""
+    global _settings_check_registered
+    if _settings_check_registered:
         return
+    _settings_check_registered = True
+    from django.core import checks
 
     @checks.register(checks.Tags.compatibility)
     def djongo_settings(app_configs=None, databases=None, **kwargs):
@@ -40,6 +45,3 @@ def _register_settings_check():
             if entry.get("ENGINE") == "djongo" and alias not in (databases or ()):
                 errors += settings_errors(alias, entry)
         return errors
-
-
-_register_settings_check()

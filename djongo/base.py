@@ -34,6 +34,7 @@ from django.db.backends.utils import CursorDebugWrapper
 from django.utils.asyncio import async_unsafe
 
 from djongo import driver as Database
+from djongo import register_settings_check
 from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
 from djongo.features import DatabaseFeatures
@@ -44,6 +45,7 @@ from djongo.schema import DatabaseSchemaEditor
 from djongo.validation import DatabaseValidation, settings_errors
 
 logger = logging.getLogger("djongo")
+register_settings_check()
 
 # URI options of the original djongo's CLIENT dict that are not host/credentials
 _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA"}

@@ -71,7 +71,13 @@ def embedded_round(tmp, rnd):
     acks = [os.path.join(tmp, "ack-%d-%s" % (rnd, w)) for w in "ab"]
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, "r%d%s" % (rnd, w), acks[i]],
                               stderr=subprocess.DEVNULL) for i, w in enumerate("ab")]
-    time.sleep(random.uniform(0.3, 1.5))
+    # the kill lands a random while after both writers' first acknowledged
+    # row (waited for: starting Python and the driver can take a second on
+    # a busy machine, and a kill before any write tests nothing)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not all(os.path.exists(a) and os.path.getsize(a) for a in acks):
+        time.sleep(0.02)
+    time.sleep(random.uniform(0.05, 1.0))
     for p in procs:
         p.send_signal(signal.SIGKILL)
     for p in procs:

@@ -29,3 +29,7 @@ from djongo.models.manager import DjongoManager
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
            "EmbeddedField", "GenericObjectIdField", "JSONField", "ObjectIdField"]
+
+from djongo import register_settings_check  # noqa: E402 -- Django is in play here
+
+register_settings_check()
