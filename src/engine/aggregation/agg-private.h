@@ -18,7 +18,7 @@
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
-   S_LISTSESSIONS
+   S_LISTSESSIONS, S_COLLSTATS
 } skind_t;
 
 typedef struct {
@@ -136,6 +136,11 @@ bool dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *c
  * them (dj_plan_count: from index keys when an index answers m exactly). */
 bool dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m,
                               const dj_eval_t *vars, int64_t *n, bson_error_t *error);
+/* $collStats's one document for db.coll (run->db): ns, host, localTime,
+ * storageStats (sizes divided by scale; scale 0: not asked) and count as
+ * asked. NamespaceNotFound for a missing collection or a view. */
+bool dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool count, bson_t *out,
+                        bson_error_t *error);
 bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- window.c ------------------------------------------------------------- */

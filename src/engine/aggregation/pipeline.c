@@ -114,7 +114,8 @@ dj_pipeline_writes (const dj_pipeline_t *p)
 bool
 dj_pipeline_needs_collection (const dj_pipeline_t *p)
 {
-   return !(p->n && (p->stages[0].kind == S_DOCUMENTS || p->stages[0].kind == S_LISTSESSIONS));
+   return !(p->n && (p->stages[0].kind == S_DOCUMENTS || p->stages[0].kind == S_LISTSESSIONS ||
+                     p->stages[0].kind == S_COLLSTATS));
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -466,6 +467,42 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       s->expr = dj_expr_parse (v, scope, error);
       return s->expr != NULL;
+   }
+   if (!strcmp (name, "$collStats")) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/collStats/
+       * storageStats and count, from the collection's records and indexes;
+       * the engine keeps no latency or query-execution counters, so those
+       * are refused rather than answered with zeros */
+      s->kind = S_COLLSTATS;
+      if (!first) {
+         return dj_err (error, 40602, "$collStats is only valid as the first stage in a pipeline");
+      }
+      if (v->value_type != BSON_TYPE_DOCUMENT) {
+         return dj_err (error, 5447000, "$collStats must take a nested object but found a %s",
+                        dj_type_name (v->value_type));
+      }
+      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
+      while (bson_iter_next (&it)) {
+         const char *k = bson_iter_key (&it);
+         if (!strcmp (k, "storageStats")) {
+            /* n: the scale sizes are divided by (storageStats: {scale}), 0 for none asked */
+            bson_iter_t sc;
+            s->n = 1;
+            if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &sc) && bson_iter_find (&sc, "scale")) {
+               if (!BSON_ITER_HOLDS_NUMBER (&sc) || bson_iter_as_double (&sc) < 1) {
+                  return dj_err (error, 51024, "BSON field 'scale' value must be >= 1");
+               }
+               s->n = (int64_t) bson_iter_as_double (&sc); /* the integer part, as mongod */
+            }
+         } else if (!strcmp (k, "count")) {
+            s->flag = true;
+         } else if (!strcmp (k, "latencyStats") || !strcmp (k, "queryExecStats")) {
+            return dj_err (error, DJ_NotImplemented, "$collStats %s: the embedded engine keeps no such counters", k);
+         } else {
+            return dj_err (error, 40415, "BSON field '$collStats.%s' is an unknown field.", k);
+         }
+      }
+      return true;
    }
    if (!strcmp (name, "$listLocalSessions")) {
       /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/listLocalSessions/
@@ -1034,6 +1071,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_SETWINDOWFIELDS: return dj_agg_run_window (r, s, docs);
    case S_LISTSESSIONS: dj_docs_clear (docs); return true;
+   case S_COLLSTATS: return true; /* made by dj_pipeline_run, which knows the collection */
    case S_OUT: return dj_agg_run_out (r, s, docs);
    case S_MERGE: return dj_agg_run_merge (r, s, docs);
    }
@@ -1145,6 +1183,15 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
 {
    int from = 0;
    memset (out, 0, sizeof *out);
+   if (coll && p->n && p->stages[0].kind == S_COLLSTATS) {
+      bson_t *d = bson_new ();
+      if (!dj_agg_coll_stats (run, coll, p->stages[0].n, p->stages[0].flag, d, error)) {
+         bson_destroy (d);
+         return false;
+      }
+      dj_docs_push (out, d);
+      from = 1;
+   }
    if (coll && dj_pipeline_needs_collection (p)) {
       /* a leading $match goes to the planner, which may use an index */
       const dj_matcher_t *m = NULL;
