@@ -55,12 +55,13 @@ typedef struct {
 struct dj_users {
    user_t *v; /* owned, with each name */
    int n;
-   pthread_mutex_t mu; /* guards each user's `fails` (the rest is read-only once loaded) */
+   char *path; /* owned: the users file */
+   pthread_mutex_t mu; /* guards v and n (createUser, updateUser and dropUser change them) and each user's fails */
 };
 
 /* One connection's conversation (owned by the connection). */
 struct dj_auth_conv {
-   const user_t *user;  /* borrowed from the server's users */
+   user_t user;         /* a copy of the user's keys (its name owned): the table may change meanwhile */
    char *first_bare;    /* owned: client-first-message-bare */
    char *server_first;  /* owned */
    char *nonce;         /* owned: client nonce + server nonce */
@@ -147,6 +148,7 @@ dj_users_load (const char *path, bson_error_t *error)
    }
    dj_users_t *us = bson_malloc0 (sizeof *us);
    us->v = bson_malloc0 (sizeof (user_t) * MAX_USERS);
+   us->path = bson_strdup (path);
    pthread_mutex_init (&us->mu, NULL);
    char line[MAX_LINE];
    int lineno = 0;
@@ -183,12 +185,14 @@ dj_users_destroy (dj_users_t *us)
       bson_free (us->v[i].name);
    }
    bson_free (us->v);
+   bson_free (us->path);
    pthread_mutex_destroy (&us->mu);
    bson_free (us);
 }
 
-static const user_t *
-find_user (const dj_users_t *us, const char *name)
+/* Caller holds us->mu. */
+static user_t *
+find_user (dj_users_t *us, const char *name)
 {
    for (int i = 0; us && i < us->n; i++) {
       if (!strcmp (us->v[i].name, name)) {
@@ -199,10 +203,55 @@ find_user (const dj_users_t *us, const char *name)
 }
 
 bool
-dj_users_has (const dj_users_t *us, const char *name)
+dj_users_has (dj_users_t *us, const char *name)
 {
-   return find_user (us, name) != NULL;
+   pthread_mutex_lock (&us->mu);
+   bool has = find_user (us, name) != NULL;
+   pthread_mutex_unlock (&us->mu);
+   return has;
 }
+
+/* The user's keys, copied (out->name owned by the caller), or false. */
+static bool
+copy_user (dj_users_t *us, const char *name, user_t *out)
+{
+   pthread_mutex_lock (&us->mu);
+   user_t *u = find_user (us, name);
+   if (u) {
+      *out = *u;
+      out->name = bson_strdup (u->name);
+   }
+   pthread_mutex_unlock (&us->mu);
+   return u != NULL;
+}
+
+/* Reads the users file again (after createUser, updateUser, dropUser) and
+ * takes its table: conversations hold copies, so nothing points into the
+ * old one. Failure counts of users still there are kept. */
+static bool
+reload_users (dj_users_t *us, bson_error_t *error)
+{
+   dj_users_t *fresh = dj_users_load (us->path, error);
+   if (!fresh) {
+      return false;
+   }
+   pthread_mutex_lock (&us->mu);
+   for (int i = 0; i < fresh->n; i++) {
+      user_t *old = find_user (us, fresh->v[i].name);
+      fresh->v[i].fails = old ? old->fails : 0;
+   }
+   user_t *v = us->v;
+   int n = us->n;
+   us->v = fresh->v;
+   us->n = fresh->n;
+   fresh->v = v;
+   fresh->n = n;
+   pthread_mutex_unlock (&us->mu);
+   dj_users_destroy (fresh); /* the old table */
+   return true;
+}
+
+static bool rewrite_users (const char *path, const char *name, const char *entry, bson_error_t *error);
 
 bool
 dj_users_add (const char *path, const char *name, const char *password, bson_error_t *error)
@@ -234,8 +283,17 @@ dj_users_add (const char *path, const char *name, const char *password, bson_err
    bson_free (s);
    bson_free (sk);
    bson_free (vk);
+   bool ok = rewrite_users (path, name, entry, error);
+   bson_free (entry);
+   return ok;
+}
 
-   /* rewrite the file without the user's old line, then rename over it */
+/* Rewrites the users file without name's line, plus `entry` (a line, or
+ * NULL to drop the user): a new file renamed over the old one, so a crash
+ * leaves one or the other. */
+static bool
+rewrite_users (const char *path, const char *name, const char *entry, bson_error_t *error)
+{
    bson_string_t *text = bson_string_new (NULL);
    FILE *in = fopen (path, "r");
    if (in) {
@@ -248,8 +306,9 @@ dj_users_add (const char *path, const char *name, const char *password, bson_err
       }
       fclose (in);
    }
-   bson_string_append (text, entry);
-   bson_free (entry);
+   if (entry) {
+      bson_string_append (text, entry);
+   }
    char *tmp = bson_strdup_printf ("%s.tmp", path);
    int fd = open (tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600); /* keys: readable by the owner only */
    bool ok = fd >= 0 && write (fd, text->str, text->len) == (ssize_t) text->len && fsync (fd) == 0;
@@ -278,6 +337,7 @@ void
 dj_auth_conv_free (dj_auth_conv_t *cv)
 {
    if (cv) {
+      bson_free (cv->user.name);
       bson_free (cv->first_bare);
       bson_free (cv->server_first);
       bson_free (cv->nonce);
@@ -297,13 +357,13 @@ fail (bson_t *reply, int code, const char *name, const char *msg)
 /* Counts a failure (of user u, if known) and waits before the reply says
  * so: 100 ms << (failures in a row - 1), at most 5 s. */
 static void
-slow_down (struct dj_server *srv, dj_conn_t *c, const user_t *u)
+slow_down (struct dj_server *srv, dj_conn_t *c, const char *user)
 {
    int n = ++c->auth_fails;
-   if (u) {
+   if (user) {
       pthread_mutex_lock (&srv->users->mu);
-      user_t *w = (user_t *) u; /* the users table is the server's; only `fails` changes */
-      if (++w->fails > n) {
+      user_t *w = find_user (srv->users, user);
+      if (w && ++w->fails > n) {
          n = w->fails;
       }
       pthread_mutex_unlock (&srv->users->mu);
@@ -320,7 +380,7 @@ slow_down (struct dj_server *srv, dj_conn_t *c, const user_t *u)
 static void
 auth_failed (struct dj_server *srv, dj_conn_t *c, bson_t *reply)
 {
-   slow_down (srv, c, c->conv ? c->conv->user : NULL);
+   slow_down (srv, c, c->conv ? c->conv->user.name : NULL);
    dj_auth_conv_free (c->conv);
    c->conv = NULL;
    fail (reply, 18, "AuthenticationFailed", "Authentication failed.");
@@ -328,14 +388,17 @@ auth_failed (struct dj_server *srv, dj_conn_t *c, bson_t *reply)
 
 /* A login succeeded: the user's count starts again. */
 static void
-logged_in (struct dj_server *srv, dj_conn_t *c, const user_t *u)
+logged_in (struct dj_server *srv, dj_conn_t *c, const char *user)
 {
    pthread_mutex_lock (&srv->users->mu);
-   ((user_t *) u)->fails = 0;
+   user_t *w = find_user (srv->users, user);
+   if (w) {
+      w->fails = 0;
+   }
    pthread_mutex_unlock (&srv->users->mu);
    c->auth_fails = 0;
    bson_free (c->user); /* a connection may authenticate again */
-   c->user = bson_strdup (u->name);
+   c->user = bson_strdup (user);
 }
 
 /* The payload as text (BinData or a string; at most 4 KiB). */
@@ -426,15 +489,21 @@ sasl_start (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *repl
       auth_failed (srv, c, reply);
       return;
    }
-   const user_t *u = find_user (srv->users, name);
+   user_t found;
    uint8_t snonce[18];
-   if (!u || RAND_bytes (snonce, sizeof snonce) != 1) {
+   if (!copy_user (srv->users, name, &found)) {
       auth_failed (srv, c, reply); /* the same answer for an unknown user as for a wrong password */
+      return;
+   }
+   if (RAND_bytes (snonce, sizeof snonce) != 1) {
+      bson_free (found.name);
+      auth_failed (srv, c, reply);
       return;
    }
    dj_auth_conv_free (c->conv);
    c->conv = bson_malloc0 (sizeof *c->conv);
-   c->conv->user = u;
+   c->conv->user = found; /* takes found.name */
+   const user_t *u = &c->conv->user;
    c->conv->first_bare = bson_strdup (bare);
    char *sn = b64_encode (snonce, sizeof snonce), *salt = b64_encode (u->salt, u->salt_len);
    c->conv->nonce = bson_strdup_printf ("%s%s", r + 3, sn);
@@ -458,7 +527,7 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
       return;
    }
    if (cv->proved) { /* the empty last step of a driver that did not skip it */
-      logged_in (srv, c, cv->user);
+      logged_in (srv, c, cv->user.name);
       dj_auth_conv_free (cv);
       c->conv = NULL;
       reply_payload (reply, "", true);
@@ -478,13 +547,13 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
    }
    *p = '\0'; /* msg is now client-final-message-without-proof */
    char *auth_msg = bson_strdup_printf ("%s,%s,%s", cv->first_bare, cv->server_first, msg);
-   hmac (cv->user->stored_key, KEY_LEN, auth_msg, strlen (auth_msg), sig);
+   hmac (cv->user.stored_key, KEY_LEN, auth_msg, strlen (auth_msg), sig);
    for (int i = 0; i < KEY_LEN; i++) {
       client_key[i] = proof[i] ^ sig[i];
    }
    SHA256 (client_key, KEY_LEN, stored);
-   bool good = CRYPTO_memcmp (stored, cv->user->stored_key, KEY_LEN) == 0;
-   hmac (cv->user->server_key, KEY_LEN, auth_msg, strlen (auth_msg), server_sig);
+   bool good = CRYPTO_memcmp (stored, cv->user.stored_key, KEY_LEN) == 0;
+   hmac (cv->user.server_key, KEY_LEN, auth_msg, strlen (auth_msg), server_sig);
    bson_free (auth_msg);
    if (!good) {
       auth_failed (srv, c, reply);
@@ -494,7 +563,7 @@ sasl_continue (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *r
    char *final = bson_strdup_printf ("v=%s", v);
    bson_free (v);
    if (cv->skip_empty) {
-      logged_in (srv, c, cv->user);
+      logged_in (srv, c, cv->user.name);
       dj_auth_conv_free (cv);
       c->conv = NULL;
       reply_payload (reply, final, true);
@@ -538,6 +607,127 @@ dj_auth_command (struct dj_server *srv, dj_conn_t *c, const char *name, const bs
       return true;
    }
    return false;
+}
+
+/* ---- user management: createUser, updateUser, dropUser, usersInfo ----
+ * The users are the users file's (SCRAM-SHA-256 keys, one line each); a
+ * change rewrites the file and takes its new table. djongo-server has no
+ * roles: an authenticated user may manage users, and `roles` is accepted
+ * and not kept (usersInfo shows none).
+ * https://www.mongodb.com/docs/manual/reference/command/createUser/ */
+
+static const char *
+string_field (const bson_t *cmd, const char *key)
+{
+   bson_iter_t it;
+   return bson_iter_init_find (&it, cmd, key) && BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : NULL;
+}
+
+static void
+user_doc (bson_t *arr, int i, const char *db, const char *user)
+{
+   bson_t d, roles, mechs;
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
+   BSON_APPEND_DOCUMENT_BEGIN (arr, key, &d);
+   char *id = bson_strdup_printf ("%s.%s", db, user);
+   BSON_APPEND_UTF8 (&d, "_id", id);
+   bson_free (id);
+   BSON_APPEND_UTF8 (&d, "user", user);
+   BSON_APPEND_UTF8 (&d, "db", db);
+   BSON_APPEND_ARRAY_BEGIN (&d, "roles", &roles);
+   bson_append_array_end (&d, &roles);
+   BSON_APPEND_ARRAY_BEGIN (&d, "mechanisms", &mechs);
+   BSON_APPEND_UTF8 (&mechs, "0", "SCRAM-SHA-256");
+   bson_append_array_end (&d, &mechs);
+   bson_append_document_end (arr, &d);
+}
+
+/* usersInfo: 1 (every user), a name, {user, db}, or an array of those */
+static void
+users_info (struct dj_server *srv, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it, a;
+   bson_t arr;
+   int n = 0;
+   bson_iter_init_find (&it, cmd, "usersInfo");
+   BSON_APPEND_ARRAY_BEGIN (reply, "users", &arr);
+   pthread_mutex_lock (&srv->users->mu);
+   if (BSON_ITER_HOLDS_NUMBER (&it)) {
+      for (int i = 0; i < srv->users->n; i++) {
+         user_doc (&arr, n++, db, srv->users->v[i].name);
+      }
+   } else {
+      bool many = BSON_ITER_HOLDS_ARRAY (&it);
+      if (many) {
+         bson_iter_recurse (&it, &a);
+      }
+      while (many ? bson_iter_next (&a) : true) {
+         bson_iter_t *one = many ? &a : &it, f;
+         const char *name = NULL;
+         if (BSON_ITER_HOLDS_UTF8 (one)) {
+            name = bson_iter_utf8 (one, NULL);
+         } else if (BSON_ITER_HOLDS_DOCUMENT (one) && bson_iter_recurse (one, &f) && bson_iter_find (&f, "user") &&
+                    BSON_ITER_HOLDS_UTF8 (&f)) {
+            name = bson_iter_utf8 (&f, NULL);
+         }
+         if (name && find_user (srv->users, name)) {
+            user_doc (&arr, n++, db, name);
+         }
+         if (!many) {
+            break;
+         }
+      }
+   }
+   pthread_mutex_unlock (&srv->users->mu);
+   bson_append_array_end (reply, &arr);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+}
+
+bool
+dj_users_command (struct dj_server *srv, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
+{
+   bool create = !strcmp (name, "createUser"), update = !strcmp (name, "updateUser"), drop = !strcmp (name, "dropUser");
+   if (!create && !update && !drop && strcmp (name, "usersInfo")) {
+      return false;
+   }
+   bson_init (reply);
+   if (!srv->users) {
+      fail (reply, 2, "BadValue", "users live in the users file: start djongo-server with --auth USERS-FILE");
+      return true;
+   }
+   if (!create && !update && !drop) {
+      users_info (srv, db, cmd, reply);
+      return true;
+   }
+   const char *user = string_field (cmd, name), *pwd = string_field (cmd, "pwd");
+   bson_error_t error = {0};
+   char msg[300];
+   if (!user || (create && !pwd) || (update && !pwd)) {
+      fail (reply, 9, "FailedToParse", create || update ? "a user name and a pwd (strings) are needed"
+                                                          : "a user name (a string) is needed");
+      return true;
+   }
+   bool exists = dj_users_has (srv->users, user);
+   if (create && exists) {
+      snprintf (msg, sizeof msg, "User \"%s@%s\" already exists", user, db);
+      fail (reply, 51003, "Location51003", msg);
+      return true;
+   }
+   if (!create && !exists) {
+      snprintf (msg, sizeof msg, "Could not find user \"%s\" for db \"%s\"", user, db);
+      fail (reply, 11, "UserNotFound", msg);
+      return true;
+   }
+   bool ok = drop ? rewrite_users (srv->users->path, user, NULL, &error)
+                  : dj_users_add (srv->users->path, user, pwd, &error);
+   if (!ok || !reload_users (srv->users, &error)) {
+      fail (reply, 2, "BadValue", error.message);
+      return true;
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   return true;
 }
 
 bool

@@ -336,7 +336,7 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    /* server administration we do not have: a clear CommandNotFound rather
     * than the engine's generic one */
    if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "fsync") ||
-       !strcmp (name, "createUser") || !strcmp (name, "saslStart") || !strcmp (name, "authenticate")) {
+       !strcmp (name, "saslStart") || !strcmp (name, "authenticate")) {
       bson_init (reply);
       command_not_found (name, reply);
       return true;

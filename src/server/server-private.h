@@ -83,7 +83,7 @@ bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, 
 /* auth.c: the users file (lines user:iterations:salt:StoredKey:ServerKey) */
 dj_users_t *dj_users_load (const char *path, bson_error_t *error);
 void dj_users_destroy (dj_users_t *us);
-bool dj_users_has (const dj_users_t *us, const char *name);
+bool dj_users_has (dj_users_t *us, const char *name);
 /* Derives the user's SCRAM-SHA-256 keys and writes them to the file
  * (created 0600; an existing line for the user is replaced). */
 bool dj_users_add (const char *path, const char *name, const char *password, bson_error_t *error);
@@ -93,6 +93,9 @@ void dj_auth_conv_free (dj_auth_conv_t *cv);
  * true with reply initialised, false (reply untouched) otherwise. */
 bool dj_auth_command (struct dj_server *srv, dj_conn_t *c, const char *name, const bson_t *cmd, bson_t *reply);
 bool dj_auth_exempt (const char *name);
+/* createUser, updateUser, dropUser, usersInfo over the users file: true
+ * when name is one of them (reply made). */
+bool dj_users_command (struct dj_server *srv, const char *db, const char *name, const bson_t *cmd, bson_t *reply);
 
 /* replset.c */
 /* Does the command write (so advance the cluster time)? */

@@ -139,6 +139,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    bool in_txn = bson_has_field (cmd, "autocommit");
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
+   } else if (dj_users_command (srv, db, name, cmd, reply)) {
    } else if (!strcmp (name, "configureFailPoint")) {
       dj_failpoint_configure (srv, db, cmd, reply);
    } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {

@@ -136,3 +136,38 @@ def test_cursors_belong_to_the_user_who_opened_them(auth_server):
         r = a.db.command("getMore", first, collection="c", batchSize=3)  # still alive, still alice's
         assert [d["i"] for d in r["cursor"]["nextBatch"]] == [2, 3, 4]
         assert a.db.command("killCursors", "c", cursors=[first, second])["cursorsKilled"] == [first, second]
+
+
+def test_user_management_commands(auth_server, tmp_path):
+    """createUser, updateUser, dropUser and usersInfo work on the users file
+    (SCRAM keys; a change is written and taken at once), as a driver and
+    mongosh call them. https://www.mongodb.com/docs/manual/reference/command/createUser/"""
+    users_file = tmp_path / "users"
+    with client(auth_server, "alice:s3cret!pw@") as a:
+        a.admin.command("createUser", "carol", pwd="first pw", roles=[])
+        assert "carol:" in users_file.read_text() and "first pw" not in users_file.read_text()
+        with pytest.raises(OperationFailure) as e:
+            a.admin.command("createUser", "carol", pwd="again", roles=[])
+        assert e.value.code == 51003
+        names = sorted(u["user"] for u in a.admin.command("usersInfo", 1)["users"])
+        assert names == ["alice", "bob", "carol"]
+        info = a.admin.command("usersInfo", "carol")["users"]
+        assert info[0]["_id"] == "admin.carol" and info[0]["mechanisms"] == ["SCRAM-SHA-256"]
+        with client(auth_server, "carol:first%20pw@") as c:
+            assert c.admin.command("ping")["ok"] == 1
+        a.admin.command("updateUser", "carol", pwd="second pw")
+        with client(auth_server, "carol:first%20pw@") as c:
+            with pytest.raises(OperationFailure):
+                c.admin.command("ping")
+        with client(auth_server, "carol:second%20pw@") as c:
+            assert c.admin.command("ping")["ok"] == 1
+        a.admin.command("dropUser", "carol")
+        assert "carol:" not in users_file.read_text()
+        assert a.admin.command("usersInfo", "carol")["users"] == []
+        with pytest.raises(OperationFailure) as e:
+            a.admin.command("dropUser", "carol")
+        assert e.value.code == 11
+    with client(auth_server) as anon:
+        with pytest.raises(OperationFailure) as e:
+            anon.admin.command("createUser", "mallory", pwd="x", roles=[])
+        assert e.value.code == 13  # only an authenticated user manages users
