@@ -1194,9 +1194,6 @@ dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
       }
    }
    out->exact = out->kind == DJ_BOUND_RANGE && used == root->nkids;
-   if (out->exact && !out->lo && dj_type_rank (out->hi->value_type) == dj_type_rank (BSON_TYPE_DOUBLE)) {
-      out->exact = false; /* NaN keys sort below every number, but {$lt: 5} does not match NaN */
-   }
    if (out->kind == DJ_BOUND_RANGE && out->lo && out->hi &&
        dj_type_rank (out->lo->value_type) != dj_type_rank (out->hi->value_type)) {
       out->hi = NULL; /* different brackets: no document can match both; keep one side, recheck does the rest */

@@ -15,6 +15,7 @@
  */
 #include "dj_storage.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -334,6 +335,12 @@ run_choice (scan_t *s, const choice_t *ch)
          dj_key_append (&lo, ch->b.lo, false);
       } else {
          dj_buf_putc (&lo, first);
+         if (first == 0x20 && !(ch->b.hi->value_type == BSON_TYPE_DOUBLE && isnan (ch->b.hi->value.v_double))) {
+            /* NaN's key (0x20 0x00) sorts below every number, but no
+             * comparison with a number matches NaN ({$lt: 5} does not):
+             * start at the first number proper (values/keyenc.c) */
+            dj_buf_putc (&lo, 0x01);
+         }
       }
       if (ch->b.hi) {
          dj_key_append (&hi, ch->b.hi, false);
