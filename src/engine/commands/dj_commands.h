@@ -15,6 +15,7 @@
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
  *   cmd_coll.c   create, drop, renameCollection, listCollections, stats, validate
+ *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
@@ -176,6 +177,11 @@ bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_
 bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_validate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* profile.c: the profile command, and a command's entry in system.profile
+ * when its database profiles it (start_ms: when it began; millis: how long) */
+bool dj_cmd_profile (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+void dj_profile_record (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, const bson_t *reply,
+                        int64_t start_ms, int64_t millis);
 bool dj_cmd_db_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_create_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_drop_indexes (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -380,6 +380,7 @@ static const struct {
    {"listDatabases", dj_cmd_list_databases},
    {"collStats", dj_cmd_coll_stats},
    {"validate", dj_cmd_validate},
+   {"profile", dj_cmd_profile},
    {"dbStats", dj_cmd_db_stats},
    {"createIndexes", dj_cmd_create_indexes},
    {"dropIndexes", dj_cmd_drop_indexes},
@@ -417,7 +418,15 @@ static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool
 bool
 dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   return run_command (e, db, cmd, false, reply);
+   int64_t start = dj_now_ms ();
+   bool ok = run_command (e, db, cmd, false, reply);
+   bson_iter_t it;
+   if (db && bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
+      /* (inside a caller's transaction nothing is profiled: the entry could
+       * not be written beside it) */
+      dj_profile_record (e, db, bson_iter_key (&it), cmd, reply, start, dj_now_ms () - start);
+   }
+   return ok;
 }
 
 static bool
