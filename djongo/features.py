@@ -20,13 +20,19 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     can_return_rows_from_bulk_insert = True
     has_bulk_insert = True
     supports_ignore_conflicts = True
-    # Documents have no foreign keys: Django's collector does cascades.
-    supports_foreign_keys = False
+    # Foreign keys are recorded with the table (ALTER TABLE ADD CONSTRAINT
+    # ... FOREIGN KEY, in __djongo_tables) for introspection and migrations;
+    # connection.check_constraints() looks for rows whose key has no
+    # referenced row (after loaddata, as on SQLite). Writes are not checked
+    # against them (Django's collector does the cascades).
+    supports_foreign_keys = True
     can_create_inline_fk = False
     supports_forward_references = True
-    # Constraints MongoDB indexes can express: unique (incl. partial), not CHECK.
-    supports_column_check_constraints = False
-    supports_table_check_constraints = False
+    # Unique constraints are unique indexes (partial for conditions); CHECK
+    # constraints, on columns and tables, are the collection's validator
+    # (src/compile/ddl.c): a violation is IntegrityError.
+    supports_column_check_constraints = True
+    supports_table_check_constraints = True
     supports_partial_indexes = True
     supports_expression_indexes = True  # paths into documents (F("address__city")); other expressions are refused
     supports_covering_indexes = False

@@ -108,6 +108,9 @@ class DatabaseOperations(BaseDatabaseOperations):
     def regex_lookup(self, lookup_type):
         return "%s ~* %s" if lookup_type == "iregex" else "%s ~ %s"
 
+    def deferrable_sql(self):
+        return " DEFERRABLE INITIALLY DEFERRED"
+
     def savepoint_create_sql(self, sid):
         return "SAVEPOINT %s" % self.quote_name(sid)
 

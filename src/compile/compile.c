@@ -199,5 +199,6 @@ dj_mql_cleanup (dj_mql_t *mql)
    bson_free (mql->columns);
    bson_free (mql->collection);
    bson_free (mql->name);
+   bson_free (mql->constraint);
    memset (mql, 0, sizeof *mql);
 }

@@ -106,6 +106,15 @@ typedef struct {
                                  executor runs it, as one atomic unit with the
                                  read, only inside a transaction (else
                                  dj_mql_drop_claim) */
+   bool sync_checks;          /* ALTER TABLE: the executor rebuilds the
+                                 collection's validator from the CHECKs in the
+                                 table's entry (its `checks`) after the
+                                 commands ran (collMod; ddl.c says why) */
+   char *constraint;          /* ALTER TABLE DROP CONSTRAINT: its name
+                                 (owned): commands[0] drops an index of that
+                                 name, whose IndexNotFound counts as success
+                                 only when the entry has a CHECK or FOREIGN
+                                 KEY of that name */
 } dj_mql_t;
 
 /**

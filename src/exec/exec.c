@@ -728,6 +728,101 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    return true;
 }
 
+/* ---- CHECK constraints (src/compile/ddl.c) ---- */
+
+/* Whether the table's entry has a CHECK or FOREIGN KEY named `name`. */
+static bool
+entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error)
+{
+   static const char *const lists[] = {"checks", "fks"};
+   *has = false;
+   for (int l = 0; l < 2 && !*has; l++) {
+      bson_iter_t list, item, f;
+      bool found;
+      if (!entry_field (x, table, lists[l], &list, &found, error)) {
+         return false;
+      }
+      if (!found || !bson_iter_recurse (&list, &item)) {
+         continue;
+      }
+      while (bson_iter_next (&item)) {
+         if (BSON_ITER_HOLDS_DOCUMENT (&item) && bson_iter_recurse (&item, &f) && bson_iter_find (&f, "name") &&
+             BSON_ITER_HOLDS_UTF8 (&f) && !strcmp (bson_iter_utf8 (&f, NULL), name)) {
+            *has = true;
+         }
+      }
+   }
+   return true;
+}
+
+/* After an ALTER TABLE changed the entry's checks: the collection's
+ * validator becomes {$and: [each check's validator]} ({} for none) by
+ * collMod. SQL's ADD CONSTRAINT CHECK refuses a table whose rows break
+ * it, where MongoDB's collMod does not look at existing documents (the
+ * manual, "Schema Validation": "existing documents do not undergo
+ * validation checks until modification"), so the rows are read first:
+ * one that fails the new validator fails the statement (121, as a write
+ * would), before the validator changes. */
+static bool
+sync_checks (dj_exec_t *x, const char *table, bson_error_t *error)
+{
+   bson_iter_t list, item, v;
+   bool found;
+   forget_tables (x); /* the commands just changed the entry */
+   if (!entry_field (x, table, "checks", &list, &found, error)) {
+      return false;
+   }
+   if (!found || !BSON_ITER_HOLDS_ARRAY (&list)) {
+      return true; /* the table never had a CHECK: its validator is not ours */
+   }
+   bson_t validator = BSON_INITIALIZER, all;
+   uint32_t n = 0;
+   BSON_APPEND_ARRAY_BEGIN (&validator, "$and", &all);
+   bson_iter_recurse (&list, &item);
+   while (bson_iter_next (&item)) {
+      if (BSON_ITER_HOLDS_DOCUMENT (&item) && bson_iter_recurse (&item, &v) && bson_iter_find (&v, "validator")) {
+         char kb[16];
+         const char *key;
+         bson_uint32_to_string (n++, &key, kb, sizeof kb);
+         bson_append_value (&all, key, -1, bson_iter_value (&v));
+      }
+   }
+   bson_append_array_end (&validator, &all);
+   if (n == 0) {
+      bson_reinit (&validator);
+   }
+   bool ok = true;
+   bson_t reply;
+   if (n) {
+      bson_t cmd = BSON_INITIALIZER, filter, nor;
+      BSON_APPEND_UTF8 (&cmd, "find", table);
+      BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
+      BSON_APPEND_ARRAY_BEGIN (&filter, "$nor", &nor);
+      BSON_APPEND_DOCUMENT (&nor, "0", &validator);
+      bson_append_array_end (&filter, &nor);
+      bson_append_document_end (&cmd, &filter);
+      BSON_APPEND_INT32 (&cmd, "limit", 1);
+      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bson_iter_t d;
+      if (ok && bson_iter_init (&d, &reply) && bson_iter_find_descendant (&d, "cursor.firstBatch.0", &d)) {
+         ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_DocumentValidationFailure,
+                            "CHECK constraint failed: a row of %s breaks it", table);
+      }
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+   }
+   if (ok) {
+      bson_t cmd = BSON_INITIALIZER;
+      BSON_APPEND_UTF8 (&cmd, "collMod", table);
+      BSON_APPEND_DOCUMENT (&cmd, "validator", &validator);
+      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bson_destroy (&reply);
+      bson_destroy (&cmd);
+   }
+   bson_destroy (&validator);
+   return ok;
+}
+
 /* ---- transactions ---- */
 
 bool
@@ -872,6 +967,14 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);
    }
+   if (ok && m->constraint && m->collection) {
+      /* DROP CONSTRAINT: not an index is fine only for a CHECK or FOREIGN KEY */
+      bool has;
+      ok = entry_has_constraint (x, m->collection, m->constraint, &has, error);
+      if (ok && !has) {
+         m->ignore_code[0] = 0;
+      }
+   }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
       if (m->kind == DJ_MQL_ROWS && last) {
@@ -924,6 +1027,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
       returning_rows (m, out);
+   }
+   if (ok && m->sync_checks && m->collection) {
+      ok = sync_checks (x, m->collection, error);
    }
    return ok;
 }
