@@ -217,6 +217,17 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         with self.wrap_database_errors:
             self.connection.autocommit = autocommit
 
+    def disable_constraint_checking(self):
+        """Writes stop checking foreign keys (loaddata; it then calls
+        check_constraints()); checks already deferred to COMMIT stay."""
+        self.ensure_connection()
+        self.connection.fk_checks = False
+        return True
+
+    def enable_constraint_checking(self):
+        self.ensure_connection()
+        self.connection.fk_checks = True
+
     def check_constraints(self, table_names=None):
         """Raises IntegrityError (SQLite's words) for the first row of
         `table_names` (all tables: None) whose foreign key holds a value no

@@ -21,11 +21,15 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     has_bulk_insert = True
     supports_ignore_conflicts = True
     # Foreign keys are recorded with the table (ALTER TABLE ADD CONSTRAINT
-    # ... FOREIGN KEY, in __djongo_tables) for introspection and migrations;
-    # connection.check_constraints() looks for rows whose key has no
-    # referenced row (after loaddata, as on SQLite). Writes are not checked
-    # against them (Django's collector does the cascades).
+    # ... FOREIGN KEY, in __djongo_tables) and checked by the executor
+    # (src/exec/constraint.c): a write whose child rows lack their parent,
+    # or that removes a parent still referenced, fails with IntegrityError
+    # at the statement's end, or at COMMIT for Django's DEFERRABLE INITIALLY
+    # DEFERRED keys inside a transaction. connection.check_constraints()
+    # looks for such rows after loaddata (which turns the checks off), as on
+    # SQLite. Django's collector does the cascades.
     supports_foreign_keys = True
+    can_defer_constraint_checks = True
     can_create_inline_fk = False
     supports_forward_references = True
     # Unique constraints are unique indexes (partial for conditions); CHECK

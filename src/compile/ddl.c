@@ -465,6 +465,12 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
          return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
       }
+      if (!drop) {
+         /* the entry's CHECKs and FOREIGN KEYs follow (dj_mql_t.rename_from) */
+         cx->out->rename_from = bson_strdup (st->column);
+         cx->out->rename_to = bson_strdup (st->name);
+         cx->out->sync_checks = true;
+      }
       return update_many (cx, st->table, "{'q': {'@0': {'$exists': true}}, 'u': {'@1': {'@0': '@2'}}, 'multi': true}",
                           CX_ARGS (CX_STR (st->column), CX_STR (drop ? "$unset" : "$rename"),
                                    CX_STR (drop ? "" : st->name))) &&
@@ -474,8 +480,13 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
    case DJ_ALTER_RENAME_TABLE: {
       cmd = cx_template_new (cx, "{'renameCollection': '@0.@1', 'to': '@0.@2'}",
                              CX_ARGS (CX_STR (cx->db), CX_STR (st->table), CX_STR (st->name)));
-      /* the entry (and its counter) moves with the table */
-      return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name);
+      /* the entry (and its counter) moves with the table, and the
+       * FOREIGN KEYs of other tables that reference it follow */
+      return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name) &&
+             update_many (cx, DJ_TABLES,
+                          "{'q': {'fks.table': '@0'}, 'u': {'$set': {'fks.$[f].table': '@1'}}, "
+                          "'arrayFilters': [{'f.table': '@0'}], 'multi': true}",
+                          CX_ARGS (CX_STR (st->table), CX_STR (st->name)));
    }
    case DJ_ALTER_ADD_CONSTRAINT:
       return constraint_indexes (cx, st) && alter_add_constraints (cx, st);

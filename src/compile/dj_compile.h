@@ -115,6 +115,9 @@ typedef struct {
                                  name, whose IndexNotFound counts as success
                                  only when the entry has a CHECK or FOREIGN
                                  KEY of that name */
+   char *rename_from, *rename_to; /* ALTER TABLE RENAME COLUMN (owned): the
+                                 executor renames the column in the CHECKs and
+                                 FOREIGN KEYs of the table's entry */
 } dj_mql_t;
 
 /**

@@ -107,6 +107,11 @@ typedef enum {
 
 void dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode);
 
+/** Whether writes check FOREIGN KEYs (default true); off, they record no
+ *  checks (Django's disable_constraint_checking(), for loaddata, which then
+ *  calls check_constraints()). Checks already deferred to COMMIT stay. */
+void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
+
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);
 void dj_exec_destroy (dj_exec_t *x);

@@ -3,25 +3,16 @@
  */
 #include <string.h>
 
-#include "dj_exec.h"
+#include "exec-private.h"
 
-struct dj_exec {
-   dj_run_command_fn run;
-   dj_txn_fn txn; /* may be NULL */
-   dj_tables_mode_t tables_mode;
-   void *ctx;
-   char *db;     /* owned */
-   bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
-   bson_t *plain;  /* owned cache {collection: true} of collections CREATE TABLE did not make that exist;
-                      cleared with `tables` */
-};
 
 /* After DDL or a rollback: what was known of tables may have changed. */
-static void
-forget_tables (dj_exec_t *x)
+void
+exec_forget_tables (dj_exec_t *x)
 {
    bson_reinit (x->tables);
    bson_reinit (x->plain);
+   bson_reinit (x->refs);
 }
 
 dj_exec_t *
@@ -34,6 +25,8 @@ dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
    x->db = bson_strdup (db);
    x->tables = bson_new ();
    x->plain = bson_new ();
+   x->refs = bson_new ();
+   x->fk_pending = bson_new ();
    return x;
 }
 
@@ -43,6 +36,8 @@ dj_exec_destroy (dj_exec_t *x)
    if (x) {
       bson_destroy (x->tables);
       bson_destroy (x->plain);
+      bson_destroy (x->refs);
+      bson_destroy (x->fk_pending);
       bson_free (x->db);
       bson_free (x);
    }
@@ -65,8 +60,8 @@ dj_result_cleanup (dj_result_t *r)
 
 /* Runs one command. Write errors (reported with ok: 1) become the error,
  * except DuplicateKey ones when ignore_dups. */
-static bool
-run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error)
+bool
+exec_run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error)
 {
    if (!x->run (x->ctx, db, cmd, reply, error)) {
       return false;
@@ -134,8 +129,8 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
 
 /* Advances `arr` (an iterator over an array) to its next document, viewed
  * by *doc; other elements are skipped. false at the end. */
-static bool
-next_document (bson_iter_t *arr, bson_t *doc)
+bool
+exec_next_document (bson_iter_t *arr, bson_t *doc)
 {
    while (bson_iter_next (arr)) {
       uint32_t len;
@@ -164,7 +159,7 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
          id = bson_iter_as_int64 (&cur);
       } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
          bson_t doc;
-         while (next_document (&batch, &doc)) {
+         while (exec_next_document (&batch, &doc)) {
             append_row (m, &doc, rows, nrows);
          }
       }
@@ -178,14 +173,14 @@ static bool
 run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int64_t *nrows, bson_error_t *error)
 {
    bson_t reply;
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    int64_t id = ok ? take_batch (&reply, "firstBatch", m, rows, nrows) : 0;
    bson_destroy (&reply);
    while (ok && id != 0) {
       bson_t more = BSON_INITIALIZER;
       BSON_APPEND_INT64 (&more, "getMore", id);
       BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
-      ok = run_cmd (x, x->db, &more, false, &reply, error);
+      ok = exec_run_cmd (x, x->db, &more, false, &reply, error);
       id = ok ? take_batch (&reply, "nextBatch", m, rows, nrows) : 0;
       bson_destroy (&reply);
       bson_destroy (&more);
@@ -211,7 +206,7 @@ table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_err
       BSON_APPEND_UTF8 (&filter, "table", table);
       bson_append_document_end (&cmd, &filter);
       BSON_APPEND_INT32 (&cmd, "limit", 1);
-      bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
       if (ok) {
          bson_iter_t d;
          if (bson_iter_init (&d, &reply) && bson_iter_find_descendant (&d, "cursor.firstBatch.0", &d) &&
@@ -242,8 +237,8 @@ table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_err
 /* The field `key` of the table's entry (*it points at it, valid until the
  * next DDL or rollback); *found is false when the table or the field is not
  * there. */
-static bool
-entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error)
+bool
+exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error)
 {
    bson_t info;
    bool has;
@@ -261,7 +256,7 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    bson_iter_t it, t;
    bson_error_t ignored; /* unknown is an answer here */
    bool found;
-   if (table && column && entry_field (x, table, "types", &it, &found, &ignored) && found &&
+   if (table && column && exec_entry_field (x, table, "types", &it, &found, &ignored) && found &&
        BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &t) && bson_iter_find (&t, column) &&
        BSON_ITER_HOLDS_UTF8 (&t)) {
       return bson_strdup (bson_iter_utf8 (&t, NULL));
@@ -277,7 +272,7 @@ expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
 {
    bson_iter_t it, c;
    bool found;
-   if (!entry_field (x, m->collection, "columns", &it, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "columns", &it, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &c)) {
@@ -310,7 +305,7 @@ auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
    bson_iter_t it;
    bool found;
    *col = NULL;
-   if (!entry_field (x, table, "auto", &it, &found, error)) {
+   if (!exec_entry_field (x, table, "auto", &it, &found, error)) {
       return false;
    }
    if (found && BSON_ITER_HOLDS_UTF8 (&it)) {
@@ -394,7 +389,7 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bson_iter_t cols;
    bool found;
    uint32_t ncols = 0;
-   if (!entry_field (x, m->collection, "columns", &cols, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "columns", &cols, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&cols)) {
@@ -445,7 +440,7 @@ max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_err
    bson_append_document_end (&cmd, &proj);
    BSON_APPEND_INT32 (&cmd, "limit", 1);
    *out = 0;
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
    bson_iter_t it, f;
    if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it) &&
        BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &f) && bson_iter_find (&f, col) &&
@@ -472,7 +467,7 @@ take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *la
       "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[", BCON_UTF8 ("$seq"),
       BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), "]", "}", BCON_INT64 (n), "]", "}", "}", "}", "]",
       "new", BCON_BOOL (true), "upsert", BCON_BOOL (true));
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    bson_iter_t it;
    if (ok) {
       if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "value.seq", &it) && BSON_ITER_HOLDS_NUMBER (&it)) {
@@ -507,7 +502,7 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    if (m->ncolumns < 1) {
       return true; /* no RETURNING: nothing says which column is the key */
    }
-   if (!entry_field (x, m->collection, "table", &it, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "table", &it, &found, error)) {
       return false;
    }
    if (found) {
@@ -526,10 +521,10 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
                                   "q", "{", "table", BCON_UTF8 (m->collection), "}",
                                   "u", "{", "$setOnInsert", "{", "auto", BCON_UTF8 (col), "seq", BCON_INT64 (0), "}", "}",
                                   "upsert", BCON_BOOL (true), "}", "]");
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    bson_destroy (&reply);
    bson_destroy (cmd);
-   forget_tables (x); /* the entry is there now */
+   exec_forget_tables (x); /* the entry is there now */
    return ok;
 }
 
@@ -581,7 +576,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
    bson_t d;
-   while (ok && next_document (&docs, &d)) {
+   while (ok && exec_next_document (&docs, &d)) {
       if (lacks (&d, col)) {
          n++;
       } else {
@@ -626,7 +621,7 @@ returning_rows (const dj_mql_t *m, dj_result_t *out)
       return;
    }
    bson_t d;
-   while (next_document (&docs, &d)) {
+   while (exec_next_document (&docs, &d)) {
       append_row (m, &d, out->rows, &nrows);
    }
 }
@@ -700,7 +695,7 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 {
    bson_iter_t notnull, it, items, f;
    bool found;
-   if (!entry_field (x, m->collection, "notnull", &notnull, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "notnull", &notnull, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&notnull)) {
@@ -714,7 +709,7 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
       return true;
    }
    bson_t doc;
-   while (next_document (&items, &doc)) {
+   while (exec_next_document (&items, &doc)) {
       if (!insert && !(bson_iter_init_find (&f, &doc, "u") && update_set (&f, &doc))) {
          continue;
       }
@@ -726,101 +721,6 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
       }
    }
    return true;
-}
-
-/* ---- CHECK constraints (src/compile/ddl.c) ---- */
-
-/* Whether the table's entry has a CHECK or FOREIGN KEY named `name`. */
-static bool
-entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error)
-{
-   static const char *const lists[] = {"checks", "fks"};
-   *has = false;
-   for (int l = 0; l < 2 && !*has; l++) {
-      bson_iter_t list, item, f;
-      bool found;
-      if (!entry_field (x, table, lists[l], &list, &found, error)) {
-         return false;
-      }
-      if (!found || !bson_iter_recurse (&list, &item)) {
-         continue;
-      }
-      while (bson_iter_next (&item)) {
-         if (BSON_ITER_HOLDS_DOCUMENT (&item) && bson_iter_recurse (&item, &f) && bson_iter_find (&f, "name") &&
-             BSON_ITER_HOLDS_UTF8 (&f) && !strcmp (bson_iter_utf8 (&f, NULL), name)) {
-            *has = true;
-         }
-      }
-   }
-   return true;
-}
-
-/* After an ALTER TABLE changed the entry's checks: the collection's
- * validator becomes {$and: [each check's validator]} ({} for none) by
- * collMod. SQL's ADD CONSTRAINT CHECK refuses a table whose rows break
- * it, where MongoDB's collMod does not look at existing documents (the
- * manual, "Schema Validation": "existing documents do not undergo
- * validation checks until modification"), so the rows are read first:
- * one that fails the new validator fails the statement (121, as a write
- * would), before the validator changes. */
-static bool
-sync_checks (dj_exec_t *x, const char *table, bson_error_t *error)
-{
-   bson_iter_t list, item, v;
-   bool found;
-   forget_tables (x); /* the commands just changed the entry */
-   if (!entry_field (x, table, "checks", &list, &found, error)) {
-      return false;
-   }
-   if (!found || !BSON_ITER_HOLDS_ARRAY (&list)) {
-      return true; /* the table never had a CHECK: its validator is not ours */
-   }
-   bson_t validator = BSON_INITIALIZER, all;
-   uint32_t n = 0;
-   BSON_APPEND_ARRAY_BEGIN (&validator, "$and", &all);
-   bson_iter_recurse (&list, &item);
-   while (bson_iter_next (&item)) {
-      if (BSON_ITER_HOLDS_DOCUMENT (&item) && bson_iter_recurse (&item, &v) && bson_iter_find (&v, "validator")) {
-         char kb[16];
-         const char *key;
-         bson_uint32_to_string (n++, &key, kb, sizeof kb);
-         bson_append_value (&all, key, -1, bson_iter_value (&v));
-      }
-   }
-   bson_append_array_end (&validator, &all);
-   if (n == 0) {
-      bson_reinit (&validator);
-   }
-   bool ok = true;
-   bson_t reply;
-   if (n) {
-      bson_t cmd = BSON_INITIALIZER, filter, nor;
-      BSON_APPEND_UTF8 (&cmd, "find", table);
-      BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
-      BSON_APPEND_ARRAY_BEGIN (&filter, "$nor", &nor);
-      BSON_APPEND_DOCUMENT (&nor, "0", &validator);
-      bson_append_array_end (&filter, &nor);
-      bson_append_document_end (&cmd, &filter);
-      BSON_APPEND_INT32 (&cmd, "limit", 1);
-      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
-      bson_iter_t d;
-      if (ok && bson_iter_init (&d, &reply) && bson_iter_find_descendant (&d, "cursor.firstBatch.0", &d)) {
-         ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_DocumentValidationFailure,
-                            "CHECK constraint failed: a row of %s breaks it", table);
-      }
-      bson_destroy (&reply);
-      bson_destroy (&cmd);
-   }
-   if (ok) {
-      bson_t cmd = BSON_INITIALIZER;
-      BSON_APPEND_UTF8 (&cmd, "collMod", table);
-      BSON_APPEND_DOCUMENT (&cmd, "validator", &validator);
-      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
-      bson_destroy (&reply);
-      bson_destroy (&cmd);
-   }
-   bson_destroy (&validator);
-   return ok;
 }
 
 /* ---- transactions ---- */
@@ -836,9 +736,21 @@ dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error
    }
    if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
       /* a CREATE/DROP TABLE may have been undone */
-      forget_tables (x);
+      exec_forget_tables (x);
    }
-   return x->txn (x->ctx, op, name, error);
+   if (op == DJ_TXN_ROLLBACK) {
+      exec_fk_forget (x);
+   }
+   /* deferred FOREIGN KEY checks: a violation fails the COMMIT and leaves
+    * the transaction open (SQLite's rule), for the caller to roll back */
+   if (op == DJ_TXN_COMMIT && x->fk_npending && x->txn (x->ctx, DJ_TXN_ACTIVE, NULL, NULL) && !exec_fk_commit (x, error)) {
+      return false;
+   }
+   bool ok = x->txn (x->ctx, op, name, error);
+   if (op == DJ_TXN_COMMIT) {
+      exec_fk_forget (x);
+   }
+   return ok;
 }
 
 static bool
@@ -855,7 +767,8 @@ run_txn_statement (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 
 /* ---- statements ---- */
 
-static bool exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error);
+static bool exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, uint32_t *nfk,
+                           bson_error_t *error);
 
 bool
 dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
@@ -880,11 +793,16 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    /* writes, DDL and a claim with its read are atomic units: all their
     * commands, or none */
    bool unit = m->kind != DJ_MQL_ROWS || claim;
+   bool in_txn = m->kind == DJ_MQL_WRITE && dj_exec_txn (x, DJ_TXN_ACTIVE, NULL, NULL);
    if (unit && !dj_exec_txn (x, DJ_TXN_STMT_BEGIN, NULL, error)) {
       dj_result_cleanup (out);
       return false;
    }
-   ok = exec_commands (x, m, out, error);
+   bson_t fk_items = BSON_INITIALIZER;
+   uint32_t nfk = 0;
+   ok = exec_commands (x, m, out, &fk_items, &nfk, error) && exec_fk_after_write (x, m, &fk_items, &nfk, error) &&
+        (!nfk || exec_fk_settle (x, &fk_items, in_txn, error));
+   bson_destroy (&fk_items);
    if (unit) {
       if (ok) {
          ok = dj_exec_txn (x, DJ_TXN_STMT_COMMIT, NULL, error);
@@ -894,7 +812,7 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (m->kind == DJ_MQL_DDL) {
       /* a table may have been created, dropped or renamed */
-      forget_tables (x);
+      exec_forget_tables (x);
    }
    if (!ok) {
       dj_result_cleanup (out);
@@ -913,7 +831,7 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
 {
    bson_iter_t it;
    bool found;
-   if (!entry_field (x, table, "table", &it, &found, error)) {
+   if (!exec_entry_field (x, table, "table", &it, &found, error)) {
       return false;
    }
    if (found || bson_has_field (x->plain, table)) {
@@ -925,7 +843,7 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
    BSON_APPEND_UTF8 (&filter, "name", table);
    bson_append_document_end (&cmd, &filter);
    BSON_APPEND_BOOL (&cmd, "nameOnly", true);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
    if (ok) {
       found = bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it);
       if (found) {
@@ -939,8 +857,10 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
    return ok;
 }
 
+/* fk_items, *nfk: the FOREIGN KEY checks the statement's writes call for
+ * (constraint.c) */
 static bool
-exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
+exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, uint32_t *nfk, bson_error_t *error)
 {
    bool ok = true;
    if (m->kind == DJ_MQL_ROWS && m->collection && !check_table_exists (x, m->collection, error)) {
@@ -952,7 +872,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
       bson_iter_t it;
       bool found;
-      ok = entry_field (x, m->collection, "table", &it, &found, error);
+      ok = exec_entry_field (x, m->collection, "table", &it, &found, error);
       if (ok && !found) {
          /* SQLite's words; NamespaceNotFound, as MongoDB says it */
          return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", m->collection);
@@ -970,7 +890,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && m->constraint && m->collection) {
       /* DROP CONSTRAINT: not an index is fine only for a CHECK or FOREIGN KEY */
       bool has;
-      ok = entry_has_constraint (x, m->collection, m->constraint, &has, error);
+      ok = exec_entry_has_constraint (x, m->collection, m->constraint, &has, error);
       if (ok && !has) {
          m->ignore_code[0] = 0;
       }
@@ -1009,9 +929,13 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          bson_destroy (&ids);
          continue;
       }
+      if (!exec_fk_before_write (x, m, m->commands[i], fk_items, nfk, error)) {
+         ok = false;
+         break;
+      }
       bson_t reply;
       const char *db = m->admin[i] ? "admin" : x->db;
-      if (!run_cmd (x, db, m->commands[i], m->ignore_duplicates, &reply, error)) {
+      if (!exec_run_cmd (x, db, m->commands[i], m->ignore_duplicates, &reply, error)) {
          if (m->ignore_code[i] && error->domain == DJ_DOMAIN_SERVER && error->code == (uint32_t) m->ignore_code[i]) {
             memset (error, 0, sizeof *error);
          } else {
@@ -1028,8 +952,11 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
       returning_rows (m, out);
    }
+   if (ok && m->rename_from && m->rename_to && m->collection) {
+      ok = exec_rename_in_constraints (x, m->collection, m->rename_from, m->rename_to, error);
+   }
    if (ok && m->sync_checks && m->collection) {
-      ok = sync_checks (x, m->collection, error);
+      ok = exec_sync_checks (x, m->collection, error);
    }
    return ok;
 }
