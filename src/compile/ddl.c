@@ -15,7 +15,10 @@
  *   ALTER TABLE t RENAME c TO d          {update: t, u: {$rename: {c: d}}}
  *   ALTER TABLE t RENAME TO u            {renameCollection: "db.t", to: "db.u"} (admin)
  *   ALTER TABLE t ADD CONSTRAINT n UNIQUE (a, b)   createIndexes, named n
- *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n
+ *   CHECK (e), on a column or the table  {create: t, validator} + the entry's checks;
+ *                                        ALTER TABLE: the entry, then the executor's collMod
+ *   [CONSTRAINT n] FOREIGN KEY / REFERENCES   the entry's fks (the executor checks writes)
+ *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
@@ -239,9 +242,9 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
  * https://www.mongodb.com/docs/manual/core/schema-validation/specify-query-expression-rules/
  *
  * A FOREIGN KEY is recorded, fks: [{name, columns, table, to, deferred}]
- * (to: the referenced columns, [] for the referenced table's primary key);
- * djongo/base.py checks them (check_constraints: a query per key for rows
- * whose value has no referenced row). */
+ * (to: the referenced columns, [] for the referenced table's primary key):
+ * the executor checks writes against them (src/exec/constraint.c), and
+ * djongo/base.py's check_constraints() looks for rows that break them. */
 
 static bool
 check_reads (cx_t *cx, const dj_expr_t *e, bson_t *seen)

@@ -46,9 +46,11 @@
 typedef struct dj_plan dj_plan_t;
 
 /* The collection where CREATE TABLE records each table's columns, in order,
- * and its AUTOINCREMENT column with its counter: {table, columns, auto, seq}
- * (auto: null when there is none; dj_exec.h says how INSERTs use it). ALTER
- * TABLE keeps `columns` up to date. */
+ * and its AUTOINCREMENT column with its counter: {table, columns, types,
+ * notnull, auto, seq[, checks, fks]} (auto: null when there is none;
+ * dj_exec.h says how INSERTs use it; checks: [{name, columns, validator}],
+ * fks: [{name, columns, table, to, deferred}], ddl.c says what they are).
+ * ALTER TABLE keeps it up to date. */
 #define DJ_TABLES_COLLECTION "__djongo_tables"
 
 /* The field SELECT ... FOR UPDATE sets and unsets in the rows it claims

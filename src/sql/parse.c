@@ -33,7 +33,12 @@
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
  *             | CAST '(' expr AS type ')' | [NOT] EXISTS '(' select ')'
  *             | '(' select ')' | '(' expr ')'
- *   DDL: see parse_create / parse_alter below.
+ *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
+ *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
+ *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
+ *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
+ *   expr] | CHECK '(' expr ')' | FOREIGN KEY '(' cols ')' REFERENCES t
+ *   ['(' cols ')'] [deferrable].
  *
  * Errors: the first one wins and is kept on the parser ("near \"X\" at
  * offset N: ..."); every function returns NULL/false after it, so callers
