@@ -63,6 +63,21 @@ class DatabaseOperations(BaseDatabaseOperations):
         return [s.strip() for s in sql.split(";") if s.strip()]
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if tables and allow_cascade:
+            # as SQLite's: the tables whose foreign keys reference these
+            # (transitively) are emptied too, or the deferred checks at
+            # COMMIT would find their rows orphaned
+            referencing = {}
+            for name, entry in self.connection.introspection._entries().items():
+                for fk in entry.get("fks") or ():
+                    referencing.setdefault(fk["table"], set()).add(name)
+            tables, todo = set(tables), list(tables)
+            while todo:
+                for child in referencing.get(todo.pop(), ()):
+                    if child not in tables:
+                        tables.add(child)
+                        todo.append(child)
+            tables = sorted(tables)
         return ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
 
     def last_insert_id(self, cursor, table_name, pk_name):

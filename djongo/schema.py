@@ -56,7 +56,9 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     def execute(self, sql, params=()):
         """As Django's, and when collecting SQL (sqlmigrate), each statement
         is followed by the MongoDB commands it becomes, as comments."""
-        if sql is not None and self._unindexable(str(sql), params):
+        if sql is None:
+            return  # a constraint not created (an untranslatable CHECK), deferred by Django all the same
+        if self._unindexable(str(sql), params):
             return
         super().execute(sql, params)
         if self.collect_sql and sql is not None:
@@ -82,6 +84,34 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
             logger.warning("index skipped: %s -- %s (MongoDB indexes fields and document paths)", sql, e)
             return True
         return False
+
+    def _translatable_check(self, name, check, warn=True):
+        """Whether the compiler can make a validator of a CHECK condition
+        (SQL text). One it refuses (a function or a pattern it does not
+        translate) is not created, with a warning, as indexes on expressions
+        are: rows are then not checked against it, as before djongo had
+        CHECK constraints, rather than the migration failing."""
+        from djongo import driver
+        try:
+            driver.translate('CREATE TABLE "t" (CHECK (%s))' % check, None, self.connection.settings_dict["NAME"])
+        except driver.NotSupportedError as e:
+            if warn:
+                logger.warning("CHECK constraint %s skipped: %s -- %s", name, check, e)
+            return False
+        return True
+
+    def _check_sql(self, name, check):
+        return super()._check_sql(name, check) if self._translatable_check(name, check) else None
+
+    def _create_check_sql(self, model, name, check):
+        return super()._create_check_sql(model, name, check) if self._translatable_check(name, check) else None
+
+    def remove_constraint(self, model, constraint):
+        from django.db.models import CheckConstraint
+        if isinstance(constraint, CheckConstraint) and not self._translatable_check(
+                constraint.name, constraint._get_check_sql(model, self), warn=False):
+            return  # never created
+        super().remove_constraint(model, constraint)
 
     def quote_value(self, value):
         """Renders a value as a SQL literal (for sqlmigrate's output and

@@ -338,6 +338,18 @@ fk_entry (const char *name, char *const *cols, int ncols, const char *ref_table,
    bson_append_document_end (arr, &one);
 }
 
+/* A constraint's name into buf[256]: the one given, else `fmt` (two %s:
+ * the table and a part) filled. */
+static void
+constraint_name (char *buf, const char *given, const char *fmt, const char *table, const char *part)
+{
+   if (given) {
+      bson_strncpy (buf, given, 256);
+   } else {
+      snprintf (buf, 256, fmt, table, part);
+   }
+}
+
 /* The CHECK and FOREIGN KEY parts of a CREATE TABLE or an ALTER TABLE ADD
  * (column or constraint): their entries into `checks` and `fks` (arrays),
  * the checks' validators into `all` (may be NULL). */
@@ -349,11 +361,7 @@ record_constraints (cx_t *cx, const dj_sql_stmt_t *st, bson_t *checks, bson_t *f
    for (int i = 0; i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
       if (c->check) {
-         if (c->check_name) {
-            bson_strncpy (name, c->check_name, sizeof name);
-         } else {
-            snprintf (name, sizeof name, "%s_%s_check", st->table, c->name);
-         }
+         constraint_name (name, c->check_name, "%s_%s_check", st->table, c->name);
          if (!check_entry (cx, st->table, name, c->check, checks, nc++, all)) {
             return false;
          }
@@ -366,20 +374,14 @@ record_constraints (cx_t *cx, const dj_sql_stmt_t *st, bson_t *checks, bson_t *f
    for (int i = 0; i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];
       if (tc->check) {
-         if (tc->name) {
-            bson_strncpy (name, tc->name, sizeof name);
-         } else {
-            snprintf (name, sizeof name, "%s_check_%u", st->table, nc);
-         }
+         char nth[16];
+         snprintf (nth, sizeof nth, "check_%u", nc);
+         constraint_name (name, tc->name, "%s_%s", st->table, nth);
          if (!check_entry (cx, st->table, name, tc->check, checks, nc++, all)) {
             return false;
          }
       } else if (tc->ref_table) {
-         if (tc->name) {
-            bson_strncpy (name, tc->name, sizeof name);
-         } else {
-            snprintf (name, sizeof name, "%s_%s_fk", st->table, (char *) tc->columns.v[0]);
-         }
+         constraint_name (name, tc->name, "%s_%s_fk", st->table, (char *) tc->columns.v[0]);
          fk_entry (name, (char *const *) tc->columns.v, tc->columns.n, tc->ref_table, (char *const *) tc->ref_columns.v,
                    tc->ref_columns.n, tc->ref_deferred, fks, nf++);
       }

@@ -4,7 +4,8 @@ column check and CheckConstraint are the collection's validator
 the names introspection reports; foreign keys fail a write whose row lacks
 its parent (at once under autocommit, at COMMIT inside atomic()), and
 loaddata's way -- checks off, then check_constraints() -- finds the rows
-written meanwhile, as on SQLite."""
+written meanwhile, and a cascading flush empties the referencing tables, as
+on SQLite."""
 import os
 import pathlib
 import subprocess
@@ -109,6 +110,9 @@ with transaction.atomic():
     Item.objects.filter(maker_id=777).delete()
 connection.check_constraints()
 print("CLEAN", True)
+# a flush that cascades (TransactionTestCase with available_apps) empties the referencing tables too
+from django.core.management.color import no_style
+print("FLUSH", " ".join(connection.ops.sql_flush(no_style(), ["ck_maker"], allow_cascade=True)))
 '''
 
 
@@ -128,3 +132,4 @@ def test_check_and_foreign_key_constraints(tmp_path):
     assert ("The row in table 'ck_item' with primary key" in out["CHECK_CONSTRAINTS"]
             and "ck_item.maker_id contains a value '777'" in out["CHECK_CONSTRAINTS"])
     assert out["CLEAN"] == "True"
+    assert out["FLUSH"] == 'DELETE FROM "ck_item"; DELETE FROM "ck_maker";'
