@@ -438,6 +438,17 @@ drop_column_constraints (cx_t *cx, const dj_sql_stmt_t *st)
       CX_ARGS (CX_STR (st->table), CX_STR (st->column)));
 }
 
+/* RENAME COLUMN c TO d: the FOREIGN KEYs of other tables that reference
+ * c follow (their `to`). */
+static bool
+rename_referenced_column (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   return update_many (cx, DJ_TABLES,
+                       "{'q': {'fks.table': '@0'}, 'u': {'$set': {'fks.$[f].to.$[c]': '@2'}}, "
+                       "'arrayFilters': [{'f.table': '@0'}, {'c': '@1'}], 'multi': true}",
+                       CX_ARGS (CX_STR (st->table), CX_STR (st->column), CX_STR (st->name)));
+}
+
 static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -480,7 +491,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
                           CX_ARGS (CX_STR (st->column), CX_STR (drop ? "$unset" : "$rename"),
                                    CX_STR (drop ? "" : st->name))) &&
              update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL) &&
-             (!drop || drop_column_constraints (cx, st));
+             (drop ? drop_column_constraints (cx, st) : rename_referenced_column (cx, st));
    }
    case DJ_ALTER_RENAME_TABLE: {
       cmd = cx_template_new (cx, "{'renameCollection': '@0.@1', 'to': '@0.@2'}",

@@ -189,6 +189,17 @@ def test_alter_table_constraints(tmp_path):
         ok('ALTER TABLE "c" RENAME COLUMN "t_id" TO "tt_id"')
         fails('DELETE FROM "tt" WHERE "id" = 2')
         fails('UPDATE "c" SET "tt_id" = 78 WHERE "id" = 1')
+        # ... and a renamed referenced column
+        ok('CREATE TABLE "u" ("id" integer NOT NULL PRIMARY KEY, "code" integer NULL)')
+        ok('INSERT INTO "u" ("id", "code") VALUES (1, 10)')
+        ok('CREATE TABLE "v" ("id" integer NOT NULL PRIMARY KEY, "code" integer NULL, '
+           'CONSTRAINT "v_u" FOREIGN KEY ("code") REFERENCES "u" ("code"))')
+        ok('INSERT INTO "v" ("id", "code") VALUES (1, 10)')
+        ok('ALTER TABLE "u" RENAME COLUMN "code" TO "ref"')
+        fails('DELETE FROM "u" WHERE "ref" = 10')
+        fails('INSERT INTO "v" ("id", "code") VALUES (2, 11)')
+        ok('INSERT INTO "u" ("id", "ref") VALUES (2, 11)')
+        ok('INSERT INTO "v" ("id", "code") VALUES (2, 11)')
         ok('ALTER TABLE "c" DROP CONSTRAINT "c_t_id_fk_t_id"')
         ok('UPDATE "c" SET "tt_id" = 78 WHERE "id" = 1')
         ok('DELETE FROM "tt" WHERE "id" = 2')
