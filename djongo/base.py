@@ -29,6 +29,7 @@ import os
 import urllib.parse
 
 from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorDebugWrapper
 from django.utils.asyncio import async_unsafe
@@ -149,6 +150,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         "TimeField": "time",
         "UUIDField": "uuid",
     }
+    # CHECK constraints on columns, as SQLite's (a collection validator:
+    # src/compile/ddl.c)
+    data_type_check_constraints = {
+        "PositiveBigIntegerField": '"%(column)s" >= 0',
+        "PositiveIntegerField": '"%(column)s" >= 0',
+        "PositiveSmallIntegerField": '"%(column)s" >= 0',
+    }
     data_types_suffix = {
         "AutoField": "AUTOINCREMENT",
         "BigAutoField": "AUTOINCREMENT",
@@ -233,6 +241,45 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def _set_autocommit(self, autocommit):
         with self.wrap_database_errors:
             self.connection.autocommit = autocommit
+
+    def disable_constraint_checking(self):
+        """Writes stop checking foreign keys (loaddata; it then calls
+        check_constraints()); checks already deferred to COMMIT stay."""
+        self.ensure_connection()
+        self.connection.fk_checks = False
+        return True
+
+    def enable_constraint_checking(self):
+        self.ensure_connection()
+        self.connection.fk_checks = True
+
+    def check_constraints(self, table_names=None):
+        """Raises IntegrityError (SQLite's words) for the first row of
+        `table_names` (all tables: None) whose foreign key holds a value no
+        row of the referenced table has: one query per foreign key that
+        CREATE/ALTER TABLE recorded (a LEFT JOIN keeping the rows without a
+        match). Django calls it after loaddata, whose writes go unchecked."""
+        with self.cursor() as cursor:
+            if table_names is None:
+                table_names = self.introspection.table_names(cursor)
+            entries = self.introspection._entries()
+            qn = self.ops.quote_name
+            for table in table_names:
+                for fk in (entries.get(table) or {}).get("fks") or ():
+                    to = fk.get("to") or [self.introspection.get_primary_key_column(cursor, fk["table"])]
+                    pk = self.introspection.get_primary_key_column(cursor, table) or "_id"
+                    on = " AND ".join('REFERRING.%s = REFERRED.%s' % (qn(c), qn(t)) for c, t in zip(fk["columns"], to))
+                    cursor.execute(
+                        "SELECT REFERRING.%s, %s FROM %s REFERRING LEFT JOIN %s REFERRED ON %s WHERE %s AND REFERRED.%s IS NULL"
+                        % (qn(pk), ", ".join("REFERRING.%s" % qn(c) for c in fk["columns"]), qn(table), qn(fk["table"]),
+                           on, " AND ".join("REFERRING.%s IS NOT NULL" % qn(c) for c in fk["columns"]), qn(to[0])))
+                    bad = cursor.fetchone()
+                    if bad:
+                        raise IntegrityError(
+                            "The row in table '%s' with primary key '%s' has an invalid foreign key: %s.%s contains a "
+                            "value '%s' that does not have a corresponding value in %s.%s."
+                            % (table, bad[0], table, ", ".join(fk["columns"]), bad[1] if len(bad) == 2 else bad[1:],
+                               fk["table"], ", ".join(to)))
 
     def is_usable(self):
         return self.connection is not None and not self.connection._closed

@@ -44,13 +44,16 @@ class DatabaseCreation(BaseDatabaseCreation):
         try:
             if not keepdb:
                 target.command({"dropDatabase": 1})
-            names = [c["name"] for c in self.connection.command({"listCollections": 1, "nameOnly": True},
-                                                                   db=source)["cursor"]["firstBatch"]]
-            for name in names:
+            infos = self.connection.command({"listCollections": 1}, db=source)["cursor"]["firstBatch"]
+            for info in infos:
+                name = info["name"]
+                # the options go with it: a table's CHECK constraints are its validator
+                target.command({"create": name, **(info.get("options") or {})})
+                if info.get("type") == "view":
+                    continue
                 docs = self.connection.command({"find": name, "filter": {}}, db=source)["cursor"]["firstBatch"]
-                target.command({"create": name})
                 for i in range(0, len(docs), 1000):
-                    target.command({"insert": name, "documents": docs[i:i + 1000]})
+                    target.command({"insert": name, "documents": docs[i:i + 1000], "bypassDocumentValidation": True})
                 indexes = [{k: v for k, v in ix.items() if k not in ("v", "ns")}
                            for ix in self.connection.command({"listIndexes": name}, db=source)["cursor"]["firstBatch"]
                            if ix["name"] != "_id_"]

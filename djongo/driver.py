@@ -236,6 +236,15 @@ class Connection:
         self._c.trace = bool(on)
 
     @property
+    def fk_checks(self):
+        """Whether writes check FOREIGN KEYs (src/exec/constraint.c)."""
+        return self._c.fk_checks
+
+    @fk_checks.setter
+    def fk_checks(self, on):
+        self._c.fk_checks = bool(on)
+
+    @property
     def in_transaction(self):
         return not self._closed and self._c.in_transaction
 

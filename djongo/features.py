@@ -24,13 +24,23 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_ignore_conflicts = True
     supports_update_conflicts = True
     supports_update_conflicts_with_target = True
-    # Documents have no foreign keys: Django's collector does cascades.
-    supports_foreign_keys = False
+    # Foreign keys are recorded with the table (ALTER TABLE ADD CONSTRAINT
+    # ... FOREIGN KEY, in __djongo_tables) and checked by the executor
+    # (src/exec/constraint.c): a write whose child rows lack their parent,
+    # or that removes a parent still referenced, fails with IntegrityError
+    # at the statement's end, or at COMMIT for Django's DEFERRABLE INITIALLY
+    # DEFERRED keys inside a transaction. connection.check_constraints()
+    # looks for such rows after loaddata (which turns the checks off), as on
+    # SQLite. Django's collector does the cascades.
+    supports_foreign_keys = True
+    can_defer_constraint_checks = True
     can_create_inline_fk = False
     supports_forward_references = True
-    # Constraints MongoDB indexes can express: unique (incl. partial), not CHECK.
-    supports_column_check_constraints = False
-    supports_table_check_constraints = False
+    # Unique constraints are unique indexes (partial for conditions); CHECK
+    # constraints, on columns and tables, are the collection's validator
+    # (src/compile/ddl.c): a violation is IntegrityError.
+    supports_column_check_constraints = True
+    supports_table_check_constraints = True
     supports_partial_indexes = True
     supports_expression_indexes = True  # paths into documents (F("address__city")); other expressions are refused
     supports_covering_indexes = False

@@ -2,7 +2,8 @@
 collections are tables; columns, their declared types and the
 AUTOINCREMENT key come from the entry CREATE TABLE wrote in
 __djongo_tables; for collections made by other tools, columns are sampled
-from documents. Constraints are the collection's indexes."""
+from documents. Constraints are the collection's indexes, and the CHECK and
+FOREIGN KEY constraints that entry records."""
 from collections import namedtuple
 
 from django.db.backends.base.introspection import BaseDatabaseIntrospection
@@ -117,7 +118,14 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         return []
 
     def get_relations(self, cursor, table_name):
-        return {}  # documents have no foreign keys
+        """{column: (referenced column, referenced table)} of the foreign keys
+        CREATE/ALTER TABLE recorded in the table's entry."""
+        out = {}
+        for fk in (self._entries().get(table_name) or {}).get("fks") or ():
+            to = fk.get("to") or [self.get_primary_key_column(cursor, fk["table"])]
+            for c, t in zip(fk["columns"], to):
+                out[c] = (t, fk["table"])
+        return out
 
     def get_primary_key_columns(self, cursor, table_name):
         for c in self.get_constraints(cursor, table_name).values():
@@ -128,12 +136,21 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
     def get_constraints(self, cursor, table_name):
         """The collection's indexes: unique ones are UNIQUE constraints, the
         one CREATE TABLE made for PRIMARY KEY (named <table>_<column>_pk) is
-        the primary key; _id_ (MongoDB's own) is left out."""
+        the primary key; _id_ (MongoDB's own) is left out. CHECK and FOREIGN
+        KEY constraints come from the table's entry (checks, fks)."""
         try:
             reply = self.connection.command({"listIndexes": table_name})
         except self.connection.Database.DatabaseError:
             return {}
         out = {}
+        entry = self._entries().get(table_name) or {}
+        for ck in entry.get("checks") or ():
+            out[ck["name"]] = {"columns": list(ck["columns"]), "primary_key": False, "unique": False,
+                               "foreign_key": None, "check": True, "index": False}
+        for fk in entry.get("fks") or ():
+            to = fk.get("to") or [self.get_primary_key_column(cursor, fk["table"])]
+            out[fk["name"]] = {"columns": list(fk["columns"]), "primary_key": False, "unique": False,
+                               "foreign_key": (fk["table"], to[0]), "check": False, "index": False}
         for ix in reply["cursor"]["firstBatch"]:
             if ix["name"] == "_id_":
                 continue

@@ -80,6 +80,21 @@ class DatabaseOperations(BaseDatabaseOperations):
         return [s.strip() for s in sql.split(";") if s.strip()]
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        if tables and allow_cascade:
+            # as SQLite's: the tables whose foreign keys reference these
+            # (transitively) are emptied too, or the deferred checks at
+            # COMMIT would find their rows orphaned
+            referencing = {}
+            for name, entry in self.connection.introspection._entries().items():
+                for fk in entry.get("fks") or ():
+                    referencing.setdefault(fk["table"], set()).add(name)
+            tables, todo = set(tables), list(tables)
+            while todo:
+                for child in referencing.get(todo.pop(), ()):
+                    if child not in tables:
+                        tables.add(child)
+                        todo.append(child)
+            tables = sorted(tables)
         return ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
 
     def last_insert_id(self, cursor, table_name, pk_name):
@@ -134,6 +149,9 @@ class DatabaseOperations(BaseDatabaseOperations):
 
     def regex_lookup(self, lookup_type):
         return "%s ~* %s" if lookup_type == "iregex" else "%s ~ %s"
+
+    def deferrable_sql(self):
+        return " DEFERRABLE INITIALLY DEFERRED"
 
     def savepoint_create_sql(self, sid):
         return "SAVEPOINT %s" % self.quote_name(sid)

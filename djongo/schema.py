@@ -12,8 +12,11 @@ column with a default backfills existing documents; renaming or dropping
 one renames or unsets the field in every document. NOT NULL is recorded
 with the table and checked on INSERT and UPDATE (IntegrityError); ALTER
 COLUMN TYPE records the type and converts the stored values SQL would
-(src/compile/ddl.c), keeping those that do not convert. Foreign keys and CHECK constraints have no MongoDB
-counterpart (features.py says so; Django's collector does the cascades).
+(src/compile/ddl.c), keeping those that do not convert. CHECK constraints
+(a column's, like PositiveIntegerField's, and CheckConstraint) become the
+collection's validator; foreign keys are recorded with the table, for
+introspection and connection.check_constraints() (Django's collector does
+the cascades).
 """
 import datetime
 import decimal
@@ -39,11 +42,12 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     sql_create_pk = "ALTER TABLE %(table)s ADD CONSTRAINT %(name)s PRIMARY KEY (%(columns)s)"
     sql_delete_pk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
     sql_delete_constraint = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
-    sql_create_check = None
-    sql_delete_check = None
-    sql_create_fk = None
+    sql_create_check = "ALTER TABLE %(table)s ADD CONSTRAINT %(name)s CHECK (%(check)s)"
+    sql_delete_check = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
+    sql_create_fk = ("ALTER TABLE %(table)s ADD CONSTRAINT %(name)s FOREIGN KEY (%(column)s) "
+                     "REFERENCES %(to_table)s (%(to_column)s)%(deferrable)s")
     sql_create_inline_fk = None
-    sql_delete_fk = None
+    sql_delete_fk = "ALTER TABLE %(table)s DROP CONSTRAINT %(name)s"
     sql_create_column_inline_fk = None
     sql_alter_column_collate = None
     sql_alter_column_comment = None
@@ -52,7 +56,9 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     def execute(self, sql, params=()):
         """As Django's, and when collecting SQL (sqlmigrate), each statement
         is followed by the MongoDB commands it becomes, as comments."""
-        if sql is not None and self._unindexable(str(sql), params):
+        if sql is None:
+            return  # a constraint not created (an untranslatable CHECK), deferred by Django all the same
+        if self._unindexable(str(sql), params):
             return
         super().execute(sql, params)
         if self.collect_sql and sql is not None:
@@ -78,6 +84,34 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
             logger.warning("index skipped: %s -- %s (MongoDB indexes fields and document paths)", sql, e)
             return True
         return False
+
+    def _translatable_check(self, name, check, warn=True):
+        """Whether the compiler can make a validator of a CHECK condition
+        (SQL text). One it refuses (a function or a pattern it does not
+        translate) is not created, with a warning, as indexes on expressions
+        are: rows are then not checked against it, as before djongo had
+        CHECK constraints, rather than the migration failing."""
+        from djongo import driver
+        try:
+            driver.translate('CREATE TABLE "t" (CHECK (%s))' % check, None, self.connection.settings_dict["NAME"])
+        except driver.NotSupportedError as e:
+            if warn:
+                logger.warning("CHECK constraint %s skipped: %s -- %s", name, check, e)
+            return False
+        return True
+
+    def _check_sql(self, name, check):
+        return super()._check_sql(name, check) if self._translatable_check(name, check) else None
+
+    def _create_check_sql(self, model, name, check):
+        return super()._create_check_sql(model, name, check) if self._translatable_check(name, check) else None
+
+    def remove_constraint(self, model, constraint):
+        from django.db.models import CheckConstraint
+        if isinstance(constraint, CheckConstraint) and not self._translatable_check(
+                constraint.name, constraint._get_check_sql(model, self), warn=False):
+            return  # never created
+        super().remove_constraint(model, constraint)
 
     def quote_value(self, value):
         """Renders a value as a SQL literal (for sqlmigrate's output and
@@ -108,30 +142,3 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
         if template is None:
             return None
         return super()._delete_constraint_sql(template, model, name)
-
-    def _check_sql(self, name, check):
-        return None
-
-    def _create_check_sql(self, model, name, check):
-        return None
-
-    def _delete_check_sql(self, model, name):
-        return None
-
-    def _create_fk_sql(self, model, field, suffix):
-        return None
-
-    def _delete_fk_sql(self, model, name):
-        return None
-
-    def add_constraint(self, model, constraint):
-        from django.db.models import CheckConstraint
-        if isinstance(constraint, CheckConstraint):
-            return  # features.supports_table_check_constraints = False
-        super().add_constraint(model, constraint)
-
-    def remove_constraint(self, model, constraint):
-        from django.db.models import CheckConstraint
-        if isinstance(constraint, CheckConstraint):
-            return
-        super().remove_constraint(model, constraint)

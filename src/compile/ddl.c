@@ -15,7 +15,10 @@
  *   ALTER TABLE t RENAME c TO d          {update: t, u: {$rename: {c: d}}}
  *   ALTER TABLE t RENAME TO u            {renameCollection: "db.t", to: "db.u"} (admin)
  *   ALTER TABLE t ADD CONSTRAINT n UNIQUE (a, b)   createIndexes, named n
- *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n
+ *   CHECK (e), on a column or the table  {create: t, validator} + the entry's checks;
+ *                                        ALTER TABLE: the entry, then the executor's collMod
+ *   [CONSTRAINT n] FOREIGN KEY / REFERENCES   the entry's fks (the executor checks writes)
+ *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
@@ -128,6 +131,9 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
    }
    for (int i = 0; ok && i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];
+      if (tc->check || tc->ref_table) {
+         continue; /* the table's entry holds those (record_constraints) */
+      }
       bool nullable = false;
       for (int c = 0; c < tc->columns.n; c++) {
          const dj_coldef_t *cd = find_coldef (st, tc->columns.v[c]);
@@ -220,6 +226,229 @@ convert_column (cx_t *cx, const char *table, const char *column, const char *typ
    return true; /* other types (uuid, blob, json, time...): values stay as they are */
 }
 
+/* ---- CHECK and FOREIGN KEY: the table's entry ----
+ *
+ * A CHECK is a collection validator. SQL's rule: a row passes when the
+ * condition is TRUE or NULL (UNKNOWN), and fails only when it is FALSE; so
+ * a check's validator is {$nor: [the filter of the rows where it is
+ * FALSE]} (cx_filter with want = false keeps three-valued logic: a NULL or
+ * missing column is in neither set). MongoDB holds one validator per
+ * collection, so the table's entry keeps the list, checks: [{name,
+ * columns, validator}], and the collection's validator is {$and: [each
+ * validator]}: CREATE TABLE writes it with {create}, ALTER TABLE has the
+ * executor rebuild it from the entry after the entry changed
+ * (dj_mql_t.sync_checks). Violations fail with DocumentValidationFailure
+ * (121), IntegrityError in the driver.
+ * https://www.mongodb.com/docs/manual/core/schema-validation/specify-query-expression-rules/
+ *
+ * A FOREIGN KEY is recorded, fks: [{name, columns, table, to, deferred}]
+ * (to: the referenced columns, [] for the referenced table's primary key):
+ * the executor checks writes against them (src/exec/constraint.c), and
+ * djongo/base.py's check_constraints() looks for rows that break them. */
+
+static bool
+check_reads (cx_t *cx, const dj_expr_t *e, bson_t *seen)
+{
+   if (!e) {
+      return true;
+   }
+   switch (e->kind) {
+   case DJ_X_COLUMN: {
+      char name[256];
+      bson_strncpy (name, e->name, sizeof name);
+      char *dot = strchr (name, '.');
+      if (dot) {
+         *dot = '\0'; /* a path into a document reads its column */
+      }
+      bson_iter_t it;
+      if (!bson_iter_init_find (&it, seen, name)) {
+         BSON_APPEND_BOOL (seen, name, true);
+      }
+      return true;
+   }
+   case DJ_X_EXISTS: case DJ_X_IN_SELECT: case DJ_X_SUBQUERY:
+      return cx_unsupported (cx, e->pos, "a subquery in a CHECK constraint");
+   case DJ_X_PARAM:
+      return cx_unsupported (cx, e->pos, "a parameter in a CHECK constraint (DDL takes literals)");
+   default:
+      break;
+   }
+   bool ok = check_reads (cx, e->a, seen) && check_reads (cx, e->b, seen) && check_reads (cx, e->c, seen);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = check_reads (cx, e->args.v[i], seen);
+   }
+   return ok;
+}
+
+/* Appends {name, columns, validator} for CHECK (e) on `table` to `arr` at
+ * index i; and its validator to `all` (may be NULL) at the same index. */
+static bool
+check_entry (cx_t *cx, const char *table, const char *name, const dj_expr_t *e, bson_t *arr, uint32_t i, bson_t *all)
+{
+   bson_t seen = BSON_INITIALIZER, cols = BSON_INITIALIZER, v = BSON_INITIALIZER, nor, one;
+   cx_idx_t k;
+   bool ok = check_reads (cx, e, &seen);
+   bson_iter_t it;
+   uint32_t n = 0;
+   bson_iter_init (&it, &seen);
+   while (bson_iter_next (&it)) {
+      BSON_APPEND_UTF8 (&cols, cx_idx (&k, n++), bson_iter_key (&it));
+   }
+   cx_single_source (cx, table, NULL);
+   BSON_APPEND_ARRAY_BEGIN (&v, "$nor", &nor);
+   ok = ok && cx_filter (cx, e, false, &nor, "0");
+   bson_append_array_end (&v, &nor);
+   if (ok) {
+      BSON_APPEND_DOCUMENT_BEGIN (arr, cx_idx (&k, i), &one);
+      BSON_APPEND_UTF8 (&one, "name", name);
+      BSON_APPEND_ARRAY (&one, "columns", &cols);
+      BSON_APPEND_DOCUMENT (&one, "validator", &v);
+      bson_append_document_end (arr, &one);
+      if (all) {
+         BSON_APPEND_DOCUMENT (all, cx_idx (&k, i), &v);
+      }
+   }
+   bson_destroy (&seen);
+   bson_destroy (&cols);
+   bson_destroy (&v);
+   return ok;
+}
+
+/* Appends {name, columns, table, to, deferred} to `arr` at index i. */
+static void
+fk_entry (const char *name, char *const *cols, int ncols, const char *ref_table, char *const *to, int nto,
+          bool deferred, bson_t *arr, uint32_t i)
+{
+   bson_t one, a;
+   cx_idx_t k;
+   BSON_APPEND_DOCUMENT_BEGIN (arr, cx_idx (&k, i), &one);
+   BSON_APPEND_UTF8 (&one, "name", name);
+   BSON_APPEND_ARRAY_BEGIN (&one, "columns", &a);
+   for (int c = 0; c < ncols; c++) {
+      BSON_APPEND_UTF8 (&a, cx_idx (&k, (uint32_t) c), cols[c]);
+   }
+   bson_append_array_end (&one, &a);
+   BSON_APPEND_UTF8 (&one, "table", ref_table);
+   BSON_APPEND_ARRAY_BEGIN (&one, "to", &a);
+   for (int c = 0; c < nto; c++) {
+      BSON_APPEND_UTF8 (&a, cx_idx (&k, (uint32_t) c), to[c]);
+   }
+   bson_append_array_end (&one, &a);
+   BSON_APPEND_BOOL (&one, "deferred", deferred);
+   bson_append_document_end (arr, &one);
+}
+
+/* A constraint's name into buf[256]: the one given, else `fmt` (two %s:
+ * the table and a part) filled. */
+static void
+constraint_name (char *buf, const char *given, const char *fmt, const char *table, const char *part)
+{
+   if (given) {
+      bson_strncpy (buf, given, 256);
+   } else {
+      snprintf (buf, 256, fmt, table, part);
+   }
+}
+
+/* The CHECK and FOREIGN KEY parts of a CREATE TABLE or an ALTER TABLE ADD
+ * (column or constraint): their entries into `checks` and `fks` (arrays),
+ * the checks' validators into `all` (may be NULL). */
+static bool
+record_constraints (cx_t *cx, const dj_sql_stmt_t *st, bson_t *checks, bson_t *fks, bson_t *all)
+{
+   uint32_t nc = 0, nf = 0;
+   char name[256];
+   for (int i = 0; i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->check) {
+         constraint_name (name, c->check_name, "%s_%s_check", st->table, c->name);
+         if (!check_entry (cx, st->table, name, c->check, checks, nc++, all)) {
+            return false;
+         }
+      }
+      if (c->ref_table) {
+         snprintf (name, sizeof name, "%s_%s_fk", st->table, c->name);
+         fk_entry (name, &c->name, 1, c->ref_table, &c->ref_column, c->ref_column ? 1 : 0, c->ref_deferred, fks, nf++);
+      }
+   }
+   for (int i = 0; i < st->constraints.n; i++) {
+      const dj_tconstraint_t *tc = st->constraints.v[i];
+      if (tc->check) {
+         char nth[16];
+         snprintf (nth, sizeof nth, "check_%u", nc);
+         constraint_name (name, tc->name, "%s_%s", st->table, nth);
+         if (!check_entry (cx, st->table, name, tc->check, checks, nc++, all)) {
+            return false;
+         }
+      } else if (tc->ref_table) {
+         constraint_name (name, tc->name, "%s_%s_fk", st->table, (char *) tc->columns.v[0]);
+         fk_entry (name, (char *const *) tc->columns.v, tc->columns.n, tc->ref_table, (char *const *) tc->ref_columns.v,
+                   tc->ref_columns.n, tc->ref_deferred, fks, nf++);
+      }
+   }
+   return true;
+}
+
+/* ALTER TABLE ADD (a column or a constraint): its CHECKs and FOREIGN KEYs
+ * pushed onto the entry's lists; the executor then rebuilds the validator. */
+static bool
+alter_add_constraints (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   bson_t checks = BSON_INITIALIZER, fks = BSON_INITIALIZER;
+   bool ok = record_constraints (cx, st, &checks, &fks, NULL);
+   if (ok && !bson_empty (&checks)) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$push': {'checks': {'$each': '@1'}}}, 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_ARRAY (&checks)));
+      cx->out->sync_checks = true;
+   }
+   if (ok && !bson_empty (&fks)) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$push': {'fks': {'$each': '@1'}}}, 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_ARRAY (&fks)));
+   }
+   bson_destroy (&checks);
+   bson_destroy (&fks);
+   return ok;
+}
+
+/* ALTER TABLE DROP CONSTRAINT n: an index (UNIQUE, PRIMARY KEY) or a
+ * CHECK / FOREIGN KEY of the entry. The index's IndexNotFound is ignored
+ * when the entry has a constraint of that name (the executor decides:
+ * dj_mql_t.constraint). */
+static bool
+drop_constraint (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   cx->out->constraint = bson_strdup (st->name);
+   cx->out->sync_checks = true;
+   return drop_index (cx, st->table, st->name, DJ_IndexNotFound) &&
+          update_many (cx, DJ_TABLES,
+                       "{'q': {'table': '@0'}, 'u': {'$pull': {'checks': {'name': '@1'}, 'fks': {'name': '@1'}}}, 'multi': true}",
+                       CX_ARGS (CX_STR (st->table), CX_STR (st->name)));
+}
+
+/* DROP COLUMN c: out of the entry's NOT NULL list; the CHECKs that read c
+ * and the FOREIGN KEYs over it go with it (as SQLite and PostgreSQL drop a
+ * dropped column's constraints). */
+static bool
+drop_column_constraints (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   cx->out->sync_checks = true;
+   return update_many (
+      cx, DJ_TABLES,
+      "{'q': {'table': '@0'}, 'u': {'$pull': {'notnull': '@1', 'checks': {'columns': '@1'}, 'fks': {'columns': '@1'}}}, 'multi': true}",
+      CX_ARGS (CX_STR (st->table), CX_STR (st->column)));
+}
+
+/* RENAME COLUMN c TO d: the FOREIGN KEYs of other tables that reference
+ * c follow (their `to`). */
+static bool
+rename_referenced_column (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   return update_many (cx, DJ_TABLES,
+                       "{'q': {'fks.table': '@0'}, 'u': {'$set': {'fks.$[f].to.$[c]': '@2'}}, "
+                       "'arrayFilters': [{'f.table': '@0'}, {'c': '@1'}], 'multi': true}",
+                       CX_ARGS (CX_STR (st->table), CX_STR (st->column), CX_STR (st->name)));
+}
+
 static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -243,7 +472,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
          return false;
       }
       return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
-             (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name));
+             (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
+             alter_add_constraints (cx, st);
    }
    case DJ_ALTER_DROP_COLUMN:
    case DJ_ALTER_RENAME_COLUMN: {
@@ -251,22 +481,33 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
          return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
       }
+      if (!drop) {
+         /* the entry's CHECKs and FOREIGN KEYs follow (dj_mql_t.rename_from) */
+         cx->out->rename_from = bson_strdup (st->column);
+         cx->out->rename_to = bson_strdup (st->name);
+         cx->out->sync_checks = true;
+      }
       return update_many (cx, st->table, "{'q': {'@0': {'$exists': true}}, 'u': {'@1': {'@0': '@2'}}, 'multi': true}",
                           CX_ARGS (CX_STR (st->column), CX_STR (drop ? "$unset" : "$rename"),
                                    CX_STR (drop ? "" : st->name))) &&
              update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL) &&
-             (!drop || update_entry (cx, st->table, "$pull", "notnull", st->column));
+             (drop ? drop_column_constraints (cx, st) : rename_referenced_column (cx, st));
    }
    case DJ_ALTER_RENAME_TABLE: {
       cmd = cx_template_new (cx, "{'renameCollection': '@0.@1', 'to': '@0.@2'}",
                              CX_ARGS (CX_STR (cx->db), CX_STR (st->table), CX_STR (st->name)));
-      /* the entry (and its counter) moves with the table */
-      return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name);
+      /* the entry (and its counter) moves with the table, and the
+       * FOREIGN KEYs of other tables that reference it follow */
+      return cx_add_command (cx, cmd, 0, true) && update_entry (cx, st->table, "$set", "table", st->name) &&
+             update_many (cx, DJ_TABLES,
+                          "{'q': {'fks.table': '@0'}, 'u': {'$set': {'fks.$[f].table': '@1'}}, "
+                          "'arrayFilters': [{'f.table': '@0'}], 'multi': true}",
+                          CX_ARGS (CX_STR (st->table), CX_STR (st->name)));
    }
    case DJ_ALTER_ADD_CONSTRAINT:
-      return constraint_indexes (cx, st);
+      return constraint_indexes (cx, st) && alter_add_constraints (cx, st);
    case DJ_ALTER_DROP_CONSTRAINT:
-      return drop_index (cx, st->table, st->name, 0);
+      return drop_constraint (cx, st);
    case DJ_ALTER_ALTER_COLUMN: {
       /* the entry follows (introspection, and the NOT NULL the executor
        * checks); a new type converts the values SQL would (convert_column) */
@@ -323,7 +564,7 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
  * how INSERTs use it). A re-created table starts its counter again, as
  * SQLite's and PostgreSQL's do. */
 static bool
-record_table (cx_t *cx, const dj_sql_stmt_t *st)
+record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bson_t *fks)
 {
    const dj_coldef_t *autoc = NULL;
    for (int i = 0; i < st->coldefs.n; i++) {
@@ -347,14 +588,19 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st)
          BSON_APPEND_UTF8 (&notnull, cx_idx (&k, (uint32_t) n++), c->name);
       }
    }
-   /* IF NOT EXISTS over an existing table keeps its entry (and counter) */
+   /* IF NOT EXISTS over an existing table keeps its entry (and counter);
+    * checks and fks only when the table has some */
    static const dj_expr_t null_value = {.kind = DJ_X_NULL};
+   bool cons = !bson_empty (checks) || !bson_empty (fks);
    bool ok = update_many (
       cx, DJ_TABLES,
-      "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6'}}, "
-      "'upsert': true}",
+      cons ? "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6', "
+             "'checks': '@7', 'fks': '@8'}}, 'upsert': true}"
+           : "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6'}}, "
+             "'upsert': true}",
       CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_ARRAY (&cols), CX_DOC (&types),
-               CX_ARRAY (&notnull), autoc ? CX_STR (autoc->name) : CX_CONST (&null_value), CX_INT64 (0)));
+               CX_ARRAY (&notnull), autoc ? CX_STR (autoc->name) : CX_CONST (&null_value), CX_INT64 (0), CX_ARRAY (checks),
+               CX_ARRAY (fks)));
    bson_destroy (&cols);
    bson_destroy (&types);
    bson_destroy (&notnull);
@@ -394,6 +640,29 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
    return ok;
 }
 
+/* {create: t[, validator: {$and: [each CHECK's]}]}, the indexes, the entry */
+static bool
+create_table (cx_t *cx, const dj_sql_stmt_t *st)
+{
+   bson_t checks = BSON_INITIALIZER, fks = BSON_INITIALIZER, all = BSON_INITIALIZER;
+   bool ok = record_constraints (cx, st, &checks, &fks, &all);
+   if (ok) {
+      bson_t *cmd = bson_new (), v;
+      BSON_APPEND_UTF8 (cmd, "create", st->table);
+      if (!bson_empty (&all)) {
+         BSON_APPEND_DOCUMENT_BEGIN (cmd, "validator", &v);
+         BSON_APPEND_ARRAY (&v, "$and", &all);
+         bson_append_document_end (cmd, &v);
+      }
+      ok = cx_add_command (cx, cmd, st->if_not_exists ? DJ_NamespaceExists : 0, false) && constraint_indexes (cx, st) &&
+           record_table (cx, st, &checks, &fks);
+   }
+   bson_destroy (&checks);
+   bson_destroy (&fks);
+   bson_destroy (&all);
+   return ok;
+}
+
 static bool
 forget_table (cx_t *cx, const char *table)
 {
@@ -413,8 +682,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
    }
    switch (st->kind) {
    case DJ_STMT_CREATE_TABLE:
-      return simple_command (cx, "create", st->table, st->if_not_exists ? DJ_NamespaceExists : 0) &&
-             constraint_indexes (cx, st) && record_table (cx, st);
+      return create_table (cx, st);
    case DJ_STMT_DROP_TABLE:
       return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0) &&
              forget_table (cx, st->table);

@@ -52,9 +52,11 @@
 typedef struct dj_plan dj_plan_t;
 
 /* The collection where CREATE TABLE records each table's columns, in order,
- * and its AUTOINCREMENT column with its counter: {table, columns, auto, seq}
- * (auto: null when there is none; dj_exec.h says how INSERTs use it). ALTER
- * TABLE keeps `columns` up to date. */
+ * and its AUTOINCREMENT column with its counter: {table, columns, types,
+ * notnull, auto, seq[, checks, fks]} (auto: null when there is none;
+ * dj_exec.h says how INSERTs use it; checks: [{name, columns, validator}],
+ * fks: [{name, columns, table, to, deferred}], ddl.c says what they are).
+ * ALTER TABLE keeps it up to date. */
 #define DJ_TABLES_COLLECTION "__djongo_tables"
 
 /* The field SELECT ... FOR UPDATE sets and unsets in the rows it claims
@@ -129,6 +131,18 @@ typedef struct {
                                  a MongoDB server has not; NULL for none. The
                                  executor refuses the statement on a server
                                  (dj_exec_set_engine_ops) */
+   bool sync_checks;          /* ALTER TABLE: the executor rebuilds the
+                                 collection's validator from the CHECKs in the
+                                 table's entry (its `checks`) after the
+                                 commands ran (collMod; ddl.c says why) */
+   char *constraint;          /* ALTER TABLE DROP CONSTRAINT: its name
+                                 (owned): commands[0] drops an index of that
+                                 name, whose IndexNotFound counts as success
+                                 only when the entry has a CHECK or FOREIGN
+                                 KEY of that name */
+   char *rename_from, *rename_to; /* ALTER TABLE RENAME COLUMN (owned): the
+                                 executor renames the column in the CHECKs and
+                                 FOREIGN KEYs of the table's entry */
 } dj_mql_t;
 
 /**

@@ -35,6 +35,17 @@
  *    fails with DocumentValidationFailure (121, IntegrityError in the
  *    driver), "NOT NULL constraint failed: t.c"; a column an INSERT leaves
  *    out, or a value an expression computes, is not checked;
+ *  - CHECK constraints (constraint.c): ALTER TABLE ADD/DROP CONSTRAINT, ADD
+ *    or DROP COLUMN rebuild the collection's validator from the CHECKs in
+ *    the table's entry (collMod), after checking the existing rows (121
+ *    when one breaks it); RENAME COLUMN rewrites the CHECKs and FOREIGN
+ *    KEYs that name the column;
+ *  - FOREIGN KEYs (constraint.c): a write checks the keys of the rows it
+ *    writes and the references to the rows it removes, with queries, at
+ *    the statement's end (inside its atomic unit) or, DEFERRABLE INITIALLY
+ *    DEFERRED inside a transaction, at COMMIT (which then fails, 121,
+ *    "FOREIGN KEY constraint failed", and leaves the transaction open);
+ *    dj_exec_set_fk_checks() turns the recording off;
  *  - transactions: BEGIN/COMMIT/ROLLBACK and SAVEPOINT/RELEASE/ROLLBACK TO
  *    go to the transport's dj_txn_fn; every write or DDL statement runs as
  *    one atomic unit (DJ_TXN_STMT_*), so a multi-row INSERT that meets a
@@ -122,6 +133,10 @@ void dj_exec_set_tables_mode (dj_exec_t *x, dj_tables_mode_t mode);
  *  SQL function, as a MongoDB server would only say "Unrecognized
  *  expression". */
 void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
+/** Whether writes check FOREIGN KEYs (default true); off, they record no
+ *  checks (Django's disable_constraint_checking(), for loaddata, which then
+ *  calls check_constraints()). Checks already deferred to COMMIT stay. */
+void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
 
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);

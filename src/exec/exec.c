@@ -3,26 +3,16 @@
  */
 #include <string.h>
 
-#include "dj_exec.h"
+#include "exec-private.h"
 
-struct dj_exec {
-   dj_run_command_fn run;
-   dj_txn_fn txn; /* may be NULL */
-   dj_tables_mode_t tables_mode;
-   bool engine_ops; /* the transport runs the embedded engine's $_djongo operators */
-   void *ctx;
-   char *db;     /* owned */
-   bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
-   bson_t *plain;  /* owned cache {collection: true} of collections CREATE TABLE did not make that exist;
-                      cleared with `tables` */
-};
 
 /* After DDL or a rollback: what was known of tables may have changed. */
-static void
-forget_tables (dj_exec_t *x)
+void
+exec_forget_tables (dj_exec_t *x)
 {
    bson_reinit (x->tables);
    bson_reinit (x->plain);
+   bson_reinit (x->refs);
 }
 
 dj_exec_t *
@@ -35,6 +25,8 @@ dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
    x->db = bson_strdup (db);
    x->tables = bson_new ();
    x->plain = bson_new ();
+   x->refs = bson_new ();
+   x->fk_pending = bson_new ();
    return x;
 }
 
@@ -44,6 +36,8 @@ dj_exec_destroy (dj_exec_t *x)
    if (x) {
       bson_destroy (x->tables);
       bson_destroy (x->plain);
+      bson_destroy (x->refs);
+      bson_destroy (x->fk_pending);
       bson_free (x->db);
       bson_free (x);
    }
@@ -66,8 +60,8 @@ dj_result_cleanup (dj_result_t *r)
 
 /* Runs one command. Write errors (reported with ok: 1) become the error,
  * except DuplicateKey ones when ignore_dups. */
-static bool
-run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error)
+bool
+exec_run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error)
 {
    if (!x->run (x->ctx, db, cmd, reply, error)) {
       return false;
@@ -135,8 +129,8 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
 
 /* Advances `arr` (an iterator over an array) to its next document, viewed
  * by *doc; other elements are skipped. false at the end. */
-static bool
-next_document (bson_iter_t *arr, bson_t *doc)
+bool
+exec_next_document (bson_iter_t *arr, bson_t *doc)
 {
    while (bson_iter_next (arr)) {
       uint32_t len;
@@ -165,7 +159,7 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
          id = bson_iter_as_int64 (&cur);
       } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
          bson_t doc;
-         while (next_document (&batch, &doc)) {
+         while (exec_next_document (&batch, &doc)) {
             append_row (m, &doc, rows, nrows);
          }
       }
@@ -179,14 +173,14 @@ static bool
 run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int64_t *nrows, bson_error_t *error)
 {
    bson_t reply;
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    int64_t id = ok ? take_batch (&reply, "firstBatch", m, rows, nrows) : 0;
    bson_destroy (&reply);
    while (ok && id != 0) {
       bson_t more = BSON_INITIALIZER;
       BSON_APPEND_INT64 (&more, "getMore", id);
       BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
-      ok = run_cmd (x, x->db, &more, false, &reply, error);
+      ok = exec_run_cmd (x, x->db, &more, false, &reply, error);
       id = ok ? take_batch (&reply, "nextBatch", m, rows, nrows) : 0;
       bson_destroy (&reply);
       bson_destroy (&more);
@@ -212,7 +206,7 @@ table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_err
       BSON_APPEND_UTF8 (&filter, "table", table);
       bson_append_document_end (&cmd, &filter);
       BSON_APPEND_INT32 (&cmd, "limit", 1);
-      bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
       if (ok) {
          bson_iter_t d;
          if (bson_iter_init (&d, &reply) && bson_iter_find_descendant (&d, "cursor.firstBatch.0", &d) &&
@@ -243,8 +237,8 @@ table_info (dj_exec_t *x, const char *table, bson_t *info, bool *found, bson_err
 /* The field `key` of the table's entry (*it points at it, valid until the
  * next DDL or rollback); *found is false when the table or the field is not
  * there. */
-static bool
-entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error)
+bool
+exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error)
 {
    bson_t info;
    bool has;
@@ -262,7 +256,7 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    bson_iter_t it, t;
    bson_error_t ignored; /* unknown is an answer here */
    bool found;
-   if (table && column && entry_field (x, table, "types", &it, &found, &ignored) && found &&
+   if (table && column && exec_entry_field (x, table, "types", &it, &found, &ignored) && found &&
        BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &t) && bson_iter_find (&t, column) &&
        BSON_ITER_HOLDS_UTF8 (&t)) {
       return bson_strdup (bson_iter_utf8 (&t, NULL));
@@ -278,7 +272,7 @@ expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
 {
    bson_iter_t it, c;
    bool found;
-   if (!entry_field (x, m->collection, "columns", &it, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "columns", &it, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &c)) {
@@ -311,7 +305,7 @@ auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
    bson_iter_t it;
    bool found;
    *col = NULL;
-   if (!entry_field (x, table, "auto", &it, &found, error)) {
+   if (!exec_entry_field (x, table, "auto", &it, &found, error)) {
       return false;
    }
    if (found && BSON_ITER_HOLDS_UTF8 (&it)) {
@@ -395,7 +389,7 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bson_iter_t cols;
    bool found;
    uint32_t ncols = 0;
-   if (!entry_field (x, m->collection, "columns", &cols, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "columns", &cols, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&cols)) {
@@ -446,7 +440,7 @@ max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_err
    bson_append_document_end (&cmd, &proj);
    BSON_APPEND_INT32 (&cmd, "limit", 1);
    *out = 0;
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
    bson_iter_t it, f;
    if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it) &&
        BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &f) && bson_iter_find (&f, col) &&
@@ -473,7 +467,7 @@ take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *la
       "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[", BCON_UTF8 ("$seq"),
       BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), "]", "}", BCON_INT64 (n), "]", "}", "}", "}", "]",
       "new", BCON_BOOL (true), "upsert", BCON_BOOL (true));
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    bson_iter_t it;
    if (ok) {
       if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "value.seq", &it) && BSON_ITER_HOLDS_NUMBER (&it)) {
@@ -508,7 +502,7 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    if (m->ncolumns < 1) {
       return true; /* no RETURNING: nothing says which column is the key */
    }
-   if (!entry_field (x, m->collection, "table", &it, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "table", &it, &found, error)) {
       return false;
    }
    if (found) {
@@ -527,10 +521,10 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
                                   "q", "{", "table", BCON_UTF8 (m->collection), "}",
                                   "u", "{", "$setOnInsert", "{", "auto", BCON_UTF8 (col), "seq", BCON_INT64 (0), "}", "}",
                                   "upsert", BCON_BOOL (true), "}", "]");
-   bool ok = run_cmd (x, x->db, cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    bson_destroy (&reply);
    bson_destroy (cmd);
-   forget_tables (x); /* the entry is there now */
+   exec_forget_tables (x); /* the entry is there now */
    return ok;
 }
 
@@ -582,7 +576,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
    bson_t d;
-   while (ok && next_document (&docs, &d)) {
+   while (ok && exec_next_document (&docs, &d)) {
       if (lacks (&d, col)) {
          n++;
       } else {
@@ -674,12 +668,12 @@ check_conflict_target (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    }
    bson_t cmd = BSON_INITIALIZER, reply;
    BSON_APPEND_UTF8 (&cmd, "listIndexes", m->collection);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error), found = false;
+   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error), found = false;
    /* the indexes of a table fit one batch (MongoDB allows 64) */
    if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &batch) &&
        bson_iter_recurse (&batch, &it)) {
       bson_t ix;
-      while (!found && next_document (&it, &ix)) {
+      while (!found && exec_next_document (&it, &ix)) {
          found = index_is_target (&ix, &keys);
       }
    }
@@ -703,7 +697,7 @@ returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
       return;
    }
    bson_t d;
-   while (next_document (&docs, &d)) {
+   while (exec_next_document (&docs, &d)) {
       append_row (m, &d, out->rows, &nrows);
    }
 }
@@ -742,7 +736,7 @@ returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, cons
       return true;
    }
    bool ok = true;
-   while (ok && next_document (&docs, &d) && bson_iter_next (&ups)) {
+   while (ok && exec_next_document (&docs, &d) && bson_iter_next (&ups)) {
       if (was_upserted (upserted, i++)) {
          append_row (m, &d, out->rows, &nrows);
          continue;
@@ -753,7 +747,7 @@ returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, cons
          bson_append_iter (&cmd, "filter", 6, &q);
       }
       BSON_APPEND_INT32 (&cmd, "limit", 1);
-      ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+      ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
       bson_iter_t row;
       uint32_t len;
       const uint8_t *data;
@@ -845,7 +839,7 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 {
    bson_iter_t notnull, it, items, f;
    bool found;
-   if (!entry_field (x, m->collection, "notnull", &notnull, &found, error)) {
+   if (!exec_entry_field (x, m->collection, "notnull", &notnull, &found, error)) {
       return false;
    }
    if (!found || !BSON_ITER_HOLDS_ARRAY (&notnull)) {
@@ -859,7 +853,7 @@ check_not_null (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
       return true;
    }
    bson_t doc;
-   while (next_document (&items, &doc)) {
+   while (exec_next_document (&items, &doc)) {
       if (!insert && !(bson_iter_init_find (&f, &doc, "u") && update_set (&f, &doc))) {
          continue;
       }
@@ -886,9 +880,21 @@ dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error
    }
    if (op == DJ_TXN_ROLLBACK || op == DJ_TXN_ROLLBACK_TO) {
       /* a CREATE/DROP TABLE may have been undone */
-      forget_tables (x);
+      exec_forget_tables (x);
    }
-   return x->txn (x->ctx, op, name, error);
+   if (op == DJ_TXN_ROLLBACK) {
+      exec_fk_forget (x);
+   }
+   /* deferred FOREIGN KEY checks: a violation fails the COMMIT and leaves
+    * the transaction open (SQLite's rule), for the caller to roll back */
+   if (op == DJ_TXN_COMMIT && x->fk_npending && x->txn (x->ctx, DJ_TXN_ACTIVE, NULL, NULL) && !exec_fk_commit (x, error)) {
+      return false;
+   }
+   bool ok = x->txn (x->ctx, op, name, error);
+   if (op == DJ_TXN_COMMIT) {
+      exec_fk_forget (x);
+   }
+   return ok;
 }
 
 static bool
@@ -905,7 +911,8 @@ run_txn_statement (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 
 /* ---- statements ---- */
 
-static bool exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error);
+static bool exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, uint32_t *nfk,
+                           bson_error_t *error);
 
 bool
 dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
@@ -937,11 +944,16 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    /* writes, DDL and a claim with its read are atomic units: all their
     * commands, or none */
    bool unit = m->kind != DJ_MQL_ROWS || claim;
+   bool in_txn = m->kind == DJ_MQL_WRITE && dj_exec_txn (x, DJ_TXN_ACTIVE, NULL, NULL);
    if (unit && !dj_exec_txn (x, DJ_TXN_STMT_BEGIN, NULL, error)) {
       dj_result_cleanup (out);
       return false;
    }
-   ok = exec_commands (x, m, out, error);
+   bson_t fk_items = BSON_INITIALIZER;
+   uint32_t nfk = 0;
+   ok = exec_commands (x, m, out, &fk_items, &nfk, error) && exec_fk_after_write (x, m, &fk_items, &nfk, error) &&
+        (!nfk || exec_fk_settle (x, &fk_items, in_txn, error));
+   bson_destroy (&fk_items);
    if (unit) {
       if (ok) {
          ok = dj_exec_txn (x, DJ_TXN_STMT_COMMIT, NULL, error);
@@ -951,7 +963,7 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    if (m->kind == DJ_MQL_DDL) {
       /* a table may have been created, dropped or renamed */
-      forget_tables (x);
+      exec_forget_tables (x);
    }
    if (!ok) {
       dj_result_cleanup (out);
@@ -970,7 +982,7 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
 {
    bson_iter_t it;
    bool found;
-   if (!entry_field (x, table, "table", &it, &found, error)) {
+   if (!exec_entry_field (x, table, "table", &it, &found, error)) {
       return false;
    }
    if (found || bson_has_field (x->plain, table)) {
@@ -982,7 +994,7 @@ check_table_exists (dj_exec_t *x, const char *table, bson_error_t *error)
    BSON_APPEND_UTF8 (&filter, "name", table);
    bson_append_document_end (&cmd, &filter);
    BSON_APPEND_BOOL (&cmd, "nameOnly", true);
-   bool ok = run_cmd (x, x->db, &cmd, false, &reply, error);
+   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error);
    if (ok) {
       found = bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it);
       if (found) {
@@ -1012,8 +1024,10 @@ compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    return ok;
 }
 
+/* fk_items, *nfk: the FOREIGN KEY checks the statement's writes call for
+ * (constraint.c) */
 static bool
-exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
+exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, uint32_t *nfk, bson_error_t *error)
 {
    bool ok = true;
    if (m->kind == DJ_MQL_ROWS && m->collection && !check_table_exists (x, m->collection, error)) {
@@ -1025,7 +1039,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
       bson_iter_t it;
       bool found;
-      ok = entry_field (x, m->collection, "table", &it, &found, error);
+      ok = exec_entry_field (x, m->collection, "table", &it, &found, error);
       if (ok && !found) {
          /* SQLite's words; NamespaceNotFound, as MongoDB says it */
          return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_NamespaceNotFound, "no such table: %s", m->collection);
@@ -1051,6 +1065,14 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
       inserted = bson_copy (m->commands[0]);
       dj_mql_to_upserts (m);
+   }
+   if (ok && m->constraint && m->collection) {
+      /* DROP CONSTRAINT: not an index is fine only for a CHECK or FOREIGN KEY */
+      bool has;
+      ok = exec_entry_has_constraint (x, m->collection, m->constraint, &has, error);
+      if (ok && !has) {
+         m->ignore_code[0] = 0;
+      }
    }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
@@ -1086,9 +1108,13 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          bson_destroy (&ids);
          continue;
       }
+      if (!exec_fk_before_write (x, m, m->commands[i], fk_items, nfk, error)) {
+         ok = false;
+         break;
+      }
       bson_t reply;
       const char *db = m->admin[i] ? "admin" : x->db;
-      if (!run_cmd (x, db, m->commands[i], m->ignore_duplicates, &reply, error)) {
+      if (!exec_run_cmd (x, db, m->commands[i], m->ignore_duplicates, &reply, error)) {
          if (m->ignore_code[i] && error->domain == DJ_DOMAIN_SERVER && error->code == (uint32_t) m->ignore_code[i]) {
             memset (error, 0, sizeof *error);
          } else {
@@ -1114,6 +1140,12 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    }
    bson_destroy (inserted);
    bson_destroy (&upserted);
+   if (ok && m->rename_from && m->rename_to && m->collection) {
+      ok = exec_rename_in_constraints (x, m->collection, m->rename_from, m->rename_to, error);
+   }
+   if (ok && m->sync_checks && m->collection) {
+      ok = exec_sync_checks (x, m->collection, error);
+   }
    return ok;
 }
 

@@ -386,6 +386,7 @@ typedef struct {
    PyThread_type_lock lock;   /* held while a statement runs */
    bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
    bool trace;                /* keep each statement's MongoDB commands in last_commands */
+   bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
    PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
 } ConnectionObject;
 
@@ -1029,6 +1030,27 @@ Connection_set_trace (ConnectionObject *self, PyObject *value, void *Py_UNUSED (
 }
 
 static PyObject *
+Connection_get_fk_checks (ConnectionObject *self, void *Py_UNUSED (closure))
+{
+   return PyBool_FromLong (!self->fk_off);
+}
+
+/* Taken like a statement (conn_enter): the session must not be running
+ * one for another thread while its setting changes. */
+static int
+Connection_set_fk_checks (ConnectionObject *self, PyObject *value, void *Py_UNUSED (closure))
+{
+   int on = value ? PyObject_IsTrue (value) : 1;
+   if (on < 0 || !conn_enter (self)) {
+      return -1;
+   }
+   self->fk_off = !on;
+   dj_exec_set_fk_checks (self->exec, on);
+   PyThread_release_lock (self->lock);
+   return 0;
+}
+
+static PyObject *
 Connection_get_last_commands (ConnectionObject *self, void *Py_UNUSED (closure))
 {
    PyObject *r = self->last_commands ? self->last_commands : PyTuple_New (0);
@@ -1044,6 +1066,9 @@ static PyGetSetDef Connection_getset[] = {
    {"autocommit", (getter) Connection_get_autocommit, (setter) Connection_set_autocommit,
     "False (PEP 249's default): a write outside a transaction begins one, kept until commit()/rollback()", NULL},
    {"in_transaction", (getter) Connection_get_in_transaction, NULL, "whether a transaction is open", NULL},
+   {"fk_checks", (getter) Connection_get_fk_checks, (setter) Connection_set_fk_checks,
+    "True (default): writes check FOREIGN KEYs (at the statement's end, or at COMMIT when deferred); "
+    "False: they record no checks (Django's disable_constraint_checking)", NULL},
    {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef Connection_methods[] = {

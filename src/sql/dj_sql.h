@@ -197,11 +197,18 @@ typedef struct {
    bool drop_not_null; /* ALTER COLUMN c DROP NOT NULL */
    dj_expr_t *default_value;
    char *ref_table, *ref_column; /* REFERENCES t (c) */
+   bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */
+   dj_expr_t *check;   /* CHECK (e), or NULL */
+   char *check_name;   /* CONSTRAINT n CHECK (e): n, or NULL */
 } dj_coldef_t;
 
 typedef struct {
    char *name;         /* CONSTRAINT name, or NULL */
-   bool primary_key;   /* else UNIQUE */
+   bool primary_key;   /* else UNIQUE, CHECK or FOREIGN KEY: */
+   dj_expr_t *check;   /* CHECK (e): e; NULL for the other kinds */
+   char *ref_table;    /* FOREIGN KEY (columns) REFERENCES ref_table (ref_columns) */
+   dj_list_t ref_columns; /* char *; empty: the referenced table's primary key */
+   bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */
    dj_list_t columns;  /* char * */
    dj_expr_t *where;   /* partial (conditional) constraint/index */
 } dj_tconstraint_t;

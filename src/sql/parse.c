@@ -36,7 +36,12 @@
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
  *             | CAST '(' expr AS type ')' | [NOT] EXISTS '(' select ')'
  *             | '(' select ')' | '(' expr ')'
- *   DDL: see parse_create / parse_alter below.
+ *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
+ *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
+ *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
+ *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
+ *   expr] | CHECK '(' expr ')' | FOREIGN KEY '(' cols ')' REFERENCES t
+ *   ['(' cols ')'] [deferrable].
  *
  * Errors: the first one wins and is kept on the parser ("near \"X\" at
  * offset N: ..."); every function returns NULL/false after it, so callers
@@ -586,6 +591,39 @@ parse_delete (parser_t *p, dj_sql_stmt_t *st)
    return parse_returning (p, st);
 }
 
+/* [DEFERRABLE INITIALLY {DEFERRED | IMMEDIATE} | NOT DEFERRABLE] after
+ * REFERENCES: *deferred says whether the check waits for COMMIT. */
+static bool
+parse_deferrable (parser_t *p, bool *deferred)
+{
+   *deferred = false;
+   if (sql_accept_kw (p, "NOT")) {
+      return sql_expect_kw (p, "DEFERRABLE");
+   }
+   if (sql_accept_kw (p, "DEFERRABLE")) {
+      if (!sql_expect_kw (p, "INITIALLY")) {
+         return false;
+      }
+      if (sql_accept_kw (p, "DEFERRED")) {
+         *deferred = true;
+      } else if (!sql_expect_kw (p, "IMMEDIATE")) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* ( expr ) after CHECK */
+static dj_expr_t *
+parse_check (parser_t *p)
+{
+   dj_expr_t *e;
+   if (!sql_expect (p, DJ_TK_LP, "( after CHECK") || !(e = sql_parse_expr (p)) || !sql_expect (p, DJ_TK_RP, ") to close CHECK")) {
+      return NULL;
+   }
+   return e;
+}
+
 /* Column definition: name [type] {constraint}. */
 static dj_coldef_t *
 parse_coldef (parser_t *p)
@@ -600,9 +638,10 @@ parse_coldef (parser_t *p)
          return NULL;
       }
    }
+   char *name = NULL; /* the last CONSTRAINT name: a CHECK's */
    for (;;) {
       if (sql_accept_kw (p, "CONSTRAINT")) {
-         if (!sql_parse_name (p, "a constraint name")) {
+         if (!(name = sql_parse_name (p, "a constraint name"))) {
             return NULL;
          }
       } else if (sql_accept_kw (p, "NOT")) {
@@ -635,12 +674,19 @@ parse_coldef (parser_t *p)
                return NULL;
             }
          }
-         if (sql_accept_kw (p, "DEFERRABLE")) {
-            if (!sql_expect_kw (p, "INITIALLY") || (!sql_accept_kw (p, "DEFERRED") && !sql_expect_kw (p, "IMMEDIATE"))) {
-               return NULL;
-            }
+         if (!parse_deferrable (p, &c->ref_deferred)) {
+            return NULL;
          }
-      } else if (sql_is_kw (p, "CHECK") || sql_is_kw (p, "GENERATED") || sql_is_kw (p, "COLLATE")) {
+      } else if (sql_accept_kw (p, "CHECK")) {
+         if (c->check) {
+            sql_fail (p, "two CHECK constraints on one column");
+            return NULL;
+         }
+         c->check_name = name;
+         if (!(c->check = parse_check (p))) {
+            return NULL;
+         }
+      } else if (sql_is_kw (p, "GENERATED") || sql_is_kw (p, "COLLATE")) {
          sql_fail (p, "%.*s in a column definition is not part of the dialect", (int) p->tlen, p->sql + p->pos);
          return NULL;
       } else {
@@ -656,13 +702,30 @@ parse_tconstraint (parser_t *p)
    if (sql_accept_kw (p, "CONSTRAINT") && !(tc->name = sql_parse_name (p, "a constraint name"))) {
       return NULL;
    }
+   if (sql_accept_kw (p, "CHECK")) {
+      return (tc->check = parse_check (p)) ? tc : NULL;
+   }
+   if (sql_accept_kw (p, "FOREIGN")) {
+      if (!sql_expect_kw (p, "KEY") || !parse_name_list (p, &tc->columns) || !sql_expect_kw (p, "REFERENCES") ||
+          !(tc->ref_table = sql_parse_name (p, "a table name"))) {
+         return NULL;
+      }
+      if (p->tk == DJ_TK_LP && !parse_name_list (p, &tc->ref_columns)) {
+         return NULL;
+      }
+      if (tc->ref_columns.n && tc->ref_columns.n != tc->columns.n) {
+         sql_fail (p, "FOREIGN KEY with %d columns referencing %d", tc->columns.n, tc->ref_columns.n);
+         return NULL;
+      }
+      return parse_deferrable (p, &tc->ref_deferred) ? tc : NULL;
+   }
    if (sql_accept_kw (p, "PRIMARY")) {
       if (!sql_expect_kw (p, "KEY")) {
          return NULL;
       }
       tc->primary_key = true;
    } else if (!sql_accept_kw (p, "UNIQUE")) {
-      sql_fail (p, "expected PRIMARY KEY or UNIQUE (CHECK and FOREIGN KEY constraints are not part of the dialect)");
+      sql_fail (p, "expected PRIMARY KEY, UNIQUE, CHECK or FOREIGN KEY");
       return NULL;
    }
    if (!parse_name_list (p, &tc->columns)) {

@@ -1,5 +1,5 @@
 /*
- * cmd_coll.c -- collections and databases: create, drop, dropDatabase, validate,
+ * cmd_coll.c -- collections and databases: create, collMod, drop, dropDatabase, validate,
  * renameCollection, listCollections, listDatabases, collStats, dbStats (views:
  * view.c).
  */
@@ -70,6 +70,63 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
    ok = true;
 done:
    bson_destroy (&options);
+   return dj_cmd_end (&ctx, c, ok, error);
+}
+
+/* collMod: https://www.mongodb.com/docs/manual/reference/command/collMod/
+ * The validation options only (validator, validationLevel,
+ * validationAction), which apply to writes from then on: existing documents
+ * are not checked. A validator set without a level or action records the
+ * defaults (strict, error) as mongod's collMod does (SERVER-53575); an
+ * empty validator ({}) removes validation. The other options (views, TTL,
+ * index changes) are refused by name. */
+bool
+dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"validator", "validationLevel", "validationAction", "index", "viewOn", "pipeline",
+                                       "expireAfterSeconds", "changeStreamPreAndPostImages", "timeseries", "cappedSize",
+                                       "cappedMax", "dryRun", "writeConcern", NULL};
+   dj_ctx_t ctx = {0};
+   dj_coll_t *c = NULL;
+   bson_t changes = BSON_INITIALIZER;
+   bson_iter_t it;
+   const char *name;
+   bool ok = false;
+
+   if (!dj_cmd_target (cmd, db, known, &name, error)) {
+      goto done;
+   }
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (!strcmp (k, "validator") || !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
+         bson_append_value (&changes, k, -1, bson_iter_value (&it));
+      } else {
+         for (int i = 3; known[i]; i++) { /* the options after the validation ones */
+            if (!strcmp (k, known[i]) && strcmp (k, "writeConcern")) {
+               dj_err (error, DJ_NotImplemented, "collMod with '%s' is not supported by the embedded engine", k);
+               goto done;
+            }
+         }
+      }
+   }
+   if (bson_has_field (&changes, "validator")) {
+      if (!bson_has_field (&changes, "validationLevel")) {
+         BSON_APPEND_UTF8 (&changes, "validationLevel", "strict");
+      }
+      if (!bson_has_field (&changes, "validationAction")) {
+         BSON_APPEND_UTF8 (&changes, "validationAction", "error");
+      }
+   }
+   if (!dj_cmd_open (e, db, cmd, known, true, "ns does not exist: %s.%s", NULL, &ctx, &c, error) ||
+       !dj_coll_modify (&ctx, c, &changes, error)) {
+      goto done;
+   }
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   ok = true;
+done:
+   bson_destroy (&changes);
    return dj_cmd_end (&ctx, c, ok, error);
 }
 

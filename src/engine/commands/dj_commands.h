@@ -14,7 +14,7 @@
  *   cmd_read.c   find, count, distinct, explain
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
- *   cmd_coll.c   create, drop, renameCollection, listCollections, stats, validate
+ *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate
  *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
@@ -170,6 +170,7 @@ bool dj_cmd_kill_cursors (dj_engine_t *, const char *, const bson_t *, bson_t *,
 bool dj_cmd_count (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_distinct (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_create (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_coll_mod (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_drop (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_drop_database (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_rename_collection (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -373,6 +373,7 @@ static const struct {
    {"count", dj_cmd_count},
    {"distinct", dj_cmd_distinct},
    {"create", dj_cmd_create},
+   {"collMod", dj_cmd_coll_mod},
    {"drop", dj_cmd_drop},
    {"dropDatabase", dj_cmd_drop_database},
    {"renameCollection", dj_cmd_rename_collection},

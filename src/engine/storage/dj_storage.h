@@ -132,6 +132,9 @@ dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, cons
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);
 void dj_coll_free (dj_coll_t *c);
 bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
+/* collMod: c's options with `changes` (borrowed) put over them, applied
+ * (the validator parsed again) and saved; on error c is as it was. */
+bool dj_coll_modify (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *changes, bson_error_t *error);
 bool dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
 /* Moves c's catalog entry to db.name (the caller checked the target is free). */
 bool dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, bson_error_t *error);

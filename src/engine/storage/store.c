@@ -690,6 +690,38 @@ coll_apply_options (dj_coll_t *c, bson_error_t *error)
    return true;
 }
 
+bool
+dj_coll_modify (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *changes, bson_error_t *error)
+{
+   bson_t *next = bson_new (), *old = c->options;
+   bson_iter_t it;
+   bson_iter_init (&it, old);
+   while (bson_iter_next (&it)) {
+      if (!bson_has_field (changes, bson_iter_key (&it))) {
+         bson_append_value (next, bson_iter_key (&it), -1, bson_iter_value (&it));
+      }
+   }
+   bson_concat (next, changes);
+   /* the options' effects, from nothing: an option collMod removed is gone */
+   dj_matcher_destroy (c->validator);
+   c->validator = NULL;
+   c->validation_moderate = c->validation_off = c->validation_warn_only = false;
+   c->options = next;
+   if (coll_apply_options (c, error) && dj_coll_save (ctx, c, error)) {
+      bson_destroy (old);
+      return true;
+   }
+   /* as it was (those options applied before) */
+   dj_matcher_destroy (c->validator);
+   c->validator = NULL;
+   c->validation_moderate = c->validation_off = c->validation_warn_only = false;
+   c->options = old;
+   bson_destroy (next);
+   bson_error_t ignored;
+   coll_apply_options (c, &ignored);
+   return false;
+}
+
 static dj_coll_t *
 coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_error_t *error)
 {

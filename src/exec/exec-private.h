@@ -1,0 +1,60 @@
+/*
+ * exec-private.h -- what exec.c and constraint.c share (not installed).
+ */
+#ifndef DJ_EXEC_PRIVATE_H
+#define DJ_EXEC_PRIVATE_H
+
+#include "dj_exec.h"
+
+struct dj_exec {
+   dj_run_command_fn run;
+   dj_txn_fn txn; /* may be NULL */
+   dj_tables_mode_t tables_mode;
+   bool engine_ops; /* the transport runs the embedded engine's $_djongo operators */
+   void *ctx;
+   char *db;     /* owned */
+   bson_t *tables; /* owned cache {table: its tables-collection entry, or null}; cleared by DDL and rollbacks */
+   bson_t *plain;  /* owned cache {collection: true} of collections CREATE TABLE did not make that exist;
+                      cleared with `tables` */
+   bson_t *refs;   /* owned cache {table: [{child, fk}...] of the FOREIGN KEYs referencing it};
+                      cleared with `tables` */
+   bson_t *fk_pending; /* owned: the deferred FOREIGN KEY checks of the open transaction
+                          (an array of constraint.c's items), run at COMMIT, dropped at ROLLBACK */
+   uint32_t fk_npending;
+   bool fk_off;    /* dj_exec_set_fk_checks (false): writes record no FOREIGN KEY checks */
+};
+
+/* exec.c */
+/* Runs one command; write errors (reported with ok: 1) become the error,
+ * except DuplicateKey ones when ignore_dups. */
+bool exec_run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error);
+/* The field `key` of the table's entry in the tables collection (*it valid
+ * until the next DDL or rollback); *found false when absent. */
+bool exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error);
+/* After DDL or a rollback: drops the cached entries. */
+void exec_forget_tables (dj_exec_t *x);
+/* The next document of an array iterator into *doc (static); false at the end. */
+bool exec_next_document (bson_iter_t *arr, bson_t *doc);
+
+/* constraint.c */
+/* ALTER TABLE: the validator rebuilt from the entry's checks (collMod),
+ * after the existing rows were checked against it. */
+bool exec_sync_checks (dj_exec_t *x, const char *table, bson_error_t *error);
+/* RENAME COLUMN: the entry's checks and foreign keys follow the column. */
+bool exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, const char *to, bson_error_t *error);
+/* Whether the entry has a CHECK or FOREIGN KEY named `name`. */
+bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error);
+/* FOREIGN KEYs: a write statement's checks collected into `items` (an
+ * array, *n of them): before commands[i] (cmd) of an UPDATE or DELETE runs
+ * (the referenced values its rows hold), after an INSERT or UPDATE ran (the
+ * values it wrote); settled at the statement's end (checked, or kept for
+ * COMMIT when deferred inside a transaction); the kept ones checked at
+ * COMMIT, forgotten at ROLLBACK. */
+bool exec_fk_before_write (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *items, uint32_t *n,
+                           bson_error_t *error);
+bool exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n, bson_error_t *error);
+bool exec_fk_settle (dj_exec_t *x, const bson_t *items, bool in_txn, bson_error_t *error);
+bool exec_fk_commit (dj_exec_t *x, bson_error_t *error);
+void exec_fk_forget (dj_exec_t *x);
+
+#endif
