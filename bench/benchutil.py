@@ -21,3 +21,33 @@ def report(lines, md=None):
     if md:
         with open(md, "w") as f:
             f.write(text)
+
+
+def django_side(which, app, bench_dir):
+    """Configures Django for one side of an ORM benchmark in this process
+    and makes its tables: djongo's embedded engine, or SQLite in WAL mode
+    with synchronous=FULL (the engine fsyncs each commit: equal durability).
+    `app` is a models package in bench_dir, without migrations."""
+    import os
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(bench_dir))
+    from django.conf import settings
+
+    data = tempfile.mkdtemp(prefix="djongo-bench-")
+    db = ({"ENGINE": "djongo", "NAME": "bench", "HOST": os.path.join(data, "d")} if which == "djongo" else
+          {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")})
+    settings.configure(INSTALLED_APPS=[app], DATABASES={"default": db}, USE_TZ=True,
+                       DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={app: None})
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    if which == "sqlite":
+        with connection.cursor() as c:
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=FULL")
+    call_command("migrate", run_syncdb=True, verbosity=0)

@@ -24,32 +24,16 @@ import sys
 import tempfile
 import time
 
-from benchutil import best, report
+from benchutil import best, django_side, report
 
 HERE = pathlib.Path(__file__).resolve().parent
 CITIES = ["Paris", "Lyon", "Berlin", "Oslo", "Rome", "Lima", "Kyiv", "Pune", "Quito", "Hanoi"]
 
 
 def side(which, n):
-    sys.path.insert(0, str(HERE))
-    from django.conf import settings
-
-    data = tempfile.mkdtemp(prefix="djongo-bench-")
-    db = ({"ENGINE": "djongo", "NAME": "bench", "HOST": data} if which == "djongo" else
-          {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")})
-    settings.configure(INSTALLED_APPS=["docbench"], DATABASES={"default": db}, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"docbench": None})
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    django_side(which, "docbench", HERE)
     from django.db import connection, transaction
 
-    if which == "sqlite":
-        with connection.cursor() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=FULL")
-    call_command("migrate", run_syncdb=True, verbosity=0)
     from docbench.models import DocEntry, NAddress, NContributor, NEntry
 
     def people(i):

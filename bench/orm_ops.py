@@ -11,42 +11,24 @@ djongo is faster). Durability is equal: SQLite in WAL mode with
 synchronous=FULL, the engine fsyncs each commit.
 """
 import json
-import os
 import pathlib
 import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchutil import report
+from benchutil import django_side, report
 
 HERE = pathlib.Path(__file__).resolve().parent
 AUTHORS = 100
 
 
 def side(which, n):
-    sys.path.insert(0, str(HERE))
-    from django.conf import settings
-
-    data = tempfile.mkdtemp(prefix="djongo-ormbench-")
-    db = ({"ENGINE": "djongo", "NAME": "bench", "HOST": os.path.join(data, "d")} if which == "djongo" else
-          {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")})
-    settings.configure(INSTALLED_APPS=["ormbench"], DATABASES={"default": db}, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"ormbench": None})
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection, transaction
+    django_side(which, "ormbench", HERE)
+    from django.db import transaction
     from django.db.models import Count
 
-    if which == "sqlite":
-        with connection.cursor() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=FULL")
-    call_command("migrate", run_syncdb=True, verbosity=0)
     from ormbench.models import Author, Book
 
     rnd = random.Random(7)

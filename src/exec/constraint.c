@@ -289,6 +289,26 @@ exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, c
  * by a ROLLBACK TO, or a parent inserted later in the transaction, is
  * judged as it ends up. Single-column keys only (Django's). */
 
+/* Whether two values are the same BSON value, type and bytes (a key
+ * column holds one type: 1 and 1.0 are not merged, which costs only a
+ * slower check, never a wrong one). */
+static bool
+same_value (const bson_value_t *a, const bson_value_t *b)
+{
+   if (a->value_type != b->value_type) {
+      return false;
+   }
+   switch (a->value_type) {
+   case BSON_TYPE_INT32: return a->value.v_int32 == b->value.v_int32;
+   case BSON_TYPE_INT64: return a->value.v_int64 == b->value.v_int64;
+   case BSON_TYPE_UTF8:
+      return a->value.v_utf8.len == b->value.v_utf8.len &&
+             !memcmp (a->value.v_utf8.str, b->value.v_utf8.str, a->value.v_utf8.len);
+   case BSON_TYPE_OID: return !memcmp (&a->value.v_oid, &b->value.v_oid, sizeof a->value.v_oid);
+   default: return false; /* kept twice: counted as two, checked the slow way */
+   }
+}
+
 static void
 item_append (bson_t *items, uint32_t *n, const char *child, const char *column, const char *parent, const char *to,
              const bson_t *vals, bool deferred)
@@ -303,7 +323,29 @@ item_append (bson_t *items, uint32_t *n, const char *child, const char *column, 
    BSON_APPEND_UTF8 (&one, "parent", parent);
    BSON_APPEND_UTF8 (&one, "to", to);
    if (vals) {
-      BSON_APPEND_ARRAY (&one, "vals", vals);
+      /* each value once: a thousand rows naming one parent are one value to
+       * look up, and the check counts the values its parent lookup found */
+      bson_t uniq;
+      bson_iter_t it, seen;
+      uint32_t k = 0;
+      BSON_APPEND_ARRAY_BEGIN (&one, "vals", &uniq);
+      bson_iter_init (&it, vals);
+      while (bson_iter_next (&it)) {
+         const bson_value_t *v = bson_iter_value (&it);
+         bool dup = false;
+         bson_iter_init (&seen, vals);
+         while (!dup && bson_iter_next (&seen) && bson_iter_key (&seen) != bson_iter_key (&it) &&
+                strcmp (bson_iter_key (&seen), bson_iter_key (&it))) {
+            dup = same_value (bson_iter_value (&seen), v);
+         }
+         if (!dup) {
+            char vb[16];
+            const char *vk;
+            bson_uint32_to_string (k++, &vk, vb, sizeof vb);
+            bson_append_value (&uniq, vk, -1, v);
+         }
+      }
+      bson_append_array_end (&one, &uniq);
    } else {
       BSON_APPEND_NULL (&one, "vals");
    }

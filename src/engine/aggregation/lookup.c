@@ -25,19 +25,31 @@ collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+/* The collection a read starts from: *c loaded (NULL when it does not
+ * exist, which reads as empty); false, with error, when loading failed. */
+static bool
+load_source (const dj_prun_t *run, const char *db, const char *coll, dj_coll_t **c, bson_error_t *error)
+{
+   bson_error_t le = {0};
+   *c = dj_coll_load (run->ctx, db, coll, &le);
+   if (!*c && le.code) {
+      *error = le;
+      return false;
+   }
+   return true;
+}
+
 /* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
 bool
 dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
                  dj_docs_t *out, bson_error_t *error)
 {
-   bson_error_t le = {0};
-   dj_coll_t *c = dj_coll_load (run->ctx, db, coll, &le);
+   dj_coll_t *c;
+   if (!load_source (run, db, coll, &c, error)) {
+      return false;
+   }
    if (!c) {
-      if (le.code) {
-         *error = le;
-         return false;
-      }
-      return true;
+      return true; /* a missing collection reads as empty */
    }
    if (c->view_on) {
       /* a view: its pipeline's output, then the filter */
@@ -73,15 +85,13 @@ bool
 dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m,
                          const dj_eval_t *vars, int64_t *n, bson_error_t *error)
 {
-   bson_error_t le = {0};
+   dj_coll_t *c;
    *n = 0;
-   dj_coll_t *c = dj_coll_load (run->ctx, db, coll, &le);
+   if (!load_source (run, db, coll, &c, error)) {
+      return false;
+   }
    if (!c) {
-      if (le.code) {
-         *error = le;
-         return false;
-      }
-      return true;
+      return true; /* a missing collection reads as empty */
    }
    bool ok;
    if (c->view_on) { /* a view's documents are its pipeline's: read them */

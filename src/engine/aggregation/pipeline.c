@@ -873,6 +873,21 @@ dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage)
    return true;
 }
 
+/* out.name = [the documents], as $facet outputs each of its pipelines. */
+static void
+append_docs (bson_t *out, const char *name, const dj_docs_t *docs)
+{
+   bson_t arr;
+   BSON_APPEND_ARRAY_BEGIN (out, name, &arr);
+   for (size_t i = 0; i < docs->n; i++) {
+      char kb[16];
+      const char *key;
+      bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
+      BSON_APPEND_DOCUMENT (&arr, key, docs->v[i]);
+   }
+   bson_append_array_end (out, &arr);
+}
+
 static bool
 run_reshape (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -981,15 +996,7 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
          }
          ok = dj_agg_run_stages (s->facets[f], 0, run, &copy, r->error);
          if (ok) {
-            bson_t arr;
-            BSON_APPEND_ARRAY_BEGIN (out, s->fnames[f], &arr);
-            for (size_t i = 0; i < copy.n; i++) {
-               char buf[16];
-               const char *key;
-               bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
-               bson_append_document (&arr, key, -1, copy.v[i]);
-            }
-            bson_append_array_end (out, &arr);
+            append_docs (out, s->fnames[f], &copy);
          }
          dj_docs_clear (&copy);
       }
@@ -1143,15 +1150,7 @@ count_output (const stage_t *s, int64_t n, dj_docs_t *out)
       for (int k = 0; k < s->nfacets; k++) {
          dj_docs_t sub = {0};
          count_output (&s->facets[k]->stages[0], n, &sub);
-         bson_t arr;
-         BSON_APPEND_ARRAY_BEGIN (d, s->fnames[k], &arr);
-         for (size_t i = 0; i < sub.n; i++) {
-            char kb[16];
-            const char *key;
-            bson_uint32_to_string ((uint32_t) i, &key, kb, sizeof kb);
-            BSON_APPEND_DOCUMENT (&arr, key, sub.v[i]);
-         }
-         bson_append_array_end (d, &arr);
+         append_docs (d, s->fnames[k], &sub);
          dj_docs_clear (&sub);
       }
       dj_docs_push (out, d);
