@@ -1085,12 +1085,13 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    return dj_err (r->error, DJ_InternalError, "unknown stage");
 }
 
-bool
-dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+/* Runs stages [from, to) over docs (emptied on failure). */
+static bool
+run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
-   for (int i = from; ok && i < p->n; i++) {
+   for (int i = from; ok && i < to; i++) {
       ok = run_stage (&r, p, i, docs);
    }
    dj_arena_destroy (r.arena);
@@ -1098,6 +1099,71 @@ dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_do
       dj_docs_clear (docs);
    }
    return ok;
+}
+
+/* ---- stopping at a $limit ----------------------------------------------------
+ * Stages that take each document on its own, in order ($match, the shaping
+ * stages, $lookup, $unwind), followed by [$skip] $limit, need only as many
+ * input documents as it takes to produce skip + limit outputs: they run
+ * over the input in growing chunks until they have, so a join with a
+ * LIMIT (Django's select_related()[:20]) joins twenty documents, not the
+ * collection. The outputs are the same, in the same order. */
+static bool
+streams_to_limit (const dj_pipeline_t *p, int from, int *end, size_t *needed)
+{
+   int i = from;
+   while (i < p->n && (p->stages[i].kind == S_MATCH || p->stages[i].kind == S_RESHAPE ||
+                       p->stages[i].kind == S_LOOKUP || p->stages[i].kind == S_UNWIND)) {
+      i++;
+   }
+   *end = i;
+   int64_t skip = 0;
+   if (i < p->n && p->stages[i].kind == S_SKIP) {
+      skip = p->stages[i++].n;
+   }
+   if (*end == from || i >= p->n || p->stages[i].kind != S_LIMIT || p->stages[i].n > INT64_MAX - skip) {
+      return false;
+   }
+   *needed = (size_t) (skip + p->stages[i].n);
+   return true;
+}
+
+static bool
+run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const dj_prun_t *run, dj_docs_t *docs,
+               bson_error_t *error)
+{
+   dj_docs_t in = *docs; /* the input, handed out chunk by chunk */
+   memset (docs, 0, sizeof *docs);
+   size_t pos = 0, chunk = 32;
+   bool ok = true;
+   while (ok && pos < in.n && docs->n < needed) {
+      dj_docs_t part = {0};
+      size_t k = in.n - pos < chunk ? in.n - pos : chunk;
+      for (size_t i = 0; i < k; i++) {
+         dj_docs_push (&part, in.v[pos + i]);
+      }
+      pos += k;
+      chunk *= 2;
+      ok = run_range (p, from, end, run, &part, error);
+      for (size_t i = 0; ok && i < part.n; i++) {
+         dj_docs_push (docs, part.v[i]); /* moved */
+      }
+      bson_free (part.v);
+   }
+   for (size_t i = pos; i < in.n; i++) {
+      bson_destroy (in.v[i]); /* never needed */
+   }
+   bson_free (in.v);
+   if (!ok) {
+      dj_docs_clear (docs);
+   }
+   return ok;
+}
+
+bool
+dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+{
+   return run_range (p, from, p->n, run, docs, error);
 }
 
 /* ---- counting without documents ---------------------------------------------
@@ -1210,6 +1276,14 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          dj_docs_clear (out);
          return false;
       }
+   }
+   int end;
+   size_t needed;
+   if (streams_to_limit (p, from, &end, &needed)) {
+      if (!run_in_chunks (p, from, end, needed, run, out, error)) {
+         return false;
+      }
+      from = end;
    }
    return dj_agg_run_stages (p, from, run, out, error);
 }
