@@ -70,6 +70,10 @@ void dj_wire_request_cleanup (dj_wire_request_t *r);
  *  request) answering @p h with document @p reply. */
 void dj_wire_reply (const dj_wire_header_t *h, const dj_wire_request_t *r, const bson_t *reply, int32_t request_id,
                     dj_buf_t *out);
+/* The same, answering request response_to, with moreToCome set when more
+ * replies follow without requests (an exhaust cursor's batches). */
+void dj_wire_reply_to (const dj_wire_request_t *r, const bson_t *reply, int32_t request_id, int32_t response_to,
+                       bool more_to_come, dj_buf_t *out);
 
 /** CRC-32C (Castagnoli), OP_MSG's checksum. */
 uint32_t dj_wire_crc32c (const uint8_t *p, size_t n);

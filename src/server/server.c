@@ -185,6 +185,65 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    return true;
 }
 
+/* A getMore reply's cursor id when another batch should follow it
+ * unasked: the cursor is open and this batch held documents (an empty one
+ * is a tailable cursor with nothing new: the client asks again); else 0. */
+static int64_t
+open_cursor_id (const bson_t *reply)
+{
+   bson_iter_t it, b;
+   if (bson_iter_init (&it, reply) && bson_iter_find_descendant (&it, "cursor.id", &it) && BSON_ITER_HOLDS_INT64 (&it) &&
+       bson_iter_init (&b, reply) && bson_iter_find_descendant (&b, "cursor.nextBatch", &b) && BSON_ITER_HOLDS_ARRAY (&b)) {
+      bson_iter_t first;
+      if (bson_iter_recurse (&b, &first) && bson_iter_next (&first)) {
+         return bson_iter_int64 (&it);
+      }
+   }
+   return 0;
+}
+
+/* Sends the reply to req; for a getMore that allows exhaust (OP_MSG's
+ * exhaustAllowed) whose cursor stays open, then the cursor's next batches
+ * too, each with moreToCome and answering the one before, until it ends:
+ * the client asks once. https://github.com/mongodb/specifications/blob/master/source/message/OP_MSG.md#exhaustallowed */
+static bool
+send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, const dj_wire_request_t *req,
+              bson_t *reply, dj_buf_t *out)
+{
+   bson_iter_t it;
+   bool exhaust = !req->legacy && (req->flags & DJ_MSG_EXHAUST_ALLOWED) && bson_iter_init (&it, req->cmd) &&
+                  bson_iter_next (&it) && !strcmp (bson_iter_key (&it), "getMore");
+   int64_t id = exhaust ? open_cursor_id (reply) : 0;
+   int32_t answering = h->request_id, me = atomic_fetch_add (&srv->next_request_id, 1);
+   out->len = 0;
+   dj_wire_reply_to (req, reply, me, answering, id != 0, out);
+   bool ok = transfer_all (c->fd, out->data, out->len, true, -1, NULL);
+   while (ok && id != 0) {
+      bson_t next = BSON_INITIALIZER, more;
+      bson_iter_t f;
+      BSON_APPEND_INT64 (&next, "getMore", id);
+      bson_iter_init (&f, req->cmd);
+      while (bson_iter_next (&f)) { /* collection, batchSize, $db, lsid... as first asked */
+         if (strcmp (bson_iter_key (&f), "getMore")) {
+            bson_append_iter (&next, NULL, 0, &f);
+         }
+      }
+      ok = run_command (srv, c, req->db, &next, &more);
+      bson_destroy (&next);
+      if (!ok) {
+         break; /* closeConnection: no reply */
+      }
+      id = open_cursor_id (&more);
+      answering = me;
+      me = atomic_fetch_add (&srv->next_request_id, 1);
+      out->len = 0;
+      dj_wire_reply_to (req, &more, me, answering, id != 0, out);
+      bson_destroy (&more);
+      ok = transfer_all (c->fd, out->data, out->len, true, -1, NULL);
+   }
+   return ok;
+}
+
 static void *
 conn_main (void *arg)
 {
@@ -266,9 +325,7 @@ conn_main (void *arg)
       bool reply_wanted = !(req.flags & DJ_MSG_MORE_TO_COME);
       bool ok = true;
       if (reply_wanted) {
-         out.len = 0;
-         dj_wire_reply (&h, &req, &reply, atomic_fetch_add (&srv->next_request_id, 1), &out);
-         ok = transfer_all (c->fd, out.data, out.len, true, -1, NULL);
+         ok = send_replies (srv, c, &h, &req, &reply, &out);
       }
       bson_destroy (&reply);
       dj_wire_request_cleanup (&req);

@@ -280,10 +280,17 @@ void
 dj_wire_reply (const dj_wire_header_t *h, const dj_wire_request_t *r, const bson_t *reply, int32_t request_id,
                dj_buf_t *out)
 {
+   dj_wire_reply_to (r, reply, request_id, h->request_id, false, out);
+}
+
+void
+dj_wire_reply_to (const dj_wire_request_t *r, const bson_t *reply, int32_t request_id, int32_t response_to,
+                  bool more_to_come, dj_buf_t *out)
+{
    size_t start = out->len;
    put32 (out, 0); /* length, set below */
    put32 (out, request_id);
-   put32 (out, h->request_id);
+   put32 (out, response_to);
    if (r && r->legacy) {
       put32 (out, DJ_OP_REPLY);
       put32 (out, 0); /* responseFlags */
@@ -293,7 +300,7 @@ dj_wire_reply (const dj_wire_header_t *h, const dj_wire_request_t *r, const bson
       put32 (out, 1); /* numberReturned */
    } else {
       put32 (out, DJ_OP_MSG);
-      put32 (out, 0); /* flagBits */
+      put32 (out, more_to_come ? (int32_t) DJ_MSG_MORE_TO_COME : 0); /* flagBits */
       dj_buf_putc (out, 0);
    }
    dj_buf_append (out, bson_get_data (reply), reply->len);

@@ -333,3 +333,39 @@ def test_tailable_await_data_cursor(server):
         with pytest.raises(OperationFailure) as e:  # only capped collections are tailed
             next(c.db.plain.find(cursor_type=CursorType.TAILABLE))
         assert e.value.code == 2
+
+
+def test_exhaust_cursor(server):
+    """CursorType.EXHAUST: a getMore that allows exhaust is answered with
+    every batch, each but the last with moreToCome, the client asking once
+    (OP_MSG's exhaustAllowed / moreToCome)."""
+    from pymongo import CursorType
+    with pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000) as c:
+        c.db.e.insert_many([{"_id": i} for i in range(1000)])
+        cur = c.db.e.find(cursor_type=CursorType.EXHAUST, batch_size=7).sort("_id", 1)
+        assert [d["_id"] for d in cur] == list(range(1000))
+        assert c.db.e.find_one({"_id": 999}) == {"_id": 999}  # the connection is usable after the stream
+        # on the wire: one getMore with exhaustAllowed, every batch back
+        cursor_id = c.db.command("find", "e", batchSize=5, sort={"_id": 1})["cursor"]["id"]
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    body = bson.encode({"getMore": cursor_id, "collection": "e", "batchSize": 400, "$db": "db"})
+    msg = struct.pack("<I", 1 << 16) + b"\x00" + body  # flagBits: exhaustAllowed
+    sock.sendall(struct.pack("<iiii", 16 + len(msg), 77, 0, 2013) + msg)
+    seen, flags, previous = [], [], 77
+    while True:
+        head = b""
+        while len(head) < 16:
+            head += sock.recv(16 - len(head))
+        length, request_id, response_to, _ = struct.unpack("<iiii", head)
+        rest = b""
+        while len(rest) < length - 16:
+            rest += sock.recv(length - 16 - len(rest))
+        assert response_to == previous  # each answers the one before
+        previous = request_id
+        flag = struct.unpack("<I", rest[:4])[0]
+        doc = bson.decode(rest[5:])
+        seen += [d["_id"] for d in doc["cursor"]["nextBatch"]]
+        flags.append(bool(flag & 2))
+        if not flag & 2:
+            break
+    assert seen == list(range(5, 1000)) and flags == [True, True, False]  # 995 documents, 400 a batch
