@@ -73,6 +73,65 @@ done:
    return dj_cmd_end (&ctx, c, ok, error);
 }
 
+/* collMod's index: {name | keyPattern, hidden}: a hidden index is kept up to
+ * date (a unique one still refuses duplicates) but never chosen or hinted.
+ * https://www.mongodb.com/docs/manual/core/index-hidden/ */
+static bool
+modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bson_error_t *error)
+{
+   bson_iter_t it;
+   dj_index_t *ix = NULL;
+   bool hidden = false, has_hidden = false;
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (!strcmp (k, "name") && BSON_ITER_HOLDS_UTF8 (&it)) {
+         for (int i = 0; i < c->nindexes && !ix; i++) {
+            ix = !strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL)) ? &c->indexes[i] : NULL;
+         }
+      } else if (!strcmp (k, "keyPattern") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_t key;
+         const uint8_t *d;
+         uint32_t l;
+         bson_iter_document (&it, &l, &d);
+         bson_init_static (&key, d, l);
+         for (int i = 0; i < c->nindexes && !ix; i++) {
+            ix = bson_equal (c->indexes[i].key, &key) ? &c->indexes[i] : NULL;
+         }
+      } else if (!strcmp (k, "hidden") && BSON_ITER_HOLDS_BOOL (&it)) {
+         hidden = bson_iter_bool (&it);
+         has_hidden = true;
+      } else {
+         return dj_err (error, DJ_NotImplemented, "collMod of an index's '%s' is not supported by the embedded engine", k);
+      }
+   }
+   if (!ix) {
+      return dj_err (error, DJ_IndexNotFound, "cannot find index in collMod of %s", c->ns);
+   }
+   if (!has_hidden) {
+      return dj_err (error, DJ_InvalidOptions, "no index option to modify (hidden)");
+   }
+   if (ix->is_id && hidden) {
+      return dj_err (error, DJ_BadValue, "can't hide _id index");
+   }
+   bson_t *respec = bson_new ();
+   bson_iter_init (&it, ix->spec);
+   while (bson_iter_next (&it)) {
+      if (strcmp (bson_iter_key (&it), "hidden")) {
+         bson_append_iter (respec, NULL, 0, &it);
+      }
+   }
+   if (hidden) {
+      BSON_APPEND_BOOL (respec, "hidden", true);
+   }
+   BSON_APPEND_BOOL (reply, "hidden_old", ix->hidden);
+   BSON_APPEND_BOOL (reply, "hidden_new", hidden);
+   bson_destroy (ix->spec);
+   ix->spec = respec;
+   ix->hidden = hidden;
+   return dj_coll_save (ctx, c, error);
+}
+
 /* collMod: https://www.mongodb.com/docs/manual/reference/command/collMod/
  * The validation options only (validator, validationLevel,
  * validationAction), which apply to writes from then on: existing documents
@@ -88,10 +147,10 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
                                        "cappedMax", "dryRun", "writeConcern", NULL};
    dj_ctx_t ctx = {0};
    dj_coll_t *c = NULL;
-   bson_t changes = BSON_INITIALIZER;
+   bson_t changes = BSON_INITIALIZER, index_spec;
    bson_iter_t it;
    const char *name;
-   bool ok = false;
+   bool ok = false, has_index = false;
 
    if (!dj_cmd_target (cmd, db, known, &name, error)) {
       goto done;
@@ -102,6 +161,10 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       const char *k = bson_iter_key (&it);
       if (!strcmp (k, "validator") || !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
          bson_append_value (&changes, k, -1, bson_iter_value (&it));
+      } else if (!strcmp (k, "index")) {
+         if (!dj_cmd_get_doc (cmd, "index", &index_spec, &has_index, error)) {
+            goto done;
+         }
       } else {
          for (int i = 3; known[i]; i++) { /* the options after the validation ones */
             if (!strcmp (k, known[i]) && strcmp (k, "writeConcern")) {
@@ -120,7 +183,7 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       }
    }
    if (!dj_cmd_open (e, db, cmd, known, true, "ns does not exist: %s.%s", NULL, &ctx, &c, error) ||
-       !dj_coll_modify (&ctx, c, &changes, error)) {
+       !dj_coll_modify (&ctx, c, &changes, error) || (has_index && !modify_index (&ctx, c, &index_spec, reply, error))) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

@@ -233,6 +233,8 @@ dj_cmd_get_bool (const bson_t *cmd, const char *field, bool *out, bson_error_t *
    return true;
 }
 
+static bool hint_visible (const dj_coll_t *c, int index, bson_error_t *error);
+
 bool
 dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *error)
 {
@@ -245,7 +247,7 @@ dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *er
       for (int i = 0; c && i < c->nindexes; i++) {
          if (!strcmp (c->indexes[i].name, bson_iter_utf8 (&it, NULL))) {
             *index = i;
-            return true;
+            return hint_visible (c, i, error);
          }
       }
    } else if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
@@ -265,7 +267,7 @@ dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *er
       for (int i = 0; c && i < c->nindexes; i++) {
          if (bson_equal (c->indexes[i].key, &k)) {
             *index = i;
-            return true;
+            return hint_visible (c, i, error);
          }
       }
    } else {
@@ -275,6 +277,17 @@ dj_cmd_hint (const bson_t *cmd, const dj_coll_t *c, int *index, bson_error_t *er
       return true; /* a missing collection answers nothing, whatever the hint */
    }
    return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
+}
+
+/* A hint naming a hidden index is one naming no index, as mongod's.
+ * https://www.mongodb.com/docs/manual/core/index-hidden/ */
+static bool
+hint_visible (const dj_coll_t *c, int index, bson_error_t *error)
+{
+   if (c && index >= 0 && c->indexes[index].hidden) {
+      return dj_err (error, DJ_BadValue, "hint provided does not correspond to an existing index");
+   }
+   return true;
 }
 
 bool

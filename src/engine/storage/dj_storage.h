@@ -43,6 +43,7 @@ struct dj_index {
    bool *desc;         /* owned array of npaths */
    int npaths;
    bool unique, sparse, multikey, is_id;
+   bool hidden; /* kept up to date, never chosen or hinted (collMod index.hidden) */
    bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
    dj_matcher_t *partial; /* owned, may be NULL */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */

@@ -266,8 +266,8 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial) {
-         continue; /* would need proof that the filter implies the partial filter */
+      if (ix->partial || ix->hidden) {
+         continue; /* partial: would need proof that the filter implies the partial filter */
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -440,7 +440,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || strcmp (first_field (ix), field)) {
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || strcmp (first_field (ix), field)) {
          continue;
       }
       if (ix->desc[0]) {

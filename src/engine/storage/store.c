@@ -248,7 +248,14 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          /* refused rather than stored and never enforced */
          dj_err (error, DJ_CannotCreateIndex, "TTL indexes (expireAfterSeconds) are not supported by the embedded engine");
          goto fail;
-      } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "hidden") || !strcmp (f, "ns") ||
+      } else if (!strcmp (f, "hidden")) {
+         /* https://www.mongodb.com/docs/manual/core/index-hidden/ */
+         if (!BSON_ITER_HOLDS_BOOL (&it)) {
+            dj_err (error, DJ_TypeMismatch, "The field 'hidden' must be a boolean");
+            goto fail;
+         }
+         ix->hidden = bson_iter_bool (&it);
+      } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "ns") ||
                  !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
                  !strcmp (f, "default_language") || !strcmp (f, "language_override") || !strcmp (f, "textIndexVersion") ||
                  !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered")) {
