@@ -3,8 +3,12 @@
  * treat djongo-server as the primary of a one-member set:
  *
  *   - cluster time: every reply carries operationTime and $clusterTime
- *     {clusterTime: Timestamp, signature: {hash: BinData(0, 20 zero bytes),
- *     keyId: 0}} (unsigned: this server keeps no signing keys). The clock
+ *     {clusterTime: Timestamp, signature: {hash, keyId}}. With --auth the
+ *     hash is HMAC-SHA1 of the timestamp under a key made at start (mongod
+ *     signs with keys it keeps in admin.system.keys), and a $clusterTime a
+ *     client sends back must carry it (TimeProofMismatch otherwise), so a
+ *     client cannot move the clock; without --auth the hash is 20 zero
+ *     bytes and keyId 0, as an unauthenticated mongod's. The clock
  *     is a Timestamp (seconds, increment) that each write advances; reads
  *     answer with the last write's time, so a causally consistent session
  *     (afterClusterTime = an operationTime it saw) always finds its writes
@@ -20,7 +24,59 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
 #include "server-private.h"
+
+/* The signature of cluster time (t, i): 20 zero bytes without --auth. */
+static void
+sign_time (const struct dj_server *srv, uint32_t t, uint32_t i, uint8_t out[20])
+{
+   memset (out, 0, 20);
+   if (srv->users) {
+      uint8_t ts[8];
+      for (int k = 0; k < 4; k++) { /* the Timestamp as BSON lays it out: increment, then seconds (little-endian) */
+         ts[k] = (uint8_t) (i >> (8 * k));
+         ts[4 + k] = (uint8_t) (t >> (8 * k));
+      }
+      unsigned int len = 20;
+      HMAC (EVP_sha1 (), srv->clock_key, sizeof srv->clock_key, ts, sizeof ts, out, &len);
+   }
+}
+
+bool
+dj_cluster_time_check (struct dj_server *srv, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it, ct, f;
+   if (!srv->users || !bson_iter_init_find (&it, cmd, "$clusterTime") || !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      return true;
+   }
+   uint32_t t = 0, i = 0, len = 0;
+   const uint8_t *hash = NULL;
+   bson_subtype_t sub;
+   bson_iter_recurse (&it, &ct);
+   if (bson_iter_find (&ct, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP (&ct)) {
+      bson_iter_timestamp (&ct, &t, &i);
+   }
+   bson_iter_recurse (&it, &ct);
+   if (bson_iter_find_descendant (&ct, "signature.hash", &f) && BSON_ITER_HOLDS_BINARY (&f)) {
+      bson_iter_binary (&f, &sub, &len, &hash);
+   }
+   uint8_t want[20];
+   sign_time (srv, t, i, want);
+   if (hash && len == 20 && CRYPTO_memcmp (hash, want, 20) == 0) {
+      return true;
+   }
+   bson_init (reply);
+   BSON_APPEND_DOUBLE (reply, "ok", 0.0);
+   BSON_APPEND_UTF8 (reply, "errmsg", "$clusterTime is not signed by this server's key");
+   BSON_APPEND_INT32 (reply, "code", 204);
+   BSON_APPEND_UTF8 (reply, "codeName", "TimeProofMismatch");
+   return false;
+}
 
 bool
 dj_is_write_command (const char *name, const bson_t *cmd)
@@ -53,12 +109,14 @@ dj_is_write_command (const char *name, const bson_t *cmd)
    return !strcmp (bson_iter_key (&stage), "$out") || !strcmp (bson_iter_key (&stage), "$merge");
 }
 
-void
+bool
 dj_cluster_time_init (struct dj_server *srv)
 {
    pthread_mutex_init (&srv->clock_mu, NULL);
    srv->clock_secs = (uint32_t) time (NULL);
    srv->clock_inc = 1;
+   srv->clock_key_id = (int64_t) srv->clock_secs << 32 | 1;
+   return RAND_bytes (srv->clock_key, sizeof srv->clock_key) == 1;
 }
 
 void
@@ -89,13 +147,14 @@ dj_cluster_time_stamp (struct dj_server *srv, bool advance, bson_t *reply)
    t = srv->clock_secs;
    i = srv->clock_inc;
    pthread_mutex_unlock (&srv->clock_mu);
-   static const uint8_t no_hash[20] = {0};
+   uint8_t hash[20];
+   sign_time (srv, t, i, hash);
    bson_t ct, sig;
    BSON_APPEND_DOCUMENT_BEGIN (reply, "$clusterTime", &ct);
    BSON_APPEND_TIMESTAMP (&ct, "clusterTime", t, i);
    BSON_APPEND_DOCUMENT_BEGIN (&ct, "signature", &sig);
-   bson_append_binary (&sig, "hash", -1, BSON_SUBTYPE_BINARY, no_hash, sizeof no_hash);
-   BSON_APPEND_INT64 (&sig, "keyId", 0);
+   bson_append_binary (&sig, "hash", -1, BSON_SUBTYPE_BINARY, hash, sizeof hash);
+   BSON_APPEND_INT64 (&sig, "keyId", srv->users ? srv->clock_key_id : 0);
    bson_append_document_end (&ct, &sig);
    bson_append_document_end (reply, &ct);
    BSON_APPEND_TIMESTAMP (reply, "operationTime", t, i);

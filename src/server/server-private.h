@@ -56,6 +56,8 @@ struct dj_server {
    dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
    pthread_mutex_t clock_mu;  /* guards clock_secs, clock_inc: the cluster time */
    uint32_t clock_secs, clock_inc;
+   uint8_t clock_key[20];     /* with --auth: the HMAC-SHA1 key $clusterTime is signed with (random per start) */
+   int64_t clock_key_id;
    dj_engine_t *engine; /* owned */
    dj_sessions_t *sessions; /* owned */
    dj_users_t *users;   /* owned: --auth's users (NULL: no authentication) */
@@ -100,10 +102,13 @@ bool dj_users_command (struct dj_server *srv, const char *db, const char *name, 
 /* replset.c */
 /* Does the command write (so advance the cluster time)? */
 bool dj_is_write_command (const char *name, const bson_t *cmd);
-void dj_cluster_time_init (struct dj_server *srv);
+bool dj_cluster_time_init (struct dj_server *srv); /* false: no random bytes for the signing key */
 /* Appends $clusterTime and operationTime to reply, advancing the clock
  * first when the command wrote. */
 void dj_cluster_time_stamp (struct dj_server *srv, bool advance, bson_t *reply);
+/* With --auth, a $clusterTime the client sends must carry this server's
+ * signature: false with reply set to TimeProofMismatch (204) otherwise. */
+bool dj_cluster_time_check (struct dj_server *srv, const bson_t *cmd, bson_t *reply);
 /* The cluster time now (the last write's), without advancing it. */
 void dj_cluster_time_now (struct dj_server *srv, uint32_t *t, uint32_t *i);
 /* Appends writeConcernError to a successful reply whose command asked for

@@ -136,6 +136,12 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
          return true;
       }
    }
+   if (!dj_cluster_time_check (srv, cmd, reply)) {
+      if (fired) {
+         dj_fail_action_cleanup (&fa);
+      }
+      return true; /* a $clusterTime this server did not sign */
+   }
    bool in_txn = bson_has_field (cmd, "autocommit");
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
@@ -447,7 +453,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->test_commands = opts->test_commands;
    srv->failpoint = dj_failpoint_new ();
    srv->txn_write_fp = dj_failpoint_new ();
-   dj_cluster_time_init (srv);
+   bool clock_ok = dj_cluster_time_init (srv);
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
    srv->wake[0] = srv->wake[1] = -1;
@@ -462,6 +468,10 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
       goto fail;
    }
    srv->sessions = dj_sessions_new (srv->engine, srv);
+   if (!clock_ok) {
+      dj_error_set (error, DJ_DOMAIN_STORAGE, EIO, "no random bytes for the cluster-time signing key");
+      goto fail;
+   }
    if (opts->auth_file && !(srv->users = dj_users_load (opts->auth_file, error))) {
       goto fail;
    }

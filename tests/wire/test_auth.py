@@ -5,9 +5,12 @@ import base64
 import hashlib
 import hmac
 import os
+import socket
 import stat
+import struct
 import subprocess
 
+import bson
 import pymongo
 import pytest
 from bson.binary import Binary
@@ -171,3 +174,28 @@ def test_user_management_commands(auth_server, tmp_path):
         with pytest.raises(OperationFailure) as e:
             anon.admin.command("createUser", "mallory", pwd="x", roles=[])
         assert e.value.code == 13  # only an authenticated user manages users
+
+
+def test_cluster_time_is_signed_under_auth(auth_server, server):
+    """With --auth, $clusterTime carries an HMAC of the time under the
+    server's key, and one a client forges is refused (TimeProofMismatch),
+    so no client can move the clock; without --auth it is unsigned, as an
+    unauthenticated mongod's."""
+    from bson import Int64, Timestamp
+    with client(auth_server, "alice:s3cret!pw@") as a:
+        ct = a.admin.command("ping")["$clusterTime"]
+        assert bytes(ct["signature"]["hash"]) != bytes(20) and ct["signature"]["keyId"] != 0
+        a.db.c.insert_one({"x": 1})  # pymongo sends the signed time back: accepted
+        forged = {"clusterTime": Timestamp(ct["clusterTime"].time + 100000, 1),
+                  "signature": {"hash": Binary(bytes(20)), "keyId": Int64(ct["signature"]["keyId"])}}
+    # (pymongo puts its own $clusterTime into what it sends: the forged one goes over a socket of our own)
+    sock = socket.create_connection(("127.0.0.1", auth_server.port))
+    for ct_sent, code in ((forged, 204), (ct, None)):
+        body = struct.pack("<I", 0) + b"\x00" + bson.encode({"ping": 1, "$db": "admin", "$clusterTime": ct_sent})
+        sock.sendall(struct.pack("<iiii", 16 + len(body), 1, 0, 2013) + body)
+        head = sock.recv(16, socket.MSG_WAITALL)
+        rest = sock.recv(struct.unpack("<i", head[:4])[0] - 16, socket.MSG_WAITALL)
+        assert bson.decode(rest[5:]).get("code") == code  # the forged one refused, the signed one taken
+    with pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000) as c:
+        ct = c.admin.command("ping")["$clusterTime"]
+        assert bytes(ct["signature"]["hash"]) == bytes(20) and ct["signature"]["keyId"] == 0
