@@ -161,6 +161,11 @@ def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN):
     return Connection(host, db, autocommit, tables)
 
 
+
+def _c_flag(name, doc):
+    """A Connection property that is the C connection's flag of that name."""
+    return property(lambda self: getattr(self._c, name), lambda self, on: setattr(self._c, name, bool(on)), doc=doc)
+
 class Connection:
     def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN):
         self._c = _driver.Connection(host, db, autocommit, tables)
@@ -226,23 +231,8 @@ class Connection:
             cursor["firstBatch"], cursor["id"] = docs, 0
         return reply
 
-    @property
-    def trace(self):
-        """Keep each statement's MongoDB commands (Cursor.last_commands)."""
-        return self._c.trace
-
-    @trace.setter
-    def trace(self, on):
-        self._c.trace = bool(on)
-
-    @property
-    def fk_checks(self):
-        """Whether writes check FOREIGN KEYs (src/exec/constraint.c)."""
-        return self._c.fk_checks
-
-    @fk_checks.setter
-    def fk_checks(self, on):
-        self._c.fk_checks = bool(on)
+    trace = _c_flag("trace", "Keep each statement's MongoDB commands (Cursor.last_commands).")
+    fk_checks = _c_flag("fk_checks", "Whether writes check FOREIGN KEYs (src/exec/constraint.c).")
 
     @property
     def in_transaction(self):

@@ -23,18 +23,23 @@ from django.utils.dateparse import parse_date, parse_datetime, parse_duration, p
 from djongo._values import UNDEFINED
 
 
-def _sql_literal(value):
-    """A parameter as the SQL literal SQLite's QUOTE() would write."""
+def sql_literal(value, binary=True):
+    """A value as djongo's dialect writes it literally: in connection.queries
+    (the SQL as run, parameters written in) and in DDL text (sqlmigrate,
+    defaults; schema.py, where binary=False: a binary default cannot be
+    written as SQL text). Booleans are the dialect's true/false."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
-        return "1" if value else "0"
+        return "true" if value else "false"
     if isinstance(value, (int, float, decimal.Decimal)):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
+        if not binary:
+            raise ValueError("binary defaults cannot be written as SQL text")
         return "X'%s'" % bytes(value).hex().upper()
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        value = value.isoformat(" ") if isinstance(value, datetime.datetime) else value.isoformat()
+        value = value.isoformat()
     return "'%s'" % str(value).replace("'", "''")
 
 
@@ -170,7 +175,7 @@ class DatabaseOperations(BaseDatabaseOperations):
         if not params:
             return sql if params is None else sql.replace("%%", "%")
         try:
-            return sql % tuple(_sql_literal(p) for p in params)
+            return sql % tuple(sql_literal(p) for p in params)
         except (TypeError, ValueError):  # a placeholder count Django did not make
             return "%s -- params %r" % (sql, tuple(params))
 

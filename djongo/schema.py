@@ -18,11 +18,11 @@ collection's validator; foreign keys are recorded with the table, for
 introspection and connection.check_constraints() (Django's collector does
 the cascades).
 """
-import datetime
-import decimal
 import logging
 
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+
+from djongo.operations import sql_literal
 
 logger = logging.getLogger("djongo")
 
@@ -116,17 +116,7 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     def quote_value(self, value):
         """Renders a value as a SQL literal (for sqlmigrate's output and
         defaults written into DDL text); statements run bind values."""
-        if value is None:
-            return "NULL"
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, (int, float, decimal.Decimal)):
-            return str(value)
-        if isinstance(value, (datetime.date, datetime.time, datetime.datetime)):
-            return "'%s'" % value.isoformat()
-        if isinstance(value, (bytes, bytearray, memoryview)):
-            raise ValueError("binary defaults cannot be written as SQL text")
-        return "'%s'" % str(value).replace("'", "''")
+        return sql_literal(value, binary=False)
 
     def prepare_default(self, value):
         return self.quote_value(value)
