@@ -11,7 +11,6 @@
 
 #include "parse-private.h"
 
-static dj_expr_t *parse_sum (parser_t *p);
 
 /* expr [, expr ...] appended to `list`: window partitions, GROUP BY,
  * function arguments and IN lists are all this. */
@@ -532,20 +531,28 @@ chain_op (const parser_t *p, const binop_t *ops)
    return NULL;
 }
 
+/* The binary operator levels, loosest first; past the last, a unary term. */
+static const binop_t *const levels[] = {bit_ops, sum_ops, prod_ops, pow_ops};
+enum { LEVEL_BITS, LEVEL_SUM, LEVEL_PROD, LEVEL_POW, NLEVELS };
+
+/* A left-associative chain of level's operators over the next level's terms. */
 static dj_expr_t *
-parse_left_chain (parser_t *p, dj_expr_t *(*operand) (parser_t *), const binop_t *ops)
+parse_level (parser_t *p, int level)
 {
+   if (level == NLEVELS) {
+      return sql_parse_unary (p);
+   }
    int chain = 0;
-   dj_expr_t *e = operand (p);
+   dj_expr_t *e = parse_level (p, level + 1);
    const binop_t *o;
-   while (e && (o = chain_op (p, ops))) {
+   while (e && (o = chain_op (p, levels[level]))) {
       if (!sql_enter (p)) {
          e = NULL;
          break;
       }
       chain++;
       sql_advance (p);
-      dj_expr_t *b = operand (p);
+      dj_expr_t *b = parse_level (p, level + 1);
       e = b ? binary (p, o->op, e, b) : NULL;
    }
    p->depth -= chain;
@@ -553,27 +560,9 @@ parse_left_chain (parser_t *p, dj_expr_t *(*operand) (parser_t *), const binop_t
 }
 
 static dj_expr_t *
-parse_pow (parser_t *p)
-{
-   return parse_left_chain (p, sql_parse_unary, pow_ops);
-}
-
-static dj_expr_t *
-parse_prod (parser_t *p)
-{
-   return parse_left_chain (p, parse_pow, prod_ops);
-}
-
-static dj_expr_t *
-parse_sum (parser_t *p)
-{
-   return parse_left_chain (p, parse_prod, sum_ops);
-}
-
-static dj_expr_t *
 parse_bits (parser_t *p)
 {
-   return parse_left_chain (p, parse_sum, bit_ops);
+   return parse_level (p, LEVEL_BITS);
 }
 
 static dj_expr_t *
