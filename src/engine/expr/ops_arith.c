@@ -207,11 +207,20 @@ op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
                (b->value_type == BSON_TYPE_INT32 || b->value_type == BSON_TYPE_INT64) && y >= 0;
    double r = pow (x, y);
    if (ints && fabs (r) < 9.2e18) {
-      /* exact integer power when it fits */
-      int64_t base = (int64_t) x, res = 1;
+      /* exact integer power when it fits, by squaring: O(log y) steps even
+       * for $pow: [1, 2^63-1]. While bits remain, the square is used later,
+       * so its overflow is the result's. */
+      int64_t base = as_i64 (a), res = 1;
+      uint64_t k = (uint64_t) as_i64 (b);
       bool ovf = false;
-      for (int64_t k = 0; k < (int64_t) y && !ovf; k++) {
-         ovf = __builtin_mul_overflow (res, base, &res);
+      while (k && !ovf) {
+         if (k & 1) {
+            ovf = __builtin_mul_overflow (res, base, &res);
+         }
+         k >>= 1;
+         if (k && !ovf) {
+            ovf = __builtin_mul_overflow (base, base, &base);
+         }
       }
       if (!ovf) {
          set_int_like (out, res, a, b);
