@@ -521,6 +521,9 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
       } else if (reduce && !strcmp (k, "in")) {
          kid_scope = &inner2;
       }
+      /* a parameter given twice: the last one counts, as in MongoDB's parsers
+       * (each keeps the last element it saw for a name) */
+      dj_expr_destroy (e->args[slot]);
       e->args[slot] = parse (bson_iter_value (&it), kid_scope, error);
       if (!e->args[slot]) {
          return xdrop (e);
