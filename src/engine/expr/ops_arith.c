@@ -64,18 +64,19 @@ set_double_like (bson_value_t *out, double d, bool decimal)
 
 /* A date `ms` milliseconds from the epoch, where ms is any number; a value
  * no int64 holds (NaN, infinities, beyond +-2^63) is MongoDB's Overflow
- * "date overflow in $add" (or $subtract) rather than an undefined conversion. */
+ * ("date overflow in $add"; $subtract's says "date overflow") rather than
+ * an undefined conversion. */
 static bool
-date_from_number (dj_eval_t *ev, const char *opname, const bson_value_t *ms, int64_t *out)
+date_from_number (dj_eval_t *ev, const char *where, const bson_value_t *ms, int64_t *out)
 {
    if (ms->value_type == BSON_TYPE_INT32 || ms->value_type == BSON_TYPE_INT64) {
       *out = as_i64 (ms);
       return true;
    }
-   double d = nearbyint (dj_value_as_double (ms));
+   double d = round (dj_value_as_double (ms)); /* llround's rounding, as MongoDB */
    /* 2^63 is exact in a double; every double below it converts */
    if (!isfinite (d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) {
-      return x_fail (ev, DJ_Overflow, "date overflow in %s", opname);
+      return x_fail (ev, DJ_Overflow, "date overflow%s", where);
    }
    *out = (int64_t) d;
    return true;
@@ -116,7 +117,7 @@ op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    }
    if (have_date) {
       int64_t ms = 0;
-      if (!date_from_number (ev, "$add", &acc, &ms)) {
+      if (!date_from_number (ev, " in $add", &acc, &ms)) {
          return false;
       }
       set_date (out, ms);
@@ -134,18 +135,18 @@ op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
    if (a->value_type == BSON_TYPE_DATE_TIME && b->value_type == BSON_TYPE_DATE_TIME) {
       int64_t r;
       if (__builtin_sub_overflow (a->value.v_datetime, b->value.v_datetime, &r)) {
-         return x_fail (ev, DJ_Overflow, "date overflow in $subtract");
+         return x_fail (ev, DJ_Overflow, "date overflow");
       }
       set_long (out, r);
       return true;
    }
    if (a->value_type == BSON_TYPE_DATE_TIME && isnum (b)) {
       int64_t ms = 0, r;
-      if (!date_from_number (ev, "$subtract", b, &ms)) {
+      if (!date_from_number (ev, "", b, &ms)) {
          return false;
       }
       if (__builtin_sub_overflow (a->value.v_datetime, ms, &r)) {
-         return x_fail (ev, DJ_Overflow, "date overflow in $subtract");
+         return x_fail (ev, DJ_Overflow, "date overflow");
       }
       set_date (out, r);
       return true;
