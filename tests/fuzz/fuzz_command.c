@@ -1,7 +1,7 @@
 /*
  * fuzz_command -- libFuzzer harness: the engine's command API,
  * dj_engine_run_command (src/engine/dj_engine.h). The input is Extended JSON
- * text, parsed by libbson as the value of {"c": <input>}: a document is one
+ * text, parsed by libbson as the value of {"v": <input>}: a document is one
  * command, an array runs its documents in turn (up to 8; state carries from
  * one to the next, so an insert can feed the find after it). A command's
  * "$db" string, when it has one, names the database (as the wire server
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "dj_engine.h"
+#include "fuzz_json.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -172,33 +173,23 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
    if (!engine) {
       open_and_seed ();
    }
-   size_t n = size + 8;
-   char *text = malloc (n);
-   memcpy (text, "{\"c\": ", 6);
-   memcpy (text + 6, data, size);
-   memcpy (text + 6 + size, "}", 2);
    bson_t wrapper;
-   bson_error_t error;
-   bool parsed = bson_init_from_json (&wrapper, text, (ssize_t) (size + 7), &error);
-   free (text);
-   if (parsed) {
-      bson_iter_t it, el;
-      if (bson_iter_init_find (&it, &wrapper, "c")) {
-         const uint8_t *d;
-         uint32_t l;
-         bson_t cmd;
-         if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
-            bson_iter_document (&it, &l, &d);
-            if (bson_init_static (&cmd, d, l)) {
-               run_one (&cmd);
-            }
-         } else if (BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &el)) {
-            for (int i = 0; i < MAX_COMMANDS && bson_iter_next (&el); i++) {
-               if (BSON_ITER_HOLDS_DOCUMENT (&el)) {
-                  bson_iter_document (&el, &l, &d);
-                  if (bson_init_static (&cmd, d, l)) {
-                     run_one (&cmd);
-                  }
+   bson_iter_t it, el;
+   if (fuzz_json_value (data, size, &wrapper, &it)) {
+      const uint8_t *d;
+      uint32_t l;
+      bson_t cmd;
+      if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_iter_document (&it, &l, &d);
+         if (bson_init_static (&cmd, d, l)) {
+            run_one (&cmd);
+         }
+      } else if (BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &el)) {
+         for (int i = 0; i < MAX_COMMANDS && bson_iter_next (&el); i++) {
+            if (BSON_ITER_HOLDS_DOCUMENT (&el)) {
+               bson_iter_document (&el, &l, &d);
+               if (bson_init_static (&cmd, d, l)) {
+                  run_one (&cmd);
                }
             }
          }

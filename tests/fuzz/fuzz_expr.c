@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dj_expr.h"
+#include "fuzz_json.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -70,40 +71,31 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       init ();
    }
    /* {"v": <input>}: the input may be any value, not only a document */
-   size_t n = size + 8;
-   char *text = malloc (n);
-   memcpy (text, "{\"v\": ", 6);
-   memcpy (text + 6, data, size);
-   memcpy (text + 6 + size, "}", 2);
    bson_t wrapper;
+   bson_iter_t it;
    bson_error_t error;
-   bool parsed = bson_init_from_json (&wrapper, text, (ssize_t) (size + 7), &error);
-   free (text);
-   if (!parsed) {
+   if (!fuzz_json_value (data, size, &wrapper, &it)) {
       return 0;
    }
-   bson_iter_t it;
-   if (bson_iter_init_find (&it, &wrapper, "v")) {
-      dj_vscope_t scope = {"outer", NULL}; /* one variable a command's `let` would bind */
-      dj_expr_t *e = dj_expr_parse (bson_iter_value (&it), &scope, &error);
-      if (e) {
-         for (size_t i = 0; i < NDOCS; i++) {
-            dj_eval_t ev;
-            dj_eval_init (&ev, arena, docs[i], 1600000000000, &error);
-            ev.vars[0].name = "outer";
-            ev.vars[0].value = *bson_iter_value (&it);
-            ev.nvars = 1;
-            bson_value_t out;
-            if (dj_expr_eval (e, &ev, &out) && out.value_type != BSON_TYPE_EOD) {
-               /* the result must be a value a document can hold */
-               bson_t r = BSON_INITIALIZER;
-               bson_append_value (&r, "r", 1, &out);
-               bson_destroy (&r);
-            }
-            dj_arena_reset (arena);
+   dj_vscope_t scope = {"outer", NULL}; /* one variable a command's `let` would bind */
+   dj_expr_t *e = dj_expr_parse (bson_iter_value (&it), &scope, &error);
+   if (e) {
+      for (size_t i = 0; i < NDOCS; i++) {
+         dj_eval_t ev;
+         dj_eval_init (&ev, arena, docs[i], 1600000000000, &error);
+         ev.vars[0].name = "outer";
+         ev.vars[0].value = *bson_iter_value (&it);
+         ev.nvars = 1;
+         bson_value_t out;
+         if (dj_expr_eval (e, &ev, &out) && out.value_type != BSON_TYPE_EOD) {
+            /* the result must be a value a document can hold */
+            bson_t r = BSON_INITIALIZER;
+            bson_append_value (&r, "r", 1, &out);
+            bson_destroy (&r);
          }
-         dj_expr_destroy (e);
+         dj_arena_reset (arena);
       }
+      dj_expr_destroy (e);
    }
    bson_destroy (&wrapper);
    return 0;

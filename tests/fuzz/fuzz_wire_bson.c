@@ -25,6 +25,7 @@
 #include "dj_buf.h"
 #include "dj_bson_depth.h"
 #include "dj_wire.h"
+#include "fuzz_wire.h"
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
@@ -357,22 +358,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       patch32 (&b, 0, (uint32_t) b.len);
    }
 
-   dj_wire_header_t h;
-   bson_error_t error;
-   if (dj_wire_read_header (b.data, &h, &error)) {
-      /* the server reads exactly `length` bytes into a buffer of that size */
-      uint8_t *msg = malloc (b.len);
-      memcpy (msg, b.data, b.len);
-      dj_wire_request_t req;
-      if (dj_wire_parse (&h, msg + DJ_WIRE_HEADER, b.len - DJ_WIRE_HEADER, &req, &error)) {
-         dj_buf_t out;
-         dj_buf_init (&out);
-         dj_wire_reply (&h, &req, req.cmd, 1, &out);
-         dj_buf_cleanup (&out);
-         dj_wire_request_cleanup (&req);
-      }
-      free (msg);
-   }
+   fuzz_wire_message (b.data, b.len);
    dj_buf_cleanup (&b);
    return 0;
 }
