@@ -61,7 +61,7 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    int64_t from, count;
    if (e->nargs == 2) {
       from = x >= 0 ? 0 : (int64_t) l.n + x;
-      count = x >= 0 ? x : -x;
+      count = x >= 0 ? x : x == INT64_MIN ? INT64_MAX : -x;
    } else {
       if (y <= 0) {
          return x_fail (ev, 28729, "Third argument to $slice must be positive: %" PRId64, y);
@@ -75,7 +75,8 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    if (from > (int64_t) l.n) {
       from = l.n;
    }
-   if (from + count > (int64_t) l.n) {
+   /* count may be near 2^63: compare without adding */
+   if (count > (int64_t) l.n - from) {
       count = (int64_t) l.n - from;
    }
    x_list_value (ev, l.v + from, (uint32_t) count, out);
