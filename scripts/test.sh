@@ -48,6 +48,9 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/sql/test_plan_cache" 2>&1)"
   tally "$("$b/tests/fuzz/replay_sql" tests/fuzz/corpus/sql 2>&1)"
   tally "$("$b/tests/fuzz/replay_wire" tests/fuzz/corpus/wire 2>&1)"
+  tally "$("$b/tests/fuzz/replay_wire_bson" tests/fuzz/corpus/wire_bson 2>&1)"
+  tally "$("$b/tests/fuzz/replay_command" tests/fuzz/corpus/command 2>&1)"
+  tally "$("$b/tests/fuzz/replay_expr" tests/fuzz/corpus/expr 2>&1)"
   tally "$("$b/tests/wire/test_mongoc" 2>&1)"
 }
 

@@ -60,6 +60,7 @@ enum {
    DJ_OperationFailed = 96,
    DJ_WriteConflict = 112,
    DJ_CommandNotSupported = 115,
+   DJ_ExceededMemoryLimit = 146,
    DJ_ViewDepthLimitExceeded = 149,
    DJ_CommandNotSupportedOnView = 166,
    DJ_OptionNotSupportedOnView = 167,

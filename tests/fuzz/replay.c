@@ -3,7 +3,7 @@
  * SQLite's fuzzcheck does: crashes, sanitizer reports and leaks show up in
  * the test command's normal and ASan+UBSan builds without needing clang.
  *
- *   replay DIR|FILE ...     prints "replay: N passed, 0 failed"
+ *   replay_TARGET DIR|FILE ...     prints "replay_TARGET: N passed, 0 failed"
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -20,12 +20,15 @@ static void
 one (const char *path)
 {
    FILE *f = fopen (path, "rb");
-   if (!f) {
+   struct stat st;
+   if (!f || fstat (fileno (f), &st) != 0) {
       fprintf (stderr, "replay: cannot open %s\n", path);
       exit (1);
    }
-   uint8_t *buf = malloc (1 << 20);
-   size_t n = fread (buf, 1, 1 << 20, f);
+   /* the whole file: the wire corpus holds messages above 16 MiB */
+   size_t size = (size_t) st.st_size;
+   uint8_t *buf = malloc (size ? size : 1);
+   size_t n = fread (buf, 1, size, f);
    fclose (f);
    LLVMFuzzerTestOneInput (buf, n);
    free (buf);
@@ -55,6 +58,7 @@ main (int argc, char **argv)
       }
    }
    /* a crash or sanitizer report never gets here */
-   printf ("replay: %d passed, 0 failed\n", count);
+   const char *name = strrchr (argv[0], '/');
+   printf ("%s: %d passed, 0 failed\n", name ? name + 1 : argv[0], count);
    return 0;
 }

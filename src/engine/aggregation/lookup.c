@@ -365,14 +365,17 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    if (s->local && s->str2) {
       /* the foreign side, once: a hash table on foreignField */
       dj_path_t fp;
-      ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error) &&
-           dj_path_init (&lp, s->local, strlen (s->local), r->error);
+      ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error);
       if (ok) {
-         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
-         have_all = true;
+         /* a bad localField after a good foreignField: fp is freed all the same */
+         ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
          if (ok) {
-            jtable_build (&jt, &foreign_all, &fp);
-            joined = true;
+            ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
+            have_all = true;
+            if (ok) {
+               jtable_build (&jt, &foreign_all, &fp);
+               joined = true;
+            }
          }
          dj_path_cleanup (&fp);
       }

@@ -656,7 +656,10 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                   if (!strcmp (fk, "window")) {
                      bson_iter_t wi;
                      w->has_window = true;
-                     bson_iter_recurse (&fi, &wi);
+                     /* not a document: nothing to recurse into (the iterator would be garbage) */
+                     if (!BSON_ITER_HOLDS_DOCUMENT (&fi) || !bson_iter_recurse (&fi, &wi)) {
+                        return dj_err (error, DJ_FailedToParse, "'window' field must be an object");
+                     }
                      while (bson_iter_next (&wi)) {
                         const char *wk = bson_iter_key (&wi);
                         if (!strcmp (wk, "documents") || !strcmp (wk, "range")) {

@@ -557,6 +557,9 @@ parse_named (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t 
       } else if (reduce && !strcmp (k, "in")) {
          kid_scope = &inner2;
       }
+      /* a parameter given twice: the last one counts, as in MongoDB's parsers
+       * (each keeps the last element it saw for a name) */
+      dj_expr_destroy (e->args[slot]);
       e->args[slot] = parse (bson_iter_value (&it), kid_scope, error);
       if (!e->args[slot]) {
          return xdrop (e);
@@ -675,9 +678,12 @@ parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t
             }
             bson_iter_recurse (&bi, &ci);
             while (bson_iter_next (&ci)) {
+               /* a case or then given twice: the last counts (as for named parameters) */
                if (!strcmp (bson_iter_key (&ci), "case")) {
+                  dj_expr_destroy (c);
                   c = parse (bson_iter_value (&ci), scope, error);
                } else if (!strcmp (bson_iter_key (&ci), "then")) {
+                  dj_expr_destroy (t);
                   t = parse (bson_iter_value (&ci), scope, error);
                } else {
                   dj_err (error, 40063, "$switch found an unknown argument to a branch: %s", bson_iter_key (&ci));
@@ -698,6 +704,7 @@ parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t
             xadd (e, t);
          }
       } else if (!strcmp (k, "default")) {
+         dj_expr_destroy (dflt);
          dflt = parse (bson_iter_value (&it), scope, error);
          if (!dflt) {
             goto switch_fail;

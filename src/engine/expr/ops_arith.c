@@ -62,6 +62,26 @@ set_double_like (bson_value_t *out, double d, bool decimal)
    }
 }
 
+/* A date `ms` milliseconds from the epoch, where ms is any number; a value
+ * no int64 holds (NaN, infinities, beyond +-2^63) is MongoDB's Overflow
+ * ("date overflow in $add"; $subtract's says "date overflow") rather than
+ * an undefined conversion. */
+static bool
+date_from_number (dj_eval_t *ev, const char *where, const bson_value_t *ms, int64_t *out)
+{
+   if (ms->value_type == BSON_TYPE_INT32 || ms->value_type == BSON_TYPE_INT64) {
+      *out = as_i64 (ms);
+      return true;
+   }
+   double d = round (dj_value_as_double (ms)); /* llround's rounding, as MongoDB */
+   /* 2^63 is exact in a double; every double below it converts */
+   if (!isfinite (d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0) {
+      return x_fail (ev, DJ_Overflow, "date overflow%s", where);
+   }
+   *out = (int64_t) d;
+   return true;
+}
+
 /* $add (aux '+') and $multiply (aux '*') */
 bool
 op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
@@ -96,9 +116,11 @@ op_add (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       return true;
    }
    if (have_date) {
-      double d = dj_value_as_double (&acc);
-      set_date (out, acc.value_type == BSON_TYPE_INT64 || acc.value_type == BSON_TYPE_INT32 ? as_i64 (&acc)
-                                                                                            : (int64_t) llround (d));
+      int64_t ms = 0;
+      if (!date_from_number (ev, " in $add", &acc, &ms)) {
+         return false;
+      }
+      set_date (out, ms);
       return true;
    }
    *out = acc;
@@ -111,11 +133,22 @@ op_subtract (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
    (void) e;
    bson_value_t *a = &v[0], *b = &v[1];
    if (a->value_type == BSON_TYPE_DATE_TIME && b->value_type == BSON_TYPE_DATE_TIME) {
-      set_long (out, a->value.v_datetime - b->value.v_datetime);
+      int64_t r;
+      if (__builtin_sub_overflow (a->value.v_datetime, b->value.v_datetime, &r)) {
+         return x_fail (ev, DJ_Overflow, "date overflow");
+      }
+      set_long (out, r);
       return true;
    }
    if (a->value_type == BSON_TYPE_DATE_TIME && isnum (b)) {
-      set_date (out, a->value.v_datetime - (int64_t) llround (dj_value_as_double (b)));
+      int64_t ms = 0, r;
+      if (!date_from_number (ev, "", b, &ms)) {
+         return false;
+      }
+      if (__builtin_sub_overflow (a->value.v_datetime, ms, &r)) {
+         return x_fail (ev, DJ_Overflow, "date overflow");
+      }
+      set_date (out, r);
       return true;
    }
    if (!isnum (a) || !isnum (b)) {
@@ -175,11 +208,20 @@ op_pow (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
                (b->value_type == BSON_TYPE_INT32 || b->value_type == BSON_TYPE_INT64) && y >= 0;
    double r = pow (x, y);
    if (ints && fabs (r) < 9.2e18) {
-      /* exact integer power when it fits */
-      int64_t base = (int64_t) x, res = 1;
+      /* exact integer power when it fits, by squaring: O(log y) steps even
+       * for $pow: [1, 2^63-1]. While bits remain, the square is used later,
+       * so its overflow is the result's. */
+      int64_t base = as_i64 (a), res = 1;
+      uint64_t k = (uint64_t) as_i64 (b);
       bool ovf = false;
-      for (int64_t k = 0; k < (int64_t) y && !ovf; k++) {
-         ovf = __builtin_mul_overflow (res, base, &res);
+      while (k && !ovf) {
+         if (k & 1) {
+            ovf = __builtin_mul_overflow (res, base, &res);
+         }
+         k >>= 1;
+         if (k && !ovf) {
+            ovf = __builtin_mul_overflow (base, base, &base);
+         }
       }
       if (!ovf) {
          set_int_like (out, res, a, b);

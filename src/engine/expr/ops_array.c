@@ -61,7 +61,7 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    int64_t from, count;
    if (e->nargs == 2) {
       from = x >= 0 ? 0 : (int64_t) l.n + x;
-      count = x >= 0 ? x : -x;
+      count = x >= 0 ? x : x == INT64_MIN ? INT64_MAX : -x;
    } else {
       if (y <= 0) {
          return x_fail (ev, 28729, "Third argument to $slice must be positive: %" PRId64, y);
@@ -75,7 +75,8 @@ op_slice (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    if (from > (int64_t) l.n) {
       from = l.n;
    }
-   if (from + count > (int64_t) l.n) {
+   /* count may be near 2^63: compare without adding */
+   if (count > (int64_t) l.n - from) {
       count = (int64_t) l.n - from;
    }
    x_list_value (ev, l.v + from, (uint32_t) count, out);
@@ -153,32 +154,57 @@ op_reduce (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
    return true;
 }
 
-/* start, end, step */
+/* start, end, step: each an integral number an int32 holds; the array's
+ * size is bounded as MongoDB bounds it (internalQueryMaxRangeBytes, 64 MiB,
+ * at 16 bytes a value plus the vector's 24), checked before it is built.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/range/ */
+#define RANGE_MAX_BYTES 67108864
+static bool
+range_arg (dj_eval_t *ev, const bson_value_t *v, const char *what, uint32_t type_code, int64_t *out)
+{
+   if (!isnum (v)) {
+      return x_fail (ev, type_code, "$range requires a numeric %s value, found value of type: %s", what, tname (v));
+   }
+   if (!dj_value_as_int64_exact (v, out) || *out < INT32_MIN || *out > INT32_MAX) {
+      char s[BSON_DECIMAL128_STRING];
+      if (v->value_type == BSON_TYPE_DECIMAL128) {
+         bson_decimal128_to_string (&v->value.v_decimal128, s);
+      } else if (v->value_type == BSON_TYPE_DOUBLE) {
+         snprintf (s, sizeof s, "%.15g", v->value.v_double);
+      } else {
+         snprintf (s, sizeof s, "%" PRId64, *out);
+      }
+      return x_fail (ev, type_code + 1, "$range requires a%s %s value that can be represented as a 32-bit integer, found value: %s",
+                     what[0] == 'e' ? "n" : "", what, s);
+   }
+   return true;
+}
+
 bool
 op_range (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    (void) e;
    int64_t from, to, step = 1;
-   if (!dj_value_as_int64_exact (&v[0], &from) || !isnum (&v[0])) {
-      return x_fail (ev, 34443, "$range requires a numeric starting value, found value of type: %s", tname (&v[0]));
+   if (!range_arg (ev, &v[0], "starting", 34443, &from) || !range_arg (ev, &v[1], "ending", 34445, &to)) {
+      return false;
    }
-   if (!dj_value_as_int64_exact (&v[1], &to) || !isnum (&v[1])) {
-      return x_fail (ev, 34445, "$range requires a numeric ending value, found value of type: %s", tname (&v[1]));
-   }
-   if (v[2].value_type != BSON_TYPE_EOD && (!isnum (&v[2]) || !dj_value_as_int64_exact (&v[2], &step))) {
-      return x_fail (ev, 34447, "$range requires a numeric step value, found value of type: %s", tname (&v[2]));
+   if (v[2].value_type != BSON_TYPE_EOD && !range_arg (ev, &v[2], "step", 34447, &step)) {
+      return false;
    }
    if (step == 0) {
       return x_fail (ev, 34449, "$range requires a non-zero step value");
+   }
+   int64_t steps = (to - from) / step, length = steps >= 0 ? 1 + steps : 0;
+   int64_t need = 24 + length * 16;
+   if (need >= RANGE_MAX_BYTES) {
+      return x_fail (ev, DJ_ExceededMemoryLimit,
+                     "$range would use too much memory (%" PRId64 " bytes) and cannot spill to disk. Memory limit: %d bytes", need,
+                     RANGE_MAX_BYTES);
    }
    bson_t arr = BSON_INITIALIZER;
    uint32_t k = 0;
    char buf[16];
    for (int64_t x = from; step > 0 ? x < to : x > to; x += step) {
-      if (k >= 10000000) {
-         bson_destroy (&arr);
-         return x_fail (ev, 146, "$range would use too much memory");
-      }
       bson_append_int32 (&arr, dj_array_key (k++, buf), -1, (int32_t) x);
    }
    return x_doc_value (ev, &arr, true, out);

@@ -37,9 +37,16 @@ to_parts (int64_t ms, const dj_tz_t *tz, parts_t *p)
 {
    int64_t secs = floordiv (ms, 1000);
    p->offset = tz ? dj_tz_offset (tz, secs) : 0;
-   int64_t local_ms = ms + (int64_t) p->offset * 1000;
-   int64_t days = floordiv (local_ms, 86400000);
-   int64_t rem = local_ms - days * 86400000;
+   /* in 128 bits: a date near +-2^63 ms plus its zone's offset, and the
+    * whole days below it times 86,400,000, leave int64 (UBSan, the
+    * expression fuzzer); the day count and the remainder fit again */
+   __int128 local_ms = (__int128) ms + (__int128) p->offset * 1000;
+   __int128 q = local_ms / 86400000;
+   if (local_ms % 86400000 != 0 && local_ms < 0) {
+      q--;
+   }
+   int64_t days = (int64_t) q;
+   int64_t rem = (int64_t) (local_ms - q * 86400000);
    dj_civil_from_days (days, &p->year, &p->month, &p->day);
    p->hour = (unsigned) (rem / 3600000);
    p->minute = (unsigned) (rem / 60000 % 60);

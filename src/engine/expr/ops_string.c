@@ -132,6 +132,8 @@ regex_result (const char *s, pcre2_match_data *md, int rc, bson_t *doc)
 }
 
 
+#define CONCAT_MAX_BYTES (64u * 1024 * 1024)
+
 /* a null argument gives null, a non-string one fails at once */
 bool
 op_concat (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
@@ -155,6 +157,14 @@ op_concat (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
       if (!as_str (ev, "$concat", &a, &s, &sn)) {
          dj_buf_cleanup (&buf);
          return false;
+      }
+      /* MongoDB builds the result in a BufBuilder, which refuses to grow
+       * past 64 MiB: without that bound a $reduce that doubles a string
+       * runs the server out of memory (found by the command fuzzer) */
+      size_t want = buf.len + sn;
+      if (want > CONCAT_MAX_BYTES) {
+         dj_buf_cleanup (&buf);
+         return x_fail (ev, 13548, "BufBuilder attempted to grow() to %zu bytes, past the 64MB limit.", want);
       }
       dj_buf_append (&buf, s, sn);
    }

@@ -183,7 +183,13 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          }
          bson_iter_t ki;
          bson_iter_recurse (&it, &ki);
+         /* a field given twice: the last one counts, for key, name and
+          * partialFilterExpression alike (the earlier one is freed) */
          bson_reinit (ix->key);
+         for (int i = 0; i < ix->npaths; i++) {
+            dj_path_cleanup (&ix->paths[i]);
+         }
+         ix->npaths = 0;
          while (bson_iter_next (&ki)) {
             const bson_value_t *v = bson_iter_value (&ki);
             double d = dj_value_as_double (v);
@@ -217,6 +223,7 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
             dj_err (error, DJ_TypeMismatch, "The field 'name' must be a string");
             goto fail;
          }
+         bson_free (ix->name);
          ix->name = bson_strdup (bson_iter_utf8 (&it, NULL));
       } else if (!strcmp (f, "unique")) {
          ix->unique = bson_iter_as_bool (&it);
@@ -232,6 +239,7 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          uint32_t l;
          bson_iter_document (&it, &l, &d);
          bson_init_static (&pf, d, l);
+         dj_matcher_destroy (ix->partial);
          ix->partial = dj_matcher_new (&pf, error);
          if (!ix->partial) {
             goto fail;
