@@ -258,7 +258,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
-      if (col.topk) {
+      if (col.topk && col.n > 1) {
          qsort (col.items, col.n, sizeof *col.items, by_arrival); /* the stable sort below keeps ties in this order */
       }
    }

@@ -435,7 +435,7 @@ dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    int64_t start = dj_now_ms ();
    bool ok = run_command (e, db, cmd, false, reply);
    bson_iter_t it;
-   if (db && bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
+   if (db && cmd && bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
       /* (inside a caller's transaction nothing is profiled: the entry could
        * not be written beside it) */
       dj_profile_record (e, db, bson_iter_key (&it), cmd, reply, start, dj_now_ms () - start);

@@ -25,6 +25,11 @@ typedef struct {
    int32_t offset; /* seconds */
 } parts_t;
 
+
+/* The dates the calendar arithmetic takes (op_date_arith): +-2^52 ms,
+ * about 142,000 years either side of 1970, where days * 86400000 plus any
+ * time zone offset and any month or week step stay far inside int64. */
+#define DATE_ARITH_MAX (INT64_C (1) << 52)
 static int64_t
 floordiv (int64_t a, int64_t b)
 {
@@ -458,12 +463,24 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
    if (id == D_DIFF && !x_date_ms (ev, &b, &ms2)) {
       return false;
    }
+   /* Dates this far out (about 142,000 years from 1970) would overflow the
+    * calendar arithmetic below; mongod's arithmetic overflows on them too
+    * and says so. */
+   if (ms < -DATE_ARITH_MAX || ms > DATE_ARITH_MAX || ms2 < -DATE_ARITH_MAX || ms2 > DATE_ARITH_MAX) {
+      return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
+   }
    parts_t p, q;
    to_parts (ms, tz, &p);
    if (id == D_ADD || id == D_SUBTRACT) {
       int64_t amount;
       if (!dj_value_as_int64_exact (&b, &amount)) {
          return x_fail (ev, 5166405, "%s requires 'amount' to be an integer", e->op->name);
+      }
+      /* an amount that moves the date out of that range is an overflow:
+       * checked in 128 bits, before any 64-bit arithmetic */
+      __int128 span = (__int128) amount * (unit_ms (unit) ? unit_ms (unit) : 31LL * 86400000 * 12);
+      if (span < -(__int128) 2 * DATE_ARITH_MAX || span > (__int128) 2 * DATE_ARITH_MAX) {
+         return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
       }
       if (id == D_SUBTRACT) {
          amount = -amount;
@@ -485,6 +502,9 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
          /* clamp the day to the target month's length, as MongoDB does */
          int64_t dim = dj_days_from_civil (mo == 12 ? y + 1 : y, mo == 12 ? 1 : (unsigned) mo + 1, 1) - dj_days_from_civil (y, (unsigned) mo, 1);
          r = from_parts (y, mo, p.day > dim ? dim : p.day, p.hour, p.minute, p.second, p.ms, tz);
+      }
+      if (r < -DATE_ARITH_MAX || r > DATE_ARITH_MAX) {
+         return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
       }
       set_date (out, r);
       return true;
@@ -584,6 +604,18 @@ op_date_from_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
    }
    if (!iso && (vals[0] < 1 || vals[0] > 9999)) {
       return x_fail (ev, 40523, "'year' must evaluate to an integer in the range 1 to 9999, found %" PRId64, vals[0]);
+   }
+   if (iso && (vals[0] < 1 || vals[0] > 9999)) {
+      return x_fail (ev, 31095, "'isoWeekYear' must evaluate to an integer in the range 1 to 9999, found %" PRId64,
+                     vals[0]);
+   }
+   /* the other parts carry into the next ones, within MongoDB's bounds
+    * (which also keep the arithmetic below from overflowing) */
+   for (int i = 1; i < 7; i++) {
+      if (vals[i] < -32768 || vals[i] > 32767) {
+         return x_fail (ev, 31034, "'%s' must evaluate to a value in the range [-32768, 32767]; value %" PRId64
+                        " is not in range", e->op->named[iso && i < 3 ? 8 + i : i], vals[i]);
+      }
    }
    int64_t r;
    if (iso) {
