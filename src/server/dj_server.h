@@ -65,7 +65,7 @@ typedef struct {
    int engine_flags;        /**< DJ_ENGINE_* (e.g. DJ_ENGINE_NOSYNC for tests) */
    int max_connections;     /**< 0: 1000; more are accepted and closed at once */
    int auth_timeout_s;      /**< with auth_file: a connection that has not authenticated
-                                 this long after connecting is closed (0: 10 s) */
+                                 and is silent this long is closed (0: 20 s) */
    int idle_timeout_s;      /**< close a connection silent this long between messages
                                  (0: never, as mongod) */
    int max_incoming_mb;     /**< the messages being received on all connections hold at most

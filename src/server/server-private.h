@@ -45,7 +45,7 @@ struct dj_server {
    int port;
    int max_connections;
    int64_t txn_lifetime_ms;
-   int64_t auth_timeout_ms;    /* --auth: log in within this from connecting */
+   int64_t auth_timeout_ms;    /* --auth: a connection not logged in may be silent this long */
    int64_t idle_timeout_ms;    /* between messages; 0: no limit */
    int64_t message_timeout_ms; /* a message, once begun, arrives whole within this */
    int64_t max_incoming;       /* bytes all messages being received may hold together */

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "server-private.h"
 
 void
@@ -258,7 +260,6 @@ conn_main (void *arg)
    uint8_t *msg = NULL;
    dj_buf_t out;
    dj_buf_init (&out);
-   int64_t connected = monotonic_ms ();
    int64_t held = 0; /* this connection's share of srv->incoming */
    for (;;) {
       uint8_t head[DJ_WIRE_HEADER];
@@ -266,11 +267,12 @@ conn_main (void *arg)
       bson_error_t error = {0};
       bool timed_out = false;
       /* Between messages: with --auth, a connection that has not logged in
-       * gets --auth-timeout from its start, so idle sockets cannot hold the
-       * connection slots; otherwise --idle-timeout (0: wait forever, as
-       * mongod does). */
+       * may stay silent --auth-timeout at most, so idle sockets cannot hold
+       * the connection slots (a driver's monitoring connection, which never
+       * logs in, sends hello far more often); otherwise --idle-timeout (0:
+       * wait forever, as mongod does). */
       bool unauthenticated = srv->users && !c->user;
-      int64_t idle_deadline = unauthenticated ? connected + srv->auth_timeout_ms
+      int64_t idle_deadline = unauthenticated ? monotonic_ms () + srv->auth_timeout_ms
                               : srv->idle_timeout_ms > 0 ? monotonic_ms () + srv->idle_timeout_ms
                                                           : -1;
       if (!wait_readable (c->fd, idle_deadline)) {
@@ -343,6 +345,10 @@ conn_main (void *arg)
    bson_free (msg);
    dj_buf_cleanup (&out);
    close (c->fd);
+   /* OpenSSL keeps per-thread state (the random generator SCRAM's nonces
+    * use, HMAC's): freed before this thread counts itself out, since the
+    * server may exit as soon as the last one has */
+   OPENSSL_thread_stop ();
    pthread_mutex_lock (&srv->mu);
    for (dj_conn_t **pp = &srv->conns; *pp; pp = &(*pp)->next) {
       if (*pp == c) {
@@ -444,7 +450,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->unix_path = opts->unix_path ? bson_strdup (opts->unix_path) : NULL;
    srv->port = opts->port ? opts->port : 27017;
    srv->max_connections = opts->max_connections > 0 ? opts->max_connections : 1000;
-   srv->auth_timeout_ms = (int64_t) (opts->auth_timeout_s > 0 ? opts->auth_timeout_s : 10) * 1000;
+   srv->auth_timeout_ms = (int64_t) (opts->auth_timeout_s > 0 ? opts->auth_timeout_s : 20) * 1000;
    srv->idle_timeout_ms = (int64_t) (opts->idle_timeout_s > 0 ? opts->idle_timeout_s : 0) * 1000;
    srv->message_timeout_ms = (int64_t) (opts->message_timeout_s > 0 ? opts->message_timeout_s : 30) * 1000;
    srv->max_incoming = (int64_t) (opts->max_incoming_mb > 0 ? opts->max_incoming_mb : 1024) << 20;
