@@ -39,6 +39,11 @@ void dj_docs_clear (dj_docs_t *d);
 dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
 void dj_pipeline_destroy (dj_pipeline_t *p);
 bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
+/* A collection's storage statistics, as collStats and $collStats's
+ * storageStats give them (sizes divided by scale, 1 for bytes): size, count,
+ * avgObjSize, storageSize, nindexes, indexSizes, totalIndexSize, capped;
+ * *count: the documents. */
+void dj_agg_storage_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t scale, bson_t *out, int64_t *count);
 bool dj_pipeline_needs_collection (const dj_pipeline_t *p); /* false when it starts with $documents */
 /* Runs p over collection db.coll (coll NULL: a collection-less pipeline) in
  * the transaction ctx. vars: let variables (may be NULL). out: the results. */

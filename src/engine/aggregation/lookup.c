@@ -112,6 +112,32 @@ dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll,
    return ok;
 }
 
+void
+dj_agg_storage_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t scale, bson_t *out, int64_t *count)
+{
+   int64_t n, size, total = 0;
+   int64_t *isz = bson_malloc0 (sizeof (int64_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   dj_coll_stats (ctx, c, &n, &size, isz);
+   bson_t sizes;
+   BSON_APPEND_INT64 (out, "size", size / scale);
+   BSON_APPEND_INT64 (out, "count", n);
+   if (n) {
+      BSON_APPEND_INT64 (out, "avgObjSize", size / n); /* bytes whatever the scale, as mongod */
+   }
+   BSON_APPEND_INT64 (out, "storageSize", size / scale);
+   BSON_APPEND_INT32 (out, "nindexes", c->nindexes);
+   BSON_APPEND_DOCUMENT_BEGIN (out, "indexSizes", &sizes);
+   for (int i = 0; i < c->nindexes; i++) {
+      BSON_APPEND_INT64 (&sizes, c->indexes[i].name, isz[i] / scale);
+      total += isz[i];
+   }
+   bson_append_document_end (out, &sizes);
+   BSON_APPEND_INT64 (out, "totalIndexSize", total / scale);
+   BSON_APPEND_BOOL (out, "capped", c->capped);
+   bson_free (isz);
+   *count = n;
+}
+
 bool
 dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool count, bson_t *out, bson_error_t *error)
 {
@@ -126,37 +152,22 @@ dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool c
       return dj_err (error, DJ_NamespaceNotFound, "Unable to retrieve storageStats in $collStats stage :: caused by :: "
                      "Collection [%s.%s] not found.", run->db, coll);
    }
-   int64_t n, size, total = 0;
-   int64_t *isz = bson_malloc0 (sizeof (int64_t) * (size_t) (c->nindexes ? c->nindexes : 1));
-   dj_coll_stats (run->ctx, c, &n, &size, isz);
+   int64_t n = 0;
    BSON_APPEND_UTF8 (out, "ns", c->ns);
    BSON_APPEND_UTF8 (out, "host", "djongo");
    BSON_APPEND_DATE_TIME (out, "localTime", run->now_ms);
    if (scale > 0) {
-      bson_t st, sizes;
+      bson_t st;
       BSON_APPEND_DOCUMENT_BEGIN (out, "storageStats", &st);
-      BSON_APPEND_INT64 (&st, "size", size / scale);
-      BSON_APPEND_INT64 (&st, "count", n);
-      if (n) {
-         BSON_APPEND_INT64 (&st, "avgObjSize", size / n); /* bytes whatever the scale, as mongod */
-      }
-      BSON_APPEND_INT64 (&st, "storageSize", size / scale);
-      BSON_APPEND_INT32 (&st, "nindexes", c->nindexes);
-      BSON_APPEND_DOCUMENT_BEGIN (&st, "indexSizes", &sizes);
-      for (int i = 0; i < c->nindexes; i++) {
-         BSON_APPEND_INT64 (&sizes, c->indexes[i].name, isz[i] / scale);
-         total += isz[i];
-      }
-      bson_append_document_end (&st, &sizes);
-      BSON_APPEND_INT64 (&st, "totalIndexSize", total / scale);
+      dj_agg_storage_stats (run->ctx, c, scale, &st, &n);
       BSON_APPEND_INT32 (&st, "scaleFactor", (int32_t) (scale > INT32_MAX ? INT32_MAX : scale));
-      BSON_APPEND_BOOL (&st, "capped", c->capped);
       bson_append_document_end (out, &st);
+   } else {
+      dj_coll_stats (run->ctx, c, &n, &(int64_t){0}, NULL);
    }
    if (count) {
       BSON_APPEND_INT64 (out, "count", n);
    }
-   bson_free (isz);
    dj_coll_free (c);
    return true;
 }

@@ -570,26 +570,9 @@ dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *re
    if (!dj_cmd_open (e, db, cmd, known, false, "Collection [%s.%s] not found.", NULL, &ctx, &c, error)) {
       goto done;
    }
-   int64_t count, size, total = 0;
-   int64_t *isz = bson_malloc0 (sizeof (int64_t) * (size_t) c->nindexes);
-   dj_coll_stats (&ctx, c, &count, &size, isz);
+   int64_t count;
    BSON_APPEND_UTF8 (reply, "ns", c->ns);
-   BSON_APPEND_INT64 (reply, "size", size);
-   BSON_APPEND_INT64 (reply, "count", count);
-   if (count) {
-      BSON_APPEND_INT64 (reply, "avgObjSize", size / count);
-   }
-   BSON_APPEND_INT64 (reply, "storageSize", size);
-   BSON_APPEND_INT32 (reply, "nindexes", c->nindexes);
-   bson_t sizes;
-   BSON_APPEND_DOCUMENT_BEGIN (reply, "indexSizes", &sizes);
-   for (int i = 0; i < c->nindexes; i++) {
-      BSON_APPEND_INT64 (&sizes, c->indexes[i].name, isz[i]);
-      total += isz[i];
-   }
-   bson_append_document_end (reply, &sizes);
-   BSON_APPEND_INT64 (reply, "totalIndexSize", total);
-   BSON_APPEND_BOOL (reply, "capped", c->capped);
+   dj_agg_storage_stats (&ctx, c, 1, reply, &count);
    if (c->capped) {
       BSON_APPEND_INT64 (reply, "maxSize", c->capped_size);
       if (c->capped_max > 0) {
@@ -597,7 +580,6 @@ dj_cmd_coll_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *re
       }
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
-   bson_free (isz);
    ok = true;
 done:
    return dj_cmd_end (&ctx, c, ok, error);
