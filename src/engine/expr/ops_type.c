@@ -187,8 +187,18 @@ convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
          *out = *v;
          return true;
       }
-      if (v->value_type == BSON_TYPE_INT64 || v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
-         set_date (out, v->value_type == BSON_TYPE_INT64 ? v->value.v_int64 : (int64_t) dj_value_as_double (v));
+      if (v->value_type == BSON_TYPE_INT64) {
+         set_date (out, v->value.v_int64);
+         return true;
+      }
+      if (v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
+         /* a double or decimal names milliseconds; NaN, infinities and values past int64 have no date
+          * (mongod: ConversionFailure, and the C cast of such a double is undefined) */
+         double d = trunc (dj_value_as_double (v));
+         if (!isfinite (d) || d < (double) INT64_MIN || d >= -(double) INT64_MIN) {
+            return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %g", d);
+         }
+         set_date (out, (int64_t) d);
          return true;
       }
       if ((v->value_type == BSON_TYPE_OID || v->value_type == BSON_TYPE_TIMESTAMP) && x_date_ms (ev, v, &ms)) {
