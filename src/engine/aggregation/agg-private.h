@@ -129,7 +129,13 @@ bson_t *dj_agg_with_path (const bson_t *doc, const dj_path_t *path, const bson_v
 bool dj_agg_run_unwind (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- lookup.c: reading other collections, views, $lookup ------------------ */
-/* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
+/* Calls fn(0 or rid, doc, pos, fnctx) for each document of db.coll matching m
+ * (NULL: all), in the planner's order (a view: its pipeline's); doc is valid
+ * during the call only; fn returns false to stop (the scan then returns true
+ * unless an error stopped it). A missing collection is empty. */
+bool dj_agg_scan_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m,
+                             const dj_eval_t *vars, dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* All documents of db.coll matching m (NULL: all), copied into out. */
 bool dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
                              dj_docs_t *out, bson_error_t *error);
 /* How many documents of coll m matches (NULL: all), without materialising

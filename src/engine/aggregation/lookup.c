@@ -12,16 +12,13 @@
 
 #include <stdlib.h>
 
-typedef struct {
-   dj_docs_t *out;
-} collect_t;
-
+/* Copies each document into the dj_docs_t at ctx. */
 static bool
 collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
    (void) rid;
    (void) pos;
-   dj_docs_push (((collect_t *) ctx)->out, bson_copy (doc));
+   dj_docs_push ((dj_docs_t *) ctx, bson_copy (doc));
    return true;
 }
 
@@ -39,10 +36,9 @@ load_source (const dj_prun_t *run, const char *db, const char *coll, dj_coll_t *
    return true;
 }
 
-/* All documents of db.coll matching m (NULL: all). A missing collection is empty. */
 bool
-dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
-                 dj_docs_t *out, bson_error_t *error)
+dj_agg_scan_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
+                        dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
    dj_coll_t *c;
    if (!load_source (run, db, coll, &c, error)) {
@@ -51,19 +47,20 @@ dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, 
    if (!c) {
       return true; /* a missing collection reads as empty */
    }
+   bool ok = true;
    if (c->view_on) {
       /* a view: its pipeline's output, then the filter */
       dj_docs_t vd = {0};
-      bool ok = dj_view_read (run, c, 0, &vd, error);
-      for (size_t i = 0; i < vd.n; i++) {
-         if (ok && (!m || dj_matcher_match_ex (m, vd.v[i], NULL, vars, error))) {
-            dj_docs_push (out, vd.v[i]);
-         } else {
-            ok = ok && !(error && error->code);
-            bson_destroy (vd.v[i]);
+      ok = dj_view_read (run, c, 0, &vd, error);
+      bool going = ok;
+      for (size_t i = 0; going && i < vd.n; i++) {
+         if (!m || dj_matcher_match_ex (m, vd.v[i], NULL, vars, error)) {
+            going = fn (0, vd.v[i], -1, fnctx);
+         } else if (error && error->code) {
+            ok = going = false;
          }
       }
-      bson_free (vd.v);
+      dj_docs_clear (&vd);
       dj_coll_free (c);
       return ok;
    }
@@ -73,11 +70,17 @@ dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, 
       all = dj_matcher_new (&empty, error);
       m = all;
    }
-   collect_t cc = {.out = out};
-   bool ok = dj_plan_scan_vars (run->ctx, c, m, vars, false, 0, collect_fn, &cc, error);
+   ok = dj_plan_scan_vars (run->ctx, c, m, vars, false, 0, fn, fnctx, error);
    dj_matcher_destroy (all);
    dj_coll_free (c);
    return ok;
+}
+
+bool
+dj_agg_read_collection (const dj_prun_t *run, const char *db, const char *coll, const dj_matcher_t *m, const dj_eval_t *vars,
+                        dj_docs_t *out, bson_error_t *error)
+{
+   return dj_agg_scan_collection (run, db, coll, m, vars, collect_fn, out, error);
 }
 
 

@@ -1131,36 +1131,83 @@ streams_to_limit (const dj_pipeline_t *p, int from, int *end, size_t *needed)
    return true;
 }
 
+/* The input of stages [from, end), handed to them chunk by chunk (32
+ * documents, then twice as many each time) until their outputs reach
+ * `needed`. */
+typedef struct {
+   const dj_pipeline_t *p;
+   int from, end;
+   size_t needed, chunk;
+   const dj_prun_t *run;
+   dj_docs_t part;     /* the chunk being filled (owned) */
+   dj_docs_t *out;     /* the outputs so far (the caller's) */
+   bool ok;            /* false once a stage failed (error set) */
+   bson_error_t *error;
+} chunks_t;
+
+/* Runs the stages over the chunk and moves their outputs to out: false to
+ * stop (enough outputs, or a failure). */
+static bool
+chunk_flush (chunks_t *ch)
+{
+   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
+   for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
+      dj_docs_push (ch->out, ch->part.v[i]); /* moved */
+   }
+   bson_free (ch->part.v);
+   memset (&ch->part, 0, sizeof ch->part);
+   ch->chunk *= 2;
+   return ch->ok && ch->out->n < ch->needed;
+}
+
+/* Takes doc into the chunk; false to stop. */
+static bool
+chunk_add (chunks_t *ch, bson_t *doc)
+{
+   dj_docs_push (&ch->part, doc);
+   return ch->part.n < ch->chunk || chunk_flush (ch);
+}
+
+static bool
+chunk_scan_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) pos;
+   return chunk_add (ctx, bson_copy (doc));
+}
+
+/* The end of a chunked run: the last, partial chunk; false on a failure
+ * (out emptied). */
+static bool
+chunks_end (chunks_t *ch)
+{
+   if (ch->ok && ch->part.n && ch->out->n < ch->needed) {
+      chunk_flush (ch);
+   }
+   dj_docs_clear (&ch->part);
+   if (!ch->ok) {
+      dj_docs_clear (ch->out);
+   }
+   return ch->ok;
+}
+
+/* Documents already in memory (docs: replaced by the outputs). */
 static bool
 run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const dj_prun_t *run, dj_docs_t *docs,
                bson_error_t *error)
 {
    dj_docs_t in = *docs; /* the input, handed out chunk by chunk */
    memset (docs, 0, sizeof *docs);
-   size_t pos = 0, chunk = 32;
-   bool ok = true;
-   while (ok && pos < in.n && docs->n < needed) {
-      dj_docs_t part = {0};
-      size_t k = in.n - pos < chunk ? in.n - pos : chunk;
-      for (size_t i = 0; i < k; i++) {
-         dj_docs_push (&part, in.v[pos + i]);
-      }
-      pos += k;
-      chunk *= 2;
-      ok = run_range (p, from, end, run, &part, error);
-      for (size_t i = 0; ok && i < part.n; i++) {
-         dj_docs_push (docs, part.v[i]); /* moved */
-      }
-      bson_free (part.v);
+   chunks_t ch = {.p = p, .from = from, .end = end, .needed = needed, .chunk = 32, .run = run, .out = docs, .ok = true,
+                  .error = error};
+   size_t pos = 0;
+   while (pos < in.n && chunk_add (&ch, in.v[pos++])) {
    }
    for (size_t i = pos; i < in.n; i++) {
       bson_destroy (in.v[i]); /* never needed */
    }
    bson_free (in.v);
-   if (!ok) {
-      dj_docs_clear (docs);
-   }
-   return ok;
+   return chunks_end (&ch);
 }
 
 bool
@@ -1274,6 +1321,15 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          }
          count_output (&p->stages[from], n, out);
          return dj_agg_run_stages (p, from + 1, run, out, error);
+      }
+      int end;
+      size_t needed;
+      if (streams_to_limit (p, from, &end, &needed)) {
+         /* straight from the scan: the documents past the limit are never read */
+         chunks_t ch = {.p = p, .from = from, .end = end, .needed = needed, .chunk = 32, .run = run, .out = out, .ok = true,
+                        .error = error};
+         ch.ok = dj_agg_scan_collection (run, run->db, coll, m, run->vars, chunk_scan_fn, &ch, error) && ch.ok;
+         return chunks_end (&ch) && dj_agg_run_stages (p, end, run, out, error);
       }
       if (!dj_agg_read_collection (run, run->db, coll, m, run->vars, out, error)) {
          dj_docs_clear (out);
