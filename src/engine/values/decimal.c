@@ -282,9 +282,14 @@ dn_mul (dnum_t *a, dnum_t *b, dnum_t *r)
       return;
    }
    size_t la = strlen (a->dig), lb = strlen (b->dig);
+   if (!la || !lb) { /* a zero (no digits once stripped): the product is zero */
+      r->dig = bson_strdup ("");
+      r->exp = a->exp + b->exp; /* the sign stays a's xor b's, as IEEE 754 multiplies zeros */
+      return;
+   }
    /* schoolbook: la + lb digits, position la + lb - 1 the least significant */
    size_t n = la + lb;
-   int *acc = bson_malloc0 (sizeof (int) * (n ? n : 1));
+   int *acc = bson_malloc0 (sizeof (int) * n);
    for (size_t i = 0; i < la; i++) {
       for (size_t j = 0; j < lb; j++) {
          acc[i + j + 1] += (a->dig[i] - '0') * (b->dig[j] - '0');
