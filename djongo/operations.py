@@ -300,20 +300,23 @@ class DatabaseOperations(BaseDatabaseOperations):
 
     # ---- BSON -> Python ----
 
+    # internal type -> the converter method's name: built once, not per column per query
+    _CONVERTERS = {
+        "DateTimeField": "convert_datetimefield_value",
+        "DateField": "convert_datefield_value",
+        "TimeField": "convert_timefield_value",
+        "DecimalField": "convert_decimalfield_value",
+        "UUIDField": "convert_uuidfield_value",
+        "BooleanField": "convert_booleanfield_value",
+        "DurationField": "convert_durationfield_value",
+    }
+
     def get_db_converters(self, expression):
         converters = super().get_db_converters(expression)
         internal_type = expression.output_field.get_internal_type()
-        convert = {
-            "DateTimeField": self.convert_datetimefield_value,
-            "DateField": self.convert_datefield_value,
-            "TimeField": self.convert_timefield_value,
-            "DecimalField": self.convert_decimalfield_value,
-            "UUIDField": self.convert_uuidfield_value,
-            "BooleanField": self.convert_booleanfield_value,
-            "DurationField": self.convert_durationfield_value,
-        }.get(internal_type)
-        if convert:
-            converters.append(convert)
+        name = self._CONVERTERS.get(internal_type)
+        if name:
+            converters.append(getattr(self, name))
         if internal_type == "JSONField" and not getattr(expression.output_field, "stored_as_bson", False):
             # Django's own JSONField (e.g. JSONObject's output) parses JSON
             # text; the engine answers documents: give it their JSON
