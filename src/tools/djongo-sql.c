@@ -546,8 +546,9 @@ main (int argc, char **argv)
    }
    if (db_given && !create) {
       bool exists;
-      if (!database_exists (tr, db, &error, &exists) || !exists) {
-         if (exists) {
+      bool asked = database_exists (tr, db, &error, &exists);
+      if (!asked || !exists) {
+         if (!asked) { /* the server could not be asked (unreachable, TLS, auth): say why */
             fprintf (stderr, "djongo-sql: %s\n", error.message);
          } else {
             fprintf (stderr, "djongo-sql: no database '%s' at %s (--create makes a new one)\n", db, host);
