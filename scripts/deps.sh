@@ -5,6 +5,7 @@
 set -euo pipefail
 
 debs=(build-essential pkg-config libbson-dev libmongoc-dev libssl-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev libreadline-dev tzdata
+      openssl  # the openssl command: tests/wire/test_tls.py's throwaway certificates
       chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
 missing=()
 for p in "${debs[@]}"; do

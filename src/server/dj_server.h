@@ -45,6 +45,11 @@
  * enableTestCommands), configureFailPoint sets the failCommand and
  * onPrimaryTransactionalWrite fail points drivers' spec tests use.
  *
+ * @section tls_sec TLS
+ * With tls_cert_key_file, TCP clients speak TLS (io.c: OpenSSL), verified
+ * against tls_ca_file when given; tls_mode says whether plain clients are
+ * served too. The unix socket stays plain.
+ *
  * @section auth_sec Authentication
  * With auth_file, clients authenticate with SCRAM-SHA-256 (saslStart /
  * saslContinue, as drivers do for MongoDB users) before any command but
@@ -80,9 +85,27 @@ typedef struct {
                                  this file (dj_server_add_user()); NULL: none */
    bool test_commands;      /**< enableTestCommands: configureFailPoint (the failCommand
                                  fail point drivers' tests use) exists */
+   int tls_mode;            /**< DJ_TLS_MODE_*: which TCP connections speak TLS (mongod's
+                                 net.tls.mode); DJ_TLS_MODE_DEFAULT: requireTLS when
+                                 tls_cert_key_file is given, else disabled */
+   const char *tls_cert_key_file; /**< PEM: the server's certificate (then its chain) and
+                                 private key, as mongod's net.tls.certificateKeyFile */
+   const char *tls_ca_file; /**< PEM: the CAs client certificates must come from; with it,
+                                 clients must present one (net.tls.CAFile) */
+   bool tls_allow_no_cert;  /**< with tls_ca_file: a client without a certificate is let in
+                                 (net.tls.allowConnectionsWithoutCertificates) */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };
+
+/** net.tls.mode: https://www.mongodb.com/docs/manual/reference/configuration-options/#mongodb-setting-net.tls.mode */
+enum {
+   DJ_TLS_MODE_DEFAULT = 0,
+   DJ_TLS_MODE_DISABLED, /**< no TLS */
+   DJ_TLS_MODE_ALLOW,    /**< TLS and plain connections (mongod: its own outgoing ones plain) */
+   DJ_TLS_MODE_PREFER,   /**< TLS and plain connections (mongod: its own outgoing ones TLS) */
+   DJ_TLS_MODE_REQUIRE   /**< TLS only: a plain connection is closed with a log line */
+};
 
 typedef struct dj_server dj_server_t;
 

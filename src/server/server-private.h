@@ -5,6 +5,7 @@
  *   server.c     listening, connections, dispatch, shutdown
  *   handshake.c  the commands a server answers around the engine's
  *   sessions.c   sessions and multi-document transactions
+ *   io.c         a connection's bytes: plain socket or TLS (OpenSSL)
  *   auth.c       SCRAM-SHA-256 (saslStart / saslContinue), the users file
  *   replset.c    what a replica-set member adds to replies: cluster time,
  *                write concern errors
@@ -30,6 +31,9 @@ typedef struct dj_failpoint dj_failpoint_t;
 typedef struct dj_conn {
    struct dj_server *srv;
    int fd;
+   bool tcp;           /* accepted on the TCP listener (TLS applies), not the unix socket */
+   bool tls;           /* the TLS handshake completed: close with close_notify */
+   struct ssl_st *ssl; /* owned: the connection's TLS (io.c), or NULL: plain */
    int64_t id;
    char peer[96];      /* "ip:port" of the client, for whatsmyuri and logs */
    char local[96];     /* "host:port" the client reached us at: hello's hosts */
@@ -52,6 +56,8 @@ struct dj_server {
    atomic_llong incoming;      /* what they hold now */
    bool quiet;
    bool test_commands;  /* enableTestCommands: configureFailPoint exists */
+   int tls_mode;        /* DJ_TLS_MODE_* (never _DEFAULT once started) */
+   struct ssl_ctx_st *tls_ctx; /* owned: the certificate and CAs, or NULL (disabled) */
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
    dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
    pthread_mutex_t clock_mu;  /* guards clock_secs, clock_inc: the cluster time */
@@ -75,6 +81,28 @@ struct dj_server {
 };
 
 void dj_server_log (const struct dj_server *srv, const char *fmt, ...) BSON_GNUC_PRINTF (2, 3);
+
+/* io.c: a connection's bytes, plain or TLS; server.c reads and writes
+ * through these only */
+int64_t dj_monotonic_ms (void);
+/* The TLS mode and context from the options: false with error when they
+ * are inconsistent or a file cannot be used. */
+bool dj_tls_init (struct dj_server *srv, const dj_server_options_t *opts, bson_error_t *error);
+void dj_tls_cleanup (struct dj_server *srv);
+const char *dj_tls_mode_name (int mode);
+/* On the connection's thread, first: the TLS handshake when the client
+ * opens with one; false (logged) when the connection is to be closed (a
+ * plain client under requireTLS, a failed handshake, silence). */
+bool dj_io_start (struct dj_server *srv, dj_conn_t *c);
+/* Waits for the next message's first byte or the deadline (monotonic ms;
+ * -1: none): false on the deadline. */
+bool dj_io_wait_readable (dj_conn_t *c, int64_t deadline);
+/* Receives (sending false) or sends exactly n bytes at p; false when the
+ * peer has gone, the stream failed, or (receiving) the deadline passed
+ * first (*timed_out then true). */
+bool dj_io_transfer (dj_conn_t *c, uint8_t *p, size_t n, bool sending, int64_t deadline, bool *timed_out);
+/* Ends TLS (close_notify) and closes the socket. */
+void dj_io_close (dj_conn_t *c);
 
 /* handshake.c: answers the server-level command `name` into reply
  * (initialised here) and returns true, or returns false (reply untouched)

@@ -1,8 +1,9 @@
 /*
  * server.c -- listening, one thread per connection, dispatch, shutdown.
  *
- * A connection's thread reads a 16-byte header, checks the length against
- * the maximum message size before allocating anything, reads the body,
+ * A connection's thread starts its I/O (io.c: TLS or plain), then reads a
+ * 16-byte header, checks the length against the maximum message size
+ * before allocating anything, reads the body,
  * parses it (wire.c), runs the command and writes the reply. A malformed
  * message is logged and closes its connection; the server goes on.
  * Stopping: dj_server_stop() writes to a self-pipe the accept loop polls;
@@ -49,67 +50,6 @@ dj_server_log (const struct dj_server *srv, const char *fmt, ...)
    fputc ('\n', stderr);
    funlockfile (stderr);
    va_end (ap);
-}
-
-/* ---- I/O ------------------------------------------------------------------- */
-
-static int64_t
-monotonic_ms (void)
-{
-   struct timespec ts;
-   clock_gettime (CLOCK_MONOTONIC, &ts);
-   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until fd is readable or the deadline (monotonic ms; -1: none)
- * passes: false on the deadline. */
-static bool
-wait_readable (int fd, int64_t deadline)
-{
-   for (;;) {
-      int timeout = -1;
-      if (deadline >= 0) {
-         int64_t left = deadline - monotonic_ms ();
-         if (left <= 0) {
-            return false;
-         }
-         timeout = left > INT32_MAX ? INT32_MAX : (int) left;
-      }
-      struct pollfd p = {fd, POLLIN, 0};
-      int rc = poll (&p, 1, timeout);
-      if (rc > 0) {
-         return true; /* readable, or closed: recv tells which */
-      }
-      if (rc < 0 && errno != EINTR) {
-         return true; /* let recv report the error */
-      }
-   }
-}
-
-/* Receives (sending false) or sends exactly n bytes at p; false when the
- * peer has gone, the socket failed, or (receiving) the deadline -- monotonic
- * ms, -1 for none -- passed first (*timed_out then true). One loop for both
- * directions: the same partial transfers, the same retry after a signal
- * (EINTR). */
-static bool
-transfer_all (int fd, uint8_t *p, size_t n, bool sending, int64_t deadline, bool *timed_out)
-{
-   while (n) {
-      if (!sending && deadline >= 0 && !wait_readable (fd, deadline)) {
-         *timed_out = true;
-         return false;
-      }
-      ssize_t r = sending ? send (fd, p, n, MSG_NOSIGNAL) : recv (fd, p, n, 0);
-      if (r < 0 && errno == EINTR) {
-         continue;
-      }
-      if (r <= 0) { /* 0: recv's end of stream */
-         return false;
-      }
-      p += r;
-      n -= (size_t) r;
-   }
-   return true;
 }
 
 /* ---- commands -------------------------------------------------------------- */
@@ -225,7 +165,7 @@ send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, co
    int32_t answering = h->request_id, me = atomic_fetch_add (&srv->next_request_id, 1);
    out->len = 0;
    dj_wire_reply_to (req, reply, me, answering, id != 0, out);
-   bool ok = transfer_all (c->fd, out->data, out->len, true, -1, NULL);
+   bool ok = dj_io_transfer (c, out->data, out->len, true, -1, NULL);
    while (ok && id != 0) {
       bson_t next = BSON_INITIALIZER, more;
       bson_iter_t f;
@@ -247,7 +187,7 @@ send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, co
       out->len = 0;
       dj_wire_reply_to (req, &more, me, answering, id != 0, out);
       bson_destroy (&more);
-      ok = transfer_all (c->fd, out->data, out->len, true, -1, NULL);
+      ok = dj_io_transfer (c, out->data, out->len, true, -1, NULL);
    }
    return ok;
 }
@@ -261,7 +201,10 @@ conn_main (void *arg)
    dj_buf_t out;
    dj_buf_init (&out);
    int64_t held = 0; /* this connection's share of srv->incoming */
-   for (;;) {
+   /* TLS first, when the server speaks it: the handshake runs here, not
+    * in the accept loop, so a slow client delays only itself */
+   bool started = dj_io_start (srv, c);
+   while (started) {
       uint8_t head[DJ_WIRE_HEADER];
       dj_wire_header_t h;
       bson_error_t error = {0};
@@ -272,10 +215,10 @@ conn_main (void *arg)
        * logs in, sends hello far more often); otherwise --idle-timeout (0:
        * wait forever, as mongod does). */
       bool unauthenticated = srv->users && !c->user;
-      int64_t idle_deadline = unauthenticated ? monotonic_ms () + srv->auth_timeout_ms
-                              : srv->idle_timeout_ms > 0 ? monotonic_ms () + srv->idle_timeout_ms
+      int64_t idle_deadline = unauthenticated ? dj_monotonic_ms () + srv->auth_timeout_ms
+                              : srv->idle_timeout_ms > 0 ? dj_monotonic_ms () + srv->idle_timeout_ms
                                                           : -1;
-      if (!wait_readable (c->fd, idle_deadline)) {
+      if (!dj_io_wait_readable (c, idle_deadline)) {
          dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer,
                         unauthenticated ? "not authenticated in time (--auth-timeout)" : "idle (--idle-timeout)");
          break;
@@ -283,11 +226,11 @@ conn_main (void *arg)
       /* A message that has begun must arrive whole within
        * --message-timeout: a client trickling bytes (slowloris) cannot hold
        * a thread for ever. */
-      int64_t deadline = monotonic_ms () + srv->message_timeout_ms;
+      int64_t deadline = dj_monotonic_ms () + srv->message_timeout_ms;
       if (unauthenticated && idle_deadline < deadline) {
          deadline = idle_deadline;
       }
-      if (!transfer_all (c->fd, head, sizeof head, false, deadline, &timed_out)) {
+      if (!dj_io_transfer (c, head, sizeof head, false, deadline, &timed_out)) {
          if (timed_out) {
             dj_server_log (srv, "conn%lld %s: message not complete in time (--message-timeout); closing",
                            (long long) c->id, c->peer);
@@ -311,7 +254,7 @@ conn_main (void *arg)
       /* header and body in one buffer: OP_MSG's checksum covers both */
       msg = bson_malloc ((size_t) h.length);
       memcpy (msg, head, sizeof head);
-      if (!transfer_all (c->fd, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, false, deadline, &timed_out)) {
+      if (!dj_io_transfer (c, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, false, deadline, &timed_out)) {
          dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer,
                         timed_out ? "message not complete in time (--message-timeout)" : "truncated message");
          break;
@@ -344,7 +287,7 @@ conn_main (void *arg)
    atomic_fetch_sub (&srv->incoming, held);
    bson_free (msg);
    dj_buf_cleanup (&out);
-   close (c->fd);
+   dj_io_close (c);
    /* OpenSSL keeps per-thread state (the random generator SCRAM's nonces
     * use, HMAC's): freed before this thread counts itself out, since the
     * server may exit as soon as the last one has */
@@ -478,6 +421,9 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
       dj_error_set (error, DJ_DOMAIN_STORAGE, EIO, "no random bytes for the cluster-time signing key");
       goto fail;
    }
+   if (!dj_tls_init (srv, opts, error)) {
+      goto fail;
+   }
    if (opts->auth_file && !(srv->users = dj_users_load (opts->auth_file, error))) {
       goto fail;
    }
@@ -549,6 +495,7 @@ accept_one (struct dj_server *srv, int lfd, bool tcp)
    dj_conn_t *c = bson_malloc0 (sizeof *c);
    c->srv = srv;
    c->fd = fd;
+   c->tcp = tcp;
    if (tcp) {
       int one = 1;
       setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -596,7 +543,10 @@ dj_server_run (dj_server_t *srv, bool handle_signals)
       pthread_sigmask (SIG_BLOCK, &set, NULL);
       have_sig_thread = pthread_create (&sig_thread, NULL, signal_main, srv) == 0;
    }
-   dj_server_log (srv, "serving %s on %s:%d%s%s", srv->dbpath, srv->bind, srv->port, srv->unix_path ? " and " : "",
+   dj_server_log (srv, "serving %s on %s:%d%s%s%s%s%s", srv->dbpath, srv->bind, srv->port,
+                  srv->tls_mode == DJ_TLS_MODE_DISABLED ? "" : " (TLS: ",
+                  srv->tls_mode == DJ_TLS_MODE_DISABLED ? "" : dj_tls_mode_name (srv->tls_mode),
+                  srv->tls_mode == DJ_TLS_MODE_DISABLED ? "" : ")", srv->unix_path ? " and " : "",
                   srv->unix_path ? srv->unix_path : "");
    while (!atomic_load (&srv->stopping)) {
       struct pollfd p[3] = {{srv->wake[0], POLLIN, 0}, {srv->tcp_fd, POLLIN, 0}, {srv->unix_fd, POLLIN, 0}};
@@ -654,6 +604,7 @@ dj_server_destroy (dj_server_t *srv)
    dj_sessions_destroy (srv->sessions);
    dj_users_destroy (srv->users);
    dj_engine_close (srv->engine);
+   dj_tls_cleanup (srv);
    if (srv->tcp_fd >= 0) {
       close (srv->tcp_fd);
    }

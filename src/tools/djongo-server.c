@@ -6,6 +6,8 @@
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
  *                 [--max-incoming-mb N]
  *                 [--setParameter enableTestCommands=1]
+ *                 [--tls-mode requireTLS|preferTLS|allowTLS|disabled] [--tls-cert-key-file PEM]
+ *                 [--tls-ca-file PEM] [--tls-allow-connections-without-certificates]
  *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
  *
  * --auth: clients authenticate with SCRAM-SHA-256 as a user of the file
@@ -29,6 +31,8 @@ static const char usage_text[] =
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
    "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
    "                     [--max-incoming-mb N]\n"
+   "                     [--tls-mode MODE] [--tls-cert-key-file PEM] [--tls-ca-file PEM]\n"
+   "                     [--tls-allow-connections-without-certificates]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
    "       djongo-server --help | --version\n";
 
@@ -56,6 +60,15 @@ static const char help_text[] =
    "  --max-incoming-mb N     memory the messages being received may hold, all connections\n"
    "                          together (default 1024); a message past it closes its connection\n"
    "  --quiet                 no log lines\n"
+   "  --tls-cert-key-file PEM the server's certificate (then its chain) and private key:\n"
+   "                          TCP clients connect with TLS (mongodb://...?tls=true)\n"
+   "  --tls-ca-file PEM       CAs that must have signed the clients' certificates (clients\n"
+   "                          then present one: tlsCertificateKeyFile)\n"
+   "  --tls-allow-connections-without-certificates\n"
+   "                          with --tls-ca-file: a client without a certificate is let in\n"
+   "  --tls-mode MODE         as mongod's net.tls.mode: requireTLS (the default with a\n"
+   "                          certificate: plain connections are closed), preferTLS and\n"
+   "                          allowTLS (TLS and plain clients both served), disabled\n"
   "  --setParameter enableTestCommands=1\n"
   "                          test commands, as mongod's: configureFailPoint (the\n"
   "                          failCommand fail point drivers' test suites use)\n"
@@ -148,6 +161,30 @@ main (int argc, char **argv)
             o.test_commands = true;
          } else if (strcmp (p, "enableTestCommands=0") && strcmp (p, "enableTestCommands=false")) {
             fprintf (stderr, "djongo-server: unknown --setParameter '%s' (only enableTestCommands=0|1)\n", p);
+            return 2;
+         }
+      } else if (!strcmp (a, "--tls-cert-key-file") && more) {
+         o.tls_cert_key_file = argv[++i];
+      } else if (!strcmp (a, "--tls-ca-file") && more) {
+         o.tls_ca_file = argv[++i];
+      } else if (!strcmp (a, "--tls-allow-connections-without-certificates")) {
+         o.tls_allow_no_cert = true;
+      } else if (!strcmp (a, "--tls-mode") && more) {
+         static const struct {
+            const char *name;
+            int mode;
+         } modes[] = {{"requireTLS", DJ_TLS_MODE_REQUIRE},
+                      {"preferTLS", DJ_TLS_MODE_PREFER},
+                      {"allowTLS", DJ_TLS_MODE_ALLOW},
+                      {"disabled", DJ_TLS_MODE_DISABLED}};
+         const char *m = argv[++i];
+         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
+            if (!strcmp (m, modes[k].name)) {
+               o.tls_mode = modes[k].mode;
+            }
+         }
+         if (!o.tls_mode) {
+            fprintf (stderr, "djongo-server: unknown --tls-mode '%s' (requireTLS, preferTLS, allowTLS or disabled)\n", m);
             return 2;
          }
       } else if (!strcmp (a, "--quiet")) {
