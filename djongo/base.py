@@ -13,10 +13,13 @@ Settings (DATABASES['default']):
             directory; mongodb:// or mongodb+srv:// URI, or host name: a
             MongoDB server; none: mongodb://localhost:27017 (as the
             original djongo)
-  PORT, USER, PASSWORD   for a host name, as Django's other backends
-  OPTIONS / CLIENT       the original djongo's CLIENT keys (host, port,
-            username, password, authSource, authMechanism, any libmongoc
-            URI option) are accepted in either
+  PORT, USER, PASSWORD   as Django's other backends (PORT for a host name)
+  OPTIONS / CLIENT       MongoDB's connection-string options (readPreference,
+            readPreferenceTags, w, retryWrites, tlsCAFile, appname, ...: the
+            README's "Settings" section) and the original djongo's CLIENT
+            keys (host, port, username, password), in either; each is set
+            through libmongoc's URI API (connection_settings()), checked by
+            djongo.E012/E015
   ENFORCE_SCHEMA the original djongo's key: False (default) lets models work
             without migrations (integer ids included); True rejects writes
             to tables no migration created
@@ -48,8 +51,9 @@ from djongo.validation import DatabaseValidation, settings_errors
 logger = logging.getLogger("djongo")
 register_settings_check()
 
-# URI options of the original djongo's CLIENT dict that are not host/credentials
-_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA"}
+# keys of OPTIONS / CLIENT that are not MongoDB connection-string options:
+# the original djongo's host/credentials and djongo's own
+_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit"}
 
 
 def _get_varchar_column(data):
@@ -62,33 +66,72 @@ def _is_path(host):
     return host.startswith(("/", ".", "~", "file:")) or ("/" in host and "://" not in host)
 
 
-def host_for_settings(settings_dict):
-    """The driver's HOST (a data directory or a MongoDB URI) from Django's
-    settings plus the original djongo's CLIENT keys."""
+def connection_settings(settings_dict):
+    """(host, options): what the driver connects with. host is a data
+    directory, a mongodb:// or mongodb+srv:// URI as written, or a host
+    name; options the MongoDB connection-string options of OPTIONS and
+    CLIENT (OPTIONS wins), with USER/PASSWORD/PORT (or the original
+    djongo's username/password/port) as "username"/"password"/"port". The
+    driver sets each through libmongoc's URI API
+    (src/transport/uri.c): nothing here is pasted into a URI."""
     client = dict(settings_dict.get("CLIENT") or {})
-    options = dict(settings_dict.get("OPTIONS") or {})
-    client.update({k: v for k, v in options.items() if k not in ("autocommit", "ENFORCE_SCHEMA")})
+    client.update(settings_dict.get("OPTIONS") or {})
     host = settings_dict.get("HOST") or client.get("host") or ""
     if host and _is_path(host):
-        return os.path.expanduser(host[5:] if host.startswith("file:") else host)
+        return os.path.expanduser(host[5:] if host.startswith("file:") else host), {}
+    options = {k: v for k, v in client.items() if k not in _CLIENT_NON_URI and v is not None}
+    user = settings_dict.get("USER") or client.get("username")
+    password = settings_dict.get("PASSWORD") or client.get("password")
+    if user:
+        options["username"] = str(user)
+        if password:
+            options["password"] = str(password)
+    if not host.startswith(("mongodb://", "mongodb+srv://")):
+        host = host or "localhost"  # the original djongo's default
+        port = settings_dict.get("PORT") or client.get("port")
+        if port:
+            options["port"] = int(port) if str(port).isdigit() else port
+    return host, options
+
+
+def _uri_value(key, v):
+    """One option as connection-string text (for tools given a URI)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return ",".join("%s:%s" % kv for kv in v.items())
+    if isinstance(v, (list, tuple)) and key.lower() == "compressors":
+        return ",".join(v)
+    return str(v)
+
+
+def host_for_settings(settings_dict):
+    """The settings as one MongoDB URI (or a data directory), for the
+    tools that take a URI on their command line (dbshell's mongosh and
+    djongo-sql); connections themselves use connection_settings()."""
+    host, options = connection_settings(settings_dict)
+    if _is_path(host):
+        return host
+    options = dict(options)
+    user, password, port = options.pop("username", None), options.pop("password", None), options.pop("port", 27017)
     if host.startswith(("mongodb://", "mongodb+srv://")):
         uri = host
+        if user:
+            scheme, rest = host.split("://", 1)
+            rest = rest.rsplit("@", 1)[-1]
+            auth = urllib.parse.quote_plus(user) + (":" + urllib.parse.quote_plus(password) if password else "")
+            uri = "%s://%s@%s" % (scheme, auth, rest)
     else:
-        host = host or "localhost"
-        port = settings_dict.get("PORT") or client.get("port") or 27017
-        user = settings_dict.get("USER") or client.get("username")
-        password = settings_dict.get("PASSWORD") or client.get("password")
         auth = ""
         if user:
-            auth = urllib.parse.quote_plus(str(user))
-            if password:
-                auth += ":" + urllib.parse.quote_plus(str(password))
-            auth += "@"
+            auth = urllib.parse.quote_plus(user) + (":" + urllib.parse.quote_plus(password) if password else "") + "@"
         uri = "mongodb://%s%s:%s/" % (auth, host, port)
-    extra = {k: v for k, v in client.items() if k not in _CLIENT_NON_URI and v is not None}
-    if extra:
-        uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(
-            {k: str(v).lower() if isinstance(v, bool) else v for k, v in extra.items()})
+    pairs = []
+    for k, v in options.items():
+        for one in (v if isinstance(v, (list, tuple)) and k.lower() != "compressors" else [v]):
+            pairs.append((k, _uri_value(k, one)))
+    if pairs:
+        uri += ("&" if "?" in uri else "?") + urllib.parse.urlencode(pairs)
     return uri
 
 
@@ -218,13 +261,14 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         # integer ids come from a counter the first INSERT sets up); True
         # rejects writes to tables no migration created
         strict = settings_dict.get("ENFORCE_SCHEMA", (settings_dict.get("OPTIONS") or {}).get("ENFORCE_SCHEMA", False))
-        return {"host": host_for_settings(settings_dict), "db": settings_dict["NAME"],
+        host, options = connection_settings(settings_dict)
+        return {"host": host, "options": options, "db": settings_dict["NAME"],
                 "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT}
 
     @async_unsafe
     def get_new_connection(self, conn_params):
         return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
-                                tables=conn_params["tables"])
+                                tables=conn_params["tables"], options=conn_params["options"])
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

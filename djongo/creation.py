@@ -40,7 +40,8 @@ class DatabaseCreation(BaseDatabaseCreation):
         target_host = clone.get("HOST") if self.connection.embedded else self.connection.get_connection_params()["host"]
         if self.connection.embedded and not keepdb:
             shutil.rmtree(target_host, ignore_errors=True)
-        target = driver.connect(target_host, db=clone["NAME"], autocommit=True)
+        options = {} if self.connection.embedded else self.connection.get_connection_params()["options"]
+        target = driver.connect(target_host, db=clone["NAME"], autocommit=True, options=options)
         try:
             if not keepdb:
                 target.command({"dropDatabase": 1})

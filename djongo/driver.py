@@ -152,13 +152,26 @@ def translate(sql, params=None, db="test"):
 TABLES_PLAIN, TABLES_IMPLICIT, TABLES_STRICT = 0, 1, 2
 
 
-def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN):
+def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN, options=None):
     """A connection to HOST (see the module docstring), database DB.
     tables: TABLES_PLAIN (collections as they are), TABLES_IMPLICIT (an
     INSERT ... RETURNING a column it does not give makes that column the
     table's auto-increment key: models used without migrations) or
-    TABLES_STRICT (writes to a table CREATE TABLE never made fail)."""
-    return Connection(host, db, autocommit, tables)
+    TABLES_STRICT (writes to a table CREATE TABLE never made fail).
+    options (a server HOST only): MongoDB connection-string options as a
+    dict -- {"readPreference": "secondary", "readPreferenceTags": [{"dc":
+    "ny"}], "w": "majority", "retryWrites": True, "tlsCAFile": path,
+    "appname": "shop", "compressors": ["zstd"], ...} -- plus "username",
+    "password" and, with a host name, "port"; each is set through
+    libmongoc's URI API over what HOST's URI says. A bad one raises
+    OperationalError naming it."""
+    return Connection(host, db, autocommit, tables, options)
+
+
+def check_server_options(host, options):
+    """What connect() would refuse in a server HOST and its options (a
+    message), or None; no network. The settings check's words."""
+    return _driver.check_server_options(host, options or {})
 
 
 
@@ -167,8 +180,8 @@ def _c_flag(name, doc):
     return property(lambda self: getattr(self._c, name), lambda self, on: setattr(self._c, name, bool(on)), doc=doc)
 
 class Connection:
-    def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN):
-        self._c = _driver.Connection(host, db, autocommit, tables)
+    def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN, options=None):
+        self._c = _driver.Connection(host, db, autocommit, tables, options)
         self._db = db
         self._closed = False
 

@@ -83,6 +83,21 @@ def settings_errors(alias, settings_dict):
             error("HOST %r names a file or directory here, but is read as a server's host name" % host,
                   "write %r for a data directory (a path starts with /, ./, ../ or ~), or a mongodb:// URI "
                   "for a server" % ("./" + host), "djongo.E013")
+    if isinstance(host, str) and not any(e.id in ("djongo.E012", "djongo.E013") for e in errors):
+        # the server's connection options, by the code that will set them
+        # (libmongoc's URI API, src/transport/uri.c): a wrong type, an
+        # unknown readPreference, tags with primary, a TLS file that cannot
+        # be read, a compressor libmongoc lacks... said before any connection
+        from djongo.base import connection_settings
+        from djongo.driver import check_server_options
+
+        server, options = connection_settings(settings_dict)
+        problem = None if _is_path(server) else check_server_options(server, options)
+        if problem:
+            error("connection option: %s" % problem,
+                  "OPTIONS (or CLIENT) holds MongoDB's connection-string options, as Python values: "
+                  "True/False, numbers, lists (https://www.mongodb.com/docs/manual/reference/connection-string-options/)",
+                  "djongo.E015")
     return errors
 
 

@@ -32,7 +32,8 @@ class DjongoManager(models.Manager):
         if client is None:
             import pymongo
 
-            client = connection._djongo_pymongo = pymongo.MongoClient(connection.get_connection_params()["host"])
+            params = connection.get_connection_params()  # pymongo takes the same options as keywords
+            client = connection._djongo_pymongo = pymongo.MongoClient(params["host"], **params["options"])
         return client[connection.settings_dict["NAME"]][table]
 
     def __getattr__(self, name):

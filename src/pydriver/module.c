@@ -377,6 +377,36 @@ to_py (const bson_iter_t *it, int depth)
    }
 }
 
+/* A server's connection options (a dict, or None) as the BSON document
+ * dj_transport_open_with() reads: *out initialised (empty for None); false
+ * with a Python error set for anything but a dict of str keys. */
+static bool
+options_to_bson (PyObject *options, bson_t *out)
+{
+   bson_init (out);
+   if (!options || options == Py_None) {
+      return true;
+   }
+   if (!PyDict_Check (options)) {
+      PyErr_SetString (Exc_InterfaceError, "options must be a dict of MongoDB connection options");
+      return false;
+   }
+   PyObject *key, *value;
+   Py_ssize_t pos = 0;
+   while (PyDict_Next (options, &pos, &key, &value)) {
+      const char *k = PyUnicode_Check (key) ? PyUnicode_AsUTF8 (key) : NULL;
+      if (!k) {
+         PyErr_Clear ();
+         PyErr_SetString (Exc_InterfaceError, "connection option names must be strings");
+         return false;
+      }
+      if (!append_py (out, k, value, 0)) {
+         return false;
+      }
+   }
+   return true;
+}
+
 /* ---- Connection ---- */
 
 typedef struct {
@@ -393,11 +423,12 @@ typedef struct {
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", "autocommit", "tables", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", "tables", "options", NULL};
    const char *host, *db;
    int autocommit = 0, tables = DJ_TABLES_PLAIN;
+   PyObject *options = NULL;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pi", kwlist, &host, &db, &autocommit, &tables)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|piO", kwlist, &host, &db, &autocommit, &tables, &options)) {
       return -1;
    }
    if (tables < DJ_TABLES_PLAIN || tables > DJ_TABLES_STRICT) {
@@ -413,10 +444,16 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
       PyErr_Format (Exc_ProgrammingError, "invalid database name \"%s\"", db);
       return -1;
    }
+   bson_t opts;
+   if (!options_to_bson (options, &opts)) {
+      bson_destroy (&opts);
+      return -1;
+   }
    dj_transport_t *t;
    Py_BEGIN_ALLOW_THREADS
-   t = dj_transport_open (host, 0, &error);
+   t = dj_transport_open_with (host, &opts, 0, &error);
    Py_END_ALLOW_THREADS
+   bson_destroy (&opts);
    if (!t) {
       map_error (&error);
       return -1;
@@ -613,9 +650,36 @@ driver_translate (PyObject *Py_UNUSED (module), PyObject *args)
    return result;
 }
 
+/* check_server_options(host, options) -> None, or what is wrong with a
+ * server HOST's connection options (libmongoc's URI rules), without
+ * connecting: the settings check (djongo/validation.py) says it. */
+static PyObject *
+driver_check_server_options (PyObject *Py_UNUSED (module), PyObject *args)
+{
+   const char *host;
+   PyObject *options;
+   if (!PyArg_ParseTuple (args, "sO", &host, &options)) {
+      return NULL;
+   }
+   bson_t opts;
+   if (!options_to_bson (options, &opts)) {
+      bson_destroy (&opts);
+      return NULL;
+   }
+   bson_error_t error;
+   bool ok = dj_transport_check (host, &opts, &error);
+   bson_destroy (&opts);
+   if (ok) {
+      Py_RETURN_NONE;
+   }
+   return PyUnicode_FromString (error.message);
+}
+
 static PyMethodDef driver_functions[] = {
    {"translate", driver_translate, METH_VARARGS,
     "translate(sql, params, db) -> the MongoDB commands (Extended JSON) the statement compiles to"},
+   {"check_server_options", driver_check_server_options, METH_VARARGS,
+    "check_server_options(host, options) -> None, or what is wrong with a server's connection options"},
    {NULL, NULL, 0, NULL}};
 
 /* insertmany(sql, seq_of_params) -> (rowcount, lastrowid) for an INSERT

@@ -82,6 +82,22 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
    bson_append_array_end (reply, &hosts);
    BSON_APPEND_UTF8 (reply, "primary", c->local);
    BSON_APPEND_BOOL (reply, "secondary", false);
+   /* the last write's optime and date, which a client's maxStalenessSeconds
+    * is measured with (a member without them cannot be selected with a
+    * staleness limit); on one member, the majority's are the same.
+    * https://www.mongodb.com/docs/manual/reference/command/hello/#replica-sets */
+   uint32_t ts_t, ts_i;
+   dj_cluster_time_now (srv, &ts_t, &ts_i);
+   bson_t lw, op;
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "lastWrite", &lw);
+   for (int majority = 0; majority < 2; majority++) {
+      BSON_APPEND_DOCUMENT_BEGIN (&lw, majority ? "majorityOpTime" : "opTime", &op);
+      BSON_APPEND_TIMESTAMP (&op, "ts", ts_t, ts_i);
+      BSON_APPEND_INT64 (&op, "t", 1);
+      bson_append_document_end (&lw, &op);
+      BSON_APPEND_DATE_TIME (&lw, majority ? "majorityWriteDate" : "lastWriteDate", (int64_t) ts_t * 1000);
+   }
+   bson_append_document_end (reply, &lw);
    BSON_APPEND_INT32 (reply, "maxBsonObjectSize", 16 * 1024 * 1024);
    BSON_APPEND_INT32 (reply, "maxMessageSizeBytes", DJ_WIRE_MAX_MESSAGE);
    BSON_APPEND_INT32 (reply, "maxWriteBatchSize", 100000);

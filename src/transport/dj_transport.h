@@ -2,6 +2,10 @@
  * dj_transport.h -- where commands go: the embedded engine or a MongoDB
  * server (libmongoc), behind the one seam dj_exec uses (dj_run_command_fn).
  *
+ * Files: transport.c (the seam, transactions), uri.c (a server HOST and
+ * its connection options -> libmongoc's URI); transport-private.h between
+ * them.
+ *
  * Selection rule (what users write as HOST):
  *   - a filesystem path -- absolute, ./relative, ~/..., or a file: URI --
  *     is a data directory for the embedded engine;
@@ -49,6 +53,32 @@ enum {
  * @return a transport the caller owns (dj_transport_close()), or NULL.
  */
 dj_transport_t *dj_transport_open (const char *host, int flags, bson_error_t *error);
+
+/**
+ * dj_transport_open() with connection options for a server HOST: a
+ * document of MongoDB connection-string options
+ * (https://www.mongodb.com/docs/manual/reference/connection-string-options/,
+ * any case), each set through libmongoc's URI API -- never pasted into
+ * URI text -- over what HOST's URI says: booleans as BSON bools, numbers
+ * as integers, readPreferenceTags as an array of tag-set documents (or
+ * "name:value,..." strings), compressors as an array of names or
+ * comma-joined text, w as a number, "majority" or a tag name, plus
+ * "username", "password" and, for a host name, "port". A null value is
+ * not set. Ignored for a data directory. Errors (libmongoc's
+ * MONGOC_ERROR_COMMAND_INVALID_ARG) name the option and what it accepts.
+ * @param options borrowed; NULL: none.
+ */
+dj_transport_t *dj_transport_open_with (const char *host, const bson_t *options, int flags, bson_error_t *error);
+
+/** Whether HOST names a MongoDB server (else a data directory). */
+bool dj_transport_is_server (const char *host);
+
+/**
+ * The checks dj_transport_open_with() makes of a server HOST and its
+ * options, without connecting (no DNS either: mongodb+srv:// is resolved
+ * when a connection starts). True for a data directory.
+ */
+bool dj_transport_check (const char *host, const bson_t *options, bson_error_t *error);
 
 void dj_transport_close (dj_transport_t *t);
 

@@ -9,6 +9,7 @@
 #include "dj_exec.h"
 #include "dj_sql.h"
 #include "dj_transport.h"
+#include "transport-private.h"
 
 typedef struct {
    char *name;           /* owned */
@@ -27,6 +28,14 @@ struct dj_transport {
    dj_engine_txn_t *stmt;
    /* server: the session of the open transaction (owned), else NULL */
    mongoc_client_session_t *session;
+   uint32_t last_server_id; /* the member the last command went to (APM) */
+   mongoc_client_session_t *write_session; /* owned: retryable writes' lsid, or NULL */
+   int64_t txn_number;      /* its last transaction number */
+   struct {
+      int64_t id;
+      uint32_t server_id;
+   } cursors[32]; /* open cursors of reads and the member each lives on */
+   int ncursors;
 };
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
@@ -37,23 +46,51 @@ init_mongoc (void)
    mongoc_init (); /* process-wide; never cleaned up: other threads may still use it at exit */
 }
 
+static void on_command_started (const mongoc_apm_command_started_t *event);
+
 static bool
 is_path (const char *host)
 {
    return host[0] == '/' || host[0] == '.' || host[0] == '~' || !strncmp (host, "file:", 5) || strchr (host, '/') != NULL;
 }
 
+bool
+dj_transport_is_server (const char *host)
+{
+   return !strncmp (host, "mongodb://", 10) || !strncmp (host, "mongodb+srv://", 14) || !is_path (host);
+}
+
+bool
+dj_transport_check (const char *host, const bson_t *options, bson_error_t *error)
+{
+   if (!dj_transport_is_server (host)) {
+      return true; /* a data directory: opening it is the check */
+   }
+   pthread_once (&mongoc_once, init_mongoc);
+   mongoc_uri_t *uri = dj_transport_uri (host, options, error);
+   mongoc_uri_destroy (uri);
+   return uri != NULL;
+}
+
 dj_transport_t *
 dj_transport_open (const char *host, int flags, bson_error_t *error)
 {
+   return dj_transport_open_with (host, NULL, flags, error);
+}
+
+dj_transport_t *
+dj_transport_open_with (const char *host, const bson_t *options, int flags, bson_error_t *error)
+{
    dj_transport_t *t = bson_malloc0 (sizeof *t);
-   if (!strncmp (host, "mongodb://", 10) || !strncmp (host, "mongodb+srv://", 14) || !is_path (host)) {
-      char *uri_s = (!strncmp (host, "mongodb", 7) && strstr (host, "://")) ? bson_strdup (host)
-                                                                              : bson_strdup_printf ("mongodb://%s", host);
+   if (dj_transport_is_server (host)) {
       pthread_once (&mongoc_once, init_mongoc);
-      mongoc_uri_t *uri = mongoc_uri_new_with_error (uri_s, error);
-      bson_free (uri_s);
+      mongoc_uri_t *uri = dj_transport_uri (host, options, error);
       if (uri) {
+         /* the handshake's client.application.name: the user's appname,
+          * else "djongo" (server logs, currentOp, profiler entries) */
+         if (!mongoc_uri_get_appname (uri)) {
+            mongoc_uri_set_appname (uri, "djongo");
+         }
          t->client = mongoc_client_new_from_uri_with_error (uri, error);
          mongoc_uri_destroy (uri);
       }
@@ -61,7 +98,10 @@ dj_transport_open (const char *host, int flags, bson_error_t *error)
          bson_free (t);
          return NULL;
       }
-      mongoc_client_set_appname (t->client, "djongo");
+      mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new ();
+      mongoc_apm_set_command_started_cb (cbs, on_command_started);
+      mongoc_client_set_apm_callbacks (t->client, cbs, t); /* copies cbs */
+      mongoc_apm_callbacks_destroy (cbs);
       mongoc_client_set_error_api (t->client, MONGOC_ERROR_API_VERSION_2);
       return t;
    }
@@ -102,6 +142,9 @@ dj_transport_close (dj_transport_t *t)
       if (t->session) {
          mongoc_client_session_destroy (t->session); /* aborts its transaction */
       }
+      if (t->write_session) {
+         mongoc_client_session_destroy (t->write_session);
+      }
       dj_engine_close (t->engine);
       if (t->client) {
          mongoc_client_destroy (t->client);
@@ -140,6 +183,225 @@ current_txn (dj_transport_t *t)
    return t->stmt ? t->stmt : t->nsp ? t->sps[t->nsp - 1].txn : t->root;
 }
 
+/* ---- commands on a server, outside transactions ---------------------------- */
+
+/* What libmongoc applies to a command outside a transaction: reads of data
+ * follow the client's read preference and read concern (and retryReads);
+ * writes get its write concern (and retryWrites); the rest -- DDL reads,
+ * admin commands -- go to the primary as they are. The connection
+ * options (uri.c) set those defaults. */
+typedef enum { CMD_DATA_READ, CMD_WRITE, CMD_READ_WRITE, CMD_CURSOR, CMD_OTHER } cmd_kind_t;
+
+static cmd_kind_t
+classify (const bson_t *cmd)
+{
+   bson_iter_t it;
+   if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
+      return CMD_OTHER;
+   }
+   const char *name = bson_iter_key (&it);
+   static const char *const reads[] = {"find", "count", "distinct"};
+   static const char *const writes[] = {"insert", "update", "delete", "findAndModify", "create", "drop",
+                                        "createIndexes", "dropIndexes", "collMod", "dropDatabase", "renameCollection"};
+   for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++) {
+      if (!strcmp (name, reads[i])) {
+         /* djongo's own tables (__djongo_tables: the schema, counters)
+          * are read where they were written: a lagging secondary would
+          * not know a table just created */
+         return BSON_ITER_HOLDS_UTF8 (&it) && !strncmp (bson_iter_utf8 (&it, NULL), "__djongo", 8) ? CMD_OTHER
+                                                                                                  : CMD_DATA_READ;
+      }
+   }
+   for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++) {
+      if (!strcmp (name, writes[i])) {
+         return CMD_WRITE;
+      }
+   }
+   if (!strcmp (name, "getMore") || !strcmp (name, "killCursors")) {
+      return CMD_CURSOR;
+   }
+   if (!strcmp (name, "aggregate")) {
+      /* $out / $merge write: the primary, with the write concern */
+      bson_iter_t p, stage, op;
+      if (bson_iter_init_find (&p, cmd, "pipeline") && BSON_ITER_HOLDS_ARRAY (&p) && bson_iter_recurse (&p, &stage)) {
+         while (bson_iter_next (&stage)) {
+            if (BSON_ITER_HOLDS_DOCUMENT (&stage) && bson_iter_recurse (&stage, &op) && bson_iter_next (&op) &&
+                (!strcmp (bson_iter_key (&op), "$out") || !strcmp (bson_iter_key (&op), "$merge"))) {
+               return CMD_READ_WRITE;
+            }
+         }
+      }
+      return CMD_DATA_READ;
+   }
+   return CMD_OTHER;
+}
+
+/* APM: the server each command is sent to, so a cursor's getMore follows
+ * its find to the member that holds it (a secondary, when reads go there). */
+static void
+on_command_started (const mongoc_apm_command_started_t *event)
+{
+   dj_transport_t *t = mongoc_apm_command_started_get_context (event);
+   t->last_server_id = mongoc_apm_command_started_get_server_id (event);
+}
+
+/* The cursor a reply leaves open (cursor.id), or 0. */
+static int64_t
+reply_cursor_id (const bson_t *reply)
+{
+   bson_iter_t it;
+   return bson_iter_init (&it, reply) && bson_iter_find_descendant (&it, "cursor.id", &it) &&
+                BSON_ITER_HOLDS_INT (&it)
+             ? bson_iter_as_int64 (&it)
+             : 0;
+}
+
+/* The member a cursor lives on (0: unknown, the command goes wherever). */
+static uint32_t
+cursor_server (dj_transport_t *t, int64_t id, bool forget)
+{
+   for (int i = 0; i < t->ncursors; i++) {
+      if (t->cursors[i].id == id) {
+         uint32_t server = t->cursors[i].server_id;
+         if (forget) {
+            t->cursors[i] = t->cursors[--t->ncursors];
+         }
+         return server;
+      }
+   }
+   return 0;
+}
+
+static void
+remember_cursor (dj_transport_t *t, int64_t id, uint32_t server_id)
+{
+   if (t->ncursors == (int) (sizeof t->cursors / sizeof t->cursors[0])) {
+      /* cursors abandoned without being drained or killed: the oldest goes */
+      memmove (t->cursors, t->cursors + 1, (size_t) (t->ncursors - 1) * sizeof t->cursors[0]);
+      t->ncursors--;
+   }
+   t->cursors[t->ncursors].id = id;
+   t->cursors[t->ncursors++].server_id = server_id;
+}
+
+/* Retryable writes (https://github.com/mongodb/specifications/blob/master/source/retryable-writes/retryable-writes.md):
+ * an insert, an update or delete of single documents, or a findAndModify,
+ * with an acknowledged write concern and retryWrites on (the default). */
+static bool
+is_retryable_write (dj_transport_t *t, const bson_t *cmd)
+{
+   bson_iter_t it, stmts, one, f;
+   if (!mongoc_uri_get_option_as_bool (mongoc_client_get_uri (t->client), MONGOC_URI_RETRYWRITES, true) ||
+       !mongoc_write_concern_is_acknowledged (mongoc_client_get_write_concern (t->client)) ||
+       !bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
+      return false;
+   }
+   const char *name = bson_iter_key (&it);
+   if (bson_iter_init_find (&f, cmd, "writeConcern") && BSON_ITER_HOLDS_DOCUMENT (&f) && bson_iter_recurse (&f, &f) &&
+       bson_iter_find (&f, "w") && BSON_ITER_HOLDS_INT (&f) && bson_iter_as_int64 (&f) == 0) {
+      return false; /* unacknowledged: nothing to learn the outcome from */
+   }
+   bool update = !strcmp (name, "update"), del = !strcmp (name, "delete");
+   if (!update && !del) {
+      return !strcmp (name, "insert") || !strcmp (name, "findAndModify");
+   }
+   /* updateMany / deleteMany (multi: true, limit: 0) are not retryable */
+   if (bson_iter_init_find (&stmts, cmd, update ? "updates" : "deletes") && BSON_ITER_HOLDS_ARRAY (&stmts) &&
+       bson_iter_recurse (&stmts, &one)) {
+      while (bson_iter_next (&one)) {
+         if (!BSON_ITER_HOLDS_DOCUMENT (&one) || !bson_iter_recurse (&one, &f)) {
+            return false;
+         }
+         if (update ? bson_iter_find (&f, "multi") && bson_iter_as_bool (&f)
+                    : !bson_iter_find (&f, "limit") || bson_iter_as_int64 (&f) == 0) {
+            return false;
+         }
+      }
+   }
+   return true;
+}
+
+/* A retryable write: sent with the transport's session id and a new
+ * transaction number, and sent once more -- the same number, to a
+ * primary selected again -- after a network error or an error labelled
+ * RetryableWriteError (a primary stepping down answers NotWritablePrimary
+ * so labelled): the server applies a statement of one transaction number
+ * at most once. The second error, if any, is the one reported. */
+static bool
+retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   if (!t->write_session) {
+      bson_error_t ignored;
+      /* no sessions (a server too old, or unreachable now): plain */
+      if (!(t->write_session = mongoc_client_start_session (t->client, NULL, &ignored))) {
+         return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+      }
+   }
+   bson_t opts = BSON_INITIALIZER;
+   if (!mongoc_client_session_append (t->write_session, &opts, error)) {
+      bson_destroy (&opts);
+      bson_init (reply);
+      return false;
+   }
+   BSON_APPEND_INT64 (&opts, "txnNumber", ++t->txn_number);
+   bool ok = mongoc_client_write_command_with_opts (t->client, db, cmd, &opts, reply, error);
+   if (!ok && (error->domain == MONGOC_ERROR_STREAM || mongoc_error_has_label (reply, "RetryableWriteError"))) {
+      bson_destroy (reply);
+      ok = mongoc_client_write_command_with_opts (t->client, db, cmd, &opts, reply, error);
+   }
+   bson_destroy (&opts);
+   return ok;
+}
+
+static bool
+server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   const mongoc_read_prefs_t *prefs = mongoc_client_get_read_prefs (t->client);
+   bool ok;
+   switch (classify (cmd)) {
+   case CMD_DATA_READ:
+      t->last_server_id = 0;
+      ok = mongoc_client_read_command_with_opts (t->client, db, cmd, prefs, NULL, reply, error);
+      int64_t id = ok ? reply_cursor_id (reply) : 0;
+      if (id && t->last_server_id) {
+         remember_cursor (t, id, t->last_server_id);
+      }
+      return ok;
+   case CMD_WRITE:
+      if (is_retryable_write (t, cmd)) {
+         return retryable_write (t, db, cmd, reply, error);
+      }
+      return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+   case CMD_READ_WRITE:
+      return mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, NULL, reply, error);
+   case CMD_CURSOR: {
+      bson_iter_t it;
+      bool kill = false;
+      int64_t id = 0;
+      if (bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
+         kill = !strcmp (bson_iter_key (&it), "killCursors");
+         if (!kill && BSON_ITER_HOLDS_INT (&it)) {
+            id = bson_iter_as_int64 (&it);
+         }
+      }
+      uint32_t server = id ? cursor_server (t, id, false) : 0;
+      if (!server) {
+         return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+      }
+      bson_t opts = BSON_INITIALIZER;
+      BSON_APPEND_INT32 (&opts, "serverId", (int32_t) server);
+      ok = mongoc_client_command_with_opts (t->client, db, cmd, prefs, &opts, reply, error);
+      bson_destroy (&opts);
+      if (!ok || reply_cursor_id (reply) == 0) {
+         cursor_server (t, id, true); /* drained (or gone): forgotten */
+      }
+      return ok;
+   }
+   default:
+      return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+   }
+}
+
 bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -158,8 +420,7 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
       }
       bson_destroy (&opts);
    } else {
-      /* initialises reply in every case */
-      ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+      ok = server_run (t, db, cmd, reply, error); /* initialises reply in every case */
    }
    if (ok) {
       return true;
@@ -302,7 +563,15 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       if (!(t->session = mongoc_client_start_session (t->client, NULL, error))) {
          return false;
       }
-      if (!mongoc_client_session_start_transaction (t->session, NULL, error)) {
+      /* a transaction reads from the primary, whatever the client's read
+       * preference says for reads outside one (MongoDB refuses others) */
+      mongoc_transaction_opt_t *txn_opts = mongoc_transaction_opts_new ();
+      mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
+      mongoc_transaction_opts_set_read_prefs (txn_opts, primary);
+      mongoc_read_prefs_destroy (primary);
+      ok = mongoc_client_session_start_transaction (t->session, txn_opts, error);
+      mongoc_transaction_opts_destroy (txn_opts);
+      if (!ok) {
          mongoc_client_session_destroy (t->session);
          t->session = NULL;
          return false;

@@ -121,3 +121,34 @@ def test_fields_a_sub_document_cannot_hold(tmp_path):
     assert [i for i, _ in ids] == ["djongo.W004"] and "'ref'" in ids[0][1]  # only the one with no id made
     # Django's own JSONField is supported (fields.E180 would say it is not)
     assert r["Json"] == []
+
+
+def test_server_connection_options_are_checked_by_the_code_that_sets_them(tmp_path):
+    """djongo.E015: what libmongoc's URI API would refuse (src/transport/uri.c),
+    said at check time with the option's name -- before any connection."""
+    bad = [({"readPreference": "secundary"}, "readPreference must be primary, primaryPreferred, secondary"),
+           ({"readPreferenceTags": [{"dc": "ny"}]}, "readPreferenceTags cannot be used with readPreference primary"),
+           ({"readPreference": "nearest", "maxStalenessSeconds": 30}, "maxStalenessSeconds must be a whole number"),
+           ({"w": 0, "journal": True}, "w 0 (unacknowledged) cannot be combined with journal True"),
+           ({"retryWrites": "yes"}, "retryWrites must be True or False"),
+           ({"compressors": ["lz4"]}, "compressors: 'lz4' is not one MongoDB has"),
+           ({"tlsCAFile": str(tmp_path / "missing.pem")}, "tlsCAFile: cannot read"),
+           ({"readConcernLevel": "strong"}, "readConcernLevel must be local, available, majority"),
+           ({"serverSelectionTimeoutMS": -1}, "serverSelectionTimeoutMS must be a whole number")]
+    for options, words in bad:
+        r = run({"ENGINE": "djongo", "NAME": "x", "HOST": "mongodb://127.0.0.1:1/", "OPTIONS": options},
+                SETTINGS_REPORT)
+        assert [i for i, _, _ in r["checks"]] == ["djongo.E015"], (options, r)
+        assert words in r["checks"][0][1], (options, r)
+        assert "djongo.E015" in r["refused"]
+    good = {"readPreference": "secondaryPreferred", "readPreferenceTags": [{"dc": "ny", "rack": "1"}, {}],
+            "maxStalenessSeconds": 120, "w": "majority", "wTimeoutMS": 1000, "journal": True, "retryWrites": True,
+            "retryReads": False, "readConcernLevel": "majority", "appname": "shop", "compressors": ["zstd", "zlib"],
+            "maxPoolSize": 20, "connectTimeoutMS": 2000, "serverSelectionTimeoutMS": 1000, "tls": True,
+            "tlsAllowInvalidCertificates": True, "replicaSet": "rs0"}
+    script = SETTINGS_REPORT.replace("connection.ensure_connection()", "connection.get_connection_params()")
+    for host in ("mongodb://h1:27017,h2:27017,h3:27017/", "mongodb+srv://cluster0.example.net/"):
+        r = run({"ENGINE": "djongo", "NAME": "x", "HOST": host, "OPTIONS": good}, script)
+        assert r == {"checks": [], "refused": None}, (host, r)
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": "mongodb+srv://cluster0.example.net:27017/"}, SETTINGS_REPORT)
+    assert [i for i, _, _ in r["checks"]] == ["djongo.E015"] and "Port numbers are prohibited" in r["checks"][0][1]

@@ -49,3 +49,51 @@ def server(tmp_path):
     s = Server(tmp_path / "data")
     yield s
     assert s.stop() == 0, "djongo-server did not stop cleanly on SIGTERM"
+
+
+OPENSSL = shutil.which("openssl")  # tests/wire/test_tls.py's certificates
+
+
+def _openssl(*args, cwd):
+    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _make_ca(d, name):
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj", "/CN=djongo test " + name,
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+
+
+def _make_leaf(d, name, ca, usage, san):
+    """name.pem: the certificate then its private key (mongod's certificateKeyFile layout)."""
+    ext = os.path.join(d, name + ".ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=%s\n" % usage)
+        if san:
+            f.write("subjectAltName=%s\n" % san)
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
+             "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
+             "-out", name + ".crt", "-days", "2", "-extfile", ext, cwd=d)
+    with open(os.path.join(d, name + ".pem"), "w") as out:
+        for part in (name + ".crt", name + ".key"):
+            with open(os.path.join(d, part)) as f:
+                out.write(f.read())
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """TLS test material, made once per run by the openssl command in a
+    temporary directory (nothing committed): a throwaway CA, a server
+    certificate for 127.0.0.1/localhost, a client certificate, and a second
+    CA (other-ca) with a client certificate of its own (stranger) that the
+    first does not trust. {name: path of name.pem}."""
+    if not OPENSSL:
+        pytest.fail("the openssl command is not installed (scripts/deps.sh installs it)")
+    d = str(tmp_path_factory.mktemp("tls"))
+    _make_ca(d, "ca")
+    _make_ca(d, "other-ca")
+    _make_leaf(d, "server", "ca", "serverAuth", "IP:127.0.0.1,DNS:localhost")
+    _make_leaf(d, "client", "ca", "clientAuth", None)
+    _make_leaf(d, "stranger", "other-ca", "clientAuth", None)
+    return {k: os.path.join(d, k + ".pem") for k in ("ca", "other-ca", "server", "client", "stranger")}

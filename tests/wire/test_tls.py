@@ -5,10 +5,9 @@ clients are refused under requireTLS and served under allowTLS/preferTLS, as
 mongod's net.tls.mode says:
 https://www.mongodb.com/docs/manual/reference/configuration-options/#mongodb-setting-net.tls.mode
 
-The certificates are made here, per test session, by the openssl command
-(a throwaway CA, a server certificate for 127.0.0.1, client certificates,
-and a second CA nobody trusts) in a temporary directory: nothing is
-committed, nothing leaves loopback."""
+The certificates are made per run by conftest.py's `certs` fixture (the
+openssl command, in a temporary directory): nothing is committed, nothing
+leaves loopback."""
 import os
 import shutil
 import subprocess
@@ -18,48 +17,6 @@ from pymongo import MongoClient
 from pymongo.errors import ServerSelectionTimeoutError
 
 from conftest import TOOL, Server
-
-OPENSSL = shutil.which("openssl")
-pytestmark = pytest.mark.skipif(not OPENSSL, reason="the openssl command makes the test certificates")
-
-
-def _openssl(*args, cwd):
-    subprocess.run([OPENSSL, *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-             "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj", "/CN=djongo test " + name,
-             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
-
-
-def _make_leaf(d, name, ca, usage, san):
-    """name.pem: the certificate then its private key (mongod's certificateKeyFile layout)."""
-    ext = os.path.join(d, name + ".ext")
-    with open(ext, "w") as f:
-        f.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=%s\n" % usage)
-        if san:
-            f.write("subjectAltName=%s\n" % san)
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", name + ".key",
-             "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key", "-CAcreateserial",
-             "-out", name + ".crt", "-days", "2", "-extfile", ext, cwd=d)
-    with open(os.path.join(d, name + ".pem"), "w") as out:
-        for part in (name + ".crt", name + ".key"):
-            with open(os.path.join(d, part)) as f:
-                out.write(f.read())
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("tls"))
-    _make_ca(d, "ca")
-    _make_ca(d, "other-ca")
-    _make_leaf(d, "server", "ca", "serverAuth", "IP:127.0.0.1,DNS:localhost")
-    _make_leaf(d, "client", "ca", "clientAuth", None)
-    _make_leaf(d, "stranger", "other-ca", "clientAuth", None)
-    return {k: os.path.join(d, k + ".pem") for k in ("ca", "other-ca", "server", "client", "stranger")}
-
 
 @pytest.fixture
 def tls_server(tmp_path, certs):
