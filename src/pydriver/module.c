@@ -475,8 +475,14 @@ Connection_close_internal (ConnectionObject *self)
 {
    dj_exec_destroy (self->exec);
    self->exec = NULL;
-   dj_transport_close (self->transport);
+   /* closing talks to a server (abortTransaction, endSessions): without
+    * the GIL, as every other round trip, so a server in this process's
+    * Python threads (a test's simulated one) can answer */
+   dj_transport_t *t = self->transport;
    self->transport = NULL;
+   Py_BEGIN_ALLOW_THREADS
+   dj_transport_close (t);
+   Py_END_ALLOW_THREADS
 }
 
 static void

@@ -402,6 +402,25 @@ server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
    }
 }
 
+/* No member could be selected: libmongoc's message, then each member the
+ * client knows of and what it was last seen as (RSSecondary, Unknown:
+ * unreachable...), so the reader sees which hosts were tried. */
+static void
+explain_selection (dj_transport_t *t, bson_error_t *error)
+{
+   size_t n = 0;
+   mongoc_server_description_t **sds = mongoc_client_get_server_descriptions (t->client, &n);
+   bson_string_t *s = bson_string_new (error->message);
+   for (size_t i = 0; i < n; i++) {
+      bson_string_append_printf (s, "%s%s (%s)", i ? ", " : "; members: ",
+                                 mongoc_server_description_host (sds[i])->host_and_port,
+                                 mongoc_server_description_type (sds[i]));
+   }
+   mongoc_server_descriptions_destroy_all (sds, n);
+   bson_strncpy (error->message, s->str, sizeof error->message); /* (cut at the message's size) */
+   bson_string_free (s, true);
+}
+
 bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -424,6 +443,9 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    if (ok) {
       return true;
+   }
+   if (error->domain == MONGOC_ERROR_SERVER_SELECTION) {
+      explain_selection (t, error);
    }
    if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
       /* the server answered: its code is MongoDB's, as the engine's are */
