@@ -2,6 +2,8 @@
  * djongo-engine -- run MongoDB commands against a data directory.
  *
  *   djongo-engine --dbpath DIR [--db NAME] ['{"find": "c"}' ...]
+ *   djongo-engine --dbpath DIR | --host URI dump OUT [--db NAME]
+ *   djongo-engine --dbpath DIR | --host URI restore IN [--drop]
  *
  * Each argument (or, with none, each line of standard input) is a command in
  * MongoDB Extended JSON; each reply is printed as one line of relaxed
@@ -9,16 +11,26 @@
  * programs that drive the engine through a pipe; output is flushed per
  * line). A line "use DB" switches the database. Exit status 1 if any
  * command failed.
+ *
+ * dump / restore (dump.c): databases in mongodump's layout, from or to the
+ * data directory or (--host) a MongoDB server, so data moves between the
+ * embedded engine, djongo-server and MongoDB (mongorestore/mongodump read
+ * and write the same files).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dj_engine.h"
+#include "dj_transport.h"
+#include "dump.h"
 
 static bool canonical;
 
-static const char usage_text[] = "usage: djongo-engine --dbpath DIR [--db NAME] [--canonical] [JSON-COMMAND ...]\n";
+static const char usage_text[] =
+   "usage: djongo-engine --dbpath DIR [--db NAME] [--canonical] [JSON-COMMAND ...]\n"
+   "       djongo-engine --dbpath DIR | --host URI dump OUT-DIR [--db NAME]\n"
+   "       djongo-engine --dbpath DIR | --host URI restore IN-DIR [--drop]\n";
 static const char help_text[] =
    "\n"
    "Runs MongoDB commands on djongo's embedded engine, with no server.\n"
@@ -32,6 +44,13 @@ static const char help_text[] =
    "Each JSON-COMMAND (or, with none, each line of stdin) is one command in\n"
    "Extended JSON, e.g. '{\"find\": \"blog_entry\", \"filter\": {\"rating\": {\"$gt\": 3}}}';\n"
    "each reply is one line. On stdin, a line \"use NAME\" switches the database.\n"
+   "\n"
+   "dump OUT-DIR writes every database (or --db NAME) in mongodump's layout:\n"
+   "OUT-DIR/<db>/<collection>.bson (the documents) and .metadata.json (options,\n"
+   "indexes; views too). restore IN-DIR reads it back (also what mongodump wrote):\n"
+   "collections with their options, documents (inserted, never overwritten), indexes,\n"
+   "views; --drop drops each collection first. --host URI: a MongoDB server\n"
+   "(djongo-server, a replica set, Atlas) instead of the data directory.\n"
    "Exit status: 0, 1 when a command failed, 2 on bad usage.\n";
 
 static int
@@ -55,17 +74,56 @@ run_one (dj_engine_t *e, const char *db, const char *json)
    return ok ? 0 : 1;
 }
 
+/* dump / restore over the transport: the data directory, or --host's server */
+static int
+dump_or_restore (const char *action, const char *dir, const char *dbpath, const char *host, const char *only_db,
+                 bool drop)
+{
+   if (!dbpath == !host || (drop && strcmp (action, "restore")) || (only_db && strcmp (action, "dump"))) {
+      fputs (usage_text, stderr);
+      return 2;
+   }
+   char *where = NULL;
+   if (dbpath) {
+      /* the transport reads a bare word as a host name: a path it is */
+      where = dbpath[0] == '/' || dbpath[0] == '.' || dbpath[0] == '~' ? bson_strdup (dbpath)
+                                                                       : bson_strdup_printf ("./%s", dbpath);
+   } else {
+      where = bson_strdup (host);
+   }
+   bson_error_t err;
+   /* dump reads: the data directory must exist */
+   dj_transport_t *t = dj_transport_open (where, !strcmp (action, "dump") ? DJ_TRANSPORT_EXISTING : 0, &err);
+   bson_free (where);
+   if (!t) {
+      fprintf (stderr, "djongo-engine: %s\n", err.message);
+      return 1;
+   }
+   int rc = !strcmp (action, "dump") ? dj_dump (t, dir, only_db) : dj_restore (t, dir, drop);
+   dj_transport_close (t);
+   return rc;
+}
+
 int
 main (int argc, char **argv)
 {
-   const char *dbpath = NULL, *db = "test";
+   const char *dbpath = NULL, *db = "test", *host = NULL, *action = NULL, *action_dir = NULL;
+   bool db_given = false, drop = false;
    int first = argc, rc = 0;
 
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--dbpath") && i + 1 < argc) {
          dbpath = argv[++i];
+      } else if (!strcmp (argv[i], "--host") && i + 1 < argc) {
+         host = argv[++i];
+      } else if (!strcmp (argv[i], "--drop")) {
+         drop = true;
+      } else if ((!strcmp (argv[i], "dump") || !strcmp (argv[i], "restore")) && !action && i + 1 < argc) {
+         action = argv[i];
+         action_dir = argv[++i];
       } else if (!strcmp (argv[i], "--db") && i + 1 < argc) {
          db = argv[++i];
+         db_given = true;
       } else if (!strcmp (argv[i], "--canonical")) {
          canonical = true;
       } else if (!strcmp (argv[i], "--help") || !strcmp (argv[i], "-h")) {
@@ -77,12 +135,18 @@ main (int argc, char **argv)
       } else if (argv[i][0] == '-' && argv[i][1] == '-') {
          fprintf (stderr, "djongo-engine: unknown option or missing value: %s\n%s", argv[i], usage_text);
          return 2;
-      } else {
+      } else if (!action) {
          first = i;
          break;
+      } else {
+         fprintf (stderr, "djongo-engine: unexpected argument after %s: %s\n%s", action, argv[i], usage_text);
+         return 2;
       }
    }
-   if (!dbpath) {
+   if (action) {
+      return dump_or_restore (action, action_dir, dbpath, host, db_given ? db : NULL, drop);
+   }
+   if (!dbpath || host || drop) {
       fputs (usage_text, stderr);
       return 2;
    }
