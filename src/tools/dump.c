@@ -31,6 +31,21 @@
 
 /* ---- running commands ------------------------------------------------------ */
 
+/* The document or array an iterator is at, as a read-only bson_t over its
+ * bytes (borrowed: valid while they are). False for any other type. */
+static bool
+iter_sub (const bson_iter_t *it, bson_t *out)
+{
+   const uint8_t *data = NULL;
+   uint32_t len = 0;
+   if (BSON_ITER_HOLDS_ARRAY (it)) {
+      bson_iter_array (it, &len, &data);
+   } else if (BSON_ITER_HOLDS_DOCUMENT (it)) {
+      bson_iter_document (it, &len, &data);
+   }
+   return data && bson_init_static (out, data, len);
+}
+
 /* Runs cmd (destroyed here) on db: false with a line on stderr. reply is
  * initialised either way. */
 static bool
@@ -65,10 +80,7 @@ drain (dj_transport_t *t, const char *db, bson_t *cmd, const char *what, each_do
           BSON_ITER_HOLDS_ARRAY (&docs) && bson_iter_recurse (&docs, &it)) {
          while (ok && bson_iter_next (&it)) {
             bson_t doc;
-            const uint8_t *data;
-            uint32_t len;
-            bson_iter_document (&it, &len, &data);
-            ok = data && bson_init_static (&doc, data, len) && each (ctx, &doc);
+            ok = BSON_ITER_HOLDS_DOCUMENT (&it) && iter_sub (&it, &doc) && each (ctx, &doc);
          }
       }
       int64_t cursor = bson_iter_init (&id, &reply) && bson_iter_find_descendant (&id, "cursor.id", &id) &&
@@ -270,16 +282,10 @@ dj_dump (dj_transport_t *t, const char *out_dir, const char *only_db)
       BSON_APPEND_BOOL (cmd, "nameOnly", true);
       ok = run (t, "admin", cmd, &reply, "listDatabases");
       bson_iter_t it;
-      if (ok && bson_iter_init_find (&it, &reply, "databases") && BSON_ITER_HOLDS_ARRAY (&it)) {
-         bson_destroy (&dbs);
-         const uint8_t *data;
-         uint32_t len;
-         bson_iter_array (&it, &len, &data);
-         bson_init_static (&dbs, data, len);
-         bson_t *copy = bson_copy (&dbs);
-         bson_init (&dbs);
-         bson_concat (&dbs, copy);
-         bson_destroy (copy);
+      bson_t names;
+      if (ok && bson_iter_init_find (&it, &reply, "databases") && BSON_ITER_HOLDS_ARRAY (&it) &&
+          iter_sub (&it, &names)) {
+         bson_concat (&dbs, &names); /* a copy: the reply goes below */
       }
       bson_destroy (&reply);
    }
@@ -307,11 +313,10 @@ dj_dump (dj_transport_t *t, const char *out_dir, const char *only_db)
       bson_iter_init (&c, &infos);
       while (ok && bson_iter_next (&c)) {
          bson_t info;
-         const uint8_t *data;
-         uint32_t len;
-         bson_iter_document (&c, &len, &data);
-         bson_init_static (&info, data, len);
          bson_iter_t nm;
+         if (!iter_sub (&c, &info)) {
+            continue;
+         }
          if (bson_iter_init_find (&nm, &info, "name") && BSON_ITER_HOLDS_UTF8 (&nm) &&
              !strncmp (bson_iter_utf8 (&nm, NULL), "system.", 7)) {
             continue; /* system.profile, system.views...: the server's */
@@ -387,17 +392,9 @@ restore_type_keys (const bson_t *doc, bson_t *out)
    bson_iter_init (&it, doc);
    while (bson_iter_next (&it)) {
       const char *key = strcmp (bson_iter_key (&it), TYPE_ARRAY) ? bson_iter_key (&it) : "$type";
-      if (BSON_ITER_HOLDS_DOCUMENT (&it) || BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_t sub, child;
+      if (iter_sub (&it, &sub)) {
          bool array = BSON_ITER_HOLDS_ARRAY (&it);
-         const uint8_t *data;
-         uint32_t len;
-         bson_t sub, child;
-         if (array) {
-            bson_iter_array (&it, &len, &data);
-         } else {
-            bson_iter_document (&it, &len, &data);
-         }
-         bson_init_static (&sub, data, len);
          if (array) {
             bson_append_array_begin (out, key, -1, &child);
          } else {

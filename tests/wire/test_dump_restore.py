@@ -26,8 +26,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def engine_tool():
-    tool = os.path.join(os.path.dirname(TOOL), "djongo-engine")
-    return tool
+    return os.path.join(os.path.dirname(TOOL), "djongo-engine")  # installed beside djongo-server
+
+
+def _run(argv, env, ok=True, cwd=None):
+    p = subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    if ok:
+        assert p.returncode == 0, p.stdout + p.stderr
+    return p
 
 
 def engine(*args, ok=True):
@@ -35,10 +41,7 @@ def engine(*args, ok=True):
     env.pop("LD_PRELOAD", None)  # the sanitizer build's tools carry their own runtime
     if "DJONGO_SERVER_ASAN_OPTIONS" in env:
         env["ASAN_OPTIONS"] = env["DJONGO_SERVER_ASAN_OPTIONS"]
-    p = subprocess.run([engine_tool(), *map(str, args)], capture_output=True, text=True, env=env, timeout=300)
-    if ok:
-        assert p.returncode == 0, p.stdout + p.stderr
-    return p
+    return _run([engine_tool(), *args], env, ok)
 
 
 def _fill(client):
@@ -147,12 +150,10 @@ def test_usage_errors(tmp_path):
 
 
 def _site(args, host):
-    env = dict(os.environ, DJONGO_HOST=str(host),
-               PYTHONPATH=os.pathsep.join([str(ROOT / "example"), os.environ.get("PYTHONPATH", "")]))
-    p = subprocess.run([sys.executable, *args], cwd=ROOT / "example", env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
+    """manage.py of the example site, with HOST (DJONGO_HOST) host."""
+    path = os.pathsep.join([str(ROOT / "example"), os.environ.get("PYTHONPATH", "")])
+    return _run([sys.executable, *args], dict(os.environ, DJONGO_HOST=str(host), PYTHONPATH=path),
+                cwd=ROOT / "example").stdout
 
 
 def test_the_example_site_moves_into_a_fresh_djongo_server(tmp_path):
