@@ -217,8 +217,8 @@ classify (const bson_t *cmd)
          return CMD_WRITE;
       }
    }
-   if (!strcmp (name, "getMore") || !strcmp (name, "killCursors")) {
-      return CMD_CURSOR;
+   if (!strcmp (name, "getMore")) {
+      return CMD_CURSOR; /* (the driver drains its cursors: it sends no killCursors) */
    }
    if (!strcmp (name, "aggregate")) {
       /* $out / $merge write: the primary, with the write concern */
@@ -376,14 +376,9 @@ server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
       return mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, NULL, reply, error);
    case CMD_CURSOR: {
       bson_iter_t it;
-      bool kill = false;
-      int64_t id = 0;
-      if (bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
-         kill = !strcmp (bson_iter_key (&it), "killCursors");
-         if (!kill && BSON_ITER_HOLDS_INT (&it)) {
-            id = bson_iter_as_int64 (&it);
-         }
-      }
+      int64_t id = bson_iter_init (&it, cmd) && bson_iter_next (&it) && BSON_ITER_HOLDS_INT (&it)
+                      ? bson_iter_as_int64 (&it)
+                      : 0;
       uint32_t server = id ? cursor_server (t, id, false) : 0;
       if (!server) {
          return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
