@@ -248,6 +248,11 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
  * what a tailable cursor reads next on a capped collection. */
 bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
                          bson_error_t *error);
+/* How many records c holds, counting no further than max (> 0): max means
+ * "max or more". -1 on an LMDB error. Reads keys only. */
+int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
+/* Whether a scan for m would walk an index rather than the collection. */
+bool dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m);
 /* How many documents m matches (with $expr variables vars, may be NULL),
  * counted from index keys without reading documents when an index answers
  * the whole filter exactly (dj_bounds_t.exact), or from the record keys for

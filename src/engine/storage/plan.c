@@ -166,6 +166,9 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          if (s->count_only) {
+            if (s->max && s->found >= s->max) {
+               break;
+            }
             s->found++;
             continue;
          }
@@ -482,6 +485,20 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    bson_free (s.rids);
    bson_free (s.poss);
    return ok;
+}
+
+int64_t
+dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .count_only = true, .max = max, .error = error};
+   return scan_collection (&s) ? s.found : -1;
+}
+
+bool
+dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m)
+{
+   choice_t ch = choose (c, m);
+   return ch.index >= 0;
 }
 
 static bool
