@@ -329,16 +329,44 @@ join_equality (cx_t *cx, const dj_expr_t *e, int j, const dj_expr_t **local, con
    return false;
 }
 
+/* $lookup of src into "__dj_<alias>" (by lpath = foreign, or every document
+ * when foreign is NULL; `group`: a $group run over each document's matches,
+ * or NULL), then $unwind, keeping documents without a match when `left`. */
+static void
+emit_lookup (cx_t *cx, const cx_source_t *src, const char *lpath, const char *foreign, bool left, const bson_t *group,
+             bson_t *pipeline, uint32_t *n)
+{
+   char as[200], ref[210], lref[520];
+   bson_t none = BSON_INITIALIZER;
+   snprintf (as, sizeof as, "__dj_%s", src->alias);
+   snprintf (ref, sizeof ref, "$%s", as);
+   snprintf (lref, sizeof lref, "$%s", lpath);
+   const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (foreign), CX_STR (as),
+                            CX_STR (ref), CX_STR (lref), CX_BOOL (left), CX_DOC (group ? group : &none)};
+   cx_stages (cx, pipeline, n,
+              !foreign ? "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}"
+              : group  ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', "
+                         "'pipeline': [{'$group': '@7'}], 'as': '@3'}}"
+                       : "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}",
+              CX_ARGV (args));
+   if (left) {
+      /* a NULL local field matches nothing: empty the array it got */
+      cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
+                 CX_ARGV (args));
+   }
+   cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
+   bson_destroy (&none);
+}
+
 static bool
 stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
 {
    const cx_source_t *src = &cx->sources[j];
    const dj_expr_t *local = NULL, *foreign = NULL;
-   char lpath[512] = "", as[200];
+   char lpath[512] = "";
    const dj_expr_t *rest[64];
    int nrest = 0;
 
-   snprintf (as, sizeof as, "__dj_%s", src->alias);
    if (f->join != DJ_JOIN_CROSS) {
       const dj_expr_t *conj[64];
       int nc = conjuncts (f->on, conj, 64);
@@ -364,21 +392,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
          cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
       }
    }
-   char ref[210], lref[520];
-   snprintf (ref, sizeof ref, "$%s", as);
-   snprintf (lref, sizeof lref, "$%s", lpath);
-   const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (local ? foreign->name : NULL), CX_STR (as),
-                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT)};
-   cx_stages (cx, pipeline, n,
-              local ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}"
-                    : "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
-              CX_ARGV (args));
-   if (f->join == DJ_JOIN_LEFT) {
-      /* a NULL local field matches nothing: empty the array it got */
-      cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
-                 CX_ARGV (args));
-   }
-   cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
+   emit_lookup (cx, src, lpath, local ? foreign->name : NULL, f->join == DJ_JOIN_LEFT, NULL, pipeline, n);
 
    /* the rest of an INNER JOIN's ON is a filter on the joined rows */
    for (int i = 0; i < nrest; i++) {
@@ -473,8 +487,12 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
    return cx_unsupported (cx, e->pos, "aggregate %s()", f);
 }
 
+static bool prejoin_accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post);
+
+/* prejoined: the join was aggregated per parent (stage_prejoin); its
+ * partials are combined. */
 static bool
-stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, uint32_t *n)
+stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bool prejoined, bson_t *pipeline, uint32_t *n)
 {
    bson_t group = BSON_INITIALIZER, id, post = BSON_INITIALIZER, defaults = BSON_INITIALIZER;
    bool ok = true, scalar = s->group_by.n == 0;
@@ -491,7 +509,8 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
       bson_append_document_end (&group, &id);
    }
    for (int i = 0; ok && i < g->aggs.n; i++) {
-      ok = accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
+      ok = prejoined ? prejoin_accumulator (cx, g->aggs.v[i], i, &group, &post)
+                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
    }
    /* $group, then the accumulators' fix-ups ($set) if any; without GROUP
     * BY, inside a $facet whose one row (or, on no input, the defaults:
@@ -507,6 +526,152 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
    bson_destroy (&group);
    bson_destroy (&post);
    bson_destroy (&defaults);
+   return ok;
+}
+
+/* ---- a join aggregated before it is unwound --------------------------------
+ * SELECT a.x, COUNT(b.id) FROM a LEFT JOIN b ON a.id = b.a_id GROUP BY a.x
+ * (Django's annotate(Count("b"))): joined, unwound and then grouped, every
+ * parent is copied once per child. Instead, each parent's children are
+ * grouped inside the $lookup ({$group: {_id: null, a<i>: ...}} over its
+ * matches: one partial per parent) and the outer $group combines the
+ * partials: COUNT and SUM add theirs, MIN and MAX take theirs. Done only
+ * where the rows are the same: two tables, ON one equality, WHERE and
+ * GROUP BY on the first table alone, every aggregate COUNT/SUM/MIN/MAX of a
+ * plain column of the joined table (which a parent without children
+ * gives them as NULL, and they skip), and the joined table used nowhere
+ * else. */
+
+static const char *const prejoin_ops[][2] = {{"COUNT", "$sum"}, {"SUM", "$sum"}, {"MIN", "$min"}, {"MAX", "$max"}, {NULL, NULL}};
+
+static const char *
+prejoin_op (const dj_expr_t *agg)
+{
+   for (int i = 0; prejoin_ops[i][0]; i++) {
+      if (!strcmp (agg->name, prejoin_ops[i][0])) {
+         return prejoin_ops[i][1];
+      }
+   }
+   return NULL;
+}
+
+/* Does e use anything but the first table outside its aggregate calls? */
+static bool
+joined_outside_aggs (cx_t *cx, const dj_expr_t *e)
+{
+   if (!e || cx_is_aggregate (e)) {
+      return false;
+   }
+   if (e->kind == DJ_X_COLUMN || e->sub) {
+      return !cx_base_only (cx, e);
+   }
+   if (joined_outside_aggs (cx, e->a) || joined_outside_aggs (cx, e->b) || joined_outside_aggs (cx, e->c)) {
+      return true;
+   }
+   for (int i = 0; i < e->args.n; i++) {
+      if (joined_outside_aggs (cx, e->args.v[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* nc conjuncts of WHERE, done[i]: already a $match on the first table. */
+static bool
+prejoin_eligible (cx_t *cx, const dj_select_t *s, const cx_group_t *g, int nc, const bool *done)
+{
+   const dj_expr_t *local, *foreign;
+   if (s->from.n != 2 || !g->keys || !g->keys->n || !g->aggs.n || cx_has_window (s)) {
+      return false;
+   }
+   const dj_from_t *f = s->from.v[1];
+   if ((f->join != DJ_JOIN_LEFT && f->join != DJ_JOIN_INNER) || !f->on || !join_equality (cx, f->on, 1, &local, &foreign)) {
+      return false;
+   }
+   for (int i = 0; i < nc; i++) {
+      if (!done[i]) {
+         return false;
+      }
+   }
+   for (int i = 0; i < g->keys->n; i++) {
+      if (!cx_base_only (cx, g->keys->v[i])) {
+         return false;
+      }
+   }
+   for (int i = 0; i < g->aggs.n; i++) {
+      const dj_expr_t *e = g->aggs.v[i];
+      const dj_expr_t *arg = e->args.n == 1 ? e->args.v[0] : NULL;
+      if (!prejoin_op (e) || (e->flags & (DJ_XF_DISTINCT | DJ_XF_STAR)) || e->filter || !arg || arg->kind != DJ_X_COLUMN ||
+          !arg->table || strcmp (arg->table, cx->sources[1].alias)) {
+         return false;
+      }
+   }
+   for (int i = 0; i < s->items.n; i++) {
+      if (joined_outside_aggs (cx, ((dj_item_t *) s->items.v[i])->expr)) {
+         return false;
+      }
+   }
+   for (int i = 0; i < s->order_by.n; i++) {
+      if (joined_outside_aggs (cx, ((dj_order_t *) s->order_by.v[i])->expr)) {
+         return false;
+      }
+   }
+   return !joined_outside_aggs (cx, s->having);
+}
+
+/* The join, each parent's matches grouped into one partial. */
+static bool
+stage_prejoin (cx_t *cx, const dj_select_t *s, const cx_group_t *g, bson_t *pipeline, uint32_t *n)
+{
+   const dj_from_t *f = s->from.v[1];
+   cx_source_t *src = &cx->sources[1];
+   const dj_expr_t *local = NULL, *foreign = NULL;
+   char lpath[512], prefix[sizeof src->prefix];
+   bool ok = true;
+
+   join_equality (cx, f->on, 1, &local, &foreign);
+   if (!cx_column_path (cx, local, lpath, sizeof lpath)) {
+      return false;
+   }
+   if (f->join == DJ_JOIN_INNER) {
+      cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
+   }
+   bson_t group = BSON_INITIALIZER, post = BSON_INITIALIZER, defaults = BSON_INITIALIZER;
+   BSON_APPEND_NULL (&group, "_id");
+   /* inside the $lookup the joined table's documents are the input: its
+    * columns without their prefix */
+   memcpy (prefix, src->prefix, sizeof prefix);
+   src->prefix[0] = '\0';
+   for (int i = 0; ok && i < g->aggs.n; i++) {
+      ok = accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults); /* post, defaults: the outer group's */
+   }
+   memcpy (src->prefix, prefix, sizeof prefix);
+   if (ok) {
+      emit_lookup (cx, src, lpath, foreign->name, f->join == DJ_JOIN_LEFT, &group, pipeline, n);
+   }
+   bson_destroy (&group);
+   bson_destroy (&post);
+   bson_destroy (&defaults);
+   return ok;
+}
+
+/* The outer accumulator of aggregate i over the partials at "__dj_<alias>". */
+static bool
+prejoin_accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post)
+{
+   char field[24], nfield[24], ref[28], nref[28], part[240], npart[240];
+   snprintf (field, sizeof field, "a%d", i);
+   snprintf (nfield, sizeof nfield, "a%d_n", i);
+   snprintf (ref, sizeof ref, "$a%d", i);
+   snprintf (nref, sizeof nref, "$a%d_n", i);
+   snprintf (part, sizeof part, "$__dj_%s.a%d", cx->sources[1].alias, i);
+   snprintf (npart, sizeof npart, "$__dj_%s.a%d_n", cx->sources[1].alias, i);
+   bool ok = cx_template (cx, "{'@0': '@1'}", CX_ARGS (CX_STR (prejoin_op (e)), CX_STR (part)), group, field);
+   if (ok && !strcmp (e->name, "SUM")) {
+      /* the non-NULL inputs counted by the partials: none means NULL */
+      ok = cx_template (cx, "{'$sum': '@0'}", CX_ARGS (CX_STR (npart)), group, nfield);
+      cx_append_null_if_none (post, field, ref, nref);
+   }
    return ok;
 }
 
@@ -619,39 +784,13 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          done[i] = true;
       }
    }
-   /* 2. joins */
-   for (int j = 1; ok && j < s->from.n; j++) {
-      ok = stage_join (cx, s->from.v[j], j, pipeline, n);
-   }
-   /* 3. subqueries, then the rest of WHERE */
-   for (int i = 0; ok && i < nc; i++) {
-      if (!done[i]) {
-         ok = cx_subquery_lookups (cx, conj[i], pipeline, n) && stage_match_filter (cx, conj[i], pipeline, n);
-      }
-   }
-   if (!ok) {
-      return false;
-   }
-   /* 4. grouping */
+   /* what grouping there is: the joins may be aggregated before they are unwound */
    bool grouped = s->group_by.n > 0 || has_aggregate (s->having);
    for (int i = 0; i < s->items.n; i++) {
       grouped |= has_aggregate (((dj_item_t *) s->items.v[i])->expr);
    }
    for (int i = 0; i < s->order_by.n; i++) {
       grouped |= has_aggregate (((dj_order_t *) s->order_by.v[i])->expr);
-   }
-   if (!grouped) {
-      /* scalar subqueries in the SELECT list / ORDER BY */
-      for (int i = 0; ok && i < s->items.n; i++) {
-         ok = cx_subquery_lookups (cx, ((dj_item_t *) s->items.v[i])->expr, pipeline, n);
-      }
-      for (int i = 0; ok && i < s->order_by.n; i++) {
-         ok = cx_subquery_lookups (cx, ((dj_order_t *) s->order_by.v[i])->expr, pipeline, n);
-      }
-      /* window functions see the rows WHERE kept */
-      if (ok && cx_has_window (s)) {
-         ok = cx_window_stages (cx, s, pipeline, n);
-      }
    }
    if (grouped) {
       for (int i = 0; i < s->items.n; i++) {
@@ -673,12 +812,44 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
                         : s->group_by.v[i];
       }
       g.keys = &keys;
+   }
+   bool prejoined = grouped && prejoin_eligible (cx, s, &g, nc, done);
+   /* 2. joins */
+   for (int j = 1; ok && j < s->from.n; j++) {
+      ok = prejoined ? stage_prejoin (cx, s, &g, pipeline, n) : stage_join (cx, s->from.v[j], j, pipeline, n);
+   }
+   /* 3. subqueries, then the rest of WHERE */
+   for (int i = 0; ok && i < nc; i++) {
+      if (!done[i]) {
+         ok = cx_subquery_lookups (cx, conj[i], pipeline, n) && stage_match_filter (cx, conj[i], pipeline, n);
+      }
+   }
+   if (!ok) {
+      bson_free (g.aggs.v);
+      bson_free (keys.v);
+      return false;
+   }
+   /* 4. grouping */
+   if (!grouped) {
+      /* scalar subqueries in the SELECT list / ORDER BY */
+      for (int i = 0; ok && i < s->items.n; i++) {
+         ok = cx_subquery_lookups (cx, ((dj_item_t *) s->items.v[i])->expr, pipeline, n);
+      }
+      for (int i = 0; ok && i < s->order_by.n; i++) {
+         ok = cx_subquery_lookups (cx, ((dj_order_t *) s->order_by.v[i])->expr, pipeline, n);
+      }
+      /* window functions see the rows WHERE kept */
+      if (ok && cx_has_window (s)) {
+         ok = cx_window_stages (cx, s, pipeline, n);
+      }
+   }
+   if (grouped) {
       for (int i = 0; ok && i < keys.n; i++) {
          if (has_aggregate (keys.v[i])) {
             ok = cx_unsupported (cx, ((dj_expr_t *) s->group_by.v[i])->pos, "an aggregate in GROUP BY");
          }
       }
-      ok = ok && stage_group (cx, s, &g, pipeline, n);
+      ok = ok && stage_group (cx, s, &g, prejoined, pipeline, n);
       cx->group = &g;
       if (ok && s->having) {
          if (cx_has_subquery (s->having)) {

@@ -184,6 +184,19 @@ QUERIES = [
     ('SELECT "b"."name", COUNT("e"."id") AS "n" FROM "blog" "b" LEFT OUTER JOIN "entry" "e" ON ("b"."id" = "e"."blog_id") '
      'GROUP BY "b"."name" ORDER BY "n" DESC, "b"."name"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" INNER JOIN "blog" "b" ON ("e"."blog_id" = "b"."id" AND "b"."rating" > %s)', [1], False),
+    # aggregates over a join, grouped on the first table: aggregated inside the $lookup (select.c: a join
+    # aggregated before it is unwound), the same rows -- SUM/MIN/MAX of no row or only NULLs is NULL,
+    # COUNT 0; a NULL key (blog 2's rating) or a missing one (blog 3's) joins nothing
+    ('SELECT "b"."id", SUM("e"."n") AS "s", MIN("e"."score") AS "lo", MAX("e"."headline") AS "hi", COUNT("e"."n") AS "c" '
+     'FROM "blog" "b" LEFT OUTER JOIN "entry" "e" ON ("b"."id" = "e"."blog_id") GROUP BY "b"."id"', [], False),
+    ('SELECT "b"."id", "b"."name", COUNT("e"."id") AS "c" FROM "blog" "b" INNER JOIN "entry" "e" ON ("b"."id" = "e"."blog_id") '
+     'GROUP BY "b"."id", "b"."name" HAVING COUNT("e"."id") > %s ORDER BY "c" DESC, "b"."id"', [1], True),
+    ('SELECT "b"."owner_id", COUNT("e"."id") AS "c", SUM("e"."n") AS "s" FROM "blog" "b" LEFT OUTER JOIN "entry" "e" '
+     'ON ("b"."id" = "e"."blog_id") WHERE "b"."id" > %s GROUP BY "b"."owner_id"', [0], False),
+    ('SELECT "b"."id", COUNT("e"."id") AS "c", MAX("e"."id") AS "m" FROM "blog" "b" LEFT OUTER JOIN "entry" "e" '
+     'ON ("b"."rating" = "e"."blog_id") GROUP BY "b"."id"', [], False),
+    ('SELECT "e"."id", COUNT("b"."id") AS "c" FROM "entry" "e" LEFT OUTER JOIN "blog" "b" ON ("e"."blog_id" = "b"."id") '
+     'GROUP BY "e"."id" ORDER BY MAX("b"."name") DESC, "e"."id"', [], True),
     ('SELECT "a"."id", "b"."id" FROM "author" "a" CROSS JOIN "blog" "b"', [], False),
     # subqueries
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."rating" > %s)',
