@@ -7,9 +7,11 @@
  *
  *   $match (WHERE conjuncts on the base table: before the joins, so indexes
  *   serve them) -> per JOIN: $lookup + $unwind -> $lookup per subquery ->
- *   $match (the rest of WHERE) -> $group (GROUP BY / aggregates) -> $match
- *   (HAVING) -> $project (c0..cn, sort keys) -> $group (DISTINCT) -> $sort
- *   -> $skip -> $limit
+ *   $match (the rest of WHERE) -> [$lookup per subquery GROUP BY key] ->
+ *   $group (GROUP BY / aggregates) -> $lookup per subquery of HAVING ->
+ *   $match (HAVING) -> $lookup per subquery of the SELECT list / ORDER BY
+ *   -> $project (c0..cn, sort keys) -> $group (DISTINCT) -> $sort -> $skip
+ *   -> $limit
  *
  * SQL's defaults kept where MongoDB differs:
  *  - ORDER BY puts NULLs first ascending and last descending (SQLite's
@@ -78,6 +80,19 @@ static bool
 has_aggregate (const dj_expr_t *e)
 {
    return cx_expr_any (e, is_aggregate, NULL);
+}
+
+/* Is e one of the GROUP BY keys (read from $group's _id, its subqueries
+ * looked up before the $group)? */
+static bool
+is_group_key (const cx_group_t *g, const dj_expr_t *e)
+{
+   for (int i = 0; i < g->keys->n; i++) {
+      if (cx_expr_equal (g->keys->v[i], e)) {
+         return true;
+      }
+   }
+   return false;
 }
 
 /* LIMIT/OFFSET: an integer constant, >= 0 (INT64_MAX: no limit); -1 + error
@@ -163,6 +178,55 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
       return cx_agg_value (cx, e, proj, key);
    }
    return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), proj, key);
+}
+
+/* A * or t.* in a SELECT list that find cannot serve (joins, expressions
+ * beside it): each table's row document is projected whole ("c<i>_<k>":
+ * $$ROOT for the base table, "$__dj_<alias>" for a joined one, NULL-less
+ * when a LEFT join found no partner) and described as a star column, which
+ * the executor expands into the columns CREATE TABLE recorded for the table
+ * (dj_mql_column_t.star_table). A derived table's columns are known here:
+ * its SELECT items, "c<m>" of its rows. In EXISTS the values do not matter:
+ * nothing is projected. */
+static bool
+project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int flags, bson_t *proj)
+{
+   const dj_expr_t *e = it->expr;
+   if (flags & CX_PIPE_EXISTS) {
+      return true;
+   }
+   if (!cx->out || (flags & CX_PIPE_NO_COLUMNS) || cx->group || s->distinct) {
+      return cx_unsupported (cx, e->pos,
+                             "* in the SELECT list of a subquery, a UNION, a GROUP BY or a DISTINCT (djongo has no "
+                             "schema to expand it there)");
+   }
+   bool any = false;
+   for (int k = 0; k < cx->nsources; k++) {
+      const cx_source_t *src = &cx->sources[k];
+      if (e->kind == DJ_X_COLUMN && e->table && strcmp (e->table, src->alias)) {
+         continue;
+      }
+      any = true;
+      char key[32], path[200];
+      snprintf (key, sizeof key, "c%d_%d", i, k);
+      if (k > 0) {
+         snprintf (path, sizeof path, "$__dj_%s", src->alias);
+      }
+      BSON_APPEND_UTF8 (proj, key, k > 0 ? path : "$$ROOT");
+      if (!src->sub) {
+         cx_add_star_column (cx, src->table, key);
+         continue;
+      }
+      for (int m = 0; m < src->sub->items.n; m++) {
+         char cpath[48];
+         snprintf (cpath, sizeof cpath, "%s.c%d", key, m);
+         cx_add_column (cx, item_name (src->sub->items.v[m]), cpath);
+      }
+   }
+   if (!any) {
+      return cx_unsupported (cx, e->pos, "no table or alias \"%s\" in this query's FROM clause", e->table);
+   }
+   return true;
 }
 
 static bool stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n);
@@ -329,6 +393,45 @@ join_equality (cx_t *cx, const dj_expr_t *e, int j, const dj_expr_t **local, con
    return false;
 }
 
+/* Does column e name source j or a later one (which an ON cannot see)? */
+static bool
+names_later_source (const dj_expr_t *e, const void *ctx)
+{
+   const cx_t *cx = ((const void *const *) ctx)[0];
+   int j = *(const int *) ((const void *const *) ctx)[1];
+   if (e->kind != DJ_X_COLUMN || !e->table) {
+      return false;
+   }
+   for (int i = j + 1; i < cx->nsources; i++) {
+      if (!strcmp (cx->sources[i].alias, e->table)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* The pipeline of a join's $lookup that keeps the joined table's rows where
+ * each of conj[0..nc) is TRUE: [{$match: filter}...], compiled in a context
+ * whose one source is the joined table and whose outer query is ours, so
+ * that columns of the earlier tables become `let` variables ($$o<i>, bound
+ * in *lets). A LEFT join's extra ON conditions belong here, not after the
+ * $unwind: they choose the partners, and a row with none is still kept,
+ * with NULLs -- SQL's outer join. */
+static bool
+join_pipeline (cx_t *cx, const cx_source_t *src, const dj_expr_t *const *conj, int nc, bson_t *lets, bson_t *sp,
+               uint32_t *sn)
+{
+   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
+              .out = NULL, .outer = cx, .lets = lets};
+   cx_single_source (&sc, src->table, src->alias);
+   for (int i = 0; i < nc; i++) {
+      if (!stage_match_filter (&sc, conj[i], sp, sn)) {
+         return false;
+      }
+   }
+   return true;
+}
+
 static bool
 stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
 {
@@ -342,38 +445,64 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
    if (f->join != DJ_JOIN_CROSS) {
       const dj_expr_t *conj[64];
       int nc = conjuncts (f->on, conj, 64);
+      if (f->on && f->on->kind == DJ_X_AND && f->on->args.n > 64) {
+         return cx_unsupported (cx, f->on->pos, "more than 64 AND-ed conditions in JOIN ... ON");
+      }
+      const void *later_ctx[2] = {cx, &j};
       for (int i = 0; i < nc; i++) {
+         if (cx_has_subquery (conj[i])) {
+            return cx_unsupported (cx, conj[i]->pos, "a subquery in JOIN ... ON");
+         }
+         if (cx_expr_any (conj[i], names_later_source, later_ctx)) {
+            return cx_unsupported (cx, conj[i]->pos, "JOIN ... ON naming a table joined after it");
+         }
          if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
             continue;
          }
          rest[nrest++] = conj[i];
       }
-      if (!local) {
-         return cx_unsupported (cx, f->pos, "JOIN ... ON without an equality between a column of \"%s\" and an earlier table",
-                                src->alias);
-      }
-      if (nrest && f->join == DJ_JOIN_LEFT) {
-         return cx_unsupported (cx, f->pos, "LEFT JOIN with conditions beyond one column equality");
-      }
-      if (!cx_column_path (cx, local, lpath, sizeof lpath)) {
+      if (local && !cx_column_path (cx, local, lpath, sizeof lpath)) {
          return false;
       }
-      if (f->join == DJ_JOIN_INNER) {
+      if (local && f->join == DJ_JOIN_INNER) {
          /* SQL: NULL joins nothing; $lookup would pair a NULL local field
           * with foreign documents whose field is NULL or missing. */
          cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
       }
    }
+   /* An INNER join's other ON conditions filter the joined rows after the
+    * $unwind; a LEFT join's, or those of an ON without a column equality to
+    * look up by, go into the $lookup's pipeline (with localField and
+    * foreignField as well when there is an equality: MongoDB 5.0+ runs the
+    * equality match first, on an index of the foreign field if there is
+    * one, then the pipeline on the matches).
+    * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/ */
+   bool in_lookup = nrest && (f->join == DJ_JOIN_LEFT || !local);
+   bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
+   uint32_t sn = 0;
+   if (in_lookup && !join_pipeline (cx, src, rest, nrest, &lets, &sp, &sn)) {
+      bson_destroy (&lets);
+      bson_destroy (&sp);
+      return false;
+   }
    char ref[210], lref[520];
    snprintf (ref, sizeof ref, "$%s", as);
    snprintf (lref, sizeof lref, "$%s", lpath);
    const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (local ? foreign->name : NULL), CX_STR (as),
-                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT)};
-   cx_stages (cx, pipeline, n,
-              local ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}"
-                    : "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
-              CX_ARGV (args));
-   if (f->join == DJ_JOIN_LEFT) {
+                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT), CX_DOC (&lets),
+                            CX_ARRAY (&sp)};
+   /* [equality][0: no pipeline, 1: a pipeline without variables, 2: with] */
+   static const char *const lookup[2][3] = {
+      {"{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'pipeline': '@8', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'let': '@7', 'pipeline': '@8', 'as': '@3'}}"},
+      {"{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'pipeline': '@8', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'let': '@7', 'pipeline': '@8', 'as': '@3'}}"}};
+   cx_stages (cx, pipeline, n, lookup[local != NULL][in_lookup ? 1 + !bson_empty (&lets) : 0], CX_ARGV (args));
+   bson_destroy (&lets);
+   bson_destroy (&sp);
+   if (local && f->join == DJ_JOIN_LEFT) {
       /* a NULL local field matches nothing: empty the array it got */
       cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
                  CX_ARGV (args));
@@ -381,7 +510,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
    cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
 
    /* the rest of an INNER JOIN's ON is a filter on the joined rows */
-   for (int i = 0; i < nrest; i++) {
+   for (int i = 0; !in_lookup && i < nrest; i++) {
       if (!stage_match_filter (cx, rest[i], pipeline, n)) {
          return false;
       }
@@ -525,11 +654,10 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       if (sub->from.n == 0) {
          return cx_unsupported (cx, sub->pos, "a subquery without FROM");
       }
-      if (sub->next) {
-         return cx_unsupported (cx, sub->pos, "UNION/INTERSECT/EXCEPT inside a subquery");
-      }
-      if (e->kind != DJ_X_EXISTS && sub->items.n != 1) {
-         return cx_unsupported (cx, sub->pos, "a subquery returning %d columns where one is expected", sub->items.n);
+      int want_cols = e->kind == DJ_X_IN_SELECT && e->a->kind == DJ_X_ROW ? e->a->args.n : 1;
+      if (e->kind != DJ_X_EXISTS && sub->items.n != want_cols) {
+         return cx_unsupported (cx, sub->pos, "a subquery returning %d column%s where %d %s expected", sub->items.n,
+                                sub->items.n == 1 ? "" : "s", want_cols, want_cols == 1 ? "is" : "are");
       }
       /* the sub-pipeline is built first: only then are the outer columns
        * it uses (its `let` variables) known */
@@ -538,7 +666,11 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
                  .out = NULL, .outer = cx, .lets = &lets};
       uint32_t sn = 0;
       const dj_from_t *f0 = sub->from.v[0];
-      bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, CX_PIPE_SUBQUERY);
+      /* IN (SELECT .. UNION SELECT ..): the compound's stages, the first
+       * SELECT's collection the $lookup's */
+      bool ok = sub->next ? compound_stages (&sc, sub, &sp, &sn, CX_PIPE_NO_COLUMNS)
+                          : cx_select_pipeline (&sc, sub, &sp, &sn,
+                                                CX_PIPE_SUBQUERY | (e->kind == DJ_X_EXISTS ? CX_PIPE_EXISTS : 0));
       if (ok && e->kind == DJ_X_EXISTS && !sub->limit) {
          cx_stages (cx, &sp, &sn, "{'$limit': 1}", CX_NO_ARGS);
       }
@@ -678,14 +810,26 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
             ok = cx_unsupported (cx, ((dj_expr_t *) s->group_by.v[i])->pos, "an aggregate in GROUP BY");
          }
       }
+      /* a subquery GROUP BY key (GROUP BY 2 naming a Subquery annotation)
+       * is looked up per row, before $group */
+      for (int i = 0; ok && i < keys.n; i++) {
+         ok = cx_subquery_lookups (cx, keys.v[i], pipeline, n);
+      }
       ok = ok && stage_group (cx, s, &g, pipeline, n);
       cx->group = &g;
+      /* subqueries of HAVING, then of the SELECT list and ORDER BY, look
+       * up per group: their outer columns are GROUP BY keys ("$_id.k<i>") */
       if (ok && s->having) {
-         if (cx_has_subquery (s->having)) {
-            ok = cx_unsupported (cx, s->having->pos, "a subquery in HAVING");
-         } else {
-            ok = cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
-         }
+         ok = cx_subquery_lookups (cx, s->having, pipeline, n) &&
+              cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
+      }
+      for (int i = 0; ok && i < s->items.n; i++) {
+         const dj_expr_t *e = ((dj_item_t *) s->items.v[i])->expr;
+         ok = is_group_key (&g, e) || cx_subquery_lookups (cx, e, pipeline, n);
+      }
+      for (int i = 0; ok && i < s->order_by.n; i++) {
+         const dj_expr_t *e = ((dj_order_t *) s->order_by.v[i])->expr;
+         ok = is_group_key (&g, e) || cx_subquery_lookups (cx, e, pipeline, n);
       }
       /* window functions over the groups HAVING kept (SQL's order: the
        * windows see the grouped rows; their arguments and partitions are
@@ -709,8 +853,8 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       char key[16];
       snprintf (key, sizeof key, "c%d", i);
       if (is_star_item (it)) {
-         ok = cx_unsupported (cx, it->expr->pos, "* in a SELECT list with joins, grouping or expressions (djongo has no schema to expand it)");
-         break;
+         ok = project_star (cx, s, it, i, flags, &proj);
+         continue;
       }
       if ((flags & CX_PIPE_KEEP_NULLS) || s->distinct) {
          /* keep NULL columns present: "$sq.c0" arrays and DISTINCT groups
@@ -727,6 +871,10 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       const dj_order_t *o = s->order_by.v[i];
       char key[16];
       sort_ref[i] = order_item_ref (s, o);
+      if (sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]])) {
+         ok = cx_unsupported (cx, o->expr->pos, "ORDER BY a * of the SELECT list");
+         break;
+      }
       if (sort_ref[i] < 0) {
          if (s->distinct) {
             ok = cx_unsupported (cx, o->expr->pos, "ORDER BY an expression not in the SELECT DISTINCT list");
@@ -912,6 +1060,18 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
               CX_NO_ARGS);
 }
 
+/* How many outer columns this query and those around it have bound as
+ * $lookup variables so far. */
+static int
+outer_lets (const cx_t *cx)
+{
+   int n = 0;
+   for (const cx_t *c = cx; c; c = c->outer) {
+      n += c->nlets;
+   }
+   return n;
+}
+
 /* Left to right, as SQL reads `a UNION b EXCEPT c`:
  *   UNION ALL   {$unionWith: {coll, pipeline}}
  *   UNION       the same, then one row per distinct row ($group on $$ROOT)
@@ -952,7 +1112,14 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       uint32_t bn = 0;
       dj_select_t branch = *b;
       branch.next = NULL;
+      int bound = outer_lets (cx);
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
+      if (ok && outer_lets (cx) != bound) {
+         /* the branch runs as a $unionWith pipeline, which the manual does
+          * not promise a $lookup's let variables reach */
+         ok = cx_unsupported (cx, b->pos,
+                              "a SELECT after UNION/INTERSECT/EXCEPT in a subquery referring to the query around it");
+      }
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }

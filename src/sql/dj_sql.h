@@ -96,7 +96,10 @@ typedef enum {
    DJ_X_SUBQUERY, /* (sub) as a scalar */
    DJ_X_FUNC,     /* name(args) [FILTER (WHERE a)] [OVER (...)] */
    DJ_X_CASE,     /* CASE [a] WHEN..THEN.. [ELSE b] END; args: when,then,... */
-   DJ_X_CAST      /* CAST(a AS name) */
+   DJ_X_CAST,     /* CAST(a AS name) */
+   DJ_X_ROW       /* (a, b, ...): args; as `row IN (SELECT x, y ...)`
+                     (the parser writes row = row, row <> row and
+                     row IN (rows) as ANDs and ORs of the components) */
 } dj_expr_kind_t;
 
 /* Binary operators (dj_expr_t.op for DJ_X_BINARY). */

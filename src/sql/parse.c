@@ -35,7 +35,10 @@
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
  *             | CAST '(' expr AS type ')' | [NOT] EXISTS '(' select ')'
- *             | '(' select ')' | '(' expr ')'
+ *             | '(' select ')' | '(' expr ')' | '(' expr ',' expr {, expr} ')'
+ *               (a row value: in row = row, row <> row, row [NOT] IN '(' rows
+ *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
+ *               '(' select ')')
  *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
