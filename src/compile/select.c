@@ -699,6 +699,25 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
    return true;
 }
 
+/* After $group: the $lookups of the subqueries in e outside its aggregate
+ * calls (whose own subqueries were looked up per row, before $group). */
+static bool
+lookups_beside_aggs (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n)
+{
+   if (!e || cx_is_aggregate (e)) {
+      return true;
+   }
+   if (e->sub && (e->kind == DJ_X_IN_SELECT || e->kind == DJ_X_EXISTS || e->kind == DJ_X_SUBQUERY)) {
+      return cx_subquery_lookups (cx, e, pipeline, n);
+   }
+   bool ok = lookups_beside_aggs (cx, e->a, pipeline, n) && lookups_beside_aggs (cx, e->b, pipeline, n) &&
+             lookups_beside_aggs (cx, e->c, pipeline, n);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = lookups_beside_aggs (cx, e->args.v[i], pipeline, n);
+   }
+   return ok;
+}
+
 bool
 cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
@@ -811,25 +830,30 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          }
       }
       /* a subquery GROUP BY key (GROUP BY 2 naming a Subquery annotation)
-       * is looked up per row, before $group */
+       * or in an aggregate's argument or FILTER (SUM(Subquery(...))) is
+       * looked up per row, before $group */
       for (int i = 0; ok && i < keys.n; i++) {
          ok = cx_subquery_lookups (cx, keys.v[i], pipeline, n);
+      }
+      for (int i = 0; ok && i < g.aggs.n; i++) {
+         const dj_expr_t *agg = g.aggs.v[i];
+         ok = cx_subquery_lookups (cx, agg, pipeline, n) && cx_subquery_lookups (cx, agg->filter, pipeline, n);
       }
       ok = ok && stage_group (cx, s, &g, pipeline, n);
       cx->group = &g;
       /* subqueries of HAVING, then of the SELECT list and ORDER BY, look
        * up per group: their outer columns are GROUP BY keys ("$_id.k<i>") */
       if (ok && s->having) {
-         ok = cx_subquery_lookups (cx, s->having, pipeline, n) &&
+         ok = lookups_beside_aggs (cx, s->having, pipeline, n) &&
               cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
       }
       for (int i = 0; ok && i < s->items.n; i++) {
          const dj_expr_t *e = ((dj_item_t *) s->items.v[i])->expr;
-         ok = is_group_key (&g, e) || cx_subquery_lookups (cx, e, pipeline, n);
+         ok = is_group_key (&g, e) || lookups_beside_aggs (cx, e, pipeline, n);
       }
       for (int i = 0; ok && i < s->order_by.n; i++) {
          const dj_expr_t *e = ((dj_order_t *) s->order_by.v[i])->expr;
-         ok = is_group_key (&g, e) || cx_subquery_lookups (cx, e, pipeline, n);
+         ok = is_group_key (&g, e) || lookups_beside_aggs (cx, e, pipeline, n);
       }
       /* window functions over the groups HAVING kept (SQL's order: the
        * windows see the grouped rows; their arguments and partitions are

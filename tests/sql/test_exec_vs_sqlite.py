@@ -338,6 +338,16 @@ QUERIES = [
      'WHERE U0."id" = "e"."blog_id") DESC, "e"."blog_id"', [], True),
     ('SELECT (SELECT U0."name" FROM "author" U0 WHERE U0."id" = "b"."owner_id") AS "x", COUNT(*) FROM "blog" "b" '
      'GROUP BY 1', [], False),
+    # subqueries in aggregates' arguments and FILTER (Sum(Subquery(...))): looked up per row, before $group
+    ('SELECT SUM((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) FROM "blog" "b"', [], False),
+    ('SELECT "b"."owner_id", MAX((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) FROM "blog" "b" '
+     'GROUP BY "b"."owner_id"', [], False),
+    ('SELECT "b"."owner_id", COUNT(*) FILTER (WHERE EXISTS (SELECT 1 FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) '
+     'FROM "blog" "b" GROUP BY "b"."owner_id"', [], False),
+    ('SELECT "b"."owner_id", COUNT(*) FROM "blog" "b" GROUP BY "b"."owner_id" HAVING SUM((SELECT COUNT(*) FROM "entry" U0 '
+     'WHERE U0."blog_id" = "b"."id")) > %s', [1], False),
+    ('SELECT "b"."owner_id", SUM((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) + (SELECT COUNT(*) '
+     'FROM "author" U1 WHERE U1."id" = "b"."owner_id") FROM "blog" "b" GROUP BY "b"."owner_id"', [], False),
     # UNION / UNION ALL / EXCEPT inside IN (SELECT ...) and EXISTS; NULLs in them
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."rating" > %s '
      'UNION SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s)', [4, 2], False),
