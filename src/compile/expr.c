@@ -1093,7 +1093,8 @@ subquery_field (cx_t *cx, const dj_expr_t *e)
  * "__dj_sq<i>": TRUE iff some row equals (a, b) -- each pair equal, neither
  * NULL -- and FALSE iff every row differs from it in some pair of non-NULL
  * values (none: FALSE too, NOT IN of no rows being TRUE); else NULL, as
- * SQL's row comparison under three-valued logic says. */
+ * SQL's row comparison under three-valued logic says. row = (SELECT ...)
+ * (DJ_XF_ROW_EQ) compares with the first row alone, NULL when there is none. */
 static bool
 row_in_truth (cx_t *cx, const dj_expr_t *e, bool want, int i, bson_t *parent, const char *key)
 {
@@ -1115,6 +1116,18 @@ row_in_truth (cx_t *cx, const dj_expr_t *e, bool want, int i, bson_t *parent, co
    }
    char ref[32];
    snprintf (ref, sizeof ref, "$__dj_sq%d", i);
+   if (e->flags & DJ_XF_ROW_EQ) {
+      /* row = (SELECT ...): its first row only (SQLite's reading of a
+       * subquery of several rows); none makes the comparison NULL */
+      ok = ok && cx_template (cx,
+                              want ? "{'$anyElementTrue': [{'$map': {'input': {'$slice': ['@0', 1]}, 'as': 'r', "
+                                     "'in': {'$and': '@1'}}}]}"
+                                   : "{'$and': [{'$gt': [{'$size': '@0'}, 0]}, {'$allElementsTrue': [{'$map': "
+                                     "{'input': {'$slice': ['@0', 1]}, 'as': 'r', 'in': {'$or': '@1'}}}]}]}",
+                              CX_ARGS (CX_STR (ref), CX_ARRAY (&pairs)), parent, key);
+      bson_destroy (&pairs);
+      return ok;
+   }
    ok = ok && cx_template (cx,
                            want ? "{'$anyElementTrue': [{'$map': {'input': '@0', 'as': 'r', 'in': {'$and': '@1'}}}]}"
                                 : "{'$allElementsTrue': [{'$map': {'input': '@0', 'as': 'r', 'in': {'$or': '@1'}}}]}",

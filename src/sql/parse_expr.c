@@ -523,6 +523,25 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
 static dj_expr_t *
 row_equality (parser_t *p, dj_expr_t *a, dj_expr_t *b, bool negate)
 {
+   if (a->kind == DJ_X_SUBQUERY && b->kind == DJ_X_ROW) {
+      dj_expr_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a->kind == DJ_X_ROW && b->kind == DJ_X_SUBQUERY) {
+      /* row = (SELECT x, y ...): the subquery's one row, compared pair by
+       * pair (Django's pk=queryset[:1] on a composite key) */
+      dj_expr_t *e = sql_new_expr (p, DJ_X_IN_SELECT, a->pos);
+      e->flags = DJ_XF_ROW_EQ;
+      e->a = a;
+      e->sub = b->sub;
+      if (!negate) {
+         return e;
+      }
+      dj_expr_t *not = sql_new_expr (p, DJ_X_NOT, a->pos);
+      not->a = e;
+      return not;
+   }
    if (a->kind != DJ_X_ROW || b->kind != DJ_X_ROW || a->args.n != b->args.n) {
       sql_fail (p, "rows of %d and %d values compared", a->kind == DJ_X_ROW ? a->args.n : 1,
                 b->kind == DJ_X_ROW ? b->args.n : 1);

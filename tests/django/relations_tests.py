@@ -134,6 +134,13 @@ class Relations(TestCase):
     def test_composite_reverse_count(self):
         self.same(lambda db: Member.objects.using(db).annotate(n=Count("posts")).values_list("name", "n"))
 
+    def test_composite_pk_exact_subquery(self):
+        # pk=queryset[:1] on a composite key: (tenant, number) = (SELECT ..., ... LIMIT 1)
+        self.same(lambda db: Member.objects.using(db).filter(
+            pk=Member.objects.using(db).filter(name="t1-2")[:1]).values_list("name", flat=True))
+        self.same(lambda db: Member.objects.using(db).exclude(
+            pk=Member.objects.using(db).filter(name="t1-2")[:1]).values_list("name", flat=True))
+
     # -- subqueries
 
     def test_outer_ref_two_levels(self):

@@ -376,6 +376,15 @@ QUERIES = [
      [1, 3, 2, 7, 3], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") NOT IN ((%s, %s), (NULL, %s))', [1, 3, 7], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") <> (%s, %s)', [1, 3], False),
+    # row = (SELECT x, y ...): the subquery's one row (none: NULL, so <> keeps nothing either)
+    ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") = (SELECT U0."blog_id", U0."n" FROM "entry" U0 '
+     'WHERE U0."id" = %s LIMIT 1)', [3], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") <> (SELECT U0."blog_id", U0."n" FROM "entry" U0 '
+     'WHERE U0."id" = %s LIMIT 1)', [3], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE NOT (("e"."blog_id", "e"."n") = (SELECT U0."blog_id", U0."n" FROM "entry" U0 '
+     'WHERE U0."id" = %s))', [99], False),
+    ('SELECT "e"."id", ("e"."blog_id", "e"."n") = (SELECT U0."blog_id", U0."n" FROM "entry" U0 WHERE U0."id" = '
+     '"e"."id" - 1) FROM "entry" "e"', [], False),
 ]
 
 # Writes, each followed by a full read of the table.
