@@ -1084,18 +1084,6 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
               CX_NO_ARGS);
 }
 
-/* How many outer columns this query and those around it have bound as
- * $lookup variables so far. */
-static int
-outer_lets (const cx_t *cx)
-{
-   int n = 0;
-   for (const cx_t *c = cx; c; c = c->outer) {
-      n += c->nlets;
-   }
-   return n;
-}
-
 /* Left to right, as SQL reads `a UNION b EXCEPT c`:
  *   UNION ALL   {$unionWith: {coll, pipeline}}
  *   UNION       the same, then one row per distinct row ($group on $$ROOT)
@@ -1136,14 +1124,12 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       uint32_t bn = 0;
       dj_select_t branch = *b;
       branch.next = NULL;
-      int bound = outer_lets (cx);
+      /* in a correlated subquery the branch may read the $lookup's `let`
+       * variables: a $unionWith pipeline is parsed in the expression
+       * context of the pipeline around it, variables included (a server
+       * that saw otherwise would refuse the command: "Use of undefined
+       * variable", never other rows) */
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
-      if (ok && outer_lets (cx) != bound) {
-         /* the branch runs as a $unionWith pipeline, which the manual does
-          * not promise a $lookup's let variables reach */
-         ok = cx_unsupported (cx, b->pos,
-                              "a SELECT after UNION/INTERSECT/EXCEPT in a subquery referring to the query around it");
-      }
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }

@@ -172,3 +172,11 @@ class Relations(TestCase):
     def test_in_union_subquery(self):
         self.same(lambda db: Book.objects.using(db).filter(author__in=Author.objects.using(db).filter(name="Ann").values("pk")
             .union(Author.objects.using(db).filter(threshold=1).values("pk"))).values_list("title", flat=True))
+
+    def test_union_subquery_referring_to_outer_query(self):
+        # the branches of a combined Subquery read OuterRef: the second runs as $unionWith
+        same_author = Book.objects.order_by().filter(author=OuterRef("pk"), published=True)
+        rated = Book.objects.order_by().filter(rating__lt=OuterRef("threshold"))
+        self.same(lambda db: Author.objects.using(db).annotate(
+            t=Subquery(same_author.using(db).union(rated.using(db)).order_by("title").values("title")[:1]))
+            .values_list("name", "t"))

@@ -361,6 +361,14 @@ QUERIES = [
      'SELECT U1."blog_id" FROM "entry" U1 WHERE U1."n" = %s)', [2, 7], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE EXISTS (SELECT U0."id" FROM "blog" U0 WHERE U0."id" = "e"."blog_id" UNION '
      'SELECT U1."id" FROM "author" U1 WHERE U1."id" = %s)', [2], False),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE EXISTS (SELECT U0."id" FROM "blog" U0 WHERE U0."rating" > %s UNION '
+     'SELECT U1."id" FROM "author" U1 WHERE U1."id" = "e"."n")', [100], False),
+    ('SELECT "a"."id", (SELECT U0."name" FROM "blog" U0 WHERE U0."owner_id" = "a"."id" UNION SELECT U1."headline" '
+     'FROM "entry" U1 WHERE U1."n" = "a"."id" ORDER BY 1 LIMIT 1) FROM "author" "a"', [], False),
+    ('SELECT "b"."id" FROM "blog" "b" WHERE EXISTS (SELECT U0."id" FROM "entry" U0 WHERE U0."blog_id" = "b"."id" '
+     'INTERSECT SELECT U1."id" FROM "entry" U1 WHERE U1."n" > "b"."rating")', [], False),
+    ('SELECT "b"."id" FROM "blog" "b" WHERE "b"."rating" IN (SELECT U0."n" FROM "entry" U0 WHERE U0."blog_id" = "b"."id" '
+     'EXCEPT SELECT U1."n" FROM "entry" U1 WHERE U1."id" = "b"."owner_id")', [], False),
     # row values: (a, b) [NOT] IN (SELECT x, y ...), IN (rows), =, <> -- NULL pairs included
     ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") IN (SELECT U0."id", U0."rating" FROM "blog" U0)',
      [], False),
