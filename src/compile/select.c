@@ -69,6 +69,17 @@ set_sources (cx_t *cx, const dj_select_t *s)
 
 /* ---- helpers ---- */
 
+/* The collection a SELECT's pipeline starts from: its first table, through
+ * derived tables; NULL without FROM. */
+static const char *
+base_collection (const dj_select_t *s)
+{
+   while (s->from.n && ((dj_from_t *) s->from.v[0])->sub) {
+      s = ((dj_from_t *) s->from.v[0])->sub;
+   }
+   return s->from.n ? ((dj_from_t *) s->from.v[0])->name : NULL;
+}
+
 static bool
 is_aggregate (const dj_expr_t *e, const void *ctx)
 {
@@ -180,6 +191,14 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
    return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), proj, key);
 }
 
+/* SELECT * FROM (derived): the * is the derived table's columns c0, c1 ...
+ * as they are (so ORDER BY 1 names c0). */
+static bool
+star_is_derived_columns (const cx_t *cx, const dj_select_t *s)
+{
+   return s->items.n == 1 && cx->nsources == 1 && cx->sources[0].sub && !cx->group;
+}
+
 /* A * or t.* in a SELECT list that find cannot serve (joins, expressions
  * beside it): each table's row document is projected whole ("c<i>_<k>":
  * $$ROOT for the base table, "$__dj_<alias>" for a joined one, NULL-less
@@ -195,7 +214,23 @@ project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int fl
    if (flags & CX_PIPE_EXISTS) {
       return true;
    }
-   if (!cx->out || (flags & CX_PIPE_NO_COLUMNS) || cx->group || s->distinct) {
+   if (star_is_derived_columns (cx, s)) {
+      /* SELECT * FROM (derived): its columns as they are, c<m> -- in any
+       * position, a part of a compound included (the parser writes a
+       * parenthesised compound part so) */
+      const dj_select_t *in = cx->sources[0].sub;
+      for (int m = 0; m < in->items.n; m++) {
+         char key[16], ref[20];
+         snprintf (key, sizeof key, "c%d", m);
+         snprintf (ref, sizeof ref, "$c%d", m);
+         BSON_APPEND_UTF8 (proj, key, ref);
+         if (cx->out && !(flags & CX_PIPE_NO_COLUMNS)) {
+            cx_add_column (cx, item_name (in->items.v[m]), key);
+         }
+      }
+      return true;
+   }
+   if (!cx->out || (flags & CX_PIPE_NO_COLUMNS) || cx->group || s->distinct || s->next) {
       return cx_unsupported (cx, e->pos,
                              "* in the SELECT list of a subquery, a UNION, a GROUP BY or a DISTINCT (djongo has no "
                              "schema to expand it there)");
@@ -665,7 +700,6 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
                  .out = NULL, .outer = cx, .lets = &lets};
       uint32_t sn = 0;
-      const dj_from_t *f0 = sub->from.v[0];
       /* IN (SELECT .. UNION SELECT ..): the compound's stages, the first
        * SELECT's collection the $lookup's */
       bool ok = sub->next ? compound_stages (&sc, sub, &sp, &sn, CX_PIPE_NO_COLUMNS)
@@ -680,7 +714,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
          cx_stages (cx, pipeline, n,
                     bson_empty (&lets) ? "{'$lookup': {'from': '@0', 'pipeline': '@2', 'as': '@3'}}"
                                        : "{'$lookup': {'from': '@0', 'let': '@1', 'pipeline': '@2', 'as': '@3'}}",
-                    CX_ARGS (CX_STR (f0->name ? f0->name : ""), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
+                    CX_ARGS (CX_STR (base_collection (sub)), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
          cx->subs[cx->nsub++] = e;
       }
       bson_destroy (&lets);
@@ -895,7 +929,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       const dj_order_t *o = s->order_by.v[i];
       char key[16];
       sort_ref[i] = order_item_ref (s, o);
-      if (sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]])) {
+      if (sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]]) && !star_is_derived_columns (cx, s)) {
          ok = cx_unsupported (cx, o->expr->pos, "ORDER BY a * of the SELECT list");
          break;
       }
@@ -992,12 +1026,9 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
    if (st->for_update && !cx_compile_claim (cx, st)) {
       return false;
    }
-   const dj_select_t *base = s;
-   while (base->from.n && ((dj_from_t *) base->from.v[0])->sub) {
-      base = ((dj_from_t *) base->from.v[0])->sub;
-   }
-   if (base->from.n) {
-      cx->out->collection = bson_strdup (((dj_from_t *) base->from.v[0])->name); /* where the cursor lives */
+   const char *coll = base_collection (s);
+   if (coll) {
+      cx->out->collection = bson_strdup (coll); /* where the cursor lives */
    }
    if (s->from.n && !s->next) {
       if (!set_sources (cx, s)) {
@@ -1007,7 +1038,7 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
          return compile_find (cx, s);
       }
    }
-   return cx_add_aggregate (cx, base->from.n ? ((dj_from_t *) base->from.v[0])->name : NULL, s, 0);
+   return cx_add_aggregate (cx, coll, s, 0);
 }
 
 bool
@@ -1134,7 +1165,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
          stage_tag (&bp, &bn, 1);
       }
       cx_stages (cx, pipeline, n, "{'$unionWith': {'coll': '@0', 'pipeline': '@1'}}",
-                 CX_ARGS (CX_STR (((dj_from_t *) b->from.v[0])->name), CX_ARRAY (&bp)));
+                 CX_ARGS (CX_STR (base_collection (b)), CX_ARRAY (&bp)));
       bson_destroy (&bp);
       if (!ok) {
          return false;

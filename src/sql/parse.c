@@ -297,7 +297,24 @@ parse_core (parser_t *p)
       if (!inner || !sql_expect (p, DJ_TK_RP, ") to close the parenthesised SELECT")) {
          return NULL;
       }
-      return inner;
+      if (!inner->next && !inner->order_by.n && !inner->limit && !inner->offset) {
+         return inner;
+      }
+      /* (a compound) or (SELECT ... ORDER BY / LIMIT) as one part of a
+       * compound keeps its own meaning -- `a UNION (b EXCEPT c)` is not
+       * `(a UNION b) EXCEPT c`, and the inner LIMIT is not the compound's:
+       * it becomes the derived table SELECT * FROM (inner) "__dj_paren" */
+      dj_expr_t *star = sql_new_expr (p, DJ_X_STAR, s->pos);
+      dj_item_t *it = sql_arena_alloc (p->arena, sizeof *it);
+      it->expr = star;
+      sql_list_push (p, &s->items, it);
+      dj_from_t *f = sql_arena_alloc (p->arena, sizeof *f);
+      f->join = DJ_JOIN_NONE;
+      f->pos = s->pos;
+      f->sub = inner;
+      f->alias = "__dj_paren";
+      sql_list_push (p, &s->from, f);
+      return s;
    }
    if (!sql_expect_kw (p, "SELECT")) {
       return NULL;

@@ -541,6 +541,38 @@ def test_writes_match_sqlite(tmp_path):
         lite.close()
 
 
+# A parenthesised part of a compound (Django's sliced or ordered combined
+# querysets) -- SQLite does not parse it, so its rows are checked against
+# the same query written with a derived table.
+PARENTHESISED = [
+    ('SELECT "e"."n" FROM "entry" "e" UNION (SELECT "b"."rating" FROM "blog" "b" EXCEPT SELECT "e"."n" FROM "entry" "e")',
+     'SELECT "e"."n" FROM "entry" "e" UNION SELECT * FROM (SELECT "b"."rating" FROM "blog" "b" EXCEPT '
+     'SELECT "e"."n" FROM "entry" "e")', [], False),
+    ('SELECT "b"."id" FROM "blog" "b" EXCEPT (SELECT "a"."id" FROM "author" "a" UNION SELECT "e"."id" FROM "entry" "e" '
+     'WHERE "e"."id" = %s)',
+     'SELECT "b"."id" FROM "blog" "b" EXCEPT SELECT * FROM (SELECT "a"."id" FROM "author" "a" UNION SELECT "e"."id" '
+     'FROM "entry" "e" WHERE "e"."id" = %s)', [3], False),
+    ('(SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC, "e"."id" LIMIT %s) UNION SELECT "a"."id" FROM "author" "a" '
+     'ORDER BY 1',
+     'SELECT * FROM (SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC, "e"."id" LIMIT %s) UNION SELECT "a"."id" '
+     'FROM "author" "a" ORDER BY 1', [2], True),
+    ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN ((SELECT U0."id" FROM "blog" U0 ORDER BY U0."rating" DESC '
+     'LIMIT 1) UNION (SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s))',
+     'SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT * FROM (SELECT U0."id" FROM "blog" U0 ORDER BY '
+     'U0."rating" DESC LIMIT 1) UNION SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s)', [2], False),
+]
+
+
+@pytest.mark.parametrize("sql,lite_sql,params,ordered", PARENTHESISED, ids=[q[0][:70] for q in PARENTHESISED])
+def test_parenthesised_compound_parts(dbs, sql, lite_sql, params, ordered):
+    lite, eng = dbs
+    want = norm_rows(sqlite_rows(lite, lite_sql, params))
+    res = eng.run(sql, params)
+    assert "error" not in res, res["error"]
+    got = norm_rows(res["rows"])
+    assert got == want if ordered else collections.Counter(got) == collections.Counter(want)
+
+
 def test_select_star_with_joins_names_recorded_columns(dbs):
     """SELECT * / t.* that find cannot serve expand into each table's
     columns as CREATE TABLE recorded them, named as SQLite names them."""
