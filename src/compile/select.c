@@ -133,12 +133,40 @@ count_value (cx_t *cx, const dj_expr_t *e, const char *what)
    return n;
 }
 
+static bool is_star_item (const dj_item_t *it);
+
+/* Is s SELECT * FROM (derived) -- what the parser writes for a
+ * parenthesised part of a compound -- whose columns are the derived
+ * table's? Returns that table's SELECT (its first part), else NULL. */
+static const dj_select_t *
+derived_star (const dj_select_t *s)
+{
+   if (s->items.n == 1 && is_star_item (s->items.v[0]) && s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub &&
+       !s->group_by.n) {
+      return ((dj_from_t *) s->from.v[0])->sub;
+   }
+   return NULL;
+}
+
+/* How many columns a SELECT returns (a derived table's * counted whole). */
+static int
+select_width (const dj_select_t *s)
+{
+   const dj_select_t *in = derived_star (s);
+   return in ? select_width (in) : s->items.n;
+}
+
 /* ORDER BY item -> index of the SELECT item it names (alias or 1-based
  * position), or -1. */
 static int
 order_item_ref (const dj_select_t *s, const dj_order_t *o)
 {
    const dj_expr_t *e = o->expr;
+   const dj_select_t *in = derived_star (s);
+   if (in) {
+      /* SELECT * FROM (derived): the derived table's columns, c<m> */
+      return order_item_ref (in, o);
+   }
    if (e->kind == DJ_X_INT && e->ival >= 1 && e->ival <= s->items.n) {
       return (int) e->ival - 1;
    }
@@ -196,7 +224,8 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
 static bool
 star_is_derived_columns (const cx_t *cx, const dj_select_t *s)
 {
-   return s->items.n == 1 && cx->nsources == 1 && cx->sources[0].sub && !cx->group;
+   (void) cx;
+   return derived_star (s) != NULL;
 }
 
 /* A * or t.* in a SELECT list that find cannot serve (joins, expressions
@@ -219,6 +248,9 @@ project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int fl
        * position, a part of a compound included (the parser writes a
        * parenthesised compound part so) */
       const dj_select_t *in = cx->sources[0].sub;
+      while (derived_star (in)) {
+         in = derived_star (in); /* the columns pass through as they are */
+      }
       for (int m = 0; m < in->items.n; m++) {
          char key[16], ref[20];
          snprintf (key, sizeof key, "c%d", m);
@@ -690,9 +722,10 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
          return cx_unsupported (cx, sub->pos, "a subquery without FROM");
       }
       int want_cols = e->kind == DJ_X_IN_SELECT && e->a->kind == DJ_X_ROW ? e->a->args.n : 1;
-      if (e->kind != DJ_X_EXISTS && sub->items.n != want_cols) {
-         return cx_unsupported (cx, sub->pos, "a subquery returning %d column%s where %d %s expected", sub->items.n,
-                                sub->items.n == 1 ? "" : "s", want_cols, want_cols == 1 ? "is" : "are");
+      int width = select_width (sub);
+      if (e->kind != DJ_X_EXISTS && width != want_cols) {
+         return cx_unsupported (cx, sub->pos, "a subquery returning %d column%s where %d %s expected", width,
+                                width == 1 ? "" : "s", want_cols, want_cols == 1 ? "is" : "are");
       }
       /* the sub-pipeline is built first: only then are the outer columns
        * it uses (its `let` variables) known */
@@ -929,7 +962,8 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       const dj_order_t *o = s->order_by.v[i];
       char key[16];
       sort_ref[i] = order_item_ref (s, o);
-      if (sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]]) && !star_is_derived_columns (cx, s)) {
+      /* (with SELECT * FROM (derived), sort_ref indexes the derived table's columns) */
+      if (!star_is_derived_columns (cx, s) && sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]])) {
          ok = cx_unsupported (cx, o->expr->pos, "ORDER BY a * of the SELECT list");
          break;
       }
@@ -1128,16 +1162,16 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
 static bool
 compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
-   int ncols = s->items.n;
+   int ncols = select_width (s);
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
    for (const dj_select_t *left = s; left->next; left = left->next) {
       const dj_select_t *b = left->next;
       dj_setop_t op = left->setop;
-      if (b->items.n != ncols) {
+      if (select_width (b) != ncols) {
          return cx_unsupported (cx, b->pos, "the SELECTs of a UNION/INTERSECT/EXCEPT have %d and %d columns", ncols,
-                                b->items.n);
+                                select_width (b));
       }
       if (b->from.n == 0) {
          return cx_unsupported (cx, b->pos, "SELECT without FROM");

@@ -227,8 +227,9 @@ parse_from_item (parser_t *p, dj_join_t join)
          return NULL;
       }
       if (!(f->alias = parse_alias (p))) {
-         sql_fail (p, "expected an alias for the derived table");
-         return NULL;
+         /* PostgreSQL 16 and SQLite take a derived table without an alias
+          * (Django's nested compounds: SELECT * FROM ((..) UNION (..))) */
+         f->alias = "__dj_derived";
       }
       return f;
    }

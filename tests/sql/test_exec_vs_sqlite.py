@@ -556,6 +556,17 @@ PARENTHESISED = [
      'ORDER BY 1',
      'SELECT * FROM (SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC, "e"."id" LIMIT %s) UNION SELECT "a"."id" '
      'FROM "author" "a" ORDER BY 1', [2], True),
+    # Django's nested and sliced combined querysets: parts in parentheses, a derived table without an alias,
+    # the compound's ORDER BY naming the parts' column aliases
+    ('(SELECT "e"."id" AS "col1", "e"."n" AS "col2" FROM "entry" "e" ORDER BY "e"."n" ASC LIMIT %s) UNION (SELECT '
+     '"e"."id" AS "col1", "e"."n" AS "col2" FROM "entry" "e" ORDER BY "e"."n" DESC LIMIT %s) ORDER BY "col2" DESC LIMIT %s',
+     'SELECT * FROM (SELECT "e"."id" AS "col1", "e"."n" AS "col2" FROM "entry" "e" ORDER BY "e"."n" ASC LIMIT %s) UNION '
+     'SELECT * FROM (SELECT "e"."id" AS "col1", "e"."n" AS "col2" FROM "entry" "e" ORDER BY "e"."n" DESC LIMIT %s) '
+     'ORDER BY "col2" DESC LIMIT %s', [2, 2, 3], True),
+    ('(SELECT "a"."id" AS "col1" FROM "author" "a") UNION (SELECT * FROM ((SELECT "b"."id" AS "col1" FROM "blog" "b") '
+     'EXCEPT (SELECT "e"."blog_id" AS "col1" FROM "entry" "e")))',
+     'SELECT "a"."id" AS "col1" FROM "author" "a" UNION SELECT * FROM (SELECT "b"."id" AS "col1" FROM "blog" "b" '
+     'EXCEPT SELECT "e"."blog_id" AS "col1" FROM "entry" "e")', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN ((SELECT U0."id" FROM "blog" U0 ORDER BY U0."rating" DESC '
      'LIMIT 1) UNION (SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s))',
      'SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT * FROM (SELECT U0."id" FROM "blog" U0 ORDER BY '
