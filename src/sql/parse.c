@@ -35,7 +35,10 @@
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
  *             | CAST '(' expr AS type ')' | [NOT] EXISTS '(' select ')'
- *             | '(' select ')' | '(' expr ')'
+ *             | '(' select ')' | '(' expr ')' | '(' expr ',' expr {, expr} ')'
+ *               (a row value: in row = row, row <> row, row [NOT] IN '(' rows
+ *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
+ *               '(' select ')')
  *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
@@ -224,8 +227,9 @@ parse_from_item (parser_t *p, dj_join_t join)
          return NULL;
       }
       if (!(f->alias = parse_alias (p))) {
-         sql_fail (p, "expected an alias for the derived table");
-         return NULL;
+         /* PostgreSQL 16 and SQLite take a derived table without an alias
+          * (Django's nested compounds: SELECT * FROM ((..) UNION (..))) */
+         f->alias = "__dj_derived";
       }
       return f;
    }
@@ -294,7 +298,24 @@ parse_core (parser_t *p)
       if (!inner || !sql_expect (p, DJ_TK_RP, ") to close the parenthesised SELECT")) {
          return NULL;
       }
-      return inner;
+      if (!inner->next && !inner->order_by.n && !inner->limit && !inner->offset) {
+         return inner;
+      }
+      /* (a compound) or (SELECT ... ORDER BY / LIMIT) as one part of a
+       * compound keeps its own meaning -- `a UNION (b EXCEPT c)` is not
+       * `(a UNION b) EXCEPT c`, and the inner LIMIT is not the compound's:
+       * it becomes the derived table SELECT * FROM (inner) "__dj_paren" */
+      dj_expr_t *star = sql_new_expr (p, DJ_X_STAR, s->pos);
+      dj_item_t *it = sql_arena_alloc (p->arena, sizeof *it);
+      it->expr = star;
+      sql_list_push (p, &s->items, it);
+      dj_from_t *f = sql_arena_alloc (p->arena, sizeof *f);
+      f->join = DJ_JOIN_NONE;
+      f->pos = s->pos;
+      f->sub = inner;
+      f->alias = "__dj_paren";
+      sql_list_push (p, &s->from, f);
+      return s;
    }
    if (!sql_expect_kw (p, "SELECT")) {
       return NULL;

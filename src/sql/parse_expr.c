@@ -319,7 +319,20 @@ parse_primary (parser_t *p)
          return e;
       }
       sql_advance (p);
-      if (!(e = sql_parse_expr (p)) || !sql_expect (p, DJ_TK_RP, ")")) {
+      if (!(e = sql_parse_expr (p))) {
+         return NULL;
+      }
+      if (p->tk == DJ_TK_COMMA) {
+         /* a row value: (a, b, ...) */
+         dj_expr_t *row = sql_new_expr (p, DJ_X_ROW, pos);
+         sql_list_push (p, &row->args, e);
+         sql_advance (p);
+         if (!sql_parse_expr_list (p, &row->args)) {
+            return NULL;
+         }
+         e = row;
+      }
+      if (!sql_expect (p, DJ_TK_RP, ")")) {
          return NULL;
       }
       return e;
@@ -500,6 +513,47 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
    return e;
 }
 
+/* (a, b) = (c, d) and (a, b) <> (c, d): SQL defines row equality
+ * component by component -- TRUE when every pair is equal, FALSE when one
+ * pair differs, else NULL, which is the AND of the pairs' equalities under
+ * three-valued logic; <> is its negation, the OR of the pairs' <>. So they
+ * are written that way here, and `(a, b) IN ((c, d), ...)` as the OR of
+ * such equalities. Rows compared by order (<, > ...) stay DJ_X_ROW operands,
+ * which the compiler refuses. NULL + error when the rows' sizes differ. */
+static dj_expr_t *
+row_equality (parser_t *p, dj_expr_t *a, dj_expr_t *b, bool negate)
+{
+   if (a->kind == DJ_X_SUBQUERY && b->kind == DJ_X_ROW) {
+      dj_expr_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a->kind == DJ_X_ROW && b->kind == DJ_X_SUBQUERY) {
+      /* row = (SELECT x, y ...): the subquery's one row, compared pair by
+       * pair (Django's pk=queryset[:1] on a composite key) */
+      dj_expr_t *e = sql_new_expr (p, DJ_X_IN_SELECT, a->pos);
+      e->flags = DJ_XF_ROW_EQ;
+      e->a = a;
+      e->sub = b->sub;
+      if (!negate) {
+         return e;
+      }
+      dj_expr_t *not = sql_new_expr (p, DJ_X_NOT, a->pos);
+      not->a = e;
+      return not;
+   }
+   if (a->kind != DJ_X_ROW || b->kind != DJ_X_ROW || a->args.n != b->args.n) {
+      sql_fail (p, "rows of %d and %d values compared", a->kind == DJ_X_ROW ? a->args.n : 1,
+                b->kind == DJ_X_ROW ? b->args.n : 1);
+      return NULL;
+   }
+   dj_expr_t *e = sql_new_expr (p, negate ? DJ_X_OR : DJ_X_AND, a->pos);
+   for (int i = 0; i < a->args.n; i++) {
+      sql_list_push (p, &e->args, binary (p, negate ? DJ_OP_NE : DJ_OP_EQ, a->args.v[i], b->args.v[i]));
+   }
+   return e;
+}
+
 /* A chain a op b op c ... builds a left-deep tree, one level per operator:
  * each operator takes one step of the depth budget (sql_enter), given back when
  * the chain ends, so DJ_SQL_MAX_DEPTH bounds the height of the tree and not
@@ -583,6 +637,9 @@ parse_pred (parser_t *p)
    cmp: {
       sql_advance (p);
       dj_expr_t *b = parse_bits (p);
+      if (b && (op == DJ_OP_EQ || op == DJ_OP_NE) && (a->kind == DJ_X_ROW || b->kind == DJ_X_ROW)) {
+         return row_equality (p, a, b, op == DJ_OP_NE);
+      }
       return b ? binary (p, op, a, b) : NULL;
    }
    case DJ_TK_TILDE:
@@ -640,7 +697,28 @@ parse_pred (parser_t *p)
       e = sql_new_expr (p, DJ_X_IN_LIST, a->pos);
       e->flags = neg;
       e->a = a;
-      return sql_parse_expr_list (p, &e->args) && sql_expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
+      if (!sql_parse_expr_list (p, &e->args) || !sql_expect (p, DJ_TK_RP, ") to close the IN list")) {
+         return NULL;
+      }
+      if (a->kind != DJ_X_ROW) {
+         return e;
+      }
+      /* (a, b) IN ((c, d), ...): the OR of the rows' equalities */
+      dj_expr_t *any = sql_new_expr (p, DJ_X_OR, a->pos);
+      for (int i = 0; i < e->args.n; i++) {
+         dj_expr_t *eq = row_equality (p, a, e->args.v[i], false);
+         if (!eq) {
+            return NULL;
+         }
+         sql_list_push (p, &any->args, eq);
+      }
+      dj_expr_t *r = any->args.n == 1 ? any->args.v[0] : any;
+      if (neg) {
+         dj_expr_t *not = sql_new_expr (p, DJ_X_NOT, a->pos);
+         not->a = r;
+         r = not;
+      }
+      return r;
    }
    if (sql_accept_kw (p, "BETWEEN")) {
       e = sql_new_expr (p, DJ_X_BETWEEN, a->pos);
