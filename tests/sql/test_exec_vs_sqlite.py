@@ -348,6 +348,13 @@ QUERIES = [
      'WHERE U0."blog_id" = "b"."id")) > %s', [1], False),
     ('SELECT "b"."owner_id", SUM((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) + (SELECT COUNT(*) '
      'FROM "author" U1 WHERE U1."id" = "b"."owner_id") FROM "blog" "b" GROUP BY "b"."owner_id"', [], False),
+    # a parenthesised subquery as an operand: ((SELECT ...) / n), ((SELECT ...) IS NOT NULL)
+    ('SELECT "b"."id", ((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id") / %s) FROM "blog" "b"', [2],
+     False),
+    ('SELECT "b"."id" FROM "blog" "b" WHERE ((SELECT MAX(U0."n") FROM "entry" U0 WHERE U0."blog_id" = "b"."id") IS NOT '
+     'NULL)', [], False),
+    ('SELECT "b"."id", (((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) + 1) FROM "blog" "b"', [],
+     False),
     # UNION / UNION ALL / EXCEPT inside IN (SELECT ...) and EXISTS; NULLs in them
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."rating" > %s '
      'UNION SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s)', [4, 2], False),
