@@ -376,6 +376,10 @@ QUERIES = [
      'INTERSECT SELECT U1."id" FROM "entry" U1 WHERE U1."n" > "b"."rating")', [], False),
     ('SELECT "b"."id" FROM "blog" "b" WHERE "b"."rating" IN (SELECT U0."n" FROM "entry" U0 WHERE U0."blog_id" = "b"."id" '
      'EXCEPT SELECT U1."n" FROM "entry" U1 WHERE U1."id" = "b"."owner_id")', [], False),
+    # NULLS FIRST / LAST on a compound's ORDER BY
+    ('SELECT "e"."n" FROM "entry" "e" UNION SELECT "b"."rating" FROM "blog" "b" ORDER BY 1 ASC NULLS LAST', [], True),
+    ('SELECT "e"."n", "e"."id" FROM "entry" "e" UNION ALL SELECT "b"."rating", "b"."id" FROM "blog" "b" '
+     'ORDER BY 1 DESC NULLS FIRST, 2', [], True),
     # row values: (a, b) [NOT] IN (SELECT x, y ...), IN (rows), =, <> -- NULL pairs included
     ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") IN (SELECT U0."id", U0."rating" FROM "blog" U0)',
      [], False),
