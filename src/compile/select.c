@@ -1134,7 +1134,9 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          cx_add_column (cx, item_name (it), key);
       }
    }
-   for (int i = 0; ok && i < s->order_by.n; i++) {
+   /* (the ORDER BY of a compound, kept on its first SELECT, is
+    * compound_stages' to sort by: no keys in this part's rows) */
+   for (int i = 0; ok && !s->next && i < s->order_by.n; i++) {
       const dj_order_t *o = s->order_by.v[i];
       char key[16];
       sort_ref[i] = order_item_ref (s, o);
@@ -1406,7 +1408,13 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
          return cx_unsupported (cx, o->expr->pos, "ORDER BY of a UNION/INTERSECT/EXCEPT that is not one of its columns");
       }
       if (nulls_first == o->desc) {
-         return cx_unsupported (cx, o->expr->pos, "NULLS FIRST/LAST on a UNION/INTERSECT/EXCEPT");
+         /* NULLS FIRST/LAST against the direction's default: the sort key
+          * n<i> of stage_order_limit, 1 for a NULL c<ref> */
+         char key[16], ref[16];
+         snprintf (key, sizeof key, "n%d", i);
+         snprintf (ref, sizeof ref, "$c%d", sort_ref[i]);
+         cx_stages (NULL, pipeline, n, "{'$set': {'@0': {'$cond': [{'$eq': [{'$ifNull': ['@1', null]}, null]}, 1, 0]}}}",
+                    CX_ARGS (CX_STR (key), CX_STR (ref)));
       }
    }
    return stage_order_limit (cx, s, sort_ref, pipeline, n);

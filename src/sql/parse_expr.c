@@ -28,21 +28,73 @@ sql_parse_expr_list (parser_t *p, dj_list_t *list)
 }
 
 
-/* Is the current '(' the start of a subquery? Looks past nested '('. */
+/* The token at byte `pos` (after whitespace): its type, *at its start, and
+ * the position after it. */
+static size_t
+token_at (const parser_t *p, size_t pos, dj_token_type_t *t, size_t *at)
+{
+   pos += dj_sql_skip_space (p->sql + pos, p->len - pos);
+   *at = pos;
+   return pos + dj_sql_get_token (p->sql + pos, p->len - pos, t);
+}
+
+static bool
+word_is (const parser_t *p, size_t at, size_t end, const char *w)
+{
+   return end - at == strlen (w) && strncasecmp (p->sql + at, w, end - at) == 0;
+}
+
+/* Is the current '(' the start of a subquery? Either SELECT follows, or
+ * '(' ... SELECT ... -- a parenthesised SELECT, possibly one part of a
+ * compound -- whose group is followed by ')' or what may follow a SELECT
+ * (UNION, INTERSECT, EXCEPT, ORDER, LIMIT, OFFSET); `((SELECT ..) / 1)` is
+ * an expression. Iterative: nesting depth costs no stack here. */
 bool
 sql_at_subquery (parser_t *p)
 {
-   size_t pos = p->pos + p->tlen;
    dj_token_type_t t;
+   size_t at, pos = p->pos + p->tlen, group = 0;
+   int k = 0;
    for (;;) {
-      pos += dj_sql_skip_space (p->sql + pos, p->len - pos);
-      size_t n = dj_sql_get_token (p->sql + pos, p->len - pos, &t);
-      if (t == DJ_TK_LP) {
-         pos += n;
-         continue;
+      size_t next = token_at (p, pos, &t, &at);
+      if (t != DJ_TK_LP) {
+         if (t != DJ_TK_ID || !word_is (p, at, next, "SELECT")) {
+            return false;
+         }
+         break;
       }
-      return t == DJ_TK_ID && n == 6 && strncasecmp (p->sql + pos, "SELECT", 6) == 0;
+      if (k++ == 0) {
+         group = at; /* the first inner '(' */
+      }
+      pos = next;
    }
+   if (k == 0) {
+      return true;
+   }
+   /* past the group that the first inner '(' opens */
+   int depth = 0;
+   pos = group;
+   do {
+      pos = token_at (p, pos, &t, &at);
+      if (t == DJ_TK_LP) {
+         depth++;
+      } else if (t == DJ_TK_RP) {
+         depth--;
+      } else if (t == DJ_TK_EOF || t == DJ_TK_ILLEGAL) {
+         return true; /* unbalanced: the subquery parser names the error */
+      }
+   } while (depth > 0);
+   size_t next = token_at (p, pos, &t, &at);
+   if (t == DJ_TK_RP) {
+      return true;
+   }
+   static const char *const after_select[] = {"UNION", "INTERSECT", "EXCEPT", "ORDER", "LIMIT", "OFFSET", NULL};
+   for (int i = 0; t == DJ_TK_ID && after_select[i]; i++) {
+      if (word_is (p, at, next, after_select[i])) {
+         return true;
+      }
+   }
+   return false;
 }
 
 bool

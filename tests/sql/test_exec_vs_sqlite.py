@@ -361,6 +361,13 @@ QUERIES = [
      'WHERE U0."blog_id" = "b"."id")) > %s', [1], False),
     ('SELECT "b"."owner_id", SUM((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) + (SELECT COUNT(*) '
      'FROM "author" U1 WHERE U1."id" = "b"."owner_id") FROM "blog" "b" GROUP BY "b"."owner_id"', [], False),
+    # a parenthesised subquery as an operand: ((SELECT ...) / n), ((SELECT ...) IS NOT NULL)
+    ('SELECT "b"."id", ((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id") / %s) FROM "blog" "b"', [2],
+     False),
+    ('SELECT "b"."id" FROM "blog" "b" WHERE ((SELECT MAX(U0."n") FROM "entry" U0 WHERE U0."blog_id" = "b"."id") IS NOT '
+     'NULL)', [], False),
+    ('SELECT "b"."id", (((SELECT COUNT(*) FROM "entry" U0 WHERE U0."blog_id" = "b"."id")) + 1) FROM "blog" "b"', [],
+     False),
     # UNION / UNION ALL / EXCEPT inside IN (SELECT ...) and EXISTS; NULLs in them
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."blog_id" IN (SELECT U0."id" FROM "blog" U0 WHERE U0."rating" > %s '
      'UNION SELECT U1."id" FROM "blog" U1 WHERE U1."owner_id" = %s)', [4, 2], False),
@@ -382,6 +389,10 @@ QUERIES = [
      'INTERSECT SELECT U1."id" FROM "entry" U1 WHERE U1."n" > "b"."rating")', [], False),
     ('SELECT "b"."id" FROM "blog" "b" WHERE "b"."rating" IN (SELECT U0."n" FROM "entry" U0 WHERE U0."blog_id" = "b"."id" '
      'EXCEPT SELECT U1."n" FROM "entry" U1 WHERE U1."id" = "b"."owner_id")', [], False),
+    # NULLS FIRST / LAST on a compound's ORDER BY
+    ('SELECT "e"."n" FROM "entry" "e" UNION SELECT "b"."rating" FROM "blog" "b" ORDER BY 1 ASC NULLS LAST', [], True),
+    ('SELECT "e"."n", "e"."id" FROM "entry" "e" UNION ALL SELECT "b"."rating", "b"."id" FROM "blog" "b" '
+     'ORDER BY 1 DESC NULLS FIRST, 2', [], True),
     # row values: (a, b) [NOT] IN (SELECT x, y ...), IN (rows), =, <> -- NULL pairs included
     ('SELECT "e"."id" FROM "entry" "e" WHERE ("e"."blog_id", "e"."n") IN (SELECT U0."id", U0."rating" FROM "blog" U0)',
      [], False),
