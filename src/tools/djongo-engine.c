@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "dj_engine.h"
+#include "dj_transport.h"
 
 static bool canonical;
 
@@ -60,6 +61,8 @@ main (int argc, char **argv)
 {
    const char *dbpath = NULL, *db = "test";
    int first = argc, rc = 0;
+
+   dj_transport_process_init (); /* before any thread */
 
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--dbpath") && i + 1 < argc) {

@@ -23,6 +23,7 @@
 
 #include "dj_engine.h"
 #include "dj_server.h"
+#include "dj_transport.h"
 
 static const char usage_text[] =
    "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync]\n"
@@ -109,6 +110,8 @@ int
 main (int argc, char **argv)
 {
    dj_server_options_t o = {0};
+
+   dj_transport_process_init (); /* before any thread */
    for (int i = 1; i < argc; i++) {
       const char *a = argv[i];
       bool more = i + 1 < argc;

@@ -497,6 +497,8 @@ main (int argc, char **argv)
    int nstmts = 0;
    bool translate_mode = false, json = false, batch_mode = false, create = false, db_given = false;
 
+   dj_transport_process_init (); /* before any thread */
+
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "translate") && i == 1) {
          translate_mode = true;

@@ -39,6 +39,18 @@ enum {
    DJ_TRANSPORT_EXISTING = 1 << 0
 };
 
+/* libmongoc keeps performance counters in /dev/shm/mongoc-<pid>, which a
+ * killed process leaves behind (and a later process given that pid warns
+ * "Falling back to malloc for counters"). djongo reads none of them.
+ * libmongoc's documented switch, MONGOC_DISABLE_SHM, is read as the library
+ * loads, before main; so a program calls this first in main, while it has
+ * one thread: it removes the name of the segment libmongoc has just made
+ * (the mapping lives on, unnamed, until the process ends however it ends)
+ * and sets the switch for the programs it starts. The Python driver sets
+ * the switch before loading the extension (djongo/driver.py).
+ * https://www.mongodb.com/docs/languages/c/c-driver/current/libmongoc/basic-troubleshooting/ */
+void dj_transport_process_init (void);
+
 /**
  * Opens HOST by the rule above. No network round trip happens here: a
  * server that cannot be reached fails the first command.

@@ -3,7 +3,11 @@
  */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dj_engine.h"
 #include "dj_exec.h"
@@ -28,6 +32,17 @@ struct dj_transport {
    /* server: the session of the open transaction (owned), else NULL */
    mongoc_client_session_t *session;
 };
+
+void
+dj_transport_process_init (void)
+{
+   if (!getenv ("MONGOC_DISABLE_SHM")) {
+      char name[32];
+      snprintf (name, sizeof name, "/mongoc-%d", (int) getpid ()); /* libmongoc's name for it */
+      shm_unlink (name); /* none there (counters off, or another name): nothing to do */
+      setenv ("MONGOC_DISABLE_SHM", "1", 1);
+   }
+}
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
 
