@@ -87,6 +87,8 @@ struct dj_engine {
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
+   /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
+   struct dj_ttl_monitor *ttl;
 };
 
 /* ---- env.c: data directories ---------------------------------------------- */
