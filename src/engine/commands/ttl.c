@@ -26,6 +26,7 @@
 #include "dj_commands.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
 
 struct dj_ttl_monitor {
@@ -228,7 +229,13 @@ dj_ttl_attach (dj_engine_t *e, const dj_engine_options_t *opts, bson_error_t *er
    pthread_condattr_setclock (&ca, CLOCK_MONOTONIC);
    pthread_cond_init (&m->cond, &ca);
    pthread_condattr_destroy (&ca);
+   /* the thread takes no signals (it inherits the mask): a process that
+    * waits for SIGTERM in one thread, as djongo-server does, keeps it */
+   sigset_t all, was;
+   sigfillset (&all);
+   pthread_sigmask (SIG_BLOCK, &all, &was);
    int rc = pthread_create (&m->thread, NULL, monitor_main, m);
+   pthread_sigmask (SIG_SETMASK, &was, NULL);
    if (rc) {
       pthread_cond_destroy (&m->cond);
       pthread_mutex_destroy (&m->mu);
