@@ -393,11 +393,11 @@ typedef struct {
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", "autocommit", "tables", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", "tables", "ttl_monitor_secs", NULL};
    const char *host, *db;
-   int autocommit = 0, tables = DJ_TABLES_PLAIN;
+   int autocommit = 0, tables = DJ_TABLES_PLAIN, ttl_monitor_secs = 0;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pi", kwlist, &host, &db, &autocommit, &tables)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pii", kwlist, &host, &db, &autocommit, &tables, &ttl_monitor_secs)) {
       return -1;
    }
    if (tables < DJ_TABLES_PLAIN || tables > DJ_TABLES_STRICT) {
@@ -415,7 +415,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    dj_transport_t *t;
    Py_BEGIN_ALLOW_THREADS
-   t = dj_transport_open (host, 0, &error);
+   t = dj_transport_open (host, 0, ttl_monitor_secs, &error);
    Py_END_ALLOW_THREADS
    if (!t) {
       map_error (&error);
