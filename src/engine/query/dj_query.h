@@ -18,6 +18,7 @@
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
  *   failure.c    why a document fails a filter (a validator's errInfo details)
+ *   schema.c     $jsonSchema: MongoDB's JSON Schema subset, and why a document fails one
  *   spec.c       the projection specification tree both of them parse into
  *                (spec-private.h: nodes, the path-collision rule)
  */
@@ -29,6 +30,7 @@
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
 typedef struct dj_reshape dj_reshape_t;
+typedef struct dj_schema dj_schema_t;
 /* A find projection is a shaping too: the same type (query/spec-private.h). */
 typedef struct dj_reshape dj_projection_t;
 
@@ -51,6 +53,17 @@ bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos
                           bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+
+/* ---- schema.c: $jsonSchema ------------------------------------------------ */
+/* Parses a $jsonSchema (a document); unknown and unsupported keywords and
+ * ill-typed arguments are refused here, as mongod refuses them. */
+dj_schema_t *dj_schema_new (const bson_value_t *spec, bson_error_t *error);
+void dj_schema_destroy (dj_schema_t *s);
+/* Whether v (the document, at the top) satisfies s. */
+bool dj_schema_match (const dj_schema_t *s, const bson_value_t *v);
+/* Appends to `rules` (an array being built) the rules v breaks, in the
+ * shape of mongod's errInfo schemaRulesNotSatisfied. */
+void dj_schema_failure (const dj_schema_t *s, const bson_value_t *v, bson_t *rules);
 
 /* ---- failure.c ---------------------------------------------------------- */
 /* Appends to `details` why doc fails `filter` (a filter that parses), in the

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR } nkind_t;
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA } nkind_t;
 
 typedef enum {
    OP_EQ,
@@ -64,6 +64,7 @@ struct mnode {
    int64_t num1, num2; /* $size: num1; $mod: divisor, remainder */
    mnode_t *sub;       /* $elemMatch */
    dj_expr_t *expr;    /* N_EXPR: owned */
+   dj_schema_t *schema; /* N_SCHEMA ($jsonSchema, schema.c): owned */
 };
 
 struct dj_matcher {
@@ -97,6 +98,7 @@ node_free (mnode_t *n)
    }
    node_free (n->sub);
    dj_expr_destroy (n->expr);
+   dj_schema_destroy (n->schema);
    bson_free (n);
 }
 
@@ -310,7 +312,7 @@ elem_is_doc_form (const bson_value_t *v)
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
       if (k[0] != '$' || !strcmp (k, "$and") || !strcmp (k, "$or") || !strcmp (k, "$nor") || !strcmp (k, "$expr") ||
-          !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
+          !strcmp (k, "$jsonSchema") || !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
          return true;
       }
    }
@@ -677,6 +679,15 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
             mnode_t *n = node_new (N_EXPR);
             n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
             if (!n->expr) {
+               node_free (n);
+               ok = false;
+            } else {
+               node_add (and_node, n);
+            }
+         } else if (!strcmp (key, "$jsonSchema")) {
+            /* https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/ */
+            mnode_t *n = node_new (N_SCHEMA);
+            if (!(n->schema = dj_schema_new (v, error))) {
                node_free (n);
                ok = false;
             } else {
@@ -1057,6 +1068,7 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
       return true;
    case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
    case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
+   case N_SCHEMA: return doc->value_type == BSON_TYPE_DOCUMENT && dj_schema_match (n->schema, doc);
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */
