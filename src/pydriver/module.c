@@ -438,8 +438,13 @@ Connection_close_internal (ConnectionObject *self)
 {
    dj_exec_destroy (self->exec);
    self->exec = NULL;
-   dj_transport_close (self->transport);
+   dj_transport_t *t = self->transport;
    self->transport = NULL;
+   /* without the GIL: the last handle on a data directory joins its TTL
+    * monitor, whose pass in progress may wait for the write lock */
+   Py_BEGIN_ALLOW_THREADS
+   dj_transport_close (t);
+   Py_END_ALLOW_THREADS
 }
 
 static void
