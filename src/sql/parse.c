@@ -383,7 +383,7 @@ sql_parse_select (parser_t *p)
    /* ORDER BY / LIMIT / OFFSET after a compound apply to the whole of it;
     * they are stored on the first core. */
    if (sql_accept_kw (p, "ORDER")) {
-      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by)) {
+      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by, false)) {
          return NULL;
       }
    }
@@ -804,20 +804,9 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
          return false;
       }
       /* key {, key}, key := expr [ASC | DESC | HASHED] (HASHED: MongoDB's hashed index field) */
-      do {
-         dj_order_t *o = sql_arena_alloc (p->arena, sizeof *o);
-         if (!(o->expr = sql_parse_expr (p))) {
-            return false;
-         }
-         if (sql_accept_kw (p, "HASHED")) {
-            o->hashed = true;
-         } else if (sql_accept_kw (p, "DESC")) {
-            o->desc = true;
-         } else {
-            sql_accept_kw (p, "ASC");
-         }
-         sql_list_push (p, &st->columns, o);
-      } while (sql_accept (p, DJ_TK_COMMA));
+      if (!sql_parse_order_list (p, &st->columns, true)) {
+         return false;
+      }
       if (!sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
          return false;
       }

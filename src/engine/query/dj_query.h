@@ -52,6 +52,10 @@ dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *sc
 bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars,
                           bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
+/* A regular expression compiled as $regex compiles it (options: its flag
+ * letters): a pcre2_code (8-bit) the caller frees with pcre2_code_free, or
+ * NULL with error 51091 (invalid) / 51108 (a bad flag). */
+void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
 
 /* ---- schema.c: $jsonSchema ------------------------------------------------ */

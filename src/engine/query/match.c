@@ -144,8 +144,8 @@ field_node (const char *path, size_t len, op_t op)
 
 /* ---- regular expressions ---------------------------------------------- */
 
-static pcre2_code *
-compile_regex (const char *pattern, size_t len, const char *options, bson_error_t *error)
+void *
+dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error)
 {
    uint32_t flags = PCRE2_UTF;
    int errcode;
@@ -284,7 +284,7 @@ fill_in_list (mnode_t *n, const bson_value_t *arr, const char *opname, bson_erro
       bson_value_copy (e, &n->in[n->nin]);
       n->in_re[n->nin] = NULL;
       if (e->value_type == BSON_TYPE_REGEX) {
-         n->in_re[n->nin] = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+         n->in_re[n->nin] = dj_match_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
          if (!n->in_re[n->nin]) {
             bson_value_destroy (&n->in[n->nin]);
             return false;
@@ -415,7 +415,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
          return dj_err (error, 51091, "Regular expression cannot contain an embedded null byte");
       }
       n = field_node (path, plen, OP_REGEX);
-      n->re = compile_regex (pat, patlen, opts, error);
+      n->re = dj_match_regex (pat, patlen, opts, error);
       if (!n->re) {
          node_free (n);
          return false;
@@ -504,7 +504,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
          }
          mnode_t *k = field_node (path, plen, e->value_type == BSON_TYPE_REGEX ? OP_REGEX : OP_EQ);
          if (e->value_type == BSON_TYPE_REGEX) {
-            k->re = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+            k->re = dj_match_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
             if (!k->re) {
                node_free (k);
                return false;
@@ -544,7 +544,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
       mnode_t *inner = node_new (N_AND);
       if (arg->value_type == BSON_TYPE_REGEX) {
          mnode_t *k = field_node (path, plen, OP_REGEX);
-         k->re = compile_regex (arg->value.v_regex.regex, strlen (arg->value.v_regex.regex), arg->value.v_regex.options, error);
+         k->re = dj_match_regex (arg->value.v_regex.regex, strlen (arg->value.v_regex.regex), arg->value.v_regex.options, error);
          if (!k->re) {
             node_free (k);
             node_free (inner);
@@ -701,7 +701,7 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
          ok = parse_ops (and_node, key, bson_iter_key_len (&it), v, pc, error);
       } else if (v->value_type == BSON_TYPE_REGEX) {
          mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_REGEX);
-         n->re = compile_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
+         n->re = dj_match_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
          /* a stored regex equal to the literal matches too */
          bson_value_copy (v, &n->val);
          if (!n->re) {

@@ -158,18 +158,11 @@ count_arg (const char *kw, const bson_value_t *v, int64_t *out, bson_error_t *er
    return true;
 }
 
+/* pattern / patternProperties: as $regex compiles it, no flags */
 static pcre2_code *
-regex (const char *kw, const char *src, bson_error_t *error)
+regex (const char *src, bson_error_t *error)
 {
-   int errcode;
-   PCRE2_SIZE erroff;
-   pcre2_code *re = pcre2_compile ((PCRE2_SPTR) src, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &errcode, &erroff, NULL);
-   if (!re) {
-      PCRE2_UCHAR msg[256];
-      pcre2_get_error_message (errcode, msg, sizeof msg);
-      dj_err (error, 51091, "Regular expression is invalid in $jsonSchema keyword '%s': %s", kw, (char *) msg);
-   }
-   return re;
+   return dj_match_regex (src, strlen (src), "", error);
 }
 
 /* type / bsonType: one name or an array of them, into types[]. */
@@ -284,7 +277,7 @@ parse_props (const char *kw, const bson_value_t *v, schema_t *s, bool patterns, 
          return false;
       }
       if (patterns) {
-         pcre2_code *re = regex (kw, bson_iter_key (&it), error);
+         pcre2_code *re = regex (bson_iter_key (&it), error);
          if (!re) {
             schema_free (sub);
             return false;
@@ -430,7 +423,7 @@ keyword (schema_t *s, const char *k, const bson_value_t *v, bson_error_t *error)
       if (v->value_type != BSON_TYPE_UTF8) {
          return bad_type (k, "a string", v, error);
       }
-      return (s->pattern = regex (k, v->value.v_utf8.str, error)) != NULL;
+      return (s->pattern = regex (v->value.v_utf8.str, error)) != NULL;
    }
    if (!strcmp (k, "enum")) {
       if (v->value_type != BSON_TYPE_ARRAY) {

@@ -18,35 +18,12 @@
 #include <math.h>
 #include <openssl/evp.h>
 
-/* MongoDB's canonical type numbers (its comparison brackets). */
+/* MongoDB's canonical type numbers (its comparison brackets):
+ * dj_type_rank's, but missing (EOD) is 0 here, as undefined. */
 static int32_t
 canonical_type (bson_type_t t)
 {
-   switch (t) {
-   case BSON_TYPE_MINKEY: return -1;
-   case BSON_TYPE_MAXKEY: return 127;
-   case BSON_TYPE_EOD:
-   case BSON_TYPE_UNDEFINED: return 0;
-   case BSON_TYPE_NULL: return 5;
-   case BSON_TYPE_DOUBLE:
-   case BSON_TYPE_INT32:
-   case BSON_TYPE_INT64:
-   case BSON_TYPE_DECIMAL128: return 10;
-   case BSON_TYPE_UTF8:
-   case BSON_TYPE_SYMBOL: return 15;
-   case BSON_TYPE_DOCUMENT: return 20;
-   case BSON_TYPE_ARRAY: return 25;
-   case BSON_TYPE_BINARY: return 30;
-   case BSON_TYPE_OID: return 35;
-   case BSON_TYPE_BOOL: return 40;
-   case BSON_TYPE_DATE_TIME: return 45;
-   case BSON_TYPE_TIMESTAMP: return 47;
-   case BSON_TYPE_REGEX: return 50;
-   case BSON_TYPE_DBPOINTER: return 55;
-   case BSON_TYPE_CODE: return 60;
-   case BSON_TYPE_CODEWSCOPE: return 65;
-   default: return 0;
-   }
+   return t == BSON_TYPE_EOD ? 0 : dj_type_rank (t);
 }
 
 /* A number as MongoDB's hash sees it: truncated toward zero, NaN as 0,
