@@ -13,15 +13,19 @@
  *    handle inserting meanwhile and a transaction holding the write lock,
  *    indexes stay consistent (validate) and the transaction's document
  *    expires after its commit;
- *  - closing the last handle stops the monitor (joined; LeakSanitizer and
- *    ThreadSanitizer-free exit).
+ *  - closing the last handle stops the monitor (joined, nothing leaked);
+ *    a process forked with handles open (Django's parallel test workers)
+ *    closes them without waiting for the parent's thread, and its new
+ *    handles get a monitor of their own.
  *
  * The monitor runs every second here (ttl_monitor_secs = 1). Waiting is
  * for passes to complete (the counter), bounded by a generous deadline
  * that only a hung monitor reaches.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -225,6 +229,30 @@ main (void)
           "indexes consistent after concurrent deletes");
    bson_destroy (&reply);
    bson_destroy (cmd);
+
+   /* fork with handles open: the child closes them without hanging on the
+    * parent's monitor thread, and a handle it opens gets a monitor */
+   pid_t pid = fork ();
+   if (pid == 0) {
+      alarm (60); /* a hang ends the child with SIGALRM, which the parent reports */
+      dj_engine_close (e2);
+      dj_engine_close (e);
+      dj_engine_t *c = dj_engine_open (dir, &o, &err);
+      if (!c) {
+         _exit (3);
+      }
+      snprintf (buf, sizeof buf, "{\"insert\": \"ev\", \"documents\": [{\"_id\": 100, \"at\": {\"$date\": 0}}]}");
+      bool ok = run (c, NULL, buf) && wait_passes (c, 2);
+      char *left = ids (c, "ev");
+      ok = ok && !strstr (left, "100");
+      bson_free (left);
+      dj_engine_close (c);
+      _exit (ok ? 0 : 4);
+   }
+   int status = 0;
+   CHECK (pid > 0 && waitpid (pid, &status, 0) == pid, "fork/wait");
+   CHECK (WIFEXITED (status) && WEXITSTATUS (status) == 0, "the forked child closed inherited handles and ran a monitor of its own (status %d)",
+          status);
 
    /* no monitor when asked for none */
    dj_engine_close (e2);

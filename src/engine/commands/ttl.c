@@ -21,7 +21,10 @@
  * one directory share it (g_monitors, guarded by g_monitors_mu). It runs
  * commands on a handle of its own, opened with the first opener's options,
  * and stops (its thread joined) when the last handle on the directory
- * closes.
+ * closes. A process forked with handles open (Django's parallel test
+ * workers) inherits the monitors but not their threads: the child marks
+ * them orphans (pthread_atfork), freed without a join when their handles
+ * close; handles it opens afterwards start monitors of its own.
  */
 #include "dj_commands.h"
 
@@ -40,10 +43,46 @@ struct dj_ttl_monitor {
    pthread_cond_t cond;
    bool stop;
    int64_t deleted, passes;
+   bool orphan; /* inherited through fork(): the thread is the parent's */
 };
 
 static pthread_mutex_t g_monitors_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_ttl_monitor *g_monitors;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the list is taken across it, so the child's copy is consistent */
+static void
+atfork_prepare (void)
+{
+   pthread_mutex_lock (&g_monitors_mu);
+}
+
+static void
+atfork_parent (void)
+{
+   pthread_mutex_unlock (&g_monitors_mu);
+}
+
+/* The child has no monitor threads: each inherited monitor becomes an
+ * orphan (its mutex and condition made anew: a thread of the parent may
+ * have held them) and leaves the list. */
+static void
+atfork_child (void)
+{
+   for (struct dj_ttl_monitor *m = g_monitors; m; m = m->next) {
+      m->orphan = true;
+      pthread_mutex_init (&m->mu, NULL);
+      pthread_cond_init (&m->cond, NULL);
+   }
+   g_monitors = NULL;
+   pthread_mutex_unlock (&g_monitors_mu);
+}
+
+static void
+atfork_register (void)
+{
+   pthread_atfork (atfork_prepare, atfork_parent, atfork_child);
+}
 
 /* One TTL index found by a pass: what its delete needs (all owned). */
 typedef struct {
@@ -202,6 +241,7 @@ dj_ttl_attach (dj_engine_t *e, const dj_engine_options_t *opts, bson_error_t *er
    if (period < 0) {
       return true; /* no monitor for this handle */
    }
+   pthread_once (&g_atfork_once, atfork_register);
    pthread_mutex_lock (&g_monitors_mu);
    for (struct dj_ttl_monitor *m = g_monitors; m; m = m->next) {
       if (m->key == (const void *) e->shared) {
@@ -261,7 +301,7 @@ dj_ttl_detach (dj_engine_t *e)
    e->ttl = NULL;
    pthread_mutex_lock (&g_monitors_mu);
    bool last = --m->refs == 0;
-   if (last) {
+   if (last && !m->orphan) {
       for (struct dj_ttl_monitor **pp = &g_monitors; *pp; pp = &(*pp)->next) {
          if (*pp == m) {
             *pp = m->next;
@@ -273,11 +313,13 @@ dj_ttl_detach (dj_engine_t *e)
    if (!last) {
       return;
    }
-   pthread_mutex_lock (&m->mu);
-   m->stop = true;
-   pthread_cond_broadcast (&m->cond);
-   pthread_mutex_unlock (&m->mu);
-   pthread_join (m->thread, NULL); /* a pass in progress finishes first */
+   if (!m->orphan) {
+      pthread_mutex_lock (&m->mu);
+      m->stop = true;
+      pthread_cond_broadcast (&m->cond);
+      pthread_mutex_unlock (&m->mu);
+      pthread_join (m->thread, NULL); /* a pass in progress finishes first */
+   }
    pthread_cond_destroy (&m->cond);
    pthread_mutex_destroy (&m->mu);
    dj_engine_close (m->engine);
