@@ -22,6 +22,8 @@ Settings (DATABASES['default']):
             to tables no migration created
   LOGGING   the original djongo's key, accepted (use Django's LOGGING and
             the "djongo" logger)
+  OPTIONS["TTL_MONITOR_SLEEP_SECS"]  embedded engine: seconds between the
+            passes deleting what TTL indexes expire (default 60, as mongod)
 """
 import contextlib
 import logging
@@ -49,7 +51,8 @@ logger = logging.getLogger("djongo")
 register_settings_check()
 
 # URI options of the original djongo's CLIENT dict that are not host/credentials
-_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA"}
+_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA",
+                   "TTL_MONITOR_SLEEP_SECS"}
 
 
 def _get_varchar_column(data):
@@ -219,12 +222,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         # rejects writes to tables no migration created
         strict = settings_dict.get("ENFORCE_SCHEMA", (settings_dict.get("OPTIONS") or {}).get("ENFORCE_SCHEMA", False))
         return {"host": host_for_settings(settings_dict), "db": settings_dict["NAME"],
-                "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT}
+                "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT,
+                "ttl_monitor_secs": int((settings_dict.get("OPTIONS") or {}).get("TTL_MONITOR_SLEEP_SECS", 0))}
 
     @async_unsafe
     def get_new_connection(self, conn_params):
         return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
-                                tables=conn_params["tables"])
+                                tables=conn_params["tables"], ttl_monitor_secs=conn_params["ttl_monitor_secs"])
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

@@ -393,11 +393,11 @@ typedef struct {
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", "autocommit", "tables", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", "tables", "ttl_monitor_secs", NULL};
    const char *host, *db;
-   int autocommit = 0, tables = DJ_TABLES_PLAIN;
+   int autocommit = 0, tables = DJ_TABLES_PLAIN, ttl_monitor_secs = 0;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pi", kwlist, &host, &db, &autocommit, &tables)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|pii", kwlist, &host, &db, &autocommit, &tables, &ttl_monitor_secs)) {
       return -1;
    }
    if (tables < DJ_TABLES_PLAIN || tables > DJ_TABLES_STRICT) {
@@ -415,7 +415,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    dj_transport_t *t;
    Py_BEGIN_ALLOW_THREADS
-   t = dj_transport_open (host, 0, &error);
+   t = dj_transport_open (host, 0, ttl_monitor_secs, &error);
    Py_END_ALLOW_THREADS
    if (!t) {
       map_error (&error);
@@ -438,8 +438,13 @@ Connection_close_internal (ConnectionObject *self)
 {
    dj_exec_destroy (self->exec);
    self->exec = NULL;
-   dj_transport_close (self->transport);
+   dj_transport_t *t = self->transport;
    self->transport = NULL;
+   /* without the GIL: the last handle on a data directory joins its TTL
+    * monitor, whose pass in progress may wait for the write lock */
+   Py_BEGIN_ALLOW_THREADS
+   dj_transport_close (t);
+   Py_END_ALLOW_THREADS
 }
 
 static void

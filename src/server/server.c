@@ -469,7 +469,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    atomic_init (&srv->next_request_id, 1);
    pthread_mutex_init (&srv->mu, NULL);
    pthread_cond_init (&srv->idle, NULL);
-   dj_engine_options_t eo = {.flags = opts->engine_flags};
+   dj_engine_options_t eo = {.flags = opts->engine_flags, .ttl_monitor_secs = opts->ttl_monitor_secs};
    if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
       goto fail;
    }

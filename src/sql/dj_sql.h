@@ -165,6 +165,7 @@ typedef struct {
    dj_expr_t *expr;
    bool desc;
    int nulls; /* 0: default, 1: NULLS FIRST, 2: NULLS LAST */
+   bool hashed; /* CREATE INDEX key `col HASHED`: a MongoDB hashed index field */
 } dj_order_t;
 
 typedef enum { DJ_JOIN_NONE, DJ_JOIN_INNER, DJ_JOIN_LEFT, DJ_JOIN_CROSS } dj_join_t;
@@ -245,6 +246,7 @@ struct dj_sql_stmt {
    dj_list_t returning;/* RETURNING items (dj_item_t *) */
    dj_list_t sets;     /* UPDATE: dj_item_t * (alias = column, expr = value) */
    dj_expr_t *where;   /* UPDATE/DELETE WHERE; CREATE INDEX ... WHERE */
+   dj_expr_t *expire_after; /* CREATE INDEX ... WITH (expireAfterSeconds = n): a TTL index */
    dj_list_t coldefs;  /* CREATE TABLE / ADD COLUMN: dj_coldef_t * */
    dj_list_t constraints; /* dj_tconstraint_t * */
    char *name;         /* index / savepoint / constraint / new name */

@@ -39,7 +39,9 @@
  *               (a row value: in row = row, row <> row, row [NOT] IN '(' rows
  *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
  *               '(' select ')')
- *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
+ *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
+ *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED] {, ...} ')' [WITH '('
+ *   expireAfterSeconds = integer ')'] [WHERE expr]); a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
  *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
@@ -381,7 +383,7 @@ sql_parse_select (parser_t *p)
    /* ORDER BY / LIMIT / OFFSET after a compound apply to the whole of it;
     * they are stored on the first core. */
    if (sql_accept_kw (p, "ORDER")) {
-      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by)) {
+      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by, false)) {
          return NULL;
       }
    }
@@ -798,9 +800,23 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
       st->kind = DJ_STMT_CREATE_INDEX;
       st->unique = unique;
       if (!parse_if_not_exists (p, st) || !(st->name = sql_parse_name (p, "an index name")) || !sql_expect_kw (p, "ON") ||
-          !(st->table = sql_parse_name (p, "a table name")) || !sql_expect (p, DJ_TK_LP, "( to open the index keys") ||
-          !sql_parse_order_list (p, &st->columns) || !sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
+          !(st->table = sql_parse_name (p, "a table name")) || !sql_expect (p, DJ_TK_LP, "( to open the index keys")) {
          return false;
+      }
+      /* key {, key}, key := expr [ASC | DESC | HASHED] (HASHED: MongoDB's hashed index field) */
+      if (!sql_parse_order_list (p, &st->columns, true)) {
+         return false;
+      }
+      if (!sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
+         return false;
+      }
+      /* WITH (expireAfterSeconds = n): a TTL index (PostgreSQL's spelling of index storage parameters) */
+      if (sql_accept_kw (p, "WITH")) {
+         if (!sql_expect (p, DJ_TK_LP, "( after WITH") || !sql_expect_kw (p, "EXPIREAFTERSECONDS") ||
+             !sql_expect (p, DJ_TK_EQ, "= after expireAfterSeconds") || !(st->expire_after = sql_parse_expr (p)) ||
+             !sql_expect (p, DJ_TK_RP, ") to close WITH")) {
+            return false;
+         }
       }
       if (sql_accept_kw (p, "WHERE") && !(st->where = sql_parse_expr (p))) {
          return false;

@@ -98,14 +98,16 @@ sql_at_subquery (parser_t *p)
 }
 
 bool
-sql_parse_order_list (parser_t *p, dj_list_t *out)
+sql_parse_order_list (parser_t *p, dj_list_t *out, bool index_keys)
 {
    do {
       dj_order_t *o = sql_arena_alloc (p->arena, sizeof *o);
       if (!(o->expr = sql_parse_expr (p))) {
          return false;
       }
-      if (sql_accept_kw (p, "DESC")) {
+      if (index_keys && sql_accept_kw (p, "HASHED")) {
+         o->hashed = true;
+      } else if (sql_accept_kw (p, "DESC")) {
          o->desc = true;
       } else {
          sql_accept_kw (p, "ASC");
@@ -172,7 +174,7 @@ parse_window (parser_t *p)
       return NULL;
    }
    if (sql_accept_kw (p, "ORDER")) {
-      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &w->order)) {
+      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &w->order, false)) {
          return NULL;
       }
    }

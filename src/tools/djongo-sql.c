@@ -541,7 +541,7 @@ main (int argc, char **argv)
       return 2;
    }
    bson_error_t error;
-   dj_transport_t *tr = dj_transport_open (host, create ? 0 : DJ_TRANSPORT_EXISTING, &error);
+   dj_transport_t *tr = dj_transport_open (host, create ? 0 : DJ_TRANSPORT_EXISTING, 0, &error);
    if (!tr) {
       fprintf (stderr, "djongo-sql: %s%s\n", error.message, create ? "" : " (--create makes a new one)");
       return 1;

@@ -55,12 +55,15 @@ void dj_transport_process_init (void);
  * Opens HOST by the rule above. No network round trip happens here: a
  * server that cannot be reached fails the first command.
  * @param[in]  flags DJ_TRANSPORT_* flags, or 0.
+ * @param[in]  ttl_monitor_secs the embedded engine's TTL monitor period
+ *                   (dj_engine_options_t.ttl_monitor_secs: 0 for mongod's
+ *                   60 s); unused for a MongoDB server.
  * @param[out] error a bad URI (libmongoc's message) or a data directory that
  *                   cannot be opened or, with DJ_TRANSPORT_EXISTING, does not
  *                   exist (DJ_DOMAIN_STORAGE).
  * @return a transport the caller owns (dj_transport_close()), or NULL.
  */
-dj_transport_t *dj_transport_open (const char *host, int flags, bson_error_t *error);
+dj_transport_t *dj_transport_open (const char *host, int flags, int ttl_monitor_secs, bson_error_t *error);
 
 void dj_transport_close (dj_transport_t *t);
 

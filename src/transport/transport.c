@@ -59,7 +59,7 @@ is_path (const char *host)
 }
 
 dj_transport_t *
-dj_transport_open (const char *host, int flags, bson_error_t *error)
+dj_transport_open (const char *host, int flags, int ttl_monitor_secs, bson_error_t *error)
 {
    dj_transport_t *t = bson_malloc0 (sizeof *t);
    if (!strncmp (host, "mongodb://", 10) || !strncmp (host, "mongodb+srv://", 14) || !is_path (host)) {
@@ -86,7 +86,8 @@ dj_transport_open (const char *host, int flags, bson_error_t *error)
       expanded = bson_strdup_printf ("%s%s", getenv ("HOME"), path + 1);
       path = expanded;
    }
-   dj_engine_options_t opts = {.flags = (flags & DJ_TRANSPORT_EXISTING) ? DJ_ENGINE_EXISTING : 0};
+   dj_engine_options_t opts = {.flags = (flags & DJ_TRANSPORT_EXISTING) ? DJ_ENGINE_EXISTING : 0,
+                               .ttl_monitor_secs = ttl_monitor_secs};
    t->engine = dj_engine_open (path, &opts, error);
    bson_free (expanded);
    if (!t->engine) {

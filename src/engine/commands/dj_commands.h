@@ -21,6 +21,8 @@
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
  *   let.c        a command's `let` variables; what find and findAndModify
  *                parse alike (let, filter, sort, projection)
+ *   ttl.c        the TTL monitor: a thread per data directory deleting what
+ *                TTL indexes expire
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -88,6 +90,13 @@ int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n,
 const char *dj_cursor_user_enter (const char *user);
 void dj_cursor_user_leave (const char *saved);
 void dj_cursor_close_all (dj_engine_t *e);
+
+/* ---- ttl.c: the TTL monitor ------------------------------------------------ */
+/* Joins e to its data directory's monitor, starting it (with opts' period)
+ * if e is the first handle; none when opts->ttl_monitor_secs < 0. */
+bool dj_ttl_attach (dj_engine_t *e, const dj_engine_options_t *opts, bson_error_t *error);
+/* Leaves it; the last handle stops it (a pass in progress ends first). */
+void dj_ttl_detach (dj_engine_t *e);
 
 /* ---- commands ----------------------------------------------------------- */
 /* A command: fills reply and returns true, or returns false with *error.

@@ -144,159 +144,6 @@ next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error)
 
 /* ---- indexes ------------------------------------------------------------ */
 
-void
-dj_index_cleanup (dj_index_t *ix)
-{
-   for (int i = 0; i < ix->npaths; i++) {
-      dj_path_cleanup (&ix->paths[i]);
-   }
-   bson_free (ix->paths);
-   bson_free (ix->desc);
-   bson_free (ix->name);
-   if (ix->key) {
-      bson_destroy (ix->key);
-   }
-   if (ix->spec) {
-      bson_destroy (ix->spec);
-   }
-   dj_matcher_destroy (ix->partial);
-   memset (ix, 0, sizeof *ix);
-}
-
-bool
-dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
-{
-   bson_iter_t it;
-
-   memset (ix, 0, sizeof *ix);
-   ix->key = bson_new ();
-   ix->spec = bson_copy (spec);
-   bson_iter_init (&it, spec);
-   bool have_key = false;
-   while (bson_iter_next (&it)) {
-      const char *f = bson_iter_key (&it);
-      if (!strcmp (f, "key")) {
-         if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
-            dj_err (error, DJ_TypeMismatch, "The field 'key' must be an object, but got %s",
-                    dj_type_name (bson_iter_type (&it)));
-            goto fail;
-         }
-         bson_iter_t ki;
-         bson_iter_recurse (&it, &ki);
-         /* a field given twice: the last one counts, for key, name and
-          * partialFilterExpression alike (the earlier one is freed) */
-         bson_reinit (ix->key);
-         for (int i = 0; i < ix->npaths; i++) {
-            dj_path_cleanup (&ix->paths[i]);
-         }
-         ix->npaths = 0;
-         while (bson_iter_next (&ki)) {
-            const bson_value_t *v = bson_iter_value (&ki);
-            double d = dj_value_as_double (v);
-            if (v->value_type == BSON_TYPE_UTF8) {
-               dj_err (error, DJ_CannotCreateIndex, "Index type '%s' is not supported by the embedded engine",
-                       v->value.v_utf8.str);
-               goto fail;
-            }
-            if (!dj_value_is_number (v) || d == 0 || d != d) {
-               dj_err (error, DJ_CannotCreateIndex, "Values in the index key pattern can only be numbers or strings, and numbers must be non-zero; found %s: %s",
-                       bson_iter_key (&ki), dj_type_name (v->value_type));
-               goto fail;
-            }
-            if (bson_iter_key (&ki)[0] == '\0' || bson_iter_key (&ki)[0] == '$') {
-               dj_err (error, DJ_CannotCreateIndex, "Index key contains an illegal field name: '%s'", bson_iter_key (&ki));
-               goto fail;
-            }
-            ix->paths = bson_realloc (ix->paths, sizeof (dj_path_t) * (size_t) (ix->npaths + 1));
-            ix->desc = bson_realloc (ix->desc, sizeof (bool) * (size_t) (ix->npaths + 1));
-            if (!dj_path_init (&ix->paths[ix->npaths], bson_iter_key (&ki), bson_iter_key_len (&ki), error)) {
-               dj_err (error, DJ_CannotCreateIndex, "Index key contains an illegal field name: '%s'", bson_iter_key (&ki));
-               goto fail;
-            }
-            ix->desc[ix->npaths] = d < 0;
-            ix->npaths++;
-            bson_append_value (ix->key, bson_iter_key (&ki), -1, v);
-         }
-         have_key = true;
-      } else if (!strcmp (f, "name")) {
-         if (!BSON_ITER_HOLDS_UTF8 (&it)) {
-            dj_err (error, DJ_TypeMismatch, "The field 'name' must be a string");
-            goto fail;
-         }
-         bson_free (ix->name);
-         ix->name = bson_strdup (bson_iter_utf8 (&it, NULL));
-      } else if (!strcmp (f, "unique")) {
-         ix->unique = bson_iter_as_bool (&it);
-      } else if (!strcmp (f, "sparse")) {
-         ix->sparse = bson_iter_as_bool (&it);
-      } else if (!strcmp (f, "partialFilterExpression")) {
-         if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
-            dj_err (error, DJ_TypeMismatch, "The field 'partialFilterExpression' must be an object");
-            goto fail;
-         }
-         bson_t pf;
-         const uint8_t *d;
-         uint32_t l;
-         bson_iter_document (&it, &l, &d);
-         bson_init_static (&pf, d, l);
-         dj_matcher_destroy (ix->partial);
-         ix->partial = dj_matcher_new (&pf, error);
-         if (!ix->partial) {
-            goto fail;
-         }
-      } else if (!strcmp (f, "collation")) {
-         bson_iter_t ci;
-         if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-             BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
-            continue;
-         }
-         dj_err (error, DJ_CannotCreateIndex, "collations other than 'simple' are not supported by the embedded engine");
-         goto fail;
-      } else if (!strcmp (f, "expireAfterSeconds")) {
-         /* refused rather than stored and never enforced */
-         dj_err (error, DJ_CannotCreateIndex, "TTL indexes (expireAfterSeconds) are not supported by the embedded engine");
-         goto fail;
-      } else if (!strcmp (f, "hidden")) {
-         /* https://www.mongodb.com/docs/manual/core/index-hidden/ */
-         if (!BSON_ITER_HOLDS_BOOL (&it)) {
-            dj_err (error, DJ_TypeMismatch, "The field 'hidden' must be a boolean");
-            goto fail;
-         }
-         ix->hidden = bson_iter_bool (&it);
-      } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "ns") ||
-                 !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
-                 !strcmp (f, "default_language") || !strcmp (f, "language_override") || !strcmp (f, "textIndexVersion") ||
-                 !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered")) {
-         continue;
-      } else {
-         dj_err (error, DJ_InvalidOptions, "The field '%s' is not valid for an index specification. Specification: %s", f,
-                 ix->name ? ix->name : "");
-         goto fail;
-      }
-   }
-   if (!have_key || ix->npaths == 0) {
-      dj_err (error, have_key ? DJ_CannotCreateIndex : DJ_FailedToParse,
-              have_key ? "Index keys cannot be an empty object." : "The 'key' field is a required property of an index specification");
-      goto fail;
-   }
-   if (!ix->name) {
-      dj_err (error, DJ_FailedToParse, "The 'name' field is a required property of an index specification");
-      goto fail;
-   }
-   if (ix->sparse && ix->partial) {
-      dj_err (error, DJ_CannotCreateIndex, "cannot mix \"partialFilterExpression\" and \"sparse\" options");
-      goto fail;
-   }
-   ix->is_id = !strcmp (ix->name, "_id_");
-   if (ix->is_id) {
-      ix->unique = true; /* _id is unique without saying so */
-   }
-   return true;
-fail:
-   dj_index_cleanup (ix);
-   return false;
-}
-
 /* The keys a document contributes to an index (0, 1 or many), each the
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */
 typedef struct {
@@ -371,6 +218,23 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
          fv[i].vals = bson_malloc (sizeof (bson_value_t));
          fv[i].vals[0].value_type = BSON_TYPE_NULL;
          fv[i].n = 1;
+      }
+      if (ix->hashed == i + 1) {
+         if (fv[i].n > 1 || fv[i].array) {
+            /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/ :
+             * hashed indexes do not support arrays */
+            bson_iter_t kp;
+            bson_iter_init (&kp, ix->key);
+            for (int j = 0; j <= i; j++) {
+               bson_iter_next (&kp);
+            }
+            return dj_err (error, 16766, "Error: hashed indexes do not currently support array values. Found array at path: %s",
+                           bson_iter_key (&kp));
+         }
+         int64_t h = dj_value_hash64 (&fv[i].vals[0]);
+         fv[i].vals[0].value_type = BSON_TYPE_INT64;
+         fv[i].vals[0].value.v_int64 = h;
+         continue;
       }
       if (fv[i].n > 1 || fv[i].array) {
          *multikey = true;

@@ -20,6 +20,7 @@
  *   tz.c         time zones for date expressions
  *   path.c       dotted paths and walking them through values
  *   tree.c       documents as mutable trees (updates, projections)
+ *   hash.c       MongoDB's hash of a value (hashed indexes, $toHashedIndexKey)
  */
 #ifndef DJ_VALUES_H
 #define DJ_VALUES_H
@@ -95,6 +96,10 @@ void dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_
 const dj_tz_t *dj_tz_get (const char *name, bson_error_t *error);
 int32_t dj_tz_offset (const dj_tz_t *z, int64_t utc_seconds);
 int64_t dj_tz_local_to_utc (const dj_tz_t *z, int64_t local_seconds);
+
+/* ---- hash.c: MongoDB's hash of a value (MD5-based, seed 0) --------------- */
+/* The key a hashed index holds for v, and $toHashedIndexKey's result. */
+int64_t dj_value_hash64 (const bson_value_t *v);
 
 /* ---- keyenc.c ----------------------------------------------------------- */
 /* Appends the order-preserving encoding of v; memcmp order of two encodings
