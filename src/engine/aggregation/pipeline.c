@@ -1235,12 +1235,7 @@ count_output (const stage_t *s, int64_t n, dj_docs_t *out)
       dj_expr_is_const (s->expr, &v);
       BSON_APPEND_VALUE (d, "_id", &v);
       for (int i = 0; i < s->naccs; i++) {
-         /* a sum of int 1s: an int while it fits, then a long (as $sum) */
-         if (n <= INT32_MAX) {
-            BSON_APPEND_INT32 (d, s->accs[i].field, (int32_t) n);
-         } else {
-            BSON_APPEND_INT64 (d, s->accs[i].field, n);
-         }
+         dj_append_count (d, s->accs[i].field, n); /* a sum of int 1s, as $sum */
       }
    }
    dj_docs_push (out, d);

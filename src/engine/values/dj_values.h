@@ -64,6 +64,8 @@ int dj_value_cmp (const bson_value_t *a, const bson_value_t *b);
 int dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb);
 bool dj_value_equal (const bson_value_t *a, const bson_value_t *b);
 bool dj_value_identical (const bson_value_t *a, const bson_value_t *b);
+/* An int32 while n fits, else an int64 (how mongod writes counts). */
+void dj_append_count (bson_t *b, const char *key, int64_t n);
 /* Borrows doc's bytes: valid while doc is. */
 void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
 /* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */

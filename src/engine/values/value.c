@@ -334,6 +334,18 @@ dj_value_identical (const bson_value_t *a, const bson_value_t *b)
    return dj_value_cmp (a, b) == 0;
 }
 
+/* A count the way mongod writes one (count's n, validate's nrecords, a sum
+ * of int 1s): an int32 while it fits, else an int64. */
+void
+dj_append_count (bson_t *b, const char *key, int64_t n)
+{
+   if (n >= INT32_MIN && n <= INT32_MAX) {
+      BSON_APPEND_INT32 (b, key, (int32_t) n);
+   } else {
+      BSON_APPEND_INT64 (b, key, n);
+   }
+}
+
 void
 dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out)
 {
