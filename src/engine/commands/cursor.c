@@ -224,31 +224,40 @@ dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs,
    }
 }
 
-typedef struct {
-   bson_t **docs;
-   size_t n, cap;
-   uint64_t last;
-   const dj_projection_t *proj;
-   bson_error_t *error;
-   bool failed;
-} tail_collect_t;
-
-static bool
-tail_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+bool
+dj_matches_add (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   tail_collect_t *t = ctx;
+   dj_matches_t *m = ctx;
    bson_t out;
-   if (t->proj && !dj_projection_apply (t->proj, doc, pos, &out, t->error)) {
-      t->failed = true;
+   if (m->proj && !dj_projection_apply (m->proj, doc, pos, &out, m->error)) {
+      m->failed = true;
       return false;
    }
-   DJ_GROW (t->docs, t->n, t->cap, 16);
-   t->docs[t->n++] = t->proj ? bson_copy (&out) : bson_copy (doc);
-   if (t->proj) {
+   if (m->n >= m->cap) {
+      m->cap = m->cap ? m->cap * 2 : 16;
+      m->docs = bson_realloc (m->docs, sizeof *m->docs * m->cap);
+      m->rids = bson_realloc (m->rids, sizeof *m->rids * m->cap);
+      m->poss = bson_realloc (m->poss, sizeof *m->poss * m->cap);
+   }
+   m->docs[m->n] = m->proj ? bson_copy (&out) : bson_copy (doc);
+   if (m->proj) {
       bson_destroy (&out);
    }
-   t->last = rid;
-   return t->n < 100000; /* a batch's worth at most per read */
+   m->rids[m->n] = rid;
+   m->poss[m->n++] = pos;
+   return !m->max || m->n < m->max;
+}
+
+void
+dj_matches_cleanup (dj_matches_t *m)
+{
+   for (size_t i = 0; i < m->n; i++) {
+      bson_destroy (m->docs[i]);
+   }
+   bson_free (m->docs);
+   bson_free (m->rids);
+   bson_free (m->poss);
+   memset (m, 0, sizeof *m);
 }
 
 /* The tailable cursor's next documents: the records after its last one
@@ -263,7 +272,7 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
       dj_matcher_destroy (m);
       return false;
    }
-   tail_collect_t t = {.proj = proj, .last = tail->last_rid, .error = error};
+   dj_matches_t t = {.proj = proj, .max = 100000 /* a batch's worth at most per read */, .error = error};
    int64_t deadline = dj_now_ms () + (tail->await_data ? wait_ms : 0);
    bool ok = true;
    for (;;) {
@@ -275,7 +284,7 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
          ok = c || !error->code;
       }
       if (ok && c) {
-         ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, tail_fn, &t, error) && !t.failed;
+         ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, dj_matches_add, &t, error) && !t.failed;
       }
       dj_coll_free (c);
       dj_txn_abort (&ctx);
@@ -287,9 +296,13 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
    }
    dj_matcher_destroy (m);
    dj_projection_destroy (proj);
-   tail->last_rid = t.last;
-   *docs = t.docs;
+   if (t.n) {
+      tail->last_rid = t.rids[t.n - 1];
+   }
+   *docs = t.docs; /* the caller's now, with their count */
    *n = t.n;
+   bson_free (t.rids);
+   bson_free (t.poss);
    return ok;
 }
 
