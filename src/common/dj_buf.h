@@ -36,6 +36,11 @@ void dj_buf_put_u64be (dj_buf_t *b, uint64_t v);
 void dj_buf_put_u32be (dj_buf_t *b, uint32_t v);
 
 uint64_t dj_u64be_read (const uint8_t *p);
+/* Little-endian int32s, BSON's and the wire protocol's: appended, written
+ * over 4 bytes at p (a length patched in once known), read. */
+void dj_buf_put_u32le (dj_buf_t *b, uint32_t v);
+void dj_le32_write (uint8_t *p, uint32_t v);
+int32_t dj_le32_read (const uint8_t *p);
 
 /* Room for element n of the growable array v (capacity cap, any integer
  * types): when it is full the capacity doubles, starting at `first`. v is
