@@ -20,6 +20,15 @@ dj_buf_cleanup (dj_buf_t *b)
 }
 
 void
+dj_bufs_free (dj_buf_t *v, size_t n)
+{
+   for (size_t i = 0; i < n; i++) {
+      dj_buf_cleanup (&v[i]);
+   }
+   bson_free (v);
+}
+
+void
 dj_buf_reserve (dj_buf_t *b, size_t extra)
 {
    size_t want = b->len + extra;

@@ -21,6 +21,8 @@ typedef struct {
 
 void dj_buf_init (dj_buf_t *b);
 void dj_buf_cleanup (dj_buf_t *b);
+/* An owned array of n buffers: each cleaned up, then the array freed. */
+void dj_bufs_free (dj_buf_t *v, size_t n);
 void dj_buf_reserve (dj_buf_t *b, size_t extra);
 void dj_buf_append (dj_buf_t *b, const void *p, size_t n);
 static inline void

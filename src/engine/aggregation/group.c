@@ -70,10 +70,7 @@ dj_ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added)
 void
 dj_ktable_free (ktable_t *t)
 {
-   for (size_t i = 0; i < t->n; i++) {
-      dj_buf_cleanup (&t->keys[i]);
-   }
-   bson_free (t->keys);
+   dj_bufs_free (t->keys, t->n);
    bson_free (t->slots);
 }
 
@@ -138,6 +135,27 @@ accumulate (rctx_t *r, gtable_t *t, const dj_acc_t *accs, int naccs, group_t *g,
    return true;
 }
 
+/* doc's group key: ev set up for doc (the accumulators evaluate in it too)
+ * and the stage's _id (or groupBy) expression evaluated into *key. */
+static bool
+group_key (rctx_t *r, const stage_t *s, const bson_t *doc, dj_eval_t *ev, bson_value_t *key)
+{
+   dj_agg_eval_setup (r, ev, doc);
+   return dj_expr_eval (s->expr, ev, key);
+}
+
+/* One output document: {_id: id, each accumulator's field: its result}. */
+static void
+group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st)
+{
+   bson_t *out = bson_new ();
+   BSON_APPEND_VALUE (out, "_id", id);
+   for (int a = 0; a < s->naccs; a++) {
+      dj_acc_result (&st[a], s->accs[a].field, out);
+   }
+   dj_docs_push (docs, out);
+}
+
 bool
 dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -147,8 +165,7 @@ dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_eval_t ev;
       bson_value_t id;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
-      ok = dj_expr_eval (s->expr, &ev, &id);
+      ok = group_key (r, s, docs->v[i], &ev, &id);
       if (ok) {
          group_t *g = dj_gtable_get (&t, &id, s->naccs, s->accs);
          ok = accumulate (r, &t, s->accs, s->naccs, g, &ev) && dj_agg_check_memory (r, t.bytes, "$group");
@@ -158,12 +175,7 @@ dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    if (ok) {
       dj_docs_clear (docs);
       for (size_t i = 0; i < t.kt.n; i++) {
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&t.g[i].st[a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
+         group_output (docs, &t.g[i].id, s, t.g[i].st);
       }
    }
    dj_gtable_free (&t, s->naccs);
@@ -194,8 +206,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_eval_t ev;
       bson_value_t g;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
-      ok = dj_expr_eval (s->expr, &ev, &g);
+      ok = group_key (r, s, docs->v[i], &ev, &g);
       if (!ok) {
          break;
       }
@@ -229,23 +240,12 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       dj_docs_clear (docs);
       for (int k = 0; k + 1 < nb; k++) {
-         if (!used[k]) {
-            continue;
+         if (used[k]) {
+            group_output (docs, &b[k], s, st + k * s->naccs);
          }
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &b[k]);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&st[k * s->naccs + a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
       }
       if (default_used) {
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &s->dflt);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&st[nb * s->naccs + a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
+         group_output (docs, &s->dflt, s, st + nb * s->naccs);
       }
    }
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {

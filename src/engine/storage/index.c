@@ -167,10 +167,7 @@ fail:
 void
 dj_keyset_cleanup (dj_keyset_t *ks)
 {
-   for (int i = 0; i < ks->n; i++) {
-      dj_buf_cleanup (&ks->keys[i]);
-   }
-   bson_free (ks->keys);
+   dj_bufs_free (ks->keys, (size_t) ks->n);
    bson_free (ks->rows);
    memset (ks, 0, sizeof *ks);
 }
