@@ -116,19 +116,21 @@ dj_gtable_free (gtable_t *t, int naccs)
    dj_ktable_free (&t->kt);
 }
 
+/* One document (ev) into a group's accumulator states st (one per s->accs);
+ * *bytes (NULL: not counted) grows by what collecting accumulators keep. */
 static bool
-accumulate (rctx_t *r, gtable_t *t, const dj_acc_t *accs, int naccs, group_t *g, dj_eval_t *ev)
+accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes)
 {
-   for (int a = 0; a < naccs; a++) {
+   for (int a = 0; a < s->naccs; a++) {
       bson_value_t v = {.value_type = BSON_TYPE_EOD};
-      if (accs[a].expr && !dj_expr_eval (accs[a].expr, ev, &v)) {
+      if (s->accs[a].expr && !dj_expr_eval (s->accs[a].expr, ev, &v)) {
          return false;
       }
-      if (!dj_acc_step (&g->st[a], &v, r->error)) {
+      if (!dj_acc_step (&st[a], &v, r->error)) {
          return false;
       }
-      if (dj_acc_collects (accs[a].op)) {
-         t->bytes += 16 + (v.value_type == BSON_TYPE_UTF8 ? v.value.v_utf8.len
+      if (bytes && dj_acc_collects (s->accs[a].op)) {
+         *bytes += 16 + (v.value_type == BSON_TYPE_UTF8 ? v.value.v_utf8.len
                                                           : (v.value_type == BSON_TYPE_DOCUMENT || v.value_type == BSON_TYPE_ARRAY) ? v.value.v_doc.data_len : 8);
       }
    }
@@ -168,7 +170,7 @@ dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       ok = group_key (r, s, docs->v[i], &ev, &id);
       if (ok) {
          group_t *g = dj_gtable_get (&t, &id, s->naccs, s->accs);
-         ok = accumulate (r, &t, s->accs, s->naccs, g, &ev) && dj_agg_check_memory (r, t.bytes, "$group");
+         ok = accumulate (r, s, g->st, &ev, &t.bytes) && dj_agg_check_memory (r, t.bytes, "$group");
       }
       dj_arena_reset (r->arena);
    }
@@ -201,7 +203,6 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
       st[i].op = s->accs[i % s->naccs].op;
    }
-   gtable_t dummy = {0};
    bool ok = true;
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_eval_t ev;
@@ -229,8 +230,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       } else {
          used[slot] = true;
       }
-      group_t grp = {.st = st + base};
-      ok = accumulate (r, &dummy, s->accs, s->naccs, &grp, &ev);
+      ok = accumulate (r, s, st + base, &ev, NULL);
       dj_arena_reset (r->arena);
    }
    if (ok) {
