@@ -440,11 +440,7 @@ distinct_add (const bson_value_t *v, void *ctx)
 {
    distinct_t *d = ctx;
    if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         distinct_add (bson_iter_value (&it), ctx);
-      }
+      dj_value_each (v, distinct_add, ctx); /* nested arrays too */
       return;
    }
    for (size_t i = 0; i < d->n; i++) {

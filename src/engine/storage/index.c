@@ -179,29 +179,22 @@ typedef struct {
 } fieldvals_t;
 
 static void
+collect_value (const bson_value_t *v, void *ctx)
+{
+   fieldvals_t *f = ctx;
+   f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
+   f->vals[f->n++] = *v;
+}
+
+static void
 collect_visit (const bson_value_t *v, void *ctx)
 {
    fieldvals_t *f = ctx;
-   if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      bool any = false;
-      f->array = true;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
-         f->vals[f->n++] = *bson_iter_value (&it);
-         any = true;
-      }
-      if (!any) {
-         /* MongoDB indexes an empty array as undefined */
-         f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
-         f->vals[f->n].value_type = BSON_TYPE_UNDEFINED;
-         f->n++;
-      }
-      return;
+   f->array |= v->value_type == BSON_TYPE_ARRAY;
+   if (!dj_value_each (v, collect_value, f)) {
+      static const bson_value_t undefined = {.value_type = BSON_TYPE_UNDEFINED};
+      collect_value (&undefined, f); /* MongoDB indexes an empty array as undefined */
    }
-   f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
-   f->vals[f->n++] = *v;
 }
 
 /* The values doc has at each of ix's paths (fv: ix->npaths of them, each

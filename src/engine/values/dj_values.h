@@ -130,6 +130,10 @@ uint32_t dj_value_count (const bson_value_t *container);
  * reported whole, if want_whole, and element by element). Missing reports
  * nothing; `found` counts reports. Used for sort keys and index keys. */
 typedef void (*dj_path_visit_fn) (const bson_value_t *v, void *ctx);
+/* The values v stands for at the end of a path: each element of an array
+ * (in order), else v itself. Returns how many fn was given (0: an empty
+ * array, which index keys and sort keys take as undefined). */
+size_t dj_value_each (const bson_value_t *v, dj_path_visit_fn fn, void *ctx);
 void dj_path_visit (const bson_value_t *doc, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn,
                     void *ctx);
 

@@ -76,8 +76,9 @@ typedef struct {
 } pick_t;
 
 static void
-consider (pick_t *p, const bson_value_t *v)
+consider (const bson_value_t *v, void *ctx)
 {
+   pick_t *p = ctx;
    if (!p->have || (p->dir > 0 ? dj_value_cmp (v, &p->best) < 0 : dj_value_cmp (v, &p->best) > 0)) {
       p->best = *v;
       p->have = true;
@@ -88,20 +89,9 @@ static void
 pick_visit (const bson_value_t *v, void *ctx)
 {
    pick_t *p = ctx;
-   if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      bool any = false;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         consider (p, bson_iter_value (&it));
-         any = true;
-      }
-      if (!any) {
-         p->saw_empty = true;
-      }
-      return;
+   if (!dj_value_each (v, consider, p)) {
+      p->saw_empty = true;
    }
-   consider (p, v);
 }
 
 /* The sort key of doc for key k: borrowed from doc's bytes. */
