@@ -70,9 +70,7 @@ stage_cleanup (stage_t *s)
    }
    bson_free (s->fnames);
    bson_free (s->facets);
-   if (s->boundaries) {
-      bson_destroy (s->boundaries);
-   }
+   bson_destroy (s->boundaries);
    if (s->has_default) {
       bson_value_destroy (&s->dflt);
    }
@@ -562,9 +560,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             const uint8_t *d;
             uint32_t l;
             bson_iter_array (&it, &l, &d);
-            if (s->boundaries) {
-               bson_destroy (s->boundaries);
-            }
+            bson_destroy (s->boundaries);
             s->boundaries = bson_new_from_data (d, l);
          } else if (!strcmp (k, "default")) {
             if (s->has_default) {

@@ -820,12 +820,8 @@ done:
    }
    dj_txn_abort (&ctx);
    dj_matches_cleanup (&f);
-   if (before) {
-      bson_destroy (before);
-   }
-   if (after) {
-      bson_destroy (after);
-   }
+   bson_destroy (before);
+   bson_destroy (after);
    dj_coll_free (c);
    dj_find_spec_destroy (&fs);
    dj_update_destroy (u);

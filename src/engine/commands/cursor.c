@@ -52,12 +52,8 @@ dj_tail_free (dj_tail_t *t)
    if (t) {
       bson_free (t->db);
       bson_free (t->coll);
-      if (t->filter) {
-         bson_destroy (t->filter);
-      }
-      if (t->projection) {
-         bson_destroy (t->projection);
-      }
+      bson_destroy (t->filter);
+      bson_destroy (t->projection);
       bson_free (t);
    }
 }

@@ -92,9 +92,7 @@ dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bs
    }
    bson_append_document_end (&ei, &det);
    bson_append_document_end (info, &ei);
-   if (ctx->error_info) {
-      bson_destroy (ctx->error_info);
-   }
+   bson_destroy (ctx->error_info);
    ctx->error_info = info;
    return dj_err (error, DJ_DocumentValidationFailure, "Document failed validation");
 }
