@@ -29,10 +29,7 @@ dj_docs_push (dj_docs_t *d, bson_t *doc)
 void
 dj_docs_clear (dj_docs_t *d)
 {
-   for (size_t i = 0; i < d->n; i++) {
-      bson_destroy (d->v[i]);
-   }
-   bson_free (d->v);
+   dj_bsons_free (d->v, 0, d->n);
    memset (d, 0, sizeof *d);
 }
 
@@ -1149,10 +1146,7 @@ run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const d
       }
       bson_free (part.v);
    }
-   for (size_t i = pos; i < in.n; i++) {
-      bson_destroy (in.v[i]); /* never needed */
-   }
-   bson_free (in.v);
+   dj_bsons_free (in.v, pos, in.n); /* from pos: never needed */
    if (!ok) {
       dj_docs_clear (docs);
    }

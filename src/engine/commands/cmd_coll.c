@@ -400,10 +400,7 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
    bson_free (ns);
    ok = true;
 done:
-   for (size_t i = 0; i < nd; i++) {
-      bson_destroy (docs[i]);
-   }
-   bson_free (docs);
+   dj_bsons_free (docs, 0, nd);
    dj_matcher_destroy (m);
    return dj_cmd_end_db (&ctx, names, n, ok, error);
 }

@@ -298,10 +298,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = bson_new ();
          bson_t out;
          if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
-            for (size_t k = 0; k <= i; k++) {
-               bson_destroy (docs[k]);
-            }
-            bson_free (docs);
+            dj_bsons_free (docs, 0, i + 1);
             goto done;
          }
          bson_concat (docs[i], &out);

@@ -36,10 +36,7 @@ struct dj_cursor {
 static void
 cursor_free (dj_cursor_t *c)
 {
-   for (size_t i = c->pos; i < c->n; i++) {
-      bson_destroy (c->docs[i]);
-   }
-   bson_free (c->docs);
+   dj_bsons_free (c->docs, c->pos, c->n); /* the ones not sent */
    bson_free (c->ns);
    bson_free (c->owner);
    dj_tail_free (c->tail);
@@ -191,10 +188,7 @@ dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, 
       }
       return;
    }
-   for (size_t i = end; i < n; i++) {
-      bson_destroy (docs[i]);
-   }
-   bson_free (docs);
+   dj_bsons_free (docs, end, n);
 }
 
 void
@@ -247,10 +241,7 @@ dj_matches_add (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 void
 dj_matches_cleanup (dj_matches_t *m)
 {
-   for (size_t i = 0; i < m->n; i++) {
-      bson_destroy (m->docs[i]);
-   }
-   bson_free (m->docs);
+   dj_bsons_free (m->docs, 0, m->n);
    bson_free (m->rids);
    bson_free (m->poss);
    memset (m, 0, sizeof *m);
@@ -392,10 +383,7 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       bson_t **more = NULL;
       size_t nmore = 0;
       bool got = tail_fetch (e, c->tail, max_time_ms > 0 ? max_time_ms : 1000, &more, &nmore, error);
-      for (size_t i = c->pos; i < c->n; i++) {
-         bson_destroy (c->docs[i]);
-      }
-      bson_free (c->docs);
+      dj_bsons_free (c->docs, c->pos, c->n);
       c->docs = more;
       c->n = nmore;
       c->pos = 0;

@@ -64,6 +64,9 @@ int dj_value_cmp (const bson_value_t *a, const bson_value_t *b);
 int dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb);
 bool dj_value_equal (const bson_value_t *a, const bson_value_t *b);
 bool dj_value_identical (const bson_value_t *a, const bson_value_t *b);
+/* An owned array of documents freed: v[from] to v[to - 1] destroyed (the
+ * ones before `from` were handed on), then the array itself. */
+void dj_bsons_free (bson_t **v, size_t from, size_t to);
 /* An int32 while n fits, else an int64 (how mongod writes counts). */
 void dj_append_count (bson_t *b, const char *key, int64_t n);
 /* Borrows doc's bytes: valid while doc is. */

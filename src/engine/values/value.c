@@ -334,6 +334,15 @@ dj_value_identical (const bson_value_t *a, const bson_value_t *b)
    return dj_value_cmp (a, b) == 0;
 }
 
+void
+dj_bsons_free (bson_t **v, size_t from, size_t to)
+{
+   for (size_t i = from; i < to; i++) {
+      bson_destroy (v[i]);
+   }
+   bson_free (v);
+}
+
 /* A count the way mongod writes one (count's n, validate's nrecords, a sum
  * of int 1s): an int32 while it fits, else an int64. */
 void
