@@ -20,6 +20,14 @@ dj_buf_cleanup (dj_buf_t *b)
 }
 
 void
+dj_free_n (void *const *v, size_t n)
+{
+   for (size_t i = 0; i < n; i++) {
+      bson_free (v[i]);
+   }
+}
+
+void
 dj_bufs_free (dj_buf_t *v, size_t n)
 {
    for (size_t i = 0; i < n; i++) {

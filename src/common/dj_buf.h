@@ -55,4 +55,11 @@ int32_t dj_le32_read (const uint8_t *p);
       }                                                            \
    } while (0)
 
+/* bson_free()s each of the n pointers at v (a NULL one is skipped, as
+ * bson_free does): what a struct owns, usually the struct last. */
+void dj_free_n (void *const *v, size_t n);
+/* DJ_FREE (a, b, c): dj_free_n over the pointers given, in that order. */
+#define DJ_FREE(...) \
+   dj_free_n ((void *const[]) {__VA_ARGS__}, sizeof ((void *const[]) {__VA_ARGS__}) / sizeof (void *))
+
 #endif

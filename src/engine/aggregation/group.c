@@ -251,9 +251,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
       dj_accst_cleanup (&st[i]);
    }
-   bson_free (st);
-   bson_free (used);
-   bson_free (b);
+   DJ_FREE (st, used, b);
    return ok;
 }
 

@@ -57,9 +57,7 @@ stage_cleanup (stage_t *s)
       dj_expr_destroy (s->let_exprs[i]);
       bson_free (s->let_names[i]);
    }
-   bson_free (s->let_exprs);
-   bson_free (s->let_names);
-   bson_free (s->let_scope);
+   DJ_FREE (s->let_exprs, s->let_names, s->let_scope);
    dj_pipeline_destroy (s->sub);
    for (int i = 0; i < s->nfacets; i++) {
       bson_free (s->fnames[i]);

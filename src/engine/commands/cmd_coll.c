@@ -332,10 +332,7 @@ done:
    dj_txn_abort (&ctx);
    dj_coll_free (src);
    dj_coll_free (dst);
-   bson_free (sdb);
-   bson_free (scoll);
-   bson_free (tdb);
-   bson_free (tcoll);
+   DJ_FREE (sdb, scoll, tdb, tcoll);
    return ok;
 }
 

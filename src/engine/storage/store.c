@@ -160,10 +160,7 @@ dj_coll_free (dj_coll_t *c)
       bson_destroy (c->options);
    }
    dj_matcher_destroy (c->validator);
-   bson_free (c->db);
-   bson_free (c->name);
-   bson_free (c->ns);
-   bson_free (c);
+   DJ_FREE (c->db, c->name, c->ns, c);
 }
 
 static bool
@@ -541,9 +538,7 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
-   bson_free (c->db);
-   bson_free (c->name);
-   bson_free (c->ns);
+   DJ_FREE (c->db, c->name, c->ns);
    c->db = bson_strdup (db);
    c->name = bson_strdup (name);
    c->ns = bson_strdup_printf ("%s.%s", db, name);

@@ -255,10 +255,7 @@ dj_sort_docs_topk (const dj_sort_t *s, bson_t **docs, size_t n, size_t k)
       docs[i] = heap[i].item;
    }
    memcpy (docs + hn, rest, sizeof (bson_t *) * nr);
-   bson_free (rest);
-   bson_free (taken);
-   bson_free (keys);
-   bson_free (heap);
+   DJ_FREE (rest, taken, keys, heap);
 }
 
 static const bson_t *
@@ -294,7 +291,5 @@ dj_sort_items (const dj_sort_t *s, void **docs, size_t n, const bson_t *(*get) (
    for (size_t i = 0; i < n; i++) {
       docs[i] = e[i].item;
    }
-   bson_free (keys);
-   bson_free (tmp);
-   bson_free (e);
+   DJ_FREE (keys, tmp, e);
 }
