@@ -47,11 +47,9 @@ void
 dj_tail_free (dj_tail_t *t)
 {
    if (t) {
-      bson_free (t->db);
-      bson_free (t->coll);
       bson_destroy (t->filter);
       bson_destroy (t->projection);
-      bson_free (t);
+      DJ_FREE (t->db, t->coll, t);
    }
 }
 

@@ -579,8 +579,7 @@ dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_error_t *
          uint64_t rid = ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
          dj_buf_t rk;
          dj_buf_init (&rk);
-         dj_buf_put_u64be (&rk, c->id);
-         dj_buf_put_u64be (&rk, rid);
+         dj_record_key (&rk, c->id, rid);
          MDB_val mk = {rk.len, rk.data}, mv;
          if (mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv) != 0) {
             out->dangling[i]++;
@@ -597,8 +596,7 @@ dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_error_t *
 void
 dj_coll_check_cleanup (dj_coll_check_t *r)
 {
-   bson_free (r->keys);
-   bson_free (r->dangling);
+   DJ_FREE (r->keys, r->dangling);
 }
 
 void
