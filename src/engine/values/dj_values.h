@@ -57,6 +57,9 @@ int dj_type_rank (bson_type_t t);
 const char *dj_type_name (bson_type_t t);
 bool dj_type_from_name (const char *name, int *out);
 bool dj_value_is_number (const bson_value_t *v);
+/* A string's bytes (UTF-8, or the deprecated symbol type, which MongoDB
+ * treats as a string) into *s and *n; false for any other type. */
+bool dj_value_string (const bson_value_t *v, const char **s, uint32_t *n);
 double dj_value_as_double (const bson_value_t *v);
 bool dj_value_as_int64_exact (const bson_value_t *v, int64_t *out);
 int dj_number_cmp (const bson_value_t *a, const bson_value_t *b);

@@ -259,10 +259,10 @@ dj_value_cmp (const bson_value_t *a, const bson_value_t *b)
    case BSON_TYPE_UTF8:
    case BSON_TYPE_SYMBOL: {
       const dj_collation_t *coll = dj_collation_current ();
-      const char *sa = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.str : a->value.v_symbol.symbol;
-      uint32_t la = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.len : a->value.v_symbol.len;
-      const char *sb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : b->value.v_symbol.symbol;
-      uint32_t lb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.len : b->value.v_symbol.len;
+      const char *sa, *sb;
+      uint32_t la, lb;
+      dj_value_string (a, &sa, &la); /* both strings: same rank */
+      dj_value_string (b, &sb, &lb);
       if (coll) {
          return dj_collation_cmp (coll, sa, la, sb, lb);
       }
@@ -341,6 +341,22 @@ dj_bsons_free (bson_t **v, size_t from, size_t to)
       bson_destroy (v[i]);
    }
    bson_free (v);
+}
+
+bool
+dj_value_string (const bson_value_t *v, const char **s, uint32_t *n)
+{
+   if (v->value_type == BSON_TYPE_UTF8) {
+      *s = v->value.v_utf8.str;
+      *n = v->value.v_utf8.len;
+      return true;
+   }
+   if (v->value_type == BSON_TYPE_SYMBOL) {
+      *s = v->value.v_symbol.symbol;
+      *n = v->value.v_symbol.len;
+      return true;
+   }
+   return false;
 }
 
 /* A count the way mongod writes one (count's n, validate's nrecords, a sum
