@@ -347,10 +347,6 @@ dj_mql_cleanup (dj_mql_t *mql)
    }
    bson_free (mql->columns);
    bson_destroy (mql->upsert);
-   bson_free (mql->collection);
-   bson_free (mql->name);
-   bson_free (mql->constraint);
-   bson_free (mql->rename_from);
-   bson_free (mql->rename_to);
+   DJ_FREE (mql->collection, mql->name, mql->constraint, mql->rename_from, mql->rename_to);
    memset (mql, 0, sizeof *mql);
 }

@@ -52,9 +52,7 @@ dj_exec_db (const dj_exec_t *x)
 void
 dj_result_cleanup (dj_result_t *r)
 {
-   if (r->rows) {
-      bson_destroy (r->rows);
-   }
+   bson_destroy (r->rows);
    memset (r, 0, sizeof *r);
 }
 

@@ -671,8 +671,5 @@ dj_server_destroy (dj_server_t *srv)
    pthread_mutex_destroy (&srv->clock_mu);
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
-   bson_free (srv->dbpath);
-   bson_free (srv->bind);
-   bson_free (srv->unix_path);
-   bson_free (srv);
+   DJ_FREE (srv->dbpath, srv->bind, srv->unix_path, srv);
 }

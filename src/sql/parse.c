@@ -877,6 +877,24 @@ parse_drop (parser_t *p, dj_sql_stmt_t *st)
    return true;
 }
 
+/* ALTER TABLE's action `kind` on what the next name names (what: that
+ * name's description, for the error): st->name. */
+static bool
+alter_named (parser_t *p, dj_sql_stmt_t *st, dj_alter_kind_t kind, const char *what)
+{
+   st->alter = kind;
+   return (st->name = sql_parse_name (p, what)) != NULL;
+}
+
+/* ALTER TABLE's action `kind` on a column: [COLUMN] name -> st->column. */
+static bool
+alter_column (parser_t *p, dj_sql_stmt_t *st, dj_alter_kind_t kind)
+{
+   sql_accept_kw (p, "COLUMN");
+   st->alter = kind;
+   return (st->column = sql_parse_name (p, "a column name")) != NULL;
+}
+
 static bool
 parse_alter (parser_t *p, dj_sql_stmt_t *st)
 {
@@ -895,12 +913,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "DROP")) {
       if (sql_accept_kw (p, "CONSTRAINT")) {
-         st->alter = DJ_ALTER_DROP_CONSTRAINT;
-         return (st->name = sql_parse_name (p, "a constraint name")) != NULL;
+         return alter_named (p, st, DJ_ALTER_DROP_CONSTRAINT, "a constraint name");
       }
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_DROP_COLUMN;
-      if (!(st->column = sql_parse_name (p, "a column name"))) {
+      if (!alter_column (p, st, DJ_ALTER_DROP_COLUMN)) {
          return false;
       }
       sql_accept_kw (p, "CASCADE");
@@ -908,12 +923,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "RENAME")) {
       if (sql_accept_kw (p, "TO")) {
-         st->alter = DJ_ALTER_RENAME_TABLE;
-         return (st->name = sql_parse_name (p, "a new table name")) != NULL;
+         return alter_named (p, st, DJ_ALTER_RENAME_TABLE, "a new table name");
       }
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_RENAME_COLUMN;
-      return (st->column = sql_parse_name (p, "a column name")) && sql_expect_kw (p, "TO") &&
+      return alter_column (p, st, DJ_ALTER_RENAME_COLUMN) && sql_expect_kw (p, "TO") &&
              (st->name = sql_parse_name (p, "a new column name"));
    }
    if (sql_accept_kw (p, "ALTER")) {
@@ -921,9 +933,7 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
        * the compiler records the type and NOT NULL in the table's entry
        * (what the executor checks writes against); defaults change nothing
        * stored. */
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_ALTER_COLUMN;
-      if (!(st->column = sql_parse_name (p, "a column name"))) {
+      if (!alter_column (p, st, DJ_ALTER_ALTER_COLUMN)) {
          return false;
       }
       dj_coldef_t *c = sql_arena_alloc (p->arena, sizeof *c);

@@ -147,8 +147,7 @@ QUERIES = [
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."flag"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE NOT "e"."flag"', [], False),
     # ORDER BY, LIMIT, OFFSET, NULL placement
-    ('SELECT "e"."id", "e"."n" FROM "entry" "e" ORDER BY "e"."n" ASC, "e"."id" ASC', [], True),
-    ('SELECT "e"."id", "e"."n" FROM "entry" "e" ORDER BY "e"."n" DESC, "e"."id" DESC', [], True),
+    *[(f'SELECT "e"."id", "e"."n" FROM "entry" "e" ORDER BY "e"."n" {d}, "e"."id" {d}', [], True) for d in ("ASC", "DESC")],
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" ASC NULLS LAST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC NULLS FIRST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT %s OFFSET %s', [3, 2], True),
@@ -211,10 +210,8 @@ QUERIES = [
     ('SELECT "e"."id", (SELECT MAX(U0."rating") FROM "blog" U0) AS "m" FROM "entry" "e"', [], False),
     ('SELECT "e"."id" FROM "entry" "e" WHERE "e"."n" = (SELECT MIN(U0."n") FROM "entry" U0 WHERE U0."n" > %s)', [0], False),
     # UNION / INTERSECT / EXCEPT, NULLs included (a NULL row equals a NULL row here)
-    ('SELECT "e"."n" FROM "entry" "e" UNION SELECT "b"."rating" FROM "blog" "b"', [], False),
-    ('SELECT "e"."n" FROM "entry" "e" UNION ALL SELECT "b"."rating" FROM "blog" "b"', [], False),
-    ('SELECT "e"."n" FROM "entry" "e" INTERSECT SELECT "b"."rating" FROM "blog" "b"', [], False),
-    ('SELECT "e"."n" FROM "entry" "e" EXCEPT SELECT "b"."rating" FROM "blog" "b"', [], False),
+    *[(f'SELECT "e"."n" FROM "entry" "e" {op} SELECT "b"."rating" FROM "blog" "b"', [], False)
+      for op in ("UNION", "UNION ALL", "INTERSECT", "EXCEPT")],
     ('SELECT "b"."rating" FROM "blog" "b" EXCEPT SELECT "e"."n" FROM "entry" "e"', [], False),
     ('SELECT "e"."blog_id", "e"."n" FROM "entry" "e" WHERE "e"."n" > %s UNION SELECT "b"."id", "b"."rating" FROM "blog" "b" '
      'ORDER BY 1, 2 LIMIT %s', [0, 4], True),

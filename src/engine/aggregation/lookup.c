@@ -308,15 +308,9 @@ static void
 jadd_visit (const bson_value_t *v, void *ctx)
 {
    if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
       jadd_value (v, ctx); /* the whole array matches an equal array */
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         jadd_value (bson_iter_value (&it), ctx);
-      }
-      return;
    }
-   jadd_value (v, ctx);
+   dj_value_each (v, jadd_value, ctx);
 }
 
 static void

@@ -364,10 +364,7 @@ done:
    dj_txn_abort (&ctx);
    dj_coll_free (src);
    dj_coll_free (dst);
-   bson_free (sdb);
-   bson_free (scoll);
-   bson_free (tdb);
-   bson_free (tcoll);
+   DJ_FREE (sdb, scoll, tdb, tcoll);
    return ok;
 }
 
@@ -432,10 +429,7 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
    bson_free (ns);
    ok = true;
 done:
-   for (size_t i = 0; i < nd; i++) {
-      bson_destroy (docs[i]);
-   }
-   bson_free (docs);
+   dj_bsons_free (docs, 0, nd);
    dj_matcher_destroy (m);
    return dj_cmd_end_db (&ctx, names, n, ok, error);
 }
@@ -508,17 +502,6 @@ done:
    return ok;
 }
 
-/* A count as mongod's replies hold it: an int while it fits. */
-static void
-append_count (bson_t *b, const char *key, int64_t n)
-{
-   if (n <= INT32_MAX) {
-      BSON_APPEND_INT32 (b, key, (int32_t) n);
-   } else {
-      BSON_APPEND_INT64 (b, key, n);
-   }
-}
-
 /* validate: every record a whole document, every index entry pointing at a
  * record, and an index on which every document has exactly one entry
  * (not multikey, sparse or partial) holding as many entries as there are
@@ -542,13 +525,13 @@ dj_cmd_validate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    char kb[16];
    const char *key;
    BSON_APPEND_UTF8 (reply, "ns", c->ns);
-   append_count (reply, "nInvalidDocuments", r.invalid);
-   append_count (reply, "nNonCompliantDocuments", 0);
-   append_count (reply, "nrecords", r.nrecords);
+   dj_append_count (reply, "nInvalidDocuments", r.invalid);
+   dj_append_count (reply, "nNonCompliantDocuments", 0);
+   dj_append_count (reply, "nrecords", r.nrecords);
    BSON_APPEND_INT32 (reply, "nIndexes", c->nindexes);
    BSON_APPEND_DOCUMENT_BEGIN (reply, "keysPerIndex", &keys);
    for (int i = 0; i < c->nindexes; i++) {
-      append_count (&keys, c->indexes[i].name, r.keys[i]);
+      dj_append_count (&keys, c->indexes[i].name, r.keys[i]);
    }
    bson_append_document_end (reply, &keys);
    if (r.invalid) {

@@ -83,6 +83,26 @@ bool dj_find_spec_parse (const bson_t *cmd, const bson_t *filter, const bson_t *
 void dj_find_spec_destroy (dj_find_spec_t *fs);
 
 /* ---- cursor.c ----------------------------------------------------------- */
+/* The records a scan matched, kept in scan order: a dj_scan_fn context
+ * (dj_matches_add) for findAndModify's candidates and a tailable cursor's
+ * next batch. Each entry: a copy of the document (projected by proj when
+ * set), its record id and the array position a positional $ matched.
+ * Stops the scan after max records (0: no limit). Set proj, max and error
+ * before the scan, zero the rest; on a projection error the scan stops with
+ * failed set and *error filled. Owns docs (each one too), rids and poss:
+ * dj_matches_cleanup(). */
+typedef struct {
+   bson_t **docs;
+   uint64_t *rids;
+   int32_t *poss;
+   size_t n, cap;
+   const dj_projection_t *proj; /* borrowed; NULL: documents as stored */
+   size_t max;
+   bson_error_t *error;
+   bool failed;
+} dj_matches_t;
+bool dj_matches_add (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx);
+void dj_matches_cleanup (dj_matches_t *m);
 /* Takes ownership of docs[] (each bson_t* and the array). */
 int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos);
 /* The user the commands on this thread run for (dj_engine_run_command_as):

@@ -316,10 +316,7 @@ dj_expr_destroy (dj_expr_t *e)
          bson_free (e->keys[i]);
       }
    }
-   bson_free (e->args);
-   bson_free (e->keys);
-   bson_free (e->as);
-   bson_free (e->var);
+   DJ_FREE (e->args, e->keys, e->as, e->var);
    dj_path_cleanup (&e->path);
    if (e->kind == X_CONST) {
       bson_value_destroy (&e->val);

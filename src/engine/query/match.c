@@ -169,15 +169,9 @@ static bool
 regex_match (const pcre2_code *re, const bson_value_t *v)
 {
    const char *s;
-   size_t n;
+   uint32_t n;
 
-   if (v->value_type == BSON_TYPE_UTF8) {
-      s = v->value.v_utf8.str;
-      n = v->value.v_utf8.len;
-   } else if (v->value_type == BSON_TYPE_SYMBOL) {
-      s = v->value.v_symbol.symbol;
-      n = v->value.v_symbol.len;
-   } else {
+   if (!dj_value_string (v, &s, &n)) {
       return false;
    }
    pcre2_match_data *md = pcre2_match_data_create_from_pattern (re, NULL);
@@ -187,6 +181,19 @@ regex_match (const pcre2_code *re, const bson_value_t *v)
 }
 
 /* ---- parsing ------------------------------------------------------------ */
+
+/* A node whose parsing may have failed: into parent when built, else freed
+ * (the error is already set). Returns built. */
+static bool
+node_keep (mnode_t *parent, mnode_t *n, bool built)
+{
+   if (built) {
+      node_add (parent, n);
+   } else {
+      node_free (n);
+   }
+   return built;
+}
 
 /* What parsing knows: the variables in scope for $expr ($lookup's let). */
 typedef struct {
@@ -381,11 +388,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
    }
    if (!strcmp (op, "$type")) {
       n = field_node (path, plen, OP_TYPE);
-      if (!parse_type_arg (n, arg, error)) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      return node_keep (and_node, n, parse_type_arg (n, arg, error));
    }
    if (!strcmp (op, "$regex")) {
       const char *pat, *opts = "";
@@ -416,11 +419,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
       }
       n = field_node (path, plen, OP_REGEX);
       n->re = dj_match_regex (pat, patlen, opts, error);
-      if (!n->re) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      return node_keep (and_node, n, n->re != NULL);
    }
    if (!strcmp (op, "$options")) {
       bson_iter_t it;
@@ -534,11 +533,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
             return false;
          }
       }
-      if (!n->sub) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      return node_keep (and_node, n, n->sub != NULL);
    }
    if (!strcmp (op, "$not")) {
       mnode_t *inner = node_new (N_AND);
@@ -678,21 +673,12 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
             /* https://www.mongodb.com/docs/manual/reference/operator/query/expr/ */
             mnode_t *n = node_new (N_EXPR);
             n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
-            if (!n->expr) {
-               node_free (n);
-               ok = false;
-            } else {
-               node_add (and_node, n);
-            }
+            ok = node_keep (and_node, n, n->expr != NULL);
          } else if (!strcmp (key, "$jsonSchema")) {
             /* https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/ */
             mnode_t *n = node_new (N_SCHEMA);
-            if (!(n->schema = dj_schema_new (v, error))) {
-               node_free (n);
-               ok = false;
-            } else {
-               node_add (and_node, n);
-            }
+            n->schema = dj_schema_new (v, error);
+            ok = node_keep (and_node, n, n->schema != NULL);
          } else {
             ok = dj_err (error, DJ_BadValue, "unknown top level operator: %s. If you are trying to use a field name "
                                              "that begins with '$', please use $getField.", key);
@@ -704,12 +690,7 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
          n->re = dj_match_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
          /* a stored regex equal to the literal matches too */
          bson_value_copy (v, &n->val);
-         if (!n->re) {
-            node_free (n);
-            ok = false;
-         } else {
-            node_add (and_node, n);
-         }
+         ok = node_keep (and_node, n, n->re != NULL);
       } else {
          mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_EQ);
          bson_value_copy (v, &n->val);

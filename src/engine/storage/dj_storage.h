@@ -17,8 +17,11 @@
  *
  * Files:
  *   env.c        LMDB environments shared per data directory, writer marks
- *   store.c      the catalog, records and index entries
+ *   store.c      the LMDB layout, the catalog: collections and their lifecycle
  *   index_spec.c index specifications (incl. hashed fields and TTL) parsed and checked
+ *   index.c      a document's keys, index entries and builds
+ *   record.c     records read and written with their index entries, capped trims
+ *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
@@ -35,7 +38,7 @@ typedef struct dj_index dj_index_t;
 typedef struct dj_coll dj_coll_t;
 typedef struct dj_ctx dj_ctx_t;
 
-/* ---- store.c ------------------------------------------------------------ */
+/* ---- store.c, index.c, record.c ------------------------------------------ */
 struct dj_index {
    uint64_t id;        /* key prefix in the data DBI */
    char *name;         /* owned */

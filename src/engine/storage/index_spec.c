@@ -43,9 +43,7 @@ dj_index_cleanup (dj_index_t *ix)
    for (int i = 0; i < ix->npaths; i++) {
       dj_path_cleanup (&ix->paths[i]);
    }
-   bson_free (ix->paths);
-   bson_free (ix->desc);
-   bson_free (ix->name);
+   DJ_FREE (ix->paths, ix->desc, ix->name);
    if (ix->key) {
       bson_destroy (ix->key);
    }
