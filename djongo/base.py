@@ -25,6 +25,8 @@ Settings (DATABASES['default']):
             to tables no migration created
   LOGGING   the original djongo's key, accepted (use Django's LOGGING and
             the "djongo" logger)
+  OPTIONS["TTL_MONITOR_SLEEP_SECS"]  embedded engine: seconds between the
+            passes deleting what TTL indexes expire (default 60, as mongod)
 """
 import contextlib
 import logging
@@ -53,7 +55,8 @@ register_settings_check()
 
 # keys of OPTIONS / CLIENT that are not MongoDB connection-string options:
 # the original djongo's host/credentials and djongo's own
-_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit"}
+_CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
+                  "TTL_MONITOR_SLEEP_SECS"}
 
 
 def _get_varchar_column(data):
@@ -263,12 +266,14 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         strict = settings_dict.get("ENFORCE_SCHEMA", (settings_dict.get("OPTIONS") or {}).get("ENFORCE_SCHEMA", False))
         host, options = connection_settings(settings_dict)
         return {"host": host, "options": options, "db": settings_dict["NAME"],
-                "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT}
+                "tables": Database.TABLES_STRICT if strict else Database.TABLES_IMPLICIT,
+                "ttl_monitor_secs": int((settings_dict.get("OPTIONS") or {}).get("TTL_MONITOR_SLEEP_SECS", 0))}
 
     @async_unsafe
     def get_new_connection(self, conn_params):
         return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
-                                tables=conn_params["tables"], options=conn_params["options"])
+                                tables=conn_params["tables"], ttl_monitor_secs=conn_params["ttl_monitor_secs"],
+                                options=conn_params["options"])
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

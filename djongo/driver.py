@@ -152,12 +152,15 @@ def translate(sql, params=None, db="test"):
 TABLES_PLAIN, TABLES_IMPLICIT, TABLES_STRICT = 0, 1, 2
 
 
-def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN, options=None):
+def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN, ttl_monitor_secs=0, options=None):
     """A connection to HOST (see the module docstring), database DB.
     tables: TABLES_PLAIN (collections as they are), TABLES_IMPLICIT (an
     INSERT ... RETURNING a column it does not give makes that column the
     table's auto-increment key: models used without migrations) or
     TABLES_STRICT (writes to a table CREATE TABLE never made fail).
+    ttl_monitor_secs: on the embedded engine, seconds between the passes
+    that delete what TTL indexes expire (0: 60, as mongod; the first
+    connection to a data directory in the process sets it).
     options (a server HOST only): MongoDB connection-string options as a
     dict -- {"readPreference": "secondary", "readPreferenceTags": [{"dc":
     "ny"}], "w": "majority", "retryWrites": True, "tlsCAFile": path,
@@ -165,7 +168,7 @@ def connect(host, db="test", autocommit=False, tables=TABLES_PLAIN, options=None
     "password" and, with a host name, "port"; each is set through
     libmongoc's URI API over what HOST's URI says. A bad one raises
     OperationalError naming it."""
-    return Connection(host, db, autocommit, tables, options)
+    return Connection(host, db, autocommit, tables, ttl_monitor_secs, options)
 
 
 def check_server_options(host, options):
@@ -180,8 +183,8 @@ def _c_flag(name, doc):
     return property(lambda self: getattr(self._c, name), lambda self, on: setattr(self._c, name, bool(on)), doc=doc)
 
 class Connection:
-    def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN, options=None):
-        self._c = _driver.Connection(host, db, autocommit, tables, options)
+    def __init__(self, host, db, autocommit=False, tables=TABLES_PLAIN, ttl_monitor_secs=0, options=None):
+        self._c = _driver.Connection(host, db, autocommit, tables, ttl_monitor_secs, options)
         self._db = db
         self._closed = False
 

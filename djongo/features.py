@@ -87,7 +87,8 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     has_select_for_no_key_update = False
     supports_select_for_update_with_limit = False
     supports_sequence_reset = False
-    supports_subqueries_in_group_by = False
+    # a Subquery/Exists GROUP BY key is looked up per row before $group (src/compile/select.c)
+    supports_subqueries_in_group_by = True
     supports_tuple_lookups = False
     supports_default_keyword_in_insert = False
     supports_default_keyword_in_bulk_insert = False

@@ -19,7 +19,8 @@ DJONGO_KEYS = {"CLIENT", "ENFORCE_SCHEMA", "LOGGING"}
 # OPTIONS / CLIENT: the original djongo's CLIENT keys, and the MongoDB
 # connection-string options libmongoc knows (case does not matter there):
 # https://www.mongodb.com/docs/manual/reference/connection-string-options/
-CLIENT_KEYS = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit"}
+CLIENT_KEYS = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
+               "TTL_MONITOR_SLEEP_SECS"}
 URI_OPTIONS = {o.lower() for o in (
     "appName", "authMechanism", "authMechanismProperties", "authSource", "compressors", "connectTimeoutMS",
     "directConnection", "heartbeatFrequencyMS", "journal", "loadBalanced", "localThresholdMS", "maxIdleTimeMS",
@@ -56,6 +57,11 @@ def settings_errors(alias, settings_dict):
             if key in holder and not isinstance(holder[key], bool):
                 error("%s must be True or False, not %r" % (name, holder[key]),
                       "a string such as 'False' would read as true", "djongo.E011")
+    ttl = (settings_dict.get("OPTIONS") or {}).get("TTL_MONITOR_SLEEP_SECS") if isinstance(
+        settings_dict.get("OPTIONS"), dict) else None
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
+        error("OPTIONS.TTL_MONITOR_SLEEP_SECS must be a positive whole number of seconds, not %r" % (ttl,),
+              None, "djongo.E011")
     for section in ("OPTIONS", "CLIENT"):
         value = settings_dict.get(section)
         if value is None:

@@ -14,6 +14,11 @@ with MongoDB's own API (manager.py):
   JSONField()                              any BSON value, stored natively
   DjongoManager                            Entry.objects.mongo_find(...)
 
+and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
+
+  TTLIndex(fields=["created"], expire_after=timedelta(days=1))
+  HashedIndex(fields=["key"])
+
 Queries reach into documents with Django's own syntax --
 ``filter(address__city='Paris')``, ``filter(authors__name='X')`` (any array
 element), ``order_by('address__city')``, ``values('data__a__b')`` -- which
@@ -25,10 +30,11 @@ from django.db.models import __all__ as _django_all
 
 from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField, GenericObjectIdField, JSONField,
                                   ObjectIdField)
+from djongo.models.indexes import HashedIndex, TTLIndex
 from djongo.models.manager import DjongoManager
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "JSONField", "ObjectIdField"]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex"]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 

@@ -6,14 +6,10 @@
  * a document is int32 length, elements, 0x00.
  */
 #include "dj_bson_depth.h"
+#include "dj_buf.h"
 
 #include <string.h>
 
-static int32_t
-rd32 (const uint8_t *p)
-{
-   return (int32_t) ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
-}
 
 /* A string value at p (int32 length counting the NUL, bytes, NUL) within
  * [p, end): its total size, or 0 when it does not fit. */
@@ -23,7 +19,7 @@ string_size (const uint8_t *p, const uint8_t *end)
    if (end - p < 5) {
       return 0;
    }
-   int32_t n = rd32 (p);
+   int32_t n = dj_le32_read (p);
    if (n < 1 || (size_t) n > (size_t) (end - p) - 4) {
       return 0;
    }
@@ -57,7 +53,7 @@ dj_bson_depth_ok (const uint8_t *data, size_t len, int max_depth)
    const uint8_t *ends[DJ_BSON_MAX_DEPTH + 1]; /* where each open document ends */
    int depth = 0;                              /* index of the innermost open document */
 
-   if (max_depth > DJ_BSON_MAX_DEPTH || len < 5 || len > INT32_MAX || (size_t) rd32 (data) != len) {
+   if (max_depth > DJ_BSON_MAX_DEPTH || len < 5 || len > INT32_MAX || (size_t) dj_le32_read (data) != len) {
       return false;
    }
    ends[0] = data + len;
@@ -100,10 +96,10 @@ dj_bson_depth_ok (const uint8_t *data, size_t len, int max_depth)
          n = s + 12;
          break;
       case 0x05: /* binary: int32 length, subtype, bytes */
-         if (avail < 5 || rd32 (p) < 0 || (size_t) rd32 (p) > avail - 5) {
+         if (avail < 5 || dj_le32_read (p) < 0 || (size_t) dj_le32_read (p) > avail - 5) {
             return false;
          }
-         n = 5 + (size_t) rd32 (p);
+         n = 5 + (size_t) dj_le32_read (p);
          break;
       case 0x0B: { /* regex: two C strings */
          const uint8_t *a = memchr (p, 0, avail);
@@ -120,19 +116,19 @@ dj_bson_depth_ok (const uint8_t *data, size_t len, int max_depth)
          const uint8_t *doc = p;
          const uint8_t *stop = end;
          if (type == 0x0F) {
-            if (avail < 4 || rd32 (p) < 14 || (size_t) rd32 (p) > avail || !(s = string_size (p + 4, p + rd32 (p)))) {
+            if (avail < 4 || dj_le32_read (p) < 14 || (size_t) dj_le32_read (p) > avail || !(s = string_size (p + 4, p + dj_le32_read (p)))) {
                return false;
             }
-            stop = p + rd32 (p);
+            stop = p + dj_le32_read (p);
             doc = p + 4 + s;
          }
-         if (stop - doc < 5 || rd32 (doc) < 5 || rd32 (doc) > stop - doc || (type == 0x0F && doc + rd32 (doc) != stop)) {
+         if (stop - doc < 5 || dj_le32_read (doc) < 5 || dj_le32_read (doc) > stop - doc || (type == 0x0F && doc + dj_le32_read (doc) != stop)) {
             return false;
          }
          if (depth >= max_depth) {
             return false;
          }
-         ends[++depth] = doc + rd32 (doc);
+         ends[++depth] = doc + dj_le32_read (doc);
          p = doc + 4;
          continue;
       }

@@ -20,6 +20,23 @@ dj_buf_cleanup (dj_buf_t *b)
 }
 
 void
+dj_free_n (void *const *v, size_t n)
+{
+   for (size_t i = 0; i < n; i++) {
+      bson_free (v[i]);
+   }
+}
+
+void
+dj_bufs_free (dj_buf_t *v, size_t n)
+{
+   for (size_t i = 0; i < n; i++) {
+      dj_buf_cleanup (&v[i]);
+   }
+   bson_free (v);
+}
+
+void
 dj_buf_reserve (dj_buf_t *b, size_t extra)
 {
    size_t want = b->len + extra;
@@ -62,6 +79,29 @@ dj_buf_put_u32be (dj_buf_t *b, uint32_t v)
 {
    uint8_t out[4] = {(uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v};
    dj_buf_append (b, out, 4);
+}
+
+void
+dj_le32_write (uint8_t *p, uint32_t v)
+{
+   p[0] = (uint8_t) v;
+   p[1] = (uint8_t) (v >> 8);
+   p[2] = (uint8_t) (v >> 16);
+   p[3] = (uint8_t) (v >> 24);
+}
+
+void
+dj_buf_put_u32le (dj_buf_t *b, uint32_t v)
+{
+   dj_buf_reserve (b, 4);
+   dj_le32_write (b->data + b->len, v);
+   b->len += 4;
+}
+
+int32_t
+dj_le32_read (const uint8_t *p)
+{
+   return (int32_t) ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
 }
 
 uint64_t

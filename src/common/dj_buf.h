@@ -21,6 +21,8 @@ typedef struct {
 
 void dj_buf_init (dj_buf_t *b);
 void dj_buf_cleanup (dj_buf_t *b);
+/* An owned array of n buffers: each cleaned up, then the array freed. */
+void dj_bufs_free (dj_buf_t *v, size_t n);
 void dj_buf_reserve (dj_buf_t *b, size_t extra);
 void dj_buf_append (dj_buf_t *b, const void *p, size_t n);
 static inline void
@@ -36,6 +38,11 @@ void dj_buf_put_u64be (dj_buf_t *b, uint64_t v);
 void dj_buf_put_u32be (dj_buf_t *b, uint32_t v);
 
 uint64_t dj_u64be_read (const uint8_t *p);
+/* Little-endian int32s, BSON's and the wire protocol's: appended, written
+ * over 4 bytes at p (a length patched in once known), read. */
+void dj_buf_put_u32le (dj_buf_t *b, uint32_t v);
+void dj_le32_write (uint8_t *p, uint32_t v);
+int32_t dj_le32_read (const uint8_t *p);
 
 /* Room for element n of the growable array v (capacity cap, any integer
  * types): when it is full the capacity doubles, starting at `first`. v is
@@ -47,5 +54,12 @@ uint64_t dj_u64be_read (const uint8_t *p);
          (v) = bson_realloc ((v), sizeof *(v) * (size_t) (cap));   \
       }                                                            \
    } while (0)
+
+/* bson_free()s each of the n pointers at v (a NULL one is skipped, as
+ * bson_free does): what a struct owns, usually the struct last. */
+void dj_free_n (void *const *v, size_t n);
+/* DJ_FREE (a, b, c): dj_free_n over the pointers given, in that order. */
+#define DJ_FREE(...) \
+   dj_free_n ((void *const[]) {__VA_ARGS__}, sizeof ((void *const[]) {__VA_ARGS__}) / sizeof (void *))
 
 #endif

@@ -70,6 +70,7 @@ static const struct {
    {133, "FailedToSatisfyReadPreference"},
    {134, "ReadConcernMajorityNotAvailableYet"},
    {189, "PrimarySteppedDown"},
+   {197, "InvalidIndexSpecificationOption"},
    {202, "NetworkInterfaceExceededTimeLimit"},
    {225, "TransactionTooOld"},
    {234, "RetryChangeStream"},

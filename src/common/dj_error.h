@@ -63,6 +63,7 @@ enum {
    DJ_ExceededMemoryLimit = 146,
    DJ_ViewDepthLimitExceeded = 149,
    DJ_CommandNotSupportedOnView = 166,
+   DJ_InvalidIndexSpecificationOption = 197,
    DJ_OptionNotSupportedOnView = 167,
    DJ_ConflictingOperationInProgress = 117,
    DJ_DocumentValidationFailure = 121,

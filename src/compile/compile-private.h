@@ -221,6 +221,8 @@ enum {
    CX_PIPE_NO_ORDER = 1 << 2,   /* ORDER BY / LIMIT / OFFSET belong to the caller */
    CX_PIPE_VALUES = 1 << 3,     /* an INSERT's computed VALUES: a SELECT without FROM
                                    that describes no columns (write.c) */
+   CX_PIPE_EXISTS = 1 << 4,     /* the rows' values do not matter (EXISTS): a * in
+                                   the SELECT list projects nothing */
    CX_PIPE_SUBQUERY = CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS
 };
 
@@ -255,5 +257,8 @@ bool cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin);
  * destroys it (NULL is fine) and returns false. */
 bool cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd);
 void cx_add_column (cx_t *cx, const char *name, const char *path);
+/* A column the executor expands into `table`'s recorded columns, read under
+ * `path` (dj_mql_column_t.star_table); named "<table>.*" until then. */
+void cx_add_star_column (cx_t *cx, const char *table, const char *path);
 
 #endif

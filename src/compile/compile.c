@@ -80,7 +80,17 @@ cx_add_column (cx_t *cx, const char *name, const char *path)
    out->columns = bson_realloc (out->columns, sizeof *out->columns * (size_t) (out->ncolumns + 1));
    out->columns[out->ncolumns].name = bson_strdup (name);
    out->columns[out->ncolumns].path = bson_strdup (path);
+   out->columns[out->ncolumns].star_table = NULL;
    out->ncolumns++;
+}
+
+void
+cx_add_star_column (cx_t *cx, const char *table, const char *path)
+{
+   char *name = bson_strdup_printf ("%s.*", table);
+   cx_add_column (cx, name, path);
+   bson_free (name);
+   cx->out->columns[cx->out->ncolumns - 1].star_table = bson_strdup (table);
 }
 
 bool
@@ -333,13 +343,10 @@ dj_mql_cleanup (dj_mql_t *mql)
    for (int i = 0; i < mql->ncolumns; i++) {
       bson_free (mql->columns[i].name);
       bson_free (mql->columns[i].path);
+      bson_free (mql->columns[i].star_table);
    }
    bson_free (mql->columns);
    bson_destroy (mql->upsert);
-   bson_free (mql->collection);
-   bson_free (mql->name);
-   bson_free (mql->constraint);
-   bson_free (mql->rename_from);
-   bson_free (mql->rename_to);
+   DJ_FREE (mql->collection, mql->name, mql->constraint, mql->rename_from, mql->rename_to);
    memset (mql, 0, sizeof *mql);
 }

@@ -9,6 +9,8 @@
  *   DROP TABLE [IF EXISTS] t  {drop: t} (IF EXISTS: NamespaceNotFound counts as success)
  *   CREATE [UNIQUE] INDEX i ON t (a, b DESC) [WHERE ...]
  *                             {createIndexes: t, indexes: [{key, name, unique, partialFilterExpression}]}
+ *   CREATE INDEX i ON t (a HASHED, b)   key {a: "hashed", b: 1}: a hashed index
+ *   CREATE INDEX i ON t (a) WITH (expireAfterSeconds = n)   a TTL index (expireAfterSeconds: n)
  *   DROP INDEX i ON t         {dropIndexes: t, index: i}
  *   ALTER TABLE t ADD c ... DEFAULT v    backfill: {update: t, q: {c: {$exists: false}}, u: {$set: {c: v}}}
  *   ALTER TABLE t DROP c                 {update: t, u: {$unset: {c: ""}}}
@@ -53,10 +55,14 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
    return NULL;
 }
 
-/* One index spec {key, name, unique[, partialFilterExpression]} into `indexes`. */
+/* Per-column key kinds of index_spec (NULL: all ascending). */
+enum { KEY_ASC, KEY_DESC, KEY_HASHED };
+
+/* One index spec {key, name, unique[, expireAfterSeconds][,
+ * partialFilterExpression]} into `indexes`; ttl NULL: not a TTL index. */
 static bool
-index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const *cols, const bool *desc, int ncols,
-            bool unique, bool nullable, const dj_expr_t *where)
+index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const *cols, const int *kind, int ncols,
+            bool unique, bool nullable, const int64_t *ttl, const dj_expr_t *where)
 {
    cx_idx_t k;
    bson_t spec, key;
@@ -67,12 +73,19 @@ index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const
       if (cols[c][0] == '$' || !cols[c][0]) {
          ok = cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", cols[c]);
       }
-      BSON_APPEND_INT32 (&key, cols[c], desc && desc[c] ? -1 : 1);
+      if (kind && kind[c] == KEY_HASHED) {
+         BSON_APPEND_UTF8 (&key, cols[c], "hashed");
+      } else {
+         BSON_APPEND_INT32 (&key, cols[c], kind && kind[c] == KEY_DESC ? -1 : 1);
+      }
    }
    bson_append_document_end (&spec, &key);
    BSON_APPEND_UTF8 (&spec, "name", name);
    if (unique) {
       BSON_APPEND_BOOL (&spec, "unique", true);
+   }
+   if (ttl) {
+      BSON_APPEND_INT64 (&spec, "expireAfterSeconds", *ttl);
    }
    if (ok && where) {
       ok = cx_filter (cx, where, true, &spec, "partialFilterExpression");
@@ -127,7 +140,7 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
          continue; /* _id is unique already */
       }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
-      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL);
+      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL);
    }
    for (int i = 0; ok && i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];
@@ -147,7 +160,7 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       } else {
          snprintf (name, sizeof name, "%s_%s_%s", st->table, (char *) tc->columns.v[0], tc->primary_key ? "pk" : "uniq");
       }
-      ok = index_spec (cx, &indexes, n++, name, (char *const *) tc->columns.v, NULL, tc->columns.n, true, nullable,
+      ok = index_spec (cx, &indexes, n++, name, (char *const *) tc->columns.v, NULL, tc->columns.n, true, nullable, NULL,
                        tc->where);
    }
    bson_append_array_end (cmd, &indexes);
@@ -537,7 +550,8 @@ static bool
 compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
 {
    char *cols[64];
-   bool desc[64];
+   int kind[64];
+   int64_t ttl = 0;
    if (st->columns.n > 64) {
       return cx_unsupported (cx, 0, "an index on more than 64 columns");
    }
@@ -547,13 +561,21 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
          return cx_unsupported (cx, o->expr->pos, "an index on an expression");
       }
       cols[i] = o->expr->name;
-      desc[i] = o->desc;
+      kind[i] = o->hashed ? KEY_HASHED : o->desc ? KEY_DESC : KEY_ASC;
+   }
+   if (st->expire_after) {
+      /* the engine (or MongoDB) checks the range and the single field */
+      if (st->expire_after->kind != DJ_X_INT) {
+         return cx_unsupported (cx, st->expire_after->pos, "expireAfterSeconds other than an integer literal");
+      }
+      ttl = st->expire_after->ival;
    }
    cx_single_source (cx, st->table, NULL);
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
-   bool ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, false, st->where);
+   bool ok = index_spec (cx, &indexes, 0, st->name, cols, kind, st->columns.n, st->unique, false, st->expire_after ? &ttl : NULL,
+                         st->where);
    bson_append_array_end (cmd, &indexes);
    return cx_add_command_if (cx, ok, cmd);
 }

@@ -24,7 +24,18 @@
  *    `a <> 1` does not match a NULL `a`, `NOT (a = 1)` neither, and
  *    `a NOT IN (1, NULL)` matches nothing, as in SQL.
  *  - Columns are document fields of the same name; a join's columns live
- *    under "__dj_<alias>" while the pipeline runs. Result columns of an
+ *    under "__dj_<alias>" while the pipeline runs. JOIN ... ON looks up by
+ *    its first column equality (localField/foreignField); an INNER join's
+ *    other ON conditions filter the joined rows, a LEFT join's (and those
+ *    of an ON without such an equality) go into the $lookup's pipeline,
+ *    the earlier tables' columns as `let` variables.
+ *  - A correlated subquery reads an outer column through a `let` variable
+ *    of the $lookup right inside the query that has the column, at any
+ *    depth (nested $lookup pipelines see the variables of those around).
+ *  - `*` and `t.*` that a find cannot serve (joins, expressions beside
+ *    them) project each table's row document and come out as star columns
+ *    (dj_mql_column_t.star_table) that the executor expands into the
+ *    table's recorded columns. Result columns of an
  *    aggregate are "c0", "c1", ... in SELECT order; of a find, the field
  *    names. dj_mql_t.columns says which, so rows come out in SELECT order.
  *  - SELECT ... FOR UPDATE: an update that writes the matched rows without
@@ -77,6 +88,13 @@ typedef enum {
 typedef struct {
    char *name; /* the column's name for cursor.description (owned) */
    char *path; /* field path in a result document (owned) */
+   char *star_table; /* NULL, or (owned) the table of a `*` / `t.*` that
+                        the compiler could not expand (it knows no schema):
+                        the document of that table's row is at `path`, and
+                        the executor puts in this column's place the columns
+                        CREATE TABLE recorded for the table, in their order,
+                        each at "<path>.<column>" (src/exec/exec.c,
+                        expand_star_columns) */
 } dj_mql_column_t;
 
 typedef struct {

@@ -306,40 +306,75 @@ has_alias (const cx_t *cx, const char *alias)
    return false;
 }
 
+/* The level of the nesting whose enclosing query owns `alias` -- cx itself
+ * when it is the query right around cx, an outer level when the column is
+ * of a query two or more levels out -- or NULL when cx has the alias (or
+ * no query around it has). The nearest query with the alias is the one. */
+static cx_t *
+outer_owner (cx_t *cx, const char *alias)
+{
+   if (has_alias (cx, alias)) {
+      return NULL;
+   }
+   for (cx_t *c = cx; c->outer; c = c->outer) {
+      if (has_alias (c->outer, alias)) {
+         return c;
+      }
+   }
+   return NULL;
+}
+
 bool
 cx_is_outer (cx_t *cx, const dj_expr_t *col)
 {
-   return col->kind == DJ_X_COLUMN && col->table && cx->outer && !has_alias (cx, col->table) &&
-          has_alias (cx->outer, col->table);
+   return col->kind == DJ_X_COLUMN && col->table && outer_owner (cx, col->table) != NULL;
 }
 
-/* An outer column inside a correlated subquery: a $lookup variable
- * "$$o<i>" bound by `let` to the outer document's field. */
+/* An outer column inside a correlated subquery: a $lookup variable bound by
+ * the `let` of the level whose enclosing query has the column, to that
+ * query's value of it (a GROUP BY key after its $group). The query right
+ * around binds "$$o<i>"; one further out binds "$$d<level>_<i>", a name no
+ * level between binds again: a $lookup's let variables are seen by the
+ * stages of its pipeline, nested $lookup pipelines included.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/ */
 static bool
 append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
 {
-   char path[512], var[16], ref[20];
-   path[0] = '$';
-   if (!cx_column_path (cx->outer, col, path + 1, sizeof path - 1)) {
+   cx_t *c = outer_owner (cx, col->table);
+   bool deep = c != cx;
+   int level = 0;
+   for (const cx_t *o = c; o->outer; o = o->outer) {
+      level++;
+   }
+   bson_t val = BSON_INITIALIZER;
+   bson_iter_t vi, it;
+   if (!cx_agg_value (c->outer, col, &val, "v")) {
+      bson_destroy (&val);
       return false;
    }
-   /* the same outer column twice is one variable */
-   bson_iter_t it;
-   int found = -1;
-   if (bson_iter_init (&it, cx->lets)) {
-      for (int i = 0; bson_iter_next (&it); i++) {
-         if (BSON_ITER_HOLDS_UTF8 (&it) && !strcmp (bson_iter_utf8 (&it, NULL), path)) {
-            found = i;
+   bson_iter_init_find (&vi, &val, "v");
+   /* the same outer value twice is one variable */
+   char var[32], ref[40];
+   var[0] = '\0';
+   if (BSON_ITER_HOLDS_UTF8 (&vi) && bson_iter_init (&it, c->lets)) {
+      while (bson_iter_next (&it)) {
+         if (BSON_ITER_HOLDS_UTF8 (&it) && bson_iter_key (&it)[0] == (deep ? 'd' : 'o') &&
+             !strcmp (bson_iter_utf8 (&it, NULL), bson_iter_utf8 (&vi, NULL))) {
+            bson_strncpy (var, bson_iter_key (&it), sizeof var);
             break;
          }
       }
    }
-   if (found < 0) {
-      found = cx->nlets++;
-      snprintf (var, sizeof var, "o%d", found);
-      BSON_APPEND_UTF8 (cx->lets, var, path);
+   if (!var[0]) {
+      if (deep) {
+         snprintf (var, sizeof var, "d%d_%d", level, c->nlets++);
+      } else {
+         snprintf (var, sizeof var, "o%d", c->nlets++);
+      }
+      bson_append_iter (c->lets, var, -1, &vi);
    }
-   snprintf (ref, sizeof ref, "$$o%d", found);
+   bson_destroy (&val);
+   snprintf (ref, sizeof ref, "$$%s", var);
    return BSON_APPEND_UTF8 (parent, key, ref);
 }
 
@@ -352,9 +387,6 @@ append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
       return cx_unsupported (cx, col->pos, "%s.* outside a SELECT list", col->table);
    }
    if (cx_is_outer (cx, col)) {
-      if (cx->outer->outer && cx_is_outer (cx->outer, col)) {
-         return cx_unsupported (cx, col->pos, "a subquery referring to a query two levels out");
-      }
       return append_outer_ref (cx, col, parent, key);
    }
    if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
@@ -635,6 +667,8 @@ agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 0]}, null]}", CX_ARGS (CX_STR (ref)), parent, key);
    }
    case DJ_X_STAR: return cx_unsupported (cx, e->pos, "* outside COUNT(*) and the SELECT list");
+   case DJ_X_ROW:
+      return cx_unsupported (cx, e->pos, "a row value (a, b, ...) other than in =, <>, IN (rows) or IN (SELECT ...)");
    default: return agg_truth_value (cx, e, parent, key); /* a predicate used as a value */
    }
 }
@@ -1055,6 +1089,53 @@ subquery_field (cx_t *cx, const dj_expr_t *e)
    return -1; /* no $lookup was prepared for it (see cx_subquery_lookups) */
 }
 
+/* (a, b) IN (SELECT x, y ...), the subquery's rows {c0, c1} in
+ * "__dj_sq<i>": TRUE iff some row equals (a, b) -- each pair equal, neither
+ * NULL -- and FALSE iff every row differs from it in some pair of non-NULL
+ * values (none: FALSE too, NOT IN of no rows being TRUE); else NULL, as
+ * SQL's row comparison under three-valued logic says. row = (SELECT ...)
+ * (DJ_XF_ROW_EQ) compares with the first row alone, NULL when there is none. */
+static bool
+row_in_truth (cx_t *cx, const dj_expr_t *e, bool want, int i, bson_t *parent, const char *key)
+{
+   const dj_expr_t *row = e->a;
+   bson_t pairs = BSON_INITIALIZER;
+   bool ok = true;
+   for (int j = 0; ok && j < row->args.n; j++) {
+      char cell[24], k[16];
+      snprintf (cell, sizeof cell, "$$r.c%d", j);
+      snprintf (k, sizeof k, "%d", j);
+      const cx_arg_t args[] = {CX_OR_NULL (row->args.v[j]), CX_STR (cell)};
+      /* TRUE: both non-NULL and equal; FALSE: both non-NULL and different */
+      ok = cx_template (cx,
+                        want ? "{'$and': [{'$ne': ['@0', null]}, {'$ne': [{'$ifNull': ['@1', null]}, null]}, "
+                               "{'$eq': ['@0', '@1']}]}"
+                             : "{'$and': [{'$ne': ['@0', null]}, {'$ne': [{'$ifNull': ['@1', null]}, null]}, "
+                               "{'$ne': ['@0', '@1']}]}",
+                        CX_ARGV (args), &pairs, k);
+   }
+   char ref[32];
+   snprintf (ref, sizeof ref, "$__dj_sq%d", i);
+   if (e->flags & DJ_XF_ROW_EQ) {
+      /* row = (SELECT ...): its first row only (SQLite's reading of a
+       * subquery of several rows); none makes the comparison NULL */
+      ok = ok && cx_template (cx,
+                              want ? "{'$anyElementTrue': [{'$map': {'input': {'$slice': ['@0', 1]}, 'as': 'r', "
+                                     "'in': {'$and': '@1'}}}]}"
+                                   : "{'$and': [{'$gt': [{'$size': '@0'}, 0]}, {'$allElementsTrue': [{'$map': "
+                                     "{'input': {'$slice': ['@0', 1]}, 'as': 'r', 'in': {'$or': '@1'}}}]}]}",
+                              CX_ARGS (CX_STR (ref), CX_ARRAY (&pairs)), parent, key);
+      bson_destroy (&pairs);
+      return ok;
+   }
+   ok = ok && cx_template (cx,
+                           want ? "{'$anyElementTrue': [{'$map': {'input': '@0', 'as': 'r', 'in': {'$and': '@1'}}}]}"
+                                : "{'$allElementsTrue': [{'$map': {'input': '@0', 'as': 'r', 'in': {'$or': '@1'}}}]}",
+                           CX_ARGS (CX_STR (ref), CX_ARRAY (&pairs)), parent, key);
+   bson_destroy (&pairs);
+   return ok;
+}
+
 static bool
 agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
@@ -1069,6 +1150,9 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
       snprintf (ref, sizeof ref, "$__dj_sq%d", i);
       return cx_template (cx, "{'@0': [{'$size': '@1'}, 0]}", CX_ARGS (CX_STR (w ? "$gt" : "$eq"), CX_STR (ref)), parent,
                           key);
+   }
+   if (e->a->kind == DJ_X_ROW) {
+      return row_in_truth (cx, e, w, i, parent, key);
    }
    /* a IN (sub): TRUE iff a is not NULL and among the values;
     * FALSE iff a is not NULL, not among them, and no value is NULL. */

@@ -7,9 +7,11 @@
  *
  *   $match (WHERE conjuncts on the base table: before the joins, so indexes
  *   serve them) -> per JOIN: $lookup + $unwind -> $lookup per subquery ->
- *   $match (the rest of WHERE) -> $group (GROUP BY / aggregates) -> $match
- *   (HAVING) -> $project (c0..cn, sort keys) -> $group (DISTINCT) -> $sort
- *   -> $skip -> $limit
+ *   $match (the rest of WHERE) -> [$lookup per subquery GROUP BY key] ->
+ *   $group (GROUP BY / aggregates) -> $lookup per subquery of HAVING ->
+ *   $match (HAVING) -> $lookup per subquery of the SELECT list / ORDER BY
+ *   -> $project (c0..cn, sort keys) -> $group (DISTINCT) -> $sort -> $skip
+ *   -> $limit
  *
  * SQL's defaults kept where MongoDB differs:
  *  - ORDER BY puts NULLs first ascending and last descending (SQLite's
@@ -67,6 +69,17 @@ set_sources (cx_t *cx, const dj_select_t *s)
 
 /* ---- helpers ---- */
 
+/* The collection a SELECT's pipeline starts from: its first table, through
+ * derived tables; NULL without FROM. */
+static const char *
+base_collection (const dj_select_t *s)
+{
+   while (s->from.n && ((dj_from_t *) s->from.v[0])->sub) {
+      s = ((dj_from_t *) s->from.v[0])->sub;
+   }
+   return s->from.n ? ((dj_from_t *) s->from.v[0])->name : NULL;
+}
+
 static bool
 is_aggregate (const dj_expr_t *e, const void *ctx)
 {
@@ -78,6 +91,19 @@ static bool
 has_aggregate (const dj_expr_t *e)
 {
    return cx_expr_any (e, is_aggregate, NULL);
+}
+
+/* Is e one of the GROUP BY keys (read from $group's _id, its subqueries
+ * looked up before the $group)? */
+static bool
+is_group_key (const cx_group_t *g, const dj_expr_t *e)
+{
+   for (int i = 0; i < g->keys->n; i++) {
+      if (cx_expr_equal (g->keys->v[i], e)) {
+         return true;
+      }
+   }
+   return false;
 }
 
 /* LIMIT/OFFSET: an integer constant, >= 0 (INT64_MAX: no limit); -1 + error
@@ -107,12 +133,40 @@ count_value (cx_t *cx, const dj_expr_t *e, const char *what)
    return n;
 }
 
+static bool is_star_item (const dj_item_t *it);
+
+/* Is s SELECT * FROM (derived) -- what the parser writes for a
+ * parenthesised part of a compound -- whose columns are the derived
+ * table's? Returns that table's SELECT (its first part), else NULL. */
+static const dj_select_t *
+derived_star (const dj_select_t *s)
+{
+   if (s->items.n == 1 && is_star_item (s->items.v[0]) && s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub &&
+       !s->group_by.n) {
+      return ((dj_from_t *) s->from.v[0])->sub;
+   }
+   return NULL;
+}
+
+/* How many columns a SELECT returns (a derived table's * counted whole). */
+static int
+select_width (const dj_select_t *s)
+{
+   const dj_select_t *in = derived_star (s);
+   return in ? select_width (in) : s->items.n;
+}
+
 /* ORDER BY item -> index of the SELECT item it names (alias or 1-based
  * position), or -1. */
 static int
 order_item_ref (const dj_select_t *s, const dj_order_t *o)
 {
    const dj_expr_t *e = o->expr;
+   const dj_select_t *in = derived_star (s);
+   if (in) {
+      /* SELECT * FROM (derived): the derived table's columns, c<m> */
+      return order_item_ref (in, o);
+   }
    if (e->kind == DJ_X_INT && e->ival >= 1 && e->ival <= s->items.n) {
       return (int) e->ival - 1;
    }
@@ -163,6 +217,83 @@ project_value (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key)
       return cx_agg_value (cx, e, proj, key);
    }
    return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), proj, key);
+}
+
+/* SELECT * FROM (derived): the * is the derived table's columns c0, c1 ...
+ * as they are (so ORDER BY 1 names c0). */
+static bool
+star_is_derived_columns (const cx_t *cx, const dj_select_t *s)
+{
+   (void) cx;
+   return derived_star (s) != NULL;
+}
+
+/* A * or t.* in a SELECT list that find cannot serve (joins, expressions
+ * beside it): each table's row document is projected whole ("c<i>_<k>":
+ * $$ROOT for the base table, "$__dj_<alias>" for a joined one, NULL-less
+ * when a LEFT join found no partner) and described as a star column, which
+ * the executor expands into the columns CREATE TABLE recorded for the table
+ * (dj_mql_column_t.star_table). A derived table's columns are known here:
+ * its SELECT items, "c<m>" of its rows. In EXISTS the values do not matter:
+ * nothing is projected. */
+static bool
+project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int flags, bson_t *proj)
+{
+   const dj_expr_t *e = it->expr;
+   if (flags & CX_PIPE_EXISTS) {
+      return true;
+   }
+   if (star_is_derived_columns (cx, s)) {
+      /* SELECT * FROM (derived): its columns as they are, c<m> -- in any
+       * position, a part of a compound included (the parser writes a
+       * parenthesised compound part so) */
+      const dj_select_t *in = cx->sources[0].sub;
+      while (derived_star (in)) {
+         in = derived_star (in); /* the columns pass through as they are */
+      }
+      for (int m = 0; m < in->items.n; m++) {
+         char key[16], ref[20];
+         snprintf (key, sizeof key, "c%d", m);
+         snprintf (ref, sizeof ref, "$c%d", m);
+         BSON_APPEND_UTF8 (proj, key, ref);
+         if (cx->out && !(flags & CX_PIPE_NO_COLUMNS)) {
+            cx_add_column (cx, item_name (in->items.v[m]), key);
+         }
+      }
+      return true;
+   }
+   if (!cx->out || (flags & CX_PIPE_NO_COLUMNS) || cx->group || s->distinct || s->next) {
+      return cx_unsupported (cx, e->pos,
+                             "* in the SELECT list of a subquery, a UNION, a GROUP BY or a DISTINCT (djongo has no "
+                             "schema to expand it there)");
+   }
+   bool any = false;
+   for (int k = 0; k < cx->nsources; k++) {
+      const cx_source_t *src = &cx->sources[k];
+      if (e->kind == DJ_X_COLUMN && e->table && strcmp (e->table, src->alias)) {
+         continue;
+      }
+      any = true;
+      char key[32], path[200];
+      snprintf (key, sizeof key, "c%d_%d", i, k);
+      if (k > 0) {
+         snprintf (path, sizeof path, "$__dj_%s", src->alias);
+      }
+      BSON_APPEND_UTF8 (proj, key, k > 0 ? path : "$$ROOT");
+      if (!src->sub) {
+         cx_add_star_column (cx, src->table, key);
+         continue;
+      }
+      for (int m = 0; m < src->sub->items.n; m++) {
+         char cpath[48];
+         snprintf (cpath, sizeof cpath, "%s.c%d", key, m);
+         cx_add_column (cx, item_name (src->sub->items.v[m]), cpath);
+      }
+   }
+   if (!any) {
+      return cx_unsupported (cx, e->pos, "no table or alias \"%s\" in this query's FROM clause", e->table);
+   }
+   return true;
 }
 
 static bool stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *pipeline, uint32_t *n);
@@ -329,59 +460,138 @@ join_equality (cx_t *cx, const dj_expr_t *e, int j, const dj_expr_t **local, con
    return false;
 }
 
-static bool
-stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
+/* $lookup of src into "__dj_<alias>" -- by lpath = foreign (none: every
+ * document), `sp` a pipeline run on the matches (an array, NULL or empty:
+ * none) with variables `lets` (NULL or empty: none) -- then $unwind,
+ * keeping documents without a match when `left`. */
+static void
+emit_lookup (cx_t *cx, const cx_source_t *src, const char *lpath, const char *foreign, bool left, const bson_t *lets,
+             const bson_t *sp, bson_t *pipeline, uint32_t *n)
 {
-   const cx_source_t *src = &cx->sources[j];
-   const dj_expr_t *local = NULL, *foreign = NULL;
-   char lpath[512] = "", as[200];
-   const dj_expr_t *rest[64];
-   int nrest = 0;
-
+   char as[200], ref[210], lref[520];
+   bson_t none = BSON_INITIALIZER;
    snprintf (as, sizeof as, "__dj_%s", src->alias);
-   if (f->join != DJ_JOIN_CROSS) {
-      const dj_expr_t *conj[64];
-      int nc = conjuncts (f->on, conj, 64);
-      for (int i = 0; i < nc; i++) {
-         if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
-            continue;
-         }
-         rest[nrest++] = conj[i];
-      }
-      if (!local) {
-         return cx_unsupported (cx, f->pos, "JOIN ... ON without an equality between a column of \"%s\" and an earlier table",
-                                src->alias);
-      }
-      if (nrest && f->join == DJ_JOIN_LEFT) {
-         return cx_unsupported (cx, f->pos, "LEFT JOIN with conditions beyond one column equality");
-      }
-      if (!cx_column_path (cx, local, lpath, sizeof lpath)) {
-         return false;
-      }
-      if (f->join == DJ_JOIN_INNER) {
-         /* SQL: NULL joins nothing; $lookup would pair a NULL local field
-          * with foreign documents whose field is NULL or missing. */
-         cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
-      }
-   }
-   char ref[210], lref[520];
    snprintf (ref, sizeof ref, "$%s", as);
    snprintf (lref, sizeof lref, "$%s", lpath);
-   const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (local ? foreign->name : NULL), CX_STR (as),
-                            CX_STR (ref), CX_STR (lref), CX_BOOL (f->join == DJ_JOIN_LEFT)};
-   cx_stages (cx, pipeline, n,
-              local ? "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}"
-                    : "{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
-              CX_ARGV (args));
-   if (f->join == DJ_JOIN_LEFT) {
+   const cx_arg_t args[] = {CX_STR (src->table), CX_STR (lpath), CX_STR (foreign), CX_STR (as),
+                            CX_STR (ref), CX_STR (lref), CX_BOOL (left), CX_DOC (lets ? lets : &none),
+                            CX_ARRAY (sp ? sp : &none)};
+   /* [equality][0: no pipeline, 1: a pipeline without variables, 2: with] */
+   static const char *const lookup[2][3] = {
+      {"{'$lookup': {'from': '@0', 'pipeline': [], 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'pipeline': '@8', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'let': '@7', 'pipeline': '@8', 'as': '@3'}}"},
+      {"{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'pipeline': '@8', 'as': '@3'}}",
+       "{'$lookup': {'from': '@0', 'localField': '@1', 'foreignField': '@2', 'let': '@7', 'pipeline': '@8', 'as': '@3'}}"}};
+   bool has_sp = sp && !bson_empty (sp);
+   cx_stages (cx, pipeline, n, lookup[foreign != NULL][has_sp ? 1 + (lets && !bson_empty (lets)) : 0], CX_ARGV (args));
+   if (foreign && left) {
       /* a NULL local field matches nothing: empty the array it got */
       cx_stages (cx, pipeline, n, "{'$set': {'@3': {'$cond': [{'$eq': [{'$ifNull': ['@5', null]}, null]}, [], '@4']}}}",
                  CX_ARGV (args));
    }
    cx_stages (cx, pipeline, n, "{'$unwind': {'path': '@4', 'preserveNullAndEmptyArrays': '@6'}}", CX_ARGV (args));
+   bson_destroy (&none);
+}
+
+/* Does column e name source j or a later one (which an ON cannot see)? */
+static bool
+names_later_source (const dj_expr_t *e, const void *ctx)
+{
+   const cx_t *cx = ((const void *const *) ctx)[0];
+   int j = *(const int *) ((const void *const *) ctx)[1];
+   if (e->kind != DJ_X_COLUMN || !e->table) {
+      return false;
+   }
+   for (int i = j + 1; i < cx->nsources; i++) {
+      if (!strcmp (cx->sources[i].alias, e->table)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* The pipeline of a join's $lookup that keeps the joined table's rows where
+ * each of conj[0..nc) is TRUE: [{$match: filter}...], compiled in a context
+ * whose one source is the joined table and whose outer query is ours, so
+ * that columns of the earlier tables become `let` variables ($$o<i>, bound
+ * in *lets). A LEFT join's extra ON conditions belong here, not after the
+ * $unwind: they choose the partners, and a row with none is still kept,
+ * with NULLs -- SQL's outer join. */
+static bool
+join_pipeline (cx_t *cx, const cx_source_t *src, const dj_expr_t *const *conj, int nc, bson_t *lets, bson_t *sp,
+               uint32_t *sn)
+{
+   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
+              .out = NULL, .outer = cx, .lets = lets};
+   cx_single_source (&sc, src->table, src->alias);
+   for (int i = 0; i < nc; i++) {
+      if (!stage_match_filter (&sc, conj[i], sp, sn)) {
+         return false;
+      }
+   }
+   return true;
+}
+
+static bool
+stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
+{
+   const cx_source_t *src = &cx->sources[j];
+   const dj_expr_t *local = NULL, *foreign = NULL;
+   char lpath[512] = "";
+   const dj_expr_t *rest[64];
+   int nrest = 0;
+
+   if (f->join != DJ_JOIN_CROSS) {
+      const dj_expr_t *conj[64];
+      int nc = conjuncts (f->on, conj, 64);
+      if (f->on && f->on->kind == DJ_X_AND && f->on->args.n > 64) {
+         return cx_unsupported (cx, f->on->pos, "more than 64 AND-ed conditions in JOIN ... ON");
+      }
+      const void *later_ctx[2] = {cx, &j};
+      for (int i = 0; i < nc; i++) {
+         if (cx_has_subquery (conj[i])) {
+            return cx_unsupported (cx, conj[i]->pos, "a subquery in JOIN ... ON");
+         }
+         if (cx_expr_any (conj[i], names_later_source, later_ctx)) {
+            return cx_unsupported (cx, conj[i]->pos, "JOIN ... ON naming a table joined after it");
+         }
+         if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
+            continue;
+         }
+         rest[nrest++] = conj[i];
+      }
+      if (local && !cx_column_path (cx, local, lpath, sizeof lpath)) {
+         return false;
+      }
+      if (local && f->join == DJ_JOIN_INNER) {
+         /* SQL: NULL joins nothing; $lookup would pair a NULL local field
+          * with foreign documents whose field is NULL or missing. */
+         cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
+      }
+   }
+   /* An INNER join's other ON conditions filter the joined rows after the
+    * $unwind; a LEFT join's, or those of an ON without a column equality to
+    * look up by, go into the $lookup's pipeline (with localField and
+    * foreignField as well when there is an equality: MongoDB 5.0+ runs the
+    * equality match first, on an index of the foreign field if there is
+    * one, then the pipeline on the matches).
+    * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/ */
+   bool in_lookup = nrest && (f->join == DJ_JOIN_LEFT || !local);
+   bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
+   uint32_t sn = 0;
+   if (in_lookup && !join_pipeline (cx, src, rest, nrest, &lets, &sp, &sn)) {
+      bson_destroy (&lets);
+      bson_destroy (&sp);
+      return false;
+   }
+   emit_lookup (cx, src, lpath, local ? foreign->name : NULL, f->join == DJ_JOIN_LEFT, &lets, &sp, pipeline, n);
+   bson_destroy (&lets);
+   bson_destroy (&sp);
 
    /* the rest of an INNER JOIN's ON is a filter on the joined rows */
-   for (int i = 0; i < nrest; i++) {
+   for (int i = 0; !in_lookup && i < nrest; i++) {
       if (!stage_match_filter (cx, rest[i], pipeline, n)) {
          return false;
       }
@@ -473,8 +683,12 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
    return cx_unsupported (cx, e->pos, "aggregate %s()", f);
 }
 
+static bool prejoin_accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post);
+
+/* prejoined: the join was aggregated per parent (stage_prejoin); its
+ * partials are combined. */
 static bool
-stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, uint32_t *n)
+stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bool prejoined, bson_t *pipeline, uint32_t *n)
 {
    bson_t group = BSON_INITIALIZER, id, post = BSON_INITIALIZER, defaults = BSON_INITIALIZER;
    bool ok = true, scalar = s->group_by.n == 0;
@@ -491,7 +705,8 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
       bson_append_document_end (&group, &id);
    }
    for (int i = 0; ok && i < g->aggs.n; i++) {
-      ok = accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
+      ok = prejoined ? prejoin_accumulator (cx, g->aggs.v[i], i, &group, &post)
+                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
    }
    /* $group, then the accumulators' fix-ups ($set) if any; without GROUP
     * BY, inside a $facet whose one row (or, on no input, the defaults:
@@ -510,6 +725,157 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bson_t *pipeline, ui
    return ok;
 }
 
+/* ---- a join aggregated before it is unwound --------------------------------
+ * SELECT a.x, COUNT(b.id) FROM a LEFT JOIN b ON a.id = b.a_id GROUP BY a.x
+ * (Django's annotate(Count("b"))): joined, unwound and then grouped, every
+ * parent is copied once per child. Instead, each parent's children are
+ * grouped inside the $lookup ({$group: {_id: null, a<i>: ...}} over its
+ * matches: one partial per parent) and the outer $group combines the
+ * partials: COUNT and SUM add theirs, MIN and MAX take theirs. Done only
+ * where the rows are the same: two tables, ON one equality, WHERE and
+ * GROUP BY on the first table alone, every aggregate COUNT/SUM/MIN/MAX of a
+ * plain column of the joined table (which a parent without children
+ * gives them as NULL, and they skip), and the joined table used nowhere
+ * else. */
+
+static const char *const prejoin_ops[][2] = {{"COUNT", "$sum"}, {"SUM", "$sum"}, {"MIN", "$min"}, {"MAX", "$max"}, {NULL, NULL}};
+
+static const char *
+prejoin_op (const dj_expr_t *agg)
+{
+   for (int i = 0; prejoin_ops[i][0]; i++) {
+      if (!strcmp (agg->name, prejoin_ops[i][0])) {
+         return prejoin_ops[i][1];
+      }
+   }
+   return NULL;
+}
+
+/* Does e use anything but the first table outside its aggregate calls? */
+static bool
+joined_outside_aggs (cx_t *cx, const dj_expr_t *e)
+{
+   if (!e || cx_is_aggregate (e)) {
+      return false;
+   }
+   if (e->kind == DJ_X_COLUMN || e->sub) {
+      return !cx_base_only (cx, e);
+   }
+   if (joined_outside_aggs (cx, e->a) || joined_outside_aggs (cx, e->b) || joined_outside_aggs (cx, e->c)) {
+      return true;
+   }
+   for (int i = 0; i < e->args.n; i++) {
+      if (joined_outside_aggs (cx, e->args.v[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* nc conjuncts of WHERE, done[i]: already a $match on the first table. */
+static bool
+prejoin_eligible (cx_t *cx, const dj_select_t *s, const cx_group_t *g, int nc, const bool *done)
+{
+   const dj_expr_t *local, *foreign;
+   if (s->from.n != 2 || !g->keys || !g->keys->n || !g->aggs.n || cx_has_window (s)) {
+      return false;
+   }
+   const dj_from_t *f = s->from.v[1];
+   if ((f->join != DJ_JOIN_LEFT && f->join != DJ_JOIN_INNER) || !f->on || !join_equality (cx, f->on, 1, &local, &foreign)) {
+      return false;
+   }
+   for (int i = 0; i < nc; i++) {
+      if (!done[i]) {
+         return false;
+      }
+   }
+   for (int i = 0; i < g->keys->n; i++) {
+      if (!cx_base_only (cx, g->keys->v[i])) {
+         return false;
+      }
+   }
+   for (int i = 0; i < g->aggs.n; i++) {
+      const dj_expr_t *e = g->aggs.v[i];
+      const dj_expr_t *arg = e->args.n == 1 ? e->args.v[0] : NULL;
+      if (!prejoin_op (e) || (e->flags & (DJ_XF_DISTINCT | DJ_XF_STAR)) || e->filter || !arg || arg->kind != DJ_X_COLUMN ||
+          !arg->table || strcmp (arg->table, cx->sources[1].alias)) {
+         return false;
+      }
+   }
+   for (int i = 0; i < s->items.n; i++) {
+      if (joined_outside_aggs (cx, ((dj_item_t *) s->items.v[i])->expr)) {
+         return false;
+      }
+   }
+   for (int i = 0; i < s->order_by.n; i++) {
+      if (joined_outside_aggs (cx, ((dj_order_t *) s->order_by.v[i])->expr)) {
+         return false;
+      }
+   }
+   return !joined_outside_aggs (cx, s->having);
+}
+
+/* The join, each parent's matches grouped into one partial. */
+static bool
+stage_prejoin (cx_t *cx, const dj_select_t *s, const cx_group_t *g, bson_t *pipeline, uint32_t *n)
+{
+   const dj_from_t *f = s->from.v[1];
+   cx_source_t *src = &cx->sources[1];
+   const dj_expr_t *local = NULL, *foreign = NULL;
+   char lpath[512], prefix[sizeof src->prefix];
+   bool ok = true;
+
+   join_equality (cx, f->on, 1, &local, &foreign);
+   if (!cx_column_path (cx, local, lpath, sizeof lpath)) {
+      return false;
+   }
+   if (f->join == DJ_JOIN_INNER) {
+      cx_stages (cx, pipeline, n, "{'$match': {'@0': {'$ne': null}}}", CX_ARGS (CX_STR (lpath)));
+   }
+   bson_t group = BSON_INITIALIZER, post = BSON_INITIALIZER, defaults = BSON_INITIALIZER;
+   BSON_APPEND_NULL (&group, "_id");
+   /* inside the $lookup the joined table's documents are the input: its
+    * columns without their prefix */
+   memcpy (prefix, src->prefix, sizeof prefix);
+   src->prefix[0] = '\0';
+   for (int i = 0; ok && i < g->aggs.n; i++) {
+      ok = accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults); /* post, defaults: the outer group's */
+   }
+   memcpy (src->prefix, prefix, sizeof prefix);
+   if (ok) {
+      bson_t sp = BSON_INITIALIZER, st;
+      BSON_APPEND_DOCUMENT_BEGIN (&sp, "0", &st);
+      BSON_APPEND_DOCUMENT (&st, "$group", &group);
+      bson_append_document_end (&sp, &st);
+      emit_lookup (cx, src, lpath, foreign->name, f->join == DJ_JOIN_LEFT, NULL, &sp, pipeline, n);
+      bson_destroy (&sp);
+   }
+   bson_destroy (&group);
+   bson_destroy (&post);
+   bson_destroy (&defaults);
+   return ok;
+}
+
+/* The outer accumulator of aggregate i over the partials at "__dj_<alias>". */
+static bool
+prejoin_accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post)
+{
+   char field[24], nfield[24], ref[28], nref[28], part[240], npart[240];
+   snprintf (field, sizeof field, "a%d", i);
+   snprintf (nfield, sizeof nfield, "a%d_n", i);
+   snprintf (ref, sizeof ref, "$a%d", i);
+   snprintf (nref, sizeof nref, "$a%d_n", i);
+   snprintf (part, sizeof part, "$__dj_%s.a%d", cx->sources[1].alias, i);
+   snprintf (npart, sizeof npart, "$__dj_%s.a%d_n", cx->sources[1].alias, i);
+   bool ok = cx_template (cx, "{'@0': '@1'}", CX_ARGS (CX_STR (prejoin_op (e)), CX_STR (part)), group, field);
+   if (ok && !strcmp (e->name, "SUM")) {
+      /* the non-NULL inputs counted by the partials: none means NULL */
+      ok = cx_template (cx, "{'$sum': '@0'}", CX_ARGS (CX_STR (npart)), group, nfield);
+      cx_append_null_if_none (post, field, ref, nref);
+   }
+   return ok;
+}
+
 /* One $lookup per subquery in e, results in "__dj_sq<i>" (rows {c0: v}). */
 bool
 cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n)
@@ -525,11 +891,11 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       if (sub->from.n == 0) {
          return cx_unsupported (cx, sub->pos, "a subquery without FROM");
       }
-      if (sub->next) {
-         return cx_unsupported (cx, sub->pos, "UNION/INTERSECT/EXCEPT inside a subquery");
-      }
-      if (e->kind != DJ_X_EXISTS && sub->items.n != 1) {
-         return cx_unsupported (cx, sub->pos, "a subquery returning %d columns where one is expected", sub->items.n);
+      int want_cols = e->kind == DJ_X_IN_SELECT && e->a->kind == DJ_X_ROW ? e->a->args.n : 1;
+      int width = select_width (sub);
+      if (e->kind != DJ_X_EXISTS && width != want_cols) {
+         return cx_unsupported (cx, sub->pos, "a subquery returning %d column%s where %d %s expected", width,
+                                width == 1 ? "" : "s", want_cols, want_cols == 1 ? "is" : "are");
       }
       /* the sub-pipeline is built first: only then are the outer columns
        * it uses (its `let` variables) known */
@@ -537,8 +903,11 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
                  .out = NULL, .outer = cx, .lets = &lets};
       uint32_t sn = 0;
-      const dj_from_t *f0 = sub->from.v[0];
-      bool ok = cx_select_pipeline (&sc, sub, &sp, &sn, CX_PIPE_SUBQUERY);
+      /* IN (SELECT .. UNION SELECT ..): the compound's stages, the first
+       * SELECT's collection the $lookup's */
+      bool ok = sub->next ? compound_stages (&sc, sub, &sp, &sn, CX_PIPE_NO_COLUMNS)
+                          : cx_select_pipeline (&sc, sub, &sp, &sn,
+                                                CX_PIPE_SUBQUERY | (e->kind == DJ_X_EXISTS ? CX_PIPE_EXISTS : 0));
       if (ok && e->kind == DJ_X_EXISTS && !sub->limit) {
          cx_stages (cx, &sp, &sn, "{'$limit': 1}", CX_NO_ARGS);
       }
@@ -548,7 +917,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
          cx_stages (cx, pipeline, n,
                     bson_empty (&lets) ? "{'$lookup': {'from': '@0', 'pipeline': '@2', 'as': '@3'}}"
                                        : "{'$lookup': {'from': '@0', 'let': '@1', 'pipeline': '@2', 'as': '@3'}}",
-                    CX_ARGS (CX_STR (f0->name ? f0->name : ""), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
+                    CX_ARGS (CX_STR (base_collection (sub)), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
          cx->subs[cx->nsub++] = e;
       }
       bson_destroy (&lets);
@@ -565,6 +934,25 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       }
    }
    return true;
+}
+
+/* After $group: the $lookups of the subqueries in e outside its aggregate
+ * calls (whose own subqueries were looked up per row, before $group). */
+static bool
+lookups_beside_aggs (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n)
+{
+   if (!e || cx_is_aggregate (e)) {
+      return true;
+   }
+   if (e->sub && (e->kind == DJ_X_IN_SELECT || e->kind == DJ_X_EXISTS || e->kind == DJ_X_SUBQUERY)) {
+      return cx_subquery_lookups (cx, e, pipeline, n);
+   }
+   bool ok = lookups_beside_aggs (cx, e->a, pipeline, n) && lookups_beside_aggs (cx, e->b, pipeline, n) &&
+             lookups_beside_aggs (cx, e->c, pipeline, n);
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = lookups_beside_aggs (cx, e->args.v[i], pipeline, n);
+   }
+   return ok;
 }
 
 bool
@@ -619,39 +1007,13 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          done[i] = true;
       }
    }
-   /* 2. joins */
-   for (int j = 1; ok && j < s->from.n; j++) {
-      ok = stage_join (cx, s->from.v[j], j, pipeline, n);
-   }
-   /* 3. subqueries, then the rest of WHERE */
-   for (int i = 0; ok && i < nc; i++) {
-      if (!done[i]) {
-         ok = cx_subquery_lookups (cx, conj[i], pipeline, n) && stage_match_filter (cx, conj[i], pipeline, n);
-      }
-   }
-   if (!ok) {
-      return false;
-   }
-   /* 4. grouping */
+   /* what grouping there is: the joins may be aggregated before they are unwound */
    bool grouped = s->group_by.n > 0 || has_aggregate (s->having);
    for (int i = 0; i < s->items.n; i++) {
       grouped |= has_aggregate (((dj_item_t *) s->items.v[i])->expr);
    }
    for (int i = 0; i < s->order_by.n; i++) {
       grouped |= has_aggregate (((dj_order_t *) s->order_by.v[i])->expr);
-   }
-   if (!grouped) {
-      /* scalar subqueries in the SELECT list / ORDER BY */
-      for (int i = 0; ok && i < s->items.n; i++) {
-         ok = cx_subquery_lookups (cx, ((dj_item_t *) s->items.v[i])->expr, pipeline, n);
-      }
-      for (int i = 0; ok && i < s->order_by.n; i++) {
-         ok = cx_subquery_lookups (cx, ((dj_order_t *) s->order_by.v[i])->expr, pipeline, n);
-      }
-      /* window functions see the rows WHERE kept */
-      if (ok && cx_has_window (s)) {
-         ok = cx_window_stages (cx, s, pipeline, n);
-      }
    }
    if (grouped) {
       for (int i = 0; i < s->items.n; i++) {
@@ -673,19 +1035,68 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
                         : s->group_by.v[i];
       }
       g.keys = &keys;
+   }
+   bool prejoined = grouped && prejoin_eligible (cx, s, &g, nc, done);
+   /* 2. joins */
+   for (int j = 1; ok && j < s->from.n; j++) {
+      ok = prejoined ? stage_prejoin (cx, s, &g, pipeline, n) : stage_join (cx, s->from.v[j], j, pipeline, n);
+   }
+   /* 3. subqueries, then the rest of WHERE */
+   for (int i = 0; ok && i < nc; i++) {
+      if (!done[i]) {
+         ok = cx_subquery_lookups (cx, conj[i], pipeline, n) && stage_match_filter (cx, conj[i], pipeline, n);
+      }
+   }
+   if (!ok) {
+      bson_free (g.aggs.v);
+      bson_free (keys.v);
+      return false;
+   }
+   /* 4. grouping */
+   if (!grouped) {
+      /* scalar subqueries in the SELECT list / ORDER BY */
+      for (int i = 0; ok && i < s->items.n; i++) {
+         ok = cx_subquery_lookups (cx, ((dj_item_t *) s->items.v[i])->expr, pipeline, n);
+      }
+      for (int i = 0; ok && i < s->order_by.n; i++) {
+         ok = cx_subquery_lookups (cx, ((dj_order_t *) s->order_by.v[i])->expr, pipeline, n);
+      }
+      /* window functions see the rows WHERE kept */
+      if (ok && cx_has_window (s)) {
+         ok = cx_window_stages (cx, s, pipeline, n);
+      }
+   }
+   if (grouped) {
       for (int i = 0; ok && i < keys.n; i++) {
          if (has_aggregate (keys.v[i])) {
             ok = cx_unsupported (cx, ((dj_expr_t *) s->group_by.v[i])->pos, "an aggregate in GROUP BY");
          }
       }
-      ok = ok && stage_group (cx, s, &g, pipeline, n);
+      /* a subquery GROUP BY key (GROUP BY 2 naming a Subquery annotation)
+       * or in an aggregate's argument or FILTER (SUM(Subquery(...))) is
+       * looked up per row, before $group */
+      for (int i = 0; ok && i < keys.n; i++) {
+         ok = cx_subquery_lookups (cx, keys.v[i], pipeline, n);
+      }
+      for (int i = 0; ok && i < g.aggs.n; i++) {
+         const dj_expr_t *agg = g.aggs.v[i];
+         ok = cx_subquery_lookups (cx, agg, pipeline, n) && cx_subquery_lookups (cx, agg->filter, pipeline, n);
+      }
+      ok = ok && stage_group (cx, s, &g, prejoined, pipeline, n);
       cx->group = &g;
+      /* subqueries of HAVING, then of the SELECT list and ORDER BY, look
+       * up per group: their outer columns are GROUP BY keys ("$_id.k<i>") */
       if (ok && s->having) {
-         if (cx_has_subquery (s->having)) {
-            ok = cx_unsupported (cx, s->having->pos, "a subquery in HAVING");
-         } else {
-            ok = cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
-         }
+         ok = lookups_beside_aggs (cx, s->having, pipeline, n) &&
+              cx_stages (cx, pipeline, n, "{'$match': {'$expr': '@0'}}", CX_ARGS (CX_TRUTH (s->having, true)));
+      }
+      for (int i = 0; ok && i < s->items.n; i++) {
+         const dj_expr_t *e = ((dj_item_t *) s->items.v[i])->expr;
+         ok = is_group_key (&g, e) || lookups_beside_aggs (cx, e, pipeline, n);
+      }
+      for (int i = 0; ok && i < s->order_by.n; i++) {
+         const dj_expr_t *e = ((dj_order_t *) s->order_by.v[i])->expr;
+         ok = is_group_key (&g, e) || lookups_beside_aggs (cx, e, pipeline, n);
       }
       /* window functions over the groups HAVING kept (SQL's order: the
        * windows see the grouped rows; their arguments and partitions are
@@ -709,8 +1120,8 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       char key[16];
       snprintf (key, sizeof key, "c%d", i);
       if (is_star_item (it)) {
-         ok = cx_unsupported (cx, it->expr->pos, "* in a SELECT list with joins, grouping or expressions (djongo has no schema to expand it)");
-         break;
+         ok = project_star (cx, s, it, i, flags, &proj);
+         continue;
       }
       if ((flags & CX_PIPE_KEEP_NULLS) || s->distinct) {
          /* keep NULL columns present: "$sq.c0" arrays and DISTINCT groups
@@ -723,10 +1134,17 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          cx_add_column (cx, item_name (it), key);
       }
    }
-   for (int i = 0; ok && i < s->order_by.n; i++) {
+   /* (the ORDER BY of a compound, kept on its first SELECT, is
+    * compound_stages' to sort by: no keys in this part's rows) */
+   for (int i = 0; ok && !s->next && i < s->order_by.n; i++) {
       const dj_order_t *o = s->order_by.v[i];
       char key[16];
       sort_ref[i] = order_item_ref (s, o);
+      /* (with SELECT * FROM (derived), sort_ref indexes the derived table's columns) */
+      if (!star_is_derived_columns (cx, s) && sort_ref[i] >= 0 && is_star_item (s->items.v[sort_ref[i]])) {
+         ok = cx_unsupported (cx, o->expr->pos, "ORDER BY a * of the SELECT list");
+         break;
+      }
       if (sort_ref[i] < 0) {
          if (s->distinct) {
             ok = cx_unsupported (cx, o->expr->pos, "ORDER BY an expression not in the SELECT DISTINCT list");
@@ -820,12 +1238,9 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
    if (st->for_update && !cx_compile_claim (cx, st)) {
       return false;
    }
-   const dj_select_t *base = s;
-   while (base->from.n && ((dj_from_t *) base->from.v[0])->sub) {
-      base = ((dj_from_t *) base->from.v[0])->sub;
-   }
-   if (base->from.n) {
-      cx->out->collection = bson_strdup (((dj_from_t *) base->from.v[0])->name); /* where the cursor lives */
+   const char *coll = base_collection (s);
+   if (coll) {
+      cx->out->collection = bson_strdup (coll); /* where the cursor lives */
    }
    if (s->from.n && !s->next) {
       if (!set_sources (cx, s)) {
@@ -835,7 +1250,7 @@ cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st)
          return compile_find (cx, s);
       }
    }
-   return cx_add_aggregate (cx, base->from.n ? ((dj_from_t *) base->from.v[0])->name : NULL, s, 0);
+   return cx_add_aggregate (cx, coll, s, 0);
 }
 
 bool
@@ -925,16 +1340,16 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
 static bool
 compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
-   int ncols = s->items.n;
+   int ncols = select_width (s);
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
    for (const dj_select_t *left = s; left->next; left = left->next) {
       const dj_select_t *b = left->next;
       dj_setop_t op = left->setop;
-      if (b->items.n != ncols) {
+      if (select_width (b) != ncols) {
          return cx_unsupported (cx, b->pos, "the SELECTs of a UNION/INTERSECT/EXCEPT have %d and %d columns", ncols,
-                                b->items.n);
+                                select_width (b));
       }
       if (b->from.n == 0) {
          return cx_unsupported (cx, b->pos, "SELECT without FROM");
@@ -952,12 +1367,17 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       uint32_t bn = 0;
       dj_select_t branch = *b;
       branch.next = NULL;
+      /* in a correlated subquery the branch may read the $lookup's `let`
+       * variables: a $unionWith pipeline is parsed in the expression
+       * context of the pipeline around it, variables included (a server
+       * that saw otherwise would refuse the command: "Use of undefined
+       * variable", never other rows) */
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }
       cx_stages (cx, pipeline, n, "{'$unionWith': {'coll': '@0', 'pipeline': '@1'}}",
-                 CX_ARGS (CX_STR (((dj_from_t *) b->from.v[0])->name), CX_ARRAY (&bp)));
+                 CX_ARGS (CX_STR (base_collection (b)), CX_ARRAY (&bp)));
       bson_destroy (&bp);
       if (!ok) {
          return false;
@@ -988,7 +1408,13 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
          return cx_unsupported (cx, o->expr->pos, "ORDER BY of a UNION/INTERSECT/EXCEPT that is not one of its columns");
       }
       if (nulls_first == o->desc) {
-         return cx_unsupported (cx, o->expr->pos, "NULLS FIRST/LAST on a UNION/INTERSECT/EXCEPT");
+         /* NULLS FIRST/LAST against the direction's default: the sort key
+          * n<i> of stage_order_limit, 1 for a NULL c<ref> */
+         char key[16], ref[16];
+         snprintf (key, sizeof key, "n%d", i);
+         snprintf (ref, sizeof ref, "$c%d", sort_ref[i]);
+         cx_stages (NULL, pipeline, n, "{'$set': {'@0': {'$cond': [{'$eq': [{'$ifNull': ['@1', null]}, null]}, 1, 0]}}}",
+                    CX_ARGS (CX_STR (key), CX_STR (ref)));
       }
    }
    return stage_order_limit (cx, s, sort_ref, pipeline, n);

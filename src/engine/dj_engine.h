@@ -75,6 +75,11 @@ typedef struct {
    int flags;       /**< DJ_ENGINE_* flags */
    size_t map_size; /**< largest size the data file may grow to; 0: 256 GiB.
                          Writes past it fail with OutOfDiskSpace (14031). */
+   int ttl_monitor_secs; /**< seconds between the TTL monitor's passes, which
+                              delete what TTL indexes expire (mongod's
+                              ttlMonitorSleepSecs); 0: 60, as mongod; < 0: no
+                              monitor. One monitor per data directory per
+                              process: the first opener's value holds. */
 } dj_engine_options_t;
 
 /**
@@ -181,6 +186,13 @@ bool dj_engine_run_command_in (dj_engine_t *engine, dj_engine_txn_t *txn, const 
  */
 bool dj_engine_run_command_as (dj_engine_t *engine, dj_engine_txn_t *txn, const char *user, const char *db,
                                const bson_t *cmd, bson_t *reply);
+
+/**
+ * The TTL monitor's counters for @p engine's data directory (mongod's
+ * serverStatus metrics.ttl): documents it deleted and passes it finished;
+ * 0 when no monitor runs.
+ */
+void dj_engine_ttl_stats (dj_engine_t *engine, int64_t *deleted, int64_t *passes);
 
 /** The path the engine was opened with (owned by the engine). */
 const char *dj_engine_path (const dj_engine_t *engine);

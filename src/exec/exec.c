@@ -52,9 +52,7 @@ dj_exec_db (const dj_exec_t *x)
 void
 dj_result_cleanup (dj_result_t *r)
 {
-   if (r->rows) {
-      bson_destroy (r->rows);
-   }
+   bson_destroy (r->rows);
    memset (r, 0, sizeof *r);
 }
 
@@ -264,38 +262,111 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    return NULL;
 }
 
+/* Appends (to *cols, *n, *cap) the columns CREATE TABLE recorded for
+ * `table`, each at "<prefix><column>" (prefix "" or "c0."); *found is false
+ * when the table has no entry (a collection made elsewhere). */
+static bool
+recorded_columns (dj_exec_t *x, const char *table, const char *prefix, dj_mql_column_t **cols, int *n, int *cap,
+                  bool *found, bson_error_t *error)
+{
+   bson_iter_t it, c;
+   if (!exec_entry_field (x, table, "columns", &it, found, error)) {
+      return false;
+   }
+   if (!*found || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &c)) {
+      *found = false;
+      return true;
+   }
+   while (bson_iter_next (&c)) {
+      if (!BSON_ITER_HOLDS_UTF8 (&c)) {
+         continue;
+      }
+      if (*n == *cap) {
+         *cap = *cap ? *cap * 2 : 8;
+         *cols = bson_realloc (*cols, sizeof **cols * (size_t) *cap);
+      }
+      (*cols)[*n].name = bson_strdup (bson_iter_utf8 (&c, NULL));
+      (*cols)[*n].path = bson_strdup_printf ("%s%s", prefix, (*cols)[*n].name);
+      (*cols)[*n].star_table = NULL;
+      (*n)++;
+   }
+   return true;
+}
+
 /* SELECT * over a table CREATE TABLE made: its columns, in their order
  * (a field a document lacks is NULL), instead of each document's own
  * fields -- SQL's rows, and names for cursor.description. */
 static bool
 expand_star (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
 {
-   bson_iter_t it, c;
+   int n = 0, cap = 0;
+   dj_mql_column_t *cols = NULL;
    bool found;
-   if (!exec_entry_field (x, m->collection, "columns", &it, &found, error)) {
+   if (!recorded_columns (x, m->collection, "", &cols, &n, &cap, &found, error)) {
+      bson_free (cols);
       return false;
    }
-   if (!found || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &c)) {
+   if (!found) {
+      bson_free (cols);
       return true; /* a collection from elsewhere: its documents' fields */
-   }
-   int n = 0, cap = 8;
-   dj_mql_column_t *cols = bson_malloc (sizeof *cols * (size_t) cap);
-   while (bson_iter_next (&c)) {
-      if (!BSON_ITER_HOLDS_UTF8 (&c)) {
-         continue;
-      }
-      if (n == cap) {
-         cap *= 2;
-         cols = bson_realloc (cols, sizeof *cols * (size_t) cap);
-      }
-      cols[n].name = bson_strdup (bson_iter_utf8 (&c, NULL));
-      cols[n].path = bson_strdup (cols[n].name);
-      n++;
    }
    m->columns = cols; /* m owns them (dj_mql_cleanup) */
    m->ncolumns = n;
    m->star = false;
    return true;
+}
+
+static void
+free_columns (dj_mql_column_t *cols, int n)
+{
+   for (int i = 0; i < n; i++) {
+      bson_free (cols[i].name);
+      bson_free (cols[i].path);
+      bson_free (cols[i].star_table);
+   }
+   bson_free (cols);
+}
+
+/* The star columns of a SELECT the compiler could not expand (`t.*` with
+ * joins or beside expressions: dj_mql_column_t.star_table): each becomes
+ * its table's recorded columns, read from the row's document of that table. */
+static bool
+expand_star_columns (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
+{
+   int n = 0, cap = 0;
+   dj_mql_column_t *cols = NULL;
+   bool ok = true;
+   for (int i = 0; ok && i < m->ncolumns; i++) {
+      dj_mql_column_t *c = &m->columns[i];
+      if (!c->star_table) {
+         if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            cols = bson_realloc (cols, sizeof *cols * (size_t) cap);
+         }
+         cols[n++] = *c; /* moved: cols owns its strings now */
+         *c = (dj_mql_column_t){0};
+         continue;
+      }
+      bool found;
+      char *prefix = bson_strdup_printf ("%s.", c->path);
+      ok = recorded_columns (x, c->star_table, prefix, &cols, &n, &cap, &found, error);
+      bson_free (prefix);
+      if (ok && !found) {
+         ok = dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED,
+                            "not supported: %s in a SELECT with joins or expressions: \"%s\" has no columns "
+                            "recorded by CREATE TABLE to expand it into",
+                            c->name, c->star_table);
+      }
+   }
+   free_columns (m->columns, m->ncolumns);
+   if (!ok) {
+      free_columns (cols, n);
+      cols = NULL;
+      n = 0;
+   }
+   m->columns = cols; /* m owns them (dj_mql_cleanup) */
+   m->ncolumns = n;
+   return ok;
 }
 
 /* The AUTOINCREMENT column of `table` (owned copy), or NULL if none. */
@@ -1035,6 +1106,12 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    }
    if (m->kind == DJ_MQL_ROWS && m->star && m->ncolumns == 0 && m->collection) {
       ok = expand_star (x, m, error);
+   }
+   for (int i = 0; ok && m->kind == DJ_MQL_ROWS && i < m->ncolumns; i++) {
+      if (m->columns[i].star_table) {
+         ok = expand_star_columns (x, m, error);
+         break;
+      }
    }
    if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
       bson_iter_t it;

@@ -423,12 +423,13 @@ typedef struct {
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 {
-   static char *kwlist[] = {"host", "db", "autocommit", "tables", "options", NULL};
+   static char *kwlist[] = {"host", "db", "autocommit", "tables", "ttl_monitor_secs", "options", NULL};
    const char *host, *db;
-   int autocommit = 0, tables = DJ_TABLES_PLAIN;
+   int autocommit = 0, tables = DJ_TABLES_PLAIN, ttl_monitor_secs = 0;
    PyObject *options = NULL;
    bson_error_t error;
-   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|piO", kwlist, &host, &db, &autocommit, &tables, &options)) {
+   if (!PyArg_ParseTupleAndKeywords (args, kwds, "ss|piiO", kwlist, &host, &db, &autocommit, &tables, &ttl_monitor_secs,
+                                     &options)) {
       return -1;
    }
    if (tables < DJ_TABLES_PLAIN || tables > DJ_TABLES_STRICT) {
@@ -451,7 +452,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    dj_transport_t *t;
    Py_BEGIN_ALLOW_THREADS
-   t = dj_transport_open_with (host, &opts, 0, &error);
+   t = dj_transport_open_with (host, &opts, 0, ttl_monitor_secs, &error);
    Py_END_ALLOW_THREADS
    bson_destroy (&opts);
    if (!t) {
@@ -475,11 +476,13 @@ Connection_close_internal (ConnectionObject *self)
 {
    dj_exec_destroy (self->exec);
    self->exec = NULL;
-   /* closing talks to a server (abortTransaction, endSessions): without
-    * the GIL, as every other round trip, so a server in this process's
-    * Python threads (a test's simulated one) can answer */
    dj_transport_t *t = self->transport;
    self->transport = NULL;
+   /* without the GIL: the last handle on a data directory joins its TTL
+    * monitor, whose pass in progress may wait for the write lock; closing
+    * a server's talks to it (abortTransaction, endSessions), which a
+    * server in this process's Python threads (a test's simulated one)
+    * must be able to answer */
    Py_BEGIN_ALLOW_THREADS
    dj_transport_close (t);
    Py_END_ALLOW_THREADS

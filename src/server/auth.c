@@ -280,9 +280,7 @@ dj_users_add (const char *path, const char *name, const char *password, bson_err
    OPENSSL_cleanse (salted, sizeof salted);
    char *s = b64_encode (salt, sizeof salt), *sk = b64_encode (stored, KEY_LEN), *vk = b64_encode (server_key, KEY_LEN);
    char *entry = bson_strdup_printf ("%s:%d:%s:%s:%s\n", name, ITERATIONS, s, sk, vk);
-   bson_free (s);
-   bson_free (sk);
-   bson_free (vk);
+   DJ_FREE (s, sk, vk);
    bool ok = rewrite_users (path, name, entry, error);
    bson_free (entry);
    return ok;
@@ -337,11 +335,7 @@ void
 dj_auth_conv_free (dj_auth_conv_t *cv)
 {
    if (cv) {
-      bson_free (cv->user.name);
-      bson_free (cv->first_bare);
-      bson_free (cv->server_first);
-      bson_free (cv->nonce);
-      bson_free (cv);
+      DJ_FREE (cv->user.name, cv->first_bare, cv->server_first, cv->nonce, cv);
    }
 }
 

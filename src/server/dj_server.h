@@ -68,6 +68,8 @@ typedef struct {
    int port;                /**< TCP port (0: 27017), or DJ_SERVER_ANY_PORT, or DJ_SERVER_NO_TCP */
    const char *unix_path;   /**< also listen on this unix socket, or NULL */
    int engine_flags;        /**< DJ_ENGINE_* (e.g. DJ_ENGINE_NOSYNC for tests) */
+   int ttl_monitor_secs;    /**< seconds between TTL monitor passes (0: 60, mongod's
+                                 ttlMonitorSleepSecs default); --ttl-monitor-sleep-secs */
    int max_connections;     /**< 0: 1000; more are accepted and closed at once */
    int auth_timeout_s;      /**< with auth_file: a connection that has not authenticated
                                  and is silent this long is closed (0: 20 s) */

@@ -53,9 +53,7 @@ dj_failpoint_destroy (dj_failpoint_t *fp)
    if (!fp) {
       return;
    }
-   if (fp->data) {
-      bson_destroy (fp->data);
-   }
+   bson_destroy (fp->data);
    pthread_mutex_destroy (&fp->mu);
    bson_free (fp);
 }
@@ -63,12 +61,8 @@ dj_failpoint_destroy (dj_failpoint_t *fp)
 void
 dj_fail_action_cleanup (dj_fail_action_t *a)
 {
-   if (a->error_labels) {
-      bson_destroy (a->error_labels);
-   }
-   if (a->write_concern_error) {
-      bson_destroy (a->write_concern_error);
-   }
+   bson_destroy (a->error_labels);
+   bson_destroy (a->write_concern_error);
    memset (a, 0, sizeof *a);
 }
 
@@ -154,9 +148,7 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
    dj_failpoint_t *fp = fail_command ? srv->failpoint : srv->txn_write_fp;
    pthread_mutex_lock (&fp->mu);
    int64_t before = fp->entered;
-   if (fp->data) {
-      bson_destroy (fp->data);
-   }
+   bson_destroy (fp->data);
    fp->data = mode == FP_OFF ? NULL : data;
    if (mode == FP_OFF && data) {
       bson_destroy (data);

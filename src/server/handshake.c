@@ -337,6 +337,17 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       BSON_APPEND_INT64 (&conns, "totalCreated", srv->next_conn_id);
       bson_append_document_end (reply, &conns);
       pthread_mutex_unlock (&srv->mu);
+      /* metrics.ttl, as mongod's: what the TTL monitor deleted, and its passes
+       * https://www.mongodb.com/docs/manual/reference/command/serverStatus/#mongodb-serverstatus-serverstatus.metrics.ttl */
+      bson_t metrics, ttl;
+      int64_t deleted, passes;
+      dj_engine_ttl_stats (srv->engine, &deleted, &passes);
+      BSON_APPEND_DOCUMENT_BEGIN (reply, "metrics", &metrics);
+      BSON_APPEND_DOCUMENT_BEGIN (&metrics, "ttl", &ttl);
+      BSON_APPEND_INT64 (&ttl, "deletedDocuments", deleted);
+      BSON_APPEND_INT64 (&ttl, "passes", passes);
+      bson_append_document_end (&metrics, &ttl);
+      bson_append_document_end (reply, &metrics);
       ok (reply);
       return true;
    }

@@ -412,7 +412,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    atomic_init (&srv->next_request_id, 1);
    pthread_mutex_init (&srv->mu, NULL);
    pthread_cond_init (&srv->idle, NULL);
-   dj_engine_options_t eo = {.flags = opts->engine_flags};
+   dj_engine_options_t eo = {.flags = opts->engine_flags, .ttl_monitor_secs = opts->ttl_monitor_secs};
    if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
       goto fail;
    }
@@ -622,8 +622,5 @@ dj_server_destroy (dj_server_t *srv)
    pthread_mutex_destroy (&srv->clock_mu);
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
-   bson_free (srv->dbpath);
-   bson_free (srv->bind);
-   bson_free (srv->unix_path);
-   bson_free (srv);
+   DJ_FREE (srv->dbpath, srv->bind, srv->unix_path, srv);
 }

@@ -237,9 +237,7 @@ snapshot_drop (session_t *ss)
 static void
 session_free (session_t *ss)
 {
-   if (ss->retry_reply) {
-      bson_destroy (ss->retry_reply);
-   }
+   bson_destroy (ss->retry_reply);
    pthread_mutex_destroy (&ss->mu);
    bson_free (ss);
 }
@@ -413,9 +411,7 @@ dj_sessions_retry_record (dj_sessions_t *s, const bson_t *cmd, const bson_t *rep
       return; /* failed statements run again when retried, as on mongod */
    }
    session_t *ss = session_get (s, id, true);
-   if (ss->retry_reply) {
-      bson_destroy (ss->retry_reply);
-   }
+   bson_destroy (ss->retry_reply);
    ss->retry_reply = bson_copy (reply);
    ss->retry_txn = txn;
    session_put (s, ss);

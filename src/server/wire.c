@@ -7,27 +7,7 @@
 #include "dj_bson_depth.h"
 #include "dj_wire.h"
 
-static int32_t
-rd32 (const uint8_t *p)
-{
-   return (int32_t) ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24);
-}
 
-static void
-put32 (dj_buf_t *b, int32_t v)
-{
-   uint8_t x[4] = {(uint8_t) v, (uint8_t) (v >> 8), (uint8_t) (v >> 16), (uint8_t) (v >> 24)};
-   dj_buf_append (b, x, 4);
-}
-
-static void
-set32 (uint8_t *p, int32_t v)
-{
-   p[0] = (uint8_t) v;
-   p[1] = (uint8_t) (v >> 8);
-   p[2] = (uint8_t) (v >> 16);
-   p[3] = (uint8_t) (v >> 24);
-}
 
 /* CRC-32C of every byte value (reflected polynomial 0x82F63B78), as
  * `crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))` eight times gives it */
@@ -93,10 +73,10 @@ dj_wire_crc32c (const uint8_t *p, size_t n)
 bool
 dj_wire_read_header (const uint8_t *p, dj_wire_header_t *h, bson_error_t *error)
 {
-   h->length = rd32 (p);
-   h->request_id = rd32 (p + 4);
-   h->response_to = rd32 (p + 8);
-   h->opcode = rd32 (p + 12);
+   h->length = dj_le32_read (p);
+   h->request_id = dj_le32_read (p + 4);
+   h->response_to = dj_le32_read (p + 8);
+   h->opcode = dj_le32_read (p + 12);
    if (h->length < DJ_WIRE_HEADER) {
       return dj_err (error, DJ_FailedToParse, "message length %d is shorter than a header", h->length);
    }
@@ -114,7 +94,7 @@ read_doc (const uint8_t *p, size_t avail, bson_t *doc, uint32_t *len, bson_error
    if (avail < 5) {
       return dj_err (error, DJ_FailedToParse, "truncated document in message");
    }
-   int32_t n = rd32 (p);
+   int32_t n = dj_le32_read (p);
    if (n < 5 || (size_t) n > avail) {
       return dj_err (error, DJ_FailedToParse, "document length %d does not fit the message", n);
    }
@@ -140,7 +120,7 @@ parse_msg (const uint8_t *body, size_t len, dj_wire_request_t *out, bson_error_t
    if (len < 4) {
       return dj_err (error, DJ_FailedToParse, "OP_MSG without flag bits");
    }
-   uint32_t flags = (uint32_t) rd32 (body);
+   uint32_t flags = (uint32_t) dj_le32_read (body);
    /* bits 0-15 are required to be understood: we know checksumPresent and moreToCome */
    if (flags & 0xFFFCu) {
       return dj_err (error, DJ_FailedToParse, "OP_MSG has unknown required flag bits 0x%x", flags & 0xFFFFu);
@@ -151,7 +131,7 @@ parse_msg (const uint8_t *body, size_t len, dj_wire_request_t *out, bson_error_t
       }
       len -= 4;
       /* the checksum covers the header too: callers pass body = header + 16 */
-      uint32_t want = (uint32_t) rd32 (body + len);
+      uint32_t want = (uint32_t) dj_le32_read (body + len);
       uint32_t got = dj_wire_crc32c (body - DJ_WIRE_HEADER, len + DJ_WIRE_HEADER);
       if (want != got) {
          return dj_err (error, DJ_FailedToParse, "OP_MSG checksum mismatch");
@@ -180,7 +160,7 @@ parse_msg (const uint8_t *body, size_t len, dj_wire_request_t *out, bson_error_t
             bson_destroy (&seqs);
             return dj_err (error, DJ_FailedToParse, "truncated document sequence");
          }
-         int32_t size = rd32 (body + pos);
+         int32_t size = dj_le32_read (body + pos);
          if (size < 5 || (size_t) size > len - pos) {
             bson_destroy (&seqs);
             return dj_err (error, DJ_FailedToParse, "document sequence length %d does not fit the message", size);
@@ -334,21 +314,21 @@ dj_wire_reply_to (const dj_wire_request_t *r, const bson_t *reply, int32_t reque
                   bool more_to_come, dj_buf_t *out)
 {
    size_t start = out->len;
-   put32 (out, 0); /* length, set below */
-   put32 (out, request_id);
-   put32 (out, response_to);
+   dj_buf_put_u32le (out, 0); /* length, set below */
+   dj_buf_put_u32le (out, (uint32_t) request_id);
+   dj_buf_put_u32le (out, (uint32_t) response_to);
    if (r && r->legacy) {
-      put32 (out, DJ_OP_REPLY);
-      put32 (out, 0); /* responseFlags */
-      put32 (out, 0); /* cursorID (8 bytes) */
-      put32 (out, 0);
-      put32 (out, 0); /* startingFrom */
-      put32 (out, 1); /* numberReturned */
+      dj_buf_put_u32le (out, (uint32_t) DJ_OP_REPLY);
+      dj_buf_put_u32le (out, 0); /* responseFlags */
+      dj_buf_put_u32le (out, 0); /* cursorID (8 bytes) */
+      dj_buf_put_u32le (out, 0);
+      dj_buf_put_u32le (out, 0); /* startingFrom */
+      dj_buf_put_u32le (out, 1); /* numberReturned */
    } else {
-      put32 (out, DJ_OP_MSG);
-      put32 (out, more_to_come ? (int32_t) DJ_MSG_MORE_TO_COME : 0); /* flagBits */
+      dj_buf_put_u32le (out, (uint32_t) DJ_OP_MSG);
+      dj_buf_put_u32le (out, more_to_come ? (uint32_t) DJ_MSG_MORE_TO_COME : 0); /* flagBits */
       dj_buf_putc (out, 0);
    }
    dj_buf_append (out, bson_get_data (reply), reply->len);
-   set32 (out->data + start, (int32_t) (out->len - start));
+   dj_le32_write (out->data + start, (uint32_t) (out->len - start));
 }

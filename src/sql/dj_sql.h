@@ -96,7 +96,11 @@ typedef enum {
    DJ_X_SUBQUERY, /* (sub) as a scalar */
    DJ_X_FUNC,     /* name(args) [FILTER (WHERE a)] [OVER (...)] */
    DJ_X_CASE,     /* CASE [a] WHEN..THEN.. [ELSE b] END; args: when,then,... */
-   DJ_X_CAST      /* CAST(a AS name) */
+   DJ_X_CAST,     /* CAST(a AS name) */
+   DJ_X_ROW       /* (a, b, ...): args; as `row IN (SELECT x, y ...)`
+                     or `row = (SELECT x, y ...)` (DJ_XF_ROW_EQ; <> is
+                     its NOT); the parser writes row = row, row <> row
+                     and row IN (rows) as ANDs and ORs of the components */
 } dj_expr_kind_t;
 
 /* Binary operators (dj_expr_t.op for DJ_X_BINARY). */
@@ -112,7 +116,10 @@ enum {
    DJ_XF_NOT = 1 << 0,      /* NOT IN / NOT BETWEEN / NOT LIKE / IS NOT NULL / NOT EXISTS */
    DJ_XF_ICASE = 1 << 1,    /* ILIKE, ~* */
    DJ_XF_DISTINCT = 1 << 2, /* COUNT(DISTINCT a) */
-   DJ_XF_STAR = 1 << 3      /* COUNT(*) */
+   DJ_XF_STAR = 1 << 3,     /* COUNT(*) */
+   DJ_XF_ROW_EQ = 1 << 4    /* DJ_X_IN_SELECT of a row: row = (SELECT ...), a
+                               comparison with the subquery's one row (none:
+                               NULL), not a search among its rows */
 };
 
 /* A window frame bound. */
@@ -158,6 +165,7 @@ typedef struct {
    dj_expr_t *expr;
    bool desc;
    int nulls; /* 0: default, 1: NULLS FIRST, 2: NULLS LAST */
+   bool hashed; /* CREATE INDEX key `col HASHED`: a MongoDB hashed index field */
 } dj_order_t;
 
 typedef enum { DJ_JOIN_NONE, DJ_JOIN_INNER, DJ_JOIN_LEFT, DJ_JOIN_CROSS } dj_join_t;
@@ -238,6 +246,7 @@ struct dj_sql_stmt {
    dj_list_t returning;/* RETURNING items (dj_item_t *) */
    dj_list_t sets;     /* UPDATE: dj_item_t * (alias = column, expr = value) */
    dj_expr_t *where;   /* UPDATE/DELETE WHERE; CREATE INDEX ... WHERE */
+   dj_expr_t *expire_after; /* CREATE INDEX ... WITH (expireAfterSeconds = n): a TTL index */
    dj_list_t coldefs;  /* CREATE TABLE / ADD COLUMN: dj_coldef_t * */
    dj_list_t constraints; /* dj_tconstraint_t * */
    char *name;         /* index / savepoint / constraint / new name */

@@ -107,7 +107,9 @@ dj_select_t *sql_parse_select (parser_t *p);
 /* ---- parse_expr.c ---- */
 bool sql_parse_expr_list (parser_t *p, dj_list_t *list);
 bool sql_at_subquery (parser_t *p);
-bool sql_parse_order_list (parser_t *p, dj_list_t *out);
+/* order {, order}; index_keys: CREATE INDEX's keys, which may be HASHED
+ * instead of ASC/DESC */
+bool sql_parse_order_list (parser_t *p, dj_list_t *out, bool index_keys);
 char *sql_parse_type (parser_t *p);
 dj_expr_t *sql_parse_unary (parser_t *p);
 dj_expr_t *sql_parse_expr (parser_t *p);

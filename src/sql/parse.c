@@ -35,8 +35,13 @@
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
  *             | CAST '(' expr AS type ')' | [NOT] EXISTS '(' select ')'
- *             | '(' select ')' | '(' expr ')'
- *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
+ *             | '(' select ')' | '(' expr ')' | '(' expr ',' expr {, expr} ')'
+ *               (a row value: in row = row, row <> row, row [NOT] IN '(' rows
+ *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
+ *               '(' select ')')
+ *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
+ *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED] {, ...} ')' [WITH '('
+ *   expireAfterSeconds = integer ')'] [WHERE expr]); a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
  *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
@@ -224,8 +229,9 @@ parse_from_item (parser_t *p, dj_join_t join)
          return NULL;
       }
       if (!(f->alias = parse_alias (p))) {
-         sql_fail (p, "expected an alias for the derived table");
-         return NULL;
+         /* PostgreSQL 16 and SQLite take a derived table without an alias
+          * (Django's nested compounds: SELECT * FROM ((..) UNION (..))) */
+         f->alias = "__dj_derived";
       }
       return f;
    }
@@ -294,7 +300,24 @@ parse_core (parser_t *p)
       if (!inner || !sql_expect (p, DJ_TK_RP, ") to close the parenthesised SELECT")) {
          return NULL;
       }
-      return inner;
+      if (!inner->next && !inner->order_by.n && !inner->limit && !inner->offset) {
+         return inner;
+      }
+      /* (a compound) or (SELECT ... ORDER BY / LIMIT) as one part of a
+       * compound keeps its own meaning -- `a UNION (b EXCEPT c)` is not
+       * `(a UNION b) EXCEPT c`, and the inner LIMIT is not the compound's:
+       * it becomes the derived table SELECT * FROM (inner) "__dj_paren" */
+      dj_expr_t *star = sql_new_expr (p, DJ_X_STAR, s->pos);
+      dj_item_t *it = sql_arena_alloc (p->arena, sizeof *it);
+      it->expr = star;
+      sql_list_push (p, &s->items, it);
+      dj_from_t *f = sql_arena_alloc (p->arena, sizeof *f);
+      f->join = DJ_JOIN_NONE;
+      f->pos = s->pos;
+      f->sub = inner;
+      f->alias = "__dj_paren";
+      sql_list_push (p, &s->from, f);
+      return s;
    }
    if (!sql_expect_kw (p, "SELECT")) {
       return NULL;
@@ -360,7 +383,7 @@ sql_parse_select (parser_t *p)
    /* ORDER BY / LIMIT / OFFSET after a compound apply to the whole of it;
     * they are stored on the first core. */
    if (sql_accept_kw (p, "ORDER")) {
-      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by)) {
+      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &first->order_by, false)) {
          return NULL;
       }
    }
@@ -777,9 +800,23 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
       st->kind = DJ_STMT_CREATE_INDEX;
       st->unique = unique;
       if (!parse_if_not_exists (p, st) || !(st->name = sql_parse_name (p, "an index name")) || !sql_expect_kw (p, "ON") ||
-          !(st->table = sql_parse_name (p, "a table name")) || !sql_expect (p, DJ_TK_LP, "( to open the index keys") ||
-          !sql_parse_order_list (p, &st->columns) || !sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
+          !(st->table = sql_parse_name (p, "a table name")) || !sql_expect (p, DJ_TK_LP, "( to open the index keys")) {
          return false;
+      }
+      /* key {, key}, key := expr [ASC | DESC | HASHED] (HASHED: MongoDB's hashed index field) */
+      if (!sql_parse_order_list (p, &st->columns, true)) {
+         return false;
+      }
+      if (!sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
+         return false;
+      }
+      /* WITH (expireAfterSeconds = n): a TTL index (PostgreSQL's spelling of index storage parameters) */
+      if (sql_accept_kw (p, "WITH")) {
+         if (!sql_expect (p, DJ_TK_LP, "( after WITH") || !sql_expect_kw (p, "EXPIREAFTERSECONDS") ||
+             !sql_expect (p, DJ_TK_EQ, "= after expireAfterSeconds") || !(st->expire_after = sql_parse_expr (p)) ||
+             !sql_expect (p, DJ_TK_RP, ") to close WITH")) {
+            return false;
+         }
       }
       if (sql_accept_kw (p, "WHERE") && !(st->where = sql_parse_expr (p))) {
          return false;
@@ -840,6 +877,24 @@ parse_drop (parser_t *p, dj_sql_stmt_t *st)
    return true;
 }
 
+/* ALTER TABLE's action `kind` on what the next name names (what: that
+ * name's description, for the error): st->name. */
+static bool
+alter_named (parser_t *p, dj_sql_stmt_t *st, dj_alter_kind_t kind, const char *what)
+{
+   st->alter = kind;
+   return (st->name = sql_parse_name (p, what)) != NULL;
+}
+
+/* ALTER TABLE's action `kind` on a column: [COLUMN] name -> st->column. */
+static bool
+alter_column (parser_t *p, dj_sql_stmt_t *st, dj_alter_kind_t kind)
+{
+   sql_accept_kw (p, "COLUMN");
+   st->alter = kind;
+   return (st->column = sql_parse_name (p, "a column name")) != NULL;
+}
+
 static bool
 parse_alter (parser_t *p, dj_sql_stmt_t *st)
 {
@@ -858,12 +913,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "DROP")) {
       if (sql_accept_kw (p, "CONSTRAINT")) {
-         st->alter = DJ_ALTER_DROP_CONSTRAINT;
-         return (st->name = sql_parse_name (p, "a constraint name")) != NULL;
+         return alter_named (p, st, DJ_ALTER_DROP_CONSTRAINT, "a constraint name");
       }
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_DROP_COLUMN;
-      if (!(st->column = sql_parse_name (p, "a column name"))) {
+      if (!alter_column (p, st, DJ_ALTER_DROP_COLUMN)) {
          return false;
       }
       sql_accept_kw (p, "CASCADE");
@@ -871,12 +923,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "RENAME")) {
       if (sql_accept_kw (p, "TO")) {
-         st->alter = DJ_ALTER_RENAME_TABLE;
-         return (st->name = sql_parse_name (p, "a new table name")) != NULL;
+         return alter_named (p, st, DJ_ALTER_RENAME_TABLE, "a new table name");
       }
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_RENAME_COLUMN;
-      return (st->column = sql_parse_name (p, "a column name")) && sql_expect_kw (p, "TO") &&
+      return alter_column (p, st, DJ_ALTER_RENAME_COLUMN) && sql_expect_kw (p, "TO") &&
              (st->name = sql_parse_name (p, "a new column name"));
    }
    if (sql_accept_kw (p, "ALTER")) {
@@ -884,9 +933,7 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
        * the compiler records the type and NOT NULL in the table's entry
        * (what the executor checks writes against); defaults change nothing
        * stored. */
-      sql_accept_kw (p, "COLUMN");
-      st->alter = DJ_ALTER_ALTER_COLUMN;
-      if (!(st->column = sql_parse_name (p, "a column name"))) {
+      if (!alter_column (p, st, DJ_ALTER_ALTER_COLUMN)) {
          return false;
       }
       dj_coldef_t *c = sql_arena_alloc (p->arena, sizeof *c);

@@ -28,32 +28,86 @@ sql_parse_expr_list (parser_t *p, dj_list_t *list)
 }
 
 
-/* Is the current '(' the start of a subquery? Looks past nested '('. */
+/* The token at byte `pos` (after whitespace): its type, *at its start, and
+ * the position after it. */
+static size_t
+token_at (const parser_t *p, size_t pos, dj_token_type_t *t, size_t *at)
+{
+   pos += dj_sql_skip_space (p->sql + pos, p->len - pos);
+   *at = pos;
+   return pos + dj_sql_get_token (p->sql + pos, p->len - pos, t);
+}
+
+static bool
+word_is (const parser_t *p, size_t at, size_t end, const char *w)
+{
+   return end - at == strlen (w) && strncasecmp (p->sql + at, w, end - at) == 0;
+}
+
+/* Is the current '(' the start of a subquery? Either SELECT follows, or
+ * '(' ... SELECT ... -- a parenthesised SELECT, possibly one part of a
+ * compound -- whose group is followed by ')' or what may follow a SELECT
+ * (UNION, INTERSECT, EXCEPT, ORDER, LIMIT, OFFSET); `((SELECT ..) / 1)` is
+ * an expression. Iterative: nesting depth costs no stack here. */
 bool
 sql_at_subquery (parser_t *p)
 {
-   size_t pos = p->pos + p->tlen;
    dj_token_type_t t;
+   size_t at, pos = p->pos + p->tlen, group = 0;
+   int k = 0;
    for (;;) {
-      pos += dj_sql_skip_space (p->sql + pos, p->len - pos);
-      size_t n = dj_sql_get_token (p->sql + pos, p->len - pos, &t);
-      if (t == DJ_TK_LP) {
-         pos += n;
-         continue;
+      size_t next = token_at (p, pos, &t, &at);
+      if (t != DJ_TK_LP) {
+         if (t != DJ_TK_ID || !word_is (p, at, next, "SELECT")) {
+            return false;
+         }
+         break;
       }
-      return t == DJ_TK_ID && n == 6 && strncasecmp (p->sql + pos, "SELECT", 6) == 0;
+      if (k++ == 0) {
+         group = at; /* the first inner '(' */
+      }
+      pos = next;
    }
+   if (k == 0) {
+      return true;
+   }
+   /* past the group that the first inner '(' opens */
+   int depth = 0;
+   pos = group;
+   do {
+      pos = token_at (p, pos, &t, &at);
+      if (t == DJ_TK_LP) {
+         depth++;
+      } else if (t == DJ_TK_RP) {
+         depth--;
+      } else if (t == DJ_TK_EOF || t == DJ_TK_ILLEGAL) {
+         return true; /* unbalanced: the subquery parser names the error */
+      }
+   } while (depth > 0);
+   size_t next = token_at (p, pos, &t, &at);
+   if (t == DJ_TK_RP) {
+      return true;
+   }
+   static const char *const after_select[] = {"UNION", "INTERSECT", "EXCEPT", "ORDER", "LIMIT", "OFFSET", NULL};
+   for (int i = 0; t == DJ_TK_ID && after_select[i]; i++) {
+      if (word_is (p, at, next, after_select[i])) {
+         return true;
+      }
+   }
+   return false;
 }
 
 bool
-sql_parse_order_list (parser_t *p, dj_list_t *out)
+sql_parse_order_list (parser_t *p, dj_list_t *out, bool index_keys)
 {
    do {
       dj_order_t *o = sql_arena_alloc (p->arena, sizeof *o);
       if (!(o->expr = sql_parse_expr (p))) {
          return false;
       }
-      if (sql_accept_kw (p, "DESC")) {
+      if (index_keys && sql_accept_kw (p, "HASHED")) {
+         o->hashed = true;
+      } else if (sql_accept_kw (p, "DESC")) {
          o->desc = true;
       } else {
          sql_accept_kw (p, "ASC");
@@ -120,7 +174,7 @@ parse_window (parser_t *p)
       return NULL;
    }
    if (sql_accept_kw (p, "ORDER")) {
-      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &w->order)) {
+      if (!sql_expect_kw (p, "BY") || !sql_parse_order_list (p, &w->order, false)) {
          return NULL;
       }
    }
@@ -319,7 +373,20 @@ parse_primary (parser_t *p)
          return e;
       }
       sql_advance (p);
-      if (!(e = sql_parse_expr (p)) || !sql_expect (p, DJ_TK_RP, ")")) {
+      if (!(e = sql_parse_expr (p))) {
+         return NULL;
+      }
+      if (p->tk == DJ_TK_COMMA) {
+         /* a row value: (a, b, ...) */
+         dj_expr_t *row = sql_new_expr (p, DJ_X_ROW, pos);
+         sql_list_push (p, &row->args, e);
+         sql_advance (p);
+         if (!sql_parse_expr_list (p, &row->args)) {
+            return NULL;
+         }
+         e = row;
+      }
+      if (!sql_expect (p, DJ_TK_RP, ")")) {
          return NULL;
       }
       return e;
@@ -500,6 +567,47 @@ binary (parser_t *p, dj_op_t op, dj_expr_t *a, dj_expr_t *b)
    return e;
 }
 
+/* (a, b) = (c, d) and (a, b) <> (c, d): SQL defines row equality
+ * component by component -- TRUE when every pair is equal, FALSE when one
+ * pair differs, else NULL, which is the AND of the pairs' equalities under
+ * three-valued logic; <> is its negation, the OR of the pairs' <>. So they
+ * are written that way here, and `(a, b) IN ((c, d), ...)` as the OR of
+ * such equalities. Rows compared by order (<, > ...) stay DJ_X_ROW operands,
+ * which the compiler refuses. NULL + error when the rows' sizes differ. */
+static dj_expr_t *
+row_equality (parser_t *p, dj_expr_t *a, dj_expr_t *b, bool negate)
+{
+   if (a->kind == DJ_X_SUBQUERY && b->kind == DJ_X_ROW) {
+      dj_expr_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a->kind == DJ_X_ROW && b->kind == DJ_X_SUBQUERY) {
+      /* row = (SELECT x, y ...): the subquery's one row, compared pair by
+       * pair (Django's pk=queryset[:1] on a composite key) */
+      dj_expr_t *e = sql_new_expr (p, DJ_X_IN_SELECT, a->pos);
+      e->flags = DJ_XF_ROW_EQ;
+      e->a = a;
+      e->sub = b->sub;
+      if (!negate) {
+         return e;
+      }
+      dj_expr_t *not = sql_new_expr (p, DJ_X_NOT, a->pos);
+      not->a = e;
+      return not;
+   }
+   if (a->kind != DJ_X_ROW || b->kind != DJ_X_ROW || a->args.n != b->args.n) {
+      sql_fail (p, "rows of %d and %d values compared", a->kind == DJ_X_ROW ? a->args.n : 1,
+                b->kind == DJ_X_ROW ? b->args.n : 1);
+      return NULL;
+   }
+   dj_expr_t *e = sql_new_expr (p, negate ? DJ_X_OR : DJ_X_AND, a->pos);
+   for (int i = 0; i < a->args.n; i++) {
+      sql_list_push (p, &e->args, binary (p, negate ? DJ_OP_NE : DJ_OP_EQ, a->args.v[i], b->args.v[i]));
+   }
+   return e;
+}
+
 /* A chain a op b op c ... builds a left-deep tree, one level per operator:
  * each operator takes one step of the depth budget (sql_enter), given back when
  * the chain ends, so DJ_SQL_MAX_DEPTH bounds the height of the tree and not
@@ -583,6 +691,9 @@ parse_pred (parser_t *p)
    cmp: {
       sql_advance (p);
       dj_expr_t *b = parse_bits (p);
+      if (b && (op == DJ_OP_EQ || op == DJ_OP_NE) && (a->kind == DJ_X_ROW || b->kind == DJ_X_ROW)) {
+         return row_equality (p, a, b, op == DJ_OP_NE);
+      }
       return b ? binary (p, op, a, b) : NULL;
    }
    case DJ_TK_TILDE:
@@ -640,7 +751,28 @@ parse_pred (parser_t *p)
       e = sql_new_expr (p, DJ_X_IN_LIST, a->pos);
       e->flags = neg;
       e->a = a;
-      return sql_parse_expr_list (p, &e->args) && sql_expect (p, DJ_TK_RP, ") to close the IN list") ? e : NULL;
+      if (!sql_parse_expr_list (p, &e->args) || !sql_expect (p, DJ_TK_RP, ") to close the IN list")) {
+         return NULL;
+      }
+      if (a->kind != DJ_X_ROW) {
+         return e;
+      }
+      /* (a, b) IN ((c, d), ...): the OR of the rows' equalities */
+      dj_expr_t *any = sql_new_expr (p, DJ_X_OR, a->pos);
+      for (int i = 0; i < e->args.n; i++) {
+         dj_expr_t *eq = row_equality (p, a, e->args.v[i], false);
+         if (!eq) {
+            return NULL;
+         }
+         sql_list_push (p, &any->args, eq);
+      }
+      dj_expr_t *r = any->args.n == 1 ? any->args.v[0] : any;
+      if (neg) {
+         dj_expr_t *not = sql_new_expr (p, DJ_X_NOT, a->pos);
+         not->a = r;
+         r = not;
+      }
+      return r;
    }
    if (sql_accept_kw (p, "BETWEEN")) {
       e = sql_new_expr (p, DJ_X_BETWEEN, a->pos);

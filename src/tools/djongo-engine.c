@@ -93,7 +93,7 @@ dump_or_restore (const char *action, const char *dir, const char *dbpath, const 
    }
    bson_error_t err;
    /* dump reads: the data directory must exist */
-   dj_transport_t *t = dj_transport_open (where, !strcmp (action, "dump") ? DJ_TRANSPORT_EXISTING : 0, &err);
+   dj_transport_t *t = dj_transport_open (where, !strcmp (action, "dump") ? DJ_TRANSPORT_EXISTING : 0, 0, &err);
    bson_free (where);
    if (!t) {
       fprintf (stderr, "djongo-engine: %s\n", err.message);
@@ -110,6 +110,8 @@ main (int argc, char **argv)
    const char *dbpath = NULL, *db = "test", *host = NULL, *action = NULL, *action_dir = NULL;
    bool db_given = false, drop = false;
    int first = argc, rc = 0;
+
+   dj_transport_process_init (); /* before any thread */
 
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--dbpath") && i + 1 < argc) {

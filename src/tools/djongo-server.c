@@ -4,7 +4,7 @@
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
- *                 [--max-incoming-mb N]
+ *                 [--max-incoming-mb N] [--ttl-monitor-sleep-secs S]
  *                 [--setParameter enableTestCommands=1]
  *                 [--tls-mode requireTLS|preferTLS|allowTLS|disabled] [--tls-cert-key-file PEM]
  *                 [--tls-ca-file PEM] [--tls-allow-connections-without-certificates]
@@ -25,12 +25,13 @@
 
 #include "dj_engine.h"
 #include "dj_server.h"
+#include "dj_transport.h"
 
 static const char usage_text[] =
    "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync]\n"
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
    "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
-   "                     [--max-incoming-mb N]\n"
+   "                     [--max-incoming-mb N] [--ttl-monitor-sleep-secs S]\n"
    "                     [--tls-mode MODE] [--tls-cert-key-file PEM] [--tls-ca-file PEM]\n"
    "                     [--tls-allow-connections-without-certificates]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
@@ -59,6 +60,9 @@ static const char help_text[] =
    "                          byte (default 30)\n"
    "  --max-incoming-mb N     memory the messages being received may hold, all connections\n"
    "                          together (default 1024); a message past it closes its connection\n"
+   "  --ttl-monitor-sleep-secs S\n"
+   "                          seconds between the passes that delete documents TTL indexes\n"
+   "                          expire (default 60, as mongod's ttlMonitorSleepSecs)\n"
    "  --quiet                 no log lines\n"
    "  --tls-cert-key-file PEM the server's certificate (then its chain) and private key:\n"
    "                          TCP clients connect with TLS (mongodb://...?tls=true)\n"
@@ -122,6 +126,8 @@ int
 main (int argc, char **argv)
 {
    dj_server_options_t o = {0};
+
+   dj_transport_process_init (); /* before any thread */
    for (int i = 1; i < argc; i++) {
       const char *a = argv[i];
       bool more = i + 1 < argc;
@@ -152,6 +158,8 @@ main (int argc, char **argv)
          o.idle_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--max-incoming-mb") && more) {
          o.max_incoming_mb = positive (argv[++i]);
+      } else if (!strcmp (a, "--ttl-monitor-sleep-secs") && more) {
+         o.ttl_monitor_secs = positive (argv[++i]);
       } else if (!strcmp (a, "--message-timeout") && more) {
          o.message_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--setParameter") && more) {

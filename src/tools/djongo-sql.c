@@ -497,6 +497,8 @@ main (int argc, char **argv)
    int nstmts = 0;
    bool translate_mode = false, json = false, batch_mode = false, create = false, db_given = false;
 
+   dj_transport_process_init (); /* before any thread */
+
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "translate") && i == 1) {
          translate_mode = true;
@@ -539,7 +541,7 @@ main (int argc, char **argv)
       return 2;
    }
    bson_error_t error;
-   dj_transport_t *tr = dj_transport_open (host, create ? 0 : DJ_TRANSPORT_EXISTING, &error);
+   dj_transport_t *tr = dj_transport_open (host, create ? 0 : DJ_TRANSPORT_EXISTING, 0, &error);
    if (!tr) {
       fprintf (stderr, "djongo-sql: %s%s\n", error.message, create ? "" : " (--create makes a new one)");
       return 1;

@@ -43,16 +43,31 @@ enum {
    DJ_TRANSPORT_EXISTING = 1 << 0
 };
 
+/* libmongoc keeps performance counters in /dev/shm/mongoc-<pid>, which a
+ * killed process leaves behind (and a later process given that pid warns
+ * "Falling back to malloc for counters"). djongo reads none of them.
+ * libmongoc's documented switch, MONGOC_DISABLE_SHM, is read as the library
+ * loads, before main; so a program calls this first in main, while it has
+ * one thread: it removes the name of the segment libmongoc has just made
+ * (the mapping lives on, unnamed, until the process ends however it ends)
+ * and sets the switch for the programs it starts. The Python driver sets
+ * the switch before loading the extension (djongo/driver.py).
+ * https://www.mongodb.com/docs/languages/c/c-driver/current/libmongoc/basic-troubleshooting/ */
+void dj_transport_process_init (void);
+
 /**
  * Opens HOST by the rule above. No network round trip happens here: a
  * server that cannot be reached fails the first command.
  * @param[in]  flags DJ_TRANSPORT_* flags, or 0.
+ * @param[in]  ttl_monitor_secs the embedded engine's TTL monitor period
+ *                   (dj_engine_options_t.ttl_monitor_secs: 0 for mongod's
+ *                   60 s); unused for a MongoDB server.
  * @param[out] error a bad URI (libmongoc's message) or a data directory that
  *                   cannot be opened or, with DJ_TRANSPORT_EXISTING, does not
  *                   exist (DJ_DOMAIN_STORAGE).
  * @return a transport the caller owns (dj_transport_close()), or NULL.
  */
-dj_transport_t *dj_transport_open (const char *host, int flags, bson_error_t *error);
+dj_transport_t *dj_transport_open (const char *host, int flags, int ttl_monitor_secs, bson_error_t *error);
 
 /**
  * dj_transport_open() with connection options for a server HOST: a
@@ -64,11 +79,13 @@ dj_transport_t *dj_transport_open (const char *host, int flags, bson_error_t *er
  * "name:value,..." strings), compressors as an array of names or
  * comma-joined text, w as a number, "majority" or a tag name, plus
  * "username", "password" and, for a host name, "port". A null value is
- * not set. Ignored for a data directory. Errors (libmongoc's
+ * not set. Ignored for a data directory (ttl_monitor_secs: as
+ * dj_transport_open()'s, for a data directory only). Errors (libmongoc's
  * MONGOC_ERROR_COMMAND_INVALID_ARG) name the option and what it accepts.
  * @param options borrowed; NULL: none.
  */
-dj_transport_t *dj_transport_open_with (const char *host, const bson_t *options, int flags, bson_error_t *error);
+dj_transport_t *dj_transport_open_with (const char *host, const bson_t *options, int flags, int ttl_monitor_secs,
+                                        bson_error_t *error);
 
 /** Whether HOST names a MongoDB server (else a data directory). */
 bool dj_transport_is_server (const char *host);

@@ -3,7 +3,11 @@
  */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dj_engine.h"
 #include "dj_exec.h"
@@ -37,6 +41,17 @@ struct dj_transport {
    } cursors[32]; /* open cursors of reads and the member each lives on */
    int ncursors;
 };
+
+void
+dj_transport_process_init (void)
+{
+   if (!getenv ("MONGOC_DISABLE_SHM")) {
+      char name[32];
+      snprintf (name, sizeof name, "/mongoc-%d", (int) getpid ()); /* libmongoc's name for it */
+      shm_unlink (name); /* none there (counters off, or another name): nothing to do */
+      setenv ("MONGOC_DISABLE_SHM", "1", 1);
+   }
+}
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
 
@@ -73,13 +88,14 @@ dj_transport_check (const char *host, const bson_t *options, bson_error_t *error
 }
 
 dj_transport_t *
-dj_transport_open (const char *host, int flags, bson_error_t *error)
+dj_transport_open (const char *host, int flags, int ttl_monitor_secs, bson_error_t *error)
 {
-   return dj_transport_open_with (host, NULL, flags, error);
+   return dj_transport_open_with (host, NULL, flags, ttl_monitor_secs, error);
 }
 
 dj_transport_t *
-dj_transport_open_with (const char *host, const bson_t *options, int flags, bson_error_t *error)
+dj_transport_open_with (const char *host, const bson_t *options, int flags, int ttl_monitor_secs,
+                        bson_error_t *error)
 {
    dj_transport_t *t = bson_malloc0 (sizeof *t);
    if (dj_transport_is_server (host)) {
@@ -111,7 +127,8 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, bson
       expanded = bson_strdup_printf ("%s%s", getenv ("HOME"), path + 1);
       path = expanded;
    }
-   dj_engine_options_t opts = {.flags = (flags & DJ_TRANSPORT_EXISTING) ? DJ_ENGINE_EXISTING : 0};
+   dj_engine_options_t opts = {.flags = (flags & DJ_TRANSPORT_EXISTING) ? DJ_ENGINE_EXISTING : 0,
+                               .ttl_monitor_secs = ttl_monitor_secs};
    t->engine = dj_engine_open (path, &opts, error);
    bson_free (expanded);
    if (!t->engine) {

@@ -79,24 +79,10 @@ typedef struct {
 } gen_t;
 
 static void
-put32 (dj_buf_t *b, uint32_t v)
-{
-   uint8_t le[4] = {(uint8_t) v, (uint8_t) (v >> 8), (uint8_t) (v >> 16), (uint8_t) (v >> 24)};
-   dj_buf_append (b, le, 4);
-}
-
-static void
 put64 (dj_buf_t *b, uint64_t v)
 {
-   put32 (b, (uint32_t) v);
-   put32 (b, (uint32_t) (v >> 32));
-}
-
-static void
-patch32 (dj_buf_t *b, size_t at, uint32_t v)
-{
-   uint8_t le[4] = {(uint8_t) v, (uint8_t) (v >> 8), (uint8_t) (v >> 16), (uint8_t) (v >> 24)};
-   memcpy (b->data + at, le, 4);
+   dj_buf_put_u32le (b, (uint32_t) v);
+   dj_buf_put_u32le (b, (uint32_t) (v >> 32));
 }
 
 static void
@@ -109,7 +95,7 @@ put_cstr (dj_buf_t *b, const char *s)
 static void
 put_str (dj_buf_t *b, const char *s, uint32_t n)
 {
-   put32 (b, n + 1);
+   dj_buf_put_u32le (b, n + 1);
    dj_buf_append (b, s, n);
    dj_buf_putc (b, 0);
 }
@@ -146,7 +132,7 @@ open_doc (gen_t *g, recipe_t *r, bool array)
    g->count[g->depth] = 0;
    g->is_array[g->depth] = array;
    g->depth++;
-   put32 (g->b, 0);
+   dj_buf_put_u32le (g->b, 0);
 }
 
 static void
@@ -154,7 +140,7 @@ close_doc (gen_t *g)
 {
    g->depth--;
    dj_buf_putc (g->b, 0);
-   patch32 (g->b, g->open[g->depth], (uint32_t) (g->b->len - g->open[g->depth]));
+   dj_le32_write (g->b->data + g->open[g->depth], (uint32_t) (g->b->len - g->open[g->depth]));
 }
 
 /* one scalar element, of a type the recipe picks */
@@ -166,7 +152,7 @@ scalar (gen_t *g, recipe_t *r)
    switch (t % 20) {
    case 0: put_head (g, r, 0x01); put64 (b, (uint64_t) next16 (r) << 48 | next16 (r)); break; /* doubles: NaN, inf too */
    case 1: put_head (g, r, 0x02); put_str (b, "h\xc3\xa9llo\0x", 8); break;                     /* a NUL inside */
-   case 2: put_head (g, r, 0x10); put32 (b, next16 (r) << 16 | next16 (r)); break;
+   case 2: put_head (g, r, 0x10); dj_buf_put_u32le (b, next16 (r) << 16 | next16 (r)); break;
    case 3: put_head (g, r, 0x12); put64 (b, (uint64_t) next16 (r) << 48 | 0xffff); break;
    case 4: put_head (g, r, 0x08); dj_buf_putc (b, next (r) & 1); break;
    case 5: put_head (g, r, 0x0A); break;
@@ -178,7 +164,7 @@ scalar (gen_t *g, recipe_t *r)
    case 11: {
       put_head (g, r, 0x05);
       uint32_t n = next (r);
-      put32 (b, n);
+      dj_buf_put_u32le (b, n);
       dj_buf_putc (b, next (r) % 9); /* subtypes 0..8, the UUID and encrypted ones among them */
       for (uint32_t i = 0; i < n; i++) dj_buf_putc (b, next (r));
       break;
@@ -193,21 +179,21 @@ scalar (gen_t *g, recipe_t *r)
       /* code with scope: a small scope document */
       put_head (g, r, 0x0F);
       size_t at = b->len;
-      put32 (b, 0);
+      dj_buf_put_u32le (b, 0);
       put_str (b, "x", 1);
-      put32 (b, 12);
+      dj_buf_put_u32le (b, 12);
       dj_buf_putc (b, 0x10);
       put_cstr (b, "y");
-      put32 (b, 1);
+      dj_buf_put_u32le (b, 1);
       dj_buf_putc (b, 0);
-      patch32 (b, at, (uint32_t) (b->len - at));
+      dj_le32_write (b->data + at, (uint32_t) (b->len - at));
       break;
    }
    default: {
       /* a string of arbitrary bytes: invalid UTF-8 must be refused, not stored */
       put_head (g, r, 0x02);
       uint32_t n = next (r) % 16;
-      put32 (b, n + 1);
+      dj_buf_put_u32le (b, n + 1);
       for (uint32_t i = 0; i < n; i++) dj_buf_putc (b, next (r));
       dj_buf_putc (b, 0);
    }
@@ -264,13 +250,13 @@ steps (gen_t *g, recipe_t *r, int base)
          n = step == 0xFE ? next16 (r) * 4 : next (r) * 16u;
          for (uint32_t i = 0; i < n && room (g, 64); i++) {
             put_head (g, r, 0x10);
-            put32 (g->b, i);
+            dj_buf_put_u32le (g->b, i);
          }
       } else {
          n = big_sizes[next (r) % (sizeof big_sizes / sizeof big_sizes[0])];
          if (room (g, (size_t) n + 64)) {
             put_head (g, r, 0x02);
-            put32 (g->b, n + 1);
+            dj_buf_put_u32le (g->b, n + 1);
             dj_buf_reserve (g->b, (size_t) n + 1);
             memset (g->b->data + g->b->len, 'x', n);
             g->b->len += n;
@@ -325,11 +311,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
    uint8_t flags = next (&r), sections = next (&r);
    uint32_t flag_bits = (flags & 1 ? DJ_MSG_CHECKSUM : 0) | (flags & 2 ? DJ_MSG_MORE_TO_COME : 0) |
                         (flags & 4 ? DJ_MSG_EXHAUST_ALLOWED : 0) | (flags & 8 ? 1u << 7 : 0);
-   put32 (&b, 0); /* length, patched below */
-   put32 (&b, 7);
-   put32 (&b, 0);
-   put32 (&b, DJ_OP_MSG);
-   put32 (&b, flag_bits);
+   dj_buf_put_u32le (&b, 0); /* length, patched below */
+   dj_buf_put_u32le (&b, 7);
+   dj_buf_put_u32le (&b, 0);
+   dj_buf_put_u32le (&b, DJ_OP_MSG);
+   dj_buf_put_u32le (&b, flag_bits);
    /* sections: the body (kind 0) where the recipe puts it among up to three sequences;
     * a second body or none at all now and then */
    int nseq = sections & 3, body_at = (sections >> 2) % (nseq + 1);
@@ -344,18 +330,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       }
       dj_buf_putc (&b, 1);
       size_t at = b.len;
-      put32 (&b, 0);
+      dj_buf_put_u32le (&b, 0);
       put_cstr (&b, seq_ids[next (&r) % (sizeof seq_ids / sizeof seq_ids[0])]);
       for (uint32_t n = next (&r) % 5; n > 0 && room (&g, 64); n--) {
          document (&g, &r);
       }
-      patch32 (&b, at, (uint32_t) (b.len - at));
+      dj_le32_write (b.data + at, (uint32_t) (b.len - at));
    }
    if (flag_bits & DJ_MSG_CHECKSUM) {
-      patch32 (&b, 0, (uint32_t) (b.len + 4));
-      put32 (&b, dj_wire_crc32c (b.data, b.len));
+      dj_le32_write (b.data + 0, (uint32_t) (b.len + 4));
+      dj_buf_put_u32le (&b, dj_wire_crc32c (b.data, b.len));
    } else {
-      patch32 (&b, 0, (uint32_t) b.len);
+      dj_le32_write (b.data + 0, (uint32_t) b.len);
    }
 
    fuzz_wire_message (b.data, b.len);

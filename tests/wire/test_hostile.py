@@ -109,6 +109,24 @@ def test_no_shared_memory_left_behind(server):
     assert "Falling back to malloc" not in p.stderr
 
 
+def test_killed_tool_leaves_no_shared_memory(server):
+    # the C tools turn libmongoc's counters off too (dj_transport_process_init):
+    # djongo-sql talking to a server through libmongoc, then SIGKILLed
+    sql = os.path.join(os.path.dirname(TOOL), "djongo-sql")
+    p = subprocess.Popen([sql, "--host", server.uri, "--db", "t", "--create"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        p.stdin.write("SELECT 41 + 1;\n")
+        p.stdin.flush()
+        while "42" not in p.stdout.readline():  # connected, and answered
+            assert p.poll() is None, p.stderr.read()
+        assert os.path.isdir("/dev/shm") and not os.path.exists("/dev/shm/mongoc-%d" % p.pid)
+    finally:
+        p.kill()
+        p.wait()
+    assert not os.path.exists("/dev/shm/mongoc-%d" % p.pid)
+
+
 def test_users_file_readable_by_others_is_refused(tmp_path):
     users = tmp_path / "users"
     assert add_user(users, "alice", "s3cret!pw").returncode == 0

@@ -369,8 +369,6 @@ dj_accst_cleanup (dj_accst_t *a)
    if (a->have && a->val.value_type != BSON_TYPE_EOD) {
       bson_value_destroy (&a->val);
    }
-   if (a->arr) {
-      bson_destroy (a->arr);
-   }
+   bson_destroy (a->arr);
    dj_node_free (a->merged);
 }

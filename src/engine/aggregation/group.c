@@ -70,10 +70,7 @@ dj_ktable_index (ktable_t *t, const dj_buf_t *k, bool create, bool *added)
 void
 dj_ktable_free (ktable_t *t)
 {
-   for (size_t i = 0; i < t->n; i++) {
-      dj_buf_cleanup (&t->keys[i]);
-   }
-   bson_free (t->keys);
+   dj_bufs_free (t->keys, t->n);
    bson_free (t->slots);
 }
 
@@ -119,23 +116,46 @@ dj_gtable_free (gtable_t *t, int naccs)
    dj_ktable_free (&t->kt);
 }
 
+/* One document (ev) into a group's accumulator states st (one per s->accs);
+ * *bytes (NULL: not counted) grows by what collecting accumulators keep. */
 static bool
-accumulate (rctx_t *r, gtable_t *t, const dj_acc_t *accs, int naccs, group_t *g, dj_eval_t *ev)
+accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes)
 {
-   for (int a = 0; a < naccs; a++) {
+   for (int a = 0; a < s->naccs; a++) {
       bson_value_t v = {.value_type = BSON_TYPE_EOD};
-      if (accs[a].expr && !dj_expr_eval (accs[a].expr, ev, &v)) {
+      if (s->accs[a].expr && !dj_expr_eval (s->accs[a].expr, ev, &v)) {
          return false;
       }
-      if (!dj_acc_step (&g->st[a], &v, r->error)) {
+      if (!dj_acc_step (&st[a], &v, r->error)) {
          return false;
       }
-      if (dj_acc_collects (accs[a].op)) {
-         t->bytes += 16 + (v.value_type == BSON_TYPE_UTF8 ? v.value.v_utf8.len
+      if (bytes && dj_acc_collects (s->accs[a].op)) {
+         *bytes += 16 + (v.value_type == BSON_TYPE_UTF8 ? v.value.v_utf8.len
                                                           : (v.value_type == BSON_TYPE_DOCUMENT || v.value_type == BSON_TYPE_ARRAY) ? v.value.v_doc.data_len : 8);
       }
    }
    return true;
+}
+
+/* doc's group key: ev set up for doc (the accumulators evaluate in it too)
+ * and the stage's _id (or groupBy) expression evaluated into *key. */
+static bool
+group_key (rctx_t *r, const stage_t *s, const bson_t *doc, dj_eval_t *ev, bson_value_t *key)
+{
+   dj_agg_eval_setup (r, ev, doc);
+   return dj_expr_eval (s->expr, ev, key);
+}
+
+/* One output document: {_id: id, each accumulator's field: its result}. */
+static void
+group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st)
+{
+   bson_t *out = bson_new ();
+   BSON_APPEND_VALUE (out, "_id", id);
+   for (int a = 0; a < s->naccs; a++) {
+      dj_acc_result (&st[a], s->accs[a].field, out);
+   }
+   dj_docs_push (docs, out);
 }
 
 bool
@@ -147,23 +167,17 @@ dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_eval_t ev;
       bson_value_t id;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
-      ok = dj_expr_eval (s->expr, &ev, &id);
+      ok = group_key (r, s, docs->v[i], &ev, &id);
       if (ok) {
          group_t *g = dj_gtable_get (&t, &id, s->naccs, s->accs);
-         ok = accumulate (r, &t, s->accs, s->naccs, g, &ev) && dj_agg_check_memory (r, t.bytes, "$group");
+         ok = accumulate (r, s, g->st, &ev, &t.bytes) && dj_agg_check_memory (r, t.bytes, "$group");
       }
       dj_arena_reset (r->arena);
    }
    if (ok) {
       dj_docs_clear (docs);
       for (size_t i = 0; i < t.kt.n; i++) {
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &t.g[i].id);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&t.g[i].st[a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
+         group_output (docs, &t.g[i].id, s, t.g[i].st);
       }
    }
    dj_gtable_free (&t, s->naccs);
@@ -189,13 +203,11 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
       st[i].op = s->accs[i % s->naccs].op;
    }
-   gtable_t dummy = {0};
    bool ok = true;
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_eval_t ev;
       bson_value_t g;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
-      ok = dj_expr_eval (s->expr, &ev, &g);
+      ok = group_key (r, s, docs->v[i], &ev, &g);
       if (!ok) {
          break;
       }
@@ -218,8 +230,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       } else {
          used[slot] = true;
       }
-      group_t grp = {.st = st + base};
-      ok = accumulate (r, &dummy, s->accs, s->naccs, &grp, &ev);
+      ok = accumulate (r, s, st + base, &ev, NULL);
       dj_arena_reset (r->arena);
    }
    if (ok) {
@@ -229,31 +240,18 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       dj_docs_clear (docs);
       for (int k = 0; k + 1 < nb; k++) {
-         if (!used[k]) {
-            continue;
+         if (used[k]) {
+            group_output (docs, &b[k], s, st + k * s->naccs);
          }
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &b[k]);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&st[k * s->naccs + a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
       }
       if (default_used) {
-         bson_t *out = bson_new ();
-         BSON_APPEND_VALUE (out, "_id", &s->dflt);
-         for (int a = 0; a < s->naccs; a++) {
-            dj_acc_result (&st[nb * s->naccs + a], s->accs[a].field, out);
-         }
-         dj_docs_push (docs, out);
+         group_output (docs, &s->dflt, s, st + nb * s->naccs);
       }
    }
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
       dj_accst_cleanup (&st[i]);
    }
-   bson_free (st);
-   bson_free (used);
-   bson_free (b);
+   DJ_FREE (st, used, b);
    return ok;
 }
 

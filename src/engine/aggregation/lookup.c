@@ -222,6 +222,7 @@ dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t 
 typedef struct {
    bson_t *arr;
    uint32_t n;
+   int visited;
 } addctx_t;
 
 static void
@@ -229,6 +230,7 @@ add_value (const bson_value_t *v, void *ctx)
 {
    addctx_t *ac = ctx;
    char buf[16];
+   ac->visited++;
    if (v->value_type == BSON_TYPE_REGEX) {
       return; /* a stored regex would turn into a pattern in $in */
    }
@@ -306,15 +308,9 @@ static void
 jadd_visit (const bson_value_t *v, void *ctx)
 {
    if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
       jadd_value (v, ctx); /* the whole array matches an equal array */
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         jadd_value (bson_iter_value (&it), ctx);
-      }
-      return;
    }
-   jadd_value (v, ctx);
+   dj_value_each (v, jadd_value, ctx);
 }
 
 static void
@@ -361,6 +357,105 @@ cmp_size (const void *a, const void *b)
    return (x > y) - (x < y);
 }
 
+/* ---- an index nested-loop join --------------------------------------------
+ * When the foreign collection is much larger than the documents to join and
+ * an index serves foreignField, each document's matches are found by probing
+ * that index ({foreignField: {$in: [values at localField]}}, what mongod's
+ * $lookup runs per document) rather than by reading the whole collection
+ * into the hash table: a LIMIT over a join of a large table reads what it
+ * joins. The matches come in natural (record id) order, as the hash join's. */
+typedef struct {
+   uint64_t rid;
+   bson_t *doc; /* owned */
+} jrow_t;
+
+typedef struct {
+   jrow_t *v;
+   size_t n, cap;
+} jrows_t;
+
+static bool
+jrow_collect (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   jrows_t *rows = ctx;
+   (void) pos;
+   DJ_GROW (rows->v, rows->n, rows->cap, 16);
+   rows->v[rows->n++] = (jrow_t){rid, bson_copy (doc)};
+   return true;
+}
+
+static int
+cmp_rid (const void *a, const void *b)
+{
+   uint64_t x = ((const jrow_t *) a)->rid, y = ((const jrow_t *) b)->rid;
+   return (x > y) - (x < y);
+}
+
+/* The foreign collection to probe (owned by the caller), or NULL for the
+ * hash join: a collection (not a view) with more than 8 records per
+ * document to join (and 64 more), counted from its keys. */
+static dj_coll_t *
+probe_target (const dj_prun_t *run, const char *coll, size_t nlocal)
+{
+   bson_error_t le = {0}, *error = &le; /* a failure here only means: the hash join (which reports it) */
+   dj_coll_t *c = dj_coll_load (run->ctx, run->db, coll, &le);
+   int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
+   if (c && !c->view_on && dj_plan_count_upto (run->ctx, c, enough + 1, error) > enough) {
+      return c;
+   }
+   dj_coll_free (c);
+   return NULL;
+}
+
+/* doc's matches in fc by probing, appended to matches. *probed false (and
+ * nothing read) when the planner would not use an index for this probe. */
+static bool
+probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_path_t *lp, const bson_t *doc,
+               dj_docs_t *matches, bool *probed, bson_error_t *error)
+{
+   bson_value_t dv;
+   bson_t q = BSON_INITIALIZER, cond, arr;
+   dj_value_from_doc (doc, false, &dv);
+   BSON_APPEND_DOCUMENT_BEGIN (&q, s->foreign, &cond);
+   BSON_APPEND_ARRAY_BEGIN (&cond, "$in", &arr);
+   addctx_t ac = {&arr, 0, 0};
+   dj_path_visit (&dv, lp, 0, true, add_value, &ac);
+   if (!ac.visited) {
+      BSON_APPEND_NULL (&arr, "0"); /* nothing at localField: it counts as null */
+   }
+   bson_append_array_end (&cond, &arr);
+   bson_append_document_end (&q, &cond);
+   *probed = true;
+   if (ac.visited && !ac.n) {
+      bson_destroy (&q);
+      return true; /* only regexes, which match nothing */
+   }
+   dj_matcher_t *m = dj_matcher_new (&q, error);
+   bson_destroy (&q);
+   if (!m) {
+      return false;
+   }
+   bool ok = true;
+   *probed = dj_plan_uses_index (fc, m);
+   if (*probed) {
+      jrows_t rows = {0};
+      ok = dj_plan_scan (run->ctx, fc, m, false, 0, jrow_collect, &rows, error);
+      if (rows.n > 1) {
+         qsort (rows.v, rows.n, sizeof *rows.v, cmp_rid);
+      }
+      for (size_t k = 0; k < rows.n; k++) {
+         if (ok) {
+            dj_docs_push (matches, rows.v[k].doc);
+         } else {
+            bson_destroy (rows.v[k].doc);
+         }
+      }
+      bson_free (rows.v);
+   }
+   dj_matcher_destroy (m);
+   return ok;
+}
+
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -376,22 +471,16 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
    }
+   dj_path_t fp = {0};
+   dj_coll_t *probe = NULL; /* the foreign collection while probing its index (owned) */
    if (s->local && s->str2) {
-      /* the foreign side, once: a hash table on foreignField */
-      dj_path_t fp;
       ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error);
       if (ok) {
          /* a bad localField after a good foreignField: fp is freed all the same */
          ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
-         if (ok) {
-            ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
-            have_all = true;
-            if (ok) {
-               jtable_build (&jt, &foreign_all, &fp);
-               joined = true;
-            }
-         }
-         dj_path_cleanup (&fp);
+      }
+      if (ok) {
+         probe = probe_target (run, s->str2, docs->n);
       }
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
@@ -412,7 +501,30 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (!ok) {
          break;
       }
-      if (joined) {
+      if (probe) {
+         bool probed;
+         ok = probe_matches (run, probe, s, &lp, docs->v[i], &matches, &probed, r->error);
+         if (ok && !probed) {
+            /* no index serves this probe: the hash join from here on */
+            dj_coll_free (probe);
+            probe = NULL;
+         }
+      }
+      if (ok && !probe && s->local && s->str2 && !joined) {
+         /* the foreign side, once: a hash table on foreignField */
+         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
+         have_all = true;
+         if (ok) {
+            jtable_build (&jt, &foreign_all, &fp);
+            joined = true;
+         }
+      }
+      if (!ok) {
+         break;
+      }
+      if (probe) {
+         /* matched by probing, above */
+      } else if (joined) {
          /* equality match: foreignField equals any value at localField (an
           * array by its elements; missing matches null and missing) */
          bson_value_t dv;
@@ -504,7 +616,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_arena_reset (r->arena);
    }
    dj_docs_clear (&foreign_all);
+   dj_coll_free (probe);
    dj_path_cleanup (&as);
+   dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
    jtable_free (&jt);
    return ok;

@@ -97,9 +97,7 @@ merge_key_info (const stage_t *s, const bson_t *d, dj_ctx_t *ctx)
       }
    }
    bson_append_document_end (info, &val);
-   if (ctx->error_info) {
-      bson_destroy (ctx->error_info);
-   }
+   bson_destroy (ctx->error_info);
    ctx->error_info = info;
 }
 
@@ -218,9 +216,7 @@ dj_agg_run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             }
             ok = dj_record_update (run->ctx, c, found.rid, old, newdoc, r->error);
          }
-         if (newdoc) {
-            bson_destroy (newdoc);
-         }
+         bson_destroy (newdoc);
          bson_destroy (found.doc);
       }
    }

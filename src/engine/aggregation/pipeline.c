@@ -29,10 +29,7 @@ dj_docs_push (dj_docs_t *d, bson_t *doc)
 void
 dj_docs_clear (dj_docs_t *d)
 {
-   for (size_t i = 0; i < d->n; i++) {
-      bson_destroy (d->v[i]);
-   }
-   bson_free (d->v);
+   dj_bsons_free (d->v, 0, d->n);
    memset (d, 0, sizeof *d);
 }
 
@@ -60,9 +57,7 @@ stage_cleanup (stage_t *s)
       dj_expr_destroy (s->let_exprs[i]);
       bson_free (s->let_names[i]);
    }
-   bson_free (s->let_exprs);
-   bson_free (s->let_names);
-   bson_free (s->let_scope);
+   DJ_FREE (s->let_exprs, s->let_names, s->let_scope);
    dj_pipeline_destroy (s->sub);
    for (int i = 0; i < s->nfacets; i++) {
       bson_free (s->fnames[i]);
@@ -70,9 +65,7 @@ stage_cleanup (stage_t *s)
    }
    bson_free (s->fnames);
    bson_free (s->facets);
-   if (s->boundaries) {
-      bson_destroy (s->boundaries);
-   }
+   bson_destroy (s->boundaries);
    if (s->has_default) {
       bson_value_destroy (&s->dflt);
    }
@@ -562,9 +555,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             const uint8_t *d;
             uint32_t l;
             bson_iter_array (&it, &l, &d);
-            if (s->boundaries) {
-               bson_destroy (s->boundaries);
-            }
+            bson_destroy (s->boundaries);
             s->boundaries = bson_new_from_data (d, l);
          } else if (!strcmp (k, "default")) {
             if (s->has_default) {
@@ -1203,10 +1194,7 @@ run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const d
    size_t pos = 0;
    while (pos < in.n && chunk_add (&ch, in.v[pos++])) {
    }
-   for (size_t i = pos; i < in.n; i++) {
-      bson_destroy (in.v[i]); /* never needed */
-   }
-   bson_free (in.v);
+   dj_bsons_free (in.v, pos, in.n); /* from pos: never needed */
    return chunks_end (&ch);
 }
 
@@ -1282,12 +1270,7 @@ count_output (const stage_t *s, int64_t n, dj_docs_t *out)
       dj_expr_is_const (s->expr, &v);
       BSON_APPEND_VALUE (d, "_id", &v);
       for (int i = 0; i < s->naccs; i++) {
-         /* a sum of int 1s: an int while it fits, then a long (as $sum) */
-         if (n <= INT32_MAX) {
-            BSON_APPEND_INT32 (d, s->accs[i].field, (int32_t) n);
-         } else {
-            BSON_APPEND_INT64 (d, s->accs[i].field, n);
-         }
+         dj_append_count (d, s->accs[i].field, n); /* a sum of int 1s, as $sum */
       }
    }
    dj_docs_push (out, d);

@@ -73,15 +73,20 @@ done:
    return dj_cmd_end (&ctx, c, ok, error);
 }
 
-/* collMod's index: {name | keyPattern, hidden}: a hidden index is kept up to
- * date (a unique one still refuses duplicates) but never chosen or hinted.
- * https://www.mongodb.com/docs/manual/core/index-hidden/ */
+/* collMod's index: {name | keyPattern, hidden, expireAfterSeconds}: a
+ * hidden index is kept up to date (a unique one still refuses duplicates)
+ * but never chosen or hinted; expireAfterSeconds changes a TTL index's
+ * period, or makes a single-field index a TTL index (MongoDB 5.1+).
+ * https://www.mongodb.com/docs/manual/core/index-hidden/
+ * https://www.mongodb.com/docs/manual/core/index-ttl/#change-the-expireafterseconds-value-for-a-ttl-index */
 static bool
 modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bson_error_t *error)
 {
    bson_iter_t it;
    dj_index_t *ix = NULL;
-   bool hidden = false, has_hidden = false;
+   bool hidden = false, has_hidden = false, has_ttl = false;
+   int32_t ttl = 0;
+   bson_value_t ttl_given = {0}; /* as given: the reply echoes its type, as mongod's */
    bson_iter_init (&it, spec);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
@@ -101,6 +106,12 @@ modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bs
       } else if (!strcmp (k, "hidden") && BSON_ITER_HOLDS_BOOL (&it)) {
          hidden = bson_iter_bool (&it);
          has_hidden = true;
+      } else if (!strcmp (k, "expireAfterSeconds")) {
+         if (!dj_ttl_seconds (bson_iter_value (&it), &ttl, error)) {
+            return false;
+         }
+         ttl_given = *bson_iter_value (&it);
+         has_ttl = true;
       } else {
          return dj_err (error, DJ_NotImplemented, "collMod of an index's '%s' is not supported by the embedded engine", k);
       }
@@ -108,24 +119,45 @@ modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bs
    if (!ix) {
       return dj_err (error, DJ_IndexNotFound, "cannot find index in collMod of %s", c->ns);
    }
-   if (!has_hidden) {
-      return dj_err (error, DJ_InvalidOptions, "no index option to modify (hidden)");
+   if (!has_hidden && !has_ttl) {
+      return dj_err (error, DJ_InvalidOptions, "no index option to modify (hidden, expireAfterSeconds)");
    }
    if (ix->is_id && hidden) {
       return dj_err (error, DJ_BadValue, "can't hide _id index");
    }
+   if (has_ttl && ix->is_id) {
+      return dj_err (error, DJ_InvalidOptions, "the _id field does not support TTL indexes");
+   }
+   if (has_ttl && ix->npaths != 1) {
+      return dj_err (error, DJ_InvalidOptions, "TTL indexes are single-field indexes, compound indexes do not support TTL");
+   }
+   if (!has_hidden) {
+      hidden = ix->hidden;
+   }
    bson_t *respec = bson_new ();
    bson_iter_init (&it, ix->spec);
    while (bson_iter_next (&it)) {
-      if (strcmp (bson_iter_key (&it), "hidden")) {
+      if (strcmp (bson_iter_key (&it), "hidden") && (!has_ttl || strcmp (bson_iter_key (&it), "expireAfterSeconds"))) {
          bson_append_iter (respec, NULL, 0, &it);
       }
    }
    if (hidden) {
       BSON_APPEND_BOOL (respec, "hidden", true);
    }
-   BSON_APPEND_BOOL (reply, "hidden_old", ix->hidden);
-   BSON_APPEND_BOOL (reply, "hidden_new", hidden);
+   if (has_ttl) {
+      bson_iter_t old;
+      BSON_APPEND_VALUE (respec, "expireAfterSeconds", &ttl_given);
+      if (ix->ttl && bson_iter_init_find (&old, ix->spec, "expireAfterSeconds")) {
+         BSON_APPEND_VALUE (reply, "expireAfterSeconds_old", bson_iter_value (&old));
+      }
+      BSON_APPEND_VALUE (reply, "expireAfterSeconds_new", &ttl_given);
+      ix->ttl = true;
+      ix->expire_after = ttl;
+   }
+   if (has_hidden) {
+      BSON_APPEND_BOOL (reply, "hidden_old", ix->hidden);
+      BSON_APPEND_BOOL (reply, "hidden_new", hidden);
+   }
    bson_destroy (ix->spec);
    ix->spec = respec;
    ix->hidden = hidden;
@@ -332,10 +364,7 @@ done:
    dj_txn_abort (&ctx);
    dj_coll_free (src);
    dj_coll_free (dst);
-   bson_free (sdb);
-   bson_free (scoll);
-   bson_free (tdb);
-   bson_free (tcoll);
+   DJ_FREE (sdb, scoll, tdb, tcoll);
    return ok;
 }
 
@@ -400,10 +429,7 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
    bson_free (ns);
    ok = true;
 done:
-   for (size_t i = 0; i < nd; i++) {
-      bson_destroy (docs[i]);
-   }
-   bson_free (docs);
+   dj_bsons_free (docs, 0, nd);
    dj_matcher_destroy (m);
    return dj_cmd_end_db (&ctx, names, n, ok, error);
 }
@@ -476,17 +502,6 @@ done:
    return ok;
 }
 
-/* A count as mongod's replies hold it: an int while it fits. */
-static void
-append_count (bson_t *b, const char *key, int64_t n)
-{
-   if (n <= INT32_MAX) {
-      BSON_APPEND_INT32 (b, key, (int32_t) n);
-   } else {
-      BSON_APPEND_INT64 (b, key, n);
-   }
-}
-
 /* validate: every record a whole document, every index entry pointing at a
  * record, and an index on which every document has exactly one entry
  * (not multikey, sparse or partial) holding as many entries as there are
@@ -510,13 +525,13 @@ dj_cmd_validate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    char kb[16];
    const char *key;
    BSON_APPEND_UTF8 (reply, "ns", c->ns);
-   append_count (reply, "nInvalidDocuments", r.invalid);
-   append_count (reply, "nNonCompliantDocuments", 0);
-   append_count (reply, "nrecords", r.nrecords);
+   dj_append_count (reply, "nInvalidDocuments", r.invalid);
+   dj_append_count (reply, "nNonCompliantDocuments", 0);
+   dj_append_count (reply, "nrecords", r.nrecords);
    BSON_APPEND_INT32 (reply, "nIndexes", c->nindexes);
    BSON_APPEND_DOCUMENT_BEGIN (reply, "keysPerIndex", &keys);
    for (int i = 0; i < c->nindexes; i++) {
-      append_count (&keys, c->indexes[i].name, r.keys[i]);
+      dj_append_count (&keys, c->indexes[i].name, r.keys[i]);
    }
    bson_append_document_end (reply, &keys);
    if (r.invalid) {

@@ -10,7 +10,8 @@
 static bool
 same_options (const dj_index_t *a, const dj_index_t *b)
 {
-   if (a->unique != b->unique || a->sparse != b->sparse || (!a->partial) != (!b->partial)) {
+   if (a->unique != b->unique || a->sparse != b->sparse || (!a->partial) != (!b->partial) || a->ttl != b->ttl ||
+       a->expire_after != b->expire_after) {
       return false;
    }
    if (a->partial) {

@@ -298,10 +298,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = bson_new ();
          bson_t out;
          if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
-            for (size_t k = 0; k <= i; k++) {
-               bson_destroy (docs[k]);
-            }
-            bson_free (docs);
+            dj_bsons_free (docs, 0, i + 1);
             goto done;
          }
          bson_concat (docs[i], &out);
@@ -440,11 +437,7 @@ distinct_add (const bson_value_t *v, void *ctx)
 {
    distinct_t *d = ctx;
    if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         distinct_add (bson_iter_value (&it), ctx);
-      }
+      dj_value_each (v, distinct_add, ctx); /* nested arrays too */
       return;
    }
    for (size_t i = 0; i < d->n; i++) {

@@ -662,26 +662,6 @@ dj_cmd_delete (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
 
 /* ---- findAndModify ----------------------------------------------------------- */
 
-typedef struct {
-   bson_t **docs;
-   uint64_t *rids;
-   int32_t *poss;
-   size_t n;
-} fam_collect_t;
-
-static bool
-fam_collect (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
-{
-   fam_collect_t *f = ctx;
-   f->docs = bson_realloc (f->docs, sizeof (bson_t *) * (f->n + 1));
-   f->rids = bson_realloc (f->rids, sizeof (uint64_t) * (f->n + 1));
-   f->poss = bson_realloc (f->poss, sizeof (int32_t) * (f->n + 1));
-   f->docs[f->n] = bson_copy (doc);
-   f->rids[f->n] = rid;
-   f->poss[f->n++] = pos;
-   return true;
-}
-
 static bool
 project_into (bson_t *reply, const char *key, const bson_t *doc, dj_projection_t *proj, bson_error_t *error)
 {
@@ -718,7 +698,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    dj_update_t *u = NULL;
    dj_coll_t *c = NULL;
    dj_ctx_t ctx = {0};
-   fam_collect_t f = {0};
+   dj_matches_t f = {0};
    bson_t *before = NULL, *after = NULL;
 
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
@@ -763,7 +743,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
       goto done;
    }
    /* all matches when sorting (the first after the sort wins), else the first */
-   if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, fs.sort ? 0 : 1, fam_collect, &f, error)) {
+   if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, fs.sort ? 0 : 1, dj_matches_add, &f, error)) {
       goto done;
    }
    if (fs.sort) {
@@ -839,18 +819,9 @@ done:
       dj_ctx_error_info (&ctx, error, reply); /* kept beside the error: engine.c */
    }
    dj_txn_abort (&ctx);
-   for (size_t i = 0; i < f.n; i++) {
-      bson_destroy (f.docs[i]);
-   }
-   bson_free (f.docs);
-   bson_free (f.rids);
-   bson_free (f.poss);
-   if (before) {
-      bson_destroy (before);
-   }
-   if (after) {
-      bson_destroy (after);
-   }
+   dj_matches_cleanup (&f);
+   bson_destroy (before);
+   bson_destroy (after);
    dj_coll_free (c);
    dj_find_spec_destroy (&fs);
    dj_update_destroy (u);

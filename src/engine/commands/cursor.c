@@ -36,10 +36,7 @@ struct dj_cursor {
 static void
 cursor_free (dj_cursor_t *c)
 {
-   for (size_t i = c->pos; i < c->n; i++) {
-      bson_destroy (c->docs[i]);
-   }
-   bson_free (c->docs);
+   dj_bsons_free (c->docs, c->pos, c->n); /* the ones not sent */
    bson_free (c->ns);
    bson_free (c->owner);
    dj_tail_free (c->tail);
@@ -50,15 +47,9 @@ void
 dj_tail_free (dj_tail_t *t)
 {
    if (t) {
-      bson_free (t->db);
-      bson_free (t->coll);
-      if (t->filter) {
-         bson_destroy (t->filter);
-      }
-      if (t->projection) {
-         bson_destroy (t->projection);
-      }
-      bson_free (t);
+      bson_destroy (t->filter);
+      bson_destroy (t->projection);
+      DJ_FREE (t->db, t->coll, t);
    }
 }
 
@@ -195,10 +186,7 @@ dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, 
       }
       return;
    }
-   for (size_t i = end; i < n; i++) {
-      bson_destroy (docs[i]);
-   }
-   bson_free (docs);
+   dj_bsons_free (docs, end, n);
 }
 
 void
@@ -224,31 +212,37 @@ dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs,
    }
 }
 
-typedef struct {
-   bson_t **docs;
-   size_t n, cap;
-   uint64_t last;
-   const dj_projection_t *proj;
-   bson_error_t *error;
-   bool failed;
-} tail_collect_t;
-
-static bool
-tail_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+bool
+dj_matches_add (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   tail_collect_t *t = ctx;
+   dj_matches_t *m = ctx;
    bson_t out;
-   if (t->proj && !dj_projection_apply (t->proj, doc, pos, &out, t->error)) {
-      t->failed = true;
+   if (m->proj && !dj_projection_apply (m->proj, doc, pos, &out, m->error)) {
+      m->failed = true;
       return false;
    }
-   DJ_GROW (t->docs, t->n, t->cap, 16);
-   t->docs[t->n++] = t->proj ? bson_copy (&out) : bson_copy (doc);
-   if (t->proj) {
+   if (m->n >= m->cap) {
+      m->cap = m->cap ? m->cap * 2 : 16;
+      m->docs = bson_realloc (m->docs, sizeof *m->docs * m->cap);
+      m->rids = bson_realloc (m->rids, sizeof *m->rids * m->cap);
+      m->poss = bson_realloc (m->poss, sizeof *m->poss * m->cap);
+   }
+   m->docs[m->n] = m->proj ? bson_copy (&out) : bson_copy (doc);
+   if (m->proj) {
       bson_destroy (&out);
    }
-   t->last = rid;
-   return t->n < 100000; /* a batch's worth at most per read */
+   m->rids[m->n] = rid;
+   m->poss[m->n++] = pos;
+   return !m->max || m->n < m->max;
+}
+
+void
+dj_matches_cleanup (dj_matches_t *m)
+{
+   dj_bsons_free (m->docs, 0, m->n);
+   bson_free (m->rids);
+   bson_free (m->poss);
+   memset (m, 0, sizeof *m);
 }
 
 /* The tailable cursor's next documents: the records after its last one
@@ -263,7 +257,7 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
       dj_matcher_destroy (m);
       return false;
    }
-   tail_collect_t t = {.proj = proj, .last = tail->last_rid, .error = error};
+   dj_matches_t t = {.proj = proj, .max = 100000 /* a batch's worth at most per read */, .error = error};
    int64_t deadline = dj_now_ms () + (tail->await_data ? wait_ms : 0);
    bool ok = true;
    for (;;) {
@@ -275,7 +269,7 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
          ok = c || !error->code;
       }
       if (ok && c) {
-         ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, tail_fn, &t, error) && !t.failed;
+         ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, dj_matches_add, &t, error) && !t.failed;
       }
       dj_coll_free (c);
       dj_txn_abort (&ctx);
@@ -287,9 +281,13 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
    }
    dj_matcher_destroy (m);
    dj_projection_destroy (proj);
-   tail->last_rid = t.last;
-   *docs = t.docs;
+   if (t.n) {
+      tail->last_rid = t.rids[t.n - 1];
+   }
+   *docs = t.docs; /* the caller's now, with their count */
    *n = t.n;
+   bson_free (t.rids);
+   bson_free (t.poss);
    return ok;
 }
 
@@ -383,10 +381,7 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       bson_t **more = NULL;
       size_t nmore = 0;
       bool got = tail_fetch (e, c->tail, max_time_ms > 0 ? max_time_ms : 1000, &more, &nmore, error);
-      for (size_t i = c->pos; i < c->n; i++) {
-         bson_destroy (c->docs[i]);
-      }
-      bson_free (c->docs);
+      dj_bsons_free (c->docs, c->pos, c->n);
       c->docs = more;
       c->n = nmore;
       c->pos = 0;

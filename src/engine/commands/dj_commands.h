@@ -21,6 +21,8 @@
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
  *   let.c        a command's `let` variables; what find and findAndModify
  *                parse alike (let, filter, sort, projection)
+ *   ttl.c        the TTL monitor: a thread per data directory deleting what
+ *                TTL indexes expire
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -81,6 +83,26 @@ bool dj_find_spec_parse (const bson_t *cmd, const bson_t *filter, const bson_t *
 void dj_find_spec_destroy (dj_find_spec_t *fs);
 
 /* ---- cursor.c ----------------------------------------------------------- */
+/* The records a scan matched, kept in scan order: a dj_scan_fn context
+ * (dj_matches_add) for findAndModify's candidates and a tailable cursor's
+ * next batch. Each entry: a copy of the document (projected by proj when
+ * set), its record id and the array position a positional $ matched.
+ * Stops the scan after max records (0: no limit). Set proj, max and error
+ * before the scan, zero the rest; on a projection error the scan stops with
+ * failed set and *error filled. Owns docs (each one too), rids and poss:
+ * dj_matches_cleanup(). */
+typedef struct {
+   bson_t **docs;
+   uint64_t *rids;
+   int32_t *poss;
+   size_t n, cap;
+   const dj_projection_t *proj; /* borrowed; NULL: documents as stored */
+   size_t max;
+   bson_error_t *error;
+   bool failed;
+} dj_matches_t;
+bool dj_matches_add (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx);
+void dj_matches_cleanup (dj_matches_t *m);
 /* Takes ownership of docs[] (each bson_t* and the array). */
 int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n, size_t pos);
 /* The user the commands on this thread run for (dj_engine_run_command_as):
@@ -88,6 +110,13 @@ int64_t dj_cursor_open (dj_engine_t *e, const char *ns, bson_t **docs, size_t n,
 const char *dj_cursor_user_enter (const char *user);
 void dj_cursor_user_leave (const char *saved);
 void dj_cursor_close_all (dj_engine_t *e);
+
+/* ---- ttl.c: the TTL monitor ------------------------------------------------ */
+/* Joins e to its data directory's monitor, starting it (with opts' period)
+ * if e is the first handle; none when opts->ttl_monitor_secs < 0. */
+bool dj_ttl_attach (dj_engine_t *e, const dj_engine_options_t *opts, bson_error_t *error);
+/* Leaves it; the last handle stops it (a pass in progress ends first). */
+void dj_ttl_detach (dj_engine_t *e);
 
 /* ---- commands ----------------------------------------------------------- */
 /* A command: fills reply and returns true, or returns false with *error.

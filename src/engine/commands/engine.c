@@ -19,6 +19,10 @@ dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t 
       return NULL;
    }
    pthread_mutex_init (&e->cursors_mu, NULL);
+   if (!dj_ttl_attach (e, opts, error)) {
+      dj_engine_close (e);
+      return NULL;
+   }
    return e;
 }
 
@@ -28,6 +32,7 @@ dj_engine_close (dj_engine_t *e)
    if (!e) {
       return;
    }
+   dj_ttl_detach (e);
    dj_cursor_close_all (e);
    pthread_mutex_destroy (&e->cursors_mu);
    dj_storage_close (e);

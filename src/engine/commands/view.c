@@ -226,11 +226,7 @@ dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t
       bool found = ok && first_result (&out, &doc) && bson_iter_recurse (&doc, &f);
       if (ok && !strcmp (name, "count")) {
          int64_t n = found && bson_iter_find (&f, "n") ? bson_iter_as_int64 (&f) : 0;
-         if (n <= INT32_MAX) {
-            BSON_APPEND_INT32 (reply, "n", (int32_t) n); /* count's n is an int, as mongod's */
-         } else {
-            BSON_APPEND_INT64 (reply, "n", n);
-         }
+         dj_append_count (reply, "n", n); /* count's n is an int, as mongod's */
       } else if (ok) {
          if (found && bson_iter_find (&f, "values")) {
             bson_append_value (reply, "values", 6, bson_iter_value (&f));

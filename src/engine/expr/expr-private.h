@@ -193,6 +193,7 @@ enum { H_MD5, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512 };
 
 /* ---- ops_type.c: conversions, types ---- */
 bool x_stringify (dj_eval_t *ev, const bson_value_t *v, bson_value_t *out);
-bool op_type (XFN_ARGS), op_is_number (XFN_ARGS), op_is_array (XFN_ARGS), op_convert (XFN_ARGS), op_to (XFN_ARGS);
+bool op_type (XFN_ARGS), op_is_number (XFN_ARGS), op_is_array (XFN_ARGS), op_convert (XFN_ARGS), op_to (XFN_ARGS),
+     op_to_hashed_index_key (XFN_ARGS);
 
 #endif

@@ -172,6 +172,7 @@ static const struct opdef ops[] = {
    {"$toString", op_to, 1, 1, NULL1, .aux = BSON_TYPE_UTF8},
    {"$toInt", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT32},
    {"$toLong", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT64},
+   {"$toHashedIndexKey", op_to_hashed_index_key, 1, 1, ARGS},
    {"$toDouble", op_to, 1, 1, NULL1, .aux = BSON_TYPE_DOUBLE},
    {"$toDecimal", op_to, 1, 1, NULL1, .aux = BSON_TYPE_DECIMAL128},
    {"$toBool", op_to, 1, 1, NULL1, .aux = BSON_TYPE_BOOL},
@@ -315,10 +316,7 @@ dj_expr_destroy (dj_expr_t *e)
          bson_free (e->keys[i]);
       }
    }
-   bson_free (e->args);
-   bson_free (e->keys);
-   bson_free (e->as);
-   bson_free (e->var);
+   DJ_FREE (e->args, e->keys, e->as, e->var);
    dj_path_cleanup (&e->path);
    if (e->kind == X_CONST) {
       bson_value_destroy (&e->val);

@@ -37,6 +37,25 @@ floordiv (int64_t a, int64_t b)
    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+/* The start of x's bin, floor (x / (per * bin)) * per * bin, computed in
+ * 128 bits (per * bin may pass int64: a binSize up to 2^63 is legal): false
+ * when it lies beyond +-limit. */
+static bool
+bin_start (int64_t x, int64_t per, int64_t bin, int64_t limit, int64_t *out)
+{
+   __int128 w = (__int128) per * bin;
+   __int128 q = x / w;
+   if (x % w < 0) {
+      q--;
+   }
+   __int128 r = q * w;
+   if (r < -(__int128) limit || r > (__int128) limit) {
+      return false;
+   }
+   *out = (int64_t) r;
+   return true;
+}
+
 static void
 to_parts (int64_t ms, const dj_tz_t *tz, parts_t *p)
 {
@@ -537,26 +556,34 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
    if (b.value_type != BSON_TYPE_EOD && (!dj_value_as_int64_exact (&b, &bin) || bin <= 0)) {
       return x_fail (ev, 5439017, "$dateTrunc requires 'binSize' to be a positive integer");
    }
-   int64_t r;
+   int64_t r, start;
+   /* bins count from 2000-01-01 (weeks from the startOfWeek day after it);
+    * a bin so wide that its start is out of the dates' range overflows */
    if (!strcmp (unit, "year") || !strcmp (unit, "quarter") || !strcmp (unit, "month")) {
       int64_t per = !strcmp (unit, "year") ? 12 : !strcmp (unit, "quarter") ? 3 : 1;
       int64_t months = (p.year - 2000) * 12 + (p.month - 1);
-      months = floordiv (months, per * bin) * per * bin;
-      r = from_parts (2000 + floordiv (months, 12), months - floordiv (months, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
+      if (!bin_start (months, per, bin, DATE_ARITH_MAX / (31LL * 86400000), &start)) {
+         return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
+      }
+      r = from_parts (2000 + floordiv (start, 12), start - floordiv (start, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
    } else if (!strcmp (unit, "week") || !strcmp (unit, "day")) {
       int64_t local_days = floordiv (ms + (int64_t) p.offset * 1000, 86400000);
-      int64_t ref = dj_days_from_civil (2000, 1, 2) + start_dow; /* 2000-01-02 is a Sunday */
       int64_t per = !strcmp (unit, "week") ? 7 : 1;
-      int64_t ddays = floordiv (local_days - (per == 7 ? ref : dj_days_from_civil (2000, 1, 1)), per * bin) * per * bin +
-                      (per == 7 ? ref : dj_days_from_civil (2000, 1, 1));
+      int64_t ref = per == 7 ? dj_days_from_civil (2000, 1, 2) + start_dow /* 2000-01-02 is a Sunday */
+                             : dj_days_from_civil (2000, 1, 1);
+      if (!bin_start (local_days - ref, per, bin, DATE_ARITH_MAX / 86400000, &start)) {
+         return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
+      }
       int64_t y;
       unsigned mo, dd;
-      dj_civil_from_days (ddays, &y, &mo, &dd);
+      dj_civil_from_days (start + ref, &y, &mo, &dd);
       r = from_parts (y, mo, dd, 0, 0, 0, 0, tz);
    } else {
-      int64_t u = unit_ms (unit) * bin;
       int64_t ref = from_parts (2000, 1, 1, 0, 0, 0, 0, (unit_ms (unit) >= 3600000) ? tz : NULL);
-      r = ref + floordiv (ms - ref, u) * u;
+      if (!bin_start (ms - ref, unit_ms (unit), bin, DATE_ARITH_MAX, &start)) {
+         return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
+      }
+      r = ref + start;
    }
    set_date (out, r);
    return true;

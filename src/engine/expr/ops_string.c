@@ -17,14 +17,7 @@
 static bool
 as_str (dj_eval_t *ev, const char *op, const bson_value_t *v, const char **s, uint32_t *n)
 {
-   if (v->value_type == BSON_TYPE_UTF8) {
-      *s = v->value.v_utf8.str;
-      *n = v->value.v_utf8.len;
-      return true;
-   }
-   if (v->value_type == BSON_TYPE_SYMBOL) {
-      *s = v->value.v_symbol.symbol;
-      *n = v->value.v_symbol.len;
+   if (dj_value_string (v, s, n)) {
       return true;
    }
    return x_fail (ev, 16702, "%s only supports strings, not %s", op, tname (v));

@@ -1,6 +1,6 @@
 /*
  * ops_type.c -- types and conversions: $type, $isNumber, $isArray,
- * $convert and the $toString..$toObjectId shorthands.
+ * $convert and the $toString..$toObjectId shorthands, $toHashedIndexKey.
  *
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/convert/
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/#type-expression-operators
@@ -295,4 +295,21 @@ bool
 op_to (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
    return convert (ev, v, e->op->aux, out);
+}
+
+/* {$toHashedIndexKey: x}: the key a hashed index holds for x (values/hash.c);
+ * a missing value hashes as null, as a hashed index stores it.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/toHashedIndexKey/ */
+bool
+op_to_hashed_index_key (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) e;
+   (void) ev;
+   bson_value_t in = v[0];
+   if (in.value_type == BSON_TYPE_EOD) {
+      in.value_type = BSON_TYPE_NULL;
+   }
+   out->value_type = BSON_TYPE_INT64;
+   out->value.v_int64 = dj_value_hash64 (&in);
+   return true;
 }

@@ -18,6 +18,7 @@
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
  *   failure.c    why a document fails a filter (a validator's errInfo details)
+ *   schema.c     $jsonSchema: MongoDB's JSON Schema subset, and why a document fails one
  *   spec.c       the projection specification tree both of them parse into
  *                (spec-private.h: nodes, the path-collision rule)
  */
@@ -29,6 +30,7 @@
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
 typedef struct dj_reshape dj_reshape_t;
+typedef struct dj_schema dj_schema_t;
 /* A find projection is a shaping too: the same type (query/spec-private.h). */
 typedef struct dj_reshape dj_projection_t;
 
@@ -50,7 +52,22 @@ dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *sc
 bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars,
                           bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
+/* A regular expression compiled as $regex compiles it (options: its flag
+ * letters): a pcre2_code (8-bit) the caller frees with pcre2_code_free, or
+ * NULL with error 51091 (invalid) / 51108 (a bad flag). */
+void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+
+/* ---- schema.c: $jsonSchema ------------------------------------------------ */
+/* Parses a $jsonSchema (a document); unknown and unsupported keywords and
+ * ill-typed arguments are refused here, as mongod refuses them. */
+dj_schema_t *dj_schema_new (const bson_value_t *spec, bson_error_t *error);
+void dj_schema_destroy (dj_schema_t *s);
+/* Whether v (the document, at the top) satisfies s. */
+bool dj_schema_match (const dj_schema_t *s, const bson_value_t *v);
+/* Appends to `rules` (an array being built) the rules v breaks, in the
+ * shape of mongod's errInfo schemaRulesNotSatisfied. */
+void dj_schema_failure (const dj_schema_t *s, const bson_value_t *v, bson_t *rules);
 
 /* ---- failure.c ---------------------------------------------------------- */
 /* Appends to `details` why doc fails `filter` (a filter that parses), in the

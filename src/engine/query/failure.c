@@ -12,8 +12,13 @@
  *   {$expr: e}     -> {operatorName: "$expr", specifiedAs: {$expr: e},
  *                      reason: "expression did not match", expressionResult: false}
  * https://www.mongodb.com/docs/manual/core/schema-validation/specify-query-expression-rules/
- * Other operators ($or, $jsonSchema, $regex ...) are named with what they
- * were specified as.
+ *   {$jsonSchema: s} -> {operatorName: "$jsonSchema", schemaRulesNotSatisfied:
+ *                      [{operatorName: "required", missingProperties: [...]},
+ *                       {operatorName: "properties", propertiesNotSatisfied:
+ *                        [{propertyName, details: [...]}]}, ...]} (schema.c)
+ * https://www.mongodb.com/docs/manual/core/schema-validation/specify-json-schema/
+ * Other operators ($or, $regex ...) are named with what they were
+ * specified as.
  */
 #include "dj_query.h"
 
@@ -109,6 +114,21 @@ specified_as (const char *key, const bson_value_t *v, bson_t *out)
 static void
 describe (const char *key, const bson_value_t *v, const bson_t *doc, bson_t *out)
 {
+   if (!strcmp (key, "$jsonSchema")) {
+      bson_error_t err;
+      bson_value_t dv;
+      bson_t rules;
+      dj_schema_t *s = dj_schema_new (v, &err); /* it parsed with the whole filter */
+      BSON_APPEND_UTF8 (out, "operatorName", key);
+      BSON_APPEND_ARRAY_BEGIN (out, "schemaRulesNotSatisfied", &rules);
+      if (s) {
+         dj_value_from_doc (doc, false, &dv);
+         dj_schema_failure (s, &dv, &rules);
+      }
+      bson_append_array_end (out, &rules);
+      dj_schema_destroy (s);
+      return;
+   }
    if (key[0] == '$') {
       BSON_APPEND_UTF8 (out, "operatorName", key);
       specified_as (key, v, out);

@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR } nkind_t;
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA } nkind_t;
 
 typedef enum {
    OP_EQ,
@@ -64,6 +64,7 @@ struct mnode {
    int64_t num1, num2; /* $size: num1; $mod: divisor, remainder */
    mnode_t *sub;       /* $elemMatch */
    dj_expr_t *expr;    /* N_EXPR: owned */
+   dj_schema_t *schema; /* N_SCHEMA ($jsonSchema, schema.c): owned */
 };
 
 struct dj_matcher {
@@ -97,6 +98,7 @@ node_free (mnode_t *n)
    }
    node_free (n->sub);
    dj_expr_destroy (n->expr);
+   dj_schema_destroy (n->schema);
    bson_free (n);
 }
 
@@ -142,8 +144,8 @@ field_node (const char *path, size_t len, op_t op)
 
 /* ---- regular expressions ---------------------------------------------- */
 
-static pcre2_code *
-compile_regex (const char *pattern, size_t len, const char *options, bson_error_t *error)
+void *
+dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error)
 {
    uint32_t flags = PCRE2_UTF;
    int errcode;
@@ -167,15 +169,9 @@ static bool
 regex_match (const pcre2_code *re, const bson_value_t *v)
 {
    const char *s;
-   size_t n;
+   uint32_t n;
 
-   if (v->value_type == BSON_TYPE_UTF8) {
-      s = v->value.v_utf8.str;
-      n = v->value.v_utf8.len;
-   } else if (v->value_type == BSON_TYPE_SYMBOL) {
-      s = v->value.v_symbol.symbol;
-      n = v->value.v_symbol.len;
-   } else {
+   if (!dj_value_string (v, &s, &n)) {
       return false;
    }
    pcre2_match_data *md = pcre2_match_data_create_from_pattern (re, NULL);
@@ -185,6 +181,19 @@ regex_match (const pcre2_code *re, const bson_value_t *v)
 }
 
 /* ---- parsing ------------------------------------------------------------ */
+
+/* A node whose parsing may have failed: into parent when built, else freed
+ * (the error is already set). Returns built. */
+static bool
+node_keep (mnode_t *parent, mnode_t *n, bool built)
+{
+   if (built) {
+      node_add (parent, n);
+   } else {
+      node_free (n);
+   }
+   return built;
+}
 
 /* What parsing knows: the variables in scope for $expr ($lookup's let). */
 typedef struct {
@@ -282,7 +291,7 @@ fill_in_list (mnode_t *n, const bson_value_t *arr, const char *opname, bson_erro
       bson_value_copy (e, &n->in[n->nin]);
       n->in_re[n->nin] = NULL;
       if (e->value_type == BSON_TYPE_REGEX) {
-         n->in_re[n->nin] = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+         n->in_re[n->nin] = dj_match_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
          if (!n->in_re[n->nin]) {
             bson_value_destroy (&n->in[n->nin]);
             return false;
@@ -310,7 +319,7 @@ elem_is_doc_form (const bson_value_t *v)
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
       if (k[0] != '$' || !strcmp (k, "$and") || !strcmp (k, "$or") || !strcmp (k, "$nor") || !strcmp (k, "$expr") ||
-          !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
+          !strcmp (k, "$jsonSchema") || !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
          return true;
       }
    }
@@ -379,11 +388,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
    }
    if (!strcmp (op, "$type")) {
       n = field_node (path, plen, OP_TYPE);
-      if (!parse_type_arg (n, arg, error)) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      return node_keep (and_node, n, parse_type_arg (n, arg, error));
    }
    if (!strcmp (op, "$regex")) {
       const char *pat, *opts = "";
@@ -413,12 +418,8 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
          return dj_err (error, 51091, "Regular expression cannot contain an embedded null byte");
       }
       n = field_node (path, plen, OP_REGEX);
-      n->re = compile_regex (pat, patlen, opts, error);
-      if (!n->re) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      n->re = dj_match_regex (pat, patlen, opts, error);
+      return node_keep (and_node, n, n->re != NULL);
    }
    if (!strcmp (op, "$options")) {
       bson_iter_t it;
@@ -502,7 +503,7 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
          }
          mnode_t *k = field_node (path, plen, e->value_type == BSON_TYPE_REGEX ? OP_REGEX : OP_EQ);
          if (e->value_type == BSON_TYPE_REGEX) {
-            k->re = compile_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
+            k->re = dj_match_regex (e->value.v_regex.regex, strlen (e->value.v_regex.regex), e->value.v_regex.options, error);
             if (!k->re) {
                node_free (k);
                return false;
@@ -532,17 +533,13 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
             return false;
          }
       }
-      if (!n->sub) {
-         node_free (n);
-         return false;
-      }
-      goto done;
+      return node_keep (and_node, n, n->sub != NULL);
    }
    if (!strcmp (op, "$not")) {
       mnode_t *inner = node_new (N_AND);
       if (arg->value_type == BSON_TYPE_REGEX) {
          mnode_t *k = field_node (path, plen, OP_REGEX);
-         k->re = compile_regex (arg->value.v_regex.regex, strlen (arg->value.v_regex.regex), arg->value.v_regex.options, error);
+         k->re = dj_match_regex (arg->value.v_regex.regex, strlen (arg->value.v_regex.regex), arg->value.v_regex.options, error);
          if (!k->re) {
             node_free (k);
             node_free (inner);
@@ -676,12 +673,12 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
             /* https://www.mongodb.com/docs/manual/reference/operator/query/expr/ */
             mnode_t *n = node_new (N_EXPR);
             n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
-            if (!n->expr) {
-               node_free (n);
-               ok = false;
-            } else {
-               node_add (and_node, n);
-            }
+            ok = node_keep (and_node, n, n->expr != NULL);
+         } else if (!strcmp (key, "$jsonSchema")) {
+            /* https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/ */
+            mnode_t *n = node_new (N_SCHEMA);
+            n->schema = dj_schema_new (v, error);
+            ok = node_keep (and_node, n, n->schema != NULL);
          } else {
             ok = dj_err (error, DJ_BadValue, "unknown top level operator: %s. If you are trying to use a field name "
                                              "that begins with '$', please use $getField.", key);
@@ -690,15 +687,10 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
          ok = parse_ops (and_node, key, bson_iter_key_len (&it), v, pc, error);
       } else if (v->value_type == BSON_TYPE_REGEX) {
          mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_REGEX);
-         n->re = compile_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
+         n->re = dj_match_regex (v->value.v_regex.regex, strlen (v->value.v_regex.regex), v->value.v_regex.options, error);
          /* a stored regex equal to the literal matches too */
          bson_value_copy (v, &n->val);
-         if (!n->re) {
-            node_free (n);
-            ok = false;
-         } else {
-            node_add (and_node, n);
-         }
+         ok = node_keep (and_node, n, n->re != NULL);
       } else {
          mnode_t *n = field_node (key, bson_iter_key_len (&it), OP_EQ);
          bson_value_copy (v, &n->val);
@@ -1057,6 +1049,7 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
       return true;
    case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
    case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
+   case N_SCHEMA: return doc->value_type == BSON_TYPE_DOCUMENT && dj_schema_match (n->schema, doc);
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */

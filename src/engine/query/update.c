@@ -110,9 +110,7 @@ dj_update_destroy (dj_update_t *u)
    if (!u) {
       return;
    }
-   if (u->repl) {
-      bson_destroy (u->repl);
-   }
+   bson_destroy (u->repl);
    for (int i = 0; i < u->nstages; i++) {
       dj_reshape_destroy (u->stages[i]);
    }

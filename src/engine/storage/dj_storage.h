@@ -17,7 +17,11 @@
  *
  * Files:
  *   env.c        LMDB environments shared per data directory, writer marks
- *   store.c      the catalog, records and index entries
+ *   store.c      the LMDB layout, the catalog: collections and their lifecycle
+ *   index_spec.c index specifications (incl. hashed fields and TTL) parsed and checked
+ *   index.c      a document's keys, index entries and builds
+ *   record.c     records read and written with their index entries, capped trims
+ *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
@@ -34,7 +38,7 @@ typedef struct dj_index dj_index_t;
 typedef struct dj_coll dj_coll_t;
 typedef struct dj_ctx dj_ctx_t;
 
-/* ---- store.c ------------------------------------------------------------ */
+/* ---- store.c, index.c, record.c ------------------------------------------ */
 struct dj_index {
    uint64_t id;        /* key prefix in the data DBI */
    char *name;         /* owned */
@@ -45,6 +49,9 @@ struct dj_index {
    bool unique, sparse, multikey, is_id;
    bool hidden; /* kept up to date, never chosen or hinted (collMod index.hidden) */
    bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
+   int hashed; /* 1 + the path keyed by its value's hash (values/hash.c); 0: none */
+   bool ttl;   /* expireAfterSeconds: commands/ttl.c deletes what it expires */
+   int32_t expire_after;
    dj_matcher_t *partial; /* owned, may be NULL */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
@@ -83,6 +90,8 @@ struct dj_engine {
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
+   /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
+   struct dj_ttl_monitor *ttl;
 };
 
 /* ---- env.c: data directories ---------------------------------------------- */
@@ -146,7 +155,11 @@ bool dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_er
 bool dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error);
 void dj_strv_free (char **v, int n);
 
+/* ---- index_spec.c ---------------------------------------------------------- */
 bool dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error);
+/* An expireAfterSeconds value checked as mongod checks it (a number, not
+ * NaN, 0..2147483647) into *out. */
+bool dj_ttl_seconds (const bson_value_t *v, int32_t *out, bson_error_t *error);
 void dj_index_cleanup (dj_index_t *ix);
 /* Adds ix to c (already validated) and fills it from existing documents. */
 bool dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error);
@@ -248,6 +261,11 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
  * what a tailable cursor reads next on a capped collection. */
 bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
                          bson_error_t *error);
+/* How many records c holds, counting no further than max (> 0): max means
+ * "max or more". -1 on an LMDB error. Reads keys only. */
+int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
+/* Whether a scan for m would walk an index rather than the collection. */
+bool dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m);
 /* How many documents m matches (with $expr variables vars, may be NULL),
  * counted from index keys without reading documents when an index answers
  * the whole filter exactly (dj_bounds_t.exact), or from the record keys for

@@ -12,6 +12,11 @@
  * of a range is used: {a: {$gt: 1, $lt: 5}} matches a: [0, 10] (each bound
  * is met by some element), which an intersected scan would miss.
  * https://www.mongodb.com/docs/manual/core/multikey-index-bounds/
+ *
+ * A hashed first field (its keys are values' hashes, values/hash.c) answers
+ * equality and $in only -- each point looked up by its hash, the documents
+ * rechecked since hashes collide -- never a range or a sort.
+ * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
  */
 #include "dj_storage.h"
 
@@ -166,6 +171,9 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          if (s->count_only) {
+            if (s->max && s->found >= s->max) {
+               break;
+            }
             s->found++;
             continue;
          }
@@ -236,6 +244,20 @@ first_field (const dj_index_t *ix)
    return "";
 }
 
+/* Appends the key of equality point v on ix's first field: the value's
+ * hash when that field is hashed. */
+static void
+point_key (dj_buf_t *k, const dj_index_t *ix, const bson_value_t *v)
+{
+   if (ix->hashed == 1) {
+      bson_value_t h = {.value_type = BSON_TYPE_INT64};
+      h.value.v_int64 = dj_value_hash64 (v);
+      dj_key_append (k, &h, false);
+   } else {
+      dj_key_append (k, v, ix->desc[0]);
+   }
+}
+
 static bool
 point_usable (const dj_index_t *ix, const bson_value_t *v)
 {
@@ -245,8 +267,11 @@ point_usable (const dj_index_t *ix, const bson_value_t *v)
    if (ix->sparse && v->value_type == BSON_TYPE_NULL) {
       return false; /* a sparse index has no entry for missing fields */
    }
+   if (ix->hashed == 1 && (v->value_type == BSON_TYPE_ARRAY || v->value_type == BSON_TYPE_REGEX)) {
+      return false; /* no document holds an array there; a regex is no point */
+   }
    dj_buf_init (&k);
-   dj_key_append (&k, v, ix->desc[0]);
+   point_key (&k, ix, v);
    ok = k.len < DJ_KEY_MAX - 24; /* never cut: prefix lookups stay exact */
    dj_buf_cleanup (&k);
    return ok;
@@ -281,8 +306,11 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
             continue;
          }
          score = 10 + (ix->unique ? 5 : 0) + (ix->npaths == 1 ? 1 : 0);
+         if (ix->hashed == 1) {
+            b.exact = false; /* hashes collide: only the documents tell */
+         }
       } else {
-         if (ix->desc[0] || ix->sparse) {
+         if (ix->desc[0] || ix->sparse || ix->hashed == 1) {
             continue;
          }
          if ((b.lo && !point_usable (ix, b.lo)) || (b.hi && !point_usable (ix, b.hi))) {
@@ -316,7 +344,7 @@ run_choice (scan_t *s, const choice_t *ch)
       s->dedupe = ch->b.npoints > 1 || ix->multikey;
       for (int p = 0; p < ch->b.npoints && ok && !s->stop; p++) {
          lo.len = 0;
-         dj_key_append (&lo, &ch->b.points[p], ix->desc[0]);
+         point_key (&lo, ix, &ch->b.points[p]);
          ok = scan_index (s, ix, &lo, false, &lo, true);
       }
    } else {
@@ -440,7 +468,8 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || strcmp (first_field (ix), field)) {
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 ||
+          strcmp (first_field (ix), field)) {
          continue;
       }
       if (ix->desc[0]) {
@@ -482,6 +511,20 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    bson_free (s.rids);
    bson_free (s.poss);
    return ok;
+}
+
+int64_t
+dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .count_only = true, .max = max, .error = error};
+   return scan_collection (&s) ? s.found : -1;
+}
+
+bool
+dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m)
+{
+   choice_t ch = choose (c, m);
+   return ch.index >= 0;
 }
 
 static bool

@@ -20,6 +20,7 @@
  *   tz.c         time zones for date expressions
  *   path.c       dotted paths and walking them through values
  *   tree.c       documents as mutable trees (updates, projections)
+ *   hash.c       MongoDB's hash of a value (hashed indexes, $toHashedIndexKey)
  */
 #ifndef DJ_VALUES_H
 #define DJ_VALUES_H
@@ -57,6 +58,9 @@ int dj_type_rank (bson_type_t t);
 const char *dj_type_name (bson_type_t t);
 bool dj_type_from_name (const char *name, int *out);
 bool dj_value_is_number (const bson_value_t *v);
+/* A string's bytes (UTF-8, or the deprecated symbol type, which MongoDB
+ * treats as a string) into *s and *n; false for any other type. */
+bool dj_value_string (const bson_value_t *v, const char **s, uint32_t *n);
 double dj_value_as_double (const bson_value_t *v);
 bool dj_value_as_int64_exact (const bson_value_t *v, int64_t *out);
 int dj_number_cmp (const bson_value_t *a, const bson_value_t *b);
@@ -64,6 +68,11 @@ int dj_value_cmp (const bson_value_t *a, const bson_value_t *b);
 int dj_doc_cmp (const uint8_t *a, uint32_t la, const uint8_t *b, uint32_t lb);
 bool dj_value_equal (const bson_value_t *a, const bson_value_t *b);
 bool dj_value_identical (const bson_value_t *a, const bson_value_t *b);
+/* An owned array of documents freed: v[from] to v[to - 1] destroyed (the
+ * ones before `from` were handed on), then the array itself. */
+void dj_bsons_free (bson_t **v, size_t from, size_t to);
+/* An int32 while n fits, else an int64 (how mongod writes counts). */
+void dj_append_count (bson_t *b, const char *key, int64_t n);
 /* Borrows doc's bytes: valid while doc is. */
 void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
 /* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */
@@ -95,6 +104,10 @@ void dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_
 const dj_tz_t *dj_tz_get (const char *name, bson_error_t *error);
 int32_t dj_tz_offset (const dj_tz_t *z, int64_t utc_seconds);
 int64_t dj_tz_local_to_utc (const dj_tz_t *z, int64_t local_seconds);
+
+/* ---- hash.c: MongoDB's hash of a value (MD5-based, seed 0) --------------- */
+/* The key a hashed index holds for v, and $toHashedIndexKey's result. */
+int64_t dj_value_hash64 (const bson_value_t *v);
 
 /* ---- keyenc.c ----------------------------------------------------------- */
 /* Appends the order-preserving encoding of v; memcmp order of two encodings
@@ -128,6 +141,10 @@ uint32_t dj_value_count (const bson_value_t *container);
  * reported whole, if want_whole, and element by element). Missing reports
  * nothing; `found` counts reports. Used for sort keys and index keys. */
 typedef void (*dj_path_visit_fn) (const bson_value_t *v, void *ctx);
+/* The values v stands for at the end of a path: each element of an array
+ * (in order), else v itself. Returns how many fn was given (0: an empty
+ * array, which index keys and sort keys take as undefined). */
+size_t dj_value_each (const bson_value_t *v, dj_path_visit_fn fn, void *ctx);
 void dj_path_visit (const bson_value_t *doc, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn,
                     void *ctx);
 

@@ -104,20 +104,33 @@ dj_value_count (const bson_value_t *container)
    return n;
 }
 
+size_t
+dj_value_each (const bson_value_t *v, dj_path_visit_fn fn, void *ctx)
+{
+   bson_iter_t it;
+   size_t n = 0;
+   if (v->value_type != BSON_TYPE_ARRAY) {
+      fn (v, ctx);
+      return 1;
+   }
+   if (bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+      while (bson_iter_next (&it)) {
+         fn (bson_iter_value (&it), ctx);
+         n++;
+      }
+   }
+   return n;
+}
+
 void
 dj_path_visit (const bson_value_t *v, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn, void *ctx)
 {
    if (from == path->n) {
-      if (v->value_type == BSON_TYPE_ARRAY && expand_leaf) {
-         bson_iter_t it;
-         if (bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
-            while (bson_iter_next (&it)) {
-               fn (bson_iter_value (&it), ctx);
-            }
-         }
-         return;
+      if (expand_leaf) {
+         dj_value_each (v, fn, ctx);
+      } else {
+         fn (v, ctx);
       }
-      fn (v, ctx);
       return;
    }
    if (v->value_type == BSON_TYPE_DOCUMENT) {

@@ -76,8 +76,9 @@ typedef struct {
 } pick_t;
 
 static void
-consider (pick_t *p, const bson_value_t *v)
+consider (const bson_value_t *v, void *ctx)
 {
+   pick_t *p = ctx;
    if (!p->have || (p->dir > 0 ? dj_value_cmp (v, &p->best) < 0 : dj_value_cmp (v, &p->best) > 0)) {
       p->best = *v;
       p->have = true;
@@ -88,20 +89,9 @@ static void
 pick_visit (const bson_value_t *v, void *ctx)
 {
    pick_t *p = ctx;
-   if (v->value_type == BSON_TYPE_ARRAY) {
-      bson_iter_t it;
-      bool any = false;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         consider (p, bson_iter_value (&it));
-         any = true;
-      }
-      if (!any) {
-         p->saw_empty = true;
-      }
-      return;
+   if (!dj_value_each (v, consider, p)) {
+      p->saw_empty = true;
    }
-   consider (p, v);
 }
 
 /* The sort key of doc for key k: borrowed from doc's bytes. */
@@ -265,10 +255,7 @@ dj_sort_docs_topk (const dj_sort_t *s, bson_t **docs, size_t n, size_t k)
       docs[i] = heap[i].item;
    }
    memcpy (docs + hn, rest, sizeof (bson_t *) * nr);
-   bson_free (rest);
-   bson_free (taken);
-   bson_free (keys);
-   bson_free (heap);
+   DJ_FREE (rest, taken, keys, heap);
 }
 
 static const bson_t *
@@ -304,7 +291,5 @@ dj_sort_items (const dj_sort_t *s, void **docs, size_t n, const bson_t *(*get) (
    for (size_t i = 0; i < n; i++) {
       docs[i] = e[i].item;
    }
-   bson_free (keys);
-   bson_free (tmp);
-   bson_free (e);
+   DJ_FREE (keys, tmp, e);
 }

@@ -259,10 +259,10 @@ dj_value_cmp (const bson_value_t *a, const bson_value_t *b)
    case BSON_TYPE_UTF8:
    case BSON_TYPE_SYMBOL: {
       const dj_collation_t *coll = dj_collation_current ();
-      const char *sa = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.str : a->value.v_symbol.symbol;
-      uint32_t la = a->value_type == BSON_TYPE_UTF8 ? a->value.v_utf8.len : a->value.v_symbol.len;
-      const char *sb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.str : b->value.v_symbol.symbol;
-      uint32_t lb = b->value_type == BSON_TYPE_UTF8 ? b->value.v_utf8.len : b->value.v_symbol.len;
+      const char *sa, *sb;
+      uint32_t la, lb;
+      dj_value_string (a, &sa, &la); /* both strings: same rank */
+      dj_value_string (b, &sb, &lb);
       if (coll) {
          return dj_collation_cmp (coll, sa, la, sb, lb);
       }
@@ -332,6 +332,43 @@ dj_value_identical (const bson_value_t *a, const bson_value_t *b)
              !memcmp (a->value.v_doc.data, b->value.v_doc.data, a->value.v_doc.data_len);
    }
    return dj_value_cmp (a, b) == 0;
+}
+
+void
+dj_bsons_free (bson_t **v, size_t from, size_t to)
+{
+   for (size_t i = from; i < to; i++) {
+      bson_destroy (v[i]);
+   }
+   bson_free (v);
+}
+
+bool
+dj_value_string (const bson_value_t *v, const char **s, uint32_t *n)
+{
+   if (v->value_type == BSON_TYPE_UTF8) {
+      *s = v->value.v_utf8.str;
+      *n = v->value.v_utf8.len;
+      return true;
+   }
+   if (v->value_type == BSON_TYPE_SYMBOL) {
+      *s = v->value.v_symbol.symbol;
+      *n = v->value.v_symbol.len;
+      return true;
+   }
+   return false;
+}
+
+/* A count the way mongod writes one (count's n, validate's nrecords, a sum
+ * of int 1s): an int32 while it fits, else an int64. */
+void
+dj_append_count (bson_t *b, const char *key, int64_t n)
+{
+   if (n >= INT32_MIN && n <= INT32_MAX) {
+      BSON_APPEND_INT32 (b, key, (int32_t) n);
+   } else {
+      BSON_APPEND_INT64 (b, key, n);
+   }
 }
 
 void

@@ -1,0 +1,414 @@
+/*
+ * index.c -- indexes: the keys a document contributes to one (its spec is
+ * index_spec.c's), its entries written and removed beside a record's
+ * (unique checks first), and building or dropping a whole one.
+ *
+ * An entry's layout is store.c's header comment: [index id][key] -> record
+ * id for a unique index, [index id][key][record id] -> "" for the others.
+ */
+#include "storage-private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void
+dj_keyset_cleanup (dj_keyset_t *ks)
+{
+   dj_bufs_free (ks->keys, (size_t) ks->n);
+   bson_free (ks->rows);
+   memset (ks, 0, sizeof *ks);
+}
+
+typedef struct {
+   bson_value_t *vals;
+   int n;
+   bool array;
+} fieldvals_t;
+
+static void
+collect_value (const bson_value_t *v, void *ctx)
+{
+   fieldvals_t *f = ctx;
+   f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
+   f->vals[f->n++] = *v;
+}
+
+static void
+collect_visit (const bson_value_t *v, void *ctx)
+{
+   fieldvals_t *f = ctx;
+   f->array |= v->value_type == BSON_TYPE_ARRAY;
+   if (!dj_value_each (v, collect_value, f)) {
+      static const bson_value_t undefined = {.value_type = BSON_TYPE_UNDEFINED};
+      collect_value (&undefined, f); /* MongoDB indexes an empty array as undefined */
+   }
+}
+
+/* The values doc has at each of ix's paths (fv: ix->npaths of them, each
+ * freed by fields_free; a missing field holds null). *multi receives the
+ * path with several values (-1: none), *all_missing whether every path was
+ * absent. Values borrow doc's bytes. */
+static bool
+index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *multi, bool *multikey, bool *all_missing,
+              bson_error_t *error)
+{
+   bson_value_t dv;
+   *multi = -1;
+   *multikey = false;
+   *all_missing = true;
+   dj_value_from_doc (doc, false, &dv);
+   for (int i = 0; i < ix->npaths; i++) {
+      dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
+      if (fv[i].n) {
+         *all_missing = false;
+      } else {
+         fv[i].vals = bson_malloc (sizeof (bson_value_t));
+         fv[i].vals[0].value_type = BSON_TYPE_NULL;
+         fv[i].n = 1;
+      }
+      if (ix->hashed == i + 1) {
+         if (fv[i].n > 1 || fv[i].array) {
+            /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/ :
+             * hashed indexes do not support arrays */
+            bson_iter_t kp;
+            bson_iter_init (&kp, ix->key);
+            for (int j = 0; j <= i; j++) {
+               bson_iter_next (&kp);
+            }
+            return dj_err (error, 16766, "Error: hashed indexes do not currently support array values. Found array at path: %s",
+                           bson_iter_key (&kp));
+         }
+         int64_t h = dj_value_hash64 (&fv[i].vals[0]);
+         fv[i].vals[0].value_type = BSON_TYPE_INT64;
+         fv[i].vals[0].value.v_int64 = h;
+         continue;
+      }
+      if (fv[i].n > 1 || fv[i].array) {
+         *multikey = true;
+         if (fv[i].n > 1) {
+            if (*multi >= 0) {
+               return dj_err (error, 171, "cannot index parallel arrays [%s] [%s]", ix->paths[i].buf, ix->paths[*multi].buf);
+            }
+            *multi = i;
+         }
+      }
+   }
+   return true;
+}
+
+bool
+dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   int multi;
+   bool ok = true, all_missing;
+
+   memset (ks, 0, sizeof *ks);
+   if (ix->partial && !dj_matcher_match (ix->partial, doc, NULL)) {
+      bson_free (fv);
+      return true;
+   }
+   if (!(ok = index_fields (ix, doc, fv, &multi, &ks->multikey, &all_missing, error))) {
+      goto done;
+   }
+   if (ix->sparse && all_missing) {
+      goto done;
+   }
+   int count = multi >= 0 ? fv[multi].n : 1;
+   for (int r = 0; r < count; r++) {
+      dj_buf_t k;
+      dj_buf_init (&k);
+      for (int i = 0; i < ix->npaths; i++) {
+         const bson_value_t *kv = &fv[i].vals[i == multi ? r : 0];
+         ks->lossy |= kv->value_type == BSON_TYPE_DECIMAL128 || kv->value_type == BSON_TYPE_DOCUMENT;
+         dj_key_append (&k, kv, ix->desc[i]);
+      }
+      ks->lossy |= k.len > DJ_KEY_MAX;
+      dj_key_finish (&k, 0);
+      bool dup = false;
+      for (int j = 0; j < ks->n && !dup; j++) {
+         dup = ks->keys[j].len == k.len && !memcmp (ks->keys[j].data, k.data, k.len);
+      }
+      if (dup) {
+         dj_buf_cleanup (&k);
+         continue;
+      }
+      ks->keys = bson_realloc (ks->keys, sizeof (dj_buf_t) * (size_t) (ks->n + 1));
+      ks->rows = bson_realloc (ks->rows, sizeof (int) * (size_t) (ks->n + 1));
+      ks->rows[ks->n] = r;
+      ks->keys[ks->n++] = k;
+   }
+done:
+   for (int i = 0; i < ix->npaths; i++) {
+      bson_free (fv[i].vals);
+   }
+   bson_free (fv);
+   if (!ok) {
+      dj_keyset_cleanup (ks);
+   }
+   return ok;
+}
+
+static void
+entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
+{
+   out->len = 0;
+   dj_buf_put_u64be (out, ix->id);
+   dj_buf_append (out, k->data, k->len);
+   if (!ix->unique) {
+      dj_buf_put_u64be (out, rid);
+   }
+}
+
+/* The key of doc's entry `row` in ix as a document of ix's fields ({a: 1});
+ * `shell`, if not NULL, receives it as mongod's messages print it ({ a: 1 }). */
+static void
+key_doc (const dj_index_t *ix, const bson_t *doc, int row, bson_t *kv, dj_buf_t *shell)
+{
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
+   int multi;
+   bool multikey, all_missing;
+   bson_iter_t kp;
+
+   /* the keys were made from doc already, so this cannot fail again */
+   index_fields (ix, doc, fv, &multi, &multikey, &all_missing, NULL);
+   if (shell) {
+      dj_buf_append (shell, "{ ", 2);
+   }
+   bson_iter_init (&kp, ix->key);
+   for (int i = 0; i < ix->npaths && bson_iter_next (&kp); i++) {
+      const bson_value_t *v = &fv[i].vals[i == multi ? row : 0];
+      bson_append_value (kv, bson_iter_key (&kp), -1, v);
+      if (shell) {
+         if (i) {
+            dj_buf_append (shell, ", ", 2);
+         }
+         dj_buf_append (shell, bson_iter_key (&kp), strlen (bson_iter_key (&kp)));
+         dj_buf_append (shell, ": ", 2);
+         dj_value_to_shell (v, shell);
+      }
+   }
+   if (shell) {
+      dj_buf_append (shell, " }", 2);
+   }
+   for (int i = 0; i < ix->npaths; i++) {
+      bson_free (fv[i].vals);
+   }
+   bson_free (fv);
+}
+
+void
+dj_index_key_doc (const dj_index_t *ix, const bson_t *doc, bson_t *out)
+{
+   bson_init (out);
+   key_doc (ix, doc, 0, out, NULL);
+}
+
+bool
+dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bson_error_t *error)
+{
+   bson_iter_t kp, b;
+   bool same = bson_count_keys (bound) == (uint32_t) ix->npaths;
+   bson_iter_init (&kp, ix->key);
+   bson_iter_init (&b, bound);
+   for (int i = 0; same && i < ix->npaths && bson_iter_next (&kp) && bson_iter_next (&b); i++) {
+      same = !strcmp (bson_iter_key (&kp), bson_iter_key (&b));
+      dj_key_append (out, bson_iter_value (&b), ix->desc[i]);
+   }
+   if (!same) {
+      /* https://www.mongodb.com/docs/manual/reference/method/cursor.min/#index-bounds */
+      return dj_err (error, 51174, "The index chosen is not compatible with min/max");
+   }
+   return true;
+}
+
+/* DuplicateKey, as mongod reports it: the message names the index and the
+ * conflicting key ({ a: 1 }), and the reply carries keyPattern and keyValue
+ * (the same key as a document) beside it -- ctx->error_info.
+ * `row` is the element of a multikey field the conflicting key came from.
+ * https://www.mongodb.com/docs/manual/core/index-unique/ */
+static bool
+dup_key_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row, bson_error_t *error)
+{
+   dj_buf_t b;
+   bson_t *info = bson_new (), kv;
+
+   BSON_APPEND_DOCUMENT (info, "keyPattern", ix->key);
+   BSON_APPEND_DOCUMENT_BEGIN (info, "keyValue", &kv);
+   dj_buf_init (&b);
+   key_doc (ix, doc, row, &kv, &b);
+   bson_append_document_end (info, &kv);
+   dj_err (error, DJ_DuplicateKey, "E11000 duplicate key error collection: %s index: %s dup key: %.*s", c->ns, ix->name,
+           (int) b.len, (char *) b.data);
+   dj_buf_cleanup (&b);
+   if (ctx->error_info) {
+      bson_destroy (ctx->error_info);
+   }
+   ctx->error_info = info;
+   return false;
+}
+
+bool
+dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                       uint64_t rid, const bson_t *doc, bson_error_t *error)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   for (int i = 0; i < ks->n; i++) {
+      MDB_val key, val;
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
+      if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
+         dj_buf_cleanup (&k);
+         return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
+      }
+      if (rc && rc != MDB_NOTFOUND) {
+         dj_buf_cleanup (&k);
+         return dj_lmdb_error (rc, error, "index read");
+      }
+   }
+   dj_buf_cleanup (&k);
+   return true;
+}
+
+/* Whether ks (NULL: none) holds key: an update writes and deletes only the
+ * index keys that changed. */
+static bool
+keyset_has (const dj_keyset_t *ks, const dj_buf_t *key)
+{
+   for (int j = 0; ks && j < ks->n; j++) {
+      if (ks->keys[j].len == key->len && !memcmp (ks->keys[j].data, key->data, key->len)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+bool
+dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
+                   uint64_t rid, bson_error_t *error)
+{
+   dj_buf_t k, r;
+   dj_buf_init (&k);
+   dj_buf_init (&r);
+   dj_buf_put_u64be (&r, rid);
+   for (int i = 0; i < ks->n; i++) {
+      if (keyset_has (skip, &ks->keys[i])) {
+         continue;
+      }
+      MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
+      if (rc) {
+         dj_buf_cleanup (&k);
+         dj_buf_cleanup (&r);
+         return dj_lmdb_error (rc, error, "index write");
+      }
+   }
+   dj_buf_cleanup (&k);
+   dj_buf_cleanup (&r);
+   return true;
+}
+
+bool
+dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *keep,
+                   uint64_t rid, bson_error_t *error)
+{
+   dj_buf_t k;
+   dj_buf_init (&k);
+   for (int i = 0; i < ks->n; i++) {
+      if (keyset_has (keep, &ks->keys[i])) {
+         continue;
+      }
+      MDB_val key;
+      entry_key (&k, ix, &ks->keys[i], rid);
+      key.mv_size = k.len;
+      key.mv_data = k.data;
+      int rc = mdb_del (ctx->txn, ctx->engine->dbi_data, &key, NULL);
+      if (rc && rc != MDB_NOTFOUND) {
+         dj_buf_cleanup (&k);
+         return dj_lmdb_error (rc, error, "index delete");
+      }
+   }
+   dj_buf_cleanup (&k);
+   return true;
+}
+
+bool
+dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error)
+{
+   dj_index_t ix;
+   dj_walk_t w;
+   dj_buf_t p;
+
+   if (!dj_index_load (&ix, spec, error)) {
+      return false;
+   }
+   if (!dj_store_next_id (ctx, &ix.id, error)) {
+      dj_index_cleanup (&ix);
+      return false;
+   }
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
+   dj_buf_cleanup (&p);
+   if (!ok) {
+      dj_index_cleanup (&ix);
+      return false;
+   }
+   /* Index the existing documents. A unique violation among them fails the
+    * whole command, and the caller's transaction is aborted. */
+   int n_before = c->nindexes;
+   c->indexes = bson_realloc (c->indexes, sizeof (dj_index_t) * (size_t) (c->nindexes + 1));
+   c->indexes[c->nindexes++] = ix;
+   dj_index_t *nix = &c->indexes[n_before];
+   while (ok && dj_walk_next (&w) && w.k.mv_size == 16) {
+      bson_t doc;
+      dj_keyset_t ks;
+      uint64_t rid = dj_u64be_read ((uint8_t *) w.k.mv_data + 8);
+      bson_init_static (&doc, w.v.mv_data, w.v.mv_size);
+      ok = dj_index_keys (nix, &doc, &ks, error);
+      if (ok) {
+         if (nix->unique) {
+            ok = dj_index_unique_check (ctx, c, nix, &ks, rid, &doc, error);
+         }
+         if (ok) {
+            ok = dj_index_put_keys (ctx, nix, &ks, NULL, rid, error);
+         }
+         nix->multikey |= ks.multikey;
+         nix->lossy |= ks.lossy;
+         dj_keyset_cleanup (&ks);
+      }
+      if (ok) {
+         /* our puts moved the cursor's page; find our place again */
+         dj_buf_t again;
+         dj_buf_init (&again);
+         dj_record_key (&again, c->id, rid + 1);
+         dj_walk_seek (&w, again.data, again.len);
+         dj_buf_cleanup (&again);
+      }
+   }
+   if (ok) {
+      ok = dj_walk_close (&w, "index build", error) && dj_coll_save (ctx, c, error);
+   } else {
+      bson_error_t ignored; /* the error is the document's */
+      dj_walk_close (&w, "index build", &ignored);
+   }
+   return ok;
+}
+
+bool
+dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
+{
+   if (!dj_store_delete_prefix (ctx, c->indexes[i].id, error)) {
+      return false;
+   }
+   dj_index_cleanup (&c->indexes[i]);
+   memmove (c->indexes + i, c->indexes + i + 1, sizeof (dj_index_t) * (size_t) (c->nindexes - i - 1));
+   c->nindexes--;
+   return dj_coll_save (ctx, c, error);
+}

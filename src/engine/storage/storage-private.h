@@ -1,0 +1,46 @@
+/*
+ * storage-private.h -- what store.c, index.c and record.c share (not part
+ * of the storage room's interface, dj_storage.h).
+ */
+#ifndef DJ_STORAGE_PRIVATE_H
+#define DJ_STORAGE_PRIVATE_H
+
+#include "dj_storage.h"
+
+/* store.c */
+/* The next prefix id (collections and indexes share one sequence), taken in
+ * ctx's write transaction. */
+bool dj_store_next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error);
+/* Deletes every key of the data database under prefix id (a collection's
+ * records or an index's entries). */
+bool dj_store_delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error);
+
+/* index.c */
+/* The keys a document contributes to an index (0, 1 or many), each the
+ * encoded field values cut to DJ_KEY_MAX, deduplicated. */
+typedef struct {
+   dj_buf_t *keys; /* owned array */
+   int *rows;      /* owned array: the element of the multikey field key i was made from */
+   int n;
+   bool multikey;
+   bool lossy;
+} dj_keyset_t;
+void dj_keyset_cleanup (dj_keyset_t *ks);
+/* doc's keys for ix into *ks (always dj_keyset_cleanup it after success). */
+bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
+/* Checks that none of ks's keys is held by another record in unique index
+ * ix: DuplicateKey (11000) naming doc's key, else true. */
+bool dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                            uint64_t rid, const bson_t *doc, bson_error_t *error);
+/* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
+bool dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
+                        uint64_t rid, bson_error_t *error);
+/* Removes rid's entries for ks's keys, but those also in keep (may be NULL). */
+bool dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *keep,
+                        uint64_t rid, bson_error_t *error);
+
+/* record.c */
+/* A record's key: [coll][rid], both 8-byte big-endian, into b (reset first). */
+void dj_record_key (dj_buf_t *b, uint64_t coll, uint64_t rid);
+
+#endif

@@ -1,0 +1,120 @@
+"""djongo.models.TTLIndex and HashedIndex through Django's migrations:
+makemigrations writes them (with expire_after), migrate creates the MongoDB
+indexes (expireAfterSeconds; a hashed key), the embedded engine's TTL
+monitor (OPTIONS TTL_MONITOR_SLEEP_SECS = 1) deletes an expired row, an
+equality lookup on the hashed field is an index scan, and a migration that
+removes them drops both indexes.
+
+https://www.mongodb.com/docs/manual/core/index-ttl/
+https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+MODELS_WITH = '''
+import datetime
+from djongo import models
+
+class Session(models.Model):
+    key = models.CharField(max_length=40)
+    created = models.DateTimeField()
+    class Meta:
+        indexes = [models.TTLIndex(fields=["created"], expire_after=datetime.timedelta(hours=1), name="session_ttl"),
+                   models.HashedIndex(fields=["key", "-created"], name="session_key_hashed")]
+'''
+MODELS_WITHOUT = '''
+from djongo import models
+
+class Session(models.Model):
+    key = models.CharField(max_length=40)
+    created = models.DateTimeField()
+'''
+
+SETTINGS = '''
+import os
+SECRET_KEY = "x"
+USE_TZ = True
+INSTALLED_APPS = ["ttlapp"]
+DATABASES = {"default": {"ENGINE": "djongo", "NAME": "kinds", "HOST": os.environ["DJONGO_HOST"],
+                         "OPTIONS": {"TTL_MONITOR_SLEEP_SECS": 1}}}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+'''
+
+CHECK = '''
+import datetime, time
+import django
+django.setup()
+from django.db import connection
+from django.utils import timezone
+from ttlapp.models import Session
+
+def indexes():
+    reply = connection.command({"listIndexes": "ttlapp_session", "cursor": {}})
+    return {ix["name"]: ix for ix in reply["cursor"]["firstBatch"]}
+
+ix = indexes()
+print("TTL", ix.get("session_ttl", {}).get("key"), ix.get("session_ttl", {}).get("expireAfterSeconds"))
+print("HASHED", ix.get("session_key_hashed", {}).get("key"))
+now = timezone.now()
+Session.objects.create(key="old", created=now - datetime.timedelta(hours=2))
+Session.objects.create(key="new", created=now)
+deadline = time.monotonic() + 60
+while Session.objects.filter(key="old").exists() and time.monotonic() < deadline:
+    time.sleep(0.1)
+print("LEFT", sorted(Session.objects.values_list("key", flat=True)))
+plan = connection.command({"explain": {"find": "ttlapp_session", "filter": {"key": "new"}}})
+print("PLAN", plan["queryPlanner"]["winningPlan"].get("inputStage", {}).get("indexName"))
+'''
+
+CHECK_DROPPED = '''
+import django
+django.setup()
+from django.db import connection
+reply = connection.command({"listIndexes": "ttlapp_session", "cursor": {}})
+print("NAMES", sorted(ix["name"] for ix in reply["cursor"]["firstBatch"]))
+'''
+
+
+def _run(cwd, env, *args):
+    p = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
+    app = tmp_path / "ttlapp"
+    (app / "migrations").mkdir(parents=True)
+    (app / "__init__.py").write_text("")
+    (app / "migrations" / "__init__.py").write_text("")
+    (app / "models.py").write_text(textwrap.dedent(MODELS_WITH))
+    (tmp_path / "kinds_settings.py").write_text(SETTINGS)
+    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="kinds_settings",
+               PYTHONPATH=os.pathsep.join([str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    manage = ["-c", "import sys; from django.core.management import execute_from_command_line; "
+                    "execute_from_command_line(['manage.py'] + sys.argv[1:])"]
+
+    _run(tmp_path, env, *manage, "makemigrations", "ttlapp")
+    first = (app / "migrations" / "0001_initial.py").read_text()
+    assert "djongo.models.TTLIndex(" in first and "expire_after=datetime.timedelta(seconds=3600)" in first
+    assert "djongo.models.HashedIndex(" in first
+    sql = _run(tmp_path, env, *manage, "sqlmigrate", "ttlapp", "0001")
+    assert 'WITH (expireAfterSeconds = 3600)' in sql and '"key" HASHED, "created" DESC' in sql
+    _run(tmp_path, env, *manage, "migrate", "ttlapp")
+
+    out = dict(line.split(" ", 1) for line in _run(tmp_path, env, "-c", CHECK).splitlines())
+    assert out["TTL"] == "{'created': 1} 3600"
+    assert out["HASHED"] == "{'key': 'hashed', 'created': -1}"
+    assert out["LEFT"] == "['new']"  # the monitor deleted the row two hours old
+    assert out["PLAN"] == "session_key_hashed"
+
+    (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
+    _run(tmp_path, env, *manage, "makemigrations", "ttlapp")
+    second = next((app / "migrations").glob("0002_*.py")).read_text()
+    assert second.count("migrations.RemoveIndex(") == 2
+    _run(tmp_path, env, *manage, "migrate", "ttlapp")
+    out = _run(tmp_path, env, "-c", CHECK_DROPPED)
+    names = out.strip()
+    assert names.startswith("NAMES ") and "session_ttl" not in names and "session_key_hashed" not in names, names
