@@ -22,6 +22,10 @@
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
+ *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
+ *                                          expression}; the executor computes c on every
+ *                                          INSERT and UPDATE (src/exec/generated.c);
+ *                                          ALTER TABLE ADD: also {update: t, u: [{$set: {c: e}}]}
  *
  * UNIQUE over a nullable column: SQL lets any number of rows hold NULL
  * there, a MongoDB unique index would let one. Such indexes get a
@@ -51,6 +55,28 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
       }
    }
    return NULL;
+}
+
+/* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
+ * aggregation expression over the row into gen[c] (a missing result stored
+ * as NULL). SQLite and PostgreSQL give such a column no DEFAULT and no
+ * PRIMARY KEY; a VIRTUAL one (computed when read) has no MongoDB
+ * counterpart, and a subquery would read other rows. Parameters are bound
+ * into the expression as values. */
+static bool
+generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
+{
+   if (!c->stored) {
+      return cx_unsupported (cx, c->generated->pos, "a VIRTUAL generated column (only STORED ones: GENERATED ALWAYS AS (...) STORED)");
+   }
+   if (c->default_value || c->primary_key || c->autoincrement) {
+      return cx_unsupported (cx, c->generated->pos, "a generated column with a DEFAULT, PRIMARY KEY or AUTOINCREMENT");
+   }
+   if (cx_has_subquery (c->generated)) {
+      return cx_unsupported (cx, c->generated->pos, "a subquery in a generated column");
+   }
+   cx_single_source (cx, table, NULL);
+   return cx_agg_value_or_null (cx, c->generated, gen, c->name);
 }
 
 /* One index spec {key, name, unique[, partialFilterExpression]} into `indexes`. */
@@ -462,6 +488,28 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (c->default_value && !cx_is_const (c->default_value)) {
          return cx_unsupported (cx, c->default_value->pos, "a DEFAULT that is not a constant");
       }
+      if (c->generated) {
+         /* existing rows get the column computed, then the entry records it */
+         bson_t gen = BSON_INITIALIZER, u = BSON_INITIALIZER, set;
+         char *gf = bson_strdup_printf ("generated.%s", c->name);
+         bson_iter_t it;
+         bool ok = generated_expr (cx, st->table, c, &gen) && bson_iter_init_find (&it, &gen, c->name);
+         if (ok) {
+            /* {$set: {generated.c: e}}: a plain $set stores e as it is */
+            BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+            bson_append_iter (&set, gf, -1, &it);
+            bson_append_document_end (&u, &set);
+         }
+         ok = ok && update_many (cx, st->table, "{'q': {}, 'u': [{'$set': '@0'}], 'multi': true}", CX_ARGS (CX_DOC (&gen))) &&
+              update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                           CX_ARGS (CX_STR (st->table), CX_DOC (&u)));
+         bson_free (gf);
+         bson_destroy (&gen);
+         bson_destroy (&u);
+         if (!ok) {
+            return false;
+         }
+      }
       if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
          /* existing rows get the default, as SQL gives it to them */
          if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': {'$set': {'@0': '@1'}}, 'multi': true}",
@@ -604,6 +652,33 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bson_destroy (&cols);
    bson_destroy (&types);
    bson_destroy (&notnull);
+   /* the stored generated columns, in CREATE TABLE order: {c: e} */
+   bson_t gen = BSON_INITIALIZER;
+   for (int i = 0; ok && i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->generated) {
+         ok = generated_expr (cx, st->table, c, &gen);
+      }
+   }
+   if (ok && !bson_empty (&gen)) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'generated': '@2'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&gen)));
+   }
+   bson_destroy (&gen);
+   return ok;
+}
+
+/* RENAME COLUMN: the column's type (tf -> tt) moves and so does its
+ * generated expression, if it is one ($rename of a missing field does
+ * nothing). */
+static bool
+rename_entry_fields (cx_t *cx, const char *table, const char *from, const char *to, const char *tf, const char *tt)
+{
+   char *gf = bson_strdup_printf ("generated.%s", from), *gt = bson_strdup_printf ("generated.%s", to);
+   bool ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt)));
+   bson_free (gf);
+   bson_free (gt);
    return ok;
 }
 
@@ -625,15 +700,19 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
                         "'notnull': {'$map': {'input': '$notnull', 'in': {'$cond': [{'$eq': ['$$this', {'$literal': '@1'}]}, {'$literal': '@2'}, '$$this']}}}"
                         "}}], 'multi': true}",
                         CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (to))) &&
-           update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2'}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt)));
+           rename_entry_fields (cx, table, from, to, tf, tt);
    } else if (add && !type) {
       ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}}, 'multi': true}",
                         CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from)));
+   } else if (add) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$push': {'columns': '@1'}, '$set': {'@2': '@3'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (type)));
    } else {
-      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}, '@3': {'@4': '@5'}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from), CX_STR (add ? "$set" : "$unset"), CX_STR (tf),
-                                 CX_STR (add ? type : "")));
+      /* a dropped generated column is no longer computed */
+      char *gf = bson_strdup_printf ("generated.%s", from);
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': ''}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf)));
+      bson_free (gf);
    }
    bson_free (tf);
    bson_free (tt);

@@ -1,5 +1,5 @@
 /*
- * exec-private.h -- what exec.c and constraint.c share (not installed).
+ * exec-private.h -- what exec.c, constraint.c and generated.c share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
@@ -56,5 +56,14 @@ bool exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32
 bool exec_fk_settle (dj_exec_t *x, const bson_t *items, bool in_txn, bson_error_t *error);
 bool exec_fk_commit (dj_exec_t *x, bson_error_t *error);
 void exec_fk_forget (dj_exec_t *x);
+
+/* generated.c */
+/* INSERT / UPDATE of a table with stored generated columns: the insert's
+ * documents computed (a $documents aggregate), each update's u followed
+ * by the computing stages; a statement that writes one itself fails. */
+bool exec_generated_before (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
+/* INSERT ... ON CONFLICT DO UPDATE: the rows its keys name computed again
+ * (`inserted`: the insert before dj_mql_to_upserts). */
+bool exec_generated_after_upsert (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, bson_error_t *error);
 
 #endif

@@ -207,6 +207,8 @@ typedef struct {
    bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */
    dj_expr_t *check;   /* CHECK (e), or NULL */
    char *check_name;   /* CONSTRAINT n CHECK (e): n, or NULL */
+   dj_expr_t *generated; /* [GENERATED ALWAYS] AS (e) [STORED | VIRTUAL]: e, or NULL */
+   bool stored;        /* ... STORED (without it, SQLite's default: VIRTUAL) */
 } dj_coldef_t;
 
 typedef struct {

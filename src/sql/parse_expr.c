@@ -301,7 +301,7 @@ sql_parse_type (parser_t *p)
    }
    while (p->tk == DJ_TK_ID && !sql_is_reserved (p) && !sql_is_kw (p, "PRIMARY") && !sql_is_kw (p, "REFERENCES") &&
           !sql_is_kw (p, "UNIQUE") && !sql_is_kw (p, "CHECK") && !sql_is_kw (p, "CONSTRAINT") && !sql_is_kw (p, "COLLATE") &&
-          !sql_is_kw (p, "AUTOINCREMENT") && !sql_is_kw (p, "NULL")) {
+          !sql_is_kw (p, "AUTOINCREMENT") && !sql_is_kw (p, "NULL") && !sql_is_kw (p, "GENERATED")) {
       end = p->pos + p->tlen;
       sql_advance (p);
    }
