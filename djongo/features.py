@@ -97,7 +97,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_regex_backreferencing = False
     supports_comments = False
     supports_comments_inline = False
-    supports_stored_generated_columns = False
+    supports_stored_generated_columns = True
     supports_virtual_generated_columns = False
     supports_collation_on_charfield = False
     supports_collation_on_textfield = False
