@@ -40,7 +40,8 @@ bool exec_next_document (bson_iter_t *arr, bson_t *doc);
 /* ALTER TABLE: the validator rebuilt from the entry's checks (collMod),
  * after the existing rows were checked against it. */
 bool exec_sync_checks (dj_exec_t *x, const char *table, bson_error_t *error);
-/* RENAME COLUMN: the entry's checks and foreign keys follow the column. */
+/* RENAME COLUMN: the entry's checks, foreign keys and generated columns'
+ * expressions follow the column. */
 bool exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, const char *to, bson_error_t *error);
 /* Whether the entry has a CHECK or FOREIGN KEY named `name`. */
 bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error);

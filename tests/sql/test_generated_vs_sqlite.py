@@ -129,8 +129,12 @@ def test_alter_table_add_and_drop_generated_column(tmp_path):
         ok('ALTER TABLE "t" RENAME COLUMN "sq" TO "square"')
         ok('UPDATE "t" SET "a" = 6 WHERE "id" = 1')
         assert ok('SELECT "id", "square" FROM "t" ORDER BY "id"')["rows"] == [[1, 36], [2, 9], [3, 16]]
+        # ... and so it is when a column it reads is renamed
+        ok('ALTER TABLE "t" RENAME COLUMN "a" TO "x"')
+        ok('UPDATE "t" SET "x" = 7 WHERE "id" = 3')
+        assert ok('SELECT "id", "square" FROM "t" ORDER BY "id"')["rows"] == [[1, 36], [2, 9], [3, 49]]
         ok('ALTER TABLE "t" DROP COLUMN "square"')
-        ok('INSERT INTO "t" ("id", "a", "square") VALUES (4, 2, 7)')
+        ok('INSERT INTO "t" ("id", "x", "square") VALUES (4, 2, 7)')
         assert ok('SELECT "id", "square" FROM "t" ORDER BY "id"')["rows"] == [[1, None], [2, None], [3, None], [4, 7]]
     finally:
         eng.close()
