@@ -99,6 +99,11 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_comments_inline = False
     supports_stored_generated_columns = True
     supports_virtual_generated_columns = False
+    # Collate(expr, name) in comparisons and ORDER BY: sort keys under an ICU
+    # collation, on the embedded engine (src/compile/function.c names them:
+    # binary, nocase, <locale>-x-icu, <locale>-u-ks-level1|2|3). A column's
+    # db_collation is not: a MongoDB field has no collation of its own.
+    test_collations = {"ci": "nocase", "cs": "binary", "swedish_ci": "sv-u-ks-level2"}
     supports_collation_on_charfield = False
     supports_collation_on_textfield = False
     supports_non_deterministic_collations = False

@@ -1151,7 +1151,15 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
             break;
          }
          snprintf (key, sizeof key, "s%d", i);
-         ok = project_value (cx, o->expr, &proj, key);
+         if (cx_is_collate (o->expr)) {
+            /* ORDER BY e COLLATE c: by e's sort key under c */
+            void *argv[2];
+            dj_expr_t k;
+            cx_collation_key (&k, argv, o->expr, o->expr);
+            ok = project_value (cx, &k, &proj, key);
+         } else {
+            ok = project_value (cx, o->expr, &proj, key);
+         }
       }
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
       if (ok && nulls_first != !o->desc) {

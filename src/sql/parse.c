@@ -30,7 +30,7 @@
  *   bits     := sum {(& | '|' | # | << | >>) sum}
  *   sum      := prod {(+ | - | '||') prod};  prod := pow {(* | / | %) pow}
  *   pow      := unary {^ unary}
- *   unary    := (- | +) unary | primary {'->' (string | integer)}
+ *   unary    := (- | +) unary | primary {'->' (string | integer)} {COLLATE name}
  *   primary  := literal | %s | NULL | TRUE | FALSE | name ['.' name]
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END

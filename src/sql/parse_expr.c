@@ -550,6 +550,17 @@ sql_parse_unary (parser_t *p)
       while (e && p->tk == DJ_TK_ARROW) {
          e = parse_path_step (p, e);
       }
+      /* e COLLATE name: the function COLLATE(e, 'name') (function.c) */
+      while (e && sql_accept_kw (p, "COLLATE")) {
+         dj_expr_t *c = sql_new_expr (p, DJ_X_FUNC, pos), *n = sql_new_expr (p, DJ_X_STRING, p->pos);
+         if (!(n->name = sql_parse_name (p, "a collation name"))) {
+            return NULL;
+         }
+         c->name = "COLLATE";
+         sql_list_push (p, &c->args, e);
+         sql_list_push (p, &c->args, n);
+         e = c;
+      }
    }
    p->depth--;
    return e;
