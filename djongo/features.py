@@ -99,13 +99,14 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_comments_inline = False
     supports_stored_generated_columns = True
     supports_virtual_generated_columns = False
-    # Collate(expr, name) in comparisons and ORDER BY: sort keys under an ICU
-    # collation, on the embedded engine (src/compile/function.c names them:
-    # binary, nocase, <locale>-x-icu, <locale>-u-ks-level1|2|3). A column's
-    # db_collation is not: a MongoDB field has no collation of its own.
-    test_collations = {"ci": "nocase", "cs": "binary", "swedish_ci": "sv-u-ks-level2"}
-    supports_collation_on_charfield = False
-    supports_collation_on_textfield = False
+    # Collate(expr, name) and a column's db_collation (djongo/collations.py)
+    # in comparisons and ORDER BY: sort keys under an ICU collation, on the
+    # embedded engine (src/compile/function.c names them: binary or C,
+    # nocase, <locale>-x-icu, <locale>-u-ks-level1|2|3).
+    test_collations = {"ci": "nocase", "cs": "binary", "swedish_ci": "sv-u-ks-level2", "non_default": "sv-x-icu",
+                       "virtual": "sv-x-icu"}
+    supports_collation_on_charfield = True
+    supports_collation_on_textfield = True
     supports_non_deterministic_collations = False
     supports_paramstyle_pyformat = False
     supports_unlimited_charfield = True

@@ -82,9 +82,10 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
-        notnull, generated = set(), {}
+        notnull, generated, collations = set(), {}, {}
         if entry and "columns" in entry:
             generated = entry.get("generated") or {}
+            collations = entry.get("collations") or {}
             columns, types = entry["columns"], entry.get("types") or {}
             notnull = set(entry.get("notnull") or ())
         else:
@@ -100,8 +101,8 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                 except ValueError:
                     size = None
             # display_size carries varchar(n)'s n: inspectdb's max_length
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None, None,
-                                 name == pk, name in generated))
+            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None,
+                                 collations.get(name), name == pk, name in generated))
         return out
 
     def _sample_columns(self, table_name):

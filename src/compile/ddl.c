@@ -137,6 +137,30 @@ drop_index (cx_t *cx, const char *table, const char *name, int32_t ignore)
       false);
 }
 
+/* A column's COLLATE name is one djongo knows (cx_collation_spec). */
+static bool
+known_collation (cx_t *cx, const char *name)
+{
+   bson_t probe = BSON_INITIALIZER;
+   bool ok = cx_collation_spec (cx, 0, name, &probe, "c");
+   bson_destroy (&probe);
+   return ok;
+}
+
+/* A unique index compares bytes: a column whose collation takes
+ * different strings as equal (nocase, levels 1 and 2) cannot have one
+ * that keeps SQL's rule, so it is refused (PostgreSQL's deterministic
+ * collations, which djongo's others are, tell apart every two strings). */
+static bool
+unique_collation_ok (cx_t *cx, const dj_coldef_t *c)
+{
+   if (c->collation && !cx_collation_deterministic (c->collation)) {
+      return cx_unsupported (cx, 0, "UNIQUE on column \"%s\" with the non-deterministic collation \"%s\"", c->name,
+                             c->collation);
+   }
+   return true;
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
@@ -152,6 +176,10 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       if (!(c->primary_key || c->unique) || !strcmp (c->name, "_id")) {
          continue; /* _id is unique already */
       }
+      if (!unique_collation_ok (cx, c)) {
+         bson_destroy (cmd);
+         return false;
+      }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
       ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL);
    }
@@ -164,6 +192,10 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       for (int c = 0; c < tc->columns.n; c++) {
          const dj_coldef_t *cd = find_coldef (st, tc->columns.v[c]);
          nullable |= !tc->primary_key && (!cd || !cd->not_null); /* unknown column (ALTER): assume nullable */
+         if (cd && !unique_collation_ok (cx, cd)) {
+            bson_destroy (cmd);
+            return false;
+         }
       }
       if (tc->primary_key && tc->columns.n == 1 && !strcmp (tc->columns.v[0], "_id")) {
          continue;
@@ -519,9 +551,15 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       } else if (cx->error && cx->error->domain) {
          return false;
       }
-      return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
-             (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
-             alter_add_constraints (cx, st);
+      if (c->collation && !known_collation (cx, c->collation)) {
+         return false;
+      }
+      char *cf = bson_strdup_printf ("collations.%s", c->name);
+      bool ok = constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
+                (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
+                (!c->collation || update_entry (cx, st->table, "$set", cf, c->collation)) && alter_add_constraints (cx, st);
+      bson_free (cf);
+      return ok;
    }
    case DJ_ALTER_DROP_COLUMN:
    case DJ_ALTER_RENAME_COLUMN: {
@@ -567,9 +605,18 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
          if (c->name[0] == '$' || strchr (c->name, '.')) {
             return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
          }
-         char *tf = bson_strdup_printf ("types.%s", c->name);
-         bool ok = convert_column (cx, st->table, c->name, c->type) && update_entry (cx, st->table, "$set", tf, c->type);
+         /* TYPE t [COLLATE n]: the column's collation is n, or none (as
+          * PostgreSQL's ALTER ... TYPE gives the type's default) */
+         bool ok = !c->collation || known_collation (cx, c->collation);
+         char *tf = bson_strdup_printf ("types.%s", c->name), *cf = bson_strdup_printf ("collations.%s", c->name);
+         ok = ok && convert_column (cx, st->table, c->name, c->type) &&
+              update_many (cx, DJ_TABLES,
+                           c->collation ? "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2', '@3': '@4'}}, 'multi': true}"
+                                        : "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2'}, '$unset': {'@3': ''}}, 'multi': true}",
+                           CX_ARGS (CX_STR (st->table), CX_STR (tf), CX_STR (c->type), CX_STR (cf),
+                                    CX_STR (c->collation ? c->collation : "")));
          bson_free (tf);
+         bson_free (cf);
          return ok;
       }
       if (c->not_null || c->drop_not_null) {
@@ -591,10 +638,28 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    }
    for (int i = 0; i < st->columns.n; i++) {
       const dj_order_t *o = st->columns.v[i];
-      if (o->expr->kind != DJ_X_COLUMN || !strcmp (o->expr->name, "*")) {
-         return cx_unsupported (cx, o->expr->pos, "an index on an expression");
+      const dj_expr_t *x = o->expr;
+      if (cx_is_collate (x) && ((const dj_expr_t *) x->args.v[0])->kind == DJ_X_COLUMN) {
+         /* c COLLATE n (Django's Index(Collate("c", n))): the index on c --
+          * an index orders no results here, and a unique one compares bytes,
+          * which is the collation's equality when it is deterministic */
+         const char *name = ((const dj_expr_t *) x->args.v[1])->name;
+         if (!known_collation (cx, name)) {
+            return false;
+         }
+         if (st->unique && !cx_collation_deterministic (name)) {
+            return cx_unsupported (cx, x->pos, "a UNIQUE index under the non-deterministic collation \"%s\"", name);
+         }
+         x = x->args.v[0];
       }
-      cols[i] = o->expr->name;
+      if (x->kind == DJ_X_FUNC) {
+         return cx_unsupported (cx, x->pos, "an index on the expression %s(...) (MongoDB indexes fields and document paths)",
+                                x->name);
+      }
+      if (x->kind != DJ_X_COLUMN || !strcmp (x->name, "*")) {
+         return cx_unsupported (cx, x->pos, "an index on an expression (MongoDB indexes fields and document paths)");
+      }
+      cols[i] = x->name;
       desc[i] = o->desc;
    }
    cx_single_source (cx, st->table, NULL);
@@ -652,33 +717,50 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bson_destroy (&cols);
    bson_destroy (&types);
    bson_destroy (&notnull);
-   /* the stored generated columns, in CREATE TABLE order: {c: e} */
-   bson_t gen = BSON_INITIALIZER;
+   /* the stored generated columns, in CREATE TABLE order: generated {c:
+    * e}; the columns' collations: collations {c: name} */
+   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, extra = BSON_INITIALIZER;
    for (int i = 0; ok && i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
       if (c->generated) {
          ok = generated_expr (cx, st->table, c, &gen);
       }
+      if (ok && c->collation) {
+         ok = known_collation (cx, c->collation);
+         BSON_APPEND_UTF8 (&colls, c->name, c->collation);
+      }
    }
-   if (ok && !bson_empty (&gen)) {
-      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'generated': '@2'}}, 'multi': true}",
-                        CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&gen)));
+   if (!bson_empty (&gen)) {
+      BSON_APPEND_DOCUMENT (&extra, "generated", &gen);
+   }
+   if (!bson_empty (&colls)) {
+      BSON_APPEND_DOCUMENT (&extra, "collations", &colls);
+   }
+   if (ok && !bson_empty (&extra)) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': '@2'}, 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&extra)));
    }
    bson_destroy (&gen);
+   bson_destroy (&colls);
+   bson_destroy (&extra);
    return ok;
 }
 
-/* RENAME COLUMN: the column's type (tf -> tt) moves and so does its
- * generated expression, if it is one ($rename of a missing field does
- * nothing). */
+/* RENAME COLUMN: the column's type (tf -> tt) moves and so do its
+ * generated expression and its collation, if it has them ($rename of a
+ * missing field does nothing). */
 static bool
 rename_entry_fields (cx_t *cx, const char *table, const char *from, const char *to, const char *tf, const char *tt)
 {
    char *gf = bson_strdup_printf ("generated.%s", from), *gt = bson_strdup_printf ("generated.%s", to);
-   bool ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4'}}, 'multi': true}",
-                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt)));
+   char *cf = bson_strdup_printf ("collations.%s", from), *ct = bson_strdup_printf ("collations.%s", to);
+   bool ok = update_many (cx, DJ_TABLES,
+                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct)));
    bson_free (gf);
    bson_free (gt);
+   bson_free (cf);
+   bson_free (ct);
    return ok;
 }
 
@@ -709,10 +791,12 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
                         CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (type)));
    } else {
       /* a dropped generated column is no longer computed */
-      char *gf = bson_strdup_printf ("generated.%s", from);
-      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': ''}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf)));
+      char *gf = bson_strdup_printf ("generated.%s", from), *cf = bson_strdup_printf ("collations.%s", from);
+      ok = update_many (cx, DJ_TABLES,
+                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': ''}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf)));
       bson_free (gf);
+      bson_free (cf);
    }
    bson_free (tf);
    bson_free (tt);

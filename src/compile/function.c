@@ -401,14 +401,14 @@ static const struct {
  * case is ignored); <locale>-x-icu is PostgreSQL's name for an ICU locale
  * (strength 3, the default); -u-ks-levelN the BCP 47 keyword for strength N.
  * https://www.mongodb.com/docs/manual/reference/collation/ */
-static bool
-collation_spec (cx_t *cx, const dj_expr_t *e, const char *name, bson_t *parent, const char *key)
+bool
+cx_collation_spec (cx_t *cx, uint32_t pos, const char *name, bson_t *parent, const char *key)
 {
    char locale[64];
    int strength = 3;
    size_t n = strlen (name), cut = 0;
    bson_t spec;
-   if (!strcmp (name, "binary")) {
+   if (!strcmp (name, "binary") || !strcmp (name, "C")) { /* C: PostgreSQL's name for it */
       BSON_APPEND_DOCUMENT_BEGIN (parent, key, &spec);
       BSON_APPEND_UTF8 (&spec, "locale", "simple");
       return bson_append_document_end (parent, &spec);
@@ -430,8 +430,8 @@ collation_spec (cx_t *cx, const dj_expr_t *e, const char *name, bson_t *parent, 
          locale[i] = c == '-' ? '_' : c; /* ICU's locale ids use _ */
       }
       if (!ok || n == cut) {
-         return cx_unsupported (cx, e->pos,
-                                "collation \"%s\" (djongo's are binary, nocase, <locale>-x-icu and "
+         return cx_unsupported (cx, pos,
+                                "collation \"%s\" (djongo's are binary or C, nocase, <locale>-x-icu and "
                                 "<locale>-u-ks-level1|2|3)",
                                 name);
       }
@@ -443,8 +443,16 @@ collation_spec (cx_t *cx, const dj_expr_t *e, const char *name, bson_t *parent, 
    return bson_append_document_end (parent, &spec);
 }
 
+bool
+cx_collation_deterministic (const char *name)
+{
+   size_t n = strlen (name);
+   return strcmp (name, "nocase") && !(n > 12 && !strncmp (name + n - 12, "-u-ks-level", 11) && name[n - 1] < '3');
+}
+
 /* COLLATE(e, 'name'): e's value, except where the compiler asks for the
- * sort key (DJ_XF_COLLKEY: comparisons, ORDER BY; expr.c, select.c). The
+ * sort key (DJ_XF_COLLKEY: comparisons, ORDER BY; expr.c, select.c) under
+ * a collation other than binary (whose order is the strings' own). The
  * key is the embedded engine's $_djongoCollationKey, which a MongoDB server
  * has not (its one collation per command cannot be given to one
  * expression): the statement is refused there by name. */
@@ -456,9 +464,12 @@ agg_collate (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return cx_unsupported (cx, e->pos, "COLLATE() other than e COLLATE name");
    }
    bson_t spec = BSON_INITIALIZER;
-   bool ok = collation_spec (cx, e, name->name, &spec, "s");
-   bson_iter_t it;
-   if (ok && (e->flags & DJ_XF_COLLKEY) && bson_iter_init_find (&it, &spec, "s")) {
+   bool ok = cx_collation_spec (cx, e->pos, name->name, &spec, "s");
+   bson_iter_t it, loc;
+   /* binary (locale "simple"): the strings themselves compare so, on any server */
+   bool simple = ok && bson_iter_init (&loc, &spec) && bson_iter_find_descendant (&loc, "s.locale", &loc) &&
+                 !strcmp (bson_iter_utf8 (&loc, NULL), "simple");
+   if (ok && !simple && (e->flags & DJ_XF_COLLKEY) && bson_iter_init_find (&it, &spec, "s")) {
       uint32_t len;
       const uint8_t *data;
       bson_t doc;

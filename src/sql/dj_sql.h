@@ -217,6 +217,7 @@ typedef struct {
    char *check_name;   /* CONSTRAINT n CHECK (e): n, or NULL */
    dj_expr_t *generated; /* [GENERATED ALWAYS] AS (e) [STORED | VIRTUAL]: e, or NULL */
    bool stored;        /* ... STORED (without it, SQLite's default: VIRTUAL) */
+   char *collation;    /* COLLATE name (also ALTER COLUMN c TYPE t COLLATE name), or NULL */
 } dj_coldef_t;
 
 typedef struct {

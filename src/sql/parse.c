@@ -41,7 +41,7 @@
  *               '(' select ')')
  *   DDL: see parse_create / parse_alter below; a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')', [GENERATED ALWAYS] AS '(' expr ')' [STORED |
- *   VIRTUAL] and REFERENCES t ['(' col ')'] [DEFERRABLE
+ *   VIRTUAL], COLLATE name (also after ALTER COLUMN c TYPE t) and REFERENCES t ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
  *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
  *   expr] | CHECK '(' expr ')' | FOREIGN KEY '(' cols ')' REFERENCES t
@@ -727,9 +727,10 @@ parse_coldef (parser_t *p)
          if (!c->stored) {
             sql_accept_kw (p, "VIRTUAL");
          }
-      } else if (sql_is_kw (p, "COLLATE")) {
-         sql_fail (p, "%.*s in a column definition is not part of the dialect", (int) p->tlen, p->sql + p->pos);
-         return NULL;
+      } else if (sql_accept_kw (p, "COLLATE")) {
+         if (!(c->collation = sql_parse_name (p, "a collation name"))) {
+            return NULL;
+         }
       } else {
          return c;
       }
@@ -934,6 +935,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
       c->name = st->column;
       if (sql_accept_kw (p, "TYPE")) {
          c->type = sql_parse_type (p);
+         if (c->type && sql_accept_kw (p, "COLLATE") && !(c->collation = sql_parse_name (p, "a collation name"))) {
+            return false;
+         }
          return c->type && (sql_list_push (p, &st->coldefs, c), true);
       }
       if (sql_accept_kw (p, "SET")) {
