@@ -8,24 +8,9 @@ refuses) is checked on djongo alone.
 https://docs.djangoproject.com/en/5.2/ref/models/fields/#db-collation
 https://docs.djangoproject.com/en/5.2/ref/models/database-functions/#collate
 Run in a process of its own (test_models.py); models: collapp/models.py."""
-import pathlib
-import sys
-import tempfile
+import side_by_side
 
-from django.conf import settings
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-if not settings.configured:
-    settings.configure(
-        INSTALLED_APPS=["collapp"],
-        DATABASES={"default": {"ENGINE": "djongo", "NAME": "collapp",
-                               "HOST": tempfile.mkdtemp(prefix="djongo-collation-")},
-                   "lite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"collapp": None},
-        SECRET_KEY="collation-tests")
-    import django
-
-    django.setup()
+side_by_side.configure("collapp")
 
 import pytest  # noqa: E402
 from collapp.models import Person  # noqa: E402
@@ -33,16 +18,13 @@ from django.db import NotSupportedError, connections, models  # noqa: E402
 from django.db.models import F, Value  # noqa: E402
 from django.db.models.functions import Collate  # noqa: E402
 from django.test import TestCase  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 
-DBS = ("default", "lite")
+DBS = side_by_side.DBS
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_databases():
-    setup_test_environment()
-    for alias in DBS:
-        connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+    side_by_side.create_test_databases()
 
 
 class Collations(TestCase):

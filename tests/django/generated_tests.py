@@ -7,42 +7,24 @@ a migration that adds one to a table with rows and removes it again.
 
 https://docs.djangoproject.com/en/5.2/ref/models/fields/#generatedfield
 Run in a process of its own (test_models.py); models: genapp/models.py."""
-import pathlib
-import sys
-import tempfile
+import side_by_side
 
-from django.conf import settings
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-if not settings.configured:
-    settings.configure(
-        INSTALLED_APPS=["genapp"],
-        DATABASES={"default": {"ENGINE": "djongo", "NAME": "genapp",
-                               "HOST": tempfile.mkdtemp(prefix="djongo-generated-")},
-                   "lite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"genapp": None},
-        SECRET_KEY="generated-tests")
-    import django
-
-    django.setup()
+side_by_side.configure("genapp")
 
 import pytest  # noqa: E402
 from django.db import connections, models  # noqa: E402
 from django.db.models import F  # noqa: E402
 from django.db.utils import ProgrammingError  # noqa: E402
 from django.test import TestCase  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from genapp.models import Item, Plain  # noqa: E402
 
-DBS = ("default", "lite")
+DBS = side_by_side.DBS
 GEN = ("total", "label", "size", "positive")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_databases():
-    setup_test_environment()
-    for alias in DBS:
-        connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+    side_by_side.create_test_databases()
 
 
 def rows(db):

@@ -13,7 +13,8 @@ import sqlite3
 
 import pytest
 
-from test_exec_vs_sqlite import TOOL, Engine, norm_rows
+from test_constraints_vs_sqlite import both  # noqa: F401  (the fixture: SQLite and the engine)
+from test_exec_vs_sqlite import TOOL, Engine, norm_rows, run_both
 
 SCHEMA = (
     'CREATE TABLE "g" ("id" integer NOT NULL PRIMARY KEY, "a" integer NOT NULL, "b" integer NULL, '
@@ -50,17 +51,6 @@ STEPS = [
 READ = 'SELECT "id", "a", "b", "name", "total", "twice", "low", "size" FROM "g" ORDER BY "id"'
 
 
-@pytest.fixture
-def both(tmp_path):
-    if TOOL is None:
-        pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
-    lite = sqlite3.connect(":memory:", isolation_level=None)
-    eng = Engine(tmp_path / "g")
-    yield lite, eng
-    eng.close()
-    lite.close()
-
-
 def inline(sql, params):
     """SQLite takes no parameters in a generated column's expression: they
     go in as literals (Django's SQLite backend quotes them the same way)."""
@@ -72,22 +62,13 @@ def inline(sql, params):
 def test_generated_columns_match_sqlite(both):
     lite, eng = both
     lite.execute(inline(SCHEMA, SCHEMA_PARAMS))
-    res = eng.run(SCHEMA, SCHEMA_PARAMS)
-    assert "error" not in res, res
+    eng.ok(SCHEMA, SCHEMA_PARAMS)
     refused = 0
     for sql, params in STEPS:
-        try:
-            lite.execute(sql.replace("%s", "?"), params)
-            lite_ok = True
-        except sqlite3.OperationalError as e:
-            assert "generated column" in str(e)
-            lite_ok = False
-        res = eng.run(sql, params)
-        if lite_ok:
-            assert "error" not in res, (sql, params, res)
-        else:
+        error, res = run_both(lite, eng, sql, params, sqlite3.OperationalError)
+        if error:
             refused += 1
-            assert "error" in res and "generated column" in res["error"]["message"], (sql, params, res)
+            assert "generated column" in str(error) and "generated column" in res["error"]["message"], (sql, res)
         want = norm_rows(lite.execute(READ).fetchall())
         assert norm_rows(eng.run(READ, [])["rows"]) == want, (sql, params)
     assert refused == 3
@@ -109,12 +90,7 @@ def test_alter_table_add_and_drop_generated_column(tmp_path):
     if TOOL is None:
         pytest.fail("djongo-sql is not installed (pip install . puts it on PATH)")
     eng = Engine(tmp_path / "a")
-
-    def ok(sql, params=()):
-        res = eng.run(sql, list(params))
-        assert "error" not in res, (sql, res)
-        return res
-
+    ok = eng.ok
     try:
         ok('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "a" integer NULL)')
         ok('INSERT INTO "t" ("id", "a") VALUES (1, 5), (2, NULL)')
