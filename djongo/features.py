@@ -42,7 +42,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_column_check_constraints = True
     supports_table_check_constraints = True
     supports_partial_indexes = True
-    supports_expression_indexes = True  # paths into documents (F("address__city")); other expressions are refused
+    # paths into documents (F("address__city")) as they are, other expressions
+    # as hidden computed fields (src/compile/ddl.c, compile_create_index)
+    supports_expression_indexes = True
     supports_covering_indexes = False
     supports_deferrable_unique_constraints = False
     supports_index_on_text_field = True

@@ -628,47 +628,130 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_unsupported (cx, 0, "ALTER TABLE form");
 }
 
+/* An index on expressions (Django's Index(Lower("name")),
+ * UniqueConstraint(Lower("name"))): MongoDB indexes fields, so each
+ * expression part is a hidden stored generated column,
+ * __djongo_ix_<index>_<k> (k counting the expression parts from 0; at most
+ * IX_PARTS), computed for the existing rows now and by every INSERT and
+ * UPDATE after (the entry's generated, src/exec/generated.c), and the
+ * index is on it. It is no table column (the entry's columns do not list
+ * it: SELECT * leaves it out). A UNIQUE one leaves NULL out, as SQL's
+ * does. DROP INDEX takes the hidden columns away (drop_expr_index). */
+#define IX_PARTS 8
+
+static void
+hidden_name (char *buf, size_t size, const char *index, int k)
+{
+   snprintf (buf, size, "__djongo_ix_%s_%d", index, k);
+}
+
 static bool
 compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
 {
-   char *cols[64];
+   char *cols[64], hidden[IX_PARTS][300];
    bool desc[64];
+   int nh = 0;
+   bson_t gen = BSON_INITIALIZER;
+   bool ok = true;
    if (st->columns.n > 64) {
       return cx_unsupported (cx, 0, "an index on more than 64 columns");
    }
-   for (int i = 0; i < st->columns.n; i++) {
+   cx_single_source (cx, st->table, NULL);
+   for (int i = 0; ok && i < st->columns.n; i++) {
       const dj_order_t *o = st->columns.v[i];
       const dj_expr_t *x = o->expr;
+      desc[i] = o->desc;
       if (cx_is_collate (x) && ((const dj_expr_t *) x->args.v[0])->kind == DJ_X_COLUMN) {
          /* c COLLATE n (Django's Index(Collate("c", n))): the index on c --
           * an index orders no results here, and a unique one compares bytes,
           * which is the collation's equality when it is deterministic */
          const char *name = ((const dj_expr_t *) x->args.v[1])->name;
          if (!known_collation (cx, name)) {
-            return false;
+            ok = false;
+            break;
          }
          if (st->unique && !cx_collation_deterministic (name)) {
-            return cx_unsupported (cx, x->pos, "a UNIQUE index under the non-deterministic collation \"%s\"", name);
+            ok = cx_unsupported (cx, x->pos, "a UNIQUE index under the non-deterministic collation \"%s\"", name);
+            break;
          }
          x = x->args.v[0];
       }
-      if (x->kind == DJ_X_FUNC) {
-         return cx_unsupported (cx, x->pos, "an index on the expression %s(...) (MongoDB indexes fields and document paths)",
-                                x->name);
+      if (x->kind == DJ_X_COLUMN && strcmp (x->name, "*")) {
+         cols[i] = x->name;
+         continue;
       }
-      if (x->kind != DJ_X_COLUMN || !strcmp (x->name, "*")) {
-         return cx_unsupported (cx, x->pos, "an index on an expression (MongoDB indexes fields and document paths)");
+      if (nh == IX_PARTS || cx_has_subquery (x) || x->kind == DJ_X_STAR || x->kind == DJ_X_COLUMN) {
+         ok = cx_unsupported (cx, x->pos, "an index on more than %d expressions, a subquery or *", IX_PARTS);
+         break;
       }
-      cols[i] = x->name;
-      desc[i] = o->desc;
+      if (strchr (st->name, '.')) {
+         ok = cx_unsupported (cx, 0, "an index on expressions named with a '.' (%s)", st->name);
+         break;
+      }
+      hidden_name (hidden[nh], sizeof hidden[nh], st->name, nh);
+      ok = cx_agg_value_or_null (cx, x, &gen, hidden[nh]);
+      cols[i] = hidden[nh++];
    }
-   cx_single_source (cx, st->table, NULL);
+   if (ok && nh) {
+      /* the rows there are get the hidden columns, the entry records them */
+      bson_t u = BSON_INITIALIZER, set;
+      bson_iter_t it;
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+      bson_iter_init (&it, &gen);
+      while (bson_iter_next (&it)) {
+         char key[320];
+         snprintf (key, sizeof key, "generated.%s", bson_iter_key (&it));
+         bson_append_value (&set, key, -1, bson_iter_value (&it));
+      }
+      bson_append_document_end (&u, &set);
+      ok = update_many (cx, st->table, "{'q': {}, 'u': [{'$set': '@0'}], 'multi': true}", CX_ARGS (CX_DOC (&gen))) &&
+           update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_DOC (&u)));
+      bson_destroy (&u);
+   }
+   bson_destroy (&gen);
+   if (!ok) {
+      return false;
+   }
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
-   bool ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, false, st->where);
+   ok = index_spec (cx, &indexes, 0, st->name, cols, desc, st->columns.n, st->unique, nh > 0, st->where);
    bson_append_array_end (cmd, &indexes);
    return cx_add_command_if (cx, ok, cmd);
+}
+
+/* DROP INDEX i: its hidden columns, if it was on expressions, leave the
+ * rows and the entry ($unset of a field that is not there does nothing). */
+static bool
+drop_expr_index (cx_t *cx, const char *table, const char *index)
+{
+   bson_t rows = BSON_INITIALIZER, entry = BSON_INITIALIZER, q = BSON_INITIALIZER, e;
+   char name[300], key[320];
+   BSON_APPEND_DOCUMENT_BEGIN (&entry, "$unset", &e);
+   bson_t r;
+   BSON_APPEND_DOCUMENT_BEGIN (&rows, "$unset", &r);
+   for (int k = 0; k < IX_PARTS; k++) {
+      hidden_name (name, sizeof name, index, k);
+      BSON_APPEND_UTF8 (&r, name, "");
+      snprintf (key, sizeof key, "generated.%s", name);
+      BSON_APPEND_UTF8 (&e, key, "");
+   }
+   bson_append_document_end (&rows, &r);
+   bson_append_document_end (&entry, &e);
+   hidden_name (name, sizeof name, index, 0);
+   snprintf (key, sizeof key, "generated.%s", name);
+   bson_t ex;
+   BSON_APPEND_DOCUMENT_BEGIN (&q, name, &ex);
+   BSON_APPEND_BOOL (&ex, "$exists", true);
+   bson_append_document_end (&q, &ex);
+   bool ok = update_many (cx, table, "{'q': '@0', 'u': '@1', 'multi': true}", CX_ARGS (CX_DOC (&q), CX_DOC (&rows))) &&
+             update_many (cx, DJ_TABLES, "{'q': {'table': '@0', '@1': {'$exists': true}}, 'u': '@2', 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (key), CX_DOC (&entry)));
+   bson_destroy (&rows);
+   bson_destroy (&entry);
+   bson_destroy (&q);
+   return ok;
 }
 
 /* The table's entry in the tables collection: {table, columns: [names in
@@ -855,7 +938,8 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
       if (!st->table) {
          return cx_unsupported (cx, 0, "DROP INDEX without ON <table> (MongoDB index names belong to a collection)");
       }
-      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0);
+      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0) &&
+             drop_expr_index (cx, st->table, st->name);
    }
    case DJ_STMT_ALTER_TABLE:
       return compile_alter (cx, st);
