@@ -45,6 +45,7 @@ from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
 from djongo.features import DatabaseFeatures
 from djongo.introspection import DatabaseIntrospection
+from djongo import collations  # noqa: F401  (columns with a db_collation, for vendor "djongo")
 from djongo import jsonfield  # noqa: F401  (Django's JSONField lookups for vendor "djongo")
 from djongo.operations import DatabaseOperations
 from djongo.schema import DatabaseSchemaEditor

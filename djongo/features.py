@@ -42,7 +42,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_column_check_constraints = True
     supports_table_check_constraints = True
     supports_partial_indexes = True
-    supports_expression_indexes = True  # paths into documents (F("address__city")); other expressions are refused
+    # paths into documents (F("address__city")) as they are, other expressions
+    # as hidden computed fields (src/compile/ddl.c, compile_create_index)
+    supports_expression_indexes = True
     supports_covering_indexes = False
     supports_deferrable_unique_constraints = False
     supports_index_on_text_field = True
@@ -97,10 +99,16 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_regex_backreferencing = False
     supports_comments = False
     supports_comments_inline = False
-    supports_stored_generated_columns = False
+    supports_stored_generated_columns = True
     supports_virtual_generated_columns = False
-    supports_collation_on_charfield = False
-    supports_collation_on_textfield = False
+    # Collate(expr, name) and a column's db_collation (djongo/collations.py)
+    # in comparisons and ORDER BY: sort keys under an ICU collation, on the
+    # embedded engine (src/compile/function.c names them: binary or C,
+    # nocase, <locale>-x-icu, <locale>-u-ks-level1|2|3).
+    test_collations = {"ci": "nocase", "cs": "binary", "swedish_ci": "sv-u-ks-level2", "non_default": "sv-x-icu",
+                       "virtual": "sv-x-icu"}
+    supports_collation_on_charfield = True
+    supports_collation_on_textfield = True
     supports_non_deterministic_collations = False
     supports_paramstyle_pyformat = False
     supports_unlimited_charfield = True

@@ -10,7 +10,10 @@ from django.db.backends.base.introspection import BaseDatabaseIntrospection
 from django.db.backends.base.introspection import FieldInfo as BaseFieldInfo
 from django.db.backends.base.introspection import TableInfo
 
-FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk",))
+# pk: the primary key column; generated: a stored generated column
+# (GENERATED ALWAYS AS (e) STORED, Django's GeneratedField): the entry's
+# `generated` holds e, compiled (src/compile/ddl.c)
+FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk", "generated"))
 
 TABLES = "__djongo_tables"  # DJ_TABLES_COLLECTION in src/compile/dj_compile.h
 SAMPLE = 100  # documents read to infer the fields of a collection without an entry
@@ -79,8 +82,10 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
-        notnull = set()
+        notnull, generated, collations = set(), {}, {}
         if entry and "columns" in entry:
+            generated = entry.get("generated") or {}
+            collations = entry.get("collations") or {}
             columns, types = entry["columns"], entry.get("types") or {}
             notnull = set(entry.get("notnull") or ())
         else:
@@ -96,8 +101,8 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                 except ValueError:
                     size = None
             # display_size carries varchar(n)'s n: inspectdb's max_length
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None, None,
-                                 name == pk))
+            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None,
+                                 collations.get(name), name == pk, name in generated))
         return out
 
     def _sample_columns(self, table_name):

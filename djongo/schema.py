@@ -125,8 +125,10 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
         return field.db_type(self.connection)
 
     def _alter_column_type_sql(self, model, old_field, new_field, new_type, old_collation, new_collation):
-        # documents keep their values: nothing to rewrite for a new type
-        return ("ALTER COLUMN %s TYPE %s" % (self.quote_name(new_field.column), new_type), []), []
+        # documents keep their values: nothing to rewrite for a new type; the
+        # table's entry records the type and the collation (none: binary)
+        collate = " " + self._collate_sql(new_collation) if new_collation else ""
+        return ("ALTER COLUMN %s TYPE %s%s" % (self.quote_name(new_field.column), new_type, collate), []), []
 
     def _delete_constraint_sql(self, template, model, name):
         if template is None:

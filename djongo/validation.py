@@ -7,7 +7,7 @@ import os
 from django.apps import apps
 from django.core import checks
 from django.db.backends.base.validation import BaseDatabaseValidation
-from django.db.models import F, OrderBy, UniqueConstraint
+from django.db.models import UniqueConstraint
 
 # ---- settings ----
 
@@ -108,45 +108,46 @@ def settings_errors(alias, settings_dict):
 
 
 
-def document_path(model, expression):
-    """Whether an index expression is a field or a path into a document
-    field (F("address__city"), maybe .desc()): what MongoDB indexes."""
-    if isinstance(expression, OrderBy):
-        expression = expression.expression
-    if not isinstance(expression, F):
-        return False
-    from django.db.models import JSONField
+def untranslatable(connection, make_sql):
+    """Why djongo's compiler refuses the SQL make_sql(schema_editor) writes
+    for an index or a constraint (its NotSupportedError's message), or None
+    when it takes it."""
+    from djongo import driver
 
-    from djongo.models.fields import ArrayField, EmbeddedField
-
-    head, _, rest = expression.name.partition("__")
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        sql = make_sql(editor)
+    if sql is None:
+        return None
     try:
-        field = model._meta.get_field(head)
-    except Exception:
-        return False
-    return not rest or isinstance(field, (EmbeddedField, ArrayField, JSONField))
+        driver.translate(str(sql), None, connection.settings_dict["NAME"])
+    except driver.NotSupportedError as e:
+        return str(e)
+    return None
 
 
 class DatabaseValidation(BaseDatabaseValidation):
     def check(self, **kwargs):
-        """The connection's settings; then indexes and unique constraints on
-        expressions MongoDB cannot index are not created (schema.py), as
-        Django does on backends without expression indexes -- said here, as
-        Django's W043/W044 say it there."""
+        """The connection's settings; then the indexes and unique
+        constraints on expressions djongo cannot make (an expression is a
+        hidden computed field: src/compile/ddl.c; a subquery, say, cannot be
+        one) are not created (schema.py), as Django does on backends without
+        expression indexes -- said here, as Django's W043/W044 say it there."""
         errors = settings_errors(self.connection.alias, self.connection.settings_dict)
         app_configs = kwargs.get("app_configs")
         models = [m for c in app_configs for m in c.get_models()] if app_configs else apps.get_models()
         for model in models:
             for index in model._meta.indexes:
-                if index.contains_expressions and not all(document_path(model, e) for e in index.expressions):
-                    errors.append(checks.Warning(
-                        "djongo does not create index %r: MongoDB indexes fields and paths into documents "
-                        "(F('address__city')), not other expressions." % index.name, obj=model, id="djongo.W002"))
+                why = index.contains_expressions and untranslatable(
+                    self.connection, lambda editor: index.create_sql(model, editor))
+                if why:
+                    errors.append(checks.Warning("djongo does not create index %r: %s" % (index.name, why),
+                                                 obj=model, id="djongo.W002"))
             for c in model._meta.constraints:
-                if isinstance(c, UniqueConstraint) and c.contains_expressions:
-                    errors.append(checks.Warning(
-                        "djongo does not create unique constraint %r on expressions: MongoDB cannot enforce it."
-                        % c.name, obj=model, id="djongo.W003"))
+                why = isinstance(c, UniqueConstraint) and c.contains_expressions and untranslatable(
+                    self.connection, lambda editor: c.create_sql(model, editor))
+                if why:
+                    errors.append(checks.Warning("djongo does not create unique constraint %r: %s" % (c.name, why),
+                                                 obj=model, id="djongo.W003"))
         return errors
 
     def check_field_type(self, field, field_type):

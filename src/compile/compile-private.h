@@ -213,6 +213,19 @@ bool cx_expr_any (const dj_expr_t *e, bool (*pred) (const dj_expr_t *e, const vo
 bool cx_base_only (cx_t *cx, const dj_expr_t *e);
 /* Does e (a predicate) need $lookup stages (IN/EXISTS subqueries)? */
 bool cx_has_subquery (const dj_expr_t *e);
+/* A COLLATE name's collation document ({locale[, strength]}) into
+ * parent[key]; an unknown name fails (DJ_SQL_UNSUPPORTED at pos). */
+bool cx_collation_spec (cx_t *cx, uint32_t pos, const char *name, bson_t *parent, const char *key);
+/* Whether the collation tells apart every two different strings (binary,
+ * <locale>-x-icu, level3), as PostgreSQL's deterministic collations: not
+ * nocase and the case- or accent-blind levels 1 and 2. */
+bool cx_collation_deterministic (const char *name);
+/* e COLLATE name (a COLLATE function the compiler has not made a key). */
+bool cx_is_collate (const dj_expr_t *e);
+/* *out: x's sort key under the collation of c (a COLLATE): a COLLATE node
+ * with DJ_XF_COLLKEY over x (x's own COLLATE stripped); argv[2] holds its
+ * arguments (both borrowed from the caller's frame). */
+void cx_collation_key (dj_expr_t *out, void **argv, const dj_expr_t *x, const dj_expr_t *c);
 
 /* cx_select_pipeline flags */
 enum {

@@ -24,6 +24,10 @@
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
+ *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
+ *                                          expression}; the executor computes c on every
+ *                                          INSERT and UPDATE (src/exec/generated.c);
+ *                                          ALTER TABLE ADD: also {update: t, u: [{$set: {c: e}}]}
  *
  * UNIQUE over a nullable column: SQL lets any number of rows hold NULL
  * there, a MongoDB unique index would let one. Such indexes get a
@@ -57,6 +61,28 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
 
 /* Per-column key kinds of index_spec (NULL: all ascending). */
 enum { KEY_ASC, KEY_DESC, KEY_HASHED };
+
+/* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
+ * aggregation expression over the row into gen[c] (a missing result stored
+ * as NULL). SQLite and PostgreSQL give such a column no DEFAULT and no
+ * PRIMARY KEY; a VIRTUAL one (computed when read) has no MongoDB
+ * counterpart, and a subquery would read other rows. Parameters are bound
+ * into the expression as values. */
+static bool
+generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
+{
+   if (!c->stored) {
+      return cx_unsupported (cx, c->generated->pos, "a VIRTUAL generated column (only STORED ones: GENERATED ALWAYS AS (...) STORED)");
+   }
+   if (c->default_value || c->primary_key || c->autoincrement) {
+      return cx_unsupported (cx, c->generated->pos, "a generated column with a DEFAULT, PRIMARY KEY or AUTOINCREMENT");
+   }
+   if (cx_has_subquery (c->generated)) {
+      return cx_unsupported (cx, c->generated->pos, "a subquery in a generated column");
+   }
+   cx_single_source (cx, table, NULL);
+   return cx_agg_value_or_null (cx, c->generated, gen, c->name);
+}
 
 /* One index spec {key, name, unique[, expireAfterSeconds][,
  * partialFilterExpression]} into `indexes`; ttl NULL: not a TTL index. */
@@ -124,6 +150,30 @@ drop_index (cx_t *cx, const char *table, const char *name, int32_t ignore)
       false);
 }
 
+/* A column's COLLATE name is one djongo knows (cx_collation_spec). */
+static bool
+known_collation (cx_t *cx, const char *name)
+{
+   bson_t probe = BSON_INITIALIZER;
+   bool ok = cx_collation_spec (cx, 0, name, &probe, "c");
+   bson_destroy (&probe);
+   return ok;
+}
+
+/* A unique index compares bytes: a column whose collation takes
+ * different strings as equal (nocase, levels 1 and 2) cannot have one
+ * that keeps SQL's rule, so it is refused (PostgreSQL's deterministic
+ * collations, which djongo's others are, tell apart every two strings). */
+static bool
+unique_collation_ok (cx_t *cx, const dj_coldef_t *c)
+{
+   if (c->collation && !cx_collation_deterministic (c->collation)) {
+      return cx_unsupported (cx, 0, "UNIQUE on column \"%s\" with the non-deterministic collation \"%s\"", c->name,
+                             c->collation);
+   }
+   return true;
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
@@ -139,6 +189,10 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       if (!(c->primary_key || c->unique) || !strcmp (c->name, "_id")) {
          continue; /* _id is unique already */
       }
+      if (!unique_collation_ok (cx, c)) {
+         bson_destroy (cmd);
+         return false;
+      }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
       ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL);
    }
@@ -151,6 +205,10 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       for (int c = 0; c < tc->columns.n; c++) {
          const dj_coldef_t *cd = find_coldef (st, tc->columns.v[c]);
          nullable |= !tc->primary_key && (!cd || !cd->not_null); /* unknown column (ALTER): assume nullable */
+         if (cd && !unique_collation_ok (cx, cd)) {
+            bson_destroy (cmd);
+            return false;
+         }
       }
       if (tc->primary_key && tc->columns.n == 1 && !strcmp (tc->columns.v[0], "_id")) {
          continue;
@@ -475,6 +533,28 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (c->default_value && !cx_is_const (c->default_value)) {
          return cx_unsupported (cx, c->default_value->pos, "a DEFAULT that is not a constant");
       }
+      if (c->generated) {
+         /* existing rows get the column computed, then the entry records it */
+         bson_t gen = BSON_INITIALIZER, u = BSON_INITIALIZER, set;
+         char *gf = bson_strdup_printf ("generated.%s", c->name);
+         bson_iter_t it;
+         bool ok = generated_expr (cx, st->table, c, &gen) && bson_iter_init_find (&it, &gen, c->name);
+         if (ok) {
+            /* {$set: {generated.c: e}}: a plain $set stores e as it is */
+            BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+            bson_append_iter (&set, gf, -1, &it);
+            bson_append_document_end (&u, &set);
+         }
+         ok = ok && update_many (cx, st->table, "{'q': {}, 'u': [{'$set': '@0'}], 'multi': true}", CX_ARGS (CX_DOC (&gen))) &&
+              update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                           CX_ARGS (CX_STR (st->table), CX_DOC (&u)));
+         bson_free (gf);
+         bson_destroy (&gen);
+         bson_destroy (&u);
+         if (!ok) {
+            return false;
+         }
+      }
       if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
          /* existing rows get the default, as SQL gives it to them */
          if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': {'$set': {'@0': '@1'}}, 'multi': true}",
@@ -484,9 +564,15 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       } else if (cx->error && cx->error->domain) {
          return false;
       }
-      return constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
-             (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
-             alter_add_constraints (cx, st);
+      if (c->collation && !known_collation (cx, c->collation)) {
+         return false;
+      }
+      char *cf = bson_strdup_printf ("collations.%s", c->name);
+      bool ok = constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
+                (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
+                (!c->collation || update_entry (cx, st->table, "$set", cf, c->collation)) && alter_add_constraints (cx, st);
+      bson_free (cf);
+      return ok;
    }
    case DJ_ALTER_DROP_COLUMN:
    case DJ_ALTER_RENAME_COLUMN: {
@@ -532,9 +618,18 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
          if (c->name[0] == '$' || strchr (c->name, '.')) {
             return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
          }
-         char *tf = bson_strdup_printf ("types.%s", c->name);
-         bool ok = convert_column (cx, st->table, c->name, c->type) && update_entry (cx, st->table, "$set", tf, c->type);
+         /* TYPE t [COLLATE n]: the column's collation is n, or none (as
+          * PostgreSQL's ALTER ... TYPE gives the type's default) */
+         bool ok = !c->collation || known_collation (cx, c->collation);
+         char *tf = bson_strdup_printf ("types.%s", c->name), *cf = bson_strdup_printf ("collations.%s", c->name);
+         ok = ok && convert_column (cx, st->table, c->name, c->type) &&
+              update_many (cx, DJ_TABLES,
+                           c->collation ? "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2', '@3': '@4'}}, 'multi': true}"
+                                        : "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2'}, '$unset': {'@3': ''}}, 'multi': true}",
+                           CX_ARGS (CX_STR (st->table), CX_STR (tf), CX_STR (c->type), CX_STR (cf),
+                                    CX_STR (c->collation ? c->collation : "")));
          bson_free (tf);
+         bson_free (cf);
          return ok;
       }
       if (c->not_null || c->drop_not_null) {
@@ -546,22 +641,34 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
    return cx_unsupported (cx, 0, "ALTER TABLE form");
 }
 
+/* An index on expressions (Django's Index(Lower("name")),
+ * UniqueConstraint(Lower("name"))): MongoDB indexes fields, so each
+ * expression part is a hidden stored generated column,
+ * __djongo_ix_<index>_<k> (k counting the expression parts from 0; at most
+ * IX_PARTS), computed for the existing rows now and by every INSERT and
+ * UPDATE after (the entry's generated, src/exec/generated.c), and the
+ * index is on it. It is no table column (the entry's columns do not list
+ * it: SELECT * leaves it out). A UNIQUE one leaves NULL out, as SQL's
+ * does. DROP INDEX takes the hidden columns away (drop_expr_index). */
+#define IX_PARTS 8
+
+static void
+hidden_name (char *buf, size_t size, const char *index, int k)
+{
+   snprintf (buf, size, "__djongo_ix_%s_%d", index, k);
+}
+
 static bool
 compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
 {
-   char *cols[64];
+   char *cols[64], hidden[IX_PARTS][300];
    int kind[64];
    int64_t ttl = 0;
+   int nh = 0;
+   bson_t gen = BSON_INITIALIZER;
+   bool ok = true;
    if (st->columns.n > 64) {
       return cx_unsupported (cx, 0, "an index on more than 64 columns");
-   }
-   for (int i = 0; i < st->columns.n; i++) {
-      const dj_order_t *o = st->columns.v[i];
-      if (o->expr->kind != DJ_X_COLUMN || !strcmp (o->expr->name, "*")) {
-         return cx_unsupported (cx, o->expr->pos, "an index on an expression");
-      }
-      cols[i] = o->expr->name;
-      kind[i] = o->hashed ? KEY_HASHED : o->desc ? KEY_DESC : KEY_ASC;
    }
    if (st->expire_after) {
       /* the engine (or MongoDB) checks the range and the single field */
@@ -571,13 +678,102 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
       ttl = st->expire_after->ival;
    }
    cx_single_source (cx, st->table, NULL);
+   for (int i = 0; ok && i < st->columns.n; i++) {
+      const dj_order_t *o = st->columns.v[i];
+      const dj_expr_t *x = o->expr;
+      kind[i] = o->hashed ? KEY_HASHED : o->desc ? KEY_DESC : KEY_ASC;
+      if (cx_is_collate (x) && ((const dj_expr_t *) x->args.v[0])->kind == DJ_X_COLUMN) {
+         /* c COLLATE n (Django's Index(Collate("c", n))): the index on c --
+          * an index orders no results here, and a unique one compares bytes,
+          * which is the collation's equality when it is deterministic */
+         const char *name = ((const dj_expr_t *) x->args.v[1])->name;
+         if (!known_collation (cx, name)) {
+            ok = false;
+            break;
+         }
+         if (st->unique && !cx_collation_deterministic (name)) {
+            ok = cx_unsupported (cx, x->pos, "a UNIQUE index under the non-deterministic collation \"%s\"", name);
+            break;
+         }
+         x = x->args.v[0];
+      }
+      if (x->kind == DJ_X_COLUMN && strcmp (x->name, "*")) {
+         cols[i] = x->name;
+         continue;
+      }
+      if (nh == IX_PARTS || cx_has_subquery (x) || x->kind == DJ_X_STAR || x->kind == DJ_X_COLUMN) {
+         ok = cx_unsupported (cx, x->pos, "an index on more than %d expressions, a subquery or *", IX_PARTS);
+         break;
+      }
+      if (strchr (st->name, '.')) {
+         ok = cx_unsupported (cx, 0, "an index on expressions named with a '.' (%s)", st->name);
+         break;
+      }
+      hidden_name (hidden[nh], sizeof hidden[nh], st->name, nh);
+      ok = cx_agg_value_or_null (cx, x, &gen, hidden[nh]);
+      cols[i] = hidden[nh++];
+   }
+   if (ok && nh) {
+      /* the rows there are get the hidden columns, the entry records them */
+      bson_t u = BSON_INITIALIZER, set;
+      bson_iter_t it;
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+      bson_iter_init (&it, &gen);
+      while (bson_iter_next (&it)) {
+         char key[320];
+         snprintf (key, sizeof key, "generated.%s", bson_iter_key (&it));
+         bson_append_value (&set, key, -1, bson_iter_value (&it));
+      }
+      bson_append_document_end (&u, &set);
+      ok = update_many (cx, st->table, "{'q': {}, 'u': [{'$set': '@0'}], 'multi': true}", CX_ARGS (CX_DOC (&gen))) &&
+           update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_DOC (&u)));
+      bson_destroy (&u);
+   }
+   bson_destroy (&gen);
+   if (!ok) {
+      return false;
+   }
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
-   bool ok = index_spec (cx, &indexes, 0, st->name, cols, kind, st->columns.n, st->unique, false, st->expire_after ? &ttl : NULL,
-                         st->where);
+   ok = index_spec (cx, &indexes, 0, st->name, cols, kind, st->columns.n, st->unique, nh > 0, st->expire_after ? &ttl : NULL,
+                    st->where);
    bson_append_array_end (cmd, &indexes);
    return cx_add_command_if (cx, ok, cmd);
+}
+
+/* DROP INDEX i: its hidden columns, if it was on expressions, leave the
+ * rows and the entry ($unset of a field that is not there does nothing). */
+static bool
+drop_expr_index (cx_t *cx, const char *table, const char *index)
+{
+   bson_t rows = BSON_INITIALIZER, entry = BSON_INITIALIZER, q = BSON_INITIALIZER, e;
+   char name[300], key[320];
+   BSON_APPEND_DOCUMENT_BEGIN (&entry, "$unset", &e);
+   bson_t r;
+   BSON_APPEND_DOCUMENT_BEGIN (&rows, "$unset", &r);
+   for (int k = 0; k < IX_PARTS; k++) {
+      hidden_name (name, sizeof name, index, k);
+      BSON_APPEND_UTF8 (&r, name, "");
+      snprintf (key, sizeof key, "generated.%s", name);
+      BSON_APPEND_UTF8 (&e, key, "");
+   }
+   bson_append_document_end (&rows, &r);
+   bson_append_document_end (&entry, &e);
+   hidden_name (name, sizeof name, index, 0);
+   snprintf (key, sizeof key, "generated.%s", name);
+   bson_t ex;
+   BSON_APPEND_DOCUMENT_BEGIN (&q, name, &ex);
+   BSON_APPEND_BOOL (&ex, "$exists", true);
+   bson_append_document_end (&q, &ex);
+   bool ok = update_many (cx, table, "{'q': '@0', 'u': '@1', 'multi': true}", CX_ARGS (CX_DOC (&q), CX_DOC (&rows))) &&
+             update_many (cx, DJ_TABLES, "{'q': {'table': '@0', '@1': {'$exists': true}}, 'u': '@2', 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (key), CX_DOC (&entry)));
+   bson_destroy (&rows);
+   bson_destroy (&entry);
+   bson_destroy (&q);
+   return ok;
 }
 
 /* The table's entry in the tables collection: {table, columns: [names in
@@ -626,6 +822,50 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bson_destroy (&cols);
    bson_destroy (&types);
    bson_destroy (&notnull);
+   /* the stored generated columns, in CREATE TABLE order: generated {c:
+    * e}; the columns' collations: collations {c: name} */
+   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, extra = BSON_INITIALIZER;
+   for (int i = 0; ok && i < st->coldefs.n; i++) {
+      const dj_coldef_t *c = st->coldefs.v[i];
+      if (c->generated) {
+         ok = generated_expr (cx, st->table, c, &gen);
+      }
+      if (ok && c->collation) {
+         ok = known_collation (cx, c->collation);
+         BSON_APPEND_UTF8 (&colls, c->name, c->collation);
+      }
+   }
+   if (!bson_empty (&gen)) {
+      BSON_APPEND_DOCUMENT (&extra, "generated", &gen);
+   }
+   if (!bson_empty (&colls)) {
+      BSON_APPEND_DOCUMENT (&extra, "collations", &colls);
+   }
+   if (ok && !bson_empty (&extra)) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': '@2'}, 'multi': true}",
+                        CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&extra)));
+   }
+   bson_destroy (&gen);
+   bson_destroy (&colls);
+   bson_destroy (&extra);
+   return ok;
+}
+
+/* RENAME COLUMN: the column's type (tf -> tt) moves and so do its
+ * generated expression and its collation, if it has them ($rename of a
+ * missing field does nothing). */
+static bool
+rename_entry_fields (cx_t *cx, const char *table, const char *from, const char *to, const char *tf, const char *tt)
+{
+   char *gf = bson_strdup_printf ("generated.%s", from), *gt = bson_strdup_printf ("generated.%s", to);
+   char *cf = bson_strdup_printf ("collations.%s", from), *ct = bson_strdup_printf ("collations.%s", to);
+   bool ok = update_many (cx, DJ_TABLES,
+                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct)));
+   bson_free (gf);
+   bson_free (gt);
+   bson_free (cf);
+   bson_free (ct);
    return ok;
 }
 
@@ -647,15 +887,21 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
                         "'notnull': {'$map': {'input': '$notnull', 'in': {'$cond': [{'$eq': ['$$this', {'$literal': '@1'}]}, {'$literal': '@2'}, '$$this']}}}"
                         "}}], 'multi': true}",
                         CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (to))) &&
-           update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2'}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt)));
+           rename_entry_fields (cx, table, from, to, tf, tt);
    } else if (add && !type) {
       ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}}, 'multi': true}",
                         CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from)));
+   } else if (add) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$push': {'columns': '@1'}, '$set': {'@2': '@3'}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (type)));
    } else {
-      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2'}, '@3': {'@4': '@5'}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (op), CX_STR (from), CX_STR (add ? "$set" : "$unset"), CX_STR (tf),
-                                 CX_STR (add ? type : "")));
+      /* a dropped generated column is no longer computed */
+      char *gf = bson_strdup_printf ("generated.%s", from), *cf = bson_strdup_printf ("collations.%s", from);
+      ok = update_many (cx, DJ_TABLES,
+                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': ''}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf)));
+      bson_free (gf);
+      bson_free (cf);
    }
    bson_free (tf);
    bson_free (tt);
@@ -714,7 +960,8 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
       if (!st->table) {
          return cx_unsupported (cx, 0, "DROP INDEX without ON <table> (MongoDB index names belong to a collection)");
       }
-      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0);
+      return drop_index (cx, st->table, st->name, st->if_exists ? DJ_IndexNotFound : 0) &&
+             drop_expr_index (cx, st->table, st->name);
    }
    case DJ_STMT_ALTER_TABLE:
       return compile_alter (cx, st);

@@ -715,6 +715,24 @@ is_comparison (const dj_expr_t *e)
    return e->kind == DJ_X_BINARY && e->op <= DJ_OP_GE;
 }
 
+/* e COLLATE name, as the parser writes it (function.c) */
+bool
+cx_is_collate (const dj_expr_t *e)
+{
+   return e->kind == DJ_X_FUNC && !strcmp (e->name, "COLLATE") && e->args.n == 2 && !(e->flags & DJ_XF_COLLKEY);
+}
+
+void
+cx_collation_key (dj_expr_t *out, void **argv, const dj_expr_t *x, const dj_expr_t *c)
+{
+   *out = *c;
+   argv[0] = cx_is_collate (x) ? x->args.v[0] : (void *) x;
+   argv[1] = c->args.v[1];
+   out->args.v = argv;
+   out->args.n = 2;
+   out->flags |= DJ_XF_COLLKEY;
+}
+
 /* SQL LIKE pattern -> PCRE, anchored; `esc` escapes % and _ (0: none). */
 static bool
 like_to_regex (cx_t *cx, const dj_expr_t *e, const char *pat, uint32_t len, char esc, dj_buf_t *out)
@@ -999,6 +1017,19 @@ agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
       break;
    }
    case DJ_X_BINARY:
+      if (is_comparison (e) && (cx_is_collate (e->a) || cx_is_collate (e->b))) {
+         /* a COLLATE c op b: both sides compared as sort keys under c (the
+          * left side's collation when both name one, as SQLite chooses) */
+         const dj_expr_t *c = cx_is_collate (e->a) ? e->a : e->b;
+         void *av[2], *bv[2];
+         dj_expr_t ka, kb, cmp = *e;
+         cx_collation_key (&ka, av, e->a, c);
+         cx_collation_key (&kb, bv, e->b, c);
+         cmp.a = &ka;
+         cmp.b = &kb;
+         ok = agg_truth (cx, &cmp, want, parent, key);
+         break;
+      }
       if (is_comparison (e)) {
          /* TRUE(a op b) = a, b not NULL and a op b; FALSE: not NULL and not (a op b) */
          if ((cx_is_const (e->a) && cx_const_is_null (cx, e->a)) || (cx_is_const (e->b) && cx_const_is_null (cx, e->b))) {

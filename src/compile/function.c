@@ -394,6 +394,99 @@ static const struct {
    {"CHR", 1, 1, "$_djongoChr", NULL, false}, {"ASCII", 1, 1, "$_djongoOrd", NULL, false},
    {NULL, 0, 0, NULL, NULL, false}};
 
+/* A COLLATE name -> the MongoDB collation document of the embedded
+ * engine's $_djongoCollationKey into parent[key] (dj_sql.h lists the names).
+ * binary is {locale: "simple"}; nocase is ICU's root locale at strength 2
+ * (unlike SQLite's NOCASE, which folds ASCII letters only, every script's
+ * case is ignored); <locale>-x-icu is PostgreSQL's name for an ICU locale
+ * (strength 3, the default); -u-ks-levelN the BCP 47 keyword for strength N.
+ * https://www.mongodb.com/docs/manual/reference/collation/ */
+bool
+cx_collation_spec (cx_t *cx, uint32_t pos, const char *name, bson_t *parent, const char *key)
+{
+   char locale[64];
+   int strength = 3;
+   size_t n = strlen (name), cut = 0;
+   bson_t spec;
+   if (!strcmp (name, "binary") || !strcmp (name, "C")) { /* C: PostgreSQL's name for it */
+      BSON_APPEND_DOCUMENT_BEGIN (parent, key, &spec);
+      BSON_APPEND_UTF8 (&spec, "locale", "simple");
+      return bson_append_document_end (parent, &spec);
+   }
+   if (!strcmp (name, "nocase")) {
+      bson_strncpy (locale, "und", sizeof locale);
+      strength = 2;
+   } else {
+      if (n > 6 && !strcmp (name + n - 6, "-x-icu")) {
+         cut = 6;
+      } else if (n > 12 && !strncmp (name + n - 12, "-u-ks-level", 11) && name[n - 1] >= '1' && name[n - 1] <= '3') {
+         cut = 12;
+         strength = name[n - 1] - '0';
+      }
+      bool ok = cut && n - cut < sizeof locale;
+      for (size_t i = 0; ok && i < n - cut; i++) {
+         char c = name[i];
+         ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+         locale[i] = c == '-' ? '_' : c; /* ICU's locale ids use _ */
+      }
+      if (!ok || n == cut) {
+         return cx_unsupported (cx, pos,
+                                "collation \"%s\" (djongo's are binary or C, nocase, <locale>-x-icu and "
+                                "<locale>-u-ks-level1|2|3)",
+                                name);
+      }
+      locale[n - cut] = '\0';
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &spec);
+   BSON_APPEND_UTF8 (&spec, "locale", locale);
+   BSON_APPEND_INT32 (&spec, "strength", strength);
+   return bson_append_document_end (parent, &spec);
+}
+
+bool
+cx_collation_deterministic (const char *name)
+{
+   size_t n = strlen (name);
+   return strcmp (name, "nocase") && !(n > 12 && !strncmp (name + n - 12, "-u-ks-level", 11) && name[n - 1] < '3');
+}
+
+/* COLLATE(e, 'name'): e's value, except where the compiler asks for the
+ * sort key (DJ_XF_COLLKEY: comparisons, ORDER BY; expr.c, select.c) under
+ * a collation other than binary (whose order is the strings' own). The
+ * key is the embedded engine's $_djongoCollationKey, which a MongoDB server
+ * has not (its one collation per command cannot be given to one
+ * expression): the statement is refused there by name. */
+static bool
+agg_collate (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   const dj_expr_t *name = e->args.v[1];
+   if (e->args.n != 2 || name->kind != DJ_X_STRING) {
+      return cx_unsupported (cx, e->pos, "COLLATE() other than e COLLATE name");
+   }
+   bson_t spec = BSON_INITIALIZER;
+   bool ok = cx_collation_spec (cx, e->pos, name->name, &spec, "s");
+   bson_iter_t it, loc;
+   /* binary (locale "simple"): the strings themselves compare so, on any server */
+   bool simple = ok && bson_iter_init (&loc, &spec) && bson_iter_find_descendant (&loc, "s.locale", &loc) &&
+                 !strcmp (bson_iter_utf8 (&loc, NULL), "simple");
+   if (ok && !simple && (e->flags & DJ_XF_COLLKEY) && bson_iter_init_find (&it, &spec, "s")) {
+      uint32_t len;
+      const uint8_t *data;
+      bson_t doc;
+      bson_iter_document (&it, &len, &data);
+      bson_init_static (&doc, data, len);
+      if (!cx->out->engine_only) {
+         cx->out->engine_only = "COLLATE";
+      }
+      ok = cx_template (cx, "{'$_djongoCollationKey': ['@0', '@1']}", CX_ARGS (CX_VALUE (e->args.v[0]), CX_DOC (&doc)),
+                        parent, key);
+   } else if (ok) {
+      ok = cx_agg_value (cx, e->args.v[0], parent, key);
+   }
+   bson_destroy (&spec);
+   return ok;
+}
+
 /* Aggregates are handled by the $group rewrite (agg_group_ref); here they
  * are an error (no GROUP context). */
 bool
@@ -425,6 +518,9 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    }
    if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
       return agg_date_function (cx, e, parent, key);
+   }
+   if (!strcmp (f, "COLLATE")) {
+      return agg_collate (cx, e, parent, key);
    }
    if (!strcmp (f, "NOW") && n == 0) {
       return BSON_APPEND_UTF8 (parent, key, "$$NOW");

@@ -1007,6 +1007,20 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
          done[i] = true;
       }
    }
+   /* GROUP BY and DISTINCT take equal values as one: under a collation
+    * that equates different strings (nocase, levels 1 and 2) SQL would
+    * merge what the $group here keeps apart */
+   for (int i = 0; ok && i < s->group_by.n + (s->distinct ? s->items.n : 0); i++) {
+      const dj_expr_t *e = i < s->group_by.n ? s->group_by.v[i] : ((dj_item_t *) s->items.v[i - s->group_by.n])->expr;
+      dj_order_t probe = {.expr = (dj_expr_t *) e};
+      int ref = i < s->group_by.n && (e->kind == DJ_X_INT || e->kind == DJ_X_COLUMN) ? order_item_ref (s, &probe) : -1;
+      if (ref >= 0) {
+         e = ((dj_item_t *) s->items.v[ref])->expr; /* GROUP BY 1 / an alias */
+      }
+      if (cx_is_collate (e) && !cx_collation_deterministic (((const dj_expr_t *) e->args.v[1])->name)) {
+         ok = cx_unsupported (cx, e->pos, "GROUP BY or DISTINCT over a non-deterministic collation");
+      }
+   }
    /* what grouping there is: the joins may be aggregated before they are unwound */
    bool grouped = s->group_by.n > 0 || has_aggregate (s->having);
    for (int i = 0; i < s->items.n; i++) {
@@ -1151,7 +1165,15 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
             break;
          }
          snprintf (key, sizeof key, "s%d", i);
-         ok = project_value (cx, o->expr, &proj, key);
+         if (cx_is_collate (o->expr)) {
+            /* ORDER BY e COLLATE c: by e's sort key under c */
+            void *argv[2];
+            dj_expr_t k;
+            cx_collation_key (&k, argv, o->expr, o->expr);
+            ok = project_value (cx, &k, &proj, key);
+         } else {
+            ok = project_value (cx, o->expr, &proj, key);
+         }
       }
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
       if (ok && nulls_first != !o->desc) {

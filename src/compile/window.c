@@ -168,6 +168,20 @@ stage_peers (bson_t *pipeline, uint32_t *n, const char *w, const char *op, const
               CX_ARGS (CX_STR (w), CX_STR (dst), CX_STR (op), CX_STR (src)));
 }
 
+/* A window's ORDER BY term: its value, or for e COLLATE c its sort key
+ * under c (as a statement's ORDER BY, select.c); NULL and missing alike. */
+static bool
+order_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   if (!cx_is_collate (e)) {
+      return cx_agg_value_or_null (cx, e, parent, key);
+   }
+   void *argv[2];
+   dj_expr_t k;
+   cx_collation_key (&k, argv, e, e);
+   return cx_agg_value_or_null (cx, &k, parent, key);
+}
+
 /* The $set before stage A: the partition key {k0, ..}, the ORDER BY
  * values _s<j>, and the peer key {s0, ..}, NULL and missing alike. */
 static bool
@@ -179,13 +193,19 @@ stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, 
    snprintf (field, sizeof field, "%s_p", name);
    BSON_APPEND_DOCUMENT_BEGIN (&set, field, &part);
    for (int j = 0; ok && j < w->partition.n; j++) {
+      const dj_expr_t *e = w->partition.v[j];
       snprintf (k, sizeof k, "k%d", j);
-      ok = cx_agg_value_or_null (cx, w->partition.v[j], &part, k);
+      if (cx_is_collate (e) && !cx_collation_deterministic (((const dj_expr_t *) e->args.v[1])->name)) {
+         /* equal values make a partition: see GROUP BY (select.c) */
+         ok = cx_unsupported (cx, e->pos, "PARTITION BY over a non-deterministic collation");
+      } else {
+         ok = cx_agg_value_or_null (cx, e, &part, k);
+      }
    }
    bson_append_document_end (&set, &part);
    for (int j = 0; ok && j < w->order.n; j++) {
       snprintf (field, sizeof field, "%s_s%d", name, j);
-      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
+      ok = order_value (cx, ((dj_order_t *) w->order.v[j])->expr, &set, field);
    }
    /* the peer key repeats the expressions: fields set by this same $set
     * are not visible to it (a stage sees its input document) */
@@ -193,7 +213,7 @@ stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, 
    BSON_APPEND_DOCUMENT_BEGIN (&set, field, &keydoc);
    for (int j = 0; ok && j < w->order.n; j++) {
       snprintf (k, sizeof k, "s%d", j);
-      ok = cx_agg_value_or_null (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, k);
+      ok = order_value (cx, ((dj_order_t *) w->order.v[j])->expr, &keydoc, k);
    }
    bson_append_document_end (&set, &keydoc);
    ok = ok && cx_stages (cx, pipeline, n, "{'$set': '@0'}", CX_ARGS (CX_DOC (&set)));

@@ -194,9 +194,9 @@ rename_in_filter (const bson_t *in, const char *from, const char *to, bson_t *ou
    }
 }
 
-/* RENAME COLUMN: the entry's CHECKs (their columns and validators) and
- * FOREIGN KEYs (their columns) follow the column; the validator is then
- * rebuilt (sync_checks). */
+/* RENAME COLUMN: the entry's CHECKs (their columns and validators),
+ * FOREIGN KEYs (their columns) and generated columns' expressions follow
+ * the column; the validator is then rebuilt (sync_checks). */
 bool
 exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, const char *to, bson_error_t *error)
 {
@@ -249,6 +249,22 @@ exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, c
          bson_append_document_end (&arr, &one);
       }
       bson_append_array_end (&set, &arr);
+   }
+   /* the stored generated columns' expressions ({c: e}) read it too */
+   bson_iter_t gen, e;
+   bool has_gen;
+   if (!exec_entry_field (x, table, "generated", &gen, &has_gen, error)) {
+      bson_destroy (&set);
+      return false;
+   }
+   if (has_gen && BSON_ITER_HOLDS_DOCUMENT (&gen) && bson_iter_recurse (&gen, &e)) {
+      bson_t g;
+      any = true;
+      BSON_APPEND_DOCUMENT_BEGIN (&set, "generated", &g);
+      while (bson_iter_next (&e)) {
+         rename_in_expr (&e, bson_iter_key (&e), from, to, &g);
+      }
+      bson_append_document_end (&set, &g);
    }
    bool ok = true;
    if (any) {

@@ -35,6 +35,11 @@
  *    fails with DocumentValidationFailure (121, IntegrityError in the
  *    driver), "NOT NULL constraint failed: t.c"; a column an INSERT leaves
  *    out, or a value an expression computes, is not checked;
+ *  - stored generated columns (generated.c): the table entry's generated
+ *    {c: e} computed from the row's final values on every INSERT (the
+ *    documents through a $documents pipeline: RETURNING sees them), UPDATE
+ *    (stages after the SET, a pipeline update) and upsert; a statement
+ *    that writes one itself fails (DJ_SQL_SYNTAX, SQLite's words);
  *  - CHECK constraints (constraint.c): ALTER TABLE ADD/DROP CONSTRAINT, ADD
  *    or DROP COLUMN rebuild the collection's validator from the CHECKs in
  *    the table's entry (collMod), after checking the existing rows (121

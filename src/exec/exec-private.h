@@ -1,5 +1,5 @@
 /*
- * exec-private.h -- what exec.c and constraint.c share (not installed).
+ * exec-private.h -- what exec.c, constraint.c and generated.c share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
@@ -40,7 +40,8 @@ bool exec_next_document (bson_iter_t *arr, bson_t *doc);
 /* ALTER TABLE: the validator rebuilt from the entry's checks (collMod),
  * after the existing rows were checked against it. */
 bool exec_sync_checks (dj_exec_t *x, const char *table, bson_error_t *error);
-/* RENAME COLUMN: the entry's checks and foreign keys follow the column. */
+/* RENAME COLUMN: the entry's checks, foreign keys and generated columns'
+ * expressions follow the column. */
 bool exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, const char *to, bson_error_t *error);
 /* Whether the entry has a CHECK or FOREIGN KEY named `name`. */
 bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error);
@@ -56,5 +57,14 @@ bool exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32
 bool exec_fk_settle (dj_exec_t *x, const bson_t *items, bool in_txn, bson_error_t *error);
 bool exec_fk_commit (dj_exec_t *x, bson_error_t *error);
 void exec_fk_forget (dj_exec_t *x);
+
+/* generated.c */
+/* INSERT / UPDATE of a table with stored generated columns: the insert's
+ * documents computed (a $documents aggregate), each update's u followed
+ * by the computing stages; a statement that writes one itself fails. */
+bool exec_generated_before (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
+/* INSERT ... ON CONFLICT DO UPDATE: the rows its keys name computed again
+ * (`inserted`: the insert before dj_mql_to_upserts). */
+bool exec_generated_after_upsert (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, bson_error_t *error);
 
 #endif

@@ -1134,6 +1134,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);
    }
+   if (ok && m->kind == DJ_MQL_WRITE && m->collection) {
+      ok = exec_generated_before (x, m, error);
+   }
    bson_t *inserted = NULL; /* an upsert's documents as an insert, for RETURNING */
    bson_t upserted = BSON_INITIALIZER;
    if (ok && m->kind == DJ_MQL_WRITE && m->upsert) {
@@ -1207,6 +1210,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          }
       }
       bson_destroy (&reply);
+   }
+   if (ok && inserted) {
+      ok = exec_generated_after_upsert (x, m, inserted, error);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT && m->ncolumns) {
       if (inserted) {

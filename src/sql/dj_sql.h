@@ -21,6 +21,11 @@
  *    would break a unique index (Django's ignore_conflicts); INSERT ... ON
  *    CONFLICT (cols) DO UPDATE SET c = EXCLUDED.c, ... updates the row
  *    whose cols equal the new row's instead (Django's update_conflicts).
+ *  - e COLLATE name (Django's Collate(), a function COLLATE(e, 'name') in
+ *    the tree): names are binary (code points), nocase (case-insensitive,
+ *    any script), <locale>-x-icu (ICU's rules for the locale, e.g.
+ *    sv-x-icu) and <locale>-u-ks-level1|2|3 (at that ICU strength: level2
+ *    ignores case, level1 case and accents, e.g. sv-u-ks-level2); src/compile/function.c;
  *  - SELECT ... FOR UPDATE (Django's select_for_update()), without OF,
  *    NOWAIT, SKIP LOCKED or NO KEY, which are refused (DJ_SQL_UNSUPPORTED).
  *
@@ -117,9 +122,12 @@ enum {
    DJ_XF_ICASE = 1 << 1,    /* ILIKE, ~* */
    DJ_XF_DISTINCT = 1 << 2, /* COUNT(DISTINCT a) */
    DJ_XF_STAR = 1 << 3,     /* COUNT(*) */
-   DJ_XF_ROW_EQ = 1 << 4    /* DJ_X_IN_SELECT of a row: row = (SELECT ...), a
+   DJ_XF_ROW_EQ = 1 << 4,   /* DJ_X_IN_SELECT of a row: row = (SELECT ...), a
                                comparison with the subquery's one row (none:
                                NULL), not a search among its rows */
+   DJ_XF_COLLKEY = 1 << 5   /* COLLATE(e, 'name') where it decides an order
+                               or an equality: its value is e's sort key under
+                               the collation (set by the compiler only) */
 };
 
 /* A window frame bound. */
@@ -208,6 +216,9 @@ typedef struct {
    bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */
    dj_expr_t *check;   /* CHECK (e), or NULL */
    char *check_name;   /* CONSTRAINT n CHECK (e): n, or NULL */
+   dj_expr_t *generated; /* [GENERATED ALWAYS] AS (e) [STORED | VIRTUAL]: e, or NULL */
+   bool stored;        /* ... STORED (without it, SQLite's default: VIRTUAL) */
+   char *collation;    /* COLLATE name (also ALTER COLUMN c TYPE t COLLATE name), or NULL */
 } dj_coldef_t;
 
 typedef struct {

@@ -30,7 +30,7 @@
  *   bits     := sum {(& | '|' | # | << | >>) sum}
  *   sum      := prod {(+ | - | '||') prod};  prod := pow {(* | / | %) pow}
  *   pow      := unary {^ unary}
- *   unary    := (- | +) unary | primary {'->' (string | integer)}
+ *   unary    := (- | +) unary | primary {'->' (string | integer)} {COLLATE name}
  *   primary  := literal | %s | NULL | TRUE | FALSE | name ['.' name]
  *             | name '(' [DISTINCT] [args | '*'] ')' [FILTER '(' WHERE expr ')'] [OVER window]
  *             | CASE [expr] WHEN expr THEN expr {...} [ELSE expr] END
@@ -42,7 +42,9 @@
  *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
  *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED] {, ...} ')' [WITH '('
  *   expireAfterSeconds = integer ')'] [WHERE expr]); a column takes [CONSTRAINT
- *   name] CHECK '(' expr ')' and REFERENCES t ['(' col ')'] [DEFERRABLE
+ *   name] CHECK '(' expr ')', [GENERATED ALWAYS] AS '(' expr ')' [STORED |
+ *   VIRTUAL], COLLATE name (also after ALTER COLUMN c TYPE t) and REFERENCES t
+ *   ['(' col ')'] [DEFERRABLE
  *   INITIALLY (DEFERRED | IMMEDIATE) | NOT DEFERRABLE], a table (and ALTER
  *   TABLE ADD) [CONSTRAINT name] (PRIMARY KEY | UNIQUE) '(' cols ')' [WHERE
  *   expr] | CHECK '(' expr ')' | FOREIGN KEY '(' cols ')' REFERENCES t
@@ -656,7 +658,8 @@ parse_coldef (parser_t *p)
       return NULL;
    }
    if (p->tk == DJ_TK_ID && !sql_is_kw (p, "NOT") && !sql_is_kw (p, "NULL") && !sql_is_kw (p, "PRIMARY") && !sql_is_kw (p, "UNIQUE") &&
-       !sql_is_kw (p, "DEFAULT") && !sql_is_kw (p, "REFERENCES") && !sql_is_kw (p, "CHECK") && !sql_is_kw (p, "CONSTRAINT")) {
+       !sql_is_kw (p, "DEFAULT") && !sql_is_kw (p, "REFERENCES") && !sql_is_kw (p, "CHECK") && !sql_is_kw (p, "CONSTRAINT") &&
+       !sql_is_kw (p, "GENERATED") && !sql_is_kw (p, "AS")) {
       if (!(c->type = sql_parse_type (p))) {
          return NULL;
       }
@@ -709,9 +712,28 @@ parse_coldef (parser_t *p)
          if (!(c->check = parse_check (p))) {
             return NULL;
          }
-      } else if (sql_is_kw (p, "GENERATED") || sql_is_kw (p, "COLLATE")) {
-         sql_fail (p, "%.*s in a column definition is not part of the dialect", (int) p->tlen, p->sql + p->pos);
-         return NULL;
+      } else if (sql_is_kw (p, "GENERATED") || sql_is_kw (p, "AS")) {
+         /* [GENERATED ALWAYS] AS (e) [STORED | VIRTUAL]: SQLite's and
+          * PostgreSQL's generated column (Django's GeneratedField) */
+         if (c->generated) {
+            sql_fail (p, "two generated-column expressions on one column");
+            return NULL;
+         }
+         if (sql_accept_kw (p, "GENERATED") && !sql_expect_kw (p, "ALWAYS")) {
+            return NULL;
+         }
+         if (!sql_expect_kw (p, "AS") || !sql_expect (p, DJ_TK_LP, "( after AS") || !(c->generated = sql_parse_expr (p)) ||
+             !sql_expect (p, DJ_TK_RP, ") to close the generated column's expression")) {
+            return NULL;
+         }
+         c->stored = sql_accept_kw (p, "STORED");
+         if (!c->stored) {
+            sql_accept_kw (p, "VIRTUAL");
+         }
+      } else if (sql_accept_kw (p, "COLLATE")) {
+         if (!(c->collation = sql_parse_name (p, "a collation name"))) {
+            return NULL;
+         }
       } else {
          return c;
       }
@@ -940,6 +962,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
       c->name = st->column;
       if (sql_accept_kw (p, "TYPE")) {
          c->type = sql_parse_type (p);
+         if (c->type && sql_accept_kw (p, "COLLATE") && !(c->collation = sql_parse_name (p, "a collation name"))) {
+            return false;
+         }
          return c->type && (sql_list_push (p, &st->coldefs, c), true);
       }
       if (sql_accept_kw (p, "SET")) {

@@ -303,7 +303,7 @@ sql_parse_type (parser_t *p)
    }
    while (p->tk == DJ_TK_ID && !sql_is_reserved (p) && !sql_is_kw (p, "PRIMARY") && !sql_is_kw (p, "REFERENCES") &&
           !sql_is_kw (p, "UNIQUE") && !sql_is_kw (p, "CHECK") && !sql_is_kw (p, "CONSTRAINT") && !sql_is_kw (p, "COLLATE") &&
-          !sql_is_kw (p, "AUTOINCREMENT") && !sql_is_kw (p, "NULL")) {
+          !sql_is_kw (p, "AUTOINCREMENT") && !sql_is_kw (p, "NULL") && !sql_is_kw (p, "GENERATED")) {
       end = p->pos + p->tlen;
       sql_advance (p);
    }
@@ -551,6 +551,17 @@ sql_parse_unary (parser_t *p)
       e = parse_primary (p);
       while (e && p->tk == DJ_TK_ARROW) {
          e = parse_path_step (p, e);
+      }
+      /* e COLLATE name: the function COLLATE(e, 'name') (function.c) */
+      while (e && sql_accept_kw (p, "COLLATE")) {
+         dj_expr_t *c = sql_new_expr (p, DJ_X_FUNC, pos), *n = sql_new_expr (p, DJ_X_STRING, p->pos);
+         if (!(n->name = sql_parse_name (p, "a collation name"))) {
+            return NULL;
+         }
+         c->name = "COLLATE";
+         sql_list_push (p, &c->args, e);
+         sql_list_push (p, &c->args, n);
+         e = c;
       }
    }
    p->depth--;

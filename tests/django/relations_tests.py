@@ -13,41 +13,22 @@ https://docs.djangoproject.com/en/5.2/ref/models/querysets/#filteredrelation-obj
 https://docs.djangoproject.com/en/5.2/ref/contrib/contenttypes/#generic-relations
 https://docs.djangoproject.com/en/5.2/ref/models/expressions/#referencing-columns-from-the-outer-queryset
 Run in a process of its own (test_models.py); models: relapp/models.py."""
-import pathlib
-import sys
-import tempfile
+import side_by_side
 
-from django.conf import settings
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-if not settings.configured:
-    settings.configure(
-        INSTALLED_APPS=["django.contrib.contenttypes", "relapp"],
-        DATABASES={"default": {"ENGINE": "djongo", "NAME": "relapp",
-                               "HOST": tempfile.mkdtemp(prefix="djongo-relations-")},
-                   "lite": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={"relapp": None},
-        SECRET_KEY="relations-tests")
-    import django
-
-    django.setup()
+side_by_side.configure("relapp", "django.contrib.contenttypes")
 
 import pytest  # noqa: E402
 from django.contrib.contenttypes.models import ContentType  # noqa: E402
-from django.db import connections  # noqa: E402
 from django.db.models import Count, Exists, FilteredRelation, IntegerField, Max, OuterRef, Q, Subquery  # noqa: E402
 from django.test import TestCase  # noqa: E402
-from django.test.utils import setup_test_environment  # noqa: E402
 from relapp.models import Author, Book, Bookmark, Chapter, Member, Post, Tag  # noqa: E402
 
-DBS = ("default", "lite")
+DBS = side_by_side.DBS
 
 
 @pytest.fixture(scope="module", autouse=True)
 def test_databases():
-    setup_test_environment()
-    for alias in DBS:
-        connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+    side_by_side.create_test_databases()
 
 
 def seed(db):

@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from test_exec_vs_sqlite import TOOL, Engine, norm_rows
+from test_exec_vs_sqlite import TOOL, Engine, norm_rows, run_both
 
 SCHEMA = [
     'CREATE TABLE "prod" ("id" integer NOT NULL PRIMARY KEY, "qty" integer unsigned NULL CHECK ("qty" >= 0), '
@@ -120,17 +120,10 @@ def test_constraints_match_sqlite(both):
         assert "error" not in res, res
     failures = 0
     for sql, params in STEPS:
-        try:
-            lite.execute(sql.replace("%s", "?"), params)
-            lite_ok = True
-        except sqlite3.IntegrityError:
-            lite_ok = False
-        res = eng.run(sql, params)
-        if lite_ok:
-            assert "error" not in res, (sql, params, res)
-        else:
+        error, res = run_both(lite, eng, sql, params, sqlite3.IntegrityError)
+        if error:
             failures += 1
-            assert "error" in res and res["error"]["code"] == 121, (sql, params, res)
+            assert res["error"]["code"] == 121, (sql, params, res)
         for table in TABLES:
             want = read(lambda s: lite.execute(s).fetchall(), table)
             assert read(lambda s: eng.run(s, [])["rows"], table) == want, (sql, params, table)

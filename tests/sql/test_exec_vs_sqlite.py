@@ -480,9 +480,29 @@ class Engine:
         assert line, "djongo-sql exited"
         return json_util.loads(line)
 
+    def ok(self, sql, params=()):
+        """Runs sql, which must succeed; its result."""
+        res = self.run(sql, list(params))
+        assert "error" not in res, (sql, res)
+        return res
+
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+def run_both(lite, eng, sql, params, lite_error):
+    """sql on SQLite and on the engine: SQLite's exception (lite_error) or
+    None, and the engine's result, which is an error exactly when SQLite's
+    is."""
+    try:
+        lite.execute(sql.replace("%s", "?"), params)
+        refused = None
+    except lite_error as e:
+        refused = e
+    res = eng.run(sql, params)
+    assert ("error" in res) == (refused is not None), (sql, params, res)
+    return refused, res
 
 
 def load(lite, eng):

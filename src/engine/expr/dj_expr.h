@@ -20,7 +20,7 @@
  *   ops_string.c    strings: substrings, case, trim, split, replace, regex
  *   ops_array.c     arrays, sets, objects ($filter/$map/$reduce, $zip, $mergeObjects...)
  *   ops_type.c      types and conversions ($type, $convert, $toString...)
- *   ops_djongo.c    djongo's own ($_djongoMd5.., $_djongoChr, $_djongoOrd): SQL
+ *   ops_djongo.c    djongo's own ($_djongoMd5.., $_djongoChr, $_djongoOrd, $_djongoCollationKey): SQL
  *                   functions MongoDB has no operator for
  */
 #ifndef DJ_EXPR_H

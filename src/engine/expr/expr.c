@@ -301,6 +301,7 @@ static const struct opdef ops[] = {
    HASH ("$_djongoSha256", H_SHA256), HASH ("$_djongoSha384", H_SHA384), HASH ("$_djongoSha512", H_SHA512),
    {"$_djongoChr", op_chr, 1, 1, NULL1},
    {"$_djongoOrd", op_ord, 1, 1, NULL1},
+   {"$_djongoCollationKey", op_collation_key, 2, 2, ARGS},
 };
 
 

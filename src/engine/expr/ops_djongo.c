@@ -16,6 +16,15 @@
  *   {$_djongoOrd: s} the code point of s's first character; 0 for ""
  *                    (PostgreSQL's ascii())
  *
+ *   {$_djongoCollationKey: [s, collation]}
+ *                    s's sort key under a MongoDB collation document
+ *                    ({locale, strength, ...}, values/collation.c) as
+ *                    lowercase hex: two keys compare, as strings, the way
+ *                    ICU compares the strings (SQL's COLLATE in
+ *                    comparisons and ORDER BY); {locale: "simple"} gives s
+ *                    itself; a value that is not a string is returned as
+ *                    it is (COLLATE changes only how text compares)
+ *
  * All of them: null or missing in, null out (the row's NULL1 rule).
  * Their rows are in expr.c's ops[].
  */
@@ -115,5 +124,41 @@ op_ord (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
       }
    }
    set_int (out, cp);
+   return true;
+}
+
+/* $_djongoCollationKey (ARGS: v[0] the value, v[1] the collation) */
+bool
+op_collation_key (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   if (v[1].value_type != BSON_TYPE_DOCUMENT) {
+      return x_fail (ev, DJ_BadValue, "%s requires a collation document as its second argument, found: %s", e->op->name,
+                     tname (&v[1]));
+   }
+   const dj_collation_t *c;
+   bson_error_t err;
+   if (!dj_collation_parse (&v[1], &c, &err)) {
+      return x_fail (ev, err.code, "%s", err.message);
+   }
+   if (v[0].value_type == BSON_TYPE_NULL || v[0].value_type == BSON_TYPE_EOD || v[0].value_type == BSON_TYPE_UNDEFINED) {
+      set_null (out);
+      return true;
+   }
+   if (v[0].value_type != BSON_TYPE_UTF8 || !c) {
+      *out = v[0]; /* borrowed like the argument: both live in the evaluation's arena or the document */
+      return true;
+   }
+   dj_buf_t key;
+   dj_buf_init (&key);
+   dj_collation_key (c, v[0].value.v_utf8.str, v[0].value.v_utf8.len, &key);
+   char *hex = bson_malloc (2 * key.len + 1);
+   static const char digits[] = "0123456789abcdef";
+   for (size_t i = 0; i < key.len; i++) {
+      hex[2 * i] = digits[key.data[i] >> 4];
+      hex[2 * i + 1] = digits[key.data[i] & 15];
+   }
+   x_str (ev->arena, hex, 2 * key.len, out);
+   bson_free (hex);
+   dj_buf_cleanup (&key);
    return true;
 }

@@ -1,0 +1,1 @@
+"""Models with db_collation (tests/django/collation_tests.py)."""

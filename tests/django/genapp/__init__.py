@@ -1,0 +1,1 @@
+"""Models with stored generated columns (tests/django/generated_tests.py)."""
