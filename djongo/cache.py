@@ -216,7 +216,7 @@ class MongoCache(BaseCache):
         compare-and-set on the stored value. The expiry is kept."""
         key = self.make_and_validate_key(key, version=version)
         query = {"_id": key, **_alive(_now())}
-        if _INT64[0] <= delta <= _INT64[1]:
+        if type(delta) is int and _INT64[0] <= delta <= _INT64[1]:
             try:
                 doc = self._run({"findAndModify": self._collection, "query": query,
                                  "update": {"$inc": {"value": bson.Int64(delta)}}, "new": True}).get("value")

@@ -54,6 +54,8 @@ out["decr"] = cache.decr("n", 10)
 out["past_64_bits"] = cache.incr("big")
 out["big_stored"] = type(next(d for d in docs() if d["_id"] == ":1:big")["value"]).__name__
 out["back_to_64_bits"] = cache.decr("big")
+cache.set("f", 1)
+out["float_delta"] = cache.incr("f", 1.5)
 out["big_stored_again"] = type(next(d for d in docs() if d["_id"] == ":1:big")["value"]).__name__
 try:
     cache.incr("s")
@@ -118,6 +120,7 @@ def test_documents_ttl_and_incr(tmp_path):
     assert (out["incr"], out["decr"]) == (42, 32)
     assert out["past_64_bits"] == 2 ** 63 and out["big_stored"] == "bytes"
     assert out["back_to_64_bits"] == 2 ** 63 - 1 and out["big_stored_again"] == "int"
+    assert out["float_delta"] == 2.5  # as Django's BaseCache.incr: value + delta
     assert out["incr_text"] == "TypeError" and out["incr_missing"] == "ValueError"
     assert out["ttl_deleted"] is True
     assert out["add_live"] is False and out["after_txn"] == ["text", 1]

@@ -40,7 +40,7 @@ django.setup()
 
 from cache.tests import BaseCacheTests, caches_setting_for_tests  # noqa: E402
 from django.core import management  # noqa: E402
-from django.core.cache import cache  # noqa: E402
+from django.core.cache import cache, caches  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import TransactionTestCase, override_settings  # noqa: E402
 from django.test.utils import get_runner  # noqa: E402
@@ -72,7 +72,7 @@ class MongoCacheTests(BaseCacheTests, TransactionTestCase):
 
     def setUp(self):
         super().setUp()
-        assert type(cache).__name__ == "MongoCache", cache  # the settings override is in force
+        assert type(caches["default"]).__name__ == "MongoCache", caches["default"]  # the override is in force
         management.call_command("createcachetable", verbosity=0)
         self.addCleanup(self.drop_collection)
 
