@@ -70,7 +70,8 @@ class MongoPanel(Panel):
         self._marks = {}
         for alias in _djongo_aliases():
             connection = connections[alias]
-            self._marks[alias] = (connection.force_debug_cursor, len(connection.queries_log))
+            log = connection.queries_log  # a deque with a maxlen: marked by its last entry, not a length
+            self._marks[alias] = (connection.force_debug_cursor, log[-1] if log else None)
             connection.force_debug_cursor = True
 
     def disable_instrumentation(self):
@@ -79,9 +80,10 @@ class MongoPanel(Panel):
 
     def generate_stats(self, request, response):
         statements, total = [], 0.0
-        for alias, (_forced, start) in getattr(self, "_marks", {}).items():
-            log = connections[alias].queries_log
-            for entry in list(log)[start:]:
+        for alias, (_forced, last) in getattr(self, "_marks", {}).items():
+            log = list(connections[alias].queries_log)
+            start = next((len(log) - i for i, e in enumerate(reversed(log)) if e is last), 0)
+            for entry in log[start:]:
                 ms = entry.get("time_ms", float(entry.get("time") or 0) * 1000)
                 total += ms
                 commands = []
