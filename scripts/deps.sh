@@ -23,7 +23,8 @@ pips=(meson=meson meson-python=meson-python ninja=ninja pytest=pytest pymongo=py
       "dbapi-compliance=dbapi-compliance==1.15.0"  # dbapi20.py: PEP 249 conformance suite
       selenium=selenium tblib=tblib  # tblib: tracebacks from Django suite workers
       djangorestframework=djangorestframework  # DRF serializers of djongo.models' fields (tests)
-      mockupdb=mockupdb)  # simulated replica sets and mongos (tests/wire/test_topologies.py)
+      mockupdb=mockupdb  # simulated replica sets and mongos (tests/wire/test_topologies.py)
+      django-debug-toolbar=django-debug-toolbar)  # djongo.debug_toolbar.MongoPanel (tests/django/test_debug_toolbar.py)
 need=()
 for p in "${pips[@]}"; do
   name=${p%%=*} req=${p#*=}
