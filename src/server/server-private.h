@@ -54,8 +54,6 @@ struct dj_server {
    bool test_commands;  /* enableTestCommands: configureFailPoint exists */
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
    dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
-   pthread_mutex_t clock_mu;  /* guards clock_secs, clock_inc: the cluster time */
-   uint32_t clock_secs, clock_inc;
    uint8_t clock_key[20];     /* with --auth: the HMAC-SHA1 key $clusterTime is signed with (random per start) */
    int64_t clock_key_id;
    dj_engine_t *engine; /* owned */

@@ -145,6 +145,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       return true; /* a $clusterTime this server did not sign */
    }
    bool in_txn = bson_has_field (cmd, "autocommit");
+   uint32_t t0, i0, t1, i1; /* the clock before: a write that logged a change moved it already */
+   dj_cluster_time_now (srv, &t0, &i0);
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
    } else if (dj_users_command (srv, db, name, cmd, reply)) {
@@ -189,7 +191,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       dj_fail_action_after (&fa, name, cmd, reply);
       dj_fail_action_cleanup (&fa);
    }
-   dj_cluster_time_stamp (srv, write, reply);
+   dj_cluster_time_now (srv, &t1, &i1);
+   dj_cluster_time_stamp (srv, write && t1 == t0 && i1 == i0, reply);
    return true;
 }
 
@@ -668,7 +671,6 @@ dj_server_destroy (dj_server_t *srv)
    }
    pthread_cond_destroy (&srv->idle);
    pthread_mutex_destroy (&srv->mu);
-   pthread_mutex_destroy (&srv->clock_mu);
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
    bson_free (srv->dbpath);

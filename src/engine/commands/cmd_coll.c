@@ -7,6 +7,36 @@
 
 #include <stdio.h>
 
+/* changeStreamPreAndPostImages: {enabled: <bool>} and nothing else (it
+ names the command, `cmd`, in its errors as mongod's parser does). */
+static bool
+pre_post_images_option (const bson_iter_t *opt, const char *cmd, bson_error_t *error)
+{
+   bson_iter_t f;
+   bool enabled = false;
+   if (!BSON_ITER_HOLDS_DOCUMENT (opt)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field '%s.changeStreamPreAndPostImages' is the wrong type '%s', expected type 'object'",
+                     cmd, dj_type_name (bson_iter_type (opt)));
+   }
+   bson_iter_recurse (opt, &f);
+   while (bson_iter_next (&f)) {
+      if (strcmp (bson_iter_key (&f), "enabled")) {
+         return dj_err (error, DJ_UnknownField, "BSON field '%s.changeStreamPreAndPostImages.%s' is an unknown field.", cmd,
+                        bson_iter_key (&f));
+      }
+      if (!BSON_ITER_HOLDS_BOOL (&f)) {
+         return dj_err (error, DJ_TypeMismatch,
+                        "BSON field '%s.changeStreamPreAndPostImages.enabled' is the wrong type '%s', expected type 'bool'",
+                        cmd, dj_type_name (bson_iter_type (&f)));
+      }
+      enabled = true;
+   }
+   if (!enabled) {
+      return dj_err (error, 40414, "BSON field '%s.changeStreamPreAndPostImages.enabled' is missing but a required field", cmd);
+   }
+   return true;
+}
+
 /* create: https://www.mongodb.com/docs/manual/reference/command/create/ */
 bool
 dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -50,8 +80,11 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
             goto done;
          }
       }
+      if (!strcmp (k, "changeStreamPreAndPostImages") && !pre_post_images_option (&it, "create", error)) {
+         goto done;
+      }
       if (!strcmp (k, "capped") || !strcmp (k, "size") || !strcmp (k, "max") || !strcmp (k, "validator") ||
-          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
+          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction") || !strcmp (k, "changeStreamPreAndPostImages")) {
          bson_append_value (&options, k, -1, bson_iter_value (&it));
       }
    }
@@ -161,6 +194,13 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       const char *k = bson_iter_key (&it);
       if (!strcmp (k, "validator") || !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
          bson_append_value (&changes, k, -1, bson_iter_value (&it));
+      } else if (!strcmp (k, "changeStreamPreAndPostImages")) {
+         /* {enabled: bool}: change streams' pre- and post-images (storage/changes.c)
+          * https://www.mongodb.com/docs/manual/reference/command/collMod/#change-streams-with-document-pre--and-post-images */
+         if (!pre_post_images_option (&it, "collMod", error)) {
+            goto done;
+         }
+         bson_append_value (&changes, k, -1, bson_iter_value (&it));
       } else if (!strcmp (k, "index")) {
          if (!dj_cmd_get_doc (cmd, "index", &index_spec, &has_index, error)) {
             goto done;
@@ -241,6 +281,9 @@ dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t 
       if (!dropped) {
          goto done;
       }
+   }
+   if (n > 0 && !dj_changes_record_ns (&ctx, "dropDatabase", db, NULL, NULL, NULL, error)) {
+      goto done;
    }
    BSON_APPEND_UTF8 (reply, "dropped", db);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);

@@ -890,7 +890,8 @@ dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *o
       goto fail;
    }
    c->nindexes = 1;
-   if (!next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error)) {
+   if (!next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error) ||
+       !dj_changes_record_ns (ctx, "create", db, name, NULL, NULL, error)) {
       goto fail;
    }
    bson_destroy (&idspec);
@@ -951,7 +952,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
-   return true;
+   return dj_changes_record_ns (ctx, "drop", c->db, c->name, NULL, NULL, error);
 }
 
 void
@@ -1169,7 +1170,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
    if (rid_out) {
       *rid_out = rid;
    }
-   ok = true;
+   ok = dj_changes_record (ctx, c, "insert", NULL, doc, error);
 done:
    for (int i = 0; i < c->nindexes; i++) {
       keyset_cleanup (&ks[i]);
@@ -1224,8 +1225,9 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
       dj_lmdb_error (rc, error, "record write");
       goto done;
    }
-   ok = true;
+   ok = dj_changes_record (ctx, c, ctx->replacement ? "replace" : "update", old_doc, new_doc, error);
 done:
+   ctx->replacement = false; /* (the caller's word for this update only) */
    for (int i = 0; i < c->nindexes; i++) {
       keyset_cleanup (&oks[i]);
       keyset_cleanup (&nks[i]);
@@ -1261,7 +1263,7 @@ dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, 
    if (rc) {
       return dj_lmdb_error (rc, error, "record delete");
    }
-   return true;
+   return dj_changes_record (ctx, c, "delete", doc, NULL, error);
 }
 
 bool
@@ -1362,7 +1364,9 @@ dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
       }
       size -= copy->len;
       count--;
+      ctx->quiet_log = true; /* trimming is no change a stream shows */
       ok = ok && dj_record_delete (ctx, c, rid, copy, error);
+      ctx->quiet_log = false;
       bson_destroy (copy);
    }
    dj_buf_cleanup (&p);
@@ -1377,6 +1381,9 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
    int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
+   }
+   if (!dj_changes_record_ns (ctx, "rename", c->db, c->name, db, name, error)) {
+      return false;
    }
    bson_free (c->db);
    bson_free (c->name);
