@@ -80,6 +80,8 @@ typedef struct {
                                  this file (dj_server_add_user()); NULL: none */
    bool test_commands;      /**< enableTestCommands: configureFailPoint (the failCommand
                                  fail point drivers' tests use) exists */
+   int oplog_size_mb;       /**< MiB the change log (change streams' history) keeps,
+                                 mongod's --oplogSize (0: the engine's 192) */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

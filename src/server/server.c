@@ -152,6 +152,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    } else if (dj_users_command (srv, db, name, cmd, reply)) {
    } else if (!strcmp (name, "configureFailPoint")) {
       dj_failpoint_configure (srv, db, cmd, reply);
+   } else if (!strcmp (name, "getMore") && dj_failpoint_get_more (srv, reply)) {
+      /* failGetMoreAfterCursorCheckout fired: its error is the reply */
    } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
    } else if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
    } else if (dj_is_retryable_write (name, cmd)) {
@@ -182,6 +184,9 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       } else {
          dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
       }
+   }
+   if (!strcmp (name, "getMore") || !strcmp (name, "aggregate")) {
+      dj_error_labels_stream (reply);
    }
    bool write = dj_is_write_command (name, cmd);
    if (write && (!in_txn || !strcmp (name, "commitTransaction"))) {
@@ -462,6 +467,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->test_commands = opts->test_commands;
    srv->failpoint = dj_failpoint_new ();
    srv->txn_write_fp = dj_failpoint_new ();
+   srv->getmore_fp = dj_failpoint_new ();
    bool clock_ok = dj_cluster_time_init (srv);
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
@@ -472,7 +478,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    atomic_init (&srv->next_request_id, 1);
    pthread_mutex_init (&srv->mu, NULL);
    pthread_cond_init (&srv->idle, NULL);
-   dj_engine_options_t eo = {.flags = opts->engine_flags};
+   dj_engine_options_t eo = {.flags = opts->engine_flags, .change_log_size = (int64_t) opts->oplog_size_mb << 20};
    if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
       goto fail;
    }
@@ -673,6 +679,7 @@ dj_server_destroy (dj_server_t *srv)
    pthread_mutex_destroy (&srv->mu);
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
+   dj_failpoint_destroy (srv->getmore_fp);
    bson_free (srv->dbpath);
    bson_free (srv->bind);
    bson_free (srv->unix_path);

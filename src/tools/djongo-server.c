@@ -4,7 +4,7 @@
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
- *                 [--max-incoming-mb N]
+ *                 [--max-incoming-mb N] [--oplogSize MB]
  *                 [--setParameter enableTestCommands=1]
  *   djongo-server --add-user USERS-FILE USER      (the password from stdin)
  *
@@ -28,7 +28,7 @@ static const char usage_text[] =
    "usage: djongo-server --dbpath DIR [--port N] [--bind ADDRESS] [--unix PATH] [--nosync]\n"
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
    "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
-   "                     [--max-incoming-mb N]\n"
+   "                     [--max-incoming-mb N] [--oplogSize MB]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
    "       djongo-server --help | --version\n";
 
@@ -55,6 +55,9 @@ static const char help_text[] =
    "                          byte (default 30)\n"
    "  --max-incoming-mb N     memory the messages being received may hold, all connections\n"
    "                          together (default 1024); a message past it closes its connection\n"
+   "  --oplogSize MB          the change log change streams resume from keeps this much\n"
+   "                          history (default 192); older changes are dropped, and a\n"
+   "                          stream resuming before them fails (ChangeStreamHistoryLost)\n"
    "  --quiet                 no log lines\n"
   "  --setParameter enableTestCommands=1\n"
   "                          test commands, as mongod's: configureFailPoint (the\n"
@@ -139,6 +142,8 @@ main (int argc, char **argv)
          o.idle_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--max-incoming-mb") && more) {
          o.max_incoming_mb = positive (argv[++i]);
+      } else if (!strcmp (a, "--oplogSize") && more) {
+         o.oplog_size_mb = positive (argv[++i]);
       } else if (!strcmp (a, "--message-timeout") && more) {
          o.message_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--setParameter") && more) {

@@ -48,6 +48,7 @@ SUITES = {
     "collection-management": ("test_collection_management.py", 14, 1),
     "command-monitoring": ("test_command_monitoring.py", 100, 32),
     "command-logging": ("test_command_logging.py", 100, 27),
+    "change-streams": ("test_change_stream.py", 0, 0),
 }
 
 # Tests that need a secondary to select: against a one-member set pymongo

@@ -398,6 +398,19 @@ lookup_current (fetch_t *f, const char *db, const char *coll, const bson_t *key,
    return ok;
 }
 
+/* A collection's UUID as events show it (collectionUUID, a rename's
+ * dropTarget): made from its catalog id, which it keeps for its life
+ * (a rename too), as mongod's UUID. */
+static void
+uuid_append (bson_t *out, const char *field, uint64_t cid)
+{
+   uint8_t u[16] = {'d', 'j', 'o', 'n', 'g', 'o', 0x40, 0, 0x80};
+   for (int b = 0; b < 8; b++) {
+      u[8 + b] |= (uint8_t) (cid >> (56 - 8 * b));
+   }
+   bson_append_binary (out, field, -1, BSON_SUBTYPE_UUID, u, sizeof u);
+}
+
 static void
 event_head (bson_t *ev, uint64_t ts, int kind, const char *op, const bson_t *entry)
 {
@@ -417,13 +430,17 @@ build_event (fetch_t *f, uint64_t ts, const bson_t *entry, const char *op, bson_
 {
    const dj_stream_t *s = f->s;
    const char *db = entry_str (entry, "db"), *coll = entry_str (entry, "coll");
-   bson_t key, doc, pre, upd, to, ns;
+   bson_t key, doc, pre, upd, ns;
    bool has_key = entry_doc (entry, "key", &key), has_doc = entry_doc (entry, "doc", &doc);
    bool has_pre = entry_doc (entry, "pre", &pre);
    bool document_op = !strcmp (op, "insert") || !strcmp (op, "update") || !strcmp (op, "replace") || !strcmp (op, "delete");
 
    bson_init (ev);
    event_head (ev, ts, TOKEN_EVENT, op, entry);
+   bson_iter_t it;
+   if (s->expanded && bson_iter_init_find (&it, entry, "cid")) {
+      uuid_append (ev, "collectionUUID", (uint64_t) bson_iter_as_int64 (&it));
+   }
    bson_t *looked_up = NULL;
    if (!strcmp (op, "insert") || !strcmp (op, "replace")) {
       BSON_APPEND_DOCUMENT (ev, "fullDocument", &doc);
@@ -452,14 +469,39 @@ build_event (fetch_t *f, uint64_t ts, const bson_t *entry, const char *op, bson_
       BSON_APPEND_UTF8 (&ns, "coll", coll);
    }
    bson_append_document_end (ev, &ns);
-   if (entry_doc (entry, "to", &to)) {
-      BSON_APPEND_DOCUMENT (ev, "to", &to);
+   bson_t desc;
+   bool has_desc = entry_doc (entry, "desc", &desc);
+   if (has_desc && bson_iter_init_find (&it, &desc, "to") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      BSON_APPEND_VALUE (ev, "to", bson_iter_value (&it));
    }
    if (document_op && has_key) {
       BSON_APPEND_DOCUMENT (ev, "documentKey", &key);
    }
    if (entry_doc (entry, "upd", &upd)) {
-      BSON_APPEND_DOCUMENT (ev, "updateDescription", &upd);
+      bson_t shown;
+      BSON_APPEND_DOCUMENT_BEGIN (ev, "updateDescription", &shown);
+      bson_iter_init (&it, &upd);
+      while (bson_iter_next (&it)) {
+         /* disambiguatedPaths: with showExpandedEvents, when some path is ambiguous */
+         if (strcmp (bson_iter_key (&it), "disambiguatedPaths") ||
+             (s->expanded && dj_value_count (bson_iter_value (&it)) > 0)) {
+            BSON_APPEND_VALUE (&shown, bson_iter_key (&it), bson_iter_value (&it));
+         }
+      }
+      bson_append_document_end (ev, &shown);
+   }
+   if (has_desc && s->expanded) {
+      bson_t od;
+      BSON_APPEND_DOCUMENT_BEGIN (ev, "operationDescription", &od);
+      bson_iter_init (&it, &desc);
+      while (bson_iter_next (&it)) {
+         if (!strcmp (bson_iter_key (&it), "dropTarget")) {
+            uuid_append (&od, "dropTarget", (uint64_t) bson_iter_as_int64 (&it));
+         } else {
+            BSON_APPEND_VALUE (&od, bson_iter_key (&it), bson_iter_value (&it));
+         }
+      }
+      bson_append_document_end (ev, &od);
    }
    if (document_op && strcmp (op, "insert") && s->before != FB_OFF) {
       if (!has_pre && s->before == FB_REQUIRED) {
@@ -520,6 +562,14 @@ emit (fetch_t *f, bson_t *ev)
    return ok;
 }
 
+/* The events only showExpandedEvents shows.
+ * https://www.mongodb.com/docs/manual/reference/change-events/#expanded-events */
+static bool
+expanded_only (const char *op)
+{
+   return !strcmp (op, "create") || !strcmp (op, "createIndexes") || !strcmp (op, "dropIndexes") || !strcmp (op, "modify");
+}
+
 static bool
 fetch_fn (uint64_t ts, const bson_t *entry, void *ud)
 {
@@ -535,7 +585,7 @@ fetch_fn (uint64_t ts, const bson_t *entry, void *ud)
       /* the entry whose event the stream resumed after: shown already,
        * but a drop or rename there still ends the stream */
       s->check_invalidate = false;
-   } else if (watches (s, entry) && (strcmp (op, "create") || s->expanded)) {
+   } else if (watches (s, entry) && (!expanded_only (op) || s->expanded)) {
       bson_t ev;
       if (!build_event (f, ts, entry, op, &ev)) {
          bson_destroy (&ev);

@@ -172,6 +172,28 @@ modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bs
  * defaults (strict, error) as mongod's collMod does (SERVER-53575); an
  * empty validator ({}) removes validation. The other options (views, TTL,
  * index changes) are refused by name. */
+/* collMod's change event ("modify", shown with showExpandedEvents): its
+ * operationDescription is the options the command gave.
+ * https://www.mongodb.com/docs/manual/reference/change-events/modify/ */
+static bool
+collmod_event (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *cmd, bson_error_t *error)
+{
+   bson_t desc = BSON_INITIALIZER;
+   bson_iter_t it;
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (strcmp (k, "writeConcern") && strcmp (k, "dryRun") && k[0] != '$' && strcmp (k, "lsid") &&
+          strcmp (k, "txnNumber") && strcmp (k, "comment")) {
+         bson_append_value (&desc, k, -1, bson_iter_value (&it));
+      }
+   }
+   bool ok = dj_changes_record_ns (ctx, "modify", c->db, c->name, c->id, &desc, error);
+   bson_destroy (&desc);
+   return ok;
+}
+
 bool
 dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -224,6 +246,9 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    }
    if (!dj_cmd_open (e, db, cmd, known, true, "ns does not exist: %s.%s", NULL, &ctx, &c, error) ||
        !dj_coll_modify (&ctx, c, &changes, error) || (has_index && !modify_index (&ctx, c, &index_spec, reply, error))) {
+      goto done;
+   }
+   if (!collmod_event (&ctx, c, cmd, error)) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
@@ -282,7 +307,7 @@ dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t 
          goto done;
       }
    }
-   if (n > 0 && !dj_changes_record_ns (&ctx, "dropDatabase", db, NULL, NULL, NULL, error)) {
+   if (n > 0 && !dj_changes_record_ns (&ctx, "dropDatabase", db, NULL, 0, NULL, error)) {
       goto done;
    }
    BSON_APPEND_UTF8 (reply, "dropped", db);
@@ -363,6 +388,23 @@ dj_cmd_rename_collection (dj_engine_t *e, const char *db, const bson_t *cmd, bso
          goto done;
       }
       if (!dj_coll_drop (&ctx, dst, error)) {
+         goto done;
+      }
+   }
+   {
+      /* the change event: rename's operationDescription {to, dropTarget}
+       * https://www.mongodb.com/docs/manual/reference/change-events/rename/ */
+      bson_t desc = BSON_INITIALIZER, to;
+      BSON_APPEND_DOCUMENT_BEGIN (&desc, "to", &to);
+      BSON_APPEND_UTF8 (&to, "db", tdb);
+      BSON_APPEND_UTF8 (&to, "coll", tcoll);
+      bson_append_document_end (&desc, &to);
+      if (dst) {
+         BSON_APPEND_INT64 (&desc, "dropTarget", (int64_t) dst->id);
+      }
+      bool logged = dj_changes_record_ns (&ctx, "rename", sdb, scoll, src->id, &desc, error);
+      bson_destroy (&desc);
+      if (!logged) {
          goto done;
       }
    }

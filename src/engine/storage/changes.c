@@ -24,14 +24,16 @@
  * instead of silently missing changes, as mongod's oplog does.
  * https://www.mongodb.com/docs/manual/changeStreams/#resume-a-change-stream
  *
- * Entry: {op, db, coll, wall: date, key: documentKey, doc, pre, upd, to}
+ * Entry: {op, db, coll, wall: date, cid, key: documentKey, doc, pre, upd, desc}
  *   op    "insert" "update" "replace" "delete" "drop" "rename" "dropDatabase"
- *         "create"
+ *         "create" "createIndexes" "dropIndexes" "modify"
+ *   cid   the collection's id (the events' collectionUUID is made from it)
  *   doc   insert/replace: the new document; update: the post-image, kept
  *         when the collection has changeStreamPreAndPostImages enabled
  *   pre   update/replace/delete: the pre-image, kept likewise
- *   upd   update: {updatedFields, removedFields, truncatedArrays}
- *   to    rename: {db, coll}
+ *   upd   update: {updatedFields, removedFields, truncatedArrays, disambiguatedPaths}
+ *   desc  the operationDescription of a namespace's change: rename's {to:
+ *         {db, coll}, dropTarget}, the indexes created or dropped, collMod's
  * https://www.mongodb.com/docs/manual/reference/change-events/
  *
  * Changes to the admin, config and local databases and to system.*
@@ -239,10 +241,73 @@ entry_start (bson_t *entry, const char *op, const char *db, const char *coll)
 /* ---- update descriptions ------------------------------------------------------ */
 
 typedef struct {
-   bson_t *updated, *truncated;
-   bson_t *removed;
+   bson_t *updated, *truncated, *removed, *disambiguated;
    uint32_t nremoved, ntruncated;
 } diff_t;
+
+/* Where the diff is: the dotted path, and its components (field names as
+ * strings, array indexes as ints) for disambiguatedPaths, which lists a
+ * path when one of its field names reads as an array index (or holds a
+ * dot): "a.1" is then not enough to tell.
+ * https://www.mongodb.com/docs/manual/reference/change-events/update/#path-disambiguation */
+typedef struct {
+   const char *path; /* NULL at the top */
+   bson_t *parts;    /* array of components */
+   uint32_t nparts;
+   bool ambiguous;
+} where_t;
+
+static bool
+numeric_name (const char *k)
+{
+   if (!*k) {
+      return false;
+   }
+   for (const char *p = k; *p; p++) {
+      if (*p < '0' || *p > '9') {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* where + one component (a field name, or index >= 0); *out is the caller's (where_done). */
+static void
+where_child (const where_t *w, const char *field, int32_t index, where_t *out, char idx_buf[16])
+{
+   const char *name = field;
+   if (index >= 0) {
+      snprintf (idx_buf, 16, "%d", index);
+      name = idx_buf;
+   }
+   out->path = w->path ? bson_strdup_printf ("%s.%s", w->path, name) : bson_strdup (name);
+   out->parts = bson_copy (w->parts);
+   out->nparts = w->nparts + 1;
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string (w->nparts, &key, kb, sizeof kb);
+   if (index >= 0) {
+      bson_append_int32 (out->parts, key, -1, index);
+   } else {
+      bson_append_utf8 (out->parts, key, -1, field, -1);
+   }
+   out->ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+}
+
+static void
+where_done (where_t *w)
+{
+   bson_free ((char *) w->path);
+   bson_destroy (w->parts);
+}
+
+static void
+note_path (diff_t *d, const where_t *w)
+{
+   if (w->ambiguous) {
+      bson_append_array (d->disambiguated, w->path, -1, w->parts);
+   }
+}
 
 static void
 push_str (bson_t *arr, uint32_t *n, const char *s)
@@ -253,19 +318,19 @@ push_str (bson_t *arr, uint32_t *n, const char *s)
    bson_append_utf8 (arr, key, -1, s, -1);
 }
 
-static void diff_docs (diff_t *d, const char *prefix, const bson_value_t *a, const bson_value_t *b);
+static void diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b);
 
 /* One field that is in both: updated, or diffed further when both sides
  * are documents or arrays (as MongoDB's delta oplog entries describe a
  * change: the paths that changed, arrays element by element). */
 static void
-diff_value (diff_t *d, const char *path, const bson_value_t *a, const bson_value_t *b)
+diff_value (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b)
 {
    if (dj_value_identical (a, b)) {
       return;
    }
    if (a->value_type == BSON_TYPE_DOCUMENT && b->value_type == BSON_TYPE_DOCUMENT) {
-      diff_docs (d, path, a, b);
+      diff_docs (d, w, a, b);
       return;
    }
    if (a->value_type == BSON_TYPE_ARRAY && b->value_type == BSON_TYPE_ARRAY) {
@@ -276,49 +341,59 @@ diff_value (diff_t *d, const char *path, const bson_value_t *a, const bson_value
          const char *key;
          bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
          bson_append_document_begin (d->truncated, key, -1, &t);
-         BSON_APPEND_UTF8 (&t, "field", path);
+         BSON_APPEND_UTF8 (&t, "field", w->path);
          BSON_APPEND_INT32 (&t, "newSize", (int32_t) nb);
          bson_append_document_end (d->truncated, &t);
+         note_path (d, w);
       }
       bson_iter_t ib, ia;
       bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
       bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
-      while (bson_iter_next (&ib)) {
-         char *sub = bson_strdup_printf ("%s.%s", path, bson_iter_key (&ib));
+      for (int32_t i = 0; bson_iter_next (&ib); i++) {
+         where_t sub;
+         char ib_buf[16];
+         where_child (w, NULL, i, &sub, ib_buf);
          if (bson_iter_next (&ia)) {
-            diff_value (d, sub, bson_iter_value (&ia), bson_iter_value (&ib));
+            diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
          } else {
-            bson_append_value (d->updated, sub, -1, bson_iter_value (&ib));
+            bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
+            note_path (d, &sub);
          }
-         bson_free (sub);
+         where_done (&sub);
       }
       return;
    }
-   bson_append_value (d->updated, path, -1, b);
+   bson_append_value (d->updated, w->path, -1, b);
+   note_path (d, w);
 }
 
 static void
-diff_docs (diff_t *d, const char *prefix, const bson_value_t *a, const bson_value_t *b)
+diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b)
 {
    bson_iter_t ia, ib;
    bson_value_t other;
+   char ib_buf[16];
    bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
    while (bson_iter_next (&ia)) {
       if (!dj_value_get_field (b, bson_iter_key (&ia), &other)) {
-         char *path = prefix ? bson_strdup_printf ("%s.%s", prefix, bson_iter_key (&ia)) : bson_strdup (bson_iter_key (&ia));
-         push_str (d->removed, &d->nremoved, path);
-         bson_free (path);
+         where_t sub;
+         where_child (w, bson_iter_key (&ia), -1, &sub, ib_buf);
+         push_str (d->removed, &d->nremoved, sub.path);
+         note_path (d, &sub);
+         where_done (&sub);
       }
    }
    bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
    while (bson_iter_next (&ib)) {
-      char *path = prefix ? bson_strdup_printf ("%s.%s", prefix, bson_iter_key (&ib)) : bson_strdup (bson_iter_key (&ib));
+      where_t sub;
+      where_child (w, bson_iter_key (&ib), -1, &sub, ib_buf);
       if (dj_value_get_field (a, bson_iter_key (&ib), &other)) {
-         diff_value (d, path, &other, bson_iter_value (&ib));
+         diff_value (d, &sub, &other, bson_iter_value (&ib));
       } else {
-         bson_append_value (d->updated, path, -1, bson_iter_value (&ib));
+         bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
+         note_path (d, &sub);
       }
-      bson_free (path);
+      where_done (&sub);
    }
 }
 
@@ -326,18 +401,24 @@ void
 dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out)
 {
    bson_t updated = BSON_INITIALIZER, removed = BSON_INITIALIZER, truncated = BSON_INITIALIZER;
-   diff_t d = {.updated = &updated, .removed = &removed, .truncated = &truncated};
+   bson_t dis = BSON_INITIALIZER, parts = BSON_INITIALIZER;
+   diff_t d = {.updated = &updated, .removed = &removed, .truncated = &truncated, .disambiguated = &dis};
+   where_t top = {.parts = &parts};
    bson_value_t a, b;
    dj_value_from_doc (before, false, &a);
    dj_value_from_doc (after, false, &b);
-   diff_docs (&d, NULL, &a, &b);
+   diff_docs (&d, &top, &a, &b);
    bson_init (out);
    BSON_APPEND_DOCUMENT (out, "updatedFields", &updated);
    BSON_APPEND_ARRAY (out, "removedFields", &removed);
    BSON_APPEND_ARRAY (out, "truncatedArrays", &truncated);
+   /* (shown with showExpandedEvents only: commands/changestream.c) */
+   BSON_APPEND_DOCUMENT (out, "disambiguatedPaths", &dis);
    bson_destroy (&updated);
    bson_destroy (&removed);
    bson_destroy (&truncated);
+   bson_destroy (&dis);
+   bson_destroy (&parts);
 }
 
 bool
@@ -352,6 +433,7 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
    bson_iter_t it;
    bson_t entry, key;
    entry_start (&entry, op, c->db, c->name);
+   BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
    BSON_APPEND_DOCUMENT_BEGIN (&entry, "key", &key);
    if (one && bson_iter_init_find (&it, one, "_id")) {
       BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&it));
@@ -375,19 +457,19 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
 }
 
 bool
-dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, const char *to_db,
-                      const char *to_coll, bson_error_t *error)
+dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
+                      bson_error_t *error)
 {
    if (ctx->quiet_log || !logged_ns (db, coll)) {
       return true;
    }
-   bson_t entry, to;
+   bson_t entry;
    entry_start (&entry, op, db, coll);
-   if (to_db) {
-      BSON_APPEND_DOCUMENT_BEGIN (&entry, "to", &to);
-      BSON_APPEND_UTF8 (&to, "db", to_db);
-      BSON_APPEND_UTF8 (&to, "coll", to_coll);
-      bson_append_document_end (&entry, &to);
+   if (cid) {
+      BSON_APPEND_INT64 (&entry, "cid", (int64_t) cid);
+   }
+   if (desc) {
+      BSON_APPEND_DOCUMENT (&entry, "desc", desc);
    }
    bool ok = append (ctx, &entry, error);
    bson_destroy (&entry);

@@ -208,10 +208,12 @@ void dj_clock_seed (dj_clock_t *c, uint64_t last);
  * (before). */
 bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
                         bson_error_t *error);
-/* Logs a change to a namespace: "drop", "create" (coll), "dropDatabase"
- * (coll NULL), "rename" (to_db.to_coll). */
-bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, const char *to_db,
-                           const char *to_coll, bson_error_t *error);
+/* Logs a change to a namespace: "drop", "create", "createIndexes",
+ * "dropIndexes", "modify" (coll; cid its id, 0: unknown), "dropDatabase"
+ * (coll NULL), "rename" (desc {to: {db, coll}, dropTarget?}). desc (may be
+ * NULL) is kept as the event's operationDescription. */
+bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
+                           bson_error_t *error);
 /* An update's description: {updatedFields, removedFields, truncatedArrays}
  * from the document before and after (out: initialised here). */
 void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out);

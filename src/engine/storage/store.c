@@ -891,7 +891,7 @@ dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *o
    }
    c->nindexes = 1;
    if (!next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error) ||
-       !dj_changes_record_ns (ctx, "create", db, name, NULL, NULL, error)) {
+       !dj_changes_record_ns (ctx, "create", db, name, c->id, NULL, error)) {
       goto fail;
    }
    bson_destroy (&idspec);
@@ -952,7 +952,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
-   return dj_changes_record_ns (ctx, "drop", c->db, c->name, NULL, NULL, error);
+   return dj_changes_record_ns (ctx, "drop", c->db, c->name, c->id, NULL, error);
 }
 
 void
@@ -1381,9 +1381,6 @@ dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *name, b
    int rc = catalog_op (ctx, CAT_DEL, c->db, c->name, NULL);
    if (rc) {
       return dj_lmdb_error (rc, error, "catalog delete");
-   }
-   if (!dj_changes_record_ns (ctx, "rename", c->db, c->name, db, name, error)) {
-      return false;
    }
    bson_free (c->db);
    bson_free (c->name);
