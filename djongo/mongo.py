@@ -28,8 +28,8 @@ class Collection:
     def __repr__(self):
         return "djongo.mongo.Collection(%r)" % self.name
 
-    def _run(self, cmd):
-        reply = self._connection.command(cmd)
+    def _run(self, cmd, drain=True):
+        reply = self._connection.command(cmd, drain=drain)
         errors = reply.get("writeErrors")
         if errors:  # acknowledged writes that failed: as pymongo raises them
             from django.db import DatabaseError, IntegrityError
@@ -183,7 +183,7 @@ class ChangeStream:
         self._max_await_time_ms = max_await_time_ms
         self._batch_size = batch_size
         cursor = {"batchSize": batch_size} if batch_size is not None else {}
-        reply = collection._run({"aggregate": collection.name, "pipeline": pipeline, "cursor": cursor})
+        reply = collection._run({"aggregate": collection.name, "pipeline": pipeline, "cursor": cursor}, drain=False)
         self._take(reply["cursor"], "firstBatch")
 
     def _take(self, cursor, batch):
@@ -209,7 +209,7 @@ class ChangeStream:
                 cmd["maxTimeMS"] = self._max_await_time_ms
             if self._batch_size is not None:
                 cmd["batchSize"] = self._batch_size
-            self._take(self._coll._run(cmd)["cursor"], "nextBatch")
+            self._take(self._coll._run(cmd, drain=False)["cursor"], "nextBatch")
         if not self._buffer:
             return None
         event = self._buffer.pop(0)

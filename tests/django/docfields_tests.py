@@ -322,7 +322,7 @@ class DjongoManagerWatchTests(TransactionTestCase):
             e.delete()
             ins = stream.try_next()
             assert ins["operationType"] == "insert" and ins["fullDocument"]["headline"] == "new"
-            assert ins["ns"] == {"db": "docfields", "coll": Entry._meta.db_table}
+            assert ins["ns"] == {"db": connection.settings_dict["NAME"], "coll": Entry._meta.db_table}
             upd = next(stream)
             assert upd["operationType"] == "update"
             assert upd["updateDescription"]["updatedFields"] == {"headline": "renamed"}
