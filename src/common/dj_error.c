@@ -82,6 +82,7 @@ static const struct {
    {256, "TransactionCommitted"},
    {260, "InvalidResumeToken"},
    {262, "ExceededTimeLimit"},
+   {263, "OperationNotSupportedInTransaction"},
    {267, "PreparedTransactionInProgress"},
    {280, "ChangeStreamFatalError"},
    {286, "ChangeStreamHistoryLost"},

@@ -218,3 +218,16 @@ def test_history_lost(tmp_path):
                 assert next_event(cs)["documentKey"] == {"_id": "after"}
     finally:
         assert s.stop() == 0
+
+
+def test_no_change_stream_in_a_transaction(server):
+    # https://www.mongodb.com/docs/manual/core/transactions-operations/#restrictions
+    with connect(server) as c:
+        c.db.t.insert_one({"_id": 0})
+        with c.start_session() as s:
+            s.start_transaction()
+            c.db.t.find_one(session=s)
+            with pytest.raises(OperationFailure) as e:
+                c.db.t.watch(session=s)
+            assert e.value.code == 263
+            s.abort_transaction()

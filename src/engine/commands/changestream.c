@@ -721,6 +721,13 @@ dj_cmd_change_stream (dj_engine_t *e, const char *db, const char *coll, const bs
    if (!dj_txn_begin (e, false, &ctx, error)) {
       return false;
    }
+   if (ctx.borrowed) {
+      /* a transaction's snapshot would never see a later change
+       * https://www.mongodb.com/docs/manual/core/transactions-operations/#restrictions */
+      dj_txn_abort (&ctx);
+      return dj_err (error, 263 /* OperationNotSupportedInTransaction */,
+                     "Operation not permitted in transaction: $changeStream");
+   }
    dj_stream_t *s = stream_new (&ctx, db, coll, spec, rest, error);
    dj_txn_abort (&ctx);
    /* the first batch: what is already there when resuming, never a wait */
