@@ -345,9 +345,10 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         """Whether HOST names a data directory (the embedded engine)."""
         return _is_path(self.get_connection_params()["host"])
 
-    def command(self, cmd, db=None):
+    def command(self, cmd, db=None, drain=True):
         """Runs one MongoDB command (a dict) on this connection's database,
-        in its open transaction if any; cursors are drained."""
+        in its open transaction if any; cursors are drained unless drain
+        is false (djongo.mongo.ChangeStream's getMores are its own)."""
         self.ensure_connection()
         with self.wrap_database_errors:
-            return self.connection.command(cmd, db=db)
+            return self.connection.command(cmd, db=db, drain=drain)

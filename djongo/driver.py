@@ -222,20 +222,21 @@ class Connection:
             raise InterfaceError("the connection is closed")
         self._c.autocommit = bool(on)
 
-    def command(self, cmd, db=None):
+    def command(self, cmd, db=None, drain=True):
         """Runs one MongoDB command (a dict, the command's name first) on
         database DB (default: the connection's), in the open transaction if
         any (with autocommit off it begins one, as a statement does; on a
         MongoDB server, commands a transaction cannot run, listCollections
         for one, then need autocommit) -- for what SQL does not say (listing collections and indexes,
         dropping a database). A reply's cursor is drained: its firstBatch
-        holds every document."""
+        holds every document -- unless drain is false (a change stream's
+        cursor never ends: its caller asks for each batch)."""
         if self._closed:
             raise InterfaceError("the connection is closed")
         db = db or self._db
         reply = self._c.command(db, cmd)
         cursor = reply.get("cursor")
-        if isinstance(cursor, dict) and "firstBatch" in cursor and cursor.get("id"):
+        if drain and isinstance(cursor, dict) and "firstBatch" in cursor and cursor.get("id"):
             docs = list(cursor["firstBatch"])
             coll = cursor.get("ns", "").split(".", 1)[-1]
             cid = cursor["id"]

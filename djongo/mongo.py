@@ -28,8 +28,8 @@ class Collection:
     def __repr__(self):
         return "djongo.mongo.Collection(%r)" % self.name
 
-    def _run(self, cmd):
-        reply = self._connection.command(cmd)
+    def _run(self, cmd, drain=True):
+        reply = self._connection.command(cmd, drain=drain)
         errors = reply.get("writeErrors")
         if errors:  # acknowledged writes that failed: as pymongo raises them
             from django.db import DatabaseError, IntegrityError
@@ -145,6 +145,102 @@ class Collection:
         reply = self._run({"listIndexes": self.name, "cursor": {}})
         return {ix["name"]: {k: v for k, v in ix.items() if k != "name"} | {"key": list(ix["key"].items())}
                 for ix in reply["cursor"]["firstBatch"]}
+
+
+    # ---- change streams ----
+
+    def watch(self, pipeline=None, full_document=None, resume_after=None, max_await_time_ms=None, batch_size=None,
+              start_at_operation_time=None, start_after=None, full_document_before_change=None,
+              show_expanded_events=None):
+        """A change stream on the collection: pymongo's Collection.watch(),
+        its arguments and its ChangeStream's ways (iteration, next(),
+        try_next(), resume_token, close(), a context manager).
+        https://www.mongodb.com/docs/manual/changeStreams/"""
+        spec = {}
+        for key, value in (("fullDocument", full_document), ("resumeAfter", resume_after),
+                           ("startAtOperationTime", start_at_operation_time), ("startAfter", start_after),
+                           ("fullDocumentBeforeChange", full_document_before_change),
+                           ("showExpandedEvents", show_expanded_events)):
+            if value is not None:
+                spec[key] = value
+        return ChangeStream(self, [{"$changeStream": spec}] + list(pipeline or []), max_await_time_ms, batch_size)
+
+
+class ChangeStream:
+    """The events of a $changeStream aggregate on a Django connection: each
+    getMore waits up to max_await_time_ms (the server's 1 s by default) for
+    new ones. MongoDB runs no change stream inside a transaction
+    (OperationNotSupportedInTransaction), so neither does this one: it
+    refuses to start in an atomic() block, whose snapshot would never see
+    later changes."""
+
+    def __init__(self, collection, pipeline, max_await_time_ms, batch_size):
+        from django.db import NotSupportedError
+
+        if collection._connection.in_atomic_block:
+            raise NotSupportedError("a change stream cannot be opened inside a transaction (atomic block)")
+        self._coll = collection
+        self._max_await_time_ms = max_await_time_ms
+        self._batch_size = batch_size
+        cursor = {"batchSize": batch_size} if batch_size is not None else {}
+        reply = collection._run({"aggregate": collection.name, "pipeline": pipeline, "cursor": cursor}, drain=False)
+        self._take(reply["cursor"], "firstBatch")
+
+    def _take(self, cursor, batch):
+        self._id = cursor["id"]
+        self._buffer = list(cursor[batch])
+        self._post_batch_token = cursor.get("postBatchResumeToken")
+        self._token = None if self._buffer else self._post_batch_token
+
+    @property
+    def alive(self):
+        return bool(self._id) or bool(self._buffer)
+
+    @property
+    def resume_token(self):
+        """The token to resume after what was handed out last."""
+        return self._token
+
+    def try_next(self):
+        """The next event, or None when one getMore brought none."""
+        if not self._buffer and self._id:
+            cmd = {"getMore": self._id, "collection": self._coll.name}
+            if self._max_await_time_ms is not None:
+                cmd["maxTimeMS"] = self._max_await_time_ms
+            if self._batch_size is not None:
+                cmd["batchSize"] = self._batch_size
+            self._take(self._coll._run(cmd, drain=False)["cursor"], "nextBatch")
+        if not self._buffer:
+            return None
+        event = self._buffer.pop(0)
+        self._token = self._post_batch_token if not self._buffer and self._post_batch_token else event["_id"]
+        return event
+
+    def next(self):
+        """The next event, waiting for it; StopIteration once the stream is
+        invalidated (its collection dropped or renamed)."""
+        while self.alive:
+            event = self.try_next()
+            if event is not None:
+                return event
+        raise StopIteration
+
+    __next__ = next
+
+    def __iter__(self):
+        return self
+
+    def close(self):
+        if self._id:
+            self._coll._run({"killCursors": self._coll.name, "cursors": [self._id]})
+            self._id = 0
+        self._buffer = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def instance_from_document(model, doc, connection, db):

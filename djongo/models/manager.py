@@ -15,6 +15,15 @@ of pymongo's ``Collection`` (minus the prefix) on the model's collection:
 
 ``raw_aggregate(pipeline)`` runs a pipeline and gives model instances, as
 ``Manager.raw()`` does for SQL.
+
+``watch(pipeline=None, **kwargs)`` is a change stream on the model's
+collection: the change events (insert, update, replace, delete, drop...)
+as pymongo's ``Collection.watch()`` gives them, with its arguments
+(``full_document="updateLookup"``, ``resume_after``, ``start_after``,
+``max_await_time_ms``...). On the embedded engine the events come from the
+engine's own change log; on a MongoDB server it is pymongo's change stream
+(a replica set's). Not inside ``atomic()``: MongoDB opens no change stream
+in a transaction.
 """
 from django.db import connections, models
 
@@ -40,6 +49,12 @@ class DjongoManager(models.Manager):
         if name.startswith("mongo_") and name != "mongo_collection":
             return getattr(self.mongo_collection(), name[len("mongo_"):])
         raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    def watch(self, pipeline=None, **kwargs):
+        """A change stream on the model's collection (see the module's
+        docstring): iterate it for the change events, each a dict.
+        https://www.mongodb.com/docs/manual/changeStreams/"""
+        return self.mongo_collection().watch(pipeline, **kwargs)
 
     def raw_aggregate(self, pipeline):
         """Runs `pipeline` on the model's collection; each document out is

@@ -80,6 +80,9 @@ typedef struct {
                               ttlMonitorSleepSecs); 0: 60, as mongod; < 0: no
                               monitor. One monitor per data directory per
                               process: the first opener's value holds. */
+   int64_t change_log_size; /**< bytes the change log (change streams' history)
+                                 keeps before dropping its oldest entries;
+                                 0: 192 MiB */
 } dj_engine_options_t;
 
 /**
@@ -95,6 +98,15 @@ typedef struct {
  * @return a handle the caller owns (dj_engine_close()), or NULL.
  */
 dj_engine_t *dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error);
+
+/**
+ * The cluster time (a BSON Timestamp: @p t seconds, @p i increment) of the
+ * data directory: the time of its newest change-log entry or later. With
+ * @p advance, a fresh time past every one handed out so far (a write that
+ * logged no change still moves the clock). djongo-server's operationTime
+ * and $clusterTime, and change events' clusterTime, are read from it.
+ */
+void dj_engine_cluster_time (dj_engine_t *engine, bool advance, uint32_t *t, uint32_t *i);
 
 /** Closes a handle from dj_engine_open(). Open cursors are discarded. NULL is a no-op. */
 void dj_engine_close (dj_engine_t *engine);

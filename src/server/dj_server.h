@@ -96,6 +96,8 @@ typedef struct {
                                  clients must present one (net.tls.CAFile) */
    bool tls_allow_no_cert;  /**< with tls_ca_file: a client without a certificate is let in
                                  (net.tls.allowConnectionsWithoutCertificates) */
+   int oplog_size_mb;       /**< MiB the change log (change streams' history) keeps,
+                                 mongod's --oplogSize (0: the engine's 192) */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

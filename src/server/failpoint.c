@@ -15,6 +15,12 @@
  * connection instead of replying -- after the write is applied, or, with
  * data.failBeforeCommitExceptionCode, before (the write is not applied).
  *
+ * And mongod's "failGetMoreAfterCursorCheckout" (change streams' resume
+ * tests): a getMore fails with data.errorCode after finding its cursor;
+ * as the error is the getMore's own, mongod's labeller marks it
+ * ResumableChangeStreamError when a change stream may resume after it
+ * (failCommand's errors carry only the labels its data gives).
+ *
  * Only with test commands enabled (--setParameter enableTestCommands=1);
  * otherwise the command does not exist (CommandNotFound), as on a mongod
  * started without them. The reply's `count` is how many times the fail
@@ -113,10 +119,12 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
    bson_iter_init_find (&it, cmd, "configureFailPoint");
    const char *fp_name = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : "";
    bool fail_command = !strcmp (fp_name, "failCommand");
-   if (!fail_command && strcmp (fp_name, "onPrimaryTransactionalWrite")) {
+   bool get_more = !strcmp (fp_name, "failGetMoreAfterCursorCheckout");
+   if (!fail_command && !get_more && strcmp (fp_name, "onPrimaryTransactionalWrite")) {
       /* mongod has many fail points; this server has the ones clients' tests use */
       return failure (reply, DJ_BadValue,
-                      "unknown fail point: djongo-server has 'failCommand' and 'onPrimaryTransactionalWrite'");
+                      "unknown fail point: djongo-server has 'failCommand', 'onPrimaryTransactionalWrite' and "
+                      "'failGetMoreAfterCursorCheckout'");
    }
    int mode;
    int64_t n;
@@ -145,7 +153,7 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
    } else {
       data = bson_new (); /* onPrimaryTransactionalWrite's defaults */
    }
-   dj_failpoint_t *fp = fail_command ? srv->failpoint : srv->txn_write_fp;
+   dj_failpoint_t *fp = fail_command ? srv->failpoint : get_more ? srv->getmore_fp : srv->txn_write_fp;
    pthread_mutex_lock (&fp->mu);
    int64_t before = fp->entered;
    bson_destroy (fp->data);
@@ -204,6 +212,65 @@ dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before)
    }
    pthread_mutex_unlock (&fp->mu);
    return fire;
+}
+
+/* mongod's isResumableChangeStreamError (error_labels.cpp): the
+ * retriable and network errors, a node no longer primary, and the
+ * sharding ones a stream outlives (StaleShardVersion, StaleEpoch, StaleConfig). */
+static bool retriable_code (int64_t code);
+static bool
+resumable_change_stream_code (int64_t code)
+{
+   return retriable_code (code) || code == 63 || code == 150 || code == 13388;
+}
+
+bool
+dj_failpoint_get_more (struct dj_server *srv, bson_t *reply)
+{
+   dj_failpoint_t *fp = srv->getmore_fp;
+   bson_iter_t it;
+   int64_t code = -1;
+   if (!srv->test_commands) {
+      return false;
+   }
+   pthread_mutex_lock (&fp->mu);
+   if (fp->mode != FP_OFF && fp->data && fires (fp)) {
+      code = bson_iter_init_find (&it, fp->data, "errorCode") && BSON_ITER_HOLDS_NUMBER (&it) ? bson_iter_as_int64 (&it)
+                                                                                             : DJ_InternalError;
+      fired (fp);
+   }
+   pthread_mutex_unlock (&fp->mu);
+   if (code < 0) {
+      return false;
+   }
+   bson_error_t e;
+   dj_err (&e, (uint32_t) code, "Failing getMore via 'failGetMoreAfterCursorCheckout' failpoint");
+   bson_init (reply);
+   dj_error_append_reply (&e, reply);
+   if (resumable_change_stream_code (code)) {
+      bson_t arr;
+      BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &arr);
+      BSON_APPEND_UTF8 (&arr, "0", "ResumableChangeStreamError");
+      bson_append_array_end (reply, &arr);
+   }
+   return true;
+}
+
+void
+dj_error_labels_stream (bson_t *reply)
+{
+   bson_iter_t it;
+   if (bson_has_field (reply, "errorLabels") || !bson_iter_init_find (&it, reply, "code") ||
+       !BSON_ITER_HOLDS_NUMBER (&it)) {
+      return;
+   }
+   int64_t code = bson_iter_as_int64 (&it);
+   if (code == 280 || code == 286) { /* ChangeStreamFatalError, ChangeStreamHistoryLost */
+      bson_t arr;
+      BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &arr);
+      BSON_APPEND_UTF8 (&arr, "0", "NonResumableChangeStreamError");
+      bson_append_array_end (reply, &arr);
+   }
 }
 
 /* Is `name` in the array at it? */

@@ -8,8 +8,10 @@
  *     signs with keys it keeps in admin.system.keys), and a $clusterTime a
  *     client sends back must carry it (TimeProofMismatch otherwise), so a
  *     client cannot move the clock; without --auth the hash is 20 zero
- *     bytes and keyId 0, as an unauthenticated mongod's. The clock
- *     is a Timestamp (seconds, increment) that each write advances; reads
+ *     bytes and keyId 0, as an unauthenticated mongod's. The clock is the
+ *     engine's (dj_engine_cluster_time): a Timestamp (seconds, increment)
+ *     each logged change advances, so a write's operationTime is the time
+ *     of its last change event, as mongod's is its last oplog entry's; reads
  *     answer with the last write's time, so a causally consistent session
  *     (afterClusterTime = an operationTime it saw) always finds its writes
  *     committed: every write commits before it is answered.
@@ -112,41 +114,23 @@ dj_is_write_command (const char *name, const bson_t *cmd)
 bool
 dj_cluster_time_init (struct dj_server *srv)
 {
-   pthread_mutex_init (&srv->clock_mu, NULL);
-   srv->clock_secs = (uint32_t) time (NULL);
-   srv->clock_inc = 1;
-   srv->clock_key_id = (int64_t) srv->clock_secs << 32 | 1;
+   srv->clock_key_id = (int64_t) time (NULL) << 32 | 1;
    return RAND_bytes (srv->clock_key, sizeof srv->clock_key) == 1;
 }
 
+/* The clock is the engine's (the data directory's: change events are
+ * stamped from it in the transaction that logs them). */
 void
 dj_cluster_time_now (struct dj_server *srv, uint32_t *t, uint32_t *i)
 {
-   pthread_mutex_lock (&srv->clock_mu);
-   *t = srv->clock_secs;
-   *i = srv->clock_inc;
-   pthread_mutex_unlock (&srv->clock_mu);
+   dj_engine_cluster_time (srv->engine, false, t, i);
 }
 
 void
 dj_cluster_time_stamp (struct dj_server *srv, bool advance, bson_t *reply)
 {
    uint32_t t, i;
-   pthread_mutex_lock (&srv->clock_mu);
-   if (advance) {
-      /* the wall clock's seconds while they move forward; within a second
-       * (or if the wall clock stepped back) the increment */
-      uint32_t now = (uint32_t) time (NULL);
-      if (now > srv->clock_secs) {
-         srv->clock_secs = now;
-         srv->clock_inc = 1;
-      } else {
-         srv->clock_inc++;
-      }
-   }
-   t = srv->clock_secs;
-   i = srv->clock_inc;
-   pthread_mutex_unlock (&srv->clock_mu);
+   dj_engine_cluster_time (srv->engine, advance, &t, &i);
    uint8_t hash[20];
    sign_time (srv, t, i, hash);
    bson_t ct, sig;

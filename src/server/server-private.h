@@ -60,8 +60,7 @@ struct dj_server {
    struct ssl_ctx_st *tls_ctx; /* owned: the certificate and CAs, or NULL (disabled) */
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
    dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
-   pthread_mutex_t clock_mu;  /* guards clock_secs, clock_inc: the cluster time */
-   uint32_t clock_secs, clock_inc;
+   dj_failpoint_t *getmore_fp;   /* owned: the failGetMoreAfterCursorCheckout fail point */
    uint8_t clock_key[20];     /* with --auth: the HMAC-SHA1 key $clusterTime is signed with (random per start) */
    int64_t clock_key_id;
    dj_engine_t *engine; /* owned */
@@ -164,6 +163,14 @@ void dj_fail_action_cleanup (dj_fail_action_t *a);
  * fires (close the connection unanswered), *fail_before when the write is
  * not to be applied first. */
 bool dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before);
+/* failGetMoreAfterCursorCheckout: when it fires, reply is a getMore's
+ * failure with data.errorCode, labelled ResumableChangeStreamError when a
+ * change stream may resume after it (mongod's error labels), and true. */
+bool dj_failpoint_get_more (struct dj_server *srv, bson_t *reply);
+/* A change stream's getMore or aggregate that failed for good: mongod's
+ * NonResumableChangeStreamError label (ChangeStreamFatalError 280,
+ * ChangeStreamHistoryLost 286), which tells a driver not to resume. */
+void dj_error_labels_stream (bson_t *reply);
 /* A retryable write (txnNumber outside a transaction)? */
 bool dj_is_retryable_write (const char *name, const bson_t *cmd);
 void dj_fail_action_block (const dj_fail_action_t *a);

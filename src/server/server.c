@@ -85,11 +85,15 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       return true; /* a $clusterTime this server did not sign */
    }
    bool in_txn = bson_has_field (cmd, "autocommit");
+   uint32_t t0, i0, t1, i1; /* the clock before: a write that logged a change moved it already */
+   dj_cluster_time_now (srv, &t0, &i0);
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
    } else if (dj_users_command (srv, db, name, cmd, reply)) {
    } else if (!strcmp (name, "configureFailPoint")) {
       dj_failpoint_configure (srv, db, cmd, reply);
+   } else if (!strcmp (name, "getMore") && dj_failpoint_get_more (srv, reply)) {
+      /* failGetMoreAfterCursorCheckout fired: its error is the reply */
    } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
    } else if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
    } else if (dj_is_retryable_write (name, cmd)) {
@@ -121,6 +125,9 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
          dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
       }
    }
+   if (!strcmp (name, "getMore") || !strcmp (name, "aggregate")) {
+      dj_error_labels_stream (reply);
+   }
    bool write = dj_is_write_command (name, cmd);
    if (write && (!in_txn || !strcmp (name, "commitTransaction"))) {
       dj_write_concern_check (cmd, reply);
@@ -129,7 +136,8 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       dj_fail_action_after (&fa, name, cmd, reply);
       dj_fail_action_cleanup (&fa);
    }
-   dj_cluster_time_stamp (srv, write, reply);
+   dj_cluster_time_now (srv, &t1, &i1);
+   dj_cluster_time_stamp (srv, write && t1 == t0 && i1 == i0, reply);
    return true;
 }
 
@@ -402,6 +410,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->test_commands = opts->test_commands;
    srv->failpoint = dj_failpoint_new ();
    srv->txn_write_fp = dj_failpoint_new ();
+   srv->getmore_fp = dj_failpoint_new ();
    bool clock_ok = dj_cluster_time_init (srv);
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
@@ -412,7 +421,8 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    atomic_init (&srv->next_request_id, 1);
    pthread_mutex_init (&srv->mu, NULL);
    pthread_cond_init (&srv->idle, NULL);
-   dj_engine_options_t eo = {.flags = opts->engine_flags, .ttl_monitor_secs = opts->ttl_monitor_secs};
+   dj_engine_options_t eo = {.flags = opts->engine_flags, .ttl_monitor_secs = opts->ttl_monitor_secs,
+                             .change_log_size = (int64_t) opts->oplog_size_mb << 20};
    if (!(srv->engine = dj_engine_open (srv->dbpath, &eo, error))) {
       goto fail;
    }
@@ -619,8 +629,8 @@ dj_server_destroy (dj_server_t *srv)
    }
    pthread_cond_destroy (&srv->idle);
    pthread_mutex_destroy (&srv->mu);
-   pthread_mutex_destroy (&srv->clock_mu);
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
+   dj_failpoint_destroy (srv->getmore_fp);
    DJ_FREE (srv->dbpath, srv->bind, srv->unix_path, srv);
 }

@@ -4,7 +4,7 @@
  *   djongo-server --dbpath DIR [--port 27017] [--bind 127.0.0.1] [--unix PATH] [--nosync]
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
- *                 [--max-incoming-mb N] [--ttl-monitor-sleep-secs S]
+ *                 [--max-incoming-mb N] [--ttl-monitor-sleep-secs S] [--oplogSize MB]
  *                 [--setParameter enableTestCommands=1]
  *                 [--tls-mode requireTLS|preferTLS|allowTLS|disabled] [--tls-cert-key-file PEM]
  *                 [--tls-ca-file PEM] [--tls-allow-connections-without-certificates]
@@ -32,6 +32,7 @@ static const char usage_text[] =
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
    "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
    "                     [--max-incoming-mb N] [--ttl-monitor-sleep-secs S]\n"
+   "                     [--oplogSize MB]\n"
    "                     [--tls-mode MODE] [--tls-cert-key-file PEM] [--tls-ca-file PEM]\n"
    "                     [--tls-allow-connections-without-certificates]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
@@ -63,6 +64,9 @@ static const char help_text[] =
    "  --ttl-monitor-sleep-secs S\n"
    "                          seconds between the passes that delete documents TTL indexes\n"
    "                          expire (default 60, as mongod's ttlMonitorSleepSecs)\n"
+   "  --oplogSize MB          the change log change streams resume from keeps this much\n"
+   "                          history (default 192); older changes are dropped, and a\n"
+   "                          stream resuming before them fails (ChangeStreamHistoryLost)\n"
    "  --quiet                 no log lines\n"
    "  --tls-cert-key-file PEM the server's certificate (then its chain) and private key:\n"
    "                          TCP clients connect with TLS (mongodb://...?tls=true)\n"
@@ -160,6 +164,8 @@ main (int argc, char **argv)
          o.max_incoming_mb = positive (argv[++i]);
       } else if (!strcmp (a, "--ttl-monitor-sleep-secs") && more) {
          o.ttl_monitor_secs = positive (argv[++i]);
+      } else if (!strcmp (a, "--oplogSize") && more) {
+         o.oplog_size_mb = positive (argv[++i]);
       } else if (!strcmp (a, "--message-timeout") && more) {
          o.message_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--setParameter") && more) {

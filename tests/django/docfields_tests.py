@@ -36,7 +36,8 @@ from django import forms  # noqa: E402
 from django.core.exceptions import ValidationError  # noqa: E402
 from django.db import IntegrityError, connection, transaction  # noqa: E402
 from django.db.models.deletion import ProtectedError  # noqa: E402
-from django.test import TestCase  # noqa: E402
+from django.db import NotSupportedError  # noqa: E402
+from django.test import TestCase, TransactionTestCase  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from docfields.models import Address, Author, Doc, Entry, Event, Reader, Tag  # noqa: E402
@@ -324,6 +325,40 @@ class DjongoManagerTests(TestCase):
         Entry.objects.mongo_insert_one({"_id": 1, "headline": "d"})
         with pytest.raises(IntegrityError):
             Entry.objects.mongo_insert_one({"_id": 1, "headline": "d"})
+
+
+class DjongoManagerWatchTests(TransactionTestCase):
+    """Model.objects.watch(): a change stream on the model's collection, fed
+    by the embedded engine's change log (not in a transaction: autocommit)."""
+
+    def test_watch_yields_the_orm_changes(self):
+        keep = Entry.objects.create(headline="kept", address={"city": "Oslo"})
+        with Entry.objects.watch(full_document="updateLookup", max_await_time_ms=50) as stream:
+            e = Entry.objects.create(headline="new", address={"city": "Rome"})
+            Entry.objects.filter(id=e.id).update(headline="renamed")
+            e.delete()
+            ins = stream.try_next()
+            assert ins["operationType"] == "insert" and ins["fullDocument"]["headline"] == "new"
+            assert ins["ns"] == {"db": connection.settings_dict["NAME"], "coll": Entry._meta.db_table}
+            upd = next(stream)
+            assert upd["operationType"] == "update"
+            assert upd["updateDescription"]["updatedFields"] == {"headline": "renamed"}
+            assert upd["fullDocument"] is None  # looked up when read: deleted by then
+            assert next(stream)["operationType"] == "delete"
+            assert stream.try_next() is None
+            token = stream.resume_token
+        # resuming after a token; a $match stage on the events
+        Entry.objects.filter(id=keep.id).update(headline="again")
+        with Entry.objects.watch([{"$match": {"operationType": "update"}}], resume_after=token,
+                                 max_await_time_ms=50) as stream:
+            ev = stream.try_next()
+            assert ev["operationType"] == "update" and ev["updateDescription"]["updatedFields"] == {"headline": "again"}
+            assert stream.try_next() is None
+
+    def test_watch_refused_in_a_transaction(self):
+        with transaction.atomic():
+            with pytest.raises(NotSupportedError):
+                Entry.objects.watch()
 
 
 class EntryForm(forms.ModelForm):

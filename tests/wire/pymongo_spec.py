@@ -42,12 +42,13 @@ SUITES = {
     "crud": ("test_crud_unified.py", 100, 307),
     "transactions": ("test_transactions_unified.py", 100, 179),
     "sessions": ("test_sessions_unified.py", 100, 28),
-    "retryable-reads": ("test_retryable_reads_unified.py", 85, 238),
+    "retryable-reads": ("test_retryable_reads_unified.py", 100, 277),
     "retryable-writes": ("test_retryable_writes_unified.py", 100, 109),
     "index-management": ("test_index_management.py", 100, 15),
     "collection-management": ("test_collection_management.py", 14, 1),
     "command-monitoring": ("test_command_monitoring.py", 100, 32),
     "command-logging": ("test_command_logging.py", 100, 27),
+    "change-streams": ("test_change_stream.py", 100, 66),
 }
 
 # Tests that need a secondary to select: against a one-member set pymongo
@@ -61,7 +62,6 @@ NEEDS_SECONDARY = [
 
 # Failures with a known cause: (regex on "Class::test", category, reason).
 KNOWN = [
-    (r"ChangeStreams|[Ww]atch", "missing feature", "change streams ($changeStream)"),
     (r"Timeseries", "missing feature", "time-series collections"),
     (r"ClusteredIndex", "missing feature", "clustered collections (clusteredIndex)"),
 ]

@@ -57,6 +57,9 @@ typedef struct {
    bool bypass_validation;
 } dj_prun_t;
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
+/* Runs p over the given documents (replaced by the results; cleared on
+ * failure): a change stream's stages over its events. */
+bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 
 /* ---- accumulators.c: $sum, $avg, $min, $max, $first, $last, $push, $addToSet,
  * $count, $stdDevPop, $stdDevSamp, $mergeObjects ----------------------------- */

@@ -214,6 +214,7 @@ dj_agg_run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                bson_destroy (newdoc);
                newdoc = w;
             }
+            run->ctx->replacement = s->when_matched == 1; /* whenMatched: "replace" is a replace event */
             ok = dj_record_update (run->ctx, c, found.rid, old, newdoc, r->error);
          }
          bson_destroy (newdoc);

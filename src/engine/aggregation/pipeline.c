@@ -813,6 +813,10 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       return true;
    }
+   if (!strcmp (name, "$changeStream")) {
+      /* (aggregate takes a leading one off before the rest is parsed: commands/changestream.c) */
+      return dj_err (error, 40602, "$changeStream is only valid as the first stage in a pipeline.");
+   }
    return dj_err (error, 40324, "Unrecognized pipeline stage name: '%s'", name);
 }
 
@@ -1202,6 +1206,12 @@ bool
 dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
    return run_range (p, from, p->n, run, docs, error);
+}
+
+bool
+dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+{
+   return run_range (p, 0, p->n, run, docs, error);
 }
 
 /* ---- counting without documents ---------------------------------------------

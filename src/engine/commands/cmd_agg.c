@@ -67,6 +67,24 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
          batch = -1;
       }
    }
+   {
+      /* a leading $changeStream: a change stream, not a read (changestream.c) */
+      bson_iter_t st, first;
+      if (bson_iter_init (&st, &stages) && bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st) &&
+          bson_iter_recurse (&st, &first) && bson_iter_next (&first) && !strcmp (bson_iter_key (&first), "$changeStream")) {
+         bson_t rest = BSON_INITIALIZER;
+         uint32_t n = 0;
+         while (bson_iter_next (&st)) {
+            char buf[16];
+            const char *key;
+            bson_uint32_to_string (n++, &key, buf, sizeof buf);
+            bson_append_value (&rest, key, -1, bson_iter_value (&st));
+         }
+         ok = dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
+         bson_destroy (&rest);
+         goto done;
+      }
+   }
    dj_cmd_get_bool (cmd, "allowDiskUse", &allow_disk, error);
    dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error);
    if (!dj_cmd_collation (cmd, error)) {

@@ -7,6 +7,36 @@
 
 #include <stdio.h>
 
+/* changeStreamPreAndPostImages: {enabled: <bool>} and nothing else (it
+ names the command, `cmd`, in its errors as mongod's parser does). */
+static bool
+pre_post_images_option (const bson_iter_t *opt, const char *cmd, bson_error_t *error)
+{
+   bson_iter_t f;
+   bool enabled = false;
+   if (!BSON_ITER_HOLDS_DOCUMENT (opt)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field '%s.changeStreamPreAndPostImages' is the wrong type '%s', expected type 'object'",
+                     cmd, dj_type_name (bson_iter_type (opt)));
+   }
+   bson_iter_recurse (opt, &f);
+   while (bson_iter_next (&f)) {
+      if (strcmp (bson_iter_key (&f), "enabled")) {
+         return dj_err (error, DJ_UnknownField, "BSON field '%s.changeStreamPreAndPostImages.%s' is an unknown field.", cmd,
+                        bson_iter_key (&f));
+      }
+      if (!BSON_ITER_HOLDS_BOOL (&f)) {
+         return dj_err (error, DJ_TypeMismatch,
+                        "BSON field '%s.changeStreamPreAndPostImages.enabled' is the wrong type '%s', expected type 'bool'",
+                        cmd, dj_type_name (bson_iter_type (&f)));
+      }
+      enabled = true;
+   }
+   if (!enabled) {
+      return dj_err (error, 40414, "BSON field '%s.changeStreamPreAndPostImages.enabled' is missing but a required field", cmd);
+   }
+   return true;
+}
+
 /* create: https://www.mongodb.com/docs/manual/reference/command/create/ */
 bool
 dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -50,8 +80,11 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
             goto done;
          }
       }
+      if (!strcmp (k, "changeStreamPreAndPostImages") && !pre_post_images_option (&it, "create", error)) {
+         goto done;
+      }
       if (!strcmp (k, "capped") || !strcmp (k, "size") || !strcmp (k, "max") || !strcmp (k, "validator") ||
-          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
+          !strcmp (k, "validationLevel") || !strcmp (k, "validationAction") || !strcmp (k, "changeStreamPreAndPostImages")) {
          bson_append_value (&options, k, -1, bson_iter_value (&it));
       }
    }
@@ -171,6 +204,28 @@ modify_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_t *reply, bs
  * defaults (strict, error) as mongod's collMod does (SERVER-53575); an
  * empty validator ({}) removes validation. The other options (views, TTL,
  * index changes) are refused by name. */
+/* collMod's change event ("modify", shown with showExpandedEvents): its
+ * operationDescription is the options the command gave.
+ * https://www.mongodb.com/docs/manual/reference/change-events/modify/ */
+static bool
+collmod_event (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *cmd, bson_error_t *error)
+{
+   bson_t desc = BSON_INITIALIZER;
+   bson_iter_t it;
+   bson_iter_init (&it, cmd);
+   bson_iter_next (&it);
+   while (bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      if (strcmp (k, "writeConcern") && strcmp (k, "dryRun") && k[0] != '$' && strcmp (k, "lsid") &&
+          strcmp (k, "txnNumber") && strcmp (k, "comment")) {
+         bson_append_value (&desc, k, -1, bson_iter_value (&it));
+      }
+   }
+   bool ok = dj_changes_record_ns (ctx, "modify", c->db, c->name, c->id, &desc, error);
+   bson_destroy (&desc);
+   return ok;
+}
+
 bool
 dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -192,6 +247,13 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
       if (!strcmp (k, "validator") || !strcmp (k, "validationLevel") || !strcmp (k, "validationAction")) {
+         bson_append_value (&changes, k, -1, bson_iter_value (&it));
+      } else if (!strcmp (k, "changeStreamPreAndPostImages")) {
+         /* {enabled: bool}: change streams' pre- and post-images (storage/changes.c)
+          * https://www.mongodb.com/docs/manual/reference/command/collMod/#change-streams-with-document-pre--and-post-images */
+         if (!pre_post_images_option (&it, "collMod", error)) {
+            goto done;
+         }
          bson_append_value (&changes, k, -1, bson_iter_value (&it));
       } else if (!strcmp (k, "index")) {
          if (!dj_cmd_get_doc (cmd, "index", &index_spec, &has_index, error)) {
@@ -216,6 +278,9 @@ dj_cmd_coll_mod (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    }
    if (!dj_cmd_open (e, db, cmd, known, true, "ns does not exist: %s.%s", NULL, &ctx, &c, error) ||
        !dj_coll_modify (&ctx, c, &changes, error) || (has_index && !modify_index (&ctx, c, &index_spec, reply, error))) {
+      goto done;
+   }
+   if (!collmod_event (&ctx, c, cmd, error)) {
       goto done;
    }
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
@@ -273,6 +338,9 @@ dj_cmd_drop_database (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t 
       if (!dropped) {
          goto done;
       }
+   }
+   if (n > 0 && !dj_changes_record_ns (&ctx, "dropDatabase", db, NULL, 0, NULL, error)) {
+      goto done;
    }
    BSON_APPEND_UTF8 (reply, "dropped", db);
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
@@ -352,6 +420,23 @@ dj_cmd_rename_collection (dj_engine_t *e, const char *db, const bson_t *cmd, bso
          goto done;
       }
       if (!dj_coll_drop (&ctx, dst, error)) {
+         goto done;
+      }
+   }
+   {
+      /* the change event: rename's operationDescription {to, dropTarget}
+       * https://www.mongodb.com/docs/manual/reference/change-events/rename/ */
+      bson_t desc = BSON_INITIALIZER, to;
+      BSON_APPEND_DOCUMENT_BEGIN (&desc, "to", &to);
+      BSON_APPEND_UTF8 (&to, "db", tdb);
+      BSON_APPEND_UTF8 (&to, "coll", tcoll);
+      bson_append_document_end (&desc, &to);
+      if (dst) {
+         BSON_APPEND_INT64 (&desc, "dropTarget", (int64_t) dst->id);
+      }
+      bool logged = dj_changes_record_ns (&ctx, "rename", sdb, scoll, src->id, &desc, error);
+      bson_destroy (&desc);
+      if (!logged) {
          goto done;
       }
    }

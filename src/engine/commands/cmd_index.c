@@ -24,6 +24,28 @@ same_options (const dj_index_t *a, const dj_index_t *b)
    return true;
 }
 
+/* The change event of an index created or dropped ("createIndexes",
+ * "dropIndexes": shown with showExpandedEvents), its operationDescription
+ * {indexes: [spec]}.
+ * https://www.mongodb.com/docs/manual/reference/change-events/createIndexes/ */
+static bool
+index_event (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *spec, bson_error_t *error)
+{
+   bson_t desc = BSON_INITIALIZER, arr;
+   BSON_APPEND_ARRAY_BEGIN (&desc, "indexes", &arr);
+   BSON_APPEND_DOCUMENT (&arr, "0", spec);
+   bson_append_array_end (&desc, &arr);
+   bool ok = dj_changes_record_ns (ctx, op, c->db, c->name, c->id, &desc, error);
+   bson_destroy (&desc);
+   return ok;
+}
+
+static bool
+drop_index_logged (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
+{
+   return index_event (ctx, c, "dropIndexes", c->indexes[i].spec, error) && dj_coll_drop_index (ctx, c, i, error);
+}
+
 bool
 dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -103,7 +125,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       }
       dj_index_cleanup (&probe);
       if (!skip) {
-         if (!dj_coll_add_index (&ctx, c, &spec, error)) {
+         if (!dj_coll_add_index (&ctx, c, &spec, error) || !index_event (&ctx, c, "createIndexes", &spec, error)) {
             dj_ctx_error_info (&ctx, error, reply); /* a DuplicateKey's keyPattern/keyValue */
             goto done;
          }
@@ -160,7 +182,7 @@ drop_one (dj_ctx_t *ctx, dj_coll_t *c, const bson_value_t *which, bool in_array,
    if (c->indexes[i].is_id) {
       return dj_err (error, DJ_InvalidOptions, "cannot drop _id index");
    }
-   return dj_coll_drop_index (ctx, c, i, error);
+   return drop_index_logged (ctx, c, i, error);
 }
 
 /* dropIndexes: {dropIndexes: coll, index: name | key pattern | "*" | [names]} */
@@ -190,7 +212,7 @@ dj_cmd_drop_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *
    int was = c->nindexes;
    if (which->value_type == BSON_TYPE_UTF8 && !strcmp (which->value.v_utf8.str, "*")) {
       while (c->nindexes > 1) {
-         if (!dj_coll_drop_index (&ctx, c, c->nindexes - 1, error)) {
+         if (!drop_index_logged (&ctx, c, c->nindexes - 1, error)) {
             goto done;
          }
       }

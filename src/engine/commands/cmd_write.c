@@ -286,6 +286,7 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    }
    if (changed) {
       bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; our write may move it */
+      s->w.ctx->replacement = dj_update_is_replacement (s->u); /* a "replace" change event */
       bool ok = (s->bypass || dj_coll_validate (s->w.ctx, s->w.c, &out, old, &s->w.err)) &&
                 dj_record_update (s->w.ctx, s->w.c, rid, old, &out, &s->w.err);
       bson_destroy (old);
@@ -780,6 +781,7 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
          if (!dj_update_apply (u, before, f.poss[0], false, &fs.let.vars, &out, &changed, error)) {
             goto done;
          }
+         ctx.replacement = dj_update_is_replacement (u);
          if (changed && (!(bypass || dj_coll_validate (&ctx, c, &out, before, error)) ||
                          !dj_record_update (&ctx, c, f.rids[0], before, &out, error))) {
             bson_destroy (&out);

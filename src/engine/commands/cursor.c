@@ -26,6 +26,7 @@ struct dj_cursor {
    int64_t id;
    char *ns;     /* owned */
    dj_tail_t *tail; /* owned: a tailable cursor's collection and filter, else NULL */
+   dj_stream_t *stream; /* owned: a change stream's (changestream.c), else NULL */
    char *owner;  /* owned: "user@db" who opened it, or NULL (no authentication) */
    bson_t **docs; /* owned, with each document */
    size_t n, pos;
@@ -40,7 +41,22 @@ cursor_free (dj_cursor_t *c)
    bson_free (c->ns);
    bson_free (c->owner);
    dj_tail_free (c->tail);
+   dj_stream_free (c->stream);
    bson_free (c);
+}
+
+void
+dj_cursor_attach_stream (dj_engine_t *e, int64_t id, dj_stream_t *s)
+{
+   pthread_mutex_lock (&e->cursors_mu);
+   for (dj_cursor_t *c = e->cursors; c; c = c->next) {
+      if (c->id == id) {
+         c->stream = s;
+         s = NULL;
+      }
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
+   dj_stream_free (s); /* (reaped meanwhile: nobody can ask for it) */
 }
 
 void
@@ -372,6 +388,28 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       dj_err (error, 13, "Requested getMore on namespace '%s', but cursor belongs to a different namespace %s", ns, c->ns);
       bson_free (ns);
       return false;
+   }
+   if (c->stream) {
+      /* a change stream: its next events, off the list while it reads and
+       * waits (the wait must not hold the lock) */
+      *pp = c->next;
+      pthread_mutex_unlock (&e->cursors_mu);
+      bool done = false;
+      bool got = dj_stream_get_more (e, c->stream, ns, batch < 0 ? 0 : batch, max_time_ms > 0 ? max_time_ms : 1000, id,
+                                     reply, &done, error);
+      bson_free (ns);
+      if (done) {
+         cursor_free (c);
+      } else {
+         /* a failed getMore leaves the cursor as it was, as mongod's
+          * (the client may kill it or resume elsewhere) */
+         c->used = time (NULL);
+         pthread_mutex_lock (&e->cursors_mu);
+         c->next = e->cursors;
+         e->cursors = c;
+         pthread_mutex_unlock (&e->cursors_mu);
+      }
+      return got;
    }
    if (c->tail && c->pos >= c->n) {
       /* a tailable cursor whose documents are all out: read what came

@@ -18,6 +18,7 @@
  *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
+ *   changestream.c  $changeStream: change events from the change log, resume tokens
  *   view.c       read-only views: find/count/distinct become aggregates, writes refused
  *   let.c        a command's `let` variables; what find and findAndModify
  *                parse alike (let, filter, sort, projection)
@@ -30,6 +31,7 @@
 #include "dj_agg.h"
 
 typedef struct dj_cursor dj_cursor_t;
+typedef struct dj_stream dj_stream_t;
 
 /* ---- view.c: read-only views (create with viewOn) -------------------------- */
 /* A view is a catalog entry whose options hold {viewOn, pipeline}; reading
@@ -187,6 +189,22 @@ void dj_tail_free (dj_tail_t *t);
  * documents are handed out (it takes over tail). */
 void dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                         dj_tail_t *tail);
+
+/* ---- changestream.c: $changeStream ------------------------------------------ */
+/* aggregate with a leading {$changeStream: spec} on db.coll (coll NULL:
+ * the database, or with allChangesForCluster the cluster), `rest` the
+ * stages after it (an array): the first batch, and a cursor holding the
+ * stream. */
+bool dj_cmd_change_stream (dj_engine_t *e, const char *db, const char *coll, const bson_value_t *spec, const bson_t *rest,
+                           int64_t batch, bson_t *reply, bson_error_t *error);
+/* A getMore on a stream's cursor (id): the next batch (at most batch
+ * events, 0: as many as fit), waiting up to wait_ms for one; *done: the
+ * stream ended (an invalidate was handed out), the cursor is to go. */
+bool dj_stream_get_more (dj_engine_t *e, dj_stream_t *s, const char *ns, int64_t batch, int64_t wait_ms, int64_t id,
+                         bson_t *reply, bool *done, bson_error_t *error);
+void dj_stream_free (dj_stream_t *s);
+/* Gives cursor id the stream (owned by the cursor from then on). */
+void dj_cursor_attach_stream (dj_engine_t *e, int64_t id, dj_stream_t *s);
 
 bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

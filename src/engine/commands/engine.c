@@ -552,3 +552,13 @@ dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, co
    dj_txn_leave (saved);
    return ok;
 }
+
+void
+dj_engine_cluster_time (dj_engine_t *engine, bool advance, uint32_t *t, uint32_t *i)
+{
+   if (advance) {
+      dj_clock_advance (engine, t, i);
+   } else {
+      dj_clock_now (engine, t, i);
+   }
+}

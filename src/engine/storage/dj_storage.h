@@ -25,6 +25,7 @@
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
+ *   changes.c    the change log change streams read, and the cluster clock
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -80,11 +81,24 @@ struct dj_ctx {
     * of a DocumentValidationFailure. dj_ctx_error_info moves them out;
     * dj_txn_abort frees what is left. */
    bson_t *error_info;
+   /* Change log (changes.c): the next dj_record_update is a replacement
+    * (a "replace" event, not an "update"); quiet_log: this transaction's
+    * changes are not logged (a capped collection's own trimming). */
+   bool replacement;
+   bool quiet_log;
 };
+/* The cluster clock: a BSON Timestamp (seconds, increment), one per data
+ * directory in a process (env.c), guarded by mu. */
+typedef struct {
+   pthread_mutex_t mu;
+   uint32_t secs, inc;
+} dj_clock_t;
 struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
    MDB_env *env;
-   MDB_dbi dbi_catalog, dbi_data;
+   MDB_dbi dbi_catalog, dbi_data, dbi_changes;
+   dj_clock_t *shared_clock; /* the env's */
+   int64_t change_log_size;  /* the env's cap on the change log, bytes */
    char *path;
    /* The open cursors: commands/cursor.c's (storage never touches them). */
    pthread_mutex_t cursors_mu; /* guards everything below */
@@ -193,6 +207,38 @@ bool dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_erro
 void dj_coll_check_cleanup (dj_coll_check_t *r);
 /* Statistics for collStats/dbStats. */
 void dj_coll_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t *count, int64_t *size, int64_t *index_sizes /* nindexes */);
+
+/* ---- changes.c: the change log -------------------------------------------- */
+/* The cap on the change log when the options give none: 192 MiB. */
+#define DJ_CHANGE_LOG_DEFAULT_SIZE ((int64_t) 192 << 20)
+/* The cluster time now, and a fresh one past every time handed out. */
+void dj_clock_now (dj_engine_t *e, uint32_t *t, uint32_t *i);
+void dj_clock_advance (dj_engine_t *e, uint32_t *t, uint32_t *i);
+/* Moves clock c to at least `last` (seconds << 32 | increment). */
+void dj_clock_seed (dj_clock_t *c, uint64_t last);
+/* Logs a change to a document of c in ctx's write transaction: op
+ * "insert" (after), "update" or "replace" (before, after), "delete"
+ * (before). */
+bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
+                        bson_error_t *error);
+/* Logs a change to a namespace: "drop", "create", "createIndexes",
+ * "dropIndexes", "modify" (coll; cid its id, 0: unknown), "dropDatabase"
+ * (coll NULL), "rename" (desc {to: {db, coll}, dropTarget?}). desc (may be
+ * NULL) is kept as the event's operationDescription. */
+bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
+                           bson_error_t *error);
+/* An update's description: {updatedFields, removedFields, truncatedArrays}
+ * from the document before and after (out: initialised here). */
+void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out);
+/* Whether c keeps pre- and post-images (changeStreamPreAndPostImages). */
+bool dj_changes_images_enabled (const dj_coll_t *c);
+/* Calls fn with each entry logged after time `after`, in time order, until
+ * it returns false; entry lives in LMDB's map (valid during the call).
+ * *lost: the newest time the cap dropped (0: none). */
+typedef bool (*dj_change_fn) (uint64_t ts, const bson_t *entry, void *ud);
+bool dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error);
+/* The newest time in the log (0: empty). */
+bool dj_changes_last (dj_ctx_t *ctx, uint64_t *last, bson_error_t *error);
 
 /* ---- walk.c: one cursor over a key range --------------------------------- */
 /* Walks the keys of `dbi` that start with prefix[0..n) (n == 0: all keys),

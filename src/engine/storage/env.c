@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* LMDB forbids opening one environment twice in a process (closing either
  * would drop the other's locks), so handles on the same directory share one
@@ -16,7 +17,9 @@
 struct dj_env {
    char *realpath; /* owned */
    MDB_env *env;
-   MDB_dbi dbi_catalog, dbi_data;
+   MDB_dbi dbi_catalog, dbi_data, dbi_changes;
+   dj_clock_t clock;        /* the cluster clock (changes.c), its own lock */
+   int64_t change_log_size; /* the first opener's cap */
    int refs;
    struct dj_env *next;
    /* Which thread holds LMDB's write lock through this env (writer_mu guards
@@ -93,6 +96,10 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    e->realpath = bson_strdup (real);
    e->refs = 1;
    pthread_mutex_init (&e->writer_mu, NULL);
+   pthread_mutex_init (&e->clock.mu, NULL);
+   e->clock.secs = (uint32_t) time (NULL); /* (then past the log's newest entry, below) */
+   e->clock.inc = 1;
+   e->change_log_size = opts && opts->change_log_size > 0 ? opts->change_log_size : DJ_CHANGE_LOG_DEFAULT_SIZE;
    unsigned flags = MDB_NOTLS; /* read transactions are not tied to threads */
    if (opts && (opts->flags & DJ_ENGINE_NOSYNC)) {
       flags |= MDB_NOSYNC;
@@ -109,12 +116,29 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    mdb_reader_check (e->env, &dead); /* slots left by killed processes */
    if ((rc = mdb_txn_begin (e->env, NULL, 0, &txn)) ||
        (rc = mdb_dbi_open (txn, "catalog", MDB_CREATE, &e->dbi_catalog)) ||
-       (rc = mdb_dbi_open (txn, "data", MDB_CREATE, &e->dbi_data)) || (rc = mdb_txn_commit (txn))) {
+       (rc = mdb_dbi_open (txn, "data", MDB_CREATE, &e->dbi_data)) ||
+       (rc = mdb_dbi_open (txn, "changes", MDB_CREATE, &e->dbi_changes))) {
       if (txn && rc) {
          mdb_txn_abort (txn);
       }
       dj_lmdb_error (rc, error, "cannot initialise data directory");
       goto fail;
+   }
+   {
+      /* the clock starts past the log's newest entry (a restart within the
+       * same second, or a wall clock that stepped back, must not reuse times) */
+      MDB_cursor *cur;
+      MDB_val k, v;
+      if (!mdb_cursor_open (txn, e->dbi_changes, &cur)) {
+         if (mdb_cursor_get (cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+            dj_clock_seed (&e->clock, dj_u64be_read (k.mv_data));
+         }
+         mdb_cursor_close (cur);
+      }
+      if ((rc = mdb_txn_commit (txn))) {
+         dj_lmdb_error (rc, error, "cannot initialise data directory");
+         goto fail;
+      }
    }
    e->next = g_envs;
    g_envs = e;
@@ -125,6 +149,7 @@ fail:
       mdb_env_close (e->env);
    }
    pthread_mutex_destroy (&e->writer_mu);
+   pthread_mutex_destroy (&e->clock.mu);
    bson_free (e->realpath);
    bson_free (e);
    pthread_mutex_unlock (&g_envs_mu);
@@ -144,6 +169,7 @@ env_release (struct dj_env *e)
       }
       mdb_env_close (e->env);
       pthread_mutex_destroy (&e->writer_mu);
+      pthread_mutex_destroy (&e->clock.mu);
       bson_free (e->realpath);
       bson_free (e);
    }
@@ -161,6 +187,9 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
    e->env = shared->env;
    e->dbi_catalog = shared->dbi_catalog;
    e->dbi_data = shared->dbi_data;
+   e->dbi_changes = shared->dbi_changes;
+   e->shared_clock = &shared->clock;
+   e->change_log_size = shared->change_log_size;
    e->path = bson_strdup (path);
    return true;
 }

@@ -162,7 +162,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
    if (rid_out) {
       *rid_out = rid;
    }
-   ok = true;
+   ok = dj_changes_record (ctx, c, "insert", NULL, doc, error);
 done:
    for (int i = 0; i < c->nindexes; i++) {
       dj_keyset_cleanup (&ks[i]);
@@ -217,8 +217,9 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
       dj_lmdb_error (rc, error, "record write");
       goto done;
    }
-   ok = true;
+   ok = dj_changes_record (ctx, c, ctx->replacement ? "replace" : "update", old_doc, new_doc, error);
 done:
+   ctx->replacement = false; /* (the caller's word for this update only) */
    for (int i = 0; i < c->nindexes; i++) {
       dj_keyset_cleanup (&oks[i]);
       dj_keyset_cleanup (&nks[i]);
@@ -254,7 +255,7 @@ dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, 
    if (rc) {
       return dj_lmdb_error (rc, error, "record delete");
    }
-   return true;
+   return dj_changes_record (ctx, c, "delete", doc, NULL, error);
 }
 
 /* Capped collections keep the newest documents: drop the oldest (lowest
@@ -292,7 +293,9 @@ dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
       }
       size -= copy->len;
       count--;
+      ctx->quiet_log = true; /* trimming is no change a stream shows */
       ok = ok && dj_record_delete (ctx, c, rid, copy, error);
+      ctx->quiet_log = false;
       bson_destroy (copy);
    }
    dj_buf_cleanup (&p);

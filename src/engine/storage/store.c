@@ -403,7 +403,8 @@ dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *o
       goto fail;
    }
    c->nindexes = 1;
-   if (!dj_store_next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error)) {
+   if (!dj_store_next_id (ctx, &c->indexes[0].id, error) || !dj_coll_save (ctx, c, error) ||
+       !dj_changes_record_ns (ctx, "create", db, name, c->id, NULL, error)) {
       goto fail;
    }
    bson_destroy (&idspec);
@@ -464,7 +465,7 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
    if (rc && rc != MDB_NOTFOUND) {
       return dj_lmdb_error (rc, error, "catalog delete");
    }
-   return true;
+   return dj_changes_record_ns (ctx, "drop", c->db, c->name, c->id, NULL, error);
 }
 
 void

@@ -1,0 +1,526 @@
+/*
+ * changes.c -- the change log change streams read, and the cluster clock
+ * its entries are stamped with.
+ *
+ * The log is the LMDB database "changes" of the data directory, MongoDB's
+ * oplog in miniature:
+ *
+ *   [8 zero bytes]            -> {bytes: int64, lost: int64}  the meta entry
+ *   [seconds u32][inc u32]    -> an entry (BSON), one per change
+ *
+ * Keys are cluster times (a BSON Timestamp: seconds, increment), big-endian
+ * so that key order is time order. An entry is written by the function that
+ * makes the change (store.c's record writes, drop, rename), inside the same
+ * LMDB write transaction: a change is in the log if and only if it
+ * commits, and an aborted transaction leaves no entry. LMDB has one writer
+ * at a time across processes, and an entry's time is taken while the write
+ * lock is held and is past the log's last key, so commit order is time
+ * order and a reader that has seen time T never later finds an entry at or
+ * before T.
+ *
+ * The log is capped by size (dj_engine_options_t.change_log_size): past it
+ * the oldest entries go, and `lost` remembers the newest time dropped, so
+ * that resuming from before it fails with ChangeStreamHistoryLost (286)
+ * instead of silently missing changes, as mongod's oplog does.
+ * https://www.mongodb.com/docs/manual/changeStreams/#resume-a-change-stream
+ *
+ * Entry: {op, db, coll, wall: date, cid, key: documentKey, doc, pre, upd, desc}
+ *   op    "insert" "update" "replace" "delete" "drop" "rename" "dropDatabase"
+ *         "create" "createIndexes" "dropIndexes" "modify"
+ *   cid   the collection's id (the events' collectionUUID is made from it)
+ *   doc   insert/replace: the new document; update: the post-image, kept
+ *         when the collection has changeStreamPreAndPostImages enabled
+ *   pre   update/replace/delete: the pre-image, kept likewise
+ *   upd   update: {updatedFields, removedFields, truncatedArrays, disambiguatedPaths}
+ *   desc  the operationDescription of a namespace's change: rename's {to:
+ *         {db, coll}, dropTarget}, the indexes created or dropped, collMod's
+ * https://www.mongodb.com/docs/manual/reference/change-events/
+ *
+ * Changes to the admin, config and local databases and to system.*
+ * collections are not logged: change streams never show them.
+ */
+#include "dj_storage.h"
+
+#include <stdio.h>
+#include <time.h>
+
+static const uint8_t META_KEY[8] = {0};
+
+/* ---- the clock ------------------------------------------------------------ */
+
+void
+dj_clock_now (dj_engine_t *e, uint32_t *t, uint32_t *i)
+{
+   pthread_mutex_lock (&e->shared_clock->mu);
+   *t = e->shared_clock->secs;
+   *i = e->shared_clock->inc;
+   pthread_mutex_unlock (&e->shared_clock->mu);
+}
+
+/* Moves the clock past both its last reading and `floor` (a time the log
+ * already holds, maybe written by another process). Caller holds mu. */
+static void
+clock_step (dj_clock_t *c, uint64_t floor)
+{
+   /* the wall clock's seconds while they move forward; within a second
+    * (or if the wall clock stepped back) the increment */
+   uint32_t now = (uint32_t) time (NULL);
+   if (((uint64_t) c->secs << 32 | c->inc) < floor) {
+      c->secs = (uint32_t) (floor >> 32);
+      c->inc = (uint32_t) floor;
+   }
+   if (now > c->secs) {
+      c->secs = now;
+      c->inc = 1;
+   } else {
+      c->inc++;
+   }
+}
+
+void
+dj_clock_advance (dj_engine_t *e, uint32_t *t, uint32_t *i)
+{
+   pthread_mutex_lock (&e->shared_clock->mu);
+   clock_step (e->shared_clock, 0);
+   *t = e->shared_clock->secs;
+   *i = e->shared_clock->inc;
+   pthread_mutex_unlock (&e->shared_clock->mu);
+}
+
+void
+dj_clock_seed (dj_clock_t *c, uint64_t last)
+{
+   pthread_mutex_lock (&c->mu);
+   if (((uint64_t) c->secs << 32 | c->inc) < last) {
+      c->secs = (uint32_t) (last >> 32);
+      c->inc = (uint32_t) last;
+   }
+   pthread_mutex_unlock (&c->mu);
+}
+
+/* ---- writing ---------------------------------------------------------------- */
+
+static bool
+logged_ns (const char *db, const char *coll)
+{
+   if (!strcmp (db, "admin") || !strcmp (db, "config") || !strcmp (db, "local")) {
+      return false;
+   }
+   return !coll || strncmp (coll, "system.", 7);
+}
+
+bool
+dj_changes_images_enabled (const dj_coll_t *c)
+{
+   bson_iter_t it;
+   return c->options && bson_iter_init (&it, c->options) &&
+          bson_iter_find_descendant (&it, "changeStreamPreAndPostImages.enabled", &it) && bson_iter_as_bool (&it);
+}
+
+static bool
+read_meta (dj_ctx_t *ctx, int64_t *bytes, int64_t *lost, bson_error_t *error)
+{
+   MDB_val k = {sizeof META_KEY, (void *) META_KEY}, v;
+   *bytes = *lost = 0;
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_changes, &k, &v);
+   if (rc == MDB_NOTFOUND) {
+      return true;
+   }
+   if (rc) {
+      return dj_lmdb_error (rc, error, "change log");
+   }
+   bson_t meta;
+   bson_iter_t it;
+   if (bson_init_static (&meta, v.mv_data, v.mv_size)) {
+      if (bson_iter_init_find (&it, &meta, "bytes")) {
+         *bytes = bson_iter_as_int64 (&it);
+      }
+      if (bson_iter_init_find (&it, &meta, "lost")) {
+         *lost = bson_iter_as_int64 (&it);
+      }
+   }
+   return true;
+}
+
+/* Drops the oldest entries while the log holds more than its cap (never
+ * the newest: the log always shows where it ends). */
+static bool
+trim (dj_ctx_t *ctx, uint64_t newest, int64_t *bytes, int64_t *lost, bson_error_t *error)
+{
+   int64_t cap = ctx->engine->change_log_size;
+   if (*bytes <= cap) {
+      return true;
+   }
+   dj_walk_t w;
+   if (!dj_walk_open (&w, ctx, ctx->engine->dbi_changes, NULL, 0, 1, error)) {
+      return false;
+   }
+   bool ok = true;
+   while (*bytes > cap && dj_walk_next (&w)) {
+      if (w.k.mv_size != 8 || !memcmp (w.k.mv_data, META_KEY, 8)) {
+         continue;
+      }
+      if (dj_u64be_read (w.k.mv_data) >= newest) {
+         break;
+      }
+      *bytes -= (int64_t) (w.k.mv_size + w.v.mv_size);
+      *lost = (int64_t) dj_u64be_read (w.k.mv_data);
+      if (!dj_walk_del (&w)) {
+         ok = false;
+         break;
+      }
+   }
+   return dj_walk_close (&w, "change log trim", error) && ok;
+}
+
+/* Appends entry at a fresh time (past the log's last key) and trims. */
+static bool
+append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
+{
+   dj_engine_t *e = ctx->engine;
+   uint64_t last = 0;
+   MDB_cursor *cur;
+   MDB_val k, v;
+   int rc = mdb_cursor_open (ctx->txn, e->dbi_changes, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "change log");
+   }
+   if (mdb_cursor_get (cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+      last = dj_u64be_read (k.mv_data);
+   }
+   mdb_cursor_close (cur);
+   pthread_mutex_lock (&e->shared_clock->mu);
+   clock_step (e->shared_clock, last);
+   uint64_t ts = (uint64_t) e->shared_clock->secs << 32 | e->shared_clock->inc;
+   pthread_mutex_unlock (&e->shared_clock->mu);
+
+   int64_t bytes, lost;
+   if (!read_meta (ctx, &bytes, &lost, error)) {
+      return false;
+   }
+   uint8_t key[8];
+   for (int b = 0; b < 8; b++) {
+      key[b] = (uint8_t) (ts >> (56 - 8 * b));
+   }
+   k.mv_size = 8;
+   k.mv_data = key;
+   v.mv_size = entry->len;
+   v.mv_data = (void *) bson_get_data (entry);
+   if ((rc = mdb_put (ctx->txn, e->dbi_changes, &k, &v, MDB_APPEND))) {
+      return dj_lmdb_error (rc, error, "change log write");
+   }
+   bytes += (int64_t) (8 + entry->len);
+   if (!trim (ctx, ts, &bytes, &lost, error)) {
+      return false;
+   }
+   bson_t meta = BSON_INITIALIZER;
+   BSON_APPEND_INT64 (&meta, "bytes", bytes);
+   BSON_APPEND_INT64 (&meta, "lost", lost);
+   k.mv_data = (void *) META_KEY;
+   v.mv_size = meta.len;
+   v.mv_data = (void *) bson_get_data (&meta);
+   rc = mdb_put (ctx->txn, e->dbi_changes, &k, &v, 0);
+   bson_destroy (&meta);
+   return rc == 0 || dj_lmdb_error (rc, error, "change log write");
+}
+
+static void
+entry_start (bson_t *entry, const char *op, const char *db, const char *coll)
+{
+   bson_init (entry);
+   BSON_APPEND_UTF8 (entry, "op", op);
+   BSON_APPEND_UTF8 (entry, "db", db);
+   if (coll) {
+      BSON_APPEND_UTF8 (entry, "coll", coll);
+   }
+   struct timespec now;
+   clock_gettime (CLOCK_REALTIME, &now);
+   BSON_APPEND_DATE_TIME (entry, "wall", (int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000);
+}
+
+/* ---- update descriptions ------------------------------------------------------ */
+
+typedef struct {
+   bson_t *updated, *truncated, *removed, *disambiguated;
+   uint32_t nremoved, ntruncated;
+} diff_t;
+
+/* Where the diff is: the dotted path, and its components (field names as
+ * strings, array indexes as ints) for disambiguatedPaths, which lists a
+ * path when one of its field names reads as an array index (or holds a
+ * dot): "a.1" is then not enough to tell.
+ * https://www.mongodb.com/docs/manual/reference/change-events/update/#path-disambiguation */
+typedef struct {
+   const char *path; /* NULL at the top */
+   bson_t *parts;    /* array of components */
+   uint32_t nparts;
+   bool ambiguous;
+} where_t;
+
+static bool
+numeric_name (const char *k)
+{
+   if (!*k) {
+      return false;
+   }
+   for (const char *p = k; *p; p++) {
+      if (*p < '0' || *p > '9') {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* where + one component (a field name, or index >= 0); *out is the caller's (where_done). */
+static void
+where_child (const where_t *w, const char *field, int32_t index, where_t *out, char idx_buf[16])
+{
+   const char *name = field;
+   if (index >= 0) {
+      snprintf (idx_buf, 16, "%d", index);
+      name = idx_buf;
+   }
+   out->path = w->path ? bson_strdup_printf ("%s.%s", w->path, name) : bson_strdup (name);
+   out->parts = bson_copy (w->parts);
+   out->nparts = w->nparts + 1;
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string (w->nparts, &key, kb, sizeof kb);
+   if (index >= 0) {
+      bson_append_int32 (out->parts, key, -1, index);
+   } else {
+      bson_append_utf8 (out->parts, key, -1, field, -1);
+   }
+   out->ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+}
+
+static void
+where_done (where_t *w)
+{
+   bson_free ((char *) w->path);
+   bson_destroy (w->parts);
+}
+
+static void
+note_path (diff_t *d, const where_t *w)
+{
+   if (w->ambiguous) {
+      bson_append_array (d->disambiguated, w->path, -1, w->parts);
+   }
+}
+
+static void
+push_str (bson_t *arr, uint32_t *n, const char *s)
+{
+   char buf[16];
+   const char *key;
+   bson_uint32_to_string ((*n)++, &key, buf, sizeof buf);
+   bson_append_utf8 (arr, key, -1, s, -1);
+}
+
+static void diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b);
+
+/* One field that is in both: updated, or diffed further when both sides
+ * are documents or arrays (as MongoDB's delta oplog entries describe a
+ * change: the paths that changed, arrays element by element). */
+static void
+diff_value (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b)
+{
+   if (dj_value_identical (a, b)) {
+      return;
+   }
+   if (a->value_type == BSON_TYPE_DOCUMENT && b->value_type == BSON_TYPE_DOCUMENT) {
+      diff_docs (d, w, a, b);
+      return;
+   }
+   if (a->value_type == BSON_TYPE_ARRAY && b->value_type == BSON_TYPE_ARRAY) {
+      uint32_t na = dj_value_count (a), nb = dj_value_count (b);
+      if (nb < na) {
+         bson_t t;
+         char buf[16];
+         const char *key;
+         bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
+         bson_append_document_begin (d->truncated, key, -1, &t);
+         BSON_APPEND_UTF8 (&t, "field", w->path);
+         BSON_APPEND_INT32 (&t, "newSize", (int32_t) nb);
+         bson_append_document_end (d->truncated, &t);
+         note_path (d, w);
+      }
+      bson_iter_t ib, ia;
+      bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+      bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+      for (int32_t i = 0; bson_iter_next (&ib); i++) {
+         where_t sub;
+         char ib_buf[16];
+         where_child (w, NULL, i, &sub, ib_buf);
+         if (bson_iter_next (&ia)) {
+            diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
+         } else {
+            bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
+            note_path (d, &sub);
+         }
+         where_done (&sub);
+      }
+      return;
+   }
+   bson_append_value (d->updated, w->path, -1, b);
+   note_path (d, w);
+}
+
+static void
+diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b)
+{
+   bson_iter_t ia, ib;
+   bson_value_t other;
+   char ib_buf[16];
+   bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+   while (bson_iter_next (&ia)) {
+      if (!dj_value_get_field (b, bson_iter_key (&ia), &other)) {
+         where_t sub;
+         where_child (w, bson_iter_key (&ia), -1, &sub, ib_buf);
+         push_str (d->removed, &d->nremoved, sub.path);
+         note_path (d, &sub);
+         where_done (&sub);
+      }
+   }
+   bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+   while (bson_iter_next (&ib)) {
+      where_t sub;
+      where_child (w, bson_iter_key (&ib), -1, &sub, ib_buf);
+      if (dj_value_get_field (a, bson_iter_key (&ib), &other)) {
+         diff_value (d, &sub, &other, bson_iter_value (&ib));
+      } else {
+         bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
+         note_path (d, &sub);
+      }
+      where_done (&sub);
+   }
+}
+
+void
+dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out)
+{
+   bson_t updated = BSON_INITIALIZER, removed = BSON_INITIALIZER, truncated = BSON_INITIALIZER;
+   bson_t dis = BSON_INITIALIZER, parts = BSON_INITIALIZER;
+   diff_t d = {.updated = &updated, .removed = &removed, .truncated = &truncated, .disambiguated = &dis};
+   where_t top = {.parts = &parts};
+   bson_value_t a, b;
+   dj_value_from_doc (before, false, &a);
+   dj_value_from_doc (after, false, &b);
+   diff_docs (&d, &top, &a, &b);
+   bson_init (out);
+   BSON_APPEND_DOCUMENT (out, "updatedFields", &updated);
+   BSON_APPEND_ARRAY (out, "removedFields", &removed);
+   BSON_APPEND_ARRAY (out, "truncatedArrays", &truncated);
+   /* (shown with showExpandedEvents only: commands/changestream.c) */
+   BSON_APPEND_DOCUMENT (out, "disambiguatedPaths", &dis);
+   bson_destroy (&updated);
+   bson_destroy (&removed);
+   bson_destroy (&truncated);
+   bson_destroy (&dis);
+   bson_destroy (&parts);
+}
+
+bool
+dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
+                   bson_error_t *error)
+{
+   if (ctx->quiet_log || !logged_ns (c->db, c->name)) {
+      return true;
+   }
+   bool images = dj_changes_images_enabled (c);
+   const bson_t *one = after ? after : before;
+   bson_iter_t it;
+   bson_t entry, key;
+   entry_start (&entry, op, c->db, c->name);
+   BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
+   BSON_APPEND_DOCUMENT_BEGIN (&entry, "key", &key);
+   if (one && bson_iter_init_find (&it, one, "_id")) {
+      BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&it));
+   }
+   bson_append_document_end (&entry, &key);
+   if (after && (strcmp (op, "update") || images)) {
+      BSON_APPEND_DOCUMENT (&entry, "doc", after);
+   }
+   if (before && images) {
+      BSON_APPEND_DOCUMENT (&entry, "pre", before);
+   }
+   if (!strcmp (op, "update")) {
+      bson_t upd;
+      dj_changes_describe_update (before, after, &upd);
+      BSON_APPEND_DOCUMENT (&entry, "upd", &upd);
+      bson_destroy (&upd);
+   }
+   bool ok = append (ctx, &entry, error);
+   bson_destroy (&entry);
+   return ok;
+}
+
+bool
+dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
+                      bson_error_t *error)
+{
+   if (ctx->quiet_log || !logged_ns (db, coll)) {
+      return true;
+   }
+   bson_t entry;
+   entry_start (&entry, op, db, coll);
+   if (cid) {
+      BSON_APPEND_INT64 (&entry, "cid", (int64_t) cid);
+   }
+   if (desc) {
+      BSON_APPEND_DOCUMENT (&entry, "desc", desc);
+   }
+   bool ok = append (ctx, &entry, error);
+   bson_destroy (&entry);
+   return ok;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+bool
+dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error)
+{
+   int64_t bytes, lost_ts;
+   if (!read_meta (ctx, &bytes, &lost_ts, error)) {
+      return false;
+   }
+   *lost = (uint64_t) lost_ts;
+   uint8_t from[8];
+   uint64_t start = after + 1;
+   for (int b = 0; b < 8; b++) {
+      from[b] = (uint8_t) (start >> (56 - 8 * b));
+   }
+   dj_walk_t w;
+   if (!dj_walk_open (&w, ctx, ctx->engine->dbi_changes, NULL, 0, 1, error)) {
+      return false;
+   }
+   dj_walk_seek (&w, from, sizeof from);
+   while (dj_walk_next (&w)) {
+      bson_t entry;
+      if (w.k.mv_size != 8 || !bson_init_static (&entry, w.v.mv_data, w.v.mv_size)) {
+         continue;
+      }
+      if (!fn (dj_u64be_read (w.k.mv_data), &entry, ud)) {
+         break;
+      }
+   }
+   return dj_walk_close (&w, "change log read", error);
+}
+
+bool
+dj_changes_last (dj_ctx_t *ctx, uint64_t *last, bson_error_t *error)
+{
+   MDB_cursor *cur;
+   MDB_val k, v;
+   *last = 0;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_changes, &cur);
+   if (rc) {
+      return dj_lmdb_error (rc, error, "change log");
+   }
+   if (mdb_cursor_get (cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+      *last = dj_u64be_read (k.mv_data);
+   }
+   mdb_cursor_close (cur);
+   return true;
+}

@@ -1,0 +1,233 @@
+"""Change streams through pymongo's watch() against djongo-server:
+collection, database and cluster streams, the change events' shapes,
+resuming (resumeAfter, startAfter, startAtOperationTime), fullDocument and
+pre-images, invalidation, and history the capped change log no longer has.
+https://www.mongodb.com/docs/manual/changeStreams/
+https://www.mongodb.com/docs/manual/reference/change-events/"""
+import threading
+
+import pytest
+from bson import Timestamp
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure
+
+from conftest import Server
+
+
+def connect(server):
+    return MongoClient(server.uri, directConnection=True)
+
+
+def next_event(cs):
+    """The stream's next event (each getMore waits up to max_await_time_ms)."""
+    for _ in range(50):
+        ev = cs.try_next()
+        if ev is not None:
+            return ev
+    raise AssertionError("no change event came")
+
+
+def test_collection_events(server):
+    with connect(server) as c:
+        coll = c.db.things
+        coll.insert_one({"_id": 0})
+        with coll.watch(max_await_time_ms=100) as cs:
+            c.db.elsewhere.insert_one({"_id": 9})  # another collection: not this stream's
+            coll.insert_one({"_id": 1, "a": 1, "tags": ["x", "y", "z"]})
+            coll.update_one({"_id": 1}, {"$set": {"a": 2, "s.t": 1}, "$unset": {"gone": 1}})
+            coll.update_one({"_id": 1}, {"$unset": {"a": 1}})
+            coll.update_one({"_id": 1}, [{"$set": {"tags": ["x"]}}])
+            coll.replace_one({"_id": 1}, {"b": 1})
+            coll.delete_one({"_id": 1})
+            ins = next_event(cs)
+            assert ins["operationType"] == "insert"
+            assert ins["fullDocument"] == {"_id": 1, "a": 1, "tags": ["x", "y", "z"]}
+            assert ins["ns"] == {"db": "db", "coll": "things"} and ins["documentKey"] == {"_id": 1}
+            assert isinstance(ins["clusterTime"], Timestamp) and "wallTime" in ins
+            assert set(ins["_id"]) == {"_data"} and isinstance(ins["_id"]["_data"], str)
+            upd = next_event(cs)
+            assert upd["operationType"] == "update" and "fullDocument" not in upd
+            assert upd["updateDescription"] == {"updatedFields": {"a": 2, "s": {"t": 1}}, "removedFields": [],
+                                                "truncatedArrays": []}
+            assert next_event(cs)["updateDescription"]["removedFields"] == ["a"]
+            trunc = next_event(cs)["updateDescription"]
+            assert trunc["truncatedArrays"] == [{"field": "tags", "newSize": 1}] and trunc["updatedFields"] == {}
+            rep = next_event(cs)
+            assert rep["operationType"] == "replace" and rep["fullDocument"] == {"_id": 1, "b": 1}
+            dele = next_event(cs)
+            assert dele["operationType"] == "delete" and dele["documentKey"] == {"_id": 1}
+            assert "fullDocument" not in dele
+            # cluster times only grow
+            times = [ins["clusterTime"], upd["clusterTime"], rep["clusterTime"], dele["clusterTime"]]
+            assert times == sorted(times) and len(set(times)) == 4
+
+
+def test_get_more_waits_for_new_events(server):
+    with connect(server) as c:
+        coll = c.db.waits
+        with coll.watch(max_await_time_ms=5000) as cs:
+            writer = threading.Timer(0.3, lambda: coll.insert_one({"_id": "late"}))
+            writer.start()
+            ev = cs.next()  # one getMore, answered when the write lands
+            writer.join()
+            assert ev["documentKey"] == {"_id": "late"}
+
+
+def test_resume_after_start_at_operation_time_and_post_batch_token(server):
+    with connect(server) as c:
+        coll = c.db.res
+        op_time = c.db.command("ping")["operationTime"]
+        with coll.watch(max_await_time_ms=50) as cs:
+            coll.insert_many([{"_id": i} for i in range(3)])
+            first = next_event(cs)
+            token = cs.resume_token
+            assert token == first["_id"]
+            assert cs.try_next()["documentKey"] == {"_id": 1}
+            assert cs.try_next()["documentKey"] == {"_id": 2}
+            assert cs.try_next() is None
+            # an empty batch still moves the resume token on (postBatchResumeToken)
+            assert cs.resume_token is not None and cs.resume_token != token
+        with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
+            assert [next_event(cs)["documentKey"]["_id"] for _ in range(2)] == [1, 2]
+        with coll.watch(start_at_operation_time=op_time, max_await_time_ms=50) as cs:
+            assert [next_event(cs)["documentKey"]["_id"] for _ in range(3)] == [0, 1, 2]
+        # a write's operationTime is its own change's time: starting there includes it
+        at = c.db.command({"insert": "res", "documents": [{"_id": 3}]})["operationTime"]
+        with coll.watch(start_at_operation_time=at, max_await_time_ms=50) as cs:
+            assert next_event(cs)["clusterTime"] == at
+
+
+def test_full_document_update_lookup(server):
+    with connect(server) as c:
+        coll = c.db.look
+        coll.insert_one({"_id": 1, "n": 1})
+        with coll.watch(full_document="updateLookup", max_await_time_ms=50) as cs:
+            coll.update_one({"_id": 1}, {"$inc": {"n": 1}})
+            coll.update_one({"_id": 1}, {"$inc": {"n": 1}})
+            coll.delete_one({"_id": 1})
+            # looked up when read: the document as it is then (deleted: null)
+            assert next_event(cs)["fullDocument"] is None
+            assert next_event(cs)["fullDocument"] is None
+        coll.insert_one({"_id": 2, "n": 1})
+        with coll.watch(full_document="updateLookup", max_await_time_ms=50) as cs:
+            coll.update_one({"_id": 2}, {"$set": {"n": 5}})
+            ev = next_event(cs)
+            assert ev["fullDocument"] == {"_id": 2, "n": 5}
+            assert ev["updateDescription"]["updatedFields"] == {"n": 5}
+
+
+def test_pre_and_post_images(server):
+    with connect(server) as c:
+        c.db.create_collection("img", changeStreamPreAndPostImages={"enabled": True})
+        coll = c.db.img
+        coll.insert_one({"_id": 1, "v": 1})
+        with coll.watch(full_document="whenAvailable", full_document_before_change="required",
+                        max_await_time_ms=50) as cs:
+            coll.update_one({"_id": 1}, {"$set": {"v": 2}})
+            coll.delete_one({"_id": 1})
+            ev = next_event(cs)
+            assert ev["fullDocumentBeforeChange"] == {"_id": 1, "v": 1}
+            assert ev["fullDocument"] == {"_id": 1, "v": 2}
+            assert next_event(cs)["fullDocumentBeforeChange"] == {"_id": 1, "v": 2}
+        # without them, "required" is an error and "whenAvailable" a null
+        c.db.command({"collMod": "img", "changeStreamPreAndPostImages": {"enabled": False}})
+        coll.insert_one({"_id": 2})
+        with coll.watch(full_document_before_change="whenAvailable", max_await_time_ms=50) as cs:
+            coll.delete_one({"_id": 2})
+            assert next_event(cs)["fullDocumentBeforeChange"] is None
+        coll.insert_one({"_id": 3})
+        with coll.watch(full_document_before_change="required", max_await_time_ms=50) as cs:
+            coll.delete_one({"_id": 3})
+            with pytest.raises(OperationFailure) as e:
+                next_event(cs)
+            assert e.value.code == 47
+
+
+def test_drop_invalidates_and_start_after(server):
+    with connect(server) as c:
+        coll = c.db.gone
+        coll.insert_one({"_id": 1})
+        with coll.watch(max_await_time_ms=50) as cs:
+            coll.drop()
+            drop = next_event(cs)
+            assert drop["operationType"] == "drop" and drop["ns"] == {"db": "db", "coll": "gone"}
+            inv = next_event(cs)
+            assert inv["operationType"] == "invalidate"
+            assert not cs.alive
+        # resumeAfter an invalidate is refused; startAfter it starts a new stream
+        with pytest.raises(OperationFailure) as e:
+            coll.watch(resume_after=inv["_id"])
+        assert e.value.code == 260
+        with coll.watch(start_after=inv["_id"], max_await_time_ms=50) as cs:
+            coll.insert_one({"_id": "again"})
+            assert next_event(cs)["documentKey"] == {"_id": "again"}
+        # resuming after the drop's own event ends at once with the invalidate
+        with coll.watch(resume_after=drop["_id"], max_await_time_ms=50) as cs:
+            assert next_event(cs)["operationType"] == "invalidate"
+
+
+def test_database_and_cluster_streams(server):
+    with connect(server) as c:
+        with c.one.watch(max_await_time_ms=50) as dbs, c.watch(max_await_time_ms=50) as all_:
+            c.one.a.insert_one({"_id": 1})
+            c.two.b.insert_one({"_id": 2})
+            c.admin.command({"renameCollection": "one.a", "to": "one.z"})
+            c.drop_database("one")
+            kinds = [(e["operationType"], e.get("ns", {}).get("coll")) for e in (next_event(dbs) for _ in range(5))]
+            assert kinds == [("insert", "a"), ("rename", "a"), ("drop", "z"), ("dropDatabase", None),
+                             ("invalidate", None)]
+            seen = [(e["ns"]["db"], e["operationType"]) for e in (next_event(all_) for _ in range(5))]
+            assert seen == [("one", "insert"), ("two", "insert"), ("one", "rename"), ("one", "drop"),
+                            ("one", "dropDatabase")]
+            assert all_.alive  # a cluster's stream outlives any database
+
+
+def test_aborted_transaction_logs_nothing(server):
+    with connect(server) as c:
+        coll = c.db.tx
+        coll.insert_one({"_id": 0})
+        with coll.watch(max_await_time_ms=50) as cs:
+            with c.start_session() as s:
+                s.start_transaction()
+                coll.insert_one({"_id": "aborted"}, session=s)
+                s.abort_transaction()
+            with c.start_session() as s:
+                with s.start_transaction():
+                    coll.insert_one({"_id": "committed"}, session=s)
+            assert next_event(cs)["documentKey"] == {"_id": "committed"}
+            assert cs.try_next() is None
+
+
+def test_history_lost(tmp_path):
+    s = Server(tmp_path / "data", "--oplogSize", "1")
+    try:
+        with connect(s) as c:
+            coll = c.db.big
+            with coll.watch(max_await_time_ms=50) as cs:
+                coll.insert_one({"_id": "first"})
+                token = next_event(cs)["_id"]
+            # 2 MiB of changes through a 1 MiB log: the first ones are gone
+            coll.insert_many([{"_id": i, "pad": "x" * 4096} for i in range(512)])
+            with pytest.raises(OperationFailure) as e:
+                with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
+                    cs.try_next()
+            assert e.value.code == 286
+            # a stream from now on is fine
+            with coll.watch(max_await_time_ms=50) as cs:
+                coll.insert_one({"_id": "after"})
+                assert next_event(cs)["documentKey"] == {"_id": "after"}
+    finally:
+        assert s.stop() == 0
+
+
+def test_no_change_stream_in_a_transaction(server):
+    # https://www.mongodb.com/docs/manual/core/transactions-operations/#restrictions
+    with connect(server) as c:
+        c.db.t.insert_one({"_id": 0})
+        with c.start_session() as s:
+            s.start_transaction()
+            c.db.t.find_one(session=s)
+            with pytest.raises(OperationFailure) as e:
+                c.db.t.watch(session=s)
+            assert e.value.code == 263
+            s.abort_transaction()
