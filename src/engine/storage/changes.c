@@ -173,31 +173,36 @@ trim (dj_ctx_t *ctx, uint64_t newest, int64_t *bytes, int64_t *lost, bson_error_
    return dj_walk_close (&w, "change log trim", error) && ok;
 }
 
-/* Appends entry at a fresh time (past the log's last key) and trims. */
+/* Appends entry at a fresh time (past the log's last key) and trims. The
+ * log's newest time and size are read at the transaction's first change and
+ * kept in ctx->chg after that (a command's transaction is the only writer
+ * while it lasts); dj_changes_flush writes the size at commit. */
 static bool
 append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
 {
    dj_engine_t *e = ctx->engine;
-   uint64_t last = 0;
-   MDB_cursor *cur;
    MDB_val k, v;
-   int rc = mdb_cursor_open (ctx->txn, e->dbi_changes, &cur);
-   if (rc) {
-      return dj_lmdb_error (rc, error, "change log");
+   int rc;
+   if (!ctx->chg.valid) {
+      MDB_cursor *cur;
+      if ((rc = mdb_cursor_open (ctx->txn, e->dbi_changes, &cur))) {
+         return dj_lmdb_error (rc, error, "change log");
+      }
+      ctx->chg.last = 0;
+      if (mdb_cursor_get (cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
+         ctx->chg.last = dj_u64be_read (k.mv_data);
+      }
+      mdb_cursor_close (cur);
+      if (!read_meta (ctx, &ctx->chg.bytes, &ctx->chg.lost, error)) {
+         return false;
+      }
+      ctx->chg.valid = true;
    }
-   if (mdb_cursor_get (cur, &k, &v, MDB_LAST) == 0 && k.mv_size == 8) {
-      last = dj_u64be_read (k.mv_data);
-   }
-   mdb_cursor_close (cur);
    pthread_mutex_lock (&e->shared_clock->mu);
-   clock_step (e->shared_clock, last);
+   clock_step (e->shared_clock, ctx->chg.last);
    uint64_t ts = (uint64_t) e->shared_clock->secs << 32 | e->shared_clock->inc;
    pthread_mutex_unlock (&e->shared_clock->mu);
 
-   int64_t bytes, lost;
-   if (!read_meta (ctx, &bytes, &lost, error)) {
-      return false;
-   }
    uint8_t key[8];
    for (int b = 0; b < 8; b++) {
       key[b] = (uint8_t) (ts >> (56 - 8 * b));
@@ -209,17 +214,24 @@ append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
    if ((rc = mdb_put (ctx->txn, e->dbi_changes, &k, &v, MDB_APPEND))) {
       return dj_lmdb_error (rc, error, "change log write");
    }
-   bytes += (int64_t) (8 + entry->len);
-   if (!trim (ctx, ts, &bytes, &lost, error)) {
-      return false;
+   ctx->chg.last = ts;
+   ctx->chg.bytes += (int64_t) (8 + entry->len);
+   ctx->chg.dirty = true;
+   return trim (ctx, ts, &ctx->chg.bytes, &ctx->chg.lost, error);
+}
+
+bool
+dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error)
+{
+   if (!ctx->chg.dirty) {
+      return true;
    }
+   ctx->chg.dirty = false;
    bson_t meta = BSON_INITIALIZER;
-   BSON_APPEND_INT64 (&meta, "bytes", bytes);
-   BSON_APPEND_INT64 (&meta, "lost", lost);
-   k.mv_data = (void *) META_KEY;
-   v.mv_size = meta.len;
-   v.mv_data = (void *) bson_get_data (&meta);
-   rc = mdb_put (ctx->txn, e->dbi_changes, &k, &v, 0);
+   BSON_APPEND_INT64 (&meta, "bytes", ctx->chg.bytes);
+   BSON_APPEND_INT64 (&meta, "lost", ctx->chg.lost);
+   MDB_val k = {sizeof META_KEY, (void *) META_KEY}, v = {meta.len, (void *) bson_get_data (&meta)};
+   int rc = mdb_put (ctx->txn, ctx->engine->dbi_changes, &k, &v, 0);
    bson_destroy (&meta);
    return rc == 0 || dj_lmdb_error (rc, error, "change log write");
 }

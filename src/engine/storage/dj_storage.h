@@ -86,6 +86,14 @@ struct dj_ctx {
     * changes are not logged (a capped collection's own trimming). */
    bool replacement;
    bool quiet_log;
+   /* The change log as this transaction has left it (changes.c): read once
+    * at its first change (valid), then kept here, and the log's size
+    * record written once, at commit (dirty). Reset by dj_txn_begin. */
+   struct {
+      bool valid, dirty;
+      uint64_t last;       /* the newest entry's time */
+      int64_t bytes, lost; /* the log's size; the newest time the cap dropped */
+   } chg;
 };
 /* The cluster clock: a BSON Timestamp (seconds, increment), one per data
  * directory in a process (env.c), guarded by mu. */
@@ -227,6 +235,9 @@ bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const
  * NULL) is kept as the event's operationDescription. */
 bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
                            bson_error_t *error);
+/* Writes what ctx's changes did to the log's size record; dj_txn_commit
+ * calls it before the commit. */
+bool dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error);
 /* An update's description: {updatedFields, removedFields, truncatedArrays}
  * from the document before and after (out: initialised here). */
 void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out);

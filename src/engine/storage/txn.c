@@ -44,6 +44,7 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->borrowed = false;
    ctx->top = false;
    ctx->txn = NULL;
+   ctx->chg.valid = ctx->chg.dirty = false;
    if (outer && !write) {
       ctx->txn = outer->txn;
       ctx->borrowed = true;
@@ -83,6 +84,10 @@ bool
 dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
 {
    int rc = 0;
+   if (!dj_changes_flush (ctx, error)) {
+      dj_txn_abort (ctx);
+      return false;
+   }
    ctx_end (ctx);
    if (!ctx->borrowed) {
       rc = mdb_txn_commit (ctx->txn);
