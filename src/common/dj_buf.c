@@ -28,6 +28,15 @@ dj_free_n (void *const *v, size_t n)
 }
 
 void
+dj_strv_free (char **v, int n)
+{
+   for (int i = 0; i < n; i++) {
+      bson_free (v[i]);
+   }
+   bson_free (v);
+}
+
+void
 dj_bufs_free (dj_buf_t *v, size_t n)
 {
    for (size_t i = 0; i < n; i++) {

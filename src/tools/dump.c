@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dj_buf.h"
 #include "dump.h"
 
 /* ---- running commands ------------------------------------------------------ */
@@ -633,15 +634,6 @@ list_dir (const char *dir, const char *suffix, bool dirs, int *count)
    return names;
 }
 
-static void
-free_names (char **names, int n)
-{
-   for (int i = 0; i < n; i++) {
-      bson_free (names[i]);
-   }
-   bson_free (names);
-}
-
 /* One database directory: collections (options, documents, indexes), then
  * views (which may read those collections). */
 static bool
@@ -686,7 +678,7 @@ restore_db (dj_transport_t *t, const char *dir, const char *db, bool drop, int *
          bson_destroy (meta);
       }
    }
-   free_names (metas, n);
+   dj_strv_free (metas, n);
    return ok;
 }
 
@@ -708,7 +700,7 @@ dj_restore (dj_transport_t *t, const char *in_dir, bool drop)
       ok = restore_db (t, dir, dbs[i], drop, &ncoll, &ndocs, &failed);
       bson_free (dir);
    }
-   free_names (dbs, ndb);
+   dj_strv_free (dbs, ndb);
    if (!ndb) {
       fprintf (stderr, "djongo-engine: %s holds no database directories (DIR/<db>/<collection>.bson)\n", in_dir);
       return 1;
