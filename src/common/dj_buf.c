@@ -30,9 +30,7 @@ dj_free_n (void *const *v, size_t n)
 void
 dj_strv_free (char **v, int n)
 {
-   for (int i = 0; i < n; i++) {
-      bson_free (v[i]);
-   }
+   dj_free_n ((void *const *) v, n > 0 ? (size_t) n : 0); /* char * and void * share a representation (C11 6.2.5) */
    bson_free (v);
 }
 

@@ -79,20 +79,13 @@ node_free (mnode_t *n)
    }
    bson_free (n->kids);
    dj_path_cleanup (&n->path);
-   if (n->val.value_type != BSON_TYPE_EOD) {
-      bson_value_destroy (&n->val);
-   }
+   bson_value_destroy (&n->val); /* EOD (none): nothing */
+   dj_values_free (n->in, (size_t) n->nin);
    for (int i = 0; i < n->nin; i++) {
-      bson_value_destroy (&n->in[i]);
-      if (n->in_re[i]) {
-         pcre2_code_free (n->in_re[i]);
-      }
+      pcre2_code_free (n->in_re[i]); /* NULL: nothing */
    }
-   bson_free (n->in);
    bson_free (n->in_re);
-   if (n->re) {
-      pcre2_code_free (n->re);
-   }
+   pcre2_code_free (n->re);
    node_free (n->sub);
    dj_expr_destroy (n->expr);
    dj_schema_destroy (n->schema);
