@@ -605,19 +605,6 @@ code_points (const bson_value_t *v)
    return n;
 }
 
-/* How many elements an array or a document has */
-static int64_t
-count_elements (const bson_value_t *v)
-{
-   bson_iter_t it;
-   int64_t n = 0;
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      n++;
-   }
-   return n;
-}
-
 static bool
 re_match (const pcre2_code *re, const char *s, size_t n)
 {
@@ -685,7 +672,7 @@ check_array (const schema_t *s, const bson_value_t *v, out_t *out)
 {
    bool ok = true;
    bson_iter_t it;
-   int64_t n = count_elements (v);
+   int64_t n = dj_value_count (v);
    if (((s->min_items >= 0 && n < s->min_items) || (s->max_items >= 0 && n > s->max_items)) &&
        !broken (out, &ok, s, s->min_items >= 0 && n < s->min_items ? "minItems" : "maxItems",
                 "array did not match specified length", v)) {
@@ -773,7 +760,7 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
       }
    }
    if (s->min_props >= 0 || s->max_props >= 0) {
-      int64_t n = count_elements (v);
+      int64_t n = dj_value_count (v);
       if ((s->min_props >= 0 && n < s->min_props) || (s->max_props >= 0 && n > s->max_props)) {
          if (!failed (out, &ok, &rule, s, s->min_props >= 0 && n < s->min_props ? "minProperties" : "maxProperties", true)) {
             return false;
