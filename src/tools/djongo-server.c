@@ -182,19 +182,8 @@ main (int argc, char **argv)
       } else if (!strcmp (a, "--tls-allow-connections-without-certificates")) {
          o.tls_allow_no_cert = true;
       } else if (!strcmp (a, "--tls-mode") && more) {
-         static const struct {
-            const char *name;
-            int mode;
-         } modes[] = {{"requireTLS", DJ_TLS_MODE_REQUIRE},
-                      {"preferTLS", DJ_TLS_MODE_PREFER},
-                      {"allowTLS", DJ_TLS_MODE_ALLOW},
-                      {"disabled", DJ_TLS_MODE_DISABLED}};
          const char *m = argv[++i];
-         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
-            if (!strcmp (m, modes[k].name)) {
-               o.tls_mode = modes[k].mode;
-            }
-         }
+         o.tls_mode = dj_tls_mode_from_name (m);
          if (!o.tls_mode) {
             fprintf (stderr, "djongo-server: unknown --tls-mode '%s' (requireTLS, preferTLS, allowTLS or disabled)\n", m);
             return 2;
