@@ -28,6 +28,13 @@ dj_free_n (void *const *v, size_t n)
 }
 
 void
+dj_strv_free (char **v, int n)
+{
+   dj_free_n ((void *const *) v, n > 0 ? (size_t) n : 0); /* char * and void * share a representation (C11 6.2.5) */
+   bson_free (v);
+}
+
+void
 dj_bufs_free (dj_buf_t *v, size_t n)
 {
    for (size_t i = 0; i < n; i++) {

@@ -58,6 +58,8 @@ int32_t dj_le32_read (const uint8_t *p);
 /* bson_free()s each of the n pointers at v (a NULL one is skipped, as
  * bson_free does): what a struct owns, usually the struct last. */
 void dj_free_n (void *const *v, size_t n);
+/* An owned array of n owned strings (or other bson_malloc'd pointers), with them. */
+void dj_strv_free (char **v, int n);
 /* DJ_FREE (a, b, c): dj_free_n over the pointers given, in that order. */
 #define DJ_FREE(...) \
    dj_free_n ((void *const[]) {__VA_ARGS__}, sizeof ((void *const[]) {__VA_ARGS__}) / sizeof (void *))

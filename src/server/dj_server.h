@@ -111,6 +111,10 @@ enum {
    DJ_TLS_MODE_REQUIRE   /**< TLS only: a plain connection is closed with a log line */
 };
 
+/** The DJ_TLS_MODE_* net.tls.mode spells `name` ("requireTLS", "preferTLS",
+ *  "allowTLS" or "disabled"); DJ_TLS_MODE_DEFAULT for any other name. */
+int dj_tls_mode_from_name (const char *name);
+
 typedef struct dj_server dj_server_t;
 
 /**

@@ -181,6 +181,17 @@ dj_tls_mode_name (int mode)
    }
 }
 
+int
+dj_tls_mode_from_name (const char *name)
+{
+   for (int mode = DJ_TLS_MODE_DISABLED; mode <= DJ_TLS_MODE_REQUIRE; mode++) {
+      if (!strcmp (name, dj_tls_mode_name (mode))) {
+         return mode;
+      }
+   }
+   return DJ_TLS_MODE_DEFAULT;
+}
+
 /* ---- starting a connection ---------------------------------------------- */
 
 /* Does the client open with a TLS ClientHello? A TLS record header is

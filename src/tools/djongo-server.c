@@ -130,44 +130,51 @@ int
 main (int argc, char **argv)
 {
    dj_server_options_t o = {0};
+   /* the options that take a value: a path or a name as given, or a positive number */
+   const struct {
+      const char *flag;
+      const char **text;
+      int *number;
+   } valued[] = {{"--dbpath", &o.dbpath, NULL},
+                 {"--bind", &o.bind, NULL},
+                 {"--unix", &o.unix_path, NULL},
+                 {"--auth", &o.auth_file, NULL},
+                 {"--tls-cert-key-file", &o.tls_cert_key_file, NULL},
+                 {"--tls-ca-file", &o.tls_ca_file, NULL},
+                 {"--max-conns", NULL, &o.max_connections},
+                 {"--auth-timeout", NULL, &o.auth_timeout_s},
+                 {"--idle-timeout", NULL, &o.idle_timeout_s},
+                 {"--max-incoming-mb", NULL, &o.max_incoming_mb},
+                 {"--ttl-monitor-sleep-secs", NULL, &o.ttl_monitor_secs},
+                 {"--oplogSize", NULL, &o.oplog_size_mb},
+                 {"--message-timeout", NULL, &o.message_timeout_s}};
+   const size_t nvalued = sizeof valued / sizeof valued[0];
 
    dj_transport_process_init (); /* before any thread */
    for (int i = 1; i < argc; i++) {
       const char *a = argv[i];
       bool more = i + 1 < argc;
-      if (!strcmp (a, "--dbpath") && more) {
-         o.dbpath = argv[++i];
+      size_t k = 0;
+      while (k < nvalued && strcmp (a, valued[k].flag)) {
+         k++;
+      }
+      if (k < nvalued && more) {
+         if (valued[k].text) {
+            *valued[k].text = argv[++i];
+         } else {
+            *valued[k].number = positive (argv[++i]);
+         }
       } else if (!strcmp (a, "--port") && more) {
          o.port = atoi (argv[++i]);
          if (o.port == 0) {
             o.port = DJ_SERVER_ANY_PORT; /* --port 0: any free port, printed below */
          }
-      } else if (!strcmp (a, "--bind") && more) {
-         o.bind = argv[++i];
-      } else if (!strcmp (a, "--unix") && more) {
-         o.unix_path = argv[++i];
       } else if (!strcmp (a, "--nosync")) {
          o.engine_flags |= DJ_ENGINE_NOSYNC;
       } else if (!strcmp (a, "--txn-lifetime") && more) {
          o.txn_lifetime_s = atoi (argv[++i]);
-      } else if (!strcmp (a, "--auth") && more) {
-         o.auth_file = argv[++i];
       } else if (!strcmp (a, "--add-user") && i + 2 < argc) {
          return add_user (argv[i + 1], argv[i + 2]);
-      } else if (!strcmp (a, "--max-conns") && more) {
-         o.max_connections = positive (argv[++i]);
-      } else if (!strcmp (a, "--auth-timeout") && more) {
-         o.auth_timeout_s = positive (argv[++i]);
-      } else if (!strcmp (a, "--idle-timeout") && more) {
-         o.idle_timeout_s = positive (argv[++i]);
-      } else if (!strcmp (a, "--max-incoming-mb") && more) {
-         o.max_incoming_mb = positive (argv[++i]);
-      } else if (!strcmp (a, "--ttl-monitor-sleep-secs") && more) {
-         o.ttl_monitor_secs = positive (argv[++i]);
-      } else if (!strcmp (a, "--oplogSize") && more) {
-         o.oplog_size_mb = positive (argv[++i]);
-      } else if (!strcmp (a, "--message-timeout") && more) {
-         o.message_timeout_s = positive (argv[++i]);
       } else if (!strcmp (a, "--setParameter") && more) {
          /* mongod's spelling; the one parameter this server has */
          const char *p = argv[++i];
@@ -177,26 +184,11 @@ main (int argc, char **argv)
             fprintf (stderr, "djongo-server: unknown --setParameter '%s' (only enableTestCommands=0|1)\n", p);
             return 2;
          }
-      } else if (!strcmp (a, "--tls-cert-key-file") && more) {
-         o.tls_cert_key_file = argv[++i];
-      } else if (!strcmp (a, "--tls-ca-file") && more) {
-         o.tls_ca_file = argv[++i];
       } else if (!strcmp (a, "--tls-allow-connections-without-certificates")) {
          o.tls_allow_no_cert = true;
       } else if (!strcmp (a, "--tls-mode") && more) {
-         static const struct {
-            const char *name;
-            int mode;
-         } modes[] = {{"requireTLS", DJ_TLS_MODE_REQUIRE},
-                      {"preferTLS", DJ_TLS_MODE_PREFER},
-                      {"allowTLS", DJ_TLS_MODE_ALLOW},
-                      {"disabled", DJ_TLS_MODE_DISABLED}};
          const char *m = argv[++i];
-         for (size_t k = 0; k < sizeof modes / sizeof modes[0]; k++) {
-            if (!strcmp (m, modes[k].name)) {
-               o.tls_mode = modes[k].mode;
-            }
-         }
+         o.tls_mode = dj_tls_mode_from_name (m);
          if (!o.tls_mode) {
             fprintf (stderr, "djongo-server: unknown --tls-mode '%s' (requireTLS, preferTLS, allowTLS or disabled)\n", m);
             return 2;

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "dj_bson_keys.h"
+#include "dj_buf.h"
 #include "dump.h"
 
 /* ---- running commands ------------------------------------------------------ */
@@ -384,32 +386,13 @@ rename_type_arrays (const char *json)
    return bson_string_free (out, false);
 }
 
-/* A copy of doc (appended to out) with TYPE_ARRAY keys named "$type" again. */
-static void
-restore_type_keys (const bson_t *doc, bson_t *out)
+/* TYPE_ARRAY keys are named "$type" again (a dj_key_rename_fn). */
+static const char *
+type_key (const char *key, char *buf, size_t size)
 {
-   bson_iter_t it;
-   bson_iter_init (&it, doc);
-   while (bson_iter_next (&it)) {
-      const char *key = strcmp (bson_iter_key (&it), TYPE_ARRAY) ? bson_iter_key (&it) : "$type";
-      bson_t sub, child;
-      if (iter_sub (&it, &sub)) {
-         bool array = BSON_ITER_HOLDS_ARRAY (&it);
-         if (array) {
-            bson_append_array_begin (out, key, -1, &child);
-         } else {
-            bson_append_document_begin (out, key, -1, &child);
-         }
-         restore_type_keys (&sub, &child);
-         if (array) {
-            bson_append_array_end (out, &child);
-         } else {
-            bson_append_document_end (out, &child);
-         }
-      } else {
-         bson_append_iter (out, key, -1, &it);
-      }
-   }
+   (void) buf;
+   (void) size;
+   return strcmp (key, TYPE_ARRAY) ? key : "$type";
 }
 
 static bson_t *
@@ -437,10 +420,7 @@ read_json_file (const char *path)
       fprintf (stderr, "djongo-engine: %s is not Extended JSON: %s\n", path, error.message);
       return NULL;
    }
-   bson_t *doc = bson_new ();
-   restore_type_keys (parsed, doc);
-   bson_destroy (parsed);
-   return doc;
+   return dj_bson_rename_keys (parsed, type_key);
 }
 
 /* Inserts the batch (an array of documents) unordered: a duplicate _id is
@@ -633,15 +613,6 @@ list_dir (const char *dir, const char *suffix, bool dirs, int *count)
    return names;
 }
 
-static void
-free_names (char **names, int n)
-{
-   for (int i = 0; i < n; i++) {
-      bson_free (names[i]);
-   }
-   bson_free (names);
-}
-
 /* One database directory: collections (options, documents, indexes), then
  * views (which may read those collections). */
 static bool
@@ -686,7 +657,7 @@ restore_db (dj_transport_t *t, const char *dir, const char *db, bool drop, int *
          bson_destroy (meta);
       }
    }
-   free_names (metas, n);
+   dj_strv_free (metas, n);
    return ok;
 }
 
@@ -708,7 +679,7 @@ dj_restore (dj_transport_t *t, const char *in_dir, bool drop)
       ok = restore_db (t, dir, dbs[i], drop, &ncoll, &ndocs, &failed);
       bson_free (dir);
    }
-   free_names (dbs, ndb);
+   dj_strv_free (dbs, ndb);
    if (!ndb) {
       fprintf (stderr, "djongo-engine: %s holds no database directories (DIR/<db>/<collection>.bson)\n", in_dir);
       return 1;

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "dj_bson_keys.h"
 #include "dj_values.h"
 
 static int passed, failed;
@@ -36,41 +37,14 @@ static int passed, failed;
 /* libbson's JSON reader takes {"$type": ...} and {"$regex": ..., "$options":
  * ...} for legacy Extended JSON syntax, so scripts' "$type", "$regex" and
  * "$options" are read as "$__type" (etc.) and renamed back here. */
-static void
-unescape_into (const bson_t *in, bson_t *out)
+static const char *
+unescape_key (const char *k, char *buf, size_t size)
 {
-   bson_iter_t it;
-   bson_iter_init (&it, in);
-   while (bson_iter_next (&it)) {
-      const char *k = bson_iter_key (&it);
-      char unesc[32];
-      if (!strncmp (k, "$__", 3) && strlen (k) < sizeof unesc) {
-         snprintf (unesc, sizeof unesc, "$%s", k + 3);
-         k = unesc;
-      }
-      if (BSON_ITER_HOLDS_DOCUMENT (&it) || BSON_ITER_HOLDS_ARRAY (&it)) {
-         bson_t sub, child;
-         const uint8_t *d;
-         uint32_t l;
-         bool arr = BSON_ITER_HOLDS_ARRAY (&it);
-         if (arr) {
-            bson_iter_array (&it, &l, &d);
-            bson_append_array_begin (out, k, -1, &child);
-         } else {
-            bson_iter_document (&it, &l, &d);
-            bson_append_document_begin (out, k, -1, &child);
-         }
-         bson_init_static (&sub, d, l);
-         unescape_into (&sub, &child);
-         if (arr) {
-            bson_append_array_end (out, &child);
-         } else {
-            bson_append_document_end (out, &child);
-         }
-      } else {
-         bson_append_value (out, k, -1, bson_iter_value (&it));
-      }
+   if (!strncmp (k, "$__", 3) && strlen (k) < size) {
+      snprintf (buf, size, "$%s", k + 3);
+      return buf;
    }
+   return k;
 }
 
 /* The cursor ids `keep` remembered, by name, for one script. */
@@ -133,10 +107,7 @@ parse_json (const char *text, const kept_t *kept, bson_error_t *err)
    if (!raw) {
       return NULL;
    }
-   bson_t *out = bson_new ();
-   unescape_into (raw, out);
-   bson_destroy (raw);
-   return out;
+   return dj_bson_rename_keys (raw, unescape_key);
 }
 
 static bool

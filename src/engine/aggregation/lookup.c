@@ -219,22 +219,46 @@ dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t 
 
 /* ---- $lookup ------------------------------------------------------------------ */
 
-typedef struct {
-   bson_t *arr;
-   uint32_t n;
-   int visited;
-} addctx_t;
-
-static void
-add_value (const bson_value_t *v, void *ctx)
+/* The values at localField in doc (arrays by element) into vals, emptied
+ * first: what $lookup's equality match compares with foreignField. A regex
+ * is left out (in the $in query it would turn into a pattern) but counted
+ * in the return value, which is 0 only when nothing is there -- and
+ * nothing matches as null. The values borrow doc's bytes. */
+static size_t
+local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
 {
-   addctx_t *ac = ctx;
-   char buf[16];
-   ac->visited++;
-   if (v->value_type == BSON_TYPE_REGEX) {
-      return; /* a stored regex would turn into a pattern in $in */
+   bson_value_t dv;
+   size_t kept = 0;
+   vals->n = 0;
+   dj_value_from_doc (doc, false, &dv);
+   dj_path_visit (&dv, lp, 0, true, dj_vlist_push, vals);
+   for (size_t i = 0; i < vals->n; i++) {
+      if (vals->v[i].value_type != BSON_TYPE_REGEX) {
+         vals->v[kept++] = vals->v[i];
+      }
    }
-   bson_append_value (ac->arr, dj_array_key (ac->n++, buf), -1, v);
+   size_t visited = vals->n;
+   vals->n = kept;
+   return visited;
+}
+
+/* q = {foreign: {$in: vals}}, with null added to the list when with_null */
+static void
+in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null)
+{
+   bson_t cond, arr;
+   char buf[16];
+   uint32_t n = 0;
+   BSON_APPEND_DOCUMENT_BEGIN (q, foreign, &cond);
+   BSON_APPEND_ARRAY_BEGIN (&cond, "$in", &arr);
+   for (size_t i = 0; i < vals->n; i++) {
+      bson_append_value (&arr, dj_array_key (n++, buf), -1, &vals->v[i]);
+   }
+   if (with_null) {
+      bson_append_null (&arr, dj_array_key (n++, buf), -1);
+   }
+   bson_append_array_end (&cond, &arr);
+   bson_append_document_end (q, &cond);
 }
 
 
@@ -285,69 +309,43 @@ jtable_free (jtable_t *t)
    dj_ktable_free (&t->kt);
 }
 
-typedef struct {
-   jtable_t *t;
-   size_t doc;
-   int found;
-} jadd_t;
-
+/* Foreign document `doc` into v's bucket */
 static void
-jadd_value (const bson_value_t *v, void *ctx)
+jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 {
-   jadd_t *ja = ctx;
-   ja->found++;
-   jbucket_t *b = jtable_find (ja->t, v, true);
-   if (b->n && b->docs[b->n - 1] == ja->doc) {
+   jbucket_t *b = jtable_find (t, v, true);
+   if (b->n && b->docs[b->n - 1] == doc) {
       return; /* [1, 1] indexes the document once */
    }
    DJ_GROW (b->docs, b->n, b->cap, 4);
-   b->docs[b->n++] = ja->doc;
-}
-
-static void
-jadd_visit (const bson_value_t *v, void *ctx)
-{
-   if (v->value_type == BSON_TYPE_ARRAY) {
-      jadd_value (v, ctx); /* the whole array matches an equal array */
-   }
-   dj_value_each (v, jadd_value, ctx);
+   b->docs[b->n++] = doc;
 }
 
 static void
 jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
 {
+   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+   dj_vlist_t vals = {0};
    for (size_t i = 0; i < foreign->n; i++) {
       bson_value_t dv;
-      jadd_t ja = {.t = t, .doc = i};
+      bson_iter_t it;
+      vals.n = 0;
       dj_value_from_doc (foreign->v[i], false, &dv);
-      dj_path_visit (&dv, fp, 0, false, jadd_visit, &ja);
-      if (!ja.found) {
-         bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-         jadd_value (&null_v, &ja);
+      dj_path_visit (&dv, fp, 0, false, dj_vlist_push, &vals);
+      if (!vals.n) {
+         jadd (t, i, &null_v);
+      }
+      for (size_t k = 0; k < vals.n; k++) {
+         const bson_value_t *v = &vals.v[k];
+         jadd (t, i, v); /* an array as a whole matches an equal array, and by its elements */
+         if (v->value_type == BSON_TYPE_ARRAY && bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+            while (bson_iter_next (&it)) {
+               jadd (t, i, bson_iter_value (&it));
+            }
+         }
       }
    }
-}
-
-typedef struct {
-   jtable_t *t;
-   size_t *hits;
-   size_t n, cap;
-   int visited;
-} jprobe_t;
-
-static void
-jprobe_value (const bson_value_t *v, void *ctx)
-{
-   jprobe_t *jp = ctx;
-   jp->visited++;
-   if (v->value_type == BSON_TYPE_REGEX) {
-      return;
-   }
-   jbucket_t *b = jtable_find (jp->t, v, false);
-   for (size_t i = 0; b && i < b->n; i++) {
-      DJ_GROW (jp->hits, jp->n, jp->cap, 8);
-      jp->hits[jp->n++] = b->docs[i];
-   }
+   bson_free (vals.v);
 }
 
 static int
@@ -413,22 +411,16 @@ static bool
 probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_path_t *lp, const bson_t *doc,
                dj_docs_t *matches, bool *probed, bson_error_t *error)
 {
-   bson_value_t dv;
-   bson_t q = BSON_INITIALIZER, cond, arr;
-   dj_value_from_doc (doc, false, &dv);
-   BSON_APPEND_DOCUMENT_BEGIN (&q, s->foreign, &cond);
-   BSON_APPEND_ARRAY_BEGIN (&cond, "$in", &arr);
-   addctx_t ac = {&arr, 0, 0};
-   dj_path_visit (&dv, lp, 0, true, add_value, &ac);
-   if (!ac.visited) {
-      BSON_APPEND_NULL (&arr, "0"); /* nothing at localField: it counts as null */
-   }
-   bson_append_array_end (&cond, &arr);
-   bson_append_document_end (&q, &cond);
+   bson_t q = BSON_INITIALIZER;
+   dj_vlist_t vals = {0};
+   size_t visited = local_values (doc, lp, &vals);
+   bool only_regexes = visited && !vals.n;
+   in_query (&q, s->foreign, &vals, !visited); /* nothing at localField: it counts as null */
+   bson_free (vals.v);
    *probed = true;
-   if (ac.visited && !ac.n) {
+   if (only_regexes) {
       bson_destroy (&q);
-      return true; /* only regexes, which match nothing */
+      return true; /* they match nothing */
    }
    dj_matcher_t *m = dj_matcher_new (&q, error);
    bson_destroy (&q);
@@ -467,6 +459,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    bool ok = true;
    dj_docs_t foreign_all = {0};
    bool have_all = false;
+   dj_vlist_t vals = {0}; /* the current document's values at localField */
 
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
@@ -527,44 +520,38 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       } else if (joined) {
          /* equality match: foreignField equals any value at localField (an
           * array by its elements; missing matches null and missing) */
-         bson_value_t dv;
-         jprobe_t jp = {.t = &jt};
-         dj_value_from_doc (docs->v[i], false, &dv);
-         dj_path_visit (&dv, &lp, 0, true, jprobe_value, &jp);
-         if (!jp.visited) {
-            /* nothing at localField: it counts as null */
-            bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-            jprobe_value (&null_v, &jp);
+         static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+         size_t *hits = NULL, nhits = 0, cap = 0;
+         if (!local_values (docs->v[i], &lp, &vals)) {
+            dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
-         if (jp.n > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
-            qsort (jp.hits, jp.n, sizeof (size_t), cmp_size);
-         }
-         for (size_t k = 0; k < jp.n; k++) {
-            if (k == 0 || jp.hits[k] != jp.hits[k - 1]) {
-               dj_docs_push (&matches, bson_copy (foreign_all.v[jp.hits[k]]));
+         for (size_t k = 0; k < vals.n; k++) {
+            jbucket_t *b = jtable_find (&jt, &vals.v[k], false);
+            for (size_t h = 0; b && h < b->n; h++) {
+               DJ_GROW (hits, nhits, cap, 8);
+               hits[nhits++] = b->docs[h];
             }
          }
-         bson_free (jp.hits);
+         if (nhits > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
+            qsort (hits, nhits, sizeof (size_t), cmp_size);
+         }
+         for (size_t k = 0; k < nhits; k++) {
+            if (k == 0 || hits[k] != hits[k - 1]) {
+               dj_docs_push (&matches, bson_copy (foreign_all.v[hits[k]]));
+            }
+         }
+         bson_free (hits);
       } else if (s->local) {
          /* equality match: foreignField equals any value at localField
           * (an array matches by element; missing matches null) */
-         bson_value_t dv;
-         dj_value_from_doc (docs->v[i], false, &dv);
          dj_path_t lp;
          ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
          if (!ok) {
             break;
          }
-         bson_t q = BSON_INITIALIZER, cond, arr;
-         BSON_APPEND_DOCUMENT_BEGIN (&q, s->foreign, &cond);
-         BSON_APPEND_ARRAY_BEGIN (&cond, "$in", &arr);
-         addctx_t ac = {&arr, 0};
-         dj_path_visit (&dv, &lp, 0, true, add_value, &ac);
-         if (ac.n == 0) {
-            BSON_APPEND_NULL (&arr, "0");
-         }
-         bson_append_array_end (&cond, &arr);
-         bson_append_document_end (&q, &cond);
+         bson_t q = BSON_INITIALIZER;
+         local_values (docs->v[i], &lp, &vals);
+         in_query (&q, s->foreign, &vals, vals.n == 0);
          dj_path_cleanup (&lp);
          dj_matcher_t *m = dj_matcher_new (&q, r->error);
          bson_destroy (&q);
@@ -621,6 +608,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
    jtable_free (&jt);
+   bson_free (vals.v);
    return ok;
 }
 

@@ -504,10 +504,7 @@ dj_cmd_distinct (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    ok = true;
 done:
    dj_txn_abort (&ctx);
-   for (size_t i = 0; i < d.n; i++) {
-      bson_value_destroy (&d.vals[i]);
-   }
-   bson_free (d.vals);
+   dj_values_free (d.vals, d.n);
    dj_path_cleanup (&d.path);
    dj_coll_free (c);
    dj_matcher_destroy (m);

@@ -134,37 +134,27 @@ collect (dj_ctx_t *ctx, const char *db, job_t **jobs, int *n)
 static int64_t
 expire (dj_engine_t *e, const job_t *j, int64_t now_ms)
 {
-   bson_t cmd = BSON_INITIALIZER, deletes, del, q, and, cond, lt, reply;
+   bson_t reply, cond = BSON_INITIALIZER, lt;
    int64_t n = 0;
-
-   BSON_APPEND_UTF8 (&cmd, "delete", j->coll);
-   BSON_APPEND_ARRAY_BEGIN (&cmd, "deletes", &deletes);
-   BSON_APPEND_DOCUMENT_BEGIN (&deletes, "0", &del);
-   BSON_APPEND_DOCUMENT_BEGIN (&del, "q", &q);
-   BSON_APPEND_ARRAY_BEGIN (&q, "$and", &and);
-   if (j->partial) {
-      BSON_APPEND_DOCUMENT (&and, "0", j->partial);
-   }
-   BSON_APPEND_DOCUMENT_BEGIN (&and, j->partial ? "1" : "0", &cond);
+   /* {delete: coll, deletes: [{q: {$and: [partial, {field: {$lt: now - secs}}]}, limit: 0}]}, without
+    * the partial filter when there is none. $lt on a date matches dates
+    * only (and an array if one of its dates does: its earliest). The field
+    * is no BCON key: a field named "}" would close a level. */
    BSON_APPEND_DOCUMENT_BEGIN (&cond, j->field, &lt);
-   /* $lt on a date matches dates only (and an array if one of its dates
-    * does: its earliest) */
    BSON_APPEND_DATE_TIME (&lt, "$lt", now_ms - (int64_t) j->secs * 1000);
    bson_append_document_end (&cond, &lt);
-   bson_append_document_end (&and, &cond);
-   bson_append_array_end (&q, &and);
-   bson_append_document_end (&del, &q);
-   BSON_APPEND_INT32 (&del, "limit", 0);
-   bson_append_document_end (&deletes, &del);
-   bson_append_array_end (&cmd, &deletes);
-   if (dj_engine_run_command (e, j->db, &cmd, &reply)) {
-      bson_iter_t it;
-      if (bson_iter_init_find (&it, &reply, "n")) {
-         n = bson_iter_as_int64 (&it);
-      }
+   bson_t *q = j->partial ? BCON_NEW ("$and", "[", BCON_DOCUMENT (j->partial), BCON_DOCUMENT (&cond), "]")
+                          : BCON_NEW ("$and", "[", BCON_DOCUMENT (&cond), "]");
+   bson_t *cmd = BCON_NEW ("delete", BCON_UTF8 (j->coll), "deletes", "[", "{", "q", BCON_DOCUMENT (q), "limit",
+                           BCON_INT32 (0), "}", "]");
+   bson_iter_t it;
+   if (dj_engine_run_command (e, j->db, cmd, &reply) && bson_iter_init_find (&it, &reply, "n")) {
+      n = bson_iter_as_int64 (&it);
    }
    bson_destroy (&reply);
-   bson_destroy (&cmd);
+   bson_destroy (cmd);
+   bson_destroy (q);
+   bson_destroy (&cond);
    return n;
 }
 

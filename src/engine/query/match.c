@@ -46,8 +46,9 @@ typedef enum {
    OP_ALWAYS_FALSE
 } op_t;
 
-typedef struct mnode mnode_t;
-struct mnode {
+/* A matcher (dj_query.h) is its root node. */
+typedef struct dj_matcher mnode_t;
+struct dj_matcher {
    nkind_t kind;
    mnode_t **kids; /* owned */
    int nkids;
@@ -67,10 +68,6 @@ struct mnode {
    dj_schema_t *schema; /* N_SCHEMA ($jsonSchema, schema.c): owned */
 };
 
-struct dj_matcher {
-   mnode_t *root;
-};
-
 static void
 node_free (mnode_t *n)
 {
@@ -82,20 +79,13 @@ node_free (mnode_t *n)
    }
    bson_free (n->kids);
    dj_path_cleanup (&n->path);
-   if (n->val.value_type != BSON_TYPE_EOD) {
-      bson_value_destroy (&n->val);
-   }
+   bson_value_destroy (&n->val); /* EOD (none): nothing */
+   dj_values_free (n->in, (size_t) n->nin);
    for (int i = 0; i < n->nin; i++) {
-      bson_value_destroy (&n->in[i]);
-      if (n->in_re[i]) {
-         pcre2_code_free (n->in_re[i]);
-      }
+      pcre2_code_free (n->in_re[i]); /* NULL: nothing */
    }
-   bson_free (n->in);
    bson_free (n->in_re);
-   if (n->re) {
-      pcre2_code_free (n->re);
-   }
+   pcre2_code_free (n->re);
    node_free (n->sub);
    dj_expr_destroy (n->expr);
    dj_schema_destroy (n->schema);
@@ -714,13 +704,7 @@ dj_matcher_t *
 dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
 {
    pctx_t pc = {.scope = scope};
-   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
-   if (!root) {
-      return NULL;
-   }
-   dj_matcher_t *m = bson_malloc0 (sizeof *m);
-   m->root = root;
-   return m;
+   return parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
 }
 
 dj_matcher_t *
@@ -734,24 +718,19 @@ dj_matcher_new_value (const bson_t *ops, bson_error_t *error)
       node_free (root);
       return NULL;
    }
-   dj_matcher_t *m = bson_malloc0 (sizeof *m);
-   m->root = root;
-   return m;
+   return root;
 }
 
 void
 dj_matcher_destroy (dj_matcher_t *m)
 {
-   if (m) {
-      node_free (m->root);
-      bson_free (m);
-   }
+   node_free (m);
 }
 
 bool
 dj_matcher_is_empty (const dj_matcher_t *m)
 {
-   return m->root->kind == N_AND && m->root->nkids == 0;
+   return m->kind == N_AND && m->nkids == 0;
 }
 
 /* ---- evaluation --------------------------------------------------------- */
@@ -1075,14 +1054,14 @@ dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, con
       *pos = -1;
    }
    dj_value_from_doc (doc, false, &v);
-   bool r = eval (m->root, &v, pos, &xc);
+   bool r = eval (m, &v, pos, &xc);
    return r && !xc.failed;
 }
 
 bool
 dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v)
 {
-   return eval (m->root, v, NULL, NULL);
+   return eval (m, v, NULL, NULL);
 }
 
 /* ---- planner support ---------------------------------------------------- */
@@ -1136,7 +1115,7 @@ exact_point (const bson_value_t *v)
 bool
 dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
 {
-   const mnode_t *root = m->root;
+   const mnode_t *root = m;
    int used = 0; /* conjuncts the bounds capture exactly */
 
    memset (out, 0, sizeof *out);

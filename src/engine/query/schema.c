@@ -23,12 +23,13 @@
 #include <pcre2.h>
 #include <stdio.h>
 
-typedef struct schema schema_t;
+/* The public handle (dj_query.h) is the root schema itself. */
+typedef struct dj_schema schema_t;
 
 /* additionalProperties / additionalItems: absent, false, true or a schema */
 typedef enum { ADD_ANY = 0, ADD_NONE, ADD_SCHEMA } add_t;
 
-struct schema {
+struct dj_schema {
    bson_t *raw; /* owned: the keywords as given (specifiedAs) */
    int jtypes[8], njtypes;   /* type (JSON names, as BSON types; DJ_TYPE_NUMBER) */
    int btypes[32], nbtypes;  /* bsonType */
@@ -66,9 +67,17 @@ struct schema {
    char *description; /* owned, or NULL */
 };
 
-struct dj_schema {
-   schema_t *root;
-};
+static void schema_free (schema_t *s);
+
+/* An owned array of n owned schemas (entries may be NULL) */
+static void
+free_schemas (schema_t **list, int n)
+{
+   for (int i = 0; i < n; i++) {
+      schema_free (list[i]);
+   }
+   bson_free (list);
+}
 
 static void
 schema_free (schema_t *s)
@@ -76,56 +85,28 @@ schema_free (schema_t *s)
    if (!s) {
       return;
    }
-   for (int i = 0; i < s->nrequired; i++) {
-      bson_free (s->required[i]);
-   }
-   bson_free (s->required);
-   for (int i = 0; i < s->nprops; i++) {
-      bson_free (s->prop_names[i]);
-      schema_free (s->props[i]);
-   }
-   bson_free (s->prop_names);
-   bson_free (s->props);
+   dj_strv_free (s->required, s->nrequired);
+   dj_strv_free (s->prop_names, s->nprops);
+   free_schemas (s->props, s->nprops);
    for (int i = 0; i < s->npat; i++) {
       pcre2_code_free (s->pat_re[i]);
-      schema_free (s->pat_props[i]);
    }
    bson_free (s->pat_re);
-   bson_free (s->pat_props);
+   free_schemas (s->pat_props, s->npat);
    schema_free (s->add_props_schema);
-   if (s->pattern) {
-      pcre2_code_free (s->pattern);
-   }
+   pcre2_code_free (s->pattern); /* NULL: nothing */
    schema_free (s->items);
-   for (int i = 0; i < s->nitem_list; i++) {
-      schema_free (s->item_list[i]);
-   }
-   bson_free (s->item_list);
+   free_schemas (s->item_list, s->nitem_list);
    schema_free (s->add_items_schema);
-   for (int i = 0; i < s->ndeps; i++) {
-      bson_free (s->dep_names[i]);
-      schema_free (s->dep_schemas[i]);
-   }
-   bson_free (s->dep_names);
-   bson_free (s->dep_schemas);
+   dj_strv_free (s->dep_names, s->ndeps);
+   free_schemas (s->dep_schemas, s->ndeps);
    bson_free (s->dep_lists);
-   for (int i = 0; i < s->nall; i++) {
-      schema_free (s->all_of[i]);
-   }
-   for (int i = 0; i < s->nany; i++) {
-      schema_free (s->any_of[i]);
-   }
-   for (int i = 0; i < s->none; i++) {
-      schema_free (s->one_of[i]);
-   }
-   bson_free (s->all_of);
-   bson_free (s->any_of);
-   bson_free (s->one_of);
+   free_schemas (s->all_of, s->nall);
+   free_schemas (s->any_of, s->nany);
+   free_schemas (s->one_of, s->none);
    schema_free (s->not_);
    bson_free (s->description);
-   if (s->raw) {
-      bson_destroy (s->raw);
-   }
+   bson_destroy (s->raw); /* NULL: nothing */
    bson_free (s);
 }
 
@@ -138,6 +119,17 @@ bad_type (const char *kw, const char *want, const bson_value_t *v, bson_error_t 
 {
    return dj_err (error, DJ_TypeMismatch, "$jsonSchema keyword '%s' must be %s, but found %s", kw, want,
                   dj_type_name (v->value_type));
+}
+
+/* v, which kw wants to be an array or an object, with *it before its first element. */
+static bool
+elements (const char *kw, const bson_value_t *v, bson_type_t type, bson_iter_t *it, bson_error_t *error)
+{
+   if (v->value_type != type) {
+      return bad_type (kw, type == BSON_TYPE_ARRAY ? "an array" : "an object", v, error);
+   }
+   bson_iter_init_from_data (it, v->value.v_doc.data, v->value.v_doc.data_len);
+   return true;
 }
 
 /* A non-negative whole number ({minLength: 2}), into *out. */
@@ -225,10 +217,9 @@ static bool
 parse_list (const char *kw, const bson_value_t *v, schema_t ***out, int *n, bson_error_t *error)
 {
    bson_iter_t it;
-   if (v->value_type != BSON_TYPE_ARRAY) {
-      return bad_type (kw, "an array", v, error);
+   if (!elements (kw, v, BSON_TYPE_ARRAY, &it, error)) {
+      return false;
    }
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       schema_t *s = parse (bson_iter_value (&it), error);
       if (!s) {
@@ -258,15 +249,10 @@ parse_additional (const char *kw, const bson_value_t *v, add_t *kind, schema_t *
    return (*s = parse (v, error)) != NULL;
 }
 
-/* properties / patternProperties: {name: schema, ...} */
+/* properties / patternProperties: {name: schema, ...}, from `it` on */
 static bool
-parse_props (const char *kw, const bson_value_t *v, schema_t *s, bool patterns, bson_error_t *error)
+parse_props (bson_iter_t it, schema_t *s, bool patterns, bson_error_t *error)
 {
-   bson_iter_t it;
-   if (v->value_type != BSON_TYPE_DOCUMENT) {
-      return bad_type (kw, "an object", v, error);
-   }
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
          return dj_err (error, DJ_TypeMismatch, "Nested schema for $jsonSchema property '%s' must be an object",
@@ -296,15 +282,10 @@ parse_props (const char *kw, const bson_value_t *v, schema_t *s, bool patterns, 
    return true;
 }
 
-/* required: a nonempty array of distinct strings */
+/* required: a nonempty array of distinct strings, from `it` on */
 static bool
-parse_required (const bson_value_t *v, schema_t *s, bson_error_t *error)
+parse_required (bson_iter_t it, schema_t *s, bson_error_t *error)
 {
-   bson_iter_t it;
-   if (v->value_type != BSON_TYPE_ARRAY) {
-      return bad_type ("required", "an array", v, error);
-   }
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       if (!BSON_ITER_HOLDS_UTF8 (&it)) {
          return dj_err (error, DJ_TypeMismatch, "$jsonSchema keyword 'required' must be an array of strings");
@@ -323,15 +304,10 @@ parse_required (const bson_value_t *v, schema_t *s, bson_error_t *error)
    return true;
 }
 
-/* dependencies: {name: [names] | schema} */
+/* dependencies: {name: [names] | schema}, from `it` on */
 static bool
-parse_deps (const bson_value_t *v, schema_t *s, bson_error_t *error)
+parse_deps (bson_iter_t it, schema_t *s, bson_error_t *error)
 {
-   bson_iter_t it;
-   if (v->value_type != BSON_TYPE_DOCUMENT) {
-      return bad_type ("dependencies", "an object", v, error);
-   }
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       const bson_value_t *d = bson_iter_value (&it);
       schema_t *sub = NULL;
@@ -374,6 +350,7 @@ parse_deps (const bson_value_t *v, schema_t *s, bson_error_t *error)
 static bool
 keyword (schema_t *s, const char *k, const bson_value_t *v, bson_error_t *error)
 {
+   bson_iter_t it;
    if (!strcmp (k, "type") || !strcmp (k, "bsonType")) {
       bool json = k[0] == 't';
       bool ok = json ? parse_types (k, v, true, s->jtypes, &s->njtypes, 8, error)
@@ -382,10 +359,10 @@ keyword (schema_t *s, const char *k, const bson_value_t *v, bson_error_t *error)
       return ok;
    }
    if (!strcmp (k, "required")) {
-      return parse_required (v, s, error);
+      return elements (k, v, BSON_TYPE_ARRAY, &it, error) && parse_required (it, s, error);
    }
    if (!strcmp (k, "properties") || !strcmp (k, "patternProperties")) {
-      return parse_props (k, v, s, k[0] == 'p' && k[1] == 'a', error);
+      return elements (k, v, BSON_TYPE_DOCUMENT, &it, error) && parse_props (it, s, k[0] == 'p' && k[1] == 'a', error);
    }
    if (!strcmp (k, "additionalProperties")) {
       return parse_additional (k, v, &s->add_props, &s->add_props_schema, error);
@@ -450,7 +427,7 @@ keyword (schema_t *s, const char *k, const bson_value_t *v, bson_error_t *error)
       return true;
    }
    if (!strcmp (k, "dependencies")) {
-      return parse_deps (v, s, error);
+      return elements (k, v, BSON_TYPE_DOCUMENT, &it, error) && parse_deps (it, s, error);
    }
    if (!strcmp (k, "allOf")) {
       return parse_list (k, v, &s->all_of, &s->nall, error);
@@ -529,22 +506,13 @@ parse (const bson_value_t *spec, bson_error_t *error)
 dj_schema_t *
 dj_schema_new (const bson_value_t *spec, bson_error_t *error)
 {
-   schema_t *root = parse (spec, error);
-   if (!root) {
-      return NULL;
-   }
-   dj_schema_t *s = bson_malloc0 (sizeof *s);
-   s->root = root;
-   return s;
+   return parse (spec, error);
 }
 
 void
 dj_schema_destroy (dj_schema_t *s)
 {
-   if (s) {
-      schema_free (s->root);
-      bson_free (s);
-   }
+   schema_free (s);
 }
 
 /* ---- matching, and why not ----------------------------------------------------
@@ -575,15 +543,45 @@ rule_begin (out_t *out, bson_t *rule, const schema_t *s, const char *kw, bool sp
    }
 }
 
-/* A rule broken by value v for `reason`: {operatorName, specifiedAs, reason, consideredValue}. */
-static void
-broken (out_t *out, const schema_t *s, const char *kw, const char *reason, const bson_value_t *v)
+/* Rule `kw` is broken: *ok becomes false and, with an out to describe it
+ * in, the rule's entry is begun (the caller adds to it and ends it).
+ * Returns false without an out: the caller stops at this first broken rule. */
+static bool
+failed (out_t *out, bool *ok, bson_t *rule, const schema_t *s, const char *kw, bool specified)
+{
+   *ok = false;
+   if (out) {
+      rule_begin (out, rule, s, kw, specified);
+   }
+   return out != NULL;
+}
+
+/* A rule broken by value v for `reason`: {operatorName, specifiedAs, reason,
+ * consideredValue}; as failed() says, false without an out. */
+static bool
+broken (out_t *out, bool *ok, const schema_t *s, const char *kw, const char *reason, const bson_value_t *v)
 {
    bson_t rule;
-   rule_begin (out, &rule, s, kw, true);
+   if (!failed (out, ok, &rule, s, kw, true)) {
+      return false;
+   }
    BSON_APPEND_UTF8 (&rule, "reason", reason);
    BSON_APPEND_VALUE (&rule, "consideredValue", v);
    bson_append_document_end (out->arr, &rule);
+   return true;
+}
+
+/* With n names in `names` (an array, destroyed here), rule kw is broken:
+ * its entry lists them under `key`. */
+static void
+names_rule (out_t *out, bool *ok, const schema_t *s, const char *kw, const char *key, bson_t *names, uint32_t n)
+{
+   bson_t rule;
+   if (n && failed (out, ok, &rule, s, kw, true)) {
+      BSON_APPEND_ARRAY (&rule, key, names);
+      bson_append_document_end (out->arr, &rule);
+   }
+   bson_destroy (names);
 }
 
 static bool
@@ -634,31 +632,20 @@ check_number (const schema_t *s, const bson_value_t *v, out_t *out)
    bool ok = true;
    if (s->minimum.value_type) {
       int c = dj_value_cmp (v, &s->minimum);
-      if (c < 0 || (c == 0 && s->excl_min)) {
-         ok = false;
-         if (!out) {
-            return false;
-         }
-         broken (out, s, "minimum", "comparison failed", v);
+      if ((c < 0 || (c == 0 && s->excl_min)) && !broken (out, &ok, s, "minimum", "comparison failed", v)) {
+         return false;
       }
    }
    if (s->maximum.value_type) {
       int c = dj_value_cmp (v, &s->maximum);
-      if (c > 0 || (c == 0 && s->excl_max)) {
-         ok = false;
-         if (!out) {
-            return false;
-         }
-         broken (out, s, "maximum", "comparison failed", v);
+      if ((c > 0 || (c == 0 && s->excl_max)) && !broken (out, &ok, s, "maximum", "comparison failed", v)) {
+         return false;
       }
    }
    if (s->multiple_of.value_type) {
       double d = dj_value_as_double (v), m = dj_value_as_double (&s->multiple_of);
       if (!isfinite (d) || fmod (d, m) != 0) {
-         ok = false;
-         if (out) {
-            broken (out, s, "multipleOf", "considered value is not a multiple of the specified value", v);
-         }
+         broken (out, &ok, s, "multipleOf", "considered value is not a multiple of the specified value", v);
       }
    }
    return ok;
@@ -669,19 +656,13 @@ check_string (const schema_t *s, const bson_value_t *v, out_t *out)
 {
    bool ok = true;
    int64_t n = (s->min_len >= 0 || s->max_len >= 0) ? code_points (v) : 0;
-   if ((s->min_len >= 0 && n < s->min_len) || (s->max_len >= 0 && n > s->max_len)) {
-      ok = false;
-      if (!out) {
-         return false;
-      }
-      broken (out, s, s->min_len >= 0 && n < s->min_len ? "minLength" : "maxLength",
-              "specified string length was not satisfied", v);
+   if (((s->min_len >= 0 && n < s->min_len) || (s->max_len >= 0 && n > s->max_len)) &&
+       !broken (out, &ok, s, s->min_len >= 0 && n < s->min_len ? "minLength" : "maxLength",
+                "specified string length was not satisfied", v)) {
+      return false;
    }
    if (s->pattern && !re_match (s->pattern, v->value.v_utf8.str, v->value.v_utf8.len)) {
-      ok = false;
-      if (out) {
-         broken (out, s, "pattern", "regular expression did not match", v);
-      }
+      broken (out, &ok, s, "pattern", "regular expression did not match", v);
    }
    return ok;
 }
@@ -691,18 +672,11 @@ check_array (const schema_t *s, const bson_value_t *v, out_t *out)
 {
    bool ok = true;
    bson_iter_t it;
-   int64_t n = 0;
-   bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-   while (bson_iter_next (&it)) {
-      n++;
-   }
-   if ((s->min_items >= 0 && n < s->min_items) || (s->max_items >= 0 && n > s->max_items)) {
-      ok = false;
-      if (!out) {
-         return false;
-      }
-      broken (out, s, s->min_items >= 0 && n < s->min_items ? "minItems" : "maxItems",
-              "array did not match specified length", v);
+   int64_t n = dj_value_count (v);
+   if (((s->min_items >= 0 && n < s->min_items) || (s->max_items >= 0 && n > s->max_items)) &&
+       !broken (out, &ok, s, s->min_items >= 0 && n < s->min_items ? "minItems" : "maxItems",
+                "array did not match specified length", v)) {
+      return false;
    }
    if (s->unique_items) {
       bson_iter_t a, b;
@@ -713,18 +687,16 @@ check_array (const schema_t *s, const bson_value_t *v, out_t *out)
          while (!dup && bson_iter_next (&b)) {
             dup = dj_value_equal (bson_iter_value (&a), bson_iter_value (&b));
          }
-         if (dup) {
-            ok = false;
-            if (!out) {
-               return false;
-            }
-            bson_t rule;
-            rule_begin (out, &rule, s, "uniqueItems", true);
-            BSON_APPEND_UTF8 (&rule, "reason", "found a duplicate item");
-            BSON_APPEND_VALUE (&rule, "consideredValue", v);
-            BSON_APPEND_VALUE (&rule, "duplicatedValue", bson_iter_value (&a));
-            bson_append_document_end (out->arr, &rule);
+      }
+      bson_t rule;
+      if (dup) {
+         if (!failed (out, &ok, &rule, s, "uniqueItems", true)) {
+            return false;
          }
+         BSON_APPEND_UTF8 (&rule, "reason", "found a duplicate item");
+         BSON_APPEND_VALUE (&rule, "consideredValue", v);
+         BSON_APPEND_VALUE (&rule, "duplicatedValue", bson_iter_value (&a));
+         bson_append_document_end (out->arr, &rule);
       }
    }
    /* items: one schema for each element, or one per position then additionalItems */
@@ -733,13 +705,11 @@ check_array (const schema_t *s, const bson_value_t *v, out_t *out)
    while (bson_iter_next (&it) && (s->items || s->items_is_list)) {
       const schema_t *sub = s->items_is_list ? (i < s->nitem_list ? s->item_list[i] : s->add_items_schema) : s->items;
       const char *kw = s->items_is_list && i >= s->nitem_list ? "additionalItems" : "items";
+      bson_t rule;
       if (s->items_is_list && i >= s->nitem_list && s->add_items == ADD_NONE) {
-         ok = false;
-         if (!out) {
+         if (!failed (out, &ok, &rule, s, kw, true)) {
             return false;
          }
-         bson_t rule;
-         rule_begin (out, &rule, s, kw, true);
          BSON_APPEND_UTF8 (&rule, "reason", "found additional items");
          BSON_APPEND_INT32 (&rule, "itemIndex", i);
          BSON_APPEND_VALUE (&rule, "consideredValue", bson_iter_value (&it));
@@ -747,12 +717,9 @@ check_array (const schema_t *s, const bson_value_t *v, out_t *out)
          break;
       }
       if (sub && !check (sub, bson_iter_value (&it), NULL)) {
-         ok = false;
-         if (!out) {
+         if (!failed (out, &ok, &rule, s, kw, false)) {
             return false;
          }
-         bson_t rule;
-         rule_begin (out, &rule, s, kw, false);
          BSON_APPEND_UTF8 (&rule, "reason", "At least one item did not match the sub-schema");
          BSON_APPEND_INT32 (&rule, "itemIndex", i);
          check_into (sub, bson_iter_value (&it), &rule, "details");
@@ -777,6 +744,7 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
 {
    bool ok = true;
    bson_iter_t it, f;
+   bson_t rule;
    if (s->nrequired) {
       bson_t missing = BSON_INITIALIZER;
       char buf[16];
@@ -786,33 +754,17 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
             bson_append_utf8 (&missing, dj_array_key (nm++, buf), -1, s->required[i], -1);
          }
       }
-      if (nm) {
-         ok = false;
-         if (out) {
-            bson_t rule;
-            rule_begin (out, &rule, s, "required", true);
-            BSON_APPEND_ARRAY (&rule, "missingProperties", &missing);
-            bson_append_document_end (out->arr, &rule);
-         }
-      }
-      bson_destroy (&missing);
+      names_rule (out, &ok, s, "required", "missingProperties", &missing, nm);
       if (!ok && !out) {
          return false;
       }
    }
    if (s->min_props >= 0 || s->max_props >= 0) {
-      int64_t n = 0;
-      bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len);
-      while (bson_iter_next (&it)) {
-         n++;
-      }
+      int64_t n = dj_value_count (v);
       if ((s->min_props >= 0 && n < s->min_props) || (s->max_props >= 0 && n > s->max_props)) {
-         ok = false;
-         if (!out) {
+         if (!failed (out, &ok, &rule, s, s->min_props >= 0 && n < s->min_props ? "minProperties" : "maxProperties", true)) {
             return false;
          }
-         bson_t rule;
-         rule_begin (out, &rule, s, s->min_props >= 0 && n < s->min_props ? "minProperties" : "maxProperties", true);
          BSON_APPEND_UTF8 (&rule, "reason", "specified number of properties was not satisfied");
          BSON_APPEND_INT64 (&rule, "numberOfProperties", n);
          bson_append_document_end (out->arr, &rule);
@@ -820,18 +772,16 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
    }
    /* properties: the ones present are checked; the failing ones listed */
    if (s->nprops) {
-      bson_t rule, list;
+      bson_t list;
       uint32_t nf = 0;
       for (int i = 0; i < s->nprops; i++) {
          if (!has_field (v, s->prop_names[i], &f) || check (s->props[i], bson_iter_value (&f), NULL)) {
             continue;
          }
-         ok = false;
-         if (!out) {
-            return false;
-         }
          if (nf == 0) {
-            rule_begin (out, &rule, s, "properties", false);
+            if (!failed (out, &ok, &rule, s, "properties", false)) {
+               return false;
+            }
             BSON_APPEND_ARRAY_BEGIN (&rule, "propertiesNotSatisfied", &list);
          }
          char buf[16];
@@ -866,13 +816,11 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
             }
             patterned = true;
             if (!check (s->pat_props[i], bson_iter_value (&it), NULL)) {
-               ok = false;
-               if (!out) {
+               bson_t list, p;
+               if (!failed (out, &ok, &rule, s, "patternProperties", false)) {
                   bson_destroy (&extra);
                   return false;
                }
-               bson_t rule, list, p;
-               rule_begin (out, &rule, s, "patternProperties", false);
                BSON_APPEND_ARRAY_BEGIN (&rule, "propertiesNotSatisfied", &list);
                BSON_APPEND_DOCUMENT_BEGIN (&list, "0", &p);
                BSON_APPEND_UTF8 (&p, "propertyName", name);
@@ -889,29 +837,17 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
             char buf[16];
             bson_append_utf8 (&extra, dj_array_key (nextra++, buf), -1, name, -1);
          } else if (!check (s->add_props_schema, bson_iter_value (&it), NULL)) {
-            ok = false;
-            if (!out) {
+            if (!failed (out, &ok, &rule, s, "additionalProperties", false)) {
                bson_destroy (&extra);
                return false;
             }
-            bson_t rule;
-            rule_begin (out, &rule, s, "additionalProperties", false);
             BSON_APPEND_UTF8 (&rule, "reason", "at least one additional property did not match the subschema");
             BSON_APPEND_UTF8 (&rule, "failingProperty", name);
             check_into (s->add_props_schema, bson_iter_value (&it), &rule, "details");
             bson_append_document_end (out->arr, &rule);
          }
       }
-      if (nextra) {
-         ok = false;
-         if (out) {
-            bson_t rule;
-            rule_begin (out, &rule, s, "additionalProperties", true);
-            BSON_APPEND_ARRAY (&rule, "additionalProperties", &extra);
-            bson_append_document_end (out->arr, &rule);
-         }
-      }
-      bson_destroy (&extra);
+      names_rule (out, &ok, s, "additionalProperties", "additionalProperties", &extra, nextra);
       if (!ok && !out) {
          return false;
       }
@@ -937,23 +873,19 @@ check_object (const schema_t *s, const bson_value_t *v, out_t *out)
       } else {
          dep_ok = check (s->dep_schemas[i], v, NULL);
       }
-      if (!dep_ok) {
-         ok = false;
-         if (out) {
-            bson_t rule, list, d;
-            rule_begin (out, &rule, s, "dependencies", false);
-            BSON_APPEND_ARRAY_BEGIN (&rule, "failingDependencies", &list);
-            BSON_APPEND_DOCUMENT_BEGIN (&list, "0", &d);
-            BSON_APPEND_UTF8 (&d, "conditionalProperty", s->dep_names[i]);
-            if (s->dep_lists[i].value_type) {
-               BSON_APPEND_ARRAY (&d, "missingProperties", &missing);
-            } else {
-               check_into (s->dep_schemas[i], v, &d, "details");
-            }
-            bson_append_document_end (&list, &d);
-            bson_append_array_end (&rule, &list);
-            bson_append_document_end (out->arr, &rule);
+      if (!dep_ok && failed (out, &ok, &rule, s, "dependencies", false)) {
+         bson_t list, d;
+         BSON_APPEND_ARRAY_BEGIN (&rule, "failingDependencies", &list);
+         BSON_APPEND_DOCUMENT_BEGIN (&list, "0", &d);
+         BSON_APPEND_UTF8 (&d, "conditionalProperty", s->dep_names[i]);
+         if (s->dep_lists[i].value_type) {
+            BSON_APPEND_ARRAY (&d, "missingProperties", &missing);
+         } else {
+            check_into (s->dep_schemas[i], v, &d, "details");
          }
+         bson_append_document_end (&list, &d);
+         bson_append_array_end (&rule, &list);
+         bson_append_document_end (out->arr, &rule);
       }
       bson_destroy (&missing);
       if (!ok && !out) {
@@ -985,49 +917,38 @@ check_logic (const schema_t *s, const bson_value_t *v, out_t *out)
       if (good) {
          continue;
       }
-      ok = false;
-      if (!out) {
+      bson_t rule, list;
+      if (!failed (out, &ok, &rule, s, groups[g].kw, false)) {
          return false;
       }
-      bson_t rule, list;
-      rule_begin (out, &rule, s, groups[g].kw, false);
-      if (g == 2 && matched > 1) {
-         char buf[16];
-         uint32_t k = 0;
+      char buf[16];
+      uint32_t k = 0;
+      bool many = g == 2 && matched > 1;
+      if (many) {
          BSON_APPEND_UTF8 (&rule, "reason", "more than one subschema matched");
-         BSON_APPEND_ARRAY_BEGIN (&rule, "matchingSchemaIndexes", &list);
-         for (int i = 0; i < groups[g].n; i++) {
-            if (check (groups[g].list[i], v, NULL)) {
-               bson_append_int32 (&list, dj_array_key (k++, buf), -1, i);
-            }
-         }
-         bson_append_array_end (&rule, &list);
-      } else {
-         char buf[16];
-         uint32_t k = 0;
-         BSON_APPEND_ARRAY_BEGIN (&rule, "schemasNotSatisfied", &list);
-         for (int i = 0; i < groups[g].n; i++) {
-            if (check (groups[g].list[i], v, NULL)) {
-               continue;
-            }
-            bson_t e;
-            bson_append_document_begin (&list, dj_array_key (k++, buf), -1, &e);
-            BSON_APPEND_INT32 (&e, "index", i);
-            check_into (groups[g].list[i], v, &e, "details");
-            bson_append_document_end (&list, &e);
-         }
-         bson_append_array_end (&rule, &list);
       }
+      BSON_APPEND_ARRAY_BEGIN (&rule, many ? "matchingSchemaIndexes" : "schemasNotSatisfied", &list);
+      for (int i = 0; i < groups[g].n; i++) {
+         if (check (groups[g].list[i], v, NULL) != many) {
+            continue;
+         }
+         if (many) {
+            bson_append_int32 (&list, dj_array_key (k++, buf), -1, i);
+            continue;
+         }
+         bson_t e;
+         bson_append_document_begin (&list, dj_array_key (k++, buf), -1, &e);
+         BSON_APPEND_INT32 (&e, "index", i);
+         check_into (groups[g].list[i], v, &e, "details");
+         bson_append_document_end (&list, &e);
+      }
+      bson_append_array_end (&rule, &list);
       bson_append_document_end (out->arr, &rule);
    }
-   if (s->not_ && check (s->not_, v, NULL)) {
-      ok = false;
-      if (out) {
-         bson_t rule;
-         rule_begin (out, &rule, s, "not", true);
-         BSON_APPEND_UTF8 (&rule, "reason", "child expression matched");
-         bson_append_document_end (out->arr, &rule);
-      }
+   bson_t rule;
+   if (s->not_ && check (s->not_, v, NULL) && failed (out, &ok, &rule, s, "not", true)) {
+      BSON_APPEND_UTF8 (&rule, "reason", "child expression matched");
+      bson_append_document_end (out->arr, &rule);
    }
    return ok;
 }
@@ -1042,12 +963,10 @@ check (const schema_t *s, const bson_value_t *v, out_t *out)
           type_ok (json ? s->jtypes : s->btypes, json ? s->njtypes : s->nbtypes, v)) {
          continue;
       }
-      ok = false;
-      if (!out) {
+      bson_t rule;
+      if (!failed (out, &ok, &rule, s, json ? "type" : "bsonType", true)) {
          return false;
       }
-      bson_t rule;
-      rule_begin (out, &rule, s, json ? "type" : "bsonType", true);
       BSON_APPEND_UTF8 (&rule, "reason", "type did not match");
       BSON_APPEND_VALUE (&rule, "consideredValue", v);
       BSON_APPEND_UTF8 (&rule, "consideredType", dj_type_name (v->value_type));
@@ -1060,12 +979,8 @@ check (const schema_t *s, const bson_value_t *v, out_t *out)
       while (!found && bson_iter_next (&it)) {
          found = dj_value_equal (bson_iter_value (&it), v);
       }
-      if (!found) {
-         ok = false;
-         if (!out) {
-            return false;
-         }
-         broken (out, s, "enum", "value was not found in enum", v);
+      if (!found && !broken (out, &ok, s, "enum", "value was not found in enum", v)) {
+         return false;
       }
    }
    bool kind_ok = true;
@@ -1090,12 +1005,12 @@ check (const schema_t *s, const bson_value_t *v, out_t *out)
 bool
 dj_schema_match (const dj_schema_t *s, const bson_value_t *doc)
 {
-   return check (s->root, doc, NULL);
+   return check (s, doc, NULL);
 }
 
 void
 dj_schema_failure (const dj_schema_t *s, const bson_value_t *doc, bson_t *rules)
 {
    out_t o = {rules, 0};
-   check (s->root, doc, &o);
+   check (s, doc, &o);
 }

@@ -91,13 +91,8 @@ item_cleanup (uitem_t *it)
 {
    bson_free (it->dotted);
    dj_path_cleanup (&it->path);
-   if (it->arg.value_type != BSON_TYPE_EOD) {
-      bson_value_destroy (&it->arg);
-   }
-   for (int i = 0; i < it->neach; i++) {
-      bson_value_destroy (&it->each[i]);
-   }
-   bson_free (it->each);
+   bson_value_destroy (&it->arg); /* EOD (absent): nothing */
+   dj_values_free (it->each, (size_t) it->neach);
    dj_sort_destroy (it->sort);
    dj_matcher_destroy (it->pull);
    bson_free (it->to_dotted);

@@ -175,7 +175,6 @@ bool dj_coll_rename (dj_ctx_t *ctx, dj_coll_t *c, const char *db, const char *na
 bool dj_coll_trim_capped (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
 bool dj_coll_list (dj_ctx_t *ctx, const char *db, char ***names, int *n, bson_error_t *error);
 bool dj_db_list (dj_ctx_t *ctx, char ***names, int *n, bson_error_t *error);
-void dj_strv_free (char **v, int n);
 
 /* ---- index_spec.c ---------------------------------------------------------- */
 bool dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error);

@@ -20,28 +20,28 @@ dj_keyset_cleanup (dj_keyset_t *ks)
 }
 
 typedef struct {
-   bson_value_t *vals;
-   int n;
+   dj_vlist_t vals;
    bool array;
 } fieldvals_t;
-
-static void
-collect_value (const bson_value_t *v, void *ctx)
-{
-   fieldvals_t *f = ctx;
-   f->vals = bson_realloc (f->vals, sizeof (bson_value_t) * (size_t) (f->n + 1));
-   f->vals[f->n++] = *v;
-}
 
 static void
 collect_visit (const bson_value_t *v, void *ctx)
 {
    fieldvals_t *f = ctx;
    f->array |= v->value_type == BSON_TYPE_ARRAY;
-   if (!dj_value_each (v, collect_value, f)) {
+   if (!dj_value_each (v, dj_vlist_push, &f->vals)) {
       static const bson_value_t undefined = {.value_type = BSON_TYPE_UNDEFINED};
-      collect_value (&undefined, f); /* MongoDB indexes an empty array as undefined */
+      dj_vlist_push (&undefined, &f->vals); /* MongoDB indexes an empty array as undefined */
    }
+}
+
+static void
+fields_free (fieldvals_t *fv, int n)
+{
+   for (int i = 0; i < n; i++) {
+      bson_free (fv[i].vals.v);
+   }
+   bson_free (fv);
 }
 
 /* The values doc has at each of ix's paths (fv: ix->npaths of them, each
@@ -59,15 +59,14 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
    dj_value_from_doc (doc, false, &dv);
    for (int i = 0; i < ix->npaths; i++) {
       dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
-      if (fv[i].n) {
+      if (fv[i].vals.n) {
          *all_missing = false;
       } else {
-         fv[i].vals = bson_malloc (sizeof (bson_value_t));
-         fv[i].vals[0].value_type = BSON_TYPE_NULL;
-         fv[i].n = 1;
+         static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+         dj_vlist_push (&null_v, &fv[i].vals);
       }
       if (ix->hashed == i + 1) {
-         if (fv[i].n > 1 || fv[i].array) {
+         if (fv[i].vals.n > 1 || fv[i].array) {
             /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/ :
              * hashed indexes do not support arrays */
             bson_iter_t kp;
@@ -78,14 +77,14 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
             return dj_err (error, 16766, "Error: hashed indexes do not currently support array values. Found array at path: %s",
                            bson_iter_key (&kp));
          }
-         int64_t h = dj_value_hash64 (&fv[i].vals[0]);
-         fv[i].vals[0].value_type = BSON_TYPE_INT64;
-         fv[i].vals[0].value.v_int64 = h;
+         int64_t h = dj_value_hash64 (&fv[i].vals.v[0]);
+         fv[i].vals.v[0].value_type = BSON_TYPE_INT64;
+         fv[i].vals.v[0].value.v_int64 = h;
          continue;
       }
-      if (fv[i].n > 1 || fv[i].array) {
+      if (fv[i].vals.n > 1 || fv[i].array) {
          *multikey = true;
-         if (fv[i].n > 1) {
+         if (fv[i].vals.n > 1) {
             if (*multi >= 0) {
                return dj_err (error, 171, "cannot index parallel arrays [%s] [%s]", ix->paths[i].buf, ix->paths[*multi].buf);
             }
@@ -114,12 +113,12 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
    if (ix->sparse && all_missing) {
       goto done;
    }
-   int count = multi >= 0 ? fv[multi].n : 1;
+   int count = multi >= 0 ? (int) fv[multi].vals.n : 1;
    for (int r = 0; r < count; r++) {
       dj_buf_t k;
       dj_buf_init (&k);
       for (int i = 0; i < ix->npaths; i++) {
-         const bson_value_t *kv = &fv[i].vals[i == multi ? r : 0];
+         const bson_value_t *kv = &fv[i].vals.v[i == multi ? r : 0];
          ks->lossy |= kv->value_type == BSON_TYPE_DECIMAL128 || kv->value_type == BSON_TYPE_DOCUMENT;
          dj_key_append (&k, kv, ix->desc[i]);
       }
@@ -139,10 +138,7 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
       ks->keys[ks->n++] = k;
    }
 done:
-   for (int i = 0; i < ix->npaths; i++) {
-      bson_free (fv[i].vals);
-   }
-   bson_free (fv);
+   fields_free (fv, ix->npaths);
    if (!ok) {
       dj_keyset_cleanup (ks);
    }
@@ -177,7 +173,7 @@ key_doc (const dj_index_t *ix, const bson_t *doc, int row, bson_t *kv, dj_buf_t 
    }
    bson_iter_init (&kp, ix->key);
    for (int i = 0; i < ix->npaths && bson_iter_next (&kp); i++) {
-      const bson_value_t *v = &fv[i].vals[i == multi ? row : 0];
+      const bson_value_t *v = &fv[i].vals.v[i == multi ? row : 0];
       bson_append_value (kv, bson_iter_key (&kp), -1, v);
       if (shell) {
          if (i) {
@@ -191,10 +187,7 @@ key_doc (const dj_index_t *ix, const bson_t *doc, int row, bson_t *kv, dj_buf_t 
    if (shell) {
       dj_buf_append (shell, " }", 2);
    }
-   for (int i = 0; i < ix->npaths; i++) {
-      bson_free (fv[i].vals);
-   }
-   bson_free (fv);
+   fields_free (fv, ix->npaths);
 }
 
 void

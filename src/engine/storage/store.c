@@ -468,15 +468,6 @@ dj_coll_drop (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
    return dj_changes_record_ns (ctx, "drop", c->db, c->name, c->id, NULL, error);
 }
 
-void
-dj_strv_free (char **v, int n)
-{
-   for (int i = 0; i < n; i++) {
-      bson_free (v[i]);
-   }
-   bson_free (v);
-}
-
 static bool
 catalog_walk (dj_ctx_t *ctx, const char *db, char ***names, int *n, bool dbs, bson_error_t *error)
 {

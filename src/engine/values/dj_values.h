@@ -75,6 +75,8 @@ void dj_bsons_free (bson_t **v, size_t from, size_t to);
 void dj_append_count (bson_t *b, const char *key, int64_t n);
 /* Borrows doc's bytes: valid while doc is. */
 void dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out);
+/* Frees an owned array of n owned values (bson_value_copy'd): each, then the array. */
+void dj_values_free (bson_value_t *v, size_t n);
 /* Renders a value the way MongoDB's error messages do ({ _id: 1 }). */
 void dj_value_to_shell (const bson_value_t *v, dj_buf_t *out);
 void dj_doc_to_shell (const bson_t *doc, dj_buf_t *out);
@@ -147,6 +149,15 @@ typedef void (*dj_path_visit_fn) (const bson_value_t *v, void *ctx);
 size_t dj_value_each (const bson_value_t *v, dj_path_visit_fn fn, void *ctx);
 void dj_path_visit (const bson_value_t *doc, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn,
                     void *ctx);
+/* The values a visit reports, in order: dj_vlist_push is the visit's fn and
+ * a dj_vlist_t its ctx. The values are shallow (they borrow the visited
+ * document's bytes); the caller owns v (bson_free) and may reuse the list
+ * by setting n to 0. */
+typedef struct {
+   bson_value_t *v;
+   size_t n, cap;
+} dj_vlist_t;
+void dj_vlist_push (const bson_value_t *v, void *list);
 
 /* ---- tree.c: mutable documents ------------------------------------------ */
 struct dj_node {

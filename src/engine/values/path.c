@@ -123,6 +123,14 @@ dj_value_each (const bson_value_t *v, dj_path_visit_fn fn, void *ctx)
 }
 
 void
+dj_vlist_push (const bson_value_t *v, void *list)
+{
+   dj_vlist_t *l = list;
+   DJ_GROW (l->v, l->n, l->cap, 8);
+   l->v[l->n++] = *v;
+}
+
+void
 dj_path_visit (const bson_value_t *v, const dj_path_t *path, int from, bool expand_leaf, dj_path_visit_fn fn, void *ctx)
 {
    if (from == path->n) {

@@ -372,6 +372,15 @@ dj_append_count (bson_t *b, const char *key, int64_t n)
 }
 
 void
+dj_values_free (bson_value_t *v, size_t n)
+{
+   for (size_t i = 0; i < n; i++) {
+      bson_value_destroy (&v[i]);
+   }
+   bson_free (v);
+}
+
+void
 dj_value_from_doc (const bson_t *doc, bool is_array, bson_value_t *out)
 {
    out->value_type = is_array ? BSON_TYPE_ARRAY : BSON_TYPE_DOCUMENT;
