@@ -1,0 +1,222 @@
+"""pymongo's own synchronous test suite (the test/test_*.py modules of its
+sdist, beyond the unified spec tests pymongo_spec.py runs) against
+djongo-server -- a long suite, not part of the test command:
+
+    python3 tests/wire/pymongo_suite.py [--write docs/pymongo_suite.md] [MODULE ...]
+
+pymongo's test package comes from the sdist `bash scripts/deps.sh tests`
+unpacks into .cache/pymongo-sdist/pymongo-VERSION/ (specdata.py finds it).
+Each module runs in its own `pytest` subprocess (pymongo's test/ package
+importable, the installed pymongo under test; pymongo_suite_plugin.py
+records each test) against a fresh djongo-server started with test commands,
+pointed at it as pymongo's CI points it at a mongod: DB_IP / DB_PORT, which
+its client_context reads. A module gets MODULE_SECONDS; the tests it did
+not reach by then are counted as one error row.
+
+MODULES are the modules that test pymongo against a server; SKIPPED_MODULES
+those not run, each with its reason. The table in docs/ lists every test
+that fails with its cause (CAUSES: a regex on the test id or the failure
+message, and why); "absent feature" marks what djongo-server does not have.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from specdata import spec_root  # noqa: E402
+
+MODULE_SECONDS = 900
+
+MODULES = [
+    "test_binary.py", "test_bulk.py", "test_change_stream.py", "test_client.py",
+    "test_client_bulk_write.py", "test_client_context.py", "test_collation.py",
+    "test_collection.py", "test_comment.py", "test_common.py", "test_cursor.py",
+    "test_custom_types.py", "test_database.py", "test_decimal128.py", "test_examples.py",
+    "test_grid_file.py", "test_gridfs.py", "test_gridfs_bucket.py", "test_heartbeat_monitoring.py",
+    "test_json_util_integration.py", "test_logger.py", "test_monitor.py", "test_monitoring.py",
+    "test_operation_id_retry.py", "test_pooling.py", "test_raw_bson.py", "test_read_concern.py",
+    "test_read_preferences.py", "test_read_write_concern_spec.py", "test_retryable_reads.py",
+    "test_retryable_writes.py", "test_session.py", "test_threads.py", "test_transactions.py",
+    "test_typing.py", "test_versioned_api_integration.py", "test_auth.py",
+]
+
+SKIPPED_MODULES = {
+    # MongoDB's unified-format spec tests: tests/wire/pymongo_spec.py runs them
+    # (docs/spec_tests.md), and the test command asserts their floors
+    "test_crud_unified.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_transactions_unified.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_sessions_unified.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_retryable_reads_unified.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_retryable_writes_unified.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_index_management.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_collection_management.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_command_monitoring.py": "unified spec tests (pymongo_spec.py runs them)",
+    "test_command_logging.py": "unified spec tests (pymongo_spec.py runs them)",
+    # another topology or infrastructure a single djongo-server is not
+    "test_encryption.py": "client-side field-level encryption (libmongocrypt, mongocryptd, KMS servers)",
+    "test_on_demand_csfle.py": "client-side encryption with cloud KMS credentials",
+    "test_kms_connect.py": "KMS servers (client-side encryption)",
+    "test_kms_connect_prose.py": "KMS servers (client-side encryption)",
+    "test_auth_oidc.py": "OIDC identity providers (Atlas, cloud)",
+    "test_azure_helpers.py": "Azure instance metadata (cloud)",
+    "test_gcp_helpers.py": "GCP instance metadata (cloud)",
+    "test_ssl.py": "TLS: djongo-server listens without TLS",
+    "test_ocsp_support.py": "TLS with OCSP stapling",
+    "test_dns.py": "DNS SRV/TXT seed lists (mongodb+srv://)",
+    "test_srv_polling.py": "DNS SRV polling of a sharded cluster",
+    "test_load_balancer.py": "a load-balanced deployment",
+    "test_mongos_load_balancing.py": "several mongos routers",
+    "test_connections_survive_primary_stepdown_spec.py": "a replica set whose primary steps down (replSetStepDown)",
+    "test_replica_set_reconfig.py": "a replica set reconfigured (mocked multi-member topologies)",
+    "test_max_staleness.py": "secondaries with replication lag",
+    "test_fork.py": "forks a process holding pymongo's locks (a pymongo test, not a server one); slow",
+    "test_subinterpreters.py": "Python sub-interpreters (pymongo's own machinery)",
+}
+
+# Failures with a known cause: (regex on "id message", category, reason).
+# category "absent feature" is what djongo-server does not have; "topology"
+# what needs a deployment other than one server.
+CAUSES = [
+    (r"[Cc]hange[_ ]?[Ss]tream|\bwatch\b|\$changeStream", "absent feature",
+     "change streams ($changeStream)"),
+    (r"[Tt]imeseries|time[-_ ]series", "absent feature", "time-series collections"),
+]
+
+
+def run_module(module, server, workdir):
+    """Runs one of pymongo's test modules against a started Server; returns
+    its rows (one dict per test) and whether it ended within its time."""
+    test_dir = os.path.realpath(spec_root())
+    results = os.path.join(workdir, module + ".jsonl")
+    ini = os.path.join(workdir, "pytest.ini")
+    with open(ini, "w") as f:
+        f.write("[pytest]\n")  # pymongo's own settings want its test-only plugins
+    pyroot = os.path.join(workdir, "pyroot")
+    os.makedirs(pyroot, exist_ok=True)
+    if not os.path.exists(os.path.join(pyroot, "test")):
+        os.symlink(test_dir, os.path.join(pyroot, "test"))
+    env = dict(os.environ)
+    env.update(DB_IP="127.0.0.1", DB_PORT=str(server.port), DJONGO_SUITE_RESULTS=results,
+               PYTHONPATH=os.pathsep.join([HERE, pyroot] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
+    env.pop("LD_PRELOAD", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "pytest", "-c", ini, "--rootdir", pyroot, "-q", "-p", "no:cacheprovider",
+         "-p", "pymongo_suite_plugin", os.path.join(pyroot, "test", module)],
+        cwd=pyroot, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=MODULE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        timed_out = True
+    rows = {}
+    if os.path.exists(results):
+        with open(results) as f:
+            for line in f:
+                r = json.loads(line)
+                old = rows.get(r["id"])
+                if old is None or old["outcome"] == "passed":  # a failed teardown after a pass counts
+                    rows[r["id"]] = r
+    rows = list(rows.values())
+    if timed_out:
+        rows.append({"id": "(module)", "outcome": "error",
+                     "message": "stopped after %d s; the tests after the last one listed did not run"
+                     % MODULE_SECONDS})
+    elif not rows:
+        rows.append({"id": "(module)", "outcome": "error", "message": "no test ran: " + out[-300:].replace("\n", " ")})
+    return rows
+
+
+def counts(rows):
+    c = {k: 0 for k in ("passed", "failed", "error", "skipped")}
+    for r in rows:
+        c[r["outcome"]] += 1
+    return c
+
+
+def cause_of(row):
+    text = "%s %s" % (row["id"], row["message"])
+    for pattern, cat, why in CAUSES:
+        if re.search(pattern, text):
+            return cat, why
+    return "wrong answer", row["message"]
+
+
+def table(all_rows, seconds):
+    total = {k: 0 for k in ("passed", "failed", "error", "skipped")}
+    body = []
+    for module, rows in all_rows.items():
+        c = counts(rows)
+        for k in total:
+            total[k] += c[k]
+        ran = c["passed"] + c["failed"] + c["error"]
+        body.append("| %s | %d | %d | %d | %d | %s |" % (module, c["passed"], c["failed"], c["error"], c["skipped"],
+                                                          "%.1f" % (100.0 * c["passed"] / ran) if ran else "-"))
+    ran = total["passed"] + total["failed"] + total["error"]
+    absent = sum(1 for rows in all_rows.values() for r in rows
+                 if r["outcome"] in ("failed", "error") and cause_of(r)[0] == "absent feature")
+    out = ["# pymongo's own test suite against djongo-server", "",
+           "Generated by `python3 tests/wire/pymongo_suite.py --write docs/pymongo_suite.md` (%d s):" % seconds,
+           "the synchronous test modules of pymongo %s's sdist (test/test_*.py), each run by" % _pymongo_version(),
+           "pytest against a fresh djongo-server started with `--setParameter enableTestCommands=1`.",
+           "pymongo's harness skips what needs another deployment (sharded, load balancer,",
+           "secondaries, authentication on, encryption); those are the skipped column.", "",
+           "**Total: %d passed, %d failed, %d errors, %d skipped: %.1f%% of the %d tests that ran pass**"
+           % (total["passed"], total["failed"], total["error"], total["skipped"],
+              100.0 * total["passed"] / ran if ran else 0, ran)
+           + (" (%d of the failures are absent features)." % absent if absent else "."), "",
+           "| module | passed | failed | errors | skipped | pass % |", "|---|---|---|---|---|---|"]
+    out += body
+    out += ["", "## Modules not run", "", "| module | why |", "|---|---|"]
+    out += ["| %s | %s |" % (m, why) for m, why in sorted(SKIPPED_MODULES.items())]
+    out += ["", "## Every test that fails", "", "| module | test | outcome | cause | reason |", "|---|---|---|---|---|"]
+    cell = lambda s: str(s).replace("|", "\\|").replace("\n", " ")[:240]  # noqa: E731
+    for module, rows in all_rows.items():
+        for r in sorted(rows, key=lambda r: r["id"]):
+            if r["outcome"] in ("failed", "error"):
+                cat, why = cause_of(r)
+                out.append("| %s | %s | %s | %s | %s |" % (module, cell(r["id"]), r["outcome"], cat, cell(why)))
+    return "\n".join(out) + "\n"
+
+
+def _pymongo_version():
+    import pymongo
+    return pymongo.version
+
+
+def main(argv):
+    from conftest import Server
+    write = None
+    if argv[:1] == ["--write"]:
+        write, argv = argv[1], argv[2:]
+    modules = argv or MODULES
+    all_rows = {}
+    start = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for module in modules:
+            s = Server(os.path.join(tmp, module + "-data"), "--setParameter", "enableTestCommands=1")
+            t0 = time.time()
+            try:
+                all_rows[module] = run_module(module, s, tmp)
+            finally:
+                s.stop()
+            c = counts(all_rows[module])
+            print("%s: %d passed, %d failed, %d errors, %d skipped (%.0f s)"
+                  % (module, c["passed"], c["failed"], c["error"], c["skipped"], time.time() - t0), flush=True)
+            for r in all_rows[module]:
+                if r["outcome"] in ("failed", "error"):
+                    print("  %s %s: %s" % (r["outcome"], r["id"], r["message"][:200]), flush=True)
+    if write:
+        with open(write, "w") as f:
+            f.write(table(all_rows, int(time.time() - start)))
+        print("wrote", write)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
