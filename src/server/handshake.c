@@ -178,12 +178,16 @@ get_parameter (struct dj_server *srv, const bson_t *cmd, bson_t *reply)
 }
 
 /* The handshake's client metadata names the application (appName in the
- * connection string): the failCommand fail point can target it. */
-static void
-remember_app_name (dj_conn_t *c, const bson_t *cmd)
+ * connection string): the failCommand fail point can target it, the
+ * handshake itself included -- mongod reads the metadata before it checks
+ * its fail points, so {failCommands: ["hello"], appName: A} blocks or fails
+ * the handshakes of A's new connections (pymongo's pool tests). */
+void
+dj_handshake_note_client (dj_conn_t *c, const char *name, const bson_t *cmd)
 {
    bson_iter_t it, d;
-   if (bson_iter_init (&it, cmd) && bson_iter_find_descendant (&it, "client.application.name", &d) && BSON_ITER_HOLDS_UTF8 (&d)) {
+   if ((!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) && bson_iter_init (&it, cmd) &&
+       bson_iter_find_descendant (&it, "client.application.name", &d) && BSON_ITER_HOLDS_UTF8 (&d)) {
       snprintf (c->app_name, sizeof c->app_name, "%s", bson_iter_utf8 (&d, NULL));
    }
 }
@@ -221,7 +225,6 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    (void) db;
    if (!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) {
       bson_init (reply);
-      remember_app_name (c, cmd);
       hello (srv, c, strcmp (name, "hello") != 0, cmd, reply);
       return true;
    }

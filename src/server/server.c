@@ -124,6 +124,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    /* the fail point first: mongod's applies to the authentication
     * commands too (drivers' tests drop saslStart's connection) */
    dj_fail_action_t fa;
+   dj_handshake_note_client (c, name, cmd);
    bool fired = dj_failpoint_check (srv, c, name, &fa);
    if (fired) {
       dj_fail_action_block (&fa);

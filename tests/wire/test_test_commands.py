@@ -132,12 +132,23 @@ def test_bad_configuration_is_refused(tserver):
             c.admin.command({"configureFailPoint": "failCommand", "mode": "sometimes",
                              "data": {"failCommands": ["find"]}})
         with pytest.raises(OperationFailure):
-            c.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {"errorCode": 2}})
-        with pytest.raises(OperationFailure):
             c.admin.command({"configureFailPoint": "noSuchFailPoint", "mode": "alwaysOn"})
         with pytest.raises(OperationFailure):  # the admin database only
             c.t.command({"configureFailPoint": "failCommand", "mode": "off"})
         c.t.x.find_one()
+
+
+def test_fail_command_naming_no_command_never_fires(tserver):
+    # mongod keeps a fail point's data unchecked: a failCommand without
+    # failCommands is accepted and matches no command (pymongo's
+    # test_pool_backpressure_preserves_existing_connections relies on it)
+    with connect(tserver) as c:
+        c.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {"errorCode": 2}})
+        c.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 1},
+                         "data": {"closeConnection": True}})
+        c.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 1}})
+        assert c.t.x.find_one() is None
+        c.t.x.insert_one({})
 
 
 # ---- configureFailPoint: data options -----------------------------------------------
@@ -196,6 +207,27 @@ def test_app_name_filter(tserver):
         with pytest.raises(OperationFailure):
             a.t.x.find_one()
         a.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+
+def test_app_name_filter_applies_to_the_handshake(tserver):
+    # the hello that carries the client metadata is itself subject to a
+    # fail point naming that application: a new connection's handshake
+    # blocks past connectTimeoutMS (pymongo's test_connection_timeout_message);
+    # "hello" names pymongo's legacy "ismaster" handshake too (an alias)
+    from pymongo.errors import AutoReconnect as ConnFailure
+    with connect(tserver) as admin:
+        admin.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn",
+                             "data": {"failCommands": ["hello"], "appName": "slowHello",
+                                      "blockConnection": True, "blockTimeMS": 1000}})
+        try:
+            with connect(tserver, appName="slowHello", connectTimeoutMS=300, socketTimeoutMS=300,
+                         serverSelectionTimeoutMS=500) as c:
+                with pytest.raises(ConnFailure):
+                    c.admin.command("ping")
+            with connect(tserver, appName="other", connectTimeoutMS=300, socketTimeoutMS=300) as c:
+                c.admin.command("ping")
+        finally:
+            admin.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
 
 def test_on_primary_transactional_write(tserver):
