@@ -81,6 +81,7 @@ static const struct {
    {251, "NoSuchTransaction"},
    {256, "TransactionCommitted"},
    {262, "ExceededTimeLimit"},
+   {263, "OperationNotSupportedInTransaction"},
    {267, "PreparedTransactionInProgress"},
    {9001, "SocketException"},
    {10107, "NotWritablePrimary"},

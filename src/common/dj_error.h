@@ -71,6 +71,7 @@ enum {
    DJ_TransactionTooOld = 225,
    DJ_NoSuchTransaction = 251,
    DJ_TransactionCommitted = 256,
+   DJ_OperationNotSupportedInTransaction = 263,
    DJ_BSONObjectTooLarge = 10334,
    DJ_DuplicateKey = 11000,
    DJ_OutOfDiskSpace = 14031,

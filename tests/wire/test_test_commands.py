@@ -308,3 +308,43 @@ def test_atlas_search_commands_are_refused_as_outside_atlas(server):
                     {"aggregate": "x", "pipeline": [{"$listSearchIndexes": {}}], "cursor": {}}):
             r = c.t.command(cmd, check=False)
             assert r["code"] == 31082 and r["codeName"] == "SearchNotEnabled" and "Atlas" in r["errmsg"], r
+
+
+# ---- what a transaction may run ----------------------------------------------------
+
+def test_commands_outside_the_transaction_allowlist_are_refused(tserver):
+    # mongod runs CRUD, create/createIndexes and cursors inside a
+    # transaction; dropDatabase, drop, renameCollection, dropIndexes, count
+    # are refused with OperationNotSupportedInTransaction (263) and nothing
+    # runs; $out / $merge stages likewise; an index on a collection that
+    # exists outside the transaction too
+    # https://www.mongodb.com/docs/manual/core/transactions-operations/
+    with connect(tserver) as c:
+        c.t.x.insert_one({"_id": 1})
+        refused = [
+            lambda s: c.drop_database("t", session=s),
+            lambda s: c.t.x.drop(session=s),
+            lambda s: c.t.x.rename("y", session=s),
+            lambda s: c.t.x.drop_indexes(session=s),
+            lambda s: c.t.command("count", "x", session=s),
+            lambda s: c.t.x.aggregate([{"$out": "out"}], session=s),
+            lambda s: c.t.x.aggregate([{"$merge": "out"}], session=s),
+            lambda s: c.t.x.create_index("a", session=s),
+        ]
+        for op in refused:
+            with c.start_session() as s:
+                s.start_transaction()
+                with pytest.raises(OperationFailure) as e:
+                    op(s)
+                assert e.value.code == 263, e.value.details
+                s.abort_transaction()
+        assert c.t.list_collection_names() == ["x"] and c.t.x.find_one() == {"_id": 1}
+        assert [i["name"] for i in c.t.x.list_indexes()] == ["_id_"]
+        # allowed: CRUD, and a collection plus its index created in the transaction
+        with c.start_session() as s, s.start_transaction():
+            c.t.x.insert_one({"_id": 2}, session=s)
+            c.t.create_collection("fresh", session=s)
+            c.t.fresh.create_index("a", session=s)
+            c.t.fresh.insert_one({"a": 1}, session=s)
+        assert "a_1" in [i["name"] for i in c.t.fresh.list_indexes()]
+        assert c.t.x.count_documents({}) == 2
