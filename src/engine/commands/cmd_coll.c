@@ -527,7 +527,10 @@ append_count (bson_t *b, const char *key, int64_t n)
 bool
 dj_cmd_validate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   static const char *const known[] = {"full", "repair", "metadata", "checkBSONConformance", "background", NULL};
+   /* scandata: the old shell's validate(scandata) flag, which mongod still
+    * takes and ignores -- pymongo's Database.validate_collection sends it */
+   static const char *const known[] = {"full",       "repair",   "metadata", "checkBSONConformance",
+                                       "background", "scandata", NULL};
    dj_ctx_t ctx = {0};
    dj_coll_t *c = NULL;
    dj_coll_check_t r = {0};
