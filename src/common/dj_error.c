@@ -69,6 +69,7 @@ static const struct {
    {121, "DocumentValidationFailure"},
    {133, "FailedToSatisfyReadPreference"},
    {134, "ReadConcernMajorityNotAvailableYet"},
+   {136, "CappedPositionLost"},
    {189, "PrimarySteppedDown"},
    {197, "InvalidIndexSpecificationOption"},
    {202, "NetworkInterfaceExceededTimeLimit"},

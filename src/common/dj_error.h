@@ -68,6 +68,7 @@ enum {
    DJ_ConflictingOperationInProgress = 117,
    DJ_DocumentValidationFailure = 121,
    DJ_NotImplemented = 238,
+   DJ_CappedPositionLost = 136,
    DJ_TransactionTooOld = 225,
    DJ_NoSuchTransaction = 251,
    DJ_TransactionCommitted = 256,
