@@ -72,6 +72,8 @@ enum {
    DJ_TransactionTooOld = 225,
    DJ_NoSuchTransaction = 251,
    DJ_TransactionCommitted = 256,
+   DJ_APIVersionError = 322,
+   DJ_APIStrictError = 323,
    DJ_OperationNotSupportedInTransaction = 263,
    DJ_BSONObjectTooLarge = 10334,
    DJ_DuplicateKey = 11000,

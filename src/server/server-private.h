@@ -81,6 +81,11 @@ void dj_server_log (const struct dj_server *srv, const char *fmt, ...) BSON_GNUC
  * when the command is the engine's. */
 bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
                            bson_t *reply);
+/* handshake.c: the Stable API parameters a command declares (apiVersion,
+ * apiStrict, apiDeprecationErrors) checked as mongod does: true when the
+ * command may run, else false with reply initialised to the error.
+ * https://www.mongodb.com/docs/manual/reference/stable-api/ */
+bool dj_stable_api_check (const char *name, const bson_t *cmd, bson_t *reply);
 /* handshake.c: a hello / isMaster's client metadata noted on the connection
  * (its appName), before the fail points look at the command */
 void dj_handshake_note_client (dj_conn_t *c, const char *name, const bson_t *cmd);

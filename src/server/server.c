@@ -145,6 +145,13 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       }
       return true; /* a $clusterTime this server did not sign */
    }
+   if (!dj_stable_api_check (name, cmd, reply)) {
+      if (fired) {
+         dj_fail_action_cleanup (&fa);
+      }
+      dj_cluster_time_stamp (srv, false, reply);
+      return true;
+   }
    bool in_txn = bson_has_field (cmd, "autocommit");
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {

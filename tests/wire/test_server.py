@@ -369,3 +369,34 @@ def test_exhaust_cursor(server):
         if not flag & 2:
             break
     assert seen == list(range(5, 1000)) and flags == [True, True, False]  # 995 documents, 400 a batch
+
+
+def test_stable_api_declarations_are_checked(server):
+    """A command declaring the Stable API is checked as mongod checks it:
+    apiVersion must be "1" (APIVersionError 322), apiStrict needs an
+    apiVersion, and with apiStrict: true a command or aggregation stage
+    outside API Version 1 is refused with APIStrictError (323).
+    https://www.mongodb.com/docs/manual/reference/stable-api/"""
+    from pymongo.server_api import ServerApi
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_one({"a": 1})
+        with pytest.raises(OperationFailure) as e:
+            c.t.command({"ping": 1, "apiVersion": "2"})
+        assert e.value.code == 322
+        with pytest.raises(OperationFailure) as e:
+            c.t.command({"ping": 1, "apiStrict": True})
+        assert e.value.code == 4886600
+        assert c.t.command({"ping": 1, "apiVersion": "1"})["ok"] == 1
+        assert c.t.command({"distinct": "x", "key": "a", "apiVersion": "1"})["values"] == [1]
+    with pymongo.MongoClient(server.uri, server_api=ServerApi("1", strict=True)) as s:
+        assert s.t.x.find_one({}, {"_id": 0}) == {"a": 1}
+        assert s.t.x.count_documents({}) == 1
+        with pytest.raises(OperationFailure) as e:
+            s.t.x.distinct("a")
+        assert e.value.code == 323 and "command distinct is not in API Version 1" in str(e.value)
+        with pytest.raises(OperationFailure) as e:
+            list(s.admin.aggregate([{"$listLocalSessions": {}}]))
+        assert e.value.code == 323
+        assert [d["a"] for d in s.t.x.aggregate([{"$match": {}}, {"$project": {"a": 1}}])] == [1]
+    with pymongo.MongoClient(server.uri, server_api=ServerApi("1")) as ns:
+        assert ns.t.x.distinct("a") == [1]  # not strict: any command
