@@ -400,3 +400,23 @@ def test_stable_api_declarations_are_checked(server):
         assert [d["a"] for d in s.t.x.aggregate([{"$match": {}}, {"$project": {"a": 1}}])] == [1]
     with pymongo.MongoClient(server.uri, server_api=ServerApi("1")) as ns:
         assert ns.t.x.distinct("a") == [1]  # not strict: any command
+
+
+def test_explain_execution_stats_by_verbosity(server):
+    """explain's default verbosity is allPlansExecution: the plan is run and
+    executionStats reports what it returned (pymongo's Cursor.explain sends
+    no verbosity); "queryPlanner" only plans; an unknown verbosity is refused.
+    https://www.mongodb.com/docs/manual/reference/command/explain/"""
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_many([{"a": i} for i in range(10)])
+        e = c.t.x.find({"a": {"$gte": 4}}).skip(1).limit(3).explain()
+        st = e["executionStats"]
+        assert st["executionSuccess"] is True and st["nReturned"] == 3 and st["allPlansExecution"] == []
+        assert st["executionStages"]["stage"] == e["queryPlanner"]["winningPlan"]["stage"]
+        e = c.t.command("explain", {"count": "x", "query": {"a": {"$lt": 2}}}, verbosity="executionStats")
+        assert e["executionStats"]["nReturned"] == 2 and "allPlansExecution" not in e["executionStats"]
+        e = c.t.command("explain", {"find": "x"}, verbosity="queryPlanner")
+        assert "executionStats" not in e and e["queryPlanner"]["winningPlan"]["stage"] == "COLLSCAN"
+        with pytest.raises(OperationFailure) as err:
+            c.t.command("explain", {"find": "x"}, verbosity="everything")
+        assert err.value.code == 2
