@@ -4,6 +4,7 @@ the failCommand fail point's modes and data options), cluster time on every
 reply, and the replica-set answers about write concerns and retries.
 https://github.com/mongodb/mongo/wiki/The-%22failCommand%22-fail-point
 https://www.mongodb.com/docs/manual/reference/command/getParameter/"""
+import pymongo
 import pytest
 from bson import Timestamp
 from pymongo import MongoClient
@@ -264,6 +265,14 @@ def test_unsatisfiable_write_concern(tserver):
         r = c.t.command({"insert": "x", "documents": [{"_id": 3}], "writeConcern": {"w": "majority"}})
         assert "writeConcernError" not in r
         assert c.t.x.count_documents({}) == 3
+        # a write that fails still waits for its write concern: both in the
+        # reply, and pymongo raises the write concern error (its
+        # test_raise_write_concern_error renames onto an existing name)
+        c.t.create_collection("y")
+        r = c.admin.command({"renameCollection": "t.x", "to": "t.y", "writeConcern": {"w": 2}}, check=False)
+        assert r["ok"] == 0 and r["code"] == 48 and r["writeConcernError"]["code"] == 100
+        with pytest.raises(WriteConcernError):
+            c.t.x.with_options(write_concern=pymongo.WriteConcern(w=2)).rename("y")
 
 
 def test_write_concern_inside_a_transaction_is_refused(tserver):
