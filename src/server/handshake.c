@@ -380,26 +380,32 @@ in_api_v1 (const char *name)
    return false;
 }
 
-/* An aggregate's stage that is never in API Version 1, or NULL. */
-static const char *
-stage_outside_api_v1 (const bson_t *cmd)
+const char *
+dj_pipeline_stage_among (const bson_t *cmd, const char *const *names, size_t n)
 {
-   static const char *const never[] = {"$currentOp", "$indexStats", "$listLocalSessions", "$listSessions",
-                                       "$planCacheStats"};
    bson_iter_t it, st, stage;
    if (!bson_iter_init_find (&it, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &st)) {
       return NULL;
    }
    while (bson_iter_next (&st)) {
       if (BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &stage) && bson_iter_next (&stage)) {
-         for (size_t k = 0; k < sizeof never / sizeof never[0]; k++) {
-            if (!strcmp (never[k], bson_iter_key (&stage))) {
-               return never[k];
+         for (size_t k = 0; k < n; k++) {
+            if (!strcmp (names[k], bson_iter_key (&stage))) {
+               return names[k];
             }
          }
       }
    }
    return NULL;
+}
+
+/* An aggregate's stage that is never in API Version 1, or NULL. */
+static const char *
+stage_outside_api_v1 (const bson_t *cmd)
+{
+   static const char *const never[] = {"$currentOp", "$indexStats", "$listLocalSessions", "$listSessions",
+                                       "$planCacheStats"};
+   return dj_pipeline_stage_among (cmd, never, sizeof never / sizeof never[0]);
 }
 
 bool

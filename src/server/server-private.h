@@ -86,6 +86,9 @@ bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, 
  * command may run, else false with reply initialised to the error.
  * https://www.mongodb.com/docs/manual/reference/stable-api/ */
 bool dj_stable_api_check (const char *name, const bson_t *cmd, bson_t *reply);
+/* handshake.c: the first stage of cmd's pipeline named in names[0..n), as
+ * a pointer into names, or NULL (no pipeline, or none of them) */
+const char *dj_pipeline_stage_among (const bson_t *cmd, const char *const *names, size_t n);
 /* handshake.c: a hello / isMaster's client metadata noted on the connection
  * (its appName), before the fail points look at the command */
 void dj_handshake_note_client (dj_conn_t *c, const char *name, const bson_t *cmd);

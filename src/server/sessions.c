@@ -612,21 +612,7 @@ stage_refused_in_txn (const char *name, const bson_t *cmd)
 {
    static const char *const refused[] = {"$collStats", "$currentOp",      "$indexStats", "$listSessions",
                                          "$merge",     "$out",            "$planCacheStats"};
-   bson_iter_t it, st, stage;
-   if (strcmp (name, "aggregate") || !bson_iter_init_find (&it, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it) ||
-       !bson_iter_recurse (&it, &st)) {
-      return NULL;
-   }
-   while (bson_iter_next (&st)) {
-      if (BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &stage) && bson_iter_next (&stage)) {
-         for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
-            if (!strcmp (refused[k], bson_iter_key (&stage))) {
-               return refused[k];
-            }
-         }
-      }
-   }
-   return NULL;
+   return strcmp (name, "aggregate") ? NULL : dj_pipeline_stage_among (cmd, refused, sizeof refused / sizeof refused[0]);
 }
 
 /* Does the collection a createIndexes names exist outside any transaction
