@@ -187,6 +187,7 @@ bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_
 bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_validate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_fsync (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 /* profile.c: the profile command, and a command's entry in system.profile
  * when its database profiles it (start_ms: when it began; millis: how long) */
 bool dj_cmd_profile (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

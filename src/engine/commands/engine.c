@@ -399,6 +399,7 @@ static const struct {
    {"listDatabases", dj_cmd_list_databases},
    {"collStats", dj_cmd_coll_stats},
    {"validate", dj_cmd_validate},
+   {"fsync", dj_cmd_fsync},
    {"profile", dj_cmd_profile},
    {"dbStats", dj_cmd_db_stats},
    {"createIndexes", dj_cmd_create_indexes},
