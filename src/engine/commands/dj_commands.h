@@ -14,7 +14,7 @@
  *   cmd_read.c   find, count, distinct, explain
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
- *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate
+ *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate, fsync
  *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
