@@ -349,8 +349,8 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    }
    /* server administration we do not have: a clear CommandNotFound rather
     * than the engine's generic one */
-   if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "fsync") ||
-       !strcmp (name, "saslStart") || !strcmp (name, "authenticate")) {
+   if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "saslStart") ||
+       !strcmp (name, "authenticate")) {
       bson_init (reply);
       command_not_found (name, reply);
       return true;

@@ -103,7 +103,7 @@ CAUSES = [
      "mongod's other fail points (maxTimeAlwaysTimeOut); djongo-server has failCommand and "
      "onPrimaryTransactionalWrite"),
     (r"test_to_list_tailable", "absent feature", "the oplog (local.oplog.rs)"),
-    (r"'container'", "environment",
+    (r"'container'|'runtime': 'docker'", "environment",
      "pymongo reports the container it runs in (env.container) in its handshake, which the test does not expect"),
     (r"DNS query name does not exist", "environment", "no DNS SRV records for the test's mongodb+srv host"),
     (r"localhost:27017", "harness", "the test connects to localhost:27017 whatever DB_PORT says"),

@@ -420,3 +420,20 @@ def test_explain_execution_stats_by_verbosity(server):
         with pytest.raises(OperationFailure) as err:
             c.t.command("explain", {"find": "x"}, verbosity="everything")
         assert err.value.code == 2
+
+
+def test_fsync_flushes_and_validate_background(server):
+    """fsync answers as mongod's does (the engine flushes its committed
+    writes; lock: true is refused), so pymongo's validate_collection with
+    background=True -- which runs fsync first -- works; background with full
+    is refused (InvalidOptions).
+    https://www.mongodb.com/docs/manual/reference/command/fsync/"""
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_one({})
+        assert c.admin.command("fsync")["numFiles"] == 1
+        with pytest.raises(OperationFailure):
+            c.admin.command("fsync", lock=True)
+        assert c.t.validate_collection("x", background=True)["valid"] is True
+        with pytest.raises(OperationFailure) as e:
+            c.t.validate_collection("x", background=True, full=True)
+        assert e.value.code == 72
