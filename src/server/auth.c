@@ -687,8 +687,24 @@ dj_users_command (struct dj_server *srv, const char *db, const char *name, const
       return false;
    }
    bson_init (reply);
-   if (!srv->users) {
+   if (!srv->users && (create || !strcmp (name, "usersInfo"))) {
+      /* without --auth there are no users: usersInfo lists none, as a
+       * mongod that has none does */
+      if (!create) {
+         bson_t none;
+         BSON_APPEND_ARRAY_BEGIN (reply, "users", &none);
+         bson_append_array_end (reply, &none);
+         BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+         return true;
+      }
       fail (reply, 2, "BadValue", "users live in the users file: start djongo-server with --auth USERS-FILE");
+      return true;
+   }
+   if (!srv->users) { /* updateUser / dropUser: a user that is not there */
+      char none[300];
+      const char *who = string_field (cmd, name);
+      snprintf (none, sizeof none, "Could not find user \"%s\" for db \"%s\"", who ? who : "", db);
+      fail (reply, 11, "UserNotFound", none);
       return true;
    }
    if (!create && !update && !drop) {

@@ -142,15 +142,11 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
       }
       bson_iter_document (&it, &len, &p);
       bson_init_static (&d, p, len);
-      bson_iter_t f;
-      if (fail_command && mode != FP_OFF &&
-          (!bson_iter_init_find (&f, &d, "failCommands") || !BSON_ITER_HOLDS_ARRAY (&f))) {
-         return failure (reply, DJ_BadValue, "failCommand needs data.failCommands, an array of command names");
-      }
       data = bson_copy (&d);
-   } else if (fail_command && mode != FP_OFF) {
-      return failure (reply, DJ_BadValue, "failCommand needs data.failCommands, an array of command names");
    } else {
+      /* mongod keeps a fail point's data as given: a failCommand without
+       * data.failCommands is accepted and names no command, so it never
+       * fires (dj_failpoint_check); pymongo's pool tests configure one */
       data = bson_new (); /* onPrimaryTransactionalWrite's defaults */
    }
    dj_failpoint_t *fp = fail_command ? srv->failpoint : get_more ? srv->getmore_fp : srv->txn_write_fp;
@@ -273,7 +269,28 @@ dj_error_labels_stream (bson_t *reply)
    }
 }
 
-/* Is `name` in the array at it? */
+/* One command's names: mongod matches failCommands against the command
+ * run and its aliases (Command::hasAlias), so "hello" also names a legacy
+ * "ismaster" handshake, as pymongo's first one is. */
+static int
+alias_group (const char *name)
+{
+   static const char *const groups[][3] = {
+      {"hello", "isMaster", "ismaster"},
+      {"findAndModify", "findandmodify", NULL},
+      {"buildInfo", "buildinfo", NULL},
+   };
+   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+      for (size_t k = 0; k < 3 && groups[g][k]; k++) {
+         if (!strcmp (groups[g][k], name)) {
+            return (int) g;
+         }
+      }
+   }
+   return -1;
+}
+
+/* Does the array at it name the command `name` (or one of its aliases)? */
 static bool
 names_command (bson_iter_t *it, const char *name)
 {
@@ -281,8 +298,13 @@ names_command (bson_iter_t *it, const char *name)
    if (!bson_iter_recurse (it, &a)) {
       return false;
    }
+   int group = alias_group (name);
    while (bson_iter_next (&a)) {
-      if (BSON_ITER_HOLDS_UTF8 (&a) && !strcmp (bson_iter_utf8 (&a, NULL), name)) {
+      if (!BSON_ITER_HOLDS_UTF8 (&a)) {
+         continue;
+      }
+      const char *listed = bson_iter_utf8 (&a, NULL);
+      if (!strcmp (listed, name) || (group >= 0 && alias_group (listed) == group)) {
          return true;
       }
    }

@@ -194,12 +194,16 @@ get_parameter (struct dj_server *srv, const bson_t *cmd, bson_t *reply)
 }
 
 /* The handshake's client metadata names the application (appName in the
- * connection string): the failCommand fail point can target it. */
-static void
-remember_app_name (dj_conn_t *c, const bson_t *cmd)
+ * connection string): the failCommand fail point can target it, the
+ * handshake itself included -- mongod reads the metadata before it checks
+ * its fail points, so {failCommands: ["hello"], appName: A} blocks or fails
+ * the handshakes of A's new connections (pymongo's pool tests). */
+void
+dj_handshake_note_client (dj_conn_t *c, const char *name, const bson_t *cmd)
 {
    bson_iter_t it, d;
-   if (bson_iter_init (&it, cmd) && bson_iter_find_descendant (&it, "client.application.name", &d) && BSON_ITER_HOLDS_UTF8 (&d)) {
+   if ((!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) && bson_iter_init (&it, cmd) &&
+       bson_iter_find_descendant (&it, "client.application.name", &d) && BSON_ITER_HOLDS_UTF8 (&d)) {
       snprintf (c->app_name, sizeof c->app_name, "%s", bson_iter_utf8 (&d, NULL));
    }
 }
@@ -237,7 +241,6 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    (void) db;
    if (!strcmp (name, "hello") || !strcasecmp (name, "isMaster")) {
       bson_init (reply);
-      remember_app_name (c, cmd);
       hello (srv, c, strcmp (name, "hello") != 0, cmd, reply);
       return true;
    }
@@ -362,11 +365,93 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
    }
    /* server administration we do not have: a clear CommandNotFound rather
     * than the engine's generic one */
-   if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "fsync") ||
-       !strcmp (name, "saslStart") || !strcmp (name, "authenticate")) {
+   if (!strcmp (name, "shutdown") || !strcmp (name, "replSetGetStatus") || !strcmp (name, "saslStart") ||
+       !strcmp (name, "authenticate")) {
       bson_init (reply);
       command_not_found (name, reply);
       return true;
    }
+   return false;
+}
+
+/* ---- the Stable API ------------------------------------------------------------ */
+
+/* The commands of API Version 1 (the manual's Stable API changelog for 7.0,
+ * with the authentication commands drivers run under a declared API). */
+static bool
+in_api_v1 (const char *name)
+{
+   static const char *const v1[] = {
+      "abortTransaction", "aggregate",     "authenticate",  "collMod",     "commitTransaction", "count",
+      "create",           "createIndexes", "delete",        "drop",        "dropDatabase",      "dropIndexes",
+      "endSessions",      "explain",       "find",          "findAndModify", "getMore",         "hello",
+      "insert",           "killCursors",   "listCollections", "listDatabases", "listIndexes",   "ping",
+      "refreshSessions",  "saslContinue",  "saslStart",     "update",
+   };
+   for (size_t k = 0; k < sizeof v1 / sizeof v1[0]; k++) {
+      if (!strcmp (v1[k], name)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+const char *
+dj_pipeline_stage_among (const bson_t *cmd, const char *const *names, size_t n)
+{
+   bson_iter_t it, st, stage;
+   if (!bson_iter_init_find (&it, cmd, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &st)) {
+      return NULL;
+   }
+   while (bson_iter_next (&st)) {
+      if (BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &stage) && bson_iter_next (&stage)) {
+         for (size_t k = 0; k < n; k++) {
+            if (!strcmp (names[k], bson_iter_key (&stage))) {
+               return names[k];
+            }
+         }
+      }
+   }
+   return NULL;
+}
+
+/* An aggregate's stage that is never in API Version 1, or NULL. */
+static const char *
+stage_outside_api_v1 (const bson_t *cmd)
+{
+   static const char *const never[] = {"$currentOp", "$indexStats", "$listLocalSessions", "$listSessions",
+                                       "$planCacheStats"};
+   return dj_pipeline_stage_among (cmd, never, sizeof never / sizeof never[0]);
+}
+
+bool
+dj_stable_api_check (const char *name, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it;
+   bson_error_t e;
+   bool has_version = bson_iter_init_find (&it, cmd, "apiVersion");
+   if (has_version && !BSON_ITER_HOLDS_UTF8 (&it)) {
+      dj_err (&e, DJ_TypeMismatch, "BSON field 'apiVersion' is the wrong type, expected type 'string'");
+   } else if (has_version && strcmp (bson_iter_utf8 (&it, NULL), "1")) {
+      dj_err (&e, DJ_APIVersionError, "API version must be \"1\"");
+   } else if (!has_version && (bson_has_field (cmd, "apiStrict") || bson_has_field (cmd, "apiDeprecationErrors"))) {
+      dj_err (&e, 4886600, "Provided %s without passing apiVersion",
+              bson_has_field (cmd, "apiStrict") ? "apiStrict" : "apiDeprecationErrors");
+   } else if (!bson_iter_init_find (&it, cmd, "apiStrict") || !bson_iter_as_bool (&it)) {
+      return true;
+   } else if (!in_api_v1 (name)) {
+      dj_err (&e, DJ_APIStrictError,
+              "Provided apiStrict:true, but the command %s is not in API Version 1. Information on supported "
+              "commands and migrations in API Version 1 can be found at "
+              "https://dochub.mongodb.org/core/manual-versioned-api",
+              name);
+   } else if (!strcmp (name, "aggregate") && stage_outside_api_v1 (cmd)) {
+      dj_err (&e, DJ_APIStrictError, "%s is not allowed with 'apiStrict: true' in API Version 1",
+              stage_outside_api_v1 (cmd));
+   } else {
+      return true;
+   }
+   bson_init (reply);
+   dj_error_append_reply (&e, reply);
    return false;
 }

@@ -20,7 +20,8 @@
  *     w naming more members can never be satisfied, and a tag set the
  *     configuration does not define is unknown. mongod still applies the
  *     write and says so in writeConcernError (100
- *     UnsatisfiableWriteConcern, 79 UnknownReplWriteConcern).
+ *     UnsatisfiableWriteConcern, 79 UnknownReplWriteConcern), in the reply
+ *     of a write that failed too.
  *     https://www.mongodb.com/docs/manual/reference/write-concern/
  */
 #include <string.h>
@@ -150,9 +151,12 @@ dj_write_concern_check (const bson_t *cmd, bson_t *reply)
    bson_iter_t it, w;
    uint32_t code = 0;
    char msg[160];
-   /* only a write that succeeded waits for its write concern */
-   if (!bson_iter_init_find (&it, reply, "ok") || bson_iter_as_double (&it) != 1.0 ||
-       bson_has_field (reply, "writeConcernError") || !bson_iter_init_find (&it, cmd, "writeConcern") ||
+   /* a write that failed waits for its write concern too: mongod waits
+    * whatever the command's outcome (the client learns how durable the
+    * writes before it are), so a failed command's reply carries the
+    * writeConcernError beside its error -- drivers raise that first */
+   if (!bson_iter_init_find (&it, reply, "ok") || bson_has_field (reply, "writeConcernError") ||
+       !bson_iter_init_find (&it, cmd, "writeConcern") ||
        !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &w) || !bson_iter_find (&w, "w")) {
       return;
    }

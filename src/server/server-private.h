@@ -108,6 +108,17 @@ void dj_io_close (dj_conn_t *c);
  * when the command is the engine's. */
 bool dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const char *name, const bson_t *cmd,
                            bson_t *reply);
+/* handshake.c: the Stable API parameters a command declares (apiVersion,
+ * apiStrict, apiDeprecationErrors) checked as mongod does: true when the
+ * command may run, else false with reply initialised to the error.
+ * https://www.mongodb.com/docs/manual/reference/stable-api/ */
+bool dj_stable_api_check (const char *name, const bson_t *cmd, bson_t *reply);
+/* handshake.c: the first stage of cmd's pipeline named in names[0..n), as
+ * a pointer into names, or NULL (no pipeline, or none of them) */
+const char *dj_pipeline_stage_among (const bson_t *cmd, const char *const *names, size_t n);
+/* handshake.c: a hello / isMaster's client metadata noted on the connection
+ * (its appName), before the fail points look at the command */
+void dj_handshake_note_client (dj_conn_t *c, const char *name, const bson_t *cmd);
 
 /* auth.c: the users file (lines user:iterations:salt:StoredKey:ServerKey) */
 dj_users_t *dj_users_load (const char *path, bson_error_t *error);

@@ -64,6 +64,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    /* the fail point first: mongod's applies to the authentication
     * commands too (drivers' tests drop saslStart's connection) */
    dj_fail_action_t fa;
+   dj_handshake_note_client (c, name, cmd);
    bool fired = dj_failpoint_check (srv, c, name, &fa);
    if (fired) {
       dj_fail_action_block (&fa);
@@ -83,6 +84,13 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
          dj_fail_action_cleanup (&fa);
       }
       return true; /* a $clusterTime this server did not sign */
+   }
+   if (!dj_stable_api_check (name, cmd, reply)) {
+      if (fired) {
+         dj_fail_action_cleanup (&fa);
+      }
+      dj_cluster_time_stamp (srv, false, reply);
+      return true;
    }
    bool in_txn = bson_has_field (cmd, "autocommit");
    uint32_t t0, i0, t1, i1; /* the clock before: a write that logged a change moved it already */

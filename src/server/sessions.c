@@ -579,6 +579,66 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const ch
    session_put (s, ss);
 }
 
+/* The commands mongod runs inside a multi-document transaction (its
+ * txnCmdAllowlist): CRUD, create / createIndexes, cursors, and the
+ * transaction's own end. Any other command carrying autocommit: false --
+ * dropDatabase, drop, renameCollection, dropIndexes, count, explain... -- is
+ * refused with OperationNotSupportedInTransaction before it touches the
+ * session, so nothing runs and no transaction starts.
+ * https://www.mongodb.com/docs/manual/core/transactions-operations/ */
+static bool
+allowed_in_txn (const char *name)
+{
+   static const char *const allowed[] = {"abortTransaction", "aggregate", "commitTransaction", "create",
+                                         "createIndexes", "delete", "distinct", "find", "findAndModify",
+                                         "findandmodify", "getMore", "insert", "killCursors", "update"};
+   for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) {
+      if (!strcmp (allowed[k], name)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* An aggregate's stage a transaction cannot run (the manual's list:
+ * "excluding the following stages"), or NULL.
+ * https://www.mongodb.com/docs/manual/core/transactions-operations/#crud-operations */
+static const char *
+stage_refused_in_txn (const char *name, const bson_t *cmd)
+{
+   static const char *const refused[] = {"$collStats", "$currentOp",      "$indexStats", "$listSessions",
+                                         "$merge",     "$out",            "$planCacheStats"};
+   return strcmp (name, "aggregate") ? NULL : dj_pipeline_stage_among (cmd, refused, sizeof refused / sizeof refused[0]);
+}
+
+/* Does the collection a createIndexes names exist outside any transaction
+ * (in the committed catalog, which a transaction's own creations are not
+ * yet part of)? A read of its own: LMDB readers never wait for the
+ * transaction's writer. */
+static bool
+committed_collection (dj_engine_t *engine, const char *db, const bson_t *cmd)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, cmd, "createIndexes") || !BSON_ITER_HOLDS_UTF8 (&it)) {
+      return false;
+   }
+   bson_t q = BSON_INITIALIZER, filter, reply;
+   BSON_APPEND_INT32 (&q, "listCollections", 1);
+   BSON_APPEND_DOCUMENT_BEGIN (&q, "filter", &filter);
+   BSON_APPEND_UTF8 (&filter, "name", bson_iter_utf8 (&it, NULL));
+   bson_append_document_end (&q, &filter);
+   BSON_APPEND_BOOL (&q, "nameOnly", true);
+   bool found = false;
+   bson_iter_t f;
+   if (dj_engine_run_command (engine, db, &q, &reply) && bson_iter_init (&f, &reply) &&
+       bson_iter_find_descendant (&f, "cursor.firstBatch.0", &f)) {
+      found = true;
+   }
+   bson_destroy (&reply);
+   bson_destroy (&q);
+   return found;
+}
+
 bool
 dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
 {
@@ -624,6 +684,19 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
    }
    if (txn < 0) {
       error_reply (reply, DJ_InvalidOptions, false, "a transaction needs a txnNumber (got %lld)", txn);
+      return true;
+   }
+   if (!allowed_in_txn (name)) {
+      bson_error_t e;
+      if (!strcmp (name, "count")) { /* mongod points to countDocuments' way */
+         dj_err (&e, DJ_OperationNotSupportedInTransaction,
+                 "Cannot run 'count' in a multi-document transaction. Please see "
+                 "http://dochub.mongodb.org/core/transaction-count for a recommended alternative.");
+      } else {
+         dj_err (&e, DJ_OperationNotSupportedInTransaction, "Cannot run '%s' in a multi-document transaction.", name);
+      }
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
       return true;
    }
    session_t *ss = session_get (s, id, true);
@@ -687,7 +760,31 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       goto done;
    }
    bool ok;
-   if (bson_has_field (cmd, "writeConcern")) {
+   const char *stage = stage_refused_in_txn (name, cmd);
+   if (!strcmp (name, "createIndexes") && committed_collection (s->engine, db, cmd)) {
+      /* indexes in a transaction only on a collection it creates: "a
+       * non-existing collection ... or a new empty collection created
+       * earlier in the same transaction"; an index on one that exists
+       * outside it is refused and the transaction aborted
+       * https://www.mongodb.com/docs/manual/core/transactions/#create-collections-and-indexes-in-a-transaction */
+      bson_error_t e;
+      bson_iter_init_find (&it, cmd, "createIndexes"); /* a string: committed_collection checked */
+      dj_err (&e, DJ_OperationNotSupportedInTransaction,
+              "Cannot create new indexes on existing collection %s.%s in a multi-document transaction.", db,
+              bson_iter_utf8 (&it, NULL));
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
+      ok = false;
+   } else if (stage) {
+      /* refused as the pipeline is parsed, inside the transaction: the
+       * failure aborts it, as any failed command of it does */
+      bson_error_t e;
+      dj_err (&e, DJ_OperationNotSupportedInTransaction,
+              "Stage not supported inside of a multi-document transaction: %s", stage);
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
+      ok = false;
+   } else if (bson_has_field (cmd, "writeConcern")) {
       /* a transaction's write concern is commitTransaction's alone; the
        * failure aborts the transaction, as any failed command of it does
        * https://www.mongodb.com/docs/manual/core/transactions/#transactions-and-write-concern */

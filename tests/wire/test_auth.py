@@ -141,6 +141,24 @@ def test_cursors_belong_to_the_user_who_opened_them(auth_server):
         assert a.db.command("killCursors", "c", cursors=[first, second])["cursorsKilled"] == [first, second]
 
 
+def test_without_auth_there_are_no_users(server):
+    """Without --auth no user exists: usersInfo lists none and updateUser /
+    dropUser find none (UserNotFound), as on a mongod that has no users;
+    createUser is refused (users live in the users file --auth names)."""
+    with pymongo.MongoClient(server.uri) as c:
+        assert c.admin.command("usersInfo", 1)["users"] == []
+        assert c.t.command("usersInfo", "nobody")["users"] == []
+        with pytest.raises(OperationFailure) as e:
+            c.admin.command("dropUser", "nobody")
+        assert e.value.code == 11
+        with pytest.raises(OperationFailure) as e:
+            c.admin.command("updateUser", "nobody", pwd="x")
+        assert e.value.code == 11
+        with pytest.raises(OperationFailure) as e:
+            c.admin.command("createUser", "somebody", pwd="x", roles=[])
+        assert e.value.code == 2
+
+
 def test_user_management_commands(auth_server, tmp_path):
     """createUser, updateUser, dropUser and usersInfo work on the users file
     (SCRAM keys; a change is written and taken at once), as a driver and

@@ -369,3 +369,71 @@ def test_exhaust_cursor(server):
         if not flag & 2:
             break
     assert seen == list(range(5, 1000)) and flags == [True, True, False]  # 995 documents, 400 a batch
+
+
+def test_stable_api_declarations_are_checked(server):
+    """A command declaring the Stable API is checked as mongod checks it:
+    apiVersion must be "1" (APIVersionError 322), apiStrict needs an
+    apiVersion, and with apiStrict: true a command or aggregation stage
+    outside API Version 1 is refused with APIStrictError (323).
+    https://www.mongodb.com/docs/manual/reference/stable-api/"""
+    from pymongo.server_api import ServerApi
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_one({"a": 1})
+        with pytest.raises(OperationFailure) as e:
+            c.t.command({"ping": 1, "apiVersion": "2"})
+        assert e.value.code == 322
+        with pytest.raises(OperationFailure) as e:
+            c.t.command({"ping": 1, "apiStrict": True})
+        assert e.value.code == 4886600
+        assert c.t.command({"ping": 1, "apiVersion": "1"})["ok"] == 1
+        assert c.t.command({"distinct": "x", "key": "a", "apiVersion": "1"})["values"] == [1]
+    with pymongo.MongoClient(server.uri, server_api=ServerApi("1", strict=True)) as s:
+        assert s.t.x.find_one({}, {"_id": 0}) == {"a": 1}
+        assert s.t.x.count_documents({}) == 1
+        with pytest.raises(OperationFailure) as e:
+            s.t.x.distinct("a")
+        assert e.value.code == 323 and "command distinct is not in API Version 1" in str(e.value)
+        with pytest.raises(OperationFailure) as e:
+            list(s.admin.aggregate([{"$listLocalSessions": {}}]))
+        assert e.value.code == 323
+        assert [d["a"] for d in s.t.x.aggregate([{"$match": {}}, {"$project": {"a": 1}}])] == [1]
+    with pymongo.MongoClient(server.uri, server_api=ServerApi("1")) as ns:
+        assert ns.t.x.distinct("a") == [1]  # not strict: any command
+
+
+def test_explain_execution_stats_by_verbosity(server):
+    """explain's default verbosity is allPlansExecution: the plan is run and
+    executionStats reports what it returned (pymongo's Cursor.explain sends
+    no verbosity); "queryPlanner" only plans; an unknown verbosity is refused.
+    https://www.mongodb.com/docs/manual/reference/command/explain/"""
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_many([{"a": i} for i in range(10)])
+        e = c.t.x.find({"a": {"$gte": 4}}).skip(1).limit(3).explain()
+        st = e["executionStats"]
+        assert st["executionSuccess"] is True and st["nReturned"] == 3 and st["allPlansExecution"] == []
+        assert st["executionStages"]["stage"] == e["queryPlanner"]["winningPlan"]["stage"]
+        e = c.t.command("explain", {"count": "x", "query": {"a": {"$lt": 2}}}, verbosity="executionStats")
+        assert e["executionStats"]["nReturned"] == 2 and "allPlansExecution" not in e["executionStats"]
+        e = c.t.command("explain", {"find": "x"}, verbosity="queryPlanner")
+        assert "executionStats" not in e and e["queryPlanner"]["winningPlan"]["stage"] == "COLLSCAN"
+        with pytest.raises(OperationFailure) as err:
+            c.t.command("explain", {"find": "x"}, verbosity="everything")
+        assert err.value.code == 2
+
+
+def test_fsync_flushes_and_validate_background(server):
+    """fsync answers as mongod's does (the engine flushes its committed
+    writes; lock: true is refused), so pymongo's validate_collection with
+    background=True -- which runs fsync first -- works; background with full
+    is refused (InvalidOptions).
+    https://www.mongodb.com/docs/manual/reference/command/fsync/"""
+    with pymongo.MongoClient(server.uri) as c:
+        c.t.x.insert_one({})
+        assert c.admin.command("fsync")["numFiles"] == 1
+        with pytest.raises(OperationFailure):
+            c.admin.command("fsync", lock=True)
+        assert c.t.validate_collection("x", background=True)["valid"] is True
+        with pytest.raises(OperationFailure) as e:
+            c.t.validate_collection("x", background=True, full=True)
+        assert e.value.code == 72

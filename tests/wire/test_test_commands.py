@@ -4,6 +4,7 @@ the failCommand fail point's modes and data options), cluster time on every
 reply, and the replica-set answers about write concerns and retries.
 https://github.com/mongodb/mongo/wiki/The-%22failCommand%22-fail-point
 https://www.mongodb.com/docs/manual/reference/command/getParameter/"""
+import pymongo
 import pytest
 from bson import Timestamp
 from pymongo import MongoClient
@@ -132,12 +133,23 @@ def test_bad_configuration_is_refused(tserver):
             c.admin.command({"configureFailPoint": "failCommand", "mode": "sometimes",
                              "data": {"failCommands": ["find"]}})
         with pytest.raises(OperationFailure):
-            c.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {"errorCode": 2}})
-        with pytest.raises(OperationFailure):
             c.admin.command({"configureFailPoint": "noSuchFailPoint", "mode": "alwaysOn"})
         with pytest.raises(OperationFailure):  # the admin database only
             c.t.command({"configureFailPoint": "failCommand", "mode": "off"})
         c.t.x.find_one()
+
+
+def test_fail_command_naming_no_command_never_fires(tserver):
+    # mongod keeps a fail point's data unchecked: a failCommand without
+    # failCommands is accepted and matches no command (pymongo's
+    # test_pool_backpressure_preserves_existing_connections relies on it)
+    with connect(tserver) as c:
+        c.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn", "data": {"errorCode": 2}})
+        c.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 1},
+                         "data": {"closeConnection": True}})
+        c.admin.command({"configureFailPoint": "failCommand", "mode": {"times": 1}})
+        assert c.t.x.find_one() is None
+        c.t.x.insert_one({})
 
 
 # ---- configureFailPoint: data options -----------------------------------------------
@@ -198,6 +210,27 @@ def test_app_name_filter(tserver):
         a.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
 
+def test_app_name_filter_applies_to_the_handshake(tserver):
+    # the hello that carries the client metadata is itself subject to a
+    # fail point naming that application: a new connection's handshake
+    # blocks past connectTimeoutMS (pymongo's test_connection_timeout_message);
+    # "hello" names pymongo's legacy "ismaster" handshake too (an alias)
+    from pymongo.errors import AutoReconnect as ConnFailure
+    with connect(tserver) as admin:
+        admin.admin.command({"configureFailPoint": "failCommand", "mode": "alwaysOn",
+                             "data": {"failCommands": ["hello"], "appName": "slowHello",
+                                      "blockConnection": True, "blockTimeMS": 1000}})
+        try:
+            with connect(tserver, appName="slowHello", connectTimeoutMS=300, socketTimeoutMS=300,
+                         serverSelectionTimeoutMS=500) as c:
+                with pytest.raises(ConnFailure):
+                    c.admin.command("ping")
+            with connect(tserver, appName="other", connectTimeoutMS=300, socketTimeoutMS=300) as c:
+                c.admin.command("ping")
+        finally:
+            admin.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+
 def test_on_primary_transactional_write(tserver):
     with MongoClient(tserver.uri, directConnection=True) as c:  # retryable writes on
         c.admin.command({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": {"times": 1}})
@@ -232,6 +265,14 @@ def test_unsatisfiable_write_concern(tserver):
         r = c.t.command({"insert": "x", "documents": [{"_id": 3}], "writeConcern": {"w": "majority"}})
         assert "writeConcernError" not in r
         assert c.t.x.count_documents({}) == 3
+        # a write that fails still waits for its write concern: both in the
+        # reply, and pymongo raises the write concern error (its
+        # test_raise_write_concern_error renames onto an existing name)
+        c.t.create_collection("y")
+        r = c.admin.command({"renameCollection": "t.x", "to": "t.y", "writeConcern": {"w": 2}}, check=False)
+        assert r["ok"] == 0 and r["code"] == 48 and r["writeConcernError"]["code"] == 100
+        with pytest.raises(WriteConcernError):
+            c.t.x.with_options(write_concern=pymongo.WriteConcern(w=2)).rename("y")
 
 
 def test_write_concern_inside_a_transaction_is_refused(tserver):
@@ -276,3 +317,43 @@ def test_atlas_search_commands_are_refused_as_outside_atlas(server):
                     {"aggregate": "x", "pipeline": [{"$listSearchIndexes": {}}], "cursor": {}}):
             r = c.t.command(cmd, check=False)
             assert r["code"] == 31082 and r["codeName"] == "SearchNotEnabled" and "Atlas" in r["errmsg"], r
+
+
+# ---- what a transaction may run ----------------------------------------------------
+
+def test_commands_outside_the_transaction_allowlist_are_refused(tserver):
+    # mongod runs CRUD, create/createIndexes and cursors inside a
+    # transaction; dropDatabase, drop, renameCollection, dropIndexes, count
+    # are refused with OperationNotSupportedInTransaction (263) and nothing
+    # runs; $out / $merge stages likewise; an index on a collection that
+    # exists outside the transaction too
+    # https://www.mongodb.com/docs/manual/core/transactions-operations/
+    with connect(tserver) as c:
+        c.t.x.insert_one({"_id": 1})
+        refused = [
+            lambda s: c.drop_database("t", session=s),
+            lambda s: c.t.x.drop(session=s),
+            lambda s: c.t.x.rename("y", session=s),
+            lambda s: c.t.x.drop_indexes(session=s),
+            lambda s: c.t.command("count", "x", session=s),
+            lambda s: c.t.x.aggregate([{"$out": "out"}], session=s),
+            lambda s: c.t.x.aggregate([{"$merge": "out"}], session=s),
+            lambda s: c.t.x.create_index("a", session=s),
+        ]
+        for op in refused:
+            with c.start_session() as s:
+                s.start_transaction()
+                with pytest.raises(OperationFailure) as e:
+                    op(s)
+                assert e.value.code == 263, e.value.details
+                s.abort_transaction()
+        assert c.t.list_collection_names() == ["x"] and c.t.x.find_one() == {"_id": 1}
+        assert [i["name"] for i in c.t.x.list_indexes()] == ["_id_"]
+        # allowed: CRUD, and a collection plus its index created in the transaction
+        with c.start_session() as s, s.start_transaction():
+            c.t.x.insert_one({"_id": 2}, session=s)
+            c.t.create_collection("fresh", session=s)
+            c.t.fresh.create_index("a", session=s)
+            c.t.fresh.insert_one({"a": 1}, session=s)
+        assert "a_1" in [i["name"] for i in c.t.fresh.list_indexes()]
+        assert c.t.x.count_documents({}) == 2

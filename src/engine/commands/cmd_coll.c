@@ -1,6 +1,6 @@
 /*
  * cmd_coll.c -- collections and databases: create, collMod, drop, dropDatabase, validate,
- * renameCollection, listCollections, listDatabases, collStats, dbStats (views:
+ * renameCollection, listCollections, listDatabases, collStats, dbStats, fsync (views:
  * view.c).
  */
 #include "dj_commands.h"
@@ -595,12 +595,22 @@ done:
 bool
 dj_cmd_validate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   static const char *const known[] = {"full", "repair", "metadata", "checkBSONConformance", "background", NULL};
+   /* scandata: the old shell's validate(scandata) flag, which mongod still
+    * takes and ignores -- pymongo's Database.validate_collection sends it */
+   static const char *const known[] = {"full",       "repair",   "metadata", "checkBSONConformance",
+                                       "background", "scandata", NULL};
    dj_ctx_t ctx = {0};
    dj_coll_t *c = NULL;
    dj_coll_check_t r = {0};
    bool ok = false;
 
+   bson_iter_t bg, full;
+   if (bson_iter_init_find (&bg, cmd, "background") && bson_iter_as_bool (&bg) &&
+       bson_iter_init_find (&full, cmd, "full") && bson_iter_as_bool (&full)) {
+      /* a background validation reads a checkpoint; a full one cannot */
+      return dj_err (error, DJ_InvalidOptions,
+                     "Running the validate command with both { background: true } and { full: true } is not supported.");
+   }
    if (!dj_cmd_open (e, db, cmd, known, false, "Collection '%s.%s' does not exist to validate.", NULL, &ctx, &c, error) ||
        !dj_coll_check (&ctx, c, &r, error)) {
       goto done;
@@ -728,4 +738,31 @@ dj_cmd_db_stats (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
    ok = true;
 done:
    return dj_cmd_end_db (&ctx, names, n, ok, error);
+}
+
+/* fsync: every committed write flushed to disk (a server started with
+ * --nosync defers that to the OS), {numFiles: 1} as mongod answers. Only
+ * on the admin database. lock: true -- blocking writes until fsyncUnlock --
+ * is not supported: refused rather than answered as if writes were held.
+ * https://www.mongodb.com/docs/manual/reference/command/fsync/ */
+bool
+dj_cmd_fsync (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   static const char *const known[] = {"lock", "fsyncLockAcquisitionTimeoutMillis", "async", NULL};
+   bson_iter_t it;
+   if (!dj_cmd_check_fields (cmd, known, error)) {
+      return false;
+   }
+   if (strcmp (db, "admin")) {
+      return dj_err (error, DJ_Unauthorized, "fsync may only be run against the admin database.");
+   }
+   if (bson_iter_init_find (&it, cmd, "lock") && bson_iter_as_bool (&it)) {
+      return dj_err (error, DJ_NotImplemented, "fsync with lock: true (fsyncLock) is not supported by the embedded engine");
+   }
+   if (!dj_storage_flush (e, error)) {
+      return false;
+   }
+   BSON_APPEND_INT32 (reply, "numFiles", 1);
+   BSON_APPEND_DOUBLE (reply, "ok", 1.0);
+   return true;
 }

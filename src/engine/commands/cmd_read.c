@@ -511,8 +511,61 @@ done:
    return ok;
 }
 
+/* explain's executionStats (verbosity "executionStats", or the default
+ * "allPlansExecution"): the plan run to its end, what it returned and how
+ * long it took. A find or count explained is run; a write explained is
+ * not, so it reports none. Only the
+ * one plan djongo considers runs, so allPlansExecution is empty, as
+ * mongod's is when a single plan was a candidate.
+ * https://www.mongodb.com/docs/manual/reference/explain-results/#executionstats */
+static bool
+append_execution_stats (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const char *verb, const bson_t *inner,
+                        int hint, bool all_plans, const bson_t *plan, bson_t *reply, bson_error_t *error)
+{
+   if (strcmp (verb, "find") && strcmp (verb, "count")) {
+      return true; /* (an aggregate's stats belong in its stages, per stage: not kept here) */
+   }
+   int64_t start = dj_now_ms (), skip = 0, limit = 0;
+   bool has;
+   count_t cnt = {0};
+   if (!dj_cmd_get_int64 (inner, "skip", &skip, &has, error) || !dj_cmd_get_int64 (inner, "limit", &limit, &has, error)) {
+      return false;
+   }
+   if (c && (hint >= 0 || hint == DJ_HINT_NATURAL)
+          ? !dj_plan_scan_hinted (ctx, c, hint >= 0 ? hint : -1, NULL, NULL, m, NULL, 0, count_fn, &cnt, error)
+          : c && !dj_plan_scan (ctx, c, m, false, 0, count_fn, &cnt, error)) {
+      return false;
+   }
+   int64_t n = cnt.n - (skip > 0 ? skip : 0);
+   if (n < 0) {
+      n = 0;
+   }
+   if (limit && n > (limit < 0 ? -limit : limit)) {
+      n = limit < 0 ? -limit : limit;
+   }
+   bson_t st, stages, none;
+   bson_iter_t it;
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "executionStats", &st);
+   BSON_APPEND_BOOL (&st, "executionSuccess", true);
+   BSON_APPEND_INT64 (&st, "nReturned", n);
+   BSON_APPEND_INT64 (&st, "executionTimeMillis", dj_now_ms () - start);
+   BSON_APPEND_DOCUMENT_BEGIN (&st, "executionStages", &stages);
+   if (bson_iter_init_find (&it, plan, "stage") && BSON_ITER_HOLDS_UTF8 (&it)) {
+      BSON_APPEND_UTF8 (&stages, "stage", bson_iter_utf8 (&it, NULL));
+   }
+   BSON_APPEND_INT64 (&stages, "nReturned", n);
+   bson_append_document_end (&st, &stages);
+   if (all_plans) {
+      BSON_APPEND_ARRAY_BEGIN (&st, "allPlansExecution", &none);
+      bson_append_array_end (&st, &none);
+   }
+   bson_append_document_end (reply, &st);
+   return true;
+}
+
 /* explain: {explain: {find|count|delete|update ...}, verbosity} -> the plan
- * in MongoDB's queryPlanner shape.
+ * in MongoDB's queryPlanner shape, and with a verbosity other than
+ * "queryPlanner" (the default is "allPlansExecution") its executionStats.
  * https://www.mongodb.com/docs/manual/reference/command/explain/ */
 bool
 dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -534,6 +587,16 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    }
    if (!bson_iter_init (&it, &inner) || !bson_iter_next (&it)) {
       return dj_err (error, DJ_FailedToParse, "explain command requires a nested object");
+   }
+   const char *verbosity = "allPlansExecution";
+   bson_iter_t vit;
+   if (bson_iter_init_find (&vit, cmd, "verbosity")) {
+      verbosity = BSON_ITER_HOLDS_UTF8 (&vit) ? bson_iter_utf8 (&vit, NULL) : "";
+      if (strcmp (verbosity, "queryPlanner") && strcmp (verbosity, "executionStats") &&
+          strcmp (verbosity, "allPlansExecution")) {
+         return dj_err (error, DJ_BadValue, "Enumeration value '%s' for field 'verbosity' is not a valid value.",
+                        verbosity);
+      }
    }
    const char *verb = bson_iter_key (&it);
    if (!dj_cmd_collection (&inner, &name, error) || !dj_ns_valid (db, name, error)) {
@@ -599,6 +662,21 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    dj_plan_explain (c, m, sort, hint == DJ_HINT_NATURAL ? DJ_PLAN_COLLSCAN : hint, &plan);
    bson_append_document_end (&qp, &plan);
    BSON_APPEND_DOCUMENT (reply, "queryPlanner", &qp);
+   if (strcmp (verbosity, "queryPlanner")) {
+      bson_iter_t wp;
+      bson_t winning;
+      const uint8_t *wd;
+      uint32_t wl;
+      bson_iter_init_find (&wp, &qp, "winningPlan");
+      bson_iter_document (&wp, &wl, &wd);
+      bson_init_static (&winning, wd, wl);
+      if (!append_execution_stats (&ctx, c, m, verb, &inner, hint, !strcmp (verbosity, "allPlansExecution"), &winning,
+                                   reply, error)) {
+         bson_destroy (&qp);
+         bson_free (ns);
+         goto done;
+      }
+   }
    if (pipeline_from >= 0) {
       /* mongod's shape for a pipeline: the $cursor stage that reads the
        * collection, then the stages that run over its documents */

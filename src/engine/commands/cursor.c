@@ -284,6 +284,22 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
          c = dj_coll_load (&ctx, tail->db, tail->coll, error);
          ok = c || !error->code;
       }
+      if (ok && c && tail->last_rid) {
+         /* the record the cursor stopped at is gone (a capped collection
+          * rolled over it, or it was deleted): the cursor is dead, there is
+          * no "after" it to go on from
+          * https://www.mongodb.com/docs/manual/core/tailable-cursors/ */
+         bson_t doc;
+         bson_error_t miss = {0};
+         if (!dj_record_get (&ctx, c, tail->last_rid, &doc, &miss)) {
+            ok = miss.domain == DJ_DOMAIN_STORAGE && miss.code == (uint32_t) MDB_NOTFOUND
+                    ? dj_err (error, DJ_CappedPositionLost,
+                              "CollectionScan died due to position in capped collection being deleted. Last seen "
+                              "record id: RecordId(%" PRIu64 ")",
+                              tail->last_rid)
+                    : (*error = miss, false);
+         }
+      }
       if (ok && c) {
          ok = dj_plan_scan_after (&ctx, c, tail->last_rid, m, dj_matches_add, &t, error) && !t.failed;
       }
@@ -423,15 +439,17 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       c->docs = more;
       c->n = nmore;
       c->pos = 0;
+      if (!got) {
+         /* a getMore that fails ends its cursor, as mongod's does (a
+          * driver takes CappedPositionLost as the cursor's end) */
+         cursor_free (c);
+         bson_free (ns);
+         return false;
+      }
       pthread_mutex_lock (&e->cursors_mu);
       c->next = e->cursors;
       e->cursors = c;
       pp = &e->cursors;
-      if (!got) {
-         pthread_mutex_unlock (&e->cursors_mu);
-         bson_free (ns);
-         return false;
-      }
    }
    size_t end = batch_end (c->docs, c->pos, c->n, batch);
    bool done = end >= c->n && !c->tail;

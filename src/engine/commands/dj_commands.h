@@ -14,7 +14,7 @@
  *   cmd_read.c   find, count, distinct, explain
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
- *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate
+ *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate, fsync
  *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
  *   cursor.c     open cursors, getMore, killCursors
@@ -225,6 +225,7 @@ bool dj_cmd_list_collections (dj_engine_t *, const char *, const bson_t *, bson_
 bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_validate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+bool dj_cmd_fsync (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 /* profile.c: the profile command, and a command's entry in system.profile
  * when its database profiles it (start_ms: when it began; millis: how long) */
 bool dj_cmd_profile (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -399,6 +399,7 @@ static const struct {
    {"listDatabases", dj_cmd_list_databases},
    {"collStats", dj_cmd_coll_stats},
    {"validate", dj_cmd_validate},
+   {"fsync", dj_cmd_fsync},
    {"profile", dj_cmd_profile},
    {"dbStats", dj_cmd_db_stats},
    {"createIndexes", dj_cmd_create_indexes},
@@ -430,6 +431,31 @@ snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
       }
    }
    return dj_err (error, DJ_InvalidOptions, "Command %s does not support { readConcern: { level: \"snapshot\" } }", name);
+}
+
+/* readConcern.level names one of MongoDB's five levels; any other string
+ * (or a level that is not a string) is refused before the command runs,
+ * as mongod parses read concerns: clients rely on the server for it
+ * (pymongo's ReadConcern("unknown") is sent as given).
+ * https://www.mongodb.com/docs/manual/reference/read-concern/#read-concern-levels */
+static bool
+read_concern_level_ok (const bson_t *cmd, bson_error_t *error)
+{
+   static const char *const levels[] = {"local", "majority", "linearizable", "available", "snapshot"};
+   bson_iter_t it, level;
+   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) ||
+       !bson_iter_recurse (&it, &level) || !bson_iter_find (&level, "level")) {
+      return true;
+   }
+   if (BSON_ITER_HOLDS_UTF8 (&level)) {
+      for (size_t k = 0; k < sizeof levels / sizeof levels[0]; k++) {
+         if (!strcmp (levels[k], bson_iter_utf8 (&level, NULL))) {
+            return true;
+         }
+      }
+   }
+   return dj_err (error, DJ_FailedToParse,
+                  "readConcern.level must be either 'local', 'majority', 'linearizable', 'available', or 'snapshot'");
 }
 
 static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply);
@@ -482,7 +508,7 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    }
    const char *name = bson_iter_key (&it);
    bool handled;
-   if (!in_txn && !snapshot_allowed (name, cmd, &error)) {
+   if (!read_concern_level_ok (cmd, &error) || (!in_txn && !snapshot_allowed (name, cmd, &error))) {
       goto fail;
    }
    if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {

@@ -122,6 +122,9 @@ struct dj_engine {
  * other handles on the same directory. dj_storage_close releases it. */
 bool dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *opts, bson_error_t *error);
 void dj_storage_close (dj_engine_t *e);
+/* Flushes every committed write of e's data directory to disk, even when it
+ * was opened without syncing commits (DJ_ENGINE_NOSYNC): the fsync command. */
+bool dj_storage_flush (dj_engine_t *e, bson_error_t *error);
 
 /* ---- txn.c: one command's transaction, and callers' transactions ---------- */
 /* Begins the transaction one command runs in. Inside a caller's transaction

@@ -247,3 +247,10 @@ dj_env_snapshot_writer_release (dj_engine_t *e)
    pthread_mutex_unlock (&env->writer_mu);
 }
 
+
+bool
+dj_storage_flush (dj_engine_t *e, bson_error_t *error)
+{
+   int rc = mdb_env_sync (e->env, 1); /* forced: also under MDB_NOSYNC (--nosync) */
+   return rc == 0 || dj_lmdb_error (rc, error, "fsync");
+}

@@ -70,6 +70,12 @@ dj_collation_parse (const bson_value_t *spec, const dj_collation_t **out, bson_e
    if (spec->value_type != BSON_TYPE_DOCUMENT) {
       return dj_err (error, DJ_TypeMismatch, "collation must be an object");
    }
+   if (spec->value.v_doc.data_len <= 5) {
+      /* collation: {} is no collation: mongod parses a collation only when
+       * the document is not empty, so {} means the collection's default
+       * (drivers send it when given an empty one) */
+      return true;
+   }
    bson_iter_init_from_data (&it, spec->value.v_doc.data, spec->value.v_doc.data_len);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
