@@ -160,7 +160,11 @@ class MongoCache(BaseCache):
 
     def _maybe_cull(self, adding):
         """Before ADDING keys: DatabaseCache's rule, the count taken before the write."""
-        num = self._run({"count": self._collection}, write=False)["n"]
+        # an aggregation, not the count command, which MongoDB refuses inside
+        # a transaction (an atomic() block)
+        rows = self._run({"aggregate": self._collection, "pipeline": [{"$count": "n"}], "cursor": {}},
+                         write=False)["cursor"]["firstBatch"]
+        num = rows[0]["n"] if rows else 0
         if num + adding - 1 <= self._max_entries:
             return
         if self._cull_frequency == 0:

@@ -302,8 +302,12 @@ remember_cursor (dj_transport_t *t, int64_t id, uint32_t server_id)
 }
 
 /* Retryable writes (https://github.com/mongodb/specifications/blob/master/source/retryable-writes/retryable-writes.md):
- * an insert, an update or delete of single documents, or a findAndModify,
- * with an acknowledged write concern and retryWrites on (the default). */
+ * an insert, an update or delete of single documents, with an
+ * acknowledged write concern and retryWrites on (the default). Not
+ * findAndModify: libmongoc's write command makes that one retryable
+ * itself, numbering it from the session's own counter -- which, on our
+ * session, repeated a number this transport had already used, and the
+ * server answered with the earlier write's reply. */
 static bool
 is_retryable_write (dj_transport_t *t, const bson_t *cmd)
 {
@@ -320,7 +324,7 @@ is_retryable_write (dj_transport_t *t, const bson_t *cmd)
    }
    bool update = !strcmp (name, "update"), del = !strcmp (name, "delete");
    if (!update && !del) {
-      return !strcmp (name, "insert") || !strcmp (name, "findAndModify");
+      return !strcmp (name, "insert");
    }
    /* updateMany / deleteMany (multi: true, limit: 0) are not retryable */
    if (bson_iter_init_find (&stmts, cmd, update ? "updates" : "deletes") && BSON_ITER_HOLDS_ARRAY (&stmts) &&

@@ -167,3 +167,20 @@ def test_django_settings_options_end_to_end(test_server):
     p = subprocess.run([sys.executable, "-c", DJANGO.replace('call_command("migrate", verbosity=0)', "")],
                        env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode != 0 and "failCommand" in p.stderr, p.stderr
+
+
+def test_retryable_writes_never_reuse_a_transaction_number(server):
+    # the transport numbers its retryable writes on one session; libmongoc
+    # numbers findAndModify itself: on the same session that repeated the
+    # number of the update before it, and the server answered the
+    # findAndModify with the update's recorded reply (djongo.cache's incr
+    # after set_many found no key)
+    with driver.connect(server.uri, db="d", autocommit=True) as c:
+        up = {"update": "t", "updates": [{"q": {"_id": 1}, "u": {"$set": {"v": 1}}, "upsert": True}]}
+        assert c.command(up)["n"] == 1
+        fam = c.command({"findAndModify": "t", "query": {"_id": 1}, "update": {"$inc": {"v": 5}}, "new": True})
+        assert fam["value"] == {"_id": 1, "v": 6}
+        assert c.command({"insert": "t", "documents": [{"_id": 2}]})["n"] == 1
+        fam = c.command({"findAndModify": "t", "query": {"_id": 2}, "remove": True})
+        assert fam["value"] == {"_id": 2}
+        assert c.command({"count": "t"})["n"] == 1
