@@ -60,6 +60,19 @@ mkdir_parents (const char *path)
    return mkdir (buf, 0700) == 0 || errno == EEXIST;
 }
 
+/* Frees e and what it holds (LMDB's environment, if opened). */
+static void
+env_free (struct dj_env *e)
+{
+   if (e->env) {
+      mdb_env_close (e->env);
+   }
+   pthread_mutex_destroy (&e->writer_mu);
+   pthread_mutex_destroy (&e->clock.mu);
+   bson_free (e->realpath);
+   bson_free (e);
+}
+
 static struct dj_env *
 env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
@@ -145,13 +158,7 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    pthread_mutex_unlock (&g_envs_mu);
    return e;
 fail:
-   if (e->env) {
-      mdb_env_close (e->env);
-   }
-   pthread_mutex_destroy (&e->writer_mu);
-   pthread_mutex_destroy (&e->clock.mu);
-   bson_free (e->realpath);
-   bson_free (e);
+   env_free (e);
    pthread_mutex_unlock (&g_envs_mu);
    return NULL;
 }
@@ -167,11 +174,7 @@ env_release (struct dj_env *e)
             break;
          }
       }
-      mdb_env_close (e->env);
-      pthread_mutex_destroy (&e->writer_mu);
-      pthread_mutex_destroy (&e->clock.mu);
-      bson_free (e->realpath);
-      bson_free (e);
+      env_free (e);
    }
    pthread_mutex_unlock (&g_envs_mu);
 }
