@@ -76,6 +76,20 @@ convert_target (const bson_value_t *to)
    return -1;
 }
 
+/* A double or decimal v truncated to an integer in [lo, -lo): NaN,
+ * infinities and values out of range are ConversionFailure, as mongod's
+ * (and the C cast of such a double would be undefined). */
+static bool
+truncated (dj_eval_t *ev, const bson_value_t *v, int64_t lo, int64_t *out)
+{
+   double d = trunc (dj_value_as_double (v));
+   if (!isfinite (d) || d < (double) lo || d >= -(double) lo) {
+      return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %g", d);
+   }
+   *out = (int64_t) d;
+   return true;
+}
+
 static bool
 convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
 {
@@ -103,18 +117,16 @@ convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
       break;
    case BSON_TYPE_INT32:
    case BSON_TYPE_INT64: {
-      int64_t x;
+      int64_t x = 0;
       int64_t lo = to == BSON_TYPE_INT32 ? INT32_MIN : INT64_MIN, hi = to == BSON_TYPE_INT32 ? INT32_MAX : INT64_MAX;
       if (v->value_type == BSON_TYPE_BOOL) {
          x = v->value.v_bool;
       } else if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
          x = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
       } else if (v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
-         double d = trunc (dj_value_as_double (v));
-         if (!isfinite (d) || d < (double) lo || d >= -(double) lo) {
-            return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %g", d);
+         if (!truncated (ev, v, lo, &x)) {
+            return false;
          }
-         x = (int64_t) d;
       } else if (v->value_type == BSON_TYPE_DATE_TIME && to == BSON_TYPE_INT64) {
          x = v->value.v_datetime;
       } else if (v->value_type == BSON_TYPE_UTF8) {
@@ -192,13 +204,11 @@ convert (dj_eval_t *ev, const bson_value_t *v, int to, bson_value_t *out)
          return true;
       }
       if (v->value_type == BSON_TYPE_DOUBLE || v->value_type == BSON_TYPE_DECIMAL128) {
-         /* a double or decimal names milliseconds; NaN, infinities and values past int64 have no date
-          * (mongod: ConversionFailure, and the C cast of such a double is undefined) */
-         double d = trunc (dj_value_as_double (v));
-         if (!isfinite (d) || d < (double) INT64_MIN || d >= -(double) INT64_MIN) {
-            return x_fail (ev, 241, "Conversion would overflow target type in $convert with no onError value: %g", d);
+         /* a double or decimal names milliseconds */
+         if (!truncated (ev, v, INT64_MIN, &ms)) {
+            return false;
          }
-         set_date (out, (int64_t) d);
+         set_date (out, ms);
          return true;
       }
       if ((v->value_type == BSON_TYPE_OID || v->value_type == BSON_TYPE_TIMESTAMP) && x_date_ms (ev, v, &ms)) {
