@@ -599,20 +599,33 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
    return true;
 }
 
+/* Aggregate i's $group fields: a<i>, and a<i>_n (its non-NULL inputs, for
+ * SUM), with their "$" references. */
+typedef struct {
+   char field[24], nfield[24], ref[28], nref[28];
+} acc_names_t;
+
+static void
+acc_names (int i, acc_names_t *n)
+{
+   snprintf (n->field, sizeof n->field, "a%d", i);
+   snprintf (n->nfield, sizeof n->nfield, "a%d_n", i);
+   snprintf (n->ref, sizeof n->ref, "$a%d", i);
+   snprintf (n->nref, sizeof n->nref, "$a%d_n", i);
+}
+
 /* The accumulator for aggregate call e into group field a<i>; a post-$group
  * fix-up (COUNT DISTINCT, SUM's NULL, VARIANCE) goes into `post`. */
 static bool
 accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, bson_t *defaults)
 {
-   char field[24], nfield[24], ref[28], nref[28];
+   acc_names_t nm;
    const char *f = e->name;
    bool distinct = (e->flags & DJ_XF_DISTINCT) != 0;
    bool ok = true;
 
-   snprintf (field, sizeof field, "a%d", i);
-   snprintf (nfield, sizeof nfield, "a%d_n", i);
-   snprintf (ref, sizeof ref, "$a%d", i);
-   snprintf (nref, sizeof nref, "$a%d_n", i);
+   acc_names (i, &nm);
+   const char *field = nm.field, *nfield = nm.nfield, *ref = nm.ref, *nref = nm.nref;
    if (!(e->flags & DJ_XF_STAR) && e->args.n != 1) {
       return cx_unsupported (cx, e->pos, "%s() with %d arguments", f, e->args.n);
    }
@@ -860,11 +873,10 @@ stage_prejoin (cx_t *cx, const dj_select_t *s, const cx_group_t *g, bson_t *pipe
 static bool
 prejoin_accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post)
 {
-   char field[24], nfield[24], ref[28], nref[28], part[240], npart[240];
-   snprintf (field, sizeof field, "a%d", i);
-   snprintf (nfield, sizeof nfield, "a%d_n", i);
-   snprintf (ref, sizeof ref, "$a%d", i);
-   snprintf (nref, sizeof nref, "$a%d_n", i);
+   acc_names_t nm;
+   char part[240], npart[240];
+   acc_names (i, &nm);
+   const char *field = nm.field, *nfield = nm.nfield, *ref = nm.ref, *nref = nm.nref;
    snprintf (part, sizeof part, "$__dj_%s.a%d", cx->sources[1].alias, i);
    snprintf (npart, sizeof npart, "$__dj_%s.a%d_n", cx->sources[1].alias, i);
    bool ok = cx_template (cx, "{'@0': '@1'}", CX_ARGS (CX_STR (prejoin_op (e)), CX_STR (part)), group, field);
