@@ -27,7 +27,8 @@
  * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
  * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
  * tuple (array), djongo._values.Undefined (BSON undefined: a JSON column's
- * JSON null, kept apart from SQL NULL). BSON -> Python: the reverse, dates
+ * JSON null, kept apart from SQL NULL), djongo._values.Encrypted (binary
+ * subtype 6: an encrypted value). BSON -> Python: the reverse, dates
  * as naive UTC datetimes, undefined as None.
  */
 #define PY_SSIZE_T_CLEAN
@@ -36,6 +37,7 @@
 #include <pythread.h>
 
 #include "dj_compile.h"
+#include "dj_crypt.h"
 #include "dj_date.h"
 #include "dj_exec.h"
 #include "dj_transport.h"
@@ -44,7 +46,7 @@
 static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
 static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
    *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
-static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type;
+static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type, *Encrypted_type;
 
 /* ---- errors: mapped once ---- */
 
@@ -177,11 +179,13 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return bson_append_utf8 (b, key, -1, s, (int) n);
    }
    if (PyBytes_Check (v) || PyByteArray_Check (v) || PyMemoryView_Check (v)) {
+      /* djongo._values.Encrypted, a bytes subclass: binary subtype 6 */
+      bson_subtype_t st = PyObject_IsInstance (v, Encrypted_type) == 1 ? BSON_SUBTYPE_ENCRYPTED : BSON_SUBTYPE_BINARY;
       Py_buffer buf;
       if (PyObject_GetBuffer (v, &buf, PyBUF_SIMPLE) < 0) {
          return false;
       }
-      bool ok = buf.len <= INT32_MAX && bson_append_binary (b, key, -1, BSON_SUBTYPE_BINARY, buf.buf, (uint32_t) buf.len);
+      bool ok = buf.len <= INT32_MAX && bson_append_binary (b, key, -1, st, buf.buf, (uint32_t) buf.len);
       PyBuffer_Release (&buf);
       if (!ok) {
          PyErr_SetString (Exc_DataError, "binary value too large");
@@ -360,6 +364,9 @@ to_py (const bson_iter_t *it, int depth)
          Py_XDECREF (empty);
          return u;
       }
+      if (st == BSON_SUBTYPE_ENCRYPTED) {
+         return PyObject_CallFunction (Encrypted_type, "y#", (const char *) data, (Py_ssize_t) n);
+      }
       return PyBytes_FromStringAndSize ((const char *) data, n);
    }
    case BSON_TYPE_DOCUMENT: return doc_to_py (it, false, depth);
@@ -418,6 +425,7 @@ typedef struct {
    bool trace;                /* keep each statement's MongoDB commands in last_commands */
    bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
    PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
+   dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
 } ConnectionObject;
 
 static int
@@ -474,6 +482,8 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 static void
 Connection_close_internal (ConnectionObject *self)
 {
+   dj_crypt_destroy (self->crypt); /* before the transport it reads keys through */
+   self->crypt = NULL;
    dj_exec_destroy (self->exec);
    self->exec = NULL;
    dj_transport_t *t = self->transport;
@@ -1131,6 +1141,231 @@ Connection_get_last_commands (ConnectionObject *self, void *Py_UNUSED (closure))
    return r;
 }
 
+/* ---- client-side field-level encryption (src/crypt) ---- */
+
+/* A dict (or None: empty) as a BSON document: *out initialised; false with
+ * a Python error. */
+static bool
+dict_to_bson (PyObject *d, bson_t *out)
+{
+   bson_t holder = BSON_INITIALIZER;
+   bson_iter_t it;
+   bson_init (out);
+   if (d == Py_None) {
+      bson_destroy (&holder);
+      return true;
+   }
+   if (!PyDict_Check (d)) {
+      bson_destroy (&holder);
+      PyErr_SetString (Exc_ProgrammingError, "expected a dict");
+      return false;
+   }
+   bool ok = append_py (&holder, "d", d, 0) && bson_iter_init_find (&it, &holder, "d");
+   if (ok) {
+      uint32_t len;
+      const uint8_t *data;
+      bson_t view;
+      bson_iter_document (&it, &len, &data);
+      bson_init_static (&view, data, len);
+      bson_destroy (out);
+      bson_copy_to (&view, out);
+   }
+   bson_destroy (&holder);
+   return ok;
+}
+
+/* conn_enter, and the encryption settings must have been given */
+static bool
+crypt_enter (ConnectionObject *self)
+{
+   if (!conn_enter (self)) {
+      return false;
+   }
+   if (!self->crypt) {
+      PyThread_release_lock (self->lock);
+      PyErr_SetString (Exc_ProgrammingError,
+                       "encryption is not configured: set OPTIONS[\"ENCRYPTION\"] (KMS providers and KEY_VAULT)");
+      return false;
+   }
+   return true;
+}
+
+/* set_encryption(kms_providers, key_vault): libmongocrypt with these KMS
+ * providers, data keys in key_vault ("db.collection"), read and written
+ * through this connection's transport. */
+static PyObject *
+Connection_set_encryption (ConnectionObject *self, PyObject *args)
+{
+   PyObject *kms;
+   const char *key_vault;
+   if (!conn_enter_args (self, args, "O!s", &PyDict_Type, &kms, &key_vault)) {
+      return NULL;
+   }
+   bson_t providers;
+   bson_error_t error;
+   dj_crypt_t *c = NULL;
+   if (dict_to_bson (kms, &providers)) {
+      c = dj_crypt_new (&providers, key_vault, dj_transport_run, self->transport, &error);
+      if (!c) {
+         map_error (&error);
+      }
+   }
+   bson_destroy (&providers);
+   if (c) {
+      dj_crypt_destroy (self->crypt);
+      self->crypt = c;
+   }
+   PyThread_release_lock (self->lock);
+   if (!c) {
+      return NULL;
+   }
+   Py_RETURN_NONE;
+}
+
+/* {"v": x} -> x as Python (new reference) */
+static PyObject *
+value_of (const bson_t *doc)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, doc, "v")) {
+      PyErr_SetString (Exc_InternalError, "libmongocrypt returned no value");
+      return NULL;
+   }
+   return to_py (&it, 0);
+}
+
+/* encrypt(value, algorithm, key_alt_name) -> djongo._values.Encrypted */
+static PyObject *
+Connection_encrypt (ConnectionObject *self, PyObject *args)
+{
+   PyObject *value;
+   const char *algorithm, *key_alt_name;
+   if (!PyArg_ParseTuple (args, "Oss", &value, &algorithm, &key_alt_name) || !crypt_enter (self)) {
+      return NULL;
+   }
+   PyObject *result = NULL;
+   bson_t holder = BSON_INITIALIZER, out;
+   bson_iter_t it;
+   bson_error_t error;
+   if (append_py (&holder, "v", value, 0) && bson_iter_init_find (&it, &holder, "v")) {
+      bool ok;
+      Py_BEGIN_ALLOW_THREADS
+      ok = dj_crypt_encrypt (self->crypt, bson_iter_value (&it), algorithm, key_alt_name, NULL, &out, &error);
+      Py_END_ALLOW_THREADS
+      result = ok ? value_of (&out) : map_error (&error);
+      bson_destroy (&out);
+   }
+   bson_destroy (&holder);
+   PyThread_release_lock (self->lock);
+   return result;
+}
+
+/* decrypt(encrypted) -> the clear value */
+static PyObject *
+Connection_decrypt (ConnectionObject *self, PyObject *args)
+{
+   PyObject *value;
+   if (!PyArg_ParseTuple (args, "O", &value) || !crypt_enter (self)) {
+      return NULL;
+   }
+   PyObject *result = NULL;
+   bson_t holder = BSON_INITIALIZER, out;
+   bson_iter_t it;
+   bson_error_t error;
+   if (append_py (&holder, "v", value, 0) && bson_iter_init_find (&it, &holder, "v")) {
+      bool ok;
+      Py_BEGIN_ALLOW_THREADS
+      ok = dj_crypt_decrypt (self->crypt, bson_iter_value (&it), &out, &error);
+      Py_END_ALLOW_THREADS
+      result = ok ? value_of (&out) : map_error (&error);
+      bson_destroy (&out);
+   }
+   bson_destroy (&holder);
+   PyThread_release_lock (self->lock);
+   return result;
+}
+
+/* create_data_key(master_key, alt_names) -> uuid.UUID of the new key */
+static PyObject *
+Connection_create_data_key (ConnectionObject *self, PyObject *args)
+{
+   PyObject *master, *names;
+   if (!PyArg_ParseTuple (args, "O!O", &PyDict_Type, &master, &names)) {
+      return NULL;
+   }
+   PyObject *seq = PySequence_Fast (names, "alt_names must be a sequence of str");
+   if (!seq) {
+      return NULL;
+   }
+   Py_ssize_t n = PySequence_Fast_GET_SIZE (seq);
+   const char **alt = PyMem_Calloc ((size_t) n + 1, sizeof *alt); /* owned here; strings borrowed from seq */
+   for (Py_ssize_t i = 0; alt && i < n; i++) {
+      PyObject *s = PySequence_Fast_GET_ITEM (seq, i);
+      if (!(alt[i] = PyUnicode_Check (s) ? PyUnicode_AsUTF8 (s) : NULL)) {
+         if (!PyErr_Occurred ()) {
+            PyErr_SetString (Exc_ProgrammingError, "alt_names must be a sequence of str");
+         }
+         PyMem_Free (alt);
+         alt = NULL;
+      }
+   }
+   PyObject *result = NULL;
+   bson_t kek;
+   if (alt && dict_to_bson (master, &kek) && crypt_enter (self)) {
+      uint8_t id[16];
+      bson_error_t error;
+      bool ok;
+      Py_BEGIN_ALLOW_THREADS
+      ok = dj_crypt_create_key (self->crypt, &kek, alt, (int) n, id, &error);
+      Py_END_ALLOW_THREADS
+      PyThread_release_lock (self->lock);
+      if (!ok) {
+         map_error (&error);
+      } else {
+         PyObject *kw = Py_BuildValue ("{s:y#}", "bytes", (const char *) id, (Py_ssize_t) 16);
+         PyObject *empty = PyTuple_New (0);
+         result = kw && empty ? PyObject_Call (UUID_type, empty, kw) : NULL;
+         Py_XDECREF (kw);
+         Py_XDECREF (empty);
+      }
+   }
+   if (alt) {
+      bson_destroy (&kek);
+   }
+   PyMem_Free (alt);
+   Py_DECREF (seq);
+   return result;
+}
+
+/* rewrap_many_data_key(filter, master_key) -> how many keys were rewrapped
+ * (filter None: all; master_key None: each key's own) */
+static PyObject *
+Connection_rewrap_many_data_key (ConnectionObject *self, PyObject *args)
+{
+   PyObject *filter, *master;
+   if (!PyArg_ParseTuple (args, "OO", &filter, &master)) {
+      return NULL;
+   }
+   bson_t f, kek;
+   PyObject *result = NULL;
+   bool ok = dict_to_bson (filter, &f);
+   if (ok) {
+      ok = dict_to_bson (master, &kek);
+      if (ok && crypt_enter (self)) {
+         int64_t n = 0;
+         bson_error_t error;
+         Py_BEGIN_ALLOW_THREADS
+         ok = dj_crypt_rewrap (self->crypt, &f, master == Py_None ? NULL : &kek, &n, &error);
+         Py_END_ALLOW_THREADS
+         PyThread_release_lock (self->lock);
+         result = ok ? PyLong_FromLongLong (n) : map_error (&error);
+      }
+      bson_destroy (&kek);
+   }
+   bson_destroy (&f);
+   return result;
+}
+
 static PyGetSetDef Connection_getset[] = {
    {"trace", (getter) Connection_get_trace, (setter) Connection_set_trace,
     "keep each statement's MongoDB commands in last_commands", NULL},
@@ -1155,6 +1390,15 @@ static PyMethodDef Connection_methods[] = {
     "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None, "
     "declared types or None)"},
    {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
+   {"set_encryption", (PyCFunction) Connection_set_encryption, METH_VARARGS,
+    "set_encryption(kms_providers, key_vault): client-side field-level encryption with these KMS providers"},
+   {"encrypt", (PyCFunction) Connection_encrypt, METH_VARARGS,
+    "encrypt(value, algorithm, key_alt_name) -> djongo._values.Encrypted (BSON binary subtype 6)"},
+   {"decrypt", (PyCFunction) Connection_decrypt, METH_VARARGS, "decrypt(encrypted) -> the clear value"},
+   {"create_data_key", (PyCFunction) Connection_create_data_key, METH_VARARGS,
+    "create_data_key(master_key, alt_names) -> uuid.UUID: a data key inserted into the key vault"},
+   {"rewrap_many_data_key", (PyCFunction) Connection_rewrap_many_data_key, METH_VARARGS,
+    "rewrap_many_data_key(filter, master_key) -> how many data keys were rewrapped (rewrapManyDataKey)"},
    {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ConnectionType = {
@@ -1201,7 +1445,8 @@ PyInit__driver (void)
        !(Exc_InterfaceError = import_attr ("djongo._exceptions", "InterfaceError")) ||
        !(Exc_InternalError = import_attr ("djongo._exceptions", "InternalError")) ||
        !(Decimal_type = import_attr ("decimal", "Decimal")) || !(UUID_type = import_attr ("uuid", "UUID")) ||
-       !(Undefined_type = import_attr ("djongo._values", "Undefined"))) {
+       !(Undefined_type = import_attr ("djongo._values", "Undefined")) ||
+       !(Encrypted_type = import_attr ("djongo._values", "Encrypted"))) {
       return NULL;
    }
    /* bson.ObjectId (pymongo's) is the ecosystem's ObjectId; without pymongo,
