@@ -13,6 +13,9 @@ with MongoDB's own API (manager.py):
   GenericObjectIdField()                   an ObjectId that is not the key
   JSONField()                              any BSON value, stored natively
   DjongoManager                            Entry.objects.mongo_find(...)
+  EncryptedCharField(max_length=20), EncryptedIntegerField(), ...
+                                           client-side field-level encryption
+                                           (encrypted.py; OPTIONS["ENCRYPTION"])
 
 and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
 
@@ -31,10 +34,12 @@ from django.db.models import __all__ as _django_all
 from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField, GenericObjectIdField, JSONField,
                                   ObjectIdField)
 from djongo.models.indexes import HashedIndex, TTLIndex
+from djongo.models.encrypted import *  # noqa: F401,F403  (Encrypted*Field, encrypted_field)
+from djongo.models.encrypted import __all__ as _encrypted_all
 from djongo.models.manager import DjongoManager
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex"]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex", *_encrypted_all]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 
