@@ -179,3 +179,16 @@ def test_settings_checked(tmp_path):
     assert p.returncode != 0
     assert "djongo.E016" in p.stderr and "KEY_VAULT must be a namespace" in p.stderr
     assert "unknown keys KMS_PROVIDERS" in p.stderr
+
+
+def test_field_checks(tmp_path):
+    env = _env(tmp_path)
+    (tmp_path / "cryptapp" / "models.py").write_text(MODELS + """
+class Bad(models.Model):
+    flag = models.EncryptedBooleanField(deterministic=True)
+    code = models.EncryptedCharField(max_length=5, unique=True)
+""")
+    p = _run(tmp_path, env, *MANAGE, "check", ok=False)
+    assert p.returncode != 0
+    assert "cryptapp.Bad.flag: (djongo.E020)" in p.stderr and "cryptapp.Bad.code: (djongo.E021)" in p.stderr
+    assert "Person" not in p.stderr
