@@ -44,3 +44,8 @@ __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayRe
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 
 register_settings_check()
+
+import sys  # noqa: E402
+
+if "django.contrib.admin" in sys.modules:  # list_filter on paths into documents (djongo/admin.py)
+    import djongo.admin  # noqa: E402,F401
