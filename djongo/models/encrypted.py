@@ -164,22 +164,13 @@ def encrypted_field(field_class, deterministic_allowed=True):
         "__module__": __name__})
 
 
-EncryptedCharField = encrypted_field(models.CharField)
-EncryptedTextField = encrypted_field(models.TextField)
-EncryptedEmailField = encrypted_field(models.EmailField)
-EncryptedIntegerField = encrypted_field(models.IntegerField)
-EncryptedBigIntegerField = encrypted_field(models.BigIntegerField)
-EncryptedSmallIntegerField = encrypted_field(models.SmallIntegerField)
-EncryptedPositiveIntegerField = encrypted_field(models.PositiveIntegerField)
-EncryptedDateField = encrypted_field(models.DateField)
-EncryptedDateTimeField = encrypted_field(models.DateTimeField)
-EncryptedTimeField = encrypted_field(models.TimeField)
-EncryptedUUIDField = encrypted_field(models.UUIDField)
-EncryptedBinaryField = encrypted_field(models.BinaryField)
-EncryptedFloatField = encrypted_field(models.FloatField, deterministic_allowed=False)
-EncryptedDecimalField = encrypted_field(models.DecimalField, deterministic_allowed=False)
-EncryptedBooleanField = encrypted_field(models.BooleanField, deterministic_allowed=False)
-EncryptedJSONField = encrypted_field(JSONField, deterministic_allowed=False)  # djongo's: BSON as stored
+# (field class, whether MongoDB's deterministic encryption takes its values)
+_FIELDS = [(models.CharField, True), (models.TextField, True), (models.EmailField, True), (models.IntegerField, True),
+           (models.BigIntegerField, True), (models.SmallIntegerField, True), (models.PositiveIntegerField, True),
+           (models.DateField, True), (models.DateTimeField, True), (models.TimeField, True), (models.UUIDField, True),
+           (models.BinaryField, True), (models.FloatField, False), (models.DecimalField, False),
+           (models.BooleanField, False), (JSONField, False)]  # djongo's JSONField: BSON as stored
+for _base, _deterministic in _FIELDS:
+    globals()["Encrypted" + _base.__name__] = encrypted_field(_base, _deterministic)
 
-__all__ = ["EncryptedFieldMixin", "encrypted_field"] + [n for n in dir() if n.startswith("Encrypted") and
-                                                          n.endswith("Field") and n != "EncryptedFieldMixin"]
+__all__ = ["EncryptedFieldMixin", "encrypted_field"] + ["Encrypted" + b.__name__ for b, _ in _FIELDS]

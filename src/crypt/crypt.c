@@ -243,6 +243,19 @@ wrap_value (const bson_value_t *value, bson_t *doc)
    bson_append_value (doc, "v", 1, value);
 }
 
+/* An operation's context, initialised (ok) or not: run to its end into
+ * *out, or its error reported (*out then empty). */
+static bool
+run_ctx (dj_crypt_t *c, mongocrypt_ctx_t *ctx, bool ok, const char *what, bson_t *out, bson_error_t *error)
+{
+   if (!ok) {
+      ctx_error (ctx, what, error);
+      bson_init (out);
+      return false;
+   }
+   return drive (c, ctx, out, error);
+}
+
 bool
 dj_crypt_encrypt (dj_crypt_t *c, const bson_value_t *value, const char *algorithm, const char *key_alt_name,
                   const bson_value_t *key_id, bson_t *out, bson_error_t *error)
@@ -267,12 +280,7 @@ dj_crypt_encrypt (dj_crypt_t *c, const bson_value_t *value, const char *algorith
       ok = mongocrypt_ctx_explicit_encrypt_init (ctx, b);
       mongocrypt_binary_destroy (b);
    }
-   if (!ok) {
-      ctx_error (ctx, "encrypt", error);
-      bson_init (out);
-   } else {
-      ok = drive (c, ctx, out, error);
-   }
+   ok = run_ctx (c, ctx, ok, "encrypt", out, error);
    bson_destroy (&msg);
    bson_destroy (&name);
    mongocrypt_ctx_destroy (ctx);
@@ -293,12 +301,7 @@ dj_crypt_decrypt (dj_crypt_t *c, const bson_value_t *value, bson_t *out, bson_er
    mongocrypt_binary_t *b = bin_of (&msg);
    bool ok = mongocrypt_ctx_explicit_decrypt_init (ctx, b);
    mongocrypt_binary_destroy (b);
-   if (!ok) {
-      ctx_error (ctx, "decrypt", error);
-      bson_init (out);
-   } else {
-      ok = drive (c, ctx, out, error);
-   }
+   ok = run_ctx (c, ctx, ok, "decrypt", out, error);
    bson_destroy (&msg);
    mongocrypt_ctx_destroy (ctx);
    return ok;
@@ -365,12 +368,7 @@ dj_crypt_create_key (dj_crypt_t *c, const bson_t *master_key, const char *const 
    }
    ok = ok && mongocrypt_ctx_datakey_init (ctx);
    bson_t key;
-   if (!ok) {
-      ctx_error (ctx, "create data key", error);
-      bson_init (&key);
-   } else {
-      ok = drive (c, ctx, &key, error);
-   }
+   ok = run_ctx (c, ctx, ok, "create data key", &key, error);
    mongocrypt_ctx_destroy (ctx);
    bson_iter_t it;
    if (ok && !(bson_iter_init_find (&it, &key, "_id") && BSON_ITER_HOLDS_BINARY (&it))) {
@@ -473,12 +471,7 @@ dj_crypt_rewrap (dj_crypt_t *c, const bson_t *filter, const bson_t *master_key, 
    mongocrypt_binary_destroy (f);
    bson_destroy (&empty);
    bson_t res;
-   if (!ok) {
-      ctx_error (ctx, "rewrap data keys", error);
-      bson_init (&res);
-   } else {
-      ok = drive (c, ctx, &res, error);
-   }
+   ok = run_ctx (c, ctx, ok, "rewrap data keys", &res, error);
    mongocrypt_ctx_destroy (ctx);
    ok = ok && write_rewrapped (c, &res, n, error);
    bson_destroy (&res);

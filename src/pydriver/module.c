@@ -37,21 +37,19 @@
 #include <pythread.h>
 
 #include "dj_compile.h"
-#include "dj_crypt.h"
 #include "dj_date.h"
-#include "dj_exec.h"
-#include "dj_transport.h"
+#include "pydriver-private.h"
 
 /* module state: set once at import (the GIL guards it), then read-only */
 static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
-static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
-   *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
-static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type, *Encrypted_type;
+PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
+   *Exc_NotSupportedError, *Exc_InternalError, *Exc_InterfaceError;
+PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type, *Encrypted_type;
 
 /* ---- errors: mapped once ---- */
 
 /* Raises the PEP 249 exception for a C error. Returns NULL. */
-static PyObject *
+PyObject *
 map_error (const bson_error_t *e)
 {
    PyObject *cls = Exc_OperationalError;
@@ -86,7 +84,6 @@ map_error (const bson_error_t *e)
 
 /* ---- Python -> BSON ---- */
 
-static bool append_py (bson_t *b, const char *key, PyObject *v, int depth);
 
 static bool
 append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
@@ -139,7 +136,7 @@ append_datetime (bson_t *b, const char *key, PyObject *v)
    return bson_append_date_time (b, key, -1, ms);
 }
 
-static bool
+bool
 append_py (bson_t *b, const char *key, PyObject *v, int depth)
 {
    if (depth > 100) {
@@ -278,7 +275,6 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
 
 /* ---- BSON -> Python ---- */
 
-static PyObject *to_py (const bson_iter_t *it, int depth);
 
 static PyObject *
 doc_to_py (const bson_iter_t *it, bool array, int depth)
@@ -303,7 +299,7 @@ doc_to_py (const bson_iter_t *it, bool array, int depth)
 }
 
 
-static PyObject *
+PyObject *
 to_py (const bson_iter_t *it, int depth)
 {
    if (depth > 200) {
@@ -416,17 +412,7 @@ options_to_bson (PyObject *options, bson_t *out)
 
 /* ---- Connection ---- */
 
-typedef struct {
-   PyObject_HEAD
-   dj_transport_t *transport; /* owned */
-   dj_exec_t *exec;           /* owned */
-   PyThread_type_lock lock;   /* held while a statement runs */
-   bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
-   bool trace;                /* keep each statement's MongoDB commands in last_commands */
-   bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
-   PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
-   dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
-} ConnectionObject;
+/* ConnectionObject: pydriver-private.h */
 
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
@@ -526,7 +512,7 @@ Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
 /* A statement's way in: the connection must be open and not running
  * something for another thread (then the caller holds self->lock and
  * releases it when done). Raises and returns false otherwise. */
-static bool
+bool
 conn_enter (ConnectionObject *self)
 {
    if (!self->exec) {
@@ -544,7 +530,7 @@ conn_enter (ConnectionObject *self)
  * (conn_enter): how execute() and command() begin. (insertmany() cannot:
  * it reads the caller's sequence, which may run Python code that uses this
  * connection, before it takes the connection.) */
-static bool
+bool
 conn_enter_args (ConnectionObject *self, PyObject *args, const char *format, ...)
 {
    va_list ap;
@@ -1139,231 +1125,6 @@ Connection_get_last_commands (ConnectionObject *self, void *Py_UNUSED (closure))
    PyObject *r = self->last_commands ? self->last_commands : PyTuple_New (0);
    Py_XINCREF (self->last_commands);
    return r;
-}
-
-/* ---- client-side field-level encryption (src/crypt) ---- */
-
-/* A dict (or None: empty) as a BSON document: *out initialised; false with
- * a Python error. */
-static bool
-dict_to_bson (PyObject *d, bson_t *out)
-{
-   bson_t holder = BSON_INITIALIZER;
-   bson_iter_t it;
-   bson_init (out);
-   if (d == Py_None) {
-      bson_destroy (&holder);
-      return true;
-   }
-   if (!PyDict_Check (d)) {
-      bson_destroy (&holder);
-      PyErr_SetString (Exc_ProgrammingError, "expected a dict");
-      return false;
-   }
-   bool ok = append_py (&holder, "d", d, 0) && bson_iter_init_find (&it, &holder, "d");
-   if (ok) {
-      uint32_t len;
-      const uint8_t *data;
-      bson_t view;
-      bson_iter_document (&it, &len, &data);
-      bson_init_static (&view, data, len);
-      bson_destroy (out);
-      bson_copy_to (&view, out);
-   }
-   bson_destroy (&holder);
-   return ok;
-}
-
-/* conn_enter, and the encryption settings must have been given */
-static bool
-crypt_enter (ConnectionObject *self)
-{
-   if (!conn_enter (self)) {
-      return false;
-   }
-   if (!self->crypt) {
-      PyThread_release_lock (self->lock);
-      PyErr_SetString (Exc_ProgrammingError,
-                       "encryption is not configured: set OPTIONS[\"ENCRYPTION\"] (KMS providers and KEY_VAULT)");
-      return false;
-   }
-   return true;
-}
-
-/* set_encryption(kms_providers, key_vault): libmongocrypt with these KMS
- * providers, data keys in key_vault ("db.collection"), read and written
- * through this connection's transport. */
-static PyObject *
-Connection_set_encryption (ConnectionObject *self, PyObject *args)
-{
-   PyObject *kms;
-   const char *key_vault;
-   if (!conn_enter_args (self, args, "O!s", &PyDict_Type, &kms, &key_vault)) {
-      return NULL;
-   }
-   bson_t providers;
-   bson_error_t error;
-   dj_crypt_t *c = NULL;
-   if (dict_to_bson (kms, &providers)) {
-      c = dj_crypt_new (&providers, key_vault, dj_transport_run, self->transport, &error);
-      if (!c) {
-         map_error (&error);
-      }
-   }
-   bson_destroy (&providers);
-   if (c) {
-      dj_crypt_destroy (self->crypt);
-      self->crypt = c;
-   }
-   PyThread_release_lock (self->lock);
-   if (!c) {
-      return NULL;
-   }
-   Py_RETURN_NONE;
-}
-
-/* {"v": x} -> x as Python (new reference) */
-static PyObject *
-value_of (const bson_t *doc)
-{
-   bson_iter_t it;
-   if (!bson_iter_init_find (&it, doc, "v")) {
-      PyErr_SetString (Exc_InternalError, "libmongocrypt returned no value");
-      return NULL;
-   }
-   return to_py (&it, 0);
-}
-
-/* encrypt(value, algorithm, key_alt_name) -> djongo._values.Encrypted */
-static PyObject *
-Connection_encrypt (ConnectionObject *self, PyObject *args)
-{
-   PyObject *value;
-   const char *algorithm, *key_alt_name;
-   if (!PyArg_ParseTuple (args, "Oss", &value, &algorithm, &key_alt_name) || !crypt_enter (self)) {
-      return NULL;
-   }
-   PyObject *result = NULL;
-   bson_t holder = BSON_INITIALIZER, out;
-   bson_iter_t it;
-   bson_error_t error;
-   if (append_py (&holder, "v", value, 0) && bson_iter_init_find (&it, &holder, "v")) {
-      bool ok;
-      Py_BEGIN_ALLOW_THREADS
-      ok = dj_crypt_encrypt (self->crypt, bson_iter_value (&it), algorithm, key_alt_name, NULL, &out, &error);
-      Py_END_ALLOW_THREADS
-      result = ok ? value_of (&out) : map_error (&error);
-      bson_destroy (&out);
-   }
-   bson_destroy (&holder);
-   PyThread_release_lock (self->lock);
-   return result;
-}
-
-/* decrypt(encrypted) -> the clear value */
-static PyObject *
-Connection_decrypt (ConnectionObject *self, PyObject *args)
-{
-   PyObject *value;
-   if (!PyArg_ParseTuple (args, "O", &value) || !crypt_enter (self)) {
-      return NULL;
-   }
-   PyObject *result = NULL;
-   bson_t holder = BSON_INITIALIZER, out;
-   bson_iter_t it;
-   bson_error_t error;
-   if (append_py (&holder, "v", value, 0) && bson_iter_init_find (&it, &holder, "v")) {
-      bool ok;
-      Py_BEGIN_ALLOW_THREADS
-      ok = dj_crypt_decrypt (self->crypt, bson_iter_value (&it), &out, &error);
-      Py_END_ALLOW_THREADS
-      result = ok ? value_of (&out) : map_error (&error);
-      bson_destroy (&out);
-   }
-   bson_destroy (&holder);
-   PyThread_release_lock (self->lock);
-   return result;
-}
-
-/* create_data_key(master_key, alt_names) -> uuid.UUID of the new key */
-static PyObject *
-Connection_create_data_key (ConnectionObject *self, PyObject *args)
-{
-   PyObject *master, *names;
-   if (!PyArg_ParseTuple (args, "O!O", &PyDict_Type, &master, &names)) {
-      return NULL;
-   }
-   PyObject *seq = PySequence_Fast (names, "alt_names must be a sequence of str");
-   if (!seq) {
-      return NULL;
-   }
-   Py_ssize_t n = PySequence_Fast_GET_SIZE (seq);
-   const char **alt = PyMem_Calloc ((size_t) n + 1, sizeof *alt); /* owned here; strings borrowed from seq */
-   for (Py_ssize_t i = 0; alt && i < n; i++) {
-      PyObject *s = PySequence_Fast_GET_ITEM (seq, i);
-      if (!(alt[i] = PyUnicode_Check (s) ? PyUnicode_AsUTF8 (s) : NULL)) {
-         if (!PyErr_Occurred ()) {
-            PyErr_SetString (Exc_ProgrammingError, "alt_names must be a sequence of str");
-         }
-         PyMem_Free (alt);
-         alt = NULL;
-      }
-   }
-   PyObject *result = NULL;
-   bson_t kek;
-   if (alt && dict_to_bson (master, &kek) && crypt_enter (self)) {
-      uint8_t id[16];
-      bson_error_t error;
-      bool ok;
-      Py_BEGIN_ALLOW_THREADS
-      ok = dj_crypt_create_key (self->crypt, &kek, alt, (int) n, id, &error);
-      Py_END_ALLOW_THREADS
-      PyThread_release_lock (self->lock);
-      if (!ok) {
-         map_error (&error);
-      } else {
-         PyObject *kw = Py_BuildValue ("{s:y#}", "bytes", (const char *) id, (Py_ssize_t) 16);
-         PyObject *empty = PyTuple_New (0);
-         result = kw && empty ? PyObject_Call (UUID_type, empty, kw) : NULL;
-         Py_XDECREF (kw);
-         Py_XDECREF (empty);
-      }
-   }
-   if (alt) {
-      bson_destroy (&kek);
-   }
-   PyMem_Free (alt);
-   Py_DECREF (seq);
-   return result;
-}
-
-/* rewrap_many_data_key(filter, master_key) -> how many keys were rewrapped
- * (filter None: all; master_key None: each key's own) */
-static PyObject *
-Connection_rewrap_many_data_key (ConnectionObject *self, PyObject *args)
-{
-   PyObject *filter, *master;
-   if (!PyArg_ParseTuple (args, "OO", &filter, &master)) {
-      return NULL;
-   }
-   bson_t f, kek;
-   PyObject *result = NULL;
-   bool ok = dict_to_bson (filter, &f);
-   if (ok) {
-      ok = dict_to_bson (master, &kek);
-      if (ok && crypt_enter (self)) {
-         int64_t n = 0;
-         bson_error_t error;
-         Py_BEGIN_ALLOW_THREADS
-         ok = dj_crypt_rewrap (self->crypt, &f, master == Py_None ? NULL : &kek, &n, &error);
-         Py_END_ALLOW_THREADS
-         PyThread_release_lock (self->lock);
-         result = ok ? PyLong_FromLongLong (n) : map_error (&error);
-      }
-      bson_destroy (&kek);
-   }
-   bson_destroy (&f);
-   return result;
 }
 
 static PyGetSetDef Connection_getset[] = {

@@ -17,44 +17,15 @@ the ones taken before and after this change, side by side in
 docs/admin/README.md)."""
 import os
 import pathlib
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from test_admin_browser import CHROMEDRIVER, CHROMIUM, ROOT, browser, fill, free_port, log_in, wait_text  # noqa: F401
+from test_admin_browser import CHROMEDRIVER, CHROMIUM, browser, fill, log_in, site, wait_text  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
                                 reason="needs Debian's chromium and chromium-driver (scripts/deps.sh installs them)")
 
 RED = "186, 33, 33"  # Django admin's --error-fg (#ba2121), as rgb()/rgba() components
-
-
-@pytest.fixture
-def site(tmp_path):
-    data = tmp_path / "site-data"
-    path = [str(ROOT / "example")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env = dict(os.environ, DJONGO_HOST=str(data), PYTHONPATH=os.pathsep.join(path))
-    manage = [sys.executable, "manage.py"]
-    for args in (["migrate", "--no-input"], ["seed"]):
-        subprocess.run(manage + args, cwd=ROOT / "example", env=env, check=True, capture_output=True, timeout=300)
-    port = free_port()
-    server = subprocess.Popen(manage + ["runserver", "--noreload", "127.0.0.1:%d" % port], cwd=ROOT / "example",
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = "http://127.0.0.1:%d" % port
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None:
-                pytest.fail("runserver stopped: " + server.stderr.read())
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(10)
 
 
 def shoot(b, element, name):
@@ -76,7 +47,7 @@ def test_document_groups_look_like_inlines(site, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    url, b = site, browser
+    (url, _), b = site, browser
     log_in(b, url, "/admin/blog/entry/add/", "Add entry")
     shoot(b, b.find_element(By.CSS_SELECTOR, ".form-row.field-address"), "add-address")
     shoot(b, b.find_element(By.CSS_SELECTOR, ".form-row.field-contributors"), "add-contributors")
@@ -118,7 +89,7 @@ def test_document_groups_look_like_inlines(site, browser):
 def test_list_filter_and_search_on_embedded_paths(site, browser):
     from selenium.webdriver.common.by import By
 
-    url, b = site, browser
+    (url, _), b = site, browser
     log_in(b, url, "/admin/blog/entry/", "Select entry to change")
     side = b.find_element(By.ID, "changelist-filter")
     shoot(b, side, "list-filter")
