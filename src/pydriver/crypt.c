@@ -160,6 +160,9 @@ Connection_create_data_key (ConnectionObject *self, PyObject *args)
    }
    Py_ssize_t n = PySequence_Fast_GET_SIZE (seq);
    const char **alt = PyMem_Calloc ((size_t) n + 1, sizeof *alt); /* owned here; strings borrowed from seq */
+   if (!alt) {
+      PyErr_NoMemory ();
+   }
    for (Py_ssize_t i = 0; alt && i < n; i++) {
       PyObject *s = PySequence_Fast_GET_ITEM (seq, i);
       if (!(alt[i] = PyUnicode_Check (s) ? PyUnicode_AsUTF8 (s) : NULL)) {
