@@ -53,7 +53,7 @@ import datetime, decimal, json
 import django
 django.setup()
 from django.core.exceptions import FieldError
-from django.db import connection
+from django.db import connection, transaction
 from cryptapp.models import Person
 def raw():
     return connection.command({"find": "cryptapp_person", "filter": {}, "sort": {"_id": 1}})["cursor"]["firstBatch"]
@@ -89,6 +89,11 @@ for label, q in (("random", lambda: Person.objects.filter(pin="0000")), ("random
         out[label] = "no error"
     except FieldError as e:
         out[label] = str(e)
+connection.close()  # a new connection: no data key cached yet
+with transaction.atomic():  # so the key vault is read inside the transaction
+    Person.objects.count()  # (the transaction begins at its first statement)
+    Person.objects.create(name="dan", ssn="555-55-5555", age=1)
+    out["in_atomic"] = Person.objects.get(ssn="555-55-5555").age
 print(json.dumps(out))
 '''
 
@@ -154,6 +159,7 @@ def test_encrypted_fields(tmp_path):
     assert "random encryption" in out["random_in"]
     assert "only exact, in and isnull" in out["startswith"] and "only exact, in and isnull" in out["gt"]
     assert "random encryption" in out["json_key"]
+    assert out["in_atomic"] == 1
 
     # another local master key cannot unwrap the data key
     other = json.loads(_run(tmp_path, _env(tmp_path, OTHER_KEY), "-c", READ).stdout.splitlines()[-1])

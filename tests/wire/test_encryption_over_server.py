@@ -30,7 +30,7 @@ settings.configure(INSTALLED_APPS=["djongo"], DATABASES={"default": {
 import django
 django.setup()
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from djongo import models
 
 class Patient(models.Model):
@@ -49,6 +49,10 @@ Patient.objects.create(name="ben", ssn="444-55-6666", visits=5, record={"blood":
 out = {"exact": Patient.objects.get(ssn="444-55-6666").name,
        "in": sorted(Patient.objects.filter(ssn__in=["111-22-3333", "444-55-6666"]).values_list("name", flat=True)),
        "visits": Patient.objects.get(visits=3).name}
+connection.close()  # a new connection: no data key cached yet
+with transaction.atomic():  # so the key vault is read inside a session transaction
+    Patient.objects.count()  # (the transaction begins at its first statement)
+    out["in_atomic"] = Patient.objects.get(ssn="111-22-3333").visits
 call_command("rewrapdatakeys")
 out["after_rewrap"] = [[p.ssn, p.visits, p.record] for p in Patient.objects.order_by("name")]
 print(json.dumps(out))
@@ -68,6 +72,7 @@ def test_encrypted_fields_over_djongo_server(tmp_path):
             keys = list(client.keys.vault.find())
     finally:
         assert server.stop() == 0
+    assert out["in_atomic"] == 3
     assert out["exact"] == "ben" and out["in"] == ["ann", "ben"] and out["visits"] == "ann"
     assert out["after_rewrap"] == [["111-22-3333", 3, {"blood": "O+"}], ["444-55-6666", 5, {"blood": "A-"}]]
     assert [d["name"] for d in docs] == ["ann", "ben"]
