@@ -89,6 +89,8 @@ typedef struct {
 void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
 /* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
+/* Runs stages [from, to) of p over docs (replaced by the result; emptied on failure). */
+bool dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 

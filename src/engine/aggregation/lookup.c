@@ -478,6 +478,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_docs_t matches = {0};
+      int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev;
       dj_agg_eval_setup (r, &ev, docs->v[i]);
       /* let variables, evaluated against the local document */
@@ -561,6 +562,23 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          }
          if (s->str2) {
             ok = dj_agg_read_collection (run, run->db, s->str2, m, NULL, &matches, r->error);
+         } else {
+            /* no 'from': the sub-pipeline's $documents are the foreign side,
+             * and mongod puts the equality $match right after that stage
+             * (https://www.mongodb.com/docs/manual/reference/operator/aggregation/documents/#use-a--documents-stage-in-a--lookup-stage) */
+            dj_prun_t sub = *run;
+            sub.vars = &vars;
+            ok = dj_agg_run_range (s->sub, 0, 1, &sub, &matches, r->error);
+            size_t kept = 0;
+            for (size_t k = 0; ok && k < matches.n; k++) {
+               if (dj_matcher_match (m, matches.v[k], NULL)) {
+                  matches.v[kept++] = matches.v[k];
+               } else {
+                  bson_destroy (matches.v[k]);
+               }
+            }
+            matches.n = ok ? kept : matches.n;
+            sub_from = 1;
          }
          dj_matcher_destroy (m);
       } else if (s->str2 && dj_pipeline_needs_collection (s->sub)) {
@@ -576,7 +594,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (ok && s->sub) {
          dj_prun_t sub = *run;
          sub.vars = &vars;
-         ok = dj_agg_run_stages (s->sub, 0, &sub, &matches, r->error);
+         ok = dj_agg_run_stages (s->sub, sub_from, &sub, &matches, r->error);
       }
       if (ok) {
          bson_t arr = BSON_INITIALIZER;

@@ -1083,9 +1083,8 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    return dj_err (r->error, DJ_InternalError, "unknown stage");
 }
 
-/* Runs stages [from, to) over docs (emptied on failure). */
-static bool
-run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+bool
+dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
@@ -1145,7 +1144,7 @@ typedef struct {
 static bool
 chunk_flush (chunks_t *ch)
 {
-   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
+   ch->ok = dj_agg_run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
    for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
       dj_docs_push (ch->out, ch->part.v[i]); /* moved */
    }
@@ -1205,13 +1204,13 @@ run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const d
 bool
 dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
-   return run_range (p, from, p->n, run, docs, error);
+   return dj_agg_run_range (p, from, p->n, run, docs, error);
 }
 
 bool
 dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
-   return run_range (p, 0, p->n, run, docs, error);
+   return dj_agg_run_range (p, 0, p->n, run, docs, error);
 }
 
 /* ---- counting without documents ---------------------------------------------
