@@ -11,6 +11,21 @@
 
 #include "dj_agg.h"
 
+/* A row of the accumulator tables (accumulators.c, acc_n.c). */
+typedef bool (*acc_step_t) (dj_accst_t *a, const bson_value_t *v, bson_error_t *error);
+typedef void (*acc_result_t) (const dj_accst_t *a, const char *field, bson_t *out);
+struct dj_accop {
+   const char *name;
+   acc_step_t step;     /* one input value (missing: EOD) */
+   acc_result_t result; /* appends field: the result to out */
+   bool no_args;        /* $count: {} */
+   bool collects;       /* keeps every value ($push, $addToSet): counted against the stage's memory */
+   /* its own argument parser (acc_n.c): sets a->expr, a->param */
+   bool (*parse) (dj_acc_t *a, const char *op, const bson_value_t *arg, const dj_vscope_t *scope, bson_error_t *error);
+};
+/* acc_n.c's rows: NULL if name is none of them. */
+const dj_accop_t *dj_acc_n_op (const char *name);
+
 /* $group, $sort and $bucket count the bytes they hold; past this, without
  * allowDiskUse, they fail with MongoDB's error 292. */
 #define DJ_STAGE_MEMORY_LIMIT ((size_t) 100 * 1024 * 1024)
@@ -26,6 +41,7 @@ typedef struct {
    const dj_accop_t *op; /* for window accumulators */
    int rank;            /* 1 $rank, 2 $denseRank, 3 $documentNumber, 4 $shift, 0 accumulator */
    dj_expr_t *expr;     /* owned */
+   dj_accparam_t *param; /* owned: the accumulator's (acc_n.c) */
    int64_t shift_by;
    bson_value_t shift_default; /* owned */
    bool has_window, range;

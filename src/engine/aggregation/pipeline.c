@@ -43,8 +43,7 @@ stage_cleanup (stage_t *s)
    dj_reshape_destroy (s->reshape);
    dj_expr_destroy (s->expr);
    for (int i = 0; i < s->naccs; i++) {
-      bson_free (s->accs[i].field);
-      dj_expr_destroy (s->accs[i].expr);
+      dj_acc_cleanup (&s->accs[i]);
    }
    bson_free (s->accs);
    dj_sort_destroy (s->sort);
@@ -73,6 +72,7 @@ stage_cleanup (stage_t *s)
    for (int i = 0; i < s->nwf; i++) {
       bson_free (s->wf[i].name);
       dj_expr_destroy (s->wf[i].expr);
+      dj_accparam_free (s->wf[i].param);
       if (s->wf[i].shift_default.value_type != BSON_TYPE_EOD) {
          bson_value_destroy (&s->wf[i].shift_default);
       }
@@ -698,13 +698,14 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                   dj_value_from_doc (&one, false, &ov);
                   bool ok = dj_acc_parse (&a, w->name, &ov, scope, error);
                   bson_destroy (&one);
-                  bson_free (a.field);
                   if (!ok) {
-                     dj_expr_destroy (a.expr);
+                     dj_acc_cleanup (&a);
                      return false;
                   }
                   w->op = a.op;
-                  w->expr = a.expr;
+                  w->expr = a.expr;   /* moved */
+                  w->param = a.param; /* moved */
+                  bson_free (a.field);
                }
             }
          } else {

@@ -124,7 +124,7 @@ dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                } else if (!wf->has_window && s->sort) {
                   hi = (int64_t) i; /* with a sortBy the default window is [unbounded, current] */
                }
-               dj_accst_t st = {.op = wf->op};
+               dj_accst_t st = {.op = wf->op, .param = wf->param};
                for (int64_t j = lo < 0 ? 0 : lo; ok && j <= hi && j < (int64_t) pn; j++) {
                   if (wf->has_window && wf->range) {
                      /* range windows: by the sort key's numeric value */
