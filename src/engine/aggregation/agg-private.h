@@ -33,7 +33,7 @@ const dj_accop_t *dj_acc_n_op (const char *name);
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
-   S_LISTSESSIONS, S_COLLSTATS
+   S_LISTSESSIONS, S_COLLSTATS, S_REDACT, S_BUCKETAUTO, S_GRAPHLOOKUP, S_DENSIFY, S_FILL
 } skind_t;
 
 typedef struct {
@@ -86,6 +86,10 @@ typedef struct stage {
    int when_matched;     /* 0 merge, 1 replace, 2 keepExisting, 3 fail, 4 pipeline */
    int when_not_matched; /* 0 insert, 1 discard, 2 fail */
    dj_pipeline_t *merge_pipeline;
+   /* the specification of a stage with a file of its own (graph.c,
+    * densify.c, fill.c): owned, freed by spec_free */
+   void *spec;
+   void (*spec_free) (void *spec);
 } stage_t;
 
 struct dj_pipeline {
@@ -109,6 +113,24 @@ bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
 bool dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+/* One more accumulator on s: the output field `name` with v, {$op: expression}. */
+bool dj_agg_add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+/* s's accumulators: {count: {$count: {}}} ($bucket's, $bucketAuto's without output). */
+void dj_agg_count_only (stage_t *s);
+
+/* ---- stages with files of their own: parse (every error before a document
+ * is read) and run ------------------------------------------------------------ */
+bool dj_agg_parse_redact (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_redact (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_bucket_auto (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_bucket_auto (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_graph_lookup (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_graph_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_densify (stage_t *s, const bson_value_t *v, bson_error_t *error);
+bool dj_agg_run_densify (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_fill (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_fill (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- group.c: $group, $bucket, hash tables of keys ----------------------- */
 
@@ -166,6 +188,23 @@ bool dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *
 bool dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool count, bson_t *out,
                         bson_error_t *error);
 bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* Documents by the values at a path (each array element and the whole
+ * array, missing as null; by collated key, so 1 == 1.0), as an $in on that
+ * path matches them: $lookup's hash join, $graphLookup's connectToField. */
+typedef struct {
+   size_t *docs; /* indexes into the document list, ascending */
+   size_t n, cap;
+} jbucket_t;
+typedef struct {
+   ktable_t kt;
+   jbucket_t *b; /* owned, kt.n entries */
+   size_t cap;
+} jtable_t;
+/* t (zeroed before) indexes the documents of `docs` by their values at fp. */
+void dj_jtable_build (jtable_t *t, const dj_docs_t *docs, const dj_path_t *fp);
+/* The bucket of the value v; NULL when there is none and !create. */
+jbucket_t *dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create);
+void dj_jtable_free (jtable_t *t);
 
 /* ---- window.c ------------------------------------------------------------- */
 bool dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs);

@@ -267,21 +267,8 @@ in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null
  * element and the whole array, missing as null -- so equality follows
  * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
-typedef struct {
-   size_t *docs; /* indexes into the foreign list, ascending */
-   size_t n, cap;
-} jbucket_t;
-
-typedef struct {
-   ktable_t kt;
-   jbucket_t *b; /* owned, kt.n entries */
-   size_t cap;
-} jtable_t;
-
-/* The bucket of the value v (its collated key); NULL when there is none
- * and create is false. */
-static jbucket_t *
-jtable_find (jtable_t *t, const bson_value_t *v, bool create)
+jbucket_t *
+dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
    dj_buf_t k;
@@ -299,8 +286,8 @@ jtable_find (jtable_t *t, const bson_value_t *v, bool create)
    return &t->b[i];
 }
 
-static void
-jtable_free (jtable_t *t)
+void
+dj_jtable_free (jtable_t *t)
 {
    for (size_t i = 0; i < t->kt.n; i++) {
       bson_free (t->b[i].docs);
@@ -313,7 +300,7 @@ jtable_free (jtable_t *t)
 static void
 jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 {
-   jbucket_t *b = jtable_find (t, v, true);
+   jbucket_t *b = dj_jtable_find (t, v, true);
    if (b->n && b->docs[b->n - 1] == doc) {
       return; /* [1, 1] indexes the document once */
    }
@@ -321,8 +308,8 @@ jadd (jtable_t *t, size_t doc, const bson_value_t *v)
    b->docs[b->n++] = doc;
 }
 
-static void
-jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+void
+dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
 {
    static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
    dj_vlist_t vals = {0};
@@ -509,7 +496,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
          have_all = true;
          if (ok) {
-            jtable_build (&jt, &foreign_all, &fp);
+            dj_jtable_build (&jt, &foreign_all, &fp);
             joined = true;
          }
       }
@@ -527,7 +514,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
-            jbucket_t *b = jtable_find (&jt, &vals.v[k], false);
+            jbucket_t *b = dj_jtable_find (&jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, cap, 8);
                hits[nhits++] = b->docs[h];
@@ -625,7 +612,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
-   jtable_free (&jt);
+   dj_jtable_free (&jt);
    bson_free (vals.v);
    return ok;
 }

@@ -83,6 +83,9 @@ stage_cleanup (stage_t *s)
    }
    bson_free (s->on);
    dj_pipeline_destroy (s->merge_pipeline);
+   if (s->spec) {
+      s->spec_free (s->spec);
+   }
 }
 
 void
@@ -115,8 +118,8 @@ dj_pipeline_needs_collection (const dj_pipeline_t *p)
 
 /* {count: {$count: {}}}: the accumulators of $sortByCount, and of a
  * $bucket without `output`. */
-static void
-count_only (stage_t *s)
+void
+dj_agg_count_only (stage_t *s)
 {
    s->accs = bson_malloc0 (sizeof (dj_acc_t));
    s->accs[0].field = bson_strdup ("count");
@@ -208,8 +211,8 @@ set_sort (stage_t *s, const bson_value_t *v, bson_error_t *error)
 }
 
 /* One more accumulator on s: the output field `name` with v, {$op: expression}. */
-static bool
-add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+bool
+dj_agg_add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
 {
    s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
    s->naccs++;
@@ -258,7 +261,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          if (strchr (k, '.')) {
             return dj_err (error, 40235, "The field name '%s' cannot contain '.'", k);
          }
-         if (!add_acc (s, k, bson_iter_value (&it), scope, error)) {
+         if (!dj_agg_add_acc (s, k, bson_iter_value (&it), scope, error)) {
             return false;
          }
       }
@@ -528,7 +531,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       /* $group {_id: <expression>, count: {$sum: 1}} then $sort {count: -1}, as the manual defines it:
        * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sortByCount/ */
-      count_only (s);
+      dj_agg_count_only (s);
       bson_t spec = BSON_INITIALIZER;
       BSON_APPEND_INT32 (&spec, "count", -1);
       s->sort = dj_sort_new (&spec, error);
@@ -570,7 +573,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_recurse (&it, &oi);
             while (bson_iter_next (&oi)) {
-               if (!add_acc (s, bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
+               if (!dj_agg_add_acc (s, bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
                   return false;
                }
             }
@@ -600,7 +603,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          return dj_err (error, 40192, "The $bucket 'boundaries' field must have at least 2 values");
       }
       if (!s->naccs) {
-         count_only (s);
+         dj_agg_count_only (s);
       }
       return true;
    }
@@ -813,6 +816,26 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          }
       }
       return true;
+   }
+   if (!strcmp (name, "$redact")) {
+      s->kind = S_REDACT;
+      return dj_agg_parse_redact (s, v, scope, error);
+   }
+   if (!strcmp (name, "$bucketAuto")) {
+      s->kind = S_BUCKETAUTO;
+      return dj_agg_parse_bucket_auto (s, v, scope, error);
+   }
+   if (!strcmp (name, "$graphLookup")) {
+      s->kind = S_GRAPHLOOKUP;
+      return dj_agg_parse_graph_lookup (s, v, scope, error);
+   }
+   if (!strcmp (name, "$densify")) {
+      s->kind = S_DENSIFY;
+      return dj_agg_parse_densify (s, v, error);
+   }
+   if (!strcmp (name, "$fill")) {
+      s->kind = S_FILL;
+      return dj_agg_parse_fill (s, v, scope, error);
    }
    if (!strcmp (name, "$changeStream")) {
       /* (aggregate takes a leading one off before the rest is parsed: commands/changestream.c) */
@@ -1078,6 +1101,11 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    case S_SETWINDOWFIELDS: return dj_agg_run_window (r, s, docs);
    case S_LISTSESSIONS: dj_docs_clear (docs); return true;
    case S_COLLSTATS: return true; /* made by dj_pipeline_run, which knows the collection */
+   case S_REDACT: return dj_agg_run_redact (r, s, docs);
+   case S_BUCKETAUTO: return dj_agg_run_bucket_auto (r, s, docs);
+   case S_GRAPHLOOKUP: return dj_agg_run_graph_lookup (r, s, docs);
+   case S_DENSIFY: return dj_agg_run_densify (r, s, docs);
+   case S_FILL: return dj_agg_run_fill (r, s, docs);
    case S_OUT: return dj_agg_run_out (r, s, docs);
    case S_MERGE: return dj_agg_run_merge (r, s, docs);
    }
