@@ -187,6 +187,12 @@ bool dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *
  * asked. NamespaceNotFound for a missing collection or a view. */
 bool dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool count, bson_t *out,
                         bson_error_t *error);
+/* $sample first in a pipeline over db.coll (run->db): when coll holds more
+ * than 100 documents and size is under 5% of them, `size` of them picked
+ * by the random cursor (storage/sample.c) into out and *used set; else
+ * nothing done (the stage sorts at random what it is given). */
+bool dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, dj_docs_t *out, bool *used,
+                               bson_error_t *error);
 bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 /* Documents by the values at a path (each array element and the whole
  * array, missing as null; by collated key, so 1 == 1.0), as an $in on that

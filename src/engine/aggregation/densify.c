@@ -365,7 +365,7 @@ dj_agg_run_densify (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t start = 0; ok && start < n;) {
       size_t end = start + 1;
       while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len)) {
+             (!rows[start].pkey.len || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
          end++;
       }
       /* the partition's range */

@@ -362,7 +362,7 @@ dj_agg_run_fill (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    for (size_t start = 0; ok && start < n;) {
       size_t end = start + 1;
       while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len)) {
+             (!rows[start].pkey.len || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
          end++;
       }
       for (int o = 0; ok && o < f->nouts; o++) {

@@ -115,6 +115,41 @@ dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll,
    return ok;
 }
 
+static bool
+sample_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid, (void) pos;
+   dj_docs_push (ctx, bson_copy (doc));
+   return true;
+}
+
+bool
+dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, dj_docs_t *out, bool *used,
+                          bson_error_t *error)
+{
+   dj_coll_t *c;
+   *used = false;
+   if (!load_source (run, run->db, coll, &c, error)) {
+      return false;
+   }
+   if (!c || c->view_on) {
+      dj_coll_free (c);
+      return true; /* a view's documents come from its pipeline: sorted at random there */
+   }
+   /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/sample/#behavior :
+    * more than 100 documents, and size under 5% of them */
+   int64_t enough = size > (INT64_MAX - 1) / 20 ? INT64_MAX : (size * 20 + 1 > 101 ? size * 20 + 1 : 101);
+   bool ok = true;
+   int64_t n = dj_plan_count_upto (run->ctx, c, enough, error);
+   ok = n >= 0;
+   if (n >= enough) {
+      *used = true;
+      ok = dj_record_sample (run->ctx, c, size, sample_fn, out, error);
+   }
+   dj_coll_free (c);
+   return ok;
+}
+
 void
 dj_agg_storage_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t scale, bson_t *out, int64_t *count)
 {

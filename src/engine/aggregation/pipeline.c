@@ -1328,6 +1328,16 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
       dj_docs_push (out, d);
       from = 1;
    }
+   if (coll && p->n && p->stages[0].kind == S_SAMPLE) {
+      bool used;
+      if (!dj_agg_sample_collection (run, coll, p->stages[0].n, out, &used, error)) {
+         dj_docs_clear (out);
+         return false;
+      }
+      if (used) {
+         return dj_agg_run_stages (p, 1, run, out, error);
+      }
+   }
    if (coll && dj_pipeline_needs_collection (p)) {
       /* a leading $match goes to the planner, which may use an index */
       const dj_matcher_t *m = NULL;

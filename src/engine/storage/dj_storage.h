@@ -26,6 +26,7 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   changes.c    the change log change streams read, and the cluster clock
+ *   sample.c     records picked at random ($sample's random cursor)
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -320,6 +321,11 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
  * what a tailable cursor reads next on a capped collection. */
 bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
                          bson_error_t *error);
+/* sample.c: fn(rid, doc, -1, fnctx) for `size` different records of c
+ * picked at random, without reading the others (the caller checks c holds
+ * many more than size: the draw retries duplicates, failing with 28799
+ * after 100 in a row). doc is valid during the call; fn returns false to stop. */
+bool dj_record_sample (dj_ctx_t *ctx, dj_coll_t *c, int64_t size, dj_scan_fn fn, void *fnctx, bson_error_t *error);
 /* How many records c holds, counting no further than max (> 0): max means
  * "max or more". -1 on an LMDB error. Reads keys only. */
 int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
