@@ -17,6 +17,7 @@
  *   expr-private.h  what the files share: the node, the table's row, helpers
  *   ops_arith.c     numbers: arithmetic, rounding, trigonometry, bits, $sum.. as expressions
  *   ops_date.c      dates: parts, formats, $dateTrunc/$dateAdd/$dateDiff, from/to parts
+ *   ops_date_parse.c  $dateFromString's format specifiers
  *   ops_string.c    strings: substrings, case, trim, split, replace, regex
  *   ops_array.c     arrays, sets, objects ($filter/$map/$reduce, $zip, $mergeObjects...)
  *   ops_type.c      types and conversions ($type, $convert, $toString...)

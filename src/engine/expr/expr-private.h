@@ -168,6 +168,12 @@ enum { M_SQRT, M_EXP, M_LN, M_LOG10, M_SIN, M_COS, M_TAN, M_ASIN, M_ACOS, M_ATAN
 bool x_date_ms (dj_eval_t *ev, const bson_value_t *v, int64_t *ms);
 bool x_format_date (dj_eval_t *ev, int64_t ms, const dj_tz_t *tz, const char *fmt, bson_value_t *out);
 bool x_parse_iso (const char *s, const dj_tz_t *tz, int64_t *ms_out, bool *had_offset);
+/* The instant of a local civil time in tz (NULL: UTC); months and days past their ranges carry. */
+int64_t x_from_parts (int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s, int64_t ms, const dj_tz_t *tz);
+/* ---- ops_date_parse.c: $dateFromString's format ---- */
+/* s read by the format's specifiers (fmt): *ms_out; false with ev's error
+ * set for a bad format (18535, 18536) or a string it does not read (241). */
+bool x_parse_format (dj_eval_t *ev, const char *s, const char *fmt, const dj_tz_t *tz, int64_t *ms_out);
 bool op_date_part (XFN_ARGS), op_date_to_string (XFN_ARGS), op_date_from_string (XFN_ARGS), op_date_arith (XFN_ARGS),
      op_date_from_parts (XFN_ARGS), op_date_to_parts (XFN_ARGS);
 enum { D_YEAR, D_MONTH, D_DAYOFMONTH, D_DAYOFWEEK, D_DAYOFYEAR, D_HOUR, D_MINUTE, D_SECOND, D_MILLISECOND, D_WEEK,
