@@ -26,9 +26,6 @@ struct dj_accop {
 /* acc_n.c's rows: NULL if name is none of them. */
 const dj_accop_t *dj_acc_n_op (const char *name);
 
-/* $group, $sort and $bucket count the bytes they hold; past this, without
- * allowDiskUse, they fail with MongoDB's error 292. */
-#define DJ_STAGE_MEMORY_LIMIT ((size_t) 100 * 1024 * 1024)
 
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
@@ -107,7 +104,9 @@ typedef struct {
 
 /* An evaluation context on doc with the run's variables. */
 void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
-/* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
+/* Error 292 when a stage holds more bytes than its limit (setParameter's
+ * internalQueryMaxBlockingSortMemoryUsageBytes for "$sort", else
+ * internalDocumentSourceGroupMaxMemoryBytes) without allowDiskUse. */
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
 /* Runs stages [from, to) of p over docs (replaced by the result; emptied on failure). */
 bool dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);

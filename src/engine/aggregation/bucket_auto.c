@@ -244,7 +244,11 @@ dj_agg_run_bucket_auto (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       dj_arena_reset (r->arena);
    }
-   ok = ok && dj_agg_check_memory (r, n * 64, "$bucketAuto");
+   size_t bytes = 0; /* it holds every document and its key */
+   for (size_t i = 0; i < n; i++) {
+      bytes += docs->v[i]->len + sizeof (bkey_t);
+   }
+   ok = ok && dj_agg_check_memory (r, bytes, "$bucketAuto");
    dj_docs_t out = {0};
    if (ok && nk) {
       qsort (keys, nk, sizeof (bkey_t), bkey_cmp);

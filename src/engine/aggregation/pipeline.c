@@ -9,7 +9,8 @@
  * so it can use an index. $lookup and $unionWith read other collections in
  * the same LMDB transaction, so a pipeline sees one consistent snapshot.
  *
- * Memory: $group, $sort and $bucket count the bytes they hold; over 100 MiB
+ * Memory: $group, $sort, $bucket and $bucketAuto count the bytes they hold;
+ * over their limit (100 MiB, or what setParameter set: commands/cmd_param.c)
  * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does
  * (with allowDiskUse they keep going in memory -- we do not spill).
  */
@@ -887,7 +888,9 @@ dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc)
 bool
 dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage)
 {
-   if (bytes > DJ_STAGE_MEMORY_LIMIT && !r->run->allow_disk) {
+   /* $sort's limit, or $group's (for the stages that group) -- setParameter's */
+   int which = !strcmp (stage, "$sort") ? DJ_PARAM_SORT_BYTES : DJ_PARAM_GROUP_BYTES;
+   if ((int64_t) bytes > dj_engine_param (r->run->engine, which) && !r->run->allow_disk) {
       return dj_err (r->error, 292,
                      "Exceeded memory limit for %s, but didn't allow external spilling; pass allowDiskUse:true to opt in.",
                      stage);

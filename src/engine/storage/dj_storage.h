@@ -33,6 +33,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "dj_query.h"
 
@@ -115,7 +116,18 @@ struct dj_engine {
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
+   /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
+    * by commands on any thread; 0 stands for the default. */
+   _Atomic int64_t params[2];
 };
+
+/* The parameters: what a blocking $sort, and a $group, may hold in memory
+ * before failing with 292 (mongod's internalQueryMaxBlockingSortMemoryUsageBytes
+ * and internalDocumentSourceGroupMaxMemoryBytes: 100 MiB each by default). */
+enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES };
+#define DJ_PARAM_DEFAULT_BYTES ((int64_t) 100 * 1024 * 1024)
+int64_t dj_engine_param (dj_engine_t *e, int which); /* e may be NULL: the default */
+void dj_engine_param_set (dj_engine_t *e, int which, int64_t v);
 
 /* ---- env.c: data directories ---------------------------------------------- */
 /* Opens (creating it and missing parents, 0700) the data directory `path`
