@@ -33,6 +33,12 @@ typedef enum {
    S_LISTSESSIONS, S_COLLSTATS, S_REDACT, S_BUCKETAUTO, S_GRAPHLOOKUP, S_DENSIFY, S_FILL
 } skind_t;
 
+/* A time unit (densify.c parses them). */
+typedef struct {
+   int64_t ms; /* fixed length: millisecond .. week; 0 for the calendar units */
+   int months; /* month 1, quarter 3, year 12 */
+} dj_tunit_t;
+
 typedef struct {
    char *name;          /* owned: output field */
    const dj_accop_t *op; /* for window accumulators */
@@ -44,7 +50,17 @@ typedef struct {
    bool has_window, range;
    bool lo_unbounded, hi_unbounded, lo_current, hi_current;
    double lo, hi;
+   /* window_fns.c: the window functions that are not accumulators */
+   int fn;           /* WF_* (0: an accumulator, or rank above) */
+   dj_expr_t *expr2; /* owned: $covariance*'s second input */
+   bool has_unit;    /* $derivative/$integral's unit */
+   dj_tunit_t unit;
+   bool has_range_unit; /* the range window's (window.unit): date bounds */
+   dj_tunit_t range_unit;
+   double alpha;     /* $expMovingAvg */
 } wfield_t;
+enum { WF_DERIVATIVE = 1, WF_INTEGRAL, WF_COVPOP, WF_COVSAMP, WF_EMA, WF_LOCF, WF_LINEARFILL };
+
 
 typedef struct stage {
    skind_t kind;
@@ -126,6 +142,9 @@ bool dj_agg_parse_bucket_auto (stage_t *s, const bson_value_t *v, const dj_vscop
 bool dj_agg_run_bucket_auto (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_parse_graph_lookup (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
 bool dj_agg_run_graph_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* densify.c: the time units of $densify, $setWindowFields ranges, $derivative... */
+bool dj_agg_time_unit (const char *name, dj_tunit_t *u); /* false: not a unit */
+int64_t dj_agg_date_add (int64_t ms, const dj_tunit_t *u, int64_t n); /* n units after ms (UTC) */
 bool dj_agg_parse_densify (stage_t *s, const bson_value_t *v, bson_error_t *error);
 bool dj_agg_run_densify (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_parse_fill (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
@@ -213,6 +232,23 @@ void dj_jtable_free (jtable_t *t);
 
 /* ---- window.c ------------------------------------------------------------- */
 bool dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- window_fns.c ------------------------------------------------------------ */
+/* Parses `fk: fv` when fk is one of window_fns.c's functions into w (w->fn
+ * set); *handled false (nothing done) for any other name. */
+bool dj_agg_window_fn_parse (wfield_t *w, const char *fk, const bson_value_t *fv, const dj_vscope_t *scope,
+                             bool *handled, bson_error_t *error);
+/* What a window function needs of its stage (a sortBy of one field...);
+ * range windows' single sortBy field too. */
+bool dj_agg_window_check (const stage_t *s, const wfield_t *wf, bson_error_t *error);
+/* The functions over the window's documents pd[idx[0..n)] of row i
+ * ($derivative, $integral, $covariance*): *out (a scalar). */
+bool dj_agg_window_over (rctx_t *r, const dj_sort_t *sort, const wfield_t *wf, bson_t **pd, const size_t *idx, size_t n,
+                         bson_value_t *out);
+/* The functions of the partition in order ($expMovingAvg, $locf,
+ * $linearFill): vals[0..pn) (owned copies) for the rows pd[0..pn). */
+bool dj_agg_window_column (rctx_t *r, const dj_sort_t *sort, const wfield_t *wf, bson_t **pd, size_t pn, bson_value_t *vals);
+
 
 /* ---- out.c ---------------------------------------------------------------- */
 bool dj_agg_run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs);

@@ -49,16 +49,38 @@ densify_free (void *p)
    DJ_FREE (d->parts, d->ppaths, d->field, d->unit, d);
 }
 
-static bool
-valid_unit (const char *u)
+bool
+dj_agg_time_unit (const char *name, dj_tunit_t *u)
 {
-   static const char *const units[] = {"millisecond", "second", "minute", "hour", "day", "week", "month", "quarter", "year"};
+   static const struct {
+      const char *name;
+      int64_t ms;
+      int months;
+   } units[] = {
+      {"millisecond", 1, 0}, {"second", 1000, 0}, {"minute", 60000, 0}, {"hour", 3600000, 0},
+      {"day", 86400000, 0},  {"week", 7 * 86400000LL, 0}, {"month", 0, 1}, {"quarter", 0, 3}, {"year", 0, 12},
+   };
    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-      if (!strcmp (u, units[i])) {
+      if (!strcmp (units[i].name, name)) {
+         u->ms = units[i].ms;
+         u->months = units[i].months;
          return true;
       }
    }
    return false;
+}
+
+int64_t
+dj_agg_date_add (int64_t ms, const dj_tunit_t *u, int64_t n)
+{
+   return u->ms ? ms + n * u->ms : dj_date_add_months (ms, n * u->months);
+}
+
+static bool
+valid_unit (const char *u)
+{
+   dj_tunit_t t;
+   return dj_agg_time_unit (u, &t);
 }
 
 static bool
@@ -262,32 +284,10 @@ nth_value (const densify_t *d, const bson_value_t *lo, int64_t k, bson_value_t *
       dj_num_arith ('+', lo, &prod, out);
       return;
    }
-   int64_t step = (int64_t) dj_value_as_double (&d->step) * k, ms = lo->value.v_datetime;
-   static const struct { const char *u; int64_t ms; int months; } units[] = {
-      {"millisecond", 1, 0}, {"second", 1000, 0}, {"minute", 60000, 0}, {"hour", 3600000, 0},
-      {"day", 86400000, 0}, {"week", 7 * 86400000LL, 0}, {"month", 0, 1}, {"quarter", 0, 3}, {"year", 0, 12},
-   };
+   dj_tunit_t u;
+   dj_agg_time_unit (d->unit, &u); /* checked when parsed */
    out->value_type = BSON_TYPE_DATE_TIME;
-   for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-      if (strcmp (units[i].u, d->unit)) {
-         continue;
-      }
-      if (units[i].ms) {
-         out->value.v_datetime = ms + step * units[i].ms;
-         return;
-      }
-      int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-      int64_t in_day = ms - days * 86400000;
-      int64_t y;
-      unsigned m, dd;
-      dj_civil_from_days (days, &y, &m, &dd);
-      int64_t tm = (int64_t) m - 1 + step * units[i].months;
-      int64_t ny = y + (tm >= 0 ? tm / 12 : -((-tm + 11) / 12));
-      unsigned nm = (unsigned) (tm - (ny - y) * 12) + 1;
-      int64_t dim = dj_days_from_civil (nm == 12 ? ny + 1 : ny, nm == 12 ? 1 : nm + 1, 1) - dj_days_from_civil (ny, nm, 1);
-      out->value.v_datetime = (dj_days_from_civil (ny, nm, dd > dim ? (unsigned) dim : dd)) * 86400000 + in_day;
-      return;
-   }
+   out->value.v_datetime = dj_agg_date_add (lo->value.v_datetime, &u, (int64_t) dj_value_as_double (&d->step) * k);
 }
 
 /* A generated document: the partition fields of `like`, then field = v. */

@@ -19,6 +19,13 @@
  *   unwind.c        $unwind
  *   lookup.c        reading other collections: $lookup, views, $unionWith's input
  *   window.c        $setWindowFields
+ *   window_fns.c    its functions that are not accumulators ($derivative, $integral,
+ *                   $covariance*, $expMovingAvg, $locf, $linearFill)
+ *   redact.c        $redact
+ *   bucket_auto.c   $bucketAuto and its granularity series
+ *   graph.c         $graphLookup
+ *   densify.c       $densify; the time units of stages
+ *   fill.c          $fill
  *   out.c           $out, $merge
  */
 #ifndef DJ_AGG_H

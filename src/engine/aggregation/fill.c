@@ -23,6 +23,7 @@ typedef struct {
    dj_path_t path;
    int method;
    dj_expr_t *value; /* owned: F_VALUE */
+   dj_expr_t *input; /* owned: "$name", what locf and linear read */
 } fout_t;
 
 typedef struct {
@@ -42,6 +43,7 @@ fill_free (void *p)
       bson_free (f->outs[i].name);
       dj_path_cleanup (&f->outs[i].path);
       dj_expr_destroy (f->outs[i].value);
+      dj_expr_destroy (f->outs[i].input);
    }
    bson_free (f->outs);
    bson_free (f);
@@ -143,10 +145,17 @@ dj_agg_parse_fill (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, 
                if (!o->value) {
                   return false;
                }
-            } else if (mv.value_type == BSON_TYPE_UTF8 && !strcmp (mv.value.v_utf8.str, "locf")) {
-               o->method = F_LOCF;
-            } else if (mv.value_type == BSON_TYPE_UTF8 && !strcmp (mv.value.v_utf8.str, "linear")) {
-               o->method = F_LINEAR;
+            } else if (mv.value_type == BSON_TYPE_UTF8 && (!strcmp (mv.value.v_utf8.str, "locf") || !strcmp (mv.value.v_utf8.str, "linear"))) {
+               o->method = mv.value.v_utf8.str[1] == 'o' ? F_LOCF : F_LINEAR;
+               bson_value_t pv = {.value_type = BSON_TYPE_UTF8};
+               char *path = bson_strdup_printf ("$%s", o->name);
+               pv.value.v_utf8.str = path;
+               pv.value.v_utf8.len = (uint32_t) strlen (path);
+               o->input = dj_expr_parse (&pv, scope, error);
+               bson_free (path);
+               if (!o->input) {
+                  return false;
+               }
             } else {
                return dj_err (error, 6050202, "Method must be either 'linear' or 'locf'");
             }
@@ -227,21 +236,6 @@ set_field (frow_t *row, const fout_t *o, const bson_value_t *v)
    row->doc = nd;
 }
 
-/* A value as a number for interpolation: dates as milliseconds. */
-static bool
-as_number (const bson_value_t *v, double *out)
-{
-   if (v->value_type == BSON_TYPE_DATE_TIME) {
-      *out = (double) v->value.v_datetime;
-      return true;
-   }
-   if (dj_value_is_number (v)) {
-      *out = dj_value_as_double (v);
-      return true;
-   }
-   return false;
-}
-
 /* The fields of one output over one partition rows[0..n). */
 static bool
 fill_partition (rctx_t *r, const fill_t *f, const fout_t *o, frow_t *rows, size_t n)
@@ -269,68 +263,22 @@ fill_partition (rctx_t *r, const fill_t *f, const fout_t *o, frow_t *rows, size_
       }
       return true;
    }
-   /* the values, copied: setting fields replaces the documents they are in */
-   bson_value_t *vals = bson_malloc0 (sizeof (bson_value_t) * (n ? n : 1));
+   /* $locf / $linearFill down the partition, as mongod's $fill runs them
+    * (window_fns.c); every document gets the field, null where none */
+   wfield_t w = {.fn = o->method == F_LOCF ? WF_LOCF : WF_LINEARFILL, .expr = o->input};
+   bson_t **pd = bson_malloc (sizeof (bson_t *) * (n ? n : 1));
+   bson_value_t *vals = bson_malloc (sizeof (bson_value_t) * (n ? n : 1));
    for (size_t i = 0; i < n; i++) {
-      bson_iter_t it;
-      vals[i].value_type = BSON_TYPE_NULL;
-      if (bson_iter_init (&it, rows[i].doc) && bson_iter_find_descendant (&it, o->name, &it) && !nullish_v (bson_iter_value (&it))) {
-         bson_value_copy (bson_iter_value (&it), &vals[i]);
-      }
+      pd[i] = rows[i].doc;
    }
-   bool ok = true;
-   if (o->method == F_LOCF) {
-      /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/locf/ */
-      size_t last = SIZE_MAX;
-      for (size_t i = 0; i < n; i++) {
-         if (vals[i].value_type != BSON_TYPE_NULL) {
-            last = i;
-         }
-         set_field (&rows[i], o, last == SIZE_MAX ? &null_v : &vals[last]);
-      }
-   } else {
-      /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/linearFill/ :
-       * between the values before and after, by the sortBy field's position */
-      int dir;
-      const char *key = dj_sort_key (f->sort, 0, &dir);
-      double *xs = bson_malloc (sizeof (double) * (n ? n : 1));
-      for (size_t i = 0; ok && i < n; i++) {
-         bson_iter_t it;
-         if (!(bson_iter_init (&it, rows[i].doc) && bson_iter_find_descendant (&it, key, &it) && as_number (bson_iter_value (&it), &xs[i]))) {
-            ok = dj_err (r->error, 6050106, "The sortBy field of a $linearFill must be numeric or a date");
-         }
-         if (ok && vals[i].value_type != BSON_TYPE_NULL && !dj_value_is_number (&vals[i])) {
-            ok = dj_err (r->error, 6050106, "The values $linearFill fills between must be numeric, found %s",
-                         dj_type_name (vals[i].value_type));
-         }
-      }
-      size_t prev = SIZE_MAX;
-      for (size_t i = 0; ok && i < n; i++) {
-         if (vals[i].value_type != BSON_TYPE_NULL) {
-            set_field (&rows[i], o, &vals[i]);
-            prev = i;
-            continue;
-         }
-         size_t next = i + 1;
-         while (next < n && vals[next].value_type == BSON_TYPE_NULL) {
-            next++;
-         }
-         if (prev == SIZE_MAX || next == n) {
-            set_field (&rows[i], o, &null_v);
-            continue;
-         }
-         double y1 = dj_value_as_double (&vals[prev]), y2 = dj_value_as_double (&vals[next]);
-         double x1 = xs[prev], x2 = xs[next];
-         bson_value_t y = {.value_type = BSON_TYPE_DOUBLE};
-         y.value.v_double = x2 == x1 ? y1 : y1 + (y2 - y1) * (xs[i] - x1) / (x2 - x1);
-         set_field (&rows[i], o, &y);
-      }
-      bson_free (xs);
-   }
+   bool ok = dj_agg_window_column (r, f->sort, &w, pd, n, vals);
    for (size_t i = 0; i < n; i++) {
+      if (ok) {
+         set_field (&rows[i], o, &vals[i]);
+      }
       bson_value_destroy (&vals[i]);
    }
-   bson_free (vals);
+   DJ_FREE (pd, vals);
    return ok;
 }
 

@@ -74,6 +74,7 @@ stage_cleanup (stage_t *s)
       bson_free (s->wf[i].name);
       dj_expr_destroy (s->wf[i].expr);
       dj_accparam_free (s->wf[i].param);
+      dj_expr_destroy (s->wf[i].expr2);
       if (s->wf[i].shift_default.value_type != BSON_TYPE_EOD) {
          bson_value_destroy (&s->wf[i].shift_default);
       }
@@ -667,7 +668,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                               return dj_err (error, DJ_FailedToParse, "Window bounds must be a 2-element array");
                            }
                         } else if (!strcmp (wk, "unit")) {
-                           return dj_err (error, DJ_NotImplemented, "time-unit window ranges are not supported by the embedded engine");
+                           if (!BSON_ITER_HOLDS_UTF8 (&wi) || !dj_agg_time_unit (bson_iter_utf8 (&wi, NULL), &w->range_unit)) {
+                              return dj_err (error, DJ_FailedToParse, "unknown time unit value: %s",
+                                             BSON_ITER_HOLDS_UTF8 (&wi) ? bson_iter_utf8 (&wi, NULL) : dj_type_name (bson_iter_type (&wi)));
+                           }
+                           w->has_range_unit = true;
+                        } else {
+                           return dj_err (error, DJ_FailedToParse, "'window' field that is not 'documents', 'range' or 'unit': %s", wk);
                         }
                      }
                      continue;
@@ -695,6 +702,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                      }
                      continue;
                   }
+                  bool handled;
+                  if (!dj_agg_window_fn_parse (w, fk, fv, scope, &handled, error)) {
+                     return false;
+                  }
+                  if (handled) {
+                     continue;
+                  }
                   dj_acc_t a;
                   bson_t one = BSON_INITIALIZER;
                   BSON_APPEND_VALUE (&one, fk, fv);
@@ -719,6 +733,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       for (int i = 0; i < s->nwf; i++) {
          if ((s->wf[i].rank >= 1 && s->wf[i].rank <= 4) && !s->sort) {
             return dj_err (error, 5371601, "%s requires a sortBy", s->wf[i].rank == 4 ? "$shift" : "$rank");
+         }
+         if (!dj_agg_window_check (s, &s->wf[i], error)) {
+            return false;
          }
       }
       return true;
