@@ -189,9 +189,9 @@ bool op_elem_at (XFN_ARGS), op_size (XFN_ARGS), op_slice (XFN_ARGS), op_filter_m
      op_range (XFN_ARGS), op_reverse (XFN_ARGS), op_in (XFN_ARGS), op_indexof_array (XFN_ARGS),
      op_concat_arrays (XFN_ARGS), op_sort_array (XFN_ARGS), op_zip (XFN_ARGS), op_array_to_object (XFN_ARGS),
      op_object_to_array (XFN_ARGS), op_set (XFN_ARGS), op_any_all (XFN_ARGS), op_merge_objects (XFN_ARGS),
-     op_get_field (XFN_ARGS), op_set_field (XFN_ARGS);
+     op_get_field (XFN_ARGS), op_set_field (XFN_ARGS), op_n_array (XFN_ARGS);
 enum { AR_FIRST, AR_LAST, AR_ELEMAT, AR_FILTER, AR_MAP, AR_EQUALS, AR_INTERSECTION, AR_UNION, AR_DIFFERENCE, AR_ISSUBSET,
-       AR_ANY, AR_ALL, AR_SET, AR_UNSET };
+       AR_ANY, AR_ALL, AR_SET, AR_UNSET, AR_FIRSTN, AR_LASTN, AR_MAXN, AR_MINN };
 
 /* ---- ops_djongo.c: djongo's own operators ($_djongo...) ---- */
 bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS), op_collation_key (XFN_ARGS);
