@@ -232,6 +232,11 @@ void dj_jtable_free (jtable_t *t);
 
 /* ---- window.c ------------------------------------------------------------- */
 bool dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* Partitions ($setWindowFields, $fill, $densify): doc's key -- partition's
+ * value, collated-encoded -- appended to key; and the order of two keys
+ * (the empty key of no partitionBy is equal to itself). */
+bool dj_agg_partition_key (rctx_t *r, const dj_expr_t *partition, const bson_t *doc, dj_buf_t *key);
+int dj_agg_key_cmp (const dj_buf_t *a, const dj_buf_t *b);
 
 /* ---- window_fns.c ------------------------------------------------------------ */
 /* Parses `fk: fv` when fk is one of window_fns.c's functions into w (w->fn

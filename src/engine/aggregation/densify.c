@@ -239,11 +239,7 @@ static int
 drow_cmp (const void *a, const void *b)
 {
    const drow_t *x = a, *y = b;
-   size_t n = x->pkey.len < y->pkey.len ? x->pkey.len : y->pkey.len;
-   int c = n ? memcmp (x->pkey.data, y->pkey.data, n) : 0;
-   if (!c && x->pkey.len != y->pkey.len) {
-      c = x->pkey.len < y->pkey.len ? -1 : 1;
-   }
+   int c = dj_agg_key_cmp (&x->pkey, &y->pkey);
    if (!c) {
       c = dj_value_cmp (&x->val, &y->val); /* missing (EOD) first, as null */
    }
@@ -364,8 +360,7 @@ dj_agg_run_densify (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    size_t made = 0;
    for (size_t start = 0; ok && start < n;) {
       size_t end = start + 1;
-      while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             (!rows[start].pkey.len || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
+      while (end < n && !dj_agg_key_cmp (&rows[end].pkey, &rows[start].pkey)) {
          end++;
       }
       /* the partition's range */

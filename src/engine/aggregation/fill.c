@@ -199,11 +199,7 @@ sort_rows (frow_t *rows, size_t n, const dj_sort_t *sort)
          size_t a = lo, b = mid, o = lo;
          while (a < mid && b < hi) {
             const frow_t *x = &rows[a], *y = &rows[b];
-            size_t m = x->pkey.len < y->pkey.len ? x->pkey.len : y->pkey.len;
-            int c = m ? memcmp (x->pkey.data, y->pkey.data, m) : 0;
-            if (!c && x->pkey.len != y->pkey.len) {
-               c = x->pkey.len < y->pkey.len ? -1 : 1;
-            }
+            int c = dj_agg_key_cmp (&x->pkey, &y->pkey);
             if (!c && sort) {
                c = dj_sort_cmp (sort, x->doc, y->doc);
             }
@@ -294,14 +290,7 @@ dj_agg_run_fill (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       rows[i].idx = i;
       dj_buf_init (&rows[i].pkey);
       if (ok && f->partition) {
-         dj_eval_t ev;
-         bson_value_t pv;
-         dj_agg_eval_setup (r, &ev, docs->v[i]);
-         ok = dj_expr_eval (f->partition, &ev, &pv);
-         if (ok) {
-            dj_key_append_collated (&rows[i].pkey, &pv);
-         }
-         dj_arena_reset (r->arena);
+         ok = dj_agg_partition_key (r, f->partition, docs->v[i], &rows[i].pkey);
       }
    }
    if (ok && (f->sort || f->partition)) {
@@ -309,8 +298,7 @@ dj_agg_run_fill (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    for (size_t start = 0; ok && start < n;) {
       size_t end = start + 1;
-      while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             (!rows[start].pkey.len || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
+      while (end < n && !dj_agg_key_cmp (&rows[end].pkey, &rows[start].pkey)) {
          end++;
       }
       for (int o = 0; ok && o < f->nouts; o++) {

@@ -16,19 +16,37 @@ typedef struct {
    dj_buf_t pkey;
 } wrow_t;
 
+int
+dj_agg_key_cmp (const dj_buf_t *a, const dj_buf_t *b)
+{
+   size_t n = a->len < b->len ? a->len : b->len;
+   int c = n ? memcmp (a->data, b->data, n) : 0; /* no partitionBy: empty keys */
+   if (!c && a->len != b->len) {
+      c = a->len < b->len ? -1 : 1;
+   }
+   return c;
+}
+
+bool
+dj_agg_partition_key (rctx_t *r, const dj_expr_t *partition, const bson_t *doc, dj_buf_t *key)
+{
+   dj_eval_t ev;
+   bson_value_t pv;
+   dj_agg_eval_setup (r, &ev, doc);
+   bool ok = dj_expr_eval (partition, &ev, &pv);
+   if (ok) {
+      dj_key_append_collated (key, &pv);
+   }
+   dj_arena_reset (r->arena);
+   return ok;
+}
+
 static int
 wrow_cmp (const void *a, const void *b)
 {
    const wrow_t *x = a, *y = b;
-   size_t n = x->pkey.len < y->pkey.len ? x->pkey.len : y->pkey.len;
-   int c = n ? memcmp (x->pkey.data, y->pkey.data, n) : 0; /* no partitionBy: empty keys */
-   if (c) {
-      return c;
-   }
-   if (x->pkey.len != y->pkey.len) {
-      return x->pkey.len < y->pkey.len ? -1 : 1;
-   }
-   return (x->idx > y->idx) - (x->idx < y->idx);
+   int c = dj_agg_key_cmp (&x->pkey, &y->pkey);
+   return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 /* Whether b is in a's range window: the sortBy field's value of b minus
@@ -77,14 +95,7 @@ dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       rows[i].idx = i;
       dj_buf_init (&rows[i].pkey);
       if (s->partition) {
-         dj_eval_t ev;
-         bson_value_t pv;
-         dj_agg_eval_setup (r, &ev, docs->v[i]);
-         ok = dj_expr_eval (s->partition, &ev, &pv);
-         if (ok) {
-            dj_key_append_collated (&rows[i].pkey, &pv);
-         }
-         dj_arena_reset (r->arena);
+         ok = dj_agg_partition_key (r, s->partition, docs->v[i], &rows[i].pkey);
       }
    }
    if (!ok) {
@@ -98,8 +109,7 @@ dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    size_t done = 0; /* rows[0..done) hold results; the rest still point at the input */
    for (size_t start = 0; start < n && ok;) {
       size_t end = start + 1;
-      while (end < n && rows[end].pkey.len == rows[start].pkey.len &&
-             (rows[start].pkey.len == 0 || !memcmp (rows[end].pkey.data, rows[start].pkey.data, rows[start].pkey.len))) {
+      while (end < n && !dj_agg_key_cmp (&rows[end].pkey, &rows[start].pkey)) {
          end++;
       }
       size_t pn = end - start;
