@@ -362,22 +362,6 @@ cmp_double (const void *x, const void *y)
    return (a > b) - (a < b);
 }
 
-/* The p-th percentile of the n sorted numbers: the discrete method takes
- * the value of rank ceil(p * n) (1-based), as mongod's; 'continuous'
- * interpolates between the ranks around p * (n - 1) (0-based). */
-static double
-percentile_of (const double *v, size_t n, double p, bool continuous)
-{
-   if (continuous) {
-      double pos = p * (double) (n - 1);
-      size_t lo = (size_t) floor (pos), hi = (size_t) ceil (pos);
-      return v[lo] + (pos - (double) lo) * (v[hi] - v[lo]);
-   }
-   double r = ceil (p * (double) n) - 1;
-   size_t i = r < 0 ? 0 : (size_t) r;
-   return v[i < n ? i : n - 1];
-}
-
 static void
 result_percentile (const dj_accst_t *a, const char *field, bson_t *out, bool median)
 {
@@ -389,13 +373,13 @@ result_percentile (const dj_accst_t *a, const char *field, bson_t *out, bool med
    memcpy (v, a->nums, sizeof (double) * a->nnums);
    qsort (v, a->nnums, sizeof (double), cmp_double);
    if (median) {
-      BSON_APPEND_DOUBLE (out, field, percentile_of (v, a->nnums, 0.5, a->param->continuous));
+      BSON_APPEND_DOUBLE (out, field, dj_percentile (v, a->nnums, 0.5, a->param->continuous));
    } else {
       bson_t arr;
       BSON_APPEND_ARRAY_BEGIN (out, field, &arr);
       for (int i = 0; i < a->param->np; i++) {
          char kb[16];
-         BSON_APPEND_DOUBLE (&arr, dj_array_key ((uint32_t) i, kb), percentile_of (v, a->nnums, a->param->p[i], a->param->continuous));
+         BSON_APPEND_DOUBLE (&arr, dj_array_key ((uint32_t) i, kb), dj_percentile (v, a->nnums, a->param->p[i], a->param->continuous));
       }
       bson_append_array_end (out, &arr);
    }

@@ -157,6 +157,7 @@ vlist_t x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v);
 bool x_doc_value (dj_eval_t *ev, bson_t *doc, bool is_array, bson_value_t *out);
 
 /* ---- ops_arith.c ---- */
+bool op_percentile (XFN_ARGS);
 bool op_add (XFN_ARGS), op_subtract (XFN_ARGS), op_divide_mod (XFN_ARGS), op_pow (XFN_ARGS), op_abs (XFN_ARGS),
      op_ceil_floor (XFN_ARGS), op_math1 (XFN_ARGS), op_math2 (XFN_ARGS), op_round (XFN_ARGS), op_bit (XFN_ARGS),
      op_bitnot (XFN_ARGS), op_rand (XFN_ARGS), op_sum_avg (XFN_ARGS), op_min_max (XFN_ARGS), op_stddev (XFN_ARGS);

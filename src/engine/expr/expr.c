@@ -301,6 +301,8 @@ static const struct opdef ops[] = {
    {"$max", op_min_max, 0, ANY, ARGS, .aux = 1},
    {"$stdDevPop", op_stddev, 0, ANY, ARGS},
    {"$stdDevSamp", op_stddev, 0, ANY, ARGS, .aux = 1},
+   {"$percentile", op_percentile, -1, -1, ARGS, .named = NAMED ("input", "p", "method"), .required = 3},
+   {"$median", op_percentile, -1, -1, ARGS, .named = NAMED ("input", "method"), .required = 2, .aux = 1},
    /* djongo's own, for SQL functions MongoDB has none for (ops_djongo.c) */
    HASH ("$_djongoMd5", H_MD5), HASH ("$_djongoSha1", H_SHA1), HASH ("$_djongoSha224", H_SHA224),
    HASH ("$_djongoSha256", H_SHA256), HASH ("$_djongoSha384", H_SHA384), HASH ("$_djongoSha512", H_SHA512),
