@@ -45,6 +45,7 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/engine/test_txn" 2>&1)"
   tally "$("$b/tests/engine/test_depth" 2>&1)"
   tally "$("$b/tests/engine/test_ttl" 2>&1)"
+  tally "$("$b/tests/engine/test_sample" 2>&1)"
   tally "$("$b/tests/sql/run_golden" tests/sql/golden/*.test 2>&1)"
   tally "$("$b/tests/sql/test_plan_cache" 2>&1)"
   tally "$("$b/tests/fuzz/replay_sql" tests/fuzz/corpus/sql 2>&1)"
