@@ -8,9 +8,10 @@
  * random cursor instead of sorting them all by a random key. Here: a
  * random record id between the collection's first and last is drawn, and
  * the first record at or after it taken (wrapping to the first), repeated
- * until `size` different records are had. Like WiredTiger's random cursor
- * the draw is about even when record ids are dense; a record after a run
- * of deleted ids is likelier.
+ * until `size` different records are had (past the last record -- only if
+ * records went meanwhile -- it wraps to the first). Like WiredTiger's
+ * random cursor the draw is even when record ids are dense; a record after
+ * a run of deleted ids is likelier.
  */
 #include "storage-private.h"
 
