@@ -26,12 +26,14 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   changes.c    the change log change streams read, and the cluster clock
+ *   sample.c     records picked at random ($sample's random cursor)
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "dj_query.h"
 
@@ -114,7 +116,18 @@ struct dj_engine {
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
+   /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
+    * by commands on any thread; 0 stands for the default. */
+   _Atomic int64_t params[2];
 };
+
+/* The parameters: what a blocking $sort, and a $group, may hold in memory
+ * before failing with 292 (mongod's internalQueryMaxBlockingSortMemoryUsageBytes
+ * and internalDocumentSourceGroupMaxMemoryBytes: 100 MiB each by default). */
+enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES };
+#define DJ_PARAM_DEFAULT_BYTES ((int64_t) 100 * 1024 * 1024)
+int64_t dj_engine_param (dj_engine_t *e, int which); /* e may be NULL: the default */
+void dj_engine_param_set (dj_engine_t *e, int which, int64_t v);
 
 /* ---- env.c: data directories ---------------------------------------------- */
 /* Opens (creating it and missing parents, 0700) the data directory `path`
@@ -320,6 +333,11 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
  * what a tailable cursor reads next on a capped collection. */
 bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
                          bson_error_t *error);
+/* sample.c: fn(rid, doc, -1, fnctx) for `size` different records of c
+ * picked at random, without reading the others (the caller checks c holds
+ * many more than size: the draw retries duplicates, failing with 28799
+ * after 100 in a row). doc is valid during the call; fn returns false to stop. */
+bool dj_record_sample (dj_ctx_t *ctx, dj_coll_t *c, int64_t size, dj_scan_fn fn, void *fnctx, bson_error_t *error);
 /* How many records c holds, counting no further than max (> 0): max means
  * "max or more". -1 on an LMDB error. Reads keys only. */
 int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
