@@ -291,8 +291,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden) {
-         continue; /* partial: would need proof that the filter implies the partial filter */
+      if (ix->partial || ix->hidden || ix->geo) {
+         /* partial: would need proof that the filter implies the partial
+          * filter; geo: keyed by cells, and sparse (geo_index.c) */
+         continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -412,6 +414,9 @@ void
 dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
+   if (c && hint == -1 && dj_geo_plan_explain (c, m, plan)) {
+      return;
+   }
    if (sort && c && hint == -1) {
       int i = sorted_index (c, m, sort, &dir);
       if (i >= 0) {
@@ -468,7 +473,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo ||
           strcmp (first_field (ix), field)) {
          continue;
       }
@@ -491,6 +496,13 @@ bool
 dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   bool geo; /* a geo condition answered through a geo index (geo_index.c) */
+   if (!dj_geo_plan_scan (ctx, c, m, vars, max, fn, fnctx, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
+   }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
@@ -592,6 +604,9 @@ int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
    int dir, i;
+   if ((i = dj_geo_plan_index (c, m)) >= 0) {
+      return i;
+   }
    if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
       return i;
    }
