@@ -18,7 +18,7 @@
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
-   S_LISTSESSIONS, S_COLLSTATS
+   S_LISTSESSIONS, S_COLLSTATS, S_GEONEAR
 } skind_t;
 
 typedef struct {
@@ -70,6 +70,10 @@ typedef struct stage {
    int when_matched;     /* 0 merge, 1 replace, 2 keepExisting, 3 fail, 4 pipeline */
    int when_not_matched; /* 0 insert, 1 discard, 2 fail */
    dj_pipeline_t *merge_pipeline;
+   /* $geoNear (geonear.c): str distanceField, str2 includeLocs, match query */
+   dj_geo_query_t *geo; /* owned */
+   char *geo_key;       /* owned, may be NULL */
+   double geo_mult;
 } stage_t;
 
 struct dj_pipeline {
@@ -89,6 +93,12 @@ typedef struct {
 void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
 /* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
+/* ---- geonear.c: $geoNear ------------------------------------------------- */
+bool dj_agg_geonear_parse (stage_t *s, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+void dj_agg_geonear_cleanup (stage_t *s);
+/* The stage's output over collection db.coll, nearest first, into out. */
+bool dj_agg_geonear_read (const dj_prun_t *run, const char *coll, const stage_t *s, dj_docs_t *out, bson_error_t *error);
+
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 
