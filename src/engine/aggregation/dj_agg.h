@@ -19,6 +19,7 @@
  *   lookup.c        reading other collections: $lookup, views, $unionWith's input
  *   window.c        $setWindowFields
  *   out.c           $out, $merge
+ *   geonear.c       $geoNear (through storage's geo_index.c)
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H
