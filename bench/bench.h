@@ -81,6 +81,29 @@ bench_engine (bench_t *b, const bson_t *cmd, bson_t *reply)
    }
 }
 
+/* Runs the engine command written as JSON text; returns how many documents
+ * its reply's first batch holds (set batchSize large enough to see all). */
+static inline int64_t
+bench_engine_rows (bench_t *b, const char *json)
+{
+   bson_error_t err;
+   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
+   if (!cmd) {
+      bench_die (b, err.message);
+   }
+   bench_engine (b, cmd, &reply);
+   bson_iter_t it, bi;
+   int64_t n = 0;
+   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
+      while (bson_iter_next (&bi)) {
+         n++;
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return n;
+}
+
 /* One line of the table (a row, the title or the header), to both outputs. */
 static inline void
 bench_vprint (bench_t *b, const char *prefix, const char *fmt, va_list ap)

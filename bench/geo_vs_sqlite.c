@@ -41,27 +41,6 @@ sphere_m (double lng1, double lat1, double lng2, double lat2)
    return atan2 (sqrt (x * x + y * y), z) * EARTH_M;
 }
 
-static int64_t
-engine_count (bench_t *b, const char *json)
-{
-   bson_error_t err;
-   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
-   if (!cmd) {
-      bench_die (b, err.message);
-   }
-   bench_engine (b, cmd, &reply);
-   bson_iter_t it, bi;
-   int64_t n = 0;
-   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
-      while (bson_iter_next (&bi)) {
-         n++;
-      }
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return n;
-}
-
 /* The R*Tree's points inside the box; *cand their coordinates (owned). */
 static int64_t
 rtree_box (bench_t *b, double x0, double x1, double y0, double y1, double **cand)
@@ -187,7 +166,7 @@ run_engine (bench_t *b, int kind, const char *coll, bool scan, double x, double 
                    coll, x, y);
       }
    }
-   return engine_count (b, json);
+   return bench_engine_rows (b, json);
 }
 
 static int64_t
@@ -268,7 +247,7 @@ main (int argc, char **argv)
    sqlite3_finalize (ins);
    sqlite3_exec (b.db, "COMMIT", NULL, NULL, NULL);
    double t_ix = bench_now ();
-   engine_count (&b, "{\"createIndexes\": \"indexed\", \"indexes\": [{\"key\": {\"loc\": \"2dsphere\"}, \"name\": \"loc\"}]}");
+   bench_engine_rows (&b, "{\"createIndexes\": \"indexed\", \"indexes\": [{\"key\": {\"loc\": \"2dsphere\"}, \"name\": \"loc\"}]}");
    t_ix = bench_now () - t_ix;
    t_load = bench_now () - t_load;
 

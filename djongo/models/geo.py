@@ -38,6 +38,8 @@ from django.core.exceptions import ValidationError
 from django.db import NotSupportedError
 from django.db.models import Field, FloatField, Func, Index, Lookup
 
+from djongo.models.indexes import create_keyed_sql
+
 EARTH_RADIUS_M = 6378100.0
 
 
@@ -245,12 +247,7 @@ class GeoIndex(Index):
         super().__init__(fields=fields, **kwargs)
 
     def create_sql(self, model, schema_editor, using="", **kwargs):
-        fields = [model._meta.get_field(name) for name, _ in self.fields_orders]
-        col_suffixes = [self.KINDS[self.kind]] + [order for _, order in self.fields_orders[1:]]
-        return schema_editor._create_index_sql(
-            model, fields=fields, name=self.name, using=using, db_tablespace=self.db_tablespace,
-            col_suffixes=col_suffixes, opclasses=self.opclasses,
-            condition=self._get_condition_sql(model, schema_editor), **kwargs)
+        return create_keyed_sql(self, model, schema_editor, self.KINDS[self.kind], using, **kwargs)
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()

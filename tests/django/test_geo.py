@@ -14,10 +14,9 @@ https://www.mongodb.com/docs/manual/reference/operator/query/geoIntersects/
 https://www.mongodb.com/docs/manual/reference/operator/query/centerSphere/
 """
 import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from appdir import MANAGE, make_project, run
 
 MODELS_WITH = '''
 from djongo import models
@@ -124,33 +123,20 @@ print(json.dumps(out))
 '''
 
 
-def _run(cwd, env, *args):
-    p = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
-
-
 def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     app = tmp_path / "geoapp"
-    (app / "migrations").mkdir(parents=True)
-    (app / "__init__.py").write_text("")
-    (app / "migrations" / "__init__.py").write_text("")
-    (app / "models.py").write_text(textwrap.dedent(MODELS_WITH))
-    (tmp_path / "geo_settings.py").write_text(SETTINGS)
-    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="geo_settings",
-               PYTHONPATH=os.pathsep.join([str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    manage = ["-c", "import sys; from django.core.management import execute_from_command_line; "
-                    "execute_from_command_line(['manage.py'] + sys.argv[1:])"]
+    env = make_project(tmp_path, "geoapp", MODELS_WITH, "geo_settings", SETTINGS)
+    manage = MANAGE
 
-    _run(tmp_path, env, *manage, "makemigrations", "geoapp")
+    run(tmp_path, env, *manage, "makemigrations", "geoapp")
     first = (app / "migrations" / "0001_initial.py").read_text()
     assert "djongo.models.PointField(null=True)" in first and "djongo.models.MultiPolygonField(null=True)" in first
     assert first.count("djongo.models.GeoIndex(") == 2
-    sql = _run(tmp_path, env, *manage, "sqlmigrate", "geoapp", "0001")
+    sql = run(tmp_path, env, *manage, "sqlmigrate", "geoapp", "0001")
     assert '("location" GEOSPHERE, "kind")' in sql
-    _run(tmp_path, env, *manage, "migrate", "geoapp")
+    run(tmp_path, env, *manage, "migrate", "geoapp")
 
-    out = json.loads(_run(tmp_path, env, "-c", CHECK))
+    out = json.loads(run(tmp_path, env, "-c", CHECK))
     assert out["indexes"]["place_location_geo"] == {"location": "2dsphere", "kind": 1}
     assert out["indexes"]["place_area_geo"] == {"area": "2dsphere"}
     assert out["stored"] == {"type": "Point", "coordinates": [0.01, 0.0]}
@@ -173,11 +159,11 @@ def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     assert out["bad_ring"] in ("DataError", "IntegrityError"), out["bad_ring"]
 
     (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
-    _run(tmp_path, env, *manage, "makemigrations", "geoapp")
+    run(tmp_path, env, *manage, "makemigrations", "geoapp")
     second = next((app / "migrations").glob("0002_*.py")).read_text()
     assert second.count("migrations.RemoveIndex(") == 2
-    _run(tmp_path, env, *manage, "migrate", "geoapp")
-    out = json.loads(_run(tmp_path, env, "-c", CHECK_DROPPED))
+    run(tmp_path, env, *manage, "migrate", "geoapp")
+    out = json.loads(run(tmp_path, env, "-c", CHECK_DROPPED))
     assert "place_location_geo" not in out["names"] and "place_area_geo" not in out["names"], out
     assert "unable to find index for $geoNear query" in out["near"], out
 

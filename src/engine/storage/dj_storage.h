@@ -362,10 +362,9 @@ bool dj_geo_index_cells (const dj_index_t *ix, const bson_t *doc, dj_vlist_t *ou
  * query delivers by distance. */
 bool dj_geo_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max, dj_scan_fn fn,
                        void *fnctx, bool *used, bson_error_t *error);
-/* The geo index m's geo condition uses (-1: none). */
-int dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m);
-/* Appends the explain shape of a geo plan; false when m has none. */
-bool dj_geo_plan_explain (const dj_coll_t *c, const dj_matcher_t *m, bson_t *plan);
+/* The geo index m's geo condition uses (-1: none); *near (may be NULL):
+ * whether it is a near condition (delivered by distance). */
+int dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m, bool *near);
 /* $geoNear: the documents matching m (may be NULL) within q's distances,
  * nearest first, through geo index `index` (dj_geo_near_index chooses it);
  * fn gets each with its distance (q's units) and the nearest location.

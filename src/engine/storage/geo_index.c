@@ -264,10 +264,14 @@ index_for (const dj_coll_t *c, const dj_matcher_t *m, const dj_geo_query_t **qo)
 }
 
 int
-dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m)
+dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m, bool *near)
 {
    const dj_geo_query_t *q;
-   return c ? index_for (c, m, &q) : -1;
+   int i = c ? index_for (c, m, &q) : -1;
+   if (near) {
+      *near = i >= 0 && q->op == DJ_GEO_NEAR;
+   }
+   return i;
 }
 
 /* ---- candidates -------------------------------------------------------------- */
@@ -601,32 +605,4 @@ dj_geo_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_e
    }
    bson_free (rids.rids);
    return ok;
-}
-
-bool
-dj_geo_plan_explain (const dj_coll_t *c, const dj_matcher_t *m, bson_t *plan)
-{
-   const dj_geo_query_t *q;
-   int i = c ? index_for (c, m, &q) : -1;
-   if (i < 0) {
-      return false;
-   }
-   const dj_index_t *ix = &c->indexes[i];
-   bson_t in;
-   if (q->op == DJ_GEO_NEAR) {
-      /* mongod's near plans: GEO_NEAR_2DSPHERE / GEO_NEAR_2D */
-      BSON_APPEND_UTF8 (plan, "stage", ix->geo_flat ? "GEO_NEAR_2D" : "GEO_NEAR_2DSPHERE");
-      BSON_APPEND_DOCUMENT (plan, "keyPattern", ix->key);
-      BSON_APPEND_UTF8 (plan, "indexName", ix->name);
-      return true;
-   }
-   BSON_APPEND_UTF8 (plan, "stage", "FETCH");
-   BSON_APPEND_DOCUMENT_BEGIN (plan, "inputStage", &in);
-   BSON_APPEND_UTF8 (&in, "stage", "IXSCAN");
-   BSON_APPEND_DOCUMENT (&in, "keyPattern", ix->key);
-   BSON_APPEND_UTF8 (&in, "indexName", ix->name);
-   BSON_APPEND_BOOL (&in, "isMultiKey", ix->multikey);
-   BSON_APPEND_UTF8 (&in, "direction", "forward");
-   bson_append_document_end (plan, &in);
-   return true;
 }

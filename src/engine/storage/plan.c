@@ -414,7 +414,17 @@ void
 dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
-   if (c && hint == -1 && dj_geo_plan_explain (c, m, plan)) {
+   bool near;
+   int gi = c && hint == -1 ? dj_geo_plan_index (c, m, &near) : -1;
+   if (gi >= 0 && near) {
+      /* mongod's near plans: GEO_NEAR_2DSPHERE / GEO_NEAR_2D (geo_index.c) */
+      BSON_APPEND_UTF8 (plan, "stage", c->indexes[gi].geo_flat ? "GEO_NEAR_2D" : "GEO_NEAR_2DSPHERE");
+      BSON_APPEND_DOCUMENT (plan, "keyPattern", c->indexes[gi].key);
+      BSON_APPEND_UTF8 (plan, "indexName", c->indexes[gi].name);
+      return;
+   }
+   if (gi >= 0) {
+      append_ixscan (plan, &c->indexes[gi], 1);
       return;
    }
    if (sort && c && hint == -1) {
@@ -604,7 +614,7 @@ int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
    int dir, i;
-   if ((i = dj_geo_plan_index (c, m)) >= 0) {
+   if ((i = dj_geo_plan_index (c, m, NULL)) >= 0) {
       return i;
    }
    if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
