@@ -35,13 +35,7 @@ main (int argc, char **argv)
 {
    int n = 100000;
    const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         n = atoi (argv[i]);
-      }
-   }
+   bench_args (argc, argv, &n, &md);
    bench_t b;
    bench_open (&b, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, md);
    sqlite3 *db = b.db;

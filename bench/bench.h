@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "dj_engine.h"
@@ -38,6 +39,20 @@ bench_die (const bench_t *b, const char *what)
 {
    fprintf (stderr, "%s: %s\n", b->name, what);
    exit (1);
+}
+
+/* The command line `[N] [--markdown FILE]` into *n and *md (left as they
+ * are when not given). */
+static inline void
+bench_args (int argc, char **argv, int *n, const char **md)
+{
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
+         *md = argv[++i];
+      } else {
+         *n = atoi (argv[i]);
+      }
+   }
 }
 
 /* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a

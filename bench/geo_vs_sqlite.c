@@ -180,28 +180,17 @@ run_sqlite (bench_t *b, int kind, double x, double y)
    }
 }
 
-int
-main (int argc, char **argv)
+/* The points into the indexed and the plain collection and the R*Tree. */
+static void
+load (bench_t *b, int n)
 {
-   int n = 100000;
-   const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         n = atoi (argv[i]);
-      }
-   }
-   bench_t b;
-   bench_open (&b, "geo_vs_sqlite", DJ_ENGINE_NOSYNC, md);
-   sqlite3_exec (b.db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+   sqlite3_exec (b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                        "CREATE VIRTUAL TABLE pts USING rtree(id, minx, maxx, miny, maxy);", NULL, NULL, NULL);
-   sqlite3_exec (b.db, "BEGIN", NULL, NULL, NULL);
+   sqlite3_exec (b->db, "BEGIN", NULL, NULL, NULL);
    sqlite3_stmt *ins;
-   sqlite3_prepare_v2 (b.db, "INSERT INTO pts VALUES (?, ?, ?, ?, ?)", -1, &ins, NULL);
+   sqlite3_prepare_v2 (b->db, "INSERT INTO pts VALUES (?, ?, ?, ?, ?)", -1, &ins, NULL);
    uint64_t seed = 88172645463325252ull;
    static const char *const colls[] = {"indexed", "plain"};
-   double t_load = bench_now ();
    for (int first = 0; first < n; first += 1000) {
       bson_t *cmds[2];
       bson_t arrs[2];
@@ -240,12 +229,24 @@ main (int argc, char **argv)
       }
       for (int c = 0; c < 2; c++) {
          bson_append_array_end (cmds[c], &arrs[c]);
-         bench_engine (&b, cmds[c], NULL);
+         bench_engine (b, cmds[c], NULL);
          bson_destroy (cmds[c]);
       }
    }
    sqlite3_finalize (ins);
-   sqlite3_exec (b.db, "COMMIT", NULL, NULL, NULL);
+   sqlite3_exec (b->db, "COMMIT", NULL, NULL, NULL);
+}
+
+int
+main (int argc, char **argv)
+{
+   int n = 100000;
+   const char *md = NULL;
+   bench_args (argc, argv, &n, &md);
+   bench_t b;
+   bench_open (&b, "geo_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   double t_load = bench_now ();
+   load (&b, n);
    double t_ix = bench_now ();
    bench_engine_rows (&b, "{\"createIndexes\": \"indexed\", \"indexes\": [{\"key\": {\"loc\": \"2dsphere\"}, \"name\": \"loc\"}]}");
    t_ix = bench_now () - t_ix;

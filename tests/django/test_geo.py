@@ -126,15 +126,14 @@ print(json.dumps(out))
 def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     app = tmp_path / "geoapp"
     env = make_project(tmp_path, "geoapp", MODELS_WITH, "geo_settings", SETTINGS)
-    manage = MANAGE
 
-    run(tmp_path, env, *manage, "makemigrations", "geoapp")
+    run(tmp_path, env, *MANAGE, "makemigrations", "geoapp")
     first = (app / "migrations" / "0001_initial.py").read_text()
     assert "djongo.models.PointField(null=True)" in first and "djongo.models.MultiPolygonField(null=True)" in first
     assert first.count("djongo.models.GeoIndex(") == 2
-    sql = run(tmp_path, env, *manage, "sqlmigrate", "geoapp", "0001")
+    sql = run(tmp_path, env, *MANAGE, "sqlmigrate", "geoapp", "0001")
     assert '("location" GEOSPHERE, "kind")' in sql
-    run(tmp_path, env, *manage, "migrate", "geoapp")
+    run(tmp_path, env, *MANAGE, "migrate", "geoapp")
 
     out = json.loads(run(tmp_path, env, "-c", CHECK))
     assert out["indexes"]["place_location_geo"] == {"location": "2dsphere", "kind": 1}
@@ -159,10 +158,10 @@ def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     assert out["bad_ring"] in ("DataError", "IntegrityError"), out["bad_ring"]
 
     (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
-    run(tmp_path, env, *manage, "makemigrations", "geoapp")
+    run(tmp_path, env, *MANAGE, "makemigrations", "geoapp")
     second = next((app / "migrations").glob("0002_*.py")).read_text()
     assert second.count("migrations.RemoveIndex(") == 2
-    run(tmp_path, env, *manage, "migrate", "geoapp")
+    run(tmp_path, env, *MANAGE, "migrate", "geoapp")
     out = json.loads(run(tmp_path, env, "-c", CHECK_DROPPED))
     assert "place_location_geo" not in out["names"] and "place_area_geo" not in out["names"], out
     assert "unable to find index for $geoNear query" in out["near"], out

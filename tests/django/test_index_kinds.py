@@ -79,15 +79,14 @@ print("NAMES", sorted(ix["name"] for ix in reply["cursor"]["firstBatch"]))
 def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
     app = tmp_path / "ttlapp"
     env = make_project(tmp_path, "ttlapp", MODELS_WITH, "kinds_settings", SETTINGS)
-    manage = MANAGE
 
-    run(tmp_path, env, *manage, "makemigrations", "ttlapp")
+    run(tmp_path, env, *MANAGE, "makemigrations", "ttlapp")
     first = (app / "migrations" / "0001_initial.py").read_text()
     assert "djongo.models.TTLIndex(" in first and "expire_after=datetime.timedelta(seconds=3600)" in first
     assert "djongo.models.HashedIndex(" in first
-    sql = run(tmp_path, env, *manage, "sqlmigrate", "ttlapp", "0001")
+    sql = run(tmp_path, env, *MANAGE, "sqlmigrate", "ttlapp", "0001")
     assert 'WITH (expireAfterSeconds = 3600)' in sql and '"key" HASHED, "created" DESC' in sql
-    run(tmp_path, env, *manage, "migrate", "ttlapp")
+    run(tmp_path, env, *MANAGE, "migrate", "ttlapp")
 
     out = dict(line.split(" ", 1) for line in run(tmp_path, env, "-c", CHECK).splitlines())
     assert out["TTL"] == "{'created': 1} 3600"
@@ -96,10 +95,10 @@ def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
     assert out["PLAN"] == "session_key_hashed"
 
     (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
-    run(tmp_path, env, *manage, "makemigrations", "ttlapp")
+    run(tmp_path, env, *MANAGE, "makemigrations", "ttlapp")
     second = next((app / "migrations").glob("0002_*.py")).read_text()
     assert second.count("migrations.RemoveIndex(") == 2
-    run(tmp_path, env, *manage, "migrate", "ttlapp")
+    run(tmp_path, env, *MANAGE, "migrate", "ttlapp")
     out = run(tmp_path, env, "-c", CHECK_DROPPED)
     names = out.strip()
     assert names.startswith("NAMES ") and "session_ttl" not in names and "session_key_hashed" not in names, names

@@ -289,45 +289,38 @@ cmp_u64 (const void *a, const void *b)
 }
 
 /* Appends the record ids of ix's entries whose first key is an int64 in
- * [lo, hi]; all of them when `all`. */
-static bool
-walk_cells (dj_ctx_t *ctx, const dj_index_t *ix, int64_t lo, int64_t hi, bool all, rids_t *out, bson_error_t *error)
+ * [lo, hi] (w: an open walk of ix's entries, sought here); all of them
+ * when `all`. */
+static void
+walk_cells (dj_walk_t *w, const dj_index_t *ix, int64_t lo, int64_t hi, bool all, rids_t *out)
 {
-   dj_walk_t w;
-   dj_buf_t p, lok, hik;
-   dj_buf_init (&p);
-   dj_buf_init (&lok);
+   dj_buf_t k, hik;
+   dj_buf_init (&k);
    dj_buf_init (&hik);
-   dj_buf_put_u64be (&p, ix->id);
-   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
-   if (ok) {
-      bson_value_t v = {.value_type = BSON_TYPE_INT64};
+   bson_value_t v = {.value_type = BSON_TYPE_INT64};
+   v.value.v_int64 = hi;
+   dj_key_append (&hik, &v, false);
+   if (!all) {
       v.value.v_int64 = lo;
-      dj_key_append (&lok, &v, false);
-      v.value.v_int64 = hi;
-      dj_key_append (&hik, &v, false);
-      if (!all && ix->geo == 1) {
-         dj_buf_append (&p, lok.data, lok.len);
-         dj_walk_seek (&w, p.data, p.len);
-      }
-      while (dj_walk_next (&w)) {
-         const uint8_t *key = (const uint8_t *) w.k.mv_data + 8;
-         size_t klen = w.k.mv_size - 8;
-         if (!all && ix->geo == 1) {
-            size_t n = klen < hik.len ? klen : hik.len;
-            int cmp = memcmp (key, hik.data, n);
-            if (cmp > 0 || (cmp == 0 && klen < hik.len)) {
-               break; /* past every key starting with hi */
-            }
-         }
-         uint64_t rid = ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (key + klen - 8);
-         DJ_GROW (out->rids, out->n, out->cap, 64);
-         out->rids[out->n++] = rid;
-      }
-      ok = dj_walk_close (&w, "geo index scan", error);
+      dj_buf_put_u64be (&k, ix->id);
+      dj_key_append (&k, &v, false);
+      dj_walk_seek (w, k.data, k.len);
    }
-   DJ_FREE (p.data, lok.data, hik.data);
-   return ok;
+   while (dj_walk_next (w)) {
+      const uint8_t *key = (const uint8_t *) w->k.mv_data + 8;
+      size_t klen = w->k.mv_size - 8;
+      if (!all) {
+         size_t n = klen < hik.len ? klen : hik.len;
+         int cmp = memcmp (key, hik.data, n);
+         if (cmp > 0 || (cmp == 0 && klen < hik.len)) {
+            break; /* past every key starting with hi */
+         }
+      }
+      uint64_t rid = ix->unique ? dj_u64be_read (w->v.mv_data) : dj_u64be_read (key + klen - 8);
+      DJ_GROW (out->rids, out->n, out->cap, 64);
+      out->rids[out->n++] = rid;
+   }
+   DJ_FREE (k.data, hik.data);
 }
 
 /* The candidates for a region: the entries in the cells covering box b
@@ -335,10 +328,17 @@ walk_cells (dj_ctx_t *ctx, const dj_index_t *ix, int64_t lo, int64_t hi, bool al
 static bool
 candidates (dj_ctx_t *ctx, const dj_index_t *ix, const dj_geo_box_t *b, rids_t *out, bson_error_t *error)
 {
-   bool ok = true;
+   dj_walk_t w;
+   uint8_t prefix[8];
+   for (int i = 0; i < 8; i++) {
+      prefix[i] = (uint8_t) (ix->id >> (56 - 8 * i));
+   }
    out->n = 0;
+   if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, prefix, 8, 1, error)) {
+      return false;
+   }
    if (!b || ix->geo != 1) { /* the geo field not first: every entry */
-      ok = walk_cells (ctx, ix, 0, 0, true, out, error);
+      walk_cells (&w, ix, 0, 0, true, out);
    } else {
       int64_t *cells;
       int n;
@@ -346,14 +346,15 @@ candidates (dj_ctx_t *ctx, const dj_index_t *ix, const dj_geo_box_t *b, rids_t *
       dj_geo_cover (&ix->grid, b, 16, &cells, &n);
       dj_geo_ranges_from_cells (&ix->grid, cells, n, &r);
       bson_free (cells);
-      for (int i = 0; i < r.nranges && ok; i++) {
-         ok = walk_cells (ctx, ix, r.lo[i], r.hi[i], false, out, error);
+      for (int i = 0; i < r.nranges; i++) {
+         walk_cells (&w, ix, r.lo[i], r.hi[i], false, out);
       }
-      for (int i = 0; i < r.nids && ok; i++) {
-         ok = walk_cells (ctx, ix, r.ids[i], r.ids[i], false, out, error);
+      for (int i = 0; i < r.nids; i++) {
+         walk_cells (&w, ix, r.ids[i], r.ids[i], false, out);
       }
       dj_geo_ranges_cleanup (&r);
    }
+   bool ok = dj_walk_close (&w, "geo index scan", error);
    qsort (out->rids, out->n, sizeof (uint64_t), cmp_u64);
    size_t k = 0;
    for (size_t i = 0; i < out->n; i++) {
@@ -455,6 +456,9 @@ near_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_index_t *ix, const dj_geo_query
          if (!(ok = dj_record_get (ctx, c, rids.rids[i], &doc, error))) {
             break;
          }
+         if (!doc_distance (ix, q, &doc, &d, NULL) || (!last && d > r)) {
+            continue; /* beyond this round's cap: a later round finds it in order */
+         }
          bson_error_t xe = {0};
          if (m && !dj_matcher_match_ex (m, &doc, NULL, vars, &xe)) {
             if (xe.code) {
@@ -462,9 +466,6 @@ near_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_index_t *ix, const dj_geo_query
                ok = false;
             }
             continue;
-         }
-         if (!doc_distance (ix, q, &doc, &d, NULL) || (!last && d > r)) {
-            continue; /* beyond this round's cap: a later round finds it in order */
          }
          DJ_GROW (h, n, cap, 64);
          h[n++] = (hit_t) {rids.rids[i], d};
