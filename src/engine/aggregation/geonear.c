@@ -177,8 +177,22 @@ dj_agg_geonear_read (const dj_prun_t *run, const char *coll, const stage_t *s, d
    }
    int index;
    near_out_t no = {s, out};
-   bool ok = dj_geo_near_index (c, s->geo, s->geo_key, &index, error) &&
-             dj_geo_near (run->ctx, c, index, s->geo, s->match, 0, near_fn, &no, error);
+   /* spherical: false is "$near semantics: spherical geometry for 2dsphere
+    * indexes and planar geometry for 2d indexes" (the manual, above): a
+    * legacy point over a 2dsphere index is measured on the sphere (radians) */
+   dj_geo_query_t q = *s->geo; /* shallow: a near query owns no shape */
+   bson_error_t flat_err;
+   if (!dj_geo_near_index (c, &q, s->geo_key, &index, &flat_err)) {
+      q.spherical = true;
+      if (s->geo->spherical || flat_err.code != 291 || !dj_geo_near_index (c, &q, s->geo_key, &index, error)) {
+         if (s->geo->spherical || flat_err.code != 291) {
+            *error = flat_err;
+         }
+         dj_coll_free (c);
+         return false;
+      }
+   }
+   bool ok = dj_geo_near (run->ctx, c, index, &q, s->match, 0, near_fn, &no, error);
    dj_coll_free (c);
    return ok;
 }
