@@ -225,8 +225,10 @@ dj_geo_ranges_from_cells (const dj_geo_grid_t *grid, const int64_t *cells, int n
 {
    memset (r, 0, sizeof *r);
    int64_t *c = bson_malloc (sizeof (int64_t) * (size_t) (n ? n : 1));
-   memcpy (c, cells, sizeof (int64_t) * (size_t) n);
-   qsort (c, (size_t) n, sizeof *c, cmp_i64);
+   if (n > 0) {
+      memcpy (c, cells, sizeof (int64_t) * (size_t) n);
+      qsort (c, (size_t) n, sizeof *c, cmp_i64);
+   }
    for (int i = 0; i < n; i++) {
       int level = cell_level (grid, c[i]);
       int64_t lsb = (int64_t) 1 << (2 * (grid->bits - level));
@@ -250,7 +252,9 @@ dj_geo_ranges_from_cells (const dj_geo_grid_t *grid, const int64_t *cells, int n
       }
    }
    bson_free (c);
-   qsort (r->ids, (size_t) r->nids, sizeof (int64_t), cmp_i64);
+   if (r->nids > 1) {
+      qsort (r->ids, (size_t) r->nids, sizeof (int64_t), cmp_i64);
+   }
    int out = 0;
    for (int i = 0; i < r->nids; i++) {
       if (out && r->ids[out - 1] == r->ids[i]) {

@@ -355,7 +355,9 @@ candidates (dj_ctx_t *ctx, const dj_index_t *ix, const dj_geo_box_t *b, rids_t *
       dj_geo_ranges_cleanup (&r);
    }
    bool ok = dj_walk_close (&w, "geo index scan", error);
-   qsort (out->rids, out->n, sizeof (uint64_t), cmp_u64);
+   if (out->n > 1) {
+      qsort (out->rids, out->n, sizeof (uint64_t), cmp_u64);
+   }
    size_t k = 0;
    for (size_t i = 0; i < out->n; i++) {
       if (!k || out->rids[k - 1] != out->rids[i]) {
@@ -480,7 +482,9 @@ near_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_index_t *ix, const dj_geo_query
       bson_free (h);
       return false;
    }
-   qsort (h, n, sizeof *h, cmp_hit);
+   if (n > 1) {
+      qsort (h, n, sizeof *h, cmp_hit);
+   }
    if (max && (int64_t) n > max) {
       n = (size_t) max;
    }
