@@ -190,7 +190,32 @@ def test_values_are_checked_before_saving():
     class D:  # GeoDjango's Distance: meters in .m
         m = 6378.1
 
+    class GEOSLike:  # what GeoDjango's GEOSGeometry offers: geom_type, srid, json (GeoJSON)
+        geom_type, srid, json = "Point", 4326, '{"type": "Point", "coordinates": [3.5, 50.25]}'
+
+    assert PointField().get_prep_value(GEOSLike()) == {"type": "Point", "coordinates": [3.5, 50.25]}
+    GEOSLike.srid = 3857
+    with pytest.raises(ValueError):
+        PointField().get_prep_value(GEOSLike())
+
     wd = WithinDistance.__new__(WithinDistance)
     assert wd.argument(((0, 0), D())) == {"$centerSphere": [[0.0, 0.0], 0.001]}
     with pytest.raises(ValueError):
         wd.argument(((0, 0), -1))
+
+
+def test_geodjango_geometries_when_installed():
+    """GeoDjango's own objects, where its GEOS (and GDAL) libraries are
+    installed: read through their GeoJSON."""
+    import pytest
+
+    try:
+        from django.contrib.gis.geos import LineString, Point, Polygon
+    except Exception as e:  # ImproperlyConfigured / OSError: the C libraries are missing
+        pytest.skip("django.contrib.gis.geos is not usable here: %s" % e)
+    from djongo.models import LineStringField, PointField, PolygonField
+
+    assert PointField().get_prep_value(Point(1, 2, srid=4326)) == {"type": "Point", "coordinates": [1.0, 2.0]}
+    assert LineStringField().get_prep_value(LineString((0, 0), (1, 1)))["type"] == "LineString"
+    ring = ((0, 0), (1, 0), (1, 1), (0, 0))
+    assert PolygonField().get_prep_value(Polygon(ring))["coordinates"][0][1] == [1.0, 0.0]
