@@ -559,12 +559,30 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true; /* scan_t.found counts */
 }
 
+/* A geo filter's matches, counted through its geo index (geo_index.c). */
+static bool
+geo_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) doc;
+   (void) pos;
+   (*(int64_t *) ctx)++;
+   return true;
+}
+
 bool
 dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
                bson_error_t *error)
 {
    scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
-   bool ok;
+   bool ok, geo;
+   *n = 0;
+   if (!dj_geo_plan_scan (ctx, c, m, vars, 0, geo_count_fn, n, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
+   }
    if (dj_matcher_is_empty (m)) {
       s.count_only = true; /* every record: count the keys, read no document */
       ok = scan_collection (&s);
