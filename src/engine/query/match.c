@@ -743,11 +743,38 @@ dj_matcher_new (const bson_t *filter, bson_error_t *error)
    return dj_matcher_new_scoped (filter, NULL, error);
 }
 
+/* The $near / $nearSphere nodes in n's subtree (sub: $elemMatch's too). */
+static int
+count_near (const mnode_t *n)
+{
+   int k = n->kind == N_FIELD && n->op == OP_GEO && n->geo->op == DJ_GEO_NEAR;
+   for (int i = 0; i < n->nkids; i++) {
+      k += count_near (n->kids[i]);
+   }
+   return k + (n->sub ? count_near (n->sub) : 0);
+}
+
 dj_matcher_t *
 dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
 {
    pctx_t pc = {.scope = scope};
-   return parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   if (!root) {
+      return NULL;
+   }
+   /* mongod orders by a near condition, so there is at most one, among the
+    * filter's top-level conditions (not under $or, $nor, $not, $elemMatch) */
+   int total = count_near (root), top = 0;
+   for (int i = 0; i < root->nkids; i++) {
+      const mnode_t *k = root->kids[i];
+      top += k->kind == N_FIELD && k->op == OP_GEO && k->geo->op == DJ_GEO_NEAR;
+   }
+   if (total > 1 || total != top) {
+      node_free (root);
+      dj_err (error, DJ_BadValue, total > 1 ? "Too many geoNear expressions" : "geoNear must be top-level expr");
+      return NULL;
+   }
+   return root;
 }
 
 dj_matcher_t *
