@@ -119,6 +119,13 @@ arc_lat_extent (dj_geo_pt_t a, dj_geo_pt_t b, dj_geo_box_t *box)
 }
 
 void
+dj_geo_arc_box (dj_geo_pt_t a, dj_geo_pt_t b, dj_geo_box_t *box)
+{
+   *box = (dj_geo_box_t) {fmin (a.x, b.x), fmax (a.x, b.x), fmin (a.y, b.y), fmax (a.y, b.y)};
+   arc_lat_extent (a, b, box);
+}
+
+void
 dj_geo_bbox_sphere (const dj_geo_t *g, dj_geo_box_t *b)
 {
    bool all_lng = false;

@@ -77,6 +77,7 @@ typedef struct {
    dj_geo_part_t *parts;
    int nparts, cap_parts;
    bool legacy; /* a legacy coordinate pair, not GeoJSON */
+   bool trusted; /* parsed by dj_geo_parse_stored: rings not checked for crossings */
 } dj_geo_t;
 
 void dj_geo_init (dj_geo_t *g);
@@ -89,6 +90,11 @@ void dj_geo_cleanup (dj_geo_t *g);
  * distinct vertices, not self-crossing, holes inside their shell). g is
  * initialised here; on false it is cleaned and *error says why. */
 bool dj_geo_parse (const bson_value_t *v, bool allow_legacy, dj_geo_t *g, bson_error_t *error);
+/* A stored value read for matching: as dj_geo_parse (legacy pairs
+ * allowed), without the crossing checks -- what a 2dsphere index holds was
+ * checked when it was written, and a value that is no geometry matches no
+ * geo query either way. */
+bool dj_geo_parse_stored (const bson_value_t *v, dj_geo_t *g);
 /* A legacy coordinate pair only: [x, y] or a document whose first two
  * values are numbers. */
 bool dj_geo_parse_legacy (const bson_value_t *v, dj_geo_pt_t *pt, bson_error_t *error);
@@ -128,6 +134,9 @@ int64_t dj_geo_cell_leaf (const dj_geo_grid_t *grid, dj_geo_pt_t p);
 /* The spherical bounding box of g (edges as great circle arcs; a polygon
  * holding a pole reaches it, all longitudes). */
 void dj_geo_bbox_sphere (const dj_geo_t *g, dj_geo_box_t *b);
+/* The bounding box of the arc a..b (its latitudes beyond its ends
+ * included); xhi - xlo > 180 when the arc crosses the antimeridian. */
+void dj_geo_arc_box (dj_geo_pt_t a, dj_geo_pt_t b, dj_geo_box_t *box);
 /* The flat bounding box of g's points. */
 void dj_geo_bbox_flat (const dj_geo_t *g, dj_geo_box_t *b);
 /* The bounding box of the spherical cap of `radius` radians around c. */

@@ -252,7 +252,7 @@ dj_geo_query_match (const dj_geo_query_t *q, const bson_value_t *v, double *dist
 {
    dj_geo_t g;
    bool r = false;
-   if (!dj_geo_parse (v, true, &g, NULL)) {
+   if (!dj_geo_parse_stored (v, &g)) {
       return false;
    }
    bool point = g.nparts == 1 && g.parts[0].kind == DJ_GEO_POINT;

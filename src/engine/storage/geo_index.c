@@ -205,6 +205,13 @@ dj_geo_index_cells (const dj_index_t *ix, const bson_t *doc, dj_vlist_t *out, bs
    dj_buf_t shell;
    dj_buf_init (&shell);
    dj_doc_to_shell (doc, &shell);
+   /* the reason must survive bson_error_t's fixed message: a long document
+    * is cut (mongod prints it whole) */
+   size_t room = sizeof error->message - strlen (why.message) - 40;
+   if (shell.len > room) {
+      shell.len = room;
+      dj_buf_append (&shell, " ...", 4);
+   }
    dj_err (error, 16755, "Can't extract geo keys: %.*s  %s", (int) shell.len, (const char *) shell.data, why.message);
    dj_buf_cleanup (&shell);
    return false;
