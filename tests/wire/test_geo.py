@@ -123,3 +123,62 @@ def test_2d_index_flat_shapes(server):
     with pytest.raises(OperationFailure) as e:
         list(db.legacy.find({"p": {"$near": [0, 0]}}))
     assert e.value.code == 291
+
+
+# ---- an independent reference: the same answers computed another way -------
+# Point in a ring by the winding of the great circle angles seen from the
+# point (the engine casts a ray in the gnomonic projection), restricted to the
+# hemisphere around the ring's centre (the smaller region, as MongoDB reads a
+# ring); distances by atan2(|a x b|, a . b) on unit vectors.
+
+def _vec(p):
+    lng, lat = math.radians(p[0]), math.radians(p[1])
+    return (math.cos(lat) * math.cos(lng), math.cos(lat) * math.sin(lng), math.sin(lat))
+
+
+def _cross(a, b):
+    return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+
+def _dot(a, b):
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _winding(pt, ring):
+    p, total = _vec(pt), 0.0
+    for a, b in zip(ring, ring[1:]):
+        na, nb = _cross(p, _vec(a)), _cross(p, _vec(b))
+        total += math.atan2(_dot(_cross(na, nb), p), _dot(na, nb))
+    return total
+
+
+def _dist_m(a, b):
+    x, y = _vec(a), _vec(b)
+    return math.atan2(math.sqrt(sum(c * c for c in _cross(x, y))), _dot(x, y)) * EARTH_M
+
+
+def test_against_reference_geometry(server):
+    import random
+
+    rng = random.Random(7)
+    coll = _db(server).world
+    pts = [[rng.uniform(-180, 180), rng.uniform(-85, 85)] for _ in range(2000)]
+    coll.insert_many([{"_id": i, "loc": _pt(*p)} for i, p in enumerate(pts)])
+    coll.create_index([("loc", GEOSPHERE)])
+    for trial in range(25):
+        # a convex ring of 3..9 vertices, up to ~40 degrees across, some across the antimeridian
+        cx, cy, r = rng.uniform(-180, 180), rng.uniform(-70, 70), rng.uniform(1, 40)
+        angles = sorted(rng.uniform(0, 2 * math.pi) for _ in range(rng.randint(3, 9)))
+        ring = [[(cx + r * math.cos(a) / max(0.2, math.cos(math.radians(cy))) + 180) % 360 - 180,
+                 max(-89, min(89, cy + r * math.sin(a)))] for a in angles]
+        ring.append(ring[0])
+        centre = [sum(_vec(p)[k] for p in ring[:-1]) for k in range(3)]
+        want = {i for i, p in enumerate(pts) if abs(_winding(p, ring)) > math.pi and _dot(_vec(p), centre) > 0}
+        got = {d["_id"] for d in coll.find({"loc": {"$geoWithin": {"$geometry": {"type": "Polygon", "coordinates": [ring]}}}})}
+        assert got == want, (trial, ring)
+        q, max_m = [rng.uniform(-180, 180), rng.uniform(-80, 80)], rng.uniform(1e5, 3e6)
+        ref = sorted((_dist_m(q, p), i) for i, p in enumerate(pts))
+        got = [d["_id"] for d in coll.find({"loc": {"$near": {"$geometry": _pt(*q), "$maxDistance": max_m}}})]
+        assert got == [i for d, i in ref if d <= max_m], trial
+        got = [d["_id"] for d in coll.find({"loc": {"$near": {"$geometry": _pt(*q)}}}).limit(10)]
+        assert got == [i for d, i in ref[:10]], trial
