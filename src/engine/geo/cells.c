@@ -245,9 +245,11 @@ dj_geo_ranges_from_cells (const dj_geo_grid_t *grid, const int64_t *cells, int n
             r->hi[r->nranges - 1] = hi;
          }
       } else {
-         int cap = r->cap_ranges;
-         DJ_GROW (r->lo, r->nranges, cap, 8);
-         DJ_GROW (r->hi, r->nranges, r->cap_ranges, 8);
+         if (r->nranges == r->cap_ranges) { /* lo and hi grow together */
+            r->cap_ranges = r->cap_ranges ? 2 * r->cap_ranges : 8;
+            r->lo = bson_realloc (r->lo, sizeof (int64_t) * (size_t) r->cap_ranges);
+            r->hi = bson_realloc (r->hi, sizeof (int64_t) * (size_t) r->cap_ranges);
+         }
          r->lo[r->nranges] = lo;
          r->hi[r->nranges++] = hi;
       }

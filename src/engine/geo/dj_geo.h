@@ -203,6 +203,6 @@ bool dj_geo_query_match (const dj_geo_query_t *q, const bson_value_t *v, double 
 bool dj_geo_query_spherical (const dj_geo_query_t *q);
 /* The bounding box of what q can match; for a near query within `radius`
  * (the query's units). False: q's region is unbounded (a whole scan). */
-bool dj_geo_query_bbox (const dj_geo_query_t *q, bool sphere_index, double radius, dj_geo_box_t *b);
+bool dj_geo_query_bbox (const dj_geo_query_t *q, double radius, dj_geo_box_t *b);
 
 #endif

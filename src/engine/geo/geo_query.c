@@ -305,9 +305,8 @@ dj_geo_query_match (const dj_geo_query_t *q, const bson_value_t *v, double *dist
 }
 
 bool
-dj_geo_query_bbox (const dj_geo_query_t *q, bool sphere_index, double radius, dj_geo_box_t *b)
+dj_geo_query_bbox (const dj_geo_query_t *q, double radius, dj_geo_box_t *b)
 {
-   (void) sphere_index;
    switch (q->kind) {
    case DJ_GEO_R_GEOMETRY: dj_geo_bbox_sphere (&q->shape, b); return true;
    case DJ_GEO_R_BOX:

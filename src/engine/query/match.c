@@ -589,7 +589,8 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
       n->geo = bson_malloc0 (sizeof *n->geo);
       n->dotted = bson_strndup (path, plen);
       bool ok = !strncmp (op, "$near", 5) ? dj_geo_query_parse_near (op, arg, opdoc, n->geo, error)
-                                           : dj_geo_query_parse (op[4] == 'I' ? DJ_GEO_INTERSECTS : DJ_GEO_WITHIN, arg, n->geo, error);
+                                           : dj_geo_query_parse (!strcmp (op, "$geoIntersects") ? DJ_GEO_INTERSECTS : DJ_GEO_WITHIN,
+                                                                 arg, n->geo, error);
       if (!ok) {
          bson_free (n->geo);
          n->geo = NULL;

@@ -454,7 +454,7 @@ near_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_index_t *ix, const dj_geo_query
    for (;;) {
       bool last = r >= q->max_dist || r >= whole;
       dj_geo_box_t b;
-      bool bounded = !isinf (r) && r < whole && dj_geo_query_bbox (q, !ix->geo_flat, r, &b);
+      bool bounded = !isinf (r) && r < whole && dj_geo_query_bbox (q, r, &b);
       n = 0;
       if (!(ok = candidates (ctx, ix, bounded ? &b : NULL, &rids, error))) {
          break;
@@ -592,7 +592,7 @@ dj_geo_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_e
    }
    dj_geo_box_t b;
    rids_t rids = {0};
-   bool bounded = dj_geo_query_bbox (q, !ix->geo_flat, INFINITY, &b);
+   bool bounded = dj_geo_query_bbox (q, INFINITY, &b);
    ok = candidates (ctx, ix, bounded ? &b : NULL, &rids, error);
    /* matches first, then fn: fn may write (the Halloween problem) */
    size_t nmatch = 0;
