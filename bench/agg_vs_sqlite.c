@@ -34,10 +34,8 @@ int
 main (int argc, char **argv)
 {
    int n = 100000;
-   const char *md = NULL;
-   bench_args (argc, argv, &n, &md);
    bench_t b;
-   bench_open (&b, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   bench_start (&b, argc, argv, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, &n);
    sqlite3 *db = b.db;
    sqlite3_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                      "CREATE TABLE orders (id INTEGER PRIMARY KEY, cust INTEGER, amt REAL, note TEXT);"

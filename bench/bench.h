@@ -41,22 +41,27 @@ bench_die (const bench_t *b, const char *what)
    exit (1);
 }
 
-/* The command line `[N] [--markdown FILE]` into *n and *md (left as they
- * are when not given). */
+/* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
+ * fresh directory under /tmp, and the Markdown file when md is given. */
 static inline void
-bench_args (int argc, char **argv, int *n, const char **md)
+bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md);
+
+/* The command line `[N] [--markdown FILE]` (*n left as it is when not
+ * given), then bench_open with them. */
+static inline void
+bench_start (bench_t *b, int argc, char **argv, const char *name, unsigned engine_flags, int *n)
 {
+   const char *md = NULL;
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         *md = argv[++i];
+         md = argv[++i];
       } else {
          *n = atoi (argv[i]);
       }
    }
+   bench_open (b, name, engine_flags, md);
 }
 
-/* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
- * fresh directory under /tmp, and the Markdown file when md is given. */
 static inline void
 bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
 {

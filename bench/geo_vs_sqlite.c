@@ -242,10 +242,8 @@ int
 main (int argc, char **argv)
 {
    int n = 100000;
-   const char *md = NULL;
-   bench_args (argc, argv, &n, &md);
    bench_t b;
-   bench_open (&b, "geo_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   bench_start (&b, argc, argv, "geo_vs_sqlite", DJ_ENGINE_NOSYNC, &n);
    double t_load = bench_now ();
    load (&b, n);
    double t_ix = bench_now ();

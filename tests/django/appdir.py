@@ -26,6 +26,13 @@ def make_project(tmp_path, app, models, settings_module, settings):
                 PYTHONPATH=os.pathsep.join([str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
 
 
+def first_migration(tmp_path, env, app):
+    """makemigrations for app: (0001_initial.py's text, sqlmigrate's output)."""
+    run(tmp_path, env, *MANAGE, "makemigrations", app)
+    text = (tmp_path / app / "migrations" / "0001_initial.py").read_text()
+    return text, run(tmp_path, env, *MANAGE, "sqlmigrate", app, "0001")
+
+
 def run(cwd, env, *args):
     """python *args in cwd; its stdout (a failure shows both outputs)."""
     p = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)

@@ -16,7 +16,7 @@ https://www.mongodb.com/docs/manual/reference/operator/query/centerSphere/
 import json
 import textwrap
 
-from appdir import MANAGE, make_project, run
+from appdir import MANAGE, first_migration, make_project, run
 
 MODELS_WITH = '''
 from djongo import models
@@ -127,11 +127,9 @@ def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     app = tmp_path / "geoapp"
     env = make_project(tmp_path, "geoapp", MODELS_WITH, "geo_settings", SETTINGS)
 
-    run(tmp_path, env, *MANAGE, "makemigrations", "geoapp")
-    first = (app / "migrations" / "0001_initial.py").read_text()
+    first, sql = first_migration(tmp_path, env, "geoapp")
     assert "djongo.models.PointField(null=True)" in first and "djongo.models.MultiPolygonField(null=True)" in first
     assert first.count("djongo.models.GeoIndex(") == 2
-    sql = run(tmp_path, env, *MANAGE, "sqlmigrate", "geoapp", "0001")
     assert '("location" GEOSPHERE, "kind")' in sql
     run(tmp_path, env, *MANAGE, "migrate", "geoapp")
 

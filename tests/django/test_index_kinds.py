@@ -10,7 +10,7 @@ https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
 """
 import textwrap
 
-from appdir import MANAGE, make_project, run
+from appdir import MANAGE, first_migration, make_project, run
 
 MODELS_WITH = '''
 import datetime
@@ -80,11 +80,9 @@ def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
     app = tmp_path / "ttlapp"
     env = make_project(tmp_path, "ttlapp", MODELS_WITH, "kinds_settings", SETTINGS)
 
-    run(tmp_path, env, *MANAGE, "makemigrations", "ttlapp")
-    first = (app / "migrations" / "0001_initial.py").read_text()
+    first, sql = first_migration(tmp_path, env, "ttlapp")
     assert "djongo.models.TTLIndex(" in first and "expire_after=datetime.timedelta(seconds=3600)" in first
     assert "djongo.models.HashedIndex(" in first
-    sql = run(tmp_path, env, *MANAGE, "sqlmigrate", "ttlapp", "0001")
     assert 'WITH (expireAfterSeconds = 3600)' in sql and '"key" HASHED, "created" DESC' in sql
     run(tmp_path, env, *MANAGE, "migrate", "ttlapp")
 
