@@ -469,8 +469,8 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1 || dj_collation_current ()) {
-      return -1;
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_geo (m, NULL, true, NULL)) {
+      return -1; /* (a near condition: its geo index finds the documents, geo_index.c) */
    }
    const char *field = dj_sort_key (sort, 0, dir);
    /* an equality on a unique index finds at most one document: no walk needed */
