@@ -15,28 +15,6 @@
 #include "bench.h"
 
 static int64_t
-engine_agg (bench_t *b, const char *json)
-{
-   bson_error_t err;
-   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
-   if (!cmd) {
-      bench_die (b, err.message);
-   }
-   bench_engine (b, cmd, &reply);
-   /* count the first batch (batchSize is set large enough) */
-   bson_iter_t it, bi;
-   int64_t n = 0;
-   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
-      while (bson_iter_next (&bi)) {
-         n++;
-      }
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return n;
-}
-
-static int64_t
 sqlite_rows (bench_t *b, const char *sql)
 {
    sqlite3_stmt *st;
@@ -56,16 +34,8 @@ int
 main (int argc, char **argv)
 {
    int n = 100000;
-   const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         n = atoi (argv[i]);
-      }
-   }
    bench_t b;
-   bench_open (&b, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   bench_start (&b, argc, argv, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, &n);
    sqlite3 *db = b.db;
    sqlite3_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                      "CREATE TABLE orders (id INTEGER PRIMARY KEY, cust INTEGER, amt REAL, note TEXT);"
@@ -143,7 +113,7 @@ main (int argc, char **argv)
       int64_t ne = 0, ns = 0;
       for (int rep = 0; rep < 3; rep++) {
          double t = bench_now ();
-         ne = engine_agg (&b, work[w].pipeline);
+         ne = bench_engine_rows (&b, work[w].pipeline);
          t = bench_now () - t;
          be = t < be ? t : be;
          t = bench_now ();

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "dj_engine.h"
@@ -42,6 +43,25 @@ bench_die (const bench_t *b, const char *what)
 
 /* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
  * fresh directory under /tmp, and the Markdown file when md is given. */
+static inline void
+bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md);
+
+/* The command line `[N] [--markdown FILE]` (*n left as it is when not
+ * given), then bench_open with them. */
+static inline void
+bench_start (bench_t *b, int argc, char **argv, const char *name, unsigned engine_flags, int *n)
+{
+   const char *md = NULL;
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
+         md = argv[++i];
+      } else {
+         *n = atoi (argv[i]);
+      }
+   }
+   bench_open (b, name, engine_flags, md);
+}
+
 static inline void
 bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
 {
@@ -79,6 +99,29 @@ bench_engine (bench_t *b, const bson_t *cmd, bson_t *reply)
    } else {
       bson_destroy (&r);
    }
+}
+
+/* Runs the engine command written as JSON text; returns how many documents
+ * its reply's first batch holds (set batchSize large enough to see all). */
+static inline int64_t
+bench_engine_rows (bench_t *b, const char *json)
+{
+   bson_error_t err;
+   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
+   if (!cmd) {
+      bench_die (b, err.message);
+   }
+   bench_engine (b, cmd, &reply);
+   bson_iter_t it, bi;
+   int64_t n = 0;
+   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
+      while (bson_iter_next (&bi)) {
+         n++;
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return n;
 }
 
 /* One line of the table (a row, the title or the header), to both outputs. */

@@ -21,6 +21,11 @@ and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
 
   TTLIndex(fields=["created"], expire_after=timedelta(days=1))
   HashedIndex(fields=["key"])
+  GeoIndex(fields=["location"])            a 2dsphere index (geo.py: PointField,
+                                           LineStringField, PolygonField,
+                                           MultiPolygonField, __near, __within,
+                                           __intersects, __within_distance,
+                                           Distance())
 
 Queries reach into documents with Django's own syntax --
 ``filter(address__city='Paris')``, ``filter(authors__name='X')`` (any array
@@ -33,13 +38,17 @@ from django.db.models import __all__ as _django_all
 
 from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField, GenericObjectIdField, JSONField,
                                   ObjectIdField)
+from djongo.models.geo import (Distance, GeoIndex, LineStringField, MultiPolygonField, PointField,  # geo.py
+                               PolygonField)
 from djongo.models.indexes import HashedIndex, TTLIndex
 from djongo.models.encrypted import *  # noqa: F401,F403  (Encrypted*Field, encrypted_field)
 from djongo.models.encrypted import __all__ as _encrypted_all
 from djongo.models.manager import DjongoManager
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex", *_encrypted_all]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex",
+           "Distance", "GeoIndex", "LineStringField", "MultiPolygonField", "PointField", "PolygonField",
+           *_encrypted_all]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 

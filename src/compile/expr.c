@@ -1355,7 +1355,7 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
       }
       /* fall through */
    default:
-      ok = filter_expr (cx, e, want, parent, key);
+      ok = cx_geo_is_predicate (e) ? cx_geo_filter (cx, e, want, parent, key) : filter_expr (cx, e, want, parent, key);
       break;
    }
    return ok;

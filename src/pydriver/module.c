@@ -65,6 +65,7 @@ map_error (const bson_error_t *e)
          cls = Exc_ProgrammingError;
          break;
       case DJ_Overflow:
+      case 16755: case 13026: case 13027: /* a geometry a geo index cannot take (storage/geo_index.c) */
          cls = Exc_DataError;
          break;
       case DJ_InternalError:

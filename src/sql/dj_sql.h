@@ -174,6 +174,7 @@ typedef struct {
    bool desc;
    int nulls; /* 0: default, 1: NULLS FIRST, 2: NULLS LAST */
    bool hashed; /* CREATE INDEX key `col HASHED`: a MongoDB hashed index field */
+   int geo;     /* CREATE INDEX key `col GEOSPHERE` (1: "2dsphere") or `col GEO2D` (2: "2d") */
 } dj_order_t;
 
 typedef enum { DJ_JOIN_NONE, DJ_JOIN_INNER, DJ_JOIN_LEFT, DJ_JOIN_CROSS } dj_join_t;

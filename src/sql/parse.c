@@ -40,7 +40,7 @@
  *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
  *               '(' select ')')
  *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
- *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED] {, ...} ')' [WITH '('
+ *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED | GEOSPHERE | GEO2D] {, ...} ')' [WITH '('
  *   expireAfterSeconds = integer ')'] [WHERE expr]); a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')', [GENERATED ALWAYS] AS '(' expr ')' [STORED |
  *   VIRTUAL], COLLATE name (also after ALTER COLUMN c TYPE t) and REFERENCES t

@@ -30,7 +30,7 @@ const dj_accop_t *dj_acc_n_op (const char *name);
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
-   S_LISTSESSIONS, S_COLLSTATS, S_REDACT, S_BUCKETAUTO, S_GRAPHLOOKUP, S_DENSIFY, S_FILL
+   S_LISTSESSIONS, S_COLLSTATS, S_REDACT, S_BUCKETAUTO, S_GRAPHLOOKUP, S_DENSIFY, S_FILL, S_GEONEAR
 } skind_t;
 
 /* A time unit (densify.c parses them). */
@@ -103,6 +103,10 @@ typedef struct stage {
     * densify.c, fill.c): owned, freed by spec_free */
    void *spec;
    void (*spec_free) (void *spec);
+   /* $geoNear (geonear.c): str distanceField, str2 includeLocs, match query */
+   dj_geo_query_t *geo; /* owned */
+   char *geo_key;       /* owned, may be NULL */
+   double geo_mult;
 } stage_t;
 
 struct dj_pipeline {
@@ -126,6 +130,12 @@ void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
 /* Runs stages [from, to) of p over docs (replaced by the result; emptied on failure). */
 bool dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+/* ---- geonear.c: $geoNear ------------------------------------------------- */
+bool dj_agg_geonear_parse (stage_t *s, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+void dj_agg_geonear_cleanup (stage_t *s);
+/* The stage's output over collection db.coll, nearest first, into out. */
+bool dj_agg_geonear_read (const dj_prun_t *run, const char *coll, const stage_t *s, dj_docs_t *out, bson_error_t *error);
+
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 

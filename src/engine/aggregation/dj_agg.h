@@ -27,6 +27,7 @@
  *   densify.c       $densify; the time units of stages
  *   fill.c          $fill
  *   out.c           $out, $merge
+ *   geonear.c       $geoNear (through storage's geo_index.c)
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H

@@ -50,6 +50,7 @@ stage_cleanup (stage_t *s)
    dj_sort_destroy (s->sort);
    bson_free (s->str);
    bson_free (s->str2);
+   dj_agg_geonear_cleanup (s);
    dj_path_cleanup (&s->path);
    bson_free (s->local);
    bson_free (s->foreign);
@@ -227,6 +228,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
    bson_t doc;
    bson_iter_t it;
 
+   if (!strcmp (name, "$geoNear")) {
+      if (!first) {
+         return dj_err (error, 40602, "$geoNear is only valid as the first stage in a pipeline.");
+      }
+      s->kind = S_GEONEAR;
+      return dj_agg_geonear_parse (s, v, scope, error);
+   }
    if (!strcmp (name, "$match")) {
       s->kind = S_MATCH;
       if (v->value_type != BSON_TYPE_DOCUMENT) {
@@ -1120,7 +1128,8 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_SETWINDOWFIELDS: return dj_agg_run_window (r, s, docs);
    case S_LISTSESSIONS: dj_docs_clear (docs); return true;
-   case S_COLLSTATS: return true; /* made by dj_pipeline_run, which knows the collection */
+   case S_COLLSTATS: /* made by dj_pipeline_run, which knows the collection */
+   case S_GEONEAR: return true;
    case S_REDACT: return dj_agg_run_redact (r, s, docs);
    case S_BUCKETAUTO: return dj_agg_run_bucket_auto (r, s, docs);
    case S_GRAPHLOOKUP: return dj_agg_run_graph_lookup (r, s, docs);
@@ -1359,6 +1368,9 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
       }
    }
    if (coll && dj_pipeline_needs_collection (p)) {
+      if (p->n && p->stages[0].kind == S_GEONEAR) {
+         return dj_agg_geonear_read (run, coll, &p->stages[0], out, error) && dj_agg_run_stages (p, 1, run, out, error);
+      }
       /* a leading $match goes to the planner, which may use an index */
       const dj_matcher_t *m = NULL;
       if (p->n && p->stages[0].kind == S_MATCH) {

@@ -195,7 +195,7 @@ enum { AR_FIRST, AR_LAST, AR_ELEMAT, AR_FILTER, AR_MAP, AR_EQUALS, AR_INTERSECTI
        AR_ANY, AR_ALL, AR_SET, AR_UNSET, AR_FIRSTN, AR_LASTN, AR_MAXN, AR_MINN };
 
 /* ---- ops_djongo.c: djongo's own operators ($_djongo...) ---- */
-bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS), op_collation_key (XFN_ARGS);
+bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS), op_collation_key (XFN_ARGS), op_geo_distance (XFN_ARGS);
 enum { H_MD5, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512 };
 
 /* ---- ops_type.c: conversions, types ---- */

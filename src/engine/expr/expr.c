@@ -309,6 +309,7 @@ static const struct opdef ops[] = {
    {"$_djongoChr", op_chr, 1, 1, NULL1},
    {"$_djongoOrd", op_ord, 1, 1, NULL1},
    {"$_djongoCollationKey", op_collation_key, 2, 2, ARGS},
+   {"$_djongoGeoDistance", op_geo_distance, 2, 2, NULL_ANY},
 };
 
 

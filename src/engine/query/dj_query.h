@@ -26,6 +26,7 @@
 #define DJ_QUERY_H
 
 #include "dj_expr.h"
+#include "dj_geo.h"
 
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
@@ -57,6 +58,11 @@ bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
  * NULL with error 51091 (invalid) / 51108 (a bad flag). */
 void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+/* The geo condition ($geoWithin, $geoIntersects, $near, $nearSphere) among
+ * m's top-level conjuncts on `path` (NULL: any path; near: $near or
+ * $nearSphere only), or NULL; *path_out (if not NULL) receives its path.
+ * Borrowed from m. */
+const dj_geo_query_t *dj_matcher_geo (const dj_matcher_t *m, const char *path, bool near, const char **path_out);
 
 /* ---- schema.c: $jsonSchema ------------------------------------------------ */
 /* Parses a $jsonSchema (a document); unknown and unsupported keywords and

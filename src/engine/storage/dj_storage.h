@@ -25,6 +25,9 @@
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
+ *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
+ *                answer $geoWithin/$geoIntersects (cell ranges) and
+ *                $near/$nearSphere/$geoNear (by distance)
  *   changes.c    the change log change streams read, and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  */
@@ -55,6 +58,10 @@ struct dj_index {
    int hashed; /* 1 + the path keyed by its value's hash (values/hash.c); 0: none */
    bool ttl;   /* expireAfterSeconds: commands/ttl.c deletes what it expires */
    int32_t expire_after;
+   /* 1 + the path keyed by geo cells ('2dsphere' or '2d', geo_index.c); 0: none */
+   int geo;
+   bool geo_flat;       /* '2d': flat, over grid's min/max/bits */
+   dj_geo_grid_t grid;  /* the cell grid of a geo index */
    dj_matcher_t *partial; /* owned, may be NULL */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
@@ -356,5 +363,35 @@ bool dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj
  * else the index find was told to use. */
 #define DJ_PLAN_COLLSCAN (-2)
 void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan);
+
+/* ---- geo_index.c: '2dsphere' and '2d' indexes ----------------------------- */
+/* The key pattern value `v` names a geo index kind: sets ix->geo for path i
+ * (ix->npaths) and its grid; false if v is no geo kind. */
+bool dj_geo_index_kind (dj_index_t *ix, const bson_value_t *v);
+/* A geo index's options (2d: min, max, bits) checked into ix->grid. */
+bool dj_geo_index_options (dj_index_t *ix, const bson_t *spec, bson_error_t *error);
+/* The cell ids (int64 values) doc's geometry at ix's geo path is keyed by,
+ * appended to out; none when the field is missing or null. Malformed
+ * geometry fails as mongod's insert does (16755 "Can't extract geo keys"). */
+bool dj_geo_index_cells (const dj_index_t *ix, const bson_t *doc, dj_vlist_t *out, bson_error_t *error);
+/* Answers a filter with a geo condition through a geo index: *used false
+ * (and nothing done) when no geo index serves it; $near/$nearSphere
+ * without one fail with 291 as mongod's. fn as dj_plan_scan's; a near
+ * query delivers by distance. */
+bool dj_geo_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max, dj_scan_fn fn,
+                       void *fnctx, bool *used, bson_error_t *error);
+/* The geo index m's geo condition uses (-1: none); *near (may be NULL):
+ * whether it is a near condition (delivered by distance). */
+int dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m, bool *near);
+/* $geoNear: the documents matching m (may be NULL) within q's distances,
+ * nearest first, through geo index `index` (dj_geo_near_index chooses it);
+ * fn gets each with its distance (q's units) and the nearest location.
+ * max: stop after that many (0: all). */
+typedef bool (*dj_geo_near_fn) (const bson_t *doc, double dist, const bson_value_t *loc, void *ud);
+bool dj_geo_near (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_geo_query_t *q, const dj_matcher_t *m, int64_t max,
+                  dj_geo_near_fn fn, void *ud, bson_error_t *error);
+/* The geo index $geoNear uses for q: the one on `key` if given, else the
+ * only one that fits; errors as mongod's. */
+bool dj_geo_near_index (const dj_coll_t *c, const dj_geo_query_t *q, const char *key, int *index, bson_error_t *error);
 
 #endif

@@ -291,8 +291,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden) {
-         continue; /* partial: would need proof that the filter implies the partial filter */
+      if (ix->partial || ix->hidden || ix->geo) {
+         /* partial: would need proof that the filter implies the partial
+          * filter; geo: keyed by cells, and sparse (geo_index.c) */
+         continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -412,6 +414,19 @@ void
 dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
+   bool near;
+   int gi = c && hint == -1 ? dj_geo_plan_index (c, m, &near) : -1;
+   if (gi >= 0 && near) {
+      /* mongod's near plans: GEO_NEAR_2DSPHERE / GEO_NEAR_2D (geo_index.c) */
+      BSON_APPEND_UTF8 (plan, "stage", c->indexes[gi].geo_flat ? "GEO_NEAR_2D" : "GEO_NEAR_2DSPHERE");
+      BSON_APPEND_DOCUMENT (plan, "keyPattern", c->indexes[gi].key);
+      BSON_APPEND_UTF8 (plan, "indexName", c->indexes[gi].name);
+      return;
+   }
+   if (gi >= 0) {
+      append_ixscan (plan, &c->indexes[gi], 1);
+      return;
+   }
    if (sort && c && hint == -1) {
       int i = sorted_index (c, m, sort, &dir);
       if (i >= 0) {
@@ -454,8 +469,8 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1 || dj_collation_current ()) {
-      return -1;
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_geo (m, NULL, true, NULL)) {
+      return -1; /* (a near condition: its geo index finds the documents, geo_index.c) */
    }
    const char *field = dj_sort_key (sort, 0, dir);
    /* an equality on a unique index finds at most one document: no walk needed */
@@ -468,7 +483,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo ||
           strcmp (first_field (ix), field)) {
          continue;
       }
@@ -491,6 +506,13 @@ bool
 dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   bool geo; /* a geo condition answered through a geo index (geo_index.c) */
+   if (!dj_geo_plan_scan (ctx, c, m, vars, max, fn, fnctx, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
+   }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
@@ -537,12 +559,30 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true; /* scan_t.found counts */
 }
 
+/* A geo filter's matches, counted through its geo index (geo_index.c). */
+static bool
+geo_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid;
+   (void) doc;
+   (void) pos;
+   (*(int64_t *) ctx)++;
+   return true;
+}
+
 bool
 dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
                bson_error_t *error)
 {
    scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
-   bool ok;
+   bool ok, geo;
+   *n = 0;
+   if (!dj_geo_plan_scan (ctx, c, m, vars, 0, geo_count_fn, n, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
+   }
    if (dj_matcher_is_empty (m)) {
       s.count_only = true; /* every record: count the keys, read no document */
       ok = scan_collection (&s);
@@ -592,6 +632,9 @@ int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
    int dir, i;
+   if ((i = dj_geo_plan_index (c, m, NULL)) >= 0) {
+      return i;
+   }
    if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
       return i;
    }
