@@ -519,6 +519,34 @@ done:
    return dj_cmd_end_db (&ctx, names, n, ok, error);
 }
 
+static int
+cmp_names (const void *a, const void *b)
+{
+   return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* The stored databases (*dbs, *n: owned, in name order) with mongod's own
+ * three added where absent: a replica-set member always has admin
+ * (system.version), config (system.sessions) and local (the oplog), so its
+ * listDatabases names them. The result stays in name order, as mongod's.
+ * https://www.mongodb.com/docs/manual/reference/local-database/ */
+static void
+add_system_databases (char ***dbs, int *n)
+{
+   static const char *const own[] = {"admin", "config", "local"};
+   for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+      bool have = false;
+      for (int j = 0; j < *n && !have; j++) {
+         have = !strcmp ((*dbs)[j], own[i]);
+      }
+      if (!have) {
+         *dbs = bson_realloc (*dbs, sizeof (char *) * (size_t) (*n + 1));
+         (*dbs)[(*n)++] = bson_strdup (own[i]);
+      }
+   }
+   qsort (*dbs, (size_t) *n, sizeof (char *), cmp_names);
+}
+
 /* listDatabases: https://www.mongodb.com/docs/manual/reference/command/listDatabases/ */
 bool
 dj_cmd_list_databases (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -541,6 +569,7 @@ dj_cmd_list_databases (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
        !dj_txn_begin (e, false, &ctx, error) || !dj_db_list (&ctx, &dbs, &n, error)) {
       goto done;
    }
+   add_system_databases (&dbs, &n);
    BSON_APPEND_ARRAY_BEGIN (reply, "databases", &arr);
    for (int i = 0, k = 0; i < n; i++) {
       char **names = NULL;

@@ -172,6 +172,11 @@ void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bso
  * a cursor. Owns docs afterwards. */
 void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                        bool single_batch);
+/* dj_reply_results for a find: `streamed` when its plan hands documents out
+ * as it finds them (no limit reached, no in-memory sort), whose batches
+ * filled exactly to their size leave the cursor open (cursor.c: batch_ends). */
+void dj_reply_find_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                            bool single_batch, bool streamed);
 /* A tailable cursor's way back to its capped collection (owned by the
  * cursor once given): later getMores read the records after last_rid that
  * match filter, shaped by projection; with await_data a getMore with none

@@ -291,8 +291,8 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden) {
-         continue; /* partial: would need proof that the filter implies the partial filter */
+      if (ix->hidden || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
+         continue; /* a partial index misses what its filter does not match (query/implies.c) */
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -404,6 +404,8 @@ append_ixscan (bson_t *plan, const dj_index_t *ix, int dir)
    BSON_APPEND_UTF8 (&in, "indexName", ix->name);
    BSON_APPEND_BOOL (&in, "isMultiKey", ix->multikey);
    BSON_APPEND_BOOL (&in, "isUnique", ix->unique);
+   BSON_APPEND_BOOL (&in, "isSparse", ix->sparse);
+   BSON_APPEND_BOOL (&in, "isPartial", ix->partial != NULL);
    BSON_APPEND_UTF8 (&in, "direction", dir > 0 ? "forward" : "backward");
    bson_append_document_end (plan, &in);
 }
