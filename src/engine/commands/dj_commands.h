@@ -24,6 +24,7 @@
  *                parse alike (let, filter, sort, projection)
  *   ttl.c        the TTL monitor: a thread per data directory deleting what
  *                TTL indexes expire
+ *   default_collation.c  a collection's default collation (create) and an index's
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -62,6 +63,19 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* ---- default_collation.c ------------------------------------------------------------- */
+/* Before a command runs: the default collation of the collection it names
+ * (dj_collation_set_default), for find/aggregate/count/distinct/update/
+ * delete/findAndModify; cleared otherwise. */
+bool dj_coll_default_collation_for (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd,
+                                    bson_error_t *error);
+/* A collation option v, checked, appended to parent as key in full
+ * (nothing for {locale: "simple"}). */
+bool dj_collation_option (const bson_value_t *v, bson_t *parent, const char *key, bson_error_t *error);
+/* An index spec as stored: its collation in full (none for simple), or
+ * the collection's default (coll_options' collation) when it names none.
+ * out: initialised on success (the caller's). */
+bool dj_index_spec_collated (const bson_t *spec, const bson_t *coll_options, bson_t *out, bson_error_t *error);
 /* cmd's hint (an index name or key pattern) as the index of c it names: -1
  * for none ({} too), DJ_HINT_NATURAL for {$natural: ...} (the collection
  * scan); BadValue when it names no index of c (c NULL: a missing

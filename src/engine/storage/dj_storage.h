@@ -54,6 +54,7 @@ struct dj_index {
    bool ttl;   /* expireAfterSeconds: commands/ttl.c deletes what it expires */
    int32_t expire_after;
    dj_matcher_t *partial; /* owned, may be NULL */
+   const dj_collation_t *collation; /* the process's (never freed); NULL: simple. Keys its strings */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
 struct dj_coll {
@@ -162,6 +163,10 @@ dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_e
 /* Whether db.name is a view (reads only its catalog entry: the check every
  * command on a collection goes through, view.c). */
 bool dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name);
+/* A copy of the collection's create option `field` (a top-level one) into
+ * *out (the caller's: bson_value_destroy), read off the raw catalog entry;
+ * false when there is no such collection or option. */
+bool dj_coll_option (dj_ctx_t *ctx, const char *db, const char *name, const char *field, bson_value_t *out);
 dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
 /* Loads, creating implicitly (as MongoDB's writes do) when absent. */
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);

@@ -291,8 +291,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->hidden || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
-         continue; /* a partial index misses what its filter does not match (query/implies.c) */
+      if (ix->hidden || ix->collation || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
+         /* a partial index misses what its filter does not match (query/implies.c); an index
+          * with a collation keys strings otherwise than a query without one compares them */
+         continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -470,7 +472,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->collation ||
           strcmp (first_field (ix), field)) {
          continue;
       }
