@@ -80,7 +80,8 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
             bson_uint32_to_string (n++, &key, buf, sizeof buf);
             bson_append_value (&rest, key, -1, bson_iter_value (&st));
          }
-         ok = dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
+         ok = dj_change_stream_read_concern (cmd, error) &&
+              dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
          bson_destroy (&rest);
          goto done;
       }

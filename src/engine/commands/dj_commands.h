@@ -214,6 +214,8 @@ void dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **
  * the database, or with allChangesForCluster the cluster), `rest` the
  * stages after it (an array): the first batch, and a cursor holding the
  * stream. */
+/* false (InvalidOptions) when cmd's readConcern level is not majority. */
+bool dj_change_stream_read_concern (const bson_t *cmd, bson_error_t *error);
 bool dj_cmd_change_stream (dj_engine_t *e, const char *db, const char *coll, const bson_value_t *spec, const bson_t *rest,
                            int64_t batch, bson_t *reply, bson_error_t *error);
 /* A getMore on a stream's cursor (id): the next batch (at most batch
