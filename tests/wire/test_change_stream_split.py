@@ -1,7 +1,9 @@
-"""Change streams: the read concern they run under, and
+"""Change streams: the read concern they run under,
 $changeStreamSplitLargeEvent, which splits an event over 16 MB into
-fragments a client reads (and resumes from) one by one.
-https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/"""
+fragments a client reads (and resumes from) one by one, and the session
+fields (lsid, txnNumber) of a transaction's events.
+https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/
+https://www.mongodb.com/docs/manual/reference/change-events/"""
 import pytest
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure
@@ -75,3 +77,20 @@ def test_large_event_without_the_stage_fails_and_the_stage_goes_last(server):
         with pytest.raises(OperationFailure) as e:
             coll.watch([{"$changeStreamSplitLargeEvent": {}}, {"$match": {}}])
         assert e.value.code == 40601
+
+
+def test_transaction_events_carry_lsid_and_txn_number(server):
+    with connect(server) as c:
+        coll = c.db.create_collection("tx")
+        with coll.watch(max_await_time_ms=100) as cs:
+            coll.insert_one({"_id": 0})  # outside a transaction: no session fields
+            with c.start_session() as s:
+                with s.start_transaction():
+                    coll.insert_one({"_id": 1}, session=s)
+                    coll.update_one({"_id": 0}, {"$set": {"a": 1}}, session=s)
+                lsid, number = s.session_id, s._server_session.transaction_id
+            plain, inserted, updated = cs.next(), cs.next(), cs.next()
+        assert "lsid" not in plain and "txnNumber" not in plain
+        for ev in (inserted, updated):
+            assert ev["lsid"] == lsid and ev["txnNumber"] == number
+            assert list(ev)[-2:] == ["txnNumber", "lsid"]

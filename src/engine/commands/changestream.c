@@ -578,6 +578,13 @@ build_event (fetch_t *f, uint64_t ts, const bson_t *entry, const char *op, bson_
       }
       bson_append_document_end (ev, &shown);
    }
+   bson_t lsid;
+   if (entry_doc (entry, "lsid", &lsid) && bson_iter_init_find (&it, entry, "txn")) {
+      /* a change of a multi-document transaction: its session and number
+       * https://www.mongodb.com/docs/manual/reference/change-events/ */
+      BSON_APPEND_INT64 (ev, "txnNumber", bson_iter_as_int64 (&it));
+      BSON_APPEND_DOCUMENT (ev, "lsid", &lsid);
+   }
    if (has_desc && s->expanded) {
       bson_t od;
       BSON_APPEND_DOCUMENT_BEGIN (ev, "operationDescription", &od);

@@ -142,6 +142,9 @@ void dj_ctx_error_info (dj_ctx_t *ctx, const bson_error_t *e, bson_t *into);
  * use, after checking it may be used here; *saved receives the previous one
  * for dj_txn_leave. */
 bool dj_txn_enter (dj_engine_t *e, dj_engine_txn_t *t, dj_engine_txn_t **saved, bson_error_t *error);
+/* The session (lsid, borrowed; txnNumber) of the caller's transaction this
+ * thread runs commands in (dj_engine_txn_set_session), if any. */
+bool dj_txn_session (const dj_ctx_t *ctx, const bson_t **lsid, int64_t *txn_number);
 void dj_txn_leave (dj_engine_txn_t *saved);
 /* The env's writer mark (env.c): which thread holds LMDB's write lock, so
  * that a thread asking for a second one gets WriteConflict, not a deadlock. */
