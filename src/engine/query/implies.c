@@ -27,15 +27,7 @@
 static bool
 same_path (const dj_path_t *a, const dj_path_t *b)
 {
-   if (a->n != b->n) {
-      return false;
-   }
-   for (int i = 0; i < a->n; i++) {
-      if (strcmp (a->parts[i], b->parts[i])) {
-         return false;
-      }
-   }
-   return true;
+   return a->n == b->n && dj_path_is_prefix (a, b);
 }
 
 /* A scalar whose comparisons follow dj_value_cmp within its type bracket. */

@@ -144,6 +144,8 @@ bool dj_path_init (dj_path_t *p, const char *dotted, size_t len, bson_error_t *e
 void dj_path_cleanup (dj_path_t *p);
 /* True if s is a non-negative array index in MongoDB's sense ("0", "12"). */
 bool dj_path_is_index (const char *s, uint32_t *out);
+/* Whether path a is b or a prefix of it, part by part ("a.b" of "a.b.c"). */
+bool dj_path_is_prefix (const dj_path_t *a, const dj_path_t *b);
 /* Finds a field (or, in an array, a numeric index) in a document value.
  * Returns false if absent. */
 bool dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out);
