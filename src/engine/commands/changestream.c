@@ -714,6 +714,10 @@ push_event (fetch_t *f, bson_t *d)
    }
    uint32_t k = s->skip_ts == f->ts ? s->skip_frags : 0;
    s->skip_ts = 0;
+   for (uint32_t i = 0; i < k && i < n; i++) {
+      bson_destroy (frags[i]); /* handed out already */
+      frags[i] = NULL;
+   }
    for (; k < n; k++) {
       if (f->out->n && f->bytes + frags[k]->len > (size_t) DJ_MAX_BSON_SIZE) {
          /* the rest in the next batch, which reads this event again */
