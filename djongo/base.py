@@ -25,6 +25,9 @@ Settings (DATABASES['default']):
             to tables no migration created
   LOGGING   the original djongo's key, accepted (use Django's LOGGING and
             the "djongo" logger)
+  OPTIONS["SCHEMA_VALIDATION"]  "strict", "moderate" or "off" (default):
+            migrations write a $jsonSchema validator made from each model
+            (djongo/jsonschema.py), with that validationLevel
   OPTIONS["TTL_MONITOR_SLEEP_SECS"]  embedded engine: seconds between the
             passes deleting what TTL indexes expire (default 60, as mongod)
 """
@@ -58,7 +61,7 @@ register_settings_check()
 # keys of OPTIONS / CLIENT that are not MongoDB connection-string options:
 # the original djongo's host/credentials and djongo's own
 _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-                  "TTL_MONITOR_SLEEP_SECS"}
+                  "TTL_MONITOR_SLEEP_SECS", "SCHEMA_VALIDATION"}
 
 
 def _get_varchar_column(data):

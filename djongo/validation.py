@@ -20,7 +20,7 @@ DJONGO_KEYS = {"CLIENT", "ENFORCE_SCHEMA", "LOGGING"}
 # connection-string options libmongoc knows (case does not matter there):
 # https://www.mongodb.com/docs/manual/reference/connection-string-options/
 CLIENT_KEYS = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-               "TTL_MONITOR_SLEEP_SECS"}
+               "TTL_MONITOR_SLEEP_SECS", "SCHEMA_VALIDATION"}
 URI_OPTIONS = {o.lower() for o in (
     "appName", "authMechanism", "authMechanismProperties", "authSource", "compressors", "connectTimeoutMS",
     "directConnection", "heartbeatFrequencyMS", "journal", "loadBalanced", "localThresholdMS", "maxIdleTimeMS",
@@ -62,6 +62,12 @@ def settings_errors(alias, settings_dict):
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
         error("OPTIONS.TTL_MONITOR_SLEEP_SECS must be a positive whole number of seconds, not %r" % (ttl,),
               None, "djongo.E011")
+    level = (settings_dict.get("OPTIONS") or {}).get("SCHEMA_VALIDATION") if isinstance(
+        settings_dict.get("OPTIONS"), dict) else None
+    if level is not None and level not in ("strict", "moderate", "off"):
+        error("OPTIONS.SCHEMA_VALIDATION must be 'strict', 'moderate' or 'off', not %r" % (level,),
+              "the collection's validationLevel (https://www.mongodb.com/docs/manual/core/schema-validation/)",
+              "djongo.E011")
     for section in ("OPTIONS", "CLIENT"):
         value = settings_dict.get(section)
         if value is None:
