@@ -129,4 +129,20 @@ bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *rep
  */
 bool dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);
 
+/**
+ * MongoDB's error labels of the last failed dj_transport_run() or
+ * dj_transport_txn() on @p t: the server's errorLabels, those libmongoc
+ * adds (TransientTransactionError after a network error in a
+ * transaction, UnknownTransactionCommitResult after a commit whose
+ * outcome is unknown, once retried: a commit so labelled is sent again up
+ * to three times first), and on the embedded engine
+ * TransientTransactionError for a WriteConflict (112) in a transaction,
+ * as mongod labels it. A transaction failed with TransientTransactionError
+ * can be rolled back and run again from its start.
+ * https://www.mongodb.com/docs/manual/core/transactions-in-applications/
+ * @return a BSON array of strings, empty after a success; borrowed: valid
+ *         until the next call on @p t.
+ */
+const bson_t *dj_transport_error_labels (const dj_transport_t *t);
+
 #endif

@@ -40,7 +40,16 @@ struct dj_transport {
       uint32_t server_id;
    } cursors[32]; /* open cursors of reads and the member each lives on */
    int ncursors;
+   bson_t *labels; /* owned: the last failure's errorLabels (an array), or NULL */
 };
+
+/* How many times a commit answered with UnknownTransactionCommitResult is
+ * sent again before that error is reported: the Convenient Transactions
+ * API (libmongoc's mongoc_client_session_with_transaction) retries such a
+ * commit, as the outcome is unknown and a second commitTransaction is safe
+ * (the server applies a transaction once); retrying the whole transaction
+ * would not be. https://www.mongodb.com/docs/manual/core/transactions-in-applications/ */
+#define COMMIT_RETRIES 3
 
 void
 dj_transport_process_init (void)
@@ -163,6 +172,9 @@ dj_transport_close (dj_transport_t *t)
          mongoc_client_session_destroy (t->write_session);
       }
       dj_engine_close (t->engine);
+      if (t->labels) {
+         bson_destroy (t->labels);
+      }
       if (t->client) {
          mongoc_client_destroy (t->client);
       }
@@ -198,6 +210,65 @@ static dj_engine_txn_t *
 current_txn (dj_transport_t *t)
 {
    return t->stmt ? t->stmt : t->nsp ? t->sps[t->nsp - 1].txn : t->root;
+}
+
+/* ---- error labels ------------------------------------------------------------ */
+
+static void
+forget_labels (dj_transport_t *t)
+{
+   if (t->labels) {
+      bson_destroy (t->labels);
+      t->labels = NULL;
+   }
+}
+
+/* Keeps a failed reply's errorLabels (libmongoc adds its own there too:
+ * TransientTransactionError for a network error in a transaction,
+ * UnknownTransactionCommitResult for a commit whose outcome is unknown). */
+static void
+keep_labels (dj_transport_t *t, const bson_t *reply)
+{
+   bson_iter_t it;
+   uint32_t len;
+   const uint8_t *data;
+   forget_labels (t);
+   if (reply && bson_iter_init_find (&it, reply, "errorLabels") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_iter_array (&it, &len, &data);
+      t->labels = bson_new_from_data (data, len);
+   }
+}
+
+static void
+add_label (dj_transport_t *t, const char *label)
+{
+   if (!t->labels) {
+      t->labels = bson_new ();
+   }
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string (bson_count_keys (t->labels), &key, kb, sizeof kb);
+   bson_append_utf8 (t->labels, key, -1, label, -1);
+}
+
+/* Embedded: mongod labels a write conflict in a transaction so -- the
+ * transaction is lost, and running it again may succeed. Here the
+ * conflict is found when a snapshot transaction takes the write lock (a
+ * statement's unit begins) or by a command.
+ * https://www.mongodb.com/docs/manual/core/transactions-in-applications/#transienttransactionerror */
+static void
+label_conflict (dj_transport_t *t, const bson_error_t *error)
+{
+   if (t->root && error->domain == DJ_DOMAIN_SERVER && error->code == DJ_WriteConflict) {
+      add_label (t, "TransientTransactionError");
+   }
+}
+
+const bson_t *
+dj_transport_error_labels (const dj_transport_t *t)
+{
+   static const bson_t empty = BSON_INITIALIZER; /* read-only: never written */
+   return t->labels ? t->labels : &empty;
 }
 
 /* ---- commands on a server, outside transactions ---------------------------- */
@@ -418,6 +489,19 @@ server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
    }
 }
 
+/* A server's answer keeps its code, as MongoDB's, in DJ_DOMAIN_SERVER as the
+ * engine's are; libmongoc's own errors (network, selection) stay as they are. */
+static void
+server_error (bson_error_t *error)
+{
+   if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
+      uint32_t code = error->code;
+      char msg[sizeof error->message];
+      bson_strncpy (msg, error->message, sizeof msg);
+      dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
+   }
+}
+
 /* No member could be selected: libmongoc's message, then each member the
  * client knows of and what it was last seen as (RSSecondary, Unknown:
  * unreachable...), so the reader sees which hosts were tried. */
@@ -441,8 +525,14 @@ bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
+   forget_labels (t);
    if (t->engine) {
-      return dj_engine_run_command_in (t->engine, current_txn (t), db, cmd, reply) || reply_error (reply, error);
+      if (dj_engine_run_command_in (t->engine, current_txn (t), db, cmd, reply)) {
+         return true;
+      }
+      reply_error (reply, error);
+      label_conflict (t, error);
+      return false;
    }
    bool ok;
    if (t->session) {
@@ -460,16 +550,11 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
    if (ok) {
       return true;
    }
+   keep_labels (t, reply);
    if (error->domain == MONGOC_ERROR_SERVER_SELECTION) {
       explain_selection (t, error);
    }
-   if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
-      /* the server answered: its code is MongoDB's, as the engine's are */
-      uint32_t code = error->code;
-      char msg[sizeof error->message];
-      bson_strncpy (msg, error->message, sizeof msg);
-      dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
-   }
+   server_error (error);
    return false;
 }
 
@@ -623,6 +708,15 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       if (op == DJ_TXN_COMMIT) {
          bson_t reply;
          ok = mongoc_client_session_commit_transaction (t->session, &reply, error);
+         for (int i = 0; !ok && i < COMMIT_RETRIES && mongoc_error_has_label (&reply, "UnknownTransactionCommitResult");
+              i++) {
+            bson_destroy (&reply);
+            ok = mongoc_client_session_commit_transaction (t->session, &reply, error);
+         }
+         if (!ok) {
+            keep_labels (t, &reply);
+            server_error (error);
+         }
          bson_destroy (&reply);
       } else {
          ok = mongoc_client_session_abort_transaction (t->session, error);
@@ -653,11 +747,18 @@ dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *err
    if (op == DJ_TXN_ACTIVE) {
       return active;
    }
+   if (op != DJ_TXN_STMT_ABORT && op != DJ_TXN_ROLLBACK) {
+      forget_labels (t); /* (those two follow a failure: its labels stay to be read) */
+   }
    if ((op == DJ_TXN_BEGIN || op == DJ_TXN_BEGIN_DEFERRED) && active) {
       return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation, "cannot start a transaction within a transaction");
    }
    if (t->engine) {
-      return embedded_txn (t, op, name, error);
+      if (embedded_txn (t, op, name, error)) {
+         return true;
+      }
+      label_conflict (t, error);
+      return false;
    }
    return server_txn (t, op, error);
 }

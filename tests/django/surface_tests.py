@@ -23,7 +23,7 @@ if not settings.configured:
 
 import pytest  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import IntegrityError, connection, transaction  # noqa: E402
+from django.db import IntegrityError, OperationalError, connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext, setup_test_environment  # noqa: E402
 from pymongo import DeleteMany, DeleteOne, InsertOne, ReplaceOne, UpdateMany, UpdateOne  # noqa: E402
 from pymongo.errors import BulkWriteError  # noqa: E402
@@ -255,3 +255,66 @@ def test_bulk_writes_one_command_per_batch(monkeypatch):
     assert len(_commands(ctx.captured_queries, "update")) == 3
     assert set(Product.objects.values_list("stars", flat=True)) == {4}
     assert Product.objects.count() == 250
+
+
+# ---- transactions: error labels, retry_atomic ----
+
+def _lose_to_another_writer(other, runs):
+    """A transaction body that, the first time, reads (its snapshot), lets
+    another connection commit a write, then writes: WriteConflict."""
+    runs.append(1)
+    m = Maker.objects.get()
+    if len(runs) == 1:
+        other.command({"update": "surfaceapp_maker", "updates": [{"q": {}, "u": {"$set": {"name": "other"}}}]})
+    Maker.objects.filter(pk=m.pk).update(name=m.name + "!")
+
+
+def test_write_conflict_labelled_transient():
+    from djongo import driver
+    from djongo.transaction import has_error_label
+
+    Maker.objects.create(name="m")
+    other = driver.connect(connection.settings_dict["HOST"], db=connection.settings_dict["NAME"], autocommit=True)
+    try:
+        with pytest.raises(OperationalError) as e:
+            with transaction.atomic():
+                _lose_to_another_writer(other, [])
+        assert e.value.__cause__.code == 112
+        assert e.value.__cause__.error_labels == ("TransientTransactionError",)
+        assert has_error_label(e.value, "TransientTransactionError")
+        assert not has_error_label(e.value, "UnknownTransactionCommitResult")
+    finally:
+        other.close()
+    assert Maker.objects.get().name == "other"
+
+
+def test_retry_atomic_runs_a_lost_transaction_again():
+    from djongo import driver
+    from djongo.transaction import retry_atomic
+
+    Maker.objects.create(name="m")
+    other = driver.connect(connection.settings_dict["HOST"], db=connection.settings_dict["NAME"], autocommit=True)
+    runs = []
+    try:
+        retry_atomic(_lose_to_another_writer, attempts=3)(other, runs)
+    finally:
+        other.close()
+    assert len(runs) == 2
+    assert Maker.objects.get().name == "other!"  # committed once, on the second run
+
+
+def test_retry_atomic_leaves_other_errors_and_inner_blocks_alone():
+    from djongo.transaction import retry_atomic
+
+    runs = []
+
+    @retry_atomic(attempts=5)
+    def bad():
+        runs.append(1)
+        Maker.objects.create(name="")  # the CHECK: not transient
+
+    with pytest.raises(IntegrityError):
+        bad()
+    assert len(runs) == 1
+    with pytest.raises(ValueError):
+        retry_atomic(bad, attempts=0)
