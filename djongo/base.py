@@ -64,6 +64,11 @@ _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_sche
                   "TTL_MONITOR_SLEEP_SECS", "SCHEMA_VALIDATION"}
 
 
+# the connection-string options the embedded engine takes too
+_CONCERN_OPTIONS = {"readpreference", "readpreferencetags", "maxstalenessseconds", "readconcernlevel", "w",
+                    "wtimeoutms", "journal"}
+
+
 def _get_varchar_column(data):
     if data["max_length"] is None:
         return "varchar"
@@ -86,7 +91,10 @@ def connection_settings(settings_dict):
     client.update(settings_dict.get("OPTIONS") or {})
     host = settings_dict.get("HOST") or client.get("host") or ""
     if host and _is_path(host):
-        return os.path.expanduser(host[5:] if host.startswith("file:") else host), {}
+        # the embedded engine takes the read/write concern options (one
+        # node's semantics: src/transport/concerns.c) and no other
+        return (os.path.expanduser(host[5:] if host.startswith("file:") else host),
+                {k: v for k, v in client.items() if k.lower() in _CONCERN_OPTIONS and v is not None})
     options = {k: v for k, v in client.items() if k not in _CLIENT_NON_URI and v is not None}
     user = settings_dict.get("USER") or client.get("username")
     password = settings_dict.get("PASSWORD") or client.get("password")
@@ -281,9 +289,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
 
     @async_unsafe
     def get_new_connection(self, conn_params):
-        return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
+        conn = Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
                                 tables=conn_params["tables"], ttl_monitor_secs=conn_params["ttl_monitor_secs"],
                                 options=conn_params["options"])
+        concerns = getattr(self, "djongo_concerns", None)
+        if concerns:  # a djongo.concerns() block open while the connection was remade
+            conn.set_concerns(concerns)
+        return conn
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

@@ -104,7 +104,7 @@ def settings_errors(alias, settings_dict):
         from djongo.driver import check_server_options
 
         server, options = connection_settings(settings_dict)
-        problem = None if _is_path(server) else check_server_options(server, options)
+        problem = check_server_options(server, options)  # (a data directory: its read/write concerns)
         if problem:
             error("connection option: %s" % problem,
                   "OPTIONS (or CLIENT) holds MongoDB's connection-string options, as Python values: "

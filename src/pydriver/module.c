@@ -1177,7 +1177,35 @@ static PyGetSetDef Connection_getset[] = {
     "False: they record no checks (Django's disable_constraint_checking)", NULL},
    {NULL, NULL, NULL, NULL, NULL}};
 
+/* set_concerns(dict or None): the transport's read preference, read and
+ * write concern from now on (dj_transport_set_concerns); None or {}: the
+ * connection's own again. */
+static PyObject *
+Connection_set_concerns (ConnectionObject *self, PyObject *concerns)
+{
+   bson_t doc;
+   bson_error_t error;
+   if (!options_to_bson (concerns, &doc)) {
+      bson_destroy (&doc);
+      return NULL;
+   }
+   if (!conn_enter (self)) {
+      bson_destroy (&doc);
+      return NULL;
+   }
+   bool ok = dj_transport_set_concerns (self->transport, &doc, &error); /* (no I/O: the GIL stays) */
+   PyThread_release_lock (self->lock);
+   bson_destroy (&doc);
+   if (!ok) {
+      return map_error (&error);
+   }
+   Py_RETURN_NONE;
+}
+
 static PyMethodDef Connection_methods[] = {
+   {"set_concerns", (PyCFunction) Connection_set_concerns, METH_O,
+    "set_concerns(options or None): read preference, read concern and write concern (connection-string option "
+    "names) for what runs next; None: the connection's own"},
    {"command", (PyCFunction) Connection_command, METH_VARARGS,
     "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,

@@ -41,6 +41,13 @@ struct dj_transport {
    } cursors[32]; /* open cursors of reads and the member each lives on */
    int ncursors;
    bson_t *labels; /* owned: the last failure's errorLabels (an array), or NULL */
+   dj_concerns_t defaults; /* embedded: the connection options' concerns (a server's are its client's) */
+   dj_concerns_t over;     /* dj_transport_set_concerns(): over the connection's, or empty */
+   /* embedded: a write concern error met inside a statement's unit, kept
+    * until the unit commits (the writes stand, as mongod's do; the
+    * statement then fails with it) */
+   bool wce_pending;
+   bson_error_t wce;
 };
 
 /* How many times a commit answered with UnknownTransactionCommitResult is
@@ -87,10 +94,14 @@ dj_transport_is_server (const char *host)
 bool
 dj_transport_check (const char *host, const bson_t *options, bson_error_t *error)
 {
-   if (!dj_transport_is_server (host)) {
-      return true; /* a data directory: opening it is the check */
-   }
    pthread_once (&mongoc_once, init_mongoc);
+   if (!dj_transport_is_server (host)) {
+      /* a data directory: opening it is the check, but for the concerns */
+      dj_concerns_t c;
+      bool ok = dj_concerns_parse (options, true, false, &c, error);
+      dj_concerns_clear (&c);
+      return ok;
+   }
    mongoc_uri_t *uri = dj_transport_uri (host, options, error);
    mongoc_uri_destroy (uri);
    return uri != NULL;
@@ -130,6 +141,11 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
       mongoc_client_set_error_api (t->client, MONGOC_ERROR_API_VERSION_2);
       return t;
    }
+   pthread_once (&mongoc_once, init_mongoc); /* (the concerns are parsed by libmongoc's URI code) */
+   if (!dj_concerns_parse (options, true, false, &t->defaults, error)) {
+      bson_free (t);
+      return NULL;
+   }
    const char *path = !strncmp (host, "file:", 5) ? host + 5 : host;
    char *expanded = NULL;
    if (path[0] == '~' && getenv ("HOME")) {
@@ -141,6 +157,7 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
    t->engine = dj_engine_open (path, &opts, error);
    bson_free (expanded);
    if (!t->engine) {
+      dj_concerns_clear (&t->defaults);
       bson_free (t);
       return NULL;
    }
@@ -175,6 +192,8 @@ dj_transport_close (dj_transport_t *t)
       if (t->labels) {
          bson_destroy (t->labels);
       }
+      dj_concerns_clear (&t->defaults);
+      dj_concerns_clear (&t->over);
       if (t->client) {
          mongoc_client_destroy (t->client);
       }
@@ -383,8 +402,10 @@ static bool
 is_retryable_write (dj_transport_t *t, const bson_t *cmd)
 {
    bson_iter_t it, stmts, one, f;
+   const mongoc_write_concern_t *wc = t->over.write_concern ? t->over.write_concern
+                                                             : mongoc_client_get_write_concern (t->client);
    if (!mongoc_uri_get_option_as_bool (mongoc_client_get_uri (t->client), MONGOC_URI_RETRYWRITES, true) ||
-       !mongoc_write_concern_is_acknowledged (mongoc_client_get_write_concern (t->client)) ||
+       !mongoc_write_concern_is_acknowledged (wc) ||
        !bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
       return false;
    }
@@ -420,16 +441,18 @@ is_retryable_write (dj_transport_t *t, const bson_t *cmd)
  * so labelled): the server applies a statement of one transaction number
  * at most once. The second error, if any, is the one reported. */
 static bool
-retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, const bson_t *base_opts, bson_t *reply,
+                 bson_error_t *error)
 {
    if (!t->write_session) {
       bson_error_t ignored;
       /* no sessions (a server too old, or unreachable now): plain */
       if (!(t->write_session = mongoc_client_start_session (t->client, NULL, &ignored))) {
-         return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+         return mongoc_client_write_command_with_opts (t->client, db, cmd, base_opts, reply, error);
       }
    }
-   bson_t opts = BSON_INITIALIZER;
+   bson_t opts;
+   bson_copy_to (base_opts, &opts);
    if (!mongoc_client_session_append (t->write_session, &opts, error)) {
       bson_destroy (&opts);
       bson_init (reply);
@@ -445,27 +468,46 @@ retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *r
    return ok;
 }
 
+/* The options a command outside a transaction takes from
+ * dj_transport_set_concerns(): its read concern (reads) and write concern
+ * (writes), appended to @p opts; libmongoc applies the client's own for
+ * what is not there. */
+static void
+append_concerns (dj_transport_t *t, cmd_kind_t kind, bson_t *opts)
+{
+   if (t->over.read_concern && (kind == CMD_DATA_READ || kind == CMD_READ_WRITE)) {
+      mongoc_read_concern_append (t->over.read_concern, opts);
+   }
+   if (t->over.write_concern && (kind == CMD_WRITE || kind == CMD_READ_WRITE)) {
+      mongoc_write_concern_append (t->over.write_concern, opts);
+   }
+}
+
 static bool
 server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   const mongoc_read_prefs_t *prefs = mongoc_client_get_read_prefs (t->client);
+   const mongoc_read_prefs_t *prefs = t->over.read_prefs ? t->over.read_prefs : mongoc_client_get_read_prefs (t->client);
+   cmd_kind_t kind = classify (cmd);
+   bson_t opts = BSON_INITIALIZER;
+   append_concerns (t, kind, &opts);
    bool ok;
-   switch (classify (cmd)) {
-   case CMD_DATA_READ:
+   switch (kind) {
+   case CMD_DATA_READ: {
       t->last_server_id = 0;
-      ok = mongoc_client_read_command_with_opts (t->client, db, cmd, prefs, NULL, reply, error);
+      ok = mongoc_client_read_command_with_opts (t->client, db, cmd, prefs, &opts, reply, error);
       int64_t id = ok ? reply_cursor_id (reply) : 0;
       if (id && t->last_server_id) {
          remember_cursor (t, id, t->last_server_id);
       }
-      return ok;
+      break;
+   }
    case CMD_WRITE:
-      if (is_retryable_write (t, cmd)) {
-         return retryable_write (t, db, cmd, reply, error);
-      }
-      return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+      ok = is_retryable_write (t, cmd) ? retryable_write (t, db, cmd, &opts, reply, error)
+                                       : mongoc_client_write_command_with_opts (t->client, db, cmd, &opts, reply, error);
+      break;
    case CMD_READ_WRITE:
-      return mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, NULL, reply, error);
+      ok = mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, &opts, reply, error);
+      break;
    case CMD_CURSOR: {
       bson_iter_t it;
       int64_t id = bson_iter_init (&it, cmd) && bson_iter_next (&it) && BSON_ITER_HOLDS_INT (&it)
@@ -473,20 +515,88 @@ server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
                       : 0;
       uint32_t server = id ? cursor_server (t, id, false) : 0;
       if (!server) {
-         return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+         ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+         break;
       }
-      bson_t opts = BSON_INITIALIZER;
       BSON_APPEND_INT32 (&opts, "serverId", (int32_t) server);
       ok = mongoc_client_command_with_opts (t->client, db, cmd, prefs, &opts, reply, error);
-      bson_destroy (&opts);
       if (!ok || reply_cursor_id (reply) == 0) {
          cursor_server (t, id, true); /* drained (or gone): forgotten */
       }
-      return ok;
+      break;
    }
    default:
-      return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+      ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
    }
+   bson_destroy (&opts);
+   return ok;
+}
+
+/* On the embedded engine, outside a transaction: the connection's (or
+ * dj_transport_set_concerns()') read concern goes with reads and write
+ * concern with writes, as libmongoc sends them to a server, and the write
+ * concern is judged as a one-member replica set judges it
+ * (dj_engine_write_concern_check): w > 1 leaves the write done and fails
+ * with UnsatisfiableWriteConcern (100), as a driver reports mongod's
+ * writeConcernError. Inside a transaction a command takes neither (MongoDB
+ * refuses them there). */
+static bool
+embedded_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   mongoc_read_concern_t *rc = t->over.read_concern ? t->over.read_concern : t->defaults.read_concern;
+   mongoc_write_concern_t *wc = t->over.write_concern ? t->over.write_concern : t->defaults.write_concern;
+   cmd_kind_t kind = t->root ? CMD_OTHER : classify (cmd);
+   bool reads = kind == CMD_DATA_READ || kind == CMD_READ_WRITE, writes = kind == CMD_WRITE || kind == CMD_READ_WRITE;
+   bson_t with;
+   const bson_t *run = cmd;
+   if ((reads && rc && !bson_has_field (cmd, "readConcern")) || (writes && wc && !bson_has_field (cmd, "writeConcern"))) {
+      bson_copy_to (cmd, &with);
+      if (reads && rc && !bson_has_field (cmd, "readConcern")) {
+         mongoc_read_concern_append (rc, &with);
+      }
+      if (writes && wc && !bson_has_field (cmd, "writeConcern")) {
+         mongoc_write_concern_append (wc, &with);
+      }
+      run = &with;
+   }
+   bool ok = dj_engine_run_command_in (t->engine, current_txn (t), db, run, reply) || reply_error (reply, error);
+   bson_iter_t it;
+   if (ok && writes) {
+      dj_engine_write_concern_check (run, reply);
+      if (bson_iter_init_find (&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_t wce;
+         uint32_t len;
+         const uint8_t *data;
+         bson_iter_document (&it, &len, &data);
+         if (t->stmt) {
+            /* in a statement's unit: reported when it commits (the unit
+             * rolled back would undo writes mongod keeps) */
+            if (!t->wce_pending && bson_init_static (&wce, data, len)) {
+               reply_error (&wce, &t->wce);
+               t->wce_pending = true;
+            }
+         } else {
+            ok = bson_init_static (&wce, data, len) && reply_error (&wce, error);
+         }
+      }
+   }
+   if (run == &with) {
+      bson_destroy (&with);
+   }
+   return ok;
+}
+
+bool
+dj_transport_set_concerns (dj_transport_t *t, const bson_t *concerns, bson_error_t *error)
+{
+   dj_concerns_t c;
+   pthread_once (&mongoc_once, init_mongoc);
+   if (!dj_concerns_parse (concerns, t->engine != NULL, true, &c, error)) {
+      return false;
+   }
+   dj_concerns_clear (&t->over);
+   t->over = c; /* steals c's parts */
+   return true;
 }
 
 /* A server's answer keeps its code, as MongoDB's, in DJ_DOMAIN_SERVER as the
@@ -527,10 +637,9 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_transport_t *t = ctx;
    forget_labels (t);
    if (t->engine) {
-      if (dj_engine_run_command_in (t->engine, current_txn (t), db, cmd, reply)) {
+      if (embedded_run (t, db, cmd, reply, error)) {
          return true;
       }
-      reply_error (reply, error);
       label_conflict (t, error);
       return false;
    }
@@ -662,10 +771,16 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    case DJ_TXN_STMT_COMMIT:
       ok = dj_engine_txn_commit (t->stmt, error);
       t->stmt = NULL;
+      if (ok && t->wce_pending) {
+         *error = t->wce; /* the writes stand; the statement reports it */
+         ok = false;
+      }
+      t->wce_pending = false;
       return ok;
    case DJ_TXN_STMT_ABORT:
       dj_engine_txn_abort (t->stmt);
       t->stmt = NULL;
+      t->wce_pending = false;
       return true;
    }
    return unsupported (error, "unknown transaction operation");
@@ -692,6 +807,14 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
       mongoc_transaction_opts_set_read_prefs (txn_opts, primary);
       mongoc_read_prefs_destroy (primary);
+      /* dj_transport_set_concerns()' read and write concern are the
+       * transaction's (its commit waits for the write concern) */
+      if (t->over.read_concern) {
+         mongoc_transaction_opts_set_read_concern (txn_opts, t->over.read_concern);
+      }
+      if (t->over.write_concern) {
+         mongoc_transaction_opts_set_write_concern (txn_opts, t->over.write_concern);
+      }
       ok = mongoc_client_session_start_transaction (t->session, txn_opts, error);
       mongoc_transaction_opts_destroy (txn_opts);
       if (!ok) {

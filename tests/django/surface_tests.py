@@ -318,3 +318,74 @@ def test_retry_atomic_leaves_other_errors_and_inner_blocks_alone():
     assert len(runs) == 1
     with pytest.raises(ValueError):
         retry_atomic(bad, attempts=0)
+
+
+# ---- read/write concerns and read preference (embedded: one node) ----
+
+def test_concerns_write_concern_as_one_node():
+    import djongo
+
+    with djongo.concerns(write_concern={"w": "majority", "j": True, "wtimeout": 100}):
+        Maker.objects.create(name="a")
+    with djongo.concerns(write_concern=1):
+        Maker.objects.create(name="b")
+    with pytest.raises(OperationalError, match="Not enough data-bearing nodes") as e:
+        with djongo.concerns(write_concern={"w": 2}):
+            Maker.objects.create(name="c")
+    assert e.value.__cause__.code == 100  # UnsatisfiableWriteConcern; the write itself stands, as mongod's
+    with pytest.raises(OperationalError) as e:
+        with djongo.concerns(write_concern="dc-east"):
+            Maker.objects.create(name="d")
+    assert e.value.__cause__.code == 79  # UnknownReplWriteConcern
+    assert sorted(Maker.objects.values_list("name", flat=True)) == ["a", "b", "c", "d"]
+    Maker.objects.create(name="e")  # outside the block: the connection's own again
+
+
+def test_concerns_nest_and_restore(monkeypatch):
+    import djongo
+
+    seen = []
+    real = connection.connection.set_concerns
+    monkeypatch.setattr(connection.connection, "set_concerns", lambda o: seen.append(o) or real(o))
+    with djongo.concerns(read_concern="majority"):
+        with djongo.concerns(write_concern={"w": 1}):
+            list(Maker.objects.all())
+    assert seen == [{"readConcernLevel": "majority"}, {"readConcernLevel": "majority", "w": 1},
+                    {"readConcernLevel": "majority"}, None]
+
+
+def test_concerns_read_preference_on_one_node():
+    import djongo
+    from pymongo import ReadPreference
+    from pymongo.read_preferences import Nearest
+
+    Maker.objects.create(name="a")
+    for rp in ("primary", "primaryPreferred", "secondaryPreferred", "nearest", ReadPreference.SECONDARY_PREFERRED):
+        with djongo.concerns(read_preference=rp, read_concern="local"):
+            assert Maker.objects.count() == 1
+    for rp in ("secondary", Nearest(tag_sets=[{"dc": "ny"}])):
+        with pytest.raises(OperationalError, match="one node"):
+            with djongo.concerns(read_preference=rp):
+                pass
+    with pytest.raises(OperationalError, match="readPreference must be"):
+        with djongo.concerns(read_preference="fastest"):
+            pass
+    assert Maker.objects.count() == 1  # a refused block leaves the connection as it was
+
+
+def test_options_concerns_on_the_embedded_engine(tmp_path):
+    from djongo import driver
+    from djongo.base import connection_settings
+    from djongo.validation import settings_errors
+
+    entry = {"ENGINE": "djongo", "NAME": "c", "HOST": str(tmp_path / "d"), "OPTIONS": {"w": 2, "tls": True}}
+    host, options = connection_settings(entry)
+    assert options == {"w": 2}  # the concerns reach the engine; TLS is a server's
+    c = driver.connect(host, db="c", autocommit=True, options=options)
+    with pytest.raises(driver.OperationalError) as e:
+        c.command({"insert": "t", "documents": [{"_id": 1}]})
+    assert e.value.code == 100
+    assert c.command({"find": "t"})["cursor"]["firstBatch"] == [{"_id": 1}]
+    c.close()
+    entry["OPTIONS"] = {"readPreference": "secondary"}
+    assert [e.id for e in settings_errors("x", entry)] == ["djongo.E015"]

@@ -24,6 +24,9 @@
  *                parse alike (let, filter, sort, projection)
  *   ttl.c        the TTL monitor: a thread per data directory deleting what
  *                TTL indexes expire
+ *   concern.c    write concerns as a one-member replica set judges them
+ *                (dj_engine_write_concern_check: the server and the
+ *                embedded transport)
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
