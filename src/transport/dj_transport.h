@@ -80,7 +80,9 @@ dj_transport_t *dj_transport_open (const char *host, int flags, int ttl_monitor_
  * "name:value,..." strings), compressors as an array of names or
  * comma-joined text, w as a number, "majority" or a tag name, plus
  * "username", "password" and, for a host name, "port". A null value is
- * not set. Ignored for a data directory (ttl_monitor_secs: as
+ * not set. For a data directory only the read preference, read concern
+ * and write concern options are read (one node's semantics: see
+ * dj_transport_set_concerns()), the others ignored (ttl_monitor_secs: as
  * dj_transport_open()'s, for a data directory only). Errors (libmongoc's
  * MONGOC_ERROR_COMMAND_INVALID_ARG) name the option and what it accepts.
  * @param options borrowed; NULL: none.
