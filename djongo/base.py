@@ -353,7 +353,19 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                                fk["table"], ", ".join(to)))
 
     def is_usable(self):
-        return self.connection is not None and not self.connection._closed
+        """Whether the connection still answers (Django asks this at a
+        request's start when CONN_HEALTH_CHECKS is on, and after errors):
+        a ping -- on a server, over a pooled socket of this process
+        (src/transport/pool.c); a process forked since the connection was
+        made gets its own sockets or LMDB environment first. A connection
+        that does not answer is closed and made again by Django."""
+        if self.connection is None or self.connection._closed:
+            return False
+        try:
+            self.connection.command({"ping": 1}, db="admin")
+        except Database.Error:
+            return False
+        return True
 
     @property
     def embedded(self):

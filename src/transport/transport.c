@@ -22,7 +22,12 @@ typedef struct {
 
 struct dj_transport {
    dj_engine_t *engine;     /* owned, or NULL */
-   mongoc_client_t *client; /* owned, or NULL */
+   mongoc_client_t *client; /* owned until pushed back to `pool`, or NULL */
+   mongoc_client_pool_t *pool; /* borrowed: the process's pool the client came from (pool.c) */
+   pid_t pid;                  /* the process that opened it (fork: see reopen_after_fork) */
+   char *host;                 /* owned: what was opened, to open it again in a forked child */
+   bson_t *options;            /* owned, or NULL */
+   int ttl_monitor_secs;
    /* embedded: the open transaction (owned until commit/rollback), its
     * savepoints (outermost first) and the running statement's unit */
    dj_engine_txn_t *root;
@@ -107,6 +112,23 @@ dj_transport_check (const char *host, const bson_t *options, bson_error_t *error
    return uri != NULL;
 }
 
+/* What a transport owns besides its engine and client, freed. */
+static void
+free_transport (dj_transport_t *t)
+{
+   if (t->labels) {
+      bson_destroy (t->labels);
+   }
+   dj_concerns_clear (&t->defaults);
+   dj_concerns_clear (&t->over);
+   bson_free (t->sps);
+   bson_free (t->host);
+   if (t->options) {
+      bson_destroy (t->options);
+   }
+   bson_free (t);
+}
+
 dj_transport_t *
 dj_transport_open (const char *host, int flags, int ttl_monitor_secs, bson_error_t *error)
 {
@@ -118,32 +140,21 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
                         bson_error_t *error)
 {
    dj_transport_t *t = bson_malloc0 (sizeof *t);
+   t->pid = getpid ();
+   t->host = bson_strdup (host);
+   t->options = options ? bson_copy (options) : NULL;
+   t->ttl_monitor_secs = ttl_monitor_secs;
    if (dj_transport_is_server (host)) {
       pthread_once (&mongoc_once, init_mongoc);
-      mongoc_uri_t *uri = dj_transport_uri (host, options, error);
-      if (uri) {
-         /* the handshake's client.application.name: the user's appname,
-          * else "djongo" (server logs, currentOp, profiler entries) */
-         if (!mongoc_uri_get_appname (uri)) {
-            mongoc_uri_set_appname (uri, "djongo");
-         }
-         t->client = mongoc_client_new_from_uri_with_error (uri, error);
-         mongoc_uri_destroy (uri);
-      }
-      if (!t->client) {
-         bson_free (t);
+      if (!(t->client = dj_pool_pop (host, options, &t->pool, on_command_started, error))) {
+         free_transport (t);
          return NULL;
       }
-      mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new ();
-      mongoc_apm_set_command_started_cb (cbs, on_command_started);
-      mongoc_client_set_apm_callbacks (t->client, cbs, t); /* copies cbs */
-      mongoc_apm_callbacks_destroy (cbs);
-      mongoc_client_set_error_api (t->client, MONGOC_ERROR_API_VERSION_2);
       return t;
    }
    pthread_once (&mongoc_once, init_mongoc); /* (the concerns are parsed by libmongoc's URI code) */
    if (!dj_concerns_parse (options, true, false, &t->defaults, error)) {
-      bson_free (t);
+      free_transport (t);
       return NULL;
    }
    const char *path = !strncmp (host, "file:", 5) ? host + 5 : host;
@@ -157,8 +168,7 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
    t->engine = dj_engine_open (path, &opts, error);
    bson_free (expanded);
    if (!t->engine) {
-      dj_concerns_clear (&t->defaults);
-      bson_free (t);
+      free_transport (t);
       return NULL;
    }
    return t;
@@ -176,29 +186,73 @@ forget_savepoints (dj_transport_t *t, int from)
 void
 dj_transport_close (dj_transport_t *t)
 {
-   if (t) {
-      /* an open transaction is rolled back, as PEP 249 says close() does */
-      dj_engine_txn_abort (t->stmt);
-      dj_engine_txn_abort (t->root);
-      forget_savepoints (t, 0);
-      bson_free (t->sps);
-      if (t->session) {
-         mongoc_client_session_destroy (t->session); /* aborts its transaction */
-      }
-      if (t->write_session) {
-         mongoc_client_session_destroy (t->write_session);
-      }
-      dj_engine_close (t->engine);
-      if (t->labels) {
-         bson_destroy (t->labels);
-      }
-      dj_concerns_clear (&t->defaults);
-      dj_concerns_clear (&t->over);
-      if (t->client) {
-         mongoc_client_destroy (t->client);
-      }
-      bson_free (t);
+   if (!t) {
+      return;
    }
+   forget_savepoints (t, 0);
+   if (t->pid != getpid ()) {
+      /* inherited through fork(): the engine handle, its transactions, the
+       * client and its sessions are the parent's -- closing them here would
+       * release the parent's LMDB reader slots or end its sessions over its
+       * sockets. Abandoned (the child's copy of their memory stays). */
+      free_transport (t);
+      return;
+   }
+   /* an open transaction is rolled back, as PEP 249 says close() does */
+   dj_engine_txn_abort (t->stmt);
+   dj_engine_txn_abort (t->root);
+   if (t->session) {
+      mongoc_client_session_destroy (t->session); /* aborts its transaction */
+   }
+   if (t->write_session) {
+      mongoc_client_session_destroy (t->write_session);
+   }
+   dj_engine_close (t->engine);
+   if (t->client) {
+      mongoc_client_pool_push (t->pool, t->client); /* its sockets serve the next connection */
+   }
+   free_transport (t);
+}
+
+/* A transport opened before this process was forked from its opener
+ * (gunicorn's pre-fork, Django's test --parallel): nothing it holds may
+ * be used here -- LMDB forbids an environment across fork, and a pooled
+ * client's sockets and monitor are the parent's. It is opened again, as
+ * dj_transport_open_with() opened it, the old handles abandoned (see
+ * dj_transport_close()); a transaction that was open stays the parent's.
+ * True when there is nothing to do or the transport is open again. */
+static bool
+reopen_after_fork (dj_transport_t *t, bson_error_t *error)
+{
+   if (t->pid == getpid ()) {
+      return true;
+   }
+   t->root = t->stmt = NULL;
+   t->implicit_root = false;
+   forget_savepoints (t, 0);
+   t->session = t->write_session = NULL;
+   t->ncursors = 0;
+   t->wce_pending = false;
+   /* (on failure the old handles stay in place, unused: the next call tries again) */
+   if (t->client) {
+      mongoc_client_pool_t *pool;
+      mongoc_client_t *client = dj_pool_pop (t->host, t->options, &pool, on_command_started, error);
+      if (!client) {
+         return false;
+      }
+      t->client = client, t->pool = pool;
+   } else {
+      /* the same directory, by the path the handle resolved; the engine's
+       * table of environments makes a new one for this process (storage/env.c) */
+      dj_engine_options_t opts = {.flags = DJ_ENGINE_EXISTING, .ttl_monitor_secs = t->ttl_monitor_secs};
+      dj_engine_t *engine = dj_engine_open (dj_engine_path (t->engine), &opts, error);
+      if (!engine) {
+         return false;
+      }
+      t->engine = engine;
+   }
+   t->pid = getpid ();
+   return true;
 }
 
 const char *
@@ -343,13 +397,21 @@ classify (const bson_t *cmd)
    return CMD_OTHER;
 }
 
+/* The transport running a command on this thread, for the APM callback:
+ * the pool's clients share one set of callbacks (pool.c), so the callback
+ * cannot be given a transport as its context. Set by dj_transport_run()
+ * and dj_transport_txn() around their libmongoc calls (a transport is used
+ * by one thread at a time; the callback runs on the calling thread). */
+static _Thread_local dj_transport_t *tl_running;
+
 /* APM: the server each command is sent to, so a cursor's getMore follows
  * its find to the member that holds it (a secondary, when reads go there). */
 static void
 on_command_started (const mongoc_apm_command_started_t *event)
 {
-   dj_transport_t *t = mongoc_apm_command_started_get_context (event);
-   t->last_server_id = mongoc_apm_command_started_get_server_id (event);
+   if (tl_running) {
+      tl_running->last_server_id = mongoc_apm_command_started_get_server_id (event);
+   }
 }
 
 /* The cursor a reply leaves open (cursor.id), or 0. */
@@ -591,6 +653,9 @@ dj_transport_set_concerns (dj_transport_t *t, const bson_t *concerns, bson_error
 {
    dj_concerns_t c;
    pthread_once (&mongoc_once, init_mongoc);
+   if (!reopen_after_fork (t, error)) {
+      return false;
+   }
    if (!dj_concerns_parse (concerns, t->engine != NULL, true, &c, error)) {
       return false;
    }
@@ -636,6 +701,10 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
 {
    dj_transport_t *t = ctx;
    forget_labels (t);
+   if (!reopen_after_fork (t, error)) {
+      bson_init (reply);
+      return false;
+   }
    if (t->engine) {
       if (embedded_run (t, db, cmd, reply, error)) {
          return true;
@@ -654,7 +723,9 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
       }
       bson_destroy (&opts);
    } else {
+      tl_running = t;
       ok = server_run (t, db, cmd, reply, error); /* initialises reply in every case */
+      tl_running = NULL;
    }
    if (ok) {
       return true;
@@ -864,6 +935,10 @@ bool
 dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
+   bson_error_t ignored;
+   if (!reopen_after_fork (t, op == DJ_TXN_ACTIVE ? &ignored : error)) {
+      return false;
+   }
    /* what a transaction is open means, and that BEGIN inside one is refused
     * (as MongoDB and SQLite refuse it), is the same rule on both transports */
    bool active = t->engine ? t->root != NULL : t->session != NULL;
@@ -883,5 +958,8 @@ dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *err
       label_conflict (t, error);
       return false;
    }
-   return server_txn (t, op, error);
+   tl_running = t;
+   bool ok = server_txn (t, op, error);
+   tl_running = NULL;
+   return ok;
 }
