@@ -678,18 +678,30 @@ server_error (bson_error_t *error)
 }
 
 /* No member could be selected: libmongoc's message, then each member the
- * client knows of and what it was last seen as (RSSecondary, Unknown:
- * unreachable...), so the reader sees which hosts were tried. */
+ * client knows of and what it was last seen as (RSSecondary...), then each
+ * seed of the URI it has no description of (Unknown: never reached), so
+ * the reader sees which hosts were tried. (A pooled client's message,
+ * unlike a single-threaded one's, does not name unreachable hosts.) */
 static void
 explain_selection (dj_transport_t *t, bson_error_t *error)
 {
    size_t n = 0;
    mongoc_server_description_t **sds = mongoc_client_get_server_descriptions (t->client, &n);
    bson_string_t *s = bson_string_new (error->message);
+   size_t listed = 0;
    for (size_t i = 0; i < n; i++) {
-      bson_string_append_printf (s, "%s%s (%s)", i ? ", " : "; members: ",
+      bson_string_append_printf (s, "%s%s (%s)", listed++ ? ", " : "; members: ",
                                  mongoc_server_description_host (sds[i])->host_and_port,
                                  mongoc_server_description_type (sds[i]));
+   }
+   for (const mongoc_host_list_t *h = mongoc_uri_get_hosts (mongoc_client_get_uri (t->client)); h; h = h->next) {
+      bool known = false;
+      for (size_t i = 0; i < n && !known; i++) {
+         known = !strcasecmp (mongoc_server_description_host (sds[i])->host_and_port, h->host_and_port);
+      }
+      if (!known) {
+         bson_string_append_printf (s, "%s%s (Unknown)", listed++ ? ", " : "; members: ", h->host_and_port);
+      }
    }
    mongoc_server_descriptions_destroy_all (sds, n);
    bson_strncpy (error->message, s->str, sizeof error->message); /* (cut at the message's size) */
