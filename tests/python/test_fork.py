@@ -31,65 +31,33 @@ def _ids(conn):
     return sorted(d["_id"] for d in conn.command({"find": "t"})["cursor"]["firstBatch"])
 
 
-def test_embedded_connection_used_in_parent_and_child(tmp_path):
-    conn = driver.connect(str(tmp_path / "d"), db="f", autocommit=True)
-    conn.command({"insert": "t", "documents": [{"_id": 1}]})
+def test_embedded_connections_across_fork(tmp_path):
+    path = str(tmp_path / "d")
+    a = driver.connect(path, db="f")  # autocommit off
+    b = driver.connect(path, db="f", autocommit=True)
+    b.command({"insert": "t", "documents": [{"_id": 1}]})
+    assert _ids(a) == [1] and a.in_transaction  # a read snapshot: the parent's transaction
 
     def child():
-        conn.command({"insert": "t", "documents": [{"_id": 2}]})  # the inherited connection
-        other = driver.connect(str(tmp_path / "d"), db="f", autocommit=True)  # and a new one
-        other.command({"insert": "t", "documents": [{"_id": 3}]})
-        ok = _ids(conn) == [1, 2, 3] == _ids(other)
-        other.close()
-        conn.close()
+        # inherited connections are the child's own now: `a` outside the
+        # parent's transaction (it writes and commits through a new one),
+        # `b` as it was; and a connection made here shares their
+        # environment (the child's, not the parent's)
+        fresh = not a.in_transaction
+        a.command({"insert": "t", "documents": [{"_id": 2}]})
+        a.commit()
+        b.command({"insert": "t", "documents": [{"_id": 3}]})
+        c = driver.connect(path, db="f", autocommit=True)
+        ok = fresh and _ids(c) == [1, 2, 3] == _ids(b)
+        c.close()
+        b.close()  # closing what it inherited leaves the parent's alone
         return ok
 
     assert _in_child(child) == 0
-    conn.command({"insert": "t", "documents": [{"_id": 4}]})
-    assert _ids(conn) == [1, 2, 3, 4]
-    conn.close()
-
-
-def test_embedded_transaction_stays_with_the_parent(tmp_path):
-    conn = driver.connect(str(tmp_path / "d"), db="f")  # autocommit off
-    assert _ids(conn) == [] and conn.in_transaction  # a read snapshot: the parent's transaction
-
-    def child():
-        # the inherited connection is the child's own now, outside the
-        # parent's transaction; it writes and commits through a new one
-        fresh = not conn.in_transaction
-        conn.command({"insert": "t", "documents": [{"_id": 9}]})
-        conn.commit()
-        return fresh and _ids(conn) == [9]
-
-    assert _in_child(child) == 0
-    assert _ids(conn) == []  # the parent's snapshot, still open
-    conn.rollback()
-    assert _ids(conn) == [9]
-    conn.close()
-
-
-def test_no_fork_no_reopen(tmp_path):
-    # (the same process: one environment, shared by both handles)
-    a = driver.connect(str(tmp_path / "d"), db="f", autocommit=True)
-    b = driver.connect(str(tmp_path / "d"), db="f", autocommit=True)
-    a.command({"insert": "t", "documents": [{"_id": 1}]})
-    assert _ids(b) == [1]
+    assert _ids(a) == [1]  # the parent's snapshot, still open
+    a.rollback()
+    assert _ids(a) == [1, 2, 3]
+    b.command({"insert": "t", "documents": [{"_id": 4}]})
+    assert _ids(b) == [1, 2, 3, 4]
     a.close()
     b.close()
-
-
-@pytest.mark.parametrize("close_in_child", [True, False])
-def test_closing_an_inherited_connection_leaves_the_parent_alone(tmp_path, close_in_child):
-    conn = driver.connect(str(tmp_path / "d"), db="f", autocommit=True)
-    conn.command({"insert": "t", "documents": [{"_id": 1}]})
-
-    def child():
-        if close_in_child:
-            conn.close()  # Django's workers close what they inherited
-        return True
-
-    assert _in_child(child) == 0
-    conn.command({"insert": "t", "documents": [{"_id": 2}]})
-    assert _ids(conn) == [1, 2]
-    conn.close()
