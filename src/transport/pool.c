@@ -11,13 +11,14 @@
  * Fork: a pool serves the process that made it. Its sockets and monitor
  * threads are the parent's, so a child (gunicorn's pre-forked workers,
  * Django's test --parallel) must never use them: the child forgets every
- * pool it inherited (pthread_atfork) and makes its own on first use. The
- * inherited ones are abandoned, not destroyed: destroying would end the
- * parent's sessions over the parent's sockets.
+ * pool it inherited (the list records its process) and makes its own on
+ * first use. The inherited ones are abandoned, not destroyed: destroying
+ * would end the parent's sessions over the parent's sockets.
  *
  * State: the list of pools (g_pools) is process-global, guarded by
- * g_pools_mu, which the atfork handlers take across fork() so the child's
- * copy is consistent. Pools live as long as the process (as
+ * g_pools_mu, held only to look a pool up or make one (no I/O): as
+ * libmongoc asks, a program forks while no other thread is inside
+ * libmongoc -- or this lookup. Pools live as long as the process (as
  * mongoc_init's state does): a later connection with the same settings
  * finds the pool warm.
  */
@@ -36,44 +37,21 @@ struct dj_pool {
 
 static pthread_mutex_t g_pools_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_pool *g_pools;
-static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
-
-static void
-atfork_prepare (void)
-{
-   pthread_mutex_lock (&g_pools_mu);
-}
-
-static void
-atfork_parent (void)
-{
-   pthread_mutex_unlock (&g_pools_mu);
-}
-
-/* the child starts with no pool: the inherited ones are the parent's */
-static void
-atfork_child (void)
-{
-   g_pools = NULL; /* (their memory stays the parent's copy: abandoned) */
-   pthread_mutex_unlock (&g_pools_mu);
-}
-
-static void
-register_atfork (void)
-{
-   pthread_atfork (atfork_prepare, atfork_parent, atfork_child);
-}
+static pid_t g_pools_pid; /* the process the list belongs to (g_pools_mu guards it) */
 
 mongoc_client_t *
 dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **from,
              void (*started) (const mongoc_apm_command_started_t *), bson_error_t *error)
 {
-   pthread_once (&g_atfork_once, register_atfork);
    char *json = options ? bson_as_canonical_extended_json (options, NULL) : NULL;
    char *key = bson_strdup_printf ("%s\n%s", host, json ? json : "{}");
    bson_free (json);
    mongoc_client_pool_t *pool = NULL;
    pthread_mutex_lock (&g_pools_mu);
+   if (g_pools_pid != getpid ()) {
+      g_pools = NULL; /* a forked child: the parent's pools, abandoned */
+      g_pools_pid = getpid ();
+   }
    for (struct dj_pool *p = g_pools; p; p = p->next) {
       if (!strcmp (p->key, key)) {
          pool = p->pool;

@@ -3,29 +3,13 @@ libmongoc transport, against djongo-server): SCHEMA_VALIDATION's validator
 written by migrate holds pymongo's own writes to the model
 (DocumentValidationFailure, 121), and DjongoManager.mongo_bulk_write runs
 over libmongoc with pymongo's result type."""
-import os
-import pathlib
-import subprocess
-import sys
-
 import pymongo
 import pytest
 from pymongo.errors import WriteError
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from conftest import run_django
 
-SCRIPT = r'''
-import os, sys
-sys.path.insert(0, os.environ["APPS"])
-from django.conf import settings
-settings.configure(INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "surfaceapp"],
-                   DATABASES={"default": {"ENGINE": "djongo", "NAME": "surface", "HOST": os.environ["URI"],
-                                          "OPTIONS": {"SCHEMA_VALIDATION": "strict"}}},
-                   USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
+BULK = r'''
 from pymongo import DeleteOne, InsertOne, UpdateOne
 from pymongo.results import BulkWriteResult
 from surfaceapp.models import Product
@@ -40,10 +24,7 @@ print("migrated: ok")
 
 
 def test_generated_validator_holds_pymongo_writes(server):
-    env = dict(os.environ, URI=server.uri, APPS=str(ROOT / "tests" / "django"))
-    p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "migrated: ok" in p.stdout
+    run_django(server.uri, "surface", BULK, {"SCHEMA_VALIDATION": "strict"})
     coll = pymongo.MongoClient(server.uri)["surface"]["surfaceapp_product"]
     ok = {"id": 10, "name": "fine", "kind": "book", "stars": 5, "tags": ["a"], "note": ""}
     coll.insert_one(ok)

@@ -4,18 +4,11 @@ errors carry the error labels (TransientTransactionError), a commit
 labelled UnknownTransactionCommitResult is sent again by the transport, and
 djongo.transaction.retry_atomic runs a lost block again so that it commits
 once. https://www.mongodb.com/docs/manual/core/transactions-in-applications/"""
-import os
-import pathlib
-import subprocess
-import sys
-
 import pymongo
 import pytest
 
-from conftest import Server
+from conftest import Server, run_django
 from djongo import driver
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def fail(uri, commands, times, code, labels):
@@ -73,17 +66,7 @@ def test_a_commit_still_unknown_is_reported_with_its_label(uri):
     pymongo.MongoClient(uri).admin.command({"configureFailPoint": "failCommand", "mode": "off"})
 
 
-SCRIPT = r'''
-import os, sys
-sys.path.insert(0, os.environ["APPS"])
-from django.conf import settings
-settings.configure(INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "surfaceapp"],
-                   DATABASES={"default": {"ENGINE": "djongo", "NAME": "retry", "HOST": os.environ["URI"]}},
-                   USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
-import django
-django.setup()
-from django.core.management import call_command
-call_command("migrate", verbosity=0)
+RETRIED = r'''
 import pymongo
 from djongo.transaction import retry_atomic
 from surfaceapp.models import Maker
@@ -105,7 +88,4 @@ print("retried: ok")
 
 
 def test_retry_atomic_commits_a_retried_block_once(tserver):
-    env = dict(os.environ, URI=tserver.uri, APPS=str(ROOT / "tests" / "django"))
-    p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "retried: ok" in p.stdout
+    run_django(tserver.uri, "retry", RETRIED)

@@ -49,30 +49,21 @@ static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_env *g_envs;
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 
-/* fork(): the list is taken across it, so the child's copy is consistent */
-static void
-atfork_prepare (void)
-{
-   pthread_mutex_lock (&g_envs_mu);
-}
-
-static void
-atfork_parent (void)
-{
-   pthread_mutex_unlock (&g_envs_mu);
-}
-
+/* fork(): the child starts with an empty list (the parent's environments, abandoned) and
+ * a fresh mutex (a thread of the parent may have held it: none is left to
+ * release it). Nothing of the old list is read, so its state at the fork
+ * does not matter. */
 static void
 atfork_child (void)
 {
-   g_envs = NULL; /* the parent's environments: abandoned (see above) */
-   pthread_mutex_unlock (&g_envs_mu);
+   pthread_mutex_init (&g_envs_mu, NULL);
+   g_envs = NULL;
 }
 
 static void
 register_atfork (void)
 {
-   pthread_atfork (atfork_prepare, atfork_parent, atfork_child);
+   pthread_atfork (NULL, NULL, atfork_child);
 }
 
 /* mkdir -p: the data directory and any missing parents (0700: the data is
