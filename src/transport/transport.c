@@ -76,10 +76,23 @@ dj_transport_process_init (void)
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
 
+/* libmongoc's log: warnings and worse, as its default handler writes them
+ * (stderr); its info and debug messages are dropped -- the default handler
+ * would print them on stdout, where djongo-sql's results go, and a pool's
+ * monitor logs each failed heartbeat at debug level. */
+static void
+log_warnings (mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+   if (level <= MONGOC_LOG_LEVEL_WARNING) {
+      mongoc_log_default_handler (level, domain, message, data);
+   }
+}
+
 static void
 init_mongoc (void)
 {
    mongoc_init (); /* process-wide; never cleaned up: other threads may still use it at exit */
+   mongoc_log_set_handler (log_warnings, NULL);
 }
 
 static void on_command_started (const mongoc_apm_command_started_t *event);
