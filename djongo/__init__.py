@@ -19,6 +19,15 @@ def engine_tool():
     return shutil.which("djongo-engine", path=os.environ.get("PATH"))
 
 
+def concerns(using=None, **kwargs):
+    """A context manager: the read preference, read concern and write
+    concern of what the block runs on database alias `using`
+    (djongo/concern.py)."""
+    from djongo.concern import concerns as block
+
+    return block(using, **kwargs)
+
+
 _settings_check_registered = False
 
 

@@ -15,7 +15,9 @@ extension imports them and maps every error once (see _driver.c, map_error):
   DJ_DOMAIN_STORAGE (opening a data directory) -> OperationalError
 
 The server's or compiler's message is kept; `.code` and `.domain` carry the
-numbers.
+numbers, `.error_labels` MongoDB's error labels (TransientTransactionError,
+UnknownTransactionCommitResult...: src/transport/dj_transport.h,
+dj_transport_error_labels), as pymongo's errors carry them.
 """
 
 
@@ -24,10 +26,16 @@ class Warning(Exception):  # noqa: A001 -- PEP 249's name
 
 
 class Error(Exception):
+    error_labels = ()  # the C driver sets the labels the server (or engine) gave
+
     def __init__(self, message="", code=None, domain=None):
         super().__init__(message)
         self.code = code
         self.domain = domain
+
+    def has_error_label(self, label):
+        """Whether MongoDB labelled this error so (pymongo's name)."""
+        return label in self.error_labels
 
 
 class InterfaceError(Error):

@@ -25,6 +25,9 @@ Settings (DATABASES['default']):
             to tables no migration created
   LOGGING   the original djongo's key, accepted (use Django's LOGGING and
             the "djongo" logger)
+  OPTIONS["SCHEMA_VALIDATION"]  "strict", "moderate" or "off" (default):
+            migrations write a $jsonSchema validator made from each model
+            (djongo/jsonschema.py), with that validationLevel
   OPTIONS["TTL_MONITOR_SLEEP_SECS"]  embedded engine: seconds between the
             passes deleting what TTL indexes expire (default 60, as mongod)
   OPTIONS["ENCRYPTION"]  client-side field-level encryption: KMS providers,
@@ -61,7 +64,12 @@ register_settings_check()
 # keys of OPTIONS / CLIENT that are not MongoDB connection-string options:
 # the original djongo's host/credentials and djongo's own
 _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-                  "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION"}
+                  "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION", "SCHEMA_VALIDATION"}
+
+
+# the connection-string options the embedded engine takes too
+_CONCERN_OPTIONS = {"readpreference", "readpreferencetags", "maxstalenessseconds", "readconcernlevel", "w",
+                    "wtimeoutms", "journal"}
 
 
 def _get_varchar_column(data):
@@ -86,7 +94,10 @@ def connection_settings(settings_dict):
     client.update(settings_dict.get("OPTIONS") or {})
     host = settings_dict.get("HOST") or client.get("host") or ""
     if host and _is_path(host):
-        return os.path.expanduser(host[5:] if host.startswith("file:") else host), {}
+        # the embedded engine takes the read/write concern options (one
+        # node's semantics: src/transport/concerns.c) and no other
+        return (os.path.expanduser(host[5:] if host.startswith("file:") else host),
+                {k: v for k, v in client.items() if k.lower() in _CONCERN_OPTIONS and v is not None})
     options = {k: v for k, v in client.items() if k not in _CLIENT_NON_URI and v is not None}
     user = settings_dict.get("USER") or client.get("username")
     password = settings_dict.get("PASSWORD") or client.get("password")
@@ -285,6 +296,9 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                                 tables=conn_params["tables"], ttl_monitor_secs=conn_params["ttl_monitor_secs"],
                                 options=conn_params["options"])
         encryption.configure(conn, self.settings_dict)
+        concerns = getattr(self, "djongo_concerns", None)
+        if concerns:  # a djongo.concerns() block open while the connection was remade
+            conn.set_concerns(concerns)
         return conn
 
     def init_connection_state(self):
@@ -343,7 +357,19 @@ class DatabaseWrapper(BaseDatabaseWrapper):
                                fk["table"], ", ".join(to)))
 
     def is_usable(self):
-        return self.connection is not None and not self.connection._closed
+        """Whether the connection still answers (Django asks this at a
+        request's start when CONN_HEALTH_CHECKS is on, and after errors):
+        a ping -- on a server, over a pooled socket of this process
+        (src/transport/pool.c); a process forked since the connection was
+        made gets its own sockets or LMDB environment first. A connection
+        that does not answer is closed and made again by Django."""
+        if self.connection is None or self.connection._closed:
+            return False
+        try:
+            self.connection.command({"ping": 1}, db="admin")
+        except Database.Error:
+            return False
+        return True
 
     @property
     def embedded(self):

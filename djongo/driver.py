@@ -267,6 +267,16 @@ class Connection:
             cursor["firstBatch"], cursor["id"] = docs, 0
         return reply
 
+    def set_concerns(self, options):
+        """Read preference, read concern and write concern (a dict of
+        connection-string options: readPreference, readConcernLevel, w,
+        wTimeoutMS, journal, ...) for what runs from now on, over the
+        connection's own; None: the connection's own again
+        (src/transport/dj_transport.h, dj_transport_set_concerns)."""
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        self._c.set_concerns(options)
+
     trace = _c_flag("trace", "Keep each statement's MongoDB commands (Cursor.last_commands).")
     fk_checks = _c_flag("fk_checks", "Whether writes check FOREIGN KEYs (src/exec/constraint.c).")
 

@@ -7,7 +7,13 @@ they run inside Django's open transaction. Errors are the driver's PEP 249
 exceptions mapped by Django (a duplicate key is an IntegrityError).
 """
 import bson
-from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+from pymongo.errors import BulkWriteError
+from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+
+# MongoDB's maxWriteBatchSize: the most statements one insert/update/delete
+# command takes (hello's maxWriteBatchSize; drivers split larger batches).
+# https://www.mongodb.com/docs/manual/reference/limits/#mongodb-limit-Write-Command-Batch-Limit-Size
+MAX_WRITE_BATCH_SIZE = 100000
 
 
 def _sort_doc(sort):
@@ -35,7 +41,7 @@ class Collection:
             from django.db import DatabaseError, IntegrityError
 
             e = errors[0]
-            raise (IntegrityError if e.get("code") == 11000 else DatabaseError)(
+            raise (IntegrityError if e.get("code") in (11000, 11001, 121) else DatabaseError)(  # as the driver maps them
                 "%s (code %s)" % (e.get("errmsg"), e.get("code")))
         return reply
 
@@ -133,6 +139,48 @@ class Collection:
             cmd["sort"] = _sort_doc(sort)
         return self._run(cmd).get("value")
 
+    # ---- bulk writes ----
+
+    def bulk_write(self, requests, ordered=True, bypass_document_validation=False, comment=None, let=None):
+        """pymongo's Collection.bulk_write(): InsertOne, UpdateOne,
+        UpdateMany, ReplaceOne, DeleteOne, DeleteMany (pymongo's classes),
+        sent as pymongo sends them -- each run of requests of one kind
+        (ordered) or each kind (unordered) as one insert/update/delete
+        command of up to MAX_WRITE_BATCH_SIZE statements. Returns pymongo's
+        BulkWriteResult; write errors raise pymongo's BulkWriteError, whose
+        details are the result so far with each error's index in
+        `requests` -- after the first one when ordered, after all of them
+        when not. https://www.mongodb.com/docs/manual/core/bulk-write-operations/"""
+        batches = _BulkBatches()
+        for i, request in enumerate(requests):
+            add = getattr(request, "_add_to_bulk", None)
+            if add is None:
+                raise TypeError("%r is not a valid request" % (request,))
+            batches.index = i
+            add(batches)
+        if not batches.ops:
+            raise ValueError("No operations to execute")  # (pymongo's InvalidOperation says the same)
+        result = {"writeErrors": [], "writeConcernErrors": [], "nInserted": 0, "nUpserted": 0, "nMatched": 0,
+                  "nModified": 0, "nRemoved": 0, "upserted": []}
+        for kind, ops in batches.runs(ordered):
+            for start in range(0, len(ops), MAX_WRITE_BATCH_SIZE):
+                chunk = ops[start:start + MAX_WRITE_BATCH_SIZE]
+                cmd = {kind: self.name, _BULK_FIELD[kind]: [stmt for _, stmt in chunk], "ordered": ordered}
+                if bypass_document_validation and kind != "delete":
+                    cmd["bypassDocumentValidation"] = True
+                if comment is not None:
+                    cmd["comment"] = comment
+                if let is not None and kind != "insert":
+                    cmd["let"] = let
+                reply = self._connection.command(cmd)
+                _merge_bulk_reply(result, kind, chunk, reply)
+                if ordered and result["writeErrors"]:
+                    raise BulkWriteError(result)
+        if result["writeErrors"] or result["writeConcernErrors"]:
+            result["writeErrors"].sort(key=lambda e: e["index"])
+            raise BulkWriteError(result)
+        return BulkWriteResult(result, True)
+
     # ---- indexes ----
 
     def create_index(self, keys, **kwargs):
@@ -164,6 +212,103 @@ class Collection:
             if value is not None:
                 spec[key] = value
         return ChangeStream(self, [{"$changeStream": spec}] + list(pipeline or []), max_await_time_ms, batch_size)
+
+
+_BULK_FIELD = {"insert": "documents", "update": "updates", "delete": "deletes"}
+
+
+class _BulkBatches:
+    """What pymongo's request objects add themselves to (their
+    _add_to_bulk(bulk) calls add_insert / add_update / add_replace /
+    add_delete): each statement as MongoDB's write commands take it, with
+    its request's index."""
+
+    def __init__(self):
+        self.ops = []  # (kind, index, statement)
+        self.index = 0
+
+    def add_insert(self, document):
+        if not isinstance(document, dict):
+            raise TypeError("document must be a dict")
+        if "_id" not in document:
+            document["_id"] = bson.ObjectId()  # client-side, as pymongo (the caller's dict gets it too)
+        self.ops.append(("insert", self.index, document))
+
+    def _update(self, selector, update, multi, upsert, collation=None, array_filters=None, hint=None, sort=None):
+        stmt = {"q": selector, "u": update, "multi": multi}
+        if upsert is not None:
+            stmt["upsert"] = bool(upsert)
+        for key, value in (("collation", collation), ("arrayFilters", array_filters), ("hint", hint),
+                           ("sort", sort)):
+            if value is not None:
+                stmt[key] = _sort_doc(value) if key in ("hint", "sort") and not isinstance(value, str) else value
+        self.ops.append(("update", self.index, stmt))
+
+    def add_update(self, selector, update, multi, upsert, **kwargs):
+        first = next(iter(update), "") if isinstance(update, dict) else None
+        if first is not None and not str(first).startswith("$"):
+            raise ValueError("update only works with $ operators")
+        self._update(selector, update, multi, upsert, **kwargs)
+
+    def add_replace(self, selector, replacement, upsert, **kwargs):
+        if any(str(k).startswith("$") for k in replacement):
+            raise ValueError("replacement can not include $ operators")
+        self._update(selector, replacement, False, upsert, **kwargs)
+
+    def add_delete(self, selector, limit, collation=None, hint=None):
+        stmt = {"q": selector, "limit": limit}
+        if collation is not None:
+            stmt["collation"] = collation
+        if hint is not None:
+            stmt["hint"] = hint if isinstance(hint, str) else _sort_doc(hint)
+        self.ops.append(("delete", self.index, stmt))
+
+    def runs(self, ordered):
+        """(kind, [(index, statement)...]) in the order they are sent:
+        ordered, each run of one kind in turn; unordered, one per kind
+        (inserts, updates, deletes), as pymongo groups them."""
+        if not ordered:
+            for kind in ("insert", "update", "delete"):
+                ops = [(i, stmt) for k, i, stmt in self.ops if k == kind]
+                if ops:
+                    yield kind, ops
+            return
+        run, kind = [], None
+        for k, i, stmt in self.ops:
+            if k != kind and run:
+                yield kind, run
+                run = []
+            kind = k
+            run.append((i, stmt))
+        if run:
+            yield kind, run
+
+
+def _merge_bulk_reply(result, kind, chunk, reply):
+    """Adds one write command's reply to a BulkWriteResult's raw document:
+    counts, upserted ids and write errors, their indexes mapped from the
+    command's statements back to the requests."""
+    n = reply.get("n", 0)
+    errors = reply.get("writeErrors") or []
+    if kind == "insert":
+        result["nInserted"] += n
+    elif kind == "delete":
+        result["nRemoved"] += n
+    else:
+        upserted = reply.get("upserted") or []
+        result["nUpserted"] += len(upserted)
+        result["nMatched"] += n - len(upserted)
+        result["nModified"] += reply.get("nModified", 0)
+        result["upserted"].extend({"index": chunk[u["index"]][0], "_id": u["_id"]} for u in upserted)
+    for e in errors:
+        e = dict(e)
+        stmt = chunk[e["index"]][1]
+        e["index"] = chunk[e["index"]][0]
+        e["op"] = stmt
+        result["writeErrors"].append(e)
+    wce = reply.get("writeConcernError")
+    if wce:
+        result["writeConcernErrors"].append(wce)
 
 
 class ChangeStream:

@@ -22,6 +22,7 @@ import logging
 
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
+from djongo import jsonschema
 from djongo.operations import sql_literal
 
 logger = logging.getLogger("djongo")
@@ -52,6 +53,37 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     sql_alter_column_collate = None
     sql_alter_column_comment = None
     sql_alter_table_comment = None
+
+    # ---- SCHEMA_VALIDATION (djongo/jsonschema.py): the validator follows
+    # each change of the model's fields and constraints ----
+
+    def _sync_validator(self, model, replace=None):
+        if not self.collect_sql:  # sqlmigrate: nothing runs
+            jsonschema.sync(self.connection, model, replace)
+
+    def create_model(self, model):
+        super().create_model(model)
+        self._sync_validator(model)
+
+    def add_field(self, model, field):
+        super().add_field(model, field)
+        self._sync_validator(model)
+
+    def remove_field(self, model, field):
+        super().remove_field(model, field)
+        self._sync_validator(model, replace={field: None})
+
+    def alter_field(self, model, old_field, new_field, strict=False):
+        super().alter_field(model, old_field, new_field, strict)
+        self._sync_validator(model, replace={old_field: new_field})
+
+    def add_constraint(self, model, constraint):
+        super().add_constraint(model, constraint)
+        self._sync_validator(model)
+
+    def remove_constraint(self, model, constraint):
+        self._remove_constraint(model, constraint)
+        self._sync_validator(model)
 
     def execute(self, sql, params=()):
         """As Django's, and when collecting SQL (sqlmigrate), each statement
@@ -106,7 +138,7 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
     def _create_check_sql(self, model, name, check):
         return super()._create_check_sql(model, name, check) if self._translatable_check(name, check) else None
 
-    def remove_constraint(self, model, constraint):
+    def _remove_constraint(self, model, constraint):
         from django.db.models import CheckConstraint
         if isinstance(constraint, CheckConstraint) and not self._translatable_check(
                 constraint.name, constraint._get_check_sql(model, self), warn=False):

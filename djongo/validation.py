@@ -20,7 +20,7 @@ DJONGO_KEYS = {"CLIENT", "ENFORCE_SCHEMA", "LOGGING"}
 # connection-string options libmongoc knows (case does not matter there):
 # https://www.mongodb.com/docs/manual/reference/connection-string-options/
 CLIENT_KEYS = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-               "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION"}
+               "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION", "SCHEMA_VALIDATION"}
 URI_OPTIONS = {o.lower() for o in (
     "appName", "authMechanism", "authMechanismProperties", "authSource", "compressors", "connectTimeoutMS",
     "directConnection", "heartbeatFrequencyMS", "journal", "loadBalanced", "localThresholdMS", "maxIdleTimeMS",
@@ -68,6 +68,12 @@ def settings_errors(alias, settings_dict):
         enc = encryption.settings_of(settings_dict)
         for problem in encryption.settings_problems(enc) if enc is not None else ():
             error(problem, "see the README's \"Encrypted fields\" section", "djongo.E016")
+    level = (settings_dict.get("OPTIONS") or {}).get("SCHEMA_VALIDATION") if isinstance(
+        settings_dict.get("OPTIONS"), dict) else None
+    if level is not None and level not in ("strict", "moderate", "off"):
+        error("OPTIONS.SCHEMA_VALIDATION must be 'strict', 'moderate' or 'off', not %r" % (level,),
+              "the collection's validationLevel (https://www.mongodb.com/docs/manual/core/schema-validation/)",
+              "djongo.E011")
     for section in ("OPTIONS", "CLIENT"):
         value = settings_dict.get(section)
         if value is None:
@@ -104,7 +110,7 @@ def settings_errors(alias, settings_dict):
         from djongo.driver import check_server_options
 
         server, options = connection_settings(settings_dict)
-        problem = None if _is_path(server) else check_server_options(server, options)
+        problem = check_server_options(server, options)  # (a data directory: its read/write concerns)
         if problem:
             error("connection option: %s" % problem,
                   "OPTIONS (or CLIENT) holds MongoDB's connection-string options, as Python values: "

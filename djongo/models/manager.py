@@ -13,6 +13,14 @@ of pymongo's ``Collection`` (minus the prefix) on the model's collection:
   TestCase included). pymongo itself can reach the same data through
   ``djongo-server``.
 
+``mongo_bulk_write(requests, ordered=True)`` takes pymongo's request
+objects (``InsertOne``, ``UpdateOne``, ``UpdateMany``, ``ReplaceOne``,
+``DeleteOne``, ``DeleteMany``) and returns pymongo's ``BulkWriteResult``
+(write errors: pymongo's ``BulkWriteError``). On both transports it runs as
+the connection's own commands (``djongo.mongo.Collection.bulk_write``:
+libmongoc on a server), one insert/update/delete command per run of
+requests, so it joins an open ``atomic()`` block as the ORM's writes do.
+
 ``raw_aggregate(pipeline)`` runs a pipeline and gives model instances, as
 ``Manager.raw()`` does for SQL.
 
@@ -49,6 +57,12 @@ class DjongoManager(models.Manager):
         if name.startswith("mongo_") and name != "mongo_collection":
             return getattr(self.mongo_collection(), name[len("mongo_"):])
         raise AttributeError("%r object has no attribute %r" % (type(self).__name__, name))
+
+    def mongo_bulk_write(self, requests, ordered=True, **kwargs):
+        """pymongo's bulk_write on the model's collection, over the Django
+        connection on either transport (see the module's docstring)."""
+        connection = connections[self.db]
+        return Collection(connection, self.model._meta.db_table).bulk_write(requests, ordered=ordered, **kwargs)
 
     def watch(self, pipeline=None, **kwargs):
         """A change stream on the model's collection (see the module's

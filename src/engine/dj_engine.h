@@ -218,4 +218,17 @@ void dj_engine_ttl_stats (dj_engine_t *engine, int64_t *deleted, int64_t *passes
 /** The path the engine was opened with (owned by the engine). */
 const char *dj_engine_path (const dj_engine_t *engine);
 
+/**
+ * The write concern of a write command, judged as a one-member replica
+ * set's mongod judges it (commands/concern.c): when @p cmd's writeConcern
+ * asks for more members than one (w > 1) or a tag set no configuration
+ * defines, appends writeConcernError {code: 100 UnsatisfiableWriteConcern or
+ * 79 UnknownReplWriteConcern, codeName, errmsg} to @p reply -- the write
+ * itself stands, as mongod's does. Nothing for w: 0, 1, "majority", j or
+ * wtimeout, or a reply that has one already. Called after the command ran
+ * (not for commands inside a transaction: their commit carries it).
+ * https://www.mongodb.com/docs/manual/reference/write-concern/
+ */
+void dj_engine_write_concern_check (const bson_t *cmd, bson_t *reply);
+
 #endif

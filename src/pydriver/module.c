@@ -48,9 +48,11 @@ PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type
 
 /* ---- errors: mapped once ---- */
 
-/* Raises the PEP 249 exception for a C error. Returns NULL. */
-PyObject *
-map_error (const bson_error_t *e)
+/* Raises the PEP 249 exception for a C error, its error_labels (a tuple of
+ * str) MongoDB's error labels from @p labels (a BSON array of strings,
+ * borrowed; NULL: none). Returns NULL. */
+static PyObject *
+map_error_labels (const bson_error_t *e, const bson_t *labels)
 {
    PyObject *cls = Exc_OperationalError;
    if (e->domain == DJ_DOMAIN_SQL) {
@@ -76,12 +78,44 @@ map_error (const bson_error_t *e)
       }
    }
    PyObject *args = Py_BuildValue ("(sII)", e->message, e->code, e->domain);
-   if (args) {
-      PyErr_SetObject (cls, args);
-      Py_DECREF (args);
+   PyObject *exc = args ? PyObject_CallObject (cls, args) : NULL;
+   Py_XDECREF (args);
+   bson_iter_t it;
+   if (exc && labels && bson_iter_init (&it, labels)) {
+      PyObject *list = PyList_New (0);
+      while (list && bson_iter_next (&it)) {
+         PyObject *one = BSON_ITER_HOLDS_UTF8 (&it) ? PyUnicode_FromString (bson_iter_utf8 (&it, NULL)) : NULL;
+         if (one && PyList_Append (list, one) < 0) {
+            Py_CLEAR (list);
+         }
+         Py_XDECREF (one);
+      }
+      PyObject *tuple = list ? PyList_AsTuple (list) : NULL;
+      Py_XDECREF (list);
+      if (!tuple || PyObject_SetAttrString (exc, "error_labels", tuple) < 0) {
+         Py_CLEAR (exc);
+      }
+      Py_XDECREF (tuple);
+   }
+   if (exc) {
+      PyErr_SetObject (cls, exc);
+      Py_DECREF (exc);
    }
    return NULL;
 }
+
+/* Raises the PEP 249 exception for a C error (no error labels). Returns NULL. */
+PyObject *
+map_error (const bson_error_t *e)
+{
+   return map_error_labels (e, NULL);
+}
+
+/* map_error() for what a connection ran: with the error labels its
+ * transport kept, unless the error is the SQL compiler's (the transport
+ * never saw that statement). */
+#define map_conn_error(self, e) \
+   map_error_labels ((e), (e)->domain != DJ_DOMAIN_SQL ? dj_transport_error_labels ((self)->transport) : NULL)
 
 /* ---- Python -> BSON ---- */
 
@@ -794,7 +828,7 @@ Connection_insertmany (ConnectionObject *self, PyObject *args)
             }
             dj_result_cleanup (&r);
          } else {
-            map_error (&error);
+            map_conn_error (self, &error);
          }
       }
       if (have_first) {
@@ -867,7 +901,7 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       }
    }
    if (!ok) {
-      map_error (&error);
+      map_conn_error (self, &error);
       goto cleanup;
    }
    if (m.kind == DJ_MQL_TXN) {
@@ -1001,7 +1035,7 @@ Connection_command (ConnectionObject *self, PyObject *args)
       }
       Py_END_ALLOW_THREADS
       if (!ok) {
-         map_error (&error);
+         map_conn_error (self, &error);
       } else {
          BSON_APPEND_DOCUMENT (&wrap, "r", &reply);
          if (bson_iter_init_find (&it, &wrap, "r")) {
@@ -1030,7 +1064,7 @@ Connection_txn (ConnectionObject *self, dj_txn_op_t op)
    Py_END_ALLOW_THREADS
    PyThread_release_lock (self->lock);
    if (!ok) {
-      map_error (&error);
+      map_conn_error (self, &error);
       return NULL;
    }
    Py_RETURN_NONE;
@@ -1141,7 +1175,35 @@ static PyGetSetDef Connection_getset[] = {
     "False: they record no checks (Django's disable_constraint_checking)", NULL},
    {NULL, NULL, NULL, NULL, NULL}};
 
+/* set_concerns(dict or None): the transport's read preference, read and
+ * write concern from now on (dj_transport_set_concerns); None or {}: the
+ * connection's own again. */
+static PyObject *
+Connection_set_concerns (ConnectionObject *self, PyObject *concerns)
+{
+   bson_t doc;
+   bson_error_t error;
+   if (!options_to_bson (concerns, &doc)) {
+      bson_destroy (&doc);
+      return NULL;
+   }
+   if (!conn_enter (self)) {
+      bson_destroy (&doc);
+      return NULL;
+   }
+   bool ok = dj_transport_set_concerns (self->transport, &doc, &error); /* (no I/O: the GIL stays) */
+   PyThread_release_lock (self->lock);
+   bson_destroy (&doc);
+   if (!ok) {
+      return map_error (&error);
+   }
+   Py_RETURN_NONE;
+}
+
 static PyMethodDef Connection_methods[] = {
+   {"set_concerns", (PyCFunction) Connection_set_concerns, METH_O,
+    "set_concerns(options or None): read preference, read concern and write concern (connection-string option "
+    "names) for what runs next; None: the connection's own"},
    {"command", (PyCFunction) Connection_command, METH_VARARGS,
     "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,

@@ -150,9 +150,7 @@ void dj_cluster_time_stamp (struct dj_server *srv, bool advance, bson_t *reply);
 bool dj_cluster_time_check (struct dj_server *srv, const bson_t *cmd, bson_t *reply);
 /* The cluster time now (the last write's), without advancing it. */
 void dj_cluster_time_now (struct dj_server *srv, uint32_t *t, uint32_t *i);
-/* Appends writeConcernError to a successful reply whose command asked for
- * a write concern a one-member set cannot satisfy (w > 1, unknown tags). */
-void dj_write_concern_check (const bson_t *cmd, bson_t *reply);
+/* (write concerns: dj_engine_write_concern_check, dj_engine.h) */
 
 /* failpoint.c: what the failCommand fail point does to one command
  * (owned by the caller: dj_fail_action_cleanup()) */

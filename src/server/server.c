@@ -162,7 +162,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    dj_failpoint_max_time_note (srv, name, cmd, reply);
    bool write = dj_is_write_command (name, cmd);
    if (write && (!in_txn || !strcmp (name, "commitTransaction"))) {
-      dj_write_concern_check (cmd, reply);
+      dj_engine_write_concern_check (cmd, reply);
    }
    if (fired) {
       dj_fail_action_after (&fa, name, cmd, reply);

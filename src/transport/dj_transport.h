@@ -3,8 +3,9 @@
  * server (libmongoc), behind the one seam dj_exec uses (dj_run_command_fn).
  *
  * Files: transport.c (the seam, transactions), uri.c (a server HOST and
- * its connection options -> libmongoc's URI); transport-private.h between
- * them.
+ * its connection options -> libmongoc's URI), concerns.c (read preference,
+ * read and write concern: the connection's and dj_transport_set_concerns());
+ * transport-private.h between them.
  *
  * Selection rule (what users write as HOST):
  *   - a filesystem path -- absolute, ./relative, ~/..., or a file: URI --
@@ -79,7 +80,9 @@ dj_transport_t *dj_transport_open (const char *host, int flags, int ttl_monitor_
  * "name:value,..." strings), compressors as an array of names or
  * comma-joined text, w as a number, "majority" or a tag name, plus
  * "username", "password" and, for a host name, "port". A null value is
- * not set. Ignored for a data directory (ttl_monitor_secs: as
+ * not set. For a data directory only the read preference, read concern
+ * and write concern options are read (one node's semantics: see
+ * dj_transport_set_concerns()), the others ignored (ttl_monitor_secs: as
  * dj_transport_open()'s, for a data directory only). Errors (libmongoc's
  * MONGOC_ERROR_COMMAND_INVALID_ARG) name the option and what it accepts.
  * @param options borrowed; NULL: none.
@@ -93,7 +96,8 @@ bool dj_transport_is_server (const char *host);
 /**
  * The checks dj_transport_open_with() makes of a server HOST and its
  * options, without connecting (no DNS either: mongodb+srv:// is resolved
- * when a connection starts). True for a data directory.
+ * when a connection starts). For a data directory, those of its read and
+ * write concern options.
  */
 bool dj_transport_check (const char *host, const bson_t *options, bson_error_t *error);
 
@@ -128,5 +132,49 @@ bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *rep
  * dj_transport_close() rolls back an open transaction.
  */
 bool dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);
+
+/**
+ * The read preference, read concern and write concern of what @p t runs
+ * from now on, over the connection options' own: @p concerns holds
+ * connection-string options of those three only (readPreference,
+ * readPreferenceTags, maxStalenessSeconds, readConcernLevel, w,
+ * wTimeoutMS, journal; values as dj_transport_open_with() takes them);
+ * those it does not name stay the connection's. NULL or {}: back to the
+ * connection's. Replaces what an earlier call set.
+ *  - server: outside transactions, reads go by the read preference with
+ *    the read concern, writes carry the write concern (w: 0 writes are
+ *    not retried); a transaction begun meanwhile takes the read and write
+ *    concern (its reads go to the primary, as MongoDB requires).
+ *  - embedded engine (also for the connection options, which a data
+ *    directory otherwise ignores): one node, the primary of a one-member
+ *    replica set. A read preference only a secondary or a tagged member
+ *    could serve fails here (MONGOC_ERROR_SERVER_SELECTION, as selection
+ *    finds no member); outside transactions reads carry the read concern
+ *    and writes the write concern, which w: 0/1/"majority", j and
+ *    wtimeout meet, while w > 1 leaves the write done and fails it with
+ *    UnsatisfiableWriteConcern (100) and an unknown tag with
+ *    UnknownReplWriteConcern (79), as mongod reports them.
+ * https://www.mongodb.com/docs/manual/reference/write-concern/
+ * @param concerns borrowed.
+ * @param error a value or key the connection string would refuse (uri.c's
+ *        words), or a read preference the embedded engine cannot serve.
+ */
+bool dj_transport_set_concerns (dj_transport_t *t, const bson_t *concerns, bson_error_t *error);
+
+/**
+ * MongoDB's error labels of the last failed dj_transport_run() or
+ * dj_transport_txn() on @p t: the server's errorLabels, those libmongoc
+ * adds (TransientTransactionError after a network error in a
+ * transaction, UnknownTransactionCommitResult after a commit whose
+ * outcome is unknown, once retried: a commit so labelled is sent again up
+ * to three times first), and on the embedded engine
+ * TransientTransactionError for a WriteConflict (112) in a transaction,
+ * as mongod labels it. A transaction failed with TransientTransactionError
+ * can be rolled back and run again from its start.
+ * https://www.mongodb.com/docs/manual/core/transactions-in-applications/
+ * @return a BSON array of strings, empty after a success; borrowed: valid
+ *         until the next call on @p t.
+ */
+const bson_t *dj_transport_error_labels (const dj_transport_t *t);
 
 #endif

@@ -3,6 +3,9 @@
  *
  *   transport.c  the seam: the embedded engine or libmongoc, transactions
  *   uri.c        a server HOST + connection options -> mongoc_uri_t
+ *   concerns.c   read preference, read concern, write concern: parsed and
+ *                judged per transport
+ *   pool.c       one libmongoc client pool per server per process, fork-aware
  */
 #ifndef DJ_TRANSPORT_PRIVATE_H
 #define DJ_TRANSPORT_PRIVATE_H
@@ -15,5 +18,36 @@
  * (mongoc_uri_destroy()), or NULL with @p error naming the option. No
  * network: mongodb+srv:// is resolved when the client starts. */
 mongoc_uri_t *dj_transport_uri (const char *host, const bson_t *options, bson_error_t *error);
+
+/* A client from this process's pool for HOST + @p options (made on first
+ * use: dj_transport_uri()'s URI, appname "djongo" unless given, error API
+ * 2, @p started as the command-started APM callback with a NULL context).
+ * Waits while the pool's maxPoolSize clients are out. Returns the client,
+ * which goes back with mongoc_client_pool_push (*from, client), and sets
+ * *from; NULL with @p error for a bad URI. */
+mongoc_client_t *dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **from,
+                              void (*started) (const mongoc_apm_command_started_t *), bson_error_t *error);
+
+/* A read preference, read concern and write concern, each NULL when not
+ * given (then the connection's own applies). Each part owned. */
+typedef struct {
+   mongoc_read_prefs_t *read_prefs;
+   mongoc_read_concern_t *read_concern;
+   mongoc_write_concern_t *write_concern;
+} dj_concerns_t;
+
+/* Whether a connection option names a part of them (any case). */
+bool dj_concerns_key (const char *key);
+
+/* Reads the concern options of @p doc (NULL: none) into @p out (set even
+ * on failure: empty). With @p only_concerns, any other key is an error,
+ * else others are skipped. @p embedded: refuses a read preference a
+ * one-node deployment cannot serve (MONGOC_ERROR_SERVER_SELECTION). Errors
+ * as uri.c's. */
+bool dj_concerns_parse (const bson_t *doc, bool embedded, bool only_concerns, dj_concerns_t *out,
+                        bson_error_t *error);
+
+/* Frees the parts; @p c is then empty. */
+void dj_concerns_clear (dj_concerns_t *c);
 
 #endif

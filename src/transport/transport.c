@@ -22,7 +22,12 @@ typedef struct {
 
 struct dj_transport {
    dj_engine_t *engine;     /* owned, or NULL */
-   mongoc_client_t *client; /* owned, or NULL */
+   mongoc_client_t *client; /* owned until pushed back to `pool`, or NULL */
+   mongoc_client_pool_t *pool; /* borrowed: the process's pool the client came from (pool.c) */
+   pid_t pid;                  /* the process that opened it (fork: see reopen_after_fork) */
+   char *host;                 /* owned: what was opened, to open it again in a forked child */
+   bson_t *options;            /* owned, or NULL */
+   int ttl_monitor_secs;
    /* embedded: the open transaction (owned until commit/rollback), its
     * savepoints (outermost first) and the running statement's unit */
    dj_engine_txn_t *root;
@@ -40,7 +45,23 @@ struct dj_transport {
       uint32_t server_id;
    } cursors[32]; /* open cursors of reads and the member each lives on */
    int ncursors;
+   bson_t *labels; /* owned: the last failure's errorLabels (an array), or NULL */
+   dj_concerns_t defaults; /* embedded: the connection options' concerns (a server's are its client's) */
+   dj_concerns_t over;     /* dj_transport_set_concerns(): over the connection's, or empty */
+   /* embedded: a write concern error met inside a statement's unit, kept
+    * until the unit commits (the writes stand, as mongod's do; the
+    * statement then fails with it) */
+   bool wce_pending;
+   bson_error_t wce;
 };
+
+/* How many times a commit answered with UnknownTransactionCommitResult is
+ * sent again before that error is reported: the Convenient Transactions
+ * API (libmongoc's mongoc_client_session_with_transaction) retries such a
+ * commit, as the outcome is unknown and a second commitTransaction is safe
+ * (the server applies a transaction once); retrying the whole transaction
+ * would not be. https://www.mongodb.com/docs/manual/core/transactions-in-applications/ */
+#define COMMIT_RETRIES 3
 
 void
 dj_transport_process_init (void)
@@ -55,10 +76,23 @@ dj_transport_process_init (void)
 
 static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
 
+/* libmongoc's log: warnings and worse, as its default handler writes them
+ * (stderr); its info and debug messages are dropped -- the default handler
+ * would print them on stdout, where djongo-sql's results go, and a pool's
+ * monitor logs each failed heartbeat at debug level. */
+static void
+log_warnings (mongoc_log_level_t level, const char *domain, const char *message, void *data)
+{
+   if (level <= MONGOC_LOG_LEVEL_WARNING) {
+      mongoc_log_default_handler (level, domain, message, data);
+   }
+}
+
 static void
 init_mongoc (void)
 {
    mongoc_init (); /* process-wide; never cleaned up: other threads may still use it at exit */
+   mongoc_log_set_handler (log_warnings, NULL);
 }
 
 static void on_command_started (const mongoc_apm_command_started_t *event);
@@ -78,13 +112,34 @@ dj_transport_is_server (const char *host)
 bool
 dj_transport_check (const char *host, const bson_t *options, bson_error_t *error)
 {
-   if (!dj_transport_is_server (host)) {
-      return true; /* a data directory: opening it is the check */
-   }
    pthread_once (&mongoc_once, init_mongoc);
+   if (!dj_transport_is_server (host)) {
+      /* a data directory: opening it is the check, but for the concerns */
+      dj_concerns_t c;
+      bool ok = dj_concerns_parse (options, true, false, &c, error);
+      dj_concerns_clear (&c);
+      return ok;
+   }
    mongoc_uri_t *uri = dj_transport_uri (host, options, error);
    mongoc_uri_destroy (uri);
    return uri != NULL;
+}
+
+/* What a transport owns besides its engine and client, freed. */
+static void
+free_transport (dj_transport_t *t)
+{
+   if (t->labels) {
+      bson_destroy (t->labels);
+   }
+   dj_concerns_clear (&t->defaults);
+   dj_concerns_clear (&t->over);
+   bson_free (t->sps);
+   bson_free (t->host);
+   if (t->options) {
+      bson_destroy (t->options);
+   }
+   bson_free (t);
 }
 
 dj_transport_t *
@@ -98,28 +153,22 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
                         bson_error_t *error)
 {
    dj_transport_t *t = bson_malloc0 (sizeof *t);
+   t->pid = getpid ();
+   t->host = bson_strdup (host);
+   t->options = options ? bson_copy (options) : NULL;
+   t->ttl_monitor_secs = ttl_monitor_secs;
    if (dj_transport_is_server (host)) {
       pthread_once (&mongoc_once, init_mongoc);
-      mongoc_uri_t *uri = dj_transport_uri (host, options, error);
-      if (uri) {
-         /* the handshake's client.application.name: the user's appname,
-          * else "djongo" (server logs, currentOp, profiler entries) */
-         if (!mongoc_uri_get_appname (uri)) {
-            mongoc_uri_set_appname (uri, "djongo");
-         }
-         t->client = mongoc_client_new_from_uri_with_error (uri, error);
-         mongoc_uri_destroy (uri);
-      }
-      if (!t->client) {
-         bson_free (t);
+      if (!(t->client = dj_pool_pop (host, options, &t->pool, on_command_started, error))) {
+         free_transport (t);
          return NULL;
       }
-      mongoc_apm_callbacks_t *cbs = mongoc_apm_callbacks_new ();
-      mongoc_apm_set_command_started_cb (cbs, on_command_started);
-      mongoc_client_set_apm_callbacks (t->client, cbs, t); /* copies cbs */
-      mongoc_apm_callbacks_destroy (cbs);
-      mongoc_client_set_error_api (t->client, MONGOC_ERROR_API_VERSION_2);
       return t;
+   }
+   pthread_once (&mongoc_once, init_mongoc); /* (the concerns are parsed by libmongoc's URI code) */
+   if (!dj_concerns_parse (options, true, false, &t->defaults, error)) {
+      free_transport (t);
+      return NULL;
    }
    const char *path = !strncmp (host, "file:", 5) ? host + 5 : host;
    char *expanded = NULL;
@@ -132,7 +181,7 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
    t->engine = dj_engine_open (path, &opts, error);
    bson_free (expanded);
    if (!t->engine) {
-      bson_free (t);
+      free_transport (t);
       return NULL;
    }
    return t;
@@ -150,24 +199,73 @@ forget_savepoints (dj_transport_t *t, int from)
 void
 dj_transport_close (dj_transport_t *t)
 {
-   if (t) {
-      /* an open transaction is rolled back, as PEP 249 says close() does */
-      dj_engine_txn_abort (t->stmt);
-      dj_engine_txn_abort (t->root);
-      forget_savepoints (t, 0);
-      bson_free (t->sps);
-      if (t->session) {
-         mongoc_client_session_destroy (t->session); /* aborts its transaction */
-      }
-      if (t->write_session) {
-         mongoc_client_session_destroy (t->write_session);
-      }
-      dj_engine_close (t->engine);
-      if (t->client) {
-         mongoc_client_destroy (t->client);
-      }
-      bson_free (t);
+   if (!t) {
+      return;
    }
+   forget_savepoints (t, 0);
+   if (t->pid != getpid ()) {
+      /* inherited through fork(): the engine handle, its transactions, the
+       * client and its sessions are the parent's -- closing them here would
+       * release the parent's LMDB reader slots or end its sessions over its
+       * sockets. Abandoned (the child's copy of their memory stays). */
+      free_transport (t);
+      return;
+   }
+   /* an open transaction is rolled back, as PEP 249 says close() does */
+   dj_engine_txn_abort (t->stmt);
+   dj_engine_txn_abort (t->root);
+   if (t->session) {
+      mongoc_client_session_destroy (t->session); /* aborts its transaction */
+   }
+   if (t->write_session) {
+      mongoc_client_session_destroy (t->write_session);
+   }
+   dj_engine_close (t->engine);
+   if (t->client) {
+      mongoc_client_pool_push (t->pool, t->client); /* its sockets serve the next connection */
+   }
+   free_transport (t);
+}
+
+/* A transport opened before this process was forked from its opener
+ * (gunicorn's pre-fork, Django's test --parallel): nothing it holds may
+ * be used here -- LMDB forbids an environment across fork, and a pooled
+ * client's sockets and monitor are the parent's. It is opened again, as
+ * dj_transport_open_with() opened it, the old handles abandoned (see
+ * dj_transport_close()); a transaction that was open stays the parent's.
+ * True when there is nothing to do or the transport is open again. */
+static bool
+reopen_after_fork (dj_transport_t *t, bson_error_t *error)
+{
+   if (t->pid == getpid ()) {
+      return true;
+   }
+   t->root = t->stmt = NULL;
+   t->implicit_root = false;
+   forget_savepoints (t, 0);
+   t->session = t->write_session = NULL;
+   t->ncursors = 0;
+   t->wce_pending = false;
+   /* (on failure the old handles stay in place, unused: the next call tries again) */
+   if (t->client) {
+      mongoc_client_pool_t *pool;
+      mongoc_client_t *client = dj_pool_pop (t->host, t->options, &pool, on_command_started, error);
+      if (!client) {
+         return false;
+      }
+      t->client = client, t->pool = pool;
+   } else {
+      /* the same directory, by the path the handle resolved; the engine's
+       * table of environments makes a new one for this process (storage/env.c) */
+      dj_engine_options_t opts = {.flags = DJ_ENGINE_EXISTING, .ttl_monitor_secs = t->ttl_monitor_secs};
+      dj_engine_t *engine = dj_engine_open (dj_engine_path (t->engine), &opts, error);
+      if (!engine) {
+         return false;
+      }
+      t->engine = engine;
+   }
+   t->pid = getpid ();
+   return true;
 }
 
 const char *
@@ -198,6 +296,65 @@ static dj_engine_txn_t *
 current_txn (dj_transport_t *t)
 {
    return t->stmt ? t->stmt : t->nsp ? t->sps[t->nsp - 1].txn : t->root;
+}
+
+/* ---- error labels ------------------------------------------------------------ */
+
+static void
+forget_labels (dj_transport_t *t)
+{
+   if (t->labels) {
+      bson_destroy (t->labels);
+      t->labels = NULL;
+   }
+}
+
+/* Keeps a failed reply's errorLabels (libmongoc adds its own there too:
+ * TransientTransactionError for a network error in a transaction,
+ * UnknownTransactionCommitResult for a commit whose outcome is unknown). */
+static void
+keep_labels (dj_transport_t *t, const bson_t *reply)
+{
+   bson_iter_t it;
+   uint32_t len;
+   const uint8_t *data;
+   forget_labels (t);
+   if (reply && bson_iter_init_find (&it, reply, "errorLabels") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      bson_iter_array (&it, &len, &data);
+      t->labels = bson_new_from_data (data, len);
+   }
+}
+
+static void
+add_label (dj_transport_t *t, const char *label)
+{
+   if (!t->labels) {
+      t->labels = bson_new ();
+   }
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string (bson_count_keys (t->labels), &key, kb, sizeof kb);
+   bson_append_utf8 (t->labels, key, -1, label, -1);
+}
+
+/* Embedded: mongod labels a write conflict in a transaction so -- the
+ * transaction is lost, and running it again may succeed. Here the
+ * conflict is found when a snapshot transaction takes the write lock (a
+ * statement's unit begins) or by a command.
+ * https://www.mongodb.com/docs/manual/core/transactions-in-applications/#transienttransactionerror */
+static void
+label_conflict (dj_transport_t *t, const bson_error_t *error)
+{
+   if (t->root && error->domain == DJ_DOMAIN_SERVER && error->code == DJ_WriteConflict) {
+      add_label (t, "TransientTransactionError");
+   }
+}
+
+const bson_t *
+dj_transport_error_labels (const dj_transport_t *t)
+{
+   static const bson_t empty = BSON_INITIALIZER; /* read-only: never written */
+   return t->labels ? t->labels : &empty;
 }
 
 /* ---- commands on a server, outside transactions ---------------------------- */
@@ -253,13 +410,21 @@ classify (const bson_t *cmd)
    return CMD_OTHER;
 }
 
+/* The transport running a command on this thread, for the APM callback:
+ * the pool's clients share one set of callbacks (pool.c), so the callback
+ * cannot be given a transport as its context. Set by dj_transport_run()
+ * and dj_transport_txn() around their libmongoc calls (a transport is used
+ * by one thread at a time; the callback runs on the calling thread). */
+static _Thread_local dj_transport_t *tl_running;
+
 /* APM: the server each command is sent to, so a cursor's getMore follows
  * its find to the member that holds it (a secondary, when reads go there). */
 static void
 on_command_started (const mongoc_apm_command_started_t *event)
 {
-   dj_transport_t *t = mongoc_apm_command_started_get_context (event);
-   t->last_server_id = mongoc_apm_command_started_get_server_id (event);
+   if (tl_running) {
+      tl_running->last_server_id = mongoc_apm_command_started_get_server_id (event);
+   }
 }
 
 /* The cursor a reply leaves open (cursor.id), or 0. */
@@ -312,8 +477,10 @@ static bool
 is_retryable_write (dj_transport_t *t, const bson_t *cmd)
 {
    bson_iter_t it, stmts, one, f;
+   const mongoc_write_concern_t *wc = t->over.write_concern ? t->over.write_concern
+                                                             : mongoc_client_get_write_concern (t->client);
    if (!mongoc_uri_get_option_as_bool (mongoc_client_get_uri (t->client), MONGOC_URI_RETRYWRITES, true) ||
-       !mongoc_write_concern_is_acknowledged (mongoc_client_get_write_concern (t->client)) ||
+       !mongoc_write_concern_is_acknowledged (wc) ||
        !bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
       return false;
    }
@@ -349,16 +516,18 @@ is_retryable_write (dj_transport_t *t, const bson_t *cmd)
  * so labelled): the server applies a statement of one transaction number
  * at most once. The second error, if any, is the one reported. */
 static bool
-retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, const bson_t *base_opts, bson_t *reply,
+                 bson_error_t *error)
 {
    if (!t->write_session) {
       bson_error_t ignored;
       /* no sessions (a server too old, or unreachable now): plain */
       if (!(t->write_session = mongoc_client_start_session (t->client, NULL, &ignored))) {
-         return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+         return mongoc_client_write_command_with_opts (t->client, db, cmd, base_opts, reply, error);
       }
    }
-   bson_t opts = BSON_INITIALIZER;
+   bson_t opts;
+   bson_copy_to (base_opts, &opts);
    if (!mongoc_client_session_append (t->write_session, &opts, error)) {
       bson_destroy (&opts);
       bson_init (reply);
@@ -374,27 +543,46 @@ retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *r
    return ok;
 }
 
+/* The options a command outside a transaction takes from
+ * dj_transport_set_concerns(): its read concern (reads) and write concern
+ * (writes), appended to @p opts; libmongoc applies the client's own for
+ * what is not there. */
+static void
+append_concerns (dj_transport_t *t, cmd_kind_t kind, bson_t *opts)
+{
+   if (t->over.read_concern && (kind == CMD_DATA_READ || kind == CMD_READ_WRITE)) {
+      mongoc_read_concern_append (t->over.read_concern, opts);
+   }
+   if (t->over.write_concern && (kind == CMD_WRITE || kind == CMD_READ_WRITE)) {
+      mongoc_write_concern_append (t->over.write_concern, opts);
+   }
+}
+
 static bool
 server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   const mongoc_read_prefs_t *prefs = mongoc_client_get_read_prefs (t->client);
+   const mongoc_read_prefs_t *prefs = t->over.read_prefs ? t->over.read_prefs : mongoc_client_get_read_prefs (t->client);
+   cmd_kind_t kind = classify (cmd);
+   bson_t opts = BSON_INITIALIZER;
+   append_concerns (t, kind, &opts);
    bool ok;
-   switch (classify (cmd)) {
-   case CMD_DATA_READ:
+   switch (kind) {
+   case CMD_DATA_READ: {
       t->last_server_id = 0;
-      ok = mongoc_client_read_command_with_opts (t->client, db, cmd, prefs, NULL, reply, error);
+      ok = mongoc_client_read_command_with_opts (t->client, db, cmd, prefs, &opts, reply, error);
       int64_t id = ok ? reply_cursor_id (reply) : 0;
       if (id && t->last_server_id) {
          remember_cursor (t, id, t->last_server_id);
       }
-      return ok;
+      break;
+   }
    case CMD_WRITE:
-      if (is_retryable_write (t, cmd)) {
-         return retryable_write (t, db, cmd, reply, error);
-      }
-      return mongoc_client_write_command_with_opts (t->client, db, cmd, NULL, reply, error);
+      ok = is_retryable_write (t, cmd) ? retryable_write (t, db, cmd, &opts, reply, error)
+                                       : mongoc_client_write_command_with_opts (t->client, db, cmd, &opts, reply, error);
+      break;
    case CMD_READ_WRITE:
-      return mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, NULL, reply, error);
+      ok = mongoc_client_read_write_command_with_opts (t->client, db, cmd, NULL, &opts, reply, error);
+      break;
    case CMD_CURSOR: {
       bson_iter_t it;
       int64_t id = bson_iter_init (&it, cmd) && bson_iter_next (&it) && BSON_ITER_HOLDS_INT (&it)
@@ -402,35 +590,131 @@ server_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
                       : 0;
       uint32_t server = id ? cursor_server (t, id, false) : 0;
       if (!server) {
-         return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+         ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+         break;
       }
-      bson_t opts = BSON_INITIALIZER;
       BSON_APPEND_INT32 (&opts, "serverId", (int32_t) server);
       ok = mongoc_client_command_with_opts (t->client, db, cmd, prefs, &opts, reply, error);
-      bson_destroy (&opts);
       if (!ok || reply_cursor_id (reply) == 0) {
          cursor_server (t, id, true); /* drained (or gone): forgotten */
       }
-      return ok;
+      break;
    }
    default:
-      return mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+      ok = mongoc_client_command_simple (t->client, db, cmd, NULL, reply, error);
+   }
+   bson_destroy (&opts);
+   return ok;
+}
+
+/* On the embedded engine, outside a transaction: the connection's (or
+ * dj_transport_set_concerns()') read concern goes with reads and write
+ * concern with writes, as libmongoc sends them to a server, and the write
+ * concern is judged as a one-member replica set judges it
+ * (dj_engine_write_concern_check): w > 1 leaves the write done and fails
+ * with UnsatisfiableWriteConcern (100), as a driver reports mongod's
+ * writeConcernError. Inside a transaction a command takes neither (MongoDB
+ * refuses them there). */
+static bool
+embedded_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   mongoc_read_concern_t *rc = t->over.read_concern ? t->over.read_concern : t->defaults.read_concern;
+   mongoc_write_concern_t *wc = t->over.write_concern ? t->over.write_concern : t->defaults.write_concern;
+   cmd_kind_t kind = t->root ? CMD_OTHER : classify (cmd);
+   bool reads = kind == CMD_DATA_READ || kind == CMD_READ_WRITE, writes = kind == CMD_WRITE || kind == CMD_READ_WRITE;
+   bson_t with;
+   const bson_t *run = cmd;
+   if ((reads && rc && !bson_has_field (cmd, "readConcern")) || (writes && wc && !bson_has_field (cmd, "writeConcern"))) {
+      bson_copy_to (cmd, &with);
+      if (reads && rc && !bson_has_field (cmd, "readConcern")) {
+         mongoc_read_concern_append (rc, &with);
+      }
+      if (writes && wc && !bson_has_field (cmd, "writeConcern")) {
+         mongoc_write_concern_append (wc, &with);
+      }
+      run = &with;
+   }
+   bool ok = dj_engine_run_command_in (t->engine, current_txn (t), db, run, reply) || reply_error (reply, error);
+   bson_iter_t it;
+   if (ok && writes) {
+      dj_engine_write_concern_check (run, reply);
+      if (bson_iter_init_find (&it, reply, "writeConcernError") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_t wce;
+         uint32_t len;
+         const uint8_t *data;
+         bson_iter_document (&it, &len, &data);
+         if (t->stmt) {
+            /* in a statement's unit: reported when it commits (the unit
+             * rolled back would undo writes mongod keeps) */
+            if (!t->wce_pending && bson_init_static (&wce, data, len)) {
+               reply_error (&wce, &t->wce);
+               t->wce_pending = true;
+            }
+         } else {
+            ok = bson_init_static (&wce, data, len) && reply_error (&wce, error);
+         }
+      }
+   }
+   if (run == &with) {
+      bson_destroy (&with);
+   }
+   return ok;
+}
+
+bool
+dj_transport_set_concerns (dj_transport_t *t, const bson_t *concerns, bson_error_t *error)
+{
+   dj_concerns_t c;
+   pthread_once (&mongoc_once, init_mongoc);
+   if (!reopen_after_fork (t, error)) {
+      return false;
+   }
+   if (!dj_concerns_parse (concerns, t->engine != NULL, true, &c, error)) {
+      return false;
+   }
+   dj_concerns_clear (&t->over);
+   t->over = c; /* steals c's parts */
+   return true;
+}
+
+/* A server's answer keeps its code, as MongoDB's, in DJ_DOMAIN_SERVER as the
+ * engine's are; libmongoc's own errors (network, selection) stay as they are. */
+static void
+server_error (bson_error_t *error)
+{
+   if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
+      uint32_t code = error->code;
+      char msg[sizeof error->message];
+      bson_strncpy (msg, error->message, sizeof msg);
+      dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
    }
 }
 
 /* No member could be selected: libmongoc's message, then each member the
- * client knows of and what it was last seen as (RSSecondary, Unknown:
- * unreachable...), so the reader sees which hosts were tried. */
+ * client knows of and what it was last seen as (RSSecondary...), then each
+ * seed of the URI it has no description of (Unknown: never reached), so
+ * the reader sees which hosts were tried. (A pooled client's message,
+ * unlike a single-threaded one's, does not name unreachable hosts.) */
 static void
 explain_selection (dj_transport_t *t, bson_error_t *error)
 {
    size_t n = 0;
    mongoc_server_description_t **sds = mongoc_client_get_server_descriptions (t->client, &n);
    bson_string_t *s = bson_string_new (error->message);
+   size_t listed = 0;
    for (size_t i = 0; i < n; i++) {
-      bson_string_append_printf (s, "%s%s (%s)", i ? ", " : "; members: ",
+      bson_string_append_printf (s, "%s%s (%s)", listed++ ? ", " : "; members: ",
                                  mongoc_server_description_host (sds[i])->host_and_port,
                                  mongoc_server_description_type (sds[i]));
+   }
+   for (const mongoc_host_list_t *h = mongoc_uri_get_hosts (mongoc_client_get_uri (t->client)); h; h = h->next) {
+      bool known = false;
+      for (size_t i = 0; i < n && !known; i++) {
+         known = !strcasecmp (mongoc_server_description_host (sds[i])->host_and_port, h->host_and_port);
+      }
+      if (!known) {
+         bson_string_append_printf (s, "%s%s (Unknown)", listed++ ? ", " : "; members: ", h->host_and_port);
+      }
    }
    mongoc_server_descriptions_destroy_all (sds, n);
    bson_strncpy (error->message, s->str, sizeof error->message); /* (cut at the message's size) */
@@ -441,8 +725,17 @@ bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
+   forget_labels (t);
+   if (!reopen_after_fork (t, error)) {
+      bson_init (reply);
+      return false;
+   }
    if (t->engine) {
-      return dj_engine_run_command_in (t->engine, current_txn (t), db, cmd, reply) || reply_error (reply, error);
+      if (embedded_run (t, db, cmd, reply, error)) {
+         return true;
+      }
+      label_conflict (t, error);
+      return false;
    }
    bool ok;
    if (t->session) {
@@ -455,21 +748,18 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
       }
       bson_destroy (&opts);
    } else {
+      tl_running = t;
       ok = server_run (t, db, cmd, reply, error); /* initialises reply in every case */
+      tl_running = NULL;
    }
    if (ok) {
       return true;
    }
+   keep_labels (t, reply);
    if (error->domain == MONGOC_ERROR_SERVER_SELECTION) {
       explain_selection (t, error);
    }
-   if (error->domain == MONGOC_ERROR_SERVER || error->domain == MONGOC_ERROR_WRITE_CONCERN) {
-      /* the server answered: its code is MongoDB's, as the engine's are */
-      uint32_t code = error->code;
-      char msg[sizeof error->message];
-      bson_strncpy (msg, error->message, sizeof msg);
-      dj_error_set (error, DJ_DOMAIN_SERVER, code, "%s", msg);
-   }
+   server_error (error);
    return false;
 }
 
@@ -577,10 +867,16 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    case DJ_TXN_STMT_COMMIT:
       ok = dj_engine_txn_commit (t->stmt, error);
       t->stmt = NULL;
+      if (ok && t->wce_pending) {
+         *error = t->wce; /* the writes stand; the statement reports it */
+         ok = false;
+      }
+      t->wce_pending = false;
       return ok;
    case DJ_TXN_STMT_ABORT:
       dj_engine_txn_abort (t->stmt);
       t->stmt = NULL;
+      t->wce_pending = false;
       return true;
    }
    return unsupported (error, "unknown transaction operation");
@@ -607,6 +903,14 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       mongoc_read_prefs_t *primary = mongoc_read_prefs_new (MONGOC_READ_PRIMARY);
       mongoc_transaction_opts_set_read_prefs (txn_opts, primary);
       mongoc_read_prefs_destroy (primary);
+      /* dj_transport_set_concerns()' read and write concern are the
+       * transaction's (its commit waits for the write concern) */
+      if (t->over.read_concern) {
+         mongoc_transaction_opts_set_read_concern (txn_opts, t->over.read_concern);
+      }
+      if (t->over.write_concern) {
+         mongoc_transaction_opts_set_write_concern (txn_opts, t->over.write_concern);
+      }
       ok = mongoc_client_session_start_transaction (t->session, txn_opts, error);
       mongoc_transaction_opts_destroy (txn_opts);
       if (!ok) {
@@ -623,6 +927,15 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       if (op == DJ_TXN_COMMIT) {
          bson_t reply;
          ok = mongoc_client_session_commit_transaction (t->session, &reply, error);
+         for (int i = 0; !ok && i < COMMIT_RETRIES && mongoc_error_has_label (&reply, "UnknownTransactionCommitResult");
+              i++) {
+            bson_destroy (&reply);
+            ok = mongoc_client_session_commit_transaction (t->session, &reply, error);
+         }
+         if (!ok) {
+            keep_labels (t, &reply);
+            server_error (error);
+         }
          bson_destroy (&reply);
       } else {
          ok = mongoc_client_session_abort_transaction (t->session, error);
@@ -647,17 +960,31 @@ bool
 dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error)
 {
    dj_transport_t *t = ctx;
+   bson_error_t ignored;
+   if (!reopen_after_fork (t, op == DJ_TXN_ACTIVE ? &ignored : error)) {
+      return false;
+   }
    /* what a transaction is open means, and that BEGIN inside one is refused
     * (as MongoDB and SQLite refuse it), is the same rule on both transports */
    bool active = t->engine ? t->root != NULL : t->session != NULL;
    if (op == DJ_TXN_ACTIVE) {
       return active;
    }
+   if (op != DJ_TXN_STMT_ABORT && op != DJ_TXN_ROLLBACK) {
+      forget_labels (t); /* (those two follow a failure: its labels stay to be read) */
+   }
    if ((op == DJ_TXN_BEGIN || op == DJ_TXN_BEGIN_DEFERRED) && active) {
       return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_IllegalOperation, "cannot start a transaction within a transaction");
    }
    if (t->engine) {
-      return embedded_txn (t, op, name, error);
+      if (embedded_txn (t, op, name, error)) {
+         return true;
+      }
+      label_conflict (t, error);
+      return false;
    }
-   return server_txn (t, op, error);
+   tl_running = t;
+   bool ok = server_txn (t, op, error);
+   tl_running = NULL;
+   return ok;
 }

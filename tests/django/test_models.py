@@ -1,7 +1,8 @@
 """djongo.models' tests (docfields_tests.py), those of Django's own
 JSONField (jsonfield_tests.py), of joins and subqueries against SQLite
 (relations_tests.py), of GeneratedField (generated_tests.py) and of
-collations (collation_tests.py) against SQLite, each suite in a pytest
+collations (collation_tests.py) against SQLite, and the settings surface
+(surface_tests.py: SCHEMA_VALIDATION, bulk writes), each suite in a pytest
 process of its own: they configure Django's settings for their app
 (tests/django/docfields, tests/django/jsonapp, tests/django/relapp,
 tests/django/genapp, tests/django/collapp) at import, which would clash with the other modules
@@ -17,7 +18,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 @pytest.mark.parametrize("suite", ["docfields_tests.py", "jsonfield_tests.py", "relations_tests.py", "generated_tests.py",
-                                   "collation_tests.py"])
+                                   "collation_tests.py", "surface_tests.py"])
 def test_suite(suite):
     p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(HERE / suite)],
                        capture_output=True, text=True, timeout=600, cwd=HERE)

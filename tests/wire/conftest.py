@@ -51,6 +51,38 @@ def server(tmp_path):
     assert s.stop() == 0, "djongo-server did not stop cleanly on SIGTERM"
 
 
+_DJANGO_PRELUDE = r'''
+import json, os, sys
+sys.path.insert(0, os.environ["DJONGO_TEST_APPS"])
+from django.conf import settings
+settings.configure(INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "surfaceapp"],
+                   DATABASES={"default": {"ENGINE": "djongo", "NAME": os.environ["DJONGO_TEST_NAME"],
+                                          "HOST": os.environ["URI"],
+                                          "OPTIONS": json.loads(os.environ["DJONGO_TEST_OPTIONS"])}},
+                   USE_TZ=True, DEFAULT_AUTO_FIELD="django.db.models.AutoField")
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+'''
+
+
+def run_django(uri, name, body, options=None):
+    """Runs `body` (Python source) in an interpreter of its own -- Django
+    configured for tests/django/surfaceapp on database `name` at `uri`
+    (OPTIONS: `options`) and migrated -- and fails the test with its output
+    unless it exits 0 and prints "ok" last."""
+    import json
+    import pathlib
+    import sys
+
+    env = dict(os.environ, URI=uri, DJONGO_TEST_NAME=name, DJONGO_TEST_OPTIONS=json.dumps(options or {}),
+               DJONGO_TEST_APPS=str(pathlib.Path(__file__).resolve().parents[1] / "django"))
+    p = subprocess.run([sys.executable, "-c", _DJANGO_PRELUDE + body], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0 and p.stdout.strip().endswith("ok"), p.stdout + p.stderr
+
+
 OPENSSL = shutil.which("openssl")  # tests/wire/test_tls.py's certificates
 
 

@@ -26,6 +26,9 @@
  *                TTL indexes expire
  *   cmd_param.c  setParameter: the stages' memory limits
  *   default_collation.c  a collection's default collation (create) and an index's
+ *   concern.c    write concerns as a one-member replica set judges them
+ *                (dj_engine_write_concern_check: the server and the
+ *                embedded transport)
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H

@@ -10,10 +10,21 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* LMDB forbids opening one environment twice in a process (closing either
  * would drop the other's locks), so handles on the same directory share one
- * MDB_env. The list is the only process-global state; g_envs_mu guards it. */
+ * MDB_env. The list is the only process-global state; g_envs_mu guards it.
+ *
+ * fork(): LMDB forbids using an environment in a process forked from the
+ * one that opened it ("Use an MDB_env* in the process which opened it,
+ * without fork()ing": lmdb.h, caveats). A child forgets every environment
+ * it inherited (pthread_atfork) and opens its own; the inherited ones are
+ * abandoned, never closed there: closing would drop the fcntl locks of the
+ * child's own environment on the same lock file, and an abort of an
+ * inherited transaction would clear the parent's reader slot. Handles the
+ * child inherited (a Django connection made before the fork) are reopened
+ * by the transport (src/transport, reopen_after_fork). */
 struct dj_env {
    char *realpath; /* owned */
    MDB_env *env;
@@ -32,9 +43,28 @@ struct dj_env {
     * it): a second one asking is told WriteConflict instead of waiting for
     * the first to end (dj_engine_txn_begin_snapshot). */
    bool snapshot_writer;
+   pid_t pid; /* the process that opened it: another's is never used or closed */
 };
 static pthread_mutex_t g_envs_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dj_env *g_envs;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+/* fork(): the child starts with an empty list (the parent's environments, abandoned) and
+ * a fresh mutex (a thread of the parent may have held it: none is left to
+ * release it). Nothing of the old list is read, so its state at the fork
+ * does not matter. */
+static void
+atfork_child (void)
+{
+   pthread_mutex_init (&g_envs_mu, NULL);
+   g_envs = NULL;
+}
+
+static void
+register_atfork (void)
+{
+   pthread_atfork (NULL, NULL, atfork_child);
+}
 
 /* mkdir -p: the data directory and any missing parents (0700: the data is
  * the user's). false with errno set. */
@@ -97,6 +127,7 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
       dj_error_set (error, DJ_DOMAIN_STORAGE, (uint32_t) errno, "cannot resolve data directory '%s': %s", path, strerror (errno));
       return NULL;
    }
+   pthread_once (&g_atfork_once, register_atfork);
    pthread_mutex_lock (&g_envs_mu);
    for (e = g_envs; e; e = e->next) {
       if (!strcmp (e->realpath, real)) {
@@ -108,6 +139,7 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    e = bson_malloc0 (sizeof *e);
    e->realpath = bson_strdup (real);
    e->refs = 1;
+   e->pid = getpid ();
    pthread_mutex_init (&e->writer_mu, NULL);
    pthread_mutex_init (&e->clock.mu, NULL);
    e->clock.secs = (uint32_t) time (NULL); /* (then past the log's newest entry, below) */
@@ -167,7 +199,9 @@ static void
 env_release (struct dj_env *e)
 {
    pthread_mutex_lock (&g_envs_mu);
-   if (--e->refs == 0) {
+   if (e->pid != getpid ()) {
+      e->refs--; /* inherited: not in this process's list, never closed here */
+   } else if (--e->refs == 0) {
       for (struct dj_env **pp = &g_envs; *pp; pp = &(*pp)->next) {
          if (*pp == e) {
             *pp = e->next;
