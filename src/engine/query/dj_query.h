@@ -26,6 +26,7 @@
 #define DJ_QUERY_H
 
 #include "dj_expr.h"
+#include "dj_text.h"
 
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
@@ -57,6 +58,10 @@ bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
  * NULL with error 51091 (invalid) / 51108 (a bad flag). */
 void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+/* The argument of m's top-level $text (borrowed from m), NULL if it has
+ * none: a scan must answer m through the text index (storage/text_scan.c);
+ * the $text node itself matches every document. */
+const bson_value_t *dj_matcher_text (const dj_matcher_t *m);
 
 /* ---- schema.c: $jsonSchema ------------------------------------------------ */
 /* Parses a $jsonSchema (a document); unknown and unsupported keywords and

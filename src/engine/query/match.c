@@ -27,7 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA } nkind_t;
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA, N_TEXT } nkind_t;
 
 typedef enum {
    OP_EQ,
@@ -637,6 +637,41 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
    return true;
 }
 
+/* $text: checked here (text/search.c), answered by the scan that reads its
+ * text index (storage/text_scan.c), which then matches the rest of the
+ * filter: the node itself matches every document.
+ * https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+static bool
+parse_text (mnode_t *and_node, bool top, const bson_value_t *arg, bson_error_t *error)
+{
+   dj_text_query_t *q = dj_text_query_new (arg, error);
+   if (!q) {
+      return false;
+   }
+   dj_text_query_destroy (q);
+   if (!top) {
+      return dj_err (error, DJ_BadValue, "$text can only be applied to the top-level document");
+   }
+   if (dj_matcher_text (and_node)) {
+      return dj_err (error, DJ_BadValue, "Too many text expressions");
+   }
+   mnode_t *n = node_new (N_TEXT);
+   bson_value_copy (arg, &n->val);
+   node_add (and_node, n);
+   return true;
+}
+
+const bson_value_t *
+dj_matcher_text (const dj_matcher_t *m)
+{
+   for (int i = 0; m->kind == N_AND && i < m->nkids; i++) {
+      if (m->kids[i]->kind == N_TEXT) {
+         return &m->kids[i]->val;
+      }
+   }
+   return NULL;
+}
+
 static mnode_t *
 parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error)
 {
@@ -664,6 +699,8 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
             mnode_t *n = node_new (N_EXPR);
             n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
             ok = node_keep (and_node, n, n->expr != NULL);
+         } else if (!strcmp (key, "$text")) {
+            ok = parse_text (and_node, top, v, error);
          } else if (!strcmp (key, "$jsonSchema")) {
             /* https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/ */
             mnode_t *n = node_new (N_SCHEMA);
@@ -1029,6 +1066,7 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
    case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
    case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
    case N_SCHEMA: return doc->value_type == BSON_TYPE_DOCUMENT && dj_schema_match (n->schema, doc);
+   case N_TEXT: return true; /* the text index's scan decided (dj_matcher_text) */
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */

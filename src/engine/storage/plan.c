@@ -291,7 +291,7 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden) {
+      if (ix->partial || ix->hidden || ix->text) { /* text: only $text reads it (text_scan.c) */
          continue; /* partial: would need proof that the filter implies the partial filter */
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
@@ -426,7 +426,24 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int
       target = &inner;
    }
    choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
-   if (ch.index < 0) {
+   if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
+      bson_t fetch, or, ixscan;
+      ch.index = dj_plan_index (c, m, NULL);
+      BSON_APPEND_UTF8 (target, "stage", "TEXT_MATCH");
+      BSON_APPEND_DOCUMENT_BEGIN (target, "inputStage", &fetch);
+      BSON_APPEND_UTF8 (&fetch, "stage", "FETCH");
+      BSON_APPEND_DOCUMENT_BEGIN (&fetch, "inputStage", &or);
+      BSON_APPEND_UTF8 (&or, "stage", "TEXT_OR");
+      if (ch.index >= 0) {
+         BSON_APPEND_DOCUMENT_BEGIN (&or, "inputStage", &ixscan);
+         BSON_APPEND_UTF8 (&ixscan, "stage", "IXSCAN");
+         BSON_APPEND_DOCUMENT (&ixscan, "keyPattern", c->indexes[ch.index].key);
+         BSON_APPEND_UTF8 (&ixscan, "indexName", c->indexes[ch.index].name);
+         bson_append_document_end (&or, &ixscan);
+      }
+      bson_append_document_end (&fetch, &or);
+      bson_append_document_end (target, &fetch);
+   } else if (ch.index < 0) {
       BSON_APPEND_UTF8 (target, "stage", c ? "COLLSCAN" : "EOF");
    } else {
       append_ixscan (target, &c->indexes[ch.index], 1);
@@ -454,7 +471,7 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1 || dj_collation_current ()) {
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_text (m)) {
       return -1;
    }
    const char *field = dj_sort_key (sort, 0, dir);
@@ -468,7 +485,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->text ||
           strcmp (first_field (ix), field)) {
          continue;
       }
@@ -491,6 +508,9 @@ bool
 dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   if (dj_matcher_text (m)) {
+      return dj_text_scan (ctx, c, m, vars, writes, max, fn, fnctx, error);
+   }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
@@ -524,7 +544,7 @@ bool
 dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m)
 {
    choice_t ch = choose (c, m);
-   return ch.index >= 0;
+   return ch.index >= 0 || dj_matcher_text (m);
 }
 
 static bool
@@ -537,12 +557,24 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true; /* scan_t.found counts */
 }
 
+static bool
+text_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid, (void) doc, (void) pos;
+   (*(int64_t *) ctx)++;
+   return true;
+}
+
 bool
 dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
                bson_error_t *error)
 {
    scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
    bool ok;
+   if (dj_matcher_text (m)) {
+      *n = 0;
+      return dj_text_scan (ctx, c, m, vars, false, 0, text_count_fn, n, error);
+   }
    if (dj_matcher_is_empty (m)) {
       s.count_only = true; /* every record: count the keys, read no document */
       ok = scan_collection (&s);
@@ -564,6 +596,9 @@ bool
 dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
                      const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   if (dj_matcher_text (m)) { /* $text reads the text index, whatever the hint */
+      return dj_text_scan (ctx, c, m, vars, false, max, fn, fnctx, error);
+   }
    const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
    scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
                .dedupe = ix && ix->multikey};
@@ -592,6 +627,11 @@ int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
    int dir, i;
+   for (i = 0; dj_matcher_text (m) && i < c->nindexes; i++) {
+      if (c->indexes[i].text && !c->indexes[i].hidden) {
+         return i;
+      }
+   }
    if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
       return i;
    }
