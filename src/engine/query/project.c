@@ -45,8 +45,56 @@ has_expressions (const bson_t *spec)
    return false;
 }
 
+/* The name of {$meta: name} (a projection value), else NULL. */
+static const char *
+meta_name (const bson_value_t *v)
+{
+   bson_iter_t oi;
+   if (v->value_type != BSON_TYPE_DOCUMENT || !bson_iter_init_from_data (&oi, v->value.v_doc.data, v->value.v_doc.data_len) ||
+       !bson_iter_next (&oi) || strcmp (bson_iter_key (&oi), "$meta") || !BSON_ITER_HOLDS_UTF8 (&oi)) {
+      return NULL;
+   }
+   const char *name = bson_iter_utf8 (&oi, NULL);
+   return bson_iter_next (&oi) ? NULL : name;
+}
+
+static dj_projection_t *projection_new (const bson_t *spec, bson_error_t *error);
+
+/* {score: {$meta: "textScore"}} joins an inclusion or an exclusion
+ * projection without making it either: alone, it keeps the whole document
+ * and adds the score (the manual's $text examples).
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/#usage */
 dj_projection_t *
 dj_projection_new (const bson_t *spec, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t rest = BSON_INITIALIZER, *meta = NULL;
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const char *name = meta_name (bson_iter_value (&it));
+      if (name && !strcmp (name, "textScore")) {
+         meta = meta ? meta : bson_new ();
+         BSON_APPEND_UTF8 (meta, bson_iter_key (&it), name);
+      } else {
+         bson_append_iter (&rest, NULL, 0, &it);
+      }
+   }
+   dj_projection_t *p = NULL;
+   if (!meta || has_expressions (&rest)) {
+      p = projection_new (spec, error); /* a $project stage computes $meta itself */
+   } else if ((p = projection_new (&rest, error)) && p->kind == RS_FIND) {
+      p->meta = meta;
+      meta = NULL;
+   }
+   bson_destroy (&rest);
+   if (meta) {
+      bson_destroy (meta);
+   }
+   return p;
+}
+
+static dj_projection_t *
+projection_new (const bson_t *spec, bson_error_t *error)
 {
    if (has_expressions (spec)) {
       bson_value_t sv;
@@ -396,6 +444,14 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
    if (st.pos_failed) {
       bson_destroy (out);
       return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");
+   }
+   bson_iter_t mi, score;
+   for (bool more = p->meta && bson_iter_init (&mi, p->meta); more && bson_iter_next (&mi);) {
+      if (!bson_iter_init_find (&score, doc, DJ_META_TEXT_SCORE)) {
+         bson_destroy (out);
+         return dj_err (error, 40218, "query requires text score metadata, but it is not available");
+      }
+      bson_append_iter (out, bson_iter_key (&mi), -1, &score);
    }
    return true;
 }

@@ -23,6 +23,9 @@ dj_reshape_destroy (dj_reshape_t *r)
    if (r) {
       dj_spec_free (r->shape);
       dj_expr_destroy (r->root);
+      if (r->meta) {
+         bson_destroy (r->meta);
+      }
       bson_free (r);
    }
 }
