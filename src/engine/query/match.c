@@ -586,7 +586,7 @@ parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t 
 }
 
 static bool
-parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bson_error_t *error)
+parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bool top, bson_error_t *error)
 {
    bson_iter_t it;
    nkind_t kind = !strcmp (op, "$and") ? N_AND : !strcmp (op, "$or") ? N_OR : N_NOR;
@@ -602,7 +602,8 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
          return dj_err (error, DJ_BadValue, "$or/$and/$nor entries need to be full objects");
       }
       const bson_value_t *e = bson_iter_value (&it);
-      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, false, pc, error);
+      /* a top-level $and's entries are top-level conjuncts too (flattened below) */
+      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, top && kind == N_AND, pc, error);
       if (!k) {
          node_free (n);
          return false;
@@ -652,9 +653,6 @@ parse_text (mnode_t *and_node, bool top, const bson_value_t *arg, bson_error_t *
    if (!top) {
       return dj_err (error, DJ_BadValue, "$text can only be applied to the top-level document");
    }
-   if (dj_matcher_text (and_node)) {
-      return dj_err (error, DJ_BadValue, "Too many text expressions");
-   }
    mnode_t *n = node_new (N_TEXT);
    bson_value_copy (arg, &n->val);
    node_add (and_node, n);
@@ -691,7 +689,7 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
 
       if (key[0] == '$') {
          if (!strcmp (key, "$and") || !strcmp (key, "$or") || !strcmp (key, "$nor")) {
-            ok = parse_logical (and_node, key, v, pc, error);
+            ok = parse_logical (and_node, key, v, pc, top, error);
          } else if (!strcmp (key, "$comment")) {
             ok = true;
          } else if (!strcmp (key, "$expr")) {
@@ -741,7 +739,17 @@ dj_matcher_t *
 dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
 {
    pctx_t pc = {.scope = scope};
-   return parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   mnode_t *m = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   int ntext = 0;
+   for (int i = 0; m && i < m->nkids; i++) {
+      ntext += m->kids[i]->kind == N_TEXT;
+   }
+   if (ntext > 1) {
+      node_free (m);
+      dj_err (error, DJ_BadValue, "Too many text expressions");
+      return NULL;
+   }
+   return m;
 }
 
 dj_matcher_t *
