@@ -18,6 +18,8 @@ and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
 
   TTLIndex(fields=["created"], expire_after=timedelta(days=1))
   HashedIndex(fields=["key"])
+  TextIndex(fields=["headline", "body"], weights={"headline": 5})   with the
+      ``__search`` lookup and TextScore() (text.py)
 
 Queries reach into documents with Django's own syntax --
 ``filter(address__city='Paris')``, ``filter(authors__name='X')`` (any array
@@ -32,9 +34,11 @@ from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField
                                   ObjectIdField)
 from djongo.models.indexes import HashedIndex, TTLIndex
 from djongo.models.manager import DjongoManager
+from djongo.models.text import TextIndex, TextQuery, TextScore
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex"]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TextIndex",
+           "TextQuery", "TextScore", "TTLIndex"]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 

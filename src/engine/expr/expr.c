@@ -601,7 +601,7 @@ parse_meta (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *
       if (!strcmp (arg->value.v_utf8.str, names[i])) {
          dj_expr_t *e = xnew (X_OP);
          e->op = op;
-         bson_value_copy (arg, &e->val);
+         e->var = bson_strdup (names[i]); /* owned: the metadata's name */
          return e;
       }
    }
@@ -616,7 +616,7 @@ op_meta (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    (void) v;
    bson_iter_t it;
    *out = MISSING;
-   if (strcmp (e->val.value.v_utf8.str, "textScore")) {
+   if (strcmp (e->var, "textScore")) {
       return true;
    }
    if (ev->root.value_type == BSON_TYPE_DOCUMENT &&

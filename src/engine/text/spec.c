@@ -208,7 +208,9 @@ dj_text_spec_new (const bson_t *spec, dj_text_spec_t **out, bson_t *normalized, 
       goto fail;
    }
    s->lang_field = bson_strdup (lang_field);
-   qsort (s->weights, (size_t) s->nweights, sizeof (weight_t), cmp_weight);
+   if (s->nweights) {
+      qsort (s->weights, (size_t) s->nweights, sizeof (weight_t), cmp_weight);
+   }
 
    /* the spec as listIndexes shows it */
    bson_iter_init (&it, spec);
