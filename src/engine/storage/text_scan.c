@@ -103,18 +103,29 @@ dj_text_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bs
    return ok;
 }
 
+/* A document an index entry found, with the score that entry holds. */
+typedef struct {
+   uint64_t rid;
+   double score;
+} hit_t;
+
+typedef struct {
+   hit_t *v; /* owned */
+   size_t n, cap;
+   bool unscored; /* some entry's score was cut off its key: read the documents */
+} hits_t;
+
 static int
-cmp_rid (const void *a, const void *b)
+cmp_hit (const void *a, const void *b)
 {
-   uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+   uint64_t x = ((const hit_t *) a)->rid, y = ((const hit_t *) b)->rid;
    return x < y ? -1 : x > y;
 }
 
-/* The record ids of the entries of ix whose key starts with prefix + term,
- * appended to *rids. */
+/* The entries of ix whose key starts with prefix + term, appended to h:
+ * each one's record and the score after the term (MongoDB's _ftsx). */
 static bool
-term_rids (dj_ctx_t *ctx, const dj_index_t *ix, const dj_buf_t *prefix, const char *term, uint64_t **rids, size_t *n,
-           size_t *cap, bson_error_t *error)
+term_rids (dj_ctx_t *ctx, const dj_index_t *ix, const dj_buf_t *prefix, const char *term, hits_t *h, bson_error_t *error)
 {
    dj_buf_t p;
    dj_walk_t w;
@@ -125,14 +136,20 @@ term_rids (dj_ctx_t *ctx, const dj_index_t *ix, const dj_buf_t *prefix, const ch
    dj_buf_put_u64be (&p, ix->id);
    dj_buf_append (&p, prefix->data, prefix->len);
    dj_key_append (&p, &t, false);
-   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
-   dj_buf_cleanup (&p);
-   if (!ok) {
+   if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error)) {
+      dj_buf_cleanup (&p);
       return false;
    }
+   size_t at = p.len;
+   dj_buf_cleanup (&p);
    while (dj_walk_next (&w)) {
-      DJ_GROW (*rids, *n, *cap, 64);
-      (*rids)[(*n)++] = dj_u64be_read ((const uint8_t *) w.k.mv_data + w.k.mv_size - 8);
+      const uint8_t *k = w.k.mv_data;
+      DJ_GROW (h->v, h->n, h->cap, 64);
+      h->v[h->n].rid = dj_u64be_read (k + w.k.mv_size - 8);
+      /* a key cut to DJ_KEY_MAX (a very long term) may have lost the score */
+      h->unscored |= at - 8 + 18 + 40 > DJ_KEY_MAX ||
+                     !dj_key_read_double (k + at, w.k.mv_size - 8 - at, &h->v[h->n].score);
+      h->n++;
    }
    return dj_walk_close (&w, "text index scan", error);
 }
@@ -180,29 +197,31 @@ dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_
       return false;
    }
    dj_text_tok_t *tok = dj_text_tok_new ();
-   uint64_t *rids = NULL, *hits = NULL;
+   hits_t h = {0};
+   uint64_t *hits = NULL;
    int32_t *poss = NULL;
-   size_t n = 0, cap = 0, nhits = 0, hcap = 0, pcap = 0;
+   size_t nhits = 0, hcap = 0, pcap = 0;
    dj_buf_t prefix;
    dj_buf_init (&prefix);
    bool ok = dj_text_query_bind (q, ix->text, tok, error) && prefix_key (ix, m, &prefix, error);
    for (int t = 0; ok && t < dj_text_query_nterms (q); t++) {
-      ok = term_rids (ctx, ix, &prefix, dj_text_query_term (q, t), &rids, &n, &cap, error);
+      ok = term_rids (ctx, ix, &prefix, dj_text_query_term (q, t), &h, error);
    }
-   if (ok && n) {
-      qsort (rids, n, sizeof *rids, cmp_rid);
+   if (ok && h.n) {
+      qsort (h.v, h.n, sizeof *h.v, cmp_hit);
    }
    int64_t found = 0;
    bool stop = false;
-   for (size_t i = 0; ok && !stop && i < n; i++) {
+   for (size_t i = 0, j; ok && !stop && i < h.n; i = j) {
       bson_t doc;
       int32_t pos = -1;
-      double score;
+      double score = 0;
       bson_error_t xe = {0};
-      if (i && rids[i] == rids[i - 1]) {
-         continue;
+      uint64_t rid = h.v[i].rid;
+      for (j = i; j < h.n && h.v[j].rid == rid; j++) {
+         score += h.v[j].score; /* the document's entries for the query's terms */
       }
-      if (!(ok = dj_record_get (ctx, c, rids[i], &doc, error))) {
+      if (!(ok = dj_record_get (ctx, c, rid, &doc, error))) {
          break;
       }
       if (!dj_matcher_match_ex (m, &doc, &pos, vars, &xe)) {
@@ -212,8 +231,11 @@ dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_
          }
          continue;
       }
-      if (!dj_text_query_match (q, tok, &doc, &score)) {
+      if (!dj_text_query_match (q, tok, &doc)) {
          continue;
+      }
+      if (h.unscored) {
+         score = dj_text_query_score (q, tok, &doc);
       }
       found++;
       stop = max && found >= max;
@@ -221,12 +243,12 @@ dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_
          DJ_GROW (hits, nhits, hcap, 16);
          poss = pcap < hcap ? bson_realloc (poss, sizeof *poss * (pcap = hcap)) : poss;
          poss[nhits] = pos;
-         hits[nhits++] = rids[i];
+         hits[nhits++] = rid;
          continue;
       }
       bson_t *scored = bson_copy (&doc);
       BSON_APPEND_DOUBLE (scored, DJ_META_TEXT_SCORE, score);
-      stop |= !fn (rids[i], scored, pos, fnctx);
+      stop |= !fn (rid, scored, pos, fnctx);
       bson_destroy (scored);
    }
    for (size_t i = 0; ok && i < nhits; i++) {
@@ -236,7 +258,7 @@ dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_
       }
    }
    dj_buf_cleanup (&prefix);
-   DJ_FREE (rids, hits, poss);
+   DJ_FREE (h.v, hits, poss);
    dj_text_tok_destroy (tok);
    dj_text_query_destroy (q);
    return ok;

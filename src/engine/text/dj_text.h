@@ -102,7 +102,11 @@ int dj_text_query_nterms (const dj_text_query_t *q);
 const char *dj_text_query_term (const dj_text_query_t *q, int i);
 /* Whether doc (a candidate the index found) matches the bound query: no
  * negated term or phrase, every phrase, and with $caseSensitive or
- * $diacriticSensitive a positive term as written. *score: its text score. */
-bool dj_text_query_match (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc, double *score);
+ * $diacriticSensitive a positive term as written. */
+bool dj_text_query_match (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc);
+/* doc's text score for the query: the sum of its terms' scores (spec.c)
+ * over the query's positive terms -- what the index entries it was found
+ * by hold (storage/text_scan.c reads them there). */
+double dj_text_query_score (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc);
 
 #endif

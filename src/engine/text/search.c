@@ -301,8 +301,11 @@ sum_cb (const char *term, size_t len, double score, void *ud)
 }
 
 bool
-dj_text_query_match (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc, double *score)
+dj_text_query_match (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc)
 {
+   if (!q->negated.n && !q->phrases.n && !q->negated_phrases.n && !q->case_sensitive && !q->diacritic_sensitive) {
+      return true; /* a positive term the index found is all it takes */
+   }
    check_t c = {.q = q, .tok = t};
    c.phrase_found = bson_malloc0 (sizeof (int) * (q->phrases.n + 1));
    dj_buf_init (&c.folded);
@@ -313,11 +316,14 @@ dj_text_query_match (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *d
    }
    bson_free (c.phrase_found);
    dj_buf_cleanup (&c.folded);
-   sum_t s = {.q = q};
-   if (ok) {
-      bson_error_t ignored;
-      ok = dj_text_doc_terms (q->spec, t, doc, sum_cb, &s, &ignored) && s.score > 0;
-   }
-   *score = s.score;
    return ok;
+}
+
+double
+dj_text_query_score (const dj_text_query_t *q, dj_text_tok_t *t, const bson_t *doc)
+{
+   sum_t s = {.q = q};
+   bson_error_t ignored;
+   dj_text_doc_terms (q->spec, t, doc, sum_cb, &s, &ignored);
+   return s.score;
 }

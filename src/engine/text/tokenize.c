@@ -18,6 +18,7 @@
 #include "dj_text.h"
 
 #include <libstemmer.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/uchar.h>
@@ -151,11 +152,34 @@ put_cp (dj_buf_t *b, UChar32 cp)
 }
 
 static bool
-is_delimiter (UChar32 cp)
+icu_delimiter (UChar32 cp)
 {
    return u_hasBinaryProperty (cp, UCHAR_WHITE_SPACE) || u_hasBinaryProperty (cp, UCHAR_DASH) ||
           u_hasBinaryProperty (cp, UCHAR_HYPHEN) || u_hasBinaryProperty (cp, UCHAR_PATTERN_SYNTAX) ||
           u_hasBinaryProperty (cp, UCHAR_QUOTATION_MARK) || u_hasBinaryProperty (cp, UCHAR_TERMINAL_PUNCTUATION);
+}
+
+/* ASCII, the common case, answered from a table ICU fills once (under
+ * pthread_once): whether each code point below 0x80 is a delimiter. */
+static bool ascii_delim[128];
+static pthread_once_t ascii_once = PTHREAD_ONCE_INIT;
+
+static void
+ascii_init (void)
+{
+   for (UChar32 c = 0; c < 128; c++) {
+      ascii_delim[c] = icu_delimiter (c);
+   }
+}
+
+static bool
+is_delimiter (UChar32 cp)
+{
+   if (cp < 128) {
+      pthread_once (&ascii_once, ascii_init);
+      return ascii_delim[cp];
+   }
+   return icu_delimiter (cp);
 }
 
 static UChar32
@@ -168,6 +192,12 @@ fold_case (const dj_text_lang_t *l, UChar32 cp)
 static void
 fold_cp (const dj_text_lang_t *l, UChar32 cp, int flags, dj_buf_t *out)
 {
+   if (cp < 128 && !(l->turkish && cp == 'I')) {
+      /* ASCII has no decompositions, and its Diacritic code points (^ `)
+       * are delimiters: only case is left to fold */
+      dj_buf_putc (out, (uint8_t) ((flags & DJ_TEXT_CASE) || cp < 'A' || cp > 'Z' ? cp : cp + 32));
+      return;
+   }
    if (flags & DJ_TEXT_DIACRITIC) {
       put_cp (out, (flags & DJ_TEXT_CASE) ? cp : fold_case (l, cp));
       return;

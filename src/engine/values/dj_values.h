@@ -123,6 +123,9 @@ void dj_key_append_collated (dj_buf_t *b, const bson_value_t *v);
  * and record id); longer keys are cut and given a hash (see dj_engine.h). */
 #define DJ_KEY_MAX 470
 void dj_key_finish (dj_buf_t *b, size_t start);
+/* The double the key encoding k[0..n) of a (non-NaN) double starts with
+ * (a text index's score: storage/text_scan.c); false if it holds none. */
+bool dj_key_read_double (const uint8_t *k, size_t n, double *out);
 
 /* ---- path.c ------------------------------------------------------------- */
 struct dj_path {
