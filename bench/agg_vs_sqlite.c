@@ -14,62 +14,15 @@
 
 #include "bench.h"
 
-static int64_t
-engine_agg (bench_t *b, const char *json)
-{
-   bson_error_t err;
-   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
-   if (!cmd) {
-      bench_die (b, err.message);
-   }
-   bench_engine (b, cmd, &reply);
-   /* count the first batch (batchSize is set large enough) */
-   bson_iter_t it, bi;
-   int64_t n = 0;
-   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
-      while (bson_iter_next (&bi)) {
-         n++;
-      }
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return n;
-}
-
-static int64_t
-sqlite_rows (bench_t *b, const char *sql)
-{
-   sqlite3_stmt *st;
-   int64_t n = 0;
-   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
-      bench_die (b, sqlite3_errmsg (b->db));
-   }
-   while (sqlite3_step (st) == SQLITE_ROW) {
-      (void) sqlite3_column_double (st, 0);
-      n++;
-   }
-   sqlite3_finalize (st);
-   return n;
-}
-
 int
 main (int argc, char **argv)
 {
    int n = 100000;
-   const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         n = atoi (argv[i]);
-      }
-   }
    bench_t b;
-   bench_open (&b, "agg_vs_sqlite", DJ_ENGINE_NOSYNC, md);
+   bench_start (&b, "agg_vs_sqlite", argc, argv, &n,
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, cust INTEGER, amt REAL, note TEXT);"
+                "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);");
    sqlite3 *db = b.db;
-   sqlite3_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
-                     "CREATE TABLE orders (id INTEGER PRIMARY KEY, cust INTEGER, amt REAL, note TEXT);"
-                     "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);", NULL, NULL, NULL);
    /* load: batches of 1000 on both sides */
    sqlite3_exec (db, "BEGIN", NULL, NULL, NULL);
    sqlite3_stmt *ins;
@@ -143,11 +96,11 @@ main (int argc, char **argv)
       int64_t ne = 0, ns = 0;
       for (int rep = 0; rep < 3; rep++) {
          double t = bench_now ();
-         ne = engine_agg (&b, work[w].pipeline);
+         ne = bench_engine_rows (&b, work[w].pipeline);
          t = bench_now () - t;
          be = t < be ? t : be;
          t = bench_now ();
-         ns = sqlite_rows (&b, work[w].sql);
+         ns = bench_sqlite_rows (&b, work[w].sql);
          t = bench_now () - t;
          bs = t < bs ? t : bs;
       }

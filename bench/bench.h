@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "dj_engine.h"
@@ -38,6 +39,37 @@ bench_die (const bench_t *b, const char *what)
 {
    fprintf (stderr, "%s: %s\n", b->name, what);
    exit (1);
+}
+
+/* The command line every benchmark takes: [N] [--markdown FILE]; *n keeps
+ * its default when N is not given. */
+static inline void
+bench_args (int argc, char **argv, int *n, const char **md)
+{
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
+         *md = argv[++i];
+      } else {
+         *n = atoi (argv[i]);
+      }
+   }
+}
+
+static inline void bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md);
+
+/* What the SQLite-side benchmarks start with: the command line
+ * (bench_args), the engine without fsync beside SQLite in WAL mode without
+ * syncing, and `schema` (SQL) run on SQLite. */
+static inline void
+bench_start (bench_t *b, const char *name, int argc, char **argv, int *n, const char *schema)
+{
+   const char *md = NULL;
+   bench_args (argc, argv, n, &md);
+   bench_open (b, name, DJ_ENGINE_NOSYNC, md);
+   if (sqlite3_exec (b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;", NULL, NULL, NULL) != SQLITE_OK ||
+       sqlite3_exec (b->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+      bench_die (b, sqlite3_errmsg (b->db));
+   }
 }
 
 /* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
@@ -79,6 +111,46 @@ bench_engine (bench_t *b, const bson_t *cmd, bson_t *reply)
    } else {
       bson_destroy (&r);
    }
+}
+
+/* Runs an engine command given as Extended JSON (an aggregate or a find
+ * whose batchSize holds every result) and counts its first batch. */
+static inline int64_t
+bench_engine_rows (bench_t *b, const char *json)
+{
+   bson_error_t err;
+   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
+   if (!cmd) {
+      bench_die (b, err.message);
+   }
+   bench_engine (b, cmd, &reply);
+   bson_iter_t it, bi;
+   int64_t n = 0;
+   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
+      while (bson_iter_next (&bi)) {
+         n++;
+      }
+   }
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return n;
+}
+
+/* Runs a query on SQLite, reading each row's first column; the rows. */
+static inline int64_t
+bench_sqlite_rows (bench_t *b, const char *sql)
+{
+   sqlite3_stmt *st;
+   int64_t n = 0;
+   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
+      bench_die (b, sqlite3_errmsg (b->db));
+   }
+   while (sqlite3_step (st) == SQLITE_ROW) {
+      (void) sqlite3_column_double (st, 0);
+      n++;
+   }
+   sqlite3_finalize (st);
+   return n;
 }
 
 /* One line of the table (a row, the title or the header), to both outputs. */

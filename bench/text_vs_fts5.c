@@ -76,44 +76,6 @@ make_body (int i, char *out, size_t cap)
    }
 }
 
-/* Runs an aggregate or find and counts what it returns (one batch). */
-static int64_t
-engine_count (bench_t *b, const char *json)
-{
-   bson_error_t err;
-   bson_t *cmd = bson_new_from_json ((const uint8_t *) json, -1, &err), reply;
-   if (!cmd) {
-      bench_die (b, err.message);
-   }
-   bench_engine (b, cmd, &reply);
-   bson_iter_t it, bi;
-   int64_t n = 0;
-   if (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &it) && bson_iter_recurse (&it, &bi)) {
-      while (bson_iter_next (&bi)) {
-         n++;
-      }
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return n;
-}
-
-static int64_t
-sqlite_count (bench_t *b, const char *sql)
-{
-   sqlite3_stmt *st;
-   int64_t n = 0;
-   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
-      bench_die (b, sqlite3_errmsg (b->db));
-   }
-   while (sqlite3_step (st) == SQLITE_ROW) {
-      (void) sqlite3_column_int64 (st, 0);
-      n++;
-   }
-   sqlite3_finalize (st);
-   return n;
-}
-
 typedef int64_t (*run_fn) (bench_t *b, const char *q);
 
 static double
@@ -133,22 +95,9 @@ int
 main (int argc, char **argv)
 {
    int n = 100000;
-   const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         n = atoi (argv[i]);
-      }
-   }
    bench_t b;
-   bench_open (&b, "text_vs_fts5", DJ_ENGINE_NOSYNC, md);
+   bench_start (&b, "text_vs_fts5", argc, argv, &n, "CREATE VIRTUAL TABLE docs USING fts5(body, tokenize = 'porter unicode61');");
    sqlite3 *db = b.db;
-   if (sqlite3_exec (db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
-                         "CREATE VIRTUAL TABLE docs USING fts5(body, tokenize = 'porter unicode61');",
-                     NULL, NULL, NULL) != SQLITE_OK) {
-      bench_die (&b, sqlite3_errmsg (db));
-   }
    /* load both sides (timed: the engine builds its index after the load,
     * FTS5 indexes as it inserts) */
    double load_e = 0, load_s = 0, t;
@@ -190,7 +139,7 @@ main (int argc, char **argv)
    sqlite3_exec (db, "COMMIT", NULL, NULL, NULL);
    load_s += bench_now () - t;
    double build = bench_now ();
-   engine_count (&b, "{\"createIndexes\": \"docs\", \"indexes\": [{\"key\": {\"body\": \"text\"}, \"name\": \"body_text\"}]}");
+   bench_engine_rows (&b, "{\"createIndexes\": \"docs\", \"indexes\": [{\"key\": {\"body\": \"text\"}, \"name\": \"body_text\"}]}");
    build = bench_now () - build;
 
    static const struct {
@@ -219,9 +168,9 @@ main (int argc, char **argv)
                     "FTS5 (s) | scan / index | index / FTS5 |\n|---|---|---:|---:|---:|---:|---:|\n");
    for (size_t w = 0; w < sizeof work / sizeof work[0]; w++) {
       int64_t ne = 0, nr = 0, ns = 0;
-      double te = best_of_3 (&b, engine_count, work[w].text, &ne);
-      double tr = work[w].scan ? best_of_3 (&b, engine_count, work[w].scan, &nr) : 0;
-      double ts = best_of_3 (&b, sqlite_count, work[w].sql, &ns);
+      double te = best_of_3 (&b, bench_engine_rows, work[w].text, &ne);
+      double tr = work[w].scan ? best_of_3 (&b, bench_engine_rows, work[w].scan, &nr) : 0;
+      double ts = best_of_3 (&b, bench_sqlite_rows, work[w].sql, &ns);
       char rows[64];
       if (work[w].scan) {
          snprintf (rows, sizeof rows, "%" PRId64 " / %" PRId64 " / %" PRId64, ne, nr, ns);

@@ -7,12 +7,9 @@ https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/
 https://www.mongodb.com/docs/manual/reference/operator/query/text/
 https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/
 """
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
+
+from tempapp import index_names, make_app, migrate, run
 
 MODELS_WITH = '''
 from djongo import models
@@ -26,15 +23,7 @@ class Article(models.Model):
         indexes = [models.TextIndex(fields=["subject", "body"], weights={"subject": 3},
                                     default_language="english", name="article_text")]
 '''
-MODELS_WITHOUT = '''
-from djongo import models
-
-class Article(models.Model):
-    subject = models.CharField(max_length=100)
-    body = models.TextField(blank=True)
-    views = models.IntegerField(default=0)
-    author = models.CharField(max_length=20, blank=True)
-'''
+MODELS_WITHOUT = MODELS_WITH.split("    class Meta:")[0]  # the same model, without its TextIndex
 
 SETTINGS = '''
 import os
@@ -85,43 +74,17 @@ except Exception as e:
     print("NOFIELD", type(e).__name__)
 '''
 
-CHECK_DROPPED = '''
-import django
-django.setup()
-from django.db import DatabaseError, connection
-from textapp.models import Article
-reply = connection.command({"listIndexes": "textapp_article", "cursor": {}})
-print("NAMES", sorted(ix["name"] for ix in reply["cursor"]["firstBatch"]))
-'''
-
-
-def _run(cwd, env, *args):
-    p = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    return p.stdout
 
 
 def test_text_index_lookup_and_score_through_django(tmp_path):
-    app = tmp_path / "textapp"
-    (app / "migrations").mkdir(parents=True)
-    (app / "__init__.py").write_text("")
-    (app / "migrations" / "__init__.py").write_text("")
-    (app / "models.py").write_text(textwrap.dedent(MODELS_WITH))
-    (tmp_path / "text_settings.py").write_text(SETTINGS)
-    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "data"), DJANGO_SETTINGS_MODULE="text_settings",
-               PYTHONPATH=os.pathsep.join([str(tmp_path)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    manage = ["-c", "import sys; from django.core.management import execute_from_command_line; "
-                    "execute_from_command_line(['manage.py'] + sys.argv[1:])"]
+    app, env = make_app(tmp_path, "textapp", MODELS_WITH, SETTINGS)
 
-    _run(tmp_path, env, *manage, "makemigrations", "textapp")
-    first = (app / "migrations" / "0001_initial.py").read_text()
+    first, sql = migrate(tmp_path, env, app)
     assert "djongo.models.TextIndex(" in first and "weights={'subject': 3}" in first
     assert "default_language='english'" in first
-    sql = _run(tmp_path, env, *manage, "sqlmigrate", "textapp", "0001")
     assert '("subject" TEXT WEIGHT 3, "body" TEXT) WITH (default_language = \'english\')' in sql
-    _run(tmp_path, env, *manage, "migrate", "textapp")
 
-    out = dict(line.split(" ", 1) for line in _run(tmp_path, env, "-c", CHECK).splitlines())
+    out = dict(line.split(" ", 1) for line in run(tmp_path, env, "-c", CHECK).splitlines())
     assert out["INDEX"] == "{'_fts': 'text', '_ftsx': 1} {'body': 1, 'subject': 3} english"
     assert out["ONE"] == "['Coffee Shopping', 'coffee', 'coffee and cream']"
     # the index's fields are searched together, whichever the lookup names
@@ -138,13 +101,10 @@ def test_text_index_lookup_and_score_through_django(tmp_path):
     assert out["EXCLUDE"] == "NotSupportedError"  # MongoDB has no negated $text
     assert out["NOFIELD"] == "NotSupportedError"  # author is in no TextIndex
 
-    (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
-    _run(tmp_path, env, *manage, "makemigrations", "textapp")
-    second = next((app / "migrations").glob("0002_*.py")).read_text()
-    assert second.count("migrations.RemoveIndex(") == 1
-    _run(tmp_path, env, *manage, "migrate", "textapp")
-    names = _run(tmp_path, env, "-c", CHECK_DROPPED).strip()
-    assert names.startswith("NAMES ") and "article_text" not in names, names
+    second, sql = migrate(tmp_path, env, app, MODELS_WITHOUT)
+    assert second.count("migrations.RemoveIndex(") == 1 and 'DROP INDEX "article_text"' in sql
+    names = index_names(tmp_path, env, "textapp_article")
+    assert "_id_" in names and "article_text" not in names, names
 
 
 def test_text_index_arguments():

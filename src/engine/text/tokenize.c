@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unicode/uchar.h>
+#include <unicode/utf8.h>
 #include <unicode/unorm2.h>
 
 struct dj_text_lang {
@@ -100,54 +101,24 @@ dj_text_tok_destroy (dj_text_tok_t *t)
    bson_free (t);
 }
 
-/* The next code point of s[*i..len), *i moved past it; an invalid byte
- * reads as U+FFFD. */
+/* The next code point of s[*i..len), *i moved past it (ICU's UTF-8
+ * macros); an ill-formed sequence reads as U+FFFD. */
 static UChar32
 next_cp (const char *s, size_t len, size_t *i)
 {
-   const uint8_t *u = (const uint8_t *) s;
-   uint8_t c = u[*i];
-   int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
-   if (n < 0 || *i + (size_t) n >= len + (n ? 0 : 1)) {
-      (*i)++;
-      return n == 0 ? c : 0xFFFD;
-   }
-   UChar32 cp = n == 0 ? c : n == 1 ? (c & 0x1F) : n == 2 ? (c & 0x0F) : (c & 0x07);
-   for (int k = 1; k <= n; k++) {
-      if ((u[*i + (size_t) k] & 0xC0) != 0x80) {
-         (*i)++;
-         return 0xFFFD;
-      }
-      cp = (cp << 6) | (u[*i + (size_t) k] & 0x3F);
-   }
-   *i += (size_t) n + 1;
-   return cp;
+   UChar32 cp;
+   int32_t at = (int32_t) *i;
+   U8_NEXT ((const uint8_t *) s, at, (int32_t) len, cp);
+   *i = (size_t) at;
+   return cp < 0 ? 0xFFFD : cp;
 }
 
 static void
 put_cp (dj_buf_t *b, UChar32 cp)
 {
-   uint8_t out[4];
-   int n;
-   if (cp < 0x80) {
-      out[0] = (uint8_t) cp;
-      n = 1;
-   } else if (cp < 0x800) {
-      out[0] = (uint8_t) (0xC0 | (cp >> 6));
-      out[1] = (uint8_t) (0x80 | (cp & 0x3F));
-      n = 2;
-   } else if (cp < 0x10000) {
-      out[0] = (uint8_t) (0xE0 | (cp >> 12));
-      out[1] = (uint8_t) (0x80 | ((cp >> 6) & 0x3F));
-      out[2] = (uint8_t) (0x80 | (cp & 0x3F));
-      n = 3;
-   } else {
-      out[0] = (uint8_t) (0xF0 | (cp >> 18));
-      out[1] = (uint8_t) (0x80 | ((cp >> 12) & 0x3F));
-      out[2] = (uint8_t) (0x80 | ((cp >> 6) & 0x3F));
-      out[3] = (uint8_t) (0x80 | (cp & 0x3F));
-      n = 4;
-   }
+   uint8_t out[U8_MAX_LENGTH];
+   int32_t n = 0;
+   U8_APPEND_UNSAFE (out, n, cp);
    dj_buf_append (b, out, (size_t) n);
 }
 
