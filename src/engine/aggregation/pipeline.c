@@ -937,6 +937,11 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
 
    switch (s->kind) {
    case S_MATCH: {
+      if (dj_matcher_text (s->match)) {
+         /* only a first $match read from a collection is answered by its
+          * text index ($facet, $lookup's pipeline, change streams: no) */
+         return dj_err (r->error, 17313, "$match with $text is only allowed as the first pipeline stage");
+      }
       size_t k = 0;
       for (size_t i = 0; i < docs->n; i++) {
          bson_error_t xe = {0};

@@ -188,6 +188,10 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          if (!ix->partial) {
             goto fail;
          }
+         if (dj_matcher_text (ix->partial)) {
+            dj_err (error, DJ_CannotCreateIndex, "unsupported expression in partial index: $text");
+            goto fail;
+         }
       } else if (!strcmp (f, "collation")) {
          bson_iter_t ci;
          if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
