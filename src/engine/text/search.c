@@ -160,7 +160,8 @@ add_phrase (dj_text_query_t *q, const char *s, size_t len, bool negated)
    dj_buf_t b;
    dj_buf_init (&b);
    dj_text_fold (q->lang, s, len, sensitivity (q), &b);
-   strs_add (negated ? &q->negated_phrases : &q->phrases, (const char *) b.data, b.len);
+   /* an empty phrase ("") is the empty string, which every string contains */
+   strs_add (negated ? &q->negated_phrases : &q->phrases, b.len ? (const char *) b.data : "", b.len);
    dj_buf_cleanup (&b);
 }
 
