@@ -72,7 +72,7 @@ dj_projection_new (const bson_t *spec, bson_error_t *error)
    bson_iter_init (&it, spec);
    while (bson_iter_next (&it)) {
       const char *name = meta_name (bson_iter_value (&it));
-      if (name && !strcmp (name, "textScore")) {
+      if (name && !strcmp (name, "textScore") && !strchr (bson_iter_key (&it), '.')) {
          meta = meta ? meta : bson_new ();
          BSON_APPEND_UTF8 (meta, bson_iter_key (&it), name);
       } else {
@@ -419,6 +419,34 @@ project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_va
    }
 }
 
+/* Appends the metadata fields of `meta` ({field: "textScore"}) to out,
+ * replacing a stored field of the same name ("the existing fields will
+ * return with the $meta values instead of with the stored values":
+ * https://www.mongodb.com/docs/v4.0/reference/operator/projection/meta/). */
+static bool
+add_meta (const bson_t *meta, const bson_t *doc, bson_t *out, bson_error_t *error)
+{
+   bson_iter_t mi, score, oi;
+   if (!bson_iter_init_find (&score, doc, DJ_META_TEXT_SCORE)) {
+      bson_destroy (out);
+      return dj_err (error, 40218, "query requires text score metadata, but it is not available");
+   }
+   bson_t kept = BSON_INITIALIZER;
+   bson_iter_init (&oi, out);
+   while (bson_iter_next (&oi)) {
+      if (!bson_has_field (meta, bson_iter_key (&oi))) {
+         bson_append_iter (&kept, NULL, 0, &oi);
+      }
+   }
+   bson_iter_init (&mi, meta);
+   while (bson_iter_next (&mi)) {
+      bson_append_iter (&kept, bson_iter_key (&mi), -1, &score);
+   }
+   bson_destroy (out);
+   bson_steal (out, &kept);
+   return true;
+}
+
 bool
 dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error)
 {
@@ -445,13 +473,8 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
       bson_destroy (out);
       return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");
    }
-   bson_iter_t mi, score;
-   for (bool more = p->meta && bson_iter_init (&mi, p->meta); more && bson_iter_next (&mi);) {
-      if (!bson_iter_init_find (&score, doc, DJ_META_TEXT_SCORE)) {
-         bson_destroy (out);
-         return dj_err (error, 40218, "query requires text score metadata, but it is not available");
-      }
-      bson_append_iter (out, bson_iter_key (&mi), -1, &score);
+   if (p->meta) {
+      return add_meta (p->meta, doc, out, error);
    }
    return true;
 }
