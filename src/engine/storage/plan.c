@@ -596,8 +596,9 @@ bool
 dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
                      const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
-   if (dj_matcher_text (m)) { /* $text reads the text index, whatever the hint */
-      return dj_text_scan (ctx, c, m, vars, false, max, fn, fnctx, error);
+   if (dj_matcher_text (m)) {
+      /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/#text-search-and-hints */
+      return dj_err (error, DJ_BadValue, "hint() (an index or $natural) cannot be used with a $text query");
    }
    const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
    scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
