@@ -42,6 +42,9 @@ from django.db import NotSupportedError, connection
 from djongo.models import TextQuery, TextScore
 from textapp.models import Article
 
+with connection.cursor() as c:
+    found = connection.introspection.get_constraints(c, "textapp_article")["article_text"]
+print("INTROSPECTED", found["columns"], found["type"], found["index"])
 ix = {i["name"]: i for i in connection.command({"listIndexes": "textapp_article", "cursor": {}})["cursor"]["firstBatch"]}
 t = ix["article_text"]
 print("INDEX", t["key"], t["weights"], t["default_language"])
@@ -85,6 +88,7 @@ def test_text_index_lookup_and_score_through_django(tmp_path):
     assert '("subject" TEXT WEIGHT 3, "body" TEXT) WITH (default_language = \'english\')' in sql
 
     out = dict(line.split(" ", 1) for line in run(tmp_path, env, "-c", CHECK).splitlines())
+    assert out["INTROSPECTED"] == "['body', 'subject'] text True"  # the fields, not _fts/_ftsx
     assert out["INDEX"] == "{'_fts': 'text', '_ftsx': 1} {'body': 1, 'subject': 3} english"
     assert out["ONE"] == "['Coffee Shopping', 'coffee', 'coffee and cream']"
     # the index's fields are searched together, whichever the lookup names
