@@ -37,9 +37,9 @@ from djongo.models.manager import DjongoManager
 from djongo.models.text import TextIndex, TextQuery, TextScore
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TextIndex",
-           "TextQuery", "TextScore", "TTLIndex"]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex"]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
+__all__ += ["TextIndex", "TextQuery", "TextScore"]  # text.py
 
 register_settings_check()
