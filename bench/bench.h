@@ -41,39 +41,27 @@ bench_die (const bench_t *b, const char *what)
    exit (1);
 }
 
-/* The command line every benchmark takes: [N] [--markdown FILE]; *n keeps
- * its default when N is not given. */
+/* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
+ * fresh directory under /tmp, and the Markdown file when md is given. */
 static inline void
-bench_args (int argc, char **argv, int *n, const char **md)
+bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md);
+
+/* The command line `[N] [--markdown FILE]` (*n left as it is when not
+ * given), then bench_open with them. */
+static inline void
+bench_start (bench_t *b, int argc, char **argv, const char *name, unsigned engine_flags, int *n)
 {
+   const char *md = NULL;
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         *md = argv[++i];
+         md = argv[++i];
       } else {
          *n = atoi (argv[i]);
       }
    }
+   bench_open (b, name, engine_flags, md);
 }
 
-static inline void bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md);
-
-/* What the SQLite-side benchmarks start with: the command line
- * (bench_args), the engine without fsync beside SQLite in WAL mode without
- * syncing, and `schema` (SQL) run on SQLite. */
-static inline void
-bench_start (bench_t *b, const char *name, int argc, char **argv, int *n, const char *schema)
-{
-   const char *md = NULL;
-   bench_args (argc, argv, n, &md);
-   bench_open (b, name, DJ_ENGINE_NOSYNC, md);
-   if (sqlite3_exec (b->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;", NULL, NULL, NULL) != SQLITE_OK ||
-       sqlite3_exec (b->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
-      bench_die (b, sqlite3_errmsg (b->db));
-   }
-}
-
-/* Opens the engine (engine_flags: DJ_ENGINE_NOSYNC or 0) and SQLite in a
- * fresh directory under /tmp, and the Markdown file when md is given. */
 static inline void
 bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
 {
@@ -113,8 +101,8 @@ bench_engine (bench_t *b, const bson_t *cmd, bson_t *reply)
    }
 }
 
-/* Runs an engine command given as Extended JSON (an aggregate or a find
- * whose batchSize holds every result) and counts its first batch. */
+/* Runs the engine command written as JSON text; returns how many documents
+ * its reply's first batch holds (set batchSize large enough to see all). */
 static inline int64_t
 bench_engine_rows (bench_t *b, const char *json)
 {

@@ -25,3 +25,17 @@ class Undefined:
 
 
 UNDEFINED = Undefined()
+
+
+class Encrypted(bytes):
+    """BSON binary subtype 6: a value encrypted client-side (MongoDB's
+    client-side field-level encryption; djongo.models' Encrypted* fields).
+    The bytes are the ciphertext as stored: first byte the algorithm (1
+    deterministic, 2 random), then the data key's UUID, then the AEAD
+    ciphertext. Bound as subtype 6, and subtype 6 reads back as this type,
+    so a field decrypts only what was encrypted (Connection.decrypt)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "Encrypted(%d bytes)" % len(self)

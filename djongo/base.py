@@ -27,6 +27,8 @@ Settings (DATABASES['default']):
             the "djongo" logger)
   OPTIONS["TTL_MONITOR_SLEEP_SECS"]  embedded engine: seconds between the
             passes deleting what TTL indexes expire (default 60, as mongod)
+  OPTIONS["ENCRYPTION"]  client-side field-level encryption: KMS providers,
+            key vault, default key (djongo/encryption.py)
 """
 import contextlib
 import logging
@@ -46,6 +48,7 @@ from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
 from djongo.features import DatabaseFeatures
 from djongo.introspection import DatabaseIntrospection
+from djongo import encryption
 from djongo import collations  # noqa: F401  (columns with a db_collation, for vendor "djongo")
 from djongo import jsonfield  # noqa: F401  (Django's JSONField lookups for vendor "djongo")
 from djongo.operations import DatabaseOperations
@@ -58,7 +61,7 @@ register_settings_check()
 # keys of OPTIONS / CLIENT that are not MongoDB connection-string options:
 # the original djongo's host/credentials and djongo's own
 _CLIENT_NON_URI = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-                  "TTL_MONITOR_SLEEP_SECS"}
+                  "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION"}
 
 
 def _get_varchar_column(data):
@@ -278,9 +281,11 @@ class DatabaseWrapper(BaseDatabaseWrapper):
 
     @async_unsafe
     def get_new_connection(self, conn_params):
-        return Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
+        conn = Database.connect(conn_params["host"], db=conn_params["db"], autocommit=True,
                                 tables=conn_params["tables"], ttl_monitor_secs=conn_params["ttl_monitor_secs"],
                                 options=conn_params["options"])
+        encryption.configure(conn, self.settings_dict)
+        return conn
 
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py

@@ -222,6 +222,25 @@ class Connection:
             raise InterfaceError("the connection is closed")
         self._c.autocommit = bool(on)
 
+    # client-side field-level encryption (src/crypt; djongo/encryption.py)
+    def set_encryption(self, kms_providers, key_vault):
+        """KMS providers (MongoDB's kmsProviders) and the key vault
+        ("db.collection") for encrypt/decrypt on this connection."""
+        self._c.set_encryption(kms_providers, key_vault)
+
+    def encrypt(self, value, algorithm, key_alt_name):
+        """value -> djongo._values.Encrypted (BSON binary subtype 6)."""
+        return self._c.encrypt(value, algorithm, key_alt_name)
+
+    def decrypt(self, value):
+        return self._c.decrypt(value)
+
+    def create_data_key(self, master_key, alt_names=()):
+        return self._c.create_data_key(master_key, list(alt_names))
+
+    def rewrap_many_data_key(self, filter=None, master_key=None):
+        return self._c.rewrap_many_data_key(filter, master_key)
+
     def command(self, cmd, db=None, drain=True):
         """Runs one MongoDB command (a dict, the command's name first) on
         database DB (default: the connection's), in the open transaction if

@@ -48,6 +48,49 @@ def _initial(value):
     return model_to_dict(value)
 
 
+# ---- rendering: Django admin's own markup ----
+
+# Inside a document group the outer row's ``errors`` class (set by the
+# admin when the group has errors) must not turn every input red: Django's
+# ``.errors input`` rule matches all of them. Only the rows of invalid
+# sub-fields keep the red border. (Two class selectors outrank the admin's
+# one; an inline <style> needs no static file to be collected.)
+_GROUP_STYLE = mark_safe(
+    "<style>"
+    ".djongo-doc.djongo-doc :is(input,select,textarea){border:1px solid var(--border-color)}"
+    ".djongo-doc.djongo-doc .form-row.errors :is(input,select,textarea){border-color:var(--error-fg)}"
+    ".djongo-doc .form-row{padding-left:0;padding-right:0}"
+    ".djongo-array.inline-group{margin:0;min-width:min(100%,40em)}"
+    # item headings as the admin heads an inline's fieldsets (.inline-related h4)
+    ".djongo-array .inline-related h3{margin:0;padding:5px 10px;font-size:.8125rem;color:var(--body-medium-color);"
+    "background:var(--darkened-bg);border:1px solid var(--hairline-color);border-left:0;border-right:0}"
+    ".djongo-array .inline-related h3 span.delete label{display:inline;width:auto;float:none;padding:0}"
+    "</style>")
+
+
+def _field_rows(form, skip=()):
+    """A form's fields as the admin's fieldset rows (fieldset.html): one
+    ``form-row field-<name>`` each, ``errors`` only on the invalid ones,
+    required labels marked as the admin marks them; hidden inputs at the
+    end."""
+    rows, hidden = [], []
+    for bf in form:
+        if bf.name in skip:
+            continue
+        if bf.is_hidden:
+            hidden.append(str(bf))
+            continue
+        checkbox = isinstance(bf.field.widget, forms.CheckboxInput)
+        label = bf.label_tag(attrs={"class": "required"} if bf.field.required else None,
+                             label_suffix="" if checkbox else None)
+        help_text = format_html('<div class="help"><div>{}</div></div>', bf.help_text) if bf.help_text else ""
+        rows.append(format_html(
+            '<div class="form-row field-{}{}">{}<div><div class="flex-container{}">{}{}</div>{}</div></div>',
+            bf.name, " errors" if bf.errors else "", bf.errors, " checkbox-row" if checkbox else "",
+            bf if checkbox else label, label if checkbox else bf, help_text))
+    return mark_safe("".join(rows) + "".join(hidden))
+
+
 # ---- EmbeddedField ----
 
 
@@ -75,9 +118,9 @@ class EmbeddedWidget(forms.Widget):
 
     def render(self, name, value, attrs=None, renderer=None):
         form = self.make_form(name, value)
-        return format_html('<fieldset class="module aligned djongo-embedded" id="{}">{}{}</fieldset>',
-                           (attrs or {}).get("id", "id_" + name), form.non_field_errors(),
-                           mark_safe(form.as_div()))
+        return format_html('{}<fieldset class="module aligned djongo-embedded djongo-doc" id="{}">{}{}</fieldset>',
+                           _GROUP_STYLE, (attrs or {}).get("id", "id_" + name), form.non_field_errors(),
+                           _field_rows(form))
 
     def id_for_label(self, id_):
         return None  # the label names the fieldset, not one input
@@ -150,15 +193,25 @@ class ArrayWidget(forms.Widget):
     def value_omitted_from_data(self, data, files, name):
         return name + "-TOTAL_FORMS" not in data
 
+    def _item(self, form, label, index=None):
+        """One item as a stacked inline's (edit_inline/stacked.html): a
+        heading with its number and the Delete box, then its rows;
+        ``errors`` on the item only when the item itself is invalid."""
+        delete = form["DELETE"] if "DELETE" in form.fields else None
+        return format_html(
+            '<div class="inline-related djongo-array-item{}"{}><h3><b>{}:</b> <span class="inline_label">{}</span>'
+            '{}</h3>{}<fieldset class="module aligned">{}</fieldset></div>',
+            " errors" if form.is_bound and form.errors else "",
+            format_html(' data-index="{}"', index) if index is not None else "", _("Item"), label,
+            format_html(' <span class="delete">{} {}</span>', delete, delete.label_tag(label_suffix=""))
+            if delete else "", form.non_field_errors(), _field_rows(form, skip=("DELETE",)))
+
     def render(self, name, value, attrs=None, renderer=None):
         formset = self.make_formset(name, value)
         fid = (attrs or {}).get("id", "id_" + name)
-        rows = format_html_join(
-            "", '<fieldset class="module aligned djongo-array-item" data-index="{}"><h3>{} {}</h3>{}{}</fieldset>',
-            ((i, _("Item"), i + 1, f.non_field_errors(), mark_safe(f.as_div())) for i, f in enumerate(formset.forms)))
-        empty = formset.empty_form
-        # the "Add another" button copies this blank item, numbering it with
-        # TOTAL_FORMS as Django's admin inlines do
+        rows = mark_safe("".join(self._item(f, "#%d" % (i + 1), i) for i, f in enumerate(formset.forms)))
+        # the "Add another item" link copies the blank item in <template>,
+        # numbering it with TOTAL_FORMS as Django's admin inlines do
         # (values as JSON string literals: safe inside the script)
         script = (
             "(function(){var box=document.getElementById(%(id)s);"
@@ -166,16 +219,17 @@ class ArrayWidget(forms.Widget):
             "e.preventDefault();var total=box.querySelector('input[name=\"'+%(name)s+'-TOTAL_FORMS\"]');"
             "var n=parseInt(total.value,10);var html=box.querySelector('template').innerHTML"
             ".replace(/__prefix__/g,n);var d=document.createElement('div');d.innerHTML=html;"
-            "var item=d.firstElementChild;item.querySelector('h3').textContent=%(item)s+' '+(n+1);"
+            "var item=d.firstElementChild;item.setAttribute('data-index',n);"
+            "item.querySelector('.inline_label').textContent='#'+(n+1);"
             "box.querySelector('.djongo-array-items').appendChild(item);total.value=n+1;});})();"
-        ) % {k: json.dumps(str(v)).replace("<", "\\u003c")
-             for k, v in (("id", fid), ("name", name), ("item", _("Item")))}
+        ) % {k: json.dumps(str(v)).replace("<", "\\u003c") for k, v in (("id", fid), ("name", name))}
         return format_html(
-            '<div class="djongo-array" id="{}">{}{}<div class="djongo-array-items">{}</div>'
-            '<template><fieldset class="module aligned djongo-array-item"><h3></h3>{}</fieldset></template>'
-            '<p><button type="button" class="djongo-array-add">{}</button></p><script>{}</script></div>',
-            fid, formset.management_form, formset.non_form_errors(), rows, mark_safe(empty.as_div()),
-            _("Add another item"), mark_safe(script))
+            '{}<div class="inline-group djongo-array djongo-doc" id="{}">{}{}<div class="djongo-array-items">{}</div>'
+            '<template>{}</template>'
+            '<div class="add-row"><a href="#" role="button" class="addlink djongo-array-add">{}</a></div>'
+            '<script>{}</script></div>',
+            _GROUP_STYLE, fid, formset.management_form, formset.non_form_errors(), rows,
+            self._item(formset.empty_form, ""), _("Add another item"), mark_safe(script))
 
     def id_for_label(self, id_):
         return None

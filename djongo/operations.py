@@ -312,6 +312,8 @@ class DatabaseOperations(BaseDatabaseOperations):
     }
 
     def get_db_converters(self, expression):
+        if getattr(expression.output_field, "encrypted", False):
+            return []  # djongo.models.encrypted: converted after decrypting, in from_db_value
         converters = super().get_db_converters(expression)
         internal_type = expression.output_field.get_internal_type()
         name = self._CONVERTERS.get(internal_type)

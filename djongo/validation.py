@@ -20,7 +20,7 @@ DJONGO_KEYS = {"CLIENT", "ENFORCE_SCHEMA", "LOGGING"}
 # connection-string options libmongoc knows (case does not matter there):
 # https://www.mongodb.com/docs/manual/reference/connection-string-options/
 CLIENT_KEYS = {"host", "port", "username", "password", "name", "enforce_schema", "ENFORCE_SCHEMA", "autocommit",
-               "TTL_MONITOR_SLEEP_SECS"}
+               "TTL_MONITOR_SLEEP_SECS", "ENCRYPTION"}
 URI_OPTIONS = {o.lower() for o in (
     "appName", "authMechanism", "authMechanismProperties", "authSource", "compressors", "connectTimeoutMS",
     "directConnection", "heartbeatFrequencyMS", "journal", "loadBalanced", "localThresholdMS", "maxIdleTimeMS",
@@ -62,6 +62,12 @@ def settings_errors(alias, settings_dict):
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl <= 0):
         error("OPTIONS.TTL_MONITOR_SLEEP_SECS must be a positive whole number of seconds, not %r" % (ttl,),
               None, "djongo.E011")
+    if isinstance(settings_dict.get("OPTIONS"), dict) or isinstance(settings_dict.get("CLIENT"), dict):
+        from djongo import encryption
+
+        enc = encryption.settings_of(settings_dict)
+        for problem in encryption.settings_problems(enc) if enc is not None else ():
+            error(problem, "see the README's \"Encrypted fields\" section", "djongo.E016")
     for section in ("OPTIONS", "CLIENT"):
         value = settings_dict.get(section)
         if value is None:

@@ -4,7 +4,8 @@
 #   bash scripts/deps.sh tests   also fetches MongoDB's specification tests (below)
 set -euo pipefail
 
-debs=(build-essential pkg-config libbson-dev libmongoc-dev libssl-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev libreadline-dev tzdata
+debs=(build-essential pkg-config libbson-dev libmongoc-dev libmongocrypt-dev libssl-dev liblmdb-dev libpcre2-dev libicu-dev libsqlite3-dev libreadline-dev tzdata
+      # libmongocrypt-dev: client-side field-level encryption (src/crypt)
       openssl  # the openssl command: tests/wire/test_tls.py's throwaway certificates
       chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
 # text indexes (src/engine/text): Snowball stemmers, and the Snowball project's stop word lists

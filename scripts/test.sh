@@ -40,11 +40,13 @@ run_c_tests() { # $1: build dir
   local b=$1
   tally "$("$b/tests/engine/run_scripts" tests/engine/scripts/*.test 2>&1)"
   tally "$("$b/tests/engine/test_keyenc" 2>&1)"
+  tally "$("$b/tests/engine/test_sample" 2>&1)"
   tally "$("$b/tests/engine/test_durability" 2>&1)"
   tally "$("$b/tests/engine/test_malformed" 2>&1)"
   tally "$("$b/tests/engine/test_txn" 2>&1)"
   tally "$("$b/tests/engine/test_depth" 2>&1)"
   tally "$("$b/tests/engine/test_ttl" 2>&1)"
+  tally "$("$b/tests/crypt/test_crypt" 2>&1)"
   tally "$("$b/tests/sql/run_golden" tests/sql/golden/*.test 2>&1)"
   tally "$("$b/tests/sql/test_plan_cache" 2>&1)"
   tally "$("$b/tests/fuzz/replay_sql" tests/fuzz/corpus/sql 2>&1)"

@@ -13,6 +13,9 @@ with MongoDB's own API (manager.py):
   GenericObjectIdField()                   an ObjectId that is not the key
   JSONField()                              any BSON value, stored natively
   DjongoManager                            Entry.objects.mongo_find(...)
+  EncryptedCharField(max_length=20), EncryptedIntegerField(), ...
+                                           client-side field-level encryption
+                                           (encrypted.py; OPTIONS["ENCRYPTION"])
 
 and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
 
@@ -20,6 +23,11 @@ and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
   HashedIndex(fields=["key"])
   TextIndex(fields=["headline", "body"], weights={"headline": 5})   with the
       ``__search`` lookup and TextScore() (text.py)
+  GeoIndex(fields=["location"])            a 2dsphere index (geo.py: PointField,
+                                           LineStringField, PolygonField,
+                                           MultiPolygonField, __near, __within,
+                                           __intersects, __within_distance,
+                                           Distance())
 
 Queries reach into documents with Django's own syntax --
 ``filter(address__city='Paris')``, ``filter(authors__name='X')`` (any array
@@ -32,14 +40,25 @@ from django.db.models import __all__ as _django_all
 
 from djongo.models.fields import (ArrayField, ArrayReferenceField, EmbeddedField, GenericObjectIdField, JSONField,
                                   ObjectIdField)
+from djongo.models.geo import (Distance, GeoIndex, LineStringField, MultiPolygonField, PointField,  # geo.py
+                               PolygonField)
 from djongo.models.indexes import HashedIndex, TTLIndex
+from djongo.models.encrypted import *  # noqa: F401,F403  (Encrypted*Field, encrypted_field)
+from djongo.models.encrypted import __all__ as _encrypted_all
 from djongo.models.manager import DjongoManager
 from djongo.models.text import TextIndex, TextQuery, TextScore
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
-           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex"]
+           "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex",
+           "Distance", "GeoIndex", "LineStringField", "MultiPolygonField", "PointField", "PolygonField",
+           *_encrypted_all]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
 __all__ += ["TextIndex", "TextQuery", "TextScore"]  # text.py
 
 register_settings_check()
+
+import sys  # noqa: E402
+
+if "django.contrib.admin" in sys.modules:  # list_filter on paths into documents (djongo/admin.py)
+    import djongo.admin  # noqa: E402,F401

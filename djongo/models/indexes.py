@@ -49,6 +49,18 @@ class TTLIndex(Index):
         return "djongo.models.TTLIndex", args, kwargs
 
 
+def create_keyed_sql(index, model, schema_editor, first_key, using="", **kwargs):
+    """CREATE INDEX with the first field's key kind spelled `first_key`
+    (HASHED, GEOSPHERE, GEO2D: djongo's SQL, src/compile/ddl.c) and the
+    other fields ascending or descending."""
+    fields = [model._meta.get_field(name) for name, _ in index.fields_orders]
+    col_suffixes = [first_key] + [order for _, order in index.fields_orders[1:]]
+    return schema_editor._create_index_sql(
+        model, fields=fields, name=index.name, using=using, db_tablespace=index.db_tablespace,
+        col_suffixes=col_suffixes, opclasses=index.opclasses,
+        condition=index._get_condition_sql(model, schema_editor), **kwargs)
+
+
 class HashedIndex(Index):
     suffix = "hashed"
 
@@ -58,12 +70,7 @@ class HashedIndex(Index):
         super().__init__(fields=fields, **kwargs)
 
     def create_sql(self, model, schema_editor, using="", **kwargs):
-        fields = [model._meta.get_field(name) for name, _ in self.fields_orders]
-        col_suffixes = ["HASHED"] + [order for _, order in self.fields_orders[1:]]
-        return schema_editor._create_index_sql(
-            model, fields=fields, name=self.name, using=using, db_tablespace=self.db_tablespace,
-            col_suffixes=col_suffixes, opclasses=self.opclasses,
-            condition=self._get_condition_sql(model, schema_editor), **kwargs)
+        return create_keyed_sql(self, model, schema_editor, "HASHED", using, **kwargs)
 
     def deconstruct(self):
         path, args, kwargs = super().deconstruct()

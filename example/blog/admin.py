@@ -23,7 +23,8 @@ class TagAdmin(admin.ModelAdmin):
 @admin.register(Entry)
 class EntryAdmin(admin.ModelAdmin):
     list_display = ["headline", "blog", "pub_date", "rating", "address"]
-    list_filter = ["blog", "tags", "pub_date"]
+    # address__city and contributors__role: values inside the documents
+    list_filter = ["blog", "tags", "pub_date", "address__city", "contributors__role"]
     # address__city and contributors__name reach into the documents
     search_fields = ["headline", "body_text", "address__city", "contributors__name", "contributors__role"]
     date_hierarchy = "pub_date"

@@ -25,3 +25,18 @@ dj_civil_from_days (int64_t z, int64_t *y, unsigned *m, unsigned *d)
    *m = mp < 10 ? mp + 3 : mp - 9;
    *y = (int64_t) yoe + era * 400 + (*m <= 2);
 }
+
+int64_t
+dj_date_add_months (int64_t ms, int64_t months)
+{
+   int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+   int64_t in_day = ms - days * 86400000;
+   int64_t y;
+   unsigned m, d;
+   dj_civil_from_days (days, &y, &m, &d);
+   int64_t tm = (int64_t) m - 1 + months;
+   int64_t ny = y + (tm >= 0 ? tm / 12 : -((-tm + 11) / 12));
+   unsigned nm = (unsigned) (tm - (ny - y) * 12) + 1;
+   int64_t dim = dj_days_from_civil (nm == 12 ? ny + 1 : ny, nm == 12 ? 1 : nm + 1, 1) - dj_days_from_civil (ny, nm, 1);
+   return dj_days_from_civil (ny, nm, d > dim ? (unsigned) dim : d) * 86400000 + in_day;
+}

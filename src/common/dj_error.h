@@ -21,7 +21,8 @@
 enum {
    DJ_DOMAIN_SERVER = 1000, /* code = MongoDB server error code */
    DJ_DOMAIN_SQL = 1001,    /* code = DJ_SQL_* (syntax, unsupported) */
-   DJ_DOMAIN_STORAGE = 1002 /* code = errno / LMDB return code */
+   DJ_DOMAIN_STORAGE = 1002, /* code = errno / LMDB return code */
+   DJ_DOMAIN_CRYPT = 1003    /* code = libmongocrypt's status code (src/crypt) */
 };
 
 /* MongoDB server error codes we raise, with the names MongoDB gives them

@@ -193,6 +193,9 @@ bool cx_agg_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
 bool cx_agg_value_or_null (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* {$eq: [{$ifNull: [x, null]}, null]}: x is NULL or missing ($ne: is not). */
 bool cx_agg_isnull (cx_t *cx, const dj_expr_t *x, bool want_null, bson_t *parent, const char *key);
+/* geo.c: GEO_WITHIN / GEO_INTERSECTS / GEO_NEAR (col, param) as a filter */
+bool cx_geo_is_predicate (const dj_expr_t *e);
+bool cx_geo_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key);
 /* function.c: a function call (not an aggregate), CAST, CASE */
 bool cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 bool cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);

@@ -10,6 +10,7 @@
  *   CREATE [UNIQUE] INDEX i ON t (a, b DESC) [WHERE ...]
  *                             {createIndexes: t, indexes: [{key, name, unique, partialFilterExpression}]}
  *   CREATE INDEX i ON t (a HASHED, b)   key {a: "hashed", b: 1}: a hashed index
+ *   CREATE INDEX i ON t (a GEOSPHERE, b) key {a: "2dsphere", b: 1}; (a GEO2D): {a: "2d"}
  *   CREATE INDEX i ON t (a) WITH (expireAfterSeconds = n)   a TTL index (expireAfterSeconds: n)
  *   DROP INDEX i ON t         {dropIndexes: t, index: i}
  *   ALTER TABLE t ADD c ... DEFAULT v    backfill: {update: t, q: {c: {$exists: false}}, u: {$set: {c: v}}}
@@ -60,7 +61,7 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
 }
 
 /* Per-column key kinds of index_spec (NULL: all ascending). */
-enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_TEXT };
+enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D, KEY_TEXT };
 
 /* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
  * aggregation expression over the row into gen[c] (a missing result stored
@@ -101,6 +102,8 @@ index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const
       }
       if (kind && kind[c] == KEY_HASHED) {
          BSON_APPEND_UTF8 (&key, cols[c], "hashed");
+      } else if (kind && (kind[c] == KEY_2DSPHERE || kind[c] == KEY_2D)) {
+         BSON_APPEND_UTF8 (&key, cols[c], kind[c] == KEY_2D ? "2d" : "2dsphere");
       } else if (kind && kind[c] == KEY_TEXT) {
          BSON_APPEND_UTF8 (&key, cols[c], "text");
       } else {
@@ -736,7 +739,7 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    for (int i = 0; ok && i < st->columns.n; i++) {
       const dj_order_t *o = st->columns.v[i];
       const dj_expr_t *x = o->expr;
-      kind[i] = o->hashed ? KEY_HASHED : o->text ? KEY_TEXT : o->desc ? KEY_DESC : KEY_ASC;
+      kind[i] = o->hashed ? KEY_HASHED : o->geo == 1 ? KEY_2DSPHERE : o->geo == 2 ? KEY_2D : o->text ? KEY_TEXT : o->desc ? KEY_DESC : KEY_ASC;
       if (cx_is_collate (x) && ((const dj_expr_t *) x->args.v[0])->kind == DJ_X_COLUMN) {
          /* c COLLATE n (Django's Index(Collate("c", n))): the index on c --
           * an index orders no results here, and a unique one compares bytes,

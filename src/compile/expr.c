@@ -1362,9 +1362,6 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
          ok = filter_never (parent, key);
       }
       break;
-   case DJ_X_FUNC:
-      ok = !strcmp (e->name, "MATCH_TEXT") ? text_filter (cx, e, want, parent, key) : filter_expr (cx, e, want, parent, key);
-      break;
    case DJ_X_COLUMN:
       if (filter_column (cx, e)) {
          /* a boolean column as the condition: WHERE "flag" */
@@ -1374,7 +1371,9 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
       }
       /* fall through */
    default:
-      ok = filter_expr (cx, e, want, parent, key);
+      ok = cx_geo_is_predicate (e)                                   ? cx_geo_filter (cx, e, want, parent, key)
+           : e->kind == DJ_X_FUNC && !strcmp (e->name, "MATCH_TEXT") ? text_filter (cx, e, want, parent, key)
+                                                                      : filter_expr (cx, e, want, parent, key);
       break;
    }
    return ok;

@@ -392,6 +392,9 @@ static const struct {
    {"SHA224", 1, 1, "$_djongoSha224", NULL, false}, {"SHA256", 1, 1, "$_djongoSha256", NULL, false},
    {"SHA384", 1, 1, "$_djongoSha384", NULL, false}, {"SHA512", 1, 1, "$_djongoSha512", NULL, false},
    {"CHR", 1, 1, "$_djongoChr", NULL, false}, {"ASCII", 1, 1, "$_djongoOrd", NULL, false},
+   /* the distance from a point to a stored geometry (djongo.models' geo
+    * Distance(): meters for a GeoJSON point, radians for a legacy pair) */
+   {"GEO_DISTANCE", 2, 2, "$_djongoGeoDistance", NULL, false},
    {NULL, 0, 0, NULL, NULL, false}};
 
 /* A COLLATE name -> the MongoDB collation document of the embedded

@@ -23,6 +23,7 @@
  */
 #include <string.h>
 
+#include "dj_bson_array.h"
 #include "exec-private.h"
 
 /* The table's generated columns as pipeline stages [{$set: {c: e}}, ...]
@@ -217,8 +218,6 @@ update_with_stages (const bson_iter_t *u, const bson_t *stages, bson_t *parent, 
    bson_t pipe, set, lit, stage, s;
    bson_iter_t it, f;
    uint32_t n = 0;
-   char kb[16];
-   const char *key;
    if (!assigned (u, &s)) {
       return dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError,
                            "an UPDATE of a table with generated columns that is not a $set");
@@ -230,10 +229,7 @@ update_with_stages (const bson_iter_t *u, const bson_t *stages, bson_t *parent, 
    BSON_APPEND_ARRAY_BEGIN (parent, "u", &pipe);
    if (BSON_ITER_HOLDS_ARRAY (u)) {
       bson_iter_recurse (u, &it);
-      while (bson_iter_next (&it)) {
-         bson_uint32_to_string (n++, &key, kb, sizeof kb);
-         bson_append_value (&pipe, key, -1, bson_iter_value (&it));
-      }
+      n = dj_bson_array_append_rest (&pipe, n, &it);
    } else {
       bson_iter_init (&f, &s);
       bson_append_document_begin (&pipe, "0", -1, &stage);
@@ -248,10 +244,7 @@ update_with_stages (const bson_iter_t *u, const bson_t *stages, bson_t *parent, 
       n = 1;
    }
    bson_iter_init (&it, stages);
-   while (bson_iter_next (&it)) {
-      bson_uint32_to_string (n++, &key, kb, sizeof kb);
-      bson_append_value (&pipe, key, -1, bson_iter_value (&it));
-   }
+   dj_bson_array_append_rest (&pipe, n, &it);
    return bson_append_array_end (parent, &pipe);
 }
 

@@ -27,7 +27,8 @@
  * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
  * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
  * tuple (array), djongo._values.Undefined (BSON undefined: a JSON column's
- * JSON null, kept apart from SQL NULL). BSON -> Python: the reverse, dates
+ * JSON null, kept apart from SQL NULL), djongo._values.Encrypted (binary
+ * subtype 6: an encrypted value). BSON -> Python: the reverse, dates
  * as naive UTC datetimes, undefined as None.
  */
 #define PY_SSIZE_T_CLEAN
@@ -37,19 +38,18 @@
 
 #include "dj_compile.h"
 #include "dj_date.h"
-#include "dj_exec.h"
-#include "dj_transport.h"
+#include "pydriver-private.h"
 
 /* module state: set once at import (the GIL guards it), then read-only */
 static dj_plan_cache_t *g_plans; /* owned by the module, never freed (lives as long as the process) */
-static PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
-   *Exc_NotSupportedError, *Exc_InterfaceError, *Exc_InternalError;
-static PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type;
+PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
+   *Exc_NotSupportedError, *Exc_InternalError, *Exc_InterfaceError;
+PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type, *Encrypted_type;
 
 /* ---- errors: mapped once ---- */
 
 /* Raises the PEP 249 exception for a C error. Returns NULL. */
-static PyObject *
+PyObject *
 map_error (const bson_error_t *e)
 {
    PyObject *cls = Exc_OperationalError;
@@ -65,6 +65,7 @@ map_error (const bson_error_t *e)
          cls = Exc_ProgrammingError;
          break;
       case DJ_Overflow:
+      case 16755: case 13026: case 13027: /* a geometry a geo index cannot take (storage/geo_index.c) */
          cls = Exc_DataError;
          break;
       case DJ_InternalError:
@@ -84,7 +85,6 @@ map_error (const bson_error_t *e)
 
 /* ---- Python -> BSON ---- */
 
-static bool append_py (bson_t *b, const char *key, PyObject *v, int depth);
 
 static bool
 append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
@@ -137,7 +137,7 @@ append_datetime (bson_t *b, const char *key, PyObject *v)
    return bson_append_date_time (b, key, -1, ms);
 }
 
-static bool
+bool
 append_py (bson_t *b, const char *key, PyObject *v, int depth)
 {
    if (depth > 100) {
@@ -177,11 +177,13 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return bson_append_utf8 (b, key, -1, s, (int) n);
    }
    if (PyBytes_Check (v) || PyByteArray_Check (v) || PyMemoryView_Check (v)) {
+      /* djongo._values.Encrypted, a bytes subclass: binary subtype 6 */
+      bson_subtype_t st = PyObject_IsInstance (v, Encrypted_type) == 1 ? BSON_SUBTYPE_ENCRYPTED : BSON_SUBTYPE_BINARY;
       Py_buffer buf;
       if (PyObject_GetBuffer (v, &buf, PyBUF_SIMPLE) < 0) {
          return false;
       }
-      bool ok = buf.len <= INT32_MAX && bson_append_binary (b, key, -1, BSON_SUBTYPE_BINARY, buf.buf, (uint32_t) buf.len);
+      bool ok = buf.len <= INT32_MAX && bson_append_binary (b, key, -1, st, buf.buf, (uint32_t) buf.len);
       PyBuffer_Release (&buf);
       if (!ok) {
          PyErr_SetString (Exc_DataError, "binary value too large");
@@ -274,7 +276,6 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
 
 /* ---- BSON -> Python ---- */
 
-static PyObject *to_py (const bson_iter_t *it, int depth);
 
 static PyObject *
 doc_to_py (const bson_iter_t *it, bool array, int depth)
@@ -299,7 +300,7 @@ doc_to_py (const bson_iter_t *it, bool array, int depth)
 }
 
 
-static PyObject *
+PyObject *
 to_py (const bson_iter_t *it, int depth)
 {
    if (depth > 200) {
@@ -360,6 +361,9 @@ to_py (const bson_iter_t *it, int depth)
          Py_XDECREF (empty);
          return u;
       }
+      if (st == BSON_SUBTYPE_ENCRYPTED) {
+         return PyObject_CallFunction (Encrypted_type, "y#", (const char *) data, (Py_ssize_t) n);
+      }
       return PyBytes_FromStringAndSize ((const char *) data, n);
    }
    case BSON_TYPE_DOCUMENT: return doc_to_py (it, false, depth);
@@ -409,16 +413,7 @@ options_to_bson (PyObject *options, bson_t *out)
 
 /* ---- Connection ---- */
 
-typedef struct {
-   PyObject_HEAD
-   dj_transport_t *transport; /* owned */
-   dj_exec_t *exec;           /* owned */
-   PyThread_type_lock lock;   /* held while a statement runs */
-   bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
-   bool trace;                /* keep each statement's MongoDB commands in last_commands */
-   bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
-   PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
-} ConnectionObject;
+/* ConnectionObject: pydriver-private.h */
 
 static int
 Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
@@ -474,6 +469,8 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
 static void
 Connection_close_internal (ConnectionObject *self)
 {
+   dj_crypt_destroy (self->crypt); /* before the transport it reads keys through */
+   self->crypt = NULL;
    dj_exec_destroy (self->exec);
    self->exec = NULL;
    dj_transport_t *t = self->transport;
@@ -516,7 +513,7 @@ Connection_close (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
 /* A statement's way in: the connection must be open and not running
  * something for another thread (then the caller holds self->lock and
  * releases it when done). Raises and returns false otherwise. */
-static bool
+bool
 conn_enter (ConnectionObject *self)
 {
    if (!self->exec) {
@@ -534,7 +531,7 @@ conn_enter (ConnectionObject *self)
  * (conn_enter): how execute() and command() begin. (insertmany() cannot:
  * it reads the caller's sequence, which may run Python code that uses this
  * connection, before it takes the connection.) */
-static bool
+bool
 conn_enter_args (ConnectionObject *self, PyObject *args, const char *format, ...)
 {
    va_list ap;
@@ -1155,6 +1152,15 @@ static PyMethodDef Connection_methods[] = {
     "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None, "
     "declared types or None)"},
    {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
+   {"set_encryption", (PyCFunction) Connection_set_encryption, METH_VARARGS,
+    "set_encryption(kms_providers, key_vault): client-side field-level encryption with these KMS providers"},
+   {"encrypt", (PyCFunction) Connection_encrypt, METH_VARARGS,
+    "encrypt(value, algorithm, key_alt_name) -> djongo._values.Encrypted (BSON binary subtype 6)"},
+   {"decrypt", (PyCFunction) Connection_decrypt, METH_VARARGS, "decrypt(encrypted) -> the clear value"},
+   {"create_data_key", (PyCFunction) Connection_create_data_key, METH_VARARGS,
+    "create_data_key(master_key, alt_names) -> uuid.UUID: a data key inserted into the key vault"},
+   {"rewrap_many_data_key", (PyCFunction) Connection_rewrap_many_data_key, METH_VARARGS,
+    "rewrap_many_data_key(filter, master_key) -> how many data keys were rewrapped (rewrapManyDataKey)"},
    {NULL, NULL, 0, NULL}};
 
 static PyTypeObject ConnectionType = {
@@ -1201,7 +1207,8 @@ PyInit__driver (void)
        !(Exc_InterfaceError = import_attr ("djongo._exceptions", "InterfaceError")) ||
        !(Exc_InternalError = import_attr ("djongo._exceptions", "InternalError")) ||
        !(Decimal_type = import_attr ("decimal", "Decimal")) || !(UUID_type = import_attr ("uuid", "UUID")) ||
-       !(Undefined_type = import_attr ("djongo._values", "Undefined"))) {
+       !(Undefined_type = import_attr ("djongo._values", "Undefined")) ||
+       !(Encrypted_type = import_attr ("djongo._values", "Encrypted"))) {
       return NULL;
    }
    /* bson.ObjectId (pymongo's) is the ecosystem's ObjectId; without pymongo,

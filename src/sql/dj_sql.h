@@ -176,6 +176,7 @@ typedef struct {
    bool hashed; /* CREATE INDEX key `col HASHED`: a MongoDB hashed index field */
    bool text;   /* CREATE INDEX key `col TEXT [WEIGHT n]`: a MongoDB text index field */
    dj_expr_t *weight; /* its WEIGHT, NULL: 1 */
+   int geo;     /* CREATE INDEX key `col GEOSPHERE` (1: "2dsphere") or `col GEO2D` (2: "2d") */
 } dj_order_t;
 
 typedef enum { DJ_JOIN_NONE, DJ_JOIN_INNER, DJ_JOIN_LEFT, DJ_JOIN_CROSS } dj_join_t;

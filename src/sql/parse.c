@@ -40,9 +40,9 @@
  *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
  *               '(' select ')')
  *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
- *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED | TEXT [WEIGHT n]] {, ...} ')' [WITH '('
- *   param = value {, ...} ')'] [WHERE expr]) (params: expireAfterSeconds, default_language,
- *   language_override); a column takes [CONSTRAINT
+ *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED | GEOSPHERE | GEO2D | TEXT [WEIGHT n]] {, ...} ')'
+ *   [WITH '(' param = value {, ...} ')'] [WHERE expr]) (params: expireAfterSeconds,
+ *   default_language, language_override); a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')', [GENERATED ALWAYS] AS '(' expr ')' [STORED |
  *   VIRTUAL], COLLATE name (also after ALTER COLUMN c TYPE t) and REFERENCES t
  *   ['(' col ')'] [DEFERRABLE

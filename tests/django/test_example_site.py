@@ -11,7 +11,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def run(args, host):
-    env = dict(os.environ, DJONGO_HOST=str(host), PYTHONPATH=str(ROOT / "example"))
+    # the example site, with the djongo this test imports (its PYTHONPATH kept)
+    path = [str(ROOT / "example")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, DJONGO_HOST=str(host), PYTHONPATH=os.pathsep.join(path))
     p = subprocess.run([sys.executable, *args], cwd=ROOT / "example", env=env, capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr

@@ -8,7 +8,9 @@ removes them drops both indexes.
 https://www.mongodb.com/docs/manual/core/index-ttl/
 https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
 """
-from tempapp import index_names, make_app, migrate, run
+import textwrap
+
+from appdir import MANAGE, first_migration, make_project, run
 
 MODELS_WITH = '''
 import datetime
@@ -65,15 +67,24 @@ plan = connection.command({"explain": {"find": "ttlapp_session", "filter": {"key
 print("PLAN", plan["queryPlanner"]["winningPlan"].get("inputStage", {}).get("indexName"))
 '''
 
+CHECK_DROPPED = '''
+import django
+django.setup()
+from django.db import connection
+reply = connection.command({"listIndexes": "ttlapp_session", "cursor": {}})
+print("NAMES", sorted(ix["name"] for ix in reply["cursor"]["firstBatch"]))
+'''
 
 
 def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
-    app, env = make_app(tmp_path, "ttlapp", MODELS_WITH, SETTINGS)
+    app = tmp_path / "ttlapp"
+    env = make_project(tmp_path, "ttlapp", MODELS_WITH, "kinds_settings", SETTINGS)
 
-    first, sql = migrate(tmp_path, env, app)
+    first, sql = first_migration(tmp_path, env, "ttlapp")
     assert "djongo.models.TTLIndex(" in first and "expire_after=datetime.timedelta(seconds=3600)" in first
     assert "djongo.models.HashedIndex(" in first
     assert 'WITH (expireAfterSeconds = 3600)' in sql and '"key" HASHED, "created" DESC' in sql
+    run(tmp_path, env, *MANAGE, "migrate", "ttlapp")
 
     out = dict(line.split(" ", 1) for line in run(tmp_path, env, "-c", CHECK).splitlines())
     assert out["TTL"] == "{'created': 1} 3600"
@@ -81,7 +92,11 @@ def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
     assert out["LEFT"] == "['new']"  # the monitor deleted the row two hours old
     assert out["PLAN"] == "session_key_hashed"
 
-    second, _ = migrate(tmp_path, env, app, MODELS_WITHOUT)
+    (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
+    run(tmp_path, env, *MANAGE, "makemigrations", "ttlapp")
+    second = next((app / "migrations").glob("0002_*.py")).read_text()
     assert second.count("migrations.RemoveIndex(") == 2
-    names = index_names(tmp_path, env, "ttlapp_session")
-    assert "_id_" in names and "session_ttl" not in names and "session_key_hashed" not in names, names
+    run(tmp_path, env, *MANAGE, "migrate", "ttlapp")
+    out = run(tmp_path, env, "-c", CHECK_DROPPED)
+    names = out.strip()
+    assert names.startswith("NAMES ") and "session_ttl" not in names and "session_key_hashed" not in names, names

@@ -9,7 +9,9 @@ https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/
 """
 import pytest
 
-from tempapp import index_names, make_app, migrate, run
+import textwrap
+
+from appdir import MANAGE, first_migration, make_project, run
 
 MODELS_WITH = '''
 from djongo import models
@@ -79,13 +81,24 @@ except Exception as e:
 
 
 
-def test_text_index_lookup_and_score_through_django(tmp_path):
-    app, env = make_app(tmp_path, "textapp", MODELS_WITH, SETTINGS)
+INDEX_NAMES = '''
+import django
+django.setup()
+from django.db import connection
+reply = connection.command({"listIndexes": "textapp_article", "cursor": {}})
+print(" ".join(sorted(ix["name"] for ix in reply["cursor"]["firstBatch"])))
+'''
 
-    first, sql = migrate(tmp_path, env, app)
+
+def test_text_index_lookup_and_score_through_django(tmp_path):
+    app = tmp_path / "textapp"
+    env = make_project(tmp_path, "textapp", MODELS_WITH, "text_settings", SETTINGS)
+
+    first, sql = first_migration(tmp_path, env, "textapp")
     assert "djongo.models.TextIndex(" in first and "weights={'subject': 3}" in first
     assert "default_language='english'" in first
     assert '("subject" TEXT WEIGHT 3, "body" TEXT) WITH (default_language = \'english\')' in sql
+    run(tmp_path, env, *MANAGE, "migrate", "textapp")
 
     out = dict(line.split(" ", 1) for line in run(tmp_path, env, "-c", CHECK).splitlines())
     assert out["INTROSPECTED"] == "['body', 'subject'] text True"  # the fields, not _fts/_ftsx
@@ -105,9 +118,12 @@ def test_text_index_lookup_and_score_through_django(tmp_path):
     assert out["EXCLUDE"] == "NotSupportedError"  # MongoDB has no negated $text
     assert out["NOFIELD"] == "NotSupportedError"  # author is in no TextIndex
 
-    second, sql = migrate(tmp_path, env, app, MODELS_WITHOUT)
-    assert second.count("migrations.RemoveIndex(") == 1 and 'DROP INDEX "article_text"' in sql
-    names = index_names(tmp_path, env, "textapp_article")
+    (app / "models.py").write_text(textwrap.dedent(MODELS_WITHOUT))
+    run(tmp_path, env, *MANAGE, "makemigrations", "textapp")
+    second = next((app / "migrations").glob("0002_*.py")).read_text()
+    assert second.count("migrations.RemoveIndex(") == 1
+    run(tmp_path, env, *MANAGE, "migrate", "textapp")
+    names = run(tmp_path, env, "-c", INDEX_NAMES).split()
     assert "_id_" in names and "article_text" not in names, names
 
 

@@ -33,7 +33,9 @@ def free_port():
 @pytest.fixture
 def site(tmp_path):
     data = tmp_path / "site-data"
-    env = dict(os.environ, DJONGO_HOST=str(data), PYTHONPATH=str(ROOT / "example"))
+    # the example site, with the djongo this test imports (its PYTHONPATH kept)
+    path = [str(ROOT / "example")] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, DJONGO_HOST=str(data), PYTHONPATH=os.pathsep.join(path))
     manage = [sys.executable, "manage.py"]
     for args in (["migrate", "--no-input"], ["seed"]):
         subprocess.run(manage + args, cwd=ROOT / "example", env=env, check=True, capture_output=True, timeout=300)

@@ -8,20 +8,9 @@
  * A new accumulator is one row and its step/result functions. (The same
  * names used as expressions, {$sum: [..]}, are the expression layer's.)
  */
-#include "dj_agg.h"
+#include "agg-private.h"
 
 #include <math.h>
-
-typedef bool (*acc_step_t) (dj_accst_t *a, const bson_value_t *v, bson_error_t *error);
-typedef void (*acc_result_t) (const dj_accst_t *a, const char *field, bson_t *out);
-
-struct dj_accop {
-   const char *name;
-   acc_step_t step;     /* one input value (missing: EOD) */
-   acc_result_t result; /* appends field: the result to out */
-   bool no_args;        /* $count: {} */
-   bool collects;       /* keeps every value ($push, $addToSet): counted against the stage's memory */
-};
 
 static bool
 nullish (const bson_value_t *v)
@@ -307,7 +296,7 @@ dj_acc_op (const char *name)
          return &accs[i];
       }
    }
-   return NULL;
+   return dj_acc_n_op (name);
 }
 
 bool
@@ -337,6 +326,9 @@ dj_acc_parse (dj_acc_t *a, const char *field, const bson_value_t *spec, const dj
    a->op = dj_acc_op (op);
    if (!a->op) {
       return dj_err (error, 15952, "Unknown group operator '%s'", op);
+   }
+   if (a->op->parse) {
+      return a->op->parse (a, op, arg, scope, error);
    }
    if (a->op->no_args) {
       if (arg->value_type != BSON_TYPE_DOCUMENT || arg->value.v_doc.data_len != 5) {
@@ -371,4 +363,28 @@ dj_accst_cleanup (dj_accst_t *a)
    }
    bson_destroy (a->arr);
    dj_node_free (a->merged);
+   for (size_t i = 0; i < a->nitems; i++) {
+      bson_value_destroy (&a->items[i]);
+      if (a->roots) {
+         bson_destroy (a->roots[i]);
+      }
+   }
+   DJ_FREE (a->items, a->roots, a->nums);
+}
+
+void
+dj_accst_init (dj_accst_t *st, const dj_acc_t *a)
+{
+   memset (st, 0, sizeof *st);
+   st->op = a->op;
+   st->param = a->param;
+}
+
+void
+dj_acc_cleanup (dj_acc_t *a)
+{
+   bson_free (a->field);
+   dj_expr_destroy (a->expr);
+   dj_accparam_free (a->param);
+   memset (a, 0, sizeof *a);
 }

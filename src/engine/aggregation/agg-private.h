@@ -11,27 +11,56 @@
 
 #include "dj_agg.h"
 
-/* $group, $sort and $bucket count the bytes they hold; past this, without
- * allowDiskUse, they fail with MongoDB's error 292. */
-#define DJ_STAGE_MEMORY_LIMIT ((size_t) 100 * 1024 * 1024)
+/* A row of the accumulator tables (accumulators.c, acc_n.c). */
+typedef bool (*acc_step_t) (dj_accst_t *a, const bson_value_t *v, bson_error_t *error);
+typedef void (*acc_result_t) (const dj_accst_t *a, const char *field, bson_t *out);
+struct dj_accop {
+   const char *name;
+   acc_step_t step;     /* one input value (missing: EOD) */
+   acc_result_t result; /* appends field: the result to out */
+   bool no_args;        /* $count: {} */
+   bool collects;       /* keeps every value ($push, $addToSet): counted against the stage's memory */
+   /* its own argument parser (acc_n.c): sets a->expr, a->param */
+   bool (*parse) (dj_acc_t *a, const char *op, const bson_value_t *arg, const dj_vscope_t *scope, bson_error_t *error);
+};
+/* acc_n.c's rows: NULL if name is none of them. */
+const dj_accop_t *dj_acc_n_op (const char *name);
+
 
 typedef enum {
    S_MATCH, S_RESHAPE, S_GROUP, S_SORT, S_SKIP, S_LIMIT, S_UNWIND, S_LOOKUP, S_COUNT,
    S_FACET, S_UNIONWITH, S_DOCUMENTS, S_SORTBYCOUNT, S_BUCKET, S_SAMPLE, S_SETWINDOWFIELDS, S_OUT, S_MERGE,
-   S_LISTSESSIONS, S_COLLSTATS
+   S_LISTSESSIONS, S_COLLSTATS, S_REDACT, S_BUCKETAUTO, S_GRAPHLOOKUP, S_DENSIFY, S_FILL, S_GEONEAR
 } skind_t;
+
+/* A time unit (densify.c parses them). */
+typedef struct {
+   int64_t ms; /* fixed length: millisecond .. week; 0 for the calendar units */
+   int months; /* month 1, quarter 3, year 12 */
+} dj_tunit_t;
 
 typedef struct {
    char *name;          /* owned: output field */
    const dj_accop_t *op; /* for window accumulators */
    int rank;            /* 1 $rank, 2 $denseRank, 3 $documentNumber, 4 $shift, 0 accumulator */
    dj_expr_t *expr;     /* owned */
+   dj_accparam_t *param; /* owned: the accumulator's (acc_n.c) */
    int64_t shift_by;
    bson_value_t shift_default; /* owned */
    bool has_window, range;
    bool lo_unbounded, hi_unbounded, lo_current, hi_current;
    double lo, hi;
+   /* window_fns.c: the window functions that are not accumulators */
+   int fn;           /* WF_* (0: an accumulator, or rank above) */
+   dj_expr_t *expr2; /* owned: $covariance*'s second input */
+   bool has_unit;    /* $derivative/$integral's unit */
+   dj_tunit_t unit;
+   bool has_range_unit; /* the range window's (window.unit): date bounds */
+   dj_tunit_t range_unit;
+   double alpha;     /* $expMovingAvg */
 } wfield_t;
+enum { WF_DERIVATIVE = 1, WF_INTEGRAL, WF_COVPOP, WF_COVSAMP, WF_EMA, WF_LOCF, WF_LINEARFILL };
+
 
 typedef struct stage {
    skind_t kind;
@@ -70,6 +99,14 @@ typedef struct stage {
    int when_matched;     /* 0 merge, 1 replace, 2 keepExisting, 3 fail, 4 pipeline */
    int when_not_matched; /* 0 insert, 1 discard, 2 fail */
    dj_pipeline_t *merge_pipeline;
+   /* the specification of a stage with a file of its own (graph.c,
+    * densify.c, fill.c): owned, freed by spec_free */
+   void *spec;
+   void (*spec_free) (void *spec);
+   /* $geoNear (geonear.c): str distanceField, str2 includeLocs, match query */
+   dj_geo_query_t *geo; /* owned */
+   char *geo_key;       /* owned, may be NULL */
+   double geo_mult;
 } stage_t;
 
 struct dj_pipeline {
@@ -87,10 +124,41 @@ typedef struct {
 
 /* An evaluation context on doc with the run's variables. */
 void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
-/* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
+/* Error 292 when a stage holds more bytes than its limit (setParameter's
+ * internalQueryMaxBlockingSortMemoryUsageBytes for "$sort", else
+ * internalDocumentSourceGroupMaxMemoryBytes) without allowDiskUse. */
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
+/* Runs stages [from, to) of p over docs (replaced by the result; emptied on failure). */
+bool dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+/* ---- geonear.c: $geoNear ------------------------------------------------- */
+bool dj_agg_geonear_parse (stage_t *s, const bson_value_t *spec, const dj_vscope_t *scope, bson_error_t *error);
+void dj_agg_geonear_cleanup (stage_t *s);
+/* The stage's output over collection db.coll, nearest first, into out. */
+bool dj_agg_geonear_read (const dj_prun_t *run, const char *coll, const stage_t *s, dj_docs_t *out, bson_error_t *error);
+
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
+
+/* One more accumulator on s: the output field `name` with v, {$op: expression}. */
+bool dj_agg_add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+/* s's accumulators: {count: {$count: {}}} ($bucket's, $bucketAuto's without output). */
+void dj_agg_count_only (stage_t *s);
+
+/* ---- stages with files of their own: parse (every error before a document
+ * is read) and run ------------------------------------------------------------ */
+bool dj_agg_parse_redact (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_redact (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_bucket_auto (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_bucket_auto (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_graph_lookup (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_graph_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* densify.c: the time units of $densify, $setWindowFields ranges, $derivative... */
+bool dj_agg_time_unit (const char *name, dj_tunit_t *u); /* false: not a unit */
+int64_t dj_agg_date_add (int64_t ms, const dj_tunit_t *u, int64_t n); /* n units after ms (UTC) */
+bool dj_agg_parse_densify (stage_t *s, const bson_value_t *v, bson_error_t *error);
+bool dj_agg_run_densify (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+bool dj_agg_parse_fill (stage_t *s, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error);
+bool dj_agg_run_fill (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- group.c: $group, $bucket, hash tables of keys ----------------------- */
 
@@ -147,10 +215,55 @@ bool dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *
  * asked. NamespaceNotFound for a missing collection or a view. */
 bool dj_agg_coll_stats (const dj_prun_t *run, const char *coll, int64_t scale, bool count, bson_t *out,
                         bson_error_t *error);
+/* $sample first in a pipeline over db.coll (run->db): when coll holds more
+ * than 100 documents and size is under 5% of them, `size` of them picked
+ * by the random cursor (storage/sample.c) into out and *used set; else
+ * nothing done (the stage sorts at random what it is given). */
+bool dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, dj_docs_t *out, bool *used,
+                               bson_error_t *error);
 bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* Documents by the values at a path (each array element and the whole
+ * array, missing as null; by collated key, so 1 == 1.0), as an $in on that
+ * path matches them: $lookup's hash join, $graphLookup's connectToField. */
+typedef struct {
+   size_t *docs; /* indexes into the document list, ascending */
+   size_t n, cap;
+} jbucket_t;
+typedef struct {
+   ktable_t kt;
+   jbucket_t *b; /* owned, kt.n entries */
+   size_t cap;
+} jtable_t;
+/* t (zeroed before) indexes the documents of `docs` by their values at fp. */
+void dj_jtable_build (jtable_t *t, const dj_docs_t *docs, const dj_path_t *fp);
+/* The bucket of the value v; NULL when there is none and !create. */
+jbucket_t *dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create);
+void dj_jtable_free (jtable_t *t);
 
 /* ---- window.c ------------------------------------------------------------- */
 bool dj_agg_run_window (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+/* Partitions ($setWindowFields, $fill, $densify): doc's key -- partition's
+ * value, collated-encoded -- appended to key; and the order of two keys
+ * (the empty key of no partitionBy is equal to itself). */
+bool dj_agg_partition_key (rctx_t *r, const dj_expr_t *partition, const bson_t *doc, dj_buf_t *key);
+int dj_agg_key_cmp (const dj_buf_t *a, const dj_buf_t *b);
+
+/* ---- window_fns.c ------------------------------------------------------------ */
+/* Parses `fk: fv` when fk is one of window_fns.c's functions into w (w->fn
+ * set); *handled false (nothing done) for any other name. */
+bool dj_agg_window_fn_parse (wfield_t *w, const char *fk, const bson_value_t *fv, const dj_vscope_t *scope,
+                             bool *handled, bson_error_t *error);
+/* What a window function needs of its stage (a sortBy of one field...);
+ * range windows' single sortBy field too. */
+bool dj_agg_window_check (const stage_t *s, const wfield_t *wf, bson_error_t *error);
+/* The functions over the window's documents pd[idx[0..n)] of row i
+ * ($derivative, $integral, $covariance*): *out (a scalar). */
+bool dj_agg_window_over (rctx_t *r, const dj_sort_t *sort, const wfield_t *wf, bson_t **pd, const size_t *idx, size_t n,
+                         bson_value_t *out);
+/* The functions of the partition in order ($expMovingAvg, $locf,
+ * $linearFill): vals[0..pn) (owned copies) for the rows pd[0..pn). */
+bool dj_agg_window_column (rctx_t *r, const dj_sort_t *sort, const wfield_t *wf, bson_t **pd, size_t pn, bson_value_t *vals);
+
 
 /* ---- out.c ---------------------------------------------------------------- */
 bool dj_agg_run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs);

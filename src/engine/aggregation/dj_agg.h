@@ -14,11 +14,20 @@
  *   agg-private.h   what the files below share: stage_t, the run state, entry points
  *   pipeline.c      parsing stages, the stage loop, the small stages ($match, $sort, $facet...)
  *   accumulators.c  the accumulators ($sum, $push...) of $group, $bucket, $setWindowFields
+ *   acc_n.c         the accumulators of n values ($firstN, $maxN, $topN...) and $median/$percentile
  *   group.c         $group, $bucket, hash tables of group keys
  *   unwind.c        $unwind
  *   lookup.c        reading other collections: $lookup, views, $unionWith's input
  *   window.c        $setWindowFields
+ *   window_fns.c    its functions that are not accumulators ($derivative, $integral,
+ *                   $covariance*, $expMovingAvg, $locf, $linearFill)
+ *   redact.c        $redact
+ *   bucket_auto.c   $bucketAuto and its granularity series
+ *   graph.c         $graphLookup
+ *   densify.c       $densify; the time units of stages
+ *   fill.c          $fill
  *   out.c           $out, $merge
+ *   geonear.c       $geoNear (through storage's geo_index.c)
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H
@@ -68,10 +77,19 @@ bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs
 /* ---- accumulators.c: $sum, $avg, $min, $max, $first, $last, $push, $addToSet,
  * $count, $stdDevPop, $stdDevSamp, $mergeObjects ----------------------------- */
 typedef struct dj_accop dj_accop_t; /* a row of the accumulator table */
+/* What an accumulator's arguments fix once, at parse time (acc_n.c):
+ * $top/$bottom(N)'s sortBy, $percentile's p and $median/$percentile's method. */
+typedef struct {
+   dj_sort_t *sort; /* owned */
+   double *p;       /* owned, np entries */
+   int np;
+   bool continuous; /* method 'continuous': interpolated, else the discrete rank */
+} dj_accparam_t;
 typedef struct {
    char *field; /* owned */
    const dj_accop_t *op;
-   dj_expr_t *expr; /* owned; NULL for $count */
+   dj_expr_t *expr;       /* owned; NULL for $count */
+   dj_accparam_t *param;  /* owned; NULL for the accumulators without one */
 } dj_acc_t;
 /* One accumulator's running state; zeroed with op set before the first step. */
 typedef struct {
@@ -84,6 +102,16 @@ typedef struct {
    bson_t *arr;      /* $push / $addToSet */
    uint32_t narr;
    dj_node_t *merged; /* $mergeObjects */
+   const dj_accparam_t *param; /* borrowed from the dj_acc_t */
+   /* acc_n.c: the n values kept ($firstN...$bottomN; items[i] owned, roots[i]
+    * owned copies of the documents $top/$bottom sort by), n once known, and
+    * $median/$percentile's numbers */
+   bson_value_t *items;
+   bson_t **roots;
+   size_t nitems, icap;
+   int64_t n;
+   double *nums;
+   size_t nnums, ncap;
 } dj_accst_t;
 const dj_accop_t *dj_acc_op (const char *name); /* NULL if there is none */
 /* Parses `field: {$op: expr}` into a (a->field, a->expr owned even on failure). */
@@ -92,6 +120,10 @@ bool dj_acc_collects (const dj_accop_t *op); /* keeps every value ($push, $addTo
 bool dj_acc_step (dj_accst_t *a, const bson_value_t *v, bson_error_t *error); /* v: EOD for missing */
 void dj_acc_result (const dj_accst_t *a, const char *field, bson_t *out); /* appends field: result */
 void dj_accst_cleanup (dj_accst_t *a);
+/* A fresh state for a (zeroed, op and param set). */
+void dj_accst_init (dj_accst_t *st, const dj_acc_t *a);
+void dj_acc_cleanup (dj_acc_t *a); /* frees what a owns */
+void dj_accparam_free (dj_accparam_t *p);
 
 /* The view's documents (all of them): its pipeline over its source, which may be a view in turn. */
 bool dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t *out, bson_error_t *error);

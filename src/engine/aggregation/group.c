@@ -97,7 +97,7 @@ dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *a
    }
    g->st = bson_malloc0 (sizeof (dj_accst_t) * (size_t) (naccs ? naccs : 1));
    for (int a = 0; a < naccs; a++) {
-      g->st[a].op = accs[a].op;
+      dj_accst_init (&g->st[a], &accs[a]);
    }
    return g;
 }
@@ -201,7 +201,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_accst_t *st = bson_malloc0 (sizeof (dj_accst_t) * (size_t) (nb * s->naccs + s->naccs));
    bool *used = bson_malloc0 (sizeof (bool) * (size_t) nb);
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {
-      st[i].op = s->accs[i % s->naccs].op;
+      dj_accst_init (&st[i], &s->accs[i % s->naccs]);
    }
    bool ok = true;
    for (size_t i = 0; ok && i < docs->n; i++) {

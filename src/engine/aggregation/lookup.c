@@ -115,6 +115,41 @@ dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll,
    return ok;
 }
 
+static bool
+sample_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   (void) rid, (void) pos;
+   dj_docs_push (ctx, bson_copy (doc));
+   return true;
+}
+
+bool
+dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, dj_docs_t *out, bool *used,
+                          bson_error_t *error)
+{
+   dj_coll_t *c;
+   *used = false;
+   if (!load_source (run, run->db, coll, &c, error)) {
+      return false;
+   }
+   if (!c || c->view_on) {
+      dj_coll_free (c);
+      return true; /* a view's documents come from its pipeline: sorted at random there */
+   }
+   /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/sample/#behavior :
+    * more than 100 documents, and size under 5% of them */
+   int64_t enough = size > (INT64_MAX - 1) / 20 ? INT64_MAX : (size * 20 + 1 > 101 ? size * 20 + 1 : 101);
+   bool ok = true;
+   int64_t n = dj_plan_count_upto (run->ctx, c, enough, error);
+   ok = n >= 0;
+   if (n >= enough) {
+      *used = true;
+      ok = dj_record_sample (run->ctx, c, size, sample_fn, out, error);
+   }
+   dj_coll_free (c);
+   return ok;
+}
+
 void
 dj_agg_storage_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t scale, bson_t *out, int64_t *count)
 {
@@ -267,21 +302,8 @@ in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null
  * element and the whole array, missing as null -- so equality follows
  * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
-typedef struct {
-   size_t *docs; /* indexes into the foreign list, ascending */
-   size_t n, cap;
-} jbucket_t;
-
-typedef struct {
-   ktable_t kt;
-   jbucket_t *b; /* owned, kt.n entries */
-   size_t cap;
-} jtable_t;
-
-/* The bucket of the value v (its collated key); NULL when there is none
- * and create is false. */
-static jbucket_t *
-jtable_find (jtable_t *t, const bson_value_t *v, bool create)
+jbucket_t *
+dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
    dj_buf_t k;
@@ -299,8 +321,8 @@ jtable_find (jtable_t *t, const bson_value_t *v, bool create)
    return &t->b[i];
 }
 
-static void
-jtable_free (jtable_t *t)
+void
+dj_jtable_free (jtable_t *t)
 {
    for (size_t i = 0; i < t->kt.n; i++) {
       bson_free (t->b[i].docs);
@@ -313,7 +335,7 @@ jtable_free (jtable_t *t)
 static void
 jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 {
-   jbucket_t *b = jtable_find (t, v, true);
+   jbucket_t *b = dj_jtable_find (t, v, true);
    if (b->n && b->docs[b->n - 1] == doc) {
       return; /* [1, 1] indexes the document once */
    }
@@ -321,8 +343,8 @@ jadd (jtable_t *t, size_t doc, const bson_value_t *v)
    b->docs[b->n++] = doc;
 }
 
-static void
-jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+void
+dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
 {
    static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
    dj_vlist_t vals = {0};
@@ -478,6 +500,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_docs_t matches = {0};
+      int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev;
       dj_agg_eval_setup (r, &ev, docs->v[i]);
       /* let variables, evaluated against the local document */
@@ -508,7 +531,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
          have_all = true;
          if (ok) {
-            jtable_build (&jt, &foreign_all, &fp);
+            dj_jtable_build (&jt, &foreign_all, &fp);
             joined = true;
          }
       }
@@ -526,7 +549,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
-            jbucket_t *b = jtable_find (&jt, &vals.v[k], false);
+            jbucket_t *b = dj_jtable_find (&jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, cap, 8);
                hits[nhits++] = b->docs[h];
@@ -561,6 +584,23 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          }
          if (s->str2) {
             ok = dj_agg_read_collection (run, run->db, s->str2, m, NULL, &matches, r->error);
+         } else {
+            /* no 'from': the sub-pipeline's $documents are the foreign side,
+             * and mongod puts the equality $match right after that stage
+             * (https://www.mongodb.com/docs/manual/reference/operator/aggregation/documents/#use-a--documents-stage-in-a--lookup-stage) */
+            dj_prun_t sub = *run;
+            sub.vars = &vars;
+            ok = dj_agg_run_range (s->sub, 0, 1, &sub, &matches, r->error);
+            size_t kept = 0;
+            for (size_t k = 0; ok && k < matches.n; k++) {
+               if (dj_matcher_match (m, matches.v[k], NULL)) {
+                  matches.v[kept++] = matches.v[k];
+               } else {
+                  bson_destroy (matches.v[k]);
+               }
+            }
+            matches.n = ok ? kept : matches.n;
+            sub_from = 1;
          }
          dj_matcher_destroy (m);
       } else if (s->str2 && dj_pipeline_needs_collection (s->sub)) {
@@ -576,7 +616,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (ok && s->sub) {
          dj_prun_t sub = *run;
          sub.vars = &vars;
-         ok = dj_agg_run_stages (s->sub, 0, &sub, &matches, r->error);
+         ok = dj_agg_run_stages (s->sub, sub_from, &sub, &matches, r->error);
       }
       if (ok) {
          bson_t arr = BSON_INITIALIZER;
@@ -607,7 +647,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
-   jtable_free (&jt);
+   dj_jtable_free (&jt);
    bson_free (vals.v);
    return ok;
 }

@@ -9,7 +9,8 @@
  * so it can use an index. $lookup and $unionWith read other collections in
  * the same LMDB transaction, so a pipeline sees one consistent snapshot.
  *
- * Memory: $group, $sort and $bucket count the bytes they hold; over 100 MiB
+ * Memory: $group, $sort, $bucket and $bucketAuto count the bytes they hold;
+ * over their limit (100 MiB, or what setParameter set: commands/cmd_param.c)
  * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does
  * (with allowDiskUse they keep going in memory -- we do not spill).
  */
@@ -61,13 +62,13 @@ stage_cleanup (stage_t *s)
    dj_reshape_destroy (s->reshape);
    dj_expr_destroy (s->expr);
    for (int i = 0; i < s->naccs; i++) {
-      bson_free (s->accs[i].field);
-      dj_expr_destroy (s->accs[i].expr);
+      dj_acc_cleanup (&s->accs[i]);
    }
    bson_free (s->accs);
    dj_sort_destroy (s->sort);
    bson_free (s->str);
    bson_free (s->str2);
+   dj_agg_geonear_cleanup (s);
    dj_path_cleanup (&s->path);
    bson_free (s->local);
    bson_free (s->foreign);
@@ -91,6 +92,8 @@ stage_cleanup (stage_t *s)
    for (int i = 0; i < s->nwf; i++) {
       bson_free (s->wf[i].name);
       dj_expr_destroy (s->wf[i].expr);
+      dj_accparam_free (s->wf[i].param);
+      dj_expr_destroy (s->wf[i].expr2);
       if (s->wf[i].shift_default.value_type != BSON_TYPE_EOD) {
          bson_value_destroy (&s->wf[i].shift_default);
       }
@@ -101,6 +104,9 @@ stage_cleanup (stage_t *s)
    }
    bson_free (s->on);
    dj_pipeline_destroy (s->merge_pipeline);
+   if (s->spec) {
+      s->spec_free (s->spec);
+   }
 }
 
 void
@@ -133,8 +139,8 @@ dj_pipeline_needs_collection (const dj_pipeline_t *p)
 
 /* {count: {$count: {}}}: the accumulators of $sortByCount, and of a
  * $bucket without `output`. */
-static void
-count_only (stage_t *s)
+void
+dj_agg_count_only (stage_t *s)
 {
    s->accs = bson_malloc0 (sizeof (dj_acc_t));
    s->accs[0].field = bson_strdup ("count");
@@ -226,8 +232,8 @@ set_sort (stage_t *s, const bson_value_t *v, bson_error_t *error)
 }
 
 /* One more accumulator on s: the output field `name` with v, {$op: expression}. */
-static bool
-add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
+bool
+dj_agg_add_acc (stage_t *s, const char *name, const bson_value_t *v, const dj_vscope_t *scope, bson_error_t *error)
 {
    s->accs = bson_realloc (s->accs, sizeof (dj_acc_t) * (size_t) (s->naccs + 1));
    s->naccs++;
@@ -240,6 +246,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
    bson_t doc;
    bson_iter_t it;
 
+   if (!strcmp (name, "$geoNear")) {
+      if (!first) {
+         return dj_err (error, 40602, "$geoNear is only valid as the first stage in a pipeline.");
+      }
+      s->kind = S_GEONEAR;
+      return dj_agg_geonear_parse (s, v, scope, error);
+   }
    if (!strcmp (name, "$match")) {
       s->kind = S_MATCH;
       if (v->value_type != BSON_TYPE_DOCUMENT) {
@@ -280,7 +293,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          if (strchr (k, '.')) {
             return dj_err (error, 40235, "The field name '%s' cannot contain '.'", k);
          }
-         if (!add_acc (s, k, bson_iter_value (&it), scope, error)) {
+         if (!dj_agg_add_acc (s, k, bson_iter_value (&it), scope, error)) {
             return false;
          }
       }
@@ -550,7 +563,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       /* $group {_id: <expression>, count: {$sum: 1}} then $sort {count: -1}, as the manual defines it:
        * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sortByCount/ */
-      count_only (s);
+      dj_agg_count_only (s);
       bson_t spec = BSON_INITIALIZER;
       BSON_APPEND_INT32 (&spec, "count", -1);
       s->sort = dj_sort_new (&spec, error);
@@ -592,7 +605,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
             }
             bson_iter_recurse (&it, &oi);
             while (bson_iter_next (&oi)) {
-               if (!add_acc (s, bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
+               if (!dj_agg_add_acc (s, bson_iter_key (&oi), bson_iter_value (&oi), scope, error)) {
                   return false;
                }
             }
@@ -622,7 +635,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
          return dj_err (error, 40192, "The $bucket 'boundaries' field must have at least 2 values");
       }
       if (!s->naccs) {
-         count_only (s);
+         dj_agg_count_only (s);
       }
       return true;
    }
@@ -685,7 +698,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                               return dj_err (error, DJ_FailedToParse, "Window bounds must be a 2-element array");
                            }
                         } else if (!strcmp (wk, "unit")) {
-                           return dj_err (error, DJ_NotImplemented, "time-unit window ranges are not supported by the embedded engine");
+                           if (!BSON_ITER_HOLDS_UTF8 (&wi) || !dj_agg_time_unit (bson_iter_utf8 (&wi, NULL), &w->range_unit)) {
+                              return dj_err (error, DJ_FailedToParse, "unknown time unit value: %s",
+                                             BSON_ITER_HOLDS_UTF8 (&wi) ? bson_iter_utf8 (&wi, NULL) : dj_type_name (bson_iter_type (&wi)));
+                           }
+                           w->has_range_unit = true;
+                        } else {
+                           return dj_err (error, DJ_FailedToParse, "'window' field that is not 'documents', 'range' or 'unit': %s", wk);
                         }
                      }
                      continue;
@@ -713,6 +732,13 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                      }
                      continue;
                   }
+                  bool handled;
+                  if (!dj_agg_window_fn_parse (w, fk, fv, scope, &handled, error)) {
+                     return false;
+                  }
+                  if (handled) {
+                     continue;
+                  }
                   dj_acc_t a;
                   bson_t one = BSON_INITIALIZER;
                   BSON_APPEND_VALUE (&one, fk, fv);
@@ -720,13 +746,14 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
                   dj_value_from_doc (&one, false, &ov);
                   bool ok = dj_acc_parse (&a, w->name, &ov, scope, error);
                   bson_destroy (&one);
-                  bson_free (a.field);
                   if (!ok) {
-                     dj_expr_destroy (a.expr);
+                     dj_acc_cleanup (&a);
                      return false;
                   }
                   w->op = a.op;
-                  w->expr = a.expr;
+                  w->expr = a.expr;   /* moved */
+                  w->param = a.param; /* moved */
+                  bson_free (a.field);
                }
             }
          } else {
@@ -736,6 +763,9 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       for (int i = 0; i < s->nwf; i++) {
          if ((s->wf[i].rank >= 1 && s->wf[i].rank <= 4) && !s->sort) {
             return dj_err (error, 5371601, "%s requires a sortBy", s->wf[i].rank == 4 ? "$shift" : "$rank");
+         }
+         if (!dj_agg_window_check (s, &s->wf[i], error)) {
+            return false;
          }
       }
       return true;
@@ -835,6 +865,26 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       return true;
    }
+   if (!strcmp (name, "$redact")) {
+      s->kind = S_REDACT;
+      return dj_agg_parse_redact (s, v, scope, error);
+   }
+   if (!strcmp (name, "$bucketAuto")) {
+      s->kind = S_BUCKETAUTO;
+      return dj_agg_parse_bucket_auto (s, v, scope, error);
+   }
+   if (!strcmp (name, "$graphLookup")) {
+      s->kind = S_GRAPHLOOKUP;
+      return dj_agg_parse_graph_lookup (s, v, scope, error);
+   }
+   if (!strcmp (name, "$densify")) {
+      s->kind = S_DENSIFY;
+      return dj_agg_parse_densify (s, v, error);
+   }
+   if (!strcmp (name, "$fill")) {
+      s->kind = S_FILL;
+      return dj_agg_parse_fill (s, v, scope, error);
+   }
    if (!strcmp (name, "$changeStream")) {
       /* (aggregate takes a leading one off before the rest is parsed: commands/changestream.c) */
       return dj_err (error, 40602, "$changeStream is only valid as the first stage in a pipeline.");
@@ -885,7 +935,9 @@ dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc)
 bool
 dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage)
 {
-   if (bytes > DJ_STAGE_MEMORY_LIMIT && !r->run->allow_disk) {
+   /* $sort's limit, or $group's (for the stages that group) -- setParameter's */
+   int which = !strcmp (stage, "$sort") ? DJ_PARAM_SORT_BYTES : DJ_PARAM_GROUP_BYTES;
+   if ((int64_t) bytes > dj_engine_param (r->run->engine, which) && !r->run->allow_disk) {
       return dj_err (r->error, 292,
                      "Exceeded memory limit for %s, but didn't allow external spilling; pass allowDiskUse:true to opt in.",
                      stage);
@@ -1103,16 +1155,21 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    }
    case S_SETWINDOWFIELDS: return dj_agg_run_window (r, s, docs);
    case S_LISTSESSIONS: dj_docs_clear (docs); return true;
-   case S_COLLSTATS: return true; /* made by dj_pipeline_run, which knows the collection */
+   case S_COLLSTATS: /* made by dj_pipeline_run, which knows the collection */
+   case S_GEONEAR: return true;
+   case S_REDACT: return dj_agg_run_redact (r, s, docs);
+   case S_BUCKETAUTO: return dj_agg_run_bucket_auto (r, s, docs);
+   case S_GRAPHLOOKUP: return dj_agg_run_graph_lookup (r, s, docs);
+   case S_DENSIFY: return dj_agg_run_densify (r, s, docs);
+   case S_FILL: return dj_agg_run_fill (r, s, docs);
    case S_OUT: return dj_agg_run_out (r, s, docs);
    case S_MERGE: return dj_agg_run_merge (r, s, docs);
    }
    return dj_err (r->error, DJ_InternalError, "unknown stage");
 }
 
-/* Runs stages [from, to) over docs (emptied on failure). */
-static bool
-run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+bool
+dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
@@ -1172,7 +1229,7 @@ typedef struct {
 static bool
 chunk_flush (chunks_t *ch)
 {
-   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
+   ch->ok = dj_agg_run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
    for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
       dj_docs_push (ch->out, ch->part.v[i]); /* moved */
    }
@@ -1232,13 +1289,13 @@ run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const d
 bool
 dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
-   return run_range (p, from, p->n, run, docs, error);
+   return dj_agg_run_range (p, from, p->n, run, docs, error);
 }
 
 bool
 dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
-   return run_range (p, 0, p->n, run, docs, error);
+   return dj_agg_run_range (p, 0, p->n, run, docs, error);
 }
 
 /* ---- counting without documents ---------------------------------------------
@@ -1327,7 +1384,20 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
       dj_docs_push (out, d);
       from = 1;
    }
+   if (coll && p->n && p->stages[0].kind == S_SAMPLE) {
+      bool used;
+      if (!dj_agg_sample_collection (run, coll, p->stages[0].n, out, &used, error)) {
+         dj_docs_clear (out);
+         return false;
+      }
+      if (used) {
+         return dj_agg_run_stages (p, 1, run, out, error);
+      }
+   }
    if (coll && dj_pipeline_needs_collection (p)) {
+      if (p->n && p->stages[0].kind == S_GEONEAR) {
+         return dj_agg_geonear_read (run, coll, &p->stages[0], out, error) && dj_agg_run_stages (p, 1, run, out, error);
+      }
       /* a leading $match goes to the planner, which may use an index */
       const dj_matcher_t *m = NULL;
       if (p->n && p->stages[0].kind == S_MATCH) {

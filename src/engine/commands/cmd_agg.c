@@ -3,6 +3,7 @@
  * https://www.mongodb.com/docs/manual/reference/command/aggregate/
  */
 #include "dj_commands.h"
+#include "dj_bson_array.h"
 
 #include <stdio.h>
 
@@ -73,13 +74,7 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
       if (bson_iter_init (&st, &stages) && bson_iter_next (&st) && BSON_ITER_HOLDS_DOCUMENT (&st) &&
           bson_iter_recurse (&st, &first) && bson_iter_next (&first) && !strcmp (bson_iter_key (&first), "$changeStream")) {
          bson_t rest = BSON_INITIALIZER;
-         uint32_t n = 0;
-         while (bson_iter_next (&st)) {
-            char buf[16];
-            const char *key;
-            bson_uint32_to_string (n++, &key, buf, sizeof buf);
-            bson_append_value (&rest, key, -1, bson_iter_value (&st));
-         }
+         dj_bson_array_append_rest (&rest, 0, &st);
          ok = dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
          bson_destroy (&rest);
          goto done;

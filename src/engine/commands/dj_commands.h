@@ -24,6 +24,7 @@
  *                parse alike (let, filter, sort, projection)
  *   ttl.c        the TTL monitor: a thread per data directory deleting what
  *                TTL indexes expire
+ *   cmd_param.c  setParameter: the stages' memory limits
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -226,6 +227,8 @@ bool dj_cmd_list_databases (dj_engine_t *, const char *, const bson_t *, bson_t 
 bool dj_cmd_coll_stats (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_validate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_fsync (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* cmd_param.c */
+bool dj_cmd_set_parameter (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 /* profile.c: the profile command, and a command's entry in system.profile
  * when its database profiles it (start_ms: when it began; millis: how long) */
 bool dj_cmd_profile (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -408,6 +408,7 @@ static const struct {
    {"listIndexes", dj_cmd_list_indexes},
    {"explain", dj_cmd_explain},
    {"aggregate", dj_cmd_aggregate},
+   {"setParameter", dj_cmd_set_parameter},
    {"ping", cmd_ping},
 };
 

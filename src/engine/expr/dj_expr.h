@@ -17,6 +17,7 @@
  *   expr-private.h  what the files share: the node, the table's row, helpers
  *   ops_arith.c     numbers: arithmetic, rounding, trigonometry, bits, $sum.. as expressions
  *   ops_date.c      dates: parts, formats, $dateTrunc/$dateAdd/$dateDiff, from/to parts
+ *   ops_date_parse.c  $dateFromString's format specifiers
  *   ops_string.c    strings: substrings, case, trim, split, replace, regex
  *   ops_array.c     arrays, sets, objects ($filter/$map/$reduce, $zip, $mergeObjects...)
  *   ops_type.c      types and conversions ($type, $convert, $toString...)
@@ -82,6 +83,11 @@ int64_t dj_now_ms (void);
 /* out = a op b ('+', '-', '*') with aggregation's widening: int32 -> int64 ->
  * double on overflow; any double: double; any decimal: decimal. out may be a. */
 void dj_num_arith (char op, const bson_value_t *a, const bson_value_t *b, bson_value_t *out);
+/* The p-th percentile (0 <= p <= 1) of the n > 0 ascending numbers v: the
+ * discrete method takes the value of rank ceil(p * n) (1-based), as
+ * mongod's 'approximate' and 'discrete'; 'continuous' interpolates between
+ * the ranks around p * (n - 1) (0-based). $percentile, $median. */
+double dj_percentile (const double *v, size_t n, double p, bool continuous);
 
 /* Adds the PCRE2 options MongoDB's regex flags (i, m, s, x, u) stand for to
  * *flags; false with the offending character in *bad for any other. */

@@ -157,6 +157,7 @@ vlist_t x_acc_inputs (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v);
 bool x_doc_value (dj_eval_t *ev, bson_t *doc, bool is_array, bson_value_t *out);
 
 /* ---- ops_arith.c ---- */
+bool op_percentile (XFN_ARGS);
 bool op_add (XFN_ARGS), op_subtract (XFN_ARGS), op_divide_mod (XFN_ARGS), op_pow (XFN_ARGS), op_abs (XFN_ARGS),
      op_ceil_floor (XFN_ARGS), op_math1 (XFN_ARGS), op_math2 (XFN_ARGS), op_round (XFN_ARGS), op_bit (XFN_ARGS),
      op_bitnot (XFN_ARGS), op_rand (XFN_ARGS), op_sum_avg (XFN_ARGS), op_min_max (XFN_ARGS), op_stddev (XFN_ARGS);
@@ -168,6 +169,12 @@ enum { M_SQRT, M_EXP, M_LN, M_LOG10, M_SIN, M_COS, M_TAN, M_ASIN, M_ACOS, M_ATAN
 bool x_date_ms (dj_eval_t *ev, const bson_value_t *v, int64_t *ms);
 bool x_format_date (dj_eval_t *ev, int64_t ms, const dj_tz_t *tz, const char *fmt, bson_value_t *out);
 bool x_parse_iso (const char *s, const dj_tz_t *tz, int64_t *ms_out, bool *had_offset);
+/* The instant of a local civil time in tz (NULL: UTC); months and days past their ranges carry. */
+int64_t x_from_parts (int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s, int64_t ms, const dj_tz_t *tz);
+/* ---- ops_date_parse.c: $dateFromString's format ---- */
+/* s read by the format's specifiers (fmt): *ms_out; false with ev's error
+ * set for a bad format (18535, 18536) or a string it does not read (241). */
+bool x_parse_format (dj_eval_t *ev, const char *s, const char *fmt, const dj_tz_t *tz, int64_t *ms_out);
 bool op_date_part (XFN_ARGS), op_date_to_string (XFN_ARGS), op_date_from_string (XFN_ARGS), op_date_arith (XFN_ARGS),
      op_date_from_parts (XFN_ARGS), op_date_to_parts (XFN_ARGS);
 enum { D_YEAR, D_MONTH, D_DAYOFMONTH, D_DAYOFWEEK, D_DAYOFYEAR, D_HOUR, D_MINUTE, D_SECOND, D_MILLISECOND, D_WEEK,
@@ -183,12 +190,12 @@ bool op_elem_at (XFN_ARGS), op_size (XFN_ARGS), op_slice (XFN_ARGS), op_filter_m
      op_range (XFN_ARGS), op_reverse (XFN_ARGS), op_in (XFN_ARGS), op_indexof_array (XFN_ARGS),
      op_concat_arrays (XFN_ARGS), op_sort_array (XFN_ARGS), op_zip (XFN_ARGS), op_array_to_object (XFN_ARGS),
      op_object_to_array (XFN_ARGS), op_set (XFN_ARGS), op_any_all (XFN_ARGS), op_merge_objects (XFN_ARGS),
-     op_get_field (XFN_ARGS), op_set_field (XFN_ARGS);
+     op_get_field (XFN_ARGS), op_set_field (XFN_ARGS), op_n_array (XFN_ARGS);
 enum { AR_FIRST, AR_LAST, AR_ELEMAT, AR_FILTER, AR_MAP, AR_EQUALS, AR_INTERSECTION, AR_UNION, AR_DIFFERENCE, AR_ISSUBSET,
-       AR_ANY, AR_ALL, AR_SET, AR_UNSET };
+       AR_ANY, AR_ALL, AR_SET, AR_UNSET, AR_FIRSTN, AR_LASTN, AR_MAXN, AR_MINN };
 
 /* ---- ops_djongo.c: djongo's own operators ($_djongo...) ---- */
-bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS), op_collation_key (XFN_ARGS);
+bool op_hash (XFN_ARGS), op_chr (XFN_ARGS), op_ord (XFN_ARGS), op_collation_key (XFN_ARGS), op_geo_distance (XFN_ARGS);
 enum { H_MD5, H_SHA1, H_SHA224, H_SHA256, H_SHA384, H_SHA512 };
 
 /* ---- ops_type.c: conversions, types ---- */

@@ -131,6 +131,10 @@ enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
 #define DATE_PART(name, d) {name, op_date_part, 1, 1, ARGS, .named = NAMED ("date", "timezone"), .required = 1, .aux = d}
 #define REGEX(r) ARGS, .named = NAMED ("input", "regex", "options"), .required = 2, .aux = r
 #define HASH(name, h) {name, op_hash, 1, 1, NULL1, .aux = h}
+/* $firstN..$minN on arrays: {input, n}; a null input gives null */
+#define N_ARRAY(name, a)                                                                                                 \
+   {name, op_n_array, -1, -1, NULL1, T (BSON_TYPE_ARRAY), 5788200, "Input to %s must be an array, but found %s",           \
+    .named = NAMED ("input", "n"), .required = 2, .aux = a}
 #define DATE_ARITH(d) LAZY, .named = NAMED ("startDate", "unit", "amount", "timezone"), .required = 3, .aux = d
 
 /* One row per operator (expr-private.h: struct opdef): name, function, positional arity (min, max),
@@ -264,6 +268,7 @@ static const struct opdef ops[] = {
    {"$anyElementTrue", op_any_all, 1, 1, ARGS, T (BSON_TYPE_ARRAY), 17041, "%s's argument must be an array, but is %s", .aux = AR_ANY},
    {"$allElementsTrue", op_any_all, 1, 1, ARGS, T (BSON_TYPE_ARRAY), 17040, "%s's argument must be an array, but is %s", .aux = AR_ALL},
    {"$mergeObjects", op_merge_objects, 0, ANY, ARGS},
+   N_ARRAY ("$firstN", AR_FIRSTN), N_ARRAY ("$lastN", AR_LASTN), N_ARRAY ("$maxN", AR_MAXN), N_ARRAY ("$minN", AR_MINN),
    {"$getField", op_get_field, 1, 1, ARGS, .eval = 1, .named = NAMED ("field", "input"), .required = 1},
    {"$setField", op_set_field, -1, -1, ARGS, .eval = 2, .named = NAMED ("field", "input", "value"), .required = 3, .aux = AR_SET},
    {"$unsetField", op_set_field, -1, -1, ARGS, .eval = 2, .named = NAMED ("field", "input"), .required = 2, .aux = AR_UNSET},
@@ -300,12 +305,15 @@ static const struct opdef ops[] = {
    {"$max", op_min_max, 0, ANY, ARGS, .aux = 1},
    {"$stdDevPop", op_stddev, 0, ANY, ARGS},
    {"$stdDevSamp", op_stddev, 0, ANY, ARGS, .aux = 1},
+   {"$percentile", op_percentile, -1, -1, ARGS, .named = NAMED ("input", "p", "method"), .required = 3},
+   {"$median", op_percentile, -1, -1, ARGS, .named = NAMED ("input", "method"), .required = 2, .aux = 1},
    /* djongo's own, for SQL functions MongoDB has none for (ops_djongo.c) */
    HASH ("$_djongoMd5", H_MD5), HASH ("$_djongoSha1", H_SHA1), HASH ("$_djongoSha224", H_SHA224),
    HASH ("$_djongoSha256", H_SHA256), HASH ("$_djongoSha384", H_SHA384), HASH ("$_djongoSha512", H_SHA512),
    {"$_djongoChr", op_chr, 1, 1, NULL1},
    {"$_djongoOrd", op_ord, 1, 1, NULL1},
    {"$_djongoCollationKey", op_collation_key, 2, 2, ARGS},
+   {"$_djongoGeoDistance", op_geo_distance, 2, 2, NULL_ANY},
 };
 
 

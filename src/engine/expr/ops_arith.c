@@ -563,3 +563,75 @@ op_stddev (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out
    }
    return true;
 }
+
+double
+dj_percentile (const double *v, size_t n, double p, bool continuous)
+{
+   if (continuous) {
+      double pos = p * (double) (n - 1);
+      size_t lo = (size_t) floor (pos), hi = (size_t) ceil (pos);
+      return v[lo] + (pos - (double) lo) * (v[hi] - v[lo]);
+   }
+   double r = ceil (p * (double) n) - 1;
+   size_t i = r < 0 ? 0 : (size_t) r;
+   return v[i < n ? i : n - 1];
+}
+
+static int
+cmp_double (const void *x, const void *y)
+{
+   double a = *(const double *) x, b = *(const double *) y;
+   return (a > b) - (a < b);
+}
+
+/* $percentile {input, p, method} and $median {input, method} as
+ * expressions: over the numbers of the input array (non-numbers left out),
+ * exact whatever the method, as the manual says of the expression forms.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/percentile/#behavior */
+bool
+op_percentile (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   bool median = e->op->aux;
+   const bson_value_t *method = &v[median ? 1 : 2];
+   if (method->value_type != BSON_TYPE_UTF8 ||
+       (strcmp (method->value.v_utf8.str, "approximate") && strcmp (method->value.v_utf8.str, "discrete") &&
+        strcmp (method->value.v_utf8.str, "continuous"))) {
+      return x_fail (ev, 2, "Enumeration value '%s' for field '%s.method' is not a valid value.",
+                     method->value_type == BSON_TYPE_UTF8 ? method->value.v_utf8.str : tname (method), e->op->name);
+   }
+   bool continuous = !strcmp (method->value.v_utf8.str, "continuous");
+   vlist_t ps = {0};
+   if (!median) {
+      bool ok = v[1].value_type == BSON_TYPE_ARRAY;
+      ps = ok ? x_list (ev, &v[1]) : ps;
+      for (uint32_t i = 0; ok && i < ps.n; i++) {
+         ok = isnum (&ps.v[i]) && dj_value_as_double (&ps.v[i]) >= 0 && dj_value_as_double (&ps.v[i]) <= 1;
+      }
+      if (!ok || !ps.n) {
+         return x_fail (ev, 7750301, "The $percentile 'p' field must be an array of numbers from [0.0, 1.0]");
+      }
+   }
+   vlist_t in = v[0].value_type == BSON_TYPE_ARRAY ? x_list (ev, &v[0]) : (vlist_t){.v = &v[0], .n = 1};
+   double *nums = dj_arena_alloc (ev->arena, sizeof (double) * (in.n ? in.n : 1));
+   size_t n = 0;
+   for (uint32_t i = 0; i < in.n; i++) {
+      if (isnum (&in.v[i])) {
+         nums[n++] = dj_value_as_double (&in.v[i]);
+      }
+   }
+   if (!n) {
+      set_null (out);
+      return true;
+   }
+   qsort (nums, n, sizeof (double), cmp_double);
+   if (median) {
+      set_double (out, dj_percentile (nums, n, 0.5, continuous));
+      return true;
+   }
+   bson_value_t *res = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * ps.n);
+   for (uint32_t i = 0; i < ps.n; i++) {
+      set_double (&res[i], dj_percentile (nums, n, dj_value_as_double (&ps.v[i]), continuous));
+   }
+   x_list_value (ev, res, ps.n, out);
+   return true;
+}

@@ -664,3 +664,42 @@ op_set_field (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *
    with_field (&it, field.value.v_utf8.str, &value, &doc);
    return x_doc_value (ev, &doc, false, out);
 }
+
+/* $firstN, $lastN, $maxN, $minN on an array: input, n.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/firstN-array-element/
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/maxN-array-element/
+ * $maxN/$minN leave nulls out and give the n greatest (least) in order. */
+bool
+op_n_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   int64_t n;
+   if (!dj_value_is_number (&v[1]) || !dj_value_as_int64_exact (&v[1], &n)) {
+      return x_fail (ev, 5787902, "Value for 'n' must be of integral type, but found %s", tname (&v[1]));
+   }
+   if (n <= 0) {
+      return x_fail (ev, 5787908, "'n' must be greater than 0, found %" PRId64, n);
+   }
+   vlist_t l = x_list (ev, &v[0]);
+   if (e->op->aux == AR_FIRSTN || e->op->aux == AR_LASTN) {
+      uint32_t k = (int64_t) l.n < n ? l.n : (uint32_t) n;
+      x_list_value (ev, e->op->aux == AR_FIRSTN ? l.v : l.v + (l.n - k), k, out);
+      return true;
+   }
+   /* the non-null values, by insertion into order (greatest first for $maxN) */
+   int sign = e->op->aux == AR_MAXN ? -1 : 1;
+   bson_value_t *kept = dj_arena_alloc (ev->arena, sizeof (bson_value_t) * (l.n ? l.n : 1));
+   uint32_t m = 0;
+   for (uint32_t i = 0; i < l.n; i++) {
+      if (nullish (&l.v[i])) {
+         continue;
+      }
+      uint32_t j = m++;
+      while (j > 0 && sign * dj_value_cmp (&kept[j - 1], &l.v[i]) > 0) {
+         kept[j] = kept[j - 1];
+         j--;
+      }
+      kept[j] = l.v[i];
+   }
+   x_list_value (ev, kept, (int64_t) m < n ? m : (uint32_t) n, out);
+   return true;
+}

@@ -80,8 +80,8 @@ to_parts (int64_t ms, const dj_tz_t *tz, parts_t *p)
    p->doy = (unsigned) (days - dj_days_from_civil (p->year, 1, 1)) + 1;
 }
 
-static int64_t
-from_parts (int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s, int64_t ms, const dj_tz_t *tz)
+int64_t
+x_from_parts (int64_t y, int64_t mo, int64_t d, int64_t h, int64_t mi, int64_t s, int64_t ms, const dj_tz_t *tz)
 {
    /* months and days may overflow their ranges: MongoDB carries them */
    y += floordiv (mo - 1, 12);
@@ -332,11 +332,11 @@ x_parse_iso (const char *s, const dj_tz_t *tz, int64_t *ms_out, bool *had_offset
    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59) {
       return false;
    }
-   int64_t local = from_parts (y, mo, d, h, mi, sec, ms, NULL);
+   int64_t local = x_from_parts (y, mo, d, h, mi, sec, ms, NULL);
    if (*had_offset) {
       *ms_out = local - (int64_t) off * 1000;
    } else {
-      *ms_out = tz ? from_parts (y, mo, d, h, mi, sec, ms, tz) : local;
+      *ms_out = tz ? x_from_parts (y, mo, d, h, mi, sec, ms, tz) : local;
    }
    return true;
 }
@@ -409,6 +409,25 @@ op_date_from_string (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_va
          return x_eval (e->args[3], ev, out);
       }
       return x_fail (ev, 241, "$dateFromString requires that 'dateString' be a string, found: %s", tname (&a));
+   }
+   if (e->args[1] && v[1].value_type != BSON_TYPE_EOD) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/dateFromString/#format-specifiers */
+      if (v[1].value_type == BSON_TYPE_NULL || v[1].value_type == BSON_TYPE_UNDEFINED) {
+         set_null (out);
+         return true;
+      }
+      if (v[1].value_type != BSON_TYPE_UTF8) {
+         return x_fail (ev, 40684, "$dateFromString requires that 'format' be a string, found: %s", tname (&v[1]));
+      }
+      if (!x_parse_format (ev, a.value.v_utf8.str, v[1].value.v_utf8.str, tz, &ms)) {
+         if (e->args[3] && ev->error->code == 241) {
+            memset (ev->error, 0, sizeof *ev->error); /* onError takes the string's error */
+            return x_eval (e->args[3], ev, out);
+         }
+         return false;
+      }
+      set_date (out, ms);
+      return true;
    }
    if (!x_parse_iso (a.value.v_utf8.str, tz, &ms, &had)) {
       if (e->args[3]) {
@@ -509,7 +528,7 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
          if (!strcmp (unit, "day") || !strcmp (unit, "week")) {
             /* calendar days in the time zone: DST changes keep local time */
             int64_t days = amount * (!strcmp (unit, "week") ? 7 : 1);
-            r = from_parts (p.year, p.month, (int64_t) p.day + days, p.hour, p.minute, p.second, p.ms, tz);
+            r = x_from_parts (p.year, p.month, (int64_t) p.day + days, p.hour, p.minute, p.second, p.ms, tz);
          } else {
             r = ms + amount * unit_ms (unit);
          }
@@ -520,7 +539,7 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
          int64_t mo = tm - floordiv (tm, 12) * 12 + 1;
          /* clamp the day to the target month's length, as MongoDB does */
          int64_t dim = dj_days_from_civil (mo == 12 ? y + 1 : y, mo == 12 ? 1 : (unsigned) mo + 1, 1) - dj_days_from_civil (y, (unsigned) mo, 1);
-         r = from_parts (y, mo, p.day > dim ? dim : p.day, p.hour, p.minute, p.second, p.ms, tz);
+         r = x_from_parts (y, mo, p.day > dim ? dim : p.day, p.hour, p.minute, p.second, p.ms, tz);
       }
       if (r < -DATE_ARITH_MAX || r > DATE_ARITH_MAX) {
          return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
@@ -565,7 +584,7 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
       if (!bin_start (months, per, bin, DATE_ARITH_MAX / (31LL * 86400000), &start)) {
          return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
       }
-      r = from_parts (2000 + floordiv (start, 12), start - floordiv (start, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
+      r = x_from_parts (2000 + floordiv (start, 12), start - floordiv (start, 12) * 12 + 1, 1, 0, 0, 0, 0, tz);
    } else if (!strcmp (unit, "week") || !strcmp (unit, "day")) {
       int64_t local_days = floordiv (ms + (int64_t) p.offset * 1000, 86400000);
       int64_t per = !strcmp (unit, "week") ? 7 : 1;
@@ -577,9 +596,9 @@ op_date_arith (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t 
       int64_t y;
       unsigned mo, dd;
       dj_civil_from_days (start + ref, &y, &mo, &dd);
-      r = from_parts (y, mo, dd, 0, 0, 0, 0, tz);
+      r = x_from_parts (y, mo, dd, 0, 0, 0, 0, tz);
    } else {
-      int64_t ref = from_parts (2000, 1, 1, 0, 0, 0, 0, (unit_ms (unit) >= 3600000) ? tz : NULL);
+      int64_t ref = x_from_parts (2000, 1, 1, 0, 0, 0, 0, (unit_ms (unit) >= 3600000) ? tz : NULL);
       if (!bin_start (ms - ref, unit_ms (unit), bin, DATE_ARITH_MAX, &start)) {
          return x_fail (ev, DJ_Overflow, "date overflow in %s", e->op->name);
       }
@@ -653,9 +672,9 @@ op_date_from_parts (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_val
       int64_t y;
       unsigned mo, dd;
       dj_civil_from_days (day, &y, &mo, &dd);
-      r = from_parts (y, mo, dd, vals[3], vals[4], vals[5], vals[6], tz);
+      r = x_from_parts (y, mo, dd, vals[3], vals[4], vals[5], vals[6], tz);
    } else {
-      r = from_parts (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], tz);
+      r = x_from_parts (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], tz);
    }
    set_date (out, r);
    return true;

@@ -25,10 +25,22 @@
  *                    itself; a value that is not a string is returned as
  *                    it is (COLLATE changes only how text compares)
  *
+ *   {$_djongoGeoDistance: [location, point]}
+ *                    the spherical distance from point to a stored
+ *                    location (GeoJSON or a legacy pair; to a line or a
+ *                    polygon: to its nearest point, 0 inside): meters
+ *                    when point is a GeoJSON Point, radians for a legacy
+ *                    pair -- the units $near and $geoNear report
+ *                    (https://www.mongodb.com/docs/manual/reference/operator/aggregation/geoNear/);
+ *                    null when the location is no geometry (SQL's
+ *                    Distance() of a row without one)
+ *
  * All of them: null or missing in, null out (the row's NULL1 rule).
  * Their rows are in expr.c's ops[].
  */
 #include "expr-private.h"
+
+#include "dj_geo.h"
 
 #include <openssl/evp.h>
 
@@ -160,5 +172,26 @@ op_collation_key (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value
    x_str (ev->arena, hex, 2 * key.len, out);
    bson_free (hex);
    dj_buf_cleanup (&key);
+   return true;
+}
+
+/* $_djongoGeoDistance (NULL_ANY: v[0] the location, v[1] the point) */
+bool
+op_geo_distance (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   dj_geo_query_t q;
+   bson_error_t err;
+   double d;
+   if (!dj_geo_query_near_point (&v[1], true, NULL, NULL, &q, &err)) {
+      return x_fail (ev, err.code, "%s: %s", e->op->name, err.message);
+   }
+   bool ok = dj_geo_query_match (&q, &v[0], &d);
+   dj_geo_query_cleanup (&q);
+   if (!ok) {
+      set_null (out);
+      return true;
+   }
+   out->value_type = BSON_TYPE_DOUBLE;
+   out->value.v_double = d;
    return true;
 }

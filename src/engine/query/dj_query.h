@@ -27,6 +27,7 @@
 
 #include "dj_expr.h"
 #include "dj_text.h"
+#include "dj_geo.h"
 
 typedef struct dj_matcher dj_matcher_t;
 typedef struct dj_update dj_update_t;
@@ -62,6 +63,11 @@ bool dj_matcher_is_empty (const dj_matcher_t *m);
  * none: a scan must answer m through the text index (storage/text_scan.c);
  * the $text node itself matches every document. */
 const bson_value_t *dj_matcher_text (const dj_matcher_t *m);
+/* The geo condition ($geoWithin, $geoIntersects, $near, $nearSphere) among
+ * m's top-level conjuncts on `path` (NULL: any path; near: $near or
+ * $nearSphere only), or NULL; *path_out (if not NULL) receives its path.
+ * Borrowed from m. */
+const dj_geo_query_t *dj_matcher_geo (const dj_matcher_t *m, const char *path, bool near, const char **path_out);
 
 /* ---- schema.c: $jsonSchema ------------------------------------------------ */
 /* Parses a $jsonSchema (a document); unknown and unsupported keywords and

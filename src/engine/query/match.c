@@ -20,6 +20,7 @@
  *    a string); https://www.mongodb.com/docs/manual/reference/method/db.collection.find/#type-bracketing
  */
 #include "dj_query.h"
+#include "dj_geo.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
@@ -43,6 +44,7 @@ typedef enum {
    OP_MOD,
    OP_ELEM_DOC, /* $elemMatch: {field: ...} */
    OP_ELEM_VAL, /* $elemMatch: {$gt: ...} */
+   OP_GEO,      /* $geoWithin, $geoIntersects, $near, $nearSphere (geo/dj_geo.h) */
    OP_ALWAYS_FALSE
 } op_t;
 
@@ -66,6 +68,8 @@ struct dj_matcher {
    mnode_t *sub;       /* $elemMatch */
    dj_expr_t *expr;    /* N_EXPR: owned */
    dj_schema_t *schema; /* N_SCHEMA ($jsonSchema, schema.c): owned */
+   dj_geo_query_t *geo; /* OP_GEO: owned */
+   char *dotted;        /* OP_GEO: owned, the path as written (dj_matcher_geo) */
 };
 
 static void
@@ -89,6 +93,10 @@ node_free (mnode_t *n)
    node_free (n->sub);
    dj_expr_destroy (n->expr);
    dj_schema_destroy (n->schema);
+   if (n->geo) {
+      dj_geo_query_cleanup (n->geo);
+   }
+   DJ_FREE (n->geo, n->dotted);
    bson_free (n);
 }
 
@@ -310,6 +318,21 @@ elem_is_doc_form (const bson_value_t *v)
       const char *k = bson_iter_key (&it);
       if (k[0] != '$' || !strcmp (k, "$and") || !strcmp (k, "$or") || !strcmp (k, "$nor") || !strcmp (k, "$expr") ||
           !strcmp (k, "$jsonSchema") || !strcmp (k, "$where") || !strcmp (k, "$text") || !strcmp (k, "$comment")) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* Whether an operator document holds $near or $nearSphere (whose
+ * $minDistance / $maxDistance sit beside them). */
+static bool
+has_near_sibling (const bson_value_t *opdoc)
+{
+   bson_iter_t it;
+   bson_iter_init_from_data (&it, opdoc->value.v_doc.data, opdoc->value.v_doc.data_len);
+   while (bson_iter_next (&it)) {
+      if (!strcmp (bson_iter_key (&it), "$near") || !strcmp (bson_iter_key (&it), "$nearSphere")) {
          return true;
       }
    }
@@ -559,6 +582,27 @@ parse_one_op (mnode_t *and_node, const char *path, size_t plen, const char *op, 
    if (!strcmp (op, "$comment")) {
       return true;
    }
+   if (!strcmp (op, "$geoWithin") || !strcmp (op, "$within") || !strcmp (op, "$geoIntersects") || !strcmp (op, "$near") ||
+       !strcmp (op, "$nearSphere")) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/query-geospatial/ */
+      n = field_node (path, plen, OP_GEO);
+      n->geo = bson_malloc0 (sizeof *n->geo);
+      n->dotted = bson_strndup (path, plen);
+      bool ok = !strncmp (op, "$near", 5) ? dj_geo_query_parse_near (op, arg, opdoc, n->geo, error)
+                                           : dj_geo_query_parse (!strcmp (op, "$geoIntersects") ? DJ_GEO_INTERSECTS : DJ_GEO_WITHIN,
+                                                                 arg, n->geo, error);
+      if (!ok) {
+         bson_free (n->geo);
+         n->geo = NULL;
+         node_free (n);
+         return false;
+      }
+      goto done;
+   }
+   if ((!strcmp (op, "$maxDistance") || !strcmp (op, "$minDistance")) &&
+       has_near_sibling (opdoc)) {
+      return true; /* read by $near / $nearSphere beside them */
+   }
    return dj_err (error, DJ_BadValue, "unknown operator: %s", op);
 
 done:
@@ -735,21 +779,44 @@ dj_matcher_new (const bson_t *filter, bson_error_t *error)
    return dj_matcher_new_scoped (filter, NULL, error);
 }
 
+/* The $near / $nearSphere nodes in n's subtree (sub: $elemMatch's too). */
+static int
+count_near (const mnode_t *n)
+{
+   int k = n->kind == N_FIELD && n->op == OP_GEO && n->geo->op == DJ_GEO_NEAR;
+   for (int i = 0; i < n->nkids; i++) {
+      k += count_near (n->kids[i]);
+   }
+   return k + (n->sub ? count_near (n->sub) : 0);
+}
+
 dj_matcher_t *
 dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
 {
    pctx_t pc = {.scope = scope};
-   mnode_t *m = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
-   int ntext = 0;
-   for (int i = 0; m && i < m->nkids; i++) {
-      ntext += m->kids[i]->kind == N_TEXT;
+   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   if (!root) {
+      return NULL;
    }
-   if (ntext > 1) {
-      node_free (m);
+   /* mongod orders by a near condition, so there is at most one, among the
+    * filter's top-level conditions (not under $or, $nor, $not, $elemMatch) */
+   int total = count_near (root), top = 0, ntext = 0;
+   for (int i = 0; i < root->nkids; i++) {
+      const mnode_t *k = root->kids[i];
+      top += k->kind == N_FIELD && k->op == OP_GEO && k->geo->op == DJ_GEO_NEAR;
+      ntext += k->kind == N_TEXT;
+   }
+   if (total > 1 || total != top) {
+      node_free (root);
+      dj_err (error, DJ_BadValue, total > 1 ? "Too many geoNear expressions" : "geoNear must be top-level expr");
+      return NULL;
+   }
+   if (ntext > 1) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+      node_free (root);
       dj_err (error, DJ_BadValue, "Too many text expressions");
       return NULL;
    }
-   return m;
+   return root;
 }
 
 dj_matcher_t *
@@ -776,6 +843,23 @@ bool
 dj_matcher_is_empty (const dj_matcher_t *m)
 {
    return m->kind == N_AND && m->nkids == 0;
+}
+
+const dj_geo_query_t *
+dj_matcher_geo (const dj_matcher_t *m, const char *path, bool near, const char **path_out)
+{
+   int n = m->kind == N_AND ? m->nkids : 1;
+   for (int i = 0; i < n; i++) {
+      const mnode_t *k = m->kind == N_AND ? m->kids[i] : m;
+      if (k->kind == N_FIELD && k->op == OP_GEO && (!path || !strcmp (k->dotted, path)) &&
+          (!near || k->geo->op == DJ_GEO_NEAR)) {
+         if (path_out) {
+            *path_out = k->dotted;
+         }
+         return k->geo;
+      }
+   }
+   return NULL;
 }
 
 /* ---- evaluation --------------------------------------------------------- */
@@ -960,6 +1044,7 @@ leaf_at (const mnode_t *n, const bson_value_t *v, int32_t *pos)
       return v->value_type == BSON_TYPE_ARRAY && any_element (v, elem_match_test, &t, pos);
    }
    case OP_ALWAYS_FALSE: return false;
+   case OP_GEO: return dj_geo_query_match (n->geo, v, NULL);
    }
    return false;
 }

@@ -26,13 +26,18 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
+ *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
+ *                answer $geoWithin/$geoIntersects (cell ranges) and
+ *                $near/$nearSphere/$geoNear (by distance)
  *   changes.c    the change log change streams read, and the cluster clock
+ *   sample.c     records picked at random ($sample's random cursor)
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "dj_query.h"
 #include "dj_text.h"
@@ -57,6 +62,10 @@ struct dj_index {
    dj_text_spec_t *text; /* owned: a text index (text/spec.c), NULL otherwise */
    int text_pos;         /* a text index: where _fts sits among paths (_ftsx after it) */
    int32_t expire_after;
+   /* 1 + the path keyed by geo cells ('2dsphere' or '2d', geo_index.c); 0: none */
+   int geo;
+   bool geo_flat;       /* '2d': flat, over grid's min/max/bits */
+   dj_geo_grid_t grid;  /* the cell grid of a geo index */
    dj_matcher_t *partial; /* owned, may be NULL */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
@@ -118,7 +127,18 @@ struct dj_engine {
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
+   /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
+    * by commands on any thread; 0 stands for the default. */
+   _Atomic int64_t params[2];
 };
+
+/* The parameters: what a blocking $sort, and a $group, may hold in memory
+ * before failing with 292 (mongod's internalQueryMaxBlockingSortMemoryUsageBytes
+ * and internalDocumentSourceGroupMaxMemoryBytes: 100 MiB each by default). */
+enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES };
+#define DJ_PARAM_DEFAULT_BYTES ((int64_t) 100 * 1024 * 1024)
+int64_t dj_engine_param (dj_engine_t *e, int which); /* e may be NULL: the default */
+void dj_engine_param_set (dj_engine_t *e, int which, int64_t v);
 
 /* ---- env.c: data directories ---------------------------------------------- */
 /* Opens (creating it and missing parents, 0700) the data directory `path`
@@ -324,6 +344,11 @@ int dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort);
  * what a tailable cursor reads next on a capped collection. */
 bool dj_plan_scan_after (dj_ctx_t *ctx, dj_coll_t *c, uint64_t after, const dj_matcher_t *m, dj_scan_fn fn, void *fnctx,
                          bson_error_t *error);
+/* sample.c: fn(rid, doc, -1, fnctx) for `size` different records of c
+ * picked at random, without reading the others (the caller checks c holds
+ * many more than size: the draw retries duplicates, failing with 28799
+ * after 100 in a row). doc is valid during the call; fn returns false to stop. */
+bool dj_record_sample (dj_ctx_t *ctx, dj_coll_t *c, int64_t size, dj_scan_fn fn, void *fnctx, bson_error_t *error);
 /* How many records c holds, counting no further than max (> 0): max means
  * "max or more". -1 on an LMDB error. Reads keys only. */
 int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
@@ -349,5 +374,35 @@ bool dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj
  * else the index find was told to use. */
 #define DJ_PLAN_COLLSCAN (-2)
 void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan);
+
+/* ---- geo_index.c: '2dsphere' and '2d' indexes ----------------------------- */
+/* The key pattern value `v` names a geo index kind: sets ix->geo for path i
+ * (ix->npaths) and its grid; false if v is no geo kind. */
+bool dj_geo_index_kind (dj_index_t *ix, const bson_value_t *v);
+/* A geo index's options (2d: min, max, bits) checked into ix->grid. */
+bool dj_geo_index_options (dj_index_t *ix, const bson_t *spec, bson_error_t *error);
+/* The cell ids (int64 values) doc's geometry at ix's geo path is keyed by,
+ * appended to out; none when the field is missing or null. Malformed
+ * geometry fails as mongod's insert does (16755 "Can't extract geo keys"). */
+bool dj_geo_index_cells (const dj_index_t *ix, const bson_t *doc, dj_vlist_t *out, bson_error_t *error);
+/* Answers a filter with a geo condition through a geo index: *used false
+ * (and nothing done) when no geo index serves it; $near/$nearSphere
+ * without one fail with 291 as mongod's. fn as dj_plan_scan's; a near
+ * query delivers by distance. */
+bool dj_geo_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max, dj_scan_fn fn,
+                       void *fnctx, bool *used, bson_error_t *error);
+/* The geo index m's geo condition uses (-1: none); *near (may be NULL):
+ * whether it is a near condition (delivered by distance). */
+int dj_geo_plan_index (const dj_coll_t *c, const dj_matcher_t *m, bool *near);
+/* $geoNear: the documents matching m (may be NULL) within q's distances,
+ * nearest first, through geo index `index` (dj_geo_near_index chooses it);
+ * fn gets each with its distance (q's units) and the nearest location.
+ * max: stop after that many (0: all). */
+typedef bool (*dj_geo_near_fn) (const bson_t *doc, double dist, const bson_value_t *loc, void *ud);
+bool dj_geo_near (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_geo_query_t *q, const dj_matcher_t *m, int64_t max,
+                  dj_geo_near_fn fn, void *ud, bson_error_t *error);
+/* The geo index $geoNear uses for q: the one on `key` if given, else the
+ * only one that fits; errors as mongod's. */
+bool dj_geo_near_index (const dj_coll_t *c, const dj_geo_query_t *q, const char *key, int *index, bson_error_t *error);
 
 #endif

@@ -257,3 +257,16 @@ dj_storage_flush (dj_engine_t *e, bson_error_t *error)
    int rc = mdb_env_sync (e->env, 1); /* forced: also under MDB_NOSYNC (--nosync) */
    return rc == 0 || dj_lmdb_error (rc, error, "fsync");
 }
+
+int64_t
+dj_engine_param (dj_engine_t *e, int which)
+{
+   int64_t v = e ? atomic_load (&e->params[which]) : 0;
+   return v ? v : DJ_PARAM_DEFAULT_BYTES;
+}
+
+void
+dj_engine_param_set (dj_engine_t *e, int which, int64_t v)
+{
+   atomic_store (&e->params[which], v);
+}

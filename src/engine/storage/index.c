@@ -58,7 +58,19 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
    *all_missing = true;
    dj_value_from_doc (doc, false, &dv);
    for (int i = 0; i < ix->npaths; i++) {
-      dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
+      if (ix->geo == i + 1) {
+         /* its keys are the geometry's cells; no geometry, no entry */
+         if (!dj_geo_index_cells (ix, doc, &fv[i].vals, error)) {
+            return false;
+         }
+         if (fv[i].vals.n == 0) {
+            *all_missing = true;
+            return true;
+         }
+         fv[i].array = fv[i].vals.n > 1;
+      } else {
+         dj_path_visit (&dv, &ix->paths[i], 0, false, collect_visit, &fv[i]);
+      }
       if (fv[i].vals.n) {
          *all_missing = false;
       } else {
@@ -114,8 +126,8 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
    if (!(ok = index_fields (ix, doc, fv, &multi, &ks->multikey, &all_missing, error))) {
       goto done;
    }
-   if (ix->sparse && all_missing) {
-      goto done;
+   if ((ix->sparse || ix->geo) && all_missing) {
+      goto done; /* a geo index holds no entry for a document without geometry */
    }
    int count = multi >= 0 ? (int) fv[multi].vals.n : 1;
    for (int r = 0; r < count; r++) {

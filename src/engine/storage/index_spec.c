@@ -134,12 +134,18 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
                dj_buf_cleanup (&shell);
                goto fail;
             }
-            if (v->value_type == BSON_TYPE_UTF8 && !hashed) {
+            if (v->value_type == BSON_TYPE_UTF8 && !hashed && dj_geo_index_kind (ix, v)) {
+               if (ix->geo && ix->geo != ix->npaths + 1) {
+                  dj_err (error, 16800, "can't have 2 geo fields");
+                  goto fail;
+               }
+               ix->geo = ix->npaths + 1;
+            } else if (v->value_type == BSON_TYPE_UTF8 && !hashed) {
                dj_err (error, DJ_CannotCreateIndex, "Index type '%s' is not supported by the embedded engine",
                        v->value.v_utf8.str);
                goto fail;
             }
-            if (!hashed && (!dj_value_is_number (v) || d == 0 || d != d)) {
+            if (!hashed && ix->geo != ix->npaths + 1 && (!dj_value_is_number (v) || d == 0 || d != d)) {
                dj_err (error, DJ_CannotCreateIndex, "Values in the index key pattern can only be numbers or strings, and numbers must be non-zero; found %s: %s",
                        bson_iter_key (&ki), dj_type_name (v->value_type));
                goto fail;
@@ -154,7 +160,7 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
                dj_err (error, DJ_CannotCreateIndex, "Index key contains an illegal field name: '%s'", bson_iter_key (&ki));
                goto fail;
             }
-            ix->desc[ix->npaths] = !hashed && d < 0;
+            ix->desc[ix->npaths] = !hashed && !ix->geo && d < 0;
             if (hashed) {
                ix->hashed = ix->npaths + 1;
             }
@@ -215,7 +221,9 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
       } else if (!strcmp (f, "v") || !strcmp (f, "background") || !strcmp (f, "ns") ||
                  !strcmp (f, "storageEngine") || !strcmp (f, "weights") ||
                  !strcmp (f, "default_language") || !strcmp (f, "language_override") || !strcmp (f, "textIndexVersion") ||
-                 !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered")) {
+                 !strcmp (f, "dropDups") || !strcmp (f, "wildcardProjection") || !strcmp (f, "clustered") ||
+                 !strcmp (f, "2dsphereIndexVersion") || !strcmp (f, "min") || !strcmp (f, "max") || !strcmp (f, "bits") ||
+                 !strcmp (f, "bucketSize")) {
          continue;
       } else {
          dj_err (error, DJ_InvalidOptions, "The field '%s' is not valid for an index specification. Specification: %s", f,
@@ -234,6 +242,9 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
    }
    if (ix->sparse && ix->partial) {
       dj_err (error, DJ_CannotCreateIndex, "cannot mix \"partialFilterExpression\" and \"sparse\" options");
+      goto fail;
+   }
+   if (ix->geo && !dj_geo_index_options (ix, spec, error)) {
       goto fail;
    }
    ix->is_id = !strcmp (ix->name, "_id_");

@@ -291,8 +291,11 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden || ix->text) { /* text: only $text reads it (text_scan.c) */
-         continue; /* partial: would need proof that the filter implies the partial filter */
+      if (ix->partial || ix->hidden || ix->geo || ix->text) {
+         /* partial: would need proof that the filter implies the partial
+          * filter; geo: keyed by cells, and sparse (geo_index.c); text:
+          * only $text reads it (text_scan.c) */
+         continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
          continue;
@@ -412,6 +415,19 @@ void
 dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan)
 {
    int dir = 1;
+   bool near;
+   int gi = c && hint == -1 ? dj_geo_plan_index (c, m, &near) : -1;
+   if (gi >= 0 && near) {
+      /* mongod's near plans: GEO_NEAR_2DSPHERE / GEO_NEAR_2D (geo_index.c) */
+      BSON_APPEND_UTF8 (plan, "stage", c->indexes[gi].geo_flat ? "GEO_NEAR_2D" : "GEO_NEAR_2DSPHERE");
+      BSON_APPEND_DOCUMENT (plan, "keyPattern", c->indexes[gi].key);
+      BSON_APPEND_UTF8 (plan, "indexName", c->indexes[gi].name);
+      return;
+   }
+   if (gi >= 0) {
+      append_ixscan (plan, &c->indexes[gi], 1);
+      return;
+   }
    if (sort && c && hint == -1) {
       int i = sorted_index (c, m, sort, &dir);
       if (i >= 0) {
@@ -471,8 +487,8 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_text (m)) {
-      return -1;
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_geo (m, NULL, true, NULL) || dj_matcher_text (m)) {
+      return -1; /* (a near condition or $text: its geo or text index finds the documents) */
    }
    const char *field = dj_sort_key (sort, 0, dir);
    /* an equality on a unique index finds at most one document: no walk needed */
@@ -485,7 +501,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->text ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo || ix->text ||
           strcmp (first_field (ix), field)) {
          continue;
       }
@@ -510,6 +526,13 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
 {
    if (dj_matcher_text (m)) {
       return dj_text_scan (ctx, c, m, vars, writes, max, fn, fnctx, error);
+   }
+   bool geo; /* a geo condition answered through a geo index (geo_index.c) */
+   if (!dj_geo_plan_scan (ctx, c, m, vars, max, fn, fnctx, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
    }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
@@ -557,10 +580,14 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true; /* scan_t.found counts */
 }
 
+/* A geo or text filter's matches, counted through its index (geo_index.c,
+ * text_scan.c). */
 static bool
-text_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+index_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
-   (void) rid, (void) doc, (void) pos;
+   (void) rid;
+   (void) doc;
+   (void) pos;
    (*(int64_t *) ctx)++;
    return true;
 }
@@ -570,10 +597,16 @@ dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval
                bson_error_t *error)
 {
    scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
-   bool ok;
+   bool ok, geo;
+   *n = 0;
    if (dj_matcher_text (m)) {
-      *n = 0;
-      return dj_text_scan (ctx, c, m, vars, false, 0, text_count_fn, n, error);
+      return dj_text_scan (ctx, c, m, vars, false, 0, index_count_fn, n, error);
+   }
+   if (!dj_geo_plan_scan (ctx, c, m, vars, 0, index_count_fn, n, &geo, error)) {
+      return false;
+   }
+   if (geo) {
+      return true;
    }
    if (dj_matcher_is_empty (m)) {
       s.count_only = true; /* every record: count the keys, read no document */
@@ -632,6 +665,9 @@ dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
       if (c->indexes[i].text && !c->indexes[i].hidden) {
          return i;
       }
+   }
+   if ((i = dj_geo_plan_index (c, m, NULL)) >= 0) {
+      return i;
    }
    if (sort && (i = sorted_index (c, m, sort, &dir)) >= 0) {
       return i;

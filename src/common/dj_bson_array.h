@@ -1,0 +1,21 @@
+/*
+ * dj_bson_array.h -- appending to BSON arrays by index.
+ *
+ * An array's keys are its indexes "0", "1", ... in order; copying part of
+ * one array into another (the stages after a pipeline's first, a
+ * pipeline's stages after ones of our own) renumbers them.
+ */
+#ifndef DJ_BSON_ARRAY_H
+#define DJ_BSON_ARRAY_H
+
+#include <bson/bson.h>
+
+/*
+ * dj_bson_array_append_rest --
+ *    Appends every element left in `it` (advanced to its end) to the array
+ *    being built in `arr`, keyed from index `n` on; returns the index after
+ *    the last appended. Values are copied: `it`'s document stays the caller's.
+ */
+uint32_t dj_bson_array_append_rest (bson_t *arr, uint32_t n, bson_iter_t *it);
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * pydriver-private.h -- what the driver's C files share (module.c: the
+ * Connection type, values both ways, errors; crypt.c: its encryption
+ * methods). Not installed.
+ *
+ * The globals are module state: set once at import (the GIL guards it),
+ * then read-only.
+ */
+#ifndef DJ_PYDRIVER_PRIVATE_H
+#define DJ_PYDRIVER_PRIVATE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+
+#include "dj_crypt.h"
+#include "dj_exec.h"
+#include "dj_transport.h"
+
+extern PyObject *Exc_Error, *Exc_DataError, *Exc_OperationalError, *Exc_IntegrityError, *Exc_ProgrammingError,
+   *Exc_NotSupportedError, *Exc_InternalError, *Exc_InterfaceError;
+extern PyObject *Decimal_type, *UUID_type, *ObjectId_type, *Int64_type, *Undefined_type, *Encrypted_type;
+
+typedef struct {
+   PyObject_HEAD
+   dj_transport_t *transport; /* owned */
+   dj_exec_t *exec;           /* owned */
+   PyThread_type_lock lock;   /* held while a statement runs */
+   bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
+   bool trace;                /* keep each statement's MongoDB commands in last_commands */
+   bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
+   PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
+   dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
+} ConnectionObject;
+
+/* Raises the PEP 249 exception for a C error. Returns NULL. */
+PyObject *map_error (const bson_error_t *e);
+/* One Python value appended to b as key (false with a Python error). */
+bool append_py (bson_t *b, const char *key, PyObject *v, int depth);
+/* The value at it as Python (new reference), or NULL with a Python error. */
+PyObject *to_py (const bson_iter_t *it, int depth);
+/* A statement's way in (module.c): the caller then holds self->lock. */
+bool conn_enter (ConnectionObject *self);
+bool conn_enter_args (ConnectionObject *self, PyObject *args, const char *format, ...);
+
+/* crypt.c: Connection's encryption methods (src/crypt) */
+PyObject *Connection_set_encryption (ConnectionObject *self, PyObject *args);
+PyObject *Connection_encrypt (ConnectionObject *self, PyObject *args);
+PyObject *Connection_decrypt (ConnectionObject *self, PyObject *args);
+PyObject *Connection_create_data_key (ConnectionObject *self, PyObject *args);
+PyObject *Connection_rewrap_many_data_key (ConnectionObject *self, PyObject *args);
+
+#endif
