@@ -42,6 +42,7 @@ enum {
    DJ_NamespaceNotFound = 26,
    DJ_ConflictingUpdateOperators = 40,
    DJ_CursorNotFound = 43,
+   DJ_MaxTimeMSExpired = 50,
    DJ_NamespaceExists = 48,
    DJ_DollarPrefixedFieldName = 52,
    DJ_InvalidIdField = 53,

@@ -163,6 +163,15 @@ dj_engine_txn_t *dj_engine_txn_begin (dj_engine_t *engine, dj_engine_txn_t *pare
 dj_engine_txn_t *dj_engine_txn_begin_snapshot (dj_engine_t *engine, bson_error_t *error);
 
 /**
+ * The session a top-level @p txn is a MongoDB multi-document transaction of:
+ * its lsid document (copied) and txnNumber. Each change the transaction
+ * makes records them, and change events show them as lsid and txnNumber
+ * (https://www.mongodb.com/docs/manual/reference/change-events/). Set before
+ * the transaction runs commands; djongo-server sets it.
+ */
+void dj_engine_txn_set_session (dj_engine_txn_t *txn, const bson_t *lsid, int64_t txn_number);
+
+/**
  * Commits @p txn (and first any nested transactions still open in it) and
  * frees the handles. A nested transaction's writes join its parent's; a
  * top-level one's become durable (fsync'd unless DJ_ENGINE_NOSYNC).

@@ -43,7 +43,14 @@ struct dj_failpoint {
    int64_t n;       /* FP_TIMES: firings left; FP_SKIP: matches still to let through */
    int64_t entered; /* firings since the server started */
    bson_t *data;    /* owned: the data document, or NULL when off */
+   /* maxTimeAlwaysTimeOut's only: the open cursors a command with a
+    * maxTimeMS opened (their getMores run under that time limit), at most
+    * TIMED_MAX of them, the oldest forgotten first */
+   int64_t *timed; /* owned array */
+   size_t ntimed, timed_cap;
 };
+
+#define TIMED_MAX 4096
 
 dj_failpoint_t *
 dj_failpoint_new (void)
@@ -61,6 +68,7 @@ dj_failpoint_destroy (dj_failpoint_t *fp)
    }
    bson_destroy (fp->data);
    pthread_mutex_destroy (&fp->mu);
+   bson_free (fp->timed);
    bson_free (fp);
 }
 
@@ -120,11 +128,12 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
    const char *fp_name = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : "";
    bool fail_command = !strcmp (fp_name, "failCommand");
    bool get_more = !strcmp (fp_name, "failGetMoreAfterCursorCheckout");
-   if (!fail_command && !get_more && strcmp (fp_name, "onPrimaryTransactionalWrite")) {
+   bool max_time = !strcmp (fp_name, "maxTimeAlwaysTimeOut");
+   if (!fail_command && !get_more && !max_time && strcmp (fp_name, "onPrimaryTransactionalWrite")) {
       /* mongod has many fail points; this server has the ones clients' tests use */
       return failure (reply, DJ_BadValue,
-                      "unknown fail point: djongo-server has 'failCommand', 'onPrimaryTransactionalWrite' and "
-                      "'failGetMoreAfterCursorCheckout'");
+                      "unknown fail point: djongo-server has 'failCommand', 'onPrimaryTransactionalWrite', "
+                      "'failGetMoreAfterCursorCheckout' and 'maxTimeAlwaysTimeOut'");
    }
    int mode;
    int64_t n;
@@ -149,7 +158,10 @@ dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t *cmd
        * fires (dj_failpoint_check); pymongo's pool tests configure one */
       data = bson_new (); /* onPrimaryTransactionalWrite's defaults */
    }
-   dj_failpoint_t *fp = fail_command ? srv->failpoint : get_more ? srv->getmore_fp : srv->txn_write_fp;
+   dj_failpoint_t *fp = fail_command ? srv->failpoint
+                        : get_more   ? srv->getmore_fp
+                        : max_time   ? srv->maxtime_fp
+                                     : srv->txn_write_fp;
    pthread_mutex_lock (&fp->mu);
    int64_t before = fp->entered;
    bson_destroy (fp->data);
@@ -190,8 +202,32 @@ fired (dj_failpoint_t *fp)
    }
 }
 
+/* The statements a write command holds, which mongod's
+ * onPrimaryTransactionalWrite counts (each has its stmtId): its documents,
+ * updates, deletes or bulkWrite ops; findAndModify is one. */
+static int64_t
+statements (const char *name, const bson_t *cmd)
+{
+   static const char *const arrays[][2] = {
+      {"insert", "documents"}, {"update", "updates"}, {"delete", "deletes"}, {"bulkWrite", "ops"}};
+   for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
+      bson_iter_t it, a;
+      if (strcmp (name, arrays[i][0])) {
+         continue;
+      }
+      int64_t n = 0;
+      if (bson_iter_init_find (&it, cmd, arrays[i][1]) && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &a)) {
+         while (bson_iter_next (&a)) {
+            n++;
+         }
+      }
+      return n;
+   }
+   return 1;
+}
+
 bool
-dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before)
+dj_failpoint_txn_write (struct dj_server *srv, const char *name, const bson_t *cmd, bool *fail_before)
 {
    dj_failpoint_t *fp = srv->txn_write_fp;
    bson_iter_t it;
@@ -200,14 +236,135 @@ dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before)
    if (!srv->test_commands) {
       return false;
    }
+   int64_t n = statements (name, cmd);
    pthread_mutex_lock (&fp->mu);
-   if (fp->mode != FP_OFF && fp->data && fires (fp)) {
+   /* {skip: N} lets N statements through, as mongod's counts each write
+    * (pymongo's test_batch_splitting_retry_fails: "the number of
+    * _documents_ to skip"). When it runs out inside this command, the
+    * command fails as a whole -- none of it written before, all of it
+    * after: this server records a retryable write's reply per command, so
+    * a retry replays all of it or runs all of it, never a part twice. */
+   if (fp->mode == FP_SKIP && fp->n >= n) {
+      fp->n -= n;
+   } else if (fp->mode != FP_OFF && fp->data) {
+      if (fp->mode == FP_SKIP) {
+         fp->n = 0; /* the statements skipped, this command's rest fires */
+      }
+      fp->entered++;
       fire = true;
       *fail_before = bson_iter_init_find (&it, fp->data, "failBeforeCommitExceptionCode");
       fired (fp);
    }
    pthread_mutex_unlock (&fp->mu);
    return fire;
+}
+
+/* ---- maxTimeAlwaysTimeOut ----------------------------------------------------
+ * mongod's fail point that makes every operation running under a time limit
+ * fail at once with MaxTimeMSExpired (50), as if its maxTimeMS had passed:
+ * a command with maxTimeMS > 0, and a getMore on a cursor such a command
+ * opened (the cursor keeps its command's time limit; a failed getMore ends
+ * its cursor). Commands without maxTimeMS run as usual. Drivers' tests use
+ * it to see a server timeout reported as ExecutionTimeout. */
+
+static bool
+positive_max_time (const bson_t *cmd)
+{
+   bson_iter_t it;
+   return bson_iter_init_find (&it, cmd, "maxTimeMS") && BSON_ITER_HOLDS_NUMBER (&it) && bson_iter_as_int64 (&it) > 0;
+}
+
+/* Under fp->mu: the index of id among the timed cursors, or -1. */
+static ssize_t
+timed_find (const dj_failpoint_t *fp, int64_t id)
+{
+   for (size_t i = 0; i < fp->ntimed; i++) {
+      if (fp->timed[i] == id) {
+         return (ssize_t) i;
+      }
+   }
+   return -1;
+}
+
+/* Under fp->mu. */
+static void
+timed_forget (dj_failpoint_t *fp, int64_t id)
+{
+   ssize_t i = timed_find (fp, id);
+   if (i >= 0) {
+      memmove (fp->timed + i, fp->timed + i + 1, sizeof *fp->timed * (fp->ntimed - (size_t) i - 1));
+      fp->ntimed--;
+   }
+}
+
+static int64_t
+reply_cursor_id (const bson_t *reply)
+{
+   bson_iter_t it;
+   return bson_iter_init (&it, reply) && bson_iter_find_descendant (&it, "cursor.id", &it) && BSON_ITER_HOLDS_INT64 (&it)
+             ? bson_iter_int64 (&it)
+             : 0;
+}
+
+bool
+dj_failpoint_max_time (struct dj_server *srv, const char *name, const bson_t *cmd, int64_t *cursor_id, bson_t *reply)
+{
+   dj_failpoint_t *fp = srv->maxtime_fp;
+   bson_iter_t it;
+   bool fire = false;
+   *cursor_id = 0;
+   if (!srv->test_commands) {
+      return false;
+   }
+   bool get_more = !strcmp (name, "getMore") && bson_iter_init_find (&it, cmd, "getMore") && BSON_ITER_HOLDS_INT64 (&it);
+   int64_t id = get_more ? bson_iter_int64 (&it) : 0;
+   pthread_mutex_lock (&fp->mu);
+   if (fp->mode != FP_OFF && fp->data && (positive_max_time (cmd) || (get_more && timed_find (fp, id) >= 0)) &&
+       fires (fp)) {
+      fire = true;
+      fired (fp);
+      if (get_more) {
+         timed_forget (fp, id);
+         *cursor_id = id;
+      }
+   }
+   pthread_mutex_unlock (&fp->mu);
+   if (fire) {
+      failure (reply, DJ_MaxTimeMSExpired, "operation exceeded time limit");
+   }
+   return fire;
+}
+
+void
+dj_failpoint_max_time_note (struct dj_server *srv, const char *name, const bson_t *cmd, const bson_t *reply)
+{
+   dj_failpoint_t *fp = srv->maxtime_fp;
+   bson_iter_t it, a;
+   if (!srv->test_commands) {
+      return;
+   }
+   int64_t id = reply_cursor_id (reply);
+   pthread_mutex_lock (&fp->mu);
+   if (!strcmp (name, "getMore")) {
+      if (!id && bson_iter_init_find (&it, cmd, "getMore") && BSON_ITER_HOLDS_INT64 (&it)) {
+         timed_forget (fp, bson_iter_int64 (&it)); /* the cursor ended */
+      }
+   } else if (!strcmp (name, "killCursors")) {
+      if (bson_iter_init_find (&it, cmd, "cursors") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &a)) {
+         while (bson_iter_next (&a)) {
+            if (BSON_ITER_HOLDS_INT64 (&a)) {
+               timed_forget (fp, bson_iter_int64 (&a));
+            }
+         }
+      }
+   } else if (id && positive_max_time (cmd)) {
+      if (fp->ntimed == TIMED_MAX) {
+         timed_forget (fp, fp->timed[0]);
+      }
+      DJ_GROW (fp->timed, fp->ntimed, fp->timed_cap, 16);
+      fp->timed[fp->ntimed++] = id;
+   }
+   pthread_mutex_unlock (&fp->mu);
 }
 
 /* mongod's isResumableChangeStreamError (error_labels.cpp): the

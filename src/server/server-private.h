@@ -61,6 +61,7 @@ struct dj_server {
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
    dj_failpoint_t *txn_write_fp; /* owned: the onPrimaryTransactionalWrite fail point */
    dj_failpoint_t *getmore_fp;   /* owned: the failGetMoreAfterCursorCheckout fail point */
+   dj_failpoint_t *maxtime_fp;   /* owned: the maxTimeAlwaysTimeOut fail point */
    uint8_t clock_key[20];     /* with --auth: the HMAC-SHA1 key $clusterTime is signed with (random per start) */
    int64_t clock_key_id;
    dj_engine_t *engine; /* owned */
@@ -170,14 +171,23 @@ bool dj_failpoint_configure (struct dj_server *srv, const char *db, const bson_t
  * (counting it against times / skip), *out says what to do. */
 bool dj_failpoint_check (struct dj_server *srv, const dj_conn_t *c, const char *name, dj_fail_action_t *out);
 void dj_fail_action_cleanup (dj_fail_action_t *a);
-/* onPrimaryTransactionalWrite, asked by a retryable write: true when it
- * fires (close the connection unanswered), *fail_before when the write is
- * not to be applied first. */
-bool dj_failpoint_txn_write (struct dj_server *srv, bool *fail_before);
+/* onPrimaryTransactionalWrite, asked by a retryable write (command `name`,
+ * its statements counted against the mode's skip): true when it fires
+ * (close the connection unanswered), *fail_before when the write is not to
+ * be applied first. */
+bool dj_failpoint_txn_write (struct dj_server *srv, const char *name, const bson_t *cmd, bool *fail_before);
 /* failGetMoreAfterCursorCheckout: when it fires, reply is a getMore's
  * failure with data.errorCode, labelled ResumableChangeStreamError when a
  * change stream may resume after it (mongod's error labels), and true. */
 bool dj_failpoint_get_more (struct dj_server *srv, bson_t *reply);
+/* maxTimeAlwaysTimeOut: when it fires for this command (maxTimeMS > 0, or
+ * a getMore on a cursor opened with one), reply is MaxTimeMSExpired and
+ * true; for a getMore, *cursor_id is the cursor the caller is to end. */
+bool dj_failpoint_max_time (struct dj_server *srv, const char *name, const bson_t *cmd, int64_t *cursor_id,
+                            bson_t *reply);
+/* After a command ran: remembers the cursor a command with maxTimeMS
+ * opened, forgets the ones that ended (test commands only). */
+void dj_failpoint_max_time_note (struct dj_server *srv, const char *name, const bson_t *cmd, const bson_t *reply);
 /* A change stream's getMore or aggregate that failed for good: mongod's
  * NonResumableChangeStreamError label (ChangeStreamFatalError 280,
  * ChangeStreamHistoryLost 286), which tells a driver not to resume. */

@@ -56,6 +56,24 @@ dj_server_log (const struct dj_server *srv, const char *fmt, ...)
 
 /* The command's reply; false: the connection is to be closed unanswered
  * (the failCommand fail point's closeConnection). */
+/* Ends cursor `id` (0: none) of the getMore cmd, as its user. */
+static void
+kill_cursor (struct dj_server *srv, const dj_conn_t *c, const char *db, const bson_t *cmd, int64_t id)
+{
+   bson_iter_t it;
+   if (!id || !bson_iter_init_find (&it, cmd, "collection") || !BSON_ITER_HOLDS_UTF8 (&it)) {
+      return;
+   }
+   bson_t kill = BSON_INITIALIZER, ids, out;
+   BSON_APPEND_UTF8 (&kill, "killCursors", bson_iter_utf8 (&it, NULL));
+   BSON_APPEND_ARRAY_BEGIN (&kill, "cursors", &ids);
+   BSON_APPEND_INT64 (&ids, "0", id);
+   bson_append_array_end (&kill, &ids);
+   dj_engine_run_command_as (srv->engine, NULL, c->user, db, &kill, &out);
+   bson_destroy (&out);
+   bson_destroy (&kill);
+}
+
 static bool
 run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *cmd, bson_t *reply)
 {
@@ -94,6 +112,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    }
    bool in_txn = bson_has_field (cmd, "autocommit");
    uint32_t t0, i0, t1, i1; /* the clock before: a write that logged a change moved it already */
+   int64_t timed_out = 0;
    dj_cluster_time_now (srv, &t0, &i0);
    /* (c->user: the cursors a command opens belong to the user who ran it) */
    if (dj_auth_command (srv, c, name, cmd, reply)) {
@@ -102,6 +121,10 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       dj_failpoint_configure (srv, db, cmd, reply);
    } else if (!strcmp (name, "getMore") && dj_failpoint_get_more (srv, reply)) {
       /* failGetMoreAfterCursorCheckout fired: its error is the reply */
+   } else if (dj_failpoint_max_time (srv, name, cmd, &timed_out, reply)) {
+      /* maxTimeAlwaysTimeOut fired: MaxTimeMSExpired is the reply; a
+       * getMore's cursor ends with it */
+      kill_cursor (srv, c, db, cmd, timed_out);
    } else if (dj_handshake_command (srv, c, db, name, cmd, reply)) {
    } else if (dj_sessions_run (srv->sessions, c->user, db, name, cmd, reply)) {
    } else if (dj_is_retryable_write (name, cmd)) {
@@ -109,7 +132,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
        * onPrimaryTransactionalWrite fail point drops the connection
        * before or after the write */
       if (!dj_sessions_retry_lookup (srv->sessions, cmd, reply)) {
-         bool fail_before = false, drop = dj_failpoint_txn_write (srv, &fail_before);
+         bool fail_before = false, drop = dj_failpoint_txn_write (srv, name, cmd, &fail_before);
          if (!(drop && fail_before)) {
             dj_engine_run_command_as (srv->engine, NULL, c->user, db, cmd, reply);
             dj_sessions_retry_record (srv->sessions, cmd, reply);
@@ -136,6 +159,7 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    if (!strcmp (name, "getMore") || !strcmp (name, "aggregate")) {
       dj_error_labels_stream (reply);
    }
+   dj_failpoint_max_time_note (srv, name, cmd, reply);
    bool write = dj_is_write_command (name, cmd);
    if (write && (!in_txn || !strcmp (name, "commitTransaction"))) {
       dj_write_concern_check (cmd, reply);
@@ -419,6 +443,7 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    srv->failpoint = dj_failpoint_new ();
    srv->txn_write_fp = dj_failpoint_new ();
    srv->getmore_fp = dj_failpoint_new ();
+   srv->maxtime_fp = dj_failpoint_new ();
    bool clock_ok = dj_cluster_time_init (srv);
    srv->txn_lifetime_ms = (int64_t) (opts->txn_lifetime_s > 0 ? opts->txn_lifetime_s : 60) * 1000;
    srv->tcp_fd = srv->unix_fd = -1;
@@ -640,5 +665,6 @@ dj_server_destroy (dj_server_t *srv)
    dj_failpoint_destroy (srv->failpoint);
    dj_failpoint_destroy (srv->txn_write_fp);
    dj_failpoint_destroy (srv->getmore_fp);
+   dj_failpoint_destroy (srv->maxtime_fp);
    DJ_FREE (srv->dbpath, srv->bind, srv->unix_path, srv);
 }

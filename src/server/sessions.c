@@ -56,6 +56,7 @@ typedef struct {
    pthread_mutex_t mu;
    pthread_cond_t cv;
    job_t *job; /* the pending job, or NULL */
+   dj_engine_txn_t *txn; /* the worker's transaction (its thread's), set before begun */
    bool begun, begin_ok;
    bson_error_t begin_error;
 } worker_t;
@@ -102,6 +103,7 @@ worker_main (void *arg)
     * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
    dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (w->engine, &err);
    pthread_mutex_lock (&w->mu);
+   w->txn = t;
    w->begun = true;
    w->begin_ok = t != NULL;
    w->begin_error = err;
@@ -722,6 +724,16 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       ss->state = TXN_OPEN;
       ss->txn_number = txn;
       ss->txn_started_ms = dj_now_ms ();
+      bson_t lsid;
+      if (bson_iter_init_find (&it, cmd, "lsid") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         /* before its first command runs (the worker waits for jobs) */
+         uint32_t len;
+         const uint8_t *data;
+         bson_iter_document (&it, &len, &data);
+         if (bson_init_static (&lsid, data, len)) {
+            dj_engine_txn_set_session (ss->w->txn, &lsid, txn);
+         }
+      }
    } else if (txn != ss->txn_number || ss->state == TXN_NONE) {
       error_reply (reply, DJ_NoSuchTransaction, true, "Transaction with txnNumber %lld is not open", txn);
       goto done;

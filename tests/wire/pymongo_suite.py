@@ -2,7 +2,10 @@
 sdist, beyond the unified spec tests pymongo_spec.py runs) against
 djongo-server -- a long suite, not part of the test command:
 
-    python3 tests/wire/pymongo_suite.py [--write docs/pymongo_suite.md] [MODULE ...]
+    python3 tests/wire/pymongo_suite.py [--write docs/pymongo_suite.md] [--rows FILE] [MODULE ...]
+
+(--rows FILE keeps the run's rows in FILE, and when FILE exists writes the
+doc from it without running anything.)
 
 pymongo's test package comes from the sdist `bash scripts/deps.sh tests`
 unpacks into .cache/pymongo-sdist/pymongo-VERSION/ (specdata.py finds it).
@@ -83,45 +86,48 @@ SKIPPED_MODULES = {
 # Failures with a known cause: (regex on "id message", category, reason).
 #   absent feature  what djongo-server does not have (the list, or
 #                   deliberately: server-side JavaScript)
-#   environment     the machine the suite runs on, not the server: pymongo
-#                   adds the container it detects to its handshake metadata,
-#                   which its metadata tests do not expect; no DNS
+#   environment     the machine the suite runs on, not the server: no DNS
 #   harness         the test ignores DB_PORT (a client on localhost:27017)
 #   client          pymongo's own client-side behaviour, no server answer
 #                   involved
 # Anything else is "wrong answer": djongo-server answers otherwise than mongod.
 CAUSES = [
-    (r"[Cc]hange[_ ]?[Ss]tream|\bwatch\b|\$changeStream", "absent feature",
-     "change streams ($changeStream)"),
-    (r"[Tt]imeseries|time[-_ ]series", "absent feature", "time-series collections"),
-    (r"\$where|test_max_pool_size|test_to_list_csot_applied", "absent feature",
+    (r"\$where|test_max_pool_size|test_to_list_csot_applied|test_interrupt_signal", "absent feature",
      "server-side JavaScript ($where; pymongo's delay() helper): deliberately absent"),
-    (r"collations other than 'simple'", "absent feature",
-     "a collection's or an index's default collation (per-operation collations work)"),
     (r"Index type '(2d|2dsphere|text)'", "absent feature", "geospatial and text indexes"),
-    (r"unknown fail point", "absent feature",
-     "mongod's other fail points (maxTimeAlwaysTimeOut); djongo-server has failCommand and "
-     "onPrimaryTransactionalWrite"),
-    (r"test_to_list_tailable", "absent feature", "the oplog (local.oplog.rs)"),
-    (r"'container'|'runtime': 'docker'", "environment",
-     "pymongo reports the container it runs in (env.container) in its handshake, which the test does not expect"),
+    (r"unknown fail point", "absent feature", "a mongod fail point djongo-server does not have"),
+    (r"test_to_list_tailable", "absent feature",
+     "the oplog (local.oplog.rs: mongod's replication log, read as a capped collection)"),
     (r"DNS query name does not exist", "environment", "no DNS SRV records for the test's mongodb+srv host"),
-    (r"localhost:27017", "harness", "the test connects to localhost:27017 whatever DB_PORT says"),
+    (r"localhost:27017", "harness", "the test connects to localhost:27017 whatever DB_PORT says (taken by another "
+     "server on this machine during the run)"),
     (r"test_read_preference_hedge_deprecated", "client",
      "pymongo's DeprecationWarning for hedge (client-side; already emitted once in the process)"),
-    # wrong answers whose cause is known (left to fix)
-    (r"TestClient::test_list_databases", "wrong answer",
-     "listDatabases does not list admin (a replica-set mongod always has admin, config and local)"),
-    (r"TestCollection::test_index_filter", "wrong answer",
-     "the planner does not use a partial index whose filter the query implies (explain shows COLLSCAN)"),
-    (r"test_exhaust_cursor_db_set", "wrong answer",
-     "a cursor ends with the batch holding its last document; mongod finds the end one getMore later"),
-    (r"test_batch_splitting_retry_fails", "wrong answer",
-     "onPrimaryTransactionalWrite's skip counts commands; mongod counts the statements (documents) written"),
     (r"test_4_retry_backoff_is_enforced", "client",
      "an OverflowError in pymongo's with_transaction backoff with random.random patched to 0 "
      "(the commands it sends are answered as mongod does)"),
 ]
+
+# What a skip needs, by pymongo's message (first match): another topology or
+# deployment, something on the client's side, or what djongo-server lacks.
+SKIP_KINDS = [
+    (r"secondaries|mongos|standalone|This cluster supports retryable writes|cluster-level change streams cannot be "
+     r"invalidated", "another topology"),
+    (r"Authentication is not enabled|via TLS|SASL|Kerberos", "another deployment (authentication on, TLS, Kerberos)"),
+    (r"Server version must be at least 8\.0", "absent feature: MongoDB 8.0 (its bulkWrite command)"),
+    (r"did not negotiate compression", "absent feature: wire compression (OP_COMPRESSED)"),
+    (r"Server version must be at most", "a test for older servers"),
+    (r"runOnRequirements|expects it to fail", "the spec test's own requirements (sharded clusters, older or newer "
+     "servers, serverless, encryption: see its file)"),
+    (r".", "the client's side (pymongo's build, Python, optional modules, harness settings)"),
+]
+
+
+def skip_kind(message):
+    for pattern, kind in SKIP_KINDS:
+        if re.search(pattern, message):
+            return kind
+    return SKIP_KINDS[-1][1]
 
 
 def run_module(module, server, workdir):
@@ -140,6 +146,7 @@ def run_module(module, server, workdir):
     env.update(DB_IP="127.0.0.1", DB_PORT=str(server.port), DJONGO_SUITE_RESULTS=results,
                PYTHONPATH=os.pathsep.join([HERE, pyroot] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
     env.pop("LD_PRELOAD", None)
+    env.pop("KUBERNETES_SERVICE_HOST", None)  # a developer's machine, not a container (pymongo_suite_plugin.py)
     proc = subprocess.Popen(
         [sys.executable, "-P", "-m", "pytest", "-c", ini, "--rootdir", pyroot, "-q", "-p", "no:cacheprovider",
          "-p", "pymongo_suite_plugin", os.path.join(pyroot, "test", module)],
@@ -209,7 +216,10 @@ def table(all_rows, seconds):
            "secondaries, authentication on, encryption); those are the skipped column.",
            "A failure's cause: *wrong answer* (djongo-server answers otherwise than mongod),",
            "*absent feature* (what it does not have), *client* (pymongo's own behaviour, no server",
-           "answer involved), *harness* (the test ignores DB_PORT), *environment* (the machine).", "",
+           "answer involved), *harness* (the test ignores DB_PORT), *environment* (the machine).",
+           "The modules run as on a developer's machine, not in a container: pymongo's handshake",
+           "metadata leaves out env.container (tests/wire/pymongo_suite_plugin.py says how), as its",
+           "metadata tests expect.", "",
            "**Total: %d passed, %d failed, %d errors, %d skipped: %.1f%% of the %d tests that ran pass**"
            % (total["passed"], total["failed"], total["error"], total["skipped"],
               100.0 * total["passed"] / ran if ran else 0, ran)
@@ -228,6 +238,21 @@ def table(all_rows, seconds):
                if r["outcome"] in ("failed", "error")]
     for module, r, cat, why in sorted(failing, key=lambda f: (order[f[2]], f[0], f[1]["id"])):
         out.append("| %s | %s | %s | %s | %s |" % (module, cell(r["id"]), r["outcome"], cat, cell(why)))
+    # every skip, by pymongo's reason (its harness decides what the deployment lacks)
+    skips = {}
+    for module, rows in all_rows.items():
+        for r in rows:
+            if r["outcome"] == "skipped":
+                skips.setdefault(r["message"].strip() or "(no reason given)", []).append(module)
+    kinds = {}
+    for why, modules in skips.items():
+        kinds[skip_kind(why)] = kinds.get(skip_kind(why), 0) + len(modules)
+    out += ["", "## Every skip, by pymongo's reason", "",
+            "By what it needs: " + ", ".join("%s %d" % (k, n) for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+            + ".", "", "| tests | reason (pymongo's message) | needs | modules |", "|---|---|---|---|"]
+    for why, modules in sorted(skips.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        out.append("| %d | %s | %s | %s |" % (len(modules), cell(why), skip_kind(why),
+                                               ", ".join(sorted(set(modules)))))
     return "\n".join(out) + "\n"
 
 
@@ -252,12 +277,18 @@ def default_port_free():
 
 def main(argv):
     from conftest import Server
-    write = None
+    write = rows_file = None
     if argv[:1] == ["--write"]:
         write, argv = argv[1], argv[2:]
+    if argv[:1] == ["--rows"]:  # keep (or, when it exists, reuse) the run's rows: the doc again without a run
+        rows_file, argv = argv[1], argv[2:]
     modules = argv or MODULES
     all_rows = {}
     start = time.time()
+    if rows_file and os.path.exists(rows_file):
+        with open(rows_file) as f:
+            saved = json.load(f)
+        all_rows, modules, start = saved["rows"], [], time.time() - saved["seconds"]
     with tempfile.TemporaryDirectory() as tmp:
         for module in modules:
             port = ("--port", "27017") if default_port_free() else ()  # (the last --port is the one taken)
@@ -273,6 +304,9 @@ def main(argv):
             for r in all_rows[module]:
                 if r["outcome"] in ("failed", "error"):
                     print("  %s %s: %s" % (r["outcome"], r["id"], r["message"][:200]), flush=True)
+    if rows_file and modules:
+        with open(rows_file, "w") as f:
+            json.dump({"rows": all_rows, "seconds": int(time.time() - start)}, f)
     if write:
         with open(write, "w") as f:
             f.write(table(all_rows, int(time.time() - start)))

@@ -62,7 +62,7 @@ print(json.dumps(out))
 def test_encrypted_fields_over_djongo_server(tmp_path):
     server = Server(tmp_path / "data")
     try:
-        p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300,
+        p = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                            env=dict(os.environ, URI=server.uri,
                                     LOCAL_KEY=base64.b64encode(bytes(range(96))).decode()))
         assert p.returncode == 0, p.stdout + p.stderr

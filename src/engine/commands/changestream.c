@@ -22,13 +22,22 @@
  * (TOKEN_EVENT; TOKEN_INVALIDATE, the invalidate after a drop or rename;
  * TOKEN_HWM, a high-water mark: the postBatchResumeToken of a batch that
  * ended past its last event). A stream resumes after the token's time.
+ * A fragment of a split event (TOKEN_FRAGMENT) adds its number (2 bytes):
+ * a stream resumed there starts with the event's next fragment.
+ *
+ * $changeStreamSplitLargeEvent (the last stage) splits an event over
+ * 16 MiB into fragments {_id, splitEvent: {fragment, of}, ...its top-level
+ * fields}, as many fields as fit in each, in order; without it such an
+ * event fails the stream (BSONObjectTooLarge). A batch holds the fragments
+ * that fit; the next one re-reads the event and goes on from there.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/changeStreamSplitLargeEvent/
  */
 #include "dj_commands.h"
 
 #include <stdio.h>
 #include <time.h>
 
-enum { TOKEN_HWM = 0, TOKEN_EVENT = 1, TOKEN_INVALIDATE = 2 };
+enum { TOKEN_HWM = 0, TOKEN_EVENT = 1, TOKEN_INVALIDATE = 2, TOKEN_FRAGMENT = 3 };
 enum { FD_DEFAULT, FD_LOOKUP, FD_WHEN_AVAILABLE, FD_REQUIRED };
 enum { FB_OFF, FB_WHEN_AVAILABLE, FB_REQUIRED };
 
@@ -43,21 +52,28 @@ struct dj_stream {
    bool check_invalidate;  /* resumed from an event's token: the entry at pos may call for an invalidate */
    bool invalidated;       /* the invalidate event was handed out: the stream is over */
    bson_t *pbrt;           /* owned: the last batch's postBatchResumeToken */
+   bool split;             /* $changeStreamSplitLargeEvent ended the pipeline */
+   uint64_t skip_ts;       /* the event at this time... */
+   uint32_t skip_frags;    /* ...starts after its first skip_frags fragments (handed out already) */
 };
 
 /* ---- resume tokens ---------------------------------------------------------- */
 
+/* kind TOKEN_FRAGMENT: fragment (1-based) of the event at ts */
 static void
-token_append (bson_t *out, const char *field, uint64_t ts, int kind)
+token_append_fragment (bson_t *out, const char *field, uint64_t ts, int kind, uint32_t fragment)
 {
-   char hex[2 * 10 + 1];
-   uint8_t raw[10];
+   char hex[2 * 12 + 1];
+   uint8_t raw[12];
+   int n = kind == TOKEN_FRAGMENT ? 12 : 10;
    raw[0] = 0x82;
    for (int b = 0; b < 8; b++) {
       raw[1 + b] = (uint8_t) (ts >> (56 - 8 * b));
    }
    raw[9] = (uint8_t) kind;
-   for (int b = 0; b < 10; b++) {
+   raw[10] = (uint8_t) (fragment >> 8);
+   raw[11] = (uint8_t) fragment;
+   for (int b = 0; b < n; b++) {
       snprintf (hex + 2 * b, 3, "%02X", raw[b]);
    }
    bson_t t;
@@ -66,10 +82,17 @@ token_append (bson_t *out, const char *field, uint64_t ts, int kind)
    bson_append_document_end (out, &t);
 }
 
+static void
+token_append (bson_t *out, const char *field, uint64_t ts, int kind)
+{
+   token_append_fragment (out, field, ts, kind, 0);
+}
+
 /* A resume token ({_data: hex}) as its time and kind; `option` names
  * the $changeStream field in errors. */
 static bool
-token_parse (const bson_value_t *v, const char *option, uint64_t *ts, int *kind, bson_error_t *error)
+token_parse (const bson_value_t *v, const char *option, uint64_t *ts, int *kind, uint32_t *fragment,
+             bson_error_t *error)
 {
    bson_value_t data;
    if (v->value_type != BSON_TYPE_DOCUMENT) {
@@ -83,18 +106,20 @@ token_parse (const bson_value_t *v, const char *option, uint64_t *ts, int *kind,
       return dj_err (error, DJ_BadValue, "Expected resume token _data field to be a string");
    }
    const char *hex = data.value.v_utf8.str;
-   uint8_t raw[10];
-   bool ok = data.value.v_utf8.len == 20;
-   for (int b = 0; ok && b < 10; b++) {
+   uint8_t raw[12];
+   uint32_t n = data.value.v_utf8.len / 2;
+   bool ok = (n == 10 || n == 12) && data.value.v_utf8.len % 2 == 0;
+   for (uint32_t b = 0; ok && b < n; b++) {
       unsigned int byte;
       ok = sscanf (hex + 2 * b, "%2x", &byte) == 1;
       raw[b] = (uint8_t) byte;
    }
-   if (!ok || raw[0] != 0x82 || raw[9] > TOKEN_INVALIDATE) {
+   if (!ok || raw[0] != 0x82 || raw[9] > TOKEN_FRAGMENT || (raw[9] == TOKEN_FRAGMENT) != (n == 12)) {
       return dj_err (error, DJ_BadValue, "The resume token '%s' is not one this server issued", hex);
    }
    *ts = dj_u64be_read (raw + 1);
    *kind = raw[9];
+   *fragment = n == 12 ? (uint32_t) raw[10] << 8 | raw[11] : 0;
    return true;
 }
 
@@ -145,6 +170,47 @@ rest_allowed (const bson_t *stages, bson_error_t *error)
    return true;
 }
 
+/* The stages after $changeStream without a last {$changeStreamSplitLargeEvent: {}}
+ * (*split: it was there); out: initialised on success (the caller's).
+ * mongod's checks: only once, only last (40601, 7183900). */
+static bool
+split_stage (const bson_t *stages, bson_t *out, bool *split, bson_error_t *error)
+{
+   static const char name[] = "$changeStreamSplitLargeEvent";
+   bson_iter_t it, st;
+   uint32_t n = bson_count_keys (stages), i = 0;
+   *split = false;
+   bson_init (out);
+   bson_iter_init (&it, stages);
+   while (bson_iter_next (&it)) {
+      bool is_split = BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &st) && bson_iter_next (&st) &&
+                      !strcmp (bson_iter_key (&st), name);
+      i++;
+      if (!is_split) {
+         char buf[16];
+         const char *key;
+         bson_uint32_to_string (i - 1, &key, buf, sizeof buf);
+         bson_append_value (out, key, -1, bson_iter_value (&it));
+         continue;
+      }
+      if (*split) {
+         bson_destroy (out);
+         return dj_err (error, 7183900, "%s can only be used once in the pipeline", name);
+      }
+      if (i != n) {
+         bson_destroy (out);
+         return dj_err (error, 40601, "%s can only be the final stage in the pipeline", name);
+      }
+      bson_iter_t arg;
+      if (!BSON_ITER_HOLDS_DOCUMENT (&st) || !bson_iter_recurse (&st, &arg) || bson_iter_next (&arg)) {
+         bson_destroy (out);
+         return dj_err (error, DJ_FailedToParse, "%s only accepts an empty object as its argument", name);
+      }
+      *split = true;
+   }
+   return true;
+}
+
 void
 dj_stream_free (dj_stream_t *s)
 {
@@ -165,12 +231,29 @@ static bool
 stream_start (dj_ctx_t *ctx, dj_stream_t *s, const bson_iter_t *resume, const bson_iter_t *start_after,
               const bson_iter_t *at_time, bson_error_t *error)
 {
-   uint64_t ts;
-   int kind;
-   if (resume) {
-      if (!token_parse (bson_iter_value ((bson_iter_t *) resume), "resumeAfter", &ts, &kind, error)) {
+   uint64_t ts = 0;
+   int kind = 0;
+   uint32_t fragment = 0;
+   if (resume || start_after) {
+      bool after = !resume;
+      if (!token_parse (bson_iter_value ((bson_iter_t *) (after ? start_after : resume)),
+                        after ? "startAfter" : "resumeAfter", &ts, &kind, &fragment, error)) {
          return false;
       }
+      if (kind == TOKEN_FRAGMENT) {
+         if (!s->split) {
+            return dj_err (error, 280 /* ChangeStreamFatalError */,
+                           "To resume from a split event, the $changeStream pipeline must include a "
+                           "$changeStreamSplitLargeEvent stage");
+         }
+         /* the event again, after the fragments handed out */
+         s->pos = ts ? ts - 1 : 0;
+         s->skip_ts = ts;
+         s->skip_frags = fragment;
+         return true;
+      }
+   }
+   if (resume) {
       if (kind == TOKEN_INVALIDATE) {
          return dj_err (error, 260 /* InvalidResumeToken */,
                         "Attempting to resume a change stream using 'resumeAfter' is not allowed from an invalidate "
@@ -181,9 +264,6 @@ stream_start (dj_ctx_t *ctx, dj_stream_t *s, const bson_iter_t *resume, const bs
       return true;
    }
    if (start_after) {
-      if (!token_parse (bson_iter_value ((bson_iter_t *) start_after), "startAfter", &ts, &kind, error)) {
-         return false;
-      }
       s->pos = ts;
       s->check_invalidate = kind == TOKEN_EVENT;
       return true;
@@ -285,7 +365,13 @@ stream_new (dj_ctx_t *ctx, const char *db, const char *coll, const bson_value_t 
       dj_err (error, DJ_InvalidNamespace, "$changeStream may not be opened on the internal %s.%s collection", db, coll);
       goto fail;
    }
-   if (!(s->rest = dj_pipeline_new (rest, NULL, error)) || !rest_allowed (rest, error)) {
+   bson_t stages;
+   if (!split_stage (rest, &stages, &s->split, error)) {
+      goto fail;
+   }
+   bool parsed = (s->rest = dj_pipeline_new (&stages, NULL, error)) && rest_allowed (&stages, error);
+   bson_destroy (&stages);
+   if (!parsed) {
       goto fail;
    }
    s->db = bson_strdup (db);
@@ -311,6 +397,8 @@ typedef struct {
    size_t bytes;
    uint64_t last;  /* the last entry read */
    bool last_shown; /* ...and it ended the batch with an event */
+   uint64_t ts;     /* the entry being read */
+   bool cut;        /* the batch is full inside the event at ts (its fragments) */
    bool failed;
    bson_error_t *error;
 } fetch_t;
@@ -490,6 +578,13 @@ build_event (fetch_t *f, uint64_t ts, const bson_t *entry, const char *op, bson_
       }
       bson_append_document_end (ev, &shown);
    }
+   bson_t lsid;
+   if (entry_doc (entry, "lsid", &lsid) && bson_iter_init_find (&it, entry, "txn")) {
+      /* a change of a multi-document transaction: its session and number
+       * https://www.mongodb.com/docs/manual/reference/change-events/ */
+      BSON_APPEND_INT64 (ev, "txnNumber", bson_iter_as_int64 (&it));
+      BSON_APPEND_DOCUMENT (ev, "lsid", &lsid);
+   }
    if (has_desc && s->expanded) {
       bson_t od;
       BSON_APPEND_DOCUMENT_BEGIN (ev, "operationDescription", &od);
@@ -525,6 +620,120 @@ build_event (fetch_t *f, uint64_t ts, const bson_t *entry, const char *op, bson_
    return true;
 }
 
+/* The fragments of event ev (at ts), over 16 MiB: its top-level fields
+ * but _id in order, as many in each fragment as fit under 16 MiB beside
+ * the fragment's own _id and splitEvent. *frags: an owned array of *n
+ * owned documents. A field too large on its own: BSONObjectTooLarge. */
+static bool
+split_event (const bson_t *ev, uint64_t ts, bson_t ***frags, uint32_t *n, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t head = BSON_INITIALIZER, sub;
+   token_append_fragment (&head, "_id", ts, TOKEN_FRAGMENT, UINT16_MAX);
+   BSON_APPEND_DOCUMENT_BEGIN (&head, "splitEvent", &sub);
+   BSON_APPEND_INT32 (&sub, "fragment", INT32_MAX);
+   BSON_APPEND_INT32 (&sub, "of", INT32_MAX);
+   bson_append_document_end (&head, &sub);
+   size_t room = (size_t) DJ_MAX_BSON_SIZE - head.len; /* for the fields, at most */
+   bson_destroy (&head);
+   /* which fragment each field goes to */
+   uint32_t nfields = bson_count_keys (ev), k = 0, count = 0;
+   uint32_t *frag_of = bson_malloc0 (sizeof (uint32_t) * (nfields ? nfields : 1));
+   size_t used = 0;
+   bson_iter_init (&it, ev);
+   while (bson_iter_next (&it)) {
+      if (!strcmp (bson_iter_key (&it), "_id")) {
+         k++;
+         continue;
+      }
+      bson_t one = BSON_INITIALIZER;
+      bson_append_iter (&one, NULL, 0, &it);
+      size_t size = one.len - 5;
+      bson_destroy (&one);
+      if (size > room) {
+         bson_free (frag_of);
+         return dj_err (error, DJ_BSONObjectTooLarge,
+                        "BSONObj size: %zu is invalid: the change event's field '%s' alone is larger than 16MB, which "
+                        "$changeStreamSplitLargeEvent cannot split",
+                        size, bson_iter_key (&it));
+      }
+      if (count == 0 || used + size > room) {
+         count++;
+         used = 0;
+      }
+      used += size;
+      frag_of[k++] = count;
+   }
+   *n = count;
+   *frags = bson_malloc0 (sizeof (bson_t *) * (count ? count : 1));
+   for (uint32_t i = 0; i < count; i++) {
+      bson_t *fr = (*frags)[i] = bson_new ();
+      token_append_fragment (fr, "_id", ts, TOKEN_FRAGMENT, i + 1);
+      BSON_APPEND_DOCUMENT_BEGIN (fr, "splitEvent", &sub);
+      BSON_APPEND_INT32 (&sub, "fragment", (int32_t) i + 1);
+      BSON_APPEND_INT32 (&sub, "of", (int32_t) count);
+      bson_append_document_end (fr, &sub);
+      bson_iter_init (&it, ev);
+      for (uint32_t j = 0; bson_iter_next (&it); j++) {
+         if (frag_of[j] == i + 1 && strcmp (bson_iter_key (&it), "_id")) {
+            bson_append_iter (fr, NULL, 0, &it);
+         }
+      }
+   }
+   bson_free (frag_of);
+   return true;
+}
+
+/* Adds event d (stolen) to the batch: split into fragments when over
+ * 16 MiB with $changeStreamSplitLargeEvent (those the stream handed out
+ * already skipped; the batch cut where the next does not fit), else
+ * BSONObjectTooLarge as mongod's. */
+static bool
+push_event (fetch_t *f, bson_t *d)
+{
+   dj_stream_t *s = f->s;
+   if (d->len <= (uint32_t) DJ_MAX_BSON_SIZE) {
+      f->bytes += d->len;
+      dj_docs_push (f->out, d);
+      return true;
+   }
+   if (!s->split) {
+      uint32_t len = d->len;
+      bson_destroy (d);
+      return dj_err (f->error, DJ_BSONObjectTooLarge,
+                     "BSONObj size: %u (0x%X) is invalid. Size must be between 0 and 16793600(16MB): a change event "
+                     "over 16MB needs a $changeStreamSplitLargeEvent stage",
+                     len, len);
+   }
+   bson_t **frags = NULL;
+   uint32_t n = 0;
+   bool ok = split_event (d, f->ts, &frags, &n, f->error);
+   bson_destroy (d);
+   if (!ok) {
+      return false;
+   }
+   uint32_t k = s->skip_ts == f->ts ? s->skip_frags : 0;
+   s->skip_ts = 0;
+   for (uint32_t i = 0; i < k && i < n; i++) {
+      bson_destroy (frags[i]); /* handed out already */
+      frags[i] = NULL;
+   }
+   for (; k < n; k++) {
+      if (f->out->n && f->bytes + frags[k]->len > (size_t) DJ_MAX_BSON_SIZE) {
+         /* the rest in the next batch, which reads this event again */
+         f->cut = true;
+         s->skip_ts = f->ts;
+         s->skip_frags = k;
+         break;
+      }
+      f->bytes += frags[k]->len;
+      dj_docs_push (f->out, frags[k]);
+      frags[k] = NULL;
+   }
+   dj_bsons_free (frags, k, n);
+   return true;
+}
+
 /* Runs the stages after $changeStream over one event (stolen) and adds
  * what comes out to the batch; an output whose _id is not the event's
  * is ChangeStreamFatalError (the token would be lost). */
@@ -548,8 +757,7 @@ emit (fetch_t *f, bson_t *ev)
       }
    }
    for (size_t i = 0; ok && i < docs.n; i++) {
-      f->bytes += docs.v[i]->len;
-      dj_docs_push (f->out, docs.v[i]);
+      ok = push_event (f, docs.v[i]);
       docs.v[i] = NULL;
    }
    for (size_t i = 0; i < docs.n; i++) {
@@ -581,6 +789,7 @@ fetch_fn (uint64_t ts, const bson_t *entry, void *ud)
    if (!op) {
       return true;
    }
+   f->ts = ts;
    if (resumed_at) {
       /* the entry whose event the stream resumed after: shown already,
        * but a drop or rename there still ends the stream */
@@ -598,6 +807,12 @@ fetch_fn (uint64_t ts, const bson_t *entry, void *ud)
          return false;
       }
       bson_destroy (&ev);
+      if (f->cut) {
+         /* full inside this event: the next batch reads it again (s->skip_frags) */
+         f->last = ts - 1;
+         f->last_shown = true;
+         return false;
+      }
    }
    if (watches (s, entry) && invalidates (s, op)) {
       bson_t *inv = bson_new ();
@@ -710,6 +925,33 @@ dj_stream_get_more (dj_engine_t *e, dj_stream_t *s, const char *ns, int64_t batc
    stream_reply (reply, ns, "nextBatch", &out, *done ? 0 : id, s);
    dj_docs_clear (&out);
    return true;
+}
+
+/* A change stream reads majority-committed changes only: another
+ * readConcern level is refused, as mongod's
+ * DocumentSourceChangeStream::assertSupportsReadConcern does (InvalidOptions).
+ * https://www.mongodb.com/docs/manual/reference/read-concern/ */
+bool
+dj_change_stream_read_concern (const bson_t *cmd, bson_error_t *error)
+{
+   bson_iter_t it, lv;
+   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) ||
+       !bson_iter_recurse (&it, &lv) || !bson_iter_find (&lv, "level") ||
+       (BSON_ITER_HOLDS_UTF8 (&lv) && !strcmp (bson_iter_utf8 (&lv, NULL), "majority"))) {
+      return true;
+   }
+   bson_t shown = BSON_INITIALIZER;
+   dj_buf_t text;
+   dj_buf_init (&text);
+   bson_append_value (&shown, "readConcern", -1, bson_iter_value (&it));
+   dj_doc_to_shell (&shown, &text);
+   dj_err (error, DJ_InvalidOptions,
+           "$changeStream cannot run with a readConcern other than 'majority', or in a multi-document transaction. "
+           "Current readConcern: %.*s",
+           (int) text.len, (const char *) text.data);
+   dj_buf_cleanup (&text);
+   bson_destroy (&shown);
+   return false;
 }
 
 bool

@@ -75,7 +75,8 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
           bson_iter_recurse (&st, &first) && bson_iter_next (&first) && !strcmp (bson_iter_key (&first), "$changeStream")) {
          bson_t rest = BSON_INITIALIZER;
          dj_bson_array_append_rest (&rest, 0, &st);
-         ok = dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
+         ok = dj_change_stream_read_concern (cmd, error) &&
+              dj_cmd_change_stream (e, db, coll, bson_iter_value (&first), &rest, batch, reply, error);
          bson_destroy (&rest);
          goto done;
       }

@@ -72,13 +72,8 @@ dj_cmd_create (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply,
          dj_err (error, DJ_NotImplemented, "create with '%s' is not supported by the embedded engine", k);
          goto done;
       }
-      if (!strcmp (k, "collation")) {
-         bson_iter_t ci;
-         if (!(BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-               BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple"))) {
-            dj_err (error, DJ_NotImplemented, "collations other than 'simple' are not supported by the embedded engine");
-            goto done;
-         }
+      if (!strcmp (k, "collation") && !dj_collation_option (bson_iter_value (&it), &options, "collation", error)) {
+         goto done; /* (default_collation.c) */
       }
       if (!strcmp (k, "changeStreamPreAndPostImages") && !pre_post_images_option (&it, "create", error)) {
          goto done;
@@ -478,7 +473,7 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
       if (!c) {
          goto done;
       }
-      bson_t *d = bson_new (), info, idx, key;
+      bson_t *d = bson_new (), info;
       BSON_APPEND_UTF8 (d, "name", names[i]);
       BSON_APPEND_UTF8 (d, "type", c->view_on ? "view" : "collection");
       if (!name_only && c->view_on) {
@@ -491,13 +486,7 @@ dj_cmd_list_collections (dj_engine_t *e, const char *db, const bson_t *cmd, bson
          BSON_APPEND_DOCUMENT_BEGIN (d, "info", &info);
          BSON_APPEND_BOOL (&info, "readOnly", false);
          bson_append_document_end (d, &info);
-         BSON_APPEND_DOCUMENT_BEGIN (d, "idIndex", &idx);
-         BSON_APPEND_INT32 (&idx, "v", 2);
-         BSON_APPEND_DOCUMENT_BEGIN (&idx, "key", &key);
-         BSON_APPEND_INT32 (&key, "_id", 1);
-         bson_append_document_end (&idx, &key);
-         BSON_APPEND_UTF8 (&idx, "name", "_id_");
-         bson_append_document_end (d, &idx);
+         BSON_APPEND_DOCUMENT (d, "idIndex", c->indexes[0].spec); /* (with the collection's collation) */
       }
       dj_coll_free (c);
       if (dj_matcher_match (m, d, NULL)) {
@@ -517,6 +506,34 @@ done:
    dj_bsons_free (docs, 0, nd);
    dj_matcher_destroy (m);
    return dj_cmd_end_db (&ctx, names, n, ok, error);
+}
+
+static int
+cmp_names (const void *a, const void *b)
+{
+   return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* The stored databases (*dbs, *n: owned, in name order) with mongod's own
+ * three added where absent: a replica-set member always has admin
+ * (system.version), config (system.sessions) and local (the oplog), so its
+ * listDatabases names them. The result stays in name order, as mongod's.
+ * https://www.mongodb.com/docs/manual/reference/local-database/ */
+static void
+add_system_databases (char ***dbs, int *n)
+{
+   static const char *const own[] = {"admin", "config", "local"};
+   for (size_t i = 0; i < sizeof own / sizeof *own; i++) {
+      bool have = false;
+      for (int j = 0; j < *n && !have; j++) {
+         have = !strcmp ((*dbs)[j], own[i]);
+      }
+      if (!have) {
+         *dbs = bson_realloc (*dbs, sizeof (char *) * (size_t) (*n + 1));
+         (*dbs)[(*n)++] = bson_strdup (own[i]);
+      }
+   }
+   qsort (*dbs, (size_t) *n, sizeof (char *), cmp_names);
 }
 
 /* listDatabases: https://www.mongodb.com/docs/manual/reference/command/listDatabases/ */
@@ -541,6 +558,7 @@ dj_cmd_list_databases (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
        !dj_txn_begin (e, false, &ctx, error) || !dj_db_list (&ctx, &dbs, &n, error)) {
       goto done;
    }
+   add_system_databases (&dbs, &n);
    BSON_APPEND_ARRAY_BEGIN (reply, "databases", &arr);
    for (int i = 0, k = 0; i < n; i++) {
       char **names = NULL;

@@ -11,7 +11,7 @@ static bool
 same_options (const dj_index_t *a, const dj_index_t *b)
 {
    if (a->unique != b->unique || a->sparse != b->sparse || (!a->partial) != (!b->partial) || a->ttl != b->ttl ||
-       a->expire_after != b->expire_after) {
+       a->expire_after != b->expire_after || a->collation != b->collation) {
       return false;
    }
    /* text indexes share the key {_fts: "text", _ftsx: 1}: their fields,
@@ -66,6 +66,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    dj_coll_t *c = NULL;
    bool created = false, ok = false, any_new = false;
    int before;
+   bson_t spec = BSON_INITIALIZER; /* the one being created, as stored */
 
    if (!dj_cmd_target (cmd, db, known, &name, error)) {
       return false;
@@ -80,7 +81,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    before = c->nindexes;
    int count = 0;
    while (bson_iter_next (&specs)) {
-      bson_t spec;
+      bson_t given;
       const uint8_t *d;
       uint32_t l;
       dj_index_t probe;
@@ -90,7 +91,12 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
          goto done;
       }
       bson_iter_document (&specs, &l, &d);
-      bson_init_static (&spec, d, l);
+      bson_init_static (&given, d, l);
+      bson_destroy (&spec);
+      if (!dj_index_spec_collated (&given, c->options, &spec, error)) { /* (default_collation.c) */
+         bson_init (&spec);
+         goto done;
+      }
       if (!dj_index_load (&probe, &spec, error)) {
          goto done;
       }
@@ -123,8 +129,8 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
             dj_index_cleanup (&probe);
             goto done;
          }
-         /* one key pattern, one index -- unless partial filters tell them apart */
-         if (same_key && (!ix->partial && !probe.partial)) {
+         /* one key pattern, one index -- unless partial filters or collations tell them apart */
+         if (same_key && (!ix->partial && !probe.partial) && ix->collation == probe.collation) {
             if (same_options (ix, &probe)) {
                dj_err (error, DJ_IndexOptionsConflict, "Index already exists with a different name: %s", ix->name);
             } else {
@@ -162,6 +168,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
    BSON_APPEND_DOUBLE (reply, "ok", 1.0);
    ok = true;
 done:
+   bson_destroy (&spec);
    return dj_cmd_end (&ctx, c, ok, error);
 }
 

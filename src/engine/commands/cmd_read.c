@@ -331,8 +331,11 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       dj_reply_tailable (e, reply, ns, docs, col.n, batch, tail);
    } else {
       /* a limit is already applied to the materialised results, so the
-       * cursor closes by itself once they are handed out */
-      dj_reply_results (e, reply, ns, docs, col.n, batch, single);
+       * cursor closes by itself once they are handed out. As mongod's plan,
+       * a scan that reached the limit or sorted in memory knows it has
+       * nothing more; any other does not until it looks (cursor.c) */
+      bool ended = (limit && (int64_t) col.n >= limit) || (fs.sort && !presorted);
+      dj_reply_find_results (e, reply, ns, docs, col.n, batch, single, !ended);
    }
    bson_free (ns);
    ok = true;

@@ -30,6 +30,7 @@ struct dj_cursor {
    char *owner;  /* owned: "user@db" who opened it, or NULL (no authentication) */
    bson_t **docs; /* owned, with each document */
    size_t n, pos;
+   bool streamed; /* a find's: a batch filled to its size does not look past its last document */
    time_t used;
    dj_cursor_t *next;
 };
@@ -177,9 +178,25 @@ batch_end (bson_t **docs, size_t from, size_t n, int64_t batch_size)
    return end;
 }
 
-void
-dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
-                  bool single_batch)
+/* Whether a batch [from, end) of a streamed cursor ends it: mongod's find
+ * and getMore fill a batch until it holds batch_size documents *before*
+ * asking the plan for the next one, so a batch filled exactly to its size
+ * does not know it holds the last document -- the cursor stays open and
+ * the next getMore finds the end (an empty batch, cursor id 0). A short
+ * batch found the end. (A find whose limit or in-memory sort already
+ * ended the plan is not streamed: the plan knows it is at its end.) */
+static bool
+batch_ends (bool streamed, size_t from, size_t end, size_t n, int64_t batch_size)
+{
+   if (end < n) {
+      return false;
+   }
+   return !streamed || (int64_t) (end - from) != batch_size;
+}
+
+static void
+reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+               bool single_batch, bool streamed)
 {
    size_t end;
 
@@ -193,8 +210,15 @@ dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, 
    for (size_t i = 0; i < end; i++) {
       bson_destroy (docs[i]);
    }
-   if (end < n && !single_batch) {
+   if (!single_batch && (end < n || !batch_ends (streamed, 0, end, n, batch_size < 0 ? 101 : batch_size))) {
       id = dj_cursor_open (e, ns, docs, n, end);
+      if (streamed) {
+         pthread_mutex_lock (&e->cursors_mu);
+         for (dj_cursor_t *c = e->cursors; c; c = c->next) {
+            c->streamed = c->streamed || c->id == id;
+         }
+         pthread_mutex_unlock (&e->cursors_mu);
+      }
       /* patch the id in: rebuild the cursor subdocument cheaply */
       bson_iter_t it, ci;
       if (bson_iter_init_find (&it, reply, "cursor") && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "id")) {
@@ -203,6 +227,20 @@ dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, 
       return;
    }
    dj_bsons_free (docs, end, n);
+}
+
+void
+dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                  bool single_batch)
+{
+   reply_results (e, reply, ns, docs, n, batch_size, single_batch, false);
+}
+
+void
+dj_reply_find_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                       bool single_batch, bool streamed)
+{
+   reply_results (e, reply, ns, docs, n, batch_size, single_batch, streamed);
 }
 
 void
@@ -452,7 +490,7 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       pp = &e->cursors;
    }
    size_t end = batch_end (c->docs, c->pos, c->n, batch);
-   bool done = end >= c->n && !c->tail;
+   bool done = !c->tail && batch_ends (c->streamed, c->pos, end, c->n, batch);
    dj_reply_cursor (reply, ns, "nextBatch", c->docs + c->pos, end - c->pos, done ? 0 : id);
    for (size_t i = c->pos; i < end; i++) {
       bson_destroy (c->docs[i]);

@@ -25,6 +25,7 @@
  *   ttl.c        the TTL monitor: a thread per data directory deleting what
  *                TTL indexes expire
  *   cmd_param.c  setParameter: the stages' memory limits
+ *   default_collation.c  a collection's default collation (create) and an index's
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -63,6 +64,19 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* ---- default_collation.c ------------------------------------------------------------- */
+/* Before a command runs: the default collation of the collection it names
+ * (dj_collation_set_default), for find/aggregate/count/distinct/update/
+ * delete/findAndModify; cleared otherwise. */
+bool dj_coll_default_collation_for (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd,
+                                    bson_error_t *error);
+/* A collation option v, checked, appended to parent as key in full
+ * (nothing for {locale: "simple"}). */
+bool dj_collation_option (const bson_value_t *v, bson_t *parent, const char *key, bson_error_t *error);
+/* An index spec as stored: its collation in full (none for simple), or
+ * the collection's default (coll_options' collation) when it names none.
+ * out: initialised on success (the caller's). */
+bool dj_index_spec_collated (const bson_t *spec, const bson_t *coll_options, bson_t *out, bson_error_t *error);
 /* cmd's hint (an index name or key pattern) as the index of c it names: -1
  * for none ({} too), DJ_HINT_NATURAL for {$natural: ...} (the collection
  * scan); BadValue when it names no index of c (c NULL: a missing
@@ -173,6 +187,11 @@ void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bso
  * a cursor. Owns docs afterwards. */
 void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                        bool single_batch);
+/* dj_reply_results for a find: `streamed` when its plan hands documents out
+ * as it finds them (no limit reached, no in-memory sort), whose batches
+ * filled exactly to their size leave the cursor open (cursor.c: batch_ends). */
+void dj_reply_find_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
+                            bool single_batch, bool streamed);
 /* A tailable cursor's way back to its capped collection (owned by the
  * cursor once given): later getMores read the records after last_rid that
  * match filter, shaped by projection; with await_data a getMore with none
@@ -196,6 +215,8 @@ void dj_reply_tailable (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **
  * the database, or with allChangesForCluster the cluster), `rest` the
  * stages after it (an array): the first batch, and a cursor holding the
  * stream. */
+/* false (InvalidOptions) when cmd's readConcern level is not majority. */
+bool dj_change_stream_read_concern (const bson_t *cmd, bson_error_t *error);
 bool dj_cmd_change_stream (dj_engine_t *e, const char *db, const char *coll, const bson_value_t *spec, const bson_t *rest,
                            int64_t batch, bson_t *reply, bson_error_t *error);
 /* A getMore on a stream's cursor (id): the next batch (at most batch

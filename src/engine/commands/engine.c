@@ -295,12 +295,18 @@ hint_visible (const dj_coll_t *c, int index, bson_error_t *error)
    return true;
 }
 
+/* A command's (or statement's) collation; none, or {}, is the
+ * collection's default (https://www.mongodb.com/docs/manual/reference/collation/
+ * "Operations ... use the collection's default collation unless they
+ * explicitly specify a different collation"); {locale: "simple"} is binary. */
 bool
 dj_cmd_collation (const bson_t *cmd, bson_error_t *error)
 {
    bson_iter_t it;
-   const dj_collation_t *c = NULL;
-   if (bson_iter_init_find (&it, cmd, "collation") && !dj_collation_parse (bson_iter_value (&it), &c, error)) {
+   const dj_collation_t *c = dj_collation_default ();
+   if (bson_iter_init_find (&it, cmd, "collation") &&
+       !(BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_value (&it)->value.v_doc.data_len <= 5) &&
+       !dj_collation_parse (bson_iter_value (&it), &c, error)) {
       return false;
    }
    dj_collation_set_current (c);
@@ -520,8 +526,12 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    }
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       if (!strcmp (commands[i].name, name)) {
+         if (!dj_coll_default_collation_for (e, db, name, cmd, &error)) {
+            goto fail;
+         }
          ok = commands[i].fn (e, db, cmd, reply, &error);
          dj_collation_set_current (NULL); /* a command's collation ends with it */
+         dj_collation_set_default (NULL);
          if (!ok) {
             goto fail;
          }

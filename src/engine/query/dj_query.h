@@ -14,6 +14,7 @@
  *
  * Files:
  *   match.c      filters: the query operators, $expr, bounds for the planner
+ *   implies.c    whether a query implies a partial index's filter (the planner)
  *   update.c     update operators, replacement documents, pipeline updates
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
@@ -105,6 +106,22 @@ typedef struct {
    bool exact;
 } dj_bounds_t;
 bool dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out);
+/* For partial indexes (implies.c): a filter's top-level conjuncts (through
+ * nested $and) as simple conditions on one path. OTHER: anything else (no
+ * path, or an operator the implication check does not read). */
+typedef enum { DJ_CJ_OTHER, DJ_CJ_EQ, DJ_CJ_LT, DJ_CJ_LTE, DJ_CJ_GT, DJ_CJ_GTE, DJ_CJ_IN, DJ_CJ_EXISTS } dj_cj_op_t;
+typedef struct {
+   const dj_path_t *path;     /* borrowed from the matcher; NULL for OTHER without a path */
+   dj_cj_op_t op;             /* EXISTS: {$exists: true} ({$exists: false} is OTHER) */
+   const bson_value_t *vals;  /* borrowed: EQ and comparisons one value, IN its list */
+   int nvals;
+} dj_conjunct_t;
+/* *out: an owned array (bson_free) of the returned count, pointing into m. */
+int dj_matcher_conjuncts (const dj_matcher_t *m, dj_conjunct_t **out);
+/* Whether every document `query` matches also matches `filter` (a partial
+ * index's partialFilterExpression), proven conjunct by conjunct as mongod's
+ * planner does (implies.c); false when it cannot tell. */
+bool dj_matcher_implies (const dj_matcher_t *query, const dj_matcher_t *filter);
 /* Equality fields of a filter, for building an upserted document. */
 bool dj_matcher_upsert_seed (const bson_t *filter, dj_node_t *doc, bson_error_t *error);
 

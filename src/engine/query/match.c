@@ -1305,6 +1305,58 @@ dj_matcher_bounds (const dj_matcher_t *m, const char *path, dj_bounds_t *out)
    return out->kind != DJ_BOUND_NONE;
 }
 
+/* The top-level conjuncts (through nested $and) as simple conditions, for
+ * implies.c. */
+static void
+conjuncts_add (const mnode_t *n, dj_conjunct_t **v, int *nv, int *cap)
+{
+   if (n->kind == N_AND) {
+      for (int i = 0; i < n->nkids; i++) {
+         conjuncts_add (n->kids[i], v, nv, cap);
+      }
+      return;
+   }
+   DJ_GROW (*v, *nv, *cap, 4);
+   dj_conjunct_t *c = &(*v)[(*nv)++];
+   *c = (dj_conjunct_t) {.op = DJ_CJ_OTHER};
+   if (n->kind != N_FIELD || n->path.n == 0) {
+      return;
+   }
+   c->path = &n->path;
+   switch (n->op) {
+   case OP_EQ: c->op = DJ_CJ_EQ; break;
+   case OP_LT: c->op = DJ_CJ_LT; break;
+   case OP_LTE: c->op = DJ_CJ_LTE; break;
+   case OP_GT: c->op = DJ_CJ_GT; break;
+   case OP_GTE: c->op = DJ_CJ_GTE; break;
+   case OP_IN: c->op = DJ_CJ_IN; break;
+   case OP_EXISTS: c->op = DJ_CJ_EXISTS; break;
+   default: return;
+   }
+   if (n->op == OP_IN) {
+      for (int k = 0; k < n->nin; k++) {
+         if (n->in_re[k]) {
+            c->op = DJ_CJ_OTHER; /* a regex in $in matches by pattern */
+            return;
+         }
+      }
+      c->vals = n->in;
+      c->nvals = n->nin;
+   } else if (n->op != OP_EXISTS) {
+      c->vals = &n->val;
+      c->nvals = 1;
+   }
+}
+
+int
+dj_matcher_conjuncts (const dj_matcher_t *m, dj_conjunct_t **out)
+{
+   int n = 0, cap = 0;
+   *out = NULL;
+   conjuncts_add (m, out, &n, &cap);
+   return n;
+}
+
 /* ---- upsert seeds -------------------------------------------------------- */
 
 static bool

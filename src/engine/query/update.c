@@ -349,20 +349,6 @@ item_cmp (const void *x, const void *y)
 }
 
 static bool
-is_prefix (const dj_path_t *a, const dj_path_t *b)
-{
-   if (a->n > b->n) {
-      return false;
-   }
-   for (int i = 0; i < a->n; i++) {
-      if (strcmp (a->parts[i], b->parts[i])) {
-         return false;
-      }
-   }
-   return true;
-}
-
-static bool
 check_conflicts (dj_update_t *u, bson_error_t *error)
 {
    /* Every path an update touches, including $rename targets. */
@@ -384,7 +370,7 @@ check_conflicts (dj_update_t *u, bson_error_t *error)
    bool ok = true;
    for (int i = 0; i < total && ok; i++) {
       for (int j = 0; j < total && ok; j++) {
-         if (i != j && is_prefix (paths[i], paths[j]) && (paths[i]->n < paths[j]->n || i < j)) {
+         if (i != j && dj_path_is_prefix (paths[i], paths[j]) && (paths[i]->n < paths[j]->n || i < j)) {
             ok = dj_err (error, DJ_ConflictingUpdateOperators, "Updating the path '%s' would create a conflict at '%s'",
                          names[j], names[i]);
          }

@@ -433,6 +433,19 @@ dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *o
    bson_destroy (&parts);
 }
 
+/* A change made in a session's transaction records the session:
+ * change events show it (lsid, txnNumber). */
+static void
+session_append (const dj_ctx_t *ctx, bson_t *entry)
+{
+   const bson_t *lsid;
+   int64_t txn;
+   if (dj_txn_session (ctx, &lsid, &txn)) {
+      BSON_APPEND_DOCUMENT (entry, "lsid", lsid);
+      BSON_APPEND_INT64 (entry, "txn", txn);
+   }
+}
+
 bool
 dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
                    bson_error_t *error)
@@ -463,6 +476,7 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
       BSON_APPEND_DOCUMENT (&entry, "upd", &upd);
       bson_destroy (&upd);
    }
+   session_append (ctx, &entry);
    bool ok = append (ctx, &entry, error);
    bson_destroy (&entry);
    return ok;
@@ -483,6 +497,7 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
    if (desc) {
       BSON_APPEND_DOCUMENT (&entry, "desc", desc);
    }
+   session_append (ctx, &entry);
    bool ok = append (ctx, &entry, error);
    bson_destroy (&entry);
    return ok;

@@ -67,6 +67,7 @@ struct dj_index {
    bool geo_flat;       /* '2d': flat, over grid's min/max/bits */
    dj_geo_grid_t grid;  /* the cell grid of a geo index */
    dj_matcher_t *partial; /* owned, may be NULL */
+   const dj_collation_t *collation; /* the process's (never freed); NULL: simple. Keys its strings */
    bson_t *spec;          /* owned: the spec as listIndexes shows it */
 };
 struct dj_coll {
@@ -165,6 +166,9 @@ void dj_ctx_error_info (dj_ctx_t *ctx, const bson_error_t *e, bson_t *into);
  * use, after checking it may be used here; *saved receives the previous one
  * for dj_txn_leave. */
 bool dj_txn_enter (dj_engine_t *e, dj_engine_txn_t *t, dj_engine_txn_t **saved, bson_error_t *error);
+/* The session (lsid, borrowed; txnNumber) of the caller's transaction this
+ * thread runs commands in (dj_engine_txn_set_session), if any. */
+bool dj_txn_session (const dj_ctx_t *ctx, const bson_t **lsid, int64_t *txn_number);
 void dj_txn_leave (dj_engine_txn_t *saved);
 /* The env's writer mark (env.c): which thread holds LMDB's write lock, so
  * that a thread asking for a second one gets WriteConflict, not a deadlock. */
@@ -186,6 +190,10 @@ dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_e
 /* Whether db.name is a view (reads only its catalog entry: the check every
  * command on a collection goes through, view.c). */
 bool dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name);
+/* A copy of the collection's create option `field` (a top-level one) into
+ * *out (the caller's: bson_value_destroy), read off the raw catalog entry;
+ * false when there is no such collection or option. */
+bool dj_coll_option (dj_ctx_t *ctx, const char *db, const char *name, const char *field, bson_value_t *out);
 dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
 /* Loads, creating implicitly (as MongoDB's writes do) when absent. */
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);

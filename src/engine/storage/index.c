@@ -136,7 +136,7 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
       for (int i = 0; i < ix->npaths; i++) {
          const bson_value_t *kv = &fv[i].vals.v[i == multi ? r : 0];
          ks->lossy |= kv->value_type == BSON_TYPE_DECIMAL128 || kv->value_type == BSON_TYPE_DOCUMENT;
-         dj_key_append (&k, kv, ix->desc[i]);
+         dj_key_append_by (&k, kv, ix->desc[i], ix->collation);
       }
       ks->lossy |= k.len > DJ_KEY_MAX;
       dj_key_finish (&k, 0);
@@ -222,7 +222,7 @@ dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bs
    bson_iter_init (&b, bound);
    for (int i = 0; same && i < ix->npaths && bson_iter_next (&kp) && bson_iter_next (&b); i++) {
       same = !strcmp (bson_iter_key (&kp), bson_iter_key (&b));
-      dj_key_append (out, bson_iter_value (&b), ix->desc[i]);
+      dj_key_append_by (out, bson_iter_value (&b), ix->desc[i], ix->collation);
    }
    if (!same) {
       /* https://www.mongodb.com/docs/manual/reference/method/cursor.min/#index-bounds */

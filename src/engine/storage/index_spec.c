@@ -199,13 +199,10 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
             goto fail;
          }
       } else if (!strcmp (f, "collation")) {
-         bson_iter_t ci;
-         if (BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "locale") &&
-             BSON_ITER_HOLDS_UTF8 (&ci) && !strcmp (bson_iter_utf8 (&ci, NULL), "simple")) {
-            continue;
+         /* https://www.mongodb.com/docs/manual/reference/collation/ (index keys by it) */
+         if (!dj_collation_parse (bson_iter_value (&it), &ix->collation, error)) {
+            goto fail;
          }
-         dj_err (error, DJ_CannotCreateIndex, "collations other than 'simple' are not supported by the embedded engine");
-         goto fail;
       } else if (!strcmp (f, "expireAfterSeconds")) {
          if (!dj_ttl_seconds (bson_iter_value (&it), &ix->expire_after, error)) {
             goto spec_error;

@@ -291,10 +291,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->partial || ix->hidden || ix->geo || ix->text) {
-         /* partial: would need proof that the filter implies the partial
-          * filter; geo: keyed by cells, and sparse (geo_index.c); text:
-          * only $text reads it (text_scan.c) */
+      if (ix->hidden || ix->geo || ix->text || ix->collation || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
+         /* a partial index misses what its filter does not match (query/implies.c); an index
+          * with a collation keys strings otherwise than a query without one compares them;
+          * geo: keyed by cells, and sparse (geo_index.c); text: only $text reads it (text_scan.c) */
          continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
@@ -407,6 +407,8 @@ append_ixscan (bson_t *plan, const dj_index_t *ix, int dir)
    BSON_APPEND_UTF8 (&in, "indexName", ix->name);
    BSON_APPEND_BOOL (&in, "isMultiKey", ix->multikey);
    BSON_APPEND_BOOL (&in, "isUnique", ix->unique);
+   BSON_APPEND_BOOL (&in, "isSparse", ix->sparse);
+   BSON_APPEND_BOOL (&in, "isPartial", ix->partial != NULL);
    BSON_APPEND_UTF8 (&in, "direction", dir > 0 ? "forward" : "backward");
    bson_append_document_end (plan, &in);
 }
@@ -501,7 +503,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo || ix->text ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo || ix->text || ix->collation ||
           strcmp (first_field (ix), field)) {
          continue;
       }

@@ -385,6 +385,22 @@ dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
           bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
 }
 
+bool
+dj_coll_option (dj_ctx_t *ctx, const char *db, const char *name, const char *field, bson_value_t *out)
+{
+   MDB_val mv;
+   bson_t entry;
+   bson_iter_t it, o;
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
+   /* the raw entry, as dj_coll_is_view reads it */
+   if (rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init_find (&it, &entry, "options") &&
+       BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &o) && bson_iter_find (&o, field)) {
+      bson_value_copy (bson_iter_value (&o), out);
+      return true;
+   }
+   return false;
+}
+
 dj_coll_t *
 dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error)
 {
@@ -403,6 +419,12 @@ dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *o
    BSON_APPEND_INT32 (&key, "_id", 1);
    bson_append_document_end (&idspec, &key);
    BSON_APPEND_UTF8 (&idspec, "name", "_id_");
+   bson_iter_t coll;
+   if (bson_iter_init_find (&coll, c->options, "collation")) {
+      /* the _id index takes the collection's default collation, as every index made without one
+       * https://www.mongodb.com/docs/manual/reference/collation/#collation-and-index-use */
+      bson_append_value (&idspec, "collation", -1, bson_iter_value (&coll));
+   }
    c->indexes = bson_malloc0 (sizeof (dj_index_t));
    if (!dj_index_load (&c->indexes[0], &idspec, error)) {
       goto fail;

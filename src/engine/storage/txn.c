@@ -23,6 +23,8 @@ struct dj_engine_txn {
    dj_engine_txn_t *parent; /* NULL: top-level, holds the env's writer mark */
    dj_engine_txn_t *child;  /* the open nested transaction, if any (owned through the chain) */
    pthread_t thread;
+   bson_t *lsid;            /* owned, or NULL: the session it is a transaction of */
+   int64_t txn_number;
 };
 
 /* The caller's transaction for the command running on this thread. */
@@ -261,6 +263,40 @@ txn_release (dj_engine_txn_t *t)
    }
 }
 
+static void
+txn_free (dj_engine_txn_t *t)
+{
+   if (t->lsid) {
+      bson_destroy (t->lsid);
+   }
+   bson_free (t);
+}
+
+void
+dj_engine_txn_set_session (dj_engine_txn_t *t, const bson_t *lsid, int64_t txn_number)
+{
+   if (t->lsid) {
+      bson_destroy (t->lsid);
+   }
+   t->lsid = lsid ? bson_copy (lsid) : NULL;
+   t->txn_number = txn_number;
+}
+
+bool
+dj_txn_session (const dj_ctx_t *ctx, const bson_t **lsid, int64_t *txn_number)
+{
+   dj_engine_txn_t *top = tls_txn && tls_txn->engine->env == ctx->engine->env ? tls_txn : NULL;
+   while (top && top->parent) {
+      top = top->parent;
+   }
+   if (!top || !top->lsid) {
+      return false;
+   }
+   *lsid = top->lsid;
+   *txn_number = top->txn_number;
+   return true;
+}
+
 bool
 dj_engine_txn_commit (dj_engine_txn_t *t, bson_error_t *error)
 {
@@ -288,7 +324,7 @@ dj_engine_txn_commit (dj_engine_txn_t *t, bson_error_t *error)
    }
    const dj_engine_t *engine = t->engine;
    txn_release (t);
-   bson_free (t);
+   txn_free (t);
    if (rc) {
       return dj_commit_error (engine, rc, error);
    }
@@ -320,13 +356,13 @@ dj_engine_txn_abort (dj_engine_txn_t *t)
       }
       for (dj_engine_txn_t *c = t, *next; c; c = next) {
          next = c->child;
-         bson_free (c);
+         txn_free (c);
       }
       return;
    }
    mdb_txn_abort (t->txn);
    txn_release (t);
-   bson_free (t);
+   txn_free (t);
 }
 
 bool

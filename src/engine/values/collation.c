@@ -6,9 +6,12 @@
  * A command that carries `collation` makes it the current collation of its
  * thread for as long as it runs (dj_collation_set_current); string
  * comparisons in the matcher, sort, $group keys, distinct and $lookup then
- * follow it. The dispatcher clears it after every command. Index keys never
- * use it: indexes are built with the simple (binary) collation, so while a
- * collation is current the planner scans instead of using them.
+ * follow it. The dispatcher clears it after every command; a command
+ * without a collation on a collection created with one takes the
+ * collection's (dj_collation_set_default). An index with a collation keys
+ * its strings by it (keyenc.c); the planner only uses indexes whose keys
+ * compare as the query's strings do, so while a collation is current it
+ * scans instead.
  *
  * Collators are built once per distinct specification and kept for the life
  * of the process in a list guarded by g_coll_mu; ICU collators are
@@ -47,6 +50,20 @@ dj_collation_set_current (const dj_collation_t *c)
    return prev;
 }
 
+static _Thread_local const dj_collation_t *tls_default;
+
+const dj_collation_t *
+dj_collation_default (void)
+{
+   return tls_default;
+}
+
+void
+dj_collation_set_default (const dj_collation_t *c)
+{
+   tls_default = c;
+}
+
 static bool
 set_attr (UCollator *c, UColAttribute a, UColAttributeValue v, bson_error_t *error)
 {
@@ -56,6 +73,51 @@ set_attr (UCollator *c, UColAttribute a, UColAttributeValue v, bson_error_t *err
       return dj_err (error, DJ_BadValue, "collation: %s", u_errorName (st));
    }
    return true;
+}
+
+static bool
+attr_on (const UCollator *uc, UColAttribute a)
+{
+   UErrorCode st = U_ZERO_ERROR;
+   return ucol_getAttribute (uc, a, &st) == UCOL_ON;
+}
+
+/* The collation as mongod reports it where it keeps one (a collection's
+ * options, an index spec): every field, with the collator's effective
+ * values; version is the ICU release's.
+ * https://www.mongodb.com/docs/manual/reference/collation/#collation-document */
+static bson_t *
+full_doc (const UCollator *uc, const char *locale)
+{
+   UErrorCode st = U_ZERO_ERROR;
+   bson_t *d = bson_new ();
+   UColAttributeValue first = ucol_getAttribute (uc, UCOL_CASE_FIRST, &st);
+   st = U_ZERO_ERROR;
+   UColAttributeValue alt = ucol_getAttribute (uc, UCOL_ALTERNATE_HANDLING, &st);
+   static const int strengths[] = {[UCOL_PRIMARY] = 1, [UCOL_SECONDARY] = 2, [UCOL_TERTIARY] = 3,
+                                   [UCOL_QUATERNARY] = 4, [UCOL_IDENTICAL] = 5};
+   UColAttributeValue strength = ucol_getStrength (uc);
+   UVersionInfo v;
+   char version[U_MAX_VERSION_STRING_LENGTH];
+   u_getVersion (v); /* the ICU release, as mongod reports its own ("57.1") */
+   u_versionToString (v, version);
+   BSON_APPEND_UTF8 (d, "locale", locale);
+   BSON_APPEND_BOOL (d, "caseLevel", attr_on (uc, UCOL_CASE_LEVEL));
+   BSON_APPEND_UTF8 (d, "caseFirst", first == UCOL_UPPER_FIRST ? "upper" : first == UCOL_LOWER_FIRST ? "lower" : "off");
+   BSON_APPEND_INT32 (d, "strength", strength <= UCOL_IDENTICAL ? strengths[strength] : 3);
+   BSON_APPEND_BOOL (d, "numericOrdering", attr_on (uc, UCOL_NUMERIC_COLLATION));
+   BSON_APPEND_UTF8 (d, "alternate", alt == UCOL_SHIFTED ? "shifted" : "non-ignorable");
+   BSON_APPEND_UTF8 (d, "maxVariable", ucol_getMaxVariable (uc) == UCOL_REORDER_CODE_SPACE ? "space" : "punct");
+   BSON_APPEND_BOOL (d, "normalization", attr_on (uc, UCOL_NORMALIZATION_MODE));
+   BSON_APPEND_BOOL (d, "backwards", attr_on (uc, UCOL_FRENCH_COLLATION));
+   BSON_APPEND_UTF8 (d, "version", version);
+   return d;
+}
+
+const bson_t *
+dj_collation_doc (const dj_collation_t *c)
+{
+   return c->doc;
 }
 
 bool
@@ -155,6 +217,7 @@ dj_collation_parse (const bson_value_t *spec, const dj_collation_t **out, bson_e
    dj_collation_t *c = bson_malloc0 (sizeof *c);
    c->spec = bson_strdup (key);
    c->coll = uc;
+   c->doc = full_doc (uc, locale);
    c->next = g_colls;
    g_colls = c;
    pthread_mutex_unlock (&g_coll_mu);

@@ -99,6 +99,13 @@ const dj_collation_t *dj_collation_current (void);
 const dj_collation_t *dj_collation_set_current (const dj_collation_t *c);
 int dj_collation_cmp (const dj_collation_t *c, const char *a, size_t la, const char *b, size_t lb);
 void dj_collation_key (const dj_collation_t *c, const char *s, size_t n, dj_buf_t *out);
+/* The full collation document mongod keeps and reports (a collection's
+ * options, an index spec). Borrowed: lives as long as the process. */
+const bson_t *dj_collation_doc (const dj_collation_t *c);
+/* The collation of a command that names none (NULL: simple): the
+ * collection's default, set by the dispatcher for the command's length. */
+const dj_collation_t *dj_collation_default (void);
+void dj_collation_set_default (const dj_collation_t *c);
 
 /* ---- tz.c: time zones ---------------------------------------------------- */
 /* "UTC", "+hh[:mm]" or an Olson name; cached for the process (never freed).
@@ -117,8 +124,11 @@ int64_t dj_value_hash64 (const bson_value_t *v);
  * null, as MongoDB indexes it. */
 void dj_key_append (dj_buf_t *b, const bson_value_t *v, bool descending);
 /* The same, with strings under the current collation (for grouping and
- * joins; never for index keys, which are binary). */
+ * joins). */
 void dj_key_append_collated (dj_buf_t *b, const bson_value_t *v);
+/* dj_key_append with strings keyed by collation coll (NULL: binary): an
+ * index with a collation's keys. */
+void dj_key_append_by (dj_buf_t *b, const bson_value_t *v, bool descending, const dj_collation_t *coll);
 /* Longest key we hand LMDB (its limit is 511 bytes with the 8-byte prefix
  * and record id); longer keys are cut and given a hash (see dj_engine.h). */
 #define DJ_KEY_MAX 470
@@ -137,6 +147,8 @@ bool dj_path_init (dj_path_t *p, const char *dotted, size_t len, bson_error_t *e
 void dj_path_cleanup (dj_path_t *p);
 /* True if s is a non-negative array index in MongoDB's sense ("0", "12"). */
 bool dj_path_is_index (const char *s, uint32_t *out);
+/* Whether path a is b or a prefix of it, part by part ("a.b" of "a.b.c"). */
+bool dj_path_is_prefix (const dj_path_t *a, const dj_path_t *b);
 /* Finds a field (or, in an array, a numeric index) in a document value.
  * Returns false if absent. */
 bool dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out);

@@ -238,6 +238,20 @@ fnv1a (const uint8_t *p, size_t n, uint64_t h)
 }
 
 void
+dj_key_append_by (dj_buf_t *b, const bson_value_t *v, bool descending, const dj_collation_t *coll)
+{
+   size_t start = b->len;
+   tls_key_coll = coll;
+   put_value (b, v);
+   tls_key_coll = NULL;
+   if (descending) {
+      for (size_t i = start; i < b->len; i++) {
+         b->data[i] = (uint8_t) ~b->data[i];
+      }
+   }
+}
+
+void
 dj_key_append_collated (dj_buf_t *b, const bson_value_t *v)
 {
    tls_key_coll = dj_collation_current ();

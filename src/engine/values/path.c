@@ -50,6 +50,20 @@ dj_path_cleanup (dj_path_t *p)
 }
 
 bool
+dj_path_is_prefix (const dj_path_t *a, const dj_path_t *b)
+{
+   if (a->n > b->n) {
+      return false;
+   }
+   for (int i = 0; i < a->n; i++) {
+      if (strcmp (a->parts[i], b->parts[i])) {
+         return false;
+      }
+   }
+   return true;
+}
+
+bool
 dj_path_is_index (const char *s, uint32_t *out)
 {
    uint64_t v = 0;
