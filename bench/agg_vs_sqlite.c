@@ -14,22 +14,6 @@
 
 #include "bench.h"
 
-static int64_t
-sqlite_rows (bench_t *b, const char *sql)
-{
-   sqlite3_stmt *st;
-   int64_t n = 0;
-   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
-      bench_die (b, sqlite3_errmsg (b->db));
-   }
-   while (sqlite3_step (st) == SQLITE_ROW) {
-      (void) sqlite3_column_double (st, 0);
-      n++;
-   }
-   sqlite3_finalize (st);
-   return n;
-}
-
 int
 main (int argc, char **argv)
 {
@@ -117,7 +101,7 @@ main (int argc, char **argv)
          t = bench_now () - t;
          be = t < be ? t : be;
          t = bench_now ();
-         ns = sqlite_rows (&b, work[w].sql);
+         ns = bench_sqlite_rows (&b, work[w].sql);
          t = bench_now () - t;
          bs = t < bs ? t : bs;
       }

@@ -124,6 +124,23 @@ bench_engine_rows (bench_t *b, const char *json)
    return n;
 }
 
+/* Runs a query on SQLite, reading each row's first column; the rows. */
+static inline int64_t
+bench_sqlite_rows (bench_t *b, const char *sql)
+{
+   sqlite3_stmt *st;
+   int64_t n = 0;
+   if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
+      bench_die (b, sqlite3_errmsg (b->db));
+   }
+   while (sqlite3_step (st) == SQLITE_ROW) {
+      (void) sqlite3_column_double (st, 0);
+      n++;
+   }
+   sqlite3_finalize (st);
+   return n;
+}
+
 /* One line of the table (a row, the title or the header), to both outputs. */
 static inline void
 bench_vprint (bench_t *b, const char *prefix, const char *fmt, va_list ap)

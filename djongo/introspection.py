@@ -160,15 +160,19 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
             if ix["name"] == "_id_":
                 continue
             columns = list(ix["key"].keys())
+            text = "_fts" in ix["key"]
+            if text:  # a text index names its fields in weights, its key holds _fts/_ftsx (models.TextIndex)
+                at = columns.index("_fts")
+                columns = columns[:at] + [f for f in ix.get("weights", {}) if f != "$**"] + columns[at + 2:]
             out[ix["name"]] = {
                 "columns": columns,
-                "orders": ["DESC" if ix["key"][c] == -1 else "ASC" for c in columns],
+                "orders": ["DESC" if ix["key"].get(c) == -1 else "ASC" for c in columns],
                 "primary_key": ix["name"].endswith("_pk") and bool(ix.get("unique")),
                 "unique": bool(ix.get("unique")),
                 "foreign_key": None,
                 "check": False,
                 "index": True,
-                "type": "idx",
+                "type": "text" if text else "idx",
                 "definition": None,
                 "options": None,
             }

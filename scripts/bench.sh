@@ -9,6 +9,7 @@ mkdir -p bench/results
 ./build/bench/engine_vs_sqlite "${N:-100000}" --markdown bench/results/engine_vs_sqlite.md
 ./build/bench/engine_vs_sqlite "${N_SYNC:-2000}" --sync --markdown bench/results/engine_vs_sqlite_fsync.md
 ./build/bench/agg_vs_sqlite "${N_AGG:-100000}" --markdown bench/results/agg_vs_sqlite.md
+./build/bench/text_vs_fts5 "${N_TEXT:-100000}" --markdown bench/results/text.md
 ./build/bench/geo_vs_sqlite "${N_GEO:-100000}" --markdown bench/results/geo.md
 python3 bench/sql_compile.py bench/results/sql_compile.md   # vs the original djongo, in bench/.oldenv
 python3 -m pip install -q --no-build-isolation .

@@ -8,6 +8,8 @@ debs=(build-essential pkg-config libbson-dev libmongoc-dev libmongocrypt-dev lib
       # libmongocrypt-dev: client-side field-level encryption (src/crypt)
       openssl  # the openssl command: tests/wire/test_tls.py's throwaway certificates
       chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
+# text indexes (src/engine/text): Snowball stemmers, and the Snowball project's stop word lists
+debs+=(libstemmer-dev liblingua-stopwords-perl)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -21,6 +21,8 @@ and MongoDB's index kinds for ``Meta.indexes`` (indexes.py):
 
   TTLIndex(fields=["created"], expire_after=timedelta(days=1))
   HashedIndex(fields=["key"])
+  TextIndex(fields=["headline", "body"], weights={"headline": 5})   with the
+      ``__search`` lookup and TextScore() (text.py)
   GeoIndex(fields=["location"])            a 2dsphere index (geo.py: PointField,
                                            LineStringField, PolygonField,
                                            MultiPolygonField, __near, __within,
@@ -44,6 +46,7 @@ from djongo.models.indexes import HashedIndex, TTLIndex
 from djongo.models.encrypted import *  # noqa: F401,F403  (Encrypted*Field, encrypted_field)
 from djongo.models.encrypted import __all__ as _encrypted_all
 from djongo.models.manager import DjongoManager
+from djongo.models.text import TextIndex, TextQuery, TextScore
 
 __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayReferenceField", "DjongoManager",
            "EmbeddedField", "GenericObjectIdField", "HashedIndex", "JSONField", "ObjectIdField", "TTLIndex",
@@ -51,6 +54,7 @@ __all__ = [*(n for n in _django_all if n != "JSONField"), "ArrayField", "ArrayRe
            *_encrypted_all]
 
 from djongo import register_settings_check  # noqa: E402 -- Django is in play here
+__all__ += ["TextIndex", "TextQuery", "TextScore"]  # text.py
 
 register_settings_check()
 

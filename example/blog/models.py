@@ -80,7 +80,10 @@ class Entry(models.Model):
     class Meta:
         verbose_name_plural = "entries"
         ordering = ["-pub_date"]
-        indexes = [models.Index(fields=["pub_date"])]
+        # the text index the site's search box reads (views.index: headline__search)
+        indexes = [models.Index(fields=["pub_date"]),
+                   models.TextIndex(fields=["headline", "body_text"], weights={"headline": 5},
+                                    default_language="english", name="entry_text")]
 
     def __str__(self):
         return self.headline

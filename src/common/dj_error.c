@@ -74,6 +74,7 @@ static const struct {
    {189, "PrimarySteppedDown"},
    {197, "InvalidIndexSpecificationOption"},
    {202, "NetworkInterfaceExceededTimeLimit"},
+   {224, "QueryFeatureNotAllowed"},
    {225, "TransactionTooOld"},
    {234, "RetryChangeStream"},
    {237, "CursorKilled"},

@@ -71,6 +71,7 @@ enum {
    DJ_DocumentValidationFailure = 121,
    DJ_NotImplemented = 238,
    DJ_CappedPositionLost = 136,
+   DJ_QueryFeatureNotAllowed = 224,
    DJ_TransactionTooOld = 225,
    DJ_NoSuchTransaction = 251,
    DJ_TransactionCommitted = 256,

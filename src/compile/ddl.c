@@ -61,7 +61,7 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
 }
 
 /* Per-column key kinds of index_spec (NULL: all ascending). */
-enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D };
+enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D, KEY_TEXT };
 
 /* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
  * aggregation expression over the row into gen[c] (a missing result stored
@@ -89,7 +89,7 @@ generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
  * partialFilterExpression]} into `indexes`; ttl NULL: not a TTL index. */
 static bool
 index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const *cols, const int *kind, int ncols,
-            bool unique, bool nullable, const int64_t *ttl, const dj_expr_t *where)
+            bool unique, bool nullable, const int64_t *ttl, const dj_expr_t *where, const bson_t *extra)
 {
    cx_idx_t k;
    bson_t spec, key;
@@ -104,6 +104,8 @@ index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const
          BSON_APPEND_UTF8 (&key, cols[c], "hashed");
       } else if (kind && (kind[c] == KEY_2DSPHERE || kind[c] == KEY_2D)) {
          BSON_APPEND_UTF8 (&key, cols[c], kind[c] == KEY_2D ? "2d" : "2dsphere");
+      } else if (kind && kind[c] == KEY_TEXT) {
+         BSON_APPEND_UTF8 (&key, cols[c], "text");
       } else {
          BSON_APPEND_INT32 (&key, cols[c], kind && kind[c] == KEY_DESC ? -1 : 1);
       }
@@ -115,6 +117,9 @@ index_spec (cx_t *cx, bson_t *indexes, uint32_t i, const char *name, char *const
    }
    if (ttl) {
       BSON_APPEND_INT64 (&spec, "expireAfterSeconds", *ttl);
+   }
+   if (extra) {
+      bson_concat (&spec, extra);
    }
    if (ok && where) {
       ok = cx_filter (cx, where, true, &spec, "partialFilterExpression");
@@ -197,7 +202,7 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
          return false;
       }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
-      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL);
+      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL, NULL);
    }
    for (int i = 0; ok && i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];
@@ -222,7 +227,7 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
          snprintf (name, sizeof name, "%s_%s_%s", st->table, (char *) tc->columns.v[0], tc->primary_key ? "pk" : "uniq");
       }
       ok = index_spec (cx, &indexes, n++, name, (char *const *) tc->columns.v, NULL, tc->columns.n, true, nullable, NULL,
-                       tc->where);
+                       tc->where, NULL);
    }
    bson_append_array_end (cmd, &indexes);
    if (!ok || n == 0) {
@@ -661,6 +666,56 @@ hidden_name (char *buf, size_t size, const char *index, int k)
    snprintf (buf, size, "__djongo_ix_%s_%d", index, k);
 }
 
+/* A text index's options (`col TEXT WEIGHT n`, WITH (default_language =
+ * 'x', language_override = 'y')) into out: weights, default_language,
+ * language_override -- literals, as MongoDB's createIndexes takes them.
+ * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/ */
+static bool
+text_options (cx_t *cx, const dj_sql_stmt_t *st, bson_t *out)
+{
+   bson_t w;
+   bool any = false;
+   for (int i = 0; i < st->columns.n; i++) {
+      const dj_order_t *o = st->columns.v[i];
+      any |= o->text;
+      if (!o->weight) {
+         continue;
+      }
+      if ((o->weight->kind != DJ_X_INT && o->weight->kind != DJ_X_FLOAT) || o->expr->kind != DJ_X_COLUMN) {
+         return cx_unsupported (cx, o->weight->pos, "a text index WEIGHT other than a number on a column");
+      }
+   }
+   if (!any) {
+      if (st->default_language || st->language_override) {
+         const dj_expr_t *x = st->default_language ? st->default_language : st->language_override;
+         return cx_unsupported (cx, x->pos, "default_language or language_override on an index without TEXT keys");
+      }
+      return true;
+   }
+   BSON_APPEND_DOCUMENT_BEGIN (out, "weights", &w);
+   for (int i = 0; i < st->columns.n; i++) {
+      const dj_order_t *o = st->columns.v[i];
+      if (o->text && o->weight && o->weight->kind == DJ_X_INT) { /* the engine checks the range */
+         BSON_APPEND_INT64 (&w, o->expr->name, o->weight->ival);
+      } else if (o->text && o->weight) {
+         BSON_APPEND_DOUBLE (&w, o->expr->name, o->weight->dval);
+      }
+   }
+   bson_append_document_end (out, &w);
+   const dj_expr_t *opts[2] = {st->default_language, st->language_override};
+   static const char *const names[2] = {"default_language", "language_override"};
+   for (int k = 0; k < 2; k++) {
+      if (!opts[k]) {
+         continue;
+      }
+      if (opts[k]->kind != DJ_X_STRING) {
+         return cx_unsupported (cx, opts[k]->pos, "%s other than a string literal", names[k]);
+      }
+      BSON_APPEND_UTF8 (out, names[k], opts[k]->name);
+   }
+   return true;
+}
+
 static bool
 compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
 {
@@ -684,7 +739,7 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    for (int i = 0; ok && i < st->columns.n; i++) {
       const dj_order_t *o = st->columns.v[i];
       const dj_expr_t *x = o->expr;
-      kind[i] = o->hashed ? KEY_HASHED : o->geo == 1 ? KEY_2DSPHERE : o->geo == 2 ? KEY_2D : o->desc ? KEY_DESC : KEY_ASC;
+      kind[i] = o->hashed ? KEY_HASHED : o->geo == 1 ? KEY_2DSPHERE : o->geo == 2 ? KEY_2D : o->text ? KEY_TEXT : o->desc ? KEY_DESC : KEY_ASC;
       if (cx_is_collate (x) && ((const dj_expr_t *) x->args.v[0])->kind == DJ_X_COLUMN) {
          /* c COLLATE n (Django's Index(Collate("c", n))): the index on c --
           * an index orders no results here, and a unique one compares bytes,
@@ -740,8 +795,11 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
    bson_t *cmd = bson_new (), indexes;
    BSON_APPEND_UTF8 (cmd, "createIndexes", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "indexes", &indexes);
-   ok = index_spec (cx, &indexes, 0, st->name, cols, kind, st->columns.n, st->unique, nh > 0, st->expire_after ? &ttl : NULL,
-                    st->where);
+   bson_t text = BSON_INITIALIZER;
+   ok = text_options (cx, st, &text) &&
+        index_spec (cx, &indexes, 0, st->name, cols, kind, st->columns.n, st->unique, nh > 0, st->expire_after ? &ttl : NULL,
+                    st->where, &text);
+   bson_destroy (&text);
    bson_append_array_end (cmd, &indexes);
    return cx_add_command_if (cx, ok, cmd);
 }

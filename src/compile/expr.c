@@ -1232,6 +1232,22 @@ filter_column (cx_t *cx, const dj_expr_t *e)
    return e->kind == DJ_X_COLUMN && !cx->group && strcmp (e->name, "*") && !cx_is_outer (cx, e);
 }
 
+/* djongo's MATCH_TEXT(search[, language]): the collection's text index
+ * searched, {$text: {$search, $language}} -- a filter only, and only a
+ * positive one (MongoDB has no negated $text).
+ * https://www.mongodb.com/docs/manual/reference/operator/query/text/ */
+static bool
+text_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
+{
+   int n = e->args.n;
+   if (!want || n < 1 || n > 2 || !cx_is_const (e->args.v[0]) || (n == 2 && !cx_is_const (e->args.v[1]))) {
+      return cx_unsupported (cx, e->pos, "%s", !want ? "NOT MATCH_TEXT()" : "MATCH_TEXT() other than (search[, language]) values");
+   }
+   return n == 1 ? cx_template (cx, "{'$text': {'$search': '@0'}}", CX_ARGS (CX_CONST (e->args.v[0])), parent, key)
+                 : cx_template (cx, "{'$text': {'$search': '@0', '$language': '@1'}}",
+                                CX_ARGS (CX_CONST (e->args.v[0]), CX_CONST (e->args.v[1])), parent, key);
+}
+
 static bool
 filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key)
 {
@@ -1355,7 +1371,9 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
       }
       /* fall through */
    default:
-      ok = cx_geo_is_predicate (e) ? cx_geo_filter (cx, e, want, parent, key) : filter_expr (cx, e, want, parent, key);
+      ok = cx_geo_is_predicate (e)                                   ? cx_geo_filter (cx, e, want, parent, key)
+           : e->kind == DJ_X_FUNC && !strcmp (e->name, "MATCH_TEXT") ? text_filter (cx, e, want, parent, key)
+                                                                      : filter_expr (cx, e, want, parent, key);
       break;
    }
    return ok;

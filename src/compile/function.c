@@ -554,6 +554,12 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (!strcmp (f, "RANDOM") && n == 0) {
       return cx_template (cx, "{'$rand': {}}", CX_NO_ARGS, parent, key);
    }
+   if (!strcmp (f, "TEXT_SCORE") && n == 0) { /* djongo's: the score of the WHERE clause's MATCH_TEXT (expr.c) */
+      return cx_template (cx, "{'$meta': 'textScore'}", CX_NO_ARGS, parent, key);
+   }
+   if (!strcmp (f, "MATCH_TEXT")) { /* $text is a query filter, never an expression */
+      return cx_unsupported (cx, e->pos, "MATCH_TEXT() other than as a condition of the WHERE clause");
+   }
    if (!strcmp (f, "LOG") && n == 2) { /* LOG(base, x), as PostgreSQL's and Django's Log() */
       return agg_template (cx, e, "{'$log': ['@1', '@0']}", false, parent, key);
    }

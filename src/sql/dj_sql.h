@@ -174,6 +174,8 @@ typedef struct {
    bool desc;
    int nulls; /* 0: default, 1: NULLS FIRST, 2: NULLS LAST */
    bool hashed; /* CREATE INDEX key `col HASHED`: a MongoDB hashed index field */
+   bool text;   /* CREATE INDEX key `col TEXT [WEIGHT n]`: a MongoDB text index field */
+   dj_expr_t *weight; /* its WEIGHT, NULL: 1 */
    int geo;     /* CREATE INDEX key `col GEOSPHERE` (1: "2dsphere") or `col GEO2D` (2: "2d") */
 } dj_order_t;
 
@@ -259,6 +261,7 @@ struct dj_sql_stmt {
    dj_list_t sets;     /* UPDATE: dj_item_t * (alias = column, expr = value) */
    dj_expr_t *where;   /* UPDATE/DELETE WHERE; CREATE INDEX ... WHERE */
    dj_expr_t *expire_after; /* CREATE INDEX ... WITH (expireAfterSeconds = n): a TTL index */
+   dj_expr_t *default_language, *language_override; /* ... WITH (default_language = 'x', ...): a text index's */
    dj_list_t coldefs;  /* CREATE TABLE / ADD COLUMN: dj_coldef_t * */
    dj_list_t constraints; /* dj_tconstraint_t * */
    char *name;         /* index / savepoint / constraint / new name */

@@ -40,8 +40,9 @@
  *               ')' -- ANDs and ORs of its components -- and row [NOT] IN
  *               '(' select ')')
  *   DDL: see parse_create / parse_alter below (CREATE [UNIQUE] INDEX [IF NOT
- *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED | GEOSPHERE | GEO2D] {, ...} ')' [WITH '('
- *   expireAfterSeconds = integer ')'] [WHERE expr]); a column takes [CONSTRAINT
+ *   EXISTS] i ON t '(' expr [ASC | DESC | HASHED | GEOSPHERE | GEO2D | TEXT [WEIGHT n]] {, ...} ')'
+ *   [WITH '(' param = value {, ...} ')'] [WHERE expr]) (params: expireAfterSeconds,
+ *   default_language, language_override); a column takes [CONSTRAINT
  *   name] CHECK '(' expr ')', [GENERATED ALWAYS] AS '(' expr ')' [STORED |
  *   VIRTUAL], COLLATE name (also after ALTER COLUMN c TYPE t) and REFERENCES t
  *   ['(' col ')'] [DEFERRABLE
@@ -825,18 +826,33 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
           !(st->table = sql_parse_name (p, "a table name")) || !sql_expect (p, DJ_TK_LP, "( to open the index keys")) {
          return false;
       }
-      /* key {, key}, key := expr [ASC | DESC | HASHED] (HASHED: MongoDB's hashed index field) */
+      /* key {, key}, key := expr [ASC | DESC | HASHED | TEXT [WEIGHT n]] (HASHED: MongoDB's hashed
+       * index field; TEXT: a text index's) */
       if (!sql_parse_order_list (p, &st->columns, true)) {
          return false;
       }
       if (!sql_expect (p, DJ_TK_RP, ") to close the index keys")) {
          return false;
       }
-      /* WITH (expireAfterSeconds = n): a TTL index (PostgreSQL's spelling of index storage parameters) */
+      /* WITH (param = value {, ...}): expireAfterSeconds (a TTL index), default_language and
+       * language_override (a text index's) -- PostgreSQL's spelling of index storage parameters */
       if (sql_accept_kw (p, "WITH")) {
-         if (!sql_expect (p, DJ_TK_LP, "( after WITH") || !sql_expect_kw (p, "EXPIREAFTERSECONDS") ||
-             !sql_expect (p, DJ_TK_EQ, "= after expireAfterSeconds") || !(st->expire_after = sql_parse_expr (p)) ||
-             !sql_expect (p, DJ_TK_RP, ") to close WITH")) {
+         if (!sql_expect (p, DJ_TK_LP, "( after WITH")) {
+            return false;
+         }
+         do {
+            dj_expr_t **to = sql_accept_kw (p, "EXPIREAFTERSECONDS") ? &st->expire_after
+                             : sql_accept_kw (p, "DEFAULT_LANGUAGE") ? &st->default_language
+                             : sql_accept_kw (p, "LANGUAGE_OVERRIDE") ? &st->language_override
+                                                                        : NULL;
+            if (!to) {
+               return sql_fail (p, "expected expireAfterSeconds, default_language or language_override in WITH");
+            }
+            if (!sql_expect (p, DJ_TK_EQ, "= after an index parameter") || !(*to = sql_parse_expr (p))) {
+               return false;
+            }
+         } while (sql_accept (p, DJ_TK_COMMA));
+         if (!sql_expect (p, DJ_TK_RP, ") to close WITH")) {
             return false;
          }
       }

@@ -107,6 +107,11 @@ sql_parse_order_list (parser_t *p, dj_list_t *out, bool index_keys)
       }
       if (index_keys && sql_accept_kw (p, "HASHED")) {
          o->hashed = true;
+      } else if (index_keys && sql_accept_kw (p, "TEXT")) {
+         o->text = true;
+         if (sql_accept_kw (p, "WEIGHT") && !(o->weight = sql_parse_expr (p))) {
+            return false;
+         }
       } else if (index_keys && sql_accept_kw (p, "GEOSPHERE")) {
          o->geo = 1;
       } else if (index_keys && sql_accept_kw (p, "GEO2D")) {

@@ -220,3 +220,44 @@ def test_embedded_address_and_contributors_in_a_browser(site, browser):
     # the changelist shows the address, and search reaches into the documents
     b.get(url + "/admin/blog/entry/?q=illustr")
     assert "Dumplings" in b.page_source and "1 Rue de la Paix, Paris" in b.page_source
+
+
+def test_text_search_box_in_a_browser(site, browser):
+    """The site's search box (blog.views.index) reads the entries' text
+    index (djongo.models.TextIndex, the headline__search lookup, TextScore):
+    a word finds its stemmed forms, a -word excludes, the best match comes
+    first; an entry added in the admin is found by its words at once (the
+    index follows writes), and the plan of such a search reads the index."""
+    from selenium.webdriver.common.by import By
+
+    url, data = site
+    b = browser
+
+    def search(text):
+        b.get(url + "/")
+        box = b.find_element(By.NAME, "q")
+        box.clear()
+        box.send_keys(text + "\n")
+        assert wait_text(b, "found for")
+        return [li.text for li in b.find_elements(By.CSS_SELECTOR, "li.hit")]
+
+    hits = search("steps")  # "Bread in five steps": stemmed, "step" and "steps" meet
+    assert len(hits) == 1 and hits[0].startswith("Bread in five steps in Cooking")
+    assert search("road -abbey") == []
+    hits = search("lost bread")  # each entry holds one of the words; the shorter headline scores more
+    assert [h.split(" in ")[0] for h in hits] == ["Bread", "Lennon's lost demo found"]
+
+    log_in(b, url, "/admin/blog/entry/add/", "Add entry")
+    from selenium.webdriver.support.ui import Select
+    Select(b.find_element(By.ID, "id_blog")).select_by_visible_text("Cooking")
+    fill(b, {"id_headline": "Baking sourdough bread", "id_body_text": "Flour, water, salt.",
+             "id_pub_date_0": "2026-02-03", "id_pub_date_1": "08:15:00", "id_rating": "4"})
+    b.find_element(By.NAME, "_save").click()
+    assert wait_text(b, "was added successfully")
+    hits = search("bake salt")
+    assert len(hits) == 1 and hits[0].startswith("Baking sourdough bread in Cooking")
+
+    with engine(data) as conn:
+        plan = conn.command({"explain": {"find": "blog_entry", "filter": {"$text": {"$search": "bread"}}}})
+        scan = plan["queryPlanner"]["winningPlan"]["inputStage"]["inputStage"]["inputStage"]
+        assert scan["stage"] == "IXSCAN" and scan["indexName"] == "entry_text"

@@ -43,11 +43,15 @@ typedef struct {
 } dj_docs_t;
 void dj_docs_push (dj_docs_t *d, bson_t *doc); /* steals doc */
 void dj_docs_clear (dj_docs_t *d);
+/* Drops the text score (DJ_META_TEXT_SCORE) from each document: what a
+ * reply or a write ($out, $merge) sees. */
+void dj_docs_strip_meta (dj_docs_t *d);
 /* Parses the stages (an array document). `scope`: variables visible to $expr
  * (a $lookup's let). Every parse error is raised here. */
 dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
 void dj_pipeline_destroy (dj_pipeline_t *p);
 bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
+bool dj_pipeline_has_text (const dj_pipeline_t *p); /* starts with a $match holding $text */
 /* A collection's storage statistics, as collStats and $collStats's
  * storageStats give them (sizes divided by scale, 1 for bytes): size, count,
  * avgObjSize, storageSize, nindexes, indexSizes, totalIndexSize, capped;

@@ -62,6 +62,7 @@ dj_agg_run_out (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
    }
    bool ok = true;
+   dj_docs_strip_meta (docs);
    for (size_t i = 0; ok && i < docs->n; i++) {
       ok = dj_record_insert (run->ctx, c, docs->v[i], NULL, r->error);
    }
@@ -128,6 +129,7 @@ dj_agg_run_merge (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_coll_free (c);
       return dj_err (r->error, DJ_CommandNotSupportedOnView, "Namespace %s.%s is a view, not a collection", db, s->str);
    }
+   dj_docs_strip_meta (docs);
    for (size_t i = 0; ok && i < docs->n; i++) {
       bson_t *d = docs->v[i];
       bson_t q = BSON_INITIALIZER;

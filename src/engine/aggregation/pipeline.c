@@ -28,6 +28,24 @@ dj_docs_push (dj_docs_t *d, bson_t *doc)
 }
 
 void
+dj_docs_strip_meta (dj_docs_t *d)
+{
+   for (size_t i = 0; i < d->n; i++) {
+      bson_t *plain = dj_meta_strip (d->v[i]);
+      if (plain) {
+         bson_destroy (d->v[i]);
+         d->v[i] = plain;
+      }
+   }
+}
+
+bool
+dj_pipeline_has_text (const dj_pipeline_t *p)
+{
+   return p->n && p->stages[0].kind == S_MATCH && dj_matcher_text (p->stages[0].match);
+}
+
+void
 dj_docs_clear (dj_docs_t *d)
 {
    dj_bsons_free (d->v, 0, d->n);
@@ -242,6 +260,10 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
       }
       bson_init_static (&doc, v->value.v_doc.data, v->value.v_doc.data_len);
       s->match = dj_matcher_new_scoped (&doc, scope, error);
+      if (s->match && !first && dj_matcher_text (s->match)) {
+         /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/match/#restrictions */
+         return dj_err (error, 17313, "$match with $text is only allowed as the first pipeline stage");
+      }
       return s->match != NULL;
    }
    if (dj_reshape_is_stage (name)) {
@@ -967,6 +989,11 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
 
    switch (s->kind) {
    case S_MATCH: {
+      if (dj_matcher_text (s->match)) {
+         /* only a first $match read from a collection is answered by its
+          * text index ($facet, $lookup's pipeline, change streams: no) */
+         return dj_err (r->error, 17313, "$match with $text is only allowed as the first pipeline stage");
+      }
       size_t k = 0;
       for (size_t i = 0; i < docs->n; i++) {
          bson_error_t xe = {0};

@@ -142,6 +142,9 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_txn_abort (&ctx);
    {
       char *ns = coll ? bson_strdup_printf ("%s.%s", db, coll) : bson_strdup_printf ("%s.$cmd.aggregate", db);
+      if (dj_pipeline_has_text (p)) {
+         dj_docs_strip_meta (&out); /* the text score is metadata, never a field of the reply */
+      }
       bson_t **docs = out.v ? out.v : bson_malloc (sizeof (bson_t *));
       dj_reply_results (e, reply, ns, docs, out.n, batch, false);
       memset (&out, 0, sizeof out); /* the reply owns them now */

@@ -14,6 +14,16 @@ same_options (const dj_index_t *a, const dj_index_t *b)
        a->expire_after != b->expire_after || a->collation != b->collation) {
       return false;
    }
+   /* text indexes share the key {_fts: "text", _ftsx: 1}: their fields,
+    * weights and languages tell them apart (text/spec.c's normalized spec) */
+   static const char *const text_options[] = {"weights", "default_language", "language_override", NULL};
+   for (int i = 0; a->text && b->text && text_options[i]; i++) {
+      bson_iter_t ia, ib;
+      if (!bson_iter_init_find (&ia, a->spec, text_options[i]) || !bson_iter_init_find (&ib, b->spec, text_options[i]) ||
+          dj_value_cmp (bson_iter_value (&ia), bson_iter_value (&ib)) != 0) {
+         return false;
+      }
+   }
    if (a->partial) {
       bson_iter_t ia, ib;
       if (bson_iter_init_find (&ia, a->spec, "partialFilterExpression") &&
@@ -109,6 +119,13 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
                     "are auto generated and can cause conflicts. Please refer to our documentation. Requested index: %s, "
                     "existing index: %s",
                     probe.name, ix->name);
+            dj_index_cleanup (&probe);
+            goto done;
+         }
+         if (ix->text && probe.text && !same_key) {
+            /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/ */
+            dj_err (error, DJ_IndexOptionsConflict, "only one text index per collection allowed, found existing text index \"%s\"",
+                    ix->name);
             dj_index_cleanup (&probe);
             goto done;
          }

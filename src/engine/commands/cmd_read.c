@@ -312,6 +312,13 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          BSON_APPEND_INT64 (docs[i], "$recordId", (int64_t) col.items[i]->rid);
       }
    }
+   for (size_t i = 0; dj_matcher_text (fs.m) && i < col.n; i++) {
+      bson_t *plain = dj_meta_strip (docs[i]); /* the text score is metadata, never a field of the reply */
+      if (plain) {
+         bson_destroy (docs[i]);
+         docs[i] = plain;
+      }
+   }
    char *ns = bson_strdup_printf ("%s.%s", db, name);
    if (tailable && c) {
       dj_tail_t *tail = bson_malloc0 (sizeof *tail);

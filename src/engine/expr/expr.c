@@ -117,6 +117,9 @@ static dj_expr_t *parse_let (const struct opdef *op, const bson_value_t *arg, co
                              bson_error_t *error);
 static dj_expr_t *parse_switch (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope,
                                 bson_error_t *error);
+static dj_expr_t *parse_meta (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope,
+                              bson_error_t *error);
+static bool op_meta (XFN_ARGS);
 static bool op_cmp (XFN_ARGS), op_and_or (XFN_ARGS), op_not (XFN_ARGS), op_cond (XFN_ARGS), op_ifnull (XFN_ARGS),
    op_switch (XFN_ARGS), op_let (XFN_ARGS);
 enum { C_EQ, C_NE, C_GT, C_GTE, C_LT, C_LTE, C_CMP, C_AND, C_OR };
@@ -294,6 +297,7 @@ static const struct opdef ops[] = {
    {"$literal", NULL, -1, -1, LAZY, .parse = parse_literal},
    {"$let", op_let, -1, -1, LAZY, .parse = parse_let},
    {"$rand", op_rand, 0, 0, ARGS},
+   {"$meta", op_meta, -1, -1, LAZY, .parse = parse_meta},
    /* accumulators as expressions (ops_arith.c) */
    {"$sum", op_sum_avg, 0, ANY, ARGS},
    {"$avg", op_sum_avg, 0, ANY, ARGS, .aux = 1},
@@ -588,6 +592,48 @@ parse_literal (const struct opdef *op, const bson_value_t *arg, const dj_vscope_
    dj_expr_t *e = xnew (X_CONST);
    bson_value_copy (arg, &e->val);
    return e;
+}
+
+/* {$meta: "name"}: a document's metadata. The text score is the one this
+ * engine gives (storage/text_scan.c puts it beside the document as
+ * DJ_META_TEXT_SCORE); the other names parse and read as missing.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/ */
+static dj_expr_t *
+parse_meta (const struct opdef *op, const bson_value_t *arg, const dj_vscope_t *scope, bson_error_t *error)
+{
+   static const char *const names[] = {"textScore", "indexKey", "randVal", "recordId", "searchScore", "searchHighlights",
+                                       "searchScoreDetails", "searchSequenceToken", "geoNearDistance", "geoNearPoint",
+                                       "sortKey", "vectorSearchScore", "score", "scoreDetails", NULL};
+   (void) scope;
+   for (int i = 0; arg->value_type == BSON_TYPE_UTF8 && names[i]; i++) {
+      if (!strcmp (arg->value.v_utf8.str, names[i])) {
+         dj_expr_t *e = xnew (X_OP);
+         e->op = op;
+         e->var = bson_strdup (names[i]); /* owned: the metadata's name */
+         return e;
+      }
+   }
+   dj_err (error, 17308, "Unsupported argument to $meta: %s",
+           arg->value_type == BSON_TYPE_UTF8 ? arg->value.v_utf8.str : dj_type_name (arg->value_type));
+   return NULL;
+}
+
+static bool
+op_meta (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
+{
+   (void) v;
+   bson_iter_t it;
+   *out = MISSING;
+   if (strcmp (e->var, "textScore")) {
+      return true;
+   }
+   if (ev->root.value_type == BSON_TYPE_DOCUMENT &&
+       bson_iter_init_from_data (&it, ev->root.value.v_doc.data, ev->root.value.v_doc.data_len) &&
+       bson_iter_find (&it, DJ_META_TEXT_SCORE)) {
+      *out = *bson_iter_value (&it);
+      return true;
+   }
+   return dj_err (ev->error, 40218, "query requires text score metadata, but it is not available");
 }
 
 /* {$let: {vars: {name: expr, ...}, in: expr}}: args are the variables then the body */

@@ -27,6 +27,7 @@
 #define DJ_QUERY_H
 
 #include "dj_expr.h"
+#include "dj_text.h"
 #include "dj_geo.h"
 
 typedef struct dj_matcher dj_matcher_t;
@@ -59,6 +60,10 @@ bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
  * NULL with error 51091 (invalid) / 51108 (a bad flag). */
 void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
+/* The argument of m's top-level $text (borrowed from m), NULL if it has
+ * none: a scan must answer m through the text index (storage/text_scan.c);
+ * the $text node itself matches every document. */
+const bson_value_t *dj_matcher_text (const dj_matcher_t *m);
 /* The geo condition ($geoWithin, $geoIntersects, $near, $nearSphere) among
  * m's top-level conjuncts on `path` (NULL: any path; near: $near or
  * $nearSphere only), or NULL; *path_out (if not NULL) receives its path.

@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA } nkind_t;
+typedef enum { N_AND, N_OR, N_NOR, N_NOT, N_FIELD, N_EXPR, N_SCHEMA, N_TEXT } nkind_t;
 
 typedef enum {
    OP_EQ,
@@ -630,7 +630,7 @@ parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t 
 }
 
 static bool
-parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bson_error_t *error)
+parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bool top, bson_error_t *error)
 {
    bson_iter_t it;
    nkind_t kind = !strcmp (op, "$and") ? N_AND : !strcmp (op, "$or") ? N_OR : N_NOR;
@@ -646,7 +646,8 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
          return dj_err (error, DJ_BadValue, "$or/$and/$nor entries need to be full objects");
       }
       const bson_value_t *e = bson_iter_value (&it);
-      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, false, pc, error);
+      /* a top-level $and's entries are top-level conjuncts too (flattened below) */
+      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, top && kind == N_AND, pc, error);
       if (!k) {
          node_free (n);
          return false;
@@ -681,6 +682,38 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
    return true;
 }
 
+/* $text: checked here (text/search.c), answered by the scan that reads its
+ * text index (storage/text_scan.c), which then matches the rest of the
+ * filter: the node itself matches every document.
+ * https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+static bool
+parse_text (mnode_t *and_node, bool top, const bson_value_t *arg, bson_error_t *error)
+{
+   dj_text_query_t *q = dj_text_query_new (arg, error);
+   if (!q) {
+      return false;
+   }
+   dj_text_query_destroy (q);
+   if (!top) {
+      return dj_err (error, DJ_BadValue, "$text can only be applied to the top-level document");
+   }
+   mnode_t *n = node_new (N_TEXT);
+   bson_value_copy (arg, &n->val);
+   node_add (and_node, n);
+   return true;
+}
+
+const bson_value_t *
+dj_matcher_text (const dj_matcher_t *m)
+{
+   for (int i = 0; m->kind == N_AND && i < m->nkids; i++) {
+      if (m->kids[i]->kind == N_TEXT) {
+         return &m->kids[i]->val;
+      }
+   }
+   return NULL;
+}
+
 static mnode_t *
 parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error)
 {
@@ -700,7 +733,7 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
 
       if (key[0] == '$') {
          if (!strcmp (key, "$and") || !strcmp (key, "$or") || !strcmp (key, "$nor")) {
-            ok = parse_logical (and_node, key, v, pc, error);
+            ok = parse_logical (and_node, key, v, pc, top, error);
          } else if (!strcmp (key, "$comment")) {
             ok = true;
          } else if (!strcmp (key, "$expr")) {
@@ -708,6 +741,8 @@ parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_e
             mnode_t *n = node_new (N_EXPR);
             n->expr = dj_expr_parse (v, pc ? pc->scope : NULL, error);
             ok = node_keep (and_node, n, n->expr != NULL);
+         } else if (!strcmp (key, "$text")) {
+            ok = parse_text (and_node, top, v, error);
          } else if (!strcmp (key, "$jsonSchema")) {
             /* https://www.mongodb.com/docs/manual/reference/operator/query/jsonSchema/ */
             mnode_t *n = node_new (N_SCHEMA);
@@ -765,14 +800,20 @@ dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_erro
    }
    /* mongod orders by a near condition, so there is at most one, among the
     * filter's top-level conditions (not under $or, $nor, $not, $elemMatch) */
-   int total = count_near (root), top = 0;
+   int total = count_near (root), top = 0, ntext = 0;
    for (int i = 0; i < root->nkids; i++) {
       const mnode_t *k = root->kids[i];
       top += k->kind == N_FIELD && k->op == OP_GEO && k->geo->op == DJ_GEO_NEAR;
+      ntext += k->kind == N_TEXT;
    }
    if (total > 1 || total != top) {
       node_free (root);
       dj_err (error, DJ_BadValue, total > 1 ? "Too many geoNear expressions" : "geoNear must be top-level expr");
+      return NULL;
+   }
+   if (ntext > 1) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+      node_free (root);
+      dj_err (error, DJ_BadValue, "Too many text expressions");
       return NULL;
    }
    return root;
@@ -1118,6 +1159,7 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
    case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
    case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
    case N_SCHEMA: return doc->value_type == BSON_TYPE_DOCUMENT && dj_schema_match (n->schema, doc);
+   case N_TEXT: return true; /* the text index's scan decided (dj_matcher_text) */
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */

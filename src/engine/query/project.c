@@ -45,8 +45,56 @@ has_expressions (const bson_t *spec)
    return false;
 }
 
+/* The name of {$meta: name} (a projection value), else NULL. */
+static const char *
+meta_name (const bson_value_t *v)
+{
+   bson_iter_t oi;
+   if (v->value_type != BSON_TYPE_DOCUMENT || !bson_iter_init_from_data (&oi, v->value.v_doc.data, v->value.v_doc.data_len) ||
+       !bson_iter_next (&oi) || strcmp (bson_iter_key (&oi), "$meta") || !BSON_ITER_HOLDS_UTF8 (&oi)) {
+      return NULL;
+   }
+   const char *name = bson_iter_utf8 (&oi, NULL);
+   return bson_iter_next (&oi) ? NULL : name;
+}
+
+static dj_projection_t *projection_new (const bson_t *spec, bson_error_t *error);
+
+/* {score: {$meta: "textScore"}} joins an inclusion or an exclusion
+ * projection without making it either: alone, it keeps the whole document
+ * and adds the score (the manual's $text examples).
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/#usage */
 dj_projection_t *
 dj_projection_new (const bson_t *spec, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t rest = BSON_INITIALIZER, *meta = NULL;
+   bson_iter_init (&it, spec);
+   while (bson_iter_next (&it)) {
+      const char *name = meta_name (bson_iter_value (&it));
+      if (name && !strcmp (name, "textScore") && !strchr (bson_iter_key (&it), '.')) {
+         meta = meta ? meta : bson_new ();
+         BSON_APPEND_UTF8 (meta, bson_iter_key (&it), name);
+      } else {
+         bson_append_iter (&rest, NULL, 0, &it);
+      }
+   }
+   dj_projection_t *p = NULL;
+   if (!meta || has_expressions (&rest)) {
+      p = projection_new (spec, error); /* a $project stage computes $meta itself */
+   } else if ((p = projection_new (&rest, error)) && p->kind == RS_FIND) {
+      p->meta = meta;
+      meta = NULL;
+   }
+   bson_destroy (&rest);
+   if (meta) {
+      bson_destroy (meta);
+   }
+   return p;
+}
+
+static dj_projection_t *
+projection_new (const bson_t *spec, bson_error_t *error)
 {
    if (has_expressions (spec)) {
       bson_value_t sv;
@@ -371,6 +419,34 @@ project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_va
    }
 }
 
+/* Appends the metadata fields of `meta` ({field: "textScore"}) to out,
+ * replacing a stored field of the same name ("the existing fields will
+ * return with the $meta values instead of with the stored values":
+ * https://www.mongodb.com/docs/v4.0/reference/operator/projection/meta/). */
+static bool
+add_meta (const bson_t *meta, const bson_t *doc, bson_t *out, bson_error_t *error)
+{
+   bson_iter_t mi, score, oi;
+   if (!bson_iter_init_find (&score, doc, DJ_META_TEXT_SCORE)) {
+      bson_destroy (out);
+      return dj_err (error, 40218, "query requires text score metadata, but it is not available");
+   }
+   bson_t kept = BSON_INITIALIZER;
+   bson_iter_init (&oi, out);
+   while (bson_iter_next (&oi)) {
+      if (!bson_has_field (meta, bson_iter_key (&oi))) {
+         bson_append_iter (&kept, NULL, 0, &oi);
+      }
+   }
+   bson_iter_init (&mi, meta);
+   while (bson_iter_next (&mi)) {
+      bson_append_iter (&kept, bson_iter_key (&mi), -1, &score);
+   }
+   bson_destroy (out);
+   bson_steal (out, &kept);
+   return true;
+}
+
 bool
 dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error)
 {
@@ -396,6 +472,9 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
    if (st.pos_failed) {
       bson_destroy (out);
       return dj_err (error, 51246, "Executor error during find command :: caused by :: positional operator '.$' couldn't find a matching element in the array");
+   }
+   if (p->meta) {
+      return add_meta (p->meta, doc, out, error);
    }
    return true;
 }

@@ -23,6 +23,9 @@ dj_reshape_destroy (dj_reshape_t *r)
    if (r) {
       dj_spec_free (r->shape);
       dj_expr_destroy (r->root);
+      if (r->meta) {
+         bson_destroy (r->meta);
+      }
       bson_free (r);
    }
 }
@@ -373,8 +376,25 @@ apply_shape (dj_eval_t *ev, const dj_spec_node_t *shape, const bson_value_t *doc
    return ok;
 }
 
+static bool reshape (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out);
+
+/* A document's text score (DJ_META_TEXT_SCORE) is metadata: it survives the
+ * shaping stages, as MongoDB's does ({$meta: "textScore"} after $project). */
 bool
 dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out)
+{
+   bson_iter_t it;
+   if (!reshape (r, ev, doc, out)) {
+      return false;
+   }
+   if (bson_iter_init_find (&it, doc, DJ_META_TEXT_SCORE) && !bson_has_field (out, DJ_META_TEXT_SCORE)) {
+      bson_append_iter (out, DJ_META_TEXT_SCORE, -1, &it);
+   }
+   return true;
+}
+
+static bool
+reshape (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out)
 {
    bson_value_t v;
 

@@ -48,6 +48,7 @@ struct dj_reshape {
    dj_spec_node_t *shape; /* RS_PROJECT, RS_ADDFIELDS, RS_FIND: owned */
    bool inclusion, id_excluded;
    dj_expr_t *root; /* RS_REPLACEROOT: the new root, owned */
+   bson_t *meta;    /* RS_FIND: {field: "textScore", ...} added after shaping (owned, NULL: none) */
 };
 
 /* A new, empty root (DJ_SPEC_SUB): the caller frees it with dj_spec_free. */

@@ -25,6 +25,7 @@
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
+ *   text_scan.c  a text index's keys, and $text answered through it
  *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
  *                answer $geoWithin/$geoIntersects (cell ranges) and
  *                $near/$nearSphere/$geoNear (by distance)
@@ -39,6 +40,7 @@
 #include <stdatomic.h>
 
 #include "dj_query.h"
+#include "dj_text.h"
 
 typedef struct dj_index dj_index_t;
 typedef struct dj_coll dj_coll_t;
@@ -57,6 +59,8 @@ struct dj_index {
    bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
    int hashed; /* 1 + the path keyed by its value's hash (values/hash.c); 0: none */
    bool ttl;   /* expireAfterSeconds: commands/ttl.c deletes what it expires */
+   dj_text_spec_t *text; /* owned: a text index (text/spec.c), NULL otherwise */
+   int text_pos;         /* a text index: where _fts sits among paths (_ftsx after it) */
    int32_t expire_after;
    /* 1 + the path keyed by geo cells ('2dsphere' or '2d', geo_index.c); 0: none */
    int geo;
@@ -356,6 +360,13 @@ bool dj_record_sample (dj_ctx_t *ctx, dj_coll_t *c, int64_t size, dj_scan_fn fn,
 /* How many records c holds, counting no further than max (> 0): max means
  * "max or more". -1 on an LMDB error. Reads keys only. */
 int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error);
+/* ---- text_scan.c: text indexes ------------------------------------------- */
+/* The $text query of m (NULL: m has none) answered through c's text index
+ * (error 27 without one), each match handed to fn as a copy of the
+ * document with its text score under DJ_META_TEXT_SCORE (writes: the
+ * record ids gathered first, documents handed on as stored). */
+bool dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                   dj_scan_fn fn, void *fnctx, bson_error_t *error);
 /* Whether a scan for m would walk an index rather than the collection. */
 bool dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m);
 /* How many documents m matches (with $expr variables vars, may be NULL),

@@ -119,6 +119,10 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
       bson_free (fv);
       return true;
    }
+   if (ix->text) {
+      bson_free (fv);
+      return dj_text_index_keys (ix, doc, ks, error);
+   }
    if (!(ok = index_fields (ix, doc, fv, &multi, &ks->multikey, &all_missing, error))) {
       goto done;
    }

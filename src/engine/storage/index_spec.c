@@ -3,7 +3,8 @@
  * createIndexes and the catalog give it) into a dj_index_t.
  *
  * Beside ascending/descending fields: one "hashed" field (its key is the
- * value's hash, values/hash.c) and expireAfterSeconds (a TTL index: the
+ * value's hash, values/hash.c), "text" fields (a text index, its spec
+ * text/spec.c's) and expireAfterSeconds (a TTL index: the
  * commands layer's monitor, commands/ttl.c, deletes what it expires).
  * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
  * https://www.mongodb.com/docs/manual/core/index-ttl/
@@ -51,7 +52,19 @@ dj_index_cleanup (dj_index_t *ix)
       bson_destroy (ix->spec);
    }
    dj_matcher_destroy (ix->partial);
+   dj_text_spec_destroy (ix->text);
    memset (ix, 0, sizeof *ix);
+}
+
+/* Whether the key pattern `it` holds is a text index's. */
+static bool
+text_key (const bson_iter_t *it)
+{
+   const uint8_t *d;
+   uint32_t l;
+   bson_t k;
+   bson_iter_document (it, &l, &d);
+   return bson_init_static (&k, d, l) && dj_text_is_text_key (&k);
 }
 
 bool
@@ -60,8 +73,22 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
    bson_iter_t it;
 
    memset (ix, 0, sizeof *ix);
+   /* a text index is known by its spec as listIndexes shows it (text/spec.c) */
+   bson_t text_spec;
+   bool is_text = bson_iter_init_find (&it, spec, "key") && BSON_ITER_HOLDS_DOCUMENT (&it) && text_key (&it);
+   if (is_text) {
+      if (!dj_text_spec_new (spec, &ix->text, &text_spec, error)) {
+         bson_destroy (&text_spec);
+         goto fail;
+      }
+      ix->spec = bson_copy (&text_spec);
+      bson_destroy (&text_spec);
+      spec = ix->spec;
+   }
    ix->key = bson_new ();
-   ix->spec = bson_copy (spec);
+   if (!ix->spec) {
+      ix->spec = bson_copy (spec);
+   }
    bson_iter_init (&it, spec);
    bool have_key = false;
    while (bson_iter_next (&it)) {
@@ -89,8 +116,13 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          ix->npaths = 0;
          while (bson_iter_next (&ki)) {
             const bson_value_t *v = bson_iter_value (&ki);
-            double d = dj_value_as_double (v);
+            const bson_value_t one = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
             bool hashed = v->value_type == BSON_TYPE_UTF8 && !strcmp (v->value.v_utf8.str, "hashed");
+            if (ix->text && !strcmp (bson_iter_key (&ki), "_fts")) {
+               ix->text_pos = ix->npaths; /* text/spec.c wrote {_fts: "text", _ftsx: 1} */
+               v = &one;
+            }
+            double d = dj_value_as_double (v);
             if (hashed && ix->hashed) {
                /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/ :
                 * a compound hashed index holds one hashed field */
@@ -133,7 +165,7 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
                ix->hashed = ix->npaths + 1;
             }
             ix->npaths++;
-            bson_append_value (ix->key, bson_iter_key (&ki), -1, v);
+            bson_append_value (ix->key, bson_iter_key (&ki), -1, bson_iter_value (&ki));
          }
          have_key = true;
       } else if (!strcmp (f, "name")) {
@@ -160,6 +192,10 @@ dj_index_load (dj_index_t *ix, const bson_t *spec, bson_error_t *error)
          dj_matcher_destroy (ix->partial);
          ix->partial = dj_matcher_new (&pf, error);
          if (!ix->partial) {
+            goto fail;
+         }
+         if (dj_matcher_text (ix->partial)) {
+            dj_err (error, DJ_CannotCreateIndex, "unsupported expression in partial index: $text");
             goto fail;
          }
       } else if (!strcmp (f, "collation")) {

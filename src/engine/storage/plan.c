@@ -291,10 +291,10 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
       const dj_index_t *ix = &c->indexes[i];
       dj_bounds_t b;
       int score = 0;
-      if (ix->hidden || ix->geo || ix->collation || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
+      if (ix->hidden || ix->geo || ix->text || ix->collation || (ix->partial && !dj_matcher_implies (m, ix->partial))) {
          /* a partial index misses what its filter does not match (query/implies.c); an index
           * with a collation keys strings otherwise than a query without one compares them;
-          * geo: keyed by cells, and sparse (geo_index.c) */
+          * geo: keyed by cells, and sparse (geo_index.c); text: only $text reads it (text_scan.c) */
          continue;
       }
       if (!dj_matcher_bounds (m, first_field (ix), &b)) {
@@ -444,7 +444,24 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int
       target = &inner;
    }
    choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
-   if (ch.index < 0) {
+   if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
+      bson_t fetch, or, ixscan;
+      ch.index = dj_plan_index (c, m, NULL);
+      BSON_APPEND_UTF8 (target, "stage", "TEXT_MATCH");
+      BSON_APPEND_DOCUMENT_BEGIN (target, "inputStage", &fetch);
+      BSON_APPEND_UTF8 (&fetch, "stage", "FETCH");
+      BSON_APPEND_DOCUMENT_BEGIN (&fetch, "inputStage", &or);
+      BSON_APPEND_UTF8 (&or, "stage", "TEXT_OR");
+      if (ch.index >= 0) {
+         BSON_APPEND_DOCUMENT_BEGIN (&or, "inputStage", &ixscan);
+         BSON_APPEND_UTF8 (&ixscan, "stage", "IXSCAN");
+         BSON_APPEND_DOCUMENT (&ixscan, "keyPattern", c->indexes[ch.index].key);
+         BSON_APPEND_UTF8 (&ixscan, "indexName", c->indexes[ch.index].name);
+         bson_append_document_end (&or, &ixscan);
+      }
+      bson_append_document_end (&fetch, &or);
+      bson_append_document_end (target, &fetch);
+   } else if (ch.index < 0) {
       BSON_APPEND_UTF8 (target, "stage", c ? "COLLSCAN" : "EOF");
    } else {
       append_ixscan (target, &c->indexes[ch.index], 1);
@@ -472,8 +489,8 @@ dj_plan_scan_sorted (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const d
 static int
 sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *dir)
 {
-   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_geo (m, NULL, true, NULL)) {
-      return -1; /* (a near condition: its geo index finds the documents, geo_index.c) */
+   if (dj_sort_nkeys (sort) != 1 || dj_collation_current () || dj_matcher_geo (m, NULL, true, NULL) || dj_matcher_text (m)) {
+      return -1; /* (a near condition or $text: its geo or text index finds the documents) */
    }
    const char *field = dj_sort_key (sort, 0, dir);
    /* an equality on a unique index finds at most one document: no walk needed */
@@ -486,7 +503,7 @@ sorted_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int *d
       /* index order equals sort order only when every document has exactly
        * one exact key: arrays (multikey), skipped documents (sparse,
        * partial) and approximate keys (lossy) break that */
-      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo || ix->collation ||
+      if (ix->multikey || ix->sparse || ix->partial || ix->lossy || ix->hidden || ix->hashed == 1 || ix->geo || ix->text || ix->collation ||
           strcmp (first_field (ix), field)) {
          continue;
       }
@@ -509,6 +526,9 @@ bool
 dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   if (dj_matcher_text (m)) {
+      return dj_text_scan (ctx, c, m, vars, writes, max, fn, fnctx, error);
+   }
    bool geo; /* a geo condition answered through a geo index (geo_index.c) */
    if (!dj_geo_plan_scan (ctx, c, m, vars, max, fn, fnctx, &geo, error)) {
       return false;
@@ -549,7 +569,7 @@ bool
 dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m)
 {
    choice_t ch = choose (c, m);
-   return ch.index >= 0;
+   return ch.index >= 0 || dj_matcher_text (m);
 }
 
 static bool
@@ -562,9 +582,10 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true; /* scan_t.found counts */
 }
 
-/* A geo filter's matches, counted through its geo index (geo_index.c). */
+/* A geo or text filter's matches, counted through its index (geo_index.c,
+ * text_scan.c). */
 static bool
-geo_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+index_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
    (void) rid;
    (void) doc;
@@ -580,7 +601,10 @@ dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval
    scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = count_fn, .error = error, .vars = vars};
    bool ok, geo;
    *n = 0;
-   if (!dj_geo_plan_scan (ctx, c, m, vars, 0, geo_count_fn, n, &geo, error)) {
+   if (dj_matcher_text (m)) {
+      return dj_text_scan (ctx, c, m, vars, false, 0, index_count_fn, n, error);
+   }
+   if (!dj_geo_plan_scan (ctx, c, m, vars, 0, index_count_fn, n, &geo, error)) {
       return false;
    }
    if (geo) {
@@ -607,6 +631,10 @@ bool
 dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo, const dj_buf_t *hi, const dj_matcher_t *m,
                      const dj_eval_t *vars, int64_t max, dj_scan_fn fn, void *fnctx, bson_error_t *error)
 {
+   if (dj_matcher_text (m)) {
+      /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/#text-search-and-hints */
+      return dj_err (error, DJ_BadValue, "hint() (an index or $natural) cannot be used with a $text query");
+   }
    const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
    scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
                .dedupe = ix && ix->multikey};
@@ -635,6 +663,11 @@ int
 dj_plan_index (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort)
 {
    int dir, i;
+   for (i = 0; dj_matcher_text (m) && i < c->nindexes; i++) {
+      if (c->indexes[i].text && !c->indexes[i].hidden) {
+         return i;
+      }
+   }
    if ((i = dj_geo_plan_index (c, m, NULL)) >= 0) {
       return i;
    }

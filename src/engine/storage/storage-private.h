@@ -26,6 +26,9 @@ typedef struct {
    bool lossy;
 } dj_keyset_t;
 void dj_keyset_cleanup (dj_keyset_t *ks);
+/* text_scan.c: the keys doc gives text index ix (prefix, term, score,
+ * suffix; none for a document without indexed text) into ks. */
+bool dj_text_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
 /* doc's keys for ix into *ks (always dj_keyset_cleanup it after success). */
 bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
 /* Checks that none of ks's keys is held by another record in unique index

@@ -196,6 +196,11 @@ coll_apply_options (dj_coll_t *c, bson_error_t *error)
             if (!c->validator) {
                return false;
             }
+            if (dj_matcher_text (c->validator)) { /* it reads a text index: no document alone answers it */
+               dj_matcher_destroy (c->validator);
+               c->validator = NULL;
+               return dj_err (error, DJ_QueryFeatureNotAllowed, "$text is not allowed in this context");
+            }
          }
       } else if (!strcmp (k, "validationLevel")) {
          const char *s = BSON_ITER_HOLDS_UTF8 (&it) ? bson_iter_utf8 (&it, NULL) : "";

@@ -133,6 +133,9 @@ void dj_key_append_by (dj_buf_t *b, const bson_value_t *v, bool descending, cons
  * and record id); longer keys are cut and given a hash (see dj_engine.h). */
 #define DJ_KEY_MAX 470
 void dj_key_finish (dj_buf_t *b, size_t start);
+/* The double the key encoding k[0..n) of a (non-NaN) double starts with
+ * (a text index's score: storage/text_scan.c); false if it holds none. */
+bool dj_key_read_double (const uint8_t *k, size_t n, double *out);
 
 /* ---- path.c ------------------------------------------------------------- */
 struct dj_path {
@@ -197,6 +200,16 @@ void dj_node_remove_at (dj_node_t *parent, uint32_t pos);
 void dj_node_replace_at (dj_node_t *parent, uint32_t pos, dj_node_t *child); /* steals child, keeps key */
 
 /* ---- sort.c ------------------------------------------------------------- */
+/* A $text match's score travels with its document as this last top-level
+ * field (storage/text_scan.c adds it; a stored document cannot hold it:
+ * '$'-prefixed names are refused at the top level) until the reply, which
+ * drops it (dj_meta_strip): what {$meta: "textScore"} reads in projections,
+ * sorts and expressions. */
+#define DJ_META_TEXT_SCORE "$__djongo_textScore"
+/* doc without DJ_META_TEXT_SCORE: NULL when it has none, else a new
+ * document the caller owns. */
+bson_t *dj_meta_strip (const bson_t *doc);
+/* A sort spec; {field: {$meta: "textScore"}} sorts by the text score, highest first. */
 dj_sort_t *dj_sort_new (const bson_t *spec, bson_error_t *error);
 void dj_sort_destroy (dj_sort_t *s);
 /* Sorts docs[0..n) in place (stable: ties keep their order). */

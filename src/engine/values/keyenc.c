@@ -96,6 +96,18 @@ put_number (dj_buf_t *b, const bson_value_t *v)
 
 static void put_value (dj_buf_t *b, const bson_value_t *v);
 
+bool
+dj_key_read_double (const uint8_t *k, size_t n, double *out)
+{
+   if (n < 18 || k[0] != K_NUMBER || k[1] != 0x01) {
+      return false;
+   }
+   uint64_t bits = dj_u64be_read (k + 2);
+   bits = (bits & 0x8000000000000000ull) ? bits & ~0x8000000000000000ull : ~bits;
+   memcpy (out, &bits, 8);
+   return true;
+}
+
 /* Collated encodings put a string's ICU sort key where its bytes would go. */
 static _Thread_local const dj_collation_t *tls_key_coll;
 

@@ -10,6 +10,18 @@
 
 #include <stdlib.h>
 
+bson_t *
+dj_meta_strip (const bson_t *doc)
+{
+   bson_iter_t it;
+   if (!bson_iter_init_find (&it, doc, DJ_META_TEXT_SCORE)) {
+      return NULL;
+   }
+   bson_t *out = bson_sized_new (doc->len);
+   bson_copy_to_excluding_noinit (doc, out, DJ_META_TEXT_SCORE, NULL);
+   return out;
+}
+
 typedef struct {
    dj_path_t path;
    char *dotted; /* owned */
@@ -45,9 +57,25 @@ dj_sort_new (const bson_t *spec, bson_error_t *error)
    while (bson_iter_next (&it)) {
       const bson_value_t *v = bson_iter_value (&it);
       int64_t d;
+      const char *field = bson_iter_key (&it);
       if (v->value_type == BSON_TYPE_DOCUMENT) {
-         dj_err (error, DJ_NotImplemented, "$meta sort keys are not supported by the embedded engine");
-         goto fail;
+         /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/meta/ */
+         bson_iter_t mi;
+         bson_iter_init_from_data (&mi, v->value.v_doc.data, v->value.v_doc.data_len);
+         if (!bson_iter_next (&mi) || strcmp (bson_iter_key (&mi), "$meta") || !BSON_ITER_HOLDS_UTF8 (&mi) ||
+             bson_iter_next (&mi)) {
+            dj_err (error, 17312, "$meta is the only expression supported by $sort right now");
+            goto fail;
+         }
+         bson_iter_init_from_data (&mi, v->value.v_doc.data, v->value.v_doc.data_len);
+         bson_iter_next (&mi);
+         if (strcmp (bson_iter_utf8 (&mi, NULL), "textScore")) {
+            dj_err (error, 31138, "Illegal $meta sort: %s", bson_iter_utf8 (&mi, NULL));
+            goto fail;
+         }
+         field = DJ_META_TEXT_SCORE;
+         static const bson_value_t highest_first = {.value_type = BSON_TYPE_INT32, .value.v_int32 = -1};
+         v = &highest_first;
       }
       if (!dj_value_is_number (v) || !dj_value_as_int64_exact (v, &d) || (d != 1 && d != -1)) {
          dj_err (error, 15975, "$sort key ordering must be 1 (for ascending) or -1 (for descending)");
@@ -55,11 +83,11 @@ dj_sort_new (const bson_t *spec, bson_error_t *error)
       }
       s->keys = bson_realloc (s->keys, sizeof (skey_t) * (size_t) (s->n + 1));
       s->keys[s->n].dir = (int) d;
-      if (!dj_path_init (&s->keys[s->n].path, bson_iter_key (&it), bson_iter_key_len (&it), error)) {
+      if (!dj_path_init (&s->keys[s->n].path, field, strlen (field), error)) {
          dj_err (error, DJ_BadValue, "FieldPath field names may not be empty strings.");
          goto fail;
       }
-      s->keys[s->n].dotted = bson_strdup (bson_iter_key (&it));
+      s->keys[s->n].dotted = bson_strdup (field);
       s->n++;
    }
    return s;
