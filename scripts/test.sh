@@ -76,7 +76,8 @@ if build build-asan -Dbuildtype=debug -Db_sanitize=address,undefined -Dpython=tr
   # ASan+UBSan extension (a package dir of the sources + that build's .so;
   # CPython's own leaks at exit are not ours, so leak checks are off here)
   pyasan=$(mktemp -d /tmp/djongo-pyasan-XXXXXX); mkdir "$pyasan/djongo"
-  ln -s "$root"/djongo/*.py "$root"/djongo/models "$root"/build-asan/djongo/_driver*.so "$pyasan/djongo/"
+  ln -s "$root"/djongo/*.py "$root"/djongo/models "$root"/djongo/management "$root"/djongo/templates \
+        "$root"/build-asan/djongo/_driver*.so "$pyasan/djongo/"
   # (the interpreter itself, not a pyenv shim, which would put its own bin
   # directory -- and any installed djongo tools -- first on PATH)
   py=$(python3 -c 'import sys; print(sys.executable)')
