@@ -119,8 +119,52 @@ void dj_ktable_free (ktable_t *t);
 /* The group of key id, created (with naccs fresh accumulator states) when new. */
 group_t *dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *accs);
 void dj_gtable_free (gtable_t *t, int naccs);
+/* One document (ev) into the accumulator states st (one per s->accs);
+ * *bytes (NULL: not counted) grows by what collecting accumulators keep. */
+bool dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes);
+/* Appends {_id: id, each accumulator's field: its result} to docs. */
+void dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- lookup.c, lookup_group.c: $lookup ------------------------------------ */
+
+/* The values at localField in doc (arrays by element) into vals, emptied
+ * first: what $lookup's equality match compares with foreignField. A regex
+ * is left out (in the $in query it would turn into a pattern) but counted
+ * in the return value, which is 0 only when nothing is there -- and
+ * nothing matches as null. The values borrow doc's bytes. */
+size_t dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals);
+/* q = {foreign: {$in: vals}}, with null added to the list when with_null */
+void dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null);
+/* The values a foreign document is found by in an equality $lookup, each
+ * given to fn: those at foreignField, an array as a whole and by its
+ * elements, null when there is none. vals: scratch (emptied first; the
+ * values borrow doc's bytes). */
+typedef void (*dj_join_key_fn) (const bson_value_t *v, void *ctx);
+void dj_agg_join_keys (const bson_t *doc, const dj_path_t *fp, dj_vlist_t *vals, dj_join_key_fn fn, void *ctx);
+
+/* A $lookup whose pipeline starts with a $group on a constant _id (SQL's
+ * aggregate over a LEFT JOIN) grouped on the foreign side first: one read
+ * of the foreign collection accumulates each foreignField value's group,
+ * and each local document takes its value's group (lookup_group.c). */
+typedef struct {
+   gtable_t t;       /* groups by foreignField value (their id: that value) */
+   bson_value_t id;  /* the $group's constant _id (borrowed from the stage) */
+   bool on;          /* built: the $lookup uses it */
+} dj_pregroup_t;
+/* Builds pg when the stage has that shape, every local document has at
+ * most one scalar at localField and, when the index nested-loop join
+ * (probe, may be NULL) would serve it, the local values match at least a
+ * quarter of the foreign collection (counted from index keys); else leaves
+ * pg->on false. False only on an error. */
+bool dj_agg_pregroup_build (rctx_t *r, const stage_t *s, const dj_docs_t *docs, const dj_path_t *lp, const dj_path_t *fp,
+                            dj_coll_t *probe, dj_pregroup_t *pg);
+/* doc's $group output (none when nothing matched) into matches: what the
+ * $lookup's first stage would output on doc's matches. */
+void dj_agg_pregroup_matches (dj_pregroup_t *pg, const stage_t *s, const bson_t *doc, const dj_path_t *lp,
+                              dj_vlist_t *vals, dj_docs_t *matches);
+void dj_agg_pregroup_free (dj_pregroup_t *pg, const stage_t *s);
 
 /* ---- unwind.c ------------------------------------------------------------- */
 /* Copies doc with `path` set to v (v NULL: removed) and, if idx_field, that

@@ -17,6 +17,7 @@
  *   group.c         $group, $bucket, hash tables of group keys
  *   unwind.c        $unwind
  *   lookup.c        reading other collections: $lookup, views, $unionWith's input
+ *   lookup_group.c  a $lookup whose pipeline starts with $group: grouped on the foreign side first
  *   window.c        $setWindowFields
  *   out.c           $out, $merge
  */
