@@ -52,6 +52,7 @@ typedef struct stage {
    int nlet;
    dj_vscope_t *let_scope; /* owned array, nlet entries */
    dj_pipeline_t *sub;
+   struct dj_jcache *jcache; /* owned: the hash join's foreign side, kept across chunks (lookup.c) */
    /* $facet */
    char **fnames;
    dj_pipeline_t **facets;
@@ -143,6 +144,11 @@ void dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bo
  * values borrow doc's bytes). */
 typedef void (*dj_join_key_fn) (const bson_value_t *v, void *ctx);
 void dj_agg_join_keys (const bson_t *doc, const dj_path_t *fp, dj_vlist_t *vals, dj_join_key_fn fn, void *ctx);
+
+/* The hash join's foreign side, kept in a $lookup stage for its run. */
+typedef struct dj_jcache dj_jcache_t;
+dj_jcache_t *dj_agg_jcache_new (void);
+void dj_agg_jcache_free (dj_jcache_t *c);
 
 /* A $lookup whose pipeline starts with a $group on a constant _id (SQL's
  * aggregate over a LEFT JOIN) grouped on the foreign side first: one read

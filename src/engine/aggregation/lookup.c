@@ -361,6 +361,34 @@ jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
    bson_free (vals.v);
 }
 
+/* The hash join's foreign side -- its documents and their table -- kept
+ * in the stage across the chunks a streaming pipeline hands the $lookup
+ * (pipeline.c's run_in_chunks), so that one run reads and indexes the
+ * foreign collection once, not once per chunk. A pipeline is parsed per
+ * command and runs in that command's snapshot: the foreign side cannot
+ * change while the cache lives (it goes with the pipeline). */
+struct dj_jcache {
+   jtable_t jt;
+   dj_docs_t foreign; /* owned */
+   bool built;
+};
+
+dj_jcache_t *
+dj_agg_jcache_new (void)
+{
+   return bson_malloc0 (sizeof (dj_jcache_t));
+}
+
+void
+dj_agg_jcache_free (dj_jcache_t *c)
+{
+   if (c) {
+      jtable_free (&c->jt);
+      dj_docs_clear (&c->foreign);
+      bson_free (c);
+   }
+}
+
 static int
 cmp_size (const void *a, const void *b)
 {
@@ -464,9 +492,10 @@ probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_p
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
-   jtable_t jt = {0};
+   jtable_t own_jt = {0}, *jt = s->jcache ? &s->jcache->jt : &own_jt;
+   dj_docs_t own_foreign = {0}, *foreign = s->jcache ? &s->jcache->foreign : &own_foreign; /* the hash join's */
    dj_path_t lp = {0};
-   bool joined = false;
+   bool joined = s->jcache && s->jcache->built;
    const dj_prun_t *run = r->run;
    dj_path_t as;
    bool ok = true;
@@ -528,11 +557,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       if (ok && !pg.on && !probe && s->local && s->str2 && !joined) {
          /* the foreign side, once: a hash table on foreignField */
-         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
-         have_all = true;
+         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, foreign, r->error);
          if (ok) {
-            jtable_build (&jt, &foreign_all, &fp);
+            jtable_build (jt, foreign, &fp);
             joined = true;
+            if (s->jcache) {
+               s->jcache->built = true;
+            }
          }
       }
       if (!ok) {
@@ -549,7 +580,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
-            jbucket_t *b = jtable_find (&jt, &vals.v[k], false);
+            jbucket_t *b = jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, cap, 8);
                hits[nhits++] = b->docs[h];
@@ -560,7 +591,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          }
          for (size_t k = 0; k < nhits; k++) {
             if (k == 0 || hits[k] != hits[k - 1]) {
-               dj_docs_push (&matches, bson_copy (foreign_all.v[hits[k]]));
+               dj_docs_push (&matches, bson_copy (foreign->v[hits[k]]));
             }
          }
          bson_free (hits);
@@ -631,7 +662,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
-   jtable_free (&jt);
+   jtable_free (&own_jt);
+   dj_docs_clear (&own_foreign);
    bson_free (vals.v);
    return ok;
 }

@@ -59,6 +59,7 @@ stage_cleanup (stage_t *s)
    }
    DJ_FREE (s->let_exprs, s->let_names, s->let_scope);
    dj_pipeline_destroy (s->sub);
+   dj_agg_jcache_free (s->jcache);
    for (int i = 0; i < s->nfacets; i++) {
       bson_free (s->fnames[i]);
       dj_pipeline_destroy (s->facets[i]);
@@ -341,6 +342,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
    }
    if (!strcmp (name, "$lookup")) {
       s->kind = S_LOOKUP;
+      s->jcache = dj_agg_jcache_new ();
       /* copies: bson_iter_value() storage is reused by the next call */
       bson_value_t pipe_v, let_v;
       const bson_value_t *pipe = NULL, *let = NULL;
