@@ -90,6 +90,9 @@ typedef struct {
 void dj_agg_eval_setup (rctx_t *r, dj_eval_t *ev, const bson_t *doc);
 /* Error 292 when a stage holds more than DJ_STAGE_MEMORY_LIMIT bytes without allowDiskUse. */
 bool dj_agg_check_memory (rctx_t *r, size_t bytes, const char *stage);
+/* Whether stage s's output depends only on how many documents reach it
+ * ($count, a $group on a constant _id that only counts, a $facet of those). */
+bool dj_agg_counts_only (const stage_t *s);
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 
@@ -158,6 +161,14 @@ typedef struct {
    gtable_t t;       /* groups by foreignField value (their id: that value) */
    bson_value_t id;  /* the $group's constant _id (borrowed from the stage) */
    bool on;          /* built: the $lookup uses it */
+   /* a $group that only counts, answered from an index on foreignField
+    * (storage's keycount.c): how many foreign documents hold each key */
+   bool covered;
+   dj_coll_t *fc;    /* owned: the foreign collection */
+   int ix;           /* its index */
+   ktable_t kk;      /* the index's keys */
+   int64_t *counts;  /* owned: kk.n counts */
+   size_t ccap;
 } dj_pregroup_t;
 /* Builds pg when the stage has that shape, every local document has at
  * most one scalar at localField and, when the index nested-loop join

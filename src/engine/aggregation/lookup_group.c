@@ -104,6 +104,43 @@ fold_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return f->ok;
 }
 
+/* A $group that only counts, over a foreignField an index answers: each
+ * local value's documents counted from the index's entries (no document
+ * read) instead of the foreign documents folded. False (and pg->covered
+ * false) when that index is not there. */
+static bool
+count_from_index (rctx_t *r, const stage_t *s, const dj_docs_t *docs, const dj_path_t *lp, dj_pregroup_t *pg, bool *ok)
+{
+   bson_error_t le = {0};
+   *ok = true;
+   if (!dj_agg_counts_only (&s->sub->stages[0]) || s->sub->stages[0].kind != S_GROUP) {
+      return false;
+   }
+   pg->fc = dj_coll_load (r->run->ctx, r->run->db, s->str2, &le);
+   if (!pg->fc || (pg->ix = dj_keycount_index (pg->fc, s->foreign)) < 0) {
+      return false; /* missing (reads as empty) or failing (the fold reports it), or no such index */
+   }
+   dj_vlist_t vals = {0};
+   dj_buf_t kb;
+   dj_buf_init (&kb);
+   bool usable = true;
+   for (size_t i = 0; usable && *ok && i < docs->n; i++) {
+      bson_value_t k;
+      bool added;
+      usable = local_key (docs->v[i], lp, &vals, &k) &&
+               dj_keycount_value_key (pg->fc, pg->ix, s->foreign, &k, &kb, &le);
+      if (usable && dj_ktable_index (&pg->kk, &kb, false, &added) == SIZE_MAX) {
+         size_t at = dj_ktable_index (&pg->kk, &kb, true, &added);
+         DJ_GROW (pg->counts, at, pg->ccap, 64);
+         *ok = dj_keycount_count (r->run->ctx, pg->fc, pg->ix, &kb, &pg->counts[at], r->error);
+      }
+   }
+   dj_buf_cleanup (&kb);
+   bson_free (vals.v);
+   pg->covered = usable && *ok;
+   return pg->covered;
+}
+
 bool
 dj_agg_pregroup_build (rctx_t *r, const stage_t *s, const dj_docs_t *docs, const dj_path_t *lp, const dj_path_t *fp,
                        dj_coll_t *probe, dj_pregroup_t *pg)
@@ -125,7 +162,10 @@ dj_agg_pregroup_build (rctx_t *r, const stage_t *s, const dj_docs_t *docs, const
          dj_vlist_push (&k, &keys); /* borrows docs->v[i]'s bytes, alive meanwhile */
       }
    }
-   if (usable && docs->n && probe) {
+   if (usable && docs->n && (count_from_index (r, s, docs, lp, pg, &ok) || !ok)) {
+      pg->on = ok;
+      usable = false; /* counted: no fold */
+   } else if (usable && docs->n && probe) {
       usable = worth_reading_all (r, s, probe, &keys, with_null, &ok);
    }
    bson_free (vals.v);
@@ -152,6 +192,36 @@ dj_agg_pregroup_matches (dj_pregroup_t *pg, const stage_t *s, const bson_t *doc,
    dj_buf_t kb;
    bool added;
    dj_buf_init (&kb);
+   if (pg->covered) {
+      bson_error_t ignored;
+      const stage_t *g = &s->sub->stages[0];
+      size_t i = dj_keycount_value_key (pg->fc, pg->ix, s->foreign, &k, &kb, &ignored)
+                    ? dj_ktable_index (&pg->kk, &kb, false, &added)
+                    : SIZE_MAX;
+      dj_buf_cleanup (&kb);
+      if (i == SIZE_MAX || !pg->counts[i]) {
+         return; /* no foreign document holds it: $group outputs nothing */
+      }
+      /* what the $group would make of counts[i] documents: each
+       * accumulator ($count, {$sum: 1}) stepped once per document */
+      dj_accst_t *st = bson_malloc0 (sizeof (dj_accst_t) * (size_t) g->naccs);
+      for (int a = 0; a < g->naccs; a++) {
+         bson_value_t v = {.value_type = BSON_TYPE_EOD};
+         st[a].op = g->accs[a].op;
+         if (g->accs[a].expr) {
+            dj_expr_is_const (g->accs[a].expr, &v);
+         }
+         for (int64_t n = 0; n < pg->counts[i]; n++) {
+            dj_acc_step (&st[a], &v, &ignored);
+         }
+      }
+      dj_agg_group_output (matches, &pg->id, g, st);
+      for (int a = 0; a < g->naccs; a++) {
+         dj_accst_cleanup (&st[a]);
+      }
+      bson_free (st);
+      return;
+   }
    dj_key_append_collated (&kb, &k);
    size_t i = dj_ktable_index (&pg->t.kt, &kb, false, &added);
    dj_buf_cleanup (&kb);
@@ -166,4 +236,7 @@ dj_agg_pregroup_free (dj_pregroup_t *pg, const stage_t *s)
    if (s->sub && s->sub->n >= 1) {
       dj_gtable_free (&pg->t, s->sub->stages[0].naccs);
    }
+   dj_ktable_free (&pg->kk);
+   bson_free (pg->counts);
+   dj_coll_free (pg->fc);
 }

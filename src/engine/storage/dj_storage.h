@@ -26,6 +26,7 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   changes.c    the change log change streams read, and the cluster clock
+ *   keycount.c   a field's values counted from an index's keys (no document read)
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -338,5 +339,19 @@ bool dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj
  * else the index find was told to use. */
 #define DJ_PLAN_COLLSCAN (-2)
 void dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int hint, bson_t *plan);
+
+
+/* ---- keycount.c: a field's values counted from an index's keys ---------- */
+/* The index of c whose keys stand for `field`'s values one to one (single
+ * field, not multikey, sparse, partial, lossy or hashed), or -1. */
+int dj_keycount_index (const dj_coll_t *c, const char *field);
+/* How many documents hold the key `key` (dj_keycount_value_key) in that
+ * index, counted from its entries. */
+bool dj_keycount_count (dj_ctx_t *ctx, const dj_coll_t *c, int index, const dj_buf_t *key, int64_t *n, bson_error_t *error);
+/* The key the value v (NULL: missing) has in that index, into out (emptied
+ * first); false for a value that is not one whole key (an array, a key
+ * that would be cut). */
+bool dj_keycount_value_key (const dj_coll_t *c, int index, const char *field, const bson_value_t *v, dj_buf_t *out,
+                            bson_error_t *error);
 
 #endif
