@@ -58,6 +58,11 @@ void exec_block_set (dj_exec_t *x, const char *table, int64_t first, int64_t las
 void exec_blocks_forget (dj_exec_t *x, const char *table);
 void exec_blocks_free (dj_exec_t *x);
 
+/* notnull.c */
+/* A row query's COUNT(c) over a joined table whose entry declares c NOT
+ * NULL (a $lookup pipeline's leading $group) written {$sum: 1}. */
+bool exec_counts_not_null (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
+
 /* constraint.c */
 /* ALTER TABLE: the validator rebuilt from the entry's checks (collMod),
  * after the existing rows were checked against it. */

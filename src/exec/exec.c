@@ -1162,6 +1162,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          break;
       }
    }
+   if (ok && m->kind == DJ_MQL_ROWS && m->ncommands >= 1) {
+      ok = exec_counts_not_null (x, m, error); /* notnull.c */
+   }
    if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
       bson_iter_t it;
       bool found;
