@@ -119,9 +119,20 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
          bson_append_value (&row, ck, -1, bson_iter_value (&f));
       }
    } else {
+      /* the fields usually come in the columns' order (a projection keeps
+       * the document's, which is the INSERT's): each column is first looked
+       * for at the field after the last one found, then by its path */
+      bson_iter_t seq;
+      bool in_seq = bson_iter_init (&seq, doc);
       for (int i = 0; i < m->ncolumns; i++) {
          bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
-         append_cell (&row, ck, doc, m->columns[i].path);
+         bson_iter_t next = seq;
+         if (in_seq && bson_iter_next (&next) && !strcmp (bson_iter_key (&next), m->columns[i].path)) {
+            bson_append_value (&row, ck, -1, bson_iter_value (&next));
+            seq = next;
+         } else {
+            append_cell (&row, ck, doc, m->columns[i].path);
+         }
       }
    }
    bson_append_array_end (rows, &row);
