@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 
-from benchutil import report
+from benchutil import django_side, report
 
 HERE = pathlib.Path(__file__).resolve().parent
 AUTHORS = 100
@@ -66,16 +66,10 @@ FSYNC = {
 # ---- one side, in a process of its own ----------------------------------------
 
 def configure(which, db_name):
-    sys.path.insert(0, str(HERE))
-    from django.conf import settings
-
-    data = tempfile.mkdtemp(prefix="djongo-bench-")
-    auto = "django.db.models.AutoField"
-    if which == "djongo":
-        db = {"ENGINE": "djongo", "NAME": "bench", "HOST": os.path.join(data, "d")}
-    elif which == "sqlite":
-        db = {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")}
-    elif which == "postgres":
+    """Django for one side in this process: benchutil.django_side, with the
+    DATABASES entry of the sides it does not know itself."""
+    auto, db = "django.db.models.AutoField", None
+    if which == "postgres":
         db = {"ENGINE": "django.db.backends.postgresql", "NAME": db_name, "USER": "postgres",
               "HOST": os.environ["BENCH_PG_SOCKET"]}
     elif which == "djongo-wire":
@@ -83,21 +77,9 @@ def configure(which, db_name):
     elif which == "dmb":
         db = {"ENGINE": "django_mongodb_backend", "NAME": db_name, "HOST": os.environ["BENCH_SERVER_URI"]}
         auto = "django_mongodb_backend.fields.ObjectIdAutoField"
-    else:
+    elif which not in ("djongo", "sqlite"):
         raise SystemExit("unknown side " + which)
-    settings.configure(INSTALLED_APPS=["ormbench"], DATABASES={"default": db}, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD=auto, MIGRATION_MODULES={"ormbench": None})
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    if which == "sqlite":
-        with connection.cursor() as c:
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=FULL")
-    call_command("migrate", run_syncdb=True, verbosity=0)
+    django_side(which, "ormbench", HERE, db, auto)
 
 
 def timed(out, name, fn, reps):
@@ -115,11 +97,13 @@ def orm_side(which, n, ops, db_name):
     from ormbench.models import Author, Book
 
     rnd = random.Random(7)
-    with transaction.atomic():
-        authors = Author.objects.bulk_create([Author(name="author%d" % i) for i in range(AUTHORS)])
-        if which == "dmb" or authors[0].pk is None:
-            authors = list(Author.objects.order_by("name"))
-        for lo in range(0, n, 10000):
+    authors = Author.objects.bulk_create([Author(name="author%d" % i) for i in range(AUTHORS)])
+    if which == "dmb" or authors[0].pk is None:
+        authors = list(Author.objects.order_by("name"))
+    for lo in range(0, n, 10000):
+        # a transaction per 10,000 rows (an LMDB write transaction holds
+        # its dirty pages in memory: a million rows at once is too big)
+        with transaction.atomic():
             Book.objects.bulk_create([Book(title="book%d" % i, author=authors[i % AUTHORS], rating=i % 100,
                                            pages=rnd.randrange(50, 900)) for i in range(lo, min(n, lo + 10000))])
     ids = list(Book.objects.values_list("pk", flat=True))
@@ -374,7 +358,11 @@ def main():
         if scale:
             lines = scaling(svc, sides, [int(x) for x in scale.split(",")], rounds, plots)
         else:
-            lines = table_lines(run_rounds(svc, sides, n, list(OPS), rounds), sides, n, rounds)
+            runs = run_rounds(svc, sides, n, list(OPS), rounds)
+            lines = table_lines(runs, sides, n, rounds)
+            if md:
+                with open(os.path.splitext(md)[0] + ".json", "w") as f:
+                    json.dump(runs, f, indent=1)  # every round's ops/s per side
     finally:
         svc.stop()
     report(lines, md)
