@@ -17,7 +17,8 @@ and a foreign key). Sides:
                same djongo-server
   pymongo      the same operations written by hand with pymongo, same server
 
-djongo-server runs on a fresh data directory with fsync on (its default),
+djongo-server ($DJONGO_SERVER, else PATH's) runs on a fresh data
+directory with fsync on (its default),
 one server for the run, a database per side and round. Each side runs in a
 process of its own per round, the rounds interleaved (the order of the sides
 rotates), so that a disturbance of the machine falls on all sides alike. The
@@ -224,12 +225,25 @@ class Services:
         self.env["BENCH_PG_SOCKET"] = self.tmp
 
     def start_server(self):
-        exe = shutil.which("djongo-server")
+        # DJONGO_SERVER, else PATH's (a pyenv shim puts its own bin
+        # directory, with any djongo installed there, first on PATH)
+        exe = os.environ.get("DJONGO_SERVER") or shutil.which("djongo-server")
         if not exe:
-            sys.exit("djongo-server is not on PATH (build/src/tools)")
+            sys.exit("djongo-server: set DJONGO_SERVER or put build/src/tools on PATH")
         d = os.path.join(self.tmp, "server")
-        self.server = subprocess.Popen([exe, "--dbpath", d, "--port", "0", "--quiet"], stdout=subprocess.PIPE, text=True)
-        port = int(self.server.stdout.readline().split()[-1])
+        # its output to a file, not a pipe nobody reads once the port is
+        # known: a full pipe would stall the server at its next line
+        log = os.path.join(self.tmp, "server.log")
+        with open(log, "w") as out:
+            self.server = subprocess.Popen([exe, "--dbpath", d, "--port", "0", "--quiet"], stdout=out,
+                                           stderr=subprocess.STDOUT)
+        for _ in range(600):
+            with open(log) as f:
+                first = f.readline()
+            if first.endswith("\n"):
+                break
+            time.sleep(0.05)
+        port = int(first.split()[-1])
         self.env["BENCH_SERVER_URI"] = "mongodb://127.0.0.1:%d/" % port
 
     def create_pg_db(self, name):

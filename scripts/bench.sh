@@ -13,7 +13,7 @@ root=$PWD
 
 orm() {
   bash scripts/deps.sh bench
-  export PATH="$root/build/src/tools:$PATH"  # djongo-server for the wire sides
+  export DJONGO_SERVER="$root/build/src/tools/djongo-server"  # the wire sides' server: this tree's
   local n=${1:-${N_ORM:-10000}} max=${2:-${ORM_MAX:-1000000}} sizes=10000
   for s in 100000 1000000 10000000; do ((s <= max)) && sizes="$sizes,$s"; done
   (cd /tmp && nice -n 10 python3 "$root/bench/orm_ops.py" "$n" --rounds "${ROUNDS:-5}" \
