@@ -23,11 +23,12 @@ def report(lines, md=None):
             f.write(text)
 
 
-def django_side(which, app, bench_dir):
+def django_side(which, app, bench_dir, db=None, auto="django.db.models.AutoField"):
     """Configures Django for one side of an ORM benchmark in this process
     and makes its tables: djongo's embedded engine, or SQLite in WAL mode
-    with synchronous=FULL (the engine fsyncs each commit: equal durability).
-    `app` is a models package in bench_dir, without migrations."""
+    with synchronous=FULL (the engine fsyncs each commit: equal durability),
+    or the database `db` (a DATABASES entry) with primary keys of class
+    `auto`. `app` is a models package in bench_dir, without migrations."""
     import os
     import sys
     import tempfile
@@ -36,10 +37,11 @@ def django_side(which, app, bench_dir):
     from django.conf import settings
 
     data = tempfile.mkdtemp(prefix="djongo-bench-")
-    db = ({"ENGINE": "djongo", "NAME": "bench", "HOST": os.path.join(data, "d")} if which == "djongo" else
-          {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")})
+    if db is None:
+        db = ({"ENGINE": "djongo", "NAME": "bench", "HOST": os.path.join(data, "d")} if which == "djongo" else
+              {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path.join(data, "bench.sqlite3")})
     settings.configure(INSTALLED_APPS=[app], DATABASES={"default": db}, USE_TZ=True,
-                       DEFAULT_AUTO_FIELD="django.db.models.AutoField", MIGRATION_MODULES={app: None})
+                       DEFAULT_AUTO_FIELD=auto, MIGRATION_MODULES={app: None})
     import django
 
     django.setup()

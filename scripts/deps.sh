@@ -44,6 +44,20 @@ if ((${#need[@]})); then
   python3 -m pip install -q "${need[@]}"
 fi
 
+# The ORM benchmark's peers (bench/orm_ops.py, `deps.sh bench`): PostgreSQL
+# (Debian's server, started by the benchmark on a Unix socket) with psycopg 3,
+# MongoDB's own Django backend (the 5.2 series, for Django 5.2) against
+# djongo-server, and matplotlib for the scaling plots.
+if [ "${1:-}" = bench ]; then
+  dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed" || {
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  }
+  python3 -c 'import matplotlib, psycopg, django_mongodb_backend' 2>/dev/null ||
+    python3 -m pip install -q matplotlib "psycopg[binary]" "django-mongodb-backend>=5.2,<5.3"
+fi
+
 # MongoDB's specification tests (unified-format JSON: crud/unified,
 # transactions/unified, ...) ship in pymongo's sdist, test/. The test command
 # takes them from the sdist of the installed pymongo version, unpacked into

@@ -19,7 +19,12 @@
  *    advanced atomically by findAndModify to max(counter, largest id in the
  *    collection) + n -- so ids written by other tools are never reused; an
  *    explicit id advances the counter too, so an id once used is not given
- *    again after its row is deleted (SQLite's AUTOINCREMENT rule).
+ *    again after its row is deleted (SQLite's AUTOINCREMENT rule). A
+ *    single-row INSERT outside a transaction takes its id from a block of
+ *    ids the connection reserved (idblock.c: after four single ids, blocks
+ *    of 2, 4 .. 64), so that it runs as its insert alone: ids stay unique
+ *    and are never reused, but connections interleave theirs and a
+ *    connection's unused ones are gaps, as with PostgreSQL's cached sequences.
  *    lastrowid is the last id given; RETURNING reads the inserted values;
  *  - INSERT with expressions in VALUES: the values computed first
  *    (dj_mql_t.values_from, dj_mql_set_values), so ids, NOT NULL and

@@ -6,6 +6,13 @@
 
 #include "dj_exec.h"
 
+/* A block of AUTOINCREMENT ids this connection reserved (idblock.c). */
+typedef struct {
+   char *table;          /* owned */
+   int64_t next, last;   /* the ids not given yet: next..last (none when next > last) */
+   int64_t taken;        /* reservations since the block was last dropped (the size grows with them) */
+} exec_idblock_t;
+
 struct dj_exec {
    dj_run_command_fn run;
    dj_txn_fn txn; /* may be NULL */
@@ -22,6 +29,11 @@ struct dj_exec {
                           (an array of constraint.c's items), run at COMMIT, dropped at ROLLBACK */
    uint32_t fk_npending;
    bool fk_off;    /* dj_exec_set_fk_checks (false): writes record no FOREIGN KEY checks */
+   exec_idblock_t *blocks; /* owned, nblocks: reserved AUTOINCREMENT ids per table (idblock.c) */
+   size_t nblocks, capblocks;
+   bool stmt_in_txn;  /* the running statement is inside a transaction */
+   bool blocks_off;   /* the running statement takes its ids from the counter */
+   bool block_used;   /* the running statement took an id from a block */
 };
 
 /* exec.c */
@@ -35,6 +47,21 @@ bool exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_it
 void exec_forget_tables (dj_exec_t *x);
 /* The next document of an array iterator into *doc (static); false at the end. */
 bool exec_next_document (bson_iter_t *arr, bson_t *doc);
+
+/* idblock.c: AUTOINCREMENT ids reserved in blocks per connection */
+/* The next id of this connection's block for table; false when it has none
+ * left, *want then the size of the block to reserve. */
+bool exec_block_next (dj_exec_t *x, const char *table, int64_t *id, int64_t *want);
+/* The block first..last, just reserved from the table's counter. */
+void exec_block_set (dj_exec_t *x, const char *table, int64_t first, int64_t last);
+/* Drops the unused ids of table's block (NULL: of every table's). */
+void exec_blocks_forget (dj_exec_t *x, const char *table);
+void exec_blocks_free (dj_exec_t *x);
+
+/* notnull.c */
+/* A row query's COUNT(c) over a joined table whose entry declares c NOT
+ * NULL (a $lookup pipeline's leading $group) written {$sum: 1}. */
+bool exec_counts_not_null (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
 
 /* constraint.c */
 /* ALTER TABLE: the validator rebuilt from the entry's checks (collMod),

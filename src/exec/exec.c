@@ -13,6 +13,7 @@ exec_forget_tables (dj_exec_t *x)
    bson_reinit (x->tables);
    bson_reinit (x->plain);
    bson_reinit (x->refs);
+   exec_blocks_forget (x, NULL);
 }
 
 dj_exec_t *
@@ -38,6 +39,7 @@ dj_exec_destroy (dj_exec_t *x)
       bson_destroy (x->plain);
       bson_destroy (x->refs);
       bson_destroy (x->fk_pending);
+      exec_blocks_free (x);
       bson_free (x->db);
       bson_free (x);
    }
@@ -117,9 +119,20 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
          bson_append_value (&row, ck, -1, bson_iter_value (&f));
       }
    } else {
+      /* the fields usually come in the columns' order (a projection keeps
+       * the document's, which is the INSERT's): each column is first looked
+       * for at the field after the last one found, then by its path */
+      bson_iter_t seq;
+      bool in_seq = bson_iter_init (&seq, doc);
       for (int i = 0; i < m->ncolumns; i++) {
          bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
-         append_cell (&row, ck, doc, m->columns[i].path);
+         bson_iter_t next = seq;
+         if (in_seq && bson_iter_next (&next) && !strcmp (bson_iter_key (&next), m->columns[i].path)) {
+            bson_append_value (&row, ck, -1, bson_iter_value (&next));
+            seq = next;
+         } else {
+            append_cell (&row, ck, doc, m->columns[i].path);
+         }
       }
    }
    bson_append_array_end (rows, &row);
@@ -659,12 +672,31 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          }
       }
    }
+   if (explicit_max != INT64_MIN) {
+      exec_blocks_forget (x, m->collection); /* the explicit id may lie in this connection's block */
+   }
    if (n == 0) {
       /* explicit keys advance the counter too: an id once used is not handed
        * out again even after its row is deleted (SQLite's AUTOINCREMENT) */
       if (ok && explicit_max != INT64_MIN) {
          ok = take_ids (x, m->collection, explicit_max, 0, &last, error);
       }
+      bson_free (col);
+      return ok;
+   }
+   int64_t id, want = 0;
+   if (ok && n == 1 && explicit_max == INT64_MIN && !x->stmt_in_txn && !x->blocks_off) {
+      /* one row outside a transaction: an id from this connection's block (idblock.c) */
+      if (!exec_block_next (x, m->collection, &id, &want)) {
+         ok = max_id (x, m->collection, col, &maxid, error) && take_ids (x, m->collection, maxid, want, &last, error);
+         if (ok) {
+            exec_block_set (x, m->collection, last - want + 1, last);
+            exec_block_next (x, m->collection, &id, &want);
+         }
+      }
+      x->block_used = ok;
+      with_ids_t w = {.col = col, .next = id, .out = out};
+      ok = ok && rewrite_documents (m, with_id_doc, &w, error);
       bson_free (col);
       return ok;
    }
@@ -1020,17 +1052,45 @@ dj_exec_run (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       dj_result_cleanup (out);
       return false;
    }
-   bson_t fk_items = BSON_INITIALIZER;
-   uint32_t nfk = 0;
-   ok = exec_commands (x, m, out, &fk_items, &nfk, error) && exec_fk_after_write (x, m, &fk_items, &nfk, error) &&
-        (!nfk || exec_fk_settle (x, &fk_items, in_txn, error));
-   bson_destroy (&fk_items);
-   if (unit) {
-      if (ok) {
-         ok = dj_exec_txn (x, DJ_TXN_STMT_COMMIT, NULL, error);
-      } else {
-         dj_exec_txn (x, DJ_TXN_STMT_ABORT, NULL, NULL);
+   /* an INSERT given an id from a block (idblock.c) that another writer
+    * took meanwhile runs once more, its id from the counter */
+   bson_t *before_ids = m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1 && !in_txn ? bson_copy (m->commands[0])
+                                                                                               : NULL;
+   x->stmt_in_txn = in_txn;
+   x->blocks_off = false;
+   for (int attempt = 0;; attempt++) {
+      x->block_used = false;
+      bson_t fk_items = BSON_INITIALIZER;
+      uint32_t nfk = 0;
+      ok = exec_commands (x, m, out, &fk_items, &nfk, error) && exec_fk_after_write (x, m, &fk_items, &nfk, error) &&
+           (!nfk || exec_fk_settle (x, &fk_items, in_txn, error));
+      bson_destroy (&fk_items);
+      if (unit) {
+         if (ok) {
+            ok = dj_exec_txn (x, DJ_TXN_STMT_COMMIT, NULL, error);
+         } else {
+            dj_exec_txn (x, DJ_TXN_STMT_ABORT, NULL, NULL);
+         }
       }
+      if (!ok) {
+         exec_blocks_forget (x, NULL); /* what failed may have undone a reservation */
+      }
+      if (ok || !x->block_used || !error || error->code != DJ_DuplicateKey || attempt || !before_ids) {
+         break;
+      }
+      bson_destroy (m->commands[0]);
+      m->commands[0] = bson_copy (before_ids);
+      bson_reinit (out->rows);
+      out->rowcount = -1;
+      out->has_lastrowid = false;
+      x->blocks_off = true;
+      if (unit && !dj_exec_txn (x, DJ_TXN_STMT_BEGIN, NULL, error)) {
+         break;
+      }
+   }
+   x->blocks_off = false;
+   if (before_ids) {
+      bson_destroy (before_ids);
    }
    if (m->kind == DJ_MQL_DDL) {
       /* a table may have been created, dropped or renamed */
@@ -1112,6 +1172,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          ok = expand_star_columns (x, m, error);
          break;
       }
+   }
+   if (ok && m->kind == DJ_MQL_ROWS && m->ncommands >= 1) {
+      ok = exec_counts_not_null (x, m, error); /* notnull.c */
    }
    if (m->kind == DJ_MQL_WRITE && x->tables_mode == DJ_TABLES_STRICT && m->collection) {
       bson_iter_t it;

@@ -81,6 +81,7 @@ typedef struct stage {
    int nlet;
    dj_vscope_t *let_scope; /* owned array, nlet entries */
    dj_pipeline_t *sub;
+   struct dj_jcache *jcache; /* owned: the hash join's foreign side, kept across chunks (lookup.c) */
    /* $facet */
    char **fnames;
    dj_pipeline_t **facets;
@@ -136,6 +137,9 @@ void dj_agg_geonear_cleanup (stage_t *s);
 /* The stage's output over collection db.coll, nearest first, into out. */
 bool dj_agg_geonear_read (const dj_prun_t *run, const char *coll, const stage_t *s, dj_docs_t *out, bson_error_t *error);
 
+/* Whether stage s's output depends only on how many documents reach it
+ * ($count, a $group on a constant _id that only counts, a $facet of those). */
+bool dj_agg_counts_only (const stage_t *s);
 /* Runs stages [from, n) of p over docs (replaced by the result). */
 bool dj_agg_run_stages (const dj_pipeline_t *p, int from, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);
 
@@ -187,8 +191,65 @@ void dj_ktable_free (ktable_t *t);
 /* The group of key id, created (with naccs fresh accumulator states) when new. */
 group_t *dj_gtable_get (gtable_t *t, const bson_value_t *id, int naccs, const dj_acc_t *accs);
 void dj_gtable_free (gtable_t *t, int naccs);
+/* One document (ev) into the accumulator states st (one per s->accs);
+ * *bytes (NULL: not counted) grows by what collecting accumulators keep. */
+bool dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes);
+/* Appends {_id: id, each accumulator's field: its result} to docs. */
+void dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- lookup.c, lookup_group.c: $lookup ------------------------------------ */
+
+/* The values at localField in doc (arrays by element) into vals, emptied
+ * first: what $lookup's equality match compares with foreignField. A regex
+ * is left out (in the $in query it would turn into a pattern) but counted
+ * in the return value, which is 0 only when nothing is there -- and
+ * nothing matches as null. The values borrow doc's bytes. */
+size_t dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals);
+/* q = {foreign: {$in: vals}}, with null added to the list when with_null */
+void dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null);
+/* The values a foreign document is found by in an equality $lookup, each
+ * given to fn: those at foreignField, an array as a whole and by its
+ * elements, null when there is none. vals: scratch (emptied first; the
+ * values borrow doc's bytes). */
+typedef void (*dj_join_key_fn) (const bson_value_t *v, void *ctx);
+void dj_agg_join_keys (const bson_t *doc, const dj_path_t *fp, dj_vlist_t *vals, dj_join_key_fn fn, void *ctx);
+
+/* The hash join's foreign side, kept in a $lookup stage for its run. */
+typedef struct dj_jcache dj_jcache_t;
+dj_jcache_t *dj_agg_jcache_new (void);
+void dj_agg_jcache_free (dj_jcache_t *c);
+
+/* A $lookup whose pipeline starts with a $group on a constant _id (SQL's
+ * aggregate over a LEFT JOIN) grouped on the foreign side first: one read
+ * of the foreign collection accumulates each foreignField value's group,
+ * and each local document takes its value's group (lookup_group.c). */
+typedef struct {
+   gtable_t t;       /* groups by foreignField value (their id: that value) */
+   bson_value_t id;  /* the $group's constant _id (borrowed from the stage) */
+   bool on;          /* built: the $lookup uses it */
+   /* a $group that only counts, answered from an index on foreignField
+    * (storage's keycount.c): how many foreign documents hold each key */
+   bool covered;
+   dj_coll_t *fc;    /* owned: the foreign collection */
+   int ix;           /* its index */
+   ktable_t kk;      /* the index's keys */
+   int64_t *counts;  /* owned: kk.n counts */
+   size_t ccap;
+} dj_pregroup_t;
+/* Builds pg when the stage has that shape, every local document has at
+ * most one scalar at localField and, when the index nested-loop join
+ * (probe, may be NULL) would serve it, the local values match at least a
+ * quarter of the foreign collection (counted from index keys); else leaves
+ * pg->on false. False only on an error. */
+bool dj_agg_pregroup_build (rctx_t *r, const stage_t *s, const dj_docs_t *docs, const dj_path_t *lp, const dj_path_t *fp,
+                            dj_coll_t *probe, dj_pregroup_t *pg);
+/* doc's $group output (none when nothing matched) into matches: what the
+ * $lookup's first stage would output on doc's matches. */
+void dj_agg_pregroup_matches (dj_pregroup_t *pg, const stage_t *s, const bson_t *doc, const dj_path_t *lp,
+                              dj_vlist_t *vals, dj_docs_t *matches);
+void dj_agg_pregroup_free (dj_pregroup_t *pg, const stage_t *s);
 
 /* ---- unwind.c ------------------------------------------------------------- */
 /* Copies doc with `path` set to v (v NULL: removed) and, if idx_field, that

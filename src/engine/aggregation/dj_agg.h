@@ -18,6 +18,7 @@
  *   group.c         $group, $bucket, hash tables of group keys
  *   unwind.c        $unwind
  *   lookup.c        reading other collections: $lookup, views, $unionWith's input
+ *   lookup_group.c  a $lookup whose pipeline starts with $group: grouped on the foreign side first
  *   window.c        $setWindowFields
  *   window_fns.c    its functions that are not accumulators ($derivative, $integral,
  *                   $covariance*, $expMovingAvg, $locf, $linearFill)

@@ -118,8 +118,8 @@ dj_gtable_free (gtable_t *t, int naccs)
 
 /* One document (ev) into a group's accumulator states st (one per s->accs);
  * *bytes (NULL: not counted) grows by what collecting accumulators keep. */
-static bool
-accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes)
+bool
+dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *ev, size_t *bytes)
 {
    for (int a = 0; a < s->naccs; a++) {
       bson_value_t v = {.value_type = BSON_TYPE_EOD};
@@ -147,8 +147,8 @@ group_key (rctx_t *r, const stage_t *s, const bson_t *doc, dj_eval_t *ev, bson_v
 }
 
 /* One output document: {_id: id, each accumulator's field: its result}. */
-static void
-group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st)
+void
+dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st)
 {
    bson_t *out = bson_new ();
    BSON_APPEND_VALUE (out, "_id", id);
@@ -170,14 +170,14 @@ dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       ok = group_key (r, s, docs->v[i], &ev, &id);
       if (ok) {
          group_t *g = dj_gtable_get (&t, &id, s->naccs, s->accs);
-         ok = accumulate (r, s, g->st, &ev, &t.bytes) && dj_agg_check_memory (r, t.bytes, "$group");
+         ok = dj_agg_accumulate (r, s, g->st, &ev, &t.bytes) && dj_agg_check_memory (r, t.bytes, "$group");
       }
       dj_arena_reset (r->arena);
    }
    if (ok) {
       dj_docs_clear (docs);
       for (size_t i = 0; i < t.kt.n; i++) {
-         group_output (docs, &t.g[i].id, s, t.g[i].st);
+         dj_agg_group_output (docs, &t.g[i].id, s, t.g[i].st);
       }
    }
    dj_gtable_free (&t, s->naccs);
@@ -230,7 +230,7 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       } else {
          used[slot] = true;
       }
-      ok = accumulate (r, s, st + base, &ev, NULL);
+      ok = dj_agg_accumulate (r, s, st + base, &ev, NULL);
       dj_arena_reset (r->arena);
    }
    if (ok) {
@@ -241,11 +241,11 @@ dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_docs_clear (docs);
       for (int k = 0; k + 1 < nb; k++) {
          if (used[k]) {
-            group_output (docs, &b[k], s, st + k * s->naccs);
+            dj_agg_group_output (docs, &b[k], s, st + k * s->naccs);
          }
       }
       if (default_used) {
-         group_output (docs, &s->dflt, s, st + nb * s->naccs);
+         dj_agg_group_output (docs, &s->dflt, s, st + nb * s->naccs);
       }
    }
    for (int i = 0; i < nb * s->naccs + s->naccs; i++) {

@@ -254,13 +254,8 @@ dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t 
 
 /* ---- $lookup ------------------------------------------------------------------ */
 
-/* The values at localField in doc (arrays by element) into vals, emptied
- * first: what $lookup's equality match compares with foreignField. A regex
- * is left out (in the $in query it would turn into a pattern) but counted
- * in the return value, which is 0 only when nothing is there -- and
- * nothing matches as null. The values borrow doc's bytes. */
-static size_t
-local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
+size_t
+dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
 {
    bson_value_t dv;
    size_t kept = 0;
@@ -277,9 +272,8 @@ local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
    return visited;
 }
 
-/* q = {foreign: {$in: vals}}, with null added to the list when with_null */
-static void
-in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null)
+void
+dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null)
 {
    bson_t cond, arr;
    char buf[16];
@@ -344,30 +338,77 @@ jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 }
 
 void
-dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+dj_agg_join_keys (const bson_t *doc, const dj_path_t *fp, dj_vlist_t *vals, dj_join_key_fn fn, void *ctx)
 {
    static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-   dj_vlist_t vals = {0};
-   for (size_t i = 0; i < foreign->n; i++) {
-      bson_value_t dv;
-      bson_iter_t it;
-      vals.n = 0;
-      dj_value_from_doc (foreign->v[i], false, &dv);
-      dj_path_visit (&dv, fp, 0, false, dj_vlist_push, &vals);
-      if (!vals.n) {
-         jadd (t, i, &null_v);
-      }
-      for (size_t k = 0; k < vals.n; k++) {
-         const bson_value_t *v = &vals.v[k];
-         jadd (t, i, v); /* an array as a whole matches an equal array, and by its elements */
-         if (v->value_type == BSON_TYPE_ARRAY && bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
-            while (bson_iter_next (&it)) {
-               jadd (t, i, bson_iter_value (&it));
-            }
+   bson_value_t dv;
+   bson_iter_t it;
+   vals->n = 0;
+   dj_value_from_doc (doc, false, &dv);
+   dj_path_visit (&dv, fp, 0, false, dj_vlist_push, vals);
+   if (!vals->n) {
+      fn (&null_v, ctx);
+   }
+   for (size_t k = 0; k < vals->n; k++) {
+      const bson_value_t *v = &vals->v[k];
+      fn (v, ctx); /* an array as a whole matches an equal array, and by its elements */
+      if (v->value_type == BSON_TYPE_ARRAY && bson_iter_init_from_data (&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+         while (bson_iter_next (&it)) {
+            fn (bson_iter_value (&it), ctx);
          }
       }
    }
+}
+
+typedef struct {
+   jtable_t *t;
+   size_t doc;
+} jbuild_t;
+
+static void
+jbuild_add (const bson_value_t *v, void *ctx)
+{
+   jbuild_t *b = ctx;
+   jadd (b->t, b->doc, v);
+}
+
+void
+dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
+{
+   dj_vlist_t vals = {0};
+   for (size_t i = 0; i < foreign->n; i++) {
+      jbuild_t b = {t, i};
+      dj_agg_join_keys (foreign->v[i], fp, &vals, jbuild_add, &b);
+   }
    bson_free (vals.v);
+}
+
+/* The hash join's foreign side -- its documents and their table -- kept
+ * in the stage across the chunks a streaming pipeline hands the $lookup
+ * (pipeline.c's run_in_chunks), so that one run reads and indexes the
+ * foreign collection once, not once per chunk. A pipeline is parsed per
+ * command and runs in that command's snapshot: the foreign side cannot
+ * change while the cache lives (it goes with the pipeline). */
+struct dj_jcache {
+   jtable_t jt;
+   dj_docs_t foreign; /* owned */
+   bool built;
+};
+
+dj_jcache_t *
+dj_agg_jcache_new (void)
+{
+   return bson_malloc0 (sizeof (dj_jcache_t));
+}
+
+void
+dj_agg_jcache_free (dj_jcache_t *c)
+{
+   if (c) {
+      dj_jtable_free (&c->jt);
+      dj_docs_clear (&c->foreign);
+      bson_free (c);
+   }
 }
 
 static int
@@ -435,9 +476,9 @@ probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_p
 {
    bson_t q = BSON_INITIALIZER;
    dj_vlist_t vals = {0};
-   size_t visited = local_values (doc, lp, &vals);
+   size_t visited = dj_agg_local_values (doc, lp, &vals);
    bool only_regexes = visited && !vals.n;
-   in_query (&q, s->foreign, &vals, !visited); /* nothing at localField: it counts as null */
+   dj_agg_in_query (&q, s->foreign, &vals, !visited); /* nothing at localField: it counts as null */
    bson_free (vals.v);
    *probed = true;
    if (only_regexes) {
@@ -473,9 +514,10 @@ probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_p
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
-   jtable_t jt = {0};
+   jtable_t own_jt = {0}, *jt = s->jcache ? &s->jcache->jt : &own_jt;
+   dj_docs_t own_foreign = {0}, *foreign = s->jcache ? &s->jcache->foreign : &own_foreign; /* the hash join's */
    dj_path_t lp = {0};
-   bool joined = false;
+   bool joined = s->jcache && s->jcache->built;
    const dj_prun_t *run = r->run;
    dj_path_t as;
    bool ok = true;
@@ -498,6 +540,14 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          probe = probe_target (run, s->str2, docs->n);
       }
    }
+   dj_pregroup_t pg = {0}; /* a leading $group folded on the foreign side (lookup_group.c) */
+   if (ok && s->local && s->str2) {
+      ok = dj_agg_pregroup_build (r, s, docs, &lp, &fp, probe, &pg);
+   }
+   if (pg.on) {
+      dj_coll_free (probe);
+      probe = NULL;
+   }
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_docs_t matches = {0};
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
@@ -517,7 +567,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (!ok) {
          break;
       }
-      if (probe) {
+      if (pg.on) {
+         dj_agg_pregroup_matches (&pg, s, docs->v[i], &lp, &vals, &matches);
+      } else if (probe) {
          bool probed;
          ok = probe_matches (run, probe, s, &lp, docs->v[i], &matches, &probed, r->error);
          if (ok && !probed) {
@@ -526,30 +578,32 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             probe = NULL;
          }
       }
-      if (ok && !probe && s->local && s->str2 && !joined) {
+      if (ok && !pg.on && !probe && s->local && s->str2 && !joined) {
          /* the foreign side, once: a hash table on foreignField */
-         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, &foreign_all, r->error);
-         have_all = true;
+         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, foreign, r->error);
          if (ok) {
-            dj_jtable_build (&jt, &foreign_all, &fp);
+            dj_jtable_build (jt, foreign, &fp);
             joined = true;
+            if (s->jcache) {
+               s->jcache->built = true;
+            }
          }
       }
       if (!ok) {
          break;
       }
-      if (probe) {
-         /* matched by probing, above */
+      if (probe || pg.on) {
+         /* matched by probing, or grouped, above */
       } else if (joined) {
          /* equality match: foreignField equals any value at localField (an
           * array by its elements; missing matches null and missing) */
          static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
          size_t *hits = NULL, nhits = 0, cap = 0;
-         if (!local_values (docs->v[i], &lp, &vals)) {
+         if (!dj_agg_local_values (docs->v[i], &lp, &vals)) {
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
-            jbucket_t *b = dj_jtable_find (&jt, &vals.v[k], false);
+            jbucket_t *b = dj_jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, cap, 8);
                hits[nhits++] = b->docs[h];
@@ -560,7 +614,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          }
          for (size_t k = 0; k < nhits; k++) {
             if (k == 0 || hits[k] != hits[k - 1]) {
-               dj_docs_push (&matches, bson_copy (foreign_all.v[hits[k]]));
+               dj_docs_push (&matches, bson_copy (foreign->v[hits[k]]));
             }
          }
          bson_free (hits);
@@ -573,8 +627,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             break;
          }
          bson_t q = BSON_INITIALIZER;
-         local_values (docs->v[i], &lp, &vals);
-         in_query (&q, s->foreign, &vals, vals.n == 0);
+         dj_agg_local_values (docs->v[i], &lp, &vals);
+         dj_agg_in_query (&q, s->foreign, &vals, vals.n == 0);
          dj_path_cleanup (&lp);
          dj_matcher_t *m = dj_matcher_new (&q, r->error);
          bson_destroy (&q);
@@ -616,7 +670,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       if (ok && s->sub) {
          dj_prun_t sub = *run;
          sub.vars = &vars;
-         ok = dj_agg_run_stages (s->sub, sub_from, &sub, &matches, r->error);
+         ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
       if (ok) {
          bson_t arr = BSON_INITIALIZER;
@@ -643,11 +697,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_arena_reset (r->arena);
    }
    dj_docs_clear (&foreign_all);
+   dj_agg_pregroup_free (&pg, s);
    dj_coll_free (probe);
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
-   dj_jtable_free (&jt);
+   dj_jtable_free (&own_jt);
+   dj_docs_clear (&own_foreign);
    bson_free (vals.v);
    return ok;
 }

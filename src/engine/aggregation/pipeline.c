@@ -78,6 +78,7 @@ stage_cleanup (stage_t *s)
    }
    DJ_FREE (s->let_exprs, s->let_names, s->let_scope);
    dj_pipeline_destroy (s->sub);
+   dj_agg_jcache_free (s->jcache);
    for (int i = 0; i < s->nfacets; i++) {
       bson_free (s->fnames[i]);
       dj_pipeline_destroy (s->facets[i]);
@@ -376,6 +377,7 @@ parse_stage (stage_t *s, const char *name, const bson_value_t *v, const dj_vscop
    }
    if (!strcmp (name, "$lookup")) {
       s->kind = S_LOOKUP;
+      s->jcache = dj_agg_jcache_new ();
       /* copies: bson_iter_value() storage is reused by the next call */
       bson_value_t pipe_v, let_v;
       const bson_value_t *pipe = NULL, *let = NULL;
@@ -1305,8 +1307,8 @@ dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *d
  * becomes. After the leading $match, such a stage is fed a number instead of
  * documents (dj_agg_count_collection), which an index may answer from its
  * keys alone. */
-static bool
-counts_only (const stage_t *s)
+bool
+dj_agg_counts_only (const stage_t *s)
 {
    bson_value_t v;
    switch (s->kind) {
@@ -1328,7 +1330,7 @@ counts_only (const stage_t *s)
       return true;
    case S_FACET:
       for (int k = 0; k < s->nfacets; k++) {
-         if (s->facets[k]->n != 1 || !counts_only (&s->facets[k]->stages[0])) {
+         if (s->facets[k]->n != 1 || !dj_agg_counts_only (&s->facets[k]->stages[0])) {
             return false;
          }
       }
@@ -1404,7 +1406,7 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          m = p->stages[0].match;
          from = 1;
       }
-      if (from < p->n && counts_only (&p->stages[from])) {
+      if (from < p->n && dj_agg_counts_only (&p->stages[from])) {
          int64_t n;
          if (!dj_agg_count_collection (run, run->db, coll, m, run->vars, &n, error)) {
             return false;

@@ -8,12 +8,15 @@
 
 #include <stdlib.h>
 
+#define TOPK_KEYS 4
+
 /* A result document with the positional match that produced it. */
 typedef struct {
    bson_t *doc; /* owned */
    int32_t pos;
    uint64_t rid; /* showRecordId */
    uint64_t seq; /* arrival order: ties in a sort keep it */
+   bson_value_t keys[TOPK_KEYS]; /* top-k: doc's sort keys (borrowed from doc), when the sort has at most TOPK_KEYS */
 } result_t;
 
 static const bson_t *
@@ -31,6 +34,7 @@ typedef struct {
     * the root), so a sort with a limit copies k documents, not all. */
    const dj_sort_t *sort;
    size_t topk;
+   bool keyed; /* the sort has at most TOPK_KEYS keys: items keep theirs (found once per document) */
    uint64_t seq;
    uint64_t max_rid; /* the last record id that matched, skipped ones too (tailable cursors go on from it) */
 } collect_t;
@@ -39,7 +43,7 @@ typedef struct {
 static bool
 later (const collect_t *c, const result_t *a, const result_t *b)
 {
-   int k = dj_sort_cmp (c->sort, a->doc, b->doc);
+   int k = c->keyed ? dj_sort_cmp_keys (c->sort, a->keys, b->keys) : dj_sort_cmp (c->sort, a->doc, b->doc);
    return k > 0 || (k == 0 && a->seq > b->seq);
 }
 
@@ -91,16 +95,26 @@ collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    uint64_t seq = c->seq++;
    if (c->topk && c->n == c->topk) {
       result_t *worst = c->items[0];
-      if (dj_sort_cmp (c->sort, doc, worst->doc) >= 0) {
+      bson_value_t keys[TOPK_KEYS];
+      if (c->keyed) {
+         dj_sort_keys_of (c->sort, doc, keys);
+      }
+      if ((c->keyed ? dj_sort_cmp_keys (c->sort, keys, worst->keys) : dj_sort_cmp (c->sort, doc, worst->doc)) >= 0) {
          return true; /* not before the k-th: never copied (a tie arrived later) */
       }
       bson_destroy (worst->doc);
-      *worst = (result_t) {bson_copy (doc), pos, rid, seq};
+      *worst = (result_t) {bson_copy (doc), pos, rid, seq, {{0}}};
+      if (c->keyed) {
+         dj_sort_keys_of (c->sort, worst->doc, worst->keys);
+      }
       sift_down (c, 0);
       return true;
    }
    result_t *r = bson_malloc (sizeof *r);
-   *r = (result_t) {bson_copy (doc), pos, rid, seq};
+   *r = (result_t) {bson_copy (doc), pos, rid, seq, {{0}}};
+   if (c->keyed) {
+      dj_sort_keys_of (c->sort, r->doc, r->keys);
+   }
    DJ_GROW (c->items, c->n, c->cap, 16);
    c->items[c->n++] = r;
    if (c->topk) {
@@ -255,6 +269,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       int64_t max = (!fs.sort && limit) ? skip + limit : 0;
       col.sort = fs.sort;
       col.topk = fs.sort && limit && skip <= INT64_MAX - limit ? (size_t) (skip + limit) : 0;
+      col.keyed = col.topk && dj_sort_nkeys (fs.sort) <= TOPK_KEYS;
       if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }

@@ -31,6 +31,7 @@
  *                $near/$nearSphere/$geoNear (by distance)
  *   changes.c    the change log change streams read, and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
+ *   keycount.c   a field's values counted from an index's keys (no document read)
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -412,5 +413,18 @@ bool dj_geo_near (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_geo_query_t *
 /* The geo index $geoNear uses for q: the one on `key` if given, else the
  * only one that fits; errors as mongod's. */
 bool dj_geo_near_index (const dj_coll_t *c, const dj_geo_query_t *q, const char *key, int *index, bson_error_t *error);
+
+/* ---- keycount.c: a field's values counted from an index's keys ---------- */
+/* The index of c whose keys stand for `field`'s values one to one (single
+ * field, not multikey, sparse, partial, lossy or hashed), or -1. */
+int dj_keycount_index (const dj_coll_t *c, const char *field);
+/* How many documents hold the key `key` (dj_keycount_value_key) in that
+ * index, counted from its entries. */
+bool dj_keycount_count (dj_ctx_t *ctx, const dj_coll_t *c, int index, const dj_buf_t *key, int64_t *n, bson_error_t *error);
+/* The key the value v (NULL: missing) has in that index, into out (emptied
+ * first); false for a value that is not one whole key (an array, a key
+ * that would be cut). */
+bool dj_keycount_value_key (const dj_coll_t *c, int index, const char *field, const bson_value_t *v, dj_buf_t *out,
+                            bson_error_t *error);
 
 #endif

@@ -224,5 +224,10 @@ int dj_sort_nkeys (const dj_sort_t *s);
 const char *dj_sort_key (const dj_sort_t *s, int i, int *dir);
 /* Compares two documents by the spec (<0: a first). */
 int dj_sort_cmp (const dj_sort_t *s, const bson_t *a, const bson_t *b);
+/* doc's sort keys, one per spec key (dj_sort_nkeys), into keys: borrowed
+ * from doc's bytes. Comparing them (dj_sort_cmp_keys) is dj_sort_cmp
+ * without finding the fields again. */
+void dj_sort_keys_of (const dj_sort_t *s, const bson_t *doc, bson_value_t *keys);
+int dj_sort_cmp_keys (const dj_sort_t *s, const bson_value_t *a, const bson_value_t *b);
 
 #endif

@@ -170,16 +170,31 @@ typedef struct {
 } entry_t;
 
 
-static int
-entry_cmp_n (const entry_t *x, const entry_t *y, const dj_sort_t *s)
+void
+dj_sort_keys_of (const dj_sort_t *s, const bson_t *doc, bson_value_t *keys)
 {
    for (int i = 0; i < s->n; i++) {
-      int c = dj_value_cmp (&x->keys[i], &y->keys[i]);
+      keys[i] = sort_key (&s->keys[i], doc);
+   }
+}
+
+int
+dj_sort_cmp_keys (const dj_sort_t *s, const bson_value_t *a, const bson_value_t *b)
+{
+   for (int i = 0; i < s->n; i++) {
+      int c = dj_value_cmp (&a[i], &b[i]);
       if (c) {
          return c * s->keys[i].dir;
       }
    }
-   return (x->idx > y->idx) - (x->idx < y->idx);
+   return 0;
+}
+
+static int
+entry_cmp_n (const entry_t *x, const entry_t *y, const dj_sort_t *s)
+{
+   int c = dj_sort_cmp_keys (s, x->keys, y->keys);
+   return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 static void
