@@ -267,14 +267,14 @@ class DatabaseOperations(BaseDatabaseOperations):
             return value
         if timezone.is_aware(value):
             if not settings.USE_TZ:
-                raise ValueError("djongo does not support timezone-aware datetimes when USE_TZ is False.")
+                raise ValueError("djongo backend does not support timezone-aware datetimes when USE_TZ is False.")
         return value
 
     def adapt_timefield_value(self, value):
         if value is None or hasattr(value, "resolve_expression"):
             return value
         if timezone.is_aware(value):
-            raise ValueError("djongo does not support timezone-aware times.")
+            raise ValueError("djongo backend does not support timezone-aware times.")
         return value.isoformat()
 
     def adapt_decimalfield_value(self, value, max_digits=None, decimal_places=None):

@@ -40,7 +40,7 @@ EXCLUDED = {"gis_tests", "postgres_tests"}
 RUNTESTS_SKIPS = {"import_error_package", "test_runner_apps"}
 
 LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. "
-                  r"(ok|FAIL|ERROR|skipped|expected failure|unexpected success)(?: '([^\n]*)')?",
+                  r"(ok|FAIL|ERROR|skipped|expected failure|unexpected success)(?: '([^'\n]*)'| \"([^\"\n]*)\")?",
                   re.M | re.S)
 # a test for SQLite itself: its module or class is named for SQLite
 # (backends.sqlite.tests, ...), or djongo skips it because it is not SQLite
@@ -90,7 +90,8 @@ def run_app(tests, app, settings, timeout):
                 (e.stdout or "") + (e.stderr or "")
     results, reasons = {}, {}
     for m in LINE.finditer(out):
-        name, where, outcome, reason = m.groups()
+        name, where, outcome, quoted, dquoted = m.groups()
+        reason = quoted or dquoted  # unittest writes the reason's repr()
         test = "%s.%s" % (where, name) if not where.endswith(name) else where
         results[test] = outcome
         if reason:
