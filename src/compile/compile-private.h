@@ -273,5 +273,9 @@ void cx_add_column (cx_t *cx, const char *name, const char *path);
 /* A column the executor expands into `table`'s recorded columns, read under
  * `path` (dj_mql_column_t.star_table); named "<table>.*" until then. */
 void cx_add_star_column (cx_t *cx, const char *table, const char *path);
+/* s is SELECT * FROM (derived) [WHERE ...], whose columns are the derived
+ * table's as they are (c0, c1 ...): that derived SELECT, else NULL.
+ * Borrowed from s. (select.c) */
+const dj_select_t *cx_derived_star (const dj_select_t *s);
 
 #endif

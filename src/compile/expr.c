@@ -208,8 +208,14 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
                              col->name);
    }
    if (src->sub) {
-      /* a derived table's column: the inner SELECT item of that name */
+      /* a derived table's column: the inner SELECT item of that name; a
+       * SELECT * FROM (derived) passes its derived table's columns through
+       * as they are (Django's QUALIFY emulation wraps a window filter's
+       * query so: SELECT col FROM (SELECT * FROM (...) qualify WHERE ...)) */
       const dj_select_t *in = src->sub;
+      while (cx_derived_star (in)) {
+         in = cx_derived_star (in);
+      }
       const char *dot = strchr (col->name, '.'); /* derived.col -> 'key' */
       size_t head = dot ? (size_t) (dot - col->name) : strlen (col->name);
       for (int i = 0; i < in->items.n; i++) {

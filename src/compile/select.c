@@ -138,8 +138,8 @@ static bool is_star_item (const dj_item_t *it);
 /* Is s SELECT * FROM (derived) -- what the parser writes for a
  * parenthesised part of a compound -- whose columns are the derived
  * table's? Returns that table's SELECT (its first part), else NULL. */
-static const dj_select_t *
-derived_star (const dj_select_t *s)
+const dj_select_t *
+cx_derived_star (const dj_select_t *s)
 {
    if (s->items.n == 1 && is_star_item (s->items.v[0]) && s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub &&
        !s->group_by.n) {
@@ -152,7 +152,7 @@ derived_star (const dj_select_t *s)
 static int
 select_width (const dj_select_t *s)
 {
-   const dj_select_t *in = derived_star (s);
+   const dj_select_t *in = cx_derived_star (s);
    return in ? select_width (in) : s->items.n;
 }
 
@@ -162,7 +162,7 @@ static int
 order_item_ref (const dj_select_t *s, const dj_order_t *o)
 {
    const dj_expr_t *e = o->expr;
-   const dj_select_t *in = derived_star (s);
+   const dj_select_t *in = cx_derived_star (s);
    if (in) {
       /* SELECT * FROM (derived): the derived table's columns, c<m> */
       return order_item_ref (in, o);
@@ -225,7 +225,7 @@ static bool
 star_is_derived_columns (const cx_t *cx, const dj_select_t *s)
 {
    (void) cx;
-   return derived_star (s) != NULL;
+   return cx_derived_star (s) != NULL;
 }
 
 /* A * or t.* in a SELECT list that find cannot serve (joins, expressions
@@ -248,8 +248,8 @@ project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int fl
        * position, a part of a compound included (the parser writes a
        * parenthesised compound part so) */
       const dj_select_t *in = cx->sources[0].sub;
-      while (derived_star (in)) {
-         in = derived_star (in); /* the columns pass through as they are */
+      while (cx_derived_star (in)) {
+         in = cx_derived_star (in); /* the columns pass through as they are */
       }
       for (int m = 0; m < in->items.n; m++) {
          char key[16], ref[20];

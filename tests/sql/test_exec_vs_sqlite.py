@@ -280,6 +280,11 @@ QUERIES = [
     ('SELECT "s"."k", "s"."c" FROM (SELECT "e"."blog_id" AS "k", COUNT("e"."n") AS "c" FROM "entry" "e" '
      'GROUP BY "e"."blog_id") "s" WHERE "s"."c" >= %s ORDER BY "s"."k"', [1], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT -1 OFFSET %s', [4], True),
+    # Django's QUALIFY emulation (a filter on a window function): a derived table's column named through a
+    # SELECT * FROM (derived) WHERE ... in between
+    ('SELECT "upper1" FROM (SELECT * FROM (SELECT UPPER("e"."headline") AS "upper1", RANK() OVER (PARTITION BY '
+     '"e"."blog_id" ORDER BY "e"."n" DESC, "e"."id") AS "qual0", "e"."id" AS "qual1" FROM "entry" "e") "qualify" '
+     'WHERE "qual0" = %s) "qualify_mask" ORDER BY "upper1"', [1], True),
     # SELECT without FROM
     ('SELECT 1, %s, (2 * 3), COALESCE(NULL, %s), COUNT(*)', ["x", 4], False),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
