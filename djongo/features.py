@@ -100,7 +100,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_comments = False
     supports_comments_inline = False
     supports_stored_generated_columns = True
-    supports_virtual_generated_columns = False
+    # a VIRTUAL generated column is computed by each write of its row, as a
+    # STORED one (src/compile/ddl.c, generated_expr, says why that is exact)
+    supports_virtual_generated_columns = True
     # Collate(expr, name) and a column's db_collation (djongo/collations.py)
     # in comparisons and ORDER BY: sort keys under an ICU collation, on the
     # embedded engine (src/compile/function.c names them: binary or C,

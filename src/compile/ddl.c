@@ -62,18 +62,18 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
 /* Per-column key kinds of index_spec (NULL: all ascending). */
 enum { KEY_ASC, KEY_DESC, KEY_HASHED };
 
-/* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
- * aggregation expression over the row into gen[c] (a missing result stored
- * as NULL). SQLite and PostgreSQL give such a column no DEFAULT and no
- * PRIMARY KEY; a VIRTUAL one (computed when read) has no MongoDB
- * counterpart, and a subquery would read other rows. Parameters are bound
- * into the expression as values. */
+/* A generated column, c GENERATED ALWAYS AS (e) [STORED | VIRTUAL]: e as
+ * an aggregation expression over the row into gen[c] (a missing result
+ * stored as NULL). SQLite and PostgreSQL give such a column no DEFAULT and
+ * no PRIMARY KEY, and a subquery would read other rows. A VIRTUAL column
+ * (SQLite's default: computed when read) is stored as a STORED one is,
+ * computed by every INSERT and UPDATE of its row (src/exec/generated.c):
+ * MongoDB has no field computed when read, and since e reads only its own
+ * row's columns, the value its row's last write computed is the value a read
+ * would compute. Parameters are bound into the expression as values. */
 static bool
 generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
 {
-   if (!c->stored) {
-      return cx_unsupported (cx, c->generated->pos, "a VIRTUAL generated column (only STORED ones: GENERATED ALWAYS AS (...) STORED)");
-   }
    if (c->default_value || c->primary_key || c->autoincrement) {
       return cx_unsupported (cx, c->generated->pos, "a generated column with a DEFAULT, PRIMARY KEY or AUTOINCREMENT");
    }
