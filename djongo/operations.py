@@ -149,6 +149,10 @@ class DatabaseOperations(BaseDatabaseOperations):
         # PostgreSQL (x::text): a regular expression only matches strings
         if lookup_type in ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
                            "regex", "iregex") and internal_type not in self._TEXT_TYPES:
+            if internal_type == "UUIDField":
+                # a UUID's canonical text, with its dashes, as PostgreSQL's
+                # uuid::text (a native UUID type: has_native_uuid_field)
+                return "UUID_TEXT(%s)"
             return "CAST(%s AS text)"
         return "%s"
 

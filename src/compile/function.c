@@ -371,6 +371,11 @@ static const struct {
                       "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
                       "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
                       "'000']}]}", true},
+   /* UUID_TEXT(x): a UUID (binData subtype 4) as its canonical text
+    * "550e8400-e29b-...", PostgreSQL's uuid::text (Django's text lookups on
+    * a UUIDField: djongo/operations.py, lookup_cast); text stays text.
+    * $convert's format is MongoDB 8.0's; a 7.0 server refuses it. */
+   {"UUID_TEXT", 1, 1, NULL, "{'$convert': {'input': '@0', 'to': 'string', 'format': 'uuid', 'onNull': null}}", false},
    /* a value's BSON type name, "missing" for an absent path (has_key tests
     * presence: a key holding null exists), and an array's length */
    {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},

@@ -73,6 +73,21 @@ def test_what_mongodb_keeps(cur):
         cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [object()])
 
 
+def test_uuid_text_patterns(cur):
+    # a UUID (binData subtype 4) matched as its canonical text, dashes
+    # included, as PostgreSQL's uuid::text (Django's UUIDField contains,
+    # startswith, iexact ...: djongo/operations.py lookup_cast); NULL stays NULL
+    u = uuid.UUID("550e8400-e29b-41d4-a716-446655440000")
+    for v in (u, uuid.UUID("25d405be-4895-4d50-9b2e-d6695359ce47"), None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT "x"."v", UUID_TEXT("x"."v") FROM "x" WHERE UUID_TEXT("x"."v") LIKE %s', ["%8400-e29b%"])
+    assert cur.fetchall() == [(u, str(u))]
+    cur.execute('SELECT COUNT(*) FROM "x" WHERE UUID_TEXT("x"."v") LIKE %s', ["%8400e29b%"])
+    assert cur.fetchall() == [(0,)]
+    cur.execute('SELECT COUNT(*) FROM "x" WHERE UUID_TEXT("x"."v") IS NULL')
+    assert cur.fetchall() == [(1,)]
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
