@@ -1190,7 +1190,21 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
       if (ok && nulls_first != !o->desc) {
          snprintf (key, sizeof key, "n%d", i);
-         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = o->expr->pos, .a = o->expr};
+         /* ORDER BY 2 / ORDER BY alias: whether that SELECT item is NULL,
+          * not the position or the name (a derived table's: its column) */
+         const dj_expr_t *what = o->expr;
+         dj_expr_t dcol = {.kind = DJ_X_COLUMN, .pos = o->expr->pos};
+         if (sort_ref[i] >= 0 && star_is_derived_columns (cx, s)) {
+            const dj_select_t *in = cx->sources[0].sub;
+            while (cx_derived_star (in)) {
+               in = cx_derived_star (in);
+            }
+            dcol.name = (char *) item_name (in->items.v[sort_ref[i]]);
+            what = &dcol;
+         } else if (sort_ref[i] >= 0) {
+            what = ((const dj_item_t *) s->items.v[sort_ref[i]])->expr;
+         }
+         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = o->expr->pos, .a = (dj_expr_t *) what};
          dj_expr_t one = {.kind = DJ_X_INT, .ival = 1}, zero = {.kind = DJ_X_INT, .ival = 0};
          void *ca[2] = {&isnull, &one};
          dj_expr_t cs = {.kind = DJ_X_CASE, .pos = o->expr->pos, .args = {.v = ca, .n = 2}, .b = &zero};

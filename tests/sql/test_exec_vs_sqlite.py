@@ -150,6 +150,12 @@ QUERIES = [
     *[(f'SELECT "e"."id", "e"."n" FROM "entry" "e" ORDER BY "e"."n" {d}, "e"."id" {d}', [], True) for d in ("ASC", "DESC")],
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" ASC NULLS LAST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC NULLS FIRST, "e"."id"', [], True),
+    # an ORDER BY naming a SELECT item by position or alias keeps its NULLS FIRST / LAST (Django's
+    # order_by(F(...).desc(nulls_first=True)) of an annotation)
+    ('SELECT "e"."id", "e"."n" + 1 AS "m" FROM "entry" "e" ORDER BY 2 DESC NULLS FIRST, "e"."id"', [], True),
+    ('SELECT "e"."id", "e"."n" + 1 AS "m" FROM "entry" "e" ORDER BY "m" ASC NULLS LAST, "e"."id" DESC', [], True),
+    ('SELECT "e"."id", UPPER("b"."name") AS "u" FROM "entry" "e" LEFT OUTER JOIN "blog" "b" ON ("e"."blog_id" = '
+     '"b"."id") ORDER BY 2 DESC NULLS FIRST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT %s OFFSET %s', [3, 2], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" DESC LIMIT %s', [0], True),
     ('SELECT "e"."id", ("e"."n" * -1) AS "m" FROM "entry" "e" ORDER BY "m", "e"."id"', [], True),
