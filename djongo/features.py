@@ -112,7 +112,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_collation_on_charfield = True
     supports_collation_on_textfield = True
     supports_non_deterministic_collations = False
-    supports_paramstyle_pyformat = False
+    supports_paramstyle_pyformat = True  # djongo/driver.py, _pyformat
     supports_unlimited_charfield = True
     ignores_table_name_case = False
     can_clone_databases = True

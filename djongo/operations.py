@@ -179,6 +179,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         if not params:
             return sql if params is None else sql.replace("%%", "%")
         try:
+            if isinstance(params, dict):  # paramstyle pyformat: %(name)s
+                return sql % {k: sql_literal(v) for k, v in params.items()}
             return sql % tuple(sql_literal(p) for p in params)
         except (TypeError, ValueError):  # a placeholder count Django did not make
             return "%s -- params %r" % (sql, tuple(params))

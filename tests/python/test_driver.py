@@ -88,6 +88,19 @@ def test_uuid_text_patterns(cur):
     assert cur.fetchall() == [(1,)]
 
 
+def test_pyformat_parameters(cur):
+    # a mapping binds %(name)s placeholders (paramstyle pyformat, which
+    # Django's backends accept: supports_paramstyle_pyformat); a name may
+    # come twice, %% stays a percent sign
+    cur.execute('INSERT INTO "x" ("v") VALUES (%(v)s)', {"v": "a%b"})
+    cur.executemany('INSERT INTO "x" ("v") VALUES (%(v)s)', iter([{"v": "c"}, {"v": "d", "unused": 1}]))
+    cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" LIKE %(p)s OR "x"."v" = %(q)s OR "x"."v" = %(p)s '
+                'ORDER BY "x"."v"', {"p": "a%%", "q": "d"})
+    assert cur.fetchall() == [("a%b",), ("d",)]
+    with pytest.raises(driver.ProgrammingError):
+        cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" = %(missing)s', {"v": 1})
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
