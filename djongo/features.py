@@ -2,11 +2,15 @@
 ORM read these). Where the answer differs between the embedded engine and a
 MongoDB server, it is a property that asks the connection."""
 from django.db.backends.base.features import BaseDatabaseFeatures
+from django.db.utils import InterfaceError
 from django.utils.functional import cached_property
 
 
 class DatabaseFeatures(BaseDatabaseFeatures):
     minimum_database_version = None
+    # a closed cursor's execute() raises InterfaceError (djongo/driver.py
+    # Cursor._check), as psycopg's does
+    closed_cursor_error_class = InterfaceError
     # Transactions: the engine has them (begun at an atomic block's first
     # statement: a read snapshot until the first write takes the write lock,
     # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB
