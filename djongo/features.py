@@ -92,7 +92,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     has_select_for_update_of = False
     has_select_for_no_key_update = False
     supports_select_for_update_with_limit = False
-    supports_sequence_reset = False
+    # AUTOINCREMENT counters are reset as SQLite's (operations.py,
+    # sequence_reset_by_name_sql)
+    supports_sequence_reset = True
     # a Subquery/Exists GROUP BY key is looked up per row before $group (src/compile/select.c)
     supports_subqueries_in_group_by = True
     supports_tuple_lookups = False

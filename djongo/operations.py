@@ -21,6 +21,7 @@ from django.db.backends.utils import split_tzname_delta
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 from djongo._values import UNDEFINED
+from djongo.introspection import TABLES
 
 
 def sql_literal(value, binary=True):
@@ -100,7 +101,26 @@ class DatabaseOperations(BaseDatabaseOperations):
                         tables.add(child)
                         todo.append(child)
             tables = sorted(tables)
-        return ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
+        sql = ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
+        if reset_sequences:
+            sql.extend(self.sequence_reset_by_name_sql(style, [{"table": t} for t in tables]))
+        return sql
+
+    def sequence_reset_by_name_sql(self, style, sequences):
+        """An AUTOINCREMENT counter is the "seq" of its table's entry in
+        __djongo_tables (src/exec/exec.c, take_ids), as SQLite's is in
+        sqlite_sequence: resetting it is SQLite's statement on that entry.
+        Django resets the tables it has just emptied (flush, a
+        TransactionTestCase with reset_sequences); the ids explicit INSERTs
+        give move the counter on by themselves (sequence_reset_sql has
+        nothing to do)."""
+        if not sequences:
+            return []
+        return ["%s %s %s %s = 0 %s %s %s (%s);" % (
+            style.SQL_KEYWORD("UPDATE"), style.SQL_TABLE(self.quote_name(TABLES)), style.SQL_KEYWORD("SET"),
+            style.SQL_FIELD(self.quote_name("seq")), style.SQL_KEYWORD("WHERE"),
+            style.SQL_FIELD(self.quote_name("table")), style.SQL_KEYWORD("IN"),
+            ", ".join(sql_literal(seq["table"]) for seq in sequences))]
 
     def last_insert_id(self, cursor, table_name, pk_name):
         return cursor.lastrowid
