@@ -10,6 +10,8 @@ from django.db.backends.base.introspection import BaseDatabaseIntrospection
 from django.db.backends.base.introspection import FieldInfo as BaseFieldInfo
 from django.db.backends.base.introspection import TableInfo
 
+from djongo.operations import sql_literal
+
 # pk: the primary key column; generated: a stored generated column
 # (GENERATED ALWAYS AS (e) STORED, Django's GeneratedField): the entry's
 # `generated` holds e, compiled (src/compile/ddl.c)
@@ -82,10 +84,11 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
-        notnull, generated, collations = set(), {}, {}
+        notnull, generated, collations, defaults = set(), {}, {}, {}
         if entry and "columns" in entry:
             generated = entry.get("generated") or {}
             collations = entry.get("collations") or {}
+            defaults = entry.get("defaults") or {}
             columns, types = entry["columns"], entry.get("types") or {}
             notnull = set(entry.get("notnull") or ())
         else:
@@ -101,7 +104,9 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
                 except ValueError:
                     size = None
             # display_size carries varchar(n)'s n: inspectdb's max_length
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None,
+            # a recorded DEFAULT as SQL text, as SQLite's PRAGMA table_info gives it
+            default = sql_literal(defaults[name]) if name in defaults else None
+            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, default,
                                  collations.get(name), name == pk, name in generated))
         return out
 

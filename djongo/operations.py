@@ -21,7 +21,6 @@ from django.db.backends.utils import split_tzname_delta
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 from djongo._values import UNDEFINED
-from djongo.introspection import TABLES
 
 
 def sql_literal(value, binary=True):
@@ -114,6 +113,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         TransactionTestCase with reset_sequences); the ids explicit INSERTs
         give move the counter on by themselves (sequence_reset_sql has
         nothing to do)."""
+        from djongo.introspection import TABLES  # introspection imports this module
+
         if not sequences:
             return []
         return ["%s %s %s %s = 0 %s %s %s (%s);" % (

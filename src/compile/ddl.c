@@ -23,7 +23,7 @@
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
- *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
+ *   ALTER TABLE t ALTER c SET DEFAULT v / DROP DEFAULT  the entry's defaults.c set / unset
  *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
  *                                          expression}; the executor computes c on every
  *                                          INSERT and UPDATE (src/exec/generated.c);
@@ -41,6 +41,7 @@
 
 #define DJ_TABLES DJ_TABLES_COLLECTION
 
+static bool update_default (cx_t *cx, const char *table, const dj_coldef_t *c);
 static bool update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
                                   const char *type);
 
@@ -570,6 +571,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       char *cf = bson_strdup_printf ("collations.%s", c->name);
       bool ok = constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
                 (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
+                (!c->default_value || cx_const_is_null (cx, c->default_value) || update_default (cx, st->table, c)) &&
                 (!c->collation || update_entry (cx, st->table, "$set", cf, c->collation)) && alter_add_constraints (cx, st);
       bson_free (cf);
       return ok;
@@ -634,6 +636,9 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       }
       if (c->not_null || c->drop_not_null) {
          return update_entry (cx, st->table, c->not_null ? "$addToSet" : "$pull", "notnull", c->name);
+      }
+      if (c->default_value || c->drop_default) {
+         return update_default (cx, st->table, c);
       }
       return true;
    }
@@ -776,6 +781,53 @@ drop_expr_index (cx_t *cx, const char *table, const char *index)
    return ok;
 }
 
+/* A column's DEFAULT v into defs as {c: v}, what the executor gives an
+ * INSERT that leaves c out (src/exec/defaults.c). Only a constant is kept
+ * (a parameter bound as one); DEFAULT NULL is nothing to record (a missing
+ * field reads as NULL), nor is an expression (Django's db_default=Now():
+ * Django's own INSERTs write its value, features.
+ * supports_default_keyword_in_insert; ADD COLUMN refuses one, as it would
+ * have to compute it for the existing rows). */
+static bool
+record_default (cx_t *cx, const dj_coldef_t *c, bson_t *defs)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_is_const (c->default_value)) {
+      return true;
+   }
+   if (!cx_const_value (cx, c->default_value, &tmp, &v)) {
+      return false;
+   }
+   return v->value_type == BSON_TYPE_NULL || BSON_APPEND_VALUE (defs, c->name, v);
+}
+
+/* ALTER TABLE: the entry's defaults.c set to c's DEFAULT, or unset (DROP
+ * DEFAULT, DEFAULT NULL). */
+static bool
+update_default (cx_t *cx, const char *table, const dj_coldef_t *c)
+{
+   bson_t defs = BSON_INITIALIZER;
+   bson_iter_t it;
+   char *df = bson_strdup_printf ("defaults.%s", c->name);
+   bool ok = c->drop_default || record_default (cx, c, &defs);
+   if (ok && bson_iter_init_find (&it, &defs, c->name)) {
+      bson_t u = BSON_INITIALIZER, set;
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+      bson_append_iter (&set, df, -1, &it);
+      bson_append_document_end (&u, &set);
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_DOC (&u)));
+      bson_destroy (&u);
+   } else if (ok) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$unset': {'@1': ''}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (df)));
+   }
+   bson_free (df);
+   bson_destroy (&defs);
+   return ok;
+}
+
 /* The table's entry in the tables collection: {table, columns: [names in
  * order], types: {name: declared type}, notnull: [NOT NULL columns], auto:
  * the AUTOINCREMENT column or null, seq: 0} (dj_exec.h says
@@ -824,11 +876,14 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bson_destroy (&notnull);
    /* the stored generated columns, in CREATE TABLE order: generated {c:
     * e}; the columns' collations: collations {c: name} */
-   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, extra = BSON_INITIALIZER;
+   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, defs = BSON_INITIALIZER, extra = BSON_INITIALIZER;
    for (int i = 0; ok && i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
       if (c->generated) {
          ok = generated_expr (cx, st->table, c, &gen);
+      }
+      if (ok && c->default_value) {
+         ok = record_default (cx, c, &defs);
       }
       if (ok && c->collation) {
          ok = known_collation (cx, c->collation);
@@ -841,12 +896,16 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    if (!bson_empty (&colls)) {
       BSON_APPEND_DOCUMENT (&extra, "collations", &colls);
    }
+   if (!bson_empty (&defs)) {
+      BSON_APPEND_DOCUMENT (&extra, "defaults", &defs);
+   }
    if (ok && !bson_empty (&extra)) {
       ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': '@2'}, 'multi': true}",
                         CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&extra)));
    }
    bson_destroy (&gen);
    bson_destroy (&colls);
+   bson_destroy (&defs);
    bson_destroy (&extra);
    return ok;
 }
@@ -859,13 +918,17 @@ rename_entry_fields (cx_t *cx, const char *table, const char *from, const char *
 {
    char *gf = bson_strdup_printf ("generated.%s", from), *gt = bson_strdup_printf ("generated.%s", to);
    char *cf = bson_strdup_printf ("collations.%s", from), *ct = bson_strdup_printf ("collations.%s", to);
+   char *df = bson_strdup_printf ("defaults.%s", from), *dt = bson_strdup_printf ("defaults.%s", to);
    bool ok = update_many (cx, DJ_TABLES,
-                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6'}}, 'multi': true}",
-                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct)));
+                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6', '@7': '@8'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct),
+                                   CX_STR (df), CX_STR (dt)));
    bson_free (gf);
    bson_free (gt);
    bson_free (cf);
    bson_free (ct);
+   bson_free (df);
+   bson_free (dt);
    return ok;
 }
 
@@ -897,11 +960,14 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
    } else {
       /* a dropped generated column is no longer computed */
       char *gf = bson_strdup_printf ("generated.%s", from), *cf = bson_strdup_printf ("collations.%s", from);
+      char *df = bson_strdup_printf ("defaults.%s", from);
       ok = update_many (cx, DJ_TABLES,
-                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': ''}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf)));
+                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': '', '@5': ''}}, "
+                        "'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf), CX_STR (df)));
       bson_free (gf);
       bson_free (cf);
+      bson_free (df);
    }
    bson_free (tf);
    bson_free (tt);

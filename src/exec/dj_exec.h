@@ -35,6 +35,9 @@
  *    fails with DocumentValidationFailure (121, IntegrityError in the
  *    driver), "NOT NULL constraint failed: t.c"; a column an INSERT leaves
  *    out, or a value an expression computes, is not checked;
+ *  - column DEFAULTs (defaults.c): an INSERT's document without a column
+ *    whose constant DEFAULT the table's entry records (defaults {c: v})
+ *    gets it, before generated columns are computed;
  *  - stored generated columns (generated.c): the table entry's generated
  *    {c: e} computed from the row's final values on every INSERT (the
  *    documents through a $documents pipeline: RETURNING sees them), UPDATE

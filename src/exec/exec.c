@@ -385,12 +385,8 @@ auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
    return true;
 }
 
-/* Rewrites an INSERT's documents (commands[0]) one by one: fn appends the
- * new form of doc under key into arr, or fails with error set. */
-typedef bool (*doc_rewrite_fn) (const bson_t *doc, const char *key, bson_t *arr, void *ctx, bson_error_t *error);
-
-static bool
-rewrite_documents (dj_mql_t *m, doc_rewrite_fn fn, void *ctx, bson_error_t *error)
+bool
+exec_rewrite_documents (dj_mql_t *m, exec_doc_rewrite_fn fn, void *ctx, bson_error_t *error)
 {
    bson_t *cmd = bson_new (), arr;
    bson_iter_t it, docs;
@@ -477,7 +473,7 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
       }
    }
    positional_t p = {.cols = cols, .ncols = ncols, .table = m->collection};
-   if (!rewrite_documents (m, positional_doc, &p, error)) {
+   if (!exec_rewrite_documents (m, positional_doc, &p, error)) {
       return false;
    }
    m->positional = false;
@@ -676,7 +672,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok) {
       /* the documents again, the ids given in document order */
       with_ids_t w = {.col = col, .next = last - n + 1, .out = out};
-      ok = rewrite_documents (m, with_id_doc, &w, error);
+      ok = exec_rewrite_documents (m, with_id_doc, &w, error);
    }
    bson_free (col);
    return ok;
@@ -1130,6 +1126,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
       ok = assign_ids (x, m, out, error);
+   }
+   if (ok && m->kind == DJ_MQL_WRITE && m->collection) {
+      ok = exec_defaults_before (x, m, error);
    }
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);

@@ -211,6 +211,7 @@ typedef struct {
    char *type;        /* type name as written, upper-cased, or NULL */
    bool not_null, primary_key, unique, autoincrement;
    bool drop_not_null; /* ALTER COLUMN c DROP NOT NULL */
+   bool drop_default;  /* ALTER COLUMN c DROP DEFAULT */
    dj_expr_t *default_value;
    char *ref_table, *ref_column; /* REFERENCES t (c) */
    bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */

@@ -952,9 +952,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "ALTER")) {
       /* ALTER COLUMN c {TYPE t | SET NOT NULL | DROP NOT NULL | SET DEFAULT e | DROP DEFAULT}:
-       * the compiler records the type and NOT NULL in the table's entry
-       * (what the executor checks writes against); defaults change nothing
-       * stored. */
+       * the compiler records the type, NOT NULL and the default in the
+       * table's entry (what the executor checks and fills INSERTs from);
+       * nothing stored changes. */
       if (!alter_column (p, st, DJ_ALTER_ALTER_COLUMN)) {
          return false;
       }
@@ -976,7 +976,8 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
             return sql_fail (p, "expected NOT NULL or DEFAULT after SET");
          }
       } else if (sql_accept_kw (p, "DROP")) {
-         if (!sql_accept_kw (p, "DEFAULT") && !(c->drop_not_null = sql_expect_kw (p, "NOT") && sql_expect_kw (p, "NULL"))) {
+         if (!(c->drop_default = sql_accept_kw (p, "DEFAULT")) &&
+             !(c->drop_not_null = sql_expect_kw (p, "NOT") && sql_expect_kw (p, "NULL"))) {
             return false;
          }
       } else {

@@ -101,6 +101,23 @@ def test_pyformat_parameters(cur):
         cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" = %(missing)s', {"v": 1})
 
 
+def test_column_defaults_fill_inserts(cur):
+    # an INSERT that leaves a column out gets its DEFAULT (Django's
+    # db_default, a raw INSERT or a bulk_create of database defaults);
+    # a value given, even NULL, is kept; SET/DROP DEFAULT and RENAME follow
+    cur.execute('CREATE TABLE "d" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer DEFAULT 2 NOT NULL, '
+                '"b" text NULL DEFAULT %s, "c" real NULL)', ["x"])
+    cur.execute('INSERT INTO "d" ("c") VALUES (%s)', [1.5])
+    cur.execute('INSERT INTO "d" ("a", "b") VALUES (%s, %s)', [7, None])
+    cur.execute('ALTER TABLE "d" ALTER COLUMN "a" SET DEFAULT 5')
+    cur.execute('ALTER TABLE "d" ALTER COLUMN "b" DROP DEFAULT')
+    cur.execute('ALTER TABLE "d" RENAME COLUMN "a" TO "a2"')
+    cur.execute('ALTER TABLE "d" ADD COLUMN "e" integer DEFAULT 9 NULL')
+    cur.execute('INSERT INTO "d" DEFAULT VALUES')
+    cur.execute('SELECT "d"."a2", "d"."b", "d"."c", "d"."e" FROM "d" ORDER BY "d"."id"')
+    assert cur.fetchall() == [(2, "x", 1.5, 9), (7, None, None, 9), (5, None, None, 9)]
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
