@@ -232,7 +232,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         tz = self._tz(tzname)
         if tz is None:
             return self.date_extract_sql(lookup_type, sql, params)
-        return "DATE_PART(%%s, %s, %%s)" % sql, (lookup_type.lower(), *params, tz)
+        # a name Django does not know is a ValueError before any SQL, as
+        # without a time zone (and as PostgreSQL's backend does)
+        return "DATE_PART(%%s, %s, %%s)" % sql, (self._extract_field(lookup_type).lower(), *params, tz)
 
     # A TimeField is ISO text "HH:MM:SS[.ffffff]": its parts are substrings
     _TIME_PARTS = {"hour": 1, "minute": 4, "second": 7}

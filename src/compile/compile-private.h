@@ -104,6 +104,7 @@ const char *cx_idx (cx_idx_t *k, uint32_t i);
 bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (4, 5);
 #define cx_unsupported(cx, pos, ...) cx_fail ((cx), DJ_SQL_UNSUPPORTED, (pos), __VA_ARGS__)
 #define cx_param_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_PARAMS, (pos), __VA_ARGS__)
+#define cx_value_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_VALUE, (pos), __VA_ARGS__)
 
 /* Is e a constant once parameters are bound (literal or %s)? */
 bool cx_is_const (const dj_expr_t *e);

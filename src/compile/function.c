@@ -206,6 +206,29 @@ const_string (cx_t *cx, const dj_expr_t *e, const char *what)
    return v->value.v_utf8.str;
 }
 
+/* Whether PostgreSQL knows a DATE_TRUNC unit (trunc) or EXTRACT field:
+ * one djongo cannot compute is unsupported, any other name an error in the
+ * value (PostgreSQL: 'unit "x" not recognized', SQLSTATE 22023).
+ * https://www.postgresql.org/docs/current/functions-datetime.html */
+static bool
+known_unit (const char *name, bool trunc)
+{
+   static const char *const units[] = {"microseconds", "milliseconds", "second", "minute", "hour", "day", "week",
+                                       "month", "quarter", "year", "decade", "century", "millennium", NULL};
+   static const char *const fields[] = {"epoch", "julian", "timezone", "timezone_hour", "timezone_minute", NULL};
+   for (int i = 0; units[i]; i++) {
+      if (!strcasecmp (name, units[i])) {
+         return true;
+      }
+   }
+   for (int i = 0; !trunc && fields[i]; i++) {
+      if (!strcasecmp (name, fields[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
 /* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
  * x[, 'tz']) on BSON dates (with a time zone, DATE_TRUNC gives local
  * wall-clock time, as PostgreSQL's date_trunc of x AT TIME ZONE tz). Field names are PostgreSQL's plus Django's
@@ -236,7 +259,9 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
          }
       }
       if (u < 0) {
-         return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
+         return known_unit (field, true) ? cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field)
+                                         : cx_value_error (cx, ((const dj_expr_t *) e->args.v[0])->pos,
+                                                           "unit \"%s\" not recognized", field);
       }
       if (tz) {
          /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
@@ -284,7 +309,9 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       return cx_template (cx, tpl[!strcasecmp (field, "quarter")][tz != NULL],
                           CX_ARGS (CX_VALUE (x), CX_STR (fields[i].op), CX_STR (tz)), parent, key);
    }
-   return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
+   return known_unit (field, false) ? cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field)
+                                    : cx_value_error (cx, ((const dj_expr_t *) e->args.v[0])->pos,
+                                                      "unit \"%s\" not recognized", field);
 }
 
 /* JSON_OBJECT's [[k1, v1], ...] */

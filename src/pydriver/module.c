@@ -54,7 +54,9 @@ map_error (const bson_error_t *e)
 {
    PyObject *cls = Exc_OperationalError;
    if (e->domain == DJ_DOMAIN_SQL) {
-      cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError : Exc_ProgrammingError;
+      cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError
+            : e->code == DJ_SQL_VALUE     ? Exc_DataError
+                                          : Exc_ProgrammingError;
    } else if (e->domain == DJ_DOMAIN_SERVER) {
       switch (e->code) {
       case DJ_DuplicateKey: case 11001: case DJ_DocumentValidationFailure:

@@ -53,13 +53,15 @@
 
 #include "dj_error.h"
 
-/* Codes in DJ_DOMAIN_SQL. The driver maps SYNTAX to ProgrammingError and
- * UNSUPPORTED to NotSupportedError. */
+/* Codes in DJ_DOMAIN_SQL. The driver maps UNSUPPORTED to
+ * NotSupportedError, VALUE to DataError and the others to ProgrammingError. */
 enum {
    DJ_SQL_SYNTAX = 1,      /* not SQL of our dialect */
    DJ_SQL_UNSUPPORTED = 2, /* valid SQL that djongo cannot translate */
    DJ_SQL_PARAMS = 3,      /* wrong number or type of parameters */
-   DJ_SQL_TOO_DEEP = 4     /* nesting beyond DJ_SQL_MAX_DEPTH */
+   DJ_SQL_TOO_DEEP = 4,    /* nesting beyond DJ_SQL_MAX_DEPTH */
+   DJ_SQL_VALUE = 5        /* a value SQL itself rejects: a unit or field name no
+                              database knows (PostgreSQL's 22023, a DataError) */
 };
 
 /* Expression and subquery nesting limit: deeper input is refused instead of

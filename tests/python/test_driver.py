@@ -118,6 +118,15 @@ def test_column_defaults_fill_inserts(cur):
     assert cur.fetchall() == [(2, "x", 1.5, 9), (7, None, None, 9), (5, None, None, 9)]
 
 
+def test_unknown_date_unit_is_a_data_error(cur):
+    # a unit no database knows is an error in the value (PostgreSQL's
+    # 22023, psycopg's DataError), not a construct djongo lacks
+    with pytest.raises(driver.DataError):
+        cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["year', v)) OR 1=1;--"])
+    with pytest.raises(driver.NotSupportedError):
+        cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["millennium"])
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
