@@ -11,6 +11,10 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # a closed cursor's execute() raises InterfaceError (djongo/driver.py
     # Cursor._check), as psycopg's does
     closed_cursor_error_class = InterfaceError
+    # QuerySet.explain(): MongoDB's explain (queryPlanner) of the read, as
+    # JSON text whatever the format asked (operations.explain_prefix)
+    supports_explaining_query_execution = True
+    supported_explain_formats = {"JSON"}
     # Transactions: the engine has them (begun at an atomic block's first
     # statement: a read snapshot until the first write takes the write lock,
     # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB

@@ -63,7 +63,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         "CharField": "text",
         "TextField": "text",
     }
-    explain_prefix = None
+    # QuerySet.explain(): the read in MongoDB's explain command, its reply
+    # as JSON text (src/compile/compile.c, explain_read)
+    explain_prefix = "EXPLAIN"
 
     # ---- names and statements ----
 

@@ -149,6 +149,11 @@ typedef struct {
                                  a MongoDB server has not; NULL for none. The
                                  executor refuses the statement on a server
                                  (dj_exec_set_engine_ops) */
+   bool explain;              /* EXPLAIN SELECT: commands[last] is {explain:
+                                 the read, verbosity: "queryPlanner"} (a
+                                 FOR UPDATE claim dropped); its one row is
+                                 the reply as JSON text, in the one column
+                                 "QUERY PLAN" */
    bool sync_checks;          /* ALTER TABLE: the executor rebuilds the
                                  collection's validator from the CHECKs in the
                                  table's entry (its `checks`) after the

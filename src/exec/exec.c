@@ -165,6 +165,25 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
    return id;
 }
 
+/* EXPLAIN: runs the explain command; its one row is [the reply as relaxed
+ * Extended JSON text] (the plan, as MongoDB shows it). */
+static bool
+run_explain (dj_exec_t *x, const bson_t *cmd, bson_t *rows, bson_error_t *error)
+{
+   bson_t reply, row;
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
+   if (ok) {
+      size_t len;
+      char *json = bson_as_relaxed_extended_json (&reply, &len);
+      bson_append_array_begin (rows, "0", 1, &row);
+      bson_append_utf8 (&row, "0", 1, json, (int) len);
+      bson_append_array_end (rows, &row);
+      bson_free (json);
+   }
+   bson_destroy (&reply);
+   return ok;
+}
+
 /* Runs a cursor-returning command and appends all its rows (getMore until
  * the cursor is exhausted). */
 static bool
@@ -1155,6 +1174,11 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
+      if (m->kind == DJ_MQL_ROWS && last && m->explain) {
+         ok = run_explain (x, m->commands[i], out->rows, error);
+         out->rowcount = ok ? 1 : 0;
+         continue;
+      }
       if (m->kind == DJ_MQL_ROWS && last) {
          int64_t n = 0;
          ok = run_rows (x, m, m->commands[i], out->rows, &n, error);

@@ -995,6 +995,17 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
 static bool
 parse_statement (parser_t *p, dj_sql_stmt_t *st)
 {
+   /* EXPLAIN [QUERY PLAN] SELECT ...: the plan of the read (Django's
+    * QuerySet.explain()) */
+   if (sql_accept_kw (p, "EXPLAIN")) {
+      if (sql_accept_kw (p, "QUERY") && !sql_expect_kw (p, "PLAN")) {
+         return false;
+      }
+      if (!sql_is_kw (p, "SELECT") && p->tk != DJ_TK_LP) {
+         return sql_fail (p, "expected SELECT after EXPLAIN");
+      }
+      st->explain = true;
+   }
    if (sql_is_kw (p, "SELECT") || p->tk == DJ_TK_LP) {
       st->kind = DJ_STMT_SELECT;
       return (st->select = sql_parse_select (p)) != NULL && parse_for_update (p, st);

@@ -6,6 +6,7 @@ MongoDB keeps is documented here by assertion: datetimes to the millisecond,
 Decimal128 to 34 significant digits, integers within int64.
 """
 import datetime
+import json
 import decimal
 import uuid
 
@@ -125,6 +126,16 @@ def test_unknown_date_unit_is_a_data_error(cur):
         cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["year', v)) OR 1=1;--"])
     with pytest.raises(driver.NotSupportedError):
         cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["millennium"])
+
+
+def test_explain_gives_the_plan_as_json(cur):
+    # EXPLAIN SELECT: one row, one column, MongoDB's explain reply as JSON
+    # (Django's QuerySet.explain()); the rows are not read
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["a"])
+    cur.execute('EXPLAIN SELECT "x"."id" FROM "x" WHERE "x"."v" = %s', ["a"])
+    assert [d[0] for d in cur.description] == ["QUERY PLAN"]
+    (plan,), = cur.fetchall()
+    assert "queryPlanner" in json.loads(plan)
 
 
 def test_cursor_protocol(cur):
