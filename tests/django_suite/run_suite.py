@@ -126,7 +126,7 @@ def measure(tests, app, timeout, logs):
                 lost=sorted(counted - both))
 
 
-def write_table(path, rows, tot, everything):
+def write_table(path, rows, tot, everything, commit):
     pct = 100.0 * tot["djongo"] / tot["sqlite"] if tot["sqlite"] else 0.0
     scope = ("every app of Django's tests/ (%d) except gis_tests and postgres_tests" % len(rows)) if everything \
         else "%d apps chosen on the command line" % len(rows)
@@ -136,7 +136,7 @@ def write_table(path, rows, tot, everything):
              "\"Pass on djongo\" counts the tests that pass on SQLite and also pass on djongo. Tests of SQLite",
              "itself (backends.sqlite and the like: a module or class named for SQLite, or skipped on djongo for",
              "not being SQLite) are in the \"SQLite's own\" column and not in the ratio.",
-             "Measured %s at commit %s over %s." % (time.strftime("%Y-%m-%d", time.gmtime()), git_commit(), scope),
+             "Measured %s at commit %s over %s." % (time.strftime("%Y-%m-%d", time.gmtime()), commit, scope),
              "",
              "**Total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%).**" % (
                  tot["djongo"], tot["sqlite"], pct), "",
@@ -164,6 +164,7 @@ def main():
                                                  "APP.sqlite.log on SQLite) and lost.txt: the tests lost on djongo")
     a = ap.parse_args()
     tests = django_tests()
+    commit = git_commit()  # the code measured: HEAD when the run starts
     everything = not a.apps
     apps = a.apps or all_apps(tests)
     if a.out is None:
@@ -180,7 +181,7 @@ def main():
                                                  row["errors"], row["skipped"], row["secs"]), flush=True)
     if a.logs:
         (pathlib.Path(a.logs) / "lost.txt").write_text("".join("%s\n" % t for r in rows for t in r["lost"]))
-    write_table(a.out, rows, tot, everything)
+    write_table(a.out, rows, tot, everything, commit)
     pct = 100.0 * tot["djongo"] / tot["sqlite"] if tot["sqlite"] else 0.0
     print("total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%), %d SQLite's own apart; table in %s"
           % (tot["djongo"], tot["sqlite"], pct, tot["own"], a.out))
