@@ -15,7 +15,14 @@ except gis_tests (GeoDjango needs a spatial backend) and postgres_tests
 (django.contrib.postgres). Tests written for SQLite alone (a module or class
 named for SQLite, e.g. backends.sqlite, or skipped on djongo with a reason
 that names SQLite) are counted apart: they pass on SQLite because they test
-SQLite itself, and are not in the ratio.
+SQLite itself, and are not in the ratio. So are the tests djongo skips
+because it has a feature SQLite lacks ("Database has feature(s) ...":
+Django's skipIfDBFeature; they check what a backend without it does).
+
+    python3 tests/django_suite/run_suite.py --from-logs DIR [--commit C]
+
+writes the table again from a run's logs (DIR/APP.log, DIR/APP.sqlite.log)
+without running anything.
 """
 import argparse
 import collections
@@ -75,9 +82,26 @@ def sqlite_only(test, reason):
     return bool(SQLITE_NAME.search(where) or (reason and SQLITE_REASON.search(reason)))
 
 
+def has_feature_skip(reason):
+    """Whether djongo skipped a test for having a feature (skipIfDBFeature)."""
+    return bool(reason and reason.startswith("Database has feature(s)"))
+
+
+def parse(out):
+    """{test id: outcome} and {test id: skip reason} of a verbose run's output."""
+    results, reasons = {}, {}
+    for m in LINE.finditer(out):
+        name, where, outcome, quoted, dquoted = m.groups()
+        reason = quoted or dquoted  # unittest writes the reason's repr()
+        test = "%s.%s" % (where, name) if not where.endswith(name) else where
+        results[test] = outcome
+        if reason:
+            reasons[test] = reason
+    return results, reasons
+
+
 def run_app(tests, app, settings, timeout):
-    """{test id: outcome}, {test id: skip reason} and the output, for one
-    app under one settings module."""
+    """The output of one app's run under one settings module."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(tests)]))
     with tempfile.TemporaryDirectory(prefix="djongo-suite-") as data:
         env["DJONGO_SUITE_DATA"] = data
@@ -88,15 +112,7 @@ def run_app(tests, app, settings, timeout):
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode() + (e.stderr or b"").decode() if isinstance(e.stdout, bytes) else \
                 (e.stdout or "") + (e.stderr or "")
-    results, reasons = {}, {}
-    for m in LINE.finditer(out):
-        name, where, outcome, quoted, dquoted = m.groups()
-        reason = quoted or dquoted  # unittest writes the reason's repr()
-        test = "%s.%s" % (where, name) if not where.endswith(name) else where
-        results[test] = outcome
-        if reason:
-            reasons[test] = reason
-    return results, reasons, out
+    return out
 
 
 def git_commit():
@@ -107,22 +123,30 @@ def git_commit():
         return "unknown"
 
 
-def measure(tests, app, timeout, logs):
-    """One app on SQLite and on djongo: its row of the table."""
+def measure(tests, app, timeout, logs, from_logs=False):
+    """One app on SQLite and on djongo (run, or read from the logs of a
+    run): its row of the table."""
     t0 = time.time()
-    lite, _, lite_out = run_app(tests, app, "test_sqlite", timeout)
-    djo, reasons, out = run_app(tests, app, "test_djongo", timeout)
-    if logs:
-        pathlib.Path(logs).mkdir(parents=True, exist_ok=True)
-        (pathlib.Path(logs) / ("%s.log" % app)).write_text(out)
-        (pathlib.Path(logs) / ("%s.sqlite.log" % app)).write_text(lite_out)
+    if from_logs:
+        lite_out = (pathlib.Path(logs) / ("%s.sqlite.log" % app)).read_text()
+        out = (pathlib.Path(logs) / ("%s.log" % app)).read_text()
+    else:
+        lite_out = run_app(tests, app, "test_sqlite", timeout)
+        out = run_app(tests, app, "test_djongo", timeout)
+        if logs:
+            pathlib.Path(logs).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(logs) / ("%s.log" % app)).write_text(out)
+            (pathlib.Path(logs) / ("%s.sqlite.log" % app)).write_text(lite_out)
+    lite, _ = parse(lite_out)
+    djo, reasons = parse(out)
     passing = {t for t, o in lite.items() if o in ("ok", "expected failure")}
     own = {t for t in passing if sqlite_only(t, reasons.get(t))}
-    counted = passing - own
+    has = {t for t in passing - own if djo.get(t) == "skipped" and has_feature_skip(reasons.get(t))}
+    counted = passing - own - has
     both = {t for t in counted if djo.get(t) in ("ok", "expected failure")}
     c = collections.Counter(djo.values())
-    return dict(app=app, sqlite=len(counted), djongo=len(both), own=len(own), ran=len(djo), failed=c["FAIL"],
-                errors=c["ERROR"], skipped=c["skipped"], secs=time.time() - t0,
+    return dict(app=app, sqlite=len(counted), djongo=len(both), own=len(own), has=len(has), ran=len(djo),
+                failed=c["FAIL"], errors=c["ERROR"], skipped=c["skipped"], secs=time.time() - t0,
                 lost=sorted(counted - both))
 
 
@@ -135,20 +159,22 @@ def write_table(path, rows, tot, everything, commit):
              "unmodified, with Django's SQLite settings and with `tests/django_suite/test_djongo.py`, in the same run.",
              "\"Pass on djongo\" counts the tests that pass on SQLite and also pass on djongo. Tests of SQLite",
              "itself (backends.sqlite and the like: a module or class named for SQLite, or skipped on djongo for",
-             "not being SQLite) are in the \"SQLite's own\" column and not in the ratio.",
+             "not being SQLite) are in the \"SQLite's own\" column, and tests djongo skips because it has a",
+             "feature SQLite lacks (\"Database has feature(s) ...\": they check a backend without it) in the",
+             "\"for a feature djongo has\" column; neither is in the ratio.",
              "Measured %s at commit %s over %s." % (time.strftime("%Y-%m-%d", time.gmtime()), commit, scope),
              "",
              "**Total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%).**" % (
                  tot["djongo"], tot["sqlite"], pct), "",
-             "| app | pass on SQLite | of those, pass on djongo | % | SQLite's own | djongo failures | djongo errors "
-             "| djongo skips |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| app | pass on SQLite | of those, pass on djongo | % | SQLite's own | for a feature djongo has "
+             "| djongo failures | djongo errors | djongo skips |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         p = 100.0 * r["djongo"] / r["sqlite"] if r["sqlite"] else 100.0
-        lines.append("| %s | %d | %d | %.1f | %d | %d | %d | %d |" % (
-            r["app"], r["sqlite"], r["djongo"], p, r["own"], r["failed"], r["errors"], r["skipped"]))
-    lines.append("| **total** | **%d** | **%d** | **%.1f** | %d | %d | %d | %d |" % (
-        tot["sqlite"], tot["djongo"], pct, tot["own"], tot["failed"], tot["errors"], tot["skipped"]))
+        lines.append("| %s | %d | %d | %.1f | %d | %d | %d | %d | %d |" % (
+            r["app"], r["sqlite"], r["djongo"], p, r["own"], r["has"], r["failed"], r["errors"], r["skipped"]))
+    lines.append("| **total** | **%d** | **%d** | **%.1f** | %d | %d | %d | %d | %d |" % (
+        tot["sqlite"], tot["djongo"], pct, tot["own"], tot["has"], tot["failed"], tot["errors"], tot["skipped"]))
     pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(path).write_text("\n".join(lines) + "\n")
 
@@ -162,29 +188,41 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--logs", default=None, help="directory for each run's full output (APP.log on djongo, "
                                                  "APP.sqlite.log on SQLite) and lost.txt: the tests lost on djongo")
+    ap.add_argument("--from-logs", default=None, help="a --logs directory of an earlier run: the table from its "
+                                                      "logs, nothing run (all the apps it has, or APPs)")
+    ap.add_argument("--commit", default=None, help="the commit the logs' run measured (--from-logs)")
     a = ap.parse_args()
     tests = django_tests()
-    commit = git_commit()  # the code measured: HEAD when the run starts
+    commit = a.commit or git_commit()  # the code measured: HEAD when the run starts
     everything = not a.apps
     apps = a.apps or all_apps(tests)
+    if a.from_logs:
+        a.logs = a.from_logs
+        have = {p.name[:-4] for p in pathlib.Path(a.logs).glob("*.log") if not p.name.endswith(".sqlite.log")}
+        apps = [app for app in apps if app in have]
+        everything = everything and len(apps) == len(all_apps(tests))
+    elif a.logs:
+        pathlib.Path(a.logs).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(a.logs) / "commit.txt").write_text(commit + "\n")
     if a.out is None:
         a.out = str(ROOT / "docs" / "django-suite.md") if everything else str(ROOT / "var" / "django-suite" / "subset.md")
     rows, tot = [], collections.Counter()
     for app in apps:
-        row = measure(tests, app, a.timeout, a.logs)
+        row = measure(tests, app, a.timeout, a.logs, from_logs=bool(a.from_logs))
         rows.append(row)
-        for k in ("sqlite", "djongo", "own", "ran", "failed", "errors", "skipped"):
+        for k in ("sqlite", "djongo", "own", "has", "ran", "failed", "errors", "skipped"):
             tot[k] += row[k]
         pct = 100.0 * row["djongo"] / row["sqlite"] if row["sqlite"] else 100.0
-        print("%-26s %5d pass on SQLite, %5d of them on djongo (%5.1f%%), %d SQLite's own; djongo: %d failed, "
-              "%d errors, %d skipped [%.0fs]" % (app, row["sqlite"], row["djongo"], pct, row["own"], row["failed"],
-                                                 row["errors"], row["skipped"], row["secs"]), flush=True)
+        print("%-26s %5d pass on SQLite, %5d of them on djongo (%5.1f%%), %d SQLite's own, %d for a feature "
+              "djongo has; djongo: %d failed, %d errors, %d skipped [%.0fs]" % (
+                  app, row["sqlite"], row["djongo"], pct, row["own"], row["has"], row["failed"], row["errors"],
+                  row["skipped"], row["secs"]), flush=True)
     if a.logs:
         (pathlib.Path(a.logs) / "lost.txt").write_text("".join("%s\n" % t for r in rows for t in r["lost"]))
     write_table(a.out, rows, tot, everything, commit)
     pct = 100.0 * tot["djongo"] / tot["sqlite"] if tot["sqlite"] else 0.0
-    print("total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%), %d SQLite's own apart; table in %s"
-          % (tot["djongo"], tot["sqlite"], pct, tot["own"], a.out))
+    print("total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%), %d SQLite's own and %d for a "
+          "feature djongo has apart; table in %s" % (tot["djongo"], tot["sqlite"], pct, tot["own"], tot["has"], a.out))
 
 
 if __name__ == "__main__":
