@@ -145,6 +145,18 @@ cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
        * Cast(x, JSONField())): nothing to convert */
       return cx_agg_value (cx, e->a, parent, key);
    }
+   if (!strcmp (base, "TIME")) {
+      /* a TimeField is ISO text: a date's UTC wall-clock time as
+       * TIME_OF_DAY writes it (to the millisecond a BSON date holds:
+       * features.time_cast_precision), anything else its text */
+      dj_expr_t utc = {.kind = DJ_X_STRING, .name = "UTC", .pos = e->pos};
+      void *argv[2] = {e->a, &utc};
+      dj_expr_t tod = {.kind = DJ_X_FUNC, .name = "TIME_OF_DAY", .pos = e->pos, .args = {.v = argv, .n = 2}};
+      return cx_template (cx,
+                          "{'$cond': [{'$eq': [{'$type': '@0'}, 'date']}, '@1', "
+                          "{'$convert': {'input': '@0', 'to': 'string', 'onNull': null}}]}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (&tod)), parent, key);
+   }
    for (int i = 0; cast_types[i].sql; i++) {
       if (!strcmp (base, cast_types[i].sql)) {
          return cx_template (cx, "{'$convert': {'input': '@0', 'to': '@1', 'onNull': null}}",

@@ -138,6 +138,16 @@ def test_explain_gives_the_plan_as_json(cur):
     assert "queryPlanner" in json.loads(plan)
 
 
+def test_cast_to_time(cur):
+    # CAST(x AS time): a date's UTC wall-clock time as a TimeField stores it
+    # (ISO text, to the millisecond a BSON date keeps); text stays text
+    for v in (datetime.datetime(2018, 9, 28, 12, 42, 10, 234567), datetime.datetime(2018, 9, 28, 7, 5), "10:11:12",
+              None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT CAST("x"."v" AS time) FROM "x" ORDER BY "x"."id"')
+    assert cur.fetchall() == [("12:42:10.234000",), ("07:05:00",), ("10:11:12",), (None,)]
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
