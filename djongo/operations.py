@@ -43,6 +43,12 @@ def sql_literal(value, binary=True):
     return "'%s'" % str(value).replace("'", "''")
 
 
+class _DurationSQL(str):
+    """The SQL of a DurationField's side of an arithmetic expression
+    (format_for_duration_arithmetic): combine_duration_expression tells
+    the duration from the datetime by it."""
+
+
 class DatabaseOperations(BaseDatabaseOperations):
     cast_char_field_without_max_length = "text"
     cast_data_types = {
@@ -271,21 +277,34 @@ class DatabaseOperations(BaseDatabaseOperations):
         return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):
+        lhs, rhs = sub_expressions
+        if connector == "*":
+            # a number times a duration (microseconds): a duration
+            return "(%s * %s)" % (lhs, rhs)
+        if connector == "/":
+            # a duration over a number, not cut to an integer: the
+            # converter rounds the microseconds as timedelta / x does
+            return "(%s / CAST(%s AS real))" % (lhs, rhs)
         # datetime +/- duration: BSON date arithmetic is in milliseconds,
-        # durations are stored in microseconds
+        # durations are stored in microseconds; the duration is the side
+        # format_for_duration_arithmetic marked (either side of a +)
         if connector not in ("+", "-"):
             raise NotSupportedError("%s on a duration" % connector)
-        lhs, rhs = sub_expressions
-        return "(%s %s (%s / 1000))" % (lhs, connector, rhs)
+        if not isinstance(lhs, _DurationSQL):
+            rhs = "(%s / 1000)" % rhs
+        else:
+            lhs = "(%s / 1000)" % lhs
+        return "(%s %s %s)" % (lhs, connector, rhs)
 
     def format_for_duration_arithmetic(self, sql):
-        return sql
+        return _DurationSQL(sql)
 
     def subtract_temporals(self, internal_type, lhs, rhs):
         lhs_sql, lhs_params = lhs
         rhs_sql, rhs_params = rhs
         if internal_type == "TimeField":
-            raise NotSupportedError("subtracting TimeFields (stored as ISO text)")
+            # ISO text: each side as microseconds since midnight
+            return "(TIME_US(%s) - TIME_US(%s))" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
         return "((%s - %s) * 1000)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
 
     # ---- Python -> BSON (the driver binds these types natively) ----
@@ -414,4 +433,6 @@ class DatabaseOperations(BaseDatabaseOperations):
             return value
         if isinstance(value, str):
             return parse_duration(value)
+        if isinstance(value, decimal.Decimal):  # a duration times a DecimalField
+            value = float(value)
         return super().convert_durationfield_value(value, expression, connection)

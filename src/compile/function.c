@@ -410,6 +410,12 @@ static const struct {
                       "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
                       "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
                       "'000']}]}", true},
+   /* TIME_US(t): a TimeField's ISO text "HH:MM:SS[.ffffff]" as microseconds
+    * since midnight (Django's subtraction of two TimeFields: a duration) */
+   {"TIME_US", 1, 1, NULL, "{'$add': [{'$multiply': [{'$toLong': {'$substrCP': ['@0', 0, 2]}}, 3600000000]}, "
+                  "{'$multiply': [{'$toLong': {'$substrCP': ['@0', 3, 2]}}, 60000000]}, "
+                  "{'$multiply': [{'$toLong': {'$substrCP': ['@0', 6, 2]}}, 1000000]}, "
+                  "{'$toLong': {'$substrCP': [{'$concat': ['@0', '.000000']}, 9, 6]}}]}", true},
    /* UUID_TEXT(x): a UUID (binData subtype 4) as its canonical text
     * "550e8400-e29b-...", PostgreSQL's uuid::text (Django's text lookups on
     * a UUIDField: djongo/operations.py, lookup_cast); text stays text.

@@ -148,6 +148,17 @@ def test_cast_to_time(cur):
     assert cur.fetchall() == [("12:42:10.234000",), ("07:05:00",), ("10:11:12",), (None,)]
 
 
+def test_time_text_as_microseconds(cur):
+    # TIME_US: a TimeField's ISO text as microseconds since midnight (the
+    # subtraction of two TimeFields, a DurationField in microseconds)
+    for v in ("10:11:12", "23:59:59.999999", "00:00:00.000500", None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT TIME_US("x"."v"), TIME_US("x"."v") - TIME_US(%s) FROM "x" ORDER BY "x"."id"', ["10:11:12"])
+    day = 86400 * 10**6
+    assert cur.fetchall() == [(36672 * 10**6, 0), (day - 1, day - 1 - 36672 * 10**6), (500, 500 - 36672 * 10**6),
+                              (None, None)]
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
