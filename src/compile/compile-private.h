@@ -89,6 +89,7 @@ typedef struct cx {
    const dj_expr_t *wins[CX_MAX_WINDOWS];
    int nwins;
    dj_mql_t *out;
+   const dj_catalog_t *catalog; /* borrowed; NULL: no catalog (dj_plan_bind) */
 } cx_t;
 
 /* key buffer for array elements */

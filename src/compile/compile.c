@@ -120,6 +120,13 @@ bool
 dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params, int nparams, dj_mql_t *out,
               bson_error_t *error)
 {
+   return dj_plan_bind_catalog (plan, db, NULL, params, nparams, out, error);
+}
+
+bool
+dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
+                      int nparams, dj_mql_t *out, bson_error_t *error)
+{
    const dj_sql_stmt_t *st = plan->stmt;
    bool ok;
 
@@ -129,7 +136,7 @@ dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params,
    }
    memset (out, 0, sizeof *out);
    out->stmt = st->kind;
-   cx_t cx = {.params = params, .nparams = nparams, .db = db ? db : "test", .error = error, .out = out};
+   cx_t cx = {.params = params, .nparams = nparams, .db = db ? db : "test", .error = error, .out = out, .catalog = catalog};
    if (error) {
       memset (error, 0, sizeof *error);
    }

@@ -146,6 +146,11 @@ void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
  *  calls check_constraints()). Checks already deferred to COMMIT stay. */
 void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
 
+/** The catalog dj_plan_bind_catalog asks: the columns CREATE/ALTER TABLE
+ *  recorded for each table (its entry), read through @p x's table cache.
+ *  Valid while @p x lives. */
+dj_catalog_t dj_exec_catalog (dj_exec_t *x);
+
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);
 void dj_exec_destroy (dj_exec_t *x);

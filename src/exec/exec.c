@@ -1255,6 +1255,32 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    return ok;
 }
 
+/* dj_catalog_t.has_column over the table entries; an entry that cannot be
+ * read counts as unknown (false): the compiler then asks for a qualifier. */
+static bool
+catalog_has_column (void *ctx, const char *table, const char *column)
+{
+   bson_iter_t it, c;
+   bson_error_t error;
+   bool found;
+   if (!exec_entry_field (ctx, table, "columns", &it, &found, &error) || !found || !BSON_ITER_HOLDS_ARRAY (&it) ||
+       !bson_iter_recurse (&it, &c)) {
+      return false;
+   }
+   while (bson_iter_next (&c)) {
+      if (BSON_ITER_HOLDS_UTF8 (&c) && !strcmp (bson_iter_utf8 (&c, NULL), column)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+dj_catalog_t
+dj_exec_catalog (dj_exec_t *x)
+{
+   return (dj_catalog_t) {.has_column = catalog_has_column, .ctx = x};
+}
+
 bool
 dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *params, int nparams, dj_result_t *out,
              bson_error_t *error)
@@ -1264,7 +1290,8 @@ dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *para
    if (!plan) {
       return false;
    }
-   bool ok = dj_plan_bind (plan, x->db, params, nparams, &m, error);
+   dj_catalog_t catalog = dj_exec_catalog (x);
+   bool ok = dj_plan_bind_catalog (plan, x->db, &catalog, params, nparams, &m, error);
    if (ok) {
       ok = dj_exec_run (x, &m, out, error);
       dj_mql_cleanup (&m);

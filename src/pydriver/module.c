@@ -742,7 +742,8 @@ Connection_insertmany (ConnectionObject *self, PyObject *args)
          int n = 0;
          dj_mql_t m;
          ok = bind_params (PySequence_Fast_GET_ITEM (fast, i), &holder, &values, &n);
-         if (ok && !(ok = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error))) {
+         dj_catalog_t catalog = dj_exec_catalog (self->exec);
+         if (ok && !(ok = dj_plan_bind_catalog (plan, dj_exec_db (self->exec), &catalog, values, n, &m, &error))) {
             map_error (&error);
          }
          bson_free (values);
@@ -855,7 +856,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    dj_plan_t *plan = dj_plan_cache_get (g_plans, sql, (size_t) sql_len, &error);
    ok = plan != NULL;
    if (ok) {
-      ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
+      dj_catalog_t catalog = dj_exec_catalog (self->exec);
+      ok = bound = dj_plan_bind_catalog (plan, dj_exec_db (self->exec), &catalog, values, n, &m, &error);
       dj_plan_release (plan);
    }
    if (ok) {

@@ -286,6 +286,12 @@ QUERIES = [
     ('SELECT "s"."k", "s"."c" FROM (SELECT "e"."blog_id" AS "k", COUNT("e"."n") AS "c" FROM "entry" "e" '
      'GROUP BY "e"."blog_id") "s" WHERE "s"."c" >= %s ORDER BY "s"."k"', [1], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT -1 OFFSET %s', [4], True),
+    # an unqualified column over a join is the one table's that records it (Django's extra(select=...) and
+    # RawSQL name columns so): headline and n only in entry, rating only in blog
+    ('SELECT "e"."id", (n * 2) AS "twice", rating FROM "entry" "e" INNER JOIN "blog" "b" ON ("e"."blog_id" = '
+     '"b"."id") WHERE headline IS NOT NULL ORDER BY "e"."id"', [], True),
+    ('SELECT "e"."id", name FROM "entry" "e" LEFT OUTER JOIN "blog" "b" ON ("e"."blog_id" = "b"."id") '
+     'WHERE rating > %s OR n > %s ORDER BY "e"."id"', [1, 2], True),
     # Django's QUALIFY emulation (a filter on a window function): a derived table's column named through a
     # SELECT * FROM (derived) WHERE ... in between
     ('SELECT "upper1" FROM (SELECT * FROM (SELECT UPPER("e"."headline") AS "upper1", RANK() OVER (PARTITION BY '
