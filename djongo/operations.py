@@ -251,7 +251,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         start = self._TIME_PARTS.get(lookup_type)
         if start is None:
             raise NotSupportedError("extracting %s from a TimeField (stored as ISO text)" % lookup_type)
-        return "CAST(SUBSTR(%s, %d, 2) AS integer)" % (sql, start), params
+        # (a datetime given where a time is meant is its UTC time: CAST AS time)
+        return "CAST(SUBSTR(CAST(%s AS time), %d, 2) AS integer)" % (sql, start), params
 
     def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
         return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
@@ -274,6 +275,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         if keep is None:
             raise NotSupportedError("truncating a TimeField to %s" % lookup_type)
         n, rest = keep
+        # ISO text; a datetime (TruncHour(Now(), output_field=TimeField()))
+        # is its UTC time first, not the text of the whole date
+        sql = "CAST(%s AS time)" % sql
         return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):
