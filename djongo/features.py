@@ -141,6 +141,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
         "PositiveBigIntegerField": "PositiveBigIntegerField",
         "PositiveIntegerField": "PositiveIntegerField",
         "PositiveSmallIntegerField": "PositiveSmallIntegerField",
+        # a SmallAutoField's column is integer AUTOINCREMENT (base.py
+        # data_types, as SQLite's): it introspects as an AutoField
+        "SmallAutoField": "AutoField",
         "TimeField": "TimeField",
         "UUIDField": "UUIDField",
     }
