@@ -97,17 +97,20 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         out = []
         for name in columns:
             t = types.get(name) or "text"
-            size = None
+            size = precision = scale = None
             if "(" in t:
                 try:
-                    size = int(t.split("(")[1].split(")")[0].split(",")[0])
+                    args = [int(a) for a in t.split("(")[1].split(")")[0].split(",")]
                 except ValueError:
-                    size = None
+                    args = []
+                size = args[0] if args else None
+                if t.lower().startswith(("decimal", "numeric")) and len(args) == 2:
+                    precision, scale = args  # decimal(p, s): inspectdb's max_digits, decimal_places
             # display_size carries varchar(n)'s n: inspectdb's max_length
             # a recorded DEFAULT as SQL text, as SQLite's PRAGMA table_info gives it
             default = sql_literal(defaults[name]) if name in defaults else None
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, default,
-                                 collations.get(name), name == pk, name in generated))
+            out.append(FieldInfo(name, t.lower(), size, size, precision, scale, name != pk and name not in notnull,
+                                 default, collations.get(name), name == pk, name in generated))
         return out
 
     def _sample_columns(self, table_name):
