@@ -97,7 +97,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     has_select_for_update_skip_locked = False
     has_select_for_update_of = False
     has_select_for_no_key_update = False
-    supports_select_for_update_with_limit = False
+    supports_select_for_update_with_limit = True  # the claim takes the rows the LIMIT reads (compile/write.c)
     # AUTOINCREMENT counters are reset as SQLite's (operations.py,
     # sequence_reset_by_name_sql)
     supports_sequence_reset = True
