@@ -78,9 +78,10 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         return {d["table"]: d for d in reply["cursor"]["firstBatch"] if "table" in d}
 
     def get_table_list(self, cursor):
+        # a MongoDB view (CREATE VIEW: src/compile/view.c) is a view, "v"
         reply = self.connection.command({"listCollections": 1, "nameOnly": True})
-        names = sorted(c["name"] for c in reply["cursor"]["firstBatch"])
-        return [TableInfo(n, "t") for n in names if n != TABLES and not n.startswith("system.")]
+        kinds = {c["name"]: "v" if c.get("type") == "view" else "t" for c in reply["cursor"]["firstBatch"]}
+        return [TableInfo(n, kinds[n]) for n in sorted(kinds) if n != TABLES and not n.startswith("system.")]
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
@@ -151,12 +152,14 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         one CREATE TABLE made for PRIMARY KEY (named <table>_<column>_pk) is
         the primary key; _id_ (MongoDB's own) is left out. CHECK and FOREIGN
         KEY constraints come from the table's entry (checks, fks)."""
+        entry = self._entries().get(table_name) or {}
+        if entry.get("view"):
+            return {}  # a view (CREATE VIEW) has no indexes: listIndexes refuses it
         try:
             reply = self.connection.command({"listIndexes": table_name})
         except self.connection.Database.DatabaseError:
             return {}
         out = {}
-        entry = self._entries().get(table_name) or {}
         for ck in entry.get("checks") or ():
             out[ck["name"]] = {"columns": list(ck["columns"]), "primary_key": False, "unique": False,
                                "foreign_key": None, "check": True, "index": False}

@@ -260,6 +260,8 @@ bool cx_has_window (const dj_select_t *s);
 bool cx_window_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n);
 
 bool cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st);
+/* CREATE VIEW v AS SELECT ... (view.c) */
+bool cx_compile_create_view (cx_t *cx, const dj_sql_stmt_t *st);
 bool cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st);
 /* write.c: the first command of SELECT ... FOR UPDATE, which claims the rows
  * (dj_mql_t.for_update) */

@@ -1016,7 +1016,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
    }
    switch (st->kind) {
    case DJ_STMT_CREATE_TABLE:
-      return create_table (cx, st);
+      return st->view ? cx_compile_create_view (cx, st) : create_table (cx, st);
    case DJ_STMT_DROP_TABLE:
       return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0) &&
              forget_table (cx, st->table);

@@ -275,6 +275,7 @@ struct dj_sql_stmt {
    dj_expr_t *conflict_where; /* ... DO UPDATE SET .. WHERE expr */
    bool for_update;    /* SELECT ... FOR UPDATE */
    bool explain;       /* EXPLAIN SELECT ...: the read's plan, not its rows */
+   bool view;          /* CREATE VIEW table AS select (kind CREATE_TABLE) */
    uint32_t for_update_pos; /* ... the offset of its FOR */
    void *arena_;       /* private: the arena owning everything */
 };

@@ -848,6 +848,14 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
    if (unique) {
       return sql_fail (p, "expected INDEX after CREATE UNIQUE");
    }
+   if (sql_accept_kw (p, "VIEW")) {
+      /* CREATE VIEW v AS SELECT ...: a MongoDB view (src/compile/view.c) */
+      st->kind = DJ_STMT_CREATE_TABLE;
+      st->view = true;
+      return (st->table = sql_parse_name (p, "a view name")) && sql_expect_kw (p, "AS") &&
+             (sql_is_kw (p, "SELECT") || p->tk == DJ_TK_LP || sql_fail (p, "expected SELECT after AS")) &&
+             (st->select = sql_parse_select (p)) != NULL;
+   }
    if (!sql_expect_kw (p, "TABLE")) {
       return false;
    }
@@ -868,7 +876,8 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
 static bool
 parse_drop (parser_t *p, dj_sql_stmt_t *st)
 {
-   if (sql_accept_kw (p, "TABLE")) {
+   if (sql_accept_kw (p, "TABLE") || sql_accept_kw (p, "VIEW")) {
+      /* a view is dropped as a table is: its collection and its entry */
       st->kind = DJ_STMT_DROP_TABLE;
    } else if (sql_accept_kw (p, "INDEX")) {
       st->kind = DJ_STMT_DROP_INDEX;

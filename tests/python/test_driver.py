@@ -159,6 +159,21 @@ def test_time_text_as_microseconds(cur):
                               (None, None)]
 
 
+def test_views(cur):
+    # CREATE VIEW: a MongoDB view whose documents are the SELECT's columns
+    # (read by name and by *); DROP VIEW removes it
+    for v in ("a", "bb", None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('CREATE VIEW "xv" AS SELECT "x"."id" AS "key", LENGTH("x"."v") AS "len" FROM "x" WHERE "x"."v" IS NOT NULL')
+    cur.execute('SELECT "xv"."len" FROM "xv" WHERE "xv"."key" > %s', [1])
+    assert cur.fetchall() == [(2,)]
+    cur.execute('SELECT * FROM "xv" ORDER BY "xv"."key"')
+    assert [d[0] for d in cur.description] == ["key", "len"] and cur.fetchall() == [(1, 1), (2, 2)]
+    cur.execute('DROP VIEW "xv"')
+    with pytest.raises(driver.DatabaseError):
+        cur.execute('SELECT "xv"."len" FROM "xv"')
+
+
 def test_cursor_protocol(cur):
     cur.executemany('INSERT INTO "x" ("v") VALUES (%s)', [["a"], ["b"], [None]])
     assert cur.rowcount == 3 and cur.description is None
