@@ -12,7 +12,9 @@ from django.db.backends.base.introspection import TableInfo
 
 from djongo.operations import sql_literal
 
-# pk: the primary key column; generated: a stored generated column
+# pk: the primary key column that numbers itself (the entry's AUTOINCREMENT
+# column: get_field_type makes it an AutoField; a column of a composite or
+# a plain integer primary key is not one); generated: a stored generated column
 # (GENERATED ALWAYS AS (e) STORED, Django's GeneratedField): the entry's
 # `generated` holds e, compiled (src/compile/ddl.c)
 FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk", "generated"))
@@ -95,6 +97,7 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         else:
             columns, types = self._sample_columns(table_name)
         pk = self.get_primary_key_column(cursor, table_name)
+        auto = (entry or {}).get("auto") if entry and "columns" in entry else pk
         out = []
         for name in columns:
             t = types.get(name) or "text"
@@ -111,7 +114,7 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
             # a recorded DEFAULT as SQL text, as SQLite's PRAGMA table_info gives it
             default = sql_literal(defaults[name]) if name in defaults else None
             out.append(FieldInfo(name, t.lower(), size, size, precision, scale, name != pk and name not in notnull,
-                                 default, collations.get(name), name == pk, name in generated))
+                                 default, collations.get(name), name == auto, name in generated))
         return out
 
     def _sample_columns(self, table_name):
