@@ -68,8 +68,10 @@ from djongo._exceptions import (DatabaseError, DataError, Error, IntegrityError,
                                 InternalError, NotSupportedError, OperationalError, ProgrammingError, Warning)
 from djongo import _driver  # noqa: E402
 
+import collections.abc as _abc
 import datetime as _dt
 import logging as _logging
+import re as _re
 import time as _time
 
 # DEBUG: each statement with the MongoDB commands it ran
@@ -77,7 +79,38 @@ _log = _logging.getLogger("djongo")
 
 apilevel = "2.0"
 threadsafety = 1  # threads may share the module, not connections
-paramstyle = "format"
+paramstyle = "format"  # and pyformat: parameters given as a mapping (_pyformat)
+
+_PYFORMAT = _re.compile(r"%%|%\(([^)]*)\)s")
+
+
+def _pyformat(sql, params):
+    """paramstyle pyformat -- %(name)s placeholders and a mapping, which
+    Django's backends accept beside %s (features.supports_paramstyle_pyformat)
+    -- as format: each %(name)s becomes %s and its value the next in the
+    list (a name may come twice); %% stays as it is."""
+    values = []
+
+    def placeholder(m):
+        if m.group(1) is None:
+            return "%%"
+        try:
+            values.append(params[m.group(1)])
+        except KeyError:
+            raise ProgrammingError("no parameter named %r in the mapping" % m.group(1)) from None
+        return "%s"
+
+    return _PYFORMAT.sub(placeholder, sql), values
+
+
+def _bind(sql, params):
+    """(sql, params) as the C driver takes them: a list or tuple, or None."""
+    if isinstance(params, _abc.Mapping):
+        return _pyformat(sql, params)
+    if params is not None and not isinstance(params, (list, tuple)):
+        raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s) or a mapping "
+                               "(paramstyle 'pyformat': %(name)s)")
+    return sql, params
 
 # PEP 249 constructors: the Python values the driver binds (see _driver.c)
 Date = _dt.date
@@ -314,8 +347,7 @@ class Cursor:
 
     def execute(self, sql, params=None):
         self._check()
-        if params is not None and not isinstance(params, (list, tuple)):
-            raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
+        sql, params = _bind(sql, params)
         c = self.connection._c
         logging = _log.isEnabledFor(_logging.DEBUG)
         if logging:
@@ -338,9 +370,11 @@ class Cursor:
         anything else runs row by row."""
         self._check()
         seq = seq_of_params if isinstance(seq_of_params, (list, tuple)) else list(seq_of_params)
+        if seq and isinstance(seq[0], _abc.Mapping):
+            bound = [_bind(sql, params) for params in seq]
+            sql, seq = bound[0][0], [params for _, params in bound]
         for params in seq:
-            if params is not None and not isinstance(params, (list, tuple)):
-                raise ProgrammingError("parameters must be a list or tuple (paramstyle 'format': %s)")
+            _bind(sql, params)
         done = self.connection._c.insertmany(sql, seq) if seq else None
         if done is not None:
             self.rowcount, self.lastrowid = done

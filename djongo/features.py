@@ -2,11 +2,21 @@
 ORM read these). Where the answer differs between the embedded engine and a
 MongoDB server, it is a property that asks the connection."""
 from django.db.backends.base.features import BaseDatabaseFeatures
+from django.db.utils import InterfaceError
 from django.utils.functional import cached_property
 
 
 class DatabaseFeatures(BaseDatabaseFeatures):
     minimum_database_version = None
+    # a closed cursor's execute() raises InterfaceError (djongo/driver.py
+    # Cursor._check), as psycopg's does
+    closed_cursor_error_class = InterfaceError
+    # QuerySet.explain(): MongoDB's explain (queryPlanner) of the read, as
+    # JSON text whatever the format asked (operations.explain_prefix)
+    supports_explaining_query_execution = True
+    # CAST(datetime AS time) keeps what a BSON date holds: milliseconds
+    time_cast_precision = 3
+    supported_explain_formats = {"JSON"}
     # Transactions: the engine has them (begun at an atomic block's first
     # statement: a read snapshot until the first write takes the write lock,
     # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB
@@ -87,8 +97,10 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     has_select_for_update_skip_locked = False
     has_select_for_update_of = False
     has_select_for_no_key_update = False
-    supports_select_for_update_with_limit = False
-    supports_sequence_reset = False
+    supports_select_for_update_with_limit = True  # the claim takes the rows the LIMIT reads (compile/write.c)
+    # AUTOINCREMENT counters are reset as SQLite's (operations.py,
+    # sequence_reset_by_name_sql)
+    supports_sequence_reset = True
     # a Subquery/Exists GROUP BY key is looked up per row before $group (src/compile/select.c)
     supports_subqueries_in_group_by = True
     supports_tuple_lookups = False
@@ -100,7 +112,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_comments = False
     supports_comments_inline = False
     supports_stored_generated_columns = True
-    supports_virtual_generated_columns = False
+    # a VIRTUAL generated column is computed by each write of its row, as a
+    # STORED one (src/compile/ddl.c, generated_expr, says why that is exact)
+    supports_virtual_generated_columns = True
     # Collate(expr, name) and a column's db_collation (djongo/collations.py)
     # in comparisons and ORDER BY: sort keys under an ICU collation, on the
     # embedded engine (src/compile/function.c names them: binary or C,
@@ -110,7 +124,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_collation_on_charfield = True
     supports_collation_on_textfield = True
     supports_non_deterministic_collations = False
-    supports_paramstyle_pyformat = False
+    supports_paramstyle_pyformat = True  # djongo/driver.py, _pyformat
     supports_unlimited_charfield = True
     ignores_table_name_case = False
     can_clone_databases = True
@@ -127,6 +141,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
         "PositiveBigIntegerField": "PositiveBigIntegerField",
         "PositiveIntegerField": "PositiveIntegerField",
         "PositiveSmallIntegerField": "PositiveSmallIntegerField",
+        # a SmallAutoField's column is integer AUTOINCREMENT (base.py
+        # data_types, as SQLite's): it introspects as an AutoField
+        "SmallAutoField": "AutoField",
         "TimeField": "TimeField",
         "UUIDField": "UUIDField",
     }

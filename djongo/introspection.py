@@ -10,7 +10,11 @@ from django.db.backends.base.introspection import BaseDatabaseIntrospection
 from django.db.backends.base.introspection import FieldInfo as BaseFieldInfo
 from django.db.backends.base.introspection import TableInfo
 
-# pk: the primary key column; generated: a stored generated column
+from djongo.operations import sql_literal
+
+# pk: the primary key column that numbers itself (the entry's AUTOINCREMENT
+# column: get_field_type makes it an AutoField; a column of a composite or
+# a plain integer primary key is not one); generated: a stored generated column
 # (GENERATED ALWAYS AS (e) STORED, Django's GeneratedField): the entry's
 # `generated` holds e, compiled (src/compile/ddl.c)
 FieldInfo = namedtuple("FieldInfo", BaseFieldInfo._fields + ("pk", "generated"))
@@ -76,33 +80,41 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         return {d["table"]: d for d in reply["cursor"]["firstBatch"] if "table" in d}
 
     def get_table_list(self, cursor):
+        # a MongoDB view (CREATE VIEW: src/compile/view.c) is a view, "v"
         reply = self.connection.command({"listCollections": 1, "nameOnly": True})
-        names = sorted(c["name"] for c in reply["cursor"]["firstBatch"])
-        return [TableInfo(n, "t") for n in names if n != TABLES and not n.startswith("system.")]
+        kinds = {c["name"]: "v" if c.get("type") == "view" else "t" for c in reply["cursor"]["firstBatch"]}
+        return [TableInfo(n, kinds[n]) for n in sorted(kinds) if n != TABLES and not n.startswith("system.")]
 
     def get_table_description(self, cursor, table_name):
         entry = self._entries().get(table_name)
-        notnull, generated, collations = set(), {}, {}
+        notnull, generated, collations, defaults = set(), {}, {}, {}
         if entry and "columns" in entry:
             generated = entry.get("generated") or {}
             collations = entry.get("collations") or {}
+            defaults = entry.get("defaults") or {}
             columns, types = entry["columns"], entry.get("types") or {}
             notnull = set(entry.get("notnull") or ())
         else:
             columns, types = self._sample_columns(table_name)
         pk = self.get_primary_key_column(cursor, table_name)
+        auto = (entry or {}).get("auto") if entry and "columns" in entry else pk
         out = []
         for name in columns:
             t = types.get(name) or "text"
-            size = None
+            size = precision = scale = None
             if "(" in t:
                 try:
-                    size = int(t.split("(")[1].split(")")[0].split(",")[0])
+                    args = [int(a) for a in t.split("(")[1].split(")")[0].split(",")]
                 except ValueError:
-                    size = None
+                    args = []
+                size = args[0] if args else None
+                if t.lower().startswith(("decimal", "numeric")) and len(args) == 2:
+                    precision, scale = args  # decimal(p, s): inspectdb's max_digits, decimal_places
             # display_size carries varchar(n)'s n: inspectdb's max_length
-            out.append(FieldInfo(name, t.lower(), size, size, None, None, name != pk and name not in notnull, None,
-                                 collations.get(name), name == pk, name in generated))
+            # a recorded DEFAULT as SQL text, as SQLite's PRAGMA table_info gives it
+            default = sql_literal(defaults[name]) if name in defaults else None
+            out.append(FieldInfo(name, t.lower(), size, size, precision, scale, name != pk and name not in notnull,
+                                 default, collations.get(name), name == auto, name in generated))
         return out
 
     def _sample_columns(self, table_name):
@@ -143,12 +155,14 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         one CREATE TABLE made for PRIMARY KEY (named <table>_<column>_pk) is
         the primary key; _id_ (MongoDB's own) is left out. CHECK and FOREIGN
         KEY constraints come from the table's entry (checks, fks)."""
+        entry = self._entries().get(table_name) or {}
+        if entry.get("view"):
+            return {}  # a view (CREATE VIEW) has no indexes: listIndexes refuses it
         try:
             reply = self.connection.command({"listIndexes": table_name})
         except self.connection.Database.DatabaseError:
             return {}
         out = {}
-        entry = self._entries().get(table_name) or {}
         for ck in entry.get("checks") or ():
             out[ck["name"]] = {"columns": list(ck["columns"]), "primary_key": False, "unique": False,
                                "foreign_key": None, "check": True, "index": False}

@@ -43,6 +43,12 @@ def sql_literal(value, binary=True):
     return "'%s'" % str(value).replace("'", "''")
 
 
+class _DurationSQL(str):
+    """The SQL of a DurationField's side of an arithmetic expression
+    (format_for_duration_arithmetic): combine_duration_expression tells
+    the duration from the datetime by it."""
+
+
 class DatabaseOperations(BaseDatabaseOperations):
     cast_char_field_without_max_length = "text"
     cast_data_types = {
@@ -63,7 +69,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         "CharField": "text",
         "TextField": "text",
     }
-    explain_prefix = None
+    # QuerySet.explain(): the read in MongoDB's explain command, its reply
+    # as JSON text (src/compile/compile.c, explain_read)
+    explain_prefix = "EXPLAIN"
 
     # ---- names and statements ----
 
@@ -100,7 +108,28 @@ class DatabaseOperations(BaseDatabaseOperations):
                         tables.add(child)
                         todo.append(child)
             tables = sorted(tables)
-        return ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
+        sql = ["%s %s;" % (style.SQL_KEYWORD("DELETE FROM"), style.SQL_FIELD(self.quote_name(t))) for t in tables]
+        if reset_sequences:
+            sql.extend(self.sequence_reset_by_name_sql(style, [{"table": t} for t in tables]))
+        return sql
+
+    def sequence_reset_by_name_sql(self, style, sequences):
+        """An AUTOINCREMENT counter is the "seq" of its table's entry in
+        __djongo_tables (src/exec/exec.c, take_ids), as SQLite's is in
+        sqlite_sequence: resetting it is SQLite's statement on that entry.
+        Django resets the tables it has just emptied (flush, a
+        TransactionTestCase with reset_sequences); the ids explicit INSERTs
+        give move the counter on by themselves (sequence_reset_sql has
+        nothing to do)."""
+        from djongo.introspection import TABLES  # introspection imports this module
+
+        if not sequences:
+            return []
+        return ["%s %s %s %s = 0 %s %s %s (%s);" % (
+            style.SQL_KEYWORD("UPDATE"), style.SQL_TABLE(self.quote_name(TABLES)), style.SQL_KEYWORD("SET"),
+            style.SQL_FIELD(self.quote_name("seq")), style.SQL_KEYWORD("WHERE"),
+            style.SQL_FIELD(self.quote_name("table")), style.SQL_KEYWORD("IN"),
+            ", ".join(sql_literal(seq["table"]) for seq in sequences))]
 
     def last_insert_id(self, cursor, table_name, pk_name):
         return cursor.lastrowid
@@ -149,6 +178,10 @@ class DatabaseOperations(BaseDatabaseOperations):
         # PostgreSQL (x::text): a regular expression only matches strings
         if lookup_type in ("iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith",
                            "regex", "iregex") and internal_type not in self._TEXT_TYPES:
+            if internal_type == "UUIDField":
+                # a UUID's canonical text, with its dashes, as PostgreSQL's
+                # uuid::text (a native UUID type: has_native_uuid_field)
+                return "UUID_TEXT(%s)"
             return "CAST(%s AS text)"
         return "%s"
 
@@ -175,6 +208,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         if not params:
             return sql if params is None else sql.replace("%%", "%")
         try:
+            if isinstance(params, dict):  # paramstyle pyformat: %(name)s
+                return sql % {k: sql_literal(v) for k, v in params.items()}
             return sql % tuple(sql_literal(p) for p in params)
         except (TypeError, ValueError):  # a placeholder count Django did not make
             return "%s -- params %r" % (sql, tuple(params))
@@ -205,7 +240,9 @@ class DatabaseOperations(BaseDatabaseOperations):
         tz = self._tz(tzname)
         if tz is None:
             return self.date_extract_sql(lookup_type, sql, params)
-        return "DATE_PART(%%s, %s, %%s)" % sql, (lookup_type.lower(), *params, tz)
+        # a name Django does not know is a ValueError before any SQL, as
+        # without a time zone (and as PostgreSQL's backend does)
+        return "DATE_PART(%%s, %s, %%s)" % sql, (self._extract_field(lookup_type).lower(), *params, tz)
 
     # A TimeField is ISO text "HH:MM:SS[.ffffff]": its parts are substrings
     _TIME_PARTS = {"hour": 1, "minute": 4, "second": 7}
@@ -214,7 +251,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         start = self._TIME_PARTS.get(lookup_type)
         if start is None:
             raise NotSupportedError("extracting %s from a TimeField (stored as ISO text)" % lookup_type)
-        return "CAST(SUBSTR(%s, %d, 2) AS integer)" % (sql, start), params
+        # (a datetime given where a time is meant is its UTC time: CAST AS time)
+        return "CAST(SUBSTR(CAST(%s AS time), %d, 2) AS integer)" % (sql, start), params
 
     def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
         return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
@@ -237,24 +275,40 @@ class DatabaseOperations(BaseDatabaseOperations):
         if keep is None:
             raise NotSupportedError("truncating a TimeField to %s" % lookup_type)
         n, rest = keep
+        # ISO text; a datetime (TruncHour(Now(), output_field=TimeField()))
+        # is its UTC time first, not the text of the whole date
+        sql = "CAST(%s AS time)" % sql
         return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):
+        lhs, rhs = sub_expressions
+        if connector == "*":
+            # a number times a duration (microseconds): a duration
+            return "(%s * %s)" % (lhs, rhs)
+        if connector == "/":
+            # a duration over a number, not cut to an integer: the
+            # converter rounds the microseconds as timedelta / x does
+            return "(%s / CAST(%s AS real))" % (lhs, rhs)
         # datetime +/- duration: BSON date arithmetic is in milliseconds,
-        # durations are stored in microseconds
+        # durations are stored in microseconds; the duration is the side
+        # format_for_duration_arithmetic marked (either side of a +)
         if connector not in ("+", "-"):
             raise NotSupportedError("%s on a duration" % connector)
-        lhs, rhs = sub_expressions
-        return "(%s %s (%s / 1000))" % (lhs, connector, rhs)
+        if not isinstance(lhs, _DurationSQL):
+            rhs = "(%s / 1000)" % rhs
+        else:
+            lhs = "(%s / 1000)" % lhs
+        return "(%s %s %s)" % (lhs, connector, rhs)
 
     def format_for_duration_arithmetic(self, sql):
-        return sql
+        return _DurationSQL(sql)
 
     def subtract_temporals(self, internal_type, lhs, rhs):
         lhs_sql, lhs_params = lhs
         rhs_sql, rhs_params = rhs
         if internal_type == "TimeField":
-            raise NotSupportedError("subtracting TimeFields (stored as ISO text)")
+            # ISO text: each side as microseconds since midnight
+            return "(TIME_US(%s) - TIME_US(%s))" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
         return "((%s - %s) * 1000)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
 
     # ---- Python -> BSON (the driver binds these types natively) ----
@@ -267,14 +321,14 @@ class DatabaseOperations(BaseDatabaseOperations):
             return value
         if timezone.is_aware(value):
             if not settings.USE_TZ:
-                raise ValueError("djongo does not support timezone-aware datetimes when USE_TZ is False.")
+                raise ValueError("djongo backend does not support timezone-aware datetimes when USE_TZ is False.")
         return value
 
     def adapt_timefield_value(self, value):
         if value is None or hasattr(value, "resolve_expression"):
             return value
         if timezone.is_aware(value):
-            raise ValueError("djongo does not support timezone-aware times.")
+            raise ValueError("djongo backend does not support timezone-aware times.")
         return value.isoformat()
 
     def adapt_decimalfield_value(self, value, max_digits=None, decimal_places=None):
@@ -385,4 +439,6 @@ class DatabaseOperations(BaseDatabaseOperations):
             return value
         if isinstance(value, str):
             return parse_duration(value)
+        if isinstance(value, decimal.Decimal):  # a duration times a DecimalField
+            value = float(value)
         return super().convert_durationfield_value(value, expression, connection)

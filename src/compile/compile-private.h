@@ -89,6 +89,7 @@ typedef struct cx {
    const dj_expr_t *wins[CX_MAX_WINDOWS];
    int nwins;
    dj_mql_t *out;
+   const dj_catalog_t *catalog; /* borrowed; NULL: no catalog (dj_plan_bind) */
 } cx_t;
 
 /* key buffer for array elements */
@@ -104,6 +105,7 @@ const char *cx_idx (cx_idx_t *k, uint32_t i);
 bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_GNUC_PRINTF (4, 5);
 #define cx_unsupported(cx, pos, ...) cx_fail ((cx), DJ_SQL_UNSUPPORTED, (pos), __VA_ARGS__)
 #define cx_param_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_PARAMS, (pos), __VA_ARGS__)
+#define cx_value_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_VALUE, (pos), __VA_ARGS__)
 
 /* Is e a constant once parameters are bound (literal or %s)? */
 bool cx_is_const (const dj_expr_t *e);
@@ -261,6 +263,8 @@ bool cx_has_window (const dj_select_t *s);
 bool cx_window_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n);
 
 bool cx_compile_select (cx_t *cx, const dj_sql_stmt_t *st);
+/* CREATE VIEW v AS SELECT ... (view.c) */
+bool cx_compile_create_view (cx_t *cx, const dj_sql_stmt_t *st);
 bool cx_compile_write (cx_t *cx, const dj_sql_stmt_t *st);
 /* write.c: the first command of SELECT ... FOR UPDATE, which claims the rows
  * (dj_mql_t.for_update) */
@@ -276,5 +280,9 @@ void cx_add_column (cx_t *cx, const char *name, const char *path);
 /* A column the executor expands into `table`'s recorded columns, read under
  * `path` (dj_mql_column_t.star_table); named "<table>.*" until then. */
 void cx_add_star_column (cx_t *cx, const char *table, const char *path);
+/* s is SELECT * FROM (derived) [WHERE ...], whose columns are the derived
+ * table's as they are (c0, c1 ...): that derived SELECT, else NULL.
+ * Borrowed from s. (select.c) */
+const dj_select_t *cx_derived_star (const dj_select_t *s);
 
 #endif

@@ -93,9 +93,39 @@ cx_add_star_column (cx_t *cx, const char *table, const char *path)
    cx->out->columns[cx->out->ncolumns - 1].star_table = bson_strdup (table);
 }
 
+/* EXPLAIN: the compiled read wrapped in MongoDB's explain command, the
+ * plan being the one row (dj_mql_t.explain).
+ * https://www.mongodb.com/docs/manual/reference/command/explain/ */
+static bool
+explain_read (dj_mql_t *out)
+{
+   dj_mql_drop_claim (out);
+   bson_t *read = out->commands[out->ncommands - 1], *cmd = bson_new ();
+   BSON_APPEND_DOCUMENT (cmd, "explain", read);
+   BSON_APPEND_UTF8 (cmd, "verbosity", "queryPlanner");
+   bson_destroy (read);
+   out->commands[out->ncommands - 1] = cmd; /* owned */
+   for (int i = 0; i < out->ncolumns; i++) {
+      DJ_FREE (out->columns[i].name, out->columns[i].path, out->columns[i].star_table);
+   }
+   out->columns = bson_realloc (out->columns, sizeof *out->columns);
+   out->ncolumns = 1;
+   out->columns[0] = (dj_mql_column_t) {.name = bson_strdup ("QUERY PLAN"), .path = bson_strdup ("plan")};
+   out->star = false;
+   out->explain = true;
+   return true;
+}
+
 bool
 dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params, int nparams, dj_mql_t *out,
               bson_error_t *error)
+{
+   return dj_plan_bind_catalog (plan, db, NULL, params, nparams, out, error);
+}
+
+bool
+dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
+                      int nparams, dj_mql_t *out, bson_error_t *error)
 {
    const dj_sql_stmt_t *st = plan->stmt;
    bool ok;
@@ -106,13 +136,13 @@ dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params,
    }
    memset (out, 0, sizeof *out);
    out->stmt = st->kind;
-   cx_t cx = {.params = params, .nparams = nparams, .db = db ? db : "test", .error = error, .out = out};
+   cx_t cx = {.params = params, .nparams = nparams, .db = db ? db : "test", .error = error, .out = out, .catalog = catalog};
    if (error) {
       memset (error, 0, sizeof *error);
    }
    switch (st->kind) {
    case DJ_STMT_SELECT:
-      ok = cx_compile_select (&cx, st);
+      ok = cx_compile_select (&cx, st) && (!st->explain || explain_read (out));
       break;
    case DJ_STMT_INSERT:
    case DJ_STMT_UPDATE:

@@ -24,7 +24,7 @@
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
- *   ALTER TABLE t ALTER c [SET|DROP] DEFAULT           no command
+ *   ALTER TABLE t ALTER c SET DEFAULT v / DROP DEFAULT  the entry's defaults.c set / unset
  *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
  *                                          expression}; the executor computes c on every
  *                                          INSERT and UPDATE (src/exec/generated.c);
@@ -42,6 +42,7 @@
 
 #define DJ_TABLES DJ_TABLES_COLLECTION
 
+static bool update_default (cx_t *cx, const char *table, const dj_coldef_t *c);
 static bool update_table_columns (cx_t *cx, const char *table, const char *op, const char *from, const char *to,
                                   const char *type);
 
@@ -63,18 +64,18 @@ find_coldef (const dj_sql_stmt_t *st, const char *name)
 /* Per-column key kinds of index_spec (NULL: all ascending). */
 enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D, KEY_TEXT };
 
-/* A stored generated column, c GENERATED ALWAYS AS (e) STORED: e as an
- * aggregation expression over the row into gen[c] (a missing result stored
- * as NULL). SQLite and PostgreSQL give such a column no DEFAULT and no
- * PRIMARY KEY; a VIRTUAL one (computed when read) has no MongoDB
- * counterpart, and a subquery would read other rows. Parameters are bound
- * into the expression as values. */
+/* A generated column, c GENERATED ALWAYS AS (e) [STORED | VIRTUAL]: e as
+ * an aggregation expression over the row into gen[c] (a missing result
+ * stored as NULL). SQLite and PostgreSQL give such a column no DEFAULT and
+ * no PRIMARY KEY, and a subquery would read other rows. A VIRTUAL column
+ * (SQLite's default: computed when read) is stored as a STORED one is,
+ * computed by every INSERT and UPDATE of its row (src/exec/generated.c):
+ * MongoDB has no field computed when read, and since e reads only its own
+ * row's columns, the value its row's last write computed is the value a read
+ * would compute. Parameters are bound into the expression as values. */
 static bool
 generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
 {
-   if (!c->stored) {
-      return cx_unsupported (cx, c->generated->pos, "a VIRTUAL generated column (only STORED ones: GENERATED ALWAYS AS (...) STORED)");
-   }
    if (c->default_value || c->primary_key || c->autoincrement) {
       return cx_unsupported (cx, c->generated->pos, "a generated column with a DEFAULT, PRIMARY KEY or AUTOINCREMENT");
    }
@@ -578,6 +579,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       char *cf = bson_strdup_printf ("collations.%s", c->name);
       bool ok = constraint_indexes (cx, st) && update_table_columns (cx, st->table, "$push", c->name, NULL, c->type) &&
                 (!(c->not_null || c->primary_key) || update_entry (cx, st->table, "$addToSet", "notnull", c->name)) &&
+                (!c->default_value || cx_const_is_null (cx, c->default_value) || update_default (cx, st->table, c)) &&
                 (!c->collation || update_entry (cx, st->table, "$set", cf, c->collation)) && alter_add_constraints (cx, st);
       bson_free (cf);
       return ok;
@@ -642,6 +644,9 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       }
       if (c->not_null || c->drop_not_null) {
          return update_entry (cx, st->table, c->not_null ? "$addToSet" : "$pull", "notnull", c->name);
+      }
+      if (c->default_value || c->drop_default) {
+         return update_default (cx, st->table, c);
       }
       return true;
    }
@@ -837,6 +842,53 @@ drop_expr_index (cx_t *cx, const char *table, const char *index)
    return ok;
 }
 
+/* A column's DEFAULT v into defs as {c: v}, what the executor gives an
+ * INSERT that leaves c out (src/exec/defaults.c). Only a constant is kept
+ * (a parameter bound as one); DEFAULT NULL is nothing to record (a missing
+ * field reads as NULL), nor is an expression (Django's db_default=Now():
+ * Django's own INSERTs write its value, features.
+ * supports_default_keyword_in_insert; ADD COLUMN refuses one, as it would
+ * have to compute it for the existing rows). */
+static bool
+record_default (cx_t *cx, const dj_coldef_t *c, bson_t *defs)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_is_const (c->default_value)) {
+      return true;
+   }
+   if (!cx_const_value (cx, c->default_value, &tmp, &v)) {
+      return false;
+   }
+   return v->value_type == BSON_TYPE_NULL || BSON_APPEND_VALUE (defs, c->name, v);
+}
+
+/* ALTER TABLE: the entry's defaults.c set to c's DEFAULT, or unset (DROP
+ * DEFAULT, DEFAULT NULL). */
+static bool
+update_default (cx_t *cx, const char *table, const dj_coldef_t *c)
+{
+   bson_t defs = BSON_INITIALIZER;
+   bson_iter_t it;
+   char *df = bson_strdup_printf ("defaults.%s", c->name);
+   bool ok = c->drop_default || record_default (cx, c, &defs);
+   if (ok && bson_iter_init_find (&it, &defs, c->name)) {
+      bson_t u = BSON_INITIALIZER, set;
+      BSON_APPEND_DOCUMENT_BEGIN (&u, "$set", &set);
+      bson_append_iter (&set, df, -1, &it);
+      bson_append_document_end (&u, &set);
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': '@1', 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_DOC (&u)));
+      bson_destroy (&u);
+   } else if (ok) {
+      ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'$unset': {'@1': ''}}, 'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (df)));
+   }
+   bson_free (df);
+   bson_destroy (&defs);
+   return ok;
+}
+
 /* The table's entry in the tables collection: {table, columns: [names in
  * order], types: {name: declared type}, notnull: [NOT NULL columns], auto:
  * the AUTOINCREMENT column or null, seq: 0} (dj_exec.h says
@@ -885,11 +937,14 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bson_destroy (&notnull);
    /* the stored generated columns, in CREATE TABLE order: generated {c:
     * e}; the columns' collations: collations {c: name} */
-   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, extra = BSON_INITIALIZER;
+   bson_t gen = BSON_INITIALIZER, colls = BSON_INITIALIZER, defs = BSON_INITIALIZER, extra = BSON_INITIALIZER;
    for (int i = 0; ok && i < st->coldefs.n; i++) {
       const dj_coldef_t *c = st->coldefs.v[i];
       if (c->generated) {
          ok = generated_expr (cx, st->table, c, &gen);
+      }
+      if (ok && c->default_value) {
+         ok = record_default (cx, c, &defs);
       }
       if (ok && c->collation) {
          ok = known_collation (cx, c->collation);
@@ -902,12 +957,16 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    if (!bson_empty (&colls)) {
       BSON_APPEND_DOCUMENT (&extra, "collations", &colls);
    }
+   if (!bson_empty (&defs)) {
+      BSON_APPEND_DOCUMENT (&extra, "defaults", &defs);
+   }
    if (ok && !bson_empty (&extra)) {
       ok = update_many (cx, DJ_TABLES, "{'q': {'table': '@0'}, 'u': {'@1': '@2'}, 'multi': true}",
                         CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_DOC (&extra)));
    }
    bson_destroy (&gen);
    bson_destroy (&colls);
+   bson_destroy (&defs);
    bson_destroy (&extra);
    return ok;
 }
@@ -920,13 +979,17 @@ rename_entry_fields (cx_t *cx, const char *table, const char *from, const char *
 {
    char *gf = bson_strdup_printf ("generated.%s", from), *gt = bson_strdup_printf ("generated.%s", to);
    char *cf = bson_strdup_printf ("collations.%s", from), *ct = bson_strdup_printf ("collations.%s", to);
+   char *df = bson_strdup_printf ("defaults.%s", from), *dt = bson_strdup_printf ("defaults.%s", to);
    bool ok = update_many (cx, DJ_TABLES,
-                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6'}}, 'multi': true}",
-                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct)));
+                          "{'q': {'table': '@0'}, 'u': {'$rename': {'@1': '@2', '@3': '@4', '@5': '@6', '@7': '@8'}}, 'multi': true}",
+                          CX_ARGS (CX_STR (table), CX_STR (tf), CX_STR (tt), CX_STR (gf), CX_STR (gt), CX_STR (cf), CX_STR (ct),
+                                   CX_STR (df), CX_STR (dt)));
    bson_free (gf);
    bson_free (gt);
    bson_free (cf);
    bson_free (ct);
+   bson_free (df);
+   bson_free (dt);
    return ok;
 }
 
@@ -958,11 +1021,14 @@ update_table_columns (cx_t *cx, const char *table, const char *op, const char *f
    } else {
       /* a dropped generated column is no longer computed */
       char *gf = bson_strdup_printf ("generated.%s", from), *cf = bson_strdup_printf ("collations.%s", from);
+      char *df = bson_strdup_printf ("defaults.%s", from);
       ok = update_many (cx, DJ_TABLES,
-                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': ''}}, 'multi': true}",
-                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf)));
+                        "{'q': {'table': '@0'}, 'u': {'$pull': {'columns': '@1'}, '$unset': {'@2': '', '@3': '', '@4': '', '@5': ''}}, "
+                        "'multi': true}",
+                        CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (tf), CX_STR (gf), CX_STR (cf), CX_STR (df)));
       bson_free (gf);
       bson_free (cf);
+      bson_free (df);
    }
    bson_free (tf);
    bson_free (tt);
@@ -1011,7 +1077,7 @@ cx_compile_ddl (cx_t *cx, const dj_sql_stmt_t *st)
    }
    switch (st->kind) {
    case DJ_STMT_CREATE_TABLE:
-      return create_table (cx, st);
+      return st->view ? cx_compile_create_view (cx, st) : create_table (cx, st);
    case DJ_STMT_DROP_TABLE:
       return simple_command (cx, "drop", st->table, st->if_exists ? DJ_NamespaceNotFound : 0) &&
              forget_table (cx, st->table);

@@ -149,6 +149,11 @@ typedef struct {
                                  a MongoDB server has not; NULL for none. The
                                  executor refuses the statement on a server
                                  (dj_exec_set_engine_ops) */
+   bool explain;              /* EXPLAIN SELECT: commands[last] is {explain:
+                                 the read, verbosity: "queryPlanner"} (a
+                                 FOR UPDATE claim dropped); its one row is
+                                 the reply as JSON text, in the one column
+                                 "QUERY PLAN" */
    bool sync_checks;          /* ALTER TABLE: the executor rebuilds the
                                  collection's validator from the CHECKs in the
                                  table's entry (its `checks`) after the
@@ -193,6 +198,22 @@ const dj_sql_stmt_t *dj_plan_stmt (const dj_plan_t *plan);
  */
 bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *params, int nparams, dj_mql_t *out,
                    bson_error_t *error);
+
+/**
+ * What the compiler may ask about the tables: the executor's recorded
+ * columns (dj_exec_catalog). With it, an unqualified column in a query over
+ * several tables is the one table's that has it -- as SQL resolves it --
+ * where without it the compiler refuses to guess.
+ */
+typedef struct {
+   /* whether `table`'s recorded columns include `column` (false: no, or unknown) */
+   bool (*has_column) (void *ctx, const char *table, const char *column);
+   void *ctx;
+} dj_catalog_t;
+
+/** dj_plan_bind with a catalog (borrowed for the call; NULL: none). */
+bool dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
+                           int nparams, dj_mql_t *out, bson_error_t *error);
 
 /**
  * Sets the filter of commands[feed_to] to {_id: {$in: ids}}.

@@ -173,6 +173,51 @@ append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 
 /* ---- columns ---- */
 
+/* Whether a derived table's SELECT has an item named `name` (its first
+ * head bytes), through SELECT * FROM (derived) as cx_column_path reads it. */
+static bool
+derived_has (const dj_select_t *in, const char *name, size_t head)
+{
+   while (cx_derived_star (in)) {
+      in = cx_derived_star (in);
+   }
+   for (int i = 0; i < in->items.n; i++) {
+      const dj_item_t *it = in->items.v[i];
+      const char *nm = it->alias ? it->alias : it->expr->kind == DJ_X_COLUMN ? it->expr->name : NULL;
+      if (nm && strlen (nm) == head && !strncmp (nm, name, head)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+/* An unqualified column in a query over several tables: the one source
+ * that has it (a table by the columns the catalog says it records, a
+ * derived table by its SELECT items), as SQL resolves it; NULL when none
+ * or more than one does, or nothing is known. */
+static const cx_source_t *
+owning_source (cx_t *cx, const char *name)
+{
+   const cx_source_t *found = NULL;
+   const char *dot = strchr (name, '.'); /* col.key: the column is col */
+   size_t head = dot ? (size_t) (dot - name) : strlen (name);
+   char *colname = bson_strndup (name, head);
+   for (int i = 0; i < cx->nsources; i++) {
+      const cx_source_t *s = &cx->sources[i];
+      bool has = s->sub ? derived_has (s->sub, name, head)
+                        : cx->catalog && s->table && cx->catalog->has_column (cx->catalog->ctx, s->table, colname);
+      if (has && found) {
+         found = NULL; /* ambiguous: SQL refuses it too */
+         break;
+      }
+      if (has) {
+         found = s;
+      }
+   }
+   bson_free (colname);
+   return found;
+}
+
 bool
 cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
 {
@@ -202,14 +247,20 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
       src = &cx->sources[0];
    } else if (cx->nsources == 0) {
       return cx_unsupported (cx, col->pos, "column \"%s\" in a query without FROM", col->name);
-   } else {
+   } else if (!(src = owning_source (cx, col->name))) {
       return cx_unsupported (cx, col->pos,
                              "column \"%s\" needs a table qualifier: djongo has no schema to tell which table has it",
                              col->name);
    }
    if (src->sub) {
-      /* a derived table's column: the inner SELECT item of that name */
+      /* a derived table's column: the inner SELECT item of that name; a
+       * SELECT * FROM (derived) passes its derived table's columns through
+       * as they are (Django's QUALIFY emulation wraps a window filter's
+       * query so: SELECT col FROM (SELECT * FROM (...) qualify WHERE ...)) */
       const dj_select_t *in = src->sub;
+      while (cx_derived_star (in)) {
+         in = cx_derived_star (in);
+      }
       const char *dot = strchr (col->name, '.'); /* derived.col -> 'key' */
       size_t head = dot ? (size_t) (dot - col->name) : strlen (col->name);
       for (int i = 0; i < in->items.n; i++) {

@@ -145,6 +145,18 @@ cx_agg_cast (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
        * Cast(x, JSONField())): nothing to convert */
       return cx_agg_value (cx, e->a, parent, key);
    }
+   if (!strcmp (base, "TIME")) {
+      /* a TimeField is ISO text: a date's UTC wall-clock time as
+       * TIME_OF_DAY writes it (to the millisecond a BSON date holds:
+       * features.time_cast_precision), anything else its text */
+      dj_expr_t utc = {.kind = DJ_X_STRING, .name = "UTC", .pos = e->pos};
+      void *argv[2] = {e->a, &utc};
+      dj_expr_t tod = {.kind = DJ_X_FUNC, .name = "TIME_OF_DAY", .pos = e->pos, .args = {.v = argv, .n = 2}};
+      return cx_template (cx,
+                          "{'$cond': [{'$eq': [{'$type': '@0'}, 'date']}, '@1', "
+                          "{'$convert': {'input': '@0', 'to': 'string', 'onNull': null}}]}",
+                          CX_ARGS (CX_VALUE (e->a), CX_VALUE (&tod)), parent, key);
+   }
    for (int i = 0; cast_types[i].sql; i++) {
       if (!strcmp (base, cast_types[i].sql)) {
          return cx_template (cx, "{'$convert': {'input': '@0', 'to': '@1', 'onNull': null}}",
@@ -206,6 +218,29 @@ const_string (cx_t *cx, const dj_expr_t *e, const char *what)
    return v->value.v_utf8.str;
 }
 
+/* Whether PostgreSQL knows a DATE_TRUNC unit (trunc) or EXTRACT field:
+ * one djongo cannot compute is unsupported, any other name an error in the
+ * value (PostgreSQL: 'unit "x" not recognized', SQLSTATE 22023).
+ * https://www.postgresql.org/docs/current/functions-datetime.html */
+static bool
+known_unit (const char *name, bool trunc)
+{
+   static const char *const units[] = {"microseconds", "milliseconds", "second", "minute", "hour", "day", "week",
+                                       "month", "quarter", "year", "decade", "century", "millennium", NULL};
+   static const char *const fields[] = {"epoch", "julian", "timezone", "timezone_hour", "timezone_minute", NULL};
+   for (int i = 0; units[i]; i++) {
+      if (!strcasecmp (name, units[i])) {
+         return true;
+      }
+   }
+   for (int i = 0; !trunc && fields[i]; i++) {
+      if (!strcasecmp (name, fields[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
 /* EXTRACT(field FROM x), DATE_PART('field', x[, 'tz']), DATE_TRUNC('unit',
  * x[, 'tz']) on BSON dates (with a time zone, DATE_TRUNC gives local
  * wall-clock time, as PostgreSQL's date_trunc of x AT TIME ZONE tz). Field names are PostgreSQL's plus Django's
@@ -236,7 +271,9 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
          }
       }
       if (u < 0) {
-         return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field);
+         return known_unit (field, true) ? cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "DATE_TRUNC to '%s'", field)
+                                         : cx_value_error (cx, ((const dj_expr_t *) e->args.v[0])->pos,
+                                                           "unit \"%s\" not recognized", field);
       }
       if (tz) {
          /* With a time zone, PostgreSQL's date_trunc(unit, x AT TIME ZONE tz):
@@ -284,7 +321,9 @@ agg_date_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key
       return cx_template (cx, tpl[!strcasecmp (field, "quarter")][tz != NULL],
                           CX_ARGS (CX_VALUE (x), CX_STR (fields[i].op), CX_STR (tz)), parent, key);
    }
-   return cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field);
+   return known_unit (field, false) ? cx_unsupported (cx, ((const dj_expr_t *) e->args.v[0])->pos, "EXTRACT of '%s'", field)
+                                    : cx_value_error (cx, ((const dj_expr_t *) e->args.v[0])->pos,
+                                                      "unit \"%s\" not recognized", field);
 }
 
 /* JSON_OBJECT's [[k1, v1], ...] */
@@ -371,6 +410,17 @@ static const struct {
                       "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
                       "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
                       "'000']}]}", true},
+   /* TIME_US(t): a TimeField's ISO text "HH:MM:SS[.ffffff]" as microseconds
+    * since midnight (Django's subtraction of two TimeFields: a duration) */
+   {"TIME_US", 1, 1, NULL, "{'$add': [{'$multiply': [{'$toLong': {'$substrCP': ['@0', 0, 2]}}, 3600000000]}, "
+                  "{'$multiply': [{'$toLong': {'$substrCP': ['@0', 3, 2]}}, 60000000]}, "
+                  "{'$multiply': [{'$toLong': {'$substrCP': ['@0', 6, 2]}}, 1000000]}, "
+                  "{'$toLong': {'$substrCP': [{'$concat': ['@0', '.000000']}, 9, 6]}}]}", true},
+   /* UUID_TEXT(x): a UUID (binData subtype 4) as its canonical text
+    * "550e8400-e29b-...", PostgreSQL's uuid::text (Django's text lookups on
+    * a UUIDField: djongo/operations.py, lookup_cast); text stays text.
+    * $convert's format is MongoDB 8.0's; a 7.0 server refuses it. */
+   {"UUID_TEXT", 1, 1, NULL, "{'$convert': {'input': '@0', 'to': 'string', 'format': 'uuid', 'onNull': null}}", false},
    /* a value's BSON type name, "missing" for an absent path (has_key tests
     * presence: a key holding null exists), and an array's length */
    {"JSON_TYPE", 1, 1, NULL, "{'$type': '@0'}", false},

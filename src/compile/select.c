@@ -138,8 +138,8 @@ static bool is_star_item (const dj_item_t *it);
 /* Is s SELECT * FROM (derived) -- what the parser writes for a
  * parenthesised part of a compound -- whose columns are the derived
  * table's? Returns that table's SELECT (its first part), else NULL. */
-static const dj_select_t *
-derived_star (const dj_select_t *s)
+const dj_select_t *
+cx_derived_star (const dj_select_t *s)
 {
    if (s->items.n == 1 && is_star_item (s->items.v[0]) && s->from.n == 1 && ((dj_from_t *) s->from.v[0])->sub &&
        !s->group_by.n) {
@@ -152,7 +152,7 @@ derived_star (const dj_select_t *s)
 static int
 select_width (const dj_select_t *s)
 {
-   const dj_select_t *in = derived_star (s);
+   const dj_select_t *in = cx_derived_star (s);
    return in ? select_width (in) : s->items.n;
 }
 
@@ -162,7 +162,7 @@ static int
 order_item_ref (const dj_select_t *s, const dj_order_t *o)
 {
    const dj_expr_t *e = o->expr;
-   const dj_select_t *in = derived_star (s);
+   const dj_select_t *in = cx_derived_star (s);
    if (in) {
       /* SELECT * FROM (derived): the derived table's columns, c<m> */
       return order_item_ref (in, o);
@@ -225,7 +225,7 @@ static bool
 star_is_derived_columns (const cx_t *cx, const dj_select_t *s)
 {
    (void) cx;
-   return derived_star (s) != NULL;
+   return cx_derived_star (s) != NULL;
 }
 
 /* A * or t.* in a SELECT list that find cannot serve (joins, expressions
@@ -248,8 +248,8 @@ project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int fl
        * position, a part of a compound included (the parser writes a
        * parenthesised compound part so) */
       const dj_select_t *in = cx->sources[0].sub;
-      while (derived_star (in)) {
-         in = derived_star (in); /* the columns pass through as they are */
+      while (cx_derived_star (in)) {
+         in = cx_derived_star (in); /* the columns pass through as they are */
       }
       for (int m = 0; m < in->items.n; m++) {
          char key[16], ref[20];
@@ -523,7 +523,7 @@ static bool
 join_pipeline (cx_t *cx, const cx_source_t *src, const dj_expr_t *const *conj, int nc, bson_t *lets, bson_t *sp,
                uint32_t *sn)
 {
-   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
+   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
               .out = NULL, .outer = cx, .lets = lets};
    cx_single_source (&sc, src->table, src->alias);
    for (int i = 0; i < nc; i++) {
@@ -912,7 +912,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       /* the sub-pipeline is built first: only then are the outer columns
        * it uses (its `let` variables) known */
       bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
-      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .depth = cx->depth + 1,
+      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
                  .out = NULL, .outer = cx, .lets = &lets};
       uint32_t sn = 0;
       /* IN (SELECT .. UNION SELECT ..): the compound's stages, the first
@@ -996,7 +996,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       /* a derived table: its own stages first (in a context of its own:
        * its names are not ours), leaving rows {c0, c1, ...} */
       const dj_select_t *in = ((dj_from_t *) s->from.v[0])->sub;
-      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error,
+      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog,
                  .depth = cx->depth + 1, .out = cx->out, .outer = cx->outer, .lets = cx->lets};
       bool ok_in = in->next ? compound_stages (&sc, in, pipeline, n, CX_PIPE_NO_COLUMNS)
                             : cx_select_pipeline (&sc, in, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS);
@@ -1190,7 +1190,21 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
       if (ok && nulls_first != !o->desc) {
          snprintf (key, sizeof key, "n%d", i);
-         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = o->expr->pos, .a = o->expr};
+         /* ORDER BY 2 / ORDER BY alias: whether that SELECT item is NULL,
+          * not the position or the name (a derived table's: its column) */
+         const dj_expr_t *what = o->expr;
+         dj_expr_t dcol = {.kind = DJ_X_COLUMN, .pos = o->expr->pos};
+         if (sort_ref[i] >= 0 && star_is_derived_columns (cx, s)) {
+            const dj_select_t *in = cx->sources[0].sub;
+            while (cx_derived_star (in)) {
+               in = cx_derived_star (in);
+            }
+            dcol.name = (char *) item_name (in->items.v[sort_ref[i]]);
+            what = &dcol;
+         } else if (sort_ref[i] >= 0) {
+            what = ((const dj_item_t *) s->items.v[sort_ref[i]])->expr;
+         }
+         dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = o->expr->pos, .a = (dj_expr_t *) what};
          dj_expr_t one = {.kind = DJ_X_INT, .ival = 1}, zero = {.kind = DJ_X_INT, .ival = 0};
          void *ca[2] = {&isnull, &one};
          dj_expr_t cs = {.kind = DJ_X_CASE, .pos = o->expr->pos, .args = {.v = ca, .n = 2}, .b = &zero};

@@ -324,12 +324,19 @@ cx_compile_claim (cx_t *cx, const dj_sql_stmt_t *st)
    if (why) {
       return cx_unsupported (cx, st->for_update_pos, "%s", why);
    }
-   if (s->from.n > 1 || cx_has_subquery (s->where)) {
-      /* SELECT <first table>._id FROM <the same FROM> WHERE <the same WHERE> */
+   if (s->from.n > 1 || cx_has_subquery (s->where) || s->limit || s->offset) {
+      /* SELECT <first table>._id FROM <the same FROM> WHERE <the same
+       * WHERE> [ORDER BY .. LIMIT .. OFFSET ..]: with a LIMIT, exactly the
+       * rows the read returns are claimed, as PostgreSQL locks them */
       dj_expr_t id = {.kind = DJ_X_COLUMN, .name = "_id", .table = from->alias ? from->alias : from->name};
       dj_item_t item = {.expr = &id};
       void *items[1] = {&item};
       dj_select_t ids = {.items = {.v = items, .n = 1}, .from = s->from, .where = s->where, .pos = s->pos};
+      if (s->limit || s->offset) {
+         ids.order_by = s->order_by;
+         ids.limit = s->limit;
+         ids.offset = s->offset;
+      }
       cx->out->feed_to = 1;
       if (!cx_add_aggregate (cx, from->name, &ids, CX_PIPE_SUBQUERY)) {
          return false;

@@ -40,6 +40,9 @@
  *    fails with DocumentValidationFailure (121, IntegrityError in the
  *    driver), "NOT NULL constraint failed: t.c"; a column an INSERT leaves
  *    out, or a value an expression computes, is not checked;
+ *  - column DEFAULTs (defaults.c): an INSERT's document without a column
+ *    whose constant DEFAULT the table's entry records (defaults {c: v})
+ *    gets it, before generated columns are computed;
  *  - stored generated columns (generated.c): the table entry's generated
  *    {c: e} computed from the row's final values on every INSERT (the
  *    documents through a $documents pipeline: RETURNING sees them), UPDATE
@@ -147,6 +150,11 @@ void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
  *  checks (Django's disable_constraint_checking(), for loaddata, which then
  *  calls check_constraints()). Checks already deferred to COMMIT stay. */
 void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
+
+/** The catalog dj_plan_bind_catalog asks: the columns CREATE/ALTER TABLE
+ *  recorded for each table (its entry), read through @p x's table cache.
+ *  Valid while @p x lives. */
+dj_catalog_t dj_exec_catalog (dj_exec_t *x);
 
 /** Runs a transaction operation (the driver's commit()/rollback(); see dj_txn_op_t). */
 bool dj_exec_txn (dj_exec_t *x, dj_txn_op_t op, const char *name, bson_error_t *error);

@@ -1,5 +1,5 @@
 /*
- * exec-private.h -- what exec.c, constraint.c and generated.c share (not installed).
+ * exec-private.h -- what exec.c, constraint.c, generated.c and defaults.c share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
@@ -47,6 +47,10 @@ bool exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_it
 void exec_forget_tables (dj_exec_t *x);
 /* The next document of an array iterator into *doc (static); false at the end. */
 bool exec_next_document (bson_iter_t *arr, bson_t *doc);
+/* Rewrites an INSERT's documents (commands[0]) one by one: fn appends the
+ * new form of doc under key into arr, or fails with error set. */
+typedef bool (*exec_doc_rewrite_fn) (const bson_t *doc, const char *key, bson_t *arr, void *ctx, bson_error_t *error);
+bool exec_rewrite_documents (dj_mql_t *m, exec_doc_rewrite_fn fn, void *ctx, bson_error_t *error);
 
 /* idblock.c: AUTOINCREMENT ids reserved in blocks per connection */
 /* The next id of this connection's block for table; false when it has none
@@ -93,5 +97,10 @@ bool exec_generated_before (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
 /* INSERT ... ON CONFLICT DO UPDATE: the rows its keys name computed again
  * (`inserted`: the insert before dj_mql_to_upserts). */
 bool exec_generated_after_upsert (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, bson_error_t *error);
+
+/* defaults.c */
+/* INSERT: each document without a column that has a recorded DEFAULT gets
+ * it (the entry's defaults {c: v}). */
+bool exec_defaults_before (dj_exec_t *x, dj_mql_t *m, bson_error_t *error);
 
 #endif

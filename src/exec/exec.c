@@ -178,6 +178,25 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
    return id;
 }
 
+/* EXPLAIN: runs the explain command; its one row is [the reply as relaxed
+ * Extended JSON text] (the plan, as MongoDB shows it). */
+static bool
+run_explain (dj_exec_t *x, const bson_t *cmd, bson_t *rows, bson_error_t *error)
+{
+   bson_t reply, row;
+   bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
+   if (ok) {
+      size_t len;
+      char *json = bson_as_relaxed_extended_json (&reply, &len);
+      bson_append_array_begin (rows, "0", 1, &row);
+      bson_append_utf8 (&row, "0", 1, json, (int) len);
+      bson_append_array_end (rows, &row);
+      bson_free (json);
+   }
+   bson_destroy (&reply);
+   return ok;
+}
+
 /* Runs a cursor-returning command and appends all its rows (getMore until
  * the cursor is exhausted). */
 static bool
@@ -398,12 +417,8 @@ auto_column (dj_exec_t *x, const char *table, char **col, bson_error_t *error)
    return true;
 }
 
-/* Rewrites an INSERT's documents (commands[0]) one by one: fn appends the
- * new form of doc under key into arr, or fails with error set. */
-typedef bool (*doc_rewrite_fn) (const bson_t *doc, const char *key, bson_t *arr, void *ctx, bson_error_t *error);
-
-static bool
-rewrite_documents (dj_mql_t *m, doc_rewrite_fn fn, void *ctx, bson_error_t *error)
+bool
+exec_rewrite_documents (dj_mql_t *m, exec_doc_rewrite_fn fn, void *ctx, bson_error_t *error)
 {
    bson_t *cmd = bson_new (), arr;
    bson_iter_t it, docs;
@@ -490,7 +505,7 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
       }
    }
    positional_t p = {.cols = cols, .ncols = ncols, .table = m->collection};
-   if (!rewrite_documents (m, positional_doc, &p, error)) {
+   if (!exec_rewrite_documents (m, positional_doc, &p, error)) {
       return false;
    }
    m->positional = false;
@@ -708,7 +723,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok) {
       /* the documents again, the ids given in document order */
       with_ids_t w = {.col = col, .next = last - n + 1, .out = out};
-      ok = rewrite_documents (m, with_id_doc, &w, error);
+      ok = exec_rewrite_documents (m, with_id_doc, &w, error);
    }
    bson_free (col);
    return ok;
@@ -1194,6 +1209,9 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    if (ok && m->kind == DJ_MQL_WRITE && m->auto_ids && m->ncommands == 1) {
       ok = assign_ids (x, m, out, error);
    }
+   if (ok && m->kind == DJ_MQL_WRITE && m->collection) {
+      ok = exec_defaults_before (x, m, error);
+   }
    if (ok && m->kind == DJ_MQL_WRITE && m->collection && m->ncommands >= 1) {
       ok = check_not_null (x, m, error);
    }
@@ -1219,6 +1237,11 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
+      if (m->kind == DJ_MQL_ROWS && last && m->explain) {
+         ok = run_explain (x, m->commands[i], out->rows, error);
+         out->rowcount = ok ? 1 : 0;
+         continue;
+      }
       if (m->kind == DJ_MQL_ROWS && last) {
          int64_t n = 0;
          ok = run_rows (x, m, m->commands[i], out->rows, &n, error);
@@ -1295,6 +1318,32 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
    return ok;
 }
 
+/* dj_catalog_t.has_column over the table entries; an entry that cannot be
+ * read counts as unknown (false): the compiler then asks for a qualifier. */
+static bool
+catalog_has_column (void *ctx, const char *table, const char *column)
+{
+   bson_iter_t it, c;
+   bson_error_t error;
+   bool found;
+   if (!exec_entry_field (ctx, table, "columns", &it, &found, &error) || !found || !BSON_ITER_HOLDS_ARRAY (&it) ||
+       !bson_iter_recurse (&it, &c)) {
+      return false;
+   }
+   while (bson_iter_next (&c)) {
+      if (BSON_ITER_HOLDS_UTF8 (&c) && !strcmp (bson_iter_utf8 (&c, NULL), column)) {
+         return true;
+      }
+   }
+   return false;
+}
+
+dj_catalog_t
+dj_exec_catalog (dj_exec_t *x)
+{
+   return (dj_catalog_t) {.has_column = catalog_has_column, .ctx = x};
+}
+
 bool
 dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *params, int nparams, dj_result_t *out,
              bson_error_t *error)
@@ -1304,7 +1353,8 @@ dj_exec_sql (dj_exec_t *x, const char *sql, size_t len, const bson_value_t *para
    if (!plan) {
       return false;
    }
-   bool ok = dj_plan_bind (plan, x->db, params, nparams, &m, error);
+   dj_catalog_t catalog = dj_exec_catalog (x);
+   bool ok = dj_plan_bind_catalog (plan, x->db, &catalog, params, nparams, &m, error);
    if (ok) {
       ok = dj_exec_run (x, &m, out, error);
       dj_mql_cleanup (&m);

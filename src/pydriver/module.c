@@ -56,7 +56,9 @@ map_error_labels (const bson_error_t *e, const bson_t *labels)
 {
    PyObject *cls = Exc_OperationalError;
    if (e->domain == DJ_DOMAIN_SQL) {
-      cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError : Exc_ProgrammingError;
+      cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError
+            : e->code == DJ_SQL_VALUE     ? Exc_DataError
+                                          : Exc_ProgrammingError;
    } else if (e->domain == DJ_DOMAIN_SERVER) {
       switch (e->code) {
       case DJ_DuplicateKey: case 11001: case DJ_DocumentValidationFailure:
@@ -771,7 +773,8 @@ Connection_insertmany (ConnectionObject *self, PyObject *args)
          int n = 0;
          dj_mql_t m;
          ok = bind_params (PySequence_Fast_GET_ITEM (fast, i), &holder, &values, &n);
-         if (ok && !(ok = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error))) {
+         dj_catalog_t catalog = dj_exec_catalog (self->exec);
+         if (ok && !(ok = dj_plan_bind_catalog (plan, dj_exec_db (self->exec), &catalog, values, n, &m, &error))) {
             map_error (&error);
          }
          bson_free (values);
@@ -884,7 +887,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    dj_plan_t *plan = dj_plan_cache_get (g_plans, sql, (size_t) sql_len, &error);
    ok = plan != NULL;
    if (ok) {
-      ok = bound = dj_plan_bind (plan, dj_exec_db (self->exec), values, n, &m, &error);
+      dj_catalog_t catalog = dj_exec_catalog (self->exec);
+      ok = bound = dj_plan_bind_catalog (plan, dj_exec_db (self->exec), &catalog, values, n, &m, &error);
       dj_plan_release (plan);
    }
    if (ok) {

@@ -53,13 +53,15 @@
 
 #include "dj_error.h"
 
-/* Codes in DJ_DOMAIN_SQL. The driver maps SYNTAX to ProgrammingError and
- * UNSUPPORTED to NotSupportedError. */
+/* Codes in DJ_DOMAIN_SQL. The driver maps UNSUPPORTED to
+ * NotSupportedError, VALUE to DataError and the others to ProgrammingError. */
 enum {
    DJ_SQL_SYNTAX = 1,      /* not SQL of our dialect */
    DJ_SQL_UNSUPPORTED = 2, /* valid SQL that djongo cannot translate */
    DJ_SQL_PARAMS = 3,      /* wrong number or type of parameters */
-   DJ_SQL_TOO_DEEP = 4     /* nesting beyond DJ_SQL_MAX_DEPTH */
+   DJ_SQL_TOO_DEEP = 4,    /* nesting beyond DJ_SQL_MAX_DEPTH */
+   DJ_SQL_VALUE = 5        /* a value SQL itself rejects: a unit or field name no
+                              database knows (PostgreSQL's 22023, a DataError) */
 };
 
 /* Expression and subquery nesting limit: deeper input is refused instead of
@@ -214,6 +216,7 @@ typedef struct {
    char *type;        /* type name as written, upper-cased, or NULL */
    bool not_null, primary_key, unique, autoincrement;
    bool drop_not_null; /* ALTER COLUMN c DROP NOT NULL */
+   bool drop_default;  /* ALTER COLUMN c DROP DEFAULT */
    dj_expr_t *default_value;
    char *ref_table, *ref_column; /* REFERENCES t (c) */
    bool ref_deferred;  /* ... DEFERRABLE INITIALLY DEFERRED */
@@ -275,6 +278,8 @@ struct dj_sql_stmt {
                                  is a column of table "EXCLUDED") */
    dj_expr_t *conflict_where; /* ... DO UPDATE SET .. WHERE expr */
    bool for_update;    /* SELECT ... FOR UPDATE */
+   bool explain;       /* EXPLAIN SELECT ...: the read's plan, not its rows */
+   bool view;          /* CREATE VIEW table AS select (kind CREATE_TABLE) */
    uint32_t for_update_pos; /* ... the offset of its FOR */
    void *arena_;       /* private: the arena owning everything */
 };

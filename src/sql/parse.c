@@ -864,6 +864,14 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
    if (unique) {
       return sql_fail (p, "expected INDEX after CREATE UNIQUE");
    }
+   if (sql_accept_kw (p, "VIEW")) {
+      /* CREATE VIEW v AS SELECT ...: a MongoDB view (src/compile/view.c) */
+      st->kind = DJ_STMT_CREATE_TABLE;
+      st->view = true;
+      return (st->table = sql_parse_name (p, "a view name")) && sql_expect_kw (p, "AS") &&
+             (sql_is_kw (p, "SELECT") || p->tk == DJ_TK_LP || sql_fail (p, "expected SELECT after AS")) &&
+             (st->select = sql_parse_select (p)) != NULL;
+   }
    if (!sql_expect_kw (p, "TABLE")) {
       return false;
    }
@@ -884,7 +892,8 @@ parse_create (parser_t *p, dj_sql_stmt_t *st)
 static bool
 parse_drop (parser_t *p, dj_sql_stmt_t *st)
 {
-   if (sql_accept_kw (p, "TABLE")) {
+   if (sql_accept_kw (p, "TABLE") || sql_accept_kw (p, "VIEW")) {
+      /* a view is dropped as a table is: its collection and its entry */
       st->kind = DJ_STMT_DROP_TABLE;
    } else if (sql_accept_kw (p, "INDEX")) {
       st->kind = DJ_STMT_DROP_INDEX;
@@ -968,9 +977,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
    }
    if (sql_accept_kw (p, "ALTER")) {
       /* ALTER COLUMN c {TYPE t | SET NOT NULL | DROP NOT NULL | SET DEFAULT e | DROP DEFAULT}:
-       * the compiler records the type and NOT NULL in the table's entry
-       * (what the executor checks writes against); defaults change nothing
-       * stored. */
+       * the compiler records the type, NOT NULL and the default in the
+       * table's entry (what the executor checks and fills INSERTs from);
+       * nothing stored changes. */
       if (!alter_column (p, st, DJ_ALTER_ALTER_COLUMN)) {
          return false;
       }
@@ -992,7 +1001,8 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
             return sql_fail (p, "expected NOT NULL or DEFAULT after SET");
          }
       } else if (sql_accept_kw (p, "DROP")) {
-         if (!sql_accept_kw (p, "DEFAULT") && !(c->drop_not_null = sql_expect_kw (p, "NOT") && sql_expect_kw (p, "NULL"))) {
+         if (!(c->drop_default = sql_accept_kw (p, "DEFAULT")) &&
+             !(c->drop_not_null = sql_expect_kw (p, "NOT") && sql_expect_kw (p, "NULL"))) {
             return false;
          }
       } else {
@@ -1010,6 +1020,17 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
 static bool
 parse_statement (parser_t *p, dj_sql_stmt_t *st)
 {
+   /* EXPLAIN [QUERY PLAN] SELECT ...: the plan of the read (Django's
+    * QuerySet.explain()) */
+   if (sql_accept_kw (p, "EXPLAIN")) {
+      if (sql_accept_kw (p, "QUERY") && !sql_expect_kw (p, "PLAN")) {
+         return false;
+      }
+      if (!sql_is_kw (p, "SELECT") && p->tk != DJ_TK_LP) {
+         return sql_fail (p, "expected SELECT after EXPLAIN");
+      }
+      st->explain = true;
+   }
    if (sql_is_kw (p, "SELECT") || p->tk == DJ_TK_LP) {
       st->kind = DJ_STMT_SELECT;
       return (st->select = sql_parse_select (p)) != NULL && parse_for_update (p, st);

@@ -102,7 +102,8 @@ execute (session_t *s, const char *sql, const bson_value_t *params, int nparams,
    if (!plan) {
       return false;
    }
-   if (!dj_plan_bind (plan, dj_exec_db (s->exec), params, nparams, &m, error)) {
+   dj_catalog_t catalog = dj_exec_catalog (s->exec);
+   if (!dj_plan_bind_catalog (plan, dj_exec_db (s->exec), &catalog, params, nparams, &m, error)) {
       dj_plan_release (plan);
       return false;
    }

@@ -1,5 +1,6 @@
 """Django's GeneratedField with db_persist=True (a stored generated column)
-on djongo and on SQLite side by side: every write goes to both databases
+and db_persist=False (VIRTUAL: djongo computes it on each write of the row,
+as a stored one) on djongo and on SQLite side by side: every write goes to both databases
 and the generated values read back must be the same -- create (the value
 comes back through RETURNING), save, update() with constants and F(),
 bulk_create, bulk_update, filtering and ordering on a generated column, and
@@ -19,7 +20,7 @@ from django.test import TestCase  # noqa: E402
 from genapp.models import Item, Plain  # noqa: E402
 
 DBS = side_by_side.DBS
-GEN = ("total", "label", "size", "positive")
+GEN = ("total", "label", "size", "positive", "doubled")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,9 +48,9 @@ class Generated(TestCase):
     def test_create_returns_the_computed_values(self):
         for db in DBS:
             it = Item.objects.using(db).create(a=2, b=3, name="Ann")
-            self.assertEqual((it.total, it.label, it.size, it.positive), (5, "ann-x", "small", True), db)
+            self.assertEqual((it.total, it.label, it.size, it.positive, it.doubled), (5, "ann-x", "small", True, 4), db)
         got = self.both(lambda db: Item.objects.using(db).create(a=20, b=None, name="BOB"))
-        self.assertEqual(got[-1][4:], (None, "bob-x", "big", True))
+        self.assertEqual(got[-1][4:], (None, "bob-x", "big", True, 40))
 
     def test_save_recomputes(self):
         def write(db):
@@ -57,7 +58,7 @@ class Generated(TestCase):
             it.a, it.name = -4, "Y"
             it.save()
             it.refresh_from_db()
-            self.assertEqual((it.total, it.label, it.positive), (-3, "y-x", False), db)
+            self.assertEqual((it.total, it.label, it.positive, it.doubled), (-3, "y-x", False, -8), db)
         self.both(write)
 
     def test_update_with_constants_and_f(self):

@@ -7,7 +7,22 @@ version into ~/.cache/djongo-django-suite, runs each app's tests unmodified
 twice -- with Django's test_sqlite settings and with test_djongo (the
 embedded engine) -- reads every test's outcome from the verbose output, and
 writes a table: per app, the tests that pass on SQLite and how many of those
-pass on djongo. That ratio is the measure issue 7 sets (>= 85%).
+pass on djongo. That ratio is the measure issues 7 and 17 set.
+
+Without APPs it runs every app of Django's tests/ as runtests.py finds them
+(a directory with an __init__.py, minus runtests.py's SUBDIRS_TO_SKIP),
+except gis_tests (GeoDjango needs a spatial backend) and postgres_tests
+(django.contrib.postgres). Tests written for SQLite alone (a module or class
+named for SQLite, e.g. backends.sqlite, or skipped on djongo with a reason
+that names SQLite) are counted apart: they pass on SQLite because they test
+SQLite itself, and are not in the ratio. So are the tests djongo skips
+because it has a feature SQLite lacks ("Database has feature(s) ...":
+Django's skipIfDBFeature; they check what a backend without it does).
+
+    python3 tests/django_suite/run_suite.py --from-logs DIR [--commit C]
+
+writes the table again from a run's logs (DIR/APP.log, DIR/APP.sqlite.log)
+without running anything.
 """
 import argparse
 import collections
@@ -26,14 +41,19 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "djongo-django-suite"
 
-APPS = ("basic lookup queries aggregation aggregation_regress annotations expressions expressions_case db_functions "
-        "model_fields ordering update delete select_related many_to_one many_to_many one_to_one m2m_through "
-        "prefetch_related bulk_create get_or_create custom_pk model_inheritance defer transactions auth_tests "
-        "admin_views admin_changelist sessions_tests contenttypes_tests migrations schema introspection inspectdb "
-        "raw_query fixtures serializers").split()
+# not measured: GeoDjango's tests need a spatial backend, postgres_tests
+# django.contrib.postgres; runtests.py itself skips these two
+EXCLUDED = {"gis_tests", "postgres_tests"}
+RUNTESTS_SKIPS = {"import_error_package", "test_runner_apps"}
 
-LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. (ok|FAIL|ERROR|skipped|expected failure|unexpected success)",
+LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. "
+                  r"(ok|FAIL|ERROR|skipped|expected failure|unexpected success)(?: '([^'\n]*)'| \"([^\"\n]*)\")?",
                   re.M | re.S)
+# a test for SQLite itself: its module or class is named for SQLite
+# (backends.sqlite.tests, ...), or djongo skips it because it is not SQLite
+# ("SQLite specific", "Test only for SQLite", ...)
+SQLITE_NAME = re.compile(r"(^|\.|_)sqlite", re.I)
+SQLITE_REASON = re.compile(r"sqlite", re.I)
 
 
 def django_tests():
@@ -49,8 +69,39 @@ def django_tests():
     return tests
 
 
+def all_apps(tests):
+    """Every test app runtests.py would run, minus EXCLUDED, sorted."""
+    return sorted(d.name for d in tests.iterdir()
+                  if d.is_dir() and "." not in d.name and (d / "__init__.py").exists()
+                  and d.name not in RUNTESTS_SKIPS | EXCLUDED)
+
+
+def sqlite_only(test, reason):
+    """Whether a test passing on SQLite is one of SQLite's own (not counted)."""
+    where = test.rsplit(".", 1)[0]
+    return bool(SQLITE_NAME.search(where) or (reason and SQLITE_REASON.search(reason)))
+
+
+def has_feature_skip(reason):
+    """Whether djongo skipped a test for having a feature (skipIfDBFeature)."""
+    return bool(reason and reason.startswith("Database has feature(s)"))
+
+
+def parse(out):
+    """{test id: outcome} and {test id: skip reason} of a verbose run's output."""
+    results, reasons = {}, {}
+    for m in LINE.finditer(out):
+        name, where, outcome, quoted, dquoted = m.groups()
+        reason = quoted or dquoted  # unittest writes the reason's repr()
+        test = "%s.%s" % (where, name) if not where.endswith(name) else where
+        results[test] = outcome
+        if reason:
+            reasons[test] = reason
+    return results, reasons
+
+
 def run_app(tests, app, settings, timeout):
-    """{test id: outcome} for one app under one settings module."""
+    """The output of one app's run under one settings module."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(tests)]))
     with tempfile.TemporaryDirectory(prefix="djongo-suite-") as data:
         env["DJONGO_SUITE_DATA"] = data
@@ -61,62 +112,117 @@ def run_app(tests, app, settings, timeout):
         except subprocess.TimeoutExpired as e:
             out = (e.stdout or b"").decode() + (e.stderr or b"").decode() if isinstance(e.stdout, bytes) else \
                 (e.stdout or "") + (e.stderr or "")
-    results = {}
-    for m in LINE.finditer(out):
-        name, where, outcome = m.groups()
-        results["%s.%s" % (where, name) if not where.endswith(name) else where] = outcome
-    return results, out
+    return out
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def measure(tests, app, timeout, logs, from_logs=False):
+    """One app on SQLite and on djongo (run, or read from the logs of a
+    run): its row of the table."""
+    t0 = time.time()
+    if from_logs:
+        lite_out = (pathlib.Path(logs) / ("%s.sqlite.log" % app)).read_text()
+        out = (pathlib.Path(logs) / ("%s.log" % app)).read_text()
+    else:
+        lite_out = run_app(tests, app, "test_sqlite", timeout)
+        out = run_app(tests, app, "test_djongo", timeout)
+        if logs:
+            pathlib.Path(logs).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(logs) / ("%s.log" % app)).write_text(out)
+            (pathlib.Path(logs) / ("%s.sqlite.log" % app)).write_text(lite_out)
+    lite, _ = parse(lite_out)
+    djo, reasons = parse(out)
+    passing = {t for t, o in lite.items() if o in ("ok", "expected failure")}
+    own = {t for t in passing if sqlite_only(t, reasons.get(t))}
+    has = {t for t in passing - own if djo.get(t) == "skipped" and has_feature_skip(reasons.get(t))}
+    counted = passing - own - has
+    both = {t for t in counted if djo.get(t) in ("ok", "expected failure")}
+    c = collections.Counter(djo.values())
+    return dict(app=app, sqlite=len(counted), djongo=len(both), own=len(own), has=len(has), ran=len(djo),
+                failed=c["FAIL"], errors=c["ERROR"], skipped=c["skipped"], secs=time.time() - t0,
+                lost=sorted(counted - both))
+
+
+def write_table(path, rows, tot, everything, commit):
+    pct = 100.0 * tot["djongo"] / tot["sqlite"] if tot["sqlite"] else 0.0
+    scope = ("every app of Django's tests/ (%d) except gis_tests and postgres_tests" % len(rows)) if everything \
+        else "%d apps chosen on the command line" % len(rows)
+    lines = ["# Django %s's test suite on djongo (embedded engine)" % django.get_version(), "",
+             "Generated by `bash scripts/django_suite.sh` (tests/django_suite/run_suite.py): each app's tests,",
+             "unmodified, with Django's SQLite settings and with `tests/django_suite/test_djongo.py`, in the same run.",
+             "\"Pass on djongo\" counts the tests that pass on SQLite and also pass on djongo. Tests of SQLite",
+             "itself (backends.sqlite and the like: a module or class named for SQLite, or skipped on djongo for",
+             "not being SQLite) are in the \"SQLite's own\" column, and tests djongo skips because it has a",
+             "feature SQLite lacks (\"Database has feature(s) ...\": they check a backend without it) in the",
+             "\"for a feature djongo has\" column; neither is in the ratio.",
+             "Measured %s at commit %s over %s." % (time.strftime("%Y-%m-%d", time.gmtime()), commit, scope),
+             "",
+             "**Total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%).**" % (
+                 tot["djongo"], tot["sqlite"], pct), "",
+             "| app | pass on SQLite | of those, pass on djongo | % | SQLite's own | for a feature djongo has "
+             "| djongo failures | djongo errors | djongo skips |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = 100.0 * r["djongo"] / r["sqlite"] if r["sqlite"] else 100.0
+        lines.append("| %s | %d | %d | %.1f | %d | %d | %d | %d | %d |" % (
+            r["app"], r["sqlite"], r["djongo"], p, r["own"], r["has"], r["failed"], r["errors"], r["skipped"]))
+    lines.append("| **total** | **%d** | **%d** | **%.1f** | %d | %d | %d | %d | %d |" % (
+        tot["sqlite"], tot["djongo"], pct, tot["own"], tot["has"], tot["failed"], tot["errors"], tot["skipped"]))
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(path).write_text("\n".join(lines) + "\n")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("apps", nargs="*", default=APPS)
-    ap.add_argument("--out", default=None, help="table file (default: docs/django-suite.md for the full list of "
-                                              "apps, var/django-suite/subset.md for a few, so a partial run never "
+    ap.add_argument("apps", nargs="*", help="apps to run (default: all of Django's test apps but gis/postgres)")
+    ap.add_argument("--out", default=None, help="table file (default: docs/django-suite.md for all apps, "
+                                              "var/django-suite/subset.md for a few, so a partial run never "
                                               "replaces the published table)")
     ap.add_argument("--timeout", type=int, default=900)
-    ap.add_argument("--logs", default=None, help="directory for each run's full output")
+    ap.add_argument("--logs", default=None, help="directory for each run's full output (APP.log on djongo, "
+                                                 "APP.sqlite.log on SQLite) and lost.txt: the tests lost on djongo")
+    ap.add_argument("--from-logs", default=None, help="a --logs directory of an earlier run: the table from its "
+                                                      "logs, nothing run (all the apps it has, or APPs)")
+    ap.add_argument("--commit", default=None, help="the commit the logs' run measured (--from-logs)")
     a = ap.parse_args()
-    if a.out is None:
-        a.out = str(ROOT / "docs" / "django-suite.md") if a.apps == APPS else str(ROOT / "var" / "django-suite" / "subset.md")
     tests = django_tests()
+    commit = a.commit or git_commit()  # the code measured: HEAD when the run starts
+    everything = not a.apps
+    apps = a.apps or all_apps(tests)
+    if a.from_logs:
+        a.logs = a.from_logs
+        have = {p.name[:-4] for p in pathlib.Path(a.logs).glob("*.log") if not p.name.endswith(".sqlite.log")}
+        apps = [app for app in apps if app in have]
+        everything = everything and len(apps) == len(all_apps(tests))
+    elif a.logs:
+        pathlib.Path(a.logs).mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(a.logs) / "commit.txt").write_text(commit + "\n")
+    if a.out is None:
+        a.out = str(ROOT / "docs" / "django-suite.md") if everything else str(ROOT / "var" / "django-suite" / "subset.md")
     rows, tot = [], collections.Counter()
-    for app in a.apps:
-        t0 = time.time()
-        lite, _ = run_app(tests, app, "test_sqlite", a.timeout)
-        djo, out = run_app(tests, app, "test_djongo", a.timeout)
-        if a.logs:
-            pathlib.Path(a.logs).mkdir(parents=True, exist_ok=True)
-            (pathlib.Path(a.logs) / ("%s.log" % app)).write_text(out)
-        passing = {t for t, o in lite.items() if o in ("ok", "expected failure")}
-        both = {t for t in passing if djo.get(t) in ("ok", "expected failure")}
-        c = collections.Counter(djo.values())
-        row = dict(app=app, sqlite=len(passing), djongo=len(both), ran=len(djo), failed=c["FAIL"], errors=c["ERROR"],
-                   skipped=c["skipped"], secs=time.time() - t0)
+    for app in apps:
+        row = measure(tests, app, a.timeout, a.logs, from_logs=bool(a.from_logs))
         rows.append(row)
-        for k in ("sqlite", "djongo", "ran", "failed", "errors", "skipped"):
+        for k in ("sqlite", "djongo", "own", "has", "ran", "failed", "errors", "skipped"):
             tot[k] += row[k]
-        pct = 100.0 * row["djongo"] / row["sqlite"] if row["sqlite"] else 0.0
-        print("%-22s %5d pass on SQLite, %5d of them on djongo (%5.1f%%); djongo: %d failed, %d errors, %d skipped "
-              "[%.0fs]" % (app, row["sqlite"], row["djongo"], pct, row["failed"], row["errors"], row["skipped"],
-                           row["secs"]), flush=True)
+        pct = 100.0 * row["djongo"] / row["sqlite"] if row["sqlite"] else 100.0
+        print("%-26s %5d pass on SQLite, %5d of them on djongo (%5.1f%%), %d SQLite's own, %d for a feature "
+              "djongo has; djongo: %d failed, %d errors, %d skipped [%.0fs]" % (
+                  app, row["sqlite"], row["djongo"], pct, row["own"], row["has"], row["failed"], row["errors"],
+                  row["skipped"], row["secs"]), flush=True)
+    if a.logs:
+        (pathlib.Path(a.logs) / "lost.txt").write_text("".join("%s\n" % t for r in rows for t in r["lost"]))
+    write_table(a.out, rows, tot, everything, commit)
     pct = 100.0 * tot["djongo"] / tot["sqlite"] if tot["sqlite"] else 0.0
-    lines = ["# Django %s's test suite on djongo (embedded engine)" % django.get_version(), "",
-             "Generated by `bash scripts/django_suite.sh` (tests/django_suite/run_suite.py): each app's tests,",
-             "unmodified, with Django's SQLite settings and with `tests/django_suite/test_djongo.py`.",
-             "\"Pass on djongo\" counts the tests that pass on SQLite and also pass on djongo.", "",
-             "| app | pass on SQLite | of those, pass on djongo | % | djongo failures | djongo errors | djongo skips |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        p = 100.0 * r["djongo"] / r["sqlite"] if r["sqlite"] else 0.0
-        lines.append("| %s | %d | %d | %.1f | %d | %d | %d |" % (r["app"], r["sqlite"], r["djongo"], p, r["failed"],
-                                                                  r["errors"], r["skipped"]))
-    lines.append("| **total** | **%d** | **%d** | **%.1f** | %d | %d | %d |" % (
-        tot["sqlite"], tot["djongo"], pct, tot["failed"], tot["errors"], tot["skipped"]))
-    pathlib.Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(a.out).write_text("\n".join(lines) + "\n")
-    print("total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%); table in %s" % (
-        tot["djongo"], tot["sqlite"], pct, a.out))
+    print("total: %d of the %d tests that pass on SQLite pass on djongo (%.1f%%), %d SQLite's own and %d for a "
+          "feature djongo has apart; table in %s" % (tot["djongo"], tot["sqlite"], pct, tot["own"], tot["has"], a.out))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ MongoDB keeps is documented here by assertion: datetimes to the millisecond,
 Decimal128 to 34 significant digits, integers within int64.
 """
 import datetime
+import json
 import decimal
 import uuid
 
@@ -71,6 +72,106 @@ def test_what_mongodb_keeps(cur):
         cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [2**63])
     with pytest.raises(driver.ProgrammingError):
         cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [object()])
+
+
+def test_uuid_text_patterns(cur):
+    # a UUID (binData subtype 4) matched as its canonical text, dashes
+    # included, as PostgreSQL's uuid::text (Django's UUIDField contains,
+    # startswith, iexact ...: djongo/operations.py lookup_cast); NULL stays NULL
+    u = uuid.UUID("550e8400-e29b-41d4-a716-446655440000")
+    for v in (u, uuid.UUID("25d405be-4895-4d50-9b2e-d6695359ce47"), None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT "x"."v", UUID_TEXT("x"."v") FROM "x" WHERE UUID_TEXT("x"."v") LIKE %s', ["%8400-e29b%"])
+    assert cur.fetchall() == [(u, str(u))]
+    cur.execute('SELECT COUNT(*) FROM "x" WHERE UUID_TEXT("x"."v") LIKE %s', ["%8400e29b%"])
+    assert cur.fetchall() == [(0,)]
+    cur.execute('SELECT COUNT(*) FROM "x" WHERE UUID_TEXT("x"."v") IS NULL')
+    assert cur.fetchall() == [(1,)]
+
+
+def test_pyformat_parameters(cur):
+    # a mapping binds %(name)s placeholders (paramstyle pyformat, which
+    # Django's backends accept: supports_paramstyle_pyformat); a name may
+    # come twice, %% stays a percent sign
+    cur.execute('INSERT INTO "x" ("v") VALUES (%(v)s)', {"v": "a%b"})
+    cur.executemany('INSERT INTO "x" ("v") VALUES (%(v)s)', iter([{"v": "c"}, {"v": "d", "unused": 1}]))
+    cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" LIKE %(p)s OR "x"."v" = %(q)s OR "x"."v" = %(p)s '
+                'ORDER BY "x"."v"', {"p": "a%%", "q": "d"})
+    assert cur.fetchall() == [("a%b",), ("d",)]
+    with pytest.raises(driver.ProgrammingError):
+        cur.execute('SELECT "x"."v" FROM "x" WHERE "x"."v" = %(missing)s', {"v": 1})
+
+
+def test_column_defaults_fill_inserts(cur):
+    # an INSERT that leaves a column out gets its DEFAULT (Django's
+    # db_default, a raw INSERT or a bulk_create of database defaults);
+    # a value given, even NULL, is kept; SET/DROP DEFAULT and RENAME follow
+    cur.execute('CREATE TABLE "d" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "a" integer DEFAULT 2 NOT NULL, '
+                '"b" text NULL DEFAULT %s, "c" real NULL)', ["x"])
+    cur.execute('INSERT INTO "d" ("c") VALUES (%s)', [1.5])
+    cur.execute('INSERT INTO "d" ("a", "b") VALUES (%s, %s)', [7, None])
+    cur.execute('ALTER TABLE "d" ALTER COLUMN "a" SET DEFAULT 5')
+    cur.execute('ALTER TABLE "d" ALTER COLUMN "b" DROP DEFAULT')
+    cur.execute('ALTER TABLE "d" RENAME COLUMN "a" TO "a2"')
+    cur.execute('ALTER TABLE "d" ADD COLUMN "e" integer DEFAULT 9 NULL')
+    cur.execute('INSERT INTO "d" DEFAULT VALUES')
+    cur.execute('SELECT "d"."a2", "d"."b", "d"."c", "d"."e" FROM "d" ORDER BY "d"."id"')
+    assert cur.fetchall() == [(2, "x", 1.5, 9), (7, None, None, 9), (5, None, None, 9)]
+
+
+def test_unknown_date_unit_is_a_data_error(cur):
+    # a unit no database knows is an error in the value (PostgreSQL's
+    # 22023, psycopg's DataError), not a construct djongo lacks
+    with pytest.raises(driver.DataError):
+        cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["year', v)) OR 1=1;--"])
+    with pytest.raises(driver.NotSupportedError):
+        cur.execute('SELECT DATE_TRUNC(%s, "x"."v") FROM "x"', ["millennium"])
+
+
+def test_explain_gives_the_plan_as_json(cur):
+    # EXPLAIN SELECT: one row, one column, MongoDB's explain reply as JSON
+    # (Django's QuerySet.explain()); the rows are not read
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["a"])
+    cur.execute('EXPLAIN SELECT "x"."id" FROM "x" WHERE "x"."v" = %s', ["a"])
+    assert [d[0] for d in cur.description] == ["QUERY PLAN"]
+    (plan,), = cur.fetchall()
+    assert "queryPlanner" in json.loads(plan)
+
+
+def test_cast_to_time(cur):
+    # CAST(x AS time): a date's UTC wall-clock time as a TimeField stores it
+    # (ISO text, to the millisecond a BSON date keeps); text stays text
+    for v in (datetime.datetime(2018, 9, 28, 12, 42, 10, 234567), datetime.datetime(2018, 9, 28, 7, 5), "10:11:12",
+              None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT CAST("x"."v" AS time) FROM "x" ORDER BY "x"."id"')
+    assert cur.fetchall() == [("12:42:10.234000",), ("07:05:00",), ("10:11:12",), (None,)]
+
+
+def test_time_text_as_microseconds(cur):
+    # TIME_US: a TimeField's ISO text as microseconds since midnight (the
+    # subtraction of two TimeFields, a DurationField in microseconds)
+    for v in ("10:11:12", "23:59:59.999999", "00:00:00.000500", None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('SELECT TIME_US("x"."v"), TIME_US("x"."v") - TIME_US(%s) FROM "x" ORDER BY "x"."id"', ["10:11:12"])
+    day = 86400 * 10**6
+    assert cur.fetchall() == [(36672 * 10**6, 0), (day - 1, day - 1 - 36672 * 10**6), (500, 500 - 36672 * 10**6),
+                              (None, None)]
+
+
+def test_views(cur):
+    # CREATE VIEW: a MongoDB view whose documents are the SELECT's columns
+    # (read by name and by *); DROP VIEW removes it
+    for v in ("a", "bb", None):
+        cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [v])
+    cur.execute('CREATE VIEW "xv" AS SELECT "x"."id" AS "key", LENGTH("x"."v") AS "len" FROM "x" WHERE "x"."v" IS NOT NULL')
+    cur.execute('SELECT "xv"."len" FROM "xv" WHERE "xv"."key" > %s', [1])
+    assert cur.fetchall() == [(2,)]
+    cur.execute('SELECT * FROM "xv" ORDER BY "xv"."key"')
+    assert [d[0] for d in cur.description] == ["key", "len"] and cur.fetchall() == [(1, 1), (2, 2)]
+    cur.execute('DROP VIEW "xv"')
+    with pytest.raises(driver.DatabaseError):
+        cur.execute('SELECT "xv"."len" FROM "xv"')
 
 
 def test_cursor_protocol(cur):

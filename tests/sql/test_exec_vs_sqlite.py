@@ -150,6 +150,12 @@ QUERIES = [
     *[(f'SELECT "e"."id", "e"."n" FROM "entry" "e" ORDER BY "e"."n" {d}, "e"."id" {d}', [], True) for d in ("ASC", "DESC")],
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" ASC NULLS LAST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."n" DESC NULLS FIRST, "e"."id"', [], True),
+    # an ORDER BY naming a SELECT item by position or alias keeps its NULLS FIRST / LAST (Django's
+    # order_by(F(...).desc(nulls_first=True)) of an annotation)
+    ('SELECT "e"."id", "e"."n" + 1 AS "m" FROM "entry" "e" ORDER BY 2 DESC NULLS FIRST, "e"."id"', [], True),
+    ('SELECT "e"."id", "e"."n" + 1 AS "m" FROM "entry" "e" ORDER BY "m" ASC NULLS LAST, "e"."id" DESC', [], True),
+    ('SELECT "e"."id", UPPER("b"."name") AS "u" FROM "entry" "e" LEFT OUTER JOIN "blog" "b" ON ("e"."blog_id" = '
+     '"b"."id") ORDER BY 2 DESC NULLS FIRST, "e"."id"', [], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT %s OFFSET %s', [3, 2], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" DESC LIMIT %s', [0], True),
     ('SELECT "e"."id", ("e"."n" * -1) AS "m" FROM "entry" "e" ORDER BY "m", "e"."id"', [], True),
@@ -280,6 +286,17 @@ QUERIES = [
     ('SELECT "s"."k", "s"."c" FROM (SELECT "e"."blog_id" AS "k", COUNT("e"."n") AS "c" FROM "entry" "e" '
      'GROUP BY "e"."blog_id") "s" WHERE "s"."c" >= %s ORDER BY "s"."k"', [1], True),
     ('SELECT "e"."id" FROM "entry" "e" ORDER BY "e"."id" LIMIT -1 OFFSET %s', [4], True),
+    # an unqualified column over a join is the one table's that records it (Django's extra(select=...) and
+    # RawSQL name columns so): headline and n only in entry, rating only in blog
+    ('SELECT "e"."id", (n * 2) AS "twice", rating FROM "entry" "e" INNER JOIN "blog" "b" ON ("e"."blog_id" = '
+     '"b"."id") WHERE headline IS NOT NULL ORDER BY "e"."id"', [], True),
+    ('SELECT "e"."id", name FROM "entry" "e" LEFT OUTER JOIN "blog" "b" ON ("e"."blog_id" = "b"."id") '
+     'WHERE rating > %s OR n > %s ORDER BY "e"."id"', [1, 2], True),
+    # Django's QUALIFY emulation (a filter on a window function): a derived table's column named through a
+    # SELECT * FROM (derived) WHERE ... in between
+    ('SELECT "upper1" FROM (SELECT * FROM (SELECT UPPER("e"."headline") AS "upper1", RANK() OVER (PARTITION BY '
+     '"e"."blog_id" ORDER BY "e"."n" DESC, "e"."id") AS "qual0", "e"."id" AS "qual1" FROM "entry" "e") "qualify" '
+     'WHERE "qual0" = %s) "qualify_mask" ORDER BY "upper1"', [1], True),
     # SELECT without FROM
     ('SELECT 1, %s, (2 * 3), COALESCE(NULL, %s), COUNT(*)', ["x", 4], False),
     # correlated subqueries (Django's Exists(OuterRef(...)), Subquery annotations)
@@ -830,8 +847,12 @@ def test_date_functions(tmp_path):
             got = [v.replace(tzinfo=utc) if isinstance(v, datetime.datetime) and v.tzinfo is None else v for v in row]
             got = [v.astimezone(utc) if isinstance(v, datetime.datetime) else v for v in got]
             assert got == want, (m, got, want)
+        # a unit no database knows is a bad value (DJ_SQL_VALUE: DataError, as PostgreSQL's 22023); one
+        # PostgreSQL knows and djongo cannot compute is unsupported
         res = eng.run('SELECT DATE_TRUNC(%s, "t"."d") FROM "t"', ["fortnight"])
-        assert res["error"]["code"] == 2 and "DATE_TRUNC to 'fortnight'" in res["error"]["message"]
+        assert res["error"]["code"] == 5 and 'unit "fortnight" not recognized' in res["error"]["message"]
+        res = eng.run('SELECT DATE_TRUNC(%s, "t"."d") FROM "t"', ["decade"])
+        assert res["error"]["code"] == 2 and "DATE_TRUNC to 'decade'" in res["error"]["message"]
     finally:
         eng.close()
 

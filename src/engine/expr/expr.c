@@ -175,7 +175,7 @@ static const struct opdef ops[] = {
    {"$switch", op_switch, -1, -1, LAZY, .parse = parse_switch},
    /* types and conversions (ops_type.c) */
    {"$type", op_type, 1, 1, ARGS},
-   {"$convert", op_convert, -1, -1, ARGS, .eval = 2, .named = NAMED ("input", "to", "onError", "onNull"), .required = 2},
+   {"$convert", op_convert, -1, -1, ARGS, .eval = 2, .named = NAMED ("input", "to", "onError", "onNull", "format"), .required = 2},
    {"$toString", op_to, 1, 1, NULL1, .aux = BSON_TYPE_UTF8},
    {"$toInt", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT32},
    {"$toLong", op_to, 1, 1, NULL1, .aux = BSON_TYPE_INT64},

@@ -1,6 +1,7 @@
 /*
  * ops_type.c -- types and conversions: $type, $isNumber, $isArray,
- * $convert and the $toString..$toObjectId shorthands, $toHashedIndexKey.
+ * $convert (with MongoDB 8.0's format for binData to string) and the
+ * $toString..$toObjectId shorthands, $toHashedIndexKey.
  *
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/convert/
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/#type-expression-operators
@@ -271,7 +272,68 @@ op_is_array (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *o
    return true;
 }
 
-/* input, to (evaluated); onError, onNull (evaluated when needed) */
+/* binData -> string under $convert's format (MongoDB 8.0): "uuid" a UUID
+ * (subtype 4, 16 bytes) in its canonical 8-4-4-4-12 lowercase hex form,
+ * "base64" RFC 4648 base64 with padding, "utf8" the bytes themselves when
+ * they are valid UTF-8. Data that does not fit the format is a
+ * ConversionFailure (onError applies). The engine writes no other format
+ * (hex, base64url, auto): they are refused by name.
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/convert/ */
+static bool
+binary_to_string (dj_eval_t *ev, const bson_value_t *v, const bson_value_t *format, bson_value_t *out)
+{
+   const uint8_t *p = v->value.v_binary.data;
+   uint32_t n = v->value.v_binary.data_len;
+   if (format->value_type != BSON_TYPE_UTF8) {
+      return x_fail (ev, 2, "$convert's format must be a string, not %s", tname (format));
+   }
+   const char *f = format->value.v_utf8.str;
+   if (!strcmp (f, "uuid")) {
+      char s[37];
+      size_t k = 0;
+      if (v->value.v_binary.subtype != BSON_SUBTYPE_UUID || n != 16) {
+         return x_fail (ev, 241, "Failed to convert binData of subtype %d and length %u to a UUID string in $convert with no onError value",
+                        (int) v->value.v_binary.subtype, n);
+      }
+      for (uint32_t i = 0; i < 16; i++) {
+         if (i == 4 || i == 6 || i == 8 || i == 10) {
+            s[k++] = '-';
+         }
+         k += (size_t) snprintf (s + k, sizeof s - k, "%02x", p[i]);
+      }
+      x_str (ev->arena, s, k, out);
+      return true;
+   }
+   if (!strcmp (f, "base64")) {
+      static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      size_t len = ((size_t) n + 2) / 3 * 4;
+      char *s = bson_malloc (len + 1); /* owned here, copied into the arena */
+      size_t k = 0;
+      for (uint32_t i = 0; i < n; i += 3) {
+         uint32_t w = (uint32_t) p[i] << 16 | (i + 1 < n ? (uint32_t) p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+         s[k++] = b64[w >> 18 & 63];
+         s[k++] = b64[w >> 12 & 63];
+         s[k++] = i + 1 < n ? b64[w >> 6 & 63] : '=';
+         s[k++] = i + 2 < n ? b64[w & 63] : '=';
+      }
+      x_str (ev->arena, s, k, out);
+      bson_free (s);
+      return true;
+   }
+   if (!strcmp (f, "utf8")) {
+      if (!bson_utf8_validate ((const char *) p, n, false)) {
+         return x_fail (ev, 241, "Failed to convert binData to a UTF-8 string in $convert with no onError value: invalid UTF-8");
+      }
+      x_str (ev->arena, (const char *) p, n, out);
+      return true;
+   }
+   if (!strcmp (f, "hex") || !strcmp (f, "base64url") || !strcmp (f, "auto")) {
+      return x_fail (ev, 2, "$convert's format \"%s\" is not one djongo's engine writes (uuid, base64, utf8 are)", f);
+   }
+   return x_fail (ev, 2, "Invalid format for $convert: \"%s\"", f);
+}
+
+/* input, to (evaluated); onError, onNull, format (evaluated when needed) */
 bool
 op_convert (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
 {
@@ -291,7 +353,17 @@ op_convert (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *ou
       set_null (out);
       return true;
    }
-   if (!convert (ev, a, to, out)) {
+   bool ok;
+   if (e->args[4] && a->value_type == BSON_TYPE_BINARY && to == BSON_TYPE_UTF8) {
+      bson_value_t format;
+      if (!x_eval (e->args[4], ev, &format)) {
+         return false;
+      }
+      ok = binary_to_string (ev, a, &format, out);
+   } else {
+      ok = convert (ev, a, to, out);
+   }
+   if (!ok) {
       if (e->args[2]) {
          return x_eval (e->args[2], ev, out);
       }

@@ -1,5 +1,6 @@
 """Django's GeneratedField (db_persist=True) over arithmetic, text
-functions, a CASE and a condition (tests/django/generated_tests.py)."""
+functions, a CASE and a condition, and one with db_persist=False (a
+VIRTUAL column) (tests/django/generated_tests.py)."""
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Concat, Lower
@@ -15,6 +16,7 @@ class Item(models.Model):
     size = models.GeneratedField(expression=Case(When(a__gt=10, then=Value("big")), default=Value("small")),
                                  output_field=models.CharField(max_length=5), db_persist=True)
     positive = models.GeneratedField(expression=Q(a__gt=0), output_field=models.BooleanField(), db_persist=True)
+    doubled = models.GeneratedField(expression=F("a") * 2, output_field=models.IntegerField(), db_persist=False)
 
 
 class Plain(models.Model):
