@@ -711,7 +711,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       }
       x->block_used = ok;
       with_ids_t w = {.col = col, .next = id, .out = out};
-      ok = ok && rewrite_documents (m, with_id_doc, &w, error);
+      ok = ok && exec_rewrite_documents (m, with_id_doc, &w, error);
       bson_free (col);
       return ok;
    }
