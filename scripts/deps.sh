@@ -10,6 +10,8 @@ debs=(build-essential pkg-config libbson-dev libmongoc-dev libmongocrypt-dev lib
       chromium chromium-driver)  # the last two: the example site's browser test (tests/e2e)
 # text indexes (src/engine/text): Snowball stemmers, and the Snowball project's stop word lists
 debs+=(libstemmer-dev liblingua-stopwords-perl)
+# djongo-server's wire compression, OP_COMPRESSED (src/server/compress.c)
+debs+=(zlib1g-dev libzstd-dev libsnappy-dev)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,7 +29,8 @@ pips=(meson=meson meson-python=meson-python ninja=ninja pytest=pytest pymongo=py
       selenium=selenium tblib=tblib  # tblib: tracebacks from Django suite workers
       djangorestframework=djangorestframework  # DRF serializers of djongo.models' fields (tests)
       mockupdb=mockupdb  # simulated replica sets and mongos (tests/wire/test_topologies.py)
-      django-debug-toolbar=django-debug-toolbar)  # djongo.debug_toolbar.MongoPanel (tests/django/test_debug_toolbar.py)
+      django-debug-toolbar=django-debug-toolbar  # djongo.debug_toolbar.MongoPanel (tests/django/test_debug_toolbar.py)
+      python-snappy=python-snappy backports.zstd=backports.zstd)  # pymongo's snappy / zstd compressors (backports.zstd: Python < 3.14, where compression.zstd is not built in) (tests/wire/test_compression.py)
 need=()
 for p in "${pips[@]}"; do
   name=${p%%=*} req=${p#*=}

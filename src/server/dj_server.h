@@ -98,6 +98,9 @@ typedef struct {
                                  (net.tls.allowConnectionsWithoutCertificates) */
    int oplog_size_mb;       /**< MiB the change log (change streams' history) keeps,
                                  mongod's --oplogSize (0: the engine's 192) */
+   const char *network_compressors; /**< the wire compressors clients may use (OP_COMPRESSED),
+                                 mongod's --networkMessageCompressors: "snappy,zstd,zlib"
+                                 (NULL: that default), or "disabled" */
 } dj_server_options_t;
 
 enum { DJ_SERVER_ANY_PORT = -2, DJ_SERVER_NO_TCP = -1 };

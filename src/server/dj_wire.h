@@ -10,9 +10,12 @@
  *     sequence folded in as an array field. moreToCome: no reply is wanted.
  *   - OP_QUERY (2004) on "<db>.$cmd": only the legacy handshake drivers
  *     still open with (isMaster/hello), answered with OP_REPLY (1).
- * Anything else (OP_COMPRESSED -- we never offer compression --, the
- * removed legacy opcodes, a malformed or oversized message) is an error:
- * the server closes that connection.
+ *   - OP_COMPRESSED (2012) wrapping either of them, with a compressor the
+ *     server has enabled (compress.c: dj_wire_decompress()); the reply is
+ *     compressed the same way (dj_wire_compress()).
+ * Anything else (the removed legacy opcodes, a malformed or oversized
+ * message, a compressed one that does not decompress to its stated size)
+ * is an error: the server closes that connection.
  *
  * Limits, checked before anything is allocated: a message is at most
  * DJ_WIRE_MAX_MESSAGE bytes (what hello reports as maxMessageSizeBytes),
@@ -74,6 +77,34 @@ void dj_wire_reply (const dj_wire_header_t *h, const dj_wire_request_t *r, const
  * replies follow without requests (an exhaust cursor's batches). */
 void dj_wire_reply_to (const dj_wire_request_t *r, const bson_t *reply, int32_t request_id, int32_t response_to,
                        bool more_to_come, dj_buf_t *out);
+
+/* compressorId values (https://www.mongodb.com/docs/manual/reference/mongodb-wire-protocol/#op_compressed) */
+enum { DJ_COMPRESSOR_NOOP = 0, DJ_COMPRESSOR_SNAPPY = 1, DJ_COMPRESSOR_ZLIB = 2, DJ_COMPRESSOR_ZSTD = 3, DJ_COMPRESSORS = 4 };
+/* mongod's default --networkMessageCompressors */
+#define DJ_COMPRESSORS_DEFAULT "snappy,zstd,zlib"
+
+/** "noop", "snappy", "zlib", "zstd"; NULL for another id. */
+const char *dj_compressor_name (int id);
+/** The id of a compressor's name, or -1. */
+int dj_compressor_id (const char *name);
+
+/**
+ * Unwraps OP_COMPRESSED: @p msg is the whole message (header @p h, then
+ * h->length - 16 body bytes). Only the compressors whose bit (1 << id) is
+ * in @p allowed are accepted.
+ * @param[out] out the original message, header rebuilt (bson_free() it);
+ *             @p inner its header, @p compressor the id it came with.
+ * @return false (out untouched) with @p error set: truncated, an unknown or
+ *         disabled compressor, a wrapped opcode other than OP_MSG/OP_QUERY,
+ *         uncompressedSize over the maximum message size, data that does
+ *         not decompress to exactly uncompressedSize bytes.
+ */
+bool dj_wire_decompress (const dj_wire_header_t *h, const uint8_t *msg, unsigned allowed, uint8_t **out,
+                         dj_wire_header_t *inner, int *compressor, bson_error_t *error);
+
+/** Rewrites the message at out->data + start (to out->len) as OP_COMPRESSED
+ *  with compressor @p id; false (message unchanged) if the codec failed. */
+bool dj_wire_compress (dj_buf_t *out, size_t start, int id);
 
 /** CRC-32C (Castagnoli), OP_MSG's checksum. */
 uint32_t dj_wire_crc32c (const uint8_t *p, size_t n);

@@ -107,6 +107,7 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
    BSON_APPEND_INT32 (reply, "minWireVersion", 0);
    BSON_APPEND_INT32 (reply, "maxWireVersion", DJ_MAX_WIRE_VERSION);
    BSON_APPEND_BOOL (reply, "readOnly", false);
+   dj_compress_negotiate (srv, c, cmd, reply);
    /* saslSupportedMechs: "db.user" asks which mechanisms that user has */
    bson_iter_t sm;
    if (srv->users && bson_iter_init_find (&sm, cmd, "saslSupportedMechs") && BSON_ITER_HOLDS_UTF8 (&sm)) {
@@ -351,6 +352,7 @@ dj_handshake_command (struct dj_server *srv, dj_conn_t *c, const char *db, const
       BSON_APPEND_INT64 (&ttl, "passes", passes);
       bson_append_document_end (&metrics, &ttl);
       bson_append_document_end (reply, &metrics);
+      dj_compress_status (srv, reply);
       ok (reply);
       return true;
    }

@@ -9,6 +9,8 @@
  *   auth.c       SCRAM-SHA-256 (saslStart / saslContinue), the users file
  *   replset.c    what a replica-set member adds to replies: cluster time,
  *                write concern errors
+ *   compress.c   OP_COMPRESSED (dj_wire.h), the handshake's compression
+ *                negotiation, serverStatus network.compression
  *   failpoint.c  test commands: configureFailPoint and the failCommand fail
  *                point, error labels
  */
@@ -41,6 +43,8 @@ typedef struct dj_conn {
    dj_auth_conv_t *conv; /* owned: a SCRAM conversation in progress, or NULL */
    int auth_fails;     /* failed logins in a row on this connection (auth.c's backoff) */
    char app_name[128]; /* the handshake's client.application.name, or "" */
+   uint8_t compressors[DJ_COMPRESSORS]; /* agreed on in the handshake, the client's order first */
+   uint32_t ncompressors;
    struct dj_conn *next;
 } dj_conn_t;
 
@@ -56,6 +60,9 @@ struct dj_server {
    atomic_llong incoming;      /* what they hold now */
    bool quiet;
    bool test_commands;  /* enableTestCommands: configureFailPoint exists */
+   unsigned compressors; /* --networkMessageCompressors: bit (1 << compressorId) each */
+   /* per compressorId: compressor bytesIn, bytesOut, decompressor bytesIn, bytesOut */
+   atomic_llong compress_bytes[DJ_COMPRESSORS][4];
    int tls_mode;        /* DJ_TLS_MODE_* (never _DEFAULT once started) */
    struct ssl_ctx_st *tls_ctx; /* owned: the certificate and CAs, or NULL (disabled) */
    dj_failpoint_t *failpoint; /* owned: the failCommand fail point */
@@ -151,6 +158,20 @@ bool dj_cluster_time_check (struct dj_server *srv, const bson_t *cmd, bson_t *re
 /* The cluster time now (the last write's), without advancing it. */
 void dj_cluster_time_now (struct dj_server *srv, uint32_t *t, uint32_t *i);
 /* (write concerns: dj_engine_write_concern_check, dj_engine.h) */
+
+/* compress.c */
+/* --networkMessageCompressors: "disabled", or names separated by commas
+ * (NULL: DJ_COMPRESSORS_DEFAULT) into a mask; false on an unknown name. */
+bool dj_compress_parse_list (const char *list, unsigned *mask, bson_error_t *error);
+/* hello / isMaster: agrees on the client's `compression` list and adds the
+ * agreed compressors to reply (as mongod: only when there are some). */
+void dj_compress_negotiate (struct dj_server *srv, dj_conn_t *c, const bson_t *cmd, bson_t *reply);
+/* May the reply to req be compressed? (not the handshake's, nor auth's) */
+bool dj_compress_reply_allowed (const dj_wire_request_t *req);
+/* Counts bytes through compressor id (compressing, or decompressing). */
+void dj_compress_count (struct dj_server *srv, int id, bool compressing, int64_t in, int64_t out);
+/* serverStatus: appends network.compression */
+void dj_compress_status (struct dj_server *srv, bson_t *reply);
 
 /* failpoint.c: what the failCommand fail point does to one command
  * (owned by the caller: dj_fail_action_cleanup()) */

@@ -190,13 +190,26 @@ open_cursor_id (const bson_t *reply)
    return 0;
 }
 
+/* A request that came compressed (compressor >= 0) is answered with the
+ * same compressor, as mongod does -- but never the handshake's or
+ * authentication's reply (the compression spec's list). */
+static void
+compress_reply (struct dj_server *srv, const dj_wire_request_t *req, int compressor, dj_buf_t *out)
+{
+   size_t plain = out->len;
+   if (compressor >= 0 && dj_compress_reply_allowed (req) && dj_wire_compress (out, 0, compressor)) {
+      dj_compress_count (srv, compressor, true, (int64_t) (plain - DJ_WIRE_HEADER),
+                         (int64_t) (out->len - DJ_WIRE_HEADER - 9));
+   }
+}
+
 /* Sends the reply to req; for a getMore that allows exhaust (OP_MSG's
  * exhaustAllowed) whose cursor stays open, then the cursor's next batches
  * too, each with moreToCome and answering the one before, until it ends:
  * the client asks once. https://github.com/mongodb/specifications/blob/master/source/message/OP_MSG.md#exhaustallowed */
 static bool
 send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, const dj_wire_request_t *req,
-              bson_t *reply, dj_buf_t *out)
+              bson_t *reply, int compressor, dj_buf_t *out)
 {
    bson_iter_t it;
    bool exhaust = !req->legacy && (req->flags & DJ_MSG_EXHAUST_ALLOWED) && bson_iter_init (&it, req->cmd) &&
@@ -205,6 +218,7 @@ send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, co
    int32_t answering = h->request_id, me = atomic_fetch_add (&srv->next_request_id, 1);
    out->len = 0;
    dj_wire_reply_to (req, reply, me, answering, id != 0, out);
+   compress_reply (srv, req, compressor, out);
    bool ok = dj_io_transfer (c, out->data, out->len, true, -1, NULL);
    while (ok && id != 0) {
       bson_t next = BSON_INITIALIZER, more;
@@ -226,6 +240,7 @@ send_replies (struct dj_server *srv, dj_conn_t *c, const dj_wire_header_t *h, co
       me = atomic_fetch_add (&srv->next_request_id, 1);
       out->len = 0;
       dj_wire_reply_to (req, &more, me, answering, id != 0, out);
+      compress_reply (srv, req, compressor, out);
       bson_destroy (&more);
       ok = dj_io_transfer (c, out->data, out->len, true, -1, NULL);
    }
@@ -299,6 +314,31 @@ conn_main (void *arg)
                         timed_out ? "message not complete in time (--message-timeout)" : "truncated message");
          break;
       }
+      int compressor = -1; /* OP_COMPRESSED's compressorId: the reply's too */
+      if (h.opcode == DJ_OP_COMPRESSED) {
+         /* what the decompressed message will hold counts against
+          * --max-incoming-mb before it is allocated (the size is checked
+          * against the maximum message size by dj_wire_decompress) */
+         int32_t usize = h.length >= DJ_WIRE_HEADER + 9 ? dj_le32_read (msg + DJ_WIRE_HEADER + 4) : 0;
+         if (usize > 0 && usize <= DJ_WIRE_MAX_MESSAGE) {
+            held += usize;
+            if (atomic_fetch_add (&srv->incoming, (long long) usize) + usize > srv->max_incoming) {
+               dj_server_log (srv, "conn%lld %s: a %d-byte decompressed message would pass --max-incoming-mb; closing",
+                              (long long) c->id, c->peer, usize);
+               break;
+            }
+         }
+         uint8_t *plain;
+         dj_wire_header_t inner;
+         if (!dj_wire_decompress (&h, msg, srv->compressors, &plain, &inner, &compressor, &error)) {
+            dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer, error.message);
+            break;
+         }
+         dj_compress_count (srv, compressor, false, h.length - DJ_WIRE_HEADER - 9, inner.length - DJ_WIRE_HEADER);
+         bson_free (msg);
+         msg = plain;
+         h = inner;
+      }
       dj_wire_request_t req;
       if (!dj_wire_parse (&h, msg + DJ_WIRE_HEADER, (size_t) h.length - DJ_WIRE_HEADER, &req, &error)) {
          dj_server_log (srv, "conn%lld %s: %s; closing", (long long) c->id, c->peer, error.message);
@@ -316,7 +356,7 @@ conn_main (void *arg)
       bool reply_wanted = !(req.flags & DJ_MSG_MORE_TO_COME);
       bool ok = true;
       if (reply_wanted) {
-         ok = send_replies (srv, c, &h, &req, &reply, &out);
+         ok = send_replies (srv, c, &h, &req, &reply, compressor, &out);
       }
       bson_destroy (&reply);
       dj_wire_request_cleanup (&req);
@@ -440,6 +480,13 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
    atomic_init (&srv->incoming, 0);
    srv->quiet = opts->quiet;
    srv->test_commands = opts->test_commands;
+   for (int i = 0; i < DJ_COMPRESSORS; i++) {
+      for (int k = 0; k < 4; k++) {
+         atomic_init (&srv->compress_bytes[i][k], 0);
+      }
+   }
+   bson_error_t compressors_error;
+   bool compressors_ok = dj_compress_parse_list (opts->network_compressors, &srv->compressors, &compressors_error);
    srv->failpoint = dj_failpoint_new ();
    srv->txn_write_fp = dj_failpoint_new ();
    srv->getmore_fp = dj_failpoint_new ();
@@ -460,6 +507,10 @@ dj_server_new (const dj_server_options_t *opts, bson_error_t *error)
       goto fail;
    }
    srv->sessions = dj_sessions_new (srv->engine, srv);
+   if (!compressors_ok) {
+      *error = compressors_error;
+      goto fail;
+   }
    if (!clock_ok) {
       dj_error_set (error, DJ_DOMAIN_STORAGE, EIO, "no random bytes for the cluster-time signing key");
       goto fail;

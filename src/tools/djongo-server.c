@@ -5,6 +5,7 @@
  *                 [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]
  *                 [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]
  *                 [--max-incoming-mb N] [--ttl-monitor-sleep-secs S] [--oplogSize MB]
+ *                 [--networkMessageCompressors snappy,zstd,zlib|disabled]
  *                 [--setParameter enableTestCommands=1]
  *                 [--tls-mode requireTLS|preferTLS|allowTLS|disabled] [--tls-cert-key-file PEM]
  *                 [--tls-ca-file PEM] [--tls-allow-connections-without-certificates]
@@ -32,7 +33,7 @@ static const char usage_text[] =
    "                     [--txn-lifetime SECONDS] [--auth USERS-FILE] [--quiet]\n"
    "                     [--max-conns N] [--auth-timeout S] [--idle-timeout S] [--message-timeout S]\n"
    "                     [--max-incoming-mb N] [--ttl-monitor-sleep-secs S]\n"
-   "                     [--oplogSize MB]\n"
+   "                     [--oplogSize MB] [--networkMessageCompressors LIST]\n"
    "                     [--tls-mode MODE] [--tls-cert-key-file PEM] [--tls-ca-file PEM]\n"
    "                     [--tls-allow-connections-without-certificates]\n"
    "       djongo-server --add-user USERS-FILE USER   (reads the password from stdin)\n"
@@ -67,6 +68,10 @@ static const char help_text[] =
    "  --oplogSize MB          the change log change streams resume from keeps this much\n"
    "                          history (default 192); older changes are dropped, and a\n"
    "                          stream resuming before them fails (ChangeStreamHistoryLost)\n"
+   "  --networkMessageCompressors LIST\n"
+   "                          the wire compressors clients may use, as mongod's: names\n"
+   "                          from snappy, zstd, zlib, noop separated by commas, or\n"
+   "                          disabled (default snappy,zstd,zlib)\n"
    "  --quiet                 no log lines\n"
    "  --tls-cert-key-file PEM the server's certificate (then its chain) and private key:\n"
    "                          TCP clients connect with TLS (mongodb://...?tls=true)\n"
@@ -141,6 +146,7 @@ main (int argc, char **argv)
                  {"--auth", &o.auth_file, NULL},
                  {"--tls-cert-key-file", &o.tls_cert_key_file, NULL},
                  {"--tls-ca-file", &o.tls_ca_file, NULL},
+                 {"--networkMessageCompressors", &o.network_compressors, NULL},
                  {"--max-conns", NULL, &o.max_connections},
                  {"--auth-timeout", NULL, &o.auth_timeout_s},
                  {"--idle-timeout", NULL, &o.idle_timeout_s},
