@@ -28,13 +28,19 @@ def closed_within(sock, seconds):
 
 def reply(sock):
     """Reads one whole reply message."""
+    def more(data, n):
+        chunk = sock.recv(n - len(data))
+        if not chunk:  # closed: recv gives b"" for ever, so a loop would spin
+            raise ConnectionResetError("closed by the server")
+        return data + chunk
+
     head = b""
     while len(head) < 16:
-        head += sock.recv(16 - len(head))
+        head = more(head, 16)
     length = struct.unpack("<i", head[:4])[0]
     body = b""
     while len(body) < length - 16:
-        body += sock.recv(length - 16 - len(body))
+        body = more(body, length - 16)
     return head + body
 
 
