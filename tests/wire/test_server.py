@@ -194,7 +194,7 @@ def test_bad_messages_close_only_their_connection(server):
         raw_message({"ping": 1})[:-3],                          # truncated, then the client goes away
         raw_message({"ping": 1}),                               # no $db
         raw_message({"ping": 1, "$db": "x"}, flags=1 << 5),     # unknown required flag bit
-        raw_message({"ping": 1, "$db": "x"}, opcode=2012),      # OP_COMPRESSED: never offered
+        raw_message({"ping": 1, "$db": "x"}, opcode=2012),      # an OP_MSG body read as OP_COMPRESSED: wraps opcode 0
         struct.pack("<iiii", 26, 1, 0, 2013) + b"\0\0\0\0\0" + b"\x05\0\0\0\x01",  # broken BSON
     ]
     for data in bad:
