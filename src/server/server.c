@@ -191,8 +191,10 @@ open_cursor_id (const bson_t *reply)
 }
 
 /* A request that came compressed (compressor >= 0) is answered with the
- * same compressor, as mongod does -- but never the handshake's or
- * authentication's reply (the compression spec's list). */
+ * same compressor, as mongod does (an uncompressed request gets an
+ * uncompressed reply: https://jira.mongodb.org/browse/SERVER-28008) -- but
+ * never the handshake's or authentication's reply (the compression spec's
+ * list). */
 static void
 compress_reply (struct dj_server *srv, const dj_wire_request_t *req, int compressor, dj_buf_t *out)
 {
