@@ -23,7 +23,7 @@ static const char *const bulk_known[] = {"ops", "nsInfo", "ordered", "errorsOnly
                                          "cursor", NULL};
 static const char *const insert_op_known[] = {"insert", "document", NULL};
 static const char *const update_op_known[] = {"update", "filter", "updateMods", "arrayFilters", "multi", "hint",
-                                              "upsert", "constants", "collation", NULL};
+                                              "upsert", "constants", "collation", "sort", NULL};
 static const char *const delete_op_known[] = {"delete", "filter", "multi", "hint", "collation", NULL};
 static const char *const ns_info_known[] = {"ns", "collectionUUID", "encryptionInformation", "isTimeseriesNamespace",
                                             NULL};
@@ -427,6 +427,7 @@ run_one (dj_engine_t *e, bulk_t *b, size_t i)
       append_field (&stmt, "upsert", &o->op, "upsert");
       BSON_APPEND_BOOL (&stmt, "multi", multi);
       append_field (&stmt, "arrayFilters", &o->op, "arrayFilters");
+      append_field (&stmt, "sort", &o->op, "sort");
    } else {
       BSON_APPEND_INT32 (&stmt, "limit", multi ? 0 : 1);
    }
