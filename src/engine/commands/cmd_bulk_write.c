@@ -101,6 +101,21 @@ required_doc (const bson_t *op, const char *field, const char *where, bson_error
    return true;
 }
 
+/* Element i of the array `where` (bulkWrite.ops, bulkWrite.nsInfo) as a
+ * document: *out borrows it. */
+static bool
+element_doc (const bson_iter_t *it, const char *where, size_t i, bson_t *out, bson_error_t *error)
+{
+   uint32_t len;
+   const uint8_t *data;
+   if (!BSON_ITER_HOLDS_DOCUMENT (it)) {
+      return dj_err (error, DJ_TypeMismatch, "BSON field '%s.%zu' is the wrong type '%s', expected type 'object'", where, i,
+                     dj_type_name (bson_iter_type (it)));
+   }
+   bson_iter_document (it, &len, &data);
+   return bson_init_static (out, data, len);
+}
+
 static bool
 parse_ns_info (bulk_t *b, const bson_iter_t *arr, bson_error_t *error)
 {
@@ -116,14 +131,8 @@ parse_ns_info (bulk_t *b, const bson_iter_t *arr, bson_error_t *error)
    for (size_t i = 0; bson_iter_next (&it); i++) {
       bson_t entry;
       uint32_t len;
-      const uint8_t *data;
-      if (!BSON_ITER_HOLDS_DOCUMENT (&it)) {
-         return dj_err (error, DJ_TypeMismatch, "BSON field 'bulkWrite.nsInfo.%zu' is the wrong type '%s', expected type 'object'",
-                        i, dj_type_name (bson_iter_type (&it)));
-      }
-      bson_iter_document (&it, &len, &data);
-      bson_init_static (&entry, data, len);
-      if (!check_known (&entry, "bulkWrite.nsInfo", ns_info_known, error)) {
+      if (!element_doc (&it, "bulkWrite.nsInfo", i, &entry, error) ||
+          !check_known (&entry, "bulkWrite.nsInfo", ns_info_known, error)) {
          return false;
       }
       if (!bson_iter_init_find (&f, &entry, "ns")) {
@@ -151,15 +160,10 @@ static bool
 parse_op (bulk_t *b, size_t i, const bson_iter_t *it, bson_error_t *error)
 {
    bw_op_t *o = &b->ops[i];
-   uint32_t len;
-   const uint8_t *data;
    bson_iter_t f;
-   if (!BSON_ITER_HOLDS_DOCUMENT (it)) {
-      return dj_err (error, DJ_TypeMismatch, "BSON field 'bulkWrite.ops.%zu' is the wrong type '%s', expected type 'object'",
-                     i, dj_type_name (bson_iter_type (it)));
+   if (!element_doc (it, "bulkWrite.ops", i, &o->op, error)) {
+      return false;
    }
-   bson_iter_document (it, &len, &data);
-   bson_init_static (&o->op, data, len);
    if (!bson_iter_init (&f, &o->op) || !bson_iter_next (&f)) {
       return dj_err (error, DJ_FailedToParse, "Unrecognized bulkWrite operation: {}");
    }
