@@ -33,7 +33,10 @@ typedef enum { OP_INSERT, OP_UPDATE, OP_DELETE } op_kind_t;
 typedef struct {
    op_kind_t kind;
    int ns;    /* index into nsInfo */
-   bson_t op; /* borrowed from the command */
+   /* the op's bytes, borrowed from the command (a bson_t in the heap
+    * array would miss the 128-byte alignment libbson declares for it) */
+   const uint8_t *data;
+   uint32_t len;
 } bw_op_t;
 
 typedef struct {
@@ -160,11 +163,14 @@ static bool
 parse_op (bulk_t *b, size_t i, const bson_iter_t *it, bson_error_t *error)
 {
    bw_op_t *o = &b->ops[i];
+   bson_t op;
    bson_iter_t f;
-   if (!element_doc (it, "bulkWrite.ops", i, &o->op, error)) {
+   if (!element_doc (it, "bulkWrite.ops", i, &op, error)) {
       return false;
    }
-   if (!bson_iter_init (&f, &o->op) || !bson_iter_next (&f)) {
+   o->data = bson_get_data (&op);
+   o->len = op.len;
+   if (!bson_iter_init (&f, &op) || !bson_iter_next (&f)) {
       return dj_err (error, DJ_FailedToParse, "Unrecognized bulkWrite operation: {}");
    }
    const char *k = bson_iter_key (&f);
@@ -190,15 +196,15 @@ parse_op (bulk_t *b, size_t i, const bson_iter_t *it, bson_error_t *error)
       return dj_err (error, DJ_BadValue, "BulkWrite ops entry %zu has an invalid nsInfo index.", i);
    }
    o->ns = (int) ns;
-   if (!check_known (&o->op, "bulkWrite.ops", known, error)) {
+   if (!check_known (&op, "bulkWrite.ops", known, error)) {
       return false;
    }
    switch (o->kind) {
-   case OP_INSERT: return required_doc (&o->op, "document", "bulkWrite.ops", error);
+   case OP_INSERT: return required_doc (&op, "document", "bulkWrite.ops", error);
    case OP_UPDATE:
-      return required_doc (&o->op, "filter", "bulkWrite.ops", error) &&
-             required_doc (&o->op, "updateMods", "bulkWrite.ops", error);
-   case OP_DELETE: return required_doc (&o->op, "filter", "bulkWrite.ops", error);
+      return required_doc (&op, "filter", "bulkWrite.ops", error) &&
+             required_doc (&op, "updateMods", "bulkWrite.ops", error);
+   case OP_DELETE: return required_doc (&op, "filter", "bulkWrite.ops", error);
    }
    return true;
 }
@@ -380,7 +386,9 @@ run_inserts (dj_engine_t *e, bulk_t *b, size_t from, size_t to)
    for (size_t i = from; i < to; i++) {
       bson_iter_t it;
       bson_uint32_to_string ((uint32_t) (i - from), &key, buf, sizeof buf);
-      bson_iter_init_find (&it, &b->ops[i].op, "document");
+      bson_t op;
+      bson_init_static (&op, b->ops[i].data, b->ops[i].len);
+      bson_iter_init_find (&it, &op, "document");
       bson_append_iter (&docs, key, -1, &it);
    }
    bson_append_array_end (&cmd, &docs);
@@ -417,32 +425,33 @@ run_one (dj_engine_t *e, bulk_t *b, size_t i)
    const bw_ns_t *ns = &b->nss[o->ns];
    bool update = o->kind == OP_UPDATE;
    bool multi = false;
-   bson_t cmd = BSON_INITIALIZER, stmts, stmt, reply;
+   bson_t cmd = BSON_INITIALIZER, stmts, stmt, reply, op;
    bson_iter_t it;
-   if (bson_iter_init_find (&it, &o->op, "multi")) {
+   bson_init_static (&op, o->data, o->len);
+   if (bson_iter_init_find (&it, &op, "multi")) {
       multi = bson_iter_as_bool (&it);
    }
    BSON_APPEND_UTF8 (&cmd, update ? "update" : "delete", ns->coll);
    BSON_APPEND_ARRAY_BEGIN (&cmd, update ? "updates" : "deletes", &stmts);
    BSON_APPEND_DOCUMENT_BEGIN (&stmts, "0", &stmt);
-   append_field (&stmt, "q", &o->op, "filter");
+   append_field (&stmt, "q", &op, "filter");
    if (update) {
-      append_field (&stmt, "u", &o->op, "updateMods");
-      append_field (&stmt, "upsert", &o->op, "upsert");
+      append_field (&stmt, "u", &op, "updateMods");
+      append_field (&stmt, "upsert", &op, "upsert");
       BSON_APPEND_BOOL (&stmt, "multi", multi);
-      append_field (&stmt, "arrayFilters", &o->op, "arrayFilters");
-      append_field (&stmt, "sort", &o->op, "sort");
+      append_field (&stmt, "arrayFilters", &op, "arrayFilters");
+      append_field (&stmt, "sort", &op, "sort");
    } else {
       BSON_APPEND_INT32 (&stmt, "limit", multi ? 0 : 1);
    }
-   append_field (&stmt, "hint", &o->op, "hint");
-   append_field (&stmt, "collation", &o->op, "collation");
+   append_field (&stmt, "hint", &op, "hint");
+   append_field (&stmt, "collation", &op, "collation");
    bson_append_document_end (&stmts, &stmt);
    bson_append_array_end (&cmd, &stmts);
    /* an update's constants are variables of its pipeline: the nested
     * command's let, after the bulkWrite's own */
    bson_t constants, let;
-   bool has_constants = update && bson_iter_init_find (&it, &o->op, "constants") && BSON_ITER_HOLDS_DOCUMENT (&it);
+   bool has_constants = update && bson_iter_init_find (&it, &op, "constants") && BSON_ITER_HOLDS_DOCUMENT (&it);
    if (has_constants) {
       uint32_t len;
       const uint8_t *data;
