@@ -36,6 +36,7 @@ enum {
    DJ_Unauthorized = 13,
    DJ_TypeMismatch = 14,
    DJ_Overflow = 15,
+   DJ_InvalidLength = 16,
    DJ_IllegalOperation = 20,
    DJ_IndexNotFound = 27,
    DJ_PathNotViable = 28,

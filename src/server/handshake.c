@@ -13,10 +13,11 @@
 
 #include "server-private.h"
 
-/* The MongoDB version whose wire protocol and commands we follow: 7.0
- * (maxWireVersion 21), as the engine's behaviour does. */
-#define DJ_SERVER_VERSION "7.0.0"
-#define DJ_MAX_WIRE_VERSION 21
+/* The MongoDB version whose wire protocol and commands we follow: 8.0
+ * (maxWireVersion 25), as the engine's behaviour does (its bulkWrite
+ * command is 8.0's). */
+#define DJ_SERVER_VERSION "8.0.0"
+#define DJ_MAX_WIRE_VERSION 25
 
 static void
 ok (bson_t *reply)
@@ -129,7 +130,7 @@ build_info (bson_t *reply)
    BSON_APPEND_UTF8 (reply, "version", DJ_SERVER_VERSION);
    BSON_APPEND_UTF8 (reply, "gitVersion", "djongo");
    BSON_APPEND_ARRAY_BEGIN (reply, "versionArray", &arr);
-   BSON_APPEND_INT32 (&arr, "0", 7);
+   BSON_APPEND_INT32 (&arr, "0", 8);
    BSON_APPEND_INT32 (&arr, "1", 0);
    BSON_APPEND_INT32 (&arr, "2", 0);
    BSON_APPEND_INT32 (&arr, "3", 0);
@@ -180,7 +181,7 @@ get_parameter (struct dj_server *srv, const bson_t *cmd, bson_t *reply)
    if (all || bson_has_field (cmd, "featureCompatibilityVersion")) {
       bson_t fcv;
       BSON_APPEND_DOCUMENT_BEGIN (reply, "featureCompatibilityVersion", &fcv);
-      BSON_APPEND_UTF8 (&fcv, "version", "7.0");
+      BSON_APPEND_UTF8 (&fcv, "version", "8.0");
       bson_append_document_end (reply, &fcv);
    }
    /* mongod reports whether it was started with test commands (drivers'

@@ -591,7 +591,7 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const ch
 static bool
 allowed_in_txn (const char *name)
 {
-   static const char *const allowed[] = {"abortTransaction", "aggregate", "commitTransaction", "create",
+   static const char *const allowed[] = {"abortTransaction", "aggregate", "bulkWrite", "commitTransaction", "create",
                                          "createIndexes", "delete", "distinct", "find", "findAndModify",
                                          "findandmodify", "getMore", "insert", "killCursors", "update"};
    for (size_t k = 0; k < sizeof allowed / sizeof allowed[0]; k++) {

@@ -33,20 +33,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from specdata import spec_root  # noqa: E402
 
-SERVER_VERSION = (7, 0, 0)  # what djongo-server reports (handshake.c)
+SERVER_VERSION = (8, 0, 0)  # what djongo-server reports (handshake.c)
 
 # suite -> (pymongo's test module, floors: the pass percentage of the tests
 # that ran (rounded down), and the number of passes reached: a regression
 # that fails tests, or that makes them skip, fails the floor)
 SUITES = {
-    "crud": ("test_crud_unified.py", 100, 307),
-    "transactions": ("test_transactions_unified.py", 100, 179),
+    "crud": ("test_crud_unified.py", 100, 353),
+    "transactions": ("test_transactions_unified.py", 100, 182),
     "sessions": ("test_sessions_unified.py", 100, 28),
     "retryable-reads": ("test_retryable_reads_unified.py", 100, 277),
-    "retryable-writes": ("test_retryable_writes_unified.py", 100, 109),
+    "retryable-writes": ("test_retryable_writes_unified.py", 100, 116),
     "index-management": ("test_index_management.py", 100, 15),
     "collection-management": ("test_collection_management.py", 14, 1),
-    "command-monitoring": ("test_command_monitoring.py", 100, 32),
+    "command-monitoring": ("test_command_monitoring.py", 100, 33),
     "command-logging": ("test_command_logging.py", 100, 27),
     "change-streams": ("test_change_stream.py", 100, 66),
 }
@@ -80,7 +80,7 @@ def unmet(req):
     if req.get("serverless") == "require":
         return "topology", "needs a serverless deployment"
     if "minServerVersion" in req and _version(req["minServerVersion"]) > SERVER_VERSION:
-        return "server version", "needs MongoDB %s or later (djongo follows 7.0)" % req["minServerVersion"]
+        return "server version", "needs MongoDB %s or later (djongo follows 8.0)" % req["minServerVersion"]
     if "maxServerVersion" in req and _version(req["maxServerVersion"]) < SERVER_VERSION:
         return "server version", "for MongoDB %s or older" % req["maxServerVersion"]
     if req.get("auth") is True:

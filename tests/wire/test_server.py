@@ -25,7 +25,7 @@ def client(server, **kw):
 def test_handshake_and_crud(server):
     c = client(server)
     info = c.server_info()
-    assert info["version"].startswith("7.") and info["ok"] == 1
+    assert info["version"].startswith("8.") and info["ok"] == 1
     hello = c.admin.command("hello")
     assert hello["isWritablePrimary"] and hello["setName"] == "djongo" and hello["maxWireVersion"] >= 17
     coll = c.shop.items

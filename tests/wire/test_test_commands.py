@@ -35,7 +35,7 @@ def test_get_parameter_star_reports_test_commands(tserver):
     with connect(tserver) as c:
         params = c.admin.command("getParameter", "*")
         assert params["enableTestCommands"] is True
-        assert params["featureCompatibilityVersion"] == {"version": "7.0"}
+        assert params["featureCompatibilityVersion"] == {"version": "8.0"}
         one = c.admin.command({"getParameter": 1, "enableTestCommands": 1})
         assert one["enableTestCommands"] is True and "featureCompatibilityVersion" not in one
 

@@ -301,6 +301,30 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+/* An update statement's sort (MongoDB 8.0, updateOne and replaceOne): of
+ * the documents the filter matches, the first in sort order is the one
+ * updated. https://www.mongodb.com/docs/manual/reference/command/update/ */
+static bool
+sorted_update (upd_t *s, const dj_matcher_t *m, const dj_eval_t *vars, const dj_sort_t *sort, bson_error_t *error)
+{
+   dj_matches_t f = {.error = error};
+   bool ok = wscan_run (&s->w, m, vars, 0, dj_matches_add, &f, error) && !f.failed;
+   if (ok && f.n) {
+      size_t best = 0;
+      for (size_t i = 1; i < f.n; i++) {
+         if (dj_sort_cmp (sort, f.docs[i], f.docs[best]) < 0) {
+            best = i;
+         }
+      }
+      if (!update_fn (f.rids[best], f.docs[best], f.poss[best], s)) {
+         *error = s->w.err;
+         ok = false;
+      }
+   }
+   dj_matches_cleanup (&f);
+   return ok;
+}
+
 /* Builds and inserts the document an upsert creates. *id receives its _id
  * (caller destroys). */
 static bool
@@ -377,11 +401,12 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
                  int64_t *nmod,
                  bson_t *upserted, int *nups, bson_error_t *error)
 {
-   bson_t q, af_doc;
+   bson_t q, af_doc, sort_spec;
    bson_iter_t it;
    bool upsert = false, multi = false, has_af = false;
    dj_matcher_t *m = NULL;
    dj_update_t *u = NULL;
+   dj_sort_t *sort = NULL;
    bool ok = false;
 
    if (!get_stmt_doc (stmt, "q", true, &q, error) || !dj_cmd_collation (stmt, error)) {
@@ -398,8 +423,17 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
    if (bson_iter_init_find (&it, stmt, "multi")) {
       multi = bson_iter_as_bool (&it);
    }
-   if (!dj_cmd_get_array (stmt, "arrayFilters", "update.updates.arrayFilters", &af_doc, &has_af, error)) {
+   if (!dj_cmd_get_array (stmt, "arrayFilters", "update.updates.arrayFilters", &af_doc, &has_af, error) ||
+       !get_stmt_doc (stmt, "sort", false, &sort_spec, error)) {
       return false;
+   }
+   if (!bson_empty (&sort_spec)) {
+      if (multi) {
+         return dj_err (error, DJ_FailedToParse, "Cannot specify sort with multi=true");
+      }
+      if (!(sort = dj_sort_new (&sort_spec, error))) {
+         return false;
+      }
    }
    if (!(m = dj_matcher_new_scoped (&q, let->top, error)) ||
        !(u = dj_update_new (uspec, has_af ? &af_doc : NULL, let->top, error))) {
@@ -410,7 +444,8 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
       goto done;
    }
    upd_t s = {.w = {.ctx = ctx, .c = c}, .u = u, .vars = &let->vars, .bypass = bypass};
-   bool scanned = wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
+   bool scanned = sort ? sorted_update (&s, m, &let->vars, sort, error)
+                       : wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
    if (scanned || s.w.failed) {
       *n += s.w.n; /* the documents before a failing one stay updated */
       *nmod += s.modified;
@@ -438,6 +473,7 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
 done:
    dj_matcher_destroy (m);
    dj_update_destroy (u);
+   dj_sort_destroy (sort);
    return ok;
 }
 
@@ -533,9 +569,9 @@ static const char *const delete_known[] = {"deletes", "ordered", "let", NULL};
 /* https://www.mongodb.com/docs/manual/reference/command/insert/
  * https://www.mongodb.com/docs/manual/reference/command/update/
  * https://www.mongodb.com/docs/manual/reference/command/delete/ */
-/* no "sort": MongoDB 8.0 added it; 7.0, whose behaviour we follow, refuses it */
+/* "sort": MongoDB 8.0's, whose behaviour we follow */
 static const char *const update_stmt_known[] = {"q", "u", "upsert", "multi", "arrayFilters", "hint", "collation", "c",
-                                                NULL};
+                                                "sort", NULL};
 static const write_kind_t insert_kind = {"insert", "documents", insert_known, NULL, false, COLL_CREATE, false,
                                          insert_stmt};
 static const write_kind_t update_kind = {"update", "updates", update_known, update_stmt_known, true,

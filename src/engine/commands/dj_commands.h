@@ -14,6 +14,7 @@
  *   cmd_read.c   find, count, distinct, explain
  *   cmd_agg.c    aggregate
  *   cmd_write.c  insert, update, delete, findAndModify
+ *   cmd_bulk_write.c  bulkWrite (8.0): ops on many namespaces through cmd_write.c
  *   cmd_coll.c   create, collMod, drop, renameCollection, listCollections, stats, validate, fsync
  *   profile.c    the profiler: profile, system.profile
  *   cmd_index.c  createIndexes, dropIndexes, listIndexes
@@ -235,6 +236,13 @@ bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bs
 bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_update (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_delete (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* cmd_bulk_write.c: MongoDB 8.0's bulkWrite (admin database) */
+bool dj_cmd_bulk_write (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* engine.c: a command run from inside another (bulkWrite's ops), as
+ * dj_engine_run_command runs it -- views, default collations, the error
+ * reply -- in the caller's transaction if any, without a profiler entry of
+ * its own. reply: initialised here, the caller's. */
+bool dj_cmd_run_nested (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply);
 bool dj_cmd_find_and_modify (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_find (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_get_more (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -389,6 +389,7 @@ static const struct {
    {"insert", dj_cmd_insert},
    {"update", dj_cmd_update},
    {"delete", dj_cmd_delete},
+   {"bulkWrite", dj_cmd_bulk_write},
    {"findAndModify", dj_cmd_find_and_modify},
    {"findandmodify", dj_cmd_find_and_modify},
    {"find", dj_cmd_find},
@@ -559,6 +560,12 @@ fail:
       bson_destroy (&extra);
    }
    return false;
+}
+
+bool
+dj_cmd_run_nested (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   return run_command (e, db, cmd, true, reply);
 }
 
 bool
