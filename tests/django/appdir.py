@@ -13,10 +13,22 @@ MANAGE = ["-c", "import sys; from django.core.management import execute_from_com
                 "execute_from_command_line(['manage.py'] + sys.argv[1:])"]
 
 
-def make_project(tmp_path, app, models, settings_module, settings):
-    """Writes the app (models.py from `models`) and the settings module;
-    returns the environment to run Django in (DJONGO_HOST: a data directory
-    under tmp_path)."""
+SETTINGS = """import os
+SECRET_KEY = "x"
+USE_TZ = True
+INSTALLED_APPS = [%(app)r]
+DATABASES = {"default": {"ENGINE": "djongo", "NAME": %(db)r, "HOST": os.environ["DJONGO_HOST"], "OPTIONS": %(options)r}}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+"""
+
+
+def make_project(tmp_path, app, models, db, options=None):
+    """Writes the app (models.py from `models`) and its settings module
+    `<app>_settings` (only that app installed, database `db` on the embedded
+    engine with OPTIONS `options`); returns the environment to run Django in
+    (DJONGO_HOST: a data directory under tmp_path)."""
+    settings_module = app + "_settings"
+    settings = SETTINGS % {"app": app, "db": db, "options": options or {}}
     (tmp_path / app / "migrations").mkdir(parents=True)
     (tmp_path / app / "__init__.py").write_text("")
     (tmp_path / app / "migrations" / "__init__.py").write_text("")

@@ -35,14 +35,6 @@ class Place(models.Model):
 MODELS_WITHOUT = MODELS_WITH.replace('''        indexes = [models.GeoIndex(fields=["location", "kind"], name="place_location_geo"),
                    models.GeoIndex(fields=["area"], name="place_area_geo")]''', "        pass")
 
-SETTINGS = '''
-import os
-SECRET_KEY = "x"
-USE_TZ = True
-INSTALLED_APPS = ["geoapp"]
-DATABASES = {"default": {"ENGINE": "djongo", "NAME": "geo", "HOST": os.environ["DJONGO_HOST"]}}
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-'''
 
 CHECK = '''
 import json
@@ -125,7 +117,7 @@ print(json.dumps(out))
 
 def test_geo_fields_lookups_and_index_through_migrations(tmp_path):
     app = tmp_path / "geoapp"
-    env = make_project(tmp_path, "geoapp", MODELS_WITH, "geo_settings", SETTINGS)
+    env = make_project(tmp_path, "geoapp", MODELS_WITH, "geo")
 
     first, sql = first_migration(tmp_path, env, "geoapp")
     assert "djongo.models.PointField(null=True)" in first and "djongo.models.MultiPolygonField(null=True)" in first

@@ -31,15 +31,6 @@ class Session(models.Model):
     created = models.DateTimeField()
 '''
 
-SETTINGS = '''
-import os
-SECRET_KEY = "x"
-USE_TZ = True
-INSTALLED_APPS = ["ttlapp"]
-DATABASES = {"default": {"ENGINE": "djongo", "NAME": "kinds", "HOST": os.environ["DJONGO_HOST"],
-                         "OPTIONS": {"TTL_MONITOR_SLEEP_SECS": 1}}}
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-'''
 
 CHECK = '''
 import datetime, time
@@ -78,7 +69,7 @@ print("NAMES", sorted(ix["name"] for ix in reply["cursor"]["firstBatch"]))
 
 def test_ttl_and_hashed_indexes_through_migrations(tmp_path):
     app = tmp_path / "ttlapp"
-    env = make_project(tmp_path, "ttlapp", MODELS_WITH, "kinds_settings", SETTINGS)
+    env = make_project(tmp_path, "ttlapp", MODELS_WITH, "kinds", {"TTL_MONITOR_SLEEP_SECS": 1})
 
     first, sql = first_migration(tmp_path, env, "ttlapp")
     assert "djongo.models.TTLIndex(" in first and "expire_after=datetime.timedelta(seconds=3600)" in first

@@ -27,14 +27,6 @@ class Article(models.Model):
 '''
 MODELS_WITHOUT = MODELS_WITH.split("    class Meta:")[0]  # the same model, without its TextIndex
 
-SETTINGS = '''
-import os
-SECRET_KEY = "x"
-USE_TZ = True
-INSTALLED_APPS = ["textapp"]
-DATABASES = {"default": {"ENGINE": "djongo", "NAME": "texts", "HOST": os.environ["DJONGO_HOST"]}}
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
-'''
 
 # the manual's $text examples, as rows
 CHECK = '''
@@ -92,7 +84,7 @@ print(" ".join(sorted(ix["name"] for ix in reply["cursor"]["firstBatch"])))
 
 def test_text_index_lookup_and_score_through_django(tmp_path):
     app = tmp_path / "textapp"
-    env = make_project(tmp_path, "textapp", MODELS_WITH, "text_settings", SETTINGS)
+    env = make_project(tmp_path, "textapp", MODELS_WITH, "texts")
 
     first, sql = first_migration(tmp_path, env, "textapp")
     assert "djongo.models.TextIndex(" in first and "weights={'subject': 3}" in first
