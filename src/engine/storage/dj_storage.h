@@ -26,6 +26,7 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
+ *   text_or.c    $text under an $or: the union of its text index and the others' indexes
  *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
  *                answer $geoWithin/$geoIntersects (cell ranges) and
  *                $near/$nearSphere/$geoNear (by distance)
@@ -368,6 +369,29 @@ int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error
  * record ids gathered first, documents handed on as stored). */
 bool dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* The documents c's text index finds for the $text in `clause` (its
+ * prefix fields' equalities read from clause's conjuncts), each meeting the
+ * $text's own tests (negations, phrases, case, diacritics), to fn with its
+ * score -- the filter's other conditions unchecked; fn returns false to
+ * stop. Error 27 without a text index, 291 without the prefix equalities. */
+typedef bool (*dj_text_hit_fn) (uint64_t rid, const bson_t *doc, double score, void *ud);
+bool dj_text_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, dj_text_hit_fn fn, void *ud, bson_error_t *error);
+/* dj_text_hits' errors without the scan: false with 27 or 291. */
+bool dj_text_check (const dj_coll_t *c, const dj_matcher_t *clause, bson_error_t *error);
+/* ---- text_or.c: $text under an $or ----------------------------------------- */
+/* dj_text_scan of a filter whose $text is under a top-level $or: the union
+ * of the text index's documents and those of each other alternative's own
+ * index, each matched against the whole filter (text scores on the text
+ * index's; DJ_META_TEXT_SCORE null on the others); 291 as mongod's planner
+ * when an alternative has no index. */
+bool dj_text_or_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                      dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* plan.c, for text_or.c: whether an index serves `clause` (an $or's
+ * alternative) on its own, and its records through that index (each
+ * matching clause) to fn. */
+bool dj_plan_clause_indexed (dj_coll_t *c, const dj_matcher_t *clause);
+bool dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, const dj_eval_t *vars, dj_scan_fn fn,
+                          void *fnctx, bson_error_t *error);
 /* Whether a scan for m would walk an index rather than the collection. */
 bool dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m);
 /* How many documents m matches (with $expr variables vars, may be NULL),

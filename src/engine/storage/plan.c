@@ -558,6 +558,27 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    return ok;
 }
 
+bool
+dj_plan_clause_indexed (dj_coll_t *c, const dj_matcher_t *clause)
+{
+   return choose (c, clause).index >= 0 || dj_geo_plan_index (c, clause, NULL) >= 0;
+}
+
+bool
+dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, const dj_eval_t *vars, dj_scan_fn fn,
+                     void *fnctx, bson_error_t *error)
+{
+   bool geo;
+   choice_t ch = choose (c, clause);
+   if (ch.index < 0) {
+      return dj_geo_plan_scan (ctx, c, clause, vars, 0, fn, fnctx, &geo, error);
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = clause, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
+   bool ok = run_choice (&s, &ch);
+   bson_free (s.seen.slots);
+   return ok;
+}
+
 int64_t
 dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error_t *error)
 {
