@@ -201,7 +201,15 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    dj_buf_init (&lo);
    dj_buf_init (&hi);
-   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error)) {
+      goto done;
+   }
+   if (has_sort && bson_has_field (&sort_spec, "$natural") && dj_matcher_text (fs.m)) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+      dj_err (error, DJ_BadValue, "text expression not allowed with $natural sort order");
+      goto done;
+   }
+   if (!dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
    c = dj_coll_load (&ctx, db, name, error);

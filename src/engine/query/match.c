@@ -837,9 +837,10 @@ dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_erro
       dj_err (error, DJ_BadValue, total > 1 ? "Too many geoNear expressions" : "geoNear must be top-level expr");
       return NULL;
    }
-   if (ntext > 1 || text_nor) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+   if (ntext > 1 || text_nor || (ntext && total)) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
       node_free (root);
-      dj_err (error, DJ_BadValue, ntext > 1 ? "Too many text expressions" : "text expression not allowed in nor");
+      dj_err (error, DJ_BadValue, ntext > 1 ? "Too many text expressions" : text_nor ? "text expression not allowed in nor"
+                                                                                     : "text and geoNear not allowed in same query");
       return NULL;
    }
    return root;

@@ -654,7 +654,7 @@ dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo,
 {
    if (dj_matcher_text (m)) {
       /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/#text-search-and-hints */
-      return dj_err (error, DJ_BadValue, "hint() (an index or $natural) cannot be used with a $text query");
+      return dj_err (error, DJ_BadValue, "text and hint not allowed in same query");
    }
    const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
    scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,
