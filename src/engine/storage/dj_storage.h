@@ -386,6 +386,10 @@ bool dj_text_check (const dj_coll_t *c, const dj_matcher_t *clause, bson_error_t
  * when an alternative has no index. */
 bool dj_text_or_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                       dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* Appends the union's explain to plan -- {stage: OR, inputStages: the text
+ * index's plan, then each alternative's} -- and returns true; false (plan
+ * untouched) when m's $text is a top-level conjunct or has no plan. */
+bool dj_text_or_explain (dj_coll_t *c, const dj_matcher_t *m, bson_t *plan);
 /* plan.c, for text_or.c: whether an index serves `clause` (an $or's
  * alternative) on its own, and its records through that index (each
  * matching clause) to fn. */

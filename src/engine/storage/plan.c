@@ -444,7 +444,9 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int
       target = &inner;
    }
    choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
-   if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
+   if (c && dj_matcher_text (m) && dj_text_or_explain (c, m, target)) {
+      /* under an $or: the union (text_or.c) */
+   } else if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
       bson_t fetch, or, ixscan;
       ch.index = dj_plan_index (c, m, NULL);
       BSON_APPEND_UTF8 (target, "stage", "TEXT_MATCH");

@@ -27,6 +27,7 @@
  */
 #include "storage-private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* The reads whose union holds the filter's documents. */
@@ -244,4 +245,27 @@ dj_text_or_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_ev
    }
    DJ_FREE (u.alts, cs.v, rids, poss);
    return ok;
+}
+
+bool
+dj_text_or_explain (dj_coll_t *c, const dj_matcher_t *m, bson_t *plan)
+{
+   union_t u = {0};
+   if (text_and (m) == m || !plan_and (c, m, &u)) {
+      bson_free (u.alts);
+      return false; /* a top-level $text (plan.c's TEXT_MATCH), or no plan */
+   }
+   bson_t arr, sub;
+   BSON_APPEND_UTF8 (plan, "stage", "OR");
+   BSON_APPEND_ARRAY_BEGIN (plan, "inputStages", &arr);
+   for (size_t i = 0; i <= u.n; i++) {
+      char key[24];
+      snprintf (key, sizeof key, "%zu", i);
+      BSON_APPEND_DOCUMENT_BEGIN (&arr, key, &sub);
+      dj_plan_explain (c, i ? u.alts[i - 1] : u.text, NULL, -1, &sub);
+      bson_append_document_end (&arr, &sub);
+   }
+   bson_append_array_end (plan, &arr);
+   bson_free (u.alts);
+   return true;
 }
