@@ -127,6 +127,37 @@ bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
+/* The table a column reads (NULL: a derived table's, or unknown); no error. */
+const char *cx_column_table (cx_t *cx, const dj_expr_t *col);
+
+/* exact_dt.c: DATETIME columns to the microsecond (dj_compile.h) */
+/* Is e a DATETIME column of a table of this query (the catalog says so)? */
+bool cx_dt_column (cx_t *cx, const dj_expr_t *e);
+/* The filter of `col op val` (want: TRUE, else FALSE) when col is a
+ * DATETIME column and val a date: *done, else nothing appended. */
+bool cx_dt_filter (cx_t *cx, const dj_expr_t *col, dj_op_t op, bool want, const dj_expr_t *val, bson_t *parent,
+                   const char *key, bool *done);
+/* The same for `col [NOT] IN (constants)` (e a DJ_X_IN_LIST). */
+bool cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, bool *done);
+/* Whether an aggregation comparison of a and b compares [date, remainder]
+ * pairs (either is a DATETIME column or an exact datetime constant), and
+ * one side as its pair (a CX_FN). */
+bool cx_dt_compared (cx_t *cx, const dj_expr_t *a, const dj_expr_t *b);
+bool cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* When e is a DATETIME column: proj["<key>__us"] = its remainder, *added. */
+bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
+/* Marks the last column cx_add_column added as a DATETIME one (.us). */
+void cx_dt_mark_column (cx_t *cx);
+/* sort["<key>__us"] = dir (unless there). */
+bool cx_dt_sort_rem (bson_t *sort, const char *key, int dir);
+/* UPDATE SET column = e of `table`: an exact datetime constant in a
+ * pipeline $set as its date and remainder (*done); else nothing. */
+bool cx_dt_set_exact (cx_t *cx, const dj_expr_t *e, bson_t *set, const char *column, bool *done);
+/* ... then the remainder of a DATETIME column: removed (unset, or
+ * $$REMOVE in a pipeline) for a value without one, copied from another
+ * DATETIME column in a pipeline. */
+bool cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t *e, bool pipeline, bson_t *set,
+                    bson_t *unset);
 
 /* template.c: documents written as JSON templates (see its comment). What
  * fills a hole "@<d>" of a template (d a digit: ten holes at most): */

@@ -365,6 +365,14 @@ compile_find (cx_t *cx, const dj_select_t *s)
                BSON_APPEND_INT32 (&proj, path, 1);
             }
             cx_add_column (cx, item_name (it), path);
+            if (cx_dt_column (cx, it->expr)) { /* its microseconds (exact_dt.c) */
+               char upath[520];
+               snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
+               if (!bson_iter_init_find (&seen, &proj, upath)) {
+                  BSON_APPEND_INT32 (&proj, upath, 1);
+               }
+               cx_dt_mark_column (cx);
+            }
          }
       }
       if (!has_id) {
@@ -381,6 +389,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
          ok = cx_column_path (cx, e, path, sizeof path);
          if (ok && !bson_has_field (&sort, path)) { /* ORDER BY a, a: the first wins */
             BSON_APPEND_INT32 (&sort, path, o->desc ? -1 : 1);
+            ok = !cx_dt_column (cx, e) || cx_dt_sort_rem (&sort, path, o->desc ? -1 : 1);
          }
       }
       bson_append_document_end (cmd, &sort);
@@ -1156,8 +1165,13 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       } else {
          ok = project_value (cx, it->expr, &proj, key);
       }
+      bool us = false; /* a DATETIME column: its microseconds beside (exact_dt.c) */
+      ok = ok && cx_dt_project_rem (cx, it->expr, &proj, key, &us);
       if (ok && cx->out && !(flags & CX_PIPE_NO_COLUMNS)) {
          cx_add_column (cx, item_name (it), key);
+         if (us) {
+            cx_dt_mark_column (cx);
+         }
       }
    }
    /* (the ORDER BY of a compound, kept on its first SELECT, is
@@ -1184,7 +1198,8 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
             cx_collation_key (&k, argv, o->expr, o->expr);
             ok = project_value (cx, &k, &proj, key);
          } else {
-            ok = project_value (cx, o->expr, &proj, key);
+            bool us;
+            ok = project_value (cx, o->expr, &proj, key) && cx_dt_project_rem (cx, o->expr, &proj, key, &us);
          }
       }
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
@@ -1254,6 +1269,15 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
          snprintf (key, sizeof key, sort_ref[i] >= 0 ? "c%d" : "s%d", sort_ref[i] >= 0 ? sort_ref[i] : i);
          if (!bson_has_field (&sort, key)) {
             BSON_APPEND_INT32 (&sort, key, o->desc ? -1 : 1);
+            /* a DATETIME column's key: its microseconds next (projected
+             * beside it; absent after a $group, which sorts the same) */
+            const dj_expr_t *e = sort_ref[i] < 0 ? o->expr
+                                 : sort_ref[i] < s->items.n && !is_star_item (s->items.v[sort_ref[i]])
+                                    ? ((const dj_item_t *) s->items.v[sort_ref[i]])->expr
+                                    : NULL;
+            if (!s->next && e && cx_dt_column (cx, e)) {
+               cx_dt_sort_rem (&sort, key, o->desc ? -1 : 1);
+            }
          }
       }
       bson_append_document_end (&st, &sort);

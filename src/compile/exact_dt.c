@@ -1,0 +1,413 @@
+/*
+ * exact_dt.c -- datetimes to the microsecond (dj_compile.h says how they
+ * are stored: a BSON date floored to the millisecond, and the remainder
+ * 1..999 in the sibling field "<column>__us", absent when 0).
+ *
+ * What is exact, and how:
+ *   - values written: a parameter with microseconds below the millisecond
+ *     (an exact datetime, binary subtype 0x80) is stored as the pair by
+ *     INSERT, UPDATE SET and computed INSERT values; UPDATE SET of a
+ *     DATETIME column to anything else removes the remainder, or copies
+ *     another DATETIME column's;
+ *   - filters: a DATETIME column compared with a date (=, <>, <, <=, >, >=,
+ *     IN, BETWEEN) compares the pair; each branch keeps a condition on the
+ *     column itself, so its index still serves the query;
+ *   - aggregation comparisons ($expr: column vs column, join conditions)
+ *     compare [date, remainder] arrays, which MongoDB orders element by
+ *     element;
+ *   - ORDER BY a DATETIME column sorts by the remainder next;
+ *   - a DATETIME column in a SELECT list brings its remainder along, and
+ *     the executor makes the cell an exact datetime.
+ * Anything else that reads a DATETIME column (functions, arithmetic,
+ * GROUP BY keys, MIN/MAX) reads its BSON date: the millisecond.
+ *
+ * Why a remainder and not the whole instant in microseconds: the column
+ * stays a BSON date, so mongosh, Compass, mongodump, TTL indexes and every
+ * $date operator see the right instant to the millisecond, and data written
+ * by other tools (no remainder) reads as it is.
+ *
+ * Query operators: https://www.mongodb.com/docs/manual/reference/operator/query/not/
+ * ({field: {$not: {$gt: r}}} also matches documents without the field,
+ * which is remainder 0); comparison order of arrays in expressions:
+ * https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
+ */
+#include <string.h>
+
+#include "compile-private.h"
+
+/* ---- the value form (dj_compile.h) ---- */
+
+bool
+dj_exact_dt_value (const bson_value_t *v, int64_t *us)
+{
+   if (v->value_type != BSON_TYPE_BINARY || v->value.v_binary.subtype != DJ_EXACT_DT_SUBTYPE ||
+       v->value.v_binary.data_len != 8) {
+      return false;
+   }
+   uint64_t u = 0;
+   for (int i = 7; i >= 0; i--) {
+      u = (u << 8) | v->value.v_binary.data[i];
+   }
+   *us = (int64_t) u;
+   return true;
+}
+
+void
+dj_exact_dt_split (int64_t us, int64_t *ms, int32_t *rem)
+{
+   int64_t m = us / 1000, r = us % 1000;
+   if (r < 0) { /* floor: before 1970 the remainder is still 0..999 */
+      r += 1000;
+      m -= 1;
+   }
+   *ms = m;
+   *rem = (int32_t) r;
+}
+
+bool
+dj_exact_dt_append (bson_t *b, const char *key, int64_t us)
+{
+   int64_t ms;
+   int32_t rem;
+   dj_exact_dt_split (us, &ms, &rem);
+   if (!rem) {
+      return bson_append_date_time (b, key, -1, ms);
+   }
+   uint8_t data[8];
+   for (int i = 0; i < 8; i++) {
+      data[i] = (uint8_t) ((uint64_t) us >> (8 * i));
+   }
+   return bson_append_binary (b, key, -1, DJ_EXACT_DT_SUBTYPE, data, 8);
+}
+
+bool
+dj_exact_dt_store (bson_t *b, const char *key, const bson_value_t *v)
+{
+   int64_t us, ms;
+   int32_t rem;
+   if (!dj_exact_dt_value (v, &us)) {
+      return bson_append_value (b, key, -1, v);
+   }
+   dj_exact_dt_split (us, &ms, &rem);
+   char *sib = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
+   bool ok = bson_append_date_time (b, key, -1, ms) && (!rem || bson_append_int32 (b, sib, -1, rem));
+   bson_free (sib);
+   return ok;
+}
+
+/* ---- which columns ---- */
+
+bool
+cx_dt_column (cx_t *cx, const dj_expr_t *e)
+{
+   if (e->kind != DJ_X_COLUMN || !cx->catalog || !cx->catalog->is_datetime || strchr (e->name, '.') ||
+       !strcmp (e->name, "*") || cx->group || cx_is_outer (cx, e)) {
+      return false;
+   }
+   const char *table = cx_column_table (cx, e);
+   return table && cx->catalog->is_datetime (cx->catalog->ctx, table, e->name);
+}
+
+/* A constant's date and remainder: *is_dt false when it is not a date. */
+static bool
+const_dt (cx_t *cx, const dj_expr_t *e, bool *is_dt, int64_t *ms, int32_t *rem)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   int64_t us;
+   *is_dt = false;
+   if (!cx_const_value (cx, e, &tmp, &v)) {
+      return false;
+   }
+   if (v->value_type == BSON_TYPE_DATE_TIME) {
+      *is_dt = true;
+      *ms = v->value.v_datetime;
+      *rem = 0;
+   } else if (dj_exact_dt_value (v, &us)) {
+      *is_dt = true;
+      dj_exact_dt_split (us, ms, rem);
+   }
+   return true;
+}
+
+/* ---- filters ---- */
+
+/* The remainder's condition for each operator (r its value): the field
+ * absent is remainder 0. */
+static bool
+rem_cond (dj_op_t op, int32_t r, bson_t *parent, const char *key)
+{
+   bson_t c, n;
+   bson_append_document_begin (parent, key, -1, &c);
+   switch (op) {
+   case DJ_OP_EQ:
+      if (r) {
+         BSON_APPEND_INT32 (&c, "$eq", r);
+      } else {
+         BSON_APPEND_DOCUMENT_BEGIN (&c, "$not", &n);
+         BSON_APPEND_INT32 (&n, "$gt", 0);
+         bson_append_document_end (&c, &n);
+      }
+      break;
+   case DJ_OP_NE:
+      if (r) {
+         BSON_APPEND_INT32 (&c, "$ne", r);
+      } else {
+         BSON_APPEND_INT32 (&c, "$gt", 0);
+      }
+      break;
+   case DJ_OP_LT: case DJ_OP_LE:
+      BSON_APPEND_DOCUMENT_BEGIN (&c, "$not", &n);
+      BSON_APPEND_INT32 (&n, op == DJ_OP_LT ? "$gte" : "$gt", r);
+      bson_append_document_end (&c, &n);
+      break;
+   default:
+      BSON_APPEND_INT32 (&c, op == DJ_OP_GT ? "$gt" : "$gte", r);
+      break;
+   }
+   return bson_append_document_end (parent, &c);
+}
+
+bool
+cx_dt_filter (cx_t *cx, const dj_expr_t *col, dj_op_t op, bool want, const dj_expr_t *val, bson_t *parent,
+              const char *key, bool *done)
+{
+   static const dj_op_t negated[] = {DJ_OP_NE, DJ_OP_EQ, DJ_OP_GE, DJ_OP_GT, DJ_OP_LE, DJ_OP_LT};
+   bool is_dt;
+   int64_t ms;
+   int32_t r;
+   char path[512], upath[520];
+   *done = false;
+   if (!cx_dt_column (cx, col)) {
+      return true;
+   }
+   if (!const_dt (cx, val, &is_dt, &ms, &r)) {
+      return false;
+   }
+   if (!is_dt) {
+      return true;
+   }
+   if (!cx_column_path (cx, col, path, sizeof path)) {
+      return false;
+   }
+   *done = true;
+   snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
+   /* FALSE(c op v) is TRUE(c negated-op v): every form below is false
+    * for a NULL or missing c already (a date compares only with dates) */
+   if (!want) {
+      op = negated[op];
+   }
+   bson_t f, or, b, c;
+   bson_append_document_begin (parent, key, -1, &f);
+   if ((op == DJ_OP_LT || op == DJ_OP_GE) && !r) {
+      /* c < d.000 and c >= d.000 need no remainder */
+      BSON_APPEND_DOCUMENT_BEGIN (&f, path, &c);
+      bson_append_date_time (&c, op == DJ_OP_LT ? "$lt" : "$gte", -1, ms);
+      bson_append_document_end (&f, &c);
+   } else if (op == DJ_OP_EQ) {
+      BSON_APPEND_DOCUMENT_BEGIN (&f, path, &c);
+      bson_append_date_time (&c, "$eq", -1, ms);
+      bson_append_document_end (&f, &c);
+      rem_cond (op, r, &f, upath);
+   } else {
+      /* {$or: [{c: {<strict op>: d}}, {c: d, c__us: <op> r}]} (<>: any
+       * other date) */
+      static const char *const strict[] = {NULL, NULL, "$lt", "$lt", "$gt", "$gt"};
+      BSON_APPEND_ARRAY_BEGIN (&f, "$or", &or);
+      BSON_APPEND_DOCUMENT_BEGIN (&or, "0", &b);
+      BSON_APPEND_DOCUMENT_BEGIN (&b, path, &c);
+      if (op == DJ_OP_NE) { /* (not NULL either) */
+         bson_t nin;
+         BSON_APPEND_ARRAY_BEGIN (&c, "$nin", &nin);
+         bson_append_date_time (&nin, "0", 1, ms);
+         BSON_APPEND_NULL (&nin, "1");
+         bson_append_array_end (&c, &nin);
+      } else {
+         bson_append_date_time (&c, strict[op], -1, ms);
+      }
+      bson_append_document_end (&b, &c);
+      bson_append_document_end (&or, &b);
+      BSON_APPEND_DOCUMENT_BEGIN (&or, "1", &b);
+      BSON_APPEND_DOCUMENT_BEGIN (&b, path, &c);
+      bson_append_date_time (&c, "$eq", -1, ms);
+      bson_append_document_end (&b, &c);
+      rem_cond (op, r, &b, upath);
+      bson_append_document_end (&or, &b);
+      bson_append_array_end (&f, &or);
+   }
+   return bson_append_document_end (parent, &f);
+}
+
+bool
+cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, bool *done)
+{
+   *done = false;
+   if (!cx_dt_column (cx, e->a)) {
+      return true;
+   }
+   /* a IN (x, y) is a = x OR a = y under three-valued logic, NOT IN the
+    * AND of <>: each compared as a pair */
+   bool neg = (e->flags & DJ_XF_NOT) != 0;
+   int n = e->args.n;
+   dj_expr_t *cmps = bson_malloc0 (sizeof *cmps * (size_t) (n ? n : 1));
+   void **v = bson_malloc (sizeof *v * (size_t) (n ? n : 1));
+   for (int i = 0; i < n; i++) {
+      cmps[i] = (dj_expr_t) {.kind = DJ_X_BINARY, .op = neg ? DJ_OP_NE : DJ_OP_EQ, .pos = e->pos, .a = e->a, .b = e->args.v[i]};
+      v[i] = &cmps[i];
+   }
+   dj_expr_t list = {.kind = neg ? DJ_X_AND : DJ_X_OR, .pos = e->pos, .args = {.v = v, .n = n}};
+   bool ok = n < 2 ? cx_filter (cx, n ? &cmps[0] : &(dj_expr_t) {.kind = DJ_X_BOOL, .ival = neg}, want, parent, key)
+                   : cx_filter (cx, &list, want, parent, key);
+   *done = true;
+   bson_free (v);
+   bson_free (cmps);
+   return ok;
+}
+
+/* ---- aggregation comparisons ---- */
+
+/* e as [date, remainder] for a comparison: a DATETIME column with its
+ * remainder (missing: 0), a constant date with its own, anything else
+ * with 0. */
+static bool
+pair (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bool is_dt = false;
+   int64_t ms = 0;
+   int32_t r = 0;
+   bson_t arr;
+   if (cx_is_const (e) && !const_dt (cx, e, &is_dt, &ms, &r)) {
+      return false;
+   }
+   BSON_APPEND_ARRAY_BEGIN (parent, key, &arr);
+   bool ok;
+   if (is_dt) {
+      ok = bson_append_date_time (&arr, "0", 1, ms) && BSON_APPEND_INT32 (&arr, "1", r);
+   } else if (cx_dt_column (cx, e)) {
+      char path[512];
+      ok = cx_column_path (cx, e, path, sizeof path);
+      char *ref = ok ? bson_strdup_printf ("$%s" DJ_US_SUFFIX, path) : NULL;
+      ok = ok && cx_agg_value (cx, e, &arr, "0") &&
+           cx_template (cx, "{'$ifNull': ['@0', 0]}", CX_ARGS (CX_STR (ref)), &arr, "1");
+      bson_free (ref);
+   } else {
+      ok = cx_agg_value (cx, e, &arr, "0") && BSON_APPEND_INT32 (&arr, "1", 0);
+   }
+   return bson_append_array_end (parent, &arr) && ok;
+}
+
+/* Whether e is a constant holding an exact datetime. */
+static bool
+is_exact_const (cx_t *cx, const dj_expr_t *e)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   int64_t us;
+   return cx_is_const (e) && cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_value (v, &us);
+}
+
+bool
+cx_dt_compared (cx_t *cx, const dj_expr_t *a, const dj_expr_t *b)
+{
+   return cx_dt_column (cx, a) || cx_dt_column (cx, b) || is_exact_const (cx, a) || is_exact_const (cx, b);
+}
+
+bool
+cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return pair (cx, e, parent, key);
+}
+
+/* ---- results and ORDER BY ---- */
+
+bool
+cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added)
+{
+   char path[512];
+   *added = false;
+   if (!cx_dt_column (cx, e)) {
+      return true;
+   }
+   if (!cx_column_path (cx, e, path, sizeof path)) {
+      return false;
+   }
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key), *ref = bson_strdup_printf ("$%s" DJ_US_SUFFIX, path);
+   bool ok = BSON_APPEND_UTF8 (proj, k, ref);
+   bson_free (k);
+   bson_free (ref);
+   *added = ok;
+   return ok;
+}
+
+void
+cx_dt_mark_column (cx_t *cx)
+{
+   if (cx->out && cx->out->ncolumns) {
+      cx->out->columns[cx->out->ncolumns - 1].us = true;
+   }
+}
+
+bool
+cx_dt_sort_rem (bson_t *sort, const char *key, int dir)
+{
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
+   bool ok = bson_has_field (sort, k) || BSON_APPEND_INT32 (sort, k, dir);
+   bson_free (k);
+   return ok;
+}
+
+/* ---- writes ---- */
+
+bool
+cx_dt_set_exact (cx_t *cx, const dj_expr_t *e, bson_t *set, const char *column, bool *done)
+{
+   bool is_dt = false;
+   int64_t ms;
+   int32_t r = 0;
+   *done = false;
+   if (!cx_is_const (e) || !const_dt (cx, e, &is_dt, &ms, &r)) {
+      return !cx_is_const (e) || !(cx->error && cx->error->domain);
+   }
+   if (!is_dt || !r) {
+      return true;
+   }
+   *done = true;
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, column);
+   /* a date needs no $literal: it cannot be read as a path or operator */
+   bool ok = bson_append_date_time (set, column, -1, ms) && BSON_APPEND_INT32 (set, k, r);
+   bson_free (k);
+   return ok;
+}
+
+bool
+cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t *e, bool pipeline, bson_t *set,
+               bson_t *unset)
+{
+   if (!cx->catalog || !cx->catalog->is_datetime || !cx->catalog->is_datetime (cx->catalog->ctx, table, column)) {
+      return true;
+   }
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, column);
+   bool ok = true, is_dt = false;
+   int64_t ms;
+   int32_t r = 0;
+   if (cx_is_const (e)) {
+      ok = const_dt (cx, e, &is_dt, &ms, &r);
+   }
+   if (!ok || r) {
+      /* error set, or the $set holds the remainder already
+       * (cx_append_stored, cx_dt_set_exact) */
+   } else if (pipeline) {
+      char path[512];
+      if (cx_dt_column (cx, e) && cx_column_path (cx, e, path, sizeof path)) {
+         char *ref = bson_strdup_printf ("$%s" DJ_US_SUFFIX, path);
+         ok = cx_template (cx, "{'$ifNull': ['@0', '$$REMOVE']}", CX_ARGS (CX_STR (ref)), set, k);
+         bson_free (ref);
+      } else {
+         ok = BSON_APPEND_UTF8 (set, k, "$$REMOVE");
+      }
+   } else {
+      ok = BSON_APPEND_UTF8 (unset, k, "");
+   }
+   bson_free (k);
+   return ok;
+}
