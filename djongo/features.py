@@ -71,7 +71,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_json_field_contains = True
     json_key_contains_list_matching_requires_list = True  # PostgreSQL's @>: [{'f': 'g'}], not {'f': 'g'}
     supports_timezones = False
-    supports_microsecond_precision = False  # BSON dates hold milliseconds
+    # a DATETIME column keeps a BSON date (milliseconds) and the microseconds
+    # below it in "<column>__us" (src/compile/exact_dt.c; README "Datetimes")
+    supports_microsecond_precision = True
     has_zoneinfo_database = True
     supports_unspecified_pk = False
     supports_boolean_expr_in_select_clause = True

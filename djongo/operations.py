@@ -289,16 +289,19 @@ class DatabaseOperations(BaseDatabaseOperations):
             # a duration over a number, not cut to an integer: the
             # converter rounds the microseconds as timedelta / x does
             return "(%s / CAST(%s AS real))" % (lhs, rhs)
-        # datetime +/- duration: BSON date arithmetic is in milliseconds,
-        # durations are stored in microseconds; the duration is the side
-        # format_for_duration_arithmetic marked (either side of a +)
+        # datetime +/- duration, to the microsecond: the date and its
+        # remainder move together (src/compile/exact_dt.c); the duration
+        # is the side format_for_duration_arithmetic marked (either side
+        # of a +), and each side keeps its place (its parameters' order)
         if connector not in ("+", "-"):
             raise NotSupportedError("%s on a duration" % connector)
-        if not isinstance(lhs, _DurationSQL):
-            rhs = "(%s / 1000)" % rhs
-        else:
-            lhs = "(%s / 1000)" % lhs
-        return "(%s %s %s)" % (lhs, connector, rhs)
+        if isinstance(lhs, _DurationSQL):
+            if connector == "-":
+                raise NotSupportedError("a duration minus a datetime")
+            return "US_ADD_DATETIME(%s, %s)" % (lhs, rhs)
+        if connector == "-":
+            rhs = "(-%s)" % rhs
+        return "DATETIME_ADD_US(%s, %s)" % (lhs, rhs)
 
     def format_for_duration_arithmetic(self, sql):
         return _DurationSQL(sql)
@@ -309,7 +312,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         if internal_type == "TimeField":
             # ISO text: each side as microseconds since midnight
             return "(TIME_US(%s) - TIME_US(%s))" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
-        return "((%s - %s) * 1000)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
+        # microseconds apart, the remainders included (src/compile/exact_dt.c)
+        return "DATETIME_DIFF_US(%s, %s)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
 
     # ---- Python -> BSON (the driver binds these types natively) ----
 

@@ -144,7 +144,21 @@ bool cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, c
  * one side as its pair (a CX_FN). */
 bool cx_dt_compared (cx_t *cx, const dj_expr_t *a, const dj_expr_t *b);
 bool cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
-/* When e is a DATETIME column: proj["<key>__us"] = its remainder, *added. */
+/* Whether e's value may have a remainder (a DATETIME column, an exact
+ * datetime, COALESCE/GREATEST/LEAST/CASE/CAST of one, DATETIME_ADD_US),
+ * and that remainder as an aggregation expression (0..999; 0 for none). */
+bool cx_dt_has_rem (cx_t *cx, const dj_expr_t *e);
+bool cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* DATETIME_ADD_US(x, us), DATETIME_DIFF_US(a, b), TIME_OF_DAY(x, tz) of
+ * an x with a remainder: *done, else nothing appended. */
+bool cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bool *done);
+/* $group: a GROUP BY key e with a remainder groups by it too
+ * (id["<key>__us"]); MIN/MAX (aggregate e, field a<i>) of one also keep
+ * the least/greatest [date, remainder] pair in "a<i>__p". After the
+ * $group, cx_dt_has_rem/cx_dt_rem read those. */
+bool cx_dt_group_key (cx_t *cx, const dj_expr_t *e, bson_t *id, const char *key);
+bool cx_dt_group_acc (cx_t *cx, const dj_expr_t *e, int i, bson_t *group);
+/* When e may have a remainder: proj["<key>__us"] = it, *added. */
 bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
 /* Marks the last column cx_add_column added as a DATETIME one (.us). */
 void cx_dt_mark_column (cx_t *cx);

@@ -31,7 +31,9 @@
  * which is remainder 0); comparison order of arrays in expressions:
  * https://www.mongodb.com/docs/manual/reference/bson-type-comparison-order/
  */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "compile-private.h"
 
@@ -130,6 +132,16 @@ const_dt (cx_t *cx, const dj_expr_t *e, bool *is_dt, int64_t *ms, int32_t *rem)
    return true;
 }
 
+/* Whether e is a constant holding an exact datetime. */
+static bool
+is_exact_const (cx_t *cx, const dj_expr_t *e)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   int64_t us;
+   return cx_is_const (e) && cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_value (v, &us);
+}
+
 /* ---- filters ---- */
 
 /* The remainder's condition for each operator (r its value): the field
@@ -178,9 +190,11 @@ cx_dt_filter (cx_t *cx, const dj_expr_t *col, dj_op_t op, bool want, const dj_ex
    int32_t r;
    char path[512], upath[520];
    *done = false;
-   if (!cx_dt_column (cx, col)) {
+   if (!cx_dt_column (cx, col) && !is_exact_const (cx, val)) {
       return true;
    }
+   /* (another column compared with an exact datetime: its remainder
+    * field is absent, i.e. 0, and the pair forms below stay exact) */
    if (!const_dt (cx, val, &is_dt, &ms, &r)) {
       return false;
    }
@@ -242,7 +256,11 @@ bool
 cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, bool *done)
 {
    *done = false;
-   if (!cx_dt_column (cx, e->a)) {
+   bool exact = false;
+   for (int i = 0; i < e->args.n && !exact; i++) {
+      exact = is_exact_const (cx, e->args.v[i]);
+   }
+   if (!exact && !cx_dt_column (cx, e->a)) {
       return true;
    }
    /* a IN (x, y) is a = x OR a = y under three-valued logic, NOT IN the
@@ -266,50 +284,255 @@ cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const 
 
 /* ---- aggregation comparisons ---- */
 
-/* e as [date, remainder] for a comparison: a DATETIME column with its
- * remainder (missing: 0), a constant date with its own, anything else
- * with 0. */
+/* ---- remainders of expressions ----
+ *
+ * An expression's aggregation value (cx_agg_value) is its BSON date: an
+ * exact datetime constant reads as its millisecond there too (expr.c,
+ * cx_append_const). Its remainder, when it may have one, is a second
+ * expression (cx_dt_rem), which the SELECT list projects beside the value
+ * and comparisons pair with it. */
+
+static bool is_exact_const (cx_t *cx, const dj_expr_t *e);
+
+static bool
+is_func (const dj_expr_t *e, const char *name)
+{
+   return e->kind == DJ_X_FUNC && !e->over && !strcmp (e->name, name);
+}
+
+static bool
+cast_to_datetime (const dj_expr_t *e)
+{
+   return e->kind == DJ_X_CAST && (!strncasecmp (e->name, "DATETIME", 8) || !strncasecmp (e->name, "TIMESTAMP", 9));
+}
+
+static bool pair (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+
+/* After $group: the GROUP BY key (*key = i) or MIN/MAX aggregate (*agg =
+ * i) e is, when it has a remainder (judged before the $group), else -1. */
+static void
+grouped (cx_t *cx, const dj_expr_t *e, int *key, int *agg)
+{
+   cx_group_t *g = cx->group;
+   *key = *agg = -1;
+   cx->group = NULL;
+   for (int i = 0; g->keys && i < g->keys->n && *key < 0; i++) {
+      if (cx_expr_equal (g->keys->v[i], e) && cx_dt_has_rem (cx, g->keys->v[i])) {
+         *key = i;
+      }
+   }
+   for (int i = 0; i < g->aggs.n && *key < 0 && *agg < 0; i++) {
+      const dj_expr_t *a = g->aggs.v[i];
+      if (cx_expr_equal (a, e) && (!strcmp (a->name, "MIN") || !strcmp (a->name, "MAX")) && a->args.n == 1 &&
+          !(a->flags & DJ_XF_DISTINCT) && !a->filter && cx_dt_has_rem (cx, a->args.v[0])) {
+         *agg = i;
+      }
+   }
+   cx->group = g;
+}
+
+bool
+cx_dt_group_key (cx_t *cx, const dj_expr_t *e, bson_t *id, const char *key)
+{
+   if (!cx_dt_has_rem (cx, e)) {
+      return true;
+   }
+   /* one group per [date, remainder]: the remainder is a key too */
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
+   bool ok = cx_dt_rem (cx, e, id, k);
+   bson_free (k);
+   return ok;
+}
+
+bool
+cx_dt_group_acc (cx_t *cx, const dj_expr_t *e, int i, bson_t *group)
+{
+   if ((strcmp (e->name, "MIN") && strcmp (e->name, "MAX")) || e->args.n != 1 || (e->flags & DJ_XF_DISTINCT) ||
+       e->filter || !cx_dt_has_rem (cx, e->args.v[0])) {
+      return true;
+   }
+   /* a<i>__p: the least/greatest [date, remainder] of the non-NULL inputs
+    * (the accumulators skip NULL) */
+   char field[32];
+   snprintf (field, sizeof field, "a%d__p", i);
+   dj_expr_t isnull = {.kind = DJ_X_IS_NULL, .pos = e->pos, .a = e->args.v[0]};
+   return cx_template (cx, "{'@0': {'$cond': ['@1', null, '@2']}}",
+                       CX_ARGS (CX_STR (strcmp (e->name, "MIN") ? "$max" : "$min"), CX_TRUTH (&isnull, true),
+                                CX_FN (pair, e->args.v[0])),
+                       group, field);
+}
+
+bool
+cx_dt_has_rem (cx_t *cx, const dj_expr_t *e)
+{
+   if (!e) {
+      return false;
+   }
+   if (cx->group) {
+      int key, agg;
+      grouped (cx, e, &key, &agg);
+      return key >= 0 || agg >= 0;
+   }
+   if (cx_dt_column (cx, e) || is_exact_const (cx, e) || is_func (e, "DATETIME_ADD_US") || is_func (e, "US_ADD_DATETIME")) {
+      return true;
+   }
+   if (cast_to_datetime (e)) {
+      return cx_dt_has_rem (cx, e->a);
+   }
+   if (is_func (e, "COALESCE") || is_func (e, "IFNULL") || is_func (e, "GREATEST") || is_func (e, "LEAST")) {
+      for (int i = 0; i < e->args.n; i++) {
+         if (cx_dt_has_rem (cx, e->args.v[i])) {
+            return true;
+         }
+      }
+      return false;
+   }
+   if (e->kind == DJ_X_CASE) {
+      for (int i = 1; i < e->args.n; i += 2) {
+         if (cx_dt_has_rem (cx, e->args.v[i])) {
+            return true;
+         }
+      }
+      return cx_dt_has_rem (cx, e->b);
+   }
+   return false;
+}
+
+/* COALESCE's remainder: the first non-NULL argument's */
+static bool
+rem_coalesce (cx_t *cx, const dj_expr_t *e, int from, bson_t *parent, const char *key)
+{
+   if (from == e->args.n - 1) {
+      return cx_dt_rem (cx, e->args.v[from], parent, key);
+   }
+   bson_t d, arr;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_ARRAY_BEGIN (&d, "$cond", &arr);
+   bool ok = cx_agg_isnull (cx, e->args.v[from], false, &arr, "0") && cx_dt_rem (cx, e->args.v[from], &arr, "1") &&
+             rem_coalesce (cx, e, from + 1, &arr, "2");
+   bson_append_array_end (&d, &arr);
+   return bson_append_document_end (parent, &d) && ok;
+}
+
+/* GREATEST/LEAST's remainder: the second of the largest/smallest
+ * [value, remainder] pair among the non-NULL arguments (MongoDB's $max
+ * and $min skip NULLs, and so do these) */
+static bool
+rem_extreme (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t pairs = BSON_INITIALIZER;
+   cx_idx_t k;
+   bool ok = true;
+   for (int i = 0; ok && i < e->args.n; i++) {
+      ok = pair (cx, e->args.v[i], &pairs, cx_idx (&k, (uint32_t) i));
+   }
+   ok = ok && cx_template (cx,
+                           "{'$ifNull': [{'$arrayElemAt': [{'@0': {'$filter': {'input': '@1', "
+                           "'cond': {'$ne': [{'$arrayElemAt': ['$$this', 0]}, null]}}}}, 1]}, 0]}",
+                           CX_ARGS (CX_STR (is_func (e, "GREATEST") ? "$max" : "$min"), CX_ARRAY (&pairs)), parent, key);
+   bson_destroy (&pairs);
+   return ok;
+}
+
+/* CASE's remainder: the chosen branch's */
+static bool
+rem_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bson_t d, sw, br, b;
+   cx_idx_t k;
+   bool ok = true;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_DOCUMENT_BEGIN (&d, "$switch", &sw);
+   BSON_APPEND_ARRAY_BEGIN (&sw, "branches", &br);
+   for (int i = 0; ok && i + 1 < e->args.n; i += 2) {
+      const dj_expr_t *when = e->args.v[i];
+      dj_expr_t eq = {.kind = DJ_X_BINARY, .op = DJ_OP_EQ, .pos = when->pos, .a = e->a, .b = (dj_expr_t *) when};
+      BSON_APPEND_DOCUMENT_BEGIN (&br, cx_idx (&k, (uint32_t) i / 2), &b);
+      ok = cx_agg_truth (cx, e->a ? &eq : when, true, &b, "case") && cx_dt_rem (cx, e->args.v[i + 1], &b, "then");
+      bson_append_document_end (&br, &b);
+   }
+   bson_append_array_end (&sw, &br);
+   ok = ok && (e->b ? cx_dt_rem (cx, e->b, &sw, "default") : BSON_APPEND_INT32 (&sw, "default", 0));
+   bson_append_document_end (&d, &sw);
+   return bson_append_document_end (parent, &d) && ok;
+}
+
+bool
+cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   bool is_dt;
+   int64_t ms;
+   int32_t r = 0;
+   if (!cx_dt_has_rem (cx, e)) {
+      return BSON_APPEND_INT32 (parent, key, 0);
+   }
+   if (cx->group) {
+      int gk, ga;
+      char ref[48];
+      grouped (cx, e, &gk, &ga);
+      if (gk >= 0) {
+         snprintf (ref, sizeof ref, "$_id.k%d" DJ_US_SUFFIX, gk);
+         return cx_template (cx, "{'$ifNull': ['@0', 0]}", CX_ARGS (CX_STR (ref)), parent, key);
+      }
+      snprintf (ref, sizeof ref, "$a%d__p", ga);
+      return cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 1]}, 0]}", CX_ARGS (CX_STR (ref)), parent, key);
+   }
+   if (cx_is_const (e)) {
+      return const_dt (cx, e, &is_dt, &ms, &r) && BSON_APPEND_INT32 (parent, key, r);
+   }
+   if (cx_dt_column (cx, e)) {
+      char path[512];
+      if (!cx_column_path (cx, e, path, sizeof path)) {
+         return false;
+      }
+      char *ref = bson_strdup_printf ("$%s" DJ_US_SUFFIX, path);
+      bool ok = cx_template (cx, "{'$ifNull': ['@0', 0]}", CX_ARGS (CX_STR (ref)), parent, key);
+      bson_free (ref);
+      return ok;
+   }
+   if (cast_to_datetime (e)) {
+      return cx_dt_rem (cx, e->a, parent, key);
+   }
+   if (is_func (e, "COALESCE") || is_func (e, "IFNULL")) {
+      return rem_coalesce (cx, e, 0, parent, key);
+   }
+   if (is_func (e, "GREATEST") || is_func (e, "LEAST")) {
+      return rem_extreme (cx, e, parent, key);
+   }
+   if (is_func (e, "US_ADD_DATETIME") && e->args.n == 2) {
+      void *argv[2] = {e->args.v[1], e->args.v[0]};
+      dj_expr_t call = *e;
+      call.name = "DATETIME_ADD_US";
+      call.args.v = argv;
+      return cx_dt_rem (cx, &call, parent, key);
+   }
+   if (is_func (e, "DATETIME_ADD_US") && e->args.n == 2) {
+      /* ((rem + us) mod 1000), floored: 0..999 */
+      return cx_template (cx,
+                          "{'$ifNull': [{'$mod': [{'$add': [{'$mod': [{'$add': ['@0', {'$toLong': '@1'}]}, 1000]}, 1000]}, "
+                          "1000]}, 0]}",
+                          CX_ARGS (CX_FN (cx_dt_rem, e->args.v[0]), CX_VALUE (e->args.v[1])), parent, key);
+   }
+   if (e->kind == DJ_X_CASE) {
+      return rem_case (cx, e, parent, key);
+   }
+   return BSON_APPEND_INT32 (parent, key, 0);
+}
+
+/* e as [value, remainder] for a comparison (0 for what has none) */
 static bool
 pair (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
-   bool is_dt = false;
-   int64_t ms = 0;
-   int32_t r = 0;
    bson_t arr;
-   if (cx_is_const (e) && !const_dt (cx, e, &is_dt, &ms, &r)) {
-      return false;
-   }
    BSON_APPEND_ARRAY_BEGIN (parent, key, &arr);
-   bool ok;
-   if (is_dt) {
-      ok = bson_append_date_time (&arr, "0", 1, ms) && BSON_APPEND_INT32 (&arr, "1", r);
-   } else if (cx_dt_column (cx, e)) {
-      char path[512];
-      ok = cx_column_path (cx, e, path, sizeof path);
-      char *ref = ok ? bson_strdup_printf ("$%s" DJ_US_SUFFIX, path) : NULL;
-      ok = ok && cx_agg_value (cx, e, &arr, "0") &&
-           cx_template (cx, "{'$ifNull': ['@0', 0]}", CX_ARGS (CX_STR (ref)), &arr, "1");
-      bson_free (ref);
-   } else {
-      ok = cx_agg_value (cx, e, &arr, "0") && BSON_APPEND_INT32 (&arr, "1", 0);
-   }
+   bool ok = cx_agg_value (cx, e, &arr, "0") && cx_dt_rem (cx, e, &arr, "1");
    return bson_append_array_end (parent, &arr) && ok;
-}
-
-/* Whether e is a constant holding an exact datetime. */
-static bool
-is_exact_const (cx_t *cx, const dj_expr_t *e)
-{
-   bson_value_t tmp;
-   const bson_value_t *v;
-   int64_t us;
-   return cx_is_const (e) && cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_value (v, &us);
 }
 
 bool
 cx_dt_compared (cx_t *cx, const dj_expr_t *a, const dj_expr_t *b)
 {
-   return cx_dt_column (cx, a) || cx_dt_column (cx, b) || is_exact_const (cx, a) || is_exact_const (cx, b);
+   return cx_dt_has_rem (cx, a) || cx_dt_has_rem (cx, b);
 }
 
 bool
@@ -323,18 +546,13 @@ cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char 
 bool
 cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added)
 {
-   char path[512];
    *added = false;
-   if (!cx_dt_column (cx, e)) {
+   if (!cx_dt_has_rem (cx, e)) {
       return true;
    }
-   if (!cx_column_path (cx, e, path, sizeof path)) {
-      return false;
-   }
-   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key), *ref = bson_strdup_printf ("$%s" DJ_US_SUFFIX, path);
-   bool ok = BSON_APPEND_UTF8 (proj, k, ref);
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
+   bool ok = cx_dt_rem (cx, e, proj, k);
    bson_free (k);
-   bson_free (ref);
    *added = ok;
    return ok;
 }
@@ -410,4 +628,53 @@ cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t 
    }
    bson_free (k);
    return ok;
+}
+
+/* ---- functions on datetimes ---- */
+
+bool
+cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bool *done)
+{
+   *done = true;
+   if (is_func (e, "US_ADD_DATETIME") && e->args.n == 2) {
+      /* us + x: DATETIME_ADD_US(x, us) */
+      void *argv[2] = {e->args.v[1], e->args.v[0]};
+      dj_expr_t call = *e;
+      call.name = "DATETIME_ADD_US";
+      call.args.v = argv;
+      return cx_dt_function (cx, &call, parent, key, done);
+   }
+   if (is_func (e, "DATETIME_ADD_US") && e->args.n == 2) {
+      /* x + us microseconds (djongo/operations.py: a datetime plus or
+       * minus a duration): the date moves by floor((rem + us) / 1000)
+       * milliseconds; the remainder (cx_dt_rem) is the rest */
+      return cx_template (cx,
+                          "{'$add': ['@0', {'$toLong': {'$floor': {'$divide': [{'$add': ['@1', {'$toLong': '@2'}]}, "
+                          "1000]}}}]}",
+                          CX_ARGS (CX_VALUE (e->args.v[0]), CX_FN (cx_dt_rem, e->args.v[0]), CX_VALUE (e->args.v[1])),
+                          parent, key);
+   }
+   if (is_func (e, "DATETIME_DIFF_US") && e->args.n == 2) {
+      /* a - b in microseconds (a duration): the dates' milliseconds apart
+       * times 1000, plus the remainders' difference */
+      return cx_template (cx,
+                          "{'$add': [{'$multiply': [{'$subtract': ['@0', '@1']}, 1000]}, {'$subtract': ['@2', '@3']}]}",
+                          CX_ARGS (CX_VALUE (e->args.v[0]), CX_VALUE (e->args.v[1]), CX_FN (cx_dt_rem, e->args.v[0]),
+                                   CX_FN (cx_dt_rem, e->args.v[1])),
+                          parent, key);
+   }
+   if (is_func (e, "TIME_OF_DAY") && e->args.n == 2 && cx_dt_has_rem (cx, e->args.v[0])) {
+      /* the wall-clock time as Python's isoformat writes it: ".ffffff"
+       * when not whole, the remainder's three digits after %L */
+      return cx_template (cx,
+                          "{'$let': {'vars': {'r': '@2'}, 'in': {'$cond': [{'$and': [{'$eq': [{'$millisecond': "
+                          "{'date': '@0', 'timezone': '@1'}}, 0]}, {'$eq': ['$$r', 0]}]}, "
+                          "{'$dateToString': {'date': '@0', 'format': '%H:%M:%S', 'timezone': '@1'}}, "
+                          "{'$concat': [{'$dateToString': {'date': '@0', 'format': '%H:%M:%S.%L', 'timezone': '@1'}}, "
+                          "{'$substrCP': [{'$toString': {'$add': [1000, '$$r']}}, 1, 3]}]}]}}}",
+                          CX_ARGS (CX_VALUE (e->args.v[0]), CX_VALUE (e->args.v[1]), CX_FN (cx_dt_rem, e->args.v[0])),
+                          parent, key);
+   }
+   *done = false;
+   return true;
 }

@@ -139,6 +139,14 @@ cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (v->value_type == BSON_TYPE_UNDEFINED) {
       return BSON_APPEND_NULL (parent, key);
    }
+   int64_t us;
+   if (dj_exact_dt_value (v, &us)) {
+      /* an exact datetime reads as its date; the remainder is cx_dt_rem's */
+      int64_t ms;
+      int32_t rem;
+      dj_exact_dt_split (us, &ms, &rem);
+      return bson_append_date_time (parent, key, -1, ms);
+   }
    return BSON_APPEND_VALUE (parent, key, v);
 }
 
@@ -168,6 +176,7 @@ append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    case BSON_TYPE_UNDEFINED:
       return BSON_APPEND_NULL (parent, key);
    default:
+      /* (CX_CONST: cx_append_const, an exact datetime as its date) */
       return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), parent, key);
    }
 }

@@ -722,13 +722,14 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bool prejoined, bson
       for (int i = 0; ok && i < g->keys->n; i++) {
          char key[16];
          snprintf (key, sizeof key, "k%d", i);
-         ok = cx_agg_value_or_null (cx, g->keys->v[i], &id, key);
+         ok = cx_agg_value_or_null (cx, g->keys->v[i], &id, key) && cx_dt_group_key (cx, g->keys->v[i], &id, key);
       }
       bson_append_document_end (&group, &id);
    }
    for (int i = 0; ok && i < g->aggs.n; i++) {
       ok = prejoined ? prejoin_accumulator (cx, g->aggs.v[i], i, &group, &post)
-                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
+                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults) &&
+                          cx_dt_group_acc (cx, g->aggs.v[i], i, &group);
    }
    /* $group, then the accumulators' fix-ups ($set) if any; without GROUP
     * BY, inside a $facet whose one row (or, on no input, the defaults:
@@ -1275,7 +1276,7 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
                                  : sort_ref[i] < s->items.n && !is_star_item (s->items.v[sort_ref[i]])
                                     ? ((const dj_item_t *) s->items.v[sort_ref[i]])->expr
                                     : NULL;
-            if (!s->next && e && cx_dt_column (cx, e)) {
+            if (!s->next && e && cx_dt_has_rem (cx, e)) {
                cx_dt_sort_rem (&sort, key, o->desc ? -1 : 1);
             }
          }

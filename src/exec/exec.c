@@ -112,8 +112,8 @@ append_dt_cell (bson_t *row, const char *key, const bson_t *doc, const char *pat
    char upath[600];
    int n = snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
    if (v->value_type == BSON_TYPE_DATE_TIME && n > 0 && (size_t) n < sizeof upath && bson_iter_init (&it, doc) &&
-       bson_iter_find_descendant (&it, upath, &found) && BSON_ITER_HOLDS_INT32 (&found)) {
-      int32_t r = bson_iter_int32 (&found);
+       bson_iter_find_descendant (&it, upath, &found) && BSON_ITER_HOLDS_NUMBER (&found)) {
+      int64_t r = bson_iter_as_int64 (&found); /* (an expression's may be a long or a double) */
       if (r > 0 && r < 1000 && v->value.v_datetime <= INT64_MAX / 1000 - 1 && v->value.v_datetime >= INT64_MIN / 1000) {
          dj_exact_dt_append (row, key, v->value.v_datetime * 1000 + r);
          return;
