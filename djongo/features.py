@@ -14,8 +14,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # QuerySet.explain(): MongoDB's explain (queryPlanner) of the read, as
     # JSON text whatever the format asked (operations.explain_prefix)
     supports_explaining_query_execution = True
-    # CAST(datetime AS time) keeps what a BSON date holds: milliseconds
-    time_cast_precision = 3
+    # CAST(datetime AS time) keeps the microseconds a DATETIME column keeps
+    # beside its BSON date (src/compile/exact_dt.c)
+    time_cast_precision = 6
     supported_explain_formats = {"JSON"}
     # Transactions: the engine has them (begun at an atomic block's first
     # statement: a read snapshot until the first write takes the write lock,

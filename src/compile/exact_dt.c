@@ -398,6 +398,17 @@ cx_dt_has_rem (cx_t *cx, const dj_expr_t *e)
    return false;
 }
 
+/* A constant remainder: {$literal: r} (a bare number in $project would
+ * read as an inclusion flag) */
+static bool
+rem_const (bson_t *parent, const char *key, int32_t r)
+{
+   bson_t d;
+   BSON_APPEND_DOCUMENT_BEGIN (parent, key, &d);
+   BSON_APPEND_INT32 (&d, "$literal", r);
+   return bson_append_document_end (parent, &d);
+}
+
 /* COALESCE's remainder: the first non-NULL argument's */
 static bool
 rem_coalesce (cx_t *cx, const dj_expr_t *e, int from, bson_t *parent, const char *key)
@@ -452,7 +463,7 @@ rem_case (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       bson_append_document_end (&br, &b);
    }
    bson_append_array_end (&sw, &br);
-   ok = ok && (e->b ? cx_dt_rem (cx, e->b, &sw, "default") : BSON_APPEND_INT32 (&sw, "default", 0));
+   ok = ok && (e->b ? cx_dt_rem (cx, e->b, &sw, "default") : rem_const (&sw, "default", 0));
    bson_append_document_end (&d, &sw);
    return bson_append_document_end (parent, &d) && ok;
 }
@@ -464,7 +475,7 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    int64_t ms;
    int32_t r = 0;
    if (!cx_dt_has_rem (cx, e)) {
-      return BSON_APPEND_INT32 (parent, key, 0);
+      return rem_const (parent, key, 0);
    }
    if (cx->group) {
       int gk, ga;
@@ -478,7 +489,7 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
       return cx_template (cx, "{'$ifNull': [{'$arrayElemAt': ['@0', 1]}, 0]}", CX_ARGS (CX_STR (ref)), parent, key);
    }
    if (cx_is_const (e)) {
-      return const_dt (cx, e, &is_dt, &ms, &r) && BSON_APPEND_INT32 (parent, key, r);
+      return const_dt (cx, e, &is_dt, &ms, &r) && rem_const (parent, key, r);
    }
    if (cx_dt_column (cx, e)) {
       char path[512];
@@ -516,7 +527,7 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (e->kind == DJ_X_CASE) {
       return rem_case (cx, e, parent, key);
    }
-   return BSON_APPEND_INT32 (parent, key, 0);
+   return rem_const (parent, key, 0);
 }
 
 /* e as [value, remainder] for a comparison (0 for what has none) */
@@ -614,15 +625,12 @@ cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t 
    if (!ok || r) {
       /* error set, or the $set holds the remainder already
        * (cx_append_stored, cx_dt_set_exact) */
+   } else if (pipeline && cx_dt_has_rem (cx, e)) {
+      /* the expression's remainder, none when 0 */
+      ok = cx_template (cx, "{'$let': {'vars': {'r': '@0'}, 'in': {'$cond': [{'$eq': ['$$r', 0]}, '$$REMOVE', '$$r']}}}",
+                        CX_ARGS (CX_FN (cx_dt_rem, e)), set, k);
    } else if (pipeline) {
-      char path[512];
-      if (cx_dt_column (cx, e) && cx_column_path (cx, e, path, sizeof path)) {
-         char *ref = bson_strdup_printf ("$%s" DJ_US_SUFFIX, path);
-         ok = cx_template (cx, "{'$ifNull': ['@0', '$$REMOVE']}", CX_ARGS (CX_STR (ref)), set, k);
-         bson_free (ref);
-      } else {
-         ok = BSON_APPEND_UTF8 (set, k, "$$REMOVE");
-      }
+      ok = BSON_APPEND_UTF8 (set, k, "$$REMOVE");
    } else {
       ok = BSON_APPEND_UTF8 (unset, k, "");
    }
@@ -648,9 +656,10 @@ cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, b
       /* x + us microseconds (djongo/operations.py: a datetime plus or
        * minus a duration): the date moves by floor((rem + us) / 1000)
        * milliseconds; the remainder (cx_dt_rem) is the rest */
+      /* (a NULL duration is NULL whatever x is, as x - NULL was) */
       return cx_template (cx,
-                          "{'$add': ['@0', {'$toLong': {'$floor': {'$divide': [{'$add': ['@1', {'$toLong': '@2'}]}, "
-                          "1000]}}}]}",
+                          "{'$let': {'vars': {'u': {'$toLong': '@2'}}, 'in': {'$cond': [{'$eq': ['$$u', null]}, null, "
+                          "{'$add': ['@0', {'$toLong': {'$floor': {'$divide': [{'$add': ['@1', '$$u']}, 1000]}}}]}]}}}",
                           CX_ARGS (CX_VALUE (e->args.v[0]), CX_FN (cx_dt_rem, e->args.v[0]), CX_VALUE (e->args.v[1])),
                           parent, key);
    }
