@@ -158,6 +158,10 @@ bool cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *k
  * $group, cx_dt_has_rem/cx_dt_rem read those. */
 bool cx_dt_group_key (cx_t *cx, const dj_expr_t *e, bson_t *id, const char *key);
 bool cx_dt_group_acc (cx_t *cx, const dj_expr_t *e, int i, bson_t *group);
+/* ON CONFLICT DO UPDATE SET column = EXCLUDED.source of a DATETIME
+ * column: set["<column>__us"] = "<source>__us" too (its remainder, NULL --
+ * read as 0 -- when the row has none). */
+bool cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const char *source, bson_t *set);
 /* When e may have a remainder: proj["<key>__us"] = it, *added. */
 bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
 /* Marks the last column cx_add_column added as a DATETIME one (.us). */

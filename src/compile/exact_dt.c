@@ -588,6 +588,19 @@ cx_dt_sort_rem (bson_t *sort, const char *key, int dir)
 /* ---- writes ---- */
 
 bool
+cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const char *source, bson_t *set)
+{
+   if (!cx->catalog || !cx->catalog->is_datetime || !cx->catalog->is_datetime (cx->catalog->ctx, table, column)) {
+      return true;
+   }
+   char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, column), *v = bson_strdup_printf ("%s" DJ_US_SUFFIX, source);
+   bool ok = BSON_APPEND_UTF8 (set, k, v);
+   bson_free (k);
+   bson_free (v);
+   return ok;
+}
+
+bool
 cx_dt_set_exact (cx_t *cx, const dj_expr_t *e, bson_t *set, const char *column, bool *done)
 {
    bool is_dt = false;

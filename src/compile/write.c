@@ -67,6 +67,7 @@ upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
       } else {
          ok = field_name_ok (cx, it->alias, v->pos) && field_name_ok (cx, v->name, v->pos);
          BSON_APPEND_UTF8 (&set, it->alias, v->name);
+         ok = ok && cx_dt_upsert_set (cx, st->table, it->alias, v->name, &set);
       }
    }
    bson_append_document_end (spec, &set);
