@@ -561,8 +561,11 @@ cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, 
    if (!cx_dt_has_rem (cx, e)) {
       return true;
    }
+   /* absent when 0, as stored: rows compare whole (DISTINCT, UNION) alike
+    * whether their remainder is 0 or they have none */
    char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
-   bool ok = cx_dt_rem (cx, e, proj, k);
+   bool ok = cx_template (cx, "{'$let': {'vars': {'r': '@0'}, 'in': {'$cond': [{'$eq': ['$$r', 0]}, '$$REMOVE', '$$r']}}}",
+                          CX_ARGS (CX_FN (cx_dt_rem, e)), proj, k);
    bson_free (k);
    *added = ok;
    return ok;

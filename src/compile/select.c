@@ -1356,16 +1356,23 @@ stage_distinct_rows (bson_t *pipeline, uint32_t *n)
 }
 
 /* {$group: {_id: {c0: "$c0", ...}, <accumulators>}}: one group per row of
- * ncols columns; `group` is the template of the $group stage, "@0" its _id. */
+ * ncols columns; `group` is the template of the $group stage, "@0" its _id.
+ * Bit i of `us`: column i may have a remainder, c<i>__us, which is part of
+ * the row (compound_us). */
 static void
-stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *group)
+stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, const char *group)
 {
    bson_t id = BSON_INITIALIZER;
    for (int i = 0; i < ncols; i++) {
-      char key[16], ref[16];
+      char key[24], ref[24];
       snprintf (key, sizeof key, "c%d", i);
       snprintf (ref, sizeof ref, "$c%d", i);
       BSON_APPEND_UTF8 (&id, key, ref);
+      if (i < 64 && (us >> i & 1)) { /* a datetime's microseconds (exact_dt.c) */
+         snprintf (key, sizeof key, "c%d" DJ_US_SUFFIX, i);
+         snprintf (ref, sizeof ref, "$c%d" DJ_US_SUFFIX, i);
+         BSON_APPEND_UTF8 (&id, key, ref);
+      }
    }
    cx_stages (NULL, pipeline, n, group, CX_ARGS (CX_DOC (&id)));
    bson_destroy (&id);
@@ -1384,10 +1391,10 @@ stage_tag (bson_t *pipeline, uint32_t *n, int tag)
  *   {$set: {n: ...}} {$match: {n > 0}} {$set: {k: {$range: [0, n]}}}
  *   {$unwind: "$k"} {$replaceWith: "$_id"} */
 static void
-stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
+stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, bool intersect)
 {
    /* a row's copies from the left (tag 0) and from the right (tag 1) */
-   stage_group_rows (pipeline, n, ncols,
+   stage_group_rows (pipeline, n, ncols, us,
                      "{'$group': {'_id': '@0', 'l': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 0]}, 1, 0]}}, "
                      "'r': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 1]}, 1, 0]}}}}");
    cx_stages (NULL, pipeline, n,
@@ -1410,6 +1417,20 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
  *               (stage_multiset).
  * Branches keep NULL columns present, so rows compare whole. ORDER BY,
  * LIMIT and OFFSET apply to the result and may name its columns only. */
+/* The columns of a compound's part s (its sources set) that may have a
+ * remainder (exact_dt.c), as bits. */
+static uint64_t
+compound_us (cx_t *cx, const dj_select_t *s)
+{
+   uint64_t us = 0;
+   for (int i = 0; i < s->items.n && i < 64; i++) {
+      if (!is_star_item (s->items.v[i]) && cx_dt_has_rem (cx, ((const dj_item_t *) s->items.v[i])->expr)) {
+         us |= (uint64_t) 1 << i;
+      }
+   }
+   return us;
+}
+
 static bool
 compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
@@ -1417,6 +1438,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
+   uint64_t us = compound_us (cx, s);
    for (const dj_select_t *left = s; left->next; left = left->next) {
       const dj_select_t *b = left->next;
       dj_setop_t op = left->setop;
@@ -1446,6 +1468,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
        * that saw otherwise would refuse the command: "Use of undefined
        * variable", never other rows) */
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
+      us |= ok ? compound_us (cx, &branch) : 0;
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }
@@ -1458,11 +1481,11 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       if (op == DJ_SET_UNION) {
          stage_distinct_rows (pipeline, n);
       } else if (tagged && all) {
-         stage_multiset (pipeline, n, ncols, intersect);
+         stage_multiset (pipeline, n, ncols, us, intersect);
       } else if (tagged) {
          /* the sides each row came from: INTERSECT keeps the rows of both,
           * EXCEPT those of the left only */
-         stage_group_rows (pipeline, n, ncols, "{'$group': {'_id': '@0', 't': {'$addToSet': '$__dj_t'}}}");
+         stage_group_rows (pipeline, n, ncols, us, "{'$group': {'_id': '@0', 't': {'$addToSet': '$__dj_t'}}}");
          cx_stages (NULL, pipeline, n,
                     intersect ? "[{'$match': {'t': {'$all': [0, 1]}}}, {'$replaceWith': '$_id'}]"
                               : "[{'$match': {'t': {'$nin': [1]}}}, {'$replaceWith': '$_id'}]",

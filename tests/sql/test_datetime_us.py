@@ -128,6 +128,11 @@ QUERIES = [
     ('SELECT DISTINCT "d" FROM "ev" WHERE "d" > %s ORDER BY "d"', [U(0)], True),
     ('SELECT "id", COALESCE("e", "d") FROM "ev" ORDER BY "id"', [], True),
     ('SELECT "id", CASE WHEN "id" > %s THEN "d" ELSE "e" END FROM "ev" ORDER BY "id"', [4], True),
+    # compound queries: rows compare with their microseconds
+    ('SELECT "d" FROM "ev" WHERE "id" IN (1, 2, 8) UNION SELECT "e" FROM "ev" WHERE "id" IN (1, 2, 3)', [], False),
+    ('SELECT "d" FROM "ev" INTERSECT SELECT "e" FROM "ev"', [], False),
+    ('SELECT "d" FROM "ev" EXCEPT SELECT "e" FROM "ev"', [], False),
+    ('SELECT "id", "d" FROM "ev" WHERE "id" < 4 UNION ALL SELECT "id", "e" FROM "ev" WHERE "id" < 4', [], False),
     # the parameter itself, read back
     ('SELECT "id", %s FROM "ev" WHERE "id" = 1', [U(T0 + 7)], True),
 ]
