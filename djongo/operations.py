@@ -1,7 +1,12 @@
 """How Django's ORM spells SQL for djongo's dialect (src/sql/dj_sql.h), and how
 values cross between Python and BSON.
 
-Dates: datetimes are BSON dates (UTC, milliseconds); a DateField is the
+Dates: a datetime is a BSON date (UTC, floored to the millisecond) and
+its microseconds below it in "<column>__us" (src/compile/exact_dt.c: the
+driver binds a datetime with sub-millisecond microseconds as an exact
+datetime, the compiler stores and compares the pair; datetime +/- duration
+is DATETIME_ADD_US / US_ADD_DATETIME, datetime - datetime
+DATETIME_DIFF_US, in microseconds); a DateField is the
 date's midnight UTC; a TimeField is ISO text ("13:45:00.250000"); a
 DurationField is microseconds (bigint). EXTRACT/DATE_PART take a time zone
 as a third argument and DATE_TRUNC gives local wall-clock time, as

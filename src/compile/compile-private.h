@@ -11,6 +11,7 @@
  *   ddl.c     CREATE / DROP / ALTER, transaction statements
  *   compile.c plans, binding, dj_mql_t
  *   cache.c   the plan cache (SQL text -> shared plan)
+ *   exact_dt.c  DATETIME columns to the microsecond (dj_compile.h)
  *
  * Emitters append to a parent document under a key and return false with
  * cx->error set on failure; a half-built parent is then discarded by the

@@ -567,6 +567,9 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
             return cx_unsupported (cx, conj[i]->pos, "JOIN ... ON naming a table joined after it");
          }
          if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
+            if (f->join == DJ_JOIN_INNER && (cx_dt_has_rem (cx, local) || cx_dt_has_rem (cx, foreign))) {
+               rest[nrest++] = conj[i]; /* datetimes: the remainders must match too (exact_dt.c) */
+            }
             continue;
          }
          rest[nrest++] = conj[i];

@@ -128,6 +128,8 @@ QUERIES = [
     ('SELECT DISTINCT "d" FROM "ev" WHERE "d" > %s ORDER BY "d"', [U(0)], True),
     ('SELECT "id", COALESCE("e", "d") FROM "ev" ORDER BY "id"', [], True),
     ('SELECT "id", CASE WHEN "id" > %s THEN "d" ELSE "e" END FROM "ev" ORDER BY "id"', [4], True),
+    # an INNER join on datetimes: the pairs must match
+    ('SELECT "a"."id", "b"."id" FROM "ev" "a" INNER JOIN "ev" "b" ON ("a"."d" = "b"."e")', [], False),
     # compound queries: rows compare with their microseconds
     ('SELECT "d" FROM "ev" WHERE "id" IN (1, 2, 8) UNION SELECT "e" FROM "ev" WHERE "id" IN (1, 2, 3)', [], False),
     ('SELECT "d" FROM "ev" INTERSECT SELECT "e" FROM "ev"', [], False),
