@@ -13,7 +13,6 @@ import side_by_side
 
 side_by_side.configure("dtusapp")
 
-import pytest  # noqa: E402
 from django.db.models import Count, F, Max, Min, Q  # noqa: E402
 from django.db.models.functions import Cast, Extract, Greatest, Least, Trunc, TruncTime  # noqa: E402
 from django.db import models  # noqa: E402
@@ -35,10 +34,7 @@ DATA = [
     ("g", datetime.datetime(1969, 12, 31, 23, 59, 58, 499999, tzinfo=UTC), T, US),
 ]
 
-
-@pytest.fixture(scope="module", autouse=True)
-def test_databases():
-    side_by_side.create_test_databases()
+test_databases = side_by_side.databases_fixture()
 
 
 class MicrosecondDatetimes(TestCase):
