@@ -260,6 +260,11 @@ class DatabaseOperations(BaseDatabaseOperations):
         return "CAST(SUBSTR(CAST(%s AS time), %d, 2) AS integer)" % (sql, start), params
 
     def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
+        # a datetime truncated to a DateField (Trunc(..., output_field=
+        # DateField(), tzinfo=...)): the day in its time zone
+        tz = self._tz(tzname)
+        if tz is not None:
+            return "DATE_TRUNC(%%s, %s, %%s)" % sql, (lookup_type, *params, tz)
         return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
 
     def datetime_trunc_sql(self, lookup_type, sql, params, tzname):
@@ -281,8 +286,13 @@ class DatabaseOperations(BaseDatabaseOperations):
             raise NotSupportedError("truncating a TimeField to %s" % lookup_type)
         n, rest = keep
         # ISO text; a datetime (TruncHour(Now(), output_field=TimeField()))
-        # is its UTC time first, not the text of the whole date
-        sql = "CAST(%s AS time)" % sql
+        # is its UTC time first, not the text of the whole date -- its
+        # wall-clock time in the time zone Trunc was given, if any
+        tz = self._tz(tzname)
+        if tz is not None:
+            sql, params = "TIME_OF_DAY(%s, %%s)" % sql, (*params, tz)
+        else:
+            sql = "CAST(%s AS time)" % sql
         return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):

@@ -101,6 +101,16 @@ class MicrosecondDatetimes(TestCase):
         self.same(lambda m: m.annotate(g=Greatest("at", "until"), l=Least("at", "until")).exclude(at=None)
                   .exclude(until=None).order_by("name").values_list("g", "l"))
 
+    def test_truncation_in_a_time_zone(self):
+        """Trunc to a TimeField or a DateField with tzinfo: the wall-clock
+        time / the day in that zone (djongo/operations.py)."""
+        import zoneinfo
+
+        for tz in (zoneinfo.ZoneInfo("Australia/Melbourne"), zoneinfo.ZoneInfo("America/Los_Angeles")):
+            self.same(lambda m: m.exclude(at=None).annotate(
+                t=Trunc("at", "second", output_field=models.TimeField(), tzinfo=tz),
+                d=Trunc("at", "day", output_field=models.DateField(), tzinfo=tz)).order_by("name").values_list("t", "d"))
+
     def test_updates(self):
         for db in DBS:
             Event.objects.using(db).filter(name="a").update(at=T + 7 * US)
