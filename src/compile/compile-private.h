@@ -81,6 +81,8 @@ typedef struct cx {
    int depth;
    int nsub;                   /* subqueries with a $lookup into "__dj_sq<i>" */
    const dj_expr_t *subs[CX_MAX_SUBS]; /* borrowed from the statement */
+   uint32_t sub_us;            /* bit i: subquery i's rows carry c0__us (exact_dt.c) */
+   bool c0_us;                 /* this query's rows carry c0__us (exact_dt.c) */
    /* Inside a subquery: the enclosing query, and the $lookup `let` document
     * being built ({o<i>: "$<outer path>"}) for the outer columns it uses. */
    struct cx *outer;
@@ -125,6 +127,13 @@ bool cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char 
 
 /* Does col name a column of the enclosing query (a correlated reference)? */
 bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
+/* The query an outer column col is read in (NULL: col is not outer). */
+cx_t *cx_outer_query (cx_t *cx, const dj_expr_t *col);
+/* An outer column's `value` (cx_agg_value, or its remainder cx_dt_rem),
+ * computed by that query and bound by the $lookup's `let`: parent[key] =
+ * "$$<variable>". */
+typedef bool (*cx_emit_fn) (struct cx *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_outer_let (cx_t *cx, const dj_expr_t *col, cx_emit_fn value, bson_t *parent, const char *key);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
@@ -153,6 +162,10 @@ bool cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* DATETIME_ADD_US(x, us), DATETIME_DIFF_US(a, b), TIME_OF_DAY(x, tz) of
  * an x with a remainder: *done, else nothing appended. */
 bool cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bool *done);
+/* a [NOT] IN (subquery i's rows "__dj_sq<i>") when a may have a
+ * remainder: its [date, remainder] among the rows' [c0, c0__us] (*done),
+ * as expr.c's agg_subquery_truth says otherwise (w: TRUE, else FALSE). */
+bool cx_dt_in_subquery (cx_t *cx, const dj_expr_t *e, bool w, int i, bson_t *parent, const char *key, bool *done);
 /* $group: a GROUP BY key e with a remainder groups by it too
  * (id["<key>__us"]); MIN/MAX (aggregate e, field a<i>) of one also keep
  * the least/greatest [date, remainder] pair in "a<i>__p". After the

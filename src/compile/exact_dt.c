@@ -16,10 +16,17 @@
  *     compare [date, remainder] arrays, which MongoDB orders element by
  *     element;
  *   - ORDER BY a DATETIME column sorts by the remainder next;
- *   - a DATETIME column in a SELECT list brings its remainder along, and
- *     the executor makes the cell an exact datetime.
- * Anything else that reads a DATETIME column (functions, arithmetic,
- * GROUP BY keys, MIN/MAX) reads its BSON date: the millisecond.
+ *   - an expression's remainder (cx_dt_rem) travels beside its value: a
+ *     SELECT item brings it along (the executor makes the cell an exact
+ *     datetime), ORDER BY sorts by it next, GROUP BY groups by it, MIN/MAX
+ *     keep the extreme pair, joins, IN (subquery), scalar subqueries and
+ *     correlated references (a `let` variable) compare it;
+ *   - datetime +/- microseconds and datetime - datetime are functions of
+ *     their own (DATETIME_ADD_US, US_ADD_DATETIME, DATETIME_DIFF_US), and
+ *     TIME_OF_DAY writes the six digits.
+ * Anything else that reads a DATETIME column (window functions, other
+ * functions and casts, generated columns) reads its BSON date: the
+ * millisecond.
  *
  * Why a remainder and not the whole instant in microseconds: the column
  * stays a BSON date, so mongosh, Compass, mongodump, TTL indexes and every
@@ -308,6 +315,18 @@ cast_to_datetime (const dj_expr_t *e)
 
 static bool pair (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 
+/* The "__dj_sq<i>" of subquery e, or -1 (expr.c's subquery_field) */
+static int
+sub_index (cx_t *cx, const dj_expr_t *e)
+{
+   for (int i = 0; i < cx->nsub; i++) {
+      if (cx->subs[i] == e) {
+         return i;
+      }
+   }
+   return -1;
+}
+
 /* After $group: the GROUP BY key (*key = i) or MIN/MAX aggregate (*agg =
  * i) e is, when it has a remainder (judged before the $group), else -1. */
 static void
@@ -367,6 +386,13 @@ cx_dt_has_rem (cx_t *cx, const dj_expr_t *e)
 {
    if (!e) {
       return false;
+   }
+   cx_t *o = cx_outer_query (cx, e);
+   if (o) { /* a correlated reference: as its own query reads it */
+      return cx_dt_has_rem (o, e);
+   }
+   if (e->kind == DJ_X_SUBQUERY) { /* a scalar subquery whose rows carry c0__us */
+      return sub_index (cx, e) >= 0 && (cx->sub_us >> sub_index (cx, e) & 1);
    }
    if (cx->group) {
       int key, agg;
@@ -477,6 +503,17 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (!cx_dt_has_rem (cx, e)) {
       return rem_const (parent, key, 0);
    }
+   if (cx_outer_query (cx, e)) {
+      /* a correlated reference: its remainder is a `let` variable too */
+      return cx_outer_let (cx, e, cx_dt_rem, parent, key);
+   }
+   if (e->kind == DJ_X_SUBQUERY) {
+      /* the first row's (expr.c: a scalar subquery's value) */
+      char ref[32];
+      snprintf (ref, sizeof ref, "$__dj_sq%d", sub_index (cx, e));
+      return cx_template (cx, "{'$let': {'vars': {'r': {'$arrayElemAt': ['@0', 0]}}, 'in': {'$ifNull': ['$$r.c0__us', 0]}}}",
+                          CX_ARGS (CX_STR (ref)), parent, key);
+   }
    if (cx->group) {
       int gk, ga;
       char ref[48];
@@ -552,6 +589,39 @@ cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char 
    return pair (cx, e, parent, key);
 }
 
+bool
+cx_dt_in_subquery (cx_t *cx, const dj_expr_t *e, bool w, int i, bson_t *parent, const char *key, bool *done)
+{
+   *done = false;
+   if (!cx_dt_has_rem (cx, e->a)) {
+      return true;
+   }
+   *done = true;
+   char rows[32], vals[40];
+   snprintf (rows, sizeof rows, "$__dj_sq%d", i);
+   snprintf (vals, sizeof vals, "$__dj_sq%d.c0", i);
+   /* the rows as pairs (a subquery's c0__us: cx_dt_project_rem, absent when 0) */
+   bson_t pairs = BSON_INITIALIZER;
+   bool ok = cx_template (cx, "{'$map': {'input': '@0', 'as': 'r', 'in': ['$$r.c0', {'$ifNull': ['$$r.c0__us', 0]}]}}",
+                          CX_ARGS (CX_STR (rows)), &pairs, "p");
+   bson_iter_t it;
+   bson_t p;
+   uint32_t len;
+   const uint8_t *data;
+   ok = ok && bson_iter_init_find (&it, &pairs, "p") && BSON_ITER_HOLDS_DOCUMENT (&it);
+   if (ok) {
+      bson_iter_document (&it, &len, &data);
+      bson_init_static (&p, data, len);
+      ok = cx_template (cx,
+                        w ? "{'$and': [{'$ne': ['@0', null]}, {'$in': ['@1', '@2']}]}"
+                          : "{'$and': [{'$ne': ['@0', null]}, {'$not': [{'$in': ['@1', '@2']}]}, "
+                            "{'$not': [{'$in': [null, '@3']}]}]}",
+                        CX_ARGS (CX_OR_NULL (e->a), CX_FN (pair, e->a), CX_DOC (&p), CX_STR (vals)), parent, key);
+   }
+   bson_destroy (&pairs);
+   return ok;
+}
+
 /* ---- results and ORDER BY ---- */
 
 bool
@@ -561,6 +631,7 @@ cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, 
    if (!cx_dt_has_rem (cx, e)) {
       return true;
    }
+   cx->c0_us |= !strcmp (key, "c0"); /* (a subquery's value: cx_dt_rem reads it) */
    /* absent when 0, as stored: rows compare whole (DISTINCT, UNION) alike
     * whether their remainder is 0 or they have none */
    char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);

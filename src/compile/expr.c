@@ -421,8 +421,15 @@ cx_is_outer (cx_t *cx, const dj_expr_t *col)
  * level between binds again: a $lookup's let variables are seen by the
  * stages of its pipeline, nested $lookup pipelines included.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/ */
-static bool
-append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
+cx_t *
+cx_outer_query (cx_t *cx, const dj_expr_t *col)
+{
+   cx_t *c = cx_is_outer (cx, col) ? outer_owner (cx, col->table) : NULL;
+   return c ? c->outer : NULL;
+}
+
+bool
+cx_outer_let (cx_t *cx, const dj_expr_t *col, cx_emit_fn value, bson_t *parent, const char *key)
 {
    cx_t *c = outer_owner (cx, col->table);
    bool deep = c != cx;
@@ -432,7 +439,7 @@ append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
    }
    bson_t val = BSON_INITIALIZER;
    bson_iter_t vi, it;
-   if (!cx_agg_value (c->outer, col, &val, "v")) {
+   if (!value (c->outer, col, &val, "v")) {
       bson_destroy (&val);
       return false;
    }
@@ -471,7 +478,7 @@ append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
       return cx_unsupported (cx, col->pos, "%s.* outside a SELECT list", col->table);
    }
    if (cx_is_outer (cx, col)) {
-      return append_outer_ref (cx, col, parent, key);
+      return cx_outer_let (cx, col, cx_agg_value, parent, key);
    }
    if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
       return false;
@@ -1271,6 +1278,10 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
    }
    if (e->a->kind == DJ_X_ROW) {
       return row_in_truth (cx, e, w, i, parent, key);
+   }
+   bool done; /* a datetime: its [date, remainder] among the rows' (exact_dt.c) */
+   if (!cx_dt_in_subquery (cx, e, w, i, parent, key, &done) || done) {
+      return done;
    }
    /* a IN (sub): TRUE iff a is not NULL and among the values;
     * FALSE iff a is not NULL, not among them, and no value is NULL. */

@@ -567,7 +567,7 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
             return cx_unsupported (cx, conj[i]->pos, "JOIN ... ON naming a table joined after it");
          }
          if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
-            if (f->join == DJ_JOIN_INNER && (cx_dt_has_rem (cx, local) || cx_dt_has_rem (cx, foreign))) {
+            if (cx_dt_has_rem (cx, local) || cx_dt_has_rem (cx, foreign)) {
                rest[nrest++] = conj[i]; /* datetimes: the remainders must match too (exact_dt.c) */
             }
             continue;
@@ -943,6 +943,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
                     bson_empty (&lets) ? "{'$lookup': {'from': '@0', 'pipeline': '@2', 'as': '@3'}}"
                                        : "{'$lookup': {'from': '@0', 'let': '@1', 'pipeline': '@2', 'as': '@3'}}",
                     CX_ARGS (CX_STR (base_collection (sub)), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
+         cx->sub_us |= sc.c0_us ? (uint32_t) 1 << cx->nsub : 0; /* a datetime's remainder (exact_dt.c) */
          cx->subs[cx->nsub++] = e;
       }
       bson_destroy (&lets);

@@ -130,6 +130,18 @@ QUERIES = [
     ('SELECT "id", CASE WHEN "id" > %s THEN "d" ELSE "e" END FROM "ev" ORDER BY "id"', [4], True),
     # an INNER join on datetimes: the pairs must match
     ('SELECT "a"."id", "b"."id" FROM "ev" "a" INNER JOIN "ev" "b" ON ("a"."d" = "b"."e")', [], False),
+    ('SELECT "a"."id", "b"."id" FROM "ev" "a" LEFT OUTER JOIN "ev" "b" ON ("a"."d" = "b"."e")', [], False),
+    # correlated subqueries: the outer row's remainder is a `let` variable too
+    ('SELECT "a"."id" FROM "ev" "a" WHERE EXISTS (SELECT 1 FROM "ev" "b" WHERE "b"."e" > "a"."d")', [], False),
+    ('SELECT "a"."id", (SELECT COUNT(*) FROM "ev" "b" WHERE "b"."d" < "a"."d") FROM "ev" "a"', [], False),
+    ('SELECT "a"."id" FROM "ev" "a" WHERE "a"."d" IN (SELECT "b"."e" FROM "ev" "b" WHERE "b"."id" <> "a"."id")', [],
+     False),
+    ('SELECT "a"."id" FROM "ev" "a" WHERE "a"."d" NOT IN (SELECT "b"."e" FROM "ev" "b" WHERE "b"."e" IS NOT NULL '
+     'AND "b"."id" <> "a"."id")', [], False),
+    # a scalar subquery's datetime, and comparisons with it
+    ('SELECT "a"."id", (SELECT "b"."e" FROM "ev" "b" WHERE "b"."id" = "a"."id" + 1) FROM "ev" "a"', [], False),
+    ('SELECT "a"."id" FROM "ev" "a" WHERE "a"."d" < (SELECT MAX("b"."e") FROM "ev" "b" WHERE "b"."id" > "a"."id")', [],
+     False),
     # compound queries: rows compare with their microseconds
     ('SELECT "d" FROM "ev" WHERE "id" IN (1, 2, 8) UNION SELECT "e" FROM "ev" WHERE "id" IN (1, 2, 3)', [], False),
     ('SELECT "d" FROM "ev" INTERSECT SELECT "e" FROM "ev"', [], False),
