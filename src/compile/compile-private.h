@@ -180,8 +180,21 @@ bool cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const ch
 bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
 /* Marks the last column cx_add_column added as a DATETIME one (.us). */
 void cx_dt_mark_column (cx_t *cx);
+/* find: when e is a DATETIME column (at `path`), its remainder projected
+ * too and the column marked. */
+void cx_dt_find_project (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *path);
+/* ORDER BY term o of s, sorted by `key` (cN when ref >= 0: item ref, else
+ * s<i>): its remainder "<key>__us" next when it may have one. */
+void cx_dt_sort_key (cx_t *cx, const dj_select_t *s, int ref, const dj_order_t *o, bson_t *sort, const char *key);
+/* A compound's part s (its sources set): bit i set when its item i may
+ * have a remainder; and a row's group _id gets "c<i>__us" for those. */
+uint64_t cx_dt_items_us (cx_t *cx, const dj_select_t *s);
+void cx_dt_row_rem (bson_t *id, int i, uint64_t us);
 /* sort["<key>__us"] = dir (unless there). */
 bool cx_dt_sort_rem (bson_t *sort, const char *key, int dir);
+/* cx_append_const's value: an exact datetime as its date (the remainder
+ * is cx_dt_rem's), anything else as it is. */
+bool cx_dt_append_query_value (bson_t *parent, const char *key, const bson_value_t *v);
 /* UPDATE SET column = e of `table`: an exact datetime constant in a
  * pipeline $set as its date and remainder (*done); else nothing. */
 bool cx_dt_set_exact (cx_t *cx, const dj_expr_t *e, bson_t *set, const char *column, bool *done);

@@ -642,6 +642,66 @@ cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, 
    return ok;
 }
 
+bool
+cx_dt_append_query_value (bson_t *parent, const char *key, const bson_value_t *v)
+{
+   int64_t us, ms;
+   int32_t rem;
+   if (!dj_exact_dt_value (v, &us)) {
+      return bson_append_value (parent, key, -1, v);
+   }
+   dj_exact_dt_split (us, &ms, &rem);
+   return bson_append_date_time (parent, key, -1, ms);
+}
+
+void
+cx_dt_find_project (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *path)
+{
+   if (!cx_dt_column (cx, e)) {
+      return;
+   }
+   char *upath = bson_strdup_printf ("%s" DJ_US_SUFFIX, path);
+   if (!bson_has_field (proj, upath)) {
+      BSON_APPEND_INT32 (proj, upath, 1);
+   }
+   bson_free (upath);
+   cx_dt_mark_column (cx);
+}
+
+void
+cx_dt_sort_key (cx_t *cx, const dj_select_t *s, int ref, const dj_order_t *o, bson_t *sort, const char *key)
+{
+   /* (projected beside the key; absent after a $group, which sorts the
+    * same; a compound's ORDER BY names the result's columns: not here) */
+   const dj_expr_t *e = ref < 0 ? o->expr : ref < s->items.n ? ((const dj_item_t *) s->items.v[ref])->expr : NULL;
+   if (!s->next && e && cx_dt_has_rem (cx, e)) {
+      cx_dt_sort_rem (sort, key, o->desc ? -1 : 1);
+   }
+}
+
+uint64_t
+cx_dt_items_us (cx_t *cx, const dj_select_t *s)
+{
+   uint64_t us = 0;
+   for (int i = 0; i < s->items.n && i < 64; i++) {
+      if (cx_dt_has_rem (cx, ((const dj_item_t *) s->items.v[i])->expr)) {
+         us |= (uint64_t) 1 << i;
+      }
+   }
+   return us;
+}
+
+void
+cx_dt_row_rem (bson_t *id, int i, uint64_t us)
+{
+   char key[24], ref[24];
+   if (i < 64 && (us >> i & 1)) {
+      snprintf (key, sizeof key, "c%d" DJ_US_SUFFIX, i);
+      snprintf (ref, sizeof ref, "$c%d" DJ_US_SUFFIX, i);
+      BSON_APPEND_UTF8 (id, key, ref);
+   }
+}
+
 void
 cx_dt_mark_column (cx_t *cx)
 {

@@ -139,15 +139,7 @@ cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (v->value_type == BSON_TYPE_UNDEFINED) {
       return BSON_APPEND_NULL (parent, key);
    }
-   int64_t us;
-   if (dj_exact_dt_value (v, &us)) {
-      /* an exact datetime reads as its date; the remainder is cx_dt_rem's */
-      int64_t ms;
-      int32_t rem;
-      dj_exact_dt_split (us, &ms, &rem);
-      return bson_append_date_time (parent, key, -1, ms);
-   }
-   return BSON_APPEND_VALUE (parent, key, v);
+   return cx_dt_append_query_value (parent, key, v); /* (an exact datetime: its date) */
 }
 
 bool

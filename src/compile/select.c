@@ -365,14 +365,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
                BSON_APPEND_INT32 (&proj, path, 1);
             }
             cx_add_column (cx, item_name (it), path);
-            if (cx_dt_column (cx, it->expr)) { /* its microseconds (exact_dt.c) */
-               char upath[520];
-               snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
-               if (!bson_iter_init_find (&seen, &proj, upath)) {
-                  BSON_APPEND_INT32 (&proj, upath, 1);
-               }
-               cx_dt_mark_column (cx);
-            }
+            cx_dt_find_project (cx, it->expr, &proj, path); /* a DATETIME column's microseconds */
          }
       }
       if (!has_id) {
@@ -1274,15 +1267,7 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
          snprintf (key, sizeof key, sort_ref[i] >= 0 ? "c%d" : "s%d", sort_ref[i] >= 0 ? sort_ref[i] : i);
          if (!bson_has_field (&sort, key)) {
             BSON_APPEND_INT32 (&sort, key, o->desc ? -1 : 1);
-            /* a DATETIME column's key: its microseconds next (projected
-             * beside it; absent after a $group, which sorts the same) */
-            const dj_expr_t *e = sort_ref[i] < 0 ? o->expr
-                                 : sort_ref[i] < s->items.n && !is_star_item (s->items.v[sort_ref[i]])
-                                    ? ((const dj_item_t *) s->items.v[sort_ref[i]])->expr
-                                    : NULL;
-            if (!s->next && e && cx_dt_has_rem (cx, e)) {
-               cx_dt_sort_rem (&sort, key, o->desc ? -1 : 1);
-            }
+            cx_dt_sort_key (cx, s, sort_ref[i], o, &sort, key); /* a datetime's microseconds next */
          }
       }
       bson_append_document_end (&st, &sort);
@@ -1362,21 +1347,17 @@ stage_distinct_rows (bson_t *pipeline, uint32_t *n)
 /* {$group: {_id: {c0: "$c0", ...}, <accumulators>}}: one group per row of
  * ncols columns; `group` is the template of the $group stage, "@0" its _id.
  * Bit i of `us`: column i may have a remainder, c<i>__us, which is part of
- * the row (compound_us). */
+ * the row (cx_dt_items_us). */
 static void
 stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, const char *group)
 {
    bson_t id = BSON_INITIALIZER;
    for (int i = 0; i < ncols; i++) {
-      char key[24], ref[24];
+      char key[16], ref[16];
       snprintf (key, sizeof key, "c%d", i);
       snprintf (ref, sizeof ref, "$c%d", i);
       BSON_APPEND_UTF8 (&id, key, ref);
-      if (i < 64 && (us >> i & 1)) { /* a datetime's microseconds (exact_dt.c) */
-         snprintf (key, sizeof key, "c%d" DJ_US_SUFFIX, i);
-         snprintf (ref, sizeof ref, "$c%d" DJ_US_SUFFIX, i);
-         BSON_APPEND_UTF8 (&id, key, ref);
-      }
+      cx_dt_row_rem (&id, i, us); /* a datetime's microseconds */
    }
    cx_stages (NULL, pipeline, n, group, CX_ARGS (CX_DOC (&id)));
    bson_destroy (&id);
@@ -1421,20 +1402,6 @@ stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, bool inte
  *               (stage_multiset).
  * Branches keep NULL columns present, so rows compare whole. ORDER BY,
  * LIMIT and OFFSET apply to the result and may name its columns only. */
-/* The columns of a compound's part s (its sources set) that may have a
- * remainder (exact_dt.c), as bits. */
-static uint64_t
-compound_us (cx_t *cx, const dj_select_t *s)
-{
-   uint64_t us = 0;
-   for (int i = 0; i < s->items.n && i < 64; i++) {
-      if (!is_star_item (s->items.v[i]) && cx_dt_has_rem (cx, ((const dj_item_t *) s->items.v[i])->expr)) {
-         us |= (uint64_t) 1 << i;
-      }
-   }
-   return us;
-}
-
 static bool
 compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, int flags)
 {
@@ -1442,7 +1409,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
-   uint64_t us = compound_us (cx, s);
+   uint64_t us = cx_dt_items_us (cx, s);
    for (const dj_select_t *left = s; left->next; left = left->next) {
       const dj_select_t *b = left->next;
       dj_setop_t op = left->setop;
@@ -1472,7 +1439,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
        * that saw otherwise would refuse the command: "Use of undefined
        * variable", never other rows) */
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
-      us |= ok ? compound_us (cx, &branch) : 0;
+      us |= ok ? cx_dt_items_us (cx, &branch) : 0;
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }
