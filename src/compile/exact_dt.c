@@ -89,8 +89,10 @@ dj_exact_dt_append (bson_t *b, const char *key, int64_t us)
    return bson_append_binary (b, key, -1, DJ_EXACT_DT_SUBTYPE, data, 8);
 }
 
-bool
-dj_exact_dt_store (bson_t *b, const char *key, const bson_value_t *v)
+/* v under key: an exact datetime as its date, and (with_rem) its
+ * remainder under "<key>__us" when not 0; anything else as it is */
+static bool
+append_value (bson_t *b, const char *key, const bson_value_t *v, bool with_rem)
 {
    int64_t us, ms;
    int32_t rem;
@@ -99,9 +101,15 @@ dj_exact_dt_store (bson_t *b, const char *key, const bson_value_t *v)
    }
    dj_exact_dt_split (us, &ms, &rem);
    char *sib = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
-   bool ok = bson_append_date_time (b, key, -1, ms) && (!rem || bson_append_int32 (b, sib, -1, rem));
+   bool ok = bson_append_date_time (b, key, -1, ms) && (!with_rem || !rem || bson_append_int32 (b, sib, -1, rem));
    bson_free (sib);
    return ok;
+}
+
+bool
+dj_exact_dt_store (bson_t *b, const char *key, const bson_value_t *v)
+{
+   return append_value (b, key, v, true);
 }
 
 /* ---- which columns ---- */
@@ -567,6 +575,15 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return rem_const (parent, key, 0);
 }
 
+/* parent[key] = e's remainder, or $$REMOVE (no field, in $project and
+ * $set) when it is 0 */
+static bool
+rem_or_remove (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   return cx_template (cx, "{'$let': {'vars': {'r': '@0'}, 'in': {'$cond': [{'$eq': ['$$r', 0]}, '$$REMOVE', '$$r']}}}",
+                       CX_ARGS (CX_FN (cx_dt_rem, e)), parent, key);
+}
+
 /* e as [value, remainder] for a comparison (0 for what has none) */
 static bool
 pair (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
@@ -635,8 +652,7 @@ cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, 
    /* absent when 0, as stored: rows compare whole (DISTINCT, UNION) alike
     * whether their remainder is 0 or they have none */
    char *k = bson_strdup_printf ("%s" DJ_US_SUFFIX, key);
-   bool ok = cx_template (cx, "{'$let': {'vars': {'r': '@0'}, 'in': {'$cond': [{'$eq': ['$$r', 0]}, '$$REMOVE', '$$r']}}}",
-                          CX_ARGS (CX_FN (cx_dt_rem, e)), proj, k);
+   bool ok = rem_or_remove (cx, e, proj, k);
    bson_free (k);
    *added = ok;
    return ok;
@@ -645,13 +661,7 @@ cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, 
 bool
 cx_dt_append_query_value (bson_t *parent, const char *key, const bson_value_t *v)
 {
-   int64_t us, ms;
-   int32_t rem;
-   if (!dj_exact_dt_value (v, &us)) {
-      return bson_append_value (parent, key, -1, v);
-   }
-   dj_exact_dt_split (us, &ms, &rem);
-   return bson_append_date_time (parent, key, -1, ms);
+   return append_value (parent, key, v, false);
 }
 
 void
@@ -773,9 +783,7 @@ cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t 
       /* error set, or the $set holds the remainder already
        * (cx_append_stored, cx_dt_set_exact) */
    } else if (pipeline && cx_dt_has_rem (cx, e)) {
-      /* the expression's remainder, none when 0 */
-      ok = cx_template (cx, "{'$let': {'vars': {'r': '@0'}, 'in': {'$cond': [{'$eq': ['$$r', 0]}, '$$REMOVE', '$$r']}}}",
-                        CX_ARGS (CX_FN (cx_dt_rem, e)), set, k);
+      ok = rem_or_remove (cx, e, set, k); /* the expression's remainder, none when 0 */
    } else if (pipeline) {
       ok = BSON_APPEND_UTF8 (set, k, "$$REMOVE");
    } else {
