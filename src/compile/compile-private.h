@@ -176,6 +176,9 @@ bool cx_dt_group_acc (cx_t *cx, const dj_expr_t *e, int i, bson_t *group);
  * column: set["<column>__us"] = "<source>__us" too (its remainder, NULL --
  * read as 0 -- when the row has none). */
 bool cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const char *source, bson_t *set);
+/* ALTER TABLE DROP / RENAME (rename_to) COLUMN of a DATETIME column:
+ * the rows' remainders are dropped / renamed too (one more update). */
+bool cx_dt_alter_column (cx_t *cx, const char *table, const char *column, const char *rename_to);
 /* When e may have a remainder: proj["<key>__us"] = it, *added. */
 bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
 /* Marks the last column cx_add_column added as a DATETIME one (.us). */

@@ -732,6 +732,24 @@ cx_dt_sort_rem (bson_t *sort, const char *key, int dir)
 /* ---- writes ---- */
 
 bool
+cx_dt_alter_column (cx_t *cx, const char *table, const char *column, const char *rename_to)
+{
+   if (!cx->catalog || !cx->catalog->is_datetime || !cx->catalog->is_datetime (cx->catalog->ctx, table, column)) {
+      return true;
+   }
+   char *from = bson_strdup_printf ("%s" DJ_US_SUFFIX, column);
+   char *to = rename_to ? bson_strdup_printf ("%s" DJ_US_SUFFIX, rename_to) : bson_strdup ("");
+   bson_t *cmd = cx_template_new (cx,
+                                  "{'update': '@0', 'updates': [{'q': {'@1': {'$exists': true}}, 'u': {'@2': {'@1': '@3'}}, "
+                                  "'multi': true}]}",
+                                  CX_ARGS (CX_STR (table), CX_STR (from), CX_STR (rename_to ? "$rename" : "$unset"),
+                                           CX_STR (to)));
+   bson_free (from);
+   bson_free (to);
+   return cx_add_command_if (cx, cmd != NULL, cmd);
+}
+
+bool
 cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const char *source, bson_t *set)
 {
    if (!cx->catalog || !cx->catalog->is_datetime || !cx->catalog->is_datetime (cx->catalog->ctx, table, column)) {

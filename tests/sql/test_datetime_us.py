@@ -198,5 +198,14 @@ def test_writes_keep_the_remainder(tmp_path):
         assert rows_of(eng.ok('SELECT "e" FROM "w"')) == [[U(T0 + 3)]]
         eng.ok('UPDATE "w" SET "e" = NULL, "n" = "n" + 1')
         assert rows_of(eng.ok('SELECT "e" FROM "w"')) == [[None]]
+        # ALTER TABLE: a renamed column keeps its microseconds, a dropped one
+        # leaves none behind for a column of the same name added later
+        eng.ok('UPDATE "w" SET "e" = %s', [exact(T0 + 9)])
+        eng.ok('ALTER TABLE "w" RENAME COLUMN "d" TO "d2"')
+        assert rows_of(eng.ok('SELECT "d2" FROM "w" WHERE "d2" = %s', [exact(T0 - 1)])) == [[T0 - 1]]
+        eng.ok('ALTER TABLE "w" DROP COLUMN "e"')
+        # (the remainder field itself, read as a column of its own)
+        eng.ok('ALTER TABLE "w" ADD COLUMN "e__us" integer NULL')
+        assert rows_of(eng.ok('SELECT "e__us" FROM "w"')) == [[None]]
     finally:
         eng.close()
