@@ -124,6 +124,16 @@ class MicrosecondDatetimes(TestCase):
         self.assertEqual(got[0][1], T + 7 * US)
         self.assertEqual(got[3][1], T + 3 * US)
 
+    def test_bulk_update(self):
+        """bulk_update: UPDATE ... SET at = CASE WHEN pk = .. THEN %s ... END"""
+        for db in DBS:
+            objs = list(Event.objects.using(db).order_by("name"))
+            for i, o in enumerate(objs):
+                o.at = T + (i * 333) * US if i % 3 else None
+            Event.objects.using(db).bulk_update(objs, ["at"])
+        got = self.same(lambda m: m.order_by("name").values_list("name", "at"))
+        self.assertEqual(got[1][1], T + 333 * US)
+
     def test_bulk_create_update_conflicts(self):
         for db in DBS:
             Event.objects.using(db).bulk_create(
