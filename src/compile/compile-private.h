@@ -179,6 +179,11 @@ bool cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const ch
 /* ALTER TABLE DROP / RENAME (rename_to) COLUMN of a DATETIME column:
  * the rows' remainders are dropped / renamed too (one more update). */
 bool cx_dt_alter_column (cx_t *cx, const char *table, const char *column, const char *rename_to);
+/* e as a sort or partition key, NULL and missing alike: its value
+ * (cx_agg_value_or_null), or {d: value, r: remainder} when it may have a
+ * remainder -- documents sort field by field (arrays would not: a sort
+ * reads an array's least element). */
+bool cx_dt_key (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 /* When e may have a remainder: proj["<key>__us"] = it, *added. */
 bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
 /* Marks the last column cx_add_column added as a DATETIME one (.us). */

@@ -575,6 +575,16 @@ cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return rem_const (parent, key, 0);
 }
 
+bool
+cx_dt_key (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
+{
+   if (!cx_dt_has_rem (cx, e)) {
+      return cx_agg_value_or_null (cx, e, parent, key);
+   }
+   return cx_template (cx, "{'$cond': [{'$eq': ['@0', null]}, null, {'d': '@1', 'r': '@2'}]}",
+                       CX_ARGS (CX_OR_NULL (e), CX_VALUE (e), CX_FN (cx_dt_rem, e)), parent, key);
+}
+
 /* parent[key] = e's remainder, or $$REMOVE (no field, in $project and
  * $set) when it is 0 */
 static bool

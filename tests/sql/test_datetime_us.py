@@ -147,6 +147,10 @@ QUERIES = [
     ('SELECT "d" FROM "ev" INTERSECT SELECT "e" FROM "ev"', [], False),
     ('SELECT "d" FROM "ev" EXCEPT SELECT "e" FROM "ev"', [], False),
     ('SELECT "id", "d" FROM "ev" WHERE "id" < 4 UNION ALL SELECT "id", "e" FROM "ev" WHERE "id" < 4', [], False),
+    # window functions: ORDER BY and PARTITION BY a datetime see its microseconds
+    ('SELECT "id", RANK() OVER (ORDER BY "d") FROM "ev" WHERE "d" IS NOT NULL', [], False),
+    ('SELECT "id", ROW_NUMBER() OVER (ORDER BY "d" DESC, "id") FROM "ev" WHERE "d" IS NOT NULL', [], False),
+    ('SELECT "id", COUNT(*) OVER (PARTITION BY "e") FROM "ev"', [], False),
     # the parameter itself, read back
     ('SELECT "id", %s FROM "ev" WHERE "id" = 1', [U(T0 + 7)], True),
 ]
