@@ -24,8 +24,10 @@
  *   - datetime +/- microseconds and datetime - datetime are functions of
  *     their own (DATETIME_ADD_US, US_ADD_DATETIME, DATETIME_DIFF_US), and
  *     TIME_OF_DAY writes the six digits.
- * Anything else that reads a DATETIME column (window functions, other
- * functions and casts, generated columns) reads its BSON date: the
+ *   - a window's ORDER BY / PARTITION BY keys are {date, remainder}
+ *     documents (cx_dt_key).
+ * Anything else that reads a DATETIME column (a window function's value,
+ * other functions and casts, generated columns) reads its BSON date: the
  * millisecond.
  *
  * Why a remainder and not the whole instant in microseconds: the column
