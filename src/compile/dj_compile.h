@@ -80,8 +80,10 @@ typedef struct dj_plan dj_plan_t;
  * floored to the millisecond, what every MongoDB tool, index and date
  * operator reads. The microseconds below it (1..999) are in the sibling
  * field "c" DJ_US_SUFFIX, absent when 0 (data written by other tools reads
- * as remainder 0). Comparisons with a constant, ORDER BY and the column's
- * value in a result compare, sort and read the pair.
+ * as remainder 0); a column named "<datetime column>__us" is therefore
+ * reserved. Writes store the pair; filters, ORDER BY, GROUP BY, DISTINCT,
+ * MIN/MAX, joins, subqueries, window keys and a result's value compare,
+ * sort and read it (exact_dt.c lists what reads the date alone).
  *
  * An exact datetime as a value -- a parameter in (the driver binds a
  * datetime with microseconds below the millisecond so), a result cell out
