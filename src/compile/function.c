@@ -589,6 +589,10 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
       return agg_date_function (cx, e, parent, key);
    }
+   bool done; /* datetimes to the microsecond (exact_dt.c) */
+   if (!cx_dt_function (cx, e, parent, key, &done) || done) {
+      return done;
+   }
    if (!strcmp (f, "COLLATE")) {
       return agg_collate (cx, e, parent, key);
    }
