@@ -80,6 +80,7 @@ typedef struct {
    bool failed;
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
+   bool covered;    /* the entries in range are the matches: fetch them, match nothing */
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -92,7 +93,9 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
       return true;
    }
    bson_error_t xe = {0};
-   if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
+   if (s->covered) {
+      pos = -1; /* one scalar per document at the path: no array for $ to point into */
+   } else if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
       if (xe.code) { /* an $expr failed: the query fails */
          *s->error = xe;
          s->failed = true;
@@ -334,6 +337,17 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
 }
 
 
+/* Whether the entries of ch's index within its bounds are exactly the
+ * filter's matches: each document has one entry (no arrays, every document
+ * indexed, no key cut) and the bounds are the whole filter, compared as the
+ * matcher compares (dj_bounds_t.exact). */
+static bool
+covered (const dj_coll_t *c, const choice_t *ch)
+{
+   const dj_index_t *ix = ch->index >= 0 ? &c->indexes[ch->index] : NULL;
+   return ix && ch->b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
+}
+
 static bool
 run_choice (scan_t *s, const choice_t *ch)
 {
@@ -538,6 +552,7 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
+   s.covered = covered (c, &ch); /* (a range on an indexed field: SQL's WHERE x >= ?) */
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
 
    bson_free (s.seen.slots);
@@ -615,12 +630,8 @@ dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval
       ok = scan_collection (&s);
    } else {
       choice_t ch = choose (c, m);
-      const dj_index_t *ix = ch.index >= 0 ? &c->indexes[ch.index] : NULL;
-      /* covered: each document has exactly one entry in this index (no
-       * arrays, every document indexed, no key cut), and the bounds are the
-       * whole filter, compared as the matcher compares */
-      s.count_only = ix && ch.b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
-      ok = ix ? run_choice (&s, &ch) : scan_collection (&s);
+      s.count_only = covered (c, &ch);
+      ok = ch.index >= 0 ? run_choice (&s, &ch) : scan_collection (&s);
    }
    bson_free (s.seen.slots);
    *n = s.found;
