@@ -197,6 +197,13 @@ bool dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *
 /* Appends {_id: id, each accumulator's field: its result} to docs. */
 void dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- spill.c: past the memory limit with allowDiskUse ---------------------- */
+/* docs sorted through temporary files (emptied on failure). */
+bool dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs);
+/* $group s over docs by sorting them on the group key through temporary
+ * files (docs replaced by the groups; emptied on failure). */
+bool dj_agg_group_spill (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- lookup.c, lookup_group.c: $lookup ------------------------------------ */

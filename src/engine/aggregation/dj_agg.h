@@ -29,6 +29,7 @@
  *   fill.c          $fill
  *   out.c           $out, $merge
  *   geonear.c       $geoNear (through storage's geo_index.c)
+ *   spill.c         $sort and $group past their memory limit: through storage's external sort
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H

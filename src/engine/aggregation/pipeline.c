@@ -11,8 +11,9 @@
  *
  * Memory: $group, $sort, $bucket and $bucketAuto count the bytes they hold;
  * over their limit (100 MiB, or what setParameter set: commands/cmd_param.c)
- * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does
- * (with allowDiskUse they keep going in memory -- we do not spill).
+ * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does;
+ * with it $sort and $group go through temporary files (spill.c), the
+ * others keep going in memory.
  */
 #include "agg-private.h"
 
@@ -1032,6 +1033,8 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       }
       if (si + 1 < p->n && p->stages[si + 1].kind == S_LIMIT) {
          dj_sort_docs_topk (s->sort, docs->v, docs->n, (size_t) p->stages[si + 1].n); /* the $limit then drops the rest */
+      } else if ((int64_t) bytes > dj_engine_param (run->engine, DJ_PARAM_SORT_BYTES)) {
+         return dj_agg_sort_spill (r, s->sort, docs); /* allowDiskUse (else the check failed) */
       } else {
          dj_sort_docs (s->sort, docs->v, docs->n);
       }

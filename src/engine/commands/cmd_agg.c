@@ -81,6 +81,9 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
          goto done;
       }
    }
+   /* without allowDiskUse: allowDiskUseByDefault (true unless setParameter said otherwise)
+    * https://www.mongodb.com/docs/manual/reference/parameters/#mongodb-parameter-param.allowDiskUseByDefault */
+   allow_disk = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
    dj_cmd_get_bool (cmd, "allowDiskUse", &allow_disk, error);
    dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error);
    if (!dj_cmd_collation (cmd, error)) {
