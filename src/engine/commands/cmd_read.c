@@ -270,7 +270,9 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       col.sort = fs.sort;
       col.topk = fs.sort && limit && skip <= INT64_MAX - limit ? (size_t) (skip + limit) : 0;
       col.keyed = col.topk && dj_sort_nkeys (fs.sort) <= TOPK_KEYS;
-      if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
+      /* a blocking sort orders them anyway: an index's matches may come in record order */
+      if (fs.sort ? !dj_plan_scan_unordered (&ctx, c, fs.m, &fs.let.vars, collect_fn, &col, error)
+                  : !dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
       if (col.topk && col.n > 1) {

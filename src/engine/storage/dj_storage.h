@@ -360,6 +360,12 @@ bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writ
 /* The same, with variables for the filter's $expr. */
 bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                         dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* dj_plan_scan_vars (reads, every match) for a caller that orders the
+ * matches itself (a blocking sort): an index's matches come in record
+ * order, not index order -- their ids taken from the index, sorted, and
+ * the records read as neighbours rather than by a B-tree descent each. */
+bool dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                             void *fnctx, bson_error_t *error);
 /* Like dj_plan_scan (reads only), but delivers documents in the order of
  * sort `s` by walking an index, so a limit stops the walk early. Returns
  * false with *used = false (and no error) when no index gives exactly the

@@ -81,6 +81,8 @@ typedef struct {
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
    bool covered;    /* the entries in range are the matches: fetch them, match nothing */
+   bool rids_only;  /* index entries in range: their record ids into rids, fetched later (fetch_in_order) */
+   size_t ridcap;
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -195,6 +197,11 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
+         if (s->rids_only) {
+            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+            s->rids[s->nrids++] = rid;
+            continue;
+         }
          if (s->count_only) {
             s->found += !s->dedupe || ridset_add (&s->seen, rid);
             continue;
@@ -570,6 +577,106 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    bson_free (s.rids);
    bson_free (s.poss);
+   return ok;
+}
+
+/* Sorts record ids ascending: LSD radix, 11 bits a pass (as many passes
+ * as the largest id needs). */
+static void
+sort_rids (uint64_t *v, size_t n)
+{
+   uint64_t max = 0, *a = v, *b = bson_malloc (sizeof (uint64_t) * (n ? n : 1));
+   for (size_t i = 0; i < n; i++) {
+      max |= v[i];
+   }
+   for (int shift = 0; shift < 64 && (max >> shift); shift += 11) {
+      size_t pos[2048] = {0};
+      for (size_t i = 0; i < n; i++) {
+         pos[(a[i] >> shift) & 2047]++;
+      }
+      for (size_t d = 0, at = 0; d < 2048; d++) {
+         size_t k = pos[d];
+         pos[d] = at;
+         at += k;
+      }
+      for (size_t i = 0; i < n; i++) {
+         b[pos[(a[i] >> shift) & 2047]++] = a[i];
+      }
+      uint64_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a != v) {
+      memcpy (v, a, sizeof (uint64_t) * n);
+      b = a;
+   }
+   bson_free (b);
+}
+
+/* The records of s->rids (in any order, repeats allowed) read in record
+ * order -- neighbours on one LMDB page, not a descent from the root per
+ * record -- each considered once. */
+static bool
+fetch_in_order (scan_t *s)
+{
+   dj_walk_t w;
+   uint8_t key[16];
+   for (int i = 0; i < 8; i++) {
+      key[i] = (uint8_t) (s->c->id >> (56 - 8 * i));
+   }
+   sort_rids (s->rids, s->nrids);
+   s->dedupe = false;
+   if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
+      return false;
+   }
+   for (size_t i = 0; i < s->nrids; i++) {
+      uint64_t rid = s->rids[i];
+      bson_t doc;
+      if (i && rid == s->rids[i - 1]) {
+         continue;
+      }
+      for (int b = 0; b < 8; b++) {
+         key[8 + b] = (uint8_t) (rid >> (56 - 8 * b));
+      }
+      dj_walk_seek (&w, key, sizeof key);
+      if (!dj_walk_next (&w)) {
+         break;
+      }
+      if (w.k.mv_size != sizeof key || memcmp (w.k.mv_data, key, sizeof key)) {
+         continue; /* (an index entry without its record: not in one snapshot) */
+      }
+      if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+         w.rc = MDB_CORRUPTED;
+         break;
+      }
+      if (!consider (s, rid, &doc)) {
+         break;
+      }
+   }
+   if (s->failed) {
+      bson_error_t ignored;
+      dj_walk_close (&w, "record fetch", &ignored);
+      return false;
+   }
+   return dj_walk_close (&w, "record fetch", s->error);
+}
+
+bool
+dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                        void *fnctx, bson_error_t *error)
+{
+   /* ($text and geo conditions have scans of their own) */
+   choice_t ch = dj_matcher_text (m) || dj_geo_plan_index (c, m, NULL) >= 0 ? (choice_t) {.index = -1} : choose (c, m);
+   if (ch.index < 0) {
+      return dj_plan_scan_vars (ctx, c, m, vars, false, 0, fn, fnctx, error);
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars, .rids_only = true};
+   s.covered = covered (c, &ch);
+   bool ok = run_choice (&s, &ch);
+   s.rids_only = false;
+   ok = ok && fetch_in_order (&s);
+   bson_free (s.seen.slots);
+   bson_free (s.rids);
    return ok;
 }
 
