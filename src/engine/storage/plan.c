@@ -629,7 +629,9 @@ fetch_in_order (scan_t *s)
    if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
       return false;
    }
-   for (size_t i = 0; i < s->nrids; i++) {
+   uint64_t at = 0; /* the record the cursor is on (0: none yet) */
+   bool more = true;
+   for (size_t i = 0; more && i < s->nrids; i++) {
       uint64_t rid = s->rids[i];
       bson_t doc;
       if (i && rid == s->rids[i - 1]) {
@@ -638,11 +640,19 @@ fetch_in_order (scan_t *s)
       for (int b = 0; b < 8; b++) {
          key[8 + b] = (uint8_t) (rid >> (56 - 8 * b));
       }
-      dj_walk_seek (&w, key, sizeof key);
-      if (!dj_walk_next (&w)) {
+      if (at && rid > at && rid - at <= 8) {
+         /* a near neighbour: step to it (ids are not reused, some may be gone) */
+         while ((more = dj_walk_next (&w)) && w.k.mv_size == sizeof key && memcmp (w.k.mv_data, key, sizeof key) < 0) {
+         }
+      } else {
+         dj_walk_seek (&w, key, sizeof key);
+         more = dj_walk_next (&w);
+      }
+      if (!more) {
          break;
       }
-      if (w.k.mv_size != sizeof key || memcmp (w.k.mv_data, key, sizeof key)) {
+      at = w.k.mv_size == sizeof key ? dj_u64be_read ((const uint8_t *) w.k.mv_data + 8) : 0;
+      if (at != rid) {
          continue; /* (an index entry without its record: not in one snapshot) */
       }
       if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
