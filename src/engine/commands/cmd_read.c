@@ -130,6 +130,91 @@ by_arrival (const void *a, const void *b)
    return x < y ? -1 : x > y;
 }
 
+/* A find's blocking sort past internalQueryMaxBlockingSortMemoryUsageBytes:
+ * with allowDiskUse (allowDiskUseByDefault when the find does not say) the
+ * results go through storage's external sort (spill.c), else 292 as mongod.
+ * Each result travels as {d: doc, p: pos, r: rid} (its text score, if any,
+ * beside them, where a {$meta: "textScore"} key reads it), sorted by the
+ * spec with "d." before each field; the sort is stable and the results
+ * arrive in scan order, so ties keep it as the in-memory sort does.
+ * https://www.mongodb.com/docs/manual/reference/command/find/ (allowDiskUse) */
+static bool
+sort_spilled (dj_engine_t *e, const bson_t *cmd, const bson_t *sort_spec, collect_t *col, bool *spilled, bson_error_t *error)
+{
+   size_t bytes = 0;
+   int64_t limit = dj_engine_param (e, DJ_PARAM_SORT_BYTES);
+   for (size_t i = 0; i < col->n; i++) {
+      bytes += col->items[i]->doc->len;
+   }
+   *spilled = false;
+   if ((int64_t) bytes <= limit) {
+      return true;
+   }
+   bool allow = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
+   dj_cmd_get_bool (cmd, "allowDiskUse", &allow, error);
+   if (!allow) {
+      return dj_err (error, 292,
+                     "Executor error during find command :: caused by :: Sort exceeded memory limit of %" PRId64
+                     " bytes, but did not opt in to external sorting.",
+                     limit);
+   }
+   bson_t spec = BSON_INITIALIZER;
+   bson_iter_t it;
+   bson_iter_init (&it, sort_spec);
+   while (bson_iter_next (&it)) {
+      char *k = BSON_ITER_HOLDS_DOCUMENT (&it) ? bson_strdup (bson_iter_key (&it)) : bson_strdup_printf ("d.%s", bson_iter_key (&it));
+      BSON_APPEND_VALUE (&spec, k, bson_iter_value (&it));
+      bson_free (k);
+   }
+   dj_sort_t *by = dj_sort_new (&spec, error);
+   bson_destroy (&spec);
+   if (!by) {
+      return false;
+   }
+   dj_spill_t *sp = dj_spill_new (e->path, by, limit);
+   bool ok = true;
+   for (size_t i = 0; i < col->n; i++) {
+      result_t *r = col->items[i];
+      if (ok) {
+         bson_t *w = bson_new ();
+         bson_iter_t ts;
+         BSON_APPEND_DOCUMENT (w, "d", r->doc);
+         BSON_APPEND_INT32 (w, "p", r->pos);
+         BSON_APPEND_INT64 (w, "r", (int64_t) r->rid);
+         if (bson_iter_init_find (&ts, r->doc, DJ_META_TEXT_SCORE)) {
+            BSON_APPEND_VALUE (w, DJ_META_TEXT_SCORE, bson_iter_value (&ts));
+         }
+         ok = dj_spill_add (sp, w, error); /* steals w */
+      }
+      bson_destroy (r->doc);
+      bson_free (r);
+   }
+   col->n = 0;
+   ok = ok && dj_spill_finish (sp, error);
+   bson_t *w;
+   while (ok && (w = dj_spill_next (sp, error))) {
+      bson_iter_t f;
+      const uint8_t *d;
+      uint32_t l;
+      result_t *r = bson_malloc0 (sizeof *r);
+      bson_iter_init_find (&f, w, "d");
+      bson_iter_document (&f, &l, &d);
+      r->doc = bson_new_from_data (d, l);
+      bson_iter_next (&f);
+      r->pos = bson_iter_int32 (&f);
+      bson_iter_next (&f);
+      r->rid = (uint64_t) bson_iter_int64 (&f);
+      bson_destroy (w);
+      DJ_GROW (col->items, col->n, col->cap, 16);
+      col->items[col->n++] = r;
+   }
+   ok = ok && !error->code;
+   dj_spill_destroy (sp);
+   dj_sort_destroy (by);
+   *spilled = ok;
+   return ok;
+}
+
 static bool
 check_nonneg (const char *field, int64_t v, bson_error_t *error)
 {
@@ -280,8 +365,14 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       }
    }
    dj_txn_abort (&ctx);
+   bool spilled = false;
+   if (fs.sort && !presorted && !sort_spilled (e, cmd, &sort_spec, &col, &spilled, error)) {
+      goto done;
+   }
    if (fs.sort && !presorted) {
-      dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
+      if (!spilled) {
+         dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
+      }
       /* apply skip and limit after sorting */
       size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
       size_t to = limit ? (from + (size_t) limit < col.n ? from + (size_t) limit : col.n) : col.n;
