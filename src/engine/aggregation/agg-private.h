@@ -121,6 +121,7 @@ typedef struct {
    const dj_prun_t *run;
    dj_arena_t *arena;
    bson_error_t *error;
+   int64_t spills; /* the sorted runs spill.c wrote to files (explain's spills) */
 } rctx_t;
 
 /* An evaluation context on doc with the run's variables. */

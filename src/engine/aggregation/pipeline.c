@@ -40,6 +40,12 @@ dj_docs_strip_meta (dj_docs_t *d)
    }
 }
 
+int
+dj_pipeline_nstages (const dj_pipeline_t *p)
+{
+   return p->n;
+}
+
 bool
 dj_pipeline_has_text (const dj_pipeline_t *p)
 {
@@ -1179,7 +1185,11 @@ dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
    for (int i = from; ok && i < to; i++) {
+      int64_t spills = r.spills;
       ok = run_stage (&r, p, i, docs);
+      if (run->stats && run->stats->top == p) {
+         run->stats->spills[i] += r.spills - spills;
+      }
    }
    dj_arena_destroy (r.arena);
    if (!ok) {

@@ -51,6 +51,7 @@ dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs)
    if (!ok) {
       dj_docs_clear (docs);
    }
+   r->spills += dj_spill_count (sp);
    dj_spill_destroy (sp);
    return ok;
 }
@@ -160,6 +161,7 @@ dj_agg_group_spill (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    if (!ok) {
       dj_docs_clear (docs);
    }
+   r->spills += dj_spill_count (sp);
    dj_spill_destroy (sp);
    dj_sort_destroy (by_key);
    return ok;

@@ -161,3 +161,50 @@ done:
    dj_let_destroy (&let);
    return ok;
 }
+
+bool
+dj_cmd_aggregate_spills (dj_engine_t *e, const char *db, const char *coll, dj_ctx_t *ctx, const bson_t *inner,
+                         int64_t **spills, int *n, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t stages;
+   dj_let_t let = {0};
+   dj_pipeline_t *p = NULL;
+   const uint8_t *d;
+   uint32_t l;
+   bool ok = false;
+
+   *spills = NULL;
+   *n = 0;
+   if (!bson_iter_init_find (&it, inner, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+      return true; /* (the caller reported it) */
+   }
+   bson_iter_array (&it, &l, &d);
+   bson_init_static (&stages, d, l);
+   if (!dj_let_parse (inner, &let, error) || !(p = dj_pipeline_new (&stages, let.top, error))) {
+      goto done;
+   }
+   ok = true;
+   if (!dj_pipeline_writes (p)) {
+      bool allow = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
+      dj_cmd_get_bool (inner, "allowDiskUse", &allow, error);
+      int ns = dj_pipeline_nstages (p);
+      int64_t *sp = bson_malloc0 (sizeof (int64_t) * (size_t) (ns ? ns : 1));
+      dj_agg_stats_t stats = {p, sp};
+      dj_prun_t run = {.engine = e, .ctx = ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
+                       .allow_disk = allow, .stats = &stats};
+      dj_docs_t out = {0};
+      ok = dj_pipeline_run (p, &run, coll, &out, error);
+      dj_docs_clear (&out);
+      if (ok) {
+         *spills = sp; /* the caller's */
+         *n = ns;
+      } else {
+         bson_free (sp);
+      }
+   }
+done:
+   dj_pipeline_destroy (p);
+   dj_let_destroy (&let);
+   return ok;
+}

@@ -797,10 +797,19 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    }
    if (pipeline_from >= 0) {
       /* mongod's shape for a pipeline: the $cursor stage that reads the
-       * collection, then the stages that run over its documents */
+       * collection, then the stages that run over its documents; with
+       * executionStats the pipeline runs and $sort/$group say whether they
+       * spilled (usedDisk, spills), as mongod's do
+       * https://www.mongodb.com/docs/manual/reference/explain-results/ */
       bson_t stages, cur, qpw;
       bson_iter_t st;
-      int k = 0, n = 0;
+      int k = 0, n = 0, nspills = 0;
+      int64_t *spills = NULL;
+      if (strcmp (verbosity, "queryPlanner") && !dj_cmd_aggregate_spills (e, db, name, &ctx, &inner, &spills, &nspills, error)) {
+         bson_destroy (&qp);
+         bson_free (ns);
+         goto done;
+      }
       char kb[16];
       const char *key;
       BSON_APPEND_ARRAY_BEGIN (reply, "stages", &stages);
@@ -816,8 +825,20 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
             continue;
          }
          bson_uint32_to_string ((uint32_t) n++, &key, kb, sizeof kb);
-         bson_append_value (&stages, key, -1, bson_iter_value (&st));
+         bson_iter_t op;
+         if (k - 1 < nspills && BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &op) && bson_iter_next (&op) &&
+             (!strcmp (bson_iter_key (&op), "$sort") || !strcmp (bson_iter_key (&op), "$group"))) {
+            bson_t sd;
+            BSON_APPEND_DOCUMENT_BEGIN (&stages, key, &sd);
+            bson_append_value (&sd, bson_iter_key (&op), -1, bson_iter_value (&op));
+            BSON_APPEND_BOOL (&sd, "usedDisk", spills[k - 1] > 0);
+            BSON_APPEND_INT64 (&sd, "spills", spills[k - 1]);
+            bson_append_document_end (&stages, &sd);
+         } else {
+            bson_append_value (&stages, key, -1, bson_iter_value (&st));
+         }
       }
+      bson_free (spills);
       bson_append_array_end (reply, &stages);
    }
    bson_destroy (&qp);

@@ -233,6 +233,12 @@ void dj_stream_free (dj_stream_t *s);
 void dj_cursor_attach_stream (dj_engine_t *e, int64_t id, dj_stream_t *s);
 
 bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* explain's executionStats of aggregate command `inner` on db.coll: runs
+ * its pipeline in ctx (not one that writes: *spills stays NULL) and gives
+ * the sorted runs each stage spilled to files (*spills: the caller's, *n
+ * entries, one per stage). */
+bool dj_cmd_aggregate_spills (dj_engine_t *e, const char *db, const char *coll, dj_ctx_t *ctx, const bson_t *inner,
+                              int64_t **spills, int *n, bson_error_t *error);
 bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_update (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_delete (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

@@ -341,7 +341,7 @@ dj_spill_t *dj_spill_new (const char *dir, const dj_sort_t *sort, int64_t limit)
 bool dj_spill_add (dj_spill_t *s, bson_t *doc, bson_error_t *error);
 bool dj_spill_finish (dj_spill_t *s, bson_error_t *error);
 bson_t *dj_spill_next (dj_spill_t *s, bson_error_t *error); /* NULL: the end, or an error (error->code) */
-bool dj_spill_used_disk (const dj_spill_t *s);             /* a run went to a file */
+int64_t dj_spill_count (const dj_spill_t *s); /* the runs memory went out as (0: sorted in memory) */
 void dj_spill_destroy (dj_spill_t *s);                       /* NULL ok; closes (so removes) its files */
 /* Removes the spill files under dir/_tmp of processes that are gone (one
  * that died between creating a file and unlinking it): at the directory's open. */

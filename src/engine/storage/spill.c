@@ -51,6 +51,7 @@ struct dj_spill {
    size_t nruns, rcap;
    size_t *heap; /* merging: indexes into runs, the next document's run at the root */
    size_t nheap;
+   int64_t spills; /* the times memory was written out as a run */
    bool merging;
 };
 
@@ -64,10 +65,10 @@ dj_spill_new (const char *dir, const dj_sort_t *sort, int64_t limit)
    return s;
 }
 
-bool
-dj_spill_used_disk (const dj_spill_t *s)
+int64_t
+dj_spill_count (const dj_spill_t *s)
 {
-   return s->nruns > 0;
+   return s->spills;
 }
 
 static bool
@@ -147,6 +148,7 @@ spill_memory (dj_spill_t *s, bson_error_t *error)
    }
    DJ_GROW (s->runs, s->nruns, s->rcap, 8);
    s->runs[s->nruns++] = (run_t) {f, NULL};
+   s->spills++;
    dj_sort_docs (s->sort, s->mem, s->n);
    bool ok = true;
    for (size_t i = 0; i < s->n; i++) {
