@@ -5,6 +5,7 @@
  * blocks or is blocked by writers (in this or another process).
  */
 #include "dj_commands.h"
+#include "dj_heap.h"
 
 #include <stdlib.h>
 
@@ -48,11 +49,20 @@ later (const collect_t *c, const result_t *a, const result_t *b)
 }
 
 static void
-heap_swap (collect_t *c, size_t i, size_t j)
+heap_swap (void *ctx, size_t i, size_t j)
 {
+   collect_t *c = ctx;
    result_t *t = c->items[i];
    c->items[i] = c->items[j];
    c->items[j] = t;
+}
+
+/* The max-heap's order: the later result nearer the root (the first to go). */
+static bool
+heap_above (void *ctx, size_t a, size_t b)
+{
+   const collect_t *c = ctx;
+   return later (c, c->items[a], c->items[b]);
 }
 
 static void
@@ -67,20 +77,7 @@ sift_up (collect_t *c, size_t i)
 static void
 sift_down (collect_t *c, size_t i)
 {
-   for (;;) {
-      size_t l = 2 * i + 1, r = l + 1, m = i;
-      if (l < c->n && later (c, c->items[l], c->items[m])) {
-         m = l;
-      }
-      if (r < c->n && later (c, c->items[r], c->items[m])) {
-         m = r;
-      }
-      if (m == i) {
-         return;
-      }
-      heap_swap (c, i, m);
-      i = m;
-   }
+   dj_heap_sift_down (c, c->n, i, heap_above, heap_swap);
 }
 
 static bool

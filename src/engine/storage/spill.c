@@ -24,6 +24,7 @@
  * returned; while merging it holds one document and a stdio buffer per run.
  */
 #include "dj_storage.h"
+#include "dj_heap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -178,25 +179,26 @@ before (const dj_spill_t *s, size_t a, size_t b)
    return c < 0 || (c == 0 && a < b);
 }
 
+static bool
+heap_above (void *ctx, size_t a, size_t b)
+{
+   const dj_spill_t *s = ctx;
+   return before (s, s->heap[a], s->heap[b]);
+}
+
+static void
+heap_swap (void *ctx, size_t a, size_t b)
+{
+   dj_spill_t *s = ctx;
+   size_t t = s->heap[a];
+   s->heap[a] = s->heap[b];
+   s->heap[b] = t;
+}
+
 static void
 sift_down (dj_spill_t *s, size_t i)
 {
-   for (;;) {
-      size_t l = 2 * i + 1, r = l + 1, m = i;
-      if (l < s->nheap && before (s, s->heap[l], s->heap[m])) {
-         m = l;
-      }
-      if (r < s->nheap && before (s, s->heap[r], s->heap[m])) {
-         m = r;
-      }
-      if (m == i) {
-         return;
-      }
-      size_t t = s->heap[i];
-      s->heap[i] = s->heap[m];
-      s->heap[m] = t;
-      i = m;
-   }
+   dj_heap_sift_down (s, s->nheap, i, heap_above, heap_swap);
 }
 
 /* Starts merging runs [from, to): each one's first document, the heap. */
