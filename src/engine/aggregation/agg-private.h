@@ -199,6 +199,13 @@ bool dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *
 void dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
+/* ---- topk.c: [$match] $sort $limit k read as a top k ------------------------ */
+/* The first k documents of db.coll matching m (NULL: all) in sort order,
+ * into out in read order (the $sort then orders them); *used false (and
+ * nothing read) when k is too large for a top k. */
+bool dj_agg_read_topk (const dj_prun_t *run, const char *coll, const dj_matcher_t *m, const dj_sort_t *sort, int64_t k,
+                       dj_docs_t *out, bool *used, bson_error_t *error);
+
 /* ---- spill.c: past the memory limit with allowDiskUse ---------------------- */
 /* docs sorted through temporary files (emptied on failure). */
 bool dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs);

@@ -30,6 +30,7 @@
  *   out.c           $out, $merge
  *   geonear.c       $geoNear (through storage's geo_index.c)
  *   spill.c         $sort and $group past their memory limit: through storage's external sort
+ *   topk.c          [$match] $sort $limit over a collection: a heap of the first k while reading
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H

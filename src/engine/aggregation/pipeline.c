@@ -1427,6 +1427,16 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          count_output (&p->stages[from], n, out);
          return dj_agg_run_stages (p, from + 1, run, out, error);
       }
+      if (from + 1 < p->n && p->stages[from].kind == S_SORT && p->stages[from + 1].kind == S_LIMIT) {
+         bool used; /* (topk.c) */
+         if (!dj_agg_read_topk (run, coll, m, p->stages[from].sort, p->stages[from + 1].n, out, &used, error)) {
+            dj_docs_clear (out);
+            return false;
+         }
+         if (used) {
+            return dj_agg_run_stages (p, from, run, out, error);
+         }
+      }
       int end;
       size_t needed;
       if (streams_to_limit (p, from, &end, &needed)) {
