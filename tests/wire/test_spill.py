@@ -61,6 +61,14 @@ def test_sort_and_group_spill_with_a_tiny_limit(server, tmp_path):
         # allowDiskUseByDefault (true): the same without allowDiskUse
         assert list(db.sp.aggregate(sort)) == expected_sort()
         assert list(db.sp.aggregate(group)) == expected_groups()
+        # a find's blocking sort likewise: 292 with allowDiskUse false, else spilled
+        with pytest.raises(OperationFailure) as e:
+            list(db.sp.find({}, {"k": 1}, sort=[("k", -1), ("_id", 1)], allow_disk_use=False))
+        assert e.value.code == 292
+        assert list(db.sp.find({}, {"k": 1}, sort=[("k", -1), ("_id", 1)])) == expected_sort()
+        # explain (executionStats): usedDisk on the stages that spilled
+        plan = db.command("explain", {"aggregate": "sp", "pipeline": group, "cursor": {}}, verbosity="executionStats")
+        assert [(s.get("usedDisk"), s["spills"] > 0) for s in plan["stages"][1:]] == [(True, True), (True, True)]  # (13 groups of ~150 ids: over 1,000 bytes too)
         assert tmp_files(tmp_path / "data") == []  # (conftest's server: its data directory)
 
 
