@@ -11,8 +11,12 @@
  * starts over. At the end the runs (and what is still held) are merged k
  * ways: a heap of each run's current document, ties going to the earlier
  * run, so the output is the stable sort of the input, as the in-memory sort
- * gives it. More than SPILL_FANIN runs are first merged in consecutive
- * groups (order kept), so no more files are open at once than that.
+ * gives it. Runs have levels: SPILL_FANIN runs of one level, the last ones,
+ * are merged into one of the next as soon as they are there (so a few
+ * times SPILL_FANIN files are open at most, and a document is rewritten
+ * once per level: log base SPILL_FANIN of the runs); more than SPILL_FANIN
+ * left at the end are merged in consecutive groups first. Merging
+ * consecutive runs keeps their order, so ties' order.
  *
  * The files live in the data directory's _tmp (mongod's dbpath/_tmp), named
  * spill-<pid>-XXXXXX, and are unlinked as soon as they are created: the open
@@ -40,6 +44,7 @@
 typedef struct {
    FILE *f;     /* owned: the run, unlinked */
    bson_t *doc; /* owned: its current document while merging (NULL: done) */
+   int level;   /* 0: written from memory; n + 1: SPILL_FANIN runs of level n merged */
 } run_t;
 
 struct dj_spill {
@@ -63,6 +68,7 @@ dj_spill_new (const char *dir, const dj_sort_t *sort, int64_t limit)
    s->dir = dir;
    s->sort = sort;
    s->limit = limit;
+   s->heap = bson_malloc (sizeof (size_t) * SPILL_FANIN);
    return s;
 }
 
@@ -139,7 +145,10 @@ read_doc (FILE *f, bson_error_t *error)
    return doc;
 }
 
-/* Writes what memory holds, sorted, as one more run. */
+static bool merge_group (dj_spill_t *s, size_t from, size_t to, int level, bson_error_t *error);
+
+/* Writes what memory holds, sorted, as one more run (then merges the last
+ * SPILL_FANIN runs while they share a level). */
 static bool
 spill_memory (dj_spill_t *s, bson_error_t *error)
 {
@@ -148,7 +157,7 @@ spill_memory (dj_spill_t *s, bson_error_t *error)
       return false;
    }
    DJ_GROW (s->runs, s->nruns, s->rcap, 8);
-   s->runs[s->nruns++] = (run_t) {f, NULL};
+   s->runs[s->nruns++] = (run_t) {f, NULL, 0};
    s->spills++;
    dj_sort_docs (s->sort, s->mem, s->n);
    bool ok = true;
@@ -157,7 +166,12 @@ spill_memory (dj_spill_t *s, bson_error_t *error)
       bson_destroy (s->mem[i]);
    }
    s->n = s->bytes = 0;
-   return ok && (fflush (f) == 0 || io_error (error, "write failed")) && (fseek (f, 0, SEEK_SET) == 0 || io_error (error, "seek failed"));
+   ok = ok && (fflush (f) == 0 || io_error (error, "write failed")) && (fseek (f, 0, SEEK_SET) == 0 || io_error (error, "seek failed"));
+   /* levels never rise along the runs: the first and last of the window agree only when all do */
+   while (ok && s->nruns >= SPILL_FANIN && s->runs[s->nruns - SPILL_FANIN].level == s->runs[s->nruns - 1].level) {
+      ok = merge_group (s, s->nruns - SPILL_FANIN, s->nruns, s->runs[s->nruns - 1].level + 1, error);
+   }
+   return ok;
 }
 
 bool
@@ -252,6 +266,32 @@ close_run (run_t *r)
    *r = (run_t) {0};
 }
 
+/* Merges runs [from, to) (at most SPILL_FANIN) into one run of `level` in
+ * their place; the runs after them move down. */
+static bool
+merge_group (dj_spill_t *s, size_t from, size_t to, int level, bson_error_t *error)
+{
+   FILE *f = temp_file (s->dir, error);
+   bool ok = f && merge_start (s, from, to, error);
+   bson_t *doc;
+   while (ok && (doc = merge_next (s, error))) {
+      ok = write_doc (f, doc, error);
+      bson_destroy (doc);
+   }
+   ok = ok && !error->code && (fflush (f) == 0 || io_error (error, "write failed")) &&
+        (fseek (f, 0, SEEK_SET) == 0 || io_error (error, "seek failed"));
+   for (size_t i = from; i < to; i++) {
+      close_run (&s->runs[i]);
+   }
+   size_t k = from;
+   if (f) {
+      s->runs[k++] = (run_t) {f, NULL, level};
+   }
+   memmove (&s->runs[k], &s->runs[to], sizeof (run_t) * (s->nruns - to));
+   s->nruns = k + (s->nruns - to);
+   return ok;
+}
+
 bool
 dj_spill_finish (dj_spill_t *s, bson_error_t *error)
 {
@@ -263,36 +303,13 @@ dj_spill_finish (dj_spill_t *s, bson_error_t *error)
    if (s->n && !spill_memory (s, error)) {
       return false;
    }
-   s->heap = bson_malloc (sizeof (size_t) * (s->nruns < SPILL_FANIN ? s->nruns : SPILL_FANIN));
    while (s->nruns > SPILL_FANIN) {
-      /* consecutive groups into one run each: the runs' order, so ties' order, is kept */
-      size_t k = 0;
-      for (size_t from = 0; from < s->nruns; from += SPILL_FANIN) {
-         size_t to = from + SPILL_FANIN < s->nruns ? from + SPILL_FANIN : s->nruns;
-         FILE *f = temp_file (s->dir, error);
-         bool ok = f && merge_start (s, from, to, error);
-         bson_t *doc;
-         while (ok && (doc = merge_next (s, error))) {
-            ok = write_doc (f, doc, error);
-            bson_destroy (doc);
-         }
-         ok = ok && !error->code && (fflush (f) == 0 || io_error (error, "write failed")) &&
-              (fseek (f, 0, SEEK_SET) == 0 || io_error (error, "seek failed"));
-         for (size_t i = from; i < to; i++) {
-            close_run (&s->runs[i]);
-         }
-         if (f) {
-            s->runs[k++] = (run_t) {f, NULL};
-         }
-         if (!ok) {
-            for (size_t i = to; i < s->nruns; i++) {
-               s->runs[k++] = s->runs[i]; /* kept for dj_spill_destroy to close */
-            }
-            s->nruns = k;
+      /* consecutive groups into one run each */
+      for (size_t from = 0; from < s->nruns; from++) {
+         if (!merge_group (s, from, from + SPILL_FANIN < s->nruns ? from + SPILL_FANIN : s->nruns, 0, error)) {
             return false;
          }
       }
-      s->nruns = k;
    }
    return merge_start (s, 0, s->nruns, error);
 }
