@@ -31,20 +31,12 @@ typedef struct {
 
 /* Whether a goes after b (the sort, then read order): nearer the root. */
 static bool
-later (void *ctx, size_t a, size_t b)
+later (void *ctx, const void *a, const void *b)
 {
    const topk_t *t = ctx;
-   int c = dj_sort_cmp (t->sort, t->v[a].doc, t->v[b].doc);
-   return c > 0 || (c == 0 && t->v[a].seq > t->v[b].seq);
-}
-
-static void
-swap (void *ctx, size_t a, size_t b)
-{
-   topk_t *t = ctx;
-   kept_t x = t->v[a];
-   t->v[a] = t->v[b];
-   t->v[b] = x;
+   const kept_t *x = a, *y = b;
+   int c = dj_sort_cmp (t->sort, x->doc, y->doc);
+   return c > 0 || (c == 0 && x->seq > y->seq);
 }
 
 static bool
@@ -58,13 +50,13 @@ keep_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
       t->v[t->n++] = (kept_t) {bson_copy (doc), seq};
       if (t->n == t->k) {
          for (size_t i = t->k / 2; i-- > 0;) {
-            dj_heap_sift_down (t, t->n, i, later, swap);
+            dj_heap_sift_down (t->v, sizeof *t->v, t->n, i, later, t);
          }
       }
    } else if (dj_sort_cmp (t->sort, doc, t->v[0].doc) < 0) {
       bson_destroy (t->v[0].doc);
       t->v[0] = (kept_t) {bson_copy (doc), seq};
-      dj_heap_sift_down (t, t->n, 0, later, swap);
+      dj_heap_sift_down (t->v, sizeof *t->v, t->n, 0, later, t);
    }
    return true;
 }

@@ -49,9 +49,8 @@ later (const collect_t *c, const result_t *a, const result_t *b)
 }
 
 static void
-heap_swap (void *ctx, size_t i, size_t j)
+heap_swap (collect_t *c, size_t i, size_t j)
 {
-   collect_t *c = ctx;
    result_t *t = c->items[i];
    c->items[i] = c->items[j];
    c->items[j] = t;
@@ -59,10 +58,9 @@ heap_swap (void *ctx, size_t i, size_t j)
 
 /* The max-heap's order: the later result nearer the root (the first to go). */
 static bool
-heap_above (void *ctx, size_t a, size_t b)
+heap_above (void *ctx, const void *a, const void *b)
 {
-   const collect_t *c = ctx;
-   return later (c, c->items[a], c->items[b]);
+   return later (ctx, *(result_t *const *) a, *(result_t *const *) b);
 }
 
 static void
@@ -77,7 +75,7 @@ sift_up (collect_t *c, size_t i)
 static void
 sift_down (collect_t *c, size_t i)
 {
-   dj_heap_sift_down (c, c->n, i, heap_above, heap_swap);
+   dj_heap_sift_down (c->items, sizeof *c->items, c->n, i, heap_above, c);
 }
 
 static bool

@@ -194,25 +194,15 @@ before (const dj_spill_t *s, size_t a, size_t b)
 }
 
 static bool
-heap_above (void *ctx, size_t a, size_t b)
+heap_above (void *ctx, const void *a, const void *b)
 {
-   const dj_spill_t *s = ctx;
-   return before (s, s->heap[a], s->heap[b]);
-}
-
-static void
-heap_swap (void *ctx, size_t a, size_t b)
-{
-   dj_spill_t *s = ctx;
-   size_t t = s->heap[a];
-   s->heap[a] = s->heap[b];
-   s->heap[b] = t;
+   return before (ctx, *(const size_t *) a, *(const size_t *) b);
 }
 
 static void
 sift_down (dj_spill_t *s, size_t i)
 {
-   dj_heap_sift_down (s, s->nheap, i, heap_above, heap_swap);
+   dj_heap_sift_down (s->heap, sizeof *s->heap, s->nheap, i, heap_above, s);
 }
 
 /* Starts merging runs [from, to): each one's first document, the heap. */
