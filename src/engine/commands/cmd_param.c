@@ -11,8 +11,9 @@
  *                                                  without allowDiskUse may spill
  *                                                  past them (true, as mongod 6.0+)
  *
- * Both 100 MiB by default, as mongod's; past them a stage without
- * allowDiskUse fails with 292. They are the handle's (dj_engine_t), read
+ * Both 100 MiB by default, as mongod's; past them a stage spills to
+ * temporary files (storage/spill.c), or fails with 292 under allowDiskUse
+ * false (the command's, else allowDiskUseByDefault's). They are the handle's (dj_engine_t), read
  * and written atomically: commands on other threads see a change at once.
  * The reply's `was` is the value before, as mongod's.
  */
