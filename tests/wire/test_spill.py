@@ -72,6 +72,33 @@ def test_sort_and_group_spill_with_a_tiny_limit(server, tmp_path):
         assert tmp_files(tmp_path / "data") == []  # (conftest's server: its data directory)
 
 
+def open_spill_files(pid):
+    """The server's descriptors on spill files (unlinked: "... (deleted)")."""
+    fds = "/proc/%d/fd" % pid
+    return [t for t in (os.readlink(os.path.join(fds, f)) for f in os.listdir(fds)) if "/_tmp/spill-" in t]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_spilled_sort_streams_into_the_cursor(server):
+    with pymongo.MongoClient(server.uri, serverSelectionTimeoutMS=5000) as c:
+        db = c.test
+        db.sp.insert_many(docs())
+        c.admin.command("setParameter", 1, internalQueryMaxBlockingSortMemoryUsageBytes=1000)
+        want = sorted(docs(), key=lambda d: (-d["k"], d["_id"]))
+        # the last stage spilled: the merge stays open behind the cursor, read by getMore
+        cur = db.sp.aggregate([{"$sort": {"k": -1, "_id": 1}}], batchSize=50)
+        first = [next(cur) for _ in range(50)]
+        assert open_spill_files(server.proc.pid)  # its runs, held by the cursor
+        assert first + list(cur) == want
+        assert open_spill_files(server.proc.pid) == []  # read to its end: closed
+        # a cursor given up early (killCursors): its files go with it
+        cur = db.sp.aggregate([{"$match": {"k": {"$lt": 50}}}, {"$sort": {"k": 1}}], batchSize=10)
+        assert next(cur)["k"] == 0
+        assert open_spill_files(server.proc.pid)
+        cur.close()
+        assert open_spill_files(server.proc.pid) == []
+
+
 def test_leftover_spill_files_removed_at_open(tmp_path):
     from conftest import Server
     dead = subprocess.Popen(["true"])

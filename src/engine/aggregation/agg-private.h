@@ -207,8 +207,15 @@ bool dj_agg_read_topk (const dj_prun_t *run, const char *coll, const dj_matcher_
                        dj_docs_t *out, bool *used, bson_error_t *error);
 
 /* ---- spill.c: past the memory limit with allowDiskUse ---------------------- */
-/* docs sorted through temporary files (emptied on failure). */
-bool dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs);
+/* docs sorted through temporary files (emptied on failure); when `last`
+ * and the run takes a tail (dj_prun_t.tail), the sorted output stays in
+ * the sorter, handed to *run->tail, and docs stay empty. */
+bool dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs, bool last);
+/* A pipeline [$match] $sort over db.coll whose output may stay in a sorter
+ * (dj_prun_t.tail, allowDiskUse): the scan feeds the sorter directly, so
+ * no more than the limit is ever held; *used false when it does not apply. */
+bool dj_agg_scan_sorted_tail (const dj_prun_t *run, const dj_pipeline_t *p, int from, const char *coll,
+                              const dj_matcher_t *m, bool *used, bson_error_t *error);
 /* $group s over docs by sorting them on the group key through temporary
  * files (docs replaced by the groups; emptied on failure). */
 bool dj_agg_group_spill (rctx_t *r, const stage_t *s, dj_docs_t *docs);

@@ -77,6 +77,11 @@ typedef struct {
    bool allow_disk;
    bool bypass_validation;
    dj_agg_stats_t *stats; /* NULL: not counted */
+   /* A pipeline (tail_of) whose last stage is a $sort that spills may leave
+    * its output in the sorter instead of the result list: *tail set (the
+    * caller's then, results empty), to stream into a cursor. NULL: never. */
+   dj_spill_t **tail;
+   const dj_pipeline_t *tail_of;
 } dj_prun_t;
 int dj_pipeline_nstages (const dj_pipeline_t *p);
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);

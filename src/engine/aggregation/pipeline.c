@@ -1040,7 +1040,8 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       if (si + 1 < p->n && p->stages[si + 1].kind == S_LIMIT) {
          dj_sort_docs_topk (s->sort, docs->v, docs->n, (size_t) p->stages[si + 1].n); /* the $limit then drops the rest */
       } else if ((int64_t) bytes > dj_engine_param (run->engine, DJ_PARAM_SORT_BYTES)) {
-         return dj_agg_sort_spill (r, s->sort, docs); /* allowDiskUse (else the check failed) */
+         /* allowDiskUse (else the check failed); the last stage may stream out */
+         return dj_agg_sort_spill (r, s->sort, docs, si == p->n - 1 && run->tail && run->tail_of == p);
       } else {
          dj_sort_docs (s->sort, docs->v, docs->n);
       }
@@ -1426,6 +1427,13 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          }
          count_output (&p->stages[from], n, out);
          return dj_agg_run_stages (p, from + 1, run, out, error);
+      }
+      bool sorted; /* [$match] $sort into a cursor: the scan straight into the sorter (spill.c) */
+      if (!dj_agg_scan_sorted_tail (run, p, from, coll, m, &sorted, error)) {
+         return false;
+      }
+      if (sorted) {
+         return true;
       }
       if (from + 1 < p->n && p->stages[from].kind == S_SORT && p->stages[from + 1].kind == S_LIMIT) {
          bool used; /* (topk.c) */

@@ -27,7 +27,7 @@ sorter (rctx_t *r, const dj_sort_t *sort, int which)
 }
 
 bool
-dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs)
+dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs, bool last)
 {
    dj_spill_t *sp = sorter (r, sort, DJ_PARAM_SORT_BYTES);
    bool ok = true;
@@ -43,6 +43,11 @@ dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs)
    }
    docs->n = 0;
    ok = ok && dj_spill_finish (sp, r->error);
+   if (ok && last) {
+      r->spills += dj_spill_count (sp);
+      *r->run->tail = sp; /* the caller's: the merge streams into its cursor */
+      return true;
+   }
    bson_t *doc;
    while (ok && (doc = dj_spill_next (sp, r->error))) {
       dj_docs_push (docs, doc);
@@ -165,4 +170,42 @@ dj_agg_group_spill (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_spill_destroy (sp);
    dj_sort_destroy (by_key);
    return ok;
+}
+
+typedef struct {
+   dj_spill_t *sp;
+   bson_error_t *error;
+} feed_t;
+
+static bool
+feed_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   feed_t *f = ctx;
+   (void) rid;
+   (void) pos;
+   return dj_spill_add (f->sp, bson_copy (doc), f->error); /* steals the copy */
+}
+
+bool
+dj_agg_scan_sorted_tail (const dj_prun_t *run, const dj_pipeline_t *p, int from, const char *coll,
+                         const dj_matcher_t *m, bool *used, bson_error_t *error)
+{
+   /* (without allowDiskUse the $sort stage itself fails with 292, as it must) */
+   *used = run->tail && run->tail_of == p && run->allow_disk && from == p->n - 1 && p->stages[from].kind == S_SORT;
+   if (!*used) {
+      return true;
+   }
+   feed_t f = {dj_spill_new (run->engine->path, p->stages[from].sort, dj_engine_param (run->engine, DJ_PARAM_SORT_BYTES)),
+               error};
+   bool ok = dj_agg_scan_collection (run, run->db, coll, m, run->vars, feed_fn, &f, error) && !error->code &&
+             dj_spill_finish (f.sp, error);
+   if (ok && run->stats && run->stats->top == p) {
+      run->stats->spills[from] += dj_spill_count (f.sp);
+   }
+   if (!ok) {
+      dj_spill_destroy (f.sp);
+      return false;
+   }
+   *run->tail = f.sp; /* the caller's */
+   return true;
 }

@@ -7,6 +7,13 @@
 
 #include <stdio.h>
 
+/* A cursor's keep_free for the pipeline its sorter borrows the $sort of. */
+static void
+free_pipeline (void *p)
+{
+   dj_pipeline_destroy (p);
+}
+
 bool
 dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -133,9 +140,11 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
          goto done;
       }
    }
+   dj_spill_t *tail = NULL; /* a last $sort that spilled: its merge streams into the cursor */
    dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
-                    .allow_disk = allow_disk, .bypass_validation = bypass};
+                    .allow_disk = allow_disk, .bypass_validation = bypass, .tail = writes || dj_pipeline_has_text (p) ? NULL : &tail, .tail_of = p};
    if (!dj_pipeline_run (p, &run, coll, &out, error)) {
+      dj_spill_destroy (tail);
       dj_ctx_error_info (&ctx, error, reply); /* $out/$merge: a DuplicateKey's keyPattern/keyValue (engine.c keeps them) */
       goto done;
    }
@@ -145,6 +154,14 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_txn_abort (&ctx);
    {
       char *ns = coll ? bson_strdup_printf ("%s.%s", db, coll) : bson_strdup_printf ("%s.$cmd.aggregate", db);
+      if (tail) {
+         /* the sorter borrows the pipeline's $sort: the cursor keeps both */
+         dj_reply_spilled (e, reply, ns, tail, p, free_pipeline, batch, error);
+         p = NULL;
+         bson_free (ns);
+         ok = !error->code;
+         goto done;
+      }
       if (dj_pipeline_has_text (p)) {
          dj_docs_strip_meta (&out); /* the text score is metadata, never a field of the reply */
       }
