@@ -282,29 +282,37 @@ dj_reply_spilled (dj_engine_t *e, bson_t *reply, const char *ns, dj_spill_t *sp,
                   int64_t batch_size, bson_error_t *error)
 {
    bson_t **docs;
-   size_t n;
-   bool end;
-   int64_t first = batch_size < 0 ? 101 : batch_size;
-   if (first == 0 || !spill_fetch (sp, first, &docs, &n, &end, error)) {
-      docs = bson_malloc (sizeof (bson_t *));
-      n = 0;
-      end = error->code != 0;
+   size_t n = 0, first = (size_t) (batch_size < 0 ? 101 : batch_size);
+   bool end = false;
+   /* one more than the batch: a batch that empties the merge knows it, and
+    * the reply ends the cursor as a listed result's would */
+   if (first && !spill_fetch (sp, (int64_t) first + 1, &docs, &n, &end, error)) {
+      dj_spill_destroy (sp);
+      keep_free (keep);
+      return;
    }
-   if (error->code) {
+   if (!first) {
+      docs = bson_malloc (sizeof (bson_t *));
+   }
+   size_t out = n < first ? n : first;
+   dj_reply_cursor (reply, ns, "firstBatch", docs, out, 0);
+   for (size_t i = 0; i < out; i++) {
+      bson_destroy (docs[i]);
+   }
+   if (end && n == out) {
       bson_free (docs);
       dj_spill_destroy (sp);
       keep_free (keep);
       return;
    }
-   dj_reply_cursor (reply, ns, "firstBatch", docs, n, 0);
-   dj_bsons_free (docs, 0, n);
    if (end) {
-      dj_spill_destroy (sp);
+      dj_spill_destroy (sp); /* the rest is in docs */
       keep_free (keep);
-      return;
+      sp = NULL;
+      keep = NULL;
+      keep_free = NULL;
    }
-   /* a batch filled to its size: the merge may hold more (the next getMore tells) */
-   int64_t id = dj_cursor_open (e, ns, bson_malloc (sizeof (bson_t *)), 0, 0);
+   int64_t id = dj_cursor_open (e, ns, docs, n, out);
    pthread_mutex_lock (&e->cursors_mu);
    for (dj_cursor_t *c = e->cursors; c; c = c->next) {
       if (c->id == id) {
@@ -566,23 +574,28 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       e->cursors = c;
       pp = &e->cursors;
    }
-   if (c->spill && c->pos >= c->n) {
-      /* a spilled sort's next documents from its merge, off the list while
-       * it reads the files (the read must not hold the lock) */
+   if (c->spill && (batch > 0 ? c->n - c->pos <= (size_t) batch : c->pos >= c->n)) {
+      /* a spilled sort's next documents from its merge (a batch and one
+       * more, after what is left), off the list while it reads the files
+       * (the read must not hold the lock) */
       *pp = c->next;
       pthread_mutex_unlock (&e->cursors_mu);
       bson_t **more;
-      size_t nmore;
+      size_t nmore, left = c->n - c->pos;
       bool end;
-      bool got = spill_fetch (c->spill, batch, &more, &nmore, &end, error);
+      bool got = spill_fetch (c->spill, batch > 0 ? batch + 1 - (int64_t) left : -1, &more, &nmore, &end, error);
       if (!got) {
          cursor_free (c); /* a getMore that fails ends its cursor */
          bson_free (ns);
          return false;
       }
-      dj_bsons_free (c->docs, c->pos, c->n);
-      c->docs = more;
-      c->n = nmore;
+      bson_t **all = bson_malloc (sizeof (bson_t *) * (left + nmore + 1));
+      memcpy (all, c->docs + c->pos, sizeof (bson_t *) * left);
+      memcpy (all + left, more, sizeof (bson_t *) * nmore);
+      bson_free (more);
+      bson_free (c->docs);
+      c->docs = all;
+      c->n = left + nmore;
       c->pos = 0;
       if (end) {
          dj_spill_destroy (c->spill);
