@@ -33,6 +33,8 @@
  *   changes.c    the change log change streams read, and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  *   keycount.c   a field's values counted from an index's keys (no document read)
+ *   spill.c      an external merge sort: a blocking sort past its memory limit
+ *                through temporary files in the data directory's _tmp
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -132,15 +134,17 @@ struct dj_engine {
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
     * by commands on any thread; 0 stands for the default. */
-   _Atomic int64_t params[2];
+   _Atomic int64_t params[3];
 };
 
 /* The parameters: what a blocking $sort, and a $group, may hold in memory
  * before failing with 292 (mongod's internalQueryMaxBlockingSortMemoryUsageBytes
  * and internalDocumentSourceGroupMaxMemoryBytes: 100 MiB each by default). */
-enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES };
+enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES, DJ_PARAM_DISK_BY_DEFAULT };
 #define DJ_PARAM_DEFAULT_BYTES ((int64_t) 100 * 1024 * 1024)
-int64_t dj_engine_param (dj_engine_t *e, int which); /* e may be NULL: the default */
+/* e may be NULL: the default. DJ_PARAM_DISK_BY_DEFAULT (mongod's
+ * allowDiskUseByDefault, true by default): 1 true, -1 false. */
+int64_t dj_engine_param (dj_engine_t *e, int which);
 void dj_engine_param_set (dj_engine_t *e, int which, int64_t v);
 
 /* ---- env.c: data directories ---------------------------------------------- */
@@ -319,6 +323,31 @@ bool dj_walk_del (dj_walk_t *w);
 /* Ends the walk; false with an error (`what` failed) if LMDB failed. */
 bool dj_walk_close (dj_walk_t *w, const char *what, bson_error_t *error);
 
+/* ---- spill.c: an external merge sort ---------------------------------------
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sort/#-sort-and-memory-restrictions
+ *
+ *    dj_spill_t *s = dj_spill_new (e->path, sort, limit);
+ *    for each document: dj_spill_add (s, doc, error)        (steals doc)
+ *    dj_spill_finish (s, error);
+ *    while ((doc = dj_spill_next (s, error))) { ... }       (doc: the caller's)
+ *    if (error->code) ...; dj_spill_destroy (s);
+ *
+ * The output is the stable sort of the input (ties in the order added).
+ * Past `limit` bytes held, the documents held go sorted to a temporary file
+ * under dir/_tmp (unlinked at once: gone when the sort ends or the process
+ * dies) and are merged back at the end. dir and sort are borrowed for the
+ * sorter's life. Errors: InternalError when a file cannot be written or read. */
+typedef struct dj_spill dj_spill_t;
+dj_spill_t *dj_spill_new (const char *dir, const dj_sort_t *sort, int64_t limit);
+bool dj_spill_add (dj_spill_t *s, bson_t *doc, bson_error_t *error);
+bool dj_spill_finish (dj_spill_t *s, bson_error_t *error);
+bson_t *dj_spill_next (dj_spill_t *s, bson_error_t *error); /* NULL: the end, or an error (error->code) */
+int64_t dj_spill_count (const dj_spill_t *s); /* the runs memory went out as (0: sorted in memory) */
+void dj_spill_destroy (dj_spill_t *s);                       /* NULL ok; closes (so removes) its files */
+/* Removes the spill files under dir/_tmp of processes that are gone (one
+ * that died between creating a file and unlinking it): at the directory's open. */
+void dj_spill_sweep (const char *dir);
+
 /* ---- plan.c ------------------------------------------------------------- */
 /* Calls fn(rid, doc) for each document matching m, using an index where one
  * fits. doc is valid only during the call (it lives in LMDB's map). fn
@@ -332,6 +361,12 @@ bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writ
 /* The same, with variables for the filter's $expr. */
 bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                         dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* dj_plan_scan_vars (reads, every match) for a caller that orders the
+ * matches itself (a blocking sort): an index's matches come in record
+ * order, not index order -- their ids taken from the index, sorted, and
+ * the records read as neighbours rather than by a B-tree descent each. */
+bool dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                             void *fnctx, bson_error_t *error);
 /* Like dj_plan_scan (reads only), but delivers documents in the order of
  * sort `s` by walking an index, so a limit stops the walk early. Returns
  * false with *used = false (and no error) when no index gives exactly the

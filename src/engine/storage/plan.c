@@ -80,6 +80,9 @@ typedef struct {
    bool failed;
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
+   bool covered;    /* the entries in range are the matches: fetch them, match nothing */
+   bool rids_only;  /* index entries in range: their record ids into rids, fetched later (fetch_in_order) */
+   size_t ridcap;
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -92,7 +95,9 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
       return true;
    }
    bson_error_t xe = {0};
-   if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
+   if (s->covered) {
+      pos = -1; /* one scalar per document at the path: no array for $ to point into */
+   } else if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
       if (xe.code) { /* an $expr failed: the query fails */
          *s->error = xe;
          s->failed = true;
@@ -192,6 +197,11 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
+         if (s->rids_only) {
+            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+            s->rids[s->nrids++] = rid;
+            continue;
+         }
          if (s->count_only) {
             s->found += !s->dedupe || ridset_add (&s->seen, rid);
             continue;
@@ -333,6 +343,17 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
    return best;
 }
 
+
+/* Whether the entries of ch's index within its bounds are exactly the
+ * filter's matches: each document has one entry (no arrays, every document
+ * indexed, no key cut) and the bounds are the whole filter, compared as the
+ * matcher compares (dj_bounds_t.exact). */
+static bool
+covered (const dj_coll_t *c, const choice_t *ch)
+{
+   const dj_index_t *ix = ch->index >= 0 ? &c->indexes[ch->index] : NULL;
+   return ix && ch->b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
+}
 
 static bool
 run_choice (scan_t *s, const choice_t *ch)
@@ -540,6 +561,7 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
+   s.covered = covered (c, &ch); /* (a range on an indexed field: SQL's WHERE x >= ?) */
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
 
    bson_free (s.seen.slots);
@@ -578,6 +600,116 @@ dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, co
    scan_t s = {.ctx = ctx, .c = c, .m = clause, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    bool ok = run_choice (&s, &ch);
    bson_free (s.seen.slots);
+   return ok;
+}
+
+/* Sorts record ids ascending: LSD radix, 11 bits a pass (as many passes
+ * as the largest id needs). */
+static void
+sort_rids (uint64_t *v, size_t n)
+{
+   uint64_t max = 0, *a = v, *b = bson_malloc (sizeof (uint64_t) * (n ? n : 1));
+   for (size_t i = 0; i < n; i++) {
+      max |= v[i];
+   }
+   for (int shift = 0; shift < 64 && (max >> shift); shift += 11) {
+      size_t pos[2048] = {0};
+      for (size_t i = 0; i < n; i++) {
+         pos[(a[i] >> shift) & 2047]++;
+      }
+      for (size_t d = 0, at = 0; d < 2048; d++) {
+         size_t k = pos[d];
+         pos[d] = at;
+         at += k;
+      }
+      for (size_t i = 0; i < n; i++) {
+         b[pos[(a[i] >> shift) & 2047]++] = a[i];
+      }
+      uint64_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a != v) {
+      memcpy (v, a, sizeof (uint64_t) * n);
+      b = a;
+   }
+   bson_free (b);
+}
+
+/* The records of s->rids (in any order, repeats allowed) read in record
+ * order -- neighbours on one LMDB page, not a descent from the root per
+ * record -- each considered once. */
+static bool
+fetch_in_order (scan_t *s)
+{
+   dj_walk_t w;
+   uint8_t key[16];
+   for (int i = 0; i < 8; i++) {
+      key[i] = (uint8_t) (s->c->id >> (56 - 8 * i));
+   }
+   sort_rids (s->rids, s->nrids);
+   s->dedupe = false;
+   if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
+      return false;
+   }
+   uint64_t at = 0; /* the record the cursor is on (0: none yet) */
+   bool more = true;
+   for (size_t i = 0; more && i < s->nrids; i++) {
+      uint64_t rid = s->rids[i];
+      bson_t doc;
+      if (i && rid == s->rids[i - 1]) {
+         continue;
+      }
+      for (int b = 0; b < 8; b++) {
+         key[8 + b] = (uint8_t) (rid >> (56 - 8 * b));
+      }
+      if (at && rid > at && rid - at <= 8) {
+         /* a near neighbour: step to it (ids are not reused, some may be gone) */
+         while ((more = dj_walk_next (&w)) && w.k.mv_size == sizeof key && memcmp (w.k.mv_data, key, sizeof key) < 0) {
+         }
+      } else {
+         dj_walk_seek (&w, key, sizeof key);
+         more = dj_walk_next (&w);
+      }
+      if (!more) {
+         break;
+      }
+      at = w.k.mv_size == sizeof key ? dj_u64be_read ((const uint8_t *) w.k.mv_data + 8) : 0;
+      if (at != rid) {
+         continue; /* (an index entry without its record: not in one snapshot) */
+      }
+      if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+         w.rc = MDB_CORRUPTED;
+         break;
+      }
+      if (!consider (s, rid, &doc)) {
+         break;
+      }
+   }
+   if (s->failed) {
+      bson_error_t ignored;
+      dj_walk_close (&w, "record fetch", &ignored);
+      return false;
+   }
+   return dj_walk_close (&w, "record fetch", s->error);
+}
+
+bool
+dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                        void *fnctx, bson_error_t *error)
+{
+   /* ($text and geo conditions have scans of their own) */
+   choice_t ch = dj_matcher_text (m) || dj_geo_plan_index (c, m, NULL) >= 0 ? (choice_t) {.index = -1} : choose (c, m);
+   if (ch.index < 0) {
+      return dj_plan_scan_vars (ctx, c, m, vars, false, 0, fn, fnctx, error);
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars, .rids_only = true};
+   s.covered = covered (c, &ch);
+   bool ok = run_choice (&s, &ch);
+   s.rids_only = false;
+   ok = ok && fetch_in_order (&s);
+   bson_free (s.seen.slots);
+   bson_free (s.rids);
    return ok;
 }
 
@@ -638,12 +770,8 @@ dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval
       ok = scan_collection (&s);
    } else {
       choice_t ch = choose (c, m);
-      const dj_index_t *ix = ch.index >= 0 ? &c->indexes[ch.index] : NULL;
-      /* covered: each document has exactly one entry in this index (no
-       * arrays, every document indexed, no key cut), and the bounds are the
-       * whole filter, compared as the matcher compares */
-      s.count_only = ix && ch.b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
-      ok = ix ? run_choice (&s, &ch) : scan_collection (&s);
+      s.count_only = covered (c, &ch);
+      ok = ch.index >= 0 ? run_choice (&s, &ch) : scan_collection (&s);
    }
    bson_free (s.seen.slots);
    *n = s.found;

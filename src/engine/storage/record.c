@@ -44,14 +44,15 @@ next_rid (dj_ctx_t *ctx, const dj_coll_t *c, uint64_t *rid, bson_error_t *error)
 bool
 dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc, bson_error_t *error)
 {
-   dj_buf_t k;
-   MDB_val mk, mv;
-   dj_buf_init (&k);
-   dj_record_key (&k, c->id, rid);
-   mk.mv_size = k.len;
-   mk.mv_data = k.data;
+   /* the key written in place (dj_record_key's layout): an index scan
+    * fetches each match through here, so no allocation per record */
+   uint8_t kb[16];
+   MDB_val mk = {sizeof kb, kb}, mv;
+   for (int i = 0; i < 8; i++) {
+      kb[i] = (uint8_t) (c->id >> (56 - 8 * i));
+      kb[8 + i] = (uint8_t) (rid >> (56 - 8 * i));
+   }
    int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv);
-   dj_buf_cleanup (&k);
    if (rc) {
       return dj_lmdb_error (rc, error, "record read");
    }
