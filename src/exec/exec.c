@@ -644,6 +644,15 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
       return bson_append_document (arr, key, -1, d);
    }
    bson_append_document_begin (arr, key, -1, &nd);
+   if (!bson_iter_init_find (&f, d, "_id")) {
+      /* the row's _id too, first, as MongoDB's drivers give one before an
+       * insert: the engine then stores the document as it comes instead
+       * of copying it to put an _id first, and an insert retried over the
+       * wire carries the same _id */
+      bson_oid_t oid;
+      bson_oid_init (&oid, NULL);
+      BSON_APPEND_OID (&nd, "_id", &oid);
+   }
    w->out->lastrowid = w->next;
    w->out->has_lastrowid = true;
    append_id (&nd, w->col, w->next++);
