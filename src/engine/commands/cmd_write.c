@@ -124,7 +124,10 @@ with_id_first (const bson_t *doc, bool borrow, bson_t *out, bson_error_t *error)
       }
       if (leads) {
          bson_destroy (out);
-         return bson_init_static (out, bson_get_data (doc), doc->len);
+         if (!bson_init_static (out, bson_get_data (doc), doc->len)) {
+            return dj_err (error, DJ_InternalError, "a document to insert could not be read");
+         }
+         return true;
       }
       bson_append_value (out, "_id", 3, bson_iter_value (&it));
    } else {
