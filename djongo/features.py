@@ -108,7 +108,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_subqueries_in_group_by = True
     supports_tuple_lookups = False
     supports_default_keyword_in_insert = False
-    supports_default_keyword_in_bulk_insert = False
+    supports_default_keyword_in_bulk_insert = True
     requires_literal_defaults = False
     supports_cast_with_precision = False
     supports_regex_backreferencing = False

@@ -23,6 +23,7 @@ from django.db import DataError, NotSupportedError
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 from django.db.backends.utils import split_tzname_delta
+from django.db.models.constants import OnConflict
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 from djongo._values import UNDEFINED
@@ -152,7 +153,6 @@ class DatabaseOperations(BaseDatabaseOperations):
         return cursor.fetchall()
 
     def insert_statement(self, on_conflict=None):
-        from django.db.models.constants import OnConflict
         if on_conflict == OnConflict.IGNORE:
             return "INSERT OR IGNORE INTO"
         return super().insert_statement(on_conflict=on_conflict)
@@ -160,7 +160,6 @@ class DatabaseOperations(BaseDatabaseOperations):
     def on_conflict_suffix_sql(self, fields, on_conflict, update_fields, unique_fields):
         # bulk_create(update_conflicts=True): SQLite's spelling; the executor
         # runs one upsert per row keyed on unique_fields (src/compile/write.c)
-        from django.db.models.constants import OnConflict
         if on_conflict == OnConflict.UPDATE:
             return "ON CONFLICT(%s) DO UPDATE SET %s" % (
                 ", ".join(map(self.quote_name, unique_fields)),

@@ -674,18 +674,43 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    with_ids_t *w = ctx;
    bson_t nd;
    bson_iter_t f;
+   bool has_col = false, has_id = false;
    (void) error;
-   if (!lacks (d, w->col)) {
-      return bson_append_document (arr, key, -1, d);
+   /* one look at the keys: the column (its first occurrence decides, as
+    * lacks() reads it) and _id */
+   bson_iter_init (&f, d);
+   while (bson_iter_next (&f)) {
+      const char *k = bson_iter_key (&f);
+      if (!has_col && !strcmp (k, w->col)) {
+         if (!BSON_ITER_HOLDS_NULL (&f)) {
+            return bson_append_document (arr, key, -1, d); /* an explicit key */
+         }
+         has_col = true;
+      } else if (!strcmp (k, "_id")) {
+         has_id = true;
+      }
    }
    bson_append_document_begin (arr, key, -1, &nd);
+   if (!has_id) {
+      /* the row's _id too, first, as MongoDB's drivers give one before an
+       * insert: the engine then stores the document as it comes instead
+       * of copying it to put an _id first, and an insert retried over the
+       * wire carries the same _id */
+      bson_oid_t oid;
+      bson_oid_init (&oid, NULL);
+      BSON_APPEND_OID (&nd, "_id", &oid);
+   }
    w->out->lastrowid = w->next;
    w->out->has_lastrowid = true;
    append_id (&nd, w->col, w->next++);
-   bson_iter_init (&f, d);
-   while (bson_iter_next (&f)) {
-      if (strcmp (bson_iter_key (&f), w->col)) {
-         bson_append_iter (&nd, NULL, 0, &f);
+   if (!has_col) {
+      bson_concat (&nd, d); /* the row's fields as they are, in one copy */
+   } else {
+      bson_iter_init (&f, d);
+      while (bson_iter_next (&f)) {
+         if (strcmp (bson_iter_key (&f), w->col)) {
+            bson_append_iter (&nd, NULL, 0, &f);
+         }
       }
    }
    return bson_append_document_end (arr, &nd);

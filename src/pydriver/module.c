@@ -37,6 +37,7 @@
 #include <datetime.h>
 #include <pythread.h>
 
+#include "dj_bson_array.h"
 #include "dj_compile.h"
 #include "dj_date.h"
 #include "pydriver-private.h"
@@ -135,9 +136,8 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
    Py_ssize_t n = PySequence_Fast_GET_SIZE (fast);
    bool ok = true;
    for (Py_ssize_t i = 0; ok && i < n; i++) {
-      char kb[16];
-      const char *k;
-      bson_uint32_to_string ((uint32_t) i, &k, kb, sizeof kb);
+      char k[16];
+      dj_bson_array_key ((uint32_t) i, k);
       ok = append_py (&child, k, PySequence_Fast_GET_ITEM (fast, i), depth + 1);
    }
    bson_append_array_end (b, &child);
@@ -200,8 +200,9 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       if (x == -1 && PyErr_Occurred ()) {
          return false;
       }
-      /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size */
-      bool wide = Int64_type && PyObject_IsInstance (v, Int64_type) == 1;
+      /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size
+       * (a plain int, most parameters, is not one: no isinstance() asked) */
+      bool wide = !PyLong_CheckExact (v) && Int64_type && PyObject_IsInstance (v, Int64_type) == 1;
       return !wide && x >= INT32_MIN && x <= INT32_MAX ? bson_append_int32 (b, key, -1, (int32_t) x)
                                                        : bson_append_int64 (b, key, -1, (int64_t) x);
    }

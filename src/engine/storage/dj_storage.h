@@ -87,6 +87,9 @@ struct dj_coll {
    bool validation_moderate;  /* validationLevel: "moderate" */
    bool validation_off;
    const char *view_on;  /* a view: the collection it reads (points into options), else NULL */
+   /* the record id this handle's next insert takes, once one insert through
+    * it has run (0: unknown, read from LMDB); record.c */
+   uint64_t next_rid;
 };
 struct dj_ctx {
    dj_engine_t *engine;
