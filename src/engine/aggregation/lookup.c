@@ -511,6 +511,60 @@ probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_p
    return ok;
 }
 
+/* ---- $lookup + $unwind ----------------------------------------------------
+ * https://www.mongodb.com/docs/manual/core/aggregation-pipeline-optimization/#-lookup----unwind-coalescence
+ * A $unwind of the $lookup's `as` right after it is folded into the $lookup:
+ * each match makes one output document (the local document with `as` set
+ * to the match, and the match's position at includeArrayIndex), in the
+ * order the array would have held them; the array of matches is never
+ * built, nor the copies $unwind would make of it. */
+void
+dj_agg_coalesce (dj_pipeline_t *p)
+{
+   for (int i = 0; i + 1 < p->n; i++) {
+      stage_t *s = &p->stages[i], *u = &p->stages[i + 1];
+      if (s->kind != S_LOOKUP || s->unwinding || u->kind != S_UNWIND || u->path.n != 1 || strcmp (u->str, s->str) ||
+          (u->str2 && strchr (u->str2, '.'))) {
+         continue;
+      }
+      s->unwinding = true;
+      s->unwind_preserve = u->flag;
+      s->unwind_index = u->str2; /* moved */
+      /* the $unwind's own fields (its parse sets these alone) */
+      bson_free (u->str);
+      dj_path_cleanup (&u->path);
+      memmove (u, u + 1, sizeof (stage_t) * (size_t) (p->n - i - 2));
+      p->n--;
+   }
+}
+
+/* The outputs of local document doc for its matches (what the folded
+ * $unwind would make of `as`: one per match; none, or doc without `as`
+ * when preserving, for no match) appended to out. */
+static bool
+unwind_matches (rctx_t *r, const stage_t *s, const bson_t *doc, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
+{
+   if (!matches->n) {
+      if (s->unwind_preserve) {
+         dj_docs_push (out, dj_agg_with_path (doc, as, NULL, s->unwind_index, -1));
+      }
+      return true;
+   }
+   for (size_t k = 0; k < matches->n; k++) {
+      bson_value_t mv;
+      dj_value_from_doc (matches->v[k], false, &mv);
+      bson_t *nd = dj_agg_with_path (doc, as, &mv, s->unwind_index, (int64_t) k);
+      if (nd->len > DJ_MAX_BSON_SIZE) {
+         unsigned len = nd->len;
+         bson_destroy (nd);
+         return dj_err (r->error, DJ_BSONObjectTooLarge, "BSONObj size: %u is invalid. Size must be between 0 and %d", len,
+                        DJ_MAX_BSON_SIZE);
+      }
+      dj_docs_push (out, nd);
+   }
+   return true;
+}
+
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -524,6 +578,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_docs_t foreign_all = {0};
    bool have_all = false;
    dj_vlist_t vals = {0}; /* the current document's values at localField */
+   dj_docs_t unwound = {0}; /* s->unwinding: the outputs */
 
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
@@ -672,7 +727,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          sub.vars = &vars;
          ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
-      if (ok) {
+      if (ok && s->unwinding) {
+         ok = unwind_matches (r, s, docs->v[i], &as, &matches, &unwound);
+      } else if (ok) {
          bson_t arr = BSON_INITIALIZER;
          for (size_t k = 0; k < matches.n; k++) {
             char buf[16];
@@ -695,6 +752,12 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       }
       dj_docs_clear (&matches);
       dj_arena_reset (r->arena);
+   }
+   if (ok && s->unwinding) {
+      dj_docs_clear (docs);
+      *docs = unwound;
+   } else {
+      dj_docs_clear (&unwound);
    }
    dj_docs_clear (&foreign_all);
    dj_agg_pregroup_free (&pg, s);
