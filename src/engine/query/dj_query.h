@@ -18,6 +18,7 @@
  *   update.c     update operators, replacement documents, pipeline updates
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
+ *   reshape_paths.c  a $project of field paths alone (SQL's select list) in one pass
  *   failure.c    why a document fails a filter (a validator's errInfo details)
  *   schema.c     $jsonSchema: MongoDB's JSON Schema subset, and why a document fails one
  *   spec.c       the projection specification tree both of them parse into

@@ -1,0 +1,192 @@
+/*
+ * reshape_paths.c -- a $project whose fields are all field paths of the
+ * document, _id excluded ({_id: 0, c0: "$id", c1: "$author.name"}: what
+ * SQL's select list compiles to), applied in one pass over the document.
+ *
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/project/
+ *
+ * The general $project (reshape.c) walks the document for the fields it
+ * keeps, then evaluates each computed field, and each field path searches
+ * the document from its start. Here the document's top-level elements are
+ * read once, each path's first component picked up on the way, and a field
+ * whose value is the element itself is copied as bytes. The result is the
+ * general one's: the fields in specification order, a missing value left
+ * out, a path through an array mapped over it (that case is handed to the
+ * expression evaluator), and the text score (DJ_META_TEXT_SCORE) kept as
+ * dj_reshape_apply keeps it.
+ */
+#include "spec-private.h"
+
+typedef struct {
+   const char *name;      /* the output field (borrowed from the shape) */
+   size_t name_len;
+   const dj_path_t *path; /* borrowed from expr */
+   const dj_expr_t *expr; /* borrowed from the shape */
+   size_t len0;           /* the length of path->parts[0] */
+} rfield_t;
+
+struct dj_rpaths {
+   rfield_t *f; /* owned, n entries */
+   int n;
+};
+
+dj_rpaths_t *
+dj_rpaths_new (const dj_reshape_t *r)
+{
+   if (r->kind != RS_PROJECT || !r->inclusion || !r->id_excluded || !r->shape) {
+      return NULL;
+   }
+   const dj_spec_node_t *shape = r->shape;
+   int n = 0;
+   for (int i = 0; i < shape->nkids; i++) {
+      const dj_spec_node_t *k = shape->kids[i];
+      bool is_id = !strcmp (k->name, "_id");
+      if (is_id && k->kind == DJ_SPEC_EXCLUDE) {
+         continue; /* {_id: 0} */
+      }
+      if (is_id || k->kind != DJ_SPEC_EXPR || !dj_expr_field_path (k->expr)) {
+         return NULL;
+      }
+      n++;
+   }
+   if (!n) {
+      return NULL;
+   }
+   dj_rpaths_t *rp = bson_malloc0 (sizeof *rp);
+   rp->f = bson_malloc0 (sizeof (rfield_t) * (size_t) n);
+   for (int i = 0; i < shape->nkids; i++) {
+      const dj_spec_node_t *k = shape->kids[i];
+      if (k->kind != DJ_SPEC_EXPR) {
+         continue;
+      }
+      rfield_t *f = &rp->f[rp->n++];
+      f->name = k->name;
+      f->name_len = strlen (k->name);
+      f->expr = k->expr;
+      f->path = dj_expr_field_path (k->expr);
+      f->len0 = strlen (f->path->parts[0]);
+   }
+   return rp;
+}
+
+void
+dj_rpaths_free (dj_rpaths_t *rp)
+{
+   if (rp) {
+      bson_free (rp->f);
+      bson_free (rp);
+   }
+}
+
+/* The element `name: v` appended to b as BSON bytes. */
+static void
+put_value (dj_buf_t *b, const rfield_t *f, const bson_value_t *v)
+{
+   bson_t one = BSON_INITIALIZER;
+   bson_append_value (&one, f->name, (int) f->name_len, v);
+   dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
+   bson_destroy (&one);
+}
+
+/* A top-level element: its type, and its value's bytes [val, end). */
+typedef struct {
+   uint8_t type;
+   const uint8_t *val, *end;
+} relem_t;
+
+bool
+dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
+{
+   relem_t stack_found[16];
+   relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
+   relem_t score = {0};
+   const uint8_t *data = bson_get_data (doc);
+   bson_iter_t it;
+   bool ok = true;
+   for (int i = 0; i < rp->n; i++) {
+      found[i].type = 0; /* not found */
+   }
+   bson_iter_init (&it, doc);
+   bool more = bson_iter_next (&it);
+   while (more) {
+      const char *k = bson_iter_key (&it);
+      size_t klen = bson_iter_key_len (&it);
+      relem_t e = {.type = (uint8_t) bson_iter_type (&it), .val = (const uint8_t *) k + klen + 1};
+      more = bson_iter_next (&it);
+      e.end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+      bool used = false;
+      for (int i = 0; i < rp->n; i++) {
+         const rfield_t *f = &rp->f[i];
+         /* the first of duplicate keys, as a search from the start finds */
+         if (!found[i].type && f->len0 == klen && !memcmp (f->path->parts[0], k, klen)) {
+            found[i] = e;
+            used = true;
+         }
+      }
+      if (!used && !strcmp (k, DJ_META_TEXT_SCORE)) {
+         score = e;
+      }
+   }
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_reserve (&b, doc->len + 64);
+   dj_buf_put_u32le (&b, 0); /* the length, set below */
+   for (int i = 0; ok && i < rp->n; i++) {
+      const rfield_t *f = &rp->f[i];
+      const relem_t *e = &found[i];
+      if (!e->type) {
+         continue; /* missing: left out */
+      }
+      if (f->path->n == 1) {
+         /* the element's value as it is, under the field's name */
+         dj_buf_putc (&b, e->type);
+         dj_buf_append (&b, f->name, f->name_len + 1);
+         dj_buf_append (&b, e->val, (size_t) (e->end - e->val));
+         continue;
+      }
+      /* below the first component: through documents here; an array on
+       * the way maps the rest of the path over it (the evaluator's rule) */
+      bson_value_t v = {.value_type = (bson_type_t) e->type};
+      bool missing = false, mapped = false;
+      if (e->type == BSON_TYPE_DOCUMENT || e->type == BSON_TYPE_ARRAY) {
+         v.value.v_doc.data = (uint8_t *) e->val;
+         v.value.v_doc.data_len = (uint32_t) (e->end - e->val);
+      }
+      for (int p = 1; p < f->path->n && !missing && !mapped; p++) {
+         if (v.value_type == BSON_TYPE_ARRAY) {
+            mapped = true;
+         } else if (v.value_type != BSON_TYPE_DOCUMENT) {
+            missing = true;
+         } else {
+            bson_value_t child;
+            missing = !dj_value_get_field (&v, f->path->parts[p], &child);
+            v = child;
+         }
+      }
+      if (!mapped && !missing && v.value_type == BSON_TYPE_ARRAY) {
+         /* the last component's value is the array itself */
+      } else if (mapped) {
+         ok = dj_expr_eval (f->expr, ev, &v);
+         missing = !ok || v.value_type == BSON_TYPE_EOD;
+      }
+      if (!missing) {
+         put_value (&b, f, &v);
+      }
+   }
+   if (ok && score.type) {
+      dj_buf_putc (&b, score.type);
+      dj_buf_append (&b, DJ_META_TEXT_SCORE, sizeof DJ_META_TEXT_SCORE);
+      dj_buf_append (&b, score.val, (size_t) (score.end - score.val));
+   }
+   dj_buf_putc (&b, 0);
+   dj_le32_write (b.data, (uint32_t) b.len);
+   bson_t view;
+   if (ok && bson_init_static (&view, b.data, b.len)) {
+      ok = bson_concat (out, &view);
+   }
+   dj_buf_cleanup (&b);
+   if (found != stack_found) {
+      bson_free (found);
+   }
+   return ok;
+}
