@@ -86,6 +86,9 @@ typedef struct stage {
     * output per match, the array never built; unwind_index owned */
    bool unwinding, unwind_preserve;
    char *unwind_index;
+   /* the $project of field paths after that, folded in too: each output
+    * row built from the local document and the match (owned) */
+   dj_reshape_t *project;
    /* $facet */
    char **fnames;
    dj_pipeline_t **facets;
@@ -257,7 +260,8 @@ void dj_agg_pregroup_free (dj_pregroup_t *pg, const stage_t *s);
 
 /* Folds each $lookup's following $unwind of its `as` field into it, as
  * mongod does ("$lookup + $unwind Coalescence"): when `as` is a top-level
- * field and so is includeArrayIndex, if given (lookup.c). */
+ * field and so is includeArrayIndex, if given; and, without
+ * includeArrayIndex, a $project of field paths after them (lookup.c). */
 void dj_agg_coalesce (dj_pipeline_t *p);
 
 /* ---- unwind.c ------------------------------------------------------------- */

@@ -535,6 +535,13 @@ dj_agg_coalesce (dj_pipeline_t *p)
       dj_path_cleanup (&u->path);
       memmove (u, u + 1, sizeof (stage_t) * (size_t) (p->n - i - 2));
       p->n--;
+      /* a select list after the join: its rows are made from the local
+       * document and each match, never from the joined document */
+      if (i + 1 < p->n && !s->unwind_index && u->kind == S_RESHAPE && dj_reshape_joins (u->reshape)) {
+         s->project = u->reshape; /* moved: a shaping stage owns nothing else */
+         memmove (u, u + 1, sizeof (stage_t) * (size_t) (p->n - i - 2));
+         p->n--;
+      }
    }
 }
 
@@ -544,6 +551,23 @@ dj_agg_coalesce (dj_pipeline_t *p)
 static bool
 unwind_matches (rctx_t *r, const stage_t *s, const bson_t *doc, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
 {
+   if (s->project) {
+      /* the folded select list, over doc with `as` set to each match */
+      dj_eval_t ev;
+      bool ok = true;
+      for (size_t k = 0; ok && k < (matches->n ? matches->n : s->unwind_preserve); k++) {
+         bson_t *row = bson_new ();
+         dj_agg_eval_setup (r, &ev, doc);
+         ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, matches->n ? matches->v[k] : NULL, row);
+         if (ok) {
+            dj_docs_push (out, row);
+         } else {
+            bson_destroy (row);
+         }
+         dj_arena_reset (r->arena);
+      }
+      return ok;
+   }
    if (!matches->n) {
       if (s->unwind_preserve) {
          dj_docs_push (out, dj_agg_with_path (doc, as, NULL, s->unwind_index, -1));
@@ -579,6 +603,10 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    bool have_all = false;
    dj_vlist_t vals = {0}; /* the current document's values at localField */
    dj_docs_t unwound = {0}; /* s->unwinding: the outputs */
+   /* unwound with no pipeline to run over them, the hash join's matches are
+    * borrowed, not copied, into each document's matches (valid while
+    * `foreign` lives: this call, or the jcache's run) */
+   bool may_borrow = s->unwinding && !s->sub;
 
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
@@ -605,6 +633,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    for (size_t i = 0; ok && i < docs->n; i++) {
       dj_docs_t matches = {0};
+      bool borrowed = false; /* matches' documents are the hash join's */
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev;
       dj_agg_eval_setup (r, &ev, docs->v[i]);
@@ -667,9 +696,10 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          if (nhits > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
             qsort (hits, nhits, sizeof (size_t), cmp_size);
          }
+         borrowed = may_borrow;
          for (size_t k = 0; k < nhits; k++) {
             if (k == 0 || hits[k] != hits[k - 1]) {
-               dj_docs_push (&matches, bson_copy (foreign->v[hits[k]]));
+               dj_docs_push (&matches, borrowed ? foreign->v[hits[k]] : bson_copy (foreign->v[hits[k]]));
             }
          }
          bson_free (hits);
@@ -749,6 +779,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             bson_destroy (docs->v[i]);
             docs->v[i] = nd;
          }
+      }
+      if (borrowed) {
+         matches.n = 0; /* not matches' to free */
       }
       dj_docs_clear (&matches);
       dj_arena_reset (r->arena);

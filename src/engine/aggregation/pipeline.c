@@ -73,6 +73,7 @@ stage_cleanup (stage_t *s)
    bson_free (s->local);
    bson_free (s->foreign);
    bson_free (s->unwind_index);
+   dj_reshape_destroy (s->project);
    for (int i = 0; i < s->nlet; i++) {
       dj_expr_destroy (s->let_exprs[i]);
       bson_free (s->let_names[i]);

@@ -94,8 +94,28 @@ typedef struct {
    const uint8_t *val, *end;
 } relem_t;
 
-bool
-dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
+/* A field whose path goes through an array, evaluated on doc -- or, for a
+ * path under the overlaid field `as`, on {as: match}: the joined document
+ * holds the same value there. */
+static bool
+eval_mapped (const rfield_t *f, dj_eval_t *ev, const char *as, const bson_t *match, bson_value_t *v)
+{
+   if (!as || strcmp (f->path->parts[0], as)) {
+      return dj_expr_eval (f->expr, ev, v);
+   }
+   bson_t one = BSON_INITIALIZER;
+   bson_append_document (&one, as, -1, match);
+   dj_eval_t sub = *ev;
+   dj_arena_value (ev->arena, &one, false, &sub.current); /* the value outlives `one`: the arena keeps it */
+   sub.root = sub.current;
+   bson_destroy (&one);
+   return dj_expr_eval (f->expr, &sub, v);
+}
+
+/* The shaping of doc -- with its top-level field `as` replaced by match
+ * (NULL: removed) when `as` is given. */
+static bool
+apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, bson_t *out)
 {
    relem_t stack_found[16];
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
@@ -114,6 +134,9 @@ dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t
       relem_t e = {.type = (uint8_t) bson_iter_type (&it), .val = (const uint8_t *) k + klen + 1};
       more = bson_iter_next (&it);
       e.end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+      if (as && !strcmp (k, as)) {
+         continue; /* replaced by the overlay below */
+      }
       bool used = false;
       for (int i = 0; i < rp->n; i++) {
          const rfield_t *f = &rp->f[i];
@@ -127,9 +150,15 @@ dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t
          score = e;
       }
    }
+   for (int i = 0; as && match && i < rp->n; i++) {
+      if (!strcmp (rp->f[i].path->parts[0], as)) {
+         const uint8_t *md = bson_get_data (match);
+         found[i] = (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len};
+      }
+   }
    dj_buf_t b;
    dj_buf_init (&b);
-   dj_buf_reserve (&b, doc->len + 64);
+   dj_buf_reserve (&b, doc->len + (match ? match->len : 0) + 64);
    dj_buf_put_u32le (&b, 0); /* the length, set below */
    for (int i = 0; ok && i < rp->n; i++) {
       const rfield_t *f = &rp->f[i];
@@ -166,7 +195,7 @@ dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t
       if (!mapped && !missing && v.value_type == BSON_TYPE_ARRAY) {
          /* the last component's value is the array itself */
       } else if (mapped) {
-         ok = dj_expr_eval (f->expr, ev, &v);
+         ok = eval_mapped (f, ev, as, match, &v);
          missing = !ok || v.value_type == BSON_TYPE_EOD;
       }
       if (!missing) {
@@ -189,4 +218,24 @@ dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t
       bson_free (found);
    }
    return ok;
+}
+
+bool
+dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
+{
+   return apply (rp, ev, doc, NULL, NULL, out);
+}
+
+bool
+dj_reshape_joins (const dj_reshape_t *r)
+{
+   return r->paths != NULL;
+}
+
+bool
+dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
+                         bson_t *out)
+{
+   BSON_ASSERT (r->paths);
+   return apply (r->paths, ev, doc, as, match, out);
 }
