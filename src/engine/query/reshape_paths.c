@@ -94,6 +94,42 @@ typedef struct {
    const uint8_t *val, *end;
 } relem_t;
 
+/* The element at key in the document whose bytes e views, into *out;
+ * false when there is none (the first of duplicate keys, as a search
+ * from the start finds). */
+static bool
+elem_find (const relem_t *e, const char *key, relem_t *out)
+{
+   bson_iter_t it;
+   size_t len = strlen (key);
+   if (!bson_iter_init_from_data (&it, e->val, (size_t) (e->end - e->val))) {
+      return false;
+   }
+   bool more = bson_iter_next (&it);
+   while (more) {
+      const char *k = bson_iter_key (&it);
+      size_t klen = bson_iter_key_len (&it);
+      uint8_t type = (uint8_t) bson_iter_type (&it);
+      more = bson_iter_next (&it);
+      if (klen == len && !memcmp (k, key, len)) {
+         out->type = type;
+         out->val = (const uint8_t *) k + klen + 1;
+         out->end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : e->end - 1;
+         return true;
+      }
+   }
+   return false;
+}
+
+/* The element e's value under the field's name, appended to b as bytes. */
+static void
+put_elem (dj_buf_t *b, const rfield_t *f, const relem_t *e)
+{
+   dj_buf_putc (b, e->type);
+   dj_buf_append (b, f->name, f->name_len + 1);
+   dj_buf_append (b, e->val, (size_t) (e->end - e->val));
+}
+
 /* A field whose path goes through an array, evaluated on doc -- or, for a
  * path under the overlaid field `as`, on {as: match}: the joined document
  * holds the same value there. */
@@ -121,6 +157,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
    relem_t score = {0};
    const uint8_t *data = bson_get_data (doc);
+   size_t as_len = as ? strlen (as) : 0;
    bson_iter_t it;
    bool ok = true;
    for (int i = 0; i < rp->n; i++) {
@@ -134,7 +171,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
       relem_t e = {.type = (uint8_t) bson_iter_type (&it), .val = (const uint8_t *) k + klen + 1};
       more = bson_iter_next (&it);
       e.end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
-      if (as && !strcmp (k, as)) {
+      if (as && klen == as_len && !memcmp (k, as, klen)) {
          continue; /* replaced by the overlay below */
       }
       bool used = false;
@@ -146,7 +183,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
             used = true;
          }
       }
-      if (!used && !strcmp (k, DJ_META_TEXT_SCORE)) {
+      if (!used && k[0] == '$' && !strcmp (k, DJ_META_TEXT_SCORE)) {
          score = e;
       }
    }
@@ -167,39 +204,28 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
          continue; /* missing: left out */
       }
       if (f->path->n == 1) {
-         /* the element's value as it is, under the field's name */
-         dj_buf_putc (&b, e->type);
-         dj_buf_append (&b, f->name, f->name_len + 1);
-         dj_buf_append (&b, e->val, (size_t) (e->end - e->val));
+         put_elem (&b, f, e); /* the element's value as it is, under the field's name */
          continue;
       }
       /* below the first component: through documents here; an array on
        * the way maps the rest of the path over it (the evaluator's rule) */
-      bson_value_t v = {.value_type = (bson_type_t) e->type};
+      relem_t cur = *e;
       bool missing = false, mapped = false;
-      if (e->type == BSON_TYPE_DOCUMENT || e->type == BSON_TYPE_ARRAY) {
-         v.value.v_doc.data = (uint8_t *) e->val;
-         v.value.v_doc.data_len = (uint32_t) (e->end - e->val);
-      }
       for (int p = 1; p < f->path->n && !missing && !mapped; p++) {
-         if (v.value_type == BSON_TYPE_ARRAY) {
+         if (cur.type == BSON_TYPE_ARRAY) {
             mapped = true;
-         } else if (v.value_type != BSON_TYPE_DOCUMENT) {
-            missing = true;
          } else {
-            bson_value_t child;
-            missing = !dj_value_get_field (&v, f->path->parts[p], &child);
-            v = child;
+            missing = cur.type != BSON_TYPE_DOCUMENT || !elem_find (&cur, f->path->parts[p], &cur);
          }
       }
-      if (!mapped && !missing && v.value_type == BSON_TYPE_ARRAY) {
-         /* the last component's value is the array itself */
-      } else if (mapped) {
+      if (mapped) {
+         bson_value_t v;
          ok = eval_mapped (f, ev, as, match, &v);
-         missing = !ok || v.value_type == BSON_TYPE_EOD;
-      }
-      if (!missing) {
-         put_value (&b, f, &v);
+         if (ok && v.value_type != BSON_TYPE_EOD) {
+            put_value (&b, f, &v);
+         }
+      } else if (!missing) {
+         put_elem (&b, f, &cur);
       }
    }
    if (ok && score.type) {
