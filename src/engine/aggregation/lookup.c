@@ -619,7 +619,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          /* a bad localField after a good foreignField: fp is freed all the same */
          ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
       }
-      if (ok) {
+      if (ok && !joined) {
+         /* (once the hash join's table is built, the next chunks use it) */
          probe = probe_target (run, s->str2, docs->n);
       }
    }
