@@ -93,6 +93,8 @@ typedef struct {
    uint8_t type;
    const uint8_t *val, *end;
 } relem_t;
+/* not a BSON type: a path through an array, left to the evaluator */
+#define MAPPED 0xF0
 
 /* The element at key in the document whose bytes e views, into *out;
  * false when there is none (the first of duplicate keys, as a search
@@ -158,6 +160,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
    relem_t score = {0};
    const uint8_t *data = bson_get_data (doc);
    size_t as_len = as ? strlen (as) : 0;
+   int nfound = 0;
    bson_iter_t it;
    bool ok = true;
    for (int i = 0; i < rp->n; i++) {
@@ -175,12 +178,13 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
          continue; /* replaced by the overlay below */
       }
       bool used = false;
-      for (int i = 0; i < rp->n; i++) {
+      for (int i = 0; nfound < rp->n && i < rp->n; i++) {
          const rfield_t *f = &rp->f[i];
          /* the first of duplicate keys, as a search from the start finds */
          if (!found[i].type && f->len0 == klen && !memcmp (f->path->parts[0], k, klen)) {
             found[i] = e;
             used = true;
+            nfound++;
          }
       }
       if (!used && k[0] == '$' && !strcmp (k, DJ_META_TEXT_SCORE)) {
@@ -193,39 +197,75 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
          found[i] = (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len};
       }
    }
+   /* each field's element: below the first component through documents;
+    * an array on the way maps the rest of the path over it, which the
+    * evaluator does (type MAPPED) */
+   bool any_mapped = false;
+   size_t size = 5 + (score.type ? 1 + sizeof DJ_META_TEXT_SCORE + (size_t) (score.end - score.val) : 0);
+   for (int i = 0; i < rp->n; i++) {
+      const rfield_t *f = &rp->f[i];
+      relem_t *e = &found[i];
+      for (int p = 1; e->type && e->type != MAPPED && p < f->path->n; p++) {
+         if (e->type == BSON_TYPE_ARRAY) {
+            e->type = MAPPED;
+            any_mapped = true;
+         } else {
+            relem_t in = *e;
+            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, f->path->parts[p], e)) {
+               e->type = 0; /* missing: left out */
+            }
+         }
+      }
+      if (e->type && e->type != MAPPED) {
+         size += 2 + f->name_len + (size_t) (e->end - e->val);
+      }
+   }
+   if (!any_mapped && out->len == 5 && size <= INT32_MAX) {
+      /* the result's size is known: its bytes written in place */
+      uint8_t *w = bson_reserve_buffer (out, (uint32_t) size);
+      if (w) {
+         dj_le32_write (w, (uint32_t) size);
+         w += 4;
+         for (int i = 0; i < rp->n; i++) {
+            const rfield_t *f = &rp->f[i];
+            const relem_t *e = &found[i];
+            if (e->type) {
+               *w++ = e->type;
+               memcpy (w, f->name, f->name_len + 1);
+               w += f->name_len + 1;
+               memcpy (w, e->val, (size_t) (e->end - e->val));
+               w += e->end - e->val;
+            }
+         }
+         if (score.type) {
+            *w++ = score.type;
+            memcpy (w, DJ_META_TEXT_SCORE, sizeof DJ_META_TEXT_SCORE);
+            w += sizeof DJ_META_TEXT_SCORE;
+            memcpy (w, score.val, (size_t) (score.end - score.val));
+            w += score.end - score.val;
+         }
+         *w = 0;
+         if (found != stack_found) {
+            bson_free (found);
+         }
+         return true;
+      }
+   }
    dj_buf_t b;
    dj_buf_init (&b);
-   dj_buf_reserve (&b, doc->len + (match ? match->len : 0) + 64);
+   dj_buf_reserve (&b, size + 64);
    dj_buf_put_u32le (&b, 0); /* the length, set below */
    for (int i = 0; ok && i < rp->n; i++) {
       const rfield_t *f = &rp->f[i];
       const relem_t *e = &found[i];
-      if (!e->type) {
-         continue; /* missing: left out */
-      }
-      if (f->path->n == 1) {
-         put_elem (&b, f, e); /* the element's value as it is, under the field's name */
-         continue;
-      }
-      /* below the first component: through documents here; an array on
-       * the way maps the rest of the path over it (the evaluator's rule) */
-      relem_t cur = *e;
-      bool missing = false, mapped = false;
-      for (int p = 1; p < f->path->n && !missing && !mapped; p++) {
-         if (cur.type == BSON_TYPE_ARRAY) {
-            mapped = true;
-         } else {
-            missing = cur.type != BSON_TYPE_DOCUMENT || !elem_find (&cur, f->path->parts[p], &cur);
-         }
-      }
-      if (mapped) {
+      if (e->type == MAPPED) {
          bson_value_t v;
          ok = eval_mapped (f, ev, as, match, &v);
          if (ok && v.value_type != BSON_TYPE_EOD) {
             put_value (&b, f, &v);
          }
-      } else if (!missing) {
-         put_elem (&b, f, &cur);
+      } else if (e->type) {
+         put_elem (&b, f, e); /* the element's value as it is, under the field's name */
       }
    }
    if (ok && score.type) {
