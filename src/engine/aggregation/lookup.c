@@ -632,9 +632,12 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_coll_free (probe);
       probe = NULL;
    }
+   /* each document's matches; the list and the hash join's hits are reused
+    * from one document to the next (emptied at each one's end) */
+   dj_docs_t matches = {0};
+   bool borrowed = false; /* matches' documents are the hash join's */
+   size_t *hits = NULL, hcap = 0;
    for (size_t i = 0; ok && i < docs->n; i++) {
-      dj_docs_t matches = {0};
-      bool borrowed = false; /* matches' documents are the hash join's */
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev;
       dj_agg_eval_setup (r, &ev, docs->v[i]);
@@ -683,14 +686,14 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          /* equality match: foreignField equals any value at localField (an
           * array by its elements; missing matches null and missing) */
          static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-         size_t *hits = NULL, nhits = 0, cap = 0;
+         size_t nhits = 0;
          if (!dj_agg_local_values (docs->v[i], &lp, &vals)) {
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
             jbucket_t *b = dj_jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
-               DJ_GROW (hits, nhits, cap, 8);
+               DJ_GROW (hits, nhits, hcap, 8);
                hits[nhits++] = b->docs[h];
             }
          }
@@ -703,7 +706,6 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
                dj_docs_push (&matches, borrowed ? foreign->v[hits[k]] : bson_copy (foreign->v[hits[k]]));
             }
          }
-         bson_free (hits);
       } else if (s->local) {
          /* equality match: foreignField equals any value at localField
           * (an array matches by element; missing matches null) */
@@ -781,12 +783,18 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             docs->v[i] = nd;
          }
       }
-      if (borrowed) {
-         matches.n = 0; /* not matches' to free */
+      for (size_t k = 0; !borrowed && k < matches.n; k++) {
+         bson_destroy (matches.v[k]);
       }
-      dj_docs_clear (&matches);
+      matches.n = 0; /* (borrowed ones are not matches' to free) */
+      borrowed = false;
       dj_arena_reset (r->arena);
    }
+   if (borrowed) {
+      matches.n = 0; /* a failure left the hash join's documents there */
+   }
+   dj_docs_clear (&matches);
+   bson_free (hits);
    if (ok && s->unwinding) {
       dj_docs_clear (docs);
       *docs = unwound;
