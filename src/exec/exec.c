@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dj_buf.h"
 #include "exec-private.h"
 
 
@@ -122,52 +123,78 @@ append_dt_cell (bson_t *row, const char *key, const bson_t *doc, const char *pat
    bson_append_value (row, key, -1, v);
 }
 
-/* Appends doc as a row of m's columns (or all its fields for SELECT *). */
+/* The cell `key: the value at it` appended to the row's bytes b, copied
+ * as bytes: the value runs from after it's key to the next element's type
+ * byte (more: there is a next element, at `after`), or to the document's
+ * trailing 0. */
+static void
+put_cell (dj_buf_t *b, const char *key, const bson_iter_t *it, const bson_iter_t *after, bool more, const bson_t *doc)
+{
+   const char *k = bson_iter_key (it);
+   const uint8_t *val = (const uint8_t *) k + bson_iter_key_len (it) + 1;
+   const uint8_t *end = more ? (const uint8_t *) bson_iter_key (after) - 1 : bson_get_data (doc) + doc->len - 1;
+   dj_buf_putc (b, (uint8_t) bson_iter_type (it));
+   dj_buf_append (b, key, strlen (key) + 1);
+   dj_buf_append (b, val, (size_t) (end - val));
+}
+
+/* Appends doc as a row of m's columns (or all its fields for SELECT *): the
+ * row's array built as bytes, each cell's value copied as it is. */
 static void
 append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
 {
    char kb[16], cb[16];
    const char *key, *ck;
-   bson_t row;
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_reserve (&b, doc->len + 64);
+   dj_buf_put_u32le (&b, 0); /* the length, set below */
    bson_uint32_to_string ((uint32_t) (*nrows)++, &key, kb, sizeof kb);
-   bson_append_array_begin (rows, key, -1, &row);
-   if (m->star) {
-      bson_iter_t f;
-      uint32_t c = 0;
-      bson_iter_init (&f, doc);
-      while (bson_iter_next (&f)) {
-         bson_uint32_to_string (c++, &ck, cb, sizeof cb);
-         bson_append_value (&row, ck, -1, bson_iter_value (&f));
-      }
-   } else {
-      /* the fields usually come in the columns' order (a projection keeps
-       * the document's, which is the INSERT's): each column is first looked
-       * for at the field after the last one found, then by its path */
-      bson_iter_t seq;
-      bool in_seq = bson_iter_init (&seq, doc);
-      for (int i = 0; i < m->ncolumns; i++) {
-         bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
-         bson_iter_t next = seq;
-         if (in_seq && bson_iter_next (&next) && !strcmp (bson_iter_key (&next), m->columns[i].path)) {
-            if (m->columns[i].us) {
-               append_dt_cell (&row, ck, doc, m->columns[i].path, bson_iter_value (&next));
-            } else {
-               bson_append_value (&row, ck, -1, bson_iter_value (&next));
-            }
-            seq = next;
-         } else if (m->columns[i].us) {
-            bson_iter_t it, found;
-            if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
-               append_dt_cell (&row, ck, doc, m->columns[i].path, bson_iter_value (&found));
-            } else {
-               bson_append_null (&row, ck, -1);
-            }
+   /* the fields usually come in the columns' order (a projection keeps
+    * the document's, which is the INSERT's): each column is first looked
+    * for at the field after the last one found, then by its path */
+   bson_iter_t cur, after;
+   bool have = bson_iter_init (&cur, doc) && bson_iter_next (&cur);
+   int ncols = m->star ? INT32_MAX : m->ncolumns;
+   for (int i = 0; i < ncols && (have || !m->star); i++) {
+      bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
+      bool here = have && (m->star || !strcmp (bson_iter_key (&cur), m->columns[i].path));
+      if (!m->star && m->columns[i].us) {
+         /* a DATETIME column: its date and remainder made one exact cell */
+         bson_t one = BSON_INITIALIZER;
+         bson_iter_t it, found;
+         if (here) {
+            append_dt_cell (&one, ck, doc, m->columns[i].path, bson_iter_value (&cur));
+            after = cur;
+            have = bson_iter_next (&after);
+            cur = after;
+         } else if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
+            append_dt_cell (&one, ck, doc, m->columns[i].path, bson_iter_value (&found));
          } else {
-            append_cell (&row, ck, doc, m->columns[i].path);
+            bson_append_null (&one, ck, -1);
          }
+         dj_buf_append (&b, bson_get_data (&one) + 4, one.len - 5); /* its one element */
+         bson_destroy (&one);
+      } else if (here) {
+         after = cur;
+         bool more = bson_iter_next (&after);
+         put_cell (&b, ck, &cur, &after, more, doc);
+         cur = after;
+         have = more;
+      } else {
+         bson_t one = BSON_INITIALIZER;
+         append_cell (&one, ck, doc, m->columns[i].path);
+         dj_buf_append (&b, bson_get_data (&one) + 4, one.len - 5); /* its one element */
+         bson_destroy (&one);
       }
    }
-   bson_append_array_end (rows, &row);
+   dj_buf_putc (&b, 0);
+   dj_le32_write (b.data, (uint32_t) b.len);
+   bson_t row;
+   if (bson_init_static (&row, b.data, b.len)) {
+      bson_append_array (rows, key, -1, &row);
+   }
+   dj_buf_cleanup (&b);
 }
 
 /* Advances `arr` (an iterator over an array) to its next document, viewed

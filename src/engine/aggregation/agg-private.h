@@ -82,6 +82,13 @@ typedef struct stage {
    dj_vscope_t *let_scope; /* owned array, nlet entries */
    dj_pipeline_t *sub;
    struct dj_jcache *jcache; /* owned: the hash join's foreign side, kept across chunks (lookup.c) */
+   /* the $unwind of `as` that followed, folded in (dj_agg_coalesce): one
+    * output per match, the array never built; unwind_index owned */
+   bool unwinding, unwind_preserve;
+   char *unwind_index;
+   /* the $project of field paths after that, folded in too: each output
+    * row built from the local document and the match (owned) */
+   dj_reshape_t *project;
    /* $facet */
    char **fnames;
    dj_pipeline_t **facets;
@@ -272,6 +279,12 @@ bool dj_agg_pregroup_build (rctx_t *r, const stage_t *s, const dj_docs_t *docs, 
 void dj_agg_pregroup_matches (dj_pregroup_t *pg, const stage_t *s, const bson_t *doc, const dj_path_t *lp,
                               dj_vlist_t *vals, dj_docs_t *matches);
 void dj_agg_pregroup_free (dj_pregroup_t *pg, const stage_t *s);
+
+/* Folds each $lookup's following $unwind of its `as` field into it, as
+ * mongod does ("$lookup + $unwind Coalescence"): when `as` is a top-level
+ * field and so is includeArrayIndex, if given; and, without
+ * includeArrayIndex, a $project of field paths after them (lookup.c). */
+void dj_agg_coalesce (dj_pipeline_t *p);
 
 /* ---- unwind.c ------------------------------------------------------------- */
 /* Copies doc with `path` set to v (v NULL: removed) and, if idx_field, that

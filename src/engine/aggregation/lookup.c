@@ -511,6 +511,84 @@ probe_matches (const dj_prun_t *run, dj_coll_t *fc, const stage_t *s, const dj_p
    return ok;
 }
 
+/* ---- $lookup + $unwind ----------------------------------------------------
+ * https://www.mongodb.com/docs/manual/core/aggregation-pipeline-optimization/#-lookup----unwind-coalescence
+ * A $unwind of the $lookup's `as` right after it is folded into the $lookup:
+ * each match makes one output document (the local document with `as` set
+ * to the match, and the match's position at includeArrayIndex), in the
+ * order the array would have held them; the array of matches is never
+ * built, nor the copies $unwind would make of it. */
+void
+dj_agg_coalesce (dj_pipeline_t *p)
+{
+   for (int i = 0; i + 1 < p->n; i++) {
+      stage_t *s = &p->stages[i], *u = &p->stages[i + 1];
+      if (s->kind != S_LOOKUP || s->unwinding || u->kind != S_UNWIND || u->path.n != 1 || strcmp (u->str, s->str) ||
+          (u->str2 && strchr (u->str2, '.'))) {
+         continue;
+      }
+      s->unwinding = true;
+      s->unwind_preserve = u->flag;
+      s->unwind_index = u->str2; /* moved */
+      /* the $unwind's own fields (its parse sets these alone) */
+      bson_free (u->str);
+      dj_path_cleanup (&u->path);
+      memmove (u, u + 1, sizeof (stage_t) * (size_t) (p->n - i - 2));
+      p->n--;
+      /* a select list after the join: its rows are made from the local
+       * document and each match, never from the joined document */
+      if (i + 1 < p->n && !s->unwind_index && u->kind == S_RESHAPE && dj_reshape_joins (u->reshape)) {
+         s->project = u->reshape; /* moved: a shaping stage owns nothing else */
+         memmove (u, u + 1, sizeof (stage_t) * (size_t) (p->n - i - 2));
+         p->n--;
+      }
+   }
+}
+
+/* The outputs of local document doc for its matches (what the folded
+ * $unwind would make of `as`: one per match; none, or doc without `as`
+ * when preserving, for no match) appended to out. */
+static bool
+unwind_matches (rctx_t *r, const stage_t *s, const bson_t *doc, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
+{
+   if (s->project) {
+      /* the folded select list, over doc with `as` set to each match */
+      dj_eval_t ev;
+      bool ok = true;
+      for (size_t k = 0; ok && k < (matches->n ? matches->n : s->unwind_preserve); k++) {
+         bson_t *row = bson_new ();
+         dj_agg_eval_setup (r, &ev, doc);
+         ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, matches->n ? matches->v[k] : NULL, row);
+         if (ok) {
+            dj_docs_push (out, row);
+         } else {
+            bson_destroy (row);
+         }
+         dj_arena_reset (r->arena);
+      }
+      return ok;
+   }
+   if (!matches->n) {
+      if (s->unwind_preserve) {
+         dj_docs_push (out, dj_agg_with_path (doc, as, NULL, s->unwind_index, -1));
+      }
+      return true;
+   }
+   for (size_t k = 0; k < matches->n; k++) {
+      bson_value_t mv;
+      dj_value_from_doc (matches->v[k], false, &mv);
+      bson_t *nd = dj_agg_with_path (doc, as, &mv, s->unwind_index, (int64_t) k);
+      if (nd->len > DJ_MAX_BSON_SIZE) {
+         unsigned len = nd->len;
+         bson_destroy (nd);
+         return dj_err (r->error, DJ_BSONObjectTooLarge, "BSONObj size: %u is invalid. Size must be between 0 and %d", len,
+                        DJ_MAX_BSON_SIZE);
+      }
+      dj_docs_push (out, nd);
+   }
+   return true;
+}
+
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -524,6 +602,11 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_docs_t foreign_all = {0};
    bool have_all = false;
    dj_vlist_t vals = {0}; /* the current document's values at localField */
+   dj_docs_t unwound = {0}; /* s->unwinding: the outputs */
+   /* unwound with no pipeline to run over them, the hash join's matches are
+    * borrowed, not copied, into each document's matches (valid while
+    * `foreign` lives: this call, or the jcache's run) */
+   bool may_borrow = s->unwinding && !s->sub;
 
    if (!dj_path_init (&as, s->str, strlen (s->str), r->error)) {
       return false;
@@ -536,7 +619,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          /* a bad localField after a good foreignField: fp is freed all the same */
          ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
       }
-      if (ok) {
+      if (ok && !joined) {
+         /* (once the hash join's table is built, the next chunks use it) */
          probe = probe_target (run, s->str2, docs->n);
       }
    }
@@ -548,8 +632,12 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       dj_coll_free (probe);
       probe = NULL;
    }
+   /* each document's matches; the list and the hash join's hits are reused
+    * from one document to the next (emptied at each one's end) */
+   dj_docs_t matches = {0};
+   bool borrowed = false; /* matches' documents are the hash join's */
+   size_t *hits = NULL, hcap = 0;
    for (size_t i = 0; ok && i < docs->n; i++) {
-      dj_docs_t matches = {0};
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev;
       dj_agg_eval_setup (r, &ev, docs->v[i]);
@@ -598,26 +686,26 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          /* equality match: foreignField equals any value at localField (an
           * array by its elements; missing matches null and missing) */
          static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-         size_t *hits = NULL, nhits = 0, cap = 0;
+         size_t nhits = 0;
          if (!dj_agg_local_values (docs->v[i], &lp, &vals)) {
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {
             jbucket_t *b = dj_jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
-               DJ_GROW (hits, nhits, cap, 8);
+               DJ_GROW (hits, nhits, hcap, 8);
                hits[nhits++] = b->docs[h];
             }
          }
          if (nhits > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
             qsort (hits, nhits, sizeof (size_t), cmp_size);
          }
+         borrowed = may_borrow;
          for (size_t k = 0; k < nhits; k++) {
             if (k == 0 || hits[k] != hits[k - 1]) {
-               dj_docs_push (&matches, bson_copy (foreign->v[hits[k]]));
+               dj_docs_push (&matches, borrowed ? foreign->v[hits[k]] : bson_copy (foreign->v[hits[k]]));
             }
          }
-         bson_free (hits);
       } else if (s->local) {
          /* equality match: foreignField equals any value at localField
           * (an array matches by element; missing matches null) */
@@ -672,7 +760,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          sub.vars = &vars;
          ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
-      if (ok) {
+      if (ok && s->unwinding) {
+         ok = unwind_matches (r, s, docs->v[i], &as, &matches, &unwound);
+      } else if (ok) {
          bson_t arr = BSON_INITIALIZER;
          for (size_t k = 0; k < matches.n; k++) {
             char buf[16];
@@ -693,8 +783,23 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             docs->v[i] = nd;
          }
       }
-      dj_docs_clear (&matches);
+      for (size_t k = 0; !borrowed && k < matches.n; k++) {
+         bson_destroy (matches.v[k]);
+      }
+      matches.n = 0; /* (borrowed ones are not matches' to free) */
+      borrowed = false;
       dj_arena_reset (r->arena);
+   }
+   if (borrowed) {
+      matches.n = 0; /* a failure left the hash join's documents there */
+   }
+   dj_docs_clear (&matches);
+   bson_free (hits);
+   if (ok && s->unwinding) {
+      dj_docs_clear (docs);
+      *docs = unwound;
+   } else {
+      dj_docs_clear (&unwound);
    }
    dj_docs_clear (&foreign_all);
    dj_agg_pregroup_free (&pg, s);

@@ -79,6 +79,8 @@ stage_cleanup (stage_t *s)
    dj_path_cleanup (&s->path);
    bson_free (s->local);
    bson_free (s->foreign);
+   bson_free (s->unwind_index);
+   dj_reshape_destroy (s->project);
    for (int i = 0; i < s->nlet; i++) {
       dj_expr_destroy (s->let_exprs[i]);
       bson_free (s->let_names[i]);
@@ -926,6 +928,7 @@ dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *e
          goto fail;
       }
    }
+   dj_agg_coalesce (p);
    return p;
 fail:
    dj_pipeline_destroy (p);
@@ -1226,14 +1229,17 @@ streams_to_limit (const dj_pipeline_t *p, int from, int *end, size_t *needed)
    return true;
 }
 
-/* The input of stages [from, end), handed to them chunk by chunk (32
- * documents, then twice as many each time) until their outputs reach
- * `needed`. */
+/* The input of stages [from, end), handed to them chunk by chunk until
+ * their outputs reach `needed`: 32 documents, then as many as the outputs
+ * per input so far say the rest needs (twice as many while there is no
+ * output yet) -- a join of one match per document takes the documents
+ * the limit needs, not the next power of two. */
 typedef struct {
    const dj_pipeline_t *p;
    int from, end;
    size_t needed, chunk;
    const dj_prun_t *run;
+   size_t taken;       /* the input documents handed to the stages so far */
    dj_docs_t part;     /* the chunk being filled (owned) */
    dj_docs_t *out;     /* the outputs so far (the caller's) */
    bool ok;            /* false once a stage failed (error set) */
@@ -1245,13 +1251,19 @@ typedef struct {
 static bool
 chunk_flush (chunks_t *ch)
 {
+   ch->taken += ch->part.n;
    ch->ok = dj_agg_run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
    for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
       dj_docs_push (ch->out, ch->part.v[i]); /* moved */
    }
    bson_free (ch->part.v);
    memset (&ch->part, 0, sizeof ch->part);
-   ch->chunk *= 2;
+   size_t have = ch->out->n;
+   if (have && have < ch->needed && ch->taken <= SIZE_MAX / (ch->needed - have)) {
+      ch->chunk = ((ch->needed - have) * ch->taken + have - 1) / have; /* rounded up */
+   } else {
+      ch->chunk = ch->chunk <= SIZE_MAX / 2 ? ch->chunk * 2 : SIZE_MAX;
+   }
    return ch->ok && ch->out->n < ch->needed;
 }
 

@@ -7,41 +7,75 @@
 
 #include <stdlib.h>
 
+/* The element `key: v` appended to b as BSON bytes (type, key, value). */
+static void
+put_element (dj_buf_t *b, const char *key, const bson_value_t *v)
+{
+   bson_t one = BSON_INITIALIZER;
+   bson_append_value (&one, key, -1, v);
+   dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
+   bson_destroy (&one);
+}
+
+/* dj_agg_with_path for a top-level field (and a top-level idx_field): the
+ * document's other elements copied as they are, byte for byte, the field
+ * replaced in place or appended -- what $unwind and $lookup do per output
+ * document, so it stays a copy rather than a re-encoding of every value. */
+static bson_t *
+with_top_level (const bson_t *doc, const char *field, const bson_value_t *v, const char *idx_field, int64_t idx)
+{
+   bson_value_t iv = {.value_type = idx < 0 ? BSON_TYPE_NULL : BSON_TYPE_INT64};
+   iv.value.v_int64 = idx;
+   const uint8_t *data = bson_get_data (doc);
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_reserve (&b, doc->len + (v && v->value_type == BSON_TYPE_DOCUMENT ? v->value.v_doc.data_len : 16) + 64);
+   dj_buf_put_u32le (&b, 0); /* the length, set below */
+   bool set_v = false, set_i = false;
+   bson_iter_t it;
+   bson_iter_init (&it, doc);
+   bool more = bson_iter_next (&it);
+   while (more) {
+      /* an element's bytes run from its type byte (just before its key)
+       * to the next element's, or to the document's trailing 0 */
+      const char *k = bson_iter_key (&it);
+      const uint8_t *start = (const uint8_t *) k - 1;
+      bool is_field = !strcmp (k, field), is_idx = !is_field && idx_field && !strcmp (k, idx_field);
+      more = bson_iter_next (&it);
+      const uint8_t *end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+      if (is_field) {
+         if (v) {
+            put_element (&b, field, v);
+         }
+         set_v = true;
+      } else if (is_idx) {
+         put_element (&b, idx_field, &iv);
+         set_i = true;
+      } else {
+         dj_buf_append (&b, start, (size_t) (end - start));
+      }
+   }
+   if (!set_v && v) {
+      put_element (&b, field, v);
+   }
+   if (idx_field && !set_i) {
+      put_element (&b, idx_field, &iv);
+   }
+   dj_buf_putc (&b, 0);
+   dj_le32_write (b.data, (uint32_t) b.len);
+   bson_t *out = bson_new ();
+   memcpy (bson_reserve_buffer (out, (uint32_t) b.len), b.data, b.len);
+   dj_buf_cleanup (&b);
+   return out;
+}
+
 /* Copies doc with `path` set to v (v NULL: removed) and, if idx_field, that
  * field set to idx (-1: null). */
 bson_t *
 dj_agg_with_path (const bson_t *doc, const dj_path_t *path, const bson_value_t *v, const char *idx_field, int64_t idx)
 {
    if (path->n == 1 && (!idx_field || !strchr (idx_field, '.'))) {
-      /* top-level fields (the usual case): one pass over the document,
-       * replacing in place or appending, no tree */
-      bson_t *out = bson_new ();
-      bson_iter_t it;
-      bool set_v = false, set_i = false;
-      bson_value_t iv = {.value_type = idx < 0 ? BSON_TYPE_NULL : BSON_TYPE_INT64};
-      iv.value.v_int64 = idx;
-      bson_iter_init (&it, doc);
-      while (bson_iter_next (&it)) {
-         const char *k = bson_iter_key (&it);
-         if (!strcmp (k, path->parts[0])) {
-            if (v) {
-               bson_append_value (out, k, -1, v);
-            }
-            set_v = true;
-         } else if (idx_field && !strcmp (k, idx_field)) {
-            bson_append_value (out, k, -1, &iv);
-            set_i = true;
-         } else {
-            bson_append_value (out, k, -1, bson_iter_value (&it));
-         }
-      }
-      if (!set_v && v) {
-         bson_append_value (out, path->parts[0], -1, v);
-      }
-      if (idx_field && !set_i) {
-         bson_append_value (out, idx_field, -1, &iv);
-      }
-      return out;
+      return with_top_level (doc, path->parts[0], v, idx_field, idx);
    }
    dj_node_t *tree = dj_node_from_bson (doc);
    dj_node_t *cur = tree;

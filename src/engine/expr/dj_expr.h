@@ -66,6 +66,9 @@ dj_expr_t *dj_expr_parse (const bson_value_t *spec, const dj_vscope_t *scope, bs
 dj_expr_t *dj_expr_parse_object (const bson_t *spec, const dj_vscope_t *scope, bson_error_t *error);
 void dj_expr_destroy (dj_expr_t *e);
 bool dj_expr_is_const (const dj_expr_t *e, bson_value_t *out);
+/* e's path when e is a field path of the current document ("$a.b"), else
+ * NULL. Borrowed: valid while e lives. */
+const dj_path_t *dj_expr_field_path (const dj_expr_t *e);
 /* Evaluates e. out: EOD for "missing"; memory borrowed from the documents
  * or the arena (valid until dj_arena_reset). false with ev->error set. */
 bool dj_expr_eval (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *out);

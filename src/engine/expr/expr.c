@@ -349,6 +349,12 @@ dj_expr_is_const (const dj_expr_t *e, bson_value_t *out)
    return true;
 }
 
+const dj_path_t *
+dj_expr_field_path (const dj_expr_t *e)
+{
+   return e->kind == X_FIELD ? &e->path : NULL;
+}
+
 static dj_expr_t *
 xnew (xkind_t k)
 {

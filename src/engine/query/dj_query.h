@@ -18,6 +18,7 @@
  *   update.c     update operators, replacement documents, pipeline updates
  *   project.c    find projections (incl. positional $ and $elemMatch)
  *   reshape.c    the document-shaping stages shared with aggregation
+ *   reshape_paths.c  a $project of field paths alone (SQL's select list) in one pass
  *   failure.c    why a document fails a filter (a validator's errInfo details)
  *   schema.c     $jsonSchema: MongoDB's JSON Schema subset, and why a document fails one
  *   spec.c       the projection specification tree both of them parse into
@@ -168,6 +169,15 @@ void dj_reshape_destroy (dj_reshape_t *r);
  * up on doc (dj_eval_init); its error is set on failure. Temporaries go to
  * ev's arena (the caller resets it). */
 bool dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out);
+/* Whether r is a $project of field paths alone, _id excluded (SQL's
+ * select list): dj_reshape_apply_joined applies it (reshape_paths.c). */
+bool dj_reshape_joins (const dj_reshape_t *r);
+/* dj_reshape_apply on doc with its top-level field `as` set to match (NULL:
+ * removed), without making that document: a join's output row built
+ * straight from the local document and the match (both borrowed). ev is
+ * set up on doc. */
+bool dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
+                              bson_t *out);
 /* One element of a stage array: {name: spec} with exactly one field.
  * name/spec borrow from it. Errors are the ones MongoDB gives. */
 bool dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bson_error_t *error);

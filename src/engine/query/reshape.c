@@ -21,6 +21,7 @@ void
 dj_reshape_destroy (dj_reshape_t *r)
 {
    if (r) {
+      dj_rpaths_free (r->paths);
       dj_spec_free (r->shape);
       dj_expr_destroy (r->root);
       if (r->meta) {
@@ -186,6 +187,7 @@ dj_reshape_new (const char *name, const bson_value_t *spec, const dj_vscope_t *s
       dj_reshape_destroy (r);
       return NULL;
    }
+   r->paths = dj_rpaths_new (r);
    return r;
 }
 
@@ -384,6 +386,9 @@ bool
 dj_reshape_apply (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, bson_t *out)
 {
    bson_iter_t it;
+   if (r->paths) {
+      return dj_rpaths_apply (r->paths, ev, doc, out);
+   }
    if (!reshape (r, ev, doc, out)) {
       return false;
    }

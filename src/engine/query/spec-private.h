@@ -43,13 +43,23 @@ struct dj_spec_node {
  * find projection without expressions (RS_FIND; one with expressions is a
  * $project). dj_projection_t and dj_reshape_t are this one type. */
 typedef enum { RS_PROJECT, RS_ADDFIELDS, RS_REPLACEROOT, RS_FIND } dj_rskind_t;
+typedef struct dj_rpaths dj_rpaths_t;
 struct dj_reshape {
    dj_rskind_t kind;
    dj_spec_node_t *shape; /* RS_PROJECT, RS_ADDFIELDS, RS_FIND: owned */
    bool inclusion, id_excluded;
    dj_expr_t *root; /* RS_REPLACEROOT: the new root, owned */
    bson_t *meta;    /* RS_FIND: {field: "textScore", ...} added after shaping (owned, NULL: none) */
+   dj_rpaths_t *paths; /* owned: a $project of field paths alone, applied in one pass (NULL: not one) */
 };
+
+/* reshape_paths.c: r's fields as paths read in one pass over a document,
+ * when r is a $project excluding _id whose every field is a field path
+ * ("$a.b"); else NULL. Borrows from r's shape (freed before it). */
+dj_rpaths_t *dj_rpaths_new (const dj_reshape_t *r);
+void dj_rpaths_free (dj_rpaths_t *rp);
+/* dj_reshape_apply's result (text score included) for such a shaping. */
+bool dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out);
 
 /* A new, empty root (DJ_SPEC_SUB): the caller frees it with dj_spec_free. */
 dj_spec_node_t *dj_spec_new (void);

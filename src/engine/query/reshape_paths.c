@@ -1,0 +1,307 @@
+/*
+ * reshape_paths.c -- a $project whose fields are all field paths of the
+ * document, _id excluded ({_id: 0, c0: "$id", c1: "$author.name"}: what
+ * SQL's select list compiles to), applied in one pass over the document.
+ *
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/project/
+ *
+ * The general $project (reshape.c) walks the document for the fields it
+ * keeps, then evaluates each computed field, and each field path searches
+ * the document from its start. Here the document's top-level elements are
+ * read once, each path's first component picked up on the way, and a field
+ * whose value is the element itself is copied as bytes. The result is the
+ * general one's: the fields in specification order, a missing value left
+ * out, a path through an array mapped over it (that case is handed to the
+ * expression evaluator), and the text score (DJ_META_TEXT_SCORE) kept as
+ * dj_reshape_apply keeps it.
+ */
+#include "spec-private.h"
+
+typedef struct {
+   const char *name;      /* the output field (borrowed from the shape) */
+   size_t name_len;
+   const dj_path_t *path; /* borrowed from expr */
+   const dj_expr_t *expr; /* borrowed from the shape */
+   size_t len0;           /* the length of path->parts[0] */
+} rfield_t;
+
+struct dj_rpaths {
+   rfield_t *f; /* owned, n entries */
+   int n;
+};
+
+dj_rpaths_t *
+dj_rpaths_new (const dj_reshape_t *r)
+{
+   if (r->kind != RS_PROJECT || !r->inclusion || !r->id_excluded || !r->shape) {
+      return NULL;
+   }
+   const dj_spec_node_t *shape = r->shape;
+   int n = 0;
+   for (int i = 0; i < shape->nkids; i++) {
+      const dj_spec_node_t *k = shape->kids[i];
+      bool is_id = !strcmp (k->name, "_id");
+      if (is_id && k->kind == DJ_SPEC_EXCLUDE) {
+         continue; /* {_id: 0} */
+      }
+      if (is_id || k->kind != DJ_SPEC_EXPR || !dj_expr_field_path (k->expr)) {
+         return NULL;
+      }
+      n++;
+   }
+   if (!n) {
+      return NULL;
+   }
+   dj_rpaths_t *rp = bson_malloc0 (sizeof *rp);
+   rp->f = bson_malloc0 (sizeof (rfield_t) * (size_t) n);
+   for (int i = 0; i < shape->nkids; i++) {
+      const dj_spec_node_t *k = shape->kids[i];
+      if (k->kind != DJ_SPEC_EXPR) {
+         continue;
+      }
+      rfield_t *f = &rp->f[rp->n++];
+      f->name = k->name;
+      f->name_len = strlen (k->name);
+      f->expr = k->expr;
+      f->path = dj_expr_field_path (k->expr);
+      f->len0 = strlen (f->path->parts[0]);
+   }
+   return rp;
+}
+
+void
+dj_rpaths_free (dj_rpaths_t *rp)
+{
+   if (rp) {
+      bson_free (rp->f);
+      bson_free (rp);
+   }
+}
+
+/* The element `name: v` appended to b as BSON bytes. */
+static void
+put_value (dj_buf_t *b, const rfield_t *f, const bson_value_t *v)
+{
+   bson_t one = BSON_INITIALIZER;
+   bson_append_value (&one, f->name, (int) f->name_len, v);
+   dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
+   bson_destroy (&one);
+}
+
+/* A top-level element: its type, and its value's bytes [val, end). */
+typedef struct {
+   uint8_t type;
+   const uint8_t *val, *end;
+} relem_t;
+/* not a BSON type: a path through an array, left to the evaluator */
+#define MAPPED 0xF0
+
+/* The element at key in the document whose bytes e views, into *out;
+ * false when there is none (the first of duplicate keys, as a search
+ * from the start finds). */
+static bool
+elem_find (const relem_t *e, const char *key, relem_t *out)
+{
+   bson_iter_t it;
+   size_t len = strlen (key);
+   if (!bson_iter_init_from_data (&it, e->val, (size_t) (e->end - e->val))) {
+      return false;
+   }
+   bool more = bson_iter_next (&it);
+   while (more) {
+      const char *k = bson_iter_key (&it);
+      size_t klen = bson_iter_key_len (&it);
+      uint8_t type = (uint8_t) bson_iter_type (&it);
+      more = bson_iter_next (&it);
+      if (klen == len && !memcmp (k, key, len)) {
+         out->type = type;
+         out->val = (const uint8_t *) k + klen + 1;
+         out->end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : e->end - 1;
+         return true;
+      }
+   }
+   return false;
+}
+
+/* The element e's value under the field's name, appended to b as bytes. */
+static void
+put_elem (dj_buf_t *b, const rfield_t *f, const relem_t *e)
+{
+   dj_buf_putc (b, e->type);
+   dj_buf_append (b, f->name, f->name_len + 1);
+   dj_buf_append (b, e->val, (size_t) (e->end - e->val));
+}
+
+/* A field whose path goes through an array, evaluated on doc -- or, for a
+ * path under the overlaid field `as`, on {as: match}: the joined document
+ * holds the same value there. */
+static bool
+eval_mapped (const rfield_t *f, dj_eval_t *ev, const char *as, const bson_t *match, bson_value_t *v)
+{
+   if (!as || strcmp (f->path->parts[0], as)) {
+      return dj_expr_eval (f->expr, ev, v);
+   }
+   bson_t one = BSON_INITIALIZER;
+   bson_append_document (&one, as, -1, match);
+   dj_eval_t sub = *ev;
+   dj_arena_value (ev->arena, &one, false, &sub.current); /* the value outlives `one`: the arena keeps it */
+   sub.root = sub.current;
+   bson_destroy (&one);
+   return dj_expr_eval (f->expr, &sub, v);
+}
+
+/* The shaping of doc -- with its top-level field `as` replaced by match
+ * (NULL: removed) when `as` is given. */
+static bool
+apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, bson_t *out)
+{
+   relem_t stack_found[16];
+   relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
+   relem_t score = {0};
+   const uint8_t *data = bson_get_data (doc);
+   size_t as_len = as ? strlen (as) : 0;
+   int nfound = 0;
+   bson_iter_t it;
+   bool ok = true;
+   for (int i = 0; i < rp->n; i++) {
+      found[i].type = 0; /* not found */
+   }
+   bson_iter_init (&it, doc);
+   bool more = bson_iter_next (&it);
+   while (more) {
+      const char *k = bson_iter_key (&it);
+      size_t klen = bson_iter_key_len (&it);
+      relem_t e = {.type = (uint8_t) bson_iter_type (&it), .val = (const uint8_t *) k + klen + 1};
+      more = bson_iter_next (&it);
+      e.end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+      if (as && klen == as_len && !memcmp (k, as, klen)) {
+         continue; /* replaced by the overlay below */
+      }
+      bool used = false;
+      for (int i = 0; nfound < rp->n && i < rp->n; i++) {
+         const rfield_t *f = &rp->f[i];
+         /* the first of duplicate keys, as a search from the start finds */
+         if (!found[i].type && f->len0 == klen && !memcmp (f->path->parts[0], k, klen)) {
+            found[i] = e;
+            used = true;
+            nfound++;
+         }
+      }
+      if (!used && k[0] == '$' && !strcmp (k, DJ_META_TEXT_SCORE)) {
+         score = e;
+      }
+   }
+   for (int i = 0; as && match && i < rp->n; i++) {
+      if (!strcmp (rp->f[i].path->parts[0], as)) {
+         const uint8_t *md = bson_get_data (match);
+         found[i] = (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len};
+      }
+   }
+   /* each field's element: below the first component through documents;
+    * an array on the way maps the rest of the path over it, which the
+    * evaluator does (type MAPPED) */
+   bool any_mapped = false;
+   size_t size = 5 + (score.type ? 1 + sizeof DJ_META_TEXT_SCORE + (size_t) (score.end - score.val) : 0);
+   for (int i = 0; i < rp->n; i++) {
+      const rfield_t *f = &rp->f[i];
+      relem_t *e = &found[i];
+      for (int p = 1; e->type && e->type != MAPPED && p < f->path->n; p++) {
+         if (e->type == BSON_TYPE_ARRAY) {
+            e->type = MAPPED;
+            any_mapped = true;
+         } else {
+            relem_t in = *e;
+            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, f->path->parts[p], e)) {
+               e->type = 0; /* missing: left out */
+            }
+         }
+      }
+      if (e->type && e->type != MAPPED) {
+         size += 2 + f->name_len + (size_t) (e->end - e->val);
+      }
+   }
+   if (!any_mapped && out->len == 5 && size <= INT32_MAX) {
+      /* the result's size is known: its bytes written in place */
+      uint8_t *w = bson_reserve_buffer (out, (uint32_t) size);
+      if (w) {
+         dj_le32_write (w, (uint32_t) size);
+         w += 4;
+         for (int i = 0; i < rp->n; i++) {
+            const rfield_t *f = &rp->f[i];
+            const relem_t *e = &found[i];
+            if (e->type) {
+               *w++ = e->type;
+               memcpy (w, f->name, f->name_len + 1);
+               w += f->name_len + 1;
+               memcpy (w, e->val, (size_t) (e->end - e->val));
+               w += e->end - e->val;
+            }
+         }
+         if (score.type) {
+            *w++ = score.type;
+            memcpy (w, DJ_META_TEXT_SCORE, sizeof DJ_META_TEXT_SCORE);
+            w += sizeof DJ_META_TEXT_SCORE;
+            memcpy (w, score.val, (size_t) (score.end - score.val));
+            w += score.end - score.val;
+         }
+         *w = 0;
+         if (found != stack_found) {
+            bson_free (found);
+         }
+         return true;
+      }
+   }
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_reserve (&b, size + 64);
+   dj_buf_put_u32le (&b, 0); /* the length, set below */
+   for (int i = 0; ok && i < rp->n; i++) {
+      const rfield_t *f = &rp->f[i];
+      const relem_t *e = &found[i];
+      if (e->type == MAPPED) {
+         bson_value_t v;
+         ok = eval_mapped (f, ev, as, match, &v);
+         if (ok && v.value_type != BSON_TYPE_EOD) {
+            put_value (&b, f, &v);
+         }
+      } else if (e->type) {
+         put_elem (&b, f, e); /* the element's value as it is, under the field's name */
+      }
+   }
+   if (ok && score.type) {
+      dj_buf_putc (&b, score.type);
+      dj_buf_append (&b, DJ_META_TEXT_SCORE, sizeof DJ_META_TEXT_SCORE);
+      dj_buf_append (&b, score.val, (size_t) (score.end - score.val));
+   }
+   dj_buf_putc (&b, 0);
+   dj_le32_write (b.data, (uint32_t) b.len);
+   bson_t view;
+   if (ok && bson_init_static (&view, b.data, b.len)) {
+      ok = bson_concat (out, &view);
+   }
+   dj_buf_cleanup (&b);
+   if (found != stack_found) {
+      bson_free (found);
+   }
+   return ok;
+}
+
+bool
+dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
+{
+   return apply (rp, ev, doc, NULL, NULL, out);
+}
+
+bool
+dj_reshape_joins (const dj_reshape_t *r)
+{
+   return r->paths != NULL;
+}
+
+bool
+dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
+                         bson_t *out)
+{
+   BSON_ASSERT (r->paths);
+   return apply (r->paths, ev, doc, as, match, out);
+}
