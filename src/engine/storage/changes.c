@@ -36,6 +36,19 @@
  *         {db, coll}, dropTarget}, the indexes created or dropped, collMod's
  * https://www.mongodb.com/docs/manual/reference/change-events/
  *
+ * A batch: the deletes of one statement (storage/write_many.c) share one
+ * entry {op: "delete", db, coll, wall, cid, ids: [_id, ...]} instead of
+ * an entry each (what a delete of many documents writes, and fsyncs, is
+ * then mostly their _ids). Its n documents still have a time each, as
+ * mongod's oplog gives each deleted document an entry of its own: the n
+ * times ending at the entry's key, reserved together (consecutive
+ * increments of one second), so that key order is still time order and
+ * the log's last key still its newest time. dj_changes_read hands each
+ * document of a batch on as an entry of its own ({..., key: {_id}}), at
+ * its own time: change events, resume tokens and resuming inside a batch
+ * are as with single entries. A collection keeping pre-images logs each
+ * delete on its own (its entry carries the document).
+ *
  * Changes to the admin, config and local databases and to system.*
  * collections are not logged: change streams never show them.
  */
@@ -173,12 +186,14 @@ trim (dj_ctx_t *ctx, uint64_t newest, int64_t *bytes, int64_t *lost, bson_error_
    return dj_walk_close (&w, "change log trim", error) && ok;
 }
 
-/* Appends entry at a fresh time (past the log's last key) and trims. The
- * log's newest time and size are read at the transaction's first change and
- * kept in ctx->chg after that (a command's transaction is the only writer
- * while it lasts); dj_changes_flush writes the size at commit. */
+/* Appends entry at fresh times (past the log's last key): `times` of them,
+ * consecutive, the entry keyed by the last (a batch's, above; 1 for any
+ * other entry), and trims. The log's newest time and size are read at the
+ * transaction's first change and kept in ctx->chg after that (a command's
+ * transaction is the only writer while it lasts); dj_changes_flush writes
+ * the size at commit. */
 static bool
-append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
+append (dj_ctx_t *ctx, bson_t *entry, uint32_t times, bson_error_t *error)
 {
    dj_engine_t *e = ctx->engine;
    MDB_val k, v;
@@ -199,9 +214,16 @@ append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
       ctx->chg.valid = true;
    }
    pthread_mutex_lock (&e->shared_clock->mu);
-   clock_step (e->shared_clock, ctx->chg.last);
-   uint64_t ts = (uint64_t) e->shared_clock->secs << 32 | e->shared_clock->inc;
-   pthread_mutex_unlock (&e->shared_clock->mu);
+   dj_clock_t *clk = e->shared_clock;
+   clock_step (clk, ctx->chg.last);
+   if (times > 1 && clk->inc > UINT32_MAX - (times - 1)) {
+      /* the increments left in this second do not hold the batch: the next second's */
+      clk->secs++;
+      clk->inc = 1;
+   }
+   clk->inc += times - 1;
+   uint64_t ts = (uint64_t) clk->secs << 32 | clk->inc;
+   pthread_mutex_unlock (&clk->mu);
 
    uint8_t key[8];
    for (int b = 0; b < 8; b++) {
@@ -477,7 +499,33 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
       bson_destroy (&upd);
    }
    session_append (ctx, &entry);
-   bool ok = append (ctx, &entry, error);
+   bool ok = append (ctx, &entry, 1, error);
+   bson_destroy (&entry);
+   return ok;
+}
+
+bool
+dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error)
+{
+   if (n == 0 || ctx->quiet_log || !logged_ns (c->db, c->name)) {
+      return true;
+   }
+   if (n > UINT32_MAX / 2) {
+      return dj_err (error, DJ_InternalError, "a batch of %zu deletes is too large for one change log entry", n);
+   }
+   bson_t entry, arr;
+   char buf[16];
+   const char *key;
+   entry_start (&entry, "delete", c->db, c->name);
+   BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
+   BSON_APPEND_ARRAY_BEGIN (&entry, "ids", &arr);
+   for (size_t i = 0; i < n; i++) {
+      size_t klen = bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
+      bson_append_value (&arr, key, (int) klen, &ids[i]);
+   }
+   bson_append_array_end (&entry, &arr);
+   session_append (ctx, &entry);
+   bool ok = append (ctx, &entry, (uint32_t) n, error);
    bson_destroy (&entry);
    return ok;
 }
@@ -498,12 +546,53 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
       BSON_APPEND_DOCUMENT (&entry, "desc", desc);
    }
    session_append (ctx, &entry);
-   bool ok = append (ctx, &entry, error);
+   bool ok = append (ctx, &entry, 1, error);
    bson_destroy (&entry);
    return ok;
 }
 
 /* ---- reading ------------------------------------------------------------------ */
+
+/* Calls fn with the events of the entry at key ts that come after time
+ * `after`: the entry itself, or each document of a batch (the header's
+ * "A batch") as an entry of its own at its own time. False: fn stopped. */
+static bool
+each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, void *ud)
+{
+   bson_iter_t it, ids;
+   if (!bson_iter_init_find (&it, entry, "ids") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &ids)) {
+      return fn (ts, entry, ud);
+   }
+   uint64_t n = 0;
+   bson_iter_t count = ids;
+   while (bson_iter_next (&count)) {
+      n++;
+   }
+   uint64_t t = ts - (n ? n - 1 : 0);
+   for (; bson_iter_next (&ids); t++) {
+      if (t <= after) {
+         continue;
+      }
+      bson_t one, key;
+      bson_iter_t f;
+      bson_init (&one);
+      bson_iter_init (&f, entry);
+      while (bson_iter_next (&f)) {
+         if (strcmp (bson_iter_key (&f), "ids")) {
+            bson_append_iter (&one, NULL, 0, &f);
+         }
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (&one, "key", &key);
+      BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&ids));
+      bson_append_document_end (&one, &key);
+      bool go = fn (t, &one, ud);
+      bson_destroy (&one);
+      if (!go) {
+         return false;
+      }
+   }
+   return true;
+}
 
 bool
 dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error)
@@ -528,7 +617,7 @@ dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint6
       if (w.k.mv_size != 8 || !bson_init_static (&entry, w.v.mv_data, w.v.mv_size)) {
          continue;
       }
-      if (!fn (dj_u64be_read (w.k.mv_data), &entry, ud)) {
+      if (!each_event (dj_u64be_read (w.k.mv_data), &entry, after, fn, ud)) {
          break;
       }
    }

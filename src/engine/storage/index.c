@@ -161,8 +161,8 @@ done:
    return ok;
 }
 
-static void
-entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
+void
+dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
 {
    out->len = 0;
    dj_buf_put_u64be (out, ix->id);
@@ -265,7 +265,7 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
       MDB_val key, val;
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
@@ -308,7 +308,7 @@ dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
          continue;
       }
       MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
@@ -334,7 +334,7 @@ dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
          continue;
       }
       MDB_val key;
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_del (ctx->txn, ctx->engine->dbi_data, &key, NULL);

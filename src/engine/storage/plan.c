@@ -75,11 +75,12 @@ typedef struct {
    bool dedupe;
    uint64_t *rids; /* writes: collected (rid, pos) pairs */
    int32_t *poss;
-   size_t nrids;
+   size_t nrids, rids_cap; /* (rids_cap: rids_only's) */
    bson_error_t *error;
    bool failed;
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
+   bool rids_only;  /* ...collect their record ids (rids), fetch nothing (dj_plan_match_rids) */
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -194,6 +195,17 @@ scan_range (scan_t *s, const range_t *r)
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
          if (s->count_only) {
             s->found += !s->dedupe || ridset_add (&s->seen, rid);
+            continue;
+         }
+         if (s->rids_only) {
+            if (!s->dedupe || ridset_add (&s->seen, rid)) {
+               DJ_GROW (s->rids, s->nrids, s->rids_cap, 64);
+               s->rids[s->nrids++] = rid;
+               if (s->max && (int64_t) s->nrids >= s->max) {
+                  s->stop = true;
+                  break;
+               }
+            }
             continue;
          }
          if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
@@ -333,6 +345,17 @@ choose (dj_coll_t *c, const dj_matcher_t *m)
    return best;
 }
 
+
+/* Whether the entries of ch's index within its bounds are exactly the
+ * filter's matches: each document has one entry (no arrays, every document
+ * indexed, no key cut) and the bounds are the whole filter, compared as the
+ * matcher compares (dj_bounds_t.exact). */
+static bool
+covered (const dj_coll_t *c, const choice_t *ch)
+{
+   const dj_index_t *ix = ch->index >= 0 ? &c->indexes[ch->index] : NULL;
+   return ix && ch->b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
+}
 
 static bool
 run_choice (scan_t *s, const choice_t *ch)
@@ -594,6 +617,38 @@ index_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+static bool
+rid_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   scan_t *s = ctx;
+   (void) doc;
+   (void) pos;
+   DJ_GROW (s->rids, s->nrids, s->rids_cap, 64);
+   s->rids[s->nrids++] = rid;
+   return true;
+}
+
+bool
+dj_plan_match_rids (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max,
+                    uint64_t **rids, size_t *n, bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .error = error, .vars = vars, .fn = rid_fn};
+   s.fnctx = &s;
+   choice_t ch = {.index = -1};
+   bool ok;
+   if (dj_matcher_text (m) || dj_matcher_geo (m, NULL, false, NULL) || !covered (c, (ch = choose (c, m), &ch))) {
+      /* the documents tell: a scan handing each match's id over as it goes */
+      ok = dj_plan_scan_vars (ctx, c, m, vars, false, max, rid_fn, &s, error);
+   } else {
+      s.rids_only = true;
+      ok = run_choice (&s, &ch);
+   }
+   bson_free (s.seen.slots);
+   *rids = s.rids;
+   *n = s.nrids;
+   return ok;
+}
+
 bool
 dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t *n,
                bson_error_t *error)
@@ -615,12 +670,8 @@ dj_plan_count (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval
       ok = scan_collection (&s);
    } else {
       choice_t ch = choose (c, m);
-      const dj_index_t *ix = ch.index >= 0 ? &c->indexes[ch.index] : NULL;
-      /* covered: each document has exactly one entry in this index (no
-       * arrays, every document indexed, no key cut), and the bounds are the
-       * whole filter, compared as the matcher compares */
-      s.count_only = ix && ch.b.exact && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy;
-      ok = ix ? run_choice (&s, &ch) : scan_collection (&s);
+      s.count_only = covered (c, &ch);
+      ok = ch.index >= 0 ? run_choice (&s, &ch) : scan_collection (&s);
    }
    bson_free (s.seen.slots);
    *n = s.found;
