@@ -3,7 +3,7 @@
  * engine and SQLite doing the same work (issue 18: Django's delete() or
  * update() of a filtered queryset).
  *
- *   write_many_vs_sqlite [ROUNDS] [--sync] [--markdown FILE]
+ *   write_many_vs_sqlite [ROUNDS] [--sync] [--txn] [--markdown FILE]
  *
  * The table of bench/orm_ops.py's books: 10,000 rows {_id, title, author_id,
  * rating, pages} with indexes on rating and author_id (SQLite: the same
@@ -13,7 +13,10 @@
  *   delete_many  DELETE ... WHERE rating = ?                       (1,000 rows)
  * one statement each, in its own transaction. Both sides skip fsync by
  * default (engine: DJ_ENGINE_NOSYNC; SQLite: synchronous=OFF with WAL);
- * --sync makes both fsync every commit. Prints operations per second.
+ * --sync makes both fsync every commit. --txn runs each statement inside
+ * a transaction begun and committed around it, as Django's atomic() does
+ * (the engine: a snapshot transaction and the command in it; SQLite:
+ * BEGIN ... COMMIT). Prints operations per second.
  */
 #include <string.h>
 
@@ -69,9 +72,12 @@ sqlite_insert (bench_t *b, int first, int n, int rating_of_row)
 }
 
 static void
-sqlite_run (bench_t *b, const char *sql, int rating)
+sqlite_run (bench_t *b, bool txn, const char *sql, int rating)
 {
    sqlite3_stmt *st;
+   if (txn) {
+      sqlite3_exec (b->db, "BEGIN", NULL, NULL, NULL);
+   }
    if (sqlite3_prepare_v2 (b->db, sql, -1, &st, NULL) != SQLITE_OK) {
       bench_die (b, sqlite3_errmsg (b->db));
    }
@@ -80,15 +86,27 @@ sqlite_run (bench_t *b, const char *sql, int rating)
       bench_die (b, "sqlite: not 1000 rows written");
    }
    sqlite3_finalize (st);
+   if (txn) {
+      sqlite3_exec (b->db, "COMMIT", NULL, NULL, NULL);
+   }
 }
 
-/* The engine's write; its reply must say 1,000 rows. */
+/* The engine's write (in a transaction of its own when txn); its reply
+ * must say 1,000 rows. */
 static void
-engine_run (bench_t *b, bson_t *cmd)
+engine_run (bench_t *b, bool txn, bson_t *cmd)
 {
    bson_t reply;
    bson_iter_t it;
-   bench_engine (b, cmd, &reply);
+   bson_error_t err;
+   if (txn) {
+      dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (b->engine, &err);
+      if (!t || !dj_engine_run_command_in (b->engine, t, "bench", cmd, &reply) || !dj_engine_txn_commit (t, &err)) {
+         bench_die (b, "engine: the transaction failed");
+      }
+   } else {
+      bench_engine (b, cmd, &reply);
+   }
    if (!bson_iter_init_find (&it, &reply, "n") || bson_iter_as_int64 (&it) != BATCH) {
       bench_die (b, "engine: not 1000 rows written");
    }
@@ -100,11 +118,13 @@ int
 main (int argc, char **argv)
 {
    int rounds = 50;
-   bool sync = false;
+   bool sync = false, txn = false;
    const char *md = NULL;
    for (int i = 1; i < argc; i++) {
       if (!strcmp (argv[i], "--sync")) {
          sync = true;
+      } else if (!strcmp (argv[i], "--txn")) {
+         txn = true;
       } else if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
          md = argv[++i];
       } else {
@@ -135,22 +155,23 @@ main (int argc, char **argv)
       engine_insert (&b, first, BATCH, rating);
       sqlite_insert (&b, first, BATCH, rating);
       double t = bench_now ();
-      engine_run (&b, BCON_NEW ("update", "books", "updates", "[", "{", "q", "{", "rating", BCON_INT32 (rating), "}", "u",
+      engine_run (&b, txn, BCON_NEW ("update", "books", "updates", "[", "{", "q", "{", "rating", BCON_INT32 (rating), "}", "u",
                                 "{", "$inc", "{", "pages", BCON_INT32 (1), "}", "}", "multi", BCON_BOOL (true), "}", "]"));
       t_eu += bench_now () - t;
       t = bench_now ();
-      sqlite_run (&b, "UPDATE books SET pages = pages + 1 WHERE rating = ?", rating);
+      sqlite_run (&b, txn, "UPDATE books SET pages = pages + 1 WHERE rating = ?", rating);
       t_su += bench_now () - t;
       t = bench_now ();
-      engine_run (&b, BCON_NEW ("delete", "books", "deletes", "[", "{", "q", "{", "rating", BCON_INT32 (rating), "}", "limit",
+      engine_run (&b, txn, BCON_NEW ("delete", "books", "deletes", "[", "{", "q", "{", "rating", BCON_INT32 (rating), "}", "limit",
                                 BCON_INT32 (0), "}", "]"));
       t_ed += bench_now () - t;
       t = bench_now ();
-      sqlite_run (&b, "DELETE FROM books WHERE rating = ?", rating);
+      sqlite_run (&b, txn, "DELETE FROM books WHERE rating = ?", rating);
       t_sd += bench_now () - t;
    }
-   bench_title (&b, "Writes of 1,000 rows at once, engine vs SQLite %s: %d rounds over %d rows (%s)\n\n",
-                sqlite3_libversion (), rounds, ROWS, sync ? "fsync on every commit" : "no fsync on either side");
+   bench_title (&b, "Writes of 1,000 rows at once, engine vs SQLite %s: %d rounds over %d rows (%s%s)\n\n",
+                sqlite3_libversion (), rounds, ROWS, sync ? "fsync on every commit" : "no fsync on either side",
+                txn ? ", each in a transaction of its own" : "");
    bench_print (&b, "| workload | djongo engine (ops/s) | SQLite (ops/s) | engine / SQLite |\n|---|---:|---:|---:|\n");
    bench_print (&b, "| update_many | %.0f | %.0f | %.2f |\n", rounds / t_eu, rounds / t_su, t_su / t_eu);
    bench_print (&b, "| delete_many | %.0f | %.0f | %.2f |\n", rounds / t_ed, rounds / t_sd, t_sd / t_ed);
