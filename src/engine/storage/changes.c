@@ -279,16 +279,19 @@ typedef struct {
    uint32_t nremoved, ntruncated;
 } diff_t;
 
-/* Where the diff is: the dotted path, and its components (field names as
- * strings, array indexes as ints) for disambiguatedPaths, which lists a
+/* Where the diff is: a step (a field name, or an array index) and the
+ * steps above it. Its dotted path, and its components (field names as
+ * strings, array indexes as ints) for disambiguatedPaths -- which lists a
  * path when one of its field names reads as an array index (or holds a
- * dot): "a.1" is then not enough to tell.
+ * dot): "a.1" is then not enough to tell -- are written out only for what
+ * changed (where_path, note_path): most fields of an updated document did
+ * not, and an update's description is built for every document it writes.
  * https://www.mongodb.com/docs/manual/reference/change-events/update/#path-disambiguation */
-typedef struct {
-   const char *path; /* NULL at the top */
-   bson_t *parts;    /* array of components */
-   uint32_t nparts;
-   bool ambiguous;
+typedef struct where {
+   const struct where *up; /* NULL at the top (which has no step) */
+   const char *field;      /* the step's field name, NULL for an index */
+   int32_t index;
+   bool ambiguous; /* some field name of the path reads as an index or holds a dot */
 } where_t;
 
 static bool
@@ -305,51 +308,116 @@ numeric_name (const char *k)
    return true;
 }
 
-/* where + one component (a field name, or index >= 0); *out is the caller's (where_done). */
-static void
-where_child (const where_t *w, const char *field, int32_t index, where_t *out, char idx_buf[16])
+/* where + one step (a field name, or index >= 0). */
+static where_t
+where_child (const where_t *w, const char *field, int32_t index)
 {
-   const char *name = field;
-   if (index >= 0) {
-      snprintf (idx_buf, 16, "%d", index);
-      name = idx_buf;
-   }
-   out->path = w->path ? bson_strdup_printf ("%s.%s", w->path, name) : bson_strdup (name);
-   out->parts = bson_copy (w->parts);
-   out->nparts = w->nparts + 1;
-   char kb[16];
-   const char *key;
-   bson_uint32_to_string (w->nparts, &key, kb, sizeof kb);
-   if (index >= 0) {
-      bson_append_int32 (out->parts, key, -1, index);
-   } else {
-      bson_append_utf8 (out->parts, key, -1, field, -1);
-   }
-   out->ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+   where_t out = {.up = w, .field = index >= 0 ? NULL : field, .index = index};
+   out.ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+   return out;
 }
 
+/* w's dotted path into b (NUL-terminated). */
 static void
-where_done (where_t *w)
+where_path (const where_t *w, dj_buf_t *b)
 {
-   bson_free ((char *) w->path);
-   bson_destroy (w->parts);
+   if (!w->up) {
+      return;
+   }
+   where_path (w->up, b);
+   if (w->up->up) {
+      dj_buf_putc (b, '.');
+   }
+   char num[16];
+   const char *name = w->field;
+   if (!name) {
+      snprintf (num, sizeof num, "%d", w->index);
+      name = num;
+   }
+   dj_buf_append (b, name, strlen (name));
+}
+
+/* w's components appended to arr (its first *n elements there already). */
+static void
+where_parts (const where_t *w, bson_t *arr, uint32_t *n)
+{
+   if (!w->up) {
+      return;
+   }
+   where_parts (w->up, arr, n);
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string ((*n)++, &key, kb, sizeof kb);
+   if (w->field) {
+      bson_append_utf8 (arr, key, -1, w->field, -1);
+   } else {
+      bson_append_int32 (arr, key, -1, w->index);
+   }
+}
+
+/* w's dotted path: owned by the caller (bson_free). */
+static char *
+where_str (const where_t *w)
+{
+   dj_buf_t b;
+   dj_buf_init (&b);
+   where_path (w, &b);
+   dj_buf_putc (&b, 0);
+   return (char *) b.data;
 }
 
 static void
 note_path (diff_t *d, const where_t *w)
 {
    if (w->ambiguous) {
-      bson_append_array (d->disambiguated, w->path, -1, w->parts);
+      bson_t parts = BSON_INITIALIZER;
+      uint32_t n = 0;
+      char *path = where_str (w);
+      where_parts (w, &parts, &n);
+      bson_append_array (d->disambiguated, path, -1, &parts);
+      bson_free (path);
+      bson_destroy (&parts);
    }
 }
 
+/* w now holds v: an updatedFields entry. */
 static void
-push_str (bson_t *arr, uint32_t *n, const char *s)
+put_updated (diff_t *d, const where_t *w, const bson_value_t *v)
+{
+   char *path = where_str (w);
+   bson_append_value (d->updated, path, -1, v);
+   bson_free (path);
+   note_path (d, w);
+}
+
+/* w is gone: a removedFields entry. */
+static void
+put_removed (diff_t *d, const where_t *w)
 {
    char buf[16];
    const char *key;
-   bson_uint32_to_string ((*n)++, &key, buf, sizeof buf);
-   bson_append_utf8 (arr, key, -1, s, -1);
+   char *path = where_str (w);
+   bson_uint32_to_string (d->nremoved++, &key, buf, sizeof buf);
+   bson_append_utf8 (d->removed, key, -1, path, -1);
+   bson_free (path);
+   note_path (d, w);
+}
+
+/* The array at w is now n long: a truncatedArrays entry. */
+static void
+put_truncated (diff_t *d, const where_t *w, uint32_t n)
+{
+   bson_t t;
+   char buf[16];
+   const char *key;
+   char *path = where_str (w);
+   bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
+   bson_append_document_begin (d->truncated, key, -1, &t);
+   BSON_APPEND_UTF8 (&t, "field", path);
+   BSON_APPEND_INT32 (&t, "newSize", (int32_t) n);
+   bson_append_document_end (d->truncated, &t);
+   bson_free (path);
+   note_path (d, w);
 }
 
 static void diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b);
@@ -370,35 +438,41 @@ diff_value (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value
    if (a->value_type == BSON_TYPE_ARRAY && b->value_type == BSON_TYPE_ARRAY) {
       uint32_t na = dj_value_count (a), nb = dj_value_count (b);
       if (nb < na) {
-         bson_t t;
-         char buf[16];
-         const char *key;
-         bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
-         bson_append_document_begin (d->truncated, key, -1, &t);
-         BSON_APPEND_UTF8 (&t, "field", w->path);
-         BSON_APPEND_INT32 (&t, "newSize", (int32_t) nb);
-         bson_append_document_end (d->truncated, &t);
-         note_path (d, w);
+         put_truncated (d, w, nb);
       }
       bson_iter_t ib, ia;
       bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
       bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
       for (int32_t i = 0; bson_iter_next (&ib); i++) {
-         where_t sub;
-         char ib_buf[16];
-         where_child (w, NULL, i, &sub, ib_buf);
+         where_t sub = where_child (w, NULL, i);
          if (bson_iter_next (&ia)) {
             diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
          } else {
-            bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
-            note_path (d, &sub);
+            put_updated (d, &sub, bson_iter_value (&ib));
          }
-         where_done (&sub);
       }
       return;
    }
-   bson_append_value (d->updated, w->path, -1, b);
-   note_path (d, w);
+   put_updated (d, w, b);
+}
+
+/* Whether documents a and b have the same fields in the same order (an
+ * update's usual before and after: then each field pairs with its place). */
+static bool
+same_fields (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_iter_t ia, ib;
+   bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+   bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+   for (;;) {
+      bool na = bson_iter_next (&ia), nb = bson_iter_next (&ib);
+      if (!na || !nb) {
+         return na == nb;
+      }
+      if (strcmp (bson_iter_key (&ia), bson_iter_key (&ib))) {
+         return false;
+      }
+   }
 }
 
 static void
@@ -406,28 +480,30 @@ diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_
 {
    bson_iter_t ia, ib;
    bson_value_t other;
-   char ib_buf[16];
+   if (same_fields (a, b)) {
+      bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+      bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+      while (bson_iter_next (&ia) && bson_iter_next (&ib)) {
+         where_t sub = where_child (w, bson_iter_key (&ib), -1);
+         diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
+      }
+      return;
+   }
    bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
    while (bson_iter_next (&ia)) {
       if (!dj_value_get_field (b, bson_iter_key (&ia), &other)) {
-         where_t sub;
-         where_child (w, bson_iter_key (&ia), -1, &sub, ib_buf);
-         push_str (d->removed, &d->nremoved, sub.path);
-         note_path (d, &sub);
-         where_done (&sub);
+         where_t sub = where_child (w, bson_iter_key (&ia), -1);
+         put_removed (d, &sub);
       }
    }
    bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
    while (bson_iter_next (&ib)) {
-      where_t sub;
-      where_child (w, bson_iter_key (&ib), -1, &sub, ib_buf);
+      where_t sub = where_child (w, bson_iter_key (&ib), -1);
       if (dj_value_get_field (a, bson_iter_key (&ib), &other)) {
          diff_value (d, &sub, &other, bson_iter_value (&ib));
       } else {
-         bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
-         note_path (d, &sub);
+         put_updated (d, &sub, bson_iter_value (&ib));
       }
-      where_done (&sub);
    }
 }
 
@@ -435,9 +511,9 @@ void
 dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out)
 {
    bson_t updated = BSON_INITIALIZER, removed = BSON_INITIALIZER, truncated = BSON_INITIALIZER;
-   bson_t dis = BSON_INITIALIZER, parts = BSON_INITIALIZER;
+   bson_t dis = BSON_INITIALIZER;
    diff_t d = {.updated = &updated, .removed = &removed, .truncated = &truncated, .disambiguated = &dis};
-   where_t top = {.parts = &parts};
+   where_t top = {0};
    bson_value_t a, b;
    dj_value_from_doc (before, false, &a);
    dj_value_from_doc (after, false, &b);
@@ -452,7 +528,6 @@ dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *o
    bson_destroy (&removed);
    bson_destroy (&truncated);
    bson_destroy (&dis);
-   bson_destroy (&parts);
 }
 
 /* A change made in a session's transaction records the session:
