@@ -118,24 +118,9 @@ int
 main (int argc, char **argv)
 {
    int rounds = 50;
-   bool sync = false, txn = false;
-   const char *md = NULL;
-   for (int i = 1; i < argc; i++) {
-      if (!strcmp (argv[i], "--sync")) {
-         sync = true;
-      } else if (!strcmp (argv[i], "--txn")) {
-         txn = true;
-      } else if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
-         md = argv[++i];
-      } else {
-         rounds = atoi (argv[i]);
-      }
-   }
+   bool sync, txn;
    bench_t b;
-   bench_open (&b, "write_many_vs_sqlite", sync ? 0 : DJ_ENGINE_NOSYNC, md);
-   char pragma[128];
-   snprintf (pragma, sizeof pragma, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync ? "FULL" : "OFF");
-   sqlite3_exec (b.db, pragma, NULL, NULL, NULL);
+   bench_start_durable (&b, argc, argv, "write_many_vs_sqlite", &rounds, &sync, &txn);
    sqlite3_exec (b.db,
                  "CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT, author_id INTEGER, rating INTEGER, pages INTEGER);"
                  "CREATE INDEX books_rating ON books(rating); CREATE INDEX books_author ON books(author_id);",
