@@ -14,8 +14,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # QuerySet.explain(): MongoDB's explain (queryPlanner) of the read, as
     # JSON text whatever the format asked (operations.explain_prefix)
     supports_explaining_query_execution = True
-    # CAST(datetime AS time) keeps what a BSON date holds: milliseconds
-    time_cast_precision = 3
+    # CAST(datetime AS time) keeps the microseconds a DATETIME column keeps
+    # beside its BSON date (src/compile/exact_dt.c)
+    time_cast_precision = 6
     supported_explain_formats = {"JSON"}
     # Transactions: the engine has them (begun at an atomic block's first
     # statement: a read snapshot until the first write takes the write lock,
@@ -71,7 +72,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_json_field_contains = True
     json_key_contains_list_matching_requires_list = True  # PostgreSQL's @>: [{'f': 'g'}], not {'f': 'g'}
     supports_timezones = False
-    supports_microsecond_precision = False  # BSON dates hold milliseconds
+    # a DATETIME column keeps a BSON date (milliseconds) and the microseconds
+    # below it in "<column>__us" (src/compile/exact_dt.c; README "Datetimes")
+    supports_microsecond_precision = True
     has_zoneinfo_database = True
     supports_unspecified_pk = False
     supports_boolean_expr_in_select_clause = True
@@ -105,7 +108,7 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_subqueries_in_group_by = True
     supports_tuple_lookups = False
     supports_default_keyword_in_insert = False
-    supports_default_keyword_in_bulk_insert = False
+    supports_default_keyword_in_bulk_insert = True
     requires_literal_defaults = False
     supports_cast_with_precision = False
     supports_regex_backreferencing = False

@@ -1,7 +1,12 @@
 """How Django's ORM spells SQL for djongo's dialect (src/sql/dj_sql.h), and how
 values cross between Python and BSON.
 
-Dates: datetimes are BSON dates (UTC, milliseconds); a DateField is the
+Dates: a datetime is a BSON date (UTC, floored to the millisecond) and
+its microseconds below it in "<column>__us" (src/compile/exact_dt.c: the
+driver binds a datetime with sub-millisecond microseconds as an exact
+datetime, the compiler stores and compares the pair; datetime +/- duration
+is DATETIME_ADD_US / US_ADD_DATETIME, datetime - datetime
+DATETIME_DIFF_US, in microseconds); a DateField is the
 date's midnight UTC; a TimeField is ISO text ("13:45:00.250000"); a
 DurationField is microseconds (bigint). EXTRACT/DATE_PART take a time zone
 as a third argument and DATE_TRUNC gives local wall-clock time, as
@@ -18,6 +23,7 @@ from django.db import DataError, NotSupportedError
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils import timezone
 from django.db.backends.utils import split_tzname_delta
+from django.db.models.constants import OnConflict
 from django.utils.dateparse import parse_date, parse_datetime, parse_duration, parse_time
 
 from djongo._values import UNDEFINED
@@ -147,7 +153,6 @@ class DatabaseOperations(BaseDatabaseOperations):
         return cursor.fetchall()
 
     def insert_statement(self, on_conflict=None):
-        from django.db.models.constants import OnConflict
         if on_conflict == OnConflict.IGNORE:
             return "INSERT OR IGNORE INTO"
         return super().insert_statement(on_conflict=on_conflict)
@@ -155,7 +160,6 @@ class DatabaseOperations(BaseDatabaseOperations):
     def on_conflict_suffix_sql(self, fields, on_conflict, update_fields, unique_fields):
         # bulk_create(update_conflicts=True): SQLite's spelling; the executor
         # runs one upsert per row keyed on unique_fields (src/compile/write.c)
-        from django.db.models.constants import OnConflict
         if on_conflict == OnConflict.UPDATE:
             return "ON CONFLICT(%s) DO UPDATE SET %s" % (
                 ", ".join(map(self.quote_name, unique_fields)),
@@ -255,6 +259,11 @@ class DatabaseOperations(BaseDatabaseOperations):
         return "CAST(SUBSTR(CAST(%s AS time), %d, 2) AS integer)" % (sql, start), params
 
     def date_trunc_sql(self, lookup_type, sql, params, tzname=None):
+        # a datetime truncated to a DateField (Trunc(..., output_field=
+        # DateField(), tzinfo=...)): the day in its time zone
+        tz = self._tz(tzname)
+        if tz is not None:
+            return "DATE_TRUNC(%%s, %s, %%s)" % sql, (lookup_type, *params, tz)
         return "DATE_TRUNC(%%s, %s)" % sql, (lookup_type, *params)
 
     def datetime_trunc_sql(self, lookup_type, sql, params, tzname):
@@ -276,8 +285,13 @@ class DatabaseOperations(BaseDatabaseOperations):
             raise NotSupportedError("truncating a TimeField to %s" % lookup_type)
         n, rest = keep
         # ISO text; a datetime (TruncHour(Now(), output_field=TimeField()))
-        # is its UTC time first, not the text of the whole date
-        sql = "CAST(%s AS time)" % sql
+        # is its UTC time first, not the text of the whole date -- its
+        # wall-clock time in the time zone Trunc was given, if any
+        tz = self._tz(tzname)
+        if tz is not None:
+            sql, params = "TIME_OF_DAY(%s, %%s)" % sql, (*params, tz)
+        else:
+            sql = "CAST(%s AS time)" % sql
         return ("(SUBSTR(%s, 1, %d) || '%s')" % (sql, n, rest) if rest else "SUBSTR(%s, 1, %d)" % (sql, n)), params
 
     def combine_duration_expression(self, connector, sub_expressions):
@@ -289,16 +303,19 @@ class DatabaseOperations(BaseDatabaseOperations):
             # a duration over a number, not cut to an integer: the
             # converter rounds the microseconds as timedelta / x does
             return "(%s / CAST(%s AS real))" % (lhs, rhs)
-        # datetime +/- duration: BSON date arithmetic is in milliseconds,
-        # durations are stored in microseconds; the duration is the side
-        # format_for_duration_arithmetic marked (either side of a +)
+        # datetime +/- duration, to the microsecond: the date and its
+        # remainder move together (src/compile/exact_dt.c); the duration
+        # is the side format_for_duration_arithmetic marked (either side
+        # of a +), and each side keeps its place (its parameters' order)
         if connector not in ("+", "-"):
             raise NotSupportedError("%s on a duration" % connector)
-        if not isinstance(lhs, _DurationSQL):
-            rhs = "(%s / 1000)" % rhs
-        else:
-            lhs = "(%s / 1000)" % lhs
-        return "(%s %s %s)" % (lhs, connector, rhs)
+        if isinstance(lhs, _DurationSQL):
+            if connector == "-":
+                raise NotSupportedError("a duration minus a datetime")
+            return "US_ADD_DATETIME(%s, %s)" % (lhs, rhs)
+        if connector == "-":
+            rhs = "(-%s)" % rhs
+        return "DATETIME_ADD_US(%s, %s)" % (lhs, rhs)
 
     def format_for_duration_arithmetic(self, sql):
         return _DurationSQL(sql)
@@ -309,7 +326,8 @@ class DatabaseOperations(BaseDatabaseOperations):
         if internal_type == "TimeField":
             # ISO text: each side as microseconds since midnight
             return "(TIME_US(%s) - TIME_US(%s))" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
-        return "((%s - %s) * 1000)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
+        # microseconds apart, the remainders included (src/compile/exact_dt.c)
+        return "DATETIME_DIFF_US(%s, %s)" % (lhs_sql, rhs_sql), (*lhs_params, *rhs_params)
 
     # ---- Python -> BSON (the driver binds these types natively) ----
 

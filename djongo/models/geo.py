@@ -22,9 +22,13 @@ MongoDB stores it, queried with MongoDB's geospatial operators.
           MongoDB's sphere of radius 6378.1 km)
           https://www.mongodb.com/docs/manual/reference/operator/query/centerSphere/
   Distance("location", point)
-      meters from point (to a line or polygon: its nearest point), for
-      annotate() and order_by(); the embedded engine's own operator, so it
-      is refused over a MongoDB server (use __near there, which orders).
+      meters from point, for annotate() and order_by(). On a PointField it
+      is an aggregation expression every MongoDB evaluates (the haversine
+      great-circle distance on MongoDB's sphere, radius 6378.1 km), so it
+      runs on the embedded engine and over a MongoDB server alike, with the
+      same numbers. On a line or polygon field it is the distance to the
+      geometry's nearest point: the embedded engine's own operator, refused
+      over a MongoDB server (use __near there, which orders).
 
 Distances may be numbers (meters) or objects with an ``m`` attribute
 (GeoDjango's ``D(km=2)``). The SQL the lookups write is djongo's
@@ -221,8 +225,15 @@ class Distance(Func):
         self.point = to_geojson(point, "Point")
 
     def as_sql(self, compiler, connection, **extra_context):
-        lhs, params = compiler.compile(self.source_expressions[0])
-        return "GEO_DISTANCE(%s, %%s)" % lhs, [*params, self.point]
+        source = self.source_expressions[0]
+        lhs, params = compiler.compile(source)
+        try:
+            field = source.output_field
+        except Exception:  # FieldError: an expression of mixed types
+            field = None
+        # a point: src/compile/function.c's haversine; else the engine's own
+        function = "GEO_DISTANCE" if isinstance(field, PointField) else "GEO_SHAPE_DISTANCE"
+        return "%s(%s, %%s)" % (function, lhs), [*params, self.point]
 
     def __eq__(self, other):
         return super().__eq__(other) and self.point == other.point

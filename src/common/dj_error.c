@@ -91,6 +91,7 @@ static const struct {
    {267, "PreparedTransactionInProgress"},
    {280, "ChangeStreamFatalError"},
    {286, "ChangeStreamHistoryLost"},
+   {291, "NoQueryExecutionPlans"},
    {9001, "SocketException"},
    {10107, "NotWritablePrimary"},
    {10334, "BSONObjectTooLarge"},

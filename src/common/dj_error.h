@@ -76,6 +76,7 @@ enum {
    DJ_TransactionTooOld = 225,
    DJ_NoSuchTransaction = 251,
    DJ_TransactionCommitted = 256,
+   DJ_NoQueryExecutionPlans = 291,
    DJ_APIVersionError = 322,
    DJ_APIStrictError = 323,
    DJ_OperationNotSupportedInTransaction = 263,

@@ -11,6 +11,7 @@
  *   ddl.c     CREATE / DROP / ALTER, transaction statements
  *   compile.c plans, binding, dj_mql_t
  *   cache.c   the plan cache (SQL text -> shared plan)
+ *   exact_dt.c  DATETIME columns to the microsecond (dj_compile.h)
  *
  * Emitters append to a parent document under a key and return false with
  * cx->error set on failure; a half-built parent is then discarded by the
@@ -80,6 +81,8 @@ typedef struct cx {
    int depth;
    int nsub;                   /* subqueries with a $lookup into "__dj_sq<i>" */
    const dj_expr_t *subs[CX_MAX_SUBS]; /* borrowed from the statement */
+   uint32_t sub_us;            /* bit i: subquery i's rows carry c0__us (exact_dt.c) */
+   bool c0_us;                 /* this query's rows carry c0__us (exact_dt.c) */
    /* Inside a subquery: the enclosing query, and the $lookup `let` document
     * being built ({o<i>: "$<outer path>"}) for the outer columns it uses. */
    struct cx *outer;
@@ -124,9 +127,90 @@ bool cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char 
 
 /* Does col name a column of the enclosing query (a correlated reference)? */
 bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
+/* The query an outer column col is read in (NULL: col is not outer). */
+cx_t *cx_outer_query (cx_t *cx, const dj_expr_t *col);
+/* An outer column's `value` (cx_agg_value, or its remainder cx_dt_rem),
+ * computed by that query and bound by the $lookup's `let`: parent[key] =
+ * "$$<variable>". */
+typedef bool (*cx_emit_fn) (struct cx *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+bool cx_outer_let (cx_t *cx, const dj_expr_t *col, cx_emit_fn value, bson_t *parent, const char *key);
 /* Field path of a column (no "$"); false + error if unknown/ambiguous. */
 bool cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size);
 bool cx_path_has_index (const char *name);
+/* The table a column reads (NULL: a derived table's, or unknown); no error. */
+const char *cx_column_table (cx_t *cx, const dj_expr_t *col);
+
+/* exact_dt.c: DATETIME columns to the microsecond (dj_compile.h) */
+/* Is e a DATETIME column of a table of this query (the catalog says so)? */
+bool cx_dt_column (cx_t *cx, const dj_expr_t *e);
+/* The filter of `col op val` (want: TRUE, else FALSE) when col is a
+ * DATETIME column and val a date: *done, else nothing appended. */
+bool cx_dt_filter (cx_t *cx, const dj_expr_t *col, dj_op_t op, bool want, const dj_expr_t *val, bson_t *parent,
+                   const char *key, bool *done);
+/* The same for `col [NOT] IN (constants)` (e a DJ_X_IN_LIST). */
+bool cx_dt_in_filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key, bool *done);
+/* Whether an aggregation comparison of a and b compares [date, remainder]
+ * pairs (either is a DATETIME column or an exact datetime constant), and
+ * one side as its pair (a CX_FN). */
+bool cx_dt_compared (cx_t *cx, const dj_expr_t *a, const dj_expr_t *b);
+bool cx_dt_compare_operand (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* Whether e's value may have a remainder (a DATETIME column, an exact
+ * datetime, COALESCE/GREATEST/LEAST/CASE/CAST of one, DATETIME_ADD_US),
+ * and that remainder as an aggregation expression (0..999; 0 for none). */
+bool cx_dt_has_rem (cx_t *cx, const dj_expr_t *e);
+bool cx_dt_rem (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* DATETIME_ADD_US(x, us), DATETIME_DIFF_US(a, b), TIME_OF_DAY(x, tz) of
+ * an x with a remainder: *done, else nothing appended. */
+bool cx_dt_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bool *done);
+/* a [NOT] IN (subquery i's rows "__dj_sq<i>") when a may have a
+ * remainder: its [date, remainder] among the rows' [c0, c0__us] (*done),
+ * as expr.c's agg_subquery_truth says otherwise (w: TRUE, else FALSE). */
+bool cx_dt_in_subquery (cx_t *cx, const dj_expr_t *e, bool w, int i, bson_t *parent, const char *key, bool *done);
+/* $group: a GROUP BY key e with a remainder groups by it too
+ * (id["<key>__us"]); MIN/MAX (aggregate e, field a<i>) of one also keep
+ * the least/greatest [date, remainder] pair in "a<i>__p". After the
+ * $group, cx_dt_has_rem/cx_dt_rem read those. */
+bool cx_dt_group_key (cx_t *cx, const dj_expr_t *e, bson_t *id, const char *key);
+bool cx_dt_group_acc (cx_t *cx, const dj_expr_t *e, int i, bson_t *group);
+/* ON CONFLICT DO UPDATE SET column = EXCLUDED.source of a DATETIME
+ * column: set["<column>__us"] = "<source>__us" too (its remainder, NULL --
+ * read as 0 -- when the row has none). */
+bool cx_dt_upsert_set (cx_t *cx, const char *table, const char *column, const char *source, bson_t *set);
+/* ALTER TABLE DROP / RENAME (rename_to) COLUMN of a DATETIME column:
+ * the rows' remainders are dropped / renamed too (one more update). */
+bool cx_dt_alter_column (cx_t *cx, const char *table, const char *column, const char *rename_to);
+/* e as a sort or partition key, NULL and missing alike: its value
+ * (cx_agg_value_or_null), or {d: value, r: remainder} when it may have a
+ * remainder -- documents sort field by field (arrays would not: a sort
+ * reads an array's least element). */
+bool cx_dt_key (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* When e may have a remainder: proj["<key>__us"] = it, *added. */
+bool cx_dt_project_rem (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *key, bool *added);
+/* Marks the last column cx_add_column added as a DATETIME one (.us). */
+void cx_dt_mark_column (cx_t *cx);
+/* find: when e is a DATETIME column (at `path`), its remainder projected
+ * too and the column marked. */
+void cx_dt_find_project (cx_t *cx, const dj_expr_t *e, bson_t *proj, const char *path);
+/* ORDER BY term o of s, sorted by `key` (cN when ref >= 0: item ref, else
+ * s<i>): its remainder "<key>__us" next when it may have one. */
+void cx_dt_sort_key (cx_t *cx, const dj_select_t *s, int ref, const dj_order_t *o, bson_t *sort, const char *key);
+/* A compound's part s (its sources set): bit i set when its item i may
+ * have a remainder; and a row's group _id gets "c<i>__us" for those. */
+uint64_t cx_dt_items_us (cx_t *cx, const dj_select_t *s);
+void cx_dt_row_rem (bson_t *id, int i, uint64_t us);
+/* sort["<key>__us"] = dir (unless there). */
+bool cx_dt_sort_rem (bson_t *sort, const char *key, int dir);
+/* cx_append_const's value: an exact datetime as its date (the remainder
+ * is cx_dt_rem's), anything else as it is. */
+bool cx_dt_append_query_value (bson_t *parent, const char *key, const bson_value_t *v);
+/* UPDATE SET column = e of `table`: an exact datetime constant in a
+ * pipeline $set as its date and remainder (*done); else nothing. */
+bool cx_dt_set_exact (cx_t *cx, const dj_expr_t *e, bson_t *set, const char *column, bool *done);
+/* ... then the remainder of a DATETIME column: removed (unset, or
+ * $$REMOVE in a pipeline) for a value without one, copied from another
+ * DATETIME column in a pipeline. */
+bool cx_dt_set_rem (cx_t *cx, const char *table, const char *column, const dj_expr_t *e, bool pipeline, bson_t *set,
+                    bson_t *unset);
 
 /* template.c: documents written as JSON templates (see its comment). What
  * fills a hole "@<d>" of a template (d a digit: ten holes at most): */

@@ -81,6 +81,7 @@ cx_add_column (cx_t *cx, const char *name, const char *path)
    out->columns[out->ncolumns].name = bson_strdup (name);
    out->columns[out->ncolumns].path = bson_strdup (path);
    out->columns[out->ncolumns].star_table = NULL;
+   out->columns[out->ncolumns].us = false;
    out->ncolumns++;
 }
 
@@ -234,7 +235,8 @@ dj_mql_set_values (dj_mql_t *mql, const bson_t *rows)
          }
          bson_append_document_begin (&arr, bson_iter_key (&docs), -1, &doc);
          while (ok && bson_iter_next (&field)) {
-            ok = bson_iter_next (&vals) && bson_append_value (&doc, bson_iter_key (&field), -1, bson_iter_value (&vals));
+            /* (an exact datetime as its date and remainder: dj_compile.h) */
+            ok = bson_iter_next (&vals) && dj_exact_dt_store (&doc, bson_iter_key (&field), bson_iter_value (&vals));
          }
          bson_append_document_end (&arr, &doc);
       }

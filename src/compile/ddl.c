@@ -600,6 +600,7 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
                           CX_ARGS (CX_STR (st->column), CX_STR (drop ? "$unset" : "$rename"),
                                    CX_STR (drop ? "" : st->name))) &&
              update_table_columns (cx, st->table, "$pull", st->column, drop ? NULL : st->name, NULL) &&
+             cx_dt_alter_column (cx, st->table, st->column, drop ? NULL : st->name) && /* its "__us" (exact_dt.c) */
              (drop ? drop_column_constraints (cx, st) : rename_referenced_column (cx, st));
    }
    case DJ_ALTER_RENAME_TABLE: {

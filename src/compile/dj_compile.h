@@ -74,6 +74,39 @@ typedef struct dj_plan dj_plan_t;
  * (dj_mql_t.for_update): reserved, a column of that name would be lost. */
 #define DJ_CLAIM_FIELD "__djongo_claim"
 
+/*
+ * Datetimes to the microsecond (src/compile/exact_dt.c; README "Datetimes").
+ * A DATETIME (or TIMESTAMP) column `c` holds a BSON date: the instant
+ * floored to the millisecond, what every MongoDB tool, index and date
+ * operator reads. The microseconds below it (1..999) are in the sibling
+ * field "c" DJ_US_SUFFIX, absent when 0 (data written by other tools reads
+ * as remainder 0); a column named "<datetime column>__us" is therefore
+ * reserved. Writes store the pair; filters, ORDER BY, GROUP BY, DISTINCT,
+ * MIN/MAX, joins, subqueries, window keys and a result's value compare,
+ * sort and read it (exact_dt.c lists what reads the date alone).
+ *
+ * An exact datetime as a value -- a parameter in (the driver binds a
+ * datetime with microseconds below the millisecond so), a result cell out
+ * (the executor makes one of a column's pair) -- is binary subtype
+ * DJ_EXACT_DT_SUBTYPE (user-defined) of 8 bytes: microseconds since the
+ * Unix epoch, a little-endian int64. It is never stored: a stored one
+ * becomes the pair (cx_append_stored, dj_exact_dt_store).
+ */
+#define DJ_US_SUFFIX "__us"
+#define DJ_EXACT_DT_SUBTYPE 0x80
+
+/** Whether @p v is an exact datetime (*us: microseconds since the epoch). */
+bool dj_exact_dt_value (const bson_value_t *v, int64_t *us);
+/** Appends microseconds @p us since the epoch: a BSON date when they are
+ *  whole milliseconds, else an exact datetime (binary, see above). */
+bool dj_exact_dt_append (bson_t *b, const char *key, int64_t us);
+/** The date (floored milliseconds) and remainder (0..999) of @p us. */
+void dj_exact_dt_split (int64_t us, int64_t *ms, int32_t *rem);
+/** Appends @p v under @p key as a value to store: an exact datetime as the
+ *  pair (the date under key, the remainder under key DJ_US_SUFFIX), any
+ *  other value as it is. */
+bool dj_exact_dt_store (bson_t *b, const char *key, const bson_value_t *v);
+
 /* What running the commands yields. */
 typedef enum {
    DJ_MQL_ROWS,  /* commands[last] returns a cursor of rows */
@@ -95,6 +128,10 @@ typedef struct {
                         CREATE TABLE recorded for the table, in their order,
                         each at "<path>.<column>" (src/exec/exec.c,
                         expand_star_columns) */
+   bool us;          /* a DATETIME column: the microseconds below the
+                        millisecond are at "<path>" DJ_US_SUFFIX; the
+                        executor gives the cell as an exact datetime when
+                        they are not 0 */
 } dj_mql_column_t;
 
 typedef struct {
@@ -208,6 +245,10 @@ bool dj_plan_bind (const dj_plan_t *plan, const char *db, const bson_value_t *pa
 typedef struct {
    /* whether `table`'s recorded columns include `column` (false: no, or unknown) */
    bool (*has_column) (void *ctx, const char *table, const char *column);
+   /* whether `table` recorded `column` as DATETIME or TIMESTAMP, i.e. with
+    * its microseconds in the sibling field (false: no, or unknown; NULL:
+    * never asked, no column is) */
+   bool (*is_datetime) (void *ctx, const char *table, const char *column);
    void *ctx;
 } dj_catalog_t;
 

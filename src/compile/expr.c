@@ -139,7 +139,7 @@ cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    if (v->value_type == BSON_TYPE_UNDEFINED) {
       return BSON_APPEND_NULL (parent, key);
    }
-   return BSON_APPEND_VALUE (parent, key, v);
+   return cx_dt_append_query_value (parent, key, v); /* (an exact datetime: its date) */
 }
 
 bool
@@ -147,7 +147,8 @@ cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   return cx_const_value (cx, e, &tmp, &v) && BSON_APPEND_VALUE (parent, key, v);
+   /* an exact datetime is stored as its date and remainder (exact_dt.c) */
+   return cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_store (parent, key, v);
 }
 
 /* {$literal: v}: see the file comment. Plain numbers, booleans and null
@@ -167,6 +168,7 @@ append_literal (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    case BSON_TYPE_UNDEFINED:
       return BSON_APPEND_NULL (parent, key);
    default:
+      /* (CX_CONST: cx_append_const, an exact datetime as its date) */
       return cx_template (cx, "{'$literal': '@0'}", CX_ARGS (CX_CONST (e)), parent, key);
    }
 }
@@ -218,13 +220,11 @@ owning_source (cx_t *cx, const char *name)
    return found;
 }
 
-bool
-cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
+/* The source a column belongs to (*src), or false with cx->error set. */
+static bool
+column_source (cx_t *cx, const dj_expr_t *col, const cx_source_t **out)
 {
    const cx_source_t *src = NULL;
-   if (col->name[0] == '$' || col->name[0] == '\0' || strstr (col->name, "..")) {
-      return cx_unsupported (cx, col->pos, "column name \"%s\" cannot be a MongoDB field name", col->name);
-   }
    if (col->table) {
       for (int i = 0; i < cx->nsources; i++) {
          if (!strcmp (cx->sources[i].alias, col->table)) {
@@ -251,6 +251,31 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
       return cx_unsupported (cx, col->pos,
                              "column \"%s\" needs a table qualifier: djongo has no schema to tell which table has it",
                              col->name);
+   }
+   *out = src;
+   return true;
+}
+
+const char *
+cx_column_table (cx_t *cx, const dj_expr_t *col)
+{
+   const cx_source_t *src;
+   bson_error_t *keep = cx->error, scratch; /* no answer is not an error here */
+   cx->error = &scratch;
+   bool ok = column_source (cx, col, &src);
+   cx->error = keep;
+   return ok && !src->sub ? src->table : NULL;
+}
+
+bool
+cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
+{
+   const cx_source_t *src = NULL;
+   if (col->name[0] == '$' || col->name[0] == '\0' || strstr (col->name, "..")) {
+      return cx_unsupported (cx, col->pos, "column name \"%s\" cannot be a MongoDB field name", col->name);
+   }
+   if (!column_source (cx, col, &src)) {
+      return false;
    }
    if (src->sub) {
       /* a derived table's column: the inner SELECT item of that name; a
@@ -388,8 +413,15 @@ cx_is_outer (cx_t *cx, const dj_expr_t *col)
  * level between binds again: a $lookup's let variables are seen by the
  * stages of its pipeline, nested $lookup pipelines included.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/ */
-static bool
-append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key)
+cx_t *
+cx_outer_query (cx_t *cx, const dj_expr_t *col)
+{
+   cx_t *c = cx_is_outer (cx, col) ? outer_owner (cx, col->table) : NULL;
+   return c ? c->outer : NULL;
+}
+
+bool
+cx_outer_let (cx_t *cx, const dj_expr_t *col, cx_emit_fn value, bson_t *parent, const char *key)
 {
    cx_t *c = outer_owner (cx, col->table);
    bool deep = c != cx;
@@ -399,7 +431,7 @@ append_outer_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
    }
    bson_t val = BSON_INITIALIZER;
    bson_iter_t vi, it;
-   if (!cx_agg_value (c->outer, col, &val, "v")) {
+   if (!value (c->outer, col, &val, "v")) {
       bson_destroy (&val);
       return false;
    }
@@ -438,7 +470,7 @@ append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *ke
       return cx_unsupported (cx, col->pos, "%s.* outside a SELECT list", col->table);
    }
    if (cx_is_outer (cx, col)) {
-      return append_outer_ref (cx, col, parent, key);
+      return cx_outer_let (cx, col, cx_agg_value, parent, key);
    }
    if (!cx_column_path (cx, col, path + 1, sizeof path - 1)) {
       return false;
@@ -1095,9 +1127,12 @@ agg_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *
             {"{'$and': [{'$ne': ['@0', null]}, {'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}",
              "{'$and': [{'$ne': ['@0', null]}, {'@2': ['@3', '@4']}]}"},
             {"{'$and': [{'$ne': ['@1', null]}, {'@2': ['@3', '@4']}]}", "{'$and': [{'@2': ['@3', '@4']}]}"}};
+         /* a DATETIME column or an exact datetime: [date, remainder] pairs (exact_dt.c) */
+         bool dt = cx_dt_compared (cx, e->a, e->b);
          ok = cx_template (cx, tpl[cx_is_const (e->a)][cx_is_const (e->b)],
                            CX_ARGS (CX_OR_NULL (e->a), CX_OR_NULL (e->b), CX_STR (cmp_op (e->op, !want)),
-                                    CX_VALUE (e->a), CX_VALUE (e->b)),
+                                    dt ? CX_FN (cx_dt_compare_operand, e->a) : CX_VALUE (e->a),
+                                    dt ? CX_FN (cx_dt_compare_operand, e->b) : CX_VALUE (e->b)),
                            parent, key);
          break;
       }
@@ -1236,6 +1271,10 @@ agg_subquery_truth (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, con
    if (e->a->kind == DJ_X_ROW) {
       return row_in_truth (cx, e, w, i, parent, key);
    }
+   bool done; /* a datetime: its [date, remainder] among the rows' (exact_dt.c) */
+   if (!cx_dt_in_subquery (cx, e, w, i, parent, key, &done) || done) {
+      return done;
+   }
    /* a IN (sub): TRUE iff a is not NULL and among the values;
     * FALSE iff a is not NULL, not among them, and no value is NULL. */
    snprintf (ref, sizeof ref, "$__dj_sq%d.c0", i);
@@ -1330,6 +1369,10 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
          ok = filter_never (parent, key); /* a = NULL is never TRUE nor FALSE */
          break;
       }
+      bool done;
+      if (!(ok = cx_dt_filter (cx, col, op, want, val, parent, key, &done)) || done) {
+         break; /* a DATETIME column: date and remainder (exact_dt.c) */
+      }
       /* TRUE(a = v): {a: {$eq: v}} (never the {a: v} shorthand: v may be a
        * document that looks like operators). FALSE(a = v): {a: {$nin: [v, null]}}. */
       const char *mop;
@@ -1362,6 +1405,10 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
       }
       if (!all_const) {
          ok = filter_expr (cx, e, want, parent, key);
+         break;
+      }
+      bool done;
+      if (!(ok = cx_dt_in_filter (cx, e, want, parent, key, &done)) || done) {
          break;
       }
       /* TRUE: {a: {$in: non-null values}}. FALSE: no NULL in the list and

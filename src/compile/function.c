@@ -442,9 +442,26 @@ static const struct {
    {"SHA224", 1, 1, "$_djongoSha224", NULL, false}, {"SHA256", 1, 1, "$_djongoSha256", NULL, false},
    {"SHA384", 1, 1, "$_djongoSha384", NULL, false}, {"SHA512", 1, 1, "$_djongoSha512", NULL, false},
    {"CHR", 1, 1, "$_djongoChr", NULL, false}, {"ASCII", 1, 1, "$_djongoOrd", NULL, false},
-   /* the distance from a point to a stored geometry (djongo.models' geo
-    * Distance(): meters for a GeoJSON point, radians for a legacy pair) */
-   {"GEO_DISTANCE", 2, 2, "$_djongoGeoDistance", NULL, false},
+   /* GEO_DISTANCE(col, point): meters from a GeoJSON point to the column's
+    * GeoJSON Point (NULL for anything else), as every MongoDB evaluates it:
+    * the haversine great-circle distance on the sphere MongoDB's spherical
+    * queries use, radius 6378.1 km (2 r = 12756200 m), sqrt clamped to 1
+    * for $asin (https://www.mongodb.com/docs/manual/reference/operator/aggregation/asin/);
+    * https://www.mongodb.com/docs/manual/reference/operator/query/centerSphere/ */
+   {"GEO_DISTANCE", 2, 2, NULL,
+    "{'$let': {'vars': {'l': '@0', 'q': '@1'}, 'in': {'$let': {'vars': {"
+    "'a': {'$cond': [{'$eq': ['$$l.type', 'Point']}, '$$l.coordinates', null]}, 'b': '$$q.coordinates'}, "
+    "'in': {'$cond': [{'$and': [{'$isArray': '$$a'}, {'$isArray': '$$b'}]}, {'$let': {'vars': {"
+    "'f1': {'$degreesToRadians': {'$arrayElemAt': ['$$a', 1]}}, 'f2': {'$degreesToRadians': {'$arrayElemAt': ['$$b', 1]}}, "
+    "'dl': {'$degreesToRadians': {'$subtract': [{'$arrayElemAt': ['$$b', 0]}, {'$arrayElemAt': ['$$a', 0]}]}}}, "
+    "'in': {'$multiply': [12756200, {'$asin': {'$min': [1, {'$sqrt': {'$add': ["
+    "{'$pow': [{'$sin': {'$divide': [{'$subtract': ['$$f2', '$$f1']}, 2]}}, 2]}, "
+    "{'$multiply': [{'$cos': '$$f1'}, {'$cos': '$$f2'}, {'$pow': [{'$sin': {'$divide': ['$$dl', 2]}}, 2]}]}]}}]}}]}}}, "
+    "null]}}}}}",
+    false},
+   /* GEO_SHAPE_DISTANCE(col, point): to any stored geometry (its nearest
+    * point; radians for a legacy pair): the embedded engine's own operator */
+   {"GEO_SHAPE_DISTANCE", 2, 2, "$_djongoGeoDistance", NULL, false},
    {NULL, 0, 0, NULL, NULL, false}};
 
 /* A COLLATE name -> the MongoDB collation document of the embedded
@@ -571,6 +588,10 @@ cx_agg_function (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    }
    if (!strcmp (f, "EXTRACT") || !strcmp (f, "DATE_PART") || !strcmp (f, "DATE_TRUNC")) {
       return agg_date_function (cx, e, parent, key);
+   }
+   bool done; /* datetimes to the microsecond (exact_dt.c) */
+   if (!cx_dt_function (cx, e, parent, key, &done) || done) {
+      return done;
    }
    if (!strcmp (f, "COLLATE")) {
       return agg_collate (cx, e, parent, key);

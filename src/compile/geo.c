@@ -17,8 +17,9 @@
  * $near cannot be negated (MongoDB sorts by it).
  * https://www.mongodb.com/docs/manual/reference/operator/query-geospatial/
  *
- * GEO_DISTANCE(col, point), a value, is function.c's row
- * ($_djongoGeoDistance).
+ * GEO_DISTANCE(col, point) and GEO_SHAPE_DISTANCE(col, point), values,
+ * are function.c's rows (a haversine any MongoDB evaluates; the embedded
+ * engine's $_djongoGeoDistance).
  */
 #include <string.h>
 

@@ -365,6 +365,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
                BSON_APPEND_INT32 (&proj, path, 1);
             }
             cx_add_column (cx, item_name (it), path);
+            cx_dt_find_project (cx, it->expr, &proj, path); /* a DATETIME column's microseconds */
          }
       }
       if (!has_id) {
@@ -381,6 +382,7 @@ compile_find (cx_t *cx, const dj_select_t *s)
          ok = cx_column_path (cx, e, path, sizeof path);
          if (ok && !bson_has_field (&sort, path)) { /* ORDER BY a, a: the first wins */
             BSON_APPEND_INT32 (&sort, path, o->desc ? -1 : 1);
+            ok = !cx_dt_column (cx, e) || cx_dt_sort_rem (&sort, path, o->desc ? -1 : 1);
          }
       }
       bson_append_document_end (cmd, &sort);
@@ -558,6 +560,9 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
             return cx_unsupported (cx, conj[i]->pos, "JOIN ... ON naming a table joined after it");
          }
          if (!local && join_equality (cx, conj[i], j, &local, &foreign)) {
+            if (cx_dt_has_rem (cx, local) || cx_dt_has_rem (cx, foreign)) {
+               rest[nrest++] = conj[i]; /* datetimes: the remainders must match too (exact_dt.c) */
+            }
             continue;
          }
          rest[nrest++] = conj[i];
@@ -713,13 +718,14 @@ stage_group (cx_t *cx, const dj_select_t *s, cx_group_t *g, bool prejoined, bson
       for (int i = 0; ok && i < g->keys->n; i++) {
          char key[16];
          snprintf (key, sizeof key, "k%d", i);
-         ok = cx_agg_value_or_null (cx, g->keys->v[i], &id, key);
+         ok = cx_agg_value_or_null (cx, g->keys->v[i], &id, key) && cx_dt_group_key (cx, g->keys->v[i], &id, key);
       }
       bson_append_document_end (&group, &id);
    }
    for (int i = 0; ok && i < g->aggs.n; i++) {
       ok = prejoined ? prejoin_accumulator (cx, g->aggs.v[i], i, &group, &post)
-                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults);
+                     : accumulator (cx, g->aggs.v[i], i, &group, &post, &defaults) &&
+                          cx_dt_group_acc (cx, g->aggs.v[i], i, &group);
    }
    /* $group, then the accumulators' fix-ups ($set) if any; without GROUP
     * BY, inside a $facet whose one row (or, on no input, the defaults:
@@ -930,6 +936,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
                     bson_empty (&lets) ? "{'$lookup': {'from': '@0', 'pipeline': '@2', 'as': '@3'}}"
                                        : "{'$lookup': {'from': '@0', 'let': '@1', 'pipeline': '@2', 'as': '@3'}}",
                     CX_ARGS (CX_STR (base_collection (sub)), CX_DOC (&lets), CX_ARRAY (&sp), CX_STR (as)));
+         cx->sub_us |= sc.c0_us ? (uint32_t) 1 << cx->nsub : 0; /* a datetime's remainder (exact_dt.c) */
          cx->subs[cx->nsub++] = e;
       }
       bson_destroy (&lets);
@@ -1156,8 +1163,13 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       } else {
          ok = project_value (cx, it->expr, &proj, key);
       }
+      bool us = false; /* a DATETIME column: its microseconds beside (exact_dt.c) */
+      ok = ok && cx_dt_project_rem (cx, it->expr, &proj, key, &us);
       if (ok && cx->out && !(flags & CX_PIPE_NO_COLUMNS)) {
          cx_add_column (cx, item_name (it), key);
+         if (us) {
+            cx_dt_mark_column (cx);
+         }
       }
    }
    /* (the ORDER BY of a compound, kept on its first SELECT, is
@@ -1184,7 +1196,8 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
             cx_collation_key (&k, argv, o->expr, o->expr);
             ok = project_value (cx, &k, &proj, key);
          } else {
-            ok = project_value (cx, o->expr, &proj, key);
+            bool us;
+            ok = project_value (cx, o->expr, &proj, key) && cx_dt_project_rem (cx, o->expr, &proj, key, &us);
          }
       }
       bool nulls_first = o->nulls ? o->nulls == 1 : !o->desc;
@@ -1254,6 +1267,7 @@ stage_order_limit (cx_t *cx, const dj_select_t *s, const int *sort_ref, bson_t *
          snprintf (key, sizeof key, sort_ref[i] >= 0 ? "c%d" : "s%d", sort_ref[i] >= 0 ? sort_ref[i] : i);
          if (!bson_has_field (&sort, key)) {
             BSON_APPEND_INT32 (&sort, key, o->desc ? -1 : 1);
+            cx_dt_sort_key (cx, s, sort_ref[i], o, &sort, key); /* a datetime's microseconds next */
          }
       }
       bson_append_document_end (&st, &sort);
@@ -1331,9 +1345,11 @@ stage_distinct_rows (bson_t *pipeline, uint32_t *n)
 }
 
 /* {$group: {_id: {c0: "$c0", ...}, <accumulators>}}: one group per row of
- * ncols columns; `group` is the template of the $group stage, "@0" its _id. */
+ * ncols columns; `group` is the template of the $group stage, "@0" its _id.
+ * Bit i of `us`: column i may have a remainder, c<i>__us, which is part of
+ * the row (cx_dt_items_us). */
 static void
-stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *group)
+stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, const char *group)
 {
    bson_t id = BSON_INITIALIZER;
    for (int i = 0; i < ncols; i++) {
@@ -1341,6 +1357,7 @@ stage_group_rows (bson_t *pipeline, uint32_t *n, int ncols, const char *group)
       snprintf (key, sizeof key, "c%d", i);
       snprintf (ref, sizeof ref, "$c%d", i);
       BSON_APPEND_UTF8 (&id, key, ref);
+      cx_dt_row_rem (&id, i, us); /* a datetime's microseconds */
    }
    cx_stages (NULL, pipeline, n, group, CX_ARGS (CX_DOC (&id)));
    bson_destroy (&id);
@@ -1359,10 +1376,10 @@ stage_tag (bson_t *pipeline, uint32_t *n, int tag)
  *   {$set: {n: ...}} {$match: {n > 0}} {$set: {k: {$range: [0, n]}}}
  *   {$unwind: "$k"} {$replaceWith: "$_id"} */
 static void
-stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, bool intersect)
+stage_multiset (bson_t *pipeline, uint32_t *n, int ncols, uint64_t us, bool intersect)
 {
    /* a row's copies from the left (tag 0) and from the right (tag 1) */
-   stage_group_rows (pipeline, n, ncols,
+   stage_group_rows (pipeline, n, ncols, us,
                      "{'$group': {'_id': '@0', 'l': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 0]}, 1, 0]}}, "
                      "'r': {'$sum': {'$cond': [{'$eq': ['$__dj_t', 1]}, 1, 0]}}}}");
    cx_stages (NULL, pipeline, n,
@@ -1392,6 +1409,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
    if (!cx_select_pipeline (cx, s, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_ORDER | (flags & CX_PIPE_NO_COLUMNS))) {
       return false;
    }
+   uint64_t us = cx_dt_items_us (cx, s);
    for (const dj_select_t *left = s; left->next; left = left->next) {
       const dj_select_t *b = left->next;
       dj_setop_t op = left->setop;
@@ -1421,6 +1439,7 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
        * that saw otherwise would refuse the command: "Use of undefined
        * variable", never other rows) */
       bool ok = cx_select_pipeline (cx, &branch, &bp, &bn, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS | CX_PIPE_NO_ORDER);
+      us |= ok ? cx_dt_items_us (cx, &branch) : 0;
       if (ok && tagged) {
          stage_tag (&bp, &bn, 1);
       }
@@ -1433,11 +1452,11 @@ compound_stages (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *n, 
       if (op == DJ_SET_UNION) {
          stage_distinct_rows (pipeline, n);
       } else if (tagged && all) {
-         stage_multiset (pipeline, n, ncols, intersect);
+         stage_multiset (pipeline, n, ncols, us, intersect);
       } else if (tagged) {
          /* the sides each row came from: INTERSECT keeps the rows of both,
           * EXCEPT those of the left only */
-         stage_group_rows (pipeline, n, ncols, "{'$group': {'_id': '@0', 't': {'$addToSet': '$__dj_t'}}}");
+         stage_group_rows (pipeline, n, ncols, us, "{'$group': {'_id': '@0', 't': {'$addToSet': '$__dj_t'}}}");
          cx_stages (NULL, pipeline, n,
                     intersect ? "[{'$match': {'t': {'$all': [0, 1]}}}, {'$replaceWith': '$_id'}]"
                               : "[{'$match': {'t': {'$nin': [1]}}}, {'$replaceWith': '$_id'}]",

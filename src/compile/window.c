@@ -174,7 +174,7 @@ static bool
 order_value (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
    if (!cx_is_collate (e)) {
-      return cx_agg_value_or_null (cx, e, parent, key);
+      return cx_dt_key (cx, e, parent, key); /* (a datetime: with its microseconds) */
    }
    void *argv[2];
    dj_expr_t k;
@@ -199,7 +199,7 @@ stage_keys (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipeline, 
          /* equal values make a partition: see GROUP BY (select.c) */
          ok = cx_unsupported (cx, e->pos, "PARTITION BY over a non-deterministic collation");
       } else {
-         ok = cx_agg_value_or_null (cx, e, &part, k);
+         ok = cx_dt_key (cx, e, &part, k);
       }
    }
    bson_append_document_end (&set, &part);

@@ -67,6 +67,7 @@ upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
       } else {
          ok = field_name_ok (cx, it->alias, v->pos) && field_name_ok (cx, v->name, v->pos);
          BSON_APPEND_UTF8 (&set, it->alias, v->name);
+         ok = ok && cx_dt_upsert_set (cx, st->table, it->alias, v->name, &set);
       }
    }
    bson_append_document_end (spec, &set);
@@ -239,23 +240,32 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
       }
       all_const &= cx_is_const (it->expr);
    }
-   bson_t *cmd = bson_new (), ups, up, set = BSON_INITIALIZER;
+   bson_t *cmd = bson_new (), ups, up, set = BSON_INITIALIZER, unset = BSON_INITIALIZER;
    BSON_APPEND_UTF8 (cmd, "update", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "updates", &ups);
    BSON_APPEND_DOCUMENT_BEGIN (&ups, "0", &up);
    bool ok = write_filter (cx, st, &up);
    for (int i = 0; ok && i < st->sets.n; i++) {
       const dj_item_t *it = st->sets.v[i];
-      ok = all_const ? cx_append_stored (cx, it->expr, &set, it->alias) : cx_agg_value (cx, it->expr, &set, it->alias);
+      bool done = false; /* an exact datetime: date and remainder (exact_dt.c) */
+      ok = all_const || cx_dt_set_exact (cx, it->expr, &set, it->alias, &done);
+      ok = ok && (done || (all_const ? cx_append_stored (cx, it->expr, &set, it->alias)
+                                     : cx_agg_value (cx, it->expr, &set, it->alias)));
+      ok = ok && cx_dt_set_rem (cx, st->table, it->alias, it->expr, !all_const, &set, &unset);
    }
    /* not all constants: a pipeline of one $set stage, where every
     * right-hand side sees the row before the UPDATE, as SQL requires
     * (SET a = b, b = a swaps) */
-   ok = ok && cx_template (cx, all_const ? "{'$set': '@0'}" : "[{'$set': '@0'}]", CX_ARGS (CX_DOC (&set)), &up, "u");
+   ok = ok && cx_template (cx,
+                           !all_const             ? "[{'$set': '@0'}]"
+                           : bson_empty (&unset) ? "{'$set': '@0'}"
+                                                  : "{'$set': '@0', '$unset': '@1'}",
+                           CX_ARGS (CX_DOC (&set), CX_DOC (&unset)), &up, "u");
    BSON_APPEND_BOOL (&up, "multi", true);
    bson_append_document_end (&ups, &up);
    bson_append_array_end (cmd, &ups);
    bson_destroy (&set);
+   bson_destroy (&unset);
    return cx_add_command_if (cx, ok, cmd);
 }
 

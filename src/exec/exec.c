@@ -2,6 +2,7 @@
  * exec.c -- runs a dj_mql_t over a transport (see dj_exec.h).
  */
 #include <string.h>
+#include <strings.h>
 
 #include "exec-private.h"
 
@@ -101,6 +102,26 @@ append_cell (bson_t *row, const char *key, const bson_t *doc, const char *path)
    }
 }
 
+/* A DATETIME column's cell (dj_mql_column_t.us): the date at `path`
+ * with the microseconds at "<path>__us", an exact datetime when they are
+ * 1..999; anything else as it is. */
+static void
+append_dt_cell (bson_t *row, const char *key, const bson_t *doc, const char *path, const bson_value_t *v)
+{
+   bson_iter_t it, found;
+   char upath[600];
+   int n = snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
+   if (v->value_type == BSON_TYPE_DATE_TIME && n > 0 && (size_t) n < sizeof upath && bson_iter_init (&it, doc) &&
+       bson_iter_find_descendant (&it, upath, &found) && BSON_ITER_HOLDS_NUMBER (&found)) {
+      int64_t r = bson_iter_as_int64 (&found); /* (an expression's may be a long or a double) */
+      if (r > 0 && r < 1000 && v->value.v_datetime <= INT64_MAX / 1000 - 1 && v->value.v_datetime >= INT64_MIN / 1000) {
+         dj_exact_dt_append (row, key, v->value.v_datetime * 1000 + r);
+         return;
+      }
+   }
+   bson_append_value (row, key, -1, v);
+}
+
 /* Appends doc as a row of m's columns (or all its fields for SELECT *). */
 static void
 append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
@@ -128,8 +149,19 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
          bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
          bson_iter_t next = seq;
          if (in_seq && bson_iter_next (&next) && !strcmp (bson_iter_key (&next), m->columns[i].path)) {
-            bson_append_value (&row, ck, -1, bson_iter_value (&next));
+            if (m->columns[i].us) {
+               append_dt_cell (&row, ck, doc, m->columns[i].path, bson_iter_value (&next));
+            } else {
+               bson_append_value (&row, ck, -1, bson_iter_value (&next));
+            }
             seq = next;
+         } else if (m->columns[i].us) {
+            bson_iter_t it, found;
+            if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
+               append_dt_cell (&row, ck, doc, m->columns[i].path, bson_iter_value (&found));
+            } else {
+               bson_append_null (&row, ck, -1);
+            }
          } else {
             append_cell (&row, ck, doc, m->columns[i].path);
          }
@@ -294,6 +326,8 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    return NULL;
 }
 
+static bool catalog_is_datetime (void *ctx, const char *table, const char *column);
+
 /* Appends (to *cols, *n, *cap) the columns CREATE TABLE recorded for
  * `table`, each at "<prefix><column>" (prefix "" or "c0."); *found is false
  * when the table has no entry (a collection made elsewhere). */
@@ -320,6 +354,7 @@ recorded_columns (dj_exec_t *x, const char *table, const char *prefix, dj_mql_co
       (*cols)[*n].name = bson_strdup (bson_iter_utf8 (&c, NULL));
       (*cols)[*n].path = bson_strdup_printf ("%s%s", prefix, (*cols)[*n].name);
       (*cols)[*n].star_table = NULL;
+      (*cols)[*n].us = catalog_is_datetime (x, table, (*cols)[*n].name);
       (*n)++;
    }
    return true;
@@ -639,18 +674,43 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    with_ids_t *w = ctx;
    bson_t nd;
    bson_iter_t f;
+   bool has_col = false, has_id = false;
    (void) error;
-   if (!lacks (d, w->col)) {
-      return bson_append_document (arr, key, -1, d);
+   /* one look at the keys: the column (its first occurrence decides, as
+    * lacks() reads it) and _id */
+   bson_iter_init (&f, d);
+   while (bson_iter_next (&f)) {
+      const char *k = bson_iter_key (&f);
+      if (!has_col && !strcmp (k, w->col)) {
+         if (!BSON_ITER_HOLDS_NULL (&f)) {
+            return bson_append_document (arr, key, -1, d); /* an explicit key */
+         }
+         has_col = true;
+      } else if (!strcmp (k, "_id")) {
+         has_id = true;
+      }
    }
    bson_append_document_begin (arr, key, -1, &nd);
+   if (!has_id) {
+      /* the row's _id too, first, as MongoDB's drivers give one before an
+       * insert: the engine then stores the document as it comes instead
+       * of copying it to put an _id first, and an insert retried over the
+       * wire carries the same _id */
+      bson_oid_t oid;
+      bson_oid_init (&oid, NULL);
+      BSON_APPEND_OID (&nd, "_id", &oid);
+   }
    w->out->lastrowid = w->next;
    w->out->has_lastrowid = true;
    append_id (&nd, w->col, w->next++);
-   bson_iter_init (&f, d);
-   while (bson_iter_next (&f)) {
-      if (strcmp (bson_iter_key (&f), w->col)) {
-         bson_append_iter (&nd, NULL, 0, &f);
+   if (!has_col) {
+      bson_concat (&nd, d); /* the row's fields as they are, in one copy */
+   } else {
+      bson_iter_init (&f, d);
+      while (bson_iter_next (&f)) {
+         if (strcmp (bson_iter_key (&f), w->col)) {
+            bson_append_iter (&nd, NULL, 0, &f);
+         }
       }
    }
    return bson_append_document_end (arr, &nd);
@@ -1338,10 +1398,30 @@ catalog_has_column (void *ctx, const char *table, const char *column)
    return false;
 }
 
+/* Whether a recorded type keeps microseconds beside the date
+ * (dj_compile.h): DATETIME, TIMESTAMP (with or without a time zone). */
+static bool
+is_datetime_type (const char *type)
+{
+   return !strncasecmp (type, "DATETIME", 8) || !strncasecmp (type, "TIMESTAMP", 9);
+}
+
+/* dj_catalog_t.is_datetime over the table entries' types */
+static bool
+catalog_is_datetime (void *ctx, const char *table, const char *column)
+{
+   bson_iter_t it, t;
+   bson_error_t error;
+   bool found;
+   return exec_entry_field (ctx, table, "types", &it, &found, &error) && found && BSON_ITER_HOLDS_DOCUMENT (&it) &&
+          bson_iter_recurse (&it, &t) && bson_iter_find (&t, column) && BSON_ITER_HOLDS_UTF8 (&t) &&
+          is_datetime_type (bson_iter_utf8 (&t, NULL));
+}
+
 dj_catalog_t
 dj_exec_catalog (dj_exec_t *x)
 {
-   return (dj_catalog_t) {.has_column = catalog_has_column, .ctx = x};
+   return (dj_catalog_t) {.has_column = catalog_has_column, .is_datetime = catalog_is_datetime, .ctx = x};
 }
 
 bool

@@ -21,9 +21,10 @@
  * Types, Python -> BSON (parameters): None, bool, int (int32 when it fits,
  * else int64; beyond int64: DataError), float, str, bytes/bytearray/
  * memoryview (binary), decimal.Decimal (Decimal128, exact to 34 digits),
- * datetime.datetime (UTC milliseconds: an aware value is converted, a naive
- * one is taken as UTC, microseconds below the millisecond are dropped, as
- * MongoDB keeps milliseconds), datetime.date (midnight UTC), datetime.time
+ * datetime.datetime (UTC: an aware value is converted, a naive one is taken
+ * as UTC; a BSON date, or with microseconds below the millisecond an exact
+ * datetime, which the compiler stores as the date and a remainder:
+ * dj_compile.h), datetime.date (midnight UTC), datetime.time
  * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
  * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
  * tuple (array), djongo._values.Undefined (BSON undefined: a JSON column's
@@ -36,6 +37,7 @@
 #include <datetime.h>
 #include <pythread.h>
 
+#include "dj_bson_array.h"
 #include "dj_compile.h"
 #include "dj_date.h"
 #include "pydriver-private.h"
@@ -134,9 +136,8 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
    Py_ssize_t n = PySequence_Fast_GET_SIZE (fast);
    bool ok = true;
    for (Py_ssize_t i = 0; ok && i < n; i++) {
-      char kb[16];
-      const char *k;
-      bson_uint32_to_string ((uint32_t) i, &k, kb, sizeof kb);
+      char k[16];
+      dj_bson_array_key ((uint32_t) i, k);
       ok = append_py (&child, k, PySequence_Fast_GET_ITEM (fast, i), depth + 1);
    }
    bson_append_array_end (b, &child);
@@ -166,11 +167,14 @@ append_datetime (bson_t *b, const char *key, PyObject *v)
       return false;
    }
    int64_t days = dj_days_from_civil (PyDateTime_GET_YEAR (utc), PyDateTime_GET_MONTH (utc), PyDateTime_GET_DAY (utc));
-   int64_t ms = days * 86400000 + (int64_t) PyDateTime_DATE_GET_HOUR (utc) * 3600000 +
-                (int64_t) PyDateTime_DATE_GET_MINUTE (utc) * 60000 + (int64_t) PyDateTime_DATE_GET_SECOND (utc) * 1000 +
-                PyDateTime_DATE_GET_MICROSECOND (utc) / 1000;
+   int64_t us = (days * 86400 + (int64_t) PyDateTime_DATE_GET_HOUR (utc) * 3600 +
+                 (int64_t) PyDateTime_DATE_GET_MINUTE (utc) * 60 + (int64_t) PyDateTime_DATE_GET_SECOND (utc)) *
+                   1000000 +
+                PyDateTime_DATE_GET_MICROSECOND (utc);
    Py_DECREF (utc);
-   return bson_append_date_time (b, key, -1, ms);
+   /* a BSON date, or an exact datetime when there are microseconds below
+    * the millisecond (dj_compile.h: the compiler stores and compares those) */
+   return dj_exact_dt_append (b, key, us);
 }
 
 bool
@@ -196,8 +200,9 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       if (x == -1 && PyErr_Occurred ()) {
          return false;
       }
-      /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size */
-      bool wide = Int64_type && PyObject_IsInstance (v, Int64_type) == 1;
+      /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size
+       * (a plain int, most parameters, is not one: no isinstance() asked) */
+      bool wide = !PyLong_CheckExact (v) && Int64_type && PyObject_IsInstance (v, Int64_type) == 1;
       return !wide && x >= INT32_MIN && x <= INT32_MAX ? bson_append_int32 (b, key, -1, (int32_t) x)
                                                        : bson_append_int64 (b, key, -1, (int64_t) x);
    }
@@ -336,6 +341,21 @@ doc_to_py (const bson_iter_t *it, bool array, int depth)
 }
 
 
+/* A naive UTC datetime of @p ms since the epoch and @p us more (0..999). */
+static PyObject *
+datetime_from_ms (int64_t ms, int32_t us)
+{
+   int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+   int64_t rem = ms - days * 86400000, y;
+   unsigned mo, d;
+   dj_civil_from_days (days, &y, &mo, &d);
+   if (y < 1 || y > 9999) {
+      return PyErr_Format (Exc_DataError, "date out of Python's range (year %lld)", (long long) y);
+   }
+   return PyDateTime_FromDateAndTime ((int) y, (int) mo, (int) d, (int) (rem / 3600000), (int) (rem / 60000 % 60),
+                                      (int) (rem / 1000 % 60), (int) (rem % 1000) * 1000 + us);
+}
+
 PyObject *
 to_py (const bson_iter_t *it, int depth)
 {
@@ -354,18 +374,8 @@ to_py (const bson_iter_t *it, int depth)
       const char *s = bson_iter_utf8 (it, &n);
       return PyUnicode_DecodeUTF8 (s, n, "strict");
    }
-   case BSON_TYPE_DATE_TIME: {
-      int64_t ms = bson_iter_date_time (it);
-      int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
-      int64_t rem = ms - days * 86400000, y;
-      unsigned mo, d;
-      dj_civil_from_days (days, &y, &mo, &d);
-      if (y < 1 || y > 9999) {
-         return PyErr_Format (Exc_DataError, "date out of Python's range (year %lld)", (long long) y);
-      }
-      return PyDateTime_FromDateAndTime ((int) y, (int) mo, (int) d, (int) (rem / 3600000), (int) (rem / 60000 % 60),
-                                         (int) (rem / 1000 % 60), (int) (rem % 1000) * 1000);
-   }
+   case BSON_TYPE_DATE_TIME:
+      return datetime_from_ms (bson_iter_date_time (it), 0);
    case BSON_TYPE_DECIMAL128: {
       bson_decimal128_t dec;
       char s[BSON_DECIMAL128_STRING];
@@ -387,6 +397,14 @@ to_py (const bson_iter_t *it, int depth)
       uint32_t n;
       const uint8_t *data;
       bson_iter_binary (it, &st, &n, &data);
+      int64_t us;
+      if (dj_exact_dt_value (bson_iter_value ((bson_iter_t *) it), &us)) {
+         /* an exact datetime (dj_compile.h): the date, then its microseconds */
+         int64_t ms;
+         int32_t rem;
+         dj_exact_dt_split (us, &ms, &rem);
+         return datetime_from_ms (ms, rem);
+      }
       if (st == BSON_SUBTYPE_UUID && n == 16) {
          PyObject *kw = Py_BuildValue ("{s:y#}", "bytes", (const char *) data, (Py_ssize_t) 16);
          PyObject *empty = PyTuple_New (0), *u = NULL;

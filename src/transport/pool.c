@@ -20,7 +20,10 @@
  * libmongoc asks, a program forks while no other thread is inside
  * libmongoc -- or this lookup. Pools live as long as the process (as
  * mongoc_init's state does): a later connection with the same settings
- * finds the pool warm.
+ * finds the pool warm. Each pool also keeps, per client, the client's
+ * retryable-write session and last transaction number (dj_pool_writer_t),
+ * looked up under g_pools_mu when the client is popped and then used only
+ * by the transport holding the client.
  */
 #include <pthread.h>
 #include <string.h>
@@ -29,9 +32,17 @@
 #include "dj_transport.h"
 #include "transport-private.h"
 
+/* A client of the pool and its retryable-write state (dj_pool_writer_t) */
+struct dj_writer {
+   mongoc_client_t *client; /* the pool's */
+   dj_pool_writer_t w;
+   struct dj_writer *next;
+};
+
 struct dj_pool {
    char *key;                  /* owned: HOST and its options, as text */
    mongoc_client_pool_t *pool; /* owned (never destroyed: see above) */
+   struct dj_writer *writers;  /* owned: one per client popped so far (never freed, as the pool) */
    struct dj_pool *next;
 };
 
@@ -40,13 +51,14 @@ static struct dj_pool *g_pools;
 static pid_t g_pools_pid; /* the process the list belongs to (g_pools_mu guards it) */
 
 mongoc_client_t *
-dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **from,
+dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **from, dj_pool_writer_t **writer,
              void (*started) (const mongoc_apm_command_started_t *), bson_error_t *error)
 {
    char *json = options ? bson_as_canonical_extended_json (options, NULL) : NULL;
    char *key = bson_strdup_printf ("%s\n%s", host, json ? json : "{}");
    bson_free (json);
    mongoc_client_pool_t *pool = NULL;
+   struct dj_pool *entry = NULL;
    pthread_mutex_lock (&g_pools_mu);
    if (g_pools_pid != getpid ()) {
       g_pools = NULL; /* a forked child: the parent's pools, abandoned */
@@ -55,6 +67,7 @@ dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **fro
    for (struct dj_pool *p = g_pools; p; p = p->next) {
       if (!strcmp (p->key, key)) {
          pool = p->pool;
+         entry = p;
          break;
       }
    }
@@ -81,7 +94,7 @@ dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **fro
          key = NULL;
          p->pool = pool;
          p->next = g_pools;
-         g_pools = p;
+         g_pools = entry = p;
       }
    }
    pthread_mutex_unlock (&g_pools_mu);
@@ -90,5 +103,21 @@ dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **fro
       return NULL;
    }
    *from = pool;
-   return mongoc_client_pool_pop (pool); /* waits while maxPoolSize clients are out */
+   mongoc_client_t *client = mongoc_client_pool_pop (pool); /* waits while maxPoolSize clients are out */
+   /* the client's writer: found, or made on the client's first pop (the
+    * list only grows, to maxPoolSize entries) */
+   pthread_mutex_lock (&g_pools_mu);
+   struct dj_writer *w = entry->writers;
+   while (w && w->client != client) {
+      w = w->next;
+   }
+   if (!w) {
+      w = bson_malloc0 (sizeof *w);
+      w->client = client;
+      w->next = entry->writers;
+      entry->writers = w;
+   }
+   pthread_mutex_unlock (&g_pools_mu);
+   *writer = &w->w;
+   return client;
 }

@@ -19,14 +19,32 @@
  * network: mongodb+srv:// is resolved when the client starts. */
 mongoc_uri_t *dj_transport_uri (const char *host, const bson_t *options, bson_error_t *error);
 
+/* What a pooled client keeps for retryable writes across the transports
+ * that pop it: an explicit session held out of libmongoc's session pool
+ * for the client's life (the pool's), and the last transaction number sent
+ * on it. Retryable writes number their statements themselves (libmongoc
+ * does not number an insert/update/delete sent as a command); a session
+ * given back to libmongoc's pool would come out again -- to another
+ * transport, or as an implicit session whose findAndModify libmongoc
+ * numbers from its own counter -- and repeat a number this lsid has
+ * already used, which the server answers with the earlier write's stored
+ * reply: a write acknowledged and never applied. Used by one transport at
+ * a time (the one that popped the client). */
+typedef struct {
+   mongoc_client_session_t *session; /* started on first use; never destroyed (see above) */
+   int64_t txn_number;               /* the last number sent with session's lsid */
+} dj_pool_writer_t;
+
 /* A client from this process's pool for HOST + @p options (made on first
  * use: dj_transport_uri()'s URI, appname "djongo" unless given, error API
  * 2, @p started as the command-started APM callback with a NULL context).
  * Waits while the pool's maxPoolSize clients are out. Returns the client,
  * which goes back with mongoc_client_pool_push (*from, client), and sets
- * *from; NULL with @p error for a bad URI. */
+ * *from and *writer (the client's, owned by the pool); NULL with @p error
+ * for a bad URI. */
 mongoc_client_t *dj_pool_pop (const char *host, const bson_t *options, mongoc_client_pool_t **from,
-                              void (*started) (const mongoc_apm_command_started_t *), bson_error_t *error);
+                              dj_pool_writer_t **writer, void (*started) (const mongoc_apm_command_started_t *),
+                              bson_error_t *error);
 
 /* A read preference, read concern and write concern, each NULL when not
  * given (then the connection's own applies). Each part owned. */

@@ -38,8 +38,7 @@ struct dj_transport {
    /* server: the session of the open transaction (owned), else NULL */
    mongoc_client_session_t *session;
    uint32_t last_server_id; /* the member the last command went to (APM) */
-   mongoc_client_session_t *write_session; /* owned: retryable writes' lsid, or NULL */
-   int64_t txn_number;      /* its last transaction number */
+   dj_pool_writer_t *writer; /* the client's retryable-write session and number (the pool's) */
    struct {
       int64_t id;
       uint32_t server_id;
@@ -159,7 +158,7 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
    t->ttl_monitor_secs = ttl_monitor_secs;
    if (dj_transport_is_server (host)) {
       pthread_once (&mongoc_once, init_mongoc);
-      if (!(t->client = dj_pool_pop (host, options, &t->pool, on_command_started, error))) {
+      if (!(t->client = dj_pool_pop (host, options, &t->pool, &t->writer, on_command_started, error))) {
          free_transport (t);
          return NULL;
       }
@@ -217,9 +216,6 @@ dj_transport_close (dj_transport_t *t)
    if (t->session) {
       mongoc_client_session_destroy (t->session); /* aborts its transaction */
    }
-   if (t->write_session) {
-      mongoc_client_session_destroy (t->write_session);
-   }
    dj_engine_close (t->engine);
    if (t->client) {
       mongoc_client_pool_push (t->pool, t->client); /* its sockets serve the next connection */
@@ -243,17 +239,19 @@ reopen_after_fork (dj_transport_t *t, bson_error_t *error)
    t->root = t->stmt = NULL;
    t->implicit_root = false;
    forget_savepoints (t, 0);
-   t->session = t->write_session = NULL;
+   t->session = NULL;
+   t->writer = NULL;
    t->ncursors = 0;
    t->wce_pending = false;
    /* (on failure the old handles stay in place, unused: the next call tries again) */
    if (t->client) {
       mongoc_client_pool_t *pool;
-      mongoc_client_t *client = dj_pool_pop (t->host, t->options, &pool, on_command_started, error);
+      dj_pool_writer_t *writer;
+      mongoc_client_t *client = dj_pool_pop (t->host, t->options, &pool, &writer, on_command_started, error);
       if (!client) {
          return false;
       }
-      t->client = client, t->pool = pool;
+      t->client = client, t->pool = pool, t->writer = writer;
    } else {
       /* the same directory, by the path the handle resolved; the engine's
        * table of environments makes a new one for this process (storage/env.c) */
@@ -509,8 +507,8 @@ is_retryable_write (dj_transport_t *t, const bson_t *cmd)
    return true;
 }
 
-/* A retryable write: sent with the transport's session id and a new
- * transaction number, and sent once more -- the same number, to a
+/* A retryable write: sent with the client's write session id and a new
+ * transaction number (dj_pool_writer_t: numbers never restart for an lsid), and sent once more -- the same number, to a
  * primary selected again -- after a network error or an error labelled
  * RetryableWriteError (a primary stepping down answers NotWritablePrimary
  * so labelled): the server applies a statement of one transaction number
@@ -519,21 +517,22 @@ static bool
 retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, const bson_t *base_opts, bson_t *reply,
                  bson_error_t *error)
 {
-   if (!t->write_session) {
+   dj_pool_writer_t *w = t->writer;
+   if (!w->session) {
       bson_error_t ignored;
       /* no sessions (a server too old, or unreachable now): plain */
-      if (!(t->write_session = mongoc_client_start_session (t->client, NULL, &ignored))) {
+      if (!(w->session = mongoc_client_start_session (t->client, NULL, &ignored))) {
          return mongoc_client_write_command_with_opts (t->client, db, cmd, base_opts, reply, error);
       }
    }
    bson_t opts;
    bson_copy_to (base_opts, &opts);
-   if (!mongoc_client_session_append (t->write_session, &opts, error)) {
+   if (!mongoc_client_session_append (w->session, &opts, error)) {
       bson_destroy (&opts);
       bson_init (reply);
       return false;
    }
-   BSON_APPEND_INT64 (&opts, "txnNumber", ++t->txn_number);
+   BSON_APPEND_INT64 (&opts, "txnNumber", ++w->txn_number);
    bool ok = mongoc_client_write_command_with_opts (t->client, db, cmd, &opts, reply, error);
    if (!ok && (error->domain == MONGOC_ERROR_STREAM || mongoc_error_has_label (reply, "RetryableWriteError"))) {
       bson_destroy (reply);

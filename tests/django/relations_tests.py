@@ -161,3 +161,45 @@ class Relations(TestCase):
         self.same(lambda db: Author.objects.using(db).annotate(
             t=Subquery(same_author.using(db).union(rated.using(db)).order_by("title").values("title")[:1]))
             .values_list("name", "t"))
+
+
+class PastTheSortMemoryLimit(TestCase):
+    """Sorts bigger than the engine's blocking-sort limit (setParameter,
+    here 200 bytes) spill to temporary files and return SQLite's rows:
+    aggregate's allowDiskUse defaults to true (allowDiskUseByDefault,
+    MongoDB 6.0+): a join's and an aggregate's pipeline sort through them.
+    https://www.mongodb.com/docs/manual/reference/parameters/#mongodb-parameter-param.allowDiskUseByDefault"""
+    databases = set(DBS)
+
+    @classmethod
+    def setUpTestData(cls):
+        for db in DBS:
+            authors = [Author.objects.using(db).create(name="a%03d" % i, threshold=i % 7) for i in range(60)]
+            books = [Book.objects.using(db).create(author=authors[i % 60], title="t%03d" % i, rating=(i * 37) % 11,
+                                                   published=i % 3 == 0) for i in range(150)]
+            for i, b in enumerate(books):
+                Chapter.objects.using(db).create(book=b, pages=(i * 53) % 17)
+
+    def setUp(self):
+        from django.db import connections
+        self.djongo = connections["default"]
+        self.was = self.djongo.command({"setParameter": 1, "internalQueryMaxBlockingSortMemoryUsageBytes": 200},
+                                       db="admin")["was"]
+        self.djongo.command({"setParameter": 1, "internalDocumentSourceGroupMaxMemoryBytes": 200}, db="admin")
+
+    def tearDown(self):
+        for p in ("internalQueryMaxBlockingSortMemoryUsageBytes", "internalDocumentSourceGroupMaxMemoryBytes"):
+            self.djongo.command({"setParameter": 1, p: self.was}, db="admin")
+
+    def same(self, make):
+        got, want = (list(make(db)) for db in DBS)
+        self.assertEqual(got, want)
+        self.assertGreater(len(want), 50)
+
+    def test_order_by_of_a_join(self):
+        self.same(lambda db: Chapter.objects.using(db).order_by("pages", "-book__title")
+                  .values_list("book__title", "book__author__name", "pages"))
+
+    def test_order_by_of_an_aggregate(self):
+        self.same(lambda db: Author.objects.using(db).annotate(n=Count("books"), r=Max("books__rating"))
+                  .order_by("-n", "-r", "name").values_list("name", "n", "r"))

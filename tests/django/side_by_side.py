@@ -36,3 +36,11 @@ def create_test_databases():
     setup_test_environment()
     for alias in DBS:
         connections[alias].creation.create_test_db(verbosity=0, autoclobber=True)
+
+
+def databases_fixture():
+    """create_test_databases() as a module-scoped autouse pytest fixture:
+    a test module assigns it to a name of its own."""
+    import pytest
+
+    return pytest.fixture(scope="module", autouse=True, name="test_databases")(create_test_databases)

@@ -388,6 +388,30 @@ def test_executemany_batches_inserts(tmp_path):
     conn.close()
 
 
+def test_numbered_rows_leave_with_their_id_first(tmp_path):
+    """The rows an INSERT numbers (AUTOINCREMENT) leave the driver with an
+    ObjectId _id first, as MongoDB's drivers send documents: the engine
+    stores them as they come (no copy to put an _id first), and an insert
+    retried over the wire carries the same _id. A row naming its own _id
+    keeps it."""
+    conn = driver.connect(str(tmp_path / "i"), db="t", autocommit=True)
+    conn.trace = True
+    cur = conn.cursor()
+    cur.execute('CREATE TABLE "i" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "v" text NULL)')
+    for sql, params in (('INSERT INTO "i" ("v") VALUES (%s)', ["a"]),
+                        ('INSERT INTO "i" ("v") VALUES (%s), (%s)', ["b", "c"])):
+        cur.execute(sql, params)
+        insert = json.loads(next(c for c in cur.last_commands if c.startswith('{ "insert"')))
+        assert [list(d) for d in insert["documents"]] == [["_id", "id", "v"]] * len(params)
+        assert all(set(d["_id"]) == {"$oid"} for d in insert["documents"])
+    cur.execute('INSERT INTO "i" ("_id", "v") VALUES (%s, %s)', ["mine", "d"])
+    docs = conn.command({"find": "i", "filter": {}, "sort": {"id": 1}})["cursor"]["firstBatch"]
+    assert [list(d) for d in docs] == [["_id", "id", "v"]] * 4
+    assert [d["id"] for d in docs] == [1, 2, 3, 4] and docs[3]["_id"] == "mine"
+    assert len({str(d["_id"]) for d in docs}) == 4
+    conn.close()
+
+
 def test_tables_modes(tmp_path):
     """Tables CREATE TABLE never made: plain collections (default), implicit
     (an INSERT RETURNING a column it does not give makes that column the

@@ -11,6 +11,10 @@
  *   # text           a comment: say what rule of SQL or MongoDB the case pins
  *   sql TEXT         the statement (starts a case)
  *   params JSON      its parameters, a JSON array (Extended JSON); default []
+ *   datetime T.C ..  the catalog: these columns were recorded DATETIME (their
+ *                    microseconds in "<column>__us", dj_compile.h); without
+ *                    the line the case is bound without a catalog. A column
+ *                    read so shows as "name=path+us" in `columns`
  *   mql JSON         one expected command, relaxed Extended JSON; several
  *                    lines for several commands, in order (an INSERT ... ON
  *                    CONFLICT DO UPDATE: the upserts dj_mql_to_upserts makes)
@@ -62,6 +66,7 @@ typedef struct {
    int line;
    char *sql;
    char *params;
+   char *datetimes; /* "t.a t.b": the catalog's DATETIME columns, or NULL */
    char *mql[DJ_MQL_MAX_COMMANDS];
    int nmql;
    char *columns;
@@ -73,6 +78,7 @@ case_clear (case_t *c)
 {
    free (c->sql);
    free (c->params);
+   free (c->datetimes);
    for (int i = 0; i < c->nmql; i++) {
       free (c->mql[i]);
    }
@@ -91,6 +97,21 @@ failf (const case_t *c, const char *fmt, const char *a, const char *b)
    if (b) {
       fprintf (stderr, "   got:      %s\n", b);
    }
+}
+
+/* dj_catalog_t.is_datetime over a case's `datetime` line ("t.a t.b") */
+static bool
+is_datetime (void *ctx, const char *table, const char *column)
+{
+   char want[256];
+   snprintf (want, sizeof want, "%s.%s", table, column);
+   size_t n = strlen (want);
+   for (const char *p = ctx; p && (p = strstr (p, want)); p += n) {
+      if ((p == ctx || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) {
+         return true;
+      }
+   }
+   return false;
 }
 
 static void
@@ -126,7 +147,8 @@ run_case (case_t *c)
    }
    dj_plan_t *plan = dj_plan_new (c->sql, strlen (c->sql), &error);
    dj_mql_t m;
-   bool compiled = plan && dj_plan_bind (plan, "test", params, n, &m, &error);
+   dj_catalog_t catalog = {.is_datetime = is_datetime, .ctx = c->datetimes};
+   bool compiled = plan && dj_plan_bind_catalog (plan, "test", c->datetimes ? &catalog : NULL, params, n, &m, &error);
    char cols[2048] = "";
    char *got[DJ_MQL_MAX_COMMANDS] = {0};
    int ngot = 0;
@@ -141,7 +163,8 @@ run_case (case_t *c)
       }
       for (int i = 0; i < m.ncolumns; i++) {
          size_t l = strlen (cols);
-         snprintf (cols + l, sizeof cols - l, "%s%s=%s", i ? ", " : "", m.columns[i].name, m.columns[i].path);
+         snprintf (cols + l, sizeof cols - l, "%s%s=%s%s", i ? ", " : "", m.columns[i].name, m.columns[i].path,
+                   m.columns[i].us ? "+us" : "");
       }
       dj_mql_cleanup (&m);
    }
@@ -149,6 +172,9 @@ run_case (case_t *c)
 
    if (print_mode) {
       printf ("sql %s\n", c->sql);
+      if (c->datetimes) {
+         printf ("datetime %s\n", c->datetimes);
+      }
       if (c->params) {
          printf ("params %s\n", c->params);
       }
@@ -234,6 +260,8 @@ run_file (const char *path)
          c.file = path;
          c.line = lineno;
          c.sql = dup_trim (line + 4);
+      } else if (!strncmp (line, "datetime ", 9)) {
+         c.datetimes = dup_trim (line + 9);
       } else if (!strncmp (line, "params ", 7)) {
          c.params = dup_trim (line + 7);
       } else if (!strncmp (line, "mql ", 4) && c.nmql < DJ_MQL_MAX_COMMANDS) {

@@ -63,7 +63,7 @@ def test_memory_limit_and_allow_disk_use(server):
         was = c.admin.command("setParameter", 1, internalQueryMaxBlockingSortMemoryUsageBytes=2000)
         assert was["was"] == 100 * 1024 * 1024
         with pytest.raises(OperationFailure) as e:
-            list(db.m.aggregate([{"$sort": {"s": 1, "_id": 1}}]))
+            list(db.m.aggregate([{"$sort": {"s": 1, "_id": 1}}], allowDiskUse=False))
         assert e.value.code == 292
         assert len(list(db.m.aggregate([{"$sort": {"s": 1, "_id": 1}}], allowDiskUse=True))) == 20
         c.admin.command("setParameter", 1, internalQueryMaxBlockingSortMemoryUsageBytes=100 * 1024 * 1024)

@@ -184,3 +184,21 @@ def test_retryable_writes_never_reuse_a_transaction_number(server):
         fam = c.command({"findAndModify": "t", "query": {"_id": 2}, "remove": True})
         assert fam["value"] == {"_id": 2}
         assert c.command({"count": "t"})["n"] == 1
+
+
+def test_retryable_writes_of_successive_connections_are_all_applied(server):
+    # A closed connection's client goes back to the process's pool and the
+    # next connection pops it. Its retryable writes once took their session
+    # from libmongoc's session pool and numbered from 1 again: the same lsid
+    # and txnNumber as the first connection's insert, so the server
+    # answered with that insert's stored reply and applied nothing -- n: 1
+    # acknowledged, the row never written. Then findAndModify on an
+    # implicit session (libmongoc's own numbering) met the same repeat.
+    for i in range(4):
+        with driver.connect(server.uri, db="d", autocommit=True) as c:
+            assert c.command({"insert": "t", "documents": [{"_id": i}]})["n"] == 1
+            fam = c.command({"findAndModify": "n", "query": {"_id": 0}, "update": {"$inc": {"v": 1}},
+                             "upsert": True, "new": True})
+            assert fam["value"] == {"_id": 0, "v": i + 1}
+    with MongoClient(server.uri) as m:
+        assert sorted(d["_id"] for d in m.d.t.find()) == [0, 1, 2, 3]

@@ -129,3 +129,31 @@ def test_weights_languages_and_writes(db):
     with pytest.raises(OperationFailure) as e:
         list(db.blog.find({"$text": {"$search": "coffee"}}))
     assert e.value.code == 27
+
+
+def test_text_in_or_with_indexed_alternatives(db):
+    """$text as one alternative of an $or whose others have indexes: the
+    union, scores on the text index's documents only; an alternative
+    without an index is refused as mongod's planner refuses it (291).
+    https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions"""
+    db.articles.insert_many(ARTICLES)
+    db.articles.create_index([("subject", pymongo.TEXT)])
+    db.articles.create_index("views")
+    query = {"$or": [{"$text": {"$search": "coffee"}}, {"views": {"$gte": 100}}]}
+    got = list(db.articles.find(query, {"score": {"$meta": "textScore"}}).sort([("_id", 1)]))
+    assert [(d["_id"], d.get("score")) for d in got] == [(1, 1.0), (2, 0.75), (4, None), (5, None), (7, 0.75)]
+    assert db.articles.count_documents(query) == 5
+    ranked = db.articles.find(query, {"score": {"$meta": "textScore"}}).sort(
+        [("score", {"$meta": "textScore"}), ("_id", 1)])
+    assert [d["_id"] for d in ranked] == [1, 2, 7, 4, 5]
+    agg = db.articles.aggregate([{"$match": query}, {"$project": {"s": {"$meta": "textScore"}}}, {"$sort": {"_id": 1}}])
+    assert [d.get("s") for d in agg] == [1.0, 0.75, None, None, 0.75]
+    with pytest.raises(OperationFailure) as e:
+        list(db.articles.find({"$or": [{"$text": {"$search": "coffee"}}, {"author": "xyz"}]}))
+    assert e.value.code == 291
+    assert "other non-TEXT clauses under OR have to be indexed as well" in str(e.value)
+    with pytest.raises(OperationFailure) as e:
+        list(db.articles.find({"$nor": [{"$text": {"$search": "coffee"}}]}))
+    assert e.value.code == 2
+    assert db.articles.update_many({"$or": [{"$text": {"$search": "cake"}}, {"views": 80}]},
+                                   {"$inc": {"views": 1}}).modified_count == 2

@@ -121,6 +121,7 @@ typedef struct {
    const dj_prun_t *run;
    dj_arena_t *arena;
    bson_error_t *error;
+   int64_t spills; /* the sorted runs spill.c wrote to files (explain's spills) */
 } rctx_t;
 
 /* An evaluation context on doc with the run's variables. */
@@ -197,6 +198,27 @@ bool dj_agg_accumulate (rctx_t *r, const stage_t *s, dj_accst_t *st, dj_eval_t *
 /* Appends {_id: id, each accumulator's field: its result} to docs. */
 void dj_agg_group_output (dj_docs_t *docs, const bson_value_t *id, const stage_t *s, const dj_accst_t *st);
 bool dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs);
+
+/* ---- topk.c: [$match] $sort $limit k read as a top k ------------------------ */
+/* The first k documents of db.coll matching m (NULL: all) in sort order,
+ * into out in read order (the $sort then orders them); *used false (and
+ * nothing read) when k is too large for a top k. */
+bool dj_agg_read_topk (const dj_prun_t *run, const char *coll, const dj_matcher_t *m, const dj_sort_t *sort, int64_t k,
+                       dj_docs_t *out, bool *used, bson_error_t *error);
+
+/* ---- spill.c: past the memory limit with allowDiskUse ---------------------- */
+/* docs sorted through temporary files (emptied on failure); when `last`
+ * and the run takes a tail (dj_prun_t.tail), the sorted output stays in
+ * the sorter, handed to *run->tail, and docs stay empty. */
+bool dj_agg_sort_spill (rctx_t *r, const dj_sort_t *sort, dj_docs_t *docs, bool last);
+/* A pipeline [$match] $sort over db.coll whose output may stay in a sorter
+ * (dj_prun_t.tail, allowDiskUse): the scan feeds the sorter directly, so
+ * no more than the limit is ever held; *used false when it does not apply. */
+bool dj_agg_scan_sorted_tail (const dj_prun_t *run, const dj_pipeline_t *p, int from, const char *coll,
+                              const dj_matcher_t *m, bool *used, bson_error_t *error);
+/* $group s over docs by sorting them on the group key through temporary
+ * files (docs replaced by the groups; emptied on failure). */
+bool dj_agg_group_spill (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
 
 /* ---- lookup.c, lookup_group.c: $lookup ------------------------------------ */

@@ -29,6 +29,8 @@
  *   fill.c          $fill
  *   out.c           $out, $merge
  *   geonear.c       $geoNear (through storage's geo_index.c)
+ *   spill.c         $sort and $group past their memory limit: through storage's external sort
+ *   topk.c          [$match] $sort $limit over a collection: a heap of the first k while reading
  */
 #ifndef DJ_AGG_H
 #define DJ_AGG_H
@@ -61,6 +63,11 @@ void dj_agg_storage_stats (dj_ctx_t *ctx, dj_coll_t *c, int64_t scale, bson_t *o
 bool dj_pipeline_needs_collection (const dj_pipeline_t *p); /* false when it starts with $documents */
 /* Runs p over collection db.coll (coll NULL: a collection-less pipeline) in
  * the transaction ctx. vars: let variables (may be NULL). out: the results. */
+/* explain's executionStats: what the stages of one pipeline did. */
+typedef struct {
+   const dj_pipeline_t *top; /* the pipeline whose stages are counted (not its $facet/$lookup pipelines) */
+   int64_t *spills;          /* the caller's, one per stage, zeroed: the sorted runs each wrote to files */
+} dj_agg_stats_t;
 typedef struct {
    dj_engine_t *engine;
    dj_ctx_t *ctx;
@@ -69,7 +76,14 @@ typedef struct {
    int64_t now_ms;
    bool allow_disk;
    bool bypass_validation;
+   dj_agg_stats_t *stats; /* NULL: not counted */
+   /* A pipeline (tail_of) whose last stage is a $sort that spills may leave
+    * its output in the sorter instead of the result list: *tail set (the
+    * caller's then, results empty), to stream into a cursor. NULL: never. */
+   dj_spill_t **tail;
+   const dj_pipeline_t *tail_of;
 } dj_prun_t;
+int dj_pipeline_nstages (const dj_pipeline_t *p);
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
 /* Runs p over the given documents (replaced by the results; cleared on
  * failure): a change stream's stages over its events. */

@@ -162,17 +162,23 @@ bool
 dj_agg_run_group (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
    gtable_t t = {0};
-   bool ok = true;
+   bool ok = true, spill = false;
+   int64_t limit = dj_engine_param (r->run->engine, DJ_PARAM_GROUP_BYTES);
 
-   for (size_t i = 0; ok && i < docs->n; i++) {
+   for (size_t i = 0; ok && !spill && i < docs->n; i++) {
       dj_eval_t ev;
       bson_value_t id;
       ok = group_key (r, s, docs->v[i], &ev, &id);
       if (ok) {
          group_t *g = dj_gtable_get (&t, &id, s->naccs, s->accs);
          ok = dj_agg_accumulate (r, s, g->st, &ev, &t.bytes) && dj_agg_check_memory (r, t.bytes, "$group");
+         spill = ok && (int64_t) t.bytes > limit; /* allowDiskUse: grouped again by sorted keys (spill.c) */
       }
       dj_arena_reset (r->arena);
+   }
+   if (spill) {
+      dj_gtable_free (&t, s->naccs);
+      return dj_agg_group_spill (r, s, docs);
    }
    if (ok) {
       dj_docs_clear (docs);

@@ -11,8 +11,9 @@
  *
  * Memory: $group, $sort, $bucket and $bucketAuto count the bytes they hold;
  * over their limit (100 MiB, or what setParameter set: commands/cmd_param.c)
- * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does
- * (with allowDiskUse they keep going in memory -- we do not spill).
+ * without allowDiskUse they fail with MongoDB's error 292, as MongoDB does;
+ * with it $sort and $group go through temporary files (spill.c), the
+ * others keep going in memory.
  */
 #include "agg-private.h"
 
@@ -37,6 +38,12 @@ dj_docs_strip_meta (dj_docs_t *d)
          d->v[i] = plain;
       }
    }
+}
+
+int
+dj_pipeline_nstages (const dj_pipeline_t *p)
+{
+   return p->n;
 }
 
 bool
@@ -1032,6 +1039,9 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
       }
       if (si + 1 < p->n && p->stages[si + 1].kind == S_LIMIT) {
          dj_sort_docs_topk (s->sort, docs->v, docs->n, (size_t) p->stages[si + 1].n); /* the $limit then drops the rest */
+      } else if ((int64_t) bytes > dj_engine_param (run->engine, DJ_PARAM_SORT_BYTES)) {
+         /* allowDiskUse (else the check failed); the last stage may stream out */
+         return dj_agg_sort_spill (r, s->sort, docs, si == p->n - 1 && run->tail && run->tail_of == p);
       } else {
          dj_sort_docs (s->sort, docs->v, docs->n);
       }
@@ -1176,7 +1186,11 @@ dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
    for (int i = from; ok && i < to; i++) {
+      int64_t spills = r.spills;
       ok = run_stage (&r, p, i, docs);
+      if (run->stats && run->stats->top == p) {
+         run->stats->spills[i] += r.spills - spills;
+      }
    }
    dj_arena_destroy (r.arena);
    if (!ok) {
@@ -1413,6 +1427,23 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          }
          count_output (&p->stages[from], n, out);
          return dj_agg_run_stages (p, from + 1, run, out, error);
+      }
+      bool sorted; /* [$match] $sort into a cursor: the scan straight into the sorter (spill.c) */
+      if (!dj_agg_scan_sorted_tail (run, p, from, coll, m, &sorted, error)) {
+         return false;
+      }
+      if (sorted) {
+         return true;
+      }
+      if (from + 1 < p->n && p->stages[from].kind == S_SORT && p->stages[from + 1].kind == S_LIMIT) {
+         bool used; /* (topk.c) */
+         if (!dj_agg_read_topk (run, coll, m, p->stages[from].sort, p->stages[from + 1].n, out, &used, error)) {
+            dj_docs_clear (out);
+            return false;
+         }
+         if (used) {
+            return dj_agg_run_stages (p, from, run, out, error);
+         }
       }
       int end;
       size_t needed;

@@ -7,6 +7,13 @@
 
 #include <stdio.h>
 
+/* A cursor's keep_free for the pipeline its sorter borrows the $sort of. */
+static void
+free_pipeline (void *p)
+{
+   dj_pipeline_destroy (p);
+}
+
 bool
 dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -81,6 +88,9 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
          goto done;
       }
    }
+   /* without allowDiskUse: allowDiskUseByDefault (true unless setParameter said otherwise)
+    * https://www.mongodb.com/docs/manual/reference/parameters/#mongodb-parameter-param.allowDiskUseByDefault */
+   allow_disk = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
    dj_cmd_get_bool (cmd, "allowDiskUse", &allow_disk, error);
    dj_cmd_get_bool (cmd, "bypassDocumentValidation", &bypass, error);
    if (!dj_cmd_collation (cmd, error)) {
@@ -130,9 +140,11 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
          goto done;
       }
    }
+   dj_spill_t *tail = NULL; /* a last $sort that spilled: its merge streams into the cursor */
    dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
-                    .allow_disk = allow_disk, .bypass_validation = bypass};
+                    .allow_disk = allow_disk, .bypass_validation = bypass, .tail = writes || dj_pipeline_has_text (p) ? NULL : &tail, .tail_of = p};
    if (!dj_pipeline_run (p, &run, coll, &out, error)) {
+      dj_spill_destroy (tail);
       dj_ctx_error_info (&ctx, error, reply); /* $out/$merge: a DuplicateKey's keyPattern/keyValue (engine.c keeps them) */
       goto done;
    }
@@ -142,6 +154,14 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_txn_abort (&ctx);
    {
       char *ns = coll ? bson_strdup_printf ("%s.%s", db, coll) : bson_strdup_printf ("%s.$cmd.aggregate", db);
+      if (tail) {
+         /* the sorter borrows the pipeline's $sort: the cursor keeps both */
+         dj_reply_spilled (e, reply, ns, tail, p, free_pipeline, batch, error);
+         p = NULL;
+         bson_free (ns);
+         ok = !error->code;
+         goto done;
+      }
       if (dj_pipeline_has_text (p)) {
          dj_docs_strip_meta (&out); /* the text score is metadata, never a field of the reply */
       }
@@ -154,6 +174,53 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
 done:
    dj_txn_abort (&ctx);
    dj_docs_clear (&out);
+   dj_pipeline_destroy (p);
+   dj_let_destroy (&let);
+   return ok;
+}
+
+bool
+dj_cmd_aggregate_spills (dj_engine_t *e, const char *db, const char *coll, dj_ctx_t *ctx, const bson_t *inner,
+                         int64_t **spills, int *n, bson_error_t *error)
+{
+   bson_iter_t it;
+   bson_t stages;
+   dj_let_t let = {0};
+   dj_pipeline_t *p = NULL;
+   const uint8_t *d;
+   uint32_t l;
+   bool ok = false;
+
+   *spills = NULL;
+   *n = 0;
+   if (!bson_iter_init_find (&it, inner, "pipeline") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+      return true; /* (the caller reported it) */
+   }
+   bson_iter_array (&it, &l, &d);
+   bson_init_static (&stages, d, l);
+   if (!dj_let_parse (inner, &let, error) || !(p = dj_pipeline_new (&stages, let.top, error))) {
+      goto done;
+   }
+   ok = true;
+   if (!dj_pipeline_writes (p)) {
+      bool allow = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
+      dj_cmd_get_bool (inner, "allowDiskUse", &allow, error);
+      int ns = dj_pipeline_nstages (p);
+      int64_t *sp = bson_malloc0 (sizeof (int64_t) * (size_t) (ns ? ns : 1));
+      dj_agg_stats_t stats = {p, sp};
+      dj_prun_t run = {.engine = e, .ctx = ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
+                       .allow_disk = allow, .stats = &stats};
+      dj_docs_t out = {0};
+      ok = dj_pipeline_run (p, &run, coll, &out, error);
+      dj_docs_clear (&out);
+      if (ok) {
+         *spills = sp; /* the caller's */
+         *n = ns;
+      } else {
+         bson_free (sp);
+      }
+   }
+done:
    dj_pipeline_destroy (p);
    dj_let_destroy (&let);
    return ok;

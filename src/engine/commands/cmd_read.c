@@ -5,6 +5,7 @@
  * blocks or is blocked by writers (in this or another process).
  */
 #include "dj_commands.h"
+#include "dj_heap.h"
 
 #include <stdlib.h>
 
@@ -55,6 +56,13 @@ heap_swap (collect_t *c, size_t i, size_t j)
    c->items[j] = t;
 }
 
+/* The max-heap's order: the later result nearer the root (the first to go). */
+static bool
+heap_above (void *ctx, const void *a, const void *b)
+{
+   return later (ctx, *(result_t *const *) a, *(result_t *const *) b);
+}
+
 static void
 sift_up (collect_t *c, size_t i)
 {
@@ -67,20 +75,7 @@ sift_up (collect_t *c, size_t i)
 static void
 sift_down (collect_t *c, size_t i)
 {
-   for (;;) {
-      size_t l = 2 * i + 1, r = l + 1, m = i;
-      if (l < c->n && later (c, c->items[l], c->items[m])) {
-         m = l;
-      }
-      if (r < c->n && later (c, c->items[r], c->items[m])) {
-         m = r;
-      }
-      if (m == i) {
-         return;
-      }
-      heap_swap (c, i, m);
-      i = m;
-   }
+   dj_heap_sift_down (c->items, sizeof *c->items, c->n, i, heap_above, c);
 }
 
 static bool
@@ -128,6 +123,91 @@ by_arrival (const void *a, const void *b)
 {
    uint64_t x = (*(result_t *const *) a)->seq, y = (*(result_t *const *) b)->seq;
    return x < y ? -1 : x > y;
+}
+
+/* A find's blocking sort past internalQueryMaxBlockingSortMemoryUsageBytes:
+ * with allowDiskUse (allowDiskUseByDefault when the find does not say) the
+ * results go through storage's external sort (spill.c), else 292 as mongod.
+ * Each result travels as {d: doc, p: pos, r: rid} (its text score, if any,
+ * beside them, where a {$meta: "textScore"} key reads it), sorted by the
+ * spec with "d." before each field; the sort is stable and the results
+ * arrive in scan order, so ties keep it as the in-memory sort does.
+ * https://www.mongodb.com/docs/manual/reference/command/find/ (allowDiskUse) */
+static bool
+sort_spilled (dj_engine_t *e, const bson_t *cmd, const bson_t *sort_spec, collect_t *col, bool *spilled, bson_error_t *error)
+{
+   size_t bytes = 0;
+   int64_t limit = dj_engine_param (e, DJ_PARAM_SORT_BYTES);
+   for (size_t i = 0; i < col->n; i++) {
+      bytes += col->items[i]->doc->len;
+   }
+   *spilled = false;
+   if ((int64_t) bytes <= limit) {
+      return true;
+   }
+   bool allow = dj_engine_param (e, DJ_PARAM_DISK_BY_DEFAULT) > 0;
+   dj_cmd_get_bool (cmd, "allowDiskUse", &allow, error);
+   if (!allow) {
+      return dj_err (error, 292,
+                     "Executor error during find command :: caused by :: Sort exceeded memory limit of %" PRId64
+                     " bytes, but did not opt in to external sorting.",
+                     limit);
+   }
+   bson_t spec = BSON_INITIALIZER;
+   bson_iter_t it;
+   bson_iter_init (&it, sort_spec);
+   while (bson_iter_next (&it)) {
+      char *k = BSON_ITER_HOLDS_DOCUMENT (&it) ? bson_strdup (bson_iter_key (&it)) : bson_strdup_printf ("d.%s", bson_iter_key (&it));
+      BSON_APPEND_VALUE (&spec, k, bson_iter_value (&it));
+      bson_free (k);
+   }
+   dj_sort_t *by = dj_sort_new (&spec, error);
+   bson_destroy (&spec);
+   if (!by) {
+      return false;
+   }
+   dj_spill_t *sp = dj_spill_new (e->path, by, limit);
+   bool ok = true;
+   for (size_t i = 0; i < col->n; i++) {
+      result_t *r = col->items[i];
+      if (ok) {
+         bson_t *w = bson_new ();
+         bson_iter_t ts;
+         BSON_APPEND_DOCUMENT (w, "d", r->doc);
+         BSON_APPEND_INT32 (w, "p", r->pos);
+         BSON_APPEND_INT64 (w, "r", (int64_t) r->rid);
+         if (bson_iter_init_find (&ts, r->doc, DJ_META_TEXT_SCORE)) {
+            BSON_APPEND_VALUE (w, DJ_META_TEXT_SCORE, bson_iter_value (&ts));
+         }
+         ok = dj_spill_add (sp, w, error); /* steals w */
+      }
+      bson_destroy (r->doc);
+      bson_free (r);
+   }
+   col->n = 0;
+   ok = ok && dj_spill_finish (sp, error);
+   bson_t *w;
+   while (ok && (w = dj_spill_next (sp, error))) {
+      bson_iter_t f;
+      const uint8_t *d;
+      uint32_t l;
+      result_t *r = bson_malloc0 (sizeof *r);
+      bson_iter_init_find (&f, w, "d");
+      bson_iter_document (&f, &l, &d);
+      r->doc = bson_new_from_data (d, l);
+      bson_iter_next (&f);
+      r->pos = bson_iter_int32 (&f);
+      bson_iter_next (&f);
+      r->rid = (uint64_t) bson_iter_int64 (&f);
+      bson_destroy (w);
+      DJ_GROW (col->items, col->n, col->cap, 16);
+      col->items[col->n++] = r;
+   }
+   ok = ok && !error->code;
+   dj_spill_destroy (sp);
+   dj_sort_destroy (by);
+   *spilled = ok;
+   return ok;
 }
 
 static bool
@@ -201,7 +281,15 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    dj_buf_init (&lo);
    dj_buf_init (&hi);
-   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error)) {
+      goto done;
+   }
+   if (has_sort && bson_has_field (&sort_spec, "$natural") && dj_matcher_text (fs.m)) {
+      /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+      dj_err (error, DJ_BadValue, "text expression not allowed with $natural sort order");
+      goto done;
+   }
+   if (!dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
    c = dj_coll_load (&ctx, db, name, error);
@@ -270,7 +358,9 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       col.sort = fs.sort;
       col.topk = fs.sort && limit && skip <= INT64_MAX - limit ? (size_t) (skip + limit) : 0;
       col.keyed = col.topk && dj_sort_nkeys (fs.sort) <= TOPK_KEYS;
-      if (!dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
+      /* a blocking sort orders them anyway: an index's matches may come in record order */
+      if (fs.sort ? !dj_plan_scan_unordered (&ctx, c, fs.m, &fs.let.vars, collect_fn, &col, error)
+                  : !dj_plan_scan_vars (&ctx, c, fs.m, &fs.let.vars, false, max, collect_fn, &col, error)) {
          goto done;
       }
       if (col.topk && col.n > 1) {
@@ -278,8 +368,14 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
       }
    }
    dj_txn_abort (&ctx);
+   bool spilled = false;
+   if (fs.sort && !presorted && !sort_spilled (e, cmd, &sort_spec, &col, &spilled, error)) {
+      goto done;
+   }
    if (fs.sort && !presorted) {
-      dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
+      if (!spilled) {
+         dj_sort_items (fs.sort, (void **) col.items, col.n, result_doc);
+      }
       /* apply skip and limit after sorting */
       size_t from = (size_t) (skip < (int64_t) col.n ? skip : (int64_t) col.n);
       size_t to = limit ? (from + (size_t) limit < col.n ? from + (size_t) limit : col.n) : col.n;
@@ -704,10 +800,19 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
    }
    if (pipeline_from >= 0) {
       /* mongod's shape for a pipeline: the $cursor stage that reads the
-       * collection, then the stages that run over its documents */
+       * collection, then the stages that run over its documents; with
+       * executionStats the pipeline runs and $sort/$group say whether they
+       * spilled (usedDisk, spills), as mongod's do
+       * https://www.mongodb.com/docs/manual/reference/explain-results/ */
       bson_t stages, cur, qpw;
       bson_iter_t st;
-      int k = 0, n = 0;
+      int k = 0, n = 0, nspills = 0;
+      int64_t *spills = NULL;
+      if (strcmp (verbosity, "queryPlanner") && !dj_cmd_aggregate_spills (e, db, name, &ctx, &inner, &spills, &nspills, error)) {
+         bson_destroy (&qp);
+         bson_free (ns);
+         goto done;
+      }
       char kb[16];
       const char *key;
       BSON_APPEND_ARRAY_BEGIN (reply, "stages", &stages);
@@ -723,8 +828,20 @@ dj_cmd_explain (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply
             continue;
          }
          bson_uint32_to_string ((uint32_t) n++, &key, kb, sizeof kb);
-         bson_append_value (&stages, key, -1, bson_iter_value (&st));
+         bson_iter_t op;
+         if (k - 1 < nspills && BSON_ITER_HOLDS_DOCUMENT (&st) && bson_iter_recurse (&st, &op) && bson_iter_next (&op) &&
+             (!strcmp (bson_iter_key (&op), "$sort") || !strcmp (bson_iter_key (&op), "$group"))) {
+            bson_t sd;
+            BSON_APPEND_DOCUMENT_BEGIN (&stages, key, &sd);
+            bson_append_value (&sd, bson_iter_key (&op), -1, bson_iter_value (&op));
+            BSON_APPEND_BOOL (&sd, "usedDisk", spills[k - 1] > 0);
+            BSON_APPEND_INT64 (&sd, "spills", spills[k - 1]);
+            bson_append_document_end (&stages, &sd);
+         } else {
+            bson_append_value (&stages, key, -1, bson_iter_value (&st));
+         }
       }
+      bson_free (spills);
       bson_append_array_end (reply, &stages);
    }
    bson_destroy (&qp);

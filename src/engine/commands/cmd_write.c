@@ -60,8 +60,6 @@ stmt_failed (werrs_t *w, dj_ctx_t *ctx, int index, const bson_error_t *e, bson_e
    return true;
 }
 
-/* Copies doc into out with _id first, generating an ObjectId if missing.
- * https://www.mongodb.com/docs/manual/core/document/#the-_id-field */
 /* The first '$'-prefixed key anywhere inside the document at `it`, or NULL. */
 static const char *
 dollar_key (const bson_iter_t *it)
@@ -82,11 +80,34 @@ dollar_key (const bson_iter_t *it)
    return NULL;
 }
 
+/* Whether doc's first field is its one _id: then it is stored as it is
+ * (what drivers send: they give a document its _id, first, before the
+ * insert -- and so does src/exec for the rows it numbers). */
 static bool
-with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
+id_leads (const bson_t *doc)
+{
+   bson_iter_t it;
+   if (!bson_iter_init (&it, doc) || !bson_iter_next (&it) || strcmp (bson_iter_key (&it), "_id")) {
+      return false;
+   }
+   while (bson_iter_next (&it)) {
+      if (!strcmp (bson_iter_key (&it), "_id")) {
+         return false; /* a second one: the copy below keeps the first */
+      }
+   }
+   return true;
+}
+
+/* doc with _id first, generating an ObjectId if missing, into out: a copy,
+ * or -- `borrow`, and doc's _id leads already -- doc's own bytes (then out
+ * is valid while doc is). bson_destroy(out) either way.
+ * https://www.mongodb.com/docs/manual/core/document/#the-_id-field */
+static bool
+with_id_first (const bson_t *doc, bool borrow, bson_t *out, bson_error_t *error)
 {
    bson_iter_t it;
 
+   bool leads = borrow && id_leads (doc);
    bson_init (out);
    if (bson_iter_init_find (&it, doc, "_id")) {
       bson_type_t t = bson_iter_type (&it);
@@ -100,6 +121,13 @@ with_id_first (const bson_t *doc, bson_t *out, bson_error_t *error)
          bson_destroy (out);
          return dj_err (error, DJ_InvalidIdField,
                         "_id fields may not contain '$'-prefixed fields: %s is not valid for storage.", dollar);
+      }
+      if (leads) {
+         bson_destroy (out);
+         if (!bson_init_static (out, bson_get_data (doc), doc->len)) {
+            return dj_err (error, DJ_InternalError, "a document to insert could not be read");
+         }
+         return true;
       }
       bson_append_value (out, "_id", 3, bson_iter_value (&it));
    } else {
@@ -216,7 +244,7 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    }
    bson_iter_document (it, &l, &d);
    bson_init_static (&raw, d, l);
-   if (!with_id_first (&raw, &doc, serr)) {
+   if (!with_id_first (&raw, true, &doc, serr)) {
       return false;
    }
    bool ok = (wc->bypass || dj_coll_validate (&wc->ctx, wc->c, &doc, NULL, serr)) && dj_record_insert (&wc->ctx, wc->c, &doc, NULL, serr) &&
@@ -350,7 +378,7 @@ do_upsert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *query, const dj_update_t *
    if (!dj_update_apply (u, &seed_doc, -1, true, vars, &applied, &changed, error)) {
       goto done;
    }
-   ok = with_id_first (&applied, &final, error);
+   ok = with_id_first (&applied, false, &final, error);
    bson_destroy (&applied);
    if (!ok) {
       goto done;

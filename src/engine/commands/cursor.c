@@ -27,6 +27,9 @@ struct dj_cursor {
    char *ns;     /* owned */
    dj_tail_t *tail; /* owned: a tailable cursor's collection and filter, else NULL */
    dj_stream_t *stream; /* owned: a change stream's (changestream.c), else NULL */
+   dj_spill_t *spill;   /* owned: a spilled sort's merge the documents come from, else NULL */
+   void *keep;          /* owned: what spill borrows (its sort), freed by keep_free after it */
+   void (*keep_free) (void *);
    char *owner;  /* owned: "user@db" who opened it, or NULL (no authentication) */
    bson_t **docs; /* owned, with each document */
    size_t n, pos;
@@ -43,6 +46,10 @@ cursor_free (dj_cursor_t *c)
    bson_free (c->owner);
    dj_tail_free (c->tail);
    dj_stream_free (c->stream);
+   dj_spill_destroy (c->spill); /* closes its files: they go */
+   if (c->keep_free) {
+      c->keep_free (c->keep);
+   }
    bson_free (c);
 }
 
@@ -241,6 +248,84 @@ dj_reply_find_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **d
                        bool single_batch, bool streamed)
 {
    reply_results (e, reply, ns, docs, n, batch_size, single_batch, streamed);
+}
+
+/* Up to `batch` documents (<= 0: about 4 MiB of them) from sp into *docs
+ * (the caller's, *n of them); *end: sp ran out. False on an error. */
+static bool
+spill_fetch (dj_spill_t *sp, int64_t batch, bson_t ***docs, size_t *n, bool *end, bson_error_t *error)
+{
+   size_t cap = 0, bytes = 0;
+   bson_t *doc = NULL;
+   *docs = NULL;
+   *n = 0;
+   while ((batch > 0 ? (int64_t) *n < batch : bytes < 4 * 1024 * 1024) && (doc = dj_spill_next (sp, error))) {
+      DJ_GROW (*docs, *n, cap, 16);
+      (*docs)[(*n)++] = doc;
+      bytes += doc->len;
+   }
+   *end = !doc;
+   if (error->code) {
+      dj_bsons_free (*docs, 0, *n);
+      *docs = NULL;
+      *n = 0;
+      return false;
+   }
+   if (!*docs) {
+      *docs = bson_malloc (sizeof (bson_t *));
+   }
+   return true;
+}
+
+void
+dj_reply_spilled (dj_engine_t *e, bson_t *reply, const char *ns, dj_spill_t *sp, void *keep, void (*keep_free) (void *),
+                  int64_t batch_size, bson_error_t *error)
+{
+   bson_t **docs;
+   size_t n = 0, first = (size_t) (batch_size < 0 ? 101 : batch_size);
+   bool end = false;
+   /* one more than the batch: a batch that empties the merge knows it, and
+    * the reply ends the cursor as a listed result's would */
+   if (first && !spill_fetch (sp, (int64_t) first + 1, &docs, &n, &end, error)) {
+      dj_spill_destroy (sp);
+      keep_free (keep);
+      return;
+   }
+   if (!first) {
+      docs = bson_malloc (sizeof (bson_t *));
+   }
+   size_t out = n < first ? n : first;
+   dj_reply_cursor (reply, ns, "firstBatch", docs, out, 0);
+   for (size_t i = 0; i < out; i++) {
+      bson_destroy (docs[i]);
+   }
+   if (end && n == out) {
+      bson_free (docs);
+      dj_spill_destroy (sp);
+      keep_free (keep);
+      return;
+   }
+   if (end) {
+      dj_spill_destroy (sp); /* the rest is in docs */
+      keep_free (keep);
+      sp = NULL;
+      keep = NULL;
+      keep_free = NULL;
+   }
+   int64_t id = dj_cursor_open (e, ns, docs, n, out);
+   pthread_mutex_lock (&e->cursors_mu);
+   for (dj_cursor_t *c = e->cursors; c; c = c->next) {
+      if (c->id == id) {
+         c->spill = sp;
+         c->keep = keep;
+         c->keep_free = keep_free;
+      }
+   }
+   pthread_mutex_unlock (&e->cursors_mu);
+   bson_iter_t it, ci;
+   if (bson_iter_init_find (&it, reply, "cursor") && bson_iter_recurse (&it, &ci) && bson_iter_find (&ci, "id")) {
+      bson_iter_overwrite_int64 (&ci, id);
+   }
 }
 
 void
@@ -489,8 +574,40 @@ dj_cmd_get_more (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *repl
       e->cursors = c;
       pp = &e->cursors;
    }
+   if (c->spill && (batch > 0 ? c->n - c->pos <= (size_t) batch : c->pos >= c->n)) {
+      /* a spilled sort's next documents from its merge (a batch and one
+       * more, after what is left), off the list while it reads the files
+       * (the read must not hold the lock) */
+      *pp = c->next;
+      pthread_mutex_unlock (&e->cursors_mu);
+      bson_t **more;
+      size_t nmore, left = c->n - c->pos;
+      bool end;
+      bool got = spill_fetch (c->spill, batch > 0 ? batch + 1 - (int64_t) left : -1, &more, &nmore, &end, error);
+      if (!got) {
+         cursor_free (c); /* a getMore that fails ends its cursor */
+         bson_free (ns);
+         return false;
+      }
+      bson_t **all = bson_malloc (sizeof (bson_t *) * (left + nmore + 1));
+      memcpy (all, c->docs + c->pos, sizeof (bson_t *) * left);
+      memcpy (all + left, more, sizeof (bson_t *) * nmore);
+      bson_free (more);
+      bson_free (c->docs);
+      c->docs = all;
+      c->n = left + nmore;
+      c->pos = 0;
+      if (end) {
+         dj_spill_destroy (c->spill);
+         c->spill = NULL;
+      }
+      pthread_mutex_lock (&e->cursors_mu);
+      c->next = e->cursors;
+      e->cursors = c;
+      pp = &e->cursors;
+   }
    size_t end = batch_end (c->docs, c->pos, c->n, batch);
-   bool done = !c->tail && batch_ends (c->streamed, c->pos, end, c->n, batch);
+   bool done = !c->tail && !c->spill && batch_ends (c->streamed, c->pos, end, c->n, batch);
    dj_reply_cursor (reply, ns, "nextBatch", c->docs + c->pos, end - c->pos, done ? 0 : id);
    for (size_t i = c->pos; i < end; i++) {
       bson_destroy (c->docs[i]);

@@ -191,6 +191,12 @@ void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bso
  * a cursor. Owns docs afterwards. */
 void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                        bool single_batch);
+/* The results still in a sorter (a spilled $sort's k-way merge, storage's
+ * spill.c): the first batch from it and, unless it ran out, a cursor whose
+ * getMores read on from it. Owns sp (steals) and `keep` (what sp borrows,
+ * freed with keep_free after sp) afterwards. */
+void dj_reply_spilled (dj_engine_t *e, bson_t *reply, const char *ns, dj_spill_t *sp, void *keep,
+                       void (*keep_free) (void *), int64_t batch_size, bson_error_t *error);
 /* dj_reply_results for a find: `streamed` when its plan hands documents out
  * as it finds them (no limit reached, no in-memory sort), whose batches
  * filled exactly to their size leave the cursor open (cursor.c: batch_ends). */
@@ -233,6 +239,12 @@ void dj_stream_free (dj_stream_t *s);
 void dj_cursor_attach_stream (dj_engine_t *e, int64_t id, dj_stream_t *s);
 
 bool dj_cmd_aggregate (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
+/* explain's executionStats of aggregate command `inner` on db.coll: runs
+ * its pipeline in ctx (not one that writes: *spills stays NULL) and gives
+ * the sorted runs each stage spilled to files (*spills: the caller's, *n
+ * entries, one per stage). */
+bool dj_cmd_aggregate_spills (dj_engine_t *e, const char *db, const char *coll, dj_ctx_t *ctx, const bson_t *inner,
+                              int64_t **spills, int *n, bson_error_t *error);
 bool dj_cmd_insert (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_update (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);
 bool dj_cmd_delete (dj_engine_t *, const char *, const bson_t *, bson_t *, bson_error_t *);

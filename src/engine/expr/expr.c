@@ -630,7 +630,9 @@ op_meta (const dj_expr_t *e, dj_eval_t *ev, bson_value_t *v, bson_value_t *out)
    if (ev->root.value_type == BSON_TYPE_DOCUMENT &&
        bson_iter_init_from_data (&it, ev->root.value.v_doc.data, ev->root.value.v_doc.data_len) &&
        bson_iter_find (&it, DJ_META_TEXT_SCORE)) {
-      *out = *bson_iter_value (&it);
+      if (BSON_ITER_HOLDS_DOUBLE (&it)) { /* null: a document without one (storage/text_or.c), missing */
+         *out = *bson_iter_value (&it);
+      }
       return true;
    }
    return dj_err (ev->error, 40218, "query requires text score metadata, but it is not available");

@@ -54,16 +54,28 @@ dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *sc
  * with error->code set when an $expr failed (error may be NULL). */
 bool dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars,
                           bson_error_t *error);
+/* dj_matcher_match_ex for a filter whose $text is under an $or
+ * (storage/text_or.c): text_hit says whether the text index found doc for
+ * it (dj_matcher_match_ex: as if it had). */
+bool dj_matcher_match_text (const dj_matcher_t *m, const bson_t *doc, bool text_hit, int32_t *pos, const dj_eval_t *vars,
+                            bson_error_t *error);
 bool dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v);
 /* A regular expression compiled as $regex compiles it (options: its flag
  * letters): a pcre2_code (8-bit) the caller frees with pcre2_code_free, or
  * NULL with error 51091 (invalid) / 51108 (a bad flag). */
 void *dj_match_regex (const char *pattern, size_t len, const char *options, bson_error_t *error);
 bool dj_matcher_is_empty (const dj_matcher_t *m);
-/* The argument of m's top-level $text (borrowed from m), NULL if it has
- * none: a scan must answer m through the text index (storage/text_scan.c);
- * the $text node itself matches every document. */
+/* The argument of m's $text (borrowed from m; a top-level conjunct, or
+ * under a top-level $or, $and), NULL if it has none: a scan must answer m
+ * through the text index (storage/text_scan.c, text_or.c); the $text node
+ * itself matches what dj_matcher_match_text is told. */
 const bson_value_t *dj_matcher_text (const dj_matcher_t *m);
+/* For planners walking a filter's tree (storage/text_or.c): a node's kind
+ * and its children (*nkids: an AND's conjuncts, an OR's alternatives, each
+ * itself a matcher borrowed from m; 0 for the others). */
+typedef enum { DJ_MK_AND, DJ_MK_OR, DJ_MK_TEXT, DJ_MK_OTHER } dj_mkind_t;
+dj_mkind_t dj_matcher_kind (const dj_matcher_t *m, int *nkids);
+const dj_matcher_t *dj_matcher_kid (const dj_matcher_t *m, int i);
 /* The geo condition ($geoWithin, $geoIntersects, $near, $nearSphere) among
  * m's top-level conjuncts on `path` (NULL: any path; near: $near or
  * $nearSphere only), or NULL; *path_out (if not NULL) receives its path.

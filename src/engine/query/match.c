@@ -198,7 +198,7 @@ typedef struct {
    const dj_vscope_t *scope;
 } pctx_t;
 
-static mnode_t *parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error);
+static mnode_t *parse_doc (const uint8_t *data, uint32_t len, int top, const pctx_t *pc, bson_error_t *error);
 static bool parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t *opdoc, const pctx_t *pc,
                        bson_error_t *error);
 
@@ -630,7 +630,7 @@ parse_ops (mnode_t *and_node, const char *path, size_t plen, const bson_value_t 
 }
 
 static bool
-parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, bool top, bson_error_t *error)
+parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const pctx_t *pc, int top, bson_error_t *error)
 {
    bson_iter_t it;
    nkind_t kind = !strcmp (op, "$and") ? N_AND : !strcmp (op, "$or") ? N_OR : N_NOR;
@@ -646,8 +646,9 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
          return dj_err (error, DJ_BadValue, "$or/$and/$nor entries need to be full objects");
       }
       const bson_value_t *e = bson_iter_value (&it);
-      /* a top-level $and's entries are top-level conjuncts too (flattened below) */
-      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, top && kind == N_AND, pc, error);
+      /* a top-level $and's entries are top-level conjuncts too (flattened below); an $or's
+       * and a $nor's are still in the top-level document ($text: parse_text) */
+      mnode_t *k = parse_doc (e->value.v_doc.data, e->value.v_doc.data_len, kind == N_AND ? top : top > 0, pc, error);
       if (!k) {
          node_free (n);
          return false;
@@ -683,11 +684,13 @@ parse_logical (mnode_t *and_node, const char *op, const bson_value_t *arg, const
 }
 
 /* $text: checked here (text/search.c), answered by the scan that reads its
- * text index (storage/text_scan.c), which then matches the rest of the
- * filter: the node itself matches every document.
+ * text index (storage/text_scan.c, text_or.c under an $or), which then
+ * matches the rest of the filter telling whether the index found the
+ * document (dj_matcher_match_text). top: 2 a top-level conjunct, 1 under a
+ * top-level $or or $nor, 0 in an embedded document ($elemMatch).
  * https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
 static bool
-parse_text (mnode_t *and_node, bool top, const bson_value_t *arg, bson_error_t *error)
+parse_text (mnode_t *and_node, int top, const bson_value_t *arg, bson_error_t *error)
 {
    dj_text_query_t *q = dj_text_query_new (arg, error);
    if (!q) {
@@ -706,21 +709,44 @@ parse_text (mnode_t *and_node, bool top, const bson_value_t *arg, bson_error_t *
 const bson_value_t *
 dj_matcher_text (const dj_matcher_t *m)
 {
-   for (int i = 0; m->kind == N_AND && i < m->nkids; i++) {
-      if (m->kids[i]->kind == N_TEXT) {
-         return &m->kids[i]->val;
-      }
+   const bson_value_t *t = m->kind == N_TEXT ? &m->val : NULL;
+   for (int i = 0; !t && (m->kind == N_AND || m->kind == N_OR) && i < m->nkids; i++) {
+      t = dj_matcher_text (m->kids[i]);
    }
-   return NULL;
+   return t;
+}
+
+dj_mkind_t
+dj_matcher_kind (const dj_matcher_t *m, int *nkids)
+{
+   *nkids = m->kind == N_AND || m->kind == N_OR ? m->nkids : 0;
+   return m->kind == N_AND ? DJ_MK_AND : m->kind == N_OR ? DJ_MK_OR : m->kind == N_TEXT ? DJ_MK_TEXT : DJ_MK_OTHER;
+}
+
+const dj_matcher_t *
+dj_matcher_kid (const dj_matcher_t *m, int i)
+{
+   return m->kids[i];
+}
+
+/* The $text nodes in n's subtree; *nor: whether one is under a $nor. */
+static int
+count_text (const mnode_t *n, bool under_nor, bool *nor)
+{
+   int k = n->kind == N_TEXT;
+   *nor |= k && under_nor;
+   for (int i = 0; i < n->nkids; i++) {
+      k += count_text (n->kids[i], under_nor || n->kind == N_NOR, nor);
+   }
+   return k;
 }
 
 static mnode_t *
-parse_doc (const uint8_t *data, uint32_t len, bool top, const pctx_t *pc, bson_error_t *error)
+parse_doc (const uint8_t *data, uint32_t len, int top, const pctx_t *pc, bson_error_t *error)
 {
    bson_iter_t it;
    mnode_t *and_node = node_new (N_AND);
 
-   (void) top;
    if (!bson_iter_init_from_data (&it, data, len)) {
       node_free (and_node);
       dj_err (error, DJ_FailedToParse, "invalid BSON in query");
@@ -794,26 +820,27 @@ dj_matcher_t *
 dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error)
 {
    pctx_t pc = {.scope = scope};
-   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, true, &pc, error);
+   mnode_t *root = parse_doc (bson_get_data (filter), filter->len, 2, &pc, error);
    if (!root) {
       return NULL;
    }
    /* mongod orders by a near condition, so there is at most one, among the
     * filter's top-level conditions (not under $or, $nor, $not, $elemMatch) */
-   int total = count_near (root), top = 0, ntext = 0;
+   bool text_nor = false;
+   int total = count_near (root), top = 0, ntext = count_text (root, false, &text_nor);
    for (int i = 0; i < root->nkids; i++) {
       const mnode_t *k = root->kids[i];
       top += k->kind == N_FIELD && k->op == OP_GEO && k->geo->op == DJ_GEO_NEAR;
-      ntext += k->kind == N_TEXT;
    }
    if (total > 1 || total != top) {
       node_free (root);
       dj_err (error, DJ_BadValue, total > 1 ? "Too many geoNear expressions" : "geoNear must be top-level expr");
       return NULL;
    }
-   if (ntext > 1) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
+   if (ntext > 1 || text_nor || (ntext && total)) { /* https://www.mongodb.com/docs/manual/reference/operator/query/text/#restrictions */
       node_free (root);
-      dj_err (error, DJ_BadValue, "Too many text expressions");
+      dj_err (error, DJ_BadValue, ntext > 1 ? "Too many text expressions" : text_nor ? "text expression not allowed in nor"
+                                                                                     : "text and geoNear not allowed in same query");
       return NULL;
    }
    return root;
@@ -870,6 +897,7 @@ typedef struct {
    const dj_eval_t *vars;
    bson_error_t *error;
    bool failed;
+   bool text_miss; /* the text index did not find this document (dj_matcher_match_text) */
 } xctx_t;
 
 static bool eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc);
@@ -1159,7 +1187,7 @@ eval (const mnode_t *n, const bson_value_t *doc, int32_t *pos, xctx_t *xc)
    case N_NOT: return !eval (n->kids[0], doc, NULL, xc);
    case N_EXPR: return doc->value_type == BSON_TYPE_DOCUMENT && eval_expr (n, doc, xc);
    case N_SCHEMA: return doc->value_type == BSON_TYPE_DOCUMENT && dj_schema_match (n->schema, doc);
-   case N_TEXT: return true; /* the text index's scan decided (dj_matcher_text) */
+   case N_TEXT: return !xc || !xc->text_miss; /* the text index's scan decided (dj_matcher_text) */
    case N_FIELD:
       if (n->path.n == 0) {
          return at_leaf (n, doc, pos); /* value-level: doc is the value */
@@ -1178,8 +1206,15 @@ dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos)
 bool
 dj_matcher_match_ex (const dj_matcher_t *m, const bson_t *doc, int32_t *pos, const dj_eval_t *vars, bson_error_t *error)
 {
+   return dj_matcher_match_text (m, doc, true, pos, vars, error);
+}
+
+bool
+dj_matcher_match_text (const dj_matcher_t *m, const bson_t *doc, bool text_hit, int32_t *pos, const dj_eval_t *vars,
+                       bson_error_t *error)
+{
    bson_value_t v;
-   xctx_t xc = {.vars = vars, .error = error};
+   xctx_t xc = {.vars = vars, .error = error, .text_miss = !text_hit};
 
    if (pos) {
       *pos = -1;

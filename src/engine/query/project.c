@@ -439,7 +439,7 @@ add_meta (const bson_t *meta, const bson_t *doc, bson_t *out, bson_error_t *erro
       }
    }
    bson_iter_init (&mi, meta);
-   while (bson_iter_next (&mi)) {
+   while (BSON_ITER_HOLDS_DOUBLE (&score) && bson_iter_next (&mi)) { /* null: no score (storage/text_or.c) */
       bson_append_iter (&kept, bson_iter_key (&mi), -1, &score);
    }
    bson_destroy (out);

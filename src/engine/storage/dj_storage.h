@@ -27,12 +27,15 @@
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
+ *   text_or.c    $text under an $or: the union of its text index and the others' indexes
  *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
  *                answer $geoWithin/$geoIntersects (cell ranges) and
  *                $near/$nearSphere/$geoNear (by distance)
  *   changes.c    the change log change streams read, and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  *   keycount.c   a field's values counted from an index's keys (no document read)
+ *   spill.c      an external merge sort: a blocking sort past its memory limit
+ *                through temporary files in the data directory's _tmp
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -85,6 +88,9 @@ struct dj_coll {
    bool validation_moderate;  /* validationLevel: "moderate" */
    bool validation_off;
    const char *view_on;  /* a view: the collection it reads (points into options), else NULL */
+   /* the record id this handle's next insert takes, once one insert through
+    * it has run (0: unknown, read from LMDB); record.c */
+   uint64_t next_rid;
 };
 struct dj_ctx {
    dj_engine_t *engine;
@@ -132,15 +138,17 @@ struct dj_engine {
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
     * by commands on any thread; 0 stands for the default. */
-   _Atomic int64_t params[2];
+   _Atomic int64_t params[3];
 };
 
 /* The parameters: what a blocking $sort, and a $group, may hold in memory
  * before failing with 292 (mongod's internalQueryMaxBlockingSortMemoryUsageBytes
  * and internalDocumentSourceGroupMaxMemoryBytes: 100 MiB each by default). */
-enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES };
+enum { DJ_PARAM_SORT_BYTES, DJ_PARAM_GROUP_BYTES, DJ_PARAM_DISK_BY_DEFAULT };
 #define DJ_PARAM_DEFAULT_BYTES ((int64_t) 100 * 1024 * 1024)
-int64_t dj_engine_param (dj_engine_t *e, int which); /* e may be NULL: the default */
+/* e may be NULL: the default. DJ_PARAM_DISK_BY_DEFAULT (mongod's
+ * allowDiskUseByDefault, true by default): 1 true, -1 false. */
+int64_t dj_engine_param (dj_engine_t *e, int which);
 void dj_engine_param_set (dj_engine_t *e, int which, int64_t v);
 
 /* ---- env.c: data directories ---------------------------------------------- */
@@ -330,6 +338,31 @@ bool dj_walk_del (dj_walk_t *w);
 /* Ends the walk; false with an error (`what` failed) if LMDB failed. */
 bool dj_walk_close (dj_walk_t *w, const char *what, bson_error_t *error);
 
+/* ---- spill.c: an external merge sort ---------------------------------------
+ * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sort/#-sort-and-memory-restrictions
+ *
+ *    dj_spill_t *s = dj_spill_new (e->path, sort, limit);
+ *    for each document: dj_spill_add (s, doc, error)        (steals doc)
+ *    dj_spill_finish (s, error);
+ *    while ((doc = dj_spill_next (s, error))) { ... }       (doc: the caller's)
+ *    if (error->code) ...; dj_spill_destroy (s);
+ *
+ * The output is the stable sort of the input (ties in the order added).
+ * Past `limit` bytes held, the documents held go sorted to a temporary file
+ * under dir/_tmp (unlinked at once: gone when the sort ends or the process
+ * dies) and are merged back at the end. dir and sort are borrowed for the
+ * sorter's life. Errors: InternalError when a file cannot be written or read. */
+typedef struct dj_spill dj_spill_t;
+dj_spill_t *dj_spill_new (const char *dir, const dj_sort_t *sort, int64_t limit);
+bool dj_spill_add (dj_spill_t *s, bson_t *doc, bson_error_t *error);
+bool dj_spill_finish (dj_spill_t *s, bson_error_t *error);
+bson_t *dj_spill_next (dj_spill_t *s, bson_error_t *error); /* NULL: the end, or an error (error->code) */
+int64_t dj_spill_count (const dj_spill_t *s); /* the runs memory went out as (0: sorted in memory) */
+void dj_spill_destroy (dj_spill_t *s);                       /* NULL ok; closes (so removes) its files */
+/* Removes the spill files under dir/_tmp of processes that are gone (one
+ * that died between creating a file and unlinking it): at the directory's open. */
+void dj_spill_sweep (const char *dir);
+
 /* ---- plan.c ------------------------------------------------------------- */
 /* Calls fn(rid, doc) for each document matching m, using an index where one
  * fits. doc is valid only during the call (it lives in LMDB's map). fn
@@ -349,6 +382,12 @@ bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, cons
  * entries are the answer (as a count's). The scan writes nothing. */
 bool dj_plan_match_rids (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max,
                          uint64_t **rids, size_t *n, bson_error_t *error);
+/* dj_plan_scan_vars (reads, every match) for a caller that orders the
+ * matches itself (a blocking sort): an index's matches come in record
+ * order, not index order -- their ids taken from the index, sorted, and
+ * the records read as neighbours rather than by a B-tree descent each. */
+bool dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                             void *fnctx, bson_error_t *error);
 /* Like dj_plan_scan (reads only), but delivers documents in the order of
  * sort `s` by walking an index, so a limit stops the walk early. Returns
  * false with *used = false (and no error) when no index gives exactly the
@@ -386,6 +425,33 @@ int64_t dj_plan_count_upto (dj_ctx_t *ctx, dj_coll_t *c, int64_t max, bson_error
  * record ids gathered first, documents handed on as stored). */
 bool dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                    dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* The documents c's text index finds for the $text in `clause` (its
+ * prefix fields' equalities read from clause's conjuncts), each meeting the
+ * $text's own tests (negations, phrases, case, diacritics), to fn with its
+ * score -- the filter's other conditions unchecked; fn returns false to
+ * stop. Error 27 without a text index, 291 without the prefix equalities. */
+typedef bool (*dj_text_hit_fn) (uint64_t rid, const bson_t *doc, double score, void *ud);
+bool dj_text_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, dj_text_hit_fn fn, void *ud, bson_error_t *error);
+/* dj_text_hits' errors without the scan: false with 27 or 291. */
+bool dj_text_check (const dj_coll_t *c, const dj_matcher_t *clause, bson_error_t *error);
+/* ---- text_or.c: $text under an $or ----------------------------------------- */
+/* dj_text_scan of a filter whose $text is under a top-level $or: the union
+ * of the text index's documents and those of each other alternative's own
+ * index, each matched against the whole filter (text scores on the text
+ * index's; DJ_META_TEXT_SCORE null on the others); 291 as mongod's planner
+ * when an alternative has no index. */
+bool dj_text_or_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+                      dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* Appends the union's explain to plan -- {stage: OR, inputStages: the text
+ * index's plan, then each alternative's} -- and returns true; false (plan
+ * untouched) when m's $text is a top-level conjunct or has no plan. */
+bool dj_text_or_explain (dj_coll_t *c, const dj_matcher_t *m, bson_t *plan);
+/* plan.c, for text_or.c: whether an index serves `clause` (an $or's
+ * alternative) on its own, and its records through that index (each
+ * matching clause) to fn. */
+bool dj_plan_clause_indexed (dj_coll_t *c, const dj_matcher_t *clause);
+bool dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, const dj_eval_t *vars, dj_scan_fn fn,
+                          void *fnctx, bson_error_t *error);
 /* Whether a scan for m would walk an index rather than the collection. */
 bool dj_plan_uses_index (dj_coll_t *c, const dj_matcher_t *m);
 /* How many documents m matches (with $expr variables vars, may be NULL),

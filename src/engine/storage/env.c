@@ -228,6 +228,7 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
    e->shared_clock = &shared->clock;
    e->change_log_size = shared->change_log_size;
    e->path = bson_strdup (path);
+   dj_spill_sweep (path); /* a dead process's leftover sort files */
    return true;
 }
 
@@ -296,7 +297,7 @@ int64_t
 dj_engine_param (dj_engine_t *e, int which)
 {
    int64_t v = e ? atomic_load (&e->params[which]) : 0;
-   return v ? v : DJ_PARAM_DEFAULT_BYTES;
+   return v ? v : which == DJ_PARAM_DISK_BY_DEFAULT ? 1 : DJ_PARAM_DEFAULT_BYTES;
 }
 
 void

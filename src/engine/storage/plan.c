@@ -75,12 +75,16 @@ typedef struct {
    bool dedupe;
    uint64_t *rids; /* writes: collected (rid, pos) pairs */
    int32_t *poss;
-   size_t nrids, rids_cap; /* (rids_cap: rids_only's) */
+   size_t nrids;
    bson_error_t *error;
    bool failed;
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
-   bool rids_only;  /* ...collect their record ids (rids), fetch nothing (dj_plan_match_rids) */
+   bool covered;    /* the entries in range are the matches: fetch them, match nothing */
+   /* index entries in range: their record ids into rids, read later
+    * (fetch_in_order) or handed over as they are (dj_plan_match_rids) */
+   bool rids_only;
+   size_t ridcap;
 } scan_t;
 
 /* Considers one record; returns false to stop the scan. */
@@ -93,7 +97,9 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
       return true;
    }
    bson_error_t xe = {0};
-   if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
+   if (s->covered) {
+      pos = -1; /* one scalar per document at the path: no array for $ to point into */
+   } else if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
       if (xe.code) { /* an $expr failed: the query fails */
          *s->error = xe;
          s->failed = true;
@@ -193,19 +199,20 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
-         if (s->count_only) {
-            s->found += !s->dedupe || ridset_add (&s->seen, rid);
-            continue;
-         }
          if (s->rids_only) {
+            /* (a multikey entry or an $in point met again: once; max counts records) */
             if (!s->dedupe || ridset_add (&s->seen, rid)) {
-               DJ_GROW (s->rids, s->nrids, s->rids_cap, 64);
+               DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
                s->rids[s->nrids++] = rid;
                if (s->max && (int64_t) s->nrids >= s->max) {
                   s->stop = true;
                   break;
                }
             }
+            continue;
+         }
+         if (s->count_only) {
+            s->found += !s->dedupe || ridset_add (&s->seen, rid);
             continue;
          }
          if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
@@ -467,7 +474,9 @@ dj_plan_explain (dj_coll_t *c, const dj_matcher_t *m, const dj_sort_t *sort, int
       target = &inner;
    }
    choice_t ch = c && hint == -1 ? choose (c, m) : (choice_t){.index = hint >= 0 ? hint : -1};
-   if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
+   if (c && dj_matcher_text (m) && dj_text_or_explain (c, m, target)) {
+      /* under an $or: the union (text_or.c) */
+   } else if (c && dj_matcher_text (m)) { /* mongod's TEXT_MATCH, FETCH, TEXT_OR, IXSCAN of the text index */
       bson_t fetch, or, ixscan;
       ch.index = dj_plan_index (c, m, NULL);
       BSON_APPEND_UTF8 (target, "stage", "TEXT_MATCH");
@@ -561,6 +570,7 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    scan_t s = {.ctx = ctx, .c = c, .m = m, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
    choice_t ch = choose (c, m);
+   s.covered = covered (c, &ch); /* (a range on an indexed field: SQL's WHERE x >= ?) */
    bool ok = ch.index < 0 ? scan_collection (&s) : run_choice (&s, &ch);
 
    bson_free (s.seen.slots);
@@ -578,6 +588,137 @@ dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_
    }
    bson_free (s.rids);
    bson_free (s.poss);
+   return ok;
+}
+
+bool
+dj_plan_clause_indexed (dj_coll_t *c, const dj_matcher_t *clause)
+{
+   return choose (c, clause).index >= 0 || dj_geo_plan_index (c, clause, NULL) >= 0;
+}
+
+bool
+dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, const dj_eval_t *vars, dj_scan_fn fn,
+                     void *fnctx, bson_error_t *error)
+{
+   bool geo;
+   choice_t ch = choose (c, clause);
+   if (ch.index < 0) {
+      return dj_geo_plan_scan (ctx, c, clause, vars, 0, fn, fnctx, &geo, error);
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = clause, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars};
+   bool ok = run_choice (&s, &ch);
+   bson_free (s.seen.slots);
+   return ok;
+}
+
+/* Sorts record ids ascending: LSD radix, 11 bits a pass (as many passes
+ * as the largest id needs). */
+static void
+sort_rids (uint64_t *v, size_t n)
+{
+   uint64_t max = 0, *a = v, *b = bson_malloc (sizeof (uint64_t) * (n ? n : 1));
+   for (size_t i = 0; i < n; i++) {
+      max |= v[i];
+   }
+   for (int shift = 0; shift < 64 && (max >> shift); shift += 11) {
+      size_t pos[2048] = {0};
+      for (size_t i = 0; i < n; i++) {
+         pos[(a[i] >> shift) & 2047]++;
+      }
+      for (size_t d = 0, at = 0; d < 2048; d++) {
+         size_t k = pos[d];
+         pos[d] = at;
+         at += k;
+      }
+      for (size_t i = 0; i < n; i++) {
+         b[pos[(a[i] >> shift) & 2047]++] = a[i];
+      }
+      uint64_t *t = a;
+      a = b;
+      b = t;
+   }
+   if (a != v) {
+      memcpy (v, a, sizeof (uint64_t) * n);
+      b = a;
+   }
+   bson_free (b);
+}
+
+/* The records of s->rids (in any order, repeats allowed) read in record
+ * order -- neighbours on one LMDB page, not a descent from the root per
+ * record -- each considered once. */
+static bool
+fetch_in_order (scan_t *s)
+{
+   dj_walk_t w;
+   uint8_t key[16];
+   for (int i = 0; i < 8; i++) {
+      key[i] = (uint8_t) (s->c->id >> (56 - 8 * i));
+   }
+   sort_rids (s->rids, s->nrids);
+   s->dedupe = false;
+   if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
+      return false;
+   }
+   uint64_t at = 0; /* the record the cursor is on (0: none yet) */
+   bool more = true;
+   for (size_t i = 0; more && i < s->nrids; i++) {
+      uint64_t rid = s->rids[i];
+      bson_t doc;
+      if (i && rid == s->rids[i - 1]) {
+         continue;
+      }
+      for (int b = 0; b < 8; b++) {
+         key[8 + b] = (uint8_t) (rid >> (56 - 8 * b));
+      }
+      if (at && rid > at && rid - at <= 8) {
+         /* a near neighbour: step to it (ids are not reused, some may be gone) */
+         while ((more = dj_walk_next (&w)) && w.k.mv_size == sizeof key && memcmp (w.k.mv_data, key, sizeof key) < 0) {
+         }
+      } else {
+         dj_walk_seek (&w, key, sizeof key);
+         more = dj_walk_next (&w);
+      }
+      if (!more) {
+         break;
+      }
+      at = w.k.mv_size == sizeof key ? dj_u64be_read ((const uint8_t *) w.k.mv_data + 8) : 0;
+      if (at != rid) {
+         continue; /* (an index entry without its record: not in one snapshot) */
+      }
+      if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+         w.rc = MDB_CORRUPTED;
+         break;
+      }
+      if (!consider (s, rid, &doc)) {
+         break;
+      }
+   }
+   if (s->failed) {
+      bson_error_t ignored;
+      dj_walk_close (&w, "record fetch", &ignored);
+      return false;
+   }
+   return dj_walk_close (&w, "record fetch", s->error);
+}
+
+bool
+dj_plan_scan_unordered (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, dj_scan_fn fn,
+                        void *fnctx, bson_error_t *error)
+{
+   /* ($text and geo conditions have scans of their own) */
+   choice_t ch = dj_matcher_text (m) || dj_geo_plan_index (c, m, NULL) >= 0 ? (choice_t) {.index = -1} : choose (c, m);
+   if (ch.index < 0) {
+      return dj_plan_scan_vars (ctx, c, m, vars, false, 0, fn, fnctx, error);
+   }
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars, .rids_only = true};
+   s.covered = covered (c, &ch);
+   bool ok = run_choice (&s, &ch);
+   s.rids_only = false;
+   ok = ok && fetch_in_order (&s);
+   bson_free (s.seen.slots);
+   bson_free (s.rids);
    return ok;
 }
 
@@ -623,7 +764,7 @@ rid_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    scan_t *s = ctx;
    (void) doc;
    (void) pos;
-   DJ_GROW (s->rids, s->nrids, s->rids_cap, 64);
+   DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
    s->rids[s->nrids++] = rid;
    return true;
 }
@@ -684,7 +825,7 @@ dj_plan_scan_hinted (dj_ctx_t *ctx, dj_coll_t *c, int index, const dj_buf_t *lo,
 {
    if (dj_matcher_text (m)) {
       /* https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/#text-search-and-hints */
-      return dj_err (error, DJ_BadValue, "hint() (an index or $natural) cannot be used with a $text query");
+      return dj_err (error, DJ_BadValue, "text and hint not allowed in same query");
    }
    const dj_index_t *ix = index >= 0 ? &c->indexes[index] : NULL;
    scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .fn = fn, .fnctx = fnctx, .error = error, .vars = vars,

@@ -167,7 +167,9 @@ text_index (const dj_coll_t *c, bson_error_t *error)
    return NULL;
 }
 
-/* The encoded equality values of m on ix's prefix fields into b. */
+/* The encoded equality values of m's conjuncts on ix's prefix fields into b
+ * (mongod's planner error 291 when one has none).
+ * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-text/text-index-restrictions/#compound-index */
 static bool
 prefix_key (const dj_index_t *ix, const dj_matcher_t *m, dj_buf_t *b, bson_error_t *error)
 {
@@ -175,7 +177,7 @@ prefix_key (const dj_index_t *ix, const dj_matcher_t *m, dj_buf_t *b, bson_error
       dj_bounds_t bd;
       if (!dj_matcher_bounds (m, ix->paths[i].buf, &bd) || bd.kind != DJ_BOUND_EQ || bd.npoints != 1 ||
           bd.points[0].value_type == BSON_TYPE_ARRAY || bd.points[0].value_type == BSON_TYPE_REGEX) {
-         return dj_err (error, DJ_BadValue,
+         return dj_err (error, DJ_NoQueryExecutionPlans,
                         "error processing query: planner returned error :: caused by :: failed to use text index to satisfy "
                         "$text query (if text index is compound, are equality predicates given for all prefix fields?)");
       }
@@ -185,38 +187,41 @@ prefix_key (const dj_index_t *ix, const dj_matcher_t *m, dj_buf_t *b, bson_error
 }
 
 bool
-dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
-              dj_scan_fn fn, void *fnctx, bson_error_t *error)
+dj_text_check (const dj_coll_t *c, const dj_matcher_t *clause, bson_error_t *error)
+{
+   const dj_index_t *ix = text_index (c, error);
+   dj_buf_t prefix;
+   dj_buf_init (&prefix);
+   bool ok = ix && prefix_key (ix, clause, &prefix, error);
+   dj_buf_cleanup (&prefix);
+   return ok;
+}
+
+bool
+dj_text_hits (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, dj_text_hit_fn fn, void *ud, bson_error_t *error)
 {
    const dj_index_t *ix = text_index (c, error);
    if (!ix) {
       return false;
    }
-   dj_text_query_t *q = dj_text_query_new (dj_matcher_text (m), error);
+   dj_text_query_t *q = dj_text_query_new (dj_matcher_text (clause), error);
    if (!q) {
       return false;
    }
    dj_text_tok_t *tok = dj_text_tok_new ();
    hits_t h = {0};
-   uint64_t *hits = NULL;
-   int32_t *poss = NULL;
-   size_t nhits = 0, hcap = 0, pcap = 0;
    dj_buf_t prefix;
    dj_buf_init (&prefix);
-   bool ok = dj_text_query_bind (q, ix->text, tok, error) && prefix_key (ix, m, &prefix, error);
+   bool ok = dj_text_query_bind (q, ix->text, tok, error) && prefix_key (ix, clause, &prefix, error);
    for (int t = 0; ok && t < dj_text_query_nterms (q); t++) {
       ok = term_rids (ctx, ix, &prefix, dj_text_query_term (q, t), &h, error);
    }
    if (ok && h.n) {
       qsort (h.v, h.n, sizeof *h.v, cmp_hit);
    }
-   int64_t found = 0;
-   bool stop = false;
-   for (size_t i = 0, j; ok && !stop && i < h.n; i = j) {
+   for (size_t i = 0, j; ok && i < h.n; i = j) {
       bson_t doc;
-      int32_t pos = -1;
       double score = 0;
-      bson_error_t xe = {0};
       uint64_t rid = h.v[i].rid;
       for (j = i; j < h.n && h.v[j].rid == rid; j++) {
          score += h.v[j].score; /* the document's entries for the query's terms */
@@ -224,42 +229,97 @@ dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_
       if (!(ok = dj_record_get (ctx, c, rid, &doc, error))) {
          break;
       }
-      if (!dj_matcher_match_ex (m, &doc, &pos, vars, &xe)) {
-         if (xe.code) {
-            *error = xe;
-            ok = false;
-         }
-         continue;
-      }
       if (!dj_text_query_match (q, tok, &doc)) {
          continue;
       }
       if (h.unscored) {
          score = dj_text_query_score (q, tok, &doc);
       }
-      found++;
-      stop = max && found >= max;
-      if (writes) { /* handed on below, once every match is known */
-         DJ_GROW (hits, nhits, hcap, 16);
-         poss = pcap < hcap ? bson_realloc (poss, sizeof *poss * (pcap = hcap)) : poss;
-         poss[nhits] = pos;
-         hits[nhits++] = rid;
-         continue;
-      }
-      bson_t *scored = bson_copy (&doc);
-      BSON_APPEND_DOUBLE (scored, DJ_META_TEXT_SCORE, score);
-      stop |= !fn (rid, scored, pos, fnctx);
-      bson_destroy (scored);
-   }
-   for (size_t i = 0; ok && i < nhits; i++) {
-      bson_t doc;
-      if (!(ok = dj_record_get (ctx, c, hits[i], &doc, error)) || !fn (hits[i], &doc, poss[i], fnctx)) {
+      if (!fn (rid, &doc, score, ud)) {
          break;
       }
    }
    dj_buf_cleanup (&prefix);
-   DJ_FREE (h.v, hits, poss);
+   bson_free (h.v);
    dj_text_tok_destroy (tok);
    dj_text_query_destroy (q);
+   return ok;
+}
+
+/* A top-level $text's scan: each hit matched against the whole filter. */
+typedef struct {
+   const dj_matcher_t *m;
+   const dj_eval_t *vars;
+   bool writes;
+   int64_t max, found;
+   dj_scan_fn fn;
+   void *fnctx;
+   uint64_t *rids; /* writes: owned, the matches' records and positions */
+   int32_t *poss;
+   size_t n, cap, pcap;
+   bson_error_t *error;
+   bool failed;
+} top_t;
+
+static bool
+top_hit (uint64_t rid, const bson_t *doc, double score, void *ud)
+{
+   top_t *t = ud;
+   int32_t pos = -1;
+   bson_error_t xe = {0};
+   if (!dj_matcher_match_ex (t->m, doc, &pos, t->vars, &xe)) {
+      if (xe.code) {
+         *t->error = xe;
+         t->failed = true;
+      }
+      return !xe.code;
+   }
+   t->found++;
+   bool more = !t->max || t->found < t->max;
+   if (t->writes) { /* handed on once every match is known */
+      DJ_GROW (t->rids, t->n, t->cap, 16);
+      t->poss = t->pcap < t->cap ? bson_realloc (t->poss, sizeof *t->poss * (t->pcap = t->cap)) : t->poss;
+      t->poss[t->n] = pos;
+      t->rids[t->n++] = rid;
+      return more;
+   }
+   bson_t *scored = bson_copy (doc);
+   BSON_APPEND_DOUBLE (scored, DJ_META_TEXT_SCORE, score);
+   more &= t->fn (rid, scored, pos, t->fnctx);
+   bson_destroy (scored);
+   return more;
+}
+
+/* Whether m's $text is one of its top-level conjuncts (else under an $or). */
+static bool
+text_at_top (const dj_matcher_t *m)
+{
+   int n;
+   bool top = false;
+   if (dj_matcher_kind (m, &n) == DJ_MK_AND) {
+      for (int i = 0; i < n && !top; i++) {
+         int k;
+         top = dj_matcher_kind (dj_matcher_kid (m, i), &k) == DJ_MK_TEXT;
+      }
+   }
+   return top;
+}
+
+bool
+dj_text_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
+              dj_scan_fn fn, void *fnctx, bson_error_t *error)
+{
+   if (!text_at_top (m)) {
+      return dj_text_or_scan (ctx, c, m, vars, writes, max, fn, fnctx, error);
+   }
+   top_t t = {.m = m, .vars = vars, .writes = writes, .max = max, .fn = fn, .fnctx = fnctx, .error = error};
+   bool ok = dj_text_hits (ctx, c, m, top_hit, &t, error) && !t.failed;
+   for (size_t i = 0; ok && i < t.n; i++) {
+      bson_t doc;
+      if (!(ok = dj_record_get (ctx, c, t.rids[i], &doc, error)) || !fn (t.rids[i], &doc, t.poss[i], fnctx)) {
+         break;
+      }
+   }
+   DJ_FREE (t.rids, t.poss);
    return ok;
 }

@@ -130,6 +130,17 @@ sort_key (const skey_t *k, const bson_t *doc)
    pick_t p = {.dir = k->dir};
 
    dj_value_from_doc (doc, false, &dv);
+   if (k->path.n == 1) {
+      /* a top-level field (ORDER BY col): a scalar there is the key, missing
+       * is null; only an array needs the visit (its least or greatest element) */
+      bson_value_t v;
+      if (!dj_value_get_field (&dv, k->path.parts[0], &v)) {
+         return (bson_value_t) {.value_type = BSON_TYPE_NULL};
+      }
+      if (v.value_type != BSON_TYPE_ARRAY) {
+         return v;
+      }
+   }
    dj_path_visit (&dv, &k->path, 0, false, pick_visit, &p);
    if (!p.have) {
       p.best.value_type = p.saw_empty ? BSON_TYPE_UNDEFINED : BSON_TYPE_NULL;
