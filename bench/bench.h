@@ -62,6 +62,32 @@ bench_start (bench_t *b, int argc, char **argv, const char *name, unsigned engin
    bench_open (b, name, engine_flags, md);
 }
 
+/* The command line `[N] [--sync] [--txn] [--markdown FILE]` (*n left as it
+ * is when not given; *txn: --txn was given), then bench_open with both
+ * sides at the same durability: without --sync the engine skips fsync
+ * (DJ_ENGINE_NOSYNC) and SQLite runs WAL with synchronous=OFF, with it
+ * both fsync every commit (synchronous=FULL). *sync: --sync was given. */
+static inline void
+bench_start_durable (bench_t *b, int argc, char **argv, const char *name, int *n, bool *sync, bool *txn)
+{
+   const char *md = NULL;
+   *sync = *txn = false;
+   for (int i = 1; i < argc; i++) {
+      if (!strcmp (argv[i], "--sync")) {
+         *sync = true;
+      } else if (!strcmp (argv[i], "--txn")) {
+         *txn = true;
+      } else if (!strcmp (argv[i], "--markdown") && i + 1 < argc) {
+         md = argv[++i];
+      } else {
+         *n = atoi (argv[i]);
+      }
+   }
+   bench_open (b, name, *sync ? 0 : DJ_ENGINE_NOSYNC, md);
+   sqlite3_exec (b->db, *sync ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;",
+                 NULL, NULL, NULL);
+}
+
 static inline void
 bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
 {

@@ -34,6 +34,8 @@ if [ "${1:-}" = orm ]; then
 fi
 ./build/bench/engine_vs_sqlite "${N:-100000}" --markdown bench/results/engine_vs_sqlite.md
 ./build/bench/engine_vs_sqlite "${N_SYNC:-2000}" --sync --markdown bench/results/engine_vs_sqlite_fsync.md
+./build/bench/write_many_vs_sqlite "${N_WRITE:-50}" --markdown bench/results/write_many.md
+./build/bench/write_many_vs_sqlite "${N_WRITE_SYNC:-30}" --sync --txn --markdown bench/results/write_many_fsync_txn.md
 ./build/bench/agg_vs_sqlite "${N_AGG:-100000}" --markdown bench/results/agg_vs_sqlite.md
 ./build/bench/text_vs_fts5 "${N_TEXT:-100000}" --markdown bench/results/text.md
 ./build/bench/geo_vs_sqlite "${N_GEO:-100000}" --markdown bench/results/geo.md

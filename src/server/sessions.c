@@ -27,9 +27,16 @@
  * (or never) kept fails with SnapshotTooOld (239).
  * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/
  *
- * Ownership: the table owns its sessions; a session owns its worker while
- * the transaction is open, and its snapshot worker while it has one; a job
- * is the caller's (stack) and lives until the worker marks it done.
+ * Workers are kept for the next transaction rather than ended with theirs
+ * (up to POOL_IDLE idle ones): a transaction per Django write (atomic()
+ * around a delete or an update) would otherwise pay a thread's start and
+ * end each time. A worker's transaction still begins, runs and ends on its
+ * one thread.
+ *
+ * Ownership: the table owns its sessions and its idle workers; a session
+ * owns its worker while the transaction is open, and its snapshot worker
+ * while it has one; a job is the caller's (stack) and lives until the
+ * worker marks it done.
  */
 #include <stdio.h>
 #include <string.h>
@@ -50,15 +57,18 @@ typedef struct {
    const char *user; /* the connection's authenticated user (borrowed), or NULL */
 } job_t;
 
-typedef struct {
+typedef struct worker {
    dj_engine_t *engine;
+   struct dj_sessions *table; /* borrowed: the table whose pool it goes back to */
    pthread_t thread;
    pthread_mutex_t mu;
    pthread_cond_t cv;
    job_t *job; /* the pending job, or NULL */
    dj_engine_txn_t *txn; /* the worker's transaction (its thread's), set before begun */
+   bool begin, quit;     /* asked for: a transaction to begin; the thread to end */
    bool begun, begin_ok;
    bson_error_t begin_error;
+   struct worker *next_idle;
 } worker_t;
 
 typedef struct session {
@@ -84,7 +94,13 @@ struct dj_sessions {
    struct dj_server *srv; /* borrowed: its cluster time is a snapshot's atClusterTime */
    pthread_mutex_t mu; /* guards list and each session's refs, ended, last_use_ms */
    session_t *list;
+   pthread_mutex_t pool_mu; /* guards idle, nidle (apart from mu: reaping aborts under mu) */
+   worker_t *idle;          /* owned: workers between transactions */
+   int nidle;
 };
+
+/* Idle workers kept for the next transactions at most. */
+#define POOL_IDLE 8
 
 /* How long a snapshot stays readable (mongod's minSnapshotHistoryWindowInSeconds default). */
 #define SNAPSHOT_WINDOW_MS (300 * 1000)
@@ -98,67 +114,127 @@ static void *
 worker_main (void *arg)
 {
    worker_t *w = arg;
-   bson_error_t err = {0};
-   /* a snapshot: reads take no lock, the first write takes the writer's
-    * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
-   dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (w->engine, &err);
    pthread_mutex_lock (&w->mu);
-   w->txn = t;
-   w->begun = true;
-   w->begin_ok = t != NULL;
-   w->begin_error = err;
-   pthread_cond_broadcast (&w->cv);
-   while (t) {
-      while (!w->job) {
+   for (;;) {
+      while (!w->begin && !w->quit) {
          pthread_cond_wait (&w->cv, &w->mu);
       }
-      job_t *job = w->job;
-      pthread_mutex_unlock (&w->mu);
-      switch (job->kind) {
-      case JOB_RUN:
-         job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
+      if (w->quit) {
          break;
-      case JOB_COMMIT:
-         bson_init (job->reply);
-         job->ok = dj_engine_txn_commit (t, &err);
-         t = NULL;
-         if (job->ok) {
-            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-         } else {
-            dj_error_append_reply (&err, job->reply);
-         }
-         break;
-      default:
-         dj_engine_txn_abort (t);
-         t = NULL;
-         bson_init (job->reply);
-         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-         job->ok = true;
       }
+      w->begin = false;
+      pthread_mutex_unlock (&w->mu);
+      bson_error_t err = {0};
+      /* a snapshot: reads take no lock, the first write takes the writer's
+       * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
+      dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (w->engine, &err);
       pthread_mutex_lock (&w->mu);
-      job->done = true;
-      w->job = NULL;
+      w->txn = t;
+      w->begun = true;
+      w->begin_ok = t != NULL;
+      w->begin_error = err;
       pthread_cond_broadcast (&w->cv);
+      while (t) {
+         while (!w->job) {
+            pthread_cond_wait (&w->cv, &w->mu);
+         }
+         job_t *job = w->job;
+         pthread_mutex_unlock (&w->mu);
+         switch (job->kind) {
+         case JOB_RUN:
+            job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
+            break;
+         case JOB_COMMIT:
+            bson_init (job->reply);
+            job->ok = dj_engine_txn_commit (t, &err);
+            t = NULL;
+            if (job->ok) {
+               BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+            } else {
+               dj_error_append_reply (&err, job->reply);
+            }
+            break;
+         default:
+            dj_engine_txn_abort (t);
+            t = NULL;
+            bson_init (job->reply);
+            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+            job->ok = true;
+         }
+         pthread_mutex_lock (&w->mu);
+         job->done = true;
+         w->job = NULL;
+         w->txn = t;
+         pthread_cond_broadcast (&w->cv);
+      }
    }
    pthread_mutex_unlock (&w->mu);
    return NULL;
 }
 
-static worker_t *
-worker_start (dj_engine_t *engine, bson_error_t *error)
+/* Ends w's thread (between transactions) and frees it. */
+static void
+worker_stop (worker_t *w)
 {
-   worker_t *w = bson_malloc0 (sizeof *w);
-   w->engine = engine;
-   pthread_mutex_init (&w->mu, NULL);
-   pthread_cond_init (&w->cv, NULL);
-   if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
-      dj_err (error, DJ_InternalError, "cannot start a transaction thread");
-      pthread_cond_destroy (&w->cv);
-      pthread_mutex_destroy (&w->mu);
-      bson_free (w);
-      return NULL;
+   pthread_mutex_lock (&w->mu);
+   w->quit = true;
+   pthread_cond_broadcast (&w->cv);
+   pthread_mutex_unlock (&w->mu);
+   pthread_join (w->thread, NULL);
+   pthread_cond_destroy (&w->cv);
+   pthread_mutex_destroy (&w->mu);
+   bson_free (w);
+}
+
+/* Gives w (between transactions) back to its table's pool, or ends it
+ * when the pool is full. */
+static void
+worker_put (worker_t *w)
+{
+   dj_sessions_t *s = w->table;
+   pthread_mutex_lock (&s->pool_mu);
+   bool kept = s->nidle < POOL_IDLE;
+   if (kept) {
+      w->next_idle = s->idle;
+      s->idle = w;
+      s->nidle++;
+   }
+   pthread_mutex_unlock (&s->pool_mu);
+   if (!kept) {
+      worker_stop (w);
+   }
+}
+
+/* A worker with a transaction begun on its thread: an idle one of the
+ * pool, else a new thread. */
+static worker_t *
+worker_start (dj_sessions_t *s, bson_error_t *error)
+{
+   pthread_mutex_lock (&s->pool_mu);
+   worker_t *w = s->idle;
+   if (w) {
+      s->idle = w->next_idle;
+      s->nidle--;
+   }
+   pthread_mutex_unlock (&s->pool_mu);
+   if (!w) {
+      w = bson_malloc0 (sizeof *w);
+      w->engine = s->engine;
+      w->table = s;
+      pthread_mutex_init (&w->mu, NULL);
+      pthread_cond_init (&w->cv, NULL);
+      if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
+         dj_err (error, DJ_InternalError, "cannot start a transaction thread");
+         pthread_cond_destroy (&w->cv);
+         pthread_mutex_destroy (&w->mu);
+         bson_free (w);
+         return NULL;
+      }
    }
    pthread_mutex_lock (&w->mu);
+   w->begun = false;
+   w->begin = true;
+   pthread_cond_broadcast (&w->cv);
    while (!w->begun) {
       pthread_cond_wait (&w->cv, &w->mu);
    }
@@ -166,10 +242,7 @@ worker_start (dj_engine_t *engine, bson_error_t *error)
    *error = w->begin_error;
    pthread_mutex_unlock (&w->mu);
    if (!ok) {
-      pthread_join (w->thread, NULL);
-      pthread_cond_destroy (&w->cv);
-      pthread_mutex_destroy (&w->mu);
-      bson_free (w);
+      worker_put (w);
       return NULL;
    }
    return w;
@@ -189,7 +262,7 @@ worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t
    return job.ok;
 }
 
-/* Commits or aborts, then reaps the worker's thread. */
+/* Commits or aborts, then gives the worker back to the pool. */
 static bool
 worker_end (worker_t *w, bool commit, bson_t *reply)
 {
@@ -198,10 +271,7 @@ worker_end (worker_t *w, bool commit, bson_t *reply)
    if (!reply) {
       bson_destroy (&ignored);
    }
-   pthread_join (w->thread, NULL);
-   pthread_cond_destroy (&w->cv);
-   pthread_mutex_destroy (&w->mu);
-   bson_free (w);
+   worker_put (w);
    return ok;
 }
 
@@ -214,6 +284,7 @@ dj_sessions_new (dj_engine_t *engine, struct dj_server *srv)
    s->engine = engine;
    s->srv = srv;
    pthread_mutex_init (&s->mu, NULL);
+   pthread_mutex_init (&s->pool_mu, NULL);
    return s;
 }
 
@@ -256,6 +327,11 @@ dj_sessions_destroy (dj_sessions_t *s)
       snapshot_drop (ss);
       session_free (ss);
    }
+   for (worker_t *w = s->idle, *next; w; w = next) {
+      next = w->next_idle;
+      worker_stop (w);
+   }
+   pthread_mutex_destroy (&s->pool_mu);
    pthread_mutex_destroy (&s->mu);
    bson_free (s);
 }
@@ -558,7 +634,7 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const ch
    if (!has_at) {
       bson_error_t err = {0};
       snapshot_drop (ss);
-      if (!(ss->snap = worker_start (s->engine, &err))) {
+      if (!(ss->snap = worker_start (s, &err))) {
          bson_init (reply);
          dj_error_append_reply (&err, reply);
          session_put (s, ss);
@@ -714,7 +790,7 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       }
       session_abort (ss); /* a newer transaction ends the old one */
       bson_error_t err = {0};
-      if (!(ss->w = worker_start (s->engine, &err))) {
+      if (!(ss->w = worker_start (s, &err))) {
          ss->state = TXN_ABORTED;
          ss->txn_number = txn;
          bson_init (reply);

@@ -220,6 +220,49 @@ def test_history_lost(tmp_path):
         assert s.stop() == 0
 
 
+def test_delete_many_events_in_a_small_log(tmp_path):
+    """A delete of many documents: an event each, at a time of its own, in
+    the order the delete met them (here the index on k's: _ids downwards),
+    resumable at any of them -- and logged as their _ids together
+    (storage/changes.c's batches), so that 20,000 deletes fit a 1 MiB log
+    that an entry per document (about 100 bytes each) would overflow."""
+    n = 20000
+    s = Server(tmp_path / "data", "--oplogSize", "1")
+    try:
+        with connect(s) as c:
+            coll = c.db.many
+            coll.create_index("k")
+            coll.insert_many([{"_id": i, "k": n - 1 - i} for i in range(n)])
+            with coll.watch(max_await_time_ms=50) as cs:
+                coll.insert_one({"_id": "before", "k": -1})
+                token = next_event(cs)["_id"]
+            assert coll.delete_many({"k": {"$gte": 0}}).deleted_count == n
+            coll.insert_one({"_id": "after"})
+            with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
+                events = [next_event(cs) for _ in range(n)]
+                assert next_event(cs)["documentKey"] == {"_id": "after"}
+            assert [e["documentKey"]["_id"] for e in events] == list(range(n - 1, -1, -1))
+            assert all(e["operationType"] == "delete" and e["ns"] == {"db": "db", "coll": "many"} for e in events)
+            times = [e["clusterTime"] for e in events]
+            assert all(a < b for a, b in zip(times, times[1:]))
+            # resumed inside the delete: after an event's token, at an event's time
+            with coll.watch(resume_after=events[4999]["_id"], max_await_time_ms=50) as cs:
+                assert next_event(cs)["documentKey"] == {"_id": n - 1 - 5000}
+            with coll.watch(start_at_operation_time=times[7000], max_await_time_ms=50) as cs:
+                ev = next_event(cs)
+                assert ev["documentKey"] == {"_id": n - 1 - 7000} and ev["_id"] == events[7000]["_id"]
+            # a collection keeping pre-images: each event carries its document, in the same order
+            c.db.create_collection("imgs", changeStreamPreAndPostImages={"enabled": True})
+            c.db.imgs.create_index("k")
+            c.db.imgs.insert_many([{"_id": i, "k": 9 - i} for i in range(10)])
+            with c.db.imgs.watch(full_document_before_change="required", max_await_time_ms=50) as cs:
+                assert c.db.imgs.delete_many({"k": {"$lt": 5}}).deleted_count == 5
+                pre = [next_event(cs)["fullDocumentBeforeChange"] for _ in range(5)]
+            assert pre == [{"_id": 9 - k, "k": k} for k in range(5)]
+    finally:
+        assert s.stop() == 0
+
+
 def test_no_change_stream_in_a_transaction(server):
     # https://www.mongodb.com/docs/manual/core/transactions-operations/#restrictions
     with connect(server) as c:

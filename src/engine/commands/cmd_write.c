@@ -528,21 +528,6 @@ update_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
 
 /* ---- delete ------------------------------------------------------------- */
 
-static bool
-delete_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
-{
-   wscan_t *s = ctx;
-   (void) pos;
-   bson_t *copy = bson_copy (doc);
-   bool ok = dj_record_delete (s->ctx, s->c, rid, copy, &s->err);
-   bson_destroy (copy);
-   if (!ok) {
-      return wscan_stop (s);
-   }
-   s->n++;
-   return true;
-}
-
 /* One statement of a delete: {q, limit, collation, hint}. */
 static bool
 delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *serr)
@@ -569,9 +554,12 @@ delete_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    }
    if (get_stmt_doc (&stmt, "q", true, &q, serr) && dj_cmd_collation (&stmt, serr) &&
        (m = dj_matcher_new_scoped (&q, wc->let.top, serr))) {
-      wscan_t s = {.ctx = &wc->ctx, .c = wc->c};
-      ok = !wc->c || wscan_run (&s, m, &wc->let.vars, limit, delete_fn, &s, serr);
-      wc->n += s.n;
+      /* the matches first, then deleted together: storage/write_many.c */
+      uint64_t *rids = NULL;
+      size_t n = 0;
+      ok = !wc->c || (dj_plan_match_rids (&wc->ctx, wc->c, m, &wc->let.vars, limit, &rids, &n, serr) &&
+                      dj_record_delete_many (&wc->ctx, wc->c, rids, n, &wc->n, serr));
+      bson_free (rids);
    }
    dj_matcher_destroy (m);
    return ok;

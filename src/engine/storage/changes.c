@@ -36,6 +36,19 @@
  *         {db, coll}, dropTarget}, the indexes created or dropped, collMod's
  * https://www.mongodb.com/docs/manual/reference/change-events/
  *
+ * A batch: the deletes of one statement (storage/write_many.c) share one
+ * entry {op: "delete", db, coll, wall, cid, ids: [_id, ...]} instead of
+ * an entry each (what a delete of many documents writes, and fsyncs, is
+ * then mostly their _ids). Its n documents still have a time each, as
+ * mongod's oplog gives each deleted document an entry of its own: the n
+ * times ending at the entry's key, reserved together (consecutive
+ * increments of one second), so that key order is still time order and
+ * the log's last key still its newest time. dj_changes_read hands each
+ * document of a batch on as an entry of its own ({..., key: {_id}}), at
+ * its own time: change events, resume tokens and resuming inside a batch
+ * are as with single entries. A collection keeping pre-images logs each
+ * delete on its own (its entry carries the document).
+ *
  * Changes to the admin, config and local databases and to system.*
  * collections are not logged: change streams never show them.
  */
@@ -173,12 +186,14 @@ trim (dj_ctx_t *ctx, uint64_t newest, int64_t *bytes, int64_t *lost, bson_error_
    return dj_walk_close (&w, "change log trim", error) && ok;
 }
 
-/* Appends entry at a fresh time (past the log's last key) and trims. The
- * log's newest time and size are read at the transaction's first change and
- * kept in ctx->chg after that (a command's transaction is the only writer
- * while it lasts); dj_changes_flush writes the size at commit. */
+/* Appends entry at fresh times (past the log's last key): `times` of them,
+ * consecutive, the entry keyed by the last (a batch's, above; 1 for any
+ * other entry), and trims. The log's newest time and size are read at the
+ * transaction's first change and kept in ctx->chg after that (a command's
+ * transaction is the only writer while it lasts); dj_changes_flush writes
+ * the size at commit. */
 static bool
-append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
+append (dj_ctx_t *ctx, bson_t *entry, uint32_t times, bson_error_t *error)
 {
    dj_engine_t *e = ctx->engine;
    MDB_val k, v;
@@ -199,9 +214,16 @@ append (dj_ctx_t *ctx, bson_t *entry, bson_error_t *error)
       ctx->chg.valid = true;
    }
    pthread_mutex_lock (&e->shared_clock->mu);
-   clock_step (e->shared_clock, ctx->chg.last);
-   uint64_t ts = (uint64_t) e->shared_clock->secs << 32 | e->shared_clock->inc;
-   pthread_mutex_unlock (&e->shared_clock->mu);
+   dj_clock_t *clk = e->shared_clock;
+   clock_step (clk, ctx->chg.last);
+   if (times > 1 && clk->inc > UINT32_MAX - (times - 1)) {
+      /* the increments left in this second do not hold the batch: the next second's */
+      clk->secs++;
+      clk->inc = 1;
+   }
+   clk->inc += times - 1;
+   uint64_t ts = (uint64_t) clk->secs << 32 | clk->inc;
+   pthread_mutex_unlock (&clk->mu);
 
    uint8_t key[8];
    for (int b = 0; b < 8; b++) {
@@ -257,16 +279,19 @@ typedef struct {
    uint32_t nremoved, ntruncated;
 } diff_t;
 
-/* Where the diff is: the dotted path, and its components (field names as
- * strings, array indexes as ints) for disambiguatedPaths, which lists a
+/* Where the diff is: a step (a field name, or an array index) and the
+ * steps above it. Its dotted path, and its components (field names as
+ * strings, array indexes as ints) for disambiguatedPaths -- which lists a
  * path when one of its field names reads as an array index (or holds a
- * dot): "a.1" is then not enough to tell.
+ * dot): "a.1" is then not enough to tell -- are written out only for what
+ * changed (where_path, note_path): most fields of an updated document did
+ * not, and an update's description is built for every document it writes.
  * https://www.mongodb.com/docs/manual/reference/change-events/update/#path-disambiguation */
-typedef struct {
-   const char *path; /* NULL at the top */
-   bson_t *parts;    /* array of components */
-   uint32_t nparts;
-   bool ambiguous;
+typedef struct where {
+   const struct where *up; /* NULL at the top (which has no step) */
+   const char *field;      /* the step's field name, NULL for an index */
+   int32_t index;
+   bool ambiguous; /* some field name of the path reads as an index or holds a dot */
 } where_t;
 
 static bool
@@ -283,51 +308,116 @@ numeric_name (const char *k)
    return true;
 }
 
-/* where + one component (a field name, or index >= 0); *out is the caller's (where_done). */
-static void
-where_child (const where_t *w, const char *field, int32_t index, where_t *out, char idx_buf[16])
+/* where + one step (a field name, or index >= 0). */
+static where_t
+where_child (const where_t *w, const char *field, int32_t index)
 {
-   const char *name = field;
-   if (index >= 0) {
-      snprintf (idx_buf, 16, "%d", index);
-      name = idx_buf;
-   }
-   out->path = w->path ? bson_strdup_printf ("%s.%s", w->path, name) : bson_strdup (name);
-   out->parts = bson_copy (w->parts);
-   out->nparts = w->nparts + 1;
-   char kb[16];
-   const char *key;
-   bson_uint32_to_string (w->nparts, &key, kb, sizeof kb);
-   if (index >= 0) {
-      bson_append_int32 (out->parts, key, -1, index);
-   } else {
-      bson_append_utf8 (out->parts, key, -1, field, -1);
-   }
-   out->ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+   where_t out = {.up = w, .field = index >= 0 ? NULL : field, .index = index};
+   out.ambiguous = w->ambiguous || (index < 0 && (numeric_name (field) || strchr (field, '.')));
+   return out;
 }
 
+/* w's dotted path into b (NUL-terminated). */
 static void
-where_done (where_t *w)
+where_path (const where_t *w, dj_buf_t *b)
 {
-   bson_free ((char *) w->path);
-   bson_destroy (w->parts);
+   if (!w->up) {
+      return;
+   }
+   where_path (w->up, b);
+   if (w->up->up) {
+      dj_buf_putc (b, '.');
+   }
+   char num[16];
+   const char *name = w->field;
+   if (!name) {
+      snprintf (num, sizeof num, "%d", w->index);
+      name = num;
+   }
+   dj_buf_append (b, name, strlen (name));
+}
+
+/* w's components appended to arr (its first *n elements there already). */
+static void
+where_parts (const where_t *w, bson_t *arr, uint32_t *n)
+{
+   if (!w->up) {
+      return;
+   }
+   where_parts (w->up, arr, n);
+   char kb[16];
+   const char *key;
+   bson_uint32_to_string ((*n)++, &key, kb, sizeof kb);
+   if (w->field) {
+      bson_append_utf8 (arr, key, -1, w->field, -1);
+   } else {
+      bson_append_int32 (arr, key, -1, w->index);
+   }
+}
+
+/* w's dotted path: owned by the caller (bson_free). */
+static char *
+where_str (const where_t *w)
+{
+   dj_buf_t b;
+   dj_buf_init (&b);
+   where_path (w, &b);
+   dj_buf_putc (&b, 0);
+   return (char *) b.data;
 }
 
 static void
 note_path (diff_t *d, const where_t *w)
 {
    if (w->ambiguous) {
-      bson_append_array (d->disambiguated, w->path, -1, w->parts);
+      bson_t parts = BSON_INITIALIZER;
+      uint32_t n = 0;
+      char *path = where_str (w);
+      where_parts (w, &parts, &n);
+      bson_append_array (d->disambiguated, path, -1, &parts);
+      bson_free (path);
+      bson_destroy (&parts);
    }
 }
 
+/* w now holds v: an updatedFields entry. */
 static void
-push_str (bson_t *arr, uint32_t *n, const char *s)
+put_updated (diff_t *d, const where_t *w, const bson_value_t *v)
+{
+   char *path = where_str (w);
+   bson_append_value (d->updated, path, -1, v);
+   bson_free (path);
+   note_path (d, w);
+}
+
+/* w is gone: a removedFields entry. */
+static void
+put_removed (diff_t *d, const where_t *w)
 {
    char buf[16];
    const char *key;
-   bson_uint32_to_string ((*n)++, &key, buf, sizeof buf);
-   bson_append_utf8 (arr, key, -1, s, -1);
+   char *path = where_str (w);
+   bson_uint32_to_string (d->nremoved++, &key, buf, sizeof buf);
+   bson_append_utf8 (d->removed, key, -1, path, -1);
+   bson_free (path);
+   note_path (d, w);
+}
+
+/* The array at w is now n long: a truncatedArrays entry. */
+static void
+put_truncated (diff_t *d, const where_t *w, uint32_t n)
+{
+   bson_t t;
+   char buf[16];
+   const char *key;
+   char *path = where_str (w);
+   bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
+   bson_append_document_begin (d->truncated, key, -1, &t);
+   BSON_APPEND_UTF8 (&t, "field", path);
+   BSON_APPEND_INT32 (&t, "newSize", (int32_t) n);
+   bson_append_document_end (d->truncated, &t);
+   bson_free (path);
+   note_path (d, w);
 }
 
 static void diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_t *b);
@@ -348,35 +438,41 @@ diff_value (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value
    if (a->value_type == BSON_TYPE_ARRAY && b->value_type == BSON_TYPE_ARRAY) {
       uint32_t na = dj_value_count (a), nb = dj_value_count (b);
       if (nb < na) {
-         bson_t t;
-         char buf[16];
-         const char *key;
-         bson_uint32_to_string (d->ntruncated++, &key, buf, sizeof buf);
-         bson_append_document_begin (d->truncated, key, -1, &t);
-         BSON_APPEND_UTF8 (&t, "field", w->path);
-         BSON_APPEND_INT32 (&t, "newSize", (int32_t) nb);
-         bson_append_document_end (d->truncated, &t);
-         note_path (d, w);
+         put_truncated (d, w, nb);
       }
       bson_iter_t ib, ia;
       bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
       bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
       for (int32_t i = 0; bson_iter_next (&ib); i++) {
-         where_t sub;
-         char ib_buf[16];
-         where_child (w, NULL, i, &sub, ib_buf);
+         where_t sub = where_child (w, NULL, i);
          if (bson_iter_next (&ia)) {
             diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
          } else {
-            bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
-            note_path (d, &sub);
+            put_updated (d, &sub, bson_iter_value (&ib));
          }
-         where_done (&sub);
       }
       return;
    }
-   bson_append_value (d->updated, w->path, -1, b);
-   note_path (d, w);
+   put_updated (d, w, b);
+}
+
+/* Whether documents a and b have the same fields in the same order (an
+ * update's usual before and after: then each field pairs with its place). */
+static bool
+same_fields (const bson_value_t *a, const bson_value_t *b)
+{
+   bson_iter_t ia, ib;
+   bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+   bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+   for (;;) {
+      bool na = bson_iter_next (&ia), nb = bson_iter_next (&ib);
+      if (!na || !nb) {
+         return na == nb;
+      }
+      if (strcmp (bson_iter_key (&ia), bson_iter_key (&ib))) {
+         return false;
+      }
+   }
 }
 
 static void
@@ -384,28 +480,30 @@ diff_docs (diff_t *d, const where_t *w, const bson_value_t *a, const bson_value_
 {
    bson_iter_t ia, ib;
    bson_value_t other;
-   char ib_buf[16];
+   if (same_fields (a, b)) {
+      bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
+      bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
+      while (bson_iter_next (&ia) && bson_iter_next (&ib)) {
+         where_t sub = where_child (w, bson_iter_key (&ib), -1);
+         diff_value (d, &sub, bson_iter_value (&ia), bson_iter_value (&ib));
+      }
+      return;
+   }
    bson_iter_init_from_data (&ia, a->value.v_doc.data, a->value.v_doc.data_len);
    while (bson_iter_next (&ia)) {
       if (!dj_value_get_field (b, bson_iter_key (&ia), &other)) {
-         where_t sub;
-         where_child (w, bson_iter_key (&ia), -1, &sub, ib_buf);
-         push_str (d->removed, &d->nremoved, sub.path);
-         note_path (d, &sub);
-         where_done (&sub);
+         where_t sub = where_child (w, bson_iter_key (&ia), -1);
+         put_removed (d, &sub);
       }
    }
    bson_iter_init_from_data (&ib, b->value.v_doc.data, b->value.v_doc.data_len);
    while (bson_iter_next (&ib)) {
-      where_t sub;
-      where_child (w, bson_iter_key (&ib), -1, &sub, ib_buf);
+      where_t sub = where_child (w, bson_iter_key (&ib), -1);
       if (dj_value_get_field (a, bson_iter_key (&ib), &other)) {
          diff_value (d, &sub, &other, bson_iter_value (&ib));
       } else {
-         bson_append_value (d->updated, sub.path, -1, bson_iter_value (&ib));
-         note_path (d, &sub);
+         put_updated (d, &sub, bson_iter_value (&ib));
       }
-      where_done (&sub);
    }
 }
 
@@ -413,9 +511,9 @@ void
 dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out)
 {
    bson_t updated = BSON_INITIALIZER, removed = BSON_INITIALIZER, truncated = BSON_INITIALIZER;
-   bson_t dis = BSON_INITIALIZER, parts = BSON_INITIALIZER;
+   bson_t dis = BSON_INITIALIZER;
    diff_t d = {.updated = &updated, .removed = &removed, .truncated = &truncated, .disambiguated = &dis};
-   where_t top = {.parts = &parts};
+   where_t top = {0};
    bson_value_t a, b;
    dj_value_from_doc (before, false, &a);
    dj_value_from_doc (after, false, &b);
@@ -430,7 +528,6 @@ dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *o
    bson_destroy (&removed);
    bson_destroy (&truncated);
    bson_destroy (&dis);
-   bson_destroy (&parts);
 }
 
 /* A change made in a session's transaction records the session:
@@ -477,7 +574,33 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
       bson_destroy (&upd);
    }
    session_append (ctx, &entry);
-   bool ok = append (ctx, &entry, error);
+   bool ok = append (ctx, &entry, 1, error);
+   bson_destroy (&entry);
+   return ok;
+}
+
+bool
+dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error)
+{
+   if (n == 0 || ctx->quiet_log || !logged_ns (c->db, c->name)) {
+      return true;
+   }
+   if (n > UINT32_MAX / 2) {
+      return dj_err (error, DJ_InternalError, "a batch of %zu deletes is too large for one change log entry", n);
+   }
+   bson_t entry, arr;
+   char buf[16];
+   const char *key;
+   entry_start (&entry, "delete", c->db, c->name);
+   BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
+   BSON_APPEND_ARRAY_BEGIN (&entry, "ids", &arr);
+   for (size_t i = 0; i < n; i++) {
+      size_t klen = bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
+      bson_append_value (&arr, key, (int) klen, &ids[i]);
+   }
+   bson_append_array_end (&entry, &arr);
+   session_append (ctx, &entry);
+   bool ok = append (ctx, &entry, (uint32_t) n, error);
    bson_destroy (&entry);
    return ok;
 }
@@ -498,12 +621,53 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
       BSON_APPEND_DOCUMENT (&entry, "desc", desc);
    }
    session_append (ctx, &entry);
-   bool ok = append (ctx, &entry, error);
+   bool ok = append (ctx, &entry, 1, error);
    bson_destroy (&entry);
    return ok;
 }
 
 /* ---- reading ------------------------------------------------------------------ */
+
+/* Calls fn with the events of the entry at key ts that come after time
+ * `after`: the entry itself, or each document of a batch (the header's
+ * "A batch") as an entry of its own at its own time. False: fn stopped. */
+static bool
+each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, void *ud)
+{
+   bson_iter_t it, ids;
+   if (!bson_iter_init_find (&it, entry, "ids") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &ids)) {
+      return fn (ts, entry, ud);
+   }
+   uint64_t n = 0;
+   bson_iter_t count = ids;
+   while (bson_iter_next (&count)) {
+      n++;
+   }
+   uint64_t t = ts - (n ? n - 1 : 0);
+   for (; bson_iter_next (&ids); t++) {
+      if (t <= after) {
+         continue;
+      }
+      bson_t one, key;
+      bson_iter_t f;
+      bson_init (&one);
+      bson_iter_init (&f, entry);
+      while (bson_iter_next (&f)) {
+         if (strcmp (bson_iter_key (&f), "ids")) {
+            bson_append_iter (&one, NULL, 0, &f);
+         }
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (&one, "key", &key);
+      BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&ids));
+      bson_append_document_end (&one, &key);
+      bool go = fn (t, &one, ud);
+      bson_destroy (&one);
+      if (!go) {
+         return false;
+      }
+   }
+   return true;
+}
 
 bool
 dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error)
@@ -528,7 +692,7 @@ dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint6
       if (w.k.mv_size != 8 || !bson_init_static (&entry, w.v.mv_data, w.v.mv_size)) {
          continue;
       }
-      if (!fn (dj_u64be_read (w.k.mv_data), &entry, ud)) {
+      if (!each_event (dj_u64be_read (w.k.mv_data), &entry, after, fn, ud)) {
          break;
       }
    }

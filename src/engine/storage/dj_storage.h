@@ -21,6 +21,7 @@
  *   index_spec.c index specifications (incl. hashed fields and TTL) parsed and checked
  *   index.c      a document's keys, index entries and builds
  *   record.c     records read and written with their index entries, capped trims
+ *   write_many.c many records deleted at once: sorted batches, one cursor pass each
  *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
@@ -236,6 +237,12 @@ bool dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t 
 bool dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
                        bson_error_t *error);
 bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *doc, bson_error_t *error);
+/* Deletes the records rids[0..n) (borrowed; any order, ones gone already
+ * skipped) with their index entries, logging them in that order
+ * (write_many.c: batches, one cursor pass each). *deleted is increased by
+ * how many went; after an error, the ones before it stay deleted. */
+bool dj_record_delete_many (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64_t *deleted,
+                            bson_error_t *error);
 bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
 /* Checks the collection's validator against doc; a failure's errInfo goes to
  * ctx->error_info. */
@@ -272,6 +279,10 @@ void dj_clock_seed (dj_clock_t *c, uint64_t last);
  * (before). */
 bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
                         bson_error_t *error);
+/* Logs the deletes of n documents of c (their _ids: ids, in the order they
+ * were deleted) as one batch entry (changes.c's header: "A batch"). A
+ * collection that keeps pre-images logs each with dj_changes_record instead. */
+bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error);
 /* Logs a change to a namespace: "drop", "create", "createIndexes",
  * "dropIndexes", "modify" (coll; cid its id, 0: unknown), "dropDatabase"
  * (coll NULL), "rename" (desc {to: {db, coll}, dropTarget?}). desc (may be
@@ -287,7 +298,8 @@ void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson
 /* Whether c keeps pre- and post-images (changeStreamPreAndPostImages). */
 bool dj_changes_images_enabled (const dj_coll_t *c);
 /* Calls fn with each entry logged after time `after`, in time order, until
- * it returns false; entry lives in LMDB's map (valid during the call).
+ * it returns false (a batch's documents each as an entry of its own, at its
+ * own time); entry is valid during the call only.
  * *lost: the newest time the cap dropped (0: none). */
 typedef bool (*dj_change_fn) (uint64_t ts, const bson_t *entry, void *ud);
 bool dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error);
@@ -364,6 +376,12 @@ bool dj_plan_scan (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, bool writ
 /* The same, with variables for the filter's $expr. */
 bool dj_plan_scan_vars (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, bool writes, int64_t max,
                         dj_scan_fn fn, void *fnctx, bson_error_t *error);
+/* The record ids of the documents m matches, at most max (0: all), in
+ * scan order, into *rids (owned by the caller, bson_free; *n of them): a
+ * write's targets, found without reading a document when the index's
+ * entries are the answer (as a count's). The scan writes nothing. */
+bool dj_plan_match_rids (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max,
+                         uint64_t **rids, size_t *n, bson_error_t *error);
 /* dj_plan_scan_vars (reads, every match) for a caller that orders the
  * matches itself (a blocking sort): an index's matches come in record
  * order, not index order -- their ids taken from the index, sorted, and

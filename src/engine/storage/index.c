@@ -107,22 +107,65 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
    return true;
 }
 
+/* The key when ix is on one top-level field and doc holds no array there
+ * (most indexes, most documents): index_fields' answer without its walk
+ * and its lists. False: not that case, nothing done. */
+static bool
+plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
+{
+   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+   const bson_value_t *v = &null_v;
+   bson_iter_t it;
+   if (ix->npaths != 1 || ix->paths[0].n != 1 || ix->geo || ix->hashed) {
+      return false;
+   }
+   const char *name = ix->paths[0].parts[0];
+   bool found = false;
+   if (!bson_iter_init (&it, doc)) {
+      return false;
+   }
+   while (!found && bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      found = k[0] == name[0] && (!k[0] || !strcmp (k + 1, name + 1)); /* (the first byte decides most) */
+   }
+   if (found) {
+      if (BSON_ITER_HOLDS_ARRAY (&it)) {
+         return false;
+      }
+      v = bson_iter_value (&it);
+   } else if (ix->sparse) {
+      return true; /* a sparse index has no entry for a missing field */
+   }
+   dj_buf_t k;
+   dj_buf_init (&k);
+   dj_key_append_by (&k, v, ix->desc[0], ix->collation);
+   ks->lossy = v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT || k.len > DJ_KEY_MAX;
+   dj_key_finish (&k, 0);
+   ks->keys = bson_malloc (sizeof (dj_buf_t));
+   ks->rows = bson_malloc (sizeof (int));
+   ks->keys[0] = k;
+   ks->rows[0] = 0;
+   ks->n = 1;
+   return true;
+}
+
 bool
 dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error)
 {
-   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
    int multi;
    bool ok = true, all_missing;
 
    memset (ks, 0, sizeof *ks);
    if (ix->partial && !dj_matcher_match (ix->partial, doc, NULL)) {
-      bson_free (fv);
       return true;
    }
    if (ix->text) {
-      bson_free (fv);
       return dj_text_index_keys (ix, doc, ks, error);
    }
+   if (plain_key (ix, doc, ks)) {
+      return true;
+   }
+   fieldvals_t *fv = bson_malloc0 (sizeof (fieldvals_t) * (size_t) ix->npaths);
    if (!(ok = index_fields (ix, doc, fv, &multi, &ks->multikey, &all_missing, error))) {
       goto done;
    }
@@ -161,8 +204,8 @@ done:
    return ok;
 }
 
-static void
-entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
+void
+dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid)
 {
    out->len = 0;
    dj_buf_put_u64be (out, ix->id);
@@ -265,7 +308,7 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
       MDB_val key, val;
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
@@ -308,7 +351,7 @@ dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
          continue;
       }
       MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
@@ -334,7 +377,7 @@ dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
          continue;
       }
       MDB_val key;
-      entry_key (&k, ix, &ks->keys[i], rid);
+      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
       int rc = mdb_del (ctx->txn, ctx->engine->dbi_data, &key, NULL);

@@ -81,7 +81,9 @@ typedef struct {
    const dj_eval_t *vars; /* $expr variables, may be NULL */
    bool count_only; /* the entries in range are the matches: count them, fetch nothing */
    bool covered;    /* the entries in range are the matches: fetch them, match nothing */
-   bool rids_only;  /* index entries in range: their record ids into rids, fetched later (fetch_in_order) */
+   /* index entries in range: their record ids into rids, read later
+    * (fetch_in_order) or handed over as they are (dj_plan_match_rids) */
+   bool rids_only;
    size_t ridcap;
 } scan_t;
 
@@ -198,8 +200,15 @@ scan_range (scan_t *s, const range_t *r)
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
          if (s->rids_only) {
-            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
-            s->rids[s->nrids++] = rid;
+            /* (a multikey entry or an $in point met again: once; max counts records) */
+            if (!s->dedupe || ridset_add (&s->seen, rid)) {
+               DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+               s->rids[s->nrids++] = rid;
+               if (s->max && (int64_t) s->nrids >= s->max) {
+                  s->stop = true;
+                  break;
+               }
+            }
             continue;
          }
          if (s->count_only) {
@@ -747,6 +756,38 @@ index_count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    (void) pos;
    (*(int64_t *) ctx)++;
    return true;
+}
+
+static bool
+rid_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   scan_t *s = ctx;
+   (void) doc;
+   (void) pos;
+   DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+   s->rids[s->nrids++] = rid;
+   return true;
+}
+
+bool
+dj_plan_match_rids (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *m, const dj_eval_t *vars, int64_t max,
+                    uint64_t **rids, size_t *n, bson_error_t *error)
+{
+   scan_t s = {.ctx = ctx, .c = c, .m = m, .max = max, .error = error, .vars = vars, .fn = rid_fn};
+   s.fnctx = &s;
+   choice_t ch = {.index = -1};
+   bool ok;
+   if (dj_matcher_text (m) || dj_matcher_geo (m, NULL, false, NULL) || !covered (c, (ch = choose (c, m), &ch))) {
+      /* the documents tell: a scan handing each match's id over as it goes */
+      ok = dj_plan_scan_vars (ctx, c, m, vars, false, max, rid_fn, &s, error);
+   } else {
+      s.rids_only = true;
+      ok = run_choice (&s, &ch);
+   }
+   bson_free (s.seen.slots);
+   *rids = s.rids;
+   *n = s.nrids;
+   return ok;
 }
 
 bool

@@ -204,6 +204,21 @@ done:
    return ok;
 }
 
+/* Whether a and b are the same keys in the same order. */
+static bool
+same_keys (const dj_keyset_t *a, const dj_keyset_t *b)
+{
+   if (a->n != b->n) {
+      return false;
+   }
+   for (int j = 0; j < a->n; j++) {
+      if (a->keys[j].len != b->keys[j].len || memcmp (a->keys[j].data, b->keys[j].data, a->keys[j].len)) {
+         return false;
+      }
+   }
+   return true;
+}
+
 bool
 dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
                   bson_error_t *error)
@@ -229,7 +244,10 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
       }
    }
    for (int i = 0; i < c->nindexes; i++) {
-      if (c->indexes[i].unique && !dj_index_unique_check (ctx, c, &c->indexes[i], &nks[i], rid, new_doc, error)) {
+      /* keys the update left as they were are this record's already: no
+       * other record can hold them (the _id index, most of all) */
+      if (c->indexes[i].unique && !same_keys (&oks[i], &nks[i]) &&
+          !dj_index_unique_check (ctx, c, &c->indexes[i], &nks[i], rid, new_doc, error)) {
          goto done;
       }
    }

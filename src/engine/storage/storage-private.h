@@ -35,6 +35,9 @@ bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bs
  * ix: DuplicateKey (11000) naming doc's key, else true. */
 bool dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                             uint64_t rid, const bson_t *doc, bson_error_t *error);
+/* The data DBI's key of rid's entry for key k in ix, into out (reset
+ * first): [index id][key], and [record id] after it unless ix is unique. */
+void dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid);
 /* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
 bool dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                         uint64_t rid, bson_error_t *error);
