@@ -204,7 +204,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
-   c = dj_coll_load (&ctx, db, name, error);
+   c = dj_coll_checkout (&ctx, db, name, error); /* read only; handed back at the end */
    if (!c && error->code) {
       goto done;
    }
@@ -363,7 +363,8 @@ done:
    dj_find_spec_destroy (&fs);
    dj_buf_cleanup (&lo);
    dj_buf_cleanup (&hi);
-   return dj_cmd_end (&ctx, c, ok, error);
+   dj_coll_checkin (e, c);
+   return dj_cmd_end (&ctx, NULL, ok, error);
 }
 
 typedef struct {
@@ -382,7 +383,8 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 
 /* What count and distinct start with: the query's matcher (*m, owned by
  * the caller), a read transaction, the collection (*c: NULL when it does
- * not exist) and the hint (dj_cmd_hint). On failure the caller still
+ * not exist; dj_coll_checkout's, so the caller hands it back with
+ * dj_coll_checkin) and the hint (dj_cmd_hint). On failure the caller still
  * cleans up all three. */
 static bool
 open_filtered (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, const bson_t *query, dj_matcher_t **m,
@@ -391,7 +393,7 @@ open_filtered (dj_engine_t *e, const char *db, const char *name, const bson_t *c
    if (!(*m = dj_matcher_new (query, error)) || !dj_txn_begin (e, false, ctx, error)) {
       return false;
    }
-   *c = dj_coll_load (ctx, db, name, error);
+   *c = dj_coll_checkout (ctx, db, name, error); /* read only: the caller hands it back */
    if (!*c && error->code) {
       return false;
    }
@@ -448,7 +450,8 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    ok = true;
 done:
    dj_matcher_destroy (m);
-   return dj_cmd_end (&ctx, c, ok, error);
+   dj_coll_checkin (e, c);
+   return dj_cmd_end (&ctx, NULL, ok, error);
 }
 
 typedef struct {
@@ -531,7 +534,7 @@ done:
    dj_txn_abort (&ctx);
    dj_values_free (d.vals, d.n);
    dj_path_cleanup (&d.path);
-   dj_coll_free (c);
+   dj_coll_checkin (e, c);
    dj_matcher_destroy (m);
    return ok;
 }

@@ -519,7 +519,10 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    if (!read_concern_level_ok (cmd, &error) || (!in_txn && !snapshot_allowed (name, cmd, &error))) {
       goto fail;
    }
-   if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {
+   /* the collection's catalog entry, read once: a view? its default collation? */
+   dj_cmd_ns_t ns;
+   if (!dj_cmd_ns_read (e, db, name, cmd, &ns, &error) ||
+       !dj_view_dispatch (e, db, name, cmd, ns.view, reply, &handled, &error)) {
       goto fail;
    }
    if (handled) {
@@ -527,9 +530,7 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    }
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       if (!strcmp (commands[i].name, name)) {
-         if (!dj_coll_default_collation_for (e, db, name, cmd, &error)) {
-            goto fail;
-         }
+         dj_collation_set_default (ns.collation);
          ok = commands[i].fn (e, db, cmd, reply, &error);
          dj_collation_set_current (NULL); /* a command's collation ends with it */
          dj_collation_set_default (NULL);
