@@ -353,13 +353,14 @@ class Cursor:
         if logging:
             c.trace = True
         try:
-            names, rows, rowcount, lastrowid, _txn, types = c.execute(sql, params)
+            description, rows, rowcount, lastrowid, _txn, untyped = c.execute(sql, params)
         finally:
             if logging:
                 _log.debug("%s; params=%r -> %s", sql, params, " ; ".join(c.last_commands))
-        self.description = None if names is None else tuple(
-            (n, (types and types[i]) or _type_code(rows, i), None, None, None, None, None)
-            for i, n in enumerate(names))
+        # the C half keeps the description per statement (declared types);
+        # the columns without one are named from this execution's rows
+        self.description = description if not untyped else tuple(
+            d if d[1] is not None else (d[0], _type_code(rows, i)) + d[2:] for i, d in enumerate(description))
         self._rows, self._pos = rows, 0
         self.rowcount = rowcount
         self.lastrowid = lastrowid
