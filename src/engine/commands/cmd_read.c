@@ -139,6 +139,21 @@ check_nonneg (const char *field, int64_t v, bson_error_t *error)
    return true;
 }
 
+/* find's projection (*p: NULL for {}), parsed -- or the one parsed for an
+ * earlier find from the very same spec bytes, taken from the handle's
+ * keep (e->proj_cache): what dj_projection_new builds depends on nothing
+ * else (a collation applies when it is evaluated, not parsed). The
+ * caller puts it back (dj_keep_put) or destroys it. */
+static bool
+projection_checkout (dj_engine_t *e, const bson_t *spec, dj_projection_t **p, bson_error_t *error)
+{
+   *p = NULL;
+   if (bson_empty (spec)) {
+      return true;
+   }
+   *p = dj_keep_take (e->proj_cache, bson_get_data (spec), spec->len);
+   return *p || (*p = dj_projection_new (spec, error));
+}
 
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
 bool
@@ -201,7 +216,9 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    dj_buf_init (&lo);
    dj_buf_init (&hi);
-   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error) || !dj_txn_begin (e, false, &ctx, error)) {
+   bson_t no_projection = BSON_INITIALIZER; /* the projection is parsed last, by projection_checkout */
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &no_projection, &fs, error) ||
+       (has_proj && !projection_checkout (e, &proj_spec, &fs.proj, error)) || !dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
    c = dj_coll_checkout (&ctx, db, name, error); /* read only; handed back at the end */
@@ -360,6 +377,10 @@ done:
       bson_free (col.items[i]);
    }
    bson_free (col.items);
+   if (fs.proj) {
+      dj_keep_put (e->proj_cache, bson_get_data (&proj_spec), proj_spec.len, fs.proj); /* kept for the next find */
+      fs.proj = NULL;
+   }
    dj_find_spec_destroy (&fs);
    dj_buf_cleanup (&lo);
    dj_buf_cleanup (&hi);

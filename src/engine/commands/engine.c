@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+static void
+free_projection (void *p)
+{
+   dj_projection_destroy (p);
+}
+
 dj_engine_t *
 dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
@@ -19,6 +25,7 @@ dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t 
       return NULL;
    }
    pthread_mutex_init (&e->cursors_mu, NULL);
+   e->proj_cache = dj_keep_new (16, free_projection); /* find projections (cmd_read.c) */
    if (!dj_ttl_attach (e, opts, error)) {
       dj_engine_close (e);
       return NULL;
@@ -34,6 +41,7 @@ dj_engine_close (dj_engine_t *e)
    }
    dj_ttl_detach (e);
    dj_cursor_close_all (e);
+   dj_keep_destroy (e->proj_cache);
    pthread_mutex_destroy (&e->cursors_mu);
    dj_storage_close (e);
    bson_free (e);

@@ -32,7 +32,6 @@
  *   changes.c    the change log change streams read, and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  *   keycount.c   a field's values counted from an index's keys (no document read)
- *   coll_cache.c collections built from catalog entries, kept per handle for reads
  */
 #ifndef DJ_STORAGE_H
 #define DJ_STORAGE_H
@@ -41,6 +40,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "dj_keep.h"
 #include "dj_query.h"
 #include "dj_text.h"
 
@@ -132,9 +132,12 @@ struct dj_engine {
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
-   /* Collections built from their catalog entries, kept for the next
-    * read of them (coll_cache.c: dj_coll_checkout); its own lock. */
-   struct dj_coll_cache *coll_cache;
+   /* Collections built from their catalog entries, kept by the entry's
+    * bytes for the next read of them (store.c: dj_coll_checkout). */
+   struct dj_keep *coll_cache;
+   /* Find projections parsed, kept by their spec's bytes (commands/
+    * cmd_read.c); storage never touches it. */
+   struct dj_keep *proj_cache;
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
@@ -198,10 +201,14 @@ bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
 dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
 /* dj_coll_load for a command that only reads the collection: the result may
  * be one the handle built for an earlier read from the very same catalog
- * entry bytes (its cache, coll_cache.c), so it must not be changed; it is
- * the caller's alone until handed back with dj_coll_checkin (which frees
- * it, or keeps it for the next read). A point read then costs one catalog
- * lookup instead of rebuilding every index and validator. */
+ * entry bytes (e->coll_cache, a dj_keep_t), so it must not be changed; it
+ * is the caller's alone until handed back with dj_coll_checkin (which
+ * keeps it for the next read). A point read then costs one catalog lookup
+ * instead of rebuilding every index and validator. What coll_from_entry
+ * builds depends on nothing but the entry's bytes (which hold the ns), and
+ * every change to a collection -- an index made or dropped, a multikey
+ * flag, collMod, a drop and re-create (a new id) -- changes them: nothing
+ * to invalidate, and a reader of an older snapshot gets its own version. */
 dj_coll_t *dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
 /* Hands back what dj_coll_checkout gave (NULL: nothing); c is no longer the
  * caller's. */
@@ -215,6 +222,8 @@ dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, cons
 /* Loads, creating implicitly (as MongoDB's writes do) when absent. */
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);
 void dj_coll_free (dj_coll_t *c);
+/* dj_coll_free for a dj_keep_t's free function. */
+void dj_coll_free_any (void *c);
 bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
 /* collMod: c's options with `changes` (borrowed) put over them, applied
  * (the validator parsed again) and saved; on error c is as it was. */

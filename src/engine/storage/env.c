@@ -2,7 +2,7 @@
  * env.c -- LMDB environments: one per data directory per process, shared by
  * every engine handle open on it, and the marks of who holds its write lock.
  */
-#include "storage-private.h"
+#include "dj_storage.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -228,7 +228,7 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
    e->shared_clock = &shared->clock;
    e->change_log_size = shared->change_log_size;
    e->path = bson_strdup (path);
-   e->coll_cache = dj_coll_cache_new ();
+   e->coll_cache = dj_keep_new (16, dj_coll_free_any);
    return true;
 }
 
@@ -236,7 +236,7 @@ void
 dj_storage_close (dj_engine_t *e)
 {
    env_release (e->shared);
-   dj_coll_cache_free (e->coll_cache);
+   dj_keep_destroy (e->coll_cache);
    bson_free (e->path);
 }
 

@@ -15,17 +15,6 @@ bool dj_store_next_id (dj_ctx_t *ctx, uint64_t *out, bson_error_t *error);
  * records or an index's entries). */
 bool dj_store_delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error);
 
-/* coll_cache.c: the handle's cache of collections, made by dj_storage_open
- * and freed by dj_storage_close. dj_coll_cache_take hands out (and forgets)
- * the one built from exactly these entry bytes for db.name, or NULL;
- * dj_coll_cache_put keeps c (steals it; one per namespace, a few in all)
- * or frees it when it holds no entry bytes. */
-struct dj_coll_cache *dj_coll_cache_new (void);
-void dj_coll_cache_free (struct dj_coll_cache *cache);
-dj_coll_t *dj_coll_cache_take (struct dj_coll_cache *cache, const char *db, const char *name, const void *entry,
-                               size_t len);
-void dj_coll_cache_put (struct dj_coll_cache *cache, dj_coll_t *c);
-
 /* index.c */
 /* The keys a document contributes to an index (0, 1 or many), each the
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */

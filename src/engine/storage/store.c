@@ -393,7 +393,7 @@ dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t 
       dj_lmdb_error (rc, error, "catalog read");
       return NULL;
    }
-   dj_coll_t *c = dj_coll_cache_take (ctx->engine->coll_cache, db, name, mv.mv_data, mv.mv_size);
+   dj_coll_t *c = dj_keep_take (ctx->engine->coll_cache, mv.mv_data, mv.mv_size);
    if (c) {
       return c;
    }
@@ -414,7 +414,17 @@ dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t 
 void
 dj_coll_checkin (dj_engine_t *e, dj_coll_t *c)
 {
-   dj_coll_cache_put (e->coll_cache, c);
+   if (c && c->entry) {
+      dj_keep_put (e->coll_cache, c->entry, c->entry_len, c);
+   } else {
+      dj_coll_free (c);
+   }
+}
+
+void
+dj_coll_free_any (void *c)
+{
+   dj_coll_free (c);
 }
 
 bool

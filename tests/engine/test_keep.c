@@ -1,6 +1,13 @@
 /*
- * test_coll_cache -- the handle's cache of collections built for reads
- * (storage/coll_cache.c, dj_coll_checkout / dj_coll_checkin):
+ * test_keep -- objects built from bytes and kept for the next user of the
+ * same bytes (src/common/dj_keep.h), and the engine's two keeps:
+ *
+ *  - dj_keep: take hands out (and removes) only an object under exactly
+ *    the same bytes; put replaces the same key, else fills a free slot,
+ *    else the oldest (freed, as replaced objects are);
+ *
+ * the collections built for reads (storage/store.c, dj_coll_checkout /
+ * dj_coll_checkin):
  *
  *  - a second read of an unchanged collection gets the collection the
  *    first one built (the cache is used);
@@ -10,7 +17,10 @@
  *    under the same name (a new id), an index dropped;
  *  - two readers at once each get a collection of their own;
  *  - through the commands: a hint on the index made after a find was
- *    cached is honoured, a dropped one refused.
+ *    cached is honoured, a dropped one refused;
+ *
+ * and find's projections (commands/cmd_read.c): kept after a find, by the
+ * spec's bytes; a find with the same projection gets the same results.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -18,6 +28,39 @@
 #include "ctest.h"
 #include "dj_engine.h"
 #include "dj_storage.h"
+
+static int freed;
+
+static void
+count_free (void *obj)
+{
+   freed++;
+   bson_free (obj);
+}
+
+static void
+test_dj_keep (void)
+{
+   dj_keep_t *k = dj_keep_new (2, count_free);
+   char *a = bson_strdup ("a"), *b = bson_strdup ("b"), *c = bson_strdup ("c");
+   CHECK (!dj_keep_take (k, "ka", 2), "nothing kept yet");
+   dj_keep_put (k, "ka", 2, a);
+   CHECK (!dj_keep_take (k, "kb", 2) && !dj_keep_take (k, "k", 1), "other bytes: nothing");
+   CHECK (dj_keep_take (k, "ka", 2) == a, "the same bytes: the object");
+   CHECK (!dj_keep_take (k, "ka", 2), "taken: not there for a second taker");
+   dj_keep_put (k, "ka", 2, a);
+   dj_keep_put (k, "kb", 2, b);
+   dj_keep_put (k, "kc", 2, c); /* full: replaces the oldest, a */
+   CHECK (freed == 1 && !dj_keep_take (k, "ka", 2), "the oldest replaced and freed (freed %d)", freed);
+   CHECK (dj_keep_take (k, "kc", 2) == c, "the newest kept");
+   char *b2 = bson_strdup ("b2");
+   dj_keep_put (k, "kb", 2, b2); /* the same key: b goes */
+   CHECK (freed == 2 && dj_keep_take (k, "kb", 2) == b2, "the same key replaced (freed %d)", freed);
+   dj_keep_put (k, "kb", 2, b2);
+   dj_keep_put (k, "kc", 2, c);
+   dj_keep_destroy (k);
+   CHECK (freed == 4, "what it holds freed with it (freed %d)", freed);
+}
 
 /* A checkout of test.c in a read transaction of its own, handed back
  * when `keep` is false (then only its address and index count are
@@ -62,7 +105,7 @@ run (dj_engine_t *e, const char *json, int code)
 int
 main (void)
 {
-   char dir[] = "/tmp/djongo-collcache-XXXXXX";
+   char dir[] = "/tmp/djongo-keep-XXXXXX";
    bson_error_t err;
    int n;
    bool mk;
@@ -74,7 +117,26 @@ main (void)
       printf ("cannot open %s: %s\n", dir, err.message);
       return 2;
    }
+   test_dj_keep ();
    CHECK (run (e, "{\"insert\": \"c\", \"documents\": [{\"_id\": 1, \"a\": 1}, {\"_id\": 2, \"a\": 2}]}", 0), "insert");
+
+   /* a find's projection is kept by its bytes, and serves the next find */
+   bson_t *proj = J ("{\"a\": 1, \"_id\": 0}");
+   for (int round = 0; round < 2; round++) {
+      bson_t *find = J ("{\"find\": \"c\", \"filter\": {\"_id\": 2}, \"projection\": {\"a\": 1, \"_id\": 0}}"), reply;
+      bson_iter_t it, doc;
+      dj_engine_run_command (e, "test", find, &reply);
+      CHECK (bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch.0", &it) &&
+                BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &doc) && bson_iter_next (&doc) &&
+                !strcmp (bson_iter_key (&doc), "a") && bson_iter_as_int64 (&doc) == 2 && !bson_iter_next (&doc),
+             "the projected document {a: 2}, round %d", round);
+      bson_destroy (&reply);
+      bson_destroy (find);
+   }
+   dj_projection_t *kept = dj_keep_take (e->proj_cache, bson_get_data (proj), proj->len);
+   CHECK (kept, "the projection kept after the finds");
+   dj_keep_put (e->proj_cache, bson_get_data (proj), proj->len, kept);
+   bson_destroy (proj);
 
    dj_coll_t *first = read_coll (e, false, &n, &mk);
    dj_coll_t *second = read_coll (e, false, &n, &mk);
@@ -127,5 +189,5 @@ main (void)
 
    dj_engine_close (e);
    ctest_rmdir (dir);
-   return CTEST_REPORT ("coll_cache");
+   return CTEST_REPORT ("keep");
 }
