@@ -346,8 +346,12 @@ class Cursor:
             raise InterfaceError("the cursor is closed")
 
     def execute(self, sql, params=None):
-        self._check()
-        sql, params = _bind(sql, params)
+        # (the checks of _check and _bind written out for the common case:
+        # one statement per ORM query, each Python call counts)
+        if self._closed or self.connection._closed:
+            raise InterfaceError("the cursor is closed")
+        if params is not None and type(params) is not list and type(params) is not tuple:
+            sql, params = _bind(sql, params)
         c = self.connection._c
         logging = _log.isEnabledFor(_logging.DEBUG)
         if logging:
@@ -406,7 +410,8 @@ class Cursor:
         return row
 
     def fetchmany(self, size=None):
-        self._check()
+        if self._closed or self.connection._closed:  # _check, written out: Django fetches by fetchmany
+            raise InterfaceError("the cursor is closed")
         if self.description is None:
             raise ProgrammingError("the last statement returned no rows")
         size = self.arraysize if size is None else size
