@@ -155,6 +155,40 @@ projection_checkout (dj_engine_t *e, const bson_t *spec, dj_projection_t **p, bs
    return *p || (*p = dj_projection_new (spec, error));
 }
 
+/* find's options, by their place in its list of known fields (dj_cmd_find's
+ * `known`): dj_cmd_check_fields_present tells which the command holds, and
+ * only those are looked up -- an ORM's find names 3 or 4 of the 15, and
+ * each lookup walks the command. An absent one is left as its getter
+ * leaves it (engine.c: dj_cmd_get_doc, _int64, _bool). */
+enum {
+   F_FILTER, F_SORT, F_PROJECTION, F_HINT, F_SKIP, F_LIMIT, F_BATCH_SIZE, F_SINGLE_BATCH, F_MAX, F_MIN, F_RETURN_KEY,
+   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA
+};
+
+static bool
+opt_doc (const bson_t *cmd, uint64_t given, int k, const char *field, bson_t *out, bool *present, bson_error_t *error)
+{
+   if (!(given >> k & 1)) {
+      bson_init (out);
+      *present = false;
+      return true;
+   }
+   return dj_cmd_get_doc (cmd, field, out, present, error);
+}
+
+static bool
+opt_int64 (const bson_t *cmd, uint64_t given, int k, const char *field, int64_t *out, bool *present, bson_error_t *error)
+{
+   *present = false;
+   return !(given >> k & 1) || dj_cmd_get_int64 (cmd, field, out, present, error);
+}
+
+static bool
+opt_bool (const bson_t *cmd, uint64_t given, int k, const char *field, bool *out)
+{
+   return !(given >> k & 1) || dj_cmd_get_bool (cmd, field, out, NULL);
+}
+
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
 bool
 dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
@@ -176,16 +210,22 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_ctx_t ctx = {0};
    collect_t col = {0};
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
-       !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
-       !dj_cmd_get_doc (cmd, "projection", &proj_spec, &has_proj, error) ||
-       !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
-       !dj_cmd_get_int64 (cmd, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
+   uint64_t given; /* bit F_x: the option is in cmd (only those are looked up) */
+   if (!dj_cmd_check_fields_present (cmd, known, &given, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !opt_doc (cmd, given, F_FILTER, "filter", &filter, &has_filter, error) ||
+       !opt_doc (cmd, given, F_SORT, "sort", &sort_spec, &has_sort, error) ||
+       !opt_doc (cmd, given, F_PROJECTION, "projection", &proj_spec, &has_proj, error) ||
+       !opt_int64 (cmd, given, F_SKIP, "skip", &skip, &p1, error) ||
+       !opt_int64 (cmd, given, F_LIMIT, "limit", &limit, &p2, error) ||
+       !opt_int64 (cmd, given, F_BATCH_SIZE, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
        !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
-       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_get_bool (cmd, "returnKey", &return_key, error) ||
-       !dj_cmd_get_bool (cmd, "showRecordId", &show_rid, error) || !dj_cmd_get_doc (cmd, "min", &min_spec, &has_min, error) ||
-       !dj_cmd_get_doc (cmd, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
-       !dj_cmd_get_bool (cmd, "tailable", &tailable, error) || !dj_cmd_get_bool (cmd, "awaitData", &await_data, error)) {
+       !opt_bool (cmd, given, F_SINGLE_BATCH, "singleBatch", &single) ||
+       !opt_bool (cmd, given, F_RETURN_KEY, "returnKey", &return_key) ||
+       !opt_bool (cmd, given, F_SHOW_RECORD_ID, "showRecordId", &show_rid) ||
+       !opt_doc (cmd, given, F_MIN, "min", &min_spec, &has_min, error) ||
+       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
+       !opt_bool (cmd, given, F_TAILABLE, "tailable", &tailable) ||
+       !opt_bool (cmd, given, F_AWAIT_DATA, "awaitData", &await_data)) {
       return false;
    }
    /* https://www.mongodb.com/docs/manual/core/tailable-cursors/ */

@@ -156,6 +156,10 @@ typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd
 /* Checks cmd's fields against `known` (NULL-terminated; the command name
  * itself and generic fields like $db, lsid, comment are always allowed). */
 bool dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error);
+/* dj_cmd_check_fields, also telling which of known[0..63] cmd holds (bit i
+ * of *present for known[i]): a command with many options then reads only
+ * those it was given (dj_cmd_find). */
+bool dj_cmd_check_fields_present (const bson_t *cmd, const char *const *known, uint64_t *present, bson_error_t *error);
 /* The collection name from the first field ({find: "c"}); error if not a string. */
 bool dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error);
 /* The checks every command on a collection starts with: its fields

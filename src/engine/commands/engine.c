@@ -63,9 +63,17 @@ static const char *const generic_fields[] = {
 bool
 dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error)
 {
+   uint64_t present;
+   return dj_cmd_check_fields_present (cmd, known, &present, error);
+}
+
+bool
+dj_cmd_check_fields_present (const bson_t *cmd, const char *const *known, uint64_t *present, bson_error_t *error)
+{
    bson_iter_t it;
    const char *name = NULL;
 
+   *present = 0;
    bson_iter_init (&it, cmd);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
@@ -76,6 +84,9 @@ dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *
       }
       for (int i = 0; known[i] && !ok; i++) {
          ok = !strcmp (known[i], k);
+         if (ok && i < 64) {
+            *present |= (uint64_t) 1 << i;
+         }
       }
       for (int i = 0; generic_fields[i] && !ok; i++) {
          ok = !strcmp (generic_fields[i], k);
