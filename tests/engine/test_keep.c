@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ctest.h"
 #include "dj_engine.h"
+#include "ctest.h"
 #include "dj_storage.h"
 
 static int freed;
@@ -106,15 +106,10 @@ int
 main (void)
 {
    char dir[] = "/tmp/djongo-keep-XXXXXX";
-   bson_error_t err;
    int n;
    bool mk;
-   if (!mkdtemp (dir)) {
-      return 2;
-   }
-   dj_engine_t *e = dj_engine_open (dir, NULL, &err);
+   dj_engine_t *e = ctest_engine (dir);
    if (!e) {
-      printf ("cannot open %s: %s\n", dir, err.message);
       return 2;
    }
    test_dj_keep ();
