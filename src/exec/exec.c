@@ -129,7 +129,7 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
          bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
          bson_iter_t next = seq;
          if (in_seq && bson_iter_next (&next) && !strcmp (bson_iter_key (&next), m->columns[i].path)) {
-            bson_append_value (&row, ck, -1, bson_iter_value (&next));
+            bson_append_iter (&row, ck, -1, &next); /* the element's bytes, under the cell's key */
             seq = next;
          } else {
             append_cell (&row, ck, doc, m->columns[i].path);
