@@ -346,20 +346,25 @@ class Cursor:
             raise InterfaceError("the cursor is closed")
 
     def execute(self, sql, params=None):
-        self._check()
-        sql, params = _bind(sql, params)
+        # (the checks of _check and _bind written out for the common case:
+        # one statement per ORM query, each Python call counts)
+        if self._closed or self.connection._closed:
+            raise InterfaceError("the cursor is closed")
+        if params is not None and type(params) is not list and type(params) is not tuple:
+            sql, params = _bind(sql, params)
         c = self.connection._c
         logging = _log.isEnabledFor(_logging.DEBUG)
         if logging:
             c.trace = True
         try:
-            names, rows, rowcount, lastrowid, _txn, types = c.execute(sql, params)
+            description, rows, rowcount, lastrowid, _txn, untyped = c.execute(sql, params)
         finally:
             if logging:
                 _log.debug("%s; params=%r -> %s", sql, params, " ; ".join(c.last_commands))
-        self.description = None if names is None else tuple(
-            (n, (types and types[i]) or _type_code(rows, i), None, None, None, None, None)
-            for i, n in enumerate(names))
+        # the C half keeps the description per statement (declared types);
+        # the columns without one are named from this execution's rows
+        self.description = description if not untyped else tuple(
+            d if d[1] is not None else (d[0], _type_code(rows, i)) + d[2:] for i, d in enumerate(description))
         self._rows, self._pos = rows, 0
         self.rowcount = rowcount
         self.lastrowid = lastrowid
@@ -405,7 +410,8 @@ class Cursor:
         return row
 
     def fetchmany(self, size=None):
-        self._check()
+        if self._closed or self.connection._closed:  # _check, written out: Django fetches by fetchmany
+            raise InterfaceError("the cursor is closed")
         if self.description is None:
             raise ProgrammingError("the last statement returned no rows")
         size = self.arraysize if size is None else size

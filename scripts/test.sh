@@ -41,6 +41,7 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/engine/run_scripts" tests/engine/scripts/*.test 2>&1)"
   tally "$("$b/tests/engine/test_keyenc" 2>&1)"
   tally "$("$b/tests/engine/test_sample" 2>&1)"
+  tally "$("$b/tests/engine/test_keep" 2>&1)"
   tally "$("$b/tests/engine/test_durability" 2>&1)"
   tally "$("$b/tests/engine/test_malformed" 2>&1)"
   tally "$("$b/tests/engine/test_txn" 2>&1)"

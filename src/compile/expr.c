@@ -298,10 +298,14 @@ cx_column_path (cx_t *cx, const dj_expr_t *col, char *path, size_t size)
       }
       return cx_unsupported (cx, col->pos, "no column \"%s\" in the derived table \"%s\"", col->name, src->alias);
    }
-   int n = snprintf (path, size, "%s%s", src->prefix, col->name);
-   if (n < 0 || (size_t) n >= size) {
+   /* prefix + name (every column of every statement comes here: copied,
+    * not formatted) */
+   size_t lp = strlen (src->prefix), ln = strlen (col->name);
+   if (lp + ln >= size) {
       return cx_unsupported (cx, col->pos, "column path too long");
    }
+   memcpy (path, src->prefix, lp);
+   memcpy (path + lp, col->name, ln + 1);
    return true;
 }
 

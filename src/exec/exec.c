@@ -16,6 +16,7 @@ exec_forget_tables (dj_exec_t *x)
    bson_reinit (x->plain);
    bson_reinit (x->refs);
    exec_blocks_forget (x, NULL);
+   x->tables_gen++;
 }
 
 dj_exec_t *
@@ -337,6 +338,12 @@ exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t 
    }
    *found = has && bson_iter_init_find (it, &info, key);
    return true;
+}
+
+uint64_t
+dj_exec_tables_generation (const dj_exec_t *x)
+{
+   return x->tables_gen;
 }
 
 char *

@@ -544,6 +544,7 @@ Connection_dealloc (ConnectionObject *self)
 {
    Connection_close_internal (self);
    Py_CLEAR (self->last_commands);
+   Py_CLEAR (self->descriptions);
    if (self->lock) {
       PyThread_free_lock (self->lock);
    }
@@ -869,10 +870,12 @@ done:
    return result;
 }
 
-/* execute(sql, params) -> (names, rows, rowcount, lastrowid, txn, types)
- *   names: tuple of column names, or None for statements without rows
+/* execute(sql, params) -> (description, rows, rowcount, lastrowid, txn, untyped)
+ *   description: PEP 249's cursor.description (describe.c: kept per SQL
+ *     text), or None for statements without rows
  *   rows: list of tuples; txn: None, or "BEGIN"|"COMMIT"|... for transaction statements
- *   types: tuple of declared column types (str or None), or None */
+ *   untyped: whether some column's type_code is None (no declared type:
+ *     the caller names it from the rows) */
 static PyObject *
 Connection_execute (ConnectionObject *self, PyObject *args)
 {
@@ -930,26 +933,18 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       static const char *const names[] = {[DJ_STMT_BEGIN] = "BEGIN", [DJ_STMT_COMMIT] = "COMMIT",
                                           [DJ_STMT_ROLLBACK] = "ROLLBACK", [DJ_STMT_SAVEPOINT] = "SAVEPOINT",
                                           [DJ_STMT_RELEASE] = "RELEASE", [DJ_STMT_ROLLBACK_TO] = "ROLLBACK TO"};
-      result = Py_BuildValue ("(OOnOzO)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt], Py_None);
+      result = Py_BuildValue ("(OOnOzO)", Py_None, Py_None, (Py_ssize_t) -1, Py_None, names[m.stmt], Py_False);
       goto cleanup;
    }
    /* rows -> tuples */
-   PyObject *names = Py_None, *rows = PyList_New (0);
+   PyObject *desc = Py_None, *rows = PyList_New (0);
    Py_INCREF (Py_None);
-   bool has_rows = m.kind == DJ_MQL_ROWS || m.ncolumns > 0;
+   bool has_rows = m.kind == DJ_MQL_ROWS || m.ncolumns > 0, untyped = false;
    if (rows && has_rows) {
       Py_DECREF (Py_None);
-      names = PyTuple_New (m.ncolumns);
-      for (int i = 0; names && i < m.ncolumns; i++) {
-         PyObject *s = PyUnicode_FromString (m.columns[i].name);
-         if (!s) {
-            Py_CLEAR (names);
-            break;
-         }
-         PyTuple_SET_ITEM (names, i, s);
-      }
+      desc = describe_statement (self, PyTuple_GET_ITEM (args, 0), params != Py_None, &m, &untyped);
       bson_iter_t ri, ci;
-      if (names && bson_iter_init (&ri, r.rows)) {
+      if (desc && bson_iter_init (&ri, r.rows)) {
          while (rows && bson_iter_next (&ri)) {
             if (!bson_iter_recurse (&ri, &ci)) {
                continue;
@@ -978,36 +973,13 @@ Connection_execute (ConnectionObject *self, PyObject *args)
          }
       }
    }
-   /* declared types for cursor.description: plain columns of the statement's table */
-   PyObject *types = Py_None;
-   Py_INCREF (Py_None);
-   if (names && rows && names != Py_None && m.kind == DJ_MQL_ROWS) {
-      Py_DECREF (Py_None);
-      types = PyTuple_New (m.ncolumns);
-      for (int i = 0; types && i < m.ncolumns; i++) {
-         char *type = NULL;
-         const char *path = m.columns[i].path;
-         if (path && !strchr (path, '.')) {
-            Py_BEGIN_ALLOW_THREADS
-            type = dj_exec_column_type (self->exec, m.collection, path);
-            Py_END_ALLOW_THREADS
-         }
-         PyObject *t = type ? PyUnicode_FromString (type) : (Py_INCREF (Py_None), Py_None);
-         bson_free (type);
-         if (!t) {
-            Py_CLEAR (types);
-            break;
-         }
-         PyTuple_SET_ITEM (types, i, t);
-      }
-   }
-   if (names && rows && types) {
+   if (desc && rows) {
       PyObject *lastrowid = r.has_lastrowid ? PyLong_FromLongLong (r.lastrowid) : (Py_INCREF (Py_None), Py_None);
-      result = Py_BuildValue ("(OOLOOO)", names, rows, (long long) r.rowcount, lastrowid, Py_None, types);
+      result = Py_BuildValue ("(OOLOOO)", desc, rows, (long long) r.rowcount, lastrowid, Py_None,
+                              untyped ? Py_True : Py_False);
       Py_XDECREF (lastrowid);
    }
-   Py_XDECREF (types);
-   Py_XDECREF (names);
+   Py_XDECREF (desc);
    Py_XDECREF (rows);
 cleanup:
    if (ran) {
@@ -1233,8 +1205,8 @@ static PyMethodDef Connection_methods[] = {
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,
-    "execute(sql, params) -> (column names or None, rows, rowcount, lastrowid, transaction statement or None, "
-    "declared types or None)"},
+    "execute(sql, params) -> (description or None, rows, rowcount, lastrowid, transaction statement or None, "
+    "untyped: some type_code is None)"},
    {"close", (PyCFunction) Connection_close, METH_NOARGS, "close()"},
    {"set_encryption", (PyCFunction) Connection_set_encryption, METH_VARARGS,
     "set_encryption(kms_providers, key_vault): client-side field-level encryption with these KMS providers"},

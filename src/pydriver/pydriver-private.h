@@ -31,6 +31,8 @@ typedef struct {
    bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
    PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
    dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
+   PyObject *descriptions;    /* owned dict, or NULL: cursor.description per SQL text (describe.c) */
+   uint64_t descriptions_gen; /* the session's dj_exec_tables_generation they were built under */
 } ConnectionObject;
 
 /* Raises the PEP 249 exception for a C error. Returns NULL. */
@@ -42,6 +44,12 @@ PyObject *to_py (const bson_iter_t *it, int depth);
 /* A statement's way in (module.c): the caller then holds self->lock. */
 bool conn_enter (ConnectionObject *self);
 bool conn_enter_args (ConnectionObject *self, PyObject *args, const char *format, ...);
+
+/* describe.c: the description of statement m's columns (new reference;
+ * NULL with a Python error), the one kept for this SQL text if the
+ * session's table entries are unchanged; *untyped when a column's
+ * type_code is None (the caller names it from the rows). */
+PyObject *describe_statement (ConnectionObject *self, PyObject *sql, bool has_params, const dj_mql_t *m, bool *untyped);
 
 /* crypt.c: Connection's encryption methods (src/crypt) */
 PyObject *Connection_set_encryption (ConnectionObject *self, PyObject *args);

@@ -80,6 +80,23 @@ class Collations(TestCase):
         self.assertEqual({d.name: d.collation for d in desc}, {"id": None, "name": "nocase", "code": "binary",
                                                                 "note": None})
 
+    def test_only_collated_columns_take_the_vendor_hook(self):
+        """Django's compiler calls as_djongo when a node has one, as_sql
+        otherwise: a column without db_collation has none (no call of ours
+        per column per query), a collated one has the collating method;
+        a query holding one pickles and still filters by the collation."""
+        import pickle
+
+        plain = Person._meta.get_field("id").get_col(Person._meta.db_table)
+        collated = Person._meta.get_field("name").get_col(Person._meta.db_table)
+        self.assertIsNone(plain.as_djongo)
+        self.assertIsNotNone(collated.as_djongo)
+        qs = Person.objects.using("default").filter(name="Andrew").order_by("id").values_list("id", flat=True)
+        self.assertEqual(list(qs), [1, 2])  # compiled: its Cols hold their as_djongo now
+        again = Person.objects.using("default").values_list("id", flat=True)
+        again.query = pickle.loads(pickle.dumps(qs.query))
+        self.assertEqual([r["id"] for r in again], [1, 2])  # (a query set this way answers dicts)
+
 
 def test_alter_field_collation():
     """AlterField from no collation to nocase and back, as Django's schema
@@ -113,3 +130,4 @@ def test_unique_under_a_case_blind_collation_is_refused():
     with pytest.raises(NotSupportedError, match="non-deterministic collation"):
         with connections["default"].schema_editor() as editor:
             editor.add_field(Person, field)
+

@@ -53,6 +53,22 @@ ctest_rmdir (const char *dir)
    bson_free (rm);
 }
 
+#ifdef DJ_ENGINE_H
+/* An engine on a new scratch directory made from template `dir` (which
+ * receives its name, for ctest_rmdir); NULL, said, when that fails.
+ * (Include dj_engine.h before this header to have it.) */
+static inline dj_engine_t *
+ctest_engine (char *dir)
+{
+   bson_error_t err;
+   dj_engine_t *e = mkdtemp (dir) ? dj_engine_open (dir, NULL, &err) : NULL;
+   if (!e) {
+      printf ("cannot open a scratch engine in %s\n", dir);
+   }
+   return e;
+}
+#endif
+
 #define CTEST_REPORT(name)                                                          \
    (printf ("%s: %d passed, %d failed\n", (name), ctest_passed, ctest_failed),   \
     ctest_failed ? 1 : 0)

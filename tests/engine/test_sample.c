@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "ctest.h"
 #include "dj_engine.h"
+#include "ctest.h"
 #include "dj_storage.h"
 
 typedef struct {
@@ -81,12 +81,8 @@ main (void)
 {
    char dir[] = "/tmp/djongo-sample-XXXXXX";
    bson_error_t err;
-   if (!mkdtemp (dir)) {
-      return 2;
-   }
-   dj_engine_t *e = dj_engine_open (dir, NULL, &err);
+   dj_engine_t *e = ctest_engine (dir);
    if (!e) {
-      printf ("cannot open %s: %s\n", dir, err.message);
       return 2;
    }
    /* 1000 documents, _id 0..999 */

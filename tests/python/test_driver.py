@@ -461,3 +461,42 @@ def test_select_from_a_table_that_does_not_exist(cur):
     assert cur.fetchone() == (0,)
     cur.execute('SELECT "x"."v" FROM "x"')  # a table CREATE TABLE made, still empty
     assert cur.fetchall() == []
+
+
+def test_description_kept_per_statement_until_the_schema_changes(cur):
+    """cursor.description is built once per statement text (the C half
+    keeps it, src/pydriver/describe.c) and built again after DDL: a
+    column's declared type follows ALTER TABLE, a rollback of DDL, and a
+    column added to SELECT * shows; a computed column's type_code still
+    follows each execution's rows."""
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["a"])
+    read = 'SELECT "x"."id", "x"."v" FROM "x" WHERE "x"."id" = %s'
+    cur.execute(read, [1])
+    first = cur.description
+    cur.execute(read, [2])
+    assert cur.description is first  # kept, not built again
+    assert [d[1] for d in first] == ["INTEGER", "TEXT"]
+    cur.execute('ALTER TABLE "x" ALTER COLUMN "v" TYPE varchar(20)')
+    cur.execute(read, [1])
+    assert cur.description is not first and [d[1] for d in cur.description] == ["INTEGER", "VARCHAR(20)"]
+    cur.execute('SELECT * FROM "x"')
+    assert [d[0] for d in cur.description] == ["id", "v"]
+    cur.execute('ALTER TABLE "x" ADD COLUMN "n" integer NULL')
+    cur.execute('SELECT * FROM "x"')
+    assert [(d[0], d[1]) for d in cur.description] == [("id", "INTEGER"), ("v", "VARCHAR(20)"), ("n", "INTEGER")]
+    # DDL rolled back: the type it gave is gone again
+    conn = cur.connection
+    conn.commit()
+    cur.execute('ALTER TABLE "x" ALTER COLUMN "n" TYPE text')
+    cur.execute('SELECT * FROM "x"')
+    assert cur.description[2][1] == "TEXT"
+    conn.rollback()
+    cur.execute('SELECT * FROM "x"')
+    assert cur.description[2][1] == "INTEGER"
+    # computed: named from each execution's first non-NULL value
+    computed = 'SELECT COALESCE("x"."v", %s) AS "c" FROM "x"'
+    cur.execute('UPDATE "x" SET "v" = NULL')
+    cur.execute(computed, [5])
+    assert cur.description[0][1] == "INTEGER"
+    cur.execute(computed, ["five"])
+    assert cur.description[0][1] == "TEXT"

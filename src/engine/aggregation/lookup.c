@@ -23,12 +23,14 @@ collect_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 }
 
 /* The collection a read starts from: *c loaded (NULL when it does not
- * exist, which reads as empty); false, with error, when loading failed. */
+ * exist, which reads as empty; checked out of the handle's cache: read it
+ * only, and hand it back with dj_coll_checkin); false, with error, when
+ * loading failed. */
 static bool
 load_source (const dj_prun_t *run, const char *db, const char *coll, dj_coll_t **c, bson_error_t *error)
 {
    bson_error_t le = {0};
-   *c = dj_coll_load (run->ctx, db, coll, &le);
+   *c = dj_coll_checkout (run->ctx, db, coll, &le);
    if (!*c && le.code) {
       *error = le;
       return false;
@@ -61,7 +63,7 @@ dj_agg_scan_collection (const dj_prun_t *run, const char *db, const char *coll, 
          }
       }
       dj_docs_clear (&vd);
-      dj_coll_free (c);
+      dj_coll_checkin (run->ctx->engine, c);
       return ok;
    }
    dj_matcher_t *all = NULL;
@@ -72,7 +74,7 @@ dj_agg_scan_collection (const dj_prun_t *run, const char *db, const char *coll, 
    }
    ok = dj_plan_scan_vars (run->ctx, c, m, vars, false, 0, fn, fnctx, error);
    dj_matcher_destroy (all);
-   dj_coll_free (c);
+   dj_coll_checkin (run->ctx->engine, c);
    return ok;
 }
 
@@ -111,7 +113,7 @@ dj_agg_count_collection (const dj_prun_t *run, const char *db, const char *coll,
       ok = m && dj_plan_count (run->ctx, c, m, vars, n, error);
       dj_matcher_destroy (all);
    }
-   dj_coll_free (c);
+   dj_coll_checkin (run->ctx->engine, c);
    return ok;
 }
 
@@ -133,7 +135,7 @@ dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, 
       return false;
    }
    if (!c || c->view_on) {
-      dj_coll_free (c);
+      dj_coll_checkin (run->ctx->engine, c);
       return true; /* a view's documents come from its pipeline: sorted at random there */
    }
    /* https://www.mongodb.com/docs/manual/reference/operator/aggregation/sample/#behavior :
@@ -146,7 +148,7 @@ dj_agg_sample_collection (const dj_prun_t *run, const char *coll, int64_t size, 
       *used = true;
       ok = dj_record_sample (run->ctx, c, size, sample_fn, out, error);
    }
-   dj_coll_free (c);
+   dj_coll_checkin (run->ctx->engine, c);
    return ok;
 }
 

@@ -219,6 +219,55 @@ check_nonneg (const char *field, int64_t v, bson_error_t *error)
    return true;
 }
 
+/* find's projection (*p: NULL for {}), parsed -- or the one parsed for an
+ * earlier find from the very same spec bytes, taken from the handle's
+ * keep (e->proj_cache): what dj_projection_new builds depends on nothing
+ * else (a collation applies when it is evaluated, not parsed). The
+ * caller puts it back (dj_keep_put) or destroys it. */
+static bool
+projection_checkout (dj_engine_t *e, const bson_t *spec, dj_projection_t **p, bson_error_t *error)
+{
+   *p = NULL;
+   if (bson_empty (spec)) {
+      return true;
+   }
+   *p = dj_keep_take (e->proj_cache, bson_get_data (spec), spec->len);
+   return *p || (*p = dj_projection_new (spec, error));
+}
+
+/* find's options, by their place in its list of known fields (dj_cmd_find's
+ * `known`): dj_cmd_check_fields_present tells which the command holds, and
+ * only those are looked up -- an ORM's find names 3 or 4 of the 15, and
+ * each lookup walks the command. An absent one is left as its getter
+ * leaves it (engine.c: dj_cmd_get_doc, _int64, _bool). */
+enum {
+   F_FILTER, F_SORT, F_PROJECTION, F_HINT, F_SKIP, F_LIMIT, F_BATCH_SIZE, F_SINGLE_BATCH, F_MAX, F_MIN, F_RETURN_KEY,
+   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA
+};
+
+static bool
+opt_doc (const bson_t *cmd, uint64_t given, int k, const char *field, bson_t *out, bool *present, bson_error_t *error)
+{
+   if (!(given >> k & 1)) {
+      bson_init (out);
+      *present = false;
+      return true;
+   }
+   return dj_cmd_get_doc (cmd, field, out, present, error);
+}
+
+static bool
+opt_int64 (const bson_t *cmd, uint64_t given, int k, const char *field, int64_t *out, bool *present, bson_error_t *error)
+{
+   *present = false;
+   return !(given >> k & 1) || dj_cmd_get_int64 (cmd, field, out, present, error);
+}
+
+static bool
+opt_bool (const bson_t *cmd, uint64_t given, int k, const char *field, bool *out)
+{
+   return !(given >> k & 1) || dj_cmd_get_bool (cmd, field, out, NULL);
+}
 
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
 bool
@@ -241,16 +290,22 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    dj_ctx_t ctx = {0};
    collect_t col = {0};
 
-   if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "filter", &filter, &has_filter, error) ||
-       !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
-       !dj_cmd_get_doc (cmd, "projection", &proj_spec, &has_proj, error) ||
-       !dj_cmd_get_int64 (cmd, "skip", &skip, &p1, error) || !dj_cmd_get_int64 (cmd, "limit", &limit, &p2, error) ||
-       !dj_cmd_get_int64 (cmd, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
+   uint64_t given; /* bit F_x: the option is in cmd (only those are looked up) */
+   if (!dj_cmd_check_fields_present (cmd, known, &given, error) || !dj_cmd_collection (cmd, &name, error) ||
+       !dj_ns_valid (db, name, error) || !opt_doc (cmd, given, F_FILTER, "filter", &filter, &has_filter, error) ||
+       !opt_doc (cmd, given, F_SORT, "sort", &sort_spec, &has_sort, error) ||
+       !opt_doc (cmd, given, F_PROJECTION, "projection", &proj_spec, &has_proj, error) ||
+       !opt_int64 (cmd, given, F_SKIP, "skip", &skip, &p1, error) ||
+       !opt_int64 (cmd, given, F_LIMIT, "limit", &limit, &p2, error) ||
+       !opt_int64 (cmd, given, F_BATCH_SIZE, "batchSize", &batch, &p3, error) || !check_nonneg ("skip", skip, error) ||
        !check_nonneg ("limit", limit, error) || (p3 && !check_nonneg ("batchSize", batch, error)) ||
-       !dj_cmd_get_bool (cmd, "singleBatch", &single, error) || !dj_cmd_get_bool (cmd, "returnKey", &return_key, error) ||
-       !dj_cmd_get_bool (cmd, "showRecordId", &show_rid, error) || !dj_cmd_get_doc (cmd, "min", &min_spec, &has_min, error) ||
-       !dj_cmd_get_doc (cmd, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
-       !dj_cmd_get_bool (cmd, "tailable", &tailable, error) || !dj_cmd_get_bool (cmd, "awaitData", &await_data, error)) {
+       !opt_bool (cmd, given, F_SINGLE_BATCH, "singleBatch", &single) ||
+       !opt_bool (cmd, given, F_RETURN_KEY, "returnKey", &return_key) ||
+       !opt_bool (cmd, given, F_SHOW_RECORD_ID, "showRecordId", &show_rid) ||
+       !opt_doc (cmd, given, F_MIN, "min", &min_spec, &has_min, error) ||
+       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
+       !opt_bool (cmd, given, F_TAILABLE, "tailable", &tailable) ||
+       !opt_bool (cmd, given, F_AWAIT_DATA, "awaitData", &await_data)) {
       return false;
    }
    /* https://www.mongodb.com/docs/manual/core/tailable-cursors/ */
@@ -281,7 +336,9 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    dj_buf_init (&lo);
    dj_buf_init (&hi);
-   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &proj_spec, &fs, error)) {
+   bson_t no_projection = BSON_INITIALIZER; /* the projection is parsed last, by projection_checkout */
+   if (!dj_find_spec_parse (cmd, &filter, &sort_spec, &no_projection, &fs, error) ||
+       (has_proj && !projection_checkout (e, &proj_spec, &fs.proj, error))) {
       goto done;
    }
    if (has_sort && bson_has_field (&sort_spec, "$natural") && dj_matcher_text (fs.m)) {
@@ -292,7 +349,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!dj_txn_begin (e, false, &ctx, error)) {
       goto done;
    }
-   c = dj_coll_load (&ctx, db, name, error);
+   c = dj_coll_checkout (&ctx, db, name, error); /* read only; handed back at the end */
    if (!c && error->code) {
       goto done;
    }
@@ -456,10 +513,15 @@ done:
       bson_free (col.items[i]);
    }
    bson_free (col.items);
+   if (fs.proj) {
+      dj_keep_put (e->proj_cache, bson_get_data (&proj_spec), proj_spec.len, fs.proj); /* kept for the next find */
+      fs.proj = NULL;
+   }
    dj_find_spec_destroy (&fs);
    dj_buf_cleanup (&lo);
    dj_buf_cleanup (&hi);
-   return dj_cmd_end (&ctx, c, ok, error);
+   dj_coll_checkin (e, c);
+   return dj_cmd_end (&ctx, NULL, ok, error);
 }
 
 typedef struct {
@@ -478,7 +540,8 @@ count_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 
 /* What count and distinct start with: the query's matcher (*m, owned by
  * the caller), a read transaction, the collection (*c: NULL when it does
- * not exist) and the hint (dj_cmd_hint). On failure the caller still
+ * not exist; dj_coll_checkout's, so the caller hands it back with
+ * dj_coll_checkin) and the hint (dj_cmd_hint). On failure the caller still
  * cleans up all three. */
 static bool
 open_filtered (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, const bson_t *query, dj_matcher_t **m,
@@ -487,7 +550,7 @@ open_filtered (dj_engine_t *e, const char *db, const char *name, const bson_t *c
    if (!(*m = dj_matcher_new (query, error)) || !dj_txn_begin (e, false, ctx, error)) {
       return false;
    }
-   *c = dj_coll_load (ctx, db, name, error);
+   *c = dj_coll_checkout (ctx, db, name, error); /* read only: the caller hands it back */
    if (!*c && error->code) {
       return false;
    }
@@ -544,7 +607,8 @@ dj_cmd_count (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, 
    ok = true;
 done:
    dj_matcher_destroy (m);
-   return dj_cmd_end (&ctx, c, ok, error);
+   dj_coll_checkin (e, c);
+   return dj_cmd_end (&ctx, NULL, ok, error);
 }
 
 typedef struct {
@@ -627,7 +691,7 @@ done:
    dj_txn_abort (&ctx);
    dj_values_free (d.vals, d.n);
    dj_path_cleanup (&d.path);
-   dj_coll_free (c);
+   dj_coll_checkin (e, c);
    dj_matcher_destroy (m);
    return ok;
 }

@@ -28,28 +28,31 @@ collated_command (const char *name)
 }
 
 bool
-dj_coll_default_collation_for (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd,
-                               bson_error_t *error)
+dj_cmd_ns_read (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, dj_cmd_ns_t *ns,
+                bson_error_t *error)
 {
-   bson_iter_t it;
+   bson_iter_t it, o;
+   bson_t options;
    dj_ctx_t ctx = {0};
-   bson_value_t spec = {0};
-   const dj_collation_t *c = NULL;
-   dj_collation_set_default (NULL);
-   if (!collated_command (name) || !bson_iter_init (&it, cmd) || !bson_iter_next (&it) || !BSON_ITER_HOLDS_UTF8 (&it) ||
+   bool collated = collated_command (name), viewed = dj_view_concerns (name);
+   ns->view = false;
+   ns->collation = NULL;
+   if ((!collated && !viewed) || !bson_iter_init (&it, cmd) || !bson_iter_next (&it) || !BSON_ITER_HOLDS_UTF8 (&it) ||
        !dj_ns_valid (db, bson_iter_utf8 (&it, NULL), NULL)) {
       return true; /* no collection (aggregate: 1), or a bad name the command reports */
    }
    if (!dj_txn_begin (e, false, &ctx, error)) {
       return false;
    }
-   bool has = dj_coll_option (&ctx, db, bson_iter_utf8 (&it, NULL), "collation", &spec);
-   dj_txn_abort (&ctx);
-   bool ok = !has || dj_collation_parse (&spec, &c, error);
-   if (has) {
-      bson_value_destroy (&spec);
+   bool ok = true;
+   if (dj_coll_entry_options (&ctx, db, bson_iter_utf8 (&it, NULL), &options)) {
+      ns->view = viewed && bson_iter_init_find (&o, &options, "viewOn") && BSON_ITER_HOLDS_UTF8 (&o);
+      if (collated && !ns->view && bson_iter_init_find (&o, &options, "collation")) {
+         /* (parsed while the entry is in view: the result is the process's) */
+         ok = dj_collation_parse (bson_iter_value (&o), &ns->collation, error);
+      }
    }
-   dj_collation_set_default (c);
+   dj_txn_abort (&ctx);
    return ok;
 }
 

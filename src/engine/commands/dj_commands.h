@@ -46,8 +46,11 @@ typedef struct dj_stream dj_stream_t;
  * aggregate on it; writes, index commands and the like are refused with
  * CommandNotSupportedOnView (166). Returns true with *handled set when it
  * answered (reply appended), false with error on failure. */
-bool dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bson_t *reply,
+bool dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bool view, bson_t *reply,
                        bool *handled, bson_error_t *error);
+/* Whether command `name` is one dj_view_dispatch answers or refuses when
+ * its collection is a view (`view`: dj_cmd_ns_read's answer). */
+bool dj_view_concerns (const char *name);
 /* create's viewOn: checks the definition; `options` receives {viewOn, pipeline}. */
 bool dj_view_options (const bson_t *cmd, bson_t *options, bson_error_t *error);
 
@@ -69,11 +72,17 @@ void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
 /* ---- default_collation.c ------------------------------------------------------------- */
-/* Before a command runs: the default collation of the collection it names
- * (dj_collation_set_default), for find/aggregate/count/distinct/update/
- * delete/findAndModify; cleared otherwise. */
-bool dj_coll_default_collation_for (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd,
-                                    bson_error_t *error);
+/* What the dispatcher asks the catalog of the collection a command names
+ * before it runs, in one read of its entry: whether it is a view (for
+ * the commands dj_view_concerns) and its default collation (for
+ * find/aggregate/count/distinct/update/delete/findAndModify; not asked
+ * when the command is one a view answers itself). */
+typedef struct {
+   bool view;
+   const dj_collation_t *collation; /* the process's (never freed); NULL: none (simple) */
+} dj_cmd_ns_t;
+bool dj_cmd_ns_read (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, dj_cmd_ns_t *ns,
+                     bson_error_t *error);
 /* A collation option v, checked, appended to parent as key in full
  * (nothing for {locale: "simple"}). */
 bool dj_collation_option (const bson_value_t *v, bson_t *parent, const char *key, bson_error_t *error);
@@ -147,6 +156,10 @@ typedef bool (*dj_command_fn) (dj_engine_t *e, const char *db, const bson_t *cmd
 /* Checks cmd's fields against `known` (NULL-terminated; the command name
  * itself and generic fields like $db, lsid, comment are always allowed). */
 bool dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error);
+/* dj_cmd_check_fields, also telling which of known[0..63] cmd holds (bit i
+ * of *present for known[i]): a command with many options then reads only
+ * those it was given (dj_cmd_find). */
+bool dj_cmd_check_fields_present (const bson_t *cmd, const char *const *known, uint64_t *present, bson_error_t *error);
 /* The collection name from the first field ({find: "c"}); error if not a string. */
 bool dj_cmd_collection (const bson_t *cmd, const char **name, bson_error_t *error);
 /* The checks every command on a collection starts with: its fields

@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+static void
+free_projection (void *p)
+{
+   dj_projection_destroy (p);
+}
+
 dj_engine_t *
 dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
@@ -19,6 +25,7 @@ dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t 
       return NULL;
    }
    pthread_mutex_init (&e->cursors_mu, NULL);
+   e->proj_cache = dj_keep_new (16, free_projection); /* find projections (cmd_read.c) */
    if (!dj_ttl_attach (e, opts, error)) {
       dj_engine_close (e);
       return NULL;
@@ -34,6 +41,7 @@ dj_engine_close (dj_engine_t *e)
    }
    dj_ttl_detach (e);
    dj_cursor_close_all (e);
+   dj_keep_destroy (e->proj_cache);
    pthread_mutex_destroy (&e->cursors_mu);
    dj_storage_close (e);
    bson_free (e);
@@ -55,9 +63,17 @@ static const char *const generic_fields[] = {
 bool
 dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *error)
 {
+   uint64_t present;
+   return dj_cmd_check_fields_present (cmd, known, &present, error);
+}
+
+bool
+dj_cmd_check_fields_present (const bson_t *cmd, const char *const *known, uint64_t *present, bson_error_t *error)
+{
    bson_iter_t it;
    const char *name = NULL;
 
+   *present = 0;
    bson_iter_init (&it, cmd);
    while (bson_iter_next (&it)) {
       const char *k = bson_iter_key (&it);
@@ -68,6 +84,9 @@ dj_cmd_check_fields (const bson_t *cmd, const char *const *known, bson_error_t *
       }
       for (int i = 0; known[i] && !ok; i++) {
          ok = !strcmp (known[i], k);
+         if (ok && i < 64) {
+            *present |= (uint64_t) 1 << i;
+         }
       }
       for (int i = 0; generic_fields[i] && !ok; i++) {
          ok = !strcmp (generic_fields[i], k);
@@ -519,7 +538,10 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    if (!read_concern_level_ok (cmd, &error) || (!in_txn && !snapshot_allowed (name, cmd, &error))) {
       goto fail;
    }
-   if (!dj_view_dispatch (e, db, name, cmd, reply, &handled, &error)) {
+   /* the collection's catalog entry, read once: a view? its default collation? */
+   dj_cmd_ns_t ns;
+   if (!dj_cmd_ns_read (e, db, name, cmd, &ns, &error) ||
+       !dj_view_dispatch (e, db, name, cmd, ns.view, reply, &handled, &error)) {
       goto fail;
    }
    if (handled) {
@@ -527,9 +549,7 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    }
    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
       if (!strcmp (commands[i].name, name)) {
-         if (!dj_coll_default_collation_for (e, db, name, cmd, &error)) {
-            goto fail;
-         }
+         dj_collation_set_default (ns.collation);
          ok = commands[i].fn (e, db, cmd, reply, &error);
          dj_collation_set_current (NULL); /* a command's collation ends with it */
          dj_collation_set_default (NULL);

@@ -177,41 +177,40 @@ first_result (const bson_t *reply, bson_iter_t *doc)
           BSON_ITER_HOLDS_DOCUMENT (doc);
 }
 
-bool
-dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bson_t *reply, bool *handled,
-                  bson_error_t *error)
+static const char *const rewritten[] = {"find", "count", "distinct", NULL};
+static const char *const refused[] = {"insert", "update", "delete", "findAndModify", "createIndexes",
+                                      "dropIndexes", "listIndexes", "collMod", "compact", "validate", NULL};
+
+static bool
+listed (const char *const *names, const char *name)
 {
-   static const char *const rewritten[] = {"find", "count", "distinct", NULL};
-   static const char *const refused[] = {"insert", "update", "delete", "findAndModify", "createIndexes",
-                                         "dropIndexes", "listIndexes", "collMod", "compact", "validate", NULL};
+   for (int i = 0; names[i]; i++) {
+      if (!strcmp (name, names[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
+bool
+dj_view_concerns (const char *name)
+{
+   return listed (rewritten, name) || listed (refused, name);
+}
+
+bool
+dj_view_dispatch (dj_engine_t *e, const char *db, const char *name, const bson_t *cmd, bool view, bson_t *reply,
+                  bool *handled, bson_error_t *error)
+{
    bson_iter_t it;
-   bool rewrite = false, refuse = false;
    *handled = false;
-   for (int i = 0; rewritten[i] && !rewrite; i++) {
-      rewrite = !strcmp (name, rewritten[i]);
-   }
-   for (int i = 0; refused[i] && !refuse; i++) {
-      refuse = !strcmp (name, refused[i]);
-   }
-   if ((!rewrite && !refuse) || !bson_iter_init (&it, cmd) || !bson_iter_next (&it) || !BSON_ITER_HOLDS_UTF8 (&it)) {
+   if (!view || !dj_view_concerns (name) || !bson_iter_init (&it, cmd) || !bson_iter_next (&it) ||
+       !BSON_ITER_HOLDS_UTF8 (&it)) {
       return true;
    }
    const char *coll = bson_iter_utf8 (&it, NULL);
-   dj_ctx_t ctx = {0};
-   bson_error_t le = {0};
-   if (!dj_ns_valid (db, coll, &le)) {
-      return true; /* the command itself reports a bad name */
-   }
-   if (!dj_txn_begin (e, false, &ctx, error)) {
-      return false;
-   }
-   bool view = dj_coll_is_view (&ctx, db, coll);
-   dj_txn_abort (&ctx);
-   if (!view) {
-      return true;
-   }
    *handled = true;
-   if (refuse) {
+   if (listed (refused, name)) {
       return dj_err (error, DJ_CommandNotSupportedOnView, "Namespace %s.%s is a view, not a collection", db, coll);
    }
    bson_t agg = BSON_INITIALIZER, out;

@@ -389,7 +389,7 @@ project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_va
 
       if (is_id && (!n || dj_spec_whole (n))) {
          if (!p->id_excluded) {
-            bson_append_value (out, key, -1, v);
+            bson_append_iter (out, NULL, 0, &it); /* (the element's bytes as they are) */
          }
          continue;
       }
@@ -410,7 +410,7 @@ project_doc (const dj_projection_t *p, const dj_spec_node_t *spec, const bson_va
       case DJ_SPEC_INCLUDE:
       case DJ_SPEC_EXCLUDE:
          if (p->inclusion) {
-            bson_append_value (out, key, -1, v);
+            bson_append_iter (out, NULL, 0, &it);
          }
          break;
       case DJ_SPEC_SUB: project_value (p, n, key, v, out, depth, st); break;

@@ -44,6 +44,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "dj_keep.h"
 #include "dj_query.h"
 #include "dj_text.h"
 
@@ -91,6 +92,10 @@ struct dj_coll {
    /* the record id this handle's next insert takes, once one insert through
     * it has run (0: unknown, read from LMDB); record.c */
    uint64_t next_rid;
+   /* owned: the catalog entry it was built from, kept by dj_coll_checkout
+    * (the handle's cache knows it by these bytes); NULL otherwise */
+   uint8_t *entry;
+   uint32_t entry_len;
 };
 struct dj_ctx {
    dj_engine_t *engine;
@@ -134,6 +139,12 @@ struct dj_engine {
    pthread_mutex_t cursors_mu; /* guards everything below */
    struct dj_cursor *cursors;
    int64_t next_cursor_id; /* only when the kernel gives no random bytes */
+   /* Collections built from their catalog entries, kept by the entry's
+    * bytes for the next read of them (store.c: dj_coll_checkout). */
+   struct dj_keep *coll_cache;
+   /* Find projections parsed, kept by their spec's bytes (commands/
+    * cmd_read.c); storage never touches it. */
+   struct dj_keep *proj_cache;
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
@@ -197,17 +208,31 @@ bool dj_ns_valid (const char *db, const char *coll, bson_error_t *error);
 /* Loads a collection's catalog entry. Returns NULL with error->code == 0 when
  * the collection does not exist, NULL with an error otherwise. */
 dj_coll_t *dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
-/* Whether db.name is a view (reads only its catalog entry: the check every
- * command on a collection goes through, view.c). */
-bool dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name);
-/* A copy of the collection's create option `field` (a top-level one) into
- * *out (the caller's: bson_value_destroy), read off the raw catalog entry;
- * false when there is no such collection or option. */
-bool dj_coll_option (dj_ctx_t *ctx, const char *db, const char *name, const char *field, bson_value_t *out);
+/* dj_coll_load for a command that only reads the collection: the result may
+ * be one the handle built for an earlier read from the very same catalog
+ * entry bytes (e->coll_cache, a dj_keep_t), so it must not be changed; it
+ * is the caller's alone until handed back with dj_coll_checkin (which
+ * keeps it for the next read). A point read then costs one catalog lookup
+ * instead of rebuilding every index and validator. What coll_from_entry
+ * builds depends on nothing but the entry's bytes (which hold the ns), and
+ * every change to a collection -- an index made or dropped, a multikey
+ * flag, collMod, a drop and re-create (a new id) -- changes them: nothing
+ * to invalidate, and a reader of an older snapshot gets its own version. */
+dj_coll_t *dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error);
+/* Hands back what dj_coll_checkout gave (NULL: nothing); c is no longer the
+ * caller's. */
+void dj_coll_checkin (dj_engine_t *e, dj_coll_t *c);
+/* db.name's create options (*options views its catalog entry in LMDB's
+ * map: valid while ctx's transaction is); false when there is no such
+ * collection. Nothing is built: the dispatcher's question (is it a view,
+ * has it a default collation) before every command on a collection. */
+bool dj_coll_entry_options (dj_ctx_t *ctx, const char *db, const char *name, bson_t *options);
 dj_coll_t *dj_coll_create (dj_ctx_t *ctx, const char *db, const char *name, const bson_t *options, bson_error_t *error);
 /* Loads, creating implicitly (as MongoDB's writes do) when absent. */
 dj_coll_t *dj_coll_load_or_create (dj_ctx_t *ctx, const char *db, const char *name, bool *created, bson_error_t *error);
 void dj_coll_free (dj_coll_t *c);
+/* dj_coll_free for a dj_keep_t's free function. */
+void dj_coll_free_any (void *c);
 bool dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error);
 /* collMod: c's options with `changes` (borrowed) put over them, applied
  * (the validator parsed again) and saved; on error c is as it was. */

@@ -229,6 +229,7 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
    e->change_log_size = shared->change_log_size;
    e->path = bson_strdup (path);
    dj_spill_sweep (path); /* a dead process's leftover sort files */
+   e->coll_cache = dj_keep_new (16, dj_coll_free_any);
    return true;
 }
 
@@ -236,6 +237,7 @@ void
 dj_storage_close (dj_engine_t *e)
 {
    env_release (e->shared);
+   dj_keep_destroy (e->coll_cache);
    bson_free (e->path);
 }
 

@@ -160,7 +160,7 @@ dj_coll_free (dj_coll_t *c)
       bson_destroy (c->options);
    }
    dj_matcher_destroy (c->validator);
-   DJ_FREE (c->db, c->name, c->ns, c);
+   DJ_FREE (c->entry, c->db, c->name, c->ns, c);
 }
 
 static bool
@@ -373,32 +373,76 @@ dj_coll_load (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *err
    return coll_from_entry (db, name, &entry, error);
 }
 
+dj_coll_t *
+dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bson_error_t *error)
+{
+   MDB_val mv;
+   bson_t entry;
+
+   if (error) {
+      error->code = 0;
+   }
+   if (!dj_ns_valid (db, name, error)) {
+      return NULL;
+   }
+   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
+   if (rc == MDB_NOTFOUND) {
+      return NULL;
+   }
+   if (rc) {
+      dj_lmdb_error (rc, error, "catalog read");
+      return NULL;
+   }
+   dj_coll_t *c = dj_keep_take (ctx->engine->coll_cache, mv.mv_data, mv.mv_size);
+   if (c) {
+      return c;
+   }
+   if (!bson_init_static (&entry, mv.mv_data, mv.mv_size)) {
+      dj_err (error, DJ_InternalError, "corrupt catalog entry for %s.%s", db, name);
+      return NULL;
+   }
+   c = coll_from_entry (db, name, &entry, error);
+   if (c) {
+      /* (mv lives in LMDB's map only as long as the transaction) */
+      c->entry = bson_malloc (mv.mv_size);
+      memcpy (c->entry, mv.mv_data, mv.mv_size);
+      c->entry_len = (uint32_t) mv.mv_size;
+   }
+   return c;
+}
+
+void
+dj_coll_checkin (dj_engine_t *e, dj_coll_t *c)
+{
+   if (c && c->entry) {
+      dj_keep_put (e->coll_cache, c->entry, c->entry_len, c);
+   } else {
+      dj_coll_free (c);
+   }
+}
+
+void
+dj_coll_free_any (void *c)
+{
+   dj_coll_free (c);
+}
+
 bool
-dj_coll_is_view (dj_ctx_t *ctx, const char *db, const char *name)
+dj_coll_entry_options (dj_ctx_t *ctx, const char *db, const char *name, bson_t *options)
 {
    MDB_val mv;
    bson_t entry;
    bson_iter_t it;
-   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
-   /* the raw entry: no indexes or validator to build for a yes/no */
-   return rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init (&it, &entry) &&
-          bson_iter_find_descendant (&it, "options.viewOn", &it) && BSON_ITER_HOLDS_UTF8 (&it);
-}
-
-bool
-dj_coll_option (dj_ctx_t *ctx, const char *db, const char *name, const char *field, bson_value_t *out)
-{
-   MDB_val mv;
-   bson_t entry;
-   bson_iter_t it, o;
-   int rc = catalog_op (ctx, CAT_GET, db, name, &mv);
-   /* the raw entry, as dj_coll_is_view reads it */
-   if (rc == 0 && bson_init_static (&entry, mv.mv_data, mv.mv_size) && bson_iter_init_find (&it, &entry, "options") &&
-       BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &o) && bson_iter_find (&o, field)) {
-      bson_value_copy (bson_iter_value (&o), out);
-      return true;
+   const uint8_t *d;
+   uint32_t l;
+   /* the raw entry: no indexes or validator to build for what the
+    * dispatcher asks of every command (engine.c) */
+   if (catalog_op (ctx, CAT_GET, db, name, &mv) || !bson_init_static (&entry, mv.mv_data, mv.mv_size) ||
+       !bson_iter_init_find (&it, &entry, "options") || !BSON_ITER_HOLDS_DOCUMENT (&it)) {
+      return false;
    }
-   return false;
+   bson_iter_document (&it, &l, &d);
+   return bson_init_static (options, d, l);
 }
 
 dj_coll_t *
