@@ -22,9 +22,10 @@
  * else int64; beyond int64: DataError), float, str, bytes/bytearray/
  * memoryview (binary), decimal.Decimal (Decimal128, exact to 34 digits),
  * datetime.datetime (UTC: an aware value is converted, a naive one is taken
- * as UTC; a BSON date, or with microseconds below the millisecond an exact
- * datetime, which the compiler stores as the date and a remainder:
- * dj_compile.h), datetime.date (midnight UTC), datetime.time
+ * as UTC; a BSON date, or -- a statement's parameter -- with microseconds
+ * below the millisecond an exact datetime, which the compiler stores as the
+ * date and a remainder: dj_compile.h; in a command's document, the BSON
+ * date floored to the millisecond), datetime.date (midnight UTC), datetime.time
  * (ISO text, "HH:MM:SS[.ffffff]", which sorts as time does), uuid.UUID
  * (binary subtype 4), bson.ObjectId (ObjectId), dict (document), list and
  * tuple (array), djongo._values.Undefined (BSON undefined: a JSON column's
@@ -124,8 +125,14 @@ map_error (const bson_error_t *e)
 /* ---- Python -> BSON ---- */
 
 
+static bool append_datetime (bson_t *b, const char *key, PyObject *v, bool exact);
+
+/* A sequence as a BSON array. exact_dt: its datetimes with microseconds
+ * below the millisecond become exact datetimes (dj_compile.h) -- only SQL
+ * parameters, which the compiler turns into a date and its remainder; a
+ * document sent as it is (a command, a nested value) holds BSON dates. */
 static bool
-append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
+append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt)
 {
    bson_t child;
    PyObject *fast = PySequence_Fast (seq, "expected a sequence");
@@ -138,7 +145,9 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
    for (Py_ssize_t i = 0; ok && i < n; i++) {
       char k[16];
       dj_bson_array_key ((uint32_t) i, k);
-      ok = append_py (&child, k, PySequence_Fast_GET_ITEM (fast, i), depth + 1);
+      PyObject *item = PySequence_Fast_GET_ITEM (fast, i);
+      ok = exact_dt && PyDateTime_Check (item) ? append_datetime (&child, k, item, true)
+                                               : append_py (&child, k, item, depth + 1);
    }
    bson_append_array_end (b, &child);
    Py_DECREF (fast);
@@ -147,7 +156,7 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth)
 
 
 static bool
-append_datetime (bson_t *b, const char *key, PyObject *v)
+append_datetime (bson_t *b, const char *key, PyObject *v, bool exact)
 {
    PyObject *utc = v;
    Py_INCREF (utc);
@@ -172,9 +181,16 @@ append_datetime (bson_t *b, const char *key, PyObject *v)
                    1000000 +
                 PyDateTime_DATE_GET_MICROSECOND (utc);
    Py_DECREF (utc);
-   /* a BSON date, or an exact datetime when there are microseconds below
-    * the millisecond (dj_compile.h: the compiler stores and compares those) */
-   return dj_exact_dt_append (b, key, us);
+   /* exact: a BSON date, or an exact datetime when there are microseconds
+    * below the millisecond (dj_compile.h: the compiler stores and compares
+    * those); else the BSON date, floored to the millisecond as stored */
+   if (exact) {
+      return dj_exact_dt_append (b, key, us);
+   }
+   int64_t ms;
+   int32_t rem;
+   dj_exact_dt_split (us, &ms, &rem);
+   return bson_append_date_time (b, key, -1, ms);
 }
 
 bool
@@ -232,7 +248,7 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return ok;
    }
    if (PyDateTime_Check (v)) {
-      return append_datetime (b, key, v);
+      return append_datetime (b, key, v, false);
    }
    if (PyDate_Check (v)) {
       int64_t days = dj_days_from_civil (PyDateTime_GET_YEAR (v), PyDateTime_GET_MONTH (v), PyDateTime_GET_DAY (v));
@@ -309,7 +325,7 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return ok;
    }
    if (PyList_Check (v) || PyTuple_Check (v)) {
-      return append_seq (b, key, v, depth);
+      return append_seq (b, key, v, depth, false);
    }
    PyErr_Format (Exc_ProgrammingError, "cannot bind a parameter of type %s", Py_TYPE (v)->tp_name);
    return false;
@@ -655,7 +671,7 @@ bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
    bson_iter_t it, arr;
    *values = NULL;
    *n = 0;
-   if (params != Py_None && !append_seq (holder, "p", params, 0)) {
+   if (params != Py_None && !append_seq (holder, "p", params, 0, true)) {
       return false;
    }
    if (bson_iter_init_find (&it, holder, "p") && bson_iter_recurse (&it, &arr)) {

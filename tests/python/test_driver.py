@@ -74,6 +74,20 @@ def test_what_mongodb_keeps(cur):
         cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [object()])
 
 
+def test_a_commands_datetimes_are_bson_dates(cur):
+    # only a statement's parameters carry microseconds below the millisecond
+    # to the compiler (as a date and a remainder); a command is sent as it
+    # is, to the engine or to MongoDB, and holds BSON dates -- the cache's
+    # expires_at once reached the data as the compiler's private form
+    conn = cur.connection
+    at = datetime.datetime(2024, 1, 1, 12, 0, 0, 123456)
+    conn.command({"insert": "d", "documents": [{"_id": 1, "at": at, "in": [{"at": at}]}]})
+    doc = conn.command({"find": "d", "filter": {"at": {"$lte": at}}})["cursor"]["firstBatch"]
+    kept = datetime.datetime(2024, 1, 1, 12, 0, 0, 123000)
+    assert doc == [{"_id": 1, "at": kept, "in": [{"at": kept}]}]
+    assert conn.command({"count": "d", "query": {"at": {"$type": "date"}}})["n"] == 1
+
+
 def test_uuid_text_patterns(cur):
     # a UUID (binData subtype 4) matched as its canonical text, dashes
     # included, as PostgreSQL's uuid::text (Django's UUIDField contains,
