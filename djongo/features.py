@@ -78,9 +78,10 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # SQL the compiler translates.
     supports_over_clause = True
     # RANGE frames with offsets (one numeric ORDER BY key) and GROUPS frames
-    # are MongoDB range windows (src/compile/window.c); EXCLUDE is not
+    # are MongoDB range windows (src/compile/window.c); EXCLUDE CURRENT ROW /
+    # GROUP / TIES filter the frame's $push'ed rows
     supports_frame_range_fixed_distance = True
-    supports_frame_exclusion = False
+    supports_frame_exclusion = True
     only_supports_unbounded_with_preceding_and_following = False
     supports_aggregate_filter_clause = True
     supports_slicing_ordering_in_compound = True
