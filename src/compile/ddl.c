@@ -23,6 +23,7 @@
  *   [CONSTRAINT n] FOREIGN KEY / REFERENCES   the entry's fks (the executor checks writes)
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
+ *     [AUTOINCREMENT]                     the entry's auto: c, or (without) no longer c
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c SET DEFAULT v / DROP DEFAULT  the entry's defaults.c set / unset
  *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
@@ -638,6 +639,14 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
                                         : "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2'}, '$unset': {'@3': ''}}, 'multi': true}",
                            CX_ARGS (CX_STR (st->table), CX_STR (tf), CX_STR (c->type), CX_STR (cf),
                                     CX_STR (c->collation ? c->collation : "")));
+         /* the new type says whether c numbers itself (Django's AutoField
+          * <-> IntegerField): the entry's auto becomes c, or stops being
+          * it; a table has one AUTOINCREMENT column, the last declared.
+          * The counter goes past the largest id stored (dj_exec.h). */
+         ok = ok && update_many (cx, DJ_TABLES,
+                                 c->autoincrement ? "{'q': {'table': '@0'}, 'u': {'$set': {'auto': '@1'}}, 'multi': true}"
+                                                  : "{'q': {'table': '@0', 'auto': '@1'}, 'u': {'$set': {'auto': null}}, 'multi': true}",
+                                 CX_ARGS (CX_STR (st->table), CX_STR (c->name)));
          bson_free (tf);
          bson_free (cf);
          return ok;
