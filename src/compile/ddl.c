@@ -591,7 +591,9 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
          return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
       }
-      if (!drop) {
+      if (drop) {
+         cx->out->drop_column = bson_strdup (st->column); /* its indexes go (dj_mql_t.drop_column) */
+      } else {
          /* the entry's CHECKs and FOREIGN KEYs follow (dj_mql_t.rename_from) */
          cx->out->rename_from = bson_strdup (st->column);
          cx->out->rename_to = bson_strdup (st->name);

@@ -80,14 +80,14 @@ char *exec_renamed_path (const char *path, const char *from, const char *to);
 /* A query filter with the column renamed (keys naming it, $expr paths). */
 void exec_rename_in_filter (const bson_t *in, const char *from, const char *to, bson_t *out);
 
-/* rename_indexes.c: RENAME COLUMN's indexes. Before the rename, the
- * table's indexes that name the column are dropped (*moved: a new bson_t
- * the caller hands to exec_indexes_after_rename); after it they are
- * created again, on the new name when `renamed`, else as they were;
- * that call destroys moved (NULL: nothing to do). */
+/* rename_indexes.c: RENAME / DROP COLUMN's indexes. Before the statement,
+ * the table's indexes that name the column `from` are dropped (*moved: a
+ * new bson_t the caller hands to exec_indexes_after_rename, {name: {old:
+ * spec, new: spec with from named to}}); after it the `which` ("new" or
+ * "old") specs are created again, none for NULL; that call destroys moved. */
 bool exec_indexes_before_rename (dj_exec_t *x, const char *table, const char *from, const char *to, bson_t **moved,
                                  bson_error_t *error);
-bool exec_indexes_after_rename (dj_exec_t *x, const char *table, bson_t *moved, bool renamed, bson_error_t *error);
+bool exec_indexes_after_rename (dj_exec_t *x, const char *table, bson_t *moved, const char *which, bson_error_t *error);
 /* Whether the entry has a CHECK or FOREIGN KEY named `name`. */
 bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error);
 /* FOREIGN KEYs: a write statement's checks collected into `items` (an

@@ -12,6 +12,11 @@
  * it) is dropped before the rename and created after it, with the same
  * name and options, on the new name: a unique one is checked again as it
  * is built. Should the rename fail, the indexes come back as they were.
+ *
+ * DROP COLUMN drops the indexes that name the column, multi-column ones
+ * too, as PostgreSQL does (https://www.postgresql.org/docs/current/sql-altertable.html:
+ * "Indexes and table constraints involving the column will be
+ * automatically dropped"); MongoDB's would index a field no row has.
  */
 #include <string.h>
 
@@ -36,8 +41,9 @@ rename_keys (const bson_iter_t *doc, const char *key, const char *from, const ch
    bson_append_document_end (out, &child);
 }
 
-/* The createIndexes spec of index `spec` with the column renamed into out;
- * false when nothing in it names the column (out then unused). */
+/* The createIndexes spec of index `spec` with the column renamed into out
+ * (from == to: the spec as it is); false when nothing in it names the
+ * column. */
 static bool
 renamed_spec (const bson_t *spec, const char *from, const char *to, bson_t *out)
 {
@@ -59,10 +65,16 @@ renamed_spec (const bson_t *spec, const char *from, const char *to, bson_t *out)
          bson_t filter, renamed = BSON_INITIALIZER;
          bson_iter_document (&it, &len, &data);
          bson_init_static (&filter, data, len);
+         /* whether it reads the column: renamed to another name, it changes */
+         char *other = bson_strdup_printf ("%s\x7f", from);
+         bson_t probe = BSON_INITIALIZER;
+         exec_rename_in_filter (&filter, from, other, &probe);
+         hit |= !bson_equal (&filter, &probe);
          exec_rename_in_filter (&filter, from, to, &renamed);
-         hit |= !bson_equal (&filter, &renamed);
          BSON_APPEND_DOCUMENT (out, k, &renamed);
          bson_destroy (&renamed);
+         bson_destroy (&probe);
+         bson_free (other);
       } else {
          bson_append_value (out, k, -1, bson_iter_value (&it));
       }
@@ -138,16 +150,16 @@ exec_indexes_before_rename (dj_exec_t *x, const char *table, const char *from, c
 }
 
 bool
-exec_indexes_after_rename (dj_exec_t *x, const char *table, bson_t *moved, bool renamed, bson_error_t *error)
+exec_indexes_after_rename (dj_exec_t *x, const char *table, bson_t *moved, const char *which, bson_error_t *error)
 {
    bson_iter_t it, spec;
    bool ok = true;
-   if (moved && bson_iter_init (&it, moved)) {
+   if (which && bson_iter_init (&it, moved)) {
       while (ok && bson_iter_next (&it)) {
          uint32_t len;
          const uint8_t *data;
          bson_t one;
-         if (bson_iter_recurse (&it, &spec) && bson_iter_find (&spec, renamed ? "new" : "old") &&
+         if (bson_iter_recurse (&it, &spec) && bson_iter_find (&spec, which) &&
              BSON_ITER_HOLDS_DOCUMENT (&spec)) {
             bson_iter_document (&spec, &len, &data);
             bson_init_static (&one, data, len);

@@ -73,3 +73,22 @@ def test_rename_column_moves_its_indexes(eng):
     assert sorted(k for key, _, _ in indexes.values() for k, _ in key) == ["_id", "n", "pk", "slug2", "slug2", "weight"]
     res = eng.run('INSERT INTO "t" ("pk", "slug2") VALUES (%s, %s)', [4, "d"])
     assert res["error"]["code"] == 11000, res  # the primary key too
+
+
+def test_drop_column_drops_its_indexes(eng):
+    """DROP COLUMN: the indexes that name the column go with it, those over
+    several columns and those whose partial filter reads it too (as
+    PostgreSQL drops them); the others stay."""
+    eng.ok('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "slug" varchar(10) NULL UNIQUE, '
+           '"w" integer NULL, "n" integer NULL)')
+    eng.ok('CREATE INDEX "t_w_slug" ON "t" ("w", "slug")')
+    eng.ok('CREATE UNIQUE INDEX "t_n_part" ON "t" ("n") WHERE "slug" IS NOT NULL')
+    eng.ok('CREATE INDEX "t_w" ON "t" ("w")')
+    eng.ok('INSERT INTO "t" ("id", "slug", "w", "n") VALUES (%s, %s, %s, %s), (%s, %s, %s, %s)',
+           [1, "a", 1, 7, 2, "b", 1, 8])
+    before = list_indexes(eng.path, "t")
+    eng.ok('ALTER TABLE "t" DROP COLUMN "slug"')
+    after = list_indexes(eng.path, "t")
+    assert set(before) - set(after) == {"t_slug_uniq", "t_w_slug", "t_n_part"} and len(after) == 3, before
+    assert after["t_w"] == ([("w", 1)], False, None)
+    eng.ok('INSERT INTO "t" ("id", "n") VALUES (%s, %s)', [3, 7])  # n's partial unique index went
