@@ -115,6 +115,8 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
         except driver.NotSupportedError as e:
             logger.warning("index skipped: %s -- %s (MongoDB indexes fields and document paths)", sql, e)
             return True
+        except driver.Error:
+            return False  # an index SQL refuses (RANDOM()): running it raises Django's error
         return False
 
     def _translatable_check(self, name, check, warn=True):

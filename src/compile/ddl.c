@@ -75,6 +75,26 @@ enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D, KEY_TEXT };
  * row's columns, the value its row's last write computed is the value a read
  * would compute. Parameters are bound into the expression as values. */
 static bool
+nondeterministic (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->kind == DJ_X_FUNC && (!strcmp (e->name, "RANDOM") || !strcmp (e->name, "NOW"));
+}
+
+/* A generated column's or an index's expression must give a row the same
+ * value whenever it is computed: RANDOM() and NOW() (CURRENT_TIMESTAMP)
+ * are refused with SQLite's words (https://www.sqlite.org/deterministic.html:
+ * "non-deterministic functions prohibited in index expressions"), as
+ * PostgreSQL refuses what is not IMMUTABLE -- an error of the statement,
+ * not a construct djongo lacks. */
+static bool
+deterministic (cx_t *cx, const dj_expr_t *e, const char *where)
+{
+   return !cx_expr_any (e, nondeterministic, NULL) ||
+          cx_fail (cx, DJ_SQL_SYNTAX, e->pos, "non-deterministic functions prohibited in %s", where);
+}
+
+static bool
 generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
 {
    if (c->default_value || c->primary_key || c->autoincrement) {
@@ -82,6 +102,9 @@ generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
    }
    if (cx_has_subquery (c->generated)) {
       return cx_unsupported (cx, c->generated->pos, "a subquery in a generated column");
+   }
+   if (!deterministic (cx, c->generated, "generated columns")) {
+      return false;
    }
    cx_single_source (cx, table, NULL);
    return cx_agg_value_or_null (cx, c->generated, gen, c->name);
@@ -777,6 +800,9 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
       }
       if (nh == IX_PARTS || cx_has_subquery (x) || x->kind == DJ_X_STAR || x->kind == DJ_X_COLUMN) {
          ok = cx_unsupported (cx, x->pos, "an index on more than %d expressions, a subquery or *", IX_PARTS);
+         break;
+      }
+      if (!(ok = deterministic (cx, x, "index expressions"))) {
          break;
       }
       if (strchr (st->name, '.')) {
