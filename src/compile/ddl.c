@@ -554,6 +554,23 @@ rename_referenced_column (cx_t *cx, const dj_sql_stmt_t *st)
 }
 
 static bool
+reads_column (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->kind == DJ_X_COLUMN || e->kind == DJ_X_STAR || e->sub;
+}
+
+/* A DEFAULT expression is "variable-free": no column of the row, no
+ * subquery (https://www.postgresql.org/docs/current/sql-createtable.html,
+ * DEFAULT). */
+static bool
+variable_free (cx_t *cx, const dj_expr_t *e)
+{
+   return !cx_expr_any (e, reads_column, NULL) ||
+          cx_unsupported (cx, e->pos, "a DEFAULT that reads a column or a subquery");
+}
+
+static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
    bson_t *cmd;
@@ -563,8 +580,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (c->name[0] == '$' || strchr (c->name, '.')) {
          return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
       }
-      if (c->default_value && !cx_is_const (c->default_value)) {
-         return cx_unsupported (cx, c->default_value->pos, "a DEFAULT that is not a constant");
+      if (c->default_value && !cx_is_const (c->default_value) && !variable_free (cx, c->default_value)) {
+         return false;
       }
       if (c->generated) {
          /* existing rows get the column computed, then the entry records it */
@@ -588,7 +605,17 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
             return false;
          }
       }
-      if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
+      if (c->default_value && !cx_is_const (c->default_value)) {
+         /* an expression (Django's db_default=Pi()): computed for each
+          * existing row, as PostgreSQL computes a volatile DEFAULT for each
+          * and Django's SQLite backend copies the rows with it; INSERTs
+          * get it from Django (record_default) */
+         cx_single_source (cx, st->table, NULL);
+         if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': [{'$set': {'@0': '@1'}}], 'multi': true}",
+                           CX_ARGS (CX_STR (c->name), CX_VALUE (c->default_value)))) {
+            return false;
+         }
+      } else if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
          /* existing rows get the default, as SQL gives it to them */
          if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': {'$set': {'@0': '@1'}}, 'multi': true}",
                            CX_ARGS (CX_STR (c->name), CX_CONST (c->default_value)))) {
@@ -884,8 +911,8 @@ drop_expr_index (cx_t *cx, const char *table, const char *index)
  * (a parameter bound as one); DEFAULT NULL is nothing to record (a missing
  * field reads as NULL), nor is an expression (Django's db_default=Now():
  * Django's own INSERTs write its value, features.
- * supports_default_keyword_in_insert; ADD COLUMN refuses one, as it would
- * have to compute it for the existing rows). */
+ * supports_default_keyword_in_insert; ADD COLUMN computes one for the
+ * existing rows). */
 static bool
 record_default (cx_t *cx, const dj_coldef_t *c, bson_t *defs)
 {

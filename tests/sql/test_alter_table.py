@@ -92,3 +92,17 @@ def test_drop_column_drops_its_indexes(eng):
     assert set(before) - set(after) == {"t_slug_uniq", "t_w_slug", "t_n_part"} and len(after) == 3, before
     assert after["t_w"] == ([("w", 1)], False, None)
     eng.ok('INSERT INTO "t" ("id", "n") VALUES (%s, %s)', [3, 7])  # n's partial unique index went
+
+
+def test_add_column_expression_default(eng):
+    """ADD COLUMN ... DEFAULT (expression): the rows there are get its value,
+    as the table SQLite's backend rebuilds would hold (Django's
+    db_default=Pi()); one that reads a column is refused."""
+    eng.ok('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY, "a" integer NULL)')
+    eng.ok('INSERT INTO "t" ("id", "a") VALUES (%s, %s), (%s, %s)', [1, 10, 2, None])
+    eng.ok('ALTER TABLE "t" ADD COLUMN "h" real DEFAULT (PI()) NOT NULL')
+    eng.ok('ALTER TABLE "t" ADD COLUMN "s" text DEFAULT (UPPER(%s) || %s) NULL', ["ab", "c"])
+    rows = eng.ok('SELECT "t"."id", "t"."h", "t"."s" FROM "t" ORDER BY "t"."id"')["rows"]
+    assert [(r[0], round(r[1], 12), r[2]) for r in rows] == [(1, 3.14159265359, "ABc"), (2, 3.14159265359, "ABc")]
+    res = eng.run('ALTER TABLE "t" ADD COLUMN "b" integer DEFAULT ("a" + 1) NULL', [])
+    assert "DEFAULT that reads a column" in res["error"]["message"], res
