@@ -170,6 +170,11 @@ QUERIES = [
      [100], False),
     ('SELECT SUM("e"."n") FROM "entry" "e" WHERE "e"."n" IS NULL', [], False),
     ('SELECT COUNT(DISTINCT "e"."blog_id") FROM "entry" "e"', [], False),
+    # SUM(DISTINCT): NULL over no value (none at all, or only NULLs), as SUM
+    ('SELECT SUM(DISTINCT "e"."n"), AVG(DISTINCT "e"."n"), SUM(DISTINCT "e"."score") FROM "entry" "e"', [], False),
+    ('SELECT "e"."blog_id", SUM(DISTINCT "e"."score"), SUM(DISTINCT "e"."n") FROM "entry" "e" GROUP BY "e"."blog_id"', [],
+     False),
+    ('SELECT SUM(DISTINCT "e"."n") FROM "entry" "e" WHERE "e"."id" > %s', [100], False),
     ('SELECT COUNT(*) FILTER (WHERE "e"."n" > 2), SUM("e"."n") FILTER (WHERE "e"."flag") FROM "entry" "e"', [], False),
     ('SELECT "e"."blog_id", COUNT(*), SUM("e"."n"), MAX("e"."score") FROM "entry" "e" GROUP BY "e"."blog_id"', [], False),
     ('SELECT "e"."blog_id", COUNT("e"."n") AS "c" FROM "entry" "e" GROUP BY "e"."blog_id" HAVING COUNT("e"."n") > %s',
