@@ -175,6 +175,10 @@ QUERIES = [
     ('SELECT "e"."blog_id", SUM(DISTINCT "e"."score"), SUM(DISTINCT "e"."n") FROM "entry" "e" GROUP BY "e"."blog_id"', [],
      False),
     ('SELECT SUM(DISTINCT "e"."n") FROM "entry" "e" WHERE "e"."id" > %s', [100], False),
+    # a GROUP BY expression repeated in the SELECT list with its own parameters of the same values (Django's
+    # Value() in both): the same key
+    ('SELECT ("e"."n" + %s), COUNT(*), (MIN("e"."id") + ("e"."n" + %s)) FROM "entry" "e" GROUP BY ("e"."n" + %s)',
+     [1, 1, 1], False),
     ('SELECT COUNT(*) FILTER (WHERE "e"."n" > 2), SUM("e"."n") FILTER (WHERE "e"."flag") FROM "entry" "e"', [], False),
     ('SELECT "e"."blog_id", COUNT(*), SUM("e"."n"), MAX("e"."score") FROM "entry" "e" GROUP BY "e"."blog_id"', [], False),
     ('SELECT "e"."blog_id", COUNT("e"."n") AS "c" FROM "entry" "e" GROUP BY "e"."blog_id" HAVING COUNT("e"."n") > %s',
