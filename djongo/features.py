@@ -109,7 +109,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_default_keyword_in_bulk_insert = False
     requires_literal_defaults = False
     supports_cast_with_precision = False
-    supports_regex_backreferencing = False
+    # ~ / ~* are $regexMatch: PCRE (the engine's PCRE2, as MongoDB's since
+    # 6.1), so a group's backreference (\1) matches what the group did
+    supports_regex_backreferencing = True
     supports_comments = False
     supports_comments_inline = False
     supports_stored_generated_columns = True
