@@ -81,9 +81,10 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # SQL the compiler translates.
     supports_over_clause = True
     # RANGE frames with offsets (one numeric ORDER BY key) and GROUPS frames
-    # are MongoDB range windows (src/compile/window.c); EXCLUDE is not
+    # are MongoDB range windows (src/compile/window.c); EXCLUDE CURRENT ROW /
+    # GROUP / TIES filter the frame's $push'ed rows
     supports_frame_range_fixed_distance = True
-    supports_frame_exclusion = False
+    supports_frame_exclusion = True
     only_supports_unbounded_with_preceding_and_following = False
     supports_aggregate_filter_clause = True
     supports_slicing_ordering_in_compound = True
@@ -111,7 +112,9 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     supports_default_keyword_in_bulk_insert = True
     requires_literal_defaults = False
     supports_cast_with_precision = False
-    supports_regex_backreferencing = False
+    # ~ / ~* are $regexMatch: PCRE (the engine's PCRE2, as MongoDB's since
+    # 6.1), so a group's backreference (\1) matches what the group did
+    supports_regex_backreferencing = True
     supports_comments = False
     supports_comments_inline = False
     supports_stored_generated_columns = True

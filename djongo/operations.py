@@ -21,6 +21,7 @@ import uuid
 from django.conf import settings
 from django.db import DataError, NotSupportedError
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models.expressions import Col
 from django.utils import timezone
 from django.db.backends.utils import split_tzname_delta
 from django.db.models.constants import OnConflict
@@ -436,7 +437,10 @@ class DatabaseOperations(BaseDatabaseOperations):
             return None
         if not isinstance(value, decimal.Decimal):
             value = decimal.Decimal(str(value))
-        places = getattr(expression.output_field, "decimal_places", None)
+        # a column's value to its decimal places; a computed one as the
+        # database gave it (Sum("price", default=Pi()) is pi), as Django's
+        # SQLite backend converts (Col only) and PostgreSQL's numeric is
+        places = getattr(expression.output_field, "decimal_places", None) if isinstance(expression, Col) else None
         if places is not None and value.is_finite():
             try:
                 value = value.quantize(decimal.Decimal(1).scaleb(-places))

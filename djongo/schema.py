@@ -115,6 +115,8 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
         except driver.NotSupportedError as e:
             logger.warning("index skipped: %s -- %s (MongoDB indexes fields and document paths)", sql, e)
             return True
+        except driver.Error:
+            return False  # an index SQL refuses (RANDOM()): running it raises Django's error
         return False
 
     def _translatable_check(self, name, check, warn=True):
@@ -157,10 +159,13 @@ class DatabaseSchemaEditor(BaseDatabaseSchemaEditor):
         return field.db_type(self.connection)
 
     def _alter_column_type_sql(self, model, old_field, new_field, new_type, old_collation, new_collation):
-        # documents keep their values: nothing to rewrite for a new type; the
-        # table's entry records the type and the collation (none: binary)
+        # the table's entry records the type and the collation (none:
+        # binary), and whether the column numbers itself: TYPE declares the
+        # whole type, AUTOINCREMENT (an AutoField's suffix) included
         collate = " " + self._collate_sql(new_collation) if new_collation else ""
-        return ("ALTER COLUMN %s TYPE %s%s" % (self.quote_name(new_field.column), new_type, collate), []), []
+        suffix = new_field.db_type_suffix(connection=self.connection)
+        return ("ALTER COLUMN %s TYPE %s%s%s" % (self.quote_name(new_field.column), new_type, collate,
+                                                 " " + suffix if suffix else ""), []), []
 
     def _delete_constraint_sql(self, template, model, name):
         if template is None:

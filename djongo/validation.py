@@ -144,7 +144,9 @@ class DatabaseValidation(BaseDatabaseValidation):
         hidden computed field: src/compile/ddl.c; a subquery, say, cannot be
         one) are not created (schema.py), as Django does on backends without
         expression indexes -- said here, as Django's W043/W044 say it there."""
-        errors = settings_errors(self.connection.alias, self.connection.settings_dict)
+        # Django's own database checks first (a backend's check() extends
+        # them, as MySQL's does), then djongo's
+        errors = [*super().check(**kwargs), *settings_errors(self.connection.alias, self.connection.settings_dict)]
         app_configs = kwargs.get("app_configs")
         models = [m for c in app_configs for m in c.get_models()] if app_configs else apps.get_models()
         for model in models:

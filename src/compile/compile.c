@@ -379,6 +379,6 @@ dj_mql_cleanup (dj_mql_t *mql)
    }
    bson_free (mql->columns);
    bson_destroy (mql->upsert);
-   DJ_FREE (mql->collection, mql->name, mql->constraint, mql->rename_from, mql->rename_to);
+   DJ_FREE (mql->collection, mql->name, mql->constraint, mql->rename_from, mql->rename_to, mql->drop_column);
    memset (mql, 0, sizeof *mql);
 }

@@ -23,6 +23,7 @@
  *   [CONSTRAINT n] FOREIGN KEY / REFERENCES   the entry's fks (the executor checks writes)
  *   ALTER TABLE t DROP CONSTRAINT n      dropIndexes n, or the entry's check / foreign key n
  *   ALTER TABLE t ALTER c TYPE x          convert_column (values SQL would convert) + the entry
+ *     [AUTOINCREMENT]                     the entry's auto: c, or (without) no longer c
  *   ALTER TABLE t ALTER c [SET|DROP] NOT NULL           the entry only
  *   ALTER TABLE t ALTER c SET DEFAULT v / DROP DEFAULT  the entry's defaults.c set / unset
  *   c ... GENERATED ALWAYS AS (e) STORED   the entry's generated: {c: e as an aggregation
@@ -74,6 +75,26 @@ enum { KEY_ASC, KEY_DESC, KEY_HASHED, KEY_2DSPHERE, KEY_2D, KEY_TEXT };
  * row's columns, the value its row's last write computed is the value a read
  * would compute. Parameters are bound into the expression as values. */
 static bool
+nondeterministic (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->kind == DJ_X_FUNC && (!strcmp (e->name, "RANDOM") || !strcmp (e->name, "NOW"));
+}
+
+/* A generated column's or an index's expression must give a row the same
+ * value whenever it is computed: RANDOM() and NOW() (CURRENT_TIMESTAMP)
+ * are refused with SQLite's words (https://www.sqlite.org/deterministic.html:
+ * "non-deterministic functions prohibited in index expressions"), as
+ * PostgreSQL refuses what is not IMMUTABLE -- an error of the statement,
+ * not a construct djongo lacks. */
+static bool
+deterministic (cx_t *cx, const dj_expr_t *e, const char *where)
+{
+   return !cx_expr_any (e, nondeterministic, NULL) ||
+          cx_fail (cx, DJ_SQL_SYNTAX, e->pos, "non-deterministic functions prohibited in %s", where);
+}
+
+static bool
 generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
 {
    if (c->default_value || c->primary_key || c->autoincrement) {
@@ -81,6 +102,9 @@ generated_expr (cx_t *cx, const char *table, const dj_coldef_t *c, bson_t *gen)
    }
    if (cx_has_subquery (c->generated)) {
       return cx_unsupported (cx, c->generated->pos, "a subquery in a generated column");
+   }
+   if (!deterministic (cx, c->generated, "generated columns")) {
+      return false;
    }
    cx_single_source (cx, table, NULL);
    return cx_agg_value_or_null (cx, c->generated, gen, c->name);
@@ -530,6 +554,23 @@ rename_referenced_column (cx_t *cx, const dj_sql_stmt_t *st)
 }
 
 static bool
+reads_column (const dj_expr_t *e, const void *ctx)
+{
+   (void) ctx;
+   return e->kind == DJ_X_COLUMN || e->kind == DJ_X_STAR || e->sub;
+}
+
+/* A DEFAULT expression is "variable-free": no column of the row, no
+ * subquery (https://www.postgresql.org/docs/current/sql-createtable.html,
+ * DEFAULT). */
+static bool
+variable_free (cx_t *cx, const dj_expr_t *e)
+{
+   return !cx_expr_any (e, reads_column, NULL) ||
+          cx_unsupported (cx, e->pos, "a DEFAULT that reads a column or a subquery");
+}
+
+static bool
 compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
 {
    bson_t *cmd;
@@ -539,8 +580,8 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (c->name[0] == '$' || strchr (c->name, '.')) {
          return cx_unsupported (cx, 0, "column name \"%s\" cannot be a MongoDB field name", c->name);
       }
-      if (c->default_value && !cx_is_const (c->default_value)) {
-         return cx_unsupported (cx, c->default_value->pos, "a DEFAULT that is not a constant");
+      if (c->default_value && !cx_is_const (c->default_value) && !variable_free (cx, c->default_value)) {
+         return false;
       }
       if (c->generated) {
          /* existing rows get the column computed, then the entry records it */
@@ -564,7 +605,17 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
             return false;
          }
       }
-      if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
+      if (c->default_value && !cx_is_const (c->default_value)) {
+         /* an expression (Django's db_default=Pi()): computed for each
+          * existing row, as PostgreSQL computes a volatile DEFAULT for each
+          * and Django's SQLite backend copies the rows with it; INSERTs
+          * get it from Django (record_default) */
+         cx_single_source (cx, st->table, NULL);
+         if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': [{'$set': {'@0': '@1'}}], 'multi': true}",
+                           CX_ARGS (CX_STR (c->name), CX_VALUE (c->default_value)))) {
+            return false;
+         }
+      } else if (c->default_value && !cx_const_is_null (cx, c->default_value)) {
          /* existing rows get the default, as SQL gives it to them */
          if (!update_many (cx, st->table, "{'q': {'@0': {'$exists': false}}, 'u': {'$set': {'@0': '@1'}}, 'multi': true}",
                            CX_ARGS (CX_STR (c->name), CX_CONST (c->default_value)))) {
@@ -590,7 +641,9 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
       if (st->column[0] == '$' || (!drop && (st->name[0] == '$' || strchr (st->name, '.')))) {
          return cx_unsupported (cx, 0, "column name cannot be a MongoDB field name");
       }
-      if (!drop) {
+      if (drop) {
+         cx->out->drop_column = bson_strdup (st->column); /* its indexes go (dj_mql_t.drop_column) */
+      } else {
          /* the entry's CHECKs and FOREIGN KEYs follow (dj_mql_t.rename_from) */
          cx->out->rename_from = bson_strdup (st->column);
          cx->out->rename_to = bson_strdup (st->name);
@@ -639,6 +692,14 @@ compile_alter (cx_t *cx, const dj_sql_stmt_t *st)
                                         : "{'q': {'table': '@0'}, 'u': {'$set': {'@1': '@2'}, '$unset': {'@3': ''}}, 'multi': true}",
                            CX_ARGS (CX_STR (st->table), CX_STR (tf), CX_STR (c->type), CX_STR (cf),
                                     CX_STR (c->collation ? c->collation : "")));
+         /* the new type says whether c numbers itself (Django's AutoField
+          * <-> IntegerField): the entry's auto becomes c, or stops being
+          * it; a table has one AUTOINCREMENT column, the last declared.
+          * The counter goes past the largest id stored (dj_exec.h). */
+         ok = ok && update_many (cx, DJ_TABLES,
+                                 c->autoincrement ? "{'q': {'table': '@0'}, 'u': {'$set': {'auto': '@1'}}, 'multi': true}"
+                                                  : "{'q': {'table': '@0', 'auto': '@1'}, 'u': {'$set': {'auto': null}}, 'multi': true}",
+                                 CX_ARGS (CX_STR (st->table), CX_STR (c->name)));
          bson_free (tf);
          bson_free (cf);
          return ok;
@@ -769,6 +830,9 @@ compile_create_index (cx_t *cx, const dj_sql_stmt_t *st)
          ok = cx_unsupported (cx, x->pos, "an index on more than %d expressions, a subquery or *", IX_PARTS);
          break;
       }
+      if (!(ok = deterministic (cx, x, "index expressions"))) {
+         break;
+      }
       if (strchr (st->name, '.')) {
          ok = cx_unsupported (cx, 0, "an index on expressions named with a '.' (%s)", st->name);
          break;
@@ -848,8 +912,8 @@ drop_expr_index (cx_t *cx, const char *table, const char *index)
  * (a parameter bound as one); DEFAULT NULL is nothing to record (a missing
  * field reads as NULL), nor is an expression (Django's db_default=Now():
  * Django's own INSERTs write its value, features.
- * supports_default_keyword_in_insert; ADD COLUMN refuses one, as it would
- * have to compute it for the existing rows). */
+ * supports_default_keyword_in_insert; ADD COLUMN computes one for the
+ * existing rows). */
 static bool
 record_default (cx_t *cx, const dj_coldef_t *c, bson_t *defs)
 {

@@ -202,7 +202,11 @@ typedef struct {
                                  KEY of that name */
    char *rename_from, *rename_to; /* ALTER TABLE RENAME COLUMN (owned): the
                                  executor renames the column in the CHECKs and
-                                 FOREIGN KEYs of the table's entry */
+                                 FOREIGN KEYs of the table's entry, and moves
+                                 the indexes that name it to the new name */
+   char *drop_column;         /* ALTER TABLE DROP COLUMN (owned): the executor
+                                 drops the indexes that name the column (as
+                                 PostgreSQL does) */
 } dj_mql_t;
 
 /**

@@ -510,11 +510,41 @@ str_eq (const char *a, const char *b)
    return a == b || (a && b && !strcmp (a, b));
 }
 
-bool
-cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b)
+/* Two parameters bound to the same value of the same type: Django writes a
+ * GROUP BY expression's Value() again as a parameter of its own where the
+ * SELECT list repeats the expression. */
+static bool
+same_bound_value (const cx_t *cx, const dj_expr_t *a, const dj_expr_t *b)
+{
+   if (!cx || a->ival < 0 || b->ival < 0 || a->ival >= cx->nparams || b->ival >= cx->nparams) {
+      return false;
+   }
+   const bson_value_t *x = &cx->params[a->ival], *y = &cx->params[b->ival];
+   if (x->value_type != y->value_type) {
+      return false;
+   }
+   switch (x->value_type) {
+   case BSON_TYPE_INT32: return x->value.v_int32 == y->value.v_int32;
+   case BSON_TYPE_INT64: return x->value.v_int64 == y->value.v_int64;
+   case BSON_TYPE_DOUBLE: return x->value.v_double == y->value.v_double;
+   case BSON_TYPE_BOOL: return x->value.v_bool == y->value.v_bool;
+   case BSON_TYPE_NULL: return true;
+   case BSON_TYPE_UTF8:
+      return x->value.v_utf8.len == y->value.v_utf8.len &&
+             !memcmp (x->value.v_utf8.str, y->value.v_utf8.str, x->value.v_utf8.len);
+   default: return false;
+   }
+}
+
+/* cx_expr_equal; with cx, parameters bound to the same value are equal. */
+static bool
+expr_equal (const cx_t *cx, const dj_expr_t *a, const dj_expr_t *b)
 {
    if (a == b) {
       return true;
+   }
+   if (a && b && a->kind == DJ_X_PARAM && b->kind == DJ_X_PARAM && a->ival != b->ival) {
+      return same_bound_value (cx, a, b);
    }
    if (!a || !b || a->kind != b->kind || a->op != b->op || a->flags != b->flags || !str_eq (a->name, b->name) ||
        a->ival != b->ival || a->args.n != b->args.n || a->sub || b->sub || a->over || b->over) {
@@ -526,16 +556,22 @@ cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b)
    if (a->kind == DJ_X_FLOAT && a->dval != b->dval) {
       return false;
    }
-   if (!cx_expr_equal (a->a, b->a) || !cx_expr_equal (a->b, b->b) || !cx_expr_equal (a->c, b->c) ||
-       !cx_expr_equal (a->filter, b->filter)) {
+   if (!expr_equal (cx, a->a, b->a) || !expr_equal (cx, a->b, b->b) || !expr_equal (cx, a->c, b->c) ||
+       !expr_equal (cx, a->filter, b->filter)) {
       return false;
    }
    for (int i = 0; i < a->args.n; i++) {
-      if (!cx_expr_equal (a->args.v[i], b->args.v[i])) {
+      if (!expr_equal (cx, a->args.v[i], b->args.v[i])) {
          return false;
       }
    }
    return true;
+}
+
+bool
+cx_expr_equal (const dj_expr_t *a, const dj_expr_t *b)
+{
+   return expr_equal (NULL, a, b);
 }
 
 static void
@@ -715,7 +751,7 @@ agg_group_ref (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key, bo
       }
    }
    for (int i = 0; g->keys && i < g->keys->n; i++) {
-      if (cx_expr_equal (g->keys->v[i], e)) {
+      if (expr_equal (cx, g->keys->v[i], e)) {
          snprintf (ref, sizeof ref, "$_id.k%d", i);
          *done = true;
          return BSON_APPEND_UTF8 (parent, key, ref);

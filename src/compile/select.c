@@ -664,11 +664,16 @@ accumulator (cx_t *cx, const dj_expr_t *e, int i, bson_t *group, bson_t *post, b
       if (!op) {
          return cx_unsupported (cx, e->pos, "%s(DISTINCT ...)", f);
       }
+      if (!strcmp (f, "SUM")) {
+         /* $sum of [] is 0; SQL's SUM of no (non-NULL) value is NULL */
+         cx_template (cx,
+                      "{'$let': {'vars': {'s': {'$filter': {'input': '@0', 'cond': {'$ne': ['$$this', null]}}}}, "
+                      "'in': {'$cond': [{'$gt': [{'$size': '$$s'}, 0]}, {'$sum': '$$s'}, null]}}}",
+                      CX_ARGS (CX_STR (ref)), post, field);
+         return ok;
+      }
       cx_template (cx, "{'@0': {'$filter': {'input': '@1', 'cond': {'$ne': ['$$this', null]}}}}",
                    CX_ARGS (CX_STR (op), CX_STR (ref)), post, field);
-      if (!strcmp (f, "SUM")) {
-         return cx_unsupported (cx, e->pos, "SUM(DISTINCT ...)"); /* $sum of [] is 0, SQL says NULL */
-      }
       return ok;
    }
    if (is_count) {

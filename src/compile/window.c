@@ -21,6 +21,10 @@
  * frames bounded by UNBOUNDED and CURRENT ROW use the peer stage; RANGE
  * with offsets (one numeric key, as SQL requires one key) and GROUPS (over
  * the peer group's number) are range windows (frame_of, value_key_stage).
+ * MongoDB's windows have no EXCLUDE: a frame with EXCLUDE CURRENT ROW /
+ * GROUP / TIES pushes {value, row id, peer key} over the same window, and
+ * the value is computed from that array less the excluded rows
+ * (exclusion_stages).
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/setWindowFields/
  */
 #include <stdio.h>
@@ -254,6 +258,49 @@ value_key_stage (cx_t *cx, const dj_window_t *w, const char *name, bson_t *pipel
                      CX_ARGS (CX_STR (name), CX_INT32 (desc ? -1 : 1)));
 }
 
+/* EXCLUDE CURRENT ROW / GROUP / TIES (SQL's frame exclusion; SQLite's
+ * window functions page: https://www.sqlite.org/windowfunctions.html#frame_exclusion):
+ * stage A pushed {v: value, i: row id, k: peer key} over the frame into
+ * "@0" (stage_a_excl*), the peer stage spread it as it spreads a running
+ * value; here the entries left out go -- the current row (its id "@0_i",
+ * from exclusion_ids), its peers (equal "@0_k") or both -- and the
+ * function is computed over the values that remain, as SQL computes it:
+ * SUM NULL when no value is non-NULL, COUNT(x) the non-NULL ones, AVG, MIN
+ * and MAX skip NULLs (MongoDB's array forms of $avg/$min/$max do), the
+ * n-th value NULL past the end. */
+static const char *const excl_cond[] = {
+   [DJ_EXCLUDE_CURRENT_ROW] = "{'$ne': ['$$this.i', '$@0_i']}",
+   [DJ_EXCLUDE_GROUP] = "{'$ne': ['$$this.k', '$@0_k']}",
+   [DJ_EXCLUDE_TIES] = "{'$or': [{'$eq': ['$$this.i', '$@0_i']}, {'$ne': ['$$this.k', '$@0_k']}]}",
+};
+#define EXCL_NONNULL "{'$size': {'$filter': {'input': '$$f', 'cond': {'$ne': ['$$this', null]}}}}"
+
+static bool
+exclusion_stages (cx_t *cx, const dj_expr_t *e, const char *name, int64_t nth_n, bson_t *pipeline, uint32_t *n)
+{
+   const char *f = e->name, *in;
+   if (!strcmp (f, "SUM")) {
+      in = "{'$cond': [{'$gt': [" EXCL_NONNULL ", 0]}, {'$sum': '$$f'}, null]}";
+   } else if (!strcmp (f, "AVG")) {
+      in = "{'$avg': '$$f'}";
+   } else if (!strcmp (f, "MIN")) {
+      in = "{'$min': '$$f'}";
+   } else if (!strcmp (f, "MAX")) {
+      in = "{'$max': '$$f'}";
+   } else if (!strcmp (f, "COUNT")) {
+      in = (e->flags & DJ_XF_STAR) ? "{'$size': '$$f'}" : EXCL_NONNULL;
+   } else { /* FIRST_VALUE, LAST_VALUE, NTH_VALUE: an element, NULL past the end */
+      in = "{'$ifNull': [{'$arrayElemAt': ['$$f', '@1']}, null]}";
+   }
+   char tpl[1024];
+   snprintf (tpl, sizeof tpl,
+             "{'$set': {'@0': {'$let': {'vars': {'f': {'$map': {'input': {'$filter': {'input': '$@0', 'cond': %s}}, "
+             "'in': '$$this.v'}}}, 'in': %s}}}}",
+             excl_cond[e->over->exclude], in);
+   int64_t at = !strcmp (f, "LAST_VALUE") ? -1 : !strcmp (f, "NTH_VALUE") ? nth_n - 1 : 0;
+   return cx_stages (cx, pipeline, n, tpl, CX_ARGS (CX_STR (name), CX_INT64 (at)));
+}
+
 /* LAG/LEAD's default: a constant, NULL when there is none. */
 static bool
 shift_default (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
@@ -286,6 +333,14 @@ static const char *const stage_a_frame_peers = STAGE_A ", '@0_c': {'@3': '@2', "
 static const char *const stage_a_sum = STAGE_A ", '@0': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
 static const char *const stage_a_sum_peers =
    STAGE_A ", '@0_c': {'@3': '@2', " OVER_FRAME "}, '@0_n': {'$sum': '@4', " OVER_FRAME "}}}}";
+/* a frame with EXCLUDE: its rows' values, ids and peer keys (exclusion_stages) */
+#define EXCL_ITEM "{'$push': {'v': '@2', 'i': '$@0_i', 'k': '$@0_k'}, " OVER_FRAME "}"
+static const char *const stage_a_excl = STAGE_A ", '@0': " EXCL_ITEM "}}}";
+static const char *const stage_a_excl_peers = STAGE_A ", '@0_c': " EXCL_ITEM "}}}";
+/* the row ids a frame with EXCLUDE compares: any numbering unique in the
+ * partition ($documentNumber needs a sortBy: stage A's) */
+static const char *const exclusion_ids =
+   "{'$setWindowFields': {'partitionBy': '$@0_p', 'sortBy': '@1', 'output': {'@0_i': {'$documentNumber': {}}}}}";
 
 /* NTILE(k), PERCENT_RANK(), CUME_DIST() from the row number _rn (for the
  * last two spread over the peers first: RANK's first row number, or the
@@ -409,6 +464,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       BSON_APPEND_INT32 (&sort, "_id", 1); /* any order: SQL leaves it unspecified */
    }
    const dj_expr_t *arg = e->args.n && dist < 0 ? e->args.v[0] : NULL;
+   /* a frame with EXCLUDE (ranking functions and LAG/LEAD have no frame) */
+   bool excluding = w->exclude != DJ_EXCLUDE_NO_OTHERS && (is_agg || first || last_value || nth);
    cx_arg_t args[8] = {CX_STR (name), CX_DOC (&sort), CX_VALUE (arg)};
    const char *stage = stage_a_rownum, *peer_op = NULL;
    bool ok = true, sum_fix = false;
@@ -443,7 +500,12 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
       }
       bool by_value = false;
       ok = ok && frame_of (cx, e, &lo, &hi, &peer_op, &by_value);
-      if (ok) {
+      if (ok && excluding) {
+         /* the frame's entries, for exclusion_stages; each row's id first */
+         ok = cx_stages (cx, pipeline, n, exclusion_ids, CX_ARGS (CX_STR (name), CX_DOC (&sort)));
+         stage = peer_op ? stage_a_excl_peers : stage_a_excl;
+         args[2] = (e->flags & DJ_XF_STAR) ? CX_INT32 (1) : CX_OR_NULL (arg);
+      } else if (ok) {
          /* SUM also counts its non-NULL inputs: none means NULL, not 0 */
          sum_fix = !strcmp (f, "SUM");
          stage = sum_fix ? (peer_op ? stage_a_sum_peers : stage_a_sum) : peer_op ? stage_a_frame_peers : stage_a_frame;
@@ -454,6 +516,8 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
          if (nth) {
             args[2] = CX_OR_NULL (arg); /* a NULL value still counts in the frame */
          }
+      }
+      if (ok) {
          args[4] = CX_FN (cx_agg_count_one, arg);
          args[5] = bound_arg (lo);
          args[6] = bound_arg (hi);
@@ -476,6 +540,9 @@ one_window (cx_t *cx, const dj_expr_t *e, int i, bson_t *pipeline, uint32_t *n)
    }
    if (dist >= 0) {
       cx_stages (cx, pipeline, n, distribution_tpl[dist], CX_ARGS (CX_STR (name), CX_INT64 (buckets)));
+   }
+   if (excluding) {
+      return exclusion_stages (cx, e, name, nth_n, pipeline, n);
    }
    if (nth) { /* NTH_VALUE(x, n): the frame's n-th value, NULL when it has fewer rows */
       cx_stages (cx, pipeline, n, "{'$set': {'@0': {'$ifNull': [{'$arrayElemAt': ['$@0', '@1']}, null]}}}",

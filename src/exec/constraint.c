@@ -194,6 +194,18 @@ rename_in_filter (const bson_t *in, const char *from, const char *to, bson_t *ou
    }
 }
 
+char *
+exec_renamed_path (const char *path, const char *from, const char *to)
+{
+   return renamed_path (path, from, to);
+}
+
+void
+exec_rename_in_filter (const bson_t *in, const char *from, const char *to, bson_t *out)
+{
+   rename_in_filter (in, from, to, out);
+}
+
 /* RENAME COLUMN: the entry's CHECKs (their columns and validators),
  * FOREIGN KEYs (their columns) and generated columns' expressions follow
  * the column; the validator is then rebuilt (sync_checks). */

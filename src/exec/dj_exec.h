@@ -52,7 +52,8 @@
  *    or DROP COLUMN rebuild the collection's validator from the CHECKs in
  *    the table's entry (collMod), after checking the existing rows (121
  *    when one breaks it); RENAME COLUMN rewrites the CHECKs and FOREIGN
- *    KEYs that name the column;
+ *    KEYs that name the column, and rebuilds on its new name the indexes
+ *    that name it; DROP COLUMN drops those (rename_indexes.c);
  *  - FOREIGN KEYs (constraint.c): a write checks the keys of the rows it
  *    writes and the references to the rows it removes, with queries, at
  *    the statement's end (inside its atomic unit) or, DEFERRABLE INITIALLY

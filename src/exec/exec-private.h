@@ -1,5 +1,5 @@
 /*
- * exec-private.h -- what exec.c, constraint.c, generated.c and defaults.c share (not installed).
+ * exec-private.h -- what exec.c, constraint.c, generated.c, defaults.c and rename_indexes.c share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
@@ -75,6 +75,20 @@ bool exec_sync_checks (dj_exec_t *x, const char *table, bson_error_t *error);
 /* RENAME COLUMN: the entry's checks, foreign keys and generated columns'
  * expressions follow the column. */
 bool exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, const char *to, bson_error_t *error);
+/* `path` with its leading column `from` (the whole path or its first
+ * part) named `to`, owned by the caller; NULL when it does not start so. */
+char *exec_renamed_path (const char *path, const char *from, const char *to);
+/* A query filter with the column renamed (keys naming it, $expr paths). */
+void exec_rename_in_filter (const bson_t *in, const char *from, const char *to, bson_t *out);
+
+/* rename_indexes.c: RENAME / DROP COLUMN's indexes. Before the statement,
+ * the table's indexes that name the column `from` are dropped (*moved: a
+ * new bson_t the caller hands to exec_indexes_after_rename, {name: {old:
+ * spec, new: spec with from named to}}); after it the `which` ("new" or
+ * "old") specs are created again, none for NULL; that call destroys moved. */
+bool exec_indexes_before_rename (dj_exec_t *x, const char *table, const char *from, const char *to, bson_t **moved,
+                                 bson_error_t *error);
+bool exec_indexes_after_rename (dj_exec_t *x, const char *table, bson_t *moved, const char *which, bson_error_t *error);
 /* Whether the entry has a CHECK or FOREIGN KEY named `name`. */
 bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *name, bool *has, bson_error_t *error);
 /* FOREIGN KEYs: a write statement's checks collected into `items` (an

@@ -1329,6 +1329,13 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          m->ignore_code[0] = 0;
       }
    }
+   /* RENAME / DROP COLUMN: its indexes, dropped while the values move or go (rename_indexes.c) */
+   bson_t *moved = NULL;
+   if (ok && m->rename_from && m->rename_to && m->collection) {
+      ok = exec_indexes_before_rename (x, m->collection, m->rename_from, m->rename_to, &moved, error);
+   } else if (ok && m->drop_column && m->collection) {
+      ok = exec_indexes_before_rename (x, m->collection, m->drop_column, m->drop_column, &moved, error);
+   }
    for (int i = 0; ok && i < m->ncommands; i++) {
       bool last = i == m->ncommands - 1;
       if (m->kind == DJ_MQL_ROWS && last && m->explain) {
@@ -1390,6 +1397,13 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          }
       }
       bson_destroy (&reply);
+   }
+   if (moved) {
+      /* the renamed column's indexes on its new name, a dropped one's
+       * gone; or, when the statement failed, as they were */
+      bson_error_t undo;
+      const char *which = !ok ? "old" : m->rename_from ? "new" : NULL;
+      ok = exec_indexes_after_rename (x, m->collection, moved, which, ok ? error : &undo) && ok;
    }
    if (ok && inserted) {
       ok = exec_generated_after_upsert (x, m, inserted, error);

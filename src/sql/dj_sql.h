@@ -140,6 +140,11 @@ typedef enum {
 
 typedef enum { DJ_FRAME_NONE, DJ_FRAME_ROWS, DJ_FRAME_RANGE, DJ_FRAME_GROUPS } dj_frame_t;
 
+/* A frame's EXCLUDE clause: rows of the frame left out (NO OTHERS, the
+ * default, leaves none out; GROUP the current row and its peers, TIES its
+ * peers but not itself). */
+typedef enum { DJ_EXCLUDE_NO_OTHERS, DJ_EXCLUDE_CURRENT_ROW, DJ_EXCLUDE_GROUP, DJ_EXCLUDE_TIES } dj_exclude_t;
+
 /* A window specification: OVER (PARTITION BY .. ORDER BY .. [frame]). */
 typedef struct {
    dj_list_t partition; /* dj_expr_t * */
@@ -147,6 +152,7 @@ typedef struct {
    dj_frame_t frame;    /* DJ_FRAME_NONE: SQL's default frame */
    dj_bound_t start, end;
    int64_t start_n, end_n; /* the n of "n PRECEDING" / "n FOLLOWING" */
+   dj_exclude_t exclude;
    uint32_t frame_pos;
 } dj_window_t;
 

@@ -976,7 +976,7 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
              (st->name = sql_parse_name (p, "a new column name"));
    }
    if (sql_accept_kw (p, "ALTER")) {
-      /* ALTER COLUMN c {TYPE t | SET NOT NULL | DROP NOT NULL | SET DEFAULT e | DROP DEFAULT}:
+      /* ALTER COLUMN c {TYPE t [COLLATE n] [AUTOINCREMENT] | SET NOT NULL | DROP NOT NULL | SET DEFAULT e | DROP DEFAULT}:
        * the compiler records the type, NOT NULL and the default in the
        * table's entry (what the executor checks and fills INSERTs from);
        * nothing stored changes. */
@@ -990,6 +990,9 @@ parse_alter (parser_t *p, dj_sql_stmt_t *st)
          if (c->type && sql_accept_kw (p, "COLLATE") && !(c->collation = sql_parse_name (p, "a collation name"))) {
             return false;
          }
+         /* the column's whole type, as MySQL's MODIFY: without
+          * AUTOINCREMENT it numbers itself no more */
+         c->autoincrement = c->type && (sql_accept_kw (p, "AUTOINCREMENT") || sql_accept_kw (p, "AUTO_INCREMENT"));
          return c->type && (sql_list_push (p, &st->coldefs, c), true);
       }
       if (sql_accept_kw (p, "SET")) {

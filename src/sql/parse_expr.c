@@ -201,9 +201,26 @@ parse_window (parser_t *p)
       if (between && (!sql_expect_kw (p, "AND") || !parse_bound (p, &w->end, &w->end_n))) {
          return NULL;
       }
-      if (sql_is_kw (p, "EXCLUDE")) {
-         sql_fail (p, "EXCLUDE in a window frame is not part of the dialect");
-         return NULL;
+      if (sql_accept_kw (p, "EXCLUDE")) {
+         /* EXCLUDE {CURRENT ROW | GROUP | TIES | NO OTHERS} */
+         if (sql_accept_kw (p, "CURRENT")) {
+            w->exclude = DJ_EXCLUDE_CURRENT_ROW;
+            if (!sql_expect_kw (p, "ROW")) {
+               return NULL;
+            }
+         } else if (sql_accept_kw (p, "GROUP")) {
+            w->exclude = DJ_EXCLUDE_GROUP;
+         } else if (sql_accept_kw (p, "TIES")) {
+            w->exclude = DJ_EXCLUDE_TIES;
+         } else if (sql_accept_kw (p, "NO")) {
+            w->exclude = DJ_EXCLUDE_NO_OTHERS;
+            if (!sql_expect_kw (p, "OTHERS")) {
+               return NULL;
+            }
+         } else {
+            sql_fail (p, "expected CURRENT ROW, GROUP, TIES or NO OTHERS after EXCLUDE");
+            return NULL;
+         }
       }
    }
    if (!sql_expect (p, DJ_TK_RP, ") to close OVER (...)")) {

@@ -107,3 +107,24 @@ def test_enforce_schema(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "IDS 1 2 b 2" in p.stdout
     assert "STRICT NOTE ok" in p.stdout and "STRICT no such table: other_note" in p.stdout
+
+
+def test_decimal_converter_rounds_columns_not_computed_values():
+    """A DecimalField column's value comes back to its decimal places; a
+    computed one (Sum("price", default=Pi())) as the database gave it, as
+    Django's SQLite backend converts them."""
+    script = r'''
+from decimal import Decimal
+from django.conf import settings
+settings.configure()
+from django.db.models import DecimalField, Value
+from django.db.models.expressions import Col
+from djongo.operations import DatabaseOperations
+ops = DatabaseOperations(None)
+f = DecimalField(max_digits=6, decimal_places=2)
+print(ops.convert_decimalfield_value(3.14159265, Col("t", f), None),
+      ops.convert_decimalfield_value(3.14159265, Value(Decimal(1), output_field=f), None))
+'''
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["3.14", "3.14159265"], p.stdout

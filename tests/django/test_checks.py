@@ -152,3 +152,17 @@ def test_server_connection_options_are_checked_by_the_code_that_sets_them(tmp_pa
         assert r == {"checks": [], "refused": None}, (host, r)
     r = run({"ENGINE": "djongo", "NAME": "x", "HOST": "mongodb+srv://cluster0.example.net:27017/"}, SETTINGS_REPORT)
     assert [i for i, _, _ in r["checks"]] == ["djongo.E015"] and "Port numbers are prohibited" in r["checks"][0][1]
+
+
+def test_djongo_checks_extend_djangos(tmp_path):
+    """The backend's check() runs Django's BaseDatabaseValidation.check as
+    well as its own: what Django adds there reaches `manage.py check`
+    (Django's check_framework test patches it and expects the call)."""
+    r = run({"ENGINE": "djongo", "NAME": "x", "HOST": str(tmp_path / "d")}, """
+from django.core.checks import Warning
+from django.db.backends.base.validation import BaseDatabaseValidation
+BaseDatabaseValidation.check = lambda self, **kw: [Warning("from Django's own", id="base.W999")]
+from django.core.checks.database import check_database_backends
+print(json.dumps([e.id for e in check_database_backends(databases=["default"])]))
+""")
+    assert r == ["base.W999"], r

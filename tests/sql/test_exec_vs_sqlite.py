@@ -170,6 +170,15 @@ QUERIES = [
      [100], False),
     ('SELECT SUM("e"."n") FROM "entry" "e" WHERE "e"."n" IS NULL', [], False),
     ('SELECT COUNT(DISTINCT "e"."blog_id") FROM "entry" "e"', [], False),
+    # SUM(DISTINCT): NULL over no value (none at all, or only NULLs), as SUM
+    ('SELECT SUM(DISTINCT "e"."n"), AVG(DISTINCT "e"."n"), SUM(DISTINCT "e"."score") FROM "entry" "e"', [], False),
+    ('SELECT "e"."blog_id", SUM(DISTINCT "e"."score"), SUM(DISTINCT "e"."n") FROM "entry" "e" GROUP BY "e"."blog_id"', [],
+     False),
+    ('SELECT SUM(DISTINCT "e"."n") FROM "entry" "e" WHERE "e"."id" > %s', [100], False),
+    # a GROUP BY expression repeated in the SELECT list with its own parameters of the same values (Django's
+    # Value() in both): the same key
+    ('SELECT ("e"."n" + %s), COUNT(*), (MIN("e"."id") + ("e"."n" + %s)) FROM "entry" "e" GROUP BY ("e"."n" + %s)',
+     [1, 1, 1], False),
     ('SELECT COUNT(*) FILTER (WHERE "e"."n" > 2), SUM("e"."n") FILTER (WHERE "e"."flag") FROM "entry" "e"', [], False),
     ('SELECT "e"."blog_id", COUNT(*), SUM("e"."n"), MAX("e"."score") FROM "entry" "e" GROUP BY "e"."blog_id"', [], False),
     ('SELECT "e"."blog_id", COUNT("e"."n") AS "c" FROM "entry" "e" GROUP BY "e"."blog_id" HAVING COUNT("e"."n") > %s',
@@ -242,6 +251,24 @@ QUERIES = [
      'NTH_VALUE("e"."score", 1) OVER (ORDER BY "e"."n") FROM "entry" "e"', [2], False),
     ('SELECT "e"."id", LAG("e"."n", %s, %s) OVER (ORDER BY "e"."id"), LEAD("e"."id", %s) OVER (ORDER BY "e"."id") '
      'FROM "entry" "e"', [2, -1, 3], False),
+    # EXCLUDE CURRENT ROW / GROUP / TIES / NO OTHERS: the frame less the current row, its peers or both
+    # (peers: equal ORDER BY values, NULL ones too); the ROWS frames are ordered by a unique key
+    ('SELECT "e"."id", SUM("e"."n") OVER (ORDER BY "e"."blog_id", "e"."id" ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING '
+     'EXCLUDE CURRENT ROW), AVG("e"."score") OVER (ORDER BY "e"."id" ROWS BETWEEN 2 PRECEDING AND CURRENT ROW '
+     'EXCLUDE CURRENT ROW), FIRST_VALUE("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN CURRENT ROW AND 2 FOLLOWING '
+     'EXCLUDE CURRENT ROW), NTH_VALUE("e"."headline", %s) OVER (ORDER BY "e"."id" ROWS BETWEEN UNBOUNDED PRECEDING '
+     'AND UNBOUNDED FOLLOWING EXCLUDE CURRENT ROW), SUM("e"."n") OVER (ORDER BY "e"."id" ROWS BETWEEN 1 PRECEDING '
+     'AND 1 FOLLOWING EXCLUDE NO OTHERS) FROM "entry" "e"', [2], False),
+    ('SELECT "e"."id", COUNT(*) OVER (ORDER BY "e"."blog_id" RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW '
+     'EXCLUDE GROUP), SUM("e"."n") OVER (PARTITION BY "e"."flag" ORDER BY "e"."blog_id" RANGE BETWEEN UNBOUNDED '
+     'PRECEDING AND UNBOUNDED FOLLOWING EXCLUDE TIES), COUNT("e"."score") OVER (ORDER BY "e"."blog_id" RANGE BETWEEN '
+     'CURRENT ROW AND UNBOUNDED FOLLOWING EXCLUDE TIES), SUM("e"."n") OVER (ORDER BY "e"."blog_id" RANGE BETWEEN '
+     'CURRENT ROW AND UNBOUNDED FOLLOWING EXCLUDE GROUP) FROM "entry" "e"', [], False),
+    ('SELECT "e"."id", MIN("e"."n") OVER (ORDER BY "e"."blog_id" GROUPS BETWEEN 1 PRECEDING AND 1 FOLLOWING '
+     'EXCLUDE GROUP), MAX("e"."score") OVER (ORDER BY "e"."n" RANGE BETWEEN 3 PRECEDING AND 3 FOLLOWING EXCLUDE '
+     'CURRENT ROW), AVG("e"."n") OVER (ORDER BY "e"."blog_id" DESC RANGE BETWEEN 1 PRECEDING AND 1 FOLLOWING '
+     'EXCLUDE TIES), COUNT(*) OVER (PARTITION BY "e"."blog_id" ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED '
+     'FOLLOWING EXCLUDE GROUP) FROM "entry" "e"', [], False),
     # window functions over GROUP BY's groups (after HAVING): their arguments are keys and aggregates
     ('SELECT "e"."blog_id", COUNT(*), RANK() OVER (ORDER BY COUNT(*) DESC), SUM(COUNT(*)) OVER (), '
      'MAX("e"."blog_id") OVER (PARTITION BY COUNT(*)), SUM(SUM("e"."n")) OVER (ORDER BY "e"."blog_id") '
