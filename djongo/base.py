@@ -362,11 +362,13 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         a ping -- on a server, over a pooled socket of this process
         (src/transport/pool.c); a process forked since the connection was
         made gets its own sockets or LMDB environment first. A connection
-        that does not answer is closed and made again by Django."""
+        that does not answer is closed and made again by Django. The ping
+        is never in the open transaction (Django asks inside atomic blocks:
+        TestCase before its constraint check), which MongoDB would refuse."""
         if self.connection is None or self.connection._closed:
             return False
         try:
-            self.connection.command({"ping": 1}, db="admin")
+            self.connection.ping()
         except Database.Error:
             return False
         return True

@@ -236,6 +236,13 @@ class Connection:
             raise InterfaceError("the connection is closed")
         self._c.rollback()
 
+    def ping(self):
+        """Raises unless the connection answers: a ping outside the open
+        transaction, beginning none (a MongoDB transaction refuses ping)."""
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        self._c.ping()
+
     def close(self):
         """Closes the connection; an uncommitted transaction is rolled back.
         PEP 249: the connection is unusable afterwards, closing included."""

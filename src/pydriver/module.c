@@ -1054,6 +1054,27 @@ Connection_command (ConnectionObject *self, PyObject *args)
    return result;
 }
 
+/* ping(): raises unless the connection answers; outside any transaction,
+ * and begins none (dj_transport_ping). */
+static PyObject *
+Connection_ping (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
+{
+   if (!conn_enter (self)) {
+      return NULL;
+   }
+   bson_error_t error;
+   bool ok;
+   Py_BEGIN_ALLOW_THREADS
+   ok = dj_transport_ping (self->transport, &error);
+   Py_END_ALLOW_THREADS
+   PyThread_release_lock (self->lock);
+   if (!ok) {
+      map_conn_error (self, &error);
+      return NULL;
+   }
+   Py_RETURN_NONE;
+}
+
 /* commit() / rollback(): the transaction, if one is open (else nothing). */
 static PyObject *
 Connection_txn (ConnectionObject *self, dj_txn_op_t op)
@@ -1212,6 +1233,8 @@ static PyMethodDef Connection_methods[] = {
     "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,
     "insertmany(sql, seq) -> (rowcount, lastrowid), or None when sql is not a one-row INSERT without RETURNING"},
+   {"ping", (PyCFunction) Connection_ping, METH_NOARGS,
+    "ping(): raises unless the connection answers (outside the open transaction; begins none)"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,

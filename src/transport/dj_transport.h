@@ -110,6 +110,13 @@ const char *dj_transport_kind (const dj_transport_t *t);
  *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
+/** Whether the connection answers: {ping: 1} on "admin", never in the open
+ *  transaction (a server refuses ping inside one: MongoDB runs only CRUD,
+ *  create and createIndexes there, and its failure would abort the
+ *  transaction), nor beginning one. Django asks it inside atomic blocks
+ *  (BaseDatabaseWrapper.is_usable, TestCase's constraint check). */
+bool dj_transport_ping (dj_transport_t *t, bson_error_t *error);
+
 /**
  * A dj_txn_fn: @p ctx is the dj_transport_t.
  *  - embedded: BEGIN takes the data directory's write lock until COMMIT or

@@ -1,0 +1,53 @@
+"""What Django's own suite found over djongo-server (tests/django_suite/
+run_suite.py --transport server) that the embedded engine does not show:
+inside an atomic block a server runs a MongoDB transaction, which refuses
+every command but CRUD, create and createIndexes, and which a write error
+aborts whole (no savepoints to fall back to).
+https://www.mongodb.com/docs/manual/core/transactions-operations/"""
+from conftest import run_django
+
+
+def test_is_usable_inside_atomic(server):
+    # Django's TestCase asks is_usable() before its constraint check, inside
+    # the test's transaction: a ping sent in the transaction is refused by
+    # MongoDB, so the connection looked unusable and the check never ran
+    run_django(server.uri, "usable", r'''
+from django.contrib.auth.models import Group
+from django.db import connection, transaction
+with transaction.atomic():
+    assert connection.is_usable()  # before the transaction's first command
+    Group.objects.create(name="a")
+    assert connection.is_usable()
+    assert Group.objects.count() == 1  # the transaction goes on
+assert Group.objects.count() == 1
+print("ok")
+''')
+
+
+def test_m2m_add_twice(server):
+    # Django adds many-to-many rows with INSERT ... ON CONFLICT DO NOTHING,
+    # in a transaction (atomic(savepoint=False)), when the backend ignores
+    # conflicts; in a MongoDB transaction the duplicate-key write error
+    # aborts the transaction, so on a server djongo does not offer it and
+    # Django inserts only the missing rows (_get_missing_target_ids)
+    run_django(server.uri, "m2m", r'''
+from django.contrib.auth.models import Group, User
+from django.db import NotSupportedError, transaction
+g = Group.objects.create(name="g")
+u = User.objects.create(username="u")
+u.groups.add(g)
+u.groups.add(g)  # already there, in autocommit: nothing to insert
+with transaction.atomic():
+    v = User.objects.create(username="v")
+    v.groups.add(g)
+    v.groups.add(g)  # and inside a transaction
+    assert list(v.groups.all()) == [g]
+    assert User.objects.count() == 2  # the transaction goes on
+assert [list(x.groups.all()) for x in User.objects.order_by("username")] == [[g], [g]]
+try:
+    Group.objects.bulk_create([Group(name="g")], ignore_conflicts=True)
+    raise AssertionError("ignore_conflicts on a server")
+except NotSupportedError:
+    pass
+print("ok")
+''')
