@@ -368,7 +368,7 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         if self.connection is None or self.connection._closed:
             return False
         try:
-            self.connection.ping()
+            self.connection.command({"ping": 1}, db="admin", outside_transaction=True)
         except Database.Error:
             return False
         return True
@@ -378,10 +378,12 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         """Whether HOST names a data directory (the embedded engine)."""
         return _is_path(self.get_connection_params()["host"])
 
-    def command(self, cmd, db=None, drain=True):
+    def command(self, cmd, db=None, drain=True, outside_transaction=False):
         """Runs one MongoDB command (a dict) on this connection's database,
-        in its open transaction if any; cursors are drained unless drain
-        is false (djongo.mongo.ChangeStream's getMores are its own)."""
+        in its open transaction if any (outside_transaction: never -- for
+        the catalog and ping, which a MongoDB transaction refuses: driver.py);
+        cursors are drained unless drain is false (djongo.mongo.ChangeStream's
+        getMores are its own)."""
         self.ensure_connection()
         with self.wrap_database_errors:
-            return self.connection.command(cmd, db=db, drain=drain)
+            return self.connection.command(cmd, db=db, drain=drain, outside_transaction=outside_transaction)

@@ -1006,15 +1006,18 @@ done:
    return result;
 }
 
-/* command(db, cmd: dict) -> reply dict: one MongoDB command, in the open
- * transaction if any, for what SQL does not say (introspection, creating and
- * dropping test databases). A reply with ok: 0 raises, mapped as SQL errors are. */
+/* command(db, cmd: dict, outside=False) -> reply dict: one MongoDB command,
+ * in the open transaction if any (outside: never, and beginning none --
+ * dj_transport_run_outside), for what SQL does not say (introspection,
+ * creating and dropping test databases). A reply with ok: 0 raises, mapped
+ * as SQL errors are. */
 static PyObject *
 Connection_command (ConnectionObject *self, PyObject *args)
 {
    const char *db;
    PyObject *cmd;
-   if (!conn_enter_args (self, args, "sO!", &db, &PyDict_Type, &cmd)) {
+   int outside = 0;
+   if (!conn_enter_args (self, args, "sO!|p", &db, &PyDict_Type, &cmd, &outside)) {
       return NULL;
    }
    PyObject *result = NULL;
@@ -1031,9 +1034,10 @@ Connection_command (ConnectionObject *self, PyObject *args)
       /* a command is a statement too: with autocommit off it runs in the
        * implicit transaction, begun deferred (whether it writes is the
        * engine's to find out; its first write takes the lock) */
-      ok = begin_implicit (self, false, &error);
+      ok = outside || begin_implicit (self, false, &error);
       if (ok) {
-         ok = dj_transport_run (self->transport, db, &doc, &reply, &error);
+         ok = outside ? dj_transport_run_outside (self->transport, db, &doc, &reply, &error)
+                      : dj_transport_run (self->transport, db, &doc, &reply, &error);
       } else {
          bson_init (&reply);
       }
@@ -1052,27 +1056,6 @@ Connection_command (ConnectionObject *self, PyObject *args)
    bson_destroy (&holder);
    PyThread_release_lock (self->lock);
    return result;
-}
-
-/* ping(): raises unless the connection answers; outside any transaction,
- * and begins none (dj_transport_ping). */
-static PyObject *
-Connection_ping (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
-{
-   if (!conn_enter (self)) {
-      return NULL;
-   }
-   bson_error_t error;
-   bool ok;
-   Py_BEGIN_ALLOW_THREADS
-   ok = dj_transport_ping (self->transport, &error);
-   Py_END_ALLOW_THREADS
-   PyThread_release_lock (self->lock);
-   if (!ok) {
-      map_conn_error (self, &error);
-      return NULL;
-   }
-   Py_RETURN_NONE;
 }
 
 /* commit() / rollback(): the transaction, if one is open (else nothing). */
@@ -1230,11 +1213,10 @@ static PyMethodDef Connection_methods[] = {
     "set_concerns(options or None): read preference, read concern and write concern (connection-string option "
     "names) for what runs next; None: the connection's own"},
    {"command", (PyCFunction) Connection_command, METH_VARARGS,
-    "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
+    "command(db, cmd, outside=False) -> reply: one MongoDB command (a dict, command name first) on database db "
+    "(outside: never in the open transaction, beginning none)"},
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,
     "insertmany(sql, seq) -> (rowcount, lastrowid), or None when sql is not a one-row INSERT without RETURNING"},
-   {"ping", (PyCFunction) Connection_ping, METH_NOARGS,
-    "ping(): raises unless the connection answers (outside the open transaction; begins none)"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,

@@ -110,12 +110,16 @@ const char *dj_transport_kind (const dj_transport_t *t);
  *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
-/** Whether the connection answers: {ping: 1} on "admin", never in the open
- *  transaction (a server refuses ping inside one: MongoDB runs only CRUD,
- *  create and createIndexes there, and its failure would abort the
- *  transaction), nor beginning one. Django asks it inside atomic blocks
- *  (BaseDatabaseWrapper.is_usable, TestCase's constraint check). */
-bool dj_transport_ping (dj_transport_t *t, bson_error_t *error);
+/** dj_transport_run, but on a server never in the open transaction: for
+ *  what MongoDB refuses inside one (it runs only CRUD, create and
+ *  createIndexes there, and a refused command leaves the transaction
+ *  aborted) that djongo asks while one is open -- the catalog
+ *  (listCollections, listIndexes: Django introspects inside atomic blocks,
+ *  loaddata's and TestCase's constraint checks) and ping (is_usable()).
+ *  On the embedded engine: dj_transport_run (its transactions run them).
+ *  https://www.mongodb.com/docs/manual/core/transactions-operations/ */
+bool dj_transport_run_outside (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
+                               bson_error_t *error);
 
 /**
  * A dj_txn_fn: @p ctx is the dj_transport_t.

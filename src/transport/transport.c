@@ -763,26 +763,12 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
 }
 
 bool
-dj_transport_ping (dj_transport_t *t, bson_error_t *error)
+dj_transport_run_outside (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
-   forget_labels (t);
-   if (!reopen_after_fork (t, error)) {
-      return false;
-   }
-   bson_t cmd = BSON_INITIALIZER, reply;
-   BSON_APPEND_INT32 (&cmd, "ping", 1);
-   bool ok;
-   if (t->engine) {
-      ok = embedded_run (t, "admin", &cmd, &reply, error); /* the engine's ping reads nothing */
-   } else {
-      /* no session: outside the transaction, on the pool's client */
-      ok = mongoc_client_command_simple (t->client, "admin", &cmd, NULL, &reply, error);
-      if (!ok) {
-         server_error (error);
-      }
-   }
-   bson_destroy (&reply);
-   bson_destroy (&cmd);
+   mongoc_client_session_t *session = t->session;
+   t->session = NULL; /* hidden for this command: it goes without one */
+   bool ok = dj_transport_run (t, db, cmd, reply, error);
+   t->session = session;
    return ok;
 }
 

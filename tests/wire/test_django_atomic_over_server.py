@@ -51,3 +51,32 @@ except NotSupportedError:
     pass
 print("ok")
 ''')
+
+
+def test_introspection_inside_atomic(server):
+    # loaddata checks the foreign keys it wrote inside its transaction
+    # (check_constraints: the tables, their primary keys); MongoDB refuses
+    # listCollections and listIndexes in a transaction, and the refusal
+    # left the transaction aborted ("Problem installing fixtures")
+    run_django(server.uri, "introspect", r'''
+import json, os, tempfile
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.db import connection, transaction
+with transaction.atomic():
+    Group.objects.create(name="a")
+    with connection.cursor() as c:
+        assert "auth_group" in connection.introspection.table_names(c)
+        assert connection.introspection.get_primary_key_column(c, "auth_group") == "id"
+    connection.check_constraints()
+    assert Group.objects.count() == 1  # the transaction goes on
+assert Group.objects.count() == 1
+with tempfile.TemporaryDirectory() as d:
+    path = os.path.join(d, "users.json")
+    with open(path, "w") as f:
+        json.dump([{"model": "auth.user", "pk": 7, "fields": {"username": "w", "password": "x",
+                                                             "groups": [Group.objects.get().pk]}}], f)
+    call_command("loaddata", path, verbosity=0)
+assert [g.name for g in User.objects.get(pk=7).groups.all()] == ["a"]
+print("ok")
+''')
