@@ -16,11 +16,18 @@ exec_forget_tables (dj_exec_t *x)
    exec_blocks_forget (x, NULL);
 }
 
+void
+dj_exec_set_catalog_run (dj_exec_t *x, dj_run_command_fn run)
+{
+   x->catalog_run = run;
+}
+
 dj_exec_t *
 dj_exec_new (dj_run_command_fn run, dj_txn_fn txn, void *ctx, const char *db)
 {
    dj_exec_t *x = bson_malloc0 (sizeof *x);
    x->run = run;
+   x->catalog_run = run;
    x->txn = txn;
    x->ctx = ctx;
    x->db = bson_strdup (db);
@@ -786,7 +793,8 @@ check_conflict_target (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
    }
    bson_t cmd = BSON_INITIALIZER, reply;
    BSON_APPEND_UTF8 (&cmd, "listIndexes", m->collection);
-   bool ok = exec_run_cmd (x, x->db, &cmd, false, &reply, error), found = false;
+   /* outside the transaction: a server refuses listIndexes in one */
+   bool ok = x->catalog_run (x->ctx, x->db, &cmd, &reply, error), found = false;
    /* the indexes of a table fit one batch (MongoDB allows 64) */
    if (ok && bson_iter_init (&it, &reply) && bson_iter_find_descendant (&it, "cursor.firstBatch", &batch) &&
        bson_iter_recurse (&batch, &it)) {

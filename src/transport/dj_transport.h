@@ -115,11 +115,12 @@ bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *rep
  *  createIndexes there, and a refused command leaves the transaction
  *  aborted) that djongo asks while one is open -- the catalog
  *  (listCollections, listIndexes: Django introspects inside atomic blocks,
- *  loaddata's and TestCase's constraint checks) and ping (is_usable()).
+ *  loaddata's and TestCase's constraint checks), ping (is_usable()) and
+ *  ON CONFLICT's target check (dj_exec_set_catalog_run). A dj_run_command_fn:
+ *  @p ctx is the dj_transport_t.
  *  On the embedded engine: dj_transport_run (its transactions run them).
  *  https://www.mongodb.com/docs/manual/core/transactions-operations/ */
-bool dj_transport_run_outside (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply,
-                               bson_error_t *error);
+bool dj_transport_run_outside (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
 /**
  * A dj_txn_fn: @p ctx is the dj_transport_t.

@@ -80,3 +80,17 @@ with tempfile.TemporaryDirectory() as d:
 assert [g.name for g in User.objects.get(pk=7).groups.all()] == ["a"]
 print("ok")
 ''')
+
+
+def test_bulk_create_update_conflicts(server):
+    # ON CONFLICT (cols) DO UPDATE checks its target against the table's
+    # unique indexes (listIndexes); Django's bulk_create runs in a
+    # transaction, where MongoDB refuses listIndexes
+    run_django(server.uri, "upsert", r'''
+from django.contrib.auth.models import User
+User.objects.create(username="u", first_name="A")
+User.objects.bulk_create([User(username="u", first_name="B"), User(username="v", first_name="C")],
+                         update_conflicts=True, unique_fields=["username"], update_fields=["first_name"])
+assert list(User.objects.order_by("username").values_list("username", "first_name")) == [("u", "B"), ("v", "C")]
+print("ok")
+''')
