@@ -65,7 +65,10 @@ CACHE = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".ca
 EXCLUDED = {"gis_tests", "postgres_tests"}
 RUNTESTS_SKIPS = {"import_error_package", "test_runner_apps"}
 
-LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. "
+# (a libmongoc log line -- "2026/12/04 18:11:10.0572: [pid]:  WARNING: mongoc:
+# ..." on stderr -- may come between a test's " ... " and its outcome: over
+# djongo-server an abortTransaction the server answers NoSuchTransaction)
+LINE = re.compile(r"^(test\w*) \(([\w.]+)\)(?:\n.*?)? \.\.\. (?:\d{4}/\d\d/\d\d [^\n]*\n)*"
                   r"(ok|FAIL|ERROR|skipped|expected failure|unexpected success)(?: '([^'\n]*)'| \"([^\"\n]*)\")?",
                   re.M | re.S)
 # a test for SQLite itself: its module or class is named for SQLite
