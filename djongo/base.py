@@ -50,7 +50,7 @@ from djongo import register_settings_check
 from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
 from djongo.features import DatabaseFeatures
-from djongo.introspection import DatabaseIntrospection
+from djongo.introspection import TABLES, DatabaseIntrospection
 from djongo import encryption
 from djongo import collations  # noqa: F401  (columns with a db_collation, for vendor "djongo")
 from djongo import jsonfield  # noqa: F401  (Django's JSONField lookups for vendor "djongo")
@@ -364,11 +364,18 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         made gets its own sockets or LMDB environment first. A connection
         that does not answer is closed and made again by Django. The ping
         is never in the open transaction (Django asks inside atomic blocks:
-        TestCase before its constraint check), which MongoDB would refuse."""
+        TestCase before its constraint check), which MongoDB would refuse.
+        Inside a transaction on a server the answer is also whether the
+        transaction still runs commands: a failed command aborts a MongoDB
+        transaction, as an error does PostgreSQL's, whose SELECT 1 then
+        fails too -- so Django does not run its constraint check in it."""
         if self.connection is None or self.connection._closed:
             return False
         try:
             self.connection.command({"ping": 1}, db="admin", outside_transaction=True)
+            if not self.connection.autocommit and not self.embedded:
+                # a read a transaction allows, of one document at most
+                self.connection.command({"find": TABLES, "filter": {}, "limit": 1, "projection": {"_id": 1}})
         except Database.Error:
             return False
         return True

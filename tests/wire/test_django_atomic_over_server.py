@@ -20,6 +20,19 @@ with transaction.atomic():
     assert connection.is_usable()
     assert Group.objects.count() == 1  # the transaction goes on
 assert Group.objects.count() == 1
+# a failed statement aborts a MongoDB transaction (as an error does
+# PostgreSQL's, where is_usable()'s SELECT 1 then fails): not usable, so
+# TestCase skips its constraint check rather than fail in it
+from django.db import IntegrityError
+with transaction.atomic():
+    try:
+        Group.objects.create(name="a")
+        raise AssertionError("a duplicate name")
+    except IntegrityError:
+        pass
+    assert not connection.is_usable()
+    transaction.set_rollback(True)
+assert connection.is_usable()
 print("ok")
 ''')
 
