@@ -116,7 +116,7 @@ bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *rep
  *  aborted) that djongo asks while one is open -- the catalog
  *  (listCollections, listIndexes: Django introspects inside atomic blocks,
  *  loaddata's and TestCase's constraint checks), ping (is_usable()) and
- *  ON CONFLICT's target check (dj_exec_set_catalog_run). A dj_run_command_fn:
+ *  ON CONFLICT's target check and EXPLAIN (dj_exec_set_outside_run). A dj_run_command_fn:
  *  @p ctx is the dj_transport_t.
  *  On the embedded engine: dj_transport_run (its transactions run them).
  *  https://www.mongodb.com/docs/manual/core/transactions-operations/ */

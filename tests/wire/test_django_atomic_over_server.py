@@ -107,3 +107,18 @@ User.objects.bulk_create([User(username="u", first_name="B"), User(username="v",
 assert list(User.objects.order_by("username").values_list("username", "first_name")) == [("u", "B"), ("v", "C")]
 print("ok")
 ''')
+
+
+def test_explain_inside_atomic(server):
+    # MongoDB refuses explain in a transaction; QuerySet.explain() inside an
+    # atomic block gets the plan from outside it
+    run_django(server.uri, "explain", r'''
+from django.contrib.auth.models import Group
+from django.db import transaction
+with transaction.atomic():
+    Group.objects.create(name="a")
+    plan = Group.objects.filter(name="a").explain()
+    assert "queryPlanner" in plan, plan
+    assert Group.objects.count() == 1  # the transaction goes on
+print("ok")
+''')
