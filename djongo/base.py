@@ -50,7 +50,7 @@ from djongo import register_settings_check
 from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
 from djongo.features import DatabaseFeatures
-from djongo.introspection import DatabaseIntrospection
+from djongo.introspection import TABLES, DatabaseIntrospection
 from djongo import encryption
 from djongo import collations  # noqa: F401  (columns with a db_collation, for vendor "djongo")
 from djongo import jsonfield  # noqa: F401  (Django's JSONField lookups for vendor "djongo")
@@ -362,11 +362,20 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         a ping -- on a server, over a pooled socket of this process
         (src/transport/pool.c); a process forked since the connection was
         made gets its own sockets or LMDB environment first. A connection
-        that does not answer is closed and made again by Django."""
+        that does not answer is closed and made again by Django. The ping
+        is never in the open transaction (Django asks inside atomic blocks:
+        TestCase before its constraint check), which MongoDB would refuse.
+        Inside a transaction on a server the answer is also whether the
+        transaction still runs commands: a failed command aborts a MongoDB
+        transaction, as an error does PostgreSQL's, whose SELECT 1 then
+        fails too -- so Django does not run its constraint check in it."""
         if self.connection is None or self.connection._closed:
             return False
         try:
-            self.connection.command({"ping": 1}, db="admin")
+            self.connection.command({"ping": 1}, db="admin", outside_transaction=True)
+            if not self.connection.autocommit and not self.embedded:
+                # a read a transaction allows, of one document at most
+                self.connection.command({"find": TABLES, "filter": {}, "limit": 1, "projection": {"_id": 1}})
         except Database.Error:
             return False
         return True
@@ -376,10 +385,12 @@ class DatabaseWrapper(BaseDatabaseWrapper):
         """Whether HOST names a data directory (the embedded engine)."""
         return _is_path(self.get_connection_params()["host"])
 
-    def command(self, cmd, db=None, drain=True):
+    def command(self, cmd, db=None, drain=True, outside_transaction=False):
         """Runs one MongoDB command (a dict) on this connection's database,
-        in its open transaction if any; cursors are drained unless drain
-        is false (djongo.mongo.ChangeStream's getMores are its own)."""
+        in its open transaction if any (outside_transaction: never -- for
+        the catalog and ping, which a MongoDB transaction refuses: driver.py);
+        cursors are drained unless drain is false (djongo.mongo.ChangeStream's
+        getMores are its own)."""
         self.ensure_connection()
         with self.wrap_database_errors:
-            return self.connection.command(cmd, db=db, drain=drain)
+            return self.connection.command(cmd, db=db, drain=drain, outside_transaction=outside_transaction)

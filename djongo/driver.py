@@ -274,19 +274,23 @@ class Connection:
     def rewrap_many_data_key(self, filter=None, master_key=None):
         return self._c.rewrap_many_data_key(filter, master_key)
 
-    def command(self, cmd, db=None, drain=True):
+    def command(self, cmd, db=None, drain=True, outside_transaction=False):
         """Runs one MongoDB command (a dict, the command's name first) on
         database DB (default: the connection's), in the open transaction if
         any (with autocommit off it begins one, as a statement does; on a
         MongoDB server, commands a transaction cannot run, listCollections
-        for one, then need autocommit) -- for what SQL does not say (listing collections and indexes,
-        dropping a database). A reply's cursor is drained: its firstBatch
-        holds every document -- unless drain is false (a change stream's
-        cursor never ends: its caller asks for each batch)."""
+        for one, then need autocommit or outside_transaction) -- for what SQL
+        does not say (listing collections and indexes, dropping a database).
+        outside_transaction: never in the open transaction, and beginning
+        none (on a server it goes without the transaction's session; the
+        embedded engine runs it as any command). A reply's cursor is
+        drained: its firstBatch holds every document -- unless drain is
+        false (a change stream's cursor never ends: its caller asks for
+        each batch)."""
         if self._closed:
             raise InterfaceError("the connection is closed")
         db = db or self._db
-        reply = self._c.command(db, cmd)
+        reply = self._c.command(db, cmd, outside_transaction)
         cursor = reply.get("cursor")
         if drain and isinstance(cursor, dict) and "firstBatch" in cursor and cursor.get("id"):
             docs = list(cursor["firstBatch"])
@@ -294,7 +298,7 @@ class Connection:
             cid = cursor["id"]
             from bson import Int64  # getMore takes a long, as MongoDB's cursor ids are
             while cid:
-                more = self._c.command(db, {"getMore": Int64(cid), "collection": coll})["cursor"]
+                more = self._c.command(db, {"getMore": Int64(cid), "collection": coll}, outside_transaction)["cursor"]
                 docs.extend(more["nextBatch"])
                 cid = more["id"]
             cursor["firstBatch"], cursor["id"] = docs, 0

@@ -30,9 +30,8 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     can_return_columns_from_insert = True
     can_return_rows_from_bulk_insert = True
     has_bulk_insert = True
-    # INSERT OR IGNORE (skips what a unique index refuses) and INSERT ... ON
-    # CONFLICT (unique_fields) DO UPDATE SET f = EXCLUDED.f: one upsert per row
-    supports_ignore_conflicts = True
+    # INSERT ... ON CONFLICT (unique_fields) DO UPDATE SET f = EXCLUDED.f:
+    # one upsert per row (INSERT OR IGNORE: supports_ignore_conflicts below)
     supports_update_conflicts = True
     supports_update_conflicts_with_target = True
     # Foreign keys are recorded with the table (ALTER TABLE ADD CONSTRAINT
@@ -153,6 +152,20 @@ class DatabaseFeatures(BaseDatabaseFeatures):
         "TimeField": "TimeField",
         "UUIDField": "UUIDField",
     }
+
+    @cached_property
+    def supports_ignore_conflicts(self):
+        # INSERT OR IGNORE skips what a unique index refuses: the write
+        # errors it ignores. In a MongoDB transaction a write error aborts
+        # the whole transaction (SERVER-34059: a DuplicateKeyError aborts
+        # the transaction, https://jira.mongodb.org/browse/SERVER-34059),
+        # and Django runs every bulk_create() and many-to-many add() in one
+        # (atomic(savepoint=False)); so on a server djongo does not offer
+        # it: Django then adds a many-to-many row only when it is missing
+        # (_get_missing_target_ids), and bulk_create(...,
+        # ignore_conflicts=True) raises NotSupportedError instead of
+        # aborting the transaction at the first conflict.
+        return self.connection.embedded
 
     @cached_property
     def uses_savepoints(self):

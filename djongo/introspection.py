@@ -81,7 +81,7 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
 
     def get_table_list(self, cursor):
         # a MongoDB view (CREATE VIEW: src/compile/view.c) is a view, "v"
-        reply = self.connection.command({"listCollections": 1, "nameOnly": True})
+        reply = self.connection.command({"listCollections": 1, "nameOnly": True}, outside_transaction=True)
         kinds = {c["name"]: "v" if c.get("type") == "view" else "t" for c in reply["cursor"]["firstBatch"]}
         return [TableInfo(n, kinds[n]) for n in sorted(kinds) if n != TABLES and not n.startswith("system.")]
 
@@ -159,7 +159,7 @@ class DatabaseIntrospection(BaseDatabaseIntrospection):
         if entry.get("view"):
             return {}  # a view (CREATE VIEW) has no indexes: listIndexes refuses it
         try:
-            reply = self.connection.command({"listIndexes": table_name})
+            reply = self.connection.command({"listIndexes": table_name}, outside_transaction=True)
         except self.connection.Database.DatabaseError:
             return {}
         out = {}

@@ -187,7 +187,7 @@ def sync(connection, model, replace=None, dropping=False):
     if dropping or model._meta.abstract or not model._meta.managed or model._meta.proxy:
         return
     table = model._meta.db_table
-    reply = connection.command({"listCollections": 1, "filter": {"name": table}})
+    reply = connection.command({"listCollections": 1, "filter": {"name": table}}, outside_transaction=True)
     found = reply["cursor"]["firstBatch"]
     if not found:
         return

@@ -151,6 +151,12 @@ void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
  *  checks (Django's disable_constraint_checking(), for loaddata, which then
  *  calls check_constraints()). Checks already deferred to COMMIT stay. */
 void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
+/** How the commands a MongoDB transaction refuses are run while one may be
+ *  open -- listIndexes (ON CONFLICT's target check) and explain (EXPLAIN:
+ *  the plan over the committed data) -- since a server refuses them inside
+ *  one and leaves it aborted; the transport's dj_transport_run_outside goes
+ *  here (same ctx). Default: the dj_exec_new() run function. */
+void dj_exec_set_outside_run (dj_exec_t *x, dj_run_command_fn run);
 
 /** The catalog dj_plan_bind_catalog asks: the columns CREATE/ALTER TABLE
  *  recorded for each table (its entry), read through @p x's table cache.

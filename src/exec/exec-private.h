@@ -15,6 +15,7 @@ typedef struct {
 
 struct dj_exec {
    dj_run_command_fn run;
+   dj_run_command_fn outside_run; /* listIndexes, explain: outside the transaction (dj_exec_set_outside_run) */
    dj_txn_fn txn; /* may be NULL */
    dj_tables_mode_t tables_mode;
    bool engine_ops; /* the transport runs the embedded engine's $_djongo operators */

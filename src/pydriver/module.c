@@ -526,6 +526,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    }
    self->transport = t;
    self->exec = dj_exec_new (dj_transport_run, dj_transport_txn, t, db);
+   dj_exec_set_outside_run (self->exec, dj_transport_run_outside);
    dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    dj_exec_set_engine_ops (self->exec, !strcmp (dj_transport_kind (t), "embedded"));
    self->lock = PyThread_allocate_lock ();
@@ -1012,15 +1013,18 @@ done:
    return result;
 }
 
-/* command(db, cmd: dict) -> reply dict: one MongoDB command, in the open
- * transaction if any, for what SQL does not say (introspection, creating and
- * dropping test databases). A reply with ok: 0 raises, mapped as SQL errors are. */
+/* command(db, cmd: dict, outside=False) -> reply dict: one MongoDB command,
+ * in the open transaction if any (outside: never, and beginning none --
+ * dj_transport_run_outside), for what SQL does not say (introspection,
+ * creating and dropping test databases). A reply with ok: 0 raises, mapped
+ * as SQL errors are. */
 static PyObject *
 Connection_command (ConnectionObject *self, PyObject *args)
 {
    const char *db;
    PyObject *cmd;
-   if (!conn_enter_args (self, args, "sO!", &db, &PyDict_Type, &cmd)) {
+   int outside = 0;
+   if (!conn_enter_args (self, args, "sO!|p", &db, &PyDict_Type, &cmd, &outside)) {
       return NULL;
    }
    PyObject *result = NULL;
@@ -1037,9 +1041,10 @@ Connection_command (ConnectionObject *self, PyObject *args)
       /* a command is a statement too: with autocommit off it runs in the
        * implicit transaction, begun deferred (whether it writes is the
        * engine's to find out; its first write takes the lock) */
-      ok = begin_implicit (self, false, &error);
+      ok = outside || begin_implicit (self, false, &error);
       if (ok) {
-         ok = dj_transport_run (self->transport, db, &doc, &reply, &error);
+         ok = outside ? dj_transport_run_outside (self->transport, db, &doc, &reply, &error)
+                      : dj_transport_run (self->transport, db, &doc, &reply, &error);
       } else {
          bson_init (&reply);
       }
@@ -1215,7 +1220,8 @@ static PyMethodDef Connection_methods[] = {
     "set_concerns(options or None): read preference, read concern and write concern (connection-string option "
     "names) for what runs next; None: the connection's own"},
    {"command", (PyCFunction) Connection_command, METH_VARARGS,
-    "command(db, cmd) -> reply: one MongoDB command (a dict, command name first) on database db"},
+    "command(db, cmd, outside=False) -> reply: one MongoDB command (a dict, command name first) on database db "
+    "(outside: never in the open transaction, beginning none)"},
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,
     "insertmany(sql, seq) -> (rowcount, lastrowid), or None when sql is not a one-row INSERT without RETURNING"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},

@@ -110,6 +110,18 @@ const char *dj_transport_kind (const dj_transport_t *t);
  *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
+/** dj_transport_run, but on a server never in the open transaction: for
+ *  what MongoDB refuses inside one (it runs only CRUD, create and
+ *  createIndexes there, and a refused command leaves the transaction
+ *  aborted) that djongo asks while one is open -- the catalog
+ *  (listCollections, listIndexes: Django introspects inside atomic blocks,
+ *  loaddata's and TestCase's constraint checks), ping (is_usable()) and
+ *  ON CONFLICT's target check and EXPLAIN (dj_exec_set_outside_run). A dj_run_command_fn:
+ *  @p ctx is the dj_transport_t.
+ *  On the embedded engine: dj_transport_run (its transactions run them).
+ *  https://www.mongodb.com/docs/manual/core/transactions-operations/ */
+bool dj_transport_run_outside (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
 /**
  * A dj_txn_fn: @p ctx is the dj_transport_t.
  *  - embedded: BEGIN takes the data directory's write lock until COMMIT or

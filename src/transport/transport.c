@@ -762,6 +762,17 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
    return false;
 }
 
+bool
+dj_transport_run_outside (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   dj_transport_t *t = ctx;
+   mongoc_client_session_t *session = t->session;
+   t->session = NULL; /* hidden for this command: it goes without one */
+   bool ok = dj_transport_run (t, db, cmd, reply, error);
+   t->session = session;
+   return ok;
+}
+
 /* ---- transactions ---------------------------------------------------------- */
 
 static bool
