@@ -99,6 +99,11 @@ bench_open (bench_t *b, const char *name, unsigned engine_flags, const char *md)
    char path[128];
    bson_error_t err;
    dj_engine_options_t opts = {.flags = engine_flags};
+   /* DJ_BENCH_MAP_MB: a smaller LMDB map (valgrind cannot map the default 256 GiB) */
+   const char *map_mb = getenv ("DJ_BENCH_MAP_MB");
+   if (map_mb && atoi (map_mb) > 0) {
+      opts.map_size = (size_t) atoi (map_mb) << 20;
+   }
    snprintf (path, sizeof path, "%s/engine", b->dir);
    if (!(b->engine = dj_engine_open (path, &opts, &err))) {
       bench_die (b, err.message);

@@ -220,6 +220,28 @@ def test_history_lost(tmp_path):
         assert s.stop() == 0
 
 
+def index_insert_watch(coll, docs):
+    """Indexes coll on k, inserts docs, and returns the resume token of an
+    insert after them (a point to resume from, before what comes next)."""
+    coll.create_index("k")
+    coll.insert_many(docs)
+    with coll.watch(max_await_time_ms=50) as cs:
+        coll.insert_one({"_id": "before", "k": -1})
+        return next_event(cs)["_id"]
+
+
+def events_after(coll, token, n, op):
+    """The n events after token, checked: op on coll's documents, from
+    _id n - 1 down to 0 (the index on k's order), then an insert after them."""
+    coll.insert_one({"_id": "after"})
+    with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
+        events = [next_event(cs) for _ in range(n)]
+        assert next_event(cs)["documentKey"] == {"_id": "after"}
+    assert [e["documentKey"]["_id"] for e in events] == list(range(n - 1, -1, -1))
+    assert all(e["operationType"] == op and e["ns"] == {"db": "db", "coll": coll.name} for e in events)
+    return events
+
+
 def test_delete_many_events_in_a_small_log(tmp_path):
     """A delete of many documents: an event each, at a time of its own, in
     the order the delete met them (here the index on k's: _ids downwards),
@@ -231,18 +253,9 @@ def test_delete_many_events_in_a_small_log(tmp_path):
     try:
         with connect(s) as c:
             coll = c.db.many
-            coll.create_index("k")
-            coll.insert_many([{"_id": i, "k": n - 1 - i} for i in range(n)])
-            with coll.watch(max_await_time_ms=50) as cs:
-                coll.insert_one({"_id": "before", "k": -1})
-                token = next_event(cs)["_id"]
+            token = index_insert_watch(coll, [{"_id": i, "k": n - 1 - i} for i in range(n)])
             assert coll.delete_many({"k": {"$gte": 0}}).deleted_count == n
-            coll.insert_one({"_id": "after"})
-            with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
-                events = [next_event(cs) for _ in range(n)]
-                assert next_event(cs)["documentKey"] == {"_id": "after"}
-            assert [e["documentKey"]["_id"] for e in events] == list(range(n - 1, -1, -1))
-            assert all(e["operationType"] == "delete" and e["ns"] == {"db": "db", "coll": "many"} for e in events)
+            events = events_after(coll, token, n, "delete")
             times = [e["clusterTime"] for e in events]
             assert all(a < b for a, b in zip(times, times[1:]))
             # resumed inside the delete: after an event's token, at an event's time
@@ -259,6 +272,44 @@ def test_delete_many_events_in_a_small_log(tmp_path):
                 assert c.db.imgs.delete_many({"k": {"$lt": 5}}).deleted_count == 5
                 pre = [next_event(cs)["fullDocumentBeforeChange"] for _ in range(5)]
             assert pre == [{"_id": 9 - k, "k": k} for k in range(5)]
+    finally:
+        assert s.stop() == 0
+
+
+def test_update_many_events_in_a_small_log(tmp_path):
+    """A multi-document update: an event each, with its own update
+    description, at a time of its own, in the order the update met them
+    (the index on k's), resumable at any of them -- and logged as their _ids
+    and descriptions together (storage/changes.c's batches), so that 8,000
+    updates fit a 1 MiB log that an entry per document overflowed."""
+    n = 8000
+    s = Server(tmp_path / "data", "--oplogSize", "1")
+    try:
+        with connect(s) as c:
+            coll = c.db.many
+            token = index_insert_watch(coll, [{"_id": i, "k": n - 1 - i, "v": 0} for i in range(n)])
+            r = coll.update_many({"k": {"$gte": 0}}, {"$inc": {"v": 1}, "$set": {"w": "x"}})
+            assert (r.matched_count, r.modified_count) == (n, n)
+            events = events_after(coll, token, n, "update")
+            assert all(e["updateDescription"]["updatedFields"] == {"v": 1, "w": "x"} for e in events)
+            assert all(e["updateDescription"]["removedFields"] == [] for e in events)
+            times = [e["clusterTime"] for e in events]
+            assert all(a < b for a, b in zip(times, times[1:]))
+            with coll.watch(resume_after=events[4999]["_id"], max_await_time_ms=50) as cs:
+                assert next_event(cs)["documentKey"] == {"_id": n - 1 - 5000}
+            # fullDocument: "updateLookup" reads each document as it is now
+            with coll.watch(resume_after=events[100]["_id"], full_document="updateLookup", max_await_time_ms=50) as cs:
+                assert next_event(cs)["fullDocument"] == {"_id": n - 1 - 101, "k": 101, "v": 1, "w": "x"}
+            # a collection keeping images: each event carries both documents
+            c.db.create_collection("imgs", changeStreamPreAndPostImages={"enabled": True})
+            c.db.imgs.create_index("k")
+            c.db.imgs.insert_many([{"_id": i, "k": 9 - i} for i in range(10)])
+            with c.db.imgs.watch(full_document="required", full_document_before_change="required",
+                                 max_await_time_ms=50) as cs:
+                assert c.db.imgs.update_many({"k": {"$lt": 5}}, {"$set": {"z": 1}}).modified_count == 5
+                evs = [next_event(cs) for _ in range(5)]
+            assert [e["fullDocumentBeforeChange"] for e in evs] == [{"_id": 9 - k, "k": k} for k in range(5)]
+            assert [e["fullDocument"] for e in evs] == [{"_id": 9 - k, "k": k, "z": 1} for k in range(5)]
     finally:
         assert s.stop() == 0
 

@@ -329,6 +329,40 @@ update_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    return true;
 }
 
+/* A multi-document update's change to one document (dj_update_doc_fn):
+ * the update applied, the result validated. No positional `$` (pos -1). */
+static bool
+update_doc_fn (const bson_t *doc, bson_t *out, bool *changed, void *ud, bson_error_t *error)
+{
+   upd_t *s = ud;
+   if (!dj_update_apply (s->u, doc, -1, false, s->vars, out, changed, error)) {
+      return false;
+   }
+   if (*changed && !s->bypass && !dj_coll_validate (s->w.ctx, s->w.c, out, doc, error)) {
+      bson_destroy (out);
+      return false;
+   }
+   return true;
+}
+
+/* A multi-document update without a positional `$`: the matches' record
+ * ids first (from the index alone when it answers the filter), then the
+ * documents updated together (storage/write_many.c). *failed: an error
+ * came after the matching, so the documents before it stay updated. */
+static bool
+update_many (upd_t *s, const dj_matcher_t *m, const dj_eval_t *vars, bool *failed, bson_error_t *error)
+{
+   uint64_t *rids = NULL;
+   size_t n = 0;
+   bool ok = dj_plan_match_rids (s->w.ctx, s->w.c, m, vars, 0, &rids, &n, error);
+   if (ok && !dj_record_update_many (s->w.ctx, s->w.c, rids, n, update_doc_fn, s, &s->w.n, &s->modified, error)) {
+      ok = false;
+      *failed = true;
+   }
+   bson_free (rids);
+   return ok;
+}
+
 /* An update statement's sort (MongoDB 8.0, updateOne and replaceOne): of
  * the documents the filter matches, the first in sort order is the one
  * updated. https://www.mongodb.com/docs/manual/reference/command/update/ */
@@ -472,8 +506,9 @@ run_update_stmt (dj_ctx_t *ctx, dj_coll_t *c, const dj_let_t *let, const bson_t 
       goto done;
    }
    upd_t s = {.w = {.ctx = ctx, .c = c}, .u = u, .vars = &let->vars, .bypass = bypass};
-   bool scanned = sort ? sorted_update (&s, m, &let->vars, sort, error)
-                       : wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
+   bool scanned = sort                                 ? sorted_update (&s, m, &let->vars, sort, error)
+                  : multi && !dj_update_positional (u) ? update_many (&s, m, &let->vars, &s.w.failed, error)
+                                                       : wscan_run (&s.w, m, &let->vars, multi ? 0 : 1, update_fn, &s, error);
    if (scanned || s.w.failed) {
       *n += s.w.n; /* the documents before a failing one stay updated */
       *nmod += s.modified;

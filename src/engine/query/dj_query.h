@@ -144,6 +144,9 @@ dj_update_t *dj_update_new (const bson_value_t *spec, const bson_t *array_filter
                             bson_error_t *error);
 void dj_update_destroy (dj_update_t *u);
 bool dj_update_is_replacement (const dj_update_t *u);
+/* Whether a path of u holds the positional `$` (its documents then need
+ * the array position their match found: dj_update_apply's pos). */
+bool dj_update_positional (const dj_update_t *u);
 /* Applies u to doc. `pos` is the matched array position for `$` (-1: none).
  * `inserting` enables $setOnInsert. `vars`: the let values (NULL: none).
  * out: uninitialised; initialised on success. *changed: whether the

@@ -128,6 +128,25 @@ dj_update_is_replacement (const dj_update_t *u)
    return u->replacement;
 }
 
+bool
+dj_update_positional (const dj_update_t *u)
+{
+   for (int i = 0; i < u->n; i++) {
+      const uitem_t *it = &u->items[i];
+      for (int j = 0; j < it->path.n; j++) {
+         if (!strcmp (it->path.parts[j], "$")) {
+            return true;
+         }
+      }
+      for (int j = 0; j < it->to.n; j++) {
+         if (!strcmp (it->to.parts[j], "$")) {
+            return true;
+         }
+      }
+   }
+   return false;
+}
+
 /* ---- parsing ------------------------------------------------------------ */
 
 static bool

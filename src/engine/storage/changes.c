@@ -38,7 +38,9 @@
  *
  * A batch: the deletes of one statement (storage/write_many.c) share one
  * entry {op: "delete", db, coll, wall, cid, ids: [_id, ...]} instead of
- * an entry each (what a delete of many documents writes, and fsyncs, is
+ * an entry each, and the updates of a multi-document update statement
+ * (write_many.c too) one {op: "update", ..., ids, upds: [upd, ...]},
+ * each document's update description beside its _id (what a delete of many documents writes, and fsyncs, is
  * then mostly their _ids). Its n documents still have a time each, as
  * mongod's oplog gives each deleted document an entry of its own: the n
  * times ending at the entry's key, reserved together (consecutive
@@ -579,19 +581,22 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
    return ok;
 }
 
-bool
-dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error)
+/* A batch entry of op for n documents of c: their _ids (ids) and, for
+ * updates, their update descriptions (upds: an array of n, else NULL). */
+static bool
+record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_value_t *ids, size_t n, const bson_t *upds,
+              bson_error_t *error)
 {
    if (n == 0 || ctx->quiet_log || !logged_ns (c->db, c->name)) {
       return true;
    }
    if (n > UINT32_MAX / 2) {
-      return dj_err (error, DJ_InternalError, "a batch of %zu deletes is too large for one change log entry", n);
+      return dj_err (error, DJ_InternalError, "a batch of %zu %ss is too large for one change log entry", n, op);
    }
    bson_t entry, arr;
    char buf[16];
    const char *key;
-   entry_start (&entry, "delete", c->db, c->name);
+   entry_start (&entry, op, c->db, c->name);
    BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
    BSON_APPEND_ARRAY_BEGIN (&entry, "ids", &arr);
    for (size_t i = 0; i < n; i++) {
@@ -599,10 +604,32 @@ dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t
       bson_append_value (&arr, key, (int) klen, &ids[i]);
    }
    bson_append_array_end (&entry, &arr);
+   if (upds) {
+      BSON_APPEND_ARRAY (&entry, "upds", upds);
+   }
    session_append (ctx, &entry);
    bool ok = append (ctx, &entry, (uint32_t) n, error);
    bson_destroy (&entry);
    return ok;
+}
+
+bool
+dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error)
+{
+   return record_batch (ctx, c, "delete", ids, n, NULL, error);
+}
+
+bool
+dj_changes_record_updates (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, const bson_t *upds,
+                           bson_error_t *error)
+{
+   return record_batch (ctx, c, "update", ids, n, upds, error);
+}
+
+bool
+dj_changes_wants_updates (dj_ctx_t *ctx, const dj_coll_t *c)
+{
+   return !ctx->quiet_log && logged_ns (c->db, c->name);
 }
 
 bool
@@ -634,10 +661,12 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
 static bool
 each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, void *ud)
 {
-   bson_iter_t it, ids;
+   bson_iter_t it, ids, upds;
    if (!bson_iter_init_find (&it, entry, "ids") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &ids)) {
       return fn (ts, entry, ud);
    }
+   /* an update batch's descriptions, one a document */
+   bool has_upds = bson_iter_init_find (&it, entry, "upds") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &upds);
    uint64_t n = 0;
    bson_iter_t count = ids;
    while (bson_iter_next (&count)) {
@@ -645,6 +674,7 @@ each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, v
    }
    uint64_t t = ts - (n ? n - 1 : 0);
    for (; bson_iter_next (&ids); t++) {
+      bool upd = has_upds && bson_iter_next (&upds) && BSON_ITER_HOLDS_DOCUMENT (&upds);
       if (t <= after) {
          continue;
       }
@@ -653,13 +683,16 @@ each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, v
       bson_init (&one);
       bson_iter_init (&f, entry);
       while (bson_iter_next (&f)) {
-         if (strcmp (bson_iter_key (&f), "ids")) {
+         if (strcmp (bson_iter_key (&f), "ids") && strcmp (bson_iter_key (&f), "upds")) {
             bson_append_iter (&one, NULL, 0, &f);
          }
       }
       BSON_APPEND_DOCUMENT_BEGIN (&one, "key", &key);
       BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&ids));
       bson_append_document_end (&one, &key);
+      if (upd) {
+         bson_append_iter (&one, "upd", 3, &upds);
+      }
       bool go = fn (t, &one, ud);
       bson_destroy (&one);
       if (!go) {

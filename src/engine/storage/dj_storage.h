@@ -21,7 +21,8 @@
  *   index_spec.c index specifications (incl. hashed fields and TTL) parsed and checked
  *   index.c      a document's keys, index entries and builds
  *   record.c     records read and written with their index entries, capped trims
- *   write_many.c many records deleted at once: sorted batches, one cursor pass each
+ *   write_many.c many records deleted or updated at once: sorted batches, one
+ *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction; callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
@@ -266,6 +267,18 @@ bool dj_record_delete (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *
  * skipped) with their index entries, logging them in that order
  * (write_many.c: batches, one cursor pass each). *deleted is increased by
  * how many went; after an error, the ones before it stay deleted. */
+/* A multi-document update's change to one document: out (uninitialised;
+ * initialised when true is returned) what doc becomes, *changed whether it
+ * differs. False: the statement stops with *error. */
+typedef bool (*dj_update_doc_fn) (const bson_t *doc, bson_t *out, bool *changed, void *ud, bson_error_t *error);
+/* Updates the records rids[0..n) (borrowed; in that order; ones gone
+ * skipped) with fn (write_many.c: a cursor walk over the records, each
+ * non-unique index's changed entries written sorted at the end of a batch,
+ * one change log entry a batch). *matched and *modified are increased as
+ * documents are seen and changed; after an error, the documents before the
+ * failing one stay updated, as with dj_record_update one at a time. */
+bool dj_record_update_many (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, dj_update_doc_fn fn, void *ud,
+                            int64_t *matched, int64_t *modified, bson_error_t *error);
 bool dj_record_delete_many (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64_t *deleted,
                             bson_error_t *error);
 bool dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc_static, bson_error_t *error);
@@ -308,6 +321,13 @@ bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const
  * were deleted) as one batch entry (changes.c's header: "A batch"). A
  * collection that keeps pre-images logs each with dj_changes_record instead. */
 bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error);
+/* Logs the updates of n documents of c (their _ids: ids; upds: an array of
+ * their update descriptions, dj_changes_describe_update's) as one batch
+ * entry. A collection that keeps images logs each with dj_changes_record. */
+bool dj_changes_record_updates (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, const bson_t *upds,
+                                bson_error_t *error);
+/* Whether changes to c are logged at all (in this context). */
+bool dj_changes_wants_updates (dj_ctx_t *ctx, const dj_coll_t *c);
 /* Logs a change to a namespace: "drop", "create", "createIndexes",
  * "dropIndexes", "modify" (coll; cid its id, 0: unknown), "dropDatabase"
  * (coll NULL), "rename" (desc {to: {db, coll}, dropTarget?}). desc (may be

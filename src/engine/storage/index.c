@@ -325,10 +325,8 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
    return true;
 }
 
-/* Whether ks (NULL: none) holds key: an update writes and deletes only the
- * index keys that changed. */
-static bool
-keyset_has (const dj_keyset_t *ks, const dj_buf_t *key)
+bool
+dj_keyset_has (const dj_keyset_t *ks, const dj_buf_t *key)
 {
    for (int j = 0; ks && j < ks->n; j++) {
       if (ks->keys[j].len == key->len && !memcmp (ks->keys[j].data, key->data, key->len)) {
@@ -347,7 +345,7 @@ dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
    dj_buf_init (&r);
    dj_buf_put_u64be (&r, rid);
    for (int i = 0; i < ks->n; i++) {
-      if (keyset_has (skip, &ks->keys[i])) {
+      if (dj_keyset_has (skip, &ks->keys[i])) {
          continue;
       }
       MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
@@ -373,7 +371,7 @@ dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
    dj_buf_t k;
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
-      if (keyset_has (keep, &ks->keys[i])) {
+      if (dj_keyset_has (keep, &ks->keys[i])) {
          continue;
       }
       MDB_val key;

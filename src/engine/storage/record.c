@@ -112,8 +112,8 @@ dj_coll_validate (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, const bs
 
 /* Records that index i now holds a multikey or a lossy key (never unset:
  * a flag may be stale-true, never stale-false). */
-static bool
-note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks, bson_error_t *error)
+bool
+dj_record_note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks, bson_error_t *error)
 {
    if ((!ks->multikey || c->indexes[i].multikey) && (!ks->lossy || c->indexes[i].lossy)) {
       return true;
@@ -187,7 +187,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
       if (!dj_index_put_keys (ctx, &c->indexes[i], &ks[i], NULL, rid, error)) {
          goto done;
       }
-      if (!note_flags (ctx, c, i, &ks[i], error)) {
+      if (!dj_record_note_flags (ctx, c, i, &ks[i], error)) {
          goto done;
       }
    }
@@ -220,6 +220,19 @@ same_keys (const dj_keyset_t *a, const dj_keyset_t *b)
 }
 
 bool
+dj_record_update_check (const bson_t *new_doc, bson_error_t *error)
+{
+   if (new_doc->len > DJ_MAX_BSON_SIZE) {
+      return dj_err (error, DJ_BSONObjectTooLarge, "Resulting document after update is larger than %d", DJ_MAX_BSON_SIZE);
+   }
+   if (!dj_bson_depth_ok (bson_get_data (new_doc), new_doc->len, DJ_MAX_STORED_DEPTH)) {
+      return dj_err (error, DJ_Overflow, "the document after the update would exceed %d levels of nesting",
+                     DJ_MAX_STORED_DEPTH + 1);
+   }
+   return true;
+}
+
+bool
 dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
                   bson_error_t *error)
 {
@@ -229,13 +242,7 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    bool ok = false;
 
    dj_buf_init (&k);
-   if (new_doc->len > DJ_MAX_BSON_SIZE) {
-      dj_err (error, DJ_BSONObjectTooLarge, "Resulting document after update is larger than %d", DJ_MAX_BSON_SIZE);
-      goto done;
-   }
-   if (!dj_bson_depth_ok (bson_get_data (new_doc), new_doc->len, DJ_MAX_STORED_DEPTH)) {
-      dj_err (error, DJ_Overflow, "the document after the update would exceed %d levels of nesting",
-              DJ_MAX_STORED_DEPTH + 1);
+   if (!dj_record_update_check (new_doc, error)) {
       goto done;
    }
    for (int i = 0; i < c->nindexes; i++) {
@@ -256,7 +263,7 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
           !dj_index_put_keys (ctx, &c->indexes[i], &nks[i], &oks[i], rid, error)) {
          goto done;
       }
-      if (!note_flags (ctx, c, i, &nks[i], error)) {
+      if (!dj_record_note_flags (ctx, c, i, &nks[i], error)) {
          goto done;
       }
    }

@@ -38,6 +38,14 @@ bool dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t 
 /* The data DBI's key of rid's entry for key k in ix, into out (reset
  * first): [index id][key], and [record id] after it unless ix is unique. */
 void dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid);
+/* Whether ks (NULL: none) holds key: an update writes and deletes only the
+ * index keys that changed. */
+bool dj_keyset_has (const dj_keyset_t *ks, const dj_buf_t *key);
+/* Records that index i of c now holds a multikey or a lossy key, as ks's
+ * keys say (record.c; saves c's catalog entry when a flag turns on). */
+bool dj_record_note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks, bson_error_t *error);
+/* Whether new_doc may replace a record (size and nesting): an update's checks. */
+bool dj_record_update_check (const bson_t *new_doc, bson_error_t *error);
 /* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
 bool dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                         uint64_t rid, bson_error_t *error);

@@ -1,6 +1,8 @@
 /*
- * write_many.c -- many records deleted in one pass: what a delete statement
- * matched, removed with its index entries a sorted batch at a time.
+ * write_many.c -- many records deleted or updated in one pass: what a
+ * delete statement matched, removed with its index entries a sorted batch
+ * at a time; what a multi-document update matched, rewritten in one cursor
+ * walk with its index changes sorted (the "updates" part below).
  *
  * dj_record_delete, one document at a time, descends the B-tree once per
  * index entry and once for the record, and logs an entry of its own. Here
@@ -59,6 +61,27 @@ seq_del (seq_t *s)
    rc = mdb_cursor_get (s->cur, &s->k, &s->v, MDB_GET_CURRENT);
    s->on = rc == 0;
    return rc == 0 || rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+/* Puts the cursor on record rid of c (k: its key, written here) and doc
+ * (static) on its document: 1; 0: no such record; -1: an error. */
+static int
+seq_record (seq_t *s, const dj_coll_t *c, uint64_t rid, dj_buf_t *k, bson_t *doc, bson_error_t *error)
+{
+   dj_record_key (k, c->id, rid);
+   int rc = seq_find (s, k->data, k->len);
+   if (rc == MDB_NOTFOUND) {
+      return 0;
+   }
+   if (rc) {
+      dj_lmdb_error (rc, error, "record read");
+      return -1;
+   }
+   if (!bson_init_static (doc, s->v.mv_data, s->v.mv_size)) {
+      dj_err (error, DJ_InternalError, "corrupt record %" PRIu64 " in %s", rid, c->ns);
+      return -1;
+   }
+   return 1;
 }
 
 /* ---- one batch ---------------------------------------------------------------- */
@@ -120,13 +143,10 @@ rid_cmp (const void *a, const void *b)
    return (x > y) - (x < y);
 }
 
-/* Deletes the entries e holds from the data DBI, in key order. */
-static bool
-delete_entries (dj_ctx_t *ctx, entries_t *e, bson_error_t *error)
+/* e's keys in key order (owned by the caller, bson_free; e->n > 0). */
+static span_t *
+sorted_spans (const entries_t *e)
 {
-   if (!e->n) {
-      return true;
-   }
    span_t *sp = bson_malloc (sizeof (span_t) * e->n * 2);
    for (size_t j = 0; j < e->n; j++) {
       size_t start = j ? e->ends[j - 1] : 0;
@@ -138,6 +158,17 @@ delete_entries (dj_ctx_t *ctx, entries_t *e, bson_error_t *error)
       }
    }
    span_sort (sp, sp + e->n, e->n);
+   return sp;
+}
+
+/* Deletes the entries e holds from the data DBI, in key order. */
+static bool
+delete_entries (dj_ctx_t *ctx, entries_t *e, bson_error_t *error)
+{
+   if (!e->n) {
+      return true;
+   }
+   span_t *sp = sorted_spans (e);
    seq_t s = {0};
    int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &s.cur);
    for (size_t j = 0; rc == 0 && j < e->n; j++) {
@@ -231,16 +262,12 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
       if (w && rid == walk[2 * (w - 1)]) {
          continue; /* listed twice */
       }
-      dj_record_key (&k, c->id, rid);
-      if ((rc = seq_find (&s, k.data, k.len)) == MDB_NOTFOUND) {
-         continue;
-      }
-      if (rc) {
-         ok = dj_lmdb_error (rc, error, "record read");
-         break;
-      }
-      if (!bson_init_static (&doc, s.v.mv_data, s.v.mv_size)) {
-         ok = dj_err (error, DJ_InternalError, "corrupt record %" PRIu64 " in %s", rid, c->ns);
+      int found = seq_record (&s, c, rid, &k, &doc, error);
+      if (found <= 0) {
+         ok = found == 0;
+         if (ok) {
+            continue;
+         }
          break;
       }
       /* doc is read here, before the delete below changes its page */
@@ -301,6 +328,307 @@ dj_record_delete_many (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t
 {
    for (size_t lo = 0; lo < n; lo += BATCH) {
       if (!delete_batch (ctx, c, rids + lo, n - lo < BATCH ? n - lo : BATCH, deleted, error)) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* ---- updates ------------------------------------------------------------------
+ *
+ * A multi-document update: the records visited in the order given (the
+ * scan's: which document fails first, and the change events' order, are as
+ * one at a time), each read once, changed by the caller's fn and written
+ * back where the cursor stands (then one step on: records side by side need
+ * no seek). Index keys are computed only for an index one of whose fields
+ * the update touched. A unique index's changed entries are written at once,
+ * so that the next document's check sees them (as one at a time: a second
+ * document taking the first's new key is a DuplicateKey); the others' are
+ * collected and, at the end of the batch, deleted and written sorted, one
+ * cursor pass per index. The batch is one change log entry ("A batch" in
+ * changes.c) unless the collection keeps images. */
+
+/* Whether the elements a and b are the same type and bytes. */
+static bool
+same_element (const bson_iter_t *a, const bson_iter_t *b)
+{
+   uint32_t la = a->next_off - a->d1, lb = b->next_off - b->d1;
+   return bson_iter_type (a) == bson_iter_type (b) && la == lb && !memcmp (a->raw + a->d1, b->raw + b->d1, la);
+}
+
+/* Whether ix's keys of old and new are the same, known without computing
+ * them: each field its key paths start in is the same bytes in both (or
+ * absent from both). Not known for a partial index (its filter reads other
+ * fields) nor a text one, nor a path starting with '$' (a wildcard's). */
+static bool
+keys_unchanged (const dj_index_t *ix, const bson_t *old, const bson_t *new)
+{
+   if (ix->partial || ix->text || ix->npaths == 0) {
+      return false;
+   }
+   for (int p = 0; p < ix->npaths; p++) {
+      const dj_path_t *path = &ix->paths[p];
+      if (path->n == 0 || path->parts[0][0] == '$') {
+         return false;
+      }
+      bson_iter_t a, b;
+      bool ha = bson_iter_init_find (&a, old, path->parts[0]), hb = bson_iter_init_find (&b, new, path->parts[0]);
+      if (ha != hb || (ha && !same_element (&a, &b))) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* Appends the entries (record rid) of ks's keys that other lacks to e. */
+static void
+add_entries (entries_t *e, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *other, uint64_t rid, dj_buf_t *k)
+{
+   for (int j = 0; j < ks->n; j++) {
+      if (dj_keyset_has (other, &ks->keys[j])) {
+         continue;
+      }
+      dj_index_entry_key (k, ix, &ks->keys[j], rid);
+      dj_buf_append (&e->keys, k->data, k->len);
+      DJ_GROW (e->ends, e->n, e->cap, 64);
+      e->ends[e->n++] = e->keys.len;
+   }
+}
+
+/* Writes the entries e holds (a non-unique index's: empty values) in key order. */
+static bool
+put_entries (dj_ctx_t *ctx, entries_t *e, bson_error_t *error)
+{
+   if (!e->n) {
+      return true;
+   }
+   span_t *sp = sorted_spans (e);
+   MDB_cursor *cur = NULL;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &cur);
+   for (size_t j = 0; rc == 0 && j < e->n; j++) {
+      /* sorted: LMDB finds most keys on the page the cursor stands on */
+      MDB_val key = {sp[j].len, (void *) sp[j].p}, val = {0, (void *) ""};
+      rc = mdb_cursor_put (cur, &key, &val, 0);
+   }
+   if (cur) {
+      mdb_cursor_close (cur);
+   }
+   bson_free (sp);
+   return rc == 0 || dj_lmdb_error (rc, error, "index write");
+}
+
+/* One batch's state: the non-unique indexes' entries to delete and to
+ * write (by index), and what the change log entry lists. */
+typedef struct {
+   entries_t *dels, *puts;
+   bson_value_t *ids; /* owned copies, nids of them */
+   size_t nids;
+   bson_t upds;       /* their update descriptions */
+   bool log_batch;    /* logged as a batch (no images, a logged namespace) */
+   dj_buf_t k, ek;
+} ubatch_t;
+
+/* The cursor one step on from the entry it stands on (s->on: it found one). */
+static int
+seq_next (seq_t *s)
+{
+   int rc = mdb_cursor_get (s->cur, &s->k, &s->v, MDB_NEXT);
+   s->on = rc == 0;
+   return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Writes out (what doc, record rid, became) where the cursor stands, with
+ * the index entries and log that go with it. doc lives in LMDB's map: it is
+ * read before the first write. */
+static bool
+update_one (dj_ctx_t *ctx, dj_coll_t *c, seq_t *s, uint64_t rid, const bson_t *doc, const bson_t *out, ubatch_t *b,
+            bson_error_t *error)
+{
+   int ni = c->nindexes;
+   dj_keyset_t *oks = bson_malloc0 (sizeof (dj_keyset_t) * (size_t) (ni ? ni : 1));
+   dj_keyset_t *nks = bson_malloc0 (sizeof (dj_keyset_t) * (size_t) (ni ? ni : 1));
+   bool *changed = bson_malloc0 (sizeof (bool) * (size_t) (ni ? ni : 1));
+   bool ok = false, moved = false;
+   int rc;
+
+   if (!dj_record_update_check (out, error)) {
+      goto done;
+   }
+   for (int i = 0; i < ni; i++) {
+      if (keys_unchanged (&c->indexes[i], doc, out)) {
+         continue;
+      }
+      if (!dj_index_keys (&c->indexes[i], doc, &oks[i], error) || !dj_index_keys (&c->indexes[i], out, &nks[i], error)) {
+         goto done;
+      }
+      for (int j = 0; j < nks[i].n && !changed[i]; j++) {
+         changed[i] = !dj_keyset_has (&oks[i], &nks[i].keys[j]);
+      }
+      for (int j = 0; j < oks[i].n && !changed[i]; j++) {
+         changed[i] = !dj_keyset_has (&nks[i], &oks[i].keys[j]);
+      }
+   }
+   for (int i = 0; i < ni; i++) {
+      if (changed[i] && c->indexes[i].unique &&
+          !dj_index_unique_check (ctx, c, &c->indexes[i], &nks[i], rid, out, error)) {
+         goto done;
+      }
+   }
+   /* the log's part, while doc is still where the cursor read it */
+   if (!b->log_batch) {
+      if (!dj_changes_record (ctx, c, "update", doc, out, error)) {
+         goto done;
+      }
+      moved = true;
+   } else {
+      bson_iter_t it;
+      if (bson_iter_init_find (&it, doc, "_id")) {
+         bson_value_copy (bson_iter_value (&it), &b->ids[b->nids]);
+      } else {
+         b->ids[b->nids].value_type = BSON_TYPE_NULL; /* (every stored document has one) */
+      }
+      bson_t upd;
+      char buf[16];
+      const char *key;
+      size_t klen = bson_uint32_to_string ((uint32_t) b->nids, &key, buf, sizeof buf);
+      dj_changes_describe_update (doc, out, &upd);
+      bson_append_document (&b->upds, key, (int) klen, &upd);
+      bson_destroy (&upd);
+      b->nids++;
+   }
+   for (int i = 0; i < ni; i++) {
+      if (!changed[i]) {
+         continue;
+      }
+      if (c->indexes[i].unique) {
+         if (!dj_index_del_keys (ctx, &c->indexes[i], &oks[i], &nks[i], rid, error) ||
+             !dj_index_put_keys (ctx, &c->indexes[i], &nks[i], &oks[i], rid, error)) {
+            goto done;
+         }
+         moved = true;
+      } else {
+         add_entries (&b->dels[i], &c->indexes[i], &oks[i], &nks[i], rid, &b->ek);
+         add_entries (&b->puts[i], &c->indexes[i], &nks[i], &oks[i], rid, &b->ek);
+      }
+      if (!dj_record_note_flags (ctx, c, i, &nks[i], error)) {
+         goto done;
+      }
+      moved = true; /* (perhaps: a catalog write) */
+   }
+   dj_record_key (&b->k, c->id, rid);
+   if (moved) {
+      s->on = false; /* other writes came between: find the record again */
+      if ((rc = seq_find (s, b->k.data, b->k.len))) {
+         dj_lmdb_error (rc, error, "record write");
+         goto done;
+      }
+   }
+   MDB_val mk = {b->k.len, b->k.data}, mv = {out->len, (void *) bson_get_data (out)};
+   if ((rc = mdb_cursor_put (s->cur, &mk, &mv, MDB_CURRENT)) || (rc = seq_next (s))) {
+      dj_lmdb_error (rc, error, "record write");
+      goto done;
+   }
+   ok = true;
+done:
+   for (int i = 0; i < ni; i++) {
+      dj_keyset_cleanup (&oks[i]);
+      dj_keyset_cleanup (&nks[i]);
+   }
+   DJ_FREE (oks, nks, changed);
+   return ok;
+}
+
+/* The index entries and log entry of a batch's updates so far: what is
+ * updated goes with its entries and log, even after an error. */
+static bool
+update_flush (dj_ctx_t *ctx, dj_coll_t *c, ubatch_t *b, bool ok, bson_error_t *error)
+{
+   bson_error_t later;
+   for (int i = 0; i < c->nindexes; i++) {
+      if (!delete_entries (ctx, &b->dels[i], ok ? error : &later) || !put_entries (ctx, &b->puts[i], ok ? error : &later)) {
+         ok = false;
+      }
+   }
+   if (b->log_batch && !dj_changes_record_updates (ctx, c, b->ids, b->nids, &b->upds, ok ? error : &later)) {
+      ok = false;
+   }
+   return ok;
+}
+
+/* Updates the records rids[0..n) (n <= BATCH), in that order. */
+static bool
+update_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, dj_update_doc_fn fn, void *ud, int64_t *matched,
+              int64_t *modified, bson_error_t *error)
+{
+   ubatch_t b = {.log_batch = !dj_changes_images_enabled (c) && dj_changes_wants_updates (ctx, c)};
+   b.dels = bson_malloc0 (sizeof (entries_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   b.puts = bson_malloc0 (sizeof (entries_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   for (int i = 0; i < c->nindexes; i++) {
+      dj_buf_init (&b.dels[i].keys);
+      dj_buf_init (&b.puts[i].keys);
+   }
+   b.ids = bson_malloc0 (sizeof (bson_value_t) * n);
+   bson_init (&b.upds);
+   dj_buf_init (&b.k);
+   dj_buf_init (&b.ek);
+   seq_t s = {0};
+   bool ok = true;
+   int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &s.cur);
+   if (rc) {
+      ok = dj_lmdb_error (rc, error, "record update");
+   }
+   for (size_t w = 0; ok && w < n; w++) {
+      uint64_t rid = rids[w];
+      bson_t doc, out;
+      bool changed;
+      int found = seq_record (&s, c, rid, &b.k, &doc, error);
+      if (found <= 0) {
+         ok = found == 0;
+         if (ok) {
+            continue;
+         }
+         break;
+      }
+      if (!fn (&doc, &out, &changed, ud, error)) {
+         ok = false;
+         break;
+      }
+      if (changed) {
+         ok = update_one (ctx, c, &s, rid, &doc, &out, &b, error);
+      } else if ((rc = seq_next (&s))) {
+         ok = dj_lmdb_error (rc, error, "record read");
+      }
+      bson_destroy (&out);
+      if (ok) {
+         (*matched)++;
+         *modified += changed;
+      }
+   }
+   if (s.cur) {
+      mdb_cursor_close (s.cur);
+   }
+   ok = update_flush (ctx, c, &b, ok, error);
+   for (int i = 0; i < c->nindexes; i++) {
+      dj_buf_cleanup (&b.dels[i].keys);
+      dj_buf_cleanup (&b.puts[i].keys);
+      DJ_FREE (b.dels[i].ends, b.puts[i].ends);
+   }
+   for (size_t i = 0; i < b.nids; i++) {
+      bson_value_destroy (&b.ids[i]);
+   }
+   bson_destroy (&b.upds);
+   dj_buf_cleanup (&b.k);
+   dj_buf_cleanup (&b.ek);
+   DJ_FREE (b.ids, b.dels, b.puts);
+   return ok;
+}
+
+bool
+dj_record_update_many (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, dj_update_doc_fn fn, void *ud,
+                       int64_t *matched, int64_t *modified, bson_error_t *error)
+{
+   for (size_t lo = 0; lo < n; lo += BATCH) {
+      if (!update_batch (ctx, c, rids + lo, n - lo < BATCH ? n - lo : BATCH, fn, ud, matched, modified, error)) {
          return false;
       }
    }
