@@ -150,9 +150,15 @@ dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t 
    case DJ_STMT_DELETE:
       ok = cx_compile_write (&cx, st);
       break;
-   default:
+   default: {
+      /* a DDL statement's expressions (CHECK, an index's) name the columns
+       * it is creating, not yet recorded: none is refused (schema.c) */
+      dj_catalog_t ddl = catalog ? *catalog : (dj_catalog_t) {0};
+      ddl.columns = NULL;
+      cx.catalog = catalog ? &ddl : NULL;
       ok = cx_compile_ddl (&cx, st);
       break;
+   }
    }
    if (!ok) {
       dj_mql_cleanup (out);

@@ -1476,10 +1476,34 @@ catalog_is_datetime (void *ctx, const char *table, const char *column)
           is_datetime_type (bson_iter_utf8 (&t, NULL));
 }
 
+/* dj_catalog_t.columns over the table entries */
+static bool
+catalog_columns (void *ctx, const char *table, bson_t *names)
+{
+   bson_iter_t it, c;
+   bson_error_t error;
+   bool found;
+   if (!exec_entry_field (ctx, table, "columns", &it, &found, &error) || !found || !BSON_ITER_HOLDS_ARRAY (&it) ||
+       !bson_iter_recurse (&it, &c)) {
+      return false;
+   }
+   uint32_t n = 0;
+   while (bson_iter_next (&c)) {
+      if (BSON_ITER_HOLDS_UTF8 (&c)) {
+         char kb[16];
+         const char *key;
+         bson_uint32_to_string (n++, &key, kb, sizeof kb);
+         bson_append_utf8 (names, key, -1, bson_iter_utf8 (&c, NULL), -1);
+      }
+   }
+   return true;
+}
+
 dj_catalog_t
 dj_exec_catalog (dj_exec_t *x)
 {
-   return (dj_catalog_t) {.has_column = catalog_has_column, .is_datetime = catalog_is_datetime, .ctx = x};
+   return (dj_catalog_t) {
+      .has_column = catalog_has_column, .is_datetime = catalog_is_datetime, .columns = catalog_columns, .ctx = x};
 }
 
 bool
