@@ -371,6 +371,17 @@ bool cx_check_column (cx_t *cx, const cx_source_t *src, const dj_expr_t *col);
  * true with *done false (nothing written): some table has no recorded
  * schema; false (and *done false) with cx->error set. */
 bool cx_project_star_grouped (cx_t *cx, const dj_expr_t *star, int i, bson_t *proj, bool *done);
+/* Blocks cx_expand_derived_stars allocates, freed by cx_scratch_free. */
+typedef struct {
+   void **v;
+   int n, cap;
+} cx_scratch_t;
+void cx_scratch_free (cx_scratch_t *mem);
+/* s, or a copy of it (in *mem, borrowing the rest from s) whose derived
+ * table (FROM (SELECT ...) alias, through nested ones) has its * and t.*
+ * written out as the recorded columns of their tables, so the outer query
+ * can name them; s when nothing is to expand or a table has no schema. */
+const dj_select_t *cx_expand_derived_stars (cx_t *cx, const dj_select_t *s, cx_scratch_t *mem);
 /* A column the executor expands into `table`'s recorded columns, read under
  * `path` (dj_mql_column_t.star_table); named "<table>.*" until then. */
 void cx_add_star_column (cx_t *cx, const char *table, const char *path);

@@ -118,3 +118,148 @@ cx_project_star_grouped (cx_t *cx, const dj_expr_t *star, int i, bson_t *proj, b
    *done = ok;
    return ok;
 }
+
+/* ---- * in a derived table ---- */
+
+/* A block for cx_scratch_t (zeroed), or a copy of `size` bytes of `from`. */
+static void *
+scratch (cx_scratch_t *mem, const void *from, size_t size)
+{
+   if (mem->n == mem->cap) {
+      mem->cap = mem->cap ? mem->cap * 2 : 16;
+      mem->v = bson_realloc (mem->v, sizeof *mem->v * (size_t) mem->cap);
+   }
+   void *p = bson_malloc0 (size);
+   if (from) {
+      memcpy (p, from, size);
+   }
+   return mem->v[mem->n++] = p;
+}
+
+void
+cx_scratch_free (cx_scratch_t *mem)
+{
+   for (int i = 0; i < mem->n; i++) {
+      bson_free (mem->v[i]);
+   }
+   bson_free (mem->v);
+}
+
+static bool
+is_star (const dj_expr_t *e)
+{
+   return e->kind == DJ_X_STAR || (e->kind == DJ_X_COLUMN && !strcmp (e->name, "*"));
+}
+
+/* Appends `item` to `items` (its storage in mem). */
+static void
+push_item (dj_list_t *items, dj_item_t *item, cx_scratch_t *mem)
+{
+   if (items->n == items->cap) {
+      items->cap = items->cap * 2 + 8;
+      void **v = scratch (mem, NULL, sizeof *v * (size_t) items->cap);
+      if (items->n) {
+         memcpy (v, items->v, sizeof *v * (size_t) items->n);
+      }
+      items->v = v;
+   }
+   items->v[items->n++] = item;
+}
+
+/* A derived table's column names into *names (initialised here); false
+ * when one is an expression without an alias. */
+static bool
+sub_names (const dj_select_t *sub, bson_t *names)
+{
+   bson_init (names);
+   for (int m = 0; m < sub->items.n; m++) {
+      const dj_item_t *it = sub->items.v[m];
+      const char *name = it->alias ? it->alias : it->expr->kind == DJ_X_COLUMN ? it->expr->name : NULL;
+      char kb[16];
+      const char *key;
+      if (!name || !strcmp (name, "*")) {
+         return false;
+      }
+      bson_uint32_to_string ((uint32_t) m, &key, kb, sizeof kb);
+      bson_append_utf8 (names, key, -1, name, -1);
+   }
+   return true;
+}
+
+/* Appends to `items` a column item per recorded column of the tables `star`
+ * names (a derived table's: its columns), qualified with the table's
+ * alias; false when one of them has no recorded schema. */
+static bool
+star_items (cx_t *cx, const dj_select_t *s, const dj_expr_t *star, dj_list_t *items, cx_scratch_t *mem)
+{
+   for (int k = 0; k < s->from.n; k++) {
+      const dj_from_t *f = s->from.v[k];
+      const char *alias = f->alias ? f->alias : f->name;
+      bson_t names;
+      bson_iter_t it;
+      if (star->kind == DJ_X_COLUMN && star->table && (!alias || strcmp (star->table, alias))) {
+         continue;
+      }
+      bool known = f->sub ? sub_names (f->sub, &names) : recorded (cx, f->name, &names);
+      if (known && bson_iter_init (&it, &names)) {
+         while (bson_iter_next (&it)) {
+            const char *name = bson_iter_utf8 (&it, NULL);
+            dj_expr_t *col = scratch (mem, NULL, sizeof *col);
+            dj_item_t *item = scratch (mem, NULL, sizeof *item);
+            col->kind = DJ_X_COLUMN;
+            col->pos = star->pos;
+            col->table = (char *) alias; /* borrowed from the statement */
+            col->name = strcpy (scratch (mem, NULL, strlen (name) + 1), name);
+            item->expr = col;
+            push_item (items, item, mem);
+         }
+      }
+      bson_destroy (&names);
+      if (!known) {
+         return false;
+      }
+   }
+   return true;
+}
+
+const dj_select_t *
+cx_expand_derived_stars (cx_t *cx, const dj_select_t *s, cx_scratch_t *mem)
+{
+   if (s->from.n != 1 || !((dj_from_t *) s->from.v[0])->sub) {
+      return s;
+   }
+   const dj_from_t *f = s->from.v[0];
+   const dj_select_t *in = cx_expand_derived_stars (cx, f->sub, mem);
+   bool has_star = false;
+   for (int i = 0; i < in->items.n; i++) {
+      has_star |= is_star (((dj_item_t *) in->items.v[i])->expr);
+   }
+   if (has_star && !cx_derived_star (in) && !in->next) {
+      /* the derived table's SELECT with its * written out */
+      dj_list_t items = {0};
+      bool ok = true;
+      for (int i = 0; ok && i < in->items.n; i++) {
+         dj_item_t *it = in->items.v[i];
+         if (is_star (it->expr)) {
+            ok = star_items (cx, in, it->expr, &items, mem);
+         } else {
+            push_item (&items, it, mem);
+         }
+      }
+      if (ok) {
+         dj_select_t *copy = scratch (mem, in, sizeof *copy);
+         copy->items = items;
+         in = copy;
+      }
+   }
+   if (in == f->sub) {
+      return s;
+   }
+   /* s with its FROM entry naming the new derived SELECT */
+   dj_from_t *nf = scratch (mem, f, sizeof *nf);
+   nf->sub = (dj_select_t *) in;
+   dj_select_t *ns = scratch (mem, s, sizeof *ns);
+   ns->from = (dj_list_t) {.v = scratch (mem, NULL, sizeof (void *)), .n = 1, .cap = 1};
+   ns->from.v[0] = nf;
+   return ns;
+}

@@ -714,6 +714,23 @@ def test_select_star_beside_group_by_is_the_recorded_columns(dbs):
     assert res["error"]["code"] == 2 and 'column "name" of "b.*" is not in GROUP BY' in res["error"]["message"], res
 
 
+def test_select_star_in_a_derived_table_is_the_recorded_columns(dbs):
+    """SELECT ... FROM (SELECT * ...) alias (Django's raw_query
+    test_subquery_in_raw_sql): the outer query names the derived table's
+    columns, the recorded columns its * stands for, as in SQLite."""
+    lite, eng = dbs
+    for sql in ('SELECT "id" FROM (SELECT * FROM "entry" WHERE "flag" IS NOT NULL) "sq" ORDER BY "id"',
+                'SELECT "sq"."headline", "sq"."id" FROM (SELECT "e".* FROM "entry" "e" WHERE "e"."n" > 1) "sq" '
+                'ORDER BY "sq"."id"',
+                'SELECT * FROM (SELECT * FROM "author") "sq" ORDER BY "id" DESC',
+                'SELECT "x"."m" FROM (SELECT *, "id" + 1 AS "m" FROM (SELECT * FROM "blog") "y") "x" ORDER BY 1',
+                'SELECT COUNT(*) AS "c" FROM (SELECT * FROM "entry") "s"'):
+        res = eng.run(sql, [])
+        assert "error" not in res, (sql, res)
+        assert res["columns"] == [d[0] for d in lite.execute(sql).description], sql
+        assert norm_rows(res["rows"]) == norm_rows(sqlite_rows(lite, sql, [])), sql
+
+
 def test_unknown_column_of_a_recorded_table_is_an_error(tmp_path):
     """SQL's "no such column" (code 6: OperationalError, as SQLite's) for a
     column CREATE TABLE did not record -- Django's transactions tests
