@@ -34,16 +34,19 @@ cx_check_column (cx_t *cx, const cx_source_t *src, const dj_expr_t *col)
    if ((head == 3 && !strncmp (col->name, "_id", 3)) || !strcmp (col->name, "*")) {
       return true;
    }
-   bson_t names;
-   bson_iter_t it;
-   bool known = recorded (cx, src->table, &names), found = !known;
-   if (known && bson_iter_init (&it, &names)) {
-      while (!found && bson_iter_next (&it)) {
-         const char *name = bson_iter_utf8 (&it, NULL);
-         found = strlen (name) == head && !strncmp (name, col->name, head);
-      }
+   if (!cx->catalog || !cx->catalog->columns) {
+      return true;
    }
-   bson_destroy (&names);
+   /* (has_column first: it answers the usual case without a copy) */
+   char *path_head = dot ? bson_strndup (col->name, head) : NULL; /* owned */
+   bool found = cx->catalog->has_column &&
+                cx->catalog->has_column (cx->catalog->ctx, src->table, path_head ? path_head : col->name);
+   bson_free (path_head);
+   if (!found) {
+      bson_t names;
+      found = !recorded (cx, src->table, &names); /* no recorded schema: any column */
+      bson_destroy (&names);
+   }
    if (!found) {
       return cx_fail (cx, DJ_SQL_NO_COLUMN, col->pos, "no such column: %s%s%.*s", col->table ? col->table : "",
                       col->table ? "." : "", (int) head, col->name);
