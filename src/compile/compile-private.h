@@ -12,6 +12,7 @@
  *   compile.c plans, binding, dj_mql_t
  *   cache.c   the plan cache (SQL text -> shared plan)
  *   exact_dt.c  DATETIME columns to the microsecond (dj_compile.h)
+ *   schema.c  what recorded columns settle: unknown columns, * beside GROUP BY
  *
  * Emitters append to a parent document under a key and return false with
  * cx->error set on failure; a half-built parent is then discarded by the
@@ -361,6 +362,26 @@ bool cx_add_command (cx_t *cx, bson_t *cmd, int32_t ignore_code, bool admin);
  * destroys it (NULL is fine) and returns false. */
 bool cx_add_command_if (cx_t *cx, bool ok, bson_t *cmd);
 void cx_add_column (cx_t *cx, const char *name, const char *path);
+
+/* schema.c. A column of table source `src` its recorded schema lacks:
+ * false with DJ_SQL_NO_COLUMN (a table without one: any column is fine). */
+bool cx_check_column (cx_t *cx, const cx_source_t *src, const dj_expr_t *col);
+/* The * (or t.*) of SELECT item i after $group: each recorded column of its
+ * tables, a GROUP BY key, projected as "c<i>_<k>_<m>" and described.
+ * true with *done false (nothing written): some table has no recorded
+ * schema; false (and *done false) with cx->error set. */
+bool cx_project_star_grouped (cx_t *cx, const dj_expr_t *star, int i, bson_t *proj, bool *done);
+/* Blocks cx_expand_derived_stars allocates, freed by cx_scratch_free. */
+typedef struct {
+   void **v;
+   int n, cap;
+} cx_scratch_t;
+void cx_scratch_free (cx_scratch_t *mem);
+/* s, or a copy of it (in *mem, borrowing the rest from s) whose derived
+ * table (FROM (SELECT ...) alias, through nested ones) has its * and t.*
+ * written out as the recorded columns of their tables, so the outer query
+ * can name them; s when nothing is to expand or a table has no schema. */
+const dj_select_t *cx_expand_derived_stars (cx_t *cx, const dj_select_t *s, cx_scratch_t *mem);
 /* A column the executor expands into `table`'s recorded columns, read under
  * `path` (dj_mql_column_t.star_table); named "<table>.*" until then. */
 void cx_add_star_column (cx_t *cx, const char *table, const char *path);

@@ -142,17 +142,29 @@ dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t 
       memset (error, 0, sizeof *error);
    }
    switch (st->kind) {
-   case DJ_STMT_SELECT:
-      ok = cx_compile_select (&cx, st) && (!st->explain || explain_read (out));
+   case DJ_STMT_SELECT: {
+      /* SELECT ... FROM (SELECT * ...): the * as recorded columns (schema.c) */
+      cx_scratch_t mem = {0};
+      dj_sql_stmt_t expanded = *st;
+      expanded.select = (dj_select_t *) cx_expand_derived_stars (&cx, st->select, &mem);
+      ok = cx_compile_select (&cx, &expanded) && (!st->explain || explain_read (out));
+      cx_scratch_free (&mem);
       break;
+   }
    case DJ_STMT_INSERT:
    case DJ_STMT_UPDATE:
    case DJ_STMT_DELETE:
       ok = cx_compile_write (&cx, st);
       break;
-   default:
+   default: {
+      /* a DDL statement's expressions (CHECK, an index's) name the columns
+       * it is creating, not yet recorded: none is refused (schema.c) */
+      dj_catalog_t ddl = catalog ? *catalog : (dj_catalog_t) {0};
+      ddl.columns = NULL;
+      cx.catalog = catalog ? &ddl : NULL;
       ok = cx_compile_ddl (&cx, st);
       break;
+   }
    }
    if (!ok) {
       dj_mql_cleanup (out);

@@ -253,6 +253,11 @@ typedef struct {
     * its microseconds in the sibling field (false: no, or unknown; NULL:
     * never asked, no column is) */
    bool (*is_datetime) (void *ctx, const char *table, const char *column);
+   /* appends `table`'s recorded columns, in CREATE TABLE's order, to `names`
+    * (an initialised array the caller owns) as "0", "1" ...; false: the
+    * table has no recorded schema (a collection made elsewhere) or it cannot
+    * be read. NULL: never asked -- a column is never refused (schema.c) */
+   bool (*columns) (void *ctx, const char *table, bson_t *names);
    void *ctx;
 } dj_catalog_t;
 

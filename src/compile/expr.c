@@ -253,7 +253,7 @@ column_source (cx_t *cx, const dj_expr_t *col, const cx_source_t **out)
                              col->name);
    }
    *out = src;
-   return true;
+   return cx_check_column (cx, src, col);
 }
 
 const char *

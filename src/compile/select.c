@@ -262,6 +262,11 @@ project_star (cx_t *cx, const dj_select_t *s, const dj_item_t *it, int i, int fl
       }
       return true;
    }
+   bool done = false; /* (false on failure too) */
+   if (cx->out && !(flags & CX_PIPE_NO_COLUMNS) && cx->group && !s->distinct && !s->next &&
+       (!cx_project_star_grouped (cx, e, i, proj, &done) || done)) {
+      return done;
+   }
    if (!cx->out || (flags & CX_PIPE_NO_COLUMNS) || cx->group || s->distinct || s->next) {
       return cx_unsupported (cx, e->pos,
                              "* in the SELECT list of a subquery, a UNION, a GROUP BY or a DISTINCT (djongo has no "

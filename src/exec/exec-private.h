@@ -1,5 +1,6 @@
 /*
- * exec-private.h -- what exec.c, constraint.c, generated.c, defaults.c and rename_indexes.c share (not installed).
+ * exec-private.h -- what exec.c, constraint.c, generated.c, defaults.c, rename_indexes.c and catalog.c
+ * (dj_catalog_t over the table entries) share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
@@ -44,6 +45,8 @@ struct dj_exec {
 bool exec_run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups, bson_t *reply, bson_error_t *error);
 /* The field `key` of the table's entry in the tables collection (*it valid
  * until the next DDL or rollback); *found false when absent. */
+/* catalog.c: whether `table` recorded `column` as DATETIME or TIMESTAMP */
+bool exec_catalog_is_datetime (void *ctx, const char *table, const char *column);
 bool exec_entry_field (dj_exec_t *x, const char *table, const char *key, bson_iter_t *it, bool *found, bson_error_t *error);
 /* After DDL or a rollback: drops the cached entries. */
 void exec_forget_tables (dj_exec_t *x);

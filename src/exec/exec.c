@@ -369,7 +369,6 @@ dj_exec_column_type (dj_exec_t *x, const char *table, const char *column)
    return NULL;
 }
 
-static bool catalog_is_datetime (void *ctx, const char *table, const char *column);
 
 /* Appends (to *cols, *n, *cap) the columns CREATE TABLE recorded for
  * `table`, each at "<prefix><column>" (prefix "" or "c0."); *found is false
@@ -397,7 +396,7 @@ recorded_columns (dj_exec_t *x, const char *table, const char *prefix, dj_mql_co
       (*cols)[*n].name = bson_strdup (bson_iter_utf8 (&c, NULL));
       (*cols)[*n].path = bson_strdup_printf ("%s%s", prefix, (*cols)[*n].name);
       (*cols)[*n].star_table = NULL;
-      (*cols)[*n].us = catalog_is_datetime (x, table, (*cols)[*n].name);
+      (*cols)[*n].us = exec_catalog_is_datetime (x, table, (*cols)[*n].name);
       (*n)++;
    }
    return true;
@@ -1434,52 +1433,6 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
       ok = exec_sync_checks (x, m->collection, error);
    }
    return ok;
-}
-
-/* dj_catalog_t.has_column over the table entries; an entry that cannot be
- * read counts as unknown (false): the compiler then asks for a qualifier. */
-static bool
-catalog_has_column (void *ctx, const char *table, const char *column)
-{
-   bson_iter_t it, c;
-   bson_error_t error;
-   bool found;
-   if (!exec_entry_field (ctx, table, "columns", &it, &found, &error) || !found || !BSON_ITER_HOLDS_ARRAY (&it) ||
-       !bson_iter_recurse (&it, &c)) {
-      return false;
-   }
-   while (bson_iter_next (&c)) {
-      if (BSON_ITER_HOLDS_UTF8 (&c) && !strcmp (bson_iter_utf8 (&c, NULL), column)) {
-         return true;
-      }
-   }
-   return false;
-}
-
-/* Whether a recorded type keeps microseconds beside the date
- * (dj_compile.h): DATETIME, TIMESTAMP (with or without a time zone). */
-static bool
-is_datetime_type (const char *type)
-{
-   return !strncasecmp (type, "DATETIME", 8) || !strncasecmp (type, "TIMESTAMP", 9);
-}
-
-/* dj_catalog_t.is_datetime over the table entries' types */
-static bool
-catalog_is_datetime (void *ctx, const char *table, const char *column)
-{
-   bson_iter_t it, t;
-   bson_error_t error;
-   bool found;
-   return exec_entry_field (ctx, table, "types", &it, &found, &error) && found && BSON_ITER_HOLDS_DOCUMENT (&it) &&
-          bson_iter_recurse (&it, &t) && bson_iter_find (&t, column) && BSON_ITER_HOLDS_UTF8 (&t) &&
-          is_datetime_type (bson_iter_utf8 (&t, NULL));
-}
-
-dj_catalog_t
-dj_exec_catalog (dj_exec_t *x)
-{
-   return (dj_catalog_t) {.has_column = catalog_has_column, .is_datetime = catalog_is_datetime, .ctx = x};
 }
 
 bool

@@ -61,6 +61,7 @@ map_error_labels (const bson_error_t *e, const bson_t *labels)
    if (e->domain == DJ_DOMAIN_SQL) {
       cls = e->code == DJ_SQL_UNSUPPORTED ? Exc_NotSupportedError
             : e->code == DJ_SQL_VALUE     ? Exc_DataError
+            : e->code == DJ_SQL_NO_COLUMN ? Exc_OperationalError
                                           : Exc_ProgrammingError;
    } else if (e->domain == DJ_DOMAIN_SERVER) {
       switch (e->code) {

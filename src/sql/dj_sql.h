@@ -54,14 +54,16 @@
 #include "dj_error.h"
 
 /* Codes in DJ_DOMAIN_SQL. The driver maps UNSUPPORTED to
- * NotSupportedError, VALUE to DataError and the others to ProgrammingError. */
+ * NotSupportedError, VALUE to DataError, NO_COLUMN to OperationalError (as
+ * SQLite's "no such column") and the others to ProgrammingError. */
 enum {
    DJ_SQL_SYNTAX = 1,      /* not SQL of our dialect */
    DJ_SQL_UNSUPPORTED = 2, /* valid SQL that djongo cannot translate */
    DJ_SQL_PARAMS = 3,      /* wrong number or type of parameters */
    DJ_SQL_TOO_DEEP = 4,    /* nesting beyond DJ_SQL_MAX_DEPTH */
-   DJ_SQL_VALUE = 5        /* a value SQL itself rejects: a unit or field name no
+   DJ_SQL_VALUE = 5,       /* a value SQL itself rejects: a unit or field name no
                               database knows (PostgreSQL's 22023, a DataError) */
+   DJ_SQL_NO_COLUMN = 6    /* a column the table's recorded schema lacks */
 };
 
 /* Expression and subquery nesting limit: deeper input is refused instead of

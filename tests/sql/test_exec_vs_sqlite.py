@@ -696,6 +696,69 @@ def test_select_star_of_a_table_without_recorded_columns_is_refused(tmp_path):
         eng.close()
 
 
+def test_select_star_beside_group_by_is_the_recorded_columns(dbs):
+    """t.* with GROUP BY (Django's raw_query test_annotations): each of the
+    table's recorded columns, a GROUP BY key, as SQLite returns them."""
+    lite, eng = dbs
+    sql = ('SELECT "b".*, COUNT("e"."id") AS "entries" FROM "blog" "b" LEFT JOIN "entry" "e" '
+           'ON ("b"."id" = "e"."blog_id") GROUP BY "b"."id", "b"."name", "b"."rating", "b"."owner_id" '
+           'ORDER BY "b"."id"')
+    res = eng.run(sql, [])
+    assert "error" not in res, res
+    assert res["columns"] == [d[0] for d in lite.execute(sql).description]
+    assert norm_rows(res["rows"]) == norm_rows(sqlite_rows(lite, sql, []))
+    sql = 'SELECT * FROM "author" GROUP BY "id", "name" ORDER BY "id"'
+    assert norm_rows(eng.ok(sql)["rows"]) == norm_rows(sqlite_rows(lite, sql, []))
+    # a column of the * that is no GROUP BY key is refused, never guessed
+    res = eng.run('SELECT "b".* FROM "blog" "b" GROUP BY "b"."id"', [])
+    assert res["error"]["code"] == 2 and 'column "name" of "b.*" is not in GROUP BY' in res["error"]["message"], res
+
+
+def test_select_star_in_a_derived_table_is_the_recorded_columns(dbs):
+    """SELECT ... FROM (SELECT * ...) alias (Django's raw_query
+    test_subquery_in_raw_sql): the outer query names the derived table's
+    columns, the recorded columns its * stands for, as in SQLite."""
+    lite, eng = dbs
+    for sql in ('SELECT "id" FROM (SELECT * FROM "entry" WHERE "flag" IS NOT NULL) "sq" ORDER BY "id"',
+                'SELECT "sq"."headline", "sq"."id" FROM (SELECT "e".* FROM "entry" "e" WHERE "e"."n" > 1) "sq" '
+                'ORDER BY "sq"."id"',
+                'SELECT * FROM (SELECT * FROM "author") "sq" ORDER BY "id" DESC',
+                'SELECT "x"."m" FROM (SELECT *, "id" + 1 AS "m" FROM (SELECT * FROM "blog") "y") "x" ORDER BY 1',
+                'SELECT COUNT(*) AS "c" FROM (SELECT * FROM "entry") "s"'):
+        res = eng.run(sql, [])
+        assert "error" not in res, (sql, res)
+        assert res["columns"] == [d[0] for d in lite.execute(sql).description], sql
+        assert norm_rows(res["rows"]) == norm_rows(sqlite_rows(lite, sql, [])), sql
+
+
+def test_unknown_column_of_a_recorded_table_is_an_error(tmp_path):
+    """SQL's "no such column" (code 6: OperationalError, as SQLite's) for a
+    column CREATE TABLE did not record -- Django's transactions tests
+    provoke a DatabaseError so; a collection made outside SQL keeps
+    MongoDB's freedom (a field no document has is NULL)."""
+    eng = Engine(tmp_path / "c")
+    try:
+        eng.run(SCHEMA[1], [])
+        eng.run('INSERT INTO "author" ("id", "name") VALUES (%s, %s)', [1, "Ann"])
+        eng.run('INSERT INTO "loose" ("id") VALUES (%s)', [1])  # no CREATE TABLE
+        for sql, name in (('SELECT "no_such_col" FROM "author"', "no_such_col"),
+                          ('SELECT "id" FROM "author" WHERE "nope" = 1', "nope"),
+                          ('SELECT "a"."nope" FROM "author" "a"', "a.nope"),
+                          ('UPDATE "author" SET "name" = "nope"', "nope"),
+                          ('SELECT "l"."id" FROM "loose" "l" INNER JOIN "author" "a" ON ("a"."id" = "l"."id") '
+                           'WHERE "a"."nope" IS NULL', "a.nope")):
+            res = eng.run(sql, [])
+            assert res.get("error", {}).get("code") == 6, (sql, res)
+            assert res["error"]["message"].startswith("no such column: %s " % name), res
+        assert eng.ok('SELECT "id", "name", "_id" IS NOT NULL FROM "author"')["rows"] == [[1, "Ann", True]]
+        assert eng.ok('SELECT "id", "nope" FROM "loose"')["rows"] == [[1, None]]
+        # an unqualified name in a subquery may be the outer query's
+        res = eng.ok('SELECT "id" FROM "loose" WHERE EXISTS (SELECT 1 FROM "author" "a" WHERE "a"."id" = "id")')
+        assert res["rows"] == [[1]], res
+    finally:
+        eng.close()
+
+
 def test_errors_are_reported_not_guessed(tmp_path):
     eng = Engine(tmp_path / "e")
     try:
