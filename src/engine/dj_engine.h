@@ -199,6 +199,18 @@ bool dj_engine_run_command_in (dj_engine_t *engine, dj_engine_txn_t *txn, const 
                                bson_t *reply);
 
 /**
+ * dj_engine_run_command_in() for a command the caller built itself with
+ * libbson's append API, from UTF-8 strings and field names without NULs
+ * (djongo's SQL compiler, fed by the Python driver): the checks of the
+ * command's bytes (framing, nesting depth, UTF-8, array keys), which
+ * validate BSON that came from outside, are skipped. Anything else --
+ * the wire server, pymongo-style raw commands -- goes through
+ * dj_engine_run_command_in().
+ */
+bool dj_engine_run_trusted_in (dj_engine_t *engine, dj_engine_txn_t *txn, const char *db, const bson_t *cmd,
+                               bson_t *reply);
+
+/**
  * dj_engine_run_command_in() on behalf of @p user (for instance "name@db";
  * NULL when no one authenticated; borrowed for the call): the cursors the
  * command opens belong to that user, and a getMore or killCursors of

@@ -526,7 +526,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
       return -1;
    }
    self->transport = t;
-   self->exec = dj_exec_new (dj_transport_run, dj_transport_txn, t, db);
+   self->exec = dj_exec_new (dj_transport_run_compiled, dj_transport_txn, t, db);
    dj_exec_set_outside_run (self->exec, dj_transport_run_outside);
    dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    dj_exec_set_engine_ops (self->exec, !strcmp (dj_transport_kind (t), "embedded"));

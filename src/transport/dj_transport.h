@@ -110,6 +110,13 @@ const char *dj_transport_kind (const dj_transport_t *t);
  *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
+/** dj_transport_run for a command built by djongo's compiler from UTF-8
+ *  text with libbson's append API (the Python driver's statements: Python
+ *  strings are UTF-8, document keys hold no NUL): the embedded engine skips
+ *  re-validating its bytes (dj_engine_run_trusted_in). A server validates
+ *  what it receives anyway. Never for BSON that came from outside. */
+bool dj_transport_run_compiled (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
 /** dj_transport_run, but on a server never in the open transaction: for
  *  what MongoDB refuses inside one (it runs only CRUD, create and
  *  createIndexes there, and a refused command leaves the transaction

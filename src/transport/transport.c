@@ -35,6 +35,7 @@ struct dj_transport {
    savepoint_t *sps;   /* owned array */
    int nsp, capsp;
    dj_engine_txn_t *stmt;
+   bool trusted; /* embedded: the command in flight comes from dj_transport_run_compiled */
    /* server: the session of the open transaction (owned), else NULL */
    mongoc_client_session_t *session;
    uint32_t last_server_id; /* the member the last command went to (APM) */
@@ -633,7 +634,9 @@ embedded_run (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *repl
       }
       run = &with;
    }
-   bool ok = dj_engine_run_command_in (t->engine, current_txn (t), db, run, reply) || reply_error (reply, error);
+   bool ok = (t->trusted ? dj_engine_run_trusted_in (t->engine, current_txn (t), db, run, reply)
+                         : dj_engine_run_command_in (t->engine, current_txn (t), db, run, reply)) ||
+             reply_error (reply, error);
    bson_iter_t it;
    if (ok && writes) {
       dj_engine_write_concern_check (run, reply);
@@ -760,6 +763,16 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
    }
    server_error (error);
    return false;
+}
+
+bool
+dj_transport_run_compiled (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
+   dj_transport_t *t = ctx;
+   t->trusted = true;
+   bool ok = dj_transport_run (t, db, cmd, reply, error);
+   t->trusted = false;
+   return ok;
 }
 
 bool

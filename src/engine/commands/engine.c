@@ -485,24 +485,19 @@ read_concern_level_ok (const bson_t *cmd, bson_error_t *error)
                   "readConcern.level must be either 'local', 'majority', 'linearizable', 'available', or 'snapshot'");
 }
 
-static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply);
+static bool run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bool trusted, bson_t *reply);
+
+static bool run_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bool trusted,
+                    bson_t *reply);
 
 bool
 dj_engine_run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   int64_t start = dj_now_ms ();
-   bool ok = run_command (e, db, cmd, false, reply);
-   bson_iter_t it;
-   if (db && cmd && bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
-      /* (inside a caller's transaction nothing is profiled: the entry could
-       * not be written beside it) */
-      dj_profile_record (e, db, bson_iter_key (&it), cmd, reply, start, dj_now_ms () - start);
-   }
-   return ok;
+   return run_in (e, NULL, db, cmd, false, reply);
 }
 
 static bool
-run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bson_t *reply)
+run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bool trusted, bson_t *reply)
 {
    bson_error_t error = {0};
    bson_iter_t it;
@@ -512,13 +507,20 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, bso
    /* strings and field names must be UTF-8 (embedded NULs are allowed in
     * string values, as BSON allows): bad bytes would otherwise travel into
     * replies and stored documents */
-   if (!cmd || !dj_bson_depth_ok (bson_get_data (cmd), cmd->len, DJ_BSON_MAX_DEPTH)) {
+   if (!cmd) {
+      dj_err (&error, 22, "command document is not valid BSON");
+      goto fail;
+   }
+   if (trusted) {
+      /* built by libbson's append API from UTF-8 text (dj_engine_run_trusted_in):
+       * framed, nested and encoded correctly by construction */
+   } else if (!dj_bson_depth_ok (bson_get_data (cmd), cmd->len, DJ_BSON_MAX_DEPTH)) {
       /* before anything that recurses: bson_validate() would overflow the stack on deep nesting */
       dj_err (&error, 22, "command document is not valid BSON or nests deeper than %d levels", DJ_BSON_MAX_DEPTH);
       goto fail;
    }
-   if (!bson_validate (cmd, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, NULL) ||
-       !deep_valid (bson_get_data (cmd), cmd->len, 0, false)) {
+   if (!trusted && (!bson_validate (cmd, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL, NULL) ||
+                    !deep_valid (bson_get_data (cmd), cmd->len, 0, false))) {
       dj_err (&error, 22, "command document is not valid BSON");
       goto fail;
    }
@@ -585,7 +587,7 @@ fail:
 bool
 dj_cmd_run_nested (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   return run_command (e, db, cmd, true, reply);
+   return run_command (e, db, cmd, true, false, reply);
 }
 
 bool
@@ -598,23 +600,43 @@ dj_engine_run_command_as (dj_engine_t *e, dj_engine_txn_t *t, const char *user, 
    return ok;
 }
 
-bool
-dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+static bool
+run_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bool trusted, bson_t *reply)
 {
    bson_error_t error = {0};
    dj_engine_txn_t *saved;
 
    if (!t) {
-      return dj_engine_run_command (e, db, cmd, reply);
+      int64_t start = dj_now_ms ();
+      bool ok = run_command (e, db, cmd, false, trusted, reply);
+      bson_iter_t it;
+      if (db && cmd && bson_iter_init (&it, cmd) && bson_iter_next (&it)) {
+         /* (inside a caller's transaction nothing is profiled: the entry could
+          * not be written beside it) */
+         dj_profile_record (e, db, bson_iter_key (&it), cmd, reply, start, dj_now_ms () - start);
+      }
+      return ok;
    }
    if (!dj_txn_enter (e, t, &saved, &error)) {
       bson_init (reply);
       dj_error_append_reply (&error, reply);
       return false;
    }
-   bool ok = run_command (e, db, cmd, true, reply);
+   bool ok = run_command (e, db, cmd, true, trusted, reply);
    dj_txn_leave (saved);
    return ok;
+}
+
+bool
+dj_engine_run_command_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   return run_in (e, t, db, cmd, false, reply);
+}
+
+bool
+dj_engine_run_trusted_in (dj_engine_t *e, dj_engine_txn_t *t, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   return run_in (e, t, db, cmd, true, reply);
 }
 
 void
