@@ -353,6 +353,7 @@ def scaling(svc, sides, sizes, rounds, plots):
             ax.legend()
             fig.tight_layout()
             slug = "_".join("".join(ch if ch.isalnum() else " " for ch in op.split(" over")[0]).lower().split())
+            os.makedirs(plots, exist_ok=True)  # (a new directory: made, not an error after the whole run)
             fig.savefig(os.path.join(plots, "orm_scaling_%s.png" % slug), dpi=100)
             plt.close(fig)
     return lines
