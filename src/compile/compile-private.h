@@ -126,6 +126,10 @@ bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *
  * (djongo/operations.py: adapt_json_value), kept apart from SQL NULL. */
 bool cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
 
+/* column.c: column references */
+/* parent[key] = the column's value: "$path", an indexed path's element, or
+ * an outer query's column through the $lookup's `let`. */
+bool cx_append_field_ref (cx_t *cx, const dj_expr_t *col, bson_t *parent, const char *key);
 /* Does col name a column of the enclosing query (a correlated reference)? */
 bool cx_is_outer (cx_t *cx, const dj_expr_t *col);
 /* The query an outer column col is read in (NULL: col is not outer). */
