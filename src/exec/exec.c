@@ -146,6 +146,16 @@ put_cell (dj_buf_t *b, const char *key, const bson_iter_t *it, const bson_iter_t
    dj_buf_append (b, val, (size_t) (end - val));
 }
 
+/* The one element of `one` (a cell built with libbson: a path found
+ * below the top level, NULL, an exact datetime) appended to the row's
+ * bytes b; `one` destroyed. */
+static void
+put_built_cell (dj_buf_t *b, bson_t *one)
+{
+   dj_buf_append (b, bson_get_data (one) + 4, one->len - 5);
+   bson_destroy (one);
+}
+
 /* Appends doc as a row of m's columns (or all its fields for SELECT *): the
  * row's array built as bytes, each cell's value copied as it is. */
 static void
@@ -181,8 +191,7 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
          } else {
             bson_append_null (&one, ck, -1);
          }
-         dj_buf_append (&b, bson_get_data (&one) + 4, one.len - 5); /* its one element */
-         bson_destroy (&one);
+         put_built_cell (&b, &one);
       } else if (here) {
          after = cur;
          bool more = bson_iter_next (&after);
@@ -192,8 +201,7 @@ append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
       } else {
          bson_t one = BSON_INITIALIZER;
          append_cell (&one, ck, doc, m->columns[i].path);
-         dj_buf_append (&b, bson_get_data (&one) + 4, one.len - 5); /* its one element */
-         bson_destroy (&one);
+         put_built_cell (&b, &one);
       }
    }
    dj_buf_putc (&b, 0);
