@@ -408,6 +408,9 @@ void dj_spill_destroy (dj_spill_t *s);                       /* NULL ok; closes 
  * that died between creating a file and unlinking it): at the directory's open. */
 void dj_spill_sweep (const char *dir);
 
+/* Sorts record ids v[0..n) ascending, in place (repeats kept). */
+void dj_rids_sort (uint64_t *v, size_t n);
+
 /* ---- plan.c ------------------------------------------------------------- */
 /* Calls fn(rid, doc) for each document matching m, using an index where one
  * fits. doc is valid only during the call (it lives in LMDB's map). fn

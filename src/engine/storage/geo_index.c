@@ -288,13 +288,6 @@ typedef struct {
    size_t n, cap;
 } rids_t;
 
-static int
-cmp_u64 (const void *a, const void *b)
-{
-   uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-   return x < y ? -1 : x > y;
-}
-
 /* Appends the record ids of ix's entries whose first key is an int64 in
  * [lo, hi] (w: an open walk of ix's entries, sought here); all of them
  * when `all`. */
@@ -362,9 +355,7 @@ candidates (dj_ctx_t *ctx, const dj_index_t *ix, const dj_geo_box_t *b, rids_t *
       dj_geo_ranges_cleanup (&r);
    }
    bool ok = dj_walk_close (&w, "geo index scan", error);
-   if (out->n > 1) {
-      qsort (out->rids, out->n, sizeof (uint64_t), cmp_u64);
-   }
+   dj_rids_sort (out->rids, out->n);
    size_t k = 0;
    for (size_t i = 0; i < out->n; i++) {
       if (!k || out->rids[k - 1] != out->rids[i]) {

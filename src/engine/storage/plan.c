@@ -612,10 +612,10 @@ dj_plan_scan_clause (dj_ctx_t *ctx, dj_coll_t *c, const dj_matcher_t *clause, co
    return ok;
 }
 
-/* Sorts record ids ascending: LSD radix, 11 bits a pass (as many passes
- * as the largest id needs). */
-static void
-sort_rids (uint64_t *v, size_t n)
+/* dj_storage.h: LSD radix, 11 bits a pass (as many passes as the largest
+ * id needs). */
+void
+dj_rids_sort (uint64_t *v, size_t n)
 {
    uint64_t max = 0, *a = v, *b = bson_malloc (sizeof (uint64_t) * (n ? n : 1));
    for (size_t i = 0; i < n; i++) {
@@ -656,7 +656,7 @@ fetch_in_order (scan_t *s)
    for (int i = 0; i < 8; i++) {
       key[i] = (uint8_t) (s->c->id >> (56 - 8 * i));
    }
-   sort_rids (s->rids, s->nrids);
+   dj_rids_sort (s->rids, s->nrids);
    s->dedupe = false;
    if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
       return false;
