@@ -25,10 +25,13 @@ def report(lines, md=None):
 
 def django_side(which, app, bench_dir, db=None, auto="django.db.models.AutoField"):
     """Configures Django for one side of an ORM benchmark in this process
-    and makes its tables: djongo's embedded engine, or SQLite in WAL mode
-    with synchronous=FULL (the engine fsyncs each commit: equal durability),
-    or the database `db` (a DATABASES entry) with primary keys of class
-    `auto`. `app` is a models package in bench_dir, without migrations."""
+    and makes its tables: djongo's embedded engine ("djongo"); SQLite in
+    WAL mode with synchronous=FULL ("sqlite", or "sqlite-wal": a commit
+    fsyncs the log once; the engine fsyncs each commit: equal durability);
+    SQLite as Django configures it ("sqlite-default": a rollback journal,
+    synchronous=FULL, no PRAGMA of ours); or the database `db` (a DATABASES
+    entry) with primary keys of class `auto`. `app` is a models package in
+    bench_dir, without migrations."""
     import os
     import sys
     import tempfile
@@ -48,7 +51,7 @@ def django_side(which, app, bench_dir, db=None, auto="django.db.models.AutoField
     from django.core.management import call_command
     from django.db import connection
 
-    if which == "sqlite":
+    if which in ("sqlite", "sqlite-wal"):
         with connection.cursor() as c:
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=FULL")

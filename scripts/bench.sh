@@ -18,7 +18,7 @@ orm() {
   for s in 100000 1000000 10000000; do ((s <= max)) && sizes="$sizes,$s"; done
   (cd /tmp && nice -n 10 python3 "$root/bench/orm_ops.py" "$n" --rounds "${ROUNDS:-5}" \
      --markdown "$root/bench/results/orm_ops.md")
-  (cd /tmp && nice -n 10 python3 "$root/bench/orm_ops.py" --scale "$sizes" --sides djongo,sqlite,postgres \
+  (cd /tmp && nice -n 10 python3 "$root/bench/orm_ops.py" --scale "$sizes" --sides djongo,sqlite-default,sqlite-wal,postgres \
      --rounds "${SCALE_ROUNDS:-3}" --markdown "$root/bench/results/orm_scaling.md" --plots "$root/bench/results")
 }
 
