@@ -572,8 +572,8 @@ stage_join (cx_t *cx, const dj_from_t *f, int j, bson_t *pipeline, uint32_t *n)
          }
          rest[nrest++] = conj[i];
       }
-      if (local && !cx_column_path (cx, local, lpath, sizeof lpath)) {
-         return false;
+      if (local && (!cx_column_path (cx, local, lpath, sizeof lpath) || !cx_check_column (cx, src, foreign))) {
+         return false; /* (the foreign side is named as it is: checked here, "no such column") */
       }
       if (local && f->join == DJ_JOIN_INNER) {
          /* SQL: NULL joins nothing; $lookup would pair a NULL local field
@@ -855,7 +855,7 @@ stage_prejoin (cx_t *cx, const dj_select_t *s, const cx_group_t *g, bson_t *pipe
    bool ok = true;
 
    join_equality (cx, f->on, 1, &local, &foreign);
-   if (!cx_column_path (cx, local, lpath, sizeof lpath)) {
+   if (!cx_column_path (cx, local, lpath, sizeof lpath) || !cx_check_column (cx, src, foreign)) {
       return false;
    }
    if (f->join == DJ_JOIN_INNER) {

@@ -88,9 +88,11 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
    /* without a column list, values are named by position; the executor
     * knows the table's columns (dj_mql_t.positional) */
    cx->out->positional = st->columns.n == 0 && st->rows.n && ((dj_list_t *) st->rows.v[0])->n;
+   const cx_source_t target = {.alias = st->table, .table = st->table};
    for (int i = 0; i < st->columns.n; i++) {
-      if (!field_name_ok (cx, st->columns.v[i], 0)) {
-         return false;
+      const dj_expr_t col = {.kind = DJ_X_COLUMN, .name = st->columns.v[i]};
+      if (!field_name_ok (cx, st->columns.v[i], 0) || !cx_check_column (cx, &target, &col)) {
+         return false; /* a column the table never recorded: "no such column", as SQLite says */
       }
       for (int j = 0; j < i; j++) {
          if (!strcmp (st->columns.v[i], st->columns.v[j])) {
@@ -230,7 +232,9 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
       if (cx_has_subquery (it->expr)) {
          return cx_unsupported (cx, it->expr->pos, "a subquery in UPDATE ... SET");
       }
-      if (!field_name_ok (cx, it->alias, it->expr->pos)) {
+      const cx_source_t target = {.alias = st->table, .table = st->table};
+      const dj_expr_t col = {.kind = DJ_X_COLUMN, .name = it->alias, .pos = it->expr->pos};
+      if (!field_name_ok (cx, it->alias, it->expr->pos) || !cx_check_column (cx, &target, &col)) {
          return false;
       }
       for (int j = 0; j < i; j++) {

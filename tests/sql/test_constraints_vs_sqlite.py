@@ -169,6 +169,8 @@ def test_alter_table_constraints(tmp_path):
         ok('ALTER TABLE "t" ADD COLUMN "n" integer unsigned NULL CHECK ("n" >= 0)')
         fails('UPDATE "t" SET "n" = -1 WHERE "id" = 2')
         ok('ALTER TABLE "t" DROP COLUMN "n"')
+        fails('UPDATE "t" SET "n" = -1 WHERE "id" = 2', code=6)  # no such column, as in SQLite
+        ok('ALTER TABLE "t" ADD COLUMN "n" integer NULL')
         ok('UPDATE "t" SET "n" = -1 WHERE "id" = 2')
         # Django's foreign keys: added after the tables, deferred
         ok('CREATE TABLE "c" ("id" integer NOT NULL PRIMARY KEY, "t_id" integer NULL)')

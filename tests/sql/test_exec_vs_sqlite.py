@@ -746,8 +746,16 @@ def test_unknown_column_of_a_recorded_table_is_an_error(tmp_path):
                           ('SELECT "a"."nope" FROM "author" "a"', "a.nope"),
                           ('UPDATE "author" SET "name" = "nope"', "nope"),
                           ('SELECT "l"."id" FROM "loose" "l" INNER JOIN "author" "a" ON ("a"."id" = "l"."id") '
-                           'WHERE "a"."nope" IS NULL', "a.nope")):
-            res = eng.run(sql, [])
+                           'WHERE "a"."nope" IS NULL', "a.nope"),
+                          # the written columns, and the joined side of an ON (the
+                          # lookup's foreignField): errors, not ignored data or no rows
+                          ('INSERT INTO "author" ("id", "nope") VALUES (%s, %s)', "nope"),
+                          ('UPDATE "author" SET "nope" = 1', "nope"),
+                          ('SELECT "l"."id" FROM "loose" "l" INNER JOIN "author" "a" ON ("l"."id" = "a"."nope")',
+                           "a.nope"),
+                          ('SELECT "l"."id", COUNT("a"."id") FROM "loose" "l" LEFT OUTER JOIN "author" "a" '
+                           'ON ("l"."id" = "a"."nope") GROUP BY "l"."id"', "a.nope")):
+            res = eng.run(sql, [2, "x"] if "%s" in sql else [])
             assert res.get("error", {}).get("code") == 6, (sql, res)
             assert res["error"]["message"].startswith("no such column: %s " % name), res
         assert eng.ok('SELECT "id", "name", "_id" IS NOT NULL FROM "author"')["rows"] == [[1, "Ann", True]]
@@ -755,6 +763,8 @@ def test_unknown_column_of_a_recorded_table_is_an_error(tmp_path):
         # an unqualified name in a subquery may be the outer query's
         res = eng.ok('SELECT "id" FROM "loose" WHERE EXISTS (SELECT 1 FROM "author" "a" WHERE "a"."id" = "id")')
         assert res["rows"] == [[1]], res
+        eng.ok('INSERT INTO "loose" ("id", "nope") VALUES (%s, %s)', [2, 3])  # no schema: any field
+        eng.ok('UPDATE "loose" SET "other" = 1')
     finally:
         eng.close()
 
