@@ -20,13 +20,19 @@
 
 #include "compile-private.h"
 
+/* A column the statement writes to `table`: a name MongoDB can store as
+ * a field, and one the table recorded ("no such column" otherwise, as in
+ * SQLite: a write to a misspelt column must not store a field no SELECT
+ * shows). */
 static bool
-field_name_ok (cx_t *cx, const char *name, uint32_t pos)
+column_ok (cx_t *cx, const char *table, const char *name, uint32_t pos)
 {
    if (!name[0] || name[0] == '$' || strchr (name, '.')) {
       return cx_unsupported (cx, pos, "column name \"%s\" cannot be a MongoDB field name", name);
    }
-   return true;
+   const cx_source_t target = {.alias = table, .table = table};
+   const dj_expr_t col = {.kind = DJ_X_COLUMN, .name = (char *) name, .pos = pos};
+   return cx_check_column (cx, &target, &col);
 }
 
 /* ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.s, ...: SQLite's upsert
@@ -52,7 +58,7 @@ upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
    bool ok = true;
    BSON_APPEND_ARRAY_BEGIN (spec, "keys", &keys);
    for (int i = 0; ok && i < st->conflict_target.n; i++) {
-      ok = field_name_ok (cx, st->conflict_target.v[i], 0);
+      ok = column_ok (cx, st->table, st->conflict_target.v[i], 0);
       BSON_APPEND_UTF8 (&keys, cx_idx (&k, (uint32_t) i), st->conflict_target.v[i]);
    }
    bson_append_array_end (spec, &keys);
@@ -65,7 +71,7 @@ upsert_spec (cx_t *cx, const dj_sql_stmt_t *st)
       } else if (bson_has_field (&set, it->alias)) {
          ok = cx_unsupported (cx, v->pos, "column \"%s\" assigned twice in ON CONFLICT DO UPDATE", it->alias);
       } else {
-         ok = field_name_ok (cx, it->alias, v->pos) && field_name_ok (cx, v->name, v->pos);
+         ok = column_ok (cx, st->table, it->alias, v->pos) && column_ok (cx, st->table, v->name, v->pos);
          BSON_APPEND_UTF8 (&set, it->alias, v->name);
          ok = ok && cx_dt_upsert_set (cx, st->table, it->alias, v->name, &set);
       }
@@ -88,11 +94,9 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
    /* without a column list, values are named by position; the executor
     * knows the table's columns (dj_mql_t.positional) */
    cx->out->positional = st->columns.n == 0 && st->rows.n && ((dj_list_t *) st->rows.v[0])->n;
-   const cx_source_t target = {.alias = st->table, .table = st->table};
    for (int i = 0; i < st->columns.n; i++) {
-      const dj_expr_t col = {.kind = DJ_X_COLUMN, .name = st->columns.v[i]};
-      if (!field_name_ok (cx, st->columns.v[i], 0) || !cx_check_column (cx, &target, &col)) {
-         return false; /* a column the table never recorded: "no such column", as SQLite says */
+      if (!column_ok (cx, st->table, st->columns.v[i], 0)) {
+         return false;
       }
       for (int j = 0; j < i; j++) {
          if (!strcmp (st->columns.v[i], st->columns.v[j])) {
@@ -232,9 +236,7 @@ compile_update (cx_t *cx, const dj_sql_stmt_t *st)
       if (cx_has_subquery (it->expr)) {
          return cx_unsupported (cx, it->expr->pos, "a subquery in UPDATE ... SET");
       }
-      const cx_source_t target = {.alias = st->table, .table = st->table};
-      const dj_expr_t col = {.kind = DJ_X_COLUMN, .name = it->alias, .pos = it->expr->pos};
-      if (!field_name_ok (cx, it->alias, it->expr->pos) || !cx_check_column (cx, &target, &col)) {
+      if (!column_ok (cx, st->table, it->alias, it->expr->pos)) {
          return false;
       }
       for (int j = 0; j < i; j++) {

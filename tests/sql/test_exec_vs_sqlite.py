@@ -751,6 +751,8 @@ def test_unknown_column_of_a_recorded_table_is_an_error(tmp_path):
                           # lookup's foreignField): errors, not ignored data or no rows
                           ('INSERT INTO "author" ("id", "nope") VALUES (%s, %s)', "nope"),
                           ('UPDATE "author" SET "nope" = 1', "nope"),
+                          ('INSERT INTO "author" ("id", "name") VALUES (%s, %s) ON CONFLICT ("id") '
+                           'DO UPDATE SET "nope" = EXCLUDED."name"', "nope"),
                           ('SELECT "l"."id" FROM "loose" "l" INNER JOIN "author" "a" ON ("l"."id" = "a"."nope")',
                            "a.nope"),
                           ('SELECT "l"."id", COUNT("a"."id") FROM "loose" "l" LEFT OUTER JOIN "author" "a" '
