@@ -10,8 +10,10 @@
  * LMDB deletes an entry the cursor stands on the next one, so records side
  * by side (a statement's matches usually are: ids grow with insertion) need
  * no seek at all, and a seek near the cursor stays within its page. Each
- * document's index entries are collected on the way; then each index's
- * entries are sorted and deleted the same way, and the change log gets one
+ * document's index entries are collected on the way (one walk over its
+ * fields serves every index on one top-level field: "slots" below); then
+ * each index's entries are sorted (when record order did not already give
+ * them in key order) and deleted the same way, and the change log gets one
  * entry for the batch (changes.c: "A batch").
  *
  * A batch is at most BATCH records, so that the keys held in memory stay
