@@ -346,7 +346,12 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
    }
    entries_t *es = bson_malloc0 (sizeof (entries_t) * (size_t) c->nindexes);
    for (int i = 0; i < c->nindexes; i++) {
+      /* room for a key a document of ~40 bytes (an index id, a number's
+       * key, a record id), grown past it as usual */
       dj_buf_init (&es[i].keys);
+      dj_buf_reserve (&es[i].keys, n * 40);
+      es[i].ends = bson_malloc (sizeof (size_t) * n);
+      es[i].cap = n;
    }
    size_t *marks = bson_malloc (sizeof (size_t) * (size_t) (c->nindexes ? c->nindexes : 1));
    slot_t *sl = slots_new (c);
