@@ -70,15 +70,22 @@ dj_buf_append (dj_buf_t *b, const void *p, size_t n)
    b->len += n;
 }
 
+/* (written in place: index keys put two or three of these each, a
+ * statement's deletes thousands of keys) */
 void
 dj_buf_put_u64be (dj_buf_t *b, uint64_t v)
 {
-   uint8_t out[8];
-   for (int i = 7; i >= 0; i--) {
-      out[i] = (uint8_t) (v & 0xff);
-      v >>= 8;
-   }
-   dj_buf_append (b, out, 8);
+   dj_buf_reserve (b, 8);
+   uint8_t *out = b->data + b->len;
+   out[0] = (uint8_t) (v >> 56);
+   out[1] = (uint8_t) (v >> 48);
+   out[2] = (uint8_t) (v >> 40);
+   out[3] = (uint8_t) (v >> 32);
+   out[4] = (uint8_t) (v >> 24);
+   out[5] = (uint8_t) (v >> 16);
+   out[6] = (uint8_t) (v >> 8);
+   out[7] = (uint8_t) v;
+   b->len += 8;
 }
 
 void

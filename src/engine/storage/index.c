@@ -107,6 +107,20 @@ index_fields (const dj_index_t *ix, const bson_t *doc, fieldvals_t *fv, int *mul
    return true;
 }
 
+/* The top-level field ix is on alone, when its key is that field's value
+ * (no geo cells, no hash); NULL otherwise. */
+static const char *
+one_field (const dj_index_t *ix)
+{
+   return ix->npaths != 1 || ix->paths[0].n != 1 || ix->geo || ix->hashed ? NULL : ix->paths[0].parts[0];
+}
+
+const char *
+dj_index_plain_field (const dj_index_t *ix)
+{
+   return ix->partial || ix->text ? NULL : one_field (ix);
+}
+
 /* The key when ix is on one top-level field and doc holds no array there
  * (most indexes, most documents): index_fields' answer without its walk
  * and its lists. False: not that case, nothing done. */
@@ -116,10 +130,10 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
    const bson_value_t *v = &null_v;
    bson_iter_t it;
-   if (ix->npaths != 1 || ix->paths[0].n != 1 || ix->geo || ix->hashed) {
+   const char *name = one_field (ix);
+   if (!name) {
       return false;
    }
-   const char *name = ix->paths[0].parts[0];
    bool found = false;
    if (!bson_iter_init (&it, doc)) {
       return false;

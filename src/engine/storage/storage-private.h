@@ -29,6 +29,12 @@ void dj_keyset_cleanup (dj_keyset_t *ks);
 /* text_scan.c: the keys doc gives text index ix (prefix, term, score,
  * suffix; none for a document without indexed text) into ks. */
 bool dj_text_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
+/* The top-level field ix keys a document by, when its one key is that
+ * field's value encoded (dj_key_append_by, dj_key_finish) unless the value
+ * is an array, and null when the field is absent (no key at all in a
+ * sparse index): not partial, text, geo, hashed nor compound, on a path
+ * without dots. NULL otherwise. Points into ix. */
+const char *dj_index_plain_field (const dj_index_t *ix);
 /* doc's keys for ix into *ks (always dj_keyset_cleanup it after success). */
 bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
 /* Checks that none of ks's keys is held by another record in unique index

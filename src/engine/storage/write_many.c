@@ -10,8 +10,10 @@
  * LMDB deletes an entry the cursor stands on the next one, so records side
  * by side (a statement's matches usually are: ids grow with insertion) need
  * no seek at all, and a seek near the cursor stays within its page. Each
- * document's index entries are collected on the way; then each index's
- * entries are sorted and deleted the same way, and the change log gets one
+ * document's index entries are collected on the way (one walk over its
+ * fields serves every index on one top-level field: "slots" below); then
+ * each index's entries are sorted (when record order did not already give
+ * them in key order) and deleted the same way, and the change log gets one
  * entry for the batch (changes.c: "A batch").
  *
  * A batch is at most BATCH records, so that the keys held in memory stay
@@ -86,12 +88,36 @@ seq_record (seq_t *s, const dj_coll_t *c, uint64_t rid, dj_buf_t *k, bson_t *doc
 
 /* ---- one batch ---------------------------------------------------------------- */
 
-/* An index's entries to delete: keys end to end in `keys`, key j ending at ends[j]. */
+/* An index's entries to delete: keys end to end in `keys`, key j ending at
+ * ends[j]; unsorted: some key came after a greater one (else they are in
+ * LMDB's order already, as a statement's matches in record order usually
+ * give them: no sort needed). */
 typedef struct {
    dj_buf_t keys;
    size_t *ends;
    size_t n, cap;
+   bool unsorted;
 } entries_t;
+
+/* LMDB's default order: bytes, then the shorter first. */
+static inline int
+key_cmp (const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+   int c = memcmp (a, b, na < nb ? na : nb);
+   return c ? c : (na > nb) - (na < nb);
+}
+
+/* Ends e's next entry: the bytes appended to e->keys since start. */
+static void
+entries_end (entries_t *e, size_t start)
+{
+   if (e->n && !e->unsorted) {
+      size_t prev = e->n > 1 ? e->ends[e->n - 2] : 0;
+      e->unsorted = key_cmp (e->keys.data + prev, start - prev, e->keys.data + start, e->keys.len - start) > 0;
+   }
+   DJ_GROW (e->ends, e->n, e->cap, 64);
+   e->ends[e->n++] = e->keys.len;
+}
 
 /* An entry's key, and its bytes 8..16 (past the index id all of an index's
  * keys share; zeros past the end) as a number: what decides most comparisons. */
@@ -101,15 +127,13 @@ typedef struct {
    size_t len;
 } span_t;
 
-/* LMDB's default order: bytes, then the shorter first. */
 static inline int
 span_cmp (const span_t *x, const span_t *y)
 {
    if (x->head != y->head) {
       return x->head < y->head ? -1 : 1;
    }
-   int c = memcmp (x->p, y->p, x->len < y->len ? x->len : y->len);
-   return c ? c : (x->len > y->len) - (x->len < y->len);
+   return key_cmp (x->p, x->len, y->p, y->len);
 }
 
 /* Sorts v[0..n) (tmp: room for n more), a merge sort: qsort's indirect
@@ -147,17 +171,19 @@ rid_cmp (const void *a, const void *b)
 static span_t *
 sorted_spans (const entries_t *e)
 {
-   span_t *sp = bson_malloc (sizeof (span_t) * e->n * 2);
+   span_t *sp = bson_malloc (sizeof (span_t) * e->n * (e->unsorted ? 2 : 1));
    for (size_t j = 0; j < e->n; j++) {
       size_t start = j ? e->ends[j - 1] : 0;
       sp[j].p = e->keys.data + start;
       sp[j].len = e->ends[j] - start;
       sp[j].head = 0;
-      for (size_t b = 8; b < 16; b++) {
+      for (size_t b = 8; e->unsorted && b < 16; b++) {
          sp[j].head = sp[j].head << 8 | (b < sp[j].len ? sp[j].p[b] : 0);
       }
    }
-   span_sort (sp, sp + e->n, e->n);
+   if (e->unsorted) {
+      span_sort (sp, sp + e->n, e->n);
+   }
    return sp;
 }
 
@@ -192,27 +218,105 @@ drop_entries_past (entries_t *es, int nindexes, const size_t *marks)
    }
 }
 
-/* Collects doc's entries (record rid) for every index of c into es; on an
- * error, none of them. */
-static bool
-collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t *es, size_t *marks, dj_buf_t *k,
-                 bson_error_t *error)
+/* A document's values at the fields of c's indexes on one top-level field
+ * (dj_index_plain_field: most indexes), and at _id (the change log lists
+ * it), found in one walk over its fields: slot i for index i, slot
+ * nindexes for _id. Such an index's entry is then encoded straight into its
+ * batch, with no key set and no allocation; a value that is an array (its
+ * elements are the keys) and every other kind of index go through
+ * dj_index_keys. */
+typedef struct {
+   const char *field; /* NULL: not found by the walk */
+   bool has;          /* the document has the field: v is its value (borrowing the document's bytes) */
+   bson_value_t v;
+} slot_t;
+
+/* c's slots (owned by the caller, bson_free). */
+static slot_t *
+slots_new (const dj_coll_t *c)
 {
+   slot_t *sl = bson_malloc0 (sizeof (slot_t) * (size_t) (c->nindexes + 1));
+   for (int i = 0; i < c->nindexes; i++) {
+      sl[i].field = dj_index_plain_field (&c->indexes[i]);
+   }
+   sl[c->nindexes].field = "_id";
+   return sl;
+}
+
+/* Fills the slots from doc's fields (the first of a name, as
+ * bson_iter_find): false if doc cannot be walked (then none is filled). */
+static bool
+slots_fill (slot_t *sl, int n, const bson_t *doc)
+{
+   bson_iter_t it;
+   int want = 0;
+   for (int i = 0; i < n; i++) {
+      sl[i].has = false;
+      want += sl[i].field != NULL;
+   }
+   if (!bson_iter_init (&it, doc)) {
+      return false;
+   }
+   while (want && bson_iter_next (&it)) {
+      const char *k = bson_iter_key (&it);
+      for (int i = 0; i < n; i++) {
+         if (sl[i].field && !sl[i].has && sl[i].field[0] == k[0] && !strcmp (sl[i].field, k)) {
+            sl[i].v = *bson_iter_value (&it);
+            sl[i].has = true;
+            want--;
+         }
+      }
+   }
+   return true;
+}
+
+/* Appends the entry (record rid) of plain index ix for a document whose
+ * field holds s's value (null when absent) to e: [index id][key][record id],
+ * as dj_index_entry_key. */
+static void
+plain_entry (entries_t *e, const dj_index_t *ix, const slot_t *s, uint64_t rid)
+{
+   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+   size_t start = e->keys.len;
+   dj_buf_put_u64be (&e->keys, ix->id);
+   size_t key = e->keys.len;
+   dj_key_append_by (&e->keys, s->has ? &s->v : &null_v, ix->desc[0], ix->collation);
+   dj_key_finish (&e->keys, key);
+   if (!ix->unique) {
+      dj_buf_put_u64be (&e->keys, rid);
+   }
+   entries_end (e, start);
+}
+
+/* Collects doc's entries (record rid) for every index of c into es (sl:
+ * c's slots, filled here); on an error, none of them. */
+static bool
+collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t *es, size_t *marks, slot_t *sl,
+                 dj_buf_t *k, bson_error_t *error)
+{
+   bool walked = slots_fill (sl, c->nindexes + 1, doc);
    for (int i = 0; i < c->nindexes; i++) {
       marks[i] = es[i].n;
    }
    for (int i = 0; i < c->nindexes; i++) {
+      const dj_index_t *ix = &c->indexes[i];
+      entries_t *e = &es[i];
+      if (walked && sl[i].field && !(sl[i].has && sl[i].v.value_type == BSON_TYPE_ARRAY)) {
+         if (sl[i].has || !ix->sparse) { /* (a sparse index has no entry for a missing field) */
+            plain_entry (e, ix, &sl[i], rid);
+         }
+         continue;
+      }
       dj_keyset_t ks;
-      if (!dj_index_keys (&c->indexes[i], doc, &ks, error)) {
+      if (!dj_index_keys (ix, doc, &ks, error)) {
          drop_entries_past (es, i, marks);
          return false;
       }
-      entries_t *e = &es[i];
       for (int j = 0; j < ks.n; j++) {
-         dj_index_entry_key (k, &c->indexes[i], &ks.keys[j], rid);
+         dj_index_entry_key (k, ix, &ks.keys[j], rid);
+         size_t start = e->keys.len;
          dj_buf_append (&e->keys, k->data, k->len);
-         DJ_GROW (e->ends, e->n, e->cap, 64);
-         e->ends[e->n++] = e->keys.len;
+         entries_end (e, start);
       }
       dj_keyset_cleanup (&ks);
    }
@@ -242,9 +346,15 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
    }
    entries_t *es = bson_malloc0 (sizeof (entries_t) * (size_t) c->nindexes);
    for (int i = 0; i < c->nindexes; i++) {
+      /* room for a key a document of ~40 bytes (an index id, a number's
+       * key, a record id), grown past it as usual */
       dj_buf_init (&es[i].keys);
+      dj_buf_reserve (&es[i].keys, n * 40);
+      es[i].ends = bson_malloc (sizeof (size_t) * n);
+      es[i].cap = n;
    }
    size_t *marks = bson_malloc (sizeof (size_t) * (size_t) (c->nindexes ? c->nindexes : 1));
+   slot_t *sl = slots_new (c);
    bson_value_t *ids = bson_malloc0 (sizeof (bson_value_t) * n); /* by place; EOD: not deleted */
    dj_buf_t k, ek;
    dj_buf_init (&k);
@@ -258,7 +368,6 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
    for (size_t w = 0; ok && w < n; w++) {
       uint64_t rid = walk[2 * w];
       bson_t doc;
-      bson_iter_t it;
       if (w && rid == walk[2 * (w - 1)]) {
          continue; /* listed twice */
       }
@@ -271,7 +380,7 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
          break;
       }
       /* doc is read here, before the delete below changes its page */
-      if (!collect_entries (c, &doc, rid, es, marks, &ek, error)) {
+      if (!collect_entries (c, &doc, rid, es, marks, sl, &ek, error)) {
          ok = false;
          break;
       }
@@ -281,8 +390,8 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
          break;
       }
       size_t place = (size_t) walk[2 * w + 1];
-      if (bson_iter_init_find (&it, &doc, "_id")) {
-         bson_value_copy (bson_iter_value (&it), &ids[place]);
+      if (sl[c->nindexes].has) {
+         bson_value_copy (&sl[c->nindexes].v, &ids[place]);
       } else {
          ids[place].value_type = BSON_TYPE_NULL; /* (every stored document has one) */
       }
@@ -317,7 +426,7 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
    for (size_t i = 0; i < nlog; i++) {
       bson_value_destroy (&ids[i]);
    }
-   DJ_FREE (ids, marks, es, walk);
+   DJ_FREE (ids, marks, sl, es, walk);
    dj_buf_cleanup (&k);
    dj_buf_cleanup (&ek);
    return ok;
@@ -389,9 +498,9 @@ add_entries (entries_t *e, const dj_index_t *ix, const dj_keyset_t *ks, const dj
          continue;
       }
       dj_index_entry_key (k, ix, &ks->keys[j], rid);
+      size_t start = e->keys.len;
       dj_buf_append (&e->keys, k->data, k->len);
-      DJ_GROW (e->ends, e->n, e->cap, 64);
-      e->ends[e->n++] = e->keys.len;
+      entries_end (e, start);
    }
 }
 
