@@ -119,6 +119,7 @@ struct dj_ctx {
     * record written once, at commit (dirty). Reset by dj_txn_begin. */
    struct {
       bool valid, dirty;
+      bool legacy; /* the size record was found where older versions kept it */
       uint64_t last;       /* the newest entry's time */
       int64_t bytes, lost; /* the log's size; the newest time the cap dropped */
    } chg;
@@ -133,6 +134,7 @@ struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
    MDB_env *env;
    MDB_dbi dbi_catalog, dbi_data, dbi_changes;
+   MDB_dbi dbi_main; /* LMDB's unnamed database: changes.c's size record */
    dj_clock_t *shared_clock; /* the env's */
    int64_t change_log_size;  /* the env's cap on the change log, bytes */
    char *path;
