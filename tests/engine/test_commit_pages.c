@@ -30,21 +30,6 @@
 
 #define PAGE 4096
 
-static bool
-run (dj_engine_t *e, const char *json)
-{
-   bson_t *cmd = J (json), reply;
-   bool ok = dj_engine_run_command (e, "test", cmd, &reply);
-   if (!ok) {
-      char *s = bson_as_relaxed_extended_json (&reply, NULL);
-      printf ("command failed: %s -> %s\n", json, s);
-      bson_free (s);
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return ok;
-}
-
 /* n documents of ~150 bytes into test.c, 100 per insert */
 static bool
 fill (dj_engine_t *e, int n)
@@ -118,7 +103,7 @@ test_insert_pages (void)
    CHECK (fill (e, 1000), "the collection filled");
    size_t na, nb;
    uint8_t *a = slurp (dir, &na);
-   CHECK (run (e, "{\"insert\": \"c\", \"documents\": [{\"_id\": 100000, \"pad\": \"x\"}]}"), "one insert");
+   CHECK (ctest_run (e, NULL, "{\"insert\": \"c\", \"documents\": [{\"_id\": 100000, \"pad\": \"x\"}]}"), "one insert");
    uint8_t *b = slurp (dir, &nb);
    int n = a && b ? pages_changed (a, na, b, nb) : -1;
    CHECK (n > 0 && n <= 7, "a one-document insert rewrote %d pages (7: the header's list)", n);
@@ -142,6 +127,16 @@ main_record_bytes (MDB_txn *txn, MDB_dbi main, bool *found)
    return -1;
 }
 
+/* The data directory opened by LMDB itself, a transaction begun (flags:
+ * mdb_txn_begin's), its unnamed database and the change log. */
+static bool
+lmdb_open (const char *dir, unsigned flags, MDB_env **env, MDB_txn **txn, MDB_dbi *main, MDB_dbi *changes)
+{
+   return !mdb_env_create (env) && !mdb_env_set_maxdbs (*env, 4) && !mdb_env_set_mapsize (*env, (size_t) 1 << 30) &&
+          !mdb_env_open (*env, dir, 0, 0600) && !mdb_txn_begin (*env, NULL, flags, txn) &&
+          !mdb_dbi_open (*txn, NULL, 0, main) && !mdb_dbi_open (*txn, "changes", 0, changes);
+}
+
 static void
 test_legacy_record (void)
 {
@@ -161,13 +156,7 @@ test_legacy_record (void)
    MDB_val zero = {8, (void *) "\0\0\0\0\0\0\0\0"}, v;
    bool found;
    int64_t bytes = -1;
-   mdb_env_create (&env);
-   mdb_env_set_maxdbs (env, 4);
-   mdb_env_set_mapsize (env, (size_t) 1 << 30);
-   CHECK (mdb_env_open (env, dir, 0, 0600) == 0, "the data directory opened by LMDB");
-   mdb_txn_begin (env, NULL, 0, &txn);
-   mdb_dbi_open (txn, NULL, 0, &main);
-   mdb_dbi_open (txn, "changes", 0, &changes);
+   CHECK (lmdb_open (dir, 0, &env, &txn, &main, &changes), "the data directory opened by LMDB");
    bytes = main_record_bytes (txn, main, &found);
    CHECK (found && bytes > 100 * 150, "the size record is in the unnamed database: %lld bytes", (long long) bytes);
    MDB_val k = {8, (void *) "\x01" "changes"};
@@ -184,18 +173,12 @@ test_legacy_record (void)
    bson_error_t err;
    e = dj_engine_open (dir, NULL, &err);
    CHECK (e != NULL, "reopened");
-   CHECK (e && run (e, "{\"insert\": \"c\", \"documents\": [{\"_id\": -1}]}"), "an insert logged");
+   CHECK (e && ctest_run (e, NULL, "{\"insert\": \"c\", \"documents\": [{\"_id\": -1}]}"), "an insert logged");
    if (e) {
       dj_engine_close (e);
    }
 
-   mdb_env_create (&env);
-   mdb_env_set_maxdbs (env, 4);
-   mdb_env_set_mapsize (env, (size_t) 1 << 30);
-   mdb_env_open (env, dir, 0, 0600);
-   mdb_txn_begin (env, NULL, MDB_RDONLY, &txn);
-   mdb_dbi_open (txn, NULL, 0, &main);
-   mdb_dbi_open (txn, "changes", 0, &changes);
+   CHECK (lmdb_open (dir, MDB_RDONLY, &env, &txn, &main, &changes), "opened by LMDB again");
    int64_t after = main_record_bytes (txn, main, &found);
    CHECK (found && after > bytes + 1000000, "the legacy count went on in the unnamed database: %lld", (long long) after);
    CHECK (mdb_get (txn, changes, &zero, &v) == MDB_NOTFOUND, "the legacy record left the log");
