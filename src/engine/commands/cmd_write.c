@@ -205,7 +205,7 @@ write_cmd_cleanup (write_cmd_t *wc)
    dj_txn_abort (&wc->ctx);
    bson_destroy (&wc->w.arr);
    bson_destroy (&wc->upserted);
-   dj_coll_free (wc->c);
+   dj_coll_checkin_written (wc->ctx.engine, wc->c); /* (freed unless checked out) */
    dj_let_destroy (&wc->let);
    dj_refs_free (wc->refs);
 }
@@ -703,7 +703,13 @@ static bool
 load_target (write_cmd_t *wc, const write_kind_t *k, bson_error_t *error)
 {
    switch (k->coll) {
-   case COLL_CREATE: return (wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, error)) != NULL;
+   case COLL_CREATE:
+      /* the handle an earlier command built from the same catalog entry
+       * (a create per row: the entry is not parsed again each time) */
+      if (!(wc->c = dj_coll_checkout (&wc->ctx, wc->db, wc->name, error)) && !error->code) {
+         wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, error);
+      }
+      return wc->c != NULL;
    case COLL_IF_EXISTS: wc->c = dj_coll_load (&wc->ctx, wc->db, wc->name, error); return !error->code; /* missing: nothing to delete */
    case COLL_AT_FIRST_STATEMENT: return true;
    }

@@ -225,6 +225,11 @@ dj_coll_t *dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bs
 /* Hands back what dj_coll_checkout gave (NULL: nothing); c is no longer the
  * caller's. */
 void dj_coll_checkin (dj_engine_t *e, dj_coll_t *c);
+/* dj_coll_checkin of a collection a write used (an insert, whose record
+ * ids and index flags change c: its next_rid is forgotten, and c is kept
+ * only while its flags are still its entry's). Anything dj_coll_load
+ * gave is freed. */
+void dj_coll_checkin_written (dj_engine_t *e, dj_coll_t *c);
 /* db.name's create options (*options views its catalog entry in LMDB's
  * map: valid while ctx's transaction is); false when there is no such
  * collection. Nothing is built: the dispatcher's question (is it a view,
