@@ -226,9 +226,9 @@ dj_coll_t *dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bs
  * caller's. */
 void dj_coll_checkin (dj_engine_t *e, dj_coll_t *c);
 /* dj_coll_checkin of a collection a write used (an insert, whose record
- * ids and index flags change c: its next_rid is forgotten, and c is kept
- * only while its flags are still its entry's). Anything dj_coll_load
- * gave is freed. */
+ * ids and index flags change c: its next_rid is forgotten; one whose
+ * flags changed is freed, as dj_record_note_flags dropped its entry).
+ * Anything dj_coll_load gave is freed. */
 void dj_coll_checkin_written (dj_engine_t *e, dj_coll_t *c);
 /* db.name's create options (*options views its catalog entry in LMDB's
  * map: valid while ctx's transaction is); false when there is no such

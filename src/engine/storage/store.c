@@ -421,48 +421,14 @@ dj_coll_checkin (dj_engine_t *e, dj_coll_t *c)
    }
 }
 
-/* Whether c's index flags are those of the catalog entry it was built
- * from (a write may have set one, saving a new entry). */
-static bool
-flags_of_entry (const dj_coll_t *c)
-{
-   bson_t entry;
-   bson_iter_t it, ix, f;
-   int i = 0;
-   if (!bson_init_static (&entry, c->entry, c->entry_len) || !bson_iter_init_find (&it, &entry, "indexes") ||
-       !bson_iter_recurse (&it, &ix)) {
-      return false;
-   }
-   while (bson_iter_next (&ix)) {
-      bool multikey = false, lossy = false;
-      if (i >= c->nindexes || !bson_iter_recurse (&ix, &f)) {
-         return false;
-      }
-      while (bson_iter_next (&f)) {
-         if (!strcmp (bson_iter_key (&f), "multikey")) {
-            multikey = bson_iter_as_bool (&f);
-         } else if (!strcmp (bson_iter_key (&f), "lossy")) {
-            lossy = bson_iter_as_bool (&f);
-         }
-      }
-      if (multikey != c->indexes[i].multikey || lossy != c->indexes[i].lossy) {
-         return false;
-      }
-      i++;
-   }
-   return i == c->nindexes;
-}
-
 void
 dj_coll_checkin_written (dj_engine_t *e, dj_coll_t *c)
 {
    if (c) {
       c->next_rid = 0; /* good inside the transaction that wrote only */
-      if (c->entry && !flags_of_entry (c)) {
-         bson_free (c->entry); /* no longer what its entry builds: not kept */
-         c->entry = NULL;
-      }
    }
+   /* (a handle whose index flags the write set has no entry left:
+    * dj_record_note_flags) */
    dj_coll_checkin (e, c);
 }
 
