@@ -229,7 +229,7 @@ write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bs
          break;
       }
    }
-   if (wc->refs && !wc->w.n && !dj_refs_check (wc->refs, &wc->ctx, wc->db, wc->name, error)) {
+   if (wc->refs && !dj_refs_check (wc->refs, &wc->ctx, wc->db, wc->name, error)) {
       return false;
    }
    return dj_txn_commit (&wc->ctx, error);

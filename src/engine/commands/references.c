@@ -10,8 +10,8 @@
  * engine and to djongo-server). It is how a SQL FOREIGN KEY of an INSERT
  * (src/exec/constraint.c) is checked in the insert's own command -- one
  * command, one transaction, over the wire one round trip -- instead of by
- * a query after it: when every document was inserted, each one's value at
- * `field` (missing or null: nothing to check) must equal the `foreignField`
+ * a query after it: each document it inserted has its value at
+ * `field` (missing or null: nothing to check) equal to the `foreignField`
  * of some document of `from` (in the same database, under that
  * collection's default collation, as an aggregate's $match {foreignField:
  * {$in: [value]}} on it compares); the documents the command itself
@@ -19,8 +19,9 @@
  * fails as a whole -- nothing it wrote stays -- with
  * DocumentValidationFailure (121), "FOREIGN KEY constraint failed:
  * book.author_id = 7 has no row in author.id", the words (SQLite's first)
- * the executor's own check uses. A command with write errors is not
- * checked: it failed already.
+ * the executor's own check uses. The documents a write error kept out
+ * (a duplicate key: INSERT OR IGNORE's) are not checked; the others are,
+ * so a command with write errors may still fail as a whole.
  *
  * Memory: a dj_refs_t and the values it copied are its own (dj_refs_free).
  */
