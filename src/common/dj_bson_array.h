@@ -27,4 +27,14 @@ uint32_t dj_bson_array_append_rest (bson_t *arr, uint32_t n, bson_iter_t *it);
  */
 size_t dj_bson_array_key (uint32_t i, char buf[16]);
 
+/*
+ * dj_bson_array_append_new --
+ *    Appends v to the array `arr` (its *n elements keyed "0".."n-1"; *n is
+ *    advanced) unless arr holds it already: the same type and bytes, as
+ *    compared for int32, int64, strings and ObjectIds -- a value of another
+ *    type is appended each time (kept twice: a second lookup for whoever
+ *    reads the array, never a value lost). Returns whether it was appended.
+ */
+bool dj_bson_array_append_new (bson_t *arr, uint32_t *n, const bson_value_t *v);
+
 #endif

@@ -132,3 +132,17 @@ dj_error_append_reply (const bson_error_t *error, bson_t *reply)
    BSON_APPEND_INT32 (reply, "code", (int32_t) code);
    BSON_APPEND_UTF8 (reply, "codeName", dj_error_code_name (code, buf));
 }
+
+char *
+dj_error_value_json (const bson_value_t *v)
+{
+   bson_t one = BSON_INITIALIZER;
+   bson_append_value (&one, "v", 1, v);
+   char *json = bson_as_relaxed_extended_json (&one, NULL);
+   bson_destroy (&one);
+   /* the value's own JSON, out of { "v" : ... } */
+   size_t len = strlen (json), pre = strlen ("{ \"v\" : ");
+   char *out = len > pre + 2 ? bson_strndup (json + pre, len - pre - 2) : bson_strdup (json);
+   bson_free (json);
+   return out;
+}

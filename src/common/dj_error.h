@@ -105,4 +105,8 @@ const char *dj_error_code_name (uint32_t code, char *buf);
 /* Appends {ok: 0, errmsg, code, codeName} to `reply` (an initialised bson_t). */
 void dj_error_append_reply (const bson_error_t *error, bson_t *reply);
 
+/* A value as an error message shows it: its relaxed Extended JSON (1,
+ * "a", {"$oid": ...}). Owned by the caller (bson_free). */
+char *dj_error_value_json (const bson_value_t *v);
+
 #endif

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "dj_bson_array.h"
 #include "exec-private.h"
 
 /* ---- CHECK constraints (src/compile/ddl.c) ---- */
@@ -317,26 +318,6 @@ exec_rename_in_constraints (dj_exec_t *x, const char *table, const char *from, c
  * by a ROLLBACK TO, or a parent inserted later in the transaction, is
  * judged as it ends up. Single-column keys only (Django's). */
 
-/* Whether two values are the same BSON value, type and bytes (a key
- * column holds one type: 1 and 1.0 are not merged, which costs only a
- * slower check, never a wrong one). */
-static bool
-same_value (const bson_value_t *a, const bson_value_t *b)
-{
-   if (a->value_type != b->value_type) {
-      return false;
-   }
-   switch (a->value_type) {
-   case BSON_TYPE_INT32: return a->value.v_int32 == b->value.v_int32;
-   case BSON_TYPE_INT64: return a->value.v_int64 == b->value.v_int64;
-   case BSON_TYPE_UTF8:
-      return a->value.v_utf8.len == b->value.v_utf8.len &&
-             !memcmp (a->value.v_utf8.str, b->value.v_utf8.str, a->value.v_utf8.len);
-   case BSON_TYPE_OID: return !memcmp (&a->value.v_oid, &b->value.v_oid, sizeof a->value.v_oid);
-   default: return false; /* kept twice: counted as two, checked the slow way */
-   }
-}
-
 static void
 item_append (bson_t *items, uint32_t *n, const char *child, const char *column, const char *parent, const char *to,
              const bson_t *vals, bool deferred)
@@ -353,27 +334,15 @@ item_append (bson_t *items, uint32_t *n, const char *child, const char *column, 
    if (vals) {
       /* each value once: a thousand rows naming one parent are one value to
        * look up, and the check counts the values its parent lookup found */
-      bson_t uniq;
-      bson_iter_t it, seen;
+      bson_t uniq = BSON_INITIALIZER;
+      bson_iter_t it;
       uint32_t k = 0;
-      BSON_APPEND_ARRAY_BEGIN (&one, "vals", &uniq);
       bson_iter_init (&it, vals);
       while (bson_iter_next (&it)) {
-         const bson_value_t *v = bson_iter_value (&it);
-         bool dup = false;
-         bson_iter_init (&seen, vals);
-         while (!dup && bson_iter_next (&seen) && bson_iter_key (&seen) != bson_iter_key (&it) &&
-                strcmp (bson_iter_key (&seen), bson_iter_key (&it))) {
-            dup = same_value (bson_iter_value (&seen), v);
-         }
-         if (!dup) {
-            char vb[16];
-            const char *vk;
-            bson_uint32_to_string (k++, &vk, vb, sizeof vb);
-            bson_append_value (&uniq, vk, -1, v);
-         }
+         dj_bson_array_append_new (&uniq, &k, bson_iter_value (&it));
       }
-      bson_append_array_end (&one, &uniq);
+      BSON_APPEND_ARRAY (&one, "vals", &uniq);
+      bson_destroy (&uniq);
    } else {
       BSON_APPEND_NULL (&one, "vals");
    }
@@ -579,14 +548,7 @@ fk_check_item (dj_exec_t *x, const bson_t *item, bson_error_t *error)
       bson_iter_t v;
       char *shown = NULL;
       if (bson_iter_init_find (&v, &bad, column)) {
-         bson_t one = BSON_INITIALIZER;
-         bson_append_value (&one, "v", 1, bson_iter_value (&v));
-         char *json = bson_as_relaxed_extended_json (&one, NULL);
-         size_t len = strlen (json), pre = strlen ("{ \"v\" : ");
-         /* the value's own JSON, out of { "v" : ... } */
-         shown = len > pre + 2 ? bson_strndup (json + pre, len - pre - 2) : bson_strdup (json);
-         bson_free (json);
-         bson_destroy (&one);
+         shown = dj_error_value_json (bson_iter_value (&v));
       }
       /* SQLite's words first */
       ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_DocumentValidationFailure,
@@ -786,6 +748,67 @@ exec_fk_before_write (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t
    return true;
 }
 
+/* The statement's insert command (an INSERT ... VALUES; NULL for an
+ * INSERT ... SELECT or an upsert, whose rows its commands do not list). */
+static const bson_t *
+insert_command (const dj_mql_t *m)
+{
+   bson_iter_t it;
+   for (int i = 0; m->stmt == DJ_STMT_INSERT && i < m->ncommands; i++) {
+      if (bson_iter_init (&it, m->commands[i]) && bson_iter_next (&it) && BSON_ITER_HOLDS_UTF8 (&it) &&
+          !strcmp (bson_iter_key (&it), "insert") && !strcmp (bson_iter_utf8 (&it, NULL), m->collection)) {
+         return m->commands[i];
+      }
+   }
+   return NULL;
+}
+
+/* Whether the key is checked by the insert command itself: at the
+ * statement's end (not deferred to a COMMIT), and the engine reads
+ * djongoReferences. */
+static bool
+in_insert (const dj_exec_t *x, const dj_mql_t *m, bool deferred)
+{
+   return x->fk_in_insert && !(deferred && x->stmt_in_txn) && insert_command (m);
+}
+
+bool
+exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t *error)
+{
+   bson_iter_t fks, fk;
+   bool found;
+   if (x->fk_off || !x->fk_in_insert || m->kind != DJ_MQL_WRITE || !m->collection || insert_command (m) != cmd) {
+      return true;
+   }
+   if (!exec_entry_field (x, m->collection, "fks", &fks, &found, error)) {
+      return false;
+   }
+   if (!found || !bson_iter_recurse (&fks, &fk)) {
+      return true;
+   }
+   bson_t refs = BSON_INITIALIZER, one;
+   uint32_t n = 0;
+   while (bson_iter_next (&fk)) {
+      const char *column, *parent, *to;
+      bool deferred;
+      if (fk_parts (&fk, &column, &parent, &to, &deferred) && in_insert (x, m, deferred)) {
+         char kb[16];
+         const char *key;
+         bson_uint32_to_string (n++, &key, kb, sizeof kb);
+         bson_append_document_begin (&refs, key, -1, &one);
+         BSON_APPEND_UTF8 (&one, "field", column);
+         BSON_APPEND_UTF8 (&one, "from", parent);
+         BSON_APPEND_UTF8 (&one, "foreignField", to);
+         bson_append_document_end (&refs, &one);
+      }
+   }
+   if (n) {
+      BSON_APPEND_ARRAY (cmd, "djongoReferences", &refs);
+   }
+   bson_destroy (&refs);
+   return true;
+}
+
 bool
 exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n, bson_error_t *error)
 {
@@ -813,8 +836,8 @@ exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n
    while (bson_iter_next (&fk)) {
       const char *column, *parent, *to;
       bool deferred, all = !cmd; /* INSERT ... SELECT: any row may be new */
-      if (!fk_parts (&fk, &column, &parent, &to, &deferred)) {
-         continue;
+      if (!fk_parts (&fk, &column, &parent, &to, &deferred) || in_insert (x, m, deferred)) {
+         continue; /* (in_insert: the insert checked it: exec_fk_into_insert) */
       }
       bson_t vals = BSON_INITIALIZER;
       uint32_t nv = 0;
@@ -905,4 +928,10 @@ void
 dj_exec_set_fk_checks (dj_exec_t *x, bool on)
 {
    x->fk_off = !on;
+}
+
+void
+dj_exec_set_insert_references (dj_exec_t *x, bool on)
+{
+   x->fk_in_insert = on;
 }

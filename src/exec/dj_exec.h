@@ -151,6 +151,12 @@ void dj_exec_set_engine_ops (dj_exec_t *x, bool available);
  *  checks (Django's disable_constraint_checking(), for loaddata, which then
  *  calls check_constraints()). Checks already deferred to COMMIT stay. */
 void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
+/** Whether the transport's engine checks an insert's djongoReferences
+ *  (the embedded engine and djongo-server do; a MongoDB server refuses the
+ *  field): an INSERT's FOREIGN KEYs are then checked by its insert command
+ *  itself -- one command, over the wire one round trip -- rather than by a
+ *  query after it (default false). The failure is the same either way. */
+void dj_exec_set_insert_references (dj_exec_t *x, bool on);
 /** How the commands a MongoDB transaction refuses are run while one may be
  *  open -- listIndexes (ON CONFLICT's target check) and explain (EXPLAIN:
  *  the plan over the committed data) -- since a server refuses them inside

@@ -32,6 +32,7 @@ struct dj_exec {
                           (an array of constraint.c's items), run at COMMIT, dropped at ROLLBACK */
    uint32_t fk_npending;
    bool fk_off;    /* dj_exec_set_fk_checks (false): writes record no FOREIGN KEY checks */
+   bool fk_in_insert; /* dj_exec_set_insert_references: an INSERT's keys go in its insert command */
    exec_idblock_t *blocks; /* owned, nblocks: reserved AUTOINCREMENT ids per table (idblock.c) */
    size_t nblocks, capblocks;
    bool stmt_in_txn;  /* the running statement is inside a transaction */
@@ -104,6 +105,10 @@ bool exec_entry_has_constraint (dj_exec_t *x, const char *table, const char *nam
 bool exec_fk_before_write (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *items, uint32_t *n,
                            bson_error_t *error);
 bool exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n, bson_error_t *error);
+/* An INSERT's insert command `cmd` given the FOREIGN KEYs checked at the
+ * statement's end as its djongoReferences, when the transport's engine
+ * reads them (exec_fk_after_write then leaves those out). */
+bool exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t *error);
 bool exec_fk_settle (dj_exec_t *x, const bson_t *items, bool in_txn, bson_error_t *error);
 bool exec_fk_commit (dj_exec_t *x, bson_error_t *error);
 void exec_fk_forget (dj_exec_t *x);

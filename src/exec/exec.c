@@ -1392,7 +1392,8 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          bson_destroy (&ids);
          continue;
       }
-      if (!exec_fk_before_write (x, m, m->commands[i], fk_items, nfk, error)) {
+      if (!exec_fk_before_write (x, m, m->commands[i], fk_items, nfk, error) ||
+          !exec_fk_into_insert (x, m, m->commands[i], error)) {
          ok = false;
          break;
       }

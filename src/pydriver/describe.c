@@ -5,7 +5,8 @@
  * type_code, display_size, internal_size, precision, scale, null_ok); we
  * know the first two. The names come from the compiled statement, the
  * type codes from what CREATE TABLE declared for plain columns of the
- * statement's table (dj_exec_column_type: the session's table entries).
+ * statement's table -- a SELECT's, an INSERT's RETURNING
+ * (dj_exec_column_type: the session's table entries).
  * Both depend on nothing but the SQL text and those entries, so the tuple
  * built for a statement is kept per connection, keyed by the text, and
  * handed out again while the session's entries stay the same
@@ -38,7 +39,10 @@ build (ConnectionObject *self, const dj_mql_t *m, bool *untyped)
    for (int i = 0; desc && i < m->ncolumns; i++) {
       char *type = NULL;
       const char *path = m->columns[i].path;
-      if (m->kind == DJ_MQL_ROWS && path && !strchr (path, '.')) {
+      /* (an INSERT's RETURNING columns are its table's: a create's
+       * description is then typed once, not from each execution's rows) */
+      bool table_columns = m->kind == DJ_MQL_ROWS || (m->kind == DJ_MQL_WRITE && m->stmt == DJ_STMT_INSERT);
+      if (table_columns && path && !strchr (path, '.')) {
          Py_BEGIN_ALLOW_THREADS /* (may run one query: the table's entry) */
          type = dj_exec_column_type (self->exec, m->collection, path);
          Py_END_ALLOW_THREADS

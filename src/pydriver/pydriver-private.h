@@ -29,6 +29,7 @@ typedef struct {
    bool autocommit;           /* false: a statement outside a transaction begins one (PEP 249; begin_implicit) */
    bool trace;                /* keep each statement's MongoDB commands in last_commands */
    bool fk_off;               /* FOREIGN KEY checks turned off (fk_checks = False) */
+   bool refs_asked;           /* dj_transport_djongo_engine asked (run_statement) */
    PyObject *last_commands;   /* owned: tuple of relaxed Extended JSON strings, or NULL */
    dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
    PyObject *descriptions;    /* owned dict, or NULL: cursor.description per SQL text (describe.c) */

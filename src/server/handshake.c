@@ -108,6 +108,13 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
    BSON_APPEND_INT32 (reply, "minWireVersion", 0);
    BSON_APPEND_INT32 (reply, "maxWireVersion", DJ_MAX_WIRE_VERSION);
    BSON_APPEND_BOOL (reply, "readOnly", false);
+   /* what djongo's engine reads beyond MongoDB's commands (drivers ignore
+    * hello fields they do not know): djongo's transport sends an insert's
+    * djongoReferences (src/engine/commands/references.c) only where this says so */
+   bson_t ext;
+   BSON_APPEND_DOCUMENT_BEGIN (reply, "djongo", &ext);
+   BSON_APPEND_BOOL (&ext, "insertReferences", true);
+   bson_append_document_end (reply, &ext);
    dj_compress_negotiate (srv, c, cmd, reply);
    /* saslSupportedMechs: "db.user" asks which mechanisms that user has */
    bson_iter_t sm;

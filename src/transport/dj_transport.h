@@ -106,6 +106,14 @@ void dj_transport_close (dj_transport_t *t);
 /** "embedded" or "mongodb". */
 const char *dj_transport_kind (const dj_transport_t *t);
 
+/** Whether commands reach djongo's own engine -- embedded, or over the
+ *  wire djongo-server (its hello says so: {djongo: {insertReferences:
+ *  true}}) -- which reads fields of djongo's that a MongoDB server refuses
+ *  (an insert's djongoReferences). A server HOST: selects the primary (it
+ *  may wait for one, as a command would), so ask it where a command is
+ *  about to go. */
+bool dj_transport_djongo_engine (dj_transport_t *t);
+
 /** A dj_run_command_fn: @p ctx is the dj_transport_t. Runs in the open
  *  transaction, if any. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);

@@ -273,6 +273,26 @@ dj_transport_kind (const dj_transport_t *t)
    return t->engine ? "embedded" : "mongodb";
 }
 
+bool
+dj_transport_djongo_engine (dj_transport_t *t)
+{
+   if (t->engine) {
+      return true;
+   }
+   /* the primary's last hello, as the client's monitoring keeps it (the
+    * server selection a first command makes anyway) */
+   bson_error_t ignored;
+   bson_iter_t it;
+   if (!reopen_after_fork (t, &ignored)) {
+      return false;
+   }
+   mongoc_server_description_t *sd = mongoc_client_select_server (t->client, true, NULL, &ignored);
+   bool yes = sd && bson_iter_init (&it, mongoc_server_description_hello_response (sd)) &&
+              bson_iter_find_descendant (&it, "djongo.insertReferences", &it) && bson_iter_as_bool (&it);
+   mongoc_server_description_destroy (sd);
+   return yes;
+}
+
 /* A reply with ok: 0 -> DJ_DOMAIN_SERVER {code, errmsg}. */
 static bool
 reply_error (const bson_t *reply, bson_error_t *error)

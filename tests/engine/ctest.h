@@ -67,6 +67,23 @@ ctest_engine (char *dir)
    }
    return e;
 }
+
+/* Runs a command (JSON) on database "test", in transaction t (NULL:
+ * none); a failure's reply is printed. Whether it succeeded. */
+static inline bool
+ctest_run (dj_engine_t *e, dj_engine_txn_t *t, const char *json)
+{
+   bson_t *cmd = J (json), reply;
+   bool ok = dj_engine_run_command_in (e, t, "test", cmd, &reply);
+   if (!ok) {
+      char *s = bson_as_relaxed_extended_json (&reply, NULL);
+      printf ("command failed: %s -> %s\n", json, s);
+      bson_free (s);
+   }
+   bson_destroy (&reply);
+   bson_destroy (cmd);
+   return ok;
+}
 #endif
 
 #define CTEST_REPORT(name)                                                          \

@@ -16,6 +16,8 @@
  *    flag set by an insert, collMod's validator, a drop and re-create
  *    under the same name (a new id), an index dropped;
  *  - two readers at once each get a collection of their own;
+ *  - an insert takes the kept collection and hands it back, its next
+ *    record id (good inside its transaction only) forgotten;
  *  - through the commands: a hint on the index made after a find was
  *    cached is honoured, a dropped one refused;
  *
@@ -136,6 +138,20 @@ main (void)
    dj_coll_t *first = read_coll (e, false, &n, &mk);
    dj_coll_t *second = read_coll (e, false, &n, &mk);
    CHECK (first && second == first && n == 1, "an unchanged collection is built once (n %d)", n);
+
+   /* an insert takes the kept collection and hands it back (a create per
+    * row parses no catalog entry), its next record id forgotten: that id
+    * holds inside the writing transaction only */
+   first = read_coll (e, true, &n, &mk);
+   if (first) {
+      first->next_rid = 1000; /* (past the last record: the insert's id) */
+      dj_coll_checkin (e, first);
+   }
+   CHECK (run (e, "{\"insert\": \"c\", \"documents\": [{\"_id\": 9, \"a\": 9}]}", 0), "insert");
+   second = read_coll (e, true, &n, &mk);
+   CHECK (second == first && second && second->next_rid == 0, "the insert used the kept collection and reset its next id");
+   dj_coll_checkin (e, second);
+   CHECK (run (e, "{\"delete\": \"c\", \"deletes\": [{\"q\": {\"_id\": 9}, \"limit\": 1}]}", 0), "delete");
 
    /* a find caches it; the index made next is then seen by the hint */
    CHECK (run (e, "{\"find\": \"c\", \"filter\": {\"a\": 1}}", 0), "find");

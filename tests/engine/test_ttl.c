@@ -30,23 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ctest.h"
 #include "dj_engine.h"
-
-static bool
-run (dj_engine_t *e, dj_engine_txn_t *t, const char *json)
-{
-   bson_t *cmd = J (json), reply;
-   bool ok = dj_engine_run_command_in (e, t, "test", cmd, &reply);
-   if (!ok) {
-      char *s = bson_as_relaxed_extended_json (&reply, NULL);
-      printf ("command failed: %s -> %s\n", json, s);
-      bson_free (s);
-   }
-   bson_destroy (&reply);
-   bson_destroy (cmd);
-   return ok;
-}
+#include "ctest.h" /* (after dj_engine.h: ctest_run) */
 
 /* The _ids of coll's documents, in _id order, as "1,2,3". */
 static char *
@@ -124,7 +109,7 @@ writer_main (void *arg)
       snprintf (buf, sizeof buf,
                 "{\"insert\": \"busy\", \"documents\": [{\"_id\": %d, \"at\": {\"$date\": {\"$numberLong\": \"%lld\"}}}]}",
                 1000 + i, (long long) (i % 2 ? now_ms () + 3600000 : 0));
-      if (run (e, NULL, buf)) {
+      if (ctest_run (e, NULL, buf)) {
          w->inserted++;
       }
       usleep (2000);
@@ -150,7 +135,7 @@ main (void)
    }
    long long past = (long long) now_ms () - 7200000, future = (long long) now_ms () + 7200000;
    char buf[2048];
-   CHECK (run (e, NULL, "{\"createIndexes\": \"ev\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 3600}]}"), "ttl index");
+   CHECK (ctest_run (e, NULL, "{\"createIndexes\": \"ev\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 3600}]}"), "ttl index");
    snprintf (buf, sizeof buf,
              "{\"insert\": \"ev\", \"documents\": ["
              "{\"_id\": 1, \"at\": {\"$date\": {\"$numberLong\": \"%lld\"}}},"
@@ -162,15 +147,15 @@ main (void)
              "{\"_id\": 7, \"at\": [1, 2]},"
              "{\"_id\": 8, \"at\": {\"$timestamp\": {\"t\": 1, \"i\": 1}}}]}",
              past, future, future, past, future);
-   CHECK (run (e, NULL, buf), "insert");
+   CHECK (ctest_run (e, NULL, buf), "insert");
    /* a partial TTL index expires only what its filter admits */
-   CHECK (run (e, NULL, "{\"createIndexes\": \"tmp\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 0, \"partialFilterExpression\": {\"kind\": \"tmp\"}}]}"), "partial ttl");
+   CHECK (ctest_run (e, NULL, "{\"createIndexes\": \"tmp\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 0, \"partialFilterExpression\": {\"kind\": \"tmp\"}}]}"), "partial ttl");
    snprintf (buf, sizeof buf,
              "{\"insert\": \"tmp\", \"documents\": ["
              "{\"_id\": 1, \"kind\": \"tmp\", \"at\": {\"$date\": {\"$numberLong\": \"%lld\"}}},"
              "{\"_id\": 2, \"kind\": \"keep\", \"at\": {\"$date\": {\"$numberLong\": \"%lld\"}}}]}",
              past, past);
-   CHECK (run (e, NULL, buf), "insert tmp");
+   CHECK (ctest_run (e, NULL, buf), "insert tmp");
    /* a second handle shares the directory's monitor and its counters */
    dj_engine_t *e2 = dj_engine_open (dir, &o, &err);
    CHECK (wait_passes (e, 2), "the monitor ran two passes");
@@ -190,12 +175,12 @@ main (void)
     * old is kept at 3600 s and expires at 60 s */
    snprintf (buf, sizeof buf, "{\"insert\": \"ev\", \"documents\": [{\"_id\": 9, \"at\": {\"$date\": {\"$numberLong\": \"%lld\"}}}]}",
              (long long) now_ms () - 600000);
-   CHECK (run (e, NULL, buf), "insert 9");
+   CHECK (ctest_run (e, NULL, buf), "insert 9");
    CHECK (wait_passes (e, 2), "passes");
    s = ids (e, "ev");
    CHECK (!strcmp (s, "2,3,4,6,7,8,9"), "10 minutes old is not expired at 3600 s: %s", s);
    bson_free (s);
-   CHECK (run (e, NULL, "{\"collMod\": \"ev\", \"index\": {\"name\": \"at_1\", \"expireAfterSeconds\": 60}}"), "collMod");
+   CHECK (ctest_run (e, NULL, "{\"collMod\": \"ev\", \"index\": {\"name\": \"at_1\", \"expireAfterSeconds\": 60}}"), "collMod");
    CHECK (wait_passes (e, 2), "passes");
    s = ids (e, "ev");
    CHECK (!strcmp (s, "2,3,4,6,7,8"), "expired at 60 s: %s", s);
@@ -203,14 +188,14 @@ main (void)
 
    /* concurrent writers on another handle, and a transaction that holds the
     * write lock across passes: the monitor waits for it, then deletes */
-   CHECK (run (e, NULL, "{\"createIndexes\": \"busy\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 0}, {\"key\": {\"x\": 1}, \"name\": \"x_1\"}]}"), "busy index");
+   CHECK (ctest_run (e, NULL, "{\"createIndexes\": \"busy\", \"indexes\": [{\"key\": {\"at\": 1}, \"name\": \"at_1\", \"expireAfterSeconds\": 0}, {\"key\": {\"x\": 1}, \"name\": \"x_1\"}]}"), "busy index");
    writer_t w = {.dir = dir};
    pthread_t th;
    pthread_create (&th, NULL, writer_main, &w);
    CHECK (wait_passes (e, 3), "passes with a writer");
    dj_engine_txn_t *t = dj_engine_txn_begin (e, NULL, &err);
    CHECK (t != NULL, "txn: %s", err.message);
-   CHECK (run (e, t, "{\"insert\": \"busy\", \"documents\": [{\"_id\": 1, \"at\": {\"$date\": 0}}]}"), "insert in txn");
+   CHECK (ctest_run (e, t, "{\"insert\": \"busy\", \"documents\": [{\"_id\": 1, \"at\": {\"$date\": 0}}]}"), "insert in txn");
    usleep (1500000); /* a pass is due meanwhile: it waits for the lock */
    CHECK (dj_engine_txn_commit (t, &err), "commit: %s", err.message);
    CHECK (wait_passes (e, 2), "passes after the commit");
@@ -242,7 +227,7 @@ main (void)
          _exit (3);
       }
       snprintf (buf, sizeof buf, "{\"insert\": \"ev\", \"documents\": [{\"_id\": 100, \"at\": {\"$date\": 0}}]}");
-      bool ok = run (c, NULL, buf) && wait_passes (c, 2);
+      bool ok = ctest_run (c, NULL, buf) && wait_passes (c, 2);
       char *left = ids (c, "ev");
       ok = ok && !strstr (left, "100");
       bson_free (left);

@@ -514,3 +514,16 @@ def test_description_kept_per_statement_until_the_schema_changes(cur):
     assert cur.description[0][1] == "INTEGER"
     cur.execute(computed, ["five"])
     assert cur.description[0][1] == "TEXT"
+
+
+def test_insert_returning_is_described_by_the_table(cur):
+    """An INSERT's RETURNING columns are its table's: their type_code is
+    the declared one, as a SELECT of them gives (describe.c), kept per
+    statement rather than named from each execution's values."""
+    cur.execute('ALTER TABLE "x" ALTER COLUMN "v" TYPE varchar(20)')
+    insert = 'INSERT INTO "x" ("v") VALUES (%s) RETURNING "x"."id", "x"."v"'
+    cur.execute(insert, ["a"])
+    first = cur.description
+    assert [(d[0], d[1]) for d in first] == [("id", "INTEGER"), ("v", "VARCHAR(20)")]
+    cur.execute(insert, ["b"])
+    assert cur.description is first and cur.fetchone() == (2, "b")

@@ -183,6 +183,7 @@ typedef struct write_cmd {
    int64_t n, nmod;   /* matched (or inserted, deleted) and modified documents */
    bson_t upserted;   /* update: [{index, _id}] */
    int nups;
+   dj_refs_t *refs;   /* insert: djongoReferences (references.c), NULL: none */
 } write_cmd_t;
 
 /* One statement, the element at `it` (its type not checked yet): false with
@@ -204,12 +205,14 @@ write_cmd_cleanup (write_cmd_t *wc)
    dj_txn_abort (&wc->ctx);
    bson_destroy (&wc->w.arr);
    bson_destroy (&wc->upserted);
-   dj_coll_free (wc->c);
+   dj_coll_checkin_written (wc->ctx.engine, wc->c); /* (freed unless checked out) */
    dj_let_destroy (&wc->let);
+   dj_refs_free (wc->refs);
 }
 
 /* Runs fn over the statements, in the command's one transaction, and
- * commits. False (nothing committed) only for a storage error. */
+ * commits. False (nothing committed) for a storage error, or an insert's
+ * broken djongoReferences. */
 static bool
 write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bson_error_t *error)
 {
@@ -225,6 +228,9 @@ write_cmd_run (write_cmd_t *wc, bson_iter_t *stmts, bool ordered, stmt_fn fn, bs
       if (wc->w.stop) {
          break;
       }
+   }
+   if (wc->refs && !dj_refs_check (wc->refs, &wc->ctx, wc->db, wc->name, error)) {
+      return false;
    }
    return dj_txn_commit (&wc->ctx, error);
 }
@@ -249,6 +255,9 @@ insert_stmt (write_cmd_t *wc, const bson_iter_t *it, int index, bson_error_t *se
    }
    bool ok = (wc->bypass || dj_coll_validate (&wc->ctx, wc->c, &doc, NULL, serr)) && dj_record_insert (&wc->ctx, wc->c, &doc, NULL, serr) &&
              (!wc->c->capped || dj_coll_trim_capped (&wc->ctx, wc->c, serr));
+   if (ok) {
+      dj_refs_note (wc->refs, &doc);
+   }
    bson_destroy (&doc);
    wc->n += ok;
    return ok;
@@ -614,7 +623,8 @@ typedef struct {
    stmt_fn stmt;
 } write_kind_t;
 
-static const char *const insert_known[] = {"documents", "ordered", "bypassDocumentValidation", NULL};
+/* djongoReferences: djongo's own (references.c) */
+static const char *const insert_known[] = {"documents", "ordered", "bypassDocumentValidation", "djongoReferences", NULL};
 static const char *const update_known[] = {"updates", "ordered", "bypassDocumentValidation", "let", NULL};
 static const char *const delete_known[] = {"deletes", "ordered", "let", NULL};
 /* https://www.mongodb.com/docs/manual/reference/command/insert/
@@ -693,7 +703,13 @@ static bool
 load_target (write_cmd_t *wc, const write_kind_t *k, bson_error_t *error)
 {
    switch (k->coll) {
-   case COLL_CREATE: return (wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, error)) != NULL;
+   case COLL_CREATE:
+      /* the handle an earlier command built from the same catalog entry
+       * (a create per row: the entry is not parsed again each time) */
+      if (!(wc->c = dj_coll_checkout (&wc->ctx, wc->db, wc->name, error)) && !error->code) {
+         wc->c = dj_coll_load_or_create (&wc->ctx, wc->db, wc->name, NULL, error);
+      }
+      return wc->c != NULL;
    case COLL_IF_EXISTS: wc->c = dj_coll_load (&wc->ctx, wc->db, wc->name, error); return !error->code; /* missing: nothing to delete */
    case COLL_AT_FIRST_STATEMENT: return true;
    }
@@ -711,7 +727,7 @@ write_command (const write_kind_t *k, dj_engine_t *e, const char *db, const bson
    if ((!k->let || dj_let_parse (cmd, &wc.let, error)) && dj_cmd_target (cmd, db, k->known, &wc.name, error) &&
        get_array (cmd, k->name, k->field, &stmts, error) && check_statements (k, &stmts, error) &&
        parse_ordered (cmd, &ordered, &wc.bypass, error) &&
-       dj_txn_begin (e, true, &wc.ctx, error) && load_target (&wc, k, error) &&
+       (k != &insert_kind || dj_refs_parse (cmd, db, &wc.refs, error)) && dj_txn_begin (e, true, &wc.ctx, error) && load_target (&wc, k, error) &&
        write_cmd_run (&wc, &stmts, ordered, k->stmt, error)) {
       BSON_APPEND_INT32 (reply, "n", (int32_t) wc.n);
       if (k->modified) {

@@ -30,6 +30,8 @@
  *   concern.c    write concerns as a one-member replica set judges them
  *                (dj_engine_write_concern_check: the server and the
  *                embedded transport)
+ *   references.c insert's djongoReferences: the new documents' references
+ *                to other collections checked by the insert itself
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -71,6 +73,17 @@ bool dj_let_parse (const bson_t *cmd, dj_let_t *let, bson_error_t *error);
 void dj_let_destroy (dj_let_t *let);
 /* Reads `collation` from cmd (or a statement) and makes it current. */
 bool dj_cmd_collation (const bson_t *cmd, bson_error_t *error);
+/* ---- references.c: insert's djongoReferences (the file's header) ---------- */
+typedef struct dj_refs dj_refs_t;
+/* cmd's djongoReferences checked into *out (NULL: none given; else owned
+ * by the caller, dj_refs_free); its strings borrow from cmd. */
+bool dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_error_t *error);
+/* Notes the values doc (an inserted document) references (r NULL: none). */
+void dj_refs_note (dj_refs_t *r, const bson_t *doc);
+/* Each noted value has its document, in ctx's transaction; else 121 (the
+ * insert into `coll` then fails as a whole). */
+bool dj_refs_check (dj_refs_t *r, dj_ctx_t *ctx, const char *db, const char *coll, bson_error_t *error);
+void dj_refs_free (dj_refs_t *r);
 /* ---- default_collation.c ------------------------------------------------------------- */
 /* What the dispatcher asks the catalog of the collection a command names
  * before it runs, in one read of its entry: whether it is a view (for

@@ -5,8 +5,19 @@
  * The log is the LMDB database "changes" of the data directory, MongoDB's
  * oplog in miniature:
  *
- *   [8 zero bytes]            -> {bytes: int64, lost: int64}  the meta entry
  *   [seconds u32][inc u32]    -> an entry (BSON), one per change
+ *
+ * and its size record, {bytes: int64, lost: int64}, under the key
+ * "\x01changes" of LMDB's unnamed database (dbi_main), beside the named
+ * databases' own records there ("Database names are keys in the unnamed
+ * database": lmdb.h, mdb_dbi_open). Every write transaction rewrites that
+ * database's page anyway -- the named databases' roots it holds move with
+ * each copy-on-write commit -- so the record written at each commit costs
+ * no page of its own. Kept as the log's first key (8 zero bytes, where
+ * older versions put it, and where a directory they wrote still has it
+ * until its next logged change moves it), it sat on the log's first leaf,
+ * far from the leaf an entry is appended to once the log spans several:
+ * two more pages (that leaf and its branch) written and fsynced per commit.
  *
  * Keys are cluster times (a BSON Timestamp: seconds, increment), big-endian
  * so that key order is time order. An entry is written by the function that
@@ -59,7 +70,9 @@
 #include <stdio.h>
 #include <time.h>
 
+/* Where older versions kept the size record (see above). */
 static const uint8_t META_KEY[8] = {0};
+static const char MAIN_META_KEY[] = "\x01" "changes";
 
 /* ---- the clock ------------------------------------------------------------ */
 
@@ -132,12 +145,25 @@ dj_changes_images_enabled (const dj_coll_t *c)
           bson_iter_find_descendant (&it, "changeStreamPreAndPostImages.enabled", &it) && bson_iter_as_bool (&it);
 }
 
+/* The size record into *bytes and *lost (0 when there is none); *legacy
+ * (may be NULL): whether it was found under the log's old key. */
 static bool
-read_meta (dj_ctx_t *ctx, int64_t *bytes, int64_t *lost, bson_error_t *error)
+read_meta (dj_ctx_t *ctx, int64_t *bytes, int64_t *lost, bool *legacy, bson_error_t *error)
 {
-   MDB_val k = {sizeof META_KEY, (void *) META_KEY}, v;
+   MDB_val k = {sizeof MAIN_META_KEY - 1, (void *) MAIN_META_KEY}, v;
    *bytes = *lost = 0;
-   int rc = mdb_get (ctx->txn, ctx->engine->dbi_changes, &k, &v);
+   if (legacy) {
+      *legacy = false;
+   }
+   int rc = mdb_get (ctx->txn, ctx->engine->dbi_main, &k, &v);
+   if (rc == MDB_NOTFOUND) {
+      k.mv_size = sizeof META_KEY;
+      k.mv_data = (void *) META_KEY;
+      rc = mdb_get (ctx->txn, ctx->engine->dbi_changes, &k, &v);
+      if (legacy) {
+         *legacy = rc == 0;
+      }
+   }
    if (rc == MDB_NOTFOUND) {
       return true;
    }
@@ -210,7 +236,7 @@ append (dj_ctx_t *ctx, bson_t *entry, uint32_t times, bson_error_t *error)
          ctx->chg.last = dj_u64be_read (k.mv_data);
       }
       mdb_cursor_close (cur);
-      if (!read_meta (ctx, &ctx->chg.bytes, &ctx->chg.lost, error)) {
+      if (!read_meta (ctx, &ctx->chg.bytes, &ctx->chg.lost, &ctx->chg.legacy, error)) {
          return false;
       }
       ctx->chg.valid = true;
@@ -254,9 +280,15 @@ dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error)
    bson_t meta = BSON_INITIALIZER;
    BSON_APPEND_INT64 (&meta, "bytes", ctx->chg.bytes);
    BSON_APPEND_INT64 (&meta, "lost", ctx->chg.lost);
-   MDB_val k = {sizeof META_KEY, (void *) META_KEY}, v = {meta.len, (void *) bson_get_data (&meta)};
-   int rc = mdb_put (ctx->txn, ctx->engine->dbi_changes, &k, &v, 0);
+   MDB_val k = {sizeof MAIN_META_KEY - 1, (void *) MAIN_META_KEY}, v = {meta.len, (void *) bson_get_data (&meta)};
+   int rc = mdb_put (ctx->txn, ctx->engine->dbi_main, &k, &v, 0);
    bson_destroy (&meta);
+   if (rc == 0 && ctx->chg.legacy) {
+      /* moved out of the log (once per data directory) */
+      MDB_val old = {sizeof META_KEY, (void *) META_KEY};
+      rc = mdb_del (ctx->txn, ctx->engine->dbi_changes, &old, NULL);
+      ctx->chg.legacy = false;
+   }
    return rc == 0 || dj_lmdb_error (rc, error, "change log write");
 }
 
@@ -706,7 +738,7 @@ bool
 dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint64_t *lost, bson_error_t *error)
 {
    int64_t bytes, lost_ts;
-   if (!read_meta (ctx, &bytes, &lost_ts, error)) {
+   if (!read_meta (ctx, &bytes, &lost_ts, NULL, error)) {
       return false;
    }
    *lost = (uint64_t) lost_ts;

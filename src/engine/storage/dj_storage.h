@@ -119,6 +119,7 @@ struct dj_ctx {
     * record written once, at commit (dirty). Reset by dj_txn_begin. */
    struct {
       bool valid, dirty;
+      bool legacy; /* the size record was found where older versions kept it */
       uint64_t last;       /* the newest entry's time */
       int64_t bytes, lost; /* the log's size; the newest time the cap dropped */
    } chg;
@@ -133,6 +134,7 @@ struct dj_engine {
    struct dj_env *shared; /* refcounted LMDB env for this path */
    MDB_env *env;
    MDB_dbi dbi_catalog, dbi_data, dbi_changes;
+   MDB_dbi dbi_main; /* LMDB's unnamed database: changes.c's size record */
    dj_clock_t *shared_clock; /* the env's */
    int64_t change_log_size;  /* the env's cap on the change log, bytes */
    char *path;
@@ -223,6 +225,11 @@ dj_coll_t *dj_coll_checkout (dj_ctx_t *ctx, const char *db, const char *name, bs
 /* Hands back what dj_coll_checkout gave (NULL: nothing); c is no longer the
  * caller's. */
 void dj_coll_checkin (dj_engine_t *e, dj_coll_t *c);
+/* dj_coll_checkin of a collection a write used (an insert, whose record
+ * ids and index flags change c: its next_rid is forgotten; one whose
+ * flags changed is freed, as dj_record_note_flags dropped its entry).
+ * Anything dj_coll_load gave is freed. */
+void dj_coll_checkin_written (dj_engine_t *e, dj_coll_t *c);
 /* db.name's create options (*options views its catalog entry in LMDB's
  * map: valid while ctx's transaction is); false when there is no such
  * collection. Nothing is built: the dispatcher's question (is it a view,

@@ -28,7 +28,7 @@
 struct dj_env {
    char *realpath; /* owned */
    MDB_env *env;
-   MDB_dbi dbi_catalog, dbi_data, dbi_changes;
+   MDB_dbi dbi_catalog, dbi_data, dbi_changes, dbi_main;
    dj_clock_t clock;        /* the cluster clock (changes.c), its own lock */
    int64_t change_log_size; /* the first opener's cap */
    int refs;
@@ -162,7 +162,10 @@ env_acquire (const char *path, const dj_engine_options_t *opts, bson_error_t *er
    if ((rc = mdb_txn_begin (e->env, NULL, 0, &txn)) ||
        (rc = mdb_dbi_open (txn, "catalog", MDB_CREATE, &e->dbi_catalog)) ||
        (rc = mdb_dbi_open (txn, "data", MDB_CREATE, &e->dbi_data)) ||
-       (rc = mdb_dbi_open (txn, "changes", MDB_CREATE, &e->dbi_changes))) {
+       (rc = mdb_dbi_open (txn, "changes", MDB_CREATE, &e->dbi_changes)) ||
+       /* the unnamed database, which holds the named ones' records (and
+        * the change log's size record: changes.c) */
+       (rc = mdb_dbi_open (txn, NULL, 0, &e->dbi_main))) {
       if (txn && rc) {
          mdb_txn_abort (txn);
       }
@@ -225,6 +228,7 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
    e->dbi_catalog = shared->dbi_catalog;
    e->dbi_data = shared->dbi_data;
    e->dbi_changes = shared->dbi_changes;
+   e->dbi_main = shared->dbi_main;
    e->shared_clock = &shared->clock;
    e->change_log_size = shared->change_log_size;
    e->path = bson_strdup (path);

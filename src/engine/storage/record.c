@@ -120,6 +120,10 @@ dj_record_note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks,
    }
    c->indexes[i].multikey |= ks->multikey;
    c->indexes[i].lossy |= ks->lossy;
+   /* c no longer is what its entry's bytes build: never kept by them
+    * (dj_coll_checkin_written) */
+   bson_free (c->entry);
+   c->entry = NULL;
    return dj_coll_save (ctx, c, error);
 }
 

@@ -422,6 +422,17 @@ dj_coll_checkin (dj_engine_t *e, dj_coll_t *c)
 }
 
 void
+dj_coll_checkin_written (dj_engine_t *e, dj_coll_t *c)
+{
+   if (c) {
+      c->next_rid = 0; /* good inside the transaction that wrote only */
+   }
+   /* (a handle whose index flags the write set has no entry left:
+    * dj_record_note_flags) */
+   dj_coll_checkin (e, c);
+}
+
+void
 dj_coll_free_any (void *c)
 {
    dj_coll_free (c);

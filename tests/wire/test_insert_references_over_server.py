@@ -1,0 +1,68 @@
+"""An INSERT's FOREIGN KEYs over djongo-server: checked by the insert
+command itself (djongoReferences, src/engine/commands/references.c), which
+djongo's transport sends because the server's hello says it reads them --
+one command, one round trip per INSERT, where a query after the insert
+checked the parent row before. A missing parent fails the INSERT with the
+same IntegrityError, and now with nothing written (outside a transaction
+the insert and the query after it were two separate writes' worth: the row
+stayed). The server's profiler (level 2: every operation) shows which
+commands a statement sent."""
+import pymongo
+import pytest
+
+from djongo import driver
+
+TABLES = ('CREATE TABLE "a" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)',
+          'CREATE TABLE "b" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "title" text NOT NULL, '
+          '"a_id" integer NOT NULL REFERENCES "a" ("id") DEFERRABLE INITIALLY DEFERRED)')
+
+
+@pytest.fixture
+def conn(server):
+    c = driver.connect(server.uri, db="d", autocommit=True, tables=driver.TABLES_STRICT)
+    cur = c.cursor()
+    for sql in TABLES:
+        cur.execute(sql)
+    cur.execute('INSERT INTO "a" ("name") VALUES (%s)', ["one"])
+    yield c
+    c.close()
+
+
+def test_hello_says_the_engine_reads_references(server):
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.admin.command("hello")["djongo"] == {"insertReferences": True}
+
+
+def test_no_query_for_the_parent(server, conn):
+    cur = conn.cursor()
+    with pymongo.MongoClient(server.uri) as mc:
+        db = mc.d
+        db.command("profile", 2)
+        cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s) RETURNING "b"."id"', ["t", 1])
+        db.command("profile", 0)
+        ran = [(d["ns"], d["op"]) for d in db.system.profile.find() if "profile" not in d.get("command", {})]
+        # (the first INSERT into b also reads b's table entry and reserves
+        # its id: commands on b and __djongo_tables; none reads a)
+        assert ("d.b", "insert") in ran and not [r for r in ran if r[0] == "d.a"], ran
+        assert cur.fetchone() == (1,)
+        assert list(db.b.find({}, {"_id": 0})) == [{"id": 1, "title": "t", "a_id": 1}]
+    # DEFERRABLE INITIALLY DEFERRED inside a transaction stays the COMMIT's
+    # check (constraint.c), not the insert's: the parent may come later
+    conn.autocommit = False
+    cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 2])
+    cur.execute('INSERT INTO "a" ("id", "name") VALUES (%s, %s)', [2, "two"])
+    conn.commit()
+    conn.autocommit = True
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.d.b.count_documents({"a_id": 2}) == 1
+
+
+def test_missing_parent_fails_and_writes_nothing(server, conn):
+    cur = conn.cursor()
+    with pytest.raises(driver.IntegrityError, match=r"^FOREIGN KEY constraint failed: b\.a_id = 7 has no row in a\.id"):
+        cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s) RETURNING "b"."id"', ["t", 7])
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.d.b.count_documents({}) == 0
+    cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 1])
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.d.b.count_documents({}) == 1
