@@ -23,6 +23,21 @@ le64 (const uint8_t *p)
    return BSON_UINT64_FROM_LE (n);
 }
 
+/* (a value's size + 1: 0, the default, for the variable ones) */
+const uint8_t dj_bwalk_fixed[256] = {
+   [BSON_TYPE_DOUBLE] = 8 + 1,
+   [BSON_TYPE_DATE_TIME] = 8 + 1,
+   [BSON_TYPE_TIMESTAMP] = 8 + 1,
+   [BSON_TYPE_INT64] = 8 + 1,
+   [BSON_TYPE_INT32] = 4 + 1,
+   [BSON_TYPE_NULL] = 0 + 1,
+   [BSON_TYPE_UNDEFINED] = 0 + 1,
+   [BSON_TYPE_MINKEY] = 0 + 1,
+   [BSON_TYPE_MAXKEY] = 0 + 1,
+   [BSON_TYPE_OID] = 12 + 1,
+   [BSON_TYPE_DECIMAL128] = 16 + 1,
+};
+
 /* A string value (int32 length counting its 0, the bytes, the 0) at v
  * with room bytes left: its size, or 0 when it does not fit. */
 static uint32_t

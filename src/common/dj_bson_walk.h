@@ -62,9 +62,13 @@ dj_bwalk_init (dj_bwalk_t *w, const uint8_t *data, uint32_t len)
    return ok;
 }
 
+/* The size + 1 of each type's value when it is fixed, else 0: a
+ * string's read here, the others' in dj_bwalk_value_size (dj_bson_walk.c). */
+extern const uint8_t dj_bwalk_fixed[256];
+
 /* The value size of the element of `type` whose value starts at v, with
  * `room` bytes before the document's end; 0 with *ok false when it is
- * malformed (dj_bson_walk.c). */
+ * malformed. */
 uint32_t dj_bwalk_value_size (uint8_t type, const uint8_t *v, size_t room, bool *ok);
 
 /*
@@ -79,32 +83,26 @@ dj_bwalk_next (dj_bwalk_t *w)
    if (w->p >= w->end) {
       return false;
    }
-   const uint8_t *k = w->p + 1;
-   const uint8_t *z = k < w->end ? memchr (k, 0, (size_t) (w->end - k)) : NULL;
-   if (!z) {
-      w->bad = true;
-      w->p = w->end;
-      return false;
+   /* the key, short as a rule: read here rather than by a call; the
+    * document's trailing 0 (checked by dj_bwalk_init) ends the search */
+   const uint8_t *k = w->p + 1, *z = k;
+   while (*z) {
+      z++;
    }
    const uint8_t *v = z + 1;
    uint8_t t = w->p[0];
-   size_t room = (size_t) (w->end - v);
-   uint32_t n;
-   bool ok = true;
-   /* the fixed sizes inline; lengths read from the value in the .c */
-   switch (t) {
-   case BSON_TYPE_DOUBLE:
-   case BSON_TYPE_DATE_TIME:
-   case BSON_TYPE_TIMESTAMP:
-   case BSON_TYPE_INT64: n = 8; break;
-   case BSON_TYPE_INT32: n = 4; break;
-   case BSON_TYPE_NULL:
-   case BSON_TYPE_UNDEFINED:
-   case BSON_TYPE_MINKEY:
-   case BSON_TYPE_MAXKEY: n = 0; break;
-   case BSON_TYPE_OID: n = 12; break;
-   case BSON_TYPE_DECIMAL128: n = 16; break;
-   default: n = dj_bwalk_value_size (t, v, room, &ok); break;
+   size_t room = z < w->end ? (size_t) (w->end - v) : 0;
+   uint32_t n = (uint32_t) dj_bwalk_fixed[t] - 1, l;
+   bool ok = z < w->end;
+   if (!dj_bwalk_fixed[t] && ok) {
+      if (t == BSON_TYPE_UTF8 && room >= 5) {
+         memcpy (&l, v, 4);
+         l = BSON_UINT32_FROM_LE (l);
+         ok = l >= 1 && l <= room - 4 && v[4 + l - 1] == 0;
+         n = 4 + l;
+      } else {
+         n = dj_bwalk_value_size (t, v, room, &ok);
+      }
    }
    if (!ok || n > room) {
       w->bad = true;

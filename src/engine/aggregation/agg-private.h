@@ -329,6 +329,7 @@ typedef struct {
    ktable_t kt;
    jbucket_t *b; /* owned, kt.n entries */
    size_t cap;
+   dj_buf_t key; /* owned: the encoded key of the last lookup (reused) */
 } jtable_t;
 /* t (zeroed before) indexes the documents of `docs` by their values at fp. */
 void dj_jtable_build (jtable_t *t, const dj_docs_t *docs, const dj_path_t *fp);

@@ -302,11 +302,9 @@ jbucket_t *
 dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
-   dj_buf_t k;
-   dj_buf_init (&k);
-   dj_key_append_collated (&k, v);
-   size_t i = dj_ktable_index (&t->kt, &k, create, &added);
-   dj_buf_cleanup (&k);
+   t->key.len = 0; /* one buffer for every lookup: no allocation per probe */
+   dj_key_append_collated (&t->key, v);
+   size_t i = dj_ktable_index (&t->kt, &t->key, create, &added);
    if (i == SIZE_MAX) {
       return NULL;
    }
@@ -325,6 +323,7 @@ dj_jtable_free (jtable_t *t)
    }
    bson_free (t->b);
    dj_ktable_free (&t->kt);
+   dj_buf_cleanup (&t->key);
 }
 
 /* Foreign document `doc` into v's bucket */
