@@ -392,7 +392,9 @@ dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
  * change while the cache lives (it goes with the pipeline). */
 struct dj_jcache {
    jtable_t jt;
-   dj_docs_t foreign; /* owned */
+   dj_docs_t foreign; /* owned; its documents view bytes (read_foreign) */
+   dj_buf_t bytes;    /* owned: the foreign documents' bytes */
+   bson_t *views;     /* owned: the static bson_t each of `foreign` points to */
    bool built;
 };
 
@@ -408,8 +410,52 @@ dj_agg_jcache_free (dj_jcache_t *c)
    if (c) {
       dj_jtable_free (&c->jt);
       dj_docs_clear (&c->foreign);
+      bson_free (c->views);
+      dj_buf_cleanup (&c->bytes);
       bson_free (c);
    }
+}
+
+/* ---- the hash join's foreign side, read once ----------------------------------
+ * Its documents' bytes go back to back into one buffer, each viewed by a
+ * static bson_t of one array: two allocations for the collection, not one
+ * (an aligned bson_t, glibc's slow memalign path) per document. The views
+ * are read only -- as matches borrowed, or copied (bson_copy) -- and
+ * destroying them frees nothing: `bytes` and `views` go with the table. */
+typedef struct {
+   dj_buf_t *bytes;
+   size_t *offs; /* owned: each document's offset in bytes */
+   size_t n, cap;
+} fread_t;
+
+static bool
+fread_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   fread_t *f = ctx;
+   (void) rid;
+   (void) pos;
+   DJ_GROW (f->offs, f->n, f->cap, 64);
+   f->offs[f->n++] = f->bytes->len;
+   dj_buf_append (f->bytes, bson_get_data (doc), doc->len);
+   return true;
+}
+
+static bool
+read_foreign (const dj_prun_t *run, const char *coll, dj_docs_t *foreign, dj_buf_t *bytes, bson_t **views,
+              bson_error_t *error)
+{
+   fread_t f = {.bytes = bytes};
+   bool ok = dj_agg_scan_collection (run, run->db, coll, NULL, NULL, fread_fn, &f, error);
+   if (ok && f.n) {
+      *views = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * f.n);
+      for (size_t i = 0; i < f.n; i++) {
+         const uint8_t *d = bytes->data + f.offs[i];
+         bson_init_static (&(*views)[i], d, (size_t) dj_le32_read (d)); /* (the scan handed valid documents) */
+         dj_docs_push (foreign, &(*views)[i]);
+      }
+   }
+   bson_free (f.offs);
+   return ok;
 }
 
 static int
@@ -453,19 +499,20 @@ cmp_rid (const void *a, const void *b)
    return (x > y) - (x < y);
 }
 
-/* The foreign collection to probe (owned by the caller), or NULL for the
- * hash join: a collection (not a view) with more than 8 records per
- * document to join (and 64 more), counted from its keys. */
+/* The foreign collection to probe (checked out of the handle's cache:
+ * read only, handed back with dj_coll_checkin), or NULL for the hash
+ * join: a collection (not a view) with more than 8 records per document
+ * to join (and 64 more), counted from its keys. */
 static dj_coll_t *
 probe_target (const dj_prun_t *run, const char *coll, size_t nlocal)
 {
    bson_error_t le = {0}, *error = &le; /* a failure here only means: the hash join (which reports it) */
-   dj_coll_t *c = dj_coll_load (run->ctx, run->db, coll, &le);
+   dj_coll_t *c = dj_coll_checkout (run->ctx, run->db, coll, &le);
    int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
    if (c && !c->view_on && dj_plan_count_upto (run->ctx, c, enough + 1, error) > enough) {
       return c;
    }
-   dj_coll_free (c);
+   dj_coll_checkin (run->ctx->engine, c);
    return NULL;
 }
 
@@ -595,6 +642,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
    jtable_t own_jt = {0}, *jt = s->jcache ? &s->jcache->jt : &own_jt;
    dj_docs_t own_foreign = {0}, *foreign = s->jcache ? &s->jcache->foreign : &own_foreign; /* the hash join's */
+   dj_buf_t own_bytes = {0}, *fbytes = s->jcache ? &s->jcache->bytes : &own_bytes; /* (read_foreign) */
+   bson_t *own_views = NULL, **fviews = s->jcache ? &s->jcache->views : &own_views;
    dj_path_t lp = {0};
    bool joined = s->jcache && s->jcache->built;
    const dj_prun_t *run = r->run;
@@ -613,7 +662,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       return false;
    }
    dj_path_t fp = {0};
-   dj_coll_t *probe = NULL; /* the foreign collection while probing its index (owned) */
+   dj_coll_t *probe = NULL; /* the foreign collection while probing its index (checked out: probe_target) */
    if (s->local && s->str2) {
       ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error);
       if (ok) {
@@ -630,7 +679,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       ok = dj_agg_pregroup_build (r, s, docs, &lp, &fp, probe, &pg);
    }
    if (pg.on) {
-      dj_coll_free (probe);
+      dj_coll_checkin (run->ctx->engine, probe);
       probe = NULL;
    }
    /* each document's matches; the list and the hash join's hits are reused
@@ -640,10 +689,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    size_t *hits = NULL, hcap = 0;
    for (size_t i = 0; ok && i < docs->n; i++) {
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
-      dj_eval_t ev;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
+      dj_eval_t ev, vars;
+      if (s->nlet || s->sub) {
+         /* (only let and a sub-pipeline evaluate anything here) */
+         dj_agg_eval_setup (r, &ev, docs->v[i]);
+         vars = ev;
+      }
       /* let variables, evaluated against the local document */
-      dj_eval_t vars = ev;
       for (int k = 0; ok && k < s->nlet; k++) {
          bson_value_t lv;
          ok = dj_expr_eval (s->let_exprs[k], &ev, &lv);
@@ -663,13 +715,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = probe_matches (run, probe, s, &lp, docs->v[i], &matches, &probed, r->error);
          if (ok && !probed) {
             /* no index serves this probe: the hash join from here on */
-            dj_coll_free (probe);
+            dj_coll_checkin (run->ctx->engine, probe);
             probe = NULL;
          }
       }
       if (ok && !pg.on && !probe && s->local && s->str2 && !joined) {
          /* the foreign side, once: a hash table on foreignField */
-         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, foreign, r->error);
+         ok = read_foreign (run, s->str2, foreign, fbytes, fviews, r->error);
          if (ok) {
             dj_jtable_build (jt, foreign, &fp);
             joined = true;
@@ -804,12 +856,14 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    dj_docs_clear (&foreign_all);
    dj_agg_pregroup_free (&pg, s);
-   dj_coll_free (probe);
+   dj_coll_checkin (run->ctx->engine, probe);
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
    dj_jtable_free (&own_jt);
    dj_docs_clear (&own_foreign);
+   bson_free (own_views);
+   dj_buf_cleanup (&own_bytes);
    bson_free (vals.v);
    return ok;
 }
