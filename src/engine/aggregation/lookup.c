@@ -593,24 +593,47 @@ dj_agg_coalesce (dj_pipeline_t *p)
    }
 }
 
-/* The outputs of local document doc for its matches (what the folded
- * $unwind would make of `as`: one per match; none, or doc without `as`
- * when preserving, for no match) appended to out. */
+/* The outputs of the local document at *slot for its matches (what the
+ * folded $unwind would make of `as`: one per match; none, or the document
+ * without `as` when preserving, for no match) appended to out. */
 static bool
-unwind_matches (rctx_t *r, const stage_t *s, const bson_t *doc, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
+unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
 {
+   const bson_t *doc = *slot;
    if (s->project) {
       /* the folded select list, over doc with `as` set to each match */
       dj_eval_t ev;
       bool ok = true;
-      for (size_t k = 0; ok && k < (matches->n ? matches->n : s->unwind_preserve); k++) {
-         bson_t *row = bson_new ();
+      size_t nout = matches->n ? matches->n : (size_t) s->unwind_preserve;
+      for (size_t k = 0; ok && k < nout; k++) {
+         const bson_t *match = matches->n ? matches->v[k] : NULL;
          dj_agg_eval_setup (r, &ev, doc);
-         ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, matches->n ? matches->v[k] : NULL, row);
-         if (ok) {
-            dj_docs_push (out, row);
+         if (k + 1 < nout) {
+            bson_t *row = bson_new ();
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, row);
+            if (ok) {
+               dj_docs_push (out, row);
+            } else {
+               bson_destroy (row);
+            }
          } else {
-            bson_destroy (row);
+            /* the last row takes the local document's bson_t (the stage's
+             * own: dj_docs_push steals), written over once the row is
+             * made -- a heap bson_t is an aligned allocation, glibc's slow
+             * one, and this saves one per row of a one-to-one join */
+            bson_t row = BSON_INITIALIZER;
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, &row);
+            if (ok) {
+               bson_t *mine = *slot;
+               bson_reinit (mine);
+               uint8_t *w = bson_reserve_buffer (mine, row.len);
+               if (w) {
+                  memcpy (w, bson_get_data (&row), row.len);
+               }
+               dj_docs_push (out, mine);
+               *slot = NULL; /* moved */
+            }
+            bson_destroy (&row);
          }
          dj_arena_reset (r->arena);
       }
@@ -814,7 +837,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
       if (ok && s->unwinding) {
-         ok = unwind_matches (r, s, docs->v[i], &as, &matches, &unwound);
+         ok = unwind_matches (r, s, &docs->v[i], &as, &matches, &unwound);
       } else if (ok) {
          bson_t arr = BSON_INITIALIZER;
          for (size_t k = 0; k < matches.n; k++) {
