@@ -25,6 +25,7 @@ typedef struct {
    const dj_path_t *path; /* borrowed from expr */
    const dj_expr_t *expr; /* borrowed from the shape */
    size_t len0;           /* the length of path->parts[0] */
+   size_t len_last;       /* the length of its last part */
    int same0;             /* the next field whose path starts alike, or -1 */
 } rfield_t;
 
@@ -68,6 +69,7 @@ dj_rpaths_new (const dj_reshape_t *r)
       f->expr = k->expr;
       f->path = dj_expr_field_path (k->expr);
       f->len0 = strlen (f->path->parts[0]);
+      f->len_last = strlen (f->path->parts[f->path->n - 1]);
       f->same0 = -1;
    }
    for (int i = 0; i < rp->n; i++) {
@@ -109,14 +111,13 @@ typedef struct {
 #define MAPPED 0xF0
 #define OVERLAID 0xF1
 
-/* The element at key in the document whose bytes e views, into *out;
+/* The element at key (len bytes) in the document whose bytes e views, into *out;
  * false when there is none (the first of duplicate keys, as a search
  * from the start finds). */
 static bool
-elem_find (const relem_t *e, const char *key, relem_t *out)
+elem_find (const relem_t *e, const char *key, size_t len, relem_t *out)
 {
    dj_bwalk_t w;
-   size_t len = strlen (key);
    dj_bwalk_init (&w, e->val, (uint32_t) (e->end - e->val));
    while (dj_bwalk_next (&w)) {
       if (w.key_len == len && !memcmp (w.key, key, len)) {
@@ -231,7 +232,10 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
             any_mapped = true;
          } else {
             relem_t in = *e;
-            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, f->path->parts[p], e)) {
+            const char *part = f->path->parts[p];
+            /* (the parts lie back to back, each ended by its 0) */
+            size_t plen = p + 1 < f->path->n ? (size_t) (f->path->parts[p + 1] - part - 1) : f->len_last;
+            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, part, plen, e)) {
                e->type = 0; /* missing: left out */
             }
          }
