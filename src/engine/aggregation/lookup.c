@@ -319,7 +319,7 @@ void
 dj_jtable_free (jtable_t *t)
 {
    for (size_t i = 0; i < t->kt.n; i++) {
-      bson_free (t->b[i].docs);
+      bson_free (t->b[i].more);
    }
    bson_free (t->b);
    dj_ktable_free (&t->kt);
@@ -331,11 +331,16 @@ static void
 jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 {
    jbucket_t *b = dj_jtable_find (t, v, true);
-   if (b->n && b->docs[b->n - 1] == doc) {
+   if (b->n && dj_jbucket_doc (b, b->n - 1) == doc) {
       return; /* [1, 1] indexes the document once */
    }
-   DJ_GROW (b->docs, b->n, b->cap, 4);
-   b->docs[b->n++] = doc;
+   if (b->n) {
+      DJ_GROW (b->more, b->n - 1, b->cap, 4);
+      b->more[b->n - 1] = doc;
+   } else {
+      b->first = doc;
+   }
+   b->n++;
 }
 
 void
@@ -770,7 +775,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             jbucket_t *b = dj_jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, hcap, 8);
-               hits[nhits++] = b->docs[h];
+               hits[nhits++] = dj_jbucket_doc (b, h);
             }
          }
          if (nhits > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
