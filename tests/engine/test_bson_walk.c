@@ -99,27 +99,6 @@ same_values (const bson_t *d)
    return same;
 }
 
-/* libbson reads the whole document, nested ones included, without an
- * error (bson_validate() passes a truncated last element in libbson
- * 1.23: the iteration's err_off is checked too). */
-static bool
-libbson_valid (const uint8_t *data, uint32_t len)
-{
-   bson_t b;
-   bson_iter_t it;
-   if (!bson_init_static (&b, data, len) || !bson_validate (&b, BSON_VALIDATE_NONE, NULL) || !bson_iter_init (&it, &b)) {
-      return false;
-   }
-   while (bson_iter_next (&it)) {
-      const bson_value_t *v = bson_iter_value (&it);
-      if ((v->value_type == BSON_TYPE_DOCUMENT || v->value_type == BSON_TYPE_ARRAY) &&
-          !libbson_valid (v->value.v_doc.data, v->value.v_doc.data_len)) {
-         return false;
-      }
-   }
-   return !it.err_off;
-}
-
 /* A valid document is read alike to its deepest level; any other alike
  * as far as the walk goes: the elements it yields at the top level are
  * the first ones libbson's iterator yields (the walk may stop earlier,
@@ -130,7 +109,7 @@ same_reading (const uint8_t *data, uint32_t len)
 {
    static trace_t a, b;
    a.n = b.n = 0;
-   if (libbson_valid (data, len)) {
+   if (ctest_strict_valid (data, len)) {
       trace_libbson (data, len, &a, 0, 8);
       trace_walk (data, len, &b, 0, 8);
       return a.n == b.n && !memcmp (a.v, b.v, sizeof (uint32_t) * (size_t) a.n);

@@ -429,18 +429,16 @@ dj_agg_jcache_free (dj_jcache_t *c)
  * destroying them frees nothing: `bytes` and `views` go with the table. */
 typedef struct {
    dj_buf_t *bytes;
-   size_t *offs; /* owned: each document's offset in bytes */
-   size_t n, cap;
+   dj_buf_t offs; /* owned: each document's offset in bytes, a size_t each */
 } fread_t;
 
 static bool
 fread_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
    fread_t *f = ctx;
-   (void) rid;
-   (void) pos;
-   DJ_GROW (f->offs, f->n, f->cap, 64);
-   f->offs[f->n++] = f->bytes->len;
+   size_t at = f->bytes->len;
+   (void) rid, (void) pos;
+   dj_buf_append (&f->offs, &at, sizeof at);
    dj_buf_append (f->bytes, bson_get_data (doc), doc->len);
    return true;
 }
@@ -451,15 +449,18 @@ read_foreign (const dj_prun_t *run, const char *coll, dj_docs_t *foreign, dj_buf
 {
    fread_t f = {.bytes = bytes};
    bool ok = dj_agg_scan_collection (run, run->db, coll, NULL, NULL, fread_fn, &f, error);
-   if (ok && f.n) {
-      *views = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * f.n);
-      for (size_t i = 0; i < f.n; i++) {
-         const uint8_t *d = bytes->data + f.offs[i];
+   size_t n = f.offs.len / sizeof (size_t);
+   if (ok && n) {
+      *views = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * n);
+      for (size_t i = 0; i < n; i++) {
+         size_t at;
+         memcpy (&at, f.offs.data + i * sizeof at, sizeof at);
+         const uint8_t *d = bytes->data + at;
          bson_init_static (&(*views)[i], d, (size_t) dj_le32_read (d)); /* (the scan handed valid documents) */
          dj_docs_push (foreign, &(*views)[i]);
       }
    }
-   bson_free (f.offs);
+   dj_buf_cleanup (&f.offs);
    return ok;
 }
 
