@@ -106,12 +106,12 @@ dj_bwalk_value_size (uint8_t type, const uint8_t *v, size_t room, bool *ok)
 }
 
 void
-dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out)
+dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t *out)
 {
-   const uint8_t *v = w->val;
+   const uint8_t *v = val;
    memset (out, 0, sizeof *out);
-   out->value_type = (bson_type_t) w->type;
-   switch (w->type) {
+   out->value_type = (bson_type_t) type;
+   switch (type) {
    case BSON_TYPE_DOUBLE: {
       uint64_t bits = le64 (v);
       memcpy (&out->value.v_double, &bits, 8);
@@ -124,7 +124,7 @@ dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out)
    case BSON_TYPE_DOCUMENT:
    case BSON_TYPE_ARRAY:
       out->value.v_doc.data = (uint8_t *) v;
-      out->value.v_doc.data_len = w->val_len;
+      out->value.v_doc.data_len = len;
       break;
    case BSON_TYPE_BINARY:
       out->value.v_binary.subtype = (bson_subtype_t) v[4];

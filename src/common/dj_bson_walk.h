@@ -119,11 +119,19 @@ dj_bwalk_next (dj_bwalk_t *w)
 }
 
 /*
- * dj_bwalk_value --
- *    The current element as the bson_value_t bson_iter_value() gives
- *    (its strings and documents borrowed from the walked bytes).
+ * dj_bson_value_read --
+ *    The value of `type` whose `len` bytes (checked: as a walk found them)
+ *    are at val, as the bson_value_t bson_iter_value() gives (its strings
+ *    and documents borrowed from those bytes).
  */
-void dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out);
+void dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t *out);
+
+/* The current element's value (dj_bson_value_read). */
+static inline void
+dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out)
+{
+   dj_bson_value_read (w->type, w->val, w->val_len, out);
+}
 
 /* The current element's bytes, from its type byte to its value's end. */
 static inline const uint8_t *

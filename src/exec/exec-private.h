@@ -38,6 +38,7 @@ struct dj_exec {
    bool stmt_in_txn;  /* the running statement is inside a transaction */
    bool blocks_off;   /* the running statement takes its ids from the counter */
    bool block_used;   /* the running statement took an id from a block */
+   bool row_docs;     /* dj_exec_set_row_docs */
 };
 
 /* exec.c */
@@ -68,6 +69,8 @@ typedef struct {
 } exec_rows_t;
 void exec_rows_begin (exec_rows_t *r, bson_t *rows, int64_t *nrows);
 void exec_rows_add (exec_rows_t *r, const dj_mql_t *m, const bson_t *doc);
+/* doc itself added (a result of documents: dj_result_t.docs). */
+void exec_rows_add_doc (exec_rows_t *r, const bson_t *doc);
 void exec_rows_end (exec_rows_t *r);
 /* One document's row appended to rows (a batch of one). */
 void exec_append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows);

@@ -120,7 +120,7 @@ exec_next_document (bson_iter_t *arr, bson_t *doc)
 
 /* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
 static int64_t
-take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, int64_t *nrows)
+take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool docs, bson_t *rows, int64_t *nrows)
 {
    bson_iter_t it, cur;
    int64_t id = 0;
@@ -143,7 +143,11 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
          while (dj_bwalk_next (&w)) {
             bson_t doc;
             if (w.type == BSON_TYPE_DOCUMENT && bson_init_static (&doc, w.val, w.val_len)) {
-               exec_rows_add (&r, m, &doc);
+               if (docs) {
+                  exec_rows_add_doc (&r, &doc);
+               } else {
+                  exec_rows_add (&r, m, &doc);
+               }
             }
          }
          exec_rows_end (&r);
@@ -176,18 +180,19 @@ run_explain (dj_exec_t *x, const bson_t *cmd, bson_t *rows, bson_error_t *error)
 /* Runs a cursor-returning command and appends all its rows (getMore until
  * the cursor is exhausted). */
 static bool
-run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int64_t *nrows, bson_error_t *error)
+run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bool docs, bson_t *rows, int64_t *nrows,
+          bson_error_t *error)
 {
    bson_t reply;
    bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
-   int64_t id = ok ? take_batch (&reply, "firstBatch", m, rows, nrows) : 0;
+   int64_t id = ok ? take_batch (&reply, "firstBatch", m, docs, rows, nrows) : 0;
    bson_destroy (&reply);
    while (ok && id != 0) {
       bson_t more = BSON_INITIALIZER;
       BSON_APPEND_INT64 (&more, "getMore", id);
       BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
       ok = exec_run_cmd (x, x->db, &more, false, &reply, error);
-      id = ok ? take_batch (&reply, "nextBatch", m, rows, nrows) : 0;
+      id = ok ? take_batch (&reply, "nextBatch", m, docs, rows, nrows) : 0;
       bson_destroy (&reply);
       bson_destroy (&more);
    }
@@ -904,6 +909,12 @@ dj_exec_set_engine_ops (dj_exec_t *x, bool available)
    x->engine_ops = available;
 }
 
+void
+dj_exec_set_row_docs (dj_exec_t *x, bool on)
+{
+   x->row_docs = on;
+}
+
 /* ---- NOT NULL ---- */
 
 /* Whether `name` is in the array at `list`. */
@@ -1172,7 +1183,7 @@ compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bson_t rows = BSON_INITIALIZER;
    int64_t n = 0;
    dj_mql_t star = {.star = true, .collection = "$cmd.aggregate"};
-   bool ok = run_rows (x, &star, m->commands[0], &rows, &n, error);
+   bool ok = run_rows (x, &star, m->commands[0], false, &rows, &n, error);
    if (ok && !dj_mql_set_values (m, &rows)) {
       ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the values of an INSERT came back in another shape");
    }
@@ -1261,7 +1272,10 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
       }
       if (m->kind == DJ_MQL_ROWS && last) {
          int64_t n = 0;
-         ok = run_rows (x, m, m->commands[i], out->rows, &n, error);
+         /* the documents themselves, for a client that reads their cells
+          * (dj_exec_set_row_docs); SELECT * of an unrecorded table: rows */
+         out->docs = x->row_docs && !m->star;
+         ok = run_rows (x, m, m->commands[i], out->docs, out->rows, &n, error);
          out->rowcount = n;
          continue;
       }
@@ -1270,7 +1284,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          bson_t ids = BSON_INITIALIZER;
          int64_t n = 0;
          dj_mql_t idcols = {.ncolumns = 0, .star = true, .collection = m->collection};
-         ok = run_rows (x, &idcols, m->commands[i], &ids, &n, error);
+         ok = run_rows (x, &idcols, m->commands[i], false, &ids, &n, error);
          if (ok) {
             /* each row is [c0] (star: the document's one field) */
             bson_t flat = BSON_INITIALIZER;

@@ -4,13 +4,15 @@
  * array, in column order (NULL when missing; a DATETIME column's date and
  * remainder one exact cell), or, for SELECT *, every field in order.
  *
- * A row is written as bytes: the fields usually come in the columns'
- * order (a projection keeps its specification's, an INSERT's documents
- * their VALUES'), so each column is first looked for at the field after
- * the last one found -- read with dj_bson_walk.h, copied as it is under
- * the cell's index -- and only then by its path. A cursor batch's rows
- * are written into one buffer (exec_rows_t) and appended to the result at
- * once, not row by row through libbson.
+ * The fields usually come in the columns' order (a projection keeps its
+ * specification's, an INSERT's documents their VALUES'), so each column
+ * is first looked for at the field after the last one found -- read with
+ * dj_bson_walk.h -- and only then by its path (dj_exec_row_cells). A row
+ * is written as bytes, each cell's value copied as it is under its index;
+ * a cursor batch's rows go into one buffer (exec_rows_t) appended to the
+ * result at once, not row by row through libbson. A client that reads
+ * the cells itself (dj_exec_set_row_docs: the DB-API driver, making its
+ * tuples) gets the documents instead, and no rows are written at all.
  */
 #include <stdio.h>
 #include <string.h>
@@ -52,19 +54,59 @@ append_dt_cell (bson_t *row, const char *key, const bson_t *doc, const char *pat
 }
 
 /* The one element of `one` (a cell built with libbson: a path found
- * below the top level, NULL, an exact datetime) appended to the row's
- * bytes b; `one` destroyed. */
+ * below the top level, NULL, an exact datetime) handed to fn as column
+ * i's cell; `one` destroyed. */
 static void
-put_built_cell (dj_buf_t *b, bson_t *one)
+built_cell (dj_exec_cell_fn fn, void *ctx, int i, bson_t *one)
 {
-   dj_buf_append (b, bson_get_data (one) + 4, one->len - 5);
+   dj_bwalk_t c;
+   if (dj_bwalk_init (&c, bson_get_data (one), one->len) && dj_bwalk_next (&c)) {
+      fn (ctx, i, c.type, c.val, c.val_len);
+   }
    bson_destroy (one);
 }
 
-/* The cell `key: value` (type, value bytes) appended to b. */
-static void
-put_cell (dj_buf_t *b, const char *key, size_t klen, uint8_t type, const uint8_t *val, uint32_t vlen)
+void
+dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx)
 {
+   dj_bwalk_t w;
+   bool have = dj_bwalk_init (&w, bson_get_data (doc), doc->len) && dj_bwalk_next (&w);
+   int ncols = m->star ? INT32_MAX : m->ncolumns;
+   for (int i = 0; i < ncols && (have || !m->star); i++) {
+      bool here = have && (m->star || !strcmp (w.key, m->columns[i].path));
+      if (!m->star && m->columns[i].us) {
+         /* a DATETIME column: its date and remainder made one exact cell */
+         bson_t one = BSON_INITIALIZER;
+         bson_iter_t it, found;
+         if (here) {
+            bson_value_t v;
+            dj_bwalk_value (&w, &v);
+            append_dt_cell (&one, "0", doc, m->columns[i].path, &v);
+            have = dj_bwalk_next (&w);
+         } else if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
+            append_dt_cell (&one, "0", doc, m->columns[i].path, bson_iter_value (&found));
+         } else {
+            bson_append_null (&one, "0", 1);
+         }
+         built_cell (fn, ctx, i, &one);
+      } else if (here) {
+         fn (ctx, i, w.type, w.val, w.val_len);
+         have = dj_bwalk_next (&w);
+      } else {
+         bson_t one = BSON_INITIALIZER;
+         append_cell (&one, "0", doc, m->columns[i].path);
+         built_cell (fn, ctx, i, &one);
+      }
+   }
+}
+
+/* A row's cell written as the element `<i>: value` into the buffer at ctx. */
+static void
+put_cell (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t vlen)
+{
+   dj_buf_t *b = ctx;
+   char key[16];
+   size_t klen = i < 10 ? (key[0] = (char) ('0' + i), key[1] = 0, 1) : dj_bson_array_key ((uint32_t) i, key);
    if (b->len + 2 + klen + vlen > b->cap) {
       dj_buf_reserve (b, 2 + klen + vlen);
    }
@@ -76,48 +118,27 @@ put_cell (dj_buf_t *b, const char *key, size_t klen, uint8_t type, const uint8_t
    b->len += 2 + klen + vlen;
 }
 
+/* Appends the type and key (index) of an element to b, with room for
+ * its value; returns where the value starts. */
+static size_t
+put_head (dj_buf_t *b, uint8_t type, uint32_t index, size_t room)
+{
+   char kb[16];
+   size_t klen = dj_bson_array_key (index, kb);
+   dj_buf_reserve (b, 1 + klen + 1 + room);
+   dj_buf_putc (b, type);
+   dj_buf_append (b, kb, klen + 1);
+   return b->len;
+}
+
 /* Appends doc's row as element `index` (an array of m's columns) to the
  * elements being written in b. */
 static void
 put_row (const dj_mql_t *m, const bson_t *doc, uint32_t index, dj_buf_t *b)
 {
-   char kb[16], cb[16];
-   size_t klen = dj_bson_array_key (index, kb);
-   dj_buf_reserve (b, 1 + klen + 1 + 4 + doc->len + 64);
-   dj_buf_putc (b, BSON_TYPE_ARRAY);
-   dj_buf_append (b, kb, klen + 1);
-   size_t start = b->len;
+   size_t start = put_head (b, BSON_TYPE_ARRAY, index, 4 + doc->len + 64);
    dj_buf_put_u32le (b, 0); /* the row's length, set below */
-   dj_bwalk_t w;
-   bool have = dj_bwalk_init (&w, bson_get_data (doc), doc->len) && dj_bwalk_next (&w);
-   int ncols = m->star ? INT32_MAX : m->ncolumns;
-   for (int i = 0; i < ncols && (have || !m->star); i++) {
-      size_t cl = i < 10 ? (cb[0] = (char) ('0' + i), cb[1] = 0, 1) : dj_bson_array_key ((uint32_t) i, cb);
-      bool here = have && (m->star || !strcmp (w.key, m->columns[i].path));
-      if (!m->star && m->columns[i].us) {
-         /* a DATETIME column: its date and remainder made one exact cell */
-         bson_t one = BSON_INITIALIZER;
-         bson_iter_t it, found;
-         if (here) {
-            bson_value_t v;
-            dj_bwalk_value (&w, &v);
-            append_dt_cell (&one, cb, doc, m->columns[i].path, &v);
-            have = dj_bwalk_next (&w);
-         } else if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
-            append_dt_cell (&one, cb, doc, m->columns[i].path, bson_iter_value (&found));
-         } else {
-            bson_append_null (&one, cb, -1);
-         }
-         put_built_cell (b, &one);
-      } else if (here) {
-         put_cell (b, cb, cl, w.type, w.val, w.val_len);
-         have = dj_bwalk_next (&w);
-      } else {
-         bson_t one = BSON_INITIALIZER;
-         append_cell (&one, cb, doc, m->columns[i].path);
-         put_built_cell (b, &one);
-      }
-   }
+   dj_exec_row_cells (m, doc, put_cell, b);
    dj_buf_putc (b, 0);
    dj_le32_write (b->data + start, (uint32_t) (b->len - start));
 }
@@ -135,6 +156,13 @@ void
 exec_rows_add (exec_rows_t *r, const dj_mql_t *m, const bson_t *doc)
 {
    put_row (m, doc, (uint32_t) (*r->nrows)++, &r->b);
+}
+
+void
+exec_rows_add_doc (exec_rows_t *r, const bson_t *doc)
+{
+   put_head (&r->b, BSON_TYPE_DOCUMENT, (uint32_t) (*r->nrows)++, doc->len);
+   dj_buf_append (&r->b, bson_get_data (doc), doc->len);
 }
 
 void

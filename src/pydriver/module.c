@@ -553,6 +553,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    dj_exec_set_outside_run (self->exec, dj_transport_run_outside);
    dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    dj_exec_set_engine_ops (self->exec, !strcmp (dj_transport_kind (t), "embedded"));
+   dj_exec_set_row_docs (self->exec, true); /* the tuples are made from the documents (Connection_execute) */
    self->lock = PyThread_allocate_lock ();
    if (!self->lock) {
       PyErr_NoMemory ();
@@ -911,6 +912,52 @@ done:
    return result;
 }
 
+/* A row's tuple being filled from a document's cells (dj_exec_row_cells). */
+typedef struct {
+   PyObject *t; /* borrowed: the row's tuple */
+   bool failed; /* a value could not be converted (Python error set) */
+} cells_t;
+
+static void
+cell_to_py (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len)
+{
+   cells_t *c = ctx;
+   bson_value_t bv;
+   if (c->failed || i >= PyTuple_GET_SIZE (c->t) || PyTuple_GET_ITEM (c->t, i)) {
+      return;
+   }
+   dj_bson_value_read (type, val, len, &bv);
+   PyObject *v = value_to_py (&bv, 0);
+   if (!v) {
+      c->failed = true;
+      return;
+   }
+   PyTuple_SET_ITEM (c->t, i, v);
+}
+
+/* The tuple of m's columns from result document doc (new reference; NULL
+ * with a Python error). */
+static PyObject *
+doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
+{
+   bson_t doc;
+   PyObject *t = PyTuple_New (m->ncolumns);
+   if (!t || !bson_init_static (&doc, data, len)) {
+      return t;
+   }
+   cells_t c = {.t = t};
+   dj_exec_row_cells (m, &doc, cell_to_py, &c);
+   for (Py_ssize_t i = 0; !c.failed && i < m->ncolumns; i++) {
+      if (!PyTuple_GET_ITEM (t, i)) {
+         PyTuple_SET_ITEM (t, i, Py_NewRef (Py_None)); /* (every column gives a cell: never left empty) */
+      }
+   }
+   if (c.failed) {
+      Py_CLEAR (t);
+   }
+   return t;
+}
+
 /* execute(sql, params) -> (description, rows, rowcount, lastrowid, txn, untyped)
  *   description: PEP 249's cursor.description (describe.c: kept per SQL
  *     text), or None for statements without rows
@@ -987,6 +1034,15 @@ Connection_execute (ConnectionObject *self, PyObject *args)
       dj_bwalk_t ri, ci;
       if (desc && dj_bwalk_init (&ri, bson_get_data (r.rows), r.rows->len)) {
          while (rows && dj_bwalk_next (&ri)) {
+            if (r.docs && ri.type == BSON_TYPE_DOCUMENT) {
+               /* a result document: its cells read once, into the tuple */
+               PyObject *t = doc_row (&m, ri.val, ri.val_len);
+               if (!t || PyList_Append (rows, t) < 0) {
+                  Py_CLEAR (rows);
+               }
+               Py_XDECREF (t);
+               continue;
+            }
             if ((ri.type != BSON_TYPE_ARRAY && ri.type != BSON_TYPE_DOCUMENT) ||
                 !dj_bwalk_init (&ci, ri.val, ri.val_len)) {
                continue;
