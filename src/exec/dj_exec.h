@@ -7,7 +7,9 @@
  * needs beyond its commands happens here, once, for every client (the
  * djongo-sql tool and the DB-API driver alike):
  *  - rows: cursor batches drained with getMore, each document turned into a
- *    row in SELECT order (a missing field is NULL);
+ *    row in SELECT order (a missing field is NULL) -- or kept as it came for
+ *    a client that reads each one's cells itself (dj_exec_set_row_docs,
+ *    dj_exec_row_cells: the DB-API driver);
  *  - write results: rowcount from the reply's n; per-document writeErrors
  *    become the statement's error (DuplicateKey 11000 ...), except those an
  *    INSERT OR IGNORE asked to skip;
@@ -175,11 +177,33 @@ void dj_exec_destroy (dj_exec_t *x);
 const char *dj_exec_db (const dj_exec_t *x);
 
 typedef struct {
-   bson_t *rows;       /* owned: an array of rows, each an array in column order */
+   bson_t *rows;       /* owned: an array of rows, each an array in column order;
+                          or, when `docs`, of the cursor's documents, whose
+                          cells dj_exec_row_cells() reads */
    int64_t rowcount;   /* rows returned, or documents written; -1 for DDL */
    int64_t lastrowid;  /* last auto-increment id an INSERT gave, if has_lastrowid */
    bool has_lastrowid;
+   bool docs;          /* rows are documents (dj_exec_set_row_docs) */
 } dj_result_t;
+
+/**
+ * Whether a SELECT's result may hold the cursor's documents as they came
+ * (dj_result_t.docs) rather than rows made of them: a client that reads
+ * each document's cells once (the DB-API driver, building its tuples)
+ * saves writing every row. Off by default (djongo-sql prints rows). A
+ * SELECT * of a table without recorded columns, and EXPLAIN, still give rows.
+ */
+void dj_exec_set_row_docs (dj_exec_t *x, bool on);
+
+/**
+ * The cells of doc's row for m's columns, in order: fn (ctx, i, type,
+ * value bytes) for column i -- the field at its path (usually the next
+ * one: a projection keeps the columns' order), NULL when missing, a
+ * DATETIME column's date and microseconds as one exact datetime. For a
+ * SELECT * m (star), each field of doc. The bytes are valid during the call.
+ */
+typedef void (*dj_exec_cell_fn) (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len);
+void dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx);
 
 /**
  * Runs a bound statement. @p m is modified (an INSERT gets its ids; an

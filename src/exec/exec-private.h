@@ -1,10 +1,11 @@
 /*
- * exec-private.h -- what exec.c, constraint.c, generated.c, defaults.c, rename_indexes.c and catalog.c
+ * exec-private.h -- what exec.c, constraint.c, generated.c, defaults.c, rename_indexes.c, rows.c and catalog.c
  * (dj_catalog_t over the table entries) share (not installed).
  */
 #ifndef DJ_EXEC_PRIVATE_H
 #define DJ_EXEC_PRIVATE_H
 
+#include "dj_buf.h"
 #include "dj_exec.h"
 
 /* A block of AUTOINCREMENT ids this connection reserved (idblock.c). */
@@ -38,6 +39,7 @@ struct dj_exec {
    bool stmt_in_txn;  /* the running statement is inside a transaction */
    bool blocks_off;   /* the running statement takes its ids from the counter */
    bool block_used;   /* the running statement took an id from a block */
+   bool row_docs;     /* dj_exec_set_row_docs */
 };
 
 /* exec.c */
@@ -57,6 +59,22 @@ bool exec_next_document (bson_iter_t *arr, bson_t *doc);
  * new form of doc under key into arr, or fails with error set. */
 typedef bool (*exec_doc_rewrite_fn) (const bson_t *doc, const char *key, bson_t *arr, void *ctx, bson_error_t *error);
 bool exec_rewrite_documents (dj_mql_t *m, exec_doc_rewrite_fn fn, void *ctx, bson_error_t *error);
+
+/* rows.c: documents turned into rows of a statement's columns */
+/* A batch of rows being written: begun, each document added, ended (the
+ * rows appended to `rows` at once; *nrows counts them and keys the next). */
+typedef struct {
+   bson_t *rows;   /* borrowed: the result's array */
+   int64_t *nrows; /* borrowed */
+   dj_buf_t b;     /* owned: the rows' elements as a document's bytes */
+} exec_rows_t;
+void exec_rows_begin (exec_rows_t *r, bson_t *rows, int64_t *nrows);
+void exec_rows_add (exec_rows_t *r, const dj_mql_t *m, const bson_t *doc);
+/* doc itself added (a result of documents: dj_result_t.docs). */
+void exec_rows_add_doc (exec_rows_t *r, const bson_t *doc);
+void exec_rows_end (exec_rows_t *r);
+/* One document's row appended to rows (a batch of one). */
+void exec_append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows);
 
 /* idblock.c: AUTOINCREMENT ids reserved in blocks per connection */
 /* The next id of this connection's block for table; false when it has none

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dj_bson_walk.h"
 #include "dj_buf.h"
 #include "exec-private.h"
 
@@ -99,120 +100,6 @@ exec_run_cmd (dj_exec_t *x, const char *db, const bson_t *cmd, bool ignore_dups,
    return true;
 }
 
-/* Appends the value at dotted `path` of doc (NULL when missing) to row. */
-static void
-append_cell (bson_t *row, const char *key, const bson_t *doc, const char *path)
-{
-   bson_iter_t it, found;
-   if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, path, &found)) {
-      bson_append_value (row, key, -1, bson_iter_value (&found));
-   } else {
-      bson_append_null (row, key, -1);
-   }
-}
-
-/* A DATETIME column's cell (dj_mql_column_t.us): the date at `path`
- * with the microseconds at "<path>__us", an exact datetime when they are
- * 1..999; anything else as it is. */
-static void
-append_dt_cell (bson_t *row, const char *key, const bson_t *doc, const char *path, const bson_value_t *v)
-{
-   bson_iter_t it, found;
-   char upath[600];
-   int n = snprintf (upath, sizeof upath, "%s" DJ_US_SUFFIX, path);
-   if (v->value_type == BSON_TYPE_DATE_TIME && n > 0 && (size_t) n < sizeof upath && bson_iter_init (&it, doc) &&
-       bson_iter_find_descendant (&it, upath, &found) && BSON_ITER_HOLDS_NUMBER (&found)) {
-      int64_t r = bson_iter_as_int64 (&found); /* (an expression's may be a long or a double) */
-      if (r > 0 && r < 1000 && v->value.v_datetime <= INT64_MAX / 1000 - 1 && v->value.v_datetime >= INT64_MIN / 1000) {
-         dj_exact_dt_append (row, key, v->value.v_datetime * 1000 + r);
-         return;
-      }
-   }
-   bson_append_value (row, key, -1, v);
-}
-
-/* The cell `key: the value at it` appended to the row's bytes b, copied
- * as bytes: the value runs from after it's key to the next element's type
- * byte (more: there is a next element, at `after`), or to the document's
- * trailing 0. */
-static void
-put_cell (dj_buf_t *b, const char *key, const bson_iter_t *it, const bson_iter_t *after, bool more, const bson_t *doc)
-{
-   const char *k = bson_iter_key (it);
-   const uint8_t *val = (const uint8_t *) k + bson_iter_key_len (it) + 1;
-   const uint8_t *end = more ? (const uint8_t *) bson_iter_key (after) - 1 : bson_get_data (doc) + doc->len - 1;
-   dj_buf_putc (b, (uint8_t) bson_iter_type (it));
-   dj_buf_append (b, key, strlen (key) + 1);
-   dj_buf_append (b, val, (size_t) (end - val));
-}
-
-/* The one element of `one` (a cell built with libbson: a path found
- * below the top level, NULL, an exact datetime) appended to the row's
- * bytes b; `one` destroyed. */
-static void
-put_built_cell (dj_buf_t *b, bson_t *one)
-{
-   dj_buf_append (b, bson_get_data (one) + 4, one->len - 5);
-   bson_destroy (one);
-}
-
-/* Appends doc as a row of m's columns (or all its fields for SELECT *): the
- * row's array built as bytes, each cell's value copied as it is. */
-static void
-append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
-{
-   char kb[16], cb[16];
-   const char *key, *ck;
-   dj_buf_t b;
-   dj_buf_init (&b);
-   dj_buf_reserve (&b, doc->len + 64);
-   dj_buf_put_u32le (&b, 0); /* the length, set below */
-   bson_uint32_to_string ((uint32_t) (*nrows)++, &key, kb, sizeof kb);
-   /* the fields usually come in the columns' order (a projection keeps
-    * the document's, which is the INSERT's): each column is first looked
-    * for at the field after the last one found, then by its path */
-   bson_iter_t cur, after;
-   bool have = bson_iter_init (&cur, doc) && bson_iter_next (&cur);
-   int ncols = m->star ? INT32_MAX : m->ncolumns;
-   for (int i = 0; i < ncols && (have || !m->star); i++) {
-      bson_uint32_to_string ((uint32_t) i, &ck, cb, sizeof cb);
-      bool here = have && (m->star || !strcmp (bson_iter_key (&cur), m->columns[i].path));
-      if (!m->star && m->columns[i].us) {
-         /* a DATETIME column: its date and remainder made one exact cell */
-         bson_t one = BSON_INITIALIZER;
-         bson_iter_t it, found;
-         if (here) {
-            append_dt_cell (&one, ck, doc, m->columns[i].path, bson_iter_value (&cur));
-            after = cur;
-            have = bson_iter_next (&after);
-            cur = after;
-         } else if (bson_iter_init (&it, doc) && bson_iter_find_descendant (&it, m->columns[i].path, &found)) {
-            append_dt_cell (&one, ck, doc, m->columns[i].path, bson_iter_value (&found));
-         } else {
-            bson_append_null (&one, ck, -1);
-         }
-         put_built_cell (&b, &one);
-      } else if (here) {
-         after = cur;
-         bool more = bson_iter_next (&after);
-         put_cell (&b, ck, &cur, &after, more, doc);
-         cur = after;
-         have = more;
-      } else {
-         bson_t one = BSON_INITIALIZER;
-         append_cell (&one, ck, doc, m->columns[i].path);
-         put_built_cell (&b, &one);
-      }
-   }
-   dj_buf_putc (&b, 0);
-   dj_le32_write (b.data, (uint32_t) b.len);
-   bson_t row;
-   if (bson_init_static (&row, b.data, b.len)) {
-      bson_append_array (rows, key, -1, &row);
-   }
-   dj_buf_cleanup (&b);
-}
-
 /* Advances `arr` (an iterator over an array) to its next document, viewed
  * by *doc; other elements are skipped. false at the end. */
 bool
@@ -233,9 +120,9 @@ exec_next_document (bson_iter_t *arr, bson_t *doc)
 
 /* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
 static int64_t
-take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_t *rows, int64_t *nrows)
+take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool docs, bson_t *rows, int64_t *nrows)
 {
-   bson_iter_t it, cur, batch;
+   bson_iter_t it, cur;
    int64_t id = 0;
    if (!bson_iter_init_find (&it, reply, "cursor") || !bson_iter_recurse (&it, &cur)) {
       return 0;
@@ -243,11 +130,27 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
    while (bson_iter_next (&cur)) {
       if (BSON_ITER_IS_KEY (&cur, "id")) {
          id = bson_iter_as_int64 (&cur);
-      } else if (!strcmp (bson_iter_key (&cur), batch_key) && bson_iter_recurse (&cur, &batch)) {
-         bson_t doc;
-         while (exec_next_document (&batch, &doc)) {
-            append_row (m, &doc, rows, nrows);
+      } else if (!strcmp (bson_iter_key (&cur), batch_key) && BSON_ITER_HOLDS_ARRAY (&cur)) {
+         /* the batch's documents (other elements skipped) */
+         uint32_t len;
+         const uint8_t *data;
+         dj_bwalk_t w;
+         exec_rows_t r;
+         bson_iter_array (&cur, &len, &data);
+         exec_rows_begin (&r, rows, nrows);
+         dj_buf_reserve (&r.b, (size_t) len + len / 2); /* rows take about the documents' room */
+         dj_bwalk_init (&w, data, len);
+         while (dj_bwalk_next (&w)) {
+            bson_t doc;
+            if (w.type == BSON_TYPE_DOCUMENT && bson_init_static (&doc, w.val, w.val_len)) {
+               if (docs) {
+                  exec_rows_add_doc (&r, &doc);
+               } else {
+                  exec_rows_add (&r, m, &doc);
+               }
+            }
          }
+         exec_rows_end (&r);
       }
    }
    return id;
@@ -277,18 +180,19 @@ run_explain (dj_exec_t *x, const bson_t *cmd, bson_t *rows, bson_error_t *error)
 /* Runs a cursor-returning command and appends all its rows (getMore until
  * the cursor is exhausted). */
 static bool
-run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bson_t *rows, int64_t *nrows, bson_error_t *error)
+run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bool docs, bson_t *rows, int64_t *nrows,
+          bson_error_t *error)
 {
    bson_t reply;
    bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
-   int64_t id = ok ? take_batch (&reply, "firstBatch", m, rows, nrows) : 0;
+   int64_t id = ok ? take_batch (&reply, "firstBatch", m, docs, rows, nrows) : 0;
    bson_destroy (&reply);
    while (ok && id != 0) {
       bson_t more = BSON_INITIALIZER;
       BSON_APPEND_INT64 (&more, "getMore", id);
       BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
       ok = exec_run_cmd (x, x->db, &more, false, &reply, error);
-      id = ok ? take_batch (&reply, "nextBatch", m, rows, nrows) : 0;
+      id = ok ? take_batch (&reply, "nextBatch", m, docs, rows, nrows) : 0;
       bson_destroy (&reply);
       bson_destroy (&more);
    }
@@ -927,7 +831,7 @@ returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
    }
    bson_t d;
    while (exec_next_document (&docs, &d)) {
-      append_row (m, &d, out->rows, &nrows);
+      exec_append_row (m, &d, out->rows, &nrows);
    }
 }
 
@@ -967,7 +871,7 @@ returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, cons
    bool ok = true;
    while (ok && exec_next_document (&docs, &d) && bson_iter_next (&ups)) {
       if (was_upserted (upserted, i++)) {
-         append_row (m, &d, out->rows, &nrows);
+         exec_append_row (m, &d, out->rows, &nrows);
          continue;
       }
       bson_t cmd = BSON_INITIALIZER, reply;
@@ -985,7 +889,7 @@ returning_upserts (dj_exec_t *x, const dj_mql_t *m, const bson_t *inserted, cons
           BSON_ITER_HOLDS_DOCUMENT (&row)) {
          bson_iter_document (&row, &len, &data);
          bson_init_static (&found, data, len);
-         append_row (m, &found, out->rows, &nrows);
+         exec_append_row (m, &found, out->rows, &nrows);
       }
       bson_destroy (&reply);
       bson_destroy (&cmd);
@@ -1003,6 +907,12 @@ void
 dj_exec_set_engine_ops (dj_exec_t *x, bool available)
 {
    x->engine_ops = available;
+}
+
+void
+dj_exec_set_row_docs (dj_exec_t *x, bool on)
+{
+   x->row_docs = on;
 }
 
 /* ---- NOT NULL ---- */
@@ -1273,7 +1183,7 @@ compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bson_t rows = BSON_INITIALIZER;
    int64_t n = 0;
    dj_mql_t star = {.star = true, .collection = "$cmd.aggregate"};
-   bool ok = run_rows (x, &star, m->commands[0], &rows, &n, error);
+   bool ok = run_rows (x, &star, m->commands[0], false, &rows, &n, error);
    if (ok && !dj_mql_set_values (m, &rows)) {
       ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the values of an INSERT came back in another shape");
    }
@@ -1362,7 +1272,10 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
       }
       if (m->kind == DJ_MQL_ROWS && last) {
          int64_t n = 0;
-         ok = run_rows (x, m, m->commands[i], out->rows, &n, error);
+         /* the documents themselves, for a client that reads their cells
+          * (dj_exec_set_row_docs); SELECT * of an unrecorded table: rows */
+         out->docs = x->row_docs && !m->star;
+         ok = run_rows (x, m, m->commands[i], out->docs, out->rows, &n, error);
          out->rowcount = n;
          continue;
       }
@@ -1371,7 +1284,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          bson_t ids = BSON_INITIALIZER;
          int64_t n = 0;
          dj_mql_t idcols = {.ncolumns = 0, .star = true, .collection = m->collection};
-         ok = run_rows (x, &idcols, m->commands[i], &ids, &n, error);
+         ok = run_rows (x, &idcols, m->commands[i], false, &ids, &n, error);
          if (ok) {
             /* each row is [c0] (star: the document's one field) */
             bson_t flat = BSON_INITIALIZER;

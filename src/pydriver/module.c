@@ -39,6 +39,7 @@
 #include <pythread.h>
 
 #include "dj_bson_array.h"
+#include "dj_bson_walk.h"
 #include "dj_compile.h"
 #include "dj_date.h"
 #include "pydriver-private.h"
@@ -335,19 +336,24 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
 /* ---- BSON -> Python ---- */
 
 
+static PyObject *value_to_py (const bson_value_t *bv, int depth);
+
+/* A document's or array's bytes as a dict or list. */
 static PyObject *
-doc_to_py (const bson_iter_t *it, bool array, int depth)
+doc_bytes_to_py (const uint8_t *data, uint32_t len, bool array, int depth)
 {
-   bson_iter_t child;
-   if (!bson_iter_recurse (it, &child)) {
+   dj_bwalk_t w;
+   if (!dj_bwalk_init (&w, data, len)) {
       return PyErr_Format (Exc_InternalError, "malformed document in a result");
    }
    PyObject *out = array ? PyList_New (0) : PyDict_New ();
-   while (out && bson_iter_next (&child)) {
-      PyObject *v = to_py (&child, depth + 1);
+   while (out && dj_bwalk_next (&w)) {
+      bson_value_t bv;
+      dj_bwalk_value (&w, &bv);
+      PyObject *v = value_to_py (&bv, depth + 1);
       int rc = -1;
       if (v) {
-         rc = array ? PyList_Append (out, v) : PyDict_SetItemString (out, bson_iter_key (&child), v);
+         rc = array ? PyList_Append (out, v) : PyDict_SetItemString (out, w.key, v);
          Py_DECREF (v);
       }
       if (rc < 0) {
@@ -355,6 +361,22 @@ doc_to_py (const bson_iter_t *it, bool array, int depth)
       }
    }
    return out;
+}
+
+static PyObject *
+doc_to_py (const bson_iter_t *it, bool array, int depth)
+{
+   uint32_t len = 0;
+   const uint8_t *data = NULL;
+   if (array) {
+      bson_iter_array (it, &len, &data);
+   } else {
+      bson_iter_document (it, &len, &data);
+   }
+   if (!data) {
+      return PyErr_Format (Exc_InternalError, "malformed document in a result");
+   }
+   return doc_bytes_to_py (data, len, array, depth);
 }
 
 
@@ -373,35 +395,29 @@ datetime_from_ms (int64_t ms, int32_t us)
                                       (int) (rem / 1000 % 60), (int) (rem % 1000) * 1000 + us);
 }
 
-PyObject *
-to_py (const bson_iter_t *it, int depth)
+static PyObject *
+value_to_py (const bson_value_t *bv, int depth)
 {
    if (depth > 200) {
       return PyErr_Format (Exc_InternalError, "result nested too deeply");
    }
-   switch (bson_iter_type (it)) {
-   case BSON_TYPE_INT32: return PyLong_FromLong (bson_iter_int32 (it));
-   case BSON_TYPE_INT64: return PyLong_FromLongLong (bson_iter_int64 (it));
-   case BSON_TYPE_DOUBLE: return PyFloat_FromDouble (bson_iter_double (it));
-   case BSON_TYPE_BOOL: return PyBool_FromLong (bson_iter_bool (it));
+   switch (bv->value_type) {
+   case BSON_TYPE_INT32: return PyLong_FromLong (bv->value.v_int32);
+   case BSON_TYPE_INT64: return PyLong_FromLongLong (bv->value.v_int64);
+   case BSON_TYPE_DOUBLE: return PyFloat_FromDouble (bv->value.v_double);
+   case BSON_TYPE_BOOL: return PyBool_FromLong (bv->value.v_bool);
    case BSON_TYPE_NULL:
    case BSON_TYPE_UNDEFINED: Py_RETURN_NONE;
-   case BSON_TYPE_UTF8: {
-      uint32_t n;
-      const char *s = bson_iter_utf8 (it, &n);
-      return PyUnicode_DecodeUTF8 (s, n, "strict");
-   }
+   case BSON_TYPE_UTF8: return PyUnicode_DecodeUTF8 (bv->value.v_utf8.str, bv->value.v_utf8.len, "strict");
    case BSON_TYPE_DATE_TIME:
-      return datetime_from_ms (bson_iter_date_time (it), 0);
+      return datetime_from_ms (bv->value.v_datetime, 0);
    case BSON_TYPE_DECIMAL128: {
-      bson_decimal128_t dec;
       char s[BSON_DECIMAL128_STRING];
-      bson_iter_decimal128 (it, &dec);
-      bson_decimal128_to_string (&dec, s);
+      bson_decimal128_to_string (&bv->value.v_decimal128, s);
       return PyObject_CallFunction (Decimal_type, "s", s);
    }
    case BSON_TYPE_OID: {
-      const bson_oid_t *oid = bson_iter_oid (it);
+      const bson_oid_t *oid = &bv->value.v_oid;
       if (ObjectId_type) {
          return PyObject_CallFunction (ObjectId_type, "y#", (const char *) oid->bytes, (Py_ssize_t) 12);
       }
@@ -410,12 +426,11 @@ to_py (const bson_iter_t *it, int depth)
       return PyUnicode_FromString (hex);
    }
    case BSON_TYPE_BINARY: {
-      bson_subtype_t st;
-      uint32_t n;
-      const uint8_t *data;
-      bson_iter_binary (it, &st, &n, &data);
+      bson_subtype_t st = bv->value.v_binary.subtype;
+      uint32_t n = bv->value.v_binary.data_len;
+      const uint8_t *data = bv->value.v_binary.data;
       int64_t us;
-      if (dj_exact_dt_value (bson_iter_value ((bson_iter_t *) it), &us)) {
+      if (dj_exact_dt_value (bv, &us)) {
          /* an exact datetime (dj_compile.h): the date, then its microseconds */
          int64_t ms;
          int32_t rem;
@@ -437,12 +452,14 @@ to_py (const bson_iter_t *it, int depth)
       }
       return PyBytes_FromStringAndSize ((const char *) data, n);
    }
-   case BSON_TYPE_DOCUMENT: return doc_to_py (it, false, depth);
-   case BSON_TYPE_ARRAY: return doc_to_py (it, true, depth);
+   case BSON_TYPE_DOCUMENT:
+   case BSON_TYPE_ARRAY:
+      return doc_bytes_to_py (bv->value.v_doc.data, bv->value.v_doc.data_len, bv->value_type == BSON_TYPE_ARRAY,
+                              depth);
    default: {
       /* other BSON types (regex, timestamp, ...) as their Extended JSON text */
       bson_t one = BSON_INITIALIZER;
-      bson_append_value (&one, "v", 1, bson_iter_value ((bson_iter_t *) it));
+      bson_append_value (&one, "v", 1, bv);
       char *s = bson_as_relaxed_extended_json (&one, NULL);
       PyObject *r = PyUnicode_FromString (s ? s : "");
       bson_free (s);
@@ -450,6 +467,12 @@ to_py (const bson_iter_t *it, int depth)
       return r;
    }
    }
+}
+
+PyObject *
+to_py (const bson_iter_t *it, int depth)
+{
+   return value_to_py (bson_iter_value ((bson_iter_t *) it), depth);
 }
 
 /* A server's connection options (a dict, or None) as the BSON document
@@ -530,6 +553,7 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    dj_exec_set_outside_run (self->exec, dj_transport_run_outside);
    dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    dj_exec_set_engine_ops (self->exec, !strcmp (dj_transport_kind (t), "embedded"));
+   dj_exec_set_row_docs (self->exec, true); /* the tuples are made from the documents (Connection_execute) */
    self->lock = PyThread_allocate_lock ();
    if (!self->lock) {
       PyErr_NoMemory ();
@@ -895,6 +919,52 @@ done:
    return result;
 }
 
+/* A row's tuple being filled from a document's cells (dj_exec_row_cells). */
+typedef struct {
+   PyObject *t; /* borrowed: the row's tuple */
+   bool failed; /* a value could not be converted (Python error set) */
+} cells_t;
+
+static void
+cell_to_py (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len)
+{
+   cells_t *c = ctx;
+   bson_value_t bv;
+   if (c->failed || i >= PyTuple_GET_SIZE (c->t) || PyTuple_GET_ITEM (c->t, i)) {
+      return;
+   }
+   dj_bson_value_read (type, val, len, &bv);
+   PyObject *v = value_to_py (&bv, 0);
+   if (!v) {
+      c->failed = true;
+      return;
+   }
+   PyTuple_SET_ITEM (c->t, i, v);
+}
+
+/* The tuple of m's columns from result document doc (new reference; NULL
+ * with a Python error). */
+static PyObject *
+doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
+{
+   bson_t doc;
+   PyObject *t = PyTuple_New (m->ncolumns);
+   if (!t || !bson_init_static (&doc, data, len)) {
+      return t;
+   }
+   cells_t c = {.t = t};
+   dj_exec_row_cells (m, &doc, cell_to_py, &c);
+   for (Py_ssize_t i = 0; !c.failed && i < m->ncolumns; i++) {
+      if (!PyTuple_GET_ITEM (t, i)) {
+         PyTuple_SET_ITEM (t, i, Py_NewRef (Py_None)); /* (every column gives a cell: never left empty) */
+      }
+   }
+   if (c.failed) {
+      Py_CLEAR (t);
+   }
+   return t;
+}
+
 /* execute(sql, params) -> (description, rows, rowcount, lastrowid, txn, untyped)
  *   description: PEP 249's cursor.description (describe.c: kept per SQL
  *     text), or None for statements without rows
@@ -968,21 +1038,33 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    if (rows && has_rows) {
       Py_DECREF (Py_None);
       desc = describe_statement (self, PyTuple_GET_ITEM (args, 0), params != Py_None, &m, &untyped);
-      bson_iter_t ri, ci;
-      if (desc && bson_iter_init (&ri, r.rows)) {
-         while (rows && bson_iter_next (&ri)) {
-            if (!bson_iter_recurse (&ri, &ci)) {
+      dj_bwalk_t ri, ci;
+      if (desc && dj_bwalk_init (&ri, bson_get_data (r.rows), r.rows->len)) {
+         while (rows && dj_bwalk_next (&ri)) {
+            if (r.docs && ri.type == BSON_TYPE_DOCUMENT) {
+               /* a result document: its cells read once, into the tuple */
+               PyObject *t = doc_row (&m, ri.val, ri.val_len);
+               if (!t || PyList_Append (rows, t) < 0) {
+                  Py_CLEAR (rows);
+               }
+               Py_XDECREF (t);
+               continue;
+            }
+            if ((ri.type != BSON_TYPE_ARRAY && ri.type != BSON_TYPE_DOCUMENT) ||
+                !dj_bwalk_init (&ci, ri.val, ri.val_len)) {
                continue;
             }
             /* SELECT *: as many cells as the document has */
             Py_ssize_t ncells = 0;
-            bson_iter_t cnt = ci;
-            while (bson_iter_next (&cnt)) {
+            dj_bwalk_t cnt = ci;
+            while (dj_bwalk_next (&cnt)) {
                ncells++;
             }
             PyObject *t = PyTuple_New (ncells);
-            for (Py_ssize_t c = 0; t && bson_iter_next (&ci); c++) {
-               PyObject *v = to_py (&ci, 0);
+            for (Py_ssize_t c = 0; t && c < ncells && dj_bwalk_next (&ci); c++) {
+               bson_value_t bv;
+               dj_bwalk_value (&ci, &bv);
+               PyObject *v = value_to_py (&bv, 0);
                if (!v) {
                   Py_CLEAR (t);
                   break;

@@ -89,36 +89,6 @@ every_type (void)
    return d;
 }
 
-/* The reference: libbson's own reading, recursively, with the check
- * bson_validate() lacks in libbson 1.23 (a truncated last element ends
- * iteration with err_off set but passes validation). */
-static bool
-strict_valid (const uint8_t *data, uint32_t len)
-{
-   bson_t b;
-   bson_iter_t it;
-   if (!bson_init_static (&b, data, len) || !bson_validate (&b, BSON_VALIDATE_NONE, NULL) || !bson_iter_init (&it, &b)) {
-      return false;
-   }
-   while (bson_iter_next (&it)) {
-      const uint8_t *d = NULL;
-      uint32_t l = 0, cl;
-      if (BSON_ITER_HOLDS_DOCUMENT (&it)) {
-         bson_iter_document (&it, &l, &d);
-      } else if (BSON_ITER_HOLDS_ARRAY (&it)) {
-         bson_iter_array (&it, &l, &d);
-      } else if (BSON_ITER_HOLDS_CODEWSCOPE (&it)) {
-         bson_iter_codewscope (&it, &cl, &l, &d);
-      } else {
-         continue;
-      }
-      if (!d || !strict_valid (d, l)) {
-         return false;
-      }
-   }
-   return !it.err_off;
-}
-
 static bool
 depth_ok (const bson_t *b)
 {
@@ -252,7 +222,7 @@ main (void)
       bytes[0] = (uint8_t) len; /* keep the length word consistent half of the time */
       bytes[1] = (uint8_t) (len >> 8);
       bytes[2] = bytes[3] = 0;
-      bool lib = strict_valid (bytes, len);
+      bool lib = ctest_strict_valid (bytes, len);
       bool ours = dj_bson_depth_ok (bytes, len, DJ_BSON_MAX_DEPTH);
       if (lib && !ours) {
          if (!mismatches++) { /* the first one, to read */

@@ -322,13 +322,21 @@ bool dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs);
  * array, missing as null; by collated key, so 1 == 1.0), as an $in on that
  * path matches them: $lookup's hash join, $graphLookup's connectToField. */
 typedef struct {
-   size_t *docs; /* indexes into the document list, ascending */
-   size_t n, cap;
+   size_t first; /* indexes into the document list, ascending: the first, */
+   size_t *more; /* owned: the others (most keys have one document: no allocation) */
+   size_t n, cap; /* n in all; cap: more's room */
 } jbucket_t;
+/* The h-th document (h < b->n) of bucket b. */
+static inline size_t
+dj_jbucket_doc (const jbucket_t *b, size_t h)
+{
+   return h ? b->more[h - 1] : b->first;
+}
 typedef struct {
    ktable_t kt;
    jbucket_t *b; /* owned, kt.n entries */
    size_t cap;
+   dj_buf_t key; /* owned: the encoded key of the last lookup (reused) */
 } jtable_t;
 /* t (zeroed before) indexes the documents of `docs` by their values at fp. */
 void dj_jtable_build (jtable_t *t, const dj_docs_t *docs, const dj_path_t *fp);

@@ -149,7 +149,7 @@ search_step (search_t *st, const graph_t *g, const dj_docs_t *foreign, size_t de
       }
       jbucket_t *b = dj_jtable_find (st->index, &st->frontier.v[i], false);
       for (size_t h = 0; b && h < b->n; h++) {
-         size_t d = b->docs[h];
+         size_t d = dj_jbucket_doc (b, h);
          if (st->depth[d]) {
             continue;
          }

@@ -302,11 +302,9 @@ jbucket_t *
 dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
-   dj_buf_t k;
-   dj_buf_init (&k);
-   dj_key_append_collated (&k, v);
-   size_t i = dj_ktable_index (&t->kt, &k, create, &added);
-   dj_buf_cleanup (&k);
+   t->key.len = 0; /* one buffer for every lookup: no allocation per probe */
+   dj_key_append_collated (&t->key, v);
+   size_t i = dj_ktable_index (&t->kt, &t->key, create, &added);
    if (i == SIZE_MAX) {
       return NULL;
    }
@@ -321,10 +319,11 @@ void
 dj_jtable_free (jtable_t *t)
 {
    for (size_t i = 0; i < t->kt.n; i++) {
-      bson_free (t->b[i].docs);
+      bson_free (t->b[i].more);
    }
    bson_free (t->b);
    dj_ktable_free (&t->kt);
+   dj_buf_cleanup (&t->key);
 }
 
 /* Foreign document `doc` into v's bucket */
@@ -332,11 +331,16 @@ static void
 jadd (jtable_t *t, size_t doc, const bson_value_t *v)
 {
    jbucket_t *b = dj_jtable_find (t, v, true);
-   if (b->n && b->docs[b->n - 1] == doc) {
+   if (b->n && dj_jbucket_doc (b, b->n - 1) == doc) {
       return; /* [1, 1] indexes the document once */
    }
-   DJ_GROW (b->docs, b->n, b->cap, 4);
-   b->docs[b->n++] = doc;
+   if (b->n) {
+      DJ_GROW (b->more, b->n - 1, b->cap, 4);
+      b->more[b->n - 1] = doc;
+   } else {
+      b->first = doc;
+   }
+   b->n++;
 }
 
 void
@@ -393,7 +397,9 @@ dj_jtable_build (jtable_t *t, const dj_docs_t *foreign, const dj_path_t *fp)
  * change while the cache lives (it goes with the pipeline). */
 struct dj_jcache {
    jtable_t jt;
-   dj_docs_t foreign; /* owned */
+   dj_docs_t foreign; /* owned; its documents view bytes (read_foreign) */
+   dj_buf_t bytes;    /* owned: the foreign documents' bytes */
+   bson_t *views;     /* owned: the static bson_t each of `foreign` points to */
    bool built;
 };
 
@@ -409,8 +415,53 @@ dj_agg_jcache_free (dj_jcache_t *c)
    if (c) {
       dj_jtable_free (&c->jt);
       dj_docs_clear (&c->foreign);
+      bson_free (c->views);
+      dj_buf_cleanup (&c->bytes);
       bson_free (c);
    }
+}
+
+/* ---- the hash join's foreign side, read once ----------------------------------
+ * Its documents' bytes go back to back into one buffer, each viewed by a
+ * static bson_t of one array: two allocations for the collection, not one
+ * (an aligned bson_t, glibc's slow memalign path) per document. The views
+ * are read only -- as matches borrowed, or copied (bson_copy) -- and
+ * destroying them frees nothing: `bytes` and `views` go with the table. */
+typedef struct {
+   dj_buf_t *bytes;
+   dj_buf_t offs; /* owned: each document's offset in bytes, a size_t each */
+} fread_t;
+
+static bool
+fread_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
+{
+   fread_t *f = ctx;
+   size_t at = f->bytes->len;
+   (void) rid, (void) pos;
+   dj_buf_append (&f->offs, &at, sizeof at);
+   dj_buf_append (f->bytes, bson_get_data (doc), doc->len);
+   return true;
+}
+
+static bool
+read_foreign (const dj_prun_t *run, const char *coll, dj_docs_t *foreign, dj_buf_t *bytes, bson_t **views,
+              bson_error_t *error)
+{
+   fread_t f = {.bytes = bytes};
+   bool ok = dj_agg_scan_collection (run, run->db, coll, NULL, NULL, fread_fn, &f, error);
+   size_t n = f.offs.len / sizeof (size_t);
+   if (ok && n) {
+      *views = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * n);
+      for (size_t i = 0; i < n; i++) {
+         size_t at;
+         memcpy (&at, f.offs.data + i * sizeof at, sizeof at);
+         const uint8_t *d = bytes->data + at;
+         bson_init_static (&(*views)[i], d, (size_t) dj_le32_read (d)); /* (the scan handed valid documents) */
+         dj_docs_push (foreign, &(*views)[i]);
+      }
+   }
+   dj_buf_cleanup (&f.offs);
+   return ok;
 }
 
 static int
@@ -454,19 +505,20 @@ cmp_rid (const void *a, const void *b)
    return (x > y) - (x < y);
 }
 
-/* The foreign collection to probe (owned by the caller), or NULL for the
- * hash join: a collection (not a view) with more than 8 records per
- * document to join (and 64 more), counted from its keys. */
+/* The foreign collection to probe (checked out of the handle's cache:
+ * read only, handed back with dj_coll_checkin), or NULL for the hash
+ * join: a collection (not a view) with more than 8 records per document
+ * to join (and 64 more), counted from its keys. */
 static dj_coll_t *
 probe_target (const dj_prun_t *run, const char *coll, size_t nlocal)
 {
    bson_error_t le = {0}, *error = &le; /* a failure here only means: the hash join (which reports it) */
-   dj_coll_t *c = dj_coll_load (run->ctx, run->db, coll, &le);
+   dj_coll_t *c = dj_coll_checkout (run->ctx, run->db, coll, &le);
    int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
    if (c && !c->view_on && dj_plan_count_upto (run->ctx, c, enough + 1, error) > enough) {
       return c;
    }
-   dj_coll_free (c);
+   dj_coll_checkin (run->ctx->engine, c);
    return NULL;
 }
 
@@ -547,24 +599,47 @@ dj_agg_coalesce (dj_pipeline_t *p)
    }
 }
 
-/* The outputs of local document doc for its matches (what the folded
- * $unwind would make of `as`: one per match; none, or doc without `as`
- * when preserving, for no match) appended to out. */
+/* The outputs of the local document at *slot for its matches (what the
+ * folded $unwind would make of `as`: one per match; none, or the document
+ * without `as` when preserving, for no match) appended to out. */
 static bool
-unwind_matches (rctx_t *r, const stage_t *s, const bson_t *doc, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
+unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
 {
+   const bson_t *doc = *slot;
    if (s->project) {
       /* the folded select list, over doc with `as` set to each match */
       dj_eval_t ev;
       bool ok = true;
-      for (size_t k = 0; ok && k < (matches->n ? matches->n : s->unwind_preserve); k++) {
-         bson_t *row = bson_new ();
+      size_t nout = matches->n ? matches->n : (size_t) s->unwind_preserve;
+      for (size_t k = 0; ok && k < nout; k++) {
+         const bson_t *match = matches->n ? matches->v[k] : NULL;
          dj_agg_eval_setup (r, &ev, doc);
-         ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, matches->n ? matches->v[k] : NULL, row);
-         if (ok) {
-            dj_docs_push (out, row);
+         if (k + 1 < nout) {
+            bson_t *row = bson_new ();
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, row);
+            if (ok) {
+               dj_docs_push (out, row);
+            } else {
+               bson_destroy (row);
+            }
          } else {
-            bson_destroy (row);
+            /* the last row takes the local document's bson_t (the stage's
+             * own: dj_docs_push steals), written over once the row is
+             * made -- a heap bson_t is an aligned allocation, glibc's slow
+             * one, and this saves one per row of a one-to-one join */
+            bson_t row = BSON_INITIALIZER;
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, &row);
+            if (ok) {
+               bson_t *mine = *slot;
+               bson_reinit (mine);
+               uint8_t *w = bson_reserve_buffer (mine, row.len);
+               if (w) {
+                  memcpy (w, bson_get_data (&row), row.len);
+               }
+               dj_docs_push (out, mine);
+               *slot = NULL; /* moved */
+            }
+            bson_destroy (&row);
          }
          dj_arena_reset (r->arena);
       }
@@ -596,6 +671,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
    jtable_t own_jt = {0}, *jt = s->jcache ? &s->jcache->jt : &own_jt;
    dj_docs_t own_foreign = {0}, *foreign = s->jcache ? &s->jcache->foreign : &own_foreign; /* the hash join's */
+   dj_buf_t own_bytes = {0}, *fbytes = s->jcache ? &s->jcache->bytes : &own_bytes; /* (read_foreign) */
+   bson_t *own_views = NULL, **fviews = s->jcache ? &s->jcache->views : &own_views;
    dj_path_t lp = {0};
    bool joined = s->jcache && s->jcache->built;
    const dj_prun_t *run = r->run;
@@ -614,7 +691,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       return false;
    }
    dj_path_t fp = {0};
-   dj_coll_t *probe = NULL; /* the foreign collection while probing its index (owned) */
+   dj_coll_t *probe = NULL; /* the foreign collection while probing its index (checked out: probe_target) */
    if (s->local && s->str2) {
       ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error);
       if (ok) {
@@ -631,7 +708,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
       ok = dj_agg_pregroup_build (r, s, docs, &lp, &fp, probe, &pg);
    }
    if (pg.on) {
-      dj_coll_free (probe);
+      dj_coll_checkin (run->ctx->engine, probe);
       probe = NULL;
    }
    /* each document's matches; the list and the hash join's hits are reused
@@ -641,10 +718,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    size_t *hits = NULL, hcap = 0;
    for (size_t i = 0; ok && i < docs->n; i++) {
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
-      dj_eval_t ev;
-      dj_agg_eval_setup (r, &ev, docs->v[i]);
+      dj_eval_t ev, vars;
+      if (s->nlet || s->sub) {
+         /* (only let and a sub-pipeline evaluate anything here) */
+         dj_agg_eval_setup (r, &ev, docs->v[i]);
+         vars = ev;
+      }
       /* let variables, evaluated against the local document */
-      dj_eval_t vars = ev;
       for (int k = 0; ok && k < s->nlet; k++) {
          bson_value_t lv;
          ok = dj_expr_eval (s->let_exprs[k], &ev, &lv);
@@ -664,13 +744,13 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = probe_matches (run, probe, s, &lp, docs->v[i], &matches, &probed, r->error);
          if (ok && !probed) {
             /* no index serves this probe: the hash join from here on */
-            dj_coll_free (probe);
+            dj_coll_checkin (run->ctx->engine, probe);
             probe = NULL;
          }
       }
       if (ok && !pg.on && !probe && s->local && s->str2 && !joined) {
          /* the foreign side, once: a hash table on foreignField */
-         ok = dj_agg_read_collection (run, run->db, s->str2, NULL, NULL, foreign, r->error);
+         ok = read_foreign (run, s->str2, foreign, fbytes, fviews, r->error);
          if (ok) {
             dj_jtable_build (jt, foreign, &fp);
             joined = true;
@@ -696,7 +776,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             jbucket_t *b = dj_jtable_find (jt, &vals.v[k], false);
             for (size_t h = 0; b && h < b->n; h++) {
                DJ_GROW (hits, nhits, hcap, 8);
-               hits[nhits++] = b->docs[h];
+               hits[nhits++] = dj_jbucket_doc (b, h);
             }
          }
          if (nhits > 1) { /* qsort (NULL, 0, ...) is undefined: no hits leaves hits NULL */
@@ -763,7 +843,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
       if (ok && s->unwinding) {
-         ok = unwind_matches (r, s, docs->v[i], &as, &matches, &unwound);
+         ok = unwind_matches (r, s, &docs->v[i], &as, &matches, &unwound);
       } else if (ok) {
          bson_t arr = BSON_INITIALIZER;
          for (size_t k = 0; k < matches.n; k++) {
@@ -805,12 +885,14 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    dj_docs_clear (&foreign_all);
    dj_agg_pregroup_free (&pg, s);
-   dj_coll_free (probe);
+   dj_coll_checkin (run->ctx->engine, probe);
    dj_path_cleanup (&as);
    dj_path_cleanup (&fp);
    dj_path_cleanup (&lp);
    dj_jtable_free (&own_jt);
    dj_docs_clear (&own_foreign);
+   bson_free (own_views);
+   dj_buf_cleanup (&own_bytes);
    bson_free (vals.v);
    return ok;
 }

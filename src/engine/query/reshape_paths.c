@@ -17,12 +17,16 @@
  */
 #include "spec-private.h"
 
+#include "dj_bson_walk.h"
+
 typedef struct {
    const char *name;      /* the output field (borrowed from the shape) */
    size_t name_len;
    const dj_path_t *path; /* borrowed from expr */
    const dj_expr_t *expr; /* borrowed from the shape */
    size_t len0;           /* the length of path->parts[0] */
+   size_t len_last;       /* the length of its last part */
+   int same0;             /* the next field whose path starts alike, or -1 */
 } rfield_t;
 
 struct dj_rpaths {
@@ -65,6 +69,15 @@ dj_rpaths_new (const dj_reshape_t *r)
       f->expr = k->expr;
       f->path = dj_expr_field_path (k->expr);
       f->len0 = strlen (f->path->parts[0]);
+      f->len_last = strlen (f->path->parts[f->path->n - 1]);
+      f->same0 = -1;
+   }
+   for (int i = 0; i < rp->n; i++) {
+      for (int j = i + 1; j < rp->n && rp->f[i].same0 < 0; j++) {
+         if (!strcmp (rp->f[i].path->parts[0], rp->f[j].path->parts[0])) {
+            rp->f[i].same0 = j;
+         }
+      }
    }
    return rp;
 }
@@ -93,30 +106,24 @@ typedef struct {
    uint8_t type;
    const uint8_t *val, *end;
 } relem_t;
-/* not a BSON type: a path through an array, left to the evaluator */
+/* not BSON types: a path through an array, left to the evaluator; a
+ * field under the overlaid `as`, given the match after the scan */
 #define MAPPED 0xF0
+#define OVERLAID 0xF1
 
-/* The element at key in the document whose bytes e views, into *out;
+/* The element at key (len bytes) in the document whose bytes e views, into *out;
  * false when there is none (the first of duplicate keys, as a search
  * from the start finds). */
 static bool
-elem_find (const relem_t *e, const char *key, relem_t *out)
+elem_find (const relem_t *e, const char *key, size_t len, relem_t *out)
 {
-   bson_iter_t it;
-   size_t len = strlen (key);
-   if (!bson_iter_init_from_data (&it, e->val, (size_t) (e->end - e->val))) {
-      return false;
-   }
-   bool more = bson_iter_next (&it);
-   while (more) {
-      const char *k = bson_iter_key (&it);
-      size_t klen = bson_iter_key_len (&it);
-      uint8_t type = (uint8_t) bson_iter_type (&it);
-      more = bson_iter_next (&it);
-      if (klen == len && !memcmp (k, key, len)) {
-         out->type = type;
-         out->val = (const uint8_t *) k + klen + 1;
-         out->end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : e->end - 1;
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, e->val, (uint32_t) (e->end - e->val));
+   while (dj_bwalk_next (&w)) {
+      if (w.key_len == len && !memcmp (w.key, key, len)) {
+         out->type = w.type;
+         out->val = w.val;
+         out->end = w.val + w.val_len;
          return true;
       }
    }
@@ -158,43 +165,57 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
    relem_t stack_found[16];
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
    relem_t score = {0};
-   const uint8_t *data = bson_get_data (doc);
    size_t as_len = as ? strlen (as) : 0;
    int nfound = 0;
-   bson_iter_t it;
+   dj_bwalk_t w;
    bool ok = true;
    for (int i = 0; i < rp->n; i++) {
-      found[i].type = 0; /* not found */
+      /* not found yet; the fields under `as` are settled by the overlay */
+      bool under_as = as && rp->f[i].len0 == as_len && !memcmp (rp->f[i].path->parts[0], as, as_len);
+      found[i].type = under_as ? OVERLAID : 0;
+      nfound += under_as;
    }
-   bson_iter_init (&it, doc);
-   bool more = bson_iter_next (&it);
-   while (more) {
-      const char *k = bson_iter_key (&it);
-      size_t klen = bson_iter_key_len (&it);
-      relem_t e = {.type = (uint8_t) bson_iter_type (&it), .val = (const uint8_t *) k + klen + 1};
-      more = bson_iter_next (&it);
-      e.end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+   int next = 0; /* the first field not found: the fields usually come in the document's order */
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      const char *k = w.key;
+      size_t klen = w.key_len;
+      relem_t e = {.type = w.type, .val = w.val, .end = w.val + w.val_len};
       if (as && klen == as_len && !memcmp (k, as, klen)) {
          continue; /* replaced by the overlay below */
       }
       bool used = false;
-      for (int i = 0; nfound < rp->n && i < rp->n; i++) {
-         const rfield_t *f = &rp->f[i];
-         /* the first of duplicate keys, as a search from the start finds */
-         if (!found[i].type && f->len0 == klen && !memcmp (f->path->parts[0], k, klen)) {
-            found[i] = e;
-            used = true;
-            nfound++;
+      while (next < rp->n && found[next].type) {
+         next++;
+      }
+      if (next < rp->n && rp->f[next].len0 == klen && !memcmp (rp->f[next].path->parts[0], k, klen)) {
+         /* the next field's, and the later ones' that start alike */
+         for (int i = next; i >= 0; i = rp->f[i].same0) {
+            if (!found[i].type) {
+               found[i] = e;
+               nfound++;
+            }
+         }
+         used = true;
+      } else {
+         for (int i = next; nfound < rp->n && i < rp->n; i++) {
+            const rfield_t *f = &rp->f[i];
+            /* the first of duplicate keys, as a search from the start finds */
+            if (!found[i].type && f->len0 == klen && !memcmp (f->path->parts[0], k, klen)) {
+               found[i] = e;
+               used = true;
+               nfound++;
+            }
          }
       }
       if (!used && k[0] == '$' && !strcmp (k, DJ_META_TEXT_SCORE)) {
          score = e;
       }
    }
-   for (int i = 0; as && match && i < rp->n; i++) {
-      if (!strcmp (rp->f[i].path->parts[0], as)) {
-         const uint8_t *md = bson_get_data (match);
-         found[i] = (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len};
+   for (int i = 0; as && i < rp->n; i++) {
+      if (found[i].type == OVERLAID) {
+         const uint8_t *md = match ? bson_get_data (match) : NULL;
+         found[i] = match ? (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len} : (relem_t){0};
       }
    }
    /* each field's element: below the first component through documents;
@@ -211,7 +232,10 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
             any_mapped = true;
          } else {
             relem_t in = *e;
-            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, f->path->parts[p], e)) {
+            const char *part = f->path->parts[p];
+            /* (the parts lie back to back, each ended by its 0) */
+            size_t plen = p + 1 < f->path->n ? (size_t) (f->path->parts[p + 1] - part - 1) : f->len_last;
+            if (in.type != BSON_TYPE_DOCUMENT || !elem_find (&in, part, plen, e)) {
                e->type = 0; /* missing: left out */
             }
          }

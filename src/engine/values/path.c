@@ -4,6 +4,7 @@
  * https://www.mongodb.com/docs/manual/core/document/#dot-notation
  */
 #include "dj_values.h"
+#include "dj_bson_walk.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -90,20 +91,18 @@ dj_path_is_index (const char *s, uint32_t *out)
 bool
 dj_value_get_field (const bson_value_t *container, const char *key, bson_value_t *out)
 {
-   bson_iter_t it;
+   dj_bwalk_t w;
 
    if (container->value_type != BSON_TYPE_DOCUMENT && container->value_type != BSON_TYPE_ARRAY) {
       return false;
    }
-   if (!bson_iter_init_from_data (&it, container->value.v_doc.data, container->value.v_doc.data_len)) {
-      return false;
-   }
    /* the first byte decides most keys without a call: this lookup runs for
-    * every path step of every filter and sort key (a scan's inner loop) */
-   while (bson_iter_next (&it)) {
-      const char *k = bson_iter_key (&it);
-      if (k[0] == key[0] && (!k[0] || !strcmp (k + 1, key + 1))) {
-         *out = *bson_iter_value (&it);
+    * every path step of every filter and sort key (a scan's inner loop),
+    * so the elements are read by dj_bson_walk.h, not libbson's iterator */
+   dj_bwalk_init (&w, container->value.v_doc.data, container->value.v_doc.data_len);
+   while (dj_bwalk_next (&w)) {
+      if (w.key[0] == key[0] && (!w.key[0] || !strcmp (w.key + 1, key + 1))) {
+         dj_bwalk_value (&w, out);
          return true;
       }
    }
