@@ -338,12 +338,29 @@ class Cursor:
 
     def __init__(self, connection):
         self.connection = connection
-        self.description = None
+        self._desc = None
+        self._desc_rows = None
         self.rowcount = -1
         self.lastrowid = None
         self._rows = []
         self._pos = 0
         self._closed = False
+
+    @property
+    def description(self):
+        """PEP 249's description. The C half keeps it per statement with the
+        declared types; a column without one (computed, joined, a table
+        made by other tools) is named from this execution's rows -- here,
+        when asked: the ORM never asks, so its queries skip that walk."""
+        if self._desc_rows is not None:
+            rows, self._desc_rows = self._desc_rows, None
+            self._desc = tuple(d if d[1] is not None else (d[0], _type_code(rows, i)) + d[2:]
+                               for i, d in enumerate(self._desc))
+        return self._desc
+
+    @description.setter
+    def description(self, value):
+        self._desc, self._desc_rows = value, None
 
     def _check(self):
         if self._closed or self.connection._closed:
@@ -365,10 +382,7 @@ class Cursor:
         finally:
             if logging:
                 _log.debug("%s; params=%r -> %s", sql, params, " ; ".join(c.last_commands))
-        # the C half keeps the description per statement (declared types);
-        # the columns without one are named from this execution's rows
-        self.description = description if not untyped else tuple(
-            d if d[1] is not None else (d[0], _type_code(rows, i)) + d[2:] for i, d in enumerate(description))
+        self._desc, self._desc_rows = description, rows if untyped else None  # (see description)
         self._rows, self._pos = rows, 0
         self.rowcount = rowcount
         self.lastrowid = lastrowid
@@ -405,7 +419,7 @@ class Cursor:
 
     def fetchone(self):
         self._check()
-        if self.description is None:
+        if self._desc is None:
             raise ProgrammingError("the last statement returned no rows")
         if self._pos >= len(self._rows):
             return None
@@ -416,7 +430,7 @@ class Cursor:
     def fetchmany(self, size=None):
         if self._closed or self.connection._closed:  # _check, written out: Django fetches by fetchmany
             raise InterfaceError("the cursor is closed")
-        if self.description is None:
+        if self._desc is None:
             raise ProgrammingError("the last statement returned no rows")
         size = self.arraysize if size is None else size
         rows = self._rows[self._pos:self._pos + size]
@@ -425,7 +439,7 @@ class Cursor:
 
     def fetchall(self):
         self._check()
-        if self.description is None:
+        if self._desc is None:
             raise ProgrammingError("the last statement returned no rows")
         rows = self._rows[self._pos:]
         self._pos = len(self._rows)

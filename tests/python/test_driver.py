@@ -371,6 +371,12 @@ def test_insert_without_columns_and_declared_types(cur):
     assert cur.description[1][1] == driver.STRING and cur.description[2][1] == driver.NUMBER
     cur.execute('SELECT COUNT(*) AS "c" FROM "x"')
     assert cur.description[0][1] == "INTEGER"  # computed: the value's type
+    # ... also when asked after the rows were fetched (it is worked out when asked)
+    cur.execute('SELECT "x"."w" || %s AS "s", NULL AS "z" FROM "x" ORDER BY "x"."id"', ["!"])
+    assert cur.fetchall() == [("a!", None), ("b!", None)]
+    assert [d[:2] for d in cur.description] == [("s", "TEXT"), ("z", None)]
+    cur.execute('DELETE FROM "x" WHERE "x"."id" = %s', [0])
+    assert cur.description is None
     cur.execute('ALTER TABLE "x" DROP COLUMN "n"')
     with pytest.raises(driver.ProgrammingError, match="has 2 columns but 3 values"):
         cur.execute('INSERT INTO "x" VALUES (11, %s, %s)', ["c", 6])
