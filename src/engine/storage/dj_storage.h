@@ -121,6 +121,15 @@ struct dj_ctx {
       bool valid, dirty;
       uint64_t last;       /* the newest entry's time */
       int64_t bytes, lost; /* the log's size; the newest time the cap dropped */
+      /* inserts waiting to be logged as one batch entry (changes.c's
+       * header, "A batch"): written at the transaction's next other
+       * change, or at commit; dropped by dj_txn_abort. ins_docs (the
+       * documents, an array being built), ins_db and ins_coll owned;
+       * NULL: none waiting. Reset by dj_txn_begin. */
+      bson_t *ins_docs;
+      char *ins_db, *ins_coll;
+      uint64_t ins_cid;
+      uint32_t ins_n;
    } chg;
 };
 /* The cluster clock: a BSON Timestamp (seconds, increment), one per data
@@ -334,9 +343,12 @@ bool dj_changes_wants_updates (dj_ctx_t *ctx, const dj_coll_t *c);
  * NULL) is kept as the event's operationDescription. */
 bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
                            bson_error_t *error);
-/* Writes what ctx's changes did to the log's size record; dj_txn_commit
- * calls it before the commit. */
+/* Writes the inserts still waiting (ctx->chg.ins_docs) and what ctx's
+ * changes did to the log's size record; dj_txn_commit calls it before the
+ * commit. */
 bool dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error);
+/* Drops the inserts still waiting: the transaction is aborted. */
+void dj_changes_discard (dj_ctx_t *ctx);
 /* An update's description: {updatedFields, removedFields, truncatedArrays}
  * from the document before and after (out: initialised here). */
 void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out);

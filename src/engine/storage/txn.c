@@ -47,6 +47,8 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->top = false;
    ctx->txn = NULL;
    ctx->chg.valid = ctx->chg.dirty = false;
+   ctx->chg.ins_docs = NULL;
+   ctx->chg.ins_db = ctx->chg.ins_coll = NULL;
    if (outer && !write) {
       ctx->txn = outer->txn;
       ctx->borrowed = true;
@@ -108,6 +110,7 @@ dj_txn_abort (dj_ctx_t *ctx)
       bson_destroy (ctx->error_info);
       ctx->error_info = NULL;
    }
+   dj_changes_discard (ctx);
    if (ctx->txn) {
       ctx_end (ctx);
       if (!ctx->borrowed) {
