@@ -98,6 +98,9 @@ struct dj_coll {
    uint8_t *entry;
    uint32_t entry_len;
 };
+/* How many put streams a write context keeps a cursor for (dj_ctx_t.puts):
+ * a collection's records and its first indexes (past them, mdb_put). */
+#define DJ_PUT_CURSORS 8
 struct dj_ctx {
    dj_engine_t *engine;
    MDB_txn *txn;
@@ -131,6 +134,14 @@ struct dj_ctx {
       uint64_t ins_cid;
       uint32_t ins_n;
    } chg;
+   /* Cursors on the data DBI for a write's puts, one per stream (txn.c,
+    * dj_ctx_put): [0] records, [1 + i] index i's entries. A put through
+    * the cursor of the last put of its stream lands, when the key falls in
+    * that cursor's leaf page (an insert's ascending record id, _id, id or
+    * equal key), without LMDB's descent from the root. Opened at first
+    * use, closed by dj_txn_commit/abort before the transaction ends; NULL
+    * until then. Reset by dj_txn_begin. */
+   MDB_cursor *puts[DJ_PUT_CURSORS];
 };
 /* The cluster clock: a BSON Timestamp (seconds, increment), one per data
  * directory in a process (env.c), guarded by mu. */

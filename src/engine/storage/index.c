@@ -304,6 +304,13 @@ bool
 dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                        uint64_t rid, const bson_t *doc, bson_error_t *error)
 {
+   return dj_index_unique_check_at (ctx, c, ix, ks, rid, doc, -1, error);
+}
+
+bool
+dj_index_unique_check_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                          uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
+{
    dj_buf_t k;
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
@@ -311,7 +318,7 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
       dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
-      int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
+      int rc = dj_ctx_get (ctx, slot, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
          return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
@@ -340,6 +347,13 @@ bool
 dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                    uint64_t rid, bson_error_t *error)
 {
+   return dj_index_put_keys_at (ctx, ix, ks, skip, rid, -1, error);
+}
+
+bool
+dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
+                      uint64_t rid, int slot, bson_error_t *error)
+{
    dj_buf_t k, r;
    dj_buf_init (&k);
    dj_buf_init (&r);
@@ -352,7 +366,7 @@ dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, c
       dj_index_entry_key (&k, ix, &ks->keys[i], rid);
       key.mv_size = k.len;
       key.mv_data = k.data;
-      int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
+      int rc = dj_ctx_put (ctx, slot, &key, &val, 0);
       if (rc) {
          dj_buf_cleanup (&k);
          dj_buf_cleanup (&r);

@@ -154,13 +154,13 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
       }
    }
    for (int i = 0; i < c->nindexes; i++) {
-      if (c->indexes[i].unique && !dj_index_unique_check (ctx, c, &c->indexes[i], &ks[i], rid, doc, error)) {
+      if (c->indexes[i].unique && !dj_index_unique_check_at (ctx, c, &c->indexes[i], &ks[i], rid, doc, 1 + i, error)) {
          goto done;
       }
    }
    dj_record_key (&k, c->id, rid);
    MDB_val mk = {k.len, k.data}, mv = {doc->len, (void *) bson_get_data (doc)};
-   int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, MDB_NOOVERWRITE);
+   int rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    if (rc == MDB_KEYEXIST && hinted) {
       /* the hint was taken meanwhile: the last record's id, read, and the
        * unique checks again (they let an entry of the record id they are
@@ -169,14 +169,16 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
          goto done;
       }
       for (int i = 0; i < c->nindexes; i++) {
-         if (c->indexes[i].unique && !dj_index_unique_check (ctx, c, &c->indexes[i], &ks[i], rid, doc, error)) {
+         if (c->indexes[i].unique && !dj_index_unique_check_at (ctx, c, &c->indexes[i], &ks[i], rid, doc, 1 + i, error)) {
             goto done;
          }
       }
       dj_record_key (&k, c->id, rid);
       mk.mv_size = k.len;
       mk.mv_data = k.data;
-      rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, MDB_NOOVERWRITE);
+      mv.mv_size = doc->len;
+      mv.mv_data = (void *) bson_get_data (doc); /* (a refused put returns the record there) */
+      rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    }
    if (rc) {
       dj_lmdb_error (rc, error, "record write");
@@ -184,7 +186,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
    }
    c->next_rid = rid + 1;
    for (int i = 0; i < c->nindexes; i++) {
-      if (!dj_index_put_keys (ctx, &c->indexes[i], &ks[i], NULL, rid, error)) {
+      if (!dj_index_put_keys_at (ctx, &c->indexes[i], &ks[i], NULL, rid, 1 + i, error)) {
          goto done;
       }
       if (!dj_record_note_flags (ctx, c, i, &ks[i], error)) {

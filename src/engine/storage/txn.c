@@ -49,6 +49,7 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->chg.valid = ctx->chg.dirty = false;
    ctx->chg.ins_docs = NULL;
    ctx->chg.ins_db = ctx->chg.ins_coll = NULL;
+   memset (ctx->puts, 0, sizeof ctx->puts);
    if (outer && !write) {
       ctx->txn = outer->txn;
       ctx->borrowed = true;
@@ -73,6 +74,51 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    return true;
 }
 
+int
+dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
+{
+   if (slot < 0 || slot >= DJ_PUT_CURSORS) {
+      return mdb_put (ctx->txn, ctx->engine->dbi_data, k, v, flags);
+   }
+   if (!ctx->puts[slot]) {
+      int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &ctx->puts[slot]);
+      if (rc) {
+         ctx->puts[slot] = NULL;
+         return rc;
+      }
+   }
+   return mdb_cursor_put (ctx->puts[slot], k, v, flags);
+}
+
+int
+dj_ctx_get (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v)
+{
+   if (slot < 0 || slot >= DJ_PUT_CURSORS) {
+      return mdb_get (ctx->txn, ctx->engine->dbi_data, k, v);
+   }
+   if (!ctx->puts[slot]) {
+      int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &ctx->puts[slot]);
+      if (rc) {
+         ctx->puts[slot] = NULL;
+         return rc;
+      }
+   }
+   return mdb_cursor_get (ctx->puts[slot], k, v, MDB_SET);
+}
+
+/* Closes ctx's put cursors: before its transaction ends (LMDB frees a
+ * write transaction's cursors with it). */
+static void
+puts_close (dj_ctx_t *ctx)
+{
+   for (int i = 0; i < DJ_PUT_CURSORS; i++) {
+      if (ctx->puts[i]) {
+         mdb_cursor_close (ctx->puts[i]);
+         ctx->puts[i] = NULL;
+      }
+   }
+}
+
 static void
 ctx_end (dj_ctx_t *ctx)
 {
@@ -92,6 +138,7 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
       dj_txn_abort (ctx);
       return false;
    }
+   puts_close (ctx);
    ctx_end (ctx);
    if (!ctx->borrowed) {
       rc = mdb_txn_commit (ctx->txn);
@@ -111,6 +158,7 @@ dj_txn_abort (dj_ctx_t *ctx)
       ctx->error_info = NULL;
    }
    dj_changes_discard (ctx);
+   puts_close (ctx);
    if (ctx->txn) {
       ctx_end (ctx);
       if (!ctx->borrowed) {
