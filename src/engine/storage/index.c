@@ -215,6 +215,38 @@ dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint
    }
 }
 
+/* Room for most entry keys on the stack: [index id][key][record id], the
+ * key cut near DJ_KEY_MAX (dj_key_finish). */
+#define ENTRY_STACK (8 + DJ_KEY_MAX + 64 + 8)
+
+static void
+put_u64be (uint8_t *p, uint64_t v)
+{
+   for (int b = 0; b < 8; b++) {
+      p[b] = (uint8_t) (v >> (56 - 8 * b));
+   }
+}
+
+/* dj_index_entry_key's bytes as an MDB_val: in `stack` (ENTRY_STACK
+ * bytes) when they fit, else in heap (the caller's, cleaned up by it) --
+ * an insert writes an entry per index per document, and allocating each
+ * key was a good part of what writing it cost. */
+static MDB_val
+entry_val (const dj_index_t *ix, const dj_buf_t *k, uint64_t rid, uint8_t *stack, dj_buf_t *heap)
+{
+   size_t n = 8 + k->len + (ix->unique ? 0 : 8);
+   if (n > ENTRY_STACK) {
+      dj_index_entry_key (heap, ix, k, rid);
+      return (MDB_val){heap->len, heap->data};
+   }
+   put_u64be (stack, ix->id);
+   memcpy (stack + 8, k->data, k->len);
+   if (!ix->unique) {
+      put_u64be (stack + 8 + k->len, rid);
+   }
+   return (MDB_val){n, stack};
+}
+
 /* The key of doc's entry `row` in ix as a document of ix's fields ({a: 1});
  * `shell`, if not NULL, receives it as mongod's messages print it ({ a: 1 }). */
 static void
@@ -312,12 +344,10 @@ dj_index_unique_check_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *i
                           uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
 {
    dj_buf_t k;
+   uint8_t kb[ENTRY_STACK];
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
-      MDB_val key, val;
-      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
-      key.mv_size = k.len;
-      key.mv_data = k.data;
+      MDB_val val, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = dj_ctx_get (ctx, slot, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
@@ -354,27 +384,23 @@ bool
 dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                       uint64_t rid, int slot, bson_error_t *error)
 {
-   dj_buf_t k, r;
+   dj_buf_t k;
+   uint8_t kb[ENTRY_STACK], r[8];
    dj_buf_init (&k);
-   dj_buf_init (&r);
-   dj_buf_put_u64be (&r, rid);
+   put_u64be (r, rid);
    for (int i = 0; i < ks->n; i++) {
       if (dj_keyset_has (skip, &ks->keys[i])) {
          continue;
       }
-      MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
-      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
-      key.mv_size = k.len;
-      key.mv_data = k.data;
+      MDB_val val = {ix->unique ? 8 : 0, ix->unique ? r : (void *) ""};
+      MDB_val key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = dj_ctx_put (ctx, slot, &key, &val, 0);
       if (rc) {
          dj_buf_cleanup (&k);
-         dj_buf_cleanup (&r);
          return dj_lmdb_error (rc, error, "index write");
       }
    }
    dj_buf_cleanup (&k);
-   dj_buf_cleanup (&r);
    return true;
 }
 
