@@ -198,14 +198,19 @@ def test_aborted_transaction_logs_nothing(server):
             assert cs.try_next() is None
 
 
+def insert_token(coll, _id):
+    """Inserts {_id} into coll and returns its event's resume token."""
+    with coll.watch(max_await_time_ms=50) as cs:
+        coll.insert_one({"_id": _id})
+        return next_event(cs)["_id"]
+
+
 def test_history_lost(tmp_path):
     s = Server(tmp_path / "data", "--oplogSize", "1")
     try:
         with connect(s) as c:
             coll = c.db.big
-            with coll.watch(max_await_time_ms=50) as cs:
-                coll.insert_one({"_id": "first"})
-                token = next_event(cs)["_id"]
+            token = insert_token(coll, "first")
             # 2 MiB of changes through a 1 MiB log: the first ones are gone
             coll.insert_many([{"_id": i, "pad": "x" * 4096} for i in range(512)])
             with pytest.raises(OperationFailure) as e:
@@ -325,9 +330,7 @@ def test_insert_many_events_in_a_small_log(tmp_path):
     try:
         with connect(s) as c:
             coll = c.db.many
-            with coll.watch(max_await_time_ms=50) as cs:
-                coll.insert_one({"_id": "before"})
-                token = next_event(cs)["_id"]
+            token = insert_token(coll, "before")
             coll.insert_many([{"_id": i, "k": n - i} for i in range(n)])
             coll.insert_one({"_id": "after"})
             with coll.watch(resume_after=token, max_await_time_ms=50) as cs:

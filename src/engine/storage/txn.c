@@ -74,11 +74,14 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    return true;
 }
 
-int
-dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
+/* ctx's put cursor `slot` (opened here at first use) into *cur; NULL for a
+ * slot past DJ_PUT_CURSORS (the caller goes without). LMDB's code. */
+static int
+put_cursor (dj_ctx_t *ctx, int slot, MDB_cursor **cur)
 {
+   *cur = NULL;
    if (slot < 0 || slot >= DJ_PUT_CURSORS) {
-      return mdb_put (ctx->txn, ctx->engine->dbi_data, k, v, flags);
+      return 0;
    }
    if (!ctx->puts[slot]) {
       int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &ctx->puts[slot]);
@@ -87,23 +90,24 @@ dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
          return rc;
       }
    }
-   return mdb_cursor_put (ctx->puts[slot], k, v, flags);
+   *cur = ctx->puts[slot];
+   return 0;
+}
+
+int
+dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
+{
+   MDB_cursor *cur;
+   int rc = put_cursor (ctx, slot, &cur);
+   return rc ? rc : cur ? mdb_cursor_put (cur, k, v, flags) : mdb_put (ctx->txn, ctx->engine->dbi_data, k, v, flags);
 }
 
 int
 dj_ctx_get (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v)
 {
-   if (slot < 0 || slot >= DJ_PUT_CURSORS) {
-      return mdb_get (ctx->txn, ctx->engine->dbi_data, k, v);
-   }
-   if (!ctx->puts[slot]) {
-      int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &ctx->puts[slot]);
-      if (rc) {
-         ctx->puts[slot] = NULL;
-         return rc;
-      }
-   }
-   return mdb_cursor_get (ctx->puts[slot], k, v, MDB_SET);
+   MDB_cursor *cur;
+   int rc = put_cursor (ctx, slot, &cur);
+   return rc ? rc : cur ? mdb_cursor_get (cur, k, v, MDB_SET) : mdb_get (ctx->txn, ctx->engine->dbi_data, k, v);
 }
 
 /* Closes ctx's put cursors: before its transaction ends (LMDB frees a
