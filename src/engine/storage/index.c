@@ -336,19 +336,12 @@ bool
 dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                        uint64_t rid, const bson_t *doc, bson_error_t *error)
 {
-   return dj_index_unique_check_at (ctx, c, ix, ks, rid, doc, -1, error);
-}
-
-bool
-dj_index_unique_check_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
-                          uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
-{
    dj_buf_t k;
    uint8_t kb[ENTRY_STACK];
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
       MDB_val val, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
-      int rc = dj_ctx_get (ctx, slot, &key, &val);
+      int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
          return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
@@ -371,6 +364,36 @@ dj_keyset_has (const dj_keyset_t *ks, const dj_buf_t *key)
       }
    }
    return false;
+}
+
+bool
+dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                        uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
+{
+   dj_buf_t k;
+   uint8_t kb[ENTRY_STACK], r[8];
+   bool ok = true;
+   int i;
+   dj_buf_init (&k);
+   put_u64be (r, rid);
+   for (i = 0; ok && i < ks->n; i++) {
+      MDB_val val = {8, r}, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
+      int rc = dj_ctx_put (ctx, slot, &key, &val, MDB_NOOVERWRITE);
+      if (rc == MDB_KEYEXIST && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
+         ok = dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
+      } else if (rc && rc != MDB_KEYEXIST) {
+         ok = dj_lmdb_error (rc, error, "index write");
+      }
+   }
+   dj_buf_cleanup (&k);
+   if (!ok) {
+      /* the keys before the refused one were written: taken back */
+      dj_keyset_t written = *ks; /* (borrows ks's keys: never cleaned up) */
+      bson_error_t ignored;
+      written.n = i - 1;
+      dj_index_del_keys (ctx, ix, &written, NULL, rid, &ignored);
+   }
+   return ok;
 }
 
 bool

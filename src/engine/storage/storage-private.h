@@ -35,9 +35,6 @@ bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bs
  * ix: DuplicateKey (11000) naming doc's key, else true. */
 bool dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                             uint64_t rid, const bson_t *doc, bson_error_t *error);
-/* dj_index_unique_check reading through ctx's put cursor `slot` (dj_ctx_get). */
-bool dj_index_unique_check_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
-                               uint64_t rid, const bson_t *doc, int slot, bson_error_t *error);
 /* The data DBI's key of rid's entry for key k in ix, into out (reset
  * first): [index id][key], and [record id] after it unless ix is unique. */
 void dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint64_t rid);
@@ -52,6 +49,14 @@ bool dj_record_update_check (const bson_t *new_doc, bson_error_t *error);
 /* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
 bool dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                         uint64_t rid, bson_error_t *error);
+/* Writes rid's entries for ks's keys in unique index ix, each put refusing
+ * a key another record holds (MDB_NOOVERWRITE: the write is the unique
+ * check, one search of the tree instead of a read and a write): on one,
+ * DuplicateKey as dj_index_unique_check reports it, the entries this call
+ * wrote removed again. An entry holding rid already passes as the
+ * document's own. Through ctx's put cursor `slot` (dj_ctx_put). */
+bool dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                             uint64_t rid, const bson_t *doc, int slot, bson_error_t *error);
 /* dj_index_put_keys through ctx's put cursor `slot` (dj_ctx_put). */
 bool dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                            uint64_t rid, int slot, bson_error_t *error);
@@ -65,9 +70,6 @@ bool dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *
  * records, 1 + i for index i), opened here at first use; mdb_put for a
  * slot past DJ_PUT_CURSORS. Returns LMDB's code. */
 int dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags);
-/* mdb_get of k in the data DBI through the same cursor (a unique check
- * before the put of the same key). Returns LMDB's code. */
-int dj_ctx_get (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v);
 
 /* record.c */
 /* A record's key: [coll][rid], both 8-byte big-endian, into b (reset first). */

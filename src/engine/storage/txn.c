@@ -102,14 +102,6 @@ dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
    return rc ? rc : cur ? mdb_cursor_put (cur, k, v, flags) : mdb_put (ctx->txn, ctx->engine->dbi_data, k, v, flags);
 }
 
-int
-dj_ctx_get (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v)
-{
-   MDB_cursor *cur;
-   int rc = put_cursor (ctx, slot, &cur);
-   return rc ? rc : cur ? mdb_cursor_get (cur, k, v, MDB_SET) : mdb_get (ctx->txn, ctx->engine->dbi_data, k, v);
-}
-
 /* Closes ctx's put cursors: before its transaction ends (LMDB frees a
  * write transaction's cursors with it). */
 static void
