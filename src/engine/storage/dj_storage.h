@@ -24,7 +24,8 @@
  *   write_many.c many records deleted or updated at once: sorted batches, one
  *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
- *   txn.c        each command's transaction; callers' and snapshot transactions
+ *   txn.c        each command's transaction (and the cursors its puts go
+ *                through, one per stream); callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
@@ -32,7 +33,8 @@
  *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
  *                answer $geoWithin/$geoIntersects (cell ranges) and
  *                $near/$nearSphere/$geoNear (by distance)
- *   changes.c    the change log change streams read, and the cluster clock
+ *   changes.c    the change log change streams read (a statement's inserts,
+ *                deletes, updates: one entry each), and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  *   keycount.c   a field's values counted from an index's keys (no document read)
  *   spill.c      an external merge sort: a blocking sort past its memory limit
