@@ -142,9 +142,7 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    ks->lossy = v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT || k.len > DJ_KEY_MAX;
    dj_key_finish (&k, 0);
    ks->keys = bson_malloc (sizeof (dj_buf_t));
-   ks->rows = bson_malloc (sizeof (int));
-   ks->keys[0] = k;
-   ks->rows[0] = 0;
+   ks->keys[0] = k; /* (rows NULL: its row is 0) */
    ks->n = 1;
    return true;
 }
@@ -344,7 +342,7 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
-         return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
+         return dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
       }
       if (rc && rc != MDB_NOTFOUND) {
          dj_buf_cleanup (&k);
@@ -380,7 +378,7 @@ dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix,
       MDB_val val = {8, r}, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = dj_ctx_put (ctx, slot, &key, &val, MDB_NOOVERWRITE);
       if (rc == MDB_KEYEXIST && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
-         ok = dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
+         ok = dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
       } else if (rc && rc != MDB_KEYEXIST) {
          ok = dj_lmdb_error (rc, error, "index write");
       }

@@ -20,7 +20,8 @@ bool dj_store_delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error);
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */
 typedef struct {
    dj_buf_t *keys; /* owned array */
-   int *rows;      /* owned array: the element of the multikey field key i was made from */
+   int *rows;      /* owned array: the element of the multikey field key i was made from;
+                    * NULL: every key's is 0 (one key of a plain field) */
    int n;
    bool multikey;
    bool lossy;
