@@ -198,14 +198,19 @@ def test_aborted_transaction_logs_nothing(server):
             assert cs.try_next() is None
 
 
+def insert_token(coll, _id):
+    """Inserts {_id} into coll and returns its event's resume token."""
+    with coll.watch(max_await_time_ms=50) as cs:
+        coll.insert_one({"_id": _id})
+        return next_event(cs)["_id"]
+
+
 def test_history_lost(tmp_path):
     s = Server(tmp_path / "data", "--oplogSize", "1")
     try:
         with connect(s) as c:
             coll = c.db.big
-            with coll.watch(max_await_time_ms=50) as cs:
-                coll.insert_one({"_id": "first"})
-                token = next_event(cs)["_id"]
+            token = insert_token(coll, "first")
             # 2 MiB of changes through a 1 MiB log: the first ones are gone
             coll.insert_many([{"_id": i, "pad": "x" * 4096} for i in range(512)])
             with pytest.raises(OperationFailure) as e:
@@ -310,6 +315,49 @@ def test_update_many_events_in_a_small_log(tmp_path):
                 evs = [next_event(cs) for _ in range(5)]
             assert [e["fullDocumentBeforeChange"] for e in evs] == [{"_id": 9 - k, "k": k} for k in range(5)]
             assert [e["fullDocument"] for e in evs] == [{"_id": 9 - k, "k": k, "z": 1} for k in range(5)]
+    finally:
+        assert s.stop() == 0
+
+
+def test_insert_many_events_in_a_small_log(tmp_path):
+    """An insert of many documents: an event each, with its document, at a
+    time of its own, in the order of the insert, resumable at any of them
+    -- and logged as their documents together (storage/changes.c's
+    batches), so that 20,000 small documents fit a 1 MiB log that an entry
+    per document (its header, key and time: about 130 bytes) overflowed."""
+    n = 20000
+    s = Server(tmp_path / "data", "--oplogSize", "1")
+    try:
+        with connect(s) as c:
+            coll = c.db.many
+            token = insert_token(coll, "before")
+            coll.insert_many([{"_id": i, "k": n - i} for i in range(n)])
+            coll.insert_one({"_id": "after"})
+            with coll.watch(resume_after=token, max_await_time_ms=50) as cs:
+                events = [next_event(cs) for _ in range(n)]
+                assert next_event(cs)["documentKey"] == {"_id": "after"}
+            assert [e["documentKey"] for e in events] == [{"_id": i} for i in range(n)]
+            assert [e["fullDocument"] for e in events] == [{"_id": i, "k": n - i} for i in range(n)]
+            assert all(e["operationType"] == "insert" and e["ns"] == {"db": "db", "coll": "many"} for e in events)
+            times = [e["clusterTime"] for e in events]
+            assert all(a < b for a, b in zip(times, times[1:]))
+            # resumed inside the insert: after an event's token, at an event's time
+            with coll.watch(resume_after=events[4999]["_id"], max_await_time_ms=50) as cs:
+                assert next_event(cs)["documentKey"] == {"_id": 5000}
+            with coll.watch(start_at_operation_time=times[7000], max_await_time_ms=50) as cs:
+                ev = next_event(cs)
+                assert ev["documentKey"] == {"_id": 7000} and ev["_id"] == events[7000]["_id"]
+            # a transaction's inserts into two collections, interleaved: the
+            # events in the order of the inserts, each with its own namespace
+            with c.db.watch(max_await_time_ms=50) as cs:
+                with c.start_session() as ses:
+                    with ses.start_transaction():
+                        c.db.x.insert_many([{"_id": 1}, {"_id": 2}], session=ses)
+                        c.db.y.insert_one({"_id": 3}, session=ses)
+                        c.db.x.insert_one({"_id": 4}, session=ses)
+                got = [(e["ns"]["coll"], e["documentKey"]["_id"], "lsid" in e) for e in
+                       (next_event(cs) for _ in range(4))]
+            assert got == [("x", 1, True), ("x", 2, True), ("y", 3, True), ("x", 4, True)]
     finally:
         assert s.stop() == 0
 

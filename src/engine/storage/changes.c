@@ -62,6 +62,18 @@
  * are as with single entries. A collection keeping pre-images logs each
  * delete on its own (its entry carries the document).
  *
+ * The inserts of a transaction into one collection, one after another,
+ * share an entry likewise: {op: "insert", db, coll, wall, cid, docs: [doc,
+ * ...]}, their n times reserved together as above, the documents in the
+ * order they were inserted. An insert waits in the context
+ * (dj_ctx_t.chg.ins_docs) until the transaction's next change of another
+ * kind or collection, its commit (dj_changes_flush), or until the waiting
+ * documents pass INSERT_BATCH_BYTES; the times are taken then (under the
+ * write lock, past the log's last key, as always). An insert of 1,000
+ * rows then writes one entry of its documents -- not 1,000 keys, headers
+ * and clock readings. dj_changes_read hands each document on as an entry
+ * of its own ({op: "insert", ..., key: {_id}, doc}).
+ *
  * Changes to the admin, config and local databases and to system.*
  * collections are not logged: change streams never show them.
  */
@@ -73,6 +85,11 @@
 /* Where older versions kept the size record (see above). */
 static const uint8_t META_KEY[8] = {0};
 static const char MAIN_META_KEY[] = "\x01" "changes";
+
+/* Waiting inserts are written as an entry once they pass this many bytes:
+ * a capped log trims whole entries, so an entry stays a small part of
+ * even a small log (--oplogSize 1). */
+#define INSERT_BATCH_BYTES (256 * 1024)
 
 /* ---- the clock ------------------------------------------------------------ */
 
@@ -270,9 +287,69 @@ append (dj_ctx_t *ctx, bson_t *entry, uint32_t times, bson_error_t *error)
    return trim (ctx, ts, &ctx->chg.bytes, &ctx->chg.lost, error);
 }
 
+static void entry_start (bson_t *entry, const char *op, const char *db, const char *coll);
+static void session_append (const dj_ctx_t *ctx, bson_t *entry);
+
+void
+dj_changes_discard (dj_ctx_t *ctx)
+{
+   if (ctx->chg.ins_docs) {
+      bson_destroy (ctx->chg.ins_docs);
+   }
+   bson_free (ctx->chg.ins_db);
+   bson_free (ctx->chg.ins_coll);
+   ctx->chg.ins_docs = NULL;
+   ctx->chg.ins_db = ctx->chg.ins_coll = NULL;
+   ctx->chg.ins_n = 0;
+}
+
+/* Writes the waiting inserts as one entry (the header's batches). */
+static bool
+flush_inserts (dj_ctx_t *ctx, bson_error_t *error)
+{
+   if (!ctx->chg.ins_docs) {
+      return true;
+   }
+   bson_t entry;
+   entry_start (&entry, "insert", ctx->chg.ins_db, ctx->chg.ins_coll);
+   BSON_APPEND_INT64 (&entry, "cid", (int64_t) ctx->chg.ins_cid);
+   BSON_APPEND_ARRAY (&entry, "docs", ctx->chg.ins_docs);
+   session_append (ctx, &entry);
+   uint32_t n = ctx->chg.ins_n;
+   dj_changes_discard (ctx);
+   bool ok = append (ctx, &entry, n, error);
+   bson_destroy (&entry);
+   return ok;
+}
+
+/* Adds doc, an insert into c, to the waiting inserts: after the ones
+ * waiting for c, or first after those for another collection are written. */
+static bool
+wait_insert (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *doc, bson_error_t *error)
+{
+   if (ctx->chg.ins_docs && ctx->chg.ins_cid != c->id && !flush_inserts (ctx, error)) {
+      return false;
+   }
+   if (!ctx->chg.ins_docs) {
+      ctx->chg.ins_docs = bson_new ();
+      ctx->chg.ins_db = bson_strdup (c->db);
+      ctx->chg.ins_coll = bson_strdup (c->name);
+      ctx->chg.ins_cid = c->id;
+      ctx->chg.ins_n = 0;
+   }
+   char kb[16];
+   const char *key;
+   size_t klen = bson_uint32_to_string (ctx->chg.ins_n++, &key, kb, sizeof kb);
+   bson_append_document (ctx->chg.ins_docs, key, (int) klen, doc);
+   return ctx->chg.ins_docs->len < INSERT_BATCH_BYTES || flush_inserts (ctx, error);
+}
+
 bool
 dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error)
 {
+   if (!flush_inserts (ctx, error)) {
+      return false;
+   }
    if (!ctx->chg.dirty) {
       return true;
    }
@@ -584,6 +661,12 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
    if (ctx->quiet_log || !logged_ns (c->db, c->name)) {
       return true;
    }
+   if (!strcmp (op, "insert")) {
+      return wait_insert (ctx, c, after, error);
+   }
+   if (!flush_inserts (ctx, error)) {
+      return false; /* (the waiting inserts came first) */
+   }
    bool images = dj_changes_images_enabled (c);
    const bson_t *one = after ? after : before;
    bson_iter_t it;
@@ -624,6 +707,9 @@ record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_valu
    }
    if (n > UINT32_MAX / 2) {
       return dj_err (error, DJ_InternalError, "a batch of %zu %ss is too large for one change log entry", n, op);
+   }
+   if (!flush_inserts (ctx, error)) {
+      return false;
    }
    bson_t entry, arr;
    char buf[16];
@@ -671,6 +757,9 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
    if (ctx->quiet_log || !logged_ns (db, coll)) {
       return true;
    }
+   if (!flush_inserts (ctx, error)) {
+      return false;
+   }
    bson_t entry;
    entry_start (&entry, op, db, coll);
    if (cid) {
@@ -690,10 +779,58 @@ dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char 
 /* Calls fn with the events of the entry at key ts that come after time
  * `after`: the entry itself, or each document of a batch (the header's
  * "A batch") as an entry of its own at its own time. False: fn stopped. */
+/* each_event for an insert batch: docs iterates its documents. */
+static bool
+each_insert (uint64_t ts, const bson_t *entry, const bson_iter_t *docs, uint64_t after, dj_change_fn fn, void *ud)
+{
+   uint64_t n = 0;
+   bson_iter_t d = *docs;
+   while (bson_iter_next (&d)) {
+      n++;
+   }
+   uint64_t t = ts - (n ? n - 1 : 0);
+   d = *docs;
+   for (; bson_iter_next (&d); t++) {
+      if (t <= after || !BSON_ITER_HOLDS_DOCUMENT (&d)) {
+         continue;
+      }
+      bson_t one, key, doc;
+      bson_iter_t f, id;
+      const uint8_t *data;
+      uint32_t len;
+      bson_iter_document (&d, &len, &data);
+      if (!bson_init_static (&doc, data, len)) {
+         continue;
+      }
+      bson_init (&one);
+      bson_iter_init (&f, entry);
+      while (bson_iter_next (&f)) {
+         if (strcmp (bson_iter_key (&f), "docs")) {
+            bson_append_iter (&one, NULL, 0, &f);
+         }
+      }
+      BSON_APPEND_DOCUMENT_BEGIN (&one, "key", &key);
+      if (bson_iter_init_find (&id, &doc, "_id")) {
+         BSON_APPEND_VALUE (&key, "_id", bson_iter_value (&id));
+      }
+      bson_append_document_end (&one, &key);
+      BSON_APPEND_DOCUMENT (&one, "doc", &doc);
+      bool go = fn (t, &one, ud);
+      bson_destroy (&one);
+      if (!go) {
+         return false;
+      }
+   }
+   return true;
+}
+
 static bool
 each_event (uint64_t ts, const bson_t *entry, uint64_t after, dj_change_fn fn, void *ud)
 {
    bson_iter_t it, ids, upds;
+   if (bson_iter_init_find (&it, entry, "docs") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &ids)) {
+      return each_insert (ts, entry, &ids, after, fn, ud);
+   }
    if (!bson_iter_init_find (&it, entry, "ids") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &ids)) {
       return fn (ts, entry, ud);
    }

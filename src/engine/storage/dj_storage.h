@@ -24,7 +24,8 @@
  *   write_many.c many records deleted or updated at once: sorted batches, one
  *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
- *   txn.c        each command's transaction; callers' and snapshot transactions
+ *   txn.c        each command's transaction (and the cursors its puts go
+ *                through, one per stream); callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
@@ -32,7 +33,8 @@
  *   geo_index.c  '2dsphere' and '2d' indexes: cell keys, and the scans that
  *                answer $geoWithin/$geoIntersects (cell ranges) and
  *                $near/$nearSphere/$geoNear (by distance)
- *   changes.c    the change log change streams read, and the cluster clock
+ *   changes.c    the change log change streams read (a statement's inserts,
+ *                deletes, updates: one entry each), and the cluster clock
  *   sample.c     records picked at random ($sample's random cursor)
  *   keycount.c   a field's values counted from an index's keys (no document read)
  *   spill.c      an external merge sort: a blocking sort past its memory limit
@@ -98,6 +100,9 @@ struct dj_coll {
    uint8_t *entry;
    uint32_t entry_len;
 };
+/* How many put streams a write context keeps a cursor for (dj_ctx_t.puts):
+ * a collection's records and its first indexes (past them, mdb_put). */
+#define DJ_PUT_CURSORS 8
 struct dj_ctx {
    dj_engine_t *engine;
    MDB_txn *txn;
@@ -122,7 +127,24 @@ struct dj_ctx {
       bool legacy; /* the size record was found where older versions kept it */
       uint64_t last;       /* the newest entry's time */
       int64_t bytes, lost; /* the log's size; the newest time the cap dropped */
+      /* inserts waiting to be logged as one batch entry (changes.c's
+       * header, "A batch"): written at the transaction's next other
+       * change, or at commit; dropped by dj_txn_abort. ins_docs (the
+       * documents, an array being built), ins_db and ins_coll owned;
+       * NULL: none waiting. Reset by dj_txn_begin. */
+      bson_t *ins_docs;
+      char *ins_db, *ins_coll;
+      uint64_t ins_cid;
+      uint32_t ins_n;
    } chg;
+   /* Cursors on the data DBI for a write's puts, one per stream (txn.c,
+    * dj_ctx_put): [0] records, [1 + i] index i's entries. A put through
+    * the cursor of the last put of its stream lands, when the key falls in
+    * that cursor's leaf page (an insert's ascending record id, _id, id or
+    * equal key), without LMDB's descent from the root. Opened at first
+    * use, closed by dj_txn_commit/abort before the transaction ends; NULL
+    * until then. Reset by dj_txn_begin. */
+   MDB_cursor *puts[DJ_PUT_CURSORS];
 };
 /* The cluster clock: a BSON Timestamp (seconds, increment), one per data
  * directory in a process (env.c), guarded by mu. */
@@ -341,9 +363,12 @@ bool dj_changes_wants_updates (dj_ctx_t *ctx, const dj_coll_t *c);
  * NULL) is kept as the event's operationDescription. */
 bool dj_changes_record_ns (dj_ctx_t *ctx, const char *op, const char *db, const char *coll, uint64_t cid, const bson_t *desc,
                            bson_error_t *error);
-/* Writes what ctx's changes did to the log's size record; dj_txn_commit
- * calls it before the commit. */
+/* Writes the inserts still waiting (ctx->chg.ins_docs) and what ctx's
+ * changes did to the log's size record; dj_txn_commit calls it before the
+ * commit. */
 bool dj_changes_flush (dj_ctx_t *ctx, bson_error_t *error);
+/* Drops the inserts still waiting: the transaction is aborted. */
+void dj_changes_discard (dj_ctx_t *ctx);
 /* An update's description: {updatedFields, removedFields, truncatedArrays}
  * from the document before and after (out: initialised here). */
 void dj_changes_describe_update (const bson_t *before, const bson_t *after, bson_t *out);

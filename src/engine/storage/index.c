@@ -156,9 +156,7 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    ks->lossy = v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT || k.len > DJ_KEY_MAX;
    dj_key_finish (&k, 0);
    ks->keys = bson_malloc (sizeof (dj_buf_t));
-   ks->rows = bson_malloc (sizeof (int));
-   ks->keys[0] = k;
-   ks->rows[0] = 0;
+   ks->keys[0] = k; /* (rows NULL: its row is 0) */
    ks->n = 1;
    return true;
 }
@@ -227,6 +225,38 @@ dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint
    if (!ix->unique) {
       dj_buf_put_u64be (out, rid);
    }
+}
+
+/* Room for most entry keys on the stack: [index id][key][record id], the
+ * key cut near DJ_KEY_MAX (dj_key_finish). */
+#define ENTRY_STACK (8 + DJ_KEY_MAX + 64 + 8)
+
+static void
+put_u64be (uint8_t *p, uint64_t v)
+{
+   for (int b = 0; b < 8; b++) {
+      p[b] = (uint8_t) (v >> (56 - 8 * b));
+   }
+}
+
+/* dj_index_entry_key's bytes as an MDB_val: in `stack` (ENTRY_STACK
+ * bytes) when they fit, else in heap (the caller's, cleaned up by it) --
+ * an insert writes an entry per index per document, and allocating each
+ * key was a good part of what writing it cost. */
+static MDB_val
+entry_val (const dj_index_t *ix, const dj_buf_t *k, uint64_t rid, uint8_t *stack, dj_buf_t *heap)
+{
+   size_t n = 8 + k->len + (ix->unique ? 0 : 8);
+   if (n > ENTRY_STACK) {
+      dj_index_entry_key (heap, ix, k, rid);
+      return (MDB_val){heap->len, heap->data};
+   }
+   put_u64be (stack, ix->id);
+   memcpy (stack + 8, k->data, k->len);
+   if (!ix->unique) {
+      put_u64be (stack + 8 + k->len, rid);
+   }
+   return (MDB_val){n, stack};
 }
 
 /* The key of doc's entry `row` in ix as a document of ix's fields ({a: 1});
@@ -319,16 +349,14 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
                        uint64_t rid, const bson_t *doc, bson_error_t *error)
 {
    dj_buf_t k;
+   uint8_t kb[ENTRY_STACK];
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
-      MDB_val key, val;
-      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
-      key.mv_size = k.len;
-      key.mv_data = k.data;
+      MDB_val val, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
-         return dup_key_error (ctx, c, ix, doc, ks->rows[i], error);
+         return dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
       }
       if (rc && rc != MDB_NOTFOUND) {
          dj_buf_cleanup (&k);
@@ -351,30 +379,63 @@ dj_keyset_has (const dj_keyset_t *ks, const dj_buf_t *key)
 }
 
 bool
+dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                        uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
+{
+   dj_buf_t k;
+   uint8_t kb[ENTRY_STACK], r[8];
+   bool ok = true;
+   int i;
+   dj_buf_init (&k);
+   put_u64be (r, rid);
+   for (i = 0; ok && i < ks->n; i++) {
+      MDB_val val = {8, r}, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
+      int rc = dj_ctx_put (ctx, slot, &key, &val, MDB_NOOVERWRITE);
+      if (rc == MDB_KEYEXIST && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
+         ok = dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
+      } else if (rc && rc != MDB_KEYEXIST) {
+         ok = dj_lmdb_error (rc, error, "index write");
+      }
+   }
+   dj_buf_cleanup (&k);
+   if (!ok) {
+      /* the keys before the refused one were written: taken back */
+      dj_keyset_t written = *ks; /* (borrows ks's keys: never cleaned up) */
+      bson_error_t ignored;
+      written.n = i - 1;
+      dj_index_del_keys (ctx, ix, &written, NULL, rid, &ignored);
+   }
+   return ok;
+}
+
+bool
 dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                    uint64_t rid, bson_error_t *error)
 {
-   dj_buf_t k, r;
+   return dj_index_put_keys_at (ctx, ix, ks, skip, rid, -1, error);
+}
+
+bool
+dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
+                      uint64_t rid, int slot, bson_error_t *error)
+{
+   dj_buf_t k;
+   uint8_t kb[ENTRY_STACK], r[8];
    dj_buf_init (&k);
-   dj_buf_init (&r);
-   dj_buf_put_u64be (&r, rid);
+   put_u64be (r, rid);
    for (int i = 0; i < ks->n; i++) {
       if (dj_keyset_has (skip, &ks->keys[i])) {
          continue;
       }
-      MDB_val key, val = {ix->unique ? 8 : 0, ix->unique ? r.data : (void *) ""};
-      dj_index_entry_key (&k, ix, &ks->keys[i], rid);
-      key.mv_size = k.len;
-      key.mv_data = k.data;
-      int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &key, &val, 0);
+      MDB_val val = {ix->unique ? 8 : 0, ix->unique ? r : (void *) ""};
+      MDB_val key = entry_val (ix, &ks->keys[i], rid, kb, &k);
+      int rc = dj_ctx_put (ctx, slot, &key, &val, 0);
       if (rc) {
          dj_buf_cleanup (&k);
-         dj_buf_cleanup (&r);
          return dj_lmdb_error (rc, error, "index write");
       }
    }
    dj_buf_cleanup (&k);
-   dj_buf_cleanup (&r);
    return true;
 }
 

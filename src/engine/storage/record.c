@@ -150,45 +150,52 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
    if (!next_rid (ctx, c, false, &rid, error)) {
       goto done;
    }
-   /* every key first, every unique check second, writes last: a failure
+   /* every key first (a document no index takes fails before any
+    * write), then the record, then the unique indexes' entries -- each
+    * put is the unique check (dj_index_put_unique_at) -- and the others'
+    * last: a failure takes back what the document wrote, so that it
     * leaves nothing behind */
    for (int i = 0; i < c->nindexes; i++) {
       if (!dj_index_keys (&c->indexes[i], doc, &ks[i], error)) {
          goto done;
       }
    }
-   for (int i = 0; i < c->nindexes; i++) {
-      if (c->indexes[i].unique && !dj_index_unique_check (ctx, c, &c->indexes[i], &ks[i], rid, doc, error)) {
-         goto done;
-      }
-   }
    dj_record_key (&k, c->id, rid);
    MDB_val mk = {k.len, k.data}, mv = {doc->len, (void *) bson_get_data (doc)};
-   int rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, MDB_NOOVERWRITE);
+   int rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    if (rc == MDB_KEYEXIST && hinted) {
-      /* the hint was taken meanwhile: the last record's id, read, and the
-       * unique checks again (they let an entry of the record id they are
-       * given pass as the document's own) */
+      /* the hint was taken meanwhile: the last record's id, read */
       if (!next_rid (ctx, c, true, &rid, error)) {
          goto done;
-      }
-      for (int i = 0; i < c->nindexes; i++) {
-         if (c->indexes[i].unique && !dj_index_unique_check (ctx, c, &c->indexes[i], &ks[i], rid, doc, error)) {
-            goto done;
-         }
       }
       dj_record_key (&k, c->id, rid);
       mk.mv_size = k.len;
       mk.mv_data = k.data;
-      rc = mdb_put (ctx->txn, ctx->engine->dbi_data, &mk, &mv, MDB_NOOVERWRITE);
+      mv.mv_size = doc->len;
+      mv.mv_data = (void *) bson_get_data (doc); /* (a refused put returns the record there) */
+      rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    }
    if (rc) {
       dj_lmdb_error (rc, error, "record write");
       goto done;
    }
+   for (int i = 0; i < c->nindexes; i++) {
+      if (c->indexes[i].unique && !dj_index_put_unique_at (ctx, c, &c->indexes[i], &ks[i], rid, doc, 1 + i, error)) {
+         /* a duplicate key: the earlier unique indexes' entries and the
+          * record taken back (the error is the document's) */
+         bson_error_t ignored;
+         for (int j = 0; j < i; j++) {
+            if (c->indexes[j].unique) {
+               dj_index_del_keys (ctx, &c->indexes[j], &ks[j], NULL, rid, &ignored);
+            }
+         }
+         mdb_del (ctx->txn, ctx->engine->dbi_data, &mk, NULL);
+         goto done;
+      }
+   }
    c->next_rid = rid + 1;
    for (int i = 0; i < c->nindexes; i++) {
-      if (!dj_index_put_keys (ctx, &c->indexes[i], &ks[i], NULL, rid, error)) {
+      if (!c->indexes[i].unique && !dj_index_put_keys_at (ctx, &c->indexes[i], &ks[i], NULL, rid, 1 + i, error)) {
          goto done;
       }
       if (!dj_record_note_flags (ctx, c, i, &ks[i], error)) {

@@ -20,7 +20,8 @@ bool dj_store_delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error);
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */
 typedef struct {
    dj_buf_t *keys; /* owned array */
-   int *rows;      /* owned array: the element of the multikey field key i was made from */
+   int *rows;      /* owned array: the element of the multikey field key i was made from;
+                    * NULL: every key's is 0 (one key of a plain field) */
    int n;
    bool multikey;
    bool lossy;
@@ -55,9 +56,27 @@ bool dj_record_update_check (const bson_t *new_doc, bson_error_t *error);
 /* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
 bool dj_index_put_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                         uint64_t rid, bson_error_t *error);
+/* Writes rid's entries for ks's keys in unique index ix, each put refusing
+ * a key another record holds (MDB_NOOVERWRITE: the write is the unique
+ * check, one search of the tree instead of a read and a write): on one,
+ * DuplicateKey as dj_index_unique_check reports it, the entries this call
+ * wrote removed again. An entry holding rid already passes as the
+ * document's own. Through ctx's put cursor `slot` (dj_ctx_put). */
+bool dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
+                             uint64_t rid, const bson_t *doc, int slot, bson_error_t *error);
+/* dj_index_put_keys through ctx's put cursor `slot` (dj_ctx_put). */
+bool dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
+                           uint64_t rid, int slot, bson_error_t *error);
 /* Removes rid's entries for ks's keys, but those also in keep (may be NULL). */
 bool dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *keep,
                         uint64_t rid, bson_error_t *error);
+
+/* txn.c */
+/* Puts k -> v (mdb_put's flags) into the data DBI in ctx's write
+ * transaction through its cursor for stream `slot` (dj_ctx_t.puts: 0 for
+ * records, 1 + i for index i), opened here at first use; mdb_put for a
+ * slot past DJ_PUT_CURSORS. Returns LMDB's code. */
+int dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags);
 
 /* record.c */
 /* A record's key: [coll][rid], both 8-byte big-endian, into b (reset first). */

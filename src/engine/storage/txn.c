@@ -47,6 +47,9 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->top = false;
    ctx->txn = NULL;
    ctx->chg.valid = ctx->chg.dirty = false;
+   ctx->chg.ins_docs = NULL;
+   ctx->chg.ins_db = ctx->chg.ins_coll = NULL;
+   memset (ctx->puts, 0, sizeof ctx->puts);
    if (outer && !write) {
       ctx->txn = outer->txn;
       ctx->borrowed = true;
@@ -71,6 +74,47 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    return true;
 }
 
+/* ctx's put cursor `slot` (opened here at first use) into *cur; NULL for a
+ * slot past DJ_PUT_CURSORS (the caller goes without). LMDB's code. */
+static int
+put_cursor (dj_ctx_t *ctx, int slot, MDB_cursor **cur)
+{
+   *cur = NULL;
+   if (slot < 0 || slot >= DJ_PUT_CURSORS) {
+      return 0;
+   }
+   if (!ctx->puts[slot]) {
+      int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &ctx->puts[slot]);
+      if (rc) {
+         ctx->puts[slot] = NULL;
+         return rc;
+      }
+   }
+   *cur = ctx->puts[slot];
+   return 0;
+}
+
+int
+dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags)
+{
+   MDB_cursor *cur;
+   int rc = put_cursor (ctx, slot, &cur);
+   return rc ? rc : cur ? mdb_cursor_put (cur, k, v, flags) : mdb_put (ctx->txn, ctx->engine->dbi_data, k, v, flags);
+}
+
+/* Closes ctx's put cursors: before its transaction ends (LMDB frees a
+ * write transaction's cursors with it). */
+static void
+puts_close (dj_ctx_t *ctx)
+{
+   for (int i = 0; i < DJ_PUT_CURSORS; i++) {
+      if (ctx->puts[i]) {
+         mdb_cursor_close (ctx->puts[i]);
+         ctx->puts[i] = NULL;
+      }
+   }
+}
+
 static void
 ctx_end (dj_ctx_t *ctx)
 {
@@ -90,6 +134,7 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
       dj_txn_abort (ctx);
       return false;
    }
+   puts_close (ctx);
    ctx_end (ctx);
    if (!ctx->borrowed) {
       rc = mdb_txn_commit (ctx->txn);
@@ -108,6 +153,8 @@ dj_txn_abort (dj_ctx_t *ctx)
       bson_destroy (ctx->error_info);
       ctx->error_info = NULL;
    }
+   dj_changes_discard (ctx);
+   puts_close (ctx);
    if (ctx->txn) {
       ctx_end (ctx);
       if (!ctx->borrowed) {
