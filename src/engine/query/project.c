@@ -478,11 +478,24 @@ project_flat (const dj_projection_t *p, const bson_t *doc, bson_t *out)
    uint8_t *buf = bson_malloc (doc->len); /* the kept elements are no longer than the document */
    uint32_t n = 4;
    bson_iter_t it;
+   /* the fields usually come in the projection's order (the INSERT's and
+    * the select list's): each is first looked for at the field after the
+    * last one found, then among all */
+   int next = 0;
    bool more = bson_iter_init (&it, doc) && bson_iter_next (&it);
    while (more) {
       const char *key = bson_iter_key (&it);
       const uint8_t *start = (const uint8_t *) key - 1;
-      bool keep = !strcmp (key, "_id") ? !p->id_excluded : dj_spec_child (p->shape, key, NULL) != NULL;
+      bool keep;
+      if (!strcmp (key, "_id")) {
+         keep = !p->id_excluded;
+      } else if (next < p->shape->nkids && !strcmp (p->shape->kids[next]->name, key)) {
+         keep = true;
+         next++;
+      } else {
+         keep = dj_spec_child (p->shape, key, &next) != NULL;
+         next++; /* (-1 + 1 when absent: from the first again) */
+      }
       more = bson_iter_next (&it);
       const uint8_t *end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
       if (keep) {
