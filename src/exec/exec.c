@@ -158,12 +158,9 @@ put_built_cell (dj_buf_t *b, bson_t *one)
 }
 
 /* Appends doc as a row of m's columns (or all its fields for SELECT *) to
- * the bytes of the rows array being built in b (put_rows_begin): the element (array type,
- * key *nrows, the row's array), each cell's value copied as it is. A
- * batch's rows are built in one buffer and appended to the result's rows
- * at once (take_batch): a bson_append_array per row, growing the rows
- * document by reallocations, was a fifth of the rows' cost (callgrind, a
- * Django filter()[:50]). */
+ * the rows array's bytes in b (begun with a length): the element -- array
+ * type, key *nrows, the row -- each cell's value copied as it is. (A row
+ * per bson_append_array was a fifth of a Django filter()[:50]'s rows.) */
 static void
 put_row (const dj_mql_t *m, const bson_t *doc, dj_buf_t *b, int64_t *nrows)
 {
@@ -228,21 +225,13 @@ put_rows_end (dj_buf_t *rb, bson_t *rows)
    dj_buf_cleanup (rb);
 }
 
-/* The rows array's bytes begun in rb (its length set by put_rows_end). */
-static void
-put_rows_begin (dj_buf_t *rb, size_t size)
-{
-   dj_buf_init (rb);
-   dj_buf_reserve (rb, size + 5);
-   dj_buf_put_u32le (rb, 0);
-}
-
 /* Appends doc as one row (put_row) to rows. */
 static void
 append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows)
 {
    dj_buf_t rb;
-   put_rows_begin (&rb, doc->len + 64);
+   dj_buf_init (&rb);
+   dj_buf_put_u32le (&rb, 0); /* the length, set by put_rows_end */
    put_row (m, doc, &rb, nrows);
    put_rows_end (&rb, rows);
 }
@@ -283,7 +272,9 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bson_
          uint32_t len;
          const uint8_t *data;
          bson_iter_array (&cur, &len, &data);
-         put_rows_begin (&rb, len + len / 4); /* the rows are about the batch's size */
+         dj_buf_init (&rb);
+         dj_buf_reserve (&rb, len + len / 4); /* a batch's rows: about its size */
+         dj_buf_put_u32le (&rb, 0); /* the length, set by put_rows_end */
          while (exec_next_document (&batch, &doc)) {
             put_row (m, &doc, &rb, nrows);
          }
