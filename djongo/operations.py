@@ -80,12 +80,31 @@ class DatabaseOperations(BaseDatabaseOperations):
     # as JSON text (src/compile/compile.c, explain_read)
     explain_prefix = "EXPLAIN"
 
+    # the most names / model fields remembered by quote_name and
+    # get_db_converters (a schema's worth; past it they compute each time)
+    _KEEP_MAX = 4096
+
+    def __init__(self, connection):
+        super().__init__(connection)
+        # both run for every column of every query (Django's compiler keeps
+        # nothing between queries): what they answer is kept per name and
+        # per model field, as Django's own quote_name_unless_alias keeps
+        # quoted names per query
+        self._quoted = {}
+        self._field_converters = {}  # id(field) -> (field, its converters)
+
     # ---- names and statements ----
 
     def quote_name(self, name):
-        if name.startswith('"') and name.endswith('"'):
-            return name
-        return '"%s"' % name.replace('"', '""')
+        quoted = self._quoted.get(name)
+        if quoted is None:
+            if name.startswith('"') and name.endswith('"'):
+                quoted = name
+            else:
+                quoted = '"%s"' % name.replace('"', '""')
+            if len(self._quoted) < self._KEEP_MAX:
+                self._quoted[name] = quoted
+        return quoted
 
     def no_limit_value(self):
         return -1  # the dialect's "no limit" (SQLite's), for OFFSET without LIMIT
@@ -385,6 +404,21 @@ class DatabaseOperations(BaseDatabaseOperations):
     }
 
     def get_db_converters(self, expression):
+        field = expression.output_field
+        kept = self._field_converters.get(id(field))
+        if kept is not None and kept[0] is field:
+            return list(kept[1])
+        converters = self._db_converters(expression)
+        # a model's field lives as long as its model (an expression's
+        # output_field may be made per query: not kept); the entry holds the
+        # field, so its id is not reused while the entry stands
+        if getattr(field, "model", None) is not None and len(self._field_converters) < self._KEEP_MAX:
+            self._field_converters[id(field)] = (field, tuple(converters))
+        return converters
+
+    def _db_converters(self, expression):
+        """get_db_converters' answer, which depends on the output field
+        alone (its class, internal type and flags)."""
         if getattr(expression.output_field, "encrypted", False):
             return []  # djongo.models.encrypted: converted after decrypting, in from_db_value
         converters = super().get_db_converters(expression)

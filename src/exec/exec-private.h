@@ -15,6 +15,11 @@ typedef struct {
    int64_t taken;        /* reservations since the block was last dropped (the size grows with them) */
 } exec_idblock_t;
 
+/* catalog.c: the compiler's questions about a table's columns, answered
+ * from an index of its entry kept until the entries are dropped */
+typedef struct exec_catalog exec_catalog_t;
+void exec_catalog_free (exec_catalog_t *cat);
+
 struct dj_exec {
    dj_run_command_fn run;
    dj_run_command_fn outside_run; /* listIndexes, explain: outside the transaction (dj_exec_set_outside_run) */
@@ -40,6 +45,7 @@ struct dj_exec {
    bool blocks_off;   /* the running statement takes its ids from the counter */
    bool block_used;   /* the running statement took an id from a block */
    bool row_docs;     /* dj_exec_set_row_docs */
+   exec_catalog_t *catalog; /* owned, NULL until asked: catalog.c's answers per table */
 };
 
 /* exec.c */

@@ -51,6 +51,7 @@ dj_exec_destroy (dj_exec_t *x)
       bson_destroy (x->refs);
       bson_destroy (x->fk_pending);
       exec_blocks_free (x);
+      exec_catalog_free (x->catalog);
       bson_free (x->db);
       bson_free (x);
    }

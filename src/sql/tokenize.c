@@ -225,10 +225,25 @@ dj_sql_statement_end (const char *z, size_t n)
    }
 }
 
+/* Whether sql holds "%%": each '%' found with memchr (word-wise), which a
+ * statement with parameters has a few of (its %s), where memmem walked
+ * every byte of every statement (~1,600 instructions for a Django get). */
+static bool
+has_double_percent (const char *sql, size_t len)
+{
+   const char *end = sql + len;
+   for (const char *p = sql; (p = memchr (p, '%', (size_t) (end - p))) != NULL && p + 1 < end; p++) {
+      if (p[1] == '%') {
+         return true;
+      }
+   }
+   return false;
+}
+
 char *
 dj_sql_unescape_percents (const char *sql, size_t len, size_t *out_len)
 {
-   if (!memmem (sql, len, "%%", 2)) {
+   if (!has_double_percent (sql, len)) {
       return NULL;
    }
    char *out = bson_malloc (len + 1), quote = 0;

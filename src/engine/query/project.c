@@ -447,6 +447,73 @@ add_meta (const bson_t *meta, const bson_t *doc, bson_t *out, bson_error_t *erro
    return true;
 }
 
+/* Whether p includes top-level fields alone (SQL's select list: {a: 1,
+ * b: 1, _id: 0}): every field of its tree an inclusion, _id either way. */
+static bool
+flat_inclusion (const dj_projection_t *p)
+{
+   if (!p->inclusion || p->meta || !p->shape || p->shape->nkids == 0) {
+      return false;
+   }
+   for (int i = 0; i < p->shape->nkids; i++) {
+      const dj_spec_node_t *n = p->shape->kids[i];
+      if (n->kind != DJ_SPEC_INCLUDE && !(n->kind == DJ_SPEC_EXCLUDE && !strcmp (n->name, "_id"))) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* project_doc's result for a flat_inclusion projection: the elements it
+ * keeps (_id unless excluded, the fields named) copied as bytes, in the
+ * document's order, into one buffer that `out` is made from once. The
+ * typed append of each field (bson_append_iter) cost ~130 instructions a
+ * field, most of a Django filter()[:50]'s projection (callgrind). An
+ * element runs from its type byte (just before its key) to the next
+ * one's, or to the document's trailing 0. */
+static void
+project_flat (const dj_projection_t *p, const bson_t *doc, bson_t *out)
+{
+   const uint8_t *data = bson_get_data (doc);
+   uint8_t *buf = bson_malloc (doc->len); /* the kept elements are no longer than the document */
+   uint32_t n = 4;
+   bson_iter_t it;
+   /* the fields usually come in the projection's order (the INSERT's and
+    * the select list's): each is first looked for at the field after the
+    * last one found, then among all */
+   int next = 0;
+   bool more = bson_iter_init (&it, doc) && bson_iter_next (&it);
+   while (more) {
+      const char *key = bson_iter_key (&it);
+      const uint8_t *start = (const uint8_t *) key - 1;
+      bool keep;
+      if (!strcmp (key, "_id")) {
+         keep = !p->id_excluded;
+      } else if (next < p->shape->nkids && !strcmp (p->shape->kids[next]->name, key)) {
+         keep = true;
+         next++;
+      } else {
+         keep = dj_spec_child (p->shape, key, &next) != NULL;
+         next++; /* (-1 + 1 when absent: from the first again) */
+      }
+      more = bson_iter_next (&it);
+      const uint8_t *end = more ? (const uint8_t *) bson_iter_key (&it) - 1 : data + doc->len - 1;
+      if (keep) {
+         memcpy (buf + n, start, (size_t) (end - start));
+         n += (uint32_t) (end - start);
+      }
+   }
+   buf[n++] = 0;
+   uint32_t le = BSON_UINT32_TO_LE (n);
+   memcpy (buf, &le, 4);
+   bson_t view;
+   bson_init (out);
+   if (bson_init_static (&view, buf, n)) {
+      bson_concat (out, &view);
+   }
+   bson_free (buf);
+}
+
 bool
 dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, bson_t *out, bson_error_t *error)
 {
@@ -466,6 +533,10 @@ dj_projection_apply (const dj_projection_t *p, const bson_t *doc, int32_t pos, b
       return ok;
    }
 
+   if (flat_inclusion (p)) {
+      project_flat (p, doc, out);
+      return true;
+   }
    dj_value_from_doc (doc, false, &dv);
    bson_init (out);
    project_doc (p, p->shape, &dv, out, 0, &st);
