@@ -10,6 +10,8 @@
  */
 #include "agg-private.h"
 
+#include "dj_bson_walk.h"
+
 #include <stdlib.h>
 
 /* Copies each document into the dj_docs_t at ctx. */
@@ -256,12 +258,48 @@ dj_view_read (const dj_prun_t *run, const dj_coll_t *view, int depth, dj_docs_t 
 
 /* ---- $lookup ------------------------------------------------------------------ */
 
+/* The join field's value when the path is one top-level field holding no
+ * array -- a foreign key, the common join -- read straight from doc's
+ * bytes: 1 with *v set (borrowing doc), 0 when the field is missing, -1
+ * when dj_path_visit must walk it (a dotted path, an array to expand). The
+ * field found is the first of duplicate keys, as dj_value_get_field finds
+ * it, and a malformed document reads as far as it does there. */
+static int
+top_field (const bson_t *doc, const dj_path_t *p, bson_value_t *v)
+{
+   if (p->n != 1) {
+      return -1;
+   }
+   const char *key = p->parts[0];
+   size_t len = strlen (key);
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (w.key_len == len && !memcmp (w.key, key, len)) {
+         if (w.type == BSON_TYPE_ARRAY) {
+            return -1;
+         }
+         dj_bwalk_value (&w, v);
+         return 1;
+      }
+   }
+   return 0;
+}
+
 size_t
 dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
 {
    bson_value_t dv;
    size_t kept = 0;
    vals->n = 0;
+   int top = top_field (doc, lp, &dv);
+   if (top >= 0) {
+      /* what the visit below makes of it: the value, unless a regex; or nothing */
+      if (top && dv.value_type != BSON_TYPE_REGEX) {
+         dj_vlist_push (&dv, vals);
+      }
+      return (size_t) top;
+   }
    dj_value_from_doc (doc, false, &dv);
    dj_path_visit (&dv, lp, 0, true, dj_vlist_push, vals);
    for (size_t i = 0; i < vals->n; i++) {
@@ -350,6 +388,11 @@ dj_agg_join_keys (const bson_t *doc, const dj_path_t *fp, dj_vlist_t *vals, dj_j
    bson_value_t dv;
    bson_iter_t it;
    vals->n = 0;
+   int top = top_field (doc, fp, &dv);
+   if (top >= 0) {
+      fn (top ? &dv : &null_v, ctx); /* (no array: the value alone) */
+      return;
+   }
    dj_value_from_doc (doc, false, &dv);
    dj_path_visit (&dv, fp, 0, false, dj_vlist_push, vals);
    if (!vals->n) {
