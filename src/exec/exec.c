@@ -619,6 +619,7 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 
 typedef struct {
    const char *col; /* the AUTOINCREMENT column */
+   uint32_t col_len;
    int64_t next;    /* the next id to give */
    dj_result_t *out;
 } with_ids_t;
@@ -631,17 +632,17 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    bson_iter_t f;
    bool has_col = false, has_id = false;
    (void) error;
-   /* one look at the keys: the column (its first occurrence decides, as
-    * lacks() reads it) and _id */
-   bson_iter_init (&f, d);
-   while (bson_iter_next (&f)) {
-      const char *k = bson_iter_key (&f);
-      if (!has_col && !strcmp (k, w->col)) {
-         if (!BSON_ITER_HOLDS_NULL (&f)) {
+   /* one look at the keys, read from the bytes (dj_bson_walk.h): the
+    * column (its first occurrence decides, as lacks() reads it) and _id */
+   dj_bwalk_t kw;
+   dj_bwalk_init (&kw, bson_get_data (d), d->len);
+   while (dj_bwalk_next (&kw)) {
+      if (!has_col && kw.key_len == w->col_len && !memcmp (kw.key, w->col, kw.key_len)) {
+         if (kw.type != BSON_TYPE_NULL) {
             return bson_append_document (arr, key, -1, d); /* an explicit key */
          }
          has_col = true;
-      } else if (!strcmp (k, "_id")) {
+      } else if (kw.key_len == 3 && !memcmp (kw.key, "_id", 3)) {
          has_id = true;
       }
    }
@@ -725,7 +726,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          }
       }
       x->block_used = ok;
-      with_ids_t w = {.col = col, .next = id, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = id, .out = out};
       ok = ok && exec_rewrite_documents (m, with_id_doc, &w, error);
       bson_free (col);
       return ok;
@@ -737,7 +738,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    ok = ok && take_ids (x, m->collection, maxid, n, &last, error);
    if (ok) {
       /* the documents again, the ids given in document order */
-      with_ids_t w = {.col = col, .next = last - n + 1, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = last - n + 1, .out = out};
       ok = exec_rewrite_documents (m, with_id_doc, &w, error);
    }
    bson_free (col);
@@ -938,11 +939,11 @@ listed (const bson_iter_t *list, const char *name)
 static const char *
 null_in (const bson_iter_t *notnull, const bson_t *doc)
 {
-   bson_iter_t f;
-   bson_iter_init (&f, doc);
-   while (bson_iter_next (&f)) {
-      if (BSON_ITER_HOLDS_NULL (&f) && listed (notnull, bson_iter_key (&f))) {
-         return bson_iter_key (&f);
+   dj_bwalk_t w; /* (every row of an INSERT: the keys read from the bytes) */
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (w.type == BSON_TYPE_NULL && listed (notnull, w.key)) {
+         return w.key;
       }
    }
    return NULL;

@@ -701,21 +701,31 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
 static bool
 bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
 {
-   bson_iter_t it, arr;
+   bson_iter_t it;
    *values = NULL;
    *n = 0;
    if (params != Py_None && !append_seq (holder, "p", params, 0, true)) {
       return false;
    }
-   if (bson_iter_init_find (&it, holder, "p") && bson_iter_recurse (&it, &arr)) {
-      int cap = 16;
+   uint32_t len;
+   const uint8_t *data;
+   dj_bwalk_t w;
+   if (bson_iter_init_find (&it, holder, "p") && BSON_ITER_HOLDS_ARRAY (&it)) {
+      /* the array just written, read back from its bytes (dj_bson_walk.h):
+       * a bulk INSERT binds thousands of values; one per parameter */
+      bson_iter_array (&it, &len, &data);
+      Py_ssize_t count = PyList_Check (params)    ? PyList_GET_SIZE (params)
+                         : PyTuple_Check (params) ? PyTuple_GET_SIZE (params)
+                                                  : 0;
+      int cap = count > 0 && count < INT_MAX ? (int) count : 16;
       *values = bson_malloc (sizeof **values * (size_t) cap);
-      while (bson_iter_next (&arr)) {
+      dj_bwalk_init (&w, data, len);
+      while (dj_bwalk_next (&w)) {
          if (*n == cap) {
             cap *= 2;
             *values = bson_realloc (*values, sizeof **values * (size_t) cap);
          }
-         (*values)[(*n)++] = *bson_iter_value (&arr);
+         dj_bwalk_value (&w, &(*values)[(*n)++]);
       }
    }
    return true;
