@@ -832,9 +832,12 @@ returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
       return;
    }
    bson_t d;
+   exec_rows_t r; /* the rows written into one buffer, appended once */
+   exec_rows_begin (&r, out->rows, &nrows);
    while (exec_next_document (&docs, &d)) {
-      exec_append_row (m, &d, out->rows, &nrows);
+      exec_rows_add (&r, m, &d);
    }
+   exec_rows_end (&r);
 }
 
 /* Whether the update reply's upserted list ({u: [{index, _id}, ...]})
