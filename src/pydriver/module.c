@@ -40,6 +40,7 @@
 
 #include "dj_bson_array.h"
 #include "dj_bson_walk.h"
+#include "dj_buf.h"
 #include "dj_compile.h"
 #include "dj_date.h"
 #include "pydriver-private.h"
@@ -696,6 +697,118 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
    return dj_exec_run (self->exec, m, r, error);
 }
 
+/* An element's type byte and key (its NUL too) appended to b. */
+static void
+put_head (dj_buf_t *b, uint8_t type, const char *key, size_t klen)
+{
+   dj_buf_putc (b, type);
+   dj_buf_append (b, key, klen + 1);
+}
+
+/* One parameter as element `key` of the array being written in b: the
+ * values SQL parameters mostly are (None, bool, int, float, str) written
+ * as their BSON bytes here, what append_py gives them; any other through
+ * append_seq's own conversion, its element's bytes copied. False with a
+ * Python error. */
+static bool
+put_param (dj_buf_t *b, const char *key, size_t klen, PyObject *v)
+{
+   if (v == Py_None) {
+      put_head (b, BSON_TYPE_NULL, key, klen);
+      return true;
+   }
+   if (PyBool_Check (v)) {
+      put_head (b, BSON_TYPE_BOOL, key, klen);
+      dj_buf_putc (b, v == Py_True);
+      return true;
+   }
+   if (PyLong_CheckExact (v)) {
+      int overflow;
+      long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
+      if (overflow) {
+         PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
+         return false;
+      }
+      if (x == -1 && PyErr_Occurred ()) {
+         return false;
+      }
+      uint64_t u = (uint64_t) x;
+      if (x >= INT32_MIN && x <= INT32_MAX) {
+         put_head (b, BSON_TYPE_INT32, key, klen);
+         dj_buf_put_u32le (b, (uint32_t) u);
+      } else {
+         put_head (b, BSON_TYPE_INT64, key, klen);
+         dj_buf_put_u32le (b, (uint32_t) (u & 0xffffffffu));
+         dj_buf_put_u32le (b, (uint32_t) (u >> 32));
+      }
+      return true;
+   }
+   if (PyFloat_CheckExact (v)) {
+      double d = PyFloat_AS_DOUBLE (v);
+      uint64_t u;
+      memcpy (&u, &d, sizeof u);
+      put_head (b, BSON_TYPE_DOUBLE, key, klen);
+      dj_buf_put_u32le (b, (uint32_t) (u & 0xffffffffu));
+      dj_buf_put_u32le (b, (uint32_t) (u >> 32));
+      return true;
+   }
+   if (PyUnicode_CheckExact (v)) {
+      Py_ssize_t n;
+      const char *str = PyUnicode_AsUTF8AndSize (v, &n);
+      if (!str) {
+         return false; /* lone surrogates: not UTF-8 */
+      }
+      if (n < INT32_MAX / 2) {
+         put_head (b, BSON_TYPE_UTF8, key, klen);
+         dj_buf_put_u32le (b, (uint32_t) n + 1);
+         dj_buf_append (b, str, (size_t) n);
+         dj_buf_putc (b, 0);
+         return true;
+      }
+   }
+   bson_t one = BSON_INITIALIZER;
+   bool ok = PyDateTime_Check (v) ? append_datetime (&one, key, v, true) : append_py (&one, key, v, 1);
+   if (ok) {
+      dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
+   }
+   bson_destroy (&one);
+   return ok;
+}
+
+/* Parameters (a list or tuple) as the array "p" of holder: append_seq's
+ * array (its datetimes exact), written as bytes and appended once --
+ * a bulk INSERT binds thousands of values. */
+static bool
+append_params (bson_t *holder, PyObject *params)
+{
+   if (!PyList_Check (params) && !PyTuple_Check (params)) {
+      return append_seq (holder, "p", params, 0, true);
+   }
+   dj_buf_t b;
+   dj_buf_init (&b);
+   dj_buf_put_u32le (&b, 0); /* the length, set below */
+   bool ok = true;
+   /* (the size asked again at each step: a value's conversion may run
+    * Python code that changes the list) */
+   for (Py_ssize_t i = 0; ok && i < PySequence_Fast_GET_SIZE (params); i++) {
+      char k[16];
+      size_t klen = dj_bson_array_key ((uint32_t) i, k);
+      PyObject *item = PySequence_Fast_GET_ITEM (params, i);
+      Py_INCREF (item);
+      ok = put_param (&b, k, klen, item);
+      Py_DECREF (item);
+   }
+   bson_t arr;
+   dj_buf_putc (&b, 0);
+   dj_le32_write (b.data, (uint32_t) b.len);
+   if (ok && !(bson_init_static (&arr, b.data, b.len) && bson_append_array (holder, "p", 1, &arr))) {
+      PyErr_SetString (Exc_DataError, "parameters too large");
+      ok = false;
+   }
+   dj_buf_cleanup (&b);
+   return ok;
+}
+
 /* Parameters (a sequence, or None) -> BSON values: *values (owned by the
  * caller, bson_free) borrow from holder, which the caller destroys. */
 static bool
@@ -704,7 +817,7 @@ bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
    bson_iter_t it;
    *values = NULL;
    *n = 0;
-   if (params != Py_None && !append_seq (holder, "p", params, 0, true)) {
+   if (params != Py_None && !append_params (holder, params)) {
       return false;
    }
    uint32_t len;
