@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "compile-private.h"
+#include "dj_bson_walk.h"
 
 const char *
 cx_idx (cx_idx_t *k, uint32_t i)
@@ -149,6 +150,26 @@ cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    const bson_value_t *v;
    /* an exact datetime is stored as its date and remainder (exact_dt.c) */
    return cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_store (parent, key, v);
+}
+
+bool
+cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   if (!cx_const_value (cx, e, &tmp, &v)) {
+      return false;
+   }
+   if (dj_bson_put_scalar (b, key, strlen (key), v)) {
+      return true; /* (never an exact datetime: those are binary) */
+   }
+   bson_t one = BSON_INITIALIZER;
+   bool ok = dj_exact_dt_store (&one, key, v);
+   if (ok) {
+      dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
+   }
+   bson_destroy (&one);
+   return ok;
 }
 
 /* {$literal: v}: see the file comment. Plain numbers, booleans and null

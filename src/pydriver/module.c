@@ -697,32 +697,21 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
    return dj_exec_run (self->exec, m, r, error);
 }
 
-/* An element's type byte and key (its NUL too) appended to b. */
-static void
-put_head (dj_buf_t *b, uint8_t type, const char *key, size_t klen)
-{
-   dj_buf_putc (b, type);
-   dj_buf_append (b, key, klen + 1);
-}
-
 /* One parameter as element `key` of the array being written in b: the
  * values SQL parameters mostly are (None, bool, int, float, str) written
- * as their BSON bytes here, what append_py gives them; any other through
- * append_seq's own conversion, its element's bytes copied. False with a
- * Python error. */
+ * as their BSON bytes (dj_bson_put_scalar), what append_py gives them;
+ * any other through append_seq's own conversion, its element's bytes
+ * copied. False with a Python error. */
 static bool
 put_param (dj_buf_t *b, const char *key, size_t klen, PyObject *v)
 {
+   bson_value_t bv = {.value_type = BSON_TYPE_EOD}; /* EOD: not one of those */
    if (v == Py_None) {
-      put_head (b, BSON_TYPE_NULL, key, klen);
-      return true;
-   }
-   if (PyBool_Check (v)) {
-      put_head (b, BSON_TYPE_BOOL, key, klen);
-      dj_buf_putc (b, v == Py_True);
-      return true;
-   }
-   if (PyLong_CheckExact (v)) {
+      bv.value_type = BSON_TYPE_NULL;
+   } else if (PyBool_Check (v)) {
+      bv.value_type = BSON_TYPE_BOOL;
+      bv.value.v_bool = v == Py_True;
+   } else if (PyLong_CheckExact (v)) {
       int overflow;
       long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
       if (overflow) {
@@ -732,39 +721,30 @@ put_param (dj_buf_t *b, const char *key, size_t klen, PyObject *v)
       if (x == -1 && PyErr_Occurred ()) {
          return false;
       }
-      uint64_t u = (uint64_t) x;
       if (x >= INT32_MIN && x <= INT32_MAX) {
-         put_head (b, BSON_TYPE_INT32, key, klen);
-         dj_buf_put_u32le (b, (uint32_t) u);
+         bv.value_type = BSON_TYPE_INT32;
+         bv.value.v_int32 = (int32_t) x;
       } else {
-         put_head (b, BSON_TYPE_INT64, key, klen);
-         dj_buf_put_u32le (b, (uint32_t) (u & 0xffffffffu));
-         dj_buf_put_u32le (b, (uint32_t) (u >> 32));
+         bv.value_type = BSON_TYPE_INT64;
+         bv.value.v_int64 = (int64_t) x;
       }
-      return true;
-   }
-   if (PyFloat_CheckExact (v)) {
-      double d = PyFloat_AS_DOUBLE (v);
-      uint64_t u;
-      memcpy (&u, &d, sizeof u);
-      put_head (b, BSON_TYPE_DOUBLE, key, klen);
-      dj_buf_put_u32le (b, (uint32_t) (u & 0xffffffffu));
-      dj_buf_put_u32le (b, (uint32_t) (u >> 32));
-      return true;
-   }
-   if (PyUnicode_CheckExact (v)) {
+   } else if (PyFloat_CheckExact (v)) {
+      bv.value_type = BSON_TYPE_DOUBLE;
+      bv.value.v_double = PyFloat_AS_DOUBLE (v);
+   } else if (PyUnicode_CheckExact (v)) {
       Py_ssize_t n;
       const char *str = PyUnicode_AsUTF8AndSize (v, &n);
       if (!str) {
          return false; /* lone surrogates: not UTF-8 */
       }
       if (n < INT32_MAX / 2) {
-         put_head (b, BSON_TYPE_UTF8, key, klen);
-         dj_buf_put_u32le (b, (uint32_t) n + 1);
-         dj_buf_append (b, str, (size_t) n);
-         dj_buf_putc (b, 0);
-         return true;
+         bv.value_type = BSON_TYPE_UTF8;
+         bv.value.v_utf8.str = (char *) str;
+         bv.value.v_utf8.len = (uint32_t) n;
       }
+   }
+   if (bv.value_type != BSON_TYPE_EOD && dj_bson_put_scalar (b, key, klen, &bv)) {
+      return true;
    }
    bson_t one = BSON_INITIALIZER;
    bool ok = PyDateTime_Check (v) ? append_datetime (&one, key, v, true) : append_py (&one, key, v, 1);
