@@ -152,14 +152,10 @@ cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    return cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_store (parent, key, v);
 }
 
-bool
-cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key)
+/* v as the element(s) cx_append_stored writes, as bytes appended to b */
+static bool
+put_stored_value (dj_buf_t *b, const char *key, const bson_value_t *v)
 {
-   bson_value_t tmp;
-   const bson_value_t *v;
-   if (!cx_const_value (cx, e, &tmp, &v)) {
-      return false;
-   }
    if (dj_bson_put_scalar (b, key, strlen (key), v)) {
       return true; /* (never an exact datetime: those are binary) */
    }
@@ -170,6 +166,14 @@ cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key)
    }
    bson_destroy (&one);
    return ok;
+}
+
+bool
+cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   return cx_const_value (cx, e, &tmp, &v) && put_stored_value (b, key, v);
 }
 
 /* {$literal: v}: see the file comment. Plain numbers, booleans and null

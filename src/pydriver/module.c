@@ -196,6 +196,19 @@ append_datetime (bson_t *b, const char *key, PyObject *v, bool exact)
    return bson_append_date_time (b, key, -1, ms);
 }
 
+/* A Python int as a 64-bit one; false with DataError past that range. */
+static bool
+py_int64 (PyObject *v, long long *x)
+{
+   int overflow;
+   *x = PyLong_AsLongLongAndOverflow (v, &overflow);
+   if (overflow) {
+      PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
+      return false;
+   }
+   return !(*x == -1 && PyErr_Occurred ());
+}
+
 bool
 append_py (bson_t *b, const char *key, PyObject *v, int depth)
 {
@@ -210,13 +223,8 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return bson_append_bool (b, key, -1, v == Py_True);
    }
    if (PyLong_Check (v)) {
-      int overflow;
-      long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
-      if (overflow) {
-         PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
-         return false;
-      }
-      if (x == -1 && PyErr_Occurred ()) {
+      long long x;
+      if (!py_int64 (v, &x)) {
          return false;
       }
       /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size
@@ -712,13 +720,8 @@ put_param (dj_buf_t *b, const char *key, size_t klen, PyObject *v)
       bv.value_type = BSON_TYPE_BOOL;
       bv.value.v_bool = v == Py_True;
    } else if (PyLong_CheckExact (v)) {
-      int overflow;
-      long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
-      if (overflow) {
-         PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
-         return false;
-      }
-      if (x == -1 && PyErr_Occurred ()) {
+      long long x;
+      if (!py_int64 (v, &x)) {
          return false;
       }
       if (x >= INT32_MIN && x <= INT32_MAX) {
