@@ -226,3 +226,13 @@ dj_bson_put_scalar (dj_buf_t *b, const char *key, size_t klen, const bson_value_
    }
    return true;
 }
+
+bool
+dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok)
+{
+   if (ok) {
+      dj_buf_append (b, bson_get_data (one) + 4, one->len - 5); /* without the length and the trailing 0 */
+   }
+   bson_destroy (one);
+   return ok;
+}

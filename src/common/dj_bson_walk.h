@@ -139,6 +139,10 @@ void dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_va
  */
 bool dj_bson_put_scalar (dj_buf_t *b, const char *key, size_t klen, const bson_value_t *v);
 
+/* one's elements (built through libbson) appended to b as bytes, when ok;
+ * one destroyed either way. Returns ok. */
+bool dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok);
+
 /* The current element's value (dj_bson_value_read). */
 static inline void
 dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out)

@@ -160,12 +160,7 @@ put_stored_value (dj_buf_t *b, const char *key, const bson_value_t *v)
       return true; /* (never an exact datetime: those are binary) */
    }
    bson_t one = BSON_INITIALIZER;
-   bool ok = dj_exact_dt_store (&one, key, v);
-   if (ok) {
-      dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
-   }
-   bson_destroy (&one);
-   return ok;
+   return dj_bson_put_elements (b, &one, dj_exact_dt_store (&one, key, v));
 }
 
 bool

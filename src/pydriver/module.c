@@ -134,7 +134,7 @@ static bool append_datetime (bson_t *b, const char *key, PyObject *v, bool exact
  * below the millisecond become exact datetimes (dj_compile.h) -- only SQL
  * parameters, which the compiler turns into a date and its remainder; a
  * document sent as it is (a command, a nested value) holds BSON dates. */
-static bool
+bool
 append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt)
 {
    bson_t child;
@@ -149,8 +149,7 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt)
       char k[16];
       dj_bson_array_key ((uint32_t) i, k);
       PyObject *item = PySequence_Fast_GET_ITEM (fast, i);
-      ok = exact_dt && PyDateTime_Check (item) ? append_datetime (&child, k, item, true)
-                                               : append_py (&child, k, item, depth + 1);
+      ok = exact_dt ? append_param (&child, k, item) : append_py (&child, k, item, depth + 1);
    }
    bson_append_array_end (b, &child);
    Py_DECREF (fast);
@@ -196,8 +195,14 @@ append_datetime (bson_t *b, const char *key, PyObject *v, bool exact)
    return bson_append_date_time (b, key, -1, ms);
 }
 
+bool
+append_param (bson_t *b, const char *key, PyObject *v)
+{
+   return PyDateTime_Check (v) ? append_datetime (b, key, v, true) : append_py (b, key, v, 1);
+}
+
 /* A Python int as a 64-bit one; false with DataError past that range. */
-static bool
+bool
 py_int64 (PyObject *v, long long *x)
 {
    int overflow;
@@ -705,127 +710,6 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
    return dj_exec_run (self->exec, m, r, error);
 }
 
-/* One parameter as element `key` of the array being written in b: the
- * values SQL parameters mostly are (None, bool, int, float, str) written
- * as their BSON bytes (dj_bson_put_scalar), what append_py gives them;
- * any other through append_seq's own conversion, its element's bytes
- * copied. False with a Python error. */
-static bool
-put_param (dj_buf_t *b, const char *key, size_t klen, PyObject *v)
-{
-   bson_value_t bv = {.value_type = BSON_TYPE_EOD}; /* EOD: not one of those */
-   if (v == Py_None) {
-      bv.value_type = BSON_TYPE_NULL;
-   } else if (PyBool_Check (v)) {
-      bv.value_type = BSON_TYPE_BOOL;
-      bv.value.v_bool = v == Py_True;
-   } else if (PyLong_CheckExact (v)) {
-      long long x;
-      if (!py_int64 (v, &x)) {
-         return false;
-      }
-      if (x >= INT32_MIN && x <= INT32_MAX) {
-         bv.value_type = BSON_TYPE_INT32;
-         bv.value.v_int32 = (int32_t) x;
-      } else {
-         bv.value_type = BSON_TYPE_INT64;
-         bv.value.v_int64 = (int64_t) x;
-      }
-   } else if (PyFloat_CheckExact (v)) {
-      bv.value_type = BSON_TYPE_DOUBLE;
-      bv.value.v_double = PyFloat_AS_DOUBLE (v);
-   } else if (PyUnicode_CheckExact (v)) {
-      Py_ssize_t n;
-      const char *str = PyUnicode_AsUTF8AndSize (v, &n);
-      if (!str) {
-         return false; /* lone surrogates: not UTF-8 */
-      }
-      if (n < INT32_MAX / 2) {
-         bv.value_type = BSON_TYPE_UTF8;
-         bv.value.v_utf8.str = (char *) str;
-         bv.value.v_utf8.len = (uint32_t) n;
-      }
-   }
-   if (bv.value_type != BSON_TYPE_EOD && dj_bson_put_scalar (b, key, klen, &bv)) {
-      return true;
-   }
-   bson_t one = BSON_INITIALIZER;
-   bool ok = PyDateTime_Check (v) ? append_datetime (&one, key, v, true) : append_py (&one, key, v, 1);
-   if (ok) {
-      dj_buf_append (b, bson_get_data (&one) + 4, one.len - 5); /* without the length and the trailing 0 */
-   }
-   bson_destroy (&one);
-   return ok;
-}
-
-/* Parameters (a list or tuple) as the array "p" of holder: append_seq's
- * array (its datetimes exact), written as bytes and appended once --
- * a bulk INSERT binds thousands of values. */
-static bool
-append_params (bson_t *holder, PyObject *params)
-{
-   if (!PyList_Check (params) && !PyTuple_Check (params)) {
-      return append_seq (holder, "p", params, 0, true);
-   }
-   dj_buf_t b;
-   dj_buf_init (&b);
-   dj_buf_put_u32le (&b, 0); /* the length, set below */
-   bool ok = true;
-   /* (the size asked again at each step: a value's conversion may run
-    * Python code that changes the list) */
-   for (Py_ssize_t i = 0; ok && i < PySequence_Fast_GET_SIZE (params); i++) {
-      char k[16];
-      size_t klen = dj_bson_array_key ((uint32_t) i, k);
-      PyObject *item = PySequence_Fast_GET_ITEM (params, i);
-      Py_INCREF (item);
-      ok = put_param (&b, k, klen, item);
-      Py_DECREF (item);
-   }
-   bson_t arr;
-   dj_buf_putc (&b, 0);
-   dj_le32_write (b.data, (uint32_t) b.len);
-   if (ok && !(bson_init_static (&arr, b.data, b.len) && bson_append_array (holder, "p", 1, &arr))) {
-      PyErr_SetString (Exc_DataError, "parameters too large");
-      ok = false;
-   }
-   dj_buf_cleanup (&b);
-   return ok;
-}
-
-/* Parameters (a sequence, or None) -> BSON values: *values (owned by the
- * caller, bson_free) borrow from holder, which the caller destroys. */
-static bool
-bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
-{
-   bson_iter_t it;
-   *values = NULL;
-   *n = 0;
-   if (params != Py_None && !append_params (holder, params)) {
-      return false;
-   }
-   uint32_t len;
-   const uint8_t *data;
-   dj_bwalk_t w;
-   if (bson_iter_init_find (&it, holder, "p") && BSON_ITER_HOLDS_ARRAY (&it)) {
-      /* the array just written, read back from its bytes (dj_bson_walk.h):
-       * a bulk INSERT binds thousands of values; one per parameter */
-      bson_iter_array (&it, &len, &data);
-      Py_ssize_t count = PyList_Check (params)    ? PyList_GET_SIZE (params)
-                         : PyTuple_Check (params) ? PyTuple_GET_SIZE (params)
-                                                  : 0;
-      int cap = count > 0 && count < INT_MAX ? (int) count : 16;
-      *values = bson_malloc (sizeof **values * (size_t) cap);
-      dj_bwalk_init (&w, data, len);
-      while (dj_bwalk_next (&w)) {
-         if (*n == cap) {
-            cap *= 2;
-            *values = bson_realloc (*values, sizeof **values * (size_t) cap);
-         }
-         dj_bwalk_value (&w, &(*values)[(*n)++]);
-      }
-   }
-   return true;
-}
 
 /* translate(sql, params, db) -> tuple of the MongoDB commands (relaxed
  * Extended JSON) the statement compiles to, without running it (sqlmigrate,
