@@ -177,3 +177,62 @@ dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t
    default: break; /* null, undefined, minkey, maxkey: the type alone */
    }
 }
+
+bool
+dj_bson_put_scalar (dj_buf_t *b, const char *key, size_t klen, const bson_value_t *v)
+{
+   uint64_t u;
+   switch (v->value_type) {
+   case BSON_TYPE_NULL:
+   case BSON_TYPE_BOOL:
+   case BSON_TYPE_INT32:
+   case BSON_TYPE_INT64:
+   case BSON_TYPE_DOUBLE:
+      break;
+   case BSON_TYPE_UTF8:
+      if (v->value.v_utf8.len >= INT32_MAX / 2) {
+         return false;
+      }
+      break;
+   default:
+      return false;
+   }
+   dj_buf_putc (b, (uint8_t) v->value_type);
+   dj_buf_append (b, key, klen + 1);
+   switch (v->value_type) {
+   case BSON_TYPE_BOOL:
+      dj_buf_putc (b, v->value.v_bool ? 1 : 0);
+      break;
+   case BSON_TYPE_INT32:
+      dj_buf_put_u32le (b, (uint32_t) v->value.v_int32);
+      break;
+   case BSON_TYPE_INT64:
+   case BSON_TYPE_DOUBLE:
+      if (v->value_type == BSON_TYPE_INT64) {
+         u = (uint64_t) v->value.v_int64;
+      } else {
+         memcpy (&u, &v->value.v_double, sizeof u);
+      }
+      dj_buf_put_u32le (b, (uint32_t) (u & 0xffffffffu));
+      dj_buf_put_u32le (b, (uint32_t) (u >> 32));
+      break;
+   case BSON_TYPE_UTF8:
+      dj_buf_put_u32le (b, v->value.v_utf8.len + 1);
+      dj_buf_append (b, v->value.v_utf8.str, v->value.v_utf8.len);
+      dj_buf_putc (b, 0);
+      break;
+   default:
+      break; /* null: no value bytes */
+   }
+   return true;
+}
+
+bool
+dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok)
+{
+   if (ok) {
+      dj_buf_append (b, bson_get_data (one) + 4, one->len - 5); /* without the length and the trailing 0 */
+   }
+   bson_destroy (one);
+   return ok;
+}

@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "dj_buf.h"
+
 typedef struct {
    const uint8_t *p;   /**< the next element's type byte */
    const uint8_t *end; /**< the document's trailing 0 */
@@ -125,6 +127,21 @@ dj_bwalk_next (dj_bwalk_t *w)
  *    and documents borrowed from those bytes).
  */
 void dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t *out);
+
+/*
+ * dj_bson_put_scalar --
+ *    The element `key: v` (klen: strlen(key)) appended to b as its BSON
+ *    bytes -- what bson_append_value writes -- when v is null, a bool, an
+ *    int32, an int64, a double or a string; false, b untouched, for any
+ *    other type (the caller appends it through libbson). For the paths
+ *    that write a value per row (an INSERT's documents, bound parameters)
+ *    without libbson's per-append cost.
+ */
+bool dj_bson_put_scalar (dj_buf_t *b, const char *key, size_t klen, const bson_value_t *v);
+
+/* one's elements (built through libbson) appended to b as bytes, when ok;
+ * one destroyed either way. Returns ok. */
+bool dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok);
 
 /* The current element's value (dj_bson_value_read). */
 static inline void

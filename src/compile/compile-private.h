@@ -125,6 +125,9 @@ bool cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *
  * SET): as it is, BSON undefined included -- a JSON column's JSON null
  * (djongo/operations.py: adapt_json_value), kept apart from SQL NULL. */
 bool cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key);
+/* cx_append_stored's element(s) written as bytes into b, the document
+ * being built (an INSERT's row) */
+bool cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key);
 
 /* column.c: column references */
 /* parent[key] = the column's value: "$path", an indexed path's element, or

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "compile-private.h"
+#include "dj_bson_walk.h"
 
 const char *
 cx_idx (cx_idx_t *k, uint32_t i)
@@ -149,6 +150,25 @@ cx_append_stored (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
    const bson_value_t *v;
    /* an exact datetime is stored as its date and remainder (exact_dt.c) */
    return cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_store (parent, key, v);
+}
+
+/* v as the element(s) cx_append_stored writes, as bytes appended to b */
+static bool
+put_stored_value (dj_buf_t *b, const char *key, const bson_value_t *v)
+{
+   if (dj_bson_put_scalar (b, key, strlen (key), v)) {
+      return true; /* (never an exact datetime: those are binary) */
+   }
+   bson_t one = BSON_INITIALIZER;
+   return dj_bson_put_elements (b, &one, dj_exact_dt_store (&one, key, v));
+}
+
+bool
+cx_put_stored (cx_t *cx, const dj_expr_t *e, dj_buf_t *b, const char *key)
+{
+   bson_value_t tmp;
+   const bson_value_t *v;
+   return cx_const_value (cx, e, &tmp, &v) && put_stored_value (b, key, v);
 }
 
 /* {$literal: v}: see the file comment. Plain numbers, booleans and null

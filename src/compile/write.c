@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "compile-private.h"
+#include "dj_bson_walk.h"
 
 /* A column the statement writes to `table`: a name MongoDB can store as
  * a field, and one the table recorded ("no such column" otherwise, as in
@@ -148,17 +149,26 @@ compile_insert (cx_t *cx, const dj_sql_stmt_t *st)
    }
    BSON_APPEND_UTF8 (cmd, "insert", st->table);
    BSON_APPEND_ARRAY_BEGIN (cmd, "documents", &docs);
+   /* each row's document written as bytes into one buffer, reused, and
+    * appended once (a bulk INSERT's thousands of values) */
+   dj_buf_t b;
+   dj_buf_init (&b);
    for (int r = 0; ok && r < st->rows.n; r++) {
       const dj_list_t *row = st->rows.v[r];
       bson_t doc;
-      BSON_APPEND_DOCUMENT_BEGIN (&docs, cx_idx (&k, (uint32_t) r), &doc);
+      b.len = 0;
+      dj_buf_put_u32le (&b, 0); /* the length, set below */
       for (int c = 0; ok && c < row->n; c++) {
          cx_idx_t ck;
          const char *col = cx->out->positional ? cx_idx (&ck, (uint32_t) c) : st->columns.v[c];
-         ok = computed ? BSON_APPEND_NULL (&doc, col) : cx_append_stored (cx, row->v[c], &doc, col);
+         static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+         ok = computed ? dj_bson_put_scalar (&b, col, strlen (col), &null_v) : cx_put_stored (cx, row->v[c], &b, col);
       }
-      bson_append_document_end (&docs, &doc);
+      dj_buf_putc (&b, 0);
+      dj_le32_write (b.data, (uint32_t) b.len);
+      ok = ok && bson_init_static (&doc, b.data, b.len) && bson_append_document (&docs, cx_idx (&k, (uint32_t) r), -1, &doc);
    }
+   dj_buf_cleanup (&b);
    bson_append_array_end (cmd, &docs);
    if (ok && st->conflict_sets.n) {
       ok = upsert_spec (cx, st);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dj_bson_array.h"
+#include "dj_bson_walk.h"
 #include "exec-private.h"
 
 /* ---- CHECK constraints (src/compile/ddl.c) ---- */
@@ -809,6 +810,27 @@ exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t 
    return true;
 }
 
+/* The first top-level field named `key` of the document at `doc`, as
+ * bson_iter_find finds it, read from the document's bytes into *w
+ * (dj_bson_walk.h: an INSERT's every row); false when there is none. */
+static bool
+find_field (const bson_iter_t *doc, const char *key, dj_bwalk_t *w)
+{
+   uint32_t len;
+   const uint8_t *data;
+   if (!BSON_ITER_HOLDS_DOCUMENT (doc)) {
+      return false;
+   }
+   bson_iter_document (doc, &len, &data);
+   dj_bwalk_init (w, data, len);
+   while (dj_bwalk_next (w)) {
+      if (!strcmp (w->key, key)) {
+         return true;
+      }
+   }
+   return false;
+}
+
 bool
 exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n, bson_error_t *error)
 {
@@ -841,26 +863,44 @@ exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n
       }
       bson_t vals = BSON_INITIALIZER;
       uint32_t nv = 0;
+      /* an inserted value equal, byte for byte, to the one listed before it
+       * (rows naming one parent) is not listed again: item_append keeps
+       * each value once anyway */
+      const uint8_t *prev = NULL;
+      uint8_t prev_type = 0;
+      uint32_t prev_len = 0;
       if (cmd && bson_iter_init_find (&list, cmd, insert ? "documents" : "updates") && bson_iter_recurse (&list, &d)) {
          while (bson_iter_next (&d) && !all) {
             bson_iter_t at;
+            dj_bwalk_t w;
+            if (insert) {
+               if (find_field (&d, column, &w) && w.type != BSON_TYPE_NULL &&
+                   !(prev && w.type == prev_type && w.val_len == prev_len && !memcmp (w.val, prev, prev_len))) {
+                  char kb[16];
+                  const char *key;
+                  bson_value_t v;
+                  dj_bwalk_value (&w, &v);
+                  bson_uint32_to_string (nv++, &key, kb, sizeof kb);
+                  bson_append_value (&vals, key, -1, &v);
+                  prev = w.val;
+                  prev_type = w.type;
+                  prev_len = w.val_len;
+               }
+               continue;
+            }
             if (!bson_iter_recurse (&d, &f)) {
                continue;
             }
-            if (insert) {
-               at = f;
-            } else {
-               bson_iter_t u = f;
-               if (!bson_iter_find (&u, "u") || !writes_column (&u, column)) {
-                  continue;
-               }
-               /* a value $set gives; anything else may write any value */
-               bson_iter_t op;
-               all = !(BSON_ITER_HOLDS_DOCUMENT (&u) && bson_iter_recurse (&u, &op) && bson_iter_find (&op, "$set") &&
-                       bson_iter_recurse (&op, &at));
-               if (all) {
-                  break;
-               }
+            bson_iter_t u = f;
+            if (!bson_iter_find (&u, "u") || !writes_column (&u, column)) {
+               continue;
+            }
+            /* a value $set gives; anything else may write any value */
+            bson_iter_t op;
+            all = !(BSON_ITER_HOLDS_DOCUMENT (&u) && bson_iter_recurse (&u, &op) && bson_iter_find (&op, "$set") &&
+                    bson_iter_recurse (&op, &at));
+            if (all) {
+               break;
             }
             if (bson_iter_find (&at, column) && !BSON_ITER_HOLDS_NULL (&at)) {
                char kb[16];

@@ -502,11 +502,20 @@ name_positional (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    return true;
 }
 
+/* Whether doc's first `col` is missing or null (bson_iter_find's answer,
+ * read from the bytes: dj_bson_walk.h -- every row of an INSERT, most of
+ * them without the column, so walked to their end). */
 static bool
 lacks (const bson_t *doc, const char *col)
 {
-   bson_iter_t it;
-   return !bson_iter_init_find (&it, doc, col) || BSON_ITER_HOLDS_NULL (&it);
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (!strcmp (w.key, col)) {
+         return w.type == BSON_TYPE_NULL;
+      }
+   }
+   return true;
 }
 
 /* Largest number in `col` of `table` (0 if none): the sorted walk uses the
@@ -570,16 +579,6 @@ take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *la
    return ok;
 }
 
-static void
-append_id (bson_t *doc, const char *col, int64_t id)
-{
-   if (id >= INT32_MIN && id <= INT32_MAX) {
-      BSON_APPEND_INT32 (doc, col, (int32_t) id); /* what pymongo stores for a small int */
-   } else {
-      BSON_APPEND_INT64 (doc, col, id);
-   }
-}
-
 /* DJ_TABLES_IMPLICIT: an INSERT into a table without an entry, RETURNING a
  * column none of its documents gives, records that column as the table's
  * AUTOINCREMENT key ($setOnInsert: an entry made meanwhile stays). */
@@ -619,33 +618,48 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 
 typedef struct {
    const char *col; /* the AUTOINCREMENT column */
+   uint32_t col_len;
    int64_t next;    /* the next id to give */
    dj_result_t *out;
+   dj_buf_t doc; /* owned: the document being written, reused row after row */
 } with_ids_t;
+
+/* An element's type and key (its NUL included) appended to b. */
+static void
+put_elem_head (dj_buf_t *b, bson_type_t type, const char *key, size_t key_len)
+{
+   dj_buf_putc (b, (uint8_t) type);
+   dj_buf_append (b, key, key_len + 1);
+}
 
 static bool
 with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_error_t *error)
 {
    with_ids_t *w = ctx;
    bson_t nd;
-   bson_iter_t f;
    bool has_col = false, has_id = false;
    (void) error;
-   /* one look at the keys: the column (its first occurrence decides, as
-    * lacks() reads it) and _id */
-   bson_iter_init (&f, d);
-   while (bson_iter_next (&f)) {
-      const char *k = bson_iter_key (&f);
-      if (!has_col && !strcmp (k, w->col)) {
-         if (!BSON_ITER_HOLDS_NULL (&f)) {
+   /* one look at the keys, read from the bytes (dj_bson_walk.h): the
+    * column (its first occurrence decides, as lacks() reads it) and _id */
+   dj_bwalk_t kw;
+   dj_bwalk_init (&kw, bson_get_data (d), d->len);
+   while (dj_bwalk_next (&kw)) {
+      if (!has_col && kw.key_len == w->col_len && !memcmp (kw.key, w->col, kw.key_len)) {
+         if (kw.type != BSON_TYPE_NULL) {
             return bson_append_document (arr, key, -1, d); /* an explicit key */
          }
          has_col = true;
-      } else if (!strcmp (k, "_id")) {
+      } else if (kw.key_len == 3 && !memcmp (kw.key, "_id", 3)) {
          has_id = true;
       }
    }
-   bson_append_document_begin (arr, key, -1, &nd);
+   /* the new document written as bytes into w->doc and appended in one
+    * copy, not element by element through libbson (a bulk INSERT's
+    * every row) */
+   dj_buf_t *b = &w->doc;
+   b->len = 0;
+   dj_buf_reserve (b, d->len + 48 + w->col_len);
+   dj_buf_put_u32le (b, 0); /* the length, set below */
    if (!has_id) {
       /* the row's _id too, first, as MongoDB's drivers give one before an
        * insert: the engine then stores the document as it comes instead
@@ -653,22 +667,35 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
        * wire carries the same _id */
       bson_oid_t oid;
       bson_oid_init (&oid, NULL);
-      BSON_APPEND_OID (&nd, "_id", &oid);
+      put_elem_head (b, BSON_TYPE_OID, "_id", 3);
+      dj_buf_append (b, oid.bytes, sizeof oid.bytes);
    }
    w->out->lastrowid = w->next;
    w->out->has_lastrowid = true;
-   append_id (&nd, w->col, w->next++);
-   if (!has_col) {
-      bson_concat (&nd, d); /* the row's fields as they are, in one copy */
+   int64_t id = w->next++;
+   if (id >= INT32_MIN && id <= INT32_MAX) {
+      put_elem_head (b, BSON_TYPE_INT32, w->col, w->col_len); /* what pymongo stores for a small int */
+      dj_buf_put_u32le (b, (uint32_t) (int32_t) id);
    } else {
-      bson_iter_init (&f, d);
-      while (bson_iter_next (&f)) {
-         if (strcmp (bson_iter_key (&f), w->col)) {
-            bson_append_iter (&nd, NULL, 0, &f);
+      put_elem_head (b, BSON_TYPE_INT64, w->col, w->col_len);
+      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id & 0xffffffffu));
+      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id >> 32));
+   }
+   if (!has_col) {
+      dj_buf_append (b, bson_get_data (d) + 4, d->len - 5); /* the row's fields as they are, in one copy */
+   } else {
+      dj_bwalk_init (&kw, bson_get_data (d), d->len);
+      while (dj_bwalk_next (&kw)) {
+         if (kw.key_len != w->col_len || memcmp (kw.key, w->col, kw.key_len)) {
+            size_t elen;
+            const uint8_t *e = dj_bwalk_elem (&kw, &elen);
+            dj_buf_append (b, e, elen);
          }
       }
    }
-   return bson_append_document_end (arr, &nd);
+   dj_buf_putc (b, 0);
+   dj_le32_write (b->data, (uint32_t) b->len);
+   return bson_init_static (&nd, b->data, b->len) && bson_append_document (arr, key, -1, &nd);
 }
 
 /* Gives the documents of an INSERT that lack the table's AUTOINCREMENT
@@ -725,8 +752,10 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          }
       }
       x->block_used = ok;
-      with_ids_t w = {.col = col, .next = id, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = id, .out = out};
+      dj_buf_init (&w.doc);
       ok = ok && exec_rewrite_documents (m, with_id_doc, &w, error);
+      dj_buf_cleanup (&w.doc);
       bson_free (col);
       return ok;
    }
@@ -737,8 +766,10 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    ok = ok && take_ids (x, m->collection, maxid, n, &last, error);
    if (ok) {
       /* the documents again, the ids given in document order */
-      with_ids_t w = {.col = col, .next = last - n + 1, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = last - n + 1, .out = out};
+      dj_buf_init (&w.doc);
       ok = exec_rewrite_documents (m, with_id_doc, &w, error);
+      dj_buf_cleanup (&w.doc);
    }
    bson_free (col);
    return ok;
@@ -831,9 +862,12 @@ returning_rows (const bson_t *cmd, const dj_mql_t *m, dj_result_t *out)
       return;
    }
    bson_t d;
+   exec_rows_t r; /* the rows written into one buffer, appended once */
+   exec_rows_begin (&r, out->rows, &nrows);
    while (exec_next_document (&docs, &d)) {
-      exec_append_row (m, &d, out->rows, &nrows);
+      exec_rows_add (&r, m, &d);
    }
+   exec_rows_end (&r);
 }
 
 /* Whether the update reply's upserted list ({u: [{index, _id}, ...]})
@@ -938,11 +972,11 @@ listed (const bson_iter_t *list, const char *name)
 static const char *
 null_in (const bson_iter_t *notnull, const bson_t *doc)
 {
-   bson_iter_t f;
-   bson_iter_init (&f, doc);
-   while (bson_iter_next (&f)) {
-      if (BSON_ITER_HOLDS_NULL (&f) && listed (notnull, bson_iter_key (&f))) {
-         return bson_iter_key (&f);
+   dj_bwalk_t w; /* (every row of an INSERT: the keys read from the bytes) */
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (w.type == BSON_TYPE_NULL && listed (notnull, w.key)) {
+         return w.key;
       }
    }
    return NULL;

@@ -66,6 +66,22 @@ built_cell (dj_exec_cell_fn fn, void *ctx, int i, bson_t *one)
    bson_destroy (one);
 }
 
+/* The first top-level field named `key` of doc handed to fn as column
+ * i's cell, as bson_iter_find finds it; false when doc has none. */
+static bool
+find_top (const bson_t *doc, const char *key, dj_exec_cell_fn fn, void *ctx, int i)
+{
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (!strcmp (w.key, key)) {
+         fn (ctx, i, w.type, w.val, w.val_len);
+         return true;
+      }
+   }
+   return false;
+}
+
 void
 dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx)
 {
@@ -92,6 +108,9 @@ dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, voi
       } else if (here) {
          fn (ctx, i, w.type, w.val, w.val_len);
          have = dj_bwalk_next (&w);
+      } else if (!m->star && !strchr (m->columns[i].path, '.') && find_top (doc, m->columns[i].path, fn, ctx, i)) {
+         /* a top-level field out of the columns' order (an INSERT's
+          * RETURNING "id": the document begins with its _id) */
       } else {
          bson_t one = BSON_INITIALIZER;
          append_cell (&one, "0", doc, m->columns[i].path);

@@ -40,6 +40,7 @@
 
 #include "dj_bson_array.h"
 #include "dj_bson_walk.h"
+#include "dj_buf.h"
 #include "dj_compile.h"
 #include "dj_date.h"
 #include "pydriver-private.h"
@@ -133,7 +134,7 @@ static bool append_datetime (bson_t *b, const char *key, PyObject *v, bool exact
  * below the millisecond become exact datetimes (dj_compile.h) -- only SQL
  * parameters, which the compiler turns into a date and its remainder; a
  * document sent as it is (a command, a nested value) holds BSON dates. */
-static bool
+bool
 append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt)
 {
    bson_t child;
@@ -148,8 +149,7 @@ append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt)
       char k[16];
       dj_bson_array_key ((uint32_t) i, k);
       PyObject *item = PySequence_Fast_GET_ITEM (fast, i);
-      ok = exact_dt && PyDateTime_Check (item) ? append_datetime (&child, k, item, true)
-                                               : append_py (&child, k, item, depth + 1);
+      ok = exact_dt ? append_param (&child, k, item) : append_py (&child, k, item, depth + 1);
    }
    bson_append_array_end (b, &child);
    Py_DECREF (fast);
@@ -196,6 +196,25 @@ append_datetime (bson_t *b, const char *key, PyObject *v, bool exact)
 }
 
 bool
+append_param (bson_t *b, const char *key, PyObject *v)
+{
+   return PyDateTime_Check (v) ? append_datetime (b, key, v, true) : append_py (b, key, v, 1);
+}
+
+/* A Python int as a 64-bit one; false with DataError past that range. */
+bool
+py_int64 (PyObject *v, long long *x)
+{
+   int overflow;
+   *x = PyLong_AsLongLongAndOverflow (v, &overflow);
+   if (overflow) {
+      PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
+      return false;
+   }
+   return !(*x == -1 && PyErr_Occurred ());
+}
+
+bool
 append_py (bson_t *b, const char *key, PyObject *v, int depth)
 {
    if (depth > 100) {
@@ -209,13 +228,8 @@ append_py (bson_t *b, const char *key, PyObject *v, int depth)
       return bson_append_bool (b, key, -1, v == Py_True);
    }
    if (PyLong_Check (v)) {
-      int overflow;
-      long long x = PyLong_AsLongLongAndOverflow (v, &overflow);
-      if (overflow) {
-         PyErr_SetString (Exc_DataError, "integer out of the 64-bit range MongoDB stores");
-         return false;
-      }
-      if (x == -1 && PyErr_Occurred ()) {
+      long long x;
+      if (!py_int64 (v, &x)) {
          return false;
       }
       /* bson.Int64 (pymongo's) asks for a 64-bit integer whatever its size
@@ -696,30 +710,6 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
    return dj_exec_run (self->exec, m, r, error);
 }
 
-/* Parameters (a sequence, or None) -> BSON values: *values (owned by the
- * caller, bson_free) borrow from holder, which the caller destroys. */
-static bool
-bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n)
-{
-   bson_iter_t it, arr;
-   *values = NULL;
-   *n = 0;
-   if (params != Py_None && !append_seq (holder, "p", params, 0, true)) {
-      return false;
-   }
-   if (bson_iter_init_find (&it, holder, "p") && bson_iter_recurse (&it, &arr)) {
-      int cap = 16;
-      *values = bson_malloc (sizeof **values * (size_t) cap);
-      while (bson_iter_next (&arr)) {
-         if (*n == cap) {
-            cap *= 2;
-            *values = bson_realloc (*values, sizeof **values * (size_t) cap);
-         }
-         (*values)[(*n)++] = *bson_iter_value (&arr);
-      }
-   }
-   return true;
-}
 
 /* translate(sql, params, db) -> tuple of the MongoDB commands (relaxed
  * Extended JSON) the statement compiles to, without running it (sqlmigrate,

@@ -1,7 +1,7 @@
 /*
  * pydriver-private.h -- what the driver's C files share (module.c: the
  * Connection type, values both ways, errors; crypt.c: its encryption
- * methods). Not installed.
+ * methods; params.c: parameters bound; describe.c: descriptions). Not installed.
  *
  * The globals are module state: set once at import (the GIL guards it),
  * then read-only.
@@ -40,6 +40,18 @@ typedef struct {
 PyObject *map_error (const bson_error_t *e);
 /* One Python value appended to b as key (false with a Python error). */
 bool append_py (bson_t *b, const char *key, PyObject *v, int depth);
+/* A SQL parameter appended to b as key: append_py's value, a datetime
+ * with microseconds below the millisecond an exact datetime (dj_compile.h). */
+bool append_param (bson_t *b, const char *key, PyObject *v);
+/* A sequence as the BSON array key of b (exact_dt: its items as append_param). */
+bool append_seq (bson_t *b, const char *key, PyObject *seq, int depth, bool exact_dt);
+/* A Python int as a 64-bit one; false with DataError past that range. */
+bool py_int64 (PyObject *v, long long *x);
+
+/* params.c: parameters (a sequence, or None) -> BSON values: *values
+ * (owned by the caller, bson_free) borrow from holder, which the caller
+ * destroys. False with a Python error. */
+bool bind_params (PyObject *params, bson_t *holder, bson_value_t **values, int *n);
 /* The value at it as Python (new reference), or NULL with a Python error. */
 PyObject *to_py (const bson_iter_t *it, int depth);
 /* A statement's way in (module.c): the caller then holds self->lock. */

@@ -147,10 +147,49 @@ all_types (void)
    return d;
 }
 
+/* dj_bson_put_scalar writes each element of d it takes as libbson's
+ * bson_append_value does, and refuses (writing nothing) the others: the
+ * scalars' count. */
+static int
+same_writing (const bson_t *d, int *taken)
+{
+   dj_bwalk_t w;
+   int differing = 0;
+   *taken = 0;
+   dj_bwalk_init (&w, bson_get_data (d), d->len);
+   while (dj_bwalk_next (&w)) {
+      bson_value_t v;
+      dj_buf_t b;
+      dj_bwalk_value (&w, &v);
+      dj_buf_init (&b);
+      bool took = dj_bson_put_scalar (&b, w.key, w.key_len, &v);
+      bson_t one = BSON_INITIALIZER;
+      bson_append_value (&one, w.key, -1, &v);
+      if (took) {
+         (*taken)++;
+         differing += b.len != one.len - 5 || memcmp (b.data, bson_get_data (&one) + 4, b.len);
+      } else {
+         differing += b.len != 0;
+      }
+      bson_destroy (&one);
+      dj_buf_cleanup (&b);
+   }
+   return differing;
+}
+
 int
 main (void)
 {
    bson_t *d = all_types ();
+   int taken = 0;
+   CHECK (same_writing (d, &taken) == 0, "scalars written as libbson writes them");
+   /* d, s, empty, t, nul, i, l: a double, two strings, a bool, a null, an
+    * int32 and an int64 */
+   CHECK (taken == 7, "the scalars taken: %d", taken);
+   bson_t *big = BCON_NEW ("neg", BCON_DOUBLE (-0.0), "max", BCON_INT64 (INT64_MAX), "i", BCON_INT32 (INT32_MIN),
+                           "f", BCON_BOOL (false), "nul\xc3\xa9", BCON_UTF8 ("a"));
+   CHECK (same_writing (big, &taken) == 0 && taken == 5, "edge values written as libbson writes them");
+   bson_destroy (big);
    CHECK (same_reading (bson_get_data (d), d->len), "every type read alike");
    CHECK (same_values (d), "every type's value alike");
    dj_bwalk_t w;

@@ -11,6 +11,8 @@
  */
 #include "dj_commands.h"
 
+#include "dj_bson_walk.h"
+
 #include <stdio.h>
 
 static bool
@@ -86,16 +88,20 @@ dollar_key (const bson_iter_t *it)
 static bool
 id_leads (const bson_t *doc)
 {
-   bson_iter_t it;
-   if (!bson_iter_init (&it, doc) || !bson_iter_next (&it) || strcmp (bson_iter_key (&it), "_id")) {
+   /* the keys only, read from the bytes (dj_bson_walk.h): an insert of many
+    * rows asks this of each one; a malformed document answers false and
+    * takes the copying path, whose iterator reports it as before */
+   dj_bwalk_t w;
+   if (!dj_bwalk_init (&w, bson_get_data (doc), doc->len) || !dj_bwalk_next (&w) || w.key_len != 3 ||
+       memcmp (w.key, "_id", 3)) {
       return false;
    }
-   while (bson_iter_next (&it)) {
-      if (!strcmp (bson_iter_key (&it), "_id")) {
+   while (dj_bwalk_next (&w)) {
+      if (w.key_len == 3 && !memcmp (w.key, "_id", 3)) {
          return false; /* a second one: the copy below keeps the first */
       }
    }
-   return true;
+   return !w.bad;
 }
 
 /* doc with _id first, generating an ObjectId if missing, into out: a copy,

@@ -8,6 +8,8 @@
  */
 #include "storage-private.h"
 
+#include "dj_bson_walk.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -129,24 +131,30 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
 {
    static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
    const bson_value_t *v = &null_v;
-   bson_iter_t it;
+   bson_value_t fv;
    const char *name = one_field (ix);
    if (!name) {
       return false;
    }
+   /* the keys read from the document's bytes (dj_bson_walk.h): each insert
+    * asks this of every index; a malformed document takes index_fields' way */
+   dj_bwalk_t w;
    bool found = false;
-   if (!bson_iter_init (&it, doc)) {
+   if (!dj_bwalk_init (&w, bson_get_data (doc), doc->len)) {
       return false;
    }
-   while (!found && bson_iter_next (&it)) {
-      const char *k = bson_iter_key (&it);
-      found = k[0] == name[0] && (!k[0] || !strcmp (k + 1, name + 1)); /* (the first byte decides most) */
+   while (!found && dj_bwalk_next (&w)) {
+      found = w.key[0] == name[0] && (!w.key[0] || !strcmp (w.key + 1, name + 1)); /* (the first byte decides most) */
+   }
+   if (w.bad) {
+      return false;
    }
    if (found) {
-      if (BSON_ITER_HOLDS_ARRAY (&it)) {
+      if (w.type == BSON_TYPE_ARRAY) {
          return false;
       }
-      v = bson_iter_value (&it);
+      dj_bwalk_value (&w, &fv);
+      v = &fv;
    } else if (ix->sparse) {
       return true; /* a sparse index has no entry for a missing field */
    }
