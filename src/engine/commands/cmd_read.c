@@ -463,17 +463,22 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = bson_copy (&key);
          bson_destroy (&key);
       } else if (fs.proj) {
-         docs[i] = bson_new ();
          bson_t out;
          if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
-            dj_bsons_free (docs, 0, i + 1);
+            dj_bsons_free (docs, 0, i);
             goto done;
          }
+         /* the projected document goes into the result's own bson_t (moved,
+          * emptied, its buffer kept): no allocation per row (bson_new's
+          * aligned one is glibc's slow memalign path) */
+         docs[i] = col.items[i]->doc;
+         col.items[i]->doc = NULL;
+         bson_reinit (docs[i]);
          bson_concat (docs[i], &out);
          bson_destroy (&out);
       } else {
-         docs[i] = col.items[i]->doc; /* moved */
-         col.items[i]->doc = bson_new ();
+         docs[i] = col.items[i]->doc; /* moved (NULL left: bson_destroy ignores it) */
+         col.items[i]->doc = NULL;
       }
       if (show_rid && !return_key) { /* returnKey gives the key alone (the command-monitoring spec test) */
          /* https://www.mongodb.com/docs/manual/reference/command/find/ (showRecordId) */
