@@ -227,10 +227,10 @@ model_fits (dj_bound_cache_t *bc, const dj_mql_t *model, const bson_value_t *par
 static bool
 from_model (dj_bound_cache_t *bc, const dj_mql_t *model, const bson_value_t *params, int n, dj_mql_t *out)
 {
+   memset (out, 0, sizeof *out); /* (a failure leaves it for dj_mql_cleanup) */
    if (!fill (bc, model, params, n)) {
       return false;
    }
-   memset (out, 0, sizeof *out);
    out->kind = model->kind;
    out->stmt = model->stmt;
    out->collection = model->collection ? bson_strdup (model->collection) : NULL;

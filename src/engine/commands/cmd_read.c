@@ -242,7 +242,7 @@ projection_checkout (dj_engine_t *e, const bson_t *spec, dj_projection_t **p, bs
  * leaves it (engine.c: dj_cmd_get_doc, _int64, _bool). */
 enum {
    F_FILTER, F_SORT, F_PROJECTION, F_HINT, F_SKIP, F_LIMIT, F_BATCH_SIZE, F_SINGLE_BATCH, F_MAX, F_MIN, F_RETURN_KEY,
-   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA
+   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA, F_ALLOW_PARTIAL_RESULTS, F_COLLATION
 };
 
 static bool
@@ -267,6 +267,17 @@ static bool
 opt_bool (const bson_t *cmd, uint64_t given, int k, const char *field, bool *out)
 {
    return !(given >> k & 1) || dj_cmd_get_bool (cmd, field, out, NULL);
+}
+
+/* dj_cmd_collation; without the field, the default collation (as it sets) */
+static bool
+opt_collation (const bson_t *cmd, uint64_t given, bson_error_t *error)
+{
+   if (!(given >> F_COLLATION & 1)) {
+      dj_collation_set_current (dj_collation_default ());
+      return true;
+   }
+   return dj_cmd_collation (cmd, error);
 }
 
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
@@ -303,7 +314,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
        !opt_bool (cmd, given, F_RETURN_KEY, "returnKey", &return_key) ||
        !opt_bool (cmd, given, F_SHOW_RECORD_ID, "showRecordId", &show_rid) ||
        !opt_doc (cmd, given, F_MIN, "min", &min_spec, &has_min, error) ||
-       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
+       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !opt_collation (cmd, given, error) ||
        !opt_bool (cmd, given, F_TAILABLE, "tailable", &tailable) ||
        !opt_bool (cmd, given, F_AWAIT_DATA, "awaitData", &await_data)) {
       return false;
@@ -353,7 +364,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!c && error->code) {
       goto done;
    }
-   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+   if ((given >> F_HINT & 1) && !dj_cmd_hint (cmd, c, &hint, error)) {
       goto done;
    }
    if (tailable && c && !c->capped) {
