@@ -403,8 +403,8 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          goto done;
       }
       presorted = !fs.sort; /* nothing to sort; skip and limit applied */
-   } else if (c) {
-      used = dj_plan_index (c, fs.m, fs.let.top ? NULL : fs.sort);
+   } else if (c && return_key) {
+      used = dj_plan_index (c, fs.m, fs.let.top ? NULL : fs.sort); /* (what returnKey reads: the plan's index) */
    }
    if (c && !hinted && fs.sort && !fs.let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
