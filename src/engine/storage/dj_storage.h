@@ -175,6 +175,11 @@ struct dj_engine {
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
     * by commands on any thread; 0 stands for the default. */
    _Atomic int64_t params[3];
+   /* An ended read transaction kept reset for the next one (txn.c): renewed,
+    * it keeps its reader slot, where a new one takes LMDB's reader mutex to
+    * find a slot, and is not allocated again. Owned; taken and put back
+    * with atomic exchanges (any thread: the env is MDB_NOTLS); NULL: none. */
+   MDB_txn *spare_read;
 };
 
 /* The parameters: what a blocking $sort, and a $group, may hold in memory
