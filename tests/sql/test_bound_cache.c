@@ -10,19 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctest.h"
 #include "dj_compile.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                             \
-   do {                                                                         \
-      if (cond) {                                                               \
-         passed++;                                                              \
-      } else {                                                                  \
-         failed++;                                                              \
-         fprintf (stderr, "%s:%d: FAILED %s\n", __FILE__, __LINE__, #cond);     \
-      }                                                                         \
-   } while (0)
 
 static bool
 same_mql (const dj_mql_t *a, const dj_mql_t *b)
@@ -151,26 +140,26 @@ main (void)
    /* a get: kept after its first execution, then every value of the type from it */
    for (int i = 0; i < 5; i++) {
       v[0] = i32 (i * 7);
-      CHECK (bind_both (get, v, 1, 1));
+      CHECK (bind_both (get, v, 1, 1), "the kept and the compiled statement differ");
    }
-   CHECK (dj_bound_cache_hits (kept) == 4);
+   CHECK (dj_bound_cache_hits (kept) == 4, "hits: %llu", (unsigned long long) dj_bound_cache_hits (kept));
    /* another type: compiled (and kept) for that type */
    v[0] = utf8 ("x");
-   CHECK (bind_both (get, v, 1, 1));
+   CHECK (bind_both (get, v, 1, 1), "the kept and the compiled statement differ");
    v[0] = utf8 ("a longer string than before");
-   CHECK (bind_both (get, v, 1, 1));
-   CHECK (dj_bound_cache_hits (kept) == 5);
+   CHECK (bind_both (get, v, 1, 1), "the kept and the compiled statement differ");
+   CHECK (dj_bound_cache_hits (kept) == 5, "hits: %llu", (unsigned long long) dj_bound_cache_hits (kept));
    /* NULL: `= NULL` is never TRUE in SQL; the type alone decides */
    v[0] = (bson_value_t) {.value_type = BSON_TYPE_NULL};
-   CHECK (bind_both (get, v, 1, 1));
-   CHECK (bind_both (get, v, 1, 1));
+   CHECK (bind_both (get, v, 1, 1), "the kept and the compiled statement differ");
+   CHECK (bind_both (get, v, 1, 1), "the kept and the compiled statement differ");
    /* a new catalog generation: compiled again first */
    uint64_t before = dj_bound_cache_hits (kept);
    v[0] = i32 (3);
-   CHECK (bind_both (get, v, 1, 2));
-   CHECK (dj_bound_cache_hits (kept) == before);
-   CHECK (bind_both (get, v, 1, 2));
-   CHECK (dj_bound_cache_hits (kept) == before + 1);
+   CHECK (bind_both (get, v, 1, 2), "the kept and the compiled statement differ");
+   CHECK (dj_bound_cache_hits (kept) == before, "hits: %llu", (unsigned long long) dj_bound_cache_hits (kept));
+   CHECK (bind_both (get, v, 1, 2), "the kept and the compiled statement differ");
+   CHECK (dj_bound_cache_hits (kept) == before + 1, "hits: %llu", (unsigned long long) dj_bound_cache_hits (kept));
 
    /* several parameters, nested in $in and $or */
    const char *multi = "SELECT \"t\".\"a\" FROM \"t\" WHERE (\"t\".\"b\" IN (%s, %s) OR \"t\".\"c\" > %s) AND \"t\".\"a\" <> 5";
@@ -178,7 +167,7 @@ main (void)
       v[0] = i32 (i);
       v[1] = utf8 (i ? "yy" : "y");
       v[2] = i32 (-i);
-      CHECK (bind_both (multi, v, 3, 1));
+      CHECK (bind_both (multi, v, 3, 1), "the kept and the compiled statement differ");
    }
    before = dj_bound_cache_hits (kept);
 
@@ -187,28 +176,27 @@ main (void)
    const char *pats[] = {"ab%", "a_c", "%x%", "plain"};
    for (int i = 0; i < 4; i++) {
       v[0] = utf8 (pats[i]);
-      CHECK (bind_both (like, v, 1, 1));
+      CHECK (bind_both (like, v, 1, 1), "the kept and the compiled statement differ");
    }
    const char *dt = "SELECT \"t\".\"a\" FROM \"t\" WHERE \"t\".\"d\" < %s";
    for (int i = 0; i < 2; i++) {
       v[0] = exact (i);
-      CHECK (bind_both (dt, v, 1, 1));
+      CHECK (bind_both (dt, v, 1, 1), "the kept and the compiled statement differ");
    }
    const char *lim = "SELECT \"t\".\"a\" FROM \"t\" ORDER BY \"t\".\"b\" LIMIT %s";
    for (int i = 1; i < 4; i++) {
       v[0] = i32 (i);
-      CHECK (bind_both (lim, v, 1, 1));
+      CHECK (bind_both (lim, v, 1, 1), "the kept and the compiled statement differ");
    }
-   CHECK (dj_bound_cache_hits (kept) == before);
+   CHECK (dj_bound_cache_hits (kept) == before, "hits: %llu", (unsigned long long) dj_bound_cache_hits (kept));
 
    /* errors are the compiler's: a column the catalog lacks */
    const char *bad = "SELECT \"t\".\"zz\" FROM \"t\" WHERE \"t\".\"a\" = %s";
    v[0] = i32 (1);
-   CHECK (bind_both (bad, v, 1, 1));
-   CHECK (bind_both (bad, v, 1, 1));
+   CHECK (bind_both (bad, v, 1, 1), "the kept and the compiled statement differ");
+   CHECK (bind_both (bad, v, 1, 1), "the kept and the compiled statement differ");
 
    dj_bound_cache_destroy (kept);
    dj_plan_cache_destroy (plans);
-   printf ("bound-cache: %d passed, %d failed\n", passed, failed);
-   return failed ? 1 : 0;
+   return CTEST_REPORT ("bound-cache");
 }
