@@ -503,7 +503,12 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = plain;
       }
    }
-   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   /* "db.name" (bson_strdup_printf's formatting was ~1,100 instructions a find) */
+   size_t dlen = strlen (db), nlen = strlen (name);
+   char *ns = bson_malloc (dlen + nlen + 2);
+   memcpy (ns, db, dlen);
+   ns[dlen] = '.';
+   memcpy (ns + dlen + 1, name, nlen + 1);
    if (tailable && c) {
       dj_tail_t *tail = bson_malloc0 (sizeof *tail);
       tail->db = bson_strdup (db);
