@@ -25,7 +25,8 @@
  *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction (and the cursors its puts go
- *                through, one per stream); callers' and snapshot transactions
+ *                through, one per stream; a read's kept reset for the next
+ *                read: dj_engine.spare_read); callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
