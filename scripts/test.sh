@@ -50,6 +50,7 @@ run_c_tests() { # $1: build dir
   tally "$("$b/tests/crypt/test_crypt" 2>&1)"
   tally "$("$b/tests/sql/run_golden" tests/sql/golden/*.test 2>&1)"
   tally "$("$b/tests/sql/test_plan_cache" 2>&1)"
+  tally "$("$b/tests/sql/test_bound_cache" 2>&1)"
   tally "$("$b/tests/fuzz/replay_sql" tests/fuzz/corpus/sql 2>&1)"
   tally "$("$b/tests/fuzz/replay_wire" tests/fuzz/corpus/wire 2>&1)"
   tally "$("$b/tests/fuzz/replay_wire_bson" tests/fuzz/corpus/wire_bson 2>&1)"

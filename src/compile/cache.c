@@ -1,7 +1,7 @@
 /*
  * cache.c -- the plan cache (dj_compile.h): SQL text -> shared plan.
  *
- * A hash table (open chaining, FNV-1a of the text) and an LRU list, both
+ * A hash table (open chaining, text_hash) and an LRU list, both
  * under one mutex held only for the lookup or the insert: parsing happens
  * outside it, so two threads missing on the same text both parse and the
  * second insert finds the first's entry and drops its own copy.
@@ -31,13 +31,26 @@ struct dj_plan_cache {
    uint64_t hits, misses;
 };
 
+/* The text's hash: FNV-1a's step over 8 bytes at a time (a byte at a time
+ * was ~1,200 instructions for a Django get()'s 250 bytes of SQL, on every
+ * execution), the last 0..7 bytes a byte each, then a final mix so that
+ * the low bits (the bucket) depend on every byte. */
 static uint64_t
-fnv1a (const char *s, size_t n)
+text_hash (const char *s, size_t n)
 {
-   uint64_t h = 1469598103934665603ULL;
-   for (size_t i = 0; i < n; i++) {
+   uint64_t h = 1469598103934665603ULL, w;
+   size_t i = 0;
+   for (; i + 8 <= n; i += 8) {
+      memcpy (&w, s + i, 8);
+      h = (h ^ w) * 1099511628211ULL;
+      h ^= h >> 29;
+   }
+   for (; i < n; i++) {
       h = (h ^ (unsigned char) s[i]) * 1099511628211ULL;
    }
+   h ^= h >> 33;
+   h *= 0xff51afd7ed558ccdULL;
+   h ^= h >> 33;
    return h;
 }
 
@@ -121,7 +134,7 @@ drop (dj_plan_cache_t *c, entry_t *e)
 dj_plan_t *
 dj_plan_cache_get (dj_plan_cache_t *c, const char *sql, size_t len, bson_error_t *error)
 {
-   uint64_t h = fnv1a (sql, len);
+   uint64_t h = text_hash (sql, len);
    pthread_mutex_lock (&c->mu);
    entry_t *e = find (c, h, sql, len);
    if (e) {

@@ -74,6 +74,11 @@ typedef struct {
 typedef struct cx {
    const bson_value_t *params;
    int nparams;
+   /* set when the compile read a parameter's value, not only its type or
+    * to append it as it is (cx_const_value; cx_const_peek does not): the
+    * output then depends on the values (bound.c keeps only outputs that do
+    * not). NULL: not tracked. Shared by a statement's subquery contexts. */
+   bool *values_read;
    const char *db;
    bson_error_t *error;
    cx_source_t sources[CX_MAX_SOURCES];
@@ -96,6 +101,11 @@ typedef struct cx {
    const dj_catalog_t *catalog; /* borrowed; NULL: no catalog (dj_plan_bind) */
 } cx_t;
 
+/* dj_plan_bind_catalog; *values_read (NULL: not tracked) set when the
+ * compile read a parameter's value (cx_t.values_read) */
+bool cx_plan_bind (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
+                   int nparams, dj_mql_t *out, bool *values_read, bson_error_t *error);
+
 /* key buffer for array elements */
 typedef struct {
    char buf[16];
@@ -111,6 +121,11 @@ bool cx_fail (cx_t *cx, uint32_t code, uint32_t pos, const char *fmt, ...) BSON_
 #define cx_param_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_PARAMS, (pos), __VA_ARGS__)
 #define cx_value_error(cx, pos, ...) cx_fail ((cx), DJ_SQL_VALUE, (pos), __VA_ARGS__)
 
+/* cx_const_value for a caller whose output depends on the value's type
+ * alone (NULL or not, an exact datetime or not: bound.c keys its templates
+ * by the parameters' types) or that appends it as it is: the read is not
+ * noted in cx->values_read. */
+bool cx_const_peek (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out);
 /* Is e a constant once parameters are bound (literal or %s)? */
 bool cx_is_const (const dj_expr_t *e);
 /* The bound value of a constant (params borrowed; literals in *tmp). */

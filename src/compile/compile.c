@@ -128,6 +128,13 @@ bool
 dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
                       int nparams, dj_mql_t *out, bson_error_t *error)
 {
+   return cx_plan_bind (plan, db, catalog, params, nparams, out, NULL, error);
+}
+
+bool
+cx_plan_bind (const dj_plan_t *plan, const char *db, const dj_catalog_t *catalog, const bson_value_t *params,
+              int nparams, dj_mql_t *out, bool *values_read, bson_error_t *error)
+{
    const dj_sql_stmt_t *st = plan->stmt;
    bool ok;
 
@@ -137,7 +144,8 @@ dj_plan_bind_catalog (const dj_plan_t *plan, const char *db, const dj_catalog_t 
    }
    memset (out, 0, sizeof *out);
    out->stmt = st->kind;
-   cx_t cx = {.params = params, .nparams = nparams, .db = db ? db : "test", .error = error, .out = out, .catalog = catalog};
+   cx_t cx = {.params = params, .nparams = nparams, .values_read = values_read, .db = db ? db : "test", .error = error,
+              .out = out, .catalog = catalog};
    if (error) {
       memset (error, 0, sizeof *error);
    }

@@ -6,7 +6,9 @@
  * parses once; dj_plan_bind() takes the parameter values (BSON values, never
  * text: a parameter is always a value, it can never become an operator or a
  * field name) and produces the MongoDB command(s) to run, in a dj_mql_t.
- * The driver caches plans by SQL text and binds them again with new values.
+ * The driver caches plans by SQL text and binds them again with new values;
+ * a SELECT whose commands take its values as they are is compiled once per
+ * parameter types and connection (dj_plan_bind_kept, bound.c).
  *
  * Translation rules (the "why" is beside each rule in the .c files):
  *  - the cheapest correct command: `find` for a plain filter/sort/limit/
@@ -323,5 +325,33 @@ void dj_plan_release (dj_plan_t *plan);
 
 /** Hits and misses so far (for benchmarks and tests). */
 void dj_plan_cache_stats (dj_plan_cache_t *cache, uint64_t *hits, uint64_t *misses);
+
+/*
+ * Bound SELECTs kept per connection (bound.c): a SELECT whose commands do
+ * not depend on its parameters' values (only on their types: the compiler
+ * notes every other read) is compiled once per parameter types and catalog
+ * generation; its next executions copy that command with their values put
+ * in, instead of compiling it again. Not thread-safe: one per connection.
+ */
+typedef struct dj_bound_cache dj_bound_cache_t;
+
+dj_bound_cache_t *dj_bound_cache_new (void);
+/** Releases the plans it holds. NULL is a no-op. */
+void dj_bound_cache_destroy (dj_bound_cache_t *cache);
+
+/**
+ * dj_plan_bind_catalog, through @p cache: the same dj_mql_t, from the kept
+ * command when there is one for this plan, these parameters' types, @p db
+ * and catalog generation @p gen (dj_exec_tables_generation: any change of
+ * what the catalog answers counts it up). @p plan: from dj_plan_cache_get
+ * (the cache takes a reference of its own); other plans, and statements
+ * other than SELECT, are bound as dj_plan_bind_catalog binds them.
+ */
+/** Statements bound from a kept command so far (for tests). */
+uint64_t dj_bound_cache_hits (const dj_bound_cache_t *cache);
+
+bool dj_plan_bind_kept (dj_bound_cache_t *cache, dj_plan_t *plan, uint64_t gen, const char *db,
+                        const dj_catalog_t *catalog, const bson_value_t *params, int nparams, dj_mql_t *out,
+                        bson_error_t *error);
 
 #endif

@@ -156,7 +156,7 @@ is_exact_const (cx_t *cx, const dj_expr_t *e)
    bson_value_t tmp;
    const bson_value_t *v;
    int64_t us;
-   return cx_is_const (e) && cx_const_value (cx, e, &tmp, &v) && dj_exact_dt_value (v, &us);
+   return cx_is_const (e) && cx_const_peek (cx, e, &tmp, &v) && dj_exact_dt_value (v, &us); /* (the type alone) */
 }
 
 /* ---- filters ---- */

@@ -73,6 +73,9 @@ cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_valu
          return cx_param_error (cx, e->pos, "parameter %d is missing: %d given", (int) e->ival + 1, cx->nparams);
       }
       *out = &cx->params[e->ival];
+      if (cx->values_read) {
+         *cx->values_read = true;
+      }
       return true;
    case DJ_X_INT:
       if (e->ival >= INT32_MIN && e->ival <= INT32_MAX) {
@@ -107,6 +110,16 @@ cx_const_value (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_valu
 }
 
 bool
+cx_const_peek (cx_t *cx, const dj_expr_t *e, bson_value_t *tmp, const bson_value_t **out)
+{
+   bool *noted = cx->values_read;
+   cx->values_read = NULL;
+   bool ok = cx_const_value (cx, e, tmp, out);
+   cx->values_read = noted;
+   return ok;
+}
+
+bool
 cx_const_arg (cx_t *cx, const dj_expr_t *e, const char *what, bson_value_t *tmp, const bson_value_t **out)
 {
    if (!cx_is_const (e)) {
@@ -126,7 +139,7 @@ cx_const_is_null (cx_t *cx, const dj_expr_t *e)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   return cx_const_value (cx, e, &tmp, &v) && is_null_value (v);
+   return cx_const_peek (cx, e, &tmp, &v) && is_null_value (v); /* (the type alone) */
 }
 
 bool
@@ -134,11 +147,15 @@ cx_append_const (cx_t *cx, const dj_expr_t *e, bson_t *parent, const char *key)
 {
    bson_value_t tmp;
    const bson_value_t *v;
-   if (!cx_const_value (cx, e, &tmp, &v)) {
+   int64_t us;
+   if (!cx_const_peek (cx, e, &tmp, &v)) {
       return false;
    }
    if (v->value_type == BSON_TYPE_UNDEFINED) {
       return BSON_APPEND_NULL (parent, key);
+   }
+   if (cx->values_read && dj_exact_dt_value (v, &us)) {
+      *cx->values_read = true; /* (not appended as it is: its date) */
    }
    return cx_dt_append_query_value (parent, key, v); /* (an exact datetime: its date) */
 }
@@ -228,6 +245,9 @@ same_bound_value (const cx_t *cx, const dj_expr_t *a, const dj_expr_t *b)
       return false;
    }
    const bson_value_t *x = &cx->params[a->ival], *y = &cx->params[b->ival];
+   if (cx->values_read) {
+      *cx->values_read = true;
+   }
    if (x->value_type != y->value_type) {
       return false;
    }
@@ -1109,7 +1129,7 @@ filter (cx_t *cx, const dj_expr_t *e, bool want, bson_t *parent, const char *key
       }
       bson_value_t tmp;
       const bson_value_t *v;
-      if (!cx_const_value (cx, val, &tmp, &v)) {
+      if (!cx_const_peek (cx, val, &tmp, &v)) { /* (whether it is NULL: the type alone) */
          ok = false;
          break;
       }

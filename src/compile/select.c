@@ -530,7 +530,7 @@ static bool
 join_pipeline (cx_t *cx, const cx_source_t *src, const dj_expr_t *const *conj, int nc, bson_t *lets, bson_t *sp,
                uint32_t *sn)
 {
-   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
+   cx_t sc = {.params = cx->params, .nparams = cx->nparams, .values_read = cx->values_read, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
               .out = NULL, .outer = cx, .lets = lets};
    cx_single_source (&sc, src->table, src->alias);
    for (int i = 0; i < nc; i++) {
@@ -928,7 +928,7 @@ cx_subquery_lookups (cx_t *cx, const dj_expr_t *e, bson_t *pipeline, uint32_t *n
       /* the sub-pipeline is built first: only then are the outer columns
        * it uses (its `let` variables) known */
       bson_t lets = BSON_INITIALIZER, sp = BSON_INITIALIZER;
-      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
+      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .values_read = cx->values_read, .db = cx->db, .error = cx->error, .catalog = cx->catalog, .depth = cx->depth + 1,
                  .out = NULL, .outer = cx, .lets = &lets};
       uint32_t sn = 0;
       /* IN (SELECT .. UNION SELECT ..): the compound's stages, the first
@@ -1013,7 +1013,7 @@ cx_select_pipeline (cx_t *cx, const dj_select_t *s, bson_t *pipeline, uint32_t *
       /* a derived table: its own stages first (in a context of its own:
        * its names are not ours), leaving rows {c0, c1, ...} */
       const dj_select_t *in = ((dj_from_t *) s->from.v[0])->sub;
-      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .db = cx->db, .error = cx->error, .catalog = cx->catalog,
+      cx_t sc = {.params = cx->params, .nparams = cx->nparams, .values_read = cx->values_read, .db = cx->db, .error = cx->error, .catalog = cx->catalog,
                  .depth = cx->depth + 1, .out = cx->out, .outer = cx->outer, .lets = cx->lets};
       bool ok_in = in->next ? compound_stages (&sc, in, pipeline, n, CX_PIPE_NO_COLUMNS)
                             : cx_select_pipeline (&sc, in, pipeline, n, CX_PIPE_KEEP_NULLS | CX_PIPE_NO_COLUMNS);

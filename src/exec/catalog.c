@@ -41,6 +41,15 @@ struct exec_catalog {
 
 static bool is_datetime_type (const char *type);
 
+/* An entry could not be read: the answer given (unknown) is not kept, and
+ * the next question asks again; nor is a statement compiled with it
+ * (dj_plan_bind_kept keeps commands per tables generation). */
+static void
+unread (dj_exec_t *x)
+{
+   x->tables_gen++;
+}
+
 /* *c at the table entry's recorded column names; false: no entry (or it
  * cannot be read: unknown is an answer here) */
 static bool
@@ -49,8 +58,11 @@ catalog_column_list (void *ctx, const char *table, bson_iter_t *c)
    bson_iter_t it;
    bson_error_t error;
    bool found;
-   return exec_entry_field (ctx, table, "columns", &it, &found, &error) && found && BSON_ITER_HOLDS_ARRAY (&it) &&
-          bson_iter_recurse (&it, c);
+   if (!exec_entry_field (ctx, table, "columns", &it, &found, &error)) {
+      unread (ctx);
+      return false;
+   }
+   return found && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, c);
 }
 
 static void
@@ -168,6 +180,7 @@ catalog_table (dj_exec_t *x, const char *table)
    }
    catalog_table_t t;
    if (!catalog_table_read (x, table, &t)) {
+      unread (x);
       return NULL;
    }
    DJ_GROW (cat->tables, cat->ntables, cat->cap, 8);

@@ -231,8 +231,10 @@ char *dj_exec_column_type (dj_exec_t *x, const char *table, const char *column);
 
 /**
  * A number that changes whenever the session forgets what it knew of
- * tables (after DDL, a rollback, a constraint rebuilt): what was derived
- * from dj_exec_column_type() under another number may be stale.
+ * tables (after DDL, a rollback, a constraint rebuilt), or could not read
+ * a table's entry for the compiler (exec/catalog.c): what was derived from
+ * dj_exec_column_type() or dj_exec_catalog() under another number may be
+ * stale.
  */
 uint64_t dj_exec_tables_generation (const dj_exec_t *x);
 

@@ -33,7 +33,8 @@ struct dj_exec {
                       cleared with `tables` */
    bson_t *refs;   /* owned cache {table: [{child, fk}...] of the FOREIGN KEYs referencing it};
                       cleared with `tables` */
-   uint64_t tables_gen; /* counts the times `tables` was cleared (dj_exec_tables_generation) */
+   uint64_t tables_gen; /* counts the times `tables` was cleared, or an entry could not be read for the
+                           catalog (catalog.c: unread): dj_exec_tables_generation */
    bson_t *fk_pending; /* owned: the deferred FOREIGN KEY checks of the open transaction
                           (an array of constraint.c's items), run at COMMIT, dropped at ROLLBACK */
    uint32_t fk_npending;

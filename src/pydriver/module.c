@@ -568,6 +568,8 @@ Connection_init (ConnectionObject *self, PyObject *args, PyObject *kwds)
    dj_exec_set_tables_mode (self->exec, (dj_tables_mode_t) tables);
    dj_exec_set_engine_ops (self->exec, !strcmp (dj_transport_kind (t), "embedded"));
    dj_exec_set_row_docs (self->exec, true); /* the tuples are made from the documents (Connection_execute) */
+   dj_bound_cache_destroy (self->bound);
+   self->bound = dj_bound_cache_new ();
    self->lock = PyThread_allocate_lock ();
    if (!self->lock) {
       PyErr_NoMemory ();
@@ -583,6 +585,8 @@ Connection_close_internal (ConnectionObject *self)
    self->crypt = NULL;
    dj_exec_destroy (self->exec);
    self->exec = NULL;
+   dj_bound_cache_destroy (self->bound);
+   self->bound = NULL;
    dj_transport_t *t = self->transport;
    self->transport = NULL;
    /* without the GIL: the last handle on a data directory joins its TTL
@@ -994,7 +998,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    ok = plan != NULL;
    if (ok) {
       dj_catalog_t catalog = dj_exec_catalog (self->exec);
-      ok = bound = dj_plan_bind_catalog (plan, dj_exec_db (self->exec), &catalog, values, n, &m, &error);
+      ok = bound = dj_plan_bind_kept (self->bound, plan, dj_exec_tables_generation (self->exec), dj_exec_db (self->exec),
+                                      &catalog, values, n, &m, &error);
       dj_plan_release (plan);
    }
    if (ok) {

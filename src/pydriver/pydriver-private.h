@@ -34,6 +34,7 @@ typedef struct {
    dj_crypt_t *crypt;         /* owned: set by set_encryption(), else NULL; uses transport */
    PyObject *descriptions;    /* owned dict, or NULL: cursor.description per SQL text (describe.c) */
    uint64_t descriptions_gen; /* the session's dj_exec_tables_generation they were built under */
+   dj_bound_cache_t *bound;   /* owned: SELECTs bound once per parameter types (dj_plan_bind_kept) */
 } ConnectionObject;
 
 /* Raises the PEP 249 exception for a C error. Returns NULL. */

@@ -242,7 +242,7 @@ projection_checkout (dj_engine_t *e, const bson_t *spec, dj_projection_t **p, bs
  * leaves it (engine.c: dj_cmd_get_doc, _int64, _bool). */
 enum {
    F_FILTER, F_SORT, F_PROJECTION, F_HINT, F_SKIP, F_LIMIT, F_BATCH_SIZE, F_SINGLE_BATCH, F_MAX, F_MIN, F_RETURN_KEY,
-   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA
+   F_SHOW_RECORD_ID, F_TAILABLE, F_OPLOG_REPLAY, F_NO_CURSOR_TIMEOUT, F_AWAIT_DATA, F_ALLOW_PARTIAL_RESULTS, F_COLLATION
 };
 
 static bool
@@ -267,6 +267,17 @@ static bool
 opt_bool (const bson_t *cmd, uint64_t given, int k, const char *field, bool *out)
 {
    return !(given >> k & 1) || dj_cmd_get_bool (cmd, field, out, NULL);
+}
+
+/* dj_cmd_collation; without the field, the default collation (as it sets) */
+static bool
+opt_collation (const bson_t *cmd, uint64_t given, bson_error_t *error)
+{
+   if (!(given >> F_COLLATION & 1)) {
+      dj_collation_set_current (dj_collation_default ());
+      return true;
+   }
+   return dj_cmd_collation (cmd, error);
 }
 
 /* find: https://www.mongodb.com/docs/manual/reference/command/find/ */
@@ -303,7 +314,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
        !opt_bool (cmd, given, F_RETURN_KEY, "returnKey", &return_key) ||
        !opt_bool (cmd, given, F_SHOW_RECORD_ID, "showRecordId", &show_rid) ||
        !opt_doc (cmd, given, F_MIN, "min", &min_spec, &has_min, error) ||
-       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !dj_cmd_collation (cmd, error) ||
+       !opt_doc (cmd, given, F_MAX, "max", &max_spec, &has_max, error) || !opt_collation (cmd, given, error) ||
        !opt_bool (cmd, given, F_TAILABLE, "tailable", &tailable) ||
        !opt_bool (cmd, given, F_AWAIT_DATA, "awaitData", &await_data)) {
       return false;
@@ -353,7 +364,7 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
    if (!c && error->code) {
       goto done;
    }
-   if (!dj_cmd_hint (cmd, c, &hint, error)) {
+   if ((given >> F_HINT & 1) && !dj_cmd_hint (cmd, c, &hint, error)) {
       goto done;
    }
    if (tailable && c && !c->capped) {
@@ -392,8 +403,8 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          goto done;
       }
       presorted = !fs.sort; /* nothing to sort; skip and limit applied */
-   } else if (c) {
-      used = dj_plan_index (c, fs.m, fs.let.top ? NULL : fs.sort);
+   } else if (c && return_key) {
+      used = dj_plan_index (c, fs.m, fs.let.top ? NULL : fs.sort); /* (what returnKey reads: the plan's index) */
    }
    if (c && !hinted && fs.sort && !fs.let.top) { /* (the sorted walk takes no variables) */
       /* an index in the sort's order streams sorted documents: skip and
@@ -463,17 +474,22 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = bson_copy (&key);
          bson_destroy (&key);
       } else if (fs.proj) {
-         docs[i] = bson_new ();
          bson_t out;
          if (!dj_projection_apply (fs.proj, col.items[i]->doc, col.items[i]->pos, &out, error)) {
-            dj_bsons_free (docs, 0, i + 1);
+            dj_bsons_free (docs, 0, i);
             goto done;
          }
+         /* the projected document goes into the result's own bson_t (moved,
+          * emptied, its buffer kept): no allocation per row (bson_new's
+          * aligned one is glibc's slow memalign path) */
+         docs[i] = col.items[i]->doc;
+         col.items[i]->doc = NULL;
+         bson_reinit (docs[i]);
          bson_concat (docs[i], &out);
          bson_destroy (&out);
       } else {
-         docs[i] = col.items[i]->doc; /* moved */
-         col.items[i]->doc = bson_new ();
+         docs[i] = col.items[i]->doc; /* moved (NULL left: bson_destroy ignores it) */
+         col.items[i]->doc = NULL;
       }
       if (show_rid && !return_key) { /* returnKey gives the key alone (the command-monitoring spec test) */
          /* https://www.mongodb.com/docs/manual/reference/command/find/ (showRecordId) */
@@ -487,7 +503,12 @@ dj_cmd_find (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *reply, b
          docs[i] = plain;
       }
    }
-   char *ns = bson_strdup_printf ("%s.%s", db, name);
+   /* "db.name" (bson_strdup_printf's formatting was ~1,100 instructions a find) */
+   size_t dlen = strlen (db), nlen = strlen (name);
+   char *ns = bson_malloc (dlen + nlen + 2);
+   memcpy (ns, db, dlen);
+   ns[dlen] = '.';
+   memcpy (ns + dlen + 1, name, nlen + 1);
    if (tailable && c) {
       dj_tail_t *tail = bson_malloc0 (sizeof *tail);
       tail->db = bson_strdup (db);

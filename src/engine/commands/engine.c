@@ -444,12 +444,12 @@ static const struct {
  * included.
  * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/ */
 static bool
-snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
+snapshot_allowed (const char *name, const bson_iter_t *rc, bson_error_t *error)
 {
    static const char *const readers[] = {"find", "aggregate", "distinct", "getMore", NULL};
-   bson_iter_t it, level;
-   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) || !bson_iter_recurse (&it, &level) ||
-       !bson_iter_find (&level, "level") || !BSON_ITER_HOLDS_UTF8 (&level) || strcmp (bson_iter_utf8 (&level, NULL), "snapshot")) {
+   bson_iter_t level;
+   if (!rc || !BSON_ITER_HOLDS_DOCUMENT (rc) || !bson_iter_recurse (rc, &level) || !bson_iter_find (&level, "level") ||
+       !BSON_ITER_HOLDS_UTF8 (&level) || strcmp (bson_iter_utf8 (&level, NULL), "snapshot")) {
       return true;
    }
    for (int i = 0; readers[i]; i++) {
@@ -466,12 +466,11 @@ snapshot_allowed (const char *name, const bson_t *cmd, bson_error_t *error)
  * (pymongo's ReadConcern("unknown") is sent as given).
  * https://www.mongodb.com/docs/manual/reference/read-concern/#read-concern-levels */
 static bool
-read_concern_level_ok (const bson_t *cmd, bson_error_t *error)
+read_concern_level_ok (const bson_iter_t *rc, bson_error_t *error)
 {
    static const char *const levels[] = {"local", "majority", "linearizable", "available", "snapshot"};
-   bson_iter_t it, level;
-   if (!bson_iter_init_find (&it, cmd, "readConcern") || !BSON_ITER_HOLDS_DOCUMENT (&it) ||
-       !bson_iter_recurse (&it, &level) || !bson_iter_find (&level, "level")) {
+   bson_iter_t level;
+   if (!rc || !BSON_ITER_HOLDS_DOCUMENT (rc) || !bson_iter_recurse (rc, &level) || !bson_iter_find (&level, "level")) {
       return true;
    }
    if (BSON_ITER_HOLDS_UTF8 (&level)) {
@@ -537,7 +536,10 @@ run_command (dj_engine_t *e, const char *db, const bson_t *cmd, bool in_txn, boo
    }
    const char *name = bson_iter_key (&it);
    bool handled;
-   if (!read_concern_level_ok (cmd, &error) || (!in_txn && !snapshot_allowed (name, cmd, &error))) {
+   /* the command's readConcern (rc: NULL without one), looked up once for both checks */
+   bson_iter_t rc_it;
+   const bson_iter_t *rc = bson_iter_init_find (&rc_it, cmd, "readConcern") ? &rc_it : NULL;
+   if (!read_concern_level_ok (rc, &error) || (!in_txn && !snapshot_allowed (name, rc, &error))) {
       goto fail;
    }
    /* the collection's catalog entry, read once: a view? its default collation? */

@@ -25,7 +25,8 @@
  *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
  *   txn.c        each command's transaction (and the cursors its puts go
- *                through, one per stream); callers' and snapshot transactions
+ *                through, one per stream; a read's kept reset for the next
+ *                read: dj_engine.spare_read); callers' and snapshot transactions
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
@@ -175,6 +176,11 @@ struct dj_engine {
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
     * by commands on any thread; 0 stands for the default. */
    _Atomic int64_t params[3];
+   /* An ended read transaction kept reset for the next one (txn.c): renewed,
+    * it keeps its reader slot, where a new one takes LMDB's reader mutex to
+    * find a slot, and is not allocated again. Owned; taken and put back
+    * with atomic exchanges (any thread: the env is MDB_NOTLS); NULL: none. */
+   MDB_txn *spare_read;
 };
 
 /* The parameters: what a blocking $sort, and a $group, may hold in memory

@@ -240,6 +240,12 @@ dj_storage_open (dj_engine_t *e, const char *path, const dj_engine_options_t *op
 void
 dj_storage_close (dj_engine_t *e)
 {
+   MDB_txn *spare = __atomic_exchange_n (&e->spare_read, NULL, __ATOMIC_ACQ_REL);
+   if (spare && e->shared->pid == getpid ()) {
+      mdb_txn_abort (spare); /* (frees its reader slot) */
+   }
+   /* (an inherited handle's is left alone, as its env is: its reader slot
+    * is the parent's, which must not be freed from here) */
    env_release (e->shared);
    dj_keep_destroy (e->coll_cache);
    bson_free (e->path);

@@ -32,6 +32,35 @@ static _Thread_local dj_engine_txn_t *tls_txn;
 
 static bool upgrade (dj_engine_txn_t *t, bson_error_t *error);
 
+/* A read-only transaction: the handle's spare renewed (mdb_txn_renew: its
+ * reader slot kept, no allocation), else a new one. LMDB's code. */
+static int
+read_begin (dj_engine_t *e, MDB_txn **txn)
+{
+   MDB_txn *spare = __atomic_exchange_n (&e->spare_read, NULL, __ATOMIC_ACQ_REL);
+   if (spare) {
+      if (!mdb_txn_renew (spare)) {
+         *txn = spare;
+         return 0;
+      }
+      mdb_txn_abort (spare);
+   }
+   return mdb_txn_begin (e->env, NULL, MDB_RDONLY, txn);
+}
+
+/* Ends read-only transaction txn: reset (its snapshot released: old pages
+ * can be reused) and kept as the handle's spare; a spare already there
+ * (another thread's) is aborted. */
+static void
+read_end (dj_engine_t *e, MDB_txn *txn)
+{
+   mdb_txn_reset (txn);
+   MDB_txn *old = __atomic_exchange_n (&e->spare_read, txn, __ATOMIC_ACQ_REL);
+   if (old) {
+      mdb_txn_abort (old);
+   }
+}
+
 bool
 dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
 {
@@ -61,7 +90,7 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
       if (write && !dj_env_writer_check (e, error)) {
          return false;
       }
-      rc = mdb_txn_begin (e->env, NULL, write ? 0 : MDB_RDONLY, &ctx->txn);
+      rc = write ? mdb_txn_begin (e->env, NULL, 0, &ctx->txn) : read_begin (e, &ctx->txn);
       if (!rc && write) {
          dj_env_writer_set (e, true);
          ctx->top = true;
@@ -136,7 +165,9 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
    }
    puts_close (ctx);
    ctx_end (ctx);
-   if (!ctx->borrowed) {
+   if (!ctx->borrowed && !ctx->write) {
+      read_end (ctx->engine, ctx->txn); /* (a read-only transaction has nothing to commit) */
+   } else if (!ctx->borrowed) {
       rc = mdb_txn_commit (ctx->txn);
    }
    ctx->txn = NULL;
@@ -157,7 +188,9 @@ dj_txn_abort (dj_ctx_t *ctx)
    puts_close (ctx);
    if (ctx->txn) {
       ctx_end (ctx);
-      if (!ctx->borrowed) {
+      if (!ctx->borrowed && !ctx->write) {
+         read_end (ctx->engine, ctx->txn);
+      } else if (!ctx->borrowed) {
          mdb_txn_abort (ctx->txn);
       }
       ctx->txn = NULL;
