@@ -7,14 +7,6 @@
  */
 #include "dj_bson_walk.h"
 
-static uint32_t
-le32 (const uint8_t *p)
-{
-   uint32_t n;
-   memcpy (&n, p, 4);
-   return BSON_UINT32_FROM_LE (n);
-}
-
 static uint64_t
 le64 (const uint8_t *p)
 {
@@ -46,7 +38,7 @@ string_size (const uint8_t *v, size_t room)
    if (room < 5) {
       return 0;
    }
-   uint32_t l = le32 (v);
+   uint32_t l = dj_bwalk_u32 (v);
    if (l < 1 || l > room - 4 || v[4 + l - 1] != 0) {
       return 0;
    }
@@ -64,15 +56,15 @@ dj_bwalk_value_size (uint8_t type, const uint8_t *v, size_t room, bool *ok)
    case BSON_TYPE_SYMBOL: n = string_size (v, room); break;
    case BSON_TYPE_DOCUMENT:
    case BSON_TYPE_ARRAY:
-      l = room >= 4 ? le32 (v) : 0;
+      l = room >= 4 ? dj_bwalk_u32 (v) : 0;
       n = l >= 5 && l <= room ? l : 0;
       break;
    case BSON_TYPE_BINARY:
-      l = room >= 5 ? le32 (v) : 0;
+      l = room >= 5 ? dj_bwalk_u32 (v) : 0;
       if (room >= 5 && l <= room - 5) {
          n = 5 + l;
          /* the old binary subtype holds its length again inside */
-         if (v[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (l < 4 || le32 (v + 5) != l - 4)) {
+         if (v[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (l < 4 || dj_bwalk_u32 (v + 5) != l - 4)) {
             n = 0;
          }
       }
@@ -92,10 +84,10 @@ dj_bwalk_value_size (uint8_t type, const uint8_t *v, size_t room, bool *ok)
       /* int32 total, the code as a string, the scope as a document; the
        * code's terminating 0 unchecked, as libbson's iterator and
        * bson_validate() leave it */
-      l = room >= 4 ? le32 (v) : 0;
+      l = room >= 4 ? dj_bwalk_u32 (v) : 0;
       if (l >= 14 && l <= room) {
-         uint32_t s = le32 (v + 4);
-         uint32_t d = s >= 1 && s <= l - 8 - 5 ? le32 (v + 8 + s) : 0;
+         uint32_t s = dj_bwalk_u32 (v + 4);
+         uint32_t d = s >= 1 && s <= l - 8 - 5 ? dj_bwalk_u32 (v + 8 + s) : 0;
          n = d >= 5 && d == l - 8 - s ? l : 0;
       }
       break;
@@ -119,7 +111,7 @@ dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t
    }
    case BSON_TYPE_UTF8:
       out->value.v_utf8.str = (char *) v + 4;
-      out->value.v_utf8.len = le32 (v) - 1;
+      out->value.v_utf8.len = dj_bwalk_u32 (v) - 1;
       break;
    case BSON_TYPE_DOCUMENT:
    case BSON_TYPE_ARRAY:
@@ -130,10 +122,10 @@ dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t
       out->value.v_binary.subtype = (bson_subtype_t) v[4];
       if (v[4] == BSON_SUBTYPE_BINARY_DEPRECATED) {
          out->value.v_binary.data = (uint8_t *) v + 9;
-         out->value.v_binary.data_len = le32 (v + 5);
+         out->value.v_binary.data_len = dj_bwalk_u32 (v + 5);
       } else {
          out->value.v_binary.data = (uint8_t *) v + 5;
-         out->value.v_binary.data_len = le32 (v);
+         out->value.v_binary.data_len = dj_bwalk_u32 (v);
       }
       break;
    case BSON_TYPE_OID: memcpy (out->value.v_oid.bytes, v, 12); break;
@@ -145,29 +137,29 @@ dj_bson_value_read (uint8_t type, const uint8_t *val, uint32_t len, bson_value_t
       break;
    case BSON_TYPE_DBPOINTER:
       out->value.v_dbpointer.collection = (char *) v + 4;
-      out->value.v_dbpointer.collection_len = le32 (v) - 1;
-      memcpy (out->value.v_dbpointer.oid.bytes, v + 4 + le32 (v), 12);
+      out->value.v_dbpointer.collection_len = dj_bwalk_u32 (v) - 1;
+      memcpy (out->value.v_dbpointer.oid.bytes, v + 4 + dj_bwalk_u32 (v), 12);
       break;
    case BSON_TYPE_CODE:
       out->value.v_code.code = (char *) v + 4;
-      out->value.v_code.code_len = le32 (v) - 1;
+      out->value.v_code.code_len = dj_bwalk_u32 (v) - 1;
       break;
    case BSON_TYPE_SYMBOL:
       out->value.v_symbol.symbol = (char *) v + 4;
-      out->value.v_symbol.len = le32 (v) - 1;
+      out->value.v_symbol.len = dj_bwalk_u32 (v) - 1;
       break;
    case BSON_TYPE_CODEWSCOPE: {
-      uint32_t l = le32 (v + 4);
+      uint32_t l = dj_bwalk_u32 (v + 4);
       out->value.v_codewscope.code = (char *) v + 8;
       out->value.v_codewscope.code_len = l - 1;
       out->value.v_codewscope.scope_data = (uint8_t *) v + 8 + l;
-      out->value.v_codewscope.scope_len = le32 (v + 8 + l);
+      out->value.v_codewscope.scope_len = dj_bwalk_u32 (v + 8 + l);
       break;
    }
-   case BSON_TYPE_INT32: out->value.v_int32 = (int32_t) le32 (v); break;
+   case BSON_TYPE_INT32: out->value.v_int32 = (int32_t) dj_bwalk_u32 (v); break;
    case BSON_TYPE_TIMESTAMP:
-      out->value.v_timestamp.increment = le32 (v);
-      out->value.v_timestamp.timestamp = le32 (v + 4);
+      out->value.v_timestamp.increment = dj_bwalk_u32 (v);
+      out->value.v_timestamp.timestamp = dj_bwalk_u32 (v + 4);
       break;
    case BSON_TYPE_INT64: out->value.v_int64 = (int64_t) le64 (v); break;
    case BSON_TYPE_DECIMAL128:

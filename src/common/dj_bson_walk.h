@@ -43,6 +43,16 @@ typedef struct {
    bool bad; /**< the walk stopped at a malformed element */
 } dj_bwalk_t;
 
+/* The little-endian uint32 at p (BSON's lengths), read without an
+ * alignment assumption. */
+static inline uint32_t
+dj_bwalk_u32 (const uint8_t *p)
+{
+   uint32_t n;
+   memcpy (&n, p, 4);
+   return BSON_UINT32_FROM_LE (n);
+}
+
 /*
  * dj_bwalk_init --
  *    Starts a walk over the document of `len` bytes at data; false (and a
@@ -52,12 +62,7 @@ typedef struct {
 static inline bool
 dj_bwalk_init (dj_bwalk_t *w, const uint8_t *data, uint32_t len)
 {
-   uint32_t n = 0;
-   if (len >= 5) {
-      memcpy (&n, data, 4);
-      n = BSON_UINT32_FROM_LE (n);
-   }
-   bool ok = len >= 5 && n == len && data[len - 1] == 0;
+   bool ok = len >= 5 && dj_bwalk_u32 (data) == len && data[len - 1] == 0;
    w->p = ok ? data + 4 : data;
    w->end = ok ? data + len - 1 : data;
    w->bad = !ok;
@@ -98,8 +103,7 @@ dj_bwalk_next (dj_bwalk_t *w)
    bool ok = z < w->end;
    if (!dj_bwalk_fixed[t] && ok) {
       if (t == BSON_TYPE_UTF8 && room >= 5) {
-         memcpy (&l, v, 4);
-         l = BSON_UINT32_FROM_LE (l);
+         l = dj_bwalk_u32 (v);
          ok = l >= 1 && l <= room - 4 && v[4 + l - 1] == 0;
          n = 4 + l;
       } else {
