@@ -123,14 +123,24 @@ dj_index_plain_field (const dj_index_t *ix)
    return ix->partial || ix->text ? NULL : one_field (ix);
 }
 
+bool
+dj_index_plain_key (dj_buf_t *b, const dj_index_t *ix, const bson_value_t *v)
+{
+   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
+   size_t start = b->len;
+   dj_key_append_by (b, v ? v : &null_v, ix->desc[0], ix->collation);
+   bool cut = b->len - start > DJ_KEY_MAX;
+   dj_key_finish (b, start);
+   return cut;
+}
+
 /* The key when ix is on one top-level field and doc holds no array there
  * (most indexes, most documents): index_fields' answer without its walk
  * and its lists. False: not that case, nothing done. */
 static bool
 plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
 {
-   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
-   const bson_value_t *v = &null_v;
+   const bson_value_t *v = NULL;
    bson_value_t fv;
    const char *name = one_field (ix);
    if (!name) {
@@ -160,9 +170,8 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    }
    dj_buf_t k;
    dj_buf_init (&k);
-   dj_key_append_by (&k, v, ix->desc[0], ix->collation);
-   ks->lossy = v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT || k.len > DJ_KEY_MAX;
-   dj_key_finish (&k, 0);
+   bool cut = dj_index_plain_key (&k, ix, v);
+   ks->lossy = (v && (v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT)) || cut;
    ks->keys = bson_malloc (sizeof (dj_buf_t));
    ks->keys[0] = k; /* (rows NULL: its row is 0) */
    ks->n = 1;

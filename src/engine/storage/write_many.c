@@ -276,12 +276,9 @@ slots_fill (slot_t *sl, int n, const bson_t *doc)
 static void
 plain_entry (entries_t *e, const dj_index_t *ix, const slot_t *s, uint64_t rid)
 {
-   static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
    size_t start = e->keys.len;
    dj_buf_put_u64be (&e->keys, ix->id);
-   size_t key = e->keys.len;
-   dj_key_append_by (&e->keys, s->has ? &s->v : &null_v, ix->desc[0], ix->collation);
-   dj_key_finish (&e->keys, key);
+   dj_index_plain_key (&e->keys, ix, s->has ? &s->v : NULL);
    if (!ix->unique) {
       dj_buf_put_u64be (&e->keys, rid);
    }
