@@ -1,7 +1,7 @@
 """Django's ORM operations (issue 18's list) on djongo and its peers,
 measured in one run.
 
-    python3 bench/orm_ops.py [N] [--rounds R] [--sides a,b,..] [--markdown FILE]
+    python3 bench/orm_ops.py [N] [--rounds R] [--sides a,b,..] [--before DIR] [--markdown FILE]
     python3 bench/orm_ops.py --scale 10000,100000,1000000 [--rounds R] [--sides ..] [--markdown FILE] [--plots DIR]
 
 Plain models (bench/ormbench: 100 authors, N books with an indexed rating
@@ -20,6 +20,10 @@ and a foreign key). Sides:
   dmb          django-mongodb-backend 5.2 (MongoDB's own Django backend) to the
                same djongo-server
   pymongo      the same operations written by hand with pymongo, same server
+  djongo-before  with --before DIR: djongo embedded again, from the djongo
+               package in DIR (an earlier build: its Python files and _driver
+               module), so that a change is measured before and after in the
+               same run as its peers
 
 djongo-server ($DJONGO_SERVER, else PATH's) runs on a fresh data
 directory with fsync on (its default),
@@ -53,7 +57,7 @@ AUTHORS = 100
 EMBEDDED = ("djongo", "sqlite-default", "sqlite-wal", "postgres")
 WIRE = ("djongo-wire", "dmb", "pymongo")
 # (peer, the djongo side it is compared with)
-PAIRS = (("sqlite-default", "djongo"), ("sqlite-wal", "djongo"), ("postgres", "djongo"), ("dmb", "djongo-wire"), ("pymongo", "djongo-wire"))
+PAIRS = (("djongo-before", "djongo"), ("sqlite-default", "djongo"), ("sqlite-wal", "djongo"), ("postgres", "djongo"), ("dmb", "djongo-wire"), ("pymongo", "djongo-wire"))
 OPS = ("create (autocommit, one row)", "get by pk", "filter on an index", "filter + order_by + [:20]",
        "count with a filter", "select_related [:100]", "annotate(Count) over a foreign key", "bulk_create 1000 rows",
        "delete of a filtered set (1000 rows)")
@@ -66,6 +70,7 @@ FSYNC = {
     "djongo-wire": "djongo-server, fsync at each commit",
     "dmb": "djongo-server, fsync at each commit",
     "pymongo": "djongo-server, fsync at each commit",
+    "djongo-before": "as djongo (the earlier build given by --before)",
 }
 
 
@@ -75,6 +80,15 @@ def configure(which, db_name):
     """Django for one side in this process: benchutil.django_side, with the
     DATABASES entry of the sides it does not know itself."""
     auto, db = "django.db.models.AutoField", None
+    if which == "djongo-before":
+        import djongo
+
+        # the earlier build must be the one imported, not this tree's or an
+        # installed djongo: a mix-up would report a change of nothing
+        if not djongo.__file__.startswith(os.environ["BENCH_BEFORE"]):
+            raise SystemExit("djongo-before imported %s, not the package in %s" % (djongo.__file__,
+                                                                                os.environ["BENCH_BEFORE"]))
+        which = "djongo"
     if which == "postgres":
         db = {"ENGINE": "django.db.backends.postgresql", "NAME": db_name, "USER": "postgres",
               "HOST": os.environ["BENCH_PG_SOCKET"]}
@@ -285,8 +299,11 @@ def run_rounds(svc, sides, n, ops, rounds):
             db_name = "bench_%s_%d_%d" % (which.replace("-", "_"), n, r)
             if which == "postgres":
                 svc.create_pg_db(db_name)
+            env = svc.env
+            if which == "djongo-before":
+                env = dict(env, PYTHONPATH=os.pathsep.join(filter(None, (env["BENCH_BEFORE"], env.get("PYTHONPATH")))))
             p = subprocess.run([sys.executable, __file__, "--side", which, str(n), db_name, json.dumps(ops)],
-                               capture_output=True, text=True, timeout=3600, cwd="/tmp", env=svc.env)
+                               capture_output=True, text=True, timeout=3600, cwd="/tmp", env=env)
             if which == "postgres":
                 svc.drop_pg_db(db_name)
             if p.returncode:
@@ -379,8 +396,13 @@ def main():
     sides = take(args, "--sides", ",".join(EMBEDDED + WIRE)).split(",")
     scale = take(args, "--scale", None)
     plots = take(args, "--plots", None)
+    before = take(args, "--before", None)
     n = int(args[0]) if args else 10000
+    if before:
+        sides.append("djongo-before")
     svc = Services(sides)
+    if before:
+        svc.env["BENCH_BEFORE"] = os.path.abspath(before)
     try:
         if scale:
             lines = scaling(svc, sides, [int(x) for x in scale.split(",")], rounds, plots)
