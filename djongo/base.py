@@ -49,6 +49,7 @@ from djongo import driver as Database
 from djongo import register_settings_check
 from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
+from djongo.cursor import CursorWrapper
 from djongo.features import DatabaseFeatures
 from djongo.introspection import TABLES, DatabaseIntrospection
 from djongo import encryption
@@ -307,10 +308,17 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def make_debug_cursor(self, cursor):
         return DebugCursor(cursor, self)
 
-    @async_unsafe
+    def make_cursor(self, cursor):
+        return CursorWrapper(cursor, self)  # djongo/cursor.py: Django's, with less Python per call
+
+    # (no async_unsafe of its own: its one caller, cursor(), has it)
     def create_cursor(self, name=None):
-        # connection.queries (DEBUG) carries each statement's MongoDB commands
-        self.connection.trace = self.queries_logged or logger.isEnabledFor(logging.DEBUG)
+        # connection.queries (DEBUG) carries each statement's MongoDB
+        # commands: the C connection's flag, set when it changes
+        c = self.connection._c
+        trace = self.queries_logged or logger.isEnabledFor(logging.DEBUG)
+        if c.trace is not trace:
+            c.trace = trace
         return self.connection.cursor()
 
     def _set_autocommit(self, autocommit):
