@@ -305,20 +305,25 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py
 
+    # The C connection keeps each statement's MongoDB commands (its trace
+    # flag) for connection.queries (DEBUG: Django then asks for the debug
+    # cursor) and for the djongo logger at DEBUG; set here, where Django has
+    # just asked queries_logged, and only when it changes.
     def make_debug_cursor(self, cursor):
+        c = cursor.connection._c
+        if not c.trace:
+            c.trace = True
         return DebugCursor(cursor, self)
 
     def make_cursor(self, cursor):
+        c = cursor.connection._c
+        trace = logger.isEnabledFor(logging.DEBUG)
+        if c.trace is not trace:
+            c.trace = trace
         return CursorWrapper(cursor, self)  # djongo/cursor.py: Django's, with less Python per call
 
     # (no async_unsafe of its own: its one caller, cursor(), has it)
     def create_cursor(self, name=None):
-        # connection.queries (DEBUG) carries each statement's MongoDB
-        # commands: the C connection's flag, set when it changes
-        c = self.connection._c
-        trace = self.queries_logged or logger.isEnabledFor(logging.DEBUG)
-        if c.trace is not trace:
-            c.trace = trace
         return self.connection.cursor()
 
     def _set_autocommit(self, autocommit):
