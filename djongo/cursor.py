@@ -21,10 +21,27 @@ as much as the statement itself:
 The debug cursor (connection.queries, CaptureQueriesContext) stays
 Django's CursorDebugWrapper (base.DebugCursor), whose execute times and
 logs each statement."""
+from operator import attrgetter
+
 from django.apps import apps
 from django.db.backends import utils
 
 from djongo import driver as Database
+
+
+def _fetching(fetch):
+    """A wrapper method calling the driver cursor's FETCH (create_cursor
+    makes driver cursors) with its arguments, errors made Django's."""
+
+    def method(self, *args):
+        try:
+            return fetch(self.cursor, *args)
+        except Database.Error:
+            with self.db.wrap_database_errors:
+                raise
+
+    method.__name__ = fetch.__name__
+    return method
 
 
 class CursorWrapper(utils.CursorWrapper):
@@ -41,38 +58,15 @@ class CursorWrapper(utils.CursorWrapper):
             with db.wrap_database_errors:
                 raise
 
-    def fetchone(self):
-        try:
-            return self.cursor.fetchone()
-        except Database.Error:
-            with self.db.wrap_database_errors:
-                raise
-
-    def fetchmany(self, size=None):
-        try:
-            return self.cursor.fetchmany(size)
-        except Database.Error:
-            with self.db.wrap_database_errors:
-                raise
-
-    def fetchall(self):
-        try:
-            return self.cursor.fetchall()
-        except Database.Error:
-            with self.db.wrap_database_errors:
-                raise
+    # the driver cursor's fetches, their errors mapped as Django's are
+    fetchone = _fetching(Database.Cursor.fetchone)
+    fetchmany = _fetching(Database.Cursor.fetchmany)
+    fetchall = _fetching(Database.Cursor.fetchall)
 
     def close(self):
         return self.cursor.close()
 
-    @property
-    def rowcount(self):
-        return self.cursor.rowcount
-
-    @property
-    def lastrowid(self):
-        return self.cursor.lastrowid
-
-    @property
-    def description(self):
-        return self.cursor.description
+    # (operator's dotted attrgetter: read in C)
+    rowcount = property(attrgetter("cursor.rowcount"))
+    lastrowid = property(attrgetter("cursor.lastrowid"))
+    description = property(attrgetter("cursor.description"))
