@@ -49,6 +49,7 @@ from djongo import driver as Database
 from djongo import register_settings_check
 from djongo.client import DatabaseClient
 from djongo.creation import DatabaseCreation
+from djongo.cursor import CursorWrapper
 from djongo.features import DatabaseFeatures
 from djongo.introspection import TABLES, DatabaseIntrospection
 from djongo import encryption
@@ -304,13 +305,25 @@ class DatabaseWrapper(BaseDatabaseWrapper):
     def init_connection_state(self):
         pass  # no session settings: time zones are handled in operations.py
 
+    # The C connection keeps each statement's MongoDB commands (its trace
+    # flag) for connection.queries (DEBUG: Django then asks for the debug
+    # cursor) and for the djongo logger at DEBUG; set here, where Django has
+    # just asked queries_logged, and only when it changes.
     def make_debug_cursor(self, cursor):
+        c = cursor.connection._c
+        if not c.trace:
+            c.trace = True
         return DebugCursor(cursor, self)
 
-    @async_unsafe
+    def make_cursor(self, cursor):
+        c = cursor.connection._c
+        trace = logger.isEnabledFor(logging.DEBUG)
+        if c.trace is not trace:
+            c.trace = trace
+        return CursorWrapper(cursor, self)  # djongo/cursor.py: Django's, with less Python per call
+
+    # (no async_unsafe of its own: its one caller, cursor(), has it)
     def create_cursor(self, name=None):
-        # connection.queries (DEBUG) carries each statement's MongoDB commands
-        self.connection.trace = self.queries_logged or logger.isEnabledFor(logging.DEBUG)
         return self.connection.cursor()
 
     def _set_autocommit(self, autocommit):

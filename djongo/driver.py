@@ -335,16 +335,16 @@ class Connection:
 
 class Cursor:
     arraysize = 1
+    # a new cursor's state (class attributes until a statement sets them:
+    # a cursor is made per ORM query, and each attribute set costs)
+    _desc = _desc_rows = lastrowid = None
+    rowcount = -1
+    _pos = 0
+    _closed = False
 
     def __init__(self, connection):
         self.connection = connection
-        self._desc = None
-        self._desc_rows = None
-        self.rowcount = -1
-        self.lastrowid = None
         self._rows = []
-        self._pos = 0
-        self._closed = False
 
     @property
     def description(self):

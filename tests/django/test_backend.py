@@ -128,3 +128,72 @@ print(ops.convert_decimalfield_value(3.14159265, Col("t", f), None),
     p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["3.14", "3.14159265"], p.stdout
+
+
+CURSOR_SCRIPT = r'''
+import os, sys
+sys.path.insert(0, os.environ["EXAMPLE"])
+os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection, transaction, utils
+call_command("migrate", verbosity=0)
+from blog.models import Blog
+b = Blog.objects.create(name="b1")
+# Python per statement: Django's wrapper enters connection.wrap_database_errors
+# when the cursor is made, at execute and at each fetch (a get() fetches
+# twice), each fetch through a closure made for the call
+entered = []
+enter, call = utils.DatabaseErrorWrapper.__enter__, utils.DatabaseErrorWrapper.__call__
+utils.DatabaseErrorWrapper.__enter__ = lambda self: (entered.append(1), enter(self))[1]
+utils.DatabaseErrorWrapper.__call__ = lambda self, f: (entered.append(2), call(self, f))[1]
+assert Blog.objects.get(pk=b.pk).name == "b1"
+print("WRAPPERS", entered)
+utils.DatabaseErrorWrapper.__enter__, utils.DatabaseErrorWrapper.__call__ = enter, call
+# errors still become Django's, the connection marked as Django's wrapper does
+with connection.cursor() as c:
+    try:
+        c.execute("SELEC 1")
+    except utils.ProgrammingError as e:
+        print("EXECUTE", type(e.__cause__).__module__, connection.errors_occurred)
+connection.errors_occurred = False
+c = connection.cursor()
+c.execute('SELECT "name" FROM "blog_blog"')
+print("ROWS", c.fetchone(), c.fetchmany(5), c.fetchall(), c.rowcount, c.description[0][0])
+c.close()
+for fetch in (c.fetchone, lambda: c.fetchmany(1), c.fetchall):
+    try:
+        fetch()
+    except utils.InterfaceError as e:
+        print("FETCH", type(e.__cause__).__module__, connection.errors_occurred)
+# execute wrappers still see each statement
+seen = []
+with connection.execute_wrapper(lambda execute, sql, params, many, context: (seen.append(sql), execute(sql, params, many, context))[1]):
+    Blog.objects.count()
+print("WRAPPED", len(seen))
+# a broken atomic block refuses statements, as Django's wrapper does
+try:
+    with transaction.atomic():
+        connection.needs_rollback = True
+        Blog.objects.count()
+except Exception as e:
+    print("BROKEN", type(e).__name__)
+'''
+
+
+def test_cursor_wrapper_less_python_same_behaviour(tmp_path):
+    """make_cursor's wrapper (djongo/cursor.py): a get() enters the error
+    wrapper once (Django's cursor() does), not again at execute and per
+    fetch with a closure each; errors, execute wrappers and broken transactions
+    behave as with Django's own CursorWrapper."""
+    # (DEBUG off: the cursor is then make_cursor's, as in production)
+    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"), DJANGO_DEBUG="0")
+    p = subprocess.run([sys.executable, "-c", CURSOR_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
+    assert "WRAPPERS [1]" in out, out
+    assert "EXECUTE djongo._exceptions True" in out, out
+    assert "ROWS ('b1',) [] [] 1 name" in out, out
+    assert out.count("FETCH djongo._exceptions True") == 3, out
+    assert "WRAPPED 1" in out and "BROKEN TransactionManagementError" in out, out
