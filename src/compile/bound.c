@@ -20,6 +20,13 @@
  * columns): an entry holds the catalog generation it was made under
  * (dj_exec_tables_generation), and a new one makes it stale. Not
  * thread-safe: one cache per connection, used under the connection's lock.
+ *
+ * The slots are sets of WAYS, a plan's set chosen by its serial (plans
+ * made in a row fill the sets in turn), the least recently used slot of
+ * the set replaced: Django writes LIMIT/OFFSET into the text, so a page
+ * through a queryset is one plan per page, and a direct-mapped table of
+ * plan addresses had pairs of them evict each other on every execution
+ * -- each miss compiles the statement twice (the plan, the model).
  */
 #include <stdint.h>
 #include <string.h>
@@ -28,7 +35,9 @@
 #include "dj_bson_walk.h"
 #include "dj_buf.h"
 
-#define NSLOTS 64
+#define NSETS 64
+#define WAYS 4
+#define NSLOTS (NSETS * WAYS)
 #define MAX_PARAMS 64
 #define SIG_BYTES 6 /* a parameter's type, binary subtype, binary length (LE) */
 /* the marker: binary of a user-defined subtype (an exact datetime is 0x80)
@@ -43,11 +52,13 @@ typedef struct {
    int nparams;
    uint8_t sig[SIG_BYTES * MAX_PARAMS]; /* the parameters' types, SIG_BYTES each */
    bool keep;        /* false: the commands depend on the values (bound afresh) */
+   uint64_t used;    /* the cache's clock at its last use (the set's least is replaced) */
    dj_mql_t model;   /* keep: the commands with markers for the parameters (owned) */
 } slot_t;
 
 struct dj_bound_cache {
-   slot_t slots[NSLOTS]; /* by the plan's address */
+   slot_t slots[NSLOTS]; /* WAYS a set, the set by the plan's serial */
+   uint64_t clock;       /* lookups so far (slot_t.used) */
    dj_buf_t buf;         /* a command being copied (reused) */
    uint64_t hits;        /* statements bound from a kept command */
 };
@@ -288,8 +299,17 @@ dj_plan_bind_kept (dj_bound_cache_t *bc, dj_plan_t *plan, uint64_t gen, const ch
       return dj_plan_bind_catalog (plan, db, catalog, params, nparams, out, error);
    }
    db = db ? db : "test"; /* (dj_plan_bind_catalog's default) */
-   uintptr_t h = (uintptr_t) plan;
-   slot_t *s = &bc->slots[(h >> 4 ^ h >> 11) % NSLOTS];
+   slot_t *set = &bc->slots[plan->serial % NSETS * WAYS], *s = set;
+   for (int w = 0; w < WAYS; w++) {
+      if (set[w].plan == plan) {
+         s = &set[w];
+         break;
+      }
+      if (set[w].used < s->used) {
+         s = &set[w]; /* (an empty slot's is 0) */
+      }
+   }
+   s->used = ++bc->clock;
    uint8_t sig[SIG_BYTES * MAX_PARAMS];
    size_t sig_len = (size_t) nparams * SIG_BYTES;
    sig_of (params, nparams, sig);
@@ -311,6 +331,7 @@ dj_plan_bind_kept (dj_bound_cache_t *bc, dj_plan_t *plan, uint64_t gen, const ch
       return false; /* (errors are not kept: the slot stays as it was) */
    }
    slot_clear (s);
+   s->used = bc->clock;
    __atomic_add_fetch (&plan->refs, 1, __ATOMIC_RELAXED); /* the slot's reference (dj_plan_release) */
    s->plan = plan;
    s->gen = gen;

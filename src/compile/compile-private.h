@@ -49,6 +49,8 @@
 struct dj_plan {
    dj_sql_stmt_t *stmt; /* owned */
    int refs;            /* references of a cached plan (atomic, cache.c); 0 from dj_plan_new */
+   uint64_t serial;     /* the plans made before it in this process (dj_plan_new):
+                           bound.c's slot set, spreading plans made in a row evenly */
 };
 
 /* One FROM entry as the pipeline sees it. */

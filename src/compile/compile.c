@@ -13,8 +13,12 @@ dj_plan_new (const char *sql, size_t len, bson_error_t *error)
    if (!st) {
       return NULL;
    }
+   /* the process's count of plans made (atomic: plans are made by any
+    * connection's thread; the only state shared, and only ever added to) */
+   static uint64_t made;
    dj_plan_t *p = bson_malloc0 (sizeof *p);
    p->stmt = st;
+   p->serial = __atomic_fetch_add (&made, 1, __ATOMIC_RELAXED);
    return p;
 }
 

@@ -331,7 +331,10 @@ void dj_plan_cache_stats (dj_plan_cache_t *cache, uint64_t *hits, uint64_t *miss
  * not depend on its parameters' values (only on their types: the compiler
  * notes every other read) is compiled once per parameter types and catalog
  * generation; its next executions copy that command with their values put
- * in, instead of compiling it again. Not thread-safe: one per connection.
+ * in, instead of compiling it again. It keeps 256 plans (64 sets of 4,
+ * by the plan's serial; the least recently used of a set goes): a page
+ * through a queryset, one plan per LIMIT/OFFSET, stays kept. Not
+ * thread-safe: one per connection.
  */
 typedef struct dj_bound_cache dj_bound_cache_t;
 

@@ -154,11 +154,14 @@ exec_counts_not_null (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bool any = false;
    bson_iter_recurse (&it, &stages);
    while (!any && bson_iter_next (&stages)) {
+      bson_iter_t sub;
       any = BSON_ITER_HOLDS_DOCUMENT (&stages) && bson_iter_recurse (&stages, &lk) && bson_iter_next (&lk) &&
-            !strcmp (bson_iter_key (&lk), "$lookup");
+            !strcmp (bson_iter_key (&lk), "$lookup") && BSON_ITER_HOLDS_DOCUMENT (&lk) && bson_iter_recurse (&lk, &sub) &&
+            bson_iter_find (&sub, "pipeline");
    }
    if (!any) {
-      return true; /* no join: nothing to look at */
+      return true; /* no join with a pipeline (copy_lookup's $group): nothing to look at -- the
+                      command is not copied for a plain join (select_related) */
    }
    bson_t *out = bson_new (), arr;
    bool changed = false, ok = true;

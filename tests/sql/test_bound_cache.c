@@ -171,6 +171,24 @@ main (void)
    }
    before = dj_bound_cache_hits (kept);
 
+   /* pages of one query, a plan each (the LIMIT/OFFSET are in the text),
+    * executed in turn: each kept once, none evicting another */
+   char pages[100][96];
+   for (int i = 0; i < 100; i++) {
+      snprintf (pages[i], sizeof pages[i], "SELECT \"t\".\"a\" FROM \"t\" WHERE \"t\".\"b\" = %%s LIMIT 20 OFFSET %d", i);
+   }
+   for (int round = 0; round < 3; round++) {
+      before = dj_bound_cache_hits (kept);
+      for (int i = 0; i < 100; i++) {
+         v[0] = i32 (round * 100 + i);
+         CHECK (bind_both (pages[i], v, 1, 1), "the kept and the compiled statement differ");
+      }
+      uint64_t want = round ? 100 : 0;
+      CHECK (dj_bound_cache_hits (kept) - before == want, "round %d: %llu hits", round,
+             (unsigned long long) (dj_bound_cache_hits (kept) - before));
+   }
+   before = dj_bound_cache_hits (kept);
+
    /* commands that depend on the values: right every time, never kept */
    const char *like = "SELECT \"t\".\"a\" FROM \"t\" WHERE \"t\".\"b\" LIKE %s";
    const char *pats[] = {"ab%", "a_c", "%x%", "plain"};

@@ -334,9 +334,19 @@ dj_jbucket_doc (const jbucket_t *b, size_t h)
 }
 typedef struct {
    ktable_t kt;
-   jbucket_t *b; /* owned, kt.n entries */
+   jbucket_t *b; /* owned, kt.n entries (ints.n while the keys are integers) */
    size_t cap;
    dj_buf_t key; /* owned: the encoded key of the last lookup (reused) */
+   /* while every key is an integer (a foreign key: the common join), the
+    * keys by value, not encoded: ints.v[i] is bucket i's; the first other
+    * key moves them into kt (general set) -- lookup.c */
+   struct {
+      int64_t *v;     /* owned */
+      size_t n, cap;
+      size_t *slots;  /* owned: hash -> index + 1 */
+      size_t nslots;
+   } ints;
+   bool general;
 } jtable_t;
 /* t (zeroed before) indexes the documents of `docs` by their values at fp. */
 void dj_jtable_build (jtable_t *t, const dj_docs_t *docs, const dj_path_t *fp);

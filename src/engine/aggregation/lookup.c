@@ -336,13 +336,123 @@ dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool wi
  * element and the whole array, missing as null -- so equality follows
  * MongoDB's value order (1 == 1.0) exactly as the $in query it replaces.
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/lookup/#equality-match-with-a-single-join-condition */
+
+/* ---- the keys while they are integers ---------------------------------------
+ * A join on a foreign key compares integers: their buckets are found by
+ * value (a multiplicative hash), not by encoding each key and hashing its
+ * bytes. Equality is the encoded keys' -- MongoDB's numeric equality --
+ * for the values that have an int64 view: an int32, an int64, a double
+ * holding an integer in int64's range (1.0 == 1, -0.0 == 0). No other
+ * value equals one of those but a Decimal128: a lookup of a Decimal128,
+ * or the first key without an int64 view, moves the keys into the
+ * general table, in their order (the buckets keep their indexes). */
+static bool
+int_view (const bson_value_t *v, int64_t *out)
+{
+   switch (v->value_type) {
+   case BSON_TYPE_INT32:
+      *out = v->value.v_int32;
+      return true;
+   case BSON_TYPE_INT64:
+      *out = v->value.v_int64;
+      return true;
+   case BSON_TYPE_DOUBLE: {
+      double d = v->value.v_double;
+      /* (NaN fails both comparisons; 2^63 is the first double past int64) */
+      if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 && (double) (int64_t) d == d) {
+         *out = (int64_t) d;
+         return true;
+      }
+      return false;
+   }
+   default:
+      return false;
+   }
+}
+
+static size_t
+int_hash (int64_t k, size_t nslots)
+{
+   uint64_t h = (uint64_t) k * 0x9E3779B97F4A7C15ull;
+   return (size_t) (h ^ h >> 29) & (nslots - 1);
+}
+
+/* The index of integer key k; SIZE_MAX when absent and !create. */
+static size_t
+int_index (jtable_t *t, int64_t k, bool create, bool *added)
+{
+   *added = false;
+   if (create && (t->ints.n + 1) * 2 > t->ints.nslots) {
+      size_t ns = t->ints.nslots ? t->ints.nslots * 2 : 64;
+      size_t *nsl = bson_malloc0 (sizeof (size_t) * ns);
+      for (size_t i = 0; i < t->ints.n; i++) {
+         size_t h = int_hash (t->ints.v[i], ns);
+         while (nsl[h]) {
+            h = (h + 1) & (ns - 1);
+         }
+         nsl[h] = i + 1;
+      }
+      bson_free (t->ints.slots);
+      t->ints.slots = nsl;
+      t->ints.nslots = ns;
+   }
+   if (!t->ints.nslots) {
+      return SIZE_MAX;
+   }
+   size_t h = int_hash (k, t->ints.nslots);
+   while (t->ints.slots[h]) {
+      if (t->ints.v[t->ints.slots[h] - 1] == k) {
+         return t->ints.slots[h] - 1;
+      }
+      h = (h + 1) & (t->ints.nslots - 1);
+   }
+   if (!create) {
+      return SIZE_MAX;
+   }
+   DJ_GROW (t->ints.v, t->ints.n, t->ints.cap, 64);
+   t->ints.v[t->ints.n] = k;
+   t->ints.slots[h] = ++t->ints.n;
+   *added = true;
+   return t->ints.n - 1;
+}
+
+/* The integer keys moved into the general table, bucket i's key at index i. */
+static void
+to_general (jtable_t *t)
+{
+   for (size_t i = 0; i < t->ints.n; i++) {
+      bson_value_t v = {.value_type = BSON_TYPE_INT64};
+      bool added;
+      v.value.v_int64 = t->ints.v[i];
+      t->key.len = 0;
+      dj_key_append_collated (&t->key, &v);
+      size_t at = dj_ktable_index (&t->kt, &t->key, true, &added);
+      BSON_ASSERT (at == i && added); /* (distinct integers, distinct keys) */
+   }
+   bson_free (t->ints.v);
+   bson_free (t->ints.slots);
+   memset (&t->ints, 0, sizeof t->ints);
+   t->general = true;
+}
+
 jbucket_t *
 dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 {
    bool added;
-   t->key.len = 0; /* one buffer for every lookup: no allocation per probe */
-   dj_key_append_collated (&t->key, v);
-   size_t i = dj_ktable_index (&t->kt, &t->key, create, &added);
+   size_t i;
+   int64_t k;
+   if (!t->general && int_view (v, &k)) {
+      i = int_index (t, k, create, &added);
+   } else if (!t->general && !create && v->value_type != BSON_TYPE_DECIMAL128) {
+      return NULL; /* the keys are integers: no other value equals one */
+   } else {
+      if (!t->general) {
+         to_general (t);
+      }
+      t->key.len = 0; /* one buffer for every lookup: no allocation per probe */
+      dj_key_append_collated (&t->key, v);
+      i = dj_ktable_index (&t->kt, &t->key, create, &added);
+   }
    if (i == SIZE_MAX) {
       return NULL;
    }
@@ -356,11 +466,14 @@ dj_jtable_find (jtable_t *t, const bson_value_t *v, bool create)
 void
 dj_jtable_free (jtable_t *t)
 {
-   for (size_t i = 0; i < t->kt.n; i++) {
+   size_t n = t->general ? t->kt.n : t->ints.n;
+   for (size_t i = 0; i < n; i++) {
       bson_free (t->b[i].more);
    }
    bson_free (t->b);
    dj_ktable_free (&t->kt);
+   bson_free (t->ints.v);
+   bson_free (t->ints.slots);
    dj_buf_cleanup (&t->key);
 }
 
