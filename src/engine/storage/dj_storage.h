@@ -352,10 +352,11 @@ void dj_clock_seed (dj_clock_t *c, uint64_t last);
  * (before). */
 bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
                         bson_error_t *error);
-/* Logs the deletes of n documents of c (their _ids: ids, in the order they
- * were deleted) as one batch entry (changes.c's header: "A batch"). A
- * collection that keeps pre-images logs each with dj_changes_record instead. */
-bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error);
+/* Logs the deletes of n documents of c (their _ids: ids, an array of n in
+ * the order they were deleted) as one batch entry (changes.c's header: "A
+ * batch"). A collection that keeps pre-images logs each with
+ * dj_changes_record instead. */
+bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *ids, size_t n, bson_error_t *error);
 /* Logs the updates of n documents of c (their _ids: ids; upds: an array of
  * their update descriptions, dj_changes_describe_update's) as one batch
  * entry. A collection that keeps images logs each with dj_changes_record. */
