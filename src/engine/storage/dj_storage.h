@@ -109,6 +109,9 @@ struct dj_ctx {
    MDB_txn *txn;
    bool write;
    bool borrowed; /* a read inside a caller's transaction: txn is theirs */
+   /* a write inside a caller's fresh transaction (txn.c): txn is theirs,
+    * written directly; aborting undoes it there. NULL otherwise */
+   dj_engine_txn_t *direct;
    bool top;      /* a top-level write transaction: holds the env's writer mark */
    /* owned, NULL unless the last error raised here carries fields of its
     * own for the reply: {keyPattern, keyValue} of a DuplicateKey, {errInfo}
