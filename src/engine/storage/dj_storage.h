@@ -27,6 +27,8 @@
  *   txn.c        each command's transaction (and the cursors its puts go
  *                through, one per stream; a read's kept reset for the next
  *                read: dj_engine.spare_read); callers' and snapshot transactions
+ *                (a write in one nothing was written in yet shares its LMDB
+ *                transaction instead of nesting one: dj_ctx.direct)
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
