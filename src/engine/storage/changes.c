@@ -696,11 +696,12 @@ dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson
    return ok;
 }
 
-/* A batch entry of op for n documents of c: their _ids (ids) and, for
- * updates, their update descriptions (upds: an array of n, else NULL). */
+/* A batch entry of op for n documents of c: their _ids (ids, or idarr: the
+ * array of them built by the caller) and, for updates, their update
+ * descriptions (upds: an array of n, else NULL). */
 static bool
-record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_value_t *ids, size_t n, const bson_t *upds,
-              bson_error_t *error)
+record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_value_t *ids, const bson_t *idarr, size_t n,
+              const bson_t *upds, bson_error_t *error)
 {
    if (n == 0 || ctx->quiet_log || !logged_ns (c->db, c->name)) {
       return true;
@@ -716,12 +717,16 @@ record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_valu
    const char *key;
    entry_start (&entry, op, c->db, c->name);
    BSON_APPEND_INT64 (&entry, "cid", (int64_t) c->id);
-   BSON_APPEND_ARRAY_BEGIN (&entry, "ids", &arr);
-   for (size_t i = 0; i < n; i++) {
-      size_t klen = bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
-      bson_append_value (&arr, key, (int) klen, &ids[i]);
+   if (idarr) {
+      BSON_APPEND_ARRAY (&entry, "ids", idarr);
+   } else {
+      BSON_APPEND_ARRAY_BEGIN (&entry, "ids", &arr);
+      for (size_t i = 0; i < n; i++) {
+         size_t klen = bson_uint32_to_string ((uint32_t) i, &key, buf, sizeof buf);
+         bson_append_value (&arr, key, (int) klen, &ids[i]);
+      }
+      bson_append_array_end (&entry, &arr);
    }
-   bson_append_array_end (&entry, &arr);
    if (upds) {
       BSON_APPEND_ARRAY (&entry, "upds", upds);
    }
@@ -732,16 +737,16 @@ record_batch (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_valu
 }
 
 bool
-dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error)
+dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *ids, size_t n, bson_error_t *error)
 {
-   return record_batch (ctx, c, "delete", ids, n, NULL, error);
+   return record_batch (ctx, c, "delete", NULL, ids, n, NULL, error);
 }
 
 bool
 dj_changes_record_updates (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, const bson_t *upds,
                            bson_error_t *error)
 {
-   return record_batch (ctx, c, "update", ids, n, upds, error);
+   return record_batch (ctx, c, "update", ids, NULL, n, upds, error);
 }
 
 bool

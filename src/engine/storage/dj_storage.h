@@ -27,6 +27,8 @@
  *   txn.c        each command's transaction (and the cursors its puts go
  *                through, one per stream; a read's kept reset for the next
  *                read: dj_engine.spare_read); callers' and snapshot transactions
+ *                (a write in one nothing was written in yet shares its LMDB
+ *                transaction instead of nesting one: dj_ctx.direct)
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
@@ -109,6 +111,9 @@ struct dj_ctx {
    MDB_txn *txn;
    bool write;
    bool borrowed; /* a read inside a caller's transaction: txn is theirs */
+   /* a write inside a caller's fresh transaction (txn.c): txn is theirs,
+    * written directly; aborting undoes it there. NULL otherwise */
+   dj_engine_txn_t *direct;
    bool top;      /* a top-level write transaction: holds the env's writer mark */
    /* owned, NULL unless the last error raised here carries fields of its
     * own for the reply: {keyPattern, keyValue} of a DuplicateKey, {errInfo}
@@ -352,10 +357,11 @@ void dj_clock_seed (dj_clock_t *c, uint64_t last);
  * (before). */
 bool dj_changes_record (dj_ctx_t *ctx, const dj_coll_t *c, const char *op, const bson_t *before, const bson_t *after,
                         bson_error_t *error);
-/* Logs the deletes of n documents of c (their _ids: ids, in the order they
- * were deleted) as one batch entry (changes.c's header: "A batch"). A
- * collection that keeps pre-images logs each with dj_changes_record instead. */
-bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_value_t *ids, size_t n, bson_error_t *error);
+/* Logs the deletes of n documents of c (their _ids: ids, an array of n in
+ * the order they were deleted) as one batch entry (changes.c's header: "A
+ * batch"). A collection that keeps pre-images logs each with
+ * dj_changes_record instead. */
+bool dj_changes_record_deletes (dj_ctx_t *ctx, const dj_coll_t *c, const bson_t *ids, size_t n, bson_error_t *error);
 /* Logs the updates of n documents of c (their _ids: ids; upds: an array of
  * their update descriptions, dj_changes_describe_update's) as one batch
  * entry. A collection that keeps images logs each with dj_changes_record. */

@@ -10,6 +10,20 @@
  * caller's transaction (LMDB has no read-only nested transactions, and the
  * read must see the caller's uncommitted writes anyway).
  *
+ * A transaction nothing has been written in yet -- no command's writes, no
+ * nested transaction begun under it -- is written directly instead: the
+ * first write command (and a nested transaction begun first, such as the
+ * executor's statement unit) shares its LMDB transaction, and undoing them
+ * ends that transaction and begins it again, as it was: a nested one under
+ * the same parent, or a top-level one that nothing had been read in either
+ * (a top-level transaction that has read nests as before: while the lock
+ * is let go another writer may commit, and a later start is as good only
+ * when nothing was seen of the earlier one's snapshot). An LMDB
+ * nested transaction costs every write: each page it touches is looked up
+ * in its own dirty list (a binary search per B-tree level), besides its
+ * begin and its commit's merge into the parent. A Django ORM write (BEGIN,
+ * a statement, COMMIT) and an autocommit statement nest none.
+ *
  * Ownership: a dj_engine_txn_t is the caller's until commit/abort, which
  * also end (and free) nested transactions still open under it.
  */
@@ -22,6 +36,13 @@ struct dj_engine_txn {
    bool snapshot_writer;  /* a snapshot turned writer: holds the env's snapshot-writer slot */
    dj_engine_txn_t *parent; /* NULL: top-level, holds the env's writer mark */
    dj_engine_txn_t *child;  /* the open nested transaction, if any (owned through the chain) */
+   bool shares;             /* txn is its parent's, begun before anything was written in that: no LMDB
+                             * transaction of its own */
+   /* (an owner: one that does not share) something was written in its txn
+    * (by it or a handle sharing it), or a nested transaction begun under */
+   bool wrote;
+   /* something was read in it, or in a nested one committed into it */
+   bool read;
    pthread_t thread;
    bson_t *lsid;            /* owned, or NULL: the session it is a transaction of */
    int64_t txn_number;
@@ -31,6 +52,54 @@ struct dj_engine_txn {
 static _Thread_local dj_engine_txn_t *tls_txn;
 
 static bool upgrade (dj_engine_txn_t *t, bson_error_t *error);
+
+/* The handle whose LMDB transaction t's is. */
+static dj_engine_txn_t *
+owner_of (dj_engine_txn_t *t)
+{
+   while (t->shares) {
+      t = t->parent;
+   }
+   return t;
+}
+
+/* Whether writes in t may go into its LMDB transaction directly (the
+ * header): a write transaction nothing was written in (nor, when it is
+ * top-level, read), with no nested one. */
+static bool
+fresh (dj_engine_txn_t *t)
+{
+   const dj_engine_txn_t *o = owner_of (t);
+   return !o->wrote && !o->readonly && o->txn && !t->child && (o->parent || !o->read);
+}
+
+/* Undoes what was written in t's LMDB transaction (the header): ended and
+ * begun again, every handle sharing it given the new one. When that cannot
+ * be done as it was, they are left without one (txn NULL): what runs in
+ * them then fails (lost_error). */
+static void
+undo (dj_engine_txn_t *t)
+{
+   dj_engine_txn_t *o = owner_of (t);
+   if (!o->wrote) {
+      return; /* nothing to undo */
+   }
+   MDB_txn *w = NULL;
+   mdb_txn_abort (o->txn);
+   if (mdb_txn_begin (o->engine->env, o->parent ? o->parent->txn : NULL, 0, &w)) {
+      w = NULL;
+   }
+   for (dj_engine_txn_t *h = o; h && (h == o || h->shares); h = h->child) {
+      h->txn = w;
+   }
+   o->wrote = false;
+}
+
+static bool
+lost_error (bson_error_t *error)
+{
+   return dj_err (error, DJ_InternalError, "the transaction was lost: undoing a failed command's writes could not begin it again");
+}
 
 /* A read-only transaction: the handle's spare renewed (mdb_txn_renew: its
  * reader slot kept, no allocation), else a new one. LMDB's code. */
@@ -79,12 +148,23 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->chg.ins_docs = NULL;
    ctx->chg.ins_db = ctx->chg.ins_coll = NULL;
    memset (ctx->puts, 0, sizeof ctx->puts);
+   ctx->direct = NULL;
+   if (outer && !outer->txn) {
+      return lost_error (error);
+   }
    if (outer && !write) {
       ctx->txn = outer->txn;
       ctx->borrowed = true;
+      outer->read = true;
+      return true;
+   }
+   if (outer && fresh (outer)) {
+      ctx->txn = outer->txn;
+      ctx->direct = outer;
       return true;
    }
    if (outer) {
+      owner_of (outer)->wrote = true;
       rc = mdb_txn_begin (e->env, outer->txn, 0, &ctx->txn);
    } else {
       if (write && !dj_env_writer_check (e, error)) {
@@ -165,7 +245,12 @@ dj_txn_commit (dj_ctx_t *ctx, bson_error_t *error)
    }
    puts_close (ctx);
    ctx_end (ctx);
-   if (!ctx->borrowed && !ctx->write) {
+   if (ctx->direct) {
+      /* (its writes are in the caller's transaction already; what it
+       * read is in its reply) */
+      owner_of (ctx->direct)->wrote = true;
+      ctx->direct->read = true;
+   } else if (!ctx->borrowed && !ctx->write) {
       read_end (ctx->engine, ctx->txn); /* (a read-only transaction has nothing to commit) */
    } else if (!ctx->borrowed) {
       rc = mdb_txn_commit (ctx->txn);
@@ -188,7 +273,10 @@ dj_txn_abort (dj_ctx_t *ctx)
    puts_close (ctx);
    if (ctx->txn) {
       ctx_end (ctx);
-      if (!ctx->borrowed && !ctx->write) {
+      if (ctx->direct) {
+         owner_of (ctx->direct)->wrote = true; /* (what it wrote, if anything) */
+         undo (ctx->direct);
+      } else if (!ctx->borrowed && !ctx->write) {
          read_end (ctx->engine, ctx->txn);
       } else if (!ctx->borrowed) {
          mdb_txn_abort (ctx->txn);
@@ -301,9 +389,21 @@ dj_engine_txn_begin (dj_engine_t *e, dj_engine_txn_t *parent, bson_error_t *erro
          dj_err (error, DJ_IllegalOperation, "a nested transaction must be on its parent's data directory");
          return NULL;
       }
+      if (!parent->txn) {
+         lost_error (error);
+         return NULL;
+      }
       if (parent->readonly && !upgrade (parent, error)) {
          return NULL;
       }
+      if (fresh (parent)) {
+         /* (the header: it shares its parent's transaction) */
+         dj_engine_txn_t *t = txn_new (e, parent->txn, parent, false);
+         t->shares = true;
+         parent->child = t;
+         return t;
+      }
+      owner_of (parent)->wrote = true;
       rc = mdb_txn_begin (e->env, parent->txn, 0, &txn);
    } else {
       if (!dj_env_writer_check (e, error)) {
@@ -386,25 +486,42 @@ dj_engine_txn_commit (dj_engine_txn_t *t, bson_error_t *error)
    if (!owned_here (t, error)) {
       return false;
    }
-   /* innermost first: each nested transaction's writes join its parent */
+   /* innermost first: each nested transaction's writes join its parent
+    * (one sharing its parent's transaction has joined it already) */
    int rc = 0;
    dj_engine_txn_t *inner = t;
    while (inner->child) {
       inner = inner->child;
    }
    while (inner != t && !rc) {
-      rc = mdb_txn_commit (inner->txn);
+      if (!inner->shares) {
+         rc = mdb_txn_commit (inner->txn);
+      }
+      inner->parent->read |= inner->read;
       inner->txn = NULL;
       inner = inner->parent;
    }
-   if (rc) {
+   bool lost = !t->txn;
+   if (lost) {
+      rc = EINVAL;
+   } else if (t->shares) {
+      if (rc) {
+         owner_of (t)->wrote = true; /* (a nested one's commit failed: all of t undone) */
+         undo (t);
+      } else {
+         t->parent->read |= t->read;
+      }
+   } else if (rc) {
       mdb_txn_abort (t->txn); /* also ends what is left under it */
-   } else {
-      rc = mdb_txn_commit (t->txn);
+   } else if (!(rc = mdb_txn_commit (t->txn)) && t->parent) {
+      t->parent->read |= t->read;
    }
    const dj_engine_t *engine = t->engine;
    txn_release (t);
    txn_free (t);
+   if (lost) {
+      return lost_error (error);
+   }
    if (rc) {
       return dj_commit_error (engine, rc, error);
    }
@@ -440,7 +557,11 @@ dj_engine_txn_abort (dj_engine_txn_t *t)
       }
       return;
    }
-   mdb_txn_abort (t->txn);
+   if (t->shares) {
+      undo (t); /* (what was written in it and under it) */
+   } else {
+      mdb_txn_abort (t->txn);
+   }
    txn_release (t);
    txn_free (t);
 }

@@ -21,6 +21,9 @@
  */
 #include "storage-private.h"
 
+#include "dj_bson_array.h"
+#include "dj_bson_walk.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -220,15 +223,20 @@ drop_entries_past (entries_t *es, int nindexes, const size_t *marks)
 
 /* A document's values at the fields of c's indexes on one top-level field
  * (dj_index_plain_field: most indexes), and at _id (the change log lists
- * it), found in one walk over its fields: slot i for index i, slot
- * nindexes for _id. Such an index's entry is then encoded straight into its
- * batch, with no key set and no allocation; a value that is an array (its
+ * it), found in one walk over its bytes (dj_bson_walk.h; bson_iter costs
+ * ~80 instructions an element, and a delete walks every field before the
+ * last indexed one of every document): slot i for index i, slot nindexes
+ * for _id. Such an index's entry is then encoded straight into its batch,
+ * with no key set and no allocation; a value that is an array (its
  * elements are the keys) and every other kind of index go through
  * dj_index_keys. */
 typedef struct {
    const char *field; /* NULL: not found by the walk */
-   bool has;          /* the document has the field: v is its value (borrowing the document's bytes) */
-   bson_value_t v;
+   uint32_t len;      /* strlen (field) */
+   bool has;          /* the document has the field: its value's type and bytes (borrowed from the document) */
+   uint8_t type;
+   const uint8_t *val;
+   uint32_t val_len;
 } slot_t;
 
 /* c's slots (owned by the caller, bson_free). */
@@ -240,6 +248,9 @@ slots_new (const dj_coll_t *c)
       sl[i].field = dj_index_plain_field (&c->indexes[i]);
    }
    sl[c->nindexes].field = "_id";
+   for (int i = 0; i <= c->nindexes; i++) {
+      sl[i].len = sl[i].field ? (uint32_t) strlen (sl[i].field) : 0;
+   }
    return sl;
 }
 
@@ -248,24 +259,32 @@ slots_new (const dj_coll_t *c)
 static bool
 slots_fill (slot_t *sl, int n, const bson_t *doc)
 {
-   bson_iter_t it;
+   dj_bwalk_t w;
    int want = 0;
    for (int i = 0; i < n; i++) {
       sl[i].has = false;
       want += sl[i].field != NULL;
    }
-   if (!bson_iter_init (&it, doc)) {
+   if (!dj_bwalk_init (&w, bson_get_data (doc), doc->len)) {
       return false;
    }
-   while (want && bson_iter_next (&it)) {
-      const char *k = bson_iter_key (&it);
+   while (want && dj_bwalk_next (&w)) {
       for (int i = 0; i < n; i++) {
-         if (sl[i].field && !sl[i].has && sl[i].field[0] == k[0] && !strcmp (sl[i].field, k)) {
-            sl[i].v = *bson_iter_value (&it);
-            sl[i].has = true;
+         slot_t *s = &sl[i];
+         if (s->field && !s->has && s->len == w.key_len && !memcmp (s->field, w.key, w.key_len)) {
+            s->has = true;
+            s->type = w.type;
+            s->val = w.val;
+            s->val_len = w.val_len;
             want--;
          }
       }
+   }
+   if (w.bad) {
+      for (int i = 0; i < n; i++) {
+         sl[i].has = false;
+      }
+      return false;
    }
    return true;
 }
@@ -277,8 +296,12 @@ static void
 plain_entry (entries_t *e, const dj_index_t *ix, const slot_t *s, uint64_t rid)
 {
    size_t start = e->keys.len;
+   bson_value_t v;
+   if (s->has) {
+      dj_bson_value_read (s->type, s->val, s->val_len, &v);
+   }
    dj_buf_put_u64be (&e->keys, ix->id);
-   dj_index_plain_key (&e->keys, ix, s->has ? &s->v : NULL);
+   dj_index_plain_key (&e->keys, ix, s->has ? &v : NULL);
    if (!ix->unique) {
       dj_buf_put_u64be (&e->keys, rid);
    }
@@ -298,7 +321,7 @@ collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t 
    for (int i = 0; i < c->nindexes; i++) {
       const dj_index_t *ix = &c->indexes[i];
       entries_t *e = &es[i];
-      if (walked && sl[i].field && !(sl[i].has && sl[i].v.value_type == BSON_TYPE_ARRAY)) {
+      if (walked && sl[i].field && !(sl[i].has && sl[i].type == BSON_TYPE_ARRAY)) {
          if (sl[i].has || !ix->sparse) { /* (a sparse index has no entry for a missing field) */
             plain_entry (e, ix, &sl[i], rid);
          }
@@ -318,6 +341,38 @@ collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t 
       dj_keyset_cleanup (&ks);
    }
    return true;
+}
+
+/* A deleted document's _id, for the change log: its type (0: the place's
+ * record was not deleted) and its value's bytes, copied into a buffer (the
+ * record's page changes with the delete). */
+typedef struct {
+   uint8_t type;
+   uint32_t off, len;
+} logged_id_t;
+
+/* The ids (n places, vals their bytes) of the deleted documents in place
+ * order, written into arr as a BSON array: what bson_append_value writes
+ * for each, a libbson append and a value copy fewer per document. *count:
+ * how many. */
+static void
+ids_array (dj_buf_t *arr, const logged_id_t *ids, size_t n, const dj_buf_t *vals, size_t *count)
+{
+   uint32_t k = 0;
+   dj_buf_put_u32le (arr, 0); /* (the length, written at the end) */
+   for (size_t i = 0; i < n; i++) {
+      if (!ids[i].type) {
+         continue;
+      }
+      char kb[16];
+      size_t kl = dj_bson_array_key (k++, kb);
+      dj_buf_putc (arr, ids[i].type);
+      dj_buf_append (arr, kb, kl + 1);
+      dj_buf_append (arr, vals->data + ids[i].off, ids[i].len);
+   }
+   dj_buf_putc (arr, 0);
+   dj_le32_write (arr->data, (uint32_t) arr->len);
+   *count = k;
 }
 
 /* Deletes the records rids[0..n) of c (n <= BATCH; ones already gone are
@@ -352,10 +407,11 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
    }
    size_t *marks = bson_malloc (sizeof (size_t) * (size_t) (c->nindexes ? c->nindexes : 1));
    slot_t *sl = slots_new (c);
-   bson_value_t *ids = bson_malloc0 (sizeof (bson_value_t) * n); /* by place; EOD: not deleted */
-   dj_buf_t k, ek;
+   logged_id_t *ids = bson_malloc0 (sizeof (logged_id_t) * n); /* by place */
+   dj_buf_t k, ek, idvals;
    dj_buf_init (&k);
    dj_buf_init (&ek);
+   dj_buf_init (&idvals);
    seq_t s = {0};
    bool ok = true;
    int rc = mdb_cursor_open (ctx->txn, ctx->engine->dbi_data, &s.cur);
@@ -386,11 +442,13 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
          ok = false;
          break;
       }
-      size_t place = (size_t) walk[2 * w + 1];
-      if (sl[c->nindexes].has) {
-         bson_value_copy (&sl[c->nindexes].v, &ids[place]);
-      } else {
-         ids[place].value_type = BSON_TYPE_NULL; /* (every stored document has one) */
+      logged_id_t *id = &ids[walk[2 * w + 1]];
+      const slot_t *is = &sl[c->nindexes];
+      id->type = is->has ? is->type : BSON_TYPE_NULL; /* (every stored document has one) */
+      id->off = (uint32_t) idvals.len;
+      id->len = is->has ? is->val_len : 0;
+      if (is->has) {
+         dj_buf_append (&idvals, is->val, is->val_len);
       }
       if ((rc = seq_del (&s))) {
          ok = dj_lmdb_error (rc, error, "record delete");
@@ -411,21 +469,24 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
       dj_buf_cleanup (&es[i].keys);
       bson_free (es[i].ends);
    }
-   size_t nlog = 0;
-   for (size_t i = 0; i < n; i++) {
-      if (ids[i].value_type != BSON_TYPE_EOD) {
-         ids[nlog++] = ids[i];
+   if (!images) {
+      dj_buf_t arr;
+      dj_buf_init (&arr);
+      size_t nlog;
+      ids_array (&arr, ids, n, &idvals, &nlog);
+      bson_t logged;
+      bson_error_t *err = ok ? error : &later;
+      if (!bson_init_static (&logged, arr.data, arr.len)) {
+         ok = dj_err (err, DJ_InternalError, "the change log's ids of a delete in %s", c->ns);
+      } else if (!dj_changes_record_deletes (ctx, c, &logged, nlog, err)) {
+         ok = false;
       }
-   }
-   if (!images && !dj_changes_record_deletes (ctx, c, ids, nlog, ok ? error : &later)) {
-      ok = false;
-   }
-   for (size_t i = 0; i < nlog; i++) {
-      bson_value_destroy (&ids[i]);
+      dj_buf_cleanup (&arr);
    }
    DJ_FREE (ids, marks, sl, es, walk);
    dj_buf_cleanup (&k);
    dj_buf_cleanup (&ek);
+   dj_buf_cleanup (&idvals);
    return ok;
 }
 
