@@ -50,6 +50,34 @@ print("LOG", stream.getvalue().strip().splitlines()[0])
 '''
 
 
+LAZY_SCRIPT = r'''
+import sys
+from django.conf import settings
+settings.configure(DATABASES={"default": {"ENGINE": "djongo", "NAME": "t", "HOST": sys.argv[1]}})
+import django
+django.setup()
+from django.db import connection
+with connection.cursor() as c:
+    c.execute("SELECT 1")
+    assert c.fetchall() == [(1,)]
+import djongo.models  # DjongoManager and its djongo.mongo.Collection
+print("PYMONGO", "pymongo" in sys.modules)
+'''
+
+
+def test_backend_does_not_import_pymongo(tmp_path):
+    """The backend, its models package and djongo.mongo load without pymongo:
+    importing it loads its whole client (a hundred-odd modules, some 8,000
+    objects), which each full collection of the garbage collector would walk
+    in every Django process on djongo; djongo.mongo imports pymongo's result
+    classes when it makes one (tests/django/surface_tests.py: they are
+    pymongo's)."""
+    p = subprocess.run([sys.executable, "-c", LAZY_SCRIPT, str(tmp_path / "d")], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "PYMONGO False" in p.stdout.splitlines()
+
+
 def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"))
     p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
