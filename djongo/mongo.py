@@ -7,8 +7,13 @@ they run inside Django's open transaction. Errors are the driver's PEP 249
 exceptions mapped by Django (a duplicate key is an IntegrityError).
 """
 import bson
-from pymongo.errors import BulkWriteError
-from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+
+# pymongo's result and error classes are imported where they are made, not
+# here: importing any of pymongo runs its package's __init__, which loads the
+# whole client (a hundred-odd modules, some 8,000 objects). This module is
+# imported with the backend (models/manager.py), so every Django process on
+# djongo carried them, and each full collection of the garbage collector
+# walked them again: about a tenth of a process's objects.
 
 # MongoDB's maxWriteBatchSize: the most statements one insert/update/delete
 # command takes (hello's maxWriteBatchSize; drivers split larger batches).
@@ -86,6 +91,8 @@ class Collection:
         if "_id" not in document:
             document["_id"] = bson.ObjectId()  # client-side, as pymongo (and it mutates the dict too)
         self._run({"insert": self.name, "documents": [document]})
+        from pymongo.results import InsertOneResult
+
         return InsertOneResult(document["_id"], True)
 
     def insert_many(self, documents, ordered=True):
@@ -93,6 +100,8 @@ class Collection:
         for d in documents:
             d.setdefault("_id", bson.ObjectId())
         self._run({"insert": self.name, "documents": documents, "ordered": ordered})
+        from pymongo.results import InsertManyResult
+
         return InsertManyResult([d["_id"] for d in documents], True)
 
     def _update(self, filter, update, multi, upsert):
@@ -101,6 +110,8 @@ class Collection:
         raw = {"n": reply.get("n", 0), "nModified": reply.get("nModified", 0), "ok": 1.0}
         if reply.get("upserted"):
             raw["upserted"] = reply["upserted"][0]["_id"]
+        from pymongo.results import UpdateResult
+
         return UpdateResult(raw, True)
 
     def update_one(self, filter, update, upsert=False):
@@ -116,6 +127,8 @@ class Collection:
 
     def _delete(self, filter, limit):
         reply = self._run({"delete": self.name, "deletes": [{"q": filter, "limit": limit}]})
+        from pymongo.results import DeleteResult
+
         return DeleteResult({"n": reply.get("n", 0), "ok": 1.0}, True)
 
     def delete_one(self, filter):
@@ -160,6 +173,9 @@ class Collection:
             add(batches)
         if not batches.ops:
             raise ValueError("No operations to execute")  # (pymongo's InvalidOperation says the same)
+        from pymongo.errors import BulkWriteError
+        from pymongo.results import BulkWriteResult
+
         result = {"writeErrors": [], "writeConcernErrors": [], "nInserted": 0, "nUpserted": 0, "nMatched": 0,
                   "nModified": 0, "nRemoved": 0, "upserted": []}
         for kind, ops in batches.runs(ordered):

@@ -57,6 +57,7 @@ class _DurationSQL(str):
 
 
 class DatabaseOperations(BaseDatabaseOperations):
+    compiler_module = "djongo.compiler"
     cast_char_field_without_max_length = "text"
     cast_data_types = {
         "AutoField": "integer",
@@ -187,6 +188,10 @@ class DatabaseOperations(BaseDatabaseOperations):
         return super().on_conflict_suffix_sql(fields, on_conflict, update_fields, unique_fields)
 
     def bulk_insert_sql(self, fields, placeholder_rows):
+        first = placeholder_rows[0] if placeholder_rows else None
+        if first is not None and placeholder_rows.count(first) == len(placeholder_rows):
+            # every row alike (djongo.compiler gives plain rows one tuple): one row's text, repeated
+            return "VALUES " + ", ".join(["(%s)" % ", ".join(first)] * len(placeholder_rows))
         return "VALUES " + ", ".join("(%s)" % ", ".join(row) for row in placeholder_rows)
 
     def distinct_sql(self, fields, params):

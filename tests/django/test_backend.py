@@ -50,6 +50,85 @@ print("LOG", stream.getvalue().strip().splitlines()[0])
 '''
 
 
+LAZY_SCRIPT = r'''
+import sys
+from django.conf import settings
+settings.configure(DATABASES={"default": {"ENGINE": "djongo", "NAME": "t", "HOST": sys.argv[1]}})
+import django
+django.setup()
+from django.db import connection
+with connection.cursor() as c:
+    c.execute("SELECT 1")
+    assert c.fetchall() == [(1,)]
+import djongo.models  # DjongoManager and its djongo.mongo.Collection
+print("PYMONGO", "pymongo" in sys.modules)
+'''
+
+
+def test_backend_does_not_import_pymongo(tmp_path):
+    """The backend, its models package and djongo.mongo load without pymongo:
+    importing it loads its whole client (a hundred-odd modules, some 8,000
+    objects), which each full collection of the garbage collector would walk
+    in every Django process on djongo; djongo.mongo imports pymongo's result
+    classes when it makes one (tests/django/surface_tests.py: they are
+    pymongo's)."""
+    p = subprocess.run([sys.executable, "-c", LAZY_SCRIPT, str(tmp_path / "d")], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "PYMONGO False" in p.stdout.splitlines()
+
+
+INSERT_SCRIPT = r'''
+import sys
+from django.conf import settings
+settings.configure(DATABASES={"default": {"ENGINE": "djongo", "NAME": "t", "HOST": sys.argv[1]}},
+                   INSTALLED_APPS=["django.contrib.contenttypes"])
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Value
+from django.db.models.functions import Lower
+from django.db.models.sql import compiler as generic
+from django.db.models.sql.subqueries import InsertQuery
+from django.contrib.contenttypes.models import ContentType as CT
+call_command("migrate", verbosity=0)
+
+def both(objs):
+    fields = [f for f in CT._meta.local_concrete_fields if f is not CT._meta.pk]
+    q = InsertQuery(CT)
+    q.insert_values(fields, objs)
+    ours = connection.ops.compiler("SQLInsertCompiler")(q, connection, "default")
+    theirs = generic.SQLInsertCompiler(q, connection, "default")
+    ours.returning_fields = theirs.returning_fields = CT._meta.db_returning_fields
+    return type(ours), ours.as_sql(), theirs.as_sql()
+
+calls = []
+field_as_sql = generic.SQLInsertCompiler.field_as_sql
+generic.SQLInsertCompiler.field_as_sql = lambda self, *a: calls.append(type(self)) or field_as_sql(self, *a)
+kind, ours, theirs = both([CT(app_label="a%d" % i, model="m") for i in range(3)])
+print("PLAIN", kind is not generic.SQLInsertCompiler, ours == theirs, [c for c in calls if c is kind] == [])
+del calls[:]
+kind, ours, theirs = both([CT(app_label="a", model="m"), CT(app_label=Lower(Value("X")), model="m")])
+print("EXPR", ours == theirs, "LOWER" in ours[0][0], len([c for c in calls if c is kind]) == 4)
+made = CT.objects.bulk_create([CT(app_label="b%d" % i, model="m") for i in range(3)])
+print("IDS", [o.pk for o in made] == list(CT.objects.filter(app_label__startswith="b").order_by("pk")
+                                          .values_list("pk", flat=True)))
+'''
+
+
+def test_insert_compiler_gives_djangos_sql(tmp_path):
+    """djongo.compiler's SQLInsertCompiler: rows of plain values compiled
+    without field_as_sql() per value, to the SQL and parameters Django's own
+    compiler gives; a row holding an expression (Lower(...)) takes Django's
+    way, the same SQL too; bulk_create's ids come back in order."""
+    p = subprocess.run([sys.executable, "-c", INSERT_SCRIPT, str(tmp_path / "d")], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
+    assert "PLAIN True True True" in out and "EXPR True True True" in out and "IDS True" in out, p.stdout
+
+
 def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"))
     p = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)

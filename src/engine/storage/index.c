@@ -16,7 +16,9 @@
 void
 dj_keyset_cleanup (dj_keyset_t *ks)
 {
-   dj_bufs_free (ks->keys, (size_t) ks->n);
+   if (ks->keys != &ks->one) {
+      dj_bufs_free (ks->keys, (size_t) ks->n);
+   }
    bson_free (ks->rows);
    memset (ks, 0, sizeof *ks);
 }
@@ -231,6 +233,68 @@ done:
       dj_keyset_cleanup (ks);
    }
    return ok;
+}
+
+bool
+dj_index_keys_all (const dj_coll_t *c, const bson_t *doc, dj_keyset_t *ks, dj_buf_t *buf, bson_error_t *error)
+{
+   /* per index: 0 not plain for doc (dj_index_keys), 1 plain and its field
+    * not met yet, 2 plain and met (val) */
+   int state[DJ_KEYS_ALL_MAX], left = 0, n = c->nindexes;
+   const char *name[DJ_KEYS_ALL_MAX];
+   bson_value_t val[DJ_KEYS_ALL_MAX];
+   size_t start[DJ_KEYS_ALL_MAX], end[DJ_KEYS_ALL_MAX];
+
+   BSON_ASSERT (n <= DJ_KEYS_ALL_MAX);
+   memset (ks, 0, sizeof *ks * (size_t) n);
+   for (int i = 0; i < n; i++) {
+      name[i] = dj_index_plain_field (&c->indexes[i]);
+      state[i] = name[i] ? 1 : 0;
+      left += name[i] != NULL;
+   }
+   /* plain_key's reading for all of them in one walk: a field's first
+    * occurrence decides; an array takes dj_index_keys' way (multikey), and
+    * so does a field the walk stopped short of at a malformed element */
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (left && dj_bwalk_next (&w)) {
+      for (int i = 0; i < n; i++) {
+         if (state[i] == 1 && w.key[0] == name[i][0] && (!w.key[0] || !strcmp (w.key + 1, name[i] + 1))) {
+            left--;
+            state[i] = w.type == BSON_TYPE_ARRAY ? 0 : 2;
+            if (state[i] == 2) {
+               dj_bwalk_value (&w, &val[i]);
+            }
+         }
+      }
+   }
+   buf->len = 0;
+   for (int i = 0; i < n; i++) {
+      if (state[i] == 1 && w.bad) {
+         state[i] = 0;
+      }
+      if (state[i] == 0 || (state[i] == 1 && c->indexes[i].sparse)) {
+         continue; /* (a sparse index has no entry for a missing field) */
+      }
+      const bson_value_t *v = state[i] == 2 ? &val[i] : NULL; /* NULL: absent, keyed as null */
+      start[i] = buf->len;
+      bool cut = dj_index_plain_key (buf, &c->indexes[i], v);
+      end[i] = buf->len;
+      ks[i].lossy = (v && (v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT)) || cut;
+   }
+   for (int i = 0; i < n; i++) {
+      if (state[i] == 0) {
+         if (!dj_index_keys (&c->indexes[i], doc, &ks[i], error)) {
+            return false;
+         }
+      } else if (state[i] == 2 || !c->indexes[i].sparse) {
+         /* set once buf stopped growing (its bytes may have moved) */
+         ks[i].one = (dj_buf_t){buf->data + start[i], end[i] - start[i], 0};
+         ks[i].keys = &ks[i].one; /* (rows NULL: its row is 0) */
+         ks[i].n = 1;
+      }
+   }
+   return true;
 }
 
 void

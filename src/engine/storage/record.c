@@ -130,12 +130,20 @@ dj_record_note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks,
 bool
 dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_out, bson_error_t *error)
 {
-   dj_keyset_t *ks = bson_malloc0 (sizeof (dj_keyset_t) * (size_t) c->nindexes);
-   dj_buf_t k;
+   /* the keysets on the stack and their keys in one buffer
+    * (dj_index_keys_all) when the indexes are not too many */
+   dj_keyset_t ks_stack[DJ_KEYS_ALL_MAX];
+   bool few = c->nindexes <= DJ_KEYS_ALL_MAX;
+   dj_keyset_t *ks = few ? ks_stack : bson_malloc0 (sizeof (dj_keyset_t) * (size_t) c->nindexes);
+   dj_buf_t k, keybuf;
    uint64_t rid = 0;
    bool ok = false;
 
+   if (few) {
+      memset (ks, 0, sizeof (dj_keyset_t) * (size_t) c->nindexes);
+   }
    dj_buf_init (&k);
+   dj_buf_init (&keybuf);
    if (doc->len > DJ_MAX_BSON_SIZE) {
       dj_err (error, DJ_BSONObjectTooLarge, "object to insert too large. size in bytes: %u, max size: %d", doc->len,
               DJ_MAX_BSON_SIZE);
@@ -155,9 +163,15 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
     * put is the unique check (dj_index_put_unique_at) -- and the others'
     * last: a failure takes back what the document wrote, so that it
     * leaves nothing behind */
-   for (int i = 0; i < c->nindexes; i++) {
-      if (!dj_index_keys (&c->indexes[i], doc, &ks[i], error)) {
+   if (few) {
+      if (!dj_index_keys_all (c, doc, ks, &keybuf, error)) {
          goto done;
+      }
+   } else {
+      for (int i = 0; i < c->nindexes; i++) {
+         if (!dj_index_keys (&c->indexes[i], doc, &ks[i], error)) {
+            goto done;
+         }
       }
    }
    dj_record_key (&k, c->id, rid);
@@ -210,8 +224,11 @@ done:
    for (int i = 0; i < c->nindexes; i++) {
       dj_keyset_cleanup (&ks[i]);
    }
-   bson_free (ks);
+   if (!few) {
+      bson_free (ks);
+   }
    dj_buf_cleanup (&k);
+   dj_buf_cleanup (&keybuf);
    return ok;
 }
 

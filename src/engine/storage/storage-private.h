@@ -19,12 +19,15 @@ bool dj_store_delete_prefix (dj_ctx_t *ctx, uint64_t id, bson_error_t *error);
 /* The keys a document contributes to an index (0, 1 or many), each the
  * encoded field values cut to DJ_KEY_MAX, deduplicated. */
 typedef struct {
-   dj_buf_t *keys; /* owned array */
+   dj_buf_t *keys; /* owned array, or &one */
    int *rows;      /* owned array: the element of the multikey field key i was made from;
                     * NULL: every key's is 0 (one key of a plain field) */
    int n;
    bool multikey;
    bool lossy;
+   dj_buf_t one;   /* the one key of a plain index when keys == &one: its bytes
+                    * borrowed from the caller's buffer (dj_index_keys_all), never
+                    * freed here; a copy of the struct borrows them too */
 } dj_keyset_t;
 void dj_keyset_cleanup (dj_keyset_t *ks);
 /* text_scan.c: the keys doc gives text index ix (prefix, term, score,
@@ -43,6 +46,17 @@ const char *dj_index_plain_field (const dj_index_t *ix);
 bool dj_index_plain_key (dj_buf_t *b, const dj_index_t *ix, const bson_value_t *v);
 /* doc's keys for ix into *ks (always dj_keyset_cleanup it after success). */
 bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);
+/* The most indexes dj_index_keys_all takes (a collection with more: its
+ * caller asks dj_index_keys per index). */
+#define DJ_KEYS_ALL_MAX 16
+/* doc's keys for every index of c (at most DJ_KEYS_ALL_MAX) into ks[0 ..
+ * c->nindexes), as dj_index_keys gives them: the plain indexes'
+ * (dj_index_plain_field) read in one walk of doc and written into buf (a
+ * key each, which their keysets borrow: valid while buf is neither
+ * changed nor cleaned up), the others' by dj_index_keys. An insert asks
+ * this of every document: no allocation per index. Each ks[i] is
+ * dj_keyset_cleanup'd after, success or not. */
+bool dj_index_keys_all (const dj_coll_t *c, const bson_t *doc, dj_keyset_t *ks, dj_buf_t *buf, bson_error_t *error);
 /* Checks that none of ks's keys is held by another record in unique index
  * ix: DuplicateKey (11000) naming doc's key, else true. */
 bool dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
