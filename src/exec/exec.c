@@ -1362,6 +1362,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
             bson_append_iter (&upserted, "u", 1, &it);
          }
       }
+      exec_fk_insert_reply (x, &reply);
       bson_destroy (&reply);
    }
    if (moved) {

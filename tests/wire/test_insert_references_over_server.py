@@ -30,7 +30,7 @@ def conn(server):
 
 def test_hello_says_the_engine_reads_references(server):
     with pymongo.MongoClient(server.uri) as mc:
-        assert mc.admin.command("hello")["djongo"] == {"insertReferences": True}
+        assert mc.admin.command("hello")["djongo"] == {"insertReferences": True, "deferredReferences": True}
 
 
 def test_no_query_for_the_parent(server, conn):
@@ -46,8 +46,9 @@ def test_no_query_for_the_parent(server, conn):
         assert ("d.b", "insert") in ran and not [r for r in ran if r[0] == "d.a"], ran
         assert cur.fetchone() == (1,)
         assert list(db.b.find({}, {"_id": 0})) == [{"id": 1, "title": "t", "a_id": 1}]
-    # DEFERRABLE INITIALLY DEFERRED inside a transaction stays the COMMIT's
-    # check (constraint.c), not the insert's: the parent may come later
+    # DEFERRABLE INITIALLY DEFERRED inside a transaction: the insert reports
+    # the value without its parent (djongoUnsettled), which the COMMIT then
+    # checks (constraint.c): the parent may come later
     conn.autocommit = False
     cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 2])
     cur.execute('INSERT INTO "a" ("id", "name") VALUES (%s, %s)', [2, "two"])
@@ -66,3 +67,50 @@ def test_missing_parent_fails_and_writes_nothing(server, conn):
     cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 1])
     with pymongo.MongoClient(server.uri) as mc:
         assert mc.d.b.count_documents({}) == 1
+
+
+def profiled(server, fn):
+    """The (namespace, operation) pairs fn's statements ran on the server."""
+    with pymongo.MongoClient(server.uri) as mc:
+        db = mc.d
+        db.system.profile.drop()
+        db.command("profile", 2)
+        fn()
+        db.command("profile", 0)
+        return [(d["ns"], d["op"], next(iter(d.get("command", {})), None)) for d in db.system.profile.find()
+                if "profile" not in d.get("command", {})]
+
+
+def test_deferred_key_settled_by_the_insert(server, conn):
+    """A deferred key written inside a transaction whose parent row is there
+    already is settled by the insert (djongoReferences' deferred items):
+    the COMMIT reads nothing of the parent table -- a bulk INSERT's
+    transaction one round trip shorter."""
+    cur = conn.cursor()
+    conn.autocommit = False
+
+    def run():
+        cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s), (%s, %s)', ["t", 1, "u", 1])
+        conn.commit()
+    ran = profiled(server, run)
+    assert not [r for r in ran if r[0] == "d.a"], ran
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.d.b.count_documents({"a_id": 1}) == 2
+    # a parent missing at the insert and still at COMMIT: IntegrityError at
+    # COMMIT, the transaction still open; a parent deleted after a settled
+    # insert is the DELETE's own check, at COMMIT too
+    cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 9])
+    with pytest.raises(driver.IntegrityError, match=r"^FOREIGN KEY constraint failed: b\.a_id = 9 has no row in a\.id"):
+        conn.commit()
+    conn.rollback()
+    cur.execute('INSERT INTO "a" ("id", "name") VALUES (%s, %s)', [3, "three"])
+    conn.commit()
+    cur.execute('INSERT INTO "b" ("title", "a_id") VALUES (%s, %s)', ["t", 3])
+    cur.execute('DELETE FROM "a" WHERE "id" = %s', [3])
+    with pytest.raises(driver.IntegrityError, match=r"^FOREIGN KEY constraint failed: b\.a_id = 3 has no row in a\.id"):
+        conn.commit()
+    conn.rollback()
+    conn.autocommit = True
+    with pymongo.MongoClient(server.uri) as mc:
+        assert mc.d.b.count_documents({"a_id": {"$ne": 1}}) == 0
+        assert mc.d.a.count_documents({"id": 3}) == 1

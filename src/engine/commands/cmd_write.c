@@ -745,6 +745,7 @@ write_command (const write_kind_t *k, dj_engine_t *e, const char *db, const bson
       if (wc.w.n) {
          BSON_APPEND_ARRAY (reply, "writeErrors", &wc.w.arr);
       }
+      dj_refs_reply (wc.refs, reply);
       BSON_APPEND_DOUBLE (reply, "ok", 1.0);
       ok = true;
    }

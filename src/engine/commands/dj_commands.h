@@ -81,8 +81,11 @@ bool dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_err
 /* Notes the values doc (an inserted document) references (r NULL: none). */
 void dj_refs_note (dj_refs_t *r, const bson_t *doc);
 /* Each noted value has its document, in ctx's transaction; else 121 (the
- * insert into `coll` then fails as a whole). */
+ * insert into `coll` then fails as a whole), or for a deferred item the
+ * item noted as unsettled. */
 bool dj_refs_check (dj_refs_t *r, dj_ctx_t *ctx, const char *db, const char *coll, bson_error_t *error);
+/* The deferred items left unsettled, as reply's djongoUnsettled (none: nothing appended). */
+void dj_refs_reply (const dj_refs_t *r, bson_t *reply);
 void dj_refs_free (dj_refs_t *r);
 /* ---- default_collation.c ------------------------------------------------------------- */
 /* What the dispatcher asks the catalog of the collection a command names
