@@ -42,6 +42,7 @@ struct dj_exec {
    bool fk_in_insert; /* dj_exec_set_insert_references: an INSERT's keys go in its insert command */
    bool fk_deferred_in_insert; /* dj_exec_set_deferred_references: its deferred keys in a transaction too */
    uint64_t fk_unsettled;      /* the statement's insert: bit i, its djongoUnsettled listed item i */
+   bool max_in_reserve;        /* dj_exec_set_djongo_max: take_ids reads the table's largest id itself */
    exec_idblock_t *blocks; /* owned, nblocks: reserved AUTOINCREMENT ids per table (idblock.c) */
    size_t nblocks, capblocks;
    bool stmt_in_txn;  /* the running statement is inside a transaction */

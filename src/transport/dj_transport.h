@@ -115,7 +115,7 @@ const char *dj_transport_kind (const dj_transport_t *t);
 bool dj_transport_djongo_engine (dj_transport_t *t);
 /** Whether djongo's engine behind t reads @p feature, one of the fields of
  *  djongo-server's hello `djongo` document (insertReferences,
- *  deferredReferences: src/server/handshake.c); always on the embedded
+ *  deferredReferences, djongoMax: src/server/handshake.c); always on the embedded
  *  engine. Selects the primary as dj_transport_djongo_engine does. */
 bool dj_transport_djongo_has (dj_transport_t *t, const char *feature);
 

@@ -30,7 +30,8 @@ def conn(server):
 
 def test_hello_says_the_engine_reads_references(server):
     with pymongo.MongoClient(server.uri) as mc:
-        assert mc.admin.command("hello")["djongo"] == {"insertReferences": True, "deferredReferences": True}
+        assert mc.admin.command("hello")["djongo"] == {"insertReferences": True, "deferredReferences": True,
+                                                      "djongoMax": True}
 
 
 def test_no_query_for_the_parent(server, conn):
@@ -114,3 +115,20 @@ def test_deferred_key_settled_by_the_insert(server, conn):
     with pymongo.MongoClient(server.uri) as mc:
         assert mc.d.b.count_documents({"a_id": {"$ne": 1}}) == 0
         assert mc.d.a.count_documents({"id": 3}) == 1
+
+
+def test_ids_reserved_in_one_command(server, conn):
+    """An INSERT's AUTOINCREMENT ids come from one findAndModify of the
+    counter that reads the table's largest id itself (djongoMax,
+    src/engine/commands/maxof.c): no find of that id before it. Ids written
+    past the counter by something else are still never given again."""
+    cur = conn.cursor()
+    with pymongo.MongoClient(server.uri) as mc:
+        mc.d.a.insert_one({"id": 50, "name": "by hand"})  # the counter does not know it
+
+    def run():
+        cur.execute('INSERT INTO "a" ("name") VALUES (%s), (%s) RETURNING "a"."id"', ["x", "y"])
+    ran = profiled(server, run)
+    assert [r for r in ran if r[0] == "d.__djongo_tables" and r[1] == "command"] and not [
+        r for r in ran if r[0] == "d.a" and r[2] == "find"], ran
+    assert cur.fetchall() == [(51,), (52,)]
