@@ -37,10 +37,12 @@
  * Memory: a dj_refs_t and the values it copied are its own (dj_refs_free).
  */
 #include "dj_bson_array.h"
+#include "dj_bson_walk.h"
 #include "dj_commands.h"
 
 typedef struct {
    const char *field, *from, *foreign; /* borrowed from the command */
+   bool dotted;                        /* field is a path (else a top-level field, read from the bytes) */
    bson_t *vals;                       /* owned: the distinct values seen, an array */
    uint32_t n;
    bool deferred;  /* a value without its document is reported, not an error */
@@ -124,6 +126,7 @@ dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_error_t 
          return false;
       }
       DJ_GROW (r->refs, r->n, cap, 2);
+      ref.dotted = strchr (ref.field, '.') != NULL;
       ref.vals = bson_new ();
       r->refs[r->n++] = ref;
    }
@@ -137,6 +140,23 @@ dj_refs_note (dj_refs_t *r, const bson_t *doc)
    for (int i = 0; r && i < r->n; i++) {
       ref_t *ref = &r->refs[i];
       bson_iter_t it;
+      if (!ref->dotted) {
+         /* a top-level field (a FOREIGN KEY's column: every row of a bulk
+          * INSERT) found in the document's bytes, its first occurrence as
+          * bson_iter_find_descendant finds it (dj_bson_walk.h) */
+         dj_bwalk_t w;
+         bson_value_t v;
+         bool found = false;
+         dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+         while (!found && dj_bwalk_next (&w)) {
+            found = !strcmp (w.key, ref->field);
+         }
+         if (found && w.type != BSON_TYPE_NULL) {
+            dj_bwalk_value (&w, &v);
+            dj_bson_array_append_new (ref->vals, &ref->n, &v); /* (a value seen twice is looked up once) */
+         }
+         continue;
+      }
       if (!bson_iter_init (&it, doc) || !bson_iter_find_descendant (&it, ref->field, &it) || BSON_ITER_HOLDS_NULL (&it)) {
          continue;
       }
