@@ -40,24 +40,26 @@ bad (bson_error_t *error, const char *what)
 static bool
 largest (dj_engine_t *e, const char *db, const char *coll, const char *field, bson_value_t *out, bson_error_t *error)
 {
-   bson_t find = BSON_INITIALIZER, filter, cond, sort, proj, reply;
-   BSON_APPEND_UTF8 (&find, "find", coll);
-   BSON_APPEND_DOCUMENT_BEGIN (&find, "filter", &filter);
-   BSON_APPEND_DOCUMENT_BEGIN (&filter, field, &cond);
+   bson_t *find = bson_new (), reply, sub, cond;
+   BSON_APPEND_UTF8 (find, "find", coll);
+   BSON_APPEND_DOCUMENT_BEGIN (find, "filter", &sub); /* {field: {$type: "number"}} */
+   BSON_APPEND_DOCUMENT_BEGIN (&sub, field, &cond);
    BSON_APPEND_UTF8 (&cond, "$type", "number");
-   bson_append_document_end (&filter, &cond);
-   bson_append_document_end (&find, &filter);
-   BSON_APPEND_DOCUMENT_BEGIN (&find, "sort", &sort);
-   BSON_APPEND_INT32 (&sort, field, -1);
-   bson_append_document_end (&find, &sort);
-   BSON_APPEND_DOCUMENT_BEGIN (&find, "projection", &proj);
-   BSON_APPEND_INT32 (&proj, field, 1);
-   BSON_APPEND_INT32 (&proj, "_id", 0);
-   bson_append_document_end (&find, &proj);
-   BSON_APPEND_INT32 (&find, "limit", 1);
-   BSON_APPEND_BOOL (&find, "singleBatch", true);
+   bson_append_document_end (&sub, &cond);
+   bson_append_document_end (find, &sub);
+   /* sort {field: -1} (its index, walked from the end), projection {field: 1, _id: 0} */
+   for (int32_t k = -1; k <= 1; k += 2) {
+      BSON_APPEND_DOCUMENT_BEGIN (find, k < 0 ? "sort" : "projection", &sub);
+      BSON_APPEND_INT32 (&sub, field, k);
+      if (k > 0) {
+         BSON_APPEND_INT32 (&sub, "_id", 0);
+      }
+      bson_append_document_end (find, &sub);
+   }
+   BSON_APPEND_INT32 (find, "limit", 1);
+   BSON_APPEND_BOOL (find, "singleBatch", true);
    bson_init (&reply);
-   bool ok = dj_cmd_find (e, db, &find, &reply, error);
+   bool ok = dj_cmd_find (e, db, find, &reply, error);
    bson_iter_t it;
    out->value_type = BSON_TYPE_INT32;
    out->value.v_int32 = 0;
@@ -67,7 +69,7 @@ largest (dj_engine_t *e, const char *db, const char *coll, const char *field, bs
       bson_value_copy (bson_iter_value (&it), out); /* a number: nothing to free */
    }
    bson_destroy (&reply);
-   bson_destroy (&find);
+   bson_destroy (find);
    return ok;
 }
 
