@@ -43,6 +43,7 @@
 typedef struct {
    const char *field, *from, *foreign; /* borrowed from the command */
    bool dotted;                        /* field is a path (else a top-level field, read from the bytes) */
+   dj_buf_t last;                      /* owned: (top-level field) the last value noted: its type, then its bytes */
    bson_t *vals;                       /* owned: the distinct values seen, an array */
    uint32_t n;
    bool deferred;  /* a value without its document is reported, not an error */
@@ -62,6 +63,7 @@ dj_refs_free (dj_refs_t *r)
    }
    for (int i = 0; i < r->n; i++) {
       bson_destroy (r->refs[i].vals);
+      dj_buf_cleanup (&r->refs[i].last);
    }
    bson_free (r->refs);
    bson_free (r);
@@ -127,6 +129,7 @@ dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_error_t 
       }
       DJ_GROW (r->refs, r->n, cap, 2);
       ref.dotted = strchr (ref.field, '.') != NULL;
+      dj_buf_init (&ref.last);
       ref.vals = bson_new ();
       r->refs[r->n++] = ref;
    }
@@ -151,9 +154,15 @@ dj_refs_note (dj_refs_t *r, const bson_t *doc)
          while (!found && dj_bwalk_next (&w)) {
             found = !strcmp (w.key, ref->field);
          }
-         if (found && w.type != BSON_TYPE_NULL) {
+         /* a value byte for byte the one noted before it (a bulk INSERT's
+          * rows naming one parent) is not compared with the noted ones again */
+         if (found && w.type != BSON_TYPE_NULL &&
+             !(ref->last.len == w.val_len + 1 && ref->last.data[0] == w.type && !memcmp (ref->last.data + 1, w.val, w.val_len))) {
             dj_bwalk_value (&w, &v);
             dj_bson_array_append_new (ref->vals, &ref->n, &v); /* (a value seen twice is looked up once) */
+            ref->last.len = 0;
+            dj_buf_putc (&ref->last, w.type);
+            dj_buf_append (&ref->last, w.val, w.val_len);
          }
          continue;
       }
