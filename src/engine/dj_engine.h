@@ -172,6 +172,21 @@ dj_engine_txn_t *dj_engine_txn_begin_snapshot (dj_engine_t *engine, bson_error_t
 void dj_engine_txn_set_session (dj_engine_txn_t *txn, const bson_t *lsid, int64_t txn_number);
 
 /**
+ * Whether the commands run in @p txn (dj_engine_run_command_in() and
+ * friends) write in it directly rather than each in a nested transaction
+ * of its own (default false). A command that fails then leaves what it
+ * wrote in @p txn, which the caller must abort -- as MongoDB aborts a
+ * transaction whose command failed (djongo-server, for the write commands,
+ * whose every failure it sees: ok 0 or writeErrors). Without it only a
+ * transaction's first write goes in directly (storage/txn.c, which must be
+ * able to undo it); with it every write command does, and LMDB is spared
+ * the nested transaction's work: each page looked up in two dirty lists,
+ * the lists merged at its commit (a bulk_create's insert after its ids'
+ * findAndModify, which reads the table first).
+ */
+void dj_engine_txn_set_flat (dj_engine_txn_t *txn, bool flat);
+
+/**
  * Commits @p txn (and first any nested transactions still open in it) and
  * frees the handles. A nested transaction's writes join its parent's; a
  * top-level one's become durable (fsync'd unless DJ_ENGINE_NOSYNC).

@@ -764,13 +764,41 @@ insert_command (const dj_mql_t *m)
    return NULL;
 }
 
-/* Whether the key is checked by the insert command itself: at the
- * statement's end (not deferred to a COMMIT), and the engine reads
- * djongoReferences. */
+/* Whether the key goes in the insert command's djongoReferences, as its
+ * item i (i: the keys before it that went): the engine reads them, and the
+ * key is checked at the statement's end -- or it is deferred to a COMMIT
+ * and the engine reads deferred items, which report the values without
+ * their parent row (the reply's djongoUnsettled, kept in x->fk_unsettled,
+ * one bit per item: so the first 64) instead of failing. */
 static bool
-in_insert (const dj_exec_t *x, const dj_mql_t *m, bool deferred)
+in_insert (const dj_exec_t *x, const dj_mql_t *m, bool deferred, uint32_t i)
 {
-   return x->fk_in_insert && !(deferred && x->stmt_in_txn) && insert_command (m);
+   if (!x->fk_in_insert || !insert_command (m)) {
+      return false;
+   }
+   return !(deferred && x->stmt_in_txn) || (x->fk_deferred_in_insert && i < 64);
+}
+
+/* Whether the key sent as item i was deferred and the insert left it
+ * unsettled: a value without its parent row, the COMMIT's to check. */
+static bool
+unsettled (const dj_exec_t *x, bool deferred, uint32_t i)
+{
+   return deferred && x->stmt_in_txn && i < 64 && ((x->fk_unsettled >> i) & 1u);
+}
+
+void
+exec_fk_insert_reply (dj_exec_t *x, const bson_t *reply)
+{
+   bson_iter_t it, a;
+   if (bson_iter_init_find (&it, reply, "djongoUnsettled") && BSON_ITER_HOLDS_ARRAY (&it) && bson_iter_recurse (&it, &a)) {
+      while (bson_iter_next (&a)) {
+         int64_t i = BSON_ITER_HOLDS_NUMBER (&a) ? bson_iter_as_int64 (&a) : -1;
+         if (i >= 0 && i < 64) {
+            x->fk_unsettled |= (uint64_t) 1 << i;
+         }
+      }
+   }
 }
 
 bool
@@ -781,6 +809,7 @@ exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t 
    if (x->fk_off || !x->fk_in_insert || m->kind != DJ_MQL_WRITE || !m->collection || insert_command (m) != cmd) {
       return true;
    }
+   x->fk_unsettled = 0; /* this insert's reply tells */
    if (!exec_entry_field (x, m->collection, "fks", &fks, &found, error)) {
       return false;
    }
@@ -792,7 +821,7 @@ exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t 
    while (bson_iter_next (&fk)) {
       const char *column, *parent, *to;
       bool deferred;
-      if (fk_parts (&fk, &column, &parent, &to, &deferred) && in_insert (x, m, deferred)) {
+      if (fk_parts (&fk, &column, &parent, &to, &deferred) && in_insert (x, m, deferred, n)) {
          char kb[16];
          const char *key;
          bson_uint32_to_string (n++, &key, kb, sizeof kb);
@@ -800,6 +829,9 @@ exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t 
          BSON_APPEND_UTF8 (&one, "field", column);
          BSON_APPEND_UTF8 (&one, "from", parent);
          BSON_APPEND_UTF8 (&one, "foreignField", to);
+         if (deferred && x->stmt_in_txn) {
+            BSON_APPEND_BOOL (&one, "deferred", true);
+         }
          bson_append_document_end (&refs, &one);
       }
    }
@@ -855,11 +887,15 @@ exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32_t *n
       }
    }
    bool insert = m->stmt == DJ_STMT_INSERT;
+   uint32_t sent = 0; /* the keys exec_fk_into_insert put in the insert, in the same order */
    while (bson_iter_next (&fk)) {
       const char *column, *parent, *to;
       bool deferred, all = !cmd; /* INSERT ... SELECT: any row may be new */
-      if (!fk_parts (&fk, &column, &parent, &to, &deferred) || in_insert (x, m, deferred)) {
-         continue; /* (in_insert: the insert checked it: exec_fk_into_insert) */
+      if (!fk_parts (&fk, &column, &parent, &to, &deferred)) {
+         continue;
+      }
+      if (in_insert (x, m, deferred, sent) && !unsettled (x, deferred, sent++)) {
+         continue; /* the insert checked it (exec_fk_into_insert) */
       }
       bson_t vals = BSON_INITIALIZER;
       uint32_t nv = 0;
@@ -974,4 +1010,10 @@ void
 dj_exec_set_insert_references (dj_exec_t *x, bool on)
 {
    x->fk_in_insert = on;
+}
+
+void
+dj_exec_set_deferred_references (dj_exec_t *x, bool on)
+{
+   x->fk_deferred_in_insert = on;
 }

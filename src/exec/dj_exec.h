@@ -159,6 +159,18 @@ void dj_exec_set_fk_checks (dj_exec_t *x, bool on);
  *  itself -- one command, over the wire one round trip -- rather than by a
  *  query after it (default false). The failure is the same either way. */
 void dj_exec_set_insert_references (dj_exec_t *x, bool on);
+/** Whether the engine also reads djongoReferences' deferred items: a
+ *  DEFERRABLE INITIALLY DEFERRED key written inside a transaction goes in
+ *  the insert too, which reports the values without their parent row
+ *  instead of failing; only those keys are checked at COMMIT (default
+ *  false: all of them are). Needs dj_exec_set_insert_references. */
+void dj_exec_set_deferred_references (dj_exec_t *x, bool on);
+/** Whether the engine reads findAndModify's djongoMax (the embedded
+ *  engine and djongo-server: src/engine/commands/maxof.c): AUTOINCREMENT
+ *  ids are then reserved by one command that reads the table's largest id
+ *  itself, rather than by a find of it and then the counter's
+ *  findAndModify (default false). */
+void dj_exec_set_djongo_max (dj_exec_t *x, bool on);
 /** How the commands a MongoDB transaction refuses are run while one may be
  *  open -- listIndexes (ON CONFLICT's target check) and explain (EXPLAIN:
  *  the plan over the committed data) -- since a server refuses them inside

@@ -40,6 +40,9 @@ struct dj_exec {
    uint32_t fk_npending;
    bool fk_off;    /* dj_exec_set_fk_checks (false): writes record no FOREIGN KEY checks */
    bool fk_in_insert; /* dj_exec_set_insert_references: an INSERT's keys go in its insert command */
+   bool fk_deferred_in_insert; /* dj_exec_set_deferred_references: its deferred keys in a transaction too */
+   uint64_t fk_unsettled;      /* the statement's insert: bit i, its djongoUnsettled listed item i */
+   bool max_in_reserve;        /* dj_exec_set_djongo_max: take_ids reads the table's largest id itself */
    exec_idblock_t *blocks; /* owned, nblocks: reserved AUTOINCREMENT ids per table (idblock.c) */
    size_t nblocks, capblocks;
    bool stmt_in_txn;  /* the running statement is inside a transaction */
@@ -134,6 +137,8 @@ bool exec_fk_after_write (dj_exec_t *x, const dj_mql_t *m, bson_t *items, uint32
  * statement's end as its djongoReferences, when the transport's engine
  * reads them (exec_fk_after_write then leaves those out). */
 bool exec_fk_into_insert (dj_exec_t *x, const dj_mql_t *m, bson_t *cmd, bson_error_t *error);
+/* A command's reply: an insert's djongoUnsettled into x->fk_unsettled. */
+void exec_fk_insert_reply (dj_exec_t *x, const bson_t *reply);
 bool exec_fk_settle (dj_exec_t *x, const bson_t *items, bool in_txn, bson_error_t *error);
 bool exec_fk_commit (dj_exec_t *x, bson_error_t *error);
 void exec_fk_forget (dj_exec_t *x);

@@ -519,10 +519,15 @@ lacks (const bson_t *doc, const char *col)
 }
 
 /* Largest number in `col` of `table` (0 if none): the sorted walk uses the
- * column's unique index. */
+ * column's unique index. 0 without a command when the engine reads
+ * findAndModify's djongoMax: take_ids then has it read it. */
 static bool
 max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_error_t *error)
 {
+   if (x->max_in_reserve) {
+      *out = 0;
+      return true;
+   }
    bson_t cmd = BSON_INITIALIZER, filter, cond, sort, proj, reply;
    BSON_APPEND_UTF8 (&cmd, "find", table);
    BSON_APPEND_DOCUMENT_BEGIN (&cmd, "filter", &filter);
@@ -552,19 +557,33 @@ max_id (dj_exec_t *x, const char *table, const char *col, int64_t *out, bson_err
 
 /* Advances the table's counter past max(counter, maxid) by n, atomically;
  * *last = the new counter value (the ids are last - n + 1 .. last). A
- * failed INSERT leaves a gap, as SQLite's and PostgreSQL's sequences do. */
+ * failed INSERT leaves a gap, as SQLite's and PostgreSQL's sequences do.
+ * With `col` and an engine that reads findAndModify's djongoMax
+ * (src/engine/commands/maxof.c), past the largest number in `col` of the
+ * table too, read by the command itself: max_id's find and this in one
+ * command, over the wire one round trip. */
 static bool
-take_ids (dj_exec_t *x, const char *table, int64_t maxid, int64_t n, int64_t *last, bson_error_t *error)
+take_ids (dj_exec_t *x, const char *table, const char *col, int64_t maxid, int64_t n, int64_t *last, bson_error_t *error)
 {
    /* the command written in its own shape (BCON) rather than as a begin/end
     * call per nested level; the values are typed (BCON_UTF8 ...), so that no
     * table or column name can be read as BCON's "{" or "[" */
-   bson_t reply, *cmd = BCON_NEW (
-      "findAndModify", BCON_UTF8 (DJ_TABLES_COLLECTION), "query", "{", "table", BCON_UTF8 (table), "}",
+   bson_t reply, *cmd;
+   if (col && x->max_in_reserve) {
+      /* [{$set: {seq: {$add: [{$max: [{$ifNull: ["$seq", 0]}, maxid, "$$djongoMax"]}, n]}}}],
+       * djongoMax: {collection: table, field: col} */
+      cmd = BCON_NEW ("findAndModify", BCON_UTF8 (DJ_TABLES_COLLECTION), "query", "{", "table", BCON_UTF8 (table), "}",
+                      "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[",
+                      BCON_UTF8 ("$seq"), BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), BCON_UTF8 ("$$djongoMax"), "]", "}",
+                      BCON_INT64 (n), "]", "}", "}", "}", "]", "new", BCON_BOOL (true), "upsert", BCON_BOOL (true),
+                      "djongoMax", "{", "collection", BCON_UTF8 (table), "field", BCON_UTF8 (col), "}");
+   } else {
       /* [{$set: {seq: {$add: [{$max: [{$ifNull: ["$seq", 0]}, maxid]}, n]}}}] */
-      "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[", BCON_UTF8 ("$seq"),
-      BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), "]", "}", BCON_INT64 (n), "]", "}", "}", "}", "]",
-      "new", BCON_BOOL (true), "upsert", BCON_BOOL (true));
+      cmd = BCON_NEW ("findAndModify", BCON_UTF8 (DJ_TABLES_COLLECTION), "query", "{", "table", BCON_UTF8 (table), "}",
+                      "update", "[", "{", "$set", "{", "seq", "{", "$add", "[", "{", "$max", "[", "{", "$ifNull", "[",
+                      BCON_UTF8 ("$seq"), BCON_INT64 (0), "]", "}", BCON_INT64 (maxid), "]", "}", BCON_INT64 (n), "]", "}",
+                      "}", "}", "]", "new", BCON_BOOL (true), "upsert", BCON_BOOL (true));
+   }
    bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
    bson_iter_t it;
    if (ok) {
@@ -736,7 +755,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       /* explicit keys advance the counter too: an id once used is not handed
        * out again even after its row is deleted (SQLite's AUTOINCREMENT) */
       if (ok && explicit_max != INT64_MIN) {
-         ok = take_ids (x, m->collection, explicit_max, 0, &last, error);
+         ok = take_ids (x, m->collection, NULL, explicit_max, 0, &last, error);
       }
       bson_free (col);
       return ok;
@@ -745,7 +764,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && n == 1 && explicit_max == INT64_MIN && !x->stmt_in_txn && !x->blocks_off) {
       /* one row outside a transaction: an id from this connection's block (idblock.c) */
       if (!exec_block_next (x, m->collection, &id, &want)) {
-         ok = max_id (x, m->collection, col, &maxid, error) && take_ids (x, m->collection, maxid, want, &last, error);
+         ok = max_id (x, m->collection, col, &maxid, error) && take_ids (x, m->collection, col, maxid, want, &last, error);
          if (ok) {
             exec_block_set (x, m->collection, last - want + 1, last);
             exec_block_next (x, m->collection, &id, &want);
@@ -763,7 +782,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (ok && explicit_max > maxid) {
       maxid = explicit_max; /* explicit keys in this very batch */
    }
-   ok = ok && take_ids (x, m->collection, maxid, n, &last, error);
+   ok = ok && take_ids (x, m->collection, col, maxid, n, &last, error);
    if (ok) {
       /* the documents again, the ids given in document order */
       with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = last - n + 1, .out = out};
@@ -1362,6 +1381,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
             bson_append_iter (&upserted, "u", 1, &it);
          }
       }
+      exec_fk_insert_reply (x, &reply);
       bson_destroy (&reply);
    }
    if (moved) {

@@ -85,6 +85,12 @@ exec_blocks_forget (dj_exec_t *x, const char *table)
 }
 
 void
+dj_exec_set_djongo_max (dj_exec_t *x, bool on)
+{
+   x->max_in_reserve = on;
+}
+
+void
 exec_blocks_free (dj_exec_t *x)
 {
    for (size_t i = 0; i < x->nblocks; i++) {

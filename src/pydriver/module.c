@@ -709,6 +709,8 @@ run_statement (ConnectionObject *self, dj_mql_t *m, dj_result_t *r, bson_error_t
        * at the first statement (on a server, the primary's hello), which
        * selects the server anyway */
       dj_exec_set_insert_references (self->exec, dj_transport_djongo_engine (self->transport));
+      dj_exec_set_deferred_references (self->exec, dj_transport_djongo_has (self->transport, "deferredReferences"));
+      dj_exec_set_djongo_max (self->exec, dj_transport_djongo_has (self->transport, "djongoMax"));
       self->refs_asked = true;
    }
    return dj_exec_run (self->exec, m, r, error);

@@ -110,10 +110,13 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
    BSON_APPEND_BOOL (reply, "readOnly", false);
    /* what djongo's engine reads beyond MongoDB's commands (drivers ignore
     * hello fields they do not know): djongo's transport sends an insert's
-    * djongoReferences (src/engine/commands/references.c) only where this says so */
+    * djongoReferences (src/engine/commands/references.c), and its items
+    * marked deferred, only where this says so */
    bson_t ext;
    BSON_APPEND_DOCUMENT_BEGIN (reply, "djongo", &ext);
    BSON_APPEND_BOOL (&ext, "insertReferences", true);
+   BSON_APPEND_BOOL (&ext, "deferredReferences", true); /* djongoReferences' deferred items */
+   BSON_APPEND_BOOL (&ext, "djongoMax", true);          /* findAndModify's (commands/maxof.c) */
    bson_append_document_end (reply, &ext);
    dj_compress_negotiate (srv, c, cmd, reply);
    /* saslSupportedMechs: "db.user" asks which mechanisms that user has */

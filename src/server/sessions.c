@@ -110,6 +110,25 @@ struct dj_sessions {
 
 /* ---- the worker ------------------------------------------------------------ */
 
+/* Whether cmd is a write command whose every failure dj_sessions_run sees
+ * (ok 0, or writeErrors) and so aborts the transaction: insert, update,
+ * delete, findAndModify. (bulkWrite reports errors in its cursor.) */
+static bool
+flat_command (const bson_t *cmd)
+{
+   static const char *const names[] = {"insert", "update", "delete", "findAndModify", "findandmodify", NULL};
+   bson_iter_t it;
+   if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it)) {
+      return false;
+   }
+   for (int i = 0; names[i]; i++) {
+      if (!strcmp (bson_iter_key (&it), names[i])) {
+         return true;
+      }
+   }
+   return false;
+}
+
 static void *
 worker_main (void *arg)
 {
@@ -142,6 +161,10 @@ worker_main (void *arg)
          pthread_mutex_unlock (&w->mu);
          switch (job->kind) {
          case JOB_RUN:
+            /* a write command's failure (ok 0 or writeErrors) aborts the
+             * transaction (dj_sessions_run): it needs no nested
+             * transaction to undo its own writes */
+            dj_engine_txn_set_flat (t, flat_command (job->cmd));
             job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
             break;
          case JOB_COMMIT:

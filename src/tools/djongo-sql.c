@@ -563,6 +563,8 @@ main (int argc, char **argv)
    session_t s = {.tr = tr, .exec = dj_exec_new (dj_transport_run, dj_transport_txn, tr, db), .plans = dj_plan_cache_new (0)};
    dj_exec_set_engine_ops (s.exec, !strcmp (dj_transport_kind (tr), "embedded"));
    dj_exec_set_insert_references (s.exec, dj_transport_djongo_engine (tr));
+   dj_exec_set_deferred_references (s.exec, dj_transport_djongo_has (tr, "deferredReferences"));
+   dj_exec_set_djongo_max (s.exec, dj_transport_djongo_has (tr, "djongoMax"));
    dj_exec_set_outside_run (s.exec, dj_transport_run_outside);
    int rc = 0;
    if (batch_mode) {

@@ -113,6 +113,11 @@ const char *dj_transport_kind (const dj_transport_t *t);
  *  may wait for one, as a command would), so ask it where a command is
  *  about to go. */
 bool dj_transport_djongo_engine (dj_transport_t *t);
+/** Whether djongo's engine behind t reads @p feature, one of the fields of
+ *  djongo-server's hello `djongo` document (insertReferences,
+ *  deferredReferences, djongoMax: src/server/handshake.c); always on the embedded
+ *  engine. Selects the primary as dj_transport_djongo_engine does. */
+bool dj_transport_djongo_has (dj_transport_t *t, const char *feature);
 
 /** A dj_run_command_fn: @p ctx is the dj_transport_t. Runs in the open
  *  transaction, if any. */

@@ -276,6 +276,12 @@ dj_transport_kind (const dj_transport_t *t)
 bool
 dj_transport_djongo_engine (dj_transport_t *t)
 {
+   return dj_transport_djongo_has (t, "insertReferences");
+}
+
+bool
+dj_transport_djongo_has (dj_transport_t *t, const char *feature)
+{
    if (t->engine) {
       return true;
    }
@@ -287,8 +293,9 @@ dj_transport_djongo_engine (dj_transport_t *t)
       return false;
    }
    mongoc_server_description_t *sd = mongoc_client_select_server (t->client, true, NULL, &ignored);
-   bool yes = sd && bson_iter_init (&it, mongoc_server_description_hello_response (sd)) &&
-              bson_iter_find_descendant (&it, "djongo.insertReferences", &it) && bson_iter_as_bool (&it);
+   bool yes = sd && bson_iter_init_find (&it, mongoc_server_description_hello_response (sd), "djongo") &&
+              BSON_ITER_HOLDS_DOCUMENT (&it) && bson_iter_recurse (&it, &it) && bson_iter_find (&it, feature) &&
+              bson_iter_as_bool (&it);
    mongoc_server_description_destroy (sd);
    return yes;
 }

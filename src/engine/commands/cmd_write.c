@@ -745,6 +745,7 @@ write_command (const write_kind_t *k, dj_engine_t *e, const char *db, const bson
       if (wc.w.n) {
          BSON_APPEND_ARRAY (reply, "writeErrors", &wc.w.arr);
       }
+      dj_refs_reply (wc.refs, reply);
       BSON_APPEND_DOUBLE (reply, "ok", 1.0);
       ok = true;
    }
@@ -810,7 +811,17 @@ dj_cmd_find_and_modify (dj_engine_t *e, const char *db, const bson_t *cmd, bson_
    dj_ctx_t ctx = {0};
    dj_matches_t f = {0};
    bson_t *before = NULL, *after = NULL;
+   bson_t with_max;
+   bool has_max;
 
+   if (!dj_maxof_rewrite (e, db, cmd, &with_max, &has_max, error)) {
+      return false;
+   }
+   if (has_max) { /* djongo's djongoMax (maxof.c): the command again, the variable in its let */
+      ok = dj_cmd_find_and_modify (e, db, &with_max, reply, error);
+      bson_destroy (&with_max);
+      return ok;
+   }
    if (!dj_cmd_target (cmd, db, known, &name, error) || !dj_cmd_get_doc (cmd, "query", &query, &has_q, error) ||
        !dj_cmd_get_doc (cmd, "sort", &sort_spec, &has_sort, error) ||
        !dj_cmd_get_doc (cmd, "fields", &fields, &has_fields, error) || !dj_cmd_get_bool (cmd, "remove", &remove, error) ||

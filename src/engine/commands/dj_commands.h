@@ -32,6 +32,8 @@
  *                embedded transport)
  *   references.c insert's djongoReferences: the new documents' references
  *                to other collections checked by the insert itself
+ *   maxof.c      findAndModify's djongoMax: a field's largest number in a
+ *                collection as a let variable (AUTOINCREMENT ids in one command)
  */
 #ifndef DJ_COMMANDS_H
 #define DJ_COMMANDS_H
@@ -81,9 +83,17 @@ bool dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_err
 /* Notes the values doc (an inserted document) references (r NULL: none). */
 void dj_refs_note (dj_refs_t *r, const bson_t *doc);
 /* Each noted value has its document, in ctx's transaction; else 121 (the
- * insert into `coll` then fails as a whole). */
+ * insert into `coll` then fails as a whole), or for a deferred item the
+ * item noted as unsettled. */
 bool dj_refs_check (dj_refs_t *r, dj_ctx_t *ctx, const char *db, const char *coll, bson_error_t *error);
+/* The deferred items left unsettled, as reply's djongoUnsettled (none: nothing appended). */
+void dj_refs_reply (const dj_refs_t *r, bson_t *reply);
 void dj_refs_free (dj_refs_t *r);
+/* ---- maxof.c: findAndModify's djongoMax (the file's header) ---------- */
+/* When cmd (a findAndModify) has djongoMax: *out (initialised, the
+ * caller's) is cmd without it, its let given $$djongoMax, and *rewritten
+ * is true; else nothing is initialised. */
+bool dj_maxof_rewrite (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *out, bool *rewritten, bson_error_t *error);
 /* ---- default_collation.c ------------------------------------------------------------- */
 /* What the dispatcher asks the catalog of the collection a command names
  * before it runs, in one read of its entry: whether it is a view (for

@@ -23,15 +23,31 @@
  * (a duplicate key: INSERT OR IGNORE's) are not checked; the others are,
  * so a command with write errors may still fail as a whole.
  *
+ * An item with `deferred: true` is a DEFERRABLE INITIALLY DEFERRED key
+ * written inside a transaction: a value without its document does not
+ * fail the insert -- the parent may still come before the COMMIT -- and
+ * the reply lists the items that had one, as
+ * `djongoUnsettled: [index in djongoReferences, ...]`, for the executor
+ * to check at COMMIT (src/exec/constraint.c). A settled item needs no
+ * check then: a later write that could break it (a DELETE or an UPDATE of
+ * the parent's key) records a check of its own. Over the wire this is
+ * what saves a bulk INSERT's COMMIT its query for the parent rows;
+ * djongo-server's hello announces it as djongo.deferredReferences.
+ *
  * Memory: a dj_refs_t and the values it copied are its own (dj_refs_free).
  */
 #include "dj_bson_array.h"
+#include "dj_bson_walk.h"
 #include "dj_commands.h"
 
 typedef struct {
    const char *field, *from, *foreign; /* borrowed from the command */
+   bool dotted;                        /* field is a path (else a top-level field, read from the bytes) */
+   dj_buf_t last;                      /* owned: (top-level field) the last value noted: its type, then its bytes */
    bson_t *vals;                       /* owned: the distinct values seen, an array */
    uint32_t n;
+   bool deferred;  /* a value without its document is reported, not an error */
+   bool unsettled; /* (deferred) one was */
 } ref_t;
 
 struct dj_refs {
@@ -47,6 +63,7 @@ dj_refs_free (dj_refs_t *r)
    }
    for (int i = 0; i < r->n; i++) {
       bson_destroy (r->refs[i].vals);
+      dj_buf_cleanup (&r->refs[i].last);
    }
    bson_free (r->refs);
    bson_free (r);
@@ -79,6 +96,15 @@ dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_error_t 
       }
       while (bson_iter_next (&f)) {
          const char *k = bson_iter_key (&f);
+         if (!strcmp (k, "deferred")) {
+            if (!BSON_ITER_HOLDS_BOOL (&f)) {
+               dj_refs_free (r);
+               return dj_err (error, DJ_TypeMismatch,
+                              "BSON field 'insert.djongoReferences.deferred' is the wrong type, expected type 'bool'");
+            }
+            ref.deferred = bson_iter_bool (&f);
+            continue;
+         }
          const char **slot = !strcmp (k, "field") ? &ref.field
                              : !strcmp (k, "from") ? &ref.from
                              : !strcmp (k, "foreignField") ? &ref.foreign
@@ -102,6 +128,8 @@ dj_refs_parse (const bson_t *cmd, const char *db, dj_refs_t **out, bson_error_t 
          return false;
       }
       DJ_GROW (r->refs, r->n, cap, 2);
+      ref.dotted = strchr (ref.field, '.') != NULL;
+      dj_buf_init (&ref.last);
       ref.vals = bson_new ();
       r->refs[r->n++] = ref;
    }
@@ -115,6 +143,29 @@ dj_refs_note (dj_refs_t *r, const bson_t *doc)
    for (int i = 0; r && i < r->n; i++) {
       ref_t *ref = &r->refs[i];
       bson_iter_t it;
+      if (!ref->dotted) {
+         /* a top-level field (a FOREIGN KEY's column: every row of a bulk
+          * INSERT) found in the document's bytes, its first occurrence as
+          * bson_iter_find_descendant finds it (dj_bson_walk.h) */
+         dj_bwalk_t w;
+         bson_value_t v;
+         bool found = false;
+         dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+         while (!found && dj_bwalk_next (&w)) {
+            found = !strcmp (w.key, ref->field);
+         }
+         /* a value byte for byte the one noted before it (a bulk INSERT's
+          * rows naming one parent) is not compared with the noted ones again */
+         if (found && w.type != BSON_TYPE_NULL &&
+             !(ref->last.len == w.val_len + 1 && ref->last.data[0] == w.type && !memcmp (ref->last.data + 1, w.val, w.val_len))) {
+            dj_bwalk_value (&w, &v);
+            dj_bson_array_append_new (ref->vals, &ref->n, &v); /* (a value seen twice is looked up once) */
+            ref->last.len = 0;
+            dj_buf_putc (&ref->last, w.type);
+            dj_buf_append (&ref->last, w.val, w.val_len);
+         }
+         continue;
+      }
       if (!bson_iter_init (&it, doc) || !bson_iter_find_descendant (&it, ref->field, &it) || BSON_ITER_HOLDS_NULL (&it)) {
          continue;
       }
@@ -175,7 +226,9 @@ dj_refs_check (dj_refs_t *r, dj_ctx_t *ctx, const char *db, const char *coll, bs
          ok = has_match (ctx, c && !c->view_on ? c : NULL, ref, bson_iter_value (&it), &found, error);
       }
       dj_coll_checkin (ctx->engine, c);
-      if (ok && !found) {
+      if (ok && !found && ref->deferred) {
+         ref->unsettled = true; /* the COMMIT's to check */
+      } else if (ok && !found) {
          char *shown = dj_error_value_json (bson_iter_value (&it));
          ok = dj_err (error, DJ_DocumentValidationFailure, "FOREIGN KEY constraint failed: %s.%s = %s has no row in %s.%s",
                       coll, ref->field, shown, ref->from, ref->foreign);
@@ -186,4 +239,25 @@ dj_refs_check (dj_refs_t *r, dj_ctx_t *ctx, const char *db, const char *coll, bs
       }
    }
    return true;
+}
+
+void
+dj_refs_reply (const dj_refs_t *r, bson_t *reply)
+{
+   bson_t list;
+   uint32_t n = 0;
+   for (int i = 0; r && i < r->n; i++) {
+      if (r->refs[i].unsettled) {
+         if (!n) {
+            BSON_APPEND_ARRAY_BEGIN (reply, "djongoUnsettled", &list);
+         }
+         char kb[16];
+         const char *key;
+         bson_uint32_to_string (n++, &key, kb, sizeof kb);
+         bson_append_int32 (&list, key, -1, i);
+      }
+   }
+   if (n) {
+      bson_append_array_end (reply, &list);
+   }
 }

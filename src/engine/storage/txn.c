@@ -46,6 +46,7 @@ struct dj_engine_txn {
    pthread_t thread;
    bson_t *lsid;            /* owned, or NULL: the session it is a transaction of */
    int64_t txn_number;
+   bool flat;               /* dj_engine_txn_set_flat: commands write in it directly */
 };
 
 /* The caller's transaction for the command running on this thread. */
@@ -151,6 +152,15 @@ dj_txn_begin (dj_engine_t *e, bool write, dj_ctx_t *ctx, bson_error_t *error)
    ctx->direct = NULL;
    if (outer && !outer->txn) {
       return lost_error (error);
+   }
+   if (outer && write && outer->flat && !outer->child && !outer->shares) {
+      /* a write the caller lets into its transaction itself
+       * (dj_engine_txn_set_flat): nothing to undo if it fails, the
+       * caller aborts the whole transaction then */
+      owner_of (outer)->wrote = true;
+      ctx->txn = outer->txn;
+      ctx->borrowed = true;
+      return true;
    }
    if (outer && !write) {
       ctx->txn = outer->txn;
@@ -460,6 +470,12 @@ dj_engine_txn_set_session (dj_engine_txn_t *t, const bson_t *lsid, int64_t txn_n
    }
    t->lsid = lsid ? bson_copy (lsid) : NULL;
    t->txn_number = txn_number;
+}
+
+void
+dj_engine_txn_set_flat (dj_engine_txn_t *t, bool flat)
+{
+   t->flat = flat;
 }
 
 bool
