@@ -769,6 +769,17 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
       size_t nout = matches->n ? matches->n : (size_t) s->unwind_preserve;
       for (size_t k = 0; ok && k < nout; k++) {
          const bson_t *match = matches->n ? matches->v[k] : NULL;
+         if (out->n < r->dropped) {
+            /* a row the $skip after this stage drops: counted, not made
+             * (a select list of field paths cannot fail on it) */
+            if (k + 1 < nout) {
+               dj_docs_push (out, bson_new ());
+            } else {
+               dj_docs_push (out, *slot);
+               *slot = NULL; /* moved */
+            }
+            continue;
+         }
          dj_agg_eval_setup (r, &ev, doc);
          if (k + 1 < nout) {
             bson_t *row = bson_new ();
