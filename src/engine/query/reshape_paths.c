@@ -201,8 +201,16 @@ dj_rmemo_free (dj_rmemo_t *mm)
    }
 }
 
-/* Whether the l bytes at a and b are the same: a key with its 0 (short as a
- * rule: two overlapping loads rather than a call to memcmp). */
+/* Whether a and b have the same first and last w bytes of l (w <= l): with
+ * w a constant, memcmp's equality is two loads compared, not a call. */
+static inline bool
+same_ends (const uint8_t *a, const uint8_t *b, size_t l, size_t w)
+{
+   return !memcmp (a, b, w) && !memcmp (a + l - w, b + l - w, w);
+}
+
+/* Whether the l bytes at a and b are the same: a key with its 0, short as
+ * a rule (overlapping loads rather than a call to memcmp). */
 static inline bool
 same_bytes (const uint8_t *a, const uint8_t *b, size_t l)
 {
@@ -210,20 +218,10 @@ same_bytes (const uint8_t *a, const uint8_t *b, size_t l)
       return !memcmp (a, b, l);
    }
    if (l >= 8) {
-      uint64_t x, y, x2, y2;
-      memcpy (&x, a, 8);
-      memcpy (&y, b, 8);
-      memcpy (&x2, a + l - 8, 8);
-      memcpy (&y2, b + l - 8, 8);
-      return x == y && x2 == y2;
+      return same_ends (a, b, l, 8);
    }
    if (l >= 4) {
-      uint32_t x, y, x2, y2;
-      memcpy (&x, a, 4);
-      memcpy (&y, b, 4);
-      memcpy (&x2, a + l - 4, 4);
-      memcpy (&y2, b + l - 4, 4);
-      return x == y && x2 == y2;
+      return same_ends (a, b, l, 4);
    }
    for (size_t i = 0; i < l; i++) {
       if (a[i] != b[i]) {
