@@ -129,6 +129,10 @@ typedef struct {
    dj_arena_t *arena;
    bson_error_t *error;
    int64_t spills; /* the sorted runs spill.c wrote to files (explain's spills) */
+   /* how many of the running stage's first outputs the $skip right after
+    * it drops: a stage may output them as they come, unshaped (each one
+    * still counts), since nothing reads them (lookup.c's folded select list) */
+   size_t dropped;
 } rctx_t;
 
 /* An evaluation context on doc with the run's variables. */

@@ -556,6 +556,7 @@ struct dj_jcache {
    dj_docs_t foreign; /* owned; its documents view bytes (read_foreign) */
    dj_buf_t bytes;    /* owned: the foreign documents' bytes */
    bson_t *views;     /* owned: the static bson_t each of `foreign` points to */
+   dj_rmemo_t *memo;  /* owned: the folded select list's rows' layout (NULL until one is made) */
    bool built;
 };
 
@@ -573,6 +574,7 @@ dj_agg_jcache_free (dj_jcache_t *c)
       dj_docs_clear (&c->foreign);
       bson_free (c->views);
       dj_buf_cleanup (&c->bytes);
+      dj_rmemo_free (c->memo);
       bson_free (c);
    }
 }
@@ -767,12 +769,30 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
       dj_eval_t ev;
       bool ok = true;
       size_t nout = matches->n ? matches->n : (size_t) s->unwind_preserve;
+      dj_rmemo_t *memo = NULL; /* (kept for the run's rows where the stage keeps a cache) */
+      if (s->jcache) {
+         if (!s->jcache->memo) {
+            s->jcache->memo = dj_rmemo_new ();
+         }
+         memo = s->jcache->memo;
+      }
       for (size_t k = 0; ok && k < nout; k++) {
          const bson_t *match = matches->n ? matches->v[k] : NULL;
+         if (out->n < r->dropped) {
+            /* a row the $skip after this stage drops: counted, not made
+             * (a select list of field paths cannot fail on it) */
+            if (k + 1 < nout) {
+               dj_docs_push (out, bson_new ());
+            } else {
+               dj_docs_push (out, *slot);
+               *slot = NULL; /* moved */
+            }
+            continue;
+         }
          dj_agg_eval_setup (r, &ev, doc);
          if (k + 1 < nout) {
             bson_t *row = bson_new ();
-            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, row);
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, memo, row);
             if (ok) {
                dj_docs_push (out, row);
             } else {
@@ -784,7 +804,7 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
              * made -- a heap bson_t is an aligned allocation, glibc's slow
              * one, and this saves one per row of a one-to-one join */
             bson_t row = BSON_INITIALIZER;
-            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, &row);
+            ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, memo, &row);
             if (ok) {
                bson_t *mine = *slot;
                bson_reinit (mine);

@@ -1183,13 +1183,21 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
    return dj_err (r->error, DJ_InternalError, "unknown stage");
 }
 
-bool
-dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+/* Stages [from, to) over docs; skipped: when stage `to` is a $skip, how
+ * many of the range's first outputs it will drop (the outputs before these
+ * already took the rest of it). */
+static bool
+run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, size_t skipped,
+           bson_error_t *error)
 {
    rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
    bool ok = true;
    for (int i = from; ok && i < to; i++) {
       int64_t spills = r.spills;
+      r.dropped = 0;
+      if (i + 1 < p->n && p->stages[i + 1].kind == S_SKIP) {
+         r.dropped = i + 1 < to ? (size_t) p->stages[i + 1].n : skipped;
+      }
       ok = run_stage (&r, p, i, docs);
       if (run->stats && run->stats->top == p) {
          run->stats->spills[i] += r.spills - spills;
@@ -1200,6 +1208,12 @@ dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run
       dj_docs_clear (docs);
    }
    return ok;
+}
+
+bool
+dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
+{
+   return run_range (p, from, to, run, docs, 0, error);
 }
 
 /* ---- stopping at a $limit ----------------------------------------------------
@@ -1252,7 +1266,10 @@ static bool
 chunk_flush (chunks_t *ch)
 {
    ch->taken += ch->part.n;
-   ch->ok = dj_agg_run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, ch->error);
+   /* a $skip after the stages drops what the outputs so far leave of it */
+   size_t skip = ch->end < ch->p->n && ch->p->stages[ch->end].kind == S_SKIP ? (size_t) ch->p->stages[ch->end].n : 0;
+   size_t skipped = skip > ch->out->n ? skip - ch->out->n : 0;
+   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, skipped, ch->error);
    for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
       dj_docs_push (ch->out, ch->part.v[i]); /* moved */
    }

@@ -178,9 +178,14 @@ bool dj_reshape_joins (const dj_reshape_t *r);
 /* dj_reshape_apply on doc with its top-level field `as` set to match (NULL:
  * removed), without making that document: a join's output row built
  * straight from the local document and the match (both borrowed). ev is
- * set up on doc. */
+ * set up on doc. memo (may be NULL): the layout of the rows before, kept
+ * by the caller for one r and `as` across a join's rows (dj_rmemo_new; the
+ * caller frees it with dj_rmemo_free). */
+typedef struct dj_rmemo dj_rmemo_t;
+dj_rmemo_t *dj_rmemo_new (void);
+void dj_rmemo_free (dj_rmemo_t *memo);
 bool dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
-                              bson_t *out);
+                              dj_rmemo_t *memo, bson_t *out);
 /* One element of a stage array: {name: spec} with exactly one field.
  * name/spec borrow from it. Errors are the ones MongoDB gives. */
 bool dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bson_error_t *error);

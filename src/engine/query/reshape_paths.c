@@ -157,23 +157,254 @@ eval_mapped (const rfield_t *f, dj_eval_t *ev, const char *as, const bson_t *mat
    return dj_expr_eval (f->expr, &sub, v);
 }
 
+/* ---- the joined rows' memo ------------------------------------------------
+ * The rows of a join come from documents of two collections, which mostly
+ * have the same keys in the same order from one document to the next. The
+ * memo keeps the keys of the last local document and the last match, and
+ * where each field was found among them: a row whose documents have those
+ * keys takes each field's element by position, each key compared once,
+ * instead of matching every key against the fields. Any difference (a key,
+ * their number) and the row is shaped the general way, and the memo learns
+ * the new layout -- until it has missed too often to be worth it. */
+struct dj_rmemo {
+   bool lvalid, mvalid, off;
+   int misses;
+   dj_buf_t keys, mkeys; /* the local document's and the match's keys, each with its 0 */
+   uint32_t nkeys, nmkeys;
+   bool *under; /* per field: whether its path starts with `as` (the memo's one `as`) */
+   int *at;  /* per field: its element's index in the local document (-1: none); under `as`,
+                with a longer path: its second part's in the match (-1: none) */
+   int score; /* the text score's index in the local document (-1: none) */
+   relem_t *lel, *mel; /* a row's elements (lcap, mcap entries) */
+   size_t lcap, mcap;
+};
+
+#define MEMO_MISSES 8 /* layouts learned before the memo gives up */
+
+dj_rmemo_t *
+dj_rmemo_new (void)
+{
+   return bson_malloc0 (sizeof (dj_rmemo_t));
+}
+
+void
+dj_rmemo_free (dj_rmemo_t *mm)
+{
+   if (mm) {
+      dj_buf_cleanup (&mm->keys);
+      dj_buf_cleanup (&mm->mkeys);
+      bson_free (mm->at);
+      bson_free (mm->under);
+      bson_free (mm->lel);
+      bson_free (mm->mel);
+      bson_free (mm);
+   }
+}
+
+/* Whether a and b have the same first and last w bytes of l (w <= l): with
+ * w a constant, memcmp's equality is two loads compared, not a call. */
+static inline bool
+same_ends (const uint8_t *a, const uint8_t *b, size_t l, size_t w)
+{
+   return !memcmp (a, b, w) && !memcmp (a + l - w, b + l - w, w);
+}
+
+/* Whether the l bytes at a and b are the same: a key with its 0, short as
+ * a rule (overlapping loads rather than a call to memcmp). */
+static inline bool
+same_bytes (const uint8_t *a, const uint8_t *b, size_t l)
+{
+   if (l > 16) {
+      return !memcmp (a, b, l);
+   }
+   if (l >= 8) {
+      return same_ends (a, b, l, 8);
+   }
+   if (l >= 4) {
+      return same_ends (a, b, l, 4);
+   }
+   for (size_t i = 0; i < l; i++) {
+      if (a[i] != b[i]) {
+         return false;
+      }
+   }
+   return true;
+}
+
+/* Whether doc's keys are the n of keys, in order; its elements into el
+ * (room for n). */
+static bool
+memo_same (const bson_t *doc, const dj_buf_t *keys, uint32_t n, relem_t *el)
+{
+   const uint8_t *kp = keys->data, *kend = keys->data + keys->len;
+   uint32_t i = 0;
+   dj_bwalk_t w;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      if (i == n || (size_t) (kend - kp) <= w.key_len || !same_bytes (kp, (const uint8_t *) w.key, w.key_len + 1)) {
+         return false;
+      }
+      kp += w.key_len + 1;
+      el[i++] = (relem_t){.type = w.type, .val = w.val, .end = w.val + w.val_len};
+   }
+   return !w.bad && i == n;
+}
+
+/* Learns doc's keys into keys/n; el grown to hold them. */
+static void
+memo_keys (const bson_t *doc, dj_buf_t *keys, uint32_t *n, relem_t **el, size_t *cap)
+{
+   dj_bwalk_t w;
+   keys->len = 0;
+   *n = 0;
+   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
+   while (dj_bwalk_next (&w)) {
+      dj_buf_append (keys, w.key, w.key_len + 1);
+      ++*n;
+   }
+   if (*n > *cap) {
+      *cap = *n;
+      *el = bson_realloc (*el, sizeof (relem_t) * *cap);
+   }
+}
+
+/* The index of the first key equal to key (len bytes) among keys, -1. */
+static int
+memo_find (const dj_buf_t *keys, const char *key, size_t len)
+{
+   const uint8_t *kp = keys->data, *kend = keys->data + keys->len;
+   for (int i = 0; kp < kend; i++) {
+      size_t l = strlen ((const char *) kp);
+      if (l == len && !memcmp (kp, key, len)) {
+         return i;
+      }
+      kp += l + 1;
+   }
+   return -1;
+}
+
+/* Learns the local document's layout (under: the fields under `as`). */
+static void
+memo_learn_local (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, const bson_t *doc)
+{
+   memo_keys (doc, &mm->keys, &mm->nkeys, &mm->lel, &mm->lcap);
+   mm->lvalid = true;
+   for (int i = 0; i < rp->n; i++) {
+      if (!under[i]) {
+         mm->at[i] = memo_find (&mm->keys, rp->f[i].path->parts[0], rp->f[i].len0);
+      }
+   }
+   /* the last text score no field took, as the general scan keeps it */
+   mm->score = -1;
+   const uint8_t *kp = mm->keys.data;
+   for (int j = 0; j < (int) mm->nkeys; j++) {
+      size_t l = strlen ((const char *) kp);
+      if (l + 1 == sizeof DJ_META_TEXT_SCORE && !memcmp (kp, DJ_META_TEXT_SCORE, l)) {
+         bool used = false;
+         for (int i = 0; i < rp->n; i++) {
+            used |= !under[i] && mm->at[i] == j;
+         }
+         mm->score = used ? mm->score : j;
+      }
+      kp += l + 1;
+   }
+}
+
+/* Learns the match's layout: where each longer path under `as` goes on. */
+static void
+memo_learn_match (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, const bson_t *match)
+{
+   memo_keys (match, &mm->mkeys, &mm->nmkeys, &mm->mel, &mm->mcap);
+   mm->mvalid = true;
+   for (int i = 0; i < rp->n; i++) {
+      const rfield_t *f = &rp->f[i];
+      if (under[i] && f->path->n > 1) {
+         const char *part = f->path->parts[1];
+         size_t plen = f->path->n > 2 ? (size_t) (f->path->parts[2] - part - 1) : f->len_last;
+         mm->at[i] = memo_find (&mm->mkeys, part, plen);
+      }
+   }
+}
+
+/* apply's arrays, freed unless on its stack */
+static void
+apply_free (relem_t *found, relem_t *sfound, bool *under, bool *sunder, int *from, int *sfrom)
+{
+   if (found != sfound) {
+      bson_free (found);
+   }
+   if (under != sunder) {
+      bson_free (under);
+   }
+   if (from != sfrom) {
+      bson_free (from);
+   }
+}
+
 /* The shaping of doc -- with its top-level field `as` replaced by match
  * (NULL: removed) when `as` is given. */
 static bool
-apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, bson_t *out)
+apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, dj_rmemo_t *mm,
+       bson_t *out)
 {
    relem_t stack_found[16];
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
+   bool stack_under[16];
+   bool *under = rp->n <= 16 ? stack_under : bson_malloc (sizeof (bool) * (size_t) rp->n);
+   int stack_from[16]; /* the path part each field's element was found at */
+   int *from = rp->n <= 16 ? stack_from : bson_malloc (sizeof (int) * (size_t) rp->n);
    relem_t score = {0};
    size_t as_len = as ? strlen (as) : 0;
    int nfound = 0;
    dj_bwalk_t w;
    bool ok = true;
+   mm = as && mm && !mm->off ? mm : NULL;
+   if (mm && !mm->at) {
+      mm->at = bson_malloc (sizeof (int) * (size_t) rp->n);
+      mm->under = bson_malloc (sizeof (bool) * (size_t) rp->n);
+      for (int i = 0; i < rp->n; i++) {
+         mm->under[i] = rp->f[i].len0 == as_len && !memcmp (rp->f[i].path->parts[0], as, as_len);
+      }
+   }
+   bool lsame = mm && mm->lvalid && memo_same (doc, &mm->keys, mm->nkeys, mm->lel);
+   bool msame = mm && (!match || (mm->mvalid && memo_same (match, &mm->mkeys, mm->nmkeys, mm->mel)));
+   if (lsame && msame) {
+      /* the last row's layout: each field's element by position */
+      const uint8_t *md = match ? bson_get_data (match) : NULL;
+      for (int i = 0; i < rp->n; i++) {
+         const rfield_t *f = &rp->f[i];
+         int at = mm->at[i];
+         from[i] = 1;
+         if (!mm->under[i]) {
+            found[i] = at >= 0 ? mm->lel[at] : (relem_t){0};
+         } else if (!match) {
+            found[i] = (relem_t){0};
+         } else if (f->path->n == 1) {
+            found[i] = (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len};
+         } else {
+            found[i] = at >= 0 ? mm->mel[at] : (relem_t){0};
+            from[i] = 2;
+         }
+      }
+      score = mm->score >= 0 ? mm->lel[mm->score] : (relem_t){0};
+      goto found_all;
+   }
    for (int i = 0; i < rp->n; i++) {
       /* not found yet; the fields under `as` are settled by the overlay */
-      bool under_as = as && rp->f[i].len0 == as_len && !memcmp (rp->f[i].path->parts[0], as, as_len);
-      found[i].type = under_as ? OVERLAID : 0;
-      nfound += under_as;
+      under[i] = as && rp->f[i].len0 == as_len && !memcmp (rp->f[i].path->parts[0], as, as_len);
+      found[i].type = under[i] ? OVERLAID : 0;
+      nfound += under[i];
+      from[i] = 1;
+   }
+   if (mm && ++mm->misses > MEMO_MISSES) {
+      mm->off = true; /* the layouts vary: learning costs more than it saves */
+   } else if (mm) {
+      if (!lsame) {
+         memo_learn_local (mm, rp, under, doc);
+      }
+      if (!msame) {
+         memo_learn_match (mm, rp, under, match);
+      }
    }
    int next = 0; /* the first field not found: the fields usually come in the document's order */
    dj_bwalk_init (&w, bson_get_data (doc), doc->len);
@@ -218,6 +449,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
          found[i] = match ? (relem_t){.type = BSON_TYPE_DOCUMENT, .val = md, .end = md + match->len} : (relem_t){0};
       }
    }
+found_all:;
    /* each field's element: below the first component through documents;
     * an array on the way maps the rest of the path over it, which the
     * evaluator does (type MAPPED) */
@@ -226,7 +458,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
    for (int i = 0; i < rp->n; i++) {
       const rfield_t *f = &rp->f[i];
       relem_t *e = &found[i];
-      for (int p = 1; e->type && e->type != MAPPED && p < f->path->n; p++) {
+      for (int p = from[i]; p < f->path->n && e->type && e->type != MAPPED; p++) {
          if (e->type == BSON_TYPE_ARRAY) {
             e->type = MAPPED;
             any_mapped = true;
@@ -269,9 +501,7 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
             w += score.end - score.val;
          }
          *w = 0;
-         if (found != stack_found) {
-            bson_free (found);
-         }
+         apply_free (found, stack_found, under, stack_under, from, stack_from);
          return true;
       }
    }
@@ -304,16 +534,14 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
       ok = bson_concat (out, &view);
    }
    dj_buf_cleanup (&b);
-   if (found != stack_found) {
-      bson_free (found);
-   }
+   apply_free (found, stack_found, under, stack_under, from, stack_from);
    return ok;
 }
 
 bool
 dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
 {
-   return apply (rp, ev, doc, NULL, NULL, out);
+   return apply (rp, ev, doc, NULL, NULL, NULL, out);
 }
 
 bool
@@ -324,8 +552,8 @@ dj_reshape_joins (const dj_reshape_t *r)
 
 bool
 dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
-                         bson_t *out)
+                         dj_rmemo_t *memo, bson_t *out)
 {
    BSON_ASSERT (r->paths);
-   return apply (r->paths, ev, doc, as, match, out);
+   return apply (r->paths, ev, doc, as, match, memo, out);
 }
