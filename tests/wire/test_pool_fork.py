@@ -77,21 +77,36 @@ django.setup()
 import signal
 from django.db import connection
 connection.ensure_connection()
-assert connection.is_usable()
+assert connection.is_usable(), "a running server's connection is usable"
 first = connection.connection
 # a request starts: the health check finds the connection answering and keeps it
 connection.close_if_health_check_failed()
-assert connection.connection is first
-os.kill(int(os.environ["SERVER_PID"]), signal.SIGSTOP)  # the server stops answering
+assert connection.connection is first, "a connection that answers is kept"
+import time
+pid = int(os.environ["SERVER_PID"])
+os.kill(pid, signal.SIGSTOP)  # the server stops answering
+# ... once every thread of it has stopped: kill() only makes the signal
+# pending, and on a loaded machine a server thread still ran long enough to
+# answer the ping below (1 run in 5 beside other jobs)
+def stopped():
+    for t in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] not in "Tt":
+                return False
+    return True
+deadline = time.monotonic() + 10
+while not stopped() and time.monotonic() < deadline:
+    time.sleep(0.001)
+assert stopped(), "the server stopped"
 try:
     connection.health_check_done = False
-    assert not connection.is_usable()
+    assert not connection.is_usable(), "a stopped server's connection is not usable"
     connection.close_if_health_check_failed()
-    assert connection.connection is None  # closed: the next query makes it again
+    assert connection.connection is None, "closed: the next query makes it again"
 finally:
-    os.kill(int(os.environ["SERVER_PID"]), signal.SIGCONT)
+    os.kill(pid, signal.SIGCONT)
 connection.ensure_connection()
-assert connection.is_usable() and connection.connection is not first
+assert connection.is_usable() and connection.connection is not first, "a new connection, usable"
 print("health checks: ok")
 '''
 
