@@ -9,7 +9,7 @@
  * A field of djongo's own (MongoDB's findAndModify has none like it: a
  * MongoDB server answers 40415, an unknown field, so djongo sends it only
  * to this engine and to djongo-server, whose hello announces it as
- * djongo.maxOf). It is how the executor reserves a table's AUTOINCREMENT
+ * djongo.djongoMax). It is how the executor reserves a table's AUTOINCREMENT
  * ids (src/exec/exec.c, take_ids) -- the counter advanced past both its
  * own value and the largest id the table holds, in case something wrote
  * ids without advancing it -- in one command, over the wire one round
