@@ -228,3 +228,36 @@ dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok)
    bson_destroy (one);
    return ok;
 }
+
+bool
+dj_bwalk_fields (const uint8_t *data, uint32_t len, dj_bwalk_field_t *f, int n)
+{
+   dj_bwalk_t w;
+   int want = 0;
+   for (int i = 0; i < n; i++) {
+      f[i].has = false;
+      want += f[i].name != NULL;
+   }
+   if (!dj_bwalk_init (&w, data, len)) {
+      return false;
+   }
+   while (want && dj_bwalk_next (&w)) {
+      for (int i = 0; i < n; i++) {
+         dj_bwalk_field_t *s = &f[i];
+         if (s->name && !s->has && s->len == w.key_len && !memcmp (s->name, w.key, w.key_len)) {
+            s->has = true;
+            s->type = w.type;
+            s->val = w.val;
+            s->val_len = w.val_len;
+            want--;
+         }
+      }
+   }
+   if (w.bad) {
+      for (int i = 0; i < n; i++) {
+         f[i].has = false;
+      }
+      return false;
+   }
+   return true;
+}

@@ -147,6 +147,27 @@ bool dj_bson_put_scalar (dj_buf_t *b, const char *key, size_t klen, const bson_v
  * one destroyed either way. Returns ok. */
 bool dj_bson_put_elements (dj_buf_t *b, bson_t *one, bool ok);
 
+/* A top-level field dj_bwalk_fields() looks for, and what it found. */
+typedef struct {
+   const char *name;   /**< NULL: nothing wanted in this slot */
+   uint32_t len;       /**< strlen (name) */
+   bool has;           /**< found: its type and value bytes (borrowed from the document) */
+   uint8_t type;
+   const uint8_t *val;
+   uint32_t val_len;
+} dj_bwalk_field_t;
+
+/*
+ * dj_bwalk_fields --
+ *    Finds the first element (as bson_iter_find) of each named field of
+ *    f[0 .. n) in one walk of the document of `len` bytes at data, which
+ *    stops once every one is found: for the paths that read a few
+ *    top-level fields of every document (an insert's or a delete's plain
+ *    index keys). False when the document cannot be walked to that
+ *    point (malformed): then none `has`.
+ */
+bool dj_bwalk_fields (const uint8_t *data, uint32_t len, dj_bwalk_field_t *f, int n);
+
 /* The current element's value (dj_bson_value_read). */
 static inline void
 dj_bwalk_value (const dj_bwalk_t *w, bson_value_t *out)

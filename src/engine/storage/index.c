@@ -125,6 +125,14 @@ dj_index_plain_field (const dj_index_t *ix)
    return ix->partial || ix->text ? NULL : one_field (ix);
 }
 
+/* Whether v's key does not hold it whole (a Decimal128's, a document's):
+ * an index with such a key is lossy, as one with a cut key is. */
+static inline bool
+lossy_value (const bson_value_t *v)
+{
+   return v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT;
+}
+
 bool
 dj_index_plain_key (dj_buf_t *b, const dj_index_t *ix, const bson_value_t *v)
 {
@@ -133,7 +141,7 @@ dj_index_plain_key (dj_buf_t *b, const dj_index_t *ix, const bson_value_t *v)
    dj_key_append_by (b, v ? v : &null_v, ix->desc[0], ix->collation);
    bool cut = b->len - start > DJ_KEY_MAX;
    dj_key_finish (b, start);
-   return cut;
+   return cut || (v && lossy_value (v));
 }
 
 /* The key when ix is on one top-level field and doc holds no array there
@@ -172,8 +180,7 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    }
    dj_buf_t k;
    dj_buf_init (&k);
-   bool cut = dj_index_plain_key (&k, ix, v);
-   ks->lossy = (v && (v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT)) || cut;
+   ks->lossy = dj_index_plain_key (&k, ix, v);
    ks->keys = bson_malloc (sizeof (dj_buf_t));
    ks->keys[0] = k; /* (rows NULL: its row is 0) */
    ks->n = 1;
@@ -209,7 +216,7 @@ dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_er
       dj_buf_init (&k);
       for (int i = 0; i < ix->npaths; i++) {
          const bson_value_t *kv = &fv[i].vals.v[i == multi ? r : 0];
-         ks->lossy |= kv->value_type == BSON_TYPE_DECIMAL128 || kv->value_type == BSON_TYPE_DOCUMENT;
+         ks->lossy |= lossy_value (kv);
          dj_key_append_by (&k, kv, ix->desc[i], ix->collation);
       }
       ks->lossy |= k.len > DJ_KEY_MAX;
@@ -238,56 +245,41 @@ done:
 bool
 dj_index_keys_all (const dj_coll_t *c, const bson_t *doc, dj_keyset_t *ks, dj_buf_t *buf, bson_error_t *error)
 {
-   /* per index: 0 not plain for doc (dj_index_keys), 1 plain and its field
-    * not met yet, 2 plain and met (val) */
-   int state[DJ_KEYS_ALL_MAX], left = 0, n = c->nindexes;
-   const char *name[DJ_KEYS_ALL_MAX];
-   bson_value_t val[DJ_KEYS_ALL_MAX];
+   int n = c->nindexes;
+   dj_bwalk_field_t f[DJ_KEYS_ALL_MAX]; /* the plain indexes' fields (name NULL: not plain) */
    size_t start[DJ_KEYS_ALL_MAX], end[DJ_KEYS_ALL_MAX];
 
    BSON_ASSERT (n <= DJ_KEYS_ALL_MAX);
    memset (ks, 0, sizeof *ks * (size_t) n);
    for (int i = 0; i < n; i++) {
-      name[i] = dj_index_plain_field (&c->indexes[i]);
-      state[i] = name[i] ? 1 : 0;
-      left += name[i] != NULL;
+      f[i].name = dj_index_plain_field (&c->indexes[i]);
+      f[i].len = f[i].name ? (uint32_t) strlen (f[i].name) : 0;
    }
    /* plain_key's reading for all of them in one walk: a field's first
     * occurrence decides; an array takes dj_index_keys' way (multikey), and
-    * so does a field the walk stopped short of at a malformed element */
-   dj_bwalk_t w;
-   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
-   while (left && dj_bwalk_next (&w)) {
-      for (int i = 0; i < n; i++) {
-         if (state[i] == 1 && w.key[0] == name[i][0] && (!w.key[0] || !strcmp (w.key + 1, name[i] + 1))) {
-            left--;
-            state[i] = w.type == BSON_TYPE_ARRAY ? 0 : 2;
-            if (state[i] == 2) {
-               dj_bwalk_value (&w, &val[i]);
-            }
-         }
-      }
-   }
+    * so does every field of a document the walk stopped short in */
+   bool walked = dj_bwalk_fields (bson_get_data (doc), doc->len, f, n);
+   bool plain[DJ_KEYS_ALL_MAX];
    buf->len = 0;
    for (int i = 0; i < n; i++) {
-      if (state[i] == 1 && w.bad) {
-         state[i] = 0;
-      }
-      if (state[i] == 0 || (state[i] == 1 && c->indexes[i].sparse)) {
+      plain[i] = walked && f[i].name && !(f[i].has && f[i].type == BSON_TYPE_ARRAY);
+      if (!plain[i] || (!f[i].has && c->indexes[i].sparse)) {
          continue; /* (a sparse index has no entry for a missing field) */
       }
-      const bson_value_t *v = state[i] == 2 ? &val[i] : NULL; /* NULL: absent, keyed as null */
+      bson_value_t v;
+      if (f[i].has) {
+         dj_bson_value_read (f[i].type, f[i].val, f[i].val_len, &v);
+      }
       start[i] = buf->len;
-      bool cut = dj_index_plain_key (buf, &c->indexes[i], v);
+      ks[i].lossy = dj_index_plain_key (buf, &c->indexes[i], f[i].has ? &v : NULL); /* NULL: absent, keyed as null */
       end[i] = buf->len;
-      ks[i].lossy = (v && (v->value_type == BSON_TYPE_DECIMAL128 || v->value_type == BSON_TYPE_DOCUMENT)) || cut;
    }
    for (int i = 0; i < n; i++) {
-      if (state[i] == 0) {
+      if (!plain[i]) {
          if (!dj_index_keys (&c->indexes[i], doc, &ks[i], error)) {
             return false;
          }
-      } else if (state[i] == 2 || !c->indexes[i].sparse) {
+      } else if (f[i].has || !c->indexes[i].sparse) {
          /* set once buf stopped growing (its bytes may have moved) */
          ks[i].one = (dj_buf_t){buf->data + start[i], end[i] - start[i], 0};
          ks[i].keys = &ks[i].one; /* (rows NULL: its row is 0) */

@@ -41,8 +41,9 @@ bool dj_text_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *k
 const char *dj_index_plain_field (const dj_index_t *ix);
 /* Appends to b the key such an index gives the value v (NULL: the field
  * is absent, keyed as null): encoded in the index's direction and
- * collation, finished from b's length at the call; true when it was
- * longer than DJ_KEY_MAX, and so cut (a lossy key). */
+ * collation, finished from b's length at the call; true when the key is
+ * lossy: longer than DJ_KEY_MAX, and so cut, or of a value a key does not
+ * hold whole (Decimal128, a document). */
 bool dj_index_plain_key (dj_buf_t *b, const dj_index_t *ix, const bson_value_t *v);
 /* doc's keys for ix into *ks (always dj_keyset_cleanup it after success). */
 bool dj_index_keys (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks, bson_error_t *error);

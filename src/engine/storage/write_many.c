@@ -230,14 +230,7 @@ drop_entries_past (entries_t *es, int nindexes, const size_t *marks)
  * with no key set and no allocation; a value that is an array (its
  * elements are the keys) and every other kind of index go through
  * dj_index_keys. */
-typedef struct {
-   const char *field; /* NULL: not found by the walk */
-   uint32_t len;      /* strlen (field) */
-   bool has;          /* the document has the field: its value's type and bytes (borrowed from the document) */
-   uint8_t type;
-   const uint8_t *val;
-   uint32_t val_len;
-} slot_t;
+typedef dj_bwalk_field_t slot_t; /* (dj_bwalk_fields) */
 
 /* c's slots (owned by the caller, bson_free). */
 static slot_t *
@@ -245,48 +238,13 @@ slots_new (const dj_coll_t *c)
 {
    slot_t *sl = bson_malloc0 (sizeof (slot_t) * (size_t) (c->nindexes + 1));
    for (int i = 0; i < c->nindexes; i++) {
-      sl[i].field = dj_index_plain_field (&c->indexes[i]);
+      sl[i].name = dj_index_plain_field (&c->indexes[i]);
    }
-   sl[c->nindexes].field = "_id";
+   sl[c->nindexes].name = "_id";
    for (int i = 0; i <= c->nindexes; i++) {
-      sl[i].len = sl[i].field ? (uint32_t) strlen (sl[i].field) : 0;
+      sl[i].len = sl[i].name ? (uint32_t) strlen (sl[i].name) : 0;
    }
    return sl;
-}
-
-/* Fills the slots from doc's fields (the first of a name, as
- * bson_iter_find): false if doc cannot be walked (then none is filled). */
-static bool
-slots_fill (slot_t *sl, int n, const bson_t *doc)
-{
-   dj_bwalk_t w;
-   int want = 0;
-   for (int i = 0; i < n; i++) {
-      sl[i].has = false;
-      want += sl[i].field != NULL;
-   }
-   if (!dj_bwalk_init (&w, bson_get_data (doc), doc->len)) {
-      return false;
-   }
-   while (want && dj_bwalk_next (&w)) {
-      for (int i = 0; i < n; i++) {
-         slot_t *s = &sl[i];
-         if (s->field && !s->has && s->len == w.key_len && !memcmp (s->field, w.key, w.key_len)) {
-            s->has = true;
-            s->type = w.type;
-            s->val = w.val;
-            s->val_len = w.val_len;
-            want--;
-         }
-      }
-   }
-   if (w.bad) {
-      for (int i = 0; i < n; i++) {
-         sl[i].has = false;
-      }
-      return false;
-   }
-   return true;
 }
 
 /* Appends the entry (record rid) of plain index ix for a document whose
@@ -314,14 +272,14 @@ static bool
 collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t *es, size_t *marks, slot_t *sl,
                  dj_buf_t *k, bson_error_t *error)
 {
-   bool walked = slots_fill (sl, c->nindexes + 1, doc);
+   bool walked = dj_bwalk_fields (bson_get_data (doc), doc->len, sl, c->nindexes + 1);
    for (int i = 0; i < c->nindexes; i++) {
       marks[i] = es[i].n;
    }
    for (int i = 0; i < c->nindexes; i++) {
       const dj_index_t *ix = &c->indexes[i];
       entries_t *e = &es[i];
-      if (walked && sl[i].field && !(sl[i].has && sl[i].type == BSON_TYPE_ARRAY)) {
+      if (walked && sl[i].name && !(sl[i].has && sl[i].type == BSON_TYPE_ARRAY)) {
          if (sl[i].has || !ix->sparse) { /* (a sparse index has no entry for a missing field) */
             plain_entry (e, ix, &sl[i], rid);
          }
