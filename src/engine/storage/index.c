@@ -156,24 +156,14 @@ plain_key (const dj_index_t *ix, const bson_t *doc, dj_keyset_t *ks)
    if (!name) {
       return false;
    }
-   /* the keys read from the document's bytes (dj_bson_walk.h): each insert
+   /* the key read from the document's bytes (dj_bson_walk.h): each insert
     * asks this of every index; a malformed document takes index_fields' way */
-   dj_bwalk_t w;
-   bool found = false;
-   if (!dj_bwalk_init (&w, bson_get_data (doc), doc->len)) {
+   dj_bwalk_field_t f = {.name = name, .len = (uint32_t) strlen (name)};
+   if (!dj_bwalk_fields (bson_get_data (doc), doc->len, &f, 1) || (f.has && f.type == BSON_TYPE_ARRAY)) {
       return false;
    }
-   while (!found && dj_bwalk_next (&w)) {
-      found = w.key[0] == name[0] && (!w.key[0] || !strcmp (w.key + 1, name + 1)); /* (the first byte decides most) */
-   }
-   if (w.bad) {
-      return false;
-   }
-   if (found) {
-      if (w.type == BSON_TYPE_ARRAY) {
-         return false;
-      }
-      dj_bwalk_value (&w, &fv);
+   if (f.has) {
+      dj_bson_value_read (f.type, f.val, f.val_len, &fv);
       v = &fv;
    } else if (ix->sparse) {
       return true; /* a sparse index has no entry for a missing field */
