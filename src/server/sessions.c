@@ -38,6 +38,8 @@
  * while it has one; a job is the caller's (stack) and lives until the
  * worker marks it done.
  */
+#include <errno.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -45,29 +47,41 @@
 
 int64_t dj_now_ms (void); /* engine: wall-clock milliseconds */
 
-enum { JOB_RUN, JOB_COMMIT, JOB_ABORT };
+enum { JOB_BEGIN, JOB_RUN, JOB_COMMIT, JOB_ABORT };
 enum { TXN_NONE, TXN_OPEN, TXN_COMMITTED, TXN_ABORTED };
 
 typedef struct {
    int kind;
    const char *db;
    const bson_t *cmd;
-   bson_t *reply; /* initialised by the worker */
-   bool ok, done;
+   bson_t *reply; /* initialised by the worker (not for JOB_BEGIN) */
+   bool ok;
    const char *user; /* the connection's authenticated user (borrowed), or NULL */
 } job_t;
 
+/* A handoff is one semaphore post each way: the caller posts `go` and
+ * sleeps on `back`, the worker wakes, runs the job, posts `back`. (A mutex
+ * and a condition variable shared both ways cost each handoff a second
+ * sleep and wake: the woken side blocked on the mutex the waker still
+ * held.) One caller at a time: the session's mutex (or, for an idle
+ * worker, the pool) admits one. */
 typedef struct worker {
    dj_engine_t *engine;
    struct dj_sessions *table; /* borrowed: the table whose pool it goes back to */
    pthread_t thread;
-   pthread_mutex_t mu;
-   pthread_cond_t cv;
-   job_t *job; /* the pending job, or NULL */
-   dj_engine_txn_t *txn; /* the worker's transaction (its thread's), set before begun */
-   bool begin, quit;     /* asked for: a transaction to begin; the thread to end */
-   bool begun, begin_ok;
-   bson_error_t begin_error;
+   sem_t go;     /* posted by the caller: job (or quit) is set */
+   sem_t back;   /* posted by the worker: the job is done */
+   job_t *job;   /* the job handed over; NULL with `go`: end the thread */
+   dj_engine_txn_t *txn; /* the worker's transaction (its thread's), or NULL */
+   /* A transaction to begin before the next job runs (worker_start): a
+    * transaction's begin rides on its first command rather than costing a
+    * handoff of its own. lsid is borrowed from that command (static), the
+    * session the transaction is of (dj_engine_txn_set_session), when has_lsid. */
+   bool begin;
+   bool has_lsid;
+   bson_t lsid;
+   int64_t txn_number;
+   bson_error_t begin_error; /* why the begin failed */
    struct worker *next_idle;
 } worker_t;
 
@@ -129,83 +143,108 @@ flat_command (const bson_t *cmd)
    return false;
 }
 
+static void
+sem_wait_intr (sem_t *s)
+{
+   while (sem_wait (s) != 0 && errno == EINTR) {
+   }
+}
+
+/* The begin worker_start asked for, on the worker's thread before `job`
+ * runs (none before an abort: there is nothing to end). */
+static bool
+worker_begin (worker_t *w, const job_t *job)
+{
+   w->begin = false;
+   if (job->kind == JOB_ABORT) {
+      return true;
+   }
+   memset (&w->begin_error, 0, sizeof w->begin_error);
+   /* a snapshot: reads take no lock, the first write takes the writer's
+    * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
+   w->txn = dj_engine_txn_begin_snapshot (w->engine, &w->begin_error);
+   if (w->txn && w->has_lsid) {
+      dj_engine_txn_set_session (w->txn, &w->lsid, w->txn_number);
+   }
+   w->has_lsid = false;
+   return w->txn != NULL;
+}
+
 static void *
 worker_main (void *arg)
 {
    worker_t *w = arg;
-   pthread_mutex_lock (&w->mu);
    for (;;) {
-      while (!w->begin && !w->quit) {
-         pthread_cond_wait (&w->cv, &w->mu);
-      }
-      if (w->quit) {
+      sem_wait_intr (&w->go);
+      job_t *job = w->job;
+      if (!job) {
          break;
       }
-      w->begin = false;
-      pthread_mutex_unlock (&w->mu);
-      bson_error_t err = {0};
-      /* a snapshot: reads take no lock, the first write takes the writer's
-       * place or gets WriteConflict (dj_engine_txn_begin_snapshot) */
-      dj_engine_txn_t *t = dj_engine_txn_begin_snapshot (w->engine, &err);
-      pthread_mutex_lock (&w->mu);
-      w->txn = t;
-      w->begun = true;
-      w->begin_ok = t != NULL;
-      w->begin_error = err;
-      pthread_cond_broadcast (&w->cv);
-      while (t) {
-         while (!w->job) {
-            pthread_cond_wait (&w->cv, &w->mu);
-         }
-         job_t *job = w->job;
-         pthread_mutex_unlock (&w->mu);
-         switch (job->kind) {
-         case JOB_RUN:
-            /* a write command's failure (ok 0 or writeErrors) aborts the
-             * transaction (dj_sessions_run): it needs no nested
-             * transaction to undo its own writes */
-            dj_engine_txn_set_flat (t, flat_command (job->cmd));
-            job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
-            break;
-         case JOB_COMMIT:
+      if (w->begin && !worker_begin (w, job)) {
+         if (job->kind != JOB_BEGIN) {
             bson_init (job->reply);
-            job->ok = dj_engine_txn_commit (t, &err);
-            t = NULL;
-            if (job->ok) {
-               BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-            } else {
-               dj_error_append_reply (&err, job->reply);
-            }
-            break;
-         default:
-            dj_engine_txn_abort (t);
-            t = NULL;
-            bson_init (job->reply);
-            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-            job->ok = true;
+            dj_error_append_reply (&w->begin_error, job->reply);
          }
-         pthread_mutex_lock (&w->mu);
-         job->done = true;
-         w->job = NULL;
-         w->txn = t;
-         pthread_cond_broadcast (&w->cv);
+         job->ok = false;
+         sem_post (&w->back);
+         continue;
       }
+      dj_engine_txn_t *t = w->txn;
+      bson_error_t err = {0};
+      switch (job->kind) {
+      case JOB_BEGIN:
+         job->ok = true;
+         break;
+      case JOB_RUN:
+         /* a write command's failure (ok 0 or writeErrors) aborts the
+          * transaction (dj_sessions_run): it needs no nested
+          * transaction to undo its own writes */
+         dj_engine_txn_set_flat (t, flat_command (job->cmd));
+         job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
+         break;
+      case JOB_COMMIT:
+         bson_init (job->reply);
+         job->ok = dj_engine_txn_commit (t, &err);
+         w->txn = NULL;
+         if (job->ok) {
+            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+         } else {
+            dj_error_append_reply (&err, job->reply);
+         }
+         break;
+      default:
+         if (t) { /* NULL: its begin failed, or never came */
+            dj_engine_txn_abort (t);
+         }
+         w->txn = NULL;
+         bson_init (job->reply);
+         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+         job->ok = true;
+      }
+      sem_post (&w->back);
    }
-   pthread_mutex_unlock (&w->mu);
    return NULL;
+}
+
+static bool
+worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   job_t job = {kind, db, cmd, reply, false, user};
+   w->job = &job;
+   sem_post (&w->go);
+   sem_wait_intr (&w->back);
+   return job.ok;
 }
 
 /* Ends w's thread (between transactions) and frees it. */
 static void
 worker_stop (worker_t *w)
 {
-   pthread_mutex_lock (&w->mu);
-   w->quit = true;
-   pthread_cond_broadcast (&w->cv);
-   pthread_mutex_unlock (&w->mu);
+   w->job = NULL;
+   sem_post (&w->go);
    pthread_join (w->thread, NULL);
-   pthread_cond_destroy (&w->cv);
-   pthread_mutex_destroy (&w->mu);
+   sem_destroy (&w->go);
+   sem_destroy (&w->back);
    bson_free (w);
 }
 
@@ -215,6 +254,7 @@ static void
 worker_put (worker_t *w)
 {
    dj_sessions_t *s = w->table;
+   w->begin = w->has_lsid = false; /* a begin that never came (the transaction failed before its first job) */
    pthread_mutex_lock (&s->pool_mu);
    bool kept = s->nidle < POOL_IDLE;
    if (kept) {
@@ -228,10 +268,14 @@ worker_put (worker_t *w)
    }
 }
 
-/* A worker with a transaction begun on its thread: an idle one of the
- * pool, else a new thread. */
+/* A worker for a transaction: an idle one of the pool, else a new thread.
+ * The transaction begins on the worker's thread before its first job runs;
+ * `now` begins it here (a snapshot read's, whose point in time is taken
+ * right after), else the first job's handoff carries the begin, and an
+ * lsid (the session's document, borrowed until that job is done; NULL:
+ * none) is set on it. */
 static worker_t *
-worker_start (dj_sessions_t *s, bson_error_t *error)
+worker_start (dj_sessions_t *s, bool now, const bson_t *lsid, int64_t txn_number, bson_error_t *error)
 {
    pthread_mutex_lock (&s->pool_mu);
    worker_t *w = s->idle;
@@ -244,45 +288,25 @@ worker_start (dj_sessions_t *s, bson_error_t *error)
       w = bson_malloc0 (sizeof *w);
       w->engine = s->engine;
       w->table = s;
-      pthread_mutex_init (&w->mu, NULL);
-      pthread_cond_init (&w->cv, NULL);
+      sem_init (&w->go, 0, 0);
+      sem_init (&w->back, 0, 0);
       if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
          dj_err (error, DJ_InternalError, "cannot start a transaction thread");
-         pthread_cond_destroy (&w->cv);
-         pthread_mutex_destroy (&w->mu);
+         sem_destroy (&w->go);
+         sem_destroy (&w->back);
          bson_free (w);
          return NULL;
       }
    }
-   pthread_mutex_lock (&w->mu);
-   w->begun = false;
    w->begin = true;
-   pthread_cond_broadcast (&w->cv);
-   while (!w->begun) {
-      pthread_cond_wait (&w->cv, &w->mu);
-   }
-   bool ok = w->begin_ok;
-   *error = w->begin_error;
-   pthread_mutex_unlock (&w->mu);
-   if (!ok) {
+   w->has_lsid = lsid && bson_init_static (&w->lsid, bson_get_data (lsid), lsid->len);
+   w->txn_number = txn_number;
+   if (now && !worker_do (w, JOB_BEGIN, NULL, NULL, NULL, NULL)) {
+      *error = w->begin_error;
       worker_put (w);
       return NULL;
    }
    return w;
-}
-
-static bool
-worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t *cmd, bson_t *reply)
-{
-   job_t job = {kind, db, cmd, reply, false, false, user};
-   pthread_mutex_lock (&w->mu);
-   w->job = &job;
-   pthread_cond_broadcast (&w->cv);
-   while (!job.done) {
-      pthread_cond_wait (&w->cv, &w->mu);
-   }
-   pthread_mutex_unlock (&w->mu);
-   return job.ok;
 }
 
 /* Commits or aborts, then gives the worker back to the pool. */
@@ -657,7 +681,7 @@ snapshot_run (dj_sessions_t *s, const uint8_t id[16], const char *user, const ch
    if (!has_at) {
       bson_error_t err = {0};
       snapshot_drop (ss);
-      if (!(ss->snap = worker_start (s, &err))) {
+      if (!(ss->snap = worker_start (s, true, NULL, 0, &err))) {
          bson_init (reply);
          dj_error_append_reply (&err, reply);
          session_put (s, ss);
@@ -813,7 +837,17 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       }
       session_abort (ss); /* a newer transaction ends the old one */
       bson_error_t err = {0};
-      if (!(ss->w = worker_start (s, &err))) {
+      bson_t lsid;
+      uint32_t len;
+      const uint8_t *data;
+      bool has_lsid = false;
+      if (bson_iter_init_find (&it, cmd, "lsid") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
+         bson_iter_document (&it, &len, &data);
+         has_lsid = bson_init_static (&lsid, data, len);
+      }
+      /* begun with this command's job, the session set on it before the
+       * command runs */
+      if (!(ss->w = worker_start (s, false, has_lsid ? &lsid : NULL, txn, &err))) {
          ss->state = TXN_ABORTED;
          ss->txn_number = txn;
          bson_init (reply);
@@ -823,16 +857,6 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       ss->state = TXN_OPEN;
       ss->txn_number = txn;
       ss->txn_started_ms = dj_now_ms ();
-      bson_t lsid;
-      if (bson_iter_init_find (&it, cmd, "lsid") && BSON_ITER_HOLDS_DOCUMENT (&it)) {
-         /* before its first command runs (the worker waits for jobs) */
-         uint32_t len;
-         const uint8_t *data;
-         bson_iter_document (&it, &len, &data);
-         if (bson_init_static (&lsid, data, len)) {
-            dj_engine_txn_set_session (ss->w->txn, &lsid, txn);
-         }
-      }
    } else if (txn != ss->txn_number || ss->state == TXN_NONE) {
       error_reply (reply, DJ_NoSuchTransaction, true, "Transaction with txnNumber %lld is not open", txn);
       goto done;
