@@ -48,10 +48,12 @@ dj_monotonic_ms (void)
 }
 
 /* Waits until fd has one of events (or is closed / failed) or the deadline
- * (monotonic ms; -1: none) passes: false on the deadline. */
+ * (monotonic ms; -1: none) passes: false on the deadline. With a host
+ * (host.c), what other threads post to it runs meanwhile. */
 static bool
-wait_fd (int fd, short events, int64_t deadline)
+wait_fd (int fd, short events, int64_t deadline, dj_host_t *host)
 {
+   int wake = dj_host_fd (host);
    for (;;) {
       int timeout = -1;
       if (deadline >= 0) {
@@ -61,9 +63,12 @@ wait_fd (int fd, short events, int64_t deadline)
          }
          timeout = left > INT32_MAX ? INT32_MAX : (int) left;
       }
-      struct pollfd p = {fd, events, 0};
-      int rc = poll (&p, 1, timeout);
-      if (rc > 0) {
+      struct pollfd p[2] = {{fd, events, 0}, {wake, POLLIN, 0}};
+      int rc = poll (p, wake >= 0 ? 2 : 1, timeout);
+      if (rc > 0 && p[1].revents) {
+         dj_host_serve (host);
+      }
+      if (rc > 0 && p[0].revents) {
          return true; /* ready, or closed: the transfer tells which */
       }
       if (rc < 0 && errno != EINTR) {
@@ -206,7 +211,7 @@ starts_with_client_hello (int fd, int64_t deadline)
 {
    uint8_t b[6];
    for (;;) {
-      if (!wait_fd (fd, POLLIN, deadline)) {
+      if (!wait_fd (fd, POLLIN, deadline, NULL)) {
          return -1;
       }
       ssize_t r = recv (fd, b, sizeof b, MSG_PEEK);
@@ -262,7 +267,7 @@ tls_handshake (struct dj_server *srv, dj_conn_t *c, int64_t deadline)
       }
       int e = SSL_get_error (ssl, r);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-         if (!wait_fd (c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
+         if (!wait_fd (c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, NULL)) {
             dj_server_log (srv, "conn%lld %s: TLS handshake not complete in time (--message-timeout); closing",
                            (long long) c->id, c->peer);
             ERR_clear_error ();
@@ -324,7 +329,7 @@ dj_io_wait_readable (dj_conn_t *c, int64_t deadline)
    if (c->ssl && SSL_pending (c->ssl) > 0) {
       return true; /* decrypted bytes wait in OpenSSL, not in the socket */
    }
-   return wait_fd (c->fd, POLLIN, deadline);
+   return wait_fd (c->fd, POLLIN, deadline, c->host);
 }
 
 /* The plain path: blocking send/recv, a poll before each receive when
@@ -333,7 +338,7 @@ static bool
 plain_transfer (int fd, uint8_t *p, size_t n, bool sending, int64_t deadline, bool *timed_out)
 {
    while (n) {
-      if (!sending && deadline >= 0 && !wait_fd (fd, POLLIN, deadline)) {
+      if (!sending && deadline >= 0 && !wait_fd (fd, POLLIN, deadline, NULL)) {
          *timed_out = true;
          return false;
       }
@@ -368,7 +373,7 @@ tls_transfer (dj_conn_t *c, uint8_t *p, size_t n, bool sending, int64_t deadline
       }
       int e = SSL_get_error (c->ssl, r);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-         if (!wait_fd (c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, sending ? -1 : deadline)) {
+         if (!wait_fd (c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, sending ? -1 : deadline, NULL)) {
             *timed_out = true;
             return false;
          }

@@ -5,6 +5,8 @@
  *   server.c     listening, connections, dispatch, shutdown
  *   handshake.c  the commands a server answers around the engine's
  *   sessions.c   sessions and multi-document transactions
+ *   host.c       a thread's mailbox: a transaction's commands run on the
+ *                thread that hosts it (the connection thread that began it)
  *   io.c         a connection's bytes: plain socket or TLS (OpenSSL)
  *   auth.c       SCRAM-SHA-256 (saslStart / saslContinue), the users file
  *   replset.c    what a replica-set member adds to replies: cluster time,
@@ -28,6 +30,7 @@ typedef struct dj_sessions dj_sessions_t;
 typedef struct dj_users dj_users_t;
 typedef struct dj_auth_conv dj_auth_conv_t;
 typedef struct dj_failpoint dj_failpoint_t;
+typedef struct dj_host dj_host_t;
 
 /* One client connection (owned by the server's list; its thread runs it). */
 typedef struct dj_conn {
@@ -45,6 +48,7 @@ typedef struct dj_conn {
    char app_name[128]; /* the handshake's client.application.name, or "" */
    uint8_t compressors[DJ_COMPRESSORS]; /* agreed on in the handshake, the client's order first */
    uint32_t ncompressors;
+   dj_host_t *host;    /* owned by its thread: the transactions it runs (host.c), or NULL */
    struct dj_conn *next;
 } dj_conn_t;
 
@@ -222,7 +226,35 @@ void dj_fail_action_after (const dj_fail_action_t *a, const char *name, const bs
  * for an error reply that has none. */
 void dj_error_labels_add (const char *name, const bson_t *cmd, bson_t *reply);
 
+/* host.c: a thread's mailbox (the header there). dj_host_new makes one
+ * (pollable: with an eventfd a connection thread polls; NULL if that
+ * fails), dj_host_enter makes it the calling thread's (dj_host_self).
+ * dj_host_run runs fn(arg) on h's thread -- at once when that is the
+ * caller's -- and returns when it is done, running what is posted to the
+ * caller's own host meanwhile; dj_host_serve runs what was posted (h's
+ * thread, its eventfd readable); dj_host_lock takes a mutex the same way.
+ * dj_host_hold counts what h hosts (dj_host_busy: any), dj_host_quit ends
+ * dj_host_loop (a worker thread's life), dj_host_close serves until
+ * nothing is held, then frees h (its thread's end). */
+dj_host_t *dj_host_new (bool pollable);
+void dj_host_enter (dj_host_t *h);
+dj_host_t *dj_host_self (void);
+int dj_host_fd (const dj_host_t *h);
+void dj_host_run (dj_host_t *h, void (*fn) (void *), void *arg);
+bool dj_host_serve (dj_host_t *h);
+void dj_host_lock (pthread_mutex_t *m);
+void dj_host_hold (dj_host_t *h, int delta);
+bool dj_host_busy (dj_host_t *h);
+void dj_host_quit (dj_host_t *h);
+void dj_host_loop (dj_host_t *h);
+void dj_host_close (dj_host_t *h);
+
 /* sessions.c */
+/* Runs fn(arg) on a worker thread of the pool and waits (serving the
+ * caller's host): a command that must not run on a connection thread
+ * hosting a transaction (it could wait for that transaction's write lock,
+ * which only this thread can release). false if no thread could start. */
+bool dj_sessions_call (dj_sessions_t *s, void (*fn) (void *), void *arg);
 /* Retryable writes: a write retried with the txnNumber of one that
  * succeeded is answered with the first execution's reply (copied into
  * reply, initialised) instead of running again. */

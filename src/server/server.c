@@ -173,6 +173,40 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
    return true;
 }
 
+/* A command run on a worker thread (run_hosting). */
+typedef struct {
+   struct dj_server *srv;
+   dj_conn_t *c;
+   const char *db;
+   const bson_t *cmd;
+   bson_t *reply;
+   bool keep;
+} call_t;
+
+static void
+call_main (void *arg)
+{
+   call_t *a = arg;
+   a->keep = run_command (a->srv, a->c, a->db, a->cmd, a->reply);
+}
+
+/* run_command, on a worker thread when this connection thread hosts a
+ * transaction and cmd is not one of a transaction: a write outside it
+ * would wait here for the write lock the hosted transaction holds, which
+ * only this thread can let go (host.c); the thread serves its host while
+ * it waits. */
+static bool
+run_hosting (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *cmd, bson_t *reply)
+{
+   if (c->host && !bson_has_field (cmd, "autocommit") && dj_host_busy (c->host)) {
+      call_t a = {srv, c, db, cmd, reply, false};
+      if (dj_sessions_call (srv->sessions, call_main, &a)) {
+         return a.keep;
+      }
+   }
+   return run_command (srv, c, db, cmd, reply);
+}
+
 /* A getMore reply's cursor id when another batch should follow it
  * unasked: the cursor is open and this batch held documents (an empty one
  * is a tailable cursor with nothing new: the client asks again); else 0. */
@@ -261,6 +295,12 @@ conn_main (void *arg)
    /* TLS first, when the server speaks it: the handshake runs here, not
     * in the accept loop, so a slow client delays only itself */
    bool started = dj_io_start (srv, c);
+   /* the transactions begun over this connection run on this thread (host.c) */
+   dj_host_t *host = started ? dj_host_new (true) : NULL;
+   if (host) {
+      dj_host_enter (host);
+   }
+   c->host = host;
    while (started) {
       uint8_t head[DJ_WIRE_HEADER];
       dj_wire_header_t h;
@@ -351,7 +391,7 @@ conn_main (void *arg)
       atomic_fetch_sub (&srv->incoming, held);
       held = 0;
       bson_t reply;
-      if (!run_command (srv, c, req.db, req.cmd, &reply)) {
+      if (!run_hosting (srv, c, req.db, req.cmd, &reply)) {
          dj_wire_request_cleanup (&req);
          break; /* closeConnection: no reply */
       }
@@ -381,6 +421,12 @@ conn_main (void *arg)
          break;
       }
    }
+   pthread_mutex_unlock (&srv->mu);
+   /* a transaction this thread hosts outlives the connection (a driver may
+    * end it over another one, or it ends past its lifetime, or at
+    * shutdown): served until none is left, the thread still counted */
+   dj_host_close (host);
+   pthread_mutex_lock (&srv->mu);
    if (--srv->nconns == 0) {
       pthread_cond_broadcast (&srv->idle);
    }

@@ -5,9 +5,14 @@
  * A transaction is one engine snapshot transaction (dj_engine_txn_t). LMDB's write
  * transaction belongs to the thread that began it, while a driver may send
  * a session's commands over any of its connections (so, any of our
- * connection threads). Each open transaction therefore has a worker thread
- * of its own that begins it, runs every command of it, and commits or
- * aborts it; connection threads hand commands to it and wait for the reply.
+ * connection threads). Each open transaction therefore has a host thread
+ * (host.c) that begins it, runs every command of it, and commits or aborts
+ * it: the connection thread whose command began it -- the commands that
+ * follow over that connection run at once, the others are posted to it --
+ * or, for a snapshot read, a worker thread of its own. A connection thread
+ * that hosts a transaction runs its other commands (outside transactions)
+ * on a worker thread (server.c): a write there would wait for the write
+ * lock the hosted transaction holds, which only this thread can let go.
  *
  * MongoDB's rules kept here: commands of a transaction carry lsid,
  * txnNumber and autocommit: false, the first also startTransaction: true; a
@@ -18,8 +23,8 @@
  *
  * Snapshot sessions read outside transactions at one point in time: the
  * first find/aggregate/distinct with readConcern {level: "snapshot"} and
- * no atClusterTime opens a read-only snapshot (a worker of its own, as a
- * transaction has) and its reply names the point (atClusterTime, a
+ * no atClusterTime opens a read-only snapshot (on a worker thread of its
+ * own) and its reply names the point (atClusterTime, a
  * Timestamp); the session's later reads give that atClusterTime back and
  * run in the same snapshot, so later writes stay invisible to them. A
  * snapshot is kept for mongod's default history window
@@ -27,22 +32,19 @@
  * (or never) kept fails with SnapshotTooOld (239).
  * https://www.mongodb.com/docs/manual/reference/read-concern-snapshot/
  *
- * Workers are kept for the next transaction rather than ended with theirs
- * (up to POOL_IDLE idle ones): a transaction per Django write (atomic()
- * around a delete or an update) would otherwise pay a thread's start and
- * end each time. A worker's transaction still begins, runs and ends on its
- * one thread.
+ * Worker threads are kept for the next use rather than ended (up to
+ * POOL_IDLE idle ones).
  *
  * Ownership: the table owns its sessions and its idle workers; a session
- * owns its worker while the transaction is open, and its snapshot worker
- * while it has one; a job is the caller's (stack) and lives until the
- * worker marks it done.
+ * owns its worker while the transaction is open (a hosted one: the
+ * connection thread's host counts it, and outlives it), and its snapshot worker
+ * while it has one; a job is the caller's (stack) and lives until its
+ * host has run it.
  */
-#include <errno.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "dj_buf.h"
 #include "server-private.h"
 
 int64_t dj_now_ms (void); /* engine: wall-clock milliseconds */
@@ -50,33 +52,37 @@ int64_t dj_now_ms (void); /* engine: wall-clock milliseconds */
 enum { JOB_BEGIN, JOB_RUN, JOB_COMMIT, JOB_ABORT };
 enum { TXN_NONE, TXN_OPEN, TXN_COMMITTED, TXN_ABORTED };
 
+struct worker;
+
 typedef struct {
    int kind;
    const char *db;
    const bson_t *cmd;
-   bson_t *reply; /* initialised by the worker (not for JOB_BEGIN) */
+   bson_t *reply; /* initialised by the job (not for JOB_BEGIN) */
    bool ok;
-   const char *user; /* the connection's authenticated user (borrowed), or NULL */
+   const char *user;  /* the connection's authenticated user (borrowed), or NULL */
+   struct worker *w;  /* the transaction it runs in */
 } job_t;
 
-/* A handoff is one semaphore post each way: the caller posts `go` and
- * sleeps on `back`, the worker wakes, runs the job, posts `back`. (A mutex
- * and a condition variable shared both ways cost each handoff a second
- * sleep and wake: the woken side blocked on the mutex the waker still
- * held.) One caller at a time: the session's mutex (or, for an idle
- * worker, the pool) admits one. */
+/* A transaction's host (host.c) and its state there. A transaction begun
+ * by a command over a connection is hosted by that connection's thread
+ * (`hosted`: no thread of its own; the commands that follow over the same
+ * connection run at once); a snapshot read's, or one begun where no
+ * connection thread can host it, by a worker thread of the pool (one
+ * per open transaction, kept for the next after it ends). Only the host's
+ * thread touches txn and the begin fields after worker_start; one caller at
+ * a time: the session's mutex (or, for an idle worker, the pool) admits one. */
 typedef struct worker {
    dj_engine_t *engine;
    struct dj_sessions *table; /* borrowed: the table whose pool it goes back to */
-   pthread_t thread;
-   sem_t go;     /* posted by the caller: job (or quit) is set */
-   sem_t back;   /* posted by the worker: the job is done */
-   job_t *job;   /* the job handed over; NULL with `go`: end the thread */
-   dj_engine_txn_t *txn; /* the worker's transaction (its thread's), or NULL */
+   dj_host_t *host;      /* where its jobs run: a connection thread's (hosted), or its own thread's */
+   bool hosted;
+   pthread_t thread;     /* (not hosted) its thread */
+   dj_engine_txn_t *txn; /* the transaction (its host's thread's), or NULL */
    /* A transaction to begin before the next job runs (worker_start): a
-    * transaction's begin rides on its first command rather than costing a
-    * handoff of its own. lsid is borrowed from that command (static), the
-    * session the transaction is of (dj_engine_txn_set_session), when has_lsid. */
+    * transaction's begin rides on its first command. lsid is borrowed from
+    * that command (static), the session the transaction is of
+    * (dj_engine_txn_set_session), when has_lsid. */
    bool begin;
    bool has_lsid;
    bson_t lsid;
@@ -143,14 +149,7 @@ flat_command (const bson_t *cmd)
    return false;
 }
 
-static void
-sem_wait_intr (sem_t *s)
-{
-   while (sem_wait (s) != 0 && errno == EINTR) {
-   }
-}
-
-/* The begin worker_start asked for, on the worker's thread before `job`
+/* The begin worker_start asked for, on the host's thread before `job`
  * runs (none before an abort: there is nothing to end). */
 static bool
 worker_begin (worker_t *w, const job_t *job)
@@ -170,69 +169,69 @@ worker_begin (worker_t *w, const job_t *job)
    return w->txn != NULL;
 }
 
+/* A job, on its transaction's host thread (dj_host_run). */
+static void
+run_job (void *arg)
+{
+   job_t *job = arg;
+   worker_t *w = job->w;
+   if (w->begin && !worker_begin (w, job)) {
+      if (job->kind != JOB_BEGIN) {
+         bson_init (job->reply);
+         dj_error_append_reply (&w->begin_error, job->reply);
+      }
+      job->ok = false;
+      return;
+   }
+   dj_engine_txn_t *t = w->txn;
+   bson_error_t err = {0};
+   switch (job->kind) {
+   case JOB_BEGIN:
+      job->ok = true;
+      break;
+   case JOB_RUN:
+      /* a write command's failure (ok 0 or writeErrors) aborts the
+       * transaction (dj_sessions_run): it needs no nested
+       * transaction to undo its own writes */
+      dj_engine_txn_set_flat (t, flat_command (job->cmd));
+      job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
+      break;
+   case JOB_COMMIT:
+      bson_init (job->reply);
+      job->ok = dj_engine_txn_commit (t, &err);
+      w->txn = NULL;
+      if (job->ok) {
+         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+      } else {
+         dj_error_append_reply (&err, job->reply);
+      }
+      break;
+   default:
+      if (t) { /* NULL: its begin failed, or never came */
+         dj_engine_txn_abort (t);
+      }
+      w->txn = NULL;
+      bson_init (job->reply);
+      BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+      job->ok = true;
+   }
+}
+
 static void *
 worker_main (void *arg)
 {
    worker_t *w = arg;
-   for (;;) {
-      sem_wait_intr (&w->go);
-      job_t *job = w->job;
-      if (!job) {
-         break;
-      }
-      if (w->begin && !worker_begin (w, job)) {
-         if (job->kind != JOB_BEGIN) {
-            bson_init (job->reply);
-            dj_error_append_reply (&w->begin_error, job->reply);
-         }
-         job->ok = false;
-         sem_post (&w->back);
-         continue;
-      }
-      dj_engine_txn_t *t = w->txn;
-      bson_error_t err = {0};
-      switch (job->kind) {
-      case JOB_BEGIN:
-         job->ok = true;
-         break;
-      case JOB_RUN:
-         /* a write command's failure (ok 0 or writeErrors) aborts the
-          * transaction (dj_sessions_run): it needs no nested
-          * transaction to undo its own writes */
-         dj_engine_txn_set_flat (t, flat_command (job->cmd));
-         job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
-         break;
-      case JOB_COMMIT:
-         bson_init (job->reply);
-         job->ok = dj_engine_txn_commit (t, &err);
-         w->txn = NULL;
-         if (job->ok) {
-            BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-         } else {
-            dj_error_append_reply (&err, job->reply);
-         }
-         break;
-      default:
-         if (t) { /* NULL: its begin failed, or never came */
-            dj_engine_txn_abort (t);
-         }
-         w->txn = NULL;
-         bson_init (job->reply);
-         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
-         job->ok = true;
-      }
-      sem_post (&w->back);
-   }
+   dj_host_enter (w->host);
+   dj_host_loop (w->host);
+   dj_host_close (w->host);
    return NULL;
 }
 
 static bool
 worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   job_t job = {kind, db, cmd, reply, false, user};
-   w->job = &job;
-   sem_post (&w->go);
-   sem_wait_intr (&w->back);
+   job_t job = {kind, db, cmd, reply, false, user, w};
+   dj_host_run (w->host, run_job, &job);
    return job.ok;
 }
 
@@ -240,19 +239,22 @@ worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t
 static void
 worker_stop (worker_t *w)
 {
-   w->job = NULL;
-   sem_post (&w->go);
-   pthread_join (w->thread, NULL);
-   sem_destroy (&w->go);
-   sem_destroy (&w->back);
+   dj_host_quit (w->host);
+   pthread_join (w->thread, NULL); /* (the thread freed its host) */
    bson_free (w);
 }
 
 /* Gives w (between transactions) back to its table's pool, or ends it
- * when the pool is full. */
+ * when the pool is full; a hosted one is freed and its host let go. */
 static void
 worker_put (worker_t *w)
 {
+   if (w->hosted) {
+      dj_host_t *h = w->host;
+      bson_free (w);
+      dj_host_hold (h, -1); /* (h may be gone after: a closed connection's thread waits for this) */
+      return;
+   }
    dj_sessions_t *s = w->table;
    w->begin = w->has_lsid = false; /* a begin that never came (the transaction failed before its first job) */
    pthread_mutex_lock (&s->pool_mu);
@@ -268,14 +270,9 @@ worker_put (worker_t *w)
    }
 }
 
-/* A worker for a transaction: an idle one of the pool, else a new thread.
- * The transaction begins on the worker's thread before its first job runs;
- * `now` begins it here (a snapshot read's, whose point in time is taken
- * right after), else the first job's handoff carries the begin, and an
- * lsid (the session's document, borrowed until that job is done; NULL:
- * none) is set on it. */
+/* A worker thread of the pool: an idle one, else a new thread. */
 static worker_t *
-worker_start (dj_sessions_t *s, bool now, const bson_t *lsid, int64_t txn_number, bson_error_t *error)
+worker_thread (dj_sessions_t *s, bson_error_t *error)
 {
    pthread_mutex_lock (&s->pool_mu);
    worker_t *w = s->idle;
@@ -284,19 +281,42 @@ worker_start (dj_sessions_t *s, bool now, const bson_t *lsid, int64_t txn_number
       s->nidle--;
    }
    pthread_mutex_unlock (&s->pool_mu);
-   if (!w) {
+   if (w) {
+      return w;
+   }
+   w = bson_malloc0 (sizeof *w);
+   w->engine = s->engine;
+   w->table = s;
+   w->host = dj_host_new (false);
+   if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
+      dj_err (error, DJ_InternalError, "cannot start a transaction thread");
+      dj_host_close (w->host);
+      bson_free (w);
+      return NULL;
+   }
+   return w;
+}
+
+/* A host for a transaction. The transaction begins on the host's thread
+ * before its first job runs: `now` begins it here (a snapshot read's,
+ * whose point in time is taken right after, on a worker thread), else the
+ * first job carries the begin and, on a connection thread, the thread
+ * itself hosts it. lsid (the session's document, borrowed until that job
+ * is done; NULL: none) is set on it. */
+static worker_t *
+worker_start (dj_sessions_t *s, bool now, const bson_t *lsid, int64_t txn_number, bson_error_t *error)
+{
+   dj_host_t *self = dj_host_self ();
+   worker_t *w;
+   if (!now && dj_host_fd (self) >= 0) {
       w = bson_malloc0 (sizeof *w);
       w->engine = s->engine;
       w->table = s;
-      sem_init (&w->go, 0, 0);
-      sem_init (&w->back, 0, 0);
-      if (pthread_create (&w->thread, NULL, worker_main, w) != 0) {
-         dj_err (error, DJ_InternalError, "cannot start a transaction thread");
-         sem_destroy (&w->go);
-         sem_destroy (&w->back);
-         bson_free (w);
-         return NULL;
-      }
+      w->host = self;
+      w->hosted = true;
+      dj_host_hold (self, 1);
+   } else if (!(w = worker_thread (s, error))) {
+      return NULL;
    }
    w->begin = true;
    w->has_lsid = lsid && bson_init_static (&w->lsid, bson_get_data (lsid), lsid->len);
@@ -320,6 +340,19 @@ worker_end (worker_t *w, bool commit, bson_t *reply)
    }
    worker_put (w);
    return ok;
+}
+
+bool
+dj_sessions_call (dj_sessions_t *s, void (*fn) (void *), void *arg)
+{
+   bson_error_t ignored;
+   worker_t *w = worker_thread (s, &ignored);
+   if (!w) {
+      return false;
+   }
+   dj_host_run (w->host, fn, arg);
+   worker_put (w);
+   return true;
 }
 
 /* ---- the table ----------------------------------------------------------- */
@@ -387,16 +420,38 @@ void
 dj_sessions_reap (dj_sessions_t *s, int64_t lifetime_ms)
 {
    int64_t now = dj_now_ms ();
+   /* transactions past their lifetime, aborted outside the table's lock:
+    * ending one waits for its host, a connection thread that may itself be
+    * waiting for the table */
+   session_t **due = NULL;
+   size_t n = 0, cap = 0;
    pthread_mutex_lock (&s->mu);
-   for (session_t **pp = &s->list, *ss; (ss = *pp);) {
+   for (session_t *ss = s->list; ss; ss = ss->next) {
+      if (ss->state == TXN_OPEN && now - ss->txn_started_ms > lifetime_ms) {
+         DJ_GROW (due, n, cap, 8);
+         ss->refs++; /* keeps it listed until looked at */
+         due[n++] = ss;
+      }
+   }
+   pthread_mutex_unlock (&s->mu);
+   for (size_t i = 0; i < n; i++) {
+      session_t *ss = due[i];
       /* a session running a command is left alone; it is reaped next time */
-      if (ss->state == TXN_OPEN && now - ss->txn_started_ms > lifetime_ms && pthread_mutex_trylock (&ss->mu) == 0) {
-         if (ss->state == TXN_OPEN) {
+      if (pthread_mutex_trylock (&ss->mu) == 0) {
+         if (ss->state == TXN_OPEN && now - ss->txn_started_ms > lifetime_ms) {
             session_abort (ss);
          }
          pthread_mutex_unlock (&ss->mu);
       }
-      /* a snapshot past the history window (or at shutdown) is let go */
+      pthread_mutex_lock (&s->mu);
+      ss->refs--;
+      pthread_mutex_unlock (&s->mu);
+   }
+   bson_free (due);
+   pthread_mutex_lock (&s->mu);
+   for (session_t **pp = &s->list, *ss; (ss = *pp);) {
+      /* a snapshot past the history window (or at shutdown) is let go (its
+       * worker thread never waits for the table) */
       if (ss->snap && (lifetime_ms < 0 || ss->ended || now - ss->snap_started_ms > SNAPSHOT_WINDOW_MS) &&
           pthread_mutex_trylock (&ss->mu) == 0) {
          snapshot_drop (ss);
@@ -472,7 +527,7 @@ session_get (dj_sessions_t *s, const uint8_t id[16], bool create)
    }
    pthread_mutex_unlock (&s->mu);
    if (ss) {
-      pthread_mutex_lock (&ss->mu);
+      dj_host_lock (&ss->mu); /* (its holder may be waiting for this thread's transactions) */
    }
    return ss;
 }
