@@ -110,6 +110,46 @@ serve (dj_host_t *h)
    return q != NULL;
 }
 
+/* Serves h (the caller is h's thread) until until(h, arg) holds, looked
+ * at under h's lock whenever h's condition is signalled. */
+static void
+serve_until (dj_host_t *h, bool (*until) (const dj_host_t *, const void *), const void *arg)
+{
+   pthread_mutex_lock (&h->mu);
+   while (!until (h, arg)) {
+      if (h->queue) {
+         pthread_mutex_unlock (&h->mu);
+         serve (h);
+         pthread_mutex_lock (&h->mu);
+         continue;
+      }
+      pthread_cond_wait (&h->cv, &h->mu);
+   }
+   pthread_mutex_unlock (&h->mu);
+}
+
+static bool
+task_done (const dj_host_t *h, const void *t)
+{
+   (void) h;
+   return ((const task_t *) t)->done;
+}
+
+static bool
+quitting (const dj_host_t *h, const void *arg)
+{
+   (void) arg;
+   return h->quit;
+}
+
+/* nothing hosted, nothing posted: the thread may end */
+static bool
+idle (const dj_host_t *h, const void *arg)
+{
+   (void) arg;
+   return h->held == 0 && !h->queue;
+}
+
 bool
 dj_host_serve (dj_host_t *h)
 {
@@ -148,17 +188,7 @@ dj_host_run (dj_host_t *h, void (*fn) (void *), void *arg)
       sem_destroy (&t.sem);
       return;
    }
-   pthread_mutex_lock (&me->mu);
-   while (!t.done) {
-      if (me->queue) {
-         pthread_mutex_unlock (&me->mu);
-         serve (me);
-         pthread_mutex_lock (&me->mu);
-         continue;
-      }
-      pthread_cond_wait (&me->cv, &me->mu);
-   }
-   pthread_mutex_unlock (&me->mu);
+   serve_until (me, task_done, &t);
 }
 
 void
@@ -223,17 +253,7 @@ dj_host_quit (dj_host_t *h)
 void
 dj_host_loop (dj_host_t *h)
 {
-   pthread_mutex_lock (&h->mu);
-   while (!h->quit) {
-      if (h->queue) {
-         pthread_mutex_unlock (&h->mu);
-         serve (h);
-         pthread_mutex_lock (&h->mu);
-         continue;
-      }
-      pthread_cond_wait (&h->cv, &h->mu);
-   }
-   pthread_mutex_unlock (&h->mu);
+   serve_until (h, quitting, NULL);
 }
 
 void
@@ -242,17 +262,7 @@ dj_host_close (dj_host_t *h)
    if (!h) {
       return;
    }
-   pthread_mutex_lock (&h->mu);
-   while (h->held > 0 || h->queue) {
-      if (h->queue) {
-         pthread_mutex_unlock (&h->mu);
-         serve (h);
-         pthread_mutex_lock (&h->mu);
-         continue;
-      }
-      pthread_cond_wait (&h->cv, &h->mu);
-   }
-   pthread_mutex_unlock (&h->mu);
+   serve_until (h, idle, NULL);
    tl_host = NULL;
    if (h->wake >= 0) {
       close (h->wake);
