@@ -176,6 +176,9 @@ struct dj_engine {
    /* Find projections parsed, kept by their spec's bytes (commands/
     * cmd_read.c); storage never touches it. */
    struct dj_keep *proj_cache;
+   /* Hash joins' foreign sides, kept by snapshot for the next $lookup of
+    * the same one (aggregation/lookup.c); storage never touches it. */
+   struct dj_keep *join_keep;
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
