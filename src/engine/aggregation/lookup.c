@@ -615,8 +615,10 @@ dj_agg_jcache_free (dj_jcache_t *c)
  * foreignField}; a later $lookup whose read-only transaction has the same
  * snapshot id takes it instead of reading the collection.
  *
- * Why that is exact: an LMDB read-only transaction's id (mdb_txn_id) is the
- * id of the last write transaction committed before it began; every commit
+ * Why that is exact: an LMDB read-only transaction's id (mdb_txn_id: "for
+ * a read-only transaction, this corresponds to the snapshot being read",
+ * lmdb.h) is the id of the last write transaction committed before it
+ * began; every commit
  * that changes anything takes the next id, in any process sharing the
  * data directory, so two read-only transactions of the same environment
  * with the same id see the same data. A write transaction's id is the next
@@ -624,10 +626,12 @@ dj_agg_jcache_free (dj_jcache_t *c)
  * caller's transaction may hold writes of its own: a read in either
  * (ctx->write, ctx->borrowed, ctx->direct) neither keeps nor takes. Views
  * (their pipelines may read $$NOW or $rand) and missing collections are
- * never kept, nor a side past JKEEP_MAX_BYTES. The keep holds the objects
- * (dj_keep.h): a taker has its side to itself until its pipeline ends. */
+ * never kept, nor a side past JKEEP_MAX_BYTES (a handle holds at most
+ * JKEEP_SLOTS of them; an older snapshot's stays until replaced). The
+ * keep holds the objects (dj_keep.h): a taker has its side to itself until
+ * its pipeline ends. */
 enum { JKEEP_SLOTS = 4 };
-#define JKEEP_MAX_BYTES ((size_t) 8 * 1024 * 1024)
+#define JKEEP_MAX_BYTES ((size_t) 4 * 1024 * 1024)
 
 static void
 jkeep_free (void *obj)
