@@ -88,6 +88,22 @@ kept (dj_engine_t *e, const char *coll)
    return obj != NULL;
 }
 
+/* A write by `writer` (this handle or another on the same directory)
+ * after a join kept its side: nothing kept for the new snapshot, and the
+ * next join's rows hold `want` and not `gone` (NULL: not checked). */
+static void
+after_write (dj_engine_t *e, dj_engine_t *writer, const char *cmd, const char *want, const char *gone, const char *what)
+{
+   char *rows = join_rows (e, NULL, "a");
+   CHECK (rows && kept (e, "a"), "%s: the side kept before it", what);
+   bson_free (rows);
+   CHECK (ctest_run (writer, NULL, cmd), "%s", what);
+   CHECK (!kept (e, "a"), "%s: nothing kept for the new snapshot", what);
+   rows = join_rows (e, NULL, "a");
+   CHECK (rows && (!want || strstr (rows, want)) && (!gone || !strstr (rows, gone)), "%s seen: %s", what, rows);
+   bson_free (rows);
+}
+
 static bool
 same (const char *a, const char *b)
 {
@@ -120,40 +136,20 @@ main (void)
    CHECK (kept (e, "a"), "put back after the second aggregate");
    bson_free (r1), bson_free (r2);
 
-   /* an insert into the foreign collection: book 12's author appears */
-   CHECK (ctest_run (e, NULL, "{\"insert\": \"a\", \"documents\": [{\"_id\": 3, \"name\": \"cy\"}]}"), "insert author 3");
-   CHECK (!kept (e, "a"), "nothing kept for the new snapshot");
-   r1 = join_rows (e, NULL, "a");
-   CHECK (r1 && strstr (r1, "\"cy\""), "the inserted author joined: %s", r1);
-   bson_free (r1);
-
-   /* an update, and a delete */
-   r1 = join_rows (e, NULL, "a");
-   CHECK (r1 && kept (e, "a"), "kept again");
-   bson_free (r1);
-   CHECK (ctest_run (e, NULL, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 1}, \"u\": {\"$set\": {\"name\": \"amy\"}}}]}"),
-          "update author 1");
-   r1 = join_rows (e, NULL, "a");
-   CHECK (r1 && strstr (r1, "\"amy\"") && !strstr (r1, "\"ann\""), "the updated name: %s", r1);
-   bson_free (r1);
-   CHECK (ctest_run (e, NULL, "{\"delete\": \"a\", \"deletes\": [{\"q\": {\"_id\": 3}, \"limit\": 1}]}"), "delete author 3");
-   r1 = join_rows (e, NULL, "a");
-   CHECK (r1 && !strstr (r1, "\"cy\""), "the deleted author's book dropped: %s", r1);
-   bson_free (r1);
-
-   /* another handle on the same data directory writes */
+   /* an insert into the foreign collection (book 12's author appears), an
+    * update, a delete, and another handle's update */
+   after_write (e, e, "{\"insert\": \"a\", \"documents\": [{\"_id\": 3, \"name\": \"cy\"}]}", "\"cy\"", NULL,
+                "an inserted author");
+   after_write (e, e, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 1}, \"u\": {\"$set\": {\"name\": \"amy\"}}}]}",
+                "\"amy\"", "\"ann\"", "an updated name");
+   after_write (e, e, "{\"delete\": \"a\", \"deletes\": [{\"q\": {\"_id\": 3}, \"limit\": 1}]}", NULL, "\"cy\"",
+                "a deleted author");
    bson_error_t err;
    dj_engine_t *e2 = dj_engine_open (dir, NULL, &err);
-   CHECK (e2, "a second handle");
+   CHECK (e2, "a second handle on the data directory");
    if (e2) {
-      r1 = join_rows (e, NULL, "a");
-      CHECK (r1 && kept (e, "a"), "kept before the other handle's write");
-      bson_free (r1);
-      CHECK (ctest_run (e2, NULL, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 2}, \"u\": {\"$set\": {\"name\": \"bea\"}}}]}"),
-             "the other handle's update");
-      r1 = join_rows (e, NULL, "a");
-      CHECK (r1 && strstr (r1, "\"bea\""), "the other handle's write seen: %s", r1);
-      bson_free (r1);
+      after_write (e, e2, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 2}, \"u\": {\"$set\": {\"name\": \"bea\"}}}]}",
+                   "\"bea\"", "\"bob\"", "the other handle's update");
       dj_engine_close (e2);
    }
 
@@ -175,11 +171,8 @@ main (void)
    bson_free (r1), bson_free (before);
    /* the next commit takes the id the aborted transaction had: its
     * side (had it been kept) must not be what the next read finds */
-   CHECK (ctest_run (e, NULL, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 1}, \"u\": {\"$set\": {\"name\": \"ace\"}}}]}"),
-          "update after the abort");
-   r1 = join_rows (e, NULL, "a");
-   CHECK (r1 && strstr (r1, "\"ace\""), "the committed write after the abort seen: %s", r1);
-   bson_free (r1);
+   after_write (e, e, "{\"update\": \"a\", \"updates\": [{\"q\": {\"_id\": 1}, \"u\": {\"$set\": {\"name\": \"ace\"}}}]}",
+                "\"ace\"", "\"abe\"", "a commit after the abort");
 
    /* a view as the foreign side: read, never kept */
    CHECK (ctest_run (e, NULL, "{\"create\": \"av\", \"viewOn\": \"a\", \"pipeline\": []}"), "create view");
