@@ -110,6 +110,7 @@ set_key (dj_buf_t *b, const MDB_val *k)
 }
 
 /* ---- the two walkers' shared claims ---------------------------------------- */
+/* On count_span's stack, its buffers owned by it (freed after the join). */
 typedef struct {
    pthread_mutex_t mu; /* guards fwd, bwd, bwd_claimed, bwd_n */
    dj_buf_t fwd;       /* the forward walker counted every key up to and including this one */
@@ -229,7 +230,9 @@ walk_fwd (MDB_cursor *cur, MDB_val *k, int rc, const span_t *sp, const dj_buf_t 
       }
       i++;
       *last = *k;
-      rc = mdb_cursor_get (cur, k, NULL, MDB_NEXT); /* (no value: LMDB's step then reads none) */
+      /* (no value asked: LMDB's step then reads none -- mdb.c's
+       * mdb_cursor_next/prev read the node's value only into a given one) */
+      rc = mdb_cursor_get (cur, k, NULL, MDB_NEXT);
    }
    *n += (int64_t) i;
    if (rc == 0) {
