@@ -15,6 +15,7 @@
  *    sees them, and no helper (it could not) counts any;
  *  - in a snapshot that a later commit left behind, the count is the
  *    snapshot's, and no helper (it would see the newer one) counts any;
+ *  - with half of LMDB's reader slots in use, no helper takes one;
  *  - through the count command, past the default first walk, a covered
  *    count is the count of the documents a collection scan matches.
  *
@@ -325,6 +326,21 @@ main (void)
    CHECK (count_cmd (e, "{\"count\": \"big\", \"query\": {\"a\": {\"$lt\": 50}}}") ==
              count_cmd (e, "{\"count\": \"big\", \"query\": {\"a\": {\"$lt\": 50}}, \"hint\": {\"$natural\": 1}}"),
           "multikey: as the documents count");
+
+   /* ---- half the reader table in use: no helper takes a slot ---- */
+   MDB_txn *readers[260];
+   int nreaders = 0;
+   while (nreaders < 260 && mdb_txn_begin (e->env, NULL, MDB_RDONLY, &readers[nreaders]) == 0) {
+      nreaders++;
+   }
+   CHECK (nreaders == 260, "260 readers open (%d)", nreaders);
+   CHECK (dj_txn_begin (e, false, &ctx, &err), "read");
+   exact = whole_counts (&ctx, ix, 3700, &most);
+   CHECK (exact && most == 0, "counted alone beside 260 readers (the helper counted %lld)", (long long) most);
+   dj_txn_abort (&ctx);
+   while (nreaders) {
+      mdb_txn_abort (readers[--nreaders]);
+   }
    dj_engine_close (e);
    ctest_rmdir (dir);
    return CTEST_REPORT ("count_range");

@@ -269,6 +269,17 @@ walk_claimed (meet_t *m, MDB_cursor *cur, MDB_val *k, const span_t *sp, int64_t 
    return 0;
 }
 
+/* Whether a helper's read transaction leaves LMDB's reader table room for
+ * the commands' own: not once half its slots have been in use at a time
+ * (me_numreaders: the most slots used so far), so that helpers never make
+ * a command's read fail with MDB_READERS_FULL. */
+static bool
+room_for_helper (dj_ctx_t *ctx)
+{
+   MDB_envinfo info;
+   return mdb_env_info (ctx->engine->env, &info) == 0 && info.me_numreaders < info.me_maxreaders / 2;
+}
+
 static bool
 count_span (dj_ctx_t *ctx, const span_t *sp, size_t serial, size_t chunk, int64_t *out, int64_t *helped,
             bson_error_t *error)
@@ -298,7 +309,7 @@ count_span (dj_ctx_t *ctx, const span_t *sp, size_t serial, size_t chunk, int64_
       set_key (&m.fwd, &last); /* the serial walk's keys are claimed */
       sigfillset (&all);
       pthread_sigmask (SIG_BLOCK, &all, &was);
-      bool started = pthread_create (&th, NULL, helper_main, &m) == 0;
+      bool started = room_for_helper (ctx) && pthread_create (&th, NULL, helper_main, &m) == 0;
       pthread_sigmask (SIG_SETMASK, &was, NULL);
       if (started) {
          rc = walk_claimed (&m, cur, &k, sp, &n);
