@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dj_bson_array.h"
 #include "dj_bson_walk.h"
 #include "dj_buf.h"
 #include "exec-private.h"
@@ -119,6 +120,33 @@ exec_next_document (bson_iter_t *arr, bson_t *doc)
    return false;
 }
 
+/* A batch of documents taken as rows as it is, when it is what
+ * exec_rows_add_doc would make of it: every element a document, keyed by
+ * its row's index (an engine's firstBatch into no rows yet) -- one copy of
+ * the batch's bytes, not one per document and another of the rows. False,
+ * nothing appended, otherwise. */
+static bool
+batch_as_rows (const uint8_t *data, uint32_t len, bson_t *rows, int64_t *nrows)
+{
+   dj_bwalk_t w;
+   bson_t view;
+   int64_t n = *nrows;
+   char kb[16];
+   dj_bwalk_init (&w, data, len);
+   while (dj_bwalk_next (&w)) {
+      if (w.type != BSON_TYPE_DOCUMENT || n >= UINT32_MAX || w.key_len != dj_bson_array_key ((uint32_t) n, kb) ||
+          memcmp (w.key, kb, w.key_len) || w.val_len < 5) {
+         return false;
+      }
+      n++;
+   }
+   if (w.bad || !bson_init_static (&view, data, len) || !bson_concat (rows, &view)) {
+      return false;
+   }
+   *nrows = n;
+   return true;
+}
+
 /* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
 static int64_t
 take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool docs, bson_t *rows, int64_t *nrows)
@@ -138,6 +166,9 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool 
          dj_bwalk_t w;
          exec_rows_t r;
          bson_iter_array (&cur, &len, &data);
+         if (docs && batch_as_rows (data, len, rows, nrows)) {
+            continue;
+         }
          exec_rows_begin (&r, rows, nrows);
          dj_buf_reserve (&r.b, (size_t) len + len / 2); /* rows take about the documents' room */
          dj_bwalk_init (&w, data, len);

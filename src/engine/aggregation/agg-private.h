@@ -240,6 +240,9 @@ bool dj_agg_run_bucket (rctx_t *r, const stage_t *s, dj_docs_t *docs);
  * in the return value, which is 0 only when nothing is there -- and
  * nothing matches as null. The values borrow doc's bytes. */
 size_t dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals);
+/* Whether the leading filter m (run over coll) is left to stage s, the
+ * $lookup after it (lookup.c: a {f: {$ne: null}} on its localField). */
+bool dj_agg_join_filter (const dj_prun_t *run, const char *coll, const dj_matcher_t *m, const stage_t *s);
 /* q = {foreign: {$in: vals}}, with null added to the list when with_null */
 void dj_agg_in_query (bson_t *q, const char *foreign, const dj_vlist_t *vals, bool with_null);
 /* The values a foreign document is found by in an equality $lookup, each

@@ -53,6 +53,14 @@ void dj_docs_strip_meta (dj_docs_t *d);
  * (a $lookup's let). Every parse error is raised here. */
 dj_pipeline_t *dj_pipeline_new (const bson_t *stages, const dj_vscope_t *scope, bson_error_t *error);
 void dj_pipeline_destroy (dj_pipeline_t *p);
+/* Whether a run of p changes nothing in it but what dj_pipeline_reset
+ * renews, so that it may be kept (cmd_agg.c: e->pipe_cache) and run again
+ * by the next command of the very same stages. */
+bool dj_pipeline_keepable (const dj_pipeline_t *p);
+/* p as dj_pipeline_new made it, after a run: each $lookup's hash join
+ * cache ends as at dj_pipeline_destroy (handed to the join keep) and a
+ * new, empty one takes its place. */
+void dj_pipeline_reset (dj_pipeline_t *p);
 bool dj_pipeline_writes (const dj_pipeline_t *p); /* ends in $out or $merge */
 bool dj_pipeline_has_text (const dj_pipeline_t *p); /* starts with a $match holding $text */
 /* A collection's storage statistics, as collStats and $collStats's
@@ -82,6 +90,11 @@ typedef struct {
     * caller's then, results empty), to stream into a cursor. NULL: never. */
    dj_spill_t **tail;
    const dj_pipeline_t *tail_of;
+   /* A leading {f: {$ne: null}} the scan left to the $lookup on f right
+    * after it (lookup.c: dj_agg_join_filter): that stage (join_filter_stage, its
+    * address) drops the documents the filter fails. NULL: none. */
+   const dj_matcher_t *join_filter;
+   const void *join_filter_stage;
 } dj_prun_t;
 int dj_pipeline_nstages (const dj_pipeline_t *p);
 /* The engine handle's keep of hash joins' foreign sides (e->join_keep):

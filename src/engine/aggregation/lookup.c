@@ -286,6 +286,19 @@ top_field (const bson_t *doc, const dj_path_t *p, bson_value_t *v)
    return 0;
 }
 
+/* dj_agg_local_values of a document whose top_field was top (>= 0) with
+ * the value *dv: the value, unless a regex; or nothing -- what the path's
+ * visit makes of it. */
+static size_t
+local_top (int top, const bson_value_t *dv, dj_vlist_t *vals)
+{
+   vals->n = 0;
+   if (top && dv->value_type != BSON_TYPE_REGEX) {
+      dj_vlist_push (dv, vals);
+   }
+   return (size_t) top;
+}
+
 size_t
 dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
 {
@@ -294,11 +307,7 @@ dj_agg_local_values (const bson_t *doc, const dj_path_t *lp, dj_vlist_t *vals)
    vals->n = 0;
    int top = top_field (doc, lp, &dv);
    if (top >= 0) {
-      /* what the visit below makes of it: the value, unless a regex; or nothing */
-      if (top && dv.value_type != BSON_TYPE_REGEX) {
-         dj_vlist_push (&dv, vals);
-      }
-      return (size_t) top;
+      return local_top (top, &dv, vals);
    }
    dj_value_from_doc (doc, false, &dv);
    dj_path_visit (&dv, lp, 0, true, dj_vlist_push, vals);
@@ -978,6 +987,34 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
    return true;
 }
 
+/* ---- a leading {f: {$ne: null}} read by the $lookup on f ------------------
+ * The SQL compiler puts {f: {$ne: null}} before every inner join on f
+ * (NULL never equals anything in SQL), and the $lookup right after it
+ * reads each document's f anyway: that stage, rather than the scan,
+ * decides the filter -- at no cost for a document whose first f is a
+ * value other than null, undefined or an array (the filter passes it:
+ * dj_matcher_not_null_field), by the matcher for any other. The documents
+ * and their order are the scan's with the filter: it would read the
+ * collection in its natural order all the same (no index serves the
+ * filter), and documents the filter fails produce nothing at the $lookup
+ * (an unwound one: each output is pushed for its document, a failed one
+ * has none; a $lookup keeping its array would output the document: never
+ * given the filter). */
+bool
+dj_agg_join_filter (const dj_prun_t *run, const char *coll, const dj_matcher_t *m, const stage_t *s)
+{
+   const char *f = dj_matcher_not_null_field (m);
+   if (!f || s->kind != S_LOOKUP || !s->local || !s->str2 || s->sub || s->nlet || !s->unwinding ||
+       strcmp (s->local, f)) {
+      return false;
+   }
+   bson_error_t le = {0}; /* (a failure here only means: the scan filters, and reports it) */
+   dj_coll_t *c = dj_coll_checkout (run->ctx, run->db, coll, &le);
+   bool fused = c && !c->view_on && !dj_plan_uses_index (c, m);
+   dj_coll_checkin (run->ctx->engine, c);
+   return fused;
+}
+
 bool
 dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
 {
@@ -1031,9 +1068,21 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    dj_docs_t matches = {0};
    bool borrowed = false; /* matches' documents are the hash join's */
    size_t *hits = NULL, hcap = 0;
+   /* the leading filter this stage decides (dj_agg_join_filter) */
+   const dj_matcher_t *jf = run->join_filter_stage == (const void *) s ? run->join_filter : NULL;
    for (size_t i = 0; ok && i < docs->n; i++) {
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev, vars;
+      int ftop = -1; /* jf: top_field's answer at localField, in fv */
+      bson_value_t fv;
+      if (jf) {
+         ftop = top_field (docs->v[i], &lp, &fv);
+         bool passes = ftop == 1 && fv.value_type != BSON_TYPE_NULL && fv.value_type != BSON_TYPE_UNDEFINED;
+         if (!passes && !dj_matcher_match_ex (jf, docs->v[i], NULL, run->vars, r->error)) {
+            ok = !r->error->code;
+            continue; /* filtered out: no output */
+         }
+      }
       if (s->nlet || s->sub) {
          /* (only let and a sub-pipeline evaluate anything here) */
          dj_agg_eval_setup (r, &ev, docs->v[i]);
@@ -1087,7 +1136,8 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
           * array by its elements; missing matches null and missing) */
          static const bson_value_t null_v = {.value_type = BSON_TYPE_NULL};
          size_t nhits = 0;
-         if (!dj_agg_local_values (docs->v[i], &lp, &vals)) {
+         size_t visited = ftop >= 0 ? local_top (ftop, &fv, &vals) : dj_agg_local_values (docs->v[i], &lp, &vals);
+         if (!visited) {
             dj_vlist_push (&null_v, &vals); /* nothing at localField: it counts as null */
          }
          for (size_t k = 0; k < vals.n; k++) {

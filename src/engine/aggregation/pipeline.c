@@ -935,6 +935,51 @@ fail:
    return NULL;
 }
 
+/* ---- a parsed pipeline run again ---------------------------------------------
+ * What dj_pipeline_new builds depends on nothing but the stages' bytes and
+ * the let scope it parses under (a collation applies when values are
+ * compared, not when they are parsed), and the stages below are read only
+ * by a run -- matchers, shapes and paths through const pointers -- but for
+ * a $lookup's jcache, the hash join's foreign side of one run's snapshot.
+ * Any other stage (a $group's accumulators, a $sort's sorter, a
+ * sub-pipeline, $out/$merge...) keeps the pipeline from being kept. */
+bool
+dj_pipeline_keepable (const dj_pipeline_t *p)
+{
+   for (int i = 0; i < p->n; i++) {
+      const stage_t *s = &p->stages[i];
+      switch (s->kind) {
+      case S_MATCH:
+      case S_RESHAPE:
+      case S_SKIP:
+      case S_LIMIT:
+      case S_UNWIND:
+      case S_COUNT:
+         break;
+      case S_LOOKUP:
+         if (s->sub || s->nlet) {
+            return false;
+         }
+         break;
+      default:
+         return false;
+      }
+   }
+   return true;
+}
+
+void
+dj_pipeline_reset (dj_pipeline_t *p)
+{
+   for (int i = 0; i < p->n; i++) {
+      stage_t *s = &p->stages[i];
+      if (s->kind == S_LOOKUP) {
+         dj_agg_jcache_free (s->jcache); /* (its built side to the join keep, as at destroy) */
+         s->jcache = dj_agg_jcache_new ();
+      }
+   }
+}
+
 /* ---- running: helpers ------------------------------------------------------- */
 
 
@@ -1419,6 +1464,7 @@ bool
 dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error)
 {
    int from = 0;
+   dj_prun_t frun; /* run with a join filter (below): what `run` points to from there on */
    memset (out, 0, sizeof *out);
    if (coll && p->n && p->stages[0].kind == S_COLLSTATS) {
       bson_t *d = bson_new ();
@@ -1473,6 +1519,14 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
          if (used) {
             return dj_agg_run_stages (p, from, run, out, error);
          }
+      }
+      if (m && from < p->n && dj_agg_join_filter (run, coll, m, &p->stages[from])) {
+         /* the filter decided by the $lookup, which reads its field anyway (lookup.c) */
+         frun = *run;
+         frun.join_filter = m;
+         frun.join_filter_stage = &p->stages[from];
+         run = &frun;
+         m = NULL;
       }
       int end;
       size_t needed;

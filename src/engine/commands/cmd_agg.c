@@ -100,8 +100,12 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    if (!dj_let_parse (cmd, &let, error)) {
       goto done;
    }
-   p = dj_pipeline_new (&stages, let.top, error);
-   if (!p) {
+   /* the pipeline parsed for an earlier command of the very same stages,
+    * taken from the handle's keep (e->pipe_cache; aggregation/pipeline.c:
+    * dj_pipeline_keepable); under let, parsed (its variables are part of
+    * the parse) */
+   p = let.top ? NULL : dj_keep_take (e->pipe_cache, bson_get_data (&stages), stages.len);
+   if (!p && !(p = dj_pipeline_new (&stages, let.top, error))) {
       goto done;
    }
    if (!coll && dj_pipeline_needs_collection (p)) {
@@ -174,7 +178,12 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
 done:
    dj_txn_abort (&ctx);
    dj_docs_clear (&out);
-   dj_pipeline_destroy (p);
+   if (p && !let.top && dj_pipeline_keepable (p)) {
+      dj_pipeline_reset (p);
+      dj_keep_put (e->pipe_cache, bson_get_data (&stages), stages.len, p); /* kept for the next aggregate */
+   } else {
+      dj_pipeline_destroy (p);
+   }
    dj_let_destroy (&let);
    return ok;
 }

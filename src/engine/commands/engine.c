@@ -16,6 +16,18 @@ free_projection (void *p)
    dj_projection_destroy (p);
 }
 
+static void
+free_pipeline (void *p)
+{
+   dj_pipeline_destroy (p);
+}
+
+/* Aggregate pipelines kept (cmd_agg.c): an application runs a few dozen
+ * statements over and over, but a statement's pages are distinct
+ * pipelines (Django writes LIMIT/OFFSET into the SQL: a list paged 50
+ * ways is 50 of them), so more slots than find projections get. */
+enum { DJ_PIPE_CACHE_SLOTS = 64 };
+
 dj_engine_t *
 dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t *error)
 {
@@ -27,6 +39,7 @@ dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t 
    pthread_mutex_init (&e->cursors_mu, NULL);
    e->proj_cache = dj_keep_new (16, free_projection); /* find projections (cmd_read.c) */
    e->join_keep = dj_agg_join_keep_new (); /* hash joins' foreign sides (aggregation/lookup.c) */
+   e->pipe_cache = dj_keep_new (DJ_PIPE_CACHE_SLOTS, free_pipeline); /* aggregate pipelines (cmd_agg.c) */
    if (!dj_ttl_attach (e, opts, error)) {
       dj_engine_close (e);
       return NULL;
@@ -44,6 +57,7 @@ dj_engine_close (dj_engine_t *e)
    dj_cursor_close_all (e);
    dj_keep_destroy (e->proj_cache);
    dj_keep_destroy (e->join_keep);
+   dj_keep_destroy (e->pipe_cache);
    pthread_mutex_destroy (&e->cursors_mu);
    dj_storage_close (e);
    bson_free (e);

@@ -49,6 +49,13 @@ void dj_matcher_destroy (dj_matcher_t *m);
 /* `pos`, if not NULL, receives the array position the positional `$`
  * operator refers to (-1 if none). */
 bool dj_matcher_match (const dj_matcher_t *m, const bson_t *doc, int32_t *pos);
+/* The top-level field f when m is exactly {f: {$ne: null}} (f one path
+ * component: what the SQL compiler puts before an inner join on f), else
+ * NULL. Such a filter passes a document whose first f is neither null nor
+ * undefined nor an array -- and fails one without f -- so a caller that
+ * already holds f's value may decide it without the matcher
+ * (aggregation/lookup.c). The string is m's. */
+const char *dj_matcher_not_null_field (const dj_matcher_t *m);
 /* Parses a filter whose $expr may use the variables in `scope`. */
 dj_matcher_t *dj_matcher_new_scoped (const bson_t *filter, const dj_vscope_t *scope, bson_error_t *error);
 /* With the variables' values for $expr, and runtime errors: returns false

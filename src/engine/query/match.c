@@ -1224,6 +1224,20 @@ dj_matcher_match_text (const dj_matcher_t *m, const bson_t *doc, bool text_hit, 
    return r && !xc.failed;
 }
 
+const char *
+dj_matcher_not_null_field (const dj_matcher_t *m)
+{
+   /* parse_doc's AND of parse_one_op's $ne: NOT (f == null) */
+   if (m->kind != N_AND || m->nkids != 1 || m->kids[0]->kind != N_NOT || m->kids[0]->nkids != 1) {
+      return NULL;
+   }
+   const mnode_t *f = m->kids[0]->kids[0];
+   if (f->kind != N_FIELD || f->op != OP_EQ || f->val.value_type != BSON_TYPE_NULL || f->path.n != 1) {
+      return NULL;
+   }
+   return f->path.parts[0];
+}
+
 bool
 dj_matcher_match_value (const dj_matcher_t *m, const bson_value_t *v)
 {

@@ -177,6 +177,9 @@ struct dj_engine {
    /* Find projections parsed, kept by their spec's bytes (commands/
     * cmd_read.c); storage never touches it. */
    struct dj_keep *proj_cache;
+   /* Aggregate pipelines parsed, kept by their stages' bytes (commands/
+    * cmd_agg.c); storage never touches it. */
+   struct dj_keep *pipe_cache;
    /* Hash joins' foreign sides, kept by snapshot for the next $lookup of
     * the same one (aggregation/lookup.c); storage never touches it. */
    struct dj_keep *join_keep;

@@ -99,6 +99,8 @@ consider (scan_t *s, uint64_t rid, const bson_t *doc)
    bson_error_t xe = {0};
    if (s->covered) {
       pos = -1; /* one scalar per document at the path: no array for $ to point into */
+   } else if (s->m && dj_matcher_is_empty (s->m)) {
+      pos = -1; /* {}: every record, as the matcher would say, without asking it */
    } else if (!dj_matcher_match_ex (s->m, doc, &pos, s->vars, &xe)) {
       if (xe.code) { /* an $expr failed: the query fails */
          *s->error = xe;
