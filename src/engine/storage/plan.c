@@ -18,7 +18,7 @@
  * rechecked since hashes collide -- never a range or a sort.
  * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
  */
-#include "dj_storage.h"
+#include "storage-private.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -140,6 +140,7 @@ typedef struct {
     * with hi being inside when hi_prefix_incl. */
    const dj_buf_t *lo, *hi;
    bool lo_skip, hi_prefix_incl;
+   uint64_t rid_end; /* records: stop at this record id (0: none) */
    const char *what; /* for LMDB errors */
 } range_t;
 
@@ -157,7 +158,24 @@ scan_range (scan_t *s, const range_t *r)
 {
    dj_walk_t w;
    dj_buf_t p;
+   range_t keyed;
+   uint8_t from_key[8];
+   dj_buf_t from_buf = {.data = from_key, .len = 8};
 
+   if (r->ix && r->ix->rid_keyed) {
+      /* a record-keyed index's entries are the records: its bounds as
+       * record ids (ridkey.c) */
+      uint64_t from, end;
+      dj_ridkey_bounds (r->ix, r->lo, r->lo_skip, r->hi, r->hi_prefix_incl, &from, &end);
+      if (from >= end) {
+         return true;
+      }
+      for (int i = 0; i < 8; i++) {
+         from_key[i] = (uint8_t) (from >> (56 - 8 * i));
+      }
+      keyed = (range_t) {.id = s->c->id, .dir = r->dir, .lo = r->dir > 0 ? &from_buf : NULL, .rid_end = end, .what = r->what};
+      r = &keyed;
+   }
    dj_buf_init (&p);
    dj_buf_put_u64be (&p, r->id);
    if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, p.data, p.len, r->dir, s->error)) {
@@ -177,6 +195,22 @@ scan_range (scan_t *s, const range_t *r)
          if (w.k.mv_size != 16) {
             break;
          }
+         rid = dj_u64be_read (kd + 8);
+         if (r->rid_end && rid >= r->rid_end && r->dir > 0) {
+            break;
+         }
+         if (r->rid_end && (s->rids_only || s->count_only) && s->dedupe && !ridset_add (&s->seen, rid)) {
+            continue; /* (a record-keyed index's $in point met again) */
+         }
+         if (s->rids_only) {
+            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+            s->rids[s->nrids++] = rid;
+            if (s->max && (int64_t) s->nrids >= s->max) {
+               s->stop = true;
+               break;
+            }
+            continue;
+         }
          if (s->count_only) {
             if (s->max && s->found >= s->max) {
                break;
@@ -188,7 +222,6 @@ scan_range (scan_t *s, const range_t *r)
             w.rc = MDB_CORRUPTED;
             break;
          }
-         rid = dj_u64be_read (kd + 8);
       } else {
          const uint8_t *key = kd + 8;
          size_t klen = w.k.mv_size - 8;
