@@ -84,6 +84,10 @@ typedef struct {
    const dj_pipeline_t *tail_of;
 } dj_prun_t;
 int dj_pipeline_nstages (const dj_pipeline_t *p);
+/* The engine handle's keep of hash joins' foreign sides (e->join_keep):
+ * what an equality $lookup read and indexed in a read-only snapshot, for
+ * the next one of the same snapshot (lookup.c). */
+dj_keep_t *dj_agg_join_keep_new (void);
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
 /* Runs p over the given documents (replaced by the results; cleared on
  * failure): a change stream's stages over its events. */

@@ -558,6 +558,10 @@ struct dj_jcache {
    bson_t *views;     /* owned: the static bson_t each of `foreign` points to */
    dj_rmemo_t *memo;  /* owned: the folded select list's rows' layout (NULL until one is made) */
    bool built;
+   /* the join keep (below) this side goes to when the stage is freed, under
+    * `kkey` (owned); NULL: freed with the stage */
+   dj_keep_t *keep;
+   dj_buf_t kkey;
 };
 
 dj_jcache_t *
@@ -566,16 +570,146 @@ dj_agg_jcache_new (void)
    return bson_malloc0 (sizeof (dj_jcache_t));
 }
 
+static void
+jcache_free (dj_jcache_t *c)
+{
+   dj_jtable_free (&c->jt);
+   dj_docs_clear (&c->foreign);
+   bson_free (c->views);
+   dj_buf_cleanup (&c->bytes);
+   dj_rmemo_free (c->memo);
+   dj_buf_cleanup (&c->kkey);
+   bson_free (c);
+}
+
 void
 dj_agg_jcache_free (dj_jcache_t *c)
 {
-   if (c) {
-      dj_jtable_free (&c->jt);
-      dj_docs_clear (&c->foreign);
-      bson_free (c->views);
-      dj_buf_cleanup (&c->bytes);
+   if (!c) {
+      return;
+   }
+   if (c->keep && c->built) {
+      /* the foreign side, not the stage's select list layout, is kept */
+      dj_keep_t *keep = c->keep;
+      dj_buf_t key = c->kkey;
       dj_rmemo_free (c->memo);
-      bson_free (c);
+      c->memo = NULL;
+      c->keep = NULL;
+      memset (&c->kkey, 0, sizeof c->kkey);
+      dj_keep_put (keep, key.data, key.len, c);
+      dj_buf_cleanup (&key);
+      return;
+   }
+   jcache_free (c);
+}
+
+/* ---- the foreign side kept for the next $lookup of the same snapshot -------
+ * A query run again and again (a page of a join: Django's select_related)
+ * reads and indexes the same small foreign collection every time. What
+ * read_foreign and dj_jtable_build make of it depends on nothing but the
+ * collection's documents -- fixed by the LMDB snapshot the read runs in
+ * -- the foreignField path and the collation its keys are encoded with.
+ * So a command that reads in a read-only transaction of its own hands
+ * its built side, at the pipeline's end, to the engine handle's join keep
+ * (e->join_keep, a dj_keep_t) under {snapshot id, collation, db, coll,
+ * foreignField}; a later $lookup whose read-only transaction has the same
+ * snapshot id takes it instead of reading the collection.
+ *
+ * Why that is exact: an LMDB read-only transaction's id (mdb_txn_id: "for
+ * a read-only transaction, this corresponds to the snapshot being read",
+ * lmdb.h) is the id of the last write transaction committed before it
+ * began; every commit
+ * that changes anything takes the next id, in any process sharing the
+ * data directory, so two read-only transactions of the same environment
+ * with the same id see the same data. A write transaction's id is the next
+ * one whatever it writes (two of them, one aborted, share it), and a
+ * caller's transaction may hold writes of its own: a read in either
+ * (ctx->write, ctx->borrowed, ctx->direct) neither keeps nor takes. Views
+ * (their pipelines may read $$NOW or $rand) and missing collections are
+ * never kept, nor a side past JKEEP_MAX_BYTES (a handle holds at most
+ * JKEEP_SLOTS of them; an older snapshot's stays until replaced). The
+ * keep holds the objects (dj_keep.h): a taker has its side to itself until
+ * its pipeline ends. */
+enum { JKEEP_SLOTS = 4 };
+#define JKEEP_MAX_BYTES ((size_t) 4 * 1024 * 1024)
+
+static void
+jkeep_free (void *obj)
+{
+   jcache_free (obj);
+}
+
+dj_keep_t *
+dj_agg_join_keep_new (void)
+{
+   return dj_keep_new (JKEEP_SLOTS, jkeep_free);
+}
+
+/* The key of the foreign side `coll` at fp read in run's transaction into
+ * key; false when that transaction is not a read-only one of its own. */
+static bool
+jkeep_key (const dj_prun_t *run, const char *coll, const char *foreign, dj_buf_t *key)
+{
+   const dj_ctx_t *ctx = run->ctx;
+   if (!ctx || !ctx->txn || ctx->write || ctx->borrowed || ctx->direct || !run->engine || !run->engine->join_keep) {
+      return false;
+   }
+   uint64_t snap = (uint64_t) mdb_txn_id (ctx->txn);
+   const dj_collation_t *coll_at = dj_collation_current (); /* (the process's: never freed) */
+   key->len = 0;
+   dj_buf_append (key, &snap, sizeof snap);
+   dj_buf_append (key, &coll_at, sizeof coll_at);
+   dj_buf_append (key, run->db, strlen (run->db) + 1);
+   dj_buf_append (key, coll, strlen (coll) + 1);
+   dj_buf_append (key, foreign, strlen (foreign) + 1);
+   return true;
+}
+
+/* The kept foreign side of stage s moved into its (unbuilt) jcache, when
+ * there is one for this snapshot and the index nested-loop join would not
+ * be chosen for nlocal documents (probe_target's test, on the count the
+ * side was read with); true when it was. */
+static bool
+jkeep_take (const dj_prun_t *run, const stage_t *s, size_t nlocal)
+{
+   dj_buf_t key = {0};
+   if (!jkeep_key (run, s->str2, s->foreign, &key)) {
+      return false;
+   }
+   dj_keep_t *keep = run->engine->join_keep;
+   dj_jcache_t *k = dj_keep_take (keep, key.data, key.len);
+   int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
+   if (k && (int64_t) k->foreign.n > enough) {
+      dj_keep_put (keep, key.data, key.len, k); /* the probe, as probe_target decides */
+      k = NULL;
+   }
+   if (!k) {
+      dj_buf_cleanup (&key);
+      return false;
+   }
+   dj_jcache_t *mine = s->jcache;
+   dj_rmemo_t *memo = mine->memo;
+   dj_jcache_t empty = *mine;
+   *mine = *k;
+   *k = empty;
+   k->memo = NULL;
+   mine->memo = memo;
+   jcache_free (k);
+   mine->built = true;
+   mine->keep = keep;
+   dj_buf_cleanup (&mine->kkey);
+   mine->kkey = key; /* moved */
+   return true;
+}
+
+/* The side stage s just built from the real collection it read: kept at
+ * the stage's end when its snapshot may be (jkeep_key) and it is small. */
+static void
+jkeep_note (const dj_prun_t *run, const stage_t *s)
+{
+   dj_jcache_t *c = s->jcache;
+   if (c && c->bytes.len <= JKEEP_MAX_BYTES && jkeep_key (run, s->str2, s->foreign, &c->kkey)) {
+      c->keep = run->engine->join_keep;
    }
 }
 
@@ -666,12 +800,14 @@ cmp_rid (const void *a, const void *b)
 /* The foreign collection to probe (checked out of the handle's cache:
  * read only, handed back with dj_coll_checkin), or NULL for the hash
  * join: a collection (not a view) with more than 8 records per document
- * to join (and 64 more), counted from its keys. */
+ * to join (and 64 more), counted from its keys. *real: whether coll is a
+ * collection (not a view, not missing). */
 static dj_coll_t *
-probe_target (const dj_prun_t *run, const char *coll, size_t nlocal)
+probe_target (const dj_prun_t *run, const char *coll, size_t nlocal, bool *real)
 {
    bson_error_t le = {0}, *error = &le; /* a failure here only means: the hash join (which reports it) */
    dj_coll_t *c = dj_coll_checkout (run->ctx, run->db, coll, &le);
+   *real = c && !c->view_on;
    int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
    if (c && !c->view_on && dj_plan_count_upto (run->ctx, c, enough + 1, error) > enough) {
       return c;
@@ -868,15 +1004,18 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    dj_path_t fp = {0};
    dj_coll_t *probe = NULL; /* the foreign collection while probing its index (checked out: probe_target) */
+   bool real = false;       /* the foreign side is a collection (probe_target) */
    if (s->local && s->str2) {
       ok = dj_path_init (&fp, s->foreign, strlen (s->foreign), r->error);
       if (ok) {
          /* a bad localField after a good foreignField: fp is freed all the same */
          ok = dj_path_init (&lp, s->local, strlen (s->local), r->error);
       }
-      if (ok && !joined) {
+      if (ok && !joined && !s->sub && jkeep_take (run, s, docs->n)) {
+         joined = true; /* the side a command of this snapshot built */
+      } else if (ok && !joined) {
          /* (once the hash join's table is built, the next chunks use it) */
-         probe = probe_target (run, s->str2, docs->n);
+         probe = probe_target (run, s->str2, docs->n, &real);
       }
    }
    dj_pregroup_t pg = {0}; /* a leading $group folded on the foreign side (lookup_group.c) */
@@ -932,6 +1071,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
             joined = true;
             if (s->jcache) {
                s->jcache->built = true;
+               if (real && !s->sub) {
+                  jkeep_note (run, s);
+               }
             }
          }
       }

@@ -26,6 +26,7 @@ dj_engine_open (const char *path, const dj_engine_options_t *opts, bson_error_t 
    }
    pthread_mutex_init (&e->cursors_mu, NULL);
    e->proj_cache = dj_keep_new (16, free_projection); /* find projections (cmd_read.c) */
+   e->join_keep = dj_agg_join_keep_new (); /* hash joins' foreign sides (aggregation/lookup.c) */
    if (!dj_ttl_attach (e, opts, error)) {
       dj_engine_close (e);
       return NULL;
@@ -42,6 +43,7 @@ dj_engine_close (dj_engine_t *e)
    dj_ttl_detach (e);
    dj_cursor_close_all (e);
    dj_keep_destroy (e->proj_cache);
+   dj_keep_destroy (e->join_keep);
    pthread_mutex_destroy (&e->cursors_mu);
    dj_storage_close (e);
    bson_free (e);

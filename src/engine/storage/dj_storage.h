@@ -32,6 +32,7 @@
  *                (a write in one nothing was written in yet shares its LMDB
  *                transaction instead of nesting one: dj_ctx.direct)
  *   walk.c       the one cursor loop over a key range (records, index entries, catalog)
+ *   count_range.c a key range's entries counted (covered counts), two walkers meeting
  *   plan.c       choosing an index and scanning
  *   text_scan.c  a text index's keys, and $text answered through it
  *   text_or.c    $text under an $or: the union of its text index and the others' indexes
@@ -181,6 +182,9 @@ struct dj_engine {
    /* Find projections parsed, kept by their spec's bytes (commands/
     * cmd_read.c); storage never touches it. */
    struct dj_keep *proj_cache;
+   /* Hash joins' foreign sides, kept by snapshot for the next $lookup of
+    * the same one (aggregation/lookup.c); storage never touches it. */
+   struct dj_keep *join_keep;
    /* The TTL monitor this handle shares (commands/ttl.c), NULL if none. */
    struct dj_ttl_monitor *ttl;
    /* Server parameters (setParameter: commands/cmd_param.c), atomic: read
@@ -439,6 +443,24 @@ bool dj_walk_next (dj_walk_t *w);
 bool dj_walk_del (dj_walk_t *w);
 /* Ends the walk; false with an error (`what` failed) if LMDB failed. */
 bool dj_walk_close (dj_walk_t *w, const char *what, bson_error_t *error);
+
+/* ---- count_range.c: a key range's entries counted ------------------------ */
+/* The keys of the data DBI behind prefix id (an index's or a collection's)
+ * from lo (keys starting with it left out when lo_skip; NULL: the first)
+ * up to hi (keys starting with it inside when hi_incl; NULL: the last),
+ * counted without reading their values: exact within ctx's snapshot. A
+ * long range is walked by ctx's thread and a helper thread of the call
+ * from both ends when the helper sees the same snapshot (count_range.c). */
+typedef struct {
+   uint64_t id;
+   const dj_buf_t *lo, *hi; /* borrowed, may be NULL */
+   bool lo_skip, hi_incl;
+   /* 0: the defaults. The keys counted by the caller before a helper
+    * starts, and the keys the walkers claim at a time (tests use small ones) */
+   size_t serial_keys, chunk_keys;
+   int64_t *helped; /* may be NULL: set to the keys the helper counted */
+} dj_count_range_t;
+bool dj_count_range (dj_ctx_t *ctx, const dj_count_range_t *r, int64_t *n, bson_error_t *error);
 
 /* ---- spill.c: an external merge sort ---------------------------------------
  * https://www.mongodb.com/docs/manual/reference/operator/aggregation/sort/#-sort-and-memory-restrictions

@@ -176,6 +176,13 @@ scan_range (scan_t *s, const range_t *r)
       keyed = (range_t) {.id = s->c->id, .dir = r->dir, .lo = r->dir > 0 ? &from_buf : NULL, .rid_end = end, .what = r->what};
       r = &keyed;
    }
+   if (r->ix && s->count_only && !s->dedupe && !s->max && r->dir > 0) { /* keys alone: count_range.c */
+      int64_t n = 0;
+      dj_count_range_t cr = {.id = r->id, .lo = r->lo, .hi = r->hi, .lo_skip = r->lo_skip, .hi_incl = r->hi_prefix_incl};
+      bool ok = dj_count_range (s->ctx, &cr, &n, s->error);
+      s->found += n;
+      return ok;
+   }
    dj_buf_init (&p);
    dj_buf_put_u64be (&p, r->id);
    if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, p.data, p.len, r->dir, s->error)) {
