@@ -159,8 +159,8 @@ scan_range (scan_t *s, const range_t *r)
    dj_walk_t w;
    dj_buf_t p;
    range_t keyed;
-   uint8_t from_key[8];
-   dj_buf_t from_buf = {.data = from_key, .len = 8};
+   uint8_t from_key[8], end_key[8];
+   dj_buf_t from_buf = {.data = from_key, .len = 8}, end_buf = {.data = end_key, .len = 8};
 
    if (r->ix && r->ix->rid_keyed) {
       /* a record-keyed index's entries are the records: its bounds as
@@ -172,13 +172,17 @@ scan_range (scan_t *s, const range_t *r)
       }
       for (int i = 0; i < 8; i++) {
          from_key[i] = (uint8_t) (from >> (56 - 8 * i));
+         end_key[i] = (uint8_t) (end >> (56 - 8 * i));
       }
       keyed = (range_t) {.id = s->c->id, .dir = r->dir, .lo = r->dir > 0 ? &from_buf : NULL, .rid_end = end, .what = r->what};
       r = &keyed;
    }
-   if (r->ix && s->count_only && !s->dedupe && !s->max && r->dir > 0) { /* keys alone: count_range.c */
+   if ((r->ix || r == &keyed) && s->count_only && !s->dedupe && !s->max && r->dir > 0) {
+      /* keys alone: count_range.c (a record-keyed index's: its records'
+       * keys, the collection's prefix and the ids [from, end)) */
       int64_t n = 0;
-      dj_count_range_t cr = {.id = r->id, .lo = r->lo, .hi = r->hi, .lo_skip = r->lo_skip, .hi_incl = r->hi_prefix_incl};
+      dj_count_range_t cr = {.id = r->id, .lo = r->lo, .hi = r->ix ? r->hi : &end_buf, .lo_skip = r->lo_skip,
+                             .hi_incl = r->ix && r->hi_prefix_incl};
       bool ok = dj_count_range (s->ctx, &cr, &n, s->error);
       s->found += n;
       return ok;
