@@ -207,30 +207,7 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = dj_u64be_read (kd + 8);
-         if (r->rid_end && rid >= r->rid_end && r->dir > 0) {
-            break;
-         }
-         if (r->rid_end && (s->rids_only || s->count_only) && s->dedupe && !ridset_add (&s->seen, rid)) {
-            continue; /* (a record-keyed index's $in point met again) */
-         }
-         if (s->rids_only) {
-            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
-            s->rids[s->nrids++] = rid;
-            if (s->max && (int64_t) s->nrids >= s->max) {
-               s->stop = true;
-               break;
-            }
-            continue;
-         }
-         if (s->count_only) {
-            if (s->max && s->found >= s->max) {
-               break;
-            }
-            s->found++;
-            continue;
-         }
-         if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
-            w.rc = MDB_CORRUPTED;
+         if ((r->rid_end && rid >= r->rid_end && r->dir > 0) || (s->count_only && s->max && s->found >= s->max)) {
             break;
          }
       } else {
@@ -243,26 +220,31 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
-         if (s->rids_only) {
-            /* (a multikey entry or an $in point met again: once; max counts records) */
-            if (!s->dedupe || ridset_add (&s->seen, rid)) {
-               DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
-               s->rids[s->nrids++] = rid;
-               if (s->max && (int64_t) s->nrids >= s->max) {
-                  s->stop = true;
-                  break;
-               }
+      }
+      if (s->rids_only) {
+         /* (a multikey entry or an $in point met again: once; max counts records) */
+         if (!s->dedupe || ridset_add (&s->seen, rid)) {
+            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+            s->rids[s->nrids++] = rid;
+            if (s->max && (int64_t) s->nrids >= s->max) {
+               s->stop = true;
+               break;
             }
-            continue;
          }
-         if (s->count_only) {
-            s->found += !s->dedupe || ridset_add (&s->seen, rid);
-            continue;
-         }
-         if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
-            s->failed = true;
+         continue;
+      }
+      if (s->count_only) {
+         s->found += !s->dedupe || ridset_add (&s->seen, rid);
+         continue;
+      }
+      if (!r->ix) {
+         if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+            w.rc = MDB_CORRUPTED;
             break;
          }
+      } else if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
+         s->failed = true;
+         break;
       }
       if (!consider (s, rid, &doc)) {
          break;

@@ -58,14 +58,10 @@ dj_ridkey_index (const dj_coll_t *c)
 static bool
 value_rid (const bson_value_t *v, uint64_t *rid)
 {
-   int64_t n;
-   if (v->value_type == BSON_TYPE_INT32) {
-      n = v->value.v_int32;
-   } else if (v->value_type == BSON_TYPE_INT64) {
-      n = v->value.v_int64;
-   } else {
+   if (v->value_type != BSON_TYPE_INT32 && v->value_type != BSON_TYPE_INT64) {
       return false;
    }
+   int64_t n = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
    if (n < 1 || (uint64_t) n > DJ_RIDKEY_MAX) {
       return false;
    }
@@ -260,6 +256,12 @@ first_true (pred_t *p)
       } else {
          int64_t g = (int64_t) h + (int64_t) l;
          guess = g < 1 ? 1 : (uint64_t) g > DJ_RIDKEY_MAX ? DJ_RIDKEY_MAX : (uint64_t) g;
+      }
+      id_key (&p->k, guess);
+      if (p->k.len == p->bound->len && !memcmp (p->k.data, b, p->bound->len)) {
+         /* the bound is guess's own key (an equality's point): inside a
+          * lower bound unless excluded, past an upper one unless included */
+         return p->flag ? guess + 1 : guess;
       }
       if (pred (p, guess)) {
          hi = guess;

@@ -362,7 +362,9 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
       /* room for a key a document of ~40 bytes (an index id, a number's
        * key, a record id), grown past it as usual */
       dj_buf_init (&es[i].keys);
-      dj_buf_reserve (&es[i].keys, n * 40);
+      if (!c->indexes[i].rid_keyed) { /* (which has none: collect_entries) */
+         dj_buf_reserve (&es[i].keys, n * 40);
+      }
       es[i].ends = bson_malloc (sizeof (size_t) * n);
       es[i].cap = n;
    }
