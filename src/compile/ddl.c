@@ -207,11 +207,27 @@ unique_collation_ok (cx_t *cx, const dj_coldef_t *c)
    return true;
 }
 
+/* The extra field of a PRIMARY KEY's index on one INTEGER column (SQLite's
+ * rule: a type name holding "INT"; NULL otherwise): djongoRecordKeyed, the
+ * embedded engine's ask to key the table's records by it (its values are
+ * the record ids: src/engine/storage/ridkey.c). The transport takes it out
+ * for a server that does not announce it (a MongoDB server). */
+static const bson_t *
+record_keyed (const dj_coldef_t *c, bson_t *extra)
+{
+   if (!c || !c->type || !strstr (c->type, "INT")) {
+      return NULL;
+   }
+   bson_init (extra);
+   BSON_APPEND_BOOL (extra, "djongoRecordKeyed", true);
+   return extra;
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
 {
-   bson_t *cmd = bson_new (), indexes;
+   bson_t *cmd = bson_new (), indexes, extra = BSON_INITIALIZER;
    uint32_t n = 0;
    bool ok = true;
    char name[256];
@@ -227,7 +243,9 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
          return false;
       }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
-      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL, NULL);
+      bool keyed = c->primary_key && c->not_null;
+      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL,
+                       keyed ? record_keyed (c, &extra) : NULL);
    }
    for (int i = 0; ok && i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];
@@ -251,9 +269,11 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       } else {
          snprintf (name, sizeof name, "%s_%s_%s", st->table, (char *) tc->columns.v[0], tc->primary_key ? "pk" : "uniq");
       }
+      bool keyed = tc->primary_key && tc->columns.n == 1 && !tc->where;
       ok = index_spec (cx, &indexes, n++, name, (char *const *) tc->columns.v, NULL, tc->columns.n, true, nullable, NULL,
-                       tc->where, NULL);
+                       tc->where, keyed ? record_keyed (find_coldef (st, tc->columns.v[0]), &extra) : NULL);
    }
+   bson_destroy (&extra);
    bson_append_array_end (cmd, &indexes);
    if (!ok || n == 0) {
       bson_destroy (cmd);

@@ -115,12 +115,14 @@ const char *dj_transport_kind (const dj_transport_t *t);
 bool dj_transport_djongo_engine (dj_transport_t *t);
 /** Whether djongo's engine behind t reads @p feature, one of the fields of
  *  djongo-server's hello `djongo` document (insertReferences,
- *  deferredReferences, djongoMax: src/server/handshake.c); always on the embedded
+ *  deferredReferences, djongoMax, recordKeyed: src/server/handshake.c); always on the embedded
  *  engine. Selects the primary as dj_transport_djongo_engine does. */
 bool dj_transport_djongo_has (dj_transport_t *t, const char *feature);
 
 /** A dj_run_command_fn: @p ctx is the dj_transport_t. Runs in the open
- *  transaction, if any. */
+ *  transaction, if any. A createIndexes' djongoRecordKeyed fields (the
+ *  compiler's, for an INTEGER PRIMARY KEY) go to a server only when it
+ *  announces recordKeyed: a MongoDB server gets the plain unique index. */
 bool dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
 
 /** dj_transport_run for a command built by djongo's compiler from UTF-8

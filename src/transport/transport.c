@@ -750,6 +750,60 @@ explain_selection (dj_transport_t *t, bson_error_t *error)
    bson_string_free (s, true);
 }
 
+/* cmd for a server, with the djongoRecordKeyed fields of a createIndexes'
+ * specs (djongo's compiler asks for a record-keyed INTEGER PRIMARY KEY,
+ * src/engine/storage/ridkey.c) taken out when the server does not announce
+ * it: a MongoDB server refuses an unknown index option, and makes the
+ * plain unique index it stands for without. Into *out (initialised) when
+ * taken out: true; false: cmd as it is. */
+static bool
+without_record_keyed (dj_transport_t *t, const bson_t *cmd, bson_t *out)
+{
+   bson_iter_t it, specs;
+   if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it) || strcmp (bson_iter_key (&it), "createIndexes") ||
+       !bson_iter_init_find (&it, cmd, "indexes") || !BSON_ITER_HOLDS_ARRAY (&it) || !bson_iter_recurse (&it, &specs)) {
+      return false;
+   }
+   bool asked = false;
+   while (!asked && bson_iter_next (&specs)) {
+      bson_iter_t f;
+      asked = BSON_ITER_HOLDS_DOCUMENT (&specs) && bson_iter_recurse (&specs, &f) && bson_iter_find (&f, "djongoRecordKeyed");
+   }
+   if (!asked || dj_transport_djongo_has (t, "recordKeyed")) {
+      return false;
+   }
+   bson_t arr;
+   bson_init (out);
+   bson_iter_init (&it, cmd);
+   while (bson_iter_next (&it)) {
+      if (strcmp (bson_iter_key (&it), "indexes") || !BSON_ITER_HOLDS_ARRAY (&it)) {
+         bson_append_iter (out, NULL, 0, &it);
+         continue;
+      }
+      BSON_APPEND_ARRAY_BEGIN (out, "indexes", &arr);
+      bson_iter_recurse (&it, &specs);
+      while (bson_iter_next (&specs)) {
+         const uint8_t *d;
+         uint32_t l;
+         bson_t spec, plain;
+         if (!BSON_ITER_HOLDS_DOCUMENT (&specs)) {
+            bson_append_iter (&arr, NULL, 0, &specs);
+            continue;
+         }
+         bson_iter_document (&specs, &l, &d);
+         bson_init_static (&spec, d, l);
+         bson_init (&plain);
+         bson_copy_to_excluding_noinit (&spec, &plain, "djongoRecordKeyed", NULL);
+         bson_append_document (&arr, bson_iter_key (&specs), -1, &plain);
+         bson_destroy (&plain);
+      }
+      bson_append_array_end (out, &arr);
+   }
+   return true;
+}
+
+static bool server_command (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error);
+
 bool
 dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
 {
@@ -766,6 +820,18 @@ dj_transport_run (void *ctx, const char *db, const bson_t *cmd, bson_t *reply, b
       label_conflict (t, error);
       return false;
    }
+   bson_t plain;
+   if (without_record_keyed (t, cmd, &plain)) {
+      bool ok = server_command (t, db, &plain, reply, error);
+      bson_destroy (&plain);
+      return ok;
+   }
+   return server_command (t, db, cmd, reply, error);
+}
+
+static bool
+server_command (dj_transport_t *t, const char *db, const bson_t *cmd, bson_t *reply, bson_error_t *error)
+{
    bool ok;
    if (t->session) {
       bson_t opts = BSON_INITIALIZER;

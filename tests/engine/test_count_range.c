@@ -17,7 +17,9 @@
  *    snapshot's, and no helper (it would see the newer one) counts any;
  *  - with half of LMDB's reader slots in use, no helper takes one;
  *  - through the count command, past the default first walk, a covered
- *    count is the count of the documents a collection scan matches.
+ *    count is the count of the documents a collection scan matches; so is
+ *    one over a record-keyed index (storage/ridkey.c), which has no
+ *    entries (its records counted), and over the same index turned plain.
  *
  * https://www.mongodb.com/docs/manual/reference/command/count/#accuracy-and-sharded-clusters
  * (a count on a standalone is exact)
@@ -84,6 +86,13 @@ static void
 ints (int i, bson_t *d)
 {
    BSON_APPEND_INT32 (d, "a", i % 100);
+}
+
+/* ids 1, 4, 7, ...: the record ids of a record-keyed index, with gaps */
+static void
+spaced_ids (int i, bson_t *d)
+{
+   BSON_APPEND_INT32 (d, "id", 3 * i + 1);
 }
 
 /* The keys of index prefix id in the bounds, found by a walk of them all. */
@@ -326,6 +335,37 @@ main (void)
    CHECK (count_cmd (e, "{\"count\": \"big\", \"query\": {\"a\": {\"$lt\": 50}}}") ==
              count_cmd (e, "{\"count\": \"big\", \"query\": {\"a\": {\"$lt\": 50}}, \"hint\": {\"$natural\": 1}}"),
           "multikey: as the documents count");
+
+   /* ---- a record-keyed index (storage/ridkey.c): no entries of its own,
+    * its covered counts count the records between the ids its bounds
+    * stand for, past the first walk too; the same once it turned plain ---- */
+   run (e, "{\"createIndexes\": \"keyed\", \"indexes\": [{\"key\": {\"id\": 1}, \"name\": \"id_pk\", "
+           "\"unique\": true, \"djongoRecordKeyed\": true}]}");
+   insert_many (e, NULL, "keyed", 0, 40000, spaced_ids);
+   static const char *keyed_filters[] = {
+      "{\"id\": {\"$lt\": 50000}}", "{\"id\": {\"$gte\": 7}}", "{\"id\": {\"$gt\": 7, \"$lte\": 90001}}",
+      "{\"id\": {\"$gte\": 2.5, \"$lt\": 100000.5}}", "{\"id\": {\"$gt\": 4, \"$lt\": 7}}", "{\"id\": 7}",
+      "{\"id\": 8}", "{\"id\": {\"$in\": [1, 4, 4.0, 5, 119998]}}", "{\"id\": {\"$gt\": -1e300}}",
+      "{\"id\": {\"$lt\": \"a\"}}", "{\"id\": {\"$gt\": 1e300}}", "{\"id\": {\"$gte\": 1}}", "{}",
+   };
+   for (int turned = 0; turned < 2; turned++) {
+      for (size_t f = 0; f < sizeof keyed_filters / sizeof keyed_filters[0]; f++) {
+         char *by_index = bson_strdup_printf ("{\"count\": \"keyed\", \"query\": %s}", keyed_filters[f]);
+         char *by_docs =
+            bson_strdup_printf ("{\"count\": \"keyed\", \"query\": %s, \"hint\": {\"$natural\": 1}}", keyed_filters[f]);
+         int64_t a = count_cmd (e, by_index), b = count_cmd (e, by_docs);
+         CHECK (a == b && a >= 0, "record-keyed%s, %s: %lld through the index, %lld by the documents",
+                turned ? " turned plain" : "", keyed_filters[f], (long long) a, (long long) b);
+         bson_free (by_index);
+         bson_free (by_docs);
+      }
+      CHECK (count_cmd (e, "{\"count\": \"keyed\", \"query\": {\"id\": {\"$gte\": 1}}}") == 40000 + turned,
+             "record-keyed%s: every record, a range longer than the first walk", turned ? " turned plain" : "");
+      CHECK (count_cmd (e, "{\"count\": \"keyed\", \"query\": {\"id\": {\"$gt\": 100}}, \"limit\": 5}") == 5,
+             "record-keyed%s: a count's limit", turned ? " turned plain" : "");
+      /* a document without an integer id turns the index plain (ridkey.c) */
+      run (e, "{\"insert\": \"keyed\", \"documents\": [{\"_id\": -1, \"id\": 2.5}]}");
+   }
 
    /* ---- half the reader table in use: no helper takes a slot ---- */
    MDB_txn *readers[260];

@@ -93,7 +93,12 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       bson_iter_document (&specs, &l, &d);
       bson_init_static (&given, d, l);
       bson_destroy (&spec);
-      if (!dj_index_spec_collated (&given, c->options, &spec, error)) { /* (default_collation.c) */
+      bson_t plain; /* given without djongo's djongoRecordKeyed (storage/ridkey.c) */
+      bool keyed;
+      dj_ridkey_option (&given, &plain, &keyed);
+      bool collated = dj_index_spec_collated (&plain, c->options, &spec, error); /* (default_collation.c) */
+      bson_destroy (&plain);
+      if (!collated) {
          bson_init (&spec);
          goto done;
       }
@@ -148,7 +153,7 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
       }
       dj_index_cleanup (&probe);
       if (!skip) {
-         if (!dj_coll_add_index (&ctx, c, &spec, error) || !index_event (&ctx, c, "createIndexes", &spec, error)) {
+         if (!dj_ridkey_add_index (&ctx, c, &spec, keyed, error) || !index_event (&ctx, c, "createIndexes", &spec, error)) {
             dj_ctx_error_info (&ctx, error, reply); /* a DuplicateKey's keyPattern/keyValue */
             goto done;
          }

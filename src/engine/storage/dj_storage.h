@@ -21,6 +21,8 @@
  *   index_spec.c index specifications (incl. hashed fields and TTL) parsed and checked
  *   index.c      a document's keys, index entries and builds
  *   record.c     records read and written with their index entries, capped trims
+ *   ridkey.c     record-keyed indexes: an integer field's values as the record
+ *                ids (a table's INTEGER PRIMARY KEY), no entries of their own
  *   write_many.c many records deleted or updated at once: sorted batches, one
  *                cursor pass each (updates: the records walked in scan order)
  *   storage-private.h  what store.c, index.c and record.c share
@@ -70,6 +72,9 @@ struct dj_index {
    bool unique, sparse, multikey, is_id;
    bool hidden; /* kept up to date, never chosen or hinted (collMod index.hidden) */
    bool lossy; /* some key was cut or holds a Decimal128: index order may differ from sort order */
+   /* record-keyed (ridkey.c): a unique index on one integer field whose
+    * values are the records' ids; it has no entries of its own */
+   bool rid_keyed;
    int hashed; /* 1 + the path keyed by its value's hash (values/hash.c); 0: none */
    bool ttl;   /* expireAfterSeconds: commands/ttl.c deletes what it expires */
    dj_text_spec_t *text; /* owned: a text index (text/spec.c), NULL otherwise */
@@ -303,6 +308,14 @@ void dj_index_cleanup (dj_index_t *ix);
 /* Adds ix to c (already validated) and fills it from existing documents. */
 bool dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error);
 bool dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error);
+/* createIndexes' spec `given` without its djongoRecordKeyed field into out
+ * (initialised here); *keyed: the field asked for a record-keyed index
+ * (ridkey.c: djongo's compiler sends it for a table's INTEGER PRIMARY KEY). */
+void dj_ridkey_option (const bson_t *given, bson_t *out, bool *keyed);
+/* dj_coll_add_index, made record-keyed when `keyed` and the index and c
+ * allow it (ridkey.c: one ascending unique integer field, nothing else, on
+ * an empty collection that is not capped and has none yet). */
+bool dj_ridkey_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bool keyed, bson_error_t *error);
 
 /* Record-level writes. All index maintenance and unique checks happen here,
  * inside the caller's write transaction; on error nothing was written. */

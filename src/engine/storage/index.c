@@ -386,8 +386,8 @@ dj_index_key_bound (const dj_index_t *ix, const bson_t *bound, dj_buf_t *out, bs
  * (the same key as a document) beside it -- ctx->error_info.
  * `row` is the element of a multikey field the conflicting key came from.
  * https://www.mongodb.com/docs/manual/core/index-unique/ */
-static bool
-dup_key_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row, bson_error_t *error)
+bool
+dj_index_dup_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row, bson_error_t *error)
 {
    dj_buf_t b;
    bson_t *info = bson_new (), kv;
@@ -411,6 +411,9 @@ bool
 dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                        uint64_t rid, const bson_t *doc, bson_error_t *error)
 {
+   if (ix->rid_keyed) {
+      return dj_ridkey_unique_check (ctx, c, ix, rid, doc, error);
+   }
    dj_buf_t k;
    uint8_t kb[ENTRY_STACK];
    dj_buf_init (&k);
@@ -419,7 +422,7 @@ dj_index_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, 
       int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &key, &val);
       if (rc == 0 && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
          dj_buf_cleanup (&k);
-         return dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
+         return dj_index_dup_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
       }
       if (rc && rc != MDB_NOTFOUND) {
          dj_buf_cleanup (&k);
@@ -445,6 +448,9 @@ bool
 dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const dj_keyset_t *ks,
                         uint64_t rid, const bson_t *doc, int slot, bson_error_t *error)
 {
+   if (ix->rid_keyed) {
+      return true; /* the record's own key: its put was the unique check (record.c) */
+   }
    dj_buf_t k;
    uint8_t kb[ENTRY_STACK], r[8];
    bool ok = true;
@@ -455,7 +461,7 @@ dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix,
       MDB_val val = {8, r}, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = dj_ctx_put (ctx, slot, &key, &val, MDB_NOOVERWRITE);
       if (rc == MDB_KEYEXIST && !(val.mv_size == 8 && dj_u64be_read (val.mv_data) == rid)) {
-         ok = dup_key_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
+         ok = dj_index_dup_error (ctx, c, ix, doc, ks->rows ? ks->rows[i] : 0, error);
       } else if (rc && rc != MDB_KEYEXIST) {
          ok = dj_lmdb_error (rc, error, "index write");
       }
@@ -482,6 +488,9 @@ bool
 dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *skip,
                       uint64_t rid, int slot, bson_error_t *error)
 {
+   if (ix->rid_keyed) {
+      return true; /* no entries of its own (ridkey.c) */
+   }
    dj_buf_t k;
    uint8_t kb[ENTRY_STACK], r[8];
    dj_buf_init (&k);
@@ -506,6 +515,9 @@ bool
 dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks, const dj_keyset_t *keep,
                    uint64_t rid, bson_error_t *error)
 {
+   if (ix->rid_keyed) {
+      return true; /* no entries of its own (ridkey.c) */
+   }
    dj_buf_t k;
    dj_buf_init (&k);
    for (int i = 0; i < ks->n; i++) {
@@ -530,8 +542,6 @@ bool
 dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t *error)
 {
    dj_index_t ix;
-   dj_walk_t w;
-   dj_buf_t p;
 
    if (!dj_index_load (&ix, spec, error)) {
       return false;
@@ -540,20 +550,27 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
       dj_index_cleanup (&ix);
       return false;
    }
-   dj_buf_init (&p);
-   dj_buf_put_u64be (&p, c->id);
-   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
-   dj_buf_cleanup (&p);
-   if (!ok) {
-      dj_index_cleanup (&ix);
-      return false;
-   }
    /* Index the existing documents. A unique violation among them fails the
     * whole command, and the caller's transaction is aborted. */
    int n_before = c->nindexes;
    c->indexes = bson_realloc (c->indexes, sizeof (dj_index_t) * (size_t) (c->nindexes + 1));
    c->indexes[c->nindexes++] = ix;
-   dj_index_t *nix = &c->indexes[n_before];
+   return dj_index_build (ctx, c, &c->indexes[n_before], error) && dj_coll_save (ctx, c, error);
+}
+
+bool
+dj_index_build (dj_ctx_t *ctx, dj_coll_t *c, dj_index_t *nix, bson_error_t *error)
+{
+   dj_walk_t w;
+   dj_buf_t p;
+
+   dj_buf_init (&p);
+   dj_buf_put_u64be (&p, c->id);
+   bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);
+   dj_buf_cleanup (&p);
+   if (!ok) {
+      return false;
+   }
    while (ok && dj_walk_next (&w) && w.k.mv_size == 16) {
       bson_t doc;
       dj_keyset_t ks;
@@ -581,7 +598,7 @@ dj_coll_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bson_error_t
       }
    }
    if (ok) {
-      ok = dj_walk_close (&w, "index build", error) && dj_coll_save (ctx, c, error);
+      ok = dj_walk_close (&w, "index build", error);
    } else {
       bson_error_t ignored; /* the error is the document's */
       dj_walk_close (&w, "index build", &ignored);

@@ -26,7 +26,7 @@ dj_keycount_index (const dj_coll_t *c, const char *field)
    for (int i = 0; i < c->nindexes; i++) {
       const dj_index_t *ix = &c->indexes[i];
       bson_iter_t it;
-      if (ix->npaths == 1 && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy && !ix->hashed &&
+      if (ix->npaths == 1 && !ix->multikey && !ix->sparse && !ix->partial && !ix->lossy && !ix->hashed && !ix->rid_keyed &&
           bson_iter_init (&it, ix->key) && bson_iter_next (&it) && !strcmp (bson_iter_key (&it), field)) {
          return i;
       }

@@ -18,7 +18,7 @@
  * rechecked since hashes collide -- never a range or a sort.
  * https://www.mongodb.com/docs/manual/core/indexes/index-types/index-hashed/
  */
-#include "dj_storage.h"
+#include "storage-private.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -142,6 +142,7 @@ typedef struct {
     * with hi being inside when hi_prefix_incl. */
    const dj_buf_t *lo, *hi;
    bool lo_skip, hi_prefix_incl;
+   uint64_t rid_end; /* records: stop at this record id (0: none) */
    const char *what; /* for LMDB errors */
 } range_t;
 
@@ -159,10 +160,31 @@ scan_range (scan_t *s, const range_t *r)
 {
    dj_walk_t w;
    dj_buf_t p;
+   range_t keyed;
+   uint8_t from_key[8], end_key[8];
+   dj_buf_t from_buf = {.data = from_key, .len = 8}, end_buf = {.data = end_key, .len = 8};
 
-   if (r->ix && s->count_only && !s->dedupe && !s->max && r->dir > 0) { /* keys alone: count_range.c */
+   if (r->ix && r->ix->rid_keyed) {
+      /* a record-keyed index's entries are the records: its bounds as
+       * record ids (ridkey.c) */
+      uint64_t from, end;
+      dj_ridkey_bounds (r->ix, r->lo, r->lo_skip, r->hi, r->hi_prefix_incl, &from, &end);
+      if (from >= end) {
+         return true;
+      }
+      for (int i = 0; i < 8; i++) {
+         from_key[i] = (uint8_t) (from >> (56 - 8 * i));
+         end_key[i] = (uint8_t) (end >> (56 - 8 * i));
+      }
+      keyed = (range_t) {.id = s->c->id, .dir = r->dir, .lo = r->dir > 0 ? &from_buf : NULL, .rid_end = end, .what = r->what};
+      r = &keyed;
+   }
+   if ((r->ix || r == &keyed) && s->count_only && !s->dedupe && !s->max && r->dir > 0) {
+      /* keys alone: count_range.c (a record-keyed index's: its records'
+       * keys, the collection's prefix and the ids [from, end)) */
       int64_t n = 0;
-      dj_count_range_t cr = {.id = r->id, .lo = r->lo, .hi = r->hi, .lo_skip = r->lo_skip, .hi_incl = r->hi_prefix_incl};
+      dj_count_range_t cr = {.id = r->id, .lo = r->lo, .hi = r->ix ? r->hi : &end_buf, .lo_skip = r->lo_skip,
+                             .hi_incl = r->ix && r->hi_prefix_incl};
       bool ok = dj_count_range (s->ctx, &cr, &n, s->error);
       s->found += n;
       return ok;
@@ -186,18 +208,10 @@ scan_range (scan_t *s, const range_t *r)
          if (w.k.mv_size != 16) {
             break;
          }
-         if (s->count_only) {
-            if (s->max && s->found >= s->max) {
-               break;
-            }
-            s->found++;
-            continue;
-         }
-         if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
-            w.rc = MDB_CORRUPTED;
+         rid = dj_u64be_read (kd + 8);
+         if ((r->rid_end && rid >= r->rid_end && r->dir > 0) || (s->count_only && s->max && s->found >= s->max)) {
             break;
          }
-         rid = dj_u64be_read (kd + 8);
       } else {
          const uint8_t *key = kd + 8;
          size_t klen = w.k.mv_size - 8;
@@ -208,26 +222,31 @@ scan_range (scan_t *s, const range_t *r)
             break;
          }
          rid = r->ix->unique ? dj_u64be_read (w.v.mv_data) : dj_u64be_read (kd + w.k.mv_size - 8);
-         if (s->rids_only) {
-            /* (a multikey entry or an $in point met again: once; max counts records) */
-            if (!s->dedupe || ridset_add (&s->seen, rid)) {
-               DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
-               s->rids[s->nrids++] = rid;
-               if (s->max && (int64_t) s->nrids >= s->max) {
-                  s->stop = true;
-                  break;
-               }
+      }
+      if (s->rids_only) {
+         /* (a multikey entry or an $in point met again: once; max counts records) */
+         if (!s->dedupe || ridset_add (&s->seen, rid)) {
+            DJ_GROW (s->rids, s->nrids, s->ridcap, 256);
+            s->rids[s->nrids++] = rid;
+            if (s->max && (int64_t) s->nrids >= s->max) {
+               s->stop = true;
+               break;
             }
-            continue;
          }
-         if (s->count_only) {
-            s->found += !s->dedupe || ridset_add (&s->seen, rid);
-            continue;
-         }
-         if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
-            s->failed = true;
+         continue;
+      }
+      if (s->count_only) {
+         s->found += !s->dedupe || ridset_add (&s->seen, rid);
+         continue;
+      }
+      if (!r->ix) {
+         if (!bson_init_static (&doc, w.v.mv_data, w.v.mv_size)) {
+            w.rc = MDB_CORRUPTED;
             break;
          }
+      } else if (!dj_record_get (s->ctx, s->c, rid, &doc, s->error)) {
+         s->failed = true;
+         break;
       }
       if (!consider (s, rid, &doc)) {
          break;

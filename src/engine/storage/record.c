@@ -154,8 +154,17 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
               DJ_MAX_STORED_DEPTH + 1);
       goto done;
    }
-   bool hinted = c->next_rid != 0;
-   if (!next_rid (ctx, c, false, &rid, error)) {
+   /* a record-keyed index gives the id (ridkey.c); a document that does
+    * not fit it turns it plain first */
+   int rk = dj_ridkey_index (c);
+   if (rk >= 0 && !dj_ridkey_doc_rid (&c->indexes[rk], doc, &rid)) {
+      if (!dj_ridkey_unkey (ctx, c, rk, error)) {
+         goto done;
+      }
+      rk = -1;
+   }
+   bool hinted = rk < 0 && c->next_rid != 0;
+   if (rk < 0 && !next_rid (ctx, c, false, &rid, error)) {
       goto done;
    }
    /* every key first (a document no index takes fails before any
@@ -189,6 +198,17 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
       mv.mv_data = (void *) bson_get_data (doc); /* (a refused put returns the record there) */
       rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    }
+   if (rc == MDB_KEYEXIST && rk >= 0) {
+      /* the record-keyed index's duplicate -- unless a unique index
+       * before it has one, which mongod would meet first */
+      for (int j = 0; j < rk; j++) {
+         if (c->indexes[j].unique && !dj_index_unique_check (ctx, c, &c->indexes[j], &ks[j], 0, doc, error)) {
+            goto done;
+         }
+      }
+      dj_index_dup_error (ctx, c, &c->indexes[rk], doc, 0, error);
+      goto done;
+   }
    if (rc) {
       dj_lmdb_error (rc, error, "record write");
       goto done;
@@ -207,7 +227,7 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
          goto done;
       }
    }
-   c->next_rid = rid + 1;
+   c->next_rid = rk < 0 ? rid + 1 : 0;
    for (int i = 0; i < c->nindexes; i++) {
       if (!c->indexes[i].unique && !dj_index_put_keys_at (ctx, &c->indexes[i], &ks[i], NULL, rid, 1 + i, error)) {
          goto done;
@@ -232,9 +252,8 @@ done:
    return ok;
 }
 
-/* Whether a and b are the same keys in the same order. */
-static bool
-same_keys (const dj_keyset_t *a, const dj_keyset_t *b)
+bool
+dj_keyset_same (const dj_keyset_t *a, const dj_keyset_t *b)
 {
    if (a->n != b->n) {
       return false;
@@ -273,6 +292,17 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    if (!dj_record_update_check (new_doc, error)) {
       goto done;
    }
+   /* a new value in the record-keyed index moves the record; one that
+    * does not fit it turns it plain (ridkey.c) */
+   int rk = dj_ridkey_index (c);
+   uint64_t nrid = rid;
+   if (rk >= 0 && !dj_ridkey_doc_rid (&c->indexes[rk], new_doc, &nrid) && !dj_ridkey_unkey (ctx, c, rk, error)) {
+      goto done;
+   }
+   if (dj_ridkey_index (c) >= 0 && nrid != rid) {
+      ok = dj_ridkey_move (ctx, c, rid, old_doc, new_doc, nrid, error);
+      goto done;
+   }
    for (int i = 0; i < c->nindexes; i++) {
       if (!dj_index_keys (&c->indexes[i], old_doc, &oks[i], error) || !dj_index_keys (&c->indexes[i], new_doc, &nks[i], error)) {
          goto done;
@@ -281,7 +311,7 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    for (int i = 0; i < c->nindexes; i++) {
       /* keys the update left as they were are this record's already: no
        * other record can hold them (the _id index, most of all) */
-      if (c->indexes[i].unique && !same_keys (&oks[i], &nks[i]) &&
+      if (c->indexes[i].unique && !dj_keyset_same (&oks[i], &nks[i]) &&
           !dj_index_unique_check (ctx, c, &c->indexes[i], &nks[i], rid, new_doc, error)) {
          goto done;
       }

@@ -71,6 +71,8 @@ bool dj_keyset_has (const dj_keyset_t *ks, const dj_buf_t *key);
 /* Records that index i of c now holds a multikey or a lossy key, as ks's
  * keys say (record.c; saves c's catalog entry when a flag turns on). */
 bool dj_record_note_flags (dj_ctx_t *ctx, dj_coll_t *c, int i, const dj_keyset_t *ks, bson_error_t *error);
+/* Whether a and b are the same keys in the same order (record.c). */
+bool dj_keyset_same (const dj_keyset_t *a, const dj_keyset_t *b);
 /* Whether new_doc may replace a record (size and nesting): an update's checks. */
 bool dj_record_update_check (const bson_t *new_doc, bson_error_t *error);
 /* Writes rid's entries for ks's keys, but those also in skip (may be NULL). */
@@ -97,6 +99,41 @@ bool dj_index_del_keys (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *
  * records, 1 + i for index i), opened here at first use; mdb_put for a
  * slot past DJ_PUT_CURSORS. Returns LMDB's code. */
 int dj_ctx_put (dj_ctx_t *ctx, int slot, MDB_val *k, MDB_val *v, unsigned flags);
+
+/* DuplicateKey (11000) for doc's key (row: the multikey element it came
+ * from) in unique index ix, with keyPattern and keyValue in
+ * ctx->error_info, as mongod reports it; returns false. */
+bool dj_index_dup_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, const bson_t *doc, int row,
+                         bson_error_t *error);
+/* Adds the entries of every record of c to c's index nix (a unique
+ * violation among them fails), sets its multikey and lossy flags. */
+bool dj_index_build (dj_ctx_t *ctx, dj_coll_t *c, dj_index_t *nix, bson_error_t *error);
+
+/* ridkey.c: record-keyed indexes (its header comment) */
+/* The record-keyed index of c, or -1. */
+int dj_ridkey_index (const dj_coll_t *c);
+/* The record id doc's value at record-keyed ix's field stands for: false
+ * when the value is no integer in range (missing, null, an array, a double,
+ * a string, an integer below 1 or past DJ_RIDKEY_MAX): the document does
+ * not fit the index, which then turns into a plain one (dj_ridkey_unkey). */
+bool dj_ridkey_doc_rid (const dj_index_t *ix, const bson_t *doc, uint64_t *rid);
+/* Turns c's record-keyed index i into a plain unique index: its entries
+ * written from the records (which keep their ids), c's entry saved. */
+bool dj_ridkey_unkey (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error);
+/* dj_index_unique_check for record-keyed ix: the record doc's key names,
+ * when it is not rid's, is a DuplicateKey. */
+bool dj_ridkey_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix, uint64_t rid, const bson_t *doc,
+                             bson_error_t *error);
+/* The record ids [*from, *end) whose keys in record-keyed ix lie in a
+ * range of index keys as plan.c's scans bound them: from lo (NULL: the
+ * first; lo_skip: keys starting with lo excluded) to hi (NULL: the last;
+ * keys starting with hi inside when hi_incl). */
+void dj_ridkey_bounds (const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, const dj_buf_t *hi, bool hi_incl,
+                       uint64_t *from, uint64_t *end);
+/* dj_record_update of a document whose key in c's record-keyed index
+ * changed to nrid: the record moves to nrid with all its index entries. */
+bool dj_ridkey_move (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
+                     uint64_t nrid, bson_error_t *error);
 
 /* record.c */
 /* A record's key: [coll][rid], both 8-byte big-endian, into b (reset first). */

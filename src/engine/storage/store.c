@@ -5,11 +5,13 @@
  *
  * One LMDB environment per data directory, with two named databases:
  *
- *   catalog  "db\0collection"  -> BSON {ns, id, options, indexes: [{id, spec, multikey}]}
+ *   catalog  "db\0collection"  -> BSON {ns, id, options, indexes: [{id, spec, multikey, lossy[, recordKeyed]}]}
  *            "\x01next_id"     -> u64, the last prefix id handed out
  *   data     [coll id][record id]            -> the document (BSON)
  *            [index id][key]                 -> record id         (unique index)
  *            [index id][key][record id]      -> ""                (other indexes)
+ *            (none)                                               (a record-keyed index:
+ *                                                                  its keys are the record ids, ridkey.c)
  *
  * Ids are 8-byte big-endian, so each collection and each index is a
  * contiguous key range: a "sub-database" by prefix. We use prefixes rather
@@ -288,7 +290,7 @@ coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_err
          const uint8_t *d;
          uint32_t l;
          uint64_t id = 0;
-         bool multikey = false, lossy = false;
+         bool multikey = false, lossy = false, keyed = false;
          bson_iter_recurse (&ii, &fi);
          while (bson_iter_next (&fi)) {
             if (!strcmp (bson_iter_key (&fi), "id")) {
@@ -297,6 +299,8 @@ coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_err
                multikey = bson_iter_as_bool (&fi);
             } else if (!strcmp (bson_iter_key (&fi), "lossy")) {
                lossy = bson_iter_as_bool (&fi);
+            } else if (!strcmp (bson_iter_key (&fi), "recordKeyed")) {
+               keyed = bson_iter_as_bool (&fi); /* (ridkey.c) */
             } else if (!strcmp (bson_iter_key (&fi), "spec")) {
                bson_iter_document (&fi, &l, &d);
             }
@@ -310,6 +314,7 @@ coll_from_entry (const char *db, const char *name, const bson_t *entry, bson_err
          c->indexes[c->nindexes].id = id;
          c->indexes[c->nindexes].multikey = multikey;
          c->indexes[c->nindexes].lossy = lossy;
+         c->indexes[c->nindexes].rid_keyed = keyed;
          c->nindexes++;
       }
    }
@@ -333,6 +338,9 @@ dj_coll_save (dj_ctx_t *ctx, const dj_coll_t *c, bson_error_t *error)
       BSON_APPEND_INT64 (&one, "id", (int64_t) c->indexes[i].id);
       BSON_APPEND_BOOL (&one, "multikey", c->indexes[i].multikey);
       BSON_APPEND_BOOL (&one, "lossy", c->indexes[i].lossy);
+      if (c->indexes[i].rid_keyed) { /* (ridkey.c; absent: false) */
+         BSON_APPEND_BOOL (&one, "recordKeyed", true);
+      }
       BSON_APPEND_DOCUMENT (&one, "spec", c->indexes[i].spec);
       bson_append_document_end (&arr, &one);
    }
@@ -629,6 +637,10 @@ dj_coll_check (dj_ctx_t *ctx, dj_coll_t *c, dj_coll_check_t *out, bson_error_t *
       dj_walk_t w;
       dj_buf_t p;
       const dj_index_t *ix = i < 0 ? NULL : &c->indexes[i];
+      if (ix && ix->rid_keyed) {
+         out->keys[i] = out->nrecords; /* its entries are the records (ridkey.c) */
+         continue;
+      }
       dj_buf_init (&p);
       dj_buf_put_u64be (&p, ix ? ix->id : c->id);
       bool ok = dj_walk_open (&w, ctx, ctx->engine->dbi_data, p.data, p.len, 1, error);

@@ -279,6 +279,9 @@ collect_entries (const dj_coll_t *c, const bson_t *doc, uint64_t rid, entries_t 
    for (int i = 0; i < c->nindexes; i++) {
       const dj_index_t *ix = &c->indexes[i];
       entries_t *e = &es[i];
+      if (ix->rid_keyed) {
+         continue; /* its entries are the records (ridkey.c) */
+      }
       if (walked && sl[i].name && !(sl[i].has && sl[i].type == BSON_TYPE_ARRAY)) {
          if (sl[i].has || !ix->sparse) { /* (a sparse index has no entry for a missing field) */
             plain_entry (e, ix, &sl[i], rid);
@@ -359,7 +362,9 @@ delete_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, int64
       /* room for a key a document of ~40 bytes (an index id, a number's
        * key, a record id), grown past it as usual */
       dj_buf_init (&es[i].keys);
-      dj_buf_reserve (&es[i].keys, n * 40);
+      if (!c->indexes[i].rid_keyed) { /* (which has none: collect_entries) */
+         dj_buf_reserve (&es[i].keys, n * 40);
+      }
       es[i].ends = bson_malloc (sizeof (size_t) * n);
       es[i].cap = n;
    }
@@ -680,6 +685,41 @@ update_flush (dj_ctx_t *ctx, dj_coll_t *c, ubatch_t *b, bool ok, bson_error_t *e
    return ok;
 }
 
+/* Whether out, what record rid of c becomes, moves to another id or turns
+ * c's record-keyed index plain (ridkey.c). */
+static bool
+moves (const dj_coll_t *c, uint64_t rid, const bson_t *out)
+{
+   int rk = dj_ridkey_index (c);
+   uint64_t nrid;
+   return rk >= 0 && !(dj_ridkey_doc_rid (&c->indexes[rk], out, &nrid) && nrid == rid);
+}
+
+/* update_one of a record that moves: the batch so far written out (its
+ * log entry before this update's), then dj_record_update (which moves the
+ * record, and logs its update), the cursor found again after. */
+static bool
+update_moved (dj_ctx_t *ctx, dj_coll_t *c, seq_t *s, uint64_t rid, const bson_t *doc, const bson_t *out, ubatch_t *b,
+              bson_error_t *error)
+{
+   bson_t *old = bson_copy (doc); /* doc lives in LMDB's map; the writes move it */
+   bool ok = update_flush (ctx, c, b, true, error);
+   for (int i = 0; i < c->nindexes; i++) {
+      b->dels[i].n = b->puts[i].n = 0;
+      b->dels[i].keys.len = b->puts[i].keys.len = 0;
+      b->dels[i].unsorted = b->puts[i].unsorted = false;
+   }
+   for (size_t i = 0; i < b->nids; i++) {
+      bson_value_destroy (&b->ids[i]);
+   }
+   b->nids = 0;
+   bson_reinit (&b->upds);
+   ok = ok && dj_record_update (ctx, c, rid, old, out, error);
+   bson_destroy (old);
+   s->on = false;
+   return ok;
+}
+
 /* Updates the records rids[0..n) (n <= BATCH), in that order. */
 static bool
 update_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, dj_update_doc_fn fn, void *ud, int64_t *matched,
@@ -718,7 +758,9 @@ update_batch (dj_ctx_t *ctx, dj_coll_t *c, const uint64_t *rids, size_t n, dj_up
          ok = false;
          break;
       }
-      if (changed) {
+      if (changed && moves (c, rid, &out)) {
+         ok = update_moved (ctx, c, &s, rid, &doc, &out, &b, error);
+      } else if (changed) {
          ok = update_one (ctx, c, &s, rid, &doc, &out, &b, error);
       } else if ((rc = seq_next (&s))) {
          ok = dj_lmdb_error (rc, error, "record read");
