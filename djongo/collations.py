@@ -12,10 +12,15 @@ Django's compiler asks every node for ``as_djongo`` (``getattr(node,
 have no collation, so ``as_djongo`` is a cached property: None for them (the
 compiler then goes straight to ``as_sql``, with no call of ours per column
 per query), the collating method for the others, worked out once per Col
-(Django reuses a field's Col across queries: Field.cached_col)."""
-from functools import cached_property
+(Django reuses a field's Col across queries: Field.cached_col).
 
+Django's cached_property (django.utils.functional), not functools': the
+Cols of a join's other table are made per query (a select_related() makes
+a few each time), and in Python 3.11 functools' takes a lock around every
+first read; Django's stores the answer in the instance's __dict__ and
+nothing more."""
 from django.db.models.expressions import Col
+from django.utils.functional import cached_property
 
 
 def _djongo_collated(self, compiler, connection):

@@ -82,6 +82,20 @@ find_top (const bson_t *doc, const char *key, dj_exec_cell_fn fn, void *ctx, int
    return false;
 }
 
+/* Whether the element key w (key_len bytes) is path: compared here, byte
+ * by byte, rather than by a call per cell -- keys and paths are short
+ * (c0, c1, ...), and the walk already knows the key's length. */
+static inline bool
+key_is (const dj_bwalk_t *w, const char *path)
+{
+   for (size_t j = 0; j < w->key_len; j++) {
+      if (w->key[j] != path[j]) {
+         return false; /* (a shorter path stops here, at its 0) */
+      }
+   }
+   return path[w->key_len] == 0;
+}
+
 void
 dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx)
 {
@@ -89,7 +103,7 @@ dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, voi
    bool have = dj_bwalk_init (&w, bson_get_data (doc), doc->len) && dj_bwalk_next (&w);
    int ncols = m->star ? INT32_MAX : m->ncolumns;
    for (int i = 0; i < ncols && (have || !m->star); i++) {
-      bool here = have && (m->star || !strcmp (w.key, m->columns[i].path));
+      bool here = have && (m->star || key_is (&w, m->columns[i].path));
       if (!m->star && m->columns[i].us) {
          /* a DATETIME column: its date and remainder made one exact cell */
          bson_t one = BSON_INITIALIZER;

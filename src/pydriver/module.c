@@ -915,6 +915,34 @@ done:
    return result;
 }
 
+/* A str of the n UTF-8 bytes at s (new reference; NULL with a Python
+ * error). Text cells are ASCII as a rule (names, titles, keys): those are
+ * copied into a new ASCII str as they are, without the decoder's layers
+ * (PyUnicode_DecodeUTF8 gives the same str, with more calls per cell);
+ * anything else is decoded, strictly. */
+static PyObject *
+text_to_py (const char *s, Py_ssize_t n)
+{
+   uint64_t high = 0, w;
+   Py_ssize_t i = 0;
+   for (; i + 8 <= n; i += 8) {
+      memcpy (&w, s + i, 8);
+      high |= w;
+   }
+   for (; i < n; i++) {
+      high |= (unsigned char) s[i];
+   }
+   if (n < 2 || (high & UINT64_C (0x8080808080808080))) {
+      /* (one character: the decoder hands out Python's shared one) */
+      return PyUnicode_DecodeUTF8 (s, n, "strict");
+   }
+   PyObject *u = PyUnicode_New (n, 127);
+   if (u) {
+      memcpy (PyUnicode_1BYTE_DATA (u), s, (size_t) n);
+   }
+   return u;
+}
+
 /* A row's tuple being filled from a document's cells (dj_exec_row_cells). */
 typedef struct {
    PyObject *t; /* borrowed: the row's tuple */
@@ -935,7 +963,7 @@ cell_to_py (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len)
    switch (type) {
    case BSON_TYPE_INT32: v = PyLong_FromLong ((int32_t) dj_bwalk_u32 (val)); break;
    case BSON_TYPE_INT64: v = PyLong_FromLongLong ((int64_t) ((uint64_t) dj_bwalk_u32 (val) | (uint64_t) dj_bwalk_u32 (val + 4) << 32)); break;
-   case BSON_TYPE_UTF8: v = PyUnicode_DecodeUTF8 ((const char *) val + 4, (Py_ssize_t) dj_bwalk_u32 (val) - 1, "strict"); break;
+   case BSON_TYPE_UTF8: v = text_to_py ((const char *) val + 4, (Py_ssize_t) dj_bwalk_u32 (val) - 1); break;
    case BSON_TYPE_NULL: v = Py_NewRef (Py_None); break;
    default:
       dj_bson_value_read (type, val, len, &bv);
@@ -955,11 +983,13 @@ doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
 {
    bson_t doc;
    PyObject *t = PyTuple_New (m->ncolumns);
-   if (!t || !bson_init_static (&doc, data, len)) {
-      return t;
+   if (!t) {
+      return NULL;
    }
    cells_t c = {.t = t};
-   dj_exec_row_cells (m, &doc, cell_to_py, &c);
+   if (bson_init_static (&doc, data, len)) {
+      dj_exec_row_cells (m, &doc, cell_to_py, &c);
+   } /* (else every cell None, as for a document without the columns) */
    for (Py_ssize_t i = 0; !c.failed && i < m->ncolumns; i++) {
       if (!PyTuple_GET_ITEM (t, i)) {
          PyTuple_SET_ITEM (t, i, Py_NewRef (Py_None)); /* (every column gives a cell: never left empty) */
@@ -967,7 +997,20 @@ doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
    }
    if (c.failed) {
       Py_CLEAR (t);
+      return NULL;
    }
+   /* A row of atoms (numbers, text, None: untracked objects) can be in no
+    * reference cycle: it leaves the collector's young generation now, as
+    * the collector itself would take it out at its next pass
+    * (_PyTuple_MaybeUntrack), rather than be visited by that pass first
+    * -- the ORM keeps the rows alive while it builds a query's objects,
+    * during which its allocations run a collection or two. */
+   for (Py_ssize_t i = 0; i < m->ncolumns; i++) {
+      if (PyObject_GC_IsTracked (PyTuple_GET_ITEM (t, i))) {
+         return t;
+      }
+   }
+   PyObject_GC_UnTrack (t);
    return t;
 }
 

@@ -29,6 +29,9 @@ def cur(tmp_path):
 ROUND_TRIPS = [
     None, True, False, 0, -1, 2**31 - 1, 2**31, -2**31 - 1, 2**63 - 1, -2**63, 0.0, -1.5, 1e308, float("inf"),
     "", "héllo ✓", "a\x00b", "$where", b"", b"\x00\xff" * 100, bytearray(b"ab"),
+    # text read as ASCII when it is: one character, and a non-ASCII one in
+    # or after the first 8 bytes (read a word at a time) or last
+    "a", "é", "abcdefgh", "abcdefghé", "abcdefgé", "éabcdefghij", "abcdefghijklmnopq" * 3 + "€",
     decimal.Decimal("0"), decimal.Decimal("-1.50"), decimal.Decimal("1234567890123456789012345678901234"),
     decimal.Decimal("1E-6176"), decimal.Decimal("NaN"),
     datetime.datetime(2024, 2, 29, 23, 59, 59, 999000), datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31),
@@ -50,6 +53,20 @@ def test_round_trip(cur, value):
         assert got == list(value)
     else:
         assert got == value and type(got) is type(value)
+
+
+def test_rows_of_atoms_leave_the_collector(cur):
+    """A row of numbers, text and NULL can be in no reference cycle: the
+    driver hands it out untracked (as the collector itself would make it);
+    a row holding a container stays tracked."""
+    import gc
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', ["text"])
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [None])
+    cur.execute('INSERT INTO "x" ("v") VALUES (%s)', [{"a": [1]}])
+    cur.execute('SELECT "x"."id", "x"."v" FROM "x" ORDER BY "x"."id"')
+    rows = cur.fetchall()
+    assert [gc.is_tracked(r) for r in rows] == [False, False, True]
+    assert rows[2][1] == {"a": [1]} and gc.is_tracked(rows[2][1])
 
 
 def test_what_mongodb_keeps(cur):
