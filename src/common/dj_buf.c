@@ -76,16 +76,21 @@ void
 dj_buf_put_u64be (dj_buf_t *b, uint64_t v)
 {
    dj_buf_reserve (b, 8);
-   uint8_t *out = b->data + b->len;
-   out[0] = (uint8_t) (v >> 56);
-   out[1] = (uint8_t) (v >> 48);
-   out[2] = (uint8_t) (v >> 40);
-   out[3] = (uint8_t) (v >> 32);
-   out[4] = (uint8_t) (v >> 24);
-   out[5] = (uint8_t) (v >> 16);
-   out[6] = (uint8_t) (v >> 8);
-   out[7] = (uint8_t) v;
+   dj_u64be_write (b->data + b->len, v);
    b->len += 8;
+}
+
+void
+dj_u64be_write (uint8_t *p, uint64_t v)
+{
+   p[0] = (uint8_t) (v >> 56);
+   p[1] = (uint8_t) (v >> 48);
+   p[2] = (uint8_t) (v >> 40);
+   p[3] = (uint8_t) (v >> 32);
+   p[4] = (uint8_t) (v >> 24);
+   p[5] = (uint8_t) (v >> 16);
+   p[6] = (uint8_t) (v >> 8);
+   p[7] = (uint8_t) v;
 }
 
 void

@@ -37,6 +37,8 @@ dj_buf_putc (dj_buf_t *b, uint8_t c)
 void dj_buf_put_u64be (dj_buf_t *b, uint64_t v);
 void dj_buf_put_u32be (dj_buf_t *b, uint32_t v);
 
+/* A uint64 written big-endian over 8 bytes at p (a key built in place), read. */
+void dj_u64be_write (uint8_t *p, uint64_t v);
 uint64_t dj_u64be_read (const uint8_t *p);
 /* Little-endian int32s, BSON's and the wire protocol's: appended, written
  * over 4 bytes at p (a length patched in once known), read. */

@@ -674,6 +674,15 @@ jkeep_key (const dj_prun_t *run, const char *coll, const char *foreign, dj_buf_t
    return true;
 }
 
+/* The foreign collection's size past which nlocal documents are joined by
+ * probing its index rather than by the hash join (probe_target): more than
+ * 8 records per document to join, and 64 more. */
+static int64_t
+probe_enough (size_t nlocal)
+{
+   return (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
+}
+
 /* The kept foreign side of stage s moved into its (unbuilt) jcache, when
  * there is one for this snapshot and the index nested-loop join would not
  * be chosen for nlocal documents (probe_target's test, on the count the
@@ -687,7 +696,7 @@ jkeep_take (const dj_prun_t *run, const stage_t *s, size_t nlocal)
    }
    dj_keep_t *keep = run->engine->join_keep;
    dj_jcache_t *k = dj_keep_take (keep, key.data, key.len);
-   int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
+   int64_t enough = probe_enough (nlocal);
    if (k && (int64_t) k->foreign.n > enough) {
       dj_keep_put (keep, key.data, key.len, k); /* the probe, as probe_target decides */
       k = NULL;
@@ -808,8 +817,8 @@ cmp_rid (const void *a, const void *b)
 
 /* The foreign collection to probe (checked out of the handle's cache:
  * read only, handed back with dj_coll_checkin), or NULL for the hash
- * join: a collection (not a view) with more than 8 records per document
- * to join (and 64 more), counted from its keys. *real: whether coll is a
+ * join: a collection (not a view) with more records than probe_enough,
+ * counted from its keys. *real: whether coll is a
  * collection (not a view, not missing). */
 static dj_coll_t *
 probe_target (const dj_prun_t *run, const char *coll, size_t nlocal, bool *real)
@@ -817,7 +826,7 @@ probe_target (const dj_prun_t *run, const char *coll, size_t nlocal, bool *real)
    bson_error_t le = {0}, *error = &le; /* a failure here only means: the hash join (which reports it) */
    dj_coll_t *c = dj_coll_checkout (run->ctx, run->db, coll, &le);
    *real = c && !c->view_on;
-   int64_t enough = (int64_t) (nlocal < 1u << 20 ? nlocal : 1u << 20) * 8 + 64;
+   int64_t enough = probe_enough (nlocal);
    if (c && !c->view_on && dj_plan_count_upto (run->ctx, c, enough + 1, error) > enough) {
       return c;
    }

@@ -172,10 +172,8 @@ scan_range (scan_t *s, const range_t *r)
       if (from >= end) {
          return true;
       }
-      for (int i = 0; i < 8; i++) {
-         from_key[i] = (uint8_t) (from >> (56 - 8 * i));
-         end_key[i] = (uint8_t) (end >> (56 - 8 * i));
-      }
+      dj_u64be_write (from_key, from);
+      dj_u64be_write (end_key, end);
       keyed = (range_t) {.id = s->c->id, .dir = r->dir, .lo = r->dir > 0 ? &from_buf : NULL, .rid_end = end, .what = r->what};
       r = &keyed;
    }
@@ -681,9 +679,7 @@ fetch_in_order (scan_t *s)
 {
    dj_walk_t w;
    uint8_t key[16];
-   for (int i = 0; i < 8; i++) {
-      key[i] = (uint8_t) (s->c->id >> (56 - 8 * i));
-   }
+   dj_u64be_write (key, s->c->id);
    dj_rids_sort (s->rids, s->nrids);
    s->dedupe = false;
    if (!dj_walk_open (&w, s->ctx, s->ctx->engine->dbi_data, key, 8, 1, s->error)) {
@@ -697,9 +693,7 @@ fetch_in_order (scan_t *s)
       if (i && rid == s->rids[i - 1]) {
          continue;
       }
-      for (int b = 0; b < 8; b++) {
-         key[8 + b] = (uint8_t) (rid >> (56 - 8 * b));
-      }
+      dj_u64be_write (key + 8, rid);
       if (at && rid > at && rid - at <= 8) {
          /* a near neighbour: step to it (ids are not reused, some may be gone) */
          while ((more = dj_walk_next (&w)) && w.k.mv_size == sizeof key && memcmp (w.k.mv_data, key, sizeof key) < 0) {

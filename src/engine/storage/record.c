@@ -60,10 +60,8 @@ dj_record_get (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, bson_t *doc, bson_erro
     * fetches each match through here, so no allocation per record */
    uint8_t kb[16];
    MDB_val mk = {sizeof kb, kb}, mv;
-   for (int i = 0; i < 8; i++) {
-      kb[i] = (uint8_t) (c->id >> (56 - 8 * i));
-      kb[8 + i] = (uint8_t) (rid >> (56 - 8 * i));
-   }
+   dj_u64be_write (kb, c->id);
+   dj_u64be_write (kb + 8, rid);
    int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv);
    if (rc) {
       return dj_lmdb_error (rc, error, "record read");

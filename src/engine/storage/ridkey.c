@@ -97,9 +97,7 @@ coll_empty (dj_ctx_t *ctx, const dj_coll_t *c, bool *empty, bson_error_t *error)
 {
    dj_walk_t w;
    uint8_t p[8];
-   for (int i = 0; i < 8; i++) {
-      p[i] = (uint8_t) (c->id >> (56 - 8 * i));
-   }
+   dj_u64be_write (p, c->id);
    if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, p, sizeof p, 1, error)) {
       return false;
    }
@@ -155,11 +153,9 @@ dj_ridkey_unkey (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error)
 static bool
 record_exists (dj_ctx_t *ctx, const dj_coll_t *c, uint64_t rid, bool *found, bson_error_t *error)
 {
-   uint8_t kb[16];
-   for (int i = 0; i < 8; i++) {
-      kb[i] = (uint8_t) (c->id >> (56 - 8 * i));
-      kb[8 + i] = (uint8_t) (rid >> (56 - 8 * i));
-   }
+   uint8_t kb[16]; /* (dj_record_key's layout, in place) */
+   dj_u64be_write (kb, c->id);
+   dj_u64be_write (kb + 8, rid);
    MDB_val mk = {sizeof kb, kb}, mv;
    int rc = mdb_get (ctx->txn, ctx->engine->dbi_data, &mk, &mv);
    *found = rc == 0;
