@@ -67,9 +67,7 @@ token_append_fragment (bson_t *out, const char *field, uint64_t ts, int kind, ui
    uint8_t raw[12];
    int n = kind == TOKEN_FRAGMENT ? 12 : 10;
    raw[0] = 0x82;
-   for (int b = 0; b < 8; b++) {
-      raw[1 + b] = (uint8_t) (ts >> (56 - 8 * b));
-   }
+   dj_u64be_write (raw + 1, ts);
    raw[9] = (uint8_t) kind;
    raw[10] = (uint8_t) (fragment >> 8);
    raw[11] = (uint8_t) fragment;

@@ -271,9 +271,7 @@ append (dj_ctx_t *ctx, bson_t *entry, uint32_t times, bson_error_t *error)
    pthread_mutex_unlock (&clk->mu);
 
    uint8_t key[8];
-   for (int b = 0; b < 8; b++) {
-      key[b] = (uint8_t) (ts >> (56 - 8 * b));
-   }
+   dj_u64be_write (key, ts);
    k.mv_size = 8;
    k.mv_data = key;
    v.mv_size = entry->len;
@@ -886,9 +884,7 @@ dj_changes_read (dj_ctx_t *ctx, uint64_t after, dj_change_fn fn, void *ud, uint6
    *lost = (uint64_t) lost_ts;
    uint8_t from[8];
    uint64_t start = after + 1;
-   for (int b = 0; b < 8; b++) {
-      from[b] = (uint8_t) (start >> (56 - 8 * b));
-   }
+   dj_u64be_write (from, start);
    dj_walk_t w;
    if (!dj_walk_open (&w, ctx, ctx->engine->dbi_changes, NULL, 0, 1, error)) {
       return false;

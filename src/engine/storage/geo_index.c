@@ -330,9 +330,7 @@ candidates (dj_ctx_t *ctx, const dj_index_t *ix, const dj_geo_box_t *b, rids_t *
 {
    dj_walk_t w;
    uint8_t prefix[8];
-   for (int i = 0; i < 8; i++) {
-      prefix[i] = (uint8_t) (ix->id >> (56 - 8 * i));
-   }
+   dj_u64be_write (prefix, ix->id);
    out->n = 0;
    if (!dj_walk_open (&w, ctx, ctx->engine->dbi_data, prefix, 8, 1, error)) {
       return false;

@@ -294,14 +294,6 @@ dj_index_entry_key (dj_buf_t *out, const dj_index_t *ix, const dj_buf_t *k, uint
  * key cut near DJ_KEY_MAX (dj_key_finish). */
 #define ENTRY_STACK (8 + DJ_KEY_MAX + 64 + 8)
 
-static void
-put_u64be (uint8_t *p, uint64_t v)
-{
-   for (int b = 0; b < 8; b++) {
-      p[b] = (uint8_t) (v >> (56 - 8 * b));
-   }
-}
-
 /* dj_index_entry_key's bytes as an MDB_val: in `stack` (ENTRY_STACK
  * bytes) when they fit, else in heap (the caller's, cleaned up by it) --
  * an insert writes an entry per index per document, and allocating each
@@ -314,10 +306,10 @@ entry_val (const dj_index_t *ix, const dj_buf_t *k, uint64_t rid, uint8_t *stack
       dj_index_entry_key (heap, ix, k, rid);
       return (MDB_val){heap->len, heap->data};
    }
-   put_u64be (stack, ix->id);
+   dj_u64be_write (stack, ix->id);
    memcpy (stack + 8, k->data, k->len);
    if (!ix->unique) {
-      put_u64be (stack + 8 + k->len, rid);
+      dj_u64be_write (stack + 8 + k->len, rid);
    }
    return (MDB_val){n, stack};
 }
@@ -456,7 +448,7 @@ dj_index_put_unique_at (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix,
    bool ok = true;
    int i;
    dj_buf_init (&k);
-   put_u64be (r, rid);
+   dj_u64be_write (r, rid);
    for (i = 0; ok && i < ks->n; i++) {
       MDB_val val = {8, r}, key = entry_val (ix, &ks->keys[i], rid, kb, &k);
       int rc = dj_ctx_put (ctx, slot, &key, &val, MDB_NOOVERWRITE);
@@ -494,7 +486,7 @@ dj_index_put_keys_at (dj_ctx_t *ctx, const dj_index_t *ix, const dj_keyset_t *ks
    dj_buf_t k;
    uint8_t kb[ENTRY_STACK], r[8];
    dj_buf_init (&k);
-   put_u64be (r, rid);
+   dj_u64be_write (r, rid);
    for (int i = 0; i < ks->n; i++) {
       if (dj_keyset_has (skip, &ks->keys[i])) {
          continue;
