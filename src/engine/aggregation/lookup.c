@@ -911,6 +911,13 @@ dj_agg_coalesce (dj_pipeline_t *p)
    }
 }
 
+/* (dj_room_fn) room in the rows at ctx */
+static uint8_t *
+rows_room (void *ctx, size_t size)
+{
+   return dj_rows_reserve (ctx, size);
+}
+
 /* The outputs of the local document at *slot for its matches (what the
  * folded $unwind would make of `as`: one per match; none, or the document
  * without `as` when preserving, for no match) appended to out. */
@@ -944,7 +951,15 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
             continue;
          }
          dj_agg_eval_setup (r, &ev, doc);
-         if (k + 1 < nout) {
+         if (r->rows) {
+            /* the row written straight into the run's rows (a view of them) */
+            size_t len;
+            ok = dj_reshape_apply_joined_at (s->project, &ev, doc, s->str, match, memo, rows_room, r->rows, &len);
+            if (ok) {
+               dj_docs_push (out, dj_rows_commit (r->rows, len));
+            }
+         } else if (k + 1 < nout || (r->views && dj_rows_has (r->views, doc))) {
+            /* (a view -- a scanned document's, pipeline.c -- is not the stage's to reuse) */
             bson_t *row = bson_new ();
             ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, memo, row);
             if (ok) {

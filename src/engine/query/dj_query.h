@@ -193,6 +193,13 @@ dj_rmemo_t *dj_rmemo_new (void);
 void dj_rmemo_free (dj_rmemo_t *memo);
 bool dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
                               dj_rmemo_t *memo, bson_t *out);
+/* dj_reshape_apply_joined, the row written -- instead of appended to a
+ * document -- into the bytes room(room_ctx, size) gives for its size
+ * (never NULL), *len set to the row's length (0 for a row too large to
+ * be a document: then it reads as {}, as dj_reshape_apply_joined's out). */
+typedef uint8_t *(*dj_room_fn) (void *room_ctx, size_t size);
+bool dj_reshape_apply_joined_at (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as,
+                                 const bson_t *match, dj_rmemo_t *memo, dj_room_fn room, void *room_ctx, size_t *len);
 /* One element of a stage array: {name: spec} with exactly one field.
  * name/spec borrow from it. Errors are the ones MongoDB gives. */
 bool dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bson_error_t *error);

@@ -342,10 +342,11 @@ apply_free (relem_t *found, relem_t *sfound, bool *under, bool *sunder, int *fro
 }
 
 /* The shaping of doc -- with its top-level field `as` replaced by match
- * (NULL: removed) when `as` is given. */
+ * (NULL: removed) when `as` is given -- appended to out, or (room given)
+ * written into the room it gives for the result's size, *len set. */
 static bool
 apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, dj_rmemo_t *mm,
-       bson_t *out)
+       bson_t *out, dj_room_fn room, void *room_ctx, size_t *len)
 {
    relem_t stack_found[16];
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
@@ -476,10 +477,13 @@ found_all:;
          size += 2 + f->name_len + (size_t) (e->end - e->val);
       }
    }
-   if (!any_mapped && out->len == 5 && size <= INT32_MAX) {
+   if (!any_mapped && (room || out->len == 5) && size <= INT32_MAX) {
       /* the result's size is known: its bytes written in place */
-      uint8_t *w = bson_reserve_buffer (out, (uint32_t) size);
+      uint8_t *w = room ? room (room_ctx, size) : bson_reserve_buffer (out, (uint32_t) size);
       if (w) {
+         if (len) {
+            *len = size;
+         }
          dj_le32_write (w, (uint32_t) size);
          w += 4;
          for (int i = 0; i < rp->n; i++) {
@@ -530,8 +534,16 @@ found_all:;
    dj_buf_putc (&b, 0);
    dj_le32_write (b.data, (uint32_t) b.len);
    bson_t view;
+   if (room && len) {
+      *len = 0; /* (too large to view: the caller's room views it as {}, as out is left below) */
+   }
    if (ok && bson_init_static (&view, b.data, b.len)) {
-      ok = bson_concat (out, &view);
+      if (room) {
+         memcpy (room (room_ctx, b.len), b.data, b.len);
+         *len = b.len;
+      } else {
+         ok = bson_concat (out, &view);
+      }
    }
    dj_buf_cleanup (&b);
    apply_free (found, stack_found, under, stack_under, from, stack_from);
@@ -541,7 +553,7 @@ found_all:;
 bool
 dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
 {
-   return apply (rp, ev, doc, NULL, NULL, NULL, out);
+   return apply (rp, ev, doc, NULL, NULL, NULL, out, NULL, NULL, NULL);
 }
 
 bool
@@ -555,5 +567,13 @@ dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc
                          dj_rmemo_t *memo, bson_t *out)
 {
    BSON_ASSERT (r->paths);
-   return apply (r->paths, ev, doc, as, match, memo, out);
+   return apply (r->paths, ev, doc, as, match, memo, out, NULL, NULL, NULL);
+}
+
+bool
+dj_reshape_apply_joined_at (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as,
+                            const bson_t *match, dj_rmemo_t *memo, dj_room_fn room, void *room_ctx, size_t *len)
+{
+   BSON_ASSERT (r->paths && room && len);
+   return apply (r->paths, ev, doc, as, match, memo, NULL, room, room_ctx, len);
 }
