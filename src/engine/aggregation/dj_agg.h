@@ -44,8 +44,17 @@ typedef struct {
    bson_t **v;
    size_t n, cap;
 } dj_docs_t;
-void dj_docs_push (dj_docs_t *d, bson_t *doc); /* steals doc */
+/* Appends doc to d (steals it); inline: a push per document and stage. */
+static inline void
+dj_docs_push (dj_docs_t *d, bson_t *doc)
+{
+   DJ_GROW (d->v, d->n, d->cap, 16);
+   d->v[d->n++] = doc;
+}
 void dj_docs_clear (dj_docs_t *d);
+/* Room for n documents in all (at most a few thousand: a hint, not a
+ * limit), so that as many pushes grow d once rather than by doubling. */
+void dj_docs_reserve (dj_docs_t *d, size_t n);
 /* Documents written back to back into a few large blocks, each one viewed
  * by a static bson_t (bson_init_static) from blocks of views: a handful of
  * allocations for a few hundred documents, where a heap bson_t per
@@ -56,6 +65,8 @@ void dj_docs_clear (dj_docs_t *d);
  * copies of them (dj_docs_own). */
 typedef struct dj_rows dj_rows_t;
 dj_rows_t *dj_rows_new (void);
+/* dj_rows_new for about n documents (a hint). */
+dj_rows_t *dj_rows_new_for (size_t n);
 void dj_rows_free (dj_rows_t *rows);
 /* Room for a document of len bytes, to be written there and then viewed
  * by dj_rows_commit (the next dj_rows_reserve or dj_rows_add may give the

@@ -22,13 +22,6 @@
 #include <stdlib.h>
 
 void
-dj_docs_push (dj_docs_t *d, bson_t *doc)
-{
-   DJ_GROW (d->v, d->n, d->cap, 16);
-   d->v[d->n++] = doc;
-}
-
-void
 dj_docs_strip_meta (dj_docs_t *d)
 {
    for (size_t i = 0; i < d->n; i++) {
@@ -60,6 +53,16 @@ dj_docs_clear (dj_docs_t *d)
 }
 
 void
+dj_docs_reserve (dj_docs_t *d, size_t n)
+{
+   n = n < 4096 ? n : 4096; /* (a hint: more grows as pushes do) */
+   if (n > d->cap) {
+      d->cap = n;
+      d->v = bson_realloc (d->v, sizeof *d->v * n);
+   }
+}
+
+void
 dj_docs_own (dj_docs_t *d, const dj_rows_t *rows)
 {
    for (size_t i = 0; rows && i < d->n; i++) {
@@ -70,25 +73,34 @@ dj_docs_own (dj_docs_t *d, const dj_rows_t *rows)
 }
 
 /* ---- documents back to back (dj_rows_t) --------------------------------------
- * Views come from blocks of ROWS_VIEWS bson_t (aligned as bson_t must be),
+ * Views come from blocks of `per` bson_t (ROWS_VIEWS unless told; aligned as bson_t must be),
  * bytes from blocks of ROWS_BYTES, or of the document's size when larger;
  * neither kind of block moves once made, so a view stays valid while the
  * rows live. */
 enum { ROWS_VIEWS = 64, ROWS_BYTES = 16 * 1024 };
 
 struct dj_rows {
-   bson_t **vblk;      /* owned: the blocks of views (ROWS_VIEWS each), oldest first */
+   bson_t **vblk;      /* owned: the blocks of views (per each), oldest first */
    size_t nvblk, vcap;
    uint8_t **bblk;     /* owned: the blocks of bytes */
    size_t nbblk, bcap;
    size_t nview;       /* the views taken from the newest views block */
+   size_t per;         /* views per block */
    uint8_t *at, *end;  /* the free bytes of the newest bytes block */
 };
 
 dj_rows_t *
 dj_rows_new (void)
 {
-   return bson_malloc0 (sizeof (dj_rows_t));
+   return dj_rows_new_for (ROWS_VIEWS);
+}
+
+dj_rows_t *
+dj_rows_new_for (size_t n)
+{
+   dj_rows_t *rows = bson_malloc0 (sizeof (dj_rows_t));
+   rows->per = n < 16 ? 16 : n > 1024 ? 1024 : n;
+   return rows;
 }
 
 void
@@ -123,10 +135,10 @@ dj_rows_reserve (dj_rows_t *rows, size_t len)
 bson_t *
 dj_rows_commit (dj_rows_t *rows, size_t len)
 {
-   if (!rows->nvblk || rows->nview == ROWS_VIEWS) {
+   if (!rows->nvblk || rows->nview == rows->per) {
       DJ_GROW (rows->vblk, rows->nvblk, rows->vcap, 4);
       /* rows' (dj_rows_free) */
-      rows->vblk[rows->nvblk++] = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * ROWS_VIEWS);
+      rows->vblk[rows->nvblk++] = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * rows->per);
       rows->nview = 0;
    }
    bson_t *view = &rows->vblk[rows->nvblk - 1][rows->nview++];
@@ -152,7 +164,7 @@ dj_rows_has (const dj_rows_t *rows, const bson_t *doc)
    uintptr_t d = (uintptr_t) doc;
    for (size_t i = 0; i < rows->nvblk; i++) {
       uintptr_t b = (uintptr_t) rows->vblk[i];
-      if (d >= b && d < b + sizeof (bson_t) * ROWS_VIEWS) {
+      if (d >= b && d < b + sizeof (bson_t) * rows->per) {
          return true;
       }
    }
@@ -1446,6 +1458,10 @@ chunk_flush (chunks_t *ch)
 static bool
 chunk_add (chunks_t *ch, bson_t *doc)
 {
+   if (!ch->part.cap) {
+      dj_docs_reserve (&ch->part, ch->chunk);   /* the chunk's documents */
+      dj_docs_reserve (ch->out, ch->needed); /* (once: the outputs the limit takes) */
+   }
    dj_docs_push (&ch->part, doc);
    return ch->part.n < ch->chunk || chunk_flush (ch);
 }
@@ -1457,7 +1473,7 @@ chunk_scan_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
    (void) rid;
    (void) pos;
    if (!ch->scan) {
-      ch->scan = dj_rows_new ();
+      ch->scan = dj_rows_new_for (ch->chunk); /* (the chunk's views in one block, as a rule) */
    }
    /* (doc is the scan's only until this returns: its bytes are copied) */
    return chunk_add (ch, dj_rows_add (ch->scan, doc));
