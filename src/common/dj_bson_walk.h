@@ -79,6 +79,30 @@ extern const uint8_t dj_bwalk_fixed[256];
 uint32_t dj_bwalk_value_size (uint8_t type, const uint8_t *v, size_t room, bool *ok);
 
 /*
+ * dj_bwalk_value_len --
+ *    The size of the value of `type` that starts at v, with `room` bytes
+ *    before the document's end, with dj_bwalk_next's checks: *ok false
+ *    when it is malformed or runs past the end.
+ */
+static inline uint32_t
+dj_bwalk_value_len (uint8_t t, const uint8_t *v, size_t room, bool *ok)
+{
+   uint32_t n = (uint32_t) dj_bwalk_fixed[t] - 1, l;
+   bool good = true;
+   if (!dj_bwalk_fixed[t]) {
+      if (t == BSON_TYPE_UTF8 && room >= 5) {
+         l = dj_bwalk_u32 (v);
+         good = l >= 1 && l <= room - 4 && v[4 + l - 1] == 0;
+         n = 4 + l;
+      } else {
+         n = dj_bwalk_value_size (t, v, room, &good);
+      }
+   }
+   *ok = good && n <= room;
+   return n;
+}
+
+/*
  * dj_bwalk_next --
  *    Advances to the next element; false at the end of the document, or
  *    (w->bad set) at an element libbson's iterator refuses: an unknown
@@ -98,19 +122,9 @@ dj_bwalk_next (dj_bwalk_t *w)
    }
    const uint8_t *v = z + 1;
    uint8_t t = w->p[0];
-   size_t room = z < w->end ? (size_t) (w->end - v) : 0;
-   uint32_t n = (uint32_t) dj_bwalk_fixed[t] - 1, l;
    bool ok = z < w->end;
-   if (!dj_bwalk_fixed[t] && ok) {
-      if (t == BSON_TYPE_UTF8 && room >= 5) {
-         l = dj_bwalk_u32 (v);
-         ok = l >= 1 && l <= room - 4 && v[4 + l - 1] == 0;
-         n = 4 + l;
-      } else {
-         n = dj_bwalk_value_size (t, v, room, &ok);
-      }
-   }
-   if (!ok || n > room) {
+   uint32_t n = ok ? dj_bwalk_value_len (t, v, (size_t) (w->end - v), &ok) : 0;
+   if (!ok) {
       w->bad = true;
       w->p = w->end;
       return false;

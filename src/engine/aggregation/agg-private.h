@@ -133,6 +133,13 @@ typedef struct {
     * it drops: a stage may output them as they come, unshaped (each one
     * still counts), since nothing reads them (lookup.c's folded select list) */
    size_t dropped;
+   /* where the running stage may make its outputs: views of rows (the
+    * folded select list's rows, lookup.c), alive till the caller of
+    * dj_pipeline_run_rows is done with them; NULL: heap documents */
+   dj_rows_t *rows;
+   /* the input documents that may be views of these rows (the chunk's scan,
+    * pipeline.c): not the stage's to reuse; NULL: none */
+   const dj_rows_t *views;
 } rctx_t;
 
 /* An evaluation context on doc with the run's variables. */

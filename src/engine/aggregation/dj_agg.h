@@ -44,8 +44,44 @@ typedef struct {
    bson_t **v;
    size_t n, cap;
 } dj_docs_t;
-void dj_docs_push (dj_docs_t *d, bson_t *doc); /* steals doc */
+/* Appends doc to d (steals it); inline: a push per document and stage. */
+static inline void
+dj_docs_push (dj_docs_t *d, bson_t *doc)
+{
+   DJ_GROW (d->v, d->n, d->cap, 16);
+   d->v[d->n++] = doc;
+}
 void dj_docs_clear (dj_docs_t *d);
+/* Room for n documents in all (at most a few thousand: a hint, not a
+ * limit), so that as many pushes grow d once rather than by doubling. */
+void dj_docs_reserve (dj_docs_t *d, size_t n);
+/* Documents written back to back into a few large blocks, each one viewed
+ * by a static bson_t (bson_init_static) from blocks of views: a handful of
+ * allocations for a few hundred documents, where a heap bson_t per
+ * document is an aligned allocation (glibc's slow memalign path) and a
+ * free. A view's bson_destroy frees nothing; the views and their bytes
+ * live until dj_rows_free, so whatever holds views (a dj_docs_t: its
+ * dj_docs_clear is then harmless) must be done with them by then, or own
+ * copies of them (dj_docs_own). */
+typedef struct dj_rows dj_rows_t;
+dj_rows_t *dj_rows_new (void);
+/* dj_rows_new for about n documents (a hint). */
+dj_rows_t *dj_rows_new_for (size_t n);
+void dj_rows_free (dj_rows_t *rows);
+/* Room for a document of len bytes, to be written there and then viewed
+ * by dj_rows_commit (the next dj_rows_reserve or dj_rows_add may give the
+ * same room again until then). */
+uint8_t *dj_rows_reserve (dj_rows_t *rows, size_t len);
+/* The view of the len bytes written at the last dj_rows_reserve's room
+ * (len no more than that one's; a malformed document views as {}). */
+bson_t *dj_rows_commit (dj_rows_t *rows, size_t len);
+/* The view of a copy of doc. */
+bson_t *dj_rows_add (dj_rows_t *rows, const bson_t *doc);
+/* Whether doc is one of rows' views. */
+bool dj_rows_has (const dj_rows_t *rows, const bson_t *doc);
+/* Each of d's documents that is a view of rows (NULL: none) replaced by a
+ * heap copy of it: d then holds no view of rows. */
+void dj_docs_own (dj_docs_t *d, const dj_rows_t *rows);
 /* Drops the text score (DJ_META_TEXT_SCORE) from each document: what a
  * reply or a write ($out, $merge) sees. */
 void dj_docs_strip_meta (dj_docs_t *d);
@@ -102,6 +138,11 @@ int dj_pipeline_nstages (const dj_pipeline_t *p);
  * the next one of the same snapshot (lookup.c). */
 dj_keep_t *dj_agg_join_keep_new (void);
 bool dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error);
+/* dj_pipeline_run, whose results may be views of rows (NULL: heap
+ * documents only), as those of the stages that stream to a $limit are
+ * (pipeline.c): the caller frees rows once done with out. */
+bool dj_pipeline_run_rows (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_rows_t *rows,
+                           dj_docs_t *out, bson_error_t *error);
 /* Runs p over the given documents (replaced by the results; cleared on
  * failure): a change stream's stages over its events. */
 bool dj_pipeline_run_docs (const dj_pipeline_t *p, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error);

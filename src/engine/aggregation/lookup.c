@@ -911,11 +911,22 @@ dj_agg_coalesce (dj_pipeline_t *p)
    }
 }
 
+/* (dj_room_fn) room in the rows at ctx */
+static uint8_t *
+rows_room (void *ctx, size_t size)
+{
+   return dj_rows_reserve (ctx, size);
+}
+
 /* The outputs of the local document at *slot for its matches (what the
  * folded $unwind would make of `as`: one per match; none, or the document
- * without `as` when preserving, for no match) appended to out. */
+ * without `as` when preserving, for no match) appended to out. A folded
+ * select list's rows: with the layout memo (NULL: none); `evaluates`:
+ * whether they may need the evaluator (dj_rmemo_evaluates), set up per
+ * row only then. */
 static bool
-unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out)
+unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as, const dj_docs_t *matches, dj_docs_t *out,
+                dj_rmemo_t *memo, bool evaluates)
 {
    const bson_t *doc = *slot;
    if (s->project) {
@@ -923,13 +934,6 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
       dj_eval_t ev;
       bool ok = true;
       size_t nout = matches->n ? matches->n : (size_t) s->unwind_preserve;
-      dj_rmemo_t *memo = NULL; /* (kept for the run's rows where the stage keeps a cache) */
-      if (s->jcache) {
-         if (!s->jcache->memo) {
-            s->jcache->memo = dj_rmemo_new ();
-         }
-         memo = s->jcache->memo;
-      }
       for (size_t k = 0; ok && k < nout; k++) {
          const bson_t *match = matches->n ? matches->v[k] : NULL;
          if (out->n < r->dropped) {
@@ -943,8 +947,18 @@ unwind_matches (rctx_t *r, const stage_t *s, bson_t **slot, const dj_path_t *as,
             }
             continue;
          }
-         dj_agg_eval_setup (r, &ev, doc);
-         if (k + 1 < nout) {
+         if (evaluates) {
+            dj_agg_eval_setup (r, &ev, doc);
+         }
+         if (r->rows) {
+            /* the row written straight into the run's rows (a view of them) */
+            size_t len;
+            ok = dj_reshape_apply_joined_at (s->project, &ev, doc, s->str, match, memo, rows_room, r->rows, &len);
+            if (ok) {
+               dj_docs_push (out, dj_rows_commit (r->rows, len));
+            }
+         } else if (k + 1 < nout || (r->views && dj_rows_has (r->views, doc))) {
+            /* (a view -- a scanned document's, pipeline.c -- is not the stage's to reuse) */
             bson_t *row = bson_new ();
             ok = dj_reshape_apply_joined (s->project, &ev, doc, s->str, match, memo, row);
             if (ok) {
@@ -1079,13 +1093,34 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    size_t *hits = NULL, hcap = 0;
    /* the leading filter this stage decides (dj_agg_join_filter) */
    const dj_matcher_t *jf = run->join_filter_stage == (const void *) s ? run->join_filter : NULL;
+   /* a folded select list's memo of the rows' layout (kept for the run's
+    * rows where the stage keeps a cache), which also reads localField (a
+    * top-level one) where it knows it is (dj_rmemo_top) */
+   dj_rmemo_t *memo = NULL, *tmemo = NULL;
+   bool evaluates = true;
+   if (ok && s->project && s->jcache) {
+      if (!s->jcache->memo) {
+         s->jcache->memo = dj_rmemo_new (); /* the jcache's */
+      }
+      memo = s->jcache->memo;
+      evaluates = dj_rmemo_evaluates (memo, s->project, s->str);
+      tmemo = lp.n == 1 ? memo : NULL;
+   }
+   size_t local_len = tmemo ? strlen (lp.parts[0]) : 0;
+   if (s->unwinding) {
+      dj_docs_reserve (&unwound, docs->n); /* (one per document, as a rule) */
+   }
    for (size_t i = 0; ok && i < docs->n; i++) {
       int sub_from = 0; /* the sub-pipeline's stages still to run over matches */
       dj_eval_t ev, vars;
-      int ftop = -1; /* jf: top_field's answer at localField, in fv */
+      /* top_field's answer at localField, in fv (-1: not read; -2: the memo could not tell) */
       bson_value_t fv;
-      if (jf) {
+      int ftop = tmemo ? dj_rmemo_top (tmemo, docs->v[i], lp.parts[0], local_len, &fv) : -1;
+      if (jf && ftop < -1) {
          ftop = top_field (docs->v[i], &lp, &fv);
+      }
+      ftop = ftop < -1 ? -1 : ftop;
+      if (jf) {
          bool passes = ftop == 1 && fv.value_type != BSON_TYPE_NULL && fv.value_type != BSON_TYPE_UNDEFINED;
          if (!passes && !dj_matcher_match_ex (jf, docs->v[i], NULL, run->vars, r->error)) {
             ok = !r->error->code;
@@ -1220,7 +1255,7 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
          ok = dj_agg_run_stages (s->sub, pg.on ? 1 : sub_from, &sub, &matches, r->error);
       }
       if (ok && s->unwinding) {
-         ok = unwind_matches (r, s, &docs->v[i], &as, &matches, &unwound);
+         ok = unwind_matches (r, s, &docs->v[i], &as, &matches, &unwound, memo, evaluates);
       } else if (ok) {
          bson_t arr = BSON_INITIALIZER;
          for (size_t k = 0; k < matches.n; k++) {
@@ -1251,6 +1286,9 @@ dj_agg_run_lookup (rctx_t *r, const stage_t *s, dj_docs_t *docs)
    }
    if (borrowed) {
       matches.n = 0; /* a failure left the hash join's documents there */
+   }
+   if (tmemo) {
+      dj_rmemo_top (tmemo, NULL, NULL, 0, NULL); /* the last document it found is no longer read */
    }
    dj_docs_clear (&matches);
    bson_free (hits);

@@ -22,13 +22,6 @@
 #include <stdlib.h>
 
 void
-dj_docs_push (dj_docs_t *d, bson_t *doc)
-{
-   DJ_GROW (d->v, d->n, d->cap, 16);
-   d->v[d->n++] = doc;
-}
-
-void
 dj_docs_strip_meta (dj_docs_t *d)
 {
    for (size_t i = 0; i < d->n; i++) {
@@ -57,6 +50,125 @@ dj_docs_clear (dj_docs_t *d)
 {
    dj_bsons_free (d->v, 0, d->n);
    memset (d, 0, sizeof *d);
+}
+
+void
+dj_docs_reserve (dj_docs_t *d, size_t n)
+{
+   n = n < 4096 ? n : 4096; /* (a hint: more grows as pushes do) */
+   if (n > d->cap) {
+      d->cap = n;
+      d->v = bson_realloc (d->v, sizeof *d->v * n);
+   }
+}
+
+void
+dj_docs_own (dj_docs_t *d, const dj_rows_t *rows)
+{
+   for (size_t i = 0; rows && i < d->n; i++) {
+      if (d->v[i] && dj_rows_has (rows, d->v[i])) {
+         d->v[i] = bson_copy (d->v[i]); /* the view stays rows' */
+      }
+   }
+}
+
+/* ---- documents back to back (dj_rows_t) --------------------------------------
+ * Views come from blocks of `per` bson_t (ROWS_VIEWS unless told; aligned as bson_t must be),
+ * bytes from blocks of ROWS_BYTES, or of the document's size when larger;
+ * neither kind of block moves once made, so a view stays valid while the
+ * rows live. */
+enum { ROWS_VIEWS = 64, ROWS_BYTES = 16 * 1024 };
+
+struct dj_rows {
+   bson_t **vblk;      /* owned: the blocks of views (per each), oldest first */
+   size_t nvblk, vcap;
+   uint8_t **bblk;     /* owned: the blocks of bytes */
+   size_t nbblk, bcap;
+   size_t nview;       /* the views taken from the newest views block */
+   size_t per;         /* views per block */
+   uint8_t *at, *end;  /* the free bytes of the newest bytes block */
+};
+
+dj_rows_t *
+dj_rows_new (void)
+{
+   return dj_rows_new_for (ROWS_VIEWS);
+}
+
+dj_rows_t *
+dj_rows_new_for (size_t n)
+{
+   dj_rows_t *rows = bson_malloc0 (sizeof (dj_rows_t));
+   rows->per = n < 16 ? 16 : n > 1024 ? 1024 : n;
+   return rows;
+}
+
+void
+dj_rows_free (dj_rows_t *rows)
+{
+   if (!rows) {
+      return;
+   }
+   for (size_t i = 0; i < rows->nvblk; i++) {
+      bson_free (rows->vblk[i]); /* views own nothing: their bytes are in bblk */
+   }
+   for (size_t i = 0; i < rows->nbblk; i++) {
+      bson_free (rows->bblk[i]);
+   }
+   bson_free (rows->vblk);
+   bson_free (rows->bblk);
+   bson_free (rows);
+}
+
+uint8_t *
+dj_rows_reserve (dj_rows_t *rows, size_t len)
+{
+   if ((size_t) (rows->end - rows->at) < len) {
+      size_t size = len > ROWS_BYTES ? len : ROWS_BYTES;
+      DJ_GROW (rows->bblk, rows->nbblk, rows->bcap, 4);
+      rows->bblk[rows->nbblk++] = rows->at = bson_malloc (size); /* rows' (dj_rows_free) */
+      rows->end = rows->at + size;
+   }
+   return rows->at;
+}
+
+bson_t *
+dj_rows_commit (dj_rows_t *rows, size_t len)
+{
+   if (!rows->nvblk || rows->nview == rows->per) {
+      DJ_GROW (rows->vblk, rows->nvblk, rows->vcap, 4);
+      /* rows' (dj_rows_free) */
+      rows->vblk[rows->nvblk++] = bson_aligned_alloc (BSON_ALIGNOF (bson_t), sizeof (bson_t) * rows->per);
+      rows->nview = 0;
+   }
+   bson_t *view = &rows->vblk[rows->nvblk - 1][rows->nview++];
+   if (!bson_init_static (view, rows->at, len)) {
+      static const uint8_t empty[5] = {5, 0, 0, 0, 0};
+      bson_init_static (view, empty, sizeof empty);
+      return view;
+   }
+   rows->at += len;
+   return view;
+}
+
+bson_t *
+dj_rows_add (dj_rows_t *rows, const bson_t *doc)
+{
+   memcpy (dj_rows_reserve (rows, doc->len), bson_get_data (doc), doc->len);
+   return dj_rows_commit (rows, doc->len);
+}
+
+bool
+dj_rows_has (const dj_rows_t *rows, const bson_t *doc)
+{
+   uintptr_t d = (uintptr_t) doc;
+   for (size_t i = 0; i < rows->nvblk; i++) {
+      uintptr_t b = (uintptr_t) rows->vblk[i];
+      if (d >= b && d < b + sizeof (bson_t) * rows->per) {
+         return true;
+      }
+   }
+   return false;
 }
 
 /* ---- stages ----------------------------------------------------------------- */
@@ -1233,9 +1345,9 @@ run_stage (rctx_t *r, const dj_pipeline_t *p, int si, dj_docs_t *docs)
  * already took the rest of it). */
 static bool
 run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, size_t skipped,
-           bson_error_t *error)
+           dj_rows_t *rows, const dj_rows_t *views, bson_error_t *error)
 {
-   rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error};
+   rctx_t r = {.run = run, .arena = dj_arena_new (), .error = error, .rows = rows, .views = views};
    bool ok = true;
    for (int i = from; ok && i < to; i++) {
       int64_t spills = r.spills;
@@ -1258,7 +1370,7 @@ run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_do
 bool
 dj_agg_run_range (const dj_pipeline_t *p, int from, int to, const dj_prun_t *run, dj_docs_t *docs, bson_error_t *error)
 {
-   return run_range (p, from, to, run, docs, 0, error);
+   return run_range (p, from, to, run, docs, 0, NULL, NULL, error);
 }
 
 /* ---- stopping at a $limit ----------------------------------------------------
@@ -1303,6 +1415,12 @@ typedef struct {
    dj_docs_t *out;     /* the outputs so far (the caller's) */
    bool ok;            /* false once a stage failed (error set) */
    bson_error_t *error;
+   /* the scanned documents of the chunk, viewed by part's (owned; NULL
+    * until the first): the stages read them, and the few they keep as
+    * outputs are copied out at the chunk's end -- not one heap bson_t
+    * per scanned document */
+   dj_rows_t *scan;
+   dj_rows_t *rows; /* the caller's, NULL: where the outputs may be made (rctx_t) */
 } chunks_t;
 
 /* Runs the stages over the chunk and moves their outputs to out: false to
@@ -1314,12 +1432,19 @@ chunk_flush (chunks_t *ch)
    /* a $skip after the stages drops what the outputs so far leave of it */
    size_t skip = ch->end < ch->p->n && ch->p->stages[ch->end].kind == S_SKIP ? (size_t) ch->p->stages[ch->end].n : 0;
    size_t skipped = skip > ch->out->n ? skip - ch->out->n : 0;
-   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, skipped, ch->error);
+   ch->ok = run_range (ch->p, ch->from, ch->end, ch->run, &ch->part, skipped, ch->rows, ch->scan, ch->error);
    for (size_t i = 0; ch->ok && i < ch->part.n; i++) {
-      dj_docs_push (ch->out, ch->part.v[i]); /* moved */
+      bson_t *d = ch->part.v[i]; /* moved */
+      if (ch->scan && dj_rows_has (ch->scan, d)) {
+         /* a scanned document kept as it is (a $match's): its view goes with the chunk */
+         d = ch->rows ? dj_rows_add (ch->rows, d) : bson_copy (d);
+      }
+      dj_docs_push (ch->out, d);
    }
    bson_free (ch->part.v);
    memset (&ch->part, 0, sizeof ch->part);
+   dj_rows_free (ch->scan);
+   ch->scan = NULL;
    size_t have = ch->out->n;
    if (have && have < ch->needed && ch->taken <= SIZE_MAX / (ch->needed - have)) {
       ch->chunk = ((ch->needed - have) * ch->taken + have - 1) / have; /* rounded up */
@@ -1333,6 +1458,10 @@ chunk_flush (chunks_t *ch)
 static bool
 chunk_add (chunks_t *ch, bson_t *doc)
 {
+   if (!ch->part.cap) {
+      dj_docs_reserve (&ch->part, ch->chunk);   /* the chunk's documents */
+      dj_docs_reserve (ch->out, ch->needed); /* (once: the outputs the limit takes) */
+   }
    dj_docs_push (&ch->part, doc);
    return ch->part.n < ch->chunk || chunk_flush (ch);
 }
@@ -1340,9 +1469,14 @@ chunk_add (chunks_t *ch, bson_t *doc)
 static bool
 chunk_scan_fn (uint64_t rid, const bson_t *doc, int32_t pos, void *ctx)
 {
+   chunks_t *ch = ctx;
    (void) rid;
    (void) pos;
-   return chunk_add (ctx, bson_copy (doc));
+   if (!ch->scan) {
+      ch->scan = dj_rows_new_for (ch->chunk); /* (the chunk's views in one block, as a rule) */
+   }
+   /* (doc is the scan's only until this returns: its bytes are copied) */
+   return chunk_add (ch, dj_rows_add (ch->scan, doc));
 }
 
 /* The end of a chunked run: the last, partial chunk; false on a failure
@@ -1354,21 +1488,41 @@ chunks_end (chunks_t *ch)
       chunk_flush (ch);
    }
    dj_docs_clear (&ch->part);
+   dj_rows_free (ch->scan);
+   ch->scan = NULL;
    if (!ch->ok) {
       dj_docs_clear (ch->out);
    }
    return ch->ok;
 }
 
+/* The stages from `end` (the $skip and $limit the chunks ran to, and any
+ * after them) over the chunks' outputs in out, some of which may be views
+ * of rows: those a stage past the $limit may take in are copied first
+ * (the folded select list reuses its input document's bson_t, lookup.c) */
+static bool
+run_past_limit (const dj_pipeline_t *p, int end, const dj_prun_t *run, const dj_rows_t *rows, dj_docs_t *out,
+                bson_error_t *error)
+{
+   int i = end;
+   while (i < p->n && (p->stages[i].kind == S_SKIP || p->stages[i].kind == S_LIMIT)) {
+      i++;
+   }
+   if (i < p->n) {
+      dj_docs_own (out, rows);
+   }
+   return dj_agg_run_stages (p, end, run, out, error);
+}
+
 /* Documents already in memory (docs: replaced by the outputs). */
 static bool
-run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const dj_prun_t *run, dj_docs_t *docs,
-               bson_error_t *error)
+run_in_chunks (const dj_pipeline_t *p, int from, int end, size_t needed, const dj_prun_t *run, dj_rows_t *rows,
+               dj_docs_t *docs, bson_error_t *error)
 {
    dj_docs_t in = *docs; /* the input, handed out chunk by chunk */
    memset (docs, 0, sizeof *docs);
    chunks_t ch = {.p = p, .from = from, .end = end, .needed = needed, .chunk = 32, .run = run, .out = docs, .ok = true,
-                  .error = error};
+                  .error = error, .rows = rows};
    size_t pos = 0;
    while (pos < in.n && chunk_add (&ch, in.v[pos++])) {
    }
@@ -1463,6 +1617,13 @@ count_output (const stage_t *s, int64_t n, dj_docs_t *out)
 bool
 dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_docs_t *out, bson_error_t *error)
 {
+   return dj_pipeline_run_rows (p, run, coll, NULL, out, error);
+}
+
+bool
+dj_pipeline_run_rows (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll, dj_rows_t *rows, dj_docs_t *out,
+                      bson_error_t *error)
+{
    int from = 0;
    dj_prun_t frun; /* run with a join filter (below): what `run` points to from there on */
    memset (out, 0, sizeof *out);
@@ -1533,9 +1694,9 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
       if (streams_to_limit (p, from, &end, &needed)) {
          /* straight from the scan: the documents past the limit are never read */
          chunks_t ch = {.p = p, .from = from, .end = end, .needed = needed, .chunk = 32, .run = run, .out = out, .ok = true,
-                        .error = error};
+                        .error = error, .rows = rows};
          ch.ok = dj_agg_scan_collection (run, run->db, coll, m, run->vars, chunk_scan_fn, &ch, error) && ch.ok;
-         return chunks_end (&ch) && dj_agg_run_stages (p, end, run, out, error);
+         return chunks_end (&ch) && run_past_limit (p, end, run, rows, out, error);
       }
       if (!dj_agg_read_collection (run, run->db, coll, m, run->vars, out, error)) {
          dj_docs_clear (out);
@@ -1545,10 +1706,10 @@ dj_pipeline_run (const dj_pipeline_t *p, const dj_prun_t *run, const char *coll,
    int end;
    size_t needed;
    if (streams_to_limit (p, from, &end, &needed)) {
-      if (!run_in_chunks (p, from, end, needed, run, out, error)) {
+      if (!run_in_chunks (p, from, end, needed, run, rows, out, error)) {
          return false;
       }
-      from = end;
+      return run_past_limit (p, end, run, rows, out, error);
    }
    return dj_agg_run_stages (p, from, run, out, error);
 }

@@ -28,6 +28,7 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_ctx_t ctx = {0};
    dj_let_t let = {0};
    dj_docs_t out = {0};
+   dj_rows_t *rows = NULL; /* owned: what out's views view (dj_pipeline_run_rows), freed after out */
 
    if (!dj_cmd_check_fields (cmd, known, error)) {
       goto done;
@@ -147,7 +148,8 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
    dj_spill_t *tail = NULL; /* a last $sort that spilled: its merge streams into the cursor */
    dj_prun_t run = {.engine = e, .ctx = &ctx, .db = db, .vars = &let.vars, .now_ms = let.vars.now_ms,
                     .allow_disk = allow_disk, .bypass_validation = bypass, .tail = writes || dj_pipeline_has_text (p) ? NULL : &tail, .tail_of = p};
-   if (!dj_pipeline_run (p, &run, coll, &out, error)) {
+   rows = dj_rows_new ();
+   if (!dj_pipeline_run_rows (p, &run, coll, rows, &out, error)) {
       dj_spill_destroy (tail);
       dj_ctx_error_info (&ctx, error, reply); /* $out/$merge: a DuplicateKey's keyPattern/keyValue (engine.c keeps them) */
       goto done;
@@ -169,6 +171,15 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
       if (dj_pipeline_has_text (p)) {
          dj_docs_strip_meta (&out); /* the text score is metadata, never a field of the reply */
       }
+      /* the first batch is copied into the reply; a cursor keeps the rest,
+       * which must then be its own, not views of rows (freed below) */
+      size_t bytes = 0;
+      for (size_t i = 0; i < out.n; i++) {
+         bytes += out.v[i]->len;
+      }
+      if (batch == 0 || out.n > (batch < 0 ? 101u : (uint64_t) batch) || bytes > DJ_MAX_BSON_SIZE - 16 * 1024) {
+         dj_docs_own (&out, rows);
+      }
       bson_t **docs = out.v ? out.v : bson_malloc (sizeof (bson_t *));
       dj_reply_results (e, reply, ns, docs, out.n, batch, false);
       memset (&out, 0, sizeof out); /* the reply owns them now */
@@ -178,6 +189,7 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
 done:
    dj_txn_abort (&ctx);
    dj_docs_clear (&out);
+   dj_rows_free (rows); /* (after out: its views are rows') */
    if (p && !let.top && dj_pipeline_keepable (p)) {
       dj_pipeline_reset (p);
       dj_keep_put (e->pipe_cache, bson_get_data (&stages), stages.len, p); /* kept for the next aggregate */

@@ -193,6 +193,26 @@ dj_rmemo_t *dj_rmemo_new (void);
 void dj_rmemo_free (dj_rmemo_t *memo);
 bool dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match,
                               dj_rmemo_t *memo, bson_t *out);
+/* dj_reshape_apply_joined, the row written -- instead of appended to a
+ * document -- into the bytes room(room_ctx, size) gives for its size
+ * (never NULL), *len set to the row's length (0 for a row too large to
+ * be a document: then it reads as {}, as dj_reshape_apply_joined's out). */
+typedef uint8_t *(*dj_room_fn) (void *room_ctx, size_t size);
+/* Whether shaping r's rows with this memo (kept for r and `as`) may
+ * evaluate an expression -- a path that goes through an array -- and so
+ * read the dj_eval_t given: when not, it is never read (nor set up). */
+bool dj_rmemo_evaluates (dj_rmemo_t *memo, const dj_reshape_t *r, const char *as);
+/* The first top-level field `key` (len bytes; the same on every call for
+ * one memo: the join's localField) of doc, read at the
+ * position the memo's layout of the local documents gives it once doc is
+ * checked to have that layout -- which the next row shaped from doc then
+ * needs not check again: 1 with *v set (borrowing doc), 0 when doc has no
+ * such field, -1 when it holds an array (the path's visit must expand
+ * it); -2 when the memo cannot tell (no layout learned, or not doc's):
+ * read doc itself. doc NULL: -2, and the memo forgets the last doc. */
+int dj_rmemo_top (dj_rmemo_t *memo, const bson_t *doc, const char *key, size_t len, bson_value_t *v);
+bool dj_reshape_apply_joined_at (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as,
+                                 const bson_t *match, dj_rmemo_t *memo, dj_room_fn room, void *room_ctx, size_t *len);
 /* One element of a stage array: {name: spec} with exactly one field.
  * name/spec borrow from it. Errors are the ones MongoDB gives. */
 bool dj_stage_split (const bson_iter_t *it, const char **name, bson_value_t *spec, bson_error_t *error);

@@ -168,13 +168,23 @@ eval_mapped (const rfield_t *f, dj_eval_t *ev, const char *as, const bson_t *mat
  * the new layout -- until it has missed too often to be worth it. */
 struct dj_rmemo {
    bool lvalid, mvalid, off;
+   bool flat;     /* no field's path goes below the element the layout gives it: none maps over an array */
+   size_t as_len; /* strlen (the memo's `as`) */
    int misses;
    dj_buf_t keys, mkeys; /* the local document's and the match's keys, each with its 0 */
    uint32_t nkeys, nmkeys;
+   uint32_t *klen, *mklen; /* owned: each key's length with its 0 (lcap, mcap entries) */
    bool *under; /* per field: whether its path starts with `as` (the memo's one `as`) */
    int *at;  /* per field: its element's index in the local document (-1: none); under `as`,
                 with a longer path: its second part's in the match (-1: none) */
    int score; /* the text score's index in the local document (-1: none) */
+   /* dj_rmemo_top: the local document it found in the layout (lel holds
+    * its elements until the next row is shaped; NULL: none), and its key's
+    * index among keys (-1: none; top_known false: not looked for since
+    * the keys were learned) */
+   const bson_t *ldoc;
+   bool top_known;
+   int top_at;
    relem_t *lel, *mel; /* a row's elements (lcap, mcap entries) */
    size_t lcap, mcap;
 };
@@ -197,6 +207,8 @@ dj_rmemo_free (dj_rmemo_t *mm)
       bson_free (mm->under);
       bson_free (mm->lel);
       bson_free (mm->mel);
+      bson_free (mm->klen);
+      bson_free (mm->mklen);
       bson_free (mm);
    }
 }
@@ -231,28 +243,64 @@ same_bytes (const uint8_t *a, const uint8_t *b, size_t l)
    return true;
 }
 
-/* Whether doc's keys are the n of keys, in order; its elements into el
- * (room for n). */
-static bool
-memo_same (const bson_t *doc, const dj_buf_t *keys, uint32_t n, relem_t *el)
+/* The l bytes at s copied to w: a field's name or a value, short as a rule
+ * (overlapping moves rather than a call to memcpy). */
+static inline void
+copy_bytes (uint8_t *w, const uint8_t *s, size_t l)
 {
-   const uint8_t *kp = keys->data, *kend = keys->data + keys->len;
-   uint32_t i = 0;
-   dj_bwalk_t w;
-   dj_bwalk_init (&w, bson_get_data (doc), doc->len);
-   while (dj_bwalk_next (&w)) {
-      if (i == n || (size_t) (kend - kp) <= w.key_len || !same_bytes (kp, (const uint8_t *) w.key, w.key_len + 1)) {
-         return false;
-      }
-      kp += w.key_len + 1;
-      el[i++] = (relem_t){.type = w.type, .val = w.val, .end = w.val + w.val_len};
+   if (l > 16) {
+      memcpy (w, s, l);
+   } else if (l >= 8) {
+      memcpy (w, s, 8);
+      memcpy (w + l - 8, s + l - 8, 8);
+   } else if (l >= 4) {
+      memcpy (w, s, 4);
+      memcpy (w + l - 4, s + l - 4, 4);
+   } else if (l) {
+      /* 1 to 3 bytes: the first, the middle and the last (one or two of them the same) */
+      w[0] = s[0];
+      w[l / 2] = s[l / 2];
+      w[l - 1] = s[l - 1];
    }
-   return !w.bad && i == n;
 }
 
-/* Learns doc's keys into keys/n; el grown to hold them. */
+/* Whether doc's keys are the n of keys (klen: each one's length with its
+ * 0), in order; its elements into el (room for n). Each key is compared
+ * where the element before it ends, its length known -- no search for its
+ * 0 -- and each value read with a walk's checks (dj_bwalk_value_len): what
+ * a walk of doc (dj_bwalk_next) would find, for less. */
+static bool
+memo_same (const bson_t *doc, const dj_buf_t *keys, const uint32_t *klen, uint32_t n, relem_t *el)
+{
+   const uint8_t *data = bson_get_data (doc), *kp = keys->data;
+   uint32_t len = doc->len;
+   if (len < 5 || dj_bwalk_u32 (data) != len || data[len - 1]) {
+      return false;
+   }
+   const uint8_t *p = data + 4, *end = data + len - 1; /* the next element; the trailing 0 */
+   for (uint32_t i = 0; i < n; i++) {
+      size_t kl = klen[i];
+      /* the key's 0 before the document's end, and the same bytes */
+      if ((size_t) (end - p) <= kl || !same_bytes (p + 1, kp, kl)) {
+         return false;
+      }
+      const uint8_t *v = p + 1 + kl;
+      bool ok;
+      uint32_t vl = dj_bwalk_value_len (p[0], v, (size_t) (end - v), &ok);
+      if (!ok) {
+         return false;
+      }
+      el[i] = (relem_t){.type = p[0], .val = v, .end = v + vl};
+      p = v + vl;
+      kp += kl;
+   }
+   return p == end; /* (no element after the n) */
+}
+
+/* Learns doc's keys into keys/n and their lengths into *klen; el and
+ * klen grown to hold them. */
 static void
-memo_keys (const bson_t *doc, dj_buf_t *keys, uint32_t *n, relem_t **el, size_t *cap)
+memo_keys (const bson_t *doc, dj_buf_t *keys, uint32_t *n, uint32_t **klen, relem_t **el, size_t *cap)
 {
    dj_bwalk_t w;
    keys->len = 0;
@@ -265,6 +313,12 @@ memo_keys (const bson_t *doc, dj_buf_t *keys, uint32_t *n, relem_t **el, size_t 
    if (*n > *cap) {
       *cap = *n;
       *el = bson_realloc (*el, sizeof (relem_t) * *cap);
+      *klen = bson_realloc (*klen, sizeof (uint32_t) * *cap);
+   }
+   const uint8_t *kp = keys->data;
+   for (uint32_t i = 0; i < *n; i++) {
+      (*klen)[i] = (uint32_t) strlen ((const char *) kp) + 1;
+      kp += (*klen)[i];
    }
 }
 
@@ -287,8 +341,9 @@ memo_find (const dj_buf_t *keys, const char *key, size_t len)
 static void
 memo_learn_local (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, const bson_t *doc)
 {
-   memo_keys (doc, &mm->keys, &mm->nkeys, &mm->lel, &mm->lcap);
+   memo_keys (doc, &mm->keys, &mm->nkeys, &mm->klen, &mm->lel, &mm->lcap);
    mm->lvalid = true;
+   mm->top_known = false; /* (its index was among the keys before) */
    for (int i = 0; i < rp->n; i++) {
       if (!under[i]) {
          mm->at[i] = memo_find (&mm->keys, rp->f[i].path->parts[0], rp->f[i].len0);
@@ -314,7 +369,7 @@ memo_learn_local (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, cons
 static void
 memo_learn_match (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, const bson_t *match)
 {
-   memo_keys (match, &mm->mkeys, &mm->nmkeys, &mm->mel, &mm->mcap);
+   memo_keys (match, &mm->mkeys, &mm->nmkeys, &mm->mklen, &mm->mel, &mm->mcap);
    mm->mvalid = true;
    for (int i = 0; i < rp->n; i++) {
       const rfield_t *f = &rp->f[i];
@@ -324,6 +379,32 @@ memo_learn_match (dj_rmemo_t *mm, const dj_rpaths_t *rp, const bool *under, cons
          mm->at[i] = memo_find (&mm->mkeys, part, plen);
       }
    }
+}
+
+/* What the memo knows of rp and `as` from its first row on. */
+static void
+memo_init (dj_rmemo_t *mm, const dj_rpaths_t *rp, const char *as)
+{
+   if (mm->at) {
+      return;
+   }
+   mm->as_len = strlen (as);
+   mm->at = bson_malloc (sizeof (int) * (size_t) rp->n);
+   mm->under = bson_malloc (sizeof (bool) * (size_t) rp->n);
+   mm->flat = true;
+   for (int i = 0; i < rp->n; i++) {
+      mm->under[i] = rp->f[i].len0 == mm->as_len && !memcmp (rp->f[i].path->parts[0], as, mm->as_len);
+      /* (a local field's element is its first part's, one under `as` its second's) */
+      mm->flat &= rp->f[i].path->n <= (mm->under[i] ? 2 : 1);
+   }
+}
+
+bool
+dj_rmemo_evaluates (dj_rmemo_t *mm, const dj_reshape_t *r, const char *as)
+{
+   BSON_ASSERT (r->paths && as);
+   memo_init (mm, r->paths, as);
+   return !mm->flat;
 }
 
 /* apply's arrays, freed unless on its stack */
@@ -342,10 +423,11 @@ apply_free (relem_t *found, relem_t *sfound, bool *under, bool *sunder, int *fro
 }
 
 /* The shaping of doc -- with its top-level field `as` replaced by match
- * (NULL: removed) when `as` is given. */
+ * (NULL: removed) when `as` is given -- appended to out, or (room given)
+ * written into the room it gives for the result's size, *len set. */
 static bool
 apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, const bson_t *match, dj_rmemo_t *mm,
-       bson_t *out)
+       bson_t *out, dj_room_fn room, void *room_ctx, size_t *len)
 {
    relem_t stack_found[16];
    relem_t *found = rp->n <= 16 ? stack_found : bson_malloc (sizeof (relem_t) * (size_t) rp->n);
@@ -354,23 +436,26 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
    int stack_from[16]; /* the path part each field's element was found at */
    int *from = rp->n <= 16 ? stack_from : bson_malloc (sizeof (int) * (size_t) rp->n);
    relem_t score = {0};
-   size_t as_len = as ? strlen (as) : 0;
    int nfound = 0;
    dj_bwalk_t w;
    bool ok = true;
    mm = as && mm && !mm->off ? mm : NULL;
-   if (mm && !mm->at) {
-      mm->at = bson_malloc (sizeof (int) * (size_t) rp->n);
-      mm->under = bson_malloc (sizeof (bool) * (size_t) rp->n);
-      for (int i = 0; i < rp->n; i++) {
-         mm->under[i] = rp->f[i].len0 == as_len && !memcmp (rp->f[i].path->parts[0], as, as_len);
-      }
+   if (mm) {
+      memo_init (mm, rp, as);
    }
-   bool lsame = mm && mm->lvalid && memo_same (doc, &mm->keys, mm->nkeys, mm->lel);
-   bool msame = mm && (!match || (mm->mvalid && memo_same (match, &mm->mkeys, mm->nmkeys, mm->mel)));
+   size_t as_len = mm ? mm->as_len : as ? strlen (as) : 0;
+   bool any_mapped = false;
+   size_t size; /* the result's */
+   /* (a document dj_rmemo_top found in the layout has its elements in lel) */
+   bool lsame = mm && mm->lvalid && (mm->ldoc == doc || memo_same (doc, &mm->keys, mm->klen, mm->nkeys, mm->lel));
+   if (mm) {
+      mm->ldoc = NULL;
+   }
+   bool msame = mm && (!match || (mm->mvalid && memo_same (match, &mm->mkeys, mm->mklen, mm->nmkeys, mm->mel)));
    if (lsame && msame) {
       /* the last row's layout: each field's element by position */
       const uint8_t *md = match ? bson_get_data (match) : NULL;
+      size = 5;
       for (int i = 0; i < rp->n; i++) {
          const rfield_t *f = &rp->f[i];
          int at = mm->at[i];
@@ -385,8 +470,14 @@ apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, const char *as, 
             found[i] = at >= 0 ? mm->mel[at] : (relem_t){0};
             from[i] = 2;
          }
+         size += found[i].type ? 2 + f->name_len + (size_t) (found[i].end - found[i].val) : 0;
       }
       score = mm->score >= 0 ? mm->lel[mm->score] : (relem_t){0};
+      if (mm->flat) {
+         /* every element is the field's own: the size is known */
+         size += score.type ? 1 + sizeof DJ_META_TEXT_SCORE + (size_t) (score.end - score.val) : 0;
+         goto write;
+      }
       goto found_all;
    }
    for (int i = 0; i < rp->n; i++) {
@@ -453,8 +544,7 @@ found_all:;
    /* each field's element: below the first component through documents;
     * an array on the way maps the rest of the path over it, which the
     * evaluator does (type MAPPED) */
-   bool any_mapped = false;
-   size_t size = 5 + (score.type ? 1 + sizeof DJ_META_TEXT_SCORE + (size_t) (score.end - score.val) : 0);
+   size = 5 + (score.type ? 1 + sizeof DJ_META_TEXT_SCORE + (size_t) (score.end - score.val) : 0);
    for (int i = 0; i < rp->n; i++) {
       const rfield_t *f = &rp->f[i];
       relem_t *e = &found[i];
@@ -476,10 +566,14 @@ found_all:;
          size += 2 + f->name_len + (size_t) (e->end - e->val);
       }
    }
-   if (!any_mapped && out->len == 5 && size <= INT32_MAX) {
+write:
+   if (!any_mapped && (room || out->len == 5) && size <= INT32_MAX) {
       /* the result's size is known: its bytes written in place */
-      uint8_t *w = bson_reserve_buffer (out, (uint32_t) size);
+      uint8_t *w = room ? room (room_ctx, size) : bson_reserve_buffer (out, (uint32_t) size);
       if (w) {
+         if (len) {
+            *len = size;
+         }
          dj_le32_write (w, (uint32_t) size);
          w += 4;
          for (int i = 0; i < rp->n; i++) {
@@ -487,9 +581,9 @@ found_all:;
             const relem_t *e = &found[i];
             if (e->type) {
                *w++ = e->type;
-               memcpy (w, f->name, f->name_len + 1);
+               copy_bytes (w, (const uint8_t *) f->name, f->name_len + 1);
                w += f->name_len + 1;
-               memcpy (w, e->val, (size_t) (e->end - e->val));
+               copy_bytes (w, e->val, (size_t) (e->end - e->val));
                w += e->end - e->val;
             }
          }
@@ -530,18 +624,49 @@ found_all:;
    dj_buf_putc (&b, 0);
    dj_le32_write (b.data, (uint32_t) b.len);
    bson_t view;
+   if (room && len) {
+      *len = 0; /* (too large to view: the caller's room views it as {}, as out is left below) */
+   }
    if (ok && bson_init_static (&view, b.data, b.len)) {
-      ok = bson_concat (out, &view);
+      if (room) {
+         memcpy (room (room_ctx, b.len), b.data, b.len);
+         *len = b.len;
+      } else {
+         ok = bson_concat (out, &view);
+      }
    }
    dj_buf_cleanup (&b);
    apply_free (found, stack_found, under, stack_under, from, stack_from);
    return ok;
 }
 
+int
+dj_rmemo_top (dj_rmemo_t *mm, const bson_t *doc, const char *key, size_t len, bson_value_t *v)
+{
+   mm->ldoc = NULL;
+   if (!doc || mm->off || !mm->lvalid || !memo_same (doc, &mm->keys, mm->klen, mm->nkeys, mm->lel)) {
+      return -2;
+   }
+   mm->ldoc = doc;
+   if (!mm->top_known) {
+      mm->top_known = true;
+      mm->top_at = memo_find (&mm->keys, key, len); /* the first of duplicate keys, as a walk finds */
+   }
+   if (mm->top_at < 0) {
+      return 0;
+   }
+   const relem_t *e = &mm->lel[mm->top_at];
+   if (e->type == BSON_TYPE_ARRAY) {
+      return -1;
+   }
+   dj_bson_value_read (e->type, e->val, (uint32_t) (e->end - e->val), v);
+   return 1;
+}
+
 bool
 dj_rpaths_apply (const dj_rpaths_t *rp, dj_eval_t *ev, const bson_t *doc, bson_t *out)
 {
-   return apply (rp, ev, doc, NULL, NULL, NULL, out);
+   return apply (rp, ev, doc, NULL, NULL, NULL, out, NULL, NULL, NULL);
 }
 
 bool
@@ -555,5 +680,13 @@ dj_reshape_apply_joined (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc
                          dj_rmemo_t *memo, bson_t *out)
 {
    BSON_ASSERT (r->paths);
-   return apply (r->paths, ev, doc, as, match, memo, out);
+   return apply (r->paths, ev, doc, as, match, memo, out, NULL, NULL, NULL);
+}
+
+bool
+dj_reshape_apply_joined_at (const dj_reshape_t *r, dj_eval_t *ev, const bson_t *doc, const char *as,
+                            const bson_t *match, dj_rmemo_t *memo, dj_room_fn room, void *room_ctx, size_t *len)
+{
+   BSON_ASSERT (r->paths && room && len);
+   return apply (r->paths, ev, doc, as, match, memo, NULL, room, room_ctx, len);
 }
