@@ -217,6 +217,26 @@ void dj_exec_set_row_docs (dj_exec_t *x, bool on);
 typedef void (*dj_exec_cell_fn) (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len);
 void dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx);
 
+/** A column's cell as a document holds it: its element's type and value
+ *  bytes (borrowed from the document). */
+typedef struct {
+   uint8_t type;
+   uint32_t len;
+   const uint8_t *val;
+} dj_exec_cell_t;
+
+/**
+ * The cells of the document of @p len bytes at @p data when its first
+ * fields are m's columns, in order, by name -- the layout the engine's
+ * projection of a select list makes -- into cells[0 .. m->ncolumns): what
+ * dj_exec_row_cells() hands out for such a document, read with one
+ * compare per key and no search. False (cells partly written) at the
+ * first field that is not the next column, when the document ends first,
+ * or when a column is not read as a field as it is (a DATETIME column,
+ * SELECT *): the caller reads that row with dj_exec_row_cells().
+ */
+bool dj_exec_row_in_order (const dj_mql_t *m, const uint8_t *data, uint32_t len, dj_exec_cell_t *cells);
+
 /**
  * Runs a bound statement. @p m is modified (an INSERT gets its ids; an
  * UPDATE/DELETE with a subquery gets the matching _ids).

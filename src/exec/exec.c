@@ -132,15 +132,21 @@ batch_as_rows (const uint8_t *data, uint32_t len, bson_t *rows, int64_t *nrows)
    bson_t view;
    int64_t n = *nrows;
    char kb[16];
+   if (n >= UINT32_MAX) {
+      return false;
+   }
+   size_t klen = dj_bson_array_key ((uint32_t) n, kb);
+   /* each element read only when its key is the next index */
    dj_bwalk_init (&w, data, len);
-   while (dj_bwalk_next (&w)) {
-      if (w.type != BSON_TYPE_DOCUMENT || n >= UINT32_MAX || w.key_len != dj_bson_array_key ((uint32_t) n, kb) ||
-          memcmp (w.key, kb, w.key_len) || w.val_len < 5) {
+   while (dj_bwalk_next_named (&w, kb)) {
+      if (w.type != BSON_TYPE_DOCUMENT || w.val_len < 5 || n + 1 >= UINT32_MAX) {
          return false;
       }
       n++;
+      klen = dj_bson_array_key_next (kb, klen);
    }
-   if (w.bad || !bson_init_static (&view, data, len) || !bson_concat (rows, &view)) {
+   /* (stopped before the end: a key out of its place) */
+   if (w.bad || w.p < w.end || !bson_init_static (&view, data, len) || !bson_concat (rows, &view)) {
       return false;
    }
    *nrows = n;

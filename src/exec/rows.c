@@ -133,6 +133,26 @@ dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, voi
    }
 }
 
+bool
+dj_exec_row_in_order (const dj_mql_t *m, const uint8_t *data, uint32_t len, dj_exec_cell_t *cells)
+{
+   dj_bwalk_t w;
+   if (m->star || !dj_bwalk_init (&w, data, len)) {
+      return false;
+   }
+   const dj_mql_column_t *col = m->columns;
+   for (int i = 0, n = m->ncolumns; i < n; i++) {
+      /* (a DATETIME column's remainder is a field further on: the general path) */
+      if (col[i].us || !dj_bwalk_next_named (&w, col[i].path)) {
+         return false;
+      }
+      cells[i].type = w.type;
+      cells[i].len = w.val_len;
+      cells[i].val = w.val;
+   }
+   return true;
+}
+
 /* A row's cell written as the element `<i>: value` into the buffer at ctx. */
 static void
 put_cell (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t vlen)

@@ -457,21 +457,32 @@ dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t *
 
    /* the batch's bytes written at once, its size known first (each
     * document appended through libbson was ~450 instructions, a row of a
-    * 100-row page) */
-   size_t size = 5;
+    * 100-row page), each key carried on from the one before */
+   size_t size = 5, klen = 1;
+   key[0] = '0';
+   key[1] = 0;
    for (size_t i = 0; i < n; i++) {
-      size += 2 + dj_bson_array_key ((uint32_t) i, key) + docs[i]->len;
+      size += 2 + klen + docs[i]->len;
+      klen = dj_bson_array_key_next (key, klen);
    }
    dj_buf_init (&b);
    dj_buf_reserve (&b, size);
-   dj_buf_put_u32le (&b, (uint32_t) size);
+   uint8_t *w = b.data;
+   dj_le32_write (w, (uint32_t) size);
+   w += 4;
+   klen = 1;
+   key[0] = '0';
+   key[1] = 0;
    for (size_t i = 0; i < n; i++) {
-      size_t klen = dj_bson_array_key ((uint32_t) i, key);
-      dj_buf_putc (&b, BSON_TYPE_DOCUMENT);
-      dj_buf_append (&b, key, klen + 1);
-      dj_buf_append (&b, bson_get_data (docs[i]), docs[i]->len);
+      *w++ = BSON_TYPE_DOCUMENT;
+      memcpy (w, key, klen + 1);
+      w += klen + 1;
+      memcpy (w, bson_get_data (docs[i]), docs[i]->len);
+      w += docs[i]->len;
+      klen = dj_bson_array_key_next (key, klen);
    }
-   dj_buf_putc (&b, 0);
+   *w = 0;
+   b.len = size;
    BSON_APPEND_DOCUMENT_BEGIN (reply, "cursor", &cur);
    if (size <= INT32_MAX && bson_init_static (&arr, b.data, b.len)) {
       bson_append_array (&cur, batch_name, -1, &arr);
