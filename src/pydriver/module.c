@@ -1097,7 +1097,7 @@ result_rows (const dj_mql_t *m, const dj_result_t *r)
     * (dj_exec_row_in_order): room for a few on the stack, more (owned
     * here, freed below) for a wide select list */
    dj_exec_cell_t few[32], *cells = m->ncolumns <= 32 ? few : bson_malloc (sizeof *cells * (size_t) m->ncolumns);
-   bool in_order = true;
+   bool in_order = r->docs && dj_exec_row_keys (m, cells);
    while (rows && dj_bwalk_next (&ri)) {
       if (r->docs && ri.type == BSON_TYPE_DOCUMENT) {
          /* a result document: its cells read once, into the tuple */

@@ -79,16 +79,20 @@ def test_rows_whose_fields_are_not_the_columns_in_order(cur):
     them gives the same cells, read by name, and so do the rows after it --
     whether the first row is in order or not, and whatever the rows hold."""
     docs = [{"id": 1, "a": 1, "b": "one"}, {"id": 2, "b": "two", "a": 2}, {"id": 3, "a": 3},
-            {"id": 4, "a": 4, "b": "four"}, {"id": 5, "b": "five"}, {"id": 6, "a": [6], "b": {"six": 6}}]
+            {"id": 4, "a": 4, "b": "four"}, {"id": 5, "b": "five"}, {"id": 6, "a": [6], "b": {"six": 6}},
+            {"id": 7, "a": 7, "b": None}, {"id": 8, "a": "", "b": ""}]
     cur.execute('CREATE TABLE "o" ("id" integer NOT NULL PRIMARY KEY, "a" text NULL, "b" text NULL)')
     cur.connection.command({"insert": "o", "documents": docs})
-    want = [(1, "one"), (2, "two"), (3, None), (4, "four"), (None, "five"), ([6], {"six": 6})]
+    want = [(1, "one"), (2, "two"), (3, None), (4, "four"), (None, "five"), ([6], {"six": 6}), (7, None), ("", "")]
     cur.execute('SELECT "o"."a", "o"."b" FROM "o" ORDER BY "o"."id"')
     assert cur.fetchall() == want
     cur.execute('SELECT "o"."b", "o"."a" FROM "o" ORDER BY "o"."id"')
     assert cur.fetchall() == [(b, a) for a, b in want]
     cur.execute('SELECT "o"."b", "o"."a" FROM "o" WHERE "o"."id" > 1 ORDER BY "o"."id"')
     assert cur.fetchall() == [(b, a) for a, b in want[1:]]
+    # in order, a NULL or an empty text last (its key read near the document's end)
+    cur.execute('SELECT "o"."a", "o"."b" FROM "o" WHERE "o"."id" >= 7 ORDER BY "o"."id"')
+    assert cur.fetchall() == want[6:]
 
 
 def test_what_mongodb_keeps(cur):
