@@ -28,6 +28,32 @@ uint32_t dj_bson_array_append_rest (bson_t *arr, uint32_t n, bson_iter_t *it);
 size_t dj_bson_array_key (uint32_t i, char buf[16]);
 
 /*
+ * dj_bson_array_key_next --
+ *    The key after the `len`-digit array key in buf (as dj_bson_array_key
+ *    wrote it), written in its place: its last digits carried ("9" ->
+ *    "10"); returns its length. For the loops that write or check every
+ *    key of an array in order: a carry rather than a division per digit.
+ *    The caller stays below UINT32_MAX elements (10 digits, buf's room).
+ */
+static inline size_t
+dj_bson_array_key_next (char buf[16], size_t len)
+{
+   size_t i = len;
+   while (i > 0 && buf[i - 1] == '9') {
+      buf[--i] = '0';
+   }
+   if (i > 0) {
+      buf[i - 1]++;
+      return len;
+   }
+   /* all nines: one digit more, "1" followed by the zeros */
+   buf[0] = '1';
+   buf[len] = '0';
+   buf[len + 1] = '\0';
+   return len + 1;
+}
+
+/*
  * dj_bson_array_append_new --
  *    Appends v to the array `arr` (its *n elements keyed "0".."n-1"; *n is
  *    advanced) unless arr holds it already: the same type and bytes, as

@@ -94,6 +94,10 @@ dj_bwalk_value_len (uint8_t t, const uint8_t *v, size_t room, bool *ok)
          l = dj_bwalk_u32 (v);
          good = l >= 1 && l <= room - 4 && v[4 + l - 1] == 0;
          n = 4 + l;
+      } else if ((t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY) && room >= 4) {
+         /* (a batch's or a result's rows: a walk meets one at every step) */
+         n = dj_bwalk_u32 (v);
+         good = n >= 5;
       } else {
          n = dj_bwalk_value_size (t, v, room, &good);
       }
@@ -102,24 +106,13 @@ dj_bwalk_value_len (uint8_t t, const uint8_t *v, size_t room, bool *ok)
    return n;
 }
 
-/*
- * dj_bwalk_next --
- *    Advances to the next element; false at the end of the document, or
- *    (w->bad set) at an element libbson's iterator refuses: an unknown
- *    type, a key or value running past the document.
- */
+/* The element at w->p, whose key ends at z (its 0, found by the caller),
+ * made the current one once its value's size is checked: the rest of
+ * dj_bwalk_next() and dj_bwalk_next_named(). */
 static inline bool
-dj_bwalk_next (dj_bwalk_t *w)
+dj_bwalk_take (dj_bwalk_t *w, const uint8_t *z)
 {
-   if (w->p >= w->end) {
-      return false;
-   }
-   /* the key, short as a rule: read here rather than by a call; the
-    * document's trailing 0 (checked by dj_bwalk_init) ends the search */
-   const uint8_t *k = w->p + 1, *z = k;
-   while (*z) {
-      z++;
-   }
+   const uint8_t *k = w->p + 1;
    const uint8_t *v = z + 1;
    uint8_t t = w->p[0];
    bool ok = z < w->end;
@@ -136,6 +129,54 @@ dj_bwalk_next (dj_bwalk_t *w)
    w->val_len = n;
    w->p = v + n;
    return true;
+}
+
+/*
+ * dj_bwalk_next --
+ *    Advances to the next element; false at the end of the document, or
+ *    (w->bad set) at an element libbson's iterator refuses: an unknown
+ *    type, a key or value running past the document.
+ */
+static inline bool
+dj_bwalk_next (dj_bwalk_t *w)
+{
+   if (w->p >= w->end) {
+      return false;
+   }
+   /* the key, short as a rule: read here rather than by a call; the
+    * document's trailing 0 (checked by dj_bwalk_init) ends the search */
+   const uint8_t *z = w->p + 1;
+   while (*z) {
+      z++;
+   }
+   return dj_bwalk_take (w, z);
+}
+
+/*
+ * dj_bwalk_next_named --
+ *    dj_bwalk_next() when the next element's key is `key`, compared as it
+ *    is read (not found, then compared): for a reader that expects its
+ *    fields in a known order. False when the document ends or the key
+ *    differs -- the walk then where it was, not bad -- or (w->bad set) at
+ *    a malformed element.
+ */
+static inline bool
+dj_bwalk_next_named (dj_bwalk_t *w, const char *key)
+{
+   if (w->p >= w->end) {
+      return false;
+   }
+   /* (a key running on to the document's trailing 0 stops there: the 0
+    * differs from key's characters) */
+   const uint8_t *z = w->p + 1;
+   while (*key && *z == (uint8_t) *key) {
+      z++;
+      key++;
+   }
+   if (*key || *z) {
+      return false;
+   }
+   return dj_bwalk_take (w, z);
 }
 
 /*

@@ -196,6 +196,10 @@ typedef struct {
    int64_t lastrowid;  /* last auto-increment id an INSERT gave, if has_lastrowid */
    bool has_lastrowid;
    bool docs;          /* rows are documents (dj_exec_set_row_docs) */
+   uint8_t *held;      /* owned, or NULL: the bytes of the cursor reply whose
+                          batch `rows` is, read-only, when it came in one
+                          batch of documents only (`docs`): viewed there,
+                          not copied */
 } dj_result_t;
 
 /**
@@ -216,6 +220,37 @@ void dj_exec_set_row_docs (dj_exec_t *x, bool on);
  */
 typedef void (*dj_exec_cell_fn) (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len);
 void dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, void *ctx);
+
+/** A column as dj_exec_row_in_order() looks for it, and its cell as a
+ *  document holds it. */
+typedef struct {
+   uint64_t key;       /* the column's key and its 0, as the first bytes of a
+                          word (for a key under 8 bytes; else 0) */
+   uint64_t mask;      /* those bytes of the word (0: a longer key) */
+   uint32_t klen;      /* the key's length */
+   uint8_t type;       /* the cell: its element's type and value bytes */
+   uint32_t len;       /*   (borrowed from the document) */
+   const uint8_t *val;
+} dj_exec_cell_t;
+
+/**
+ * Prepares cells[0 .. m->ncolumns) for dj_exec_row_in_order(): each
+ * column's key as a word. False when m's rows are not read field by field
+ * in order (SELECT *; a DATETIME column, whose remainder is another field).
+ */
+bool dj_exec_row_keys (const dj_mql_t *m, dj_exec_cell_t *cells);
+
+/**
+ * The cells of the document of @p len bytes at @p data when its first
+ * fields are m's columns, in order, by name -- the layout the engine's
+ * projection of a select list makes -- into cells[0 .. m->ncolumns)
+ * (prepared by dj_exec_row_keys): what dj_exec_row_cells() hands out for
+ * such a document, each key compared as a word where the document has
+ * room (else byte by byte), with no search. False (cells partly written)
+ * at the first field that is not the next column, or when the document
+ * ends first: the caller reads that row with dj_exec_row_cells().
+ */
+bool dj_exec_row_in_order (const dj_mql_t *m, const uint8_t *data, uint32_t len, dj_exec_cell_t *cells);
 
 /**
  * Runs a bound statement. @p m is modified (an INSERT gets its ids; an

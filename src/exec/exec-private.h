@@ -78,13 +78,21 @@ typedef struct {
    int64_t *nrows; /* borrowed */
    dj_buf_t b;     /* owned: the rows' elements as a document's bytes */
 } exec_rows_t;
+
 void exec_rows_begin (exec_rows_t *r, bson_t *rows, int64_t *nrows);
 void exec_rows_add (exec_rows_t *r, const dj_mql_t *m, const bson_t *doc);
 /* doc itself added (a result of documents: dj_result_t.docs). */
 void exec_rows_add_doc (exec_rows_t *r, const bson_t *doc);
 void exec_rows_end (exec_rows_t *r);
+
 /* One document's row appended to rows (a batch of one). */
 void exec_append_row (const dj_mql_t *m, const bson_t *doc, bson_t *rows, int64_t *nrows);
+
+/* A cursor reply's batch (an array's bytes), where the reply holds it. */
+typedef struct {
+   const uint8_t *data;
+   uint32_t len;
+} exec_batch_t;
 
 /* idblock.c: AUTOINCREMENT ids reserved in blocks per connection */
 /* The next id of this connection's block for table; false when it has none

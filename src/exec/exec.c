@@ -67,7 +67,12 @@ dj_exec_db (const dj_exec_t *x)
 void
 dj_result_cleanup (dj_result_t *r)
 {
-   bson_destroy (r->rows);
+   if (r->held) {
+      bson_free (r->rows); /* (a static view of held: bson_destroy leaves its struct) */
+      bson_free (r->held);
+   } else {
+      bson_destroy (r->rows);
+   }
    memset (r, 0, sizeof *r);
 }
 
@@ -126,30 +131,46 @@ exec_next_document (bson_iter_t *arr, bson_t *doc)
  * the batch's bytes, not one per document and another of the rows. False,
  * nothing appended, otherwise. */
 static bool
-batch_as_rows (const uint8_t *data, uint32_t len, bson_t *rows, int64_t *nrows)
+batch_as_rows (const uint8_t *data, uint32_t len, bson_t *rows, int64_t *nrows, exec_batch_t *defer)
 {
    dj_bwalk_t w;
    bson_t view;
    int64_t n = *nrows;
    char kb[16];
+   if (n >= UINT32_MAX) {
+      return false;
+   }
+   size_t klen = dj_bson_array_key ((uint32_t) n, kb);
+   /* each element read only when its key is the next index */
    dj_bwalk_init (&w, data, len);
-   while (dj_bwalk_next (&w)) {
-      if (w.type != BSON_TYPE_DOCUMENT || n >= UINT32_MAX || w.key_len != dj_bson_array_key ((uint32_t) n, kb) ||
-          memcmp (w.key, kb, w.key_len) || w.val_len < 5) {
+   while (dj_bwalk_next_named (&w, kb)) {
+      if (w.type != BSON_TYPE_DOCUMENT || w.val_len < 5 || n + 1 >= UINT32_MAX) {
          return false;
       }
       n++;
+      klen = dj_bson_array_key_next (kb, klen);
    }
-   if (w.bad || !bson_init_static (&view, data, len) || !bson_concat (rows, &view)) {
+   /* (stopped before the end: a key out of its place) */
+   if (w.bad || w.p < w.end || !bson_init_static (&view, data, len)) {
+      return false;
+   }
+   if (defer && *nrows == 0 && rows->len == 5) {
+      defer->data = data; /* (the caller keeps it, or copies it: run_rows) */
+      defer->len = len;
+   } else if (!bson_concat (rows, &view)) {
       return false;
    }
    *nrows = n;
    return true;
 }
 
-/* Rows of a cursor reply's batch; returns the cursor id (0: exhausted). */
+/* Rows of a cursor reply's batch; returns the cursor id (0: exhausted).
+ * With `defer`, a batch of documents that would be the rows as it is
+ * (batch_as_rows) is left where it is, in the reply, and *defer points to
+ * it: the caller appends it, or keeps the reply. */
 static int64_t
-take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool docs, bson_t *rows, int64_t *nrows)
+take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool docs, bson_t *rows, int64_t *nrows,
+            exec_batch_t *defer)
 {
    bson_iter_t it, cur;
    int64_t id = 0;
@@ -166,7 +187,7 @@ take_batch (const bson_t *reply, const char *batch_key, const dj_mql_t *m, bool 
          dj_bwalk_t w;
          exec_rows_t r;
          bson_iter_array (&cur, &len, &data);
-         if (docs && batch_as_rows (data, len, rows, nrows)) {
+         if (docs && batch_as_rows (data, len, rows, nrows, defer)) {
             continue;
          }
          exec_rows_begin (&r, rows, nrows);
@@ -209,22 +230,54 @@ run_explain (dj_exec_t *x, const bson_t *cmd, bson_t *rows, bson_error_t *error)
    return ok;
 }
 
+/* Makes *out's rows a read-only view of the batch (at `b`) of the cursor
+ * reply `reply`, whose bytes out then owns (out->held): the reply is
+ * consumed. False, nothing changed, when the reply's bytes cannot be
+ * taken (a static reply: libbson's bson_steal refuses it). */
+static bool
+hold_batch (bson_t *reply, const exec_batch_t *b, dj_result_t *out)
+{
+   size_t at = (size_t) (b->data - bson_get_data (reply));
+   bson_t kept;
+   uint32_t total;
+   if (!bson_steal (&kept, reply)) {
+      return false;
+   }
+   /* the bytes, the reply's own buffer when it has one (a copy of them
+    * when they were inline in the bson_t) */
+   out->held = bson_destroy_with_steal (&kept, true, &total);
+   /* (out->rows, as dj_exec_run made it, holds nothing to free; the batch
+    * was checked as a document by batch_as_rows) */
+   bson_init_static (out->rows, out->held + at, b->len);
+   return true;
+}
+
 /* Runs a cursor-returning command and appends all its rows (getMore until
- * the cursor is exhausted). */
+ * the cursor is exhausted). With `out` (a statement's result, its rows
+ * `rows` so far empty), a cursor whose one batch is the rows as it is
+ * leaves them in its reply, which out keeps (hold_batch). */
 static bool
 run_rows (dj_exec_t *x, const dj_mql_t *m, const bson_t *cmd, bool docs, bson_t *rows, int64_t *nrows,
-          bson_error_t *error)
+          dj_result_t *out, bson_error_t *error)
 {
    bson_t reply;
+   exec_batch_t first = {0};
    bool ok = exec_run_cmd (x, x->db, cmd, false, &reply, error);
-   int64_t id = ok ? take_batch (&reply, "firstBatch", m, docs, rows, nrows) : 0;
-   bson_destroy (&reply);
+   int64_t id = ok ? take_batch (&reply, "firstBatch", m, docs, rows, nrows, out ? &first : NULL) : 0;
+   bool held = first.data && id == 0 && hold_batch (&reply, &first, out);
+   if (!held) {
+      bson_t view;
+      if (first.data && bson_init_static (&view, first.data, first.len)) {
+         bson_concat (rows, &view); /* (more batches follow, or a static reply: a copy) */
+      }
+      bson_destroy (&reply);
+   }
    while (ok && id != 0) {
       bson_t more = BSON_INITIALIZER;
       BSON_APPEND_INT64 (&more, "getMore", id);
       BSON_APPEND_UTF8 (&more, "collection", m->collection ? m->collection : "");
       ok = exec_run_cmd (x, x->db, &more, false, &reply, error);
-      id = ok ? take_batch (&reply, "nextBatch", m, docs, rows, nrows) : 0;
+      id = ok ? take_batch (&reply, "nextBatch", m, docs, rows, nrows, NULL) : 0;
       bson_destroy (&reply);
       bson_destroy (&more);
    }
@@ -1268,7 +1321,7 @@ compute_values (dj_exec_t *x, dj_mql_t *m, bson_error_t *error)
    bson_t rows = BSON_INITIALIZER;
    int64_t n = 0;
    dj_mql_t star = {.star = true, .collection = "$cmd.aggregate"};
-   bool ok = run_rows (x, &star, m->commands[0], false, &rows, &n, error);
+   bool ok = run_rows (x, &star, m->commands[0], false, &rows, &n, NULL, error);
    if (ok && !dj_mql_set_values (m, &rows)) {
       ok = dj_error_set (error, DJ_DOMAIN_SERVER, DJ_InternalError, "the values of an INSERT came back in another shape");
    }
@@ -1360,7 +1413,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          /* the documents themselves, for a client that reads their cells
           * (dj_exec_set_row_docs); SELECT * of an unrecorded table: rows */
          out->docs = x->row_docs && !m->star;
-         ok = run_rows (x, m, m->commands[i], out->docs, out->rows, &n, error);
+         ok = run_rows (x, m, m->commands[i], out->docs, out->rows, &n, out, error);
          out->rowcount = n;
          continue;
       }
@@ -1369,7 +1422,7 @@ exec_commands (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_t *fk_items, ui
          bson_t ids = BSON_INITIALIZER;
          int64_t n = 0;
          dj_mql_t idcols = {.ncolumns = 0, .star = true, .collection = m->collection};
-         ok = run_rows (x, &idcols, m->commands[i], false, &ids, &n, error);
+         ok = run_rows (x, &idcols, m->commands[i], false, &ids, &n, NULL, error);
          if (ok) {
             /* each row is [c0] (star: the document's one field) */
             bson_t flat = BSON_INITIALIZER;

@@ -133,6 +133,56 @@ dj_exec_row_cells (const dj_mql_t *m, const bson_t *doc, dj_exec_cell_fn fn, voi
    }
 }
 
+bool
+dj_exec_row_keys (const dj_mql_t *m, dj_exec_cell_t *cells)
+{
+   if (m->star) {
+      return false;
+   }
+   for (int i = 0; i < m->ncolumns; i++) {
+      dj_exec_cell_t *c = &cells[i];
+      size_t n = strlen (m->columns[i].path);
+      if (m->columns[i].us || n > UINT32_MAX) {
+         return false;
+      }
+      c->klen = (uint32_t) n;
+      c->key = c->mask = 0;
+      if (n < 8) {
+         /* (bytes in memory order, as a word read from a document compares) */
+         memcpy (&c->key, m->columns[i].path, n + 1);
+         memset (&c->mask, 0xFF, n + 1);
+      }
+   }
+   return true;
+}
+
+bool
+dj_exec_row_in_order (const dj_mql_t *m, const uint8_t *data, uint32_t len, dj_exec_cell_t *cells)
+{
+   dj_bwalk_t w;
+   if (!dj_bwalk_init (&w, data, len)) {
+      return false;
+   }
+   for (int i = 0, n = m->ncolumns; i < n; i++) {
+      dj_exec_cell_t *c = &cells[i];
+      uint64_t word;
+      if (c->mask && w.p + 8 <= w.end) {
+         /* the 8 bytes after the type byte are the document's: the key
+          * and its 0 compared at once, then the value read as a walk does */
+         memcpy (&word, w.p + 1, 8);
+         if ((word & c->mask) != c->key || !dj_bwalk_take (&w, w.p + 1 + c->klen)) {
+            return false;
+         }
+      } else if (!dj_bwalk_next_named (&w, m->columns[i].path)) {
+         return false;
+      }
+      c->type = w.type;
+      c->len = w.val_len;
+      c->val = w.val;
+   }
+   return true;
+}
+
 /* A row's cell written as the element `<i>: value` into the buffer at ctx. */
 static void
 put_cell (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t vlen)

@@ -923,52 +923,87 @@ done:
 static PyObject *
 text_to_py (const char *s, Py_ssize_t n)
 {
+   /* the high bits of every byte, read a word at a time: for the last
+    * bytes of a text, and for a short one, words that overlap */
    uint64_t high = 0, w;
-   Py_ssize_t i = 0;
-   for (; i + 8 <= n; i += 8) {
-      memcpy (&w, s + i, 8);
+   uint32_t h4 = 0, t4 = 0;
+   if (n >= 8) {
+      for (Py_ssize_t i = 0; i + 8 <= n; i += 8) {
+         memcpy (&w, s + i, 8);
+         high |= w;
+      }
+      memcpy (&w, s + n - 8, 8);
       high |= w;
-   }
-   for (; i < n; i++) {
-      high |= (unsigned char) s[i];
+   } else if (n >= 4) {
+      memcpy (&h4, s, 4);
+      memcpy (&t4, s + n - 4, 4);
+      high = h4 | t4;
+   } else {
+      for (Py_ssize_t i = 0; i < n; i++) {
+         high |= (unsigned char) s[i];
+      }
    }
    if (n < 2 || (high & UINT64_C (0x8080808080808080))) {
       /* (one character: the decoder hands out Python's shared one) */
       return PyUnicode_DecodeUTF8 (s, n, "strict");
    }
    PyObject *u = PyUnicode_New (n, 127);
-   if (u) {
-      memcpy (PyUnicode_1BYTE_DATA (u), s, (size_t) n);
+   if (!u) {
+      return NULL;
+   }
+   /* copied as those words too, up to 16 bytes, not by a call */
+   Py_UCS1 *d = PyUnicode_1BYTE_DATA (u);
+   if (n >= 8 && n <= 16) {
+      memcpy (d, s, 8);
+      memcpy (d + n - 8, s + n - 8, 8);
+   } else if (n >= 4 && n < 8) {
+      memcpy (d, &h4, 4);
+      memcpy (d + n - 4, &t4, 4);
+   } else {
+      memcpy (d, s, (size_t) n);
    }
    return u;
 }
 
+/* A cell's value (the `len` bytes at val, of BSON `type`) as a Python
+ * object (new reference; NULL with a Python error). The cells of most rows
+ * -- keys, numbers, text, NULL -- are made straight from their bytes (the
+ * walk checked their sizes), and are atoms; the rest as values, *tracked
+ * set when one is an object the collector tracks (a container). */
+static inline PyObject *
+cell_value (uint8_t type, const uint8_t *val, uint32_t len, bool *tracked)
+{
+   bson_value_t bv;
+   PyObject *v;
+   switch (type) {
+   case BSON_TYPE_INT32: return PyLong_FromLong ((int32_t) dj_bwalk_u32 (val));
+   case BSON_TYPE_INT64:
+      return PyLong_FromLongLong ((int64_t) ((uint64_t) dj_bwalk_u32 (val) | (uint64_t) dj_bwalk_u32 (val + 4) << 32));
+   case BSON_TYPE_UTF8: return text_to_py ((const char *) val + 4, (Py_ssize_t) dj_bwalk_u32 (val) - 1);
+   case BSON_TYPE_NULL: return Py_NewRef (Py_None);
+   default:
+      dj_bson_value_read (type, val, len, &bv);
+      v = value_to_py (&bv, 0);
+      *tracked = *tracked || (v && PyObject_GC_IsTracked (v));
+      return v;
+   }
+}
+
 /* A row's tuple being filled from a document's cells (dj_exec_row_cells). */
 typedef struct {
-   PyObject *t; /* borrowed: the row's tuple */
-   bool failed; /* a value could not be converted (Python error set) */
+   PyObject *t;  /* borrowed: the row's tuple */
+   bool failed;  /* a value could not be converted (Python error set) */
+   bool tracked; /* some cell is an object the collector tracks */
 } cells_t;
 
 static void
 cell_to_py (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len)
 {
    cells_t *c = ctx;
-   bson_value_t bv;
    if (c->failed || i >= PyTuple_GET_SIZE (c->t) || PyTuple_GET_ITEM (c->t, i)) {
       return;
    }
-   PyObject *v;
-   /* the cells of most rows -- keys, numbers, text, NULL -- made straight
-    * from their bytes (the walk checked their sizes); the rest as values */
-   switch (type) {
-   case BSON_TYPE_INT32: v = PyLong_FromLong ((int32_t) dj_bwalk_u32 (val)); break;
-   case BSON_TYPE_INT64: v = PyLong_FromLongLong ((int64_t) ((uint64_t) dj_bwalk_u32 (val) | (uint64_t) dj_bwalk_u32 (val + 4) << 32)); break;
-   case BSON_TYPE_UTF8: v = text_to_py ((const char *) val + 4, (Py_ssize_t) dj_bwalk_u32 (val) - 1); break;
-   case BSON_TYPE_NULL: v = Py_NewRef (Py_None); break;
-   default:
-      dj_bson_value_read (type, val, len, &bv);
-      v = value_to_py (&bv, 0);
-   }
+   PyObject *v = cell_value (type, val, len, &c->tracked);
    if (!v) {
       c->failed = true;
       return;
@@ -977,9 +1012,12 @@ cell_to_py (void *ctx, int i, uint8_t type, const uint8_t *val, uint32_t len)
 }
 
 /* The tuple of m's columns from result document doc (new reference; NULL
- * with a Python error). */
+ * with a Python error). `cells` (room for m's columns) is the caller's;
+ * *in_order: the rows so far had the columns' layout (dj_exec_row_in_order),
+ * cleared at the first that has not -- a statement's rows come from one
+ * projection, so the rest are read by the general path at once. */
 static PyObject *
-doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
+doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len, dj_exec_cell_t *cells, bool *in_order)
 {
    bson_t doc;
    PyObject *t = PyTuple_New (m->ncolumns);
@@ -987,17 +1025,29 @@ doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
       return NULL;
    }
    cells_t c = {.t = t};
-   if (bson_init_static (&doc, data, len)) {
-      dj_exec_row_cells (m, &doc, cell_to_py, &c);
-   } /* (else every cell None, as for a document without the columns) */
-   for (Py_ssize_t i = 0; !c.failed && i < m->ncolumns; i++) {
-      if (!PyTuple_GET_ITEM (t, i)) {
-         PyTuple_SET_ITEM (t, i, Py_NewRef (Py_None)); /* (every column gives a cell: never left empty) */
+   if (*in_order && dj_exec_row_in_order (m, data, len, cells)) {
+      for (Py_ssize_t i = 0, n = m->ncolumns; i < n; i++) {
+         PyObject *v = cell_value (cells[i].type, cells[i].val, cells[i].len, &c.tracked);
+         if (!v) {
+            Py_DECREF (t); /* (its cells not yet set are NULL: the tuple's dealloc skips them) */
+            return NULL;
+         }
+         PyTuple_SET_ITEM (t, i, v);
       }
-   }
-   if (c.failed) {
-      Py_CLEAR (t);
-      return NULL;
+   } else {
+      *in_order = false;
+      if (bson_init_static (&doc, data, len)) {
+         dj_exec_row_cells (m, &doc, cell_to_py, &c);
+      } /* (else every cell None, as for a document without the columns) */
+      for (Py_ssize_t i = 0; !c.failed && i < m->ncolumns; i++) {
+         if (!PyTuple_GET_ITEM (t, i)) {
+            PyTuple_SET_ITEM (t, i, Py_NewRef (Py_None)); /* (every column gives a cell: never left empty) */
+         }
+      }
+      if (c.failed) {
+         Py_CLEAR (t);
+         return NULL;
+      }
    }
    /* A row of atoms (numbers, text, None: untracked objects) can be in no
     * reference cycle: it leaves the collector's young generation now, as
@@ -1005,13 +1055,89 @@ doc_row (const dj_mql_t *m, const uint8_t *data, uint32_t len)
     * (_PyTuple_MaybeUntrack), rather than be visited by that pass first
     * -- the ORM keeps the rows alive while it builds a query's objects,
     * during which its allocations run a collection or two. */
-   for (Py_ssize_t i = 0; i < m->ncolumns; i++) {
-      if (PyObject_GC_IsTracked (PyTuple_GET_ITEM (t, i))) {
-         return t;
+   if (!c.tracked) {
+      PyObject_GC_UnTrack (t);
+   }
+   return t;
+}
+
+/* Appends row t (stolen) to the list rows, filling its first `cap`
+ * slots made empty by PyList_New; false with a Python error. */
+static bool
+rows_put (PyObject *rows, Py_ssize_t *n, Py_ssize_t cap, PyObject *t)
+{
+   if (!t) {
+      return false;
+   }
+   if (*n < cap) {
+      PyList_SET_ITEM (rows, (*n)++, t);
+      return true;
+   }
+   int rc = PyList_Append (rows, t);
+   Py_DECREF (t);
+   (*n)++;
+   return rc == 0;
+}
+
+/* The rows of result r of statement m as a list of tuples (new
+ * reference; NULL with a Python error). */
+static PyObject *
+result_rows (const dj_mql_t *m, const dj_result_t *r)
+{
+   dj_bwalk_t ri, ci;
+   if (!dj_bwalk_init (&ri, bson_get_data (r->rows), r->rows->len)) {
+      return PyList_New (0);
+   }
+   /* a row per element, rowcount of them as a rule: the list is made at
+    * that size (no element is under 7 bytes) and filled in place, and
+    * cut to the rows there were should some element give none */
+   Py_ssize_t cap = r->rowcount > 0 && r->rowcount <= r->rows->len / 7 ? (Py_ssize_t) r->rowcount : 0, n = 0;
+   PyObject *rows = PyList_New (cap);
+   /* the cells of a result document's columns, found in one walk
+    * (dj_exec_row_in_order): room for a few on the stack, more (owned
+    * here, freed below) for a wide select list */
+   dj_exec_cell_t few[32], *cells = m->ncolumns <= 32 ? few : bson_malloc (sizeof *cells * (size_t) m->ncolumns);
+   bool in_order = r->docs && dj_exec_row_keys (m, cells);
+   while (rows && dj_bwalk_next (&ri)) {
+      if (r->docs && ri.type == BSON_TYPE_DOCUMENT) {
+         /* a result document: its cells read once, into the tuple */
+         if (!rows_put (rows, &n, cap, doc_row (m, ri.val, ri.val_len, cells, &in_order))) {
+            Py_CLEAR (rows);
+         }
+         continue;
+      }
+      if ((ri.type != BSON_TYPE_ARRAY && ri.type != BSON_TYPE_DOCUMENT) || !dj_bwalk_init (&ci, ri.val, ri.val_len)) {
+         continue;
+      }
+      /* SELECT *: as many cells as the document has */
+      Py_ssize_t ncells = 0;
+      dj_bwalk_t cnt = ci;
+      while (dj_bwalk_next (&cnt)) {
+         ncells++;
+      }
+      PyObject *t = PyTuple_New (ncells);
+      for (Py_ssize_t c = 0; t && c < ncells && dj_bwalk_next (&ci); c++) {
+         bson_value_t bv;
+         dj_bwalk_value (&ci, &bv);
+         PyObject *v = value_to_py (&bv, 0);
+         if (!v) {
+            Py_CLEAR (t);
+            break;
+         }
+         PyTuple_SET_ITEM (t, c, v);
+      }
+      if (!rows_put (rows, &n, cap, t)) {
+         Py_CLEAR (rows);
       }
    }
-   PyObject_GC_UnTrack (t);
-   return t;
+   if (cells != few) {
+      bson_free (cells);
+   }
+   if (rows && n < cap) {
+      /* (the slots left empty go with the list: its dealloc skips them) */
+      Py_SETREF (rows, PyList_GetSlice (rows, 0, n));
+   }
+   return rows;
 }
 
 /* execute(sql, params) -> (description, rows, rowcount, lastrowid, txn, untyped)
@@ -1088,46 +1214,8 @@ Connection_execute (ConnectionObject *self, PyObject *args)
    if (rows && has_rows) {
       Py_DECREF (Py_None);
       desc = describe_statement (self, PyTuple_GET_ITEM (args, 0), params != Py_None, &m, &untyped);
-      dj_bwalk_t ri, ci;
-      if (desc && dj_bwalk_init (&ri, bson_get_data (r.rows), r.rows->len)) {
-         while (rows && dj_bwalk_next (&ri)) {
-            if (r.docs && ri.type == BSON_TYPE_DOCUMENT) {
-               /* a result document: its cells read once, into the tuple */
-               PyObject *t = doc_row (&m, ri.val, ri.val_len);
-               if (!t || PyList_Append (rows, t) < 0) {
-                  Py_CLEAR (rows);
-               }
-               Py_XDECREF (t);
-               continue;
-            }
-            if ((ri.type != BSON_TYPE_ARRAY && ri.type != BSON_TYPE_DOCUMENT) ||
-                !dj_bwalk_init (&ci, ri.val, ri.val_len)) {
-               continue;
-            }
-            /* SELECT *: as many cells as the document has */
-            Py_ssize_t ncells = 0;
-            dj_bwalk_t cnt = ci;
-            while (dj_bwalk_next (&cnt)) {
-               ncells++;
-            }
-            PyObject *t = PyTuple_New (ncells);
-            for (Py_ssize_t c = 0; t && c < ncells && dj_bwalk_next (&ci); c++) {
-               bson_value_t bv;
-               dj_bwalk_value (&ci, &bv);
-               PyObject *v = value_to_py (&bv, 0);
-               if (!v) {
-                  Py_CLEAR (t);
-                  break;
-               }
-               PyTuple_SET_ITEM (t, c, v);
-            }
-            if (!t || PyList_Append (rows, t) < 0) {
-               Py_XDECREF (t);
-               Py_CLEAR (rows);
-            } else {
-               Py_DECREF (t);
-            }
-         }
+      if (desc) {
+         Py_SETREF (rows, result_rows (&m, &r));
       }
    }
    if (desc && rows) {

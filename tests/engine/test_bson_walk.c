@@ -10,10 +10,17 @@
  *    elements libbson's iterator yields, and stops as bad exactly where
  *    the iterator reports an error (err_off). Under the ASan build this
  *    also shows that no walk reads outside its document.
+ * 3. dj_bwalk_next_named, given the document's keys in order, reads each
+ *    of those mutated documents as dj_bwalk_next does while the keys are
+ *    the ones expected, and stops at the first other key without moving
+ *    (nor calling the document bad).
+ * 4. dj_bson_array_key_next carries an array key into the next index's,
+ *    as dj_bson_array_key writes it, up to the last uint32_t.
  */
 #include <string.h>
 
 #include "ctest.h"
+#include "dj_bson_array.h"
 #include "dj_bson_walk.h"
 
 /* The reading of a document as a trace: each element's type and the
@@ -124,6 +131,31 @@ same_reading (const uint8_t *data, uint32_t len)
    return b.n <= a.n && !memcmp (a.v, b.v, sizeof (uint32_t) * (size_t) (b.n - 1));
 }
 
+/* The document read by dj_bwalk_next_named with the n keys expected,
+ * beside dj_bwalk_next (see 3. above); true when they agree. */
+static bool
+same_named (const uint8_t *data, uint32_t len, const char *const *keys, int n)
+{
+   dj_bwalk_t a = {0}, b = {0}; /* (zeroed: the compiler cannot see next sets val_len when it returns true) */
+   dj_bwalk_init (&a, data, len);
+   dj_bwalk_init (&b, data, len);
+   for (int i = 0; i < n; i++) {
+      const uint8_t *was = b.p;
+      bool got_a = dj_bwalk_next (&a), got_b = dj_bwalk_next_named (&b, keys[i]);
+      if (got_a && !strcmp (a.key, keys[i])) {
+         if (!got_b || b.type != a.type || b.key != a.key || b.key_len != a.key_len || b.val != a.val ||
+             b.val_len != a.val_len || b.p != a.p) {
+            return false;
+         }
+         continue;
+      }
+      /* another key, the end or a malformed element: no element; the
+       * walk stays put unless the key was the one expected */
+      return !got_b && (b.bad ? a.bad : b.p == was);
+   }
+   return true;
+}
+
 static bson_t *
 all_types (void)
 {
@@ -177,6 +209,22 @@ same_writing (const bson_t *d, int *taken)
    return differing;
 }
 
+/* How many keys from index `from`, `count` of them, dj_bson_array_key_next
+ * carries into another than dj_bson_array_key's for the next index. */
+static int
+keys_differing (uint32_t from, uint32_t count)
+{
+   char kb[16], want[16];
+   size_t klen = dj_bson_array_key (from, kb);
+   int differing = 0;
+   for (uint32_t i = from; i - from < count && i < UINT32_MAX; i++) {
+      size_t wlen = dj_bson_array_key (i + 1, want);
+      klen = dj_bson_array_key_next (kb, klen);
+      differing += klen != wlen || memcmp (kb, want, wlen + 1);
+   }
+   return differing;
+}
+
 int
 main (void)
 {
@@ -198,7 +246,24 @@ main (void)
    while (dj_bwalk_next (&w)) {
       n++;
    }
+   CHECK (keys_differing (0, 200000) == 0, "array keys carried from 0");
+   for (uint32_t p = 10; p <= 1000000000u; p *= 10) {
+      CHECK (keys_differing (p - 3, 6) == 0, "array keys carried across %u", p);
+   }
+   CHECK (keys_differing (UINT32_MAX - 3, 3) == 0, "array keys carried to the last uint32_t");
    CHECK (n == 23 && !w.bad, "every element, then the end: %d", n);
+   const char *keys[23];
+   n = 0;
+   dj_bwalk_init (&w, bson_get_data (d), d->len);
+   while (dj_bwalk_next (&w)) {
+      keys[n++] = w.key; /* (borrowed from d, which outlives them) */
+   }
+   CHECK (same_named (bson_get_data (d), d->len, keys, 23), "every element read by its name");
+   dj_bwalk_init (&w, bson_get_data (d), d->len);
+   CHECK (dj_bwalk_next_named (&w, "d") && !dj_bwalk_next_named (&w, "x") && !dj_bwalk_next_named (&w, "") &&
+             !dj_bwalk_next_named (&w, "ss") && !dj_bwalk_next_named (&w, "") && !w.bad &&
+             dj_bwalk_next_named (&w, "s") && w.type == BSON_TYPE_UTF8,
+          "another name, a longer or a shorter one: no element, the walk where it was");
    bson_t empty = BSON_INITIALIZER;
    CHECK (dj_bwalk_init (&w, bson_get_data (&empty), empty.len) && !dj_bwalk_next (&w) && !w.bad, "{} has no element");
    static const uint8_t short_doc[] = {4, 0, 0, 0};
@@ -207,7 +272,7 @@ main (void)
    /* mutations: 1 to 3 bytes after the length prefix overwritten */
    uint32_t seed = 12345;
    uint8_t *buf = bson_malloc (d->len);
-   int differing = 0;
+   int differing = 0, named_differing = 0;
    for (int round = 0; round < 20000; round++) {
       memcpy (buf, bson_get_data (d), d->len);
       int k = 1 + (int) (seed % 3);
@@ -220,8 +285,12 @@ main (void)
       if (!same_reading (buf, d->len)) {
          differing++;
       }
+      if (!same_named (buf, d->len, keys, 23)) {
+         named_differing++;
+      }
    }
    CHECK (differing == 0, "%d mutated documents read differently", differing);
+   CHECK (named_differing == 0, "%d mutated documents read differently by name", named_differing);
    bson_free (buf);
    bson_destroy (d);
    return CTEST_REPORT ("bson_walk");

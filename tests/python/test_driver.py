@@ -32,6 +32,9 @@ ROUND_TRIPS = [
     # text read as ASCII when it is: one character, and a non-ASCII one in
     # or after the first 8 bytes (read a word at a time) or last
     "a", "é", "abcdefgh", "abcdefghé", "abcdefgé", "éabcdefghij", "abcdefghijklmnopq" * 3 + "€",
+    # and its short texts read and copied as two words that overlap
+    "ab", "abc", "aéb", "abcd", "abcdefg", "abcéfg", "abcdefghi", "abcdefghijklméop", "abcdefghijklmnop",
+    "abcdefghijklmnopq", "abcdefghijklmnoé",
     decimal.Decimal("0"), decimal.Decimal("-1.50"), decimal.Decimal("1234567890123456789012345678901234"),
     decimal.Decimal("1E-6176"), decimal.Decimal("NaN"),
     datetime.datetime(2024, 2, 29, 23, 59, 59, 999000), datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31),
@@ -67,6 +70,29 @@ def test_rows_of_atoms_leave_the_collector(cur):
     rows = cur.fetchall()
     assert [gc.is_tracked(r) for r in rows] == [False, False, True]
     assert rows[2][1] == {"a": [1]} and gc.is_tracked(rows[2][1])
+
+
+def test_rows_whose_fields_are_not_the_columns_in_order(cur):
+    """A row is read in one walk while its document's fields are the
+    columns in order (what a projection of the select list makes); a
+    document in another order, missing a field or with one more between
+    them gives the same cells, read by name, and so do the rows after it --
+    whether the first row is in order or not, and whatever the rows hold."""
+    docs = [{"id": 1, "a": 1, "b": "one"}, {"id": 2, "b": "two", "a": 2}, {"id": 3, "a": 3},
+            {"id": 4, "a": 4, "b": "four"}, {"id": 5, "b": "five"}, {"id": 6, "a": [6], "b": {"six": 6}},
+            {"id": 7, "a": 7, "b": None}, {"id": 8, "a": "", "b": ""}]
+    cur.execute('CREATE TABLE "o" ("id" integer NOT NULL PRIMARY KEY, "a" text NULL, "b" text NULL)')
+    cur.connection.command({"insert": "o", "documents": docs})
+    want = [(1, "one"), (2, "two"), (3, None), (4, "four"), (None, "five"), ([6], {"six": 6}), (7, None), ("", "")]
+    cur.execute('SELECT "o"."a", "o"."b" FROM "o" ORDER BY "o"."id"')
+    assert cur.fetchall() == want
+    cur.execute('SELECT "o"."b", "o"."a" FROM "o" ORDER BY "o"."id"')
+    assert cur.fetchall() == [(b, a) for a, b in want]
+    cur.execute('SELECT "o"."b", "o"."a" FROM "o" WHERE "o"."id" > 1 ORDER BY "o"."id"')
+    assert cur.fetchall() == [(b, a) for a, b in want[1:]]
+    # in order, a NULL or an empty text last (its key read near the document's end)
+    cur.execute('SELECT "o"."a", "o"."b" FROM "o" WHERE "o"."id" >= 7 ORDER BY "o"."id"')
+    assert cur.fetchall() == want[6:]
 
 
 def test_what_mongodb_keeps(cur):

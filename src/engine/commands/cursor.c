@@ -448,94 +448,90 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
    return ok;
 }
 
-/* The batch's array (size bytes, as dj_reply_cursor counts them) written at w. */
-static void
+/* Writes the array of docs[0 .. n) (`size` bytes, batch_size's count)
+ * at w; returns the byte after it. */
+static uint8_t *
 put_batch (uint8_t *w, bson_t **docs, size_t n, size_t size)
 {
-   char key[16];
+   char key[16] = "0";
+   size_t klen = 1;
    dj_le32_write (w, (uint32_t) size);
    w += 4;
    for (size_t i = 0; i < n; i++) {
-      size_t klen = dj_bson_array_key ((uint32_t) i, key);
       *w++ = BSON_TYPE_DOCUMENT;
       memcpy (w, key, klen + 1);
       w += klen + 1;
       memcpy (w, bson_get_data (docs[i]), docs[i]->len);
       w += docs[i]->len;
+      klen = dj_bson_array_key_next (key, klen);
    }
-   *w = 0;
+   *w++ = 0;
+   return w;
 }
 
-/* The 8 bytes of v, little-endian, at w: a BSON int64's or double's. */
-static uint8_t *
-put_u64le (uint8_t *w, uint64_t v)
+/* The bytes of the array of docs[0 .. n), each keyed by its index. */
+static size_t
+batch_size (bson_t **docs, size_t n)
 {
-   v = BSON_UINT64_TO_LE (v);
-   memcpy (w, &v, 8);
-   return w + 8;
+   char key[16] = "0";
+   size_t size = 5, klen = 1;
+   for (size_t i = 0; i < n; i++) {
+      size += 2 + klen + docs[i]->len;
+      klen = dj_bson_array_key_next (key, klen); /* (carried on, not divided per digit) */
+   }
+   return size;
+}
+
+/* Appends the element `type key` (klen: strlen (key)) at w, its value to
+ * follow; returns where the value goes. */
+static uint8_t *
+put_key (uint8_t *w, uint8_t type, const char *key, size_t klen)
+{
+   *w++ = type;
+   memcpy (w, key, klen + 1);
+   return w + klen + 1;
 }
 
 void
 dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bson_t **docs, size_t n, int64_t id)
 {
-   bson_t cur, arr;
-   dj_buf_t b;
-
    /* the batch's bytes written at once, its size known first (each
     * document appended through libbson was ~450 instructions, a row of a
     * 100-row page) */
-   size_t size = 5;
-   size_t klen = 1, next = 10; /* the digits of i's key, and the first i with one more */
-   for (size_t i = 0; i < n; i++) {
-      if (i == next) {
-         klen++;
-         next *= 10;
-      }
-      size += 2 + klen + docs[i]->len;
-   }
-   /* an empty reply: {cursor: {<batch_name>: [...], id: <id>, ns: <ns>}, ok: 1.0}
-    * written whole, straight into it -- not the batch built aside, then
-    * copied into a reply grown by doubling */
-   size_t blen = strlen (batch_name), nslen = strlen (ns);
-   size_t cur_size = 4 + (2 + blen + size) + (1 + 3 + 8) + (1 + 3 + 4 + nslen + 1) + 1;
-   size_t total = 4 + (1 + 7 + cur_size) + (1 + 3 + 8) + 1;
-   uint8_t *w = reply->len == 5 && total <= INT32_MAX ? bson_reserve_buffer (reply, (uint32_t) total) : NULL;
-   if (w) {
+   size_t size = batch_size (docs, n), blen = strlen (batch_name), nslen = strlen (ns);
+   /* {cursor: {<batch_name>: [...], id: <long>, ns: <string>}, ok: 1.0} */
+   size_t csize = 4 + (2 + blen + size) + (1 + 3 + 8) + (1 + 3 + 4 + nslen + 1) + 1;
+   size_t total = 4 + (1 + 7 + csize) + (1 + 3 + 8) + 1;
+   uint8_t *w;
+   if (reply->len == 5 && total <= INT32_MAX && (w = bson_reserve_buffer (reply, (uint32_t) total))) {
+      /* a reply begun empty (a command's handler's, as a rule): the whole
+       * of it written in its own buffer, the documents copied once */
+      uint64_t bits;
+      double one = 1.0;
       dj_le32_write (w, (uint32_t) total);
-      w += 4;
-      *w++ = BSON_TYPE_DOCUMENT;
-      memcpy (w, "cursor", 7);
-      w += 7;
-      dj_le32_write (w, (uint32_t) cur_size);
-      w += 4;
-      *w++ = BSON_TYPE_ARRAY;
-      memcpy (w, batch_name, blen + 1);
-      w += blen + 1;
-      put_batch (w, docs, n, size);
-      w += size;
-      *w++ = BSON_TYPE_INT64;
-      memcpy (w, "id", 3);
-      w = put_u64le (w + 3, (uint64_t) id);
-      *w++ = BSON_TYPE_UTF8;
-      memcpy (w, "ns", 3);
-      w += 3;
+      w = put_key (w + 4, BSON_TYPE_DOCUMENT, "cursor", 6);
+      dj_le32_write (w, (uint32_t) csize);
+      w = put_batch (put_key (w + 4, BSON_TYPE_ARRAY, batch_name, blen), docs, n, size);
+      w = put_key (w, BSON_TYPE_INT64, "id", 2);
+      bits = BSON_UINT64_TO_LE ((uint64_t) id);
+      memcpy (w, &bits, 8);
+      w = put_key (w + 8, BSON_TYPE_UTF8, "ns", 2);
       dj_le32_write (w, (uint32_t) (nslen + 1));
       memcpy (w + 4, ns, nslen + 1);
       w += 4 + nslen + 1;
-      *w++ = 0; /* the cursor's end */
-      *w++ = BSON_TYPE_DOUBLE;
-      memcpy (w, "ok", 3);
-      double one = 1.0;
-      uint64_t bits;
-      memcpy (&bits, &one, sizeof bits);
-      w = put_u64le (w + 3, bits);
-      *w = 0;
+      *w++ = 0;
+      w = put_key (w, BSON_TYPE_DOUBLE, "ok", 2);
+      memcpy (&bits, &one, 8);
+      bits = BSON_UINT64_TO_LE (bits);
+      memcpy (w, &bits, 8);
+      w[8] = 0;
       return;
    }
+   bson_t cur, arr;
+   dj_buf_t b;
    dj_buf_init (&b);
    dj_buf_reserve (&b, size);
-   put_batch (b.data, docs, n, size);
-   b.len = size;
+   b.len = (size_t) (put_batch (b.data, docs, n, size) - b.data);
    BSON_APPEND_DOCUMENT_BEGIN (reply, "cursor", &cur);
    if (size <= INT32_MAX && bson_init_static (&arr, b.data, b.len)) {
       bson_append_array (&cur, batch_name, -1, &arr);
