@@ -30,7 +30,7 @@ directory with fsync on (its default),
 one server for the run, a database per side and round. Each side runs in a
 process of its own per round, the rounds interleaved (the order of the sides
 rotates), so that a disturbance of the machine falls on all sides alike; in
-each process a read is timed three times over (the fastest kept), a write
+each process a read is timed three times over (the median kept), a write
 once. The report gives each side's median operations per second, and the ratios of
 djongo to its peers per round: their median and spread (min..max). A ratio
 above 1 means djongo is faster.
@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 
-from benchutil import best, django_side, report
+from benchutil import django_side, report
 
 HERE = pathlib.Path(__file__).resolve().parent
 AUTHORS = 100
@@ -111,20 +111,27 @@ def spread(i):
 
 
 # The operations that change nothing: each is timed in READ_BLOCKS blocks of
-# the same repetitions, and the fastest block kept (benchutil.best: the one
-# the rest of the machine disturbed least -- a block of select_related is
-# 0.2 s, which one disturbance can slow by a third). The writes are timed
-# once: a second block would create more rows, or delete none.
+# the same repetitions, and the median block kept -- a block of
+# select_related is 0.2 s, which one disturbance of the machine can slow by
+# a third, and the median drops it. Not the fastest block: Python's full
+# garbage collection comes every ~200 queries of a page of 100 models
+# (~15 ms each), and a block that happens to miss it would stand for a
+# speed no process keeps; the median block has it as a typical block does.
+# The writes are timed once: a second block would create more rows, or
+# delete none.
 READS = ("get by pk", "filter on an index", "filter + order_by + [:20]", "count with a filter",
          "select_related [:100]", "annotate(Count) over a foreign key")
 READ_BLOCKS = 3
 
 
 def timed(out, name, fn, reps):
-    def block():
+    times = []
+    for _ in range(READ_BLOCKS if name in READS else 1):
+        t0 = time.perf_counter()
         for i in range(reps):
             fn(i)
-    out[name] = reps / best(block, READ_BLOCKS if name in READS else 1)
+        times.append(time.perf_counter() - t0)
+    out[name] = reps / statistics.median(times)
 
 
 def orm_side(which, n, ops, db_name):
@@ -334,7 +341,7 @@ def fmt_ratio(rs):
 
 def table_lines(runs, sides, n, rounds):
     lines = ["Django 5.2 ORM, %d books / %d authors, %d interleaved rounds (`python3 bench/orm_ops.py`). Median "
-             "operations per second per side (a read: the fastest of %d blocks in its process; a write: one); ratios "
+             "operations per second per side (a read: the median of %d blocks in its process; a write: one); ratios "
              "are djongo's over the peer's per round: median (min..max), above 1 = djongo faster."
              % (n, AUTHORS, rounds, READ_BLOCKS), "",
              "Durability: " + "; ".join("%s: %s" % (s, FSYNC[s]) for s in sides) + ".", ""]
@@ -364,7 +371,7 @@ def scaling(svc, sides, sizes, rounds, plots):
         med[n]["ratios"] = {(p, m, op): fmt_ratio(ratios(runs, m, p, op)) for p, m in PAIRS
                             if p in sides and m in sides for op in SCALING}
     lines = ["Scaling, %d interleaved rounds per size (`python3 bench/orm_ops.py --scale`): median operations per "
-             "second (the fastest of %d blocks in each process); ratios djongo / peer per round, median (min..max)."
+             "second (the median of %d blocks in each process); ratios djongo / peer per round, median (min..max)."
              % (rounds, READ_BLOCKS), "",
              "Durability: " + "; ".join("%s: %s" % (s, FSYNC[s]) for s in sides) + ".", ""]
     pairs = [(p, m) for p, m in PAIRS if p in sides and m in sides]

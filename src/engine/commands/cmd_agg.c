@@ -173,11 +173,7 @@ dj_cmd_aggregate (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t *rep
       }
       /* the first batch is copied into the reply; a cursor keeps the rest,
        * which must then be its own, not views of rows (freed below) */
-      size_t bytes = 0;
-      for (size_t i = 0; i < out.n; i++) {
-         bytes += out.v[i]->len;
-      }
-      if (batch == 0 || out.n > (batch < 0 ? 101u : (uint64_t) batch) || bytes > DJ_MAX_BSON_SIZE - 16 * 1024) {
+      if (dj_reply_keeps (out.v, out.n, batch, false)) {
          dj_docs_own (&out, rows);
       }
       bson_t **docs = out.v ? out.v : bson_malloc (sizeof (bson_t *));

@@ -203,17 +203,27 @@ batch_ends (bool streamed, size_t from, size_t end, size_t n, int64_t batch_size
    return !streamed || (int64_t) (end - from) != batch_size;
 }
 
+/* The end of the first batch of docs[0 .. n) */
+static size_t
+first_batch_end (bson_t **docs, size_t n, int64_t batch_size, bool single_batch)
+{
+   if (batch_size == 0 && !single_batch) {
+      return 0; /* batchSize: 0 opens a cursor and returns nothing yet */
+   }
+   return batch_end (docs, 0, n, batch_size < 0 ? 101 : batch_size);
+}
+
+bool
+dj_reply_keeps (bson_t **docs, size_t n, int64_t batch_size, bool single_batch)
+{
+   return !single_batch && first_batch_end (docs, n, batch_size, single_batch) < n;
+}
+
 static void
 reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                bool single_batch, bool streamed)
 {
-   size_t end;
-
-   if (batch_size == 0 && !single_batch) {
-      end = 0; /* batchSize: 0 opens a cursor and returns nothing yet */
-   } else {
-      end = batch_end (docs, 0, n, batch_size < 0 ? 101 : batch_size);
-   }
+   size_t end = first_batch_end (docs, n, batch_size, single_batch);
    int64_t id = 0;
    dj_reply_cursor (reply, ns, "firstBatch", docs, end, 0);
    for (size_t i = 0; i < end; i++) {

@@ -227,6 +227,10 @@ void dj_reply_cursor (bson_t *reply, const char *ns, const char *batch_name, bso
  * a cursor. Owns docs afterwards. */
 void dj_reply_results (dj_engine_t *e, bson_t *reply, const char *ns, bson_t **docs, size_t n, int64_t batch_size,
                        bool single_batch);
+/* Whether dj_reply_results (.., docs, n, batch_size, single_batch) leaves
+ * documents past its first batch to a cursor: a caller whose documents
+ * live only as long as the command (views, dj_rows_t) gives it copies. */
+bool dj_reply_keeps (bson_t **docs, size_t n, int64_t batch_size, bool single_batch);
 /* The results still in a sorter (a spilled $sort's k-way merge, storage's
  * spill.c): the first batch from it and, unless it ran out, a cursor whose
  * getMores read on from it. Owns sp (steals) and `keep` (what sp borrows,
