@@ -46,6 +46,27 @@ void dj_buf_put_u32le (dj_buf_t *b, uint32_t v);
 void dj_le32_write (uint8_t *p, uint32_t v);
 int32_t dj_le32_read (const uint8_t *p);
 
+/* The l bytes at s copied to w when they are few, as a rule (a field's
+ * name, a short value or text): overlapping moves, not a call to memcpy. */
+static inline void
+dj_copy_short (uint8_t *w, const uint8_t *s, size_t l)
+{
+   if (l > 16) {
+      memcpy (w, s, l);
+   } else if (l >= 8) {
+      memcpy (w, s, 8);
+      memcpy (w + l - 8, s + l - 8, 8);
+   } else if (l >= 4) {
+      memcpy (w, s, 4);
+      memcpy (w + l - 4, s + l - 4, 4);
+   } else if (l) {
+      /* 1 to 3 bytes: the first, the middle and the last (one or two of them the same) */
+      w[0] = s[0];
+      w[l / 2] = s[l / 2];
+      w[l - 1] = s[l - 1];
+   }
+}
+
 /* Room for element n of the growable array v (capacity cap, any integer
  * types): when it is full the capacity doubles, starting at `first`. v is
  * bson_realloc'd, so pointers into it do not survive the call. */

@@ -951,17 +951,7 @@ text_to_py (const char *s, Py_ssize_t n)
    if (!u) {
       return NULL;
    }
-   /* copied as those words too, up to 16 bytes, not by a call */
-   Py_UCS1 *d = PyUnicode_1BYTE_DATA (u);
-   if (n >= 8 && n <= 16) {
-      memcpy (d, s, 8);
-      memcpy (d + n - 8, s + n - 8, 8);
-   } else if (n >= 4 && n < 8) {
-      memcpy (d, &h4, 4);
-      memcpy (d + n - 4, &t4, 4);
-   } else {
-      memcpy (d, s, (size_t) n);
-   }
+   dj_copy_short (PyUnicode_1BYTE_DATA (u), (const uint8_t *) s, (size_t) n); /* (short, as a rule) */
    return u;
 }
 

@@ -243,27 +243,6 @@ same_bytes (const uint8_t *a, const uint8_t *b, size_t l)
    return true;
 }
 
-/* The l bytes at s copied to w: a field's name or a value, short as a rule
- * (overlapping moves rather than a call to memcpy). */
-static inline void
-copy_bytes (uint8_t *w, const uint8_t *s, size_t l)
-{
-   if (l > 16) {
-      memcpy (w, s, l);
-   } else if (l >= 8) {
-      memcpy (w, s, 8);
-      memcpy (w + l - 8, s + l - 8, 8);
-   } else if (l >= 4) {
-      memcpy (w, s, 4);
-      memcpy (w + l - 4, s + l - 4, 4);
-   } else if (l) {
-      /* 1 to 3 bytes: the first, the middle and the last (one or two of them the same) */
-      w[0] = s[0];
-      w[l / 2] = s[l / 2];
-      w[l - 1] = s[l - 1];
-   }
-}
-
 /* Whether doc's keys are the n of keys (klen: each one's length with its
  * 0), in order; its elements into el (room for n). Each key is compared
  * where the element before it ends, its length known -- no search for its
@@ -581,9 +560,9 @@ write:
             const relem_t *e = &found[i];
             if (e->type) {
                *w++ = e->type;
-               copy_bytes (w, (const uint8_t *) f->name, f->name_len + 1);
+               dj_copy_short (w, (const uint8_t *) f->name, f->name_len + 1);
                w += f->name_len + 1;
-               copy_bytes (w, e->val, (size_t) (e->end - e->val));
+               dj_copy_short (w, e->val, (size_t) (e->end - e->val));
                w += e->end - e->val;
             }
          }

@@ -72,7 +72,9 @@ prefix_cmp (const uint8_t *a, const uint8_t *b, size_t n)
    return 0;
 }
 
-/* LMDB's order: bytes, then the shorter first. */
+/* LMDB's order: bytes, then the shorter first (dj_key_cmp in
+ * storage-private.h, over prefix_cmp's words: the walkers compare each key
+ * they step on with the other's position). */
 static int
 key_cmp (const MDB_val *k, const dj_buf_t *b)
 {

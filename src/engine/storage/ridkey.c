@@ -189,14 +189,6 @@ id_key (dj_buf_t *b, uint64_t id)
    dj_key_append (b, &v, false);
 }
 
-/* LMDB's order of keys: bytes, then the shorter first. */
-static int
-key_cmp (const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
-{
-   int c = memcmp (a, b, na < nb ? na : nb);
-   return c ? c : (na > nb) - (na < nb);
-}
-
 typedef struct {
    const dj_buf_t *bound;
    bool flag;
@@ -220,7 +212,7 @@ pred (pred_t *p, uint64_t id)
       int c = memcmp (k, b, m);
       return c > 0 || (c == 0 && n >= bn && !p->flag);
    }
-   return key_cmp (k, n, b, bn) >= 0 && !(p->flag && starts);
+   return dj_key_cmp (k, n, b, bn) >= 0 && !(p->flag && starts);
 }
 
 /* An order-preserving IEEE image back to its double (values/keyenc.c). */

@@ -7,6 +7,16 @@
 
 #include "dj_storage.h"
 
+#include <string.h>
+
+/* LMDB's default order of keys: their bytes, then the shorter first. */
+static inline int
+dj_key_cmp (const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+   int c = memcmp (a, b, na < nb ? na : nb);
+   return c ? c : (na > nb) - (na < nb);
+}
+
 /* store.c */
 /* The next prefix id (collections and indexes share one sequence), taken in
  * ctx's write transaction. */

@@ -102,21 +102,13 @@ typedef struct {
    bool unsorted;
 } entries_t;
 
-/* LMDB's default order: bytes, then the shorter first. */
-static inline int
-key_cmp (const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
-{
-   int c = memcmp (a, b, na < nb ? na : nb);
-   return c ? c : (na > nb) - (na < nb);
-}
-
 /* Ends e's next entry: the bytes appended to e->keys since start. */
 static void
 entries_end (entries_t *e, size_t start)
 {
    if (e->n && !e->unsorted) {
       size_t prev = e->n > 1 ? e->ends[e->n - 2] : 0;
-      e->unsorted = key_cmp (e->keys.data + prev, start - prev, e->keys.data + start, e->keys.len - start) > 0;
+      e->unsorted = dj_key_cmp (e->keys.data + prev, start - prev, e->keys.data + start, e->keys.len - start) > 0;
    }
    DJ_GROW (e->ends, e->n, e->cap, 64);
    e->ends[e->n++] = e->keys.len;
@@ -136,7 +128,7 @@ span_cmp (const span_t *x, const span_t *y)
    if (x->head != y->head) {
       return x->head < y->head ? -1 : 1;
    }
-   return key_cmp (x->p, x->len, y->p, y->len);
+   return dj_key_cmp (x->p, x->len, y->p, y->len);
 }
 
 /* Sorts v[0..n) (tmp: room for n more), a merge sort: qsort's indirect
