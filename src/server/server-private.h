@@ -257,7 +257,9 @@ void dj_host_close (dj_host_t *h);
 bool dj_sessions_call (dj_sessions_t *s, void (*fn) (void *), void *arg);
 /* Retryable writes: a write retried with the txnNumber of one that
  * succeeded is answered with the first execution's reply (copied into
- * reply, initialised) instead of running again. */
+ * reply, initialised) instead of running again; one with a txnNumber below
+ * the session's newest gets TransactionTooOld (225). true: reply is the
+ * answer. */
 bool dj_sessions_retry_lookup (dj_sessions_t *s, const bson_t *cmd, bson_t *reply);
 /* Remembers a retryable write's successful reply for its session. */
 void dj_sessions_retry_record (dj_sessions_t *s, const bson_t *cmd, const bson_t *reply);

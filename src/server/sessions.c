@@ -541,6 +541,8 @@ session_put (dj_sessions_t *s, session_t *ss)
    pthread_mutex_unlock (&s->mu);
 }
 
+static void error_reply (bson_t *reply, uint32_t code, bool transient, const char *fmt, int64_t n);
+
 /* A retryable write's session and txnNumber. */
 static bool
 retry_key (const bson_t *cmd, uint8_t id[16], int64_t *txn)
@@ -573,6 +575,12 @@ dj_sessions_retry_lookup (dj_sessions_t *s, const bson_t *cmd, bson_t *reply)
    if (ss) {
       if (ss->retry_reply && ss->retry_txn == txn) {
          bson_copy_to (ss->retry_reply, reply);
+         found = true;
+      } else if (txn < ss->retry_txn || txn < ss->txn_number) {
+         /* a number below the session's newest is a statement of a write
+          * already superseded: mongod refuses it rather than run it
+          * https://github.com/mongodb/specifications/blob/master/source/retryable-writes/retryable-writes.md */
+         error_reply (reply, DJ_TransactionTooOld, false, "txnNumber %lld is older than the session's", txn);
          found = true;
       }
       session_put (s, ss);

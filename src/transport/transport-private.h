@@ -32,7 +32,7 @@ mongoc_uri_t *dj_transport_uri (const char *host, const bson_t *options, bson_er
  * a time (the one that popped the client). */
 typedef struct {
    mongoc_client_session_t *session; /* started on first use; never destroyed (see above) */
-   int64_t txn_number;               /* the last number sent with session's lsid */
+   int64_t txn_number;               /* the last number sent with session's lsid (from 2^40: transport.c, retryable_write) */
 } dj_pool_writer_t;
 
 /* A client from this process's pool for HOST + @p options (made on first

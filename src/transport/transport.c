@@ -552,6 +552,17 @@ retryable_write (dj_transport_t *t, const char *db, const bson_t *cmd, const bso
       if (!(w->session = mongoc_client_start_session (t->client, NULL, &ignored))) {
          return mongoc_client_write_command_with_opts (t->client, db, cmd, base_opts, reply, error);
       }
+      /* The session comes out of libmongoc's session pool, so its lsid may
+       * already have carried numbers: an implicit session's findAndModify
+       * or a transaction, numbered by libmongoc from 0 up by one each. The
+       * server answers a number it has seen on an lsid with that write's
+       * stored reply (and MongoDB refuses a lower one: TransactionTooOld),
+       * so an insert numbered 1 after such a findAndModify was
+       * acknowledged and never applied -- the first create of a process
+       * whose tables already existed. Ours start above any number
+       * libmongoc could have reached on it (2^40 writes), and the session
+       * is never given back, so nothing else numbers on this lsid again. */
+      w->txn_number = INT64_C (1) << 40;
    }
    bson_t opts;
    bson_copy_to (base_opts, &opts);

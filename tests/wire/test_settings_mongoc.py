@@ -202,3 +202,46 @@ def test_retryable_writes_of_successive_connections_are_all_applied(server):
             assert fam["value"] == {"_id": 0, "v": i + 1}
     with MongoClient(server.uri) as m:
         assert sorted(d["_id"] for d in m.d.t.find()) == [0, 1, 2, 3]
+
+
+def test_a_new_process_first_write_after_an_implicit_findandmodify_is_applied(server):
+    # A process whose tables already exist: its first create reserves ids by
+    # findAndModify (libmongoc numbers it on an implicit session: txnNumber
+    # 1), then inserts. The insert's session came out of libmongoc's pool
+    # as that same lsid and was numbered 1 again; the server answered with
+    # the findAndModify's stored reply and the row was never written (the
+    # driver said rowcount -1, Django said the object had pk 2).
+    with driver.connect(server.uri, db="d", autocommit=True) as c:
+        c.cursor().execute('CREATE TABLE "t" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "name" text NOT NULL)')
+    script = (
+        "import sys\n"
+        "from djongo import driver\n"
+        "c = driver.connect(sys.argv[1], db='d', autocommit=True)\n"
+        "cur = c.cursor()\n"
+        "cur.execute('INSERT INTO \"t\" (\"name\") VALUES (%s)', ['sql'])\n"
+        "assert cur.rowcount == 1, cur.rowcount\n"
+        "fam = c.command({'findAndModify': 'n', 'query': {'_id': 0}, 'update': {'$inc': {'v': 1}},"
+        " 'upsert': True, 'new': True})\n"
+        "assert c.command({'insert': 'u', 'documents': [{'_id': fam['value']['v']}]})['n'] == 1\n"
+        "c.close()\n")
+    for _ in range(3):
+        p = subprocess.run([sys.executable, "-c", script, server.uri], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    with MongoClient(server.uri) as m:
+        assert [d["name"] for d in m.d.t.find()] == ["sql"] * 3
+        assert sorted(d["_id"] for d in m.d.u.find()) == [1, 2, 3]
+
+
+def test_a_retryable_write_numbered_below_the_sessions_newest_is_too_old(server):
+    with MongoClient(server.uri) as m:
+        lsid = {"id": __import__("bson").Binary(__import__("os").urandom(16), 4)}
+        ok = m.d.command({"insert": "old", "documents": [{"_id": 1}], "lsid": lsid, "txnNumber": 5})
+        assert ok["n"] == 1
+        # the same number again: the first reply, not a second insert
+        again = m.d.command({"insert": "old", "documents": [{"_id": 2}], "lsid": lsid, "txnNumber": 5})
+        assert again["n"] == 1
+        from pymongo.errors import OperationFailure
+        with pytest.raises(OperationFailure) as e:
+            m.d.command({"insert": "old", "documents": [{"_id": 3}], "lsid": lsid, "txnNumber": 4})
+        assert e.value.code == 225
+        assert [d["_id"] for d in m.d.old.find()] == [1]
