@@ -169,7 +169,14 @@ run_command (struct dj_server *srv, dj_conn_t *c, const char *db, const bson_t *
       dj_fail_action_cleanup (&fa);
    }
    dj_cluster_time_now (srv, &t1, &i1);
-   dj_cluster_time_stamp (srv, write && t1 == t0 && i1 == i0, reply);
+   /* A write outside a transaction that logged nothing (a delete that
+    * matched nothing) still moves the clock, as mongod's no-op oplog entry
+    * for a retryable write does. Inside a transaction nothing is logged
+    * before the commit, and a commit of a transaction that wrote nothing
+    * logs nothing (mongod writes no oplog entry for it): the clock stays,
+    * and so do the drivers' cluster times -- libmongoc copies its whole
+    * topology description each time a reply's $clusterTime is newer. */
+   dj_cluster_time_stamp (srv, write && !in_txn && t1 == t0 && i1 == i0, reply);
    return true;
 }
 
