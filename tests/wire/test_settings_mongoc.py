@@ -233,15 +233,16 @@ def test_a_new_process_first_write_after_an_implicit_findandmodify_is_applied(se
 
 
 def test_a_retryable_write_numbered_below_the_sessions_newest_is_too_old(server):
-    with MongoClient(server.uri) as m:
-        lsid = {"id": __import__("bson").Binary(__import__("os").urandom(16), 4)}
-        ok = m.d.command({"insert": "old", "documents": [{"_id": 1}], "lsid": lsid, "txnNumber": 5})
+    from pymongo.errors import OperationFailure
+
+    with MongoClient(server.uri) as m, m.start_session() as s:
+        # (pymongo puts the session's lsid on each command; the numbers are ours)
+        ok = m.d.command({"insert": "old", "documents": [{"_id": 1}], "txnNumber": 5}, session=s)
         assert ok["n"] == 1
         # the same number again: the first reply, not a second insert
-        again = m.d.command({"insert": "old", "documents": [{"_id": 2}], "lsid": lsid, "txnNumber": 5})
+        again = m.d.command({"insert": "old", "documents": [{"_id": 2}], "txnNumber": 5}, session=s)
         assert again["n"] == 1
-        from pymongo.errors import OperationFailure
         with pytest.raises(OperationFailure) as e:
-            m.d.command({"insert": "old", "documents": [{"_id": 3}], "lsid": lsid, "txnNumber": 4})
+            m.d.command({"insert": "old", "documents": [{"_id": 3}], "txnNumber": 4}, session=s)
         assert e.value.code == 225
         assert [d["_id"] for d in m.d.old.find()] == [1]
