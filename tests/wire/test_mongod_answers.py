@@ -114,3 +114,37 @@ def test_on_primary_transactional_write_skips_statements(tserver):
         assert listener.names == ["insert", "insert"]  # and its retry fails too
         c.admin.command({"configureFailPoint": "onPrimaryTransactionalWrite", "mode": "off"})
         assert sorted(d["_id"] for d in coll.find()) == [1, 2]
+
+
+def test_cluster_time_moves_with_what_is_logged(server):
+    # mongod's clock is its oplog: a statement inside a transaction logs
+    # nothing until the commit, and the commit of a transaction that wrote
+    # nothing logs nothing; a write outside one that changed nothing still
+    # moves it (the no-op entry a retryable write leaves). libmongoc copies
+    # its whole topology description at every newer $clusterTime, so a
+    # clock moving for nothing costs every djongo transaction over the wire.
+    def op_time(reply):
+        return reply["operationTime"]
+
+    with MongoClient(server.uri) as c:
+        c.shop.items.insert_one({"_id": 1})
+        t0 = op_time(c.shop.command("ping"))
+        with c.start_session() as s:
+            s.start_transaction()
+            r = c.shop.command({"delete": "items", "deletes": [{"q": {"_id": 99}, "limit": 0}]}, session=s)
+            assert r["n"] == 0 and op_time(r) == t0
+            s.commit_transaction()
+        assert op_time(c.shop.command("ping")) == t0
+        # outside a transaction the same no-op delete moves it
+        r = c.shop.command({"delete": "items", "deletes": [{"q": {"_id": 99}, "limit": 0}]})
+        t1 = op_time(r)
+        assert t1 > t0
+        # a transaction that writes moves it (once: its changes are stamped
+        # as its statement logs them)
+        with c.start_session() as s:
+            s.start_transaction()
+            r = c.shop.command({"delete": "items", "deletes": [{"q": {"_id": 1}, "limit": 0}]}, session=s)
+            assert r["n"] == 1
+            s.commit_transaction()
+        assert op_time(c.shop.command("ping")) > t1
+        assert c.shop.items.count_documents({}) == 0
