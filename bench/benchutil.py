@@ -1,18 +1,23 @@
 """What the Python benchmarks share, so that they time and report alike:
-best() takes a read's timing, report() prints the Markdown table and writes
+best() and timings() time a read, report() prints the Markdown table and writes
 it to the --markdown file."""
 import time
 
 
-def best(fn, repeat=3):
-    """The fastest of `repeat` runs of fn(), in seconds: the run the rest of
-    the machine disturbed least."""
+def timings(fn, repeat):
+    """The times of `repeat` runs of fn(), in seconds."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
+
+
+def best(fn, repeat=3):
+    """The fastest of `repeat` runs of fn(), in seconds: the run the rest of
+    the machine disturbed least."""
+    return min(timings(fn, repeat))
 
 
 def report(lines, md=None):

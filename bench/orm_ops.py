@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 
-from benchutil import django_side, report
+from benchutil import django_side, report, timings
 
 HERE = pathlib.Path(__file__).resolve().parent
 AUTHORS = 100
@@ -125,13 +125,10 @@ READ_BLOCKS = 3
 
 
 def timed(out, name, fn, reps):
-    times = []
-    for _ in range(READ_BLOCKS if name in READS else 1):
-        t0 = time.perf_counter()
+    def block():
         for i in range(reps):
             fn(i)
-        times.append(time.perf_counter() - t0)
-    out[name] = reps / statistics.median(times)
+    out[name] = reps / statistics.median(timings(block, READ_BLOCKS if name in READS else 1))
 
 
 def orm_side(which, n, ops, db_name):

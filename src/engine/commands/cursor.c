@@ -458,6 +458,16 @@ tail_fetch (dj_engine_t *e, dj_tail_t *tail, int64_t wait_ms, bson_t ***docs, si
    return ok;
 }
 
+/* Appends the element `type key` (klen: strlen (key)) at w, its value to
+ * follow; returns where the value goes. */
+static uint8_t *
+put_key (uint8_t *w, uint8_t type, const char *key, size_t klen)
+{
+   *w++ = type;
+   memcpy (w, key, klen + 1);
+   return w + klen + 1;
+}
+
 /* Writes the array of docs[0 .. n) (`size` bytes, batch_size's count)
  * at w; returns the byte after it. */
 static uint8_t *
@@ -468,9 +478,7 @@ put_batch (uint8_t *w, bson_t **docs, size_t n, size_t size)
    dj_le32_write (w, (uint32_t) size);
    w += 4;
    for (size_t i = 0; i < n; i++) {
-      *w++ = BSON_TYPE_DOCUMENT;
-      memcpy (w, key, klen + 1);
-      w += klen + 1;
+      w = put_key (w, BSON_TYPE_DOCUMENT, key, klen);
       memcpy (w, bson_get_data (docs[i]), docs[i]->len);
       w += docs[i]->len;
       klen = dj_bson_array_key_next (key, klen);
@@ -490,16 +498,6 @@ batch_size (bson_t **docs, size_t n)
       klen = dj_bson_array_key_next (key, klen); /* (carried on, not divided per digit) */
    }
    return size;
-}
-
-/* Appends the element `type key` (klen: strlen (key)) at w, its value to
- * follow; returns where the value goes. */
-static uint8_t *
-put_key (uint8_t *w, uint8_t type, const char *key, size_t klen)
-{
-   *w++ = type;
-   memcpy (w, key, klen + 1);
-   return w + klen + 1;
 }
 
 void
