@@ -44,7 +44,10 @@ duplicate key leaves no rows.
     replica set), started at the first statement, so MongoDB's snapshot
     and WriteConflict rules apply (WriteConflict, code 112, labelled
     TransientTransactionError: retry the transaction); savepoints raise
-    NotSupportedError, as MongoDB has none.
+    NotSupportedError, as MongoDB has none -- except on djongo-server,
+    which has them (djongo_has("savepoints")): nested engine transactions
+    inside the MongoDB one, where a failed statement under a savepoint
+    leaves the transaction open for ROLLBACK TO, as SQL does.
   - SELECT ... FOR UPDATE claims the rows it reads (of its first table) by
     writing them, unchanged, in the transaction (the reserved field
     __djongo_claim is set and unset), so another claimer or writer of them
@@ -313,6 +316,14 @@ class Connection:
         if self._closed:
             raise InterfaceError("the connection is closed")
         self._c.set_concerns(options)
+
+    def djongo_has(self, name):
+        """Whether the server is djongo's and has that extension (hello's
+        djongo document, e.g. "savepoints": SAVEPOINT, RELEASE and ROLLBACK
+        TO inside a transaction); always true on the embedded engine."""
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+        return self._c.djongo_has(name)
 
     trace = _c_flag("trace", "Keep each statement's MongoDB commands (Cursor.last_commands).")
     fk_checks = _c_flag("fk_checks", "Whether writes check FOREIGN KEYs (src/exec/constraint.c).")

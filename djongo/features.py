@@ -22,7 +22,8 @@ class DatabaseFeatures(BaseDatabaseFeatures):
     # statement: a read snapshot until the first write takes the write lock,
     # nested LMDB transactions for savepoints; djongo/driver.py); a MongoDB
     # server has them on replica sets, with no savepoints (the driver
-    # refuses those by name).
+    # refuses those by name) -- djongo-server has savepoints too
+    # (uses_savepoints below).
     supports_transactions = True
     atomic_transactions = True
     can_release_savepoints = True
@@ -169,7 +170,13 @@ class DatabaseFeatures(BaseDatabaseFeatures):
 
     @cached_property
     def uses_savepoints(self):
-        return self.connection.embedded
+        # the embedded engine's savepoints are nested LMDB transactions;
+        # djongo-server runs them the same way inside a MongoDB transaction
+        # (its djongoSavepoint commands, src/server/sessions.c); MongoDB has none
+        if self.connection.embedded:
+            return True
+        self.connection.ensure_connection()
+        return self.connection.connection.djongo_has("savepoints")
 
     @cached_property
     def can_rollback_ddl(self):

@@ -1303,6 +1303,24 @@ Connection_txn (ConnectionObject *self, dj_txn_op_t op)
    Py_RETURN_NONE;
 }
 
+/* djongo_has(name): whether the server is djongo's and has that extension
+ * (hello's djongo document: src/server/handshake.c); always true on the
+ * embedded engine. */
+static PyObject *
+Connection_djongo_has (ConnectionObject *self, PyObject *args)
+{
+   const char *name;
+   bool yes;
+   if (!conn_enter_args (self, args, "s", &name)) {
+      return NULL;
+   }
+   Py_BEGIN_ALLOW_THREADS
+   yes = dj_transport_djongo_has (self->transport, name); /* (a server selection, the first time) */
+   Py_END_ALLOW_THREADS
+   PyThread_release_lock (self->lock);
+   return PyBool_FromLong (yes);
+}
+
 static PyObject *
 Connection_commit (ConnectionObject *self, PyObject *Py_UNUSED (ignored))
 {
@@ -1443,6 +1461,9 @@ static PyMethodDef Connection_methods[] = {
    {"insertmany", (PyCFunction) Connection_insertmany, METH_VARARGS,
     "insertmany(sql, seq) -> (rowcount, lastrowid), or None when sql is not a one-row INSERT without RETURNING"},
    {"commit", (PyCFunction) Connection_commit, METH_NOARGS, "commit(): commits the open transaction, if any"},
+   {"djongo_has", (PyCFunction) Connection_djongo_has, METH_VARARGS,
+    "djongo_has(name) -> bool: whether the server has that djongo extension (hello's djongo document; "
+    "always on the embedded engine)"},
    {"rollback", (PyCFunction) Connection_rollback, METH_NOARGS, "rollback(): rolls back the open transaction, if any"},
    {"execute", (PyCFunction) Connection_execute, METH_VARARGS,
     "execute(sql, params) -> (description or None, rows, rowcount, lastrowid, transaction statement or None, "

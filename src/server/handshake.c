@@ -118,6 +118,7 @@ hello (struct dj_server *srv, dj_conn_t *c, bool legacy_name, const bson_t *cmd,
    BSON_APPEND_BOOL (&ext, "deferredReferences", true); /* djongoReferences' deferred items */
    BSON_APPEND_BOOL (&ext, "djongoMax", true);          /* findAndModify's (commands/maxof.c) */
    BSON_APPEND_BOOL (&ext, "recordKeyed", true);        /* createIndexes' djongoRecordKeyed (storage/ridkey.c) */
+   BSON_APPEND_BOOL (&ext, "savepoints", true);         /* djongoSavepoint and its two (sessions.c) */
    bson_append_document_end (reply, &ext);
    dj_compress_negotiate (srv, c, cmd, reply);
    /* saslSupportedMechs: "db.user" asks which mechanisms that user has */

@@ -21,6 +21,14 @@
  * NoSuchTransaction (251) labelled TransientTransactionError;
  * commitTransaction may be retried after it succeeded.
  *
+ * Beyond MongoDB (hello's djongo.savepoints): savepoints inside a
+ * transaction -- djongoSavepoint, djongoReleaseSavepoint and
+ * djongoRollbackToSavepoint, each naming one, sent as commands of the
+ * transaction -- are nested engine transactions, as the embedded engine's
+ * savepoints are (what Django's nested atomic() blocks and TestCase need).
+ * Under a savepoint a failed command (ok 0 or writeErrors) leaves nothing
+ * of itself behind and the transaction open, as SQL's ROLLBACK TO expects.
+ *
  * Snapshot sessions read outside transactions at one point in time: the
  * first find/aggregate/distinct with readConcern {level: "snapshot"} and
  * no atClusterTime opens a read-only snapshot (on a worker thread of its
@@ -49,7 +57,7 @@
 
 int64_t dj_now_ms (void); /* engine: wall-clock milliseconds */
 
-enum { JOB_BEGIN, JOB_RUN, JOB_COMMIT, JOB_ABORT };
+enum { JOB_BEGIN, JOB_RUN, JOB_COMMIT, JOB_ABORT, JOB_SAVEPOINT, JOB_RELEASE, JOB_ROLLBACK_TO };
 enum { TXN_NONE, TXN_OPEN, TXN_COMMITTED, TXN_ABORTED };
 
 struct worker;
@@ -62,7 +70,15 @@ typedef struct {
    bool ok;
    const char *user;  /* the connection's authenticated user (borrowed), or NULL */
    struct worker *w;  /* the transaction it runs in */
+   const char *name;  /* JOB_SAVEPOINT, JOB_RELEASE, JOB_ROLLBACK_TO: the savepoint's (borrowed) */
 } job_t;
+
+/* A savepoint of an open transaction: a nested engine transaction (the
+ * embedded engine's savepoints, dj_engine_txn_begin with a parent). */
+typedef struct {
+   char *name;            /* owned */
+   dj_engine_txn_t *txn;  /* ended with its parent (dj_engine_txn_commit/abort free it) */
+} savepoint_t;
 
 /* A transaction's host (host.c) and its state there. A transaction begun
  * by a command over a connection is hosted by that connection's thread
@@ -88,6 +104,11 @@ typedef struct worker {
    bson_t lsid;
    int64_t txn_number;
    bson_error_t begin_error; /* why the begin failed */
+   /* The transaction's savepoints, innermost last (djongoSavepoint): its
+    * commands run in the innermost. Only the host's thread changes them;
+    * the session's caller reads nsp after a job (dj_host_run orders it). */
+   savepoint_t *sps; /* owned, as each name */
+   int nsp, capsp;
    struct worker *next_idle;
 } worker_t;
 
@@ -169,6 +190,96 @@ worker_begin (worker_t *w, const job_t *job)
    return w->txn != NULL;
 }
 
+/* Did a command inside a transaction fail (ok: 0 or write errors)? */
+static bool
+failed (const bson_t *reply, bool ok)
+{
+   bson_iter_t it;
+   return !ok || (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it));
+}
+
+/* Forgets w's savepoints from the i-th on (their transactions ended with
+ * an ancestor's commit or abort, or are ended by the caller). */
+static void
+savepoints_drop (worker_t *w, int i)
+{
+   while (w->nsp > i) {
+      bson_free (w->sps[--w->nsp].name);
+   }
+   if (!w->nsp) {
+      bson_free (w->sps);
+      w->sps = NULL;
+      w->capsp = 0;
+   }
+}
+
+/* The innermost savepoint named name (SQL names fold case, as the embedded
+ * transport's do), or -1. */
+static int
+savepoint_find (const worker_t *w, const char *name)
+{
+   for (int i = w->nsp - 1; i >= 0; i--) {
+      if (!strcasecmp (w->sps[i].name, name)) {
+         return i;
+      }
+   }
+   return -1;
+}
+
+/* A new savepoint named name inside w's innermost one (or its transaction). */
+static bool
+savepoint_push (worker_t *w, const char *name, bson_error_t *error)
+{
+   dj_engine_txn_t *parent = w->nsp ? w->sps[w->nsp - 1].txn : w->txn;
+   dj_engine_txn_t *sp = dj_engine_txn_begin (w->engine, parent, error);
+   if (!sp) {
+      return false;
+   }
+   if (w->nsp == w->capsp) {
+      w->capsp = w->capsp ? 2 * w->capsp : 8;
+      w->sps = bson_realloc (w->sps, sizeof (savepoint_t) * (size_t) w->capsp);
+   }
+   w->sps[w->nsp].name = bson_strdup (name);
+   w->sps[w->nsp++].txn = sp;
+   return true;
+}
+
+/* djongoSavepoint, djongoReleaseSavepoint, djongoRollbackToSavepoint: SQL's
+ * SAVEPOINT, RELEASE and ROLLBACK TO inside w's transaction. A release
+ * commits the savepoint (and those inside it) into its parent; a rollback
+ * discards what was written since the savepoint, which stays, empty. */
+static bool
+savepoint_job (worker_t *w, int kind, const char *name, bson_error_t *error)
+{
+   if (kind == JOB_SAVEPOINT) {
+      return savepoint_push (w, name, error);
+   }
+   int i = savepoint_find (w, name);
+   if (i < 0) {
+      return dj_err (error, DJ_IllegalOperation, "no such savepoint: %s", name);
+   }
+   if (kind == JOB_RELEASE) {
+      bool ok = dj_engine_txn_commit (w->sps[i].txn, error); /* (its nested ones first) */
+      savepoints_drop (w, i);
+      if (!ok) {
+         /* the savepoint's writes are lost: the transaction cannot be
+          * trusted (as the embedded transport says); with no savepoint
+          * left open, dj_sessions_run ends it as aborted */
+         dj_engine_txn_abort (w->txn);
+         w->txn = NULL;
+         savepoints_drop (w, 0);
+      }
+      return ok;
+   }
+   dj_engine_txn_abort (w->sps[i].txn); /* (and its nested ones) */
+   char *keep = w->sps[i].name;
+   w->sps[i].name = NULL;
+   savepoints_drop (w, i);
+   bool ok = savepoint_push (w, keep, error);
+   bson_free (keep);
+   return ok;
+}
+
 /* A job, on its transaction's host thread (dj_host_run). */
 static void
 run_job (void *arg)
@@ -190,16 +301,52 @@ run_job (void *arg)
       job->ok = true;
       break;
    case JOB_RUN:
+      if (w->nsp) {
+         /* under a savepoint a failure leaves the transaction open (the
+          * client rolls back to the savepoint, or goes on), so the command
+          * must leave nothing behind: it runs in a nested transaction of
+          * its own, dropped when it failed -- writeErrors too, which keep
+          * the writes before them outside a transaction */
+         dj_engine_txn_t *stmt = dj_engine_txn_begin (w->engine, w->sps[w->nsp - 1].txn, &err);
+         if (stmt) {
+            dj_engine_txn_set_flat (stmt, true);
+            job->ok = dj_engine_run_command_as (w->engine, stmt, job->user, job->db, job->cmd, job->reply);
+            if (failed (job->reply, job->ok)) {
+               dj_engine_txn_abort (stmt);
+               break;
+            }
+            if (dj_engine_txn_commit (stmt, &err)) {
+               break;
+            }
+            bson_destroy (job->reply);
+         }
+         bson_init (job->reply);
+         dj_error_append_reply (&err, job->reply);
+         job->ok = false;
+         break;
+      }
       /* a write command's failure (ok 0 or writeErrors) aborts the
        * transaction (dj_sessions_run): it needs no nested
        * transaction to undo its own writes */
       dj_engine_txn_set_flat (t, flat_command (job->cmd));
       job->ok = dj_engine_run_command_as (w->engine, t, job->user, job->db, job->cmd, job->reply);
       break;
+   case JOB_SAVEPOINT:
+   case JOB_RELEASE:
+   case JOB_ROLLBACK_TO:
+      bson_init (job->reply);
+      job->ok = savepoint_job (w, job->kind, job->name, &err);
+      if (job->ok) {
+         BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
+      } else {
+         dj_error_append_reply (&err, job->reply);
+      }
+      break;
    case JOB_COMMIT:
       bson_init (job->reply);
-      job->ok = dj_engine_txn_commit (t, &err);
+      job->ok = dj_engine_txn_commit (t, &err); /* (its savepoints' first) */
       w->txn = NULL;
+      savepoints_drop (w, 0);
       if (job->ok) {
          BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
       } else {
@@ -208,9 +355,10 @@ run_job (void *arg)
       break;
    default:
       if (t) { /* NULL: its begin failed, or never came */
-         dj_engine_txn_abort (t);
+         dj_engine_txn_abort (t); /* (and its savepoints') */
       }
       w->txn = NULL;
+      savepoints_drop (w, 0);
       bson_init (job->reply);
       BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
       job->ok = true;
@@ -230,7 +378,7 @@ worker_main (void *arg)
 static bool
 worker_do (worker_t *w, int kind, const char *user, const char *db, const bson_t *cmd, bson_t *reply)
 {
-   job_t job = {kind, db, cmd, reply, false, user, w};
+   job_t job = {kind, db, cmd, reply, false, user, w, NULL};
    dj_host_run (w->host, run_job, &job);
    return job.ok;
 }
@@ -671,14 +819,6 @@ error_reply (bson_t *reply, uint32_t code, bool transient, const char *fmt, int6
    }
 }
 
-/* Did a command inside a transaction fail (ok: 0 or write errors)? */
-static bool
-failed (const bson_t *reply, bool ok)
-{
-   bson_iter_t it;
-   return !ok || (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it));
-}
-
 /* A read with readConcern {level: "snapshot"} outside a transaction (the
  * engine refuses that level for commands other than these):
  * has_at, at_t and at_i receive its atClusterTime. */
@@ -827,6 +967,51 @@ committed_collection (dj_engine_t *engine, const char *db, const bson_t *cmd)
    return found;
 }
 
+/* djongo-server's savepoint commands (hello's djongo.savepoints): the job
+ * each is, or -1. MongoDB has no savepoints; these give djongo's driver
+ * SQL's SAVEPOINT, RELEASE and ROLLBACK TO inside a transaction, as the
+ * embedded engine has them, so that Django's nested atomic() blocks (and
+ * TestCase, which wraps each test in one) work against this server. */
+static int
+savepoint_kind (const char *name)
+{
+   return !strcmp (name, "djongoSavepoint")             ? JOB_SAVEPOINT
+          : !strcmp (name, "djongoReleaseSavepoint")    ? JOB_RELEASE
+          : !strcmp (name, "djongoRollbackToSavepoint") ? JOB_ROLLBACK_TO
+                                                        : -1;
+}
+
+/* The answer to a savepoint command outside a transaction: true. */
+static bool
+savepoint_outside (const char *name, bson_t *reply)
+{
+   bson_error_t e;
+   dj_err (&e, DJ_InvalidOptions,
+           "%s runs only inside a multi-document transaction (lsid, txnNumber, autocommit: false)", name);
+   bson_init (reply);
+   dj_error_append_reply (&e, reply);
+   return true;
+}
+
+/* Runs a savepoint command (kind: savepoint_kind's, name: the command's)
+ * in w's transaction. */
+static bool
+savepoint_do (worker_t *w, int kind, const char *name, const bson_t *cmd, bson_t *reply)
+{
+   bson_iter_t it;
+   if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it) || !BSON_ITER_HOLDS_UTF8 (&it) ||
+       !*bson_iter_utf8 (&it, NULL)) {
+      bson_error_t e;
+      dj_err (&e, DJ_TypeMismatch, "%s needs the savepoint's name, a non-empty string", name);
+      bson_init (reply);
+      dj_error_append_reply (&e, reply);
+      return false;
+   }
+   job_t job = {kind, NULL, cmd, reply, false, NULL, w, bson_iter_utf8 (&it, NULL)};
+   dj_host_run (w->host, run_job, &job);
+   return job.ok;
+}
+
 bool
 dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char *name, const bson_t *cmd, bson_t *reply)
 {
@@ -835,8 +1020,12 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
    int64_t txn = -1;
    bool has_autocommit = false, autocommit = true, start = false;
    bool commit = !strcmp (name, "commitTransaction"), abort_ = !strcmp (name, "abortTransaction");
+   int sp = savepoint_kind (name);
 
    if (!bson_iter_init_find (&it, cmd, "lsid") || !lsid_of (&it, id)) {
+      if (sp >= 0) {
+         return savepoint_outside (name, reply);
+      }
       if (commit || abort_) {
          error_reply (reply, DJ_InvalidOptions, false, "commitTransaction and abortTransaction need a session (lsid) %lld",
                      0);
@@ -860,6 +1049,9 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       snapshot_run (s, id, user, db, cmd, has_at, at_t, at_i, reply);
       return true;
    }
+   if (!has_autocommit && sp >= 0) {
+      return savepoint_outside (name, reply);
+   }
    if (!has_autocommit && !commit && !abort_) {
       /* an ordinary command of a session (retryable writes included): the
        * session is known from now on ($listLocalSessions) */
@@ -874,7 +1066,7 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       error_reply (reply, DJ_InvalidOptions, false, "a transaction needs a txnNumber (got %lld)", txn);
       return true;
    }
-   if (!allowed_in_txn (name)) {
+   if (sp < 0 && !allowed_in_txn (name)) {
       bson_error_t e;
       if (!strcmp (name, "count")) { /* mongod points to countDocuments' way */
          dj_err (&e, DJ_OperationNotSupportedInTransaction,
@@ -989,17 +1181,23 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       error_reply (reply, DJ_InvalidOptions, false,
                    "writeConcern is not allowed within a multi-statement transaction (txnNumber %lld)", txn);
       ok = false;
+   } else if (sp >= 0) {
+      ok = savepoint_do (ss->w, sp, name, cmd, reply);
    } else {
       ok = worker_do (ss->w, JOB_RUN, user, db, cmd, reply);
    }
-   if (failed (reply, ok)) {
+   bool conflict = bson_iter_init_find (&it, reply, "code") && bson_iter_as_int64 (&it) == DJ_WriteConflict;
+   if (failed (reply, ok) && (!ss->w->nsp || conflict)) {
       /* MongoDB aborts a transaction whose command failed; a write
-       * conflict is worth retrying from the start, which the label says */
+       * conflict is worth retrying from the start, which the label says.
+       * Under a savepoint the failed command left nothing behind (it ran
+       * in a nested transaction of its own) and the transaction stays
+       * open, as SQL's does, for the client to roll back to the savepoint
+       * -- but not after a write conflict: its snapshot cannot write. */
       worker_end (ss->w, false, NULL);
       ss->w = NULL;
       ss->state = TXN_ABORTED;
-      if (bson_iter_init_find (&it, reply, "code") && bson_iter_as_int64 (&it) == DJ_WriteConflict &&
-          !bson_has_field (reply, "errorLabels")) {
+      if (conflict && !bson_has_field (reply, "errorLabels")) {
          bson_t labels;
          BSON_APPEND_ARRAY_BEGIN (reply, "errorLabels", &labels);
          BSON_APPEND_UTF8 (&labels, "0", "TransientTransactionError");

@@ -115,8 +115,8 @@ const char *dj_transport_kind (const dj_transport_t *t);
 bool dj_transport_djongo_engine (dj_transport_t *t);
 /** Whether djongo's engine behind t reads @p feature, one of the fields of
  *  djongo-server's hello `djongo` document (insertReferences,
- *  deferredReferences, djongoMax, recordKeyed: src/server/handshake.c); always on the embedded
- *  engine. Selects the primary as dj_transport_djongo_engine does. */
+ *  deferredReferences, djongoMax, recordKeyed, savepoints: src/server/handshake.c); always on the
+ *  embedded engine. Selects the primary as dj_transport_djongo_engine does. */
 bool dj_transport_djongo_has (dj_transport_t *t, const char *feature);
 
 /** A dj_run_command_fn: @p ctx is the dj_transport_t. Runs in the open
@@ -162,7 +162,11 @@ bool dj_transport_run_outside (void *ctx, const char *db, const bson_t *cmd, bso
  *    both BEGINs: MongoDB's transaction reads one snapshot, and a write to
  *    a document another transaction wrote since gets WriteConflict
  *    (TransientTransactionError); savepoints are refused with
- *    DJ_SQL_UNSUPPORTED; statement units are no-ops.
+ *    DJ_SQL_UNSUPPORTED -- but on djongo-server (hello's djongo.savepoints)
+ *    they are its djongoSavepoint, djongoReleaseSavepoint and
+ *    djongoRollbackToSavepoint commands in the transaction (nested engine
+ *    transactions there; a statement that fails under one leaves the
+ *    transaction open); statement units are no-ops.
  * dj_transport_close() rolls back an open transaction.
  */
 bool dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *error);

@@ -1009,12 +1009,32 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    return unsupported (error, "unknown transaction operation");
 }
 
+static bool server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *error);
+
+/* A savepoint command of djongo-server (SAVEPOINT, RELEASE or ROLLBACK TO:
+ * djongoSavepoint and its two, src/server/sessions.c) in the transaction. */
+static bool
+server_savepoint (dj_transport_t *t, const char *command, const char *name, bson_error_t *error)
+{
+   bson_t cmd = BSON_INITIALIZER, reply;
+   BSON_APPEND_UTF8 (&cmd, command, name);
+   bool ok = server_command (t, "admin", &cmd, &reply, error);
+   bson_destroy (&reply);
+   bson_destroy (&cmd);
+   return ok;
+}
+
 /* On a server: a session with a multi-document transaction. MongoDB has no
  * savepoints, and statements outside a transaction are not atomic units
- * (inside one, a failed write aborts the whole transaction server-side). */
+ * (inside one, a failed write aborts the whole transaction server-side).
+ * djongo-server has savepoints (hello's djongo.savepoints): t->sps keeps
+ * their names (no engine transactions), so that an unknown name gets the
+ * embedded transport's error and a SAVEPOINT outside a transaction begins
+ * one that the release of the last savepoint commits, as there. */
 static bool
-server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
+server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *error)
 {
+   int i;
    bool ok;
    switch (op) {
    case DJ_TXN_ACTIVE: /* answered by dj_transport_txn */
@@ -1048,6 +1068,8 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
       return true;
    case DJ_TXN_COMMIT:
    case DJ_TXN_ROLLBACK:
+      forget_savepoints (t, 0);
+      t->implicit_root = false;
       if (!t->session) {
          return true;
       }
@@ -1073,8 +1095,46 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, bson_error_t *error)
    case DJ_TXN_SAVEPOINT:
    case DJ_TXN_RELEASE:
    case DJ_TXN_ROLLBACK_TO:
-      return unsupported (error, "savepoints on a MongoDB server (the embedded engine has them); "
-                                 "nested atomic blocks need a data directory as HOST");
+      if (!dj_transport_djongo_has (t, "savepoints")) {
+         return unsupported (error, "savepoints on a MongoDB server (the embedded engine and djongo-server have "
+                                    "them); nested atomic blocks need a data directory or djongo-server as HOST");
+      }
+      if (op == DJ_TXN_SAVEPOINT) {
+         if (!t->session) {
+            if (!server_txn (t, DJ_TXN_BEGIN_DEFERRED, NULL, error)) {
+               return false;
+            }
+            t->implicit_root = true;
+         }
+         if (!server_savepoint (t, "djongoSavepoint", name, error)) {
+            return false;
+         }
+         if (t->nsp == t->capsp) {
+            t->capsp = t->capsp ? 2 * t->capsp : 8;
+            t->sps = bson_realloc (t->sps, (size_t) t->capsp * sizeof *t->sps);
+         }
+         t->sps[t->nsp].name = bson_strdup (name);
+         t->sps[t->nsp++].txn = NULL;
+         return true;
+      }
+      if ((i = find_savepoint (t, name, error)) < 0) {
+         return false;
+      }
+      if (op == DJ_TXN_ROLLBACK_TO) {
+         if (!server_savepoint (t, "djongoRollbackToSavepoint", name, error)) {
+            return false;
+         }
+         forget_savepoints (t, i + 1); /* the savepoint stays, empty */
+         return true;
+      }
+      if (!server_savepoint (t, "djongoReleaseSavepoint", name, error)) {
+         return false;
+      }
+      forget_savepoints (t, i);
+      if (t->nsp == 0 && t->implicit_root) {
+         return server_txn (t, DJ_TXN_COMMIT, NULL, error);
+      }
+      return true;
    case DJ_TXN_STMT_BEGIN:
    case DJ_TXN_STMT_COMMIT:
    case DJ_TXN_STMT_ABORT:
@@ -1111,7 +1171,7 @@ dj_transport_txn (void *ctx, dj_txn_op_t op, const char *name, bson_error_t *err
       return false;
    }
    tl_running = t;
-   bool ok = server_txn (t, op, error);
+   bool ok = server_txn (t, op, name, error);
    tl_running = NULL;
    return ok;
 }

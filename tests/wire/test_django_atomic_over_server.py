@@ -2,7 +2,8 @@
 run_suite.py --transport server) that the embedded engine does not show:
 inside an atomic block a server runs a MongoDB transaction, which refuses
 every command but CRUD, create and createIndexes, and which a write error
-aborts whole (no savepoints to fall back to).
+aborts whole when no savepoint is open (djongo-server's savepoints:
+test_savepoints_over_server.py).
 https://www.mongodb.com/docs/manual/core/transactions-operations/"""
 from conftest import run_django
 

@@ -32,7 +32,7 @@ def conn(server):
 def test_hello_says_the_engine_reads_references(server):
     with pymongo.MongoClient(server.uri) as mc:
         assert mc.admin.command("hello")["djongo"] == {"insertReferences": True, "deferredReferences": True,
-                                                      "djongoMax": True, "recordKeyed": True}
+                                                      "djongoMax": True, "recordKeyed": True, "savepoints": True}
 
 
 def test_no_query_for_the_parent(server, conn):
