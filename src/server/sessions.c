@@ -235,10 +235,7 @@ savepoint_push (worker_t *w, const char *name, bson_error_t *error)
    if (!sp) {
       return false;
    }
-   if (w->nsp == w->capsp) {
-      w->capsp = w->capsp ? 2 * w->capsp : 8;
-      w->sps = bson_realloc (w->sps, sizeof (savepoint_t) * (size_t) w->capsp);
-   }
+   DJ_GROW (w->sps, w->nsp, w->capsp, 8);
    w->sps[w->nsp].name = bson_strdup (name);
    w->sps[w->nsp++].txn = sp;
    return true;

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "dj_buf.h"
 #include "dj_engine.h"
 #include "dj_exec.h"
 #include "dj_sql.h"
@@ -910,6 +911,16 @@ find_savepoint (const dj_transport_t *t, const char *name, bson_error_t *error)
    return -1;
 }
 
+/* Puts savepoint name (its engine transaction txn; NULL on a server) on
+ * t's stack. */
+static void
+remember_savepoint (dj_transport_t *t, const char *name, dj_engine_txn_t *txn)
+{
+   DJ_GROW (t->sps, t->nsp, t->capsp, 8);
+   t->sps[t->nsp].name = bson_strdup (name);
+   t->sps[t->nsp++].txn = txn;
+}
+
 static bool
 push_savepoint (dj_transport_t *t, const char *name, bson_error_t *error)
 {
@@ -918,12 +929,7 @@ push_savepoint (dj_transport_t *t, const char *name, bson_error_t *error)
    if (!sp) {
       return false;
    }
-   if (t->nsp == t->capsp) {
-      t->capsp = t->capsp ? 2 * t->capsp : 8;
-      t->sps = bson_realloc (t->sps, (size_t) t->capsp * sizeof *t->sps);
-   }
-   t->sps[t->nsp].name = bson_strdup (name);
-   t->sps[t->nsp++].txn = sp;
+   remember_savepoint (t, name, sp);
    return true;
 }
 
@@ -1109,12 +1115,7 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *e
          if (!server_savepoint (t, "djongoSavepoint", name, error)) {
             return false;
          }
-         if (t->nsp == t->capsp) {
-            t->capsp = t->capsp ? 2 * t->capsp : 8;
-            t->sps = bson_realloc (t->sps, (size_t) t->capsp * sizeof *t->sps);
-         }
-         t->sps[t->nsp].name = bson_strdup (name);
-         t->sps[t->nsp++].txn = NULL;
+         remember_savepoint (t, name, NULL);
          return true;
       }
       if ((i = find_savepoint (t, name, error)) < 0) {
