@@ -176,7 +176,13 @@ class DatabaseFeatures(BaseDatabaseFeatures):
         if self.connection.embedded:
             return True
         self.connection.ensure_connection()
-        return self.connection.connection.djongo_has("savepoints")
+        if self.connection.connection.djongo_has("savepoints"):
+            return True
+        # no, or no server to ask (djongo_has says no then too): a ping
+        # raises in that case, so that no answer is kept for this connection
+        with self.connection.wrap_database_errors:
+            self.connection.connection.command({"ping": 1}, db="admin", outside_transaction=True)
+        return False
 
     @cached_property
     def can_rollback_ddl(self):

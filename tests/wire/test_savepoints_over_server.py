@@ -226,3 +226,24 @@ def test_manage_py_test_against_the_server(tmp_path, server):
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     assert re.search(r"Ran 4 tests", out) and "OK" in out, out
+
+
+def test_uses_savepoints_is_not_decided_without_a_server():
+    # djongo_has() cannot tell "no such extension" from "no server to ask":
+    # the feature raises rather than keep a no for the connection's life
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent('''
+        from django.conf import settings
+        settings.configure(DATABASES={"default": {"ENGINE": "djongo", "NAME": "f",
+                                                  "HOST": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200"}})
+        import django
+        django.setup()
+        from django.db import OperationalError, connection
+        try:
+            connection.features.uses_savepoints
+            raise SystemExit("no error")
+        except OperationalError:
+            pass
+        assert "uses_savepoints" not in connection.features.__dict__
+        print("ok")
+    ''')], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stdout + p.stderr
