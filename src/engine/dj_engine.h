@@ -204,6 +204,52 @@ bool dj_engine_txn_commit (dj_engine_txn_t *txn, bson_error_t *error);
 void dj_engine_txn_abort (dj_engine_txn_t *txn);
 
 /**
+ * SQL's savepoints by name (SAVEPOINT, RELEASE, ROLLBACK TO) as a stack of
+ * nested transactions over a root one: what the embedded transport keeps
+ * per connection and djongo-server per transaction it hosts
+ * (src/server/sessions.c), one piece for both. Names fold case, as SQLite
+ * compares them, and the innermost of a name is the one meant. A stack
+ * zeroed is empty. Ownership: the stack owns its array and names; each
+ * transaction (NULL in a stack that keeps names only: a server's
+ * savepoints, which live on the server) is ended by its parent's commit or
+ * abort, or by dj_savepoints_release() / dj_savepoints_rollback_to().
+ */
+typedef struct {
+   char *name;
+   dj_engine_txn_t *txn; /* nested in the one before it, or in the root */
+} dj_savepoint_t;
+
+typedef struct {
+   dj_savepoint_t *v;
+   int n, cap;
+} dj_savepoints_t;
+
+/** The place of the innermost savepoint named @p name, or -1. */
+int dj_savepoints_find (const dj_savepoints_t *s, const char *name);
+/** The innermost savepoint's transaction, or @p root when there is none. */
+dj_engine_txn_t *dj_savepoints_top (const dj_savepoints_t *s, dj_engine_txn_t *root);
+/** Puts @p name (a copy) with @p txn on top. */
+void dj_savepoints_push (dj_savepoints_t *s, const char *name, dj_engine_txn_t *txn);
+/** SAVEPOINT: a transaction nested in the top one (or @p root), pushed as @p name. */
+bool dj_savepoints_begin (dj_savepoints_t *s, dj_engine_t *engine, dj_engine_txn_t *root, const char *name,
+                          bson_error_t *error);
+/** Forgets the savepoints from place @p i on (their transactions untouched); the array goes when none is left. */
+void dj_savepoints_drop (dj_savepoints_t *s, int i);
+/**
+ * RELEASE of the savepoint at place @p i: commits it (and those inside it)
+ * into its parent and forgets them. When that commit fails, its writes are
+ * lost and the transaction cannot be trusted: *root is aborted and set to
+ * NULL, and every savepoint forgotten.
+ */
+bool dj_savepoints_release (dj_savepoints_t *s, int i, dj_engine_txn_t **root, bson_error_t *error);
+/**
+ * ROLLBACK TO the savepoint at place @p i: discards what it and those
+ * inside it wrote; the savepoint stays, empty (begun again in its parent).
+ */
+bool dj_savepoints_rollback_to (dj_savepoints_t *s, int i, dj_engine_t *engine, dj_engine_txn_t *root,
+                                bson_error_t *error);
+
+/**
  * dj_engine_run_command() inside @p txn (NULL: the same as
  * dj_engine_run_command()). A command that fails (ok: 0) leaves no writes
  * behind and the transaction usable; per-document writeErrors keep the

@@ -73,13 +73,6 @@ typedef struct {
    const char *name;  /* JOB_SAVEPOINT, JOB_RELEASE, JOB_ROLLBACK_TO: the savepoint's (borrowed) */
 } job_t;
 
-/* A savepoint of an open transaction: a nested engine transaction (the
- * embedded engine's savepoints, dj_engine_txn_begin with a parent). */
-typedef struct {
-   char *name;            /* owned */
-   dj_engine_txn_t *txn;  /* ended with its parent (dj_engine_txn_commit/abort free it) */
-} savepoint_t;
-
 /* A transaction's host (host.c) and its state there. A transaction begun
  * by a command over a connection is hosted by that connection's thread
  * (`hosted`: no thread of its own; the commands that follow over the same
@@ -106,9 +99,8 @@ typedef struct worker {
    bson_error_t begin_error; /* why the begin failed */
    /* The transaction's savepoints, innermost last (djongoSavepoint): its
     * commands run in the innermost. Only the host's thread changes them;
-    * the session's caller reads nsp after a job (dj_host_run orders it). */
-   savepoint_t *sps; /* owned, as each name */
-   int nsp, capsp;
+    * the session's caller reads its count after a job (dj_host_run orders it). */
+   dj_savepoints_t sps; /* owned (dj_engine.h) */
    struct worker *next_idle;
 } worker_t;
 
@@ -198,49 +190,6 @@ failed (const bson_t *reply, bool ok)
    return !ok || (bson_iter_init_find (&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY (&it));
 }
 
-/* Forgets w's savepoints from the i-th on (their transactions ended with
- * an ancestor's commit or abort, or are ended by the caller). */
-static void
-savepoints_drop (worker_t *w, int i)
-{
-   while (w->nsp > i) {
-      bson_free (w->sps[--w->nsp].name);
-   }
-   if (!w->nsp) {
-      bson_free (w->sps);
-      w->sps = NULL;
-      w->capsp = 0;
-   }
-}
-
-/* The innermost savepoint named name (SQL names fold case, as the embedded
- * transport's do), or -1. */
-static int
-savepoint_find (const worker_t *w, const char *name)
-{
-   for (int i = w->nsp - 1; i >= 0; i--) {
-      if (!strcasecmp (w->sps[i].name, name)) {
-         return i;
-      }
-   }
-   return -1;
-}
-
-/* A new savepoint named name inside w's innermost one (or its transaction). */
-static bool
-savepoint_push (worker_t *w, const char *name, bson_error_t *error)
-{
-   dj_engine_txn_t *parent = w->nsp ? w->sps[w->nsp - 1].txn : w->txn;
-   dj_engine_txn_t *sp = dj_engine_txn_begin (w->engine, parent, error);
-   if (!sp) {
-      return false;
-   }
-   DJ_GROW (w->sps, w->nsp, w->capsp, 8);
-   w->sps[w->nsp].name = bson_strdup (name);
-   w->sps[w->nsp++].txn = sp;
-   return true;
-}
-
 /* djongoSavepoint, djongoReleaseSavepoint, djongoRollbackToSavepoint: SQL's
  * SAVEPOINT, RELEASE and ROLLBACK TO inside w's transaction. A release
  * commits the savepoint (and those inside it) into its parent; a rollback
@@ -249,32 +198,16 @@ static bool
 savepoint_job (worker_t *w, int kind, const char *name, bson_error_t *error)
 {
    if (kind == JOB_SAVEPOINT) {
-      return savepoint_push (w, name, error);
+      return dj_savepoints_begin (&w->sps, w->engine, w->txn, name, error);
    }
-   int i = savepoint_find (w, name);
+   int i = dj_savepoints_find (&w->sps, name);
    if (i < 0) {
       return dj_err (error, DJ_IllegalOperation, "no such savepoint: %s", name);
    }
-   if (kind == JOB_RELEASE) {
-      bool ok = dj_engine_txn_commit (w->sps[i].txn, error); /* (its nested ones first) */
-      savepoints_drop (w, i);
-      if (!ok) {
-         /* the savepoint's writes are lost: the transaction cannot be
-          * trusted (as the embedded transport says); with no savepoint
-          * left open, dj_sessions_run ends it as aborted */
-         dj_engine_txn_abort (w->txn);
-         w->txn = NULL;
-         savepoints_drop (w, 0);
-      }
-      return ok;
-   }
-   dj_engine_txn_abort (w->sps[i].txn); /* (and its nested ones) */
-   char *keep = w->sps[i].name;
-   w->sps[i].name = NULL;
-   savepoints_drop (w, i);
-   bool ok = savepoint_push (w, keep, error);
-   bson_free (keep);
-   return ok;
+   /* (a release that fails aborts the transaction, w->txn NULL: with no
+    * savepoint left open, dj_sessions_run ends it as aborted) */
+   return kind == JOB_RELEASE ? dj_savepoints_release (&w->sps, i, &w->txn, error)
+                              : dj_savepoints_rollback_to (&w->sps, i, w->engine, w->txn, error);
 }
 
 /* A job, on its transaction's host thread (dj_host_run). */
@@ -298,13 +231,13 @@ run_job (void *arg)
       job->ok = true;
       break;
    case JOB_RUN:
-      if (w->nsp) {
+      if (w->sps.n) {
          /* under a savepoint a failure leaves the transaction open (the
           * client rolls back to the savepoint, or goes on), so the command
           * must leave nothing behind: it runs in a nested transaction of
           * its own, dropped when it failed -- writeErrors too, which keep
           * the writes before them outside a transaction */
-         dj_engine_txn_t *stmt = dj_engine_txn_begin (w->engine, w->sps[w->nsp - 1].txn, &err);
+         dj_engine_txn_t *stmt = dj_engine_txn_begin (w->engine, dj_savepoints_top (&w->sps, t), &err);
          if (stmt) {
             dj_engine_txn_set_flat (stmt, true);
             job->ok = dj_engine_run_command_as (w->engine, stmt, job->user, job->db, job->cmd, job->reply);
@@ -343,7 +276,7 @@ run_job (void *arg)
       bson_init (job->reply);
       job->ok = dj_engine_txn_commit (t, &err); /* (its savepoints' first) */
       w->txn = NULL;
-      savepoints_drop (w, 0);
+      dj_savepoints_drop (&w->sps, 0);
       if (job->ok) {
          BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
       } else {
@@ -355,7 +288,7 @@ run_job (void *arg)
          dj_engine_txn_abort (t); /* (and its savepoints') */
       }
       w->txn = NULL;
-      savepoints_drop (w, 0);
+      dj_savepoints_drop (&w->sps, 0);
       bson_init (job->reply);
       BSON_APPEND_DOUBLE (job->reply, "ok", 1.0);
       job->ok = true;
@@ -1184,7 +1117,7 @@ dj_sessions_run (dj_sessions_t *s, const char *user, const char *db, const char 
       ok = worker_do (ss->w, JOB_RUN, user, db, cmd, reply);
    }
    bool conflict = bson_iter_init_find (&it, reply, "code") && bson_iter_as_int64 (&it) == DJ_WriteConflict;
-   if (failed (reply, ok) && (!ss->w->nsp || conflict)) {
+   if (failed (reply, ok) && (!ss->w->sps.n || conflict)) {
       /* MongoDB aborts a transaction whose command failed; a write
        * conflict is worth retrying from the start, which the label says.
        * Under a savepoint the failed command left nothing behind (it ran

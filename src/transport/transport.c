@@ -16,11 +16,6 @@
 #include "dj_transport.h"
 #include "transport-private.h"
 
-typedef struct {
-   char *name;           /* owned */
-   dj_engine_txn_t *txn; /* nested in the previous savepoint's, or the root */
-} savepoint_t;
-
 struct dj_transport {
    dj_engine_t *engine;     /* owned, or NULL */
    mongoc_client_t *client; /* owned until pushed back to `pool`, or NULL */
@@ -33,8 +28,7 @@ struct dj_transport {
     * savepoints (outermost first) and the running statement's unit */
    dj_engine_txn_t *root;
    bool implicit_root; /* begun by a SAVEPOINT outside a transaction */
-   savepoint_t *sps;   /* owned array */
-   int nsp, capsp;
+   dj_savepoints_t sps; /* owned; on a server their names only (server_txn) */
    dj_engine_txn_t *stmt;
    bool trusted; /* embedded: the command in flight comes from dj_transport_run_compiled */
    /* server: the session of the open transaction (owned), else NULL */
@@ -135,7 +129,7 @@ free_transport (dj_transport_t *t)
    }
    dj_concerns_clear (&t->defaults);
    dj_concerns_clear (&t->over);
-   bson_free (t->sps);
+   dj_savepoints_drop (&t->sps, 0);
    bson_free (t->host);
    if (t->options) {
       bson_destroy (t->options);
@@ -188,22 +182,13 @@ dj_transport_open_with (const char *host, const bson_t *options, int flags, int 
    return t;
 }
 
-static void
-forget_savepoints (dj_transport_t *t, int from)
-{
-   for (int i = from; i < t->nsp; i++) {
-      bson_free (t->sps[i].name);
-   }
-   t->nsp = from;
-}
-
 void
 dj_transport_close (dj_transport_t *t)
 {
    if (!t) {
       return;
    }
-   forget_savepoints (t, 0);
+   dj_savepoints_drop (&t->sps, 0);
    if (t->pid != getpid ()) {
       /* inherited through fork(): the engine handle, its transactions, the
        * client and its sessions are the parent's -- closing them here would
@@ -240,7 +225,7 @@ reopen_after_fork (dj_transport_t *t, bson_error_t *error)
    }
    t->root = t->stmt = NULL;
    t->implicit_root = false;
-   forget_savepoints (t, 0);
+   dj_savepoints_drop (&t->sps, 0);
    t->session = NULL;
    t->writer = NULL;
    t->ncursors = 0;
@@ -322,7 +307,7 @@ reply_error (const bson_t *reply, bson_error_t *error)
 static dj_engine_txn_t *
 current_txn (dj_transport_t *t)
 {
-   return t->stmt ? t->stmt : t->nsp ? t->sps[t->nsp - 1].txn : t->root;
+   return t->stmt ? t->stmt : dj_savepoints_top (&t->sps, t->root);
 }
 
 /* ---- error labels ------------------------------------------------------------ */
@@ -899,38 +884,15 @@ unsupported (bson_error_t *error, const char *what)
    return dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_UNSUPPORTED, "not supported: %s", what); /* as every refusal begins */
 }
 
+/* The place of savepoint name in t's stack, or -1 with SQLite's error. */
 static int
 find_savepoint (const dj_transport_t *t, const char *name, bson_error_t *error)
 {
-   for (int i = t->nsp - 1; i >= 0; i--) {
-      if (!strcasecmp (t->sps[i].name, name)) { /* SQL names fold case, as SQLite compares them */
-         return i;
-      }
+   int i = dj_savepoints_find (&t->sps, name);
+   if (i < 0) {
+      dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "no such savepoint: %s", name);
    }
-   dj_error_set (error, DJ_DOMAIN_SQL, DJ_SQL_SYNTAX, "no such savepoint: %s", name);
-   return -1;
-}
-
-/* Puts savepoint name (its engine transaction txn; NULL on a server) on
- * t's stack. */
-static void
-remember_savepoint (dj_transport_t *t, const char *name, dj_engine_txn_t *txn)
-{
-   DJ_GROW (t->sps, t->nsp, t->capsp, 8);
-   t->sps[t->nsp].name = bson_strdup (name);
-   t->sps[t->nsp++].txn = txn;
-}
-
-static bool
-push_savepoint (dj_transport_t *t, const char *name, bson_error_t *error)
-{
-   dj_engine_txn_t *parent = t->nsp ? t->sps[t->nsp - 1].txn : t->root;
-   dj_engine_txn_t *sp = dj_engine_txn_begin (t->engine, parent, error);
-   if (!sp) {
-      return false;
-   }
-   remember_savepoint (t, name, sp);
-   return true;
+   return i;
 }
 
 static bool
@@ -951,12 +913,12 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
    case DJ_TXN_COMMIT:
       ok = dj_engine_txn_commit (t->root, error); /* also its savepoints */
       t->root = NULL;
-      forget_savepoints (t, 0);
+      dj_savepoints_drop (&t->sps, 0);
       return ok;
    case DJ_TXN_ROLLBACK:
       dj_engine_txn_abort (t->root);
       t->root = NULL;
-      forget_savepoints (t, 0);
+      dj_savepoints_drop (&t->sps, 0);
       return true;
    case DJ_TXN_SAVEPOINT:
       if (!t->root) {
@@ -965,21 +927,15 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
          }
          t->implicit_root = true;
       }
-      return push_savepoint (t, name, error);
+      return dj_savepoints_begin (&t->sps, t->engine, t->root, name, error);
    case DJ_TXN_RELEASE:
       if ((i = find_savepoint (t, name, error)) < 0) {
          return false;
       }
-      ok = dj_engine_txn_commit (t->sps[i].txn, error); /* and the later ones */
-      forget_savepoints (t, i);
-      if (!ok) {
-         /* the savepoint's writes are lost; the transaction cannot be trusted */
-         dj_engine_txn_abort (t->root);
-         t->root = NULL;
-         forget_savepoints (t, 0);
-         return false;
+      if (!dj_savepoints_release (&t->sps, i, &t->root, error)) {
+         return false; /* (the transaction aborted: it cannot be trusted) */
       }
-      if (t->nsp == 0 && t->implicit_root) {
+      if (t->sps.n == 0 && t->implicit_root) {
          return embedded_txn (t, DJ_TXN_COMMIT, NULL, error);
       }
       return true;
@@ -987,15 +943,9 @@ embedded_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t 
       if ((i = find_savepoint (t, name, error)) < 0) {
          return false;
       }
-      dj_engine_txn_abort (t->sps[i].txn); /* and the later ones */
-      char *keep = t->sps[i].name;
-      t->sps[i].name = NULL;
-      forget_savepoints (t, i);
-      ok = push_savepoint (t, keep, error); /* the savepoint stays, empty */
-      bson_free (keep);
-      return ok;
+      return dj_savepoints_rollback_to (&t->sps, i, t->engine, t->root, error); /* the savepoint stays, empty */
    case DJ_TXN_STMT_BEGIN:
-      t->stmt = dj_engine_txn_begin (t->engine, t->nsp ? t->sps[t->nsp - 1].txn : t->root, error);
+      t->stmt = dj_engine_txn_begin (t->engine, dj_savepoints_top (&t->sps, t->root), error);
       return t->stmt != NULL;
    case DJ_TXN_STMT_COMMIT:
       ok = dj_engine_txn_commit (t->stmt, error);
@@ -1034,7 +984,7 @@ server_savepoint (dj_transport_t *t, const char *command, const char *name, bson
  * savepoints, and statements outside a transaction are not atomic units
  * (inside one, a failed write aborts the whole transaction server-side).
  * djongo-server has savepoints (hello's djongo.savepoints): t->sps keeps
- * their names (no engine transactions), so that an unknown name gets the
+ * their names (dj_savepoints_push with no transaction), so that an unknown name gets the
  * embedded transport's error and a SAVEPOINT outside a transaction begins
  * one that the release of the last savepoint commits, as there. */
 static bool
@@ -1074,7 +1024,7 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *e
       return true;
    case DJ_TXN_COMMIT:
    case DJ_TXN_ROLLBACK:
-      forget_savepoints (t, 0);
+      dj_savepoints_drop (&t->sps, 0);
       t->implicit_root = false;
       if (!t->session) {
          return true;
@@ -1115,7 +1065,7 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *e
          if (!server_savepoint (t, "djongoSavepoint", name, error)) {
             return false;
          }
-         remember_savepoint (t, name, NULL);
+         dj_savepoints_push (&t->sps, name, NULL);
          return true;
       }
       if ((i = find_savepoint (t, name, error)) < 0) {
@@ -1125,14 +1075,14 @@ server_txn (dj_transport_t *t, dj_txn_op_t op, const char *name, bson_error_t *e
          if (!server_savepoint (t, "djongoRollbackToSavepoint", name, error)) {
             return false;
          }
-         forget_savepoints (t, i + 1); /* the savepoint stays, empty */
+         dj_savepoints_drop (&t->sps, i + 1); /* the savepoint stays, empty */
          return true;
       }
       if (!server_savepoint (t, "djongoReleaseSavepoint", name, error)) {
          return false;
       }
-      forget_savepoints (t, i);
-      if (t->nsp == 0 && t->implicit_root) {
+      dj_savepoints_drop (&t->sps, i);
+      if (t->sps.n == 0 && t->implicit_root) {
          return server_txn (t, DJ_TXN_COMMIT, NULL, error);
       }
       return true;

@@ -22,13 +22,19 @@ def _ids(coll, session=None):
     return sorted(d["_id"] for d in coll.find({}, session=session))
 
 
-def test_hello_announces_them(server):
-    c = pymongo.MongoClient(server.uri)
+@pytest.fixture
+def c(server):
+    """A pymongo client of the test's server (its database t: c.t)."""
+    client = pymongo.MongoClient(server.uri)
+    yield client
+    client.close()
+
+
+def test_hello_announces_them(c):
     assert c.admin.command("hello")["djongo"]["savepoints"] is True
 
 
-def test_rollback_to_release_and_commit(server):
-    c = pymongo.MongoClient(server.uri)
+def test_rollback_to_release_and_commit(c):
     db = c.t
     db.x.insert_one({"_id": 0})
     with c.start_session() as s:
@@ -51,8 +57,7 @@ def test_rollback_to_release_and_commit(server):
     assert _ids(db.x) == [0, 4, 5]
 
 
-def test_a_failure_under_a_savepoint_leaves_the_transaction_open(server):
-    c = pymongo.MongoClient(server.uri)
+def test_a_failure_under_a_savepoint_leaves_the_transaction_open(c):
     db = c.t
     db.x.create_index("u", unique=True, sparse=True)
     db.x.insert_one({"_id": 0, "u": 0})
@@ -72,10 +77,9 @@ def test_a_failure_under_a_savepoint_leaves_the_transaction_open(server):
     assert _ids(db.x) == [0, 1, 5]
 
 
-def test_without_a_savepoint_a_failure_still_aborts(server):
+def test_without_a_savepoint_a_failure_still_aborts(c):
     # MongoDB's rule stands when no savepoint is open: an unknown name
     # fails, and so aborts the transaction like any failed command
-    c = pymongo.MongoClient(server.uri)
     db = c.t
     with c.start_session() as s:
         s.start_transaction()
@@ -90,8 +94,7 @@ def test_without_a_savepoint_a_failure_still_aborts(server):
     assert _ids(db.x) == []
 
 
-def test_a_write_conflict_aborts_even_under_a_savepoint(server):
-    c = pymongo.MongoClient(server.uri)
+def test_a_write_conflict_aborts_even_under_a_savepoint(c):
     db = c.t
     db.x.insert_one({"_id": 0})
     with c.start_session() as s:
@@ -107,8 +110,7 @@ def test_a_write_conflict_aborts_even_under_a_savepoint(server):
         assert e.value.code == 251
 
 
-def test_refused_outside_a_transaction_and_without_a_name(server):
-    c = pymongo.MongoClient(server.uri)
+def test_refused_outside_a_transaction_and_without_a_name(c):
     db = c.t
     for name in ("djongoSavepoint", "djongoReleaseSavepoint", "djongoRollbackToSavepoint"):
         with pytest.raises(OperationFailure) as e:
