@@ -929,10 +929,12 @@ static bool
 savepoint_do (worker_t *w, int kind, const char *name, const bson_t *cmd, bson_t *reply)
 {
    bson_iter_t it;
+   uint32_t len = 0;
+   /* (a NUL inside the name would make it another's: names compare as C strings) */
    if (!bson_iter_init (&it, cmd) || !bson_iter_next (&it) || !BSON_ITER_HOLDS_UTF8 (&it) ||
-       !*bson_iter_utf8 (&it, NULL)) {
+       !bson_iter_utf8 (&it, &len) || !len || strlen (bson_iter_utf8 (&it, NULL)) != len) {
       bson_error_t e;
-      dj_err (&e, DJ_TypeMismatch, "%s needs the savepoint's name, a non-empty string", name);
+      dj_err (&e, DJ_TypeMismatch, "%s needs the savepoint's name, a non-empty string without NUL", name);
       bson_init (reply);
       dj_error_append_reply (&e, reply);
       return false;

@@ -120,10 +120,12 @@ def test_refused_outside_a_transaction_and_without_a_name(c):
         with pytest.raises(OperationFailure) as e:
             db.command("djongoSavepoint", "a", session=s)  # a session, no transaction
         assert e.value.code == 72
-        s.start_transaction()
-        with pytest.raises(OperationFailure) as e:
-            db.command("djongoSavepoint", 5, session=s)
-        assert e.value.code == 14
+        for bad in (5, "", "a\x00b"):  # each failure aborts its transaction: one each
+            s.start_transaction()
+            with pytest.raises(OperationFailure) as e:
+                db.command("djongoSavepoint", bad, session=s)
+            assert e.value.code == 14
+            s.abort_transaction()
 
 
 def test_django_nested_atomic(server):
