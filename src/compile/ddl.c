@@ -223,6 +223,18 @@ record_keyed (const dj_coldef_t *c, bson_t *extra)
    return extra;
 }
 
+/* Whether c is a key whose rows' _ids are its values: an AUTOINCREMENT
+ * INTEGER PRIMARY KEY NOT NULL (Django's AutoField). The table's _id index
+ * is then asked record-keyed beside the key's (constraint_indexes), and
+ * its entry says idkey: each INSERT gives a row its key as its _id
+ * (src/exec/exec.c's with_id_doc), so that a row has no ObjectId, and on
+ * the embedded engine no _id index entry, of its own. */
+static bool
+key_is_id (const dj_coldef_t *c)
+{
+   return c && c->primary_key && c->not_null && c->autoincrement && c->type && strstr (c->type, "INT");
+}
+
 /* Indexes for a table's (or an added column's) PRIMARY KEY / UNIQUE parts. */
 static bool
 constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
@@ -244,6 +256,17 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       }
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
       bool keyed = c->primary_key && c->not_null;
+      if (key_is_id (c)) {
+         bson_t spec, key; /* {key: {_id: 1}, name: "_id_", djongoRecordKeyed: true} */
+         cx_idx_t k;
+         bson_append_document_begin (&indexes, cx_idx (&k, n++), -1, &spec);
+         BSON_APPEND_DOCUMENT_BEGIN (&spec, "key", &key);
+         BSON_APPEND_INT32 (&key, "_id", 1);
+         bson_append_document_end (&spec, &key);
+         BSON_APPEND_UTF8 (&spec, "name", "_id_");
+         BSON_APPEND_BOOL (&spec, "djongoRecordKeyed", true);
+         bson_append_document_end (&indexes, &spec);
+      }
       ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL,
                        keyed ? record_keyed (c, &extra) : NULL);
    }
@@ -976,8 +999,9 @@ update_default (cx_t *cx, const char *table, const dj_coldef_t *c)
 
 /* The table's entry in the tables collection: {table, columns: [names in
  * order], types: {name: declared type}, notnull: [NOT NULL columns], auto:
- * the AUTOINCREMENT column or null, seq: 0} (dj_exec.h says
- * how INSERTs use it). A re-created table starts its counter again, as
+ * the AUTOINCREMENT column or null, seq: 0}, and idkey: true when the
+ * rows' _ids are their keys (key_is_id) (dj_exec.h says how INSERTs use
+ * it). A re-created table starts its counter again, as
  * SQLite's and PostgreSQL's do. */
 static bool
 record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bson_t *fks)
@@ -1011,12 +1035,12 @@ record_table (cx_t *cx, const dj_sql_stmt_t *st, const bson_t *checks, const bso
    bool ok = update_many (
       cx, DJ_TABLES,
       cons ? "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6', "
-             "'checks': '@7', 'fks': '@8'}}, 'upsert': true}"
-           : "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6'}}, "
-             "'upsert': true}",
+             "'idkey': '@9', 'checks': '@7', 'fks': '@8'}}, 'upsert': true}"
+           : "{'q': {'table': '@0'}, 'u': {'@1': {'columns': '@2', 'types': '@3', 'notnull': '@4', 'auto': '@5', 'seq': '@6', "
+             "'idkey': '@9'}}, 'upsert': true}",
       CX_ARGS (CX_STR (st->table), CX_STR (st->if_not_exists ? "$setOnInsert" : "$set"), CX_ARRAY (&cols), CX_DOC (&types),
                CX_ARRAY (&notnull), autoc ? CX_STR (autoc->name) : CX_CONST (&null_value), CX_INT64 (0), CX_ARRAY (checks),
-               CX_ARRAY (fks)));
+               CX_ARRAY (fks), CX_BOOL (key_is_id (autoc))));
    bson_destroy (&cols);
    bson_destroy (&types);
    bson_destroy (&notnull);

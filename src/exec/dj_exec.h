@@ -16,7 +16,7 @@
  *  - IF [NOT] EXISTS: the server code the plan says to ignore;
  *  - integer auto-increment keys (AUTOINCREMENT columns): CREATE TABLE
  *    records the column in DJ_TABLES_COLLECTION ("__djongo_tables",
- *    documents {table, auto, seq}); an INSERT that
+ *    documents {table, auto, seq, idkey}); an INSERT that
  *    leaves it out (or gives NULL) gets ids from a per-table counter there,
  *    advanced atomically by findAndModify to max(counter, largest id in the
  *    collection) + n -- so ids written by other tools are never reused; an
@@ -27,7 +27,11 @@
  *    of 2, 4 .. 64), so that it runs as its insert alone: ids stay unique
  *    and are never reused, but connections interleave theirs and a
  *    connection's unused ones are gaps, as with PostgreSQL's cached sequences.
- *    lastrowid is the last id given; RETURNING reads the inserted values;
+ *    A table whose entry says idkey (an AUTOINCREMENT INTEGER PRIMARY KEY
+ *    NOT NULL) gives each row without an _id its integer key as its _id,
+ *    the table's _id index being record-keyed (src/engine/storage/ridkey.c);
+ *    others an ObjectId. lastrowid is the last id given; RETURNING reads the
+ *    inserted values;
  *  - INSERT with expressions in VALUES: the values computed first
  *    (dj_mql_t.values_from, dj_mql_set_values), so ids, NOT NULL and
  *    RETURNING see plain values;

@@ -722,6 +722,7 @@ register_implicit (dj_exec_t *x, const dj_mql_t *m, bson_error_t *error)
 typedef struct {
    const char *col; /* the AUTOINCREMENT column */
    uint32_t col_len;
+   bool key_as_id;  /* the table's entry says idkey: a row's _id is its key (with_id_doc) */
    int64_t next;    /* the next id to give */
    dj_result_t *out;
    dj_buf_t doc; /* owned: the document being written, reused row after row */
@@ -735,12 +736,25 @@ put_elem_head (dj_buf_t *b, bson_type_t type, const char *key, size_t key_len)
    dj_buf_append (b, key, key_len + 1);
 }
 
+/* One document of an INSERT into a table with an AUTOINCREMENT column:
+ * one without the column (or with null there) is given the next id. One
+ * without an _id is given one, first, as MongoDB's drivers give one before
+ * an insert (the engine then stores the document as it comes instead of
+ * copying it to put an _id first, and an insert retried over the wire
+ * carries the same _id): its key when the table's entry says idkey (its
+ * CREATE TABLE, src/compile/ddl.c, asked for the _id index record-keyed:
+ * the row then has no ObjectId nor _id index entry of its own,
+ * src/engine/storage/ridkey.c), else an ObjectId. An explicit key that is
+ * no integer leaves the _id to the engine. */
 static bool
 with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_error_t *error)
 {
    with_ids_t *w = ctx;
    bson_t nd;
    bool has_col = false, has_id = false;
+   uint8_t key_type = 0;
+   const uint8_t *key_val = NULL;
+   uint32_t key_len = 0;
    (void) error;
    /* one look at the keys, read from the bytes (dj_bson_walk.h): the
     * column (its first occurrence decides, as lacks() reads it) and _id */
@@ -748,13 +762,19 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    dj_bwalk_init (&kw, bson_get_data (d), d->len);
    while (dj_bwalk_next (&kw)) {
       if (!has_col && kw.key_len == w->col_len && !memcmp (kw.key, w->col, kw.key_len)) {
-         if (kw.type != BSON_TYPE_NULL) {
-            return bson_append_document (arr, key, -1, d); /* an explicit key */
-         }
          has_col = true;
+         if (kw.type != BSON_TYPE_NULL) {
+            key_type = kw.type;
+            key_val = kw.val;
+            key_len = kw.val_len;
+         }
       } else if (kw.key_len == 3 && !memcmp (kw.key, "_id", 3)) {
          has_id = true;
       }
+   }
+   bool explicit_key = key_type != 0;
+   if (explicit_key && (has_id || !w->key_as_id || (key_type != BSON_TYPE_INT32 && key_type != BSON_TYPE_INT64))) {
+      return bson_append_document (arr, key, -1, d);
    }
    /* the new document written as bytes into w->doc and appended in one
     * copy, not element by element through libbson (a bulk INSERT's
@@ -763,36 +783,43 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    b->len = 0;
    dj_buf_reserve (b, d->len + 48 + w->col_len);
    dj_buf_put_u32le (b, 0); /* the length, set below */
-   if (!has_id) {
-      /* the row's _id too, first, as MongoDB's drivers give one before an
-       * insert: the engine then stores the document as it comes instead
-       * of copying it to put an _id first, and an insert retried over the
-       * wire carries the same _id */
-      bson_oid_t oid;
-      bson_oid_init (&oid, NULL);
-      put_elem_head (b, BSON_TYPE_OID, "_id", 3);
-      dj_buf_append (b, oid.bytes, sizeof oid.bytes);
-   }
-   w->out->lastrowid = w->next;
-   w->out->has_lastrowid = true;
-   int64_t id = w->next++;
-   if (id >= INT32_MIN && id <= INT32_MAX) {
-      put_elem_head (b, BSON_TYPE_INT32, w->col, w->col_len); /* what pymongo stores for a small int */
-      dj_buf_put_u32le (b, (uint32_t) (int32_t) id);
+   if (explicit_key) {
+      put_elem_head (b, (bson_type_t) key_type, "_id", 3);
+      dj_buf_append (b, key_val, key_len);
+      dj_buf_append (b, bson_get_data (d) + 4, d->len - 5);
    } else {
-      put_elem_head (b, BSON_TYPE_INT64, w->col, w->col_len);
-      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id & 0xffffffffu));
-      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id >> 32));
-   }
-   if (!has_col) {
-      dj_buf_append (b, bson_get_data (d) + 4, d->len - 5); /* the row's fields as they are, in one copy */
-   } else {
-      dj_bwalk_init (&kw, bson_get_data (d), d->len);
-      while (dj_bwalk_next (&kw)) {
-         if (kw.key_len != w->col_len || memcmp (kw.key, w->col, kw.key_len)) {
-            size_t elen;
-            const uint8_t *e = dj_bwalk_elem (&kw, &elen);
-            dj_buf_append (b, e, elen);
+      w->out->lastrowid = w->next;
+      w->out->has_lastrowid = true;
+      int64_t id = w->next++;
+      if (!has_id && !w->key_as_id) {
+         bson_oid_t oid;
+         bson_oid_init (&oid, NULL);
+         put_elem_head (b, BSON_TYPE_OID, "_id", 3);
+         dj_buf_append (b, oid.bytes, sizeof oid.bytes);
+      }
+      for (int pass = has_id || !w->key_as_id ? 1 : 0; pass < 2; pass++) {
+         /* (pass 0: the _id; pass 1: the column) */
+         const char *name = pass ? w->col : "_id";
+         size_t name_len = pass ? w->col_len : 3;
+         if (id >= INT32_MIN && id <= INT32_MAX) {
+            put_elem_head (b, BSON_TYPE_INT32, name, name_len); /* what pymongo stores for a small int */
+            dj_buf_put_u32le (b, (uint32_t) (int32_t) id);
+         } else {
+            put_elem_head (b, BSON_TYPE_INT64, name, name_len);
+            dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id & 0xffffffffu));
+            dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id >> 32));
+         }
+      }
+      if (!has_col) {
+         dj_buf_append (b, bson_get_data (d) + 4, d->len - 5); /* the row's fields as they are, in one copy */
+      } else {
+         dj_bwalk_init (&kw, bson_get_data (d), d->len);
+         while (dj_bwalk_next (&kw)) {
+            if (kw.key_len != w->col_len || memcmp (kw.key, w->col, kw.key_len)) {
+               size_t elen;
+               const uint8_t *e = dj_bwalk_elem (&kw, &elen);
+               dj_buf_append (b, e, elen);
+            }
          }
       }
    }
@@ -818,6 +845,12 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (!col) {
       return true;
    }
+   bool key_as_id = false, found;
+   if (!exec_entry_field (x, m->collection, "idkey", &it, &found, error)) {
+      bson_free (col);
+      return false;
+   }
+   key_as_id = found && bson_iter_as_bool (&it);
    bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
    bson_t d;
    while (ok && exec_next_document (&docs, &d)) {
@@ -841,6 +874,13 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       if (ok && explicit_max != INT64_MIN) {
          ok = take_ids (x, m->collection, NULL, explicit_max, 0, &last, error);
       }
+      if (ok && key_as_id) {
+         /* each row's key as its _id too (with_id_doc) */
+         with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = true, .out = out};
+         dj_buf_init (&w.doc);
+         ok = exec_rewrite_documents (m, with_id_doc, &w, error);
+         dj_buf_cleanup (&w.doc);
+      }
       bson_free (col);
       return ok;
    }
@@ -855,7 +895,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          }
       }
       x->block_used = ok;
-      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = id, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = key_as_id, .next = id, .out = out};
       dj_buf_init (&w.doc);
       ok = ok && exec_rewrite_documents (m, with_id_doc, &w, error);
       dj_buf_cleanup (&w.doc);
@@ -869,7 +909,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    ok = ok && take_ids (x, m->collection, col, maxid, n, &last, error);
    if (ok) {
       /* the documents again, the ids given in document order */
-      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .next = last - n + 1, .out = out};
+      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = key_as_id, .next = last - n + 1, .out = out};
       dj_buf_init (&w.doc);
       ok = exec_rewrite_documents (m, with_id_doc, &w, error);
       dj_buf_cleanup (&w.doc);

@@ -749,9 +749,10 @@ explain_selection (dj_transport_t *t, bson_error_t *error)
 
 /* cmd for a server, with the djongoRecordKeyed fields of a createIndexes'
  * specs (djongo's compiler asks for a record-keyed INTEGER PRIMARY KEY,
- * src/engine/storage/ridkey.c) taken out when the server does not announce
- * it: a MongoDB server refuses an unknown index option, and makes the
- * plain unique index it stands for without. Into *out (initialised) when
+ * and _id index, src/engine/storage/ridkey.c) taken out when the server
+ * does not announce it: a MongoDB server refuses an unknown index option,
+ * and makes the plain unique index it stands for without (the _id index's
+ * spec is left out: every collection has it). Into *out (initialised) when
  * taken out: true; false: cmd as it is. */
 static bool
 without_record_keyed (dj_transport_t *t, const bson_t *cmd, bson_t *out)
@@ -779,20 +780,31 @@ without_record_keyed (dj_transport_t *t, const bson_t *cmd, bson_t *out)
       }
       BSON_APPEND_ARRAY_BEGIN (out, "indexes", &arr);
       bson_iter_recurse (&it, &specs);
+      uint32_t n = 0;
       while (bson_iter_next (&specs)) {
          const uint8_t *d;
          uint32_t l;
          bson_t spec, plain;
+         char kb[16];
+         const char *k;
+         bson_iter_t f;
+         bson_uint32_to_string (n, &k, kb, sizeof kb);
          if (!BSON_ITER_HOLDS_DOCUMENT (&specs)) {
-            bson_append_iter (&arr, NULL, 0, &specs);
+            bson_append_value (&arr, k, -1, bson_iter_value (&specs));
+            n++;
             continue;
          }
          bson_iter_document (&specs, &l, &d);
          bson_init_static (&spec, d, l);
+         if (bson_iter_init_find (&f, &spec, "name") && BSON_ITER_HOLDS_UTF8 (&f) && !strcmp (bson_iter_utf8 (&f, NULL), "_id_") &&
+             bson_iter_init_find (&f, &spec, "djongoRecordKeyed")) {
+            continue; /* the _id index asked record-keyed: the server has it already */
+         }
          bson_init (&plain);
          bson_copy_to_excluding_noinit (&spec, &plain, "djongoRecordKeyed", NULL);
-         bson_append_document (&arr, bson_iter_key (&specs), -1, &plain);
+         bson_append_document (&arr, k, -1, &plain);
          bson_destroy (&plain);
+         n++;
       }
       bson_append_array_end (out, &arr);
    }

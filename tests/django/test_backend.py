@@ -142,6 +142,46 @@ def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     assert 'INSERT INTO "blog_blog"' in log and '"insert" : "blog_blog"' in log
 
 
+KEY_ID_SCRIPT = r'''
+import os, sys
+sys.path.insert(0, os.environ["EXAMPLE"])
+os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
+import django
+django.setup()
+from django.core.management import call_command
+from django.db import connection
+call_command("migrate", verbosity=0)
+from blog.models import Blog
+first = Blog.objects.create(name="k1")
+Blog.objects.bulk_create([Blog(name="k2"), Blog(name="k3")])
+Blog.objects.create(pk=50, name="k50")
+Blog.objects.filter(pk=first.pk).update(tagline="t")
+connection.ensure_connection()
+db = connection.connection
+docs = db.command({"find": "blog_blog", "filter": {}, "projection": {"id": 1}})["cursor"]["firstBatch"]
+print("IDS", [(d["_id"], d["id"]) for d in docs])
+print("SIZES", db.command({"collStats": "blog_blog"})["indexSizes"])
+Blog.objects.filter(pk__in=[first.pk, 50]).delete()
+print("LEFT", list(Blog.objects.values_list("pk", flat=True)), Blog.objects.get(pk=first.pk + 1).name)
+'''
+
+
+def test_autofield_rows_have_their_key_as_id(tmp_path):
+    """A model with Django's integer AutoField: each row's _id is its key
+    (src/compile/ddl.c asks for the table's _id index record-keyed, and
+    src/exec/exec.c gives a row its key as its _id, a given key too), so
+    that the _id index and the key's have no entries of their own: a row is
+    its record and its other indexes' entries (src/engine/storage/ridkey.c)."""
+    env = dict(os.environ, DJONGO_HOST=str(tmp_path / "d"), EXAMPLE=str(ROOT / "example"))
+    p = subprocess.run([sys.executable, "-c", KEY_ID_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = dict(line.split(" ", 1) for line in p.stdout.splitlines())
+    assert out["IDS"] == "[(1, 1), (2, 2), (3, 3), (50, 50)]", p.stdout
+    sizes = eval(out["SIZES"])
+    assert sizes["_id_"] == 0 and sizes["blog_blog_id_pk"] == 0 and sizes["blog_blog_name_uniq"] > 0, sizes
+    assert out["LEFT"] == "[2, 3] k2", p.stdout
+
+
 SCHEMA_SCRIPT = r'''
 import os, sys
 sys.path.insert(0, os.environ["EXAMPLE"])

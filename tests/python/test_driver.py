@@ -451,27 +451,41 @@ def test_executemany_batches_inserts(tmp_path):
     conn.close()
 
 
-def test_numbered_rows_leave_with_their_id_first(tmp_path):
-    """The rows an INSERT numbers (AUTOINCREMENT) leave the driver with an
-    ObjectId _id first, as MongoDB's drivers send documents: the engine
-    stores them as they come (no copy to put an _id first), and an insert
-    retried over the wire carries the same _id. A row naming its own _id
-    keeps it."""
+def test_numbered_rows_leave_with_their_key_as_id_first(tmp_path):
+    """The rows of a table whose key numbers itself (AUTOINCREMENT) leave
+    the driver with their key as their _id, first, as MongoDB's drivers send
+    documents: the engine stores them as they come (no copy to put an _id
+    first), an insert retried over the wire carries the same _id, and the
+    table's _id index, record-keyed, has no entries of its own
+    (src/engine/storage/ridkey.c). A row given its key keeps it as its _id
+    too; a row naming its own _id keeps it, and the table goes on."""
     conn = driver.connect(str(tmp_path / "i"), db="t", autocommit=True)
     conn.trace = True
     cur = conn.cursor()
     cur.execute('CREATE TABLE "i" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "v" text NULL)')
     for sql, params in (('INSERT INTO "i" ("v") VALUES (%s)', ["a"]),
-                        ('INSERT INTO "i" ("v") VALUES (%s), (%s)', ["b", "c"])):
+                        ('INSERT INTO "i" ("v") VALUES (%s), (%s)', ["b", "c"]),
+                        ('INSERT INTO "i" ("id", "v") VALUES (%s, %s)', [7, "x"]),
+                        ('INSERT INTO "i" ("v", "id") VALUES (%s, NULL)', ["y"])):
         cur.execute(sql, params)
         insert = json.loads(next(c for c in cur.last_commands if c.startswith('{ "insert"')))
-        assert [list(d) for d in insert["documents"]] == [["_id", "id", "v"]] * len(params)
-        assert all(set(d["_id"]) == {"$oid"} for d in insert["documents"])
+        assert all(list(d)[0] == "_id" and d["_id"] == d["id"] for d in insert["documents"]), insert
+    cur.execute('SELECT "id", "v" FROM "i" WHERE "id" > %s ORDER BY "id"', [2])
+    assert cur.fetchall() == [(3, "c"), (7, "x"), (8, "y")]
+    # neither index has entries of its own: the records are keyed by both
+    assert conn.command({"collStats": "i"})["indexSizes"] == {"_id_": 0, "i_id_pk": 0}
     cur.execute('INSERT INTO "i" ("_id", "v") VALUES (%s, %s)', ["mine", "d"])
+    sizes = conn.command({"collStats": "i"})["indexSizes"]
+    assert sizes["_id_"] > 0 and sizes["i_id_pk"] == 0  # (an _id of its own: the _id index turned plain)
+    cur.execute('UPDATE "i" SET "id" = %s WHERE "id" = %s', [100, 1])
     docs = conn.command({"find": "i", "filter": {}, "sort": {"id": 1}})["cursor"]["firstBatch"]
-    assert [list(d) for d in docs] == [["_id", "id", "v"]] * 4
-    assert [d["id"] for d in docs] == [1, 2, 3, 4] and docs[3]["_id"] == "mine"
-    assert len({str(d["_id"]) for d in docs}) == 4
+    assert [(d["_id"], d["id"], d["v"]) for d in docs] == [
+        (2, 2, "b"), (3, 3, "c"), (7, 7, "x"), (8, 8, "y"), ("mine", 9, "d"), (1, 100, "a")]
+    assert conn.command({"find": "i", "filter": {"_id": 7}})["cursor"]["firstBatch"][0]["v"] == "x"
+    with pytest.raises(driver.IntegrityError):
+        cur.execute('INSERT INTO "i" ("id", "v") VALUES (%s, %s)', [3, "again"])
+    names = [ix["name"] for ix in conn.command({"listIndexes": "i"})["cursor"]["firstBatch"]]
+    assert names == ["_id_", "i_id_pk"]
     conn.close()
 
 

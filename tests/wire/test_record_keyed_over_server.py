@@ -4,7 +4,8 @@ the table's records by it, src/engine/storage/ridkey.c), and the libmongoc
 transport sends the field only to a server whose hello announces
 "recordKeyed" (djongo-server does). A MongoDB server refuses an index
 option it does not know; it gets the plain unique index the spec stands
-for. The server seen without its announcement is djongo-server behind a
+for (and no spec for the _id index, which djongo asks record-keyed too for
+an AUTOINCREMENT key: every collection has one). The server seen without its announcement is djongo-server behind a
 proxy that takes the "djongo" document out of its hello replies: what the
 server's profiler (level 2) then shows of the createIndexes is the spec
 without the field, and the table behaves as a plain unique index's table
@@ -113,7 +114,9 @@ def _create_and_fill(uri):
         mc.d.command("profile", 0)
         specs = [s for d in mc.d.system.profile.find({"op": "command", "command.createIndexes": "t"})
                  for s in d["command"]["indexes"]]
-        return specs, [d["id"] for d in mc.d.t.find({}, {"_id": 0, "id": 1})]
+        docs = list(mc.d.t.find({}, {"id": 1}))
+        assert all(d["_id"] == d["id"] for d in docs), docs  # each row's key is its _id too
+        return specs, [d["id"] for d in docs]
 
 
 def test_hello_hidden_by_the_proxy(server, hidden):
@@ -128,6 +131,8 @@ def test_hello_hidden_by_the_proxy(server, hidden):
 def test_sent_to_a_server_that_announces_it(server):
     specs, ids = _create_and_fill(server.uri)
     assert [s["djongoRecordKeyed"] for s in specs if s["name"] == "t_id_pk"] == [True], specs
+    # the _id index asked record-keyed too: the rows' _ids are their keys
+    assert [s["djongoRecordKeyed"] for s in specs if s["name"] == "_id_"] == [True], specs
     assert ids == [1, 2, 3]  # the records keyed by id: its order
 
 
@@ -135,5 +140,6 @@ def test_taken_out_for_a_server_that_does_not(server, hidden):
     specs, ids = _create_and_fill(hidden.uri)
     pk = [s for s in specs if s["name"] == "t_id_pk"]
     assert pk and all("djongoRecordKeyed" not in s for s in specs), specs
+    assert [s["name"] for s in specs] == ["t_id_pk"]  # (the _id index's spec left out: it is there)
     assert pk[0]["unique"] is True and pk[0]["key"] == {"id": 1}
     assert ids == [3, 1, 2]  # a plain unique index: insertion order

@@ -117,6 +117,12 @@ dj_cmd_create_indexes (dj_engine_t *e, const char *db, const bson_t *cmd, bson_t
          if (!strcmp (ix->name, probe.name)) {
             if (same_key && same_options (ix, &probe)) {
                skip = true; /* already there: not an error */
+               /* (djongo's compiler asks for the _id index record-keyed:
+                * storage/ridkey.c) */
+               if (keyed && ix->is_id && !dj_ridkey_key_id (&ctx, c, error)) {
+                  dj_index_cleanup (&probe);
+                  goto done;
+               }
                continue;
             }
             dj_err (error, same_key ? DJ_IndexOptionsConflict : DJ_IndexKeySpecsConflict,

@@ -314,8 +314,12 @@ bool dj_coll_drop_index (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error
 void dj_ridkey_option (const bson_t *given, bson_t *out, bool *keyed);
 /* dj_coll_add_index, made record-keyed when `keyed` and the index and c
  * allow it (ridkey.c: one ascending unique integer field, nothing else, on
- * an empty collection that is not capped and has none yet). */
+ * an empty collection that is not capped). */
 bool dj_ridkey_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bool keyed, bson_error_t *error);
+/* c's _id index made record-keyed (an "_id_" spec with djongoRecordKeyed:
+ * its documents' _ids will be their ids) when c allows it: empty, not
+ * capped, no collation; otherwise c is left as it is. */
+bool dj_ridkey_key_id (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error);
 
 /* Record-level writes. All index maintenance and unique checks happen here,
  * inside the caller's write transaction; on error nothing was written. */

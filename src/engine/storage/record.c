@@ -154,12 +154,9 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
    }
    /* a record-keyed index gives the id (ridkey.c); a document that does
     * not fit it turns it plain first */
-   int rk = dj_ridkey_index (c);
-   if (rk >= 0 && !dj_ridkey_doc_rid (&c->indexes[rk], doc, &rid)) {
-      if (!dj_ridkey_unkey (ctx, c, rk, error)) {
-         goto done;
-      }
-      rk = -1;
+   int rk;
+   if (!dj_ridkey_doc_fit (ctx, c, doc, &rk, &rid, error)) {
+      goto done;
    }
    bool hinted = rk < 0 && c->next_rid != 0;
    if (rk < 0 && !next_rid (ctx, c, false, &rid, error)) {
@@ -292,12 +289,12 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    }
    /* a new value in the record-keyed index moves the record; one that
     * does not fit it turns it plain (ridkey.c) */
-   int rk = dj_ridkey_index (c);
+   int rk;
    uint64_t nrid = rid;
-   if (rk >= 0 && !dj_ridkey_doc_rid (&c->indexes[rk], new_doc, &nrid) && !dj_ridkey_unkey (ctx, c, rk, error)) {
+   if (!dj_ridkey_doc_fit (ctx, c, new_doc, &rk, &nrid, error)) {
       goto done;
    }
-   if (dj_ridkey_index (c) >= 0 && nrid != rid) {
+   if (rk >= 0 && nrid != rid) {
       ok = dj_ridkey_move (ctx, c, rid, old_doc, new_doc, nrid, error);
       goto done;
    }

@@ -29,9 +29,21 @@
  * Only an index that can be one becomes one: one ascending field without
  * dots, unique, not sparse, partial, hidden, TTL or collated, on an empty
  * collection that is not capped (a capped collection's ids are its
- * insertion order) and has no record-keyed index yet. Otherwise the spec is
- * created as the plain index it is. The flag is kept in the catalog entry
- * beside multikey ("recordKeyed", store.c), never in the spec.
+ * insertion order). Otherwise the spec is created as the plain index it
+ * is. The flag is kept in the catalog entry beside multikey
+ * ("recordKeyed", store.c), never in the spec.
+ *
+ * The _id index can be one too: djongo's compiler asks for it (an "_id_"
+ * spec with djongoRecordKeyed in the CREATE TABLE's createIndexes) for a
+ * table whose INTEGER PRIMARY KEY numbers itself (AUTOINCREMENT), and its
+ * INSERTs then give each row an _id equal to its key (src/exec/exec.c's
+ * assign_ids). The _id index then has no entries either: a SQL row is its
+ * record and its own indexes' entries, no ObjectId and no _id entry beside
+ * them. A collection may so have several record-keyed indexes; every
+ * record's value in each of them is its id. A document that gives one of
+ * them another value than the first one's (an UPDATE of the key: _id
+ * stays, MongoDB's _id is immutable) turns that one plain, as a document
+ * that does not fit does (dj_ridkey_doc_fit).
  *
  * A collection's natural order is then its records' order: by that field,
  * as SQLite returns a table's rows by rowid.
@@ -43,17 +55,6 @@
 #define DJ_RIDKEY_MAX ((uint64_t) 1 << 62)
 
 static const char OPTION[] = "djongoRecordKeyed";
-
-int
-dj_ridkey_index (const dj_coll_t *c)
-{
-   for (int i = 0; i < c->nindexes; i++) {
-      if (c->indexes[i].rid_keyed) {
-         return i;
-      }
-   }
-   return -1;
-}
 
 static bool
 value_rid (const bson_value_t *v, uint64_t *rid)
@@ -106,12 +107,57 @@ coll_empty (dj_ctx_t *ctx, const dj_coll_t *c, bool *empty, bson_error_t *error)
 }
 
 bool
+dj_ridkey_doc_fit (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, int *rk, uint64_t *rid, bson_error_t *error)
+{
+   *rk = -1;
+   for (int i = 0; i < c->nindexes; i++) {
+      uint64_t r;
+      if (!c->indexes[i].rid_keyed) {
+         continue;
+      }
+      if (!dj_ridkey_doc_rid (&c->indexes[i], doc, &r) || (*rk >= 0 && r != *rid)) {
+         /* (every record's value in each keyed index is its id: the
+          * ones after the first stay keyed only when doc agrees) */
+         if (!dj_ridkey_unkey (ctx, c, i, error)) {
+            return false;
+         }
+         continue;
+      }
+      if (*rk < 0) {
+         *rk = i;
+         *rid = r;
+      }
+   }
+   return true;
+}
+
+bool
+dj_ridkey_key_id (dj_ctx_t *ctx, dj_coll_t *c, bson_error_t *error)
+{
+   dj_index_t *ix = &c->indexes[0]; /* (the _id index is always the first: store.c) */
+   bool empty = false;
+   if (!ix->is_id || ix->rid_keyed || c->capped || c->view_on || ix->collation || ix->hidden) {
+      return true;
+   }
+   if (!coll_empty (ctx, c, &empty, error)) {
+      return false;
+   }
+   if (!empty) {
+      return true; /* (its records have other ids: it stays as it is) */
+   }
+   ix->rid_keyed = true;
+   bson_free (c->entry); /* (as dj_ridkey_unkey: never kept by its old entry's bytes) */
+   c->entry = NULL;
+   return dj_coll_save (ctx, c, error);
+}
+
+bool
 dj_ridkey_add_index (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *spec, bool keyed, bson_error_t *error)
 {
    dj_index_t ix;
    bool empty = false;
 
-   if (!keyed || c->capped || c->view_on || dj_ridkey_index (c) >= 0) {
+   if (!keyed || c->capped || c->view_on) {
       return dj_coll_add_index (ctx, c, spec, error);
    }
    if (!dj_index_load (&ix, spec, error)) {

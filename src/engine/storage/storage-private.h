@@ -120,13 +120,16 @@ bool dj_index_dup_error (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t *ix
 bool dj_index_build (dj_ctx_t *ctx, dj_coll_t *c, dj_index_t *nix, bson_error_t *error);
 
 /* ridkey.c: record-keyed indexes (its header comment) */
-/* The record-keyed index of c, or -1. */
-int dj_ridkey_index (const dj_coll_t *c);
 /* The record id doc's value at record-keyed ix's field stands for: false
  * when the value is no integer in range (missing, null, an array, a double,
  * a string, an integer below 1 or past DJ_RIDKEY_MAX): the document does
  * not fit the index, which then turns into a plain one (dj_ridkey_unkey). */
 bool dj_ridkey_doc_rid (const dj_index_t *ix, const bson_t *doc, uint64_t *rid);
+/* The record id doc takes in c (*rid) and the first record-keyed index
+ * that gives it (*rk; -1: none, the next id is the record's): each
+ * record-keyed index doc does not fit, or that gives another id than the
+ * first, turned plain first (dj_ridkey_unkey). */
+bool dj_ridkey_doc_fit (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, int *rk, uint64_t *rid, bson_error_t *error);
 /* Turns c's record-keyed index i into a plain unique index: its entries
  * written from the records (which keep their ids), c's entry saved. */
 bool dj_ridkey_unkey (dj_ctx_t *ctx, dj_coll_t *c, int i, bson_error_t *error);

@@ -678,13 +678,18 @@ update_flush (dj_ctx_t *ctx, dj_coll_t *c, ubatch_t *b, bool ok, bson_error_t *e
 }
 
 /* Whether out, what record rid of c becomes, moves to another id or turns
- * c's record-keyed index plain (ridkey.c). */
+ * one of c's record-keyed indexes plain (ridkey.c): each must still give
+ * rid. */
 static bool
 moves (const dj_coll_t *c, uint64_t rid, const bson_t *out)
 {
-   int rk = dj_ridkey_index (c);
-   uint64_t nrid;
-   return rk >= 0 && !(dj_ridkey_doc_rid (&c->indexes[rk], out, &nrid) && nrid == rid);
+   for (int i = 0; i < c->nindexes; i++) {
+      uint64_t nrid;
+      if (c->indexes[i].rid_keyed && !(dj_ridkey_doc_rid (&c->indexes[i], out, &nrid) && nrid == rid)) {
+         return true;
+      }
+   }
+   return false;
 }
 
 /* update_one of a record that moves: the batch so far written out (its
