@@ -845,12 +845,12 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
    if (!col) {
       return true;
    }
-   bool key_as_id = false, found;
+   bool found;
    if (!exec_entry_field (x, m->collection, "idkey", &it, &found, error)) {
       bson_free (col);
       return false;
    }
-   key_as_id = found && bson_iter_as_bool (&it);
+   bool key_as_id = found && bson_iter_as_bool (&it);
    bool ok = bson_iter_init_find (&it, m->commands[0], "documents") && bson_iter_recurse (&it, &docs);
    bson_t d;
    while (ok && exec_next_document (&docs, &d)) {

@@ -194,8 +194,8 @@ dj_record_insert (dj_ctx_t *ctx, dj_coll_t *c, const bson_t *doc, uint64_t *rid_
       rc = dj_ctx_put (ctx, 0, &mk, &mv, MDB_NOOVERWRITE);
    }
    if (rc == MDB_KEYEXIST && rk >= 0) {
-      /* the record-keyed index's duplicate -- unless a unique index
-       * before it has one, which mongod would meet first */
+      /* the (first) record-keyed index's duplicate -- unless a unique
+       * index before it has one, which mongod would meet first */
       for (int j = 0; j < rk; j++) {
          if (c->indexes[j].unique && !dj_index_unique_check (ctx, c, &c->indexes[j], &ks[j], 0, doc, error)) {
             goto done;
@@ -287,8 +287,9 @@ dj_record_update (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_d
    if (!dj_record_update_check (new_doc, error)) {
       goto done;
    }
-   /* a new value in the record-keyed index moves the record; one that
-    * does not fit it turns it plain (ridkey.c) */
+   /* a new value in the record-keyed indexes moves the record; an index
+    * the new document does not fit, or gives another id than the first's,
+    * turns plain (ridkey.c) */
    int rk;
    uint64_t nrid = rid;
    if (!dj_ridkey_doc_fit (ctx, c, new_doc, &rk, &nrid, error)) {

@@ -143,7 +143,7 @@ bool dj_ridkey_unique_check (dj_ctx_t *ctx, const dj_coll_t *c, const dj_index_t
  * keys starting with hi inside when hi_incl). */
 void dj_ridkey_bounds (const dj_index_t *ix, const dj_buf_t *lo, bool lo_skip, const dj_buf_t *hi, bool hi_incl,
                        uint64_t *from, uint64_t *end);
-/* dj_record_update of a document whose key in c's record-keyed index
+/* dj_record_update of a document whose key in c's record-keyed indexes
  * changed to nrid: the record moves to nrid with all its index entries. */
 bool dj_ridkey_move (dj_ctx_t *ctx, dj_coll_t *c, uint64_t rid, const bson_t *old_doc, const bson_t *new_doc,
                      uint64_t nrid, bson_error_t *error);
