@@ -142,15 +142,20 @@ def test_logger_and_queries_carry_mongodb_commands(tmp_path):
     assert 'INSERT INTO "blog_blog"' in log and '"insert" : "blog_blog"' in log
 
 
-KEY_ID_SCRIPT = r'''
+# the example site's Django, set up and migrated (EXAMPLE: its folder)
+EXAMPLE_SETUP = r'''
 import os, sys
 sys.path.insert(0, os.environ["EXAMPLE"])
 os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
 import django
 django.setup()
 from django.core.management import call_command
-from django.db import connection
 call_command("migrate", verbosity=0)
+'''
+
+
+KEY_ID_SCRIPT = EXAMPLE_SETUP + r'''
+from django.db import connection
 from blog.models import Blog
 first = Blog.objects.create(name="k1")
 Blog.objects.bulk_create([Blog(name="k2"), Blog(name="k3")])
@@ -249,15 +254,8 @@ print(ops.convert_decimalfield_value(3.14159265, Col("t", f), None),
     assert p.stdout.split() == ["3.14", "3.14159265"], p.stdout
 
 
-CURSOR_SCRIPT = r'''
-import os, sys
-sys.path.insert(0, os.environ["EXAMPLE"])
-os.environ["DJANGO_SETTINGS_MODULE"] = "publishing.settings"
-import django
-django.setup()
-from django.core.management import call_command
+CURSOR_SCRIPT = EXAMPLE_SETUP + r'''
 from django.db import connection, transaction, utils
-call_command("migrate", verbosity=0)
 from blog.models import Blog
 b = Blog.objects.create(name="b1")
 # Python per statement: Django's wrapper enters connection.wrap_database_errors
