@@ -257,18 +257,12 @@ constraint_indexes (cx_t *cx, const dj_sql_stmt_t *st)
       snprintf (name, sizeof name, "%s_%s_%s", st->table, c->name, c->primary_key ? "pk" : "uniq");
       bool keyed = c->primary_key && c->not_null;
       if (key_is_id (c)) {
-         bson_t spec, key; /* {key: {_id: 1}, name: "_id_", djongoRecordKeyed: true} */
-         cx_idx_t k;
-         bson_append_document_begin (&indexes, cx_idx (&k, n++), -1, &spec);
-         BSON_APPEND_DOCUMENT_BEGIN (&spec, "key", &key);
-         BSON_APPEND_INT32 (&key, "_id", 1);
-         bson_append_document_end (&spec, &key);
-         BSON_APPEND_UTF8 (&spec, "name", "_id_");
-         BSON_APPEND_BOOL (&spec, "djongoRecordKeyed", true);
-         bson_append_document_end (&indexes, &spec);
+         /* {key: {_id: 1}, name: "_id_", djongoRecordKeyed: true} */
+         static char *const id_field[] = {(char *) "_id"};
+         ok = index_spec (cx, &indexes, n++, "_id_", id_field, NULL, 1, false, false, NULL, NULL, record_keyed (c, &extra));
       }
-      ok = index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL,
-                       keyed ? record_keyed (c, &extra) : NULL);
+      ok = ok && index_spec (cx, &indexes, n++, name, &c->name, NULL, 1, true, !c->not_null, NULL, NULL,
+                             keyed ? record_keyed (c, &extra) : NULL);
    }
    for (int i = 0; ok && i < st->constraints.n; i++) {
       const dj_tconstraint_t *tc = st->constraints.v[i];

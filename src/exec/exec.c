@@ -736,6 +736,21 @@ put_elem_head (dj_buf_t *b, bson_type_t type, const char *key, size_t key_len)
    dj_buf_append (b, key, key_len + 1);
 }
 
+/* An integer element: int32 when it fits (what pymongo stores for a small
+ * int), else int64. */
+static void
+put_int_elem (dj_buf_t *b, const char *key, size_t key_len, int64_t v)
+{
+   if (v >= INT32_MIN && v <= INT32_MAX) {
+      put_elem_head (b, BSON_TYPE_INT32, key, key_len);
+      dj_buf_put_u32le (b, (uint32_t) (int32_t) v);
+   } else {
+      put_elem_head (b, BSON_TYPE_INT64, key, key_len);
+      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) v & 0xffffffffu));
+      dj_buf_put_u32le (b, (uint32_t) ((uint64_t) v >> 32));
+   }
+}
+
 /* One document of an INSERT into a table with an AUTOINCREMENT column:
  * one without the column (or with null there) is given the next id. One
  * without an _id is given one, first, as MongoDB's drivers give one before
@@ -791,25 +806,15 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
       w->out->lastrowid = w->next;
       w->out->has_lastrowid = true;
       int64_t id = w->next++;
-      if (!has_id && !w->key_as_id) {
+      if (!has_id && w->key_as_id) {
+         put_int_elem (b, "_id", 3, id);
+      } else if (!has_id) {
          bson_oid_t oid;
          bson_oid_init (&oid, NULL);
          put_elem_head (b, BSON_TYPE_OID, "_id", 3);
          dj_buf_append (b, oid.bytes, sizeof oid.bytes);
       }
-      for (int pass = has_id || !w->key_as_id ? 1 : 0; pass < 2; pass++) {
-         /* (pass 0: the _id; pass 1: the column) */
-         const char *name = pass ? w->col : "_id";
-         size_t name_len = pass ? w->col_len : 3;
-         if (id >= INT32_MIN && id <= INT32_MAX) {
-            put_elem_head (b, BSON_TYPE_INT32, name, name_len); /* what pymongo stores for a small int */
-            dj_buf_put_u32le (b, (uint32_t) (int32_t) id);
-         } else {
-            put_elem_head (b, BSON_TYPE_INT64, name, name_len);
-            dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id & 0xffffffffu));
-            dj_buf_put_u32le (b, (uint32_t) ((uint64_t) id >> 32));
-         }
-      }
+      put_int_elem (b, w->col, w->col_len, id);
       if (!has_col) {
          dj_buf_append (b, bson_get_data (d) + 4, d->len - 5); /* the row's fields as they are, in one copy */
       } else {
@@ -826,6 +831,18 @@ with_id_doc (const bson_t *d, const char *key, bson_t *arr, void *ctx, bson_erro
    dj_buf_putc (b, 0);
    dj_le32_write (b->data, (uint32_t) b->len);
    return bson_init_static (&nd, b->data, b->len) && bson_append_document (arr, key, -1, &nd);
+}
+
+/* The documents of m's INSERT through with_id_doc (col: the table's
+ * AUTOINCREMENT column; next: the first id to give). */
+static bool
+rewrite_ids (dj_mql_t *m, const char *col, bool key_as_id, int64_t next, dj_result_t *out, bson_error_t *error)
+{
+   with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = key_as_id, .next = next, .out = out};
+   dj_buf_init (&w.doc);
+   bool ok = exec_rewrite_documents (m, with_id_doc, &w, error);
+   dj_buf_cleanup (&w.doc);
+   return ok;
 }
 
 /* Gives the documents of an INSERT that lack the table's AUTOINCREMENT
@@ -875,11 +892,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          ok = take_ids (x, m->collection, NULL, explicit_max, 0, &last, error);
       }
       if (ok && key_as_id) {
-         /* each row's key as its _id too (with_id_doc) */
-         with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = true, .out = out};
-         dj_buf_init (&w.doc);
-         ok = exec_rewrite_documents (m, with_id_doc, &w, error);
-         dj_buf_cleanup (&w.doc);
+         ok = rewrite_ids (m, col, true, 0, out, error); /* each row's key as its _id too */
       }
       bson_free (col);
       return ok;
@@ -895,10 +908,7 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
          }
       }
       x->block_used = ok;
-      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = key_as_id, .next = id, .out = out};
-      dj_buf_init (&w.doc);
-      ok = ok && exec_rewrite_documents (m, with_id_doc, &w, error);
-      dj_buf_cleanup (&w.doc);
+      ok = ok && rewrite_ids (m, col, key_as_id, id, out, error);
       bson_free (col);
       return ok;
    }
@@ -907,13 +917,8 @@ assign_ids (dj_exec_t *x, dj_mql_t *m, dj_result_t *out, bson_error_t *error)
       maxid = explicit_max; /* explicit keys in this very batch */
    }
    ok = ok && take_ids (x, m->collection, col, maxid, n, &last, error);
-   if (ok) {
-      /* the documents again, the ids given in document order */
-      with_ids_t w = {.col = col, .col_len = (uint32_t) strlen (col), .key_as_id = key_as_id, .next = last - n + 1, .out = out};
-      dj_buf_init (&w.doc);
-      ok = exec_rewrite_documents (m, with_id_doc, &w, error);
-      dj_buf_cleanup (&w.doc);
-   }
+   /* the documents again, the ids given in document order */
+   ok = ok && rewrite_ids (m, col, key_as_id, last - n + 1, out, error);
    bson_free (col);
    return ok;
 }
